@@ -1,0 +1,71 @@
+use super::{list_response, views, AppState};
+use crate::app::projects::{ProjectCreate, ProjectUpdate};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use stratus_common::auth::AuthContext;
+use stratus_common::http::{ApiJson, ApiResult};
+
+#[derive(Deserialize)]
+pub struct CreateBody {
+    project: ProjectCreate,
+}
+
+#[derive(Deserialize)]
+pub struct UpdateBody {
+    project: ProjectUpdate,
+}
+
+pub async fn create(
+    State(id): State<AppState>,
+    ctx: AuthContext,
+    ApiJson(b): ApiJson<CreateBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let p = id.project_create(&ctx, b.project).await?;
+    Ok((StatusCode::CREATED, Json(json!({"project": views::project(&id.public_url, &p)}))))
+}
+
+pub async fn list(
+    State(id): State<AppState>,
+    ctx: AuthContext,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let projects =
+        id.project_list(&ctx, q.get("name").map(String::as_str), q.get("domain_id").map(String::as_str)).await?;
+    let mut items: Vec<Value> = projects.iter().map(|p| views::project(&id.public_url, p)).collect();
+    if let Some(tags) = q.get("tags") {
+        let want: Vec<&str> = tags.split(',').collect();
+        items.retain(|p| want.iter().all(|t| p["tags"].as_array().is_some_and(|a| a.iter().any(|x| x == t))));
+    }
+    list_response(
+        &id.public_url,
+        "projects",
+        "projects",
+        items,
+        &q,
+        &["name", "enabled", "domain_id", "parent_id", "is_domain"],
+    )
+}
+
+pub async fn show(State(id): State<AppState>, ctx: AuthContext, Path(pid): Path<String>) -> ApiResult<Json<Value>> {
+    let p = id.project_get(&ctx, &pid).await?;
+    Ok(Json(json!({"project": views::project(&id.public_url, &p)})))
+}
+
+pub async fn update(
+    State(id): State<AppState>,
+    ctx: AuthContext,
+    Path(pid): Path<String>,
+    ApiJson(b): ApiJson<UpdateBody>,
+) -> ApiResult<Json<Value>> {
+    let p = id.project_update(&ctx, &pid, b.project).await?;
+    Ok(Json(json!({"project": views::project(&id.public_url, &p)})))
+}
+
+pub async fn delete(State(id): State<AppState>, ctx: AuthContext, Path(pid): Path<String>) -> ApiResult<StatusCode> {
+    id.project_delete(&ctx, &pid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,158 @@
+//! Identity's tables. Portable SQL (see `stratus_common::db`): TEXT ids and times,
+//! BIGINT integers and flags, JSON as TEXT. Global roles use `domain_id = ''` so that
+//! uniqueness works the same on both engines.
+
+use stratus_common::db::Migration;
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    service: "identity",
+    version: 1,
+    name: "initial",
+    sql: r#"
+CREATE TABLE identity_domains (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL DEFAULT '',
+    enabled BIGINT NOT NULL DEFAULT 1,
+    extra TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL
+);
+CREATE TABLE identity_projects (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    domain_id TEXT NOT NULL REFERENCES identity_domains (id),
+    parent_id TEXT,
+    description TEXT NOT NULL DEFAULT '',
+    enabled BIGINT NOT NULL DEFAULT 1,
+    tags TEXT NOT NULL DEFAULT '[]',
+    extra TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    UNIQUE (domain_id, name)
+);
+CREATE TABLE identity_users (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    domain_id TEXT NOT NULL REFERENCES identity_domains (id),
+    enabled BIGINT NOT NULL DEFAULT 1,
+    password_hash TEXT,
+    default_project_id TEXT,
+    description TEXT NOT NULL DEFAULT '',
+    extra TEXT NOT NULL DEFAULT '{}',
+    failed_attempts BIGINT NOT NULL DEFAULT 0,
+    locked_until TEXT,
+    password_changed_at TEXT,
+    created_at TEXT NOT NULL,
+    UNIQUE (domain_id, name)
+);
+CREATE TABLE identity_groups (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    domain_id TEXT NOT NULL REFERENCES identity_domains (id),
+    description TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    UNIQUE (domain_id, name)
+);
+CREATE TABLE identity_group_members (
+    group_id TEXT NOT NULL REFERENCES identity_groups (id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL REFERENCES identity_users (id) ON DELETE CASCADE,
+    PRIMARY KEY (group_id, user_id)
+);
+CREATE INDEX identity_group_members_user ON identity_group_members (user_id);
+CREATE TABLE identity_roles (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    domain_id TEXT NOT NULL DEFAULT '',
+    description TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    UNIQUE (domain_id, name)
+);
+CREATE TABLE identity_implied_roles (
+    prior_role_id TEXT NOT NULL REFERENCES identity_roles (id) ON DELETE CASCADE,
+    implied_role_id TEXT NOT NULL REFERENCES identity_roles (id) ON DELETE CASCADE,
+    PRIMARY KEY (prior_role_id, implied_role_id)
+);
+CREATE TABLE identity_assignments (
+    actor_type TEXT NOT NULL,
+    actor_id TEXT NOT NULL,
+    target_type TEXT NOT NULL,
+    target_id TEXT NOT NULL,
+    role_id TEXT NOT NULL REFERENCES identity_roles (id) ON DELETE CASCADE,
+    PRIMARY KEY (actor_type, actor_id, target_type, target_id, role_id)
+);
+CREATE INDEX identity_assignments_target ON identity_assignments (target_type, target_id);
+CREATE TABLE identity_app_creds (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    user_id TEXT NOT NULL REFERENCES identity_users (id) ON DELETE CASCADE,
+    project_id TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    expires_at TEXT,
+    unrestricted BIGINT NOT NULL DEFAULT 0,
+    roles TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (user_id, name)
+);
+CREATE TABLE identity_regions (
+    id TEXT PRIMARY KEY,
+    description TEXT NOT NULL DEFAULT '',
+    parent_region_id TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE identity_services (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    description TEXT NOT NULL DEFAULT '',
+    enabled BIGINT NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE identity_endpoints (
+    id TEXT PRIMARY KEY,
+    service_id TEXT NOT NULL REFERENCES identity_services (id) ON DELETE CASCADE,
+    interface TEXT NOT NULL,
+    url TEXT NOT NULL,
+    region_id TEXT,
+    enabled BIGINT NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE identity_registered_limits (
+    id TEXT PRIMARY KEY,
+    service_id TEXT NOT NULL REFERENCES identity_services (id) ON DELETE CASCADE,
+    region_id TEXT NOT NULL DEFAULT '',
+    resource_name TEXT NOT NULL,
+    default_limit BIGINT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    UNIQUE (service_id, region_id, resource_name)
+);
+CREATE TABLE identity_limits (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL REFERENCES identity_projects (id) ON DELETE CASCADE,
+    service_id TEXT NOT NULL REFERENCES identity_services (id) ON DELETE CASCADE,
+    region_id TEXT NOT NULL DEFAULT '',
+    resource_name TEXT NOT NULL,
+    resource_limit BIGINT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    UNIQUE (project_id, service_id, region_id, resource_name)
+);
+CREATE TABLE identity_signing_keys (
+    kid TEXT PRIMARY KEY,
+    private_key TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE identity_revocations (
+    id TEXT PRIMARY KEY,
+    audit_id TEXT,
+    user_id TEXT,
+    project_id TEXT,
+    domain_id TEXT,
+    app_cred_id TEXT,
+    role_id TEXT,
+    issued_before TEXT NOT NULL,
+    revoked_at TEXT NOT NULL
+);
+CREATE INDEX identity_revocations_revoked_at ON identity_revocations (revoked_at);
+"#,
+}];

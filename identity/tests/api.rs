@@ -1,0 +1,519 @@
+//! Identity's API in-process against a real database (SQLite, and PostgreSQL when
+//! configured): tokens, RBAC, revocation, rotation, application credentials, limits and
+//! input validation.
+
+mod support;
+
+use axum::http::StatusCode;
+use serde_json::json;
+use std::time::Duration;
+use stratus_common::bus::{Bus, MemoryBus};
+use stratus_common::db::Engine;
+use support::*;
+
+async fn tokens_issue_validate_and_revoke(engine: Engine) {
+    let c = TestCloud::start(engine).await;
+    let r = c.login("admin", ADMIN_PASSWORD, Some("admin")).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert!(r.request_id.as_deref().unwrap().starts_with("req-"));
+    let t = &r.json["token"];
+    for field in ["expires_at", "issued_at", "audit_ids", "methods", "user", "project", "roles", "catalog"] {
+        assert!(!t[field].is_null(), "token lacks {field}: {t}");
+    }
+    assert!(t["expires_at"].as_str().unwrap().ends_with('Z'));
+    let roles: Vec<&str> = t["roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    for r in ["admin", "member", "reader"] {
+        assert!(roles.contains(&r), "implied roles are expanded: {roles:?}");
+    }
+    let ep = &t["catalog"][0]["endpoints"][0];
+    assert!(ep["interface"].is_string() && ep["url"].is_string() && ep["region_id"] == "RegionOne");
+    let token = r.subject.unwrap();
+
+    // nocatalog, validate, check.
+    let r = c.login("admin", ADMIN_PASSWORD, Some("admin")).await;
+    let other = r.subject.unwrap();
+    let v = c.call_with("GET", "/v3/auth/tokens?nocatalog", Some(&token), None, &[("x-subject-token", &other)]).await;
+    assert_eq!(v.status, StatusCode::OK);
+    assert!(v.json["token"]["catalog"].is_null());
+    assert_eq!(v.subject.as_deref(), Some(other.as_str()));
+    let h = c.call_with("HEAD", "/v3/auth/tokens", Some(&token), None, &[("x-subject-token", &other)]).await;
+    assert_eq!(h.status, StatusCode::OK);
+
+    // Revoke the other token: it stops working at once; ours still works.
+    let d = c.call_with("DELETE", "/v3/auth/tokens", Some(&token), None, &[("x-subject-token", &other)]).await;
+    assert_eq!(d.status, StatusCode::NO_CONTENT);
+    let v = c.call_with("GET", "/v3/auth/tokens", Some(&token), None, &[("x-subject-token", &other)]).await;
+    assert_eq!(v.status, StatusCode::NOT_FOUND);
+    let u = c.call("GET", "/v3/projects", Some(&other), None).await;
+    assert_eq!(u.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(u.json["error"]["code"], 401);
+    assert!(u.json["error"]["message"].as_str().unwrap().contains("revoked"));
+    assert_eq!(c.call("GET", "/v3/projects", Some(&token), None).await.status, StatusCode::OK);
+
+    // Re-scoping with a token keeps the audit chain: revoking the original revokes both.
+    let body = json!({"auth": {"identity": {"methods": ["token"], "token": {"id": token}},
+                               "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}});
+    let rescoped = c.call("POST", "/v3/auth/tokens", None, Some(body)).await;
+    assert_eq!(rescoped.status, StatusCode::CREATED, "{:?}", rescoped.json);
+    assert_eq!(rescoped.json["token"]["audit_ids"].as_array().unwrap().len(), 2);
+    assert_eq!(rescoped.json["token"]["methods"], json!(["password", "token"]));
+}
+
+async fn wrong_password_and_unknown_user_look_the_same(engine: Engine) {
+    let c = TestCloud::start(engine).await;
+    let a = c.login("admin", "wrong", Some("admin")).await;
+    let b = c.login("nobody", "wrong", Some("admin")).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.status, b.status);
+    assert_eq!(a.json, b.json);
+    assert_eq!(a.json["error"]["title"], "Unauthorized");
+    // A scope the user has no role on is refused.
+    let t = c.admin_token().await;
+    c.project_with_user(&t, "p1", "alice", "pw-alice", "member").await;
+    let r = c.login("alice", "pw-alice", Some("admin")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // Unscoped: no roles, no catalog.
+    let r = c.login("alice", "pw-alice", None).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert!(r.json["token"]["catalog"].is_null() && r.json["token"]["project"].is_null());
+}
+
+async fn members_manage_nothing_and_see_only_their_own(engine: Engine) {
+    let c = TestCloud::start(engine).await;
+    let admin = c.admin_token().await;
+    let (pa, ua) = c.project_with_user(&admin, "proj-a", "alice", "pw-a", "member").await;
+    let (pb, ub) = c.project_with_user(&admin, "proj-b", "bob", "pw-b", "reader").await;
+    let alice = c.login("alice", "pw-a", Some("proj-a")).await.subject.unwrap();
+
+    let r = c.call("POST", "/v3/projects", Some(&alice), Some(json!({"project": {"name": "x"}}))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.json["error"]["message"].as_str().unwrap().contains("identity:create_project"));
+    assert_eq!(
+        c.call("POST", "/v3/users", Some(&alice), Some(json!({"user": {"name": "x"}}))).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let listed = c.call("GET", "/v3/projects", Some(&alice), None).await;
+    assert_eq!(listed.json["projects"].as_array().unwrap().len(), 1, "only their own: {:?}", listed.json);
+    let search = c.call("GET", "/v3/projects?name=proj-b", Some(&alice), None).await;
+    assert_eq!(search.json["projects"].as_array().unwrap().len(), 0);
+    // Own project and user are visible; the other project and user answer 404.
+    assert_eq!(c.call("GET", &format!("/v3/projects/{pa}"), Some(&alice), None).await.status, StatusCode::OK);
+    assert_eq!(c.call("GET", &format!("/v3/projects/{pb}"), Some(&alice), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call("GET", &format!("/v3/users/{ua}"), Some(&alice), None).await.status, StatusCode::OK);
+    assert_eq!(c.call("GET", &format!("/v3/users/{ub}"), Some(&alice), None).await.status, StatusCode::NOT_FOUND);
+    let mine = c.call("GET", &format!("/v3/users/{ua}/projects"), Some(&alice), None).await;
+    assert_eq!(mine.json["projects"].as_array().unwrap().len(), 1);
+    let auth_projects = c.call("GET", "/v3/auth/projects", Some(&alice), None).await;
+    assert_eq!(auth_projects.json["projects"][0]["id"], pa.as_str());
+    // Own role assignments only.
+    let ra = c.call("GET", &format!("/v3/role_assignments?user.id={ua}&effective"), Some(&alice), None).await;
+    assert_eq!(ra.status, StatusCode::OK);
+    let names: Vec<String> = ra.json["role_assignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["role"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 2, "member and the reader it implies: {:?}", ra.json);
+    assert_eq!(
+        c.call("GET", &format!("/v3/role_assignments?user.id={ub}"), Some(&alice), None).await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+async fn revocations_follow_identity_changes(engine: Engine) {
+    let c = TestCloud::start(engine).await;
+    let admin = c.admin_token().await;
+    let (pid, uid) = c.project_with_user(&admin, "p", "carol", "pw-1", "member").await;
+    let ok = |s: StatusCode| s == StatusCode::OK;
+
+    // Password change by the user: old tokens die, the new password works.
+    let t1 = c.login("carol", "pw-1", Some("p")).await.subject.unwrap();
+    assert!(ok(c.call("GET", &format!("/v3/users/{uid}"), Some(&t1), None).await.status));
+    let bad = c
+        .call(
+            "POST",
+            &format!("/v3/users/{uid}/password"),
+            Some(&t1),
+            Some(json!({"user": {"password": "pw-2", "original_password": "nope"}})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    let r = c
+        .call(
+            "POST",
+            &format!("/v3/users/{uid}/password"),
+            Some(&t1),
+            Some(json!({"user": {"password": "pw-2", "original_password": "pw-1"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.json);
+    assert_eq!(c.call("GET", &format!("/v3/users/{uid}"), Some(&t1), None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(c.login("carol", "pw-1", Some("p")).await.status, StatusCode::UNAUTHORIZED);
+
+    // Role removed: tokens on that project die.
+    let t2 = c.login("carol", "pw-2", Some("p")).await.subject.unwrap();
+    let rid = c.role_id(&admin, "member").await;
+    assert_eq!(
+        c.call("DELETE", &format!("/v3/projects/{pid}/users/{uid}/roles/{rid}"), Some(&admin), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(c.call("GET", &format!("/v3/users/{uid}"), Some(&t2), None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(c.login("carol", "pw-2", Some("p")).await.status, StatusCode::UNAUTHORIZED);
+
+    // Disabled user: tokens die and login fails; project disabled likewise.
+    c.call("PUT", &format!("/v3/projects/{pid}/users/{uid}/roles/{rid}"), Some(&admin), None).await;
+    let t3 = c.login("carol", "pw-2", Some("p")).await.subject.unwrap();
+    let r = c
+        .call("PATCH", &format!("/v3/projects/{pid}"), Some(&admin), Some(json!({"project": {"enabled": false}})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(c.call("GET", &format!("/v3/users/{uid}"), Some(&t3), None).await.status, StatusCode::UNAUTHORIZED);
+    c.call("PATCH", &format!("/v3/projects/{pid}"), Some(&admin), Some(json!({"project": {"enabled": true}}))).await;
+    let t4 = c.login("carol", "pw-2", Some("p")).await.subject.unwrap();
+    c.call("PATCH", &format!("/v3/users/{uid}"), Some(&admin), Some(json!({"user": {"enabled": false}}))).await;
+    assert_eq!(c.call("GET", &format!("/v3/users/{uid}"), Some(&t4), None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(c.login("carol", "pw-2", Some("p")).await.status, StatusCode::UNAUTHORIZED);
+
+    // The revocation list is visible to admins.
+    let ev = c.call("GET", "/v3/OS-REVOKE/events", Some(&admin), None).await;
+    assert!(ev.json["events"].as_array().unwrap().len() >= 4);
+}
+
+async fn rotation_keeps_valid_tokens(engine: Engine) {
+    let c = TestCloud::start(engine).await;
+    let before = c.admin_token().await;
+    c.identity.keys.rotate().await.unwrap();
+    let middle = c.admin_token().await;
+    c.identity.keys.rotate().await.unwrap();
+    c.identity.verifier.refresh().await.unwrap();
+    // A token survives two rotations.
+    assert_eq!(c.call("GET", "/v3/domains", Some(&before), None).await.status, StatusCode::OK);
+    assert_eq!(c.call("GET", "/v3/domains", Some(&middle), None).await.status, StatusCode::OK);
+    let keys = c.call("GET", "/v3/OS-STRATUS/verification", None, None).await;
+    assert_eq!(keys.json["keys"].as_array().unwrap().len(), 4, "staged, primary and two secondaries");
+    // The third rotation retires the key the first token was signed with.
+    c.identity.keys.rotate().await.unwrap();
+    c.identity.verifier.refresh().await.unwrap();
+    assert_eq!(c.call("GET", "/v3/domains", Some(&before), None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(c.call("GET", "/v3/domains", Some(&middle), None).await.status, StatusCode::OK);
+}
+
+async fn expired_tokens_are_refused(engine: Engine) {
+    let config = stratus_common::config::IdentityConfig { token_ttl_secs: 1, ..test_config() };
+    let c = TestCloud::start_with(engine, config, Bus::Memory(MemoryBus::new())).await;
+    let t = c.admin_token().await;
+    assert_eq!(c.call("GET", "/v3/domains", Some(&t), None).await.status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let r = c.call("GET", "/v3/domains", Some(&t), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.json["error"]["message"].as_str().unwrap().contains("expired"));
+}
+
+async fn application_credentials(engine: Engine) {
+    let c = TestCloud::start(engine).await;
+    let admin = c.admin_token().await;
+    let (_pid, uid) = c.project_with_user(&admin, "p", "dave", "pw", "member").await;
+    let t = c.login("dave", "pw", Some("p")).await.subject.unwrap();
+    let path = format!("/v3/users/{uid}/application_credentials");
+    let r = c
+        .call(
+            "POST",
+            &path,
+            Some(&t),
+            Some(json!({"application_credential": {"name": "ci", "roles": [{"name": "reader"}]}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json);
+    let cred = &r.json["application_credential"];
+    let (cid, secret) = (cred["id"].as_str().unwrap().to_string(), cred["secret"].as_str().unwrap().to_string());
+    // Roles beyond the token's cannot be delegated.
+    let r = c
+        .call(
+            "POST",
+            &path,
+            Some(&t),
+            Some(json!({"application_credential": {"name": "x", "roles": [{"name": "admin"}]}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Secret never shown again.
+    let shown = c.call("GET", &format!("{path}/{cid}"), Some(&t), None).await;
+    assert!(shown.json["application_credential"]["secret"].is_null());
+    // Login with it: scoped to the project, only the delegated role.
+    let body = json!({"auth": {"identity": {"methods": ["application_credential"], "application_credential": {"id": cid, "secret": secret}}}});
+    let login = c.call("POST", "/v3/auth/tokens", None, Some(body.clone())).await;
+    assert_eq!(login.status, StatusCode::CREATED, "{:?}", login.json);
+    let roles: Vec<&str> =
+        login.json["token"]["roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(roles, vec!["reader"]);
+    assert_eq!(login.json["token"]["application_credential"]["id"], cid.as_str());
+    let act = login.subject.unwrap();
+    // By name with the user.
+    let by_name = json!({"auth": {"identity": {"methods": ["application_credential"], "application_credential": {"name": "ci", "secret": secret, "user": {"name": "dave", "domain": {"name": "Default"}}}}}});
+    assert_eq!(c.call("POST", "/v3/auth/tokens", None, Some(by_name)).await.status, StatusCode::CREATED);
+    // Wrong secret.
+    let bad = json!({"auth": {"identity": {"methods": ["application_credential"], "application_credential": {"id": cid, "secret": "nope"}}}});
+    assert_eq!(c.call("POST", "/v3/auth/tokens", None, Some(bad)).await.status, StatusCode::UNAUTHORIZED);
+    // Another user cannot see it.
+    c.project_with_user(&admin, "q", "erin", "pw", "member").await;
+    let erin = c.login("erin", "pw", Some("q")).await.subject.unwrap();
+    assert_eq!(c.call("GET", &format!("{path}/{cid}"), Some(&erin), None).await.status, StatusCode::NOT_FOUND);
+    // Deleting it revokes its tokens and its login.
+    assert_eq!(c.call("DELETE", &format!("{path}/{cid}"), Some(&t), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.call("GET", &format!("/v3/users/{uid}"), Some(&act), None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(c.call("POST", "/v3/auth/tokens", None, Some(body)).await.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn limits_and_the_limits_client(engine: Engine) {
+    let c = TestCloud::start(engine).await;
+    let admin = c.admin_token().await;
+    let (pid, _) = c.project_with_user(&admin, "p", "frank", "pw", "member").await;
+    let compute = c.call("GET", "/v3/services?type=compute", Some(&admin), None).await.json["services"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reg = c
+        .call("GET", &format!("/v3/registered_limits?service_id={compute}&resource_name=instances"), Some(&admin), None)
+        .await;
+    assert_eq!(reg.json["registered_limits"][0]["default_limit"], 10);
+
+    let source = std::sync::Arc::new(stratus_identity::app::InProcessLimitsSource::new(c.identity.store.clone()));
+    let client = stratus_common::limits::LimitsClient::new(source, Duration::from_secs(300));
+    client.spawn_invalidation(c.bus.clone());
+    assert_eq!(client.limit(&pid, "compute", "instances").await.unwrap(), Some(10));
+
+    let r = c.call("POST", "/v3/limits", Some(&admin), Some(json!({"limits": [{"project_id": pid, "service_id": compute, "resource_name": "instances", "resource_limit": 3}]}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json);
+    let lid = r.json["limits"][0]["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(client.limit(&pid, "compute", "instances").await.unwrap(), Some(3), "the change event drops the cache");
+    // Duplicate and unregistered resources are refused, and nothing is written.
+    let dup = c.call("POST", "/v3/limits", Some(&admin), Some(json!({"limits": [{"project_id": pid, "service_id": compute, "resource_name": "instances", "resource_limit": 4}]}))).await;
+    assert_eq!(dup.status, StatusCode::CONFLICT);
+    let unknown = c.call("POST", "/v3/limits", Some(&admin), Some(json!({"limits": [{"project_id": pid, "service_id": compute, "resource_name": "gpus", "resource_limit": 4}]}))).await;
+    assert_eq!(unknown.status, StatusCode::FORBIDDEN);
+    let neg = c
+        .call(
+            "POST",
+            "/v3/registered_limits",
+            Some(&admin),
+            Some(json!({"registered_limits": [{"service_id": compute, "resource_name": "x", "default_limit": -5}]})),
+        )
+        .await;
+    assert_eq!(neg.status, StatusCode::BAD_REQUEST);
+    // The member sees its project's limit, not to change it.
+    let m = c.login("frank", "pw", Some("p")).await.subject.unwrap();
+    let mine = c.call("GET", "/v3/limits", Some(&m), None).await;
+    assert_eq!(mine.json["limits"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        c.call("PATCH", &format!("/v3/limits/{lid}"), Some(&m), Some(json!({"limit": {"resource_limit": 100}})))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let up = c
+        .call("PATCH", &format!("/v3/limits/{lid}"), Some(&admin), Some(json!({"limit": {"resource_limit": 7}})))
+        .await;
+    assert_eq!(up.json["limit"]["resource_limit"], 7);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(client.limit(&pid, "compute", "instances").await.unwrap(), Some(7));
+    assert_eq!(c.call("GET", "/v3/limits/model", Some(&m), None).await.json["model"]["name"], "flat");
+}
+
+async fn bad_input_gets_a_clear_400_and_changes_nothing(engine: Engine) {
+    let c = TestCloud::start(engine).await;
+    let admin = c.admin_token().await;
+    let before = c.call("GET", "/v3/projects", Some(&admin), None).await.json["projects"].as_array().unwrap().len();
+    let r =
+        c.call("POST", "/v3/projects", Some(&admin), Some(json!({"project": {"name": "x", "enabled": "yes"}}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.json["error"]["message"].as_str().unwrap().contains("project.enabled"), "{:?}", r.json);
+    let r = c.call("POST", "/v3/projects", Some(&admin), Some(json!({"project": {"description": "no name"}}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = c
+        .call("POST", "/v3/projects", Some(&admin), Some(json!({"project": {"name": "x", "domain_id": "nope"}})))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = c.call("POST", "/v3/projects", Some(&admin), Some(json!({"project": {"name": ""}}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = c
+        .call(
+            "POST",
+            "/v3/endpoints",
+            Some(&admin),
+            Some(json!({"endpoint": {"service_id": "x", "interface": "sideways", "url": "http://x"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.json["error"]["message"].as_str().unwrap().contains("interface"));
+    let after = c.call("GET", "/v3/projects", Some(&admin), None).await.json["projects"].as_array().unwrap().len();
+    assert_eq!(before, after);
+    // Duplicates are 409; unknown routes 404 and wrong methods 405, in Keystone's shape.
+    let r = c.call("POST", "/v3/projects", Some(&admin), Some(json!({"project": {"name": "admin"}}))).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let r = c.call("GET", "/v3/nothing-here", Some(&admin), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.json["error"]["code"], 404);
+    let r = c.call("PUT", "/v3/projects", Some(&admin), None).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.json["error"]["code"], 405);
+    // A body over the limit is refused.
+    let big = "x".repeat(2 * 1024 * 1024);
+    let r = c.call("POST", "/v3/projects", Some(&admin), Some(json!({"project": {"name": big}}))).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Missing token.
+    assert_eq!(c.call("GET", "/v3/projects", None, None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(c.call("GET", "/v3/projects", Some("garbage"), None).await.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn crud_lists_filters_and_pages(engine: Engine) {
+    let c = TestCloud::start(engine).await;
+    let admin = c.admin_token().await;
+    for i in 0..5 {
+        let r = c
+            .call(
+                "POST",
+                "/v3/projects",
+                Some(&admin),
+                Some(json!({"project": {"name": format!("pp{i}"), "tags": ["t"], "email": "x@y"}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        assert_eq!(r.json["project"]["email"], "x@y", "extra attributes are echoed");
+    }
+    let page = c.call("GET", "/v3/projects?limit=2&sort_key=name", Some(&admin), None).await;
+    assert_eq!(page.json["projects"].as_array().unwrap().len(), 2);
+    let next = page.json["links"]["next"].as_str().unwrap();
+    let path = next.strip_prefix(BASE).unwrap();
+    let page2 = c.call("GET", path, Some(&admin), None).await;
+    assert_eq!(page2.json["projects"].as_array().unwrap().len(), 2);
+    assert_ne!(page.json["projects"][0]["id"], page2.json["projects"][0]["id"]);
+    let by_name = c.call("GET", "/v3/projects?name=pp3", Some(&admin), None).await;
+    assert_eq!(by_name.json["projects"].as_array().unwrap().len(), 1);
+    let pid = by_name.json["projects"][0]["id"].as_str().unwrap().to_string();
+
+    // Domains must be disabled before deletion, and take their contents with them.
+    let d = c.call("POST", "/v3/domains", Some(&admin), Some(json!({"domain": {"name": "d1"}}))).await;
+    let did = d.json["domain"]["id"].as_str().unwrap().to_string();
+    c.call("POST", "/v3/users", Some(&admin), Some(json!({"user": {"name": "u", "domain_id": did}}))).await;
+    assert_eq!(c.call("DELETE", &format!("/v3/domains/{did}"), Some(&admin), None).await.status, StatusCode::FORBIDDEN);
+    c.call("PATCH", &format!("/v3/domains/{did}"), Some(&admin), Some(json!({"domain": {"enabled": false}}))).await;
+    assert_eq!(
+        c.call("DELETE", &format!("/v3/domains/{did}"), Some(&admin), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        c.call("GET", &format!("/v3/users?domain_id={did}"), Some(&admin), None).await.json["users"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    // Groups give roles to their members.
+    let g = c.call("POST", "/v3/groups", Some(&admin), Some(json!({"group": {"name": "devs"}}))).await;
+    let gid = g.json["group"]["id"].as_str().unwrap().to_string();
+    let u = c.call("POST", "/v3/users", Some(&admin), Some(json!({"user": {"name": "gina", "password": "pw"}}))).await;
+    let uid = u.json["user"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        c.call("PUT", &format!("/v3/groups/{gid}/users/{uid}"), Some(&admin), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        c.call("HEAD", &format!("/v3/groups/{gid}/users/{uid}"), Some(&admin), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let rid = c.role_id(&admin, "member").await;
+    assert_eq!(
+        c.call("PUT", &format!("/v3/projects/{pid}/groups/{gid}/roles/{rid}"), Some(&admin), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(c.login("gina", "pw", Some("pp3")).await.status, StatusCode::CREATED);
+    let ra =
+        c.call("GET", &format!("/v3/role_assignments?effective&include_names&user.id={uid}"), Some(&admin), None).await;
+    let first = &ra.json["role_assignments"][0];
+    assert_eq!(first["user"]["name"], "gina");
+    assert_eq!(first["scope"]["project"]["name"], "pp3");
+    assert!(first["links"]["membership"].is_string());
+    let t = c.login("gina", "pw", Some("pp3")).await.subject.unwrap();
+    assert_eq!(
+        c.call("DELETE", &format!("/v3/groups/{gid}/users/{uid}"), Some(&admin), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(c.call("GET", &format!("/v3/users/{uid}"), Some(&t), None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(c.login("gina", "pw", Some("pp3")).await.status, StatusCode::UNAUTHORIZED);
+
+    // Implied roles.
+    let r1 = c.call("POST", "/v3/roles", Some(&admin), Some(json!({"role": {"name": "ops"}}))).await.json["role"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reader = c.role_id(&admin, "reader").await;
+    assert_eq!(
+        c.call("PUT", &format!("/v3/roles/{r1}/implies/{reader}"), Some(&admin), None).await.status,
+        StatusCode::CREATED
+    );
+    let loop_ = c.call("PUT", &format!("/v3/roles/{reader}/implies/{r1}"), Some(&admin), None).await;
+    assert_eq!(loop_.status, StatusCode::FORBIDDEN);
+    let inf = c.call("GET", "/v3/role_inferences", Some(&admin), None).await;
+    assert!(inf.json["role_inferences"].as_array().unwrap().len() >= 3);
+}
+
+async fn lockout_after_failures(engine: Engine) {
+    let config = stratus_common::config::IdentityConfig {
+        lockout_failure_attempts: 3,
+        lockout_duration_secs: 60,
+        ..test_config()
+    };
+    let c = TestCloud::start_with(engine, config, Bus::Memory(MemoryBus::new())).await;
+    for _ in 0..3 {
+        assert_eq!(c.login("admin", "bad", Some("admin")).await.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(c.login("admin", ADMIN_PASSWORD, Some("admin")).await.status, StatusCode::UNAUTHORIZED, "locked");
+}
+
+#[tokio::test]
+async fn tokens() {
+    each_engine!(tokens_issue_validate_and_revoke);
+}
+#[tokio::test]
+async fn authentication_failures() {
+    each_engine!(wrong_password_and_unknown_user_look_the_same);
+}
+#[tokio::test]
+async fn rbac() {
+    each_engine!(members_manage_nothing_and_see_only_their_own);
+}
+#[tokio::test]
+async fn revocation() {
+    each_engine!(revocations_follow_identity_changes);
+}
+#[tokio::test]
+async fn rotation() {
+    each_engine!(rotation_keeps_valid_tokens);
+}
+#[tokio::test]
+async fn expiry() {
+    each_engine!(expired_tokens_are_refused);
+}
+#[tokio::test]
+async fn app_creds() {
+    each_engine!(application_credentials);
+}
+#[tokio::test]
+async fn limits() {
+    each_engine!(limits_and_the_limits_client);
+}
+#[tokio::test]
+async fn validation() {
+    each_engine!(bad_input_gets_a_clear_400_and_changes_nothing);
+}
+#[tokio::test]
+async fn crud() {
+    each_engine!(crud_lists_filters_and_pages);
+}
+#[tokio::test]
+async fn lockout() {
+    each_engine!(lockout_after_failures);
+}

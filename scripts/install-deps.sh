@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing Stratus needs on Debian 12, and nothing
+# that is already there: a C compiler (for ring), Python with venv (for the
+# end-to-end tests), psql (to make throw-away test schemas) and the Rust toolchain.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+need=()
+command -v cc >/dev/null || need+=(build-essential)
+command -v curl >/dev/null || need+=(curl ca-certificates)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v python3 >/dev/null || need+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+command -v psql >/dev/null || need+=(postgresql-client)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "installing: ${need[*]}"
+    $SUDO apt-get update -qq
+    $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+    if [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    else
+        echo "installing the Rust toolchain with rustup"
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt,clippy
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+fi

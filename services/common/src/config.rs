@@ -1,0 +1,232 @@
+//! Configuration: one TOML file, every key overridable by environment variable.
+//!
+//! Keys are grouped in sections (`[database] url = ...`). An environment variable
+//! `STRATUS_<SECTION>__<KEY>` (double underscore between section and key) overrides the
+//! file; values are parsed as TOML scalars when they look like one (`8`, `true`), else
+//! taken as strings. With no file and no variables every key has a default, so
+//! `stratusd all-in-one` needs no configuration at all.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Prefix of every environment variable that overrides a configuration key.
+pub const ENV_PREFIX: &str = "STRATUS_";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub bus: BusConfig,
+    pub identity: IdentityConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where the SQLite database, clouds.yaml and openrc are kept.
+    pub data_dir: PathBuf,
+    /// Address the HTTP servers listen on.
+    pub bind_host: String,
+    /// Host name or address that goes into the service catalog and version links.
+    pub public_host: String,
+    /// Largest request body accepted, in bytes (413 above it).
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://...` or `postgres://...`; empty means a SQLite file in the data directory.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusConfig {
+    /// `memory` (in-process, the default) or `nats://host:port`.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityConfig {
+    pub port: u16,
+    /// Lifetime of a token, in seconds.
+    pub token_ttl_secs: i64,
+    /// Password of the bootstrapped `admin` user; generated and printed once when empty.
+    pub bootstrap_password: String,
+    /// Failed password attempts before an account is locked; 0 disables lockout.
+    pub lockout_failure_attempts: i64,
+    /// How long a locked account stays locked, in seconds.
+    pub lockout_duration_secs: i64,
+    /// How often verifiers re-read signing keys and revocations, in seconds.
+    pub refresh_secs: u64,
+    /// Region the catalog is written for.
+    pub region: String,
+    /// Identity URL that services outside the identity process use to fetch keys and
+    /// limits; empty means `http://public_host:port`.
+    pub url: String,
+    /// Argon2id memory cost in KiB (19 MiB by default, OWASP's recommendation).
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations.
+    pub argon2_iterations: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `stratus_identity=debug,info`.
+    pub level: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let data_dir = std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".local/share/stratus"))
+            .unwrap_or_else(|| PathBuf::from("./stratus-data"));
+        Self { data_dir, bind_host: "127.0.0.1".into(), public_host: "127.0.0.1".into(), max_body_bytes: 1024 * 1024 }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: String::new(), max_connections: 8 }
+    }
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self { url: "memory".into() }
+    }
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            port: 5000,
+            token_ttl_secs: 3600,
+            bootstrap_password: String::new(),
+            lockout_failure_attempts: 0,
+            lockout_duration_secs: 1800,
+            refresh_secs: 10,
+            region: "RegionOne".into(),
+            url: String::new(),
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads the file (if given) and applies `STRATUS_*` environment overrides.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let text = match file {
+            Some(path) => {
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?
+            }
+            None => String::new(),
+        };
+        Self::from_parts(&text, std::env::vars())
+    }
+
+    /// Builds a configuration from TOML text and a set of environment variables.
+    pub fn from_parts(toml_text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut root: toml::Table = toml::from_str(toml_text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+            let Some((section, key)) = rest.split_once("__") else { continue };
+            let section = section.to_ascii_lowercase();
+            let key = key.to_ascii_lowercase();
+            let table = root.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(table) = table else {
+                return Err(ConfigError::Invalid(format!("{section} is not a section")));
+            };
+            table.insert(key, parse_scalar(&value));
+        }
+        let config: Config = toml::Value::Table(root)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+        Ok(config)
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite://{}?mode=rwc", self.server.data_dir.join("stratus.sqlite").display())
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    /// Base URL of the identity API as other services reach it.
+    pub fn identity_url(&self) -> String {
+        if self.identity.url.is_empty() {
+            format!("http://{}:{}", self.server.public_host, self.identity.port)
+        } else {
+            self.identity.url.trim_end_matches('/').to_string()
+        }
+    }
+}
+
+fn parse_scalar(value: &str) -> toml::Value {
+    if let Ok(i) = value.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    match value {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(value.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::from_parts("", Vec::new()).unwrap();
+        assert_eq!(c.identity.port, 5000);
+        assert_eq!(c.bus.url, "memory");
+        assert!(c.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let c = Config::from_parts(
+            "[identity]\nport = 6000\ntoken_ttl_secs = 60\n",
+            vec![
+                ("STRATUS_IDENTITY__PORT".into(), "7000".into()),
+                ("STRATUS_DATABASE__URL".into(), "postgres://x/y".into()),
+                ("OTHER".into(), "1".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.identity.port, 7000);
+        assert_eq!(c.identity.token_ttl_secs, 60);
+        assert_eq!(c.database_url(), "postgres://x/y");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Config::from_parts("[identity]\nprot = 1\n", Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("prot"), "{err}");
+    }
+}

@@ -1,0 +1,17 @@
+//! What every Stratus service shares.
+//!
+//! - `config`: one TOML file, every key overridable by environment variable;
+//! - `db`: the SQL database (SQLite or PostgreSQL) and per-service migrations;
+//! - `bus`: events, requests and durable work queues (in-process or NATS);
+//! - `http`: error bodies, request ids, metrics, JSON parsing, listing, serving;
+//! - `auth`: token claims, local verification, the authenticated caller;
+//! - `limits`: the quota client services use before creating resources;
+//! - `telemetry`: logging.
+
+pub mod auth;
+pub mod bus;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod limits;
+pub mod telemetry;

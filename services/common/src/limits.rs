@@ -1,0 +1,211 @@
+//! Reading a project's quotas (Keystone unified limits) from the services that enforce
+//! them.
+//!
+//! Identity stores registered defaults per service and resource, and per-project
+//! overrides. A service asks [`LimitsClient::limit`] before creating a resource and then
+//! checks and records usage in one atomic statement of its own. Answers are cached for a
+//! short time and dropped at once when identity publishes `identity.limits.changed`.
+
+use crate::bus::Bus;
+use futures::future::BoxFuture;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Bus subject identity publishes on whenever a limit or registered limit changes.
+pub const LIMITS_CHANGED_SUBJECT: &str = "identity.limits.changed";
+
+/// The effective limits of one project for one service type: resource name → limit
+/// (`-1` means unlimited).
+pub type ProjectLimits = HashMap<String, i64>;
+
+/// Where limits come from: identity's own store in-process, its API elsewhere.
+pub trait LimitsSource: Send + Sync {
+    fn project_limits<'a>(
+        &'a self,
+        project_id: &'a str,
+        service_type: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<ProjectLimits>>;
+}
+
+/// Cached answers: (project, service type) → when fetched, limits.
+type LimitsCache = HashMap<(String, String), (Instant, Arc<ProjectLimits>)>;
+
+pub struct LimitsClient {
+    source: Arc<dyn LimitsSource>,
+    ttl: Duration,
+    cache: Mutex<LimitsCache>,
+}
+
+impl LimitsClient {
+    pub fn new(source: Arc<dyn LimitsSource>, ttl: Duration) -> Arc<Self> {
+        Arc::new(Self { source, ttl, cache: Mutex::new(HashMap::new()) })
+    }
+
+    /// All effective limits of a project for a service type.
+    pub async fn project_limits(&self, project_id: &str, service_type: &str) -> anyhow::Result<Arc<ProjectLimits>> {
+        let key = (project_id.to_string(), service_type.to_string());
+        if let Some((at, v)) = self.cache.lock().unwrap().get(&key) {
+            if at.elapsed() < self.ttl {
+                return Ok(v.clone());
+            }
+        }
+        let fresh = Arc::new(self.source.project_limits(project_id, service_type).await?);
+        self.cache.lock().unwrap().insert(key, (Instant::now(), fresh.clone()));
+        Ok(fresh)
+    }
+
+    /// One limit; `None` when no limit is registered for the resource (unlimited).
+    pub async fn limit(&self, project_id: &str, service_type: &str, resource: &str) -> anyhow::Result<Option<i64>> {
+        let all = self.project_limits(project_id, service_type).await?;
+        Ok(all.get(resource).copied().filter(|l| *l >= 0))
+    }
+
+    pub fn invalidate(&self) {
+        self.cache.lock().unwrap().clear();
+    }
+
+    /// Drops the cache whenever identity announces a change.
+    pub fn spawn_invalidation(self: &Arc<Self>, bus: Bus) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let Ok(mut sub) = bus.subscribe(LIMITS_CHANGED_SUBJECT).await else { return };
+            while sub.next().await.is_some() {
+                me.invalidate();
+            }
+        });
+    }
+}
+
+/// Credentials of the service user a service logs in with.
+#[derive(Debug, Clone)]
+pub struct ServiceCredentials {
+    pub username: String,
+    pub password: String,
+    pub project: String,
+    pub domain: String,
+}
+
+/// Reads limits over identity's HTTP API with a service user's token.
+pub struct HttpLimitsSource {
+    client: reqwest::Client,
+    identity_url: String,
+    credentials: ServiceCredentials,
+    token: tokio::sync::Mutex<Option<(String, Instant)>>,
+}
+
+impl HttpLimitsSource {
+    pub fn new(identity_url: &str, credentials: ServiceCredentials) -> Self {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("HTTP client");
+        Self {
+            client,
+            identity_url: identity_url.trim_end_matches('/').to_string(),
+            credentials,
+            token: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn token(&self) -> anyhow::Result<String> {
+        let mut cached = self.token.lock().await;
+        if let Some((t, at)) = cached.as_ref() {
+            // Renew well before the default one-hour lifetime runs out.
+            if at.elapsed() < Duration::from_secs(30 * 60) {
+                return Ok(t.clone());
+            }
+        }
+        let c = &self.credentials;
+        let body = serde_json::json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": c.username, "password": c.password, "domain": {"name": c.domain}}}},
+            "scope": {"project": {"name": c.project, "domain": {"name": c.domain}}}}});
+        let resp = self
+            .client
+            .post(format!("{}/v3/auth/tokens?nocatalog", self.identity_url))
+            .json(&body)
+            .send()
+            .await?
+            .error_for_status()?;
+        let token = resp
+            .headers()
+            .get("x-subject-token")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| anyhow::anyhow!("identity answered without X-Subject-Token"))?
+            .to_string();
+        *cached = Some((token.clone(), Instant::now()));
+        Ok(token)
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let token = self.token().await?;
+        let resp = self
+            .client
+            .get(format!("{}{}", self.identity_url, path))
+            .header("x-auth-token", token)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(resp.json().await?)
+    }
+}
+
+impl LimitsSource for HttpLimitsSource {
+    fn project_limits<'a>(
+        &'a self,
+        project_id: &'a str,
+        service_type: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<ProjectLimits>> {
+        Box::pin(async move {
+            let services = self.get(&format!("/v3/services?type={}", urlencoding::encode(service_type))).await?;
+            let Some(service_id) = services["services"][0]["id"].as_str().map(str::to_string) else {
+                return Ok(ProjectLimits::new());
+            };
+            let mut out = ProjectLimits::new();
+            let registered = self.get(&format!("/v3/registered_limits?service_id={service_id}")).await?;
+            for r in registered["registered_limits"].as_array().into_iter().flatten() {
+                if let (Some(name), Some(l)) = (r["resource_name"].as_str(), r["default_limit"].as_i64()) {
+                    out.insert(name.to_string(), l);
+                }
+            }
+            let limits = self
+                .get(&format!("/v3/limits?service_id={service_id}&project_id={}", urlencoding::encode(project_id)))
+                .await?;
+            for r in limits["limits"].as_array().into_iter().flatten() {
+                if let (Some(name), Some(l)) = (r["resource_name"].as_str(), r["resource_limit"].as_i64()) {
+                    out.insert(name.to_string(), l);
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counting(AtomicUsize);
+    impl LimitsSource for Counting {
+        fn project_limits<'a>(&'a self, _p: &'a str, _s: &'a str) -> BoxFuture<'a, anyhow::Result<ProjectLimits>> {
+            let n = self.0.fetch_add(1, Ordering::SeqCst) as i64;
+            Box::pin(async move { Ok(HashMap::from([("instances".to_string(), 10 + n), ("cores".to_string(), -1)])) })
+        }
+    }
+
+    #[tokio::test]
+    async fn caches_until_limits_change_on_the_bus() {
+        let source = Arc::new(Counting(AtomicUsize::new(0)));
+        let client = LimitsClient::new(source.clone(), Duration::from_secs(60));
+        let bus = Bus::Memory(crate::bus::MemoryBus::new());
+        client.spawn_invalidation(bus.clone());
+        assert_eq!(client.limit("p", "compute", "instances").await.unwrap(), Some(10));
+        assert_eq!(client.limit("p", "compute", "instances").await.unwrap(), Some(10));
+        assert_eq!(client.limit("p", "compute", "cores").await.unwrap(), None, "-1 is unlimited");
+        assert_eq!(source.0.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        bus.publish(LIMITS_CHANGED_SUBJECT, b"{}".to_vec()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(client.limit("p", "compute", "instances").await.unwrap(), Some(11));
+    }
+}

@@ -1,0 +1,140 @@
+//! `stratusd`: one binary, many roles. `stratusd <service>` runs one service;
+//! `stratusd all-in-one` runs every service in one process with embedded defaults
+//! (SQLite in the data directory, the in-process bus).
+
+mod runtime;
+
+use clap::{Parser, Subcommand};
+use runtime::{write_client_files, Runtime};
+use std::path::PathBuf;
+use stratus_common::config::Config;
+
+#[derive(Parser)]
+#[command(name = "stratusd", version, about = "The Stratus cloud daemon")]
+struct Cli {
+    /// TOML configuration file; every key can also be set as STRATUS_<SECTION>__<KEY>.
+    #[arg(long, short, global = true, env = "STRATUS_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every service in one process (bootstraps on first start).
+    AllInOne {
+        /// Password of the bootstrapped admin user (else STRATUS_IDENTITY__BOOTSTRAP_PASSWORD,
+        /// else generated and printed once).
+        #[arg(long)]
+        admin_password: Option<String>,
+    },
+    /// Run the identity service, or manage it.
+    Identity {
+        #[command(subcommand)]
+        action: Option<IdentityAction>,
+    },
+    /// Create the default domain, admin project and user, roles, catalog and quotas.
+    Bootstrap {
+        #[arg(long)]
+        admin_password: Option<String>,
+    },
+    /// Database maintenance.
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum IdentityAction {
+    /// Rotate the token signing keys (no valid token is lost).
+    RotateKeys,
+}
+
+#[derive(Subcommand)]
+enum DbAction {
+    /// Apply every pending migration.
+    Migrate,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
+    stratus_common::telemetry::init(&config.log.level);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run(cli.command, config))
+}
+
+fn admin_password(flag: Option<String>, config: &Config) -> Option<String> {
+    flag.or_else(|| Some(config.identity.bootstrap_password.clone()).filter(|p| !p.is_empty()))
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::AllInOne { admin_password: flag } => {
+            let started = std::time::Instant::now();
+            let password = admin_password(flag, &config);
+            let rt = Runtime::open(config).await?;
+            let identity = rt.identity().await?;
+            let report = rt.bootstrap(&identity, password).await?;
+            announce(&rt, &report)?;
+            tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "all-in-one ready");
+            rt.serve_identity(identity).await
+        }
+        Command::Identity { action: None } => {
+            let rt = Runtime::open(config).await?;
+            let identity = rt.identity().await?;
+            rt.serve_identity(identity).await
+        }
+        Command::Identity { action: Some(IdentityAction::RotateKeys) } => {
+            let rt = Runtime::open(config).await?;
+            let keyring = stratus_identity::app::KeyRing::new(stratus_identity::store::Store::new(rt.db.clone()));
+            let kid = keyring.rotate().await?;
+            rt.bus.emit(stratus_common::auth::token::KEYS_ROTATED_SUBJECT, &serde_json::json!({"primary": kid})).await;
+            println!("Signing keys rotated; new primary key {kid}.");
+            Ok(())
+        }
+        Command::Bootstrap { admin_password: flag } => {
+            let password = admin_password(flag, &config);
+            let rt = Runtime::open(config).await?;
+            let identity = rt.identity().await?;
+            let report = rt.bootstrap(&identity, password).await?;
+            announce(&rt, &report)
+        }
+        Command::Db { action: DbAction::Migrate } => {
+            let rt = Runtime::open(config).await?;
+            println!("Database at {} is up to date.", redact(&rt.config.database_url()));
+            Ok(())
+        }
+    }
+}
+
+/// Writes the client files when the admin password is known now, and says how to use them.
+fn announce(rt: &Runtime, report: &stratus_identity::app::BootstrapReport) -> anyhow::Result<()> {
+    let dir = &rt.config.server.data_dir;
+    let auth_url = format!("{}/v3", rt.identity_public_url());
+    if let Some(pw) = &report.admin_password {
+        write_client_files(dir, &auth_url, &rt.config.identity.region, pw)?;
+        if report.created_admin {
+            println!("Created the admin user. Its password, shown only this once: {pw}");
+        }
+    }
+    println!("Identity API at {auth_url}");
+    println!("Use the cloud with:  export OS_CLIENT_CONFIG_FILE={}/clouds.yaml OS_CLOUD=stratus", dir.display());
+    println!("                or:  source {}/openrc", dir.display());
+    Ok(())
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

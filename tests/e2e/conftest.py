@@ -1,0 +1,207 @@
+"""End-to-end fixtures: start the real `stratusd` and drive it with the real clients.
+
+Each backend is a module-scoped cloud: `sqlite` (SQLite file + in-process bus, the
+all-in-one defaults) and `postgres` (PostgreSQL + NATS JetStream), skipped when those
+servers are not reachable.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+STRATUSD = os.environ.get("STRATUSD", "target/debug/stratusd")
+OPENSTACK = os.environ.get("OPENSTACK", "openstack")
+ADMIN_PASSWORD = "e2e-admin-pw"
+PG_BASE = "postgres://postgres@127.0.0.1:5432/test"
+
+
+def port_open(port):
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def new_pg_schema():
+    schema = "e2e_" + uuid.uuid4().hex
+    subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", f"CREATE SCHEMA {schema}"],
+        check=True,
+    )
+    return f"{PG_BASE}?options=-c%20search_path%3D{schema}"
+
+
+class Cloud:
+    """A running stratusd process and how to reach it."""
+
+    def __init__(self, backend, data_dir, extra_env=None, command="all-in-one", db_url=None, bus_url=None):
+        self.backend = backend
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.auth_url = f"{self.url}/v3"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+        env.update(
+            {
+                "STRATUS_SERVER__DATA_DIR": data_dir,
+                "STRATUS_IDENTITY__PORT": str(self.port),
+                "STRATUS_IDENTITY__REFRESH_SECS": "1",
+                "STRATUS_LOG__LEVEL": "warn",
+            }
+        )
+        if db_url:
+            env["STRATUS_DATABASE__URL"] = db_url
+        if bus_url:
+            env["STRATUS_BUS__URL"] = bus_url
+        env.update(extra_env or {})
+        self.env = env
+        args = [STRATUSD, command]
+        if command == "all-in-one":
+            args += ["--admin-password", ADMIN_PASSWORD]
+        self.log = open(os.path.join(data_dir, f"stratusd-{self.port}.log"), "w")
+        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.started = time.monotonic()
+        self.wait_ready()
+
+    def wait_ready(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"stratusd exited with {self.proc.returncode}: {self.read_log()}")
+            try:
+                urllib.request.urlopen(self.url + "/v3", timeout=1)
+                return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.05)
+        raise RuntimeError("stratusd did not start: " + self.read_log())
+
+    def read_log(self):
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()[-4000:]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+    # --- clients -------------------------------------------------------------------
+
+    def admin_env(self):
+        """The admin credentials as a user gets them: the clouds.yaml bootstrap wrote."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+        env["OS_CLIENT_CONFIG_FILE"] = os.path.join(self.data_dir, "clouds.yaml")
+        env["OS_CLOUD"] = "stratus"
+        return env
+
+    def user_env(self, user, password, project, domain="Default"):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+        env.update(
+            {
+                "OS_AUTH_URL": self.auth_url,
+                "OS_USERNAME": user,
+                "OS_PASSWORD": password,
+                "OS_PROJECT_NAME": project,
+                "OS_USER_DOMAIN_NAME": domain,
+                "OS_PROJECT_DOMAIN_NAME": domain,
+                "OS_IDENTITY_API_VERSION": "3",
+                "OS_REGION_NAME": "RegionOne",
+            }
+        )
+        return env
+
+    def osc(self, *args, env=None, check=True, fmt_json=None):
+        """Runs `openstack ARGS`; with JSON output for commands that print something."""
+        args = list(args)
+        if fmt_json is None:
+            verbs = [a for a in args if a in VERBS]
+            fmt_json = bool(verbs) and verbs[0] in ("create", "list", "show", "issue")
+        cmd = [OPENSTACK] + args + (["-f", "json"] if fmt_json else [])
+        p = subprocess.run(cmd, env=env or self.admin_env(), capture_output=True, text=True, timeout=120)
+        if check and p.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr}\n{p.stdout}")
+        if not check:
+            return p
+        return json.loads(p.stdout) if fmt_json and p.stdout.strip() else p.stdout
+
+    def http(self, method, path, token=None, body=None, headers=None):
+        """A raw HTTP call; returns (status, headers, json or None)."""
+        req = urllib.request.Request(self.url + path, method=method)
+        if token:
+            req.add_header("X-Auth-Token", token)
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, data=data, timeout=10) as r:
+                raw = r.read()
+                return r.status, dict(r.headers), json.loads(raw) if raw else None
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                parsed = json.loads(raw) if raw else None
+            except ValueError:
+                parsed = raw.decode()
+            return e.code, dict(e.headers), parsed
+
+    def password_token(self, user="admin", password=ADMIN_PASSWORD, project="admin"):
+        body = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {"user": {"name": user, "domain": {"name": "Default"}, "password": password}},
+                },
+                "scope": {"project": {"name": project, "domain": {"name": "Default"}}},
+            }
+        }
+        status, headers, _ = self.http("POST", "/v3/auth/tokens?nocatalog", body=body)
+        assert status == 201, status
+        return headers.get("X-Subject-Token") or headers.get("x-subject-token")
+
+
+BACKENDS = ["sqlite", "postgres"]
+VERBS = {"create", "list", "show", "issue", "set", "unset", "delete", "add", "remove", "revoke", "contains"}
+
+
+def backend_urls(backend):
+    if backend == "sqlite":
+        return None, None
+    if not (port_open(5432) and port_open(4222) and shutil.which("psql")):
+        pytest.skip("PostgreSQL or NATS not reachable")
+    return new_pg_schema(), "nats://127.0.0.1:4222"
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def cloud(request):
+    db_url, bus_url = backend_urls(request.param)
+    data_dir = tempfile.mkdtemp(prefix="stratus-e2e-")
+    c = Cloud(request.param, data_dir, db_url=db_url, bus_url=bus_url)
+    c.db_url, c.bus_url = db_url, bus_url
+    yield c
+    c.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def unique(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
