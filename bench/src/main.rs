@@ -1,1 +1,274 @@
-fn main() {}
+//! `stratus-bench`: starts `stratusd all-in-one` in a scratch data directory and prints
+//! throughput, latency and memory figures. Run on demand (never as a timed test):
+//!
+//! ```text
+//! cargo build --release && ./target/release/stratus-bench
+//! ```
+//!
+//! Figures: start-to-first-200; resident memory idle and the peak under load; for
+//! password token issue, token validation and `GET /v3/projects` with 1,000 projects,
+//! req/s, p50 and p99 at 8 and 32 concurrent clients; CPU per request for password and
+//! token-method issue (the latter has no password hash, so it is the cost beyond it).
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(about = "Benchmarks a local Stratus all-in-one")]
+struct Args {
+    /// The stratusd binary (default: next to this one).
+    #[arg(long)]
+    stratusd: Option<PathBuf>,
+    /// Seconds each measurement runs.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Projects created for the listing benchmark.
+    #[arg(long, default_value_t = 1000)]
+    projects: usize,
+}
+
+const PASSWORD: &str = "bench-admin-password";
+
+struct Server {
+    child: Child,
+    url: String,
+    dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Resident memory (KiB) and CPU time (clock ticks) of a process.
+fn proc_stats(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    (rss, ticks)
+}
+
+fn ticks_per_sec() -> f64 {
+    100.0
+}
+
+async fn start(binary: &PathBuf) -> anyhow::Result<(Server, Duration)> {
+    let dir = std::env::temp_dir().join(format!("stratus-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let port = free_port();
+    // Bootstrap first, so the measured start is a normal restart (no first-time hashing).
+    let status = Command::new(binary)
+        .args(["bootstrap", "--admin-password", PASSWORD])
+        .env("STRATUS_SERVER__DATA_DIR", &dir)
+        .env("STRATUS_IDENTITY__PORT", port.to_string())
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("bootstrap failed");
+    }
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let child = Command::new(binary)
+        .arg("all-in-one")
+        .env("STRATUS_SERVER__DATA_DIR", &dir)
+        .env("STRATUS_IDENTITY__PORT", port.to_string())
+        .env("STRATUS_LOG__LEVEL", "warn")
+        .stdout(Stdio::null())
+        .spawn()?;
+    let server = Server { child, url: url.clone(), dir };
+    loop {
+        if let Ok(r) = client.get(format!("{url}/v3")).send().await {
+            if r.status().as_u16() == 200 {
+                break;
+            }
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("stratusd did not answer within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok((server, started.elapsed()))
+}
+
+fn password_body() -> Value {
+    json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"id": "default"}, "password": PASSWORD}}},
+                    "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}})
+}
+
+async fn admin_token(client: &reqwest::Client, url: &str) -> anyhow::Result<String> {
+    let r = client.post(format!("{url}/v3/auth/tokens?nocatalog")).json(&password_body()).send().await?;
+    if r.status().as_u16() != 201 {
+        bail!("login failed: {}", r.status());
+    }
+    Ok(r.headers().get("x-subject-token").context("no token")?.to_str()?.to_string())
+}
+
+#[derive(Clone, Copy)]
+enum Workload {
+    PasswordIssue,
+    TokenIssue,
+    Validate,
+    ListProjects,
+}
+
+struct Figures {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+    cpu_ms_per_req: f64,
+    peak_rss_kib: u64,
+    errors: u64,
+}
+
+async fn run(server: &Server, token: &str, workload: Workload, clients: usize, secs: u64) -> anyhow::Result<Figures> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let pid = server.child.id();
+    let (_, cpu_before) = proc_stats(pid);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (client, stop, errors, url, token) =
+            (client.clone(), stop.clone(), errors.clone(), server.url.clone(), token.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let req = match workload {
+                    Workload::PasswordIssue => {
+                        client.post(format!("{url}/v3/auth/tokens?nocatalog")).json(&password_body())
+                    }
+                    Workload::TokenIssue => client
+                        .post(format!("{url}/v3/auth/tokens?nocatalog"))
+                        .json(&json!({"auth": {"identity": {"methods": ["token"], "token": {"id": token}}}})),
+                    Workload::Validate => client
+                        .get(format!("{url}/v3/auth/tokens?nocatalog"))
+                        .header("x-auth-token", &token)
+                        .header("x-subject-token", &token),
+                    Workload::ListProjects => client.get(format!("{url}/v3/projects")).header("x-auth-token", &token),
+                };
+                match req.send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        lat.push(t.elapsed());
+                    }
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            lat
+        }));
+    }
+    let mut peak = 0;
+    while started.elapsed() < Duration::from_secs(secs) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        peak = peak.max(proc_stats(pid).0);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await?);
+    }
+    let elapsed = started.elapsed();
+    let (_, cpu_after) = proc_stats(pid);
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default()
+    };
+    let n = all.len() as f64;
+    Ok(Figures {
+        rps: n / elapsed.as_secs_f64(),
+        p50: pct(0.50),
+        p99: pct(0.99),
+        cpu_ms_per_req: if n > 0.0 { (cpu_after - cpu_before) as f64 / ticks_per_sec() * 1000.0 / n } else { 0.0 },
+        peak_rss_kib: peak,
+        errors: errors.load(Ordering::Relaxed),
+    })
+}
+
+fn print(name: &str, clients: usize, f: &Figures) {
+    println!(
+        "{name:<34} {clients:>3} clients  {:>9.1} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  cpu {:>6.3} ms/req  peak rss {:>6.1} MiB  errors {}",
+        f.rps,
+        f.p50.as_secs_f64() * 1000.0,
+        f.p99.as_secs_f64() * 1000.0,
+        f.cpu_ms_per_req,
+        f.peak_rss_kib as f64 / 1024.0,
+        f.errors
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let binary = match args.stratusd {
+        Some(p) => p,
+        None => std::env::current_exe()?.with_file_name("stratusd"),
+    };
+    let (server, start) = start(&binary).await?;
+    println!("stratusd: {}", binary.display());
+    println!("start to first 200                 {:.1} ms", start.as_secs_f64() * 1000.0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (idle, _) = proc_stats(server.child.id());
+    println!("resident memory idle               {:.1} MiB", idle as f64 / 1024.0);
+
+    let client = reqwest::Client::new();
+    let token = admin_token(&client, &server.url).await?;
+    for (name, w) in [
+        ("token validation (GET auth/tokens)", Workload::Validate),
+        ("password token issue", Workload::PasswordIssue),
+        ("token-method issue (no hash)", Workload::TokenIssue),
+    ] {
+        for clients in [8, 32] {
+            let f = run(&server, &token, w, clients, args.seconds).await?;
+            print(name, clients, &f);
+        }
+    }
+
+    let created = Instant::now();
+    for i in 0..args.projects {
+        let r = client
+            .post(format!("{}/v3/projects", server.url))
+            .header("x-auth-token", &token)
+            .json(&json!({"project": {"name": format!("bench-{i:05}")}}))
+            .send()
+            .await?;
+        if r.status().as_u16() != 201 {
+            bail!("project create failed: {}", r.status());
+        }
+    }
+    println!("created {} projects in {:.1} s", args.projects, created.elapsed().as_secs_f64());
+    for clients in [8, 32] {
+        let f = run(&server, &token, Workload::ListProjects, clients, args.seconds).await?;
+        print(&format!("GET /v3/projects ({} projects)", args.projects + 1), clients, &f);
+    }
+    let (after, _) = proc_stats(server.child.id());
+    println!("resident memory after load         {:.1} MiB", after as f64 / 1024.0);
+    Ok(())
+}
