@@ -19,7 +19,43 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub bus: BusConfig,
     pub identity: IdentityConfig,
+    pub image: ImageConfig,
+    pub service_auth: ServiceAuthConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageConfig {
+    pub port: u16,
+    /// Largest image accepted, in bytes.
+    pub max_image_bytes: u64,
+    /// How often the image reconciler runs, in seconds.
+    pub reconcile_secs: u64,
+}
+
+impl Default for ImageConfig {
+    fn default() -> Self {
+        Self { port: 9292, max_image_bytes: 1 << 40, reconcile_secs: 30 }
+    }
+}
+
+/// The service user a service runs as when it is not in identity's process (to read
+/// quotas). Bootstrap creates none; an operator creates one with the `admin` or
+/// `reader` role on a service project.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceAuthConfig {
+    pub username: String,
+    pub password: String,
+    pub project: String,
+    pub domain: String,
+}
+
+impl Default for ServiceAuthConfig {
+    fn default() -> Self {
+        Self { username: "admin".into(), password: String::new(), project: "admin".into(), domain: "Default".into() }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

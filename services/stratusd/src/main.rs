@@ -5,8 +5,9 @@
 mod runtime;
 
 use clap::{Parser, Subcommand};
-use runtime::{write_client_files, Runtime};
+use runtime::{serve_all, write_client_files, Runtime};
 use std::path::PathBuf;
+use std::sync::Arc;
 use stratus_common::config::Config;
 
 #[derive(Parser)]
@@ -33,6 +34,8 @@ enum Command {
         #[command(subcommand)]
         action: Option<IdentityAction>,
     },
+    /// Run the image service (Glance v2 API) alone, using identity over HTTP.
+    Image,
     /// Create the default domain, admin project and user, roles, catalog and quotas.
     Bootstrap {
         #[arg(long)]
@@ -78,13 +81,21 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let identity = rt.identity().await?;
             let report = rt.bootstrap(&identity, password).await?;
             announce(&rt, &report)?;
+            let limits = Arc::new(stratus_identity::app::InProcessLimitsSource::new(identity.store.clone()));
+            let image = rt.image_served(identity.verifier.clone(), limits).await?;
+            let services = vec![rt.identity_served(identity)?, image];
             tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "all-in-one ready");
-            rt.serve_identity(identity).await
+            serve_all(services).await
         }
         Command::Identity { action: None } => {
             let rt = Runtime::open(config).await?;
             let identity = rt.identity().await?;
-            rt.serve_identity(identity).await
+            serve_all(vec![rt.identity_served(identity)?]).await
+        }
+        Command::Image => {
+            let rt = Runtime::open(config).await?;
+            let (verifier, limits) = rt.remote_identity().await?;
+            serve_all(vec![rt.image_served(verifier, limits).await?]).await
         }
         Command::Identity { action: Some(IdentityAction::RotateKeys) } => {
             let rt = Runtime::open(config).await?;
@@ -119,7 +130,7 @@ fn announce(rt: &Runtime, report: &stratus_identity::app::BootstrapReport) -> an
             println!("Created the admin user. Its password, shown only this once: {pw}");
         }
     }
-    println!("Identity API at {auth_url}");
+    println!("Identity API at {auth_url}, image API at {}", rt.image_public_url());
     println!("Use the cloud with:  export OS_CLIENT_CONFIG_FILE={}/clouds.yaml OS_CLOUD=stratus", dir.display());
     println!("                or:  source {}/openrc", dir.display());
     Ok(())

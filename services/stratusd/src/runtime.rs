@@ -5,11 +5,14 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use stratus_common::auth::{HttpKeySource, TokenVerifier};
 use stratus_common::bus::Bus;
 use stratus_common::config::Config;
 use stratus_common::db::{Db, Migration};
+use stratus_common::limits::{HttpLimitsSource, LimitsClient, LimitsSource, ServiceCredentials};
 use stratus_identity::app::{BootstrapOptions, BootstrapReport, CatalogService};
 use stratus_identity::Identity;
+use stratus_image::ImageService;
 
 /// The database and bus every service of this process shares.
 pub struct Runtime {
@@ -20,7 +23,16 @@ pub struct Runtime {
 
 /// Every service's migrations, in the order they apply.
 pub fn all_migrations() -> Vec<Migration> {
-    stratus_identity::migrations::MIGRATIONS.to_vec()
+    let mut m = stratus_identity::migrations::MIGRATIONS.to_vec();
+    m.extend_from_slice(stratus_image::migrations::MIGRATIONS);
+    m
+}
+
+/// A service ready to serve: its name, where it listens, and its router.
+pub struct Served {
+    pub name: &'static str,
+    pub addr: SocketAddr,
+    pub router: axum::Router,
 }
 
 impl Runtime {
@@ -46,13 +58,80 @@ impl Runtime {
         .await
     }
 
+    pub fn image_public_url(&self) -> String {
+        format!("http://{}:{}", self.config.server.public_host, self.config.image.port)
+    }
+
     /// The services this deployment lists in its catalog.
     pub fn catalog_services(&self) -> Vec<CatalogService> {
-        vec![CatalogService {
-            service_type: "identity".into(),
-            name: "keystone".into(),
-            url: format!("{}/v3", self.identity_public_url()),
-        }]
+        vec![
+            CatalogService {
+                service_type: "identity".into(),
+                name: "keystone".into(),
+                url: format!("{}/v3", self.identity_public_url()),
+            },
+            CatalogService { service_type: "image".into(), name: "glance".into(), url: self.image_public_url() },
+        ]
+    }
+
+    fn addr(&self, port: u16) -> anyhow::Result<SocketAddr> {
+        Ok(format!("{}:{}", self.config.server.bind_host, port).parse()?)
+    }
+
+    pub fn identity_served(&self, identity: Arc<Identity>) -> anyhow::Result<Served> {
+        Ok(Served {
+            name: "identity",
+            addr: self.addr(self.config.identity.port)?,
+            router: stratus_identity::api::router(identity, self.config.server.max_body_bytes),
+        })
+    }
+
+    /// The image service, with the verifier and quota source it should use: identity's
+    /// own in all-in-one, identity's HTTP API when it runs alone.
+    pub async fn image_served(
+        &self,
+        verifier: Arc<TokenVerifier>,
+        limits_source: Arc<dyn LimitsSource>,
+    ) -> anyhow::Result<Served> {
+        let limits = LimitsClient::new(limits_source, std::time::Duration::from_secs(30));
+        limits.spawn_invalidation(self.bus.clone());
+        let backend = stratus_image::backend::FilesystemBackend::new(self.config.server.data_dir.join("images"))?;
+        let cleared = backend.clear_staging().await?;
+        if cleared > 0 {
+            tracing::info!(cleared, "removed staging files left by an earlier run");
+        }
+        let service = Arc::new(ImageService {
+            store: stratus_image::store::Store::new(self.db.clone()),
+            bus: self.bus.clone(),
+            backend: Arc::new(backend),
+            limits,
+            public_url: self.image_public_url(),
+            max_image_bytes: self.config.image.max_image_bytes,
+        });
+        service.spawn_reconciler(std::time::Duration::from_secs(self.config.image.reconcile_secs.max(1)));
+        Ok(Served {
+            name: "image",
+            addr: self.addr(self.config.image.port)?,
+            router: stratus_image::api::router(service, verifier, self.config.server.max_body_bytes),
+        })
+    }
+
+    /// Verification and quotas from identity's HTTP API, for a service running alone.
+    pub async fn remote_identity(&self) -> anyhow::Result<(Arc<TokenVerifier>, Arc<dyn LimitsSource>)> {
+        let url = self.config.identity_url();
+        let verifier = TokenVerifier::new(Arc::new(HttpKeySource::new(&url))).await?;
+        verifier.spawn_background(
+            self.bus.clone(),
+            std::time::Duration::from_secs(self.config.identity.refresh_secs.max(1)),
+        );
+        let a = &self.config.service_auth;
+        let creds = ServiceCredentials {
+            username: a.username.clone(),
+            password: a.password.clone(),
+            project: a.project.clone(),
+            domain: a.domain.clone(),
+        };
+        Ok((verifier, Arc::new(HttpLimitsSource::new(&url, creds))))
     }
 
     pub async fn bootstrap(
@@ -68,16 +147,31 @@ impl Runtime {
             })
             .await
     }
+}
 
-    /// Serves identity until SIGTERM or Ctrl-C.
-    pub async fn serve_identity(&self, identity: Arc<Identity>) -> anyhow::Result<()> {
-        let addr: SocketAddr = format!("{}:{}", self.config.server.bind_host, self.config.identity.port).parse()?;
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        tracing::info!(%addr, "identity listening");
-        let router = stratus_identity::api::router(identity, self.config.server.max_body_bytes);
-        stratus_common::http::serve(listener, router, stratus_common::http::shutdown_signal()).await?;
-        Ok(())
+/// Binds every service, then serves them all until SIGTERM or Ctrl-C.
+pub async fn serve_all(services: Vec<Served>) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for s in services {
+        let listener = tokio::net::TcpListener::bind(s.addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {} for {}: {e}", s.addr, s.name))?;
+        tracing::info!(service = s.name, addr = %s.addr, "listening");
+        let mut rx = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let stop = async move {
+                let _ = rx.wait_for(|v| *v).await;
+            };
+            stratus_common::http::serve(listener, s.router, stop).await
+        }));
     }
+    stratus_common::http::shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
 }
 
 /// Writes `clouds.yaml` and `openrc` for the admin user, readable by the owner only.
