@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing Stratus needs on Debian 12, and nothing
 # that is already there: a C compiler (for ring), Python with venv (for the
-# end-to-end tests), psql (to make throw-away test schemas) and the Rust toolchain.
+# end-to-end tests), psql (to make throw-away test schemas), qemu-img (to make test
+# disk images) and the Rust toolchain.
 set -euo pipefail
 
 SUDO=""
@@ -14,6 +15,7 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v psql >/dev/null || need+=(postgresql-client)
+command -v qemu-img >/dev/null || need+=(qemu-utils)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     $SUDO apt-get update -qq

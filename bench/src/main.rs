@@ -31,6 +31,15 @@ struct Args {
     /// Projects created for the listing benchmark.
     #[arg(long, default_value_t = 1000)]
     projects: usize,
+    /// Benchmark the image service instead of identity.
+    #[arg(long)]
+    image: bool,
+    /// Size of the image uploaded and downloaded, in MiB (with --image).
+    #[arg(long, default_value_t = 1024)]
+    image_mib: usize,
+    /// Images created for the listing benchmark (with --image).
+    #[arg(long, default_value_t = 10000)]
+    images: usize,
 }
 
 const PASSWORD: &str = "bench-admin-password";
@@ -38,6 +47,7 @@ const PASSWORD: &str = "bench-admin-password";
 struct Server {
     child: Child,
     url: String,
+    image_url: String,
     dir: PathBuf,
 }
 
@@ -79,11 +89,13 @@ async fn start(binary: &PathBuf) -> anyhow::Result<(Server, Duration)> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let port = free_port();
+    let image_port = free_port();
     // Bootstrap first, so the measured start is a normal restart (no first-time hashing).
     let status = Command::new(binary)
         .args(["bootstrap", "--admin-password", PASSWORD])
         .env("STRATUS_SERVER__DATA_DIR", &dir)
         .env("STRATUS_IDENTITY__PORT", port.to_string())
+        .env("STRATUS_IMAGE__PORT", image_port.to_string())
         .stdout(Stdio::null())
         .status()?;
     if !status.success() {
@@ -96,10 +108,11 @@ async fn start(binary: &PathBuf) -> anyhow::Result<(Server, Duration)> {
         .arg("all-in-one")
         .env("STRATUS_SERVER__DATA_DIR", &dir)
         .env("STRATUS_IDENTITY__PORT", port.to_string())
+        .env("STRATUS_IMAGE__PORT", image_port.to_string())
         .env("STRATUS_LOG__LEVEL", "warn")
         .stdout(Stdio::null())
         .spawn()?;
-    let server = Server { child, url: url.clone(), dir };
+    let server = Server { child, url: url.clone(), image_url: format!("http://127.0.0.1:{image_port}"), dir };
     loop {
         if let Ok(r) = client.get(format!("{url}/v3")).send().await {
             if r.status().as_u16() == 200 {
@@ -133,6 +146,7 @@ enum Workload {
     TokenIssue,
     Validate,
     ListProjects,
+    ListImages,
 }
 
 struct Figures {
@@ -145,16 +159,26 @@ struct Figures {
 }
 
 async fn run(server: &Server, token: &str, workload: Workload, clients: usize, secs: u64) -> anyhow::Result<Figures> {
+    run_with(&server.url, server.child.id(), token, workload, clients, secs).await
+}
+
+async fn run_with(
+    url: &str,
+    pid: u32,
+    token: &str,
+    workload: Workload,
+    clients: usize,
+    secs: u64,
+) -> anyhow::Result<Figures> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
-    let pid = server.child.id();
     let (_, cpu_before) = proc_stats(pid);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
         let (client, stop, errors, url, token) =
-            (client.clone(), stop.clone(), errors.clone(), server.url.clone(), token.to_string());
+            (client.clone(), stop.clone(), errors.clone(), url.to_string(), token.to_string());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             while !stop.load(Ordering::Relaxed) {
@@ -171,6 +195,9 @@ async fn run(server: &Server, token: &str, workload: Workload, clients: usize, s
                         .header("x-auth-token", &token)
                         .header("x-subject-token", &token),
                     Workload::ListProjects => client.get(format!("{url}/v3/projects")).header("x-auth-token", &token),
+                    Workload::ListImages => {
+                        client.get(format!("{url}/v2/images?limit=25")).header("x-auth-token", &token)
+                    }
                 };
                 match req.send().await {
                     Ok(r) if r.status().is_success() => {
@@ -227,11 +254,14 @@ fn print(name: &str, clients: usize, f: &Figures) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let binary = match args.stratusd {
+    let binary = match args.stratusd.clone() {
         Some(p) => p,
         None => std::env::current_exe()?.with_file_name("stratusd"),
     };
     let (server, start) = start(&binary).await?;
+    if args.image {
+        return image_bench(&server, &args).await;
+    }
     println!("stratusd: {}", binary.display());
     println!("start to first 200                 {:.1} ms", start.as_secs_f64() * 1000.0);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -270,5 +300,168 @@ async fn main() -> anyhow::Result<()> {
     }
     let (after, _) = proc_stats(server.child.id());
     println!("resident memory after load         {:.1} MiB", after as f64 / 1024.0);
+    Ok(())
+}
+
+/// Seconds `dd` takes to write (with fsync) and read `mib` MiB in the data directory.
+fn dd_baseline(dir: &std::path::Path, mib: usize) -> anyhow::Result<(f64, f64)> {
+    let path = dir.join("dd-test");
+    let t = Instant::now();
+    let ok = Command::new("dd")
+        .args([
+            format!("of={}", path.display()),
+            "if=/dev/zero".into(),
+            "bs=1M".into(),
+            format!("count={mib}"),
+            "conv=fsync".into(),
+        ])
+        .stderr(Stdio::null())
+        .status()?
+        .success();
+    let write = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    Command::new("dd")
+        .args([format!("if={}", path.display()), "of=/dev/null".into(), "bs=1M".into()])
+        .stderr(Stdio::null())
+        .status()?;
+    let read = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&path);
+    if !ok {
+        bail!("dd failed");
+    }
+    Ok((write, read))
+}
+
+async fn image_bench(server: &Server, args: &Args) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let token = admin_token(&client, &server.url).await?;
+    let pid = server.child.id();
+    // Room for the benchmark in the admin project's image quotas.
+    let services: Value = client
+        .get(format!("{}/v3/services?type=image", server.url))
+        .header("x-auth-token", &token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let sid = services["services"][0]["id"].as_str().context("no image service")?.to_string();
+    let projects: Value = client
+        .get(format!("{}/v3/auth/projects", server.url))
+        .header("x-auth-token", &token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let project = projects["projects"][0]["id"].as_str().context("no project")?.to_string();
+    let limits = json!({"limits": [
+        {"project_id": project, "service_id": sid, "resource_name": "image_count_total", "resource_limit": args.images as i64 + 100},
+        {"project_id": project, "service_id": sid, "resource_name": "image_size_total", "resource_limit": (args.image_mib as i64) * 4 + 1024}]});
+    client
+        .post(format!("{}/v3/limits", server.url))
+        .header("x-auth-token", &token)
+        .json(&limits)
+        .send()
+        .await?
+        .error_for_status()?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mib = args.image_mib;
+    let (dd_write, dd_read) = dd_baseline(&server.dir, mib)?;
+    println!("dd write {mib} MiB (fsync)            {:>8.1} MiB/s", mib as f64 / dd_write);
+    println!("dd read  {mib} MiB                    {:>8.1} MiB/s", mib as f64 / dd_read);
+
+    let data: Vec<u8> = (0..mib * 1024 * 1024).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let img: Value = client
+        .post(format!("{}/v2/images", server.image_url))
+        .header("x-auth-token", &token)
+        .json(&json!({"name": "bench", "disk_format": "raw", "container_format": "bare"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = img["id"].as_str().context("no image id")?.to_string();
+    let (rss_before, _) = proc_stats(pid);
+    let peak = Arc::new(AtomicU64::new(rss_before));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        tokio::spawn(async move {
+            while sampling.load(Ordering::Relaxed) {
+                peak.fetch_max(proc_stats(pid).0, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let t = Instant::now();
+    client
+        .put(format!("{}/v2/images/{id}/file", server.image_url))
+        .header("x-auth-token", &token)
+        .header("content-type", "application/octet-stream")
+        .body(data)
+        .send()
+        .await?
+        .error_for_status()?;
+    let upload = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut resp = client
+        .get(format!("{}/v2/images/{id}/file", server.image_url))
+        .header("x-auth-token", &token)
+        .send()
+        .await?
+        .error_for_status()?;
+    let mut got = 0usize;
+    while let Some(chunk) = resp.chunk().await? {
+        got += chunk.len();
+    }
+    let download = t.elapsed().as_secs_f64();
+    sampling.store(false, Ordering::Relaxed);
+    sampler.await?;
+    if got != mib * 1024 * 1024 {
+        bail!("downloaded {got} bytes");
+    }
+    println!(
+        "upload   {mib} MiB (md5+sha512+inspect) {:>8.1} MiB/s  ({:.0}% of dd write)",
+        mib as f64 / upload,
+        dd_write / upload * 100.0
+    );
+    println!(
+        "download {mib} MiB                    {:>8.1} MiB/s  ({:.0}% of dd read)",
+        mib as f64 / download,
+        dd_read / download * 100.0
+    );
+    println!(
+        "image server rss before / peak during transfer  {:.1} / {:.1} MiB",
+        rss_before as f64 / 1024.0,
+        peak.load(Ordering::Relaxed) as f64 / 1024.0
+    );
+
+    let t = Instant::now();
+    let created = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let (client, token, url, created) = (client.clone(), token.clone(), server.image_url.clone(), created.clone());
+        let n = args.images / 8 + usize::from(w < args.images % 8);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..n {
+                let r = client
+                    .post(format!("{url}/v2/images"))
+                    .header("x-auth-token", &token)
+                    .json(&json!({"name": format!("bench-{w}-{i}"), "disk_format": "raw", "container_format": "bare"}))
+                    .send()
+                    .await;
+                if r.is_ok_and(|r| r.status().as_u16() == 201) {
+                    created.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    println!("created {} images in {:.1} s", created.load(Ordering::Relaxed), t.elapsed().as_secs_f64());
+    for clients in [8, 32] {
+        let f = run_with(&server.image_url, pid, &token, Workload::ListImages, clients, args.seconds).await?;
+        print(&format!("GET /v2/images?limit=25 ({} images)", args.images + 1), clients, &f);
+    }
     Ok(())
 }

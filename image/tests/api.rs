@@ -342,6 +342,69 @@ async fn reconciler_kills_lapsed_uploads_and_removes_orphans(engine: Engine) {
     assert_eq!(c.images.reconcile().await.unwrap(), Default::default());
 }
 
+async fn sql_paging_matches_the_general_path(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (pid, t) = c.member("ivy").await;
+    let (_, other) = c.member("jack").await;
+    let admin = c.admin().await;
+    for i in 0..4 {
+        c.create(&t, json!({"name": format!("own{i}")})).await;
+    }
+    c.create(&t, json!({"name": "hidden", "os_hidden": true})).await;
+    let p = c.create(&other, json!({"name": "pub"})).await;
+    c.call(
+        "PATCH",
+        &format!("/v2/images/{}", p["id"].as_str().unwrap()),
+        &admin,
+        Some(json!([{"op": "replace", "path": "/visibility", "value": "public"}])),
+    )
+    .await;
+    c.create(&other, json!({"name": "community", "visibility": "community"})).await;
+    c.create(&other, json!({"name": "private", "visibility": "private"})).await;
+    for (name, accept) in [("accepted", true), ("pending", false)] {
+        let s = c.create(&other, json!({"name": name})).await;
+        let sid = s["id"].as_str().unwrap();
+        c.call("POST", &format!("/v2/images/{sid}/members"), &other, Some(json!({"member": pid}))).await;
+        if accept {
+            c.call("PUT", &format!("/v2/images/{sid}/members/{pid}"), &t, Some(json!({"status": "accepted"}))).await;
+        }
+    }
+    for token in [&t, &admin] {
+        let walk = |extra: &'static str| {
+            let (c, token) = (&c, token.clone());
+            async move {
+                let mut names = Vec::new();
+                let mut url = format!("/v2/images?limit=2{extra}");
+                loop {
+                    let page = c.call("GET", &url, &token, None).await.json();
+                    names.extend(
+                        page["images"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_string()),
+                    );
+                    match page["next"].as_str() {
+                        Some(n) => url = n.to_string(),
+                        None => break,
+                    }
+                }
+                names
+            }
+        };
+        let fast = walk("").await;
+        let general = walk("&sort=created_at:desc").await;
+        assert_eq!(fast, general);
+        assert!(!fast.iter().any(|n| n == "hidden" || n == "community"), "{fast:?}");
+        if token == &t {
+            assert_eq!(fast.len(), 6, "4 own, public, accepted: {fast:?}");
+        } else {
+            assert_eq!(fast.len(), 8, "admins see every image but hidden and community ones: {fast:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn sql_paging() {
+    each_engine!(sql_paging_matches_the_general_path);
+}
+
 #[tokio::test]
 async fn data_round_trip() {
     each_engine!(round_trip);

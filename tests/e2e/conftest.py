@@ -52,13 +52,16 @@ class Cloud:
         self.backend = backend
         self.data_dir = data_dir
         self.port = free_port()
+        self.image_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.image_url = f"http://127.0.0.1:{self.image_port}"
         self.auth_url = f"{self.url}/v3"
         env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
         env.update(
             {
                 "STRATUS_SERVER__DATA_DIR": data_dir,
                 "STRATUS_IDENTITY__PORT": str(self.port),
+                "STRATUS_IMAGE__PORT": str(self.image_port),
                 "STRATUS_IDENTITY__REFRESH_SECS": "1",
                 "STRATUS_LOG__LEVEL": "warn",
             }
@@ -76,14 +79,16 @@ class Cloud:
         self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.started = time.monotonic()
         self.wait_ready()
+        if command == "all-in-one":
+            self.wait_ready(url=self.image_url + "/versions")
 
-    def wait_ready(self, timeout=60):
+    def wait_ready(self, timeout=60, url=None):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"stratusd exited with {self.proc.returncode}: {self.read_log()}")
             try:
-                urllib.request.urlopen(self.url + "/v3", timeout=1)
+                urllib.request.urlopen(url or (self.url + "/v3"), timeout=1)
                 return
             except (urllib.error.URLError, ConnectionError, OSError):
                 time.sleep(0.05)
@@ -128,23 +133,30 @@ class Cloud:
         )
         return env
 
-    def osc(self, *args, env=None, check=True, fmt_json=None):
+    def osc(self, *args, env=None, check=True, fmt_json=None, stdin=None):
         """Runs `openstack ARGS`; with JSON output for commands that print something."""
         args = list(args)
         if fmt_json is None:
             verbs = [a for a in args if a in VERBS]
             fmt_json = bool(verbs) and verbs[0] in ("create", "list", "show", "issue")
         cmd = [OPENSTACK] + args + (["-f", "json"] if fmt_json else [])
-        p = subprocess.run(cmd, env=env or self.admin_env(), capture_output=True, text=True, timeout=120)
+        if stdin is not None:
+            with open(stdin, "rb") as f:
+                p = subprocess.run(cmd, env=env or self.admin_env(), stdin=f, capture_output=True, timeout=300)
+            p = subprocess.CompletedProcess(p.args, p.returncode, p.stdout.decode(), p.stderr.decode())
+        else:
+            p = subprocess.run(
+                cmd, env=env or self.admin_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300
+            )
         if check and p.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr}\n{p.stdout}")
         if not check:
             return p
         return json.loads(p.stdout) if fmt_json and p.stdout.strip() else p.stdout
 
-    def http(self, method, path, token=None, body=None, headers=None):
+    def http(self, method, path, token=None, body=None, headers=None, base=None):
         """A raw HTTP call; returns (status, headers, json or None)."""
-        req = urllib.request.Request(self.url + path, method=method)
+        req = urllib.request.Request((base or self.url) + path, method=method)
         if token:
             req.add_header("X-Auth-Token", token)
         for k, v in (headers or {}).items():

@@ -92,6 +92,28 @@ fn int_param(params: &[(String, String)], key: &str) -> ApiResult<Option<i64>> {
 impl ImageService {
     pub async fn image_query(&self, ctx: &AuthContext, params: &[(String, String)]) -> ApiResult<ImagePage> {
         let get = |k: &str| params.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        // The default listing (only limit and marker) is paged in SQL; everything else
+        // takes the general path below, which gives the same pages (tested).
+        if params.iter().all(|(k, _)| k == "limit" || k == "marker") {
+            let limit = int_param(params, "limit")?.map(|l| l.clamp(0, 1000) as usize).unwrap_or(25);
+            let project = Self::project(ctx)?;
+            let marker = match get("marker") {
+                Some(m) => Some(
+                    self.image_visible(ctx, m)
+                        .await
+                        .map_err(|_| ApiError::bad_request(format!("Marker {m} could not be found.")))?,
+                ),
+                None => None,
+            };
+            let mut images =
+                self.store.image_page_default(project, ctx.is_admin(), marker.as_ref(), limit as i64).await?;
+            let mut next_marker = None;
+            if images.len() > limit {
+                images.truncate(limit);
+                next_marker = images.last().map(|i| i.id.clone());
+            }
+            return Ok(ImagePage { images, next_marker, limit });
+        }
         let project = ctx.project_id().unwrap_or("");
         let visibility = get("visibility");
         if let Some(v) = visibility {

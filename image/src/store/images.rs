@@ -321,3 +321,36 @@ impl Store {
         Ok(rows.iter().map(|r| r.text("id")).collect())
     }
 }
+
+impl Store {
+    /// One page of the default listing (no filters, newest first), in SQL: what most
+    /// list calls ask, kept fast however many images there are. `marker` is the last id
+    /// of the previous page. `project` is the caller's project; `admin` sees every
+    /// non-community image. Returns up to `limit + 1` images so the caller knows whether
+    /// another page follows.
+    pub async fn image_page_default(
+        &self,
+        project: &str,
+        admin: bool,
+        marker: Option<&Image>,
+        limit: i64,
+    ) -> StoreResult<Vec<Image>> {
+        let visible = if admin {
+            "(i.owner = $1 OR i.visibility <> 'community')"
+        } else {
+            "(i.owner = $1 OR i.visibility = 'public' OR m.status = 'accepted')"
+        };
+        let after = if marker.is_some() { "AND (i.created_at < $3 OR (i.created_at = $3 AND i.id < $4))" } else { "" };
+        let sql = format!(
+            "SELECT i.* FROM image_images i LEFT JOIN image_members m ON m.image_id = i.id AND m.member_id = $1
+             WHERE {visible} AND i.os_hidden = 0 {after}
+             ORDER BY i.created_at DESC, i.id DESC LIMIT $2"
+        );
+        let mut q = sqlx::query(&sql).bind(project).bind(limit + 1);
+        if let Some(m) = marker {
+            q = q.bind(&m.created_at).bind(&m.id);
+        }
+        let rows = q.fetch_all(&self.db.pool).await?;
+        Ok(rows.iter().map(Image::from_row).collect())
+    }
+}
