@@ -6,6 +6,7 @@ pub mod images;
 pub mod list;
 pub mod members;
 pub mod reconcile;
+pub mod sink;
 pub mod upload;
 
 use crate::backend::ImageBackend;

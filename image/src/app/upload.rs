@@ -8,13 +8,12 @@
 //! its data, and no failed upload leaves bytes behind. While data streams, the upload
 //! holds a lease on the image; the reconciler kills uploads whose lease ran out.
 
+use super::sink::DataSink;
 use super::{not_found, ImageService};
 use crate::inspect::{self, HEADER_BYTES};
 use crate::store::{Image, ImageStatus};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use md5::{Digest, Md5};
-use sha2::Sha512;
 use std::time::{Duration, Instant};
 use stratus_common::auth::AuthContext;
 use stratus_common::db::time_text;
@@ -103,9 +102,16 @@ impl ImageService {
         let declared = img.disk_format.clone().unwrap_or_default();
         let container = img.container_format.clone().unwrap_or_default();
 
-        let mut staged = self.backend.stage(&img.id).await.map_err(|e| client(ApiError::internal_from(&e)))?;
-        let mut md5 = Md5::new();
-        let mut sha = Sha512::new();
+        let staged = self.backend.stage(&img.id).await.map_err(|e| client(ApiError::internal_from(&e)))?;
+        // The sink's writer thread writes through its own handle on the staging file.
+        let writer = match staged.file.try_clone().await {
+            Ok(f) => f.into_std().await,
+            Err(e) => {
+                self.backend.discard(staged).await;
+                return Err(client(ApiError::internal_from(&e)));
+            }
+        };
+        let sink = DataSink::start(writer);
         let mut head: Vec<u8> = Vec::with_capacity(HEADER_BYTES);
         let mut detected = None;
         let mut size: u64 = 0;
@@ -139,9 +145,7 @@ impl ImageService {
                     detected = Some(d);
                 }
             }
-            md5.update(&chunk);
-            sha.update(&chunk);
-            if let Err(e) = staged.file.write_all(&chunk).await {
+            if let Err(e) = sink.send(chunk).await {
                 break Some(IngestError::Broken(ApiError::internal_from(&e)));
             }
             if renewed.elapsed() > RENEW_EVERY {
@@ -149,6 +153,14 @@ impl ImageService {
                 renewed = Instant::now();
             }
         };
+        let digests = match sink.finish().await {
+            Ok(d) => d,
+            Err(e) => {
+                self.backend.discard(staged).await;
+                return Err(failure.unwrap_or(IngestError::Broken(ApiError::internal_from(&e))));
+            }
+        };
+        drop(digests.file);
         if failure.is_none() && detected.is_none() {
             let d = inspect::detect(&head);
             if let Err(msg) = inspect::check(&declared, &container, &d) {
@@ -161,15 +173,10 @@ impl ImageService {
             self.backend.discard(staged).await;
             return Err(f);
         }
-        if let Err(e) = staged.file.flush().await {
-            self.backend.discard(staged).await;
-            return Err(IngestError::Broken(ApiError::internal_from(&e)));
-        }
         self.backend.commit(staged).await.map_err(|e| IngestError::Broken(ApiError::internal_from(&e)))?;
         let detected = detected.expect("inspected above");
         let virtual_size = detected.virtual_size().unwrap_or(size) as i64;
-        let checksum = hex(&md5.finalize());
-        let hash = hex(&sha.finalize());
+        let (checksum, hash) = (digests.md5, digests.sha512);
         let activated = self
             .store
             .image_activate(img, size as i64, Some(virtual_size), &checksum, &hash, bytes_limit, during)
@@ -313,10 +320,6 @@ fn quota_error(limit: Option<i64>) -> ApiError {
         "Image size quota exceeded: the project may store at most {} MiB of images.",
         limit.unwrap_or(0) / (1024 * 1024)
     ))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Parses `bytes=a-b`, `bytes=a-` or `bytes=-n` into [start, end).
