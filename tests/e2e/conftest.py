@@ -78,7 +78,8 @@ class Cloud:
         self.log = open(os.path.join(data_dir, f"stratusd-{self.port}.log"), "w")
         self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.started = time.monotonic()
-        self.wait_ready()
+        if command != "image":
+            self.wait_ready()
         if command == "all-in-one":
             self.wait_ready(url=self.image_url + "/versions")
 
