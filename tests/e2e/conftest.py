@@ -53,8 +53,10 @@ class Cloud:
         self.data_dir = data_dir
         self.port = free_port()
         self.image_port = free_port()
+        self.network_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.image_url = f"http://127.0.0.1:{self.image_port}"
+        self.network_url = f"http://127.0.0.1:{self.network_port}"
         self.auth_url = f"{self.url}/v3"
         env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
         env.update(
@@ -62,6 +64,7 @@ class Cloud:
                 "STRATUS_SERVER__DATA_DIR": data_dir,
                 "STRATUS_IDENTITY__PORT": str(self.port),
                 "STRATUS_IMAGE__PORT": str(self.image_port),
+                "STRATUS_NETWORK__PORT": str(self.network_port),
                 "STRATUS_IDENTITY__REFRESH_SECS": "1",
                 "STRATUS_LOG__LEVEL": "warn",
             }
@@ -78,10 +81,11 @@ class Cloud:
         self.log = open(os.path.join(data_dir, f"stratusd-{self.port}.log"), "w")
         self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.started = time.monotonic()
-        if command != "image":
+        if command not in ("image", "network"):
             self.wait_ready()
         if command == "all-in-one":
             self.wait_ready(url=self.image_url + "/versions")
+            self.wait_ready(url=self.network_url + "/")
 
     def wait_ready(self, timeout=60, url=None):
         deadline = time.monotonic() + timeout
@@ -177,6 +181,13 @@ class Cloud:
             except ValueError:
                 parsed = raw.decode()
             return e.code, dict(e.headers), parsed
+
+    def member_env(self, name):
+        """A new project with a member user; returns (project id, env)."""
+        project = self.osc("project", "create", name)
+        self.osc("user", "create", "--password", "pw", name)
+        self.osc("role", "add", "--project", name, "--user", name, "member")
+        return project["id"], self.user_env(name, "pw", name)
 
     def password_token(self, user="admin", password=ADMIN_PASSWORD, project="admin"):
         body = {

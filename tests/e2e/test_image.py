@@ -35,11 +35,7 @@ def disks(cloud):
 
 
 def member_env(cloud, name):
-    """A new project with a member user; returns (project id, env)."""
-    project = cloud.osc("project", "create", name)
-    cloud.osc("user", "create", "--password", "pw", name)
-    cloud.osc("role", "add", "--project", name, "--user", name, "member")
-    return project["id"], cloud.user_env(name, "pw", name)
+    return cloud.member_env(name)
 
 
 def test_create_show_save_delete(cloud, disks):

@@ -43,6 +43,7 @@ pub const DEFAULT_LIMITS: &[(&str, &str, i64)] = &[
     ("network", "router", 10),
     ("network", "floatingip", 50),
     ("network", "security_group", 10),
+    ("network", "security_group_rule", 100),
     ("volume", "volumes", 10),
     ("volume", "gigabytes", 1000),
     ("image", "image_count_total", 100),

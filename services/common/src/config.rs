@@ -20,6 +20,7 @@ pub struct Config {
     pub bus: BusConfig,
     pub identity: IdentityConfig,
     pub image: ImageConfig,
+    pub network: NetworkConfig,
     pub service_auth: ServiceAuthConfig,
     pub log: LogConfig,
 }
@@ -37,6 +38,18 @@ pub struct ImageConfig {
 impl Default for ImageConfig {
     fn default() -> Self {
         Self { port: 9292, max_image_bytes: 1 << 40, reconcile_secs: 30 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    pub port: u16,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self { port: 9696 }
     }
 }
 

@@ -36,6 +36,8 @@ enum Command {
     },
     /// Run the image service (Glance v2 API) alone, using identity over HTTP.
     Image,
+    /// Run the network service (Neutron v2.0 API) alone, using identity over HTTP.
+    Network,
     /// Create the default domain, admin project and user, roles, catalog and quotas.
     Bootstrap {
         #[arg(long)]
@@ -82,8 +84,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let report = rt.bootstrap(&identity, password).await?;
             announce(&rt, &report)?;
             let limits = Arc::new(stratus_identity::app::InProcessLimitsSource::new(identity.store.clone()));
-            let image = rt.image_served(identity.verifier.clone(), limits).await?;
-            let services = vec![rt.identity_served(identity)?, image];
+            let image = rt.image_served(identity.verifier.clone(), limits.clone()).await?;
+            let network = rt.network_served(identity.verifier.clone(), limits)?;
+            let services = vec![rt.identity_served(identity)?, image, network];
             tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "all-in-one ready");
             serve_all(services).await
         }
@@ -96,6 +99,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let rt = Runtime::open(config).await?;
             let (verifier, limits) = rt.remote_identity().await?;
             serve_all(vec![rt.image_served(verifier, limits).await?]).await
+        }
+        Command::Network => {
+            let rt = Runtime::open(config).await?;
+            let (verifier, limits) = rt.remote_identity().await?;
+            serve_all(vec![rt.network_served(verifier, limits)?]).await
         }
         Command::Identity { action: Some(IdentityAction::RotateKeys) } => {
             let rt = Runtime::open(config).await?;
@@ -130,7 +138,11 @@ fn announce(rt: &Runtime, report: &stratus_identity::app::BootstrapReport) -> an
             println!("Created the admin user. Its password, shown only this once: {pw}");
         }
     }
-    println!("Identity API at {auth_url}, image API at {}", rt.image_public_url());
+    println!(
+        "Identity API at {auth_url}, image API at {}, network API at {}",
+        rt.image_public_url(),
+        rt.network_public_url()
+    );
     println!("Use the cloud with:  export OS_CLIENT_CONFIG_FILE={}/clouds.yaml OS_CLOUD=stratus", dir.display());
     println!("                or:  source {}/openrc", dir.display());
     Ok(())

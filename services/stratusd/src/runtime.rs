@@ -25,6 +25,7 @@ pub struct Runtime {
 pub fn all_migrations() -> Vec<Migration> {
     let mut m = stratus_identity::migrations::MIGRATIONS.to_vec();
     m.extend_from_slice(stratus_image::migrations::MIGRATIONS);
+    m.extend_from_slice(stratus_network::migrations::MIGRATIONS);
     m
 }
 
@@ -71,6 +72,7 @@ impl Runtime {
                 url: format!("{}/v3", self.identity_public_url()),
             },
             CatalogService { service_type: "image".into(), name: "glance".into(), url: self.image_public_url() },
+            CatalogService { service_type: "network".into(), name: "neutron".into(), url: self.network_public_url() },
         ]
     }
 
@@ -113,6 +115,33 @@ impl Runtime {
             name: "image",
             addr: self.addr(self.config.image.port)?,
             router: stratus_image::api::router(service, verifier, self.config.server.max_body_bytes),
+        })
+    }
+
+    pub fn network_public_url(&self) -> String {
+        format!("http://{}:{}", self.config.server.public_host, self.config.network.port)
+    }
+
+    /// The network service, with the verifier and quota source it should use.
+    pub fn network_served(
+        &self,
+        verifier: Arc<TokenVerifier>,
+        limits_source: Arc<dyn LimitsSource>,
+    ) -> anyhow::Result<Served> {
+        let limits = LimitsClient::new(limits_source, std::time::Duration::from_secs(30));
+        limits.spawn_invalidation(self.bus.clone());
+        let service = Arc::new(stratus_network::NetworkService {
+            store: stratus_network::store::Store::new(self.db.clone()),
+            bus: self.bus.clone(),
+            limits,
+            public_url: self.network_public_url(),
+            identity_url: self.config.identity_url(),
+            http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?,
+        });
+        Ok(Served {
+            name: "network",
+            addr: self.addr(self.config.network.port)?,
+            router: stratus_network::api::router(service, verifier, self.config.server.max_body_bytes),
         })
     }
 

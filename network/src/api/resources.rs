@@ -1,0 +1,377 @@
+//! The CRUD routes of every collection, dispatched on the collection's name: parse the
+//! wrapped body, call the app layer, render, filter and page.
+
+use super::query::ListQuery;
+use super::{views, AppState};
+use crate::app::{bad, neutron};
+use crate::store::{Record, Table};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use stratus_common::auth::AuthContext;
+use stratus_common::http::{ApiJson, ApiResult};
+
+/// The collections served by these routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Network,
+    Subnet,
+    Port,
+    SecurityGroup,
+    SecurityGroupRule,
+}
+
+impl Kind {
+    pub fn from_collection(c: &str) -> ApiResult<Self> {
+        Ok(match c {
+            "networks" => Kind::Network,
+            "subnets" => Kind::Subnet,
+            "ports" => Kind::Port,
+            "security-groups" => Kind::SecurityGroup,
+            "security-group-rules" => Kind::SecurityGroupRule,
+            _ => {
+                return Err(neutron(
+                    StatusCode::NOT_FOUND,
+                    "HTTPNotFound",
+                    format!("The resource {c} could not be found."),
+                ))
+            }
+        })
+    }
+
+    /// The key a single resource is wrapped in.
+    pub fn singular(self) -> &'static str {
+        match self {
+            Kind::Network => "network",
+            Kind::Subnet => "subnet",
+            Kind::Port => "port",
+            Kind::SecurityGroup => "security_group",
+            Kind::SecurityGroupRule => "security_group_rule",
+        }
+    }
+
+    /// The key a list is wrapped in.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Network => "networks",
+            Kind::Subnet => "subnets",
+            Kind::Port => "ports",
+            Kind::SecurityGroup => "security_groups",
+            Kind::SecurityGroupRule => "security_group_rules",
+        }
+    }
+
+    pub fn collection(self) -> &'static str {
+        match self {
+            Kind::SecurityGroup => "security-groups",
+            Kind::SecurityGroupRule => "security-group-rules",
+            _ => self.plural(),
+        }
+    }
+
+    pub fn table(self) -> Table {
+        match self {
+            Kind::Network => Table::Networks,
+            Kind::Subnet => Table::Subnets,
+            Kind::Port => Table::Ports,
+            Kind::SecurityGroup => Table::SecurityGroups,
+            Kind::SecurityGroupRule => Table::SecurityGroupRules,
+        }
+    }
+}
+
+/// The object inside `{"network": {...}}`.
+fn unwrap(kind: Kind, body: Value) -> ApiResult<Map<String, Value>> {
+    match body {
+        Value::Object(mut m) => match m.remove(kind.singular()) {
+            Some(Value::Object(inner)) => Ok(inner),
+            Some(_) => Err(bad(format!("Invalid input: {} must be an object.", kind.singular()))),
+            None if m.contains_key(kind.plural()) => Err(bad("Bulk creation is not supported; create one at a time.")),
+            None => Err(bad(format!("Resource body required: {{\"{}\": {{...}}}}.", kind.singular()))),
+        },
+        _ => Err(bad("The request body must be a JSON object.")),
+    }
+}
+
+/// `If-Match: revision_number=N`, Neutron's compare-and-swap on updates.
+fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+    let Some(v) = headers.get("if-match") else { return Ok(None) };
+    let v = v.to_str().unwrap_or_default();
+    v.trim()
+        .strip_prefix("revision_number=")
+        .and_then(|n| n.parse().ok())
+        .map(Some)
+        .ok_or_else(|| bad(format!("If-Match header '{v}' must be revision_number=<integer>.")))
+}
+
+/// Renders records of one kind; networks need their subnets, groups their rules.
+pub async fn render(s: &AppState, kind: Kind, records: &[Record]) -> ApiResult<Vec<Value>> {
+    Ok(match kind {
+        Kind::Network => {
+            let mut subnets: HashMap<String, Vec<String>> = HashMap::new();
+            let all = if records.len() == 1 {
+                s.store.list(Table::Subnets, Some(("network_id", &records[0].id))).await?
+            } else {
+                s.store.list(Table::Subnets, None).await?
+            };
+            for sn in all {
+                subnets.entry(sn.str("network_id").to_string()).or_default().push(sn.id.clone());
+            }
+            records.iter().map(|r| views::network(r, &subnets)).collect()
+        }
+        Kind::Subnet => records.iter().map(views::subnet).collect(),
+        Kind::Port => records.iter().map(views::port).collect(),
+        Kind::SecurityGroupRule => records.iter().map(views::rule).collect(),
+        Kind::SecurityGroup => {
+            let mut out = Vec::with_capacity(records.len());
+            for g in records {
+                out.push(views::group(g, &s.group_rules(&g.id).await?));
+            }
+            out
+        }
+    })
+}
+
+async fn render_one(s: &AppState, kind: Kind, r: &Record) -> ApiResult<Json<Value>> {
+    let v = render(s, kind, std::slice::from_ref(r)).await?.pop().unwrap_or(Value::Null);
+    Ok(Json(json!({ kind.singular(): v })))
+}
+
+pub async fn create(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(collection): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let kind = Kind::from_collection(&collection)?;
+    let body = unwrap(kind, body)?;
+    let r = match kind {
+        Kind::Network => s.network_create(&ctx, body).await?,
+        Kind::Subnet => s.subnet_create(&ctx, body).await?,
+        Kind::Port => s.port_create(&ctx, body).await?,
+        Kind::SecurityGroup => s.group_create(&ctx, body).await?,
+        Kind::SecurityGroupRule => s.rule_create(&ctx, body).await?,
+    };
+    Ok((StatusCode::CREATED, render_one(&s, kind, &r).await?))
+}
+
+pub async fn list(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(collection): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let kind = Kind::from_collection(&collection)?;
+    let q = ListQuery::parse(raw.as_deref())?;
+    let asked_project = q.one("project_id").or(q.one("tenant_id"));
+    let records = match kind {
+        Kind::Network => s.network_list(&ctx).await?,
+        Kind::Subnet => s.subnet_list(&ctx).await?,
+        Kind::Port => {
+            let narrow =
+                q.one("device_id").map(|d| ("device_id", d)).or(q.one("network_id").map(|n| ("network_id", n)));
+            s.port_list(&ctx, narrow).await?
+        }
+        Kind::SecurityGroup => s.group_list(&ctx, asked_project).await?,
+        Kind::SecurityGroupRule => s.rule_list(&ctx, asked_project).await?,
+    };
+    let (page, more) = q.apply(render(&s, kind, &records).await?)?;
+    let mut body = Map::new();
+    if more {
+        if let Some(last) = page.last().and_then(|i| i["id"].as_str()) {
+            let href = q.next_link(&format!("{}/v2.0/{}", s.public_url, kind.collection()), last);
+            body.insert(format!("{}_links", kind.plural()), json!([{"rel": "next", "href": href}]));
+        }
+    }
+    body.insert(kind.plural().into(), Value::Array(page.into_iter().map(|i| q.select(i)).collect()));
+    Ok(Json(Value::Object(body)))
+}
+
+async fn fetch(s: &AppState, ctx: &AuthContext, kind: Kind, id: &str) -> ApiResult<Record> {
+    match kind {
+        Kind::Network => s.network_get(ctx, id).await,
+        Kind::Subnet => s.subnet_get(ctx, id).await,
+        Kind::Port => s.port_get(ctx, id).await,
+        Kind::SecurityGroup => s.group_get(ctx, id).await,
+        Kind::SecurityGroupRule => s.rule_get(ctx, id).await,
+    }
+}
+
+pub async fn show(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path((collection, id)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let kind = Kind::from_collection(&collection)?;
+    let q = ListQuery::parse(raw.as_deref())?;
+    let r = fetch(&s, &ctx, kind, &id).await?;
+    let Json(mut v) = render_one(&s, kind, &r).await?;
+    let inner = v[kind.singular()].take();
+    Ok(Json(json!({ kind.singular(): q.select(inner) })))
+}
+
+pub async fn update(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path((collection, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let kind = Kind::from_collection(&collection)?;
+    let body = unwrap(kind, body)?;
+    let rev = if_match(&headers)?;
+    let r = match kind {
+        Kind::Network => s.network_update(&ctx, &id, body, rev).await?,
+        Kind::Subnet => s.subnet_update(&ctx, &id, body, rev).await?,
+        Kind::Port => s.port_update(&ctx, &id, body, rev).await?,
+        Kind::SecurityGroup => s.group_update(&ctx, &id, body, rev).await?,
+        Kind::SecurityGroupRule => {
+            return Err(bad("Security group rules cannot be updated; delete and create instead."))
+        }
+    };
+    render_one(&s, kind, &r).await
+}
+
+pub async fn delete(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path((collection, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let kind = Kind::from_collection(&collection)?;
+    match kind {
+        Kind::Network => s.network_delete(&ctx, &id).await?,
+        Kind::Subnet => s.subnet_delete(&ctx, &id).await?,
+        Kind::Port => s.port_delete(&ctx, &id).await?,
+        Kind::SecurityGroup => s.group_delete(&ctx, &id).await?,
+        Kind::SecurityGroupRule => s.rule_delete(&ctx, &id).await?,
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Tags: `GET/PUT/DELETE /v2.0/{collection}/{id}/tags` and `PUT/DELETE .../tags/{tag}`.
+pub async fn tags_get(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path((collection, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let kind = Kind::from_collection(&collection)?;
+    let r = fetch(&s, &ctx, kind, &id).await?;
+    Ok(Json(json!({"tags": r.doc.get("tags").cloned().unwrap_or(json!([]))})))
+}
+
+async fn tags_change(
+    s: &AppState,
+    ctx: &AuthContext,
+    kind: Kind,
+    id: &str,
+    f: impl FnOnce(&mut Vec<Value>) -> ApiResult<()>,
+) -> ApiResult<Vec<Value>> {
+    crate::NetworkService::require_writer(ctx)?;
+    let mut r = fetch(s, ctx, kind, id).await?;
+    if !crate::NetworkService::owns(ctx, &r) {
+        return Err(neutron(StatusCode::FORBIDDEN, "PolicyNotAuthorized", "Only the owner may change tags."));
+    }
+    let mut tags: Vec<Value> = r.doc.get("tags").and_then(Value::as_array).cloned().unwrap_or_default();
+    f(&mut tags)?;
+    r.doc.insert("tags".into(), Value::Array(tags.clone()));
+    s.save(kind.table(), &r, None).await?;
+    Ok(tags)
+}
+
+fn valid_tag(t: &str) -> ApiResult<()> {
+    if t.is_empty() || t.len() > 255 || t.contains(',') || t.contains('/') {
+        return Err(bad(format!("Invalid tag '{t}': 1 to 255 characters, without ',' or '/'.")));
+    }
+    Ok(())
+}
+
+pub async fn tags_put(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path((collection, id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let kind = Kind::from_collection(&collection)?;
+    let new =
+        body.get("tags").and_then(Value::as_array).cloned().ok_or_else(|| bad("Body must be {\"tags\": [...]}."))?;
+    for t in &new {
+        valid_tag(t.as_str().ok_or_else(|| bad("Tags are strings."))?)?;
+    }
+    let tags = tags_change(&s, &ctx, kind, &id, |tags| {
+        *tags = Vec::new();
+        for t in new {
+            if !tags.contains(&t) {
+                tags.push(t);
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(Json(json!({ "tags": tags })))
+}
+
+pub async fn tags_clear(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path((collection, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let kind = Kind::from_collection(&collection)?;
+    tags_change(&s, &ctx, kind, &id, |tags| {
+        tags.clear();
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn tag_put(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path((collection, id, tag)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    let kind = Kind::from_collection(&collection)?;
+    valid_tag(&tag)?;
+    tags_change(&s, &ctx, kind, &id, |tags| {
+        if !tags.contains(&json!(tag)) {
+            tags.push(json!(tag));
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::CREATED)
+}
+
+pub async fn tag_check(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path((collection, id, tag)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    let kind = Kind::from_collection(&collection)?;
+    let r = fetch(&s, &ctx, kind, &id).await?;
+    if r.doc.get("tags").and_then(Value::as_array).is_some_and(|a| a.contains(&json!(tag))) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(neutron(StatusCode::NOT_FOUND, "TagNotFound", format!("Tag {tag} could not be found.")))
+    }
+}
+
+pub async fn tag_delete(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path((collection, id, tag)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    let kind = Kind::from_collection(&collection)?;
+    tags_change(&s, &ctx, kind, &id, |tags| {
+        let before = tags.len();
+        tags.retain(|t| t.as_str() != Some(tag.as_str()));
+        if tags.len() == before {
+            return Err(neutron(StatusCode::NOT_FOUND, "TagNotFound", format!("Tag {tag} could not be found.")));
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,167 @@
+//! The network service's application layer: visibility, validation, IPAM, quotas and
+//! events. Errors carry Neutron's error types (`NetworkInUse`, `OverQuota`, ...).
+
+pub mod networks;
+pub mod ports;
+pub mod quotas;
+pub mod security_groups;
+pub mod subnets;
+
+use crate::store::{Col, Record, Store, Table};
+use axum::http::StatusCode;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use stratus_common::auth::AuthContext;
+use stratus_common::bus::Bus;
+use stratus_common::db::now_text;
+use stratus_common::http::{ApiError, ApiResult};
+use stratus_common::limits::LimitsClient;
+
+pub struct NetworkService {
+    pub store: Store,
+    pub bus: Bus,
+    pub limits: Arc<LimitsClient>,
+    pub public_url: String,
+    /// Identity's API, where `/v2.0/quotas` writes go (as unified limits).
+    pub identity_url: String,
+    pub http: reqwest::Client,
+}
+
+pub fn neutron(status: StatusCode, kind: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(status, message).with_kind(kind)
+}
+
+pub fn not_found(kind: &'static str, what: &str, id: &str) -> ApiError {
+    neutron(StatusCode::NOT_FOUND, kind, format!("{what} {id} could not be found."))
+}
+
+pub fn bad(message: impl Into<String>) -> ApiError {
+    neutron(StatusCode::BAD_REQUEST, "BadRequest", message)
+}
+
+/// Reads an optional attribute of a request object with the expected JSON type.
+pub(crate) fn opt_str(body: &Map<String, Value>, key: &str) -> ApiResult<Option<String>> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(bad(format!("Invalid input for {key}: it must be a string."))),
+    }
+}
+
+pub(crate) fn opt_bool(body: &Map<String, Value>, key: &str) -> ApiResult<Option<bool>> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(_) => Err(bad(format!("Invalid input for {key}: it must be a boolean."))),
+    }
+}
+
+pub(crate) fn opt_int(body: &Map<String, Value>, key: &str) -> ApiResult<Option<i64>> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .map(Some)
+            .ok_or_else(|| bad(format!("Invalid input for {key}: it must be an integer."))),
+    }
+}
+
+/// Rejects attributes the resource does not have.
+pub(crate) fn only(body: &Map<String, Value>, allowed: &[&str], what: &str) -> ApiResult<()> {
+    for k in body.keys() {
+        if !allowed.contains(&k.as_str()) {
+            return Err(bad(format!("Unrecognized attribute(s) '{k}' for {what}.")));
+        }
+    }
+    Ok(())
+}
+
+impl NetworkService {
+    pub(crate) async fn emit(&self, resource: &str, action: &str, r: &Record) {
+        self.bus
+            .emit(
+                &format!("network.{resource}.{action}.end"),
+                &json!({"id": r.id, "project_id": r.project_id, "timestamp": now_text()}),
+            )
+            .await;
+    }
+
+    /// The project a request acts for: the token's, or `project_id`/`tenant_id` when an
+    /// admin creates for another project.
+    pub(crate) fn owner(ctx: &AuthContext, body: &Map<String, Value>) -> ApiResult<String> {
+        let asked = opt_str(body, "project_id")?.or(opt_str(body, "tenant_id")?);
+        match (asked, ctx.project_id()) {
+            (Some(p), _) if ctx.is_admin() => Ok(p),
+            (Some(p), Some(own)) if p == own => Ok(p),
+            (Some(_), _) => Err(neutron(
+                StatusCode::FORBIDDEN,
+                "PolicyNotAuthorized",
+                "Only admins may create resources for another project.",
+            )),
+            (None, Some(own)) => Ok(own.to_string()),
+            (None, None) => {
+                Err(neutron(StatusCode::FORBIDDEN, "PolicyNotAuthorized", "A project-scoped token is needed."))
+            }
+        }
+    }
+
+    /// Stores a changed document, honouring `If-Match` (412 when the revision moved on).
+    pub(crate) async fn save(&self, table: Table, r: &Record, if_revision: Option<i64>) -> ApiResult<()> {
+        self.save_with(table, r, &[], if_revision).await
+    }
+
+    pub(crate) async fn save_with(
+        &self,
+        table: Table,
+        r: &Record,
+        cols: &[(&str, Col)],
+        if_revision: Option<i64>,
+    ) -> ApiResult<()> {
+        let saved = match self.store.update(table, &r.id, cols, &r.doc, if_revision).await {
+            Err(e) if stratus_common::db::is_unique_violation(&e) => {
+                return Err(neutron(StatusCode::CONFLICT, "Conflict", "The new value is in use by another resource."))
+            }
+            other => other?,
+        };
+        if saved {
+            Ok(())
+        } else if if_revision.is_some() {
+            Err(neutron(
+                StatusCode::PRECONDITION_FAILED,
+                "RevisionNumberConstraintFailed",
+                format!("Constrained to {}, but the current revision is different.", if_revision.unwrap_or_default()),
+            ))
+        } else {
+            Err(neutron(StatusCode::NOT_FOUND, "NotFound", format!("{} was deleted meanwhile.", r.id)))
+        }
+    }
+
+    pub(crate) fn require_writer(ctx: &AuthContext) -> ApiResult<()> {
+        if ctx.is_admin() || ctx.has_role("member") {
+            Ok(())
+        } else {
+            Err(neutron(StatusCode::FORBIDDEN, "PolicyNotAuthorized", "Readers cannot change network resources."))
+        }
+    }
+
+    pub(crate) fn owns(ctx: &AuthContext, r: &Record) -> bool {
+        ctx.is_admin() || ctx.project_id() == Some(r.project_id.as_str())
+    }
+
+    /// Counts one more `resource` against the project's unified limit (service type
+    /// `network`), or answers 409 `OverQuota`.
+    pub(crate) async fn claim(&self, project: &str, resource: &str) -> ApiResult<()> {
+        let limit = self.limits.limit(project, "network", resource).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot read network quotas");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Quotas cannot be read right now; try again.")
+        })?;
+        if self.store.usage_claim(project, resource, limit).await? {
+            Ok(())
+        } else {
+            Err(neutron(StatusCode::CONFLICT, "OverQuota", format!("Quota exceeded for resources: ['{resource}'].")))
+        }
+    }
+}

@@ -1,0 +1,622 @@
+//! Ports: a guest's (or router's) attachment to a network, with its MAC, addresses,
+//! security groups and binding. Addresses come from the subnets' pools; the allocation
+//! table's primary key keeps them unique however many creates race.
+
+use super::subnets::read_pools;
+use super::{bad, neutron, not_found, only, opt_bool, opt_str, NetworkService};
+use crate::ipam::{parse_ip, to_ip, Cidr};
+use crate::store::{Col, Record, Table};
+use axum::http::StatusCode;
+use rand::Rng;
+use serde_json::{json, Map, Value};
+use stratus_common::auth::AuthContext;
+use stratus_common::http::{ApiError, ApiResult};
+
+const PORT_ATTRS: &[&str] = &[
+    "name",
+    "description",
+    "network_id",
+    "admin_state_up",
+    "mac_address",
+    "fixed_ips",
+    "device_id",
+    "device_owner",
+    "security_groups",
+    "port_security_enabled",
+    "allowed_address_pairs",
+    "binding:host_id",
+    "binding:profile",
+    "binding:vnic_type",
+    "project_id",
+    "tenant_id",
+    "tags",
+    "dns_name",
+    "extra_dhcp_opts",
+    "qos_policy_id",
+    "propagate_uplink_status",
+    "status",
+];
+pub const ROUTER_INTERFACE: &str = "network:router_interface";
+pub const ROUTER_GATEWAY: &str = "network:router_gateway";
+pub const FLOATING_IP: &str = "network:floatingip";
+
+/// An address a port asks for: on a subnet, optionally a given one.
+#[derive(Debug, Clone)]
+pub struct IpRequest {
+    pub subnet: Record,
+    pub address: Option<u128>,
+}
+
+impl NetworkService {
+    pub async fn port_create(&self, ctx: &AuthContext, body: Map<String, Value>) -> ApiResult<Record> {
+        Self::require_writer(ctx)?;
+        only(&body, PORT_ATTRS, "port")?;
+        let project = Self::owner(ctx, &body)?;
+        let network_id = opt_str(&body, "network_id")?.ok_or_else(|| bad("Invalid input: network_id is required."))?;
+        let network = self.network_get(ctx, &network_id).await?;
+        if !ctx.is_admin() && network.project_id != project && !network.flag("shared") {
+            return Err(neutron(
+                StatusCode::FORBIDDEN,
+                "PolicyNotAuthorized",
+                "Only admins may create ports on another project's network.",
+            ));
+        }
+        if body.contains_key("status") && !ctx.is_admin() {
+            return Err(neutron(StatusCode::FORBIDDEN, "PolicyNotAuthorized", "Only admins may set a port's status."));
+        }
+        let device_owner = opt_str(&body, "device_owner")?.unwrap_or_default();
+        let port_security = match opt_bool(&body, "port_security_enabled")? {
+            Some(v) => v,
+            None => network.doc.get("port_security_enabled").and_then(Value::as_bool).unwrap_or(true),
+        };
+        let security_groups = match body.get("security_groups") {
+            Some(v) if !v.is_null() => self.port_groups(ctx, &project, v).await?,
+            _ if port_security && !device_owner.starts_with("network:") => vec![self.default_group(&project).await?.id],
+            _ => vec![],
+        };
+        let pairs = address_pairs(&body)?;
+        if !port_security && (!security_groups.is_empty() || !pairs.is_empty()) {
+            return Err(neutron(
+                StatusCode::CONFLICT,
+                "PortSecurityAndIPRequiredForSecurityGroups",
+                "Port security must be enabled to have security groups or allowed address pairs.",
+            ));
+        }
+        let requests = self.ip_requests(&network_id, body.get("fixed_ips")).await?;
+        let mut doc = Map::new();
+        doc.insert("name".into(), json!(opt_str(&body, "name")?.unwrap_or_default()));
+        doc.insert("description".into(), json!(opt_str(&body, "description")?.unwrap_or_default()));
+        doc.insert("network_id".into(), json!(network_id));
+        doc.insert("admin_state_up".into(), json!(opt_bool(&body, "admin_state_up")?.unwrap_or(true)));
+        doc.insert("status".into(), json!(opt_str(&body, "status")?.unwrap_or_else(|| "DOWN".into())));
+        doc.insert("device_id".into(), json!(opt_str(&body, "device_id")?.unwrap_or_default()));
+        doc.insert("device_owner".into(), json!(device_owner));
+        doc.insert("security_groups".into(), json!(security_groups));
+        doc.insert("port_security_enabled".into(), json!(port_security));
+        doc.insert("allowed_address_pairs".into(), Value::Array(pairs));
+        doc.insert("extra_dhcp_opts".into(), json!([]));
+        doc.insert("dns_name".into(), json!(opt_str(&body, "dns_name")?.unwrap_or_default()));
+        doc.insert("tags".into(), super::networks::tags(&body)?);
+        doc.insert("fixed_ips".into(), json!([]));
+        set_binding(&mut doc, &body)?;
+        let asked_mac = match opt_str(&body, "mac_address")? {
+            Some(m) => Some(normalize_mac(&m)?),
+            None => None,
+        };
+        self.claim(&project, "port").await?;
+        let id = uuid::Uuid::new_v4().to_string();
+        if let Err(e) = self.port_insert(&id, &project, &network_id, asked_mac, doc.clone()).await {
+            self.store.usage_release(&project, "port").await?;
+            return Err(e);
+        }
+        match self
+            .allocate_all(&id, &requests, device_owner == ROUTER_INTERFACE || device_owner == ROUTER_GATEWAY)
+            .await
+        {
+            Ok(fixed) => {
+                doc.insert("fixed_ips".into(), fixed);
+                let mac = self.store.fetch(Table::Ports, &id).await?.map(|r| r.str("mac_address").to_string());
+                doc.insert("mac_address".into(), json!(mac));
+                self.store.set_doc(Table::Ports, &id, &doc).await?;
+            }
+            Err(e) => {
+                self.store.ip_release_port(&id).await?;
+                self.store.delete(Table::Ports, &id).await?;
+                self.store.usage_release(&project, "port").await?;
+                return Err(e);
+            }
+        }
+        let r = self.store.fetch(Table::Ports, &id).await?.ok_or_else(|| not_found("PortNotFound", "Port", &id))?;
+        self.emit("port", "create", &r).await;
+        Ok(r)
+    }
+
+    /// Inserts the port row with a unique MAC: the asked one (409 if taken) or a random
+    /// one in OpenStack's `fa:16:3e` prefix, retried on collision.
+    async fn port_insert(
+        &self,
+        id: &str,
+        project: &str,
+        network_id: &str,
+        asked: Option<String>,
+        mut doc: Map<String, Value>,
+    ) -> ApiResult<()> {
+        for _ in 0..16 {
+            let mac = asked.clone().unwrap_or_else(|| {
+                let b: [u8; 3] = rand::thread_rng().gen();
+                format!("fa:16:3e:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2])
+            });
+            doc.insert("mac_address".into(), json!(mac));
+            let cols = [
+                ("network_id", Col::Text(network_id.into())),
+                ("mac_address", Col::Text(mac.clone())),
+                ("device_id", Col::Text(doc["device_id"].as_str().unwrap_or_default().into())),
+            ];
+            match self.store.insert(Table::Ports, id, project, &cols, &doc).await {
+                Ok(()) => return Ok(()),
+                Err(e) if stratus_common::db::is_unique_violation(&e) && asked.is_none() => continue,
+                Err(e) if stratus_common::db::is_unique_violation(&e) => {
+                    return Err(neutron(
+                        StatusCode::CONFLICT,
+                        "MacAddressInUse",
+                        format!(
+                            "Unable to complete operation for network {network_id}. The mac address {mac} is in use."
+                        ),
+                    ))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(neutron(StatusCode::SERVICE_UNAVAILABLE, "MacAddressGenerationFailure", "No free MAC address was found."))
+    }
+
+    /// Turns `fixed_ips` into address requests; without it, one address from the first
+    /// IPv4 subnet and one from each IPv6 subnet, as Neutron does.
+    async fn ip_requests(&self, network_id: &str, fixed: Option<&Value>) -> ApiResult<Vec<IpRequest>> {
+        let subnets = self.store.list(Table::Subnets, Some(("network_id", network_id))).await?;
+        let Some(fixed) = fixed.filter(|v| !v.is_null()) else {
+            let mut out = Vec::new();
+            if let Some(s) = subnets.iter().find(|s| s.doc.get("ip_version") == Some(&json!(4))) {
+                out.push(IpRequest { subnet: s.clone(), address: None });
+            }
+            for s in subnets.iter().filter(|s| s.doc.get("ip_version") == Some(&json!(6))) {
+                out.push(IpRequest { subnet: s.clone(), address: None });
+            }
+            return Ok(out);
+        };
+        let list =
+            fixed.as_array().ok_or_else(|| bad("Invalid input for fixed_ips: a list of {subnet_id, ip_address}."))?;
+        let mut out: Vec<IpRequest> = Vec::new();
+        for f in list {
+            let obj =
+                f.as_object().ok_or_else(|| bad("Invalid input for fixed_ips: a list of {subnet_id, ip_address}."))?;
+            only(obj, &["subnet_id", "ip_address"], "fixed_ips")?;
+            let address = match opt_str(obj, "ip_address")? {
+                Some(a) => Some(
+                    parse_ip(&a)
+                        .ok_or_else(|| bad(format!("Invalid input for fixed_ips: {a} is not an IP address.")))?,
+                ),
+                None => None,
+            };
+            let subnet = match opt_str(obj, "subnet_id")? {
+                Some(sid) => subnets.iter().find(|s| s.id == sid).cloned().ok_or_else(|| {
+                    bad(format!("Invalid input for operation: Failed to create port on network {network_id}, because fixed_ips included invalid subnet {sid}."))
+                })?,
+                None => {
+                    let (v6, n) = address.ok_or_else(|| bad("Invalid input for fixed_ips: give a subnet_id or an ip_address."))?;
+                    subnets
+                        .iter()
+                        .find(|s| Cidr::parse(s.str("cidr")).is_ok_and(|c| c.contains(v6, n)))
+                        .cloned()
+                        .ok_or_else(|| bad(format!("Invalid input: no subnet of network {network_id} holds {}.", to_ip(v6, n))))?
+                }
+            };
+            let cidr = Cidr::parse(subnet.str("cidr")).map_err(bad)?;
+            if let Some((v6, n)) = address {
+                if !cidr.contains(v6, n) || n == cidr.first() || (!v6 && n == cidr.last()) {
+                    return Err(neutron(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidIpForSubnet",
+                        format!("IP address {} is not a valid IP for the specified subnet.", to_ip(v6, n)),
+                    ));
+                }
+            }
+            out.push(IpRequest { subnet, address: address.map(|(_, n)| n) });
+        }
+        Ok(out)
+    }
+
+    /// Allocates every request for a port; the caller releases on error.
+    async fn allocate_all(&self, port_id: &str, requests: &[IpRequest], may_take_gateway: bool) -> ApiResult<Value> {
+        let mut fixed = Vec::new();
+        for req in requests {
+            let ip = self.allocate(port_id, req, may_take_gateway).await?;
+            fixed.push(json!({"subnet_id": req.subnet.id, "ip_address": ip}));
+        }
+        Ok(Value::Array(fixed))
+    }
+
+    /// One address on a subnet: the asked one, or a free one from the pools. Large,
+    /// sparse pools are tried at random; otherwise the lowest free addresses are read
+    /// and one of them taken, retried when another port won the race.
+    async fn allocate(&self, port_id: &str, req: &IpRequest, may_take_gateway: bool) -> ApiResult<String> {
+        let subnet = &req.subnet;
+        let cidr = Cidr::parse(subnet.str("cidr")).map_err(bad)?;
+        let gateway = subnet.doc.get("gateway_ip").and_then(Value::as_str).and_then(parse_ip).map(|(_, n)| n);
+        if let Some(n) = req.address {
+            let text = to_ip(cidr.v6, n).to_string();
+            if Some(n) == gateway && !may_take_gateway {
+                return Err(in_use(&text, &subnet.id));
+            }
+            return if self.store.ip_allocate(&subnet.id, &text, port_id).await? {
+                Ok(text)
+            } else {
+                Err(in_use(&text, &subnet.id))
+            };
+        }
+        let pools = read_pools(&cidr, &subnet.doc);
+        let size: u128 = pools.iter().map(|(s, e)| e - s + 1).sum();
+        if size > 1024 {
+            let used = self.store.ip_count_subnet(&subnet.id).await? as u128;
+            if used * 2 < size {
+                for _ in 0..8 {
+                    let mut k = rand::thread_rng().gen_range(0..size);
+                    let n = pools
+                        .iter()
+                        .find_map(|(s, e)| {
+                            if k <= e - s {
+                                Some(s + k)
+                            } else {
+                                k -= e - s + 1;
+                                None
+                            }
+                        })
+                        .unwrap_or(pools[0].0);
+                    let text = to_ip(cidr.v6, n).to_string();
+                    if self.store.ip_allocate(&subnet.id, &text, port_id).await? {
+                        return Ok(text);
+                    }
+                }
+            }
+        }
+        for _ in 0..64 {
+            let taken = self.store.ip_allocated(&subnet.id).await?;
+            let mut free = Vec::new();
+            'pools: for (s, e) in &pools {
+                let mut n = *s;
+                while n <= *e {
+                    let text = to_ip(cidr.v6, n).to_string();
+                    if !taken.contains(&text) {
+                        free.push(text);
+                        if free.len() >= 8 {
+                            break 'pools;
+                        }
+                    }
+                    n += 1;
+                }
+            }
+            if free.is_empty() {
+                return Err(neutron(
+                    StatusCode::CONFLICT,
+                    "IpAddressGenerationFailure",
+                    format!("No more IP addresses available on network {}.", subnet.str("network_id")),
+                ));
+            }
+            let pick = free.swap_remove(rand::thread_rng().gen_range(0..free.len()));
+            if self.store.ip_allocate(&subnet.id, &pick, port_id).await? {
+                return Ok(pick);
+            }
+        }
+        Err(neutron(StatusCode::CONFLICT, "IpAddressGenerationFailure", "Could not allocate an address; try again."))
+    }
+
+    /// Admins see every port; others their own and those on networks they own.
+    pub async fn port_get(&self, ctx: &AuthContext, id: &str) -> ApiResult<Record> {
+        if let Some(r) = self.store.fetch(Table::Ports, id).await? {
+            if Self::owns(ctx, &r) {
+                return Ok(r);
+            }
+            if let Some(n) = self.store.fetch(Table::Networks, r.str("network_id")).await? {
+                if Self::owns(ctx, &n) {
+                    return Ok(r);
+                }
+            }
+        }
+        Err(not_found("PortNotFound", "Port", id))
+    }
+
+    /// Ports the caller may see, narrowed in SQL by one indexed column when the query has
+    /// it (`device_id` or `network_id`).
+    pub async fn port_list(&self, ctx: &AuthContext, narrow: Option<(&str, &str)>) -> ApiResult<Vec<Record>> {
+        let all = self.store.list(Table::Ports, narrow).await?;
+        if ctx.is_admin() {
+            return Ok(all);
+        }
+        let own_networks: std::collections::HashSet<String> = self
+            .store
+            .list(Table::Networks, None)
+            .await?
+            .into_iter()
+            .filter(|n| Self::owns(ctx, n))
+            .map(|n| n.id)
+            .collect();
+        Ok(all.into_iter().filter(|p| Self::owns(ctx, p) || own_networks.contains(p.str("network_id"))).collect())
+    }
+
+    pub async fn port_update(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        body: Map<String, Value>,
+        if_revision: Option<i64>,
+    ) -> ApiResult<Record> {
+        Self::require_writer(ctx)?;
+        let mut r = self.port_get(ctx, id).await?;
+        only(&body, PORT_ATTRS, "port")?;
+        for k in ["network_id", "project_id", "tenant_id"] {
+            if body.contains_key(k) {
+                return Err(bad(format!("Cannot update read-only attribute {k}.")));
+            }
+        }
+        if !ctx.is_admin() {
+            for k in ["status", "mac_address", "binding:host_id", "binding:profile"] {
+                if body.contains_key(k) {
+                    return Err(neutron(
+                        StatusCode::FORBIDDEN,
+                        "PolicyNotAuthorized",
+                        format!("Only admins may set {k}."),
+                    ));
+                }
+            }
+        }
+        let mut cols = Vec::new();
+        for k in body.keys() {
+            match k.as_str() {
+                "name" | "description" | "device_owner" | "dns_name" => {
+                    r.doc.insert(k.clone(), json!(opt_str(&body, k)?.unwrap_or_default()));
+                }
+                "device_id" => {
+                    let d = opt_str(&body, k)?.unwrap_or_default();
+                    cols.push(("device_id", Col::Text(d.clone())));
+                    r.doc.insert(k.clone(), json!(d));
+                }
+                "admin_state_up" | "port_security_enabled" => {
+                    r.doc.insert(k.clone(), json!(opt_bool(&body, k)?.unwrap_or(true)));
+                }
+                "status" => {
+                    let s = opt_str(&body, k)?.unwrap_or_default();
+                    if !["ACTIVE", "DOWN", "BUILD", "ERROR"].contains(&s.as_str()) {
+                        return Err(bad(format!("Invalid port status {s}.")));
+                    }
+                    r.doc.insert(k.clone(), json!(s));
+                }
+                "mac_address" => {
+                    let m = normalize_mac(&opt_str(&body, k)?.unwrap_or_default())?;
+                    cols.push(("mac_address", Col::Text(m.clone())));
+                    r.doc.insert(k.clone(), json!(m));
+                }
+                "security_groups" => {
+                    let groups = match body.get(k) {
+                        Some(v) if !v.is_null() => self.port_groups(ctx, &r.project_id, v).await?,
+                        _ => vec![],
+                    };
+                    r.doc.insert(k.clone(), json!(groups));
+                }
+                "allowed_address_pairs" => {
+                    r.doc.insert(k.clone(), Value::Array(address_pairs(&body)?));
+                }
+                "tags" => {
+                    r.doc.insert(k.clone(), super::networks::tags(&body)?);
+                }
+                _ => {}
+            }
+        }
+        set_binding(&mut r.doc, &body)?;
+        let secure = r.doc.get("port_security_enabled").and_then(Value::as_bool).unwrap_or(true);
+        let has_groups = r.doc.get("security_groups").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+        let has_pairs = r.doc.get("allowed_address_pairs").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+        if !secure && (has_groups || has_pairs) {
+            return Err(neutron(
+                StatusCode::CONFLICT,
+                "PortSecurityAndIPRequiredForSecurityGroups",
+                "Port security must be enabled to have security groups or allowed address pairs.",
+            ));
+        }
+        if let Some(fixed) = body.get("fixed_ips") {
+            let network_id = r.str("network_id").to_string();
+            let wanted = self.ip_requests(&network_id, Some(fixed)).await?;
+            r.doc.insert("fixed_ips".into(), self.reallocate(&r, &wanted).await?);
+        }
+        self.save_with(Table::Ports, &r, &cols, if_revision).await?;
+        let r = self.port_get(ctx, id).await?;
+        self.emit("port", "update", &r).await;
+        Ok(r)
+    }
+
+    /// Moves a port to a new set of addresses: keeps those it has, takes the new ones,
+    /// releases the rest. If a new one can't be had, the port keeps its old set.
+    async fn reallocate(&self, port: &Record, wanted: &[IpRequest]) -> ApiResult<Value> {
+        let current: Vec<(String, String)> = port
+            .doc
+            .get("fixed_ips")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|f| {
+                        (
+                            f["subnet_id"].as_str().unwrap_or("").to_string(),
+                            f["ip_address"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let gateway_ok = [ROUTER_INTERFACE, ROUTER_GATEWAY].contains(&port.str("device_owner"));
+        let mut result = Vec::new();
+        let mut taken_now: Vec<(String, String)> = Vec::new();
+        for w in wanted {
+            let keep = current.iter().find(|(s, ip)| {
+                *s == w.subnet.id
+                    && w.address.is_none_or(|n| parse_ip(ip).map(|(_, m)| m) == Some(n))
+                    && !result.iter().any(|x: &(String, String)| x.1 == *ip)
+            });
+            if let Some(k) = keep {
+                result.push(k.clone());
+                continue;
+            }
+            match self.allocate(&port.id, w, gateway_ok).await {
+                Ok(ip) => {
+                    taken_now.push((w.subnet.id.clone(), ip.clone()));
+                    result.push((w.subnet.id.clone(), ip));
+                }
+                Err(e) => {
+                    for (s, ip) in taken_now {
+                        self.store.ip_release(&s, &ip).await?;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        for c in &current {
+            if !result.contains(c) {
+                self.store.ip_release(&c.0, &c.1).await?;
+            }
+        }
+        Ok(Value::Array(result.into_iter().map(|(s, ip)| json!({"subnet_id": s, "ip_address": ip})).collect()))
+    }
+
+    pub async fn port_delete(&self, ctx: &AuthContext, id: &str) -> ApiResult<()> {
+        Self::require_writer(ctx)?;
+        let r = self.port_get(ctx, id).await?;
+        if r.str("device_owner") == ROUTER_INTERFACE && !ctx.is_admin() {
+            return Err(neutron(
+                StatusCode::CONFLICT,
+                "L3PortInUse",
+                format!("Port {id} cannot be deleted directly via the port API: has device owner {ROUTER_INTERFACE}."),
+            ));
+        }
+        self.port_remove(&r).await
+    }
+
+    /// Removes a port and everything it holds, whoever asked.
+    pub(crate) async fn port_remove(&self, r: &Record) -> ApiResult<()> {
+        self.store.ip_release_port(&r.id).await?;
+        if self.store.delete(Table::Ports, &r.id).await? {
+            self.store.usage_release(&r.project_id, "port").await?;
+            self.emit("port", "delete", r).await;
+        }
+        Ok(())
+    }
+
+    /// Validates a port's security groups: each must exist and belong to the port's
+    /// project (admins may use any).
+    async fn port_groups(&self, ctx: &AuthContext, project: &str, v: &Value) -> ApiResult<Vec<String>> {
+        let ids = v.as_array().ok_or_else(|| bad("Invalid input for security_groups: a list of ids."))?;
+        let mut out = Vec::new();
+        for id in ids {
+            let id = id.as_str().ok_or_else(|| bad("Invalid input for security_groups: a list of ids."))?;
+            match self.store.fetch(Table::SecurityGroups, id).await? {
+                Some(g) if g.project_id == project || ctx.is_admin() => {
+                    if !out.contains(&g.id) {
+                        out.push(g.id)
+                    }
+                }
+                _ => return Err(not_found("SecurityGroupNotFound", "Security group", id)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn in_use(ip: &str, subnet: &str) -> ApiError {
+    neutron(
+        StatusCode::CONFLICT,
+        "IpAddressAlreadyAllocated",
+        format!("IP address {ip} already allocated in subnet {subnet}"),
+    )
+}
+
+/// `aa:bb:cc:dd:ee:ff`, lower case; multicast and all-zero MACs are refused.
+fn normalize_mac(m: &str) -> ApiResult<String> {
+    let parts: Vec<&str> = m.split([':', '-']).collect();
+    let bytes: Option<Vec<u8>> =
+        (parts.len() == 6).then(|| parts.iter().map(|p| u8::from_str_radix(p, 16).ok()).collect()).flatten();
+    match bytes {
+        Some(b) if b[0] & 1 == 0 && b.iter().any(|x| *x != 0) && parts.iter().all(|p| p.len() == 2) => {
+            Ok(b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":"))
+        }
+        _ => Err(bad(format!("Invalid input for mac_address: '{m}' is not a valid unicast MAC address."))),
+    }
+}
+
+fn address_pairs(body: &Map<String, Value>) -> ApiResult<Vec<Value>> {
+    match body.get("allowed_address_pairs") {
+        None | Some(Value::Null) => Ok(vec![]),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|p| {
+                let ip = p.get("ip_address").and_then(Value::as_str).unwrap_or_default();
+                let ok = parse_ip(ip).is_some()
+                    || ip.split_once('/').is_some_and(|(a, l)| parse_ip(a).is_some() && l.parse::<u8>().is_ok());
+                if !ok {
+                    return Err(bad(format!(
+                        "Invalid input for allowed_address_pairs: '{ip}' is not an IP address or CIDR."
+                    )));
+                }
+                let mut out = json!({"ip_address": ip});
+                if let Some(m) = p.get("mac_address").and_then(Value::as_str) {
+                    out["mac_address"] = json!(normalize_mac(m)?);
+                }
+                Ok(out)
+            })
+            .collect(),
+        Some(_) => Err(bad("Invalid input for allowed_address_pairs: a list of {ip_address, mac_address}.")),
+    }
+}
+
+/// The binding attributes: bound to a host, a port is wired as a Linux bridge port.
+fn set_binding(doc: &mut Map<String, Value>, body: &Map<String, Value>) -> ApiResult<()> {
+    if let Some(v) = body.get("binding:vnic_type") {
+        let t = v.as_str().unwrap_or("normal");
+        if !["normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder"].contains(&t) {
+            return Err(bad(format!("Invalid input for binding:vnic_type: {t}.")));
+        }
+        doc.insert("binding:vnic_type".into(), json!(t));
+    }
+    doc.entry("binding:vnic_type").or_insert(json!("normal"));
+    if let Some(v) = body.get("binding:profile") {
+        if !(v.is_object() || v.is_null()) {
+            return Err(bad("Invalid input for binding:profile: an object."));
+        }
+        doc.insert("binding:profile".into(), if v.is_null() { json!({}) } else { v.clone() });
+    }
+    doc.entry("binding:profile").or_insert(json!({}));
+    if body.contains_key("binding:host_id") {
+        doc.insert("binding:host_id".into(), json!(opt_str(body, "binding:host_id")?.unwrap_or_default()));
+    }
+    let host = doc.get("binding:host_id").and_then(Value::as_str).unwrap_or_default().to_string();
+    doc.insert("binding:host_id".into(), json!(host));
+    if host.is_empty() {
+        doc.insert("binding:vif_type".into(), json!("unbound"));
+        doc.insert("binding:vif_details".into(), json!({}));
+    } else {
+        doc.insert("binding:vif_type".into(), json!("bridge"));
+        doc.insert("binding:vif_details".into(), json!({"port_filter": true, "connectivity": "l2"}));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_mac;
+
+    #[test]
+    fn macs_are_normalized_and_checked() {
+        assert_eq!(normalize_mac("FA:16:3E:00:11:22").unwrap(), "fa:16:3e:00:11:22");
+        assert_eq!(normalize_mac("fa-16-3e-00-11-22").unwrap(), "fa:16:3e:00:11:22");
+        assert!(normalize_mac("01:00:5e:00:00:01").is_err());
+        assert!(normalize_mac("00:00:00:00:00:00").is_err());
+        assert!(normalize_mac("fa:16:3e:00:11").is_err());
+        assert!(normalize_mac("fa:16:3e:0:11:22").is_err());
+    }
+}

@@ -1,0 +1,150 @@
+//! Address arithmetic for subnets: CIDRs, gateways, allocation pools. Pure functions;
+//! the store makes allocations unique.
+
+use std::net::IpAddr;
+
+/// A parsed CIDR, as 128-bit integers so IPv4 and IPv6 share the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub v6: bool,
+    pub base: u128,
+    pub prefix: u8,
+}
+
+pub fn parse_ip(s: &str) -> Option<(bool, u128)> {
+    match s.parse::<IpAddr>().ok()? {
+        IpAddr::V4(a) => Some((false, u32::from(a) as u128)),
+        IpAddr::V6(a) => Some((true, u128::from(a))),
+    }
+}
+
+pub fn to_ip(v6: bool, n: u128) -> IpAddr {
+    if v6 {
+        IpAddr::V6(n.into())
+    } else {
+        IpAddr::V4((n as u32).into())
+    }
+}
+
+impl Cidr {
+    /// Parses `a.b.c.d/n` or `x::/n`; host bits must be zero, as Neutron requires.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = s.split_once('/').ok_or_else(|| format!("Invalid CIDR {s}: it needs a prefix length."))?;
+        let (v6, n) = parse_ip(addr).ok_or_else(|| format!("Invalid CIDR {s}: {addr} is not an IP address."))?;
+        let bits = if v6 { 128 } else { 32 };
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| *p <= bits)
+            .ok_or_else(|| format!("Invalid CIDR {s}: bad prefix length."))?;
+        let c = Cidr { v6, base: n, prefix };
+        if n & !c.mask() != 0 {
+            return Err(format!(
+                "Invalid CIDR {s}: host bits are set; did you mean {}?",
+                Cidr { base: n & c.mask(), ..c }
+            ));
+        }
+        Ok(c)
+    }
+
+    fn bits(&self) -> u8 {
+        if self.v6 {
+            128
+        } else {
+            32
+        }
+    }
+
+    fn host_bits(&self) -> u32 {
+        (self.bits() - self.prefix) as u32
+    }
+
+    fn mask(&self) -> u128 {
+        let all = if self.v6 { u128::MAX } else { u32::MAX as u128 };
+        match self.host_bits() {
+            h if h >= 128 => 0,
+            h => all & !((1u128 << h) - 1),
+        }
+    }
+
+    pub fn first(&self) -> u128 {
+        self.base
+    }
+
+    pub fn last(&self) -> u128 {
+        match self.host_bits() {
+            h if h >= 128 => u128::MAX,
+            h => self.base | ((1u128 << h) - 1),
+        }
+    }
+
+    pub fn contains(&self, v6: bool, n: u128) -> bool {
+        v6 == self.v6 && n >= self.first() && n <= self.last()
+    }
+
+    pub fn overlaps(&self, other: &Cidr) -> bool {
+        self.v6 == other.v6 && self.first() <= other.last() && other.first() <= self.last()
+    }
+
+    /// Neutron's default gateway: the first host address.
+    pub fn default_gateway(&self) -> Option<u128> {
+        (self.last() > self.first() + 1).then_some(self.first() + 1)
+    }
+
+    /// The usable host range: IPv4 leaves out the network and broadcast addresses.
+    pub fn host_range(&self) -> Option<(u128, u128)> {
+        let start = self.first() + 1;
+        let end = if self.v6 { self.last() } else { self.last().saturating_sub(1) };
+        (end >= start).then_some((start, end))
+    }
+
+    /// Neutron's default pools: the host range without the gateway.
+    pub fn default_pools(&self, gateway: Option<u128>) -> Vec<(u128, u128)> {
+        let Some((start, end)) = self.host_range() else { return vec![] };
+        match gateway {
+            Some(g) if g >= start && g <= end => {
+                let mut v = Vec::new();
+                if g > start {
+                    v.push((start, g - 1));
+                }
+                if g < end {
+                    v.push((g + 1, end));
+                }
+                v
+            }
+            _ => vec![(start, end)],
+        }
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", to_ip(self.v6, self.base), self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_parse_and_compare() {
+        let c = Cidr::parse("192.168.1.0/24").unwrap();
+        assert_eq!(to_ip(false, c.last()).to_string(), "192.168.1.255");
+        assert_eq!(to_ip(false, c.default_gateway().unwrap()).to_string(), "192.168.1.1");
+        let pools = c.default_pools(c.default_gateway());
+        assert_eq!(pools.len(), 1);
+        assert_eq!(to_ip(false, pools[0].0).to_string(), "192.168.1.2");
+        assert_eq!(to_ip(false, pools[0].1).to_string(), "192.168.1.254");
+        assert!(Cidr::parse("192.168.1.1/24").unwrap_err().contains("192.168.1.0/24"));
+        assert!(Cidr::parse("300.1.1.0/24").is_err());
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(c.overlaps(&Cidr::parse("192.168.0.0/16").unwrap()));
+        assert!(!c.overlaps(&Cidr::parse("192.168.2.0/24").unwrap()));
+        let v6 = Cidr::parse("fd00::/64").unwrap();
+        assert!(v6.contains(true, parse_ip("fd00::5").unwrap().1));
+        assert!(!v6.overlaps(&c));
+        let g = parse_ip("192.168.1.100").unwrap().1;
+        assert_eq!(c.default_pools(Some(g)).len(), 2);
+    }
+}

@@ -1,0 +1,81 @@
+//! The network service's tables. Each resource is a row with the columns that queries
+//! and constraints need (owner, uniqueness, parent) and a JSON document with the rest of
+//! its attributes, rendered as Neutron shows them.
+
+use stratus_common::db::Migration;
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    service: "network",
+    version: 1,
+    name: "initial",
+    sql: r#"
+CREATE TABLE network_networks (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    network_type TEXT NOT NULL,
+    segmentation_id BIGINT,
+    doc TEXT NOT NULL,
+    revision_number BIGINT NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (network_type, segmentation_id)
+);
+CREATE TABLE network_subnets (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    network_id TEXT NOT NULL REFERENCES network_networks (id),
+    doc TEXT NOT NULL,
+    revision_number BIGINT NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX network_subnets_network ON network_subnets (network_id);
+CREATE TABLE network_ports (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    network_id TEXT NOT NULL REFERENCES network_networks (id),
+    mac_address TEXT NOT NULL UNIQUE,
+    device_id TEXT NOT NULL DEFAULT '',
+    doc TEXT NOT NULL,
+    revision_number BIGINT NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX network_ports_network ON network_ports (network_id);
+CREATE INDEX network_ports_device ON network_ports (device_id);
+CREATE TABLE network_ip_allocations (
+    subnet_id TEXT NOT NULL REFERENCES network_subnets (id),
+    ip_address TEXT NOT NULL,
+    port_id TEXT NOT NULL REFERENCES network_ports (id) ON DELETE CASCADE,
+    PRIMARY KEY (subnet_id, ip_address)
+);
+CREATE INDEX network_ip_allocations_port ON network_ip_allocations (port_id);
+CREATE TABLE network_security_groups (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    is_default BIGINT NOT NULL DEFAULT 0,
+    doc TEXT NOT NULL,
+    revision_number BIGINT NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX network_security_groups_default ON network_security_groups (project_id) WHERE is_default = 1;
+CREATE TABLE network_security_group_rules (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    security_group_id TEXT NOT NULL REFERENCES network_security_groups (id) ON DELETE CASCADE,
+    signature TEXT NOT NULL UNIQUE,
+    doc TEXT NOT NULL,
+    revision_number BIGINT NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX network_sg_rules_group ON network_security_group_rules (security_group_id);
+CREATE TABLE network_usage (
+    project_id TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    used BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (project_id, resource)
+);
+"#,
+}];

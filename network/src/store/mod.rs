@@ -1,0 +1,292 @@
+//! The network datastore. Every resource table has the same shape (see migrations), so
+//! one set of document functions serves them all; resource-specific columns are passed
+//! where a constraint or a query needs them. Plus IP allocations and quota usage.
+
+use serde_json::{Map, Value};
+use sqlx::any::AnyRow;
+use std::collections::HashMap;
+use stratus_common::db::{now_text, Db, RowExt};
+
+pub type StoreResult<T> = Result<T, sqlx::Error>;
+
+/// The resource tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Networks,
+    Subnets,
+    Ports,
+    SecurityGroups,
+    SecurityGroupRules,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Networks => "network_networks",
+            Table::Subnets => "network_subnets",
+            Table::Ports => "network_ports",
+            Table::SecurityGroups => "network_security_groups",
+            Table::SecurityGroupRules => "network_security_group_rules",
+        }
+    }
+}
+
+/// One stored resource.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub id: String,
+    pub project_id: String,
+    pub doc: Map<String, Value>,
+    pub revision_number: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Record {
+    fn from_row(r: &AnyRow) -> Self {
+        Self {
+            id: r.text("id"),
+            project_id: r.text("project_id"),
+            doc: match serde_json::from_str(&r.text("doc")) {
+                Ok(Value::Object(m)) => m,
+                _ => Map::new(),
+            },
+            revision_number: r.int("revision_number"),
+            created_at: r.text("created_at"),
+            updated_at: r.text("updated_at"),
+        }
+    }
+
+    pub fn str(&self, key: &str) -> &str {
+        self.doc.get(key).and_then(Value::as_str).unwrap_or("")
+    }
+
+    pub fn flag(&self, key: &str) -> bool {
+        self.doc.get(key).and_then(Value::as_bool).unwrap_or(false)
+    }
+}
+
+/// A value for a resource-specific column.
+#[derive(Debug, Clone)]
+pub enum Col {
+    Text(String),
+    Int(Option<i64>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub db: Db,
+}
+
+impl Store {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    pub async fn insert(
+        &self,
+        table: Table,
+        id: &str,
+        project_id: &str,
+        cols: &[(&str, Col)],
+        doc: &Map<String, Value>,
+    ) -> StoreResult<()> {
+        let mut names = vec!["id", "project_id", "doc", "created_at", "updated_at"];
+        names.extend(cols.iter().map(|(n, _)| *n));
+        let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+        let sql = format!("INSERT INTO {} ({}) VALUES ({})", table.name(), names.join(", "), placeholders.join(", "));
+        let now = now_text();
+        let mut q = sqlx::query(&sql)
+            .bind(id)
+            .bind(project_id)
+            .bind(Value::Object(doc.clone()).to_string())
+            .bind(now.clone())
+            .bind(now);
+        for (_, c) in cols {
+            q = match c {
+                Col::Text(s) => q.bind(s.clone()),
+                Col::Int(i) => q.bind(*i),
+            };
+        }
+        q.execute(&self.db.pool).await?;
+        Ok(())
+    }
+
+    pub async fn fetch(&self, table: Table, id: &str) -> StoreResult<Option<Record>> {
+        let sql = format!("SELECT * FROM {} WHERE id = $1", table.name());
+        Ok(sqlx::query(&sql).bind(id).fetch_optional(&self.db.pool).await?.as_ref().map(Record::from_row))
+    }
+
+    /// Every record, or those whose `column` equals `value`.
+    pub async fn list(&self, table: Table, filter: Option<(&str, &str)>) -> StoreResult<Vec<Record>> {
+        let rows = match filter {
+            Some((col, val)) => {
+                let sql = format!("SELECT * FROM {} WHERE {col} = $1 ORDER BY created_at, id", table.name());
+                sqlx::query(&sql).bind(val).fetch_all(&self.db.pool).await?
+            }
+            None => {
+                let sql = format!("SELECT * FROM {} ORDER BY created_at, id", table.name());
+                sqlx::query(&sql).fetch_all(&self.db.pool).await?
+            }
+        };
+        Ok(rows.iter().map(Record::from_row).collect())
+    }
+
+    /// Saves a new document (and resource columns); with `if_revision`, only if the
+    /// stored revision is that one (Neutron's `If-Match: revision_number=N`). Returns
+    /// false when nothing matched.
+    pub async fn update(
+        &self,
+        table: Table,
+        id: &str,
+        cols: &[(&str, Col)],
+        doc: &Map<String, Value>,
+        if_revision: Option<i64>,
+    ) -> StoreResult<bool> {
+        let mut sets = String::new();
+        for (i, (name, _)) in cols.iter().enumerate() {
+            sets.push_str(&format!(", {name} = ${}", i + 5));
+        }
+        let sql = format!(
+            "UPDATE {} SET doc = $2, revision_number = revision_number + 1, updated_at = $3{sets} WHERE id = $1 AND ($4 < 0 OR revision_number = $4)",
+            table.name()
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(id)
+            .bind(Value::Object(doc.clone()).to_string())
+            .bind(now_text())
+            .bind(if_revision.unwrap_or(-1));
+        for (_, c) in cols {
+            q = match c {
+                Col::Text(s) => q.bind(s.clone()),
+                Col::Int(i) => q.bind(*i),
+            };
+        }
+        Ok(q.execute(&self.db.pool).await?.rows_affected() > 0)
+    }
+
+    /// Completes a document written in steps (a port and its addresses) without counting
+    /// a revision.
+    pub async fn set_doc(&self, table: Table, id: &str, doc: &Map<String, Value>) -> StoreResult<()> {
+        let sql = format!("UPDATE {} SET doc = $2 WHERE id = $1", table.name());
+        sqlx::query(&sql).bind(id).bind(Value::Object(doc.clone()).to_string()).execute(&self.db.pool).await?;
+        Ok(())
+    }
+
+    /// Records whose document mentions `needle` (an id):
+    /// used to find what refers to a resource.
+    pub async fn referring(&self, table: Table, needle: &str) -> StoreResult<Vec<Record>> {
+        let sql = format!("SELECT * FROM {} WHERE doc LIKE $1", table.name());
+        let rows = sqlx::query(&sql).bind(format!("%\"{needle}\"%")).fetch_all(&self.db.pool).await?;
+        Ok(rows.iter().map(Record::from_row).collect())
+    }
+
+    /// Releases one address of a port.
+    pub async fn ip_release(&self, subnet_id: &str, ip: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM network_ip_allocations WHERE subnet_id = $1 AND ip_address = $2")
+            .bind(subnet_id)
+            .bind(ip)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, table: Table, id: &str) -> StoreResult<bool> {
+        let sql = format!("DELETE FROM {} WHERE id = $1", table.name());
+        Ok(sqlx::query(&sql).bind(id).execute(&self.db.pool).await?.rows_affected() > 0)
+    }
+
+    pub async fn count(&self, table: Table, column: &str, value: &str) -> StoreResult<i64> {
+        let sql = format!("SELECT COUNT(*) AS n FROM {} WHERE {column} = $1", table.name());
+        Ok(sqlx::query(&sql).bind(value).fetch_one(&self.db.pool).await?.int("n"))
+    }
+
+    /// Addresses in use on a subnet.
+    pub async fn ip_allocated(&self, subnet_id: &str) -> StoreResult<std::collections::HashSet<String>> {
+        let rows = sqlx::query("SELECT ip_address FROM network_ip_allocations WHERE subnet_id = $1")
+            .bind(subnet_id)
+            .fetch_all(&self.db.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.text("ip_address")).collect())
+    }
+
+    /// Takes an address for a port; false when someone holds it already. The primary key
+    /// makes two ports getting one address impossible, however many race.
+    pub async fn ip_allocate(&self, subnet_id: &str, ip: &str, port_id: &str) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "INSERT INTO network_ip_allocations (subnet_id, ip_address, port_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(subnet_id)
+        .bind(ip)
+        .bind(port_id)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    pub async fn ip_release_port(&self, port_id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM network_ip_allocations WHERE port_id = $1")
+            .bind(port_id)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// port id → [(subnet id, address)], for all ports or one.
+    pub async fn ip_by_port(&self, port_id: Option<&str>) -> StoreResult<HashMap<String, Vec<(String, String)>>> {
+        let rows =
+            sqlx::query("SELECT * FROM network_ip_allocations WHERE ($1 IS NULL OR port_id = $1) ORDER BY subnet_id")
+                .bind(port_id)
+                .fetch_all(&self.db.pool)
+                .await?;
+        let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for r in rows {
+            out.entry(r.text("port_id")).or_default().push((r.text("subnet_id"), r.text("ip_address")));
+        }
+        Ok(out)
+    }
+
+    pub async fn ip_count_subnet(&self, subnet_id: &str) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM network_ip_allocations WHERE subnet_id = $1")
+            .bind(subnet_id)
+            .fetch_one(&self.db.pool)
+            .await?;
+        Ok(row.int("n"))
+    }
+
+    /// Counts one more of a resource against a project's limit, atomically; false when
+    /// the limit is reached.
+    pub async fn usage_claim(&self, project_id: &str, resource: &str, limit: Option<i64>) -> StoreResult<bool> {
+        sqlx::query("INSERT INTO network_usage (project_id, resource) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(project_id)
+            .bind(resource)
+            .execute(&self.db.pool)
+            .await?;
+        let r = sqlx::query(
+            "UPDATE network_usage SET used = used + 1 WHERE project_id = $1 AND resource = $2 AND ($3 < 0 OR used + 1 <= $3)",
+        )
+        .bind(project_id)
+        .bind(resource)
+        .bind(limit.unwrap_or(-1))
+        .execute(&self.db.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    pub async fn usage_release(&self, project_id: &str, resource: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE network_usage SET used = used - 1 WHERE project_id = $1 AND resource = $2 AND used > 0")
+            .bind(project_id)
+            .bind(resource)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn usage(&self, project_id: &str) -> StoreResult<HashMap<String, i64>> {
+        let rows = sqlx::query("SELECT resource, used FROM network_usage WHERE project_id = $1")
+            .bind(project_id)
+            .fetch_all(&self.db.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.text("resource"), r.int("used"))).collect())
+    }
+}

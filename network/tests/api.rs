@@ -1,0 +1,449 @@
+//! The network API in-process, on SQLite and (when configured) PostgreSQL.
+
+mod support;
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use stratus_common::db::Engine;
+use support::Cloud;
+
+async fn networks_subnets_ports(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (_, t) = c.member("alice").await;
+    let mut events = c.bus.subscribe("network.port.create.end").await.unwrap();
+
+    let n = c.create(&t, "networks", "network", json!({"name": "net1", "admin_state_up": true})).await;
+    let nid = n["id"].as_str().unwrap().to_string();
+    assert_eq!(n["mtu"], 1450);
+    assert_eq!(n["provider:network_type"], "vxlan");
+    assert!(n["provider:segmentation_id"].as_i64().unwrap() > 0);
+    assert_eq!(n["revision_number"], 1);
+    assert_eq!(n["tenant_id"], n["project_id"]);
+    assert!(n["created_at"].as_str().unwrap().ends_with('Z'));
+
+    let s = c
+        .create(
+            &t,
+            "subnets",
+            "subnet",
+            json!({"network_id": nid, "ip_version": 4, "cidr": "192.168.1.0/24", "name": "sub1"}),
+        )
+        .await;
+    assert_eq!(s["gateway_ip"], "192.168.1.1");
+    assert_eq!(s["allocation_pools"], json!([{"start": "192.168.1.2", "end": "192.168.1.254"}]));
+    assert_eq!(s["dns_nameservers"], json!([]));
+    assert_eq!(s["host_routes"], json!([]));
+    assert_eq!(s["enable_dhcp"], true);
+    let sid = s["id"].as_str().unwrap().to_string();
+    let shown = c.call("GET", &format!("/v2.0/networks/{nid}"), &t, None).await;
+    assert_eq!(shown.body["network"]["subnets"], json!([sid]));
+
+    let v6 = c
+        .create(&t, "subnets", "subnet", json!({"network_id": nid, "ip_version": 6, "cidr": "fd00:1::/64", "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"}))
+        .await;
+    assert_eq!(v6["gateway_ip"], "fd00:1::1");
+
+    let p = c.create(&t, "ports", "port", json!({"network_id": nid, "name": "p1", "device_id": "vm-1"})).await;
+    assert_eq!(p["status"], "DOWN");
+    assert_eq!(p["binding:vif_type"], "unbound");
+    assert!(p["mac_address"].as_str().unwrap().starts_with("fa:16:3e:"));
+    let fixed = p["fixed_ips"].as_array().unwrap();
+    assert_eq!(fixed.len(), 2, "one IPv4 and one IPv6 address: {p}");
+    assert_eq!(p["security_groups"].as_array().unwrap().len(), 1, "the default group");
+    let msg = tokio::time::timeout(std::time::Duration::from_secs(5), events.next()).await.unwrap().unwrap();
+    let ev: Value = serde_json::from_slice(&msg.payload).unwrap();
+    assert_eq!(ev["id"], p["id"]);
+
+    // A chosen address; the same address again is a conflict.
+    let fixed_ip = json!([{"subnet_id": sid, "ip_address": "192.168.1.50"}]);
+    let p2 = c.create(&t, "ports", "port", json!({"network_id": nid, "fixed_ips": fixed_ip})).await;
+    assert_eq!(p2["fixed_ips"][0]["ip_address"], "192.168.1.50");
+    let dup =
+        c.call("POST", "/v2.0/ports", &t, Some(json!({"port": {"network_id": nid, "fixed_ips": fixed_ip}}))).await;
+    assert_eq!((dup.status, dup.kind()), (StatusCode::CONFLICT, "IpAddressAlreadyAllocated"));
+    let gw = c
+        .call(
+            "POST",
+            "/v2.0/ports",
+            &t,
+            Some(json!({"port": {"network_id": nid, "fixed_ips": [{"ip_address": "192.168.1.1"}]}})),
+        )
+        .await;
+    assert_eq!(gw.status, StatusCode::CONFLICT, "the gateway is not for guests");
+
+    // Filters, fields, sorting and pages.
+    let r = c.call("GET", "/v2.0/ports?device_id=vm-1&fields=id&fields=name", &t, None).await;
+    assert_eq!(r.body["ports"], json!([{"id": p["id"], "name": "p1"}]));
+    let r = c.call("GET", "/v2.0/ports?fixed_ips=ip_address%3D192.168.1.50", &t, None).await;
+    assert_eq!(r.body["ports"].as_array().unwrap().len(), 1);
+    let r = c.call("GET", "/v2.0/ports?limit=1&sort_key=name&sort_dir=asc", &t, None).await;
+    assert_eq!(r.body["ports"].as_array().unwrap().len(), 1);
+    let next = r.body["ports_links"][0]["href"].as_str().unwrap().trim_start_matches("http://network").to_string();
+    let r2 = c.call("GET", &next, &t, None).await;
+    assert_eq!(r2.body["ports"].as_array().unwrap().len(), 1);
+    assert_ne!(r2.body["ports"][0]["id"], r.body["ports"][0]["id"]);
+    assert!(r2.body.get("ports_links").is_none());
+
+    // Updates: If-Match on the revision, binding, status by admin.
+    let url = format!("/v2.0/ports/{}", p["id"].as_str().unwrap());
+    let stale =
+        c.call_with("PUT", &url, &t, Some(json!({"port": {"name": "x"}})), &[("if-match", "revision_number=7")]).await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+    let ok = c
+        .call_with("PUT", &url, &t, Some(json!({"port": {"name": "renamed"}})), &[("if-match", "revision_number=1")])
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    assert_eq!(ok.body["port"]["revision_number"], 2);
+    let denied = c.call("PUT", &url, &t, Some(json!({"port": {"binding:host_id": "host-1"}}))).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    let admin = c.admin().await;
+    let bound =
+        c.call("PUT", &url, &admin, Some(json!({"port": {"binding:host_id": "host-1", "status": "ACTIVE"}}))).await;
+    assert_eq!(bound.body["port"]["binding:vif_type"], "bridge");
+    assert_eq!(bound.body["port"]["status"], "ACTIVE");
+
+    // Changing the fixed IPs moves the allocation.
+    let url2 = format!("/v2.0/ports/{}", p2["id"].as_str().unwrap());
+    let moved = c
+        .call(
+            "PUT",
+            &url2,
+            &t,
+            Some(json!({"port": {"fixed_ips": [{"subnet_id": sid, "ip_address": "192.168.1.60"}]}})),
+        )
+        .await;
+    assert_eq!(moved.body["port"]["fixed_ips"][0]["ip_address"], "192.168.1.60", "{}", moved.body);
+    let reuse = c
+        .create(
+            &t,
+            "ports",
+            "port",
+            json!({"network_id": nid, "fixed_ips": [{"subnet_id": sid, "ip_address": "192.168.1.50"}]}),
+        )
+        .await;
+    assert_eq!(reuse["fixed_ips"][0]["ip_address"], "192.168.1.50", "the released address is free again");
+
+    // Tags.
+    let tag = c.call("PUT", &format!("/v2.0/networks/{nid}/tags"), &t, Some(json!({"tags": ["blue", "green"]}))).await;
+    assert_eq!(tag.status, StatusCode::OK);
+    assert_eq!(c.call("PUT", &format!("/v2.0/networks/{nid}/tags/red"), &t, None).await.status, StatusCode::CREATED);
+    let tagged = c.call("GET", "/v2.0/networks?tags=blue,red", &t, None).await;
+    assert_eq!(tagged.body["networks"].as_array().unwrap().len(), 1);
+    let none = c.call("GET", "/v2.0/networks?not-tags-any=green", &t, None).await;
+    assert_eq!(none.body["networks"].as_array().unwrap().len(), 0);
+
+    // Deleting: ports first, then the network (which takes its subnets).
+    let busy = c.call("DELETE", &format!("/v2.0/networks/{nid}"), &t, None).await;
+    assert_eq!((busy.status, busy.kind()), (StatusCode::CONFLICT, "NetworkInUse"));
+    let sub_busy = c.call("DELETE", &format!("/v2.0/subnets/{sid}"), &t, None).await;
+    assert_eq!((sub_busy.status, sub_busy.kind()), (StatusCode::CONFLICT, "SubnetInUse"));
+    let ports = c.call("GET", "/v2.0/ports", &t, None).await;
+    for p in ports.body["ports"].as_array().unwrap() {
+        let r = c.call("DELETE", &format!("/v2.0/ports/{}", p["id"].as_str().unwrap()), &t, None).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+    }
+    assert_eq!(c.call("DELETE", &format!("/v2.0/networks/{nid}"), &t, None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.call("GET", &format!("/v2.0/subnets/{sid}"), &t, None).await.status, StatusCode::NOT_FOUND);
+    let usage = c.network.store.usage(ev["project_id"].as_str().unwrap()).await.unwrap();
+    assert_eq!((usage["network"], usage["subnet"], usage["port"]), (0, 0, 0), "{usage:?}");
+}
+
+async fn bad_input_changes_nothing(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (_, t) = c.member("bob").await;
+    let admin = c.admin().await;
+    let (nid, sid) = c.net_with_subnet(&t, "n", "10.0.0.0/24").await;
+    let cases = [
+        ("subnets", json!({"subnet": {"network_id": nid, "cidr": "10.1.0.0/33", "ip_version": 4}}), "InvalidInput"),
+        ("subnets", json!({"subnet": {"network_id": nid, "cidr": "10.1.0.5/24", "ip_version": 4}}), "InvalidInput"),
+        ("subnets", json!({"subnet": {"network_id": nid, "cidr": "banana", "ip_version": 4}}), "InvalidInput"),
+        (
+            "subnets",
+            json!({"subnet": {"network_id": nid, "cidr": "10.1.0.0/24", "gateway_ip": "10.2.0.1"}}),
+            "InvalidInput",
+        ),
+        ("subnets", json!({"subnet": {"network_id": nid, "cidr": "10.0.0.128/25"}}), "InvalidInput"),
+        (
+            "subnets",
+            json!({"subnet": {"network_id": nid, "cidr": "10.1.0.0/24", "allocation_pools": [{"start": "10.1.0.10", "end": "10.9.0.1"}]}}),
+            "InvalidAllocationPool",
+        ),
+        (
+            "subnets",
+            json!({"subnet": {"network_id": nid, "cidr": "10.1.0.0/24", "allocation_pools": [{"start": "10.1.0.1", "end": "10.1.0.9"}]}}),
+            "GatewayConflictWithAllocationPools",
+        ),
+        ("subnets", json!({"subnet": {"network_id": nid, "cidr": "10.1.0.0/24", "ip_version": 6}}), "BadRequest"),
+        (
+            "subnets",
+            json!({"subnet": {"network_id": nid, "cidr": "10.1.0.0/24", "dns_nameservers": ["nope"]}}),
+            "BadRequest",
+        ),
+        ("networks", json!({"network": {"name": "x", "colour": "red"}}), "BadRequest"),
+        ("networks", json!({"network": {"name": "x", "mtu": 9000}}), "BadRequest"),
+        ("networks", json!({"net": {}}), "BadRequest"),
+        ("ports", json!({"port": {"network_id": nid, "mac_address": "01:00:5e:00:00:01"}}), "BadRequest"),
+        (
+            "ports",
+            json!({"port": {"network_id": nid, "fixed_ips": [{"subnet_id": sid, "ip_address": "10.9.9.9"}]}}),
+            "InvalidIpForSubnet",
+        ),
+        ("ports", json!({"port": {"network_id": nid, "port_security_enabled": false, "security_groups": []}}), ""),
+    ];
+    for (coll, body, kind) in cases {
+        let before = c.call("GET", &format!("/v2.0/{coll}"), &t, None).await.body;
+        let r = c.call("POST", &format!("/v2.0/{coll}"), &t, Some(body.clone())).await;
+        if kind.is_empty() {
+            assert_eq!(r.status, StatusCode::CREATED, "{body} → {}", r.body);
+            continue;
+        }
+        assert!(r.status.is_client_error(), "{body} → {} {}", r.status, r.body);
+        assert_eq!(r.kind(), kind, "{body} → {}", r.body);
+        assert!(!r.body["NeutronError"]["message"].as_str().unwrap().is_empty());
+        let after = c.call("GET", &format!("/v2.0/{coll}"), &t, None).await.body;
+        assert_eq!(before, after, "{body} changed something");
+    }
+    let malformed = c.call("POST", "/v2.0/networks", &t, None).await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert!(malformed.body["NeutronError"].is_object());
+    // Only admins make provider, shared or external networks.
+    let r = c.call("POST", "/v2.0/networks", &t, Some(json!({"network": {"router:external": true}}))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // A member can't put a port on an external network it does not own.
+    let ext = c
+        .create(
+            &admin,
+            "networks",
+            "network",
+            json!({"name": "public", "router:external": true, "provider:network_type": "flat"}),
+        )
+        .await;
+    assert_eq!(ext["mtu"], 1500);
+    assert_eq!(ext["provider:physical_network"], "external");
+    let r = c.call("POST", "/v2.0/ports", &t, Some(json!({"port": {"network_id": ext["id"]}}))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Readers read, never write.
+    let (_, reader) = c.user_with("rita", "reader").await;
+    let r = c.call("POST", "/v2.0/networks", &reader, Some(json!({"network": {"name": "r"}}))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(c.call("GET", "/v2.0/networks", &reader, None).await.status, StatusCode::OK);
+    // No token, no answer.
+    let r = c.call("GET", "/v2.0/networks", "not-a-token", None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn ipam_under_concurrency(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (_, t) = c.member("carol").await;
+    let (nid, _) = c.net_with_subnet(&t, "big", "10.10.0.0/24").await;
+    let futures: Vec<_> =
+        (0..100).map(|_| c.call("POST", "/v2.0/ports", &t, Some(json!({"port": {"network_id": nid}})))).collect();
+    let results = futures::future::join_all(futures).await;
+    let mut ips = HashSet::new();
+    let mut macs = HashSet::new();
+    for r in &results {
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        ips.insert(r.body["port"]["fixed_ips"][0]["ip_address"].as_str().unwrap().to_string());
+        macs.insert(r.body["port"]["mac_address"].as_str().unwrap().to_string());
+    }
+    assert_eq!((ips.len(), macs.len()), (100, 100), "every port has its own address and MAC");
+
+    // A /29 has 5 addresses for ports: the sixth and later get 409 and leave no port.
+    let (small, _) = c.net_with_subnet(&t, "small", "10.20.0.0/29").await;
+    let futures: Vec<_> =
+        (0..8).map(|_| c.call("POST", "/v2.0/ports", &t, Some(json!({"port": {"network_id": small}})))).collect();
+    let results = futures::future::join_all(futures).await;
+    let created = results.iter().filter(|r| r.status == StatusCode::CREATED).count();
+    let exhausted =
+        results.iter().filter(|r| r.status == StatusCode::CONFLICT && r.kind() == "IpAddressGenerationFailure").count();
+    assert_eq!((created, exhausted), (5, 3), "{:?}", results.iter().map(|r| r.body.to_string()).collect::<Vec<_>>());
+    let listed = c.call("GET", &format!("/v2.0/ports?network_id={small}"), &t, None).await;
+    assert_eq!(listed.body["ports"].as_array().unwrap().len(), 5);
+}
+
+async fn quotas_hold_under_concurrency(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (pid, t) = c.member("dave").await;
+    c.set_limit(&pid, "network", 3).await;
+    let futures: Vec<_> = (0..10)
+        .map(|i| c.call("POST", "/v2.0/networks", &t, Some(json!({"network": {"name": format!("n{i}")}}))))
+        .collect();
+    let results = futures::future::join_all(futures).await;
+    let ok = results.iter().filter(|r| r.status == StatusCode::CREATED).count();
+    let over = results.iter().filter(|r| r.status == StatusCode::CONFLICT && r.kind() == "OverQuota").count();
+    assert_eq!((ok, over), (3, 7));
+    let q = c.call("GET", &format!("/v2.0/quotas/{pid}"), &t, None).await;
+    assert_eq!(q.body["quota"]["network"], 3);
+    assert_eq!(q.body["quota"]["port"], 500);
+    let d = c.call("GET", &format!("/v2.0/quotas/{pid}/details"), &t, None).await;
+    assert_eq!(d.body["quota"]["network"], json!({"limit": 3, "used": 3, "reserved": 0}));
+    // Deleting frees quota.
+    let list = c.call("GET", "/v2.0/networks", &t, None).await;
+    let first = list.body["networks"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(c.call("DELETE", &format!("/v2.0/networks/{first}"), &t, None).await.status, StatusCode::NO_CONTENT);
+    c.create(&t, "networks", "network", json!({"name": "again"})).await;
+    // Someone else's quota is not yours to read; quota writes are for admins.
+    let (other, _) = c.member("erin").await;
+    assert_eq!(c.call("GET", &format!("/v2.0/quotas/{other}"), &t, None).await.status, StatusCode::FORBIDDEN);
+    let r = c.call("PUT", &format!("/v2.0/quotas/{pid}"), &t, Some(json!({"quota": {"network": 50}}))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+async fn projects_are_isolated(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (_, a) = c.member("proj-a").await;
+    let (_, b) = c.member("proj-b").await;
+    let admin = c.admin().await;
+    let (nid, _) = c.net_with_subnet(&a, "private", "10.0.0.0/24").await;
+    let port = c.create(&a, "ports", "port", json!({"network_id": nid})).await;
+    let sg = c.create(&a, "security-groups", "security_group", json!({"name": "web"})).await;
+    let sgid = sg["id"].as_str().unwrap();
+
+    assert_eq!(c.call("GET", &format!("/v2.0/networks/{nid}"), &b, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call("GET", "/v2.0/networks", &b, None).await.body["networks"], json!([]));
+    assert_eq!(c.call("GET", "/v2.0/subnets", &b, None).await.body["subnets"], json!([]));
+    assert_eq!(c.call("GET", "/v2.0/ports", &b, None).await.body["ports"], json!([]));
+    assert_eq!(
+        c.call("GET", &format!("/v2.0/ports/{}", port["id"].as_str().unwrap()), &b, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let r = c.call("POST", "/v2.0/ports", &b, Some(json!({"port": {"network_id": nid}}))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "can't attach to another project's network");
+    let r = c.call("DELETE", &format!("/v2.0/networks/{nid}"), &b, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call("GET", &format!("/v2.0/security-groups/{sgid}"), &b, None).await.status, StatusCode::NOT_FOUND);
+    let r = c
+        .call(
+            "POST",
+            "/v2.0/security-group-rules",
+            &b,
+            Some(json!({"security_group_rule": {"security_group_id": sgid, "direction": "ingress"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let (bnet, _) = c.net_with_subnet(&b, "bnet", "10.0.0.0/24").await;
+    let r =
+        c.call("POST", "/v2.0/ports", &b, Some(json!({"port": {"network_id": bnet, "security_groups": [sgid]}}))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "can't use another project's security group");
+    // A shared network is visible and usable by everyone.
+    let shared = c.create(&admin, "networks", "network", json!({"name": "sharednet1", "shared": true})).await;
+    c.create(&admin, "subnets", "subnet", json!({"network_id": shared["id"], "cidr": "172.16.0.0/24"})).await;
+    let seen = c.call("GET", "/v2.0/networks?name=sharednet1", &b, None).await;
+    assert_eq!(seen.body["networks"].as_array().unwrap().len(), 1);
+    let p = c.create(&b, "ports", "port", json!({"network_id": shared["id"]})).await;
+    assert_eq!(p["fixed_ips"].as_array().unwrap().len(), 1);
+    // The admin sees everything by id.
+    assert_eq!(c.call("GET", &format!("/v2.0/networks/{nid}"), &admin, None).await.status, StatusCode::OK);
+}
+
+async fn security_groups(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (pid, t) = c.member("frank").await;
+    let admin = c.admin().await;
+    // The default group appears on first use, once, with Neutron's four rules.
+    let (l1, l2) = tokio::join!(
+        c.call("GET", "/v2.0/security-groups", &t, None),
+        c.call("GET", "/v2.0/security-groups", &t, None)
+    );
+    assert_eq!(l1.body["security_groups"].as_array().unwrap().len(), 1);
+    assert_eq!(l1.body["security_groups"][0]["id"], l2.body["security_groups"][0]["id"]);
+    let default = l1.body["security_groups"][0].clone();
+    assert_eq!(default["name"], "default");
+    let rules = default["security_group_rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 4);
+    assert_eq!(rules.iter().filter(|r| r["direction"] == "egress").count(), 2);
+    assert!(rules.iter().filter(|r| r["direction"] == "ingress").all(|r| r["remote_group_id"] == default["id"]));
+    // The admin's list is its own project's: a lookup of `default` finds one group.
+    c.call("GET", "/v2.0/security-groups", &admin, None).await;
+    let by_name = c.call("GET", "/v2.0/security-groups?name=default", &admin, None).await;
+    assert_eq!(by_name.body["security_groups"].as_array().unwrap().len(), 1);
+    let theirs = c.call("GET", &format!("/v2.0/security-groups?project_id={pid}"), &admin, None).await;
+    assert_eq!(theirs.body["security_groups"][0]["id"], default["id"]);
+
+    let did = default["id"].as_str().unwrap();
+    let rule = json!({"security_group_rule": {"security_group_id": did, "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp", "port_range_min": 22, "port_range_max": 22, "remote_ip_prefix": "0.0.0.0/0"}});
+    let r = c.call("POST", "/v2.0/security-group-rules", &t, Some(rule.clone())).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let dup = c.call("POST", "/v2.0/security-group-rules", &t, Some(rule)).await;
+    assert_eq!((dup.status, dup.kind()), (StatusCode::CONFLICT, "SecurityGroupRuleExists"));
+    let bad = [
+        json!({"security_group_id": did, "direction": "sideways"}),
+        json!({"security_group_id": did, "direction": "ingress", "protocol": "tcp", "port_range_min": 0, "port_range_max": 22}),
+        json!({"security_group_id": did, "direction": "ingress", "protocol": "tcp", "port_range_min": 80, "port_range_max": 22}),
+        json!({"security_group_id": did, "direction": "ingress", "protocol": "warp"}),
+        json!({"security_group_id": did, "direction": "ingress", "ethertype": "IPv6", "remote_ip_prefix": "10.0.0.0/8"}),
+        json!({"security_group_id": did, "direction": "ingress", "protocol": "icmp", "port_range_min": 300}),
+        json!({"security_group_id": did, "direction": "ingress", "remote_ip_prefix": "10.0.0.0/8", "remote_group_id": did}),
+    ];
+    for b in bad {
+        let r = c.call("POST", "/v2.0/security-group-rules", &t, Some(json!({"security_group_rule": b}))).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{b} → {}", r.body);
+    }
+    let icmp = c.create(&t, "security-group-rules", "security_group_rule", json!({"security_group_id": did, "direction": "ingress", "protocol": "icmp", "remote_ip_prefix": "10.1.2.3/8"})).await;
+    assert_eq!(icmp["remote_ip_prefix"], "10.0.0.0/8", "host bits are cleared");
+
+    let web = c.create(&t, "security-groups", "security_group", json!({"name": "web"})).await;
+    assert_eq!(web["security_group_rules"].as_array().unwrap().len(), 2, "egress for both families");
+    let (nid, _) = c.net_with_subnet(&t, "n", "10.0.0.0/24").await;
+    let port = c.create(&t, "ports", "port", json!({"network_id": nid, "security_groups": [web["id"]]})).await;
+    let wurl = format!("/v2.0/security-groups/{}", web["id"].as_str().unwrap());
+    let busy = c.call("DELETE", &wurl, &t, None).await;
+    assert_eq!((busy.status, busy.kind()), (StatusCode::CONFLICT, "SecurityGroupInUse"));
+    let nodefault = c.call("DELETE", &format!("/v2.0/security-groups/{did}"), &t, None).await;
+    assert_eq!(nodefault.status, StatusCode::CONFLICT);
+    let purl = format!("/v2.0/ports/{}", port["id"].as_str().unwrap());
+    let r = c.call("PUT", &purl, &t, Some(json!({"port": {"security_groups": []}}))).await;
+    assert_eq!(r.body["port"]["security_groups"], json!([]));
+    assert_eq!(c.call("DELETE", &wurl, &t, None).await.status, StatusCode::NO_CONTENT);
+    let rules = c
+        .call("GET", &format!("/v2.0/security-group-rules?security_group_id={}", web["id"].as_str().unwrap()), &t, None)
+        .await;
+    assert_eq!(rules.body["security_group_rules"], json!([]));
+    let usage = c.network.store.usage(&pid).await.unwrap();
+    assert_eq!((usage["security_group"], usage["security_group_rule"]), (0, 2), "{usage:?}");
+}
+
+async fn discovery(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let t = c.admin().await;
+    let ext = c.call("GET", "/v2.0/extensions", &t, None).await;
+    let aliases: Vec<&str> =
+        ext.body["extensions"].as_array().unwrap().iter().map(|e| e["alias"].as_str().unwrap()).collect();
+    assert!(aliases.contains(&"security-group") && aliases.contains(&"binding"));
+    let multi = c.call("GET", "/v2.0/extensions/external-gateway-multihoming", &t, None).await;
+    assert_eq!(multi.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call("GET", "/v2.0/extensions/quotas", &t, None).await.status, StatusCode::OK);
+    let v = c.call("GET", "/", &t, None).await;
+    assert_eq!(v.body["versions"][0]["id"], "v2.0");
+    assert_eq!(c.call("GET", "/v2.0/widgets", &t, None).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn crud_and_ipam() {
+    each_engine!(networks_subnets_ports);
+}
+#[tokio::test]
+async fn bad_input() {
+    each_engine!(bad_input_changes_nothing);
+}
+#[tokio::test]
+async fn concurrent_ipam() {
+    each_engine!(ipam_under_concurrency);
+}
+#[tokio::test]
+async fn concurrent_quotas() {
+    each_engine!(quotas_hold_under_concurrency);
+}
+#[tokio::test]
+async fn isolation() {
+    each_engine!(projects_are_isolated);
+}
+#[tokio::test]
+async fn security_group_rules() {
+    each_engine!(security_groups);
+}
+#[tokio::test]
+async fn extensions_and_versions() {
+    each_engine!(discovery);
+}
