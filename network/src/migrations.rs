@@ -4,11 +4,12 @@
 
 use stratus_common::db::Migration;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    service: "network",
-    version: 1,
-    name: "initial",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        service: "network",
+        version: 1,
+        name: "initial",
+        sql: r#"
 CREATE TABLE network_networks (
     id TEXT PRIMARY KEY,
     project_id TEXT NOT NULL,
@@ -78,4 +79,31 @@ CREATE TABLE network_usage (
     PRIMARY KEY (project_id, resource)
 );
 "#,
-}];
+    },
+    Migration {
+        service: "network",
+        version: 2,
+        name: "routers and floating IPs",
+        sql: r#"
+CREATE TABLE network_routers (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    revision_number BIGINT NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE network_floatingips (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    floating_network_id TEXT NOT NULL REFERENCES network_networks (id),
+    port_id TEXT,
+    doc TEXT NOT NULL,
+    revision_number BIGINT NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX network_floatingips_port ON network_floatingips (port_id);
+"#,
+    },
+];

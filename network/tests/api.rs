@@ -419,6 +419,150 @@ async fn discovery(engine: Engine) {
     assert_eq!(c.call("GET", "/v2.0/widgets", &t, None).await.status, StatusCode::NOT_FOUND);
 }
 
+async fn routers_and_floating_ips(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let admin = c.admin().await;
+    let (pid, t) = c.member("gina").await;
+    let (_, other) = c.member("hank").await;
+    let public = c
+        .create(
+            &admin,
+            "networks",
+            "network",
+            json!({"name": "public", "router:external": true, "provider:network_type": "flat"}),
+        )
+        .await;
+    let pubid = public["id"].as_str().unwrap().to_string();
+    c.create(&admin, "subnets", "subnet", json!({"network_id": pubid, "cidr": "203.0.113.0/24", "enable_dhcp": false}))
+        .await;
+    let (nid, sid) = c.net_with_subnet(&t, "app", "10.1.0.0/24").await;
+    let (_, sid2) = c.net_with_subnet(&t, "db", "10.2.0.0/24").await;
+
+    let r = c
+        .call(
+            "POST",
+            "/v2.0/routers",
+            &t,
+            Some(json!({"router": {"name": "r", "external_gateway_info": {"network_id": nid}}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "a gateway needs an external network: {}", r.body);
+    let router = c.create(&t, "routers", "router", json!({"name": "r1"})).await;
+    let rid = router["id"].as_str().unwrap().to_string();
+    assert_eq!(router["external_gateway_info"], Value::Null);
+    let url = format!("/v2.0/routers/{rid}");
+    let gw = c.call("PUT", &url, &t, Some(json!({"router": {"external_gateway_info": {"network_id": pubid}}}))).await;
+    assert_eq!(gw.status, StatusCode::OK, "{}", gw.body);
+    let info = &gw.body["router"]["external_gateway_info"];
+    assert_eq!((info["network_id"].as_str(), info["enable_snat"].as_bool()), (Some(pubid.as_str()), Some(true)));
+    assert!(info["external_fixed_ips"][0]["ip_address"].as_str().unwrap().starts_with("203.0.113."));
+    let nosnat = c
+        .call(
+            "PUT",
+            &url,
+            &t,
+            Some(json!({"router": {"external_gateway_info": {"network_id": pubid, "enable_snat": false}}})),
+        )
+        .await;
+    assert_eq!(nosnat.status, StatusCode::FORBIDDEN);
+
+    let add = format!("{url}/add_router_interface");
+    let i = c.call("PUT", &add, &t, Some(json!({"subnet_id": sid}))).await;
+    assert_eq!(i.status, StatusCode::OK, "{}", i.body);
+    assert_eq!(i.body["subnet_ids"], json!([sid]));
+    let iport = c.call("GET", &format!("/v2.0/ports/{}", i.body["port_id"].as_str().unwrap()), &t, None).await;
+    assert_eq!(iport.body["port"]["fixed_ips"][0]["ip_address"], "10.1.0.1", "the router takes the gateway address");
+    assert_eq!(iport.body["port"]["device_owner"], "network:router_interface");
+    assert_eq!(c.call("PUT", &add, &t, Some(json!({"subnet_id": sid}))).await.status, StatusCode::BAD_REQUEST);
+    let direct = c.call("DELETE", &format!("/v2.0/ports/{}", i.body["port_id"].as_str().unwrap()), &t, None).await;
+    assert_eq!(direct.status, StatusCode::CONFLICT, "interface ports go through the router");
+
+    // Floating IPs.
+    let bad = c.call("POST", "/v2.0/floatingips", &t, Some(json!({"floatingip": {"floating_network_id": nid}}))).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let fip = c.create(&t, "floatingips", "floatingip", json!({"floating_network_id": pubid})).await;
+    assert!(fip["floating_ip_address"].as_str().unwrap().starts_with("203.0.113."));
+    assert_eq!((fip["status"].as_str(), &fip["port_id"]), (Some("DOWN"), &Value::Null));
+    let furl = format!("/v2.0/floatingips/{}", fip["id"].as_str().unwrap());
+    let vm = c.create(&t, "ports", "port", json!({"network_id": nid, "device_id": "vm"})).await;
+    let dbport = c.create(&t, "ports", "port", json!({"network_id": c.call("GET", &format!("/v2.0/subnets/{sid2}"), &t, None).await.body["subnet"]["network_id"]})).await;
+    let unreachable = c.call("PUT", &furl, &t, Some(json!({"floatingip": {"port_id": dbport["id"]}}))).await;
+    assert_eq!(
+        (unreachable.status, unreachable.kind()),
+        (StatusCode::NOT_FOUND, "ExternalGatewayForFloatingIPNotFound")
+    );
+    let assoc = c.call("PUT", &furl, &t, Some(json!({"floatingip": {"port_id": vm["id"]}}))).await;
+    assert_eq!(assoc.status, StatusCode::OK, "{}", assoc.body);
+    assert_eq!(assoc.body["floatingip"]["router_id"], json!(rid));
+    assert_eq!(assoc.body["floatingip"]["fixed_ip_address"], vm["fixed_ips"][0]["ip_address"]);
+    let fip2 = c.create(&t, "floatingips", "floatingip", json!({"floating_network_id": pubid})).await;
+    let again = c
+        .call(
+            "PUT",
+            &format!("/v2.0/floatingips/{}", fip2["id"].as_str().unwrap()),
+            &t,
+            Some(json!({"floatingip": {"port_id": vm["id"]}})),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "one floating IP per fixed address");
+    // A port with two IPv4 addresses needs a choice.
+    let two = c
+        .create(&t, "ports", "port", json!({"network_id": nid, "fixed_ips": [{"subnet_id": sid}, {"subnet_id": sid}]}))
+        .await;
+    let f2url = format!("/v2.0/floatingips/{}", fip2["id"].as_str().unwrap());
+    let ambiguous = c.call("PUT", &f2url, &t, Some(json!({"floatingip": {"port_id": two["id"]}}))).await;
+    assert_eq!(ambiguous.status, StatusCode::BAD_REQUEST);
+    let chosen = two["fixed_ips"][1]["ip_address"].clone();
+    let ok = c
+        .call("PUT", &f2url, &t, Some(json!({"floatingip": {"port_id": two["id"], "fixed_ip_address": chosen}})))
+        .await;
+    assert_eq!(ok.body["floatingip"]["fixed_ip_address"], chosen);
+    // The interface and the gateway are needed while floating IPs use them.
+    let remove = format!("{url}/remove_router_interface");
+    let busy = c.call("PUT", &remove, &t, Some(json!({"subnet_id": sid}))).await;
+    assert_eq!((busy.status, busy.kind()), (StatusCode::CONFLICT, "RouterInterfaceInUseByFloatingIP"));
+    let busy = c.call("PUT", &url, &t, Some(json!({"router": {"external_gateway_info": {}}}))).await;
+    assert_eq!(busy.status, StatusCode::CONFLICT);
+    assert_eq!(c.call("DELETE", &url, &t, None).await.status, StatusCode::CONFLICT, "a router with interfaces stays");
+    // Other projects can neither see nor use these.
+    assert_eq!(c.call("GET", &furl, &other, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call("GET", "/v2.0/floatingips", &other, None).await.body["floatingips"], json!([]));
+    let theirs = c.create(&other, "floatingips", "floatingip", json!({"floating_network_id": pubid})).await;
+    let steal = c
+        .call(
+            "PUT",
+            &format!("/v2.0/floatingips/{}", theirs["id"].as_str().unwrap()),
+            &other,
+            Some(json!({"floatingip": {"port_id": vm["id"]}})),
+        )
+        .await;
+    assert_eq!(steal.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call("PUT", &add, &other, Some(json!({"subnet_id": sid2}))).await.status, StatusCode::NOT_FOUND);
+    // A port's deletion lets its floating IP go; then the interface can be removed.
+    assert_eq!(
+        c.call("DELETE", &format!("/v2.0/ports/{}", vm["id"].as_str().unwrap()), &t, None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let freed = c.call("GET", &furl, &t, None).await;
+    assert_eq!(
+        (freed.body["floatingip"]["port_id"].clone(), freed.body["floatingip"]["status"].clone()),
+        (Value::Null, json!("DOWN"))
+    );
+    let un = c.call("PUT", &f2url, &t, Some(json!({"floatingip": {"port_id": null}}))).await;
+    assert_eq!(un.body["floatingip"]["router_id"], Value::Null);
+    let removed = c.call("PUT", &remove, &t, Some(json!({"subnet_id": sid}))).await;
+    assert_eq!(removed.status, StatusCode::OK, "{}", removed.body);
+    for f in [&furl, &f2url] {
+        assert_eq!(c.call("DELETE", f, &t, None).await.status, StatusCode::NO_CONTENT);
+    }
+    assert_eq!(c.call("DELETE", &url, &t, None).await.status, StatusCode::NO_CONTENT);
+    // Nothing left on the external network but the other project's floating IP.
+    let ports = c.call("GET", &format!("/v2.0/ports?network_id={pubid}"), &admin, None).await;
+    assert_eq!(ports.body["ports"].as_array().unwrap().len(), 1, "{}", ports.body);
+    let usage = c.network.store.usage(&pid).await.unwrap();
+    assert_eq!((usage["router"], usage["floatingip"]), (0, 0));
+}
+
 #[tokio::test]
 async fn crud_and_ipam() {
     each_engine!(networks_subnets_ports);
@@ -446,4 +590,8 @@ async fn security_group_rules() {
 #[tokio::test]
 async fn extensions_and_versions() {
     each_engine!(discovery);
+}
+#[tokio::test]
+async fn routers_and_fips() {
+    each_engine!(routers_and_floating_ips);
 }

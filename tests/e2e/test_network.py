@@ -162,3 +162,42 @@ def test_projects_are_isolated(cloud):
     assert da["id"] != db["id"]
     cloud.osc("security", "group", "rule", "create", "--protocol", "icmp", "default", env=b)
     assert cloud.osc("network", "show", n["id"], env=a)["id"] == n["id"]
+
+
+def test_routers_and_floating_ips(cloud):
+    public = unique("public")
+    cloud.osc("network", "create", "--external", "--provider-network-type", "flat", public)
+    cloud.osc("subnet", "create", "--network", public, "--subnet-range", "198.51.100.0/24", "--no-dhcp", unique("pub"))
+    _, env = cloud.member_env(unique("fip"))
+    net, sub, router = unique("net"), unique("sub"), unique("r")
+    cloud.osc("network", "create", net, env=env)
+    cloud.osc("subnet", "create", "--network", net, "--subnet-range", "10.30.0.0/24", sub, env=env)
+    cloud.osc("router", "create", router, env=env)
+    cloud.osc("router", "set", "--external-gateway", public, router, env=env)
+    cloud.osc("router", "add", "subnet", router, sub, env=env)
+    r = cloud.osc("router", "show", router, env=env)
+    gw = r["external_gateway_info"]
+    assert gw["enable_snat"] is True and gw["external_fixed_ips"][0]["ip_address"].startswith("198.51.100.")
+    assert [i["ip_address"] for i in r["interfaces_info"]] == ["10.30.0.1"]
+    cloud.osc("router", "set", "--route", "destination=10.99.0.0/16,gateway=10.30.0.254", router, env=env)
+    assert cloud.osc("router", "show", router, env=env)["routes"] == [{"destination": "10.99.0.0/16", "nexthop": "10.30.0.254"}]
+    cloud.osc("router", "unset", "--route", "destination=10.99.0.0/16,gateway=10.30.0.254", router, env=env)
+    vm = cloud.osc("port", "create", "--network", net, unique("vm"), env=env)
+    fip = cloud.osc("floating", "ip", "create", public, env=env)
+    assert fip["floating_ip_address"].startswith("198.51.100.") and fip["port_id"] is None
+    cloud.osc("floating", "ip", "set", "--port", vm["id"], fip["floating_ip_address"], env=env)
+    shown = cloud.osc("floating", "ip", "show", fip["id"], env=env)
+    assert shown["port_id"] == vm["id"] and shown["fixed_ip_address"] == vm["fixed_ips"][0]["ip_address"]
+    assert shown["router_id"] == r["id"]
+    assert [f["ID"] for f in cloud.osc("floating", "ip", "list", "--port", vm["id"], env=env)] == [fip["id"]]
+    assert "required by one or more floating IPs" in fail(cloud, "router", "remove", "subnet", router, sub, env=env)
+    cloud.osc("floating", "ip", "unset", "--port", fip["id"], env=env)
+    assert cloud.osc("floating", "ip", "show", fip["id"], env=env)["port_id"] is None
+    cloud.osc("router", "remove", "subnet", router, sub, env=env)
+    cloud.osc("router", "unset", "--external-gateway", router, env=env)
+    assert cloud.osc("router", "show", router, env=env)["external_gateway_info"] is None
+    cloud.osc("floating", "ip", "delete", fip["id"], env=env)
+    cloud.osc("router", "delete", router, env=env)
+    cloud.osc("port", "delete", vm["id"], env=env)
+    cloud.osc("network", "delete", net, env=env)
+    cloud.osc("network", "delete", public)

@@ -8,7 +8,7 @@ use crate::app::{bad, neutron};
 use crate::NetworkService;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -29,6 +29,7 @@ pub fn router(service: Arc<NetworkService>, verifier: Arc<TokenVerifier>, max_bo
         .route("/v2.0/quotas", get(quota_list))
         .route("/v2.0/quotas/{project}", get(quota_show).put(quota_set))
         .route("/v2.0/quotas/{project}/details", get(quota_details))
+        .route("/v2.0/routers/{id}/{action}", put(resources::router_interface))
         .route("/v2.0/{collection}", get(resources::list).post(resources::create))
         .route("/v2.0/{collection}/{id}", get(resources::show).put(resources::update).delete(resources::delete))
         .route(
@@ -51,13 +52,21 @@ async fn versions(State(s): State<AppState>) -> Json<Value> {
 }
 
 async fn resource_index(State(s): State<AppState>) -> Json<Value> {
-    let resources: Vec<Value> = [Kind::Network, Kind::Subnet, Kind::Port, Kind::SecurityGroup, Kind::SecurityGroupRule]
-        .iter()
-        .map(|k| {
-            json!({"name": k.singular(), "collection": k.plural(),
+    let resources: Vec<Value> = [
+        Kind::Network,
+        Kind::Subnet,
+        Kind::Port,
+        Kind::SecurityGroup,
+        Kind::SecurityGroupRule,
+        Kind::Router,
+        Kind::FloatingIp,
+    ]
+    .iter()
+    .map(|k| {
+        json!({"name": k.singular(), "collection": k.plural(),
                    "links": [{"rel": "self", "href": format!("{}/v2.0/{}", s.public_url, k.collection())}]})
-        })
-        .collect();
+    })
+    .collect();
     Json(json!({ "resources": resources }))
 }
 
@@ -99,6 +108,10 @@ const EXTENSIONS: &[(&str, &str, &str)] = &[
     ("port-security", "Port Security", "Provides port security"),
     ("allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"),
     ("security-group", "security-group", "The security groups extension."),
+    ("router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway."),
+    ("ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway"),
+    ("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"),
+    ("fip-port-details", "Floating IP Port Details Extension", "Add port_details attribute to Floating IP resource"),
     ("stateful-security-group", "Stateful security group", "Indicates if the security group is stateful or not"),
 ];
 

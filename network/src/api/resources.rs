@@ -21,6 +21,8 @@ pub enum Kind {
     Port,
     SecurityGroup,
     SecurityGroupRule,
+    Router,
+    FloatingIp,
 }
 
 impl Kind {
@@ -31,6 +33,8 @@ impl Kind {
             "ports" => Kind::Port,
             "security-groups" => Kind::SecurityGroup,
             "security-group-rules" => Kind::SecurityGroupRule,
+            "routers" => Kind::Router,
+            "floatingips" => Kind::FloatingIp,
             _ => {
                 return Err(neutron(
                     StatusCode::NOT_FOUND,
@@ -49,6 +53,8 @@ impl Kind {
             Kind::Port => "port",
             Kind::SecurityGroup => "security_group",
             Kind::SecurityGroupRule => "security_group_rule",
+            Kind::Router => "router",
+            Kind::FloatingIp => "floatingip",
         }
     }
 
@@ -60,6 +66,8 @@ impl Kind {
             Kind::Port => "ports",
             Kind::SecurityGroup => "security_groups",
             Kind::SecurityGroupRule => "security_group_rules",
+            Kind::Router => "routers",
+            Kind::FloatingIp => "floatingips",
         }
     }
 
@@ -78,6 +86,8 @@ impl Kind {
             Kind::Port => Table::Ports,
             Kind::SecurityGroup => Table::SecurityGroups,
             Kind::SecurityGroupRule => Table::SecurityGroupRules,
+            Kind::Router => Table::Routers,
+            Kind::FloatingIp => Table::FloatingIps,
         }
     }
 }
@@ -124,6 +134,8 @@ pub async fn render(s: &AppState, kind: Kind, records: &[Record]) -> ApiResult<V
         Kind::Subnet => records.iter().map(views::subnet).collect(),
         Kind::Port => records.iter().map(views::port).collect(),
         Kind::SecurityGroupRule => records.iter().map(views::rule).collect(),
+        Kind::Router => records.iter().map(views::router).collect(),
+        Kind::FloatingIp => records.iter().map(views::floating_ip).collect(),
         Kind::SecurityGroup => {
             let mut out = Vec::with_capacity(records.len());
             for g in records {
@@ -153,6 +165,8 @@ pub async fn create(
         Kind::Port => s.port_create(&ctx, body).await?,
         Kind::SecurityGroup => s.group_create(&ctx, body).await?,
         Kind::SecurityGroupRule => s.rule_create(&ctx, body).await?,
+        Kind::Router => s.router_create(&ctx, body).await?,
+        Kind::FloatingIp => s.fip_create(&ctx, body).await?,
     };
     Ok((StatusCode::CREATED, render_one(&s, kind, &r).await?))
 }
@@ -176,6 +190,8 @@ pub async fn list(
         }
         Kind::SecurityGroup => s.group_list(&ctx, asked_project).await?,
         Kind::SecurityGroupRule => s.rule_list(&ctx, asked_project).await?,
+        Kind::Router => s.router_list(&ctx).await?,
+        Kind::FloatingIp => s.fip_list(&ctx).await?,
     };
     let (page, more) = q.apply(render(&s, kind, &records).await?)?;
     let mut body = Map::new();
@@ -196,6 +212,8 @@ async fn fetch(s: &AppState, ctx: &AuthContext, kind: Kind, id: &str) -> ApiResu
         Kind::Port => s.port_get(ctx, id).await,
         Kind::SecurityGroup => s.group_get(ctx, id).await,
         Kind::SecurityGroupRule => s.rule_get(ctx, id).await,
+        Kind::Router => s.router_get(ctx, id).await,
+        Kind::FloatingIp => s.fip_get(ctx, id).await,
     }
 }
 
@@ -231,6 +249,8 @@ pub async fn update(
         Kind::SecurityGroupRule => {
             return Err(bad("Security group rules cannot be updated; delete and create instead."))
         }
+        Kind::Router => s.router_update(&ctx, &id, body, rev).await?,
+        Kind::FloatingIp => s.fip_update(&ctx, &id, body, rev).await?,
     };
     render_one(&s, kind, &r).await
 }
@@ -247,8 +267,25 @@ pub async fn delete(
         Kind::Port => s.port_delete(&ctx, &id).await?,
         Kind::SecurityGroup => s.group_delete(&ctx, &id).await?,
         Kind::SecurityGroupRule => s.rule_delete(&ctx, &id).await?,
+        Kind::Router => s.router_delete(&ctx, &id).await?,
+        Kind::FloatingIp => s.fip_delete(&ctx, &id).await?,
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /v2.0/routers/{id}/add_router_interface` and `.../remove_router_interface`.
+pub async fn router_interface(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path((id, action)): Path<(String, String)>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let body = body.as_object().cloned().ok_or_else(|| bad("The request body must be a JSON object."))?;
+    match action.as_str() {
+        "add_router_interface" => Ok(Json(s.router_add_interface(&ctx, &id, body).await?)),
+        "remove_router_interface" => Ok(Json(s.router_remove_interface(&ctx, &id, body).await?)),
+        _ => Err(neutron(StatusCode::NOT_FOUND, "HTTPNotFound", format!("The resource {action} could not be found."))),
+    }
 }
 
 /// Tags: `GET/PUT/DELETE /v2.0/{collection}/{id}/tags` and `PUT/DELETE .../tags/{tag}`.

@@ -65,3 +65,11 @@ pub fn group(r: &Record, rules: &[Record]) -> Value {
     m.insert("security_group_rules".into(), Value::Array(rules.iter().map(rule).collect()));
     Value::Object(m)
 }
+
+pub fn router(r: &Record) -> Value {
+    Value::Object(base(r))
+}
+
+pub fn floating_ip(r: &Record) -> Value {
+    Value::Object(base(r))
+}

@@ -1,9 +1,11 @@
 //! The network service's application layer: visibility, validation, IPAM, quotas and
 //! events. Errors carry Neutron's error types (`NetworkInUse`, `OverQuota`, ...).
 
+pub mod floating_ips;
 pub mod networks;
 pub mod ports;
 pub mod quotas;
+pub mod routers;
 pub mod security_groups;
 pub mod subnets;
 

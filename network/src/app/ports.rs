@@ -82,8 +82,48 @@ impl NetworkService {
                 "Port security must be enabled to have security groups or allowed address pairs.",
             ));
         }
+        self.port_build(&project, &network, &body, security_groups, pairs, port_security, true).await
+    }
+
+    /// A port the service makes for itself (router interfaces and gateways, floating
+    /// IPs): no security groups, not counted against a quota.
+    pub(crate) async fn port_internal(
+        &self,
+        project: &str,
+        network: &Record,
+        device_owner: &str,
+        device_id: &str,
+        fixed_ips: Option<Value>,
+    ) -> ApiResult<Record> {
+        let mut body = Map::new();
+        body.insert("device_owner".into(), json!(device_owner));
+        body.insert("device_id".into(), json!(device_id));
+        if let Some(f) = fixed_ips {
+            body.insert("fixed_ips".into(), f);
+        }
+        self.port_build(project, network, &body, vec![], vec![], false, false).await
+    }
+
+    /// Stores a port whose request passed the policy checks: claims quota (when
+    /// `counted`), picks a MAC, allocates addresses, and undoes all of it on failure.
+    #[allow(clippy::too_many_arguments)]
+    async fn port_build(
+        &self,
+        project: &str,
+        network: &Record,
+        body: &Map<String, Value>,
+        security_groups: Vec<String>,
+        pairs: Vec<Value>,
+        port_security: bool,
+        counted: bool,
+    ) -> ApiResult<Record> {
+        let body = body.clone();
+        let project = project.to_string();
+        let network_id = network.id.clone();
+        let device_owner = opt_str(&body, "device_owner")?.unwrap_or_default();
         let requests = self.ip_requests(&network_id, body.get("fixed_ips")).await?;
         let mut doc = Map::new();
+        doc.insert("_counted".into(), json!(counted));
         doc.insert("name".into(), json!(opt_str(&body, "name")?.unwrap_or_default()));
         doc.insert("description".into(), json!(opt_str(&body, "description")?.unwrap_or_default()));
         doc.insert("network_id".into(), json!(network_id));
@@ -103,10 +143,14 @@ impl NetworkService {
             Some(m) => Some(normalize_mac(&m)?),
             None => None,
         };
-        self.claim(&project, "port").await?;
+        if counted {
+            self.claim(&project, "port").await?;
+        }
         let id = uuid::Uuid::new_v4().to_string();
         if let Err(e) = self.port_insert(&id, &project, &network_id, asked_mac, doc.clone()).await {
-            self.store.usage_release(&project, "port").await?;
+            if counted {
+                self.store.usage_release(&project, "port").await?;
+            }
             return Err(e);
         }
         match self
@@ -122,7 +166,9 @@ impl NetworkService {
             Err(e) => {
                 self.store.ip_release_port(&id).await?;
                 self.store.delete(Table::Ports, &id).await?;
-                self.store.usage_release(&project, "port").await?;
+                if counted {
+                    self.store.usage_release(&project, "port").await?;
+                }
                 return Err(e);
             }
         }
@@ -500,9 +546,12 @@ impl NetworkService {
 
     /// Removes a port and everything it holds, whoever asked.
     pub(crate) async fn port_remove(&self, r: &Record) -> ApiResult<()> {
+        self.fip_release_port(&r.id).await?;
         self.store.ip_release_port(&r.id).await?;
         if self.store.delete(Table::Ports, &r.id).await? {
-            self.store.usage_release(&r.project_id, "port").await?;
+            if r.doc.get("_counted") != Some(&json!(false)) {
+                self.store.usage_release(&r.project_id, "port").await?;
+            }
             self.emit("port", "delete", r).await;
         }
         Ok(())

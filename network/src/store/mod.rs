@@ -17,6 +17,8 @@ pub enum Table {
     Ports,
     SecurityGroups,
     SecurityGroupRules,
+    Routers,
+    FloatingIps,
 }
 
 impl Table {
@@ -27,6 +29,8 @@ impl Table {
             Table::Ports => "network_ports",
             Table::SecurityGroups => "network_security_groups",
             Table::SecurityGroupRules => "network_security_group_rules",
+            Table::Routers => "network_routers",
+            Table::FloatingIps => "network_floatingips",
         }
     }
 }
