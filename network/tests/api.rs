@@ -563,6 +563,67 @@ async fn routers_and_floating_ips(engine: Engine) {
     assert_eq!((usage["router"], usage["floatingip"]), (0, 0));
 }
 
+async fn desired_state_per_host(engine: Engine) {
+    let c = Cloud::start_with(engine, stratus_network::driver::Driver::Fake).await;
+    let admin = c.admin().await;
+    let (_, t) = c.member("ivy").await;
+    let public = c
+        .create(
+            &admin,
+            "networks",
+            "network",
+            json!({"name": "public", "router:external": true, "provider:network_type": "flat"}),
+        )
+        .await;
+    c.create(&admin, "subnets", "subnet", json!({"network_id": public["id"], "cidr": "203.0.113.0/24"})).await;
+    let (nid, sid) = c.net_with_subnet(&t, "app", "10.1.0.0/24").await;
+    let web = c.create(&t, "security-groups", "security_group", json!({"name": "web"})).await;
+    let rule = json!({"security_group_id": web["id"], "direction": "ingress", "protocol": "tcp", "port_range_min": 80, "remote_group_id": web["id"]});
+    c.create(&t, "security-group-rules", "security_group_rule", rule).await;
+    let p1 = c.create(&t, "ports", "port", json!({"network_id": nid, "security_groups": [web["id"]]})).await;
+    let p2 = c.create(&t, "ports", "port", json!({"network_id": nid, "security_groups": [web["id"]]})).await;
+    let bind = |p: &Value, host: &str| {
+        let url = format!("/v2.0/ports/{}", p["id"].as_str().unwrap());
+        let body = json!({"port": {"binding:host_id": host}});
+        let admin = admin.clone();
+        let c = &c;
+        async move { c.call("PUT", &url, &admin, Some(body)).await }
+    };
+    let b1 = bind(&p1, "host-1").await;
+    assert_eq!(b1.body["port"]["status"], "ACTIVE", "the fake driver activates bound ports");
+    bind(&p2, "host-2").await;
+    let router = c
+        .create(&t, "routers", "router", json!({"name": "r", "external_gateway_info": {"network_id": public["id"]}}))
+        .await;
+    let rid = router["id"].as_str().unwrap();
+    c.call("PUT", &format!("/v2.0/routers/{rid}/add_router_interface"), &t, Some(json!({"subnet_id": sid}))).await;
+    let fip = c
+        .create(&t, "floatingips", "floatingip", json!({"floating_network_id": public["id"], "port_id": p1["id"]}))
+        .await;
+
+    let denied = c.call("GET", "/v2.0/os-stratus/hosts/host-1/desired-state", &t, None).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    let d = c.call("GET", "/v2.0/os-stratus/hosts/host-1/desired-state", &admin, None).await.body;
+    assert_eq!(d["ports"].as_array().unwrap().len(), 1);
+    assert_eq!(d["ports"][0]["id"], p1["id"]);
+    assert_eq!(d["networks"][0]["id"], json!(nid));
+    assert_eq!(d["networks"][0]["provider:network_type"], "vxlan");
+    assert_eq!(d["networks"][0]["subnets"][0]["cidr"], "10.1.0.0/24");
+    assert_eq!(d["security_groups"][0]["id"], web["id"]);
+    let members = d["security_group_members"][web["id"].as_str().unwrap()].as_array().unwrap();
+    assert_eq!(members.len(), 2, "both ports' addresses, wherever they run: {d}");
+    assert_eq!(d["routers"], json!([]));
+    let d = c.call("GET", "/v2.0/os-stratus/hosts/net-1/desired-state?routers=true", &admin, None).await.body;
+    assert_eq!(d["ports"], json!([]));
+    let r = &d["routers"][0];
+    assert_eq!(r["id"], json!(rid));
+    assert_eq!(r["interfaces"][0]["ip_address"], "10.1.0.1");
+    assert_eq!(r["gateway"]["enable_snat"], true);
+    assert_eq!(r["floating_ips"][0]["floating_ip_address"], fip["floating_ip_address"]);
+    assert_eq!(r["floating_ips"][0]["fixed_ip_address"], p1["fixed_ips"][0]["ip_address"]);
+    assert_eq!(d["networks"].as_array().unwrap().len(), 2, "the interface's and the gateway's networks");
+}
+
 #[tokio::test]
 async fn crud_and_ipam() {
     each_engine!(networks_subnets_ports);
@@ -594,4 +655,8 @@ async fn extensions_and_versions() {
 #[tokio::test]
 async fn routers_and_fips() {
     each_engine!(routers_and_floating_ips);
+}
+#[tokio::test]
+async fn desired_state() {
+    each_engine!(desired_state_per_host);
 }

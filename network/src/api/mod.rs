@@ -29,6 +29,7 @@ pub fn router(service: Arc<NetworkService>, verifier: Arc<TokenVerifier>, max_bo
         .route("/v2.0/quotas", get(quota_list))
         .route("/v2.0/quotas/{project}", get(quota_show).put(quota_set))
         .route("/v2.0/quotas/{project}/details", get(quota_details))
+        .route("/v2.0/os-stratus/hosts/{host}/desired-state", get(desired_state))
         .route("/v2.0/routers/{id}/{action}", put(resources::router_interface))
         .route("/v2.0/{collection}", get(resources::list).post(resources::create))
         .route("/v2.0/{collection}/{id}", get(resources::show).put(resources::update).delete(resources::delete))
@@ -173,4 +174,16 @@ async fn quota_set(
         _ => return Err(bad("Resource body required: {\"quota\": {...}}.")),
     };
     Ok(Json(json!({"quota": s.quota_set(&ctx, &project, inner).await?})))
+}
+
+/// `GET /v2.0/os-stratus/hosts/{host}/desired-state[?routers=true]`: what the network
+/// agent on `host` must have (admins and the `service` role).
+async fn desired_state(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(host): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let routers = q.get("routers").and_then(|v| stratus_common::http::pagination::parse_bool(v)).unwrap_or(false);
+    Ok(Json(s.desired_state(&ctx, &host, routers).await?))
 }

@@ -1,6 +1,7 @@
 //! The network service's application layer: visibility, validation, IPAM, quotas and
 //! events. Errors carry Neutron's error types (`NetworkInUse`, `OverQuota`, ...).
 
+pub mod desired;
 pub mod floating_ips;
 pub mod networks;
 pub mod ports;
@@ -27,6 +28,8 @@ pub struct NetworkService {
     /// Identity's API, where `/v2.0/quotas` writes go (as unified limits).
     pub identity_url: String,
     pub http: reqwest::Client,
+    /// What binding a port to a host does (see [`crate::driver`]).
+    pub driver: crate::driver::Driver,
 }
 
 pub fn neutron(status: StatusCode, kind: &'static str, message: impl Into<String>) -> ApiError {

@@ -457,7 +457,12 @@ impl NetworkService {
                 _ => {}
             }
         }
+        let host_before = r.str("binding:host_id").to_string();
         set_binding(&mut r.doc, &body)?;
+        let host_now = r.str("binding:host_id").to_string();
+        if host_now != host_before && !body.contains_key("status") {
+            r.doc.insert("status".into(), json!(self.driver.status_on_bind(&host_now)));
+        }
         let secure = r.doc.get("port_security_enabled").and_then(Value::as_bool).unwrap_or(true);
         let has_groups = r.doc.get("security_groups").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
         let has_pairs = r.doc.get("allowed_address_pairs").and_then(Value::as_array).is_some_and(|a| !a.is_empty());

@@ -4,7 +4,7 @@
 
 use super::{bad, neutron, not_found, only, opt_int, opt_str, NetworkService};
 use crate::ipam::{parse_ip, Cidr};
-use crate::store::{Col, Record, Table};
+use crate::store::{Col, NewRow, Record, Table};
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
@@ -70,14 +70,13 @@ impl NetworkService {
         doc.insert("shared".into(), json!(false));
         doc.insert("tags".into(), json!([]));
         doc.insert("_default".into(), json!(true));
-        match self.store.insert(Table::SecurityGroups, &id, project, &[("is_default", Col::Int(Some(1)))], &doc).await {
+        let mut rules = Vec::new();
+        for ethertype in ["IPv4", "IPv6"] {
+            rules.push(json!({"direction": "egress", "ethertype": ethertype}));
+            rules.push(json!({"direction": "ingress", "ethertype": ethertype, "remote_group_id": id}));
+        }
+        match self.insert_group(&id, project, &[("is_default", Col::Int(Some(1)))], &doc, rules).await {
             Ok(()) => {
-                for ethertype in ["IPv4", "IPv6"] {
-                    let egress = json!({"direction": "egress", "ethertype": ethertype});
-                    self.rule_insert(&id, project, egress.as_object().cloned().unwrap_or_default(), false).await?;
-                    let ingress = json!({"direction": "ingress", "ethertype": ethertype, "remote_group_id": id});
-                    self.rule_insert(&id, project, ingress.as_object().cloned().unwrap_or_default(), false).await?;
-                }
                 let g = self
                     .store
                     .fetch(Table::SecurityGroups, &id)
@@ -120,19 +119,13 @@ impl NetworkService {
         doc.insert("_default".into(), json!(false));
         self.claim(&project, "security_group").await?;
         let id = uuid::Uuid::new_v4().to_string();
-        let result: ApiResult<()> = async {
-            self.store.insert(Table::SecurityGroups, &id, &project, &[], &doc).await?;
-            for ethertype in ["IPv4", "IPv6"] {
-                let egress = json!({"direction": "egress", "ethertype": ethertype});
-                self.rule_insert(&id, &project, egress.as_object().cloned().unwrap_or_default(), false).await?;
-            }
-            Ok(())
-        }
-        .await;
-        if let Err(e) = result {
-            self.store.delete(Table::SecurityGroups, &id).await?;
+        let rules = vec![
+            json!({"direction": "egress", "ethertype": "IPv4"}),
+            json!({"direction": "egress", "ethertype": "IPv6"}),
+        ];
+        if let Err(e) = self.insert_group(&id, &project, &[], &doc, rules).await {
             self.store.usage_release(&project, "security_group").await?;
-            return Err(e);
+            return Err(e.into());
         }
         let g = self
             .store
@@ -141,6 +134,35 @@ impl NetworkService {
             .ok_or_else(|| not_found("SecurityGroupNotFound", "Security group", &id))?;
         self.emit("security_group", "create", &g).await;
         Ok(g)
+    }
+
+    /// A group and its first rules, in one transaction.
+    async fn insert_group(
+        &self,
+        id: &str,
+        project: &str,
+        cols: &[(&str, Col)],
+        doc: &Map<String, Value>,
+        rules: Vec<Value>,
+    ) -> Result<(), sqlx::Error> {
+        let mut built = Vec::new();
+        for r in rules {
+            let (rdoc, signature) = rule_doc(id, r.as_object().cloned().unwrap_or_default(), false)
+                .map_err(|e| sqlx::Error::Protocol(e.message))?;
+            let rcols = [("security_group_id", Col::Text(id.into())), ("signature", Col::Text(signature))];
+            built.push((uuid::Uuid::new_v4().to_string(), rdoc, rcols));
+        }
+        let mut rows = vec![NewRow { table: Table::SecurityGroups, id, project_id: project, cols, doc }];
+        for (rid, rdoc, rcols) in &built {
+            rows.push(NewRow {
+                table: Table::SecurityGroupRules,
+                id: rid,
+                project_id: project,
+                cols: rcols,
+                doc: rdoc,
+            });
+        }
+        self.store.insert_all(&rows).await
     }
 
     pub async fn group_get(&self, ctx: &AuthContext, id: &str) -> ApiResult<Record> {
@@ -282,146 +304,7 @@ impl NetworkService {
         body: Map<String, Value>,
         announce: bool,
     ) -> ApiResult<Record> {
-        let direction = opt_str(&body, "direction")?.unwrap_or_default();
-        if direction != "ingress" && direction != "egress" {
-            return Err(bad(format!("Invalid input for direction: '{direction}' is not ingress or egress.")));
-        }
-        let ethertype = opt_str(&body, "ethertype")?.unwrap_or_else(|| "IPv4".into());
-        let v6 = match ethertype.to_ascii_lowercase().as_str() {
-            "ipv4" => false,
-            "ipv6" => true,
-            _ => return Err(bad(format!("Invalid input for ethertype: '{ethertype}' is not IPv4 or IPv6."))),
-        };
-        let ethertype = if v6 { "IPv6" } else { "IPv4" };
-        let protocol = match body.get("protocol") {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => Some(n.to_string()),
-            Some(Value::String(s)) if s.is_empty() || s.eq_ignore_ascii_case("any") => None,
-            Some(Value::String(s)) => Some(s.to_ascii_lowercase()),
-            Some(_) => return Err(bad("Invalid input for protocol: a name or a number.")),
-        };
-        let number = match &protocol {
-            None => None,
-            Some(p) => Some(match p.parse::<u16>() {
-                Ok(n) if n <= 255 => n as u8,
-                Ok(_) => return Err(bad(format!("Invalid input for protocol: {p} is not 0 to 255."))),
-                Err(_) => PROTOCOLS.iter().find(|(name, _)| name == p).map(|(_, n)| *n).ok_or_else(|| {
-                    neutron(
-                        StatusCode::BAD_REQUEST,
-                        "SecurityGroupRuleInvalidProtocol",
-                        format!("Security group rule protocol {p} not supported."),
-                    )
-                })?,
-            }),
-        };
-        if number == Some(58) && !v6 {
-            return Err(bad("Invalid input: ICMPv6 rules need ethertype IPv6."));
-        }
-        let min = opt_int(&body, "port_range_min")?;
-        let max = opt_int(&body, "port_range_max")?;
-        match number {
-            Some(6) | Some(17) | Some(132) | Some(33) | Some(136) => {
-                let (lo, hi) = match (min, max) {
-                    (Some(a), Some(b)) => (a, b),
-                    (Some(a), None) => (a, a),
-                    (None, Some(_)) => return Err(bad("port_range_min is required with port_range_max.")),
-                    (None, None) => (0, 0),
-                };
-                if (min.is_some() || max.is_some())
-                    && (!(1..=65535).contains(&lo) || !(1..=65535).contains(&hi) || lo > hi)
-                {
-                    return Err(neutron(
-                        StatusCode::BAD_REQUEST,
-                        "SecurityGroupInvalidPortRange",
-                        "For TCP/UDP protocols, port_range_min must be <= port_range_max and both 1 to 65535.",
-                    ));
-                }
-            }
-            Some(1) | Some(58) => {
-                for (k, v) in [("type", min), ("code", max)] {
-                    if v.is_some_and(|v| !(0..=255).contains(&v)) {
-                        return Err(neutron(
-                            StatusCode::BAD_REQUEST,
-                            "SecurityGroupInvalidIcmpValue",
-                            format!("Invalid ICMP {k}: 0 to 255."),
-                        ));
-                    }
-                }
-                if min.is_none() && max.is_some() {
-                    return Err(bad("An ICMP code needs an ICMP type (port_range_min)."));
-                }
-            }
-            _ if min.is_some() || max.is_some() => {
-                return Err(bad("Port ranges apply only to TCP, UDP, SCTP, DCCP, UDP-Lite and ICMP rules."));
-            }
-            _ => {}
-        }
-        let (min, max) = match number {
-            Some(6) | Some(17) | Some(132) | Some(33) | Some(136) if min.is_some() && max.is_none() => (min, min),
-            _ => (min, max),
-        };
-        let remote_ip = match opt_str(&body, "remote_ip_prefix")? {
-            None => None,
-            Some(p) => {
-                let (addr, len) = p.split_once('/').unwrap_or((p.as_str(), ""));
-                let (pv6, n) = parse_ip(addr)
-                    .ok_or_else(|| bad(format!("Invalid input for remote_ip_prefix: '{p}' is not a CIDR.")))?;
-                let bits = if pv6 { 128 } else { 32 };
-                let len: u8 = if len.is_empty() {
-                    bits
-                } else {
-                    len.parse()
-                        .ok()
-                        .filter(|l| *l <= bits)
-                        .ok_or_else(|| bad(format!("Invalid input for remote_ip_prefix: '{p}'.")))?
-                };
-                if pv6 != v6 {
-                    return Err(bad(format!("Conflicting value ethertype {ethertype} for CIDR {p}.")));
-                }
-                let host_mask: u128 = if bits - len >= 128 { u128::MAX } else { (1u128 << (bits - len)) - 1 };
-                let c = Cidr {
-                    v6: pv6,
-                    base: n & !host_mask & if pv6 { u128::MAX } else { u32::MAX as u128 },
-                    prefix: len,
-                };
-                Some(c.to_string())
-            }
-        };
-        let remote_group = opt_str(&body, "remote_group_id")?;
-        let remote_ag = opt_str(&body, "remote_address_group_id")?;
-        if remote_ip.is_some() && remote_group.is_some() {
-            return Err(neutron(
-                StatusCode::BAD_REQUEST,
-                "InvalidInput",
-                "Only remote_ip_prefix or remote_group_id may be provided.",
-            ));
-        }
-        if remote_ag.is_some() {
-            return Err(bad("Address groups are not supported."));
-        }
-        let any = if v6 { "::/0" } else { "0.0.0.0/0" };
-        let signature = format!(
-            "{group_id}|{direction}|{ethertype}|{}|{}|{}|{}|{}",
-            number.map(|n| n.to_string()).unwrap_or_default(),
-            min.map(|n| n.to_string()).unwrap_or_default(),
-            max.map(|n| n.to_string()).unwrap_or_default(),
-            remote_ip.as_deref().filter(|p| *p != any).unwrap_or(""),
-            remote_group.as_deref().unwrap_or(""),
-        );
-        let mut doc = Map::new();
-        doc.insert("security_group_id".into(), json!(group_id));
-        doc.insert("direction".into(), json!(direction));
-        doc.insert("ethertype".into(), json!(ethertype));
-        doc.insert("protocol".into(), json!(protocol));
-        doc.insert("port_range_min".into(), json!(min));
-        doc.insert("port_range_max".into(), json!(max));
-        doc.insert("remote_ip_prefix".into(), json!(remote_ip));
-        doc.insert("remote_group_id".into(), json!(remote_group));
-        doc.insert("remote_address_group_id".into(), Value::Null);
-        doc.insert("normalized_cidr".into(), json!(remote_ip));
-        doc.insert("description".into(), json!(opt_str(&body, "description")?.unwrap_or_default()));
-        doc.insert("belongs_to_default_sg".into(), json!(false));
-        doc.insert("_counted".into(), json!(announce));
+        let (doc, signature) = rule_doc(group_id, body, announce)?;
         let id = uuid::Uuid::new_v4().to_string();
         let cols = [("security_group_id", Col::Text(group_id.into())), ("signature", Col::Text(signature.clone()))];
         match self.store.insert(Table::SecurityGroupRules, &id, project, &cols, &doc).await {
@@ -496,4 +379,146 @@ impl NetworkService {
     pub async fn group_rules(&self, group_id: &str) -> ApiResult<Vec<Record>> {
         Ok(self.store.list(Table::SecurityGroupRules, Some(("security_group_id", group_id))).await?)
     }
+}
+
+/// A rule's document and its signature (what it matches, for the uniqueness check),
+/// after validation.
+fn rule_doc(group_id: &str, body: Map<String, Value>, announce: bool) -> ApiResult<(Map<String, Value>, String)> {
+    let direction = opt_str(&body, "direction")?.unwrap_or_default();
+    if direction != "ingress" && direction != "egress" {
+        return Err(bad(format!("Invalid input for direction: '{direction}' is not ingress or egress.")));
+    }
+    let ethertype = opt_str(&body, "ethertype")?.unwrap_or_else(|| "IPv4".into());
+    let v6 = match ethertype.to_ascii_lowercase().as_str() {
+        "ipv4" => false,
+        "ipv6" => true,
+        _ => return Err(bad(format!("Invalid input for ethertype: '{ethertype}' is not IPv4 or IPv6."))),
+    };
+    let ethertype = if v6 { "IPv6" } else { "IPv4" };
+    let protocol = match body.get("protocol") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(Value::String(s)) if s.is_empty() || s.eq_ignore_ascii_case("any") => None,
+        Some(Value::String(s)) => Some(s.to_ascii_lowercase()),
+        Some(_) => return Err(bad("Invalid input for protocol: a name or a number.")),
+    };
+    let number = match &protocol {
+        None => None,
+        Some(p) => Some(match p.parse::<u16>() {
+            Ok(n) if n <= 255 => n as u8,
+            Ok(_) => return Err(bad(format!("Invalid input for protocol: {p} is not 0 to 255."))),
+            Err(_) => PROTOCOLS.iter().find(|(name, _)| name == p).map(|(_, n)| *n).ok_or_else(|| {
+                neutron(
+                    StatusCode::BAD_REQUEST,
+                    "SecurityGroupRuleInvalidProtocol",
+                    format!("Security group rule protocol {p} not supported."),
+                )
+            })?,
+        }),
+    };
+    if number == Some(58) && !v6 {
+        return Err(bad("Invalid input: ICMPv6 rules need ethertype IPv6."));
+    }
+    let min = opt_int(&body, "port_range_min")?;
+    let max = opt_int(&body, "port_range_max")?;
+    match number {
+        Some(6) | Some(17) | Some(132) | Some(33) | Some(136) => {
+            let (lo, hi) = match (min, max) {
+                (Some(a), Some(b)) => (a, b),
+                (Some(a), None) => (a, a),
+                (None, Some(_)) => return Err(bad("port_range_min is required with port_range_max.")),
+                (None, None) => (0, 0),
+            };
+            if (min.is_some() || max.is_some()) && (!(1..=65535).contains(&lo) || !(1..=65535).contains(&hi) || lo > hi)
+            {
+                return Err(neutron(
+                    StatusCode::BAD_REQUEST,
+                    "SecurityGroupInvalidPortRange",
+                    "For TCP/UDP protocols, port_range_min must be <= port_range_max and both 1 to 65535.",
+                ));
+            }
+        }
+        Some(1) | Some(58) => {
+            for (k, v) in [("type", min), ("code", max)] {
+                if v.is_some_and(|v| !(0..=255).contains(&v)) {
+                    return Err(neutron(
+                        StatusCode::BAD_REQUEST,
+                        "SecurityGroupInvalidIcmpValue",
+                        format!("Invalid ICMP {k}: 0 to 255."),
+                    ));
+                }
+            }
+            if min.is_none() && max.is_some() {
+                return Err(bad("An ICMP code needs an ICMP type (port_range_min)."));
+            }
+        }
+        _ if min.is_some() || max.is_some() => {
+            return Err(bad("Port ranges apply only to TCP, UDP, SCTP, DCCP, UDP-Lite and ICMP rules."));
+        }
+        _ => {}
+    }
+    let (min, max) = match number {
+        Some(6) | Some(17) | Some(132) | Some(33) | Some(136) if min.is_some() && max.is_none() => (min, min),
+        _ => (min, max),
+    };
+    let remote_ip = match opt_str(&body, "remote_ip_prefix")? {
+        None => None,
+        Some(p) => {
+            let (addr, len) = p.split_once('/').unwrap_or((p.as_str(), ""));
+            let (pv6, n) = parse_ip(addr)
+                .ok_or_else(|| bad(format!("Invalid input for remote_ip_prefix: '{p}' is not a CIDR.")))?;
+            let bits = if pv6 { 128 } else { 32 };
+            let len: u8 = if len.is_empty() {
+                bits
+            } else {
+                len.parse()
+                    .ok()
+                    .filter(|l| *l <= bits)
+                    .ok_or_else(|| bad(format!("Invalid input for remote_ip_prefix: '{p}'.")))?
+            };
+            if pv6 != v6 {
+                return Err(bad(format!("Conflicting value ethertype {ethertype} for CIDR {p}.")));
+            }
+            let host_mask: u128 = if bits - len >= 128 { u128::MAX } else { (1u128 << (bits - len)) - 1 };
+            let c =
+                Cidr { v6: pv6, base: n & !host_mask & if pv6 { u128::MAX } else { u32::MAX as u128 }, prefix: len };
+            Some(c.to_string())
+        }
+    };
+    let remote_group = opt_str(&body, "remote_group_id")?;
+    let remote_ag = opt_str(&body, "remote_address_group_id")?;
+    if remote_ip.is_some() && remote_group.is_some() {
+        return Err(neutron(
+            StatusCode::BAD_REQUEST,
+            "InvalidInput",
+            "Only remote_ip_prefix or remote_group_id may be provided.",
+        ));
+    }
+    if remote_ag.is_some() {
+        return Err(bad("Address groups are not supported."));
+    }
+    let any = if v6 { "::/0" } else { "0.0.0.0/0" };
+    let signature = format!(
+        "{group_id}|{direction}|{ethertype}|{}|{}|{}|{}|{}",
+        number.map(|n| n.to_string()).unwrap_or_default(),
+        min.map(|n| n.to_string()).unwrap_or_default(),
+        max.map(|n| n.to_string()).unwrap_or_default(),
+        remote_ip.as_deref().filter(|p| *p != any).unwrap_or(""),
+        remote_group.as_deref().unwrap_or(""),
+    );
+    let mut doc = Map::new();
+    doc.insert("security_group_id".into(), json!(group_id));
+    doc.insert("direction".into(), json!(direction));
+    doc.insert("ethertype".into(), json!(ethertype));
+    doc.insert("protocol".into(), json!(protocol));
+    doc.insert("port_range_min".into(), json!(min));
+    doc.insert("port_range_max".into(), json!(max));
+    doc.insert("remote_ip_prefix".into(), json!(remote_ip));
+    doc.insert("remote_group_id".into(), json!(remote_group));
+    doc.insert("remote_address_group_id".into(), Value::Null);
+    doc.insert("normalized_cidr".into(), json!(remote_ip));
+    doc.insert("description".into(), json!(opt_str(&body, "description")?.unwrap_or_default()));
+    doc.insert("belongs_to_default_sg".into(), json!(false));
+    doc.insert("_counted".into(), json!(announce));
+    Ok((doc, signature))
 }

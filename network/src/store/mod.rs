@@ -70,6 +70,15 @@ impl Record {
     }
 }
 
+/// A row to insert.
+pub struct NewRow<'a> {
+    pub table: Table,
+    pub id: &'a str,
+    pub project_id: &'a str,
+    pub cols: &'a [(&'a str, Col)],
+    pub doc: &'a Map<String, Value>,
+}
+
 /// A value for a resource-specific column.
 #[derive(Debug, Clone)]
 pub enum Col {
@@ -95,24 +104,34 @@ impl Store {
         cols: &[(&str, Col)],
         doc: &Map<String, Value>,
     ) -> StoreResult<()> {
-        let mut names = vec!["id", "project_id", "doc", "created_at", "updated_at"];
-        names.extend(cols.iter().map(|(n, _)| *n));
-        let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
-        let sql = format!("INSERT INTO {} ({}) VALUES ({})", table.name(), names.join(", "), placeholders.join(", "));
+        self.insert_all(&[NewRow { table, id, project_id, cols, doc }]).await
+    }
+
+    /// Inserts rows in one transaction: all or none (a group with its rules).
+    pub async fn insert_all(&self, rows: &[NewRow<'_>]) -> StoreResult<()> {
+        let mut tx = self.db.pool.begin().await?;
         let now = now_text();
-        let mut q = sqlx::query(&sql)
-            .bind(id)
-            .bind(project_id)
-            .bind(Value::Object(doc.clone()).to_string())
-            .bind(now.clone())
-            .bind(now);
-        for (_, c) in cols {
-            q = match c {
-                Col::Text(s) => q.bind(s.clone()),
-                Col::Int(i) => q.bind(*i),
-            };
+        for row in rows {
+            let mut names = vec!["id", "project_id", "doc", "created_at", "updated_at"];
+            names.extend(row.cols.iter().map(|(n, _)| *n));
+            let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+            let sql =
+                format!("INSERT INTO {} ({}) VALUES ({})", row.table.name(), names.join(", "), placeholders.join(", "));
+            let mut q = sqlx::query(&sql)
+                .bind(row.id)
+                .bind(row.project_id)
+                .bind(Value::Object(row.doc.clone()).to_string())
+                .bind(now.clone())
+                .bind(now.clone());
+            for (_, c) in row.cols {
+                q = match c {
+                    Col::Text(s) => q.bind(s.clone()),
+                    Col::Int(i) => q.bind(*i),
+                };
+            }
+            q.execute(&mut *tx).await?;
         }
-        q.execute(&self.db.pool).await?;
+        tx.commit().await?;
         Ok(())
     }
 

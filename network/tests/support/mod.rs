@@ -43,6 +43,10 @@ impl Resp {
 
 impl Cloud {
     pub async fn start(engine: Engine) -> Self {
+        Self::start_with(engine, stratus_network::driver::Driver::Agent).await
+    }
+
+    pub async fn start_with(engine: Engine, driver: stratus_network::driver::Driver) -> Self {
         let db = testing::fresh(engine).await;
         db.migrate(stratus_identity::migrations::MIGRATIONS).await.unwrap();
         db.migrate(stratus_network::migrations::MIGRATIONS).await.unwrap();
@@ -70,6 +74,7 @@ impl Cloud {
             public_url: "http://network".into(),
             identity_url: "http://127.0.0.1:1".into(),
             http: reqwest::Client::new(),
+            driver,
         });
         let identity_router = stratus_identity::api::router(identity.clone(), 1 << 20);
         let router = stratus_network::api::router(network.clone(), identity.verifier.clone(), 1 << 20);

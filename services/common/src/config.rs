@@ -45,11 +45,14 @@ impl Default for ImageConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct NetworkConfig {
     pub port: u16,
+    /// What binding a port does: `agent` (the network agent wires it and reports it
+    /// ACTIVE) or `fake` (ACTIVE at once, no data plane; for tests at scale).
+    pub driver: String,
 }
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        Self { port: 9696 }
+        Self { port: 9696, driver: "agent".into() }
     }
 }
 

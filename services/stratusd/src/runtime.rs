@@ -137,6 +137,7 @@ impl Runtime {
             public_url: self.network_public_url(),
             identity_url: self.config.identity_url(),
             http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?,
+            driver: stratus_network::driver::Driver::parse(&self.config.network.driver)?,
         });
         Ok(Served {
             name: "network",
