@@ -10,6 +10,8 @@
 //! req/s, p50 and p99 at 8 and 32 concurrent clients; CPU per request for password and
 //! token-method issue (the latter has no password hash, so it is the cost beyond it).
 
+mod network;
+
 use anyhow::{bail, Context};
 use clap::Parser;
 use serde_json::{json, Value};
@@ -40,6 +42,19 @@ struct Args {
     /// Images created for the listing benchmark (with --image).
     #[arg(long, default_value_t = 10000)]
     images: usize,
+    /// Benchmark the network service (port creates, port listing).
+    #[arg(long)]
+    network: bool,
+    /// Ports in place for the listing benchmark (with --network).
+    #[arg(long, default_value_t = 10000)]
+    ports: usize,
+    /// Database URL for the cloud under test (default: SQLite in its data directory),
+    /// e.g. a PostgreSQL URL.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Bus URL for the cloud under test (default: in-process), e.g. nats://127.0.0.1:4222.
+    #[arg(long)]
+    bus_url: Option<String>,
 }
 
 const PASSWORD: &str = "bench-admin-password";
@@ -48,6 +63,7 @@ struct Server {
     child: Child,
     url: String,
     image_url: String,
+    network_url: String,
     dir: PathBuf,
 }
 
@@ -84,18 +100,29 @@ fn ticks_per_sec() -> f64 {
     100.0
 }
 
-async fn start(binary: &PathBuf) -> anyhow::Result<(Server, Duration)> {
+async fn start(binary: &PathBuf, args: &Args) -> anyhow::Result<(Server, Duration)> {
     let dir = std::env::temp_dir().join(format!("stratus-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let port = free_port();
     let image_port = free_port();
+    let network_port = free_port();
+    let mut env: Vec<(&str, String)> = vec![
+        ("STRATUS_SERVER__DATA_DIR", dir.display().to_string()),
+        ("STRATUS_IDENTITY__PORT", port.to_string()),
+        ("STRATUS_IMAGE__PORT", image_port.to_string()),
+        ("STRATUS_NETWORK__PORT", network_port.to_string()),
+    ];
+    if let Some(u) = &args.database_url {
+        env.push(("STRATUS_DATABASE__URL", u.clone()));
+    }
+    if let Some(u) = &args.bus_url {
+        env.push(("STRATUS_BUS__URL", u.clone()));
+    }
     // Bootstrap first, so the measured start is a normal restart (no first-time hashing).
     let status = Command::new(binary)
         .args(["bootstrap", "--admin-password", PASSWORD])
-        .env("STRATUS_SERVER__DATA_DIR", &dir)
-        .env("STRATUS_IDENTITY__PORT", port.to_string())
-        .env("STRATUS_IMAGE__PORT", image_port.to_string())
+        .envs(env.clone())
         .stdout(Stdio::null())
         .status()?;
     if !status.success() {
@@ -106,13 +133,17 @@ async fn start(binary: &PathBuf) -> anyhow::Result<(Server, Duration)> {
     let started = Instant::now();
     let child = Command::new(binary)
         .arg("all-in-one")
-        .env("STRATUS_SERVER__DATA_DIR", &dir)
-        .env("STRATUS_IDENTITY__PORT", port.to_string())
-        .env("STRATUS_IMAGE__PORT", image_port.to_string())
+        .envs(env)
         .env("STRATUS_LOG__LEVEL", "warn")
         .stdout(Stdio::null())
         .spawn()?;
-    let server = Server { child, url: url.clone(), image_url: format!("http://127.0.0.1:{image_port}"), dir };
+    let server = Server {
+        child,
+        url: url.clone(),
+        image_url: format!("http://127.0.0.1:{image_port}"),
+        network_url: format!("http://127.0.0.1:{network_port}"),
+        dir,
+    };
     loop {
         if let Ok(r) = client.get(format!("{url}/v3")).send().await {
             if r.status().as_u16() == 200 {
@@ -158,18 +189,31 @@ struct Figures {
     errors: u64,
 }
 
-async fn run(server: &Server, token: &str, workload: Workload, clients: usize, secs: u64) -> anyhow::Result<Figures> {
-    run_with(&server.url, server.child.id(), token, workload, clients, secs).await
+/// Builds one request of a workload; called for every request a client sends.
+type MakeRequest = Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync>;
+
+fn request_for(workload: Workload, url: &str, token: &str) -> MakeRequest {
+    let (url, token) = (url.to_string(), token.to_string());
+    Arc::new(move |client: &reqwest::Client| match workload {
+        Workload::PasswordIssue => client.post(format!("{url}/v3/auth/tokens?nocatalog")).json(&password_body()),
+        Workload::TokenIssue => client
+            .post(format!("{url}/v3/auth/tokens?nocatalog"))
+            .json(&json!({"auth": {"identity": {"methods": ["token"], "token": {"id": token}}}})),
+        Workload::Validate => client
+            .get(format!("{url}/v3/auth/tokens?nocatalog"))
+            .header("x-auth-token", &token)
+            .header("x-subject-token", &token),
+        Workload::ListProjects => client.get(format!("{url}/v3/projects")).header("x-auth-token", &token),
+        Workload::ListImages => client.get(format!("{url}/v2/images?limit=25")).header("x-auth-token", &token),
+    })
 }
 
-async fn run_with(
-    url: &str,
-    pid: u32,
-    token: &str,
-    workload: Workload,
-    clients: usize,
-    secs: u64,
-) -> anyhow::Result<Figures> {
+async fn run(server: &Server, token: &str, workload: Workload, clients: usize, secs: u64) -> anyhow::Result<Figures> {
+    run_with(server.child.id(), request_for(workload, &server.url, token), clients, secs).await
+}
+
+/// Runs `clients` concurrent loops of `make` for `secs` seconds against process `pid`.
+async fn run_with(pid: u32, make: MakeRequest, clients: usize, secs: u64) -> anyhow::Result<Figures> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
@@ -177,28 +221,12 @@ async fn run_with(
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let (client, stop, errors, url, token) =
-            (client.clone(), stop.clone(), errors.clone(), url.to_string(), token.to_string());
+        let (client, stop, errors, make) = (client.clone(), stop.clone(), errors.clone(), make.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                let req = match workload {
-                    Workload::PasswordIssue => {
-                        client.post(format!("{url}/v3/auth/tokens?nocatalog")).json(&password_body())
-                    }
-                    Workload::TokenIssue => client
-                        .post(format!("{url}/v3/auth/tokens?nocatalog"))
-                        .json(&json!({"auth": {"identity": {"methods": ["token"], "token": {"id": token}}}})),
-                    Workload::Validate => client
-                        .get(format!("{url}/v3/auth/tokens?nocatalog"))
-                        .header("x-auth-token", &token)
-                        .header("x-subject-token", &token),
-                    Workload::ListProjects => client.get(format!("{url}/v3/projects")).header("x-auth-token", &token),
-                    Workload::ListImages => {
-                        client.get(format!("{url}/v2/images?limit=25")).header("x-auth-token", &token)
-                    }
-                };
+                let req = make(&client);
                 match req.send().await {
                     Ok(r) if r.status().is_success() => {
                         let _ = r.bytes().await;
@@ -258,9 +286,12 @@ async fn main() -> anyhow::Result<()> {
         Some(p) => p,
         None => std::env::current_exe()?.with_file_name("stratusd"),
     };
-    let (server, start) = start(&binary).await?;
+    let (server, start) = start(&binary, &args).await?;
     if args.image {
         return image_bench(&server, &args).await;
+    }
+    if args.network {
+        return network::bench(&server, &args).await;
     }
     println!("stratusd: {}", binary.display());
     println!("start to first 200                 {:.1} ms", start.as_secs_f64() * 1000.0);
@@ -460,7 +491,8 @@ async fn image_bench(server: &Server, args: &Args) -> anyhow::Result<()> {
     }
     println!("created {} images in {:.1} s", created.load(Ordering::Relaxed), t.elapsed().as_secs_f64());
     for clients in [8, 32] {
-        let f = run_with(&server.image_url, pid, &token, Workload::ListImages, clients, args.seconds).await?;
+        let f =
+            run_with(pid, request_for(Workload::ListImages, &server.image_url, &token), clients, args.seconds).await?;
         print(&format!("GET /v2/images?limit=25 ({} images)", args.images + 1), clients, &f);
     }
     Ok(())

@@ -117,7 +117,7 @@ fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
 }
 
 /// Renders records of one kind; networks need their subnets, groups their rules.
-pub async fn render(s: &AppState, kind: Kind, records: &[Record]) -> ApiResult<Vec<Value>> {
+pub async fn render(s: &AppState, kind: Kind, records: Vec<Record>) -> ApiResult<Vec<Value>> {
     Ok(match kind {
         Kind::Network => {
             let mut subnets: HashMap<String, Vec<String>> = HashMap::new();
@@ -129,17 +129,18 @@ pub async fn render(s: &AppState, kind: Kind, records: &[Record]) -> ApiResult<V
             for sn in all {
                 subnets.entry(sn.str("network_id").to_string()).or_default().push(sn.id.clone());
             }
-            records.iter().map(|r| views::network(r, &subnets)).collect()
+            records.into_iter().map(|r| views::network(r, &subnets)).collect()
         }
-        Kind::Subnet => records.iter().map(views::subnet).collect(),
-        Kind::Port => records.iter().map(views::port).collect(),
-        Kind::SecurityGroupRule => records.iter().map(views::rule).collect(),
-        Kind::Router => records.iter().map(views::router).collect(),
-        Kind::FloatingIp => records.iter().map(views::floating_ip).collect(),
+        Kind::Subnet => records.into_iter().map(views::subnet).collect(),
+        Kind::Port => records.into_iter().map(views::port).collect(),
+        Kind::SecurityGroupRule => records.into_iter().map(views::rule).collect(),
+        Kind::Router => records.into_iter().map(views::router).collect(),
+        Kind::FloatingIp => records.into_iter().map(views::floating_ip).collect(),
         Kind::SecurityGroup => {
             let mut out = Vec::with_capacity(records.len());
             for g in records {
-                out.push(views::group(g, &s.group_rules(&g.id).await?));
+                let rules = s.group_rules(&g.id).await?;
+                out.push(views::group(g, rules));
             }
             out
         }
@@ -147,7 +148,7 @@ pub async fn render(s: &AppState, kind: Kind, records: &[Record]) -> ApiResult<V
 }
 
 async fn render_one(s: &AppState, kind: Kind, r: &Record) -> ApiResult<Json<Value>> {
-    let v = render(s, kind, std::slice::from_ref(r)).await?.pop().unwrap_or(Value::Null);
+    let v = render(s, kind, vec![r.clone()]).await?.pop().unwrap_or(Value::Null);
     Ok(Json(json!({ kind.singular(): v })))
 }
 
@@ -180,6 +181,11 @@ pub async fn list(
     let kind = Kind::from_collection(&collection)?;
     let q = ListQuery::parse(raw.as_deref())?;
     let asked_project = q.one("project_id").or(q.one("tenant_id"));
+    // Pages of ports in the default order are read from the database in chunks until
+    // the page is full, not all at once.
+    if kind == Kind::Port && q.limit.is_some() && q.sort.is_empty() && !q.page_reverse {
+        return port_pages(&s, &ctx, &q).await;
+    }
     let records = match kind {
         Kind::Network => s.network_list(&ctx).await?,
         Kind::Subnet => s.subnet_list(&ctx).await?,
@@ -193,7 +199,11 @@ pub async fn list(
         Kind::Router => s.router_list(&ctx).await?,
         Kind::FloatingIp => s.fip_list(&ctx).await?,
     };
-    let (page, more) = q.apply(render(&s, kind, &records).await?)?;
+    let (page, more) = q.apply(render(&s, kind, records).await?)?;
+    Ok(list_body(&s, kind, &q, page, more))
+}
+
+fn list_body(s: &AppState, kind: Kind, q: &ListQuery, page: Vec<Value>, more: bool) -> Json<Value> {
     let mut body = Map::new();
     if more {
         if let Some(last) = page.last().and_then(|i| i["id"].as_str()) {
@@ -202,7 +212,35 @@ pub async fn list(
         }
     }
     body.insert(kind.plural().into(), Value::Array(page.into_iter().map(|i| q.select(i)).collect()));
-    Ok(Json(Value::Object(body)))
+    Json(Value::Object(body))
+}
+
+/// One page of ports: reads them in creation order, a chunk at a time, keeps those the
+/// caller may see and the query matches, and stops when the page (plus one, to know
+/// whether more follow) is full.
+async fn port_pages(s: &AppState, ctx: &AuthContext, q: &ListQuery) -> ApiResult<Json<Value>> {
+    const CHUNK: i64 = 500;
+    let limit = q.limit.unwrap_or(usize::MAX);
+    let visible = s.port_visibility(ctx).await?;
+    let mut after = match &q.marker {
+        Some(m) => s.store.fetch(Table::Ports, m).await?.map(|r| (r.created_at, r.id)),
+        None => None,
+    };
+    let mut page = Vec::new();
+    loop {
+        let chunk =
+            s.store.list_after(Table::Ports, after.as_ref().map(|(c, i)| (c.as_str(), i.as_str())), CHUNK).await?;
+        let done = (chunk.len() as i64) < CHUNK;
+        after = chunk.last().map(|r| (r.created_at.clone(), r.id.clone()));
+        let mine: Vec<Record> = chunk.into_iter().filter(|r| visible(r)).collect();
+        page.extend(render(s, Kind::Port, mine).await?.into_iter().filter(|v| q.matches(v)));
+        if page.len() > limit || done {
+            break;
+        }
+    }
+    let more = page.len() > limit;
+    page.truncate(limit);
+    Ok(list_body(s, Kind::Port, q, page, more))
 }
 
 async fn fetch(s: &AppState, ctx: &AuthContext, kind: Kind, id: &str) -> ApiResult<Record> {

@@ -14,12 +14,12 @@ pub fn neutron_time(t: &str) -> String {
 }
 
 /// The common part: the document without internal keys, plus ids, revision and times.
-pub fn base(r: &Record) -> Map<String, Value> {
-    let mut m: Map<String, Value> =
-        r.doc.iter().filter(|(k, _)| !k.starts_with('_')).map(|(k, v)| (k.clone(), v.clone())).collect();
+pub fn base(r: Record) -> Map<String, Value> {
+    let mut m = r.doc;
+    m.retain(|k, _| !k.starts_with('_'));
     m.insert("id".into(), json!(r.id));
-    m.insert("project_id".into(), json!(r.project_id));
     m.insert("tenant_id".into(), json!(r.project_id));
+    m.insert("project_id".into(), json!(r.project_id));
     m.insert("revision_number".into(), json!(r.revision_number));
     m.insert("created_at".into(), json!(neutron_time(&r.created_at)));
     m.insert("updated_at".into(), json!(neutron_time(&r.updated_at)));
@@ -27,9 +27,10 @@ pub fn base(r: &Record) -> Map<String, Value> {
 }
 
 /// A network with the ids of its subnets.
-pub fn network(r: &Record, subnets: &HashMap<String, Vec<String>>) -> Value {
+pub fn network(r: Record, subnets: &HashMap<String, Vec<String>>) -> Value {
+    let own = subnets.get(&r.id).cloned().unwrap_or_default();
     let mut m = base(r);
-    m.insert("subnets".into(), json!(subnets.get(&r.id).cloned().unwrap_or_default()));
+    m.insert("subnets".into(), json!(own));
     m.insert("status".into(), json!("ACTIVE"));
     m.insert("availability_zone_hints".into(), json!([]));
     m.insert("availability_zones".into(), json!(["nova"]));
@@ -42,11 +43,11 @@ pub fn network(r: &Record, subnets: &HashMap<String, Vec<String>>) -> Value {
     Value::Object(m)
 }
 
-pub fn subnet(r: &Record) -> Value {
+pub fn subnet(r: Record) -> Value {
     Value::Object(base(r))
 }
 
-pub fn port(r: &Record) -> Value {
+pub fn port(r: Record) -> Value {
     let mut m = base(r);
     m.insert("qos_policy_id".into(), Value::Null);
     m.insert("qos_network_policy_id".into(), Value::Null);
@@ -55,21 +56,21 @@ pub fn port(r: &Record) -> Value {
     Value::Object(m)
 }
 
-pub fn rule(r: &Record) -> Value {
+pub fn rule(r: Record) -> Value {
     Value::Object(base(r))
 }
 
 /// A group with its rules.
-pub fn group(r: &Record, rules: &[Record]) -> Value {
+pub fn group(r: Record, rules: Vec<Record>) -> Value {
     let mut m = base(r);
-    m.insert("security_group_rules".into(), Value::Array(rules.iter().map(rule).collect()));
+    m.insert("security_group_rules".into(), Value::Array(rules.into_iter().map(rule).collect()));
     Value::Object(m)
 }
 
-pub fn router(r: &Record) -> Value {
+pub fn router(r: Record) -> Value {
     Value::Object(base(r))
 }
 
-pub fn floating_ip(r: &Record) -> Value {
+pub fn floating_ip(r: Record) -> Value {
     Value::Object(base(r))
 }

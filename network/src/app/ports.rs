@@ -374,19 +374,21 @@ impl NetworkService {
     /// Ports the caller may see, narrowed in SQL by one indexed column when the query has
     /// it (`device_id` or `network_id`).
     pub async fn port_list(&self, ctx: &AuthContext, narrow: Option<(&str, &str)>) -> ApiResult<Vec<Record>> {
-        let all = self.store.list(Table::Ports, narrow).await?;
-        if ctx.is_admin() {
-            return Ok(all);
-        }
-        let own_networks: std::collections::HashSet<String> = self
-            .store
-            .list(Table::Networks, None)
-            .await?
-            .into_iter()
-            .filter(|n| Self::owns(ctx, n))
-            .map(|n| n.id)
-            .collect();
-        Ok(all.into_iter().filter(|p| Self::owns(ctx, p) || own_networks.contains(p.str("network_id"))).collect())
+        let visible = self.port_visibility(ctx).await?;
+        Ok(self.store.list(Table::Ports, narrow).await?.into_iter().filter(|p| visible(p)).collect())
+    }
+
+    /// Which ports the caller may see: all for admins; else its own and those on
+    /// networks it owns.
+    pub async fn port_visibility(&self, ctx: &AuthContext) -> ApiResult<impl Fn(&Record) -> bool + use<>> {
+        let admin = ctx.is_admin();
+        let project = ctx.project_id().unwrap_or_default().to_string();
+        let own_networks: std::collections::HashSet<String> = if admin {
+            Default::default()
+        } else {
+            self.store.list(Table::Networks, Some(("project_id", &project))).await?.into_iter().map(|n| n.id).collect()
+        };
+        Ok(move |p: &Record| admin || p.project_id == project || own_networks.contains(p.str("network_id")))
     }
 
     pub async fn port_update(

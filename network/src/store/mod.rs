@@ -155,6 +155,17 @@ impl Store {
         Ok(rows.iter().map(Record::from_row).collect())
     }
 
+    /// Up to `n` records in creation order, after the given (created_at, id).
+    pub async fn list_after(&self, table: Table, after: Option<(&str, &str)>, n: i64) -> StoreResult<Vec<Record>> {
+        let (c, i) = after.unwrap_or(("", ""));
+        let sql = format!(
+            "SELECT * FROM {} WHERE created_at > $1 OR (created_at = $1 AND id > $2) ORDER BY created_at, id LIMIT $3",
+            table.name()
+        );
+        let rows = sqlx::query(&sql).bind(c).bind(i).bind(n).fetch_all(&self.db.pool).await?;
+        Ok(rows.iter().map(Record::from_row).collect())
+    }
+
     /// Saves a new document (and resource columns); with `if_revision`, only if the
     /// stored revision is that one (Neutron's `If-Match: revision_number=N`). Returns
     /// false when nothing matched.
