@@ -624,6 +624,114 @@ async fn desired_state_per_host(engine: Engine) {
     assert_eq!(d["networks"].as_array().unwrap().len(), 2, "the interface's and the gateway's networks");
 }
 
+async fn paging_walks_every_port_once(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (pid, t) = c.member("pager").await;
+    let (_, other) = c.member("other-pager").await;
+    c.set_limit(&pid, "port", 1000).await;
+    let (nid, _) = c.net_with_subnet(&t, "wide", "10.64.0.0/16").await;
+    let (onid, _) = c.net_with_subnet(&other, "theirs", "10.65.0.0/24").await;
+    for _ in 0..3 {
+        c.create(&other, "ports", "port", json!({"network_id": onid})).await;
+    }
+    for batch in 0..11 {
+        let futures: Vec<_> =
+            (0..50).map(|_| c.call("POST", "/v2.0/ports", &t, Some(json!({"port": {"network_id": nid}})))).collect();
+        for r in futures::future::join_all(futures).await {
+            assert_eq!(r.status, StatusCode::CREATED, "batch {batch}: {}", r.body);
+        }
+    }
+    let all = c.call("GET", "/v2.0/ports?fields=id", &t, None).await.body["ports"].as_array().unwrap().clone();
+    assert_eq!(all.len(), 550, "only the caller's ports");
+    let mut walked = Vec::new();
+    let mut url = "/v2.0/ports?limit=100&fields=id".to_string();
+    loop {
+        let r = c.call("GET", &url, &t, None).await;
+        walked.extend(r.body["ports"].as_array().unwrap().iter().cloned());
+        match r.body["ports_links"][0]["href"].as_str() {
+            Some(next) => url = next.trim_start_matches("http://network").to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(walked, all, "pages in the same order as the whole list, each port once");
+    let filtered = c.call("GET", &format!("/v2.0/ports?limit=5&network_id={onid}"), &t, None).await;
+    assert_eq!(filtered.body["ports"], json!([]));
+}
+
+async fn reconciler_repairs_crash_leftovers(engine: Engine) {
+    use stratus_network::store::Table;
+    let c = Cloud::start(engine).await;
+    let admin = c.admin().await;
+    let (pid, t) = c.member("crashy").await;
+    let public = c
+        .create(
+            &admin,
+            "networks",
+            "network",
+            json!({"name": "public", "router:external": true, "provider:network_type": "flat"}),
+        )
+        .await;
+    c.create(&admin, "subnets", "subnet", json!({"network_id": public["id"], "cidr": "203.0.113.0/24"})).await;
+    let (nid, sid) = c.net_with_subnet(&t, "n", "10.1.0.0/24").await;
+    let router =
+        c.create(&t, "routers", "router", json!({"external_gateway_info": {"network_id": public["id"]}})).await;
+    c.call(
+        "PUT",
+        &format!("/v2.0/routers/{}/add_router_interface", router["id"].as_str().unwrap()),
+        &t,
+        Some(json!({"subnet_id": sid})),
+    )
+    .await;
+    let p1 = c.create(&t, "ports", "port", json!({"network_id": nid})).await;
+    let p2 = c.create(&t, "ports", "port", json!({"network_id": nid})).await;
+    let fip = c
+        .create(&t, "floatingips", "floatingip", json!({"floating_network_id": public["id"], "port_id": p2["id"]}))
+        .await;
+    let store = &c.network.store;
+    assert_eq!(c.network.reconcile().await.unwrap(), Default::default(), "a consistent state needs nothing");
+
+    // A crash between a port's row and its finished document.
+    let mut rec = store.fetch(Table::Ports, p1["id"].as_str().unwrap()).await.unwrap().unwrap();
+    rec.doc.insert("fixed_ips".into(), json!([]));
+    store.set_doc(Table::Ports, &rec.id, &rec.doc).await.unwrap();
+    // A floating IP's port whose floating IP row was never written, from long ago.
+    let orphan = c
+        .create(
+            &admin,
+            "ports",
+            "port",
+            json!({"network_id": public["id"], "device_owner": "network:floatingip", "device_id": "gone"}),
+        )
+        .await;
+    sqlx::query("UPDATE network_ports SET created_at = '2000-01-01T00:00:00.000000Z' WHERE id = $1")
+        .bind(orphan["id"].as_str().unwrap())
+        .execute(&store.db.pool)
+        .await
+        .unwrap();
+    // A port removed without letting go of its floating IP, and a leaked quota claim.
+    store.ip_release_port(p2["id"].as_str().unwrap()).await.unwrap();
+    store.delete(Table::Ports, p2["id"].as_str().unwrap()).await.unwrap();
+    assert!(store.usage_claim(&pid, "network", None).await.unwrap());
+
+    let report = c.network.reconcile().await.unwrap();
+    assert_eq!((report.ports_fixed, report.orphans_removed, report.floating_ips_released), (1, 1, 1), "{report:?}");
+    assert!(report.usage_corrected >= 2, "{report:?}");
+    let shown = c.call("GET", &format!("/v2.0/ports/{}", p1["id"].as_str().unwrap()), &t, None).await;
+    assert_eq!(shown.body["port"]["fixed_ips"], p1["fixed_ips"]);
+    assert_eq!(
+        c.call("GET", &format!("/v2.0/ports/{}", orphan["id"].as_str().unwrap()), &admin, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let f = c.call("GET", &format!("/v2.0/floatingips/{}", fip["id"].as_str().unwrap()), &t, None).await;
+    assert_eq!(
+        (f.body["floatingip"]["port_id"].clone(), f.body["floatingip"]["status"].clone()),
+        (Value::Null, json!("DOWN"))
+    );
+    let usage = store.usage(&pid).await.unwrap();
+    assert_eq!((usage["network"], usage["port"], usage["floatingip"], usage["router"]), (1, 1, 1, 1), "{usage:?}");
+    assert_eq!(c.network.reconcile().await.unwrap(), Default::default(), "a second pass has nothing to do");
+}
+
 #[tokio::test]
 async fn crud_and_ipam() {
     each_engine!(networks_subnets_ports);
@@ -659,4 +767,12 @@ async fn routers_and_fips() {
 #[tokio::test]
 async fn desired_state() {
     each_engine!(desired_state_per_host);
+}
+#[tokio::test]
+async fn paging() {
+    each_engine!(paging_walks_every_port_once);
+}
+#[tokio::test]
+async fn reconciler() {
+    each_engine!(reconciler_repairs_crash_leftovers);
 }

@@ -6,6 +6,7 @@ pub mod floating_ips;
 pub mod networks;
 pub mod ports;
 pub mod quotas;
+pub mod reconcile;
 pub mod routers;
 pub mod security_groups;
 pub mod subnets;

@@ -323,4 +323,26 @@ impl Store {
             .await?;
         Ok(rows.iter().map(|r| (r.text("resource"), r.int("used"))).collect())
     }
+
+    /// Projects with usage rows.
+    pub async fn usage_projects(&self) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT DISTINCT project_id FROM network_usage").fetch_all(&self.db.pool).await?;
+        Ok(rows.iter().map(|r| r.text("project_id")).collect())
+    }
+
+    /// Sets a usage counter outright (the reconciler's recount).
+    pub async fn usage_set(&self, project_id: &str, resource: &str, used: i64) -> StoreResult<()> {
+        sqlx::query("INSERT INTO network_usage (project_id, resource) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(project_id)
+            .bind(resource)
+            .execute(&self.db.pool)
+            .await?;
+        sqlx::query("UPDATE network_usage SET used = $3 WHERE project_id = $1 AND resource = $2")
+            .bind(project_id)
+            .bind(resource)
+            .bind(used)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
 }

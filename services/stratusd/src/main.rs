@@ -85,7 +85,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             announce(&rt, &report)?;
             let limits = Arc::new(stratus_identity::app::InProcessLimitsSource::new(identity.store.clone()));
             let image = rt.image_served(identity.verifier.clone(), limits.clone()).await?;
-            let network = rt.network_served(identity.verifier.clone(), limits)?;
+            let network = rt.network_served(identity.verifier.clone(), limits).await?;
             let services = vec![rt.identity_served(identity)?, image, network];
             tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "all-in-one ready");
             serve_all(services).await
@@ -103,7 +103,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Network => {
             let rt = Runtime::open(config).await?;
             let (verifier, limits) = rt.remote_identity().await?;
-            serve_all(vec![rt.network_served(verifier, limits)?]).await
+            serve_all(vec![rt.network_served(verifier, limits).await?]).await
         }
         Command::Identity { action: Some(IdentityAction::RotateKeys) } => {
             let rt = Runtime::open(config).await?;

@@ -123,7 +123,7 @@ impl Runtime {
     }
 
     /// The network service, with the verifier and quota source it should use.
-    pub fn network_served(
+    pub async fn network_served(
         &self,
         verifier: Arc<TokenVerifier>,
         limits_source: Arc<dyn LimitsSource>,
@@ -139,6 +139,11 @@ impl Runtime {
             http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?,
             driver: stratus_network::driver::Driver::parse(&self.config.network.driver)?,
         });
+        match service.reconcile().await {
+            Ok(report) if report != Default::default() => tracing::info!(?report, "network state repaired"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e.message, "network reconciliation failed; serving anyway"),
+        }
         Ok(Served {
             name: "network",
             addr: self.addr(self.config.network.port)?,
