@@ -201,3 +201,4 @@ def test_routers_and_floating_ips(cloud):
     cloud.osc("port", "delete", vm["id"], env=env)
     cloud.osc("network", "delete", net, env=env)
     cloud.osc("network", "delete", public)
+
