@@ -424,17 +424,8 @@ async fn routers_and_floating_ips(engine: Engine) {
     let admin = c.admin().await;
     let (pid, t) = c.member("gina").await;
     let (_, other) = c.member("hank").await;
-    let public = c
-        .create(
-            &admin,
-            "networks",
-            "network",
-            json!({"name": "public", "router:external": true, "provider:network_type": "flat"}),
-        )
-        .await;
+    let public = c.public_network(&admin).await;
     let pubid = public["id"].as_str().unwrap().to_string();
-    c.create(&admin, "subnets", "subnet", json!({"network_id": pubid, "cidr": "203.0.113.0/24", "enable_dhcp": false}))
-        .await;
     let (nid, sid) = c.net_with_subnet(&t, "app", "10.1.0.0/24").await;
     let (_, sid2) = c.net_with_subnet(&t, "db", "10.2.0.0/24").await;
 
@@ -567,15 +558,7 @@ async fn desired_state_per_host(engine: Engine) {
     let c = Cloud::start_with(engine, stratus_network::driver::Driver::Fake).await;
     let admin = c.admin().await;
     let (_, t) = c.member("ivy").await;
-    let public = c
-        .create(
-            &admin,
-            "networks",
-            "network",
-            json!({"name": "public", "router:external": true, "provider:network_type": "flat"}),
-        )
-        .await;
-    c.create(&admin, "subnets", "subnet", json!({"network_id": public["id"], "cidr": "203.0.113.0/24"})).await;
+    let public = c.public_network(&admin).await;
     let (nid, sid) = c.net_with_subnet(&t, "app", "10.1.0.0/24").await;
     let web = c.create(&t, "security-groups", "security_group", json!({"name": "web"})).await;
     let rule = json!({"security_group_id": web["id"], "direction": "ingress", "protocol": "tcp", "port_range_min": 80, "remote_group_id": web["id"]});
@@ -663,15 +646,7 @@ async fn reconciler_repairs_crash_leftovers(engine: Engine) {
     let c = Cloud::start(engine).await;
     let admin = c.admin().await;
     let (pid, t) = c.member("crashy").await;
-    let public = c
-        .create(
-            &admin,
-            "networks",
-            "network",
-            json!({"name": "public", "router:external": true, "provider:network_type": "flat"}),
-        )
-        .await;
-    c.create(&admin, "subnets", "subnet", json!({"network_id": public["id"], "cidr": "203.0.113.0/24"})).await;
+    let public = c.public_network(&admin).await;
     let (nid, sid) = c.net_with_subnet(&t, "n", "10.1.0.0/24").await;
     let router =
         c.create(&t, "routers", "router", json!({"external_gateway_info": {"network_id": public["id"]}})).await;

@@ -9,7 +9,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
 use stratus_common::auth::AuthContext;
 use stratus_common::http::{ApiJson, ApiResult};
 
@@ -120,15 +119,7 @@ fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
 pub async fn render(s: &AppState, kind: Kind, records: Vec<Record>) -> ApiResult<Vec<Value>> {
     Ok(match kind {
         Kind::Network => {
-            let mut subnets: HashMap<String, Vec<String>> = HashMap::new();
-            let all = if records.len() == 1 {
-                s.store.list(Table::Subnets, Some(("network_id", &records[0].id))).await?
-            } else {
-                s.store.list(Table::Subnets, None).await?
-            };
-            for sn in all {
-                subnets.entry(sn.str("network_id").to_string()).or_default().push(sn.id.clone());
-            }
+            let subnets = s.network_subnet_ids(&records).await?;
             records.into_iter().map(|r| views::network(r, &subnets)).collect()
         }
         Kind::Subnet => records.into_iter().map(views::subnet).collect(),
@@ -219,40 +210,14 @@ fn list_body(s: &AppState, kind: Kind, q: &ListQuery, page: Vec<Value>, more: bo
 /// caller may see and the query matches, and stops when the page (plus one, to know
 /// whether more follow) is full.
 async fn port_pages(s: &AppState, ctx: &AuthContext, q: &ListQuery) -> ApiResult<Json<Value>> {
-    const CHUNK: i64 = 500;
     let limit = q.limit.unwrap_or(usize::MAX);
-    let visible = s.port_visibility(ctx).await?;
-    let mut after = match &q.marker {
-        Some(m) => s.store.fetch(Table::Ports, m).await?.map(|r| (r.created_at, r.id)),
-        None => None,
-    };
-    let mut page = Vec::new();
-    loop {
-        let chunk =
-            s.store.list_after(Table::Ports, after.as_ref().map(|(c, i)| (c.as_str(), i.as_str())), CHUNK).await?;
-        let done = (chunk.len() as i64) < CHUNK;
-        after = chunk.last().map(|r| (r.created_at.clone(), r.id.clone()));
-        let mine: Vec<Record> = chunk.into_iter().filter(|r| visible(r)).collect();
-        page.extend(render(s, Kind::Port, mine).await?.into_iter().filter(|v| q.matches(v)));
-        if page.len() > limit || done {
-            break;
-        }
-    }
-    let more = page.len() > limit;
-    page.truncate(limit);
+    let (page, more) =
+        s.port_page(ctx, q.marker.as_deref(), limit, |r| Some(views::port(r)).filter(|v| q.matches(v))).await?;
     Ok(list_body(s, Kind::Port, q, page, more))
 }
 
 async fn fetch(s: &AppState, ctx: &AuthContext, kind: Kind, id: &str) -> ApiResult<Record> {
-    match kind {
-        Kind::Network => s.network_get(ctx, id).await,
-        Kind::Subnet => s.subnet_get(ctx, id).await,
-        Kind::Port => s.port_get(ctx, id).await,
-        Kind::SecurityGroup => s.group_get(ctx, id).await,
-        Kind::SecurityGroupRule => s.rule_get(ctx, id).await,
-        Kind::Router => s.router_get(ctx, id).await,
-        Kind::FloatingIp => s.fip_get(ctx, id).await,
-    }
+    s.get(ctx, kind.table(), id).await
 }
 
 pub async fn show(
@@ -344,16 +309,7 @@ async fn tags_change(
     id: &str,
     f: impl FnOnce(&mut Vec<Value>) -> ApiResult<()>,
 ) -> ApiResult<Vec<Value>> {
-    crate::NetworkService::require_writer(ctx)?;
-    let mut r = fetch(s, ctx, kind, id).await?;
-    if !crate::NetworkService::owns(ctx, &r) {
-        return Err(neutron(StatusCode::FORBIDDEN, "PolicyNotAuthorized", "Only the owner may change tags."));
-    }
-    let mut tags: Vec<Value> = r.doc.get("tags").and_then(Value::as_array).cloned().unwrap_or_default();
-    f(&mut tags)?;
-    r.doc.insert("tags".into(), Value::Array(tags.clone()));
-    s.save(kind.table(), &r, None).await?;
-    Ok(tags)
+    s.tags_change(ctx, kind.table(), id, f).await
 }
 
 fn valid_tag(t: &str) -> ApiResult<()> {

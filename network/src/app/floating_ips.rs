@@ -94,22 +94,14 @@ impl NetworkService {
             self.store.usage_release(&project, "floatingip").await?;
             return Err(e.into());
         }
-        let mut r = self
-            .store
-            .fetch(Table::FloatingIps, &id)
-            .await?
-            .ok_or_else(|| not_found("FloatingIPNotFound", "Floating IP", &id))?;
+        let mut r = self.reread(Table::FloatingIps, &id).await?;
         if let Some(port_id) = opt_str(&body, "port_id")? {
             if let Err(e) = self.associate(ctx, &mut r, &port_id, opt_str(&body, "fixed_ip_address")?).await {
                 self.fip_remove(&r).await?;
                 return Err(e);
             }
             self.store.update(Table::FloatingIps, &id, &[("port_id", Col::Text(port_id))], &r.doc, None).await?;
-            r = self
-                .store
-                .fetch(Table::FloatingIps, &id)
-                .await?
-                .ok_or_else(|| not_found("FloatingIPNotFound", "Floating IP", &id))?;
+            r = self.reread(Table::FloatingIps, &id).await?;
         }
         self.emit("floatingip", "create", &r).await;
         Ok(r)
@@ -207,14 +199,11 @@ impl NetworkService {
     }
 
     pub async fn fip_get(&self, ctx: &AuthContext, id: &str) -> ApiResult<Record> {
-        match self.store.fetch(Table::FloatingIps, id).await? {
-            Some(r) if Self::owns(ctx, &r) => Ok(r),
-            _ => Err(not_found("FloatingIPNotFound", "Floating IP", id)),
-        }
+        self.owned(ctx, Table::FloatingIps, id).await
     }
 
     pub async fn fip_list(&self, ctx: &AuthContext) -> ApiResult<Vec<Record>> {
-        Ok(self.store.list(Table::FloatingIps, None).await?.into_iter().filter(|r| Self::owns(ctx, r)).collect())
+        self.list_owned(ctx, Table::FloatingIps).await
     }
 
     pub async fn fip_update(
@@ -252,10 +241,7 @@ impl NetworkService {
             }
             self.associate(ctx, &mut r, &port_id, opt_str(&body, "fixed_ip_address")?).await?;
         }
-        self.save_with(Table::FloatingIps, &r, &cols, if_revision).await?;
-        let r = self.fip_get(ctx, id).await?;
-        self.emit("floatingip", "update", &r).await;
-        Ok(r)
+        self.commit_update(ctx, Table::FloatingIps, &r, &cols, if_revision).await
     }
 
     pub async fn fip_delete(&self, ctx: &AuthContext, id: &str) -> ApiResult<()> {

@@ -41,6 +41,20 @@ pub fn not_found(kind: &'static str, what: &str, id: &str) -> ApiError {
     neutron(StatusCode::NOT_FOUND, kind, format!("{what} {id} could not be found."))
 }
 
+/// Neutron's "not found" error for a row of `table`.
+pub fn missing(table: Table, id: &str) -> ApiError {
+    let (kind, what) = match table {
+        Table::Networks => ("NetworkNotFound", "Network"),
+        Table::Subnets => ("SubnetNotFound", "Subnet"),
+        Table::Ports => ("PortNotFound", "Port"),
+        Table::SecurityGroups => ("SecurityGroupNotFound", "Security group"),
+        Table::SecurityGroupRules => ("SecurityGroupRuleNotFound", "Security group rule"),
+        Table::Routers => ("RouterNotFound", "Router"),
+        Table::FloatingIps => ("FloatingIPNotFound", "Floating IP"),
+    };
+    not_found(kind, what, id)
+}
+
 pub fn bad(message: impl Into<String>) -> ApiError {
     neutron(StatusCode::BAD_REQUEST, "BadRequest", message)
 }
@@ -155,6 +169,71 @@ impl NetworkService {
 
     pub(crate) fn owns(ctx: &AuthContext, r: &Record) -> bool {
         ctx.is_admin() || ctx.project_id() == Some(r.project_id.as_str())
+    }
+
+    /// A row that must exist (just written, or referenced by one that exists).
+    pub(crate) async fn reread(&self, table: Table, id: &str) -> ApiResult<Record> {
+        self.store.fetch(table, id).await?.ok_or_else(|| missing(table, id))
+    }
+
+    /// A row the caller owns (admins own all); anything else is "not found".
+    pub(crate) async fn owned(&self, ctx: &AuthContext, table: Table, id: &str) -> ApiResult<Record> {
+        match self.store.fetch(table, id).await? {
+            Some(r) if Self::owns(ctx, &r) => Ok(r),
+            _ => Err(missing(table, id)),
+        }
+    }
+
+    /// Any resource as its own `*_get` shows it to the caller.
+    pub async fn get(&self, ctx: &AuthContext, table: Table, id: &str) -> ApiResult<Record> {
+        match table {
+            Table::Networks => self.network_get(ctx, id).await,
+            Table::Subnets => self.subnet_get(ctx, id).await,
+            Table::Ports => self.port_get(ctx, id).await,
+            Table::SecurityGroups => self.group_get(ctx, id).await,
+            Table::SecurityGroupRules => self.rule_get(ctx, id).await,
+            Table::Routers => self.router_get(ctx, id).await,
+            Table::FloatingIps => self.fip_get(ctx, id).await,
+        }
+    }
+
+    /// Saves an updated resource, reads it back as the caller sees it, and announces it.
+    pub(crate) async fn commit_update(
+        &self,
+        ctx: &AuthContext,
+        table: Table,
+        r: &Record,
+        cols: &[(&str, Col)],
+        if_revision: Option<i64>,
+    ) -> ApiResult<Record> {
+        self.save_with(table, r, cols, if_revision).await?;
+        let r = self.get(ctx, table, &r.id).await?;
+        self.emit(table.resource(), "update", &r).await;
+        Ok(r)
+    }
+
+    /// Changes a resource's tags with `f` (owners only) and returns the new list.
+    pub async fn tags_change(
+        &self,
+        ctx: &AuthContext,
+        table: Table,
+        id: &str,
+        f: impl FnOnce(&mut Vec<Value>) -> ApiResult<()>,
+    ) -> ApiResult<Vec<Value>> {
+        Self::require_writer(ctx)?;
+        let mut r = self.get(ctx, table, id).await?;
+        if !Self::owns(ctx, &r) {
+            return Err(neutron(StatusCode::FORBIDDEN, "PolicyNotAuthorized", "Only the owner may change tags."));
+        }
+        let mut tags: Vec<Value> = r.doc.get("tags").and_then(Value::as_array).cloned().unwrap_or_default();
+        f(&mut tags)?;
+        r.doc.insert("tags".into(), Value::Array(tags.clone()));
+        self.save(table, &r, None).await?;
+        Ok(tags)
+    }
+
+    pub(crate) async fn list_owned(&self, ctx: &AuthContext, table: Table) -> ApiResult<Vec<Record>> {
+        Ok(self.store.list(table, None).await?.into_iter().filter(|r| Self::owns(ctx, r)).collect())
     }
 
     /// Counts one more `resource` against the project's unified limit (service type

@@ -110,13 +110,7 @@ impl NetworkService {
             doc.insert("provider:segmentation_id".into(), json!(vni));
             let cols = [("network_type", Col::Text(network_type.into())), ("segmentation_id", Col::Int(vni))];
             match self.store.insert(Table::Networks, id, project, &cols, &doc).await {
-                Ok(()) => {
-                    return self
-                        .store
-                        .fetch(Table::Networks, id)
-                        .await?
-                        .ok_or_else(|| not_found("NetworkNotFound", "Network", id))
-                }
+                Ok(()) => return self.reread(Table::Networks, id).await,
                 Err(e) if stratus_common::db::is_unique_violation(&e) && asked.is_none() => continue,
                 Err(e) if stratus_common::db::is_unique_violation(&e) => {
                     return Err(neutron(StatusCode::CONFLICT, "SegmentationIdInUse", "That segmentation id is in use."))
@@ -129,6 +123,22 @@ impl NetworkService {
             "NoNetworkAvailable",
             "No free segmentation id was found; try again.",
         ))
+    }
+
+    /// Network id → ids of its subnets, for the networks about to be shown.
+    pub async fn network_subnet_ids(
+        &self,
+        networks: &[Record],
+    ) -> ApiResult<std::collections::HashMap<String, Vec<String>>> {
+        let all = match networks {
+            [one] => self.store.list(Table::Subnets, Some(("network_id", &one.id))).await?,
+            _ => self.store.list(Table::Subnets, None).await?,
+        };
+        let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for sn in all {
+            out.entry(sn.str("network_id").to_string()).or_default().push(sn.id);
+        }
+        Ok(out)
     }
 
     /// Admins see every network; others their own, shared and external ones.
@@ -179,7 +189,7 @@ impl NetworkService {
             ],
             "network",
         )?;
-        for (k, v) in &body {
+        for k in body.keys() {
             match k.as_str() {
                 "name" | "description" => {
                     r.doc.insert(k.clone(), json!(opt_str(&body, k)?.unwrap_or_default()));
@@ -204,15 +214,11 @@ impl NetworkService {
                 }
                 "tags" => {
                     r.doc.insert(k.clone(), tags(&body)?);
-                    let _ = v;
                 }
                 _ => {}
             }
         }
-        self.save(Table::Networks, &r, if_revision).await?;
-        let r = self.network_get(ctx, id).await?;
-        self.emit("network", "update", &r).await;
-        Ok(r)
+        self.commit_update(ctx, Table::Networks, &r, &[], if_revision).await
     }
 
     pub async fn network_delete(&self, ctx: &AuthContext, id: &str) -> ApiResult<()> {

@@ -147,19 +147,21 @@ impl NetworkService {
             self.claim(&project, "port").await?;
         }
         let id = uuid::Uuid::new_v4().to_string();
-        if let Err(e) = self.port_insert(&id, &project, &network_id, asked_mac, doc.clone()).await {
-            if counted {
-                self.store.usage_release(&project, "port").await?;
+        let mac = match self.port_insert(&id, &project, &network_id, asked_mac, doc.clone()).await {
+            Ok(mac) => mac,
+            Err(e) => {
+                if counted {
+                    self.store.usage_release(&project, "port").await?;
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
+        };
         match self
             .allocate_all(&id, &requests, device_owner == ROUTER_INTERFACE || device_owner == ROUTER_GATEWAY)
             .await
         {
             Ok(fixed) => {
                 doc.insert("fixed_ips".into(), fixed);
-                let mac = self.store.fetch(Table::Ports, &id).await?.map(|r| r.str("mac_address").to_string());
                 doc.insert("mac_address".into(), json!(mac));
                 self.store.set_doc(Table::Ports, &id, &doc).await?;
             }
@@ -172,12 +174,12 @@ impl NetworkService {
                 return Err(e);
             }
         }
-        let r = self.store.fetch(Table::Ports, &id).await?.ok_or_else(|| not_found("PortNotFound", "Port", &id))?;
+        let r = self.reread(Table::Ports, &id).await?;
         self.emit("port", "create", &r).await;
         Ok(r)
     }
 
-    /// Inserts the port row with a unique MAC: the asked one (409 if taken) or a random
+    /// Inserts the port row with a unique MAC and returns it: the asked one (409 if taken) or a random
     /// one in OpenStack's `fa:16:3e` prefix, retried on collision.
     async fn port_insert(
         &self,
@@ -186,7 +188,7 @@ impl NetworkService {
         network_id: &str,
         asked: Option<String>,
         mut doc: Map<String, Value>,
-    ) -> ApiResult<()> {
+    ) -> ApiResult<String> {
         for _ in 0..16 {
             let mac = asked.clone().unwrap_or_else(|| {
                 let b: [u8; 3] = rand::thread_rng().gen();
@@ -199,7 +201,7 @@ impl NetworkService {
                 ("device_id", Col::Text(doc["device_id"].as_str().unwrap_or_default().into())),
             ];
             match self.store.insert(Table::Ports, id, project, &cols, &doc).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(mac),
                 Err(e) if stratus_common::db::is_unique_violation(&e) && asked.is_none() => continue,
                 Err(e) if stratus_common::db::is_unique_violation(&e) => {
                     return Err(neutron(
@@ -378,6 +380,41 @@ impl NetworkService {
         Ok(self.store.list(Table::Ports, narrow).await?.into_iter().filter(|p| visible(p)).collect())
     }
 
+    /// One page of the ports the caller may see, in creation order after `marker`: reads
+    /// the table a chunk at a time and stops once `limit` ports (plus one, to know whether
+    /// more follow) passed `keep`, which renders and filters. Returns the page and
+    /// whether more follow.
+    pub async fn port_page(
+        &self,
+        ctx: &AuthContext,
+        marker: Option<&str>,
+        limit: usize,
+        mut keep: impl FnMut(Record) -> Option<Value>,
+    ) -> ApiResult<(Vec<Value>, bool)> {
+        const CHUNK: i64 = 500;
+        let visible = self.port_visibility(ctx).await?;
+        let mut after = match marker {
+            Some(m) => self.store.fetch(Table::Ports, m).await?.map(|r| (r.created_at, r.id)),
+            None => None,
+        };
+        let mut page = Vec::new();
+        loop {
+            let chunk = self
+                .store
+                .list_after(Table::Ports, after.as_ref().map(|(c, i)| (c.as_str(), i.as_str())), CHUNK)
+                .await?;
+            let done = (chunk.len() as i64) < CHUNK;
+            after = chunk.last().map(|r| (r.created_at.clone(), r.id.clone()));
+            page.extend(chunk.into_iter().filter(|r| visible(r)).filter_map(&mut keep));
+            if page.len() > limit || done {
+                break;
+            }
+        }
+        let more = page.len() > limit;
+        page.truncate(limit);
+        Ok((page, more))
+    }
+
     /// Which ports the caller may see: all for admins; else its own and those on
     /// networks it owns.
     pub async fn port_visibility(&self, ctx: &AuthContext) -> ApiResult<impl Fn(&Record) -> bool + use<>> {
@@ -480,10 +517,7 @@ impl NetworkService {
             let wanted = self.ip_requests(&network_id, Some(fixed)).await?;
             r.doc.insert("fixed_ips".into(), self.reallocate(&r, &wanted).await?);
         }
-        self.save_with(Table::Ports, &r, &cols, if_revision).await?;
-        let r = self.port_get(ctx, id).await?;
-        self.emit("port", "update", &r).await;
-        Ok(r)
+        self.commit_update(ctx, Table::Ports, &r, &cols, if_revision).await
     }
 
     /// Moves a port to a new set of addresses: keeps those it has, takes the new ones,

@@ -59,8 +59,7 @@ impl NetworkService {
             self.store.usage_release(&project, "router").await?;
             return Err(e.into());
         }
-        let mut r =
-            self.store.fetch(Table::Routers, &id).await?.ok_or_else(|| not_found("RouterNotFound", "Router", &id))?;
+        let mut r = self.reread(Table::Routers, &id).await?;
         if let Some(info) = body.get("external_gateway_info").filter(|v| !v.is_null()) {
             if let Err(e) = self.set_gateway(ctx, &mut r, info).await {
                 self.store.delete(Table::Routers, &id).await?;
@@ -69,21 +68,17 @@ impl NetworkService {
             }
             self.store.set_doc(Table::Routers, &id, &r.doc).await?;
         }
-        let r =
-            self.store.fetch(Table::Routers, &id).await?.ok_or_else(|| not_found("RouterNotFound", "Router", &id))?;
+        let r = self.reread(Table::Routers, &id).await?;
         self.emit("router", "create", &r).await;
         Ok(r)
     }
 
     pub async fn router_get(&self, ctx: &AuthContext, id: &str) -> ApiResult<Record> {
-        match self.store.fetch(Table::Routers, id).await? {
-            Some(r) if Self::owns(ctx, &r) => Ok(r),
-            _ => Err(not_found("RouterNotFound", "Router", id)),
-        }
+        self.owned(ctx, Table::Routers, id).await
     }
 
     pub async fn router_list(&self, ctx: &AuthContext) -> ApiResult<Vec<Record>> {
-        Ok(self.store.list(Table::Routers, None).await?.into_iter().filter(|r| Self::owns(ctx, r)).collect())
+        self.list_owned(ctx, Table::Routers).await
     }
 
     pub async fn router_update(
@@ -131,10 +126,7 @@ impl NetworkService {
                 r.doc["external_gateway_info"]["enable_snat"] = json!(snat.as_bool().unwrap_or(true));
             }
         }
-        self.save(Table::Routers, &r, if_revision).await?;
-        let r = self.router_get(ctx, id).await?;
-        self.emit("router", "update", &r).await;
-        Ok(r)
+        self.commit_update(ctx, Table::Routers, &r, &[], if_revision).await
     }
 
     /// Gives the router a port on an external network.
@@ -276,11 +268,7 @@ impl NetworkService {
             (None, None) => return Err(bad("Bad router request: Either subnet_id or port_id must be specified.")),
             (Some(sid), None) => {
                 let s = self.subnet_get(ctx, &sid).await?;
-                let network = self
-                    .store
-                    .fetch(Table::Networks, s.str("network_id"))
-                    .await?
-                    .ok_or_else(|| not_found("NetworkNotFound", "Network", &sid))?;
+                let network = self.reread(Table::Networks, s.str("network_id")).await?;
                 if network.flag("router:external") {
                     return Err(bad("Bad router request: an external network's subnet can't be a router interface; use the gateway."));
                 }
@@ -319,7 +307,7 @@ impl NetworkService {
                 p.doc.insert("device_id".into(), json!(id));
                 p.doc.insert("security_groups".into(), json!([]));
                 self.save_with(Table::Ports, &p, &[("device_id", crate::store::Col::Text(id.into()))], None).await?;
-                self.store.fetch(Table::Ports, &pid).await?.ok_or_else(|| not_found("PortNotFound", "Port", &pid))?
+                self.reread(Table::Ports, &pid).await?
             }
         };
         self.emit("router", "update", &r).await;

@@ -77,11 +77,7 @@ impl NetworkService {
         }
         match self.insert_group(&id, project, &[("is_default", Col::Int(Some(1)))], &doc, rules).await {
             Ok(()) => {
-                let g = self
-                    .store
-                    .fetch(Table::SecurityGroups, &id)
-                    .await?
-                    .ok_or_else(|| not_found("SecurityGroupNotFound", "Security group", &id))?;
+                let g = self.reread(Table::SecurityGroups, &id).await?;
                 self.emit("security_group", "create", &g).await;
                 Ok(g)
             }
@@ -127,11 +123,7 @@ impl NetworkService {
             self.store.usage_release(&project, "security_group").await?;
             return Err(e.into());
         }
-        let g = self
-            .store
-            .fetch(Table::SecurityGroups, &id)
-            .await?
-            .ok_or_else(|| not_found("SecurityGroupNotFound", "Security group", &id))?;
+        let g = self.reread(Table::SecurityGroups, &id).await?;
         self.emit("security_group", "create", &g).await;
         Ok(g)
     }
@@ -166,10 +158,7 @@ impl NetworkService {
     }
 
     pub async fn group_get(&self, ctx: &AuthContext, id: &str) -> ApiResult<Record> {
-        match self.store.fetch(Table::SecurityGroups, id).await? {
-            Some(g) if Self::owns(ctx, &g) => Ok(g),
-            _ => Err(not_found("SecurityGroupNotFound", "Security group", id)),
-        }
+        self.owned(ctx, Table::SecurityGroups, id).await
     }
 
     /// The caller's project's groups (creating its default group if needed); an admin
@@ -222,10 +211,7 @@ impl NetworkService {
                 _ => {}
             }
         }
-        self.save(Table::SecurityGroups, &g, if_revision).await?;
-        let g = self.group_get(ctx, id).await?;
-        self.emit("security_group", "update", &g).await;
-        Ok(g)
+        self.commit_update(ctx, Table::SecurityGroups, &g, &[], if_revision).await
     }
 
     pub async fn group_delete(&self, ctx: &AuthContext, id: &str) -> ApiResult<()> {
@@ -325,11 +311,7 @@ impl NetworkService {
             Err(e) => return Err(e.into()),
         }
         self.touch_group(group_id).await?;
-        let r = self
-            .store
-            .fetch(Table::SecurityGroupRules, &id)
-            .await?
-            .ok_or_else(|| not_found("SecurityGroupRuleNotFound", "Security group rule", &id))?;
+        let r = self.reread(Table::SecurityGroupRules, &id).await?;
         if announce {
             self.emit("security_group_rule", "create", &r).await;
         }
@@ -346,10 +328,7 @@ impl NetworkService {
     }
 
     pub async fn rule_get(&self, ctx: &AuthContext, id: &str) -> ApiResult<Record> {
-        match self.store.fetch(Table::SecurityGroupRules, id).await? {
-            Some(r) if Self::owns(ctx, &r) => Ok(r),
-            _ => Err(not_found("SecurityGroupRuleNotFound", "Security group rule", id)),
-        }
+        self.owned(ctx, Table::SecurityGroupRules, id).await
     }
 
     /// Rules of the groups the caller would list.

@@ -128,8 +128,7 @@ impl NetworkService {
             self.store.usage_release(&project, "subnet").await?;
             return Err(e.into());
         }
-        let r =
-            self.store.fetch(Table::Subnets, &id).await?.ok_or_else(|| not_found("SubnetNotFound", "Subnet", &id))?;
+        let r = self.reread(Table::Subnets, &id).await?;
         self.emit("subnet", "create", &r).await;
         Ok(r)
     }
@@ -213,10 +212,7 @@ impl NetworkService {
                 _ => {}
             }
         }
-        self.save(Table::Subnets, &r, if_revision).await?;
-        let r = self.subnet_get(ctx, id).await?;
-        self.emit("subnet", "update", &r).await;
-        Ok(r)
+        self.commit_update(ctx, Table::Subnets, &r, &[], if_revision).await
     }
 
     pub async fn subnet_delete(&self, ctx: &AuthContext, id: &str) -> ApiResult<()> {

@@ -22,6 +22,19 @@ pub enum Table {
 }
 
 impl Table {
+    /// The resource's name in events (`network.port.update.end`).
+    pub fn resource(self) -> &'static str {
+        match self {
+            Table::Networks => "network",
+            Table::Subnets => "subnet",
+            Table::Ports => "port",
+            Table::SecurityGroups => "security_group",
+            Table::SecurityGroupRules => "security_group_rule",
+            Table::Routers => "router",
+            Table::FloatingIps => "floatingip",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Table::Networks => "network_networks",

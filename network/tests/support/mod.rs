@@ -173,6 +173,15 @@ impl Cloud {
         self.network.limits.invalidate();
     }
 
+    /// The admin's external network `public` with the subnet 203.0.113.0/24; returns it.
+    pub async fn public_network(&self, admin: &str) -> Value {
+        let body = json!({"name": "public", "router:external": true, "provider:network_type": "flat"});
+        let public = self.create(admin, "networks", "network", body).await;
+        let subnet = json!({"network_id": public["id"], "cidr": "203.0.113.0/24", "enable_dhcp": false});
+        self.create(admin, "subnets", "subnet", subnet).await;
+        public
+    }
+
     /// A network with one subnet; returns (network id, subnet id).
     pub async fn net_with_subnet(&self, token: &str, name: &str, cidr: &str) -> (String, String) {
         let n = self.create(token, "networks", "network", json!({"name": name})).await;
