@@ -440,6 +440,14 @@ async fn routers_and_floating_ips(engine: Engine) {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "a gateway needs an external network: {}", r.body);
     let router = c.create(&t, "routers", "router", json!({"name": "r1"})).await;
     let rid = router["id"].as_str().unwrap().to_string();
+    // Tags on routers take the generic tag routes, not the router actions.
+    let tagged = c.call("PUT", &format!("/v2.0/routers/{rid}/tags"), &t, Some(json!({"tags": ["edge"]}))).await;
+    assert_eq!(tagged.status, StatusCode::OK, "{}", tagged.body);
+    assert_eq!(c.call("GET", &format!("/v2.0/routers/{rid}/tags"), &t, None).await.body["tags"], json!(["edge"]));
+    assert_eq!(
+        c.call("PUT", &format!("/v2.0/routers/{rid}/nonsense"), &t, Some(json!({}))).await.status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(router["external_gateway_info"], Value::Null);
     let url = format!("/v2.0/routers/{rid}");
     let gw = c.call("PUT", &url, &t, Some(json!({"router": {"external_gateway_info": {"network_id": pubid}}}))).await;

@@ -202,3 +202,27 @@ def test_routers_and_floating_ips(cloud):
     cloud.osc("network", "delete", net, env=env)
     cloud.osc("network", "delete", public)
 
+
+
+def test_tags_and_projects_on_every_resource(cloud):
+    pid, env = cloud.member_env(unique("tags"))
+    tag = unique("t")
+    net = cloud.osc("network", "create", "--tag", tag, unique("net"), env=env)
+    cloud.osc("subnet", "create", "--network", net["id"], "--subnet-range", "10.40.0.0/24", "--tag", tag, unique("s"), env=env)
+    cloud.osc("port", "create", "--network", net["id"], "--tag", tag, unique("p"), env=env)
+    cloud.osc("router", "create", "--tag", tag, unique("r"), env=env)
+    cloud.osc("security", "group", "create", "--tag", tag, unique("sg"), env=env)
+    for resource in (("network",), ("subnet",), ("port",), ("router",), ("security", "group")):
+        mine = cloud.osc(*resource, "list", "--tag", tag, env=env)
+        assert len(mine) == 1, (resource, mine)
+        by_project = cloud.osc(*resource, "list", "--project", pid)
+        assert mine[0]["ID"] in {r["ID"] for r in by_project}, resource
+    public = unique("public")
+    cloud.osc("network", "create", "--external", "--provider-network-type", "flat", public)
+    cloud.osc("subnet", "create", "--network", public, "--subnet-range", "192.0.2.0/24", unique("pub"))
+    fip = cloud.osc("floating", "ip", "create", "--tag", tag, public, env=env)
+    assert [f["ID"] for f in cloud.osc("floating", "ip", "list", "--tags", tag, env=env)] == [fip["id"]]
+    assert fip["id"] in {f["ID"] for f in cloud.osc("floating", "ip", "list", "--project", pid)}
+    cloud.osc("quota", "set", "--floating-ips", "1", pid)
+    assert "Quota exceeded" in fail(cloud, "floating", "ip", "create", public, env=env)
+    cloud.osc("floating", "ip", "delete", fip["id"], env=env)

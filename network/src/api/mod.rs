@@ -30,7 +30,8 @@ pub fn router(service: Arc<NetworkService>, verifier: Arc<TokenVerifier>, max_bo
         .route("/v2.0/quotas/{project}", get(quota_show).put(quota_set))
         .route("/v2.0/quotas/{project}/details", get(quota_details))
         .route("/v2.0/os-stratus/hosts/{host}/desired-state", get(desired_state))
-        .route("/v2.0/routers/{id}/{action}", put(resources::router_interface))
+        .route("/v2.0/routers/{id}/add_router_interface", put(resources::router_interface_add))
+        .route("/v2.0/routers/{id}/remove_router_interface", put(resources::router_interface_remove))
         .route("/v2.0/{collection}", get(resources::list).post(resources::create))
         .route("/v2.0/{collection}/{id}", get(resources::show).put(resources::update).delete(resources::delete))
         .route(

@@ -276,19 +276,24 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `PUT /v2.0/routers/{id}/add_router_interface` and `.../remove_router_interface`.
-pub async fn router_interface(
+/// `PUT /v2.0/routers/{id}/add_router_interface`.
+pub async fn router_interface_add(
     State(s): State<AppState>,
     ctx: AuthContext,
-    Path((id, action)): Path<(String, String)>,
-    ApiJson(body): ApiJson<Value>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
-    let body = body.as_object().cloned().ok_or_else(|| bad("The request body must be a JSON object."))?;
-    match action.as_str() {
-        "add_router_interface" => Ok(Json(s.router_add_interface(&ctx, &id, body).await?)),
-        "remove_router_interface" => Ok(Json(s.router_remove_interface(&ctx, &id, body).await?)),
-        _ => Err(neutron(StatusCode::NOT_FOUND, "HTTPNotFound", format!("The resource {action} could not be found."))),
-    }
+    Ok(Json(s.router_add_interface(&ctx, &id, body).await?))
+}
+
+/// `PUT /v2.0/routers/{id}/remove_router_interface`.
+pub async fn router_interface_remove(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Map<String, Value>>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(s.router_remove_interface(&ctx, &id, body).await?))
 }
 
 /// Tags: `GET/PUT/DELETE /v2.0/{collection}/{id}/tags` and `PUT/DELETE .../tags/{tag}`.
