@@ -2,7 +2,8 @@
 # Installs what building, running and testing Stratus needs on Debian 12, and nothing
 # that is already there: a C compiler (for ring), Python with venv (for the
 # end-to-end tests), psql (to make throw-away test schemas), qemu-img (to make test
-# disk images) and the Rust toolchain.
+# disk images), the network agent's tools (iproute2, nftables, dnsmasq) with busybox
+# (DHCP clients in the data-plane tests' guest namespaces), and the Rust toolchain.
 set -euo pipefail
 
 SUDO=""
@@ -16,6 +17,10 @@ command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v psql >/dev/null || need+=(postgresql-client)
 command -v qemu-img >/dev/null || need+=(qemu-utils)
+command -v ip >/dev/null || need+=(iproute2)
+command -v nft >/dev/null || need+=(nftables)
+command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
+command -v busybox >/dev/null || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     $SUDO apt-get update -qq

@@ -106,4 +106,20 @@ CREATE TABLE network_floatingips (
 CREATE INDEX network_floatingips_port ON network_floatingips (port_id);
 "#,
     },
+    Migration {
+        service: "network",
+        version: 3,
+        name: "network agents",
+        sql: r#"
+CREATE TABLE network_agents (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    host TEXT NOT NULL UNIQUE,
+    doc TEXT NOT NULL,
+    revision_number BIGINT NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"#,
+    },
 ];

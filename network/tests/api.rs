@@ -615,6 +615,108 @@ async fn desired_state_per_host(engine: Engine) {
     assert_eq!(d["networks"].as_array().unwrap().len(), 2, "the interface's and the gateway's networks");
 }
 
+async fn agents_report_and_dhcp_ports(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let admin = c.admin().await;
+    let (_, t) = c.member("dora").await;
+    let (nid, sid) = c.net_with_subnet(&t, "lan", "10.7.0.0/24").await;
+    let port = c.create(&t, "ports", "port", json!({"network_id": nid})).await;
+    let pid = port["id"].as_str().unwrap();
+    let bound =
+        c.call("PUT", &format!("/v2.0/ports/{pid}"), &admin, Some(json!({"port": {"binding:host_id": "h1"}}))).await;
+    assert_eq!(bound.body["port"]["status"], "DOWN", "the agent driver waits for the agent");
+
+    // Only admins and agents report, ensure DHCP ports or list agents.
+    let report = json!({"ports": {pid: "ACTIVE"}, "configurations": {"devices": 1}});
+    assert_eq!(
+        c.call("PUT", "/v2.0/os-stratus/hosts/h1/report", &t, Some(report.clone())).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(c.call("GET", "/v2.0/agents", &t, None).await.status, StatusCode::FORBIDDEN);
+    let dhcp_url = format!("/v2.0/os-stratus/hosts/h1/dhcp-ports/{nid}");
+    assert_eq!(c.call("PUT", &dhcp_url, &t, None).await.status, StatusCode::FORBIDDEN);
+
+    // Bad reports change nothing.
+    let bad = json!({"ports": {pid: "GREEN"}});
+    let r = c.call("PUT", "/v2.0/os-stratus/hosts/h1/report", &admin, Some(bad)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(c.call("GET", "/v2.0/agents", &admin, None).await.body["agents"], json!([]));
+
+    // A report from another host leaves the port alone; its own host's sets it.
+    let r = c.call("PUT", "/v2.0/os-stratus/hosts/h2/report", &admin, Some(report.clone())).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["ports_changed"], 0);
+    let r = c.call("PUT", "/v2.0/os-stratus/hosts/h1/report", &admin, Some(report.clone())).await;
+    assert_eq!(r.body["ports_changed"], 1);
+    let shown = c.call("GET", &format!("/v2.0/ports/{pid}"), &t, None).await;
+    assert_eq!(shown.body["port"]["status"], "ACTIVE");
+    let r = c.call("PUT", "/v2.0/os-stratus/hosts/h1/report", &admin, Some(report)).await;
+    assert_eq!(r.body["ports_changed"], 0, "a repeated report changes nothing");
+
+    let agents = c.call("GET", "/v2.0/agents", &admin, None).await.body["agents"].clone();
+    assert_eq!(agents.as_array().unwrap().len(), 2, "{agents}");
+    let h1 = agents.as_array().unwrap().iter().find(|a| a["host"] == "h1").unwrap().clone();
+    assert_eq!(h1["alive"], true);
+    assert_eq!(h1["agent_type"], "Linux bridge agent");
+    assert_eq!(h1["configurations"]["devices"], 1);
+    let aid = h1["id"].as_str().unwrap();
+    let filtered = c.call("GET", "/v2.0/agents?host=h2", &admin, None).await.body;
+    assert_eq!(filtered["agents"].as_array().unwrap().len(), 1);
+    let upd =
+        c.call("PUT", &format!("/v2.0/agents/{aid}"), &admin, Some(json!({"agent": {"description": "rack 4"}}))).await;
+    assert_eq!(upd.body["agent"]["description"], "rack 4");
+
+    // DHCP port: made once, on the DHCP subnet, not counted, shown in the desired state.
+    let first = c.call("PUT", &dhcp_url, &admin, Some(json!({}))).await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    let again = c.call("PUT", &dhcp_url, &admin, None).await;
+    assert_eq!(first.body["port"]["id"], again.body["port"]["id"], "ensuring twice makes one port");
+    assert_eq!(first.body["port"]["device_owner"], "network:dhcp");
+    assert_eq!(first.body["port"]["fixed_ips"][0]["subnet_id"], json!(sid));
+    let d = c.call("GET", "/v2.0/os-stratus/hosts/h1/desired-state", &admin, None).await.body;
+    assert_eq!(d["ports"].as_array().unwrap().len(), 1, "DHCP ports are not guest ports: {d}");
+    assert_eq!(d["networks"][0]["dhcp_port"]["id"], first.body["port"]["id"]);
+    let hosts = d["networks"][0]["dhcp_hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 1);
+    assert_eq!(hosts[0]["id"], json!(pid));
+    assert_eq!(d["stale_dhcp_networks"], json!([]));
+
+    // The guest port leaves the host: the network is stale for DHCP there.
+    c.call("PUT", &format!("/v2.0/ports/{pid}"), &admin, Some(json!({"port": {"binding:host_id": ""}}))).await;
+    let d = c.call("GET", "/v2.0/os-stratus/hosts/h1/desired-state", &admin, None).await.body;
+    assert_eq!(d["stale_dhcp_networks"], json!([nid]));
+    assert_eq!(c.call("DELETE", &dhcp_url, &admin, None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        c.call("DELETE", &dhcp_url, &admin, None).await.status,
+        StatusCode::NO_CONTENT,
+        "releasing twice is fine"
+    );
+    let d = c.call("GET", "/v2.0/os-stratus/hosts/h1/desired-state", &admin, None).await.body;
+    assert_eq!(d["stale_dhcp_networks"], json!([]));
+
+    // DHCP ports do not keep subnets or networks alive.
+    c.call("PUT", &dhcp_url, &admin, None).await;
+    c.call("DELETE", &format!("/v2.0/ports/{pid}"), &t, None).await;
+    let del = c.call("DELETE", &format!("/v2.0/subnets/{sid}"), &t, None).await;
+    assert_eq!(del.status, StatusCode::NO_CONTENT, "{:?}", del.body);
+    let ports = c.call("GET", &format!("/v2.0/ports?network_id={nid}"), &admin, None).await.body;
+    assert_eq!(ports["ports"], json!([]), "the DHCP port went with its subnet");
+    c.call(
+        "POST",
+        "/v2.0/subnets",
+        &t,
+        Some(json!({"subnet": {"network_id": nid, "cidr": "10.8.0.0/24", "ip_version": 4}})),
+    )
+    .await;
+    let made = c.call("PUT", &dhcp_url, &admin, None).await;
+    assert!(made.body["port"]["id"].is_string());
+    let del = c.call("DELETE", &format!("/v2.0/networks/{nid}"), &t, None).await;
+    assert_eq!(del.status, StatusCode::NO_CONTENT, "{:?}", del.body);
+    assert_eq!(c.call("PUT", &dhcp_url, &admin, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call("DELETE", &format!("/v2.0/agents/{aid}"), &admin, None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.call("GET", &format!("/v2.0/agents/{aid}"), &admin, None).await.status, StatusCode::NOT_FOUND);
+}
+
 async fn paging_walks_every_port_once(engine: Engine) {
     let c = Cloud::start(engine).await;
     let (pid, t) = c.member("pager").await;
@@ -750,6 +852,10 @@ async fn routers_and_fips() {
 #[tokio::test]
 async fn desired_state() {
     each_engine!(desired_state_per_host);
+}
+#[tokio::test]
+async fn agents() {
+    each_engine!(agents_report_and_dhcp_ports);
 }
 #[tokio::test]
 async fn paging() {

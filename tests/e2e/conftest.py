@@ -67,6 +67,8 @@ class Cloud:
                 "STRATUS_NETWORK__PORT": str(self.network_port),
                 "STRATUS_IDENTITY__REFRESH_SECS": "1",
                 "STRATUS_LOG__LEVEL": "warn",
+                # One agent per kernel at a time: the data-plane tests start their own.
+                "STRATUS_NETWORK_AGENT__ENABLED": "false",
             }
         )
         if db_url:

@@ -5,6 +5,7 @@
 //! default project on which they hold a role gets a token scoped to it when they ask for
 //! no scope, as with Keystone.
 
+use super::domains::DEFAULT_DOMAIN_ID;
 use super::policy;
 use super::Identity;
 use crate::store::{AppCred, Domain, Project, Target, User};
@@ -99,6 +100,22 @@ impl Identity {
     /// `POST /v3/auth/tokens`.
     pub async fn token_issue(&self, req: AuthRequest) -> ApiResult<IssuedToken> {
         let authn = self.authenticate(&req.identity).await?;
+        self.issue(authn, req.scope.as_ref()).await
+    }
+
+    /// A token for a user of the default domain scoped to one of its projects, issued
+    /// without a password: for agents that run in the same process as identity
+    /// (all-in-one), which have no password to present. Roles are the user's own.
+    pub async fn internal_token(&self, user_name: &str, project_name: &str) -> ApiResult<IssuedToken> {
+        let user = self.store.user_fetch_by_name(DEFAULT_DOMAIN_ID, user_name).await?.ok_or_else(unauthorized)?;
+        let project =
+            self.store.project_fetch_by_name(DEFAULT_DOMAIN_ID, project_name).await?.ok_or_else(unauthorized)?;
+        let authn = Authenticated { user, methods: vec!["internal".into()], app_cred: None, parent: None };
+        let scope = serde_json::json!({"project": {"id": project.id}});
+        self.issue(authn, Some(&scope)).await
+    }
+
+    async fn issue(&self, authn: Authenticated, scope_req: Option<&Value>) -> ApiResult<IssuedToken> {
         let user = &authn.user;
         let user_domain = self.store.domain_fetch(&user.domain_id).await?.ok_or_else(unauthorized)?;
         if !user.enabled || !user_domain.enabled {
@@ -106,7 +123,7 @@ impl Identity {
         }
 
         // Decide the scope.
-        let scope_target = match (&authn.app_cred, &req.scope) {
+        let scope_target = match (&authn.app_cred, scope_req) {
             (Some(cred), None) => ScopeTarget::Project(cred.project_id.clone()),
             (Some(_), Some(_)) => {
                 return Err(ApiError::bad_request("An application credential token cannot be re-scoped."))

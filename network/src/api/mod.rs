@@ -1,5 +1,6 @@
 //! The network API (Neutron v2.0). Handlers parse and render; the app layer decides.
 
+mod agents;
 mod query;
 mod resources;
 pub mod views;
@@ -30,6 +31,13 @@ pub fn router(service: Arc<NetworkService>, verifier: Arc<TokenVerifier>, max_bo
         .route("/v2.0/quotas/{project}", get(quota_show).put(quota_set))
         .route("/v2.0/quotas/{project}/details", get(quota_details))
         .route("/v2.0/os-stratus/hosts/{host}/desired-state", get(desired_state))
+        .route("/v2.0/os-stratus/hosts/{host}/report", put(agents::report))
+        .route(
+            "/v2.0/os-stratus/hosts/{host}/dhcp-ports/{network}",
+            put(agents::dhcp_port_ensure).delete(agents::dhcp_port_release),
+        )
+        .route("/v2.0/agents", get(agents::list))
+        .route("/v2.0/agents/{id}", get(agents::show).put(agents::update).delete(agents::delete))
         .route("/v2.0/routers/{id}/add_router_interface", put(resources::router_interface_add))
         .route("/v2.0/routers/{id}/remove_router_interface", put(resources::router_interface_remove))
         .route("/v2.0/{collection}", get(resources::list).post(resources::create))

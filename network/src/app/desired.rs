@@ -4,6 +4,7 @@
 //! gateway, interfaces, routes and floating IPs. The agent reconciles the host against
 //! this whole picture, so no single missed event can leave it wrong.
 
+use super::agents::{dhcp_client, dhcp_device_id, DHCP};
 use super::ports::ROUTER_INTERFACE;
 use super::{neutron, NetworkService};
 use crate::store::{Record, Table};
@@ -41,7 +42,9 @@ impl NetworkService {
         let networks: HashMap<String, Record> =
             self.store.list(Table::Networks, None).await?.into_iter().map(|n| (n.id.clone(), n)).collect();
         let subnets = self.store.list(Table::Subnets, None).await?;
-        let bound: Vec<&Record> = all_ports.iter().filter(|p| p.str("binding:host_id") == host).collect();
+        let dhcp_device = dhcp_device_id(host);
+        let bound: Vec<&Record> =
+            all_ports.iter().filter(|p| p.str("binding:host_id") == host && p.str("device_owner") != DHCP).collect();
         let mut net_ids: BTreeSet<String> = bound.iter().map(|p| p.str("network_id").to_string()).collect();
         let mut group_ids: BTreeSet<String> = BTreeSet::new();
         for p in &bound {
@@ -176,6 +179,17 @@ impl NetworkService {
                     })
                     .collect();
                 m.insert("subnets".into(), Value::Array(subs));
+                let on_net = all_ports.iter().filter(|p| p.str("network_id") == n.id);
+                let dhcp_port = on_net
+                    .clone()
+                    .find(|p| p.str("device_owner") == DHCP && p.str("device_id") == dhcp_device)
+                    .map(|p| Value::Object(pick(p, &["mac_address", "fixed_ips"])));
+                m.insert("dhcp_port".into(), dhcp_port.unwrap_or(Value::Null));
+                let clients: Vec<Value> = on_net
+                    .filter(|p| dhcp_client(p))
+                    .map(|p| Value::Object(pick(p, &["mac_address", "fixed_ips"])))
+                    .collect();
+                m.insert("dhcp_hosts".into(), Value::Array(clients));
                 Value::Object(m)
             })
             .collect();
@@ -201,8 +215,15 @@ impl NetworkService {
                 Value::Object(m)
             })
             .collect();
+        let stale_dhcp: BTreeSet<&str> = all_ports
+            .iter()
+            .filter(|p| p.str("device_owner") == DHCP && p.str("device_id") == dhcp_device)
+            .map(|p| p.str("network_id"))
+            .filter(|n| !net_ids.contains(*n))
+            .collect();
         Ok(json!({
             "host": host,
+            "stale_dhcp_networks": stale_dhcp,
             "networks": networks_out,
             "ports": ports_out,
             "security_groups": groups_out,

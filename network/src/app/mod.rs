@@ -1,6 +1,7 @@
 //! The network service's application layer: visibility, validation, IPAM, quotas and
 //! events. Errors carry Neutron's error types (`NetworkInUse`, `OverQuota`, ...).
 
+pub mod agents;
 pub mod desired;
 pub mod floating_ips;
 pub mod networks;
@@ -51,6 +52,7 @@ pub fn missing(table: Table, id: &str) -> ApiError {
         Table::SecurityGroupRules => ("SecurityGroupRuleNotFound", "Security group rule"),
         Table::Routers => ("RouterNotFound", "Router"),
         Table::FloatingIps => ("FloatingIPNotFound", "Floating IP"),
+        Table::Agents => ("AgentNotFound", "Agent"),
     };
     not_found(kind, what, id)
 }
@@ -194,6 +196,7 @@ impl NetworkService {
             Table::SecurityGroupRules => self.rule_get(ctx, id).await,
             Table::Routers => self.router_get(ctx, id).await,
             Table::FloatingIps => self.fip_get(ctx, id).await,
+            Table::Agents => self.agent_get(ctx, id).await,
         }
     }
 

@@ -227,6 +227,10 @@ impl NetworkService {
         if !Self::owns(ctx, &r) {
             return Err(neutron(StatusCode::FORBIDDEN, "PolicyNotAuthorized", "Only the owner may delete a network."));
         }
+        // DHCP ports belong to the network's agents, not to its users: they go with it.
+        for p in self.dhcp_ports(id, None).await? {
+            self.port_remove(&p).await?;
+        }
         if self.store.count(Table::Ports, "network_id", id).await? > 0 {
             return Err(neutron(
                 StatusCode::CONFLICT,

@@ -221,12 +221,23 @@ impl NetworkService {
         if !Self::owns(ctx, &r) {
             return Err(neutron(StatusCode::FORBIDDEN, "PolicyNotAuthorized", "Only the owner may delete a subnet."));
         }
-        if self.store.ip_count_subnet(id).await? > 0 {
+        // Addresses of DHCP ports do not keep a subnet alive: those ports go (agents make
+        // new ones on the subnets that remain).
+        let dhcp: Vec<_> = self
+            .dhcp_ports(r.str("network_id"), None)
+            .await?
+            .into_iter()
+            .filter(|p| p.doc["fixed_ips"].as_array().is_some_and(|a| a.iter().any(|f| f["subnet_id"] == id)))
+            .collect();
+        if self.store.ip_count_subnet(id).await? > dhcp.len() as i64 {
             return Err(neutron(
                 StatusCode::CONFLICT,
                 "SubnetInUse",
                 format!("Unable to complete operation on subnet {id}: One or more ports have an IP allocation from this subnet."),
             ));
+        }
+        for p in &dhcp {
+            self.port_remove(p).await?;
         }
         self.store.delete(Table::Subnets, id).await?;
         self.store.usage_release(&r.project_id, "subnet").await?;

@@ -19,6 +19,7 @@ pub enum Table {
     SecurityGroupRules,
     Routers,
     FloatingIps,
+    Agents,
 }
 
 impl Table {
@@ -32,6 +33,7 @@ impl Table {
             Table::SecurityGroupRules => "security_group_rule",
             Table::Routers => "router",
             Table::FloatingIps => "floatingip",
+            Table::Agents => "agent",
         }
     }
 
@@ -44,6 +46,7 @@ impl Table {
             Table::SecurityGroupRules => "network_security_group_rules",
             Table::Routers => "network_routers",
             Table::FloatingIps => "network_floatingips",
+            Table::Agents => "network_agents",
         }
     }
 }

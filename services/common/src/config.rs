@@ -21,6 +21,7 @@ pub struct Config {
     pub identity: IdentityConfig,
     pub image: ImageConfig,
     pub network: NetworkConfig,
+    pub network_agent: NetworkAgentConfig,
     pub service_auth: ServiceAuthConfig,
     pub log: LogConfig,
 }
@@ -53,6 +54,71 @@ pub struct NetworkConfig {
 impl Default for NetworkConfig {
     fn default() -> Self {
         Self { port: 9696, driver: "agent".into() }
+    }
+}
+
+/// The network agent: the data plane of one host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkAgentConfig {
+    /// In all-in-one: `"auto"` (run it when this process may change the host's network,
+    /// that is, as root with iproute2 and nftables present), `true` or `false`.
+    pub enabled: Switch,
+    /// The host name ports are bound to; empty = the kernel's host name.
+    pub host: String,
+    /// Flat (external) networks onto existing bridges, `physnet:bridge,...`. A flat
+    /// network without a mapping gets a bridge of the agent's own.
+    pub bridge_mappings: String,
+    /// Where DHCP configuration lives; empty = `<data_dir>/network-agent`.
+    pub state_dir: String,
+    /// Full resynchronisation period, in seconds (events trigger one sooner).
+    pub resync_secs: u64,
+    /// Heartbeat and port status report period, in seconds.
+    pub report_secs: u64,
+    /// The network API; empty = this configuration's network service address.
+    pub network_url: String,
+}
+
+impl Default for NetworkAgentConfig {
+    fn default() -> Self {
+        Self {
+            enabled: Switch::Auto,
+            host: String::new(),
+            bridge_mappings: String::new(),
+            state_dir: String::new(),
+            resync_secs: 10,
+            report_secs: 15,
+            network_url: String::new(),
+        }
+    }
+}
+
+/// `true`, `false` or `"auto"` (decided at start from what the host offers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    On,
+    Off,
+    Auto,
+}
+
+impl<'de> Deserialize<'de> for Switch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(true) => Ok(Switch::On),
+            Raw::Bool(false) => Ok(Switch::Off),
+            Raw::Text(t) => match t.as_str() {
+                "auto" => Ok(Switch::Auto),
+                "true" | "on" => Ok(Switch::On),
+                "false" | "off" => Ok(Switch::Off),
+                other => Err(serde::de::Error::custom(format!("expected true, false or \"auto\", not '{other}'"))),
+            },
+        }
     }
 }
 

@@ -78,21 +78,14 @@ impl LimitsClient {
     }
 }
 
-/// Credentials of the service user a service logs in with.
-#[derive(Debug, Clone)]
-pub struct ServiceCredentials {
-    pub username: String,
-    pub password: String,
-    pub project: String,
-    pub domain: String,
-}
+use crate::auth::service_token::PasswordTokens;
+pub use crate::auth::service_token::ServiceCredentials;
 
 /// Reads limits over identity's HTTP API with a service user's token.
 pub struct HttpLimitsSource {
     client: reqwest::Client,
     identity_url: String,
-    credentials: ServiceCredentials,
-    token: tokio::sync::Mutex<Option<(String, Instant)>>,
+    tokens: PasswordTokens,
 }
 
 impl HttpLimitsSource {
@@ -101,43 +94,12 @@ impl HttpLimitsSource {
         Self {
             client,
             identity_url: identity_url.trim_end_matches('/').to_string(),
-            credentials,
-            token: tokio::sync::Mutex::new(None),
+            tokens: PasswordTokens::new(identity_url, credentials),
         }
-    }
-
-    async fn token(&self) -> anyhow::Result<String> {
-        let mut cached = self.token.lock().await;
-        if let Some((t, at)) = cached.as_ref() {
-            // Renew well before the default one-hour lifetime runs out.
-            if at.elapsed() < Duration::from_secs(30 * 60) {
-                return Ok(t.clone());
-            }
-        }
-        let c = &self.credentials;
-        let body = serde_json::json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": c.username, "password": c.password, "domain": {"name": c.domain}}}},
-            "scope": {"project": {"name": c.project, "domain": {"name": c.domain}}}}});
-        let resp = self
-            .client
-            .post(format!("{}/v3/auth/tokens?nocatalog", self.identity_url))
-            .json(&body)
-            .send()
-            .await?
-            .error_for_status()?;
-        let token = resp
-            .headers()
-            .get("x-subject-token")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| anyhow::anyhow!("identity answered without X-Subject-Token"))?
-            .to_string();
-        *cached = Some((token.clone(), Instant::now()));
-        Ok(token)
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let token = self.token().await?;
+        let token = self.tokens.get().await?;
         let resp = self
             .client
             .get(format!("{}{}", self.identity_url, path))

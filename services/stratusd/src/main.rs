@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use runtime::{serve_all, write_client_files, Runtime};
 use std::path::PathBuf;
 use std::sync::Arc;
-use stratus_common::config::Config;
+use stratus_common::config::{Config, Switch};
 
 #[derive(Parser)]
 #[command(name = "stratusd", version, about = "The Stratus cloud daemon")]
@@ -38,6 +38,13 @@ enum Command {
     Image,
     /// Run the network service (Neutron v2.0 API) alone, using identity over HTTP.
     Network,
+    /// Run the network agent of this host (bridges, DHCP, security groups), using the
+    /// network API with the service user's credentials.
+    NetworkAgent {
+        /// Remove every bridge, namespace, DHCP server and nftables table the agent owns, then exit.
+        #[arg(long)]
+        cleanup: bool,
+    },
     /// Create the default domain, admin project and user, roles, catalog and quotas.
     Bootstrap {
         #[arg(long)]
@@ -86,7 +93,17 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let limits = Arc::new(stratus_identity::app::InProcessLimitsSource::new(identity.store.clone()));
             let image = rt.image_served(identity.verifier.clone(), limits.clone()).await?;
             let network = rt.network_served(identity.verifier.clone(), limits).await?;
+            let tokens = runtime::InternalTokens::new(identity.clone());
             let services = vec![rt.identity_served(identity)?, image, network];
+            if agent_wanted(rt.config.network_agent.enabled) {
+                let agent = runtime::network_agent(&rt.config, tokens)?;
+                tracing::info!(host = agent.host(), "network agent running");
+                tokio::spawn(agent.run(Some(rt.bus.clone())));
+            } else {
+                tracing::info!(
+                    "network agent not running (needs root, iproute2 and nftables; see [network_agent] enabled)"
+                );
+            }
             tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "all-in-one ready");
             serve_all(services).await
         }
@@ -104,6 +121,24 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let rt = Runtime::open(config).await?;
             let (verifier, limits) = rt.remote_identity().await?;
             serve_all(vec![rt.network_served(verifier, limits).await?]).await
+        }
+        Command::NetworkAgent { cleanup } => {
+            let bus = stratus_common::bus::Bus::connect(&config.bus.url).await?;
+            let agent = runtime::network_agent(&config, runtime::service_tokens(&config))?;
+            if cleanup {
+                agent.teardown().await?;
+                println!("Removed the network agent's bridges, namespaces, DHCP servers and nftables tables.");
+                return Ok(());
+            }
+            anyhow::ensure!(
+                stratus_network_agent::kernel::available(),
+                "the network agent needs root, iproute2 and nftables"
+            );
+            tracing::info!(host = agent.host(), "network agent running");
+            tokio::select! {
+                _ = agent.run(Some(bus)) => Ok(()),
+                _ = stratus_common::http::shutdown_signal() => Ok(()),
+            }
         }
         Command::Identity { action: Some(IdentityAction::RotateKeys) } => {
             let rt = Runtime::open(config).await?;
@@ -125,6 +160,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("Database at {} is up to date.", redact(&rt.config.database_url()));
             Ok(())
         }
+    }
+}
+
+/// Whether all-in-one runs the network agent (`[network_agent] enabled`).
+fn agent_wanted(setting: Switch) -> bool {
+    match setting {
+        Switch::Auto => stratus_network_agent::kernel::available(),
+        Switch::On => true,
+        Switch::Off => false,
     }
 }
 

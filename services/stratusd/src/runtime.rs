@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use stratus_common::auth::service_token::{PasswordTokens, TokenSource};
 use stratus_common::auth::{HttpKeySource, TokenVerifier};
 use stratus_common::bus::Bus;
 use stratus_common::config::Config;
@@ -13,6 +14,7 @@ use stratus_common::limits::{HttpLimitsSource, LimitsClient, LimitsSource, Servi
 use stratus_identity::app::{BootstrapOptions, BootstrapReport, CatalogService};
 use stratus_identity::Identity;
 use stratus_image::ImageService;
+use stratus_network_agent::{Agent, AgentConfig};
 
 /// The database and bus every service of this process shares.
 pub struct Runtime {
@@ -184,6 +186,47 @@ impl Runtime {
     }
 }
 
+/// The network agent of this host, calling the network API with `tokens`.
+pub fn network_agent(config: &Config, tokens: Arc<dyn TokenSource>) -> anyhow::Result<Arc<Agent>> {
+    let c = &config.network_agent;
+    let host = if c.host.is_empty() { stratus_network_agent::default_host() } else { c.host.clone() };
+    anyhow::ensure!(!host.is_empty(), "the network agent needs a host name: set [network_agent] host");
+    // Runtime state (DHCP files, pid files) regenerated from the desired state: under
+    // /run, readable by dnsmasq after it drops its privileges.
+    let state_dir = if c.state_dir.is_empty() {
+        std::path::PathBuf::from("/run/stratus/network-agent").join(&host)
+    } else {
+        c.state_dir.clone().into()
+    };
+    let url = if c.network_url.is_empty() {
+        format!("http://{}:{}", config.server.public_host, config.network.port)
+    } else {
+        c.network_url.clone()
+    };
+    let cfg = AgentConfig {
+        host: host.clone(),
+        state_dir,
+        bridge_mappings: stratus_network_agent::parse_mappings(&c.bridge_mappings)?,
+        resync: std::time::Duration::from_secs(c.resync_secs.max(1)),
+        report: std::time::Duration::from_secs(c.report_secs.max(1)),
+    };
+    Ok(Arc::new(Agent::new(cfg, stratus_network_agent::client::Client::new(&url, &host, tokens))))
+}
+
+/// The service user's password tokens, for processes without identity inside.
+pub fn service_tokens(config: &Config) -> Arc<dyn TokenSource> {
+    let a = &config.service_auth;
+    Arc::new(PasswordTokens::new(
+        &config.identity_url(),
+        ServiceCredentials {
+            username: a.username.clone(),
+            password: a.password.clone(),
+            project: a.project.clone(),
+            domain: a.domain.clone(),
+        },
+    ))
+}
+
 /// Binds every service, then serves them all until SIGTERM or Ctrl-C.
 pub async fn serve_all(services: Vec<Served>) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -235,4 +278,34 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;
     Ok(())
+}
+
+/// Tokens identity mints in-process for the agents of an all-in-one process (the
+/// bootstrapped admin user on the admin project), renewed every half hour.
+pub struct InternalTokens {
+    identity: Arc<Identity>,
+    cached: tokio::sync::Mutex<Option<(String, std::time::Instant)>>,
+}
+
+impl InternalTokens {
+    pub fn new(identity: Arc<Identity>) -> Arc<Self> {
+        Arc::new(Self { identity, cached: tokio::sync::Mutex::new(None) })
+    }
+}
+
+impl TokenSource for InternalTokens {
+    fn token(&self) -> futures::future::BoxFuture<'_, anyhow::Result<String>> {
+        Box::pin(async move {
+            let mut cached = self.cached.lock().await;
+            if let Some((t, at)) = cached.as_ref().filter(|(_, at)| at.elapsed() < std::time::Duration::from_secs(1800))
+            {
+                let _ = at;
+                return Ok(t.clone());
+            }
+            let issued =
+                self.identity.internal_token("admin", "admin").await.map_err(|e| anyhow::anyhow!(e.message))?;
+            *cached = Some((issued.token.clone(), std::time::Instant::now()));
+            Ok(issued.token)
+        })
+    }
 }

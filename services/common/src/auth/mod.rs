@@ -1,6 +1,7 @@
 //! Authentication shared by every service: token claims, local verification, and the
 //! middleware and extractor that hand handlers an [`AuthContext`].
 
+pub mod service_token;
 pub mod token;
 pub mod verifier;
 

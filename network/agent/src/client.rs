@@ -1,0 +1,63 @@
+//! The agent's calls to the network service.
+
+use crate::model::DesiredState;
+use anyhow::Context;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use stratus_common::auth::service_token::TokenSource;
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    host: String,
+    tokens: Arc<dyn TokenSource>,
+}
+
+impl Client {
+    pub fn new(network_url: &str, host: &str, tokens: Arc<dyn TokenSource>) -> Self {
+        Self {
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("HTTP client"),
+            base: network_url.trim_end_matches('/').to_string(),
+            host: host.to_string(),
+            tokens,
+        }
+    }
+
+    fn url(&self, rest: &str) -> String {
+        format!("{}/v2.0/os-stratus/hosts/{}/{rest}", self.base, urlencoding::encode(&self.host))
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+        let token = self.tokens.token().await.context("cannot get a token")?;
+        let resp = req.header("x-auth-token", token).send().await?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            anyhow::bail!("network service answered {status}: {body}");
+        }
+        Ok(resp)
+    }
+
+    pub async fn desired_state(&self) -> anyhow::Result<DesiredState> {
+        Ok(self.send(self.http.get(self.url("desired-state"))).await?.json().await?)
+    }
+
+    /// Heartbeat plus the status of ports.
+    pub async fn report(&self, ports: &BTreeMap<String, &'static str>, configurations: Value) -> anyhow::Result<()> {
+        let body = json!({"ports": ports, "configurations": configurations});
+        self.send(self.http.put(self.url("report")).json(&body)).await?;
+        Ok(())
+    }
+
+    pub async fn dhcp_port_ensure(&self, network_id: &str) -> anyhow::Result<()> {
+        self.send(self.http.put(self.url(&format!("dhcp-ports/{network_id}")))).await?;
+        Ok(())
+    }
+
+    pub async fn dhcp_port_release(&self, network_id: &str) -> anyhow::Result<()> {
+        self.send(self.http.delete(self.url(&format!("dhcp-ports/{network_id}")))).await?;
+        Ok(())
+    }
+}

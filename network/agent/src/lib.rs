@@ -1,0 +1,329 @@
+//! The network agent: a level-triggered reconciler for one host. It reads the host's
+//! desired state from the network service (nudged by bus events, and in full every
+//! `resync` seconds), observes the kernel, and converges it:
+//! - a Linux bridge per network (`stb-<network>`), or the operator's bridge for a mapped
+//!   flat network;
+//! - each bound port's device (`tap<port>`: compute's tap, or a test's veth) on its
+//!   network's bridge, with the MTU of the network, reported `ACTIVE` once wired;
+//! - anti-spoofing and stateful security groups in nftables ([`firewall`]);
+//! - a DHCP server per network ([`dhcp`]).
+//!
+//! It removes only what it owns, recognised by name prefix, and reports port status and
+//! a heartbeat to the service.
+
+pub mod client;
+pub mod dhcp;
+pub mod firewall;
+pub mod kernel;
+pub mod model;
+
+use kernel::links::{self, Link};
+use kernel::nft;
+use model::{device_name, DesiredState, Network};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stratus_common::bus::Bus;
+use tokio::sync::{Mutex, Notify};
+
+/// Prefix of the bridges the agent owns.
+pub const BRIDGE_PREFIX: &str = "stb-";
+/// Prefix of the host end of DHCP veths.
+pub const DHCP_VETH_PREFIX: &str = "std";
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub host: String,
+    pub state_dir: PathBuf,
+    /// Physical network name → existing bridge, for flat networks.
+    pub bridge_mappings: BTreeMap<String, String>,
+    pub resync: Duration,
+    pub report: Duration,
+}
+
+/// `public:br-ex,other:br-other` → map.
+pub fn parse_mappings(text: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item.split_once(':') {
+            Some((net, br)) if !net.is_empty() && !br.is_empty() && br.len() <= 15 => {
+                out.insert(net.trim().to_string(), br.trim().to_string());
+            }
+            _ => anyhow::bail!("invalid bridge mapping '{item}': use physnet:bridge"),
+        }
+    }
+    Ok(out)
+}
+
+/// The kernel's host name, which ports are bound to by default.
+pub fn default_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Outcome {
+    pub ports: BTreeMap<String, &'static str>,
+    pub bridges: usize,
+    pub dhcp_servers: usize,
+    pub ruleset_applied: bool,
+}
+
+pub struct Agent {
+    cfg: AgentConfig,
+    ns_prefix: String,
+    client: client::Client,
+    applied_ruleset: Mutex<Option<String>>,
+}
+
+impl Agent {
+    pub fn new(cfg: AgentConfig, client: client::Client) -> Self {
+        Self { ns_prefix: kernel::netns_prefix(&cfg.host), cfg, client, applied_ruleset: Mutex::new(None) }
+    }
+
+    pub fn host(&self) -> &str {
+        &self.cfg.host
+    }
+
+    fn bridge_of(&self, n: &Network) -> (String, bool) {
+        if n.network_type.as_deref() == Some("flat") {
+            if let Some(b) = n.physical_network.as_deref().and_then(|p| self.cfg.bridge_mappings.get(p)) {
+                return (b.clone(), false);
+            }
+        }
+        (device_name(BRIDGE_PREFIX, &n.id), true)
+    }
+
+    /// Reads the desired state, asking the service for the DHCP ports it lacks first.
+    async fn desired(&self) -> anyhow::Result<DesiredState> {
+        let d = self.client.desired_state().await?;
+        let mut asked = false;
+        for n in d.networks.iter().filter(|n| dhcp::needs_port(n)) {
+            self.client.dhcp_port_ensure(&n.id).await?;
+            asked = true;
+        }
+        for n in &d.stale_dhcp_networks {
+            self.client.dhcp_port_release(n).await?;
+        }
+        if asked {
+            return self.client.desired_state().await;
+        }
+        Ok(d)
+    }
+
+    /// One reconciliation pass.
+    pub async fn converge(&self) -> anyhow::Result<Outcome> {
+        let d = self.desired().await?;
+        enable_bridge_netfilter();
+        let mut out = Outcome::default();
+        let bridges: BTreeMap<String, (String, bool)> =
+            d.networks.iter().map(|n| (n.id.clone(), self.bridge_of(n))).collect();
+
+        // Bridges.
+        let host_links = links::list(None).await?;
+        let find = |links: &[Link], name: &str| links.iter().find(|l| l.ifname == name).cloned();
+        for n in &d.networks {
+            let (name, owned) = &bridges[&n.id];
+            match find(&host_links, name) {
+                Some(l) if !l.up() => links::ip(None, &["link", "set", name, "up"]).await.map(|_| ())?,
+                Some(_) => {}
+                None if *owned => {
+                    links::bridge_add(name, n.mtu.unwrap_or(1500)).await?;
+                    links::ip(None, &["link", "set", name, "up"]).await?;
+                }
+                None => tracing::warn!(bridge = %name, network = %n.id, "mapped bridge does not exist"),
+            }
+        }
+        out.bridges = bridges.len();
+
+        // Filtering before wiring, so no port is ever on a bridge unfiltered.
+        let names: firewall::Bridges = bridges.iter().map(|(k, (b, _))| (k.clone(), b.clone())).collect();
+        let script = firewall::render(&d, &names);
+        {
+            let mut applied = self.applied_ruleset.lock().await;
+            if d.networks.is_empty() && d.ports.is_empty() {
+                // Nothing to filter: leave no tables behind.
+                if !nft::present().await?.is_empty() {
+                    nft::delete_owned().await?;
+                    out.ruleset_applied = true;
+                }
+                *applied = None;
+            } else if applied.as_deref() != Some(script.as_str()) || nft::present().await?.len() < nft::TABLES.len() {
+                nft::apply(&script).await?;
+                *applied = Some(script);
+                out.ruleset_applied = true;
+            }
+        }
+
+        // Ports.
+        let host_links = links::list(None).await?;
+        let mut expected: BTreeMap<String, String> = BTreeMap::new(); // device -> bridge
+        for p in &d.ports {
+            let Some(n) = d.networks.iter().find(|n| n.id == p.network_id) else { continue };
+            let bridge = &bridges[&n.id].0;
+            let dev = p.device();
+            expected.insert(dev.clone(), bridge.clone());
+            let status = match find(&host_links, &dev) {
+                Some(l) if find(&host_links, bridge).is_some() => {
+                    links::attach(&l, Some(bridge), n.mtu).await?;
+                    if p.admin_state_up == Some(false) {
+                        "DOWN"
+                    } else {
+                        "ACTIVE"
+                    }
+                }
+                _ => "DOWN",
+            };
+            out.ports.insert(p.id.clone(), status);
+        }
+        // Taps left on our bridges by ports that are gone from this host.
+        let owned_bridges: BTreeSet<&str> = bridges.values().map(|(b, _)| b.as_str()).collect();
+        for l in &host_links {
+            let on_ours = l.master.as_deref().is_some_and(|m| owned_bridges.contains(m));
+            if on_ours && l.ifname.starts_with("tap") && !expected.contains_key(&l.ifname) {
+                links::ip(None, &["link", "set", &l.ifname, "nomaster"]).await?;
+            }
+        }
+
+        // DHCP.
+        let namespaces = links::namespaces(&self.ns_prefix).await?;
+        let mut served = BTreeSet::new();
+        for n in &d.networks {
+            if let Some(s) = dhcp::plan(&self.ns_prefix, n, &bridges[&n.id].0) {
+                if let Err(e) = dhcp::converge(&s, &self.cfg.state_dir, &host_links, &namespaces).await {
+                    tracing::warn!(network = %n.id, error = %e, "DHCP server not converged");
+                    continue;
+                }
+                served.insert(n.id.clone());
+            }
+        }
+        out.dhcp_servers = served.len();
+        for ns in &namespaces {
+            if let Some(net) = dhcp::network_of(&self.ns_prefix, ns).filter(|net| !served.contains(*net)) {
+                dhcp::remove(&self.ns_prefix, &self.cfg.state_dir, net, &host_links, &namespaces).await?;
+            }
+        }
+
+        // Owned objects nothing wants any more.
+        let host_links = links::list(None).await?;
+        for l in &host_links {
+            let stale_dhcp = l.ifname.starts_with(DHCP_VETH_PREFIX)
+                && !served.iter().any(|net| device_name(DHCP_VETH_PREFIX, net) == l.ifname);
+            let stale_bridge = l.ifname.starts_with(BRIDGE_PREFIX) && !owned_bridges.contains(l.ifname.as_str());
+            if stale_dhcp || stale_bridge {
+                links::delete(None, &l.ifname).await?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs until the process ends: converge on every nudge and every `resync`, report
+    /// port status when it changes and a heartbeat every `report`.
+    pub async fn run(self: Arc<Self>, bus: Option<Bus>) {
+        let nudge = Arc::new(Notify::new());
+        if let Some(bus) = bus {
+            let nudge = nudge.clone();
+            tokio::spawn(async move {
+                match bus.subscribe("network.>").await {
+                    Ok(mut sub) => {
+                        while sub.next().await.is_some() {
+                            nudge.notify_one();
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "no bus events; relying on periodic resync"),
+                }
+            });
+        }
+        // Devices appear when compute (or a test) makes them: watch for them.
+        {
+            let nudge = nudge.clone();
+            tokio::spawn(async move {
+                if let Err(e) = kernel::watch_links(move || nudge.notify_one()).await {
+                    tracing::warn!(error = %e, "cannot watch links; new devices wait for the periodic resync");
+                }
+            });
+        }
+        let mut reported: Option<BTreeMap<String, &'static str>> = None;
+        let mut last_report = Instant::now();
+        loop {
+            let started = Instant::now();
+            let statuses = match self.converge().await {
+                Ok(o) => {
+                    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, ?o, "converged");
+                    Some(o.ports)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "network agent pass failed; retrying");
+                    None
+                }
+            };
+            let changed = statuses.is_some() && statuses != reported;
+            if changed || last_report.elapsed() >= self.cfg.report || reported.is_none() {
+                let ports = statuses.clone().unwrap_or_default();
+                let conf = json!({"bridge_mappings": self.cfg.bridge_mappings, "devices": ports.len()});
+                match self.client.report(&ports, conf).await {
+                    Ok(()) => {
+                        last_report = Instant::now();
+                        if statuses.is_some() {
+                            reported = statuses;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot report to the network service"),
+                }
+            }
+            let wait = self.cfg.resync.min(self.cfg.report);
+            tokio::select! {
+                _ = nudge.notified() => tokio::time::sleep(Duration::from_millis(30)).await,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Removes everything the agent owns on this host (for `network-agent --cleanup`).
+    pub async fn teardown(&self) -> anyhow::Result<()> {
+        let host_links = links::list(None).await?;
+        let namespaces = links::namespaces(&self.ns_prefix).await?;
+        for ns in &namespaces {
+            if let Some(net) = dhcp::network_of(&self.ns_prefix, ns) {
+                dhcp::remove(&self.ns_prefix, &self.cfg.state_dir, net, &host_links, &namespaces).await?;
+            }
+        }
+        for l in links::list(None).await? {
+            if l.ifname.starts_with(BRIDGE_PREFIX) || l.ifname.starts_with(DHCP_VETH_PREFIX) {
+                links::delete(None, &l.ifname).await?;
+            }
+        }
+        nft::delete_owned().await?;
+        *self.applied_ruleset.lock().await = None;
+        Ok(())
+    }
+}
+
+/// Bridged IP traffic must pass the inet hooks for stateful security groups.
+fn enable_bridge_netfilter() {
+    for f in ["bridge-nf-call-iptables", "bridge-nf-call-ip6tables"] {
+        let path = format!("/proc/sys/net/bridge/{f}");
+        if std::fs::read_to_string(&path).is_ok_and(|v| v.trim() != "1") {
+            if let Err(e) = std::fs::write(&path, "1") {
+                tracing::warn!(error = %e, path, "cannot enable bridge netfilter");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mappings_parse() {
+        let m = parse_mappings("public:br-ex, lab:br-lab").unwrap();
+        assert_eq!(m["public"], "br-ex");
+        assert_eq!(m["lab"], "br-lab");
+        assert!(parse_mappings("").unwrap().is_empty());
+        assert!(parse_mappings("nobridge").is_err());
+        assert!(parse_mappings("x:bridge-name-far-too-long").is_err());
+    }
+}

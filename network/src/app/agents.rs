@@ -1,0 +1,254 @@
+//! What the network agents tell the service and what the service keeps for them: each
+//! agent's heartbeat (shown as Neutron's `/v2.0/agents`, alive while heartbeats keep
+//! coming), the status of the ports it wired, and the DHCP port it serves each network
+//! from. Admins and the `service` role only.
+
+use super::ports::FLOATING_IP;
+use super::{bad, neutron, NetworkService};
+use crate::store::{Col, Record, Table};
+use axum::http::StatusCode;
+use serde_json::{json, Map, Value};
+use stratus_common::auth::AuthContext;
+use stratus_common::db::{is_unique_violation, now_text, parse_time};
+use stratus_common::http::ApiResult;
+
+pub const DHCP: &str = "network:dhcp";
+/// An agent is dead after this long without a heartbeat (Neutron's `agent_down_time`).
+pub const AGENT_DOWN_SECS: i64 = 75;
+pub const AGENT_TYPE: &str = "Linux bridge agent";
+pub const AGENT_BINARY: &str = "stratus-network-agent";
+const PORT_STATUSES: &[&str] = &["ACTIVE", "DOWN", "BUILD", "ERROR"];
+
+/// The `device_id` of the DHCP port an agent on `host` serves a network from.
+pub fn dhcp_device_id(host: &str) -> String {
+    format!("dhcp-{host}")
+}
+
+fn require_agent(ctx: &AuthContext) -> ApiResult<()> {
+    if ctx.is_admin() || ctx.has_role("service") {
+        Ok(())
+    } else {
+        Err(neutron(StatusCode::FORBIDDEN, "PolicyNotAuthorized", "Only admins and agents may do this."))
+    }
+}
+
+fn valid_host(host: &str) -> ApiResult<()> {
+    if host.is_empty() || host.len() > 255 || host.chars().any(|c| c.is_control() || c == '/') {
+        return Err(bad("Invalid host name."));
+    }
+    Ok(())
+}
+
+/// Neutron shows agent times as `YYYY-MM-DD HH:MM:SS`.
+fn neutron_time(t: &str) -> Value {
+    match parse_time(t) {
+        Some(t) => json!(t.format("%Y-%m-%d %H:%M:%S").to_string()),
+        None => Value::Null,
+    }
+}
+
+impl NetworkService {
+    /// An agent's heartbeat and the status of the ports it wired. Ports not bound to
+    /// `host` are left alone (a late report from a host the port has left).
+    pub async fn agent_report(&self, ctx: &AuthContext, host: &str, body: Map<String, Value>) -> ApiResult<Value> {
+        require_agent(ctx)?;
+        valid_host(host)?;
+        let mut statuses = Vec::new();
+        if let Some(ports) = body.get("ports") {
+            let ports = ports.as_object().ok_or_else(|| bad("Invalid input for ports: a map of port id to status."))?;
+            for (id, st) in ports {
+                match st.as_str() {
+                    Some(s) if PORT_STATUSES.contains(&s) => statuses.push((id.clone(), s.to_string())),
+                    _ => {
+                        return Err(bad(format!("Invalid status for port {id}: one of {}.", PORT_STATUSES.join(", "))))
+                    }
+                }
+            }
+        }
+        let configurations = match body.get("configurations") {
+            None | Some(Value::Null) => json!({}),
+            Some(v @ Value::Object(_)) => v.clone(),
+            Some(_) => return Err(bad("Invalid input for configurations: an object.")),
+        };
+        let agent = self.heartbeat(host, configurations).await?;
+        let mut changed = 0;
+        for (id, status) in statuses {
+            let Some(mut p) = self.store.fetch(Table::Ports, &id).await? else { continue };
+            if p.str("binding:host_id") != host || p.str("status") == status {
+                continue;
+            }
+            p.doc.insert("status".into(), json!(status));
+            if self.store.update(Table::Ports, &id, &[], &p.doc, Some(p.revision_number)).await? {
+                changed += 1;
+                self.emit("port", "update", &p).await;
+            }
+        }
+        Ok(json!({"agent": agent_view(&agent), "ports_changed": changed}))
+    }
+
+    async fn heartbeat(&self, host: &str, configurations: Value) -> ApiResult<Record> {
+        for _ in 0..3 {
+            let now = now_text();
+            match self.store.list(Table::Agents, Some(("host", host))).await?.into_iter().next() {
+                Some(mut a) => {
+                    a.doc.insert("heartbeat_timestamp".into(), json!(now));
+                    a.doc.insert("configurations".into(), configurations.clone());
+                    self.store.update(Table::Agents, &a.id, &[], &a.doc, None).await?;
+                    return self.reread(Table::Agents, &a.id).await;
+                }
+                None => {
+                    let id = uuid::Uuid::new_v4().to_string();
+                    let doc: Map<String, Value> = json!({"host": host, "admin_state_up": true, "description": null,
+                        "started_at": now, "heartbeat_timestamp": now, "configurations": configurations})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default();
+                    match self.store.insert(Table::Agents, &id, "", &[("host", Col::Text(host.into()))], &doc).await {
+                        Ok(()) => return self.reread(Table::Agents, &id).await,
+                        Err(e) if is_unique_violation(&e) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        Err(neutron(StatusCode::CONFLICT, "Conflict", "The agent's record changed concurrently; try again."))
+    }
+
+    pub async fn agent_get(&self, ctx: &AuthContext, id: &str) -> ApiResult<Record> {
+        Self::require_admin_read(ctx)?;
+        self.store.fetch(Table::Agents, id).await?.ok_or_else(|| super::missing(Table::Agents, id))
+    }
+
+    pub async fn agent_list(&self, ctx: &AuthContext) -> ApiResult<Vec<Record>> {
+        Self::require_admin_read(ctx)?;
+        Ok(self.store.list(Table::Agents, None).await?)
+    }
+
+    /// `PUT /v2.0/agents/{id}`: `admin_state_up` and `description`.
+    pub async fn agent_update(&self, ctx: &AuthContext, id: &str, body: Map<String, Value>) -> ApiResult<Record> {
+        let mut a = self.agent_get(ctx, id).await?;
+        super::only(&body, &["admin_state_up", "description"], "agent")?;
+        if let Some(v) = super::opt_bool(&body, "admin_state_up")? {
+            a.doc.insert("admin_state_up".into(), json!(v));
+        }
+        if body.contains_key("description") {
+            a.doc.insert("description".into(), super::opt_str(&body, "description")?.map_or(Value::Null, Value::from));
+        }
+        self.save(Table::Agents, &a, None).await?;
+        self.reread(Table::Agents, id).await
+    }
+
+    pub async fn agent_delete(&self, ctx: &AuthContext, id: &str) -> ApiResult<()> {
+        let a = self.agent_get(ctx, id).await?;
+        self.store.delete(Table::Agents, &a.id).await?;
+        Ok(())
+    }
+
+    fn require_admin_read(ctx: &AuthContext) -> ApiResult<()> {
+        if ctx.is_admin() || ctx.has_role("service") {
+            Ok(())
+        } else {
+            Err(neutron(StatusCode::FORBIDDEN, "PolicyNotAuthorized", "Only admins may see network agents."))
+        }
+    }
+
+    /// The DHCP ports of `network_id` (all hosts, or one host's).
+    pub(crate) async fn dhcp_ports(&self, network_id: &str, host: Option<&str>) -> ApiResult<Vec<Record>> {
+        let device = host.map(dhcp_device_id);
+        Ok(self
+            .store
+            .list(Table::Ports, Some(("network_id", network_id)))
+            .await?
+            .into_iter()
+            .filter(|p| p.str("device_owner") == DHCP && device.as_deref().is_none_or(|d| p.str("device_id") == d))
+            .collect())
+    }
+
+    /// Makes sure `host` has a DHCP port on `network_id` with an address on every subnet
+    /// that has DHCP enabled, and returns it (`None` when no subnet wants DHCP). Repeating
+    /// it changes nothing.
+    pub async fn dhcp_port_ensure(&self, ctx: &AuthContext, host: &str, network_id: &str) -> ApiResult<Option<Record>> {
+        require_agent(ctx)?;
+        valid_host(host)?;
+        let network = self
+            .store
+            .fetch(Table::Networks, network_id)
+            .await?
+            .ok_or_else(|| super::missing(Table::Networks, network_id))?;
+        let mut wanted: Vec<String> = self
+            .store
+            .list(Table::Subnets, Some(("network_id", network_id)))
+            .await?
+            .into_iter()
+            .filter(|s| s.flag("enable_dhcp"))
+            .map(|s| s.id)
+            .collect();
+        wanted.sort();
+        let existing = self.dhcp_ports(network_id, Some(host)).await?;
+        for p in &existing {
+            let mut has: Vec<String> = p.doc["fixed_ips"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["subnet_id"].as_str().map(str::to_string))
+                .collect();
+            has.sort();
+            has.dedup();
+            if has == wanted && existing.len() == 1 {
+                return Ok(Some(p.clone()));
+            }
+        }
+        for p in &existing {
+            self.port_remove(p).await?;
+        }
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let fixed: Vec<Value> = wanted.iter().map(|s| json!({"subnet_id": s})).collect();
+        let mut port =
+            self.port_internal(&network.project_id, &network, DHCP, &dhcp_device_id(host), Some(json!(fixed))).await?;
+        port.doc.insert("binding:host_id".into(), json!(host));
+        port.doc.insert("status".into(), json!("ACTIVE"));
+        self.save(Table::Ports, &port, None).await?;
+        Ok(Some(self.reread(Table::Ports, &port.id).await?))
+    }
+
+    /// Removes `host`'s DHCP port on `network_id` (the agent no longer serves it).
+    pub async fn dhcp_port_release(&self, ctx: &AuthContext, host: &str, network_id: &str) -> ApiResult<()> {
+        require_agent(ctx)?;
+        for p in self.dhcp_ports(network_id, Some(host)).await? {
+            self.port_remove(&p).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a port takes part in DHCP as a client (not DHCP servers or floating IPs).
+pub(crate) fn dhcp_client(p: &Record) -> bool {
+    ![DHCP, FLOATING_IP].contains(&p.str("device_owner"))
+}
+
+pub fn agent_view(a: &Record) -> Value {
+    let beat = a.str("heartbeat_timestamp");
+    let alive = match (parse_time(beat), parse_time(&now_text())) {
+        (Some(b), Some(now)) => (now - b).num_seconds() < AGENT_DOWN_SECS,
+        _ => false,
+    };
+    json!({
+        "id": a.id,
+        "agent_type": AGENT_TYPE,
+        "binary": AGENT_BINARY,
+        "host": a.str("host"),
+        "topic": "N/A",
+        "availability_zone": null,
+        "admin_state_up": a.doc.get("admin_state_up").cloned().unwrap_or(json!(true)),
+        "alive": alive,
+        "description": a.doc.get("description").cloned().unwrap_or(Value::Null),
+        "configurations": a.doc.get("configurations").cloned().unwrap_or(json!({})),
+        "created_at": neutron_time(&a.created_at),
+        "started_at": neutron_time(a.str("started_at")),
+        "heartbeat_timestamp": neutron_time(beat),
+        "resources_synced": null,
+        "ha_state": null,
+    })
+}

@@ -1,0 +1,343 @@
+"""The network agent's data plane, on the real kernel: the API is driven with the real
+`openstack` client, a standalone `stratusd network-agent` wires the host, and network
+namespaces stand in for guests (a veth named like a tap, `tap` + 11 characters of the
+port id, with the port's MAC inside). Packets only go between namespaces and bridges
+these tests make, and everything is removed afterwards.
+
+Needs root, iproute2, nftables, dnsmasq and busybox (the README's test command installs
+them); skipped otherwise.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+
+from conftest import ADMIN_PASSWORD, STRATUSD, Cloud, backend_urls, port_open, unique
+
+TOOLS = ["ip", "nft", "dnsmasq", "busybox"]
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not all(shutil.which(t) for t in TOOLS),
+    reason="the data-plane tests need root, iproute2, nftables, dnsmasq and busybox",
+)
+
+UDHCPC_SCRIPT = """#!/bin/sh
+case "$1" in
+  deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
+    for r in $router; do ip route replace default via "$r" dev "$interface"; break; done ;;
+esac
+exit 0
+"""
+
+
+def sh(*cmd, check=True, timeout=30):
+    p = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed: {p.stderr}{p.stdout}")
+    return p
+
+
+def wait_until(what, predicate, timeout=20, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Guest:
+    """A namespace standing in for a guest, plugged in as the port's tap."""
+
+    def __init__(self, port, script):
+        self.port = port
+        self.ns = "stg-" + uuid.uuid4().hex[:8]
+        self.tap = "tap" + port["id"][:11]
+        self.script = script
+        sh("ip", "netns", "add", self.ns)
+        sh("ip", "link", "add", self.tap, "type", "veth", "peer", "name", "g" + self.ns)
+        sh("ip", "link", "set", "g" + self.ns, "netns", self.ns)
+        self.run("ip", "link", "set", "g" + self.ns, "name", "eth0")
+        self.run("ip", "link", "set", "eth0", "address", port["mac_address"], "up")
+        self.run("ip", "link", "set", "lo", "up")
+
+    def run(self, *cmd, check=True, timeout=30):
+        return sh("ip", "netns", "exec", self.ns, *cmd, check=check, timeout=timeout)
+
+    def dhcp(self):
+        self.run("busybox", "udhcpc", "-i", "eth0", "-O", "mtu", "-s", self.script, "-q", "-n", "-t", "10", "-T", "1", timeout=60)
+        out = self.run("ip", "-4", "-o", "addr", "show", "dev", "eth0").stdout
+        return out.split("inet ")[1].split("/")[0]
+
+    def ping(self, ip, count=1, source=None):
+        args = ["busybox", "ping", "-c", str(count), "-W", "1"]
+        if source:
+            args += ["-I", source]
+        return self.run(*args, ip, check=False).returncode == 0
+
+    def tcp(self, ip, port):
+        code = f"import socket; socket.create_connection(('{ip}', {port}), timeout=1).close()"
+        return self.run("python3", "-c", code, check=False).returncode == 0
+
+    def listen(self, port):
+        code = (
+            "import socket\n"
+            "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            f"s.bind(('0.0.0.0', {port})); s.listen(16)\n"
+            "while True:\n    c, _ = s.accept(); c.close()\n"
+        )
+        return subprocess.Popen(["ip", "netns", "exec", self.ns, "python3", "-c", code])
+
+    def destroy(self):
+        sh("ip", "netns", "delete", self.ns, check=False)
+        sh("ip", "link", "del", self.tap, check=False)
+
+
+class Agent:
+    """A standalone `stratusd network-agent` for the cloud."""
+
+    def __init__(self, cloud, host, env):
+        self.cloud = cloud
+        self.host = host
+        self.env = env
+        self.proc = None
+        self.log = open(os.path.join(cloud.data_dir, f"agent-{host}.log"), "a")
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [STRATUSD, "network-agent"], env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        subprocess.run([STRATUSD, "network-agent", "--cleanup"], env=self.env, stdout=self.log, stderr=self.log)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def dp():
+    # PostgreSQL + NATS when reachable, so bus events reach the agent process at once;
+    # else SQLite, with a one-second resync standing in for events.
+    nats = port_open(5432) and port_open(4222) and shutil.which("psql")
+    db_url, bus_url = backend_urls("postgres") if nats else (None, None)
+    data_dir = tempfile.mkdtemp(prefix="stratus-dp-")
+    cloud = Cloud("postgres" if nats else "sqlite", data_dir, db_url=db_url, bus_url=bus_url)
+    host = unique("dp")
+    env = dict(cloud.env)
+    env.update(
+        {
+            "STRATUS_SERVICE_AUTH__PASSWORD": ADMIN_PASSWORD,
+            "STRATUS_NETWORK_AGENT__HOST": host,
+            "STRATUS_NETWORK_AGENT__RESYNC_SECS": "5" if nats else "1",
+            "STRATUS_NETWORK_AGENT__REPORT_SECS": "5",
+            "STRATUS_LOG__LEVEL": "info,stratus_network_agent=debug",
+        }
+    )
+    agent = Agent(cloud, host, env)
+    agent.start()
+    script = os.path.join(data_dir, "udhcpc.sh")
+    with open(script, "w") as f:
+        f.write(UDHCPC_SCRIPT)
+    os.chmod(script, 0o755)
+    cloud.host, cloud.agent, cloud.script, cloud.guests = host, agent, script, []
+    yield cloud
+    for g in cloud.guests:
+        g.destroy()
+    agent.stop()
+    cloud.stop()
+    if not os.environ.get("STRATUS_E2E_KEEP"):
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def guest(dp, port):
+    g = Guest(port, dp.script)
+    dp.guests.append(g)
+    return g
+
+
+def bound_port(dp, network, name, *extra, env=None):
+    return dp.osc("port", "create", "--network", network, "--host", dp.host, *extra, name, env=env)
+
+
+def wait_active(dp, port_id, timeout=20):
+    wait_until(f"port {port_id} ACTIVE", lambda: dp.osc("port", "show", port_id)["status"] == "ACTIVE", timeout)
+
+
+@pytest.fixture(scope="module")
+def lan(dp):
+    """A network with two guests that got their addresses by DHCP."""
+    net = dp.osc("network", "create", unique("lan"))
+    sub = dp.osc(
+        "subnet", "create", "--network", net["id"], "--subnet-range", "10.51.0.0/24",
+        "--allocation-pool", "start=10.51.0.2,end=10.51.0.100", "--dns-nameserver", "10.51.0.53", unique("lan-sub"),
+    )
+    ports = [bound_port(dp, net["id"], unique(f"vm{i}")) for i in range(2)]
+    guests = [guest(dp, p) for p in ports]
+    for p in ports:
+        wait_active(dp, p["id"])
+    addrs = [g.dhcp() for g in guests]
+    return {"net": net, "sub": sub, "ports": ports, "guests": guests, "ips": addrs}
+
+
+def test_dhcp_gives_each_guest_its_port_address_and_guests_reach_each_other(dp, lan):
+    for p, ip in zip(lan["ports"], lan["ips"]):
+        assert ip == p["fixed_ips"][0]["ip_address"]
+    a, b = lan["guests"]
+    assert a.ping(lan["ips"][1]) and b.ping(lan["ips"][0])
+    mtu = a.run("cat", "/sys/class/net/eth0/mtu").stdout.strip()
+    assert mtu == "1450", "DHCP hands out the network's MTU"
+    agents = dp.osc("network", "agent", "list", "--host", dp.host)
+    assert len(agents) == 1 and agents[0]["Alive"] is True and agents[0]["Binary"] == "stratus-network-agent"
+
+
+def test_another_projects_network_is_unreachable_even_with_overlapping_addresses(dp, lan):
+    project, env = dp.member_env(unique("proj-b"))
+    net = dp.osc("network", "create", unique("b-net"), env=env)
+    # The same addresses as project A's network, but none A's guests use.
+    sub = dp.osc(
+        "subnet", "create", "--network", net["id"], "--subnet-range", "10.51.0.0/24",
+        "--allocation-pool", "start=10.51.0.200,end=10.51.0.250", unique("b-sub"), env=env,
+    )
+    port = dp.osc(
+        "port", "create", "--network", net["id"], "--project", project, "--host", dp.host,
+        "--fixed-ip", f"subnet={sub['id']},ip-address=10.51.0.200", unique("b-vm"),
+    )
+    g = guest(dp, port)
+    wait_active(dp, port["id"])
+    assert g.dhcp() == "10.51.0.200"
+    assert not g.ping(lan["ips"][0]), "a guest of project B reached project A's guest"
+    assert not lan["guests"][0].ping("10.51.0.200")
+
+
+def test_security_group_rules_apply_and_go_away_quickly(dp, lan):
+    sg = dp.osc("security", "group", "create", unique("locked"))
+    port = bound_port(dp, lan["net"]["id"], unique("locked-vm"), "--security-group", sg["id"])
+    c = guest(dp, port)
+    wait_active(dp, port["id"])
+    c_ip = c.dhcp()
+    a = lan["guests"][0]
+    server = c.listen(7000)
+    try:
+        assert not a.ping(c_ip), "ICMP passed a group without ingress rules"
+        assert not a.tcp(c_ip, 7000), "TCP passed a group without ingress rules"
+
+        icmp = dp.osc("security", "group", "rule", "create", "--ingress", "--protocol", "icmp", sg["id"])
+        t0 = time.monotonic()
+        wait_until("ICMP allowed", lambda: a.ping(c_ip), timeout=10, interval=0.05)
+        print(f"ICMP rule took effect in {time.monotonic() - t0:.2f} s")
+        assert not a.tcp(c_ip, 7000), "an ICMP rule let TCP through"
+
+        tcp = dp.osc(
+            "security", "group", "rule", "create", "--ingress", "--protocol", "tcp", "--dst-port", "7000", sg["id"]
+        )
+        wait_until("TCP allowed", lambda: a.tcp(c_ip, 7000), timeout=10, interval=0.05)
+
+        dp.osc("security", "group", "rule", "delete", icmp["id"])
+        dp.osc("security", "group", "rule", "delete", tcp["id"])
+        wait_until("ICMP blocked again", lambda: not a.ping(c_ip), timeout=10, interval=0.05)
+        wait_until("TCP blocked again", lambda: not a.tcp(c_ip, 7000), timeout=10, interval=0.05)
+
+        # Remote group: ICMP from members of the project's default group only.
+        default = [g for g in dp.osc("security", "group", "list") if g["Name"] == "default"][0]
+        dp.osc(
+            "security", "group", "rule", "create", "--ingress", "--protocol", "icmp",
+            "--remote-group", default["ID"], sg["id"],
+        )
+        other = dp.osc("security", "group", "create", unique("other"))
+        dport = bound_port(dp, lan["net"]["id"], unique("other-vm"), "--security-group", other["id"])
+        d = guest(dp, dport)
+        wait_active(dp, dport["id"])
+        d.dhcp()
+        wait_until("remote-group member allowed", lambda: a.ping(c_ip), timeout=10, interval=0.05)
+        assert not d.ping(c_ip), "a guest outside the remote group got through"
+    finally:
+        server.kill()
+
+
+def test_spoofed_addresses_are_dropped(dp, lan):
+    a, b = lan["guests"]
+    b_ip = lan["ips"][1]
+    assert a.ping(b_ip)
+    a.run("ip", "addr", "add", "10.51.0.99/24", "dev", "eth0")
+    try:
+        assert not a.ping(b_ip, source="10.51.0.99"), "a spoofed source address got through"
+    finally:
+        a.run("ip", "addr", "del", "10.51.0.99/24", "dev", "eth0")
+    mac = lan["ports"][0]["mac_address"]
+    a.run("ip", "link", "set", "eth0", "address", "fa:16:3e:99:99:99")
+    try:
+        a.run("ip", "neigh", "flush", "all")
+        assert not a.ping(b_ip), "a spoofed MAC address got through"
+    finally:
+        a.run("ip", "link", "set", "eth0", "address", mac)
+    assert a.ping(b_ip)
+
+
+def test_agent_kill9_keeps_traffic_and_converges_after_restart(dp, lan):
+    a, b = lan["guests"]
+    sg = dp.osc("security", "group", "create", unique("later"))
+    port = bound_port(dp, lan["net"]["id"], unique("later-vm"), "--security-group", sg["id"])
+    c = guest(dp, port)
+    wait_active(dp, port["id"])
+    c_ip = c.dhcp()
+    # Traffic between a and b for the whole outage: 40 pings, 0.2 s apart.
+    pinger = subprocess.Popen(
+        ["ip", "netns", "exec", a.ns, "busybox", "ping", "-c", "40", "-i", "0.2", "-W", "1", lan["ips"][1]],
+        stdout=subprocess.PIPE, text=True,
+    )
+    time.sleep(1)
+    dp.agent.kill9()
+    dp.osc("security", "group", "rule", "create", "--ingress", "--protocol", "icmp", sg["id"])
+    time.sleep(2)
+    assert not a.ping(c_ip), "the rule applied with no agent running"
+    dp.agent.start()
+    t0 = time.monotonic()
+    wait_until("the rule made while the agent was down", lambda: a.ping(c_ip), timeout=30, interval=0.1)
+    print(f"agent restart converged in {time.monotonic() - t0:.2f} s")
+    out, _ = pinger.communicate(timeout=30)
+    assert " 0% packet loss" in out, out
+
+
+def test_deleting_everything_leaves_nothing_behind(dp):
+    for g in dp.guests:
+        g.destroy()
+    dp.guests.clear()
+    admin = dp.admin_env()
+    for p in dp.osc("port", "list", "--host", dp.host, "--long"):
+        if p["Device Owner"] != "network:dhcp":  # the agent's own; they go with their network
+            dp.osc("port", "delete", p["ID"], env=admin)
+    for n in dp.osc("network", "list"):
+        for s in n["Subnets"]:
+            dp.osc("subnet", "delete", s)
+        dp.osc("network", "delete", n["ID"])
+
+    def clean():
+        links = sh("ip", "-o", "link", "show").stdout
+        netns = sh("ip", "netns", "list").stdout
+        tables = sh("nft", "list", "tables").stdout
+        return (
+            "stb-" not in links
+            and " std" not in links
+            and f"stratus-{dp.host}-" not in netns
+            and "stratus" not in tables
+        )
+
+    wait_until("the host to be clean", clean, timeout=30, interval=0.2)
+    dnsmasq = [line for line in sh("ps", "-eo", "args").stdout.splitlines() if line.startswith("dnsmasq")]
+    assert not [line for line in dnsmasq if dp.data_dir in line], dnsmasq
