@@ -59,10 +59,10 @@ def wait_until(what, predicate, timeout=20, interval=0.1):
 class Guest:
     """A namespace standing in for a guest, plugged in as the port's tap."""
 
-    def __init__(self, port, script):
+    def __init__(self, port, script, device=None):
         self.port = port
         self.ns = "stg-" + uuid.uuid4().hex[:8]
-        self.tap = "tap" + port["id"][:11]
+        self.tap = device or "tap" + port["id"][:11]
         self.script = script
         sh("ip", "netns", "add", self.ns)
         sh("ip", "link", "add", self.tap, "type", "veth", "peer", "name", "g" + self.ns)
@@ -289,6 +289,75 @@ def test_spoofed_addresses_are_dropped(dp, lan):
     assert a.ping(b_ip)
 
 
+def test_router_routes_subnets_snat_and_floating_ips(dp):
+    ext = dp.osc(
+        "network", "create", "--external", "--provider-network-type", "flat",
+        "--provider-physical-network", unique("phys"), unique("ext"),
+    )
+    dp.osc(
+        "subnet", "create", "--network", ext["id"], "--subnet-range", "172.24.50.0/24", "--gateway", "172.24.50.1",
+        "--no-dhcp", "--allocation-pool", "start=172.24.50.10,end=172.24.50.100", unique("ext-sub"),
+    )
+    nets, subs = [], []
+    for cidr in ("10.61.0.0/24", "10.62.0.0/24"):
+        n = dp.osc("network", "create", unique("rnet"))
+        nets.append(n)
+        subs.append(dp.osc("subnet", "create", "--network", n["id"], "--subnet-range", cidr, unique("rsub")))
+    router = dp.osc("router", "create", unique("router"))
+    dp.osc("router", "set", "--external-gateway", ext["id"], router["id"])
+    for sub in subs:
+        dp.osc("router", "add", "subnet", router["id"], sub["id"])
+    gw_ip = dp.osc("router", "show", router["id"])["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
+    web = dp.osc("security", "group", "create", unique("web"))
+    for proto in (["--protocol", "icmp"], ["--protocol", "tcp", "--dst-port", "7000"]):
+        dp.osc("security", "group", "rule", "create", "--ingress", *proto, web["id"])
+    ports = [bound_port(dp, n["id"], unique("rvm"), "--security-group", web["id"]) for n in nets]
+    g1, g2 = [guest(dp, p) for p in ports]
+    for p in ports:
+        wait_active(dp, p["id"])
+    ip1, ip2 = g1.dhcp(), g2.dhcp()
+    wait_until("routing between the router's subnets", lambda: g1.ping(ip2), timeout=20)
+
+    # "Outside": a namespace on the external network, as its upstream gateway.
+    bridge = "stb-" + ext["id"][:11]
+    wait_until("the external bridge", lambda: sh("ip", "link", "show", bridge, check=False).returncode == 0)
+    # Not named like a tap: the agent takes unknown taps off its bridges.
+    outside = Guest({"id": "outside", "mac_address": "fa:16:3e:ee:00:01"}, dp.script, device="out" + uuid.uuid4().hex[:8])
+    dp.guests.append(outside)
+    sh("ip", "link", "set", outside.tap, "master", bridge, "up")
+    outside.run("ip", "addr", "add", "172.24.50.1/24", "dev", "eth0")
+    peers = os.path.join(dp.data_dir, "peers")
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", outside.ns, "python3", "-c",
+         "import socket\n"
+         "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+         "s.bind(('0.0.0.0', 7000)); s.listen(16)\n"
+         "while True:\n"
+         f"    c, a = s.accept(); open('{peers}', 'a').write(a[0] + '\\n'); c.close()\n"],
+    )
+
+    def last_peer():
+        with open(peers) as f:
+            return f.read().split()[-1]
+
+    try:
+        wait_until("the outside listening", lambda: g1.tcp("172.24.50.1", 7000), timeout=20)
+        assert last_peer() == gw_ip, "outbound traffic leaves as the router's gateway address (SNAT)"
+        assert g1.ping("172.24.50.1")
+
+        fip = dp.osc("floating", "ip", "create", "--port", ports[0]["id"], ext["id"])
+        address = fip["floating_ip_address"]
+        wait_until("the floating IP reachable from outside", lambda: outside.ping(address), timeout=20)
+        assert g1.tcp("172.24.50.1", 7000)
+        assert last_peer() == address, "a guest with a floating IP goes out as that address"
+
+        dp.osc("floating", "ip", "unset", "--port", fip["id"])
+        wait_until("the floating IP cut off", lambda: not outside.ping(address), timeout=20)
+        assert g1.tcp("172.24.50.1", 7000) and last_peer() == gw_ip
+    finally:
+        server.kill()
+
+
 def test_agent_kill9_keeps_traffic_and_converges_after_restart(dp, lan):
     a, b = lan["guests"]
     sg = dp.osc("security", "group", "create", unique("later"))
@@ -319,6 +388,14 @@ def test_deleting_everything_leaves_nothing_behind(dp):
         g.destroy()
     dp.guests.clear()
     admin = dp.admin_env()
+    for f in dp.osc("floating", "ip", "list"):
+        dp.osc("floating", "ip", "delete", f["ID"])
+    for r in dp.osc("router", "list"):
+        for port in dp.osc("port", "list", "--router", r["ID"], "--long"):
+            if port["Device Owner"] == "network:router_interface":
+                dp.osc("router", "remove", "port", r["ID"], port["ID"])
+        dp.osc("router", "unset", "--external-gateway", r["ID"])
+        dp.osc("router", "delete", r["ID"])
     for p in dp.osc("port", "list", "--host", dp.host, "--long"):
         if p["Device Owner"] != "network:dhcp":  # the agent's own; they go with their network
             dp.osc("port", "delete", p["ID"], env=admin)
@@ -334,6 +411,7 @@ def test_deleting_everything_leaves_nothing_behind(dp):
         return (
             "stb-" not in links
             and " std" not in links
+            and " stp" not in links
             and f"stratus-{dp.host}-" not in netns
             and "stratus" not in tables
         )

@@ -40,8 +40,10 @@ impl Client {
         Ok(resp)
     }
 
-    pub async fn desired_state(&self) -> anyhow::Result<DesiredState> {
-        Ok(self.send(self.http.get(self.url("desired-state"))).await?.json().await?)
+    /// The host's desired state; with `routers`, every router too (this host runs them).
+    pub async fn desired_state(&self, routers: bool) -> anyhow::Result<DesiredState> {
+        let url = self.url(if routers { "desired-state?routers=true" } else { "desired-state" });
+        Ok(self.send(self.http.get(url)).await?.json().await?)
     }
 
     /// Heartbeat plus the status of ports.

@@ -16,6 +16,7 @@ pub mod dhcp;
 pub mod firewall;
 pub mod kernel;
 pub mod model;
+pub mod router;
 
 use kernel::links::{self, Link};
 use kernel::nft;
@@ -41,6 +42,8 @@ pub struct AgentConfig {
     pub bridge_mappings: BTreeMap<String, String>,
     pub resync: Duration,
     pub report: Duration,
+    /// Whether this host runs the routers (a network node).
+    pub routers: bool,
 }
 
 /// `public:br-ex,other:br-other` → map.
@@ -68,6 +71,7 @@ pub struct Outcome {
     pub ports: BTreeMap<String, &'static str>,
     pub bridges: usize,
     pub dhcp_servers: usize,
+    pub routers: usize,
     pub ruleset_applied: bool,
 }
 
@@ -76,11 +80,19 @@ pub struct Agent {
     ns_prefix: String,
     client: client::Client,
     applied_ruleset: Mutex<Option<String>>,
+    /// Router id → NAT script last applied in its namespace.
+    applied_nat: Mutex<BTreeMap<String, String>>,
 }
 
 impl Agent {
     pub fn new(cfg: AgentConfig, client: client::Client) -> Self {
-        Self { ns_prefix: kernel::netns_prefix(&cfg.host), cfg, client, applied_ruleset: Mutex::new(None) }
+        Self {
+            ns_prefix: kernel::netns_prefix(&cfg.host),
+            cfg,
+            client,
+            applied_ruleset: Mutex::new(None),
+            applied_nat: Mutex::new(BTreeMap::new()),
+        }
     }
 
     pub fn host(&self) -> &str {
@@ -98,7 +110,7 @@ impl Agent {
 
     /// Reads the desired state, asking the service for the DHCP ports it lacks first.
     async fn desired(&self) -> anyhow::Result<DesiredState> {
-        let d = self.client.desired_state().await?;
+        let d = self.client.desired_state(self.cfg.routers).await?;
         let mut asked = false;
         for n in d.networks.iter().filter(|n| dhcp::needs_port(n)) {
             self.client.dhcp_port_ensure(&n.id).await?;
@@ -108,7 +120,7 @@ impl Agent {
             self.client.dhcp_port_release(n).await?;
         }
         if asked {
-            return self.client.desired_state().await;
+            return self.client.desired_state(self.cfg.routers).await;
         }
         Ok(d)
     }
@@ -206,6 +218,29 @@ impl Agent {
             }
         }
 
+        // Routers.
+        let mut kept = BTreeSet::new();
+        {
+            let mut applied = self.applied_nat.lock().await;
+            let names: BTreeMap<String, String> = bridges.iter().map(|(k, (b, _))| (k.clone(), b.clone())).collect();
+            let host_links = links::list(None).await?;
+            for r in &d.routers {
+                let p = router::plan(&self.ns_prefix, &d, r, &names);
+                match router::converge(&p, &host_links, &namespaces, &mut applied).await {
+                    Ok(()) => {}
+                    Err(e) => tracing::warn!(router = %r.id, error = %e, "router not converged"),
+                }
+                kept.insert(r.id.clone());
+            }
+            for ns in &namespaces {
+                if let Some(id) = router::router_of(&self.ns_prefix, ns).filter(|id| !kept.contains(*id)) {
+                    router::remove(ns, &host_links).await?;
+                    applied.remove(id);
+                }
+            }
+        }
+        out.routers = kept.len();
+
         // Owned objects nothing wants any more.
         let host_links = links::list(None).await?;
         for l in &host_links {
@@ -289,9 +324,14 @@ impl Agent {
             if let Some(net) = dhcp::network_of(&self.ns_prefix, ns) {
                 dhcp::remove(&self.ns_prefix, &self.cfg.state_dir, net, &host_links, &namespaces).await?;
             }
+            if router::router_of(&self.ns_prefix, ns).is_some() {
+                router::remove(ns, &host_links).await?;
+            }
         }
+        self.applied_nat.lock().await.clear();
         for l in links::list(None).await? {
-            if l.ifname.starts_with(BRIDGE_PREFIX) || l.ifname.starts_with(DHCP_VETH_PREFIX) {
+            let owned = [BRIDGE_PREFIX, DHCP_VETH_PREFIX, router::LEG_PREFIX];
+            if owned.iter().any(|p| l.ifname.starts_with(p)) {
                 links::delete(None, &l.ifname).await?;
             }
         }

@@ -18,6 +18,60 @@ pub struct DesiredState {
     /// Networks where this host still has a DHCP port but no longer serves DHCP.
     #[serde(default)]
     pub stale_dhcp_networks: Vec<String>,
+    /// Every router, when the agent asked for them (it runs routers).
+    #[serde(default)]
+    pub routers: Vec<Router>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Router {
+    pub id: String,
+    #[serde(default)]
+    pub admin_state_up: Option<bool>,
+    #[serde(default)]
+    pub gateway: Option<Gateway>,
+    #[serde(default)]
+    pub interfaces: Vec<Interface>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub routes: Vec<HostRoute>,
+    #[serde(default)]
+    pub floating_ips: Vec<FloatingIp>,
+}
+
+/// One address of a router interface port.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Interface {
+    pub port_id: String,
+    pub network_id: String,
+    pub mac_address: String,
+    pub subnet_id: String,
+    pub ip_address: String,
+    #[serde(default)]
+    pub cidr: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Gateway {
+    pub network_id: String,
+    #[serde(default)]
+    pub enable_snat: Option<bool>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub external_fixed_ips: Vec<FixedIp>,
+    #[serde(default)]
+    pub port_id: Option<String>,
+    #[serde(default)]
+    pub mac_address: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct FloatingIp {
+    pub floating_ip_address: String,
+    #[serde(default)]
+    pub fixed_ip_address: Option<String>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -77,6 +77,8 @@ pub struct NetworkAgentConfig {
     pub report_secs: u64,
     /// The network API; empty = this configuration's network service address.
     pub network_url: String,
+    /// Whether this host runs the routers (namespaces with NAT): a network node.
+    pub routers: bool,
 }
 
 impl Default for NetworkAgentConfig {
@@ -89,6 +91,7 @@ impl Default for NetworkAgentConfig {
             resync_secs: 10,
             report_secs: 15,
             network_url: String::new(),
+            routers: true,
         }
     }
 }
