@@ -59,13 +59,16 @@ def wait_until(what, predicate, timeout=20, interval=0.1):
 class Guest:
     """A namespace standing in for a guest, plugged in as the port's tap."""
 
-    def __init__(self, port, script, device=None):
+    def __init__(self, port, script, device=None, host_ns=None):
         self.port = port
         self.ns = "stg-" + uuid.uuid4().hex[:8]
         self.tap = device or "tap" + port["id"][:11]
         self.script = script
+        self.host_ns = host_ns
         sh("ip", "netns", "add", self.ns)
         sh("ip", "link", "add", self.tap, "type", "veth", "peer", "name", "g" + self.ns)
+        if host_ns:  # the "tap" lives on another emulated host
+            sh("ip", "link", "set", self.tap, "netns", host_ns)
         sh("ip", "link", "set", "g" + self.ns, "netns", self.ns)
         self.run("ip", "link", "set", "g" + self.ns, "name", "eth0")
         self.run("ip", "link", "set", "eth0", "address", port["mac_address"], "up")
@@ -100,22 +103,25 @@ class Guest:
 
     def destroy(self):
         sh("ip", "netns", "delete", self.ns, check=False)
-        sh("ip", "link", "del", self.tap, check=False)
+        if not self.host_ns:
+            sh("ip", "link", "del", self.tap, check=False)
 
 
 class Agent:
     """A standalone `stratusd network-agent` for the cloud."""
 
-    def __init__(self, cloud, host, env):
+    def __init__(self, cloud, host, env, netns=None):
         self.cloud = cloud
         self.host = host
         self.env = env
         self.proc = None
+        # An agent of an emulated host runs inside that host's namespace.
+        self.wrap = ["ip", "netns", "exec", netns] if netns else []
         self.log = open(os.path.join(cloud.data_dir, f"agent-{host}.log"), "a")
 
     def start(self):
         self.proc = subprocess.Popen(
-            [STRATUSD, "network-agent"], env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+            self.wrap + [STRATUSD, "network-agent"], env=self.env, stdout=self.log, stderr=subprocess.STDOUT
         )
 
     def kill9(self):
@@ -126,7 +132,9 @@ class Agent:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
-        subprocess.run([STRATUSD, "network-agent", "--cleanup"], env=self.env, stdout=self.log, stderr=self.log)
+        subprocess.run(
+            self.wrap + [STRATUSD, "network-agent", "--cleanup"], env=self.env, stdout=self.log, stderr=self.log
+        )
         self.log.close()
 
 
@@ -419,3 +427,80 @@ def test_deleting_everything_leaves_nothing_behind(dp):
     wait_until("the host to be clean", clean, timeout=30, interval=0.2)
     dnsmasq = [line for line in sh("ps", "-eo", "args").stdout.splitlines() if line.startswith("dnsmasq")]
     assert not [line for line in dnsmasq if dp.data_dir in line], dnsmasq
+
+
+def test_two_hosts_carry_one_network_over_vxlan():
+    """Two emulated hosts (namespaces, each with its own agent, bridges and nftables)
+    joined by an underlay bridge; guests on one network, one per host."""
+    tag = uuid.uuid4().hex[:6]
+    underlay, hosts = "ul" + tag, [f"hosta-{tag}", f"hostb-{tag}"]
+    sh("ip", "link", "add", underlay, "type", "bridge")
+    sh("ip", "addr", "add", "192.168.77.254/24", "dev", underlay)
+    sh("ip", "link", "set", underlay, "up")
+    for i, h in enumerate(hosts):
+        sh("ip", "netns", "add", h)
+        sh("ip", "link", "add", f"ul{i}{tag}", "type", "veth", "peer", "name", f"ux{i}{tag}")
+        sh("ip", "link", "set", f"ul{i}{tag}", "master", underlay, "up")
+        sh("ip", "link", "set", f"ux{i}{tag}", "netns", h)
+        sh("ip", "-n", h, "link", "set", f"ux{i}{tag}", "name", "eth0")
+        sh("ip", "-n", h, "addr", "add", f"192.168.77.{i + 1}/24", "dev", "eth0")
+        sh("ip", "-n", h, "link", "set", "eth0", "up")
+        sh("ip", "-n", h, "link", "set", "lo", "up")
+    data_dir = tempfile.mkdtemp(prefix="stratus-vx-")
+    # Listening on every address so the hosts reach the API over the underlay.
+    cloud = Cloud("sqlite", data_dir, extra_env={"STRATUS_SERVER__BIND_HOST": "0.0.0.0"})
+    script = os.path.join(data_dir, "udhcpc.sh")
+    with open(script, "w") as f:
+        f.write(UDHCPC_SCRIPT)
+    os.chmod(script, 0o755)
+    agents, guests = [], []
+    try:
+        for i, h in enumerate(hosts):
+            env = dict(cloud.env)
+            env.update(
+                {
+                    "STRATUS_SERVICE_AUTH__PASSWORD": ADMIN_PASSWORD,
+                    "STRATUS_IDENTITY__URL": f"http://192.168.77.254:{cloud.port}",
+                    "STRATUS_NETWORK_AGENT__NETWORK_URL": f"http://192.168.77.254:{cloud.network_port}",
+                    "STRATUS_NETWORK_AGENT__HOST": h,
+                    "STRATUS_NETWORK_AGENT__TUNNEL_IP": f"192.168.77.{i + 1}",
+                    "STRATUS_NETWORK_AGENT__ROUTERS": "false",
+                    "STRATUS_NETWORK_AGENT__RESYNC_SECS": "1",
+                    "STRATUS_NETWORK_AGENT__REPORT_SECS": "1",
+                    "STRATUS_LOG__LEVEL": "info",
+                }
+            )
+            agent = Agent(cloud, h, env, netns=h)
+            agent.start()
+            agents.append(agent)
+        net = cloud.osc("network", "create", unique("vx"))
+        cloud.osc("subnet", "create", "--network", net["id"], "--subnet-range", "10.71.0.0/24", unique("vx-sub"))
+        # Each agent reports its tunnel address before ports are placed.
+        wait_until("both agents alive", lambda: len(cloud.osc("network", "agent", "list")) == 2, timeout=30)
+        ports = [
+            cloud.osc("port", "create", "--network", net["id"], "--host", h, unique("vx-vm")) for h in hosts
+        ]
+        guests = [Guest(p, script, host_ns=h) for p, h in zip(ports, hosts)]
+        for p in ports:
+            wait_until("port ACTIVE", lambda p=p: cloud.osc("port", "show", p["id"])["status"] == "ACTIVE", 30)
+        ips = [g.dhcp() for g in guests]
+        assert ips == [p["fixed_ips"][0]["ip_address"] for p in ports]
+        assert guests[0].ping(ips[1]) and guests[1].ping(ips[0]), "guests on two hosts reached each other"
+        vx = "stx" + net["id"][:12]
+        details = sh("ip", "-n", hosts[0], "-d", "link", "show", vx).stdout
+        vni = cloud.osc("network", "show", net["id"])["provider:segmentation_id"]
+        assert f"vxlan id {vni} " in details and "nolearning" in details, details
+        fdb = sh("ip", "netns", "exec", hosts[0], "bridge", "fdb", "show", "dev", vx).stdout
+        assert "00:00:00:00:00:00 dst 192.168.77.2" in fdb, fdb
+        assert f"{ports[1]['mac_address']} dst 192.168.77.2" in fdb, fdb
+    finally:
+        for g in guests:
+            g.destroy()
+        for a in agents:
+            a.stop()
+        cloud.stop()
+        for h in hosts:
+            sh("ip", "netns", "delete", h, check=False)
+        sh("ip", "link", "del", underlay, check=False)
+        if not os.environ.get("STRATUS_E2E_KEEP"):
+            shutil.rmtree(data_dir, ignore_errors=True)

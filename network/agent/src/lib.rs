@@ -16,6 +16,7 @@ pub mod dhcp;
 pub mod firewall;
 pub mod kernel;
 pub mod model;
+pub mod overlay;
 pub mod router;
 
 use kernel::links::{self, Link};
@@ -44,6 +45,8 @@ pub struct AgentConfig {
     pub report: Duration,
     /// Whether this host runs the routers (a network node).
     pub routers: bool,
+    /// This host's VXLAN tunnel address; empty = no tunnels (a single host).
+    pub tunnel_ip: String,
 }
 
 /// `public:br-ex,other:br-other` → map.
@@ -150,6 +153,16 @@ impl Agent {
         }
         out.bridges = bridges.len();
 
+        // VXLAN towards the other hosts of each network.
+        let mut tunnels = BTreeSet::new();
+        for n in &d.networks {
+            if let Some(v) = overlay::plan(n, &bridges[&n.id].0, &self.cfg.tunnel_ip) {
+                let host_links = links::list(None).await?;
+                overlay::converge(&v, &self.cfg.tunnel_ip, &host_links).await?;
+                tunnels.insert(v.name);
+            }
+        }
+
         // Filtering before wiring, so no port is ever on a bridge unfiltered.
         let names: firewall::Bridges = bridges.iter().map(|(k, (b, _))| (k.clone(), b.clone())).collect();
         let script = firewall::render(&d, &names);
@@ -247,7 +260,8 @@ impl Agent {
             let stale_dhcp = l.ifname.starts_with(DHCP_VETH_PREFIX)
                 && !served.iter().any(|net| device_name(DHCP_VETH_PREFIX, net) == l.ifname);
             let stale_bridge = l.ifname.starts_with(BRIDGE_PREFIX) && !owned_bridges.contains(l.ifname.as_str());
-            if stale_dhcp || stale_bridge {
+            let stale_tunnel = l.ifname.starts_with(overlay::VXLAN_PREFIX) && !tunnels.contains(&l.ifname);
+            if stale_dhcp || stale_bridge || stale_tunnel {
                 links::delete(None, &l.ifname).await?;
             }
         }
@@ -297,7 +311,8 @@ impl Agent {
             let changed = statuses.is_some() && statuses != reported;
             if changed || last_report.elapsed() >= self.cfg.report || reported.is_none() {
                 let ports = statuses.clone().unwrap_or_default();
-                let conf = json!({"bridge_mappings": self.cfg.bridge_mappings, "devices": ports.len()});
+                let conf = json!({"bridge_mappings": self.cfg.bridge_mappings, "devices": ports.len(),
+                    "tunnel_ip": self.cfg.tunnel_ip, "routers": self.cfg.routers, "tunnel_types": ["vxlan"]});
                 match self.client.report(&ports, conf).await {
                     Ok(()) => {
                         last_report = Instant::now();
@@ -330,7 +345,7 @@ impl Agent {
         }
         self.applied_nat.lock().await.clear();
         for l in links::list(None).await? {
-            let owned = [BRIDGE_PREFIX, DHCP_VETH_PREFIX, router::LEG_PREFIX];
+            let owned = [BRIDGE_PREFIX, DHCP_VETH_PREFIX, router::LEG_PREFIX, overlay::VXLAN_PREFIX];
             if owned.iter().any(|p| l.ifname.starts_with(p)) {
                 links::delete(None, &l.ifname).await?;
             }

@@ -93,6 +93,17 @@ pub struct Network {
     /// Every port of the network that gets its address by DHCP.
     #[serde(default)]
     pub dhcp_hosts: Vec<AddressedPort>,
+    /// For VXLAN networks: the other hosts on the network and the MACs behind them.
+    #[serde(default)]
+    pub peers: Vec<Peer>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Peer {
+    pub host: String,
+    pub tunnel_ip: String,
+    #[serde(default)]
+    pub macs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -5,7 +5,7 @@
 //! this whole picture, so no single missed event can leave it wrong.
 
 use super::agents::{dhcp_client, dhcp_device_id, DHCP};
-use super::ports::ROUTER_INTERFACE;
+use super::ports::{ROUTER_GATEWAY, ROUTER_INTERFACE};
 use super::{neutron, NetworkService};
 use crate::store::{Record, Table};
 use axum::http::StatusCode;
@@ -143,6 +143,45 @@ impl NetworkService {
                 }
             }
         }
+        // VXLAN peers: the other hosts with ports on a network (and the hosts that run
+        // routers, for networks with router ports), with their tunnel addresses and the
+        // MACs behind them, so agents write static forwarding entries instead of flooding.
+        let agents = self.store.list(Table::Agents, None).await?;
+        let tunnel_of: HashMap<&str, &str> = agents
+            .iter()
+            .filter_map(|a| {
+                let ip = a.doc.get("configurations")?.get("tunnel_ip")?.as_str()?;
+                (!ip.is_empty()).then_some((a.str("host"), ip))
+            })
+            .collect();
+        let router_hosts: Vec<&str> = agents
+            .iter()
+            .filter(|a| a.doc.get("configurations").and_then(|c| c.get("routers")) == Some(&json!(true)))
+            .map(|a| a.str("host"))
+            .collect();
+        let peers_of = |net: &str| -> Value {
+            let mut peers: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+            for p in all_ports.iter().filter(|p| p.str("network_id") == net) {
+                let mac = p.str("mac_address");
+                let h = p.str("binding:host_id");
+                if !h.is_empty() && h != host {
+                    peers.entry(h).or_default().insert(mac);
+                }
+                if [ROUTER_INTERFACE, ROUTER_GATEWAY].contains(&p.str("device_owner")) {
+                    for rh in router_hosts.iter().filter(|rh| **rh != host) {
+                        peers.entry(rh).or_default().insert(mac);
+                    }
+                }
+            }
+            Value::Array(
+                peers
+                    .into_iter()
+                    .filter_map(|(h, macs)| {
+                        tunnel_of.get(h).map(|ip| json!({"host": h, "tunnel_ip": ip, "macs": macs}))
+                    })
+                    .collect(),
+            )
+        };
         let networks_out: Vec<Value> = net_ids
             .iter()
             .filter_map(|id| networks.get(id))
@@ -179,6 +218,8 @@ impl NetworkService {
                     })
                     .collect();
                 m.insert("subnets".into(), Value::Array(subs));
+                let vxlan = n.str("provider:network_type") == "vxlan";
+                m.insert("peers".into(), if vxlan { peers_of(&n.id) } else { json!([]) });
                 let on_net = all_ports.iter().filter(|p| p.str("network_id") == n.id);
                 let dhcp_port = on_net
                     .clone()

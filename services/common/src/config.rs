@@ -79,6 +79,9 @@ pub struct NetworkAgentConfig {
     pub network_url: String,
     /// Whether this host runs the routers (namespaces with NAT): a network node.
     pub routers: bool,
+    /// This host's address for VXLAN tunnels to other hosts; empty = a single host
+    /// (networks stay on this host's bridges).
+    pub tunnel_ip: String,
 }
 
 impl Default for NetworkAgentConfig {
@@ -92,6 +95,7 @@ impl Default for NetworkAgentConfig {
             report_secs: 15,
             network_url: String::new(),
             routers: true,
+            tunnel_ip: String::new(),
         }
     }
 }

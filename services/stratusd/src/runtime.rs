@@ -210,6 +210,7 @@ pub fn network_agent(config: &Config, tokens: Arc<dyn TokenSource>) -> anyhow::R
         resync: std::time::Duration::from_secs(c.resync_secs.max(1)),
         report: std::time::Duration::from_secs(c.report_secs.max(1)),
         routers: c.routers,
+        tunnel_ip: c.tunnel_ip.clone(),
     };
     Ok(Arc::new(Agent::new(cfg, stratus_network_agent::client::Client::new(&url, &host, tokens))))
 }
