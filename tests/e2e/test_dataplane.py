@@ -8,8 +8,13 @@ Needs root, iproute2, nftables, dnsmasq and busybox (the README's test command i
 them); skipped otherwise.
 """
 
+import hashlib
+import hmac
+import http.server
+import json
 import os
 import shutil
+import threading
 import signal
 import subprocess
 import tempfile
@@ -18,7 +23,24 @@ import uuid
 
 import pytest
 
-from conftest import ADMIN_PASSWORD, STRATUSD, Cloud, backend_urls, port_open, unique
+from conftest import ADMIN_PASSWORD, STRATUSD, Cloud, backend_urls, free_port, port_open, unique
+
+METADATA_SECRET = "e2e-metadata-secret"
+
+
+class MetadataDouble(http.server.BaseHTTPRequestHandler):
+    """Stands in for the compute metadata API: answers with what it was asked and how."""
+
+    def do_GET(self):
+        body = json.dumps({"path": self.path, "headers": dict(self.headers)}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
 
 TOOLS = ["ip", "nft", "dnsmasq", "busybox"]
 pytestmark = pytest.mark.skipif(
@@ -33,7 +55,11 @@ case "$1" in
     ip addr flush dev "$interface"
     ip addr add "$ip/${mask:-24}" dev "$interface"
     [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
-    for r in $router; do ip route replace default via "$r" dev "$interface"; break; done ;;
+    for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
+    if [ -n "$staticroutes" ]; then
+      set -- $staticroutes
+      while [ $# -ge 2 ]; do ip route replace "$1" via "$2" dev "$interface"; shift 2; done
+    fi ;;
 esac
 exit 0
 """
@@ -78,7 +104,7 @@ class Guest:
         return sh("ip", "netns", "exec", self.ns, *cmd, check=check, timeout=timeout)
 
     def dhcp(self):
-        self.run("busybox", "udhcpc", "-i", "eth0", "-O", "mtu", "-s", self.script, "-q", "-n", "-t", "10", "-T", "1", timeout=60)
+        self.run("busybox", "udhcpc", "-i", "eth0", "-O", "mtu", "-O", "staticroutes", "-s", self.script, "-q", "-n", "-t", "10", "-T", "1", timeout=60)
         out = self.run("ip", "-4", "-o", "addr", "show", "dev", "eth0").stdout
         return out.split("inet ")[1].split("/")[0]
 
@@ -147,9 +173,13 @@ def dp():
     data_dir = tempfile.mkdtemp(prefix="stratus-dp-")
     cloud = Cloud("postgres" if nats else "sqlite", data_dir, db_url=db_url, bus_url=bus_url)
     host = unique("dp")
+    double = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), MetadataDouble)
+    threading.Thread(target=double.serve_forever, daemon=True).start()
     env = dict(cloud.env)
     env.update(
         {
+            "STRATUS_NETWORK_AGENT__METADATA_URL": f"http://127.0.0.1:{double.server_address[1]}",
+            "STRATUS_NETWORK_AGENT__METADATA_SECRET": METADATA_SECRET,
             "STRATUS_SERVICE_AUTH__PASSWORD": ADMIN_PASSWORD,
             "STRATUS_NETWORK_AGENT__HOST": host,
             "STRATUS_NETWORK_AGENT__RESYNC_SECS": "5" if nats else "1",
@@ -169,6 +199,7 @@ def dp():
         g.destroy()
     agent.stop()
     cloud.stop()
+    double.shutdown()
     if not os.environ.get("STRATUS_E2E_KEEP"):
         shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -364,6 +395,30 @@ def test_router_routes_subnets_snat_and_floating_ips(dp):
         assert g1.tcp("172.24.50.1", 7000) and last_peer() == gw_ip
     finally:
         server.kill()
+
+
+def test_metadata_proxy_identifies_the_guest_by_network_and_address(dp, lan):
+    instance = str(uuid.uuid4())
+    port = bound_port(dp, lan["net"]["id"], unique("md-vm"), "--device", instance, "--device-owner", "compute:nova")
+    g = guest(dp, port)
+    wait_active(dp, port["id"])
+    ip = g.dhcp()
+    routes = g.run("ip", "route").stdout
+    assert "169.254.169.254 via" in routes, routes
+    out = wait_until(
+        "the metadata proxy",
+        lambda: g.run("busybox", "wget", "-qO-", "http://169.254.169.254/openstack/latest/meta_data.json", check=False).stdout,
+        timeout=20,
+        interval=0.2,
+    )
+    seen = json.loads(out)
+    headers = {k.lower(): v for k, v in seen["headers"].items()}
+    assert seen["path"] == "/openstack/latest/meta_data.json"
+    assert headers["x-instance-id"] == instance
+    assert headers["x-tenant-id"] == port["project_id"]
+    assert headers["x-forwarded-for"] == ip
+    expected = hmac.new(METADATA_SECRET.encode(), instance.encode(), hashlib.sha256).hexdigest()
+    assert headers["x-instance-id-signature"] == expected
 
 
 def test_agent_kill9_keeps_traffic_and_converges_after_restart(dp, lan):

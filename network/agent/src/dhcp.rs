@@ -70,8 +70,10 @@ pub fn needs_port(net: &Network) -> bool {
     }
 }
 
-/// The server for `net`, when it has IPv4 subnets with DHCP and a DHCP port.
-pub fn plan(prefix: &str, net: &Network, bridge: &str) -> Option<DhcpServer> {
+/// The server for `net`, when it has IPv4 subnets with DHCP and a DHCP port. With
+/// `metadata`, the namespace also holds the metadata address and DHCP gives guests a
+/// route to it through the DHCP port (Neutron's isolated metadata).
+pub fn plan(prefix: &str, net: &Network, bridge: &str, metadata: bool) -> Option<DhcpServer> {
     let port = net.dhcp_port.as_ref()?;
     let subnets: Vec<_> = dhcp_subnets(net).collect();
     if subnets.is_empty() {
@@ -83,7 +85,8 @@ pub fn plan(prefix: &str, net: &Network, bridge: &str) -> Option<DhcpServer> {
     let mut opts = String::new();
     for s in &subnets {
         let (netaddr, mask, len) = v4_cidr(&s.cidr)?;
-        if let Some(ip) = port.fixed_ips.iter().find(|f| f.subnet_id == s.id) {
+        let own = port.fixed_ips.iter().find(|f| f.subnet_id == s.id);
+        if let Some(ip) = own {
             addresses.push(format!("{}/{len}", ip.ip_address));
         }
         let tag = format!("subnet-{}", s.id);
@@ -94,12 +97,15 @@ pub fn plan(prefix: &str, net: &Network, bridge: &str) -> Option<DhcpServer> {
         if !s.dns_nameservers.is_empty() {
             opts.push_str(&format!("tag:{tag},option:dns-server,{}\n", s.dns_nameservers.join(",")));
         }
-        let routes: Vec<String> = s
+        let mut routes: Vec<String> = s
             .host_routes
             .iter()
             .filter(|r| !r.destination.contains(':'))
             .map(|r| format!("{},{}", r.destination, r.nexthop))
             .collect();
+        if let (true, Some(own)) = (metadata, own) {
+            routes.push(format!("{}/32,{}", crate::metadata::METADATA_IP, own.ip_address));
+        }
         if !routes.is_empty() {
             // Clients that take classless routes ignore the router option: repeat the default.
             let mut all = routes.clone();
@@ -118,6 +124,9 @@ pub fn plan(prefix: &str, net: &Network, bridge: &str) -> Option<DhcpServer> {
             let name = format!("host-{}", f.ip_address.replace('.', "-"));
             hosts.push_str(&format!("{},{name},{}\n", c.mac_address.to_lowercase(), f.ip_address));
         }
+    }
+    if metadata {
+        addresses.push(format!("{}/32", crate::metadata::METADATA_IP));
     }
     Some(DhcpServer {
         network_id: net.id.clone(),
@@ -182,14 +191,16 @@ pub fn state_dir(root: &Path, network_id: &str) -> PathBuf {
 
 /// Brings one server to its plan. `host_links` are the host's links; `namespaces` the
 /// agent's namespaces that exist.
-pub async fn converge(s: &DhcpServer, root: &Path, host_links: &[Link], namespaces: &[String]) -> anyhow::Result<()> {
+/// Returns whether the namespace was made anew (listeners inside the old one are gone).
+pub async fn converge(s: &DhcpServer, root: &Path, host_links: &[Link], namespaces: &[String]) -> anyhow::Result<bool> {
     let dir = state_dir(root, &s.network_id);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // dnsmasq rereads its files on SIGHUP as an unprivileged user.
     for d in dir.ancestors().take_while(|d| d.starts_with(root)) {
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))?;
     }
-    if !namespaces.contains(&s.namespace) {
+    let created = !namespaces.contains(&s.namespace);
+    if created {
         links::netns_add(&s.namespace).await?;
     }
     let inner_present = links::list(Some(&s.namespace)).await?.into_iter().find(|l| l.ifname == s.inner);
@@ -234,7 +245,7 @@ pub async fn converge(s: &DhcpServer, root: &Path, host_links: &[Link], namespac
             start(&s.namespace, &args).await?;
         }
     }
-    Ok(())
+    Ok(created)
 }
 
 async fn wait_gone(pid: i32) {
@@ -307,11 +318,13 @@ mod tests {
                 id: "dhcp".into(),
                 mac_address: "FA:16:3E:00:00:02".into(),
                 fixed_ips: vec![FixedIp { subnet_id: "sub-1".into(), ip_address: "10.0.0.2".into() }],
+                ..Default::default()
             }),
             dhcp_hosts: vec![AddressedPort {
                 id: "p1".into(),
                 mac_address: "fa:16:3e:00:00:10".into(),
                 fixed_ips: vec![FixedIp { subnet_id: "sub-1".into(), ip_address: "10.0.0.10".into() }],
+                ..Default::default()
             }],
             ..Default::default()
         }
@@ -319,7 +332,7 @@ mod tests {
 
     #[test]
     fn plans_static_leases_and_options() {
-        let s = plan("stratus-h1-", &net(), "stb-net-1").unwrap();
+        let s = plan("stratus-h1-", &net(), "stb-net-1", false).unwrap();
         assert_eq!(s.namespace, "stratus-h1-dhcp-net-1");
         assert_eq!(network_of("stratus-h1-", &s.namespace), Some("net-1"));
         assert_eq!(network_of("stratus-h2-", &s.namespace), None);
@@ -334,15 +347,24 @@ mod tests {
     }
 
     #[test]
+    fn metadata_gets_an_address_and_a_route() {
+        let s = plan("p-", &net(), "b", true).unwrap();
+        assert_eq!(s.addresses, vec!["10.0.0.2/24", "169.254.169.254/32"]);
+        assert!(s.opts.contains(
+            "option:classless-static-route,192.168.0.0/16,10.0.0.254,169.254.169.254/32,10.0.0.2,0.0.0.0/0,10.0.0.1\n"
+        ));
+    }
+
+    #[test]
     fn a_missing_or_stale_port_is_asked_for() {
         let mut n = net();
         n.dhcp_port = None;
         assert!(needs_port(&n));
-        assert!(plan("p-", &n, "b").is_none());
+        assert!(plan("p-", &n, "b", false).is_none());
         let mut n = net();
         n.subnets[0].enable_dhcp = false;
         assert!(needs_port(&n), "a port on a subnet without DHCP must go");
-        assert!(plan("p-", &n, "b").is_none());
+        assert!(plan("p-", &n, "b", false).is_none());
     }
 
     #[test]

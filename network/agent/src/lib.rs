@@ -15,6 +15,7 @@ pub mod client;
 pub mod dhcp;
 pub mod firewall;
 pub mod kernel;
+pub mod metadata;
 pub mod model;
 pub mod overlay;
 pub mod router;
@@ -24,6 +25,7 @@ use kernel::nft;
 use model::{device_name, DesiredState, Network};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,6 +49,10 @@ pub struct AgentConfig {
     pub routers: bool,
     /// This host's VXLAN tunnel address; empty = no tunnels (a single host).
     pub tunnel_ip: String,
+    /// Where the metadata proxy forwards (the compute metadata API); empty = no proxy.
+    pub metadata_url: String,
+    /// Shared secret signing the instance id for the metadata API.
+    pub metadata_secret: String,
 }
 
 /// `public:br-ex,other:br-other` → map.
@@ -85,16 +91,23 @@ pub struct Agent {
     applied_ruleset: Mutex<Option<String>>,
     /// Router id → NAT script last applied in its namespace.
     applied_nat: Mutex<BTreeMap<String, String>>,
+    metadata: Option<Arc<metadata::Proxy>>,
+    /// Network id → the metadata proxy serving in its DHCP namespace.
+    proxies: Mutex<BTreeMap<String, tokio::task::JoinHandle<()>>>,
 }
 
 impl Agent {
     pub fn new(cfg: AgentConfig, client: client::Client) -> Self {
+        let metadata =
+            (!cfg.metadata_url.is_empty()).then(|| metadata::Proxy::new(&cfg.metadata_url, &cfg.metadata_secret));
         Self {
             ns_prefix: kernel::netns_prefix(&cfg.host),
             cfg,
             client,
             applied_ruleset: Mutex::new(None),
             applied_nat: Mutex::new(BTreeMap::new()),
+            metadata,
+            proxies: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -212,18 +225,68 @@ impl Agent {
             }
         }
 
-        // DHCP.
+        // DHCP, and the metadata proxy in the same namespace.
         let namespaces = links::namespaces(&self.ns_prefix).await?;
         let mut served = BTreeSet::new();
-        for n in &d.networks {
-            if let Some(s) = dhcp::plan(&self.ns_prefix, n, &bridges[&n.id].0) {
-                if let Err(e) = dhcp::converge(&s, &self.cfg.state_dir, &host_links, &namespaces).await {
-                    tracing::warn!(network = %n.id, error = %e, "DHCP server not converged");
-                    continue;
+        if let Some(proxy) = &self.metadata {
+            let mut dir = std::collections::HashMap::new();
+            for n in &d.networks {
+                for h in n.dhcp_hosts.iter().filter(|h| !h.device_id.is_empty()) {
+                    for f in &h.fixed_ips {
+                        let owner =
+                            metadata::Owner { instance_id: h.device_id.clone(), project_id: h.project_id.clone() };
+                        dir.insert((n.id.clone(), f.ip_address.clone()), owner);
+                    }
                 }
-                served.insert(n.id.clone());
+            }
+            if let Ok(mut d) = proxy.directory.write() {
+                *d = dir;
             }
         }
+        let mut proxies = self.proxies.lock().await;
+        for n in &d.networks {
+            if let Some(s) = dhcp::plan(&self.ns_prefix, n, &bridges[&n.id].0, self.metadata.is_some()) {
+                match dhcp::converge(&s, &self.cfg.state_dir, &host_links, &namespaces).await {
+                    Ok(created) => {
+                        if created {
+                            if let Some(old) = proxies.remove(&n.id) {
+                                old.abort();
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(network = %n.id, error = %e, "DHCP server not converged");
+                        continue;
+                    }
+                }
+                served.insert(n.id.clone());
+                if let Some(proxy) = &self.metadata {
+                    if proxies.get(&n.id).is_none_or(|h| h.is_finished()) {
+                        let addr = SocketAddr::from(([169, 254, 169, 254], 80));
+                        match metadata::bind_in_namespace(&s.namespace, addr) {
+                            Ok(listener) => {
+                                let (proxy, net) = (proxy.clone(), n.id.clone());
+                                let task = tokio::spawn(async move {
+                                    if let Err(e) = metadata::serve(listener, net.clone(), proxy).await {
+                                        tracing::warn!(network = %net, error = %e, "metadata proxy stopped");
+                                    }
+                                });
+                                proxies.insert(n.id.clone(), task);
+                            }
+                            Err(e) => tracing::warn!(network = %n.id, error = %e, "cannot start the metadata proxy"),
+                        }
+                    }
+                }
+            }
+        }
+        proxies.retain(|net, task| {
+            let keep = served.contains(net);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        drop(proxies);
         out.dhcp_servers = served.len();
         for ns in &namespaces {
             if let Some(net) = dhcp::network_of(&self.ns_prefix, ns).filter(|net| !served.contains(*net)) {

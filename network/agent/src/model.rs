@@ -140,6 +140,12 @@ pub struct AddressedPort {
     pub mac_address: String,
     #[serde(default)]
     pub fixed_ips: Vec<FixedIp>,
+    #[serde(default)]
+    pub device_id: String,
+    #[serde(default)]
+    pub device_owner: String,
+    #[serde(default)]
+    pub project_id: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -228,7 +228,12 @@ impl NetworkService {
                 m.insert("dhcp_port".into(), dhcp_port.unwrap_or(Value::Null));
                 let clients: Vec<Value> = on_net
                     .filter(|p| dhcp_client(p))
-                    .map(|p| Value::Object(pick(p, &["mac_address", "fixed_ips"])))
+                    .map(|p| {
+                        // The device and project identify a guest to the metadata service.
+                        let mut m = pick(p, &["mac_address", "fixed_ips", "device_id", "device_owner"]);
+                        m.insert("project_id".into(), json!(p.project_id));
+                        Value::Object(m)
+                    })
                     .collect();
                 m.insert("dhcp_hosts".into(), Value::Array(clients));
                 Value::Object(m)

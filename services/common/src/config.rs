@@ -82,6 +82,12 @@ pub struct NetworkAgentConfig {
     /// This host's address for VXLAN tunnels to other hosts; empty = a single host
     /// (networks stay on this host's bridges).
     pub tunnel_ip: String,
+    /// The compute metadata API the metadata proxy forwards to; empty = the compute
+    /// service's metadata port on this deployment's public host (8775).
+    pub metadata_url: String,
+    /// Shared secret signing instance ids for the metadata API (Nova's
+    /// `metadata_proxy_shared_secret`).
+    pub metadata_secret: String,
 }
 
 impl Default for NetworkAgentConfig {
@@ -96,6 +102,8 @@ impl Default for NetworkAgentConfig {
             network_url: String::new(),
             routers: true,
             tunnel_ip: String::new(),
+            metadata_url: String::new(),
+            metadata_secret: String::new(),
         }
     }
 }

@@ -211,6 +211,12 @@ pub fn network_agent(config: &Config, tokens: Arc<dyn TokenSource>) -> anyhow::R
         report: std::time::Duration::from_secs(c.report_secs.max(1)),
         routers: c.routers,
         tunnel_ip: c.tunnel_ip.clone(),
+        metadata_url: if c.metadata_url.is_empty() {
+            format!("http://{}:8775", config.server.public_host)
+        } else {
+            c.metadata_url.clone()
+        },
+        metadata_secret: c.metadata_secret.clone(),
     };
     Ok(Arc::new(Agent::new(cfg, stratus_network_agent::client::Client::new(&url, &host, tokens))))
 }
