@@ -327,6 +327,23 @@ def test_spoofed_addresses_are_dropped(dp, lan):
         a.run("ip", "link", "set", "eth0", "address", mac)
     assert a.ping(b_ip)
 
+    # Towards the (unfiltered) DHCP port: a spoofed source is dropped for a guest with
+    # port security, and passes for one without.
+    dhcp = dp.osc("port", "list", "--network", lan["net"]["id"], "--device-owner", "network:dhcp")[0]
+    dhcp_ip = dhcp["Fixed IP Addresses"][0]["ip_address"]
+    assert a.ping(dhcp_ip)
+    a.run("ip", "addr", "add", "10.51.0.97/24", "dev", "eth0")
+    try:
+        assert not a.ping(dhcp_ip, source="10.51.0.97")
+    finally:
+        a.run("ip", "addr", "del", "10.51.0.97/24", "dev", "eth0")
+    free = bound_port(dp, lan["net"]["id"], unique("open-vm"), "--disable-port-security", "--no-security-group")
+    f = guest(dp, free)
+    wait_active(dp, free["id"])
+    f.dhcp()
+    f.run("ip", "addr", "add", "10.51.0.98/24", "dev", "eth0")
+    assert f.ping(dhcp_ip, source="10.51.0.98"), "port_security_enabled=false still filtered"
+
 
 def test_router_routes_subnets_snat_and_floating_ips(dp):
     ext = dp.osc(

@@ -167,6 +167,11 @@ impl DhcpServer {
     }
 }
 
+/// Whether the network's dnsmasq is running.
+pub fn running(root: &Path, network_id: &str) -> bool {
+    running_pid(&state_dir(root, network_id)).is_some()
+}
+
 fn running_pid(dir: &Path) -> Option<i32> {
     let pid: i32 = std::fs::read_to_string(dir.join("pid")).ok()?.trim().parse().ok()?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;

@@ -94,7 +94,20 @@ pub struct Agent {
     metadata: Option<Arc<metadata::Proxy>>,
     /// Network id → the metadata proxy serving in its DHCP namespace.
     proxies: Mutex<BTreeMap<String, tokio::task::JoinHandle<()>>>,
+    /// Plans last converged (DHCP servers and routers): a pass skips the namespace work
+    /// of an unchanged plan whose namespace still exists, except on a full pass.
+    converged: Mutex<Converged>,
 }
+
+#[derive(Default)]
+struct Converged {
+    dhcp: BTreeMap<String, dhcp::DhcpServer>,
+    routers: BTreeMap<String, router::RouterPlan>,
+    last_full: Option<Instant>,
+}
+
+/// Every namespace is checked in full at least this often, whatever the plans say.
+const FULL_PASS: Duration = Duration::from_secs(60);
 
 impl Agent {
     pub fn new(cfg: AgentConfig, client: client::Client) -> Self {
@@ -108,6 +121,7 @@ impl Agent {
             applied_nat: Mutex::new(BTreeMap::new()),
             metadata,
             proxies: Mutex::new(BTreeMap::new()),
+            converged: Mutex::new(Converged::default()),
         }
     }
 
@@ -146,6 +160,13 @@ impl Agent {
         let d = self.desired().await?;
         enable_bridge_netfilter();
         let mut out = Outcome::default();
+        let mut converged = self.converged.lock().await;
+        let full = converged.last_full.is_none_or(|t| t.elapsed() >= FULL_PASS);
+        if full {
+            converged.dhcp.clear();
+            converged.routers.clear();
+            converged.last_full = Some(Instant::now());
+        }
         let bridges: BTreeMap<String, (String, bool)> =
             d.networks.iter().map(|n| (n.id.clone(), self.bridge_of(n))).collect();
 
@@ -246,8 +267,17 @@ impl Agent {
         let mut proxies = self.proxies.lock().await;
         for n in &d.networks {
             if let Some(s) = dhcp::plan(&self.ns_prefix, n, &bridges[&n.id].0, self.metadata.is_some()) {
-                match dhcp::converge(&s, &self.cfg.state_dir, &host_links, &namespaces).await {
+                let unchanged = converged.dhcp.get(&n.id) == Some(&s)
+                    && namespaces.contains(&s.namespace)
+                    && dhcp::running(&self.cfg.state_dir, &n.id);
+                let result = if unchanged {
+                    Ok(false)
+                } else {
+                    dhcp::converge(&s, &self.cfg.state_dir, &host_links, &namespaces).await
+                };
+                match result {
                     Ok(created) => {
+                        converged.dhcp.insert(n.id.clone(), s.clone());
                         if created {
                             if let Some(old) = proxies.remove(&n.id) {
                                 old.abort();
@@ -255,6 +285,7 @@ impl Agent {
                         }
                     }
                     Err(e) => {
+                        converged.dhcp.remove(&n.id);
                         tracing::warn!(network = %n.id, error = %e, "DHCP server not converged");
                         continue;
                     }
@@ -291,6 +322,7 @@ impl Agent {
         for ns in &namespaces {
             if let Some(net) = dhcp::network_of(&self.ns_prefix, ns).filter(|net| !served.contains(*net)) {
                 dhcp::remove(&self.ns_prefix, &self.cfg.state_dir, net, &host_links, &namespaces).await?;
+                converged.dhcp.remove(net);
             }
         }
 
@@ -302,16 +334,25 @@ impl Agent {
             let host_links = links::list(None).await?;
             for r in &d.routers {
                 let p = router::plan(&self.ns_prefix, &d, r, &names);
-                match router::converge(&p, &host_links, &namespaces, &mut applied).await {
-                    Ok(()) => {}
-                    Err(e) => tracing::warn!(router = %r.id, error = %e, "router not converged"),
-                }
                 kept.insert(r.id.clone());
+                if converged.routers.get(&r.id) == Some(&p) && namespaces.contains(&p.namespace) {
+                    continue;
+                }
+                match router::converge(&p, &host_links, &namespaces, &mut applied).await {
+                    Ok(()) => {
+                        converged.routers.insert(r.id.clone(), p);
+                    }
+                    Err(e) => {
+                        converged.routers.remove(&r.id);
+                        tracing::warn!(router = %r.id, error = %e, "router not converged");
+                    }
+                }
             }
             for ns in &namespaces {
                 if let Some(id) = router::router_of(&self.ns_prefix, ns).filter(|id| !kept.contains(*id)) {
                     router::remove(ns, &host_links).await?;
                     applied.remove(id);
+                    converged.routers.remove(id);
                 }
             }
         }
@@ -363,7 +404,18 @@ impl Agent {
             let started = Instant::now();
             let statuses = match self.converge().await {
                 Ok(o) => {
-                    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, ?o, "converged");
+                    let elapsed_ms = started.elapsed().as_millis() as u64;
+                    if reported.is_none() {
+                        tracing::info!(
+                            elapsed_ms,
+                            ports = o.ports.len(),
+                            bridges = o.bridges,
+                            dhcp_servers = o.dhcp_servers,
+                            routers = o.routers,
+                            "first pass converged"
+                        );
+                    }
+                    tracing::debug!(elapsed_ms, ?o, "converged");
                     Some(o.ports)
                 }
                 Err(e) => {
@@ -407,6 +459,7 @@ impl Agent {
             }
         }
         self.applied_nat.lock().await.clear();
+        *self.converged.lock().await = Converged::default();
         for l in links::list(None).await? {
             let owned = [BRIDGE_PREFIX, DHCP_VETH_PREFIX, router::LEG_PREFIX, overlay::VXLAN_PREFIX];
             if owned.iter().any(|p| l.ifname.starts_with(p)) {
