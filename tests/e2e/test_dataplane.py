@@ -173,6 +173,7 @@ def dp():
     data_dir = tempfile.mkdtemp(prefix="stratus-dp-")
     cloud = Cloud("postgres" if nats else "sqlite", data_dir, db_url=db_url, bus_url=bus_url)
     host = unique("dp")
+    uplink = "up" + uuid.uuid4().hex[:8]  # the external network's uplink interface
     double = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), MetadataDouble)
     threading.Thread(target=double.serve_forever, daemon=True).start()
     env = dict(cloud.env)
@@ -180,6 +181,7 @@ def dp():
         {
             "STRATUS_NETWORK_AGENT__METADATA_URL": f"http://127.0.0.1:{double.server_address[1]}",
             "STRATUS_NETWORK_AGENT__METADATA_SECRET": METADATA_SECRET,
+            "STRATUS_NETWORK_AGENT__INTERFACE_MAPPINGS": f"uplink:{uplink}",
             "STRATUS_SERVICE_AUTH__PASSWORD": ADMIN_PASSWORD,
             "STRATUS_NETWORK_AGENT__HOST": host,
             "STRATUS_NETWORK_AGENT__RESYNC_SECS": "5" if nats else "1",
@@ -193,7 +195,7 @@ def dp():
     with open(script, "w") as f:
         f.write(UDHCPC_SCRIPT)
     os.chmod(script, 0o755)
-    cloud.host, cloud.agent, cloud.script, cloud.guests = host, agent, script, []
+    cloud.host, cloud.agent, cloud.script, cloud.guests, cloud.uplink = host, agent, script, [], uplink
     yield cloud
     for g in cloud.guests:
         g.destroy()
@@ -348,7 +350,7 @@ def test_spoofed_addresses_are_dropped(dp, lan):
 def test_router_routes_subnets_snat_and_floating_ips(dp):
     ext = dp.osc(
         "network", "create", "--external", "--provider-network-type", "flat",
-        "--provider-physical-network", unique("phys"), unique("ext"),
+        "--provider-physical-network", "uplink", unique("ext"),
     )
     dp.osc(
         "subnet", "create", "--network", ext["id"], "--subnet-range", "172.24.50.0/24", "--gateway", "172.24.50.1",
@@ -374,14 +376,17 @@ def test_router_routes_subnets_snat_and_floating_ips(dp):
     ip1, ip2 = g1.dhcp(), g2.dhcp()
     wait_until("routing between the router's subnets", lambda: g1.ping(ip2), timeout=20)
 
-    # "Outside": a namespace on the external network, as its upstream gateway.
-    bridge = "stb-" + ext["id"][:11]
-    wait_until("the external bridge", lambda: sh("ip", "link", "show", bridge, check=False).returncode == 0)
-    # Not named like a tap: the agent takes unknown taps off its bridges.
-    outside = Guest({"id": "outside", "mac_address": "fa:16:3e:ee:00:01"}, dp.script, device="out" + uuid.uuid4().hex[:8])
+    # "Outside": a namespace behind the uplink interface the agent maps the external
+    # network's physical network to; the agent puts the interface on the network's bridge.
+    outside = Guest({"id": "outside", "mac_address": "fa:16:3e:ee:00:01"}, dp.script, device=dp.uplink)
     dp.guests.append(outside)
-    sh("ip", "link", "set", outside.tap, "master", bridge, "up")
     outside.run("ip", "addr", "add", "172.24.50.1/24", "dev", "eth0")
+    bridge = "stb-" + ext["id"][:11]
+    wait_until(
+        "the uplink on the external bridge",
+        lambda: f"master {bridge}" in sh("ip", "link", "show", dp.uplink).stdout,
+        timeout=20,
+    )
     peers = os.path.join(dp.data_dir, "peers")
     server = subprocess.Popen(
         ["ip", "netns", "exec", outside.ns, "python3", "-c",

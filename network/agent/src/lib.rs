@@ -43,6 +43,8 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     /// Physical network name → existing bridge, for flat networks.
     pub bridge_mappings: BTreeMap<String, String>,
+    /// Physical network name → host interface the agent puts on the network's bridge.
+    pub interface_mappings: BTreeMap<String, String>,
     pub resync: Duration,
     pub report: Duration,
     /// Whether this host runs the routers (a network node).
@@ -158,7 +160,9 @@ impl Agent {
     /// One reconciliation pass.
     pub async fn converge(&self) -> anyhow::Result<Outcome> {
         let d = self.desired().await?;
-        enable_bridge_netfilter();
+        if d.ports.iter().any(|p| p.filtered()) {
+            enable_bridge_netfilter();
+        }
         let mut out = Outcome::default();
         let mut converged = self.converged.lock().await;
         let full = converged.last_full.is_none_or(|t| t.elapsed() >= FULL_PASS);
@@ -183,6 +187,17 @@ impl Agent {
                     links::ip(None, &["link", "set", name, "up"]).await?;
                 }
                 None => tracing::warn!(bridge = %name, network = %n.id, "mapped bridge does not exist"),
+            }
+        }
+        // Uplinks of flat networks mapped to an interface.
+        let host_links = links::list(None).await?;
+        for n in d.networks.iter().filter(|n| n.network_type.as_deref() == Some("flat")) {
+            let Some(ifname) = n.physical_network.as_deref().and_then(|p| self.cfg.interface_mappings.get(p)) else {
+                continue;
+            };
+            match find(&host_links, ifname) {
+                Some(l) => links::attach(&l, Some(&bridges[&n.id].0), None).await?,
+                None => tracing::warn!(interface = %ifname, network = %n.id, "mapped interface does not exist"),
             }
         }
         out.bridges = bridges.len();
@@ -392,8 +407,9 @@ impl Agent {
         // Devices appear when compute (or a test) makes them: watch for them.
         {
             let nudge = nudge.clone();
+            let names: Vec<String> = self.cfg.interface_mappings.values().cloned().collect();
             tokio::spawn(async move {
-                if let Err(e) = kernel::watch_links(move || nudge.notify_one()).await {
+                if let Err(e) = kernel::watch_links(names, move || nudge.notify_one()).await {
                     tracing::warn!(error = %e, "cannot watch links; new devices wait for the periodic resync");
                 }
             });
@@ -426,7 +442,8 @@ impl Agent {
             let changed = statuses.is_some() && statuses != reported;
             if changed || last_report.elapsed() >= self.cfg.report || reported.is_none() {
                 let ports = statuses.clone().unwrap_or_default();
-                let conf = json!({"bridge_mappings": self.cfg.bridge_mappings, "devices": ports.len(),
+                let conf = json!({"bridge_mappings": self.cfg.bridge_mappings,
+                    "interface_mappings": self.cfg.interface_mappings, "devices": ports.len(),
                     "tunnel_ip": self.cfg.tunnel_ip, "routers": self.cfg.routers, "tunnel_types": ["vxlan"]});
                 match self.client.report(&ports, conf).await {
                     Ok(()) => {

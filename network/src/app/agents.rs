@@ -252,3 +252,31 @@ pub fn agent_view(a: &Record) -> Value {
         "ha_state": null,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(beat: &str) -> Record {
+        let doc = json!({"host": "h1", "heartbeat_timestamp": beat, "started_at": beat, "configurations": {}});
+        Record {
+            id: "a".into(),
+            project_id: String::new(),
+            doc: doc.as_object().cloned().unwrap(),
+            revision_number: 1,
+            created_at: "2026-01-01T00:00:00.000000Z".into(),
+            updated_at: "2026-01-01T00:00:00.000000Z".into(),
+        }
+    }
+
+    #[test]
+    fn an_agent_is_dead_after_missed_heartbeats() {
+        let now = now_text();
+        assert_eq!(agent_view(&agent(&now))["alive"], true);
+        let old = stratus_common::db::time_text(chrono::Utc::now() - chrono::Duration::seconds(AGENT_DOWN_SECS + 1));
+        let v = agent_view(&agent(&old));
+        assert_eq!(v["alive"], false);
+        assert_eq!(v["created_at"], "2026-01-01 00:00:00", "Neutron's time format");
+        assert_eq!(agent_view(&agent("garbage"))["alive"], false);
+    }
+}

@@ -69,6 +69,9 @@ pub struct NetworkAgentConfig {
     /// Flat (external) networks onto existing bridges, `physnet:bridge,...`. A flat
     /// network without a mapping gets a bridge of the agent's own.
     pub bridge_mappings: String,
+    /// Flat networks onto host interfaces, `physnet:eth1,...`: the agent puts the
+    /// interface on the network's bridge.
+    pub interface_mappings: String,
     /// Where DHCP configuration lives; empty = `<data_dir>/network-agent`.
     pub state_dir: String,
     /// Full resynchronisation period, in seconds (events trigger one sooner).
@@ -96,6 +99,7 @@ impl Default for NetworkAgentConfig {
             enabled: Switch::Auto,
             host: String::new(),
             bridge_mappings: String::new(),
+            interface_mappings: String::new(),
             state_dir: String::new(),
             resync_secs: 10,
             report_secs: 15,

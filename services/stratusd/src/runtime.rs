@@ -207,6 +207,7 @@ pub fn network_agent(config: &Config, tokens: Arc<dyn TokenSource>) -> anyhow::R
         host: host.clone(),
         state_dir,
         bridge_mappings: stratus_network_agent::parse_mappings(&c.bridge_mappings)?,
+        interface_mappings: stratus_network_agent::parse_mappings(&c.interface_mappings)?,
         resync: std::time::Duration::from_secs(c.resync_secs.max(1)),
         report: std::time::Duration::from_secs(c.report_secs.max(1)),
         routers: c.routers,

@@ -47,9 +47,9 @@ pub fn available() -> bool {
     root && tool("ip") && tool("nft")
 }
 
-/// Calls `changed` whenever a link appears, disappears or changes state
+/// Calls `changed` whenever a tap or one of `names` appears, disappears or changes state
 /// (`ip monitor link`), until the monitor ends.
-pub async fn watch_links(changed: impl Fn() + Send + 'static) -> anyhow::Result<()> {
+pub async fn watch_links(names: Vec<String>, changed: impl Fn() + Send + 'static) -> anyhow::Result<()> {
     use tokio::io::AsyncBufReadExt;
     let mut child = Command::new("ip")
         .args(["-o", "monitor", "link"])
@@ -62,7 +62,7 @@ pub async fn watch_links(changed: impl Fn() + Send + 'static) -> anyhow::Result<
     let stdout = child.stdout.take().context("no output from ip monitor")?;
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     while let Some(line) = lines.next_line().await? {
-        if line.contains("tap") {
+        if line.contains("tap") || names.iter().any(|n| line.contains(n.as_str())) {
             changed();
         }
     }
