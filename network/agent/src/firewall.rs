@@ -113,53 +113,83 @@ pub fn filtered_ports(d: &DesiredState) -> Vec<&Port> {
     ports
 }
 
-/// The whole script: replaces both owned tables.
+/// `set`/`map` with its elements (none: an empty one).
+fn named(kind: &str, name: &str, ty: &str, flags: &str, elems: &[String]) -> String {
+    let mut s = format!("  {kind} {name} {{\n    type {ty};\n");
+    if !flags.is_empty() {
+        let _ = writeln!(s, "    flags {flags};");
+    }
+    if !elems.is_empty() {
+        let _ = writeln!(s, "    elements = {}", set_of(elems));
+    }
+    s.push_str("  }\n");
+    s
+}
+
+/// The whole script: replaces both owned tables. Per-port facts live in sets and maps
+/// (one element per port), rules are per distinct combination of security groups, so
+/// the script stays small and loads in milliseconds with thousands of ports.
 pub fn render(d: &DesiredState, bridges: &Bridges) -> String {
     let ports = filtered_ports(d);
     let remote_sets: BTreeMap<String, usize> =
         d.security_group_members.keys().enumerate().map(|(i, g)| (g.clone(), i + 1)).collect();
     let groups: BTreeMap<&str, &crate::model::SecurityGroup> =
         d.security_groups.iter().map(|g| (g.id.as_str(), g)).collect();
+    // Distinct combinations of groups: ports with the same groups share their chains.
+    let mut combos: Vec<Vec<String>> = Vec::new();
+    let combo_of: Vec<usize> = ports
+        .iter()
+        .map(|p| {
+            let mut gs = p.security_groups.clone();
+            gs.sort();
+            gs.dedup();
+            match combos.iter().position(|c| *c == gs) {
+                Some(i) => i + 1,
+                None => {
+                    combos.push(gs);
+                    combos.len()
+                }
+            }
+        })
+        .collect();
     let mut s = String::new();
 
     // Bridge family: anti-spoofing and marks.
-    s.push_str("table bridge stratus\ndelete table bridge stratus\ntable bridge stratus {\n");
-    let from: Vec<String> =
-        ports.iter().enumerate().map(|(i, p)| format!("\"{}\" : jump from_{}", p.device(), i + 1)).collect();
-    let to: Vec<String> =
-        ports.iter().enumerate().map(|(i, p)| format!("\"{}\" : jump to_{}", p.device(), i + 1)).collect();
-    s.push_str("  chain prerouting {\n    type filter hook prerouting priority -200; policy accept;\n");
-    if !from.is_empty() {
-        let _ = writeln!(s, "    iifname vmap {}", set_of(&from));
-    }
-    s.push_str("  }\n  chain forward {\n    type filter hook forward priority -200; policy accept;\n");
-    if !to.is_empty() {
-        let _ = writeln!(s, "    oifname vmap {}", set_of(&to));
-    }
-    s.push_str("  }\n");
+    let (mut filtered, mut macs, mut v4, mut v6, mut src, mut dst) = (vec![], vec![], vec![], vec![], vec![], vec![]);
     for (i, p) in ports.iter().enumerate() {
         let n = i + 1;
-        let (macs, v4, v6) = sources(p);
-        let _ = writeln!(s, "  chain from_{n} {{");
-        let _ = writeln!(s, "    ether saddr != {} drop", set_of(&macs));
-        let _ = writeln!(s, "    ether type arp arp saddr ether != {} drop", set_of(&macs));
-        let mut arp_ok = vec!["0.0.0.0".to_string()];
-        arp_ok.extend(v4.iter().cloned());
-        let _ = writeln!(s, "    ether type arp arp saddr ip != {} drop", set_of(&arp_ok));
-        s.push_str("    ip protocol udp udp sport 67 drop\n");
-        s.push_str("    ip6 nexthdr udp udp sport 547 drop\n");
-        s.push_str("    ip6 nexthdr ipv6-icmp icmpv6 type nd-router-advert drop\n");
-        s.push_str("    ip saddr 0.0.0.0 udp dport 67 return\n");
-        if v4.is_empty() {
-            s.push_str("    ether type ip drop\n");
-        } else {
-            let _ = writeln!(s, "    ip saddr != {} drop", set_of(&v4));
-        }
-        let mut v6_ok = vec!["::".to_string(), "fe80::/10".to_string()];
-        v6_ok.extend(v6.iter().cloned());
-        let _ = writeln!(s, "    ip6 saddr != {} drop", set_of(&v6_ok));
-        let _ = writeln!(s, "    meta mark set meta mark and 0xffff0000 or {n:#x}");
-        s.push_str("  }\n");
+        let dev = format!("\"{}\"", p.device());
+        let (m, a4, a6) = sources(p);
+        filtered.push(dev.clone());
+        macs.extend(m.iter().map(|m| format!("{dev} . {m}")));
+        v4.extend(a4.iter().map(|a| format!("{dev} . {a}")));
+        v6.extend(a6.iter().map(|a| format!("{dev} . {a}")));
+        src.push(format!("{dev} : {n:#x}"));
+        dst.push(format!("{dev} : jump to_{n}"));
+    }
+    s.push_str("table bridge stratus\ndelete table bridge stratus\ntable bridge stratus {\n");
+    s.push_str(&named("set", "filtered", "ifname", "", &filtered));
+    s.push_str(&named("set", "macs", "ifname . ether_addr", "", &macs));
+    s.push_str(&named("set", "v4", "ifname . ipv4_addr", "interval", &v4));
+    s.push_str(&named("set", "v6", "ifname . ipv6_addr", "interval", &v6));
+    s.push_str(&named("map", "sender", "ifname : mark", "", &src));
+    s.push_str(&named("map", "receiver", "ifname : verdict", "", &dst));
+    s.push_str("  chain prerouting {\n    type filter hook prerouting priority -200; policy accept;\n");
+    s.push_str("    iifname @filtered jump guard\n  }\n");
+    s.push_str("  chain guard {\n");
+    s.push_str("    iifname . ether saddr != @macs drop\n");
+    s.push_str("    ether type arp iifname . arp saddr ether != @macs drop\n");
+    s.push_str("    ether type arp arp saddr ip != 0.0.0.0 iifname . arp saddr ip != @v4 drop\n");
+    s.push_str("    ip protocol udp udp sport 67 drop\n");
+    s.push_str("    ip6 nexthdr udp udp sport 547 drop\n");
+    s.push_str("    ip6 nexthdr ipv6-icmp icmpv6 type nd-router-advert drop\n");
+    s.push_str("    ip saddr 0.0.0.0 udp dport 67 return\n");
+    s.push_str("    ether type ip iifname . ip saddr != @v4 drop\n");
+    s.push_str("    ether type ip6 ip6 saddr != { ::, fe80::/10 } iifname . ip6 saddr != @v6 drop\n");
+    s.push_str("    meta mark set iifname map @sender\n  }\n");
+    s.push_str("  chain forward {\n    type filter hook forward priority -200; policy accept;\n");
+    s.push_str("    oifname vmap @receiver\n  }\n");
+    for n in 1..=ports.len() {
         let _ = writeln!(s, "  chain to_{n} {{\n    meta mark set meta mark and 0x0000ffff or {:#x}\n  }}", n << 16);
     }
     s.push_str("}\n");
@@ -172,44 +202,44 @@ pub fn render(d: &DesiredState, bridges: &Bridges) -> String {
             let mut elems: Vec<String> = members.iter().filter(|a| is_v6(a) == v6).cloned().collect();
             elems.sort();
             elems.dedup();
-            let _ = write!(s, "  set rg{n}{suffix} {{\n    type {ty}; flags interval;\n");
-            if !elems.is_empty() {
-                let _ = writeln!(s, "    elements = {}", set_of(&elems));
-            }
-            s.push_str("  }\n");
+            s.push_str(&named("set", &format!("rg{n}{suffix}"), ty, "interval", &elems));
         }
     }
+    let egress: Vec<String> =
+        combo_of.iter().enumerate().map(|(i, c)| format!("{:#x} : jump egress_{c}", i + 1)).collect();
+    let ingress: Vec<String> =
+        combo_of.iter().enumerate().map(|(i, c)| format!("{:#x} : jump ingress_{c}", (i + 1) << 16)).collect();
+    s.push_str(&named("map", "from_port", "mark : verdict", "", &egress));
+    s.push_str(&named("map", "to_port", "mark : verdict", "", &ingress));
     s.push_str("  chain zones {\n    type filter hook prerouting priority raw; policy accept;\n");
     let zones: Vec<String> = bridges.values().enumerate().map(|(i, b)| format!("\"{b}\" : {}", i + 1)).collect();
     if !zones.is_empty() {
         let _ = writeln!(s, "    ct zone set iifname map {}", set_of(&zones));
     }
     s.push_str("  }\n  chain forward {\n    type filter hook forward priority 0; policy accept;\n");
-    if !ports.is_empty() {
-        let eg: Vec<String> = (1..=ports.len()).map(|n| format!("{n:#x} : jump egress_{n}")).collect();
-        let ing: Vec<String> = (1..=ports.len()).map(|n| format!("{:#x} : jump ingress_{n}", n << 16)).collect();
-        let _ = writeln!(s, "    meta mark and 0x0000ffff vmap {}", set_of(&eg));
-        let _ = writeln!(s, "    meta mark and 0xffff0000 vmap {}", set_of(&ing));
-    }
-    s.push_str("  }\n");
-    for (i, p) in ports.iter().enumerate() {
-        let n = i + 1;
+    s.push_str("    meta mark and 0x0000ffff vmap @from_port\n    meta mark and 0xffff0000 vmap @to_port\n  }\n");
+    for (i, combo) in combos.iter().enumerate() {
+        let c = i + 1;
         let rules: Vec<&Rule> =
-            p.security_groups.iter().filter_map(|g| groups.get(g.as_str())).flat_map(|g| g.rules.iter()).collect();
-        let _ = writeln!(s, "  chain egress_{n} {{");
+            combo.iter().filter_map(|g| groups.get(g.as_str())).flat_map(|g| g.rules.iter()).collect();
+        let _ = writeln!(s, "  chain egress_{c} {{");
         s.push_str("    ct state established,related return\n    ct state invalid drop\n");
         s.push_str("    udp sport 68 udp dport 67 return\n    udp sport 546 udp dport 547 return\n");
-        s.push_str("    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } return\n");
+        for t in ["nd-neighbor-solicit", "nd-neighbor-advert", "nd-router-solicit"] {
+            let _ = writeln!(s, "    icmpv6 type {t} return");
+        }
         for r in rules.iter().filter(|r| r.direction == "egress") {
             if let Some(m) = rule_match(r, false, &remote_sets) {
                 let _ = writeln!(s, "    {m} return");
             }
         }
         s.push_str("    drop\n  }\n");
-        let _ = writeln!(s, "  chain ingress_{n} {{");
+        let _ = writeln!(s, "  chain ingress_{c} {{");
         s.push_str("    ct state established,related accept\n    ct state invalid drop\n");
         s.push_str("    udp sport 67 udp dport 68 accept\n    udp sport 547 udp dport 546 accept\n");
-        s.push_str("    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } accept\n");
+        for t in ["nd-neighbor-solicit", "nd-neighbor-advert", "nd-router-advert"] {
+            let _ = writeln!(s, "    icmpv6 type {t} accept");
+        }
         for r in rules.iter().filter(|r| r.direction == "ingress") {
             if let Some(m) = rule_match(r, true, &remote_sets) {
                 let _ = writeln!(s, "    {m} accept");
@@ -303,13 +333,15 @@ mod tests {
         };
         let bridges = Bridges::from([("n".to_string(), "stb-n".to_string())]);
         let s = render(&d, &bridges);
-        assert!(s.contains("\"tapaaaa\" : jump from_1, \"tapbbbb\" : jump from_2"), "{s}");
-        assert!(!s.contains("tapcccc"));
-        assert!(s.contains("ether saddr != { fa:16:3e:00:00:01 } drop"));
-        assert!(s.contains("ip saddr != { 10.0.0.4, 10.9.0.0/24 } drop"));
+        assert!(s.contains("elements = { \"tapaaaa\", \"tapbbbb\" }"), "{s}");
+        assert!(!s.contains("tapcccc"), "a port without port security is not filtered");
+        assert!(s.contains("\"tapaaaa\" . fa:16:3e:00:00:01"));
+        assert!(s.contains("\"tapaaaa\" . 10.0.0.4, \"tapaaaa\" . 10.9.0.0/24"));
+        assert!(s.contains("\"tapbbbb\" : 0x2"));
         assert!(s.contains("meta nfproto ipv4 meta l4proto tcp tcp dport 22 accept"));
         assert!(s.contains("ct zone set iifname map { \"stb-n\" : 1 }"));
-        assert!(s.contains("0x20000 : jump ingress_2"));
+        assert!(s.contains("0x20000 : jump ingress_1"), "both ports share their group's chains");
+        assert!(!s.contains("ingress_2"));
         check_with_nft(&s);
         check_with_nft(&render(&DesiredState::default(), &Bridges::new()));
     }
