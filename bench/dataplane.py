@@ -100,7 +100,7 @@ def main():
             "STRATUS_NETWORK_AGENT__HOST": host,
             "STRATUS_NETWORK_AGENT__RESYNC_SECS": "10" if pg else "1",
             "STRATUS_NETWORK_AGENT__METADATA_URL": "http://127.0.0.1:9",
-            "STRATUS_LOG__LEVEL": "info",
+            "STRATUS_LOG__LEVEL": os.environ.get("BENCH_AGENT_LOG", "info"),
         }
     )
     agent = Agent(cloud, host, env)
@@ -237,6 +237,8 @@ def main():
                   f"({routed / open_bps * 100:.0f}%)")
         else:
             print("iperf3 is not installed: throughput not measured")
+        if os.environ.get("BENCH_KEEP_LOG"):
+            shutil.copy(agent.log.name, os.environ["BENCH_KEEP_LOG"])
         rss = int(open(f"/proc/{agent.proc.pid}/status").read().split("VmRSS:")[1].split()[0]) // 1024
         print(f"agent resident memory: {rss} MiB")
     finally:

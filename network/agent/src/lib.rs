@@ -105,6 +105,7 @@ pub struct Agent {
 struct Converged {
     dhcp: BTreeMap<String, dhcp::DhcpServer>,
     routers: BTreeMap<String, router::RouterPlan>,
+    tunnels: BTreeMap<String, overlay::Vxlan>,
     last_full: Option<Instant>,
 }
 
@@ -159,7 +160,10 @@ impl Agent {
 
     /// One reconciliation pass.
     pub async fn converge(&self) -> anyhow::Result<Outcome> {
+        let t = Instant::now();
+        let mut phases: Vec<(&str, u128)> = Vec::new();
         let d = self.desired().await?;
+        phases.push(("desired", t.elapsed().as_millis()));
         if d.ports.iter().any(|p| p.filtered()) {
             enable_bridge_netfilter();
         }
@@ -169,13 +173,16 @@ impl Agent {
         if full {
             converged.dhcp.clear();
             converged.routers.clear();
+            converged.tunnels.clear();
             converged.last_full = Some(Instant::now());
         }
         let bridges: BTreeMap<String, (String, bool)> =
             d.networks.iter().map(|n| (n.id.clone(), self.bridge_of(n))).collect();
 
-        // Bridges.
-        let host_links = links::list(None).await?;
+        // Bridges. The host's links are listed once per pass, and again only after this
+        // pass made some (listing thousands of links costs tens of milliseconds).
+        let mut host_links = links::list(None).await?;
+        let mut made = false;
         let find = |links: &[Link], name: &str| links.iter().find(|l| l.ifname == name).cloned();
         for n in &d.networks {
             let (name, owned) = &bridges[&n.id];
@@ -185,12 +192,15 @@ impl Agent {
                 None if *owned => {
                     links::bridge_add(name, n.mtu.unwrap_or(1500)).await?;
                     links::ip(None, &["link", "set", name, "up"]).await?;
+                    made = true;
                 }
                 None => tracing::warn!(bridge = %name, network = %n.id, "mapped bridge does not exist"),
             }
         }
+        if std::mem::take(&mut made) {
+            host_links = links::list(None).await?;
+        }
         // Uplinks of flat networks mapped to an interface.
-        let host_links = links::list(None).await?;
         for n in d.networks.iter().filter(|n| n.network_type.as_deref() == Some("flat")) {
             let Some(ifname) = n.physical_network.as_deref().and_then(|p| self.cfg.interface_mappings.get(p)) else {
                 continue;
@@ -206,12 +216,20 @@ impl Agent {
         let mut tunnels = BTreeSet::new();
         for n in &d.networks {
             if let Some(v) = overlay::plan(n, &bridges[&n.id].0, &self.cfg.tunnel_ip) {
-                let host_links = links::list(None).await?;
-                overlay::converge(&v, &self.cfg.tunnel_ip, &host_links).await?;
-                tunnels.insert(v.name);
+                tunnels.insert(v.name.clone());
+                if converged.tunnels.get(&n.id) == Some(&v) && find(&host_links, &v.name).is_some() {
+                    continue;
+                }
+                converged.tunnels.remove(&n.id);
+                made |= overlay::converge(&v, &self.cfg.tunnel_ip, &host_links).await?;
+                converged.tunnels.insert(n.id.clone(), v);
             }
         }
+        if made {
+            host_links = links::list(None).await?;
+        }
 
+        phases.push(("bridges", t.elapsed().as_millis()));
         // Filtering before wiring, so no port is ever on a bridge unfiltered.
         let names: firewall::Bridges = bridges.iter().map(|(k, (b, _))| (k.clone(), b.clone())).collect();
         let script = firewall::render(&d, &names);
@@ -231,8 +249,8 @@ impl Agent {
             }
         }
 
+        phases.push(("firewall", t.elapsed().as_millis()));
         // Ports.
-        let host_links = links::list(None).await?;
         let mut expected: BTreeMap<String, String> = BTreeMap::new(); // device -> bridge
         for p in &d.ports {
             let Some(n) = d.networks.iter().find(|n| n.id == p.network_id) else { continue };
@@ -261,6 +279,7 @@ impl Agent {
             }
         }
 
+        phases.push(("ports", t.elapsed().as_millis()));
         // DHCP, and the metadata proxy in the same namespace.
         let namespaces = links::namespaces(&self.ns_prefix).await?;
         let mut served = BTreeSet::new();
@@ -341,12 +360,12 @@ impl Agent {
             }
         }
 
+        phases.push(("dhcp", t.elapsed().as_millis()));
         // Routers.
         let mut kept = BTreeSet::new();
         {
             let mut applied = self.applied_nat.lock().await;
             let names: BTreeMap<String, String> = bridges.iter().map(|(k, (b, _))| (k.clone(), b.clone())).collect();
-            let host_links = links::list(None).await?;
             for r in &d.routers {
                 let p = router::plan(&self.ns_prefix, &d, r, &names);
                 kept.insert(r.id.clone());
@@ -373,8 +392,8 @@ impl Agent {
         }
         out.routers = kept.len();
 
-        // Owned objects nothing wants any more.
-        let host_links = links::list(None).await?;
+        phases.push(("routers", t.elapsed().as_millis()));
+        // Owned objects nothing wants any more (of those there at the start of the pass).
         for l in &host_links {
             let stale_dhcp = l.ifname.starts_with(DHCP_VETH_PREFIX)
                 && !served.iter().any(|net| device_name(DHCP_VETH_PREFIX, net) == l.ifname);
@@ -384,6 +403,8 @@ impl Agent {
                 links::delete(None, &l.ifname).await?;
             }
         }
+        phases.push(("cleanup", t.elapsed().as_millis()));
+        tracing::debug!(?phases, "pass timing (cumulative ms)");
         Ok(out)
     }
 

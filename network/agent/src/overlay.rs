@@ -53,10 +53,13 @@ struct FdbEntry {
     dst: Option<String>,
 }
 
-pub async fn converge(v: &Vxlan, tunnel_ip: &str, host_links: &[Link]) -> anyhow::Result<()> {
+/// Returns whether it made the device.
+pub async fn converge(v: &Vxlan, tunnel_ip: &str, host_links: &[Link]) -> anyhow::Result<bool> {
+    let mut made = false;
     let link = match host_links.iter().find(|l| l.ifname == v.name) {
         Some(l) => l.clone(),
         None => {
+            made = true;
             let vni = v.vni.to_string();
             links::ip(
                 None,
@@ -95,7 +98,7 @@ pub async fn converge(v: &Vxlan, tunnel_ip: &str, host_links: &[Link]) -> anyhow
     for (mac, dst) in have.difference(&v.fdb) {
         let _ = run("bridge", &["fdb", "del", mac, "dev", &v.name, "dst", dst]).await;
     }
-    Ok(())
+    Ok(made)
 }
 
 #[cfg(test)]
