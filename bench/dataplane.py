@@ -30,7 +30,7 @@ import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "e2e"))
 
 from conftest import ADMIN_PASSWORD, Cloud, backend_urls, port_open  # noqa: E402
-from test_dataplane import UDHCPC_SCRIPT, Agent, Guest, sh, wait_until  # noqa: E402
+from test_dataplane import Agent, Guest, sh, udhcpc_script, wait_until  # noqa: E402
 
 
 class Api:
@@ -105,10 +105,7 @@ def main():
     )
     agent = Agent(cloud, host, env)
     agent.start()
-    script = os.path.join(data_dir, "udhcpc.sh")
-    with open(script, "w") as f:
-        f.write(UDHCPC_SCRIPT)
-    os.chmod(script, 0o755)
+    script = udhcpc_script(data_dir)
     api = Api(cloud)
     taps, guests = [], []
     print(f"backend: {'PostgreSQL + NATS' if pg else 'SQLite, no bus (1 s resync)'}; host {host}")

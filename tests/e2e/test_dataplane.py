@@ -65,6 +65,15 @@ exit 0
 """
 
 
+def udhcpc_script(directory):
+    """Writes the DHCP client's event script into `directory` and returns its path."""
+    path = os.path.join(directory, "udhcpc.sh")
+    with open(path, "w") as f:
+        f.write(UDHCPC_SCRIPT)
+    os.chmod(path, 0o755)
+    return path
+
+
 def sh(*cmd, check=True, timeout=30):
     p = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
     if check and p.returncode != 0:
@@ -191,10 +200,7 @@ def dp():
     )
     agent = Agent(cloud, host, env)
     agent.start()
-    script = os.path.join(data_dir, "udhcpc.sh")
-    with open(script, "w") as f:
-        f.write(UDHCPC_SCRIPT)
-    os.chmod(script, 0o755)
+    script = udhcpc_script(data_dir)
     cloud.host, cloud.agent, cloud.script, cloud.guests, cloud.uplink = host, agent, script, [], uplink
     yield cloud
     for g in cloud.guests:
@@ -526,10 +532,7 @@ def test_two_hosts_carry_one_network_over_vxlan():
     data_dir = tempfile.mkdtemp(prefix="stratus-vx-")
     # Listening on every address so the hosts reach the API over the underlay.
     cloud = Cloud("sqlite", data_dir, extra_env={"STRATUS_SERVER__BIND_HOST": "0.0.0.0"})
-    script = os.path.join(data_dir, "udhcpc.sh")
-    with open(script, "w") as f:
-        f.write(UDHCPC_SCRIPT)
-    os.chmod(script, 0o755)
+    script = udhcpc_script(data_dir)
     agents, guests = [], []
     try:
         for i, h in enumerate(hosts):

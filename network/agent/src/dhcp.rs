@@ -6,7 +6,7 @@
 //! subnets restarts dnsmasq. dnsmasq runs as a daemon of its own, so an agent that dies
 //! leaves DHCP answering.
 
-use crate::kernel::links::{self, Link};
+use crate::kernel::links::{self, Leg, Link};
 use crate::model::{device_name, Network};
 use anyhow::Context;
 use nix::sys::signal::{kill, Signal};
@@ -20,12 +20,8 @@ use std::process::Stdio;
 pub struct DhcpServer {
     pub network_id: String,
     pub namespace: String,
-    pub outer: String,
-    pub inner: String,
-    pub bridge: String,
-    pub mtu: u32,
-    pub mac: String,
-    pub addresses: Vec<String>,
+    /// Carries the DHCP port: its MAC and addresses.
+    pub leg: Leg,
     pub ranges: Vec<String>,
     pub hosts: String,
     pub opts: String,
@@ -131,12 +127,14 @@ pub fn plan(prefix: &str, net: &Network, bridge: &str, metadata: bool) -> Option
     Some(DhcpServer {
         network_id: net.id.clone(),
         namespace: namespace(prefix, &net.id),
-        outer: device_name("std", &net.id),
-        inner: device_name("sti", &net.id),
-        bridge: bridge.to_string(),
-        mtu,
-        mac: port.mac_address.to_lowercase(),
-        addresses,
+        leg: Leg {
+            outer: device_name("std", &net.id),
+            inner: device_name("sti", &net.id),
+            bridge: bridge.to_string(),
+            mtu,
+            mac: port.mac_address.to_lowercase(),
+            addresses,
+        },
         ranges,
         hosts,
         opts,
@@ -158,7 +156,7 @@ impl DhcpServer {
             "--leasefile-ro".into(),
             "--dhcp-authoritative".into(),
             "--bind-interfaces".into(),
-            format!("--interface={}", self.inner),
+            format!("--interface={}", self.leg.inner),
             "--except-interface=lo".into(),
             "--domain=openstacklocal".into(),
         ];
@@ -208,30 +206,8 @@ pub async fn converge(s: &DhcpServer, root: &Path, host_links: &[Link], namespac
     if created {
         links::netns_add(&s.namespace).await?;
     }
-    let inner_present = links::list(Some(&s.namespace)).await?.into_iter().find(|l| l.ifname == s.inner);
-    let outer = host_links.iter().find(|l| l.ifname == s.outer).cloned();
-    let outer = match (outer, &inner_present) {
-        (Some(o), Some(_)) => o,
-        (o, _) => {
-            // A half-made pair (a crash between steps): start it again.
-            if let Some(o) = o {
-                links::delete(None, &o.ifname).await?;
-            }
-            if inner_present.is_some() {
-                links::delete(Some(&s.namespace), &s.inner).await?;
-            }
-            links::veth_into(&s.outer, &s.inner, &s.namespace).await?;
-            links::list(None)
-                .await?
-                .into_iter()
-                .find(|l| l.ifname == s.outer)
-                .ok_or_else(|| anyhow::anyhow!("{} vanished after creation", s.outer))?
-        }
-    };
-    links::attach(&outer, Some(&s.bridge), Some(s.mtu)).await?;
-    let ns = Some(s.namespace.as_str());
-    links::ip(ns, &["link", "set", &s.inner, "address", &s.mac, "mtu", &s.mtu.to_string(), "up"]).await?;
-    links::set_addresses(ns, &s.inner, &s.addresses).await?;
+    let inside = links::list(Some(&s.namespace)).await?;
+    links::ensure_leg(&s.namespace, &s.leg, host_links, &inside).await?;
 
     let files_changed = write_if_changed(&dir.join("hosts"), &s.hosts)? | write_if_changed(&dir.join("opts"), &s.opts)?;
     let args = s.args(&dir);
@@ -341,7 +317,8 @@ mod tests {
         assert_eq!(s.namespace, "stratus-h1-dhcp-net-1");
         assert_eq!(network_of("stratus-h1-", &s.namespace), Some("net-1"));
         assert_eq!(network_of("stratus-h2-", &s.namespace), None);
-        assert_eq!(s.addresses, vec!["10.0.0.2/24"]);
+        assert_eq!(s.leg.addresses, vec!["10.0.0.2/24"]);
+        assert_eq!(s.leg.mac, "fa:16:3e:00:00:02");
         assert_eq!(s.ranges, vec!["set:subnet-sub-1,10.0.0.0,static,255.255.255.0,86400s"]);
         assert_eq!(s.hosts, "fa:16:3e:00:00:10,host-10-0-0-10,10.0.0.10\n");
         assert!(s.opts.contains("tag:subnet-sub-1,option:router,10.0.0.1\n"));
@@ -354,7 +331,7 @@ mod tests {
     #[test]
     fn metadata_gets_an_address_and_a_route() {
         let s = plan("p-", &net(), "b", true).unwrap();
-        assert_eq!(s.addresses, vec!["10.0.0.2/24", "169.254.169.254/32"]);
+        assert_eq!(s.leg.addresses, vec!["10.0.0.2/24", "169.254.169.254/32"]);
         assert!(s.opts.contains(
             "option:classless-static-route,192.168.0.0/16,10.0.0.254,169.254.169.254/32,10.0.0.2,0.0.0.0/0,10.0.0.1\n"
         ));

@@ -7,26 +7,13 @@
 //! own outbound traffic to the floating address. Static routes and the default route
 //! via the external subnet's gateway complete it.
 
-use crate::kernel::links::{self, Link};
+use crate::kernel::links::{self, Leg, Link};
 use crate::kernel::{run, run_with_input};
 use crate::model::{DesiredState, Router};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 pub const LEG_PREFIX: &str = "stp";
-
-/// One leg of a router as it must be.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Leg {
-    /// Host end, on `bridge`.
-    pub outer: String,
-    /// Namespace end.
-    pub inner: String,
-    pub bridge: String,
-    pub mtu: u32,
-    pub mac: String,
-    pub addresses: Vec<String>,
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouterPlan {
@@ -171,34 +158,7 @@ pub async fn converge(
     run("ip", &["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]).await?;
     let inside = links::list(Some(ns)).await?;
     for leg in &p.legs {
-        let inner_present = inside.iter().any(|l| l.ifname == leg.inner);
-        let outer = host_links.iter().find(|l| l.ifname == leg.outer).cloned();
-        let outer = match (outer, inner_present) {
-            (Some(o), true) => o,
-            (o, _) => {
-                if let Some(o) = o {
-                    links::delete(None, &o.ifname).await?;
-                }
-                if inner_present {
-                    links::delete(Some(ns), &leg.inner).await?;
-                }
-                links::ip(None, &["link", "add", &leg.outer, "type", "veth", "peer", "name", &leg.inner]).await?;
-                links::ip(None, &["link", "set", &leg.inner, "netns", ns]).await?;
-                links::list(None)
-                    .await?
-                    .into_iter()
-                    .find(|l| l.ifname == leg.outer)
-                    .ok_or_else(|| anyhow::anyhow!("{} vanished after creation", leg.outer))?
-            }
-        };
-        links::attach(&outer, Some(&leg.bridge), Some(leg.mtu)).await?;
-        let mtu = leg.mtu.to_string();
-        if leg.mac.is_empty() {
-            links::ip(Some(ns), &["link", "set", &leg.inner, "mtu", &mtu, "up"]).await?;
-        } else {
-            links::ip(Some(ns), &["link", "set", &leg.inner, "address", &leg.mac, "mtu", &mtu, "up"]).await?;
-        }
-        links::set_addresses(Some(ns), &leg.inner, &leg.addresses).await?;
+        links::ensure_leg(ns, leg, host_links, &inside).await?;
     }
     // Legs of interfaces that are gone.
     for l in &inside {

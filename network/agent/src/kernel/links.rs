@@ -88,11 +88,51 @@ pub async fn delete(ns: Option<&str>, name: &str) -> anyhow::Result<()> {
     }
 }
 
-/// A veth pair with `inner` moved into namespace `ns`.
-pub async fn veth_into(outer: &str, inner: &str, ns: &str) -> anyhow::Result<()> {
-    ip(None, &["link", "add", outer, "type", "veth", "peer", "name", inner]).await?;
-    ip(None, &["link", "set", inner, "netns", ns]).await?;
-    Ok(())
+/// A veth pair from a bridge into a namespace (a DHCP server's or a router's leg).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leg {
+    /// Host end, on `bridge`.
+    pub outer: String,
+    /// Namespace end.
+    pub inner: String,
+    pub bridge: String,
+    pub mtu: u32,
+    /// The inner end's MAC (a port's); empty = the kernel's.
+    pub mac: String,
+    pub addresses: Vec<String>,
+}
+
+/// Makes `leg` exist as planned in namespace `ns`: `host_links` are the host's links,
+/// `inside` the namespace's. A half-made pair (a crash between steps) is made again.
+pub async fn ensure_leg(ns: &str, leg: &Leg, host_links: &[Link], inside: &[Link]) -> anyhow::Result<()> {
+    let inner_present = inside.iter().any(|l| l.ifname == leg.inner);
+    let outer = match (host_links.iter().find(|l| l.ifname == leg.outer), inner_present) {
+        (Some(o), true) => o.clone(),
+        (o, _) => {
+            if let Some(o) = o {
+                delete(None, &o.ifname).await?;
+            }
+            if inner_present {
+                delete(Some(ns), &leg.inner).await?;
+            }
+            ip(None, &["link", "add", &leg.outer, "type", "veth", "peer", "name", &leg.inner]).await?;
+            ip(None, &["link", "set", &leg.inner, "netns", ns]).await?;
+            list(None)
+                .await?
+                .into_iter()
+                .find(|l| l.ifname == leg.outer)
+                .ok_or_else(|| anyhow::anyhow!("{} vanished after creation", leg.outer))?
+        }
+    };
+    attach(&outer, Some(&leg.bridge), Some(leg.mtu)).await?;
+    let mtu = leg.mtu.to_string();
+    let mut args = vec!["link", "set", leg.inner.as_str()];
+    if !leg.mac.is_empty() {
+        args.extend(["address", leg.mac.as_str()]);
+    }
+    args.extend(["mtu", mtu.as_str(), "up"]);
+    ip(Some(ns), &args).await?;
+    set_addresses(Some(ns), &leg.inner, &leg.addresses).await
 }
 
 /// The namespaces whose name starts with `prefix`.
