@@ -476,6 +476,14 @@ async fn routers_and_floating_ips(engine: Engine) {
     let direct = c.call("DELETE", &format!("/v2.0/ports/{}", i.body["port_id"].as_str().unwrap()), &t, None).await;
     assert_eq!(direct.status, StatusCode::CONFLICT, "interface ports go through the router");
 
+    // Static routes: next hops on an interface's or the gateway's subnet, nowhere else.
+    for (hop, ok) in [("10.1.0.9", true), ("203.0.113.250", true), ("192.0.2.1", false)] {
+        let body = json!({"router": {"routes": [{"destination": "198.51.100.0/24", "nexthop": hop}]}});
+        let r = c.call("PUT", &url, &t, Some(body)).await;
+        assert_eq!(r.status == StatusCode::OK, ok, "{hop}: {}", r.body);
+    }
+    c.call("PUT", &url, &t, Some(json!({"router": {"routes": []}}))).await;
+
     // Floating IPs.
     let bad = c.call("POST", "/v2.0/floatingips", &t, Some(json!({"floatingip": {"floating_network_id": nid}}))).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);

@@ -421,6 +421,19 @@ def test_router_routes_subnets_snat_and_floating_ips(dp):
         dp.osc("floating", "ip", "unset", "--port", fip["id"])
         wait_until("the floating IP cut off", lambda: not outside.ping(address), timeout=20)
         assert g1.tcp("172.24.50.1", 7000) and last_peer() == gw_ip
+
+        # A static route: the router sends 192.0.2.0/24 to a next hop on the external subnet.
+        ns = f"stratus-{dp.host}-router-{router['id']}"
+        dp.osc("router", "set", "--route", "destination=192.0.2.0/24,gateway=172.24.50.1", router["id"])
+        wait_until(
+            "the static route in the router",
+            lambda: "192.0.2.0/24 via 172.24.50.1" in sh("ip", "-n", ns, "route").stdout,
+            timeout=20,
+        )
+        dp.osc("router", "unset", "--route", "destination=192.0.2.0/24,gateway=172.24.50.1", router["id"])
+        wait_until(
+            "the static route gone", lambda: "192.0.2.0/24" not in sh("ip", "-n", ns, "route").stdout, timeout=20
+        )
     finally:
         server.kill()
 

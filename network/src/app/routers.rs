@@ -185,7 +185,15 @@ impl NetworkService {
             Value::Array(a) => a,
             _ => return Err(bad("Invalid input for routes: a list of {destination, nexthop}.")),
         };
-        let subnets = self.interface_subnets(&r.id).await?;
+        // Next hops may sit on any subnet the router is on, its gateway's included (as Neutron).
+        let mut subnets = self.interface_subnets(&r.id).await?;
+        let gw_ips =
+            r.doc.get("external_gateway_info").and_then(|g| g.get("external_fixed_ips")).and_then(Value::as_array);
+        for f in gw_ips.into_iter().flatten() {
+            if let Some(s) = self.store.fetch(Table::Subnets, f["subnet_id"].as_str().unwrap_or("")).await? {
+                subnets.push(s);
+            }
+        }
         let mut out: Vec<Value> = Vec::new();
         for route in list {
             let dest = route.get("destination").and_then(Value::as_str).unwrap_or_default();
