@@ -80,6 +80,8 @@ pub fn default_host() -> String {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Outcome {
     pub ports: BTreeMap<String, &'static str>,
+    /// The ports whose observed status differs from the service's: what to report.
+    pub changed: BTreeMap<String, &'static str>,
     pub bridges: usize,
     pub dhcp_servers: usize,
     pub routers: usize,
@@ -269,6 +271,9 @@ impl Agent {
                 _ => "DOWN",
             };
             out.ports.insert(p.id.clone(), status);
+            if p.status != status {
+                out.changed.insert(p.id.clone(), status);
+            }
         }
         // Taps left on our bridges by ports that are gone from this host.
         let owned_bridges: BTreeSet<&str> = bridges.values().map(|(b, _)| b.as_str()).collect();
@@ -435,14 +440,15 @@ impl Agent {
                 }
             });
         }
-        let mut reported: Option<BTreeMap<String, &'static str>> = None;
-        let mut last_report = Instant::now();
+        let mut first = true;
+        let mut last_report: Option<Instant> = None;
         loop {
             let started = Instant::now();
-            let statuses = match self.converge().await {
+            let outcome = match self.converge().await {
                 Ok(o) => {
                     let elapsed_ms = started.elapsed().as_millis() as u64;
-                    if reported.is_none() {
+                    if first {
+                        first = false;
                         tracing::info!(
                             elapsed_ms,
                             ports = o.ports.len(),
@@ -453,26 +459,22 @@ impl Agent {
                         );
                     }
                     tracing::debug!(elapsed_ms, ?o, "converged");
-                    Some(o.ports)
+                    Some(o)
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "network agent pass failed; retrying");
                     None
                 }
             };
-            let changed = statuses.is_some() && statuses != reported;
-            if changed || last_report.elapsed() >= self.cfg.report || reported.is_none() {
-                let ports = statuses.clone().unwrap_or_default();
+            // Statuses the service does not have yet; a heartbeat when none are due.
+            let changed = outcome.as_ref().map(|o| o.changed.clone()).unwrap_or_default();
+            if !changed.is_empty() || last_report.is_none_or(|t| t.elapsed() >= self.cfg.report) {
+                let devices = outcome.as_ref().map_or(0, |o| o.ports.len());
                 let conf = json!({"bridge_mappings": self.cfg.bridge_mappings,
-                    "interface_mappings": self.cfg.interface_mappings, "devices": ports.len(),
+                    "interface_mappings": self.cfg.interface_mappings, "devices": devices,
                     "tunnel_ip": self.cfg.tunnel_ip, "routers": self.cfg.routers, "tunnel_types": ["vxlan"]});
-                match self.client.report(&ports, conf).await {
-                    Ok(()) => {
-                        last_report = Instant::now();
-                        if statuses.is_some() {
-                            reported = statuses;
-                        }
-                    }
+                match self.client.report(&changed, conf).await {
+                    Ok(()) => last_report = Some(Instant::now()),
                     Err(e) => tracing::warn!(error = %e, "cannot report to the network service"),
                 }
             }
