@@ -7,24 +7,10 @@ use crate::app::bad;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use stratus_common::auth::AuthContext;
 use stratus_common::http::{ApiJson, ApiResult};
-
-fn object(body: Value, key: Option<&str>) -> ApiResult<Map<String, Value>> {
-    let inner = match key {
-        Some(k) => body.get(k).cloned().unwrap_or(Value::Null),
-        None => body,
-    };
-    match inner {
-        Value::Object(m) => Ok(m),
-        _ => Err(bad(match key {
-            Some(k) => format!("Resource body required: {{\"{k}\": {{...}}}}."),
-            None => "A JSON object is required.".to_string(),
-        })),
-    }
-}
 
 pub async fn report(
     State(s): State<AppState>,
@@ -32,7 +18,8 @@ pub async fn report(
     Path(host): Path<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(s.agent_report(&ctx, &host, object(body, None)?).await?))
+    let Value::Object(body) = body else { return Err(bad("The request body must be a JSON object.")) };
+    Ok(Json(s.agent_report(&ctx, &host, body).await?))
 }
 
 pub async fn dhcp_port_ensure(
@@ -81,7 +68,7 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
-    let a = s.agent_update(&ctx, &id, object(body, Some("agent"))?).await?;
+    let a = s.agent_update(&ctx, &id, super::wrapped(body, "agent")?).await?;
     Ok(Json(json!({"agent": agent_view(&a)})))
 }
 

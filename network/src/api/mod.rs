@@ -178,11 +178,19 @@ async fn quota_set(
     Path(project): Path<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
-    let inner: Map<String, Value> = match body.get("quota") {
-        Some(Value::Object(m)) => m.clone(),
-        _ => return Err(bad("Resource body required: {\"quota\": {...}}.")),
-    };
-    Ok(Json(json!({"quota": s.quota_set(&ctx, &project, inner).await?})))
+    Ok(Json(json!({"quota": s.quota_set(&ctx, &project, wrapped(body, "quota")?).await?})))
+}
+
+/// The object inside `{"<key>": {...}}`, Neutron's request shape.
+pub(crate) fn wrapped(body: Value, key: &str) -> ApiResult<Map<String, Value>> {
+    match body {
+        Value::Object(mut m) => match m.remove(key) {
+            Some(Value::Object(inner)) => Ok(inner),
+            Some(_) => Err(bad(format!("Invalid input: {key} must be an object."))),
+            None => Err(bad(format!("Resource body required: {{\"{key}\": {{...}}}}."))),
+        },
+        _ => Err(bad("The request body must be a JSON object.")),
+    }
 }
 
 /// `GET /v2.0/os-stratus/hosts/{host}/desired-state[?routers=true]`: what the network

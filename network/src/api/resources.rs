@@ -93,15 +93,10 @@ impl Kind {
 
 /// The object inside `{"network": {...}}`.
 fn unwrap(kind: Kind, body: Value) -> ApiResult<Map<String, Value>> {
-    match body {
-        Value::Object(mut m) => match m.remove(kind.singular()) {
-            Some(Value::Object(inner)) => Ok(inner),
-            Some(_) => Err(bad(format!("Invalid input: {} must be an object.", kind.singular()))),
-            None if m.contains_key(kind.plural()) => Err(bad("Bulk creation is not supported; create one at a time.")),
-            None => Err(bad(format!("Resource body required: {{\"{}\": {{...}}}}.", kind.singular()))),
-        },
-        _ => Err(bad("The request body must be a JSON object.")),
+    if body.get(kind.singular()).is_none() && body.get(kind.plural()).is_some() {
+        return Err(bad("Bulk creation is not supported; create one at a time."));
     }
+    super::wrapped(body, kind.singular())
 }
 
 /// `If-Match: revision_number=N`, Neutron's compare-and-swap on updates.

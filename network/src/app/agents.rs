@@ -205,12 +205,10 @@ impl NetworkService {
             return Ok(None);
         }
         let fixed: Vec<Value> = wanted.iter().map(|s| json!({"subnet_id": s})).collect();
-        let mut port =
-            self.port_internal(&network.project_id, &network, DHCP, &dhcp_device_id(host), Some(json!(fixed))).await?;
-        port.doc.insert("binding:host_id".into(), json!(host));
-        port.doc.insert("status".into(), json!("ACTIVE"));
-        self.save(Table::Ports, &port, None).await?;
-        Ok(Some(self.reread(Table::Ports, &port.id).await?))
+        let device = dhcp_device_id(host);
+        let port =
+            self.port_internal(&network.project_id, &network, DHCP, &device, Some(json!(fixed)), Some(host)).await?;
+        Ok(Some(port))
     }
 
     /// Removes `host`'s DHCP port on `network_id` (the agent no longer serves it).

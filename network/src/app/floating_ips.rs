@@ -78,7 +78,7 @@ impl NetworkService {
         doc.insert("port_details".into(), Value::Null);
         self.claim(&project, "floatingip").await?;
         let id = uuid::Uuid::new_v4().to_string();
-        let port = match self.port_internal("", &network, FLOATING_IP, &id, fixed).await {
+        let port = match self.port_internal("", &network, FLOATING_IP, &id, fixed, None).await {
             Ok(p) => p,
             Err(e) => {
                 self.store.usage_release(&project, "floatingip").await?;

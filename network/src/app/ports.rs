@@ -86,7 +86,8 @@ impl NetworkService {
     }
 
     /// A port the service makes for itself (router interfaces and gateways, floating
-    /// IPs): no security groups, not counted against a quota.
+    /// IPs, DHCP ports): no security groups, not counted against a quota. With `host`,
+    /// bound there and active from the start (the agent asked for it).
     pub(crate) async fn port_internal(
         &self,
         project: &str,
@@ -94,12 +95,17 @@ impl NetworkService {
         device_owner: &str,
         device_id: &str,
         fixed_ips: Option<Value>,
+        host: Option<&str>,
     ) -> ApiResult<Record> {
         let mut body = Map::new();
         body.insert("device_owner".into(), json!(device_owner));
         body.insert("device_id".into(), json!(device_id));
         if let Some(f) = fixed_ips {
             body.insert("fixed_ips".into(), f);
+        }
+        if let Some(h) = host {
+            body.insert("binding:host_id".into(), json!(h));
+            body.insert("status".into(), json!("ACTIVE"));
         }
         self.port_build(project, network, &body, vec![], vec![], false, false).await
     }

@@ -151,7 +151,7 @@ impl NetworkService {
                 "Only admins may choose external_fixed_ips.",
             ));
         }
-        let port = self.port_internal("", &network, ROUTER_GATEWAY, &r.id, fixed).await?;
+        let port = self.port_internal("", &network, ROUTER_GATEWAY, &r.id, fixed, None).await?;
         r.doc.insert(
             "external_gateway_info".into(),
             json!({"network_id": net_id, "enable_snat": snat, "external_fixed_ips": port.doc.get("fixed_ips").cloned().unwrap_or(json!([]))}),
@@ -288,7 +288,7 @@ impl NetworkService {
                 })?;
                 check_subnet(&s)?;
                 let fixed = json!([{"subnet_id": sid, "ip_address": gateway}]);
-                self.port_internal(&r.project_id, &network, ROUTER_INTERFACE, id, Some(fixed)).await?
+                self.port_internal(&r.project_id, &network, ROUTER_INTERFACE, id, Some(fixed), None).await?
             }
             (None, Some(pid)) => {
                 let p = self.port_get(ctx, &pid).await?;
