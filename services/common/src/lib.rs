@@ -6,6 +6,7 @@
 //! - `http`: error bodies, request ids, metrics, JSON parsing, listing, serving;
 //! - `auth`: token claims, local verification, the authenticated caller;
 //! - `limits`: the quota client services use before creating resources;
+//! - `saga`: persisted multi-step operations with undo, resumed after a crash;
 //! - `telemetry`: logging.
 
 pub mod auth;
@@ -14,4 +15,5 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod limits;
+pub mod saga;
 pub mod telemetry;

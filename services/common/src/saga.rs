@@ -1,0 +1,360 @@
+//! Sagas: multi-step operations that survive crashes.
+//!
+//! A saga is a row in a service's saga table (`<service>_sagas`, see
+//! [`saga_table_sql`]): its kind, the resource it acts on, the step it is at, whether it
+//! is still going forward or unwinding, and a JSON document the steps share. A
+//! [`SagaDef`] says what each step does and how to undo it. [`SagaRunner::drive`] runs
+//! a saga from wherever its row says it is: after a crash the service calls
+//! [`SagaRunner::resume_all`], and every unfinished saga goes on (or goes on unwinding).
+//!
+//! Rules for steps, checked by each saga's tests:
+//! - a step may run more than once (a crash after it acted but before its progress was
+//!   written), so it must be idempotent;
+//! - an undo may also run more than once, and for a step that never ran or only half
+//!   ran, so it must tolerate absent things: a failing saga undoes *every* step, last
+//!   first (a step may have been passed before a `Goto` went back);
+//! - a step that waits for something outside (an agent) answers [`Outcome::Pending`]:
+//!   the saga stops until someone pokes it again (a result arriving, or the sweeper).
+//!
+//! Each write of progress checks the row's revision, so two runners (two processes
+//! after a failover, or a poke racing the sweeper) never both move one saga on.
+
+use crate::db::{now_text, Db, RowExt};
+use futures::future::BoxFuture;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The columns every saga table has; a service's migration creates it with this SQL.
+pub fn saga_table_sql(table: &str) -> String {
+    format!(
+        "CREATE TABLE {table} (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    step BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    data TEXT NOT NULL,
+    error TEXT NOT NULL DEFAULT '',
+    rev BIGINT NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX {table}_state ON {table} (state);
+CREATE INDEX {table}_subject ON {table} (subject)"
+    )
+}
+
+/// Where a saga is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SagaState {
+    Running,
+    Unwinding,
+    Done,
+    Failed,
+}
+
+impl SagaState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SagaState::Running => "running",
+            SagaState::Unwinding => "unwinding",
+            SagaState::Done => "done",
+            SagaState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "running" => SagaState::Running,
+            "unwinding" => SagaState::Unwinding,
+            "done" => SagaState::Done,
+            _ => SagaState::Failed,
+        }
+    }
+
+    pub fn finished(self) -> bool {
+        matches!(self, SagaState::Done | SagaState::Failed)
+    }
+}
+
+/// One saga as stored.
+#[derive(Debug, Clone)]
+pub struct Saga {
+    pub id: String,
+    pub kind: String,
+    /// The resource the saga acts on (a server id).
+    pub subject: String,
+    /// The step to run next (forward) or to undo next (unwinding; -1 when all undone).
+    pub step: i64,
+    pub state: SagaState,
+    /// What the steps share: inputs, and what each step made (so its undo can remove it).
+    pub data: Value,
+    /// Why the saga unwinds.
+    pub error: String,
+    rev: i64,
+    pub updated_at: String,
+}
+
+/// What a step answers.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Done; go to the next step.
+    Next,
+    /// Go to another step (a retry from an earlier step, for example rescheduling).
+    Goto(usize),
+    /// Waiting for something outside; stop until poked.
+    Pending,
+    /// Cannot succeed: unwind, starting with this step's own undo.
+    Fail(String),
+}
+
+/// What a kind of saga does.
+pub trait SagaDef: Send + Sync {
+    fn kind(&self) -> &'static str;
+    fn steps(&self) -> &'static [&'static str];
+    /// Runs step `step`; an `Err` is transient (the step is retried later).
+    fn run<'a>(&'a self, step: usize, saga: &'a mut Saga) -> BoxFuture<'a, anyhow::Result<Outcome>>;
+    /// Undoes step `step`; an `Err` is transient.
+    fn undo<'a>(&'a self, step: usize, saga: &'a mut Saga) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// Called when the saga is done or fully unwound, before that is recorded: it may
+    /// run again after a crash, so it must be idempotent.
+    fn finished<'a>(&'a self, saga: &'a Saga) -> BoxFuture<'a, anyhow::Result<()>>;
+}
+
+/// Stores sagas in one table and drives them.
+#[derive(Clone)]
+pub struct SagaRunner {
+    db: Db,
+    table: &'static str,
+    defs: Arc<HashMap<&'static str, Arc<dyn SagaDef>>>,
+    /// Sagas being driven by this process, and whether they were poked meanwhile.
+    active: Arc<Mutex<HashMap<String, bool>>>,
+}
+
+impl SagaRunner {
+    pub fn new(db: Db, table: &'static str, defs: Vec<Arc<dyn SagaDef>>) -> Self {
+        let defs = defs.into_iter().map(|d| (d.kind(), d)).collect();
+        Self { db, table, defs: Arc::new(defs), active: Arc::new(Mutex::new(HashMap::new())) }
+    }
+
+    /// Writes a new saga at step 0 (call inside the transaction that makes its subject,
+    /// so a request and its saga exist together or not at all).
+    pub async fn insert(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        id: &str,
+        kind: &str,
+        subject: &str,
+        data: &Value,
+    ) -> Result<(), sqlx::Error> {
+        let now = now_text();
+        sqlx::query(&format!(
+            "INSERT INTO {} (id, kind, subject, step, state, data, created_at, updated_at) VALUES ($1, $2, $3, 0, 'running', $4, $5, $5)",
+            self.table
+        ))
+        .bind(id)
+        .bind(kind)
+        .bind(subject)
+        .bind(data.to_string())
+        .bind(now)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Saga>, sqlx::Error> {
+        let row = sqlx::query(&format!("SELECT * FROM {} WHERE id = $1", self.table))
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        Ok(row.map(|r| Saga {
+            id: r.text("id"),
+            kind: r.text("kind"),
+            subject: r.text("subject"),
+            step: r.int("step"),
+            state: SagaState::parse(&r.text("state")),
+            data: serde_json::from_str(&r.text("data")).unwrap_or(Value::Null),
+            error: r.text("error"),
+            rev: r.int("rev"),
+            updated_at: r.text("updated_at"),
+        }))
+    }
+
+    /// Unfinished sagas (ids), optionally only those of one subject.
+    pub async fn unfinished(&self, subject: Option<&str>) -> Result<Vec<String>, sqlx::Error> {
+        let sql = format!(
+            "SELECT id FROM {} WHERE state IN ('running', 'unwinding'){} ORDER BY created_at",
+            self.table,
+            if subject.is_some() { " AND subject = $1" } else { "" }
+        );
+        let mut q = sqlx::query(&sql);
+        if let Some(s) = subject {
+            q = q.bind(s);
+        }
+        Ok(q.fetch_all(&self.db.pool).await?.iter().map(|r| r.text("id")).collect())
+    }
+
+    /// Removes finished sagas last changed before `before` (RFC 3339 text).
+    pub async fn purge_finished(&self, before: &str) -> Result<u64, sqlx::Error> {
+        let r =
+            sqlx::query(&format!("DELETE FROM {} WHERE state IN ('done', 'failed') AND updated_at < $1", self.table))
+                .bind(before)
+                .execute(&self.db.pool)
+                .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Saves progress; false when someone else moved the saga on meanwhile.
+    async fn save(&self, s: &mut Saga) -> Result<bool, sqlx::Error> {
+        let r = sqlx::query(&format!(
+            "UPDATE {} SET step = $1, state = $2, data = $3, error = $4, rev = rev + 1, updated_at = $5 WHERE id = $6 AND rev = $7",
+            self.table
+        ))
+        .bind(s.step)
+        .bind(s.state.as_str())
+        .bind(s.data.to_string())
+        .bind(s.error.clone())
+        .bind(now_text())
+        .bind(s.id.clone())
+        .bind(s.rev)
+        .execute(&self.db.pool)
+        .await?;
+        if r.rows_affected() == 1 {
+            s.rev += 1;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// Asks a running saga to unwind (a delete arriving during a create). The next
+    /// drive undoes what was done. False when the saga is not running forward.
+    pub async fn cancel(&self, id: &str, why: &str) -> Result<bool, sqlx::Error> {
+        for _ in 0..5 {
+            let Some(mut s) = self.get(id).await? else { return Ok(false) };
+            if s.state != SagaState::Running {
+                return Ok(false);
+            }
+            s.state = SagaState::Unwinding;
+            s.step = i64::MAX;
+            s.error = why.to_string();
+            if self.save(&mut s).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Drives every unfinished saga (after a restart, and from the sweeper).
+    pub async fn resume_all(&self) -> Result<usize, sqlx::Error> {
+        let ids = self.unfinished(None).await?;
+        for id in &ids {
+            self.drive(id).await;
+        }
+        Ok(ids.len())
+    }
+
+    /// Runs a saga in the background.
+    pub fn spawn(&self, id: &str) {
+        let me = self.clone();
+        let id = id.to_string();
+        tokio::spawn(async move { me.drive(&id).await });
+    }
+
+    /// Runs a saga as far as it goes now (to its end, or until a step is pending or
+    /// fails transiently). A drive of a saga this process is already driving only
+    /// makes that drive look again once it stops.
+    pub async fn drive(&self, id: &str) {
+        {
+            let mut active = self.active.lock().unwrap();
+            if let Some(poked) = active.get_mut(id) {
+                *poked = true;
+                return;
+            }
+            active.insert(id.to_string(), false);
+        }
+        let mut failures = 0u32;
+        loop {
+            if let Err(e) = self.drive_once(id).await {
+                failures += 1;
+                tracing::warn!(saga = id, error = %format!("{e:#}"), failures, "saga step failed; it will be retried");
+                // Transient trouble (a busy database, a service restarting): retry soon
+                // a few times, then leave it to the next sweep.
+                if failures <= 6 {
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << failures)).await;
+                    continue;
+                }
+            }
+            let mut active = self.active.lock().unwrap();
+            if active.get(id).copied().unwrap_or(false) {
+                active.insert(id.to_string(), false);
+                continue;
+            }
+            active.remove(id);
+            return;
+        }
+    }
+
+    async fn drive_once(&self, id: &str) -> anyhow::Result<()> {
+        let Some(mut s) = self.get(id).await? else { return Ok(()) };
+        let Some(def) = self.defs.get(s.kind.as_str()).cloned() else {
+            anyhow::bail!("no definition for saga kind {}", s.kind);
+        };
+        let n = def.steps().len() as i64;
+        loop {
+            match s.state {
+                SagaState::Done | SagaState::Failed => return Ok(()),
+                SagaState::Running if s.step >= n => {
+                    // `finished` first (it must be idempotent): if it fails, the saga
+                    // is still unfinished and the next drive calls it again.
+                    s.state = SagaState::Done;
+                    def.finished(&s).await?;
+                    self.save(&mut s).await?;
+                    return Ok(());
+                }
+                SagaState::Running => {
+                    let step = s.step as usize;
+                    let before = s.data.clone();
+                    let outcome = def.run(step, &mut s).await?;
+                    tracing::debug!(saga = id, kind = %s.kind, step = def.steps()[step], ?outcome, "saga step");
+                    match outcome {
+                        Outcome::Next => s.step += 1,
+                        Outcome::Goto(k) => s.step = k as i64,
+                        Outcome::Pending => {
+                            if s.data != before {
+                                self.save(&mut s).await?;
+                            }
+                            return Ok(());
+                        }
+                        Outcome::Fail(why) => {
+                            // Undo every step, the last first: a step reached before a
+                            // Goto went back may have left something (undos tolerate
+                            // steps that never ran).
+                            s.state = SagaState::Unwinding;
+                            s.step = n - 1;
+                            s.error = why;
+                        }
+                    }
+                    if !self.save(&mut s).await? {
+                        return Ok(());
+                    }
+                }
+                SagaState::Unwinding if s.step < 0 => {
+                    s.state = SagaState::Failed;
+                    def.finished(&s).await?;
+                    self.save(&mut s).await?;
+                    return Ok(());
+                }
+                SagaState::Unwinding => {
+                    let step = (s.step.min(n - 1)) as usize;
+                    def.undo(step, &mut s).await?;
+                    s.step = step as i64 - 1;
+                    if !self.save(&mut s).await? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
