@@ -85,61 +85,22 @@ impl NetworkService {
             }
             wanted.push((k.clone(), n));
         }
-        let base = self.identity_url.trim_end_matches('/');
-        let token = ctx.token.as_ref();
-        let get = |url: String| self.http.get(url).header("x-auth-token", token).send();
-        let services: Value = get(format!("{base}/v3/services?type=network"))
-            .await
-            .map_err(unavailable)?
-            .json()
-            .await
-            .map_err(unavailable)?;
-        let service_id = services["services"][0]["id"]
-            .as_str()
-            .ok_or_else(|| unavailable("no network service in the catalog"))?
-            .to_string();
-        let existing: Value = get(format!("{base}/v3/limits?project_id={project}&service_id={service_id}"))
-            .await
-            .map_err(unavailable)?
-            .json()
-            .await
-            .map_err(unavailable)?;
-        for (resource, n) in wanted {
-            // Unified limits have no "unlimited"; a very large limit stands for it.
-            let n = if n < 0 { i64::from(i32::MAX) } else { n };
-            let found =
-                existing["limits"].as_array().and_then(|a| a.iter().find(|l| l["resource_name"] == json!(resource)));
-            let resp = match found.and_then(|l| l["id"].as_str()) {
-                Some(id) => {
-                    self.http
-                        .patch(format!("{base}/v3/limits/{id}"))
-                        .header("x-auth-token", token)
-                        .json(&json!({"limit": {"resource_limit": n}}))
-                        .send()
-                        .await
-                }
-                None => {
-                    self.http
-                        .post(format!("{base}/v3/limits"))
-                        .header("x-auth-token", token)
-                        .json(&json!({"limits": [{"service_id": service_id, "project_id": project, "resource_name": resource, "resource_limit": n}]}))
-                        .send()
-                        .await
-                }
-            }
-            .map_err(unavailable)?;
-            if !resp.status().is_success() {
-                let status = resp.status().as_u16();
-                let text = resp.text().await.unwrap_or_default();
-                return Err(match status {
-                    400..=499 => ApiError::new(
-                        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-                        format!("Identity refused the quota: {text}"),
-                    ),
-                    _ => unavailable(text),
-                });
-            }
-        }
+        stratus_common::limits::write_limits(
+            &self.http,
+            &self.identity_url,
+            ctx.token.as_ref(),
+            "network",
+            project,
+            &wanted,
+        )
+        .await
+        .map_err(|e| match e {
+            stratus_common::limits::LimitWriteError::Refused(status, text) => ApiError::new(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                format!("Identity refused the quota: {text}"),
+            ),
+            stratus_common::limits::LimitWriteError::Unavailable(text) => unavailable(text),
+        })?;
         self.limits.invalidate();
         self.quota_show(ctx, project).await
     }

@@ -171,3 +171,77 @@ mod tests {
         assert_eq!(client.limit("p", "compute", "instances").await.unwrap(), Some(11));
     }
 }
+
+/// Why identity did not take a limit: it refused (a 4xx, with its status and message)
+/// or could not be reached.
+#[derive(Debug)]
+pub enum LimitWriteError {
+    Refused(u16, String),
+    Unavailable(String),
+}
+
+/// Sets project limits of one service type through identity's limits API with the
+/// caller's token (so identity decides who may): updates existing limits, creates the
+/// others. A negative value means unlimited (stored as a very large limit, since
+/// unified limits have no "unlimited").
+pub async fn write_limits(
+    http: &reqwest::Client,
+    identity_url: &str,
+    token: &str,
+    service_type: &str,
+    project: &str,
+    wanted: &[(String, i64)],
+) -> Result<(), LimitWriteError> {
+    let unavailable = |e: &dyn std::fmt::Display| LimitWriteError::Unavailable(e.to_string());
+    let base = identity_url.trim_end_matches('/');
+    let get = |url: String| http.get(url).header("x-auth-token", token).send();
+    let services: Value = get(format!("{base}/v3/services?type={service_type}"))
+        .await
+        .map_err(|e| unavailable(&e))?
+        .json()
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let service_id = services["services"][0]["id"]
+        .as_str()
+        .ok_or_else(|| LimitWriteError::Unavailable(format!("no {service_type} service in the catalog")))?
+        .to_string();
+    let existing: Value = get(format!("{base}/v3/limits?project_id={project}&service_id={service_id}"))
+        .await
+        .map_err(|e| unavailable(&e))?
+        .json()
+        .await
+        .map_err(|e| unavailable(&e))?;
+    for (resource, n) in wanted {
+        let n = if *n < 0 { i64::from(i32::MAX) } else { *n };
+        let found = existing["limits"]
+            .as_array()
+            .and_then(|a| a.iter().find(|l| l["resource_name"].as_str() == Some(resource.as_str())));
+        let resp = match found.and_then(|l| l["id"].as_str()) {
+            Some(id) => {
+                http.patch(format!("{base}/v3/limits/{id}"))
+                    .header("x-auth-token", token)
+                    .json(&serde_json::json!({"limit": {"resource_limit": n}}))
+                    .send()
+                    .await
+            }
+            None => {
+                http.post(format!("{base}/v3/limits"))
+                    .header("x-auth-token", token)
+                    .json(&serde_json::json!({"limits": [{"service_id": service_id, "project_id": project, "resource_name": resource, "resource_limit": n}]}))
+                    .send()
+                    .await
+            }
+        }
+        .map_err(|e| unavailable(&e))?;
+        if !resp.status().is_success() {
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap_or_default();
+            return Err(if (400..500).contains(&status) {
+                LimitWriteError::Refused(status, text)
+            } else {
+                LimitWriteError::Unavailable(text)
+            });
+        }
+    }
+    Ok(())
+}
