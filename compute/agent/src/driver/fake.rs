@@ -1,0 +1,163 @@
+//! The fake hypervisor: guests are entries in a map. Boot delay and failure rate are
+//! configurable so tests can exercise slow hosts and failed builds, and one process
+//! can run a thousand fake hosts for benchmarks.
+
+use super::{Capacity, HypervisorDriver};
+use crate::protocol::{power, GuestSpec, GuestState};
+use futures::future::BoxFuture;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct FakeOptions {
+    pub capacity: Capacity,
+    pub boot_delay: Duration,
+    /// Share of spawns that fail, 0.0 to 1.0.
+    pub failure_rate: f64,
+}
+
+impl Default for FakeOptions {
+    fn default() -> Self {
+        Self {
+            capacity: Capacity { vcpus: 64, ram_mb: 262_144, disk_gb: 4096, hypervisor_type: "fake".into() },
+            boot_delay: Duration::ZERO,
+            failure_rate: 0.0,
+        }
+    }
+}
+
+struct Guest {
+    power_state: i64,
+    log: String,
+}
+
+pub struct FakeDriver {
+    options: FakeOptions,
+    guests: Mutex<BTreeMap<String, Guest>>,
+}
+
+impl FakeDriver {
+    pub fn new(options: FakeOptions) -> Self {
+        Self { options, guests: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// Changes a guest's power state behind the service's back (a guest shutting down
+    /// from inside), for reconciler tests.
+    pub fn set_power_state(&self, server_id: &str, state: i64) -> bool {
+        match self.guests.lock().unwrap().get_mut(server_id) {
+            Some(g) => {
+                g.power_state = state;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn set(&self, server_id: &str, state: i64, line: &str) -> anyhow::Result<i64> {
+        let mut guests = self.guests.lock().unwrap();
+        let g = guests.get_mut(server_id).ok_or_else(|| anyhow::anyhow!("no guest {server_id} on this host"))?;
+        g.power_state = state;
+        g.log.push_str(line);
+        g.log.push('\n');
+        Ok(state)
+    }
+}
+
+impl HypervisorDriver for FakeDriver {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+
+    fn capacity(&self) -> Capacity {
+        self.options.capacity.clone()
+    }
+
+    fn spawn<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(async move {
+            if let Some(g) = self.guests.lock().unwrap().get(server_id) {
+                return Ok(g.power_state);
+            }
+            if !self.options.boot_delay.is_zero() {
+                tokio::time::sleep(self.options.boot_delay).await;
+            }
+            if self.options.failure_rate > 0.0 && rand::random::<f64>() < self.options.failure_rate {
+                anyhow::bail!("fake hypervisor: injected spawn failure");
+            }
+            let log = format!("fake guest {} booting\n{} login:\n", server_id, spec.name);
+            self.guests
+                .lock()
+                .unwrap()
+                .entry(server_id.to_string())
+                .or_insert(Guest { power_state: power::RUNNING, log });
+            Ok(power::RUNNING)
+        })
+    }
+
+    fn destroy<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            self.guests.lock().unwrap().remove(server_id);
+            Ok(())
+        })
+    }
+
+    fn stop<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(async move { self.set(server_id, power::SHUTDOWN, "reboot: Power down") })
+    }
+
+    fn start<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(async move { self.set(server_id, power::RUNNING, "fake guest booting") })
+    }
+
+    fn reboot<'a>(&'a self, server_id: &'a str, hard: bool) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(async move {
+            self.set(server_id, power::RUNNING, if hard { "fake guest reset" } else { "fake guest rebooting" })
+        })
+    }
+
+    fn guests(&self) -> BoxFuture<'_, anyhow::Result<Vec<GuestState>>> {
+        Box::pin(async move {
+            Ok(self
+                .guests
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(id, g)| GuestState { server_id: id.clone(), power_state: g.power_state })
+                .collect())
+        })
+    }
+
+    fn console_log<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<String>> {
+        Box::pin(async move {
+            let guests = self.guests.lock().unwrap();
+            Ok(guests.get(server_id).map(|g| g.log.clone()).unwrap_or_default())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn operations_are_idempotent_by_server_id() {
+        let d = FakeDriver::new(FakeOptions::default());
+        let spec = GuestSpec { name: "vm".into(), ..Default::default() };
+        assert_eq!(d.spawn("s1", &spec).await.unwrap(), power::RUNNING);
+        assert_eq!(d.spawn("s1", &spec).await.unwrap(), power::RUNNING);
+        assert_eq!(d.guests().await.unwrap().len(), 1);
+        assert_eq!(d.stop("s1").await.unwrap(), power::SHUTDOWN);
+        assert_eq!(d.spawn("s1", &spec).await.unwrap(), power::SHUTDOWN, "spawn of an existing guest changes nothing");
+        d.destroy("s1").await.unwrap();
+        d.destroy("s1").await.unwrap();
+        assert!(d.guests().await.unwrap().is_empty());
+        assert!(d.start("s1").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn failure_rate_one_fails_every_spawn() {
+        let d = FakeDriver::new(FakeOptions { failure_rate: 1.0, ..Default::default() });
+        assert!(d.spawn("s1", &GuestSpec::default()).await.is_err());
+        assert!(d.guests().await.unwrap().is_empty());
+    }
+}

@@ -1,0 +1,32 @@
+//! Hypervisor drivers: what runs guests on a host. `fake` keeps guests in memory (tests
+//! and benchmarks at scale); `libvirt` runs real guests (the compute agent issue).
+
+pub mod fake;
+
+use crate::protocol::{GuestSpec, GuestState};
+use futures::future::BoxFuture;
+
+/// A host's capacity as the driver sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Capacity {
+    pub vcpus: i64,
+    pub ram_mb: i64,
+    pub disk_gb: i64,
+    pub hypervisor_type: String,
+}
+
+/// Operations are idempotent by server id: spawning a guest that runs, starting one
+/// that runs, or destroying one that is gone succeeds and changes nothing.
+pub trait HypervisorDriver: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn capacity(&self) -> Capacity;
+    /// Creates and boots the guest; answers its power state.
+    fn spawn<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>>;
+    fn destroy<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
+    fn stop<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>>;
+    fn start<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>>;
+    fn reboot<'a>(&'a self, server_id: &'a str, hard: bool) -> BoxFuture<'a, anyhow::Result<i64>>;
+    /// Every guest on the host with its power state.
+    fn guests(&self) -> BoxFuture<'_, anyhow::Result<Vec<GuestState>>>;
+    fn console_log<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<String>>;
+}

@@ -1,0 +1,206 @@
+//! The compute agent: runs the guests of one or more hosts through a
+//! [`driver::HypervisorDriver`], takes commands from its work queue on the bus, answers
+//! with results, and reports each host's capacity and guests as its heartbeat.
+//!
+//! One agent process usually runs one host; with the fake driver it can run many
+//! (`stratusd compute-agent --driver fake --fake-hosts 1000`), each with its own driver.
+
+pub mod driver;
+pub mod protocol;
+
+use driver::HypervisorDriver;
+use protocol::{agent_queue, Command, CommandResult, HostReport, Op, REPORT_SUBJECT, RESULTS_QUEUE};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use stratus_common::bus::Bus;
+
+/// One host the agent runs.
+pub struct Host {
+    pub name: String,
+    pub availability_zone: String,
+    pub traits: Vec<String>,
+    pub driver: Arc<dyn HypervisorDriver>,
+}
+
+pub struct Agent {
+    name: String,
+    hosts: HashMap<String, Host>,
+    bus: Bus,
+    report_every: Duration,
+    /// Commands for one server run one at a time.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Agent {
+    pub fn new(name: &str, hosts: Vec<Host>, bus: Bus, report_every: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.to_string(),
+            hosts: hosts.into_iter().map(|h| (h.name.clone(), h)).collect(),
+            bus,
+            report_every,
+            locks: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn queue(&self) -> String {
+        agent_queue(&self.name)
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.get(name)
+    }
+
+    /// Takes commands and reports until the bus closes.
+    pub async fn run(self: Arc<Self>) -> anyhow::Result<()> {
+        let mut queue = self.bus.work(&self.queue(), Duration::from_secs(60)).await?;
+        let reporter = {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(me.report_every);
+                loop {
+                    tick.tick().await;
+                    me.report_all().await;
+                }
+            })
+        };
+        let mut console = self.bus.subscribe(&protocol::console_subject(&self.queue())).await?;
+        let consoles = {
+            let me = self.clone();
+            tokio::spawn(async move {
+                while let Some(m) = console.next().await {
+                    let ask: serde_json::Value = m.json().unwrap_or_default();
+                    let host = ask["host"].as_str().unwrap_or_default();
+                    let server = ask["server_id"].as_str().unwrap_or_default();
+                    let answer = match me.console_log(host, server).await {
+                        Ok(out) => serde_json::json!({ "output": out }),
+                        Err(e) => serde_json::json!({ "error": format!("{e:#}") }),
+                    };
+                    let _ = me.bus.respond(&m, answer.to_string().into_bytes()).await;
+                }
+            })
+        };
+        let limit = Arc::new(tokio::sync::Semaphore::new(256));
+        while let Some(item) = queue.next().await {
+            let cmd: Command = match serde_json::from_slice(item.payload()) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "dropping a malformed compute command");
+                    let _ = item.ack().await;
+                    continue;
+                }
+            };
+            let permit = limit.clone().acquire_owned().await?;
+            let me = self.clone();
+            tokio::spawn(async move {
+                let result = me.handle(&cmd).await;
+                match serde_json::to_vec(&result) {
+                    Ok(bytes) => match me.bus.enqueue(RESULTS_QUEUE, bytes).await {
+                        Ok(()) => {
+                            let _ = item.ack().await;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot send a compute result; the command will come again");
+                            let _ = item.nack().await;
+                        }
+                    },
+                    Err(_) => {
+                        let _ = item.ack().await;
+                    }
+                }
+                drop(permit);
+            });
+        }
+        reporter.abort();
+        consoles.abort();
+        Ok(())
+    }
+
+    /// Runs one command (idempotent by server id) and says how it went.
+    pub async fn handle(&self, cmd: &Command) -> CommandResult {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap();
+            locks.entry(cmd.server_id.clone()).or_default().clone()
+        };
+        let guard = lock.lock().await;
+        let outcome = self.execute(cmd).await;
+        drop(guard);
+        {
+            let mut locks = self.locks.lock().unwrap();
+            if locks.get(&cmd.server_id).is_some_and(|l| Arc::strong_count(l) <= 2) {
+                locks.remove(&cmd.server_id);
+            }
+        }
+        let (error, power_state) = match outcome {
+            Ok(p) => (None, p),
+            Err(e) => (Some(format!("{e:#}")), protocol::power::NOSTATE),
+        };
+        if let Some(e) = &error {
+            tracing::warn!(server = %cmd.server_id, op = ?cmd.op, error = %e, "compute command failed");
+        }
+        CommandResult {
+            action_id: cmd.action_id.clone(),
+            server_id: cmd.server_id.clone(),
+            host: cmd.host.clone(),
+            op: cmd.op,
+            error,
+            power_state,
+        }
+    }
+
+    async fn execute(&self, cmd: &Command) -> anyhow::Result<i64> {
+        let host =
+            self.hosts.get(&cmd.host).ok_or_else(|| anyhow::anyhow!("this agent does not run host {}", cmd.host))?;
+        let d = &host.driver;
+        match cmd.op {
+            Op::Spawn => {
+                let spec = cmd.spec.as_ref().ok_or_else(|| anyhow::anyhow!("spawn without a guest spec"))?;
+                d.spawn(&cmd.server_id, spec).await
+            }
+            Op::Destroy => d.destroy(&cmd.server_id).await.map(|_| protocol::power::NOSTATE),
+            Op::Stop => d.stop(&cmd.server_id).await,
+            Op::Start => d.start(&cmd.server_id).await,
+            Op::SoftReboot => d.reboot(&cmd.server_id, false).await,
+            Op::HardReboot => d.reboot(&cmd.server_id, true).await,
+        }
+    }
+
+    /// One host's report: its capacity and guests.
+    pub async fn report(&self, host: &Host) -> anyhow::Result<HostReport> {
+        let c = host.driver.capacity();
+        Ok(HostReport {
+            host: host.name.clone(),
+            queue: self.queue(),
+            availability_zone: host.availability_zone.clone(),
+            hypervisor_type: c.hypervisor_type,
+            driver: host.driver.name().to_string(),
+            vcpus: c.vcpus,
+            ram_mb: c.ram_mb,
+            disk_gb: c.disk_gb,
+            traits: host.traits.clone(),
+            guests: host.driver.guests().await?,
+        })
+    }
+
+    /// Publishes every host's report.
+    pub async fn report_all(&self) {
+        for host in self.hosts.values() {
+            match self.report(host).await {
+                Ok(r) => match serde_json::to_vec(&r) {
+                    Ok(bytes) => {
+                        if let Err(e) = self.bus.publish(REPORT_SUBJECT, bytes).await {
+                            tracing::warn!(error = %e, "cannot publish a host report");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot encode a host report"),
+                },
+                Err(e) => tracing::warn!(host = %host.name, error = %e, "cannot read the host's guests"),
+            }
+        }
+    }
+
+    pub async fn console_log(&self, host: &str, server_id: &str) -> anyhow::Result<String> {
+        let h = self.hosts.get(host).ok_or_else(|| anyhow::anyhow!("this agent does not run host {host}"))?;
+        h.driver.console_log(server_id).await
+    }
+}

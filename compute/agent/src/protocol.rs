@@ -1,0 +1,115 @@
+//! What the compute service and its agents say to each other over the bus.
+//!
+//! - Commands go to the work queue an agent process listens on (`queue` in its host
+//!   reports; `compute.agent.<name>`): at least once, so every operation is idempotent,
+//!   keyed by server id (spawning a guest that exists, or destroying one that does not,
+//!   succeeds) and answered with the command's action id.
+//! - Results go to the durable queue [`RESULTS_QUEUE`], which the compute service
+//!   consumes; a result for an action the service no longer waits for is dropped.
+//! - Host reports (capacity and the guests each host runs) are published on
+//!   [`REPORT_SUBJECT`] every few seconds; they are the heartbeat, and what the
+//!   service's reconciler compares with the database.
+
+use serde::{Deserialize, Serialize};
+
+pub const RESULTS_QUEUE: &str = "compute.results";
+pub const REPORT_SUBJECT: &str = "compute.hosts.report";
+
+/// The work queue of an agent process.
+pub fn agent_queue(agent: &str) -> String {
+    format!("compute.agent.{agent}")
+}
+
+/// Nova's power states.
+pub mod power {
+    pub const NOSTATE: i64 = 0;
+    pub const RUNNING: i64 = 1;
+    pub const PAUSED: i64 = 3;
+    pub const SHUTDOWN: i64 = 4;
+    pub const CRASHED: i64 = 6;
+}
+
+/// What a guest is made of (flavor, image, NICs, and what its metadata shows).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct GuestSpec {
+    pub name: String,
+    pub vcpus: i64,
+    pub ram_mb: i64,
+    pub disk_gb: i64,
+    pub image_id: String,
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
+    #[serde(default)]
+    pub user_data: Option<String>,
+    #[serde(default)]
+    pub key_data: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PortSpec {
+    pub id: String,
+    pub mac_address: String,
+    pub network_id: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Spawn,
+    Destroy,
+    Stop,
+    Start,
+    SoftReboot,
+    HardReboot,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Command {
+    pub action_id: String,
+    pub server_id: String,
+    pub host: String,
+    pub op: Op,
+    #[serde(default)]
+    pub spec: Option<GuestSpec>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommandResult {
+    pub action_id: String,
+    pub server_id: String,
+    pub host: String,
+    pub op: Op,
+    /// `None` on success; why otherwise.
+    pub error: Option<String>,
+    /// The guest's power state after the command.
+    pub power_state: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GuestState {
+    pub server_id: String,
+    pub power_state: i64,
+}
+
+/// A host's capacity and guests, sent periodically.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostReport {
+    pub host: String,
+    /// The queue that reaches the agent running this host.
+    pub queue: String,
+    pub availability_zone: String,
+    pub hypervisor_type: String,
+    pub driver: String,
+    pub vcpus: i64,
+    pub ram_mb: i64,
+    pub disk_gb: i64,
+    #[serde(default)]
+    pub traits: Vec<String>,
+    pub guests: Vec<GuestState>,
+}
+
+/// Where an agent answers console log requests (`{"host", "server_id"}` →
+/// `{"output"}` or `{"error"}`).
+pub fn console_subject(queue: &str) -> String {
+    format!("{queue}.console")
+}
