@@ -54,9 +54,11 @@ class Cloud:
         self.port = free_port()
         self.image_port = free_port()
         self.network_port = free_port()
+        self.compute_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.image_url = f"http://127.0.0.1:{self.image_port}"
         self.network_url = f"http://127.0.0.1:{self.network_port}"
+        self.compute_url = f"http://127.0.0.1:{self.compute_port}"
         self.auth_url = f"{self.url}/v3"
         env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
         env.update(
@@ -65,6 +67,7 @@ class Cloud:
                 "STRATUS_IDENTITY__PORT": str(self.port),
                 "STRATUS_IMAGE__PORT": str(self.image_port),
                 "STRATUS_NETWORK__PORT": str(self.network_port),
+                "STRATUS_COMPUTE__PORT": str(self.compute_port),
                 "STRATUS_IDENTITY__REFRESH_SECS": "1",
                 "STRATUS_LOG__LEVEL": "warn",
                 # One agent per kernel at a time: the data-plane tests start their own.
@@ -88,6 +91,7 @@ class Cloud:
         if command == "all-in-one":
             self.wait_ready(url=self.image_url + "/versions")
             self.wait_ready(url=self.network_url + "/")
+            self.wait_ready(url=self.compute_url + "/v2.1")
 
     def wait_ready(self, timeout=60, url=None):
         deadline = time.monotonic() + timeout

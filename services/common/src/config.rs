@@ -22,6 +22,8 @@ pub struct Config {
     pub image: ImageConfig,
     pub network: NetworkConfig,
     pub network_agent: NetworkAgentConfig,
+    pub compute: ComputeConfig,
+    pub compute_agent: ComputeAgentConfig,
     pub service_auth: ServiceAuthConfig,
     pub log: LogConfig,
 }
@@ -54,6 +56,92 @@ pub struct NetworkConfig {
 impl Default for NetworkConfig {
     fn default() -> Self {
         Self { port: 9696, driver: "agent".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComputeConfig {
+    pub port: u16,
+    /// The network and image APIs compute calls (default: this deployment's own).
+    pub network_url: String,
+    pub image_url: String,
+    /// How the scheduler orders hosts: `spread` (emptiest first) or `pack`.
+    pub weigher: String,
+    /// Placement hands out `(total - reserved) * ratio` of each host.
+    pub cpu_allocation_ratio: f64,
+    pub ram_allocation_ratio: f64,
+    pub disk_allocation_ratio: f64,
+    pub reserved_host_memory_mb: i64,
+    pub reserved_host_disk_gb: i64,
+    /// A host not heard from for this long is down (seconds).
+    pub host_down_secs: u64,
+    /// How often the reconciler runs (seconds).
+    pub reconcile_secs: u64,
+    /// An agent command not answered in this time is sent again (seconds).
+    pub command_timeout_secs: u64,
+    /// Other hosts a failed build is retried on.
+    pub build_retries: i64,
+}
+
+impl Default for ComputeConfig {
+    fn default() -> Self {
+        Self {
+            port: 8774,
+            network_url: String::new(),
+            image_url: String::new(),
+            weigher: "spread".into(),
+            cpu_allocation_ratio: 16.0,
+            ram_allocation_ratio: 1.5,
+            disk_allocation_ratio: 1.0,
+            reserved_host_memory_mb: 512,
+            reserved_host_disk_gb: 0,
+            host_down_secs: 60,
+            reconcile_secs: 10,
+            command_timeout_secs: 30,
+            build_retries: 3,
+        }
+    }
+}
+
+/// The compute agent: runs the guests of this host (or, with the fake driver, of many
+/// emulated hosts).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComputeAgentConfig {
+    /// Whether all-in-one runs an agent.
+    pub enabled: bool,
+    /// `fake` (guests in memory) until the libvirt driver lands.
+    pub driver: String,
+    /// Host name (default: the machine's).
+    pub host: String,
+    pub availability_zone: String,
+    /// With the fake driver: how many hosts to emulate, and their size.
+    pub fake_hosts: usize,
+    pub fake_vcpus: i64,
+    pub fake_ram_mb: i64,
+    pub fake_disk_gb: i64,
+    pub fake_boot_delay_ms: u64,
+    pub fake_failure_rate: f64,
+    /// How often each host reports (seconds).
+    pub report_secs: u64,
+}
+
+impl Default for ComputeAgentConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            driver: "fake".into(),
+            host: String::new(),
+            availability_zone: "nova".into(),
+            fake_hosts: 1,
+            fake_vcpus: 8,
+            fake_ram_mb: 16384,
+            fake_disk_gb: 200,
+            fake_boot_delay_ms: 0,
+            fake_failure_rate: 0.0,
+            report_secs: 10,
+        }
     }
 }
 

@@ -45,6 +45,17 @@ enum Command {
         #[arg(long)]
         cleanup: bool,
     },
+    /// Run the compute service (Nova v2.1 API) alone, using identity over HTTP.
+    Compute,
+    /// Run the compute agent of this host (guests through a hypervisor driver).
+    ComputeAgent {
+        /// Hypervisor driver: `fake` (guests in memory; tests and benchmarks).
+        #[arg(long)]
+        driver: Option<String>,
+        /// With the fake driver, how many hosts to emulate in this process.
+        #[arg(long)]
+        fake_hosts: Option<usize>,
+    },
     /// Create the default domain, admin project and user, roles, catalog and quotas.
     Bootstrap {
         #[arg(long)]
@@ -92,9 +103,16 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             announce(&rt, &report)?;
             let limits = Arc::new(stratus_identity::app::InProcessLimitsSource::new(identity.store.clone()));
             let image = rt.image_served(identity.verifier.clone(), limits.clone()).await?;
-            let network = rt.network_served(identity.verifier.clone(), limits).await?;
+            let network = rt.network_served(identity.verifier.clone(), limits.clone()).await?;
             let tokens = runtime::InternalTokens::new(identity.clone());
-            let services = vec![rt.identity_served(identity)?, image, network];
+            let compute = rt.compute_served(identity.verifier.clone(), limits, tokens.clone()).await?;
+            let services = vec![rt.identity_served(identity)?, image, network, compute];
+            if rt.config.compute_agent.enabled {
+                let agent = runtime::compute_agent(&rt.config, rt.bus.clone())?;
+                tracing::info!(driver = %rt.config.compute_agent.driver, "compute agent running");
+                agent.report_all().await;
+                tokio::spawn(agent.run());
+            }
             if agent_wanted(rt.config.network_agent.enabled) {
                 let agent = runtime::network_agent(&rt.config, tokens)?;
                 tracing::info!(host = agent.host(), "network agent running");
@@ -137,6 +155,29 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             tracing::info!(host = agent.host(), "network agent running");
             tokio::select! {
                 _ = agent.run(Some(bus)) => Ok(()),
+                _ = stratus_common::http::shutdown_signal() => Ok(()),
+            }
+        }
+        Command::Compute => {
+            let rt = Runtime::open(config).await?;
+            let (verifier, limits) = rt.remote_identity().await?;
+            let tokens = runtime::service_tokens(&rt.config);
+            serve_all(vec![rt.compute_served(verifier, limits, tokens).await?]).await
+        }
+        Command::ComputeAgent { driver, fake_hosts } => {
+            let mut config = config;
+            if let Some(d) = driver {
+                config.compute_agent.driver = d;
+            }
+            if let Some(n) = fake_hosts {
+                config.compute_agent.fake_hosts = n;
+            }
+            let bus = stratus_common::bus::Bus::connect(&config.bus.url).await?;
+            let agent = runtime::compute_agent(&config, bus)?;
+            tracing::info!(driver = %config.compute_agent.driver, hosts = config.compute_agent.fake_hosts, "compute agent running");
+            agent.report_all().await;
+            tokio::select! {
+                r = agent.run() => r,
                 _ = stratus_common::http::shutdown_signal() => Ok(()),
             }
         }

@@ -28,6 +28,7 @@ pub fn all_migrations() -> Vec<Migration> {
     let mut m = stratus_identity::migrations::MIGRATIONS.to_vec();
     m.extend_from_slice(stratus_image::migrations::MIGRATIONS);
     m.extend_from_slice(stratus_network::migrations::MIGRATIONS);
+    m.extend_from_slice(stratus_compute::migrations::MIGRATIONS);
     m
 }
 
@@ -75,6 +76,11 @@ impl Runtime {
             },
             CatalogService { service_type: "image".into(), name: "glance".into(), url: self.image_public_url() },
             CatalogService { service_type: "network".into(), name: "neutron".into(), url: self.network_public_url() },
+            CatalogService {
+                service_type: "compute".into(),
+                name: "nova".into(),
+                url: format!("{}/v2.1", self.compute_public_url()),
+            },
         ]
     }
 
@@ -153,6 +159,66 @@ impl Runtime {
         })
     }
 
+    pub fn compute_public_url(&self) -> String {
+        format!("http://{}:{}", self.config.server.public_host, self.config.compute.port)
+    }
+
+    /// The compute service, calling the network and image APIs with `tokens`.
+    pub async fn compute_served(
+        &self,
+        verifier: Arc<TokenVerifier>,
+        limits_source: Arc<dyn LimitsSource>,
+        tokens: Arc<dyn TokenSource>,
+    ) -> anyhow::Result<Served> {
+        let c = &self.config.compute;
+        let limits = LimitsClient::new(limits_source, std::time::Duration::from_secs(30));
+        limits.spawn_invalidation(self.bus.clone());
+        let or =
+            |url: &str, default: String| if url.is_empty() { default } else { url.trim_end_matches('/').to_string() };
+        let clients = stratus_compute::clients::Clients {
+            http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?,
+            network_url: or(&c.network_url, self.network_public_url()),
+            image_url: or(&c.image_url, self.image_public_url()),
+            identity_url: self.config.identity_url(),
+            tokens,
+        };
+        let secs = |n: u64| std::time::Duration::from_secs(n.max(1));
+        let settings = stratus_compute::app::Settings {
+            public_url: self.compute_public_url(),
+            ratios: stratus_compute::store::Ratios {
+                cpu: c.cpu_allocation_ratio,
+                ram: c.ram_allocation_ratio,
+                disk: c.disk_allocation_ratio,
+                reserved_ram_mb: c.reserved_host_memory_mb,
+                reserved_disk_gb: c.reserved_host_disk_gb,
+                reserved_vcpus: 0,
+            },
+            host_down_after: secs(c.host_down_secs),
+            reconcile_every: secs(c.reconcile_secs),
+            command_timeout: secs(c.command_timeout_secs),
+            build_retries: c.build_retries.max(0),
+            orphan_grace: secs(c.host_down_secs),
+        };
+        let scheduler = stratus_compute::scheduler::Scheduler::new(
+            stratus_compute::scheduler::Weigher::parse(&c.weigher)?,
+            settings.host_down_after,
+        );
+        let service = stratus_compute::ComputeService::new(
+            stratus_compute::store::Store::new(self.db.clone()),
+            self.bus.clone(),
+            limits,
+            clients,
+            scheduler,
+            settings,
+        );
+        service.start().await?;
+        Ok(Served {
+            name: "compute",
+            addr: self.addr(c.port)?,
+            router: stratus_compute::api::router(service, verifier, self.config.server.max_body_bytes),
+        })
+    }
+
     /// Verification and quotas from identity's HTTP API, for a service running alone.
     pub async fn remote_identity(&self) -> anyhow::Result<(Arc<TokenVerifier>, Arc<dyn LimitsSource>)> {
         let url = self.config.identity_url();
@@ -220,6 +286,39 @@ pub fn network_agent(config: &Config, tokens: Arc<dyn TokenSource>) -> anyhow::R
         metadata_secret: c.metadata_secret.clone(),
     };
     Ok(Arc::new(Agent::new(cfg, stratus_network_agent::client::Client::new(&url, &host, tokens))))
+}
+
+/// The compute agent of this host (or of many fake hosts).
+pub fn compute_agent(config: &Config, bus: Bus) -> anyhow::Result<Arc<stratus_compute_agent::Agent>> {
+    use stratus_compute_agent::driver::fake::{FakeDriver, FakeOptions};
+    use stratus_compute_agent::driver::Capacity;
+    let c = &config.compute_agent;
+    let base = if c.host.is_empty() { stratus_network_agent::default_host() } else { c.host.clone() };
+    anyhow::ensure!(!base.is_empty(), "the compute agent needs a host name: set [compute_agent] host");
+    anyhow::ensure!(
+        c.driver == "fake",
+        "compute driver {:?} is not available in this build: use \"fake\" (libvirt is not implemented yet)",
+        c.driver
+    );
+    let n = c.fake_hosts.max(1);
+    let hosts = (0..n)
+        .map(|i| stratus_compute_agent::Host {
+            name: if n == 1 { base.clone() } else { format!("{base}-fake-{i:04}") },
+            availability_zone: c.availability_zone.clone(),
+            traits: Vec::new(),
+            driver: Arc::new(FakeDriver::new(FakeOptions {
+                capacity: Capacity {
+                    vcpus: c.fake_vcpus,
+                    ram_mb: c.fake_ram_mb,
+                    disk_gb: c.fake_disk_gb,
+                    hypervisor_type: "fake".into(),
+                },
+                boot_delay: std::time::Duration::from_millis(c.fake_boot_delay_ms),
+                failure_rate: c.fake_failure_rate,
+            })) as Arc<dyn stratus_compute_agent::driver::HypervisorDriver>,
+        })
+        .collect();
+    Ok(stratus_compute_agent::Agent::new(&base, hosts, bus, std::time::Duration::from_secs(c.report_secs.max(1))))
 }
 
 /// The service user's password tokens, for processes without identity inside.

@@ -1,0 +1,558 @@
+//! Flavors, keypairs, hypervisors, services, availability zones, limits, quotas, server
+//! groups and usage.
+
+use super::views::{flavor_view, hypervisor_view, keypair_view};
+use super::{base, flag, paginate, wrapped, AppState, Params};
+use crate::app::{bad, forbidden, not_found};
+use crate::microversion::Version;
+use crate::store::{ServerFilter, ServerGroup};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Map, Value};
+use stratus_common::auth::AuthContext;
+use stratus_common::db::parse_time;
+use stratus_common::http::{ApiJson, ApiResult};
+
+fn is_public_param(q: &std::collections::HashMap<String, String>, admin: bool) -> Option<bool> {
+    match q.get("is_public").map(|v| v.to_ascii_lowercase()) {
+        // OSC sends the literal "None": both.
+        Some(v) if v == "none" => None,
+        Some(v) if v == "false" || v == "0" => Some(false),
+        Some(_) => Some(true),
+        None if admin => None,
+        None => Some(true),
+    }
+}
+
+async fn flavors(
+    s: &AppState,
+    ctx: &AuthContext,
+    v: Version,
+    q: &std::collections::HashMap<String, String>,
+    detail: bool,
+) -> ApiResult<Json<Value>> {
+    let mut list = s.flavor_list(ctx, is_public_param(q, ctx.is_admin())).await?;
+    if let Some(r) = q.get("minRam").and_then(|x| x.parse::<i64>().ok()) {
+        list.retain(|f| f.ram >= r);
+    }
+    if let Some(d) = q.get("minDisk").and_then(|x| x.parse::<i64>().ok()) {
+        list.retain(|f| f.disk >= d);
+    }
+    let list = paginate(list, q, |f| f.id.as_str())?;
+    let b = base(s);
+    Ok(Json(json!({"flavors": list.iter().map(|f| flavor_view(f, v, &b, detail)).collect::<Vec<_>>()})))
+}
+
+pub async fn flavor_list(State(s): State<AppState>, ctx: AuthContext, v: Version, q: Params) -> ApiResult<Json<Value>> {
+    flavors(&s, &ctx, v, &q, false).await
+}
+
+pub async fn flavor_detail(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    q: Params,
+) -> ApiResult<Json<Value>> {
+    flavors(&s, &ctx, v, &q, true).await
+}
+
+pub async fn flavor_show(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let f = s.flavor_get(&ctx, &id).await?;
+    Ok(Json(json!({"flavor": flavor_view(&f, v, &base(&s), true)})))
+}
+
+pub async fn flavor_create(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let f = s.flavor_create(&ctx, &wrapped(body, "flavor")?).await?;
+    Ok(Json(json!({"flavor": flavor_view(&f, v, &base(&s), true)})))
+}
+
+pub async fn flavor_update(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    if !v.at_least(55) {
+        return Err(stratus_common::http::ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Updating a flavor needs microversion 2.55 or later.",
+        ));
+    }
+    let b = wrapped(body, "flavor")?;
+    let d = match b.get("description") {
+        Some(Value::String(d)) => Some(d.clone()),
+        Some(Value::Null) => None,
+        _ => return Err(bad("Invalid input: 'description' is a required property.")),
+    };
+    let f = s.flavor_description(&ctx, &id, d).await?;
+    Ok(Json(json!({"flavor": flavor_view(&f, v, &base(&s), true)})))
+}
+
+pub async fn flavor_delete(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.flavor_delete(&ctx, &id).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+pub async fn extra_specs_list(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let f = s.flavor_get(&ctx, &id).await?;
+    Ok(Json(json!({"extra_specs": f.extra_specs})))
+}
+
+pub async fn extra_specs_set(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let specs = wrapped(body, "extra_specs")?;
+    let f = s.flavor_extra_specs(&ctx, &id, specs, None).await?;
+    Ok(Json(json!({"extra_specs": f.extra_specs})))
+}
+
+pub async fn extra_spec_show(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path((id, key)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let f = s.flavor_get(&ctx, &id).await?;
+    match f.extra_specs.get(&key) {
+        Some(v) => Ok(Json(json!({ key: v }))),
+        None => Err(not_found(format!("Flavor {id} has no extra specs with key {key}."))),
+    }
+}
+
+pub async fn extra_spec_put(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path((id, key)): Path<(String, String)>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let Value::Object(m) = body else { return Err(bad("The request body must be a JSON object.")) };
+    if m.len() != 1 || !m.contains_key(&key) {
+        return Err(bad("Request body and URI mismatch"));
+    }
+    s.flavor_extra_specs(&ctx, &id, m.clone(), None).await?;
+    Ok(Json(Value::Object(m)))
+}
+
+pub async fn extra_spec_delete(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path((id, key)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    s.flavor_extra_specs(&ctx, &id, Map::new(), Some(&key)).await?;
+    Ok(StatusCode::OK)
+}
+
+fn access_view(id: &str, projects: Vec<String>) -> Value {
+    json!({"flavor_access": projects.iter().map(|p| json!({"flavor_id": id, "tenant_id": p})).collect::<Vec<_>>()})
+}
+
+pub async fn flavor_access(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(access_view(&id, s.flavor_access_list(&ctx, &id).await?)))
+}
+
+pub async fn flavor_action(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let (grant, arg) = if let Some(a) = body.get("addTenantAccess") {
+        (true, a)
+    } else if let Some(a) = body.get("removeTenantAccess") {
+        (false, a)
+    } else {
+        return Err(bad("Unknown flavor action: use addTenantAccess or removeTenantAccess."));
+    };
+    let project = arg["tenant"].as_str().ok_or_else(|| bad("Invalid input: 'tenant' is a required property."))?;
+    Ok(Json(access_view(&id, s.flavor_access_change(&ctx, &id, project, grant).await?)))
+}
+
+pub async fn keypair_list(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    q: Params,
+) -> ApiResult<Json<Value>> {
+    let user = q.get("user_id").filter(|_| v.at_least(10)).map(String::as_str);
+    let list = s.keypair_list(&ctx, user).await?;
+    let list = if v.at_least(35) { paginate(list, &q, |k| k.name.as_str())? } else { list };
+    Ok(Json(
+        json!({"keypairs": list.iter().map(|k| json!({"keypair": keypair_view(k, v, false)})).collect::<Vec<_>>()}),
+    ))
+}
+
+pub async fn keypair_show(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    Path(name): Path<String>,
+    q: Params,
+) -> ApiResult<Json<Value>> {
+    let user = q.get("user_id").filter(|_| v.at_least(10)).map(String::as_str);
+    let k = s.keypair_get(&ctx, &name, user).await?;
+    Ok(Json(json!({"keypair": keypair_view(&k, v, true)})))
+}
+
+pub async fn keypair_create(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let b = wrapped(body, "keypair")?;
+    let name =
+        b.get("name").and_then(Value::as_str).ok_or_else(|| bad("Invalid input: 'name' is a required property."))?;
+    let public = b.get("public_key").and_then(Value::as_str);
+    if public.is_none() && v.at_least(92) {
+        return Err(bad(
+            "Invalid input: 'public_key' is a required property (keys are no longer generated from 2.92).",
+        ));
+    }
+    let kind = if v.at_least(2) { b.get("type").and_then(Value::as_str).unwrap_or("ssh") } else { "ssh" };
+    let user = b.get("user_id").and_then(Value::as_str).filter(|_| v.at_least(10));
+    let made = s.keypair_create(&ctx, name, public, kind, user).await?;
+    let mut view = keypair_view(&made.keypair, v, false);
+    view["user_id"] = json!(made.keypair.user_id);
+    if let Some(p) = made.private_key {
+        view["private_key"] = json!(p);
+    }
+    let status = if v.at_least(2) { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(json!({ "keypair": view }))))
+}
+
+pub async fn keypair_delete(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    Path(name): Path<String>,
+    q: Params,
+) -> ApiResult<StatusCode> {
+    let user = q.get("user_id").filter(|_| v.at_least(10)).map(String::as_str);
+    s.keypair_delete(&ctx, &name, user).await?;
+    Ok(if v.at_least(2) { StatusCode::NO_CONTENT } else { StatusCode::ACCEPTED })
+}
+
+async fn hypervisors(
+    s: &AppState,
+    ctx: &AuthContext,
+    v: Version,
+    detail: bool,
+    q: &std::collections::HashMap<String, String>,
+) -> ApiResult<Vec<Value>> {
+    crate::app::require_admin(ctx, "os_compute_api:os-hypervisors:list")?;
+    let hosts = s.store.host_list().await?;
+    let servers = s.store.server_list(&ServerFilter::default()).await?;
+    let mut out = Vec::new();
+    for (i, h) in hosts.iter().enumerate() {
+        if let Some(p) = q.get("hypervisor_hostname_pattern") {
+            if !h.host.contains(p.as_str()) {
+                continue;
+            }
+        }
+        let running = servers.iter().filter(|x| x.host.as_deref() == Some(h.host.as_str())).count() as i64;
+        out.push(hypervisor_view(h, i, v, s.scheduler.is_up(h), detail, running));
+    }
+    Ok(out)
+}
+
+pub async fn hypervisor_list(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    q: Params,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"hypervisors": hypervisors(&s, &ctx, v, false, &q).await?})))
+}
+
+pub async fn hypervisor_detail(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    q: Params,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"hypervisors": hypervisors(&s, &ctx, v, true, &q).await?})))
+}
+
+pub async fn hypervisor_show(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    Path(id): Path<String>,
+    q: Params,
+) -> ApiResult<Json<Value>> {
+    let all = hypervisors(&s, &ctx, v, true, &q).await?;
+    all.into_iter()
+        .find(|h| {
+            h["id"].as_str() == Some(id.as_str())
+                || h["id"].as_i64().is_some_and(|n| n.to_string() == id)
+                || h["hypervisor_hostname"] == json!(id)
+        })
+        .map(|h| Json(json!({ "hypervisor": h })))
+        .ok_or_else(|| not_found(format!("Hypervisor with ID {id} could not be found.")))
+}
+
+pub async fn hypervisor_statistics(State(s): State<AppState>, ctx: AuthContext) -> ApiResult<Json<Value>> {
+    crate::app::require_admin(&ctx, "os_compute_api:os-hypervisors:statistics")?;
+    let hosts = s.store.host_list().await?;
+    let sum = |f: fn(&crate::store::HostRow) -> i64| hosts.iter().map(f).sum::<i64>();
+    Ok(Json(json!({"hypervisor_statistics": {
+        "count": hosts.len(), "vcpus": sum(|h| h.vcpus), "vcpus_used": sum(|h| h.used_vcpus),
+        "memory_mb": sum(|h| h.ram_mb), "memory_mb_used": sum(|h| h.used_ram), "free_ram_mb": sum(|h| h.ram_mb - h.used_ram),
+        "local_gb": sum(|h| h.disk_gb), "local_gb_used": sum(|h| h.used_disk), "free_disk_gb": sum(|h| h.disk_gb - h.used_disk),
+        "disk_available_least": sum(|h| h.disk_gb - h.used_disk), "current_workload": 0,
+        "running_vms": s.store.server_list(&ServerFilter::default()).await?.iter().filter(|x| x.host.is_some()).count()}})))
+}
+
+pub async fn service_list(State(s): State<AppState>, ctx: AuthContext, v: Version) -> ApiResult<Json<Value>> {
+    crate::app::require_admin(&ctx, "os_compute_api:os-services:list")?;
+    let hosts = s.store.host_list().await?;
+    let mut out = vec![
+        json!({"id": if v.at_least(53) { json!("scheduler") } else { json!(0) }, "binary": "nova-scheduler",
+                              "host": "stratus", "zone": "internal", "status": "enabled", "state": "up",
+                              "updated_at": stratus_common::db::now_text(), "disabled_reason": null, "forced_down": false}),
+    ];
+    for (i, h) in hosts.iter().enumerate() {
+        out.push(json!({"id": if v.at_least(53) { json!(h.host) } else { json!(i + 1) }, "binary": "nova-compute",
+                        "host": h.host, "zone": h.availability_zone,
+                        "status": if h.enabled { "enabled" } else { "disabled" },
+                        "state": if s.scheduler.is_up(h) { "up" } else { "down" },
+                        "updated_at": h.last_seen, "disabled_reason": h.disabled_reason, "forced_down": false}));
+    }
+    Ok(Json(json!({ "services": out })))
+}
+
+async fn zones(s: &AppState, detail: bool) -> ApiResult<Json<Value>> {
+    let hosts = s.store.host_list().await?;
+    let mut names: Vec<String> = hosts.iter().map(|h| h.availability_zone.clone()).collect();
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        names.push("nova".into());
+    }
+    let list: Vec<Value> = names
+        .iter()
+        .map(|z| {
+            let in_zone: Map<String, Value> = hosts
+                .iter()
+                .filter(|h| &h.availability_zone == z)
+                .map(|h| (h.host.clone(), json!({"nova-compute": {"available": s.scheduler.is_up(h) && h.enabled, "active": h.enabled, "updated_at": h.last_seen}})))
+                .collect();
+            let available = hosts.iter().any(|h| &h.availability_zone == z && s.scheduler.is_up(h) && h.enabled);
+            json!({"zoneName": z, "zoneState": {"available": available}, "hosts": if detail { Value::Object(in_zone) } else { Value::Null }})
+        })
+        .collect();
+    Ok(Json(json!({ "availabilityZoneInfo": list })))
+}
+
+pub async fn az_list(State(s): State<AppState>, _ctx: AuthContext) -> ApiResult<Json<Value>> {
+    zones(&s, false).await
+}
+
+pub async fn az_detail(State(s): State<AppState>, ctx: AuthContext) -> ApiResult<Json<Value>> {
+    crate::app::require_admin(&ctx, "os_compute_api:os-availability-zone:detail")?;
+    zones(&s, true).await
+}
+
+pub async fn limits(State(s): State<AppState>, ctx: AuthContext) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"limits": {"rate": [], "absolute": s.absolute_limits(&ctx).await?}})))
+}
+
+pub async fn quota_show(State(s): State<AppState>, ctx: AuthContext, Path(p): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"quota_set": s.quota_show(&ctx, &p, false).await?})))
+}
+
+pub async fn quota_detail(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"quota_set": s.quota_show(&ctx, &p, true).await?})))
+}
+
+pub async fn quota_defaults(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"quota_set": s.quota_show(&ctx, &p, false).await?})))
+}
+
+pub async fn quota_update(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"quota_set": s.quota_update(&ctx, &p, &wrapped(body, "quota_set")?).await?})))
+}
+
+fn group_view(g: &ServerGroup, v: Version) -> Value {
+    let mut o = json!({"id": g.id, "name": g.name, "members": g.members, "metadata": {}});
+    if v.at_least(64) {
+        o["policy"] = json!(g.policy);
+        o["rules"] = json!({});
+        o.as_object_mut().map(|m| m.remove("metadata"));
+    } else {
+        o["policies"] = json!([g.policy]);
+    }
+    if v.at_least(13) {
+        o["project_id"] = json!(g.project_id);
+        o["user_id"] = json!(g.user_id);
+    }
+    o
+}
+
+pub async fn group_list(State(s): State<AppState>, ctx: AuthContext, v: Version, q: Params) -> ApiResult<Json<Value>> {
+    let list = s.group_list(&ctx, flag(&q, "all_projects")).await?;
+    let list = paginate(list, &q, |g| g.id.as_str())?;
+    Ok(Json(json!({"server_groups": list.iter().map(|g| group_view(g, v)).collect::<Vec<_>>()})))
+}
+
+pub async fn group_show(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let g = s.group_get(&ctx, &id).await?;
+    Ok(Json(json!({"server_group": group_view(&g, v)})))
+}
+
+pub async fn group_create(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let b = wrapped(body, "server_group")?;
+    let name = b.get("name").and_then(Value::as_str).unwrap_or_default();
+    let policy = if v.at_least(64) {
+        b.get("policy").and_then(Value::as_str).map(str::to_string)
+    } else {
+        b.get("policies").and_then(Value::as_array).and_then(|p| p.first()).and_then(Value::as_str).map(str::to_string)
+    }
+    .ok_or_else(|| bad("Invalid input: a policy is required."))?;
+    let g = s.group_create(&ctx, name, &policy).await?;
+    Ok(Json(json!({"server_group": group_view(&g, v)})))
+}
+
+pub async fn group_delete(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.group_delete(&ctx, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Instance hours within [start, end] per project: how long each server existed (from
+/// creation to deletion) times its flavor, as Nova's simple tenant usage counts.
+async fn usage(
+    s: &AppState,
+    ctx: &AuthContext,
+    q: &std::collections::HashMap<String, String>,
+    only: Option<&str>,
+    detailed: bool,
+) -> ApiResult<Vec<Value>> {
+    let now = chrono::Utc::now();
+    let parse = |k: &str, d: chrono::DateTime<chrono::Utc>| -> ApiResult<chrono::DateTime<chrono::Utc>> {
+        match q.get(k) {
+            None => Ok(d),
+            Some(t) => {
+                let t2 = if t.ends_with('Z') || t.contains('+') { t.clone() } else { format!("{t}Z") };
+                parse_time(&t2).ok_or_else(|| bad(format!("Invalid {k}: {t}")))
+            }
+        }
+    };
+    let start = parse("start", now - chrono::Duration::days(1))?;
+    let end = parse("end", now)?.min(now);
+    let all = only.is_none() && ctx.is_admin();
+    let project = match only {
+        Some(p) if ctx.is_admin() || ctx.project_id() == Some(p) => Some(p.to_string()),
+        Some(_) => return Err(forbidden("Policy doesn't allow showing another project's usage.")),
+        None if all => None,
+        None => ctx.project_id().map(str::to_string),
+    };
+    let servers = s
+        .store
+        .server_list(&ServerFilter { project: project.as_deref(), include_deleted: true, ..Default::default() })
+        .await?;
+    let mut per: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    let mut totals: std::collections::BTreeMap<String, (f64, f64, f64, f64)> = Default::default();
+    for x in &servers {
+        let Some(created) = parse_time(&x.created_at) else { continue };
+        let gone = x.terminated_at.as_deref().and_then(parse_time).unwrap_or(now);
+        let from = created.max(start);
+        let to = gone.min(end);
+        if to <= from {
+            continue;
+        }
+        let hours = (to - from).num_milliseconds() as f64 / 3_600_000.0;
+        let t = totals.entry(x.project_id.clone()).or_default();
+        t.0 += hours * x.ram as f64;
+        t.1 += hours * x.vcpus as f64;
+        t.2 += hours * x.disk as f64;
+        t.3 += hours;
+        if detailed {
+            per.entry(x.project_id.clone()).or_default().push(json!({
+                "instance_id": x.id, "name": x.name, "hours": hours, "memory_mb": x.ram, "vcpus": x.vcpus,
+                "local_gb": x.disk, "flavor": x.doc["flavor"]["original_name"], "tenant_id": x.project_id,
+                "started_at": x.created_at, "ended_at": x.terminated_at, "state": x.vm_state,
+                "uptime": (to - created).num_seconds()}));
+        }
+    }
+    Ok(totals
+        .into_iter()
+        .map(|(p, (mem, cpu, disk, hours))| {
+            let mut u = json!({"tenant_id": p, "total_memory_mb_usage": mem, "total_vcpus_usage": cpu,
+                               "total_local_gb_usage": disk, "total_hours": hours,
+                               "start": start.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+                               "stop": end.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()});
+            if detailed {
+                u["server_usages"] = json!(per.remove(&p).unwrap_or_default());
+            }
+            u
+        })
+        .collect())
+}
+
+pub async fn usage_list(State(s): State<AppState>, ctx: AuthContext, q: Params) -> ApiResult<Json<Value>> {
+    let detailed = flag(&q, "detailed");
+    Ok(Json(json!({"tenant_usages": usage(&s, &ctx, &q, None, detailed).await?})))
+}
+
+pub async fn usage_show(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Path<String>,
+    q: Params,
+) -> ApiResult<Json<Value>> {
+    let mut list = usage(&s, &ctx, &q, Some(&p), true).await?;
+    Ok(Json(json!({"tenant_usage": list.pop().unwrap_or_else(|| json!({}))})))
+}

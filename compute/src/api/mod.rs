@@ -1,0 +1,136 @@
+//! The compute API (Nova v2.1 with microversions). Handlers parse and render; the app
+//! layer decides.
+
+mod misc;
+mod servers;
+pub mod views;
+
+use crate::app::bad;
+use crate::microversion::{MAX, MIN};
+use crate::ComputeService;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use stratus_common::auth::{authenticate, TokenVerifier};
+use stratus_common::http::{service_router, ApiResult, ErrorStyle};
+
+pub type AppState = Arc<ComputeService>;
+pub type Params = Query<HashMap<String, String>>;
+
+pub fn router(service: Arc<ComputeService>, verifier: Arc<TokenVerifier>, max_body_bytes: usize) -> Router {
+    let api = Router::new()
+        .route("/flavors", get(misc::flavor_list).post(misc::flavor_create))
+        .route("/flavors/detail", get(misc::flavor_detail))
+        .route("/flavors/{id}", get(misc::flavor_show).delete(misc::flavor_delete).put(misc::flavor_update))
+        .route("/flavors/{id}/os-extra_specs", get(misc::extra_specs_list).post(misc::extra_specs_set))
+        .route(
+            "/flavors/{id}/os-extra_specs/{key}",
+            get(misc::extra_spec_show).put(misc::extra_spec_put).delete(misc::extra_spec_delete),
+        )
+        .route("/flavors/{id}/os-flavor-access", get(misc::flavor_access))
+        .route("/flavors/{id}/action", post(misc::flavor_action))
+        .route("/os-keypairs", get(misc::keypair_list).post(misc::keypair_create))
+        .route("/os-keypairs/{name}", get(misc::keypair_show).delete(misc::keypair_delete))
+        .route("/servers", get(servers::list).post(servers::create))
+        .route("/servers/detail", get(servers::detail))
+        .route("/servers/{id}", get(servers::show).put(servers::update).delete(servers::delete))
+        .route("/servers/{id}/action", post(servers::action))
+        .route(
+            "/servers/{id}/metadata",
+            get(servers::metadata_list).put(servers::metadata_replace).post(servers::metadata_merge),
+        )
+        .route(
+            "/servers/{id}/metadata/{key}",
+            get(servers::metadata_show).put(servers::metadata_put).delete(servers::metadata_delete),
+        )
+        .route("/servers/{id}/ips", get(servers::ips))
+        .route("/servers/{id}/os-instance-actions", get(servers::actions))
+        .route("/servers/{id}/os-instance-actions/{req}", get(servers::action_show))
+        .route("/servers/{id}/os-security-groups", get(servers::security_groups))
+        .route("/os-hypervisors", get(misc::hypervisor_list))
+        .route("/os-hypervisors/detail", get(misc::hypervisor_detail))
+        .route("/os-hypervisors/statistics", get(misc::hypervisor_statistics))
+        .route("/os-hypervisors/{id}", get(misc::hypervisor_show))
+        .route("/os-services", get(misc::service_list))
+        .route("/os-availability-zone", get(misc::az_list))
+        .route("/os-availability-zone/detail", get(misc::az_detail))
+        .route("/limits", get(misc::limits))
+        .route("/os-quota-sets/{project}", get(misc::quota_show).put(misc::quota_update))
+        .route("/os-quota-sets/{project}/detail", get(misc::quota_detail))
+        .route("/os-quota-sets/{project}/defaults", get(misc::quota_defaults))
+        .route("/os-server-groups", get(misc::group_list).post(misc::group_create))
+        .route("/os-server-groups/{id}", get(misc::group_show).delete(misc::group_delete))
+        .route("/os-simple-tenant-usage", get(misc::usage_list))
+        .route("/os-simple-tenant-usage/{project}", get(misc::usage_show));
+    let routes = Router::new()
+        .route("/", get(versions))
+        .route("/v2.1", get(version))
+        .route("/v2.1/", get(version))
+        .nest("/v2.1", api)
+        .layer(axum::middleware::from_fn(crate::microversion::version_headers))
+        .layer(axum::middleware::from_fn_with_state(verifier, authenticate))
+        .with_state(service);
+    service_router("compute", ErrorStyle::Nova, max_body_bytes, routes)
+}
+
+fn version_doc(base: &str) -> Value {
+    json!({"id": "v2.1", "status": "CURRENT", "version": MAX.to_string(), "min_version": MIN.to_string(),
+           "updated": "2013-07-23T11:33:21Z",
+           "links": [{"rel": "self", "href": format!("{base}/v2.1/")},
+                     {"rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/"}],
+           "media-types": [{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}]})
+}
+
+async fn versions(State(s): State<AppState>) -> impl IntoResponse {
+    let mut v2 = version_doc(&s.settings.public_url);
+    v2["links"] = json!([{"rel": "self", "href": format!("{}/v2.1/", s.settings.public_url)}]);
+    (StatusCode::MULTIPLE_CHOICES, Json(json!({"versions": [v2]})))
+}
+
+async fn version(State(s): State<AppState>) -> Json<Value> {
+    Json(json!({"version": version_doc(&s.settings.public_url)}))
+}
+
+/// The API's own base URL, for links.
+pub(crate) fn base(s: &ComputeService) -> String {
+    format!("{}/v2.1", s.settings.public_url.trim_end_matches('/'))
+}
+
+/// The object inside `{"<key>": {...}}`.
+pub(crate) fn wrapped(body: Value, key: &str) -> ApiResult<Map<String, Value>> {
+    match body {
+        Value::Object(mut m) => match m.remove(key) {
+            Some(Value::Object(inner)) => Ok(inner),
+            _ => Err(bad(format!("Invalid input: '{key}' is a required property and must be an object."))),
+        },
+        _ => Err(bad("The request body must be a JSON object.")),
+    }
+}
+
+pub(crate) fn flag(params: &HashMap<String, String>, key: &str) -> bool {
+    params.get(key).and_then(|v| stratus_common::http::pagination::parse_bool(v)).unwrap_or(false)
+        || params.get(key).is_some_and(|v| v == "1")
+}
+
+/// Applies Nova's `marker`/`limit` to a listing of ids.
+pub(crate) fn paginate<T>(
+    items: Vec<T>,
+    params: &HashMap<String, String>,
+    id: impl Fn(&T) -> &str,
+) -> ApiResult<Vec<T>> {
+    let mut items = items;
+    if let Some(m) = params.get("marker") {
+        let pos = items.iter().position(|i| id(i) == m).ok_or_else(|| bad(format!("marker [{m}] not found")))?;
+        items.drain(..=pos);
+    }
+    if let Some(l) = params.get("limit") {
+        let n: usize = l.parse().map_err(|_| bad("Invalid limit: it must be a non-negative integer."))?;
+        items.truncate(n);
+    }
+    Ok(items)
+}

@@ -1,0 +1,196 @@
+//! Commands to agents and their results, instance actions (`server event list`), and
+//! the power actions (stop, start, reboot).
+
+use super::{conflict, ComputeService};
+use crate::store::{Action, Server};
+use serde_json::{json, Value};
+use stratus_common::auth::AuthContext;
+use stratus_common::db::{now_text, parse_time};
+use stratus_common::http::ApiResult;
+use stratus_compute_agent::protocol::{power, Command, CommandResult, GuestSpec, Op};
+
+impl ComputeService {
+    /// Sends a command for `server` to its host's agent. The command is recorded in the
+    /// server's document and the server saved *before* it is sent, so an answer never
+    /// races with the save: a result only counts if it answers the recorded command.
+    /// Callers must not save the server again afterwards.
+    pub(crate) async fn send(&self, server: &mut Server, op: Op, spec: Option<GuestSpec>) -> anyhow::Result<()> {
+        let host = server.host.clone().ok_or_else(|| anyhow::anyhow!("server {} has no host", server.id))?;
+        let row = self.store.host_get(&host).await?.ok_or_else(|| anyhow::anyhow!("unknown host {host}"))?;
+        let action_id = uuid::Uuid::new_v4().to_string();
+        server.doc.insert("action".into(), json!({"id": action_id, "op": op, "sent_at": now_text()}));
+        self.save(server).await?;
+        let cmd = Command { action_id, server_id: server.id.clone(), host, op, spec };
+        self.bus.enqueue(&row.queue, serde_json::to_vec(&cmd)?).await?;
+        Ok(())
+    }
+
+    /// Sends a command nobody waits for (destroying a guest left on a host).
+    pub(crate) async fn send_untracked(&self, host: &str, server_id: &str, op: Op) -> anyhow::Result<()> {
+        let Some(row) = self.store.host_get(host).await? else { return Ok(()) };
+        let cmd = Command {
+            action_id: uuid::Uuid::new_v4().to_string(),
+            server_id: server_id.to_string(),
+            host: host.to_string(),
+            op,
+            spec: None,
+        };
+        self.bus.enqueue(&row.queue, serde_json::to_vec(&cmd)?).await?;
+        Ok(())
+    }
+
+    /// Whether a command of kind `op` should be sent (again): none sent yet, or the one
+    /// sent has waited longer than the command timeout.
+    pub(crate) fn command_due(&self, server: &Server, op: Op) -> bool {
+        let Some(a) = server.doc.get("action") else { return true };
+        if a["op"] != json!(op) {
+            return true;
+        }
+        let sent = a["sent_at"].as_str().and_then(parse_time);
+        match sent {
+            Some(t) => (chrono::Utc::now() - t).to_std().map(|d| d >= self.settings.command_timeout).unwrap_or(false),
+            None => true,
+        }
+    }
+
+    /// Records that a user asked for an action on a server.
+    pub(crate) async fn start_action(&self, ctx: &AuthContext, server: &Server, action: &str, request_id: &str) {
+        let a = Action {
+            id: uuid::Uuid::new_v4().to_string(),
+            server_id: server.id.clone(),
+            action: action.to_string(),
+            request_id: request_id.to_string(),
+            project_id: server.project_id.clone(),
+            user_id: ctx.user_id().to_string(),
+            start_time: now_text(),
+            finish_time: None,
+            result: None,
+            message: None,
+        };
+        if let Err(e) = self.store.action_start(&a).await {
+            tracing::warn!(error = %e, "cannot record an instance action");
+        }
+    }
+
+    /// Marks the latest unfinished `action` of a server finished.
+    pub(crate) async fn finish_action(&self, server: &Server, action: &str, error: Option<&str>) {
+        let Ok(actions) = self.store.actions(&server.id).await else { return };
+        if let Some(a) = actions.iter().find(|a| a.action == action && a.finish_time.is_none()) {
+            let result = if error.is_some() { "Error" } else { "Success" };
+            if let Err(e) = self.store.action_finish(&a.id, result, error).await {
+                tracing::warn!(error = %e, "cannot finish an instance action");
+            }
+        }
+    }
+
+    /// An agent's answer to a command.
+    pub async fn on_result(&self, r: &CommandResult) -> anyhow::Result<()> {
+        let Some(mut server) = self.store.server_get(&r.server_id).await? else { return Ok(()) };
+        let current = server.doc.get("action").and_then(|a| a["id"].as_str()).map(str::to_string);
+        if current.as_deref() != Some(r.action_id.as_str()) {
+            tracing::debug!(server = %r.server_id, action = %r.action_id, "result for a command no longer awaited");
+            return Ok(());
+        }
+        server.doc.remove("action");
+        match r.op {
+            Op::Spawn => {
+                server
+                    .doc
+                    .insert("spawn".into(), json!({"host": r.host, "error": r.error, "power_state": r.power_state}));
+            }
+            Op::Destroy => {
+                server.doc.insert("destroyed_on".into(), json!(r.host));
+            }
+            Op::Stop | Op::Start | Op::SoftReboot | Op::HardReboot => {
+                let name = match r.op {
+                    Op::Stop => "stop",
+                    Op::Start => "start",
+                    _ => "reboot",
+                };
+                server.task_state = None;
+                if r.error.is_none() {
+                    server.power_state = r.power_state;
+                    server.vm_state = if r.power_state == power::RUNNING { "active" } else { "stopped" }.into();
+                }
+                self.save(&mut server).await?;
+                self.finish_action(&server, name, r.error.as_deref()).await;
+                let event = match r.op {
+                    Op::Stop => "power_off.end",
+                    Op::Start => "power_on.end",
+                    _ => "reboot.end",
+                };
+                self.notify(event, &server).await;
+                return Ok(());
+            }
+        }
+        self.save(&mut server).await?;
+        if let Some(saga) = server.doc.get("saga_id").and_then(Value::as_str) {
+            self.sagas.drive(saga).await;
+        }
+        Ok(())
+    }
+
+    /// Stop, start or reboot: one command to the agent; the server's task state says
+    /// it is under way, and a second action meanwhile gets 409.
+    pub async fn server_power(&self, ctx: &AuthContext, id: &str, op: Op, request_id: &str) -> ApiResult<()> {
+        let mut server = self.server_for_action(ctx, id).await?;
+        let (needs, task, action) = match op {
+            Op::Stop => ("active", "powering-off", "stop"),
+            Op::Start => ("stopped", "powering-on", "start"),
+            Op::SoftReboot => ("active", "rebooting", "reboot"),
+            Op::HardReboot => ("", "rebooting_hard", "reboot"),
+            _ => return Err(super::bad("Unsupported action.")),
+        };
+        let state_ok = if needs.is_empty() {
+            matches!(server.vm_state.as_str(), "active" | "stopped" | "error")
+        } else {
+            server.vm_state == needs
+        };
+        if !state_ok || server.task_state.is_some() {
+            return Err(conflict(format!(
+                "Cannot '{action}' instance {id} while it is in vm_state {} and task_state {}",
+                server.vm_state,
+                server.task_state.as_deref().unwrap_or("None")
+            )));
+        }
+        server.task_state = Some(task.into());
+        if !self.store.server_save(&mut server, Some(None)).await? {
+            return Err(conflict(format!("Instance {id} is busy with another task.")));
+        }
+        self.start_action(ctx, &server, action, request_id).await;
+        if let Err(e) = self.send(&mut server, op, None).await {
+            tracing::warn!(error = %e, "cannot send a power command now; the reconciler will");
+        }
+        Ok(())
+    }
+
+    /// Power actions left without an answer: sent again (idempotent at the agent),
+    /// or, when the host is gone, ended so nothing stays in a task state.
+    pub(crate) async fn retry_power_actions(&self, servers: &[Server]) -> anyhow::Result<()> {
+        for s in servers {
+            let op = match s.task_state.as_deref() {
+                Some("powering-off") => Op::Stop,
+                Some("powering-on") => Op::Start,
+                Some("rebooting") => Op::SoftReboot,
+                Some("rebooting_hard") => Op::HardReboot,
+                _ => continue,
+            };
+            if !self.command_due(s, op) {
+                continue;
+            }
+            let mut s = s.clone();
+            let up = match &s.host {
+                Some(h) => self.store.host_get(h).await?.is_some_and(|h| self.scheduler.is_up(&h)),
+                None => false,
+            };
+            if up {
+                self.send(&mut s, op, None).await?;
+            } else {
+                s.task_state = None;
+                s.doc.remove("action");
+                self.save(&mut s).await?;
+            }
+        }
+        Ok(())
+    }
+}

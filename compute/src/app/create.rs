@@ -1,0 +1,447 @@
+//! The create saga: schedule and claim → ports → spawn on the host's agent → ACTIVE.
+//! Quota is claimed before the saga starts, in the transaction that makes the server
+//! row, so an over-quota request is refused at once and nothing exists. A failure at
+//! any step unwinds: the guest is destroyed, ports deleted (or given back when the user
+//! brought them), the host claim and quota released, the server put in ERROR with a
+//! fault saying why. A failed spawn is first retried on other hosts.
+
+use super::ComputeService;
+use crate::clients::CallError;
+use crate::scheduler::Request;
+use crate::store::{Allocation, Server};
+use futures::future::BoxFuture;
+use serde_json::{json, Value};
+use std::sync::Weak;
+use stratus_common::db::now_text;
+use stratus_common::saga::{Outcome, Saga, SagaDef};
+use stratus_compute_agent::protocol::{GuestSpec, Op, PortSpec};
+
+pub const KIND: &str = "create";
+pub const STEPS: &[&str] = &["schedule", "ports", "spawn", "finish"];
+const SCHEDULE: usize = 0;
+
+pub struct CreateSaga(pub Weak<ComputeService>);
+
+fn svc(w: &Weak<ComputeService>) -> anyhow::Result<std::sync::Arc<ComputeService>> {
+    w.upgrade().ok_or_else(|| anyhow::anyhow!("compute service stopped"))
+}
+
+/// A refusal from the network service fails the step; anything else is retried.
+pub(crate) fn call_outcome(e: CallError) -> anyhow::Result<Outcome> {
+    match e {
+        CallError::Refused(_, m) => Ok(Outcome::Fail(m)),
+        CallError::Unavailable(m) => Err(anyhow::anyhow!(m)),
+    }
+}
+
+impl SagaDef for CreateSaga {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn steps(&self) -> &'static [&'static str] {
+        STEPS
+    }
+
+    fn run<'a>(&'a self, step: usize, saga: &'a mut Saga) -> BoxFuture<'a, anyhow::Result<Outcome>> {
+        Box::pin(async move {
+            let s = svc(&self.0)?;
+            let Some(server) = s.store.server_get(&saga.subject).await? else {
+                return Ok(Outcome::Fail("The server is gone.".into()));
+            };
+            if server.deleted {
+                return Ok(Outcome::Fail("The server was deleted.".into()));
+            }
+            match step {
+                0 => s.step_schedule(server, saga).await,
+                1 => s.step_ports(server, saga).await,
+                2 => s.step_spawn(server, saga).await,
+                _ => s.step_finish(server).await,
+            }
+        })
+    }
+
+    fn undo<'a>(&'a self, step: usize, saga: &'a mut Saga) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let s = svc(&self.0)?;
+            let Some(mut server) = s.store.server_get(&saga.subject).await? else { return Ok(()) };
+            match step {
+                0 => {
+                    s.store.release(&server.id, None).await?;
+                    s.scheduler_refresh(server.host.as_deref()).await;
+                }
+                1 => s.ports_remove(&mut server).await?,
+                2 => {
+                    if let Some(host) = server.host.clone() {
+                        // Untracked: the spawn may still be running there; a guest it
+                        // leaves behind is an orphan the reconciler destroys.
+                        s.send_untracked(&host, &server.id, Op::Destroy).await?;
+                        server.doc.remove("spawn");
+                        server.doc.remove("action");
+                        s.save(&mut server).await?;
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+    }
+
+    fn finished<'a>(&'a self, saga: &'a Saga) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let s = svc(&self.0)?;
+            let Some(mut server) = s.store.server_get(&saga.subject).await? else { return Ok(()) };
+            if saga.state == stratus_common::saga::SagaState::Failed {
+                s.store.server_uncharge(&server).await?;
+                server.charged = false;
+                server.vm_state = "error".into();
+                server.task_state = None;
+                server.host = None;
+                server.doc.insert("fault".into(), json!({"code": 500, "message": saga.error, "created": now_text()}));
+                server.doc.remove("saga_id");
+                let delete_requested = server.doc.get("delete_requested").and_then(Value::as_bool).unwrap_or(false);
+                if delete_requested {
+                    server.task_state = Some("deleting".into());
+                }
+                s.save(&mut server).await?;
+                s.leave_group(&server).await?;
+                s.finish_action(&server, "create", Some(&saga.error)).await;
+                s.notify("create.error", &server).await;
+                if delete_requested {
+                    s.start_delete(&server).await?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+impl ComputeService {
+    /// What a server asks of a host.
+    fn request_for(&self, server: &Server, avoid: Vec<String>) -> Request {
+        let specs = server.doc.get("flavor").and_then(|f| f.get("extra_specs")).and_then(Value::as_object);
+        let mut req = Request {
+            vcpus: server.vcpus,
+            ram: server.ram,
+            disk: server.disk,
+            availability_zone: server.doc.get("availability_zone").and_then(Value::as_str).map(str::to_string),
+            avoid_hosts: avoid,
+            reservation: server
+                .doc
+                .get("hints")
+                .and_then(|h| h.get("reservation"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            ..Default::default()
+        };
+        for (k, v) in specs.into_iter().flatten() {
+            if let Some(t) = k.strip_prefix("trait:") {
+                match v.as_str() {
+                    Some("required") => req.required_traits.push(t.to_string()),
+                    Some("forbidden") => req.forbidden_traits.push(t.to_string()),
+                    _ => {}
+                }
+            }
+        }
+        if let Some(h) = server.doc.get("forced_host").and_then(Value::as_str) {
+            req.only_hosts = Some(vec![h.to_string()]);
+        }
+        req
+    }
+
+    pub(crate) async fn scheduler_refresh(&self, host: Option<&str>) {
+        if let Some(h) = host {
+            if let Ok(Some(row)) = self.store.host_get(h).await {
+                self.scheduler.update(row);
+            }
+        }
+    }
+
+    async fn step_schedule(&self, mut server: Server, saga: &mut Saga) -> anyhow::Result<Outcome> {
+        let held = self.store.allocations(&server.id).await?;
+        if let (Some(h), Some(_)) = (&server.host, held.first()) {
+            if held.iter().any(|a| &a.host == h) {
+                return Ok(Outcome::Next);
+            }
+        }
+        let mut avoid: Vec<String> = saga.data["avoid"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        avoid.extend(self.group_hosts_to_avoid(&server).await?);
+        let mut req = self.request_for(&server, avoid);
+        if let Some(only) = self.group_hosts_required(&server).await? {
+            req.only_hosts = Some(only);
+        }
+        for host in self.scheduler.select(&req, 20) {
+            let a = Allocation {
+                consumer_id: server.id.clone(),
+                host: host.clone(),
+                vcpus: server.vcpus,
+                ram: server.ram,
+                disk: server.disk,
+            };
+            if self.store.claim(&a).await? {
+                self.scheduler_refresh(Some(&host)).await;
+                server.host = Some(host);
+                server.task_state = Some("scheduling".into());
+                self.save(&mut server).await?;
+                return Ok(Outcome::Next);
+            }
+            // The view was stale: refresh the host and try the next one.
+            self.scheduler_refresh(Some(&host)).await;
+        }
+        Ok(Outcome::Fail(match saga.data["last_error"].as_str() {
+            Some(e) => format!("Build of instance {} failed on every host tried. Last error: {e}", server.id),
+            None => "No valid host was found. There are not enough hosts available.".into(),
+        }))
+    }
+
+    async fn step_ports(&self, mut server: Server, saga: &mut Saga) -> anyhow::Result<Outcome> {
+        let host = server.host.clone().unwrap_or_default();
+        let requested: Vec<Value> =
+            server.doc.get("requested_networks").and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut ports: Vec<Value> = server.doc.get("ports").and_then(Value::as_array).cloned().unwrap_or_default();
+        let existing = match self.clients.ports_of(&server.id).await {
+            Ok(p) => p,
+            Err(e) => return call_outcome(e),
+        };
+        let az = server.doc.get("availability_zone").and_then(Value::as_str).unwrap_or("nova").to_string();
+        for (i, r) in requested.iter().enumerate() {
+            if ports.iter().any(|p| p["index"] == json!(i)) {
+                continue;
+            }
+            let recorded: Vec<String> = ports.iter().filter_map(|p| p["id"].as_str().map(str::to_string)).collect();
+            let port = if let Some(pid) = r["port"].as_str() {
+                let body =
+                    json!({"device_id": server.id, "device_owner": format!("compute:{az}"), "binding:host_id": host});
+                match self.clients.port_update(pid, body).await {
+                    Ok(p) => json!({"index": i, "id": pid, "created": false, "port": p}),
+                    Err(e) => return call_outcome(e),
+                }
+            } else {
+                let net = r["uuid"].as_str().unwrap_or_default();
+                // A port made before a crash, not yet recorded: adopt it.
+                let adopt = existing.iter().find(|p| {
+                    p["network_id"].as_str() == Some(net) && !recorded.iter().any(|id| p["id"].as_str() == Some(id))
+                });
+                let p = match adopt {
+                    Some(p) => p.clone(),
+                    None => {
+                        let mut body = json!({"network_id": net, "project_id": server.project_id, "device_id": server.id,
+                                              "device_owner": format!("compute:{az}"), "binding:host_id": host,
+                                              "name": ""});
+                        if let Some(ip) = r["fixed_ip"].as_str() {
+                            body["fixed_ips"] = json!([{"ip_address": ip}]);
+                        }
+                        if let Some(sgs) =
+                            server.doc.get("security_group_ids").filter(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+                        {
+                            body["security_groups"] = sgs.clone();
+                        }
+                        match self.clients.port_create(body).await {
+                            Ok(p) => p,
+                            Err(e) => return call_outcome(e),
+                        }
+                    }
+                };
+                json!({"index": i, "id": p["id"], "created": true, "port": p})
+            };
+            ports.push(port);
+            server.doc.insert("ports".into(), Value::Array(ports.clone()));
+            self.save(&mut server).await?;
+        }
+        // After a reschedule the ports move with the server.
+        for p in ports.iter_mut() {
+            if p["port"]["binding:host_id"].as_str() != Some(host.as_str()) {
+                let id = p["id"].as_str().unwrap_or_default().to_string();
+                match self.clients.port_update(&id, json!({"binding:host_id": host})).await {
+                    Ok(np) => p["port"] = np,
+                    Err(e) => return call_outcome(e),
+                }
+            }
+        }
+        server.doc.insert("ports".into(), Value::Array(ports));
+        self.refresh_addresses(&mut server, false).await;
+        server.task_state = Some("spawning".into());
+        self.save(&mut server).await?;
+        let _ = saga;
+        Ok(Outcome::Next)
+    }
+
+    /// Removes the server's ports: deletes those made for it, gives back those the
+    /// user brought. Tolerates ports already gone; finds unrecorded ones by device id.
+    pub(crate) async fn ports_remove(&self, server: &mut Server) -> anyhow::Result<()> {
+        let ports: Vec<Value> = server.doc.get("ports").and_then(Value::as_array).cloned().unwrap_or_default();
+        let brought: Vec<String> = server
+            .doc
+            .get("requested_networks")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["port"].as_str().map(str::to_string))
+            .collect();
+        let mut ids: Vec<String> = ports.iter().filter_map(|p| p["id"].as_str().map(str::to_string)).collect();
+        match self.clients.ports_of(&server.id).await {
+            Ok(found) => ids.extend(found.iter().filter_map(|p| p["id"].as_str().map(str::to_string))),
+            Err(e) => anyhow::bail!(e),
+        }
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            if brought.contains(&id) {
+                let body = json!({"device_id": "", "device_owner": "", "binding:host_id": ""});
+                match self.clients.port_update(&id, body).await {
+                    Ok(_) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => anyhow::bail!(e),
+                }
+            } else {
+                self.clients.port_delete(&id).await.map_err(|e| anyhow::anyhow!(e))?;
+            }
+        }
+        server.doc.insert("ports".into(), json!([]));
+        server.doc.insert("addresses".into(), json!({}));
+        self.save(server).await?;
+        Ok(())
+    }
+
+    /// Rebuilds `addresses` from the server's ports (and, with `floating`, the
+    /// floating IPs on them). Keeps the old value when the network service is away.
+    pub(crate) async fn refresh_addresses(&self, server: &mut Server, floating: bool) {
+        let ports: Vec<Value> = server.doc.get("ports").and_then(Value::as_array).cloned().unwrap_or_default();
+        let net_ids: Vec<String> =
+            ports.iter().filter_map(|p| p["port"]["network_id"].as_str().map(str::to_string)).collect();
+        let names = match self.clients.network_names(&net_ids).await {
+            Ok(n) => n,
+            Err(_) => return,
+        };
+        let fips = if floating {
+            let ids: Vec<String> = ports.iter().filter_map(|p| p["id"].as_str().map(str::to_string)).collect();
+            self.clients.floating_ips_of(&ids).await.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let mut addresses = serde_json::Map::new();
+        for p in &ports {
+            let port = &p["port"];
+            let net = port["network_id"].as_str().unwrap_or_default();
+            let name =
+                names.iter().find(|(id, _)| id == net).map(|(_, n)| n.clone()).unwrap_or_else(|| net.to_string());
+            let mac = port["mac_address"].clone();
+            let entry = addresses.entry(name).or_insert_with(|| json!([]));
+            for ip in port["fixed_ips"].as_array().into_iter().flatten() {
+                let addr = ip["ip_address"].as_str().unwrap_or_default();
+                let version = if addr.contains(':') { 6 } else { 4 };
+                if let Some(a) = entry.as_array_mut() {
+                    a.push(json!({"version": version, "addr": addr, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": mac}));
+                }
+            }
+            for f in fips.iter().filter(|f| f["port_id"] == p["id"]) {
+                if let Some(a) = entry.as_array_mut() {
+                    a.push(json!({"version": 4, "addr": f["floating_ip_address"], "OS-EXT-IPS:type": "floating", "OS-EXT-IPS-MAC:mac_addr": mac}));
+                }
+            }
+        }
+        server.doc.insert("addresses".into(), Value::Object(addresses));
+    }
+
+    fn guest_spec(server: &Server) -> GuestSpec {
+        let ports = server
+            .doc
+            .get("ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|p| PortSpec {
+                id: p["id"].as_str().unwrap_or_default().into(),
+                mac_address: p["port"]["mac_address"].as_str().unwrap_or_default().into(),
+                network_id: p["port"]["network_id"].as_str().unwrap_or_default().into(),
+            })
+            .collect();
+        GuestSpec {
+            name: server.name.clone(),
+            vcpus: server.vcpus,
+            ram_mb: server.ram,
+            disk_gb: server.disk,
+            image_id: server.str("image_id").to_string(),
+            ports,
+            user_data: server.doc.get("user_data").and_then(Value::as_str).map(str::to_string),
+            key_data: server.doc.get("key_data").and_then(Value::as_str).map(str::to_string),
+        }
+    }
+
+    async fn step_spawn(&self, mut server: Server, saga: &mut Saga) -> anyhow::Result<Outcome> {
+        let host = server.host.clone().unwrap_or_default();
+        if let Some(result) = server.doc.get("spawn").cloned() {
+            if result["host"].as_str() == Some(host.as_str()) {
+                if result["error"].is_null() {
+                    return Ok(Outcome::Next);
+                }
+                // The host failed the build: try another one, a bounded number of times.
+                let error = result["error"].as_str().unwrap_or("spawn failed").to_string();
+                return self.reschedule(server, saga, &host, error).await;
+            }
+        }
+        let host_up = self.store.host_get(&host).await?.is_some_and(|h| self.scheduler.is_up(&h));
+        if !host_up {
+            return self.reschedule(server, saga, &host, format!("Host {host} went down during the build.")).await;
+        }
+        if !self.command_due(&server, Op::Spawn) {
+            return Ok(Outcome::Pending);
+        }
+        let spec = Self::guest_spec(&server);
+        self.send(&mut server, Op::Spawn, Some(spec)).await?;
+        Ok(Outcome::Pending)
+    }
+
+    async fn reschedule(
+        &self,
+        mut server: Server,
+        saga: &mut Saga,
+        host: &str,
+        error: String,
+    ) -> anyhow::Result<Outcome> {
+        let retries = saga.data["retries"].as_i64().unwrap_or(0);
+        if retries >= self.settings.build_retries {
+            return Ok(Outcome::Fail(format!(
+                "Build of instance {} failed after {} attempts: {error}",
+                server.id,
+                retries + 1
+            )));
+        }
+        tracing::info!(server = %server.id, host, error = %error, "build failed; rescheduling");
+        self.send_untracked(host, &server.id, Op::Destroy).await?;
+        self.store.release(&server.id, Some(host)).await?;
+        self.scheduler_refresh(Some(host)).await;
+        saga.data["retries"] = json!(retries + 1);
+        saga.data["last_error"] = json!(error);
+        let mut avoid = saga.data["avoid"].as_array().cloned().unwrap_or_default();
+        avoid.push(json!(host));
+        saga.data["avoid"] = Value::Array(avoid);
+        server.doc.remove("spawn");
+        server.doc.remove("action");
+        server.host = None;
+        self.save(&mut server).await?;
+        Ok(Outcome::Goto(SCHEDULE))
+    }
+
+    async fn step_finish(&self, mut server: Server) -> anyhow::Result<Outcome> {
+        if server.vm_state == "active" && server.task_state.is_none() {
+            return Ok(Outcome::Next);
+        }
+        let power = server.doc.get("spawn").and_then(|r| r["power_state"].as_i64()).unwrap_or(1);
+        server.vm_state = "active".into();
+        server.task_state = None;
+        server.power_state = power;
+        server.launched_at = Some(now_text());
+        server.doc.remove("saga_id");
+        server.doc.remove("action");
+        self.save(&mut server).await?;
+        self.finish_action(&server, "create", None).await;
+        self.notify("create.end", &server).await;
+        Ok(Outcome::Next)
+    }
+}

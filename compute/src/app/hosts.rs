@@ -1,0 +1,165 @@
+//! Hosts and the reconciler: host reports (capacity, heartbeat, guests) are recorded
+//! for placement and compared with the servers the database puts on that host; agent
+//! results move sagas and actions on; a periodic pass resumes sagas, re-sends
+//! unanswered commands and ends anything left in a transitional state.
+
+use super::ComputeService;
+use crate::store::ServerFilter;
+use std::sync::Arc;
+use std::time::Instant;
+use stratus_compute_agent::protocol::{power, Command, CommandResult, HostReport, Op, REPORT_SUBJECT, RESULTS_QUEUE};
+
+/// What a reconciler pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Repairs {
+    pub sagas_resumed: usize,
+    pub deletes_restarted: usize,
+}
+
+impl ComputeService {
+    /// Starts the background work: host reports, agent results and the reconciler.
+    pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
+        self.scheduler.load(self.store.host_list().await?);
+        let mut reports = self.bus.subscribe(REPORT_SUBJECT).await?;
+        let me = self.clone();
+        tokio::spawn(async move {
+            while let Some(m) = reports.next().await {
+                match m.json::<HostReport>() {
+                    Ok(r) => {
+                        if let Err(e) = me.on_report(&r).await {
+                            tracing::warn!(host = %r.host, error = %e, "cannot record a host report");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "malformed host report"),
+                }
+            }
+        });
+        let mut results = self.bus.work(RESULTS_QUEUE, std::time::Duration::from_secs(30)).await?;
+        let me = self.clone();
+        tokio::spawn(async move {
+            while let Some(item) = results.next().await {
+                let me = me.clone();
+                tokio::spawn(async move {
+                    match serde_json::from_slice::<CommandResult>(item.payload()) {
+                        Ok(r) => match me.on_result(&r).await {
+                            Ok(()) => {
+                                let _ = item.ack().await;
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot apply an agent result; it will come again");
+                                let _ = item.nack().await;
+                            }
+                        },
+                        Err(_) => {
+                            let _ = item.ack().await;
+                        }
+                    }
+                });
+            }
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match me.reconcile().await {
+                    Ok(r) if r != Repairs::default() => tracing::info!(?r, "compute state repaired"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "compute reconciliation failed"),
+                }
+                tokio::time::sleep(me.settings.reconcile_every).await;
+            }
+        });
+        Ok(())
+    }
+
+    /// One reconciler pass.
+    pub async fn reconcile(&self) -> anyhow::Result<Repairs> {
+        let mut repairs = Repairs::default();
+        self.scheduler.load(self.store.host_list().await?);
+        repairs.sagas_resumed = self.sagas.resume_all().await?;
+        let servers = self.store.server_list(&ServerFilter::default()).await?;
+        for s in &servers {
+            if s.task_state.as_deref() == Some("deleting") && self.sagas.unfinished(Some(&s.id)).await?.is_empty() {
+                self.start_delete(s).await?;
+                repairs.deletes_restarted += 1;
+            }
+        }
+        let idle: Vec<_> = servers.into_iter().filter(|s| !s.doc.contains_key("saga_id")).collect();
+        self.retry_power_actions(&idle).await?;
+        let old = chrono::Utc::now() - chrono::Duration::days(7);
+        self.sagas.purge_finished(&stratus_common::db::time_text(old)).await?;
+        Ok(repairs)
+    }
+
+    /// Records a host's report, then compares its guests with the database.
+    pub async fn on_report(&self, r: &HostReport) -> anyhow::Result<()> {
+        self.store.host_report(r, &self.settings.ratios).await?;
+        if let Some(row) = self.store.host_get(&r.host).await? {
+            self.scheduler.update(row);
+        }
+        let servers = self.store.server_list(&ServerFilter { host: Some(&r.host), ..Default::default() }).await?;
+        for mut s in servers.iter().cloned() {
+            if s.task_state.is_some()
+                || s.doc.contains_key("saga_id")
+                || !matches!(s.vm_state.as_str(), "active" | "stopped")
+            {
+                continue;
+            }
+            let seen = r.guests.iter().find(|g| g.server_id == s.id).map(|g| g.power_state).unwrap_or(power::NOSTATE);
+            if seen == s.power_state {
+                continue;
+            }
+            tracing::info!(server = %s.id, from = s.power_state, to = seen, "power state changed outside the API");
+            s.power_state = seen;
+            let event = match seen {
+                power::RUNNING => {
+                    s.vm_state = "active".into();
+                    "power_on.end"
+                }
+                power::SHUTDOWN | power::CRASHED => {
+                    s.vm_state = "stopped".into();
+                    "power_off.end"
+                }
+                _ => "power_state.change",
+            };
+            if self.store.server_save(&mut s, Some(None)).await? {
+                self.notify(event, &s).await;
+            }
+        }
+        // Guests with no server on this host: destroyed after a grace period (a build
+        // may have been reported before the database says where it went).
+        let now = Instant::now();
+        let mut doomed = Vec::new();
+        {
+            let mut orphans = self.orphans.lock().unwrap();
+            for g in &r.guests {
+                if servers.iter().any(|s| s.id == g.server_id) {
+                    orphans.remove(&g.server_id);
+                    continue;
+                }
+                let since = *orphans.entry(g.server_id.clone()).or_insert(now);
+                if now.duration_since(since) >= self.settings.orphan_grace {
+                    doomed.push(g.server_id.clone());
+                }
+            }
+        }
+        for id in doomed {
+            // A server being built there right now is not an orphan.
+            if let Some(s) = self.store.server_get(&id).await? {
+                if !s.deleted && s.host.as_deref() == Some(r.host.as_str()) {
+                    continue;
+                }
+            }
+            tracing::info!(host = %r.host, guest = %id, "destroying an orphan guest");
+            let cmd = Command {
+                action_id: uuid::Uuid::new_v4().to_string(),
+                server_id: id.clone(),
+                host: r.host.clone(),
+                op: Op::Destroy,
+                spec: None,
+            };
+            self.bus.enqueue(&r.queue, serde_json::to_vec(&cmd)?).await?;
+            self.orphans.lock().unwrap().remove(&id);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,195 @@
+//! The compute service's application layer: policy, validation, quotas, the sagas that
+//! build and delete servers, actions on servers, and the reconciler.
+
+pub mod actions;
+pub mod create;
+pub mod delete;
+pub mod flavors;
+pub mod groups;
+pub mod hosts;
+pub mod keypairs;
+pub mod quotas;
+pub mod servers;
+
+use crate::clients::Clients;
+use crate::scheduler::Scheduler;
+use crate::store::{Ratios, Server, Store};
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use stratus_common::auth::AuthContext;
+use stratus_common::bus::Bus;
+use stratus_common::db::now_text;
+use stratus_common::http::{ApiError, ApiResult};
+use stratus_common::limits::LimitsClient;
+use stratus_common::saga::{SagaDef, SagaRunner};
+
+/// Settings of the compute service.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub public_url: String,
+    pub ratios: Ratios,
+    /// A host not heard from for this long is down.
+    pub host_down_after: Duration,
+    /// How often the reconciler runs.
+    pub reconcile_every: Duration,
+    /// An agent command not answered for this long is sent again.
+    pub command_timeout: Duration,
+    /// How many other hosts a failed build tries.
+    pub build_retries: i64,
+    /// Guests seen on a host with no server there are destroyed after this long.
+    pub orphan_grace: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            public_url: "http://localhost:8774".into(),
+            ratios: Ratios::default(),
+            host_down_after: Duration::from_secs(60),
+            reconcile_every: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(30),
+            build_retries: 3,
+            orphan_grace: Duration::from_secs(60),
+        }
+    }
+}
+
+pub struct ComputeService {
+    pub store: Store,
+    pub bus: Bus,
+    pub limits: Arc<LimitsClient>,
+    pub clients: Clients,
+    pub scheduler: Scheduler,
+    pub settings: Settings,
+    pub sagas: SagaRunner,
+    /// Guests seen without a server, and since when (orphan grace).
+    pub(crate) orphans: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl ComputeService {
+    pub fn new(
+        store: Store,
+        bus: Bus,
+        limits: Arc<LimitsClient>,
+        clients: Clients,
+        scheduler: Scheduler,
+        settings: Settings,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me: &Weak<ComputeService>| {
+            let defs: Vec<Arc<dyn SagaDef>> =
+                vec![Arc::new(create::CreateSaga(me.clone())), Arc::new(delete::DeleteSaga(me.clone()))];
+            let sagas = SagaRunner::new(store.db.clone(), "compute_sagas", defs);
+            Self { store, bus, limits, clients, scheduler, settings, sagas, orphans: Default::default() }
+        })
+    }
+
+    /// Announces a lifecycle event (`compute.instance.<what>`).
+    pub(crate) async fn notify(&self, what: &str, s: &Server) {
+        self.bus
+            .emit(
+                &format!("compute.instance.{what}"),
+                &json!({"instance_id": s.id, "project_id": s.project_id, "user_id": s.user_id, "host": s.host,
+                        "state": s.vm_state, "power_state": s.power_state, "flavor": s.doc.get("flavor"),
+                        "timestamp": now_text()}),
+            )
+            .await;
+    }
+}
+
+pub fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, message)
+}
+
+pub fn forbidden(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, message)
+}
+
+pub fn conflict(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, message)
+}
+
+pub fn not_found(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, message)
+}
+
+pub fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    tracing::warn!(error = %e, "a service compute depends on failed");
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("A service compute depends on is unavailable: {e}"))
+}
+
+/// Policy: admin, or a member of the project (readers may only read).
+pub(crate) fn require_writer(ctx: &AuthContext) -> ApiResult<()> {
+    if ctx.is_admin() || ctx.has_role("member") {
+        Ok(())
+    } else {
+        Err(forbidden("Policy doesn't allow this operation: readers cannot change compute resources."))
+    }
+}
+
+pub(crate) fn require_admin(ctx: &AuthContext, what: &str) -> ApiResult<()> {
+    if ctx.is_admin() {
+        Ok(())
+    } else {
+        Err(forbidden(format!("Policy doesn't allow {what} to be performed.")))
+    }
+}
+
+pub(crate) fn project_of(ctx: &AuthContext) -> ApiResult<String> {
+    ctx.project_id().map(str::to_string).ok_or_else(|| forbidden("A project-scoped token is needed."))
+}
+
+/// A JSON value as an integer (numbers or numeric strings).
+pub(crate) fn as_int(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+}
+
+impl ComputeService {
+    /// Saves a server read earlier; an error when someone saved it meanwhile (the
+    /// caller, a saga step or a result handler, runs again with a fresh copy).
+    pub(crate) async fn save(&self, s: &mut Server) -> anyhow::Result<()> {
+        if self.store.server_save(s, None).await? {
+            Ok(())
+        } else {
+            anyhow::bail!("server {} changed meanwhile", s.id)
+        }
+    }
+
+    /// [`Self::save`] for API requests: a concurrent change is a 409.
+    pub(crate) async fn save_api(&self, s: &mut Server) -> ApiResult<()> {
+        if self.store.server_save(s, None).await? {
+            Ok(())
+        } else {
+            Err(conflict(format!("Instance {} changed while the request ran; try again.", s.id)))
+        }
+    }
+}
+
+pub fn not_implemented(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::NOT_IMPLEMENTED, message)
+}
+
+impl ComputeService {
+    /// The guest's console output, asked of its host's agent.
+    pub async fn console_log(&self, server: &Server) -> ApiResult<String> {
+        let host =
+            server.host.clone().ok_or_else(|| conflict("The server has no console output: it is not on a host."))?;
+        let row = self.store.host_get(&host).await?.ok_or_else(|| conflict(format!("Host {host} is unknown.")))?;
+        let ask = json!({"host": host, "server_id": server.id});
+        let answer = self
+            .bus
+            .request(
+                &stratus_compute_agent::protocol::console_subject(&row.queue),
+                ask.to_string().into_bytes(),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|e| conflict(format!("The host's agent did not answer: {e}")))?;
+        let v: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
+        match v["error"].as_str() {
+            Some(e) => Err(not_found(e.to_string())),
+            None => Ok(v["output"].as_str().unwrap_or_default().to_string()),
+        }
+    }
+}

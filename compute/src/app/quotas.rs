@@ -1,0 +1,113 @@
+//! Compute quotas: a view of identity's unified limits for the `compute` service, and
+//! the usage counted here.
+
+use super::{forbidden, unavailable, ComputeService};
+use serde_json::{json, Map, Value};
+use stratus_common::auth::AuthContext;
+use stratus_common::http::ApiResult;
+
+/// Nova's quota resources this service enforces.
+pub const RESOURCES: &[&str] = &["instances", "cores", "ram", "key_pairs", "server_groups", "server_group_members"];
+
+impl ComputeService {
+    /// A project's limit for a resource (-1: unlimited).
+    pub async fn limit(&self, project: &str, resource: &str) -> ApiResult<i64> {
+        let l = self.limits.limit(project, "compute", resource).await.map_err(unavailable)?;
+        Ok(l.filter(|n| *n >= 0 && *n < i64::from(i32::MAX)).unwrap_or(-1))
+    }
+
+    pub async fn quota_show(&self, ctx: &AuthContext, project: &str, detail: bool) -> ApiResult<Map<String, Value>> {
+        if !(ctx.is_admin() || ctx.project_id() == Some(project)) {
+            return Err(forbidden("Policy doesn't allow showing another project's quotas."));
+        }
+        let used: std::collections::HashMap<String, i64> = self.store.usage(project).await?.into_iter().collect();
+        let mut out = Map::new();
+        out.insert("id".into(), json!(project));
+        for r in RESOURCES {
+            let limit = self.limit(project, r).await?;
+            let v = if detail {
+                json!({"limit": limit, "in_use": used.get(*r).copied().unwrap_or(0), "reserved": 0})
+            } else {
+                json!(limit)
+            };
+            out.insert(r.to_string(), v);
+        }
+        Ok(out)
+    }
+
+    /// `GET /limits`: absolute limits and what the caller's project uses.
+    pub async fn absolute_limits(&self, ctx: &AuthContext) -> ApiResult<Value> {
+        let project = super::project_of(ctx)?;
+        let used: std::collections::HashMap<String, i64> = self.store.usage(&project).await?.into_iter().collect();
+        let u = |k: &str| used.get(k).copied().unwrap_or(0);
+        Ok(json!({
+            "maxTotalInstances": self.limit(&project, "instances").await?,
+            "maxTotalCores": self.limit(&project, "cores").await?,
+            "maxTotalRAMSize": self.limit(&project, "ram").await?,
+            "maxTotalKeypairs": self.limit(&project, "key_pairs").await?,
+            "maxServerGroups": self.limit(&project, "server_groups").await?,
+            "maxServerGroupMembers": self.limit(&project, "server_group_members").await?,
+            "maxServerMeta": 128,
+            "maxImageMeta": 128,
+            "maxPersonality": 5,
+            "maxPersonalitySize": 10240,
+            "maxSecurityGroups": -1,
+            "maxSecurityGroupRules": -1,
+            "maxTotalFloatingIps": -1,
+            "totalInstancesUsed": u("instances"),
+            "totalCoresUsed": u("cores"),
+            "totalRAMUsed": u("ram"),
+            "totalServerGroupsUsed": u("server_groups"),
+            "totalFloatingIpsUsed": 0,
+            "totalSecurityGroupsUsed": 0,
+        }))
+    }
+}
+
+impl ComputeService {
+    /// `PUT /os-quota-sets/{project}`: admins set compute limits, written to identity
+    /// as unified limits with the caller's token.
+    pub async fn quota_update(
+        &self,
+        ctx: &AuthContext,
+        project: &str,
+        body: &Map<String, Value>,
+    ) -> ApiResult<Map<String, Value>> {
+        super::require_admin(ctx, "os_compute_api:os-quota-sets:update")?;
+        let mut wanted = Vec::new();
+        for (k, v) in body {
+            if k == "force" {
+                continue;
+            }
+            if !RESOURCES.contains(&k.as_str()) {
+                return Err(super::bad(format!(
+                    "Invalid input for field/attribute quota_set: '{k}' is not a quota this cloud enforces."
+                )));
+            }
+            let n = super::as_int(v).filter(|n| *n >= -1).ok_or_else(|| {
+                super::bad(format!("Invalid input for field/attribute {k}: an integer of -1 (unlimited) or more."))
+            })?;
+            wanted.push((k.clone(), n));
+        }
+        stratus_common::limits::write_limits(
+            &self.clients.http,
+            &self.clients.identity_url,
+            ctx.token.as_ref(),
+            "compute",
+            project,
+            &wanted,
+        )
+        .await
+        .map_err(|e| match e {
+            stratus_common::limits::LimitWriteError::Refused(status, text) => stratus_common::http::ApiError::new(
+                axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::BAD_REQUEST),
+                format!("Identity refused the quota: {text}"),
+            ),
+            stratus_common::limits::LimitWriteError::Unavailable(text) => unavailable(text),
+        })?;
+        self.limits.invalidate();
+        let mut shown = self.quota_show(ctx, project, false).await?;
+        shown.remove("id");
+        Ok(shown)
+    }
+}

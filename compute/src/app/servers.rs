@@ -1,0 +1,541 @@
+//! Servers: the create request (validated against flavors, images, networks, ports,
+//! keypairs and security groups, quota claimed with the rows in one transaction), what
+//! callers may see, updates, and delete.
+
+use super::{as_int, bad, conflict, forbidden, not_found, project_of, unavailable, ComputeService};
+use crate::clients::CallError;
+use crate::store::{usage_claim, Server, ServerFilter};
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+use stratus_common::auth::AuthContext;
+use stratus_common::db::now_text;
+use stratus_common::http::{ApiError, ApiResult};
+
+/// The last path segment of an id-or-link (`flavorRef`, `imageRef`).
+fn ref_id(v: &str) -> &str {
+    v.trim_end_matches('/').rsplit('/').next().unwrap_or(v)
+}
+
+fn refused(what: &str, e: CallError) -> ApiError {
+    match e {
+        CallError::Refused(404, _) => bad(format!("{what} could not be found.")),
+        CallError::Refused(_, m) => bad(format!("{what}: {m}")),
+        CallError::Unavailable(m) => unavailable(m),
+    }
+}
+
+impl ComputeService {
+    /// Creates `max_count` servers (or `min_count` when quota allows no more) and
+    /// starts their create sagas. Answers the servers made.
+    pub async fn server_create(
+        &self,
+        ctx: &AuthContext,
+        body: &Map<String, Value>,
+        hints: Map<String, Value>,
+        request_id: &str,
+        version: crate::microversion::Version,
+    ) -> ApiResult<Vec<Server>> {
+        super::require_writer(ctx)?;
+        let project = project_of(ctx)?;
+        let token = ctx.token.to_string();
+        let str_of = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+        let name = str_of("name").map(|n| n.trim().to_string()).unwrap_or_default();
+        if name.is_empty() || name.len() > 255 {
+            return Err(bad("Invalid input for field/attribute name: a server needs a name of 1-255 characters."));
+        }
+        let flavor_ref =
+            str_of("flavorRef").ok_or_else(|| bad("Invalid input: 'flavorRef' is a required property."))?;
+        let flavor = match self.flavor_get(ctx, ref_id(&flavor_ref)).await {
+            Ok(f) if !f.disabled => f,
+            _ => return Err(bad(format!("Flavor {flavor_ref} could not be found."))),
+        };
+        // The image: imageRef, or the boot_index 0 image mapping OSC sends.
+        let mut image_ref = str_of("imageRef").filter(|s| !s.is_empty());
+        if image_ref.is_none() {
+            if let Some(bdms) = body.get("block_device_mapping_v2").and_then(Value::as_array) {
+                let boot = bdms.iter().find(|b| as_int(&b["boot_index"]) == Some(0));
+                match boot {
+                    Some(b)
+                        if b["source_type"] == "image"
+                            && b["destination_type"].as_str().unwrap_or("local") == "local" =>
+                    {
+                        image_ref = b["uuid"].as_str().map(str::to_string)
+                    }
+                    Some(_) => return Err(bad("Booting from a volume is not supported yet; boot from an image.")),
+                    None => {}
+                }
+            }
+        }
+        let image_ref = image_ref.ok_or_else(|| bad("Invalid input: an imageRef is required to boot a server."))?;
+        let image_id = ref_id(&image_ref).to_string();
+        let image =
+            self.clients.image(&token, &image_id).await.map_err(|e| refused(&format!("Image {image_id}"), e))?;
+        if image["status"] != "active" {
+            return Err(bad(format!("Image {image_id} is not active.")));
+        }
+        let min_disk = as_int(&image["min_disk"]).unwrap_or(0);
+        let min_ram = as_int(&image["min_ram"]).unwrap_or(0);
+        if flavor.disk > 0 && flavor.disk < min_disk {
+            return Err(bad("Flavor's disk is too small for requested image."));
+        }
+        if flavor.ram < min_ram {
+            return Err(bad("Flavor's memory is too small for requested image."));
+        }
+        let requested = self.requested_networks(&token, &project, body.get("networks"), version).await?;
+        let key = match str_of("key_name") {
+            Some(k) => Some(
+                self.store.keypair_get(ctx.user_id(), &k).await?.ok_or_else(|| bad("Invalid key_name provided."))?,
+            ),
+            None => None,
+        };
+        let (sg_names, sg_ids) = self.security_groups_for(&token, body.get("security_groups")).await?;
+        let user_data = match body.get("user_data") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => {
+                if s.len() > 65535 || base64::engine::general_purpose::STANDARD.decode(s.trim()).is_err() {
+                    return Err(bad("User data needs to be valid base64, at most 65535 bytes."));
+                }
+                Some(s.clone())
+            }
+            _ => return Err(bad("Invalid input for field/attribute user_data.")),
+        };
+        let metadata = match body.get("metadata") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => {
+                if m.len() > 128 || m.iter().any(|(k, v)| k.is_empty() || k.len() > 255 || !v.is_string()) {
+                    return Err(bad("Invalid metadata: at most 128 string values with keys of 1-255 characters."));
+                }
+                m.clone()
+            }
+            _ => return Err(bad("Invalid input for field/attribute metadata.")),
+        };
+        let (az, forced_host) = match str_of("availability_zone") {
+            Some(a) if a.contains(':') => {
+                super::require_admin(ctx, "forcing a host")?;
+                let (z, h) = a.split_once(':').unwrap_or_default();
+                (Some(z.to_string()).filter(|z| !z.is_empty()), Some(h.to_string()).filter(|h| !h.is_empty()))
+            }
+            Some(a) if !a.is_empty() => {
+                if !self.store.host_list().await?.iter().any(|h| h.availability_zone == a) {
+                    return Err(bad(format!("The requested availability zone is not available: {a}")));
+                }
+                (Some(a), None)
+            }
+            _ => (None, None),
+        };
+        if let Some(g) = hints.get("group").and_then(Value::as_str) {
+            self.group_get(ctx, g).await.map_err(|_| bad(format!("Invalid server group {g}.")))?;
+        }
+        let count = |k: &str| -> ApiResult<i64> {
+            match body.get(k) {
+                None | Some(Value::Null) => Ok(1),
+                Some(v) => as_int(v)
+                    .filter(|n| *n >= 1 && *n <= 1000)
+                    .ok_or_else(|| bad(format!("Invalid input for field/attribute {k}."))),
+            }
+        };
+        let min = count("min_count")?;
+        let max = count("max_count")?.max(min);
+        if max > 1 && requested.iter().any(|r| r.get("port").is_some()) {
+            return Err(bad("Multiple instances cannot be created with one given port."));
+        }
+        let flavor_doc = json!({"id": flavor.id, "original_name": flavor.name, "vcpus": flavor.vcpus, "ram": flavor.ram,
+                                "disk": flavor.disk, "ephemeral": flavor.ephemeral, "swap": flavor.swap,
+                                "extra_specs": flavor.extra_specs});
+        let reservation_id = format!("r-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let limits = [
+            ("instances", self.limit(&project, "instances").await?),
+            ("cores", self.limit(&project, "cores").await?),
+            ("ram", self.limit(&project, "ram").await?),
+        ];
+        for n in [max, min] {
+            let now = now_text();
+            let servers: Vec<Server> = (0..n)
+                .map(|i| {
+                    let id = uuid::Uuid::new_v4().to_string();
+                    let mut doc = Map::new();
+                    doc.insert("image_id".into(), json!(image_id));
+                    doc.insert("flavor".into(), flavor_doc.clone());
+                    doc.insert("key_name".into(), json!(key.as_ref().map(|k| k.name.clone())));
+                    doc.insert("key_data".into(), json!(key.as_ref().map(|k| k.public_key.clone())));
+                    doc.insert("user_data".into(), json!(user_data));
+                    doc.insert("metadata".into(), Value::Object(metadata.clone()));
+                    doc.insert("security_groups".into(), json!(sg_names));
+                    doc.insert("security_group_ids".into(), json!(sg_ids));
+                    doc.insert("requested_networks".into(), json!(requested));
+                    doc.insert("availability_zone".into(), json!(az));
+                    doc.insert("forced_host".into(), json!(forced_host));
+                    doc.insert("hints".into(), Value::Object(hints.clone()));
+                    doc.insert("description".into(), json!(str_of("description")));
+                    doc.insert("tags".into(), body.get("tags").cloned().unwrap_or(json!([])));
+                    doc.insert(
+                        "config_drive".into(),
+                        json!(body
+                            .get("config_drive")
+                            .map(|v| v.as_bool().unwrap_or(false) || v == "true")
+                            .unwrap_or(false)),
+                    );
+                    doc.insert("accessIPv4".into(), json!(str_of("accessIPv4").unwrap_or_default()));
+                    doc.insert("accessIPv6".into(), json!(str_of("accessIPv6").unwrap_or_default()));
+                    doc.insert(
+                        "disk_config".into(),
+                        json!(str_of("OS-DCF:diskConfig").unwrap_or_else(|| "MANUAL".into())),
+                    );
+                    doc.insert("reservation_id".into(), json!(reservation_id));
+                    doc.insert("launch_index".into(), json!(i));
+                    doc.insert("hostname".into(), json!(str_of("hostname").unwrap_or_else(|| hostname_of(&name))));
+                    doc.insert("ports".into(), json!([]));
+                    doc.insert("addresses".into(), json!({}));
+                    doc.insert("saga_id".into(), json!(uuid::Uuid::new_v4().to_string()));
+                    Server {
+                        id,
+                        project_id: project.clone(),
+                        user_id: ctx.user_id().to_string(),
+                        name: if n > 1 { format!("{name}-{}", i + 1) } else { name.clone() },
+                        vm_state: "building".into(),
+                        task_state: Some("scheduling".into()),
+                        power_state: 0,
+                        host: None,
+                        vcpus: flavor.vcpus,
+                        ram: flavor.ram,
+                        disk: flavor.disk + flavor.ephemeral + (flavor.swap + 1023) / 1024,
+                        charged: true,
+                        locked: false,
+                        deleted: false,
+                        doc,
+                        rev: 0,
+                        created_at: now.clone(),
+                        updated_at: now.clone(),
+                        launched_at: None,
+                        terminated_at: None,
+                    }
+                })
+                .collect();
+            let claims = [
+                ("instances", n, limits[0].1),
+                ("cores", n * flavor.vcpus, limits[1].1),
+                ("ram", n * flavor.ram, limits[2].1),
+            ];
+            let mut tx = self.store.db.pool.begin().await?;
+            if !usage_claim(&mut tx, &project, &claims).await? {
+                drop(tx);
+                if n == min {
+                    return Err(self.over_quota(&project, n, flavor.vcpus, flavor.ram, &limits).await);
+                }
+                continue;
+            }
+            for s in &servers {
+                self.store.server_insert(&mut tx, s).await?;
+                self.sagas
+                    .insert(&mut tx, s.str("saga_id"), super::create::KIND, &s.id, &json!({"retries": 0, "avoid": []}))
+                    .await?;
+            }
+            tx.commit().await?;
+            for s in &servers {
+                self.start_action(ctx, s, "create", request_id).await;
+                if let Some(g) = hints.get("group").and_then(Value::as_str) {
+                    self.store.group_member(g, &s.id, true).await?;
+                }
+                self.notify("create.start", s).await;
+                self.sagas.spawn(s.str("saga_id"));
+            }
+            return Ok(servers);
+        }
+        Err(bad("No servers could be created."))
+    }
+
+    async fn over_quota(&self, project: &str, n: i64, vcpus: i64, ram: i64, limits: &[(&str, i64); 3]) -> ApiError {
+        let used: std::collections::HashMap<String, i64> =
+            self.store.usage(project).await.unwrap_or_default().into_iter().collect();
+        for (resource, limit) in limits {
+            let want = match *resource {
+                "instances" => n,
+                "cores" => n * vcpus,
+                _ => n * ram,
+            };
+            let u = used.get(*resource).copied().unwrap_or(0);
+            if *limit >= 0 && u + want > *limit {
+                return forbidden(format!(
+                    "Quota exceeded for {resource}: Requested {want}, but already used {u} of {limit} {resource}"
+                ));
+            }
+        }
+        forbidden("Quota exceeded for instances.")
+    }
+
+    /// The NICs asked for: `[{"uuid"|"port", "fixed_ip"?}]`, `"auto"` or `"none"`.
+    async fn requested_networks(
+        &self,
+        token: &str,
+        project: &str,
+        networks: Option<&Value>,
+        version: crate::microversion::Version,
+    ) -> ApiResult<Vec<Value>> {
+        let list = match networks {
+            Some(Value::String(s)) if s == "none" => return Ok(Vec::new()),
+            Some(Value::String(s)) if s == "auto" => None,
+            None | Some(Value::Null) if version.at_least(37) => {
+                return Err(bad("Invalid input: 'networks' is a required property."));
+            }
+            None | Some(Value::Null) => None,
+            Some(Value::Array(a)) => Some(a.clone()),
+            _ => return Err(bad("Invalid input for field/attribute networks.")),
+        };
+        let Some(list) = list else {
+            // "auto": the one network the project can use, if there is exactly one.
+            let nets = self.clients.networks(token).await.map_err(|e| refused("Networks", e))?;
+            let usable: Vec<&Value> = nets
+                .iter()
+                .filter(|n| n["router:external"] != json!(true))
+                .filter(|n| n["project_id"] == json!(project) || n["shared"] == json!(true))
+                .collect();
+            return match usable.as_slice() {
+                [] => Ok(Vec::new()),
+                [one] => Ok(vec![json!({"uuid": one["id"]})]),
+                _ => Err(conflict("Multiple possible networks found, use a Network ID to be more specific.")),
+            };
+        };
+        let mut out = Vec::new();
+        for r in list {
+            let o = r.as_object().ok_or_else(|| bad("Invalid input for field/attribute networks."))?;
+            if let Some(port) = o.get("port").and_then(Value::as_str) {
+                let p = self.clients.port_as(token, port).await.map_err(|e| match e {
+                    CallError::Refused(404, _) => bad(format!("Port {port} could not be found.")),
+                    e => refused(&format!("Port {port}"), e),
+                })?;
+                if p["device_id"].as_str().is_some_and(|d| !d.is_empty()) {
+                    return Err(conflict(format!("Port {port} is still in use.")));
+                }
+                out.push(json!({"port": port}));
+            } else if let Some(net) = o.get("uuid").and_then(Value::as_str) {
+                self.clients.network(token, net).await.map_err(|e| refused(&format!("Network {net}"), e))?;
+                let mut req = json!({"uuid": net});
+                if let Some(ip) = o.get("fixed_ip").and_then(Value::as_str) {
+                    if ip.parse::<std::net::IpAddr>().is_err() {
+                        return Err(bad(format!("Invalid fixed IP address {ip}.")));
+                    }
+                    req["fixed_ip"] = json!(ip);
+                }
+                out.push(req);
+            } else {
+                return Err(bad("Each network needs a 'uuid' or a 'port'."));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Security group names → (names, ids), from the caller's groups.
+    async fn security_groups_for(&self, token: &str, asked: Option<&Value>) -> ApiResult<(Vec<String>, Vec<String>)> {
+        let names: Vec<String> = match asked {
+            None | Some(Value::Null) => return Ok((vec!["default".into()], Vec::new())),
+            Some(Value::Array(a)) => a.iter().filter_map(|g| g["name"].as_str().map(str::to_string)).collect(),
+            _ => return Err(bad("Invalid input for field/attribute security_groups.")),
+        };
+        if names.is_empty() {
+            return Ok((vec!["default".into()], Vec::new()));
+        }
+        let groups = self.clients.security_groups(token).await.map_err(|e| refused("Security groups", e))?;
+        let mut ids = Vec::new();
+        let mut shown = Vec::new();
+        for n in &names {
+            let g = groups
+                .iter()
+                .find(|g| g["id"].as_str() == Some(n))
+                .or_else(|| groups.iter().find(|g| g["name"].as_str() == Some(n)))
+                .ok_or_else(|| bad(format!("Security group {n} not found.")))?;
+            ids.push(g["id"].as_str().unwrap_or_default().to_string());
+            shown.push(g["name"].as_str().unwrap_or(n).to_string());
+        }
+        Ok((shown, ids))
+    }
+
+    /// A server the caller may see (deleted ones only for admins asking for them).
+    pub async fn server_get(&self, ctx: &AuthContext, id: &str) -> ApiResult<Server> {
+        match self.store.server_get(id).await? {
+            Some(s) if !s.deleted && (ctx.is_admin() || ctx.project_id() == Some(s.project_id.as_str())) => Ok(s),
+            _ => Err(not_found(format!("Instance {id} could not be found."))),
+        }
+    }
+
+    /// A server the caller may act on (not locked, unless admin: as in Nova, a lock
+    /// holds for everyone else, the user who locked it included, until unlocked).
+    pub(crate) async fn server_for_action(&self, ctx: &AuthContext, id: &str) -> ApiResult<Server> {
+        super::require_writer(ctx)?;
+        let s = self.server_get(ctx, id).await?;
+        if s.locked && !ctx.is_admin() {
+            return Err(conflict(format!("Instance {id} is locked")));
+        }
+        Ok(s)
+    }
+
+    /// Servers the caller may see: the project's, or every project's for admins
+    /// asking with `all_tenants` (optionally one project).
+    pub async fn server_list(
+        &self,
+        ctx: &AuthContext,
+        all_tenants: bool,
+        project: Option<&str>,
+        deleted: bool,
+        changes_since: Option<&str>,
+    ) -> ApiResult<Vec<Server>> {
+        let own = project_of(ctx).ok();
+        let project = if ctx.is_admin() && (all_tenants || project.is_some()) {
+            project.map(str::to_string)
+        } else {
+            Some(own.ok_or_else(|| forbidden("A project-scoped token is needed."))?)
+        };
+        let include_deleted = (deleted && ctx.is_admin()) || changes_since.is_some();
+        let filter =
+            ServerFilter { project: project.as_deref(), host: None, include_deleted, changed_since: changes_since };
+        let mut list = self.store.server_list(&filter).await?;
+        if deleted && ctx.is_admin() {
+            list.retain(|s| s.deleted);
+        }
+        Ok(list)
+    }
+
+    /// Shows the server with fresh addresses (floating IPs come and go in the network
+    /// service). The fresh addresses are only shown, never written back: a write here
+    /// would race with the server's saga.
+    pub async fn server_show(&self, ctx: &AuthContext, id: &str) -> ApiResult<Server> {
+        let mut s = self.server_get(ctx, id).await?;
+        if s.task_state.is_none() && s.doc.get("ports").and_then(Value::as_array).is_some_and(|p| !p.is_empty()) {
+            self.refresh_addresses(&mut s, true).await;
+        }
+        Ok(s)
+    }
+
+    pub async fn server_update(&self, ctx: &AuthContext, id: &str, body: &Map<String, Value>) -> ApiResult<Server> {
+        let mut s = self.server_for_action(ctx, id).await?;
+        for (k, v) in body {
+            match (k.as_str(), v) {
+                ("name", Value::String(n)) if !n.trim().is_empty() && n.len() <= 255 => s.name = n.trim().to_string(),
+                ("description", Value::String(_) | Value::Null) => {
+                    s.doc.insert("description".into(), v.clone());
+                }
+                ("accessIPv4" | "accessIPv6", Value::String(_)) => {
+                    s.doc.insert(k.clone(), v.clone());
+                }
+                ("hostname", Value::String(h)) => {
+                    s.doc.insert("hostname".into(), json!(h));
+                }
+                ("OS-DCF:diskConfig", Value::String(d)) => {
+                    s.doc.insert("disk_config".into(), json!(d));
+                }
+                _ => return Err(bad(format!("Invalid input for field/attribute {k}."))),
+            }
+        }
+        self.save_api(&mut s).await?;
+        self.notify("update", &s).await;
+        Ok(s)
+    }
+
+    /// Replaces (`replace`) or merges server metadata; answers the result.
+    pub async fn server_metadata(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        m: Map<String, Value>,
+        replace: bool,
+    ) -> ApiResult<Map<String, Value>> {
+        let mut s = self.server_for_action(ctx, id).await?;
+        if m.iter().any(|(k, v)| k.is_empty() || k.len() > 255 || !v.is_string()) {
+            return Err(bad("Invalid metadata: string values with keys of 1-255 characters."));
+        }
+        let mut meta = if replace {
+            Map::new()
+        } else {
+            s.doc.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default()
+        };
+        meta.extend(m);
+        if meta.len() > 128 {
+            return Err(forbidden("Quota exceeded for metadata items."));
+        }
+        s.doc.insert("metadata".into(), Value::Object(meta.clone()));
+        self.save_api(&mut s).await?;
+        Ok(meta)
+    }
+
+    pub async fn server_metadata_delete(&self, ctx: &AuthContext, id: &str, key: &str) -> ApiResult<()> {
+        let mut s = self.server_for_action(ctx, id).await?;
+        let mut meta = s.doc.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+        if meta.remove(key).is_none() {
+            return Err(not_found(format!("Metadata item was not found: {key}")));
+        }
+        s.doc.insert("metadata".into(), Value::Object(meta));
+        self.save_api(&mut s).await?;
+        Ok(())
+    }
+
+    pub async fn server_lock(&self, ctx: &AuthContext, id: &str, lock: bool, reason: Option<String>) -> ApiResult<()> {
+        super::require_writer(ctx)?;
+        let mut s = self.server_get(ctx, id).await?;
+        if !lock
+            && !ctx.is_admin()
+            && s.doc.get("locked_by").and_then(Value::as_str).is_some_and(|u| u != ctx.user_id())
+        {
+            return Err(forbidden("Only the user who locked the server, or an admin, may unlock it."));
+        }
+        s.locked = lock;
+        if lock {
+            s.doc.insert("locked_by".into(), json!(ctx.user_id()));
+            s.doc.insert("locked_reason".into(), json!(reason));
+        } else {
+            s.doc.remove("locked_by");
+            s.doc.remove("locked_reason");
+        }
+        self.save_api(&mut s).await?;
+        Ok(())
+    }
+
+    /// Deletes a server: a build under way is cancelled first (its saga unwinds), then
+    /// the delete saga runs.
+    pub async fn server_delete(&self, ctx: &AuthContext, id: &str, request_id: &str) -> ApiResult<()> {
+        let mut tries = 0;
+        let s = loop {
+            let mut s = self.server_for_action(ctx, id).await?;
+            if s.task_state.as_deref() == Some("deleting") {
+                return Ok(());
+            }
+            s.task_state = Some("deleting".into());
+            s.doc.insert("delete_requested".into(), json!(true));
+            // A saga step may save the server at the same moment: read it again.
+            if self.store.server_save(&mut s, None).await? {
+                break s;
+            }
+            tries += 1;
+            if tries >= 20 {
+                return Err(conflict(format!("Instance {id} is changing too fast; try again.")));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        };
+        self.start_action(ctx, &s, "delete", request_id).await;
+        self.notify("delete.start", &s).await;
+        if let Some(saga) = s.doc.get("saga_id").and_then(Value::as_str).map(str::to_string) {
+            if self.sagas.cancel(&saga, "The server was deleted during its build.").await? {
+                self.sagas.spawn(&saga);
+                return Ok(());
+            }
+        }
+        self.start_delete(&s).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot start deleting a server");
+            ApiError::internal()
+        })?;
+        Ok(())
+    }
+}
+
+/// A hostname from a display name, as Nova makes one.
+pub fn hostname_of(name: &str) -> String {
+    let mut h: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .collect();
+    h = h.trim_matches('-').chars().take(63).collect();
+    if h.is_empty() {
+        "server".into()
+    } else {
+        h
+    }
+}

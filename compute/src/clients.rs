@@ -1,0 +1,176 @@
+//! The other services compute calls: the network API (ports, networks, security groups)
+//! and the image API (images). Checks made for a request use the caller's token, so a
+//! user can only boot from what they can see; saga steps, which must also run after a
+//! restart, use the service's own token.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use stratus_common::auth::service_token::TokenSource;
+
+/// Why a call failed: the other service refused (4xx, with its message), or it could
+/// not be reached or failed itself (worth retrying).
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("{1}")]
+    Refused(u16, String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl CallError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, CallError::Refused(404, _))
+    }
+}
+
+pub type CallResult<T> = Result<T, CallError>;
+
+pub struct Clients {
+    pub http: reqwest::Client,
+    pub network_url: String,
+    pub image_url: String,
+    /// Identity's API, where quota changes go (as unified limits).
+    pub identity_url: String,
+    pub tokens: Arc<dyn TokenSource>,
+}
+
+impl Clients {
+    async fn service_token(&self) -> CallResult<String> {
+        self.tokens.token().await.map_err(|e| CallError::Unavailable(format!("no service token: {e:#}")))
+    }
+
+    async fn call(&self, method: Method, url: &str, token: &str, body: Option<Value>) -> CallResult<Value> {
+        let mut req = self.http.request(method, url).header("x-auth-token", token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.map_err(|e| CallError::Unavailable(format!("{url}: {e}")))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(value);
+        }
+        let message = value["NeutronError"]["message"]
+            .as_str()
+            .or_else(|| value["message"].as_str())
+            .or_else(|| value["error"]["message"].as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| text.chars().take(200).collect());
+        if status.is_client_error() {
+            Err(CallError::Refused(status.as_u16(), message))
+        } else {
+            Err(CallError::Unavailable(format!("{url}: {status} {message}")))
+        }
+    }
+
+    /// An image the caller can see.
+    pub async fn image(&self, token: &str, id: &str) -> CallResult<Value> {
+        self.call(Method::GET, &format!("{}/v2/images/{}", self.image_url, urlencode(id)), token, None).await
+    }
+
+    /// A network the caller can see.
+    pub async fn network(&self, token: &str, id: &str) -> CallResult<Value> {
+        let v = self
+            .call(Method::GET, &format!("{}/v2.0/networks/{}", self.network_url, urlencode(id)), token, None)
+            .await?;
+        Ok(v["network"].clone())
+    }
+
+    /// A port the caller can see.
+    pub async fn port_as(&self, token: &str, id: &str) -> CallResult<Value> {
+        let v =
+            self.call(Method::GET, &format!("{}/v2.0/ports/{}", self.network_url, urlencode(id)), token, None).await?;
+        Ok(v["port"].clone())
+    }
+
+    /// The caller's security groups (to turn names into ids).
+    pub async fn security_groups(&self, token: &str) -> CallResult<Vec<Value>> {
+        let v = self.call(Method::GET, &format!("{}/v2.0/security-groups", self.network_url), token, None).await?;
+        Ok(v["security_groups"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Networks by id, with the service's token (for names in `addresses`).
+    pub async fn network_names(&self, ids: &[String]) -> CallResult<Vec<(String, String)>> {
+        let token = self.service_token().await?;
+        let mut out = Vec::new();
+        for id in ids {
+            match self.network(&token, id).await {
+                Ok(n) => out.push((id.clone(), n["name"].as_str().unwrap_or(id).to_string())),
+                Err(e) if e.is_not_found() => out.push((id.clone(), id.clone())),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn port_create(&self, port: Value) -> CallResult<Value> {
+        let token = self.service_token().await?;
+        let v = self
+            .call(Method::POST, &format!("{}/v2.0/ports", self.network_url), &token, Some(json!({ "port": port })))
+            .await?;
+        Ok(v["port"].clone())
+    }
+
+    pub async fn port_update(&self, id: &str, port: Value) -> CallResult<Value> {
+        let token = self.service_token().await?;
+        let url = format!("{}/v2.0/ports/{}", self.network_url, urlencode(id));
+        let v = self.call(Method::PUT, &url, &token, Some(json!({ "port": port }))).await?;
+        Ok(v["port"].clone())
+    }
+
+    /// Deletes a port; one already gone is fine.
+    pub async fn port_delete(&self, id: &str) -> CallResult<()> {
+        let token = self.service_token().await?;
+        let url = format!("{}/v2.0/ports/{}", self.network_url, urlencode(id));
+        match self.call(Method::DELETE, &url, &token, None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The ports whose device is `server_id`.
+    pub async fn ports_of(&self, server_id: &str) -> CallResult<Vec<Value>> {
+        let token = self.service_token().await?;
+        let url = format!("{}/v2.0/ports?device_id={}", self.network_url, urlencode(server_id));
+        let v = self.call(Method::GET, &url, &token, None).await?;
+        Ok(v["ports"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Floating IPs on the given ports.
+    pub async fn floating_ips_of(&self, port_ids: &[String]) -> CallResult<Vec<Value>> {
+        if port_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let token = self.service_token().await?;
+        let mut out = Vec::new();
+        for p in port_ids {
+            let url = format!("{}/v2.0/floatingips?port_id={}", self.network_url, urlencode(p));
+            let v = self.call(Method::GET, &url, &token, None).await?;
+            out.extend(v["floatingips"].as_array().cloned().unwrap_or_default());
+        }
+        Ok(out)
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.~".contains(c) {
+                c.to_string()
+            } else {
+                format!("%{:02X}", c as u32 & 0xff)
+            }
+        })
+        .collect()
+}
+
+impl Clients {
+    /// Networks the caller can see.
+    pub async fn networks(&self, token: &str) -> CallResult<Vec<Value>> {
+        let v = self.call(Method::GET, &format!("{}/v2.0/networks", self.network_url), token, None).await?;
+        Ok(v["networks"].as_array().cloned().unwrap_or_default())
+    }
+}

@@ -1,0 +1,152 @@
+//! The compute service's tables.
+//!
+//! Servers keep the columns that queries, state and claims need; everything else a
+//! server shows lives in its JSON document. Hosts are placement's resource providers:
+//! capacity after allocation ratios and reserved amounts (`cap_*`) and what is claimed
+//! (`used_*`), so a claim is one conditional UPDATE. Usage counts quota per project.
+
+use stratus_common::db::Migration;
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    service: "compute",
+    version: 1,
+    name: "initial",
+    sql: r#"
+CREATE TABLE compute_flavors (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    vcpus BIGINT NOT NULL,
+    ram BIGINT NOT NULL,
+    disk BIGINT NOT NULL,
+    ephemeral BIGINT NOT NULL DEFAULT 0,
+    swap BIGINT NOT NULL DEFAULT 0,
+    is_public BIGINT NOT NULL DEFAULT 1,
+    disabled BIGINT NOT NULL DEFAULT 0,
+    description TEXT,
+    extra_specs TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL
+);
+CREATE TABLE compute_flavor_access (
+    flavor_id TEXT NOT NULL REFERENCES compute_flavors (id) ON DELETE CASCADE,
+    project_id TEXT NOT NULL,
+    PRIMARY KEY (flavor_id, project_id)
+);
+CREATE TABLE compute_keypairs (
+    user_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (user_id, name)
+);
+CREATE TABLE compute_servers (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    vm_state TEXT NOT NULL,
+    task_state TEXT,
+    power_state BIGINT NOT NULL DEFAULT 0,
+    host TEXT,
+    vcpus BIGINT NOT NULL,
+    ram BIGINT NOT NULL,
+    disk BIGINT NOT NULL,
+    charged BIGINT NOT NULL DEFAULT 0,
+    locked BIGINT NOT NULL DEFAULT 0,
+    deleted BIGINT NOT NULL DEFAULT 0,
+    doc TEXT NOT NULL,
+    rev BIGINT NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    launched_at TEXT,
+    terminated_at TEXT
+);
+CREATE INDEX compute_servers_project ON compute_servers (project_id, deleted);
+CREATE INDEX compute_servers_host ON compute_servers (host);
+CREATE TABLE compute_hosts (
+    host TEXT PRIMARY KEY,
+    queue TEXT NOT NULL,
+    availability_zone TEXT NOT NULL,
+    hypervisor_type TEXT NOT NULL,
+    driver TEXT NOT NULL,
+    vcpus BIGINT NOT NULL,
+    ram_mb BIGINT NOT NULL,
+    disk_gb BIGINT NOT NULL,
+    cap_vcpus BIGINT NOT NULL,
+    cap_ram BIGINT NOT NULL,
+    cap_disk BIGINT NOT NULL,
+    used_vcpus BIGINT NOT NULL DEFAULT 0,
+    used_ram BIGINT NOT NULL DEFAULT 0,
+    used_disk BIGINT NOT NULL DEFAULT 0,
+    traits TEXT NOT NULL DEFAULT '[]',
+    enabled BIGINT NOT NULL DEFAULT 1,
+    disabled_reason TEXT,
+    last_seen TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE compute_allocations (
+    consumer_id TEXT NOT NULL,
+    host TEXT NOT NULL REFERENCES compute_hosts (host),
+    vcpus BIGINT NOT NULL,
+    ram BIGINT NOT NULL,
+    disk BIGINT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (consumer_id, host)
+);
+CREATE INDEX compute_allocations_host ON compute_allocations (host);
+CREATE TABLE compute_usage (
+    project_id TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    used BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (project_id, resource)
+);
+CREATE TABLE compute_actions (
+    id TEXT PRIMARY KEY,
+    server_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    start_time TEXT NOT NULL,
+    finish_time TEXT,
+    result TEXT,
+    message TEXT
+);
+CREATE INDEX compute_actions_server ON compute_actions (server_id);
+CREATE TABLE compute_server_groups (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    members TEXT NOT NULL DEFAULT '[]',
+    created_at TEXT NOT NULL
+);
+CREATE TABLE compute_sagas (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    step BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    data TEXT NOT NULL,
+    error TEXT NOT NULL DEFAULT '',
+    rev BIGINT NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX compute_sagas_state ON compute_sagas (state);
+CREATE INDEX compute_sagas_subject ON compute_sagas (subject)
+"#,
+}];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn saga_table_matches_the_shared_shape() {
+        let shared = stratus_common::saga::saga_table_sql("compute_sagas");
+        let ours = super::MIGRATIONS[0].sql;
+        let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(norm(ours).contains(&norm(&shared)), "compute_sagas must be created as saga_table_sql makes it");
+    }
+}

@@ -1,0 +1,205 @@
+//! The scheduler: picks hosts for a server from an in-memory view of placement's hosts
+//! (refreshed from the database), filtering then weighing. The view may be stale; the
+//! claim in the database (`Store::claim`) is what guarantees no host is overcommitted,
+//! and a refused claim refreshes that host and moves on to the next candidate.
+
+use crate::store::HostRow;
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::Duration;
+
+/// How hosts are ordered after filtering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weigher {
+    /// The emptiest host first (Nova's default): spreads load.
+    Spread,
+    /// The fullest host that fits first: keeps hosts free.
+    Pack,
+}
+
+impl Weigher {
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "spread" | "" => Ok(Weigher::Spread),
+            "pack" => Ok(Weigher::Pack),
+            other => anyhow::bail!("unknown scheduler weigher {other:?}: use spread or pack"),
+        }
+    }
+}
+
+/// What a server needs from a host.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub vcpus: i64,
+    pub ram: i64,
+    pub disk: i64,
+    pub availability_zone: Option<String>,
+    /// Host traits the flavor requires (`trait:X=required`) or forbids (`=forbidden`).
+    pub required_traits: Vec<String>,
+    pub forbidden_traits: Vec<String>,
+    /// Hosts this server must not land on (anti-affinity, failed attempts).
+    pub avoid_hosts: Vec<String>,
+    /// When set, only these hosts (affinity with the group's members).
+    pub only_hosts: Option<Vec<String>>,
+    /// A lease's reservation: only hosts carrying its trait (see [`reservation_trait`]).
+    pub reservation: Option<String>,
+}
+
+/// The trait the lease service puts on hosts reserved for a reservation.
+pub fn reservation_trait(reservation_id: &str) -> String {
+    format!("CUSTOM_RESERVATION_{}", reservation_id.to_ascii_uppercase().replace('-', "_"))
+}
+
+pub struct Scheduler {
+    hosts: RwLock<HashMap<String, HostRow>>,
+    weigher: Weigher,
+    /// A host not heard from for this long is down and gets nothing.
+    pub down_after: Duration,
+}
+
+impl Scheduler {
+    pub fn new(weigher: Weigher, down_after: Duration) -> Self {
+        Self { hosts: RwLock::new(HashMap::new()), weigher, down_after }
+    }
+
+    /// Replaces the view with the database's hosts.
+    pub fn load(&self, rows: Vec<HostRow>) {
+        *self.hosts.write().unwrap() = rows.into_iter().map(|h| (h.host.clone(), h)).collect();
+    }
+
+    pub fn update(&self, row: HostRow) {
+        self.hosts.write().unwrap().insert(row.host.clone(), row);
+    }
+
+    pub fn remove(&self, host: &str) {
+        self.hosts.write().unwrap().remove(host);
+    }
+
+    pub fn len(&self) -> usize {
+        self.hosts.read().unwrap().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn is_up(&self, h: &HostRow) -> bool {
+        is_recent(&h.last_seen, self.down_after)
+    }
+
+    /// Candidate hosts for `req`, best first (at most `limit`).
+    pub fn select(&self, req: &Request, limit: usize) -> Vec<String> {
+        let hosts = self.hosts.read().unwrap();
+        let reservation = req.reservation.as_deref().map(reservation_trait);
+        let mut fit: Vec<(&HostRow, i64)> = hosts
+            .values()
+            .filter(|h| h.enabled && self.is_up(h))
+            .filter(|h| h.fits(req.vcpus, req.ram, req.disk))
+            .filter(|h| req.availability_zone.as_deref().is_none_or(|az| az == h.availability_zone))
+            .filter(|h| req.required_traits.iter().all(|t| h.traits.contains(t)))
+            .filter(|h| !req.forbidden_traits.iter().any(|t| h.traits.contains(t)))
+            .filter(|h| !req.avoid_hosts.contains(&h.host))
+            .filter(|h| req.only_hosts.as_ref().is_none_or(|only| only.contains(&h.host)))
+            .filter(|h| match &reservation {
+                Some(t) => h.traits.contains(t),
+                // Reserved hosts only take servers of their reservation.
+                None => !h.traits.iter().any(|t| t.starts_with("CUSTOM_RESERVATION_")),
+            })
+            .map(|h| {
+                // Free share of RAM and vCPUs, in parts per million of the host.
+                let free = |cap: i64, used: i64| if cap > 0 { (cap - used) * 1_000_000 / cap } else { 0 };
+                let w = free(h.cap_ram, h.used_ram) + free(h.cap_vcpus, h.used_vcpus);
+                (h, if self.weigher == Weigher::Spread { w } else { -w })
+            })
+            .collect();
+        // Best weight first; hosts of equal weight in random order, so concurrent
+        // requests do not all race for the same host.
+        let salt: u64 = rand::random();
+        fit.sort_by_key(|(h, w)| (std::cmp::Reverse(*w), hash(&h.host, salt)));
+        fit.into_iter().take(limit).map(|(h, _)| h.host.clone()).collect()
+    }
+}
+
+fn hash(s: &str, salt: u64) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    salt.hash(&mut h);
+    s.hash(&mut h);
+    h.finish()
+}
+
+/// Whether an RFC 3339 time is within `age` of now.
+pub fn is_recent(t: &str, age: Duration) -> bool {
+    match stratus_common::db::parse_time(t) {
+        Some(at) => (chrono::Utc::now() - at).to_std().map(|d| d <= age).unwrap_or(true),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stratus_common::db::now_text;
+
+    fn host(name: &str, used_ram: i64, traits: &[&str]) -> HostRow {
+        HostRow {
+            host: name.into(),
+            queue: "q".into(),
+            availability_zone: "nova".into(),
+            hypervisor_type: "fake".into(),
+            driver: "fake".into(),
+            vcpus: 8,
+            ram_mb: 8192,
+            disk_gb: 100,
+            cap_vcpus: 128,
+            cap_ram: 8192,
+            cap_disk: 100,
+            used_vcpus: 0,
+            used_ram,
+            used_disk: 0,
+            traits: traits.iter().map(|s| s.to_string()).collect(),
+            enabled: true,
+            disabled_reason: None,
+            last_seen: now_text(),
+        }
+    }
+
+    #[test]
+    fn filters_and_weighs() {
+        let s = Scheduler::new(Weigher::Spread, Duration::from_secs(60));
+        let mut down = host("down", 0, &[]);
+        down.last_seen = "2000-01-01T00:00:00.000000Z".into();
+        let mut off = host("off", 0, &[]);
+        off.enabled = false;
+        s.load(vec![host("a", 4096, &[]), host("b", 1024, &["CUSTOM_GPU"]), host("full", 8000, &[]), down, off]);
+        let req = Request { vcpus: 1, ram: 512, disk: 1, ..Default::default() };
+        assert_eq!(
+            s.select(&req, 10),
+            vec!["b", "a"],
+            "spread: emptiest first; full, down and disabled hosts filtered"
+        );
+        let gpu = Request { required_traits: vec!["CUSTOM_GPU".into()], ..req.clone() };
+        assert_eq!(s.select(&gpu, 10), vec!["b"]);
+        let no_gpu = Request { forbidden_traits: vec!["CUSTOM_GPU".into()], ..req.clone() };
+        assert_eq!(s.select(&no_gpu, 10), vec!["a"]);
+        let anti = Request { avoid_hosts: vec!["b".into()], ..req.clone() };
+        assert_eq!(s.select(&anti, 10), vec!["a"]);
+        let az = Request { availability_zone: Some("other".into()), ..req.clone() };
+        assert!(s.select(&az, 10).is_empty());
+        let pack = Scheduler::new(Weigher::Pack, Duration::from_secs(60));
+        pack.load(vec![host("a", 4096, &[]), host("b", 1024, &[])]);
+        assert_eq!(pack.select(&req, 10), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn reserved_hosts_only_take_their_reservation() {
+        let s = Scheduler::new(Weigher::Spread, Duration::from_secs(60));
+        let t = reservation_trait("ab-12");
+        assert_eq!(t, "CUSTOM_RESERVATION_AB_12");
+        s.load(vec![host("free", 0, &[]), host("leased", 0, &[&t])]);
+        let req = Request { vcpus: 1, ram: 1, disk: 1, ..Default::default() };
+        assert_eq!(s.select(&req, 10), vec!["free"]);
+        let leased = Request { reservation: Some("ab-12".into()), ..req };
+        assert_eq!(s.select(&leased, 10), vec!["leased"]);
+    }
+}

@@ -1,0 +1,244 @@
+//! Hosts (placement's resource providers) and allocations. A claim adds to a host's
+//! `used_*` only while it stays within `cap_*`, in the same transaction that records
+//! the allocation: concurrent claims can never overcommit a host.
+
+use super::{Store, StoreResult};
+use sqlx::any::AnyRow;
+use stratus_common::db::{now_text, RowExt};
+use stratus_compute_agent::protocol::HostReport;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostRow {
+    pub host: String,
+    pub queue: String,
+    pub availability_zone: String,
+    pub hypervisor_type: String,
+    pub driver: String,
+    pub vcpus: i64,
+    pub ram_mb: i64,
+    pub disk_gb: i64,
+    pub cap_vcpus: i64,
+    pub cap_ram: i64,
+    pub cap_disk: i64,
+    pub used_vcpus: i64,
+    pub used_ram: i64,
+    pub used_disk: i64,
+    pub traits: Vec<String>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub last_seen: String,
+}
+
+impl HostRow {
+    fn from_row(r: &AnyRow) -> Self {
+        Self {
+            host: r.text("host"),
+            queue: r.text("queue"),
+            availability_zone: r.text("availability_zone"),
+            hypervisor_type: r.text("hypervisor_type"),
+            driver: r.text("driver"),
+            vcpus: r.int("vcpus"),
+            ram_mb: r.int("ram_mb"),
+            disk_gb: r.int("disk_gb"),
+            cap_vcpus: r.int("cap_vcpus"),
+            cap_ram: r.int("cap_ram"),
+            cap_disk: r.int("cap_disk"),
+            used_vcpus: r.int("used_vcpus"),
+            used_ram: r.int("used_ram"),
+            used_disk: r.int("used_disk"),
+            traits: serde_json::from_str(&r.text("traits")).unwrap_or_default(),
+            enabled: r.int("enabled") != 0,
+            disabled_reason: r.opt_text("disabled_reason"),
+            last_seen: r.text("last_seen"),
+        }
+    }
+
+    pub fn fits(&self, vcpus: i64, ram: i64, disk: i64) -> bool {
+        self.used_vcpus + vcpus <= self.cap_vcpus
+            && self.used_ram + ram <= self.cap_ram
+            && self.used_disk + disk <= self.cap_disk
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Allocation {
+    pub consumer_id: String,
+    pub host: String,
+    pub vcpus: i64,
+    pub ram: i64,
+    pub disk: i64,
+}
+
+/// How much of a host placement hands out: `(total - reserved) * ratio`.
+#[derive(Debug, Clone, Copy)]
+pub struct Ratios {
+    pub cpu: f64,
+    pub ram: f64,
+    pub disk: f64,
+    pub reserved_ram_mb: i64,
+    pub reserved_disk_gb: i64,
+    pub reserved_vcpus: i64,
+}
+
+impl Default for Ratios {
+    /// Nova's defaults: 16 vCPUs per core, RAM 1.5 times, disk once.
+    fn default() -> Self {
+        Self { cpu: 16.0, ram: 1.5, disk: 1.0, reserved_ram_mb: 512, reserved_disk_gb: 0, reserved_vcpus: 0 }
+    }
+}
+
+impl Store {
+    /// Records a host's report (its capacity and heartbeat).
+    pub async fn host_report(&self, r: &HostReport, ratios: &Ratios) -> StoreResult<()> {
+        let cap = |total: i64, reserved: i64, ratio: f64| (((total - reserved).max(0)) as f64 * ratio).floor() as i64;
+        let now = now_text();
+        sqlx::query(
+            "INSERT INTO compute_hosts (host, queue, availability_zone, hypervisor_type, driver, vcpus, ram_mb, disk_gb, cap_vcpus, cap_ram, cap_disk, traits, last_seen, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+             ON CONFLICT (host) DO UPDATE SET queue = $2, availability_zone = $3, hypervisor_type = $4, driver = $5, vcpus = $6, ram_mb = $7,
+             disk_gb = $8, cap_vcpus = $9, cap_ram = $10, cap_disk = $11, traits = $12, last_seen = $13",
+        )
+        .bind(&r.host)
+        .bind(&r.queue)
+        .bind(if r.availability_zone.is_empty() { "nova" } else { r.availability_zone.as_str() })
+        .bind(&r.hypervisor_type)
+        .bind(&r.driver)
+        .bind(r.vcpus)
+        .bind(r.ram_mb)
+        .bind(r.disk_gb)
+        .bind(cap(r.vcpus, ratios.reserved_vcpus, ratios.cpu))
+        .bind(cap(r.ram_mb, ratios.reserved_ram_mb, ratios.ram))
+        .bind(cap(r.disk_gb, ratios.reserved_disk_gb, ratios.disk))
+        .bind(serde_json::to_string(&r.traits).unwrap_or_default())
+        .bind(now)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn host_get(&self, host: &str) -> StoreResult<Option<HostRow>> {
+        let r =
+            sqlx::query("SELECT * FROM compute_hosts WHERE host = $1").bind(host).fetch_optional(&self.db.pool).await?;
+        Ok(r.as_ref().map(HostRow::from_row))
+    }
+
+    pub async fn host_list(&self) -> StoreResult<Vec<HostRow>> {
+        let rows = sqlx::query("SELECT * FROM compute_hosts ORDER BY host").fetch_all(&self.db.pool).await?;
+        Ok(rows.iter().map(HostRow::from_row).collect())
+    }
+
+    pub async fn host_enable(&self, host: &str, enabled: bool, reason: Option<&str>) -> StoreResult<bool> {
+        let r = sqlx::query("UPDATE compute_hosts SET enabled = $1, disabled_reason = $2 WHERE host = $3")
+            .bind(enabled as i64)
+            .bind(reason)
+            .bind(host)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Deletes a host with no allocations; false otherwise.
+    pub async fn host_delete(&self, host: &str) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "DELETE FROM compute_hosts WHERE host = $1 AND NOT EXISTS (SELECT 1 FROM compute_allocations WHERE host = $1)",
+        )
+        .bind(host)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Claims resources on a host for a consumer. Idempotent: a consumer that already
+    /// holds an allocation there keeps it and the claim succeeds. False when the host
+    /// is full or disabled.
+    pub async fn claim(&self, a: &Allocation) -> StoreResult<bool> {
+        let held = sqlx::query("SELECT consumer_id FROM compute_allocations WHERE consumer_id = $1 AND host = $2")
+            .bind(&a.consumer_id)
+            .bind(&a.host)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        if held.is_some() {
+            return Ok(true);
+        }
+        // The transaction starts with its write, so SQLite takes the write lock at
+        // once (waiting its busy timeout) instead of failing a read-to-write upgrade.
+        let mut tx = self.db.pool.begin().await?;
+        let r = sqlx::query(
+            "UPDATE compute_hosts SET used_vcpus = used_vcpus + $1, used_ram = used_ram + $2, used_disk = used_disk + $3
+             WHERE host = $4 AND enabled = 1 AND used_vcpus + $1 <= cap_vcpus AND used_ram + $2 <= cap_ram AND used_disk + $3 <= cap_disk",
+        )
+        .bind(a.vcpus)
+        .bind(a.ram)
+        .bind(a.disk)
+        .bind(&a.host)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO compute_allocations (consumer_id, host, vcpus, ram, disk, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&a.consumer_id)
+            .bind(&a.host)
+            .bind(a.vcpus)
+            .bind(a.ram)
+            .bind(a.disk)
+            .bind(now_text())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn allocations(&self, consumer: &str) -> StoreResult<Vec<Allocation>> {
+        let rows = sqlx::query("SELECT * FROM compute_allocations WHERE consumer_id = $1")
+            .bind(consumer)
+            .fetch_all(&self.db.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Allocation {
+                consumer_id: r.text("consumer_id"),
+                host: r.text("host"),
+                vcpus: r.int("vcpus"),
+                ram: r.int("ram"),
+                disk: r.int("disk"),
+            })
+            .collect())
+    }
+
+    pub async fn allocation_consumers(&self) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT DISTINCT consumer_id FROM compute_allocations").fetch_all(&self.db.pool).await?;
+        Ok(rows.iter().map(|r| r.text("consumer_id")).collect())
+    }
+
+    /// Releases a consumer's allocations (on `host` only, when given). Idempotent.
+    pub async fn release(&self, consumer: &str, host: Option<&str>) -> StoreResult<usize> {
+        let mut released = 0;
+        for a in self.allocations(consumer).await? {
+            if host.is_some_and(|h| h != a.host) {
+                continue;
+            }
+            let mut tx = self.db.pool.begin().await?;
+            let r = sqlx::query("DELETE FROM compute_allocations WHERE consumer_id = $1 AND host = $2")
+                .bind(&a.consumer_id)
+                .bind(&a.host)
+                .execute(&mut *tx)
+                .await?;
+            if r.rows_affected() == 0 {
+                continue;
+            }
+            sqlx::query(
+                "UPDATE compute_hosts SET used_vcpus = used_vcpus - $1, used_ram = used_ram - $2, used_disk = used_disk - $3 WHERE host = $4",
+            )
+            .bind(a.vcpus)
+            .bind(a.ram)
+            .bind(a.disk)
+            .bind(&a.host)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            released += 1;
+        }
+        Ok(released)
+    }
+}

@@ -1,0 +1,206 @@
+//! Server rows.
+
+use super::{json_map, usage_release, Store, StoreResult};
+use serde_json::{Map, Value};
+use sqlx::any::AnyRow;
+use stratus_common::db::{now_text, RowExt};
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub id: String,
+    pub project_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub vm_state: String,
+    pub task_state: Option<String>,
+    pub power_state: i64,
+    pub host: Option<String>,
+    pub vcpus: i64,
+    pub ram: i64,
+    pub disk: i64,
+    /// Whether its instances/cores/ram are counted in the project's usage.
+    pub charged: bool,
+    pub locked: bool,
+    pub deleted: bool,
+    pub doc: Map<String, Value>,
+    /// Bumped by every save: a save of a stale copy is refused.
+    pub rev: i64,
+    pub created_at: String,
+    pub updated_at: String,
+    pub launched_at: Option<String>,
+    pub terminated_at: Option<String>,
+}
+
+impl Server {
+    pub(crate) fn from_row(r: &AnyRow) -> Self {
+        Self {
+            id: r.text("id"),
+            project_id: r.text("project_id"),
+            user_id: r.text("user_id"),
+            name: r.text("name"),
+            vm_state: r.text("vm_state"),
+            task_state: r.opt_text("task_state"),
+            power_state: r.int("power_state"),
+            host: r.opt_text("host"),
+            vcpus: r.int("vcpus"),
+            ram: r.int("ram"),
+            disk: r.int("disk"),
+            charged: r.int("charged") != 0,
+            locked: r.int("locked") != 0,
+            deleted: r.int("deleted") != 0,
+            doc: json_map(&r.text("doc")),
+            rev: r.int("rev"),
+            created_at: r.text("created_at"),
+            updated_at: r.text("updated_at"),
+            launched_at: r.opt_text("launched_at"),
+            terminated_at: r.opt_text("terminated_at"),
+        }
+    }
+
+    pub fn str(&self, key: &str) -> &str {
+        self.doc.get(key).and_then(Value::as_str).unwrap_or("")
+    }
+
+    /// The quota this server holds while charged.
+    pub fn quota(&self) -> [(&'static str, i64); 3] {
+        [("instances", 1), ("cores", self.vcpus), ("ram", self.ram)]
+    }
+}
+
+/// Which servers a listing reads.
+#[derive(Debug, Default, Clone)]
+pub struct ServerFilter<'a> {
+    pub project: Option<&'a str>,
+    pub host: Option<&'a str>,
+    pub include_deleted: bool,
+    /// Only servers changed at or after this time (`changes-since`).
+    pub changed_since: Option<&'a str>,
+}
+
+impl Store {
+    /// Inserts a server (inside the caller's transaction).
+    pub async fn server_insert(&self, conn: &mut sqlx::AnyConnection, s: &Server) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO compute_servers (id, project_id, user_id, name, vm_state, task_state, power_state, host, vcpus, ram, disk, charged, locked, deleted, doc, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $15, $15)",
+        )
+        .bind(&s.id)
+        .bind(&s.project_id)
+        .bind(&s.user_id)
+        .bind(&s.name)
+        .bind(&s.vm_state)
+        .bind(s.task_state.clone())
+        .bind(s.power_state)
+        .bind(s.host.clone())
+        .bind(s.vcpus)
+        .bind(s.ram)
+        .bind(s.disk)
+        .bind(s.charged as i64)
+        .bind(s.locked as i64)
+        .bind(Value::Object(s.doc.clone()).to_string())
+        .bind(&s.created_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn server_get(&self, id: &str) -> StoreResult<Option<Server>> {
+        let r =
+            sqlx::query("SELECT * FROM compute_servers WHERE id = $1").bind(id).fetch_optional(&self.db.pool).await?;
+        Ok(r.as_ref().map(Server::from_row))
+    }
+
+    pub async fn server_list(&self, f: &ServerFilter<'_>) -> StoreResult<Vec<Server>> {
+        let mut sql = String::from("SELECT * FROM compute_servers WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        if let Some(p) = f.project {
+            binds.push(p.to_string());
+            sql.push_str(&format!(" AND project_id = ${}", binds.len()));
+        }
+        if let Some(h) = f.host {
+            binds.push(h.to_string());
+            sql.push_str(&format!(" AND host = ${}", binds.len()));
+        }
+        if !f.include_deleted {
+            sql.push_str(" AND deleted = 0");
+        }
+        if let Some(t) = f.changed_since {
+            binds.push(t.to_string());
+            sql.push_str(&format!(" AND updated_at >= ${}", binds.len()));
+        }
+        sql.push_str(" ORDER BY created_at DESC, id DESC");
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(b);
+        }
+        Ok(q.fetch_all(&self.db.pool).await?.iter().map(Server::from_row).collect())
+    }
+
+    /// Writes the server's mutable columns if nobody saved it since it was read (its
+    /// revision), and with `expect_task` only if its task state is still that
+    /// (`Some(None)`: no task), so two actions never both start. False otherwise (or
+    /// when it was deleted): the caller reads it again.
+    pub async fn server_save(&self, s: &mut Server, expect_task: Option<Option<&str>>) -> StoreResult<bool> {
+        let mut sql = String::from(
+            "UPDATE compute_servers SET name = $1, vm_state = $2, task_state = $3, power_state = $4, host = $5, vcpus = $6, ram = $7, disk = $8,
+             locked = $9, doc = $10, updated_at = $11, launched_at = $12, terminated_at = $13, deleted = $14, rev = rev + 1
+             WHERE id = $15 AND deleted = 0 AND rev = $16",
+        );
+        match expect_task {
+            Some(Some(_)) => sql.push_str(" AND task_state = $17"),
+            Some(None) => sql.push_str(" AND task_state IS NULL"),
+            None => {}
+        }
+        let mut q = sqlx::query(&sql)
+            .bind(&s.name)
+            .bind(&s.vm_state)
+            .bind(s.task_state.clone())
+            .bind(s.power_state)
+            .bind(s.host.clone())
+            .bind(s.vcpus)
+            .bind(s.ram)
+            .bind(s.disk)
+            .bind(s.locked as i64)
+            .bind(Value::Object(s.doc.clone()).to_string())
+            .bind(now_text())
+            .bind(s.launched_at.clone())
+            .bind(s.terminated_at.clone())
+            .bind(s.deleted as i64)
+            .bind(s.id.clone())
+            .bind(s.rev);
+        if let Some(Some(t)) = expect_task {
+            q = q.bind(t.to_string());
+        }
+        let saved = q.execute(&self.db.pool).await?.rows_affected() > 0;
+        if saved {
+            s.rev += 1;
+        }
+        Ok(saved)
+    }
+
+    /// Stops counting the server's quota (once: the `charged` flag makes it idempotent).
+    pub async fn server_uncharge(&self, s: &Server) -> StoreResult<bool> {
+        let mut tx = self.db.pool.begin().await?;
+        let r = sqlx::query("UPDATE compute_servers SET charged = 0 WHERE id = $1 AND charged = 1")
+            .bind(&s.id)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        usage_release(&mut tx, &s.project_id, &s.quota()).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Counts the servers and their cores and RAM that hold quota, per project (the
+    /// reconciler compares this with the usage table).
+    pub async fn charged_totals(&self) -> StoreResult<Vec<(String, i64, i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT project_id, COUNT(*) AS n, SUM(vcpus) AS c, SUM(ram) AS r FROM compute_servers WHERE charged = 1 GROUP BY project_id",
+        )
+        .fetch_all(&self.db.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.text("project_id"), r.int("n"), r.int("c"), r.int("r"))).collect())
+    }
+}

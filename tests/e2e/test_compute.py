@@ -1,0 +1,242 @@
+"""Compute with the real `openstack` client against `stratusd all-in-one` (fake
+hypervisor): flavors, keypairs, servers and their actions, server groups, hypervisors,
+quotas, limits, usage and instance actions, on SQLite and on PostgreSQL + NATS."""
+
+import base64
+import json
+import os
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import unique
+
+
+@pytest.fixture(scope="module")
+def base(cloud):
+    """A flavor, an image and a network with a subnet, made by the admin."""
+    flavor = unique("m1")
+    cloud.osc("flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", flavor)
+    with tempfile.NamedTemporaryFile(suffix=".raw") as f:
+        f.write(os.urandom(4096))
+        f.flush()
+        image = cloud.osc(
+            "image", "create", "--public", "--file", f.name, "--disk-format", "raw", "--container-format", "bare",
+            unique("img"),
+        )
+    net = unique("net")
+    cloud.osc("network", "create", "--share", net)
+    cloud.osc("subnet", "create", "--network", net, "--subnet-range", "10.20.0.0/24", unique("sub"))
+    return {"flavor": flavor, "image": image["id"], "network": net}
+
+
+def wait_status(cloud, server, status, env=None, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        s = cloud.osc("server", "show", server, env=env)
+        if s["status"] == status:
+            return s
+        assert time.monotonic() < deadline, f"{server} is {s['status']}, not {status}"
+        time.sleep(0.3)
+
+
+def test_flavors(cloud):
+    name = unique("f")
+    f = cloud.osc("flavor", "create", "--vcpus", "2", "--ram", "512", "--disk", "5", "--property", "hw:cpu=x", name)
+    assert (f["vcpus"], f["ram"], f["disk"]) == (2, 512, 5)
+    shown = cloud.osc("flavor", "show", name)
+    assert shown["properties"] == {"hw:cpu": "x"}
+    assert name in [x["Name"] for x in cloud.osc("flavor", "list")]
+    # A private flavor is seen only by the projects given access.
+    private = unique("priv")
+    cloud.osc("flavor", "create", "--vcpus", "1", "--ram", "128", "--disk", "1", "--private", private)
+    project, env = cloud.member_env(unique("fp"))
+    assert private not in [x["Name"] for x in cloud.osc("flavor", "list", env=env)]
+    assert cloud.osc("flavor", "show", private, env=env, check=False).returncode != 0
+    cloud.osc("flavor", "set", "--project", project, private)
+    assert private in [x["Name"] for x in cloud.osc("flavor", "list", "--all", env=env)]
+    # Members cannot create flavors; bad input is refused.
+    p = cloud.osc("flavor", "create", "--vcpus", "1", "--ram", "1", "--disk", "1", unique("x"), env=env, check=False)
+    assert p.returncode != 0 and "403" in p.stderr
+    p = cloud.osc("flavor", "create", "--vcpus", "0", "--ram", "1", "--disk", "1", unique("x"), check=False)
+    assert p.returncode != 0 and "400" in p.stderr
+    cloud.osc("flavor", "delete", name)
+    assert name not in [x["Name"] for x in cloud.osc("flavor", "list")]
+
+
+def test_keypairs(cloud):
+    _, env = cloud.member_env(unique("kp"))
+    generated = unique("gen")
+    with tempfile.TemporaryDirectory() as d:
+        key = os.path.join(d, "id")
+        cloud.osc("keypair", "create", "--private-key", key, generated, env=env, fmt_json=False)
+        pub = subprocess.run(["ssh-keygen", "-y", "-f", key], capture_output=True, text=True)
+        if pub.returncode == 0:
+            listed = cloud.osc("keypair", "show", "--public-key", generated, env=env, fmt_json=False)
+            assert listed.split()[1] == pub.stdout.split()[1]
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key + "2"], check=True)
+        imported = unique("imp")
+        cloud.osc("keypair", "create", "--public-key", key + "2.pub", imported, env=env)
+    names = [k["Name"] for k in cloud.osc("keypair", "list", env=env)]
+    assert {generated, imported} <= set(names)
+    # Keypairs belong to their user: the admin does not see them.
+    assert imported not in [k["Name"] for k in cloud.osc("keypair", "list")]
+    p = cloud.osc("keypair", "create", "--public-key", "/dev/null", unique("bad"), env=env, check=False)
+    assert p.returncode != 0
+    cloud.osc("keypair", "delete", imported, env=env)
+    assert imported not in [k["Name"] for k in cloud.osc("keypair", "list", env=env)]
+
+
+def test_server_lifecycle(cloud, base):
+    _, env = cloud.member_env(unique("sv"))
+    kp = unique("k")
+    cloud.osc("keypair", "create", kp, env=env, fmt_json=False)
+    name = unique("vm")
+    with tempfile.NamedTemporaryFile("w", suffix=".sh") as ud:
+        ud.write("#!/bin/sh\necho hello\n")
+        ud.flush()
+        s = cloud.osc(
+            "server", "create", "--flavor", base["flavor"], "--image", base["image"], "--network", base["network"],
+            "--key-name", kp, "--user-data", ud.name, "--property", "role=web", "--wait", name, env=env,
+        )
+    assert s["status"] == "ACTIVE"
+    assert s["key_name"] == kp
+    assert s["addresses"][base["network"]][0].startswith("10.20.0.")
+    sid = s["id"]
+    ports = cloud.osc("port", "list", "--device-id", sid, env=env)
+    assert len(ports) == 1
+    listed = cloud.osc("server", "list", "--long", env=env)
+    assert [x["Status"] for x in listed if x["ID"] == sid] == ["ACTIVE"]
+    assert cloud.osc("server", "list", "--name", "^" + name[:4], env=env)
+    assert cloud.osc("server", "list", "--status", "SHUTOFF", env=env) == []
+    cloud.osc("server", "set", "--name", name + "-b", "--property", "tier=1", sid, env=env)
+    shown = cloud.osc("server", "show", sid, env=env)
+    assert shown["name"] == name + "-b" and shown["properties"] == {"role": "web", "tier": "1"}
+
+    cloud.osc("server", "stop", sid, env=env)
+    wait_status(cloud, sid, "SHUTOFF", env)
+    cloud.osc("server", "start", sid, env=env)
+    wait_status(cloud, sid, "ACTIVE", env)
+    cloud.osc("server", "reboot", "--hard", sid, env=env)
+    wait_status(cloud, sid, "ACTIVE", env)
+    log = cloud.osc("console", "log", "show", sid, env=env, fmt_json=False)
+    assert "booting" in log
+    events = [e["Action"] for e in cloud.osc("server", "event", "list", sid, env=env)]
+    assert {"create", "stop", "start", "reboot"} <= set(events)
+
+    cloud.osc("server", "lock", sid, env=env)
+    p = cloud.osc("server", "delete", sid, env=env, check=False)
+    cloud.osc("server", "unlock", sid, env=env)
+    assert cloud.osc("server", "show", sid, env=env)["status"] == "ACTIVE", p.stderr
+
+    cloud.osc("server", "delete", "--wait", sid, env=env)
+    assert all(x["ID"] != sid for x in cloud.osc("server", "list", env=env))
+    assert cloud.osc("port", "list", "--device-id", sid, env=env) == []
+    usage = cloud.osc("limits", "show", "--absolute", env=env)
+    used = {u["Name"]: u["Value"] for u in usage}
+    assert used["total_instances_used"] == 0 and used["total_cores_used"] == 0, used
+
+
+def test_bad_requests_change_nothing(cloud, base):
+    _, env = cloud.member_env(unique("bad"))
+    for args, code in [
+        (["--flavor", "nope", "--image", base["image"], "--network", base["network"]], None),
+        (["--flavor", base["flavor"], "--image", "nope", "--network", base["network"]], None),
+        (["--flavor", base["flavor"], "--image", base["image"], "--network", "nope"], None),
+        (["--flavor", base["flavor"], "--image", base["image"], "--network", base["network"], "--key-name", "nope"], "400"),
+    ]:
+        p = cloud.osc("server", "create", *args, unique("x"), env=env, check=False)
+        assert p.returncode != 0, p.stdout
+        if code:
+            assert code in p.stderr, p.stderr
+    assert cloud.osc("server", "list", env=env) == []
+
+
+def test_many_servers_quota_and_usage(cloud, base):
+    project, env = cloud.member_env(unique("q"))
+    cloud.osc("quota", "set", "--instances", "3", "--cores", "8", project)
+    limits = cloud.osc("quota", "show", "--compute", project)
+    quota = {q["Resource"]: q["Limit"] for q in limits}
+    assert (quota["instances"], quota["cores"]) == (3, 8), quota
+    name = unique("many")
+    cloud.osc(
+        "server", "create", "--flavor", base["flavor"], "--image", base["image"], "--network", base["network"],
+        "--min", "3", "--max", "3", "--wait", name, env=env,
+    )
+    servers = cloud.osc("server", "list", env=env)
+    assert sorted(x["Name"] for x in servers) == [f"{name}-1", f"{name}-2", f"{name}-3"]
+    assert all(x["Status"] == "ACTIVE" for x in servers)
+    p = cloud.osc(
+        "server", "create", "--flavor", base["flavor"], "--image", base["image"], "--network", base["network"],
+        unique("over"), env=env, check=False,
+    )
+    assert p.returncode != 0 and "403" in p.stderr and "Quota exceeded" in p.stderr
+    usage = cloud.osc("usage", "show", "--project", project)
+    assert len(usage["Servers"]) == 3 and usage["RAM MB-Hours"] > 0, usage
+    for x in servers:
+        cloud.osc("server", "delete", "--wait", x["ID"], env=env)
+    assert cloud.osc("server", "list", env=env) == []
+
+
+def test_server_groups_and_hosts(cloud, base):
+    g = cloud.osc("server", "group", "create", "--policy", "anti-affinity", unique("g"))
+    assert g["policy"] == "anti-affinity"
+    assert g["id"] in [x["ID"] for x in cloud.osc("server", "group", "list")]
+    name = unique("grp")
+    s = cloud.osc(
+        "server", "create", "--flavor", base["flavor"], "--image", base["image"], "--network", base["network"],
+        "--hint", f"group={g['id']}", "--wait", name,
+    )
+    # One host here: a second member cannot be placed apart from the first.
+    p = cloud.osc(
+        "server", "create", "--flavor", base["flavor"], "--image", base["image"], "--network", base["network"],
+        "--hint", f"group={g['id']}", "--wait", name + "-2", check=False,
+    )
+    assert p.returncode != 0
+    second = cloud.osc("server", "show", name + "-2")
+    assert second["status"] == "ERROR" and "No valid host" in json.dumps(second.get("fault"))
+    cloud.osc("server", "delete", "--wait", second["id"])
+    cloud.osc("server", "delete", "--wait", s["id"])
+    cloud.osc("server", "group", "delete", g["id"])
+    hyps = cloud.osc("hypervisor", "list")
+    assert hyps and hyps[0]["State"] == "up"
+    services = cloud.osc("compute", "service", "list")
+    assert any(x["Binary"] == "nova-compute" and x["State"] == "up" for x in services)
+    assert [z["Zone Name"] for z in cloud.osc("availability", "zone", "list", "--compute")] == ["nova"]
+
+
+def test_isolation(cloud, base):
+    _, a = cloud.member_env(unique("ia"))
+    _, b = cloud.member_env(unique("ib"))
+    s = cloud.osc(
+        "server", "create", "--flavor", base["flavor"], "--image", base["image"], "--network", base["network"],
+        "--wait", unique("mine"), env=a,
+    )
+    assert cloud.osc("server", "list", env=b) == []
+    assert cloud.osc("server", "show", s["id"], env=b, check=False).returncode != 0
+    assert cloud.osc("server", "delete", s["id"], env=b, check=False).returncode != 0
+    assert cloud.osc("server", "stop", s["id"], env=b, check=False).returncode != 0
+    assert cloud.osc("server", "show", s["id"], env=a)["status"] == "ACTIVE"
+    assert any(x["ID"] == s["id"] for x in cloud.osc("server", "list", "--all-projects"))
+    cloud.osc("server", "delete", "--wait", s["id"], env=a)
+
+
+def test_microversions(cloud):
+    token = cloud.password_token()
+    base = cloud.compute_url + "/v2.1"
+    status, _, doc = cloud.http("GET", "", base=base)
+    assert status == 200 and doc["version"]["version"] == "2.96" and doc["version"]["min_version"] == "2.1"
+    status, headers, body = cloud.http("GET", "/flavors", token=token, base=base,
+                                       headers={"OpenStack-API-Version": "compute 2.61"})
+    assert status == 200 and headers.get("OpenStack-API-Version", headers.get("openstack-api-version")) == "compute 2.61"
+    status, _, body = cloud.http("GET", "/flavors", token=token, base=base,
+                                 headers={"X-OpenStack-Nova-API-Version": "2.200"})
+    assert status == 406
+    status, _, body = cloud.http("GET", "/servers/nope", token=token, base=base)
+    assert status == 404 and "itemNotFound" in body
+    status, _, body = cloud.http("POST", "/servers", token=token, base=base, body={"server": {"name": "x"}})
+    assert status == 400 and "badRequest" in body
+    user_data = base64.b64encode(b"x").decode()
+    assert user_data
