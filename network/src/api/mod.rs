@@ -5,13 +5,13 @@ mod query;
 mod resources;
 pub mod views;
 
-use crate::app::{bad, neutron};
+use crate::app::neutron;
 use crate::NetworkService;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::sync::Arc;
 use stratus_common::auth::{authenticate, AuthContext, TokenVerifier};
 use stratus_common::http::{service_router, ApiJson, ApiResult, ErrorStyle};
@@ -181,17 +181,7 @@ async fn quota_set(
     Ok(Json(json!({"quota": s.quota_set(&ctx, &project, wrapped(body, "quota")?).await?})))
 }
 
-/// The object inside `{"<key>": {...}}`, Neutron's request shape.
-pub(crate) fn wrapped(body: Value, key: &str) -> ApiResult<Map<String, Value>> {
-    match body {
-        Value::Object(mut m) => match m.remove(key) {
-            Some(Value::Object(inner)) => Ok(inner),
-            Some(_) => Err(bad(format!("Invalid input: {key} must be an object."))),
-            None => Err(bad(format!("Resource body required: {{\"{key}\": {{...}}}}."))),
-        },
-        _ => Err(bad("The request body must be a JSON object.")),
-    }
-}
+pub(crate) use stratus_common::http::wrapped;
 
 /// `GET /v2.0/os-stratus/hosts/{host}/desired-state[?routers=true]`: what the network
 /// agent on `host` must have (admins and the `service` role).

@@ -93,14 +93,7 @@ impl NetworkService {
             project,
             &wanted,
         )
-        .await
-        .map_err(|e| match e {
-            stratus_common::limits::LimitWriteError::Refused(status, text) => ApiError::new(
-                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-                format!("Identity refused the quota: {text}"),
-            ),
-            stratus_common::limits::LimitWriteError::Unavailable(text) => unavailable(text),
-        })?;
+        .await?;
         self.limits.invalidate();
         self.quota_show(ctx, project).await
     }

@@ -142,48 +142,11 @@ impl LimitsSource for HttpLimitsSource {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    struct Counting(AtomicUsize);
-    impl LimitsSource for Counting {
-        fn project_limits<'a>(&'a self, _p: &'a str, _s: &'a str) -> BoxFuture<'a, anyhow::Result<ProjectLimits>> {
-            let n = self.0.fetch_add(1, Ordering::SeqCst) as i64;
-            Box::pin(async move { Ok(HashMap::from([("instances".to_string(), 10 + n), ("cores".to_string(), -1)])) })
-        }
-    }
-
-    #[tokio::test]
-    async fn caches_until_limits_change_on_the_bus() {
-        let source = Arc::new(Counting(AtomicUsize::new(0)));
-        let client = LimitsClient::new(source.clone(), Duration::from_secs(60));
-        let bus = Bus::Memory(crate::bus::MemoryBus::new());
-        client.spawn_invalidation(bus.clone());
-        assert_eq!(client.limit("p", "compute", "instances").await.unwrap(), Some(10));
-        assert_eq!(client.limit("p", "compute", "instances").await.unwrap(), Some(10));
-        assert_eq!(client.limit("p", "compute", "cores").await.unwrap(), None, "-1 is unlimited");
-        assert_eq!(source.0.load(Ordering::SeqCst), 1);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        bus.publish(LIMITS_CHANGED_SUBJECT, b"{}".to_vec()).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(client.limit("p", "compute", "instances").await.unwrap(), Some(11));
-    }
-}
-
-/// Why identity did not take a limit: it refused (a 4xx, with its status and message)
-/// or could not be reached.
-#[derive(Debug)]
-pub enum LimitWriteError {
-    Refused(u16, String),
-    Unavailable(String),
-}
-
 /// Sets project limits of one service type through identity's limits API with the
 /// caller's token (so identity decides who may): updates existing limits, creates the
 /// others. A negative value means unlimited (stored as a very large limit, since
-/// unified limits have no "unlimited").
+/// unified limits have no "unlimited"). Identity's refusals come back with its status;
+/// an unreachable identity is a 503.
 pub async fn write_limits(
     http: &reqwest::Client,
     identity_url: &str,
@@ -191,8 +154,13 @@ pub async fn write_limits(
     service_type: &str,
     project: &str,
     wanted: &[(String, i64)],
-) -> Result<(), LimitWriteError> {
-    let unavailable = |e: &dyn std::fmt::Display| LimitWriteError::Unavailable(e.to_string());
+) -> Result<(), crate::http::ApiError> {
+    use crate::http::ApiError;
+    use axum::http::StatusCode;
+    let unavailable = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "cannot write limits to identity");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Quotas cannot be written right now; try again.")
+    };
     let base = identity_url.trim_end_matches('/');
     let get = |url: String| http.get(url).header("x-auth-token", token).send();
     let services: Value = get(format!("{base}/v3/services?type={service_type}"))
@@ -203,7 +171,7 @@ pub async fn write_limits(
         .map_err(|e| unavailable(&e))?;
     let service_id = services["services"][0]["id"]
         .as_str()
-        .ok_or_else(|| LimitWriteError::Unavailable(format!("no {service_type} service in the catalog")))?
+        .ok_or_else(|| unavailable(&format!("no {service_type} service in the catalog")))?
         .to_string();
     let existing: Value = get(format!("{base}/v3/limits?project_id={project}&service_id={service_id}"))
         .await
@@ -237,11 +205,44 @@ pub async fn write_limits(
             let status = resp.status().as_u16();
             let text = resp.text().await.unwrap_or_default();
             return Err(if (400..500).contains(&status) {
-                LimitWriteError::Refused(status, text)
+                ApiError::new(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                    format!("Identity refused the quota: {text}"),
+                )
             } else {
-                LimitWriteError::Unavailable(text)
+                unavailable(&text)
             });
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counting(AtomicUsize);
+    impl LimitsSource for Counting {
+        fn project_limits<'a>(&'a self, _p: &'a str, _s: &'a str) -> BoxFuture<'a, anyhow::Result<ProjectLimits>> {
+            let n = self.0.fetch_add(1, Ordering::SeqCst) as i64;
+            Box::pin(async move { Ok(HashMap::from([("instances".to_string(), 10 + n), ("cores".to_string(), -1)])) })
+        }
+    }
+
+    #[tokio::test]
+    async fn caches_until_limits_change_on_the_bus() {
+        let source = Arc::new(Counting(AtomicUsize::new(0)));
+        let client = LimitsClient::new(source.clone(), Duration::from_secs(60));
+        let bus = Bus::Memory(crate::bus::MemoryBus::new());
+        client.spawn_invalidation(bus.clone());
+        assert_eq!(client.limit("p", "compute", "instances").await.unwrap(), Some(10));
+        assert_eq!(client.limit("p", "compute", "instances").await.unwrap(), Some(10));
+        assert_eq!(client.limit("p", "compute", "cores").await.unwrap(), None, "-1 is unlimited");
+        assert_eq!(source.0.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        bus.publish(LIMITS_CHANGED_SUBJECT, b"{}".to_vec()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(client.limit("p", "compute", "instances").await.unwrap(), Some(11));
+    }
 }

@@ -42,6 +42,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// The object inside `{"<key>": {...}}`, the request shape of Nova and Neutron.
+pub fn wrapped(body: serde_json::Value, key: &str) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    match body {
+        serde_json::Value::Object(mut m) => match m.remove(key) {
+            Some(serde_json::Value::Object(inner)) => Ok(inner),
+            Some(_) => Err(ApiError::bad_request(format!("Invalid input: {key} must be an object."))),
+            None => Err(ApiError::bad_request(format!("Resource body required: {{\"{key}\": {{...}}}}."))),
+        },
+        _ => Err(ApiError::bad_request("The request body must be a JSON object.")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

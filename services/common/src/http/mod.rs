@@ -8,7 +8,7 @@ pub mod pagination;
 pub mod request_id;
 
 pub use error::{ApiError, ApiResult, ErrorStyle};
-pub use json::ApiJson;
+pub use json::{wrapped, ApiJson};
 
 use axum::Router;
 
