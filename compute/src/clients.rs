@@ -7,6 +7,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use stratus_common::auth::service_token::TokenSource;
+use urlencoding::encode as urlencode;
 
 /// Why a call failed: the other service refused (4xx, with its message), or it could
 /// not be reached or failed itself (worth retrying).
@@ -76,6 +77,12 @@ impl Clients {
             .call(Method::GET, &format!("{}/v2.0/networks/{}", self.network_url, urlencode(id)), token, None)
             .await?;
         Ok(v["network"].clone())
+    }
+
+    /// Networks the caller can see.
+    pub async fn networks(&self, token: &str) -> CallResult<Vec<Value>> {
+        let v = self.call(Method::GET, &format!("{}/v2.0/networks", self.network_url), token, None).await?;
+        Ok(v["networks"].as_array().cloned().unwrap_or_default())
     }
 
     /// A port the caller can see.
@@ -152,25 +159,5 @@ impl Clients {
             out.extend(v["floatingips"].as_array().cloned().unwrap_or_default());
         }
         Ok(out)
-    }
-}
-
-fn urlencode(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.~".contains(c) {
-                c.to_string()
-            } else {
-                format!("%{:02X}", c as u32 & 0xff)
-            }
-        })
-        .collect()
-}
-
-impl Clients {
-    /// Networks the caller can see.
-    pub async fn networks(&self, token: &str) -> CallResult<Vec<Value>> {
-        let v = self.call(Method::GET, &format!("{}/v2.0/networks", self.network_url), token, None).await?;
-        Ok(v["networks"].as_array().cloned().unwrap_or_default())
     }
 }

@@ -3,9 +3,10 @@
 
 use super::views::{flavor_view, hypervisor_view, keypair_view};
 use super::{base, flag, paginate, wrapped, AppState, Params};
-use crate::app::{bad, forbidden, not_found};
+use crate::app::hosts::HostView;
+use crate::app::{bad, not_found};
 use crate::microversion::Version;
-use crate::store::{ServerFilter, ServerGroup};
+use crate::store::ServerGroup;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -265,20 +266,14 @@ async fn hypervisors(
     detail: bool,
     q: &std::collections::HashMap<String, String>,
 ) -> ApiResult<Vec<Value>> {
-    crate::app::require_admin(ctx, "os_compute_api:os-hypervisors:list")?;
-    let hosts = s.store.host_list().await?;
-    let servers = s.store.server_list(&ServerFilter::default()).await?;
-    let mut out = Vec::new();
-    for (i, h) in hosts.iter().enumerate() {
-        if let Some(p) = q.get("hypervisor_hostname_pattern") {
-            if !h.host.contains(p.as_str()) {
-                continue;
-            }
-        }
-        let running = servers.iter().filter(|x| x.host.as_deref() == Some(h.host.as_str())).count() as i64;
-        out.push(hypervisor_view(h, i, v, s.scheduler.is_up(h), detail, running));
-    }
-    Ok(out)
+    let hosts = s.host_views(ctx, Some("os_compute_api:os-hypervisors:list")).await?;
+    let pattern = q.get("hypervisor_hostname_pattern");
+    Ok(hosts
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| pattern.is_none_or(|p| h.row.host.contains(p.as_str())))
+        .map(|(i, h)| hypervisor_view(&h.row, i, v, h.up, detail, h.servers))
+        .collect())
 }
 
 pub async fn hypervisor_list(
@@ -318,65 +313,68 @@ pub async fn hypervisor_show(
 }
 
 pub async fn hypervisor_statistics(State(s): State<AppState>, ctx: AuthContext) -> ApiResult<Json<Value>> {
-    crate::app::require_admin(&ctx, "os_compute_api:os-hypervisors:statistics")?;
-    let hosts = s.store.host_list().await?;
-    let sum = |f: fn(&crate::store::HostRow) -> i64| hosts.iter().map(f).sum::<i64>();
+    let hosts = s.host_views(&ctx, Some("os_compute_api:os-hypervisors:statistics")).await?;
+    let sum = |f: fn(&HostView) -> i64| hosts.iter().map(f).sum::<i64>();
     Ok(Json(json!({"hypervisor_statistics": {
-        "count": hosts.len(), "vcpus": sum(|h| h.vcpus), "vcpus_used": sum(|h| h.used_vcpus),
-        "memory_mb": sum(|h| h.ram_mb), "memory_mb_used": sum(|h| h.used_ram), "free_ram_mb": sum(|h| h.ram_mb - h.used_ram),
-        "local_gb": sum(|h| h.disk_gb), "local_gb_used": sum(|h| h.used_disk), "free_disk_gb": sum(|h| h.disk_gb - h.used_disk),
-        "disk_available_least": sum(|h| h.disk_gb - h.used_disk), "current_workload": 0,
-        "running_vms": s.store.server_list(&ServerFilter::default()).await?.iter().filter(|x| x.host.is_some()).count()}})))
+        "count": hosts.len(), "vcpus": sum(|h| h.row.vcpus), "vcpus_used": sum(|h| h.row.used_vcpus),
+        "memory_mb": sum(|h| h.row.ram_mb), "memory_mb_used": sum(|h| h.row.used_ram),
+        "free_ram_mb": sum(|h| h.row.ram_mb - h.row.used_ram), "local_gb": sum(|h| h.row.disk_gb),
+        "local_gb_used": sum(|h| h.row.used_disk), "free_disk_gb": sum(|h| h.row.disk_gb - h.row.used_disk),
+        "disk_available_least": sum(|h| h.row.disk_gb - h.row.used_disk), "current_workload": 0,
+        "running_vms": sum(|h| h.servers)}})))
 }
 
 pub async fn service_list(State(s): State<AppState>, ctx: AuthContext, v: Version) -> ApiResult<Json<Value>> {
-    crate::app::require_admin(&ctx, "os_compute_api:os-services:list")?;
-    let hosts = s.store.host_list().await?;
-    let mut out = vec![
-        json!({"id": if v.at_least(53) { json!("scheduler") } else { json!(0) }, "binary": "nova-scheduler",
-                              "host": "stratus", "zone": "internal", "status": "enabled", "state": "up",
-                              "updated_at": stratus_common::db::now_text(), "disabled_reason": null, "forced_down": false}),
-    ];
+    let hosts = s.host_views(&ctx, Some("os_compute_api:os-services:list")).await?;
+    let mut out =
+        vec![json!({"id": if v.at_least(53) { json!("scheduler") } else { json!(0) }, "binary": "nova-scheduler",
+               "host": "stratus", "zone": "internal", "status": "enabled", "state": "up",
+               "updated_at": stratus_common::db::now_text(), "disabled_reason": null, "forced_down": false})];
     for (i, h) in hosts.iter().enumerate() {
-        out.push(json!({"id": if v.at_least(53) { json!(h.host) } else { json!(i + 1) }, "binary": "nova-compute",
-                        "host": h.host, "zone": h.availability_zone,
-                        "status": if h.enabled { "enabled" } else { "disabled" },
-                        "state": if s.scheduler.is_up(h) { "up" } else { "down" },
-                        "updated_at": h.last_seen, "disabled_reason": h.disabled_reason, "forced_down": false}));
+        let r = &h.row;
+        out.push(json!({"id": if v.at_least(53) { json!(r.host) } else { json!(i + 1) }, "binary": "nova-compute",
+                        "host": r.host, "zone": r.availability_zone,
+                        "status": if r.enabled { "enabled" } else { "disabled" },
+                        "state": if h.up { "up" } else { "down" },
+                        "updated_at": r.last_seen, "disabled_reason": r.disabled_reason, "forced_down": false}));
     }
     Ok(Json(json!({ "services": out })))
 }
 
-async fn zones(s: &AppState, detail: bool) -> ApiResult<Json<Value>> {
-    let hosts = s.store.host_list().await?;
-    let mut names: Vec<String> = hosts.iter().map(|h| h.availability_zone.clone()).collect();
+async fn zones(s: &AppState, ctx: &AuthContext, detail: bool) -> ApiResult<Json<Value>> {
+    let policy = detail.then_some("os_compute_api:os-availability-zone:detail");
+    let hosts = s.host_views(ctx, policy).await?;
+    let mut names: Vec<&str> = hosts.iter().map(|h| h.row.availability_zone.as_str()).collect();
     names.sort();
     names.dedup();
     if names.is_empty() {
-        names.push("nova".into());
+        names.push("nova");
     }
     let list: Vec<Value> = names
         .iter()
         .map(|z| {
-            let in_zone: Map<String, Value> = hosts
+            let in_zone: Vec<&HostView> = hosts.iter().filter(|h| h.row.availability_zone == *z).collect();
+            let available = in_zone.iter().any(|h| h.up && h.row.enabled);
+            let detail_hosts: Map<String, Value> = in_zone
                 .iter()
-                .filter(|h| &h.availability_zone == z)
-                .map(|h| (h.host.clone(), json!({"nova-compute": {"available": s.scheduler.is_up(h) && h.enabled, "active": h.enabled, "updated_at": h.last_seen}})))
+                .map(|h| {
+                    let state = json!({"available": h.up && h.row.enabled, "active": h.row.enabled, "updated_at": h.row.last_seen});
+                    (h.row.host.clone(), json!({ "nova-compute": state }))
+                })
                 .collect();
-            let available = hosts.iter().any(|h| &h.availability_zone == z && s.scheduler.is_up(h) && h.enabled);
-            json!({"zoneName": z, "zoneState": {"available": available}, "hosts": if detail { Value::Object(in_zone) } else { Value::Null }})
+            json!({"zoneName": z, "zoneState": {"available": available},
+                   "hosts": if detail { Value::Object(detail_hosts) } else { Value::Null }})
         })
         .collect();
     Ok(Json(json!({ "availabilityZoneInfo": list })))
 }
 
-pub async fn az_list(State(s): State<AppState>, _ctx: AuthContext) -> ApiResult<Json<Value>> {
-    zones(&s, false).await
+pub async fn az_list(State(s): State<AppState>, ctx: AuthContext) -> ApiResult<Json<Value>> {
+    zones(&s, &ctx, false).await
 }
 
 pub async fn az_detail(State(s): State<AppState>, ctx: AuthContext) -> ApiResult<Json<Value>> {
-    crate::app::require_admin(&ctx, "os_compute_api:os-availability-zone:detail")?;
-    zones(&s, true).await
+    zones(&s, &ctx, true).await
 }
 
 pub async fn limits(State(s): State<AppState>, ctx: AuthContext) -> ApiResult<Json<Value>> {
@@ -471,8 +469,8 @@ pub async fn group_delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Instance hours within [start, end] per project: how long each server existed (from
-/// creation to deletion) times its flavor, as Nova's simple tenant usage counts.
+/// `os-simple-tenant-usage`: the window from `start`/`end` (default: the last day) and
+/// the app layer's figures in Nova's shape.
 async fn usage(
     s: &AppState,
     ctx: &AuthContext,
@@ -492,52 +490,29 @@ async fn usage(
     };
     let start = parse("start", now - chrono::Duration::days(1))?;
     let end = parse("end", now)?.min(now);
-    let all = only.is_none() && ctx.is_admin();
-    let project = match only {
-        Some(p) if ctx.is_admin() || ctx.project_id() == Some(p) => Some(p.to_string()),
-        Some(_) => return Err(forbidden("Policy doesn't allow showing another project's usage.")),
-        None if all => None,
-        None => ctx.project_id().map(str::to_string),
-    };
-    let servers = s
-        .store
-        .server_list(&ServerFilter { project: project.as_deref(), include_deleted: true, ..Default::default() })
-        .await?;
-    let mut per: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
-    let mut totals: std::collections::BTreeMap<String, (f64, f64, f64, f64)> = Default::default();
-    for x in &servers {
-        let Some(created) = parse_time(&x.created_at) else { continue };
-        let gone = x.terminated_at.as_deref().and_then(parse_time).unwrap_or(now);
-        let from = created.max(start);
-        let to = gone.min(end);
-        if to <= from {
-            continue;
-        }
-        let hours = (to - from).num_milliseconds() as f64 / 3_600_000.0;
-        let t = totals.entry(x.project_id.clone()).or_default();
-        t.0 += hours * x.ram as f64;
-        t.1 += hours * x.vcpus as f64;
-        t.2 += hours * x.disk as f64;
-        t.3 += hours;
-        if detailed {
-            per.entry(x.project_id.clone()).or_default().push(json!({
-                "instance_id": x.id, "name": x.name, "hours": hours, "memory_mb": x.ram, "vcpus": x.vcpus,
-                "local_gb": x.disk, "flavor": x.doc["flavor"]["original_name"], "tenant_id": x.project_id,
-                "started_at": x.created_at, "ended_at": x.terminated_at, "state": x.vm_state,
-                "uptime": (to - created).num_seconds()}));
-        }
-    }
-    Ok(totals
+    let stamp = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
+    Ok(s.usage(ctx, only, start, end)
+        .await?
         .into_iter()
-        .map(|(p, (mem, cpu, disk, hours))| {
-            let mut u = json!({"tenant_id": p, "total_memory_mb_usage": mem, "total_vcpus_usage": cpu,
-                               "total_local_gb_usage": disk, "total_hours": hours,
-                               "start": start.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
-                               "stop": end.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()});
+        .map(|(p, u)| {
+            let mut out = json!({"tenant_id": p, "total_memory_mb_usage": u.memory_mb_hours,
+                                 "total_vcpus_usage": u.vcpu_hours, "total_local_gb_usage": u.disk_gb_hours,
+                                 "total_hours": u.hours, "start": stamp(start), "stop": stamp(end)});
             if detailed {
-                u["server_usages"] = json!(per.remove(&p).unwrap_or_default());
+                let servers: Vec<Value> = u
+                    .servers
+                    .iter()
+                    .map(|x| {
+                        let v = &x.server;
+                        json!({"instance_id": v.id, "name": v.name, "hours": x.hours, "memory_mb": v.ram,
+                               "vcpus": v.vcpus, "local_gb": v.disk, "flavor": v.doc["flavor"]["original_name"],
+                               "tenant_id": v.project_id, "started_at": v.created_at, "ended_at": v.terminated_at,
+                               "state": v.vm_state, "uptime": x.uptime})
+                    })
+                    .collect();
+                out["server_usages"] = json!(servers);
             }
-            u
+            out
         })
         .collect())
 }

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use stratus_common::auth::{authenticate, TokenVerifier};
@@ -101,16 +101,7 @@ pub(crate) fn base(s: &ComputeService) -> String {
     format!("{}/v2.1", s.settings.public_url.trim_end_matches('/'))
 }
 
-/// The object inside `{"<key>": {...}}`.
-pub(crate) fn wrapped(body: Value, key: &str) -> ApiResult<Map<String, Value>> {
-    match body {
-        Value::Object(mut m) => match m.remove(key) {
-            Some(Value::Object(inner)) => Ok(inner),
-            _ => Err(bad(format!("Invalid input: '{key}' is a required property and must be an object."))),
-        },
-        _ => Err(bad("The request body must be a JSON object.")),
-    }
-}
+pub(crate) use stratus_common::http::wrapped;
 
 pub(crate) fn flag(params: &HashMap<String, String>, key: &str) -> bool {
     params.get(key).and_then(|v| stratus_common::http::pagination::parse_bool(v)).unwrap_or(false)

@@ -101,14 +101,7 @@ pub async fn create(
     if server.get("return_reservation_id").and_then(Value::as_bool) == Some(true) {
         return Ok((StatusCode::ACCEPTED, Json(json!({"reservation_id": first.str("reservation_id")}))).into_response());
     }
-    let sgs: Vec<Value> = first
-        .doc
-        .get("security_groups")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|n| json!({"name": n}))
-        .collect();
+    let sgs = super::views::security_groups(first);
     let b = base(&s);
     let mut view = server_brief(first, &b);
     view["OS-DCF:diskConfig"] = json!(first.str("disk_config"));
@@ -308,8 +301,7 @@ pub async fn actions(
     v: Version,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    s.server_get(&ctx, &id).await?;
-    let list = s.store.actions(&id).await?;
+    let list = s.server_actions(&ctx, &id).await?;
     Ok(Json(json!({"instanceActions": list.iter().map(|a| action_view(a, v, false)).collect::<Vec<_>>()})))
 }
 
@@ -319,8 +311,7 @@ pub async fn action_show(
     v: Version,
     Path((id, req)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    s.server_get(&ctx, &id).await?;
-    let list = s.store.actions(&id).await?;
+    let list = s.server_actions(&ctx, &id).await?;
     let a = list
         .iter()
         .find(|a| a.request_id == req)

@@ -4,7 +4,6 @@
 use crate::microversion::Version;
 use crate::store::{Flavor, HostRow, Keypair, Server};
 use serde_json::{json, Map, Value};
-use stratus_compute_agent::protocol::power;
 
 /// Nova's `status` from the VM and task states.
 pub fn status(s: &Server) -> &'static str {
@@ -27,6 +26,11 @@ fn links(base: &str, kind: &str, id: &str) -> Value {
     let root = base.trim_end_matches("/v2.1");
     json!([{"rel": "self", "href": format!("{base}/{kind}/{id}")},
            {"rel": "bookmark", "href": format!("{root}/{kind}/{id}")}])
+}
+
+/// The server's security groups as `[{"name": ...}]`.
+pub fn security_groups(s: &Server) -> Vec<Value> {
+    s.doc.get("security_groups").and_then(Value::as_array).into_iter().flatten().map(|n| json!({ "name": n })).collect()
 }
 
 /// The short form in `GET /servers`.
@@ -64,13 +68,7 @@ pub fn server_view(s: &Server, v: Version, admin: bool, base: &str, show: bool) 
         json!({"id": image_id, "links": [{"rel": "bookmark", "href": format!("{}/images/{image_id}", base.trim_end_matches("/v2.1"))}]})
     };
     let status = status(s);
-    let sgs: Vec<Value> = doc
-        .get("security_groups")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|n| json!({"name": n}))
-        .collect();
+    let sgs = security_groups(s);
     let mut o = Map::new();
     let mut put = |k: &str, val: Value| {
         o.insert(k.to_string(), val);
@@ -241,15 +239,4 @@ pub fn hypervisor_view(h: &HostRow, index: usize, v: Version, up: bool, detail: 
         }
     }
     o
-}
-
-/// Power state names for `server show` consumers that want them.
-pub fn power_state_name(p: i64) -> &'static str {
-    match p {
-        power::RUNNING => "Running",
-        power::PAUSED => "Paused",
-        power::SHUTDOWN => "Shutdown",
-        power::CRASHED => "Crashed",
-        _ => "NOSTATE",
-    }
 }

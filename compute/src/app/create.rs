@@ -54,7 +54,7 @@ impl SagaDef for CreateSaga {
             }
             match step {
                 0 => s.step_schedule(server, saga).await,
-                1 => s.step_ports(server, saga).await,
+                1 => s.step_ports(server).await,
                 2 => s.step_spawn(server, saga).await,
                 _ => s.step_finish(server).await,
             }
@@ -199,7 +199,7 @@ impl ComputeService {
         }))
     }
 
-    async fn step_ports(&self, mut server: Server, saga: &mut Saga) -> anyhow::Result<Outcome> {
+    async fn step_ports(&self, mut server: Server) -> anyhow::Result<Outcome> {
         let host = server.host.clone().unwrap_or_default();
         let requested: Vec<Value> =
             server.doc.get("requested_networks").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -267,7 +267,6 @@ impl ComputeService {
         self.refresh_addresses(&mut server, false).await;
         server.task_state = Some("spawning".into());
         self.save(&mut server).await?;
-        let _ = saga;
         Ok(Outcome::Next)
     }
 

@@ -163,3 +163,37 @@ impl ComputeService {
         Ok(())
     }
 }
+
+/// A host as the admin views (hypervisors, services, zones) show it.
+pub struct HostView {
+    pub row: crate::store::HostRow,
+    pub up: bool,
+    /// Servers placed on the host.
+    pub servers: i64,
+}
+
+impl ComputeService {
+    /// Every host with whether it is up and how many servers it has. `policy`: the
+    /// admin-only rule the view needs, if any.
+    pub async fn host_views(
+        &self,
+        ctx: &stratus_common::auth::AuthContext,
+        policy: Option<&str>,
+    ) -> stratus_common::http::ApiResult<Vec<HostView>> {
+        if let Some(p) = policy {
+            super::require_admin(ctx, p)?;
+        }
+        let counts = self.store.servers_per_host().await?;
+        Ok(self
+            .store
+            .host_list()
+            .await?
+            .into_iter()
+            .map(|row| HostView {
+                up: self.scheduler.is_up(&row),
+                servers: counts.get(&row.host).copied().unwrap_or(0),
+                row,
+            })
+            .collect())
+    }
+}

@@ -10,6 +10,7 @@ pub mod hosts;
 pub mod keypairs;
 pub mod quotas;
 pub mod servers;
+pub mod usage;
 
 use crate::clients::Clients;
 use crate::scheduler::Scheduler;
@@ -171,6 +172,12 @@ pub fn not_implemented(message: impl Into<String>) -> ApiError {
 }
 
 impl ComputeService {
+    /// A server's instance actions (`server event list`), newest first.
+    pub async fn server_actions(&self, ctx: &AuthContext, id: &str) -> ApiResult<Vec<crate::store::Action>> {
+        self.server_get(ctx, id).await?;
+        Ok(self.store.actions(id).await?)
+    }
+
     /// The guest's console output, asked of its host's agent.
     pub async fn console_log(&self, server: &Server) -> ApiResult<String> {
         let host =

@@ -97,14 +97,7 @@ impl ComputeService {
             project,
             &wanted,
         )
-        .await
-        .map_err(|e| match e {
-            stratus_common::limits::LimitWriteError::Refused(status, text) => stratus_common::http::ApiError::new(
-                axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::BAD_REQUEST),
-                format!("Identity refused the quota: {text}"),
-            ),
-            stratus_common::limits::LimitWriteError::Unavailable(text) => unavailable(text),
-        })?;
+        .await?;
         self.limits.invalidate();
         let mut shown = self.quota_show(ctx, project, false).await?;
         shown.remove("id");

@@ -193,14 +193,13 @@ impl Store {
         Ok(true)
     }
 
-    /// Counts the servers and their cores and RAM that hold quota, per project (the
-    /// reconciler compares this with the usage table).
-    pub async fn charged_totals(&self) -> StoreResult<Vec<(String, i64, i64, i64)>> {
+    /// Servers placed on each host.
+    pub async fn servers_per_host(&self) -> StoreResult<std::collections::HashMap<String, i64>> {
         let rows = sqlx::query(
-            "SELECT project_id, COUNT(*) AS n, SUM(vcpus) AS c, SUM(ram) AS r FROM compute_servers WHERE charged = 1 GROUP BY project_id",
+            "SELECT host, COUNT(*) AS n FROM compute_servers WHERE deleted = 0 AND host IS NOT NULL GROUP BY host",
         )
         .fetch_all(&self.db.pool)
         .await?;
-        Ok(rows.iter().map(|r| (r.text("project_id"), r.int("n"), r.int("c"), r.int("r"))).collect())
+        Ok(rows.iter().map(|r| (r.text("host"), r.int("n"))).collect())
     }
 }
