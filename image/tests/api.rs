@@ -297,8 +297,11 @@ async fn import_flow(engine: Engine) {
         .call("POST", &format!("/v2/images/{id}/import"), &t, Some(json!({"method": {"name": "glance-direct"}})))
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
-    for _ in 0..100 {
-        if c.call("GET", &format!("/v2/images/{id}"), &t, None).await.json()["status"] == "active" {
+    // The import task removes the staged file just after the image turns active: wait
+    // for both, or the check below races with it on a busy machine.
+    for _ in 0..250 {
+        let active = c.call("GET", &format!("/v2/images/{id}"), &t, None).await.json()["status"] == "active";
+        if active && !c.stored_files().iter().any(|f| f.starts_with("import/")) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
