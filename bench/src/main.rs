@@ -10,6 +10,7 @@
 //! req/s, p50 and p99 at 8 and 32 concurrent clients; CPU per request for password and
 //! token-method issue (the latter has no password hash, so it is the cost beyond it).
 
+mod compute;
 mod network;
 
 use anyhow::{bail, Context};
@@ -48,6 +49,16 @@ struct Args {
     /// Ports in place for the listing benchmark (with --network).
     #[arg(long, default_value_t = 10000)]
     ports: usize,
+    /// Benchmark the compute service (fake hypervisor): scheduling, boot-and-delete
+    /// cycles, POST-to-ACTIVE latency, server listing.
+    #[arg(long)]
+    compute: bool,
+    /// Fake hypervisor hosts (with --compute).
+    #[arg(long, default_value_t = 1000)]
+    fake_hosts: usize,
+    /// Servers in place for the listing benchmark (with --compute).
+    #[arg(long, default_value_t = 10000)]
+    servers: usize,
     /// Database URL for the cloud under test (default: SQLite in its data directory),
     /// e.g. a PostgreSQL URL.
     #[arg(long)]
@@ -64,6 +75,7 @@ struct Server {
     url: String,
     image_url: String,
     network_url: String,
+    compute_url: String,
     dir: PathBuf,
 }
 
@@ -107,11 +119,19 @@ async fn start(binary: &PathBuf, args: &Args) -> anyhow::Result<(Server, Duratio
     let port = free_port();
     let image_port = free_port();
     let network_port = free_port();
+    let compute_port = free_port();
     let mut env: Vec<(&str, String)> = vec![
         ("STRATUS_SERVER__DATA_DIR", dir.display().to_string()),
         ("STRATUS_IDENTITY__PORT", port.to_string()),
         ("STRATUS_IMAGE__PORT", image_port.to_string()),
         ("STRATUS_NETWORK__PORT", network_port.to_string()),
+        ("STRATUS_COMPUTE__PORT", compute_port.to_string()),
+        ("STRATUS_COMPUTE__METADATA_PORT", free_port().to_string()),
+        // The benchmark measures the control plane; it never touches the host's network.
+        ("STRATUS_NETWORK_AGENT__ENABLED", "false".into()),
+        ("STRATUS_COMPUTE_AGENT__FAKE_HOSTS", args.fake_hosts.to_string()),
+        ("STRATUS_COMPUTE_AGENT__FAKE_BOOT_DELAY_MS", "0".into()),
+        ("STRATUS_COMPUTE_AGENT__HOST", "bench".into()),
     ];
     if let Some(u) = &args.database_url {
         env.push(("STRATUS_DATABASE__URL", u.clone()));
@@ -142,6 +162,7 @@ async fn start(binary: &PathBuf, args: &Args) -> anyhow::Result<(Server, Duratio
         url: url.clone(),
         image_url: format!("http://127.0.0.1:{image_port}"),
         network_url: format!("http://127.0.0.1:{network_port}"),
+        compute_url: format!("http://127.0.0.1:{compute_port}"),
         dir,
     };
     loop {
@@ -292,6 +313,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.network {
         return network::bench(&server, &args).await;
+    }
+    if args.compute {
+        return compute::bench(&server, &args).await;
     }
     println!("stratusd: {}", binary.display());
     println!("start to first 200                 {:.1} ms", start.as_secs_f64() * 1000.0);

@@ -112,6 +112,34 @@ impl Clients {
         Ok(out)
     }
 
+    /// Subnets and networks by id, with the service's token (for a guest's metadata);
+    /// ones gone meanwhile are left out.
+    pub async fn subnets_and_networks(
+        &self,
+        subnet_ids: &[String],
+        network_ids: &[String],
+    ) -> CallResult<(Vec<Value>, Vec<Value>)> {
+        let token = self.service_token().await?;
+        let mut subnets = Vec::new();
+        for id in subnet_ids {
+            let url = format!("{}/v2.0/subnets/{}", self.network_url, urlencode(id));
+            match self.call(Method::GET, &url, &token, None).await {
+                Ok(v) => subnets.push(v["subnet"].clone()),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let mut networks = Vec::new();
+        for id in network_ids {
+            match self.network(&token, id).await {
+                Ok(n) => networks.push(n),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((subnets, networks))
+    }
+
     pub async fn port_create(&self, port: Value) -> CallResult<Value> {
         let token = self.service_token().await?;
         let v = self

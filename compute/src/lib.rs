@@ -10,6 +10,7 @@
 pub mod api;
 pub mod app;
 pub mod clients;
+pub mod metadata;
 pub mod microversion;
 pub mod migrations;
 pub mod scheduler;

@@ -7,11 +7,12 @@
 
 use stratus_common::db::Migration;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    service: "compute",
-    version: 1,
-    name: "initial",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        service: "compute",
+        version: 1,
+        name: "initial",
+        sql: r#"
 CREATE TABLE compute_flavors (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -138,7 +139,17 @@ CREATE TABLE compute_sagas (
 CREATE INDEX compute_sagas_state ON compute_sagas (state);
 CREATE INDEX compute_sagas_subject ON compute_sagas (subject)
 "#,
-}];
+    },
+    Migration {
+        service: "compute",
+        version: 2,
+        name: "server listing order",
+        sql: r#"
+CREATE INDEX compute_servers_listing ON compute_servers (project_id, deleted, created_at, id);
+CREATE INDEX compute_servers_order ON compute_servers (created_at, id)
+"#,
+    },
+];
 
 #[cfg(test)]
 mod tests {

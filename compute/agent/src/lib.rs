@@ -162,6 +162,26 @@ impl Agent {
             Op::Start => d.start(&cmd.server_id).await,
             Op::SoftReboot => d.reboot(&cmd.server_id, false).await,
             Op::HardReboot => d.reboot(&cmd.server_id, true).await,
+            Op::Rebuild | Op::Resize => {
+                let spec = cmd.spec.as_ref().ok_or_else(|| anyhow::anyhow!("{:?} without a guest spec", cmd.op))?;
+                if cmd.op == Op::Rebuild {
+                    d.rebuild(&cmd.server_id, spec).await
+                } else {
+                    d.resize(&cmd.server_id, spec).await
+                }
+            }
+            Op::AttachInterface | Op::DetachInterface => {
+                let port = cmd
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.ports.first())
+                    .ok_or_else(|| anyhow::anyhow!("an interface command without a port"))?;
+                if cmd.op == Op::AttachInterface {
+                    d.attach_interface(&cmd.server_id, port).await
+                } else {
+                    d.detach_interface(&cmd.server_id, &port.id).await
+                }
+            }
         }
     }
 

@@ -61,6 +61,14 @@ pub enum Op {
     Start,
     SoftReboot,
     HardReboot,
+    /// Plug a NIC for the port in the spec's `ports` (one) into the running guest.
+    AttachInterface,
+    /// Unplug the NIC of the port in the spec's `ports` (one).
+    DetachInterface,
+    /// Re-create the guest's disk from the spec's image, keeping its identity.
+    Rebuild,
+    /// Give the guest the spec's vCPUs, RAM and disk (a resize, or its revert).
+    Resize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -49,6 +49,8 @@ pub fn router(service: Arc<ComputeService>, verifier: Arc<TokenVerifier>, max_bo
             get(servers::metadata_show).put(servers::metadata_put).delete(servers::metadata_delete),
         )
         .route("/servers/{id}/ips", get(servers::ips))
+        .route("/servers/{id}/os-interface", get(servers::interfaces).post(servers::interface_attach))
+        .route("/servers/{id}/os-interface/{port}", get(servers::interface_show).delete(servers::interface_detach))
         .route("/servers/{id}/os-instance-actions", get(servers::actions))
         .route("/servers/{id}/os-instance-actions/{req}", get(servers::action_show))
         .route("/servers/{id}/os-security-groups", get(servers::security_groups))
@@ -57,6 +59,8 @@ pub fn router(service: Arc<ComputeService>, verifier: Arc<TokenVerifier>, max_bo
         .route("/os-hypervisors/statistics", get(misc::hypervisor_statistics))
         .route("/os-hypervisors/{id}", get(misc::hypervisor_show))
         .route("/os-services", get(misc::service_list))
+        .route("/os-aggregates", get(misc::aggregate_list))
+        .route("/os-aggregates/{id}", get(misc::aggregate_show))
         .route("/os-availability-zone", get(misc::az_list))
         .route("/os-availability-zone/detail", get(misc::az_detail))
         .route("/limits", get(misc::limits))

@@ -1,7 +1,8 @@
 //! `/servers` and their sub-resources.
 
 use super::views::{server_brief, server_view};
-use super::{base, flag, paginate, wrapped, AppState, Params};
+use super::{base, flag, wrapped, AppState, Params};
+use crate::app::servers::ListQuery;
 use crate::app::{bad, not_found};
 use crate::microversion::Version;
 use crate::store::Server;
@@ -15,56 +16,89 @@ use stratus_common::http::request_id::RequestId;
 use stratus_common::http::{ApiJson, ApiResult};
 use stratus_compute_agent::protocol::Op;
 
-/// Filters of `GET /servers[/detail]` applied here (name is a regex, as in Nova).
+/// The most servers a page holds (Nova's `max_limit`); a full page links to the next.
+pub const MAX_LIMIT: usize = 1000;
+
+/// A page of servers after Nova's filters, and the `servers_links` to the next page
+/// when the page is full.
 async fn listed(
     s: &AppState,
     ctx: &AuthContext,
     q: &std::collections::HashMap<String, String>,
-) -> ApiResult<Vec<Server>> {
-    let all = flag(q, "all_tenants") || flag(q, "all_projects");
-    let project = q.get("project_id").or_else(|| q.get("tenant_id")).map(String::as_str);
-    let deleted = flag(q, "deleted");
-    let mut list = s.server_list(ctx, all, project, deleted, q.get("changes-since").map(String::as_str)).await?;
-    if let Some(name) = q.get("name") {
-        let re =
-            regex_lite::Regex::new(name).map_err(|_| bad(format!("Invalid regular expression for name: {name}")))?;
-        list.retain(|x| re.is_match(&x.name));
-    }
-    if let Some(st) = q.get("status") {
-        let st = st.to_ascii_uppercase();
-        list.retain(|x| super::views::status(x) == st);
-    }
-    for (k, field) in [("image", "image_id"), ("flavor", "")] {
-        if let Some(want) = q.get(k) {
-            list.retain(|x| if field.is_empty() { x.doc["flavor"]["id"] == json!(want) } else { x.str(field) == want });
+    path: &str,
+) -> ApiResult<(Vec<Server>, Option<Value>)> {
+    let limit = match q.get("limit") {
+        None => MAX_LIMIT,
+        Some(l) => {
+            l.parse::<usize>().map_err(|_| bad("Invalid limit: it must be a non-negative integer."))?.min(MAX_LIMIT)
         }
-    }
-    if let Some(h) = q.get("host").filter(|_| ctx.is_admin()) {
-        list.retain(|x| x.host.as_deref() == Some(h.as_str()));
-    }
-    if let Some(ip) = q.get("ip") {
-        list.retain(|x| x.doc.get("addresses").map(|a| a.to_string()).unwrap_or_default().contains(ip.as_str()));
-    }
-    if let Some(u) = q.get("user_id") {
-        list.retain(|x| &x.user_id == u);
-    }
-    if let Some(r) = q.get("reservation_id") {
-        list.retain(|x| x.str("reservation_id") == r);
-    }
-    paginate(list, q, |x| x.id.as_str())
+    };
+    let name = match q.get("name") {
+        Some(n) => {
+            Some(regex_lite::Regex::new(n).map_err(|_| bad(format!("Invalid regular expression for name: {n}")))?)
+        }
+        None => None,
+    };
+    let status = q.get("status").map(|st| st.to_ascii_uppercase());
+    let host = q.get("host").filter(|_| ctx.is_admin());
+    let keep = |x: &Server| {
+        name.as_ref().is_none_or(|re| re.is_match(&x.name))
+            && status.as_ref().is_none_or(|st| super::views::status(x) == *st)
+            && q.get("image").is_none_or(|want| x.str("image_id") == want)
+            && q.get("flavor").is_none_or(|want| x.doc["flavor"]["id"] == json!(want))
+            && host.is_none_or(|h| x.host.as_deref() == Some(h.as_str()))
+            && q.get("ip").is_none_or(|ip| {
+                x.doc.get("addresses").map(|a| a.to_string()).unwrap_or_default().contains(ip.as_str())
+            })
+            && q.get("user_id").is_none_or(|u| &x.user_id == u)
+            && q.get("reservation_id").is_none_or(|r| x.str("reservation_id") == r)
+    };
+    let query = ListQuery {
+        all_tenants: flag(q, "all_tenants") || flag(q, "all_projects"),
+        project: q.get("project_id").or_else(|| q.get("tenant_id")).map(String::as_str),
+        deleted: flag(q, "deleted"),
+        changes_since: q.get("changes-since").map(String::as_str),
+        marker: q.get("marker").map(String::as_str),
+        limit,
+    };
+    let list = s.server_list(ctx, &query, keep).await?;
+    let next = match list.last() {
+        Some(last) if limit > 0 && list.len() == limit => {
+            let mut params: Vec<(String, String)> =
+                q.iter().filter(|(k, _)| *k != "marker").map(|(k, v)| (k.clone(), v.clone())).collect();
+            params.sort();
+            if !q.contains_key("limit") {
+                params.push(("limit".into(), limit.to_string()));
+            }
+            params.push(("marker".into(), last.id.clone()));
+            let query: Vec<String> =
+                params.iter().map(|(k, v)| format!("{}={}", urlencoding::encode(k), urlencoding::encode(v))).collect();
+            Some(json!([{"rel": "next", "href": format!("{}{path}?{}", base(s), query.join("&"))}]))
+        }
+        _ => None,
+    };
+    Ok((list, next))
 }
 
 pub async fn list(State(s): State<AppState>, ctx: AuthContext, q: Params) -> ApiResult<Json<Value>> {
-    let list = listed(&s, &ctx, &q).await?;
+    let (list, next) = listed(&s, &ctx, &q, "/servers").await?;
     let b = base(&s);
-    Ok(Json(json!({"servers": list.iter().map(|x| server_brief(x, &b)).collect::<Vec<_>>()})))
+    let mut out = json!({"servers": list.iter().map(|x| server_brief(x, &b)).collect::<Vec<_>>()});
+    if let Some(n) = next {
+        out["servers_links"] = n;
+    }
+    Ok(Json(out))
 }
 
 pub async fn detail(State(s): State<AppState>, ctx: AuthContext, v: Version, q: Params) -> ApiResult<Json<Value>> {
-    let list = listed(&s, &ctx, &q).await?;
+    let (list, next) = listed(&s, &ctx, &q, "/servers/detail").await?;
     let b = base(&s);
     let admin = ctx.is_admin();
-    Ok(Json(json!({"servers": list.iter().map(|x| server_view(x, v, admin, &b, false)).collect::<Vec<_>>()})))
+    let mut out = json!({"servers": list.iter().map(|x| server_view(x, v, admin, &b, false)).collect::<Vec<_>>()});
+    if let Some(n) = next {
+        out["servers_links"] = n;
+    }
+    Ok(Json(out))
 }
 
 pub async fn show(
@@ -137,6 +171,7 @@ pub async fn delete(
 pub async fn action(
     State(s): State<AppState>,
     ctx: AuthContext,
+    v: Version,
     rid: Option<Extension<RequestId>>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Value>,
@@ -154,6 +189,47 @@ pub async fn action(
             }
             s.server_power(&ctx, &id, if hard { Op::HardReboot } else { Op::SoftReboot }, &request_id).await?
         }
+        "addSecurityGroup" | "removeSecurityGroup" => {
+            let group = arg["name"]
+                .as_str()
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| bad(format!("{name}: a security group name is required.")))?;
+            s.security_group_change(&ctx, &id, group, name == "addSecurityGroup").await?
+        }
+        "addFixedIp" => {
+            let net = arg["networkId"]
+                .as_str()
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| bad("addFixedIp: networkId is required."))?;
+            s.fixed_ip_add(&ctx, &id, net).await?
+        }
+        "removeFixedIp" => {
+            let address = arg["address"]
+                .as_str()
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| bad("removeFixedIp: address is required."))?;
+            s.fixed_ip_remove(&ctx, &id, address).await?
+        }
+        "rebuild" => {
+            let Value::Object(args) = arg else { return Err(bad("Invalid input for field/attribute rebuild.")) };
+            let server = s.server_rebuild(&ctx, &id, &args, &request_id).await?;
+            let mut view = server_view(&server, v, ctx.is_admin(), &base(&s), true);
+            view["adminPass"] = json!(uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
+            return Ok((StatusCode::ACCEPTED, Json(json!({ "server": view }))).into_response());
+        }
+        "resize" => {
+            let flavor = arg["flavorRef"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| arg["flavorRef"].as_i64().map(|n| n.to_string()))
+                .ok_or_else(|| bad("Invalid input for field/attribute resize: 'flavorRef' is a required property."))?;
+            s.server_resize(&ctx, &id, &flavor, &request_id).await?
+        }
+        "confirmResize" => {
+            s.server_confirm_resize(&ctx, &id, &request_id).await?;
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+        "revertResize" => s.server_revert_resize(&ctx, &id, &request_id).await?,
         "lock" => s.server_lock(&ctx, &id, true, arg["locked_reason"].as_str().map(str::to_string)).await?,
         "unlock" => s.server_lock(&ctx, &id, false, None).await?,
         "os-getConsoleOutput" => {
@@ -317,4 +393,62 @@ pub async fn action_show(
         .find(|a| a.request_id == req)
         .ok_or_else(|| not_found(format!("Action for request_id {req} on instance {id} not found")))?;
     Ok(Json(json!({"instanceAction": action_view(a, v, true)})))
+}
+
+/// The interface view for the microversion (`tag` from 2.70).
+fn interface_view(mut view: Value, v: Version) -> Value {
+    if !v.at_least(70) {
+        if let Some(m) = view.as_object_mut() {
+            m.remove("tag");
+        }
+    }
+    view
+}
+
+pub async fn interfaces(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let list = s.interfaces(&ctx, &id).await?;
+    Ok(Json(json!({"interfaceAttachments": list.into_iter().map(|i| interface_view(i, v)).collect::<Vec<_>>()})))
+}
+
+pub async fn interface_show(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    Path((id, port)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let list = s.interfaces(&ctx, &id).await?;
+    let found = list
+        .into_iter()
+        .find(|i| i["port_id"].as_str() == Some(port.as_str()))
+        .ok_or_else(|| not_found(format!("Port {port} is not attached")))?;
+    Ok(Json(json!({ "interfaceAttachment": interface_view(found, v) })))
+}
+
+pub async fn interface_attach(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    rid: Option<Extension<RequestId>>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let request_id = rid.map(|r| r.0 .0.clone()).unwrap_or_default();
+    let made = s.interface_attach(&ctx, &id, &wrapped(body, "interfaceAttachment")?, &request_id).await?;
+    Ok(Json(json!({ "interfaceAttachment": interface_view(made, v) })))
+}
+
+pub async fn interface_detach(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    rid: Option<Extension<RequestId>>,
+    Path((id, port)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let request_id = rid.map(|r| r.0 .0.clone()).unwrap_or_default();
+    s.interface_detach(&ctx, &id, &port, &request_id).await?;
+    Ok(StatusCode::ACCEPTED)
 }

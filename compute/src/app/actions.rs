@@ -25,15 +25,22 @@ impl ComputeService {
         Ok(())
     }
 
-    /// Sends a command nobody waits for (destroying a guest left on a host).
-    pub(crate) async fn send_untracked(&self, host: &str, server_id: &str, op: Op) -> anyhow::Result<()> {
+    /// Sends a command nobody waits for (destroying a guest left on a host, plugging
+    /// a NIC).
+    pub(crate) async fn send_untracked(
+        &self,
+        host: &str,
+        server_id: &str,
+        op: Op,
+        spec: Option<GuestSpec>,
+    ) -> anyhow::Result<()> {
         let Some(row) = self.store.host_get(host).await? else { return Ok(()) };
         let cmd = Command {
             action_id: uuid::Uuid::new_v4().to_string(),
             server_id: server_id.to_string(),
             host: host.to_string(),
             op,
-            spec: None,
+            spec,
         };
         self.bus.enqueue(&row.queue, serde_json::to_vec(&cmd)?).await?;
         Ok(())
@@ -85,6 +92,13 @@ impl ComputeService {
 
     /// An agent's answer to a command.
     pub async fn on_result(&self, r: &CommandResult) -> anyhow::Result<()> {
+        if matches!(r.op, Op::AttachInterface | Op::DetachInterface) {
+            // Sent without waiting: the port's status tells whether the NIC works.
+            if let Some(e) = &r.error {
+                tracing::warn!(server = %r.server_id, op = ?r.op, error = %e, "interface change failed on the host");
+            }
+            return Ok(());
+        }
         let Some(mut server) = self.store.server_get(&r.server_id).await? else { return Ok(()) };
         let current = server.doc.get("action").and_then(|a| a["id"].as_str()).map(str::to_string);
         if current.as_deref() != Some(r.action_id.as_str()) {
@@ -92,6 +106,9 @@ impl ComputeService {
             return Ok(());
         }
         server.doc.remove("action");
+        if matches!(r.op, Op::Rebuild | Op::Resize) {
+            return self.on_rebuild_or_resize(server, r).await;
+        }
         match r.op {
             Op::Spawn => {
                 server
@@ -122,6 +139,7 @@ impl ComputeService {
                 self.notify(event, &server).await;
                 return Ok(());
             }
+            Op::AttachInterface | Op::DetachInterface | Op::Rebuild | Op::Resize => return Ok(()),
         }
         self.save(&mut server).await?;
         if let Some(saga) = server.doc.get("saga_id").and_then(Value::as_str) {
@@ -168,12 +186,15 @@ impl ComputeService {
     /// or, when the host is gone, ended so nothing stays in a task state.
     pub(crate) async fn retry_power_actions(&self, servers: &[Server]) -> anyhow::Result<()> {
         for s in servers {
-            let op = match s.task_state.as_deref() {
-                Some("powering-off") => Op::Stop,
-                Some("powering-on") => Op::Start,
-                Some("rebooting") => Op::SoftReboot,
-                Some("rebooting_hard") => Op::HardReboot,
-                _ => continue,
+            let (op, spec) = match s.task_state.as_deref() {
+                Some("powering-off") => (Op::Stop, None),
+                Some("powering-on") => (Op::Start, None),
+                Some("rebooting") => (Op::SoftReboot, None),
+                Some("rebooting_hard") => (Op::HardReboot, None),
+                _ => match Self::pending_change(s) {
+                    Some((op, spec)) => (op, Some(spec)),
+                    None => continue,
+                },
             };
             if !self.command_due(s, op) {
                 continue;
@@ -184,7 +205,19 @@ impl ComputeService {
                 None => false,
             };
             if up {
-                self.send(&mut s, op, None).await?;
+                self.send(&mut s, op, spec).await?;
+            } else if spec.is_some() {
+                // A rebuild or resize whose host is gone fails (and a resize unwinds).
+                let r = CommandResult {
+                    action_id: String::new(),
+                    server_id: s.id.clone(),
+                    host: s.host.clone().unwrap_or_default(),
+                    op,
+                    error: Some("The server's host is down.".into()),
+                    power_state: s.power_state,
+                };
+                s.doc.remove("action");
+                self.on_rebuild_or_resize(s, &r).await?;
             } else {
                 s.task_state = None;
                 s.doc.remove("action");

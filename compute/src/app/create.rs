@@ -75,7 +75,7 @@ impl SagaDef for CreateSaga {
                     if let Some(host) = server.host.clone() {
                         // Untracked: the spawn may still be running there; a guest it
                         // leaves behind is an orphan the reconciler destroys.
-                        s.send_untracked(&host, &server.id, Op::Destroy).await?;
+                        s.send_untracked(&host, &server.id, Op::Destroy, None).await?;
                         server.doc.remove("spawn");
                         server.doc.remove("action");
                         s.save(&mut server).await?;
@@ -175,6 +175,7 @@ impl ComputeService {
         if let Some(only) = self.group_hosts_required(&server).await? {
             req.only_hosts = Some(only);
         }
+        let apart = self.anti_affinity_group(&server).await?;
         for host in self.scheduler.select(&req, 20) {
             let a = Allocation {
                 consumer_id: server.id.clone(),
@@ -183,7 +184,7 @@ impl ComputeService {
                 ram: server.ram,
                 disk: server.disk,
             };
-            if self.store.claim(&a).await? {
+            if self.store.claim_apart(&a, apart.as_deref()).await? {
                 self.scheduler_refresh(Some(&host)).await;
                 server.host = Some(host);
                 server.task_state = Some("scheduling".into());
@@ -204,9 +205,14 @@ impl ComputeService {
         let requested: Vec<Value> =
             server.doc.get("requested_networks").and_then(Value::as_array).cloned().unwrap_or_default();
         let mut ports: Vec<Value> = server.doc.get("ports").and_then(Value::as_array).cloned().unwrap_or_default();
-        let existing = match self.clients.ports_of(&server.id).await {
-            Ok(p) => p,
-            Err(e) => return call_outcome(e),
+        // A server without networks has no ports to adopt: no call.
+        let existing = if requested.is_empty() {
+            Vec::new()
+        } else {
+            match self.clients.ports_of(&server.id).await {
+                Ok(p) => p,
+                Err(e) => return call_outcome(e),
+            }
         };
         let az = server.doc.get("availability_zone").and_then(Value::as_str).unwrap_or("nova").to_string();
         for (i, r) in requested.iter().enumerate() {
@@ -283,9 +289,13 @@ impl ComputeService {
             .filter_map(|r| r["port"].as_str().map(str::to_string))
             .collect();
         let mut ids: Vec<String> = ports.iter().filter_map(|p| p["id"].as_str().map(str::to_string)).collect();
-        match self.clients.ports_of(&server.id).await {
-            Ok(found) => ids.extend(found.iter().filter_map(|p| p["id"].as_str().map(str::to_string))),
-            Err(e) => anyhow::bail!(e),
+        // Ports made but not yet recorded (a crash in between) are found by device id;
+        // a server that never asked for a network or an interface can have none.
+        if Self::may_have_ports(server) {
+            match self.clients.ports_of(&server.id).await {
+                Ok(found) => ids.extend(found.iter().filter_map(|p| p["id"].as_str().map(str::to_string))),
+                Err(e) => anyhow::bail!(e),
+            }
         }
         ids.sort();
         ids.dedup();
@@ -309,8 +319,19 @@ impl ComputeService {
 
     /// Rebuilds `addresses` from the server's ports (and, with `floating`, the
     /// floating IPs on them). Keeps the old value when the network service is away.
+    /// Whether ports may exist for the server: it asked for networks, has ports, or
+    /// had an interface attached.
+    pub(crate) fn may_have_ports(server: &Server) -> bool {
+        let non_empty = |k: &str| server.doc.get(k).and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+        non_empty("requested_networks") || non_empty("ports") || server.doc.contains_key("interfaces_attached")
+    }
+
     pub(crate) async fn refresh_addresses(&self, server: &mut Server, floating: bool) {
         let ports: Vec<Value> = server.doc.get("ports").and_then(Value::as_array).cloned().unwrap_or_default();
+        if ports.is_empty() {
+            server.doc.insert("addresses".into(), json!({}));
+            return;
+        }
         let net_ids: Vec<String> =
             ports.iter().filter_map(|p| p["port"]["network_id"].as_str().map(str::to_string)).collect();
         let names = match self.clients.network_names(&net_ids).await {
@@ -347,7 +368,7 @@ impl ComputeService {
         server.doc.insert("addresses".into(), Value::Object(addresses));
     }
 
-    fn guest_spec(server: &Server) -> GuestSpec {
+    pub(crate) fn guest_spec(server: &Server) -> GuestSpec {
         let ports = server
             .doc
             .get("ports")
@@ -412,7 +433,7 @@ impl ComputeService {
             )));
         }
         tracing::info!(server = %server.id, host, error = %error, "build failed; rescheduling");
-        self.send_untracked(host, &server.id, Op::Destroy).await?;
+        self.send_untracked(host, &server.id, Op::Destroy, None).await?;
         self.store.release(&server.id, Some(host)).await?;
         self.scheduler_refresh(Some(host)).await;
         saga.data["retries"] = json!(retries + 1);

@@ -91,6 +91,7 @@ impl ComputeService {
     async fn step_release(&self, mut server: Server) -> anyhow::Result<Outcome> {
         let released_from = server.host.clone();
         self.store.release(&server.id, None).await?;
+        self.store.release(&super::resize::resize_consumer(&server.id), None).await?;
         self.scheduler_refresh(released_from.as_deref()).await;
         self.store.server_uncharge(&server).await?;
         self.leave_group(&server).await?;

@@ -15,6 +15,12 @@ impl ComputeService {
         server.doc.get("hints").and_then(|h| h.get("group")).and_then(Value::as_str).map(str::to_string)
     }
 
+    /// The server's group when its policy is (hard) anti-affinity: the claim checks it.
+    pub(crate) async fn anti_affinity_group(&self, server: &Server) -> anyhow::Result<Option<String>> {
+        let Some(gid) = Self::group_of(server) else { return Ok(None) };
+        Ok(self.store.group_get(&gid).await?.filter(|g| g.policy == "anti-affinity").map(|g| g.id))
+    }
+
     /// Hosts of the other members, when the group's policy is anti-affinity.
     pub(crate) async fn group_hosts_to_avoid(&self, server: &Server) -> anyhow::Result<Vec<String>> {
         self.member_hosts(server, "anti-affinity").await

@@ -6,9 +6,12 @@ pub mod create;
 pub mod delete;
 pub mod flavors;
 pub mod groups;
+pub mod guest_metadata;
 pub mod hosts;
+pub mod interfaces;
 pub mod keypairs;
 pub mod quotas;
+pub mod resize;
 pub mod servers;
 pub mod usage;
 

@@ -12,11 +12,11 @@ use stratus_common::db::now_text;
 use stratus_common::http::{ApiError, ApiResult};
 
 /// The last path segment of an id-or-link (`flavorRef`, `imageRef`).
-fn ref_id(v: &str) -> &str {
+pub(crate) fn ref_id(v: &str) -> &str {
     v.trim_end_matches('/').rsplit('/').next().unwrap_or(v)
 }
 
-fn refused(what: &str, e: CallError) -> ApiError {
+pub(crate) fn refused(what: &str, e: CallError) -> ApiError {
     match e {
         CallError::Refused(404, _) => bad(format!("{what} could not be found.")),
         CallError::Refused(_, m) => bad(format!("{what}: {m}")),
@@ -143,6 +143,8 @@ impl ComputeService {
                                 "disk": flavor.disk, "ephemeral": flavor.ephemeral, "swap": flavor.swap,
                                 "extra_specs": flavor.extra_specs});
         let reservation_id = format!("r-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let member_limit =
+            if hints.get("group").is_some() { self.limit(&project, "server_group_members").await? } else { -1 };
         let limits = [
             ("instances", self.limit(&project, "instances").await?),
             ("cores", self.limit(&project, "cores").await?),
@@ -230,12 +232,20 @@ impl ComputeService {
                     .insert(&mut tx, s.str("saga_id"), super::create::KIND, &s.id, &json!({"retries": 0, "avoid": []}))
                     .await?;
             }
+            // Group membership is written with the servers, so the scheduler's
+            // anti-affinity check in the claim always sees every member.
+            if let Some(g) = hints.get("group").and_then(Value::as_str) {
+                let ids: Vec<String> = servers.iter().map(|s| s.id.clone()).collect();
+                if !crate::store::Store::group_join_in(&mut tx, g, &ids, member_limit).await? {
+                    drop(tx);
+                    return Err(forbidden(format!(
+                        "Quota exceeded, too many servers in group: at most {member_limit} members (server_group_members)."
+                    )));
+                }
+            }
             tx.commit().await?;
             for s in &servers {
                 self.start_action(ctx, s, "create", request_id).await;
-                if let Some(g) = hints.get("group").and_then(Value::as_str) {
-                    self.store.group_member(g, &s.id, true).await?;
-                }
                 self.notify("create.start", s).await;
                 self.sagas.spawn(s.str("saga_id"));
             }
@@ -325,7 +335,11 @@ impl ComputeService {
     }
 
     /// Security group names → (names, ids), from the caller's groups.
-    async fn security_groups_for(&self, token: &str, asked: Option<&Value>) -> ApiResult<(Vec<String>, Vec<String>)> {
+    pub(crate) async fn security_groups_for(
+        &self,
+        token: &str,
+        asked: Option<&Value>,
+    ) -> ApiResult<(Vec<String>, Vec<String>)> {
         let names: Vec<String> = match asked {
             None | Some(Value::Null) => return Ok((vec!["default".into()], Vec::new())),
             Some(Value::Array(a)) => a.iter().filter_map(|g| g["name"].as_str().map(str::to_string)).collect(),
@@ -368,30 +382,48 @@ impl ComputeService {
         Ok(s)
     }
 
-    /// Servers the caller may see: the project's, or every project's for admins
-    /// asking with `all_tenants` (optionally one project).
+    /// A page of the servers the caller may list, newest first: those `keep` accepts,
+    /// after `marker` (a server id), at most `limit`. Read from the database in chunks
+    /// so a page costs what it shows, not what the project holds.
     pub async fn server_list(
         &self,
         ctx: &AuthContext,
-        all_tenants: bool,
-        project: Option<&str>,
-        deleted: bool,
-        changes_since: Option<&str>,
+        q: &ListQuery<'_>,
+        keep: impl Fn(&Server) -> bool,
     ) -> ApiResult<Vec<Server>> {
         let own = project_of(ctx).ok();
-        let project = if ctx.is_admin() && (all_tenants || project.is_some()) {
-            project.map(str::to_string)
+        let project = if ctx.is_admin() && (q.all_tenants || q.project.is_some()) {
+            q.project.map(str::to_string)
         } else {
             Some(own.ok_or_else(|| forbidden("A project-scoped token is needed."))?)
         };
-        let include_deleted = (deleted && ctx.is_admin()) || changes_since.is_some();
+        let only_deleted = q.deleted && ctx.is_admin();
+        let include_deleted = only_deleted || q.changes_since.is_some();
         let filter =
-            ServerFilter { project: project.as_deref(), host: None, include_deleted, changed_since: changes_since };
-        let mut list = self.store.server_list(&filter).await?;
-        if deleted && ctx.is_admin() {
-            list.retain(|s| s.deleted);
+            ServerFilter { project: project.as_deref(), host: None, include_deleted, changed_since: q.changes_since };
+        let mut cursor = match q.marker {
+            None => None,
+            Some(m) => {
+                let s =
+                    self.store.server_get(m).await?.filter(|s| project.as_deref().is_none_or(|p| p == s.project_id));
+                let s = s.ok_or_else(|| bad(format!("marker [{m}] not found")))?;
+                Some((s.created_at, s.id))
+            }
+        };
+        let chunk = q.limit.clamp(100, 1000) as i64;
+        let mut out = Vec::new();
+        while out.len() < q.limit {
+            let after = cursor.as_ref().map(|(a, i): &(String, String)| (a.as_str(), i.as_str()));
+            let page = self.store.server_page(&filter, after, Some(chunk)).await?;
+            let Some(last) = page.last() else { break };
+            cursor = Some((last.created_at.clone(), last.id.clone()));
+            let full = page.len() as i64 == chunk;
+            out.extend(page.into_iter().filter(|s| (!only_deleted || s.deleted) && keep(s)).take(q.limit - out.len()));
+            if !full {
+                break;
+            }
         }
-        Ok(list)
+        Ok(out)
     }
 
     /// Shows the server with fresh addresses (floating IPs come and go in the network
@@ -526,6 +558,17 @@ impl ComputeService {
 }
 
 /// A hostname from a display name, as Nova makes one.
+/// What a server listing asks for.
+#[derive(Debug, Default)]
+pub struct ListQuery<'a> {
+    pub all_tenants: bool,
+    pub project: Option<&'a str>,
+    pub deleted: bool,
+    pub changes_since: Option<&'a str>,
+    pub marker: Option<&'a str>,
+    pub limit: usize,
+}
+
 pub fn hostname_of(name: &str) -> String {
     let mut h: String = name
         .to_ascii_lowercase()

@@ -91,9 +91,17 @@ impl Scheduler {
     pub fn select(&self, req: &Request, limit: usize) -> Vec<String> {
         let hosts = self.hosts.read().unwrap();
         let reservation = req.reservation.as_deref().map(reservation_trait);
-        let mut fit: Vec<(&HostRow, i64)> = hosts
+        // Hosts whose last report is older than this are down (times are RFC 3339 in
+        // UTC with a fixed layout, so they compare as text; an unreadable one is down).
+        let cutoff = stratus_common::db::time_text(
+            chrono::Utc::now() - chrono::Duration::from_std(self.down_after).unwrap_or(chrono::Duration::MAX),
+        );
+        // Hosts of equal weight come in random order, so concurrent requests do not all
+        // race for the same host.
+        let salt: u64 = rand::random();
+        let mut fit: Vec<((std::cmp::Reverse<i64>, u64), &HostRow)> = hosts
             .values()
-            .filter(|h| h.enabled && self.is_up(h))
+            .filter(|h| h.enabled && h.last_seen.as_str() >= cutoff.as_str())
             .filter(|h| h.fits(req.vcpus, req.ram, req.disk))
             .filter(|h| req.availability_zone.as_deref().is_none_or(|az| az == h.availability_zone))
             .filter(|h| req.required_traits.iter().all(|t| h.traits.contains(t)))
@@ -109,14 +117,16 @@ impl Scheduler {
                 // Free share of RAM and vCPUs, in parts per million of the host.
                 let free = |cap: i64, used: i64| if cap > 0 { (cap - used) * 1_000_000 / cap } else { 0 };
                 let w = free(h.cap_ram, h.used_ram) + free(h.cap_vcpus, h.used_vcpus);
-                (h, if self.weigher == Weigher::Spread { w } else { -w })
+                ((std::cmp::Reverse(if self.weigher == Weigher::Spread { w } else { -w }), hash(&h.host, salt)), h)
             })
             .collect();
-        // Best weight first; hosts of equal weight in random order, so concurrent
-        // requests do not all race for the same host.
-        let salt: u64 = rand::random();
-        fit.sort_by_key(|(h, w)| (std::cmp::Reverse(*w), hash(&h.host, salt)));
-        fit.into_iter().take(limit).map(|(h, _)| h.host.clone()).collect()
+        // Only the best `limit` need ordering.
+        if fit.len() > limit && limit > 0 {
+            fit.select_nth_unstable_by_key(limit - 1, |(k, _)| *k);
+            fit.truncate(limit);
+        }
+        fit.sort_unstable_by_key(|(k, _)| *k);
+        fit.into_iter().take(limit).map(|(_, h)| h.host.clone()).collect()
     }
 }
 
@@ -161,6 +171,7 @@ mod tests {
             enabled: true,
             disabled_reason: None,
             last_seen: now_text(),
+            created_at: now_text(),
         }
     }
 

@@ -27,6 +27,8 @@ pub struct HostRow {
     pub enabled: bool,
     pub disabled_reason: Option<String>,
     pub last_seen: String,
+    /// When the host first reported.
+    pub created_at: String,
 }
 
 impl HostRow {
@@ -50,6 +52,7 @@ impl HostRow {
             enabled: r.int("enabled") != 0,
             disabled_reason: r.opt_text("disabled_reason"),
             last_seen: r.text("last_seen"),
+            created_at: r.text("created_at"),
         }
     }
 
@@ -152,6 +155,14 @@ impl Store {
     /// holds an allocation there keeps it and the claim succeeds. False when the host
     /// is full or disabled.
     pub async fn claim(&self, a: &Allocation) -> StoreResult<bool> {
+        self.claim_apart(a, None).await
+    }
+
+    /// [`Self::claim`], refused also when another member of anti-affinity group
+    /// `apart_from` holds an allocation on the host. The check runs after the host's
+    /// row is written in the same transaction, so two members claiming one host at
+    /// once are serialised and the second sees the first.
+    pub async fn claim_apart(&self, a: &Allocation, apart_from: Option<&str>) -> StoreResult<bool> {
         let held = sqlx::query("SELECT consumer_id FROM compute_allocations WHERE consumer_id = $1 AND host = $2")
             .bind(&a.consumer_id)
             .bind(&a.host)
@@ -175,6 +186,23 @@ impl Store {
         .await?;
         if r.rows_affected() == 0 {
             return Ok(false);
+        }
+        if let Some(group) = apart_from {
+            let members: Vec<String> = match sqlx::query("SELECT members FROM compute_server_groups WHERE id = $1")
+                .bind(group)
+                .fetch_optional(&mut *tx)
+                .await?
+            {
+                Some(row) => serde_json::from_str(&row.text("members")).unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let here = sqlx::query("SELECT consumer_id FROM compute_allocations WHERE host = $1")
+                .bind(&a.host)
+                .fetch_all(&mut *tx)
+                .await?;
+            if here.iter().map(|r| r.text("consumer_id")).any(|c| c != a.consumer_id && members.contains(&c)) {
+                return Ok(false);
+            }
         }
         sqlx::query("INSERT INTO compute_allocations (consumer_id, host, vcpus, ram, disk, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&a.consumer_id)
@@ -209,6 +237,17 @@ impl Store {
     pub async fn allocation_consumers(&self) -> StoreResult<Vec<String>> {
         let rows = sqlx::query("SELECT DISTINCT consumer_id FROM compute_allocations").fetch_all(&self.db.pool).await?;
         Ok(rows.iter().map(|r| r.text("consumer_id")).collect())
+    }
+
+    /// Gives a consumer's allocations to another consumer (a resize's claim becoming
+    /// the server's once confirmed). Idempotent.
+    pub async fn allocation_move(&self, from: &str, to: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE compute_allocations SET consumer_id = $1 WHERE consumer_id = $2")
+            .bind(to)
+            .bind(from)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
     }
 
     /// Releases a consumer's allocations (on `host` only, when given). Idempotent.

@@ -6,7 +6,7 @@ mod hosts;
 mod servers;
 
 pub use hosts::{Allocation, HostRow, Ratios};
-pub use servers::{Server, ServerFilter};
+pub use servers::{strings, Charged, Server, ServerFilter};
 
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
@@ -374,6 +374,39 @@ impl Store {
     }
 
     /// Adds or removes a member (in one statement per change, retried on a race).
+    /// Adds servers to a group inside the caller's transaction if the group then has at
+    /// most `limit` members (-1: unlimited); false (nothing written) otherwise.
+    pub async fn group_join_in(
+        conn: &mut sqlx::AnyConnection,
+        id: &str,
+        servers: &[String],
+        limit: i64,
+    ) -> StoreResult<bool> {
+        // A write first, so concurrent joins of one group queue up on its row.
+        sqlx::query("UPDATE compute_server_groups SET members = members WHERE id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        let Some(row) = sqlx::query("SELECT members FROM compute_server_groups WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            return Ok(true);
+        };
+        let mut members: Vec<String> = serde_json::from_str(&row.text("members")).unwrap_or_default();
+        members.extend(servers.iter().filter(|s| !members.contains(s)).cloned().collect::<Vec<_>>());
+        if limit >= 0 && members.len() as i64 > limit {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE compute_server_groups SET members = $1 WHERE id = $2")
+            .bind(serde_json::to_string(&members).unwrap_or_default())
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(true)
+    }
+
     pub async fn group_member(&self, id: &str, server: &str, add: bool) -> StoreResult<()> {
         for _ in 0..10 {
             let Some(g) = self.group_get(id).await? else { return Ok(()) };

@@ -61,10 +61,30 @@ impl Server {
         self.doc.get(key).and_then(Value::as_str).unwrap_or("")
     }
 
+    /// A list of strings in the document (empty when absent).
+    pub fn strings(&self, key: &str) -> Vec<String> {
+        self.doc.get(key).map(strings).unwrap_or_default()
+    }
+
     /// The quota this server holds while charged.
     pub fn quota(&self) -> [(&'static str, i64); 3] {
         [("instances", 1), ("cores", self.vcpus), ("ram", self.ram)]
     }
+}
+
+/// The strings of a JSON array (other values and non-arrays give nothing).
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_string)).collect()
+}
+
+/// How a save that moves quota went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Charged {
+    Saved,
+    /// The server changed meanwhile (nothing written).
+    Changed,
+    /// A claim is over its limit (nothing written).
+    OverQuota,
 }
 
 /// Which servers a listing reads.
@@ -111,24 +131,44 @@ impl Store {
     }
 
     pub async fn server_list(&self, f: &ServerFilter<'_>) -> StoreResult<Vec<Server>> {
+        self.server_page(f, None, None).await
+    }
+
+    /// Servers newest first (`created_at`, then id, descending), after the server
+    /// `after` (its creation time and id) when given, at most `limit`.
+    pub async fn server_page(
+        &self,
+        f: &ServerFilter<'_>,
+        after: Option<(&str, &str)>,
+        limit: Option<i64>,
+    ) -> StoreResult<Vec<Server>> {
         let mut sql = String::from("SELECT * FROM compute_servers WHERE 1 = 1");
         let mut binds: Vec<String> = Vec::new();
+        let mut bind = |sql: &mut String, clause: &str, v: &str| {
+            binds.push(v.to_string());
+            sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
+        };
         if let Some(p) = f.project {
-            binds.push(p.to_string());
-            sql.push_str(&format!(" AND project_id = ${}", binds.len()));
+            bind(&mut sql, " AND project_id = ?", p);
         }
         if let Some(h) = f.host {
-            binds.push(h.to_string());
-            sql.push_str(&format!(" AND host = ${}", binds.len()));
+            bind(&mut sql, " AND host = ?", h);
         }
         if !f.include_deleted {
             sql.push_str(" AND deleted = 0");
         }
         if let Some(t) = f.changed_since {
-            binds.push(t.to_string());
-            sql.push_str(&format!(" AND updated_at >= ${}", binds.len()));
+            bind(&mut sql, " AND updated_at >= ?", t);
+        }
+        if let Some((at, id)) = after {
+            bind(&mut sql, " AND (created_at < ?", at);
+            bind(&mut sql, " OR (created_at = ?", at);
+            bind(&mut sql, " AND id < ?))", id);
         }
         sql.push_str(" ORDER BY created_at DESC, id DESC");
+        if let Some(n) = limit {
+            sql.push_str(&format!(" LIMIT {}", n.max(0)));
+        }
         let mut q = sqlx::query(&sql);
         for b in binds {
             q = q.bind(b);
@@ -141,6 +181,51 @@ impl Store {
     /// (`Some(None)`: no task), so two actions never both start. False otherwise (or
     /// when it was deleted): the caller reads it again.
     pub async fn server_save(&self, s: &mut Server, expect_task: Option<Option<&str>>) -> StoreResult<bool> {
+        let mut conn = self.db.pool.acquire().await?;
+        let saved = Self::server_save_in(&mut conn, s, expect_task).await?;
+        if saved {
+            s.rev += 1;
+        }
+        Ok(saved)
+    }
+
+    /// [`Self::server_save`], and in the same transaction the project's usage moves
+    /// by what the server holds: `claims` counted (within their limits) and `releases`
+    /// given back, only while the server is charged. False, changing nothing, when the
+    /// server changed meanwhile or a claim is over its limit.
+    pub async fn server_save_charging(
+        &self,
+        s: &mut Server,
+        expect_task: Option<Option<&str>>,
+        claims: &[super::Claim<'_>],
+        releases: &[(&str, i64)],
+    ) -> StoreResult<Charged> {
+        let mut tx = self.db.pool.begin().await?;
+        if !Self::server_save_in(&mut tx, s, expect_task).await? {
+            return Ok(Charged::Changed);
+        }
+        let charged = sqlx::query("SELECT charged FROM compute_servers WHERE id = $1")
+            .bind(&s.id)
+            .fetch_one(&mut *tx)
+            .await?
+            .int("charged")
+            != 0;
+        if charged {
+            if !super::usage_claim(&mut tx, &s.project_id, claims).await? {
+                return Ok(Charged::OverQuota);
+            }
+            usage_release(&mut tx, &s.project_id, releases).await?;
+        }
+        tx.commit().await?;
+        s.rev += 1;
+        Ok(Charged::Saved)
+    }
+
+    async fn server_save_in(
+        conn: &mut sqlx::AnyConnection,
+        s: &Server,
+        expect_task: Option<Option<&str>>,
+    ) -> StoreResult<bool> {
         let mut sql = String::from(
             "UPDATE compute_servers SET name = $1, vm_state = $2, task_state = $3, power_state = $4, host = $5, vcpus = $6, ram = $7, disk = $8,
              locked = $9, doc = $10, updated_at = $11, launched_at = $12, terminated_at = $13, deleted = $14, rev = rev + 1
@@ -171,11 +256,7 @@ impl Store {
         if let Some(Some(t)) = expect_task {
             q = q.bind(t.to_string());
         }
-        let saved = q.execute(&self.db.pool).await?.rows_affected() > 0;
-        if saved {
-            s.rev += 1;
-        }
-        Ok(saved)
+        Ok(q.execute(conn).await?.rows_affected() > 0)
     }
 
     /// Stops counting the server's quota (once: the `charged` flag makes it idempotent).

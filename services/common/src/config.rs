@@ -82,6 +82,12 @@ pub struct ComputeConfig {
     pub command_timeout_secs: u64,
     /// Other hosts a failed build is retried on.
     pub build_retries: i64,
+    /// The metadata API guests reach through the network agent's proxy.
+    pub metadata_port: u16,
+    /// Shared secret the proxy signs instance ids with (Nova's
+    /// `metadata_proxy_shared_secret`); empty = `[network_agent] metadata_secret`, and
+    /// when both are empty one generated in the data directory (single-host setups).
+    pub metadata_secret: String,
 }
 
 impl Default for ComputeConfig {
@@ -100,6 +106,8 @@ impl Default for ComputeConfig {
             reconcile_secs: 10,
             command_timeout_secs: 30,
             build_retries: 3,
+            metadata_port: 8775,
+            metadata_secret: String::new(),
         }
     }
 }
@@ -391,6 +399,48 @@ impl Config {
         Ok(config)
     }
 
+    /// The secret signing instance ids between the metadata proxy and the metadata API:
+    /// `[compute] metadata_secret`, else `[network_agent] metadata_secret`, else one
+    /// generated once into `<data_dir>/metadata-secret` (readable by the owner only), so
+    /// the processes of one host agree without configuration.
+    pub fn metadata_secret(&self) -> std::io::Result<String> {
+        for s in [&self.compute.metadata_secret, &self.network_agent.metadata_secret] {
+            if !s.is_empty() {
+                return Ok(s.clone());
+            }
+        }
+        let path = self.server.data_dir.join("metadata-secret");
+        if let Ok(s) = std::fs::read_to_string(&path) {
+            if !s.trim().is_empty() {
+                return Ok(s.trim().to_string());
+            }
+        }
+        std::fs::create_dir_all(&self.server.data_dir)?;
+        let mut bytes = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+            .map_err(|_| std::io::Error::other("no system randomness"))?;
+        let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let tmp = path.with_extension("tmp");
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+            f.write_all(secret.as_bytes())?;
+        }
+        // Another process may have won the race: keep whichever landed first.
+        match std::fs::hard_link(&tmp, &path) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&tmp);
+                Ok(secret)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let _ = std::fs::remove_file(&tmp);
+                Ok(std::fs::read_to_string(&path)?.trim().to_string())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// The database URL, defaulting to a SQLite file in the data directory.
     pub fn database_url(&self) -> String {
         if self.database.url.is_empty() {
@@ -447,6 +497,24 @@ mod tests {
         assert_eq!(c.identity.port, 7000);
         assert_eq!(c.identity.token_ttl_secs, 60);
         assert_eq!(c.database_url(), "postgres://x/y");
+    }
+
+    #[test]
+    fn metadata_secret_is_configured_or_generated_once() {
+        let dir = std::env::temp_dir().join(format!("stratus-secret-{}", uuid::Uuid::new_v4()));
+        let mut c = Config::from_parts("", Vec::<(String, String)>::new()).unwrap();
+        c.server.data_dir = dir.clone();
+        let generated = c.metadata_secret().unwrap();
+        assert_eq!(generated.len(), 64);
+        assert_eq!(c.metadata_secret().unwrap(), generated, "a second process reads the same one");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("metadata-secret")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "readable by the owner only");
+        c.network_agent.metadata_secret = "agent".into();
+        assert_eq!(c.metadata_secret().unwrap(), "agent");
+        c.compute.metadata_secret = "compute".into();
+        assert_eq!(c.metadata_secret().unwrap(), "compute");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -106,7 +106,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let network = rt.network_served(identity.verifier.clone(), limits.clone()).await?;
             let tokens = runtime::InternalTokens::new(identity.clone());
             let compute = rt.compute_served(identity.verifier.clone(), limits, tokens.clone()).await?;
-            let services = vec![rt.identity_served(identity)?, image, network, compute];
+            let mut services = vec![rt.identity_served(identity)?, image, network];
+            services.extend(compute);
             if rt.config.compute_agent.enabled {
                 let agent = runtime::compute_agent(&rt.config, rt.bus.clone())?;
                 tracing::info!(driver = %rt.config.compute_agent.driver, "compute agent running");
@@ -162,7 +163,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let rt = Runtime::open(config).await?;
             let (verifier, limits) = rt.remote_identity().await?;
             let tokens = runtime::service_tokens(&rt.config);
-            serve_all(vec![rt.compute_served(verifier, limits, tokens).await?]).await
+            serve_all(rt.compute_served(verifier, limits, tokens).await?).await
         }
         Command::ComputeAgent { driver, fake_hosts } => {
             let mut config = config;

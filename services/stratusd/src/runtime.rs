@@ -163,13 +163,14 @@ impl Runtime {
         format!("http://{}:{}", self.config.server.public_host, self.config.compute.port)
     }
 
-    /// The compute service, calling the network and image APIs with `tokens`.
+    /// The compute service and its metadata API, calling the network and image APIs
+    /// with `tokens`.
     pub async fn compute_served(
         &self,
         verifier: Arc<TokenVerifier>,
         limits_source: Arc<dyn LimitsSource>,
         tokens: Arc<dyn TokenSource>,
-    ) -> anyhow::Result<Served> {
+    ) -> anyhow::Result<Vec<Served>> {
         let c = &self.config.compute;
         let limits = LimitsClient::new(limits_source, std::time::Duration::from_secs(30));
         limits.spawn_invalidation(self.bus.clone());
@@ -212,11 +213,19 @@ impl Runtime {
             settings,
         );
         service.start().await?;
-        Ok(Served {
-            name: "compute",
-            addr: self.addr(c.port)?,
-            router: stratus_compute::api::router(service, verifier, self.config.server.max_body_bytes),
-        })
+        let secret = self.config.metadata_secret()?;
+        Ok(vec![
+            Served {
+                name: "compute-metadata",
+                addr: self.addr(c.metadata_port)?,
+                router: stratus_compute::metadata::router(service.clone(), &secret),
+            },
+            Served {
+                name: "compute",
+                addr: self.addr(c.port)?,
+                router: stratus_compute::api::router(service, verifier, self.config.server.max_body_bytes),
+            },
+        ])
     }
 
     /// Verification and quotas from identity's HTTP API, for a service running alone.
@@ -283,7 +292,7 @@ pub fn network_agent(config: &Config, tokens: Arc<dyn TokenSource>) -> anyhow::R
         } else {
             c.metadata_url.clone()
         },
-        metadata_secret: c.metadata_secret.clone(),
+        metadata_secret: config.metadata_secret()?,
     };
     Ok(Arc::new(Agent::new(cfg, stratus_network_agent::client::Client::new(&url, &host, tokens))))
 }

@@ -3,7 +3,7 @@
 //! can run a thousand fake hosts for benchmarks.
 
 use super::{Capacity, HypervisorDriver};
-use crate::protocol::{power, GuestSpec, GuestState};
+use crate::protocol::{power, GuestSpec, GuestState, PortSpec};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -30,16 +30,43 @@ impl Default for FakeOptions {
 struct Guest {
     power_state: i64,
     log: String,
+    /// Ports with a NIC in the guest.
+    ports: Vec<String>,
+    /// What the guest runs: (vCPUs, MiB of RAM, image).
+    shape: (i64, i64, String),
 }
 
 pub struct FakeDriver {
     options: FakeOptions,
     guests: Mutex<BTreeMap<String, Guest>>,
+    /// Share of spawns and resizes that fail (changeable while running, for tests).
+    failure_rate: Mutex<f64>,
 }
 
 impl FakeDriver {
     pub fn new(options: FakeOptions) -> Self {
-        Self { options, guests: Mutex::new(BTreeMap::new()) }
+        let failure_rate = Mutex::new(options.failure_rate);
+        Self { options, guests: Mutex::new(BTreeMap::new()), failure_rate }
+    }
+
+    /// Makes this share of spawns and resizes fail from now on.
+    pub fn set_failure_rate(&self, rate: f64) {
+        *self.failure_rate.lock().unwrap() = rate;
+    }
+
+    fn fails(&self) -> bool {
+        let rate = *self.failure_rate.lock().unwrap();
+        rate > 0.0 && rand::random::<f64>() < rate
+    }
+
+    /// The ports plugged into a guest (`None`: no such guest).
+    pub fn ports_of(&self, server_id: &str) -> Option<Vec<String>> {
+        self.guests.lock().unwrap().get(server_id).map(|g| g.ports.clone())
+    }
+
+    /// A guest's vCPUs, RAM and image (`None`: no such guest).
+    pub fn shape_of(&self, server_id: &str) -> Option<(i64, i64, String)> {
+        self.guests.lock().unwrap().get(server_id).map(|g| g.shape.clone())
     }
 
     /// Changes a guest's power state behind the service's back (a guest shutting down
@@ -81,15 +108,16 @@ impl HypervisorDriver for FakeDriver {
             if !self.options.boot_delay.is_zero() {
                 tokio::time::sleep(self.options.boot_delay).await;
             }
-            if self.options.failure_rate > 0.0 && rand::random::<f64>() < self.options.failure_rate {
+            if self.fails() {
                 anyhow::bail!("fake hypervisor: injected spawn failure");
             }
             let log = format!("fake guest {} booting\n{} login:\n", server_id, spec.name);
-            self.guests
-                .lock()
-                .unwrap()
-                .entry(server_id.to_string())
-                .or_insert(Guest { power_state: power::RUNNING, log });
+            self.guests.lock().unwrap().entry(server_id.to_string()).or_insert(Guest {
+                power_state: power::RUNNING,
+                log,
+                ports: spec.ports.iter().map(|p| p.id.clone()).collect(),
+                shape: (spec.vcpus, spec.ram_mb, spec.image_id.clone()),
+            });
             Ok(power::RUNNING)
         })
     }
@@ -112,6 +140,55 @@ impl HypervisorDriver for FakeDriver {
     fn reboot<'a>(&'a self, server_id: &'a str, hard: bool) -> BoxFuture<'a, anyhow::Result<i64>> {
         Box::pin(async move {
             self.set(server_id, power::RUNNING, if hard { "fake guest reset" } else { "fake guest rebooting" })
+        })
+    }
+
+    fn rebuild<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(async move {
+            let mut guests = self.guests.lock().unwrap();
+            let g = guests.get_mut(server_id).ok_or_else(|| anyhow::anyhow!("no guest {server_id} on this host"))?;
+            if g.shape.2 != spec.image_id {
+                g.shape.2 = spec.image_id.clone();
+                g.log = format!("fake guest {server_id} rebuilt from image {}\n{} login:\n", spec.image_id, spec.name);
+            }
+            Ok(g.power_state)
+        })
+    }
+
+    fn resize<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(async move {
+            if self.fails() {
+                anyhow::bail!("fake hypervisor: injected resize failure");
+            }
+            let mut guests = self.guests.lock().unwrap();
+            let g = guests.get_mut(server_id).ok_or_else(|| anyhow::anyhow!("no guest {server_id} on this host"))?;
+            if (g.shape.0, g.shape.1) != (spec.vcpus, spec.ram_mb) {
+                g.shape.0 = spec.vcpus;
+                g.shape.1 = spec.ram_mb;
+                g.log.push_str(&format!("fake guest resized to {} vCPUs, {} MiB\n", spec.vcpus, spec.ram_mb));
+            }
+            Ok(g.power_state)
+        })
+    }
+
+    fn attach_interface<'a>(&'a self, server_id: &'a str, port: &'a PortSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(async move {
+            let mut guests = self.guests.lock().unwrap();
+            let g = guests.get_mut(server_id).ok_or_else(|| anyhow::anyhow!("no guest {server_id} on this host"))?;
+            if !g.ports.contains(&port.id) {
+                g.ports.push(port.id.clone());
+                g.log.push_str(&format!("virtio_net: new NIC {}\n", port.mac_address));
+            }
+            Ok(g.power_state)
+        })
+    }
+
+    fn detach_interface<'a>(&'a self, server_id: &'a str, port_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(async move {
+            let mut guests = self.guests.lock().unwrap();
+            let g = guests.get_mut(server_id).ok_or_else(|| anyhow::anyhow!("no guest {server_id} on this host"))?;
+            g.ports.retain(|p| p != port_id);
+            Ok(g.power_state)
         })
     }
 

@@ -3,7 +3,7 @@
 
 pub mod fake;
 
-use crate::protocol::{GuestSpec, GuestState};
+use crate::protocol::{GuestSpec, GuestState, PortSpec};
 use futures::future::BoxFuture;
 
 /// A host's capacity as the driver sees it.
@@ -26,6 +26,16 @@ pub trait HypervisorDriver: Send + Sync {
     fn stop<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>>;
     fn start<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>>;
     fn reboot<'a>(&'a self, server_id: &'a str, hard: bool) -> BoxFuture<'a, anyhow::Result<i64>>;
+    /// Re-creates the guest's disk from `spec.image_id` (same identity, ports and
+    /// power state); answers the power state.
+    fn rebuild<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>>;
+    /// Gives the guest `spec`'s vCPUs, RAM and disk (growing the disk only); a guest
+    /// that ran runs again afterwards. Already that size: nothing changes.
+    fn resize<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>>;
+    /// Plugs a NIC for the port into the guest (a port already plugged is fine).
+    fn attach_interface<'a>(&'a self, server_id: &'a str, port: &'a PortSpec) -> BoxFuture<'a, anyhow::Result<i64>>;
+    /// Unplugs the port's NIC (one not plugged is fine).
+    fn detach_interface<'a>(&'a self, server_id: &'a str, port_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>>;
     /// Every guest on the host with its power state.
     fn guests(&self) -> BoxFuture<'_, anyhow::Result<Vec<GuestState>>>;
     fn console_log<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<String>>;

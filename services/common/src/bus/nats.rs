@@ -10,6 +10,9 @@ use std::time::Duration;
 pub struct NatsBus {
     client: async_nats::Client,
     js: jetstream::Context,
+    /// Work queues whose stream this process made or found: enqueues skip the
+    /// JetStream API round trip after the first.
+    known: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> BusError {
@@ -37,7 +40,7 @@ impl NatsBus {
             .map_err(|_| BusError::Unavailable(format!("NATS at {url} did not answer")))?
             .map_err(unavailable)?;
         let js = jetstream::new(client.clone());
-        Ok(Self { client, js })
+        Ok(Self { client, js, known: Default::default() })
     }
 
     pub async fn publish(&self, subject: &str, payload: Vec<u8>) -> Result<(), BusError> {
@@ -79,8 +82,24 @@ impl NatsBus {
     }
 
     pub async fn enqueue(&self, queue: &str, payload: Vec<u8>) -> Result<(), BusError> {
+        let payload: bytes::Bytes = payload.into();
+        if !self.known.lock().unwrap().contains(queue) {
+            self.stream(queue).await?;
+            self.known.lock().unwrap().insert(queue.to_string());
+        }
+        let first = async {
+            let ack = self.js.publish(format!("work.{queue}"), payload.clone()).await.map_err(unavailable)?;
+            ack.await.map_err(unavailable)
+        }
+        .await;
+        if first.is_ok() {
+            return Ok(());
+        }
+        // The stream may have been removed behind our back: make it again, once.
+        self.known.lock().unwrap().remove(queue);
         self.stream(queue).await?;
-        let ack = self.js.publish(format!("work.{queue}"), payload.into()).await.map_err(unavailable)?;
+        self.known.lock().unwrap().insert(queue.to_string());
+        let ack = self.js.publish(format!("work.{queue}"), payload).await.map_err(unavailable)?;
         ack.await.map_err(unavailable)?;
         Ok(())
     }

@@ -1,0 +1,46 @@
+//! What the metadata API tells a guest: the server the proxy names (if it is alive and
+//! of the named project) and the network service's view of its ports.
+
+use super::ComputeService;
+use crate::metadata::content::{Facts, Metadata};
+use crate::store::Server;
+
+impl ComputeService {
+    /// The documents of `instance`, if it is a live server of `project`.
+    pub async fn guest_metadata(&self, instance: &str, project: &str) -> anyhow::Result<Option<Metadata>> {
+        let server = match self.store.server_get(instance).await? {
+            Some(s) if !s.deleted && s.project_id == project => s,
+            _ => return Ok(None),
+        };
+        let facts = self.gather(&server).await?;
+        Ok(Some(Metadata::build(&facts)))
+    }
+
+    /// The server's ports, their subnets and networks, and floating IPs.
+    async fn gather<'a>(&self, server: &'a Server) -> Result<Facts<'a>, crate::clients::CallError> {
+        let ports = self.clients.ports_of(&server.id).await?;
+        let mut subnet_ids: Vec<String> = Vec::new();
+        let mut network_ids: Vec<String> = Vec::new();
+        for p in &ports {
+            if let Some(n) = p["network_id"].as_str().filter(|n| !network_ids.iter().any(|x| x == n)) {
+                network_ids.push(n.to_string());
+            }
+            for ip in p["fixed_ips"].as_array().into_iter().flatten() {
+                if let Some(s) = ip["subnet_id"].as_str().filter(|s| !subnet_ids.iter().any(|x| x == s)) {
+                    subnet_ids.push(s.to_string());
+                }
+            }
+        }
+        let (subnets, networks) = self.clients.subnets_and_networks(&subnet_ids, &network_ids).await?;
+        let port_ids: Vec<String> = ports.iter().filter_map(|p| p["id"].as_str().map(str::to_string)).collect();
+        let floating_ips = self
+            .clients
+            .floating_ips_of(&port_ids)
+            .await?
+            .iter()
+            .filter_map(|f| f["floating_ip_address"].as_str().map(str::to_string))
+            .collect();
+        let flavor_name = server.doc.get("flavor").and_then(|f| f["original_name"].as_str()).unwrap_or("").to_string();
+        Ok(Facts { server, ports, subnets, networks, floating_ips, flavor_name })
+    }
+}
