@@ -3,7 +3,8 @@
 # that is already there: a C compiler (for ring), Python with venv (for the
 # end-to-end tests), psql (to make throw-away test schemas), qemu-img (to make test
 # disk images), the network agent's tools (iproute2, nftables, dnsmasq) with busybox
-# (DHCP clients in the data-plane tests' guest namespaces), and the Rust toolchain.
+# (DHCP clients in the data-plane tests' guest namespaces), QEMU, xorriso and an SSH
+# client (to boot and reach the test guest), and the Rust toolchain.
 set -euo pipefail
 
 SUDO=""
@@ -21,10 +22,13 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)
 command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
 command -v busybox >/dev/null || need+=(busybox-static)
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v xorriso >/dev/null || need+=(xorriso)
+command -v ssh >/dev/null || need+=(openssh-client)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     $SUDO apt-get update -qq
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -55,6 +55,7 @@ class Cloud:
         self.image_port = free_port()
         self.network_port = free_port()
         self.compute_port = free_port()
+        self.metadata_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.image_url = f"http://127.0.0.1:{self.image_port}"
         self.network_url = f"http://127.0.0.1:{self.network_port}"
@@ -68,6 +69,7 @@ class Cloud:
                 "STRATUS_IMAGE__PORT": str(self.image_port),
                 "STRATUS_NETWORK__PORT": str(self.network_port),
                 "STRATUS_COMPUTE__PORT": str(self.compute_port),
+                "STRATUS_COMPUTE__METADATA_PORT": str(self.metadata_port),
                 "STRATUS_IDENTITY__REFRESH_SECS": "1",
                 "STRATUS_LOG__LEVEL": "warn",
                 # One agent per kernel at a time: the data-plane tests start their own.
@@ -80,18 +82,33 @@ class Cloud:
             env["STRATUS_BUS__URL"] = bus_url
         env.update(extra_env or {})
         self.env = env
-        args = [STRATUSD, command]
-        if command == "all-in-one":
-            args += ["--admin-password", ADMIN_PASSWORD]
+        self.command = command
         self.log = open(os.path.join(data_dir, f"stratusd-{self.port}.log"), "w")
-        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.start()
+
+    def start(self):
+        args = [STRATUSD, self.command]
+        if self.command == "all-in-one":
+            args += ["--admin-password", ADMIN_PASSWORD]
+        self.proc = subprocess.Popen(args, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         self.started = time.monotonic()
-        if command not in ("image", "network"):
+        if self.command not in ("image", "network"):
             self.wait_ready()
-        if command == "all-in-one":
+        if self.command == "all-in-one":
             self.wait_ready(url=self.image_url + "/versions")
             self.wait_ready(url=self.network_url + "/")
             self.wait_ready(url=self.compute_url + "/v2.1")
+
+    def kill9(self):
+        """Kills the process as a crash would (no shutdown at all)."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def restart(self):
+        """Starts the process again on the same ports, database and data directory."""
+        if self.proc.poll() is None:
+            self.kill9()
+        self.start()
 
     def wait_ready(self, timeout=60, url=None):
         deadline = time.monotonic() + timeout

@@ -139,6 +139,90 @@ def test_server_lifecycle(cloud, base):
     assert used["total_instances_used"] == 0 and used["total_cores_used"] == 0, used
 
 
+def test_resize_and_rebuild(cloud, base):
+    _, env = cloud.member_env(unique("rs"))
+    bigger = unique("m2")
+    cloud.osc("flavor", "create", "--vcpus", "2", "--ram", "512", "--disk", "1", bigger)
+    s = cloud.osc(
+        "server", "create", "--flavor", base["flavor"], "--image", base["image"], "--network", base["network"],
+        "--wait", unique("rs-vm"), env=env,
+    )
+    sid = s["id"]
+    cloud.osc("server", "resize", "--flavor", bigger, "--wait", sid, env=env, fmt_json=False)
+    shown = cloud.osc("server", "show", sid, env=env)
+    assert shown["status"] == "VERIFY_RESIZE" and shown["flavor"]["name"] == bigger, shown
+    cloud.osc("server", "resize", "revert", sid, env=env)
+    shown = wait_status(cloud, sid, "ACTIVE", env)
+    assert shown["flavor"]["name"] == base["flavor"]
+    cloud.osc("server", "resize", "--flavor", bigger, "--wait", sid, env=env, fmt_json=False)
+    cloud.osc("server", "resize", "confirm", sid, env=env)
+    shown = wait_status(cloud, sid, "ACTIVE", env)
+    assert shown["flavor"]["name"] == bigger
+    used = {u["Name"]: u["Value"] for u in cloud.osc("limits", "show", "--absolute", env=env)}
+    assert used["total_cores_used"] == 2, used
+    p = cloud.osc("server", "resize", "--flavor", bigger, sid, env=env, check=False)
+    assert p.returncode != 0 and "400" in p.stderr, p.stderr
+
+    cloud.osc("server", "rebuild", "--image", base["image"], "--name", "rebuilt", "--wait", sid, env=env)
+    shown = cloud.osc("server", "show", sid, env=env)
+    assert shown["status"] == "ACTIVE" and shown["name"] == "rebuilt"
+    events = {e["Action"] for e in cloud.osc("server", "event", "list", sid, env=env)}
+    assert {"resize", "revertResize", "confirmResize", "rebuild"} <= events, events
+    cloud.osc("server", "delete", "--wait", sid, env=env)
+    used = {u["Name"]: u["Value"] for u in cloud.osc("limits", "show", "--absolute", env=env)}
+    assert used["total_cores_used"] == 0, used
+    cloud.osc("flavor", "delete", bigger)
+
+
+def test_network_attachments(cloud, base):
+    """server add|remove network, port, fixed ip and security group."""
+    _, env = cloud.member_env(unique("nic"))
+    s = cloud.osc(
+        "server", "create", "--flavor", base["flavor"], "--image", base["image"], "--network", base["network"],
+        "--wait", unique("nic-vm"), env=env,
+    )
+    sid = s["id"]
+
+    def ports():
+        return {p["ID"]: p for p in cloud.osc("port", "list", "--server", sid, "--long", env=env)}
+
+    assert len(ports()) == 1
+    cloud.osc("server", "add", "network", sid, base["network"], env=env)
+    assert len(ports()) == 2
+    cloud.osc("server", "add", "fixed", "ip", "--fixed-ip-address", "10.20.0.200", sid, base["network"], env=env)
+    assert len(ports()) == 3
+    shown = cloud.osc("server", "show", sid, env=env)
+    assert "10.20.0.200" in shown["addresses"][base["network"]], shown["addresses"]
+    cloud.osc("server", "remove", "fixed", "ip", sid, "10.20.0.200", env=env)
+    assert "10.20.0.200" not in cloud.osc("server", "show", sid, env=env)["addresses"][base["network"]]
+
+    mine = cloud.osc("port", "create", "--network", base["network"], unique("mine"), env=env)
+    cloud.osc("server", "add", "port", sid, mine["id"], env=env)
+    assert mine["id"] in ports()
+    cloud.osc("server", "remove", "port", sid, mine["id"], env=env)
+    assert mine["id"] not in ports()
+    assert cloud.osc("port", "show", mine["id"], env=env)["device_id"] == "", "the user's port stays, released"
+    # remove network takes every port on that network off the server.
+    cloud.osc("server", "remove", "network", sid, base["network"], env=env)
+    assert ports() == {}
+
+    sg = cloud.osc("security", "group", "create", unique("web"), env=env)
+    cloud.osc("server", "add", "network", sid, base["network"], env=env)
+    cloud.osc("server", "add", "security", "group", sid, sg["name"], env=env)
+    port = next(iter(ports()))
+    assert sg["id"] in cloud.osc("port", "show", port, env=env)["security_group_ids"]
+    assert sg["name"] in [g["name"] for g in cloud.osc("server", "show", sid, env=env)["security_groups"]]
+    p = cloud.osc("server", "add", "security", "group", sid, sg["name"], env=env, check=False)
+    assert p.returncode != 0 and "400" in p.stderr
+    cloud.osc("server", "remove", "security", "group", sid, sg["name"], env=env)
+    assert sg["id"] not in cloud.osc("port", "show", port, env=env)["security_group_ids"]
+    events = {e["Action"] for e in cloud.osc("server", "event", "list", sid, env=env)}
+    assert {"attach_interface", "detach_interface"} <= events
+    cloud.osc("server", "delete", "--wait", sid, env=env)
+    assert cloud.osc("port", "list", "--device-id", sid, env=env) == []
+    cloud.osc("port", "delete", mine["id"], env=env)
+
+
 def test_bad_requests_change_nothing(cloud, base):
     _, env = cloud.member_env(unique("bad"))
     for args, code in [
@@ -155,7 +239,8 @@ def test_bad_requests_change_nothing(cloud, base):
 
 
 def test_many_servers_quota_and_usage(cloud, base):
-    project, env = cloud.member_env(unique("q"))
+    project_name = unique("q")
+    project, env = cloud.member_env(project_name)
     cloud.osc("quota", "set", "--instances", "3", "--cores", "8", project)
     limits = cloud.osc("quota", "show", "--compute", project)
     quota = {q["Resource"]: q["Limit"] for q in limits}
@@ -175,6 +260,10 @@ def test_many_servers_quota_and_usage(cloud, base):
     assert p.returncode != 0 and "403" in p.stderr and "Quota exceeded" in p.stderr
     usage = cloud.osc("usage", "show", "--project", project)
     assert len(usage["Servers"]) == 3 and usage["RAM MB-Hours"] > 0, usage
+    listed = {u["Project"]: u for u in cloud.osc("usage", "list")}
+    mine = listed.get(project_name) or listed.get(project)
+    count = mine["Servers"] if isinstance(mine["Servers"], int) else len(mine["Servers"])
+    assert count == 3 and mine["CPU Hours"] > 0, listed
     for x in servers:
         cloud.osc("server", "delete", "--wait", x["ID"], env=env)
     assert cloud.osc("server", "list", env=env) == []
@@ -202,9 +291,37 @@ def test_server_groups_and_hosts(cloud, base):
     cloud.osc("server", "group", "delete", g["id"])
     hyps = cloud.osc("hypervisor", "list")
     assert hyps and hyps[0]["State"] == "up"
+    shown = cloud.osc("hypervisor", "show", hyps[0]["Hypervisor Hostname"])
+    assert shown["hypervisor_type"] == "fake" and shown["state"] == "up", shown
+    aggregates = cloud.osc("aggregate", "list", "--long")
+    assert [a["Availability Zone"] for a in aggregates] == ["nova"], aggregates
     services = cloud.osc("compute", "service", "list")
     assert any(x["Binary"] == "nova-compute" and x["State"] == "up" for x in services)
     assert [z["Zone Name"] for z in cloud.osc("availability", "zone", "list", "--compute")] == ["nova"]
+
+
+def test_create_with_port_and_security_group(cloud, base):
+    _, env = cloud.member_env(unique("pp"))
+    sg = cloud.osc("security", "group", "create", unique("sg"), env=env)
+    port = cloud.osc("port", "create", "--network", base["network"], unique("pre"), env=env)
+    s = cloud.osc(
+        "server", "create", "--flavor", base["flavor"], "--image", base["image"], "--port", port["id"],
+        "--wait", unique("onport"), env=env,
+    )
+    assert cloud.osc("port", "show", port["id"], env=env)["device_id"] == s["id"]
+    s2 = cloud.osc(
+        "server", "create", "--flavor", base["flavor"], "--image", base["image"], "--network", base["network"],
+        "--security-group", sg["name"], "--wait", unique("withsg"), env=env,
+    )
+    ports = cloud.osc("port", "list", "--server", s2["id"], "--long", env=env)
+    assert sg["id"] in cloud.osc("port", "show", ports[0]["ID"], env=env)["security_group_ids"]
+    assert [g["name"] for g in cloud.osc("server", "show", s2["id"], env=env)["security_groups"]] == [sg["name"]]
+    for x in (s, s2):
+        cloud.osc("server", "delete", "--wait", x["id"], env=env)
+    # The user's port outlives the server, released; the one compute made is gone.
+    assert cloud.osc("port", "show", port["id"], env=env)["device_id"] == ""
+    assert cloud.osc("port", "list", "--device-id", s2["id"], env=env) == []
+    cloud.osc("port", "delete", port["id"], env=env)
 
 
 def test_isolation(cloud, base):

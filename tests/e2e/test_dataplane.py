@@ -10,11 +10,9 @@ them); skipped otherwise.
 
 import hashlib
 import hmac
-import http.server
 import json
 import os
 import shutil
-import threading
 import signal
 import subprocess
 import tempfile
@@ -23,24 +21,7 @@ import uuid
 
 import pytest
 
-from conftest import ADMIN_PASSWORD, STRATUSD, Cloud, backend_urls, free_port, port_open, unique
-
-METADATA_SECRET = "e2e-metadata-secret"
-
-
-class MetadataDouble(http.server.BaseHTTPRequestHandler):
-    """Stands in for the compute metadata API: answers with what it was asked and how."""
-
-    def do_GET(self):
-        body = json.dumps({"path": self.path, "headers": dict(self.headers)}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+from conftest import ADMIN_PASSWORD, STRATUSD, Cloud, backend_urls, port_open, unique
 
 TOOLS = ["ip", "nft", "dnsmasq", "busybox"]
 pytestmark = pytest.mark.skipif(
@@ -48,28 +29,10 @@ pytestmark = pytest.mark.skipif(
     reason="the data-plane tests need root, iproute2, nftables, dnsmasq and busybox",
 )
 
-UDHCPC_SCRIPT = """#!/bin/sh
-case "$1" in
-  deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
-  bound|renew)
-    ip addr flush dev "$interface"
-    ip addr add "$ip/${mask:-24}" dev "$interface"
-    [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
-    for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
-    if [ -n "$staticroutes" ]; then
-      set -- $staticroutes
-      while [ $# -ge 2 ]; do ip route replace "$1" via "$2" dev "$interface"; shift 2; done
-    fi ;;
-esac
-exit 0
-"""
-
-
 def udhcpc_script(directory):
-    """Writes the DHCP client's event script into `directory` and returns its path."""
+    """The DHCP client's event script (the test guest's own), copied into `directory`."""
     path = os.path.join(directory, "udhcpc.sh")
-    with open(path, "w") as f:
-        f.write(UDHCPC_SCRIPT)
+    shutil.copy(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "guest", "udhcpc.sh"), path)
     os.chmod(path, 0o755)
     return path
 
@@ -180,16 +143,20 @@ def dp():
     nats = port_open(5432) and port_open(4222) and shutil.which("psql")
     db_url, bus_url = backend_urls("postgres") if nats else (None, None)
     data_dir = tempfile.mkdtemp(prefix="stratus-dp-")
-    cloud = Cloud("postgres" if nats else "sqlite", data_dir, db_url=db_url, bus_url=bus_url)
     host = unique("dp")
+    # The cloud's (fake) compute host is this host, so servers' ports are wired by the
+    # agent below and a namespace can stand in for the guest. No metadata secret is
+    # configured: the agent and the metadata API share the one generated in the data
+    # directory.
+    cloud = Cloud(
+        "postgres" if nats else "sqlite", data_dir, db_url=db_url, bus_url=bus_url,
+        extra_env={"STRATUS_COMPUTE_AGENT__HOST": host},
+    )
     uplink = "up" + uuid.uuid4().hex[:8]  # the external network's uplink interface
-    double = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), MetadataDouble)
-    threading.Thread(target=double.serve_forever, daemon=True).start()
     env = dict(cloud.env)
     env.update(
         {
-            "STRATUS_NETWORK_AGENT__METADATA_URL": f"http://127.0.0.1:{double.server_address[1]}",
-            "STRATUS_NETWORK_AGENT__METADATA_SECRET": METADATA_SECRET,
+            "STRATUS_NETWORK_AGENT__METADATA_URL": f"http://127.0.0.1:{cloud.metadata_port}",
             "STRATUS_NETWORK_AGENT__INTERFACE_MAPPINGS": f"uplink:{uplink}",
             "STRATUS_SERVICE_AUTH__PASSWORD": ADMIN_PASSWORD,
             "STRATUS_NETWORK_AGENT__HOST": host,
@@ -207,7 +174,6 @@ def dp():
         g.destroy()
     agent.stop()
     cloud.stop()
-    double.shutdown()
     if not os.environ.get("STRATUS_E2E_KEEP"):
         shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -438,28 +404,102 @@ def test_router_routes_subnets_snat_and_floating_ips(dp):
         server.kill()
 
 
-def test_metadata_proxy_identifies_the_guest_by_network_and_address(dp, lan):
-    instance = str(uuid.uuid4())
-    port = bound_port(dp, lan["net"]["id"], unique("md-vm"), "--device", instance, "--device-owner", "compute:nova")
-    g = guest(dp, port)
-    wait_active(dp, port["id"])
-    ip = g.dhcp()
-    routes = g.run("ip", "route").stdout
-    assert "169.254.169.254 via" in routes, routes
-    out = wait_until(
-        "the metadata proxy",
-        lambda: g.run("busybox", "wget", "-qO-", "http://169.254.169.254/openstack/latest/meta_data.json", check=False).stdout,
-        timeout=20,
-        interval=0.2,
+def metadata(g, path):
+    """`path` of the metadata service as the guest sees it: (HTTP status line, body)."""
+    p = g.run("timeout", "5", "busybox", "wget", "-S", "-qO-", f"http://169.254.169.254{path}", check=False)
+    status = next((l.strip() for l in p.stderr.splitlines() if l.strip().startswith("HTTP/")), "")
+    return status, p.stdout
+
+
+def test_metadata_reaches_the_guest_through_the_proxy(dp, lan):
+    """A server built by compute (fake hypervisor on this host): its port is wired by
+    the agent, a namespace plays the guest, and the guest reads its own metadata from
+    169.254.169.254 (proxy → signed request → compute's metadata API)."""
+    image_file = os.path.join(dp.data_dir, "md-image.raw")
+    with open(image_file, "wb") as f:
+        f.write(b"\0" * 4096)
+    image = dp.osc("image", "create", "--disk-format", "raw", "--container-format", "bare", "--file", image_file,
+                   unique("md-img"))
+    flavor = dp.osc("flavor", "create", "--vcpus", "1", "--ram", "64", "--disk", "1", unique("md-flv"))
+    key_file = os.path.join(dp.data_dir, "md-key")
+    sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key_file)
+    public_key = open(key_file + ".pub").read().strip()
+    key = dp.osc("keypair", "create", "--public-key", key_file + ".pub", unique("md-key"))
+    user_data = os.path.join(dp.data_dir, "user-data.sh")
+    with open(user_data, "w") as f:
+        f.write("#!/bin/sh\necho hello from user data\n")
+    server = dp.osc(
+        "server", "create", "--flavor", flavor["id"], "--image", image["id"], "--network", lan["net"]["id"],
+        "--key-name", key["name"], "--user-data", user_data, "--property", "role=md-test", "--wait", "md-vm",
     )
-    seen = json.loads(out)
-    headers = {k.lower(): v for k, v in seen["headers"].items()}
-    assert seen["path"] == "/openstack/latest/meta_data.json"
-    assert headers["x-instance-id"] == instance
-    assert headers["x-tenant-id"] == port["project_id"]
-    assert headers["x-forwarded-for"] == ip
-    expected = hmac.new(METADATA_SECRET.encode(), instance.encode(), hashlib.sha256).hexdigest()
-    assert headers["x-instance-id-signature"] == expected
+    try:
+        assert server["status"] == "ACTIVE", server
+        port = dp.osc("port", "list", "--server", server["id"], "--long")[0]
+        port = dp.osc("port", "show", port["ID"])
+        assert port["binding_host_id"] == dp.host
+        g = guest(dp, port)
+        wait_active(dp, port["id"])
+        ip = g.dhcp()
+        assert ip == port["fixed_ips"][0]["ip_address"]
+
+        status, body = wait_until(
+            "the metadata service", lambda: (lambda r: r if r[0].endswith("200 OK") else None)(
+                metadata(g, "/openstack/latest/meta_data.json")), timeout=20, interval=0.2,
+        )
+        md = json.loads(body)
+        assert md["uuid"] == server["id"]
+        assert md["name"] == "md-vm" and md["hostname"] == "md-vm"
+        assert md["project_id"] == port["project_id"]
+        assert md["meta"] == {"role": "md-test"}
+        assert md["public_keys"] == {key["name"]: public_key}
+
+        _, files = metadata(g, "/openstack/latest/")
+        assert {"meta_data.json", "network_data.json", "vendor_data2.json", "user_data"} <= set(files.split())
+        assert metadata(g, "/openstack/latest/user_data")[1] == "#!/bin/sh\necho hello from user data\n"
+        assert json.loads(metadata(g, "/openstack/latest/vendor_data2.json")[1]) == {}
+        nd = json.loads(metadata(g, "/openstack/latest/network_data.json")[1])
+        assert nd["links"][0]["ethernet_mac_address"] == port["mac_address"]
+        assert nd["links"][0]["mtu"] == 1450
+        assert nd["networks"][0]["type"] == "ipv4_dhcp"
+        assert nd["networks"][0]["network_id"] == lan["net"]["id"]
+        assert {"type": "dns", "address": "10.51.0.53"} in nd["services"]
+
+        # The EC2-style tree, as cloud-init's EC2 source and old images read it.
+        assert metadata(g, "/latest/meta-data/local-ipv4")[1] == ip
+        assert metadata(g, "/latest/meta-data/hostname")[1] == "md-vm"
+        assert metadata(g, "/latest/meta-data/public-keys/")[1] == f"0={key['name']}"
+        assert metadata(g, "/latest/meta-data/public-keys/0/openssh-key")[1] == public_key
+        assert metadata(g, "/latest/meta-data/instance-id")[1].startswith("i-")
+        assert metadata(g, "/latest/user-data")[1].startswith("#!/bin/sh")
+        assert metadata(g, "/openstack/latest/nothing-here")[0].endswith("404 Not Found")
+    finally:
+        dp.osc("server", "delete", "--wait", server["id"])
+        dp.osc("flavor", "delete", flavor["id"])
+        dp.osc("image", "delete", image["id"])
+    # The port went with the server: the address now belongs to no one.
+    assert metadata(g, "/openstack/latest/meta_data.json")[0] != "HTTP/1.1 200 OK"
+
+
+def test_metadata_api_refuses_unsigned_and_foreign_requests(dp):
+    """Only the proxy (holding the secret) can speak for an instance."""
+    import urllib.error
+    import urllib.request
+
+    def get(headers):
+        req = urllib.request.Request(f"http://127.0.0.1:{dp.metadata_port}/openstack/latest/meta_data.json",
+                                     headers=headers)
+        try:
+            return urllib.request.urlopen(req, timeout=5).status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    instance = str(uuid.uuid4())
+    assert get({}) == 400
+    assert get({"X-Instance-ID": instance, "X-Tenant-ID": "p", "X-Instance-ID-Signature": "00" * 32}) == 403
+    with open(os.path.join(dp.data_dir, "metadata-secret")) as f:
+        secret = f.read().strip()
+    signature = hmac.new(secret.encode(), instance.encode(), hashlib.sha256).hexdigest()
+    assert get({"X-Instance-ID": instance, "X-Tenant-ID": "p", "X-Instance-ID-Signature": signature}) == 404
 
 
 def test_agent_kill9_keeps_traffic_and_converges_after_restart(dp, lan):
