@@ -2,7 +2,7 @@
 # Installs what building, running and testing Stratus needs on Debian 12, and nothing
 # that is already there: a C compiler (for ring), Python with venv (for the
 # end-to-end tests), psql (to make throw-away test schemas), qemu-img (to make test
-# disk images), the network agent's tools (iproute2, nftables, dnsmasq) with busybox
+# disk images), the network agent's tools (iproute2, nftables, dnsmasq and its dhcp_release) with busybox
 # (DHCP clients in the data-plane tests' guest namespaces), QEMU, xorriso and an SSH
 # client (to boot and reach the test guest), and the Rust toolchain.
 set -euo pipefail
@@ -21,6 +21,7 @@ command -v qemu-img >/dev/null || need+=(qemu-utils)
 command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)
 command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
+command -v dhcp_release >/dev/null || need+=(dnsmasq-utils)
 command -v busybox >/dev/null || need+=(busybox-static)
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v xorriso >/dev/null || need+=(xorriso)

@@ -136,6 +136,17 @@ class Agent:
         self.log.close()
 
 
+def agent_logs(agents):
+    """The tail of each agent's log and whether it still runs, for a failure message."""
+    out = []
+    for a in agents:
+        a.log.flush()
+        with open(a.log.name) as f:
+            tail = f.read()[-3000:]
+        out.append(f"--- agent {a.host} (exit code {a.proc.poll()}):\n{tail}")
+    return "\n".join(out)
+
+
 @pytest.fixture(scope="module")
 def dp():
     # PostgreSQL + NATS when reachable, so bus events reach the agent process at once;
@@ -317,6 +328,24 @@ def test_spoofed_addresses_are_dropped(dp, lan):
     f.dhcp()
     f.run("ip", "addr", "add", "10.51.0.98/24", "dev", "eth0")
     assert f.ping(dhcp_ip, source="10.51.0.98"), "port_security_enabled=false still filtered"
+
+
+def test_a_deleted_ports_address_goes_to_the_next_port_at_once(dp, lan):
+    """dnsmasq keeps leases in memory: the agent must release a deleted port's lease, or
+    the next port given that address (another MAC) gets no answer for a day."""
+    fixed = f"subnet={lan['sub']['id']},ip-address=10.51.0.90"
+    first = bound_port(dp, lan["net"]["id"], unique("first"), "--fixed-ip", fixed)
+    g = guest(dp, first)
+    wait_active(dp, first["id"])
+    assert g.dhcp() == "10.51.0.90"
+    g.destroy()
+    dp.osc("port", "delete", first["id"])
+    second = bound_port(dp, lan["net"]["id"], unique("second"), "--fixed-ip", fixed)
+    assert second["mac_address"] != first["mac_address"]
+    h = guest(dp, second)
+    wait_active(dp, second["id"])
+    assert h.dhcp() == "10.51.0.90"
+    assert h.ping(lan["ips"][0])
 
 
 def test_router_routes_subnets_snat_and_floating_ips(dp):
@@ -609,7 +638,14 @@ def test_two_hosts_carry_one_network_over_vxlan():
         net = cloud.osc("network", "create", unique("vx"))
         cloud.osc("subnet", "create", "--network", net["id"], "--subnet-range", "10.71.0.0/24", unique("vx-sub"))
         # Each agent reports its tunnel address before ports are placed.
-        wait_until("both agents alive", lambda: len(cloud.osc("network", "agent", "list")) == 2, timeout=30)
+        try:
+            def both_alive():
+                assert all(a.proc.poll() is None for a in agents), "an agent exited"
+                return len(cloud.osc("network", "agent", "list")) == 2
+
+            wait_until("both agents alive", both_alive, timeout=60)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; agents: {cloud.osc('network', 'agent', 'list')}\n" + agent_logs(agents)) from e
         ports = [
             cloud.osc("port", "create", "--network", net["id"], "--host", h, unique("vx-vm")) for h in hosts
         ]

@@ -2,8 +2,11 @@
 //! veth leg on the network's bridge carrying the host's DHCP port (its MAC and
 //! addresses), and dnsmasq in it answering only for the ports it knows: static MAC→IP
 //! entries from a hosts file, gateway, DNS servers, host routes and MTU from an options
-//! file. Port changes rewrite the files and send SIGHUP (no restart); a change of
-//! subnets restarts dnsmasq. dnsmasq runs as a daemon of its own, so an agent that dies
+//! file. Port changes rewrite the files and send SIGHUP (no restart); the leases of
+//! entries that went (a deleted port, a changed MAC) are released with `dhcp_release`,
+//! as Neutron does, because dnsmasq keeps them in memory and would refuse the address
+//! to the next port that gets it (or is restarted, where `dhcp_release` is missing). A
+//! change of subnets restarts dnsmasq. dnsmasq runs as a daemon of its own, so an agent that dies
 //! leaves DHCP answering.
 
 use crate::kernel::links::{self, Leg, Link};
@@ -209,9 +212,14 @@ pub async fn converge(s: &DhcpServer, root: &Path, host_links: &[Link], namespac
     let inside = links::list(Some(&s.namespace)).await?;
     links::ensure_leg(&s.namespace, &s.leg, host_links, &inside).await?;
 
+    let old_hosts = std::fs::read_to_string(dir.join("hosts")).unwrap_or_default();
     let files_changed = write_if_changed(&dir.join("hosts"), &s.hosts)? | write_if_changed(&dir.join("opts"), &s.opts)?;
     let args = s.args(&dir);
-    let args_changed = write_if_changed(&dir.join("args"), &args.join("\n"))?;
+    let mut args_changed = write_if_changed(&dir.join("args"), &args.join("\n"))?;
+    let gone = vanished(&old_hosts, &s.hosts);
+    if !gone.is_empty() && !args_changed && running_pid(&dir).is_some() && !release(s, &gone).await {
+        args_changed = true;
+    }
     match running_pid(&dir) {
         Some(pid) if !args_changed => {
             if files_changed {
@@ -227,6 +235,35 @@ pub async fn converge(s: &DhcpServer, root: &Path, host_links: &[Link], namespac
         }
     }
     Ok(created)
+}
+
+/// The (IP, MAC) pairs of `old` hosts-file entries that `new` no longer has.
+fn vanished(old: &str, new: &str) -> Vec<(String, String)> {
+    let pair = |line: &str| {
+        let f: Vec<&str> = line.split(',').collect();
+        (f.len() == 3).then(|| (f[2].to_string(), f[0].to_string()))
+    };
+    let kept: std::collections::HashSet<_> = new.lines().filter_map(pair).collect();
+    old.lines().filter_map(pair).filter(|p| !kept.contains(p)).collect()
+}
+
+/// Tells the running dnsmasq that these leases are over; false when that could not be
+/// done (no `dhcp_release`), so the caller restarts it instead.
+async fn release(s: &DhcpServer, gone: &[(String, String)]) -> bool {
+    for (ip, mac) in gone {
+        let done = tokio::process::Command::new("ip")
+            .args(["netns", "exec", &s.namespace, "dhcp_release", &s.leg.inner, ip, mac])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await;
+        if !matches!(done, Ok(st) if st.success()) {
+            tracing::debug!(network = %s.network_id, ip, "dhcp_release failed: restarting dnsmasq");
+            return false;
+        }
+    }
+    true
 }
 
 async fn wait_gone(pid: i32) {
@@ -347,6 +384,15 @@ mod tests {
         n.subnets[0].enable_dhcp = false;
         assert!(needs_port(&n), "a port on a subnet without DHCP must go");
         assert!(plan("p-", &n, "b", false).is_none());
+    }
+
+    #[test]
+    fn vanished_entries_are_the_released_leases() {
+        let old = "fa:16:3e:00:00:10,host-10-0-0-10,10.0.0.10\nfa:16:3e:00:00:11,host-10-0-0-11,10.0.0.11\n";
+        let new = "fa:16:3e:00:00:12,host-10-0-0-10,10.0.0.10\nfa:16:3e:00:00:11,host-10-0-0-11,10.0.0.11\n";
+        assert_eq!(vanished(old, new), vec![("10.0.0.10".to_string(), "fa:16:3e:00:00:10".to_string())]);
+        assert!(vanished("", new).is_empty());
+        assert_eq!(vanished(old, "").len(), 2);
     }
 
     #[test]

@@ -420,7 +420,8 @@ impl Config {
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
             .map_err(|_| std::io::Error::other("no system randomness"))?;
         let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let tmp = path.with_extension("tmp");
+        // A temporary file of this process alone: agents of one host may start together.
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
