@@ -3,8 +3,10 @@
 # that is already there: a C compiler (for ring), Python with venv (for the
 # end-to-end tests), psql (to make throw-away test schemas), qemu-img (to make test
 # disk images), the network agent's tools (iproute2, nftables, dnsmasq and its dhcp_release) with busybox
-# (DHCP clients in the data-plane tests' guest namespaces), QEMU, xorriso and an SSH
-# client (to boot and reach the test guest), and the Rust toolchain.
+# (DHCP clients in the data-plane tests' guest namespaces), libvirt with QEMU and
+# xorriso (real guests and their config drives; libvirt-dev to build against), an SSH
+# client (to reach the test guest), and the Rust toolchain. As root, it also starts
+# libvirtd where nothing else runs it (see scripts/services.sh).
 set -euo pipefail
 
 SUDO=""
@@ -26,6 +28,9 @@ command -v busybox >/dev/null || need+=(busybox-static)
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v xorriso >/dev/null || need+=(xorriso)
 command -v ssh >/dev/null || need+=(openssh-client)
+command -v libvirtd >/dev/null || need+=(libvirt-daemon libvirt-daemon-driver-qemu)
+command -v virsh >/dev/null || need+=(libvirt-clients)
+pkg-config --exists libvirt 2>/dev/null || need+=(libvirt-dev)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     $SUDO apt-get update -qq
@@ -41,3 +46,7 @@ if ! command -v cargo >/dev/null; then
         export PATH="$HOME/.cargo/bin:$PATH"
     fi
 fi
+
+# Real guests need a libvirt daemon: start one where no service manager does.
+source "$(dirname "$0")/services.sh"
+ensure_libvirt

@@ -28,3 +28,29 @@ drop_test_schemas() {
         "SELECT 'DROP SCHEMA IF EXISTS \"' || nspname || '\" CASCADE;' FROM pg_namespace WHERE nspname LIKE 't\_%' OR nspname LIKE 'e2e\_%'" \
         2>/dev/null | psql -h 127.0.0.1 -U postgres -d test -q >/dev/null 2>&1 || true
 }
+
+# libvirt for real guests. Where no daemon answers (machines without systemd, such as
+# containers and CI), start one by hand with settings that work there: QEMU as root
+# without a security driver, cgroups or mount namespaces. A daemon that already runs
+# (systemd's, on an ordinary host) is left as it is.
+libvirt_up() { virsh -q -c qemu:///system version >/dev/null 2>&1; }
+ensure_libvirt() {
+    command -v libvirtd >/dev/null || return 0
+    [ "$(id -u)" = 0 ] || return 0
+    if libvirt_up; then return 0; fi
+    echo "starting libvirtd"
+    id libvirt-qemu >/dev/null 2>&1 || useradd -r libvirt-qemu
+    mkdir -p /var/log/libvirt /var/run/libvirt /etc/libvirt
+    local conf=/etc/libvirt/qemu.conf
+    touch "$conf"
+    for setting in 'user = "root"' 'group = "root"' 'security_driver = "none"' 'cgroup_controllers = [ ]' 'namespaces = [ ]'; do
+        grep -qxF "$setting" "$conf" || echo "$setting" >> "$conf"
+    done
+    pgrep -x virtlogd >/dev/null || virtlogd -d
+    pgrep -x libvirtd >/dev/null || libvirtd -d
+    for _ in $(seq 1 30); do
+        if libvirt_up; then return 0; fi
+        sleep 0.5
+    done
+    echo "libvirtd did not come up: real guests are not tested" >&2
+}

@@ -74,6 +74,10 @@ class Cloud:
                 "STRATUS_LOG__LEVEL": "warn",
                 # One agent per kernel at a time: the data-plane tests start their own.
                 "STRATUS_NETWORK_AGENT__ENABLED": "false",
+                # Where an agent inside finds the metadata API (its port is a test port).
+                "STRATUS_NETWORK_AGENT__METADATA_URL": f"http://127.0.0.1:{self.metadata_port}",
+                # In-memory guests unless a test asks for real ones (libvirt).
+                "STRATUS_COMPUTE_AGENT__DRIVER": "fake",
             }
         )
         if db_url:
@@ -225,6 +229,18 @@ class Cloud:
         status, headers, _ = self.http("POST", "/v3/auth/tokens?nocatalog", body=body)
         assert status == 201, status
         return headers.get("X-Subject-Token") or headers.get("x-subject-token")
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+GUEST_TOOLS = ["qemu-system-x86_64", "qemu-img", "xorriso", "ssh", "ssh-keygen", "apt-get", "dpkg-deb"]
+
+
+@pytest.fixture(scope="session")
+def guest_image():
+    """The test guest (tests/guest/build-guest.sh): its kernel and initramfs."""
+    out = os.path.join(ROOT, "target", "test-guest")
+    subprocess.run(["bash", os.path.join(ROOT, "tests", "guest", "build-guest.sh"), out], check=True, timeout=600)
+    return os.path.join(out, "vmlinuz"), os.path.join(out, "initrd.img")
 
 
 BACKENDS = ["sqlite", "postgres"]

@@ -15,20 +15,12 @@ import time
 
 import pytest
 
-from conftest import free_port
+from conftest import GUEST_TOOLS, free_port
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TOOLS = ["qemu-system-x86_64", "xorriso", "ssh", "ssh-keygen", "apt-get", "dpkg-deb"]
 pytestmark = pytest.mark.skipif(
-    not all(shutil.which(t) for t in TOOLS), reason="needs QEMU, xorriso, ssh and apt (the README's test command installs them)"
+    not all(shutil.which(t) for t in GUEST_TOOLS),
+    reason="needs QEMU, xorriso, ssh and apt (the README's test command installs them)",
 )
-
-
-@pytest.fixture(scope="module")
-def guest_image():
-    out = os.path.join(ROOT, "target", "test-guest")
-    subprocess.run(["bash", os.path.join(ROOT, "tests", "guest", "build-guest.sh"), out], check=True, timeout=600)
-    return os.path.join(out, "vmlinuz"), os.path.join(out, "initrd.img")
 
 
 def test_guest_boots_takes_its_identity_from_a_config_drive_and_answers_ssh(guest_image):

@@ -5,7 +5,9 @@
 //! One agent process usually runs one host; with the fake driver it can run many
 //! (`stratusd compute-agent --driver fake --fake-hosts 1000`), each with its own driver.
 
+pub mod config_drive;
 pub mod driver;
+pub mod images;
 pub mod protocol;
 
 use driver::HypervisorDriver;
@@ -49,6 +51,15 @@ impl Agent {
 
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.get(name)
+    }
+
+    pub fn host_count(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// The driver of the agent's hosts (`fake`, `libvirt`).
+    pub fn driver_name(&self) -> &'static str {
+        self.hosts.values().next().map_or("none", |h| h.driver.name())
     }
 
     /// Takes commands and reports until the bus closes.

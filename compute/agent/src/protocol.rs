@@ -43,6 +43,9 @@ pub struct GuestSpec {
     pub user_data: Option<String>,
     #[serde(default)]
     pub key_data: Option<String>,
+    /// Files of the config drive (path → base64 content), for drivers that attach one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_drive: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

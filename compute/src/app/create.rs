@@ -390,6 +390,7 @@ impl ComputeService {
             ports,
             user_data: server.doc.get("user_data").and_then(Value::as_str).map(str::to_string),
             key_data: server.doc.get("key_data").and_then(Value::as_str).map(str::to_string),
+            config_drive: None,
         }
     }
 
@@ -412,7 +413,8 @@ impl ComputeService {
         if !self.command_due(&server, Op::Spawn) {
             return Ok(Outcome::Pending);
         }
-        let spec = Self::guest_spec(&server);
+        let mut spec = Self::guest_spec(&server);
+        self.add_config_drive(&server, &mut spec).await?;
         self.send(&mut server, Op::Spawn, Some(spec)).await?;
         Ok(Outcome::Pending)
     }

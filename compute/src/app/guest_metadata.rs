@@ -4,6 +4,8 @@
 use super::ComputeService;
 use crate::metadata::content::{Facts, Metadata};
 use crate::store::Server;
+use base64::Engine;
+use stratus_compute_agent::protocol::GuestSpec;
 
 impl ComputeService {
     /// The documents of `instance`, if it is a live server of `project`.
@@ -14,6 +16,26 @@ impl ComputeService {
         };
         let facts = self.gather(&server).await?;
         Ok(Some(Metadata::build(&facts)))
+    }
+
+    /// Puts the server's metadata on a config drive in `spec`, for hosts whose driver
+    /// attaches one (every real hypervisor; not the fake one, whose guests read nothing).
+    pub(crate) async fn add_config_drive(&self, server: &Server, spec: &mut GuestSpec) -> anyhow::Result<()> {
+        let Some(host) = server.host.as_deref() else { return Ok(()) };
+        if self.store.host_get(host).await?.is_none_or(|h| h.driver == "fake") {
+            return Ok(());
+        }
+        let metadata = Metadata::build(&self.gather(server).await?);
+        let files = metadata
+            .openstack_files()
+            .into_iter()
+            .filter_map(|name| {
+                let (_, body) = metadata.openstack_file(name)?;
+                Some((format!("openstack/latest/{name}"), base64::engine::general_purpose::STANDARD.encode(body)))
+            })
+            .collect();
+        spec.config_drive = Some(files);
+        Ok(())
     }
 
     /// The server's ports, their subnets and networks, and floating IPs.

@@ -109,7 +109,10 @@ impl ComputeService {
             return Err(conflict(format!("Instance {id} is busy with another task.")));
         }
         self.start_action(ctx, &server, "rebuild", request_id).await;
-        let spec = Self::guest_spec(&server);
+        let mut spec = Self::guest_spec(&server);
+        if let Err(e) = self.add_config_drive(&server, &mut spec).await {
+            tracing::warn!(error = %e, "cannot gather the rebuilt server's metadata; its config drive stays as it was");
+        }
         if let Err(e) = self.send(&mut server, Op::Rebuild, Some(spec)).await {
             tracing::warn!(error = %e, "cannot send a rebuild now; the reconciler will");
         }

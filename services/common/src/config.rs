@@ -119,8 +119,23 @@ impl Default for ComputeConfig {
 pub struct ComputeAgentConfig {
     /// Whether all-in-one runs an agent.
     pub enabled: bool,
-    /// `fake` (guests in memory) until the libvirt driver lands.
+    /// `libvirt` (real guests), `fake` (guests in memory, for tests at scale), or `auto`:
+    /// libvirt when a daemon answers at `libvirt_uri`, else fake.
     pub driver: String,
+    pub libvirt_uri: String,
+    /// `kvm`, `qemu` (software emulation) or `auto` (kvm where the CPU can).
+    pub virt_type: String,
+    /// Instance disks, config drives, consoles and the image cache; empty =
+    /// `<data_dir>/compute-agent`.
+    pub state_dir: String,
+    /// The image service the cache downloads from; empty = this config's image address.
+    pub image_url: String,
+    /// How long an image no guest uses stays cached (seconds).
+    pub image_cache_grace_secs: u64,
+    /// How long a guest gets to power off cleanly on stop and soft reboot (seconds).
+    pub shutdown_timeout_secs: u64,
+    /// How long a new guest waits for the network agent to plug its taps (seconds).
+    pub vif_plug_timeout_secs: u64,
     /// Host name (default: the machine's).
     pub host: String,
     pub availability_zone: String,
@@ -139,7 +154,14 @@ impl Default for ComputeAgentConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            driver: "fake".into(),
+            driver: "auto".into(),
+            libvirt_uri: "qemu:///system".into(),
+            virt_type: "auto".into(),
+            state_dir: String::new(),
+            image_url: String::new(),
+            image_cache_grace_secs: 3600,
+            shutdown_timeout_secs: 60,
+            vif_plug_timeout_secs: 300,
             host: String::new(),
             availability_zone: "nova".into(),
             fake_hosts: 1,

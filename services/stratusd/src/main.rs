@@ -109,8 +109,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let mut services = vec![rt.identity_served(identity)?, image, network];
             services.extend(compute);
             if rt.config.compute_agent.enabled {
-                let agent = runtime::compute_agent(&rt.config, rt.bus.clone())?;
-                tracing::info!(driver = %rt.config.compute_agent.driver, "compute agent running");
+                let agent = runtime::compute_agent(&rt.config, rt.bus.clone(), tokens.clone())?;
+                tracing::info!(driver = agent.driver_name(), "compute agent running");
                 agent.report_all().await;
                 tokio::spawn(agent.run());
             }
@@ -174,8 +174,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 config.compute_agent.fake_hosts = n;
             }
             let bus = stratus_common::bus::Bus::connect(&config.bus.url).await?;
-            let agent = runtime::compute_agent(&config, bus)?;
-            tracing::info!(driver = %config.compute_agent.driver, hosts = config.compute_agent.fake_hosts, "compute agent running");
+            let agent = runtime::compute_agent(&config, bus, runtime::service_tokens(&config))?;
+            tracing::info!(driver = agent.driver_name(), hosts = agent.host_count(), "compute agent running");
             agent.report_all().await;
             tokio::select! {
                 r = agent.run() => r,

@@ -297,37 +297,90 @@ pub fn network_agent(config: &Config, tokens: Arc<dyn TokenSource>) -> anyhow::R
     Ok(Arc::new(Agent::new(cfg, stratus_network_agent::client::Client::new(&url, &host, tokens))))
 }
 
-/// The compute agent of this host (or of many fake hosts).
-pub fn compute_agent(config: &Config, bus: Bus) -> anyhow::Result<Arc<stratus_compute_agent::Agent>> {
+/// The driver `[compute_agent] driver` asks for (`auto`: libvirt when it answers).
+pub fn compute_driver(config: &Config) -> String {
+    let c = &config.compute_agent;
+    match c.driver.as_str() {
+        "auto" if stratus_compute_agent::driver::libvirt::reachable(&c.libvirt_uri) => "libvirt".into(),
+        "auto" => "fake".into(),
+        d => d.to_string(),
+    }
+}
+
+/// The compute agent of this host (or of many fake hosts); `tokens` let the libvirt
+/// driver download images.
+pub fn compute_agent(
+    config: &Config,
+    bus: Bus,
+    tokens: Arc<dyn TokenSource>,
+) -> anyhow::Result<Arc<stratus_compute_agent::Agent>> {
     use stratus_compute_agent::driver::fake::{FakeDriver, FakeOptions};
-    use stratus_compute_agent::driver::Capacity;
+    use stratus_compute_agent::driver::libvirt::{detect_virt_type, LibvirtDriver, LibvirtOptions};
+    use stratus_compute_agent::driver::{Capacity, HypervisorDriver};
     let c = &config.compute_agent;
     let base = if c.host.is_empty() { stratus_network_agent::default_host() } else { c.host.clone() };
     anyhow::ensure!(!base.is_empty(), "the compute agent needs a host name: set [compute_agent] host");
-    anyhow::ensure!(
-        c.driver == "fake",
-        "compute driver {:?} is not available in this build: use \"fake\" (libvirt is not implemented yet)",
-        c.driver
-    );
-    let n = c.fake_hosts.max(1);
-    let hosts = (0..n)
-        .map(|i| stratus_compute_agent::Host {
-            name: if n == 1 { base.clone() } else { format!("{base}-fake-{i:04}") },
-            availability_zone: c.availability_zone.clone(),
-            traits: Vec::new(),
-            driver: Arc::new(FakeDriver::new(FakeOptions {
-                capacity: Capacity {
-                    vcpus: c.fake_vcpus,
-                    ram_mb: c.fake_ram_mb,
-                    disk_gb: c.fake_disk_gb,
-                    hypervisor_type: "fake".into(),
+    let report = std::time::Duration::from_secs(c.report_secs.max(1));
+    let secs = std::time::Duration::from_secs;
+    let host = |name: String, driver: Arc<dyn HypervisorDriver>| stratus_compute_agent::Host {
+        name,
+        availability_zone: c.availability_zone.clone(),
+        traits: Vec::new(),
+        driver,
+    };
+    match compute_driver(config).as_str() {
+        "libvirt" => {
+            let state_dir: std::path::PathBuf = if c.state_dir.is_empty() {
+                config.server.data_dir.join("compute-agent")
+            } else {
+                c.state_dir.clone().into()
+            };
+            let image_url = if c.image_url.is_empty() {
+                format!("http://{}:{}", config.server.public_host, config.image.port)
+            } else {
+                c.image_url.clone()
+            };
+            let virt_type = match c.virt_type.as_str() {
+                "auto" => detect_virt_type().to_string(),
+                "kvm" | "qemu" => c.virt_type.clone(),
+                other => anyhow::bail!("[compute_agent] virt_type {other:?}: use auto, kvm or qemu"),
+            };
+            let images =
+                Arc::new(stratus_compute_agent::images::ImageCache::new(state_dir.join("images"), &image_url, tokens)?);
+            let driver = LibvirtDriver::new(
+                LibvirtOptions {
+                    uri: c.libvirt_uri.clone(),
+                    virt_type,
+                    state_dir,
+                    image_cache_grace: secs(c.image_cache_grace_secs),
+                    shutdown_timeout: secs(c.shutdown_timeout_secs),
+                    vif_plug_timeout: secs(c.vif_plug_timeout_secs.max(1)),
                 },
-                boot_delay: std::time::Duration::from_millis(c.fake_boot_delay_ms),
-                failure_rate: c.fake_failure_rate,
-            })) as Arc<dyn stratus_compute_agent::driver::HypervisorDriver>,
-        })
-        .collect();
-    Ok(stratus_compute_agent::Agent::new(&base, hosts, bus, std::time::Duration::from_secs(c.report_secs.max(1))))
+                images,
+            )?;
+            Ok(stratus_compute_agent::Agent::new(&base, vec![host(base.clone(), Arc::new(driver))], bus, report))
+        }
+        "fake" => {
+            let n = c.fake_hosts.max(1);
+            let hosts = (0..n)
+                .map(|i| {
+                    let driver = Arc::new(FakeDriver::new(FakeOptions {
+                        capacity: Capacity {
+                            vcpus: c.fake_vcpus,
+                            ram_mb: c.fake_ram_mb,
+                            disk_gb: c.fake_disk_gb,
+                            hypervisor_type: "fake".into(),
+                        },
+                        boot_delay: std::time::Duration::from_millis(c.fake_boot_delay_ms),
+                        failure_rate: c.fake_failure_rate,
+                    }));
+                    host(if n == 1 { base.clone() } else { format!("{base}-fake-{i:04}") }, driver)
+                })
+                .collect();
+            Ok(stratus_compute_agent::Agent::new(&base, hosts, bus, report))
+        }
+        other => anyhow::bail!("compute driver {other:?} does not exist: use libvirt, fake or auto"),
+    }
 }
 
 /// The service user's password tokens, for processes without identity inside.

@@ -1,7 +1,8 @@
 //! Hypervisor drivers: what runs guests on a host. `fake` keeps guests in memory (tests
-//! and benchmarks at scale); `libvirt` runs real guests (the compute agent issue).
+//! and benchmarks at scale); `libvirt` runs real guests.
 
 pub mod fake;
+pub mod libvirt;
 
 use crate::protocol::{GuestSpec, GuestState, PortSpec};
 use futures::future::BoxFuture;

@@ -1,0 +1,181 @@
+//! A server's libvirt domain, as XML: built from the flavor (vCPUs, RAM), the boot disk
+//! (a qcow2 overlay), an optional kernel and initramfs (direct kernel boot), the config
+//! drive, one NIC per port and a serial console written to a file.
+
+use crate::protocol::PortSpec;
+use std::fmt::Write;
+use std::path::PathBuf;
+
+/// Domains we own are named by this prefix and the server id.
+pub const PREFIX: &str = "stratus-";
+
+pub fn domain_name(server_id: &str) -> String {
+    format!("{PREFIX}{server_id}")
+}
+
+/// The server a domain name belongs to, if we own it.
+pub fn server_of(name: &str) -> Option<&str> {
+    name.strip_prefix(PREFIX).filter(|s| !s.is_empty())
+}
+
+/// The tap of a port: the name the network agent looks for (`tap` and the first 11
+/// characters of the port id, as Neutron's Linux bridge agent).
+pub fn tap_name(port_id: &str) -> String {
+    format!("tap{}", &port_id[..port_id.len().min(11)])
+}
+
+/// Everything a domain is made of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainSpec {
+    pub server_id: String,
+    /// `kvm` or `qemu` (software emulation).
+    pub virt_type: String,
+    pub vcpus: i64,
+    pub ram_mb: i64,
+    pub disk: PathBuf,
+    /// Direct kernel boot: kernel, initramfs and command line.
+    pub kernel: Option<PathBuf>,
+    pub initrd: Option<PathBuf>,
+    pub cmdline: String,
+    pub config_drive: Option<PathBuf>,
+    pub ports: Vec<PortSpec>,
+    pub console_log: PathBuf,
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('\'', "&apos;").replace('"', "&quot;")
+}
+
+fn path(p: &std::path::Path) -> String {
+    esc(&p.display().to_string())
+}
+
+/// One NIC: libvirt makes the tap (type `ethernet`), the network agent plugs it into the
+/// network's bridge and applies the port's rules.
+pub fn interface_xml(port: &PortSpec) -> String {
+    format!(
+        "<interface type='ethernet'><mac address='{}'/><target dev='{}'/><model type='virtio'/></interface>",
+        esc(&port.mac_address.to_lowercase()),
+        esc(&tap_name(&port.id))
+    )
+}
+
+impl DomainSpec {
+    pub fn xml(&self) -> String {
+        let mut x = String::new();
+        let _ = write!(
+            x,
+            "<domain type='{}'>\n  <name>{}</name>\n  <uuid>{}</uuid>\n  <memory unit='MiB'>{}</memory>\n  <vcpu>{}</vcpu>\n",
+            esc(&self.virt_type),
+            esc(&domain_name(&self.server_id)),
+            esc(&self.server_id),
+            self.ram_mb.max(1),
+            self.vcpus.max(1)
+        );
+        x.push_str("  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n");
+        if let Some(k) = &self.kernel {
+            let _ = writeln!(x, "    <kernel>{}</kernel>", path(k));
+            if let Some(i) = &self.initrd {
+                let _ = writeln!(x, "    <initrd>{}</initrd>", path(i));
+            }
+            let _ = writeln!(x, "    <cmdline>{}</cmdline>", esc(&self.cmdline));
+        } else {
+            x.push_str("    <boot dev='hd'/>\n");
+        }
+        x.push_str("  </os>\n  <features><acpi/><apic/></features>\n");
+        if self.virt_type == "kvm" {
+            x.push_str("  <cpu mode='host-passthrough'/>\n");
+        }
+        x.push_str("  <clock offset='utc'/>\n");
+        x.push_str(
+            "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>\n",
+        );
+        x.push_str("  <devices>\n");
+        let _ = writeln!(
+            x,
+            "    <disk type='file' device='disk'><driver name='qemu' type='qcow2' cache='none'/><source file='{}'/><target dev='vda' bus='virtio'/></disk>",
+            path(&self.disk)
+        );
+        if let Some(d) = &self.config_drive {
+            let _ = writeln!(
+                x,
+                "    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/><target dev='vdb' bus='virtio'/><readonly/></disk>",
+                path(d)
+            );
+        }
+        for p in &self.ports {
+            let _ = writeln!(x, "    {}", interface_xml(p));
+        }
+        let _ = writeln!(
+            x,
+            "    <serial type='file'><source path='{}' append='on'/><target port='0'/></serial>",
+            path(&self.console_log)
+        );
+        x.push_str("    <memballoon model='none'/>\n  </devices>\n</domain>\n");
+        x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> DomainSpec {
+        DomainSpec {
+            server_id: "0b9a6c1e-2f3d-4e5f-8a9b-0c1d2e3f4a5b".into(),
+            virt_type: "qemu".into(),
+            vcpus: 2,
+            ram_mb: 256,
+            disk: "/var/lib/s/instances/x/disk".into(),
+            kernel: Some("/var/lib/s/images/k".into()),
+            initrd: Some("/var/lib/s/images/r".into()),
+            cmdline: "console=ttyS0 quiet".into(),
+            config_drive: Some("/var/lib/s/instances/x/disk.config".into()),
+            ports: vec![PortSpec {
+                id: "5e6f7a8b-9c0d-1e2f-3a4b-5c6d7e8f9a0b".into(),
+                mac_address: "FA:16:3E:00:00:01".into(),
+                network_id: "n".into(),
+            }],
+            console_log: "/var/lib/s/instances/x/console.log".into(),
+        }
+    }
+
+    #[test]
+    fn a_domain_from_flavor_disks_nics_and_console() {
+        let x = spec().xml();
+        assert!(x.starts_with("<domain type='qemu'>"), "{x}");
+        assert!(x.contains("<name>stratus-0b9a6c1e-2f3d-4e5f-8a9b-0c1d2e3f4a5b</name>"));
+        assert!(x.contains("<uuid>0b9a6c1e-2f3d-4e5f-8a9b-0c1d2e3f4a5b</uuid>"));
+        assert!(x.contains("<memory unit='MiB'>256</memory>") && x.contains("<vcpu>2</vcpu>"));
+        assert!(
+            x.contains("<kernel>/var/lib/s/images/k</kernel>") && x.contains("<cmdline>console=ttyS0 quiet</cmdline>")
+        );
+        assert!(!x.contains("<boot dev='hd'/>"), "direct kernel boot has no boot device");
+        assert!(x.contains(
+            "<source file='/var/lib/s/instances/x/disk.config'/><target dev='vdb' bus='virtio'/><readonly/>"
+        ));
+        assert!(x.contains("<mac address='fa:16:3e:00:00:01'/><target dev='tap5e6f7a8b-9c'/>"));
+        assert!(x.contains("<serial type='file'><source path='/var/lib/s/instances/x/console.log' append='on'/>"));
+        assert!(!x.contains("host-passthrough"));
+    }
+
+    #[test]
+    fn disk_boot_kvm_and_escaping() {
+        let mut s = spec();
+        s.kernel = None;
+        s.virt_type = "kvm".into();
+        s.config_drive = None;
+        s.disk = "/tmp/a'b&c".into();
+        let x = s.xml();
+        assert!(x.contains("<boot dev='hd'/>") && x.contains("host-passthrough"));
+        assert!(x.contains("/tmp/a&apos;b&amp;c") && !x.contains("vdb"));
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(server_of(&domain_name("abc")), Some("abc"));
+        assert_eq!(server_of("other-vm"), None);
+        assert_eq!(server_of("stratus-"), None);
+        assert_eq!(tap_name("1234567890abcdef"), "tap1234567890a");
+    }
+}

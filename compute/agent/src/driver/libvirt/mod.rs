@@ -1,0 +1,600 @@
+//! The libvirt driver: real guests under QEMU (`kvm` where the host has working hardware
+//! virtualisation, `qemu` software emulation otherwise).
+//!
+//! Per server, under `<state_dir>/instances/<server id>/`: `disk` (a qcow2 overlay on
+//! the cached image, sized to the flavor), `disk.config` (the config drive),
+//! `console.log` (the serial console) and `images` (the cached images it needs). The
+//! domain `stratus-<server id>` is persistent, so guests outlive the agent: after a
+//! restart the agent finds them in libvirt and reports them as they are.
+
+pub mod domain;
+
+use super::{Capacity, HypervisorDriver};
+use crate::images::{CachedImage, ImageCache};
+use crate::protocol::{power, GuestSpec, GuestState, PortSpec};
+use anyhow::Context;
+use domain::{domain_name, interface_xml, server_of, tap_name, DomainSpec};
+use futures::future::BoxFuture;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use virt::connect::Connect;
+use virt::domain::{Domain, DomainState};
+use virt::enumutil::Enum;
+use virt::error::ErrorNumber;
+
+#[derive(Debug, Clone)]
+pub struct LibvirtOptions {
+    pub uri: String,
+    /// `kvm` or `qemu`; see [`detect_virt_type`].
+    pub virt_type: String,
+    pub state_dir: PathBuf,
+    /// How long an unused image stays in the cache.
+    pub image_cache_grace: Duration,
+    /// How long a guest gets to power off on ACPI before it is cut off.
+    pub shutdown_timeout: Duration,
+    /// How long a new guest's taps may wait for the network agent to plug them.
+    pub vif_plug_timeout: Duration,
+}
+
+/// `kvm` when `/dev/kvm` opens and the CPU has hardware virtualisation (VMX or SVM);
+/// `qemu` otherwise (a paravirtual `/dev/kvm` cannot run ordinary guests).
+pub fn detect_virt_type() -> &'static str {
+    let kvm = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let hw =
+        cpu.lines().filter(|l| l.starts_with("flags")).any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
+    if kvm && hw {
+        "kvm"
+    } else {
+        "qemu"
+    }
+}
+
+/// Whether a libvirt daemon answers at `uri`.
+pub fn reachable(uri: &str) -> bool {
+    Connect::open(Some(uri)).is_ok_and(|c| c.is_alive().unwrap_or(false))
+}
+
+pub struct LibvirtDriver {
+    opts: LibvirtOptions,
+    conn: Mutex<Option<Connect>>,
+    images: Arc<ImageCache>,
+    capacity: Capacity,
+    last_gc: Mutex<Instant>,
+}
+
+fn no_domain(e: &virt::error::Error) -> bool {
+    e.code() == Enum::Known(ErrorNumber::NoDomain)
+}
+
+fn lv(e: virt::error::Error) -> anyhow::Error {
+    anyhow::anyhow!("libvirt: {}", e.message())
+}
+
+fn power_of(d: &Domain) -> i64 {
+    match d.state() {
+        Ok((Enum::Known(DomainState::Running | DomainState::Blocked), _)) => power::RUNNING,
+        Ok((Enum::Known(DomainState::Paused | DomainState::PMSuspended), _)) => power::PAUSED,
+        Ok((Enum::Known(DomainState::Shutdown | DomainState::Shutoff), _)) => power::SHUTDOWN,
+        Ok((Enum::Known(DomainState::Crashed), _)) => power::CRASHED,
+        _ => power::NOSTATE,
+    }
+}
+
+async fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = tokio::process::Command::new(program)
+        .args(args)
+        .output()
+        .await
+        .with_context(|| format!("cannot run {program}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{program} {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+/// The size a disk image shows the guest, in bytes.
+async fn virtual_size(path: &Path) -> anyhow::Result<u64> {
+    let info: serde_json::Value =
+        serde_json::from_str(&run("qemu-img", &["info", "-U", "--output=json", &path.display().to_string()]).await?)?;
+    info["virtual-size"].as_u64().ok_or_else(|| anyhow::anyhow!("qemu-img shows no size for {}", path.display()))
+}
+
+const GIB: u64 = 1 << 30;
+
+impl LibvirtDriver {
+    /// Connects to libvirt (which must answer) and reads the host's capacity.
+    pub fn new(opts: LibvirtOptions, images: Arc<ImageCache>) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(opts.state_dir.join("instances"))
+            .with_context(|| format!("cannot create {}", opts.state_dir.display()))?;
+        let conn = Connect::open(Some(&opts.uri))
+            .map_err(|e| anyhow::anyhow!("cannot reach libvirt at {}: {}", opts.uri, e.message()))?;
+        let node = conn.node_info().map_err(lv)?;
+        let disk_gb = nix::sys::statvfs::statvfs(&opts.state_dir)
+            .map(|s| s.blocks() * s.fragment_size() / GIB)
+            .unwrap_or(0) as i64;
+        let capacity = Capacity {
+            vcpus: node.cpus as i64,
+            ram_mb: (node.memory / 1024) as i64,
+            disk_gb,
+            hypervisor_type: "QEMU".into(),
+        };
+        tracing::info!(uri = %opts.uri, virt_type = %opts.virt_type, ?capacity, "libvirt driver ready");
+        Ok(Self { opts, conn: Mutex::new(Some(conn)), images, capacity, last_gc: Mutex::new(Instant::now()) })
+    }
+
+    pub fn images(&self) -> &ImageCache {
+        &self.images
+    }
+
+    fn instance_dir(&self, server_id: &str) -> PathBuf {
+        self.opts.state_dir.join("instances").join(server_id)
+    }
+
+    /// The connection, reopened if libvirtd restarted.
+    fn conn(&self) -> anyhow::Result<Connect> {
+        let mut guard = self.conn.lock().unwrap();
+        if let Some(c) = guard.as_ref() {
+            if c.is_alive().unwrap_or(false) {
+                return Ok(c.clone());
+            }
+        }
+        let c = Connect::open(Some(&self.opts.uri)).map_err(lv)?;
+        *guard = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Runs blocking libvirt calls off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(Connect) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let conn = self.conn()?;
+        tokio::task::spawn_blocking(move || f(conn)).await?
+    }
+
+    /// The server's domain, if it has one.
+    fn lookup(conn: &Connect, server_id: &str) -> anyhow::Result<Option<Domain>> {
+        match conn.lookup_domain_by_name(&domain_name(server_id)) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if no_domain(&e) => Ok(None),
+            Err(e) => Err(lv(e)),
+        }
+    }
+
+    async fn domain(&self, server_id: &str) -> anyhow::Result<Option<Domain>> {
+        let id = server_id.to_string();
+        self.blocking(move |c| Self::lookup(&c, &id)).await
+    }
+
+    async fn must_domain(&self, server_id: &str) -> anyhow::Result<Domain> {
+        self.domain(server_id).await?.ok_or_else(|| anyhow::anyhow!("server {server_id} has no guest on this host"))
+    }
+
+    /// Starts a domain that is not running; answers its power state.
+    async fn power_on(&self, d: Domain) -> anyhow::Result<i64> {
+        tokio::task::spawn_blocking(move || {
+            if !d.is_active().map_err(lv)? {
+                d.create().map_err(lv)?;
+            }
+            Ok(power_of(&d))
+        })
+        .await?
+    }
+
+    /// ACPI power-off, then cut off after the shutdown timeout.
+    async fn power_off(&self, d: Domain) -> anyhow::Result<i64> {
+        let timeout = self.opts.shutdown_timeout;
+        tokio::task::spawn_blocking(move || {
+            if d.is_active().map_err(lv)? {
+                let _ = d.shutdown();
+                let deadline = Instant::now() + timeout;
+                while Instant::now() < deadline && d.is_active().unwrap_or(false) {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                if d.is_active().map_err(lv)? {
+                    d.destroy().map_err(lv)?;
+                }
+            }
+            Ok(power_of(&d))
+        })
+        .await?
+    }
+
+    /// The images a spec needs (disk, and kernel and ramdisk for direct boot), cached.
+    async fn images_for(
+        &self,
+        spec: &GuestSpec,
+    ) -> anyhow::Result<(CachedImage, Option<CachedImage>, Option<CachedImage>)> {
+        let disk = self.images.get(&spec.image_id).await?;
+        let fmt = disk.disk_format().to_string();
+        anyhow::ensure!(
+            matches!(fmt.as_str(), "raw" | "qcow2" | "ami"),
+            "image {} is {fmt}: this host boots raw and qcow2 images",
+            spec.image_id
+        );
+        let kernel = match disk.property("kernel_id") {
+            Some(k) => Some(self.images.get(k).await?),
+            None => None,
+        };
+        let ramdisk = match disk.property("ramdisk_id") {
+            Some(r) => Some(self.images.get(r).await?),
+            None => None,
+        };
+        Ok((disk, kernel, ramdisk))
+    }
+
+    /// Makes the disk overlay and config drive of a spec in the instance directory.
+    async fn make_disks(&self, server_id: &str, spec: &GuestSpec, image: &CachedImage) -> anyhow::Result<()> {
+        let dir = self.instance_dir(server_id);
+        std::fs::create_dir_all(&dir)?;
+        let disk = dir.join("disk");
+        let _ = std::fs::remove_file(&disk);
+        let base_fmt = if image.disk_format() == "qcow2" { "qcow2" } else { "raw" };
+        let size = (spec.disk_gb.max(0) as u64 * GIB).max(virtual_size(&image.path).await?);
+        run(
+            "qemu-img",
+            &[
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-F",
+                base_fmt,
+                "-b",
+                &image.path.display().to_string(),
+                &disk.display().to_string(),
+                &size.to_string(),
+            ],
+        )
+        .await?;
+        // A spec without drive files (a rebuild resent after a restart) keeps the old drive.
+        if let Some(files) = &spec.config_drive {
+            crate::config_drive::build(files, &dir.join("disk.config")).await?;
+        }
+        Ok(())
+    }
+
+    /// The domain a spec describes, with the instance directory's files.
+    fn domain_spec(
+        &self,
+        server_id: &str,
+        spec: &GuestSpec,
+        images: &(CachedImage, Option<CachedImage>, Option<CachedImage>),
+    ) -> DomainSpec {
+        let dir = self.instance_dir(server_id);
+        let (disk, kernel, ramdisk) = images;
+        let drive = dir.join("disk.config");
+        DomainSpec {
+            server_id: server_id.to_string(),
+            virt_type: self.opts.virt_type.clone(),
+            vcpus: spec.vcpus,
+            ram_mb: spec.ram_mb,
+            disk: dir.join("disk"),
+            kernel: kernel.as_ref().map(|k| k.path.clone()),
+            initrd: ramdisk.as_ref().map(|r| r.path.clone()),
+            cmdline: disk.property("os_command_line").unwrap_or("console=ttyS0").to_string(),
+            config_drive: drive.exists().then_some(drive),
+            ports: spec.ports.clone(),
+            console_log: dir.join("console.log"),
+        }
+    }
+
+    /// Records which cached images the server uses (the cache keeps them).
+    fn record_images(
+        &self,
+        server_id: &str,
+        images: &(CachedImage, Option<CachedImage>, Option<CachedImage>),
+    ) -> anyhow::Result<()> {
+        let ids: Vec<&str> = [Some(&images.0), images.1.as_ref(), images.2.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|i| i.id.as_str())
+            .collect();
+        std::fs::write(self.instance_dir(server_id).join("images"), ids.join("\n"))?;
+        Ok(())
+    }
+
+    /// Defines (replacing any older definition) and optionally starts the domain.
+    async fn define(&self, ds: DomainSpec, start: bool) -> anyhow::Result<i64> {
+        let console = ds.console_log.clone();
+        if !console.exists() {
+            std::fs::write(&console, b"")?;
+        }
+        let id = ds.server_id.clone();
+        self.blocking(move |c| {
+            if let Some(old) = Self::lookup(&c, &id)? {
+                if old.is_active().map_err(lv)? {
+                    old.destroy().map_err(lv)?;
+                }
+                old.undefine().map_err(lv)?;
+            }
+            let d = c.define_domain_xml(&ds.xml()).map_err(lv)?;
+            if start {
+                d.create().map_err(lv)?;
+            }
+            Ok(power_of(&d))
+        })
+        .await
+    }
+
+    /// Waits until the network agent has plugged each port's tap into its bridge.
+    async fn wait_plugged(&self, ports: &[PortSpec]) -> anyhow::Result<()> {
+        let deadline = Instant::now() + self.opts.vif_plug_timeout;
+        for p in ports {
+            let master = PathBuf::from("/sys/class/net").join(tap_name(&p.id)).join("master");
+            while !master.exists() {
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "the network agent did not plug port {} within {:?}",
+                    p.id,
+                    self.opts.vif_plug_timeout
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes cached images no server uses, at most once a minute.
+    fn collect_images(&self) {
+        {
+            let mut last = self.last_gc.lock().unwrap();
+            if last.elapsed() < Duration::from_secs(60).min(self.opts.image_cache_grace) {
+                return;
+            }
+            *last = Instant::now();
+        }
+        let mut in_use = HashSet::new();
+        if let Ok(entries) = std::fs::read_dir(self.opts.state_dir.join("instances")) {
+            for e in entries.flatten() {
+                let ids = std::fs::read_to_string(e.path().join("images")).unwrap_or_default();
+                in_use.extend(ids.lines().map(str::to_string));
+            }
+        }
+        self.images.remove_unused(&in_use, self.opts.image_cache_grace);
+    }
+
+    async fn spawn_guest(&self, server_id: &str, spec: &GuestSpec) -> anyhow::Result<i64> {
+        if let Some(d) = self.domain(server_id).await? {
+            // Spawned before (a repeated command): make sure it runs.
+            return self.power_on(d).await;
+        }
+        let images = self.images_for(spec).await?;
+        self.make_disks(server_id, spec, &images.0).await?;
+        self.record_images(server_id, &images)?;
+        let power = self.define(self.domain_spec(server_id, spec, &images), true).await?;
+        self.wait_plugged(&spec.ports).await?;
+        Ok(power)
+    }
+
+    async fn destroy_guest(&self, server_id: &str) -> anyhow::Result<()> {
+        let id = server_id.to_string();
+        self.blocking(move |c| {
+            if let Some(d) = Self::lookup(&c, &id)? {
+                if d.is_active().map_err(lv)? {
+                    d.destroy().map_err(lv)?;
+                }
+                match d.undefine() {
+                    Err(e) if !no_domain(&e) => return Err(lv(e)),
+                    _ => {}
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        let dir = self.instance_dir(server_id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+        }
+        self.collect_images();
+        Ok(())
+    }
+
+    /// Re-defines the domain from `spec` (new disk when `fresh_disk`), keeping whether it ran.
+    async fn redefine(&self, server_id: &str, spec: &GuestSpec, fresh_disk: bool) -> anyhow::Result<i64> {
+        let d = self.must_domain(server_id).await?;
+        let was_running = tokio::task::spawn_blocking(move || d.is_active().map_err(lv)).await??;
+        let images = self.images_for(spec).await?;
+        let dir = self.instance_dir(server_id);
+        if fresh_disk || !dir.join("disk").exists() {
+            // The guest must be off before its disk is replaced.
+            let d = self.must_domain(server_id).await?;
+            self.blocking(move |_| {
+                if d.is_active().map_err(lv)? {
+                    d.destroy().map_err(lv)?;
+                }
+                Ok(())
+            })
+            .await?;
+            self.make_disks(server_id, spec, &images.0).await?;
+        } else {
+            let want = spec.disk_gb.max(0) as u64 * GIB;
+            let disk = dir.join("disk");
+            if want > virtual_size(&disk).await? {
+                let d = self.must_domain(server_id).await?;
+                self.blocking(move |_| {
+                    if d.is_active().map_err(lv)? {
+                        d.destroy().map_err(lv)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+                run("qemu-img", &["resize", "-q", &disk.display().to_string(), &want.to_string()]).await?;
+            }
+        }
+        self.record_images(server_id, &images)?;
+        self.define(self.domain_spec(server_id, spec, &images), was_running).await
+    }
+}
+
+impl HypervisorDriver for LibvirtDriver {
+    fn name(&self) -> &'static str {
+        "libvirt"
+    }
+
+    fn capacity(&self) -> Capacity {
+        self.capacity.clone()
+    }
+
+    fn spawn<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(self.spawn_guest(server_id, spec))
+    }
+
+    fn destroy<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(self.destroy_guest(server_id))
+    }
+
+    fn stop<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(async move {
+            let d = self.must_domain(server_id).await?;
+            self.power_off(d).await
+        })
+    }
+
+    fn start<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(async move {
+            let d = self.must_domain(server_id).await?;
+            self.power_on(d).await
+        })
+    }
+
+    fn reboot<'a>(&'a self, server_id: &'a str, hard: bool) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(async move {
+            let d = self.must_domain(server_id).await?;
+            if hard {
+                let d2 = d.clone();
+                tokio::task::spawn_blocking(move || {
+                    if d2.is_active().map_err(lv)? {
+                        d2.destroy().map_err(lv)?;
+                    }
+                    Ok::<_, anyhow::Error>(())
+                })
+                .await??;
+            } else {
+                // As Nova: a clean shutdown, then power on (a guest that ignores ACPI
+                // is cut off after the shutdown timeout).
+                self.power_off(d.clone()).await?;
+            }
+            self.power_on(d).await
+        })
+    }
+
+    fn rebuild<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(self.redefine(server_id, spec, true))
+    }
+
+    fn resize<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(self.redefine(server_id, spec, false))
+    }
+
+    fn attach_interface<'a>(&'a self, server_id: &'a str, port: &'a PortSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(async move {
+            let d = self.must_domain(server_id).await?;
+            let xml = interface_xml(port);
+            let tap = tap_name(&port.id);
+            let power = tokio::task::spawn_blocking(move || {
+                let current = d.xml_desc(0).map_err(lv)?;
+                if !current.contains(&format!("dev='{tap}'")) {
+                    let live = d.is_active().map_err(lv)?;
+                    let flags =
+                        virt::sys::VIR_DOMAIN_AFFECT_CONFIG | if live { virt::sys::VIR_DOMAIN_AFFECT_LIVE } else { 0 };
+                    d.attach_device_flags(&xml, flags).map_err(lv)?;
+                }
+                Ok::<_, anyhow::Error>(power_of(&d))
+            })
+            .await??;
+            if power == power::RUNNING {
+                self.wait_plugged(std::slice::from_ref(port)).await?;
+            }
+            Ok(power)
+        })
+    }
+
+    fn detach_interface<'a>(&'a self, server_id: &'a str, port_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(async move {
+            let d = self.must_domain(server_id).await?;
+            let tap = tap_name(port_id);
+            tokio::task::spawn_blocking(move || {
+                let current = d.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE).map_err(lv)?;
+                if let Some(mac) = mac_of_tap(&current, &tap) {
+                    let live = d.is_active().map_err(lv)?;
+                    let flags =
+                        virt::sys::VIR_DOMAIN_AFFECT_CONFIG | if live { virt::sys::VIR_DOMAIN_AFFECT_LIVE } else { 0 };
+                    let xml =
+                        interface_xml(&PortSpec { id: port_id_of(&tap), mac_address: mac, network_id: String::new() });
+                    d.detach_device_flags(&xml, flags).map_err(lv)?;
+                }
+                Ok(power_of(&d))
+            })
+            .await?
+        })
+    }
+
+    fn guests(&self) -> BoxFuture<'_, anyhow::Result<Vec<GuestState>>> {
+        Box::pin(async move {
+            self.collect_images();
+            self.blocking(|c| {
+                let domains = c.list_all_domains(0).map_err(lv)?;
+                Ok(domains
+                    .iter()
+                    .filter_map(|d| {
+                        let name = d.name().ok()?;
+                        let id = server_of(&name)?.to_string();
+                        Some(GuestState { server_id: id, power_state: power_of(d) })
+                    })
+                    .collect())
+            })
+            .await
+        })
+    }
+
+    fn console_log<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<String>> {
+        Box::pin(async move {
+            let path = self.instance_dir(server_id).join("console.log");
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("server {server_id} has no console on this host"))?;
+            // The last megabyte is plenty for `console log show`.
+            let tail = &bytes[bytes.len().saturating_sub(1 << 20)..];
+            Ok(String::from_utf8_lossy(tail).to_string())
+        })
+    }
+}
+
+/// The MAC of the interface whose tap is `tap`, in a domain's XML.
+fn mac_of_tap(xml: &str, tap: &str) -> Option<String> {
+    xml.split("<interface").skip(1).find(|i| i.contains(&format!("dev='{tap}'"))).and_then(|i| {
+        let at = i.find("<mac address='")? + "<mac address='".len();
+        Some(i[at..].split('\'').next()?.to_string())
+    })
+}
+
+/// The port-id prefix a tap carries (enough for [`interface_xml`] to name the tap).
+fn port_id_of(tap: &str) -> String {
+    tap.trim_start_matches("tap").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_mac_of_a_tap() {
+        let xml = "<domain><devices><interface type='ethernet'>\n<mac address='52:54:00:aa:bb:cc'/>\n<target dev='tap111'/></interface>\
+                   <interface type='ethernet'><mac address='fa:16:3e:00:00:02'/><target dev='tap222'/></interface></devices></domain>";
+        assert_eq!(mac_of_tap(xml, "tap222").as_deref(), Some("fa:16:3e:00:00:02"));
+        assert_eq!(mac_of_tap(xml, "tap111").as_deref(), Some("52:54:00:aa:bb:cc"));
+        assert_eq!(mac_of_tap(xml, "tap333"), None);
+        assert_eq!(tap_name(&port_id_of("tap0123456789a")), "tap0123456789a");
+    }
+
+    #[test]
+    fn virt_type_is_kvm_or_qemu() {
+        assert!(matches!(detect_virt_type(), "kvm" | "qemu"));
+    }
+}

@@ -1,0 +1,239 @@
+//! The image cache of a host: each image is downloaded once from the image service,
+//! its sha512 (`os_hash_value`, else the md5 `checksum`) verified on the way, and kept
+//! read-only under `<dir>/<image id>` for every guest made from it (their disks are
+//! qcow2 overlays on it). Entries no guest uses are removed after a grace time.
+
+use anyhow::Context;
+use serde_json::Value;
+use sha2::Digest;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use stratus_common::auth::service_token::TokenSource;
+
+/// An image present on this host.
+#[derive(Debug, Clone)]
+pub struct CachedImage {
+    pub id: String,
+    pub path: PathBuf,
+    /// The image service's view of it (disk_format, properties such as kernel_id).
+    pub doc: Value,
+}
+
+impl CachedImage {
+    pub fn disk_format(&self) -> &str {
+        self.doc["disk_format"].as_str().unwrap_or("raw")
+    }
+
+    /// A property the image carries (Glance puts properties at the top level).
+    pub fn property(&self, name: &str) -> Option<&str> {
+        self.doc[name].as_str().filter(|s| !s.is_empty())
+    }
+}
+
+pub struct ImageCache {
+    dir: PathBuf,
+    base_url: String,
+    tokens: Arc<dyn TokenSource>,
+    http: reqwest::Client,
+    /// Downloads of one image happen once, whoever asks.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    downloads: AtomicU64,
+    hits: AtomicU64,
+}
+
+fn doc_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.json"))
+}
+
+/// Image ids become file names: only what an id can hold.
+fn check_id(id: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+        "invalid image id {id:?}"
+    );
+    Ok(())
+}
+
+impl ImageCache {
+    pub fn new(dir: PathBuf, base_url: &str, tokens: Arc<dyn TokenSource>) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Self {
+            dir,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            tokens,
+            http: reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build()?,
+            locks: Mutex::new(HashMap::new()),
+            downloads: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+        })
+    }
+
+    /// (downloads, cache hits) since the agent started.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.downloads.load(Ordering::Relaxed), self.hits.load(Ordering::Relaxed))
+    }
+
+    /// The image, downloaded and verified if this host does not have it yet.
+    pub async fn get(&self, id: &str) -> anyhow::Result<CachedImage> {
+        check_id(id)?;
+        let lock = self.locks.lock().unwrap().entry(id.to_string()).or_default().clone();
+        let _guard = lock.lock().await;
+        let path = self.dir.join(id);
+        if let (true, Ok(text)) = (path.exists(), std::fs::read_to_string(doc_path(&self.dir, id))) {
+            if let Ok(doc) = serde_json::from_str(&text) {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                touch(&path);
+                return Ok(CachedImage { id: id.to_string(), path, doc });
+            }
+        }
+        let doc = self.fetch_doc(id).await?;
+        anyhow::ensure!(doc["status"] == "active", "image {id} is {} (not active)", doc["status"]);
+        self.download(id, &doc, &path).await?;
+        std::fs::write(doc_path(&self.dir, id), doc.to_string())?;
+        self.downloads.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(image = id, size = doc["size"].as_i64().unwrap_or(0), "image downloaded into the cache");
+        Ok(CachedImage { id: id.to_string(), path, doc })
+    }
+
+    async fn fetch_doc(&self, id: &str) -> anyhow::Result<Value> {
+        let token = self.tokens.token().await?;
+        let resp = self
+            .http
+            .get(format!("{}/v2/images/{id}", self.base_url))
+            .header("X-Auth-Token", token)
+            .send()
+            .await
+            .context("cannot reach the image service")?;
+        anyhow::ensure!(resp.status().is_success(), "image {id}: the image service answered {}", resp.status());
+        Ok(resp.json().await?)
+    }
+
+    async fn download(&self, id: &str, doc: &Value, path: &Path) -> anyhow::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let token = self.tokens.token().await?;
+        let mut resp = self
+            .http
+            .get(format!("{}/v2/images/{id}/file", self.base_url))
+            .header("X-Auth-Token", token)
+            .send()
+            .await
+            .context("cannot reach the image service")?;
+        anyhow::ensure!(resp.status().is_success(), "image {id} data: the image service answered {}", resp.status());
+        let part = path.with_extension(format!("part{}", std::process::id()));
+        let mut file = tokio::fs::File::create(&part).await?;
+        let (mut sha512, mut md5) = (sha2::Sha512::new(), md5::Md5::new());
+        let mut size: u64 = 0;
+        let written: anyhow::Result<()> = async {
+            while let Some(chunk) = resp.chunk().await? {
+                sha512.update(&chunk);
+                md5.update(&chunk);
+                size += chunk.len() as u64;
+                file.write_all(&chunk).await?;
+            }
+            file.sync_all().await?;
+            Ok(())
+        }
+        .await;
+        let verified = written.and_then(|()| {
+            let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+            if let Some(want) = doc["os_hash_value"].as_str().filter(|_| doc["os_hash_algo"] == "sha512") {
+                let got = hex(&sha512.finalize());
+                anyhow::ensure!(got == want, "image {id}: sha512 {got} does not match the image's {want}");
+            } else if let Some(want) = doc["checksum"].as_str() {
+                let got = hex(&md5.finalize());
+                anyhow::ensure!(got == want, "image {id}: md5 {got} does not match the image's {want}");
+            }
+            if let Some(want) = doc["size"].as_u64() {
+                anyhow::ensure!(size == want, "image {id}: {size} bytes arrived of {want}");
+            }
+            Ok(())
+        });
+        if let Err(e) = verified {
+            let _ = std::fs::remove_file(&part);
+            return Err(e);
+        }
+        std::fs::set_permissions(&part, std::os::unix::fs::PermissionsExt::from_mode(0o444))?;
+        std::fs::rename(&part, path)?;
+        Ok(())
+    }
+
+    /// Removes images that no guest in `in_use` needs and nobody asked for within
+    /// `grace`; answers the ids removed.
+    pub fn remove_unused(&self, in_use: &HashSet<String>, grace: Duration) -> Vec<String> {
+        let mut removed = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return removed };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let (id, stale_part) = match name.split_once(".part") {
+                Some((id, _)) => (id.to_string(), true),
+                None if !name.ends_with(".json") => (name.clone(), false),
+                None => continue,
+            };
+            if in_use.contains(&id) || self.locks.lock().unwrap().get(&id).is_some_and(|l| l.try_lock().is_err()) {
+                continue;
+            }
+            let age = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .unwrap_or_default();
+            if age < grace {
+                continue;
+            }
+            let _ = std::fs::remove_file(e.path());
+            if !stale_part {
+                let _ = std::fs::remove_file(doc_path(&self.dir, &id));
+                tracing::info!(image = %id, "removed an unused image from the cache");
+                removed.push(id);
+            }
+        }
+        removed
+    }
+}
+
+/// Marks a cache entry used now (its age counts from its last use).
+fn touch(path: &Path) {
+    if let Ok(f) = std::fs::File::options().append(true).open(path).or_else(|_| std::fs::File::open(path)) {
+        let _ = f.set_modified(SystemTime::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::future::BoxFuture;
+
+    struct NoTokens;
+    impl TokenSource for NoTokens {
+        fn token(&self) -> BoxFuture<'_, anyhow::Result<String>> {
+            Box::pin(async { anyhow::bail!("no identity in this test") })
+        }
+    }
+
+    #[test]
+    fn ids_are_checked_and_unused_entries_go_after_the_grace_time() {
+        assert!(check_id("../etc/passwd").is_err() && check_id("").is_err());
+        assert!(check_id("0b9a6c1e-2f3d-4e5f-8a9b-0c1d2e3f4a5b").is_ok());
+        let dir = std::env::temp_dir().join(format!("stratus-cache-{}", uuid_like()));
+        let cache = ImageCache::new(dir.clone(), "http://127.0.0.1:1", Arc::new(NoTokens)).unwrap();
+        for id in ["a", "b"] {
+            std::fs::write(dir.join(id), b"x").unwrap();
+            std::fs::write(doc_path(&dir, id), b"{}").unwrap();
+        }
+        std::fs::write(dir.join("c.part42"), b"x").unwrap();
+        assert!(cache.remove_unused(&HashSet::new(), Duration::from_secs(3600)).is_empty(), "within the grace time");
+        let kept: HashSet<String> = ["a".to_string()].into();
+        assert_eq!(cache.remove_unused(&kept, Duration::ZERO), vec!["b".to_string()]);
+        assert!(dir.join("a").exists() && !dir.join("b").exists() && !dir.join("b.json").exists());
+        assert!(!dir.join("c.part42").exists(), "a broken download is cleaned up");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn uuid_like() -> String {
+        format!("{}-{}", std::process::id(), rand::random::<u32>())
+    }
+}
