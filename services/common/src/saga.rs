@@ -302,6 +302,10 @@ impl SagaRunner {
             anyhow::bail!("no definition for saga kind {}", s.kind);
         };
         let n = def.steps().len() as i64;
+        // Progress through steps that complete at once is saved when the drive stops (a
+        // pending step, the end, a failure): steps are idempotent, so a crash in between
+        // only repeats them, and each step costs no write of its own.
+        let mut unsaved = false;
         loop {
             match s.state {
                 SagaState::Done | SagaState::Failed => return Ok(()),
@@ -319,10 +323,14 @@ impl SagaRunner {
                     let outcome = def.run(step, &mut s).await?;
                     tracing::debug!(saga = id, kind = %s.kind, step = def.steps()[step], ?outcome, "saga step");
                     match outcome {
-                        Outcome::Next => s.step += 1,
+                        Outcome::Next => {
+                            s.step += 1;
+                            unsaved = true;
+                            continue;
+                        }
                         Outcome::Goto(k) => s.step = k as i64,
                         Outcome::Pending => {
-                            if s.data != before {
+                            if unsaved || s.data != before {
                                 self.save(&mut s).await?;
                             }
                             return Ok(());
@@ -336,6 +344,7 @@ impl SagaRunner {
                             s.error = why;
                         }
                     }
+                    unsaved = false;
                     if !self.save(&mut s).await? {
                         return Ok(());
                     }
