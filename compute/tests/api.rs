@@ -141,6 +141,17 @@ async fn lifecycle(engine: Engine) {
     assert_eq!(again.status, StatusCode::CONFLICT);
     c.call("POST", &format!("/servers/{id}/action"), &token, Some(json!({"os-start": null}))).await;
     c.wait_status(&token, &id, "ACTIVE").await;
+    let unpause = c.call("POST", &format!("/servers/{id}/action"), &token, Some(json!({"unpause": null}))).await;
+    assert_eq!(unpause.status, StatusCode::CONFLICT, "a running server cannot be unpaused");
+    let pause = c.call("POST", &format!("/servers/{id}/action"), &token, Some(json!({"pause": null}))).await;
+    assert_eq!(pause.status, StatusCode::ACCEPTED, "{}", pause.body);
+    let paused = c.wait_status(&token, &id, "PAUSED").await;
+    assert_eq!(paused["OS-EXT-STS:power_state"], json!(3));
+    assert_eq!(paused["OS-EXT-STS:vm_state"], json!("paused"));
+    let stop = c.call("POST", &format!("/servers/{id}/action"), &token, Some(json!({"os-stop": null}))).await;
+    assert_eq!(stop.status, StatusCode::CONFLICT, "a paused server is unpaused, not stopped");
+    c.call("POST", &format!("/servers/{id}/action"), &token, Some(json!({"unpause": null}))).await;
+    c.wait_status(&token, &id, "ACTIVE").await;
     let log = c
         .call("POST", &format!("/servers/{id}/action"), &token, Some(json!({"os-getConsoleOutput": {"length": 50}})))
         .await;
@@ -149,6 +160,7 @@ async fn lifecycle(engine: Engine) {
     let names: Vec<&str> =
         actions.body["instanceActions"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
     assert!(names.contains(&"create") && names.contains(&"stop") && names.contains(&"start"), "{names:?}");
+    assert!(names.contains(&"pause") && names.contains(&"unpause"), "{names:?}");
 
     // A guest shut down from inside shows SHUTOFF once its host reports.
     let host = s["OS-EXT-SRV-ATTR:host"].as_str().map(str::to_string);

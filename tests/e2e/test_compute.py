@@ -121,10 +121,15 @@ def test_server_lifecycle(cloud, base):
     wait_status(cloud, sid, "ACTIVE", env)
     cloud.osc("server", "reboot", "--hard", sid, env=env)
     wait_status(cloud, sid, "ACTIVE", env)
+    cloud.osc("server", "pause", sid, env=env)
+    wait_status(cloud, sid, "PAUSED", env)
+    assert [x["ID"] for x in cloud.osc("server", "list", "--status", "PAUSED", env=env)] == [sid]
+    cloud.osc("server", "unpause", sid, env=env)
+    wait_status(cloud, sid, "ACTIVE", env)
     log = cloud.osc("console", "log", "show", sid, env=env, fmt_json=False)
     assert "booting" in log
     events = [e["Action"] for e in cloud.osc("server", "event", "list", sid, env=env)]
-    assert {"create", "stop", "start", "reboot"} <= set(events)
+    assert {"create", "stop", "start", "reboot", "pause", "unpause"} <= set(events)
 
     cloud.osc("server", "lock", sid, env=env)
     p = cloud.osc("server", "delete", sid, env=env, check=False)

@@ -173,6 +173,8 @@ impl Agent {
             Op::Start => d.start(&cmd.server_id).await,
             Op::SoftReboot => d.reboot(&cmd.server_id, false).await,
             Op::HardReboot => d.reboot(&cmd.server_id, true).await,
+            Op::Pause => d.pause(&cmd.server_id).await,
+            Op::Unpause => d.unpause(&cmd.server_id).await,
             Op::Rebuild | Op::Resize => {
                 let spec = cmd.spec.as_ref().ok_or_else(|| anyhow::anyhow!("{:?} without a guest spec", cmd.op))?;
                 if cmd.op == Op::Rebuild {

@@ -64,6 +64,9 @@ pub enum Op {
     Start,
     SoftReboot,
     HardReboot,
+    /// Freeze the guest's vCPUs in memory (Nova's pause), and thaw them.
+    Pause,
+    Unpause,
     /// Plug a NIC for the port in the spec's `ports` (one) into the running guest.
     AttachInterface,
     /// Unplug the NIC of the port in the spec's `ports` (one).

@@ -182,6 +182,8 @@ pub async fn action(
     match name.as_str() {
         "os-stop" => s.server_power(&ctx, &id, Op::Stop, &request_id).await?,
         "os-start" => s.server_power(&ctx, &id, Op::Start, &request_id).await?,
+        "pause" => s.server_power(&ctx, &id, Op::Pause, &request_id).await?,
+        "unpause" => s.server_power(&ctx, &id, Op::Unpause, &request_id).await?,
         "reboot" => {
             let hard = arg["type"].as_str().is_some_and(|t| t.eq_ignore_ascii_case("HARD"));
             if !arg["type"].as_str().is_some_and(|t| t.eq_ignore_ascii_case("HARD") || t.eq_ignore_ascii_case("SOFT")) {

@@ -16,6 +16,7 @@ pub fn status(s: &Server) -> &'static str {
         ("active" | "stopped", Some(t)) if t.starts_with("resize") => "RESIZE",
         ("active", _) => "ACTIVE",
         ("stopped", _) => "SHUTOFF",
+        ("paused", _) => "PAUSED",
         ("resized", _) => "VERIFY_RESIZE",
         ("error", _) => "ERROR",
         ("deleted", _) => "DELETED",

@@ -118,22 +118,26 @@ impl ComputeService {
             Op::Destroy => {
                 server.doc.insert("destroyed_on".into(), json!(r.host));
             }
-            Op::Stop | Op::Start | Op::SoftReboot | Op::HardReboot => {
+            Op::Stop | Op::Start | Op::SoftReboot | Op::HardReboot | Op::Pause | Op::Unpause => {
                 let name = match r.op {
                     Op::Stop => "stop",
                     Op::Start => "start",
+                    Op::Pause => "pause",
+                    Op::Unpause => "unpause",
                     _ => "reboot",
                 };
                 server.task_state = None;
                 if r.error.is_none() {
                     server.power_state = r.power_state;
-                    server.vm_state = if r.power_state == power::RUNNING { "active" } else { "stopped" }.into();
+                    server.vm_state = vm_state_of(r.power_state).into();
                 }
                 self.save(&mut server).await?;
                 self.finish_action(&server, name, r.error.as_deref()).await;
                 let event = match r.op {
                     Op::Stop => "power_off.end",
                     Op::Start => "power_on.end",
+                    Op::Pause => "pause.end",
+                    Op::Unpause => "unpause.end",
                     _ => "reboot.end",
                 };
                 self.notify(event, &server).await;
@@ -157,6 +161,8 @@ impl ComputeService {
             Op::Start => ("stopped", "powering-on", "start"),
             Op::SoftReboot => ("active", "rebooting", "reboot"),
             Op::HardReboot => ("", "rebooting_hard", "reboot"),
+            Op::Pause => ("active", "pausing", "pause"),
+            Op::Unpause => ("paused", "unpausing", "unpause"),
             _ => return Err(super::bad("Unsupported action.")),
         };
         let state_ok = if needs.is_empty() {
@@ -191,6 +197,8 @@ impl ComputeService {
                 Some("powering-on") => (Op::Start, None),
                 Some("rebooting") => (Op::SoftReboot, None),
                 Some("rebooting_hard") => (Op::HardReboot, None),
+                Some("pausing") => (Op::Pause, None),
+                Some("unpausing") => (Op::Unpause, None),
                 _ => match Self::pending_change(s) {
                     Some((op, spec)) => (op, Some(spec)),
                     None => continue,
@@ -225,5 +233,14 @@ impl ComputeService {
             }
         }
         Ok(())
+    }
+}
+
+/// Nova's VM state for a guest's power state (after a power action or a drift).
+pub(crate) fn vm_state_of(power_state: i64) -> &'static str {
+    match power_state {
+        power::RUNNING => "active",
+        power::PAUSED => "paused",
+        _ => "stopped",
     }
 }

@@ -100,7 +100,7 @@ impl ComputeService {
         for mut s in servers.iter().cloned() {
             if s.task_state.is_some()
                 || s.doc.contains_key("saga_id")
-                || !matches!(s.vm_state.as_str(), "active" | "stopped")
+                || !matches!(s.vm_state.as_str(), "active" | "stopped" | "paused")
             {
                 continue;
             }
@@ -111,16 +111,14 @@ impl ComputeService {
             tracing::info!(server = %s.id, from = s.power_state, to = seen, "power state changed outside the API");
             s.power_state = seen;
             let event = match seen {
-                power::RUNNING => {
-                    s.vm_state = "active".into();
-                    "power_on.end"
-                }
-                power::SHUTDOWN | power::CRASHED => {
-                    s.vm_state = "stopped".into();
-                    "power_off.end"
-                }
+                power::RUNNING => "power_on.end",
+                power::SHUTDOWN | power::CRASHED => "power_off.end",
+                power::PAUSED => "pause.end",
                 _ => "power_state.change",
             };
+            if seen != power::NOSTATE {
+                s.vm_state = super::actions::vm_state_of(seen).into();
+            }
             if self.store.server_save(&mut s, Some(None)).await? {
                 self.notify(event, &s).await;
             }

@@ -143,6 +143,14 @@ impl HypervisorDriver for FakeDriver {
         })
     }
 
+    fn pause<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(async move { self.set(server_id, power::PAUSED, "fake guest paused") })
+    }
+
+    fn unpause<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(async move { self.set(server_id, power::RUNNING, "fake guest unpaused") })
+    }
+
     fn rebuild<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
         Box::pin(async move {
             let mut guests = self.guests.lock().unwrap();

@@ -27,6 +27,10 @@ pub trait HypervisorDriver: Send + Sync {
     fn stop<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>>;
     fn start<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>>;
     fn reboot<'a>(&'a self, server_id: &'a str, hard: bool) -> BoxFuture<'a, anyhow::Result<i64>>;
+    /// Freezes a running guest in memory (a paused one stays paused).
+    fn pause<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>>;
+    /// Lets a paused guest run again (a running one keeps running).
+    fn unpause<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>>;
     /// Re-creates the guest's disk from `spec.image_id` (same identity, ports and
     /// power state); answers the power state.
     fn rebuild<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>>;
