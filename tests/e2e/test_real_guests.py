@@ -46,40 +46,51 @@ def ssh(outside, key, address, command):
     )
 
 
-@pytest.fixture
-def cloud(guest_image):
+def start_cloud(guest_image, extra_env=None, stratusd=None):
+    """all-in-one with the libvirt driver and its own network agent, whose external
+    physical network `ext` is the interface `cloud.uplink` (made by `make_world`)."""
     data_dir = tempfile.mkdtemp(prefix="stratus-lv-")
     host = unique("lv")
     uplink = "up" + uuid.uuid4().hex[:8]
-    cloud = Cloud(
-        "sqlite",
-        data_dir,
-        extra_env={
-            "STRATUS_COMPUTE_AGENT__DRIVER": "libvirt",
-            "STRATUS_COMPUTE_AGENT__HOST": host,
-            "STRATUS_COMPUTE_AGENT__REPORT_SECS": "2",
-            "STRATUS_COMPUTE_AGENT__SHUTDOWN_TIMEOUT_SECS": "3",
-            "STRATUS_COMPUTE_AGENT__VIF_PLUG_TIMEOUT_SECS": "60",
-            "STRATUS_NETWORK_AGENT__ENABLED": "true",
-            "STRATUS_NETWORK_AGENT__HOST": host,
-            "STRATUS_NETWORK_AGENT__INTERFACE_MAPPINGS": f"ext:{uplink}",
-            "STRATUS_LOG__LEVEL": "info",
-        },
-    )
+    env = {
+        "STRATUS_COMPUTE_AGENT__DRIVER": "libvirt",
+        "STRATUS_COMPUTE_AGENT__HOST": host,
+        "STRATUS_COMPUTE_AGENT__REPORT_SECS": "2",
+        "STRATUS_COMPUTE_AGENT__SHUTDOWN_TIMEOUT_SECS": "3",
+        "STRATUS_COMPUTE_AGENT__VIF_PLUG_TIMEOUT_SECS": "60",
+        # Orphan domains go after this long (and a host is down after it).
+        "STRATUS_COMPUTE__HOST_DOWN_SECS": "10",
+        "STRATUS_NETWORK_AGENT__ENABLED": "true",
+        "STRATUS_NETWORK_AGENT__HOST": host,
+        "STRATUS_NETWORK_AGENT__INTERFACE_MAPPINGS": f"ext:{uplink}",
+        "STRATUS_LOG__LEVEL": "info",
+    }
+    cloud = Cloud("sqlite", data_dir, extra_env=env | (extra_env or {}))
     cloud.host, cloud.uplink, cloud.guest_image = host, uplink, guest_image
     cloud.script = udhcpc_script(data_dir)
-    yield cloud
+    return cloud
+
+
+def stop_cloud(cloud):
+    """Stops the cloud and removes what it left: domains, the agent's kernel state, files."""
     if cloud.proc.poll() is None:
         cloud.stop()
     for line in virsh("list", "--all", "--name").stdout.split():
         # Domains of servers this cloud made (named by server id), if a step failed.
-        if line.startswith("stratus-") and os.path.isdir(os.path.join(data_dir, "compute-agent", "instances", line[8:])):
+        instances = os.path.join(cloud.data_dir, "compute-agent", "instances")
+        if line.startswith("stratus-") and os.path.isdir(os.path.join(instances, line[len("stratus-"):])):
             virsh("destroy", line)
             virsh("undefine", line)
-    env = dict(cloud.env)
-    subprocess.run([STRATUSD, "network-agent", "--cleanup"], env=env, capture_output=True)
+    subprocess.run([STRATUSD, "network-agent", "--cleanup"], env=cloud.env, capture_output=True)
     if not os.environ.get("STRATUS_E2E_KEEP"):
-        shutil.rmtree(data_dir, ignore_errors=True)
+        shutil.rmtree(cloud.data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def cloud(guest_image):
+    cloud = start_cloud(guest_image)
+    yield cloud
+    stop_cloud(cloud)
 
 
 def upload_guest(cloud, work):
@@ -95,46 +106,59 @@ def upload_guest(cloud, work):
     )
 
 
+def make_world(cloud, work, w):
+    """What a user sets up before the first server: the guest image, a flavor, an
+    external network (with an "outside" namespace behind it), a network with a router
+    to it, a security group for SSH and ICMP, and a keypair; into `w` as they are made."""
+    w["outside"] = Guest({"id": "outside", "mac_address": "fa:16:3e:ee:00:02"}, cloud.script, device=cloud.uplink)
+    w["outside"].run("ip", "addr", "add", "172.24.60.1/24", "dev", "eth0")
+    w["image"] = upload_guest(cloud, work)
+    w["flavor"] = cloud.osc("flavor", "create", "--vcpus", "1", "--ram", "128", "--disk", "1", unique("tiny"))
+    w["ext"] = cloud.osc(
+        "network", "create", "--external", "--provider-network-type", "flat",
+        "--provider-physical-network", "ext", unique("ext"),
+    )
+    cloud.osc(
+        "subnet", "create", "--network", w["ext"]["id"], "--subnet-range", "172.24.60.0/24", "--gateway", "172.24.60.1",
+        "--no-dhcp", "--allocation-pool", "start=172.24.60.10,end=172.24.60.100", unique("ext-sub"),
+    )
+    w["net"] = cloud.osc("network", "create", unique("net"))
+    w["sub"] = cloud.osc("subnet", "create", "--network", w["net"]["id"], "--subnet-range", "10.60.0.0/24", unique("sub"))
+    w["router"] = cloud.osc("router", "create", unique("router"))
+    cloud.osc("router", "set", "--external-gateway", w["ext"]["id"], w["router"]["id"])
+    cloud.osc("router", "add", "subnet", w["router"]["id"], w["sub"]["id"])
+    w["sg"] = cloud.osc("security", "group", "create", unique("ssh"))
+    for rule in (["--protocol", "icmp"], ["--protocol", "tcp", "--dst-port", "22"]):
+        cloud.osc("security", "group", "rule", "create", "--ingress", *rule, w["sg"]["id"])
+    w["key"] = os.path.join(work, "key")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", w["key"]], check=True)
+    w["kp"] = unique("key")
+    cloud.osc("keypair", "create", "--public-key", w["key"] + ".pub", w["kp"])
+
+
+def remove_world(cloud, w):
+    cloud.osc("router", "remove", "subnet", w["router"]["id"], w["sub"]["id"])
+    cloud.osc("router", "delete", w["router"]["id"])
+    cloud.osc("network", "delete", w["net"]["id"])
+    cloud.osc("network", "delete", w["ext"]["id"])
+
+
 def status_is(cloud, server, want, timeout=120):
     wait_until(f"{server} {want}", lambda: cloud.osc("server", "show", server)["status"] == want, timeout=timeout, interval=0.5)
 
 
 def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud):
     work = tempfile.mkdtemp(prefix="stratus-lv-work-")
-    outside = None
+    w = {}
+    orphan = f"stratus-{uuid.uuid4()}"
     try:
-        # "Outside": a namespace behind the interface the external network is mapped to.
-        outside = Guest({"id": "outside", "mac_address": "fa:16:3e:ee:00:02"}, cloud.script, device=cloud.uplink)
-        outside.run("ip", "addr", "add", "172.24.60.1/24", "dev", "eth0")
-        image = upload_guest(cloud, work)
-        flavor = cloud.osc("flavor", "create", "--vcpus", "1", "--ram", "128", "--disk", "1", unique("tiny"))
-
-        ext = cloud.osc(
-            "network", "create", "--external", "--provider-network-type", "flat",
-            "--provider-physical-network", "ext", unique("ext"),
-        )
-        cloud.osc(
-            "subnet", "create", "--network", ext["id"], "--subnet-range", "172.24.60.0/24", "--gateway", "172.24.60.1",
-            "--no-dhcp", "--allocation-pool", "start=172.24.60.10,end=172.24.60.100", unique("ext-sub"),
-        )
-        net = cloud.osc("network", "create", unique("net"))
-        sub = cloud.osc("subnet", "create", "--network", net["id"], "--subnet-range", "10.60.0.0/24", unique("sub"))
-        router = cloud.osc("router", "create", unique("router"))
-        cloud.osc("router", "set", "--external-gateway", ext["id"], router["id"])
-        cloud.osc("router", "add", "subnet", router["id"], sub["id"])
-        sg = cloud.osc("security", "group", "create", unique("ssh"))
-        for rule in (["--protocol", "icmp"], ["--protocol", "tcp", "--dst-port", "22"]):
-            cloud.osc("security", "group", "rule", "create", "--ingress", *rule, sg["id"])
-        key = os.path.join(work, "key")
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
-        kp = unique("key")
-        cloud.osc("keypair", "create", "--public-key", key + ".pub", kp)
-
+        make_world(cloud, work, w)
+        outside, key, image, flavor, net = w["outside"], w["key"], w["image"], w["flavor"], w["net"]
         t0 = time.monotonic()
         name = unique("vm")
         server = cloud.osc(
             "server", "create", "--flavor", flavor["id"], "--image", image["id"], "--network", net["id"],
-            "--key-name", kp, "--security-group", sg["id"], "--wait", name,
+            "--key-name", w["kp"], "--security-group", w["sg"]["id"], "--wait", name,
         )
         active = time.monotonic() - t0
         assert server["status"] == "ACTIVE", server
@@ -145,7 +169,7 @@ def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud
         # port's status report follows that pass at once.
         wait_until("the port ACTIVE", lambda: cloud.osc("port", "show", port["ID"])["status"] == "ACTIVE", timeout=10)
 
-        fip = cloud.osc("floating", "ip", "create", ext["id"])
+        fip = cloud.osc("floating", "ip", "create", w["ext"]["id"])
         address = fip["floating_ip_address"]
         cloud.osc("server", "add", "floating", "ip", server["id"], address)
         wait_until("the floating IP answering ping", lambda: outside.ping(address), timeout=90, interval=0.5)
@@ -168,6 +192,23 @@ def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud
         wait_until("SSH after start", lambda: ssh(outside, key, address, "true").returncode == 0, timeout=90, interval=1)
         cloud.osc("server", "reboot", "--wait", server["id"])
         wait_until("SSH after reboot", lambda: ssh(outside, key, address, "true").returncode == 0, timeout=90, interval=1)
+
+        # Paused: frozen in memory, answering nothing; unpaused: answering again.
+        cloud.osc("server", "pause", server["id"])
+        status_is(cloud, server["id"], "PAUSED")
+        assert virsh("domstate", domain).stdout.strip() == "paused"
+        assert not outside.ping(address), "a paused guest answered"
+        cloud.osc("server", "unpause", server["id"])
+        status_is(cloud, server["id"], "ACTIVE")
+        wait_until("ping after unpause", lambda: outside.ping(address), timeout=30, interval=0.5)
+
+        # Powered off from inside: the agent's report shows it, the server goes SHUTOFF.
+        # (Detached, so the SSH session ends before the guest does.)
+        ssh(outside, key, address, "setsid sh -c 'sleep 1; poweroff -f' </dev/null >/dev/null 2>&1 &")
+        status_is(cloud, server["id"], "SHUTOFF", timeout=60)
+        cloud.osc("server", "start", server["id"])
+        status_is(cloud, server["id"], "ACTIVE")
+        wait_until("SSH after the guest's own power-off", lambda: ssh(outside, key, address, "true").returncode == 0, timeout=90, interval=1)
         uptime = ssh(outside, key, address, "cat /proc/uptime").stdout.split()[0]
 
         # A crash of the whole process (agents included) leaves the guest running and
@@ -181,6 +222,15 @@ def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud
         assert virsh("domid", domain).stdout.strip() == qemu_id, "the guest was restarted"
         later = ssh(outside, key, address, "cat /proc/uptime").stdout.split()[0]
         assert float(later) > float(uptime), "the guest rebooted across the agent's restart"
+
+        # A domain of ours whose server does not exist is destroyed after the grace time.
+        xml = os.path.join(work, "orphan.xml")
+        with open(xml, "w") as f:
+            f.write(f"<domain type='qemu'><name>{orphan}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+                    f"<metadata><s:instance xmlns:s='urn:stratus:instance:1' host='{cloud.host}'/></metadata>"
+                    "<os><type arch='x86_64' machine='pc'>hvm</type></os></domain>")
+        virsh("define", xml, check=True)
+        wait_until("the orphan domain destroyed", lambda: virsh("domstate", orphan).returncode != 0, timeout=60, interval=1)
 
         # A second server from the same image: the cache serves it.
         downloads = len(re.findall("image downloaded into the cache", open(cloud.log.name).read()))
@@ -200,11 +250,9 @@ def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud
         wait_until("the tap gone", lambda: sh("ip", "link", "show", tap, check=False).returncode != 0, timeout=30)
         wait_until("no nftables rule for the tap", lambda: tap not in sh("nft", "list", "ruleset").stdout, timeout=30)
         cloud.osc("floating", "ip", "delete", fip["id"])
-        cloud.osc("router", "remove", "subnet", router["id"], sub["id"])
-        cloud.osc("router", "delete", router["id"])
-        cloud.osc("network", "delete", net["id"])
-        cloud.osc("network", "delete", ext["id"])
+        remove_world(cloud, w)
     finally:
-        if outside:
-            outside.destroy()
+        virsh("undefine", orphan)
+        if "outside" in w:
+            w["outside"].destroy()
         shutil.rmtree(work, ignore_errors=True)

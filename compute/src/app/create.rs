@@ -406,15 +406,15 @@ impl ComputeService {
                 return self.reschedule(server, saga, &host, error).await;
             }
         }
-        let host_up = self.store.host_get(&host).await?.is_some_and(|h| self.scheduler.is_up(&h));
-        if !host_up {
+        let row = self.store.host_get(&host).await?.filter(|h| self.scheduler.is_up(h));
+        let Some(row) = row else {
             return self.reschedule(server, saga, &host, format!("Host {host} went down during the build.")).await;
-        }
+        };
         if !self.command_due(&server, Op::Spawn) {
             return Ok(Outcome::Pending);
         }
         let mut spec = Self::guest_spec(&server);
-        self.add_config_drive(&server, &mut spec).await?;
+        self.add_config_drive(&server, &row.driver, &mut spec).await?;
         self.send(&mut server, Op::Spawn, Some(spec)).await?;
         Ok(Outcome::Pending)
     }

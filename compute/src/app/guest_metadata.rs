@@ -20,9 +20,14 @@ impl ComputeService {
 
     /// Puts the server's metadata on a config drive in `spec`, for hosts whose driver
     /// attaches one (every real hypervisor; not the fake one, whose guests read nothing).
-    pub(crate) async fn add_config_drive(&self, server: &Server, spec: &mut GuestSpec) -> anyhow::Result<()> {
-        let Some(host) = server.host.as_deref() else { return Ok(()) };
-        if self.store.host_get(host).await?.is_none_or(|h| h.driver == "fake") {
+    /// `driver`: that of the server's host.
+    pub(crate) async fn add_config_drive(
+        &self,
+        server: &Server,
+        driver: &str,
+        spec: &mut GuestSpec,
+    ) -> anyhow::Result<()> {
+        if driver == "fake" || driver.is_empty() {
             return Ok(());
         }
         let metadata = Metadata::build(&self.gather(server).await?);

@@ -110,7 +110,12 @@ impl ComputeService {
         }
         self.start_action(ctx, &server, "rebuild", request_id).await;
         let mut spec = Self::guest_spec(&server);
-        if let Err(e) = self.add_config_drive(&server, &mut spec).await {
+        let host = match server.host.as_deref() {
+            Some(h) => self.store.host_get(h).await?,
+            None => None,
+        };
+        let driver = host.map(|h| h.driver).unwrap_or_default();
+        if let Err(e) = self.add_config_drive(&server, &driver, &mut spec).await {
             tracing::warn!(error = %e, "cannot gather the rebuilt server's metadata; its config drive stays as it was");
         }
         if let Err(e) = self.send(&mut server, Op::Rebuild, Some(spec)).await {

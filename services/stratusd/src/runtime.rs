@@ -349,6 +349,7 @@ pub fn compute_agent(
                 Arc::new(stratus_compute_agent::images::ImageCache::new(state_dir.join("images"), &image_url, tokens)?);
             let driver = LibvirtDriver::new(
                 LibvirtOptions {
+                    host: base.clone(),
                     uri: c.libvirt_uri.clone(),
                     virt_type,
                     state_dir,

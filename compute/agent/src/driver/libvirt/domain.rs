@@ -24,10 +24,27 @@ pub fn tap_name(port_id: &str) -> String {
     format!("tap{}", &port_id[..port_id.len().min(11)])
 }
 
+/// The namespace of our `<metadata>` element, which names the host a domain belongs to
+/// (several agents may share one libvirt daemon in tests).
+pub const METADATA_NS: &str = "urn:stratus:instance:1";
+
+/// The host a domain's XML names, if it carries our metadata.
+pub fn host_of(xml: &str) -> Option<&str> {
+    let at = xml.find(METADATA_NS)?;
+    let rest = &xml[xml[..at].rfind('<')?..];
+    let end = rest.find('>')?;
+    let attr = rest[..end].find("host=")? + "host=".len();
+    let quote = rest[attr..].chars().next()?;
+    let value = &rest[attr + 1..end];
+    value.find(quote).map(|i| &value[..i])
+}
+
 /// Everything a domain is made of.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DomainSpec {
     pub server_id: String,
+    /// The host (agent) that owns the domain.
+    pub host: String,
     /// `kvm` or `qemu` (software emulation).
     pub virt_type: String,
     pub vcpus: i64,
@@ -71,6 +88,11 @@ impl DomainSpec {
             esc(&self.server_id),
             self.ram_mb.max(1),
             self.vcpus.max(1)
+        );
+        let _ = writeln!(
+            x,
+            "  <metadata><stratus:instance xmlns:stratus='{METADATA_NS}' host='{}'/></metadata>",
+            esc(&self.host)
         );
         x.push_str("  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n");
         if let Some(k) = &self.kernel {
@@ -123,6 +145,7 @@ mod tests {
     fn spec() -> DomainSpec {
         DomainSpec {
             server_id: "0b9a6c1e-2f3d-4e5f-8a9b-0c1d2e3f4a5b".into(),
+            host: "h1".into(),
             virt_type: "qemu".into(),
             vcpus: 2,
             ram_mb: 256,
@@ -157,6 +180,7 @@ mod tests {
         assert!(x.contains("<mac address='fa:16:3e:00:00:01'/><target dev='tap5e6f7a8b-9c'/>"));
         assert!(x.contains("<serial type='file'><source path='/var/lib/s/instances/x/console.log' append='on'/>"));
         assert!(!x.contains("host-passthrough"));
+        assert_eq!(host_of(&x), Some("h1"));
     }
 
     #[test]
@@ -169,6 +193,14 @@ mod tests {
         let x = s.xml();
         assert!(x.contains("<boot dev='hd'/>") && x.contains("host-passthrough"));
         assert!(x.contains("/tmp/a&apos;b&amp;c") && !x.contains("vdb"));
+    }
+
+    #[test]
+    fn the_owning_host_is_read_back_as_libvirt_writes_it() {
+        let dumped = "<domain type='qemu' id='3'>\n  <name>stratus-x</name>\n  <metadata>\n    \
+                      <stratus:instance xmlns:stratus=\"urn:stratus:instance:1\" host=\"node-7\"/>\n  </metadata>";
+        assert_eq!(host_of(dumped), Some("node-7"));
+        assert_eq!(host_of("<domain><name>stratus-y</name></domain>"), None);
     }
 
     #[test]

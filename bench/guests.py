@@ -1,0 +1,165 @@
+"""Real-guest benchmark: prints figures, asserts nothing. Run as root from the repository
+root, with libvirt running (scripts/install-deps.sh starts it), after
+`cargo build --release -p stratusd`:
+
+    STRATUSD=target/release/stratusd .venv/bin/python bench/guests.py [--batches 1,5]
+
+It starts all-in-one with the libvirt driver and its network agent (as the end-to-end
+test of real guests does), uploads the test guest, and for each batch size creates
+that many servers at once through the compute API, then measures per server:
+- POST /servers → ACTIVE, and → the first successful SSH through a floating IP from
+  the "outside" namespace (the floating IP is attached as soon as the server is ACTIVE);
+- where the agent's spawn time went (image cache, disks and config drive, libvirt
+  defining and starting QEMU, waiting for the network agent to plug the tap), from its
+  log; the control plane and agents' share is the time to ACTIVE minus libvirt's,
+  against the total to SSH (the rest is QEMU booting the guest);
+- the host memory of each guest (the QEMU process's resident set);
+- the image cache: downloads for the first server versus the later ones.
+"""
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "e2e"))
+
+import conftest  # noqa: E402
+from conftest import unique  # noqa: E402
+from test_real_guests import make_world, remove_world, ssh, start_cloud, stop_cloud  # noqa: E402
+
+
+def build_guest():
+    out = os.path.join(conftest.ROOT, "target", "test-guest")
+    subprocess.run(["bash", os.path.join(conftest.ROOT, "tests", "guest", "build-guest.sh"), out], check=True)
+    return os.path.join(out, "vmlinuz"), os.path.join(out, "initrd.img")
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def rss_mib(server_id):
+    try:
+        with open(f"/run/libvirt/qemu/stratus-{server_id}.pid") as f:
+            pid = f.read().strip()
+        with open(f"/proc/{pid}/status") as f:
+            return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) / 1024
+    except (OSError, AttributeError):
+        return None
+
+
+def spawn_log(cloud):
+    """server id → {images_ms, disks_ms, libvirt_ms, plug_ms} from the agent's log."""
+    out = {}
+    cloud.log.flush()
+    with open(cloud.log.name) as f:
+        for line in f:
+            if "guest spawned" not in line:
+                continue
+            plain = re.sub(r"\x1b\[[0-9;]*m", "", line)
+            sid = re.search(r'server="?([0-9a-f-]{36})', plain)
+            if sid:
+                out[sid.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+_ms)=(\d+)", plain)}
+    return out
+
+
+def run_batch(cloud, w, n, token):
+    body = lambda name: {  # noqa: E731
+        "server": {
+            "name": name, "flavorRef": w["flavor"]["id"], "imageRef": w["image"]["id"],
+            "networks": [{"uuid": w["net"]["id"]}], "key_name": w["kp"],
+            "security_groups": [{"name": w["sg"]["id"]}],
+        }
+    }
+
+    def one(i):
+        t0 = time.monotonic()
+        status, _, data = cloud.http("POST", "/v2.1/servers", token=token, body=body(unique(f"b{n}-{i}")),
+                                     base=cloud.compute_url)
+        assert status == 202, data
+        sid = data["server"]["id"]
+        while True:
+            _, _, s = cloud.http("GET", f"/v2.1/servers/{sid}", token=token, base=cloud.compute_url)
+            if s["server"]["status"] in ("ACTIVE", "ERROR"):
+                break
+            time.sleep(0.02)
+        active = time.monotonic() - t0
+        assert s["server"]["status"] == "ACTIVE", s
+        _, _, ports = cloud.http("GET", f"/v2.0/ports?device_id={sid}", token=token, base=cloud.network_url)
+        _, _, fip = cloud.http(
+            "POST", "/v2.0/floatingips", token=token, base=cloud.network_url,
+            body={"floatingip": {"floating_network_id": w["ext"]["id"], "port_id": ports["ports"][0]["id"]}},
+        )
+        address = fip["floatingip"]["floating_ip_address"]
+        while ssh(w["outside"], w["key"], address, "true").returncode != 0:
+            assert time.monotonic() - t0 < 300, "no SSH after 5 minutes"
+            time.sleep(0.2)
+        return {"id": sid, "active": active, "ssh": time.monotonic() - t0, "fip": fip["floatingip"]["id"]}
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batches", default="1,5")
+    args = ap.parse_args()
+    cloud = start_cloud(build_guest())
+    work = tempfile.mkdtemp(prefix="stratus-bench-guests-")
+    w = {}
+    try:
+        make_world(cloud, work, w)
+        token = cloud.password_token()
+        first = None
+        for n in [int(x) for x in args.batches.split(",")]:
+            results = run_batch(cloud, w, n, token)
+            spawns = spawn_log(cloud)
+            print(f"\n== {n} server(s) created at once")
+            shares, ours_ms = [], []
+            for r in results:
+                s = spawns.get(r["id"], {})
+                libvirt = s.get("libvirt_ms", 0) / 1000
+                ours = r["active"] - libvirt
+                shares.append(ours / r["ssh"])
+                ours_ms.append(ours * 1000)
+                print(
+                    f"  {r['id'][:8]}: →ACTIVE {r['active']:.2f} s, →SSH {r['ssh']:.2f} s; agent: images "
+                    f"{s.get('images_ms', '?')} ms, disks {s.get('disks_ms', '?')} ms, libvirt {s.get('libvirt_ms', '?')} ms, "
+                    f"plug {s.get('plug_ms', '?')} ms; guest RSS {rss_mib(r['id']) or 0:.0f} MiB"
+                )
+                first = first or s
+            act = [r["active"] for r in results]
+            ssh_t = [r["ssh"] for r in results]
+            print(f"  POST→ACTIVE p50 {statistics.median(act):.2f} s, max {max(act):.2f} s")
+            print(f"  POST→SSH    p50 {statistics.median(ssh_t):.2f} s, max {max(ssh_t):.2f} s")
+            print(f"  control plane + agents (to ACTIVE, without libvirt starting QEMU): p50 {statistics.median(ours_ms):.0f} ms, "
+                  f"max {max(ours_ms):.0f} ms per server = {100 * statistics.median(shares):.1f} % of the time to SSH (p50)")
+            mem = [m for m in (rss_mib(r["id"]) for r in results) if m]
+            if mem:
+                print(f"  memory per guest (QEMU RSS): {statistics.mean(mem):.0f} MiB average")
+            for r in results:
+                cloud.http("DELETE", f"/v2.0/floatingips/{r['fip']}", token=token, base=cloud.network_url)
+                cloud.http("DELETE", f"/v2.1/servers/{r['id']}", token=token, base=cloud.compute_url)
+            for r in results:
+                while cloud.http("GET", f"/v2.1/servers/{r['id']}", token=token, base=cloud.compute_url)[0] != 404:
+                    time.sleep(0.1)
+        cloud.log.flush()
+        downloads = open(cloud.log.name).read().count("image downloaded into the cache")
+        print(f"\nimage cache: {downloads} downloads in all (disk image, kernel, initramfs), first spawn's image step "
+              f"{first.get('images_ms', '?') if first else '?'} ms; later spawns are cache hits (see their image step)")
+        remove_world(cloud, w)
+    finally:
+        if "outside" in w:
+            w["outside"].destroy()
+        stop_cloud(cloud)
+
+
+if __name__ == "__main__":
+    main()
