@@ -129,6 +129,7 @@ async fn start(binary: &PathBuf, args: &Args) -> anyhow::Result<(Server, Duratio
         ("STRATUS_COMPUTE__METADATA_PORT", free_port().to_string()),
         // The benchmark measures the control plane; it never touches the host's network.
         ("STRATUS_NETWORK_AGENT__ENABLED", "false".into()),
+        ("STRATUS_COMPUTE_AGENT__DRIVER", "fake".into()),
         ("STRATUS_COMPUTE_AGENT__FAKE_HOSTS", args.fake_hosts.to_string()),
         ("STRATUS_COMPUTE_AGENT__FAKE_BOOT_DELAY_MS", "0".into()),
         ("STRATUS_COMPUTE_AGENT__HOST", "bench".into()),
