@@ -98,30 +98,27 @@ impl ImageCache {
         Ok(CachedImage { id: id.to_string(), path, doc })
     }
 
-    async fn fetch_doc(&self, id: &str) -> anyhow::Result<Value> {
+    /// `GET <image service><path>` with the service token; a success or an error.
+    async fn call(&self, path: &str) -> anyhow::Result<reqwest::Response> {
         let token = self.tokens.token().await?;
         let resp = self
             .http
-            .get(format!("{}/v2/images/{id}", self.base_url))
+            .get(format!("{}{path}", self.base_url))
             .header("X-Auth-Token", token)
             .send()
             .await
             .context("cannot reach the image service")?;
-        anyhow::ensure!(resp.status().is_success(), "image {id}: the image service answered {}", resp.status());
-        Ok(resp.json().await?)
+        anyhow::ensure!(resp.status().is_success(), "{path}: the image service answered {}", resp.status());
+        Ok(resp)
+    }
+
+    async fn fetch_doc(&self, id: &str) -> anyhow::Result<Value> {
+        Ok(self.call(&format!("/v2/images/{id}")).await?.json().await?)
     }
 
     async fn download(&self, id: &str, doc: &Value, path: &Path) -> anyhow::Result<()> {
         use tokio::io::AsyncWriteExt;
-        let token = self.tokens.token().await?;
-        let mut resp = self
-            .http
-            .get(format!("{}/v2/images/{id}/file", self.base_url))
-            .header("X-Auth-Token", token)
-            .send()
-            .await
-            .context("cannot reach the image service")?;
-        anyhow::ensure!(resp.status().is_success(), "image {id} data: the image service answered {}", resp.status());
+        let mut resp = self.call(&format!("/v2/images/{id}/file")).await?;
         let part = path.with_extension(format!("part{}", std::process::id()));
         let mut file = tokio::fs::File::create(&part).await?;
         let (mut sha512, mut md5) = (sha2::Sha512::new(), md5::Md5::new());

@@ -75,6 +75,20 @@ fn lv(e: virt::error::Error) -> anyhow::Error {
     anyhow::anyhow!("libvirt: {}", e.message())
 }
 
+/// Powers a running domain off at once (no guest shutdown).
+fn cut_off(d: &Domain) -> anyhow::Result<()> {
+    if d.is_active().map_err(lv)? {
+        d.destroy().map_err(lv)?;
+    }
+    Ok(())
+}
+
+/// Device changes apply to the persistent definition, and to the running guest if any.
+fn affect(d: &Domain) -> anyhow::Result<u32> {
+    let live = if d.is_active().map_err(lv)? { virt::sys::VIR_DOMAIN_AFFECT_LIVE } else { 0 };
+    Ok(virt::sys::VIR_DOMAIN_AFFECT_CONFIG | live)
+}
+
 fn power_of(d: &Domain) -> i64 {
     match d.state() {
         Ok((Enum::Known(DomainState::Running | DomainState::Blocked), _)) => power::RUNNING,
@@ -176,6 +190,16 @@ impl LibvirtDriver {
 
     async fn must_domain(&self, server_id: &str) -> anyhow::Result<Domain> {
         self.domain(server_id).await?.ok_or_else(|| anyhow::anyhow!("server {server_id} has no guest on this host"))
+    }
+
+    /// Runs blocking calls on the server's domain (which must exist).
+    async fn on_domain<T: Send + 'static>(
+        &self,
+        server_id: &str,
+        f: impl FnOnce(Domain) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let d = self.must_domain(server_id).await?;
+        tokio::task::spawn_blocking(move || f(d)).await?
     }
 
     /// Starts a domain that is not running; answers its power state.
@@ -312,9 +336,7 @@ impl LibvirtDriver {
         let id = ds.server_id.clone();
         self.blocking(move |c| {
             if let Some(old) = Self::lookup(&c, &id)? {
-                if old.is_active().map_err(lv)? {
-                    old.destroy().map_err(lv)?;
-                }
+                cut_off(&old)?;
                 old.undefine().map_err(lv)?;
             }
             let d = c.define_domain_xml(&ds.xml()).map_err(lv)?;
@@ -393,9 +415,7 @@ impl LibvirtDriver {
         let id = server_id.to_string();
         self.blocking(move |c| {
             if let Some(d) = Self::lookup(&c, &id)? {
-                if d.is_active().map_err(lv)? {
-                    d.destroy().map_err(lv)?;
-                }
+                cut_off(&d)?;
                 match d.undefine() {
                     Err(e) if !no_domain(&e) => return Err(lv(e)),
                     _ => {}
@@ -414,35 +434,17 @@ impl LibvirtDriver {
 
     /// Re-defines the domain from `spec` (new disk when `fresh_disk`), keeping whether it ran.
     async fn redefine(&self, server_id: &str, spec: &GuestSpec, fresh_disk: bool) -> anyhow::Result<i64> {
-        let d = self.must_domain(server_id).await?;
-        let was_running = tokio::task::spawn_blocking(move || d.is_active().map_err(lv)).await??;
+        let was_running = self.on_domain(server_id, |d| d.is_active().map_err(lv)).await?;
         let images = self.images_for(spec).await?;
-        let dir = self.instance_dir(server_id);
-        if fresh_disk || !dir.join("disk").exists() {
+        let disk = self.instance_dir(server_id).join("disk");
+        let want = spec.disk_gb.max(0) as u64 * GIB;
+        if fresh_disk || !disk.exists() {
             // The guest must be off before its disk is replaced.
-            let d = self.must_domain(server_id).await?;
-            self.blocking(move |_| {
-                if d.is_active().map_err(lv)? {
-                    d.destroy().map_err(lv)?;
-                }
-                Ok(())
-            })
-            .await?;
+            self.on_domain(server_id, |d| cut_off(&d)).await?;
             self.make_disks(server_id, spec, &images.0).await?;
-        } else {
-            let want = spec.disk_gb.max(0) as u64 * GIB;
-            let disk = dir.join("disk");
-            if want > virtual_size(&disk).await? {
-                let d = self.must_domain(server_id).await?;
-                self.blocking(move |_| {
-                    if d.is_active().map_err(lv)? {
-                        d.destroy().map_err(lv)?;
-                    }
-                    Ok(())
-                })
-                .await?;
-                run("qemu-img", &["resize", "-q", &disk.display().to_string(), &want.to_string()]).await?;
-            }
+        } else if want > virtual_size(&disk).await? {
+            self.on_domain(server_id, |d| cut_off(&d)).await?;
+            run("qemu-img", &["resize", "-q", &disk.display().to_string(), &want.to_string()]).await?;
         }
         self.record_images(server_id, &images)?;
         self.define(self.domain_spec(server_id, spec, &images), was_running).await
@@ -484,14 +486,7 @@ impl HypervisorDriver for LibvirtDriver {
         Box::pin(async move {
             let d = self.must_domain(server_id).await?;
             if hard {
-                let d2 = d.clone();
-                tokio::task::spawn_blocking(move || {
-                    if d2.is_active().map_err(lv)? {
-                        d2.destroy().map_err(lv)?;
-                    }
-                    Ok::<_, anyhow::Error>(())
-                })
-                .await??;
+                self.on_domain(server_id, |d| cut_off(&d)).await?;
             } else {
                 // As Nova: a clean shutdown, then power on (a guest that ignores ACPI
                 // is cut off after the shutdown timeout).
@@ -502,29 +497,21 @@ impl HypervisorDriver for LibvirtDriver {
     }
 
     fn pause<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
-        Box::pin(async move {
-            let d = self.must_domain(server_id).await?;
-            tokio::task::spawn_blocking(move || {
-                if power_of(&d) == power::RUNNING {
-                    d.suspend().map_err(lv)?;
-                }
-                Ok(power_of(&d))
-            })
-            .await?
-        })
+        Box::pin(self.on_domain(server_id, |d| {
+            if power_of(&d) == power::RUNNING {
+                d.suspend().map_err(lv)?;
+            }
+            Ok(power_of(&d))
+        }))
     }
 
     fn unpause<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
-        Box::pin(async move {
-            let d = self.must_domain(server_id).await?;
-            tokio::task::spawn_blocking(move || {
-                if power_of(&d) == power::PAUSED {
-                    d.resume().map_err(lv)?;
-                }
-                Ok(power_of(&d))
-            })
-            .await?
-        })
+        Box::pin(self.on_domain(server_id, |d| {
+            if power_of(&d) == power::PAUSED {
+                d.resume().map_err(lv)?;
+            }
+            Ok(power_of(&d))
+        }))
     }
 
     fn rebuild<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
@@ -537,20 +524,16 @@ impl HypervisorDriver for LibvirtDriver {
 
     fn attach_interface<'a>(&'a self, server_id: &'a str, port: &'a PortSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
         Box::pin(async move {
-            let d = self.must_domain(server_id).await?;
             let xml = interface_xml(port);
             let tap = tap_name(&port.id);
-            let power = tokio::task::spawn_blocking(move || {
-                let current = d.xml_desc(0).map_err(lv)?;
-                if !current.contains(&format!("dev='{tap}'")) {
-                    let live = d.is_active().map_err(lv)?;
-                    let flags =
-                        virt::sys::VIR_DOMAIN_AFFECT_CONFIG | if live { virt::sys::VIR_DOMAIN_AFFECT_LIVE } else { 0 };
-                    d.attach_device_flags(&xml, flags).map_err(lv)?;
-                }
-                Ok::<_, anyhow::Error>(power_of(&d))
-            })
-            .await??;
+            let power = self
+                .on_domain(server_id, move |d| {
+                    if !d.xml_desc(0).map_err(lv)?.contains(&format!("dev='{tap}'")) {
+                        d.attach_device_flags(&xml, affect(&d)?).map_err(lv)?;
+                    }
+                    Ok(power_of(&d))
+                })
+                .await?;
             if power == power::RUNNING {
                 self.wait_plugged(std::slice::from_ref(port)).await?;
             }
@@ -559,23 +542,15 @@ impl HypervisorDriver for LibvirtDriver {
     }
 
     fn detach_interface<'a>(&'a self, server_id: &'a str, port_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
-        Box::pin(async move {
-            let d = self.must_domain(server_id).await?;
-            let tap = tap_name(port_id);
-            tokio::task::spawn_blocking(move || {
-                let current = d.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE).map_err(lv)?;
-                if let Some(mac) = mac_of_tap(&current, &tap) {
-                    let live = d.is_active().map_err(lv)?;
-                    let flags =
-                        virt::sys::VIR_DOMAIN_AFFECT_CONFIG | if live { virt::sys::VIR_DOMAIN_AFFECT_LIVE } else { 0 };
-                    let xml =
-                        interface_xml(&PortSpec { id: port_id_of(&tap), mac_address: mac, network_id: String::new() });
-                    d.detach_device_flags(&xml, flags).map_err(lv)?;
-                }
-                Ok(power_of(&d))
-            })
-            .await?
-        })
+        let tap = tap_name(port_id);
+        Box::pin(self.on_domain(server_id, move |d| {
+            let current = d.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE).map_err(lv)?;
+            if let Some(mac) = mac_of_tap(&current, &tap) {
+                let port = PortSpec { id: port_id_of(&tap), mac_address: mac, network_id: String::new() };
+                d.detach_device_flags(&interface_xml(&port), affect(&d)?).map_err(lv)?;
+            }
+            Ok(power_of(&d))
+        }))
     }
 
     fn guests(&self) -> BoxFuture<'_, anyhow::Result<Vec<GuestState>>> {
