@@ -164,6 +164,7 @@ def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud
         assert server["status"] == "ACTIVE", server
         domain = f"stratus-{server['id']}"
         assert virsh("domstate", domain).stdout.strip() == "running"
+        assert cloud.osc("server", "show", server["id"])["config_drive"] == "True"
         port = cloud.osc("port", "list", "--server", server["id"])[0]
         # The agent answered the spawn once the network agent had plugged the tap; the
         # port's status report follows that pass at once.
@@ -222,6 +223,21 @@ def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud
         assert virsh("domid", domain).stdout.strip() == qemu_id, "the guest was restarted"
         later = ssh(outside, key, address, "cat /proc/uptime").stdout.split()[0]
         assert float(later) > float(uptime), "the guest rebooted across the agent's restart"
+
+        # Rebuild: a fresh disk from the image, the same server; resize: the domain gets
+        # the new flavor's RAM and a bigger disk.
+        cloud.osc("server", "rebuild", "--image", image["id"], "--wait", server["id"])
+        wait_until("SSH after rebuild", lambda: ssh(outside, key, address, "true").returncode == 0, timeout=90, interval=1)
+        big = cloud.osc("flavor", "create", "--vcpus", "1", "--ram", "192", "--disk", "2", unique("big"))
+        cloud.osc("server", "resize", "--flavor", big["id"], server["id"])
+        status_is(cloud, server["id"], "VERIFY_RESIZE")
+        cloud.osc("server", "resize", "confirm", server["id"])
+        status_is(cloud, server["id"], "ACTIVE")
+        assert "<memory unit='KiB'>196608</memory>" in virsh("dumpxml", domain).stdout
+        disk = os.path.join(cloud.data_dir, "compute-agent", "instances", server["id"], "disk")
+        info = subprocess.run(["qemu-img", "info", "-U", disk], capture_output=True, text=True).stdout
+        assert "virtual size: 2 GiB" in info, info
+        wait_until("SSH after resize", lambda: ssh(outside, key, address, "true").returncode == 0, timeout=90, interval=1)
 
         # A domain of ours whose server does not exist is destroyed after the grace time.
         xml = os.path.join(work, "orphan.xml")

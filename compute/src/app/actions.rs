@@ -17,6 +17,18 @@ impl ComputeService {
     pub(crate) async fn send(&self, server: &mut Server, op: Op, spec: Option<GuestSpec>) -> anyhow::Result<()> {
         let host = server.host.clone().ok_or_else(|| anyhow::anyhow!("server {} has no host", server.id))?;
         let row = self.store.host_get(&host).await?.ok_or_else(|| anyhow::anyhow!("unknown host {host}"))?;
+        self.send_to(server, &row, op, spec).await
+    }
+
+    /// [`Self::send`] to the server's host, whose row the caller has read.
+    pub(crate) async fn send_to(
+        &self,
+        server: &mut Server,
+        row: &crate::store::HostRow,
+        op: Op,
+        spec: Option<GuestSpec>,
+    ) -> anyhow::Result<()> {
+        let host = row.host.clone();
         let action_id = uuid::Uuid::new_v4().to_string();
         server.doc.insert("action".into(), json!({"id": action_id, "op": op, "sent_at": now_text()}));
         self.save(server).await?;

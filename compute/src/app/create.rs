@@ -89,27 +89,28 @@ impl SagaDef for CreateSaga {
 
     fn finished<'a>(&'a self, saga: &'a Saga) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
+            if saga.state != stratus_common::saga::SagaState::Failed {
+                return Ok(());
+            }
             let s = svc(&self.0)?;
             let Some(mut server) = s.store.server_get(&saga.subject).await? else { return Ok(()) };
-            if saga.state == stratus_common::saga::SagaState::Failed {
-                s.store.server_uncharge(&server).await?;
-                server.charged = false;
-                server.vm_state = "error".into();
-                server.task_state = None;
-                server.host = None;
-                server.doc.insert("fault".into(), json!({"code": 500, "message": saga.error, "created": now_text()}));
-                server.doc.remove("saga_id");
-                let delete_requested = server.doc.get("delete_requested").and_then(Value::as_bool).unwrap_or(false);
-                if delete_requested {
-                    server.task_state = Some("deleting".into());
-                }
-                s.save(&mut server).await?;
-                s.leave_group(&server).await?;
-                s.finish_action(&server, "create", Some(&saga.error)).await;
-                s.notify("create.error", &server).await;
-                if delete_requested {
-                    s.start_delete(&server).await?;
-                }
+            s.store.server_uncharge(&server).await?;
+            server.charged = false;
+            server.vm_state = "error".into();
+            server.task_state = None;
+            server.host = None;
+            server.doc.insert("fault".into(), json!({"code": 500, "message": saga.error, "created": now_text()}));
+            server.doc.remove("saga_id");
+            let delete_requested = server.doc.get("delete_requested").and_then(Value::as_bool).unwrap_or(false);
+            if delete_requested {
+                server.task_state = Some("deleting".into());
+            }
+            s.save(&mut server).await?;
+            s.leave_group(&server).await?;
+            s.finish_action(&server, "create", Some(&saga.error)).await;
+            s.notify("create.error", &server).await;
+            if delete_requested {
+                s.start_delete(&server).await?;
             }
             Ok(())
         })
@@ -415,7 +416,11 @@ impl ComputeService {
         }
         let mut spec = Self::guest_spec(&server);
         self.add_config_drive(&server, &row.driver, &mut spec).await?;
-        self.send(&mut server, Op::Spawn, Some(spec)).await?;
+        if spec.config_drive.is_some() {
+            // Shown as Nova shows a server with a config drive.
+            server.doc.insert("config_drive".into(), json!(true));
+        }
+        self.send_to(&mut server, &row, Op::Spawn, Some(spec)).await?;
         Ok(Outcome::Pending)
     }
 

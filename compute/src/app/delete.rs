@@ -76,15 +76,14 @@ impl ComputeService {
         if server.doc.get("destroyed_on").and_then(|v| v.as_str()) == Some(host.as_str()) {
             return Ok(Outcome::Next);
         }
-        let up = self.store.host_get(&host).await?.is_some_and(|h| self.scheduler.is_up(&h));
-        if !up {
+        let Some(row) = self.store.host_get(&host).await?.filter(|h| self.scheduler.is_up(h)) else {
             tracing::info!(server = %server.id, host, "host is down; deleting without it");
             return Ok(Outcome::Next);
-        }
+        };
         if !self.command_due(&server, Op::Destroy) {
             return Ok(Outcome::Pending);
         }
-        self.send(&mut server, Op::Destroy, None).await?;
+        self.send_to(&mut server, &row, Op::Destroy, None).await?;
         Ok(Outcome::Pending)
     }
 
