@@ -230,6 +230,74 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    struct StaticToken;
+    impl TokenSource for StaticToken {
+        fn token(&self) -> BoxFuture<'_, anyhow::Result<String>> {
+            Box::pin(async { Ok("t".to_string()) })
+        }
+    }
+
+    /// A stand-in image service: `good` is what its document says; `bad`'s data is not.
+    async fn image_service() -> (String, Arc<AtomicU64>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let files = Arc::new(AtomicU64::new(0));
+        let served = files.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut conn, _)) = listener.accept().await else { return };
+                let mut buf = vec![0u8; 4096];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                let hash = |b: &[u8]| sha2::Sha512::digest(b).iter().map(|x| format!("{x:02x}")).collect::<String>();
+                let (ctype, body): (&str, Vec<u8>) = match path.as_str() {
+                    "/v2/images/good" | "/v2/images/bad" => (
+                        "application/json",
+                        serde_json::json!({"status": "active", "disk_format": "raw", "size": 10,
+                            "os_hash_algo": "sha512", "os_hash_value": hash(b"good bytes")})
+                        .to_string()
+                        .into_bytes(),
+                    ),
+                    "/v2/images/good/file" => ("application/octet-stream", b"good bytes".to_vec()),
+                    "/v2/images/bad/file" => ("application/octet-stream", b"evil bytes".to_vec()),
+                    _ => ("text/plain", Vec::new()),
+                };
+                if path.ends_with("/file") {
+                    served.fetch_add(1, Ordering::Relaxed);
+                }
+                let status = if body.is_empty() { "404 Not Found" } else { "200 OK" };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes()).await;
+                let _ = conn.write_all(&body).await;
+            }
+        });
+        (url, files)
+    }
+
+    #[tokio::test]
+    async fn downloads_once_and_refuses_data_that_does_not_match_its_checksum() {
+        let (url, files) = image_service().await;
+        let dir = std::env::temp_dir().join(format!("stratus-cache-{}", uuid_like()));
+        let cache = ImageCache::new(dir.clone(), &url, Arc::new(StaticToken)).unwrap();
+        let good = cache.get("good").await.unwrap();
+        assert_eq!(std::fs::read(&good.path).unwrap(), b"good bytes");
+        assert_eq!(good.disk_format(), "raw");
+        cache.get("good").await.unwrap();
+        assert_eq!(files.load(Ordering::Relaxed), 1, "the second use is a cache hit");
+        assert_eq!(cache.counts(), (1, 1));
+        let err = cache.get("bad").await.unwrap_err().to_string();
+        assert!(err.contains("sha512"), "{err}");
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left.len(), 2, "only the good image and its document: {left:?}");
+        assert!(cache.get("missing").await.is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     fn uuid_like() -> String {
         format!("{}-{}", std::process::id(), rand::random::<u32>())
     }
