@@ -99,7 +99,7 @@ impl SagaDef for CreateSaga {
             server.vm_state = "error".into();
             server.task_state = None;
             server.host = None;
-            server.doc.insert("fault".into(), json!({"code": 500, "message": saga.error, "created": now_text()}));
+            server.set_fault(&saga.error);
             server.doc.remove("saga_id");
             let delete_requested = server.doc.get("delete_requested").and_then(Value::as_bool).unwrap_or(false);
             if delete_requested {

@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
 use stratus_common::db::now_text;
 use stratus_common::http::ApiResult;
-use stratus_compute_agent::protocol::{power, CommandResult, Op};
+use stratus_compute_agent::protocol::{CommandResult, Op};
 
 /// The consumer holding a resize's new flavor on the host.
 pub fn resize_consumer(server_id: &str) -> String {
@@ -261,12 +261,12 @@ impl ComputeService {
                 match &error {
                     None => {
                         server.power_state = r.power_state;
-                        server.vm_state = if r.power_state == power::RUNNING { "active" } else { "stopped" }.into();
+                        server.vm_state = super::actions::vm_state_of(r.power_state).into();
                         server.launched_at = Some(now_text());
                     }
                     Some(e) => {
                         server.vm_state = "error".into();
-                        server.doc.insert("fault".into(), json!({"code": 500, "message": e, "created": now_text()}));
+                        server.set_fault(e);
                     }
                 }
                 self.save(&mut server).await?;
@@ -292,7 +292,7 @@ impl ComputeService {
                         server.doc.remove("resize");
                         (server.vcpus, server.ram, server.disk) = (ov, or, od);
                         server.vm_state = resize["old_vm_state"].as_str().unwrap_or("active").into();
-                        server.doc.insert("fault".into(), json!({"code": 500, "message": e, "created": now_text()}));
+                        server.set_fault(e);
                         releases = [("cores", (nv - ov).max(0)), ("ram", (nr - or).max(0))];
                     }
                 }
@@ -327,7 +327,7 @@ impl ComputeService {
                     }
                     Some(e) => {
                         server.vm_state = "error".into();
-                        server.doc.insert("fault".into(), json!({"code": 500, "message": e, "created": now_text()}));
+                        server.set_fault(e);
                         self.save(&mut server).await?;
                     }
                 }

@@ -66,6 +66,11 @@ impl Server {
         self.doc.get(key).map(strings).unwrap_or_default()
     }
 
+    /// Records why the server failed, as Nova's `fault` (code 500, now).
+    pub fn set_fault(&mut self, message: &str) {
+        self.doc.insert("fault".into(), serde_json::json!({"code": 500, "message": message, "created": now_text()}));
+    }
+
     /// The quota this server holds while charged.
     pub fn quota(&self) -> [(&'static str, i64); 3] {
         [("instances", 1), ("cores", self.vcpus), ("ram", self.ram)]
