@@ -37,7 +37,14 @@ pub struct TokenVerifier {
     keys: RwLock<HashMap<String, DecodingKey>>,
     revocations: RwLock<Vec<Revocation>>,
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
+    /// Tokens whose signature was checked, with their claims: a client sends the same
+    /// token with every request, and the signature check is the costly part. Expiry and
+    /// revocation are still checked on every use; new keys empty it.
+    verified: std::sync::Mutex<HashMap<String, TokenClaims>>,
 }
+
+/// How many verified tokens are remembered (the memory is emptied when full).
+const VERIFIED_CAPACITY: usize = 4096;
 
 impl TokenVerifier {
     /// A verifier loaded once from `source`.
@@ -47,6 +54,7 @@ impl TokenVerifier {
             keys: RwLock::new(HashMap::new()),
             revocations: RwLock::new(Vec::new()),
             last_refresh: tokio::sync::Mutex::new(None),
+            verified: std::sync::Mutex::new(HashMap::new()),
         });
         v.refresh().await?;
         Ok(v)
@@ -73,6 +81,8 @@ impl TokenVerifier {
         }
         *self.keys.write().unwrap() = keys;
         *self.revocations.write().unwrap() = material.revocations;
+        // A key may have gone: its tokens must be checked again.
+        self.verified.lock().unwrap().clear();
     }
 
     /// Applies a revocation received from the bus at once.
@@ -85,6 +95,31 @@ impl TokenVerifier {
 
     /// Checks signature, expiry and revocation.
     pub async fn verify(&self, token: &str) -> Result<TokenClaims, VerifyError> {
+        let known = self.verified.lock().unwrap().get(token).cloned();
+        let claims = match known {
+            Some(c) => c,
+            None => {
+                let c = self.check_signature(token).await?;
+                let mut verified = self.verified.lock().unwrap();
+                if verified.len() >= VERIFIED_CAPACITY {
+                    verified.clear();
+                }
+                verified.insert(token.to_string(), c.clone());
+                c
+            }
+        };
+        // exp has one-second resolution; expires_at has microseconds.
+        if claims.expires_at <= crate::db::now_text() {
+            return Err(VerifyError::Expired);
+        }
+        if self.revocations.read().unwrap().iter().any(|r| r.matches(&claims)) {
+            return Err(VerifyError::Revoked);
+        }
+        Ok(claims)
+    }
+
+    /// The token's claims if one of our keys signed it and it has not expired.
+    async fn check_signature(&self, token: &str) -> Result<TokenClaims, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         let kid = header.kid.ok_or(VerifyError::Malformed)?;
         if !self.keys.read().unwrap().contains_key(&kid) {
@@ -105,13 +140,6 @@ impl TokenVerifier {
                 Err(_) => return Err(VerifyError::Malformed),
             }
         };
-        // exp has one-second resolution; expires_at has microseconds.
-        if claims.expires_at <= crate::db::now_text() {
-            return Err(VerifyError::Expired);
-        }
-        if self.revocations.read().unwrap().iter().any(|r| r.matches(&claims)) {
-            return Err(VerifyError::Revoked);
-        }
         Ok(claims)
     }
 
