@@ -67,8 +67,13 @@ impl Db {
                 }
             }
         }
-        let mut options =
-            AnyPoolOptions::new().max_connections(max_connections.max(1)).acquire_timeout(Duration::from_secs(30));
+        // No ping before each use: it costs a round trip per query (to SQLite's worker
+        // thread, or to PostgreSQL), and a broken connection fails its query, which
+        // callers already treat as transient.
+        let mut options = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .test_before_acquire(false);
         if engine == Engine::Sqlite {
             options = options.after_connect(|conn, _meta| {
                 Box::pin(async move {
