@@ -229,6 +229,22 @@ async fn quota_race(engine: Engine) {
         c.wait_status(&token, id, "GONE").await;
     }
     assert_nothing_left(&c, &project, &accepted[0]).await;
+
+    // All or nothing across resources: a create within the instance limit but over
+    // the cores limit counts nothing at all.
+    c.set_limit(&project, "instances", 10).await;
+    c.set_limit(&project, "cores", 1).await;
+    let r = c.call("POST", "/servers", &token, Some(server_body(&image, &net, "too-many-cores"))).await;
+    let first = r.body["server"]["id"].as_str().unwrap().to_string();
+    c.wait_status(&token, &first, "ACTIVE").await;
+    let before = c.usage(&project).await;
+    let r = c.call("POST", "/servers", &token, Some(server_body(&image, &net, "over"))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(c.usage(&project).await, before);
+    assert_eq!((before["instances"], before["cores"]), (1, 1));
+    c.call("DELETE", &format!("/servers/{first}"), &token, None).await;
+    c.wait_status(&token, &first, "GONE").await;
+    assert_nothing_left(&c, &project, &first).await;
 }
 
 #[tokio::test]
@@ -337,6 +353,17 @@ async fn saga_idempotency(engine: Engine) {
     }
     assert_eq!(c.claimed().await, (1, 1));
     assert_eq!(c.ports_of(&id).await.len(), 1);
+    // A crash between the host claim and the server's save (the server names no host):
+    // the schedule step keeps the claim and records its host instead of claiming again.
+    saga.scratch = None;
+    let mut s = c.compute.store.server_get(&id).await.unwrap().unwrap();
+    let host = s.host.take();
+    assert!(host.is_some());
+    assert!(c.compute.store.server_save(&mut s, None).await.unwrap());
+    let out = def.run(0, &mut saga).await.unwrap();
+    assert!(matches!(out, stratus_common::saga::Outcome::Next), "{out:?}");
+    assert_eq!(c.compute.store.server_get(&id).await.unwrap().unwrap().host, host);
+    assert_eq!(c.claimed().await, (1, 1));
     // Every undo, twice: the second pass finds nothing to do and fails on nothing.
     for _ in 0..2 {
         for step in (0..def.steps().len()).rev() {

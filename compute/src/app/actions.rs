@@ -16,8 +16,17 @@ impl ComputeService {
     /// Callers must not save the server again afterwards.
     pub(crate) async fn send(&self, server: &mut Server, op: Op, spec: Option<GuestSpec>) -> anyhow::Result<()> {
         let host = server.host.clone().ok_or_else(|| anyhow::anyhow!("server {} has no host", server.id))?;
-        let row = self.store.host_get(&host).await?.ok_or_else(|| anyhow::anyhow!("unknown host {host}"))?;
+        let row = self.host_row(&host).await?.ok_or_else(|| anyhow::anyhow!("unknown host {host}"))?;
         self.send_to(server, &row, op, spec).await
+    }
+
+    /// A host's row: the scheduler's view (kept current by every host report), else
+    /// the database.
+    pub(crate) async fn host_row(&self, host: &str) -> anyhow::Result<Option<crate::store::HostRow>> {
+        match self.scheduler.host(host) {
+            Some(row) => Ok(Some(row)),
+            None => Ok(self.store.host_get(host).await?),
+        }
     }
 
     /// [`Self::send`] to the server's host, whose row the caller has read.
@@ -46,7 +55,7 @@ impl ComputeService {
         op: Op,
         spec: Option<GuestSpec>,
     ) -> anyhow::Result<()> {
-        let Some(row) = self.store.host_get(host).await? else { return Ok(()) };
+        let Some(row) = self.host_row(host).await? else { return Ok(()) };
         let cmd = Command {
             action_id: uuid::Uuid::new_v4().to_string(),
             server_id: server_id.to_string(),
@@ -74,7 +83,15 @@ impl ComputeService {
 
     /// Records that a user asked for an action on a server.
     pub(crate) async fn start_action(&self, ctx: &AuthContext, server: &Server, action: &str, request_id: &str) {
-        let a = Action {
+        if let Err(e) = self.store.action_start(&Self::new_action(ctx, server, action, request_id)).await {
+            tracing::warn!(error = %e, "cannot record an instance action");
+        }
+    }
+
+    /// The record of a user's action on a server, for [`Self::start_action`] or a
+    /// caller's own transaction.
+    pub(crate) fn new_action(ctx: &AuthContext, server: &Server, action: &str, request_id: &str) -> Action {
+        Action {
             id: uuid::Uuid::new_v4().to_string(),
             server_id: server.id.clone(),
             action: action.to_string(),
@@ -85,20 +102,14 @@ impl ComputeService {
             finish_time: None,
             result: None,
             message: None,
-        };
-        if let Err(e) = self.store.action_start(&a).await {
-            tracing::warn!(error = %e, "cannot record an instance action");
         }
     }
 
     /// Marks the latest unfinished `action` of a server finished.
     pub(crate) async fn finish_action(&self, server: &Server, action: &str, error: Option<&str>) {
-        let Ok(actions) = self.store.actions(&server.id).await else { return };
-        if let Some(a) = actions.iter().find(|a| a.action == action && a.finish_time.is_none()) {
-            let result = if error.is_some() { "Error" } else { "Success" };
-            if let Err(e) = self.store.action_finish(&a.id, result, error).await {
-                tracing::warn!(error = %e, "cannot finish an instance action");
-            }
+        let result = if error.is_some() { "Error" } else { "Success" };
+        if let Err(e) = self.store.action_finish(&server.id, action, result, error).await {
+            tracing::warn!(error = %e, "cannot finish an instance action");
         }
     }
 
@@ -158,8 +169,9 @@ impl ComputeService {
             Op::AttachInterface | Op::DetachInterface | Op::Rebuild | Op::Resize => return Ok(()),
         }
         self.save(&mut server).await?;
-        if let Some(saga) = server.doc.get("saga_id").and_then(Value::as_str) {
-            self.sagas.drive(saga).await;
+        if let Some(saga) = server.doc.get("saga_id").and_then(Value::as_str).map(str::to_string) {
+            // The saga's step needs the server just saved: hand it over.
+            self.sagas.drive_with(&saga, Box::new(server)).await;
         }
         Ok(())
     }

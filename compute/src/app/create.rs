@@ -46,18 +46,20 @@ impl SagaDef for CreateSaga {
     fn run<'a>(&'a self, step: usize, saga: &'a mut Saga) -> BoxFuture<'a, anyhow::Result<Outcome>> {
         Box::pin(async move {
             let s = svc(&self.0)?;
-            let Some(server) = s.store.server_get(&saga.subject).await? else {
+            let Some(mut server) = s.server_for_step(saga).await? else {
                 return Ok(Outcome::Fail("The server is gone.".into()));
             };
             if server.deleted {
                 return Ok(Outcome::Fail("The server was deleted.".into()));
             }
-            match step {
-                0 => s.step_schedule(server, saga).await,
-                1 => s.step_ports(server).await,
-                2 => s.step_spawn(server, saga).await,
-                _ => s.step_finish(server).await,
-            }
+            let outcome = match step {
+                0 => s.step_schedule(&mut server, saga).await?,
+                1 => s.step_ports(&mut server).await?,
+                2 => s.step_spawn(&mut server, saga).await?,
+                _ => s.step_finish(&mut server).await?,
+            };
+            keep_for_next_step(saga, server, &outcome);
+            Ok(outcome)
         })
     }
 
@@ -67,8 +69,7 @@ impl SagaDef for CreateSaga {
             let Some(mut server) = s.store.server_get(&saga.subject).await? else { return Ok(()) };
             match step {
                 0 => {
-                    s.store.release(&server.id, None).await?;
-                    s.scheduler_refresh(server.host.as_deref()).await;
+                    s.release_claims(&[&server.id], None).await?;
                 }
                 1 => s.ports_remove(&mut server).await?,
                 2 => {
@@ -94,8 +95,6 @@ impl SagaDef for CreateSaga {
             }
             let s = svc(&self.0)?;
             let Some(mut server) = s.store.server_get(&saga.subject).await? else { return Ok(()) };
-            s.store.server_uncharge(&server).await?;
-            server.charged = false;
             server.vm_state = "error".into();
             server.task_state = None;
             server.host = None;
@@ -105,7 +104,10 @@ impl SagaDef for CreateSaga {
             if delete_requested {
                 server.task_state = Some("deleting".into());
             }
-            s.save(&mut server).await?;
+            // The quota is given back with the save, in one transaction.
+            if !s.store.server_save_uncharged(&mut server).await? {
+                anyhow::bail!("server {} changed meanwhile", server.id);
+            }
             s.leave_group(&server).await?;
             s.finish_action(&server, "create", Some(&saga.error)).await;
             s.notify("create.error", &server).await;
@@ -117,7 +119,26 @@ impl SagaDef for CreateSaga {
     }
 }
 
+/// Leaves the server for the next step of this drive. Steps that answer `Next` or
+/// `Goto` have saved every change they made, so the copy matches the database (a save
+/// by someone else meanwhile makes the next step's save fail, and the step runs again
+/// with a fresh copy).
+pub(crate) fn keep_for_next_step(saga: &mut Saga, server: Server, outcome: &Outcome) {
+    if matches!(outcome, Outcome::Next | Outcome::Goto(_)) {
+        saga.scratch = Some(Box::new(server));
+    }
+}
+
 impl ComputeService {
+    /// The saga's server: the copy the previous step (or the saga's starter) left, else
+    /// read from the database.
+    pub(crate) async fn server_for_step(&self, saga: &mut Saga) -> anyhow::Result<Option<Server>> {
+        if let Some(s) = saga.take_scratch::<Server>().filter(|s| s.id == saga.subject) {
+            return Ok(Some(s));
+        }
+        Ok(self.store.server_get(&saga.subject).await?)
+    }
+
     /// What a server asks of a host.
     fn request_for(&self, server: &Server, avoid: Vec<String>) -> Request {
         let specs = server.doc.get("flavor").and_then(|f| f.get("extra_specs")).and_then(Value::as_object);
@@ -150,6 +171,15 @@ impl ComputeService {
         req
     }
 
+    /// Gives back what `consumers` hold (on `host` only, when given) and updates the
+    /// scheduler's view of the hosts freed.
+    pub(crate) async fn release_claims(&self, consumers: &[&str], host: Option<&str>) -> crate::store::StoreResult<()> {
+        for row in self.store.release(consumers, host).await? {
+            self.scheduler.update(row);
+        }
+        Ok(())
+    }
+
     pub(crate) async fn scheduler_refresh(&self, host: Option<&str>) {
         if let Some(h) = host {
             if let Ok(Some(row)) = self.store.host_get(h).await {
@@ -158,10 +188,18 @@ impl ComputeService {
         }
     }
 
-    async fn step_schedule(&self, mut server: Server, saga: &mut Saga) -> anyhow::Result<Outcome> {
-        let held = self.store.allocations(&server.id).await?;
-        if let (Some(h), Some(_)) = (&server.host, held.first()) {
-            if held.iter().any(|a| &a.host == h) {
+    async fn step_schedule(&self, server: &mut Server, saga: &mut Saga) -> anyhow::Result<Outcome> {
+        // A claim made before a crash: keep it (recording its host if the crash came
+        // before the server was saved). A saga's first drive cannot have one.
+        if !saga.fresh {
+            let held = self.store.allocations(&server.id).await?;
+            let kept = held.iter().find(|a| server.host.as_ref() == Some(&a.host)).or(held.first());
+            if let Some(a) = kept {
+                if server.host.as_ref() != Some(&a.host) {
+                    server.host = Some(a.host.clone());
+                    server.task_state = Some("scheduling".into());
+                    self.save(server).await?;
+                }
                 return Ok(Outcome::Next);
             }
         }
@@ -171,12 +209,12 @@ impl ComputeService {
             .flatten()
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect();
-        avoid.extend(self.group_hosts_to_avoid(&server).await?);
-        let mut req = self.request_for(&server, avoid);
-        if let Some(only) = self.group_hosts_required(&server).await? {
+        avoid.extend(self.group_hosts_to_avoid(server).await?);
+        let mut req = self.request_for(server, avoid);
+        if let Some(only) = self.group_hosts_required(server).await? {
             req.only_hosts = Some(only);
         }
-        let apart = self.anti_affinity_group(&server).await?;
+        let apart = self.anti_affinity_group(server).await?;
         for host in self.scheduler.select(&req, 20) {
             let a = Allocation {
                 consumer_id: server.id.clone(),
@@ -185,11 +223,11 @@ impl ComputeService {
                 ram: server.ram,
                 disk: server.disk,
             };
-            if self.store.claim_apart(&a, apart.as_deref()).await? {
-                self.scheduler_refresh(Some(&host)).await;
+            if let Some(row) = self.store.claim_apart(&a, apart.as_deref()).await? {
+                self.scheduler.update(row);
                 server.host = Some(host);
                 server.task_state = Some("scheduling".into());
-                self.save(&mut server).await?;
+                self.save(server).await?;
                 return Ok(Outcome::Next);
             }
             // The view was stale: refresh the host and try the next one.
@@ -201,12 +239,16 @@ impl ComputeService {
         }))
     }
 
-    async fn step_ports(&self, mut server: Server) -> anyhow::Result<Outcome> {
+    async fn step_ports(&self, server: &mut Server) -> anyhow::Result<Outcome> {
         let host = server.host.clone().unwrap_or_default();
         let requested: Vec<Value> =
             server.doc.get("requested_networks").and_then(Value::as_array).cloned().unwrap_or_default();
         let mut ports: Vec<Value> = server.doc.get("ports").and_then(Value::as_array).cloned().unwrap_or_default();
-        // A server without networks has no ports to adopt: no call.
+        if requested.is_empty() && ports.is_empty() {
+            // A server without networks: nothing to make, adopt or save (the spawn
+            // step sets the task state).
+            return Ok(Outcome::Next);
+        }
         let existing = if requested.is_empty() {
             Vec::new()
         } else {
@@ -258,7 +300,7 @@ impl ComputeService {
             };
             ports.push(port);
             server.doc.insert("ports".into(), Value::Array(ports.clone()));
-            self.save(&mut server).await?;
+            self.save(server).await?;
         }
         // After a reschedule the ports move with the server.
         for p in ports.iter_mut() {
@@ -271,9 +313,9 @@ impl ComputeService {
             }
         }
         server.doc.insert("ports".into(), Value::Array(ports));
-        self.refresh_addresses(&mut server, false).await;
+        self.refresh_addresses(server, false).await;
         server.task_state = Some("spawning".into());
-        self.save(&mut server).await?;
+        self.save(server).await?;
         Ok(Outcome::Next)
     }
 
@@ -312,9 +354,11 @@ impl ComputeService {
                 self.clients.port_delete(&id).await.map_err(|e| anyhow::anyhow!(e))?;
             }
         }
-        server.doc.insert("ports".into(), json!([]));
-        server.doc.insert("addresses".into(), json!({}));
-        self.save(server).await?;
+        if server.doc.get("ports") != Some(&json!([])) || server.doc.get("addresses") != Some(&json!({})) {
+            server.doc.insert("ports".into(), json!([]));
+            server.doc.insert("addresses".into(), json!({}));
+            self.save(server).await?;
+        }
         Ok(())
     }
 
@@ -395,7 +439,7 @@ impl ComputeService {
         }
     }
 
-    async fn step_spawn(&self, mut server: Server, saga: &mut Saga) -> anyhow::Result<Outcome> {
+    async fn step_spawn(&self, server: &mut Server, saga: &mut Saga) -> anyhow::Result<Outcome> {
         let host = server.host.clone().unwrap_or_default();
         if let Some(result) = server.doc.get("spawn").cloned() {
             if result["host"].as_str() == Some(host.as_str()) {
@@ -407,26 +451,27 @@ impl ComputeService {
                 return self.reschedule(server, saga, &host, error).await;
             }
         }
-        let row = self.store.host_get(&host).await?.filter(|h| self.scheduler.is_up(h));
+        let row = self.host_row(&host).await?.filter(|h| self.scheduler.is_up(h));
         let Some(row) = row else {
             return self.reschedule(server, saga, &host, format!("Host {host} went down during the build.")).await;
         };
-        if !self.command_due(&server, Op::Spawn) {
+        if !self.command_due(server, Op::Spawn) {
             return Ok(Outcome::Pending);
         }
-        let mut spec = Self::guest_spec(&server);
-        self.add_config_drive(&server, &row.driver, &mut spec).await?;
+        let mut spec = Self::guest_spec(server);
+        self.add_config_drive(server, &row.driver, &mut spec).await?;
         if spec.config_drive.is_some() {
             // Shown as Nova shows a server with a config drive.
             server.doc.insert("config_drive".into(), json!(true));
         }
-        self.send_to(&mut server, &row, Op::Spawn, Some(spec)).await?;
+        server.task_state = Some("spawning".into());
+        self.send_to(server, &row, Op::Spawn, Some(spec)).await?;
         Ok(Outcome::Pending)
     }
 
     async fn reschedule(
         &self,
-        mut server: Server,
+        server: &mut Server,
         saga: &mut Saga,
         host: &str,
         error: String,
@@ -441,8 +486,7 @@ impl ComputeService {
         }
         tracing::info!(server = %server.id, host, error = %error, "build failed; rescheduling");
         self.send_untracked(host, &server.id, Op::Destroy, None).await?;
-        self.store.release(&server.id, Some(host)).await?;
-        self.scheduler_refresh(Some(host)).await;
+        self.release_claims(&[&server.id], Some(host)).await?;
         saga.data["retries"] = json!(retries + 1);
         saga.data["last_error"] = json!(error);
         let mut avoid = saga.data["avoid"].as_array().cloned().unwrap_or_default();
@@ -451,11 +495,11 @@ impl ComputeService {
         server.doc.remove("spawn");
         server.doc.remove("action");
         server.host = None;
-        self.save(&mut server).await?;
+        self.save(server).await?;
         Ok(Outcome::Goto(SCHEDULE))
     }
 
-    async fn step_finish(&self, mut server: Server) -> anyhow::Result<Outcome> {
+    async fn step_finish(&self, server: &mut Server) -> anyhow::Result<Outcome> {
         if server.vm_state == "active" && server.task_state.is_none() {
             return Ok(Outcome::Next);
         }
@@ -466,9 +510,9 @@ impl ComputeService {
         server.launched_at = Some(now_text());
         server.doc.remove("saga_id");
         server.doc.remove("action");
-        self.save(&mut server).await?;
-        self.finish_action(&server, "create", None).await;
-        self.notify("create.end", &server).await;
+        self.save(server).await?;
+        self.finish_action(server, "create", None).await;
+        self.notify("create.end", server).await;
         Ok(Outcome::Next)
     }
 }

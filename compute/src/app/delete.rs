@@ -3,6 +3,7 @@
 //! idempotent and retried until it succeeds. A host that is down is not waited for (its
 //! agent destroys the orphan guest when it comes back).
 
+use super::create::keep_for_next_step;
 use super::ComputeService;
 use crate::store::Server;
 use futures::future::BoxFuture;
@@ -29,19 +30,20 @@ impl SagaDef for DeleteSaga {
     fn run<'a>(&'a self, step: usize, saga: &'a mut Saga) -> BoxFuture<'a, anyhow::Result<Outcome>> {
         Box::pin(async move {
             let s = self.0.upgrade().ok_or_else(|| anyhow::anyhow!("compute service stopped"))?;
-            let Some(server) = s.store.server_get(&saga.subject).await? else { return Ok(Outcome::Next) };
+            let Some(mut server) = s.server_for_step(saga).await? else { return Ok(Outcome::Next) };
             if server.deleted {
                 return Ok(Outcome::Next);
             }
-            match step {
-                0 => s.step_destroy(server).await,
+            let outcome = match step {
+                0 => s.step_destroy(&mut server).await?,
                 1 => {
-                    let mut server = server;
                     s.ports_remove(&mut server).await?;
-                    Ok(Outcome::Next)
+                    Outcome::Next
                 }
-                _ => s.step_release(server).await,
-            }
+                _ => s.step_release(&mut server).await?,
+            };
+            keep_for_next_step(saga, server, &outcome);
+            Ok(outcome)
         })
     }
 
@@ -55,46 +57,66 @@ impl SagaDef for DeleteSaga {
 }
 
 impl ComputeService {
-    /// Starts deleting a server whose create saga (if any) has ended.
-    pub(crate) async fn start_delete(&self, server: &Server) -> anyhow::Result<()> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let mut conn = self.store.db.pool.acquire().await?;
-        self.sagas.insert(&mut conn, &id, KIND, &server.id, &json!({})).await?;
-        drop(conn);
+    /// Starts deleting a server whose create saga (if any) has ended: the saga is
+    /// written with the server's `deleting` state (and `action`, the user's instance
+    /// action, when given) in one transaction, then driven without reading it back.
+    pub(crate) async fn start_delete_with(
+        &self,
+        server: &Server,
+        action: Option<&crate::store::Action>,
+    ) -> anyhow::Result<bool> {
+        let mut s = server.clone();
+        let saga = Saga::fresh(&uuid::Uuid::new_v4().to_string(), KIND, &s.id, json!({}));
         // Results of the saga's commands poke it through the server's saga id.
-        if let Some(mut s) = self.store.server_get(&server.id).await? {
-            s.doc.insert("saga_id".into(), json!(id));
-            s.task_state = Some("deleting".into());
-            self.save(&mut s).await?;
+        s.doc.insert("saga_id".into(), json!(saga.id));
+        s.task_state = Some("deleting".into());
+        let mut tx = self.store.db.pool.begin().await?;
+        if !crate::store::Store::server_save_in(&mut tx, &s, None).await? {
+            return Ok(false);
         }
-        self.sagas.spawn(&id);
-        Ok(())
+        self.sagas.insert_saga(&mut tx, &saga).await?;
+        if let Some(a) = action {
+            crate::store::Store::action_start_in(&mut tx, a).await?;
+        }
+        tx.commit().await?;
+        s.rev += 1;
+        let mut saga = saga;
+        saga.scratch = Some(Box::new(s));
+        self.sagas.spawn_saga(saga);
+        Ok(true)
     }
 
-    async fn step_destroy(&self, mut server: Server) -> anyhow::Result<Outcome> {
+    /// [`Self::start_delete_with`] for a server read afresh (by the reconciler, or
+    /// when a create saga that was asked to stop has ended).
+    pub(crate) async fn start_delete(&self, server: &Server) -> anyhow::Result<()> {
+        for _ in 0..5 {
+            let Some(s) = self.store.server_get(&server.id).await? else { return Ok(()) };
+            if self.start_delete_with(&s, None).await? {
+                return Ok(());
+            }
+        }
+        anyhow::bail!("server {} changed meanwhile", server.id)
+    }
+
+    async fn step_destroy(&self, server: &mut Server) -> anyhow::Result<Outcome> {
         let Some(host) = server.host.clone() else { return Ok(Outcome::Next) };
         if server.doc.get("destroyed_on").and_then(|v| v.as_str()) == Some(host.as_str()) {
             return Ok(Outcome::Next);
         }
-        let Some(row) = self.store.host_get(&host).await?.filter(|h| self.scheduler.is_up(h)) else {
+        let Some(row) = self.host_row(&host).await?.filter(|h| self.scheduler.is_up(h)) else {
             tracing::info!(server = %server.id, host, "host is down; deleting without it");
             return Ok(Outcome::Next);
         };
-        if !self.command_due(&server, Op::Destroy) {
+        if !self.command_due(server, Op::Destroy) {
             return Ok(Outcome::Pending);
         }
-        self.send_to(&mut server, &row, Op::Destroy, None).await?;
+        self.send_to(server, &row, Op::Destroy, None).await?;
         Ok(Outcome::Pending)
     }
 
-    async fn step_release(&self, mut server: Server) -> anyhow::Result<Outcome> {
-        let released_from = server.host.clone();
-        self.store.release(&server.id, None).await?;
-        self.store.release(&super::resize::resize_consumer(&server.id), None).await?;
-        self.scheduler_refresh(released_from.as_deref()).await;
-        self.store.server_uncharge(&server).await?;
-        self.leave_group(&server).await?;
-        server.charged = false;
+    async fn step_release(&self, server: &mut Server) -> anyhow::Result<Outcome> {
+        self.release_claims(&[&server.id, &super::resize::resize_consumer(&server.id)], None).await?;
+        self.leave_group(server).await?;
         server.vm_state = "deleted".into();
         server.task_state = None;
         server.power_state = power::NOSTATE;
@@ -102,9 +124,12 @@ impl ComputeService {
         server.doc.remove("action");
         server.doc.remove("saga_id");
         server.deleted = true;
-        self.save(&mut server).await?;
-        self.finish_action(&server, "delete", None).await;
-        self.notify("delete.end", &server).await;
+        // The quota is given back with the save, in one transaction.
+        if !self.store.server_save_uncharged(server).await? {
+            anyhow::bail!("server {} changed meanwhile", server.id);
+        }
+        self.finish_action(server, "delete", None).await;
+        self.notify("delete.end", server).await;
         Ok(Outcome::Next)
     }
 }

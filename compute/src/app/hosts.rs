@@ -92,10 +92,7 @@ impl ComputeService {
 
     /// Records a host's report, then compares its guests with the database.
     pub async fn on_report(&self, r: &HostReport) -> anyhow::Result<()> {
-        self.store.host_report(r, &self.settings.ratios).await?;
-        if let Some(row) = self.store.host_get(&r.host).await? {
-            self.scheduler.update(row);
-        }
+        self.scheduler.update(self.store.host_report(r, &self.settings.ratios).await?);
         let servers = self.store.server_list(&ServerFilter { host: Some(&r.host), ..Default::default() }).await?;
         for mut s in servers.iter().cloned() {
             if s.task_state.is_some()

@@ -178,8 +178,7 @@ impl ComputeService {
         server.task_state = Some("resize_migrating".into());
         let saved = self.store.server_save_charging(&mut server, Some(None), &claims, &[]).await;
         if !matches!(saved, Ok(Charged::Saved)) {
-            self.store.release(&consumer, None).await?;
-            self.scheduler_refresh(Some(&host)).await;
+            self.release_claims(&[&consumer], None).await?;
             return Err(match saved? {
                 Charged::OverQuota => super::forbidden(self.quota_usage_message(&project, &claims).await),
                 _ => conflict(format!("Instance {id} is busy with another task.")),
@@ -216,9 +215,8 @@ impl ComputeService {
         }
         self.start_action(ctx, &server, "confirmResize", request_id).await;
         let resize = server.doc.remove("resize").unwrap_or(json!({}));
-        self.store.release(&server.id, None).await?;
+        self.release_claims(&[&server.id], None).await?;
         self.store.allocation_move(&resize_consumer(&server.id), &server.id).await?;
-        self.scheduler_refresh(server.host.as_deref()).await;
         server.vm_state = resize["old_vm_state"].as_str().unwrap_or("active").into();
         self.save_api(&mut server).await?;
         self.finish_action(&server, "confirmResize", None).await;
@@ -300,8 +298,7 @@ impl ComputeService {
                     anyhow::bail!("server {} changed meanwhile", server.id);
                 }
                 if error.is_some() {
-                    self.store.release(&resize_consumer(&server.id), None).await?;
-                    self.scheduler_refresh(server.host.as_deref()).await;
+                    self.release_claims(&[&resize_consumer(&server.id)], None).await?;
                 }
                 self.finish_action(&server, "resize", error.as_deref()).await;
                 self.notify(if error.is_none() { "resize.end" } else { "resize.error" }, &server).await;
@@ -322,8 +319,7 @@ impl ComputeService {
                         if self.store.server_save_charging(&mut server, None, &[], &releases).await? != Charged::Saved {
                             anyhow::bail!("server {} changed meanwhile", server.id);
                         }
-                        self.store.release(&resize_consumer(&server.id), None).await?;
-                        self.scheduler_refresh(server.host.as_deref()).await;
+                        self.release_claims(&[&resize_consumer(&server.id)], None).await?;
                     }
                     Some(e) => {
                         server.vm_state = "error".into();

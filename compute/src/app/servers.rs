@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
 use stratus_common::db::now_text;
 use stratus_common::http::{ApiError, ApiResult};
+use stratus_common::saga::Saga;
 
 /// The last path segment of an id-or-link (`flavorRef`, `imageRef`).
 pub(crate) fn ref_id(v: &str) -> &str {
@@ -226,11 +227,14 @@ impl ComputeService {
                 }
                 continue;
             }
+            let mut sagas = Vec::new();
             for s in &servers {
                 self.store.server_insert(&mut tx, s).await?;
-                self.sagas
-                    .insert(&mut tx, s.str("saga_id"), super::create::KIND, &s.id, &json!({"retries": 0, "avoid": []}))
-                    .await?;
+                let saga =
+                    Saga::fresh(s.str("saga_id"), super::create::KIND, &s.id, json!({"retries": 0, "avoid": []}));
+                self.sagas.insert_saga(&mut tx, &saga).await?;
+                crate::store::Store::action_start_in(&mut tx, &Self::new_action(ctx, s, "create", request_id)).await?;
+                sagas.push(saga);
             }
             // Group membership is written with the servers, so the scheduler's
             // anti-affinity check in the claim always sees every member.
@@ -244,10 +248,11 @@ impl ComputeService {
                 }
             }
             tx.commit().await?;
-            for s in &servers {
-                self.start_action(ctx, s, "create", request_id).await;
+            for (s, mut saga) in servers.iter().zip(sagas) {
                 self.notify("create.start", s).await;
-                self.sagas.spawn(s.str("saga_id"));
+                // The first drive starts from what was just written: no reads.
+                saga.scratch = Some(Box::new(s.clone()));
+                self.sagas.spawn_saga(saga);
             }
             return Ok(servers);
         }
@@ -523,37 +528,47 @@ impl ComputeService {
     /// Deletes a server: a build under way is cancelled first (its saga unwinds), then
     /// the delete saga runs.
     pub async fn server_delete(&self, ctx: &AuthContext, id: &str, request_id: &str) -> ApiResult<()> {
-        let mut tries = 0;
-        let s = loop {
+        let internal = |e: anyhow::Error| {
+            tracing::error!(error = %format!("{e:#}"), "cannot start deleting a server");
+            ApiError::internal()
+        };
+        for _ in 0..20 {
             let mut s = self.server_for_action(ctx, id).await?;
             if s.task_state.as_deref() == Some("deleting") {
                 return Ok(());
             }
-            s.task_state = Some("deleting".into());
+            let action = Self::new_action(ctx, &s, "delete", request_id);
             s.doc.insert("delete_requested".into(), json!(true));
-            // A saga step may save the server at the same moment: read it again.
-            if self.store.server_save(&mut s, None).await? {
-                break s;
+            let Some(saga) = s.doc.get("saga_id").and_then(Value::as_str).map(str::to_string) else {
+                // The usual case: the server, the delete saga and the action in one
+                // transaction.
+                if self.start_delete_with(&s, Some(&action)).await.map_err(internal)? {
+                    self.notify("delete.start", &s).await;
+                    return Ok(());
+                }
+                // A saga step saved the server at the same moment: read it again.
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                continue;
+            };
+            // A create saga is still running: ask it to unwind; its end deletes.
+            s.task_state = Some("deleting".into());
+            if !self.store.server_save(&mut s, None).await? {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                continue;
             }
-            tries += 1;
-            if tries >= 20 {
-                return Err(conflict(format!("Instance {id} is changing too fast; try again.")));
+            if let Err(e) = self.store.action_start(&action).await {
+                tracing::warn!(error = %e, "cannot record an instance action");
             }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        };
-        self.start_action(ctx, &s, "delete", request_id).await;
-        self.notify("delete.start", &s).await;
-        if let Some(saga) = s.doc.get("saga_id").and_then(Value::as_str).map(str::to_string) {
+            self.notify("delete.start", &s).await;
             if self.sagas.cancel(&saga, "The server was deleted during its build.").await? {
                 self.sagas.spawn(&saga);
                 return Ok(());
             }
+            // It ended meanwhile.
+            self.start_delete(&s).await.map_err(internal)?;
+            return Ok(());
         }
-        self.start_delete(&s).await.map_err(|e| {
-            tracing::error!(error = %e, "cannot start deleting a server");
-            ApiError::internal()
-        })?;
-        Ok(())
+        Err(conflict(format!("Instance {id} is changing too fast; try again.")))
     }
 }
 

@@ -71,6 +71,11 @@ impl Scheduler {
         self.hosts.write().unwrap().insert(row.host.clone(), row);
     }
 
+    /// The view's row of one host.
+    pub fn host(&self, host: &str) -> Option<HostRow> {
+        self.hosts.read().unwrap().get(host).cloned()
+    }
+
     pub fn remove(&self, host: &str) {
         self.hosts.write().unwrap().remove(host);
     }

@@ -92,14 +92,16 @@ impl Default for Ratios {
 
 impl Store {
     /// Records a host's report (its capacity and heartbeat).
-    pub async fn host_report(&self, r: &HostReport, ratios: &Ratios) -> StoreResult<()> {
+    /// Records a host's report; the host's row after it.
+    pub async fn host_report(&self, r: &HostReport, ratios: &Ratios) -> StoreResult<HostRow> {
         let cap = |total: i64, reserved: i64, ratio: f64| (((total - reserved).max(0)) as f64 * ratio).floor() as i64;
         let now = now_text();
-        sqlx::query(
+        let row = sqlx::query(
             "INSERT INTO compute_hosts (host, queue, availability_zone, hypervisor_type, driver, vcpus, ram_mb, disk_gb, cap_vcpus, cap_ram, cap_disk, traits, last_seen, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
              ON CONFLICT (host) DO UPDATE SET queue = $2, availability_zone = $3, hypervisor_type = $4, driver = $5, vcpus = $6, ram_mb = $7,
-             disk_gb = $8, cap_vcpus = $9, cap_ram = $10, cap_disk = $11, traits = $12, last_seen = $13",
+             disk_gb = $8, cap_vcpus = $9, cap_ram = $10, cap_disk = $11, traits = $12, last_seen = $13
+             RETURNING *",
         )
         .bind(&r.host)
         .bind(&r.queue)
@@ -114,9 +116,9 @@ impl Store {
         .bind(cap(r.disk_gb, ratios.reserved_disk_gb, ratios.disk))
         .bind(serde_json::to_string(&r.traits).unwrap_or_default())
         .bind(now)
-        .execute(&self.db.pool)
+        .fetch_one(&self.db.pool)
         .await?;
-        Ok(())
+        Ok(HostRow::from_row(&row))
     }
 
     pub async fn host_get(&self, host: &str) -> StoreResult<Option<HostRow>> {
@@ -155,14 +157,6 @@ impl Store {
     /// holds an allocation there keeps it and the claim succeeds. False when the host
     /// is full or disabled.
     pub async fn claim(&self, a: &Allocation) -> StoreResult<bool> {
-        self.claim_apart(a, None).await
-    }
-
-    /// [`Self::claim`], refused also when another member of anti-affinity group
-    /// `apart_from` holds an allocation on the host. The check runs after the host's
-    /// row is written in the same transaction, so two members claiming one host at
-    /// once are serialised and the second sees the first.
-    pub async fn claim_apart(&self, a: &Allocation, apart_from: Option<&str>) -> StoreResult<bool> {
         let held = sqlx::query("SELECT consumer_id FROM compute_allocations WHERE consumer_id = $1 AND host = $2")
             .bind(&a.consumer_id)
             .bind(&a.host)
@@ -171,22 +165,30 @@ impl Store {
         if held.is_some() {
             return Ok(true);
         }
+        Ok(self.claim_apart(a, None).await?.is_some())
+    }
+
+    /// Claims resources on a host where the consumer holds nothing (the caller knows),
+    /// refused also when another member of anti-affinity group `apart_from` holds an
+    /// allocation on the host. The check runs after the host's row is written in the
+    /// same transaction, so two members claiming one host at once are serialised and
+    /// the second sees the first. The host's row after the claim, or None when refused.
+    pub async fn claim_apart(&self, a: &Allocation, apart_from: Option<&str>) -> StoreResult<Option<HostRow>> {
         // The transaction starts with its write, so SQLite takes the write lock at
         // once (waiting its busy timeout) instead of failing a read-to-write upgrade.
         let mut tx = self.db.pool.begin().await?;
-        let r = sqlx::query(
+        let row = sqlx::query(
             "UPDATE compute_hosts SET used_vcpus = used_vcpus + $1, used_ram = used_ram + $2, used_disk = used_disk + $3
-             WHERE host = $4 AND enabled = 1 AND used_vcpus + $1 <= cap_vcpus AND used_ram + $2 <= cap_ram AND used_disk + $3 <= cap_disk",
+             WHERE host = $4 AND enabled = 1 AND used_vcpus + $1 <= cap_vcpus AND used_ram + $2 <= cap_ram AND used_disk + $3 <= cap_disk
+             RETURNING *",
         )
         .bind(a.vcpus)
         .bind(a.ram)
         .bind(a.disk)
         .bind(&a.host)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        if r.rows_affected() == 0 {
-            return Ok(false);
-        }
+        let Some(row) = row else { return Ok(None) };
         if let Some(group) = apart_from {
             let members: Vec<String> = match sqlx::query("SELECT members FROM compute_server_groups WHERE id = $1")
                 .bind(group)
@@ -201,7 +203,7 @@ impl Store {
                 .fetch_all(&mut *tx)
                 .await?;
             if here.iter().map(|r| r.text("consumer_id")).any(|c| c != a.consumer_id && members.contains(&c)) {
-                return Ok(false);
+                return Ok(None);
             }
         }
         sqlx::query("INSERT INTO compute_allocations (consumer_id, host, vcpus, ram, disk, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -214,7 +216,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(HostRow::from_row(&row)))
     }
 
     pub async fn allocations(&self, consumer: &str) -> StoreResult<Vec<Allocation>> {
@@ -250,34 +252,44 @@ impl Store {
         Ok(())
     }
 
-    /// Releases a consumer's allocations (on `host` only, when given). Idempotent.
-    pub async fn release(&self, consumer: &str, host: Option<&str>) -> StoreResult<usize> {
-        let mut released = 0;
-        for a in self.allocations(consumer).await? {
-            if host.is_some_and(|h| h != a.host) {
-                continue;
-            }
-            let mut tx = self.db.pool.begin().await?;
-            let r = sqlx::query("DELETE FROM compute_allocations WHERE consumer_id = $1 AND host = $2")
-                .bind(&a.consumer_id)
-                .bind(&a.host)
-                .execute(&mut *tx)
-                .await?;
-            if r.rows_affected() == 0 {
-                continue;
-            }
-            sqlx::query(
-                "UPDATE compute_hosts SET used_vcpus = used_vcpus - $1, used_ram = used_ram - $2, used_disk = used_disk - $3 WHERE host = $4",
-            )
-            .bind(a.vcpus)
-            .bind(a.ram)
-            .bind(a.disk)
-            .bind(&a.host)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            released += 1;
+    /// Gives back what `consumers` hold (on `host` only, when given), in one
+    /// transaction; idempotent. The rows of the hosts it freed, after the release.
+    pub async fn release(&self, consumers: &[&str], host: Option<&str>) -> StoreResult<Vec<HostRow>> {
+        if consumers.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(released)
+        let names: Vec<String> = (0..consumers.len()).map(|i| format!("${}", i + 1)).collect();
+        let mut sql = format!("DELETE FROM compute_allocations WHERE consumer_id IN ({})", names.join(", "));
+        if host.is_some() {
+            sql.push_str(&format!(" AND host = ${}", consumers.len() + 1));
+        }
+        sql.push_str(" RETURNING host, vcpus, ram, disk");
+        let mut q = sqlx::query(&sql);
+        for c in consumers {
+            q = q.bind(*c);
+        }
+        if let Some(h) = host {
+            q = q.bind(h);
+        }
+        let mut tx = self.db.pool.begin().await?;
+        let gone = q.fetch_all(&mut *tx).await?;
+        if gone.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut rows = Vec::new();
+        for a in &gone {
+            let row = sqlx::query(
+                "UPDATE compute_hosts SET used_vcpus = used_vcpus - $1, used_ram = used_ram - $2, used_disk = used_disk - $3 WHERE host = $4 RETURNING *",
+            )
+            .bind(a.int("vcpus"))
+            .bind(a.int("ram"))
+            .bind(a.int("disk"))
+            .bind(a.text("host"))
+            .fetch_optional(&mut *tx)
+            .await?;
+            rows.extend(row.as_ref().map(HostRow::from_row));
+        }
+        tx.commit().await?;
+        Ok(rows)
     }
 }

@@ -274,6 +274,12 @@ impl Store {
     // ---- instance actions ----
 
     pub async fn action_start(&self, a: &Action) -> StoreResult<()> {
+        let mut conn = self.db.pool.acquire().await?;
+        Self::action_start_in(&mut conn, a).await
+    }
+
+    /// [`Self::action_start`] inside the caller's transaction.
+    pub async fn action_start_in(conn: &mut sqlx::AnyConnection, a: &Action) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO compute_actions (id, server_id, action, request_id, project_id, user_id, start_time) VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (id) DO NOTHING",
@@ -285,19 +291,30 @@ impl Store {
         .bind(&a.project_id)
         .bind(&a.user_id)
         .bind(&a.start_time)
-        .execute(&self.db.pool)
+        .execute(conn)
         .await?;
         Ok(())
     }
 
-    pub async fn action_finish(&self, id: &str, result: &str, message: Option<&str>) -> StoreResult<()> {
-        sqlx::query("UPDATE compute_actions SET finish_time = $1, result = $2, message = $3 WHERE id = $4 AND finish_time IS NULL")
-            .bind(now_text())
-            .bind(result)
-            .bind(message)
-            .bind(id)
-            .execute(&self.db.pool)
-            .await?;
+    /// Marks the server's latest unfinished `action` finished (one statement).
+    pub async fn action_finish(
+        &self,
+        server_id: &str,
+        action: &str,
+        result: &str,
+        message: Option<&str>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE compute_actions SET finish_time = $1, result = $2, message = $3 WHERE id =
+             (SELECT id FROM compute_actions WHERE server_id = $4 AND action = $5 AND finish_time IS NULL ORDER BY start_time DESC LIMIT 1)",
+        )
+        .bind(now_text())
+        .bind(result)
+        .bind(message)
+        .bind(server_id)
+        .bind(action)
+        .execute(&self.db.pool)
+        .await?;
         Ok(())
     }
 
@@ -434,38 +451,59 @@ impl Store {
 
 /// Counts `amount` more of each resource for `owner` if every one stays within its
 /// limit (-1: unlimited); all or nothing, inside the caller's transaction (which the
-/// caller must drop on `false`).
+/// caller must drop on `false`). Two statements whatever the number of resources: the
+/// rows are made, then one update moves only those that stay within their limits.
 pub async fn usage_claim(conn: &mut sqlx::AnyConnection, owner: &str, claims: &[Claim<'_>]) -> StoreResult<bool> {
-    for (resource, amount, limit) in claims {
-        sqlx::query("INSERT INTO compute_usage (project_id, resource, used) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING")
-            .bind(owner)
-            .bind(*resource)
-            .execute(&mut *conn)
-            .await?;
-        let r = sqlx::query(
-            "UPDATE compute_usage SET used = used + $1 WHERE project_id = $2 AND resource = $3 AND ($4 < 0 OR used + $1 <= $4)",
-        )
-        .bind(*amount)
-        .bind(owner)
-        .bind(*resource)
-        .bind(*limit)
-        .execute(&mut *conn)
-        .await?;
-        if r.rows_affected() == 0 {
-            return Ok(false);
-        }
+    if claims.is_empty() {
+        return Ok(true);
     }
-    Ok(true)
+    // The rows: $1 the owner, $2.. the resources.
+    let rows: Vec<String> = (0..claims.len()).map(|i| format!("($1, ${}, 0)", i + 2)).collect();
+    let insert = format!(
+        "INSERT INTO compute_usage (project_id, resource, used) VALUES {} ON CONFLICT DO NOTHING",
+        rows.join(", ")
+    );
+    let mut q = sqlx::query(&insert).bind(owner);
+    for (resource, _, _) in claims {
+        q = q.bind(*resource);
+    }
+    q.execute(&mut *conn).await?;
+    // The update: $1 the owner; claim i binds its resource, amount and limit at 3i+2 .. 3i+4.
+    let pick = |offset: usize| {
+        let arms: String =
+            (0..claims.len()).map(|i| format!(" WHEN ${} THEN ${}", 3 * i + 2, 3 * i + 2 + offset)).collect();
+        format!("(CASE resource{arms} END)")
+    };
+    let (amount, limit) = (pick(1), pick(2));
+    let names: Vec<String> = (0..claims.len()).map(|i| format!("${}", 3 * i + 2)).collect();
+    let sql = format!(
+        "UPDATE compute_usage SET used = used + {amount} WHERE project_id = $1 AND resource IN ({}) AND ({limit} < 0 OR used + {amount} <= {limit})",
+        names.join(", ")
+    );
+    let mut q = sqlx::query(&sql).bind(owner);
+    for (resource, amount, limit) in claims {
+        q = q.bind(*resource).bind(*amount).bind(*limit);
+    }
+    Ok(q.execute(&mut *conn).await?.rows_affected() == claims.len() as u64)
 }
 
+/// Counts `amount` less of each resource for `owner` (never below zero), in one statement.
 pub async fn usage_release(conn: &mut sqlx::AnyConnection, owner: &str, amounts: &[(&str, i64)]) -> StoreResult<()> {
-    for (resource, amount) in amounts {
-        sqlx::query("UPDATE compute_usage SET used = CASE WHEN used > $1 THEN used - $1 ELSE 0 END WHERE project_id = $2 AND resource = $3")
-            .bind(*amount)
-            .bind(owner)
-            .bind(*resource)
-            .execute(&mut *conn)
-            .await?;
+    if amounts.is_empty() {
+        return Ok(());
     }
+    // $1 is the owner; resource i binds its name and amount at 2i+2 and 2i+3.
+    let arms: String = (0..amounts.len()).map(|i| format!(" WHEN ${} THEN ${}", 2 * i + 2, 2 * i + 3)).collect();
+    let names: Vec<String> = (0..amounts.len()).map(|i| format!("${}", 2 * i + 2)).collect();
+    let less = format!("(CASE resource{arms} END)");
+    let sql = format!(
+        "UPDATE compute_usage SET used = CASE WHEN used > {less} THEN used - {less} ELSE 0 END WHERE project_id = $1 AND resource IN ({})",
+        names.join(", ")
+    );
+    let mut q = sqlx::query(&sql).bind(owner);
+    for (resource, amount) in amounts {
+        q = q.bind(*resource).bind(*amount);
+    }
+    q.execute(&mut *conn).await?;
     Ok(())
 }

@@ -226,7 +226,7 @@ impl Store {
         Ok(Charged::Saved)
     }
 
-    async fn server_save_in(
+    pub(crate) async fn server_save_in(
         conn: &mut sqlx::AnyConnection,
         s: &Server,
         expect_task: Option<Option<&str>>,
@@ -264,18 +264,23 @@ impl Store {
         Ok(q.execute(conn).await?.rows_affected() > 0)
     }
 
-    /// Stops counting the server's quota (once: the `charged` flag makes it idempotent).
-    pub async fn server_uncharge(&self, s: &Server) -> StoreResult<bool> {
+    /// [`Self::server_save`] (no task check) that also stops counting the server's
+    /// quota if it still counts, in one transaction.
+    pub async fn server_save_uncharged(&self, s: &mut Server) -> StoreResult<bool> {
         let mut tx = self.db.pool.begin().await?;
         let r = sqlx::query("UPDATE compute_servers SET charged = 0 WHERE id = $1 AND charged = 1")
             .bind(&s.id)
             .execute(&mut *tx)
             .await?;
-        if r.rows_affected() == 0 {
+        if r.rows_affected() > 0 {
+            usage_release(&mut tx, &s.project_id, &s.quota()).await?;
+        }
+        if !Self::server_save_in(&mut tx, s, None).await? {
             return Ok(false);
         }
-        usage_release(&mut tx, &s.project_id, &s.quota()).await?;
         tx.commit().await?;
+        s.rev += 1;
+        s.charged = false;
         Ok(true)
     }
 

@@ -78,8 +78,7 @@ impl SagaState {
     }
 }
 
-/// One saga as stored.
-#[derive(Debug, Clone)]
+/// One saga as stored, plus what one drive's steps hand on to each other.
 pub struct Saga {
     pub id: String,
     pub kind: String,
@@ -94,6 +93,52 @@ pub struct Saga {
     pub error: String,
     rev: i64,
     pub updated_at: String,
+    /// What a step hands on to the next step of the same drive (never stored): the
+    /// resource it read and saved, so the next step need not read it again. A step
+    /// only leaves something here that matches the database.
+    pub scratch: Option<Box<dyn std::any::Any + Send + Sync>>,
+    /// This drive began from the saga its creator just inserted: no step ran before.
+    pub fresh: bool,
+}
+
+impl std::fmt::Debug for Saga {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Saga")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("subject", &self.subject)
+            .field("step", &self.step)
+            .field("state", &self.state)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Saga {
+    /// A new saga at its first step, to [`SagaRunner::insert_saga`] and then
+    /// [`SagaRunner::spawn_saga`] without reading it back.
+    pub fn fresh(id: &str, kind: &str, subject: &str, data: Value) -> Self {
+        let now = now_text();
+        Self {
+            id: id.to_string(),
+            kind: kind.to_string(),
+            subject: subject.to_string(),
+            step: 0,
+            state: SagaState::Running,
+            data,
+            error: String::new(),
+            rev: 0,
+            updated_at: now,
+            scratch: None,
+            fresh: true,
+        }
+    }
+
+    /// Takes what the previous step left, if it is a `T` (for `subject`, checked by
+    /// the caller).
+    pub fn take_scratch<T: 'static>(&mut self) -> Option<T> {
+        self.scratch.take().and_then(|b| b.downcast::<T>().ok()).map(|b| *b)
+    }
 }
 
 /// What a step answers.
@@ -148,16 +193,20 @@ impl SagaRunner {
         subject: &str,
         data: &Value,
     ) -> Result<(), sqlx::Error> {
-        let now = now_text();
+        self.insert_saga(conn, &Saga::fresh(id, kind, subject, data.clone())).await
+    }
+
+    /// Writes a [`Saga::fresh`] (inside the caller's transaction).
+    pub async fn insert_saga(&self, conn: &mut sqlx::AnyConnection, s: &Saga) -> Result<(), sqlx::Error> {
         sqlx::query(&format!(
             "INSERT INTO {} (id, kind, subject, step, state, data, created_at, updated_at) VALUES ($1, $2, $3, 0, 'running', $4, $5, $5)",
             self.table
         ))
-        .bind(id)
-        .bind(kind)
-        .bind(subject)
-        .bind(data.to_string())
-        .bind(now)
+        .bind(&s.id)
+        .bind(&s.kind)
+        .bind(&s.subject)
+        .bind(s.data.to_string())
+        .bind(&s.updated_at)
         .execute(conn)
         .await?;
         Ok(())
@@ -178,6 +227,8 @@ impl SagaRunner {
             error: r.text("error"),
             rev: r.int("rev"),
             updated_at: r.text("updated_at"),
+            scratch: None,
+            fresh: false,
         }))
     }
 
@@ -262,10 +313,36 @@ impl SagaRunner {
         tokio::spawn(async move { me.drive(&id).await });
     }
 
+    /// Runs a saga just inserted (a [`Saga::fresh`], with whatever its first step may
+    /// use in `scratch`) in the background, without reading it back.
+    pub fn spawn_saga(&self, saga: Saga) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let id = saga.id.clone();
+            me.drive_from(&id, Some(saga)).await
+        });
+    }
+
     /// Runs a saga as far as it goes now (to its end, or until a step is pending or
     /// fails transiently). A drive of a saga this process is already driving only
     /// makes that drive look again once it stops.
     pub async fn drive(&self, id: &str) {
+        self.drive_from(id, None).await
+    }
+
+    /// [`Self::drive`], handing `scratch` to the first step (what the caller just read
+    /// and saved of the saga's subject).
+    pub async fn drive_with(&self, id: &str, scratch: Box<dyn std::any::Any + Send + Sync>) {
+        match self.get(id).await {
+            Ok(Some(mut s)) => {
+                s.scratch = Some(scratch);
+                self.drive_from(id, Some(s)).await
+            }
+            _ => self.drive_from(id, None).await,
+        }
+    }
+
+    async fn drive_from(&self, id: &str, mut start: Option<Saga>) {
         {
             let mut active = self.active.lock().unwrap();
             if let Some(poked) = active.get_mut(id) {
@@ -276,7 +353,7 @@ impl SagaRunner {
         }
         let mut failures = 0u32;
         loop {
-            if let Err(e) = self.drive_once(id).await {
+            if let Err(e) = self.drive_once(id, start.take()).await {
                 failures += 1;
                 tracing::warn!(saga = id, error = %format!("{e:#}"), failures, "saga step failed; it will be retried");
                 // Transient trouble (a busy database, a service restarting): retry soon
@@ -296,8 +373,14 @@ impl SagaRunner {
         }
     }
 
-    async fn drive_once(&self, id: &str) -> anyhow::Result<()> {
-        let Some(mut s) = self.get(id).await? else { return Ok(()) };
+    async fn drive_once(&self, id: &str, start: Option<Saga>) -> anyhow::Result<()> {
+        let mut s = match start {
+            Some(s) => s,
+            None => match self.get(id).await? {
+                Some(s) => s,
+                None => return Ok(()),
+            },
+        };
         let Some(def) = self.defs.get(s.kind.as_str()).cloned() else {
             anyhow::bail!("no definition for saga kind {}", s.kind);
         };
@@ -336,6 +419,8 @@ impl SagaRunner {
                             return Ok(());
                         }
                         Outcome::Fail(why) => {
+                            // Undos read what they need afresh.
+                            s.scratch = None;
                             // Undo every step, the last first: a step reached before a
                             // Goto went back may have left something (undos tolerate
                             // steps that never ran).
