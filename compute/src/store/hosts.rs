@@ -122,13 +122,15 @@ impl Store {
     }
 
     pub async fn host_get(&self, host: &str) -> StoreResult<Option<HostRow>> {
-        let r =
-            sqlx::query("SELECT * FROM compute_hosts WHERE host = $1").bind(host).fetch_optional(&self.db.pool).await?;
+        let r = sqlx::query("SELECT * FROM compute_hosts WHERE host = $1")
+            .bind(host)
+            .fetch_optional(&self.db.reads)
+            .await?;
         Ok(r.as_ref().map(HostRow::from_row))
     }
 
     pub async fn host_list(&self) -> StoreResult<Vec<HostRow>> {
-        let rows = sqlx::query("SELECT * FROM compute_hosts ORDER BY host").fetch_all(&self.db.pool).await?;
+        let rows = sqlx::query("SELECT * FROM compute_hosts ORDER BY host").fetch_all(&self.db.reads).await?;
         Ok(rows.iter().map(HostRow::from_row).collect())
     }
 
@@ -160,7 +162,7 @@ impl Store {
         let held = sqlx::query("SELECT consumer_id FROM compute_allocations WHERE consumer_id = $1 AND host = $2")
             .bind(&a.consumer_id)
             .bind(&a.host)
-            .fetch_optional(&self.db.pool)
+            .fetch_optional(&self.db.reads)
             .await?;
         if held.is_some() {
             return Ok(true);
@@ -222,7 +224,7 @@ impl Store {
     pub async fn allocations(&self, consumer: &str) -> StoreResult<Vec<Allocation>> {
         let rows = sqlx::query("SELECT * FROM compute_allocations WHERE consumer_id = $1")
             .bind(consumer)
-            .fetch_all(&self.db.pool)
+            .fetch_all(&self.db.reads)
             .await?;
         Ok(rows
             .iter()
@@ -237,7 +239,8 @@ impl Store {
     }
 
     pub async fn allocation_consumers(&self) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query("SELECT DISTINCT consumer_id FROM compute_allocations").fetch_all(&self.db.pool).await?;
+        let rows =
+            sqlx::query("SELECT DISTINCT consumer_id FROM compute_allocations").fetch_all(&self.db.reads).await?;
         Ok(rows.iter().map(|r| r.text("consumer_id")).collect())
     }
 

@@ -142,12 +142,12 @@ impl Store {
 
     pub async fn flavor_get(&self, id: &str) -> StoreResult<Option<Flavor>> {
         let r =
-            sqlx::query("SELECT * FROM compute_flavors WHERE id = $1").bind(id).fetch_optional(&self.db.pool).await?;
+            sqlx::query("SELECT * FROM compute_flavors WHERE id = $1").bind(id).fetch_optional(&self.db.reads).await?;
         Ok(r.as_ref().map(Flavor::from_row))
     }
 
     pub async fn flavor_list(&self) -> StoreResult<Vec<Flavor>> {
-        let rows = sqlx::query("SELECT * FROM compute_flavors").fetch_all(&self.db.pool).await?;
+        let rows = sqlx::query("SELECT * FROM compute_flavors").fetch_all(&self.db.reads).await?;
         Ok(rows.iter().map(Flavor::from_row).collect())
     }
 
@@ -169,7 +169,7 @@ impl Store {
     pub async fn flavor_access(&self, id: &str) -> StoreResult<Vec<String>> {
         let rows = sqlx::query("SELECT project_id FROM compute_flavor_access WHERE flavor_id = $1 ORDER BY project_id")
             .bind(id)
-            .fetch_all(&self.db.pool)
+            .fetch_all(&self.db.reads)
             .await?;
         Ok(rows.iter().map(|r| r.text("project_id")).collect())
     }
@@ -178,7 +178,7 @@ impl Store {
     pub async fn flavors_shared_with(&self, project: &str) -> StoreResult<Vec<String>> {
         let rows = sqlx::query("SELECT flavor_id FROM compute_flavor_access WHERE project_id = $1")
             .bind(project)
-            .fetch_all(&self.db.pool)
+            .fetch_all(&self.db.reads)
             .await?;
         Ok(rows.iter().map(|r| r.text("flavor_id")).collect())
     }
@@ -233,7 +233,7 @@ impl Store {
         let r = sqlx::query("SELECT * FROM compute_keypairs WHERE user_id = $1 AND name = $2")
             .bind(user)
             .bind(name)
-            .fetch_optional(&self.db.pool)
+            .fetch_optional(&self.db.reads)
             .await?;
         Ok(r.as_ref().map(Self::keypair_row))
     }
@@ -241,7 +241,7 @@ impl Store {
     pub async fn keypair_list(&self, user: &str) -> StoreResult<Vec<Keypair>> {
         let rows = sqlx::query("SELECT * FROM compute_keypairs WHERE user_id = $1 ORDER BY name")
             .bind(user)
-            .fetch_all(&self.db.pool)
+            .fetch_all(&self.db.reads)
             .await?;
         Ok(rows.iter().map(Self::keypair_row).collect())
     }
@@ -266,7 +266,7 @@ impl Store {
     pub async fn usage(&self, project: &str) -> StoreResult<Vec<(String, i64)>> {
         let rows = sqlx::query("SELECT resource, used FROM compute_usage WHERE project_id = $1")
             .bind(project)
-            .fetch_all(&self.db.pool)
+            .fetch_all(&self.db.reads)
             .await?;
         Ok(rows.iter().map(|r| (r.text("resource"), r.int("used"))).collect())
     }
@@ -336,7 +336,7 @@ impl Store {
     pub async fn actions(&self, server_id: &str) -> StoreResult<Vec<Action>> {
         let rows = sqlx::query("SELECT * FROM compute_actions WHERE server_id = $1 ORDER BY start_time DESC")
             .bind(server_id)
-            .fetch_all(&self.db.pool)
+            .fetch_all(&self.db.reads)
             .await?;
         Ok(rows.iter().map(Self::action_row).collect())
     }
@@ -368,14 +368,14 @@ impl Store {
     pub async fn group_get(&self, id: &str) -> StoreResult<Option<ServerGroup>> {
         let r = sqlx::query("SELECT * FROM compute_server_groups WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.db.pool)
+            .fetch_optional(&self.db.reads)
             .await?;
         Ok(r.as_ref().map(ServerGroup::from_row))
     }
 
     pub async fn group_list(&self) -> StoreResult<Vec<ServerGroup>> {
         let rows =
-            sqlx::query("SELECT * FROM compute_server_groups ORDER BY created_at").fetch_all(&self.db.pool).await?;
+            sqlx::query("SELECT * FROM compute_server_groups ORDER BY created_at").fetch_all(&self.db.reads).await?;
         Ok(rows.iter().map(ServerGroup::from_row).collect())
     }
 

@@ -131,7 +131,7 @@ impl Store {
 
     pub async fn server_get(&self, id: &str) -> StoreResult<Option<Server>> {
         let r =
-            sqlx::query("SELECT * FROM compute_servers WHERE id = $1").bind(id).fetch_optional(&self.db.pool).await?;
+            sqlx::query("SELECT * FROM compute_servers WHERE id = $1").bind(id).fetch_optional(&self.db.reads).await?;
         Ok(r.as_ref().map(Server::from_row))
     }
 
@@ -178,7 +178,7 @@ impl Store {
         for b in binds {
             q = q.bind(b);
         }
-        Ok(q.fetch_all(&self.db.pool).await?.iter().map(Server::from_row).collect())
+        Ok(q.fetch_all(&self.db.reads).await?.iter().map(Server::from_row).collect())
     }
 
     /// Writes the server's mutable columns if nobody saved it since it was read (its
@@ -289,7 +289,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT host, COUNT(*) AS n FROM compute_servers WHERE deleted = 0 AND host IS NOT NULL GROUP BY host",
         )
-        .fetch_all(&self.db.pool)
+        .fetch_all(&self.db.reads)
         .await?;
         Ok(rows.iter().map(|r| (r.text("host"), r.int("n"))).collect())
     }

@@ -141,7 +141,7 @@ impl Store {
 
     pub async fn image_fetch(&self, id: &str) -> StoreResult<Option<Image>> {
         let row =
-            sqlx::query("SELECT * FROM image_images WHERE id = $1").bind(id).fetch_optional(&self.db.pool).await?;
+            sqlx::query("SELECT * FROM image_images WHERE id = $1").bind(id).fetch_optional(&self.db.reads).await?;
         Ok(row.as_ref().map(Image::from_row))
     }
 
@@ -153,7 +153,7 @@ impl Store {
                 sqlx::query(
                     "SELECT i.*, NULL AS member_status FROM image_images i ORDER BY i.created_at DESC, i.id DESC",
                 )
-                .fetch_all(&self.db.pool)
+                .fetch_all(&self.db.reads)
                 .await?
             }
             Some(p) => {
@@ -164,7 +164,7 @@ impl Store {
                      ORDER BY i.created_at DESC, i.id DESC",
                 )
                 .bind(p)
-                .fetch_all(&self.db.pool)
+                .fetch_all(&self.db.reads)
                 .await?
             }
         };
@@ -311,13 +311,13 @@ impl Store {
             "SELECT * FROM image_images WHERE status IN ('saving', 'importing') AND (lease_until IS NULL OR lease_until < $1)",
         )
         .bind(now)
-        .fetch_all(&self.db.pool)
+        .fetch_all(&self.db.reads)
         .await?;
         Ok(rows.iter().map(Image::from_row).collect())
     }
 
     pub async fn image_ids(&self) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query("SELECT id FROM image_images").fetch_all(&self.db.pool).await?;
+        let rows = sqlx::query("SELECT id FROM image_images").fetch_all(&self.db.reads).await?;
         Ok(rows.iter().map(|r| r.text("id")).collect())
     }
 }
@@ -350,7 +350,7 @@ impl Store {
         if let Some(m) = marker {
             q = q.bind(&m.created_at).bind(&m.id);
         }
-        let rows = q.fetch_all(&self.db.pool).await?;
+        let rows = q.fetch_all(&self.db.reads).await?;
         Ok(rows.iter().map(Image::from_row).collect())
     }
 }

@@ -23,9 +23,17 @@ pub enum Engine {
 }
 
 /// A pool of connections plus the engine it talks to.
+///
+/// SQLite lets one connection write at a time; others wanting to write sleep in its
+/// busy handler (1 ms, then longer, and a busy writer can starve them for over 100
+/// ms). So for SQLite `pool`, which every write and transaction uses, has a single
+/// connection: writers queue in the process, in order. Reads that need no
+/// transaction can use `reads`, more connections that see every committed write.
+/// For PostgreSQL both are the same pool.
 #[derive(Clone, Debug)]
 pub struct Db {
     pub pool: AnyPool,
+    pub reads: AnyPool,
     pub engine: Engine,
 }
 
@@ -70,24 +78,32 @@ impl Db {
         // No ping before each use: it costs a round trip per query (to SQLite's worker
         // thread, or to PostgreSQL), and a broken connection fails its query, which
         // callers already treat as transient.
-        let mut options = AnyPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(30))
-            .test_before_acquire(false);
-        if engine == Engine::Sqlite {
-            options = options.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    use sqlx::Executor;
-                    conn.execute("PRAGMA journal_mode=WAL").await?;
-                    conn.execute("PRAGMA busy_timeout=10000").await?;
-                    conn.execute("PRAGMA synchronous=NORMAL").await?;
-                    conn.execute("PRAGMA foreign_keys=ON").await?;
-                    Ok(())
-                })
-            });
+        let options = || {
+            let o = AnyPoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(Duration::from_secs(30))
+                .test_before_acquire(false);
+            match engine {
+                Engine::Sqlite => o.after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        use sqlx::Executor;
+                        conn.execute("PRAGMA journal_mode=WAL").await?;
+                        conn.execute("PRAGMA busy_timeout=10000").await?;
+                        conn.execute("PRAGMA synchronous=NORMAL").await?;
+                        conn.execute("PRAGMA foreign_keys=ON").await?;
+                        Ok(())
+                    })
+                }),
+                Engine::Postgres => o,
+            }
+        };
+        if engine == Engine::Postgres {
+            let pool = options().connect(url).await?;
+            return Ok(Self { reads: pool.clone(), pool, engine });
         }
-        let pool = options.connect(url).await?;
-        Ok(Self { pool, engine })
+        let pool = options().max_connections(1).connect(url).await?;
+        let reads = options().connect(url).await?;
+        Ok(Self { pool, reads, engine })
     }
 
     /// Applies the migrations not yet recorded in `schema_migrations`, in order.

@@ -215,7 +215,7 @@ impl SagaRunner {
     pub async fn get(&self, id: &str) -> Result<Option<Saga>, sqlx::Error> {
         let row = sqlx::query(&format!("SELECT * FROM {} WHERE id = $1", self.table))
             .bind(id)
-            .fetch_optional(&self.db.pool)
+            .fetch_optional(&self.db.reads)
             .await?;
         Ok(row.map(|r| Saga {
             id: r.text("id"),
@@ -243,7 +243,7 @@ impl SagaRunner {
         if let Some(s) = subject {
             q = q.bind(s);
         }
-        Ok(q.fetch_all(&self.db.pool).await?.iter().map(|r| r.text("id")).collect())
+        Ok(q.fetch_all(&self.db.reads).await?.iter().map(|r| r.text("id")).collect())
     }
 
     /// Removes finished sagas last changed before `before` (RFC 3339 text).
