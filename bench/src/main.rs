@@ -309,14 +309,27 @@ async fn main() -> anyhow::Result<()> {
         None => std::env::current_exe()?.with_file_name("stratusd"),
     };
     let (server, start) = start(&binary, &args).await?;
+    // Stopped by a signal, the benchmark still stops the cloud it started (a stratusd
+    // left running would load the machine under the next measurement).
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let outcome = tokio::select! {
+        r = bench(&server, &args, &binary, start) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        _ = term.recv() => Err(anyhow::anyhow!("terminated")),
+    };
+    drop(server);
+    outcome
+}
+
+async fn bench(server: &Server, args: &Args, binary: &std::path::Path, start: Duration) -> anyhow::Result<()> {
     if args.image {
-        return image_bench(&server, &args).await;
+        return image_bench(server, args).await;
     }
     if args.network {
-        return network::bench(&server, &args).await;
+        return network::bench(server, args).await;
     }
     if args.compute {
-        return compute::bench(&server, &args).await;
+        return compute::bench(server, args).await;
     }
     println!("stratusd: {}", binary.display());
     println!("start to first 200                 {:.1} ms", start.as_secs_f64() * 1000.0);
@@ -332,7 +345,7 @@ async fn main() -> anyhow::Result<()> {
         ("token-method issue (no hash)", Workload::TokenIssue),
     ] {
         for clients in [8, 32] {
-            let f = run(&server, &token, w, clients, args.seconds).await?;
+            let f = run(server, &token, w, clients, args.seconds).await?;
             print(name, clients, &f);
         }
     }
@@ -351,7 +364,7 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("created {} projects in {:.1} s", args.projects, created.elapsed().as_secs_f64());
     for clients in [8, 32] {
-        let f = run(&server, &token, Workload::ListProjects, clients, args.seconds).await?;
+        let f = run(server, &token, Workload::ListProjects, clients, args.seconds).await?;
         print(&format!("GET /v3/projects ({} projects)", args.projects + 1), clients, &f);
     }
     let (after, _) = proc_stats(server.child.id());
