@@ -5,7 +5,7 @@
 //! brought them), the host claim and quota released, the server put in ERROR with a
 //! fault saying why. A failed spawn is first retried on other hosts.
 
-use super::ComputeService;
+use super::{keep_for_next_step, ComputeService};
 use crate::clients::CallError;
 use crate::scheduler::Request;
 use crate::store::{Allocation, Server};
@@ -119,26 +119,7 @@ impl SagaDef for CreateSaga {
     }
 }
 
-/// Leaves the server for the next step of this drive. Steps that answer `Next` or
-/// `Goto` have saved every change they made, so the copy matches the database (a save
-/// by someone else meanwhile makes the next step's save fail, and the step runs again
-/// with a fresh copy).
-pub(crate) fn keep_for_next_step(saga: &mut Saga, server: Server, outcome: &Outcome) {
-    if matches!(outcome, Outcome::Next | Outcome::Goto(_)) {
-        saga.scratch = Some(Box::new(server));
-    }
-}
-
 impl ComputeService {
-    /// The saga's server: the copy the previous step (or the saga's starter) left, else
-    /// read from the database.
-    pub(crate) async fn server_for_step(&self, saga: &mut Saga) -> anyhow::Result<Option<Server>> {
-        if let Some(s) = saga.take_scratch::<Server>().filter(|s| s.id == saga.subject) {
-            return Ok(Some(s));
-        }
-        Ok(self.store.server_get(&saga.subject).await?)
-    }
-
     /// What a server asks of a host.
     fn request_for(&self, server: &Server, avoid: Vec<String>) -> Request {
         let specs = server.doc.get("flavor").and_then(|f| f.get("extra_specs")).and_then(Value::as_object);

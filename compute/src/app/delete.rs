@@ -3,7 +3,7 @@
 //! idempotent and retried until it succeeds. A host that is down is not waited for (its
 //! agent destroys the orphan guest when it comes back).
 
-use super::create::keep_for_next_step;
+use super::keep_for_next_step;
 use super::ComputeService;
 use crate::store::Server;
 use futures::future::BoxFuture;

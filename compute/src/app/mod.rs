@@ -27,7 +27,7 @@ use stratus_common::bus::Bus;
 use stratus_common::db::now_text;
 use stratus_common::http::{ApiError, ApiResult};
 use stratus_common::limits::LimitsClient;
-use stratus_common::saga::{SagaDef, SagaRunner};
+use stratus_common::saga::{Outcome, Saga, SagaDef, SagaRunner};
 
 /// Settings of the compute service.
 #[derive(Debug, Clone)]
@@ -160,6 +160,15 @@ impl ComputeService {
         }
     }
 
+    /// The saga's server: the copy the previous step (or the saga's starter) left, else
+    /// read from the database.
+    pub(crate) async fn server_for_step(&self, saga: &mut Saga) -> anyhow::Result<Option<Server>> {
+        if let Some(s) = saga.take_scratch::<Server>().filter(|s| s.id == saga.subject) {
+            return Ok(Some(s));
+        }
+        Ok(self.store.server_get(&saga.subject).await?)
+    }
+
     /// [`Self::save`] for API requests: a concurrent change is a 409.
     pub(crate) async fn save_api(&self, s: &mut Server) -> ApiResult<()> {
         if self.store.server_save(s, None).await? {
@@ -201,5 +210,15 @@ impl ComputeService {
             Some(e) => Err(not_found(e.to_string())),
             None => Ok(v["output"].as_str().unwrap_or_default().to_string()),
         }
+    }
+}
+
+/// Leaves the server for the next step of this drive. Steps that answer `Next` or
+/// `Goto` have saved every change they made, so the copy matches the database (a save
+/// by someone else meanwhile makes the next step's save fail, and the step runs again
+/// with a fresh copy).
+pub(crate) fn keep_for_next_step(saga: &mut Saga, server: Server, outcome: &Outcome) {
+    if matches!(outcome, Outcome::Next | Outcome::Goto(_)) {
+        saga.scratch = Some(Box::new(server));
     }
 }

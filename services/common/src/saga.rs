@@ -183,20 +183,8 @@ impl SagaRunner {
         Self { db, table, defs: Arc::new(defs), active: Arc::new(Mutex::new(HashMap::new())) }
     }
 
-    /// Writes a new saga at step 0 (call inside the transaction that makes its subject,
-    /// so a request and its saga exist together or not at all).
-    pub async fn insert(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        id: &str,
-        kind: &str,
-        subject: &str,
-        data: &Value,
-    ) -> Result<(), sqlx::Error> {
-        self.insert_saga(conn, &Saga::fresh(id, kind, subject, data.clone())).await
-    }
-
-    /// Writes a [`Saga::fresh`] (inside the caller's transaction).
+    /// Writes a [`Saga::fresh`] (inside the transaction that makes its subject, so a
+    /// request and its saga exist together or not at all).
     pub async fn insert_saga(&self, conn: &mut sqlx::AnyConnection, s: &Saga) -> Result<(), sqlx::Error> {
         sqlx::query(&format!(
             "INSERT INTO {} (id, kind, subject, step, state, data, created_at, updated_at) VALUES ($1, $2, $3, 0, 'running', $4, $5, $5)",
