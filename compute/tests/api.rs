@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use serde_json::{json, Value};
 use stratus_common::db::{Engine, RowExt};
 use stratus_common::saga::SagaDef;
+use stratus_compute::store::{Allocation, HostClaim};
 use support::{Cloud, Options};
 
 fn server_body(image: &str, net: &str, name: &str) -> Value {
@@ -371,6 +372,13 @@ async fn saga_idempotency(engine: Engine) {
         }
     }
     assert!(c.ports_of(&id).await.is_empty());
+    assert_eq!(c.claimed().await, (0, 0));
+    // A claim recorded on a server that changed meanwhile claims nothing.
+    let mut stale = c.compute.store.server_get(&id).await.unwrap().unwrap();
+    stale.rev -= 1;
+    let a = Allocation { consumer_id: id.clone(), host: host.clone().unwrap(), vcpus: 1, ram: 64, disk: 0 };
+    let out = c.compute.store.claim_apart(&a, None, Some(&mut stale)).await.unwrap();
+    assert!(matches!(out, HostClaim::ServerChanged), "{out:?}");
     assert_eq!(c.claimed().await, (0, 0));
     // The delete saga after a full unwind still ends cleanly.
     c.call("DELETE", &format!("/servers/{id}"), &token, None).await;

@@ -8,7 +8,7 @@
 use super::{keep_for_next_step, ComputeService};
 use crate::clients::CallError;
 use crate::scheduler::Request;
-use crate::store::{Allocation, Server};
+use crate::store::{Allocation, HostClaim, Server};
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
 use std::sync::Weak;
@@ -204,12 +204,15 @@ impl ComputeService {
                 ram: server.ram,
                 disk: server.disk,
             };
-            if let Some(row) = self.store.claim_apart(&a, apart.as_deref()).await? {
-                self.scheduler.update(row);
-                server.host = Some(host);
-                server.task_state = Some("scheduling".into());
-                self.save(server).await?;
-                return Ok(Outcome::Next);
+            let (was_host, was_task) =
+                (server.host.replace(host.clone()), server.task_state.replace("scheduling".into()));
+            match self.store.claim_apart(&a, apart.as_deref(), Some(server)).await? {
+                HostClaim::Claimed(row) => {
+                    self.scheduler.update(*row);
+                    return Ok(Outcome::Next);
+                }
+                HostClaim::Refused => (server.host, server.task_state) = (was_host, was_task),
+                HostClaim::ServerChanged => anyhow::bail!("server {} changed meanwhile", server.id),
             }
             // The view was stale: refresh the host and try the next one.
             self.scheduler_refresh(Some(&host)).await;

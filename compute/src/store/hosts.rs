@@ -2,7 +2,7 @@
 //! `used_*` only while it stays within `cap_*`, in the same transaction that records
 //! the allocation: concurrent claims can never overcommit a host.
 
-use super::{Store, StoreResult};
+use super::{Server, Store, StoreResult};
 use sqlx::any::AnyRow;
 use stratus_common::db::{now_text, RowExt};
 use stratus_compute_agent::protocol::HostReport;
@@ -72,6 +72,17 @@ pub struct Allocation {
     pub disk: i64,
 }
 
+/// What a claim on a host came to.
+#[derive(Debug)]
+pub enum HostClaim {
+    /// Claimed; the host's row after the claim.
+    Claimed(Box<HostRow>),
+    /// The host lacks room, is disabled, or holds a member of the anti-affinity group.
+    Refused,
+    /// The server to record the claim changed meanwhile; nothing was claimed.
+    ServerChanged,
+}
+
 /// How much of a host placement hands out: `(total - reserved) * ratio`.
 #[derive(Debug, Clone, Copy)]
 pub struct Ratios {
@@ -91,8 +102,7 @@ impl Default for Ratios {
 }
 
 impl Store {
-    /// Records a host's report (its capacity and heartbeat).
-    /// Records a host's report; the host's row after it.
+    /// Records a host's report (its capacity and heartbeat); the host's row after it.
     pub async fn host_report(&self, r: &HostReport, ratios: &Ratios) -> StoreResult<HostRow> {
         let cap = |total: i64, reserved: i64, ratio: f64| (((total - reserved).max(0)) as f64 * ratio).floor() as i64;
         let now = now_text();
@@ -167,15 +177,22 @@ impl Store {
         if held.is_some() {
             return Ok(true);
         }
-        Ok(self.claim_apart(a, None).await?.is_some())
+        Ok(matches!(self.claim_apart(a, None, None).await?, HostClaim::Claimed(_)))
     }
 
     /// Claims resources on a host where the consumer holds nothing (the caller knows),
     /// refused also when another member of anti-affinity group `apart_from` holds an
     /// allocation on the host. The check runs after the host's row is written in the
     /// same transaction, so two members claiming one host at once are serialised and
-    /// the second sees the first. The host's row after the claim, or None when refused.
-    pub async fn claim_apart(&self, a: &Allocation, apart_from: Option<&str>) -> StoreResult<Option<HostRow>> {
+    /// the second sees the first. `record`, when given, is saved in the same
+    /// transaction (revision-checked), so a claim never lands without the server that
+    /// records it, and the other way round.
+    pub async fn claim_apart(
+        &self,
+        a: &Allocation,
+        apart_from: Option<&str>,
+        record: Option<&mut Server>,
+    ) -> StoreResult<HostClaim> {
         // The transaction starts with its write, so SQLite takes the write lock at
         // once (waiting its busy timeout) instead of failing a read-to-write upgrade.
         let mut tx = self.db.pool.begin().await?;
@@ -190,7 +207,7 @@ impl Store {
         .bind(&a.host)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else { return Ok(None) };
+        let Some(row) = row else { return Ok(HostClaim::Refused) };
         if let Some(group) = apart_from {
             let members: Vec<String> = match sqlx::query("SELECT members FROM compute_server_groups WHERE id = $1")
                 .bind(group)
@@ -205,7 +222,7 @@ impl Store {
                 .fetch_all(&mut *tx)
                 .await?;
             if here.iter().map(|r| r.text("consumer_id")).any(|c| c != a.consumer_id && members.contains(&c)) {
-                return Ok(None);
+                return Ok(HostClaim::Refused);
             }
         }
         sqlx::query("INSERT INTO compute_allocations (consumer_id, host, vcpus, ram, disk, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -217,8 +234,20 @@ impl Store {
             .bind(now_text())
             .execute(&mut *tx)
             .await?;
+        let saved = match record {
+            Some(server) => {
+                if !Self::server_save_in(&mut tx, server, None).await? {
+                    return Ok(HostClaim::ServerChanged);
+                }
+                Some(server)
+            }
+            None => None,
+        };
         tx.commit().await?;
-        Ok(Some(HostRow::from_row(&row)))
+        if let Some(server) = saved {
+            server.rev += 1;
+        }
+        Ok(HostClaim::Claimed(Box::new(HostRow::from_row(&row))))
     }
 
     pub async fn allocations(&self, consumer: &str) -> StoreResult<Vec<Allocation>> {

@@ -5,7 +5,7 @@
 mod hosts;
 mod servers;
 
-pub use hosts::{Allocation, HostRow, Ratios};
+pub use hosts::{Allocation, HostClaim, HostRow, Ratios};
 pub use servers::{strings, Charged, Server, ServerFilter};
 
 use serde_json::{Map, Value};
