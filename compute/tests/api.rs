@@ -28,6 +28,18 @@ async fn assert_nothing_left(c: &Cloud, project: &str, server: &str) {
     let u = c.usage(project).await;
     assert_eq!(u.get("instances").copied().unwrap_or(0), 0, "quota left behind: {u:?}");
     assert_eq!(u.get("cores").copied().unwrap_or(0), 0);
+    // Every saga of the server ended, and every instance action of it finished.
+    assert!(c.compute.sagas.unfinished(Some(server)).await.unwrap().is_empty(), "saga left unfinished");
+    let open = sqlx::query("SELECT action FROM compute_actions WHERE server_id = $1 AND finish_time IS NULL")
+        .bind(server)
+        .fetch_all(&c.compute.store.db.pool)
+        .await
+        .unwrap();
+    assert!(
+        open.is_empty(),
+        "instance actions left open: {:?}",
+        open.iter().map(|r| r.text("action")).collect::<Vec<_>>()
+    );
 }
 
 async fn flavors_keypairs_and_versions(engine: Engine) {

@@ -8,7 +8,7 @@
 use super::{keep_for_next_step, ComputeService};
 use crate::clients::CallError;
 use crate::scheduler::Request;
-use crate::store::{Allocation, HostClaim, Server};
+use crate::store::{Allocation, HostClaim, Server, Store};
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
 use std::sync::Weak;
@@ -56,7 +56,7 @@ impl SagaDef for CreateSaga {
                 0 => s.step_schedule(&mut server, saga).await?,
                 1 => s.step_ports(&mut server).await?,
                 2 => s.step_spawn(&mut server, saga).await?,
-                _ => s.step_finish(&mut server).await?,
+                _ => s.step_finish(&mut server, saga).await?,
             };
             keep_for_next_step(saga, server, &outcome);
             Ok(outcome)
@@ -298,7 +298,10 @@ impl ComputeService {
         }
         server.doc.insert("ports".into(), Value::Array(ports));
         self.refresh_addresses(server, false).await;
-        server.task_state = Some("spawning".into());
+        // Run again on a built server (a repeated step), it must not look building.
+        if server.vm_state == "building" {
+            server.task_state = Some("spawning".into());
+        }
         self.save(server).await?;
         Ok(Outcome::Next)
     }
@@ -483,7 +486,7 @@ impl ComputeService {
         Ok(Outcome::Goto(SCHEDULE))
     }
 
-    async fn step_finish(&self, server: &mut Server) -> anyhow::Result<Outcome> {
+    async fn step_finish(&self, server: &mut Server, saga: &mut Saga) -> anyhow::Result<Outcome> {
         if server.vm_state == "active" && server.task_state.is_none() {
             return Ok(Outcome::Next);
         }
@@ -494,9 +497,18 @@ impl ComputeService {
         server.launched_at = Some(now_text());
         server.doc.remove("saga_id");
         server.doc.remove("action");
-        self.save(server).await?;
-        self.finish_action(server, "create", None).await;
+        // The server, its instance action and the saga's end in one transaction.
+        let mut tx = self.store.db.pool.begin().await?;
+        if !Store::server_save_in(&mut tx, server, None).await? {
+            anyhow::bail!("server {} changed meanwhile", server.id);
+        }
+        Store::action_finish_in(&mut tx, &server.id, "create", "Success", None).await?;
+        if !self.sagas.finish_in(&mut tx, saga).await? {
+            anyhow::bail!("saga {} moved on meanwhile", saga.id);
+        }
+        tx.commit().await?;
+        server.rev += 1;
         self.notify("create.end", server).await;
-        Ok(Outcome::Next)
+        Ok(Outcome::Finished)
     }
 }

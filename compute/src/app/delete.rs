@@ -5,7 +5,7 @@
 
 use super::keep_for_next_step;
 use super::ComputeService;
-use crate::store::Server;
+use crate::store::{Server, Store};
 use futures::future::BoxFuture;
 use serde_json::json;
 use std::sync::Weak;
@@ -40,7 +40,7 @@ impl SagaDef for DeleteSaga {
                     s.ports_remove(&mut server).await?;
                     Outcome::Next
                 }
-                _ => s.step_release(&mut server).await?,
+                _ => s.step_release(&mut server, saga).await?,
             };
             keep_for_next_step(saga, server, &outcome);
             Ok(outcome)
@@ -71,12 +71,12 @@ impl ComputeService {
         s.doc.insert("saga_id".into(), json!(saga.id));
         s.task_state = Some("deleting".into());
         let mut tx = self.store.db.pool.begin().await?;
-        if !crate::store::Store::server_save_in(&mut tx, &s, None).await? {
+        if !Store::server_save_in(&mut tx, &s, None).await? {
             return Ok(false);
         }
         self.sagas.insert_saga(&mut tx, &saga).await?;
         if let Some(a) = action {
-            crate::store::Store::action_start_in(&mut tx, a).await?;
+            Store::action_start_in(&mut tx, a).await?;
         }
         tx.commit().await?;
         s.rev += 1;
@@ -114,7 +114,7 @@ impl ComputeService {
         Ok(Outcome::Pending)
     }
 
-    async fn step_release(&self, server: &mut Server) -> anyhow::Result<Outcome> {
+    async fn step_release(&self, server: &mut Server, saga: &mut Saga) -> anyhow::Result<Outcome> {
         self.release_claims(&[&server.id, &super::resize::resize_consumer(&server.id)], None).await?;
         self.leave_group(server).await?;
         server.vm_state = "deleted".into();
@@ -124,12 +124,19 @@ impl ComputeService {
         server.doc.remove("action");
         server.doc.remove("saga_id");
         server.deleted = true;
-        // The quota is given back with the save, in one transaction.
-        if !self.store.server_save_uncharged(server).await? {
+        // The server with its quota given back, its instance action and the saga's end
+        // in one transaction.
+        let mut tx = self.store.db.pool.begin().await?;
+        if !Store::server_save_uncharged_in(&mut tx, server).await? {
             anyhow::bail!("server {} changed meanwhile", server.id);
         }
-        self.finish_action(server, "delete", None).await;
+        Store::action_finish_in(&mut tx, &server.id, "delete", "Success", None).await?;
+        if !self.sagas.finish_in(&mut tx, saga).await? {
+            anyhow::bail!("saga {} moved on meanwhile", saga.id);
+        }
+        tx.commit().await?;
+        (server.rev, server.charged) = (server.rev + 1, false);
         self.notify("delete.end", server).await;
-        Ok(Outcome::Next)
+        Ok(Outcome::Finished)
     }
 }

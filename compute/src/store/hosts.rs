@@ -4,7 +4,7 @@
 
 use super::{Server, Store, StoreResult};
 use sqlx::any::AnyRow;
-use stratus_common::db::{now_text, RowExt};
+use stratus_common::db::{now_text, placeholders, RowExt};
 use stratus_compute_agent::protocol::HostReport;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -290,8 +290,8 @@ impl Store {
         if consumers.is_empty() {
             return Ok(Vec::new());
         }
-        let names: Vec<String> = (0..consumers.len()).map(|i| format!("${}", i + 1)).collect();
-        let mut sql = format!("DELETE FROM compute_allocations WHERE consumer_id IN ({})", names.join(", "));
+        let mut sql =
+            format!("DELETE FROM compute_allocations WHERE consumer_id IN ({})", placeholders(consumers.len(), 1, 1));
         if host.is_some() {
             sql.push_str(&format!(" AND host = ${}", consumers.len() + 1));
         }

@@ -10,7 +10,7 @@ pub use servers::{strings, Charged, Server, ServerFilter};
 
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
-use stratus_common::db::{now_text, Db, RowExt};
+use stratus_common::db::{now_text, placeholders, Db, RowExt};
 
 pub type StoreResult<T> = Result<T, sqlx::Error>;
 
@@ -304,6 +304,18 @@ impl Store {
         result: &str,
         message: Option<&str>,
     ) -> StoreResult<()> {
+        let mut conn = self.db.pool.acquire().await?;
+        Self::action_finish_in(&mut conn, server_id, action, result, message).await
+    }
+
+    /// [`Self::action_finish`] inside the caller's transaction.
+    pub(crate) async fn action_finish_in(
+        conn: &mut sqlx::AnyConnection,
+        server_id: &str,
+        action: &str,
+        result: &str,
+        message: Option<&str>,
+    ) -> StoreResult<()> {
         sqlx::query(
             "UPDATE compute_actions SET finish_time = $1, result = $2, message = $3 WHERE id =
              (SELECT id FROM compute_actions WHERE server_id = $4 AND action = $5 AND finish_time IS NULL ORDER BY start_time DESC LIMIT 1)",
@@ -313,7 +325,7 @@ impl Store {
         .bind(message)
         .bind(server_id)
         .bind(action)
-        .execute(&self.db.pool)
+        .execute(conn)
         .await?;
         Ok(())
     }
@@ -475,10 +487,9 @@ pub async fn usage_claim(conn: &mut sqlx::AnyConnection, owner: &str, claims: &[
         format!("(CASE resource{arms} END)")
     };
     let (amount, limit) = (pick(1), pick(2));
-    let names: Vec<String> = (0..claims.len()).map(|i| format!("${}", 3 * i + 2)).collect();
+    let names = placeholders(claims.len(), 2, 3);
     let sql = format!(
-        "UPDATE compute_usage SET used = used + {amount} WHERE project_id = $1 AND resource IN ({}) AND ({limit} < 0 OR used + {amount} <= {limit})",
-        names.join(", ")
+        "UPDATE compute_usage SET used = used + {amount} WHERE project_id = $1 AND resource IN ({names}) AND ({limit} < 0 OR used + {amount} <= {limit})"
     );
     let mut q = sqlx::query(&sql).bind(owner);
     for (resource, amount, limit) in claims {
@@ -494,11 +505,10 @@ pub async fn usage_release(conn: &mut sqlx::AnyConnection, owner: &str, amounts:
     }
     // $1 is the owner; resource i binds its name and amount at 2i+2 and 2i+3.
     let arms: String = (0..amounts.len()).map(|i| format!(" WHEN ${} THEN ${}", 2 * i + 2, 2 * i + 3)).collect();
-    let names: Vec<String> = (0..amounts.len()).map(|i| format!("${}", 2 * i + 2)).collect();
+    let names = placeholders(amounts.len(), 2, 2);
     let less = format!("(CASE resource{arms} END)");
     let sql = format!(
-        "UPDATE compute_usage SET used = CASE WHEN used > {less} THEN used - {less} ELSE 0 END WHERE project_id = $1 AND resource IN ({})",
-        names.join(", ")
+        "UPDATE compute_usage SET used = CASE WHEN used > {less} THEN used - {less} ELSE 0 END WHERE project_id = $1 AND resource IN ({names})"
     );
     let mut q = sqlx::query(&sql).bind(owner);
     for (resource, amount) in amounts {

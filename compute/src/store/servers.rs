@@ -268,20 +268,27 @@ impl Store {
     /// quota if it still counts, in one transaction.
     pub async fn server_save_uncharged(&self, s: &mut Server) -> StoreResult<bool> {
         let mut tx = self.db.pool.begin().await?;
-        let r = sqlx::query("UPDATE compute_servers SET charged = 0 WHERE id = $1 AND charged = 1")
-            .bind(&s.id)
-            .execute(&mut *tx)
-            .await?;
-        if r.rows_affected() > 0 {
-            usage_release(&mut tx, &s.project_id, &s.quota()).await?;
-        }
-        if !Self::server_save_in(&mut tx, s, None).await? {
+        if !Self::server_save_uncharged_in(&mut tx, s).await? {
             return Ok(false);
         }
         tx.commit().await?;
         s.rev += 1;
         s.charged = false;
         Ok(true)
+    }
+
+    /// [`Self::server_save_uncharged`] inside the caller's transaction, which the
+    /// caller drops on false; once it commits, the caller adds one to `s.rev` and
+    /// clears `s.charged`.
+    pub(crate) async fn server_save_uncharged_in(conn: &mut sqlx::AnyConnection, s: &Server) -> StoreResult<bool> {
+        let r = sqlx::query("UPDATE compute_servers SET charged = 0 WHERE id = $1 AND charged = 1")
+            .bind(&s.id)
+            .execute(&mut *conn)
+            .await?;
+        if r.rows_affected() > 0 {
+            usage_release(&mut *conn, &s.project_id, &s.quota()).await?;
+        }
+        Self::server_save_in(conn, s, None).await
     }
 
     /// Servers placed on each host.

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 use std::collections::HashMap;
-use stratus_common::db::{now_text, Db, RowExt};
+use stratus_common::db::{now_text, placeholders, Db, RowExt};
 
 pub type StoreResult<T> = Result<T, sqlx::Error>;
 
@@ -130,9 +130,12 @@ impl Store {
         for row in rows {
             let mut names = vec!["id", "project_id", "doc", "created_at", "updated_at"];
             names.extend(row.cols.iter().map(|(n, _)| *n));
-            let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
-            let sql =
-                format!("INSERT INTO {} ({}) VALUES ({})", row.table.name(), names.join(", "), placeholders.join(", "));
+            let sql = format!(
+                "INSERT INTO {} ({}) VALUES ({})",
+                row.table.name(),
+                names.join(", "),
+                placeholders(names.len(), 1, 1)
+            );
             let mut q = sqlx::query(&sql)
                 .bind(row.id)
                 .bind(row.project_id)

@@ -163,6 +163,12 @@ fn sqlite_path(url: &str) -> Option<String> {
     }
 }
 
+/// `count` bind placeholders for a statement's text, comma-separated: `$first`, then
+/// every `stride`-th after it (`placeholders(3, 2, 2)` is `$2, $4, $6`).
+pub fn placeholders(count: usize, first: usize, stride: usize) -> String {
+    (0..count).map(|i| format!("${}", first + i * stride)).collect::<Vec<_>>().join(", ")
+}
+
 fn split_statements(sql: &str) -> Vec<String> {
     sql.split(";\n").map(|s| s.trim().trim_end_matches(';').trim().to_string()).filter(|s| !s.is_empty()).collect()
 }
@@ -281,6 +287,13 @@ pub mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_follow_the_stride() {
+        assert_eq!(placeholders(3, 2, 2), "$2, $4, $6");
+        assert_eq!(placeholders(2, 1, 1), "$1, $2");
+        assert_eq!(placeholders(0, 1, 1), "");
+    }
 
     const M: &[Migration] = &[
         Migration {

@@ -152,6 +152,10 @@ pub enum Outcome {
     Pending,
     /// Cannot succeed: unwind, starting with this step's own undo.
     Fail(String),
+    /// The last step is done and recorded the saga's end itself, in the transaction
+    /// of its own writes ([`SagaRunner::finish_in`]): one commit less. It takes the
+    /// place of [`SagaDef::finished`], which the runner then does not call.
+    Finished,
 }
 
 /// What a kind of saga does.
@@ -246,6 +250,30 @@ impl SagaRunner {
 
     /// Saves progress; false when someone else moved the saga on meanwhile.
     async fn save(&self, s: &mut Saga) -> Result<bool, sqlx::Error> {
+        let mut conn = self.db.pool.acquire().await?;
+        let saved = self.write(&mut conn, s).await?;
+        if saved {
+            s.rev += 1;
+        }
+        Ok(saved)
+    }
+
+    /// Records, on `conn` (the last step's transaction), that saga `s` is done; false
+    /// when someone else moved the saga on meanwhile (a cancel), and the caller must
+    /// then drop its transaction. Once the transaction commits, the step answers
+    /// [`Outcome::Finished`]; if it fails instead, the step's error makes the runner
+    /// read the saga afresh, so the copy changed here is never used.
+    pub async fn finish_in(&self, conn: &mut sqlx::AnyConnection, s: &mut Saga) -> Result<bool, sqlx::Error> {
+        s.state = SagaState::Done;
+        s.step += 1;
+        let written = self.write(conn, s).await?;
+        if written {
+            s.rev += 1;
+        }
+        Ok(written)
+    }
+
+    async fn write(&self, conn: &mut sqlx::AnyConnection, s: &Saga) -> Result<bool, sqlx::Error> {
         let r = sqlx::query(&format!(
             "UPDATE {} SET step = $1, state = $2, data = $3, error = $4, rev = rev + 1, updated_at = $5 WHERE id = $6 AND rev = $7",
             self.table
@@ -257,14 +285,9 @@ impl SagaRunner {
         .bind(now_text())
         .bind(s.id.clone())
         .bind(s.rev)
-        .execute(&self.db.pool)
+        .execute(conn)
         .await?;
-        if r.rows_affected() == 1 {
-            s.rev += 1;
-            Ok(true)
-        } else {
-            Ok(false)
-        }
+        Ok(r.rows_affected() == 1)
     }
 
     /// Asks a running saga to unwind (a delete arriving during a create). The next
@@ -400,6 +423,12 @@ impl SagaRunner {
                             continue;
                         }
                         Outcome::Goto(k) => s.step = k as i64,
+                        Outcome::Finished => {
+                            if s.state != SagaState::Done {
+                                anyhow::bail!("step {} answered Finished without recording the end", def.steps()[step]);
+                            }
+                            return Ok(());
+                        }
                         Outcome::Pending => {
                             if unsaved || s.data != before {
                                 self.save(&mut s).await?;
