@@ -2,11 +2,12 @@
 //! the power actions (stop, start, reboot).
 
 use super::{conflict, ComputeService};
-use crate::store::{Action, Server};
+use crate::store::{Action, Server, Store};
 use serde_json::{json, Value};
 use stratus_common::auth::AuthContext;
 use stratus_common::db::{now_text, parse_time};
 use stratus_common::http::ApiResult;
+use stratus_common::saga::Saga;
 use stratus_compute_agent::protocol::{power, Command, CommandResult, GuestSpec, Op};
 
 impl ComputeService {
@@ -17,7 +18,7 @@ impl ComputeService {
     pub(crate) async fn send(&self, server: &mut Server, op: Op, spec: Option<GuestSpec>) -> anyhow::Result<()> {
         let host = server.host.clone().ok_or_else(|| anyhow::anyhow!("server {} has no host", server.id))?;
         let row = self.host_row(&host).await?.ok_or_else(|| anyhow::anyhow!("unknown host {host}"))?;
-        self.send_to(server, &row, op, spec).await
+        self.send_to(server, &row, op, spec, None).await
     }
 
     /// A host's row: the scheduler's view (kept current by every host report), else
@@ -36,11 +37,26 @@ impl ComputeService {
         row: &crate::store::HostRow,
         op: Op,
         spec: Option<GuestSpec>,
+        saga: Option<&mut Saga>,
     ) -> anyhow::Result<()> {
         let host = row.host.clone();
         let action_id = uuid::Uuid::new_v4().to_string();
         server.doc.insert("action".into(), json!({"id": action_id, "op": op, "sent_at": now_text()}));
-        self.save(server).await?;
+        match saga {
+            // The saga waits for the answer: its progress is recorded with the server.
+            Some(saga) => {
+                let mut tx = self.store.db.pool.begin().await?;
+                if !Store::server_save_in(&mut tx, server, None).await? {
+                    anyhow::bail!("server {} changed meanwhile", server.id);
+                }
+                if !self.sagas.record_in(&mut tx, saga).await? {
+                    anyhow::bail!("saga {} moved on meanwhile", saga.id);
+                }
+                tx.commit().await?;
+                server.rev += 1;
+            }
+            None => self.save(server).await?,
+        }
         let cmd = Command { action_id, server_id: server.id.clone(), host, op, spec };
         self.bus.enqueue(&row.queue, serde_json::to_vec(&cmd)?).await?;
         Ok(())

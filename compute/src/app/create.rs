@@ -452,7 +452,7 @@ impl ComputeService {
             server.doc.insert("config_drive".into(), json!(true));
         }
         server.task_state = Some("spawning".into());
-        self.send_to(server, &row, Op::Spawn, Some(spec)).await?;
+        self.send_to(server, &row, Op::Spawn, Some(spec), Some(saga)).await?;
         Ok(Outcome::Pending)
     }
 

@@ -35,7 +35,7 @@ impl SagaDef for DeleteSaga {
                 return Ok(Outcome::Next);
             }
             let outcome = match step {
-                0 => s.step_destroy(&mut server).await?,
+                0 => s.step_destroy(&mut server, saga).await?,
                 1 => {
                     s.ports_remove(&mut server).await?;
                     Outcome::Next
@@ -98,7 +98,7 @@ impl ComputeService {
         anyhow::bail!("server {} changed meanwhile", server.id)
     }
 
-    async fn step_destroy(&self, server: &mut Server) -> anyhow::Result<Outcome> {
+    async fn step_destroy(&self, server: &mut Server, saga: &mut Saga) -> anyhow::Result<Outcome> {
         let Some(host) = server.host.clone() else { return Ok(Outcome::Next) };
         if server.doc.get("destroyed_on").and_then(|v| v.as_str()) == Some(host.as_str()) {
             return Ok(Outcome::Next);
@@ -110,7 +110,7 @@ impl ComputeService {
         if !self.command_due(server, Op::Destroy) {
             return Ok(Outcome::Pending);
         }
-        self.send_to(server, &row, Op::Destroy, None).await?;
+        self.send_to(server, &row, Op::Destroy, None, Some(saga)).await?;
         Ok(Outcome::Pending)
     }
 

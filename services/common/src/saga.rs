@@ -266,6 +266,16 @@ impl SagaRunner {
     pub async fn finish_in(&self, conn: &mut sqlx::AnyConnection, s: &mut Saga) -> Result<bool, sqlx::Error> {
         s.state = SagaState::Done;
         s.step += 1;
+        self.record_in(conn, s).await
+    }
+
+    /// Records saga `s` as it stands (at the step now running, with its data) on
+    /// `conn`, the step's own transaction, so that the drive stopping at
+    /// [`Outcome::Pending`] costs no write of its own; the step must not change the
+    /// saga after it. False when someone else moved the saga on meanwhile, and the
+    /// caller must then drop its transaction (its error makes the runner read the
+    /// saga afresh).
+    pub async fn record_in(&self, conn: &mut sqlx::AnyConnection, s: &mut Saga) -> Result<bool, sqlx::Error> {
         let written = self.write(conn, s).await?;
         if written {
             s.rev += 1;
@@ -413,7 +423,7 @@ impl SagaRunner {
                 }
                 SagaState::Running => {
                     let step = s.step as usize;
-                    let before = s.data.clone();
+                    let (before, rev_before) = (s.data.clone(), s.rev);
                     let outcome = def.run(step, &mut s).await?;
                     tracing::debug!(saga = id, kind = %s.kind, step = def.steps()[step], ?outcome, "saga step");
                     match outcome {
@@ -430,7 +440,8 @@ impl SagaRunner {
                             return Ok(());
                         }
                         Outcome::Pending => {
-                            if unsaved || s.data != before {
+                            // Unless the step recorded the saga itself (`record_in`).
+                            if s.rev == rev_before && (unsaved || s.data != before) {
                                 self.save(&mut s).await?;
                             }
                             return Ok(());
