@@ -36,6 +36,12 @@ if [ ${#need[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# Installing Debian's QEMU removes a newer qemu-utils (from backports) that does not
+# match it; Debian's own then brings qemu-img back.
+if ! command -v qemu-img >/dev/null; then
+    echo "installing: qemu-utils"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-utils >/dev/null
+fi
 
 if ! command -v cargo >/dev/null; then
     if [ -x "$HOME/.cargo/bin/cargo" ]; then
