@@ -275,7 +275,9 @@ impl Store {
 
     pub async fn action_start(&self, a: &Action) -> StoreResult<()> {
         let mut conn = self.db.pool.acquire().await?;
-        Self::action_start_in(&mut conn, a).await
+        Self::action_start_in(&mut conn, a).await?;
+        conn.release();
+        Ok(())
     }
 
     /// [`Self::action_start`] inside the caller's transaction.
@@ -305,7 +307,9 @@ impl Store {
         message: Option<&str>,
     ) -> StoreResult<()> {
         let mut conn = self.db.pool.acquire().await?;
-        Self::action_finish_in(&mut conn, server_id, action, result, message).await
+        Self::action_finish_in(&mut conn, server_id, action, result, message).await?;
+        conn.release();
+        Ok(())
     }
 
     /// [`Self::action_finish`] inside the caller's transaction.

@@ -188,6 +188,7 @@ impl Store {
     pub async fn server_save(&self, s: &mut Server, expect_task: Option<Option<&str>>) -> StoreResult<bool> {
         let mut conn = self.db.pool.acquire().await?;
         let saved = Self::server_save_in(&mut conn, s, expect_task).await?;
+        conn.release();
         if saved {
             s.rev += 1;
         }

@@ -252,6 +252,7 @@ impl SagaRunner {
     async fn save(&self, s: &mut Saga) -> Result<bool, sqlx::Error> {
         let mut conn = self.db.pool.acquire().await?;
         let saved = self.write(&mut conn, s).await?;
+        conn.release();
         if saved {
             s.rev += 1;
         }

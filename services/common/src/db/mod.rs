@@ -11,9 +11,11 @@
 //! - JSON documents are `TEXT`;
 //! - upserts use `ON CONFLICT ... DO NOTHING/UPDATE`, which both engines accept.
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
-use std::time::Duration;
+mod pool;
+
+pub use pool::{Conn, Pool, Tx};
+use sqlx::any::AnyRow;
+use sqlx::Row;
 
 /// Which engine a pool talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +34,8 @@ pub enum Engine {
 /// For PostgreSQL both are the same pool.
 #[derive(Clone, Debug)]
 pub struct Db {
-    pub pool: AnyPool,
-    pub reads: AnyPool,
+    pub pool: Pool,
+    pub reads: Pool,
     pub engine: Engine,
 }
 
@@ -75,34 +77,12 @@ impl Db {
                 }
             }
         }
-        // No ping before each use: it costs a round trip per query (to SQLite's worker
-        // thread, or to PostgreSQL), and a broken connection fails its query, which
-        // callers already treat as transient.
-        let options = || {
-            let o = AnyPoolOptions::new()
-                .max_connections(max_connections.max(1))
-                .acquire_timeout(Duration::from_secs(30))
-                .test_before_acquire(false);
-            match engine {
-                Engine::Sqlite => o.after_connect(|conn, _meta| {
-                    Box::pin(async move {
-                        use sqlx::Executor;
-                        conn.execute("PRAGMA journal_mode=WAL").await?;
-                        conn.execute("PRAGMA busy_timeout=10000").await?;
-                        conn.execute("PRAGMA synchronous=NORMAL").await?;
-                        conn.execute("PRAGMA foreign_keys=ON").await?;
-                        Ok(())
-                    })
-                }),
-                Engine::Postgres => o,
-            }
-        };
         if engine == Engine::Postgres {
-            let pool = options().connect(url).await?;
+            let pool = Pool::connect(url, engine, max_connections as usize).await?;
             return Ok(Self { reads: pool.clone(), pool, engine });
         }
-        let pool = options().max_connections(1).connect(url).await?;
-        let reads = options().connect(url).await?;
+        let pool = Pool::connect(url, engine, 1).await?;
+        let reads = Pool::connect(url, engine, max_connections as usize).await?;
         Ok(Self { pool, reads, engine })
     }
 
