@@ -136,7 +136,7 @@ impl Pool {
         self.inner.slots.close();
         let idle: Vec<Idle> = std::mem::take(&mut *self.inner.idle.lock().expect("pool lock"));
         for i in idle {
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, i.conn.close()).await;
+            close_now(i.conn).await;
         }
     }
 }
@@ -170,10 +170,13 @@ impl Inner {
 /// server sees a goodbye rather than a reset.
 fn close(conn: AnyConnection) {
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
-        rt.spawn(async move {
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close()).await;
-        });
+        rt.spawn(close_now(conn));
     }
+}
+
+/// Says goodbye to the server, waiting at most [`CLOSE_TIMEOUT`].
+async fn close_now(conn: AnyConnection) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close()).await;
 }
 
 /// True for errors after which the connection cannot be trusted with another query:
