@@ -184,10 +184,16 @@ impl ComputeService {
             }
             Op::AttachInterface | Op::DetachInterface | Op::Rebuild | Op::Resize => return Ok(()),
         }
-        self.save(&mut server).await?;
-        if let Some(saga) = server.doc.get("saga_id").and_then(Value::as_str).map(str::to_string) {
-            // The saga's step needs the server just saved: hand it over.
-            self.sagas.drive_with(&saga, Box::new(server)).await;
+        let Some(saga) = server.doc.get("saga_id").and_then(Value::as_str).map(str::to_string) else {
+            return self.save(&mut server).await;
+        };
+        // The saga's step saves the server with the result: hand it over unsaved. When
+        // the saga is being driven already, or that step failed, save it here and poke
+        // the saga (a save that finds the server changed gets the result sent again).
+        if !self.sagas.drive_with(&saga, Box::new(server.clone())).await {
+            tracing::debug!(server = %server.id, saga, op = ?r.op, "saga busy or its step failed; saving the result here");
+            self.save(&mut server).await?;
+            self.sagas.drive(&saga).await;
         }
         Ok(())
     }

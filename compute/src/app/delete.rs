@@ -115,7 +115,6 @@ impl ComputeService {
     }
 
     async fn step_release(&self, server: &mut Server, saga: &mut Saga) -> anyhow::Result<Outcome> {
-        self.release_claims(&[&server.id, &super::resize::resize_consumer(&server.id)], None).await?;
         self.leave_group(server).await?;
         server.vm_state = "deleted".into();
         server.task_state = None;
@@ -124,9 +123,11 @@ impl ComputeService {
         server.doc.remove("action");
         server.doc.remove("saga_id");
         server.deleted = true;
-        // The server with its quota given back, its instance action and the saga's end
-        // in one transaction.
+        // The host claims and quota given back with the server, its instance action and
+        // the saga's end, in one transaction.
         let mut tx = self.store.db.pool.begin().await?;
+        let resize = super::resize::resize_consumer(&server.id);
+        let freed = Store::release_in(&mut tx, &[&server.id, &resize], None).await?;
         if !Store::server_save_uncharged_in(&mut tx, server).await? {
             anyhow::bail!("server {} changed meanwhile", server.id);
         }
@@ -135,6 +136,9 @@ impl ComputeService {
             anyhow::bail!("saga {} moved on meanwhile", saga.id);
         }
         tx.commit().await?;
+        for row in freed {
+            self.scheduler.update(row);
+        }
         (server.rev, server.charged) = (server.rev + 1, false);
         self.notify("delete.end", server).await;
         Ok(Outcome::Finished)

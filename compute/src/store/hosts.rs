@@ -290,6 +290,22 @@ impl Store {
         if consumers.is_empty() {
             return Ok(Vec::new());
         }
+        let mut tx = self.db.pool.begin().await?;
+        let rows = Self::release_in(&mut tx, consumers, host).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// [`Self::release`] in the caller's transaction: the hosts' rows it returns are
+    /// for the scheduler once that transaction has committed.
+    pub(crate) async fn release_in(
+        conn: &mut sqlx::AnyConnection,
+        consumers: &[&str],
+        host: Option<&str>,
+    ) -> StoreResult<Vec<HostRow>> {
+        if consumers.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut sql =
             format!("DELETE FROM compute_allocations WHERE consumer_id IN ({})", placeholders(consumers.len(), 1, 1));
         if host.is_some() {
@@ -303,11 +319,7 @@ impl Store {
         if let Some(h) = host {
             q = q.bind(h);
         }
-        let mut tx = self.db.pool.begin().await?;
-        let gone = q.fetch_all(&mut *tx).await?;
-        if gone.is_empty() {
-            return Ok(Vec::new());
-        }
+        let gone = q.fetch_all(&mut *conn).await?;
         let mut rows = Vec::new();
         for a in &gone {
             let row = sqlx::query(
@@ -317,11 +329,10 @@ impl Store {
             .bind(a.int("ram"))
             .bind(a.int("disk"))
             .bind(a.text("host"))
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *conn)
             .await?;
             rows.extend(row.as_ref().map(HostRow::from_row));
         }
-        tx.commit().await?;
         Ok(rows)
     }
 }

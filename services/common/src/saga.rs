@@ -95,7 +95,8 @@ pub struct Saga {
     pub updated_at: String,
     /// What a step hands on to the next step of the same drive (never stored): the
     /// resource it read and saved, so the next step need not read it again. A step
-    /// only leaves something here that matches the database.
+    /// only leaves something here that matches the database; only the first step of
+    /// a [`SagaRunner::drive_with`] may find unsaved changes here, which it saves.
     pub scratch: Option<Box<dyn std::any::Any + Send + Sync>>,
     /// This drive began from the saga its creator just inserted: no step ran before.
     pub fresh: bool,
@@ -352,46 +353,74 @@ impl SagaRunner {
         self.drive_from(id, None).await
     }
 
-    /// [`Self::drive`], handing `scratch` to the first step (what the caller just read
-    /// and saved of the saga's subject).
-    pub async fn drive_with(&self, id: &str, scratch: Box<dyn std::any::Any + Send + Sync>) {
-        match self.get(id).await {
+    /// [`Self::drive`], handing `scratch` to the first step: what the caller just read
+    /// of the saga's subject and changed, saved or not. True when a drive started here
+    /// and its first round went without error, so the step has seen `scratch` and kept
+    /// what it needed of it. False, having done nothing, when this process is driving
+    /// the saga already; false too when that first round failed. Then the caller must
+    /// save what it holds itself and [`Self::drive`] again.
+    pub async fn drive_with(&self, id: &str, scratch: Box<dyn std::any::Any + Send + Sync>) -> bool {
+        if !self.claim_drive(id, false) {
+            return false;
+        }
+        let first = match self.get(id).await {
             Ok(Some(mut s)) => {
                 s.scratch = Some(scratch);
-                self.drive_from(id, Some(s)).await
+                self.drive_once(id, Some(s)).await
             }
-            _ => self.drive_from(id, None).await,
+            Ok(None) => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+        let ok = first.is_ok();
+        self.drive_claimed(id, first.err()).await;
+        ok
+    }
+
+    /// Marks saga `id` as driven by the caller: true unless a drive runs already, in
+    /// which case that drive is asked to look again when it stops (when `poke`).
+    fn claim_drive(&self, id: &str, poke: bool) -> bool {
+        let mut active = self.active.lock().unwrap();
+        if let Some(poked) = active.get_mut(id) {
+            *poked |= poke;
+            return false;
         }
+        active.insert(id.to_string(), false);
+        true
     }
 
     async fn drive_from(&self, id: &str, mut start: Option<Saga>) {
-        {
-            let mut active = self.active.lock().unwrap();
-            if let Some(poked) = active.get_mut(id) {
-                *poked = true;
-                return;
-            }
-            active.insert(id.to_string(), false);
+        if !self.claim_drive(id, true) {
+            return;
         }
+        let first = self.drive_once(id, start.take()).await;
+        self.drive_claimed(id, first.err()).await
+    }
+
+    /// Goes on with a drive claimed by [`Self::claim_drive`] whose first round ended
+    /// with `failed`, until the saga stops with nobody having poked it meanwhile.
+    async fn drive_claimed(&self, id: &str, mut failed: Option<anyhow::Error>) {
         let mut failures = 0u32;
         loop {
-            if let Err(e) = self.drive_once(id, start.take()).await {
+            if let Some(e) = failed.take() {
                 failures += 1;
                 tracing::warn!(saga = id, error = %format!("{e:#}"), failures, "saga step failed; it will be retried");
                 // Transient trouble (a busy database, a service restarting): retry soon
                 // a few times, then leave it to the next sweep.
                 if failures <= 6 {
                     tokio::time::sleep(std::time::Duration::from_millis(25 << failures)).await;
+                    failed = self.drive_once(id, None).await.err();
                     continue;
                 }
             }
-            let mut active = self.active.lock().unwrap();
-            if active.get(id).copied().unwrap_or(false) {
+            {
+                let mut active = self.active.lock().unwrap();
+                if !active.get(id).copied().unwrap_or(false) {
+                    active.remove(id);
+                    return;
+                }
                 active.insert(id.to_string(), false);
-                continue;
             }
-            active.remove(id);
-            return;
+            failed = self.drive_once(id, None).await.err();
         }
     }
 
@@ -478,6 +507,119 @@ impl SagaRunner {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing;
+
+    /// One step that goes on when handed the word "go", fails on "fail" and waits
+    /// otherwise; `hold` keeps a drive inside the step.
+    #[derive(Default)]
+    struct Waiter {
+        hold: tokio::sync::Mutex<()>,
+        seen: Mutex<Vec<String>>,
+    }
+
+    impl SagaDef for Waiter {
+        fn kind(&self) -> &'static str {
+            "wait"
+        }
+
+        fn steps(&self) -> &'static [&'static str] {
+            &["wait"]
+        }
+
+        fn run<'a>(&'a self, _step: usize, saga: &'a mut Saga) -> BoxFuture<'a, anyhow::Result<Outcome>> {
+            Box::pin(async move {
+                let word = saga.take_scratch::<String>().unwrap_or_default();
+                self.seen.lock().unwrap().push(word.clone());
+                let _held = self.hold.lock().await;
+                match word.as_str() {
+                    "go" => Ok(Outcome::Next),
+                    "fail" => anyhow::bail!("the step failed"),
+                    _ => Ok(Outcome::Pending),
+                }
+            })
+        }
+
+        fn undo<'a>(&'a self, _step: usize, _saga: &'a mut Saga) -> BoxFuture<'a, anyhow::Result<()>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn finished<'a>(&'a self, _saga: &'a Saga) -> BoxFuture<'a, anyhow::Result<()>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    async fn runner(engine: crate::db::Engine) -> (SagaRunner, Arc<Waiter>, String) {
+        let db = testing::fresh(engine).await;
+        for sql in saga_table_sql("test_sagas").split(';') {
+            sqlx::query(sql).execute(&db.pool).await.unwrap();
+        }
+        let waiter = Arc::new(Waiter::default());
+        let runner = SagaRunner::new(db.clone(), "test_sagas", vec![waiter.clone()]);
+        let saga = Saga::fresh(&uuid::Uuid::new_v4().to_string(), "wait", "subject", Value::Null);
+        let mut tx = db.pool.begin().await.unwrap();
+        runner.insert_saga(&mut tx, &saga).await.unwrap();
+        tx.commit().await.unwrap();
+        (runner, waiter, saga.id)
+    }
+
+    fn seen(w: &Waiter) -> Vec<String> {
+        w.seen.lock().unwrap().clone()
+    }
+
+    async fn state(runner: &SagaRunner, id: &str) -> SagaState {
+        runner.get(id).await.unwrap().unwrap().state
+    }
+
+    #[tokio::test]
+    async fn drive_with_hands_the_scratch_to_the_step() {
+        for engine in testing::engines() {
+            let (runner, waiter, id) = runner(engine).await;
+            runner.drive(&id).await;
+            assert_eq!(state(&runner, &id).await, SagaState::Running);
+            assert!(runner.drive_with(&id, Box::new("go".to_string())).await);
+            assert_eq!(seen(&waiter), ["", "go"]);
+            assert_eq!(state(&runner, &id).await, SagaState::Done);
+        }
+    }
+
+    #[tokio::test]
+    async fn drive_with_gives_up_while_the_saga_is_being_driven() {
+        for engine in testing::engines() {
+            let (runner, waiter, id) = runner(engine).await;
+            let held = waiter.hold.lock().await;
+            let busy = tokio::spawn({
+                let (runner, id) = (runner.clone(), id.clone());
+                async move { runner.drive(&id).await }
+            });
+            while seen(&waiter).is_empty() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            // The step never sees the word: the caller must keep it another way.
+            assert!(!runner.drive_with(&id, Box::new("go".to_string())).await);
+            drop(held);
+            busy.await.unwrap();
+            assert_eq!(seen(&waiter), [""]);
+            assert_eq!(state(&runner, &id).await, SagaState::Running);
+            assert!(runner.drive_with(&id, Box::new("go".to_string())).await);
+            assert_eq!(state(&runner, &id).await, SagaState::Done);
+        }
+    }
+
+    #[tokio::test]
+    async fn drive_with_reports_a_failed_first_round() {
+        for engine in testing::engines() {
+            let (runner, waiter, id) = runner(engine).await;
+            assert!(!runner.drive_with(&id, Box::new("fail".to_string())).await);
+            // The drive retried without the word, and the saga waits.
+            assert_eq!(seen(&waiter), ["fail", ""]);
+            assert_eq!(state(&runner, &id).await, SagaState::Running);
         }
     }
 }
