@@ -87,12 +87,17 @@ impl ComputeService {
     }
 
     /// [`Self::start_delete_with`] for a server read afresh (by the reconciler, or
-    /// when a create saga that was asked to stop has ended).
-    pub(crate) async fn start_delete(&self, server: &Server) -> anyhow::Result<()> {
+    /// when a create saga that was asked to stop has ended). False when the server is
+    /// gone or deleted already.
+    pub(crate) async fn start_delete(&self, server: &Server) -> anyhow::Result<bool> {
         for _ in 0..5 {
-            let Some(s) = self.store.server_get(&server.id).await? else { return Ok(()) };
+            let Some(s) = self.store.server_get(&server.id).await? else { return Ok(false) };
+            if s.deleted {
+                // A delete saga finished meanwhile.
+                return Ok(false);
+            }
             if self.start_delete_with(&s, None).await? {
-                return Ok(());
+                return Ok(true);
             }
         }
         anyhow::bail!("server {} changed meanwhile", server.id)

@@ -79,8 +79,12 @@ impl ComputeService {
         let servers = self.store.server_list(&ServerFilter::default()).await?;
         for s in &servers {
             if s.task_state.as_deref() == Some("deleting") && self.sagas.unfinished(Some(&s.id)).await?.is_empty() {
-                self.start_delete(s).await?;
-                repairs.deletes_restarted += 1;
+                // One server changing under the pass does not stop the others.
+                match self.start_delete(s).await {
+                    Ok(true) => repairs.deletes_restarted += 1,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(server = %s.id, error = %format!("{e:#}"), "cannot restart a delete"),
+                }
             }
         }
         let idle: Vec<_> = servers.into_iter().filter(|s| !s.doc.contains_key("saga_id")).collect();
