@@ -756,6 +756,98 @@ async fn resize_confirm_revert_and_rebuild() {
     each_engine!(resize_and_rebuild);
 }
 
+/// The saga of the last change of `kind` on a server, read back.
+async fn last_saga(c: &Cloud, server: &str, kind: &str) -> stratus_common::saga::Saga {
+    let row = sqlx::query("SELECT id FROM compute_sagas WHERE subject = $1 AND kind = $2 ORDER BY created_at DESC")
+        .bind(server)
+        .bind(kind)
+        .fetch_all(&c.compute.store.db.pool)
+        .await
+        .unwrap();
+    c.compute.sagas.get(&row[0].text("id")).await.unwrap().unwrap()
+}
+
+async fn change_saga_idempotency(engine: Engine) {
+    use stratus_common::saga::{Outcome, SagaState};
+    use stratus_compute::app::change::{Change, ChangeSaga};
+    let c = Cloud::start(engine).await;
+    let (image, net, _) = c.basics().await;
+    let admin = c.admin().await;
+    let body = json!({"flavor": {"name": "m2", "vcpus": 2, "ram": 1024, "disk": 1, "id": "m2"}});
+    assert_eq!(c.call("POST", "/flavors", &admin, Some(body)).await.status, StatusCode::OK);
+    let (project, token) = c.member("changer").await;
+    let id = create(&c, &token, server_body(&image, &net, "vm")).await;
+    c.wait_status(&token, &id, "ACTIVE").await;
+    let path = format!("/servers/{id}/action");
+    let act = |body: Value| c.call("POST", &path, &token, Some(body));
+    let cores = || async { c.usage(&project).await.get("cores").copied().unwrap_or(0) };
+    let status =
+        || async { c.call("GET", &format!("/servers/{id}"), &token, None).await.body["server"]["status"].clone() };
+    let me = std::sync::Arc::downgrade(&c.compute);
+
+    assert_eq!(act(json!({"resize": {"flavorRef": "m2"}})).await.status, StatusCode::ACCEPTED);
+    c.wait_status(&token, &id, "VERIFY_RESIZE").await;
+    let mut saga = last_saga(&c, &id, "resize").await;
+    assert_eq!(saga.state, SagaState::Done);
+    let before = (c.claimed().await, cores().await);
+    assert_eq!(before, ((3, 2), 2), "both flavors claimed, the larger one charged");
+    // Every step again, every undo twice, and the failure's end twice (a crash before
+    // each was recorded): none changes anything once the change has ended.
+    for (kind, change) in [("resize", Change::Resize), ("rebuild", Change::Rebuild), ("resize_revert", Change::Revert)]
+    {
+        let def = ChangeSaga(change, me.clone());
+        assert_eq!(def.kind(), kind);
+        for step in 0..def.steps().len() {
+            let out = def.run(step, &mut saga).await.unwrap();
+            assert!(matches!(out, Outcome::Next), "{kind} step {step}: {out:?}");
+        }
+        for _ in 0..2 {
+            for step in (0..def.steps().len()).rev() {
+                def.undo(step, &mut saga).await.unwrap();
+            }
+            saga.state = SagaState::Failed;
+            def.finished(&saga).await.unwrap();
+            saga.state = SagaState::Done;
+        }
+        assert_eq!((c.claimed().await, cores().await), before, "{kind}");
+        assert_eq!(status().await, "VERIFY_RESIZE", "{kind}");
+    }
+
+    // A revert the host fails leaves the server in ERROR with the reason; a resize it
+    // fails goes back to the old flavor, its quota and its claim.
+    for d in &c.drivers {
+        d.set_failure_rate(1.0);
+    }
+    assert_eq!(act(json!({"revertResize": null})).await.status, StatusCode::ACCEPTED);
+    let s = c.wait_status(&token, &id, "ERROR").await;
+    assert!(s["fault"]["message"].as_str().unwrap().contains("injected"), "{}", s["fault"]);
+    let revert = last_saga(&c, &id, "resize_revert").await;
+    assert_eq!(revert.state, SagaState::Failed);
+    // Its failure's end once more changes nothing.
+    ChangeSaga(Change::Revert, me.clone()).finished(&revert).await.unwrap();
+    assert_eq!(status().await, "ERROR");
+    assert!(c.compute.sagas.unfinished(Some(&id)).await.unwrap().is_empty());
+    let r = act(json!({"rebuild": {"imageRef": image}})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    c.wait_status(&token, &id, "ERROR").await;
+    assert_eq!(last_saga(&c, &id, "rebuild").await.state, SagaState::Failed);
+    for d in &c.drivers {
+        d.set_failure_rate(0.0);
+    }
+    // A rebuild mends a server in ERROR.
+    assert_eq!(act(json!({"rebuild": {"imageRef": image}})).await.status, StatusCode::ACCEPTED);
+    c.wait_status(&token, &id, "ACTIVE").await;
+
+    assert_eq!(c.call("DELETE", &format!("/servers/{id}"), &token, None).await.status, StatusCode::NO_CONTENT);
+    c.wait_status(&token, &id, "GONE").await;
+    assert_nothing_left(&c, &project, &id).await;
+}
+
+#[tokio::test]
+async fn change_sagas_are_idempotent_and_end_once() {
+    each_engine!(change_saga_idempotency);
+}
+
 async fn groups_race(engine: Engine) {
     // Two hosts, six members of one anti-affinity group created at once: exactly two
     // can be placed, on different hosts; the others fail cleanly.

@@ -145,9 +145,6 @@ impl ComputeService {
             return Ok(());
         }
         server.doc.remove("action");
-        if matches!(r.op, Op::Rebuild | Op::Resize) {
-            return self.on_rebuild_or_resize(server, r).await;
-        }
         match r.op {
             Op::Spawn => {
                 server
@@ -156,6 +153,13 @@ impl ComputeService {
             }
             Op::Destroy => {
                 server.doc.insert("destroyed_on".into(), json!(r.host));
+            }
+            Op::Rebuild | Op::Resize => {
+                let saga = server.doc.get("saga_id").cloned().unwrap_or(Value::Null);
+                server.doc.insert(
+                    "change".into(),
+                    json!({"saga": saga, "host": r.host, "error": r.error, "power_state": r.power_state}),
+                );
             }
             Op::Stop | Op::Start | Op::SoftReboot | Op::HardReboot | Op::Pause | Op::Unpause => {
                 let name = match r.op {
@@ -182,7 +186,7 @@ impl ComputeService {
                 self.notify(event, &server).await;
                 return Ok(());
             }
-            Op::AttachInterface | Op::DetachInterface | Op::Rebuild | Op::Resize => return Ok(()),
+            Op::AttachInterface | Op::DetachInterface => return Ok(()),
         }
         let Some(saga) = server.doc.get("saga_id").and_then(Value::as_str).map(str::to_string) else {
             return self.save(&mut server).await;
@@ -238,17 +242,14 @@ impl ComputeService {
     /// or, when the host is gone, ended so nothing stays in a task state.
     pub(crate) async fn retry_power_actions(&self, servers: &[Server]) -> anyhow::Result<()> {
         for s in servers {
-            let (op, spec) = match s.task_state.as_deref() {
-                Some("powering-off") => (Op::Stop, None),
-                Some("powering-on") => (Op::Start, None),
-                Some("rebooting") => (Op::SoftReboot, None),
-                Some("rebooting_hard") => (Op::HardReboot, None),
-                Some("pausing") => (Op::Pause, None),
-                Some("unpausing") => (Op::Unpause, None),
-                _ => match Self::pending_change(s) {
-                    Some((op, spec)) => (op, Some(spec)),
-                    None => continue,
-                },
+            let op = match s.task_state.as_deref() {
+                Some("powering-off") => Op::Stop,
+                Some("powering-on") => Op::Start,
+                Some("rebooting") => Op::SoftReboot,
+                Some("rebooting_hard") => Op::HardReboot,
+                Some("pausing") => Op::Pause,
+                Some("unpausing") => Op::Unpause,
+                _ => continue,
             };
             if !self.command_due(s, op) {
                 continue;
@@ -259,19 +260,7 @@ impl ComputeService {
                 None => false,
             };
             if up {
-                self.send(&mut s, op, spec).await?;
-            } else if spec.is_some() {
-                // A rebuild or resize whose host is gone fails (and a resize unwinds).
-                let r = CommandResult {
-                    action_id: String::new(),
-                    server_id: s.id.clone(),
-                    host: s.host.clone().unwrap_or_default(),
-                    op,
-                    error: Some("The server's host is down.".into()),
-                    power_state: s.power_state,
-                };
-                s.doc.remove("action");
-                self.on_rebuild_or_resize(s, &r).await?;
+                self.send(&mut s, op, None).await?;
             } else {
                 s.task_state = None;
                 s.doc.remove("action");

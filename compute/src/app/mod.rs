@@ -1,7 +1,8 @@
 //! The compute service's application layer: policy, validation, quotas, the sagas that
-//! build and delete servers, actions on servers, and the reconciler.
+//! build, change and delete servers, actions on servers, and the reconciler.
 
 pub mod actions;
+pub mod change;
 pub mod create;
 pub mod delete;
 pub mod flavors;
@@ -82,8 +83,14 @@ impl ComputeService {
         settings: Settings,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me: &Weak<ComputeService>| {
-            let defs: Vec<Arc<dyn SagaDef>> =
-                vec![Arc::new(create::CreateSaga(me.clone())), Arc::new(delete::DeleteSaga(me.clone()))];
+            use change::{Change, ChangeSaga};
+            let defs: Vec<Arc<dyn SagaDef>> = vec![
+                Arc::new(create::CreateSaga(me.clone())),
+                Arc::new(delete::DeleteSaga(me.clone())),
+                Arc::new(ChangeSaga(Change::Rebuild, me.clone())),
+                Arc::new(ChangeSaga(Change::Resize, me.clone())),
+                Arc::new(ChangeSaga(Change::Revert, me.clone())),
+            ];
             let sagas = SagaRunner::new(store.db.clone(), "compute_sagas", defs);
             Self { store, bus, limits, clients, scheduler, settings, sagas, orphans: Default::default() }
         })

@@ -1,22 +1,22 @@
-//! Rebuild (a new disk from an image, same server) and resize (another flavor, on the
-//! same host) with confirm and revert.
+//! The requests that change a server on its host: rebuild (a new disk from an image,
+//! same server) and resize (another flavor, on the same host) with confirm and revert.
 //!
-//! Both are one command to the host's agent, tracked like the power actions: the
-//! server's task state says what is under way, the command is recorded before it is
-//! sent and sent again by the reconciler until answered, and the answer finishes or
-//! unwinds the change. A resize holds, until it ends, the larger of the old and new
-//! flavors in quota (the server's `vcpus`/`ram`/`disk` columns are what it is charged
-//! for) and both flavors on the host (the new one under `<id>:resize`); confirm keeps
-//! the new, revert the old, a failure unwinds to the old.
+//! Rebuild, resize and revert each start a saga (see `change.rs`) in the transaction
+//! that records the request: the server's task state, what it claims and the instance
+//! action. A resize holds, until it ends, the larger of the old and new flavors in quota
+//! (the server's `vcpus`/`ram`/`disk` columns are what it is charged for) and both
+//! flavors on the host (the new one under `<id>:resize`); confirm keeps the new, revert
+//! the old, a failure unwinds to the old.
 
+use super::change::Change;
 use super::servers::{ref_id, refused};
 use super::{bad, conflict, ComputeService};
-use crate::store::{Allocation, Charged, Flavor, Server};
+use crate::store::{Allocation, Charged, Flavor, Server, Store};
 use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
 use stratus_common::db::now_text;
 use stratus_common::http::ApiResult;
-use stratus_compute_agent::protocol::{CommandResult, Op};
+use stratus_common::saga::Saga;
 
 /// The consumer holding a resize's new flavor on the host.
 pub fn resize_consumer(server_id: &str) -> String {
@@ -35,7 +35,7 @@ pub fn flavor_disk(f: &Value) -> i64 {
     n("disk") + n("ephemeral") + (n("swap") + 1023) / 1024
 }
 
-fn shape(f: &Value) -> (i64, i64, i64) {
+pub(crate) fn shape(f: &Value) -> (i64, i64, i64) {
     (f["vcpus"].as_i64().unwrap_or(0), f["ram"].as_i64().unwrap_or(0), flavor_disk(f))
 }
 
@@ -105,23 +105,31 @@ impl ComputeService {
         server.doc.insert("image_id".into(), json!(image_id));
         server.task_state = Some("rebuilding".into());
         server.doc.remove("fault");
-        if !self.store.server_save(&mut server, Some(None)).await? {
+        let saga = self.change_saga(&mut server, Change::Rebuild);
+        let action = Self::new_action(ctx, &server, "rebuild", request_id);
+        let mut tx = self.store.db.pool.begin().await?;
+        if !Store::server_save_in(&mut tx, &server, Some(None)).await? {
             return Err(conflict(format!("Instance {id} is busy with another task.")));
         }
-        self.start_action(ctx, &server, "rebuild", request_id).await;
-        let mut spec = Self::guest_spec(&server);
-        let host = match server.host.as_deref() {
-            Some(h) => self.store.host_get(h).await?,
-            None => None,
-        };
-        let driver = host.map(|h| h.driver).unwrap_or_default();
-        if let Err(e) = self.add_config_drive(&server, &driver, &mut spec).await {
-            tracing::warn!(error = %e, "cannot gather the rebuilt server's metadata; its config drive stays as it was");
-        }
-        if let Err(e) = self.send(&mut server, Op::Rebuild, Some(spec)).await {
-            tracing::warn!(error = %e, "cannot send a rebuild now; the reconciler will");
-        }
+        self.sagas.insert_saga(&mut tx, &saga).await?;
+        Store::action_start_in(&mut tx, &action).await?;
+        tx.commit().await?;
+        server.rev += 1;
+        self.start_change(saga, &server);
         Ok(server)
+    }
+
+    /// The saga of a change, recorded on the server (whose save writes it with the saga).
+    fn change_saga(&self, server: &mut Server, change: Change) -> Saga {
+        let saga = Saga::fresh(&uuid::Uuid::new_v4().to_string(), change.kind(), &server.id, json!({}));
+        server.doc.insert("saga_id".into(), json!(saga.id));
+        saga
+    }
+
+    /// Drives a change's saga, just written with `server`, in the background.
+    fn start_change(&self, mut saga: Saga, server: &Server) {
+        saga.scratch = Some(Box::new(server.clone()));
+        self.sagas.spawn_saga(saga);
     }
 
     /// `resize`: claims the new flavor on the server's host and the quota growth, then
@@ -158,13 +166,6 @@ impl ComputeService {
         let host = server.host.clone().ok_or_else(|| conflict(format!("Instance {id} has no host.")))?;
         let consumer = resize_consumer(&server.id);
         let a = Allocation { consumer_id: consumer.clone(), host: host.clone(), vcpus: nv, ram: nr, disk: nd };
-        if !self.store.claim(&a).await? {
-            return Err(bad(format!(
-                "No valid host was found. Host {host} has no room for flavor {} (servers resize on their own host).",
-                flavor.name
-            )));
-        }
-        self.scheduler_refresh(Some(&host)).await;
         let project = server.project_id.clone();
         let limits = [("cores", self.limit(&project, "cores").await?), ("ram", self.limit(&project, "ram").await?)];
         let claims = [("cores", (nv - ov).max(0), limits[0].1), ("ram", (nr - or).max(0), limits[1].1)];
@@ -176,20 +177,35 @@ impl ComputeService {
         server.ram = or.max(nr);
         server.disk = od.max(nd);
         server.task_state = Some("resize_migrating".into());
-        let saved = self.store.server_save_charging(&mut server, Some(None), &claims, &[]).await;
-        if !matches!(saved, Ok(Charged::Saved)) {
-            self.release_claims(&[&consumer], None).await?;
-            return Err(match saved? {
-                Charged::OverQuota => super::forbidden(self.quota_usage_message(&project, &claims).await),
-                _ => conflict(format!("Instance {id} is busy with another task.")),
-            });
+        server.doc.remove("fault");
+        let saga = self.change_saga(&mut server, Change::Resize);
+        let action = Self::new_action(ctx, &server, "resize", request_id);
+        // The host claim, the quota, the saga and the instance action: all or nothing.
+        let mut tx = self.store.db.pool.begin().await?;
+        // What an earlier resize may have left (none should) goes first.
+        let stale = Store::release_in(&mut tx, &[&consumer], None).await?;
+        let Some(row) = Store::claim_in(&mut tx, &a).await? else {
+            return Err(bad(format!(
+                "No valid host was found. Host {host} has no room for flavor {} (servers resize on their own host).",
+                flavor.name
+            )));
+        };
+        match Store::server_save_charging_in(&mut tx, &server, Some(None), &claims, &[]).await? {
+            Charged::Saved => {}
+            Charged::OverQuota => {
+                drop(tx);
+                return Err(super::forbidden(self.quota_usage_message(&project, &claims).await));
+            }
+            Charged::Changed => return Err(conflict(format!("Instance {id} is busy with another task."))),
         }
-        self.start_action(ctx, &server, "resize", request_id).await;
-        let mut spec = Self::guest_spec(&server);
-        (spec.vcpus, spec.ram_mb, spec.disk_gb) = (nv, nr, nd);
-        if let Err(e) = self.send(&mut server, Op::Resize, Some(spec)).await {
-            tracing::warn!(error = %e, "cannot send a resize now; the reconciler will");
+        self.sagas.insert_saga(&mut tx, &saga).await?;
+        Store::action_start_in(&mut tx, &action).await?;
+        tx.commit().await?;
+        server.rev += 1;
+        for r in stale.into_iter().chain([row]) {
+            self.scheduler.update(r);
         }
+        self.start_change(saga, &server);
         Ok(())
     }
 
@@ -207,19 +223,29 @@ impl ComputeService {
         "Quota exceeded.".into()
     }
 
-    /// `confirmResize`: keeps the new flavor; the old one's claim goes.
+    /// `confirmResize`: keeps the new flavor; the old one's claim goes. Nothing to do
+    /// on the host: one transaction.
     pub async fn server_confirm_resize(&self, ctx: &AuthContext, id: &str, request_id: &str) -> ApiResult<()> {
         let mut server = self.server_for_action(ctx, id).await?;
         if server.vm_state != "resized" || server.task_state.is_some() {
             return Err(conflict(format!("Instance {id} is not in VERIFY_RESIZE: it cannot be confirmed.")));
         }
-        self.start_action(ctx, &server, "confirmResize", request_id).await;
+        let action = Self::new_action(ctx, &server, "confirmResize", request_id);
         let resize = server.doc.remove("resize").unwrap_or(json!({}));
-        self.release_claims(&[&server.id], None).await?;
-        self.store.allocation_move(&resize_consumer(&server.id), &server.id).await?;
         server.vm_state = resize["old_vm_state"].as_str().unwrap_or("active").into();
-        self.save_api(&mut server).await?;
-        self.finish_action(&server, "confirmResize", None).await;
+        let mut tx = self.store.db.pool.begin().await?;
+        if !Store::server_save_in(&mut tx, &server, Some(None)).await? {
+            return Err(conflict(format!("Instance {id} changed while the request ran; try again.")));
+        }
+        let freed = Store::release_in(&mut tx, &[&server.id], None).await?;
+        Store::allocation_move_in(&mut tx, &resize_consumer(&server.id), &server.id).await?;
+        Store::action_start_in(&mut tx, &action).await?;
+        Store::action_finish_in(&mut tx, &server.id, "confirmResize", "Success", None).await?;
+        tx.commit().await?;
+        server.rev += 1;
+        for row in freed {
+            self.scheduler.update(row);
+        }
         self.notify("resize.confirm.end", &server).await;
         Ok(())
     }
@@ -237,118 +263,17 @@ impl ComputeService {
         let claims = [("cores", (ov - nv).max(0), -1), ("ram", (or - nr).max(0), -1)];
         (server.vcpus, server.ram, server.disk) = (ov.max(nv), or.max(nr), od.max(nd));
         server.task_state = Some("resize_reverting".into());
-        if self.store.server_save_charging(&mut server, Some(None), &claims, &[]).await? != Charged::Saved {
+        let saga = self.change_saga(&mut server, Change::Revert);
+        let action = Self::new_action(ctx, &server, "revertResize", request_id);
+        let mut tx = self.store.db.pool.begin().await?;
+        if Store::server_save_charging_in(&mut tx, &server, Some(None), &claims, &[]).await? != Charged::Saved {
             return Err(conflict(format!("Instance {id} is busy with another task.")));
         }
-        self.start_action(ctx, &server, "revertResize", request_id).await;
-        let mut spec = Self::guest_spec(&server);
-        (spec.vcpus, spec.ram_mb, spec.disk_gb) = (ov, or, od);
-        if let Err(e) = self.send(&mut server, Op::Resize, Some(spec)).await {
-            tracing::warn!(error = %e, "cannot send a resize revert now; the reconciler will");
-        }
+        self.sagas.insert_saga(&mut tx, &saga).await?;
+        Store::action_start_in(&mut tx, &action).await?;
+        tx.commit().await?;
+        server.rev += 1;
+        self.start_change(saga, &server);
         Ok(())
-    }
-
-    /// The agent's answer to a rebuild or resize (the recorded command's).
-    pub(crate) async fn on_rebuild_or_resize(&self, mut server: Server, r: &CommandResult) -> anyhow::Result<()> {
-        let task = server.task_state.clone().unwrap_or_default();
-        let error = r.error.clone();
-        match (r.op, task.as_str()) {
-            (Op::Rebuild, "rebuilding") => {
-                server.task_state = None;
-                match &error {
-                    None => {
-                        server.power_state = r.power_state;
-                        server.vm_state = super::actions::vm_state_of(r.power_state).into();
-                        server.launched_at = Some(now_text());
-                    }
-                    Some(e) => {
-                        server.vm_state = "error".into();
-                        server.set_fault(e);
-                    }
-                }
-                self.save(&mut server).await?;
-                self.finish_action(&server, "rebuild", error.as_deref()).await;
-                self.notify(if error.is_none() { "rebuild.end" } else { "rebuild.error" }, &server).await;
-            }
-            (Op::Resize, "resize_migrating") => {
-                let resize = server.doc.get("resize").cloned().unwrap_or(json!({}));
-                let (ov, or, od) = shape(&resize["old_flavor"]);
-                let (nv, nr, nd) = shape(&resize["new_flavor"]);
-                server.task_state = None;
-                let releases;
-                match &error {
-                    None => {
-                        server.doc.insert("flavor".into(), resize["new_flavor"].clone());
-                        (server.vcpus, server.ram, server.disk) = (nv, nr, nd);
-                        server.vm_state = "resized".into();
-                        server.power_state = r.power_state;
-                        releases = [("cores", (ov - nv).max(0)), ("ram", (or - nr).max(0))];
-                    }
-                    Some(e) => {
-                        // Unwind: the old flavor, its quota and its claim only.
-                        server.doc.remove("resize");
-                        (server.vcpus, server.ram, server.disk) = (ov, or, od);
-                        server.vm_state = resize["old_vm_state"].as_str().unwrap_or("active").into();
-                        server.set_fault(e);
-                        releases = [("cores", (nv - ov).max(0)), ("ram", (nr - or).max(0))];
-                    }
-                }
-                if self.store.server_save_charging(&mut server, None, &[], &releases).await? != Charged::Saved {
-                    anyhow::bail!("server {} changed meanwhile", server.id);
-                }
-                if error.is_some() {
-                    self.release_claims(&[&resize_consumer(&server.id)], None).await?;
-                }
-                self.finish_action(&server, "resize", error.as_deref()).await;
-                self.notify(if error.is_none() { "resize.end" } else { "resize.error" }, &server).await;
-            }
-            (Op::Resize, "resize_reverting") => {
-                let resize = server.doc.get("resize").cloned().unwrap_or(json!({}));
-                let (ov, or, od) = shape(&resize["old_flavor"]);
-                let (nv, nr, _) = shape(&resize["new_flavor"]);
-                server.task_state = None;
-                match &error {
-                    None => {
-                        server.doc.insert("flavor".into(), resize["old_flavor"].clone());
-                        server.doc.remove("resize");
-                        (server.vcpus, server.ram, server.disk) = (ov, or, od);
-                        server.vm_state = resize["old_vm_state"].as_str().unwrap_or("active").into();
-                        server.power_state = r.power_state;
-                        let releases = [("cores", (nv - ov).max(0)), ("ram", (nr - or).max(0))];
-                        if self.store.server_save_charging(&mut server, None, &[], &releases).await? != Charged::Saved {
-                            anyhow::bail!("server {} changed meanwhile", server.id);
-                        }
-                        self.release_claims(&[&resize_consumer(&server.id)], None).await?;
-                    }
-                    Some(e) => {
-                        server.vm_state = "error".into();
-                        server.set_fault(e);
-                        self.save(&mut server).await?;
-                    }
-                }
-                self.finish_action(&server, "revertResize", error.as_deref()).await;
-                self.notify(if error.is_none() { "resize.revert.end" } else { "resize.revert.error" }, &server).await;
-            }
-            _ => {
-                tracing::debug!(server = %server.id, op = ?r.op, %task, "result does not match the task under way");
-                self.save(&mut server).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The command a rebuild or resize under way needs (for the reconciler's resends).
-    pub(crate) fn pending_change(server: &Server) -> Option<(Op, stratus_compute_agent::protocol::GuestSpec)> {
-        let mut spec = Self::guest_spec(server);
-        let resize = server.doc.get("resize");
-        let flavor = match server.task_state.as_deref() {
-            Some("rebuilding") => return Some((Op::Rebuild, spec)),
-            Some("resize_migrating") => resize?.get("new_flavor")?,
-            Some("resize_reverting") => resize?.get("old_flavor")?,
-            _ => return None,
-        };
-        (spec.vcpus, spec.ram_mb, spec.disk_gb) = shape(flavor);
-        Some((Op::Resize, spec))
     }
 }

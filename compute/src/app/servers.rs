@@ -550,7 +550,8 @@ impl ComputeService {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
                 continue;
             };
-            // A create saga is still running: ask it to unwind; its end deletes.
+            // A saga is still running (a build, or a rebuild or resize): ask it to
+            // unwind; its end deletes.
             s.task_state = Some("deleting".into());
             if !self.store.server_save(&mut s, None).await? {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -560,7 +561,7 @@ impl ComputeService {
                 tracing::warn!(error = %e, "cannot record an instance action");
             }
             self.notify("delete.start", &s).await;
-            if self.sagas.cancel(&saga, "The server was deleted during its build.").await? {
+            if self.sagas.cancel(&saga, "The server was deleted before its task ended.").await? {
                 self.sagas.spawn(&saga);
                 return Ok(());
             }

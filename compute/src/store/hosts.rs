@@ -196,18 +196,7 @@ impl Store {
         // The transaction starts with its write, so SQLite takes the write lock at
         // once (waiting its busy timeout) instead of failing a read-to-write upgrade.
         let mut tx = self.db.pool.begin().await?;
-        let row = sqlx::query(
-            "UPDATE compute_hosts SET used_vcpus = used_vcpus + $1, used_ram = used_ram + $2, used_disk = used_disk + $3
-             WHERE host = $4 AND enabled = 1 AND used_vcpus + $1 <= cap_vcpus AND used_ram + $2 <= cap_ram AND used_disk + $3 <= cap_disk
-             RETURNING *",
-        )
-        .bind(a.vcpus)
-        .bind(a.ram)
-        .bind(a.disk)
-        .bind(&a.host)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else { return Ok(HostClaim::Refused) };
+        let Some(row) = Self::claim_row_in(&mut tx, a).await? else { return Ok(HostClaim::Refused) };
         if let Some(group) = apart_from {
             let members: Vec<String> = match sqlx::query("SELECT members FROM compute_server_groups WHERE id = $1")
                 .bind(group)
@@ -225,15 +214,7 @@ impl Store {
                 return Ok(HostClaim::Refused);
             }
         }
-        sqlx::query("INSERT INTO compute_allocations (consumer_id, host, vcpus, ram, disk, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&a.consumer_id)
-            .bind(&a.host)
-            .bind(a.vcpus)
-            .bind(a.ram)
-            .bind(a.disk)
-            .bind(now_text())
-            .execute(&mut *tx)
-            .await?;
+        Self::allocation_insert_in(&mut tx, a).await?;
         let saved = match record {
             Some(server) => {
                 if !Self::server_save_in(&mut tx, server, None).await? {
@@ -248,6 +229,44 @@ impl Store {
             server.rev += 1;
         }
         Ok(HostClaim::Claimed(Box::new(HostRow::from_row(&row))))
+    }
+
+    /// Claims resources on a host for a consumer holding nothing there, in the caller's
+    /// transaction: the host's row after the claim, None when it has no room or is
+    /// disabled (the caller drops its transaction then).
+    pub(crate) async fn claim_in(conn: &mut sqlx::AnyConnection, a: &Allocation) -> StoreResult<Option<HostRow>> {
+        let Some(row) = Self::claim_row_in(conn, a).await? else { return Ok(None) };
+        Self::allocation_insert_in(conn, a).await?;
+        Ok(Some(HostRow::from_row(&row)))
+    }
+
+    /// Adds a claim to its host's usage while it stays within capacity.
+    async fn claim_row_in(conn: &mut sqlx::AnyConnection, a: &Allocation) -> StoreResult<Option<AnyRow>> {
+        let row = sqlx::query(
+            "UPDATE compute_hosts SET used_vcpus = used_vcpus + $1, used_ram = used_ram + $2, used_disk = used_disk + $3
+             WHERE host = $4 AND enabled = 1 AND used_vcpus + $1 <= cap_vcpus AND used_ram + $2 <= cap_ram AND used_disk + $3 <= cap_disk
+             RETURNING *",
+        )
+        .bind(a.vcpus)
+        .bind(a.ram)
+        .bind(a.disk)
+        .bind(&a.host)
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(row)
+    }
+
+    async fn allocation_insert_in(conn: &mut sqlx::AnyConnection, a: &Allocation) -> StoreResult<()> {
+        sqlx::query("INSERT INTO compute_allocations (consumer_id, host, vcpus, ram, disk, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&a.consumer_id)
+            .bind(&a.host)
+            .bind(a.vcpus)
+            .bind(a.ram)
+            .bind(a.disk)
+            .bind(now_text())
+            .execute(conn)
+            .await?;
+        Ok(())
     }
 
     pub async fn allocations(&self, consumer: &str) -> StoreResult<Vec<Allocation>> {
@@ -275,11 +294,11 @@ impl Store {
 
     /// Gives a consumer's allocations to another consumer (a resize's claim becoming
     /// the server's once confirmed). Idempotent.
-    pub async fn allocation_move(&self, from: &str, to: &str) -> StoreResult<()> {
+    pub(crate) async fn allocation_move_in(conn: &mut sqlx::AnyConnection, from: &str, to: &str) -> StoreResult<()> {
         sqlx::query("UPDATE compute_allocations SET consumer_id = $1 WHERE consumer_id = $2")
             .bind(to)
             .bind(from)
-            .execute(&self.db.pool)
+            .execute(conn)
             .await?;
         Ok(())
     }

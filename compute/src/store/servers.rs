@@ -207,23 +207,38 @@ impl Store {
         releases: &[(&str, i64)],
     ) -> StoreResult<Charged> {
         let mut tx = self.db.pool.begin().await?;
-        if !Self::server_save_in(&mut tx, s, expect_task).await? {
+        let saved = Self::server_save_charging_in(&mut tx, s, expect_task, claims, releases).await?;
+        if saved == Charged::Saved {
+            tx.commit().await?;
+            s.rev += 1;
+        }
+        Ok(saved)
+    }
+
+    /// [`Self::server_save_charging`] in the caller's transaction, which it must drop
+    /// unless `Saved` (and bump the server's `rev` after committing).
+    pub(crate) async fn server_save_charging_in(
+        conn: &mut sqlx::AnyConnection,
+        s: &Server,
+        expect_task: Option<Option<&str>>,
+        claims: &[super::Claim<'_>],
+        releases: &[(&str, i64)],
+    ) -> StoreResult<Charged> {
+        if !Self::server_save_in(conn, s, expect_task).await? {
             return Ok(Charged::Changed);
         }
         let charged = sqlx::query("SELECT charged FROM compute_servers WHERE id = $1")
             .bind(&s.id)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *conn)
             .await?
             .int("charged")
             != 0;
         if charged {
-            if !super::usage_claim(&mut tx, &s.project_id, claims).await? {
+            if !super::usage_claim(conn, &s.project_id, claims).await? {
                 return Ok(Charged::OverQuota);
             }
-            usage_release(&mut tx, &s.project_id, releases).await?;
+            usage_release(conn, &s.project_id, releases).await?;
         }
-        tx.commit().await?;
-        s.rev += 1;
         Ok(Charged::Saved)
     }
 

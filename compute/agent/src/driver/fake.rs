@@ -13,7 +13,7 @@ use std::time::Duration;
 pub struct FakeOptions {
     pub capacity: Capacity,
     pub boot_delay: Duration,
-    /// Share of spawns that fail, 0.0 to 1.0.
+    /// Share of spawns, rebuilds and resizes that fail, 0.0 to 1.0.
     pub failure_rate: f64,
 }
 
@@ -153,6 +153,9 @@ impl HypervisorDriver for FakeDriver {
 
     fn rebuild<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
         Box::pin(async move {
+            if self.fails() {
+                anyhow::bail!("fake hypervisor: injected rebuild failure");
+            }
             let mut guests = self.guests.lock().unwrap();
             let g = guests.get_mut(server_id).ok_or_else(|| anyhow::anyhow!("no guest {server_id} on this host"))?;
             if g.shape.2 != spec.image_id {
