@@ -714,9 +714,7 @@ async fn resize_and_rebuild(engine: Engine) {
     }
 
     // A resize the host fails unwinds to the old flavor, quota and claims, with a fault.
-    for d in &c.drivers {
-        d.set_failure_rate(1.0);
-    }
+    c.set_failure_rate(1.0);
     assert_eq!(act(json!({"resize": {"flavorRef": "m4"}})).await.status, StatusCode::ACCEPTED);
     let failed = || async {
         let events = c.call("GET", &format!("/servers/{id}/os-instance-actions"), &token, None).await.body;
@@ -739,9 +737,7 @@ async fn resize_and_rebuild(engine: Engine) {
     assert_eq!(s["server"]["flavor"]["id"], "m2");
     assert_eq!((cores().await, c.claimed().await), (2, (2, 1)));
     assert_eq!(shape().await, Some((2, 1024)));
-    for d in &c.drivers {
-        d.set_failure_rate(0.0);
-    }
+    c.set_failure_rate(0.0);
 
     // Deleting a server waiting for confirmation releases both claims and its quota.
     assert_eq!(act(json!({"resize": {"flavorRef": "m4"}})).await.status, StatusCode::ACCEPTED);
@@ -815,9 +811,7 @@ async fn change_saga_idempotency(engine: Engine) {
 
     // A revert the host fails leaves the server in ERROR with the reason; a resize it
     // fails goes back to the old flavor, its quota and its claim.
-    for d in &c.drivers {
-        d.set_failure_rate(1.0);
-    }
+    c.set_failure_rate(1.0);
     assert_eq!(act(json!({"revertResize": null})).await.status, StatusCode::ACCEPTED);
     let s = c.wait_status(&token, &id, "ERROR").await;
     assert!(s["fault"]["message"].as_str().unwrap().contains("injected"), "{}", s["fault"]);
@@ -831,9 +825,7 @@ async fn change_saga_idempotency(engine: Engine) {
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
     c.wait_status(&token, &id, "ERROR").await;
     assert_eq!(last_saga(&c, &id, "rebuild").await.state, SagaState::Failed);
-    for d in &c.drivers {
-        d.set_failure_rate(0.0);
-    }
+    c.set_failure_rate(0.0);
     // A rebuild mends a server in ERROR.
     assert_eq!(act(json!({"rebuild": {"imageRef": image}})).await.status, StatusCode::ACCEPTED);
     c.wait_status(&token, &id, "ACTIVE").await;

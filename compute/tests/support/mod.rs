@@ -402,6 +402,13 @@ impl Cloud {
         (used, self.compute.store.allocation_consumers().await.unwrap().len())
     }
 
+    /// Makes every fake host fail that share of its spawns, rebuilds and resizes.
+    pub fn set_failure_rate(&self, rate: f64) {
+        for d in &self.drivers {
+            d.set_failure_rate(rate);
+        }
+    }
+
     /// Guests on all fake hosts.
     pub async fn guests(&self) -> usize {
         let mut n = 0;
