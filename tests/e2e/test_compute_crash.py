@@ -72,14 +72,36 @@ def hypervisors(cloud, token):
     return body["hypervisors"]
 
 
-def test_kill9_during_builds_and_deletes_leaks_nothing(crashable):
+def in_parallel(fn, args):
+    out = [None] * len(args)
+
+    def run(i, a):
+        out[i] = fn(a)
+
+    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(args)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def host_usage(cloud, token):
+    """(vCPUs, MiB) claimed over all hosts."""
+    hosts = hypervisors(cloud, token)
+    return sum(h["vcpus_used"] for h in hosts), sum(h["memory_mb_used"] for h in hosts)
+
+
+def prepare(crashable):
+    """Waits for the fake hosts; makes a flavor, an image and a network. Returns the
+    token, the hosts' usage before any server, and a function creating a server."""
     cloud = crashable.cloud
     token = cloud.password_token()
     deadline = time.monotonic() + 30
     while len(hypervisors(cloud, token)) < 4:
         assert time.monotonic() < deadline, "the fake hosts did not register"
         time.sleep(0.5)
-    baseline = {h["hypervisor_hostname"]: (h["vcpus_used"], h["memory_mb_used"]) for h in hypervisors(cloud, token)}
+    baseline = host_usage(cloud, token)
     cloud.osc("quota", "set", "--instances", "100", "--cores", "100", "--ram", "100000", "admin")
     flavor = cloud.osc("flavor", "create", "--vcpus", str(FLAVOR_VCPUS), "--ram", str(FLAVOR_RAM), "--disk", "1",
                        unique("crash"))
@@ -98,18 +120,12 @@ def test_kill9_during_builds_and_deletes_leaks_nothing(crashable):
         assert status == 202, resp
         return resp["server"]["id"]
 
-    def in_parallel(fn, args):
-        out = [None] * len(args)
+    return token, baseline, net, create
 
-        def run(i, a):
-            out[i] = fn(a)
 
-        threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(args)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        return out
+def test_kill9_during_builds_and_deletes_leaks_nothing(crashable):
+    cloud = crashable.cloud
+    token, baseline, net, create = prepare(crashable)
 
     def servers():
         status, _, body = compute(cloud, token, "GET", "/servers/detail")
@@ -173,9 +189,7 @@ def test_kill9_during_builds_and_deletes_leaks_nothing(crashable):
         assert absolute["totalCoresUsed"] == len(up) * FLAVOR_VCPUS
         assert absolute["totalRAMUsed"] == len(up) * FLAVOR_RAM
         # Host claims add up to the ACTIVE servers.
-        now = {h["hypervisor_hostname"]: (h["vcpus_used"], h["memory_mb_used"]) for h in hypervisors(cloud, token)}
-        vcpus = sum(v for v, _ in now.values()) - sum(v for v, _ in baseline.values())
-        ram = sum(m for _, m in now.values()) - sum(m for _, m in baseline.values())
+        vcpus, ram = (n - b for n, b in zip(host_usage(cloud, token), baseline))
         assert (vcpus, ram) == (len(up) * FLAVOR_VCPUS, len(up) * FLAVOR_RAM), "host claims leaked"
         return up
 
@@ -197,3 +211,65 @@ def test_kill9_during_builds_and_deletes_leaks_nothing(crashable):
         assert time.monotonic() < deadline, "servers not deleted"
         time.sleep(0.5)
     assert check_nothing_leaked() == []
+
+
+def test_kill9_during_resizes_leaks_nothing(crashable):
+    """Resizes in flight (1.5 s each on the fake hosts) when the control plane dies:
+    after the restart each ends in VERIFY_RESIZE or back on the old flavor, and the
+    quota and the host claims hold exactly what the servers hold."""
+    cloud = crashable.cloud
+    token, baseline, _, create = prepare(crashable)
+    bigger = cloud.osc("flavor", "create", "--vcpus", "2", "--ram", str(2 * FLAVOR_RAM), "--disk", "1",
+                       unique("crash-big"))
+    ids = in_parallel(create, [f"grow-{i}" for i in range(4)])
+
+    def wait_all(statuses, timeout=90):
+        deadline = time.monotonic() + timeout
+        while True:
+            now = {i: compute(cloud, token, "GET", f"/servers/{i}")[2]["server"] for i in ids}
+            if all(s["status"] in statuses and not s.get("OS-EXT-STS:task_state") for s in now.values()):
+                return now
+            assert time.monotonic() < deadline, {i: (s["status"], s.get("OS-EXT-STS:task_state")) for i, s in now.items()}
+            time.sleep(0.5)
+
+    wait_all(("ACTIVE",))
+
+    def resize(sid):
+        status, _, body = compute(cloud, token, "POST", f"/servers/{sid}/action",
+                                  {"resize": {"flavorRef": bigger["id"]}})
+        assert status == 202, body
+
+    in_parallel(resize, ids)
+    time.sleep(0.3)
+    shown = [compute(cloud, token, "GET", f"/servers/{i}")[2]["server"] for i in ids]
+    assert any(s["status"] == "RESIZE" for s in shown), "the crash should come while servers are resizing"
+    cloud.kill9()
+    cloud.restart()
+    token = cloud.password_token()
+
+    final = wait_all(("VERIFY_RESIZE", "ACTIVE"))
+    grown = [i for i, s in final.items() if s["status"] == "VERIFY_RESIZE"]
+    print(f"after the crash: {len(grown)} resized, {len(ids) - len(grown)} back on the old flavor")
+    # Waiting for confirmation: the larger flavor in quota, both flavors on the hosts.
+    status, _, body = compute(cloud, token, "GET", "/limits")
+    assert body["limits"]["absolute"]["totalCoresUsed"] == 2 * len(grown) + (len(ids) - len(grown)) * FLAVOR_VCPUS
+    vcpus, _ = (n - b for n, b in zip(host_usage(cloud, token), baseline))
+    assert vcpus == 3 * len(grown) + (len(ids) - len(grown)) * FLAVOR_VCPUS, "host claims leaked"
+    for sid in grown:
+        status, _, body = compute(cloud, token, "POST", f"/servers/{sid}/action", {"confirmResize": None})
+        assert status == 204, body
+    wait_all(("ACTIVE",))
+    vcpus, ram = (n - b for n, b in zip(host_usage(cloud, token), baseline))
+    assert vcpus == 2 * len(grown) + (len(ids) - len(grown)) * FLAVOR_VCPUS
+    assert ram == 2 * FLAVOR_RAM * len(grown) + (len(ids) - len(grown)) * FLAVOR_RAM
+
+    for sid in ids:
+        assert compute(cloud, token, "DELETE", f"/servers/{sid}")[0] == 204
+    deadline = time.monotonic() + 60
+    while any(compute(cloud, token, "GET", f"/servers/{i}")[0] != 404 for i in ids):
+        assert time.monotonic() < deadline, "servers not deleted"
+        time.sleep(0.5)
+    deadline = time.monotonic() + 30
+    while host_usage(cloud, token) != baseline:
+        assert time.monotonic() < deadline, "host claims left behind"
+        time.sleep(0.5)

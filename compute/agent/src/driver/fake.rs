@@ -12,6 +12,7 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct FakeOptions {
     pub capacity: Capacity,
+    /// How long a spawn, a rebuild and a resize take (each boots the guest).
     pub boot_delay: Duration,
     /// Share of spawns, rebuilds and resizes that fail, 0.0 to 1.0.
     pub failure_rate: f64,
@@ -153,6 +154,10 @@ impl HypervisorDriver for FakeDriver {
 
     fn rebuild<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
         Box::pin(async move {
+            // The guest boots again.
+            if !self.options.boot_delay.is_zero() {
+                tokio::time::sleep(self.options.boot_delay).await;
+            }
             if self.fails() {
                 anyhow::bail!("fake hypervisor: injected rebuild failure");
             }
@@ -168,6 +173,10 @@ impl HypervisorDriver for FakeDriver {
 
     fn resize<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
         Box::pin(async move {
+            // The guest boots again.
+            if !self.options.boot_delay.is_zero() {
+                tokio::time::sleep(self.options.boot_delay).await;
+            }
             if self.fails() {
                 anyhow::bail!("fake hypervisor: injected resize failure");
             }
