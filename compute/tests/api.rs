@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use stratus_common::db::{Engine, RowExt};
 use stratus_common::saga::SagaDef;
 use stratus_compute::store::{Allocation, HostClaim};
-use support::{Cloud, Options};
+use support::{eventually, Cloud, Options};
 
 fn server_body(image: &str, net: &str, name: &str) -> Value {
     json!({"server": {"name": name, "imageRef": image, "flavorRef": "m1", "networks": [{"uuid": net}]}})
@@ -420,13 +420,7 @@ async fn delete_during_build(engine: Engine) {
         let r = c.agent.report(c.agent.host(&format!("host-{h}")).unwrap()).await.unwrap();
         c.compute.on_report(&r).await.unwrap();
     }
-    for _ in 0..100 {
-        if c.guests().await == 0 {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("a guest was left on a host");
+    eventually("the interrupted build's guest is destroyed", || async { c.guests().await == 0 }).await;
 }
 
 #[tokio::test]
@@ -520,13 +514,7 @@ async fn interfaces(engine: Engine) {
     assert_eq!(list.body["interfaceAttachments"].as_array().unwrap().len(), 2);
     let shown = c.call("GET", &format!("/servers/{id}"), &token, None).await;
     assert!(shown.body["server"]["addresses"].to_string().contains("10.9.0.77"), "{}", shown.body);
-    for _ in 0..100 {
-        if guest_ports().await.contains(&made) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(guest_ports().await.contains(&made), "the agent plugged the NIC");
+    eventually("the agent plugged the NIC", || async { guest_ports().await.contains(&made) }).await;
 
     // One more address on that port, then off again.
     let r =
@@ -725,13 +713,7 @@ async fn resize_and_rebuild(engine: Engine) {
             .find(|a| a["action"] == "resize" && a["message"].as_str().is_some_and(|m| m.contains("injected")))
             .is_some()
     };
-    for _ in 0..200 {
-        if failed().await {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(failed().await, "the failed resize is recorded with its reason");
+    eventually("the failed resize is recorded with its reason", failed).await;
     let s = c.call("GET", &format!("/servers/{id}"), &token, None).await.body;
     assert_eq!(s["server"]["status"], "ACTIVE", "{s}");
     assert_eq!(s["server"]["flavor"]["id"], "m2");

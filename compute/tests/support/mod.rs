@@ -423,6 +423,21 @@ impl Cloud {
     }
 }
 
+/// Polls `check` every 20 ms for up to 5 s; panics with `what` if it never holds.
+pub async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..250 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never happened: {what}");
+}
+
 #[macro_export]
 macro_rules! each_engine {
     ($f:ident) => {
