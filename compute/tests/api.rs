@@ -183,6 +183,17 @@ async fn lifecycle(engine: Engine) {
     };
     let idx: usize = host.trim_start_matches("host-").parse().unwrap();
     assert!(c.drivers[idx].set_power_state(&id, 4));
+    // A report listed before the server's last save is older than the server: it
+    // changes nothing (a build that ended after its host listed its guests).
+    let old = c.agent.report(c.agent.host(&host).unwrap()).await.unwrap();
+    let r = c.call("PUT", &format!("/servers/{id}"), &token, Some(json!({"server": {"name": "vm"}}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    c.compute.on_report(&old).await.unwrap();
+    let s = c.call("GET", &format!("/servers/{id}"), &token, None).await.body;
+    assert_eq!(
+        (s["server"]["status"].as_str(), s["server"]["OS-EXT-STS:power_state"].as_i64()),
+        (Some("ACTIVE"), Some(1))
+    );
     let report = c.agent.report(c.agent.host(&host).unwrap()).await.unwrap();
     c.compute.on_report(&report).await.unwrap();
     c.wait_status(&token, &id, "SHUTOFF").await;

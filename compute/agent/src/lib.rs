@@ -201,6 +201,7 @@ impl Agent {
     /// One host's report: its capacity and guests.
     pub async fn report(&self, host: &Host) -> anyhow::Result<HostReport> {
         let c = host.driver.capacity();
+        let taken_at = Some(stratus_common::db::now_text());
         Ok(HostReport {
             host: host.name.clone(),
             queue: self.queue(),
@@ -212,6 +213,7 @@ impl Agent {
             disk_gb: c.disk_gb,
             traits: host.traits.clone(),
             guests: host.driver.guests().await?,
+            taken_at,
         })
     }
 

@@ -120,6 +120,10 @@ pub struct HostReport {
     #[serde(default)]
     pub traits: Vec<String>,
     pub guests: Vec<GuestState>,
+    /// When the agent listed the guests (its clock, as the database writes times): a
+    /// server saved since is newer than this report.
+    #[serde(default)]
+    pub taken_at: Option<String>,
 }
 
 /// Where an agent answers console log requests (`{"host", "server_id"}` →

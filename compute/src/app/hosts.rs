@@ -105,6 +105,11 @@ impl ComputeService {
             {
                 continue;
             }
+            // Saved after the agent listed its guests (a build that ended meanwhile):
+            // the report is older than the server.
+            if r.taken_at.as_deref().is_some_and(|t| s.updated_at.as_str() >= t) {
+                continue;
+            }
             let seen = r.guests.iter().find(|g| g.server_id == s.id).map(|g| g.power_state).unwrap_or(power::NOSTATE);
             if seen == s.power_state {
                 continue;
