@@ -5,7 +5,9 @@
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use stratus_common::auth::service_token::TokenSource;
 use urlencoding::encode as urlencode;
 
@@ -27,6 +29,29 @@ impl CallError {
 
 pub type CallResult<T> = Result<T, CallError>;
 
+/// How long a network's name is reused for servers' `addresses` (keyed by name): a
+/// renamed network shows under its new name within this long.
+const NAME_TTL: Duration = Duration::from_secs(10);
+
+/// Network names recently read, by network id.
+#[derive(Default)]
+pub struct NetworkNames(Mutex<HashMap<String, (String, Instant)>>);
+
+impl NetworkNames {
+    fn get(&self, id: &str) -> Option<String> {
+        let names = self.0.lock().unwrap();
+        names.get(id).filter(|(_, at)| at.elapsed() < NAME_TTL).map(|(n, _)| n.clone())
+    }
+
+    fn put(&self, id: &str, name: &str) {
+        let mut names = self.0.lock().unwrap();
+        if names.len() >= 10_000 {
+            names.retain(|_, (_, at)| at.elapsed() < NAME_TTL);
+        }
+        names.insert(id.to_string(), (name.to_string(), Instant::now()));
+    }
+}
+
 pub struct Clients {
     pub http: reqwest::Client,
     pub network_url: String,
@@ -34,6 +59,7 @@ pub struct Clients {
     /// Identity's API, where quota changes go (as unified limits).
     pub identity_url: String,
     pub tokens: Arc<dyn TokenSource>,
+    pub network_names: NetworkNames,
 }
 
 impl Clients {
@@ -98,13 +124,25 @@ impl Clients {
         Ok(v["security_groups"].as_array().cloned().unwrap_or_default())
     }
 
-    /// Networks by id, with the service's token (for names in `addresses`).
+    /// Networks by id, with the service's token (for names in `addresses`); a name
+    /// read in the last [`NAME_TTL`] is reused.
     pub async fn network_names(&self, ids: &[String]) -> CallResult<Vec<(String, String)>> {
-        let token = self.service_token().await?;
         let mut out = Vec::new();
+        let mut token = None;
         for id in ids {
-            match self.network(&token, id).await {
-                Ok(n) => out.push((id.clone(), n["name"].as_str().unwrap_or(id).to_string())),
+            if let Some(name) = self.network_names.get(id) {
+                out.push((id.clone(), name));
+                continue;
+            }
+            if token.is_none() {
+                token = Some(self.service_token().await?);
+            }
+            match self.network(token.as_deref().unwrap_or_default(), id).await {
+                Ok(n) => {
+                    let name = n["name"].as_str().unwrap_or(id).to_string();
+                    self.network_names.put(id, &name);
+                    out.push((id.clone(), name));
+                }
                 Err(e) if e.is_not_found() => out.push((id.clone(), id.clone())),
                 Err(e) => return Err(e),
             }
@@ -187,5 +225,21 @@ impl Clients {
             out.extend(v["floatingips"].as_array().cloned().unwrap_or_default());
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_names_are_reused_only_while_fresh() {
+        let names = NetworkNames::default();
+        assert_eq!(names.get("n1"), None);
+        names.put("n1", "shared");
+        assert_eq!(names.get("n1").as_deref(), Some("shared"));
+        let long_ago = Instant::now().checked_sub(NAME_TTL + Duration::from_secs(1)).unwrap();
+        names.0.lock().unwrap().insert("n2".into(), ("old".into(), long_ago));
+        assert_eq!(names.get("n2"), None, "a stale name is read again");
     }
 }

@@ -155,6 +155,7 @@ impl Cloud {
             image_url: image_url.clone(),
             identity_url: "http://127.0.0.1:1".into(),
             tokens: Arc::new(AdminTokens(identity.clone())),
+            network_names: Default::default(),
         };
         let scheduler = Scheduler::new(Weigher::Spread, opts.settings.host_down_after);
         let compute = ComputeService::new(

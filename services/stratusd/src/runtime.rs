@@ -182,6 +182,7 @@ impl Runtime {
             image_url: or(&c.image_url, self.image_public_url()),
             identity_url: self.config.identity_url(),
             tokens,
+            network_names: Default::default(),
         };
         let secs = |n: u64| std::time::Duration::from_secs(n.max(1));
         let settings = stratus_compute::app::Settings {
