@@ -165,21 +165,6 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
-    /// Claims resources on a host for a consumer. Idempotent: a consumer that already
-    /// holds an allocation there keeps it and the claim succeeds. False when the host
-    /// is full or disabled.
-    pub async fn claim(&self, a: &Allocation) -> StoreResult<bool> {
-        let held = sqlx::query("SELECT consumer_id FROM compute_allocations WHERE consumer_id = $1 AND host = $2")
-            .bind(&a.consumer_id)
-            .bind(&a.host)
-            .fetch_optional(&self.db.reads)
-            .await?;
-        if held.is_some() {
-            return Ok(true);
-        }
-        Ok(matches!(self.claim_apart(a, None, None).await?, HostClaim::Claimed(_)))
-    }
-
     /// Claims resources on a host where the consumer holds nothing (the caller knows),
     /// refused also when another member of anti-affinity group `apart_from` holds an
     /// allocation on the host. The check runs after the host's row is written in the
