@@ -467,13 +467,22 @@ impl Store {
 
 /// Counts `amount` more of each resource for `owner` if every one stays within its
 /// limit (-1: unlimited); all or nothing, inside the caller's transaction (which the
-/// caller must drop on `false`). Two statements whatever the number of resources: the
-/// rows are made, then one update moves only those that stay within their limits.
+/// caller must drop on `false`). One statement when the owner's usage rows exist: an
+/// update that moves only rows within their limits, and none unless every row is
+/// there; when it moves none, the missing rows are made and the update runs again.
 pub async fn usage_claim(conn: &mut sqlx::AnyConnection, owner: &str, claims: &[Claim<'_>]) -> StoreResult<bool> {
     if claims.is_empty() {
         return Ok(true);
     }
-    // The rows: $1 the owner, $2.. the resources.
+    let n = claims.len() as u64;
+    match usage_add(conn, owner, claims).await? {
+        moved if moved == n => return Ok(true),
+        0 => {}
+        // Some rows are over their limits: the caller drops what moved.
+        _ => return Ok(false),
+    }
+    // Rows missing (or all over their limits): make the missing ones and try again,
+    // in a new statement that also sees rows another transaction just made.
     let rows: Vec<String> = (0..claims.len()).map(|i| format!("($1, ${}, 0)", i + 2)).collect();
     let insert = format!(
         "INSERT INTO compute_usage (project_id, resource, used) VALUES {} ON CONFLICT DO NOTHING",
@@ -484,7 +493,13 @@ pub async fn usage_claim(conn: &mut sqlx::AnyConnection, owner: &str, claims: &[
         q = q.bind(*resource);
     }
     q.execute(&mut *conn).await?;
-    // The update: $1 the owner; claim i binds its resource, amount and limit at 3i+2 .. 3i+4.
+    Ok(usage_add(conn, owner, claims).await? == n)
+}
+
+/// The claim's update: the rows it moved, none when any of the owner's rows for these
+/// resources is missing.
+async fn usage_add(conn: &mut sqlx::AnyConnection, owner: &str, claims: &[Claim<'_>]) -> StoreResult<u64> {
+    // $1 the owner; claim i binds its resource, amount and limit at 3i+2 .. 3i+4.
     let pick = |offset: usize| {
         let arms: String =
             (0..claims.len()).map(|i| format!(" WHEN ${} THEN ${}", 3 * i + 2, 3 * i + 2 + offset)).collect();
@@ -492,14 +507,16 @@ pub async fn usage_claim(conn: &mut sqlx::AnyConnection, owner: &str, claims: &[
     };
     let (amount, limit) = (pick(1), pick(2));
     let names = placeholders(claims.len(), 2, 3);
+    let n = claims.len();
     let sql = format!(
-        "UPDATE compute_usage SET used = used + {amount} WHERE project_id = $1 AND resource IN ({names}) AND ({limit} < 0 OR used + {amount} <= {limit})"
+        "UPDATE compute_usage SET used = used + {amount} WHERE project_id = $1 AND resource IN ({names}) AND ({limit} < 0 OR used + {amount} <= {limit})
+         AND (SELECT COUNT(*) FROM compute_usage WHERE project_id = $1 AND resource IN ({names})) = {n}"
     );
     let mut q = sqlx::query(&sql).bind(owner);
     for (resource, amount, limit) in claims {
         q = q.bind(*resource).bind(*amount).bind(*limit);
     }
-    Ok(q.execute(&mut *conn).await?.rows_affected() == claims.len() as u64)
+    Ok(q.execute(&mut *conn).await?.rows_affected())
 }
 
 /// Counts `amount` less of each resource for `owner` (never below zero), in one statement.

@@ -227,13 +227,8 @@ impl Store {
         if !Self::server_save_in(conn, s, expect_task).await? {
             return Ok(Charged::Changed);
         }
-        let charged = sqlx::query("SELECT charged FROM compute_servers WHERE id = $1")
-            .bind(&s.id)
-            .fetch_one(&mut *conn)
-            .await?
-            .int("charged")
-            != 0;
-        if charged {
+        // What the row held at the revision just checked (see server_save_uncharged_in).
+        if s.charged {
             if !super::usage_claim(conn, &s.project_id, claims).await? {
                 return Ok(Charged::OverQuota);
             }
@@ -247,10 +242,22 @@ impl Store {
         s: &Server,
         expect_task: Option<Option<&str>>,
     ) -> StoreResult<bool> {
-        let mut sql = String::from(
+        Self::server_write(conn, s, expect_task, false).await
+    }
+
+    /// The revision-checked write of the server's mutable columns; with `uncharge`,
+    /// it also stops counting the server's quota (`charged = 0`).
+    async fn server_write(
+        conn: &mut sqlx::AnyConnection,
+        s: &Server,
+        expect_task: Option<Option<&str>>,
+        uncharge: bool,
+    ) -> StoreResult<bool> {
+        let mut sql = format!(
             "UPDATE compute_servers SET name = $1, vm_state = $2, task_state = $3, power_state = $4, host = $5, vcpus = $6, ram = $7, disk = $8,
-             locked = $9, doc = $10, updated_at = $11, launched_at = $12, terminated_at = $13, deleted = $14, rev = rev + 1
+             locked = $9, doc = $10, updated_at = $11, launched_at = $12, terminated_at = $13, deleted = $14, rev = rev + 1{}
              WHERE id = $15 AND deleted = 0 AND rev = $16",
+            if uncharge { ", charged = 0" } else { "" }
         );
         match expect_task {
             Some(Some(_)) => sql.push_str(" AND task_state = $17"),
@@ -296,15 +303,17 @@ impl Store {
     /// [`Self::server_save_uncharged`] inside the caller's transaction, which the
     /// caller drops on false; once it commits, the caller adds one to `s.rev` and
     /// clears `s.charged`.
+    ///
+    /// `s.charged` is what the row held at `s.rev`: `charged` only ever changes in a
+    /// write that also moves the revision, so the revision check vouches for it.
     pub(crate) async fn server_save_uncharged_in(conn: &mut sqlx::AnyConnection, s: &Server) -> StoreResult<bool> {
-        let r = sqlx::query("UPDATE compute_servers SET charged = 0 WHERE id = $1 AND charged = 1")
-            .bind(&s.id)
-            .execute(&mut *conn)
-            .await?;
-        if r.rows_affected() > 0 {
+        if !Self::server_write(&mut *conn, s, None, true).await? {
+            return Ok(false);
+        }
+        if s.charged {
             usage_release(&mut *conn, &s.project_id, &s.quota()).await?;
         }
-        Self::server_save_in(conn, s, None).await
+        Ok(true)
     }
 
     /// Servers placed on each host.
