@@ -235,7 +235,7 @@ async fn bad_input_changes_nothing(engine: Engine) {
 
 async fn ipam_under_concurrency(engine: Engine) {
     let c = Cloud::start(engine).await;
-    let (_, t) = c.member("carol").await;
+    let (pid, t) = c.member("carol").await;
     let (nid, _) = c.net_with_subnet(&t, "big", "10.10.0.0/24").await;
     let futures: Vec<_> =
         (0..100).map(|_| c.call("POST", "/v2.0/ports", &t, Some(json!({"port": {"network_id": nid}})))).collect();
@@ -260,6 +260,30 @@ async fn ipam_under_concurrency(engine: Engine) {
     assert_eq!((created, exhausted), (5, 3), "{:?}", results.iter().map(|r| r.body.to_string()).collect::<Vec<_>>());
     let listed = c.call("GET", &format!("/v2.0/ports?network_id={small}"), &t, None).await;
     assert_eq!(listed.body["ports"].as_array().unwrap().len(), 5);
+    assert_eq!(ports_used(&c, &pid, &t).await, 105, "failed creates count nothing");
+
+    // Over the port quota: 2 of 5 fit; the others leave no port, no address, no count,
+    // so once the limit is raised the subnet's last 3 addresses are there to take.
+    c.set_limit(&pid, "port", 107).await;
+    let (last, _) = c.net_with_subnet(&t, "last", "10.30.0.0/29").await;
+    let make = || c.call("POST", "/v2.0/ports", &t, Some(json!({"port": {"network_id": last}})));
+    let results = futures::future::join_all((0..5).map(|_| make())).await;
+    let created = results.iter().filter(|r| r.status == StatusCode::CREATED).count();
+    let over = results.iter().filter(|r| r.status == StatusCode::CONFLICT && r.kind() == "OverQuota").count();
+    assert_eq!((created, over), (2, 3), "{:?}", results.iter().map(|r| r.body.to_string()).collect::<Vec<_>>());
+    assert_eq!(ports_used(&c, &pid, &t).await, 107);
+    c.set_limit(&pid, "port", 1000).await;
+    for _ in 0..3 {
+        let r = make().await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    assert_eq!(make().await.kind(), "IpAddressGenerationFailure");
+    assert_eq!(ports_used(&c, &pid, &t).await, 110);
+}
+
+/// The project's count of ports against its quota.
+async fn ports_used(c: &Cloud, project: &str, token: &str) -> Value {
+    c.call("GET", &format!("/v2.0/quotas/{project}/details"), token, None).await.body["quota"]["port"]["used"].clone()
 }
 
 async fn quotas_hold_under_concurrency(engine: Engine) {

@@ -242,14 +242,24 @@ impl NetworkService {
     /// Counts one more `resource` against the project's unified limit (service type
     /// `network`), or answers 409 `OverQuota`.
     pub(crate) async fn claim(&self, project: &str, resource: &str) -> ApiResult<()> {
-        let limit = self.limits.limit(project, "network", resource).await.map_err(|e| {
-            tracing::error!(error = %e, "cannot read network quotas");
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Quotas cannot be read right now; try again.")
-        })?;
+        let limit = self.quota_limit(project, resource).await?;
         if self.store.usage_claim(project, resource, limit).await? {
             Ok(())
         } else {
-            Err(neutron(StatusCode::CONFLICT, "OverQuota", format!("Quota exceeded for resources: ['{resource}'].")))
+            Err(over_quota(resource))
         }
     }
+
+    /// The project's unified limit on `resource` (None: unlimited).
+    pub(crate) async fn quota_limit(&self, project: &str, resource: &str) -> ApiResult<Option<i64>> {
+        self.limits.limit(project, "network", resource).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot read network quotas");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Quotas cannot be read right now; try again.")
+        })
+    }
+}
+
+/// Neutron's answer to a claim over its limit.
+pub(crate) fn over_quota(resource: &str) -> ApiError {
+    neutron(StatusCode::CONFLICT, "OverQuota", format!("Quota exceeded for resources: ['{resource}']."))
 }

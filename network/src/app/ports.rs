@@ -5,10 +5,11 @@
 use super::subnets::read_pools;
 use super::{bad, neutron, not_found, only, opt_bool, opt_str, NetworkService};
 use crate::ipam::{parse_ip, to_ip, Cidr};
-use crate::store::{Col, Record, Table};
+use crate::store::{Col, Record, Store, Table};
 use axum::http::StatusCode;
 use rand::Rng;
 use serde_json::{json, Map, Value};
+use sqlx::AnyConnection;
 use stratus_common::auth::AuthContext;
 use stratus_common::http::{ApiError, ApiResult};
 
@@ -149,76 +150,52 @@ impl NetworkService {
             Some(m) => Some(normalize_mac(&m)?),
             None => None,
         };
-        if counted {
-            self.claim(&project, "port").await?;
-        }
+        let limit = if counted { self.quota_limit(&project, "port").await? } else { None };
         let id = uuid::Uuid::new_v4().to_string();
-        let mac = match self.port_insert(&id, &project, &network_id, asked_mac, doc.clone()).await {
-            Ok(mac) => mac,
-            Err(e) => {
-                if counted {
-                    self.store.usage_release(&project, "port").await?;
-                }
-                return Err(e);
-            }
-        };
-        match self
-            .allocate_all(&id, &requests, device_owner == ROUTER_INTERFACE || device_owner == ROUTER_GATEWAY)
-            .await
-        {
-            Ok(fixed) => {
-                doc.insert("fixed_ips".into(), fixed);
-                doc.insert("mac_address".into(), json!(mac));
-                self.store.set_doc(Table::Ports, &id, &doc).await?;
-            }
-            Err(e) => {
-                self.store.ip_release_port(&id).await?;
-                self.store.delete(Table::Ports, &id).await?;
-                if counted {
-                    self.store.usage_release(&project, "port").await?;
-                }
-                return Err(e);
-            }
+        let may_take_gateway = device_owner == ROUTER_INTERFACE || device_owner == ROUTER_GATEWAY;
+        // The port with its MAC, its addresses and the quota claim in one transaction:
+        // an error or a crash anywhere leaves none of them behind. The claim comes last,
+        // so the project's usage row stays locked only until the commit.
+        let mut tx = self.store.db.pool.begin().await?;
+        Self::port_insert(&mut tx, &id, &project, &network_id, asked_mac, &mut doc).await?;
+        let fixed = Self::allocate_all(&mut tx, &id, &requests, may_take_gateway).await?;
+        doc.insert("fixed_ips".into(), fixed);
+        Store::set_doc_in(&mut tx, Table::Ports, &id, &doc).await?;
+        if counted && !Store::usage_claim_in(&mut tx, &project, "port", limit).await? {
+            return Err(super::over_quota("port"));
         }
+        tx.commit().await?;
         let r = self.reread(Table::Ports, &id).await?;
         self.emit("port", "create", &r).await;
         Ok(r)
     }
 
-    /// Inserts the port row with a unique MAC and returns it: the asked one (409 if taken) or a random
-    /// one in OpenStack's `fa:16:3e` prefix, retried on collision.
+    /// Inserts the port row (inside the caller's transaction) with a unique MAC, which it
+    /// records in `doc`: the asked one (409 if taken) or a random one in OpenStack's
+    /// `fa:16:3e` prefix, retried on collision.
     async fn port_insert(
-        &self,
+        conn: &mut AnyConnection,
         id: &str,
         project: &str,
         network_id: &str,
         asked: Option<String>,
-        mut doc: Map<String, Value>,
-    ) -> ApiResult<String> {
+        doc: &mut Map<String, Value>,
+    ) -> ApiResult<()> {
         for _ in 0..16 {
             let mac = asked.clone().unwrap_or_else(|| {
                 let b: [u8; 3] = rand::thread_rng().gen();
                 format!("fa:16:3e:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2])
             });
             doc.insert("mac_address".into(), json!(mac));
-            let cols = [
-                ("network_id", Col::Text(network_id.into())),
-                ("mac_address", Col::Text(mac.clone())),
-                ("device_id", Col::Text(doc["device_id"].as_str().unwrap_or_default().into())),
-            ];
-            match self.store.insert(Table::Ports, id, project, &cols, &doc).await {
-                Ok(()) => return Ok(mac),
-                Err(e) if stratus_common::db::is_unique_violation(&e) && asked.is_none() => continue,
-                Err(e) if stratus_common::db::is_unique_violation(&e) => {
-                    return Err(neutron(
-                        StatusCode::CONFLICT,
-                        "MacAddressInUse",
-                        format!(
-                            "Unable to complete operation for network {network_id}. The mac address {mac} is in use."
-                        ),
-                    ))
-                }
-                Err(e) => return Err(e.into()),
+            if Store::port_row_in(conn, id, project, network_id, &mac, doc).await? {
+                return Ok(());
+            }
+            if asked.is_some() {
+                return Err(neutron(
+                    StatusCode::CONFLICT,
+                    "MacAddressInUse",
+                    format!("Unable to complete operation for network {network_id}. The mac address {mac} is in use."),
+                ));
             }
         }
         Err(neutron(StatusCode::SERVICE_UNAVAILABLE, "MacAddressGenerationFailure", "No free MAC address was found."))
@@ -280,11 +257,16 @@ impl NetworkService {
         Ok(out)
     }
 
-    /// Allocates every request for a port; the caller releases on error.
-    async fn allocate_all(&self, port_id: &str, requests: &[IpRequest], may_take_gateway: bool) -> ApiResult<Value> {
+    /// Allocates every request for a port, inside the caller's transaction.
+    async fn allocate_all(
+        conn: &mut AnyConnection,
+        port_id: &str,
+        requests: &[IpRequest],
+        may_take_gateway: bool,
+    ) -> ApiResult<Value> {
         let mut fixed = Vec::new();
         for req in requests {
-            let ip = self.allocate(port_id, req, may_take_gateway).await?;
+            let ip = Self::allocate(&mut *conn, port_id, req, may_take_gateway).await?;
             fixed.push(json!({"subnet_id": req.subnet.id, "ip_address": ip}));
         }
         Ok(Value::Array(fixed))
@@ -293,7 +275,12 @@ impl NetworkService {
     /// One address on a subnet: the asked one, or a free one from the pools. Large,
     /// sparse pools are tried at random; otherwise the lowest free addresses are read
     /// and one of them taken, retried when another port won the race.
-    async fn allocate(&self, port_id: &str, req: &IpRequest, may_take_gateway: bool) -> ApiResult<String> {
+    async fn allocate(
+        conn: &mut AnyConnection,
+        port_id: &str,
+        req: &IpRequest,
+        may_take_gateway: bool,
+    ) -> ApiResult<String> {
         let subnet = &req.subnet;
         let cidr = Cidr::parse(subnet.str("cidr")).map_err(bad)?;
         let gateway = subnet.doc.get("gateway_ip").and_then(Value::as_str).and_then(parse_ip).map(|(_, n)| n);
@@ -302,7 +289,7 @@ impl NetworkService {
             if Some(n) == gateway && !may_take_gateway {
                 return Err(in_use(&text, &subnet.id));
             }
-            return if self.store.ip_allocate(&subnet.id, &text, port_id).await? {
+            return if Store::ip_allocate(&mut *conn, &subnet.id, &text, port_id).await? {
                 Ok(text)
             } else {
                 Err(in_use(&text, &subnet.id))
@@ -311,7 +298,7 @@ impl NetworkService {
         let pools = read_pools(&cidr, &subnet.doc);
         let size: u128 = pools.iter().map(|(s, e)| e - s + 1).sum();
         if size > 1024 {
-            let used = self.store.ip_count_subnet(&subnet.id).await? as u128;
+            let used = Store::ip_count_subnet_in(&mut *conn, &subnet.id).await? as u128;
             if used * 2 < size {
                 for _ in 0..8 {
                     let mut k = rand::thread_rng().gen_range(0..size);
@@ -327,14 +314,14 @@ impl NetworkService {
                         })
                         .unwrap_or(pools[0].0);
                     let text = to_ip(cidr.v6, n).to_string();
-                    if self.store.ip_allocate(&subnet.id, &text, port_id).await? {
+                    if Store::ip_allocate(&mut *conn, &subnet.id, &text, port_id).await? {
                         return Ok(text);
                     }
                 }
             }
         }
         for _ in 0..64 {
-            let taken = self.store.ip_allocated(&subnet.id).await?;
+            let taken = Store::ip_allocated(&mut *conn, &subnet.id).await?;
             let mut free = Vec::new();
             'pools: for (s, e) in &pools {
                 let mut n = *s;
@@ -357,7 +344,7 @@ impl NetworkService {
                 ));
             }
             let pick = free.swap_remove(rand::thread_rng().gen_range(0..free.len()));
-            if self.store.ip_allocate(&subnet.id, &pick, port_id).await? {
+            if Store::ip_allocate(&mut *conn, &subnet.id, &pick, port_id).await? {
                 return Ok(pick);
             }
         }
@@ -557,7 +544,10 @@ impl NetworkService {
                 result.push(k.clone());
                 continue;
             }
-            match self.allocate(&port.id, w, gateway_ok).await {
+            let mut conn = self.store.db.pool.acquire().await?;
+            let got = Self::allocate(&mut conn, &port.id, w, gateway_ok).await;
+            conn.release();
+            match got {
                 Ok(ip) => {
                     taken_now.push((w.subnet.id.clone(), ip.clone()));
                     result.push((w.subnet.id.clone(), ip));

@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
 use std::collections::HashMap;
 use stratus_common::db::{now_text, placeholders, Db, RowExt};
 
@@ -221,9 +222,49 @@ impl Store {
     /// Completes a document written in steps (a port and its addresses) without counting
     /// a revision.
     pub async fn set_doc(&self, table: Table, id: &str, doc: &Map<String, Value>) -> StoreResult<()> {
-        let sql = format!("UPDATE {} SET doc = $2 WHERE id = $1", table.name());
-        sqlx::query(&sql).bind(id).bind(Value::Object(doc.clone()).to_string()).execute(&self.db.pool).await?;
+        let mut conn = self.db.pool.acquire().await?;
+        Self::set_doc_in(&mut conn, table, id, doc).await?;
+        conn.release();
         Ok(())
+    }
+
+    /// [`Self::set_doc`] inside the caller's transaction.
+    pub async fn set_doc_in(
+        conn: &mut AnyConnection,
+        table: Table,
+        id: &str,
+        doc: &Map<String, Value>,
+    ) -> StoreResult<()> {
+        let sql = format!("UPDATE {} SET doc = $2 WHERE id = $1", table.name());
+        sqlx::query(&sql).bind(id).bind(Value::Object(doc.clone()).to_string()).execute(conn).await?;
+        Ok(())
+    }
+
+    /// Inserts a port's row inside the caller's transaction; false, writing nothing and
+    /// leaving the transaction usable, when its MAC address (or id) is taken.
+    pub async fn port_row_in(
+        conn: &mut AnyConnection,
+        id: &str,
+        project_id: &str,
+        network_id: &str,
+        mac: &str,
+        doc: &Map<String, Value>,
+    ) -> StoreResult<bool> {
+        let now = now_text();
+        let r = sqlx::query(
+            "INSERT INTO network_ports (id, project_id, doc, created_at, updated_at, network_id, mac_address, device_id)
+             VALUES ($1, $2, $3, $4, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(project_id)
+        .bind(Value::Object(doc.clone()).to_string())
+        .bind(now)
+        .bind(network_id)
+        .bind(mac)
+        .bind(doc.get("device_id").and_then(Value::as_str).unwrap_or_default().to_string())
+        .execute(conn)
+        .await?;
+        Ok(r.rows_affected() > 0)
     }
 
     /// Records whose document mentions `needle` (an id):
@@ -255,24 +296,27 @@ impl Store {
     }
 
     /// Addresses in use on a subnet.
-    pub async fn ip_allocated(&self, subnet_id: &str) -> StoreResult<std::collections::HashSet<String>> {
+    pub async fn ip_allocated(
+        conn: &mut AnyConnection,
+        subnet_id: &str,
+    ) -> StoreResult<std::collections::HashSet<String>> {
         let rows = sqlx::query("SELECT ip_address FROM network_ip_allocations WHERE subnet_id = $1")
             .bind(subnet_id)
-            .fetch_all(&self.db.pool)
+            .fetch_all(conn)
             .await?;
         Ok(rows.iter().map(|r| r.text("ip_address")).collect())
     }
 
     /// Takes an address for a port; false when someone holds it already. The primary key
     /// makes two ports getting one address impossible, however many race.
-    pub async fn ip_allocate(&self, subnet_id: &str, ip: &str, port_id: &str) -> StoreResult<bool> {
+    pub async fn ip_allocate(conn: &mut AnyConnection, subnet_id: &str, ip: &str, port_id: &str) -> StoreResult<bool> {
         let r = sqlx::query(
             "INSERT INTO network_ip_allocations (subnet_id, ip_address, port_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
         .bind(subnet_id)
         .bind(ip)
         .bind(port_id)
-        .execute(&self.db.pool)
+        .execute(conn)
         .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -300,9 +344,17 @@ impl Store {
     }
 
     pub async fn ip_count_subnet(&self, subnet_id: &str) -> StoreResult<i64> {
+        let mut conn = self.db.pool.acquire().await?;
+        let n = Self::ip_count_subnet_in(&mut conn, subnet_id).await?;
+        conn.release();
+        Ok(n)
+    }
+
+    /// [`Self::ip_count_subnet`] inside the caller's transaction.
+    pub async fn ip_count_subnet_in(conn: &mut AnyConnection, subnet_id: &str) -> StoreResult<i64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM network_ip_allocations WHERE subnet_id = $1")
             .bind(subnet_id)
-            .fetch_one(&self.db.pool)
+            .fetch_one(conn)
             .await?;
         Ok(row.int("n"))
     }
@@ -310,10 +362,23 @@ impl Store {
     /// Counts one more of a resource against a project's limit, atomically; false when
     /// the limit is reached.
     pub async fn usage_claim(&self, project_id: &str, resource: &str, limit: Option<i64>) -> StoreResult<bool> {
+        let mut conn = self.db.pool.acquire().await?;
+        let claimed = Self::usage_claim_in(&mut conn, project_id, resource, limit).await?;
+        conn.release();
+        Ok(claimed)
+    }
+
+    /// [`Self::usage_claim`] inside the caller's transaction.
+    pub async fn usage_claim_in(
+        conn: &mut AnyConnection,
+        project_id: &str,
+        resource: &str,
+        limit: Option<i64>,
+    ) -> StoreResult<bool> {
         sqlx::query("INSERT INTO network_usage (project_id, resource) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(project_id)
             .bind(resource)
-            .execute(&self.db.pool)
+            .execute(&mut *conn)
             .await?;
         let r = sqlx::query(
             "UPDATE network_usage SET used = used + 1 WHERE project_id = $1 AND resource = $2 AND ($3 < 0 OR used + 1 <= $3)",
@@ -321,7 +386,7 @@ impl Store {
         .bind(project_id)
         .bind(resource)
         .bind(limit.unwrap_or(-1))
-        .execute(&self.db.pool)
+        .execute(conn)
         .await?;
         Ok(r.rows_affected() > 0)
     }

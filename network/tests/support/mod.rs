@@ -162,11 +162,20 @@ impl Cloud {
         self.user_with(name, "member").await
     }
 
-    /// Sets a project's network limit through identity.
+    /// Sets a project's network limit through identity (made, or changed if set before).
     pub async fn set_limit(&self, project: &str, resource: &str, value: i64) {
         let admin = self.admin().await;
         let s = self.identity_call("GET", "/v3/services?type=network", Some(&admin), None).await;
         let sid = s.body["services"][0]["id"].as_str().unwrap().to_string();
+        let q = format!("/v3/limits?project_id={project}&service_id={sid}&resource_name={resource}");
+        let existing = self.identity_call("GET", &q, Some(&admin), None).await;
+        if let Some(lid) = existing.body["limits"][0]["id"].as_str() {
+            let body = json!({"limit": {"resource_limit": value}});
+            let r = self.identity_call("PATCH", &format!("/v3/limits/{lid}"), Some(&admin), Some(body)).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            self.network.limits.invalidate();
+            return;
+        }
         let body = json!({"limits": [{"project_id": project, "service_id": sid, "resource_name": resource, "resource_limit": value}]});
         let r = self.identity_call("POST", "/v3/limits", Some(&admin), Some(body)).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
