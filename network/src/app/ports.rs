@@ -5,12 +5,13 @@
 use super::subnets::read_pools;
 use super::{bad, neutron, not_found, only, opt_bool, opt_str, NetworkService};
 use crate::ipam::{parse_ip, to_ip, Cidr};
-use crate::store::{Col, Record, Store, Table};
+use crate::store::{Col, NewRow, Record, Store, Table};
 use axum::http::StatusCode;
 use rand::Rng;
 use serde_json::{json, Map, Value};
 use sqlx::AnyConnection;
 use stratus_common::auth::AuthContext;
+use stratus_common::db::now_text;
 use stratus_common::http::{ApiError, ApiResult};
 
 const PORT_ATTRS: &[&str] = &[
@@ -187,7 +188,13 @@ impl NetworkService {
                 format!("fa:16:3e:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2])
             });
             doc.insert("mac_address".into(), json!(mac));
-            if Store::port_row_in(conn, id, project, network_id, &mac, doc).await? {
+            let cols = [
+                ("network_id", Col::Text(network_id.into())),
+                ("mac_address", Col::Text(mac.clone())),
+                ("device_id", Col::Text(doc["device_id"].as_str().unwrap_or_default().into())),
+            ];
+            let row = NewRow { table: Table::Ports, id, project_id: project, cols: &cols, doc };
+            if Store::insert_in(conn, &row, &now_text(), true).await? {
                 return Ok(());
             }
             if asked.is_some() {

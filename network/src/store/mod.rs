@@ -129,30 +129,43 @@ impl Store {
         let mut tx = self.db.pool.begin().await?;
         let now = now_text();
         for row in rows {
-            let mut names = vec!["id", "project_id", "doc", "created_at", "updated_at"];
-            names.extend(row.cols.iter().map(|(n, _)| *n));
-            let sql = format!(
-                "INSERT INTO {} ({}) VALUES ({})",
-                row.table.name(),
-                names.join(", "),
-                placeholders(names.len(), 1, 1)
-            );
-            let mut q = sqlx::query(&sql)
-                .bind(row.id)
-                .bind(row.project_id)
-                .bind(Value::Object(row.doc.clone()).to_string())
-                .bind(now.clone())
-                .bind(now.clone());
-            for (_, c) in row.cols {
-                q = match c {
-                    Col::Text(s) => q.bind(s.clone()),
-                    Col::Int(i) => q.bind(*i),
-                };
-            }
-            q.execute(&mut *tx).await?;
+            Self::insert_in(&mut tx, row, &now, false).await?;
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Inserts a row inside the caller's transaction, made and updated at `now`. With
+    /// `skip_taken`, a row whose key or unique column is taken is skipped (false) rather
+    /// than an error, so the transaction stays usable (PostgreSQL aborts one on an error).
+    pub async fn insert_in(
+        conn: &mut AnyConnection,
+        row: &NewRow<'_>,
+        now: &str,
+        skip_taken: bool,
+    ) -> StoreResult<bool> {
+        let mut names = vec!["id", "project_id", "doc", "created_at", "updated_at"];
+        names.extend(row.cols.iter().map(|(n, _)| *n));
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({}){}",
+            row.table.name(),
+            names.join(", "),
+            placeholders(names.len(), 1, 1),
+            if skip_taken { " ON CONFLICT DO NOTHING" } else { "" }
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(row.id)
+            .bind(row.project_id)
+            .bind(Value::Object(row.doc.clone()).to_string())
+            .bind(now.to_string())
+            .bind(now.to_string());
+        for (_, c) in row.cols {
+            q = match c {
+                Col::Text(s) => q.bind(s.clone()),
+                Col::Int(i) => q.bind(*i),
+            };
+        }
+        Ok(q.execute(conn).await?.rows_affected() > 0)
     }
 
     pub async fn fetch(&self, table: Table, id: &str) -> StoreResult<Option<Record>> {
@@ -238,33 +251,6 @@ impl Store {
         let sql = format!("UPDATE {} SET doc = $2 WHERE id = $1", table.name());
         sqlx::query(&sql).bind(id).bind(Value::Object(doc.clone()).to_string()).execute(conn).await?;
         Ok(())
-    }
-
-    /// Inserts a port's row inside the caller's transaction; false, writing nothing and
-    /// leaving the transaction usable, when its MAC address (or id) is taken.
-    pub async fn port_row_in(
-        conn: &mut AnyConnection,
-        id: &str,
-        project_id: &str,
-        network_id: &str,
-        mac: &str,
-        doc: &Map<String, Value>,
-    ) -> StoreResult<bool> {
-        let now = now_text();
-        let r = sqlx::query(
-            "INSERT INTO network_ports (id, project_id, doc, created_at, updated_at, network_id, mac_address, device_id)
-             VALUES ($1, $2, $3, $4, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-        )
-        .bind(id)
-        .bind(project_id)
-        .bind(Value::Object(doc.clone()).to_string())
-        .bind(now)
-        .bind(network_id)
-        .bind(mac)
-        .bind(doc.get("device_id").and_then(Value::as_str).unwrap_or_default().to_string())
-        .execute(conn)
-        .await?;
-        Ok(r.rows_affected() > 0)
     }
 
     /// Records whose document mentions `needle` (an id):
