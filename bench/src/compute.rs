@@ -28,13 +28,15 @@ fn backoff(d: Duration) -> Duration {
     (d * 3 / 2).min(POLL_MAX)
 }
 
-/// Microseconds since the epoch: now, or at a time the API shows
-/// (`2026-01-01T00:00:00.123456`, UTC, as `OS-SRV-USG:launched_at`).
-fn epoch_micros(api_time: Option<&str>) -> Option<i64> {
-    match api_time {
-        None => Some(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_micros() as i64),
-        Some(t) => stratus_common::db::parse_time(&format!("{t}Z")).map(|t| t.timestamp_micros()),
-    }
+/// Now, in microseconds since the epoch.
+fn now_micros() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
+
+/// A time as the API shows it (`2026-01-01T00:00:00.123456`, UTC, as
+/// `OS-SRV-USG:launched_at`), in microseconds since the epoch.
+fn api_time_micros(t: &str) -> Option<i64> {
+    stratus_common::db::parse_time(&format!("{t}Z")).map(|t| t.timestamp_micros())
 }
 
 struct Api {
@@ -68,8 +70,8 @@ impl Api {
             let (status, body) = self.call(reqwest::Method::GET, &format!("/servers/{id}"), None).await?;
             match (status, body["server"]["status"].as_str()) {
                 (200, Some("ACTIVE")) => {
-                    let launched = body["server"]["OS-SRV-USG:launched_at"].as_str();
-                    return epoch_micros(launched).map(Some).context("ACTIVE server without launched_at");
+                    let launched = body["server"]["OS-SRV-USG:launched_at"].as_str().and_then(api_time_micros);
+                    return launched.map(Some).context("ACTIVE server without launched_at");
                 }
                 (200, Some("ERROR")) => return Ok(None),
                 _ if Instant::now() > deadline => bail!("server {id} not ACTIVE after 60 s"),
@@ -166,7 +168,7 @@ async fn cycles(api: &Arc<Api>, server_body: &Value, clients: usize, secs: u64) 
             let mut lat = Vec::new();
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let posted = epoch_micros(None).unwrap_or_default();
+                let posted = now_micros();
                 let created = api.call(reqwest::Method::POST, "/servers", Some(body.clone())).await;
                 let id = match created {
                     Ok((202, v)) => v["server"]["id"].as_str().unwrap_or_default().to_string(),
