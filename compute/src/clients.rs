@@ -204,10 +204,17 @@ impl Clients {
         }
     }
 
-    /// The ports whose device is `server_id`.
-    pub async fn ports_of(&self, server_id: &str) -> CallResult<Vec<Value>> {
+    /// The ports whose device is `server_id`, of the server's project: any project's
+    /// member may write any `device_id` on its own ports, so the device alone proves
+    /// nothing.
+    pub async fn ports_of(&self, server_id: &str, project_id: &str) -> CallResult<Vec<Value>> {
         let token = self.service_token().await?;
-        let url = format!("{}/v2.0/ports?device_id={}", self.network_url, urlencode(server_id));
+        let url = format!(
+            "{}/v2.0/ports?device_id={}&project_id={}",
+            self.network_url,
+            urlencode(server_id),
+            urlencode(project_id)
+        );
         let v = self.call(Method::GET, &url, &token, None).await?;
         Ok(v["ports"].as_array().cloned().unwrap_or_default())
     }

@@ -122,4 +122,27 @@ CREATE TABLE network_agents (
 );
 "#,
     },
+    Migration {
+        service: "network",
+        version: 4,
+        name: "router ports",
+        // Which ports a router attached itself (interfaces and its gateway): a port's
+        // device_owner and device_id are attributes any port owner may write, so they
+        // never decide what a router is connected to. Existing interfaces move over when
+        // they belong to their router's project (the only ones the API ever made).
+        sql: r#"
+CREATE TABLE network_router_ports (
+    port_id TEXT PRIMARY KEY REFERENCES network_ports (id) ON DELETE CASCADE,
+    router_id TEXT NOT NULL REFERENCES network_routers (id) ON DELETE CASCADE,
+    port_type TEXT NOT NULL
+);
+CREATE INDEX network_router_ports_router ON network_router_ports (router_id);
+INSERT INTO network_router_ports (port_id, router_id, port_type)
+SELECT p.id, r.id, 'network:router_interface' FROM network_ports p JOIN network_routers r ON r.id = p.device_id
+WHERE p.project_id = r.project_id AND p.doc LIKE '%"device_owner":"network:router_interface"%';
+INSERT INTO network_router_ports (port_id, router_id, port_type)
+SELECT p.id, r.id, 'network:router_gateway' FROM network_ports p JOIN network_routers r ON r.id = p.device_id
+WHERE p.project_id = '' AND p.doc LIKE '%"device_owner":"network:router_gateway"%';
+"#,
+    },
 ];

@@ -361,6 +361,98 @@ async fn projects_are_isolated(engine: Engine) {
     assert_eq!(c.call("GET", &format!("/v2.0/networks/{nid}"), &admin, None).await.status, StatusCode::OK);
 }
 
+/// What a hostile member of project B tried against project A's router, and more: a
+/// port naming A's router as its device never joins it (Neutron keeps router interfaces
+/// apart from the ports' writable attributes), and members cannot bind ports or write
+/// address pairs that the host firewall would choke on.
+async fn hostile_tenant(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let admin = c.admin().await;
+    let (_, a) = c.member("victim").await;
+    let (bproject, b) = c.member("mallory").await;
+    let public = c.public_network(&admin).await;
+    let pubid = public["id"].as_str().unwrap().to_string();
+    let (_, asub) = c.net_with_subnet(&a, "a-net", "10.1.0.0/24").await;
+    let body = json!({"name": "a-router", "external_gateway_info": {"network_id": pubid}});
+    let router = c.create(&a, "routers", "router", body).await;
+    let rid = router["id"].as_str().unwrap().to_string();
+    let add = format!("/v2.0/routers/{rid}/add_router_interface");
+    assert_eq!(c.call("PUT", &add, &a, Some(json!({"subnet_id": asub}))).await.status, StatusCode::OK);
+    let (bnet, bsub) = c.net_with_subnet(&b, "b-net", "10.2.0.0/24").await;
+
+    // Plugging B's network into A's router through a port's device: refused.
+    for (owner, kind) in
+        [("network:router_interface", "PolicyNotAuthorized"), ("compute:nova", "DeviceIDNotOwnedByTenant")]
+    {
+        let body = json!({"port": {"network_id": bnet, "device_owner": owner, "device_id": rid}});
+        let r = c.call("POST", "/v2.0/ports", &b, Some(body)).await;
+        assert_eq!((r.status, r.kind()), (StatusCode::FORBIDDEN, kind), "{owner}: {}", r.body);
+    }
+    for dhcp in ["network:dhcp", "network:floatingip", "network:router_gateway"] {
+        let r =
+            c.call("POST", "/v2.0/ports", &b, Some(json!({"port": {"network_id": bnet, "device_owner": dhcp}}))).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{dhcp} is the service's: {}", r.body);
+    }
+    let bport = c.create(&b, "ports", "port", json!({"network_id": bnet})).await;
+    let burl = format!("/v2.0/ports/{}", bport["id"].as_str().unwrap());
+    for change in [json!({"device_owner": "network:router_interface", "device_id": rid}), json!({"device_id": rid})] {
+        let r = c.call("PUT", &burl, &b, Some(json!({"port": change}))).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{change}: {}", r.body);
+    }
+    // Nor through the router API: A's router is not B's to see.
+    let r = c.call("PUT", &add, &b, Some(json!({"subnet_id": bsub}))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = c.call("PUT", &add, &b, Some(json!({"port_id": bport["id"]}))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // A port written that way anyway (by an admin, or stored before this check) is
+    // still not the router's: not in the agents' picture, no floating IP through it,
+    // and it does not keep A from deleting its router.
+    let body = json!({"port": {"network_id": bnet, "project_id": bproject, "device_owner": "network:router_interface", "device_id": rid}});
+    let forged = c.call("POST", "/v2.0/ports", &admin, Some(body)).await;
+    assert_eq!(forged.status, StatusCode::CREATED, "{}", forged.body);
+    let agent = c.admin().await;
+    let desired = c.call("GET", "/v2.0/os-stratus/hosts/any-host/desired-state?routers=true", &agent, None).await;
+    let routers = desired.body["routers"].as_array().cloned().unwrap_or_default();
+    let mine = routers.iter().find(|r| r["id"] == json!(rid)).expect("A's router in the desired state");
+    let subnets: Vec<&Value> = mine["interfaces"].as_array().unwrap().iter().map(|i| &i["subnet_id"]).collect();
+    assert_eq!(subnets, vec![&json!(asub)], "only A's own interface: {mine}");
+    let fip = c.create(&b, "floatingips", "floatingip", json!({"floating_network_id": pubid})).await;
+    let furl = format!("/v2.0/floatingips/{}", fip["id"].as_str().unwrap());
+    let r = c.call("PUT", &furl, &b, Some(json!({"floatingip": {"port_id": bport["id"]}}))).await;
+    assert_eq!((r.status, r.kind()), (StatusCode::NOT_FOUND, "ExternalGatewayForFloatingIPNotFound"), "{}", r.body);
+    let r = c.call("DELETE", &format!("/v2.0/ports/{}", forged.body["port"]["id"].as_str().unwrap()), &b, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "B's own port stays B's to delete: {}", r.body);
+    let remove = format!("/v2.0/routers/{rid}/remove_router_interface");
+    assert_eq!(c.call("PUT", &remove, &a, Some(json!({"subnet_id": asub}))).await.status, StatusCode::OK);
+    let r = c.call("DELETE", &format!("/v2.0/routers/{rid}"), &a, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+
+    // Binding is for admins and the service, on create as on update.
+    for attr in
+        [json!({"binding:host_id": "host-1"}), json!({"binding:profile": {"a": 1}}), json!({"status": "ACTIVE"})]
+    {
+        let mut port = attr.clone();
+        port["network_id"] = json!(bnet);
+        let r = c.call("POST", "/v2.0/ports", &b, Some(json!({"port": port}))).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{attr}: {}", r.body);
+        let r = c.call("PUT", &burl, &b, Some(json!({"port": attr}))).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{attr}: {}", r.body);
+    }
+
+    // Allowed address pairs: prefix lengths that fit the family, nothing else.
+    for bad in ["10.2.0.50/33", "::1/255", "10.2.0.5/+8", "10.2.0.0/"] {
+        let body = json!({"port": {"allowed_address_pairs": [{"ip_address": bad}]}});
+        let r = c.call("PUT", &burl, &b, Some(body)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
+        let body = json!({"port": {"network_id": bnet, "allowed_address_pairs": [{"ip_address": bad}]}});
+        assert_eq!(c.call("POST", "/v2.0/ports", &b, Some(body)).await.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let ok = json!({"port": {"allowed_address_pairs": [{"ip_address": "10.2.0.0/24"}, {"ip_address": "fd00::/64"}]}});
+    assert_eq!(c.call("PUT", &burl, &b, Some(ok)).await.status, StatusCode::OK);
+    let shown = c.call("GET", &burl, &b, None).await;
+    assert_eq!(shown.body["port"]["allowed_address_pairs"].as_array().unwrap().len(), 2);
+}
+
 async fn security_groups(engine: Engine) {
     let c = Cloud::start(engine).await;
     let (pid, t) = c.member("frank").await;
@@ -820,7 +912,8 @@ async fn reconciler_repairs_crash_leftovers(engine: Engine) {
             json!({"network_id": public["id"], "device_owner": "network:floatingip", "device_id": "gone"}),
         )
         .await;
-    sqlx::query("UPDATE network_ports SET created_at = '2000-01-01T00:00:00.000000Z' WHERE id = $1")
+    // (made by the service for itself: a port a user made is the user's, whatever it names)
+    sqlx::query("UPDATE network_ports SET created_at = '2000-01-01T00:00:00.000000Z', doc = REPLACE(doc, '\"_counted\":true', '\"_counted\":false') WHERE id = $1")
         .bind(orphan["id"].as_str().unwrap())
         .execute(&store.db.pool)
         .await
@@ -868,6 +961,10 @@ async fn concurrent_quotas() {
 #[tokio::test]
 async fn isolation() {
     each_engine!(projects_are_isolated);
+}
+#[tokio::test]
+async fn hostile_tenants_are_contained() {
+    each_engine!(hostile_tenant);
 }
 #[tokio::test]
 async fn security_group_rules() {

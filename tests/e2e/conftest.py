@@ -86,6 +86,7 @@ class Cloud:
             env["STRATUS_BUS__URL"] = bus_url
         env.update(extra_env or {})
         self.env = env
+        self.db_url = db_url
         self.command = command
         self.log = open(os.path.join(data_dir, f"stratusd-{self.port}.log"), "w")
         self.start()
@@ -208,6 +209,24 @@ class Cloud:
             except ValueError:
                 parsed = raw.decode()
             return e.code, dict(e.headers), parsed
+
+    def sql(self, statement):
+        """Runs one SQL statement on the cloud's database behind the API's back: how a
+        test puts in a row the API would refuse (written by an older version, say)."""
+        if self.db_url:
+            schema = self.db_url.split("search_path%3D")[1]
+            subprocess.run(
+                ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-v", "ON_ERROR_STOP=1", "-qc",
+                 f"SET search_path TO {schema}; {statement}"],
+                check=True, capture_output=True,
+            )
+        else:
+            import sqlite3
+
+            db = sqlite3.connect(os.path.join(self.data_dir, "stratus.sqlite"), timeout=10)
+            with db:
+                db.execute(statement)
+            db.close()
 
     def member_env(self, name):
         """A new project with a member user; returns (project id, env)."""

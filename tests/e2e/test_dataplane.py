@@ -294,6 +294,42 @@ def test_security_group_rules_apply_and_go_away_quickly(dp, lan):
         server.kill()
 
 
+def test_a_port_the_firewall_cannot_take_leaves_every_other_port_working(dp, lan):
+    """One tenant's bad object never stops the data plane of the others: the API refuses
+    a prefix length nft would choke on, and a port carrying one anyway (put in behind
+    the API's back, as an older version could have stored it) is reported ERROR and left
+    unwired while another project's new port goes ACTIVE and carries traffic."""
+    bad = bound_port(dp, lan["net"]["id"], unique("bad"))
+    for pair in ("ip-address=10.62.0.50/33", "ip-address=::1/255"):
+        r = dp.osc("port", "set", "--allowed-address", pair, bad["id"], check=False)
+        out = r.stderr + r.stdout
+        assert r.returncode != 0 and "is not an IP address or CIDR" in out, out
+    pairs = '"allowed_address_pairs":[{"ip_address":"10.62.0.50/33"}]'
+    dp.sql(
+        "UPDATE network_ports SET doc = REPLACE(doc, '\"allowed_address_pairs\":[]', '" + pairs + "'), "
+        f"revision_number = revision_number + 1 WHERE id = '{bad['id']}'"
+    )
+    assert dp.osc("port", "show", bad["id"])["allowed_address_pairs"][0]["ip_address"] == "10.62.0.50/33"
+    project, env = dp.member_env(unique("proj-c"))
+    net = dp.osc("network", "create", unique("c-net"), env=env)
+    dp.osc("subnet", "create", "--network", net["id"], "--subnet-range", "10.63.0.0/24", unique("c-sub"), env=env)
+    port = bound_port(dp, net["id"], unique("c-vm"), "--project", project)
+    g = guest(dp, port)
+    try:
+        wait_active(dp, port["id"], timeout=30)
+    except AssertionError:
+        raise AssertionError(agent_logs([dp.agent]))
+    assert g.dhcp() == port["fixed_ips"][0]["ip_address"], "the other project's port works end to end"
+    wait_until("the bad port ERROR", lambda: dp.osc("port", "show", bad["id"])["status"] == "ERROR", 30)
+    dp.agent.log.flush()
+    with open(dp.agent.log.name) as f:
+        assert bad["id"] in f.read(), "the agent's log names the port it could not wire"
+    # The lan's guests still reach each other.
+    a, b = lan["guests"]
+    assert a.ping(lan["ips"][1])
+    dp.osc("port", "delete", bad["id"])
+
+
 def test_spoofed_addresses_are_dropped(dp, lan):
     a, b = lan["guests"]
     b_ip = lan["ips"][1]

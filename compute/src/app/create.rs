@@ -236,7 +236,7 @@ impl ComputeService {
         let existing = if requested.is_empty() {
             Vec::new()
         } else {
-            match self.clients.ports_of(&server.id).await {
+            match self.clients.ports_of(&server.id, &server.project_id).await {
                 Ok(p) => p,
                 Err(e) => return call_outcome(e),
             }
@@ -322,7 +322,7 @@ impl ComputeService {
         // Ports made but not yet recorded (a crash in between) are found by device id;
         // a server that never asked for a network or an interface can have none.
         if Self::may_have_ports(server) {
-            match self.clients.ports_of(&server.id).await {
+            match self.clients.ports_of(&server.id, &server.project_id).await {
                 Ok(found) => ids.extend(found.iter().filter_map(|p| p["id"].as_str().map(str::to_string))),
                 Err(e) => anyhow::bail!(e),
             }

@@ -45,7 +45,7 @@ impl ComputeService {
 
     /// The server's ports, their subnets and networks, and floating IPs.
     async fn gather<'a>(&self, server: &'a Server) -> Result<Facts<'a>, crate::clients::CallError> {
-        let ports = self.clients.ports_of(&server.id).await?;
+        let ports = self.clients.ports_of(&server.id, &server.project_id).await?;
         let mut subnet_ids: Vec<String> = Vec::new();
         let mut network_ids: Vec<String> = Vec::new();
         for p in &ports {

@@ -46,7 +46,7 @@ impl ComputeService {
     /// Re-reads the server's ports from the network service into its document (and
     /// its addresses), then saves it.
     async fn resync_ports(&self, server: &mut Server) -> ApiResult<()> {
-        let live = self.clients.ports_of(&server.id).await.map_err(|e| refused("Ports", e))?;
+        let live = self.clients.ports_of(&server.id, &server.project_id).await.map_err(|e| refused("Ports", e))?;
         let old = recorded_ports(server);
         let ports: Vec<Value> = live
             .into_iter()
@@ -169,7 +169,7 @@ impl ComputeService {
         request_id: &str,
     ) -> ApiResult<()> {
         let mut server = self.server_for_network_change(ctx, id, "detach_interface").await?;
-        let ports = self.clients.ports_of(&server.id).await.map_err(|e| refused("Ports", e))?;
+        let ports = self.clients.ports_of(&server.id, &server.project_id).await.map_err(|e| refused("Ports", e))?;
         let Some(port) = ports.iter().find(|p| p["id"].as_str() == Some(port_id)).cloned() else {
             return Err(not_found(format!("Port {port_id} is not attached")));
         };
@@ -199,14 +199,14 @@ impl ComputeService {
     /// `GET /servers/{id}/os-interface[/{port_id}]`.
     pub async fn interfaces(&self, ctx: &AuthContext, id: &str) -> ApiResult<Vec<Value>> {
         let server = self.server_get(ctx, id).await?;
-        let ports = self.clients.ports_of(&server.id).await.map_err(|e| refused("Ports", e))?;
+        let ports = self.clients.ports_of(&server.id, &server.project_id).await.map_err(|e| refused("Ports", e))?;
         Ok(ports.iter().map(attachment_view).collect())
     }
 
     /// `addFixedIp`: one more address on the server's port on that network.
     pub async fn fixed_ip_add(&self, ctx: &AuthContext, id: &str, network_id: &str) -> ApiResult<()> {
         let mut server = self.server_for_network_change(ctx, id, "addFixedIp").await?;
-        let ports = self.clients.ports_of(&server.id).await.map_err(|e| refused("Ports", e))?;
+        let ports = self.clients.ports_of(&server.id, &server.project_id).await.map_err(|e| refused("Ports", e))?;
         let Some(port) = ports.iter().find(|p| p["network_id"].as_str() == Some(network_id)) else {
             return Err(bad(format!("Network {network_id} is not attached to instance {id}.")));
         };
@@ -223,7 +223,7 @@ impl ComputeService {
     /// `removeFixedIp`: takes the address off whichever of the server's ports has it.
     pub async fn fixed_ip_remove(&self, ctx: &AuthContext, id: &str, address: &str) -> ApiResult<()> {
         let mut server = self.server_for_network_change(ctx, id, "removeFixedIp").await?;
-        let ports = self.clients.ports_of(&server.id).await.map_err(|e| refused("Ports", e))?;
+        let ports = self.clients.ports_of(&server.id, &server.project_id).await.map_err(|e| refused("Ports", e))?;
         let has = |p: &&Value| {
             p["fixed_ips"].as_array().is_some_and(|ips| ips.iter().any(|ip| ip["ip_address"].as_str() == Some(address)))
         };
@@ -254,7 +254,7 @@ impl ComputeService {
         let (name, gid) = (names[0].clone(), ids[0].clone());
         let mut have_ids = server.strings("security_group_ids");
         let mut have_names = server.strings("security_groups");
-        let ports = self.clients.ports_of(&server.id).await.map_err(|e| refused("Ports", e))?;
+        let ports = self.clients.ports_of(&server.id, &server.project_id).await.map_err(|e| refused("Ports", e))?;
         let on_ports = ports.iter().any(|p| {
             p["security_groups"].as_array().is_some_and(|g| g.iter().any(|x| x.as_str() == Some(gid.as_str())))
         });

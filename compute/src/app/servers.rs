@@ -321,6 +321,13 @@ impl ComputeService {
                 if p["device_id"].as_str().is_some_and(|d| !d.is_empty()) {
                     return Err(conflict(format!("Port {port} is still in use.")));
                 }
+                // A port visible on one of the project's networks may still be another
+                // project's (Nova's PortNotUsable).
+                if p["project_id"].as_str() != Some(project) {
+                    return Err(bad(format!(
+                        "Port {port} not usable for the instance: it belongs to another project."
+                    )));
+                }
                 out.push(json!({"port": port}));
             } else if let Some(net) = o.get("uuid").and_then(Value::as_str) {
                 self.clients.network(token, net).await.map_err(|e| refused(&format!("Network {net}"), e))?;

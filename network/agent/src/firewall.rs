@@ -58,6 +58,49 @@ fn sources(p: &Port) -> (Vec<String>, Vec<String>, Vec<String>) {
     (macs, v4, v6)
 }
 
+/// An address as the firewall may write it: an IP address, optionally with a prefix
+/// length that fits its family. Anything else would make `nft` refuse the whole script.
+pub fn valid_address(s: &str, prefix_allowed: bool) -> bool {
+    let (addr, prefix) = match s.split_once('/') {
+        Some((a, p)) if prefix_allowed => (a, Some(p)),
+        Some(_) => return false,
+        None => (s, None),
+    };
+    let Ok(ip) = addr.parse::<std::net::IpAddr>() else { return false };
+    let max = if ip.is_ipv6() { 128 } else { 32 };
+    prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 3
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| n <= max)
+    })
+}
+
+fn valid_mac(m: &str) -> bool {
+    let parts: Vec<&str> = m.split(':').collect();
+    parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Why a port's entries cannot be written into the host's ruleset, if they cannot: the
+/// agent leaves such a port unwired (status ERROR) rather than fail every other port's.
+pub fn port_problem(p: &Port) -> Option<String> {
+    if !valid_mac(&p.mac_address) {
+        return Some(format!("MAC address {:?} is not valid", p.mac_address));
+    }
+    if let Some(f) = p.fixed_ips.iter().find(|f| !valid_address(&f.ip_address, false)) {
+        return Some(format!("fixed IP {:?} is not an IP address", f.ip_address));
+    }
+    for pair in &p.allowed_address_pairs {
+        if !valid_address(&pair.ip_address, true) {
+            return Some(format!("allowed address pair {:?} is not an address or CIDR", pair.ip_address));
+        }
+        if pair.mac_address.as_deref().is_some_and(|m| !valid_mac(m)) {
+            return Some(format!("allowed address pair MAC {:?} is not valid", pair.mac_address));
+        }
+    }
+    None
+}
+
 /// The nftables match of one security group rule, or `None` for a rule this data plane
 /// cannot express (an unknown protocol name), which then allows nothing.
 pub fn rule_match(rule: &Rule, ingress: bool, remote_sets: &BTreeMap<String, usize>) -> Option<String> {
@@ -66,6 +109,9 @@ pub fn rule_match(rule: &Rule, ingress: bool, remote_sets: &BTreeMap<String, usi
     let dir = if ingress { "saddr" } else { "daddr" };
     let mut parts = vec![format!("meta nfproto {fam}")];
     if let Some(prefix) = rule.remote_ip_prefix.as_deref().filter(|p| !["0.0.0.0/0", "::/0"].contains(p)) {
+        if !valid_address(prefix, true) {
+            return None;
+        }
         parts.push(format!("{ipk} {dir} {prefix}"));
     }
     if let Some(g) = &rule.remote_group_id {
@@ -266,6 +312,23 @@ mod tests {
             port_range_max: max,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn unwritable_ports_and_rules_are_found() {
+        let mut p = Port { id: "p".into(), mac_address: "fa:16:3e:00:00:01".into(), ..Default::default() };
+        assert_eq!(port_problem(&p), None);
+        p.allowed_address_pairs = vec![AddressPair { ip_address: "10.62.0.50/33".into(), mac_address: None }];
+        assert!(port_problem(&p).unwrap().contains("10.62.0.50/33"));
+        p.allowed_address_pairs = vec![AddressPair { ip_address: "::1/255".into(), mac_address: None }];
+        assert!(port_problem(&p).is_some());
+        p.allowed_address_pairs = vec![AddressPair { ip_address: "10.62.0.0/24".into(), mac_address: None }];
+        assert_eq!(port_problem(&p), None);
+        p.fixed_ips = vec![FixedIp { ip_address: "10.0.0.1; flush ruleset".into(), ..Default::default() }];
+        assert!(port_problem(&p).is_some());
+        let mut r = rule("ingress", None, None, None);
+        r.remote_ip_prefix = Some("10.0.0.0/40".into());
+        assert!(rule_match(&r, true, &BTreeMap::new()).is_none(), "a rule nft cannot take allows nothing");
     }
 
     #[test]

@@ -164,8 +164,18 @@ impl Agent {
     pub async fn converge(&self) -> anyhow::Result<Outcome> {
         let t = Instant::now();
         let mut phases: Vec<(&str, u128)> = Vec::new();
-        let d = self.desired().await?;
+        let mut d = self.desired().await?;
         phases.push(("desired", t.elapsed().as_millis()));
+        // Ports whose entries cannot be written are left unwired and reported ERROR;
+        // every other port still converges.
+        let mut refused: BTreeMap<String, String> = BTreeMap::new();
+        for p in &d.ports {
+            if let Some(why) = firewall::port_problem(p) {
+                refused.insert(p.id.clone(), why);
+            }
+        }
+        let reported: BTreeMap<String, String> = d.ports.iter().map(|p| (p.id.clone(), p.status.clone())).collect();
+        d.ports.retain(|p| !refused.contains_key(&p.id));
         if d.ports.iter().any(|p| p.filtered()) {
             enable_bridge_netfilter();
         }
@@ -234,7 +244,7 @@ impl Agent {
         phases.push(("bridges", t.elapsed().as_millis()));
         // Filtering before wiring, so no port is ever on a bridge unfiltered.
         let names: firewall::Bridges = bridges.iter().map(|(k, (b, _))| (k.clone(), b.clone())).collect();
-        let script = firewall::render(&d, &names);
+        let mut script = firewall::render(&d, &names);
         {
             let mut applied = self.applied_ruleset.lock().await;
             if d.networks.is_empty() && d.ports.is_empty() {
@@ -245,9 +255,26 @@ impl Agent {
                 }
                 *applied = None;
             } else if applied.as_deref() != Some(script.as_str()) || nft::present().await?.len() < nft::TABLES.len() {
-                nft::apply(&script).await?;
+                if let Err(e) = nft::apply(&script).await {
+                    // Something nft refuses that the checks above did not foresee: find
+                    // the ports it comes with (checked, not applied), and go on without.
+                    tracing::warn!(error = %e, "ruleset refused; looking for the ports it comes from");
+                    for (id, why) in firewall_culprits(&d, &names).await {
+                        refused.insert(id, why);
+                    }
+                    d.ports.retain(|p| !refused.contains_key(&p.id));
+                    script = firewall::render(&d, &names);
+                    nft::apply(&script).await?;
+                }
                 *applied = Some(script);
                 out.ruleset_applied = true;
+            }
+        }
+        for (id, why) in &refused {
+            tracing::warn!(port = %id, reason = %why, "port not wired: its firewall entries cannot be written");
+            out.ports.insert(id.clone(), "ERROR");
+            if reported.get(id).map(String::as_str) != Some("ERROR") {
+                out.changed.insert(id.clone(), "ERROR");
             }
         }
 
@@ -260,14 +287,14 @@ impl Agent {
             let dev = p.device();
             expected.insert(dev.clone(), bridge.clone());
             let status = match find(&host_links, &dev) {
-                Some(l) if find(&host_links, bridge).is_some() => {
-                    links::attach(&l, Some(bridge), n.mtu).await?;
-                    if p.admin_state_up == Some(false) {
-                        "DOWN"
-                    } else {
-                        "ACTIVE"
+                Some(l) if find(&host_links, bridge).is_some() => match links::attach(&l, Some(bridge), n.mtu).await {
+                    Ok(()) if p.admin_state_up == Some(false) => "DOWN",
+                    Ok(()) => "ACTIVE",
+                    Err(e) => {
+                        tracing::warn!(port = %p.id, device = %dev, error = %e, "port not wired");
+                        "ERROR"
                     }
-                }
+                },
                 _ => "DOWN",
             };
             out.ports.insert(p.id.clone(), status);
@@ -513,6 +540,43 @@ impl Agent {
 }
 
 /// Bridged IP traffic must pass the inet hooks for stateful security groups.
+/// The ports whose entries `nft` refuses, found by checking (`nft -c`, nothing applied)
+/// ever shorter lists of ports: the smallest prefix of the remaining ports that fails
+/// ends with a culprit. A few checks per culprit, at most 16 culprits a pass. Empty when
+/// the script fails without any port (then no port is to blame).
+async fn firewall_culprits(d: &DesiredState, names: &firewall::Bridges) -> Vec<(String, String)> {
+    let with = |ids: &[&str]| {
+        let mut only = d.clone();
+        only.ports.retain(|p| ids.contains(&p.id.as_str()));
+        firewall::render(&only, names)
+    };
+    let mut remaining: Vec<&str> = d.ports.iter().map(|p| p.id.as_str()).collect();
+    let mut found = Vec::new();
+    if nft::check(&with(&[])).await.is_err() {
+        return found;
+    }
+    while found.len() < 16 {
+        let err = match nft::check(&with(&remaining)).await {
+            Ok(()) => break,
+            Err(e) => e,
+        };
+        // with(remaining[..lo]) passes, with(remaining[..hi]) fails.
+        let (mut lo, mut hi) = (0, remaining.len());
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if nft::check(&with(&remaining[..mid])).await.is_err() {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        let culprit = remaining.remove(hi - 1);
+        let why = err.to_string().lines().find(|l| l.contains("Error")).unwrap_or("refused by nft").to_string();
+        found.push((culprit.to_string(), why));
+    }
+    found
+}
+
 fn enable_bridge_netfilter() {
     for f in ["bridge-nf-call-iptables", "bridge-nf-call-ip6tables"] {
         let path = format!("/proc/sys/net/bridge/{f}");

@@ -5,12 +5,12 @@
 //! this whole picture, so no single missed event can leave it wrong.
 
 use super::agents::{dhcp_client, dhcp_device_id, DHCP};
-use super::ports::{ROUTER_GATEWAY, ROUTER_INTERFACE};
+use super::ports::ROUTER_INTERFACE;
 use super::{neutron, NetworkService};
 use crate::store::{Record, Table};
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use stratus_common::auth::AuthContext;
 use stratus_common::http::ApiResult;
 
@@ -52,14 +52,20 @@ impl NetworkService {
                 group_ids.insert(g.as_str().unwrap_or_default().to_string());
             }
         }
+        // What routers attached (interfaces and gateways): recorded by the router API,
+        // never read from a port's device_owner/device_id, which its owner may write.
+        let router_ports = self.store.router_ports(None).await?;
+        let attached: HashSet<&str> = router_ports.iter().map(|rp| rp.port_id.as_str()).collect();
         let mut routers_out = Vec::new();
         if with_routers {
             let fips = self.store.list(Table::FloatingIps, None).await?;
             for r in self.store.list(Table::Routers, None).await? {
-                let ifaces: Vec<&Record> = all_ports
+                let ids: HashSet<&str> = router_ports
                     .iter()
-                    .filter(|p| p.str("device_id") == r.id && p.str("device_owner") == ROUTER_INTERFACE)
+                    .filter(|rp| rp.router_id == r.id && rp.port_type == ROUTER_INTERFACE)
+                    .map(|rp| rp.port_id.as_str())
                     .collect();
+                let ifaces: Vec<&Record> = all_ports.iter().filter(|p| ids.contains(p.id.as_str())).collect();
                 let mut interfaces = Vec::new();
                 for p in &ifaces {
                     net_ids.insert(p.str("network_id").to_string());
@@ -167,7 +173,7 @@ impl NetworkService {
                 if !h.is_empty() && h != host {
                     peers.entry(h).or_default().insert(mac);
                 }
-                if [ROUTER_INTERFACE, ROUTER_GATEWAY].contains(&p.str("device_owner")) {
+                if attached.contains(p.id.as_str()) {
                     for rh in router_hosts.iter().filter(|rh| **rh != host) {
                         peers.entry(rh).or_default().insert(mac);
                     }

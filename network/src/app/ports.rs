@@ -41,6 +41,12 @@ const PORT_ATTRS: &[&str] = &[
 pub const ROUTER_INTERFACE: &str = "network:router_interface";
 pub const ROUTER_GATEWAY: &str = "network:router_gateway";
 pub const FLOATING_IP: &str = "network:floatingip";
+/// Port attributes only admins (and the service, which is one) may write.
+const ADMIN_ONLY: &[&str] = &["status", "mac_address", "binding:host_id", "binding:profile"];
+
+fn admin_only(attr: &str) -> ApiError {
+    neutron(StatusCode::FORBIDDEN, "PolicyNotAuthorized", format!("Only admins may set {attr}."))
+}
 
 /// An address a port asks for: on a subnet, optionally a given one.
 #[derive(Debug, Clone)]
@@ -63,10 +69,15 @@ impl NetworkService {
                 "Only admins may create ports on another project's network.",
             ));
         }
-        if body.contains_key("status") && !ctx.is_admin() {
-            return Err(neutron(StatusCode::FORBIDDEN, "PolicyNotAuthorized", "Only admins may set a port's status."));
+        if !ctx.is_admin() {
+            for k in ADMIN_ONLY {
+                if body.contains_key(*k) && *k != "mac_address" {
+                    return Err(admin_only(k));
+                }
+            }
         }
         let device_owner = opt_str(&body, "device_owner")?.unwrap_or_default();
+        self.check_device(ctx, &project, &device_owner, opt_str(&body, "device_id")?.as_deref().unwrap_or("")).await?;
         let port_security = match opt_bool(&body, "port_security_enabled")? {
             Some(v) => v,
             None => network.doc.get("port_security_enabled").and_then(Value::as_bool).unwrap_or(true),
@@ -84,9 +95,38 @@ impl NetworkService {
                 "Port security must be enabled to have security groups or allowed address pairs.",
             ));
         }
-        self.port_build(&project, &network, &body, security_groups, pairs, port_security, true).await
+        self.port_build(&project, &network, &body, security_groups, pairs, port_security, None).await
     }
 
+    /// What a caller may write as a port's device: `network:*` owners (router
+    /// interfaces and gateways, DHCP servers, floating IPs) are the service's own, and a
+    /// `device_id` naming a router belongs to that router's project. Neither ever makes a
+    /// port part of a router or DHCP server (those are recorded apart), but a port must
+    /// not claim to be something its owner could not have made.
+    async fn check_device(&self, ctx: &AuthContext, project: &str, owner: &str, device_id: &str) -> ApiResult<()> {
+        if ctx.is_admin() {
+            return Ok(());
+        }
+        if owner.starts_with("network:") {
+            return Err(neutron(
+                StatusCode::FORBIDDEN,
+                "PolicyNotAuthorized",
+                format!("device_owner {owner} is reserved for the network service; use the router API to attach a port to a router."),
+            ));
+        }
+        if !device_id.is_empty() {
+            if let Some(router) = self.store.fetch(Table::Routers, device_id).await? {
+                if router.project_id != project {
+                    return Err(neutron(
+                        StatusCode::FORBIDDEN,
+                        "DeviceIDNotOwnedByTenant",
+                        format!("The following device_id {device_id} is not owned by your tenant or matches another tenants router."),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
     /// A port the service makes for itself (router interfaces and gateways, floating
     /// IPs, DHCP ports): no security groups, not counted against a quota. With `host`,
     /// bound there and active from the start (the agent asked for it).
@@ -109,11 +149,15 @@ impl NetworkService {
             body.insert("binding:host_id".into(), json!(h));
             body.insert("status".into(), json!("ACTIVE"));
         }
-        self.port_build(project, network, &body, vec![], vec![], false, false).await
+        // A router's interface or gateway is recorded as the router's in the same
+        // transaction as the port.
+        let router = [ROUTER_INTERFACE, ROUTER_GATEWAY].contains(&device_owner).then_some(device_id);
+        self.port_build(project, network, &body, vec![], vec![], false, Some(router)).await
     }
 
-    /// Stores a port whose request passed the policy checks: claims quota (when
-    /// `counted`), picks a MAC, allocates addresses, and undoes all of it on failure.
+    /// Stores a port whose request passed the policy checks: claims quota (unless the
+    /// service makes it for itself: `internal` is `Some`, naming the router that attaches
+    /// it, if one does), picks a MAC, allocates addresses, all in one transaction.
     #[allow(clippy::too_many_arguments)]
     async fn port_build(
         &self,
@@ -123,8 +167,9 @@ impl NetworkService {
         security_groups: Vec<String>,
         pairs: Vec<Value>,
         port_security: bool,
-        counted: bool,
+        internal: Option<Option<&str>>,
     ) -> ApiResult<Record> {
+        let counted = internal.is_none();
         let body = body.clone();
         let project = project.to_string();
         let network_id = network.id.clone();
@@ -162,6 +207,9 @@ impl NetworkService {
         let fixed = Self::allocate_all(&mut tx, &id, &requests, may_take_gateway).await?;
         doc.insert("fixed_ips".into(), fixed);
         Store::set_doc_in(&mut tx, Table::Ports, &id, &doc).await?;
+        if let Some(Some(router)) = internal {
+            Store::router_port_add_in(&mut tx, router, &id, &device_owner).await?;
+        }
         if counted && !Store::usage_claim_in(&mut tx, &project, "port", limit).await? {
             return Err(super::over_quota("port"));
         }
@@ -444,14 +492,31 @@ impl NetworkService {
             }
         }
         if !ctx.is_admin() {
-            for k in ["status", "mac_address", "binding:host_id", "binding:profile"] {
-                if body.contains_key(k) {
+            for k in ADMIN_ONLY {
+                if body.contains_key(*k) {
+                    return Err(admin_only(k));
+                }
+            }
+            if body.contains_key("device_owner") || body.contains_key("device_id") {
+                if self.store.router_of_port(id).await?.is_some() {
                     return Err(neutron(
-                        StatusCode::FORBIDDEN,
-                        "PolicyNotAuthorized",
-                        format!("Only admins may set {k}."),
+                        StatusCode::CONFLICT,
+                        "PortInUse",
+                        format!(
+                            "Port {id} is attached to a router: its device can change only through the router API."
+                        ),
                     ));
                 }
+                let owner = match opt_str(&body, "device_owner")? {
+                    Some(o) => o,
+                    None => r.str("device_owner").to_string(),
+                };
+                let device = match opt_str(&body, "device_id")? {
+                    Some(d) => d,
+                    None => r.str("device_id").to_string(),
+                };
+                let project = r.project_id.clone();
+                self.check_device(ctx, &project, &owner, &device).await?;
             }
         }
         let mut cols = Vec::new();
@@ -578,7 +643,8 @@ impl NetworkService {
     pub async fn port_delete(&self, ctx: &AuthContext, id: &str) -> ApiResult<()> {
         Self::require_writer(ctx)?;
         let r = self.port_get(ctx, id).await?;
-        if r.str("device_owner") == ROUTER_INTERFACE && !ctx.is_admin() {
+        let router_port = self.store.router_of_port(id).await?;
+        if router_port.is_some_and(|rp| rp.port_type == ROUTER_INTERFACE) && !ctx.is_admin() {
             return Err(neutron(
                 StatusCode::CONFLICT,
                 "L3PortInUse",
@@ -649,9 +715,7 @@ fn address_pairs(body: &Map<String, Value>) -> ApiResult<Vec<Value>> {
             .iter()
             .map(|p| {
                 let ip = p.get("ip_address").and_then(Value::as_str).unwrap_or_default();
-                let ok = parse_ip(ip).is_some()
-                    || ip.split_once('/').is_some_and(|(a, l)| parse_ip(a).is_some() && l.parse::<u8>().is_ok());
-                if !ok {
+                if !valid_pair_address(ip) {
                     return Err(bad(format!(
                         "Invalid input for allowed_address_pairs: '{ip}' is not an IP address or CIDR."
                     )));
@@ -664,6 +728,27 @@ fn address_pairs(body: &Map<String, Value>) -> ApiResult<Vec<Value>> {
             })
             .collect(),
         Some(_) => Err(bad("Invalid input for allowed_address_pairs: a list of {ip_address, mac_address}.")),
+    }
+}
+
+/// An allowed address pair's address: an IP address, or one with a prefix length
+/// that fits its family (`/0`–`/32`, `/0`–`/128`), written in plain digits. The agent
+/// writes it into the host's firewall, so nothing else may pass.
+fn valid_pair_address(s: &str) -> bool {
+    let (addr, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let Some((v6, _)) = parse_ip(addr) else { return false };
+    match prefix {
+        None => true,
+        Some(p) => {
+            let max = if v6 { 128 } else { 32 };
+            !p.is_empty()
+                && p.len() <= 3
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && p.parse::<u32>().is_ok_and(|n| n <= max)
+        }
     }
 }
 
@@ -701,7 +786,28 @@ fn set_binding(doc: &mut Map<String, Value>, body: &Map<String, Value>) -> ApiRe
 
 #[cfg(test)]
 mod tests {
-    use super::normalize_mac;
+    use super::{normalize_mac, valid_pair_address};
+
+    #[test]
+    fn pair_addresses_fit_their_family() {
+        for ok in ["10.0.0.5", "10.0.0.0/24", "10.0.0.5/32", "0.0.0.0/0", "fd00::1", "fd00::/64", "::/0", "fd00::1/128"]
+        {
+            assert!(valid_pair_address(ok), "{ok}");
+        }
+        for bad in [
+            "10.2.0.50/33",
+            "::1/255",
+            "10.0.0.1/+5",
+            "10.0.0.1/",
+            "10.0.0.1/ 8",
+            "10.0.0.1/0008",
+            "x/8",
+            "",
+            "10.0.0.1/8/8",
+        ] {
+            assert!(!valid_pair_address(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn macs_are_normalized_and_checked() {

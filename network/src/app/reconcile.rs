@@ -33,19 +33,32 @@ fn old_enough(r: &Record) -> bool {
 impl NetworkService {
     pub async fn reconcile(&self) -> ApiResult<ReconcileReport> {
         let mut report = ReconcileReport::default();
-        let routers: HashSet<String> = self.store.list(Table::Routers, None).await?.into_iter().map(|r| r.id).collect();
+        // Each router's gateway port, as the router records it.
+        let gateways: HashSet<String> = self
+            .store
+            .list(Table::Routers, None)
+            .await?
+            .into_iter()
+            .filter_map(|r| r.doc.get("_gw_port").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        let attached: HashMap<String, String> =
+            self.store.router_ports(None).await?.into_iter().map(|rp| (rp.port_id, rp.port_type)).collect();
         let fips = self.store.list(Table::FloatingIps, None).await?;
         let fip_ids: HashSet<&str> = fips.iter().map(|f| f.id.as_str()).collect();
         let allocations = self.store.ip_by_port(None).await?;
         let mut ports = Vec::new();
         for mut p in self.store.list(Table::Ports, None).await? {
-            // A port whose owner is gone (the crash came between the two writes).
-            let owner = p.str("device_owner");
-            let orphan = match owner {
-                ROUTER_GATEWAY | ROUTER_INTERFACE => !routers.contains(p.str("device_id")),
-                FLOATING_IP => !fip_ids.contains(p.str("device_id")),
-                _ => false,
-            };
+            // A port the service made for an owner that is gone, or never took it (the
+            // crash came between the port's write and its owner's). Ports users made are
+            // theirs, whatever device they name.
+            let service_made = p.doc.get("_counted") == Some(&json!(false));
+            let orphan = service_made
+                && match p.str("device_owner") {
+                    ROUTER_INTERFACE => !attached.contains_key(&p.id),
+                    ROUTER_GATEWAY => !gateways.contains(&p.id),
+                    FLOATING_IP => !fip_ids.contains(p.str("device_id")),
+                    _ => false,
+                };
             if orphan && old_enough(&p) {
                 self.port_remove(&p).await?;
                 report.orphans_removed += 1;

@@ -5,7 +5,7 @@
 use super::ports::{ROUTER_GATEWAY, ROUTER_INTERFACE};
 use super::{bad, neutron, not_found, only, opt_bool, opt_str, NetworkService};
 use crate::ipam::{parse_ip, Cidr};
-use crate::store::{Record, Table};
+use crate::store::{Col, Record, Store, Table};
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
@@ -217,15 +217,10 @@ impl NetworkService {
         Ok(Value::Array(out))
     }
 
-    /// The router's interface ports.
+    /// The router's interface ports: the ones it attached itself (through
+    /// `add_router_interface`), never ports that merely name it as their device.
     pub async fn router_interfaces(&self, router_id: &str) -> ApiResult<Vec<Record>> {
-        Ok(self
-            .store
-            .list(Table::Ports, Some(("device_id", router_id)))
-            .await?
-            .into_iter()
-            .filter(|p| p.str("device_owner") == ROUTER_INTERFACE)
-            .collect())
+        Ok(self.store.router_ports_of_type(router_id, ROUTER_INTERFACE).await?)
     }
 
     /// The subnets the router has interfaces on.
@@ -292,6 +287,13 @@ impl NetworkService {
             }
             (None, Some(pid)) => {
                 let p = self.port_get(ctx, &pid).await?;
+                if p.project_id != r.project_id && !ctx.is_admin() {
+                    return Err(neutron(
+                        StatusCode::FORBIDDEN,
+                        "PolicyNotAuthorized",
+                        format!("Port {pid} belongs to another project than router {id}."),
+                    ));
+                }
                 if !p.str("device_id").is_empty() || !p.str("device_owner").is_empty() {
                     return Err(neutron(
                         StatusCode::CONFLICT,
@@ -314,7 +316,21 @@ impl NetworkService {
                 p.doc.insert("device_owner".into(), json!(ROUTER_INTERFACE));
                 p.doc.insert("device_id".into(), json!(id));
                 p.doc.insert("security_groups".into(), json!([]));
-                self.save_with(Table::Ports, &p, &[("device_id", crate::store::Col::Text(id.into()))], None).await?;
+                // The port becomes the router's and shows it in one transaction, and
+                // only if nobody changed the port since it was read.
+                let mut tx = self.store.db.pool.begin().await?;
+                let attached = Store::router_port_add_in(&mut tx, id, &pid, ROUTER_INTERFACE).await?;
+                let cols = [("device_id", Col::Text(id.into()))];
+                let saved =
+                    Store::update_in(&mut tx, Table::Ports, &pid, &cols, &p.doc, Some(p.revision_number)).await?;
+                if !attached || !saved {
+                    return Err(neutron(
+                        StatusCode::CONFLICT,
+                        "PortInUse",
+                        format!("Port {pid} changed or was attached meanwhile; try again."),
+                    ));
+                }
+                tx.commit().await?;
                 self.reread(Table::Ports, &pid).await?
             }
         };

@@ -87,6 +87,15 @@ impl Record {
     }
 }
 
+/// A port a router attached: one of its interfaces, or its gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterPort {
+    pub port_id: String,
+    pub router_id: String,
+    /// `network:router_interface` or `network:router_gateway`.
+    pub port_type: String,
+}
+
 /// A row to insert.
 pub struct NewRow<'a> {
     pub table: Table,
@@ -210,6 +219,21 @@ impl Store {
         doc: &Map<String, Value>,
         if_revision: Option<i64>,
     ) -> StoreResult<bool> {
+        let mut conn = self.db.pool.acquire().await?;
+        let saved = Self::update_in(&mut conn, table, id, cols, doc, if_revision).await?;
+        conn.release();
+        Ok(saved)
+    }
+
+    /// [`Self::update`] inside the caller's transaction.
+    pub async fn update_in(
+        conn: &mut AnyConnection,
+        table: Table,
+        id: &str,
+        cols: &[(&str, Col)],
+        doc: &Map<String, Value>,
+        if_revision: Option<i64>,
+    ) -> StoreResult<bool> {
         let mut sets = String::new();
         for (i, (name, _)) in cols.iter().enumerate() {
             sets.push_str(&format!(", {name} = ${}", i + 5));
@@ -229,7 +253,66 @@ impl Store {
                 Col::Int(i) => q.bind(*i),
             };
         }
-        Ok(q.execute(&self.db.pool).await?.rows_affected() > 0)
+        Ok(q.execute(conn).await?.rows_affected() > 0)
+    }
+
+    /// Records that `router_id` attached `port_id` (as `port_type`: an interface or its
+    /// gateway), inside the caller's transaction. False when the port is attached already.
+    pub async fn router_port_add_in(
+        conn: &mut AnyConnection,
+        router_id: &str,
+        port_id: &str,
+        port_type: &str,
+    ) -> StoreResult<bool> {
+        let sql = "INSERT INTO network_router_ports (port_id, router_id, port_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+        Ok(sqlx::query(sql).bind(port_id).bind(router_id).bind(port_type).execute(conn).await?.rows_affected() > 0)
+    }
+
+    /// The ports routers attached, with their router and type: of one router, or all.
+    pub async fn router_ports(&self, router_id: Option<&str>) -> StoreResult<Vec<RouterPort>> {
+        let rows = match router_id {
+            Some(r) => {
+                sqlx::query("SELECT * FROM network_router_ports WHERE router_id = $1 ORDER BY port_id")
+                    .bind(r)
+                    .fetch_all(&self.db.pool)
+                    .await?
+            }
+            None => sqlx::query("SELECT * FROM network_router_ports ORDER BY port_id").fetch_all(&self.db.pool).await?,
+        };
+        Ok(rows
+            .iter()
+            .map(|r| RouterPort {
+                port_id: r.text("port_id"),
+                router_id: r.text("router_id"),
+                port_type: r.text("port_type"),
+            })
+            .collect())
+    }
+
+    /// The router that attached a port, if one did.
+    pub async fn router_of_port(&self, port_id: &str) -> StoreResult<Option<RouterPort>> {
+        let row = sqlx::query("SELECT * FROM network_router_ports WHERE port_id = $1")
+            .bind(port_id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        Ok(row.map(|r| RouterPort {
+            port_id: r.text("port_id"),
+            router_id: r.text("router_id"),
+            port_type: r.text("port_type"),
+        }))
+    }
+
+    /// A router's ports of one type (its interfaces, or its gateway), in creation order.
+    pub async fn router_ports_of_type(&self, router_id: &str, port_type: &str) -> StoreResult<Vec<Record>> {
+        let rows = sqlx::query(
+            "SELECT p.* FROM network_ports p JOIN network_router_ports rp ON rp.port_id = p.id \
+             WHERE rp.router_id = $1 AND rp.port_type = $2 ORDER BY p.created_at, p.id",
+        )
+        .bind(router_id)
+        .bind(port_type)
+        .fetch_all(&self.db.pool)
+        .await?;
+        Ok(rows.iter().map(Record::from_row).collect())
     }
 
     /// Completes a document written in steps (a port and its addresses) without counting

@@ -12,6 +12,12 @@ pub async fn apply(script: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether `nft` would take a ruleset script, without applying it (`nft -c`).
+pub async fn check(script: &str) -> anyhow::Result<()> {
+    run_with_input("nft", &["-c", "-f", "-"], Some(script)).await?;
+    Ok(())
+}
+
 /// The owned tables that exist now.
 pub async fn present() -> anyhow::Result<Vec<String>> {
     let out = run("nft", &["list", "tables"]).await?;
