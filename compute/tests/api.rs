@@ -910,3 +910,80 @@ async fn groups_race(engine: Engine) {
 async fn anti_affinity_holds_under_concurrency_and_members_are_a_quota() {
     each_engine!(groups_race);
 }
+
+/// Every image a server boots from is checked as the server's project sees it: its
+/// kernel and ramdisk too, which an image may name freely (another project's private
+/// ones included). Also: another project's port is not usable for a server even where
+/// it is visible, and a port naming a server as its device joins it only if it is of
+/// the server's project.
+async fn foreign_images_and_ports(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (_, net, _) = c.basics().await;
+    let admin = c.admin().await;
+    let (_, a) = c.member("owner-a").await;
+    let (bproject, b) = c.member("intruder-b").await;
+    let private = |name: &str, fmt: &str| json!({"name": name, "disk_format": fmt, "container_format": fmt});
+    let kernel = c.image(&a, private("a-kernel", "aki")).await;
+    let ramdisk = c.image(&a, private("a-initrd", "ari")).await;
+    assert_eq!(c.http_status(&format!("{}/v2/images/{kernel}", c.image_url), &b).await, 404);
+    for props in [json!({"kernel_id": kernel}), json!({"ramdisk_id": ramdisk})] {
+        let mut attrs = json!({"name": "b-disk", "disk_format": "raw", "container_format": "bare"});
+        attrs.as_object_mut().unwrap().extend(props.as_object().unwrap().clone());
+        let image = c.image(&b, attrs).await;
+        let r = c.call("POST", "/servers", &b, Some(server_body(&image, &net, "steal"))).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{props}: {}", r.body);
+        assert!(r.body.to_string().contains("could not be found"), "{}", r.body);
+    }
+    assert_eq!(c.call("GET", "/servers", &b, None).await.body["servers"], json!([]), "nothing was made");
+    // B's own kernel works, is what the agent gets, and admins see it.
+    let own_kernel = c.image(&b, private("b-kernel", "aki")).await;
+    let mut attrs = json!({"name": "b-boot", "disk_format": "raw", "container_format": "bare"});
+    attrs["kernel_id"] = json!(own_kernel);
+    let image = c.image(&b, attrs).await;
+    let id = create(&c, &b, server_body(&image, &net, "own")).await;
+    c.wait_status(&b, &id, "ACTIVE").await;
+    let shown = c.call_v("2.3", "GET", &format!("/servers/{id}"), &admin, None).await;
+    assert_eq!(shown.body["server"]["OS-EXT-SRV-ATTR:kernel_id"], json!(own_kernel));
+    // Rebuilding onto an image naming A's kernel is refused the same way.
+    let mut attrs = json!({"name": "b-rebuild", "disk_format": "raw", "container_format": "bare"});
+    attrs["kernel_id"] = json!(kernel);
+    let image = c.image(&b, attrs).await;
+    let r = c.call("POST", &format!("/servers/{id}/action"), &b, Some(json!({"rebuild": {"imageRef": image}}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+
+    // A port B made on the shared network, naming A's server as its device, is not A's
+    // server's: not in its addresses, not removed with it.
+    let a_server = create(&c, &a, server_body(&c.basics_image().await, &net, "a-vm")).await;
+    c.wait_status(&a, &a_server, "ACTIVE").await;
+    let body = json!({"port": {"network_id": net, "device_id": a_server, "device_owner": "compute:nova"}});
+    let forged = c.http(reqwest::Method::POST, format!("{}/v2.0/ports", c.network_url), &b, Some(body)).await;
+    let forged_id = forged["port"]["id"].as_str().unwrap().to_string();
+    let detail = c.call("GET", &format!("/servers/{a_server}/os-interface"), &a, None).await;
+    let ids: Vec<&Value> =
+        detail.body["interfaceAttachments"].as_array().unwrap().iter().map(|i| &i["port_id"]).collect();
+    assert!(!ids.contains(&&json!(forged_id)), "{}", detail.body);
+    assert_eq!(ids.len(), 1);
+    // And B cannot boot on a port of A's, even one it can see on its own network.
+    let (bnet, _) = (net.clone(), ());
+    let a_port = c
+        .http(
+            reqwest::Method::POST,
+            format!("{}/v2.0/ports", c.network_url),
+            &a,
+            Some(json!({"port": {"network_id": bnet}})),
+        )
+        .await;
+    let body = json!({"server": {"name": "x", "imageRef": image, "flavorRef": "m1", "networks": [{"port": a_port["port"]["id"]}]}});
+    let r = c.call("POST", "/servers", &b, Some(body)).await;
+    assert!(r.status == StatusCode::BAD_REQUEST || r.status == StatusCode::NOT_FOUND, "{}", r.body);
+    let _ = bproject;
+    assert_eq!(c.call("DELETE", &format!("/servers/{a_server}"), &a, None).await.status, StatusCode::NO_CONTENT);
+    c.wait_status(&a, &a_server, "GONE").await;
+    let still = c.http_status(&format!("{}/v2.0/ports/{forged_id}", c.network_url), &b).await;
+    assert_eq!(still, 200, "B's port is B's: A's server delete did not take it");
+}
+
+#[tokio::test]
+async fn foreign_images_and_ports_are_refused() {
+    each_engine!(foreign_images_and_ports);
+}

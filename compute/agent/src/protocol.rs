@@ -37,6 +37,12 @@ pub struct GuestSpec {
     pub ram_mb: i64,
     pub disk_gb: i64,
     pub image_id: String,
+    /// The kernel and ramdisk for direct boot, as the service checked them against the
+    /// server's project; the agent never takes them from the image's own properties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramdisk_id: Option<String>,
     #[serde(default)]
     pub ports: Vec<PortSpec>,
     #[serde(default)]

@@ -127,8 +127,8 @@ pub fn server_view(s: &Server, v: Version, admin: bool, base: &str, show: bool) 
     if v.at_least(3) && admin {
         put("OS-EXT-SRV-ATTR:reservation_id", get("reservation_id"));
         put("OS-EXT-SRV-ATTR:launch_index", get("launch_index"));
-        put("OS-EXT-SRV-ATTR:kernel_id", json!(""));
-        put("OS-EXT-SRV-ATTR:ramdisk_id", json!(""));
+        put("OS-EXT-SRV-ATTR:kernel_id", json!(s.str("kernel_id")));
+        put("OS-EXT-SRV-ATTR:ramdisk_id", json!(s.str("ramdisk_id")));
         put("OS-EXT-SRV-ATTR:hostname", get("hostname"));
         put("OS-EXT-SRV-ATTR:root_device_name", json!("/dev/vda"));
         put("OS-EXT-SRV-ATTR:user_data", get("user_data"));

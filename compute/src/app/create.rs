@@ -419,6 +419,8 @@ impl ComputeService {
             ram_mb: server.ram,
             disk_gb: server.disk,
             image_id: server.str("image_id").to_string(),
+            kernel_id: server.doc.get("kernel_id").and_then(Value::as_str).map(str::to_string),
+            ramdisk_id: server.doc.get("ramdisk_id").and_then(Value::as_str).map(str::to_string),
             ports,
             user_data: server.doc.get("user_data").and_then(Value::as_str).map(str::to_string),
             key_data: server.doc.get("key_data").and_then(Value::as_str).map(str::to_string),

@@ -60,6 +60,7 @@ impl ComputeService {
         if image["status"] != "active" {
             return Err(bad(format!("Image {image_id} is not active.")));
         }
+        let boot_files = self.boot_files(&ctx.token, &image).await?;
         if !matches!(server.vm_state.as_str(), "active" | "stopped" | "error") || server.task_state.is_some() {
             return Err(conflict(format!(
                 "Cannot 'rebuild' instance {id} while it is in vm_state {} and task_state {}",
@@ -103,6 +104,9 @@ impl ComputeService {
             }
         }
         server.doc.insert("image_id".into(), json!(image_id));
+        server.doc.remove("kernel_id");
+        server.doc.remove("ramdisk_id");
+        server.doc.extend(boot_files);
         server.task_state = Some("rebuilding".into());
         server.doc.remove("fault");
         let saga = self.change_saga(&mut server, Change::Rebuild);

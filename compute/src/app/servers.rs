@@ -26,6 +26,24 @@ pub(crate) fn refused(what: &str, e: CallError) -> ApiError {
 }
 
 impl ComputeService {
+    /// The kernel and ramdisk an image names for direct boot (`kernel_id`,
+    /// `ramdisk_id`), each checked as the requesting project sees it: an image may name
+    /// any id, so naming one proves nothing. Only these ids, vouched for here, reach the
+    /// compute agent, whose image cache fetches with the service's own rights.
+    pub(crate) async fn boot_files(&self, token: &str, image: &Value) -> ApiResult<Map<String, Value>> {
+        let mut out = Map::new();
+        for key in ["kernel_id", "ramdisk_id"] {
+            let Some(id) = image.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()) else { continue };
+            let what = format!("Image {id} (the {key} of image {})", image["id"].as_str().unwrap_or_default());
+            let file = self.clients.image(token, id).await.map_err(|e| refused(&what, e))?;
+            if file["status"] != "active" {
+                return Err(bad(format!("{what} is not active.")));
+            }
+            out.insert(key.into(), json!(id));
+        }
+        Ok(out)
+    }
+
     /// Creates `max_count` servers (or `min_count` when quota allows no more) and
     /// starts their create sagas. Answers the servers made.
     pub async fn server_create(
@@ -74,6 +92,7 @@ impl ComputeService {
         if image["status"] != "active" {
             return Err(bad(format!("Image {image_id} is not active.")));
         }
+        let boot_files = self.boot_files(&token, &image).await?;
         let min_disk = as_int(&image["min_disk"]).unwrap_or(0);
         let min_ram = as_int(&image["min_ram"]).unwrap_or(0);
         if flavor.disk > 0 && flavor.disk < min_disk {
@@ -158,6 +177,7 @@ impl ComputeService {
                     let id = uuid::Uuid::new_v4().to_string();
                     let mut doc = Map::new();
                     doc.insert("image_id".into(), json!(image_id));
+                    doc.extend(boot_files.clone());
                     doc.insert("flavor".into(), flavor_doc.clone());
                     doc.insert("key_name".into(), json!(key.as_ref().map(|k| k.name.clone())));
                     doc.insert("key_data".into(), json!(key.as_ref().map(|k| k.public_key.clone())));

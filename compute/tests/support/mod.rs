@@ -310,24 +310,12 @@ impl Cloud {
     /// network with a subnet; returns (image id, network id, subnet id).
     pub async fn basics(&self) -> (String, String, String) {
         let admin = self.admin().await;
-        let img = self
-            .http(
-                reqwest::Method::POST,
-                format!("{}/v2/images", self.image_url),
+        let id = self
+            .image(
                 &admin,
-                Some(json!({"name": "img", "disk_format": "raw", "container_format": "bare", "visibility": "public"})),
+                json!({"name": "img", "disk_format": "raw", "container_format": "bare", "visibility": "public"}),
             )
             .await;
-        let id = img["id"].as_str().unwrap().to_string();
-        let resp = reqwest::Client::new()
-            .put(format!("{}/v2/images/{id}/file", self.image_url))
-            .header("x-auth-token", &admin)
-            .header("content-type", "application/octet-stream")
-            .body(vec![7u8; 1024])
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success());
         let f = self
             .call(
                 "POST",
@@ -355,6 +343,34 @@ impl Cloud {
             )
             .await;
         (id, nid, sub["subnet"]["id"].as_str().unwrap().to_string())
+    }
+
+    /// The status of a GET as `token`.
+    pub async fn http_status(&self, url: &str, token: &str) -> u16 {
+        reqwest::Client::new().get(url).header("x-auth-token", token).send().await.unwrap().status().as_u16()
+    }
+
+    /// The public image `basics` made.
+    pub async fn basics_image(&self) -> String {
+        let admin = self.admin().await;
+        let v = self.http(reqwest::Method::GET, format!("{}/v2/images?name=img", self.image_url), &admin, None).await;
+        v["images"][0]["id"].as_str().unwrap().to_string()
+    }
+
+    /// An active image made as `token` with these attributes (1 KiB of data); its id.
+    pub async fn image(&self, token: &str, attrs: Value) -> String {
+        let img = self.http(reqwest::Method::POST, format!("{}/v2/images", self.image_url), token, Some(attrs)).await;
+        let id = img["id"].as_str().unwrap().to_string();
+        let resp = reqwest::Client::new()
+            .put(format!("{}/v2/images/{id}/file", self.image_url))
+            .header("x-auth-token", token)
+            .header("content-type", "application/octet-stream")
+            .body(vec![7u8; 1024])
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success());
+        id
     }
 
     /// Ports whose device is `server` (as the admin sees them).

@@ -244,11 +244,13 @@ impl LibvirtDriver {
             "image {} is {fmt}: this host boots raw and qcow2 images",
             spec.image_id
         );
-        let kernel = match disk.property("kernel_id") {
+        // Only what the service vouched for: an image's own kernel_id / ramdisk_id may
+        // name any image, including another project's private one.
+        let kernel = match spec.kernel_id.as_deref() {
             Some(k) => Some(self.images.get(k).await?),
             None => None,
         };
-        let ramdisk = match disk.property("ramdisk_id") {
+        let ramdisk = match spec.ramdisk_id.as_deref() {
             Some(r) => Some(self.images.get(r).await?),
             None => None,
         };
