@@ -13,13 +13,28 @@ pub const CONTAINER_FORMATS: &[&str] = &["ami", "ari", "aki", "bare", "ovf", "ov
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Detected {
     Raw,
-    Qcow2 { virtual_size: u64, backing_file: bool, data_file: bool },
-    Vmdk { virtual_size: u64, create_type: Option<String> },
+    Qcow2 {
+        virtual_size: u64,
+        backing_file: bool,
+        data_file: bool,
+    },
+    Vmdk {
+        virtual_size: u64,
+        create_type: Option<String>,
+    },
     VmdkDescriptor,
-    Vhd { virtual_size: u64 },
+    Vhd {
+        virtual_size: u64,
+    },
     Vhdx,
-    Vdi { virtual_size: u64 },
+    Vdi {
+        virtual_size: u64,
+    },
     Iso,
+    /// Formats no image here may be (a hypervisor probing them could open other host
+    /// files, or they hide a disk behind encryption): QED (backing files), VMDK3
+    /// (`COWD`), LUKS, Parallels.
+    Refused(&'static str),
 }
 
 impl Detected {
@@ -32,6 +47,7 @@ impl Detected {
             Detected::Vhdx => "vhdx",
             Detected::Vdi { .. } => "vdi",
             Detected::Iso => "iso",
+            Detected::Refused(name) => name,
         }
     }
 
@@ -87,8 +103,19 @@ pub fn detect(head: &[u8]) -> Detected {
             });
         return Detected::Vmdk { virtual_size: capacity * 512, create_type };
     }
-    if head.starts_with(b"# Disk DescriptorFile") {
+    if vmdk_descriptor(head) {
         return Detected::VmdkDescriptor;
+    }
+    for (magic, name) in [
+        (&b"QED\0"[..], "qed"),
+        (&b"COWD"[..], "vmdk3"),
+        (&b"LUKS\xba\xbe"[..], "luks"),
+        (&b"WithoutFreeSpace"[..], "parallels"),
+        (&b"WithouFreSpacExt"[..], "parallels"),
+    ] {
+        if head.starts_with(magic) {
+            return Detected::Refused(name);
+        }
     }
     if head.starts_with(b"conectix") {
         return Detected::Vhd { virtual_size: be64(head, 48).unwrap_or(0) };
@@ -105,6 +132,20 @@ pub fn detect(head: &[u8]) -> Detected {
     Detected::Raw
 }
 
+/// A VMDK text descriptor as QEMU's probe finds one: after comment lines (`#`) and
+/// blank ones, a line `version=N`. The `# Disk DescriptorFile` header is optional to
+/// QEMU, so it is not required here either.
+fn vmdk_descriptor(head: &[u8]) -> bool {
+    for line in head.split(|b| *b == b'\n') {
+        let t = line.trim_ascii();
+        if t.is_empty() || t.starts_with(b"#") {
+            continue;
+        }
+        return t.starts_with(b"version=");
+    }
+    false
+}
+
 /// Checks data against its declared format; the error is a message for the caller.
 pub fn check(declared: &str, container: &str, detected: &Detected) -> Result<(), String> {
     // Dangerous whatever was declared: these make the hypervisor open host files.
@@ -118,6 +159,7 @@ pub fn check(declared: &str, container: &str, detected: &Detected) -> Result<(),
         Detected::VmdkDescriptor => {
             return Err("Image data is a VMDK descriptor referring to other files, which is not allowed.".into())
         }
+        Detected::Refused(name) => return Err(format!("Image data is in {name} format, which is not allowed.")),
         Detected::Vmdk { create_type, .. } => {
             let ok = matches!(create_type.as_deref(), Some("monolithicSparse") | Some("streamOptimized"));
             if !ok {
@@ -181,6 +223,25 @@ mod tests {
             assert!(check("raw", "bare", &d).is_err());
         }
         assert!(check("vmdk", "bare", &detect(b"# Disk DescriptorFile\nRW 1 FLAT \"/etc/shadow\" 0\n")).is_err());
+    }
+
+    #[test]
+    fn descriptors_and_formats_that_reach_other_files_are_refused_whatever_is_declared() {
+        let descriptors: [&[u8]; 4] = [
+            b"version=1\nCID=fffffffe\ncreateType=\"monolithicFlat\"\nRW 1 FLAT \"/etc/shadow\" 0\n",
+            b"\n  # a comment\n\nversion=3\r\nRW 1 FLAT \"/dev/sda\" 0\r\n",
+            b"# Disk DescriptorFile\nversion=1\n",
+            b"#\n#\n   version=2\n",
+        ];
+        for d in descriptors {
+            for declared in ["raw", "vmdk", "qcow2", "iso", "aki"] {
+                assert!(check(declared, "bare", &detect(d)).is_err(), "{declared}: {}", String::from_utf8_lossy(d));
+            }
+        }
+        assert_eq!(detect(b"# just text\nhello version=1\n"), Detected::Raw);
+        for magic in [&b"QED\0rest"[..], b"COWDxxxx", b"LUKS\xba\xbe\0\x01", b"WithoutFreeSpace\0"] {
+            assert!(check("raw", "bare", &detect(magic)).is_err());
+        }
     }
 
     #[test]

@@ -71,6 +71,14 @@ async fn unsafe_or_mismatched_data_is_refused(engine: Engine) {
         ("qcow2", qcow2(true), "backing file"),
         ("raw", qcow2(false), "does not match"),
         ("qcow2", data(100_000), "does not match"),
+        // A VMDK descriptor without its `# Disk DescriptorFile` header, declared raw:
+        // QEMU still probes it as VMDK and opens the host file it names.
+        (
+            "raw",
+            b"version=1\nCID=fffffffe\ncreateType=\"monolithicFlat\"\nRW 1 FLAT \"/etc/shadow\" 0\n".to_vec(),
+            "VMDK descriptor",
+        ),
+        ("raw", b"QED\0 and a backing file".to_vec(), "qed format"),
     ];
     for (fmt, bytes, why) in cases {
         let img = c.create(&t, json!({"name": "x", "disk_format": fmt, "container_format": "bare"})).await;

@@ -115,9 +115,12 @@ async fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
 }
 
 /// The size a disk image shows the guest, in bytes.
-async fn virtual_size(path: &Path) -> anyhow::Result<u64> {
-    let info: serde_json::Value =
-        serde_json::from_str(&run("qemu-img", &["info", "-U", "--output=json", &path.display().to_string()]).await?)?;
+/// `format` is always given: qemu-img never probes (a probe of raw data that looks like
+/// a VMDK descriptor would open the host files it names).
+async fn virtual_size(path: &Path, format: &str) -> anyhow::Result<u64> {
+    let info: serde_json::Value = serde_json::from_str(
+        &run("qemu-img", &["info", "-U", "-f", format, "--output=json", &path.display().to_string()]).await?,
+    )?;
     info["virtual-size"].as_u64().ok_or_else(|| anyhow::anyhow!("qemu-img shows no size for {}", path.display()))
 }
 
@@ -264,7 +267,7 @@ impl LibvirtDriver {
         let disk = dir.join("disk");
         let _ = std::fs::remove_file(&disk);
         let base_fmt = if image.disk_format() == "qcow2" { "qcow2" } else { "raw" };
-        let size = (spec.disk_gb.max(0) as u64 * GIB).max(virtual_size(&image.path).await?);
+        let size = (spec.disk_gb.max(0) as u64 * GIB).max(virtual_size(&image.path, base_fmt).await?);
         run(
             "qemu-img",
             &[
@@ -444,9 +447,9 @@ impl LibvirtDriver {
             // The guest must be off before its disk is replaced.
             self.on_domain(server_id, |d| cut_off(&d)).await?;
             self.make_disks(server_id, spec, &images.0).await?;
-        } else if want > virtual_size(&disk).await? {
+        } else if want > virtual_size(&disk, "qcow2").await? {
             self.on_domain(server_id, |d| cut_off(&d)).await?;
-            run("qemu-img", &["resize", "-q", &disk.display().to_string(), &want.to_string()]).await?;
+            run("qemu-img", &["resize", "-q", "-f", "qcow2", &disk.display().to_string(), &want.to_string()]).await?;
         }
         self.record_images(server_id, &images)?;
         self.define(self.domain_spec(server_id, spec, &images), was_running).await
