@@ -67,6 +67,19 @@ impl Clients {
         self.tokens.token().await.map_err(|e| CallError::Unavailable(format!("no service token: {e:#}")))
     }
 
+    /// A call with the service's own token; a 401 (the token was revoked, or expired
+    /// early) gets a new token and one more try.
+    async fn service_call(&self, method: Method, url: &str, body: Option<Value>) -> CallResult<Value> {
+        let token = self.service_token().await?;
+        match self.call(method.clone(), url, &token, body.clone()).await {
+            Err(CallError::Refused(401, _)) => {
+                let token = self.service_token().await?;
+                self.call(method, url, &token, body).await
+            }
+            other => other,
+        }
+    }
+
     async fn call(&self, method: Method, url: &str, token: &str, body: Option<Value>) -> CallResult<Value> {
         let mut req = self.http.request(method, url).header("x-auth-token", token);
         if let Some(b) = body {
@@ -78,6 +91,10 @@ impl Clients {
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if status.is_success() {
             return Ok(value);
+        }
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            // Ours (the service token) is renewed; a user's token is no concern of the source.
+            self.tokens.refused(token);
         }
         let message = value["NeutronError"]["message"]
             .as_str()
@@ -157,11 +174,10 @@ impl Clients {
         subnet_ids: &[String],
         network_ids: &[String],
     ) -> CallResult<(Vec<Value>, Vec<Value>)> {
-        let token = self.service_token().await?;
         let mut subnets = Vec::new();
         for id in subnet_ids {
             let url = format!("{}/v2.0/subnets/{}", self.network_url, urlencode(id));
-            match self.call(Method::GET, &url, &token, None).await {
+            match self.service_call(Method::GET, &url, None).await {
                 Ok(v) => subnets.push(v["subnet"].clone()),
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e),
@@ -169,7 +185,8 @@ impl Clients {
         }
         let mut networks = Vec::new();
         for id in network_ids {
-            match self.network(&token, id).await {
+            let url = format!("{}/v2.0/networks/{}", self.network_url, urlencode(id));
+            match self.service_call(Method::GET, &url, None).await.map(|v| v["network"].clone()) {
                 Ok(n) => networks.push(n),
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e),
@@ -179,25 +196,22 @@ impl Clients {
     }
 
     pub async fn port_create(&self, port: Value) -> CallResult<Value> {
-        let token = self.service_token().await?;
         let v = self
-            .call(Method::POST, &format!("{}/v2.0/ports", self.network_url), &token, Some(json!({ "port": port })))
+            .service_call(Method::POST, &format!("{}/v2.0/ports", self.network_url), Some(json!({ "port": port })))
             .await?;
         Ok(v["port"].clone())
     }
 
     pub async fn port_update(&self, id: &str, port: Value) -> CallResult<Value> {
-        let token = self.service_token().await?;
         let url = format!("{}/v2.0/ports/{}", self.network_url, urlencode(id));
-        let v = self.call(Method::PUT, &url, &token, Some(json!({ "port": port }))).await?;
+        let v = self.service_call(Method::PUT, &url, Some(json!({ "port": port }))).await?;
         Ok(v["port"].clone())
     }
 
     /// Deletes a port; one already gone is fine.
     pub async fn port_delete(&self, id: &str) -> CallResult<()> {
-        let token = self.service_token().await?;
         let url = format!("{}/v2.0/ports/{}", self.network_url, urlencode(id));
-        match self.call(Method::DELETE, &url, &token, None).await {
+        match self.service_call(Method::DELETE, &url, None).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
@@ -208,14 +222,13 @@ impl Clients {
     /// member may write any `device_id` on its own ports, so the device alone proves
     /// nothing.
     pub async fn ports_of(&self, server_id: &str, project_id: &str) -> CallResult<Vec<Value>> {
-        let token = self.service_token().await?;
         let url = format!(
             "{}/v2.0/ports?device_id={}&project_id={}",
             self.network_url,
             urlencode(server_id),
             urlencode(project_id)
         );
-        let v = self.call(Method::GET, &url, &token, None).await?;
+        let v = self.service_call(Method::GET, &url, None).await?;
         Ok(v["ports"].as_array().cloned().unwrap_or_default())
     }
 
@@ -224,11 +237,10 @@ impl Clients {
         if port_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let token = self.service_token().await?;
         let mut out = Vec::new();
         for p in port_ids {
             let url = format!("{}/v2.0/floatingips?port_id={}", self.network_url, urlencode(p));
-            let v = self.call(Method::GET, &url, &token, None).await?;
+            let v = self.service_call(Method::GET, &url, None).await?;
             out.extend(v["floatingips"].as_array().cloned().unwrap_or_default());
         }
         Ok(out)

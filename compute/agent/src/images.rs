@@ -100,15 +100,27 @@ impl ImageCache {
 
     /// `GET <image service><path>` with the service token; a success or an error.
     async fn call(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let mut resp = self.get_with_token(path).await?;
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+            // Our token was revoked or expired early: a new one, one more try.
+            resp = self.get_with_token(path).await?;
+        }
+        anyhow::ensure!(resp.status().is_success(), "{path}: the image service answered {}", resp.status());
+        Ok(resp)
+    }
+
+    async fn get_with_token(&self, path: &str) -> anyhow::Result<reqwest::Response> {
         let token = self.tokens.token().await?;
         let resp = self
             .http
             .get(format!("{}{path}", self.base_url))
-            .header("X-Auth-Token", token)
+            .header("X-Auth-Token", &token)
             .send()
             .await
             .context("cannot reach the image service")?;
-        anyhow::ensure!(resp.status().is_success(), "{path}: the image service answered {}", resp.status());
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+            self.tokens.refused(&token);
+        }
         Ok(resp)
     }
 

@@ -29,9 +29,19 @@ impl Client {
         format!("{}/v2.0/os-stratus/hosts/{}/{rest}", self.base, urlencoding::encode(&self.host))
     }
 
+    /// Sends with the agent's token; a 401 (revoked, or expired early) gets a new
+    /// token and one more try.
     async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
         let token = self.tokens.token().await.context("cannot get a token")?;
-        let resp = req.header("x-auth-token", token).send().await?;
+        let again = req.try_clone();
+        let mut resp = req.header("x-auth-token", &token).send().await?;
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+            self.tokens.refused(&token);
+            if let Some(again) = again {
+                let token = self.tokens.token().await.context("cannot get a token")?;
+                resp = again.header("x-auth-token", token).send().await?;
+            }
+        }
         if !resp.status().is_success() {
             let status = resp.status();
             let body = resp.text().await.unwrap_or_default();

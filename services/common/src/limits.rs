@@ -99,15 +99,16 @@ impl HttpLimitsSource {
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let url = format!("{}{}", self.identity_url, path);
         let token = self.tokens.get().await?;
-        let resp = self
-            .client
-            .get(format!("{}{}", self.identity_url, path))
-            .header("x-auth-token", token)
-            .send()
-            .await?
-            .error_for_status()?;
-        Ok(resp.json().await?)
+        let mut resp = self.client.get(&url).header("x-auth-token", &token).send().await?;
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+            // Revoked or expired early: a new token, one more try.
+            self.tokens.forget(&token);
+            let token = self.tokens.get().await?;
+            resp = self.client.get(&url).header("x-auth-token", &token).send().await?;
+        }
+        Ok(resp.error_for_status()?.json().await?)
     }
 }
 

@@ -453,31 +453,29 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 /// Tokens identity mints in-process for the agents of an all-in-one process (the
-/// bootstrapped admin user on the admin project), renewed every half hour.
+/// bootstrapped admin user on the admin project), renewed before they expire.
 pub struct InternalTokens {
     identity: Arc<Identity>,
-    cached: tokio::sync::Mutex<Option<(String, std::time::Instant)>>,
+    cache: stratus_common::auth::service_token::TokenCache,
 }
 
 impl InternalTokens {
     pub fn new(identity: Arc<Identity>) -> Arc<Self> {
-        Arc::new(Self { identity, cached: tokio::sync::Mutex::new(None) })
+        Arc::new(Self { identity, cache: Default::default() })
     }
 }
 
 impl TokenSource for InternalTokens {
     fn token(&self) -> futures::future::BoxFuture<'_, anyhow::Result<String>> {
-        Box::pin(async move {
-            let mut cached = self.cached.lock().await;
-            if let Some((t, at)) = cached.as_ref().filter(|(_, at)| at.elapsed() < std::time::Duration::from_secs(1800))
-            {
-                let _ = at;
-                return Ok(t.clone());
-            }
+        Box::pin(self.cache.get(|| async {
             let issued =
                 self.identity.internal_token("admin", "admin").await.map_err(|e| anyhow::anyhow!(e.message))?;
-            *cached = Some((issued.token.clone(), std::time::Instant::now()));
-            Ok(issued.token)
-        })
+            let lifetime = stratus_common::auth::service_token::lifetime_until(&issued.claims.expires_at);
+            Ok((issued.token, lifetime))
+        }))
+    }
+
+    fn refused(&self, token: &str) {
+        self.cache.forget(token);
     }
 }
