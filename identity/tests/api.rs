@@ -471,6 +471,21 @@ async fn lockout_after_failures(engine: Engine) {
         assert_eq!(c.login("admin", "bad", Some("admin")).await.status, StatusCode::UNAUTHORIZED);
     }
     assert_eq!(c.login("admin", ADMIN_PASSWORD, Some("admin")).await.status, StatusCode::UNAUTHORIZED, "locked");
+    // A service user marked as Keystone's ignore_lockout_failure_attempts cannot be
+    // locked out by someone guessing its password.
+    let admin = c.identity.internal_token("admin", "admin").await.unwrap().token;
+    let body = json!({"user": {"name": "svc", "password": "svc-secret-1", "options": {"ignore_lockout_failure_attempts": true}}});
+    let r = c.call("POST", "/v3/users", Some(&admin), Some(body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    assert_eq!(r.json["user"]["options"]["ignore_lockout_failure_attempts"], true);
+    for _ in 0..5 {
+        assert_eq!(c.login("svc", "guess", None).await.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(c.login("svc", "svc-secret-1", None).await.status, StatusCode::CREATED, "not locked");
+    let bad = json!({"user": {"name": "svc2", "options": {"ignore_lockout_failure_attempts": "yes"}}});
+    assert_eq!(c.call("POST", "/v3/users", Some(&admin), Some(bad)).await.status, StatusCode::BAD_REQUEST);
+    // Lockout is on by default, as the example configuration says.
+    assert_eq!(stratus_common::config::IdentityConfig::default().lockout_failure_attempts, 5);
 }
 
 #[tokio::test]

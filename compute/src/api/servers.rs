@@ -235,6 +235,8 @@ pub async fn action(
         "lock" => s.server_lock(&ctx, &id, true, arg["locked_reason"].as_str().map(str::to_string)).await?,
         "unlock" => s.server_lock(&ctx, &id, false, None).await?,
         "os-getConsoleOutput" => {
+            // A member's action in Nova's policy: the console may hold secrets.
+            crate::app::require_writer(&ctx)?;
             let server = s.server_get(&ctx, &id).await?;
             let log = s.console_log(&server).await?;
             let lines = arg["length"].as_i64().or_else(|| arg["length"].as_str().and_then(|l| l.parse().ok()));

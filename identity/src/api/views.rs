@@ -39,7 +39,7 @@ pub fn project(base: &str, p: &Project) -> Value {
 
 pub fn user(base: &str, u: &User) -> Value {
     let mut v = json!({"id": u.id, "name": u.name, "domain_id": u.domain_id, "enabled": u.enabled,
-                       "password_expires_at": null, "options": {},
+                       "password_expires_at": null, "options": u.extra.get("options").cloned().unwrap_or(json!({})),
                        "links": links(base, &format!("users/{}", u.id))});
     if let Some(p) = &u.default_project_id {
         v["default_project_id"] = json!(p);

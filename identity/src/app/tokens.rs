@@ -300,6 +300,12 @@ impl Identity {
         if user.locked_until.as_deref().is_some_and(|until| until > now.as_str()) {
             return Err(unauthorized());
         }
+        // Keystone's per-user option, for service users whose lockout would stop the cloud.
+        let ignores_lockout = user.extra.get("options").and_then(|o| o.get("ignore_lockout_failure_attempts"))
+            == Some(&Value::Bool(true));
+        if !ok && ignores_lockout {
+            return Err(unauthorized());
+        }
         if !ok {
             let until = time_text(chrono::Utc::now() + chrono::Duration::seconds(self.config.lockout_duration_secs));
             self.store.user_record_failure(&user.id, self.config.lockout_failure_attempts, &until).await?;

@@ -92,7 +92,7 @@ impl Identity {
             password_hash,
             default_project_id: req.default_project_id,
             description: req.description.unwrap_or_default(),
-            extra: strip(req.extra, &["id", "options", "federated"]),
+            extra: with_options(strip(req.extra, &["id", "federated"]), None)?,
             failed_attempts: 0,
             locked_until: None,
         };
@@ -166,7 +166,8 @@ impl Identity {
         if let Some(d) = req.description {
             u.description = d;
         }
-        u.extra.extend(strip(req.extra, &["id", "options", "federated"]));
+        let extra = with_options(strip(req.extra, &["id", "federated"]), u.extra.get("options"))?;
+        u.extra.extend(extra);
         self.store.user_update(&u).await.map_err(write_error("user"))?;
         if password_changed || (was_enabled && !u.enabled) {
             self.revoke(Revocation { user_id: Some(id.to_string()), ..Default::default() }).await?;
@@ -206,4 +207,27 @@ impl Identity {
         self.emit("user", "updated", id).await;
         Ok(())
     }
+}
+
+/// Keystone's user `options` (an object of option name to value), merged over what the
+/// user had. Only `ignore_lockout_failure_attempts` changes anything here: a service
+/// user with it set cannot be locked out by someone guessing its password.
+fn with_options(mut extra: Map<String, Value>, had: Option<&Value>) -> ApiResult<Map<String, Value>> {
+    let Some(asked) = extra.remove("options") else { return Ok(extra) };
+    let Value::Object(asked) = asked else {
+        return Err(ApiError::bad_request("Invalid input for options: an object."));
+    };
+    if asked.get("ignore_lockout_failure_attempts").is_some_and(|v| !v.is_boolean() && !v.is_null()) {
+        return Err(ApiError::bad_request("Invalid input for options: ignore_lockout_failure_attempts is a boolean."));
+    }
+    let mut options = had.and_then(Value::as_object).cloned().unwrap_or_default();
+    for (k, v) in asked {
+        if v.is_null() {
+            options.remove(&k);
+        } else {
+            options.insert(k, v);
+        }
+    }
+    extra.insert("options".into(), Value::Object(options));
+    Ok(extra)
 }

@@ -88,6 +88,7 @@ impl NetworkService {
             _ => vec![],
         };
         let pairs = address_pairs(&body)?;
+        no_dhcp_options(&body)?;
         if !port_security && (!security_groups.is_empty() || !pairs.is_empty()) {
             return Err(neutron(
                 StatusCode::CONFLICT,
@@ -465,15 +466,27 @@ impl NetworkService {
 
     /// Which ports the caller may see: all for admins; else its own and those on
     /// networks it owns.
+    /// A token without a project sees none (the service's own ports, such as router
+    /// gateways, belong to no project, and must not match an empty one).
     pub async fn port_visibility(&self, ctx: &AuthContext) -> ApiResult<impl Fn(&Record) -> bool + use<>> {
         let admin = ctx.is_admin();
-        let project = ctx.project_id().unwrap_or_default().to_string();
-        let own_networks: std::collections::HashSet<String> = if admin {
-            Default::default()
-        } else {
-            self.store.list(Table::Networks, Some(("project_id", &project))).await?.into_iter().map(|n| n.id).collect()
+        let project = ctx.project_id().filter(|p| !p.is_empty()).map(str::to_string);
+        let own_networks: std::collections::HashSet<String> = match (&project, admin) {
+            (Some(project), false) => self
+                .store
+                .list(Table::Networks, Some(("project_id", project)))
+                .await?
+                .into_iter()
+                .map(|n| n.id)
+                .collect(),
+            _ => Default::default(),
         };
-        Ok(move |p: &Record| admin || p.project_id == project || own_networks.contains(p.str("network_id")))
+        Ok(move |p: &Record| {
+            admin
+                || project
+                    .as_ref()
+                    .is_some_and(|own| p.project_id == *own || own_networks.contains(p.str("network_id")))
+        })
     }
 
     pub async fn port_update(
@@ -519,6 +532,7 @@ impl NetworkService {
                 self.check_device(ctx, &project, &owner, &device).await?;
             }
         }
+        no_dhcp_options(&body)?;
         let mut cols = Vec::new();
         for k in body.keys() {
             match k.as_str() {
@@ -728,6 +742,18 @@ fn address_pairs(body: &Map<String, Value>) -> ApiResult<Vec<Value>> {
             })
             .collect(),
         Some(_) => Err(bad("Invalid input for allowed_address_pairs: a list of {ip_address, mac_address}.")),
+    }
+}
+
+/// `extra_dhcp_opts`: the DHCP servers here do not apply per-port options, so asking
+/// for any is refused rather than silently dropped (an empty list is fine).
+fn no_dhcp_options(body: &Map<String, Value>) -> ApiResult<()> {
+    match body.get("extra_dhcp_opts") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Array(a)) if a.is_empty() => Ok(()),
+        Some(_) => {
+            Err(bad("extra_dhcp_opts are not supported by this cloud (the extra_dhcp_opt extension is not offered)."))
+        }
     }
 }
 

@@ -364,7 +364,7 @@ impl Default for IdentityConfig {
             port: 5000,
             token_ttl_secs: 3600,
             bootstrap_password: String::new(),
-            lockout_failure_attempts: 0,
+            lockout_failure_attempts: 5,
             lockout_duration_secs: 1800,
             refresh_secs: 10,
             region: "RegionOne".into(),
