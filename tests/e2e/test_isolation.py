@@ -1,0 +1,363 @@
+"""The isolation matrix: project A's resources of every service, tried by another
+project's member and reader (B) and by A's own reader, by id, through every list filter
+that could leak, and by naming them from B's own requests. The expected answers are the
+table below, not whatever the code answers: a change that lets one through fails here.
+
+Every new resource type adds its rows (see docs/api/policy.md).
+"""
+
+import os
+import shutil
+import tempfile
+import time
+
+import pytest
+
+from conftest import Cloud, unique
+
+PW = "matrix-pw-1"
+
+
+@pytest.fixture(scope="module")
+def world():
+    data_dir = tempfile.mkdtemp(prefix="stratus-iso-")
+    c = Cloud("sqlite", data_dir)
+    admin = c.password_token()
+    w = {"cloud": c, "admin": admin}
+    # Two projects, each with a member and a reader.
+    for p in ("a", "b"):
+        project = c.osc("project", "create", unique(f"iso-{p}"))
+        w[p] = project["id"]
+        for role in ("member", "reader"):
+            name = unique(f"{p}-{role}")
+            user = c.osc("user", "create", "--password", PW, name)
+            c.osc("role", "add", "--project", project["id"], "--user", user["id"], role)
+            w[f"{p}_{role}_user"] = user["id"]
+            w[f"{p}_{role}"] = c.password_token(name, PW, project["name"])
+    # What the admin provides: an external network, a flavor, a public image.
+    _, _, pub = c.http("POST", "/v2.0/networks", admin, {"network": {"name": "public", "router:external": True}},
+                       base=c.network_url)
+    w["public"] = pub["network"]["id"]
+    c.http("POST", "/v2.0/subnets", admin,
+           {"subnet": {"network_id": w["public"], "cidr": "203.0.113.0/24", "enable_dhcp": False}}, base=c.network_url)
+    c.osc("flavor", "create", "--id", "iso1", "--vcpus", "1", "--ram", "64", "--disk", "1", "iso1")
+    w["public_image"] = image(c, admin, "public-img", visibility="public")
+    yield w
+    c.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def image(c, token, name, visibility="private", **props):
+    body = {"name": name, "disk_format": props.pop("disk_format", "raw"), "container_format": "bare",
+            "visibility": visibility, **props}
+    status, _, img = c.http("POST", "/v2/images", token, body, base=c.image_url)
+    assert status == 201, img
+    import urllib.request
+
+    req = urllib.request.Request(f"{c.image_url}/v2/images/{img['id']}/file", data=b"\0" * 1024, method="PUT")
+    req.add_header("X-Auth-Token", token)
+    req.add_header("Content-Type", "application/octet-stream")
+    urllib.request.urlopen(req, timeout=10).read()
+    return img["id"]
+
+
+def ok(status, body, what):
+    assert status in (200, 201, 202, 204), f"{what}: {status} {body}"
+    return body
+
+
+@pytest.fixture(scope="module")
+def a_things(world):
+    """One of each of A's resources, made by A's member."""
+    c, t = world["cloud"], world["a_member"]
+    N, C, I = c.network_url, c.compute_url + "/v2.1", c.image_url
+    r = {}
+    net = ok(*drop_headers(c.http("POST", "/v2.0/networks", t, {"network": {"name": "a-net"}}, base=N)), "network")
+    r["network"] = net["network"]["id"]
+    sub = c.http("POST", "/v2.0/subnets", t, {"subnet": {"network_id": r["network"], "cidr": "10.77.0.0/24"}}, base=N)[2]
+    r["subnet"] = sub["subnet"]["id"]
+    r["port"] = c.http("POST", "/v2.0/ports", t, {"port": {"network_id": r["network"], "name": "a-port"}}, base=N)[2]["port"]["id"]
+    r["security_group"] = c.http("POST", "/v2.0/security-groups", t, {"security_group": {"name": "a-sg"}}, base=N)[2]["security_group"]["id"]
+    r["security_group_rule"] = c.http(
+        "POST", "/v2.0/security-group-rules", t,
+        {"security_group_rule": {"security_group_id": r["security_group"], "direction": "ingress", "protocol": "tcp",
+                                 "port_range_min": 22, "port_range_max": 22}}, base=N)[2]["security_group_rule"]["id"]
+    router = c.http("POST", "/v2.0/routers", t,
+                    {"router": {"name": "a-router", "external_gateway_info": {"network_id": world["public"]}}}, base=N)[2]
+    r["router"] = router["router"]["id"]
+    ok(*drop_headers(c.http("PUT", f"/v2.0/routers/{r['router']}/add_router_interface", t, {"subnet_id": r["subnet"]}, base=N)), "interface")
+    r["floatingip"] = c.http("POST", "/v2.0/floatingips", t,
+                             {"floatingip": {"floating_network_id": world["public"], "port_id": r["port"]}}, base=N)[2]["floatingip"]["id"]
+    r["image"] = image(c, t, "a-private")
+    r["kernel"] = image(c, t, "a-kernel", disk_format="aki")
+    r["keypair"] = "a-key"
+    ok(*drop_headers(c.http("POST", "/os-keypairs", t, {"keypair": {"name": "a-key"}}, base=C)), "keypair")
+    r["server_group"] = c.http("POST", "/os-server-groups", t,
+                               {"server_group": {"name": "a-group", "policies": ["anti-affinity"]}}, base=C)[2]["server_group"]["id"]
+    s = c.http("POST", "/servers", t, {"server": {"name": "a-vm", "imageRef": world["public_image"], "flavorRef": "iso1",
+                                                  "networks": [{"uuid": r["network"]}]}}, base=C)
+    assert s[0] == 202, s
+    r["server"] = s[2]["server"]["id"]
+    deadline = time.monotonic() + 30
+    while c.http("GET", f"/servers/{r['server']}", t, base=C)[2]["server"]["status"] != "ACTIVE":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    r["app_cred"] = c.http("POST", f"/v3/users/{world['a_member_user']}/application_credentials", t,
+                           {"application_credential": {"name": "a-cred"}})[2]["application_credential"]["id"]
+    return r
+
+
+def drop_headers(resp):
+    status, _, body = resp
+    return status, body
+
+
+
+# (resource, service, path, update body): every verb by id.
+BY_ID = [
+    ("network", "network", "/v2.0/networks/{id}", {"network": {"name": "x"}}),
+    ("subnet", "network", "/v2.0/subnets/{id}", {"subnet": {"name": "x"}}),
+    ("port", "network", "/v2.0/ports/{id}", {"port": {"name": "x"}}),
+    ("security_group", "network", "/v2.0/security-groups/{id}", {"security_group": {"name": "x"}}),
+    ("security_group_rule", "network", "/v2.0/security-group-rules/{id}", None),
+    ("router", "network", "/v2.0/routers/{id}", {"router": {"name": "x"}}),
+    ("floatingip", "network", "/v2.0/floatingips/{id}", {"floatingip": {"port_id": None}}),
+    ("image", "image", "/v2/images/{id}", [{"op": "replace", "path": "/name", "value": "x"}]),
+    ("server", "compute", "/servers/{id}", {"server": {"name": "x"}}),
+    ("server_group", "compute", "/os-server-groups/{id}", None),
+]
+
+# Who tries, and what each verb must answer: (GET, update, DELETE).
+# Another project's member: the resource does not exist for them (404). Another
+# project's reader: 404 to read; writes are refused for the role before any lookup
+# (403, the same answer as for an id that exists nowhere, which the test checks too).
+# A's reader sees it and may change nothing (403). Server groups and rules have no
+# update (None).
+ACTORS = {
+    "b_member": (404, 404, 404),
+    "b_reader": (404, 403, 403),
+    "a_reader": (200, 403, 403),
+}
+# Where a service answers otherwise, and why that is right too.
+EXCEPT = {
+    # Glance finds the image (as the caller may see it) before it checks the role.
+    ("b_reader", "image"): (404, 404, 404),
+}
+NOWHERE = "00000000-0000-4000-8000-000000000000"
+
+
+def base_of(c, service):
+    return {"network": c.network_url, "image": c.image_url, "compute": c.compute_url + "/v2.1"}[service]
+
+
+@pytest.mark.parametrize("actor", sorted(ACTORS))
+def test_by_id(world, a_things, actor):
+    c = world["cloud"]
+    token = world[actor]
+    wrong = []
+    for resource, service, path, update in BY_ID:
+        want_get, want_update, want_delete = EXCEPT.get((actor, service), ACTORS[actor])
+        base = base_of(c, service)
+        # Another project's answers must not tell A's ids from ids that exist nowhere.
+        ids = [a_things[resource]] + ([NOWHERE] if actor.startswith("b_") else [])
+        for id_ in ids:
+            url = path.format(id=id_)
+            label = resource if id_ != NOWHERE else f"{resource} (an id of nothing)"
+            want = (want_get if id_ != NOWHERE else 404)
+            got = c.http("GET", url, token, base=base)[0]
+            if got != want:
+                wrong.append(f"GET {label}: {got}, want {want}")
+            if update is not None:
+                method = "PATCH" if service == "image" else "PUT"
+                headers = {"Content-Type": "application/openstack-images-v2.1-json-patch"} if service == "image" else None
+                got = http_with(c, method, base + url, token, update, headers)
+                if got != want_update:
+                    wrong.append(f"update {label}: {got}, want {want_update}")
+            got = c.http("DELETE", url, token, base=base)[0]
+            if got != want_delete:
+                wrong.append(f"DELETE {label}: {got}, want {want_delete}")
+    # Identity: A's project, A's member, A's application credential.
+    for what, path in [
+        ("project", f"/v3/projects/{world['a']}"),
+        ("user", f"/v3/users/{world['a_member_user']}"),
+        ("application credential", f"/v3/users/{world['a_member_user']}/application_credentials/{a_things['app_cred']}"),
+    ]:
+        got = c.http("GET", path, token)[0]
+        allowed = actor == "a_reader" and what == "project"
+        if (got == 200) != allowed or got >= 500:
+            wrong.append(f"GET {what}: {got}")
+        got = c.http("DELETE", path, token)[0]
+        if got not in (403, 404):
+            wrong.append(f"DELETE {what}: {got}")
+    # Keypairs belong to their user: nobody else sees A's member's key.
+    got = c.http("GET", f"/os-keypairs/{a_things['keypair']}", token, base=c.compute_url + "/v2.1")[0]
+    if got != 404:
+        wrong.append(f"GET keypair: {got}")
+    # Server actions a reader or another project must not take.
+    for action in ({"os-stop": None}, {"reboot": {"type": "SOFT"}}, {"os-getConsoleOutput": {}}, {"lock": None}):
+        got = c.http("POST", f"/servers/{a_things['server']}/action", token, action, base=c.compute_url + "/v2.1")[0]
+        want = 404 if actor == "b_member" else 403
+        if got != want:
+            wrong.append(f"action {list(action)[0]}: {got}, want {want}")
+    assert not wrong, "\n".join(wrong)
+
+
+def http_with(c, method, url, token, body, headers):
+    import json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method=method)
+    req.add_header("X-Auth-Token", token)
+    req.add_header("Content-Type", (headers or {}).get("Content-Type", "application/json"))
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+# List filters a member of B might try, and which of A's ids must never come back.
+LISTS = [
+    ("network", "/v2.0/networks?{f}", "networks", ["network"]),
+    ("network", "/v2.0/subnets?{f}", "subnets", ["subnet"]),
+    ("network", "/v2.0/ports?{f}", "ports", ["port"]),
+    ("network", "/v2.0/security-groups?{f}", "security_groups", ["security_group"]),
+    ("network", "/v2.0/security-group-rules?{f}", "security_group_rules", ["security_group_rule"]),
+    ("network", "/v2.0/routers?{f}", "routers", ["router"]),
+    ("network", "/v2.0/floatingips?{f}", "floatingips", ["floatingip"]),
+    ("image", "/v2/images?{f}", "images", ["image", "kernel"]),
+    ("compute", "/servers/detail?{f}", "servers", ["server"]),
+    ("compute", "/os-server-groups?{f}", "server_groups", ["server_group"]),
+]
+FILTERS = [
+    "project_id={a}", "tenant_id={a}", "all_tenants=1", "all_tenants=True", "all_projects=1", "all_projects=true",
+    "visibility=private", "visibility=all", "visibility=shared", "member_status=all", "owner={a}",
+    "device_id={server}", "router_id={router}", "network_id={network}", "security_group_id={security_group}",
+    "port_id={port}",
+]
+
+
+@pytest.mark.parametrize("actor", ["b_member", "b_reader"])
+def test_list_filters_leak_nothing(world, a_things, actor):
+    c = world["cloud"]
+    leaks = []
+    values = dict(a_things, a=world["a"])
+    a_ids = {a_things[k] for k in a_things}
+    for service, path, key, _ in LISTS:
+        for f in FILTERS:
+            url = path.format(f=f.format(**values))
+            status, _, body = c.http("GET", url, world[actor], base=base_of(c, service))
+            if status >= 500:
+                leaks.append(f"{url}: {status}")
+                continue
+            if status != 200:
+                if status not in (400, 403):
+                    leaks.append(f"{url}: {status}")
+                continue
+            for item in body.get(key, []):
+                if item.get("id") in a_ids or item.get("project_id") == world["a"] or item.get("tenant_id") == world["a"]:
+                    leaks.append(f"{url}: {item.get('id')}")
+    # Identity lists.
+    for path in ["/v3/projects", f"/v3/users?domain_id=default", f"/v3/role_assignments?scope.project.id={world['a']}",
+                 f"/v3/users/{world['a_member_user']}/application_credentials"]:
+        status, _, body = c.http("GET", path, world[actor])
+        text = str(body)
+        if status == 200 and (world["a"] in text and "role_assignments" in path or a_things["app_cred"] in text):
+            leaks.append(f"{path}: shows A's")
+        if status >= 500:
+            leaks.append(f"{path}: {status}")
+    assert not leaks, "\n".join(leaks)
+
+
+def cross_references(w, r):
+    """B's own requests that name A's objects: (what, service, method, path, body, allowed answers)."""
+    b_net = w["b_net"]
+    return [
+        ("port on A's network", "network", "POST", "/v2.0/ports", {"port": {"network_id": r["network"]}}, {404}),
+        ("port with A's security group", "network", "POST", "/v2.0/ports",
+         {"port": {"network_id": b_net, "security_groups": [r["security_group"]]}}, {404}),
+        ("port naming A's router as device", "network", "POST", "/v2.0/ports",
+         {"port": {"network_id": b_net, "device_owner": "network:router_interface", "device_id": r["router"]}}, {403}),
+        ("port naming A's router as device id only", "network", "POST", "/v2.0/ports",
+         {"port": {"network_id": b_net, "device_id": r["router"]}}, {403}),
+        ("subnet on A's network", "network", "POST", "/v2.0/subnets",
+         {"subnet": {"network_id": r["network"], "cidr": "10.78.0.0/24"}}, {404}),
+        ("B's subnet into A's router", "network", "PUT", f"/v2.0/routers/{r['router']}/add_router_interface",
+         {"subnet_id": w["b_subnet"]}, {404}),
+        ("A's subnet into B's router", "network", "PUT", f"/v2.0/routers/{w['b_router']}/add_router_interface",
+         {"subnet_id": r["subnet"]}, {404}),
+        ("A's port into B's router", "network", "PUT", f"/v2.0/routers/{w['b_router']}/add_router_interface",
+         {"port_id": r["port"]}, {404}),
+        ("floating IP onto A's port", "network", "POST", "/v2.0/floatingips",
+         {"floatingip": {"floating_network_id": w["public"], "port_id": r["port"]}}, {404}),
+        ("rule in A's group", "network", "POST", "/v2.0/security-group-rules",
+         {"security_group_rule": {"security_group_id": r["security_group"], "direction": "ingress"}}, {404}),
+        ("rule with A's group as remote", "network", "POST", "/v2.0/security-group-rules",
+         {"security_group_rule": {"security_group_id": w["b_sg"], "direction": "ingress",
+                                  "remote_group_id": r["security_group"]}}, {404}),
+        ("server on A's network", "compute", "POST", "/servers",
+         {"server": {"name": "x", "imageRef": w["public_image"], "flavorRef": "iso1", "networks": [{"uuid": r["network"]}]}},
+         {400, 404}),
+        ("server on A's port", "compute", "POST", "/servers",
+         {"server": {"name": "x", "imageRef": w["public_image"], "flavorRef": "iso1", "networks": [{"port": r["port"]}]}},
+         {400, 404}),
+        ("server from A's private image", "compute", "POST", "/servers",
+         {"server": {"name": "x", "imageRef": r["image"], "flavorRef": "iso1", "networks": "none"}}, {400, 404}),
+        ("server from B's image naming A's kernel", "compute", "POST", "/servers",
+         {"server": {"name": "x", "imageRef": w["b_kernel_image"], "flavorRef": "iso1", "networks": "none"}}, {400}),
+        ("server with A's keypair", "compute", "POST", "/servers",
+         {"server": {"name": "x", "imageRef": w["public_image"], "flavorRef": "iso1", "networks": "none",
+                     "key_name": r["keypair"]}}, {400}),
+        ("server in A's server group", "compute", "POST", "/servers",
+         {"server": {"name": "x", "imageRef": w["public_image"], "flavorRef": "iso1", "networks": "none"},
+          "os:scheduler_hints": {"group": r["server_group"]}}, {400, 404}),
+        ("interface onto A's port", "compute", "POST", f"/servers/{w['b_server']}/os-interface",
+         {"interfaceAttachment": {"port_id": r["port"]}}, {400, 404}),
+        ("interface onto A's network", "compute", "POST", f"/servers/{w['b_server']}/os-interface",
+         {"interfaceAttachment": {"net_id": r["network"]}}, {400, 404}),
+        ("A's image shared by B", "image", "POST", f"/v2/images/{r['image']}/members", {"member": w["b"]}, {404}),
+    ]
+
+
+def test_cross_references_are_refused_and_change_nothing(world, a_things):
+    c, t = world["cloud"], world["b_member"]
+    N, C = c.network_url, c.compute_url + "/v2.1"
+    # B's own things to name A's from.
+    world["b_net"] = c.http("POST", "/v2.0/networks", t, {"network": {"name": "b-net"}}, base=N)[2]["network"]["id"]
+    world["b_subnet"] = c.http("POST", "/v2.0/subnets", t, {"subnet": {"network_id": world["b_net"], "cidr": "10.79.0.0/24"}},
+                               base=N)[2]["subnet"]["id"]
+    world["b_router"] = c.http("POST", "/v2.0/routers", t, {"router": {"name": "b-router"}}, base=N)[2]["router"]["id"]
+    world["b_sg"] = c.http("POST", "/v2.0/security-groups", t, {"security_group": {"name": "b-sg"}}, base=N)[2]["security_group"]["id"]
+    world["b_kernel_image"] = image(c, t, "b-disk", kernel_id=a_things["kernel"])
+    s = c.http("POST", "/servers", t, {"server": {"name": "b-vm", "imageRef": world["public_image"], "flavorRef": "iso1",
+                                                  "networks": [{"uuid": world["b_net"]}]}}, base=C)
+    assert s[0] == 202, s
+    world["b_server"] = s[2]["server"]["id"]
+    deadline = time.monotonic() + 30
+    while c.http("GET", f"/servers/{world['b_server']}", t, base=C)[2]["server"]["status"] != "ACTIVE":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    servers_before = len(c.http("GET", "/servers", t, base=C)[2]["servers"])
+    wrong = []
+    for what, service, method, path, body, allowed in cross_references(world, a_things):
+        status, _, answer = c.http(method, path, t, body, base=base_of(c, service))
+        if status not in allowed:
+            wrong.append(f"{what}: {status}, want {sorted(allowed)}: {answer}")
+    assert not wrong, "\n".join(wrong)
+    # Nothing changed: B made no server, A's things are as they were.
+    assert len(c.http("GET", "/servers", t, base=C)[2]["servers"]) == servers_before
+    a = world["a_member"]
+    port = c.http("GET", f"/v2.0/ports/{a_things['port']}", a, base=N)[2]["port"]
+    assert port["name"] == "a-port" and port["device_id"] == "", port
+    router_ports = c.http("GET", f"/v2.0/ports?device_id={a_things['router']}", a, base=N)[2]["ports"]
+    assert [p["network_id"] for p in router_ports if p["device_owner"] == "network:router_interface"] == [a_things["network"]]
+    fip = c.http("GET", f"/v2.0/floatingips/{a_things['floatingip']}", a, base=N)[2]["floatingip"]
+    assert fip["port_id"] == a_things["port"], fip
+    assert c.http("GET", f"/v2/images/{a_things['image']}/members", a, base=c.image_url)[2]["members"] == []
+    # A can still delete its router once its own interface is gone (nothing of B's holds it).
+    c.http("PUT", f"/v2.0/floatingips/{a_things['floatingip']}", a, {"floatingip": {"port_id": None}}, base=N)
+    status = c.http("PUT", f"/v2.0/routers/{a_things['router']}/remove_router_interface", a,
+                    {"subnet_id": a_things["subnet"]}, base=N)[0]
+    assert status == 200
+    assert c.http("DELETE", f"/v2.0/routers/{a_things['router']}", a, base=N)[0] == 204
