@@ -66,6 +66,10 @@ async fn flavors_keypairs_and_versions(engine: Engine) {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.body["badRequest"]["message"].is_string());
+    for id in ["a/b", " lead", "nul\u{0}"] {
+        let body = json!({"flavor": {"name": "z", "id": id, "vcpus": 1, "ram": 1, "disk": 1}});
+        assert_eq!(c.call("POST", "/flavors", &admin, Some(body)).await.status, StatusCode::BAD_REQUEST, "{id:?}");
+    }
     // 2.1: the plain list has id, name, links only; the detail has no extra_specs.
     let list = c.call("GET", "/flavors", &member, None).await;
     let keys: Vec<&String> = list.body["flavors"][0].as_object().unwrap().keys().collect();

@@ -88,6 +88,17 @@ async fn members_manage_nothing_and_see_only_their_own(engine: Engine) {
     let r = c.call("POST", "/v3/projects", Some(&alice), Some(json!({"project": {"name": "x"}}))).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.json["error"]["message"].as_str().unwrap().contains("identity:create_project"));
+    // Keystone's name limits: 64 for projects and domains; no control characters.
+    for (path, key, name) in [
+        ("/v3/projects", "project", "p".repeat(65)),
+        ("/v3/domains", "domain", "d".repeat(65)),
+        ("/v3/projects", "project", "nul\u{0}".to_string()),
+    ] {
+        let r = c.call("POST", path, Some(&admin), Some(json!({ key: {"name": name} }))).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{key} {name:?}: {}", r.json);
+    }
+    let r = c.call("POST", "/v3/projects", Some(&admin), Some(json!({"project": {"name": "p".repeat(64)}}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     assert_eq!(
         c.call("POST", "/v3/users", Some(&alice), Some(json!({"user": {"name": "x"}}))).await.status,
         StatusCode::FORBIDDEN

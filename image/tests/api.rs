@@ -240,6 +240,9 @@ async fn patch_tags_filters_paging_protection(engine: Engine) {
     for i in 0..5 {
         c.create(&t, json!({"name": format!("img{i}"), "tags": if i % 2 == 0 { json!(["even"]) } else { json!([]) }, "arch": format!("a{}", i % 2)})).await;
     }
+    for q in ["limit=-1", "sort=name:upward", "sort_key=name&sort_dir=sideways", "sort_dir=up"] {
+        assert_eq!(c.call("GET", &format!("/v2/images?{q}"), &t, None).await.status, StatusCode::BAD_REQUEST, "{q}");
+    }
     let page = c.call("GET", "/v2/images?limit=2&sort=name:asc", &t, None).await.json();
     let names: Vec<&str> = page["images"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["img0", "img1"]);

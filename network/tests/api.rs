@@ -451,6 +451,41 @@ async fn hostile_tenant(engine: Engine) {
     assert_eq!(c.call("PUT", &burl, &b, Some(ok)).await.status, StatusCode::OK);
     let shown = c.call("GET", &burl, &b, None).await;
     assert_eq!(shown.body["port"]["allowed_address_pairs"].as_array().unwrap().len(), 2);
+
+    // Per-port DHCP options are refused, not dropped; names are Neutron's length, no NUL.
+    let body = json!({"port": {"extra_dhcp_opts": [{"opt_name": "mtu", "opt_value": "9000"}]}});
+    assert_eq!(c.call("PUT", &burl, &b, Some(body)).await.status, StatusCode::BAD_REQUEST);
+    for name in ["x".repeat(256), "nul\u{0}byte".to_string()] {
+        let r = c.call("POST", "/v2.0/networks", &b, Some(json!({"network": {"name": name}}))).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    }
+    let r = c.call("POST", "/v2.0/networks", &b, Some(json!({"network": {"name": "y".repeat(255)}}))).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    // Loopback, multicast and everything are no tenant's subnet.
+    for cidr in ["127.0.0.0/24", "224.0.0.0/24", "0.0.0.0/0", "::/0", "ff02::/64", "::1/128"] {
+        let body = json!({"subnet": {"network_id": bnet, "cidr": cidr}});
+        let r = c.call("POST", "/v2.0/subnets", &b, Some(body)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{cidr}: {}", r.body);
+    }
+    // Lists: a marker of nothing and a sort key that is no attribute are errors.
+    for q in ["marker=00000000-0000-4000-8000-000000000000", "sort_key=nonsense&sort_dir=asc"] {
+        let r = c.call("GET", &format!("/v2.0/ports?{q}"), &b, None).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}: {}", r.body);
+    }
+    let r = c.call("GET", "/v2.0/ports?limit=1&marker=00000000-0000-4000-8000-000000000000", &b, None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "the paged path too");
+    // A token scoped to no project sees none of the service's own ports.
+    let unscoped = c
+        .identity_call(
+            "POST",
+            "/v3/auth/tokens",
+            None,
+            Some(json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "mallory", "domain": {"id": "default"}, "password": "pw"}}}}})),
+        )
+        .await;
+    let token = unscoped.headers["x-subject-token"].to_str().unwrap().to_string();
+    let r = c.call("GET", "/v2.0/ports", &token, None).await;
+    assert_eq!(r.body["ports"], json!([]), "{}", r.body);
 }
 
 async fn security_groups(engine: Engine) {

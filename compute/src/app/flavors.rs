@@ -49,7 +49,7 @@ impl ComputeService {
     pub async fn flavor_create(&self, ctx: &AuthContext, body: &Map<String, Value>) -> ApiResult<Flavor> {
         require_admin(ctx, "os_compute_api:os-flavor-manage:create")?;
         let name = body.get("name").and_then(Value::as_str).map(str::trim).unwrap_or("");
-        if name.is_empty() || name.len() > 255 {
+        if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
             return Err(bad("Invalid input for field/attribute name: a flavor needs a name of 1-255 characters."));
         }
         let int = |k: &str, min: i64, required: bool| -> ApiResult<i64> {
@@ -64,7 +64,16 @@ impl ComputeService {
         };
         let id = match body.get("id") {
             None | Some(Value::Null) => uuid::Uuid::new_v4().to_string(),
-            Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 => s.trim().to_string(),
+            // Nova's pattern: letters, digits, '.', '_', '-' and inner spaces (no '/',
+            // which would make the flavor's URL another one's).
+            Some(Value::String(s))
+                if !s.trim().is_empty()
+                    && s.len() <= 255
+                    && s.trim() == s
+                    && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ' ')) =>
+            {
+                s.to_string()
+            }
             Some(v) if v.is_i64() => v.to_string(),
             _ => return Err(bad("Invalid input for field/attribute id.")),
         };

@@ -59,7 +59,7 @@ impl ComputeService {
         let token = ctx.token.to_string();
         let str_of = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
         let name = str_of("name").map(|n| n.trim().to_string()).unwrap_or_default();
-        if name.is_empty() || name.len() > 255 {
+        if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
             return Err(bad("Invalid input for field/attribute name: a server needs a name of 1-255 characters."));
         }
         let flavor_ref =
@@ -473,7 +473,11 @@ impl ComputeService {
         let mut s = self.server_for_action(ctx, id).await?;
         for (k, v) in body {
             match (k.as_str(), v) {
-                ("name", Value::String(n)) if !n.trim().is_empty() && n.len() <= 255 => s.name = n.trim().to_string(),
+                ("name", Value::String(n))
+                    if !n.trim().is_empty() && n.chars().count() <= 255 && !n.chars().any(char::is_control) =>
+                {
+                    s.name = n.trim().to_string()
+                }
                 ("description", Value::String(_) | Value::Null) => {
                     s.doc.insert("description".into(), v.clone());
                 }

@@ -147,8 +147,13 @@ pub(crate) fn validate_name(what: &str, name: &str) -> ApiResult<()> {
     if name.trim().is_empty() {
         return Err(ApiError::bad_request(format!("Invalid input for field '{what}.name': it must not be empty.")));
     }
-    if name.chars().count() > 255 {
-        return Err(ApiError::bad_request(format!("Invalid input for field '{what}.name': at most 255 characters.")));
+    // Keystone's schema: 64 characters for projects, domains and groups; 255 otherwise.
+    let max = if matches!(what, "project" | "domain" | "group") { 64 } else { 255 };
+    if name.chars().count() > max {
+        return Err(ApiError::bad_request(format!("Invalid input for field '{what}.name': at most {max} characters.")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!("Invalid input for field '{what}.name': control characters.")));
     }
     Ok(())
 }

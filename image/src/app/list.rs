@@ -80,12 +80,25 @@ fn time_matches(value: &str, spec: &str) -> ApiResult<bool> {
     })
 }
 
+/// A non-negative integer parameter (Glance refuses `limit=-1`).
 fn int_param(params: &[(String, String)], key: &str) -> ApiResult<Option<i64>> {
     match params.iter().find(|(k, _)| k == key) {
         None => Ok(None),
-        Some((_, v)) => {
-            v.parse().map(Some).map_err(|_| ApiError::bad_request(format!("Invalid {key} '{v}': must be an integer.")))
-        }
+        Some((_, v)) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request(format!("Invalid {key} '{v}': must be a non-negative integer."))),
+    }
+}
+
+/// `asc` or `desc` (true: descending); anything else is refused.
+fn sort_dir(d: &str) -> ApiResult<bool> {
+    match d.trim() {
+        "asc" => Ok(false),
+        "desc" => Ok(true),
+        other => Err(ApiError::bad_request(format!("Invalid sort direction '{other}': use asc or desc."))),
     }
 }
 
@@ -229,12 +242,15 @@ impl ImageService {
         if let Some(sort) = get("sort") {
             for part in sort.split(',') {
                 let (k, d) = part.split_once(':').unwrap_or((part, "desc"));
-                keys.push((k.trim().to_string(), d.trim() != "asc"));
+                keys.push((k.trim().to_string(), sort_dir(d)?));
             }
         } else {
             let dirs: Vec<&str> = params.iter().filter(|(k, _)| k == "sort_dir").map(|(_, v)| v.as_str()).collect();
+            for d in &dirs {
+                sort_dir(d)?;
+            }
             for (i, (_, k)) in params.iter().filter(|(k, _)| k == "sort_key").enumerate() {
-                keys.push((k.clone(), dirs.get(i).or(dirs.first()).copied().unwrap_or("desc") != "asc"));
+                keys.push((k.clone(), sort_dir(dirs.get(i).or(dirs.first()).copied().unwrap_or("desc"))?));
             }
         }
         if keys.is_empty() {

@@ -98,7 +98,13 @@ impl ListQuery {
 
     /// Filters, sorts and pages; returns the page and whether more follow.
     pub fn apply(&self, items: Vec<Value>) -> ApiResult<(Vec<Value>, bool)> {
-        let mut items: Vec<Value> = items.into_iter().filter(|i| self.matches(i)).collect();
+        // A sort key must be an attribute of the resource (Neutron answers 400 too).
+        if let Some(first) = items.first() {
+            if let Some((k, _)) = self.sort.iter().find(|(k, _)| first.get(k.as_str()).is_none()) {
+                return Err(bad(format!("{k} is invalid attribute for sort_key.")));
+            }
+        }
+        let mut items = items;
         if !self.sort.is_empty() {
             items.sort_by(|a, b| {
                 for (k, desc) in &self.sort {
@@ -115,11 +121,15 @@ impl ListQuery {
             items.reverse();
         }
         if let Some(marker) = &self.marker {
-            // An unknown marker starts from the beginning, as Neutron does.
-            if let Some(pos) = items.iter().position(|i| i["id"].as_str() == Some(marker.as_str())) {
-                items.drain(..=pos);
-            }
+            // The marker is looked for among everything the caller may see, before the
+            // filters; one that is not there is an error, as in Neutron.
+            let pos = items
+                .iter()
+                .position(|i| i["id"].as_str() == Some(marker.as_str()))
+                .ok_or_else(|| bad(format!("Marker {marker} could not be found.")))?;
+            items.drain(..=pos);
         }
+        let mut items: Vec<Value> = items.into_iter().filter(|i| self.matches(i)).collect();
         let mut more = false;
         if let Some(limit) = self.limit {
             if items.len() > limit {

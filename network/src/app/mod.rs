@@ -65,6 +65,11 @@ pub fn bad(message: impl Into<String>) -> ApiError {
 pub(crate) fn opt_str(body: &Map<String, Value>, key: &str) -> ApiResult<Option<String>> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.contains('\0') => Err(bad(format!("Invalid input for {key}: NUL characters."))),
+        // Neutron's limit for names and descriptions (its database columns).
+        Some(Value::String(s)) if matches!(key, "name" | "description") && s.chars().count() > 255 => Err(bad(
+            format!("Invalid input for {key}: '{}…' exceeds 255 characters.", s.chars().take(20).collect::<String>()),
+        )),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(bad(format!("Invalid input for {key}: it must be a string."))),
     }

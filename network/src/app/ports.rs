@@ -443,7 +443,10 @@ impl NetworkService {
         const CHUNK: i64 = 500;
         let visible = self.port_visibility(ctx).await?;
         let mut after = match marker {
-            Some(m) => self.store.fetch(Table::Ports, m).await?.map(|r| (r.created_at, r.id)),
+            Some(m) => match self.store.fetch(Table::Ports, m).await?.filter(|r| visible(r)) {
+                Some(r) => Some((r.created_at, r.id)),
+                None => return Err(super::bad(format!("Marker {m} could not be found."))),
+            },
             None => None,
         };
         let mut page = Vec::new();

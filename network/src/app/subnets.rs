@@ -61,6 +61,17 @@ impl NetworkService {
         if (version == 6) != cidr.v6 {
             return Err(bad(format!("Invalid input: cidr {cidr_text} does not match ip_version {version}.")));
         }
+        // Loopback, multicast and the whole address space are never a tenant's network
+        // (nor 0.0.0.0/8, "this network"); admins may still make what they need.
+        if !ctx.is_admin() {
+            let reserved = ["127.0.0.0/8", "224.0.0.0/4", "0.0.0.0/8", "255.255.255.255/32", "::1/128", "ff00::/8"];
+            if let Some(r) = reserved.iter().filter_map(|r| Cidr::parse(r).ok()).find(|r| r.overlaps(&cidr)) {
+                return Err(bad(format!("Invalid input: cidr {cidr_text} overlaps {r}, which is reserved.")));
+            }
+            if cidr.prefix == 0 {
+                return Err(bad(format!("Invalid input: cidr {cidr_text} is every address.")));
+            }
+        }
         if !cidr.v6 && cidr.prefix > 30 {
             return Err(bad(format!("Invalid input: an IPv4 subnet must be /30 or larger, not /{}.", cidr.prefix)));
         }
