@@ -285,5 +285,23 @@ def cloud(request):
     shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def compute_basics(cloud, cidr, shared=False):
+    """A flavor, a public image and a network with a subnet, made by the admin:
+    {"flavor": name, "image": id, "network": name}."""
+    flavor = unique("m1")
+    cloud.osc("flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", flavor)
+    with tempfile.NamedTemporaryFile(suffix=".raw") as f:
+        f.write(os.urandom(4096))
+        f.flush()
+        image = cloud.osc(
+            "image", "create", "--public", "--file", f.name, "--disk-format", "raw", "--container-format", "bare",
+            unique("img"),
+        )
+    net = unique("net")
+    cloud.osc("network", "create", *(["--share"] if shared else []), net)
+    cloud.osc("subnet", "create", "--network", net, "--subnet-range", cidr, unique("sub"))
+    return {"flavor": flavor, "image": image["id"], "network": net}
+
+
 def unique(prefix):
     return f"{prefix}-{uuid.uuid4().hex[:8]}"

@@ -11,25 +11,13 @@ import time
 
 import pytest
 
-from conftest import unique
+from conftest import compute_basics, unique
 
 
 @pytest.fixture(scope="module")
 def base(cloud):
-    """A flavor, an image and a network with a subnet, made by the admin."""
-    flavor = unique("m1")
-    cloud.osc("flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", flavor)
-    with tempfile.NamedTemporaryFile(suffix=".raw") as f:
-        f.write(os.urandom(4096))
-        f.flush()
-        image = cloud.osc(
-            "image", "create", "--public", "--file", f.name, "--disk-format", "raw", "--container-format", "bare",
-            unique("img"),
-        )
-    net = unique("net")
-    cloud.osc("network", "create", "--share", net)
-    cloud.osc("subnet", "create", "--network", net, "--subnet-range", "10.20.0.0/24", unique("sub"))
-    return {"flavor": flavor, "image": image["id"], "network": net}
+    """A flavor, an image and a shared network with a subnet, made by the admin."""
+    return compute_basics(cloud, "10.20.0.0/24", shared=True)
 
 
 def wait_status(cloud, server, status, env=None, timeout=30):

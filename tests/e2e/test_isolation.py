@@ -6,7 +6,6 @@ table below, not whatever the code answers: a change that lets one through fails
 Every new resource type adds its rows (see docs/api/policy.md).
 """
 
-import os
 import shutil
 import tempfile
 import time
@@ -96,15 +95,21 @@ def a_things(world):
                                {"server_group": {"name": "a-group", "policies": ["anti-affinity"]}}, base=C)[2]["server_group"]["id"]
     s = c.http("POST", "/servers", t, {"server": {"name": "a-vm", "imageRef": world["public_image"], "flavorRef": "iso1",
                                                   "networks": [{"uuid": r["network"]}]}}, base=C)
-    assert s[0] == 202, s
-    r["server"] = s[2]["server"]["id"]
-    deadline = time.monotonic() + 30
-    while c.http("GET", f"/servers/{r['server']}", t, base=C)[2]["server"]["status"] != "ACTIVE":
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    r["server"] = active_server(c, t, s)
     r["app_cred"] = c.http("POST", f"/v3/users/{world['a_member_user']}/application_credentials", t,
                            {"application_credential": {"name": "a-cred"}})[2]["application_credential"]["id"]
     return r
+
+
+def active_server(c, token, created):
+    """The id of the server a `POST /servers` answered, once it is ACTIVE."""
+    assert created[0] == 202, created
+    server = created[2]["server"]["id"]
+    deadline = time.monotonic() + 30
+    while c.http("GET", f"/servers/{server}", token, base=c.compute_url + "/v2.1")[2]["server"]["status"] != "ACTIVE":
+        assert time.monotonic() < deadline, f"server {server} not ACTIVE"
+        time.sleep(0.2)
+    return server
 
 
 def drop_headers(resp):
@@ -332,12 +337,7 @@ def test_cross_references_are_refused_and_change_nothing(world, a_things):
     world["b_kernel_image"] = image(c, t, "b-disk", kernel_id=a_things["kernel"])
     s = c.http("POST", "/servers", t, {"server": {"name": "b-vm", "imageRef": world["public_image"], "flavorRef": "iso1",
                                                   "networks": [{"uuid": world["b_net"]}]}}, base=C)
-    assert s[0] == 202, s
-    world["b_server"] = s[2]["server"]["id"]
-    deadline = time.monotonic() + 30
-    while c.http("GET", f"/servers/{world['b_server']}", t, base=C)[2]["server"]["status"] != "ACTIVE":
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    world["b_server"] = active_server(c, t, s)
     servers_before = len(c.http("GET", "/servers", t, base=C)[2]["servers"])
     wrong = []
     for what, service, method, path, body, allowed in cross_references(world, a_things):

@@ -3,14 +3,13 @@ expire and after they are refused: with a 20-second token lifetime, servers keep
 booting for most of a minute, and after the service user's password changes (which
 revokes its tokens)."""
 
-import os
 import shutil
 import tempfile
 import time
 
 import pytest
 
-from conftest import Cloud, unique
+from conftest import Cloud, compute_basics, unique
 
 TTL = 20
 
@@ -36,19 +35,8 @@ def boot(cloud, base, name):
 
 def test_servers_boot_past_the_token_lifetime_and_after_a_password_change(short_lived):
     cloud = short_lived
-    flavor = unique("m1")
-    cloud.osc("flavor", "create", "--vcpus", "1", "--ram", "128", "--disk", "1", flavor)
-    with tempfile.NamedTemporaryFile(suffix=".raw") as f:
-        f.write(os.urandom(4096))
-        f.flush()
-        image = cloud.osc(
-            "image", "create", "--public", "--file", f.name, "--disk-format", "raw", "--container-format", "bare",
-            unique("img"),
-        )
-    net = unique("net")
-    cloud.osc("network", "create", net)
-    cloud.osc("subnet", "create", "--network", net, "--subnet-range", "10.30.0.0/24", unique("sub"))
-    base = {"flavor": flavor, "image": image["id"], "network": net}
+    base = compute_basics(cloud, "10.30.0.0/24")
+    flavor, image, net = base["flavor"], base["image"], base["network"]
     started = time.monotonic()
     boot(cloud, base, unique("vm"))
     # Past one lifetime, and past a second one: every token the services cached at the
@@ -62,7 +50,7 @@ def test_servers_boot_past_the_token_lifetime_and_after_a_password_change(short_
     try:
         env = cloud.user_env("admin", "e2e-admin-pw-2", "admin")
         s = cloud.osc(
-            "server", "create", "--flavor", flavor, "--image", image["id"], "--network", net, "--wait", unique("vm"),
+            "server", "create", "--flavor", flavor, "--image", image, "--network", net, "--wait", unique("vm"),
             env=env,
         )
         assert s["status"] == "ACTIVE", s
