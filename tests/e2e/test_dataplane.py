@@ -545,6 +545,48 @@ def test_metadata_reaches_the_guest_through_the_proxy(dp, lan):
     assert metadata(g, "/openstack/latest/meta_data.json")[0] != "HTTP/1.1 200 OK"
 
 
+def test_metadata_through_the_router_for_guests_that_ignore_the_dhcp_route(dp):
+    """A guest whose DHCP client ignores option 121 (busybox's default script, many
+    minimal images) sends 169.254.169.254 to its default gateway: the router's namespace
+    serves the metadata proxy too, as Neutron's routers do."""
+    net = dp.osc("network", "create", unique("mdr-net"))
+    sub = dp.osc("subnet", "create", "--network", net["id"], "--subnet-range", "10.66.0.0/24", unique("mdr-sub"))
+    router = dp.osc("router", "create", unique("mdr-router"))
+    dp.osc("router", "add", "subnet", router["id"], sub["id"])
+    image_file = os.path.join(dp.data_dir, "mdr-image.raw")
+    with open(image_file, "wb") as f:
+        f.write(b"\0" * 4096)
+    image = dp.osc("image", "create", "--disk-format", "raw", "--container-format", "bare", "--file", image_file,
+                   unique("mdr-img"))
+    flavor = dp.osc("flavor", "create", "--vcpus", "1", "--ram", "64", "--disk", "1", unique("mdr-flv"))
+    server = dp.osc(
+        "server", "create", "--flavor", flavor["id"], "--image", image["id"], "--network", net["id"], "--wait",
+        "mdr-vm",
+    )
+    try:
+        port = dp.osc("port", "show", dp.osc("port", "list", "--server", server["id"])[0]["ID"])
+        g = guest(dp, port)
+        wait_active(dp, port["id"])
+        g.dhcp()
+        # No route to the metadata address but the default one, through the router.
+        g.run("ip", "route", "del", "169.254.169.254", check=False)
+        g.run("ip", "route", "replace", "default", "via", "10.66.0.1")
+        assert "169.254.169.254" not in g.run("ip", "route").stdout
+        status, body = wait_until(
+            "the metadata service through the router", lambda: (lambda r: r if r[0].endswith("200 OK") else None)(
+                metadata(g, "/openstack/latest/meta_data.json")), timeout=30, interval=0.5,
+        )
+        assert json.loads(body)["uuid"] == server["id"]
+        ns = f"stratus-{dp.host}-router-{router['id']}"
+        assert "169.254.169.254/32" in sh("ip", "-n", ns, "addr", "show", "dev", "lo").stdout
+    finally:
+        dp.osc("server", "delete", "--wait", server["id"])
+        dp.osc("router", "remove", "subnet", router["id"], sub["id"])
+        dp.osc("router", "delete", router["id"])
+        dp.osc("flavor", "delete", flavor["id"])
+        dp.osc("image", "delete", image["id"])
+
+
 def test_metadata_api_refuses_unsigned_and_foreign_requests(dp):
     """Only the proxy (holding the secret) can speak for an instance."""
     import urllib.error

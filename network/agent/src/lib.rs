@@ -98,6 +98,8 @@ pub struct Agent {
     metadata: Option<Arc<metadata::Proxy>>,
     /// Network id → the metadata proxy serving in its DHCP namespace.
     proxies: Mutex<BTreeMap<String, tokio::task::JoinHandle<()>>>,
+    /// Router id → the metadata proxy serving in its namespace.
+    router_proxies: Mutex<BTreeMap<String, tokio::task::JoinHandle<()>>>,
     /// Plans last converged (DHCP servers and routers): a pass skips the namespace work
     /// of an unchanged plan whose namespace still exists, except on a full pass.
     converged: Mutex<Converged>,
@@ -126,6 +128,7 @@ impl Agent {
             applied_nat: Mutex::new(BTreeMap::new()),
             metadata,
             proxies: Mutex::new(BTreeMap::new()),
+            router_proxies: Mutex::new(BTreeMap::new()),
             converged: Mutex::new(Converged::default()),
         }
     }
@@ -364,7 +367,8 @@ impl Agent {
                             Ok(listener) => {
                                 let (proxy, net) = (proxy.clone(), n.id.clone());
                                 let task = tokio::spawn(async move {
-                                    if let Err(e) = metadata::serve(listener, net.clone(), proxy).await {
+                                    let via = metadata::Via::Network(net.clone());
+                                    if let Err(e) = metadata::serve(listener, via, proxy).await {
                                         tracing::warn!(network = %net, error = %e, "metadata proxy stopped");
                                     }
                                 });
@@ -398,22 +402,73 @@ impl Agent {
         {
             let mut applied = self.applied_nat.lock().await;
             let names: BTreeMap<String, String> = bridges.iter().map(|(k, (b, _))| (k.clone(), b.clone())).collect();
-            for r in &d.routers {
-                let p = router::plan(&self.ns_prefix, &d, r, &names);
-                kept.insert(r.id.clone());
-                if converged.routers.get(&r.id) == Some(&p) && namespaces.contains(&p.namespace) {
-                    continue;
+            let mut router_proxies = self.router_proxies.lock().await;
+            if let Some(proxy) = &self.metadata {
+                let subnets = d
+                    .routers
+                    .iter()
+                    .map(|r| {
+                        let cidrs = r
+                            .interfaces
+                            .iter()
+                            .filter_map(|i| i.cidr.clone().map(|c| (c, i.network_id.clone())))
+                            .collect();
+                        (r.id.clone(), cidrs)
+                    })
+                    .collect();
+                if let Ok(mut map) = proxy.routers.write() {
+                    *map = subnets;
                 }
-                match router::converge(&p, &host_links, &namespaces, &mut applied).await {
-                    Ok(()) => {
-                        converged.routers.insert(r.id.clone(), p);
+            }
+            for r in &d.routers {
+                let p = router::plan(&self.ns_prefix, &d, r, &names, self.metadata.is_some());
+                kept.insert(r.id.clone());
+                let fresh_namespace = !namespaces.contains(&p.namespace);
+                if converged.routers.get(&r.id) != Some(&p) || fresh_namespace {
+                    match router::converge(&p, &host_links, &namespaces, &mut applied).await {
+                        Ok(()) => {
+                            converged.routers.insert(r.id.clone(), p.clone());
+                        }
+                        Err(e) => {
+                            converged.routers.remove(&r.id);
+                            tracing::warn!(router = %r.id, error = %e, "router not converged");
+                            continue;
+                        }
                     }
-                    Err(e) => {
-                        converged.routers.remove(&r.id);
-                        tracing::warn!(router = %r.id, error = %e, "router not converged");
+                }
+                // The proxy's socket lives in the namespace: a new namespace needs a new one.
+                if fresh_namespace {
+                    if let Some(old) = router_proxies.remove(&r.id) {
+                        old.abort();
+                    }
+                }
+                if let Some(proxy) = &self.metadata {
+                    if router_proxies.get(&r.id).is_none_or(|h| h.is_finished()) {
+                        let addr = SocketAddr::from(([169, 254, 169, 254], 80));
+                        match metadata::bind_in_namespace(&p.namespace, addr) {
+                            Ok(listener) => {
+                                let (proxy, id) = (proxy.clone(), r.id.clone());
+                                let task = tokio::spawn(async move {
+                                    let via = metadata::Via::Router(id.clone());
+                                    if let Err(e) = metadata::serve(listener, via, proxy).await {
+                                        tracing::warn!(router = %id, error = %e, "metadata proxy stopped");
+                                    }
+                                });
+                                router_proxies.insert(r.id.clone(), task);
+                            }
+                            Err(e) => tracing::warn!(router = %r.id, error = %e, "cannot start the metadata proxy"),
+                        }
                     }
                 }
             }
+            router_proxies.retain(|id, task| {
+                let keep = kept.contains(id);
+                if !keep {
+                    task.abort();
+                }
+                keep
+            });
+            drop(router_proxies);
             for ns in &namespaces {
                 if let Some(id) = router::router_of(&self.ns_prefix, ns).filter(|id| !kept.contains(*id)) {
                     router::remove(ns, &host_links).await?;
@@ -539,7 +594,6 @@ impl Agent {
     }
 }
 
-/// Bridged IP traffic must pass the inet hooks for stateful security groups.
 /// The ports whose entries `nft` refuses, found by checking (`nft -c`, nothing applied)
 /// ever shorter lists of ports: the smallest prefix of the remaining ports that fails
 /// ends with a culprit. A few checks per culprit, at most 16 culprits a pass. Empty when
@@ -577,6 +631,7 @@ async fn firewall_culprits(d: &DesiredState, names: &firewall::Bridges) -> Vec<(
     found
 }
 
+/// Bridged IP traffic must pass the inet hooks for stateful security groups.
 fn enable_bridge_netfilter() {
     for f in ["bridge-nf-call-iptables", "bridge-nf-call-ip6tables"] {
         let path = format!("/proc/sys/net/bridge/{f}");

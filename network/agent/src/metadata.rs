@@ -1,11 +1,18 @@
-//! The metadata proxy. Each DHCP namespace holds `169.254.169.254/32` and DHCP routes
-//! guests to it through the DHCP port; the agent listens on port 80 there (a socket
-//! made inside the namespace). A request is identified by the network whose namespace
-//! it arrived in and its source address, which the anti-spoofing rules guarantee; the
-//! proxy looks up the port with that fixed IP and forwards the request to the compute
-//! metadata API with the instance and project it belongs to, as Neutron's proxy does
-//! (`X-Instance-ID`, `X-Tenant-ID`, `X-Forwarded-For`, and `X-Instance-ID-Signature`,
-//! an HMAC-SHA256 of the instance id with the shared secret).
+//! The metadata proxy, reached at 169.254.169.254:80 two ways, as Neutron serves it:
+//! - in each DHCP namespace, which holds the address and to which DHCP routes guests
+//!   through the DHCP port (option 121);
+//! - in each router namespace, for guests that ignore option 121 and send the request
+//!   to their default gateway: the namespace holds the address on `lo`, and a rule drops
+//!   packets for it that come in on anything but an interface leg (`qr-`).
+//!
+//! The agent listens on port 80 there (a socket made inside the namespace). A request
+//! is identified by the network it came from (the DHCP namespace's; for a router, the
+//! network of the interface subnet holding the source address: a router's subnets never
+//! overlap) and its source address, which the anti-spoofing rules guarantee; the proxy
+//! looks up the port with that fixed IP and forwards the request to the compute metadata
+//! API with the instance and project it belongs to, as Neutron's proxy does
+//! (`X-Instance-ID`, `X-Tenant-ID`, `X-Forwarded-For`, and `X-Instance-ID-Signature`, an
+//! HMAC-SHA256 of the instance id with the shared secret).
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
@@ -27,11 +34,24 @@ pub struct Owner {
 /// `(network id, fixed IP)` → owner, rebuilt on every reconciliation pass.
 pub type Directory = Arc<RwLock<HashMap<(String, String), Owner>>>;
 
+/// Router id → its interface subnets as (CIDR, network id), rebuilt on every pass.
+pub type RouterSubnets = Arc<RwLock<HashMap<String, Vec<(String, String)>>>>;
+
+/// Where a request came in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// A network's DHCP namespace.
+    Network(String),
+    /// A router's namespace, through one of its interfaces.
+    Router(String),
+}
+
 pub struct Proxy {
     upstream: String,
     secret: String,
     http: reqwest::Client,
     pub directory: Directory,
+    pub routers: RouterSubnets,
 }
 
 impl Proxy {
@@ -41,7 +61,19 @@ impl Proxy {
             secret: secret.to_string(),
             http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().expect("HTTP client"),
             directory: Arc::new(RwLock::new(HashMap::new())),
+            routers: Arc::new(RwLock::new(HashMap::new())),
         })
+    }
+
+    /// The network a request from `ip` came from.
+    pub fn network_of(&self, via: &Via, ip: &str) -> Option<String> {
+        match via {
+            Via::Network(n) => Some(n.clone()),
+            Via::Router(r) => {
+                let routers = self.routers.read().ok()?;
+                routers.get(r)?.iter().find(|(cidr, _)| cidr_contains(cidr, ip)).map(|(_, net)| net.clone())
+            }
+        }
     }
 
     pub fn signature(&self, instance_id: &str) -> String {
@@ -68,16 +100,35 @@ pub fn bind_in_namespace(ns: &str, addr: SocketAddr) -> std::io::Result<std::net
     .map_err(|_| std::io::Error::other("namespace thread panicked"))?
 }
 
+/// Whether `cidr` (`a.b.c.d/n` or IPv6) holds `ip`.
+fn cidr_contains(cidr: &str, ip: &str) -> bool {
+    use std::net::IpAddr;
+    let Some((base, len)) = cidr.split_once('/') else { return false };
+    let (Ok(base), Ok(ip), Ok(len)) = (base.parse::<IpAddr>(), ip.parse::<IpAddr>(), len.parse::<u32>()) else {
+        return false;
+    };
+    let (b, a, bits) = match (base, ip) {
+        (IpAddr::V4(b), IpAddr::V4(a)) => (u32::from(b) as u128, u32::from(a) as u128, 32),
+        (IpAddr::V6(b), IpAddr::V6(a)) => (u128::from(b), u128::from(a), 128),
+        _ => return false,
+    };
+    if len > bits {
+        return false;
+    }
+    let shift = bits - len;
+    len == 0 || (b >> shift) == (a >> shift)
+}
+
 #[derive(Clone)]
 struct Ctx {
     proxy: Arc<Proxy>,
-    network_id: String,
+    via: Via,
 }
 
-/// Serves the proxy for one network on `listener` until the task is dropped.
-pub async fn serve(listener: std::net::TcpListener, network_id: String, proxy: Arc<Proxy>) -> std::io::Result<()> {
+/// Serves the proxy for one network or router on `listener` until the task is dropped.
+pub async fn serve(listener: std::net::TcpListener, via: Via, proxy: Arc<Proxy>) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    let app = axum::Router::new().fallback(forward).with_state(Ctx { proxy, network_id });
+    let app = axum::Router::new().fallback(forward).with_state(Ctx { proxy, via });
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
 }
 
@@ -90,8 +141,9 @@ async fn forward(
     body: Bytes,
 ) -> Response {
     let ip = peer.ip().to_string();
-    let Some(owner) = ctx.proxy.lookup(&ctx.network_id, &ip) else {
-        tracing::info!(network = %ctx.network_id, %ip, "metadata request from an unknown address");
+    let owner = ctx.proxy.network_of(&ctx.via, &ip).and_then(|net| ctx.proxy.lookup(&net, &ip));
+    let Some(owner) = owner else {
+        tracing::info!(via = ?ctx.via, %ip, "metadata request from an unknown address");
         return (StatusCode::NOT_FOUND, "No instance has this address on this network.\n").into_response();
     };
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
@@ -146,5 +198,21 @@ mod tests {
         assert_eq!(p.lookup("net", "10.0.0.5").unwrap().instance_id, "vm");
         assert!(p.lookup("other-net", "10.0.0.5").is_none(), "the same address on another network is someone else");
         assert_eq!(p.upstream, "http://x");
+    }
+
+    #[test]
+    fn a_router_finds_the_network_by_the_interface_subnet() {
+        let p = Proxy::new("http://x", "s");
+        p.routers
+            .write()
+            .unwrap()
+            .insert("r1".into(), vec![("10.1.0.0/24".into(), "net-a".into()), ("10.2.0.0/16".into(), "net-b".into())]);
+        let via = Via::Router("r1".into());
+        assert_eq!(p.network_of(&via, "10.1.0.7").as_deref(), Some("net-a"));
+        assert_eq!(p.network_of(&via, "10.2.200.1").as_deref(), Some("net-b"));
+        assert_eq!(p.network_of(&via, "10.3.0.1"), None, "not behind this router");
+        assert_eq!(p.network_of(&Via::Router("r2".into()), "10.1.0.7"), None);
+        assert_eq!(p.network_of(&Via::Network("n".into()), "1.2.3.4").as_deref(), Some("n"));
+        assert!(cidr_contains("fd00::/64", "fd00::5") && !cidr_contains("fd00::/64", "10.0.0.1"));
     }
 }

@@ -23,6 +23,8 @@ pub struct RouterPlan {
     /// `(destination, nexthop)`; the default route first when there is a gateway.
     pub routes: Vec<(String, String)>,
     pub nat: String,
+    /// Whether the namespace serves the metadata proxy (169.254.169.254 on `lo`).
+    pub metadata: bool,
 }
 
 pub fn namespace(prefix: &str, router_id: &str) -> String {
@@ -41,8 +43,15 @@ fn prefix_len(cidr: &str) -> Option<&str> {
     cidr.split_once('/').map(|(_, l)| l)
 }
 
-/// The plan of one router; `bridges` maps network id to bridge name.
-pub fn plan(prefix: &str, d: &DesiredState, r: &Router, bridges: &BTreeMap<String, String>) -> RouterPlan {
+/// The plan of one router; `bridges` maps network id to bridge name. With `metadata`,
+/// the namespace holds the metadata address for guests that route it to their gateway.
+pub fn plan(
+    prefix: &str,
+    d: &DesiredState,
+    r: &Router,
+    bridges: &BTreeMap<String, String>,
+    metadata: bool,
+) -> RouterPlan {
     let mtu_of = |net: &str| d.networks.iter().find(|n| n.id == net).and_then(|n| n.mtu).unwrap_or(1500);
     let subnet = |id: &str| d.networks.iter().flat_map(|n| n.subnets.iter()).find(|s| s.id == id);
     let mut legs: BTreeMap<String, Leg> = BTreeMap::new();
@@ -133,13 +142,22 @@ pub fn plan(prefix: &str, d: &DesiredState, r: &Router, bridges: &BTreeMap<Strin
             let _ = writeln!(nat, "    oifname \"{dev}\" ip saddr {{ {} }} snat to {ip}", internal_cidrs.join(", "));
         }
     }
-    nat.push_str("  }\n}\n");
+    nat.push_str("  }\n");
+    if metadata {
+        // The metadata address answers only on interface legs: nobody on the external
+        // network reaches the proxy, whatever source address they claim.
+        nat.push_str("  chain input {\n    type filter hook input priority filter; policy accept;\n");
+        let _ = writeln!(nat, "    ip daddr {} iifname != \"qr-*\" drop", crate::metadata::METADATA_IP);
+        nat.push_str("  }\n");
+    }
+    nat.push_str("}\n");
     RouterPlan {
         id: r.id.clone(),
         namespace: namespace(prefix, &r.id),
         legs: legs.into_values().collect(),
         routes,
         nat,
+        metadata,
     }
 }
 
@@ -156,6 +174,10 @@ pub async fn converge(
         applied.remove(&p.id);
     }
     run("ip", &["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]).await?;
+    if p.metadata {
+        let addr = format!("{}/32", crate::metadata::METADATA_IP);
+        links::ip(Some(ns), &["addr", "replace", &addr, "dev", "lo"]).await?;
+    }
     let inside = links::list(Some(ns)).await?;
     for leg in &p.legs {
         links::ensure_leg(ns, leg, host_links, &inside).await?;
@@ -261,8 +283,9 @@ mod tests {
     #[test]
     fn plans_legs_routes_and_nat() {
         let (d, bridges) = state();
-        let p = plan("stratus-h-", &d, &d.routers[0], &bridges);
+        let p = plan("stratus-h-", &d, &d.routers[0], &bridges, false);
         assert_eq!(p.namespace, "stratus-h-router-r1");
+        assert!(!p.nat.contains("169.254.169.254"));
         assert_eq!(router_of("stratus-h-", &p.namespace), Some("r1"));
         let gw = p.legs.iter().find(|l| l.inner.starts_with("qg-")).unwrap();
         assert_eq!(gw.inner, "qg-gwport-0123");
@@ -281,14 +304,23 @@ mod tests {
     }
 
     #[test]
+    fn metadata_answers_on_interface_legs_only() {
+        let (d, bridges) = state();
+        let p = plan("p-", &d, &d.routers[0], &bridges, true);
+        assert!(p.metadata);
+        assert!(p.nat.contains("type filter hook input"));
+        assert!(p.nat.contains("ip daddr 169.254.169.254 iifname != \"qr-*\" drop"), "{}", p.nat);
+    }
+
+    #[test]
     fn no_snat_when_disabled_and_no_nat_without_gateway() {
         let (mut d, bridges) = state();
         d.routers[0].gateway.as_mut().unwrap().enable_snat = Some(false);
-        let p = plan("p-", &d, &d.routers[0], &bridges);
+        let p = plan("p-", &d, &d.routers[0], &bridges, false);
         assert!(!p.nat.contains("snat to 172.24.0.10"));
         assert!(p.nat.contains("dnat to 10.0.0.5"), "floating IPs work without SNAT");
         d.routers[0].gateway = None;
-        let p = plan("p-", &d, &d.routers[0], &bridges);
+        let p = plan("p-", &d, &d.routers[0], &bridges, false);
         assert_eq!(p.legs.len(), 1);
         assert!(p.routes.is_empty());
         assert!(!p.nat.contains("nat to"));
