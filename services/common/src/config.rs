@@ -2,17 +2,18 @@
 //!
 //! Keys are grouped in sections (`[database] url = ...`). An environment variable
 //! `STRATUS_<SECTION>__<KEY>` (double underscore between section and key) overrides the
-//! file; values are parsed as TOML scalars when they look like one (`8`, `true`), else
-//! taken as strings. With no file and no variables every key has a default, so
+//! file; a value is read as its key's type wants it (a password of digits stays a
+//! string, a port must be an integer, lists and tables in TOML's inline syntax), and a
+//! variable naming no key, or a value of the wrong type, is an error naming the variable. With no file and no variables every key has a default, so
 //! `stratusd all-in-one` needs no configuration at all.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Prefix of every environment variable that overrides a configuration key.
 pub const ENV_PREFIX: &str = "STRATUS_";
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
@@ -28,7 +29,7 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImageConfig {
     pub port: u16,
@@ -44,7 +45,7 @@ impl Default for ImageConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NetworkConfig {
     pub port: u16,
@@ -59,7 +60,7 @@ impl Default for NetworkConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ComputeConfig {
     pub port: u16,
@@ -114,7 +115,7 @@ impl Default for ComputeConfig {
 
 /// The compute agent: runs the guests of this host (or, with the fake driver, of many
 /// emulated hosts).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ComputeAgentConfig {
     /// Whether all-in-one runs an agent.
@@ -176,7 +177,7 @@ impl Default for ComputeAgentConfig {
 }
 
 /// The network agent: the data plane of one host.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NetworkAgentConfig {
     /// In all-in-one: `"auto"` (run it when this process may change the host's network,
@@ -238,6 +239,16 @@ pub enum Switch {
     Auto,
 }
 
+impl Serialize for Switch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Switch::On => s.serialize_bool(true),
+            Switch::Off => s.serialize_bool(false),
+            Switch::Auto => s.serialize_str("auto"),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Switch {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -262,7 +273,7 @@ impl<'de> Deserialize<'de> for Switch {
 /// The service user a service runs as when it is not in identity's process (to read
 /// quotas). Bootstrap creates none; an operator creates one with the `admin` or
 /// `reader` role on a service project.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServiceAuthConfig {
     pub username: String,
@@ -277,7 +288,7 @@ impl Default for ServiceAuthConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Where the SQLite database, clouds.yaml and openrc are kept.
@@ -290,7 +301,7 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://...` or `postgres://...`; empty means a SQLite file in the data directory.
@@ -298,14 +309,14 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BusConfig {
     /// `memory` (in-process, the default) or `nats://host:port`.
     pub url: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IdentityConfig {
     pub port: u16,
@@ -330,7 +341,7 @@ pub struct IdentityConfig {
     pub argon2_iterations: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// A tracing filter such as `info` or `stratus_identity=debug,info`.
@@ -404,16 +415,24 @@ impl Config {
     /// Builds a configuration from TOML text and a set of environment variables.
     pub fn from_parts(toml_text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let mut root: toml::Table = toml::from_str(toml_text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        // The defaults tell each key's type, so a variable is read as its field wants it
+        // (a password of digits stays a string; a port must be a number).
+        let defaults = serde_json::to_value(Config::default()).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         for (name, value) in env {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
             let Some((section, key)) = rest.split_once("__") else { continue };
             let section = section.to_ascii_lowercase();
             let key = key.to_ascii_lowercase();
+            let Some(default) = defaults.get(&section).and_then(|s| s.get(&key)) else {
+                return Err(ConfigError::Invalid(format!("{name}: there is no setting [{section}] {key}")));
+            };
+            let parsed = typed_value(default, &value)
+                .map_err(|want| ConfigError::Invalid(format!("{name}: expected {want}, not {value:?}")))?;
             let table = root.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
             let toml::Value::Table(table) = table else {
                 return Err(ConfigError::Invalid(format!("{section} is not a section")));
             };
-            table.insert(key, parse_scalar(&value));
+            table.insert(key, parsed);
         }
         let config: Config = toml::Value::Table(root)
             .try_into()
@@ -483,14 +502,25 @@ impl Config {
     }
 }
 
-fn parse_scalar(value: &str) -> toml::Value {
-    if let Ok(i) = value.parse::<i64>() {
-        return toml::Value::Integer(i);
-    }
-    match value {
-        "true" => toml::Value::Boolean(true),
-        "false" => toml::Value::Boolean(false),
-        _ => toml::Value::String(value.to_string()),
+/// An environment variable's text as the type of the key's default wants it; the error
+/// names what was expected.
+fn typed_value(default: &serde_json::Value, value: &str) -> Result<toml::Value, &'static str> {
+    use serde_json::Value as J;
+    match default {
+        J::String(_) => Ok(toml::Value::String(value.to_string())),
+        J::Bool(_) => match value.trim() {
+            "true" | "on" | "1" => Ok(toml::Value::Boolean(true)),
+            "false" | "off" | "0" => Ok(toml::Value::Boolean(false)),
+            // Switches also take "auto".
+            other => Ok(toml::Value::String(other.to_string())),
+        },
+        J::Number(n) if n.is_f64() => value.trim().parse::<f64>().map(toml::Value::Float).map_err(|_| "a number"),
+        J::Number(_) => value.trim().parse::<i64>().map(toml::Value::Integer).map_err(|_| "an integer"),
+        // Lists and tables: TOML's inline syntax (`["a", "b"]`, `{ k = "v" }`).
+        _ => toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .ok_or("a TOML list or table"),
     }
 }
 
@@ -538,6 +568,21 @@ mod tests {
         c.compute.metadata_secret = "compute".into();
         assert_eq!(c.metadata_secret().unwrap(), "compute");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn variables_are_read_as_their_field_wants() {
+        let env = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        let c = Config::from_parts("", env("STRATUS_SERVICE_AUTH__PASSWORD", "123456")).unwrap();
+        assert_eq!(c.service_auth.password, "123456", "digits stay a string");
+        let c = Config::from_parts("", env("STRATUS_DATABASE__URL", "true")).unwrap();
+        assert_eq!(c.database.url, "true");
+        let err = Config::from_parts("", env("STRATUS_IDENTITY__PORT", "http")).unwrap_err().to_string();
+        assert!(err.contains("STRATUS_IDENTITY__PORT") && err.contains("integer"), "{err}");
+        let err = Config::from_parts("", env("STRATUS_IDENTITY__PROT", "1")).unwrap_err().to_string();
+        assert!(err.contains("STRATUS_IDENTITY__PROT"), "{err}");
+        let err = Config::from_parts("", env("STRATUS_NOPE__PORT", "1")).unwrap_err().to_string();
+        assert!(err.contains("STRATUS_NOPE__PORT"), "{err}");
     }
 
     #[test]
