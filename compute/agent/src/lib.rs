@@ -8,7 +8,8 @@
 pub mod config_drive;
 pub mod driver;
 pub mod images;
-pub mod protocol;
+/// The bus protocol, in a crate of its own so the compute service builds without libvirt.
+pub use stratus_compute_protocol as protocol;
 
 use driver::HypervisorDriver;
 use protocol::{agent_queue, Command, CommandResult, HostReport, Op, REPORT_SUBJECT, RESULTS_QUEUE};

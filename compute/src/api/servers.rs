@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
 use stratus_common::http::request_id::RequestId;
 use stratus_common::http::{ApiJson, ApiResult};
-use stratus_compute_agent::protocol::Op;
+use stratus_compute_protocol::Op;
 
 /// The most servers a page holds (Nova's `max_limit`); a full page links to the next.
 pub const MAX_LIMIT: usize = 1000;

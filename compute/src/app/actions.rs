@@ -8,7 +8,7 @@ use stratus_common::auth::AuthContext;
 use stratus_common::db::{now_text, parse_time};
 use stratus_common::http::ApiResult;
 use stratus_common::saga::Saga;
-use stratus_compute_agent::protocol::{power, Command, CommandResult, GuestSpec, Op};
+use stratus_compute_protocol::{power, Command, CommandResult, GuestSpec, Op};
 
 impl ComputeService {
     /// Sends a command for `server` to its host's agent. The command is recorded in the

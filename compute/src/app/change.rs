@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use std::sync::Weak;
 use stratus_common::db::now_text;
 use stratus_common::saga::{Outcome, Saga, SagaDef, SagaState};
-use stratus_compute_agent::protocol::Op;
+use stratus_compute_protocol::Op;
 
 pub const REBUILD: &str = "rebuild";
 pub const RESIZE: &str = "resize";

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use std::sync::Weak;
 use stratus_common::db::now_text;
 use stratus_common::saga::{Outcome, Saga, SagaDef};
-use stratus_compute_agent::protocol::{GuestSpec, Op, PortSpec};
+use stratus_compute_protocol::{GuestSpec, Op, PortSpec};
 
 pub const KIND: &str = "create";
 pub const STEPS: &[&str] = &["schedule", "ports", "spawn", "finish"];

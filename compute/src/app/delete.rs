@@ -11,7 +11,7 @@ use serde_json::json;
 use std::sync::Weak;
 use stratus_common::db::now_text;
 use stratus_common::saga::{Outcome, Saga, SagaDef};
-use stratus_compute_agent::protocol::{power, Op};
+use stratus_compute_protocol::{power, Op};
 
 pub const KIND: &str = "delete";
 pub const STEPS: &[&str] = &["destroy", "ports", "release"];

@@ -5,7 +5,7 @@ use super::ComputeService;
 use crate::metadata::content::{Facts, Metadata};
 use crate::store::Server;
 use base64::Engine;
-use stratus_compute_agent::protocol::GuestSpec;
+use stratus_compute_protocol::GuestSpec;
 
 impl ComputeService {
     /// The documents of `instance`, if it is a live server of `project`.

@@ -7,7 +7,7 @@ use super::ComputeService;
 use crate::store::ServerFilter;
 use std::sync::Arc;
 use std::time::Instant;
-use stratus_compute_agent::protocol::{power, Command, CommandResult, HostReport, Op, REPORT_SUBJECT, RESULTS_QUEUE};
+use stratus_compute_protocol::{power, Command, CommandResult, HostReport, Op, REPORT_SUBJECT, RESULTS_QUEUE};
 
 /// What a reconciler pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use crate::store::{strings, Server};
 use serde_json::{json, Value};
 use stratus_common::auth::AuthContext;
 use stratus_common::http::ApiResult;
-use stratus_compute_agent::protocol::{GuestSpec, Op, PortSpec};
+use stratus_compute_protocol::{GuestSpec, Op, PortSpec};
 
 /// The server's ports as recorded in its document.
 fn recorded_ports(s: &Server) -> Vec<Value> {

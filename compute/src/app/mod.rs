@@ -206,7 +206,7 @@ impl ComputeService {
         let answer = self
             .bus
             .request(
-                &stratus_compute_agent::protocol::console_subject(&row.queue),
+                &stratus_compute_protocol::console_subject(&row.queue),
                 ask.to_string().into_bytes(),
                 Duration::from_secs(10),
             )

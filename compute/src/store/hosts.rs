@@ -5,7 +5,7 @@
 use super::{Server, Store, StoreResult};
 use sqlx::any::AnyRow;
 use stratus_common::db::{now_text, placeholders, RowExt};
-use stratus_compute_agent::protocol::HostReport;
+use stratus_compute_protocol::HostReport;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostRow {
