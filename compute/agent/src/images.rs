@@ -64,7 +64,12 @@ impl ImageCache {
             dir,
             base_url: base_url.trim_end_matches('/').to_string(),
             tokens,
-            http: reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build()?,
+            // No bound on a whole download (images are large), but a stalled one fails:
+            // 60 s without a byte.
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .read_timeout(Duration::from_secs(60))
+                .build()?,
             locks: Mutex::new(HashMap::new()),
             downloads: AtomicU64::new(0),
             hits: AtomicU64::new(0),

@@ -31,6 +31,12 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 const IDLE_TEST_AFTER: Duration = Duration::from_secs(60);
 const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Opening a connection (with its set-up statements): a server that accepts and never
+/// answers must not hold a borrower, or a pool slot, for ever.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A test of an idle connection, and the background ROLLBACK or test of one returned
+/// midway: past this the peer counts as dead and the connection is closed.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connections to one database, at most `max` at a time.
 #[derive(Clone)]
@@ -112,7 +118,14 @@ impl Pool {
                 let conn = self.inner.open().await?;
                 return Ok(Conn::new(conn, Instant::now(), &self.inner, slot));
             };
-            if idle.since.elapsed() >= IDLE_TEST_AFTER && idle.conn.ping().await.is_err() {
+            // Idle ones retire after their lifetime too, not only on their way back.
+            if idle.born.elapsed() >= MAX_LIFETIME {
+                close(idle.conn);
+                continue;
+            }
+            if idle.since.elapsed() >= IDLE_TEST_AFTER
+                && !matches!(tokio::time::timeout(CHECK_TIMEOUT, idle.conn.ping()).await, Ok(Ok(())))
+            {
                 close(idle.conn);
                 continue;
             }
@@ -143,6 +156,15 @@ impl Pool {
 
 impl Inner {
     async fn open(&self) -> Result<AnyConnection, Error> {
+        tokio::time::timeout(CONNECT_TIMEOUT, self.open_now()).await.map_err(|_| {
+            Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the database did not answer within {}s", CONNECT_TIMEOUT.as_secs()),
+            ))
+        })?
+    }
+
+    async fn open_now(&self) -> Result<AnyConnection, Error> {
         let mut conn = AnyConnection::connect(&self.url).await?;
         if self.engine == Engine::Sqlite {
             for pragma in [
@@ -247,15 +269,19 @@ impl Drop for Conn {
                 };
                 // The slot stays taken until the connection is fit again (or gone).
                 rt.spawn(async move {
-                    let ok = match fix {
-                        Return::RollBack => match conn.execute("ROLLBACK").await {
-                            // SQLite refuses a rollback with no transaction open (the
-                            // commit went through): the connection is fine.
-                            Ok(_) => true,
-                            Err(e) => !breaks_connection(&e),
-                        },
-                        _ => conn.ping().await.is_ok(),
+                    // Bounded: a dead peer closes the connection and frees the slot.
+                    let check = async {
+                        match fix {
+                            Return::RollBack => match conn.execute("ROLLBACK").await {
+                                // SQLite refuses a rollback with no transaction open (the
+                                // commit went through): the connection is fine.
+                                Ok(_) => true,
+                                Err(e) => !breaks_connection(&e),
+                            },
+                            _ => conn.ping().await.is_ok(),
+                        }
                     };
+                    let ok = tokio::time::timeout(CHECK_TIMEOUT, check).await.unwrap_or(false);
                     if ok {
                         pool.put_back(conn, born);
                     } else {
@@ -469,5 +495,26 @@ mod tests {
         assert_ne!(again, pid);
         pool.close().await;
         assert!(matches!(pool.acquire().await, Err(Error::PoolClosed)));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_fails_the_connect_within_its_bound() {
+        sqlx::any::install_default_drivers();
+        // Accepts connections and says nothing, like a host whose database hung.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((c, _)) = listener.accept().await {
+                open.push(c);
+            }
+        });
+        let started = Instant::now();
+        let url = format!("postgres://postgres@127.0.0.1:{port}/test");
+        let r = tokio::time::timeout(CONNECT_TIMEOUT * 2, Pool::connect(&url, Engine::Postgres, 1)).await;
+        let err = r.expect("bounded by the connect timeout").err().expect("no pool from a silent server");
+        assert!(err.to_string().contains("did not answer"), "{err}");
+        assert!(started.elapsed() >= CONNECT_TIMEOUT);
+        held.abort();
     }
 }
