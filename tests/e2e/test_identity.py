@@ -268,3 +268,24 @@ def test_admin_password_written_for_clients(cloud):
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
     with open(os.path.join(cloud.data_dir, "openrc")) as f:
         assert ADMIN_PASSWORD in f.read()
+
+
+def test_background_tasks_are_supervised_and_shown_to_admins(cloud):
+    """Every background task of the process runs under the supervisor, which shows when
+    each last ran, succeeded and failed: to admins, and in /metrics."""
+    admin = cloud.password_token()
+    status, _, body = cloud.http("GET", "/v3/OS-STRATUS/tasks", admin)
+    assert status == 200, body
+    tasks = {t["name"]: t for t in body["tasks"]}
+    for name in ("compute.reconciler", "compute.host-reports", "compute.agent-results", "image.reconciler",
+                 "compute-agent", "limits.invalidation"):
+        assert name in tasks, sorted(tasks)
+        assert tasks[name]["running"] and tasks[name]["starts"] == 1, tasks[name]
+    assert tasks["compute.reconciler"]["last_success"] is not None
+    _, env = cloud.member_env(unique("tasks"))
+    member = cloud.password_token(env["OS_USERNAME"], env["OS_PASSWORD"], env["OS_PROJECT_NAME"])
+    assert cloud.http("GET", "/v3/OS-STRATUS/tasks", member)[0] == 403
+    import urllib.request
+
+    metrics = urllib.request.urlopen(cloud.compute_url + "/metrics", timeout=5).read().decode()
+    assert 'stratus_task_up{task="compute.reconciler"} 1' in metrics

@@ -7,6 +7,7 @@ use super::ComputeService;
 use crate::store::ServerFilter;
 use std::sync::Arc;
 use std::time::Instant;
+use stratus_common::supervisor::SUPERVISOR;
 use stratus_compute_protocol::{power, Command, CommandResult, HostReport, Op, REPORT_SUBJECT, RESULTS_QUEUE};
 
 /// What a reconciler pass did.
@@ -20,52 +21,78 @@ impl ComputeService {
     /// Starts the background work: host reports, agent results and the reconciler.
     pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
         self.scheduler.load(self.store.host_list().await?);
-        let mut reports = self.bus.subscribe(REPORT_SUBJECT).await?;
+        // The first subscriptions are made here, so nothing published once `start`
+        // returned is missed; a restarted task subscribes anew.
+        let reports = Arc::new(std::sync::Mutex::new(Some(self.bus.subscribe(REPORT_SUBJECT).await?)));
         let me = self.clone();
-        tokio::spawn(async move {
-            while let Some(m) = reports.next().await {
-                match m.json::<HostReport>() {
-                    Ok(r) => {
-                        if let Err(e) = me.on_report(&r).await {
-                            tracing::warn!(host = %r.host, error = %e, "cannot record a host report");
+        SUPERVISOR.spawn("compute.host-reports", move |_task| {
+            let (me, first) = (me.clone(), reports.clone());
+            async move {
+                let taken = first.lock().unwrap().take();
+                let mut reports = match taken {
+                    Some(s) => s,
+                    None => me.bus.subscribe(REPORT_SUBJECT).await?,
+                };
+                while let Some(m) = reports.next().await {
+                    match m.json::<HostReport>() {
+                        Ok(r) => {
+                            if let Err(e) = me.on_report(&r).await {
+                                tracing::warn!(host = %r.host, error = %e, "cannot record a host report");
+                            }
                         }
+                        Err(e) => tracing::warn!(error = %e, "malformed host report"),
                     }
-                    Err(e) => tracing::warn!(error = %e, "malformed host report"),
                 }
+                Ok(())
             }
         });
-        let mut results = self.bus.work(RESULTS_QUEUE, std::time::Duration::from_secs(30)).await?;
+        let ack_wait = std::time::Duration::from_secs(30);
+        let results = Arc::new(std::sync::Mutex::new(Some(self.bus.work(RESULTS_QUEUE, ack_wait).await?)));
         let me = self.clone();
-        tokio::spawn(async move {
-            while let Some(item) = results.next().await {
-                let me = me.clone();
-                tokio::spawn(async move {
-                    match serde_json::from_slice::<CommandResult>(item.payload()) {
-                        Ok(r) => match me.on_result(&r).await {
-                            Ok(()) => {
+        SUPERVISOR.spawn("compute.agent-results", move |_task| {
+            let (me, first) = (me.clone(), results.clone());
+            async move {
+                let taken = first.lock().unwrap().take();
+                let mut results = match taken {
+                    Some(q) => q,
+                    None => me.bus.work(RESULTS_QUEUE, ack_wait).await?,
+                };
+                while let Some(item) = results.next().await {
+                    let me = me.clone();
+                    tokio::spawn(async move {
+                        match serde_json::from_slice::<CommandResult>(item.payload()) {
+                            Ok(r) => match me.on_result(&r).await {
+                                Ok(()) => {
+                                    let _ = item.ack().await;
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "cannot apply an agent result; it will come again");
+                                    let _ = item.nack().await;
+                                }
+                            },
+                            Err(_) => {
                                 let _ = item.ack().await;
                             }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "cannot apply an agent result; it will come again");
-                                let _ = item.nack().await;
-                            }
-                        },
-                        Err(_) => {
-                            let _ = item.ack().await;
                         }
-                    }
-                });
+                    });
+                }
+                Ok(())
             }
         });
         let me = self.clone();
-        tokio::spawn(async move {
-            loop {
-                match me.reconcile().await {
-                    Ok(r) if r != Repairs::default() => tracing::info!(?r, "compute state repaired"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "compute reconciliation failed"),
+        SUPERVISOR.spawn("compute.reconciler", move |task| {
+            let me = me.clone();
+            async move {
+                loop {
+                    let result = me.reconcile().await;
+                    task.pass(&result);
+                    match result {
+                        Ok(r) if r != Repairs::default() => tracing::info!(?r, "compute state repaired"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "compute reconciliation failed"),
+                    }
+                    tokio::time::sleep(me.settings.reconcile_every).await;
                 }
-                tokio::time::sleep(me.settings.reconcile_every).await;
             }
         });
         Ok(())

@@ -98,6 +98,13 @@ pub async fn verification(State(id): State<AppState>) -> ApiResult<Json<Value>> 
     Ok(Json(serde_json::to_value(material).expect("serializable")))
 }
 
+/// `GET /v3/OS-STRATUS/tasks` (admins): this process's background tasks, with when
+/// each last ran, succeeded and failed (in all-in-one, every service's and agent's).
+pub async fn tasks(ctx: AuthContext) -> ApiResult<Json<Value>> {
+    crate::app::policy::require_admin(&ctx, "identity:list_tasks")?;
+    Ok(Json(serde_json::json!({ "tasks": stratus_common::supervisor::SUPERVISOR.snapshot() })))
+}
+
 /// `GET /v3/OS-REVOKE/events` (admins and services).
 pub async fn revoke_events(
     State(id): State<AppState>,

@@ -39,6 +39,7 @@ pub fn router(identity: Arc<Identity>, max_body_bytes: usize) -> Router {
         .route("/v3/auth/domains", get(auth::domains))
         .route("/v3/auth/system", get(auth::system))
         .route("/v3/OS-STRATUS/verification", get(auth::verification))
+        .route("/v3/OS-STRATUS/tasks", get(auth::tasks))
         .route("/v3/OS-REVOKE/events", get(auth::revoke_events))
         .route("/v3/domains", get(domains::list).post(domains::create))
         .route("/v3/domains/{id}", get(domains::show).patch(domains::update).delete(domains::delete))

@@ -35,14 +35,19 @@ impl ImageService {
 
     pub fn spawn_reconciler(self: &Arc<Self>, every: Duration) {
         let me = self.clone();
-        tokio::spawn(async move {
-            loop {
-                match me.reconcile().await {
-                    Ok(r) if r != ReconcileReport::default() => tracing::info!(?r, "image reconciler converged"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "image reconciler failed; next run retries"),
+        stratus_common::supervisor::SUPERVISOR.spawn("image.reconciler", move |task| {
+            let me = me.clone();
+            async move {
+                loop {
+                    let result = me.reconcile().await;
+                    task.pass(&result);
+                    match result {
+                        Ok(r) if r != ReconcileReport::default() => tracing::info!(?r, "image reconciler converged"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "image reconciler failed; next run retries"),
+                    }
+                    tokio::time::sleep(every).await;
                 }
-                tokio::time::sleep(every).await;
             }
         });
     }

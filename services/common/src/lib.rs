@@ -7,6 +7,8 @@
 //! - `auth`: token claims, local verification, the authenticated caller;
 //! - `limits`: the quota client services use before creating resources;
 //! - `saga`: persisted multi-step operations with undo, resumed after a crash;
+//! - `supervisor`: background tasks restarted when they end, with their last run,
+//!   success and error;
 //! - `telemetry`: logging.
 
 pub mod auth;
@@ -16,4 +18,5 @@ pub mod db;
 pub mod http;
 pub mod limits;
 pub mod saga;
+pub mod supervisor;
 pub mod telemetry;

@@ -69,10 +69,14 @@ impl LimitsClient {
     /// Drops the cache whenever identity announces a change.
     pub fn spawn_invalidation(self: &Arc<Self>, bus: Bus) {
         let me = self.clone();
-        tokio::spawn(async move {
-            let Ok(mut sub) = bus.subscribe(LIMITS_CHANGED_SUBJECT).await else { return };
-            while sub.next().await.is_some() {
-                me.invalidate();
+        crate::supervisor::SUPERVISOR.spawn("limits.invalidation", move |_task| {
+            let (me, bus) = (me.clone(), bus.clone());
+            async move {
+                let mut sub = bus.subscribe(LIMITS_CHANGED_SUBJECT).await?;
+                while sub.next().await.is_some() {
+                    me.invalidate();
+                }
+                Ok(())
             }
         });
     }

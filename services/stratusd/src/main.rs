@@ -112,12 +112,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 let agent = runtime::compute_agent(&rt.config, rt.bus.clone(), tokens.clone())?;
                 tracing::info!(driver = agent.driver_name(), "compute agent running");
                 agent.report_all().await;
-                tokio::spawn(agent.run());
+                stratus_common::supervisor::SUPERVISOR.spawn("compute-agent", move |_task| agent.clone().run());
             }
             if agent_wanted(rt.config.network_agent.enabled) {
                 let agent = runtime::network_agent(&rt.config, tokens)?;
                 tracing::info!(host = agent.host(), "network agent running");
-                tokio::spawn(agent.run(Some(rt.bus.clone())));
+                let bus = rt.bus.clone();
+                stratus_common::supervisor::SUPERVISOR.spawn("network-agent", move |_task| {
+                    let (agent, bus) = (agent.clone(), bus.clone());
+                    async move {
+                        agent.run(Some(bus)).await;
+                        Ok(())
+                    }
+                });
             } else {
                 tracing::info!(
                     "network agent not running (needs root, iproute2 and nftables; see [network_agent] enabled)"

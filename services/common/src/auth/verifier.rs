@@ -160,34 +160,47 @@ impl TokenVerifier {
     /// Keeps the verifier current: listens for revocations and rotations on the bus and
     /// refreshes every `every`.
     pub fn spawn_background(self: &Arc<Self>, bus: Bus, every: Duration) {
-        let me = self.clone();
-        let b = bus.clone();
-        tokio::spawn(async move {
-            let Ok(mut sub) = b.subscribe(REVOCATION_SUBJECT).await else { return };
-            while let Some(m) = sub.next().await {
-                match m.json::<Revocation>() {
-                    Ok(r) => me.add_revocation(r),
-                    Err(err) => tracing::warn!(error = %err, "ignoring malformed revocation"),
+        use crate::supervisor::SUPERVISOR;
+        let (me, b) = (self.clone(), bus.clone());
+        SUPERVISOR.spawn("auth.revocations", move |_task| {
+            let (me, b) = (me.clone(), b.clone());
+            async move {
+                let mut sub = b.subscribe(REVOCATION_SUBJECT).await?;
+                while let Some(m) = sub.next().await {
+                    match m.json::<Revocation>() {
+                        Ok(r) => me.add_revocation(r),
+                        Err(err) => tracing::warn!(error = %err, "ignoring malformed revocation"),
+                    }
                 }
+                Ok(())
+            }
+        });
+        let (me, b) = (self.clone(), bus);
+        SUPERVISOR.spawn("auth.key-rotations", move |_task| {
+            let (me, b) = (me.clone(), b.clone());
+            async move {
+                let mut sub = b.subscribe(KEYS_ROTATED_SUBJECT).await?;
+                while sub.next().await.is_some() {
+                    if let Err(err) = me.refresh().await {
+                        tracing::warn!(error = %err, "could not refresh signing keys after rotation");
+                    }
+                }
+                Ok(())
             }
         });
         let me = self.clone();
-        tokio::spawn(async move {
-            let Ok(mut sub) = bus.subscribe(KEYS_ROTATED_SUBJECT).await else { return };
-            while sub.next().await.is_some() {
-                if let Err(err) = me.refresh().await {
-                    tracing::warn!(error = %err, "could not refresh signing keys after rotation");
-                }
-            }
-        });
-        let me = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
+        SUPERVISOR.spawn("auth.refresh", move |task| {
+            let me = me.clone();
+            async move {
+                let mut tick = tokio::time::interval(every);
                 tick.tick().await;
-                if let Err(err) = me.refresh().await {
-                    tracing::warn!(error = %err, "could not refresh keys and revocations");
+                loop {
+                    tick.tick().await;
+                    let result = me.refresh().await;
+                    task.pass(&result);
+                    if let Err(err) = result {
+                        tracing::warn!(error = %err, "could not refresh keys and revocations");
+                    }
                 }
             }
         });

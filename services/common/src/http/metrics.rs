@@ -78,6 +78,7 @@ impl Metrics {
         for (name, n) in self.counters.lock().unwrap().iter() {
             let _ = writeln!(out, "# TYPE {name} counter\n{name} {n}");
         }
+        crate::supervisor::SUPERVISOR.render_metrics(&mut out);
         if let Some(rss) = resident_memory_bytes() {
             let _ = writeln!(out, "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}");
         }
