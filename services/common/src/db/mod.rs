@@ -169,6 +169,10 @@ pub fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 }
 
 /// Typed access to a row's columns by name, portable over both engines.
+/// Typed readers of a row's columns. A column the row does not have (a misspelt name, a
+/// query that forgot it) is a bug, never a silent `""` or `0`: the reader panics naming
+/// the column, and the tests that run every query find it. A SQL NULL reads as the
+/// empty value (`""`, `0`, `false`), or `None` from the `opt_` readers.
 pub trait RowExt {
     fn text(&self, col: &str) -> String;
     fn opt_text(&self, col: &str) -> Option<String>;
@@ -177,17 +181,27 @@ pub trait RowExt {
     fn flag(&self, col: &str) -> bool;
 }
 
+fn has_column(row: &AnyRow, col: &str) {
+    use sqlx::Column;
+    if !row.columns().iter().any(|c| c.name() == col) {
+        let have: Vec<&str> = row.columns().iter().map(|c| c.name()).collect();
+        panic!("the query's rows have no column {col:?} (they have {have:?})");
+    }
+}
+
 impl RowExt for AnyRow {
     fn text(&self, col: &str) -> String {
-        self.try_get::<String, _>(col).unwrap_or_default()
+        self.opt_text(col).unwrap_or_default()
     }
     fn opt_text(&self, col: &str) -> Option<String> {
+        has_column(self, col);
         self.try_get::<Option<String>, _>(col).ok().flatten()
     }
     fn int(&self, col: &str) -> i64 {
         self.opt_int(col).unwrap_or_default()
     }
     fn opt_int(&self, col: &str) -> Option<i64> {
+        has_column(self, col);
         match self.try_get::<Option<i64>, _>(col) {
             Ok(v) => v,
             Err(_) => self.try_get::<Option<i32>, _>(col).ok().flatten().map(i64::from),
@@ -267,6 +281,19 @@ pub mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn readers_refuse_a_column_the_row_does_not_have() {
+        let db = testing::fresh(Engine::Sqlite).await;
+        let row =
+            sqlx::query("SELECT 'x' AS name, CAST(NULL AS TEXT) AS note, 7 AS n").fetch_one(&db.pool).await.unwrap();
+        assert_eq!((row.text("name"), row.opt_text("note"), row.int("n")), ("x".to_string(), None, 7));
+        assert_eq!(row.text("note"), "", "NULL reads as empty");
+        let misspelt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| row.text("nmae")));
+        let message = *misspelt.unwrap_err().downcast::<String>().unwrap();
+        assert!(message.contains("\"nmae\"") && message.contains("name"), "{message}");
+        assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| row.int("count"))).is_err());
+    }
 
     #[test]
     fn placeholders_follow_the_stride() {
