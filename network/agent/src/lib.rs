@@ -111,6 +111,39 @@ struct Converged {
     routers: BTreeMap<String, router::RouterPlan>,
     tunnels: BTreeMap<String, overlay::Vxlan>,
     last_full: Option<Instant>,
+    retries: Retries,
+}
+
+/// The error policy of a pass, per object (a bridge, tunnel, port, DHCP server, router,
+/// leftover link): one that fails is logged with its id and tried again after a backoff
+/// (1 s, doubling to 5 minutes) while every other object converges; success forgets it.
+#[derive(Default)]
+struct Retries(BTreeMap<String, (u32, Instant)>);
+
+impl Retries {
+    const MAX: Duration = Duration::from_secs(300);
+
+    /// Whether `key` may be tried in this pass.
+    fn due(&self, key: &str) -> bool {
+        self.0.get(key).is_none_or(|(_, at)| Instant::now() >= *at)
+    }
+
+    /// Records the outcome of trying `key`: its value when it worked.
+    fn record<T>(&mut self, key: &str, result: anyhow::Result<T>) -> Option<T> {
+        match result {
+            Ok(v) => {
+                self.0.remove(key);
+                Some(v)
+            }
+            Err(e) => {
+                let failures = self.0.get(key).map_or(0, |(n, _)| *n) + 1;
+                let wait = Duration::from_secs(1u64 << (failures - 1).min(9)).min(Self::MAX);
+                tracing::warn!(object = key, failures, retry_in = ?wait, error = %format!("{e:#}"), "not converged");
+                self.0.insert(key.to_string(), (failures, Instant::now() + wait));
+                None
+            }
+        }
+    }
 }
 
 /// Every namespace is checked in full at least this often, whatever the plans say.
@@ -201,16 +234,26 @@ impl Agent {
         let find = |links: &[Link], name: &str| links.iter().find(|l| l.ifname == name).cloned();
         for n in &d.networks {
             let (name, owned) = &bridges[&n.id];
-            match find(&host_links, name) {
-                Some(l) if !l.up() => links::ip(None, &["link", "set", name, "up"]).await.map(|_| ())?,
-                Some(_) => {}
-                None if *owned => {
-                    links::bridge_add(name, n.mtu.unwrap_or(1500)).await?;
-                    links::ip(None, &["link", "set", name, "up"]).await?;
-                    made = true;
-                }
-                None => tracing::warn!(bridge = %name, network = %n.id, "mapped bridge does not exist"),
+            let key = format!("bridge {name} (network {})", n.id);
+            if !converged.retries.due(&key) {
+                continue;
             }
+            let result = match find(&host_links, name) {
+                Some(l) if !l.up() => links::ip(None, &["link", "set", name, "up"]).await.map(|_| ()),
+                Some(_) => Ok(()),
+                None if *owned => {
+                    made = true;
+                    match links::bridge_add(name, n.mtu.unwrap_or(1500)).await {
+                        Ok(_) => links::ip(None, &["link", "set", name, "up"]).await.map(|_| ()),
+                        Err(e) => Err(e),
+                    }
+                }
+                None => {
+                    tracing::warn!(bridge = %name, network = %n.id, "mapped bridge does not exist");
+                    Ok(())
+                }
+            };
+            converged.retries.record(&key, result);
         }
         if std::mem::take(&mut made) {
             host_links = links::list(None).await?;
@@ -221,7 +264,13 @@ impl Agent {
                 continue;
             };
             match find(&host_links, ifname) {
-                Some(l) => links::attach(&l, Some(&bridges[&n.id].0), None).await?,
+                Some(l) => {
+                    let key = format!("uplink {ifname} (network {})", n.id);
+                    if converged.retries.due(&key) {
+                        let result = links::attach(&l, Some(&bridges[&n.id].0), None).await;
+                        converged.retries.record(&key, result);
+                    }
+                }
                 None => tracing::warn!(interface = %ifname, network = %n.id, "mapped interface does not exist"),
             }
         }
@@ -236,8 +285,15 @@ impl Agent {
                     continue;
                 }
                 converged.tunnels.remove(&n.id);
-                made |= overlay::converge(&v, &self.cfg.tunnel_ip, &host_links).await?;
-                converged.tunnels.insert(n.id.clone(), v);
+                let key = format!("tunnel {} (network {})", v.name, n.id);
+                if !converged.retries.due(&key) {
+                    continue;
+                }
+                let result = overlay::converge(&v, &self.cfg.tunnel_ip, &host_links).await;
+                if let Some(m) = converged.retries.record(&key, result) {
+                    made |= m;
+                    converged.tunnels.insert(n.id.clone(), v);
+                }
             }
         }
         if made {
@@ -310,7 +366,11 @@ impl Agent {
         for l in &host_links {
             let on_ours = l.master.as_deref().is_some_and(|m| owned_bridges.contains(m));
             if on_ours && l.ifname.starts_with("tap") && !expected.contains_key(&l.ifname) {
-                links::ip(None, &["link", "set", &l.ifname, "nomaster"]).await?;
+                let key = format!("stray tap {}", l.ifname);
+                if converged.retries.due(&key) {
+                    let result = links::ip(None, &["link", "set", &l.ifname, "nomaster"]).await;
+                    converged.retries.record(&key, result);
+                }
             }
         }
 
@@ -339,11 +399,16 @@ impl Agent {
                 let unchanged = converged.dhcp.get(&n.id) == Some(&s)
                     && namespaces.contains(&s.namespace)
                     && dhcp::running(&self.cfg.state_dir, &n.id);
+                let key = format!("DHCP server (network {})", n.id);
+                if !unchanged && !converged.retries.due(&key) {
+                    continue;
+                }
                 let result = if unchanged {
                     Ok(false)
                 } else {
                     dhcp::converge(&s, &self.cfg.state_dir, &host_links, &namespaces).await
                 };
+                let result = converged.retries.record(&key, result).ok_or("not converged");
                 match result {
                     Ok(created) => {
                         converged.dhcp.insert(n.id.clone(), s.clone());
@@ -353,9 +418,9 @@ impl Agent {
                             }
                         }
                     }
-                    Err(e) => {
+                    Err(_) => {
+                        // Logged with its backoff by `record`.
                         converged.dhcp.remove(&n.id);
-                        tracing::warn!(network = %n.id, error = %e, "DHCP server not converged");
                         continue;
                     }
                 }
@@ -391,8 +456,14 @@ impl Agent {
         out.dhcp_servers = served.len();
         for ns in &namespaces {
             if let Some(net) = dhcp::network_of(&self.ns_prefix, ns).filter(|net| !served.contains(*net)) {
-                dhcp::remove(&self.ns_prefix, &self.cfg.state_dir, net, &host_links, &namespaces).await?;
-                converged.dhcp.remove(net);
+                let key = format!("stale DHCP server (network {net})");
+                if converged.retries.due(&key) {
+                    let result =
+                        dhcp::remove(&self.ns_prefix, &self.cfg.state_dir, net, &host_links, &namespaces).await;
+                    if converged.retries.record(&key, result).is_some() {
+                        converged.dhcp.remove(net);
+                    }
+                }
             }
         }
 
@@ -425,16 +496,16 @@ impl Agent {
                 kept.insert(r.id.clone());
                 let fresh_namespace = !namespaces.contains(&p.namespace);
                 if converged.routers.get(&r.id) != Some(&p) || fresh_namespace {
-                    match router::converge(&p, &host_links, &namespaces, &mut applied).await {
-                        Ok(()) => {
-                            converged.routers.insert(r.id.clone(), p.clone());
-                        }
-                        Err(e) => {
-                            converged.routers.remove(&r.id);
-                            tracing::warn!(router = %r.id, error = %e, "router not converged");
-                            continue;
-                        }
+                    let key = format!("router {}", r.id);
+                    if !converged.retries.due(&key) {
+                        continue;
                     }
+                    let result = router::converge(&p, &host_links, &namespaces, &mut applied).await;
+                    if converged.retries.record(&key, result).is_none() {
+                        converged.routers.remove(&r.id);
+                        continue;
+                    }
+                    converged.routers.insert(r.id.clone(), p.clone());
                 }
                 // The proxy's socket lives in the namespace: a new namespace needs a new one.
                 if fresh_namespace {
@@ -471,9 +542,14 @@ impl Agent {
             drop(router_proxies);
             for ns in &namespaces {
                 if let Some(id) = router::router_of(&self.ns_prefix, ns).filter(|id| !kept.contains(*id)) {
-                    router::remove(ns, &host_links).await?;
-                    applied.remove(id);
-                    converged.routers.remove(id);
+                    let key = format!("stale router {id}");
+                    if converged.retries.due(&key) {
+                        let result = router::remove(ns, &host_links).await;
+                        if converged.retries.record(&key, result).is_some() {
+                            applied.remove(id);
+                            converged.routers.remove(id);
+                        }
+                    }
                 }
             }
         }
@@ -487,7 +563,11 @@ impl Agent {
             let stale_bridge = l.ifname.starts_with(BRIDGE_PREFIX) && !owned_bridges.contains(l.ifname.as_str());
             let stale_tunnel = l.ifname.starts_with(overlay::VXLAN_PREFIX) && !tunnels.contains(&l.ifname);
             if stale_dhcp || stale_bridge || stale_tunnel {
-                links::delete(None, &l.ifname).await?;
+                let key = format!("stale link {}", l.ifname);
+                if converged.retries.due(&key) {
+                    let result = links::delete(None, &l.ifname).await;
+                    converged.retries.record(&key, result);
+                }
             }
         }
         phases.push(("cleanup", t.elapsed().as_millis()));
@@ -645,6 +725,23 @@ fn enable_bridge_netfilter() {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_failing_object_waits_longer_each_time_and_is_forgotten_once_it_works() {
+        let mut r = super::Retries::default();
+        assert!(r.due("bridge a"));
+        assert!(r.record::<()>("bridge a", Err(anyhow::anyhow!("no"))).is_none());
+        assert!(!r.due("bridge a"), "not again in this pass");
+        assert!(r.due("bridge b"), "others go on");
+        let first = r.0["bridge a"].1;
+        r.0.get_mut("bridge a").unwrap().1 = std::time::Instant::now();
+        assert!(r.due("bridge a"));
+        r.record::<()>("bridge a", Err(anyhow::anyhow!("still no")));
+        assert_eq!(r.0["bridge a"].0, 2);
+        assert!(r.0["bridge a"].1 > first, "two seconds the second time");
+        assert_eq!(r.record("bridge a", Ok(5)), Some(5));
+        assert!(r.due("bridge a") && r.0.is_empty());
+    }
+
     use super::*;
 
     #[test]
