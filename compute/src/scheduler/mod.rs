@@ -17,16 +17,6 @@ pub enum Weigher {
     Pack,
 }
 
-impl Weigher {
-    pub fn parse(s: &str) -> anyhow::Result<Self> {
-        match s {
-            "spread" | "" => Ok(Weigher::Spread),
-            "pack" => Ok(Weigher::Pack),
-            other => anyhow::bail!("unknown scheduler weigher {other:?}: use spread or pack"),
-        }
-    }
-}
-
 /// What a server needs from a host.
 #[derive(Debug, Clone, Default)]
 pub struct Request {

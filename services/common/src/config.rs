@@ -51,12 +51,12 @@ pub struct NetworkConfig {
     pub port: u16,
     /// What binding a port does: `agent` (the network agent wires it and reports it
     /// ACTIVE) or `fake` (ACTIVE at once, no data plane; for tests at scale).
-    pub driver: String,
+    pub driver: NetworkDriver,
 }
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        Self { port: 9696, driver: "agent".into() }
+        Self { port: 9696, driver: NetworkDriver::Agent }
     }
 }
 
@@ -68,7 +68,7 @@ pub struct ComputeConfig {
     pub network_url: String,
     pub image_url: String,
     /// How the scheduler orders hosts: `spread` (emptiest first) or `pack`.
-    pub weigher: String,
+    pub weigher: Weigher,
     /// Placement hands out `(total - reserved) * ratio` of each host.
     pub cpu_allocation_ratio: f64,
     pub ram_allocation_ratio: f64,
@@ -97,7 +97,7 @@ impl Default for ComputeConfig {
             port: 8774,
             network_url: String::new(),
             image_url: String::new(),
-            weigher: "spread".into(),
+            weigher: Weigher::Spread,
             cpu_allocation_ratio: 16.0,
             ram_allocation_ratio: 1.5,
             disk_allocation_ratio: 1.0,
@@ -122,10 +122,10 @@ pub struct ComputeAgentConfig {
     pub enabled: bool,
     /// `libvirt` (real guests), `fake` (guests in memory, for tests at scale), or `auto`:
     /// libvirt when a daemon answers at `libvirt_uri`, else fake.
-    pub driver: String,
+    pub driver: ComputeDriver,
     pub libvirt_uri: String,
     /// `kvm`, `qemu` (software emulation) or `auto` (kvm where the CPU can).
-    pub virt_type: String,
+    pub virt_type: VirtType,
     /// Instance disks, config drives, consoles and the image cache; empty =
     /// `<data_dir>/compute-agent`.
     pub state_dir: String,
@@ -155,9 +155,9 @@ impl Default for ComputeAgentConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            driver: "auto".into(),
+            driver: ComputeDriver::Auto,
             libvirt_uri: "qemu:///system".into(),
-            virt_type: "auto".into(),
+            virt_type: VirtType::Auto,
             state_dir: String::new(),
             image_url: String::new(),
             image_cache_grace_secs: 3600,
@@ -230,6 +230,58 @@ impl Default for NetworkAgentConfig {
         }
     }
 }
+
+/// How the scheduler orders hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Weigher {
+    /// Emptiest first.
+    Spread,
+    /// Fullest first.
+    Pack,
+}
+
+/// The compute agent's hypervisor driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComputeDriver {
+    /// libvirt when a daemon answers at `libvirt_uri`, else fake.
+    Auto,
+    Libvirt,
+    Fake,
+}
+
+/// What binding a port does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkDriver {
+    /// The network agent wires the port and reports it ACTIVE.
+    Agent,
+    /// ACTIVE at once, no data plane (tests at scale).
+    Fake,
+}
+
+/// The libvirt domain type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VirtType {
+    /// kvm where the CPU can, else qemu.
+    Auto,
+    Kvm,
+    Qemu,
+}
+
+macro_rules! from_str_by_serde {
+    ($($t:ty),*) => {$(
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|e| e.to_string())
+            }
+        }
+    )*};
+}
+from_str_by_serde!(Weigher, ComputeDriver, VirtType, NetworkDriver);
 
 /// `true`, `false` or `"auto"` (decided at start from what the host offers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -434,10 +486,52 @@ impl Config {
             };
             table.insert(key, parsed);
         }
-        let config: Config = toml::Value::Table(root)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+        // The error names the key (`compute.weigher: unknown variant ...`).
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|e| {
+            let key = e.path().to_string();
+            let message = e.into_inner().message().to_string();
+            ConfigError::Invalid(if key == "." { message } else { format!("{key}: {message}") })
+        })?;
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Checks what types alone cannot: URLs of the right scheme.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError::Invalid(format!("{key}: {why}")));
+        let db = &self.database.url;
+        if !(db.is_empty()
+            || db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            return bad(
+                "database.url",
+                "use sqlite://PATH or postgres://USER@HOST/DB (empty: SQLite in the data directory)",
+            );
+        }
+        let bus = &self.bus.url;
+        if !(bus == "memory" || bus.starts_with("nats://") || bus.starts_with("tls://")) {
+            return bad("bus.url", "use memory or nats://HOST:PORT");
+        }
+        for (key, url) in [
+            ("identity.url", &self.identity.url),
+            ("compute.network_url", &self.compute.network_url),
+            ("compute.image_url", &self.compute.image_url),
+            ("compute_agent.image_url", &self.compute_agent.image_url),
+            ("network_agent.network_url", &self.network_agent.network_url),
+            ("network_agent.metadata_url", &self.network_agent.metadata_url),
+        ] {
+            let ok = url.is_empty()
+                || url
+                    .strip_prefix("http://")
+                    .or_else(|| url.strip_prefix("https://"))
+                    .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+            if !ok {
+                return bad(key, "an http:// or https:// URL with a host (or empty for this deployment's own)");
+            }
+        }
+        Ok(())
     }
 
     /// The secret signing instance ids between the metadata proxy and the metadata API:
@@ -575,14 +669,45 @@ mod tests {
         let env = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
         let c = Config::from_parts("", env("STRATUS_SERVICE_AUTH__PASSWORD", "123456")).unwrap();
         assert_eq!(c.service_auth.password, "123456", "digits stay a string");
-        let c = Config::from_parts("", env("STRATUS_DATABASE__URL", "true")).unwrap();
-        assert_eq!(c.database.url, "true");
+        let c = Config::from_parts("", env("STRATUS_IDENTITY__REGION", "true")).unwrap();
+        assert_eq!(c.identity.region, "true");
         let err = Config::from_parts("", env("STRATUS_IDENTITY__PORT", "http")).unwrap_err().to_string();
         assert!(err.contains("STRATUS_IDENTITY__PORT") && err.contains("integer"), "{err}");
         let err = Config::from_parts("", env("STRATUS_IDENTITY__PROT", "1")).unwrap_err().to_string();
         assert!(err.contains("STRATUS_IDENTITY__PROT"), "{err}");
         let err = Config::from_parts("", env("STRATUS_NOPE__PORT", "1")).unwrap_err().to_string();
         assert!(err.contains("STRATUS_NOPE__PORT"), "{err}");
+    }
+
+    #[test]
+    fn values_are_typed_and_checked_at_start_with_the_key_named() {
+        let c = Config::from_parts(
+            "[compute]\nweigher = \"pack\"\n[compute_agent]\nvirt_type = \"qemu\"\n",
+            vec![("STRATUS_COMPUTE_AGENT__DRIVER".to_string(), "fake".to_string())],
+        )
+        .unwrap();
+        assert_eq!((c.compute.weigher, c.compute_agent.virt_type), (Weigher::Pack, VirtType::Qemu));
+        assert_eq!(c.compute_agent.driver, ComputeDriver::Fake);
+        for (text, key) in [
+            ("[compute]\nweigher = \"heaviest\"\n", "compute.weigher"),
+            ("[compute_agent]\nvirt_type = \"xen\"\n", "compute_agent.virt_type"),
+            ("[network]\ndriver = \"ovs\"\n", "network.driver"),
+            ("[database]\nurl = \"mysql://x\"\n", "database.url"),
+            ("[bus]\nurl = \"amqp://x\"\n", "bus.url"),
+            ("[compute]\nnetwork_url = \"localhost:9696\"\n", "compute.network_url"),
+            ("[identity]\nport = \"x\"\n", "identity.port"),
+        ] {
+            let err = Config::from_parts(text, Vec::new()).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        assert_eq!("libvirt".parse::<ComputeDriver>().unwrap(), ComputeDriver::Libvirt);
+        assert!("kvmm".parse::<VirtType>().is_err());
+    }
+
+    #[test]
+    fn the_example_configuration_loads() {
+        let c = Config::from_parts(include_str!("../../../deploy/stratus.toml.example"), Vec::new()).unwrap();
+        assert_eq!(c.identity.lockout_failure_attempts, 5);
     }
 
     #[test]

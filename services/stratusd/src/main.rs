@@ -175,7 +175,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::ComputeAgent { driver, fake_hosts } => {
             let mut config = config;
             if let Some(d) = driver {
-                config.compute_agent.driver = d;
+                config.compute_agent.driver = d.parse().map_err(|e| anyhow::anyhow!("--driver {d}: {e}"))?;
             }
             if let Some(n) = fake_hosts {
                 config.compute_agent.fake_hosts = n;

@@ -145,7 +145,10 @@ impl Runtime {
             public_url: self.network_public_url(),
             identity_url: self.config.identity_url(),
             http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?,
-            driver: stratus_network::driver::Driver::parse(&self.config.network.driver)?,
+            driver: match self.config.network.driver {
+                stratus_common::config::NetworkDriver::Agent => stratus_network::driver::Driver::Agent,
+                stratus_common::config::NetworkDriver::Fake => stratus_network::driver::Driver::Fake,
+            },
         });
         match service.reconcile().await {
             Ok(report) if report != Default::default() => tracing::info!(?report, "network state repaired"),
@@ -202,7 +205,10 @@ impl Runtime {
             orphan_grace: secs(c.host_down_secs),
         };
         let scheduler = stratus_compute::scheduler::Scheduler::new(
-            stratus_compute::scheduler::Weigher::parse(&c.weigher)?,
+            match c.weigher {
+                stratus_common::config::Weigher::Spread => stratus_compute::scheduler::Weigher::Spread,
+                stratus_common::config::Weigher::Pack => stratus_compute::scheduler::Weigher::Pack,
+            },
             settings.host_down_after,
         );
         let service = stratus_compute::ComputeService::new(
@@ -299,12 +305,13 @@ pub fn network_agent(config: &Config, tokens: Arc<dyn TokenSource>) -> anyhow::R
 }
 
 /// The driver `[compute_agent] driver` asks for (`auto`: libvirt when it answers).
-pub fn compute_driver(config: &Config) -> String {
+pub fn compute_driver(config: &Config) -> &'static str {
+    use stratus_common::config::ComputeDriver;
     let c = &config.compute_agent;
-    match c.driver.as_str() {
-        "auto" if stratus_compute_agent::driver::libvirt::reachable(&c.libvirt_uri) => "libvirt".into(),
-        "auto" => "fake".into(),
-        d => d.to_string(),
+    match c.driver {
+        ComputeDriver::Auto if stratus_compute_agent::driver::libvirt::reachable(&c.libvirt_uri) => "libvirt",
+        ComputeDriver::Auto | ComputeDriver::Fake => "fake",
+        ComputeDriver::Libvirt => "libvirt",
     }
 }
 
@@ -329,7 +336,7 @@ pub fn compute_agent(
         traits: Vec::new(),
         driver,
     };
-    match compute_driver(config).as_str() {
+    match compute_driver(config) {
         "libvirt" => {
             let state_dir: std::path::PathBuf = if c.state_dir.is_empty() {
                 config.server.data_dir.join("compute-agent")
@@ -341,10 +348,10 @@ pub fn compute_agent(
             } else {
                 c.image_url.clone()
             };
-            let virt_type = match c.virt_type.as_str() {
-                "auto" => detect_virt_type().to_string(),
-                "kvm" | "qemu" => c.virt_type.clone(),
-                other => anyhow::bail!("[compute_agent] virt_type {other:?}: use auto, kvm or qemu"),
+            let virt_type = match c.virt_type {
+                stratus_common::config::VirtType::Auto => detect_virt_type().to_string(),
+                stratus_common::config::VirtType::Kvm => "kvm".to_string(),
+                stratus_common::config::VirtType::Qemu => "qemu".to_string(),
             };
             let images =
                 Arc::new(stratus_compute_agent::images::ImageCache::new(state_dir.join("images"), &image_url, tokens)?);
