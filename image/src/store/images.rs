@@ -27,16 +27,18 @@ impl ImageStatus {
             ImageStatus::Deactivated => "deactivated",
         }
     }
-    pub fn parse(s: &str) -> Self {
-        match s {
+    /// The status a row holds; anything else is an error, never a guess.
+    pub fn parse(s: &str) -> Result<Self, sqlx::Error> {
+        Ok(match s {
+            "queued" => ImageStatus::Queued,
             "saving" => ImageStatus::Saving,
             "uploading" => ImageStatus::Uploading,
             "importing" => ImageStatus::Importing,
             "active" => ImageStatus::Active,
             "killed" => ImageStatus::Killed,
             "deactivated" => ImageStatus::Deactivated,
-            _ => ImageStatus::Queued,
-        }
+            other => return Err(sqlx::Error::Decode(format!("unknown image status {other:?}").into())),
+        })
     }
 }
 
@@ -65,12 +67,12 @@ pub struct Image {
 }
 
 impl Image {
-    fn from_row(r: &AnyRow) -> Self {
-        Self {
+    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
             id: r.text("id"),
             name: r.opt_text("name"),
             owner: r.text("owner"),
-            status: ImageStatus::parse(&r.text("status")),
+            status: ImageStatus::parse(&r.text("status"))?,
             visibility: r.text("visibility"),
             protected: r.flag("protected"),
             os_hidden: r.flag("os_hidden"),
@@ -90,7 +92,7 @@ impl Image {
             },
             created_at: r.text("created_at"),
             updated_at: r.text("updated_at"),
-        }
+        })
     }
 }
 
@@ -142,7 +144,7 @@ impl Store {
     pub async fn image_fetch(&self, id: &str) -> StoreResult<Option<Image>> {
         let row =
             sqlx::query("SELECT * FROM image_images WHERE id = $1").bind(id).fetch_optional(&self.db.reads).await?;
-        Ok(row.as_ref().map(Image::from_row))
+        row.as_ref().map(Image::from_row).transpose()
     }
 
     /// Images a project may see in a listing: its own, public, community, and those
@@ -168,7 +170,7 @@ impl Store {
                 .await?
             }
         };
-        Ok(rows.iter().map(|r| (Image::from_row(r), r.opt_text("member_status"))).collect())
+        rows.iter().map(|r| Ok((Image::from_row(r)?, r.opt_text("member_status")))).collect()
     }
 
     /// Saves the mutable attributes of an image.
@@ -313,7 +315,7 @@ impl Store {
         .bind(now)
         .fetch_all(&self.db.reads)
         .await?;
-        Ok(rows.iter().map(Image::from_row).collect())
+        rows.iter().map(Image::from_row).collect()
     }
 
     pub async fn image_ids(&self) -> StoreResult<Vec<String>> {
@@ -351,6 +353,6 @@ impl Store {
             q = q.bind(&m.created_at).bind(&m.id);
         }
         let rows = q.fetch_all(&self.db.reads).await?;
-        Ok(rows.iter().map(Image::from_row).collect())
+        rows.iter().map(Image::from_row).collect()
     }
 }

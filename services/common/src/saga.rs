@@ -64,12 +64,14 @@ impl SagaState {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    /// The state a row holds; anything else is an error, never a guess.
+    pub fn parse(s: &str) -> Result<Self, sqlx::Error> {
         match s {
-            "running" => SagaState::Running,
-            "unwinding" => SagaState::Unwinding,
-            "done" => SagaState::Done,
-            _ => SagaState::Failed,
+            "running" => Ok(SagaState::Running),
+            "unwinding" => Ok(SagaState::Unwinding),
+            "done" => Ok(SagaState::Done),
+            "failed" => Ok(SagaState::Failed),
+            other => Err(sqlx::Error::Decode(format!("unknown saga state {other:?}").into())),
         }
     }
 
@@ -210,13 +212,15 @@ impl SagaRunner {
             .bind(id)
             .fetch_optional(&self.db.reads)
             .await?;
-        Ok(row.map(|r| Saga {
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(Saga {
             id: r.text("id"),
             kind: r.text("kind"),
             subject: r.text("subject"),
             step: r.int("step"),
-            state: SagaState::parse(&r.text("state")),
-            data: serde_json::from_str(&r.text("data")).unwrap_or(Value::Null),
+            state: SagaState::parse(&r.text("state"))?,
+            data: serde_json::from_str(&r.text("data"))
+                .map_err(|e| sqlx::Error::Decode(format!("saga {} data: {e}", r.text("id")).into()))?,
             error: r.text("error"),
             rev: r.int("rev"),
             updated_at: r.text("updated_at"),
@@ -575,6 +579,19 @@ mod tests {
 
     async fn state(runner: &SagaRunner, id: &str) -> SagaState {
         runner.get(id).await.unwrap().unwrap().state
+    }
+
+    #[tokio::test]
+    async fn a_row_in_an_unknown_state_is_an_error_not_a_guess() {
+        let (runner, _, id) = runner(crate::db::Engine::Sqlite).await;
+        sqlx::query("UPDATE test_sagas SET state = 'halfway' WHERE id = $1")
+            .bind(&id)
+            .execute(&runner.db.pool)
+            .await
+            .unwrap();
+        let err = runner.get(&id).await.unwrap_err().to_string();
+        assert!(err.contains("halfway"), "{err}");
+        assert_eq!(SagaState::parse("failed").unwrap(), SagaState::Failed);
     }
 
     #[tokio::test]
