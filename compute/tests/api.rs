@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use stratus_common::db::{Engine, RowExt};
 use stratus_common::saga::SagaDef;
 use stratus_compute::store::{Allocation, HostClaim};
+use stratus_test_support::each_engine;
 use support::{eventually, Cloud, Options};
 
 fn server_body(image: &str, net: &str, name: &str) -> Value {

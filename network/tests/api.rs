@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use stratus_common::db::Engine;
+use stratus_test_support::each_engine;
 use support::Cloud;
 
 async fn networks_subnets_ports(engine: Engine) {

@@ -4,27 +4,20 @@
 
 #![allow(dead_code)]
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use stratus_common::auth::service_token::TokenSource;
-use stratus_common::bus::{Bus, MemoryBus};
-use stratus_common::config::IdentityConfig;
-use stratus_common::db::{testing, Engine};
-use stratus_common::limits::LimitsClient;
+use stratus_common::bus::Bus;
+use stratus_common::db::Engine;
 use stratus_compute::app::Settings;
 use stratus_compute::scheduler::{Scheduler, Weigher};
 use stratus_compute::ComputeService;
 use stratus_compute_agent::driver::fake::{FakeDriver, FakeOptions};
 use stratus_compute_agent::driver::{Capacity, HypervisorDriver};
-use stratus_identity::app::{BootstrapOptions, InProcessLimitsSource};
 use stratus_identity::Identity;
-use tower::ServiceExt;
-
-pub const ADMIN_PASSWORD: &str = "admin-secret";
+pub use stratus_test_support::eventually;
 
 struct AdminTokens(Arc<Identity>);
 
@@ -37,14 +30,13 @@ impl TokenSource for AdminTokens {
 }
 
 pub struct Cloud {
-    pub identity: Arc<Identity>,
+    pub id: stratus_test_support::Identity,
     pub compute: Arc<ComputeService>,
     pub bus: Bus,
     pub drivers: Vec<Arc<FakeDriver>>,
     pub agent: Arc<stratus_compute_agent::Agent>,
     pub image_url: String,
     pub network_url: String,
-    identity_router: axum::Router,
     router: axum::Router,
     _dir: TempDir,
 }
@@ -104,31 +96,17 @@ impl Cloud {
     }
 
     pub async fn start_with(engine: Engine, opts: Options) -> Self {
-        let db = testing::fresh(engine).await;
-        db.migrate(stratus_identity::migrations::MIGRATIONS).await.unwrap();
-        db.migrate(stratus_image::migrations::MIGRATIONS).await.unwrap();
-        db.migrate(stratus_network::migrations::MIGRATIONS).await.unwrap();
-        db.migrate(stratus_compute::migrations::MIGRATIONS).await.unwrap();
-        let bus = Bus::Memory(MemoryBus::new());
-        let config = IdentityConfig { argon2_memory_kib: 1024, argon2_iterations: 1, ..Default::default() };
-        let identity =
-            Identity::new(stratus_identity::store::Store::new(db.clone()), bus.clone(), config, "http://id".into())
-                .await
-                .unwrap();
-        identity
-            .bootstrap(BootstrapOptions {
-                admin_password: Some(ADMIN_PASSWORD.into()),
-                region: "RegionOne".into(),
-                services: vec![],
-            })
-            .await
-            .unwrap();
-        let limits_source = Arc::new(InProcessLimitsSource::new(identity.store.clone()));
-        let limits = || {
-            let l = LimitsClient::new(limits_source.clone(), Duration::from_secs(60));
-            l.spawn_invalidation(bus.clone());
-            l
-        };
+        let id = stratus_test_support::Identity::start(
+            engine,
+            &[
+                stratus_image::migrations::MIGRATIONS,
+                stratus_network::migrations::MIGRATIONS,
+                stratus_compute::migrations::MIGRATIONS,
+            ],
+        )
+        .await;
+        let (db, bus, identity) = (id.db.clone(), id.bus.clone(), id.identity.clone());
+        let limits = || id.limits();
         let dir = std::env::temp_dir().join(format!("stratus-compute-test-{}", uuid::Uuid::new_v4()));
         let image = Arc::new(stratus_image::ImageService {
             store: stratus_image::store::Store::new(db.clone()),
@@ -192,20 +170,8 @@ impl Cloud {
             compute.on_report(&r).await.unwrap();
         }
         tokio::spawn(agent.clone().run());
-        let identity_router = stratus_identity::api::router(identity.clone(), 1 << 20);
         let router = stratus_compute::api::router(compute.clone(), identity.verifier.clone(), 1 << 20);
-        Self {
-            identity,
-            compute,
-            bus,
-            drivers,
-            agent,
-            image_url,
-            network_url,
-            identity_router,
-            router,
-            _dir: TempDir(dir),
-        }
+        Self { id, compute, bus, drivers, agent, image_url, network_url, router, _dir: TempDir(dir) }
     }
 
     async fn send(
@@ -216,18 +182,10 @@ impl Cloud {
         body: Option<Value>,
         version: &str,
     ) -> Resp {
-        let mut req = Request::builder().method(method).uri(path).header("content-type", "application/json");
-        if let Some(t) = token {
-            req = req.header("x-auth-token", t);
-        }
-        if !version.is_empty() {
-            req = req.header("openstack-api-version", format!("compute {version}"));
-        }
-        let body = body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty);
-        let resp = router.clone().oneshot(req.body(body).unwrap()).await.unwrap();
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
-        Resp { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+        let header = format!("compute {version}");
+        let headers: &[(&str, &str)] = if version.is_empty() { &[] } else { &[("openstack-api-version", &header)] };
+        let r = stratus_test_support::send(router, method, path, token, body, headers).await;
+        Resp { status: r.status, body: r.json() }
     }
 
     pub async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Resp {
@@ -239,60 +197,26 @@ impl Cloud {
     }
 
     pub async fn identity_call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
-        Self::send(&self.identity_router, method, path, token, body, "").await
+        let r = self.id.call(method, path, token, body).await;
+        Resp { status: r.status, body: r.json() }
     }
 
     pub async fn token(&self, user: &str, password: &str, project: &str) -> String {
-        let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": user, "domain": {"id": "default"}, "password": password}}},
-                                   "scope": {"project": {"name": project, "domain": {"id": "default"}}}}});
-        let req = Request::builder()
-            .method("POST")
-            .uri("/v3/auth/tokens?nocatalog")
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        let resp = self.identity_router.clone().oneshot(req).await.unwrap();
-        assert_eq!(resp.status(), StatusCode::CREATED);
-        resp.headers().get("x-subject-token").unwrap().to_str().unwrap().to_string()
+        self.id.token(user, password, project).await
     }
 
     pub async fn admin(&self) -> String {
-        self.token("admin", ADMIN_PASSWORD, "admin").await
+        self.id.admin().await
     }
 
     /// A project with a member user; returns (project id, token).
     pub async fn member(&self, name: &str) -> (String, String) {
-        let admin = self.admin().await;
-        let p =
-            self.identity_call("POST", "/v3/projects", Some(&admin), Some(json!({"project": {"name": name}}))).await;
-        let pid = p.body["project"]["id"].as_str().unwrap().to_string();
-        let u = self
-            .identity_call("POST", "/v3/users", Some(&admin), Some(json!({"user": {"name": name, "password": "pw"}})))
-            .await;
-        let uid = u.body["user"]["id"].as_str().unwrap().to_string();
-        let roles = self.identity_call("GET", "/v3/roles?name=member", Some(&admin), None).await;
-        let rid = roles.body["roles"][0]["id"].as_str().unwrap().to_string();
-        self.identity_call("PUT", &format!("/v3/projects/{pid}/users/{uid}/roles/{rid}"), Some(&admin), None).await;
-        (pid, self.token(name, "pw", name).await)
+        self.id.member(name).await
     }
 
     /// Sets a project's compute limit through identity (a new limit, or a change).
     pub async fn set_limit(&self, project: &str, resource: &str, value: i64) {
-        let admin = self.admin().await;
-        let s = self.identity_call("GET", "/v3/services?type=compute", Some(&admin), None).await;
-        let sid = s.body["services"][0]["id"].as_str().unwrap().to_string();
-        let q = format!("/v3/limits?project_id={project}&service_id={sid}&resource_name={resource}");
-        let existing = self.identity_call("GET", &q, Some(&admin), None).await;
-        if let Some(lid) = existing.body["limits"][0]["id"].as_str() {
-            let body = json!({"limit": {"resource_limit": value}});
-            let r = self.identity_call("PATCH", &format!("/v3/limits/{lid}"), Some(&admin), Some(body)).await;
-            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-            self.compute.limits.invalidate();
-            return;
-        }
-        let body = json!({"limits": [{"project_id": project, "service_id": sid, "resource_name": resource, "resource_limit": value}]});
-        let r = self.identity_call("POST", "/v3/limits", Some(&admin), Some(body)).await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        self.id.set_limit("compute", project, resource, value).await;
         self.compute.limits.invalidate();
     }
 
@@ -438,28 +362,4 @@ impl Cloud {
     pub async fn usage(&self, project: &str) -> std::collections::HashMap<String, i64> {
         self.compute.store.usage(project).await.unwrap().into_iter().collect()
     }
-}
-
-/// Polls `check` every 20 ms for up to 5 s; panics with `what` if it never holds.
-pub async fn eventually<F, Fut>(what: &str, check: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..250 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("never happened: {what}");
-}
-
-#[macro_export]
-macro_rules! each_engine {
-    ($f:ident) => {
-        for engine in stratus_common::db::testing::engines() {
-            $f(engine).await;
-        }
-    };
 }

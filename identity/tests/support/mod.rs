@@ -3,9 +3,7 @@
 
 #![allow(dead_code)]
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use stratus_common::bus::{Bus, MemoryBus};
@@ -14,7 +12,6 @@ use stratus_common::db::{testing, Engine};
 use stratus_identity::app::{BootstrapOptions, CatalogService};
 use stratus_identity::store::Store;
 use stratus_identity::Identity;
-use tower::ServiceExt;
 
 pub const ADMIN_PASSWORD: &str = "admin-secret";
 pub const BASE: &str = "http://identity.test:5000";
@@ -72,26 +69,14 @@ impl TestCloud {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Resp {
-        let mut req = Request::builder().method(method).uri(path);
-        if let Some(t) = token {
-            req = req.header("x-auth-token", t);
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = match body {
-            Some(b) => req.header("content-type", "application/json").body(Body::from(b.to_string())).unwrap(),
-            None => req.body(Body::empty()).unwrap(),
-        };
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let subject = resp.headers().get("x-subject-token").map(|v| v.to_str().unwrap().to_string());
-        let request_id = resp.headers().get("x-openstack-request-id").map(|v| v.to_str().unwrap().to_string());
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let json = if bytes.is_empty() {
+        let r = stratus_test_support::send(&self.router, method, path, token, body, headers).await;
+        let status = r.status;
+        let subject = r.header("x-subject-token");
+        let request_id = r.header("x-openstack-request-id");
+        let json = if r.body.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&r.body).unwrap_or(Value::String(String::from_utf8_lossy(&r.body).into()))
         };
         Resp { status, subject, request_id, json }
     }

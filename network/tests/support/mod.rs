@@ -3,35 +3,33 @@
 
 #![allow(dead_code)]
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use std::time::Duration;
-use stratus_common::bus::{Bus, MemoryBus};
-use stratus_common::config::IdentityConfig;
-use stratus_common::db::{testing, Engine};
-use stratus_common::limits::LimitsClient;
-use stratus_identity::app::{BootstrapOptions, InProcessLimitsSource};
-use stratus_identity::Identity;
+use stratus_common::bus::Bus;
+use stratus_common::db::Engine;
 use stratus_network::NetworkService;
-use tower::ServiceExt;
-
-pub const ADMIN_PASSWORD: &str = "admin-secret";
+use stratus_test_support::Reply;
 
 pub struct Cloud {
-    pub identity: Arc<Identity>,
+    pub id: stratus_test_support::Identity,
     pub network: Arc<NetworkService>,
     pub bus: Bus,
-    identity_router: axum::Router,
     router: axum::Router,
 }
 
+/// A reply with its JSON body read.
 pub struct Resp {
     pub status: StatusCode,
     pub headers: axum::http::HeaderMap,
     pub body: Value,
+}
+
+impl From<Reply> for Resp {
+    fn from(r: Reply) -> Self {
+        let body = r.json();
+        Self { status: r.status, headers: r.headers, body }
+    }
 }
 
 impl Resp {
@@ -47,69 +45,27 @@ impl Cloud {
     }
 
     pub async fn start_with(engine: Engine, driver: stratus_network::driver::Driver) -> Self {
-        let db = testing::fresh(engine).await;
-        db.migrate(stratus_identity::migrations::MIGRATIONS).await.unwrap();
-        db.migrate(stratus_network::migrations::MIGRATIONS).await.unwrap();
-        let bus = Bus::Memory(MemoryBus::new());
-        let config = IdentityConfig { argon2_memory_kib: 1024, argon2_iterations: 1, ..Default::default() };
-        let identity =
-            Identity::new(stratus_identity::store::Store::new(db.clone()), bus.clone(), config, "http://id".into())
-                .await
-                .unwrap();
-        identity
-            .bootstrap(BootstrapOptions {
-                admin_password: Some(ADMIN_PASSWORD.into()),
-                region: "RegionOne".into(),
-                services: vec![],
-            })
-            .await
-            .unwrap();
-        let limits =
-            LimitsClient::new(Arc::new(InProcessLimitsSource::new(identity.store.clone())), Duration::from_secs(60));
-        limits.spawn_invalidation(bus.clone());
+        let id = stratus_test_support::Identity::start(engine, &[stratus_network::migrations::MIGRATIONS]).await;
         let network = Arc::new(NetworkService {
-            store: stratus_network::store::Store::new(db),
-            bus: bus.clone(),
-            limits,
+            store: stratus_network::store::Store::new(id.db.clone()),
+            bus: id.bus.clone(),
+            limits: id.limits(),
             public_url: "http://network".into(),
             identity_url: "http://127.0.0.1:1".into(),
             http: reqwest::Client::new(),
             driver,
         });
-        let identity_router = stratus_identity::api::router(identity.clone(), 1 << 20);
-        let router = stratus_network::api::router(network.clone(), identity.verifier.clone(), 1 << 20);
-        Self { identity, network, bus, identity_router, router }
-    }
-
-    async fn send(
-        router: &axum::Router,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> Resp {
-        let mut req = Request::builder().method(method).uri(path).header("content-type", "application/json");
-        if let Some(t) = token {
-            req = req.header("x-auth-token", t);
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let body = body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty);
-        let resp = router.clone().oneshot(req.body(body).unwrap()).await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = resp.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
-        Resp { status, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+        let router = stratus_network::api::router(network.clone(), id.identity.verifier.clone(), 1 << 20);
+        let bus = id.bus.clone();
+        Self { id, network, bus, router }
     }
 
     pub async fn identity_call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
-        Self::send(&self.identity_router, method, path, token, body, &[]).await
+        self.id.call(method, path, token, body).await.into()
     }
 
     pub async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Resp {
-        Self::send(&self.router, method, path, Some(token), body, &[]).await
+        self.call_with(method, path, token, body, &[]).await
     }
 
     pub async fn call_with(
@@ -120,7 +76,7 @@ impl Cloud {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Resp {
-        Self::send(&self.router, method, path, Some(token), body, headers).await
+        stratus_test_support::send(&self.router, method, path, Some(token), body, headers).await.into()
     }
 
     /// Creates and returns the resource, asserting 201.
@@ -131,54 +87,25 @@ impl Cloud {
     }
 
     pub async fn token(&self, user: &str, password: &str, project: &str) -> String {
-        let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": user, "domain": {"id": "default"}, "password": password}}},
-                                   "scope": {"project": {"name": project, "domain": {"id": "default"}}}}});
-        let r = Self::send(&self.identity_router, "POST", "/v3/auth/tokens?nocatalog", None, Some(body), &[]).await;
-        assert_eq!(r.status, StatusCode::CREATED);
-        r.headers.get("x-subject-token").unwrap().to_str().unwrap().to_string()
+        self.id.token(user, password, project).await
     }
 
     pub async fn admin(&self) -> String {
-        self.token("admin", ADMIN_PASSWORD, "admin").await
+        self.id.admin().await
     }
 
     /// A project with a user holding `role` on it; returns (project id, the user's token).
     pub async fn user_with(&self, name: &str, role: &str) -> (String, String) {
-        let admin = self.admin().await;
-        let p =
-            self.identity_call("POST", "/v3/projects", Some(&admin), Some(json!({"project": {"name": name}}))).await;
-        let pid = p.body["project"]["id"].as_str().unwrap().to_string();
-        let u = self
-            .identity_call("POST", "/v3/users", Some(&admin), Some(json!({"user": {"name": name, "password": "pw"}})))
-            .await;
-        let uid = u.body["user"]["id"].as_str().unwrap().to_string();
-        let roles = self.identity_call("GET", &format!("/v3/roles?name={role}"), Some(&admin), None).await;
-        let rid = roles.body["roles"][0]["id"].as_str().unwrap().to_string();
-        self.identity_call("PUT", &format!("/v3/projects/{pid}/users/{uid}/roles/{rid}"), Some(&admin), None).await;
-        (pid, self.token(name, "pw", name).await)
+        self.id.user_with(name, role).await
     }
 
     pub async fn member(&self, name: &str) -> (String, String) {
-        self.user_with(name, "member").await
+        self.id.member(name).await
     }
 
     /// Sets a project's network limit through identity (made, or changed if set before).
     pub async fn set_limit(&self, project: &str, resource: &str, value: i64) {
-        let admin = self.admin().await;
-        let s = self.identity_call("GET", "/v3/services?type=network", Some(&admin), None).await;
-        let sid = s.body["services"][0]["id"].as_str().unwrap().to_string();
-        let q = format!("/v3/limits?project_id={project}&service_id={sid}&resource_name={resource}");
-        let existing = self.identity_call("GET", &q, Some(&admin), None).await;
-        if let Some(lid) = existing.body["limits"][0]["id"].as_str() {
-            let body = json!({"limit": {"resource_limit": value}});
-            let r = self.identity_call("PATCH", &format!("/v3/limits/{lid}"), Some(&admin), Some(body)).await;
-            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-            self.network.limits.invalidate();
-            return;
-        }
-        let body = json!({"limits": [{"project_id": project, "service_id": sid, "resource_name": resource, "resource_limit": value}]});
-        let r = self.identity_call("POST", "/v3/limits", Some(&admin), Some(body)).await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        self.id.set_limit("network", project, resource, value).await;
         self.network.limits.invalidate();
     }
 
@@ -200,13 +127,4 @@ impl Cloud {
             .await;
         (nid, s["id"].as_str().unwrap().to_string())
     }
-}
-
-#[macro_export]
-macro_rules! each_engine {
-    ($f:ident) => {
-        for engine in stratus_common::db::testing::engines() {
-            $f(engine).await;
-        }
-    };
 }
