@@ -2,25 +2,26 @@
 //! per-version schemas are the contract).
 
 use crate::microversion::Version;
+use crate::store::VmState;
 use crate::store::{Flavor, HostRow, Keypair, Server};
 use serde_json::{json, Map, Value};
 
 /// Nova's `status` from the VM and task states.
 pub fn status(s: &Server) -> &'static str {
-    match (s.vm_state.as_str(), s.task_state.as_deref()) {
-        ("building", _) => "BUILD",
-        ("active", Some("rebooting")) => "REBOOT",
-        ("active", Some("rebooting_hard")) | ("stopped", Some("rebooting_hard")) => "HARD_REBOOT",
-        ("active" | "stopped" | "error", Some("rebuilding")) => "REBUILD",
-        ("resized", Some("resize_reverting")) => "REVERT_RESIZE",
-        ("active" | "stopped", Some(t)) if t.starts_with("resize") => "RESIZE",
-        ("active", _) => "ACTIVE",
-        ("stopped", _) => "SHUTOFF",
-        ("paused", _) => "PAUSED",
-        ("resized", _) => "VERIFY_RESIZE",
-        ("error", _) => "ERROR",
-        ("deleted", _) => "DELETED",
-        _ => "UNKNOWN",
+    use VmState::*;
+    match (s.vm_state, s.task_state.as_deref()) {
+        (Building, _) => "BUILD",
+        (Active, Some("rebooting")) => "REBOOT",
+        (Active | Stopped, Some("rebooting_hard")) => "HARD_REBOOT",
+        (Active | Stopped | Error, Some("rebuilding")) => "REBUILD",
+        (Resized, Some("resize_reverting")) => "REVERT_RESIZE",
+        (Active | Stopped, Some(t)) if t.starts_with("resize") => "RESIZE",
+        (Active, _) => "ACTIVE",
+        (Stopped, _) => "SHUTOFF",
+        (Paused, _) => "PAUSED",
+        (Resized, _) => "VERIFY_RESIZE",
+        (Error, _) => "ERROR",
+        (Deleted, _) => "DELETED",
     }
 }
 

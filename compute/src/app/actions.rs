@@ -2,6 +2,7 @@
 //! the power actions (stop, start, reboot).
 
 use super::{conflict, ComputeService};
+use crate::store::VmState;
 use crate::store::{Action, Server, Store};
 use serde_json::{json, Value};
 use stratus_common::auth::AuthContext;
@@ -172,7 +173,7 @@ impl ComputeService {
                 server.task_state = None;
                 if r.error.is_none() {
                     server.power_state = r.power_state;
-                    server.vm_state = vm_state_of(r.power_state).into();
+                    server.vm_state = vm_state_of(r.power_state);
                 }
                 self.save(&mut server).await?;
                 self.finish_action(&server, name, r.error.as_deref()).await;
@@ -207,18 +208,17 @@ impl ComputeService {
     pub async fn server_power(&self, ctx: &AuthContext, id: &str, op: Op, request_id: &str) -> ApiResult<()> {
         let mut server = self.server_for_action(ctx, id).await?;
         let (needs, task, action) = match op {
-            Op::Stop => ("active", "powering-off", "stop"),
-            Op::Start => ("stopped", "powering-on", "start"),
-            Op::SoftReboot => ("active", "rebooting", "reboot"),
-            Op::HardReboot => ("", "rebooting_hard", "reboot"),
-            Op::Pause => ("active", "pausing", "pause"),
-            Op::Unpause => ("paused", "unpausing", "unpause"),
+            Op::Stop => (Some(VmState::Active), "powering-off", "stop"),
+            Op::Start => (Some(VmState::Stopped), "powering-on", "start"),
+            Op::SoftReboot => (Some(VmState::Active), "rebooting", "reboot"),
+            Op::HardReboot => (None, "rebooting_hard", "reboot"),
+            Op::Pause => (Some(VmState::Active), "pausing", "pause"),
+            Op::Unpause => (Some(VmState::Paused), "unpausing", "unpause"),
             _ => return Err(super::bad("Unsupported action.")),
         };
-        let state_ok = if needs.is_empty() {
-            matches!(server.vm_state.as_str(), "active" | "stopped" | "error")
-        } else {
-            server.vm_state == needs
+        let state_ok = match needs {
+            None => matches!(server.vm_state, VmState::Active | VmState::Stopped | VmState::Error),
+            Some(needs) => server.vm_state == needs,
         };
         if !state_ok || server.task_state.is_some() {
             return Err(conflict(format!(
@@ -272,10 +272,10 @@ impl ComputeService {
 }
 
 /// Nova's VM state for a guest's power state (after a power action or a drift).
-pub(crate) fn vm_state_of(power_state: i64) -> &'static str {
+pub(crate) fn vm_state_of(power_state: i64) -> VmState {
     match power_state {
-        power::RUNNING => "active",
-        power::PAUSED => "paused",
-        _ => "stopped",
+        power::RUNNING => VmState::Active,
+        power::PAUSED => VmState::Paused,
+        _ => VmState::Stopped,
     }
 }

@@ -19,6 +19,7 @@
 
 use super::resize::{resize_consumer, shape};
 use super::{keep_for_next_step, ComputeService};
+use crate::store::VmState;
 use crate::store::{Charged, Server, Store};
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
@@ -169,20 +170,21 @@ impl ComputeService {
         server.power_state = power;
         match change {
             Change::Rebuild => {
-                server.vm_state = super::actions::vm_state_of(power).into();
+                server.vm_state = super::actions::vm_state_of(power);
                 server.launched_at = Some(now_text());
             }
             Change::Resize => {
                 server.doc.insert("flavor".into(), resize["new_flavor"].clone());
                 (server.vcpus, server.ram, server.disk) = (nv, nr, nd);
-                server.vm_state = "resized".into();
+                server.vm_state = VmState::Resized;
                 releases = vec![("cores", (ov - nv).max(0)), ("ram", (or - nr).max(0))];
             }
             Change::Revert => {
                 server.doc.insert("flavor".into(), resize["old_flavor"].clone());
                 server.doc.remove("resize");
                 (server.vcpus, server.ram, server.disk) = (ov, or, od);
-                server.vm_state = resize["old_vm_state"].as_str().unwrap_or("active").into();
+                server.vm_state =
+                    resize["old_vm_state"].as_str().and_then(|v| v.parse().ok()).unwrap_or(VmState::Active);
                 releases = vec![("cores", (nv - ov).max(0)), ("ram", (nr - or).max(0))];
                 freed_claim = Some(resize_consumer(&server.id));
             }
@@ -228,11 +230,12 @@ impl ComputeService {
                 let (nv, nr, _) = shape(&resize["new_flavor"]);
                 server.doc.remove("resize");
                 (server.vcpus, server.ram, server.disk) = (ov, or, od);
-                server.vm_state = resize["old_vm_state"].as_str().unwrap_or("active").into();
+                server.vm_state =
+                    resize["old_vm_state"].as_str().and_then(|v| v.parse().ok()).unwrap_or(VmState::Active);
                 releases = vec![("cores", (nv - ov).max(0)), ("ram", (nr - or).max(0))];
                 freed_claim = Some(resize_consumer(&server.id));
             }
-            Change::Rebuild | Change::Revert => server.vm_state = "error".into(),
+            Change::Rebuild | Change::Revert => server.vm_state = VmState::Error,
         }
         server.set_fault(&saga.error);
         server.doc.remove("saga_id");

@@ -8,6 +8,7 @@
 use super::{keep_for_next_step, ComputeService};
 use crate::clients::CallError;
 use crate::scheduler::Request;
+use crate::store::VmState;
 use crate::store::{Allocation, HostClaim, Server, Store};
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
@@ -95,7 +96,7 @@ impl SagaDef for CreateSaga {
             }
             let s = svc(&self.0)?;
             let Some(mut server) = s.store.server_get(&saga.subject).await? else { return Ok(()) };
-            server.vm_state = "error".into();
+            server.vm_state = VmState::Error;
             server.task_state = None;
             server.host = None;
             server.set_fault(&saga.error);
@@ -299,7 +300,7 @@ impl ComputeService {
         server.doc.insert("ports".into(), Value::Array(ports));
         self.refresh_addresses(server, false).await;
         // Run again on a built server (a repeated step), it must not look building.
-        if server.vm_state == "building" {
+        if server.vm_state == VmState::Building {
             server.task_state = Some("spawning".into());
         }
         self.save(server).await?;
@@ -489,11 +490,11 @@ impl ComputeService {
     }
 
     async fn step_finish(&self, server: &mut Server, saga: &mut Saga) -> anyhow::Result<Outcome> {
-        if server.vm_state == "active" && server.task_state.is_none() {
+        if server.vm_state == VmState::Active && server.task_state.is_none() {
             return Ok(Outcome::Next);
         }
         let power = server.doc.get("spawn").and_then(|r| r["power_state"].as_i64()).unwrap_or(1);
-        server.vm_state = "active".into();
+        server.vm_state = VmState::Active;
         server.task_state = None;
         server.power_state = power;
         server.launched_at = Some(now_text());

@@ -5,6 +5,7 @@
 
 use super::keep_for_next_step;
 use super::ComputeService;
+use crate::store::VmState;
 use crate::store::{Server, Store};
 use futures::future::BoxFuture;
 use serde_json::json;
@@ -121,7 +122,7 @@ impl ComputeService {
 
     async fn step_release(&self, server: &mut Server, saga: &mut Saga) -> anyhow::Result<Outcome> {
         self.leave_group(server).await?;
-        server.vm_state = "deleted".into();
+        server.vm_state = VmState::Deleted;
         server.task_state = None;
         server.power_state = power::NOSTATE;
         server.terminated_at = Some(now_text());

@@ -5,6 +5,7 @@
 
 use super::ComputeService;
 use crate::store::ServerFilter;
+use crate::store::VmState;
 use std::sync::Arc;
 use std::time::Instant;
 use stratus_common::supervisor::SUPERVISOR;
@@ -128,7 +129,7 @@ impl ComputeService {
         for mut s in servers.iter().cloned() {
             if s.task_state.is_some()
                 || s.doc.contains_key("saga_id")
-                || !matches!(s.vm_state.as_str(), "active" | "stopped" | "paused")
+                || !matches!(s.vm_state, VmState::Active | VmState::Stopped | VmState::Paused)
             {
                 continue;
             }
@@ -150,7 +151,7 @@ impl ComputeService {
                 _ => "power_state.change",
             };
             if seen != power::NOSTATE {
-                s.vm_state = super::actions::vm_state_of(seen).into();
+                s.vm_state = super::actions::vm_state_of(seen);
             }
             if self.store.server_save(&mut s, Some(None)).await? {
                 self.notify(event, &s).await;

@@ -6,6 +6,7 @@
 
 use super::servers::refused;
 use super::{bad, conflict, not_found, ComputeService};
+use crate::store::VmState;
 use crate::store::{strings, Server};
 use serde_json::{json, Value};
 use stratus_common::auth::AuthContext;
@@ -33,7 +34,7 @@ impl ComputeService {
     /// A server whose attachments may change now: ACTIVE or SHUTOFF, nothing under way.
     async fn server_for_network_change(&self, ctx: &AuthContext, id: &str, what: &str) -> ApiResult<Server> {
         let s = self.server_for_action(ctx, id).await?;
-        if !matches!(s.vm_state.as_str(), "active" | "stopped") || s.task_state.is_some() || s.host.is_none() {
+        if !matches!(s.vm_state, VmState::Active | VmState::Stopped) || s.task_state.is_some() || s.host.is_none() {
             return Err(conflict(format!(
                 "Cannot '{what}' instance {id} while it is in vm_state {} and task_state {}",
                 s.vm_state,
@@ -247,7 +248,7 @@ impl ComputeService {
     pub async fn security_group_change(&self, ctx: &AuthContext, id: &str, group: &str, add: bool) -> ApiResult<()> {
         let what = if add { "addSecurityGroup" } else { "removeSecurityGroup" };
         let mut server = self.server_for_action(ctx, id).await?;
-        if server.task_state.is_some() || server.vm_state == "building" {
+        if server.task_state.is_some() || server.vm_state == VmState::Building {
             return Err(conflict(format!("Cannot '{what}' instance {id} while it is being changed")));
         }
         let (names, ids) = self.security_groups_for(&ctx.token, Some(&json!([{ "name": group }]))).await?;

@@ -11,6 +11,7 @@
 use super::change::Change;
 use super::servers::{ref_id, refused};
 use super::{bad, conflict, ComputeService};
+use crate::store::VmState;
 use crate::store::{Allocation, Charged, Flavor, Server, Store};
 use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
@@ -61,7 +62,9 @@ impl ComputeService {
             return Err(bad(format!("Image {image_id} is not active.")));
         }
         let boot_files = self.boot_files(&ctx.token, &image).await?;
-        if !matches!(server.vm_state.as_str(), "active" | "stopped" | "error") || server.task_state.is_some() {
+        if !matches!(server.vm_state, VmState::Active | VmState::Stopped | VmState::Error)
+            || server.task_state.is_some()
+        {
             return Err(conflict(format!(
                 "Cannot 'rebuild' instance {id} while it is in vm_state {} and task_state {}",
                 server.vm_state,
@@ -146,7 +149,7 @@ impl ComputeService {
         request_id: &str,
     ) -> ApiResult<()> {
         let mut server = self.server_for_action(ctx, id).await?;
-        if !matches!(server.vm_state.as_str(), "active" | "stopped") || server.task_state.is_some() {
+        if !matches!(server.vm_state, VmState::Active | VmState::Stopped) || server.task_state.is_some() {
             return Err(conflict(format!(
                 "Cannot 'resize' instance {id} while it is in vm_state {} and task_state {}",
                 server.vm_state,
@@ -231,12 +234,12 @@ impl ComputeService {
     /// on the host: one transaction.
     pub async fn server_confirm_resize(&self, ctx: &AuthContext, id: &str, request_id: &str) -> ApiResult<()> {
         let mut server = self.server_for_action(ctx, id).await?;
-        if server.vm_state != "resized" || server.task_state.is_some() {
+        if server.vm_state != VmState::Resized || server.task_state.is_some() {
             return Err(conflict(format!("Instance {id} is not in VERIFY_RESIZE: it cannot be confirmed.")));
         }
         let action = Self::new_action(ctx, &server, "confirmResize", request_id);
         let resize = server.doc.remove("resize").unwrap_or(json!({}));
-        server.vm_state = resize["old_vm_state"].as_str().unwrap_or("active").into();
+        server.vm_state = resize["old_vm_state"].as_str().and_then(|v| v.parse().ok()).unwrap_or(VmState::Active);
         let mut tx = self.store.db.pool.begin().await?;
         if !Store::server_save_in(&mut tx, &server, Some(None)).await? {
             return Err(conflict(format!("Instance {id} changed while the request ran; try again.")));
@@ -257,7 +260,7 @@ impl ComputeService {
     /// `revertResize`: back to the old flavor (the agent resizes the guest back).
     pub async fn server_revert_resize(&self, ctx: &AuthContext, id: &str, request_id: &str) -> ApiResult<()> {
         let mut server = self.server_for_action(ctx, id).await?;
-        if server.vm_state != "resized" || server.task_state.is_some() {
+        if server.vm_state != VmState::Resized || server.task_state.is_some() {
             return Err(conflict(format!("Instance {id} is not in VERIFY_RESIZE: it cannot be reverted.")));
         }
         let resize = server.doc.get("resize").cloned().unwrap_or(json!({}));

@@ -4,6 +4,7 @@
 
 use super::{as_int, bad, conflict, forbidden, not_found, project_of, unavailable, ComputeService};
 use crate::clients::CallError;
+use crate::store::VmState;
 use crate::store::{usage_claim, Server, ServerFilter};
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
@@ -215,7 +216,7 @@ impl ComputeService {
                         project_id: project.clone(),
                         user_id: ctx.user_id().to_string(),
                         name: if n > 1 { format!("{name}-{}", i + 1) } else { name.clone() },
-                        vm_state: "building".into(),
+                        vm_state: VmState::Building,
                         task_state: Some("scheduling".into()),
                         power_state: 0,
                         host: None,

@@ -272,7 +272,7 @@ mod tests {
             project_id: "p".into(),
             user_id: "u".into(),
             name: "web 1".into(),
-            vm_state: "active".into(),
+            vm_state: crate::store::VmState::Active,
             task_state: None,
             power_state: 1,
             host: Some("h".into()),

@@ -5,13 +5,63 @@ use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 use stratus_common::db::{now_text, RowExt};
 
+/// Nova's `vm_state` of a server. Stored as its name; a name the code does not know is
+/// an error when the row is read, never a guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VmState {
+    Building,
+    Active,
+    Stopped,
+    Paused,
+    Resized,
+    Error,
+    Deleted,
+}
+
+impl VmState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmState::Building => "building",
+            VmState::Active => "active",
+            VmState::Stopped => "stopped",
+            VmState::Paused => "paused",
+            VmState::Resized => "resized",
+            VmState::Error => "error",
+            VmState::Deleted => "deleted",
+        }
+    }
+}
+
+impl std::str::FromStr for VmState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "building" => VmState::Building,
+            "active" => VmState::Active,
+            "stopped" => VmState::Stopped,
+            "paused" => VmState::Paused,
+            "resized" => VmState::Resized,
+            "error" => VmState::Error,
+            "deleted" => VmState::Deleted,
+            other => return Err(format!("unknown vm_state {other:?}")),
+        })
+    }
+}
+
+impl std::fmt::Display for VmState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Server {
     pub id: String,
     pub project_id: String,
     pub user_id: String,
     pub name: String,
-    pub vm_state: String,
+    pub vm_state: VmState,
     pub task_state: Option<String>,
     pub power_state: i64,
     pub host: Option<String>,
@@ -32,13 +82,13 @@ pub struct Server {
 }
 
 impl Server {
-    pub(crate) fn from_row(r: &AnyRow) -> Self {
-        Self {
+    pub(crate) fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
             id: r.text("id"),
             project_id: r.text("project_id"),
             user_id: r.text("user_id"),
             name: r.text("name"),
-            vm_state: r.text("vm_state"),
+            vm_state: r.text("vm_state").parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
             task_state: r.opt_text("task_state"),
             power_state: r.int("power_state"),
             host: r.opt_text("host"),
@@ -54,7 +104,7 @@ impl Server {
             updated_at: r.text("updated_at"),
             launched_at: r.opt_text("launched_at"),
             terminated_at: r.opt_text("terminated_at"),
-        }
+        })
     }
 
     pub fn str(&self, key: &str) -> &str {
@@ -113,7 +163,7 @@ impl Store {
         .bind(&s.project_id)
         .bind(&s.user_id)
         .bind(&s.name)
-        .bind(&s.vm_state)
+        .bind(s.vm_state.as_str())
         .bind(s.task_state.clone())
         .bind(s.power_state)
         .bind(s.host.clone())
@@ -132,7 +182,7 @@ impl Store {
     pub async fn server_get(&self, id: &str) -> StoreResult<Option<Server>> {
         let r =
             sqlx::query("SELECT * FROM compute_servers WHERE id = $1").bind(id).fetch_optional(&self.db.reads).await?;
-        Ok(r.as_ref().map(Server::from_row))
+        r.as_ref().map(Server::from_row).transpose()
     }
 
     pub async fn server_list(&self, f: &ServerFilter<'_>) -> StoreResult<Vec<Server>> {
@@ -178,7 +228,7 @@ impl Store {
         for b in binds {
             q = q.bind(b);
         }
-        Ok(q.fetch_all(&self.db.reads).await?.iter().map(Server::from_row).collect())
+        q.fetch_all(&self.db.reads).await?.iter().map(Server::from_row).collect()
     }
 
     /// Writes the server's mutable columns if nobody saved it since it was read (its
@@ -266,7 +316,7 @@ impl Store {
         }
         let mut q = sqlx::query(&sql)
             .bind(&s.name)
-            .bind(&s.vm_state)
+            .bind(s.vm_state.as_str())
             .bind(s.task_state.clone())
             .bind(s.power_state)
             .bind(s.host.clone())
