@@ -19,6 +19,10 @@ fn server_body(image: &str, net: &str, name: &str) -> Value {
 async fn create(c: &Cloud, token: &str, body: Value) -> String {
     let r = c.call("POST", "/servers", token, Some(body)).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    // Exactly Nova's keys: Tempest's schema refuses any other (a `name` broke it).
+    let mut keys: Vec<&str> = r.body["server"].as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["OS-DCF:diskConfig", "adminPass", "id", "links", "security_groups"], "{}", r.body);
     r.body["server"]["id"].as_str().unwrap().to_string()
 }
 

@@ -137,7 +137,11 @@ pub async fn create(
     }
     let sgs = super::views::security_groups(first);
     let b = base(&s);
+    // Nova's create answer: no name (Tempest's schema allows no other key).
     let mut view = server_brief(first, &b);
+    if let Some(o) = view.as_object_mut() {
+        o.remove("name");
+    }
     view["OS-DCF:diskConfig"] = json!(first.str("disk_config"));
     view["security_groups"] = json!(sgs);
     view["adminPass"] = json!(uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
