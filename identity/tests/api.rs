@@ -499,6 +499,26 @@ async fn lockout_after_failures(engine: Engine) {
     assert_eq!(stratus_common::config::IdentityConfig::default().lockout_failure_attempts, 5);
 }
 
+async fn manager_role_sits_between_admin_and_member(engine: Engine) {
+    let c = TestCloud::start(engine).await;
+    let admin = c.admin_token().await;
+    c.project_with_user(&admin, "proj-m", "mia", "pw-m", "manager").await;
+    let t = c.login("mia", "pw-m", Some("proj-m")).await;
+    let mut roles: Vec<String> =
+        t.json["token"]["roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()).collect();
+    roles.sort();
+    assert_eq!(roles, ["manager", "member", "reader"], "Keystone 2024.1's defaults");
+    let a = c.login("admin", ADMIN_PASSWORD, Some("admin")).await;
+    let names: Vec<&str> =
+        a.json["token"]["roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"manager"), "{names:?}");
+}
+
+#[tokio::test]
+async fn manager_role() {
+    each_engine!(manager_role_sits_between_admin_and_member);
+}
+
 #[tokio::test]
 async fn tokens() {
     each_engine!(tokens_issue_validate_and_revoke);

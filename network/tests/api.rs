@@ -590,6 +590,10 @@ async fn routers_and_floating_ips(engine: Engine) {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "a gateway needs an external network: {}", r.body);
+    let none = c.create(&t, "routers", "router", json!({"name": "r0", "external_gateway_info": {}})).await;
+    assert_eq!(none["external_gateway_info"], Value::Null, "{{}} means no gateway");
+    let r0 = format!("/v2.0/routers/{}", none["id"].as_str().unwrap());
+    assert_eq!(c.call("DELETE", &r0, &t, None).await.status, StatusCode::NO_CONTENT);
     let router = c.create(&t, "routers", "router", json!({"name": "r1"})).await;
     let rid = router["id"].as_str().unwrap().to_string();
     // Tags on routers take the generic tag routes, not the router actions.

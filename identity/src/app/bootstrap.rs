@@ -71,7 +71,8 @@ impl Identity {
             .await?;
         }
         let mut role_ids = Vec::new();
-        for name in ["admin", "member", "reader", "service"] {
+        // Keystone's default roles since 2024.1: admin ⊃ manager ⊃ member ⊃ reader.
+        for name in ["admin", "manager", "member", "reader", "service"] {
             let role = match s.role_fetch_global_by_name(name).await? {
                 Some(r) => r,
                 None => {
@@ -84,6 +85,7 @@ impl Identity {
         }
         s.implied_role_add(&role_ids[0], &role_ids[1]).await?;
         s.implied_role_add(&role_ids[1], &role_ids[2]).await?;
+        s.implied_role_add(&role_ids[2], &role_ids[3]).await?;
 
         let project = match s.project_fetch_by_name(DEFAULT_DOMAIN_ID, "admin").await? {
             Some(p) => p,

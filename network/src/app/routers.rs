@@ -60,7 +60,9 @@ impl NetworkService {
             return Err(e.into());
         }
         let mut r = self.reread(Table::Routers, &id).await?;
-        if let Some(info) = body.get("external_gateway_info").filter(|v| !v.is_null()) {
+        // `{}` means no gateway, as `null` does (Neutron's clients send either).
+        let wants_gateway = |v: &&Value| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty());
+        if let Some(info) = body.get("external_gateway_info").filter(wants_gateway) {
             if let Err(e) = self.set_gateway(ctx, &mut r, info).await {
                 self.store.delete(Table::Routers, &id).await?;
                 self.store.usage_release(&project, "router").await?;
