@@ -294,6 +294,18 @@ def test_security_group_rules_apply_and_go_away_quickly(dp, lan):
         server.kill()
 
 
+def test_a_port_set_down_passes_nothing_until_set_up(dp, lan):
+    a, b = lan["guests"]
+    port = lan["ports"][1]["id"]
+    assert a.ping(lan["ips"][1])
+    dp.osc("port", "set", "--disable", port)
+    wait_until("the port DOWN", lambda: dp.osc("port", "show", port)["status"] == "DOWN", 20)
+    wait_until("no traffic through a disabled port", lambda: not a.ping(lan["ips"][1]), 20)
+    dp.osc("port", "set", "--enable", port)
+    wait_active(dp, port)
+    wait_until("traffic again", lambda: a.ping(lan["ips"][1]), 20)
+
+
 def test_a_port_the_firewall_cannot_take_leaves_every_other_port_working(dp, lan):
     """One tenant's bad object never stops the data plane of the others: the API refuses
     a prefix length nft would choke on, and a port carrying one anyway (put in behind
@@ -412,6 +424,11 @@ def test_router_routes_subnets_snat_and_floating_ips(dp):
         wait_active(dp, p["id"])
     ip1, ip2 = g1.dhcp(), g2.dhcp()
     wait_until("routing between the router's subnets", lambda: g1.ping(ip2), timeout=20)
+    # A router set down routes nothing until it is set up again.
+    dp.osc("router", "set", "--disable", router["id"])
+    wait_until("the disabled router cutting traffic", lambda: not g1.ping(ip2), timeout=20)
+    dp.osc("router", "set", "--enable", router["id"])
+    wait_until("the router routing again", lambda: g1.ping(ip2), timeout=20)
 
     # "Outside": a namespace behind the uplink interface the agent maps the external
     # network's physical network to; the agent puts the interface on the network's bridge.

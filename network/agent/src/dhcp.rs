@@ -210,7 +210,7 @@ pub async fn converge(s: &DhcpServer, root: &Path, host_links: &[Link], namespac
         links::netns_add(&s.namespace).await?;
     }
     let inside = links::list(Some(&s.namespace)).await?;
-    links::ensure_leg(&s.namespace, &s.leg, host_links, &inside).await?;
+    links::ensure_leg(&s.namespace, &s.leg, host_links, &inside, true).await?;
 
     let old_hosts = std::fs::read_to_string(dir.join("hosts")).unwrap_or_default();
     let files_changed = write_if_changed(&dir.join("hosts"), &s.hosts)? | write_if_changed(&dir.join("opts"), &s.opts)?;

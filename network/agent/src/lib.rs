@@ -346,14 +346,16 @@ impl Agent {
             let dev = p.device();
             expected.insert(dev.clone(), bridge.clone());
             let status = match find(&host_links, &dev) {
-                Some(l) if find(&host_links, bridge).is_some() => match links::attach(&l, Some(bridge), n.mtu).await {
-                    Ok(()) if p.admin_state_up == Some(false) => "DOWN",
-                    Ok(()) => "ACTIVE",
-                    Err(e) => {
-                        tracing::warn!(port = %p.id, device = %dev, error = %e, "port not wired");
-                        "ERROR"
+                Some(l) if find(&host_links, bridge).is_some() => {
+                    match links::attach_port(&l, bridge, n.mtu, p.admin_state_up != Some(false)).await {
+                        Ok(()) if p.admin_state_up == Some(false) => "DOWN",
+                        Ok(()) => "ACTIVE",
+                        Err(e) => {
+                            tracing::warn!(port = %p.id, device = %dev, error = %e, "port not wired");
+                            "ERROR"
+                        }
                     }
-                },
+                }
                 _ => "DOWN",
             };
             out.ports.insert(p.id.clone(), status);

@@ -25,6 +25,9 @@ pub struct RouterPlan {
     pub nat: String,
     /// Whether the namespace serves the metadata proxy (169.254.169.254 on `lo`).
     pub metadata: bool,
+    /// `admin_state_up`: a router set down keeps its namespace but its legs are down,
+    /// so it routes nothing until set back.
+    pub enabled: bool,
 }
 
 pub fn namespace(prefix: &str, router_id: &str) -> String {
@@ -158,6 +161,7 @@ pub fn plan(
         routes,
         nat,
         metadata,
+        enabled: r.admin_state_up != Some(false),
     }
 }
 
@@ -180,7 +184,7 @@ pub async fn converge(
     }
     let inside = links::list(Some(ns)).await?;
     for leg in &p.legs {
-        links::ensure_leg(ns, leg, host_links, &inside).await?;
+        links::ensure_leg(ns, leg, host_links, &inside, p.enabled).await?;
     }
     // Legs of interfaces that are gone.
     for l in &inside {
@@ -301,6 +305,15 @@ mod tests {
         assert!(p.nat.contains("oifname \"qg-gwport-0123\" ip saddr { 10.0.0.0/24 } snat to 172.24.0.10"));
         let fip_snat = p.nat.find("snat to 172.24.0.20").unwrap();
         assert!(fip_snat < p.nat.find("snat to 172.24.0.10").unwrap(), "a floating IP wins over the router's SNAT");
+    }
+
+    #[test]
+    fn a_router_set_down_keeps_its_plan_with_its_legs_down() {
+        let (mut d, bridges) = state();
+        assert!(plan("p-", &d, &d.routers[0], &bridges, false).enabled);
+        d.routers[0].admin_state_up = Some(false);
+        let p = plan("p-", &d, &d.routers[0], &bridges, false);
+        assert!(!p.enabled && !p.legs.is_empty());
     }
 
     #[test]

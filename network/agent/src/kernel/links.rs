@@ -79,6 +79,25 @@ pub async fn attach(link: &Link, master: Option<&str>, mtu: Option<u32>) -> anyh
     Ok(())
 }
 
+/// [`attach`], then down when `enabled` is false: a port set `admin_state_up=false`
+/// stays on its bridge with its filters, and passes nothing until set back.
+pub async fn attach_port(link: &Link, bridge: &str, mtu: Option<u32>, enabled: bool) -> anyhow::Result<()> {
+    if enabled {
+        return attach(link, Some(bridge), mtu).await;
+    }
+    let name = link.ifname.as_str();
+    if link.master.as_deref() != Some(bridge) {
+        ip(None, &["link", "set", name, "master", bridge]).await?;
+    }
+    if let Some(mtu) = mtu.filter(|m| *m != link.mtu) {
+        ip(None, &["link", "set", name, "mtu", &mtu.to_string()]).await?;
+    }
+    if link.up() {
+        ip(None, &["link", "set", name, "down"]).await?;
+    }
+    Ok(())
+}
+
 /// Deletes a link; one already gone is fine (deleting a namespace or one end of a veth
 /// takes the other end with it).
 pub async fn delete(ns: Option<&str>, name: &str) -> anyhow::Result<()> {
@@ -104,7 +123,14 @@ pub struct Leg {
 
 /// Makes `leg` exist as planned in namespace `ns`: `host_links` are the host's links,
 /// `inside` the namespace's. A half-made pair (a crash between steps) is made again.
-pub async fn ensure_leg(ns: &str, leg: &Leg, host_links: &[Link], inside: &[Link]) -> anyhow::Result<()> {
+/// With `enabled` false the host end stays down (a router set `admin_state_up=false`).
+pub async fn ensure_leg(
+    ns: &str,
+    leg: &Leg,
+    host_links: &[Link],
+    inside: &[Link],
+    enabled: bool,
+) -> anyhow::Result<()> {
     let inner_present = inside.iter().any(|l| l.ifname == leg.inner);
     let outer = match (host_links.iter().find(|l| l.ifname == leg.outer), inner_present) {
         (Some(o), true) => o.clone(),
@@ -124,7 +150,7 @@ pub async fn ensure_leg(ns: &str, leg: &Leg, host_links: &[Link], inside: &[Link
                 .ok_or_else(|| anyhow::anyhow!("{} vanished after creation", leg.outer))?
         }
     };
-    attach(&outer, Some(&leg.bridge), Some(leg.mtu)).await?;
+    attach_port(&outer, &leg.bridge, Some(leg.mtu), enabled).await?;
     let mtu = leg.mtu.to_string();
     let mut args = vec!["link", "set", leg.inner.as_str()];
     if !leg.mac.is_empty() {
