@@ -181,12 +181,11 @@ pub trait RowExt {
     fn flag(&self, col: &str) -> bool;
 }
 
-fn has_column(row: &AnyRow, col: &str) {
+/// A column the row lacks is a bug in the query: panic naming it and what the row has.
+fn missing_column(row: &AnyRow, col: &str) -> ! {
     use sqlx::Column;
-    if !row.columns().iter().any(|c| c.name() == col) {
-        let have: Vec<&str> = row.columns().iter().map(|c| c.name()).collect();
-        panic!("the query's rows have no column {col:?} (they have {have:?})");
-    }
+    let have: Vec<&str> = row.columns().iter().map(|c| c.name()).collect();
+    panic!("the query's rows have no column {col:?} (they have {have:?})");
 }
 
 impl RowExt for AnyRow {
@@ -194,16 +193,19 @@ impl RowExt for AnyRow {
         self.opt_text(col).unwrap_or_default()
     }
     fn opt_text(&self, col: &str) -> Option<String> {
-        has_column(self, col);
-        self.try_get::<Option<String>, _>(col).ok().flatten()
+        match self.try_get::<Option<String>, _>(col) {
+            Ok(v) => v,
+            Err(sqlx::Error::ColumnNotFound(_)) => missing_column(self, col),
+            Err(_) => None,
+        }
     }
     fn int(&self, col: &str) -> i64 {
         self.opt_int(col).unwrap_or_default()
     }
     fn opt_int(&self, col: &str) -> Option<i64> {
-        has_column(self, col);
         match self.try_get::<Option<i64>, _>(col) {
             Ok(v) => v,
+            Err(sqlx::Error::ColumnNotFound(_)) => missing_column(self, col),
             Err(_) => self.try_get::<Option<i32>, _>(col).ok().flatten().map(i64::from),
         }
     }
