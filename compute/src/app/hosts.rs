@@ -81,19 +81,14 @@ impl ComputeService {
             }
         });
         let me = self.clone();
-        SUPERVISOR.spawn("compute.reconciler", move |task| {
+        SUPERVISOR.spawn_every("compute.reconciler", self.settings.reconcile_every, move || {
             let me = me.clone();
             async move {
-                loop {
-                    let result = me.reconcile().await;
-                    task.pass(&result);
-                    match result {
-                        Ok(r) if r != Repairs::default() => tracing::info!(?r, "compute state repaired"),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "compute reconciliation failed"),
-                    }
-                    tokio::time::sleep(me.settings.reconcile_every).await;
+                let r = me.reconcile().await?;
+                if r != Repairs::default() {
+                    tracing::info!(?r, "compute state repaired");
                 }
+                anyhow::Ok(())
             }
         });
         Ok(())

@@ -35,19 +35,14 @@ impl ImageService {
 
     pub fn spawn_reconciler(self: &Arc<Self>, every: Duration) {
         let me = self.clone();
-        stratus_common::supervisor::SUPERVISOR.spawn("image.reconciler", move |task| {
+        stratus_common::supervisor::SUPERVISOR.spawn_every("image.reconciler", every, move || {
             let me = me.clone();
             async move {
-                loop {
-                    let result = me.reconcile().await;
-                    task.pass(&result);
-                    match result {
-                        Ok(r) if r != ReconcileReport::default() => tracing::info!(?r, "image reconciler converged"),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "image reconciler failed; next run retries"),
-                    }
-                    tokio::time::sleep(every).await;
+                let r = me.reconcile().await?;
+                if r != ReconcileReport::default() {
+                    tracing::info!(?r, "image reconciler converged");
                 }
+                anyhow::Ok(())
             }
         });
     }

@@ -25,7 +25,6 @@ use kernel::nft;
 use model::{device_name, DesiredState, Network};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -429,19 +428,9 @@ impl Agent {
                 served.insert(n.id.clone());
                 if let Some(proxy) = &self.metadata {
                     if proxies.get(&n.id).is_none_or(|h| h.is_finished()) {
-                        let addr = SocketAddr::from(([169, 254, 169, 254], 80));
-                        match metadata::bind_in_namespace(&s.namespace, addr) {
-                            Ok(listener) => {
-                                let (proxy, net) = (proxy.clone(), n.id.clone());
-                                let task = tokio::spawn(async move {
-                                    let via = metadata::Via::Network(net.clone());
-                                    if let Err(e) = metadata::serve(listener, via, proxy).await {
-                                        tracing::warn!(network = %net, error = %e, "metadata proxy stopped");
-                                    }
-                                });
-                                proxies.insert(n.id.clone(), task);
-                            }
-                            Err(e) => tracing::warn!(network = %n.id, error = %e, "cannot start the metadata proxy"),
+                        let via = metadata::Via::Network(n.id.clone());
+                        if let Some(task) = metadata::start_in_namespace(&s.namespace, via, proxy.clone()) {
+                            proxies.insert(n.id.clone(), task);
                         }
                     }
                 }
@@ -517,19 +506,9 @@ impl Agent {
                 }
                 if let Some(proxy) = &self.metadata {
                     if router_proxies.get(&r.id).is_none_or(|h| h.is_finished()) {
-                        let addr = SocketAddr::from(([169, 254, 169, 254], 80));
-                        match metadata::bind_in_namespace(&p.namespace, addr) {
-                            Ok(listener) => {
-                                let (proxy, id) = (proxy.clone(), r.id.clone());
-                                let task = tokio::spawn(async move {
-                                    let via = metadata::Via::Router(id.clone());
-                                    if let Err(e) = metadata::serve(listener, via, proxy).await {
-                                        tracing::warn!(router = %id, error = %e, "metadata proxy stopped");
-                                    }
-                                });
-                                router_proxies.insert(r.id.clone(), task);
-                            }
-                            Err(e) => tracing::warn!(router = %r.id, error = %e, "cannot start the metadata proxy"),
+                        let via = metadata::Via::Router(r.id.clone());
+                        if let Some(task) = metadata::start_in_namespace(&p.namespace, via, proxy.clone()) {
+                            router_proxies.insert(r.id.clone(), task);
                         }
                     }
                 }

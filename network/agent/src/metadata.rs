@@ -119,6 +119,23 @@ fn cidr_contains(cidr: &str, ip: &str) -> bool {
     len == 0 || (b >> shift) == (a >> shift)
 }
 
+/// Starts the proxy for `via` in network namespace `ns` (listening on the metadata
+/// address there), as a task; `None`, logged, when the socket cannot be made.
+pub fn start_in_namespace(ns: &str, via: Via, proxy: Arc<Proxy>) -> Option<tokio::task::JoinHandle<()>> {
+    let addr = SocketAddr::from(([169, 254, 169, 254], 80));
+    match bind_in_namespace(ns, addr) {
+        Ok(listener) => Some(tokio::spawn(async move {
+            if let Err(e) = serve(listener, via.clone(), proxy).await {
+                tracing::warn!(?via, error = %e, "metadata proxy stopped");
+            }
+        })),
+        Err(e) => {
+            tracing::warn!(?via, error = %e, "cannot start the metadata proxy");
+            None
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Ctx {
     proxy: Arc<Proxy>,

@@ -12,13 +12,14 @@
 //! ```no_run
 //! # use std::time::Duration;
 //! # use stratus_common::supervisor::SUPERVISOR;
-//! SUPERVISOR.spawn("example.reconciler", move |task| async move {
+//! SUPERVISOR.spawn("example.subscriber", move |task| async move {
 //!     loop {
-//!         let result: anyhow::Result<()> = Ok(()); // one reconciliation pass
+//!         let result: anyhow::Result<()> = Ok(()); // one message handled
 //!         task.pass(&result);
-//!         tokio::time::sleep(Duration::from_secs(10)).await;
 //!     }
 //! });
+//! // A loop that only runs a pass now and then: `spawn_every`.
+//! SUPERVISOR.spawn_every("example.reconciler", Duration::from_secs(10), || async { anyhow::Ok(()) });
 //! ```
 
 use futures::FutureExt;
@@ -130,6 +131,31 @@ impl Supervisor {
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        });
+    }
+
+    /// A periodic task: `pass` every `every`, each pass recorded (success or error) and
+    /// its error logged; the task itself never ends.
+    pub fn spawn_every<F, Fut, T, E>(&self, name: &str, every: Duration, pass: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let pass = Arc::new(pass);
+        self.spawn(name, move |task| {
+            let pass = pass.clone();
+            async move {
+                loop {
+                    let result = pass().await;
+                    task.pass(&result);
+                    if let Err(e) = &result {
+                        tracing::warn!(task = %task.name(), error = %e, "pass failed; the next one retries");
+                    }
+                    tokio::time::sleep(every).await;
+                }
             }
         });
     }
