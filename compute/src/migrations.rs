@@ -149,15 +149,39 @@ CREATE INDEX compute_servers_listing ON compute_servers (project_id, deleted, cr
 CREATE INDEX compute_servers_order ON compute_servers (created_at, id)
 "#,
     },
+    Migration {
+        service: "compute",
+        version: 3,
+        name: "sagas as step tables",
+        sql: r#"
+ALTER TABLE compute_sagas ADD COLUMN entered TEXT;
+ALTER TABLE compute_sagas ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE compute_sagas ADD COLUMN last_error TEXT NOT NULL DEFAULT '';
+ALTER TABLE compute_sagas ADD COLUMN stuck_at TEXT
+"#,
+    },
 ];
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn saga_table_matches_the_shared_shape() {
-        let shared = stratus_common::saga::saga_table_sql("compute_sagas");
-        let ours = super::MIGRATIONS[0].sql;
+        // Made as the shared shape was first, then upgraded as the shared upgrade says.
         let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
-        assert!(norm(ours).contains(&norm(&shared)), "compute_sagas must be created as saga_table_sql makes it");
+        let first = stratus_common::saga::saga_table_sql("compute_sagas");
+        let first = first.replace(
+            ",\n    entered TEXT,\n    attempts BIGINT NOT NULL DEFAULT 0,\n    last_error TEXT NOT NULL DEFAULT '',\n    stuck_at TEXT",
+            "",
+        );
+        assert!(
+            norm(super::MIGRATIONS[0].sql).contains(&norm(&first)),
+            "compute_sagas must be created as saga_table_sql made it"
+        );
+        let upgrade = stratus_common::saga::saga_table_upgrade_sql("compute_sagas");
+        assert_eq!(
+            norm(super::MIGRATIONS[2].sql),
+            norm(&upgrade),
+            "compute_sagas must be upgraded as saga_table_upgrade_sql says"
+        );
     }
 }

@@ -18,20 +18,20 @@
 //! during a change cancels the saga, which unwinds and then starts the delete.
 
 use super::resize::{resize_consumer, shape};
-use super::{keep_for_next_step, ComputeService};
+use super::{changed, moved_on, server_step, service, ComputeService, ServerSaga};
 use crate::store::VmState;
 use crate::store::{Charged, Server, Store};
-use futures::future::BoxFuture;
 use serde_json::{json, Value};
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use stratus_common::db::now_text;
-use stratus_common::saga::{Outcome, Saga, SagaDef, SagaState};
+use stratus_common::saga::{
+    nothing_to_undo, NoData, Outcome, Saga, SagaDef, SagaState, Step, StepError, StepFuture, StepResult,
+};
 use stratus_compute_protocol::Op;
 
 pub const REBUILD: &str = "rebuild";
 pub const RESIZE: &str = "resize";
 pub const REVERT: &str = "resize_revert";
-pub const STEPS: &[&str] = &["command", "finish"];
 
 /// Which change a [`ChangeSaga`] makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,73 +69,83 @@ impl Change {
 
 pub struct ChangeSaga(pub Change, pub Weak<ComputeService>);
 
-fn svc(w: &Weak<ComputeService>) -> anyhow::Result<std::sync::Arc<ComputeService>> {
-    w.upgrade().ok_or_else(|| anyhow::anyhow!("compute service stopped"))
-}
-
 /// Whether the server still records saga `saga` as under way (its end removes it).
 fn under_way(server: &Server, saga: &Saga) -> bool {
     server.doc.get("saga_id").and_then(Value::as_str) == Some(saga.id.as_str())
 }
 
+/// The steps. A command the host failed changed nothing; one it carried out is taken
+/// back by its undo where that can be done (a resize or a revert, by resizing the guest
+/// back). The failure's end (`finished`) gives back the claims.
+const STEPS: &[Step<ChangeSaga>] = &[
+    Step {
+        name: "command",
+        run: server_step!(step_command),
+        undo: |def, saga, _| Box::pin(async move { service(&def.1)?.undo_command(def.0, saga).await }),
+    },
+    Step { name: "finish", run: server_step!(step_change_end), undo: nothing_to_undo },
+];
+
+impl ServerSaga for ChangeSaga {
+    async fn load(&self, saga: &mut Saga) -> StepResult<Option<(Arc<ComputeService>, Server)>> {
+        let s = service(&self.1)?;
+        let Some(server) = s.server_for_step(saga).await? else {
+            return Err(StepError::permanent("The server is gone."));
+        };
+        if server.deleted {
+            return Err(StepError::permanent("The server was deleted."));
+        }
+        if !under_way(&server, saga) {
+            // Ended already (a step run again after the end was written).
+            return Ok(None);
+        }
+        Ok(Some((s, server)))
+    }
+}
+
 impl SagaDef for ChangeSaga {
+    type Data = NoData;
+
     fn kind(&self) -> &'static str {
         self.0.kind()
     }
 
-    fn steps(&self) -> &'static [&'static str] {
+    fn steps(&self) -> &'static [Step<Self>] {
         STEPS
     }
 
-    fn run<'a>(&'a self, step: usize, saga: &'a mut Saga) -> BoxFuture<'a, anyhow::Result<Outcome>> {
-        Box::pin(async move {
-            let s = svc(&self.1)?;
-            let Some(mut server) = s.server_for_step(saga).await? else {
-                return Ok(Outcome::Fail("The server is gone.".into()));
-            };
-            if server.deleted {
-                return Ok(Outcome::Fail("The server was deleted.".into()));
-            }
-            if !under_way(&server, saga) {
-                // Ended already (a step run again after the end was written).
-                return Ok(Outcome::Next);
-            }
-            let outcome = match step {
-                0 => s.step_command(self.0, &mut server, saga).await?,
-                _ => s.step_change_end(self.0, &mut server, saga).await?,
-            };
-            keep_for_next_step(saga, server, &outcome);
-            Ok(outcome)
-        })
-    }
-
-    fn undo<'a>(&'a self, _step: usize, _saga: &'a mut Saga) -> BoxFuture<'a, anyhow::Result<()>> {
-        // The command changed nothing when it failed; `finished` gives back the claims.
-        Box::pin(async { Ok(()) })
-    }
-
-    fn finished<'a>(&'a self, saga: &'a Saga) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn finished<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
         Box::pin(async move {
             if saga.state != SagaState::Failed {
                 return Ok(());
             }
-            let s = svc(&self.1)?;
-            s.change_failed(self.0, saga).await
+            Ok(service(&self.1)?.change_failed(self.0, saga).await?)
         })
+    }
+
+    fn stuck<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
+        Box::pin(async move { service(&self.1)?.saga_stuck(saga, self.0.names().0).await })
     }
 }
 
 impl ComputeService {
-    async fn step_command(&self, change: Change, server: &mut Server, saga: &mut Saga) -> anyhow::Result<Outcome> {
+    async fn step_command(
+        &self,
+        def: &ChangeSaga,
+        server: &mut Server,
+        saga: &mut Saga,
+        _: &mut NoData,
+    ) -> StepResult<Outcome> {
+        let change = def.0;
         let host = server.host.clone().unwrap_or_default();
         if let Some(result) = server.doc.get("change").filter(|r| r["saga"].as_str() == Some(saga.id.as_str())) {
-            return Ok(match result["error"].as_str() {
-                None => Outcome::Next,
-                Some(e) => Outcome::Fail(e.to_string()),
-            });
+            return match result["error"].as_str() {
+                None => Ok(Outcome::Next),
+                Some(e) => Err(StepError::permanent(e)),
+            };
         }
         let Some(row) = self.host_row(&host).await?.filter(|h| self.scheduler.is_up(h)) else {
-            return Ok(Outcome::Fail(format!("The server's host {host} is down.")));
+            return Err(StepError::Permanent(format!("The server's host {host} is down.")));
         };
         let op = change.op();
         if !self.command_due(server, op) {
@@ -156,9 +166,39 @@ impl ComputeService {
         Ok(Outcome::Pending)
     }
 
+    /// Takes back what the command may have done on the host: a resized guest goes
+    /// back to the flavor it had before. Sent whether or not the host reported the
+    /// change (its report may not have been saved yet), untracked as a destroy in an
+    /// unwind is; the agent resizes idempotently, so a guest that never changed stays.
+    /// A rebuilt disk cannot be taken back: the failure's end leaves the server in ERROR.
+    async fn undo_command(&self, change: Change, saga: &Saga) -> StepResult<()> {
+        let Some(server) = self.store.server_get(&saga.subject).await? else { return Ok(()) };
+        let (Some(host), false) = (server.host.clone(), server.deleted) else { return Ok(()) };
+        let resize = server.doc.get("resize").cloned().unwrap_or(json!({}));
+        let before = match change {
+            Change::Rebuild => return Ok(()),
+            Change::Resize => &resize["old_flavor"],
+            Change::Revert => &resize["new_flavor"],
+        };
+        if before.is_null() {
+            return Ok(());
+        }
+        let mut spec = Self::guest_spec(&server);
+        (spec.vcpus, spec.ram_mb, spec.disk_gb) = shape(before);
+        self.send_untracked(&host, &server.id, Op::Resize, Some(spec)).await?;
+        Ok(())
+    }
+
     /// The change done: the server's new state, with what it gives back, its instance
     /// action's end and the saga's end in one transaction.
-    async fn step_change_end(&self, change: Change, server: &mut Server, saga: &mut Saga) -> anyhow::Result<Outcome> {
+    async fn step_change_end(
+        &self,
+        def: &ChangeSaga,
+        server: &mut Server,
+        saga: &mut Saga,
+        _: &mut NoData,
+    ) -> StepResult<Outcome> {
+        let change = def.0;
         let result = server.doc.get("change").cloned().unwrap_or(json!({}));
         let power = result["power_state"].as_i64().unwrap_or(server.power_state);
         let resize = server.doc.get("resize").cloned().unwrap_or(json!({}));
@@ -198,11 +238,11 @@ impl ComputeService {
             None => Vec::new(),
         };
         if Store::server_save_charging_in(&mut tx, server, None, &[], &releases).await? != Charged::Saved {
-            anyhow::bail!("server {} changed meanwhile", server.id);
+            return Err(changed(server));
         }
         Store::action_finish_in(&mut tx, &server.id, action, "Success", None).await?;
         if !self.sagas.finish_in(&mut tx, saga).await? {
-            anyhow::bail!("saga {} moved on meanwhile", saga.id);
+            return Err(moved_on(saga));
         }
         tx.commit().await?;
         server.rev += 1;

@@ -5,96 +5,114 @@
 //! brought them), the host claim and quota released, the server put in ERROR with a
 //! fault saying why. A failed spawn is first retried on other hosts.
 
-use super::{keep_for_next_step, ComputeService};
-use crate::clients::CallError;
+use super::{changed, moved_on, server_step, service, ComputeService, ServerSaga};
 use crate::scheduler::Request;
 use crate::store::VmState;
 use crate::store::{Allocation, HostClaim, Server, Store};
-use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use stratus_common::db::now_text;
-use stratus_common::saga::{Outcome, Saga, SagaDef};
+use stratus_common::saga::{
+    nothing_to_undo, Outcome, Saga, SagaDef, SagaState, Step, StepError, StepFuture, StepResult,
+};
 use stratus_compute_protocol::{GuestSpec, Op, PortSpec};
 
 pub const KIND: &str = "create";
-pub const STEPS: &[&str] = &["schedule", "ports", "spawn", "finish"];
-const SCHEDULE: usize = 0;
+
+/// What the create saga's steps share: the builds that failed, so that a retry goes
+/// elsewhere and the final fault tells the last reason.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BuildTries {
+    /// Builds that failed and were retried on another host.
+    pub retries: i64,
+    /// Hosts that failed this build.
+    pub avoid: Vec<String>,
+    /// Why the last build failed.
+    pub last_error: Option<String>,
+}
 
 pub struct CreateSaga(pub Weak<ComputeService>);
 
-fn svc(w: &Weak<ComputeService>) -> anyhow::Result<std::sync::Arc<ComputeService>> {
-    w.upgrade().ok_or_else(|| anyhow::anyhow!("compute service stopped"))
-}
+/// The steps, each beside its undo.
+const STEPS: &[Step<CreateSaga>] = &[
+    Step {
+        name: "schedule",
+        run: server_step!(step_schedule),
+        undo: |def, saga, _| {
+            Box::pin(async move {
+                let s = service(&def.0)?;
+                s.release_claims(&[&saga.subject], None).await?;
+                Ok(())
+            })
+        },
+    },
+    Step {
+        name: "ports",
+        run: server_step!(step_ports),
+        undo: |def, saga, _| {
+            Box::pin(async move {
+                let s = service(&def.0)?;
+                if let Some(mut server) = s.store.server_get(&saga.subject).await? {
+                    s.ports_remove(&mut server).await?;
+                }
+                Ok(())
+            })
+        },
+    },
+    Step {
+        name: "spawn",
+        run: server_step!(step_spawn),
+        undo: |def, saga, _| {
+            Box::pin(async move {
+                let s = service(&def.0)?;
+                let Some(mut server) = s.store.server_get(&saga.subject).await? else { return Ok(()) };
+                if let Some(host) = server.host.clone() {
+                    // Untracked: the spawn may still be running there; a guest it
+                    // leaves behind is an orphan the reconciler destroys.
+                    s.send_untracked(&host, &server.id, Op::Destroy, None).await?;
+                    server.doc.remove("spawn");
+                    server.doc.remove("action");
+                    s.save(&mut server).await?;
+                }
+                Ok(())
+            })
+        },
+    },
+    Step { name: "finish", run: server_step!(step_finish), undo: nothing_to_undo },
+];
 
-/// A refusal from the network service fails the step; anything else is retried.
-pub(crate) fn call_outcome(e: CallError) -> anyhow::Result<Outcome> {
-    match e {
-        CallError::Refused(_, m) => Ok(Outcome::Fail(m)),
-        CallError::Unavailable(m) => Err(anyhow::anyhow!(m)),
+impl ServerSaga for CreateSaga {
+    async fn load(&self, saga: &mut Saga) -> StepResult<Option<(Arc<ComputeService>, Server)>> {
+        let s = service(&self.0)?;
+        let Some(server) = s.server_for_step(saga).await? else {
+            return Err(StepError::permanent("The server is gone."));
+        };
+        if server.deleted {
+            return Err(StepError::permanent("The server was deleted."));
+        }
+        Ok(Some((s, server)))
     }
 }
 
 impl SagaDef for CreateSaga {
+    type Data = BuildTries;
+
     fn kind(&self) -> &'static str {
         KIND
     }
 
-    fn steps(&self) -> &'static [&'static str] {
+    fn steps(&self) -> &'static [Step<Self>] {
         STEPS
     }
 
-    fn run<'a>(&'a self, step: usize, saga: &'a mut Saga) -> BoxFuture<'a, anyhow::Result<Outcome>> {
+    fn finished<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
         Box::pin(async move {
-            let s = svc(&self.0)?;
-            let Some(mut server) = s.server_for_step(saga).await? else {
-                return Ok(Outcome::Fail("The server is gone.".into()));
-            };
-            if server.deleted {
-                return Ok(Outcome::Fail("The server was deleted.".into()));
-            }
-            let outcome = match step {
-                0 => s.step_schedule(&mut server, saga).await?,
-                1 => s.step_ports(&mut server).await?,
-                2 => s.step_spawn(&mut server, saga).await?,
-                _ => s.step_finish(&mut server, saga).await?,
-            };
-            keep_for_next_step(saga, server, &outcome);
-            Ok(outcome)
-        })
-    }
-
-    fn undo<'a>(&'a self, step: usize, saga: &'a mut Saga) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async move {
-            let s = svc(&self.0)?;
-            let Some(mut server) = s.store.server_get(&saga.subject).await? else { return Ok(()) };
-            match step {
-                0 => {
-                    s.release_claims(&[&server.id], None).await?;
-                }
-                1 => s.ports_remove(&mut server).await?,
-                2 => {
-                    if let Some(host) = server.host.clone() {
-                        // Untracked: the spawn may still be running there; a guest it
-                        // leaves behind is an orphan the reconciler destroys.
-                        s.send_untracked(&host, &server.id, Op::Destroy, None).await?;
-                        server.doc.remove("spawn");
-                        server.doc.remove("action");
-                        s.save(&mut server).await?;
-                    }
-                }
-                _ => {}
-            }
-            Ok(())
-        })
-    }
-
-    fn finished<'a>(&'a self, saga: &'a Saga) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async move {
-            if saga.state != stratus_common::saga::SagaState::Failed {
+            if saga.state != SagaState::Failed {
                 return Ok(());
             }
-            let s = svc(&self.0)?;
+            let s = service(&self.0)?;
             let Some(mut server) = s.store.server_get(&saga.subject).await? else { return Ok(()) };
             server.vm_state = VmState::Error;
             server.task_state = None;
@@ -107,7 +125,7 @@ impl SagaDef for CreateSaga {
             }
             // The quota is given back with the save, in one transaction.
             if !s.store.server_save_uncharged(&mut server).await? {
-                anyhow::bail!("server {} changed meanwhile", server.id);
+                return Err(changed(&server));
             }
             s.leave_group(&server).await?;
             s.finish_action(&server, "create", Some(&saga.error)).await;
@@ -117,6 +135,10 @@ impl SagaDef for CreateSaga {
             }
             Ok(())
         })
+    }
+
+    fn stuck<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
+        Box::pin(async move { service(&self.0)?.saga_stuck(saga, "create").await })
     }
 }
 
@@ -170,7 +192,13 @@ impl ComputeService {
         }
     }
 
-    async fn step_schedule(&self, server: &mut Server, saga: &mut Saga) -> anyhow::Result<Outcome> {
+    async fn step_schedule(
+        &self,
+        _: &CreateSaga,
+        server: &mut Server,
+        saga: &mut Saga,
+        tries: &mut BuildTries,
+    ) -> StepResult<Outcome> {
         // A claim made before a crash: keep it (recording its host if the crash came
         // before the server was saved). A saga's first drive cannot have one.
         if !saga.fresh {
@@ -185,12 +213,7 @@ impl ComputeService {
                 return Ok(Outcome::Next);
             }
         }
-        let mut avoid: Vec<String> = saga.data["avoid"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect();
+        let mut avoid = tries.avoid.clone();
         avoid.extend(self.group_hosts_to_avoid(server).await?);
         let mut req = self.request_for(server, avoid);
         if let Some(only) = self.group_hosts_required(server).await? {
@@ -213,18 +236,24 @@ impl ComputeService {
                     return Ok(Outcome::Next);
                 }
                 HostClaim::Refused => (server.host, server.task_state) = (was_host, was_task),
-                HostClaim::ServerChanged => anyhow::bail!("server {} changed meanwhile", server.id),
+                HostClaim::ServerChanged => return Err(changed(server)),
             }
             // The view was stale: refresh the host and try the next one.
             self.scheduler_refresh(Some(&host)).await;
         }
-        Ok(Outcome::Fail(match saga.data["last_error"].as_str() {
+        Err(StepError::Permanent(match &tries.last_error {
             Some(e) => format!("Build of instance {} failed on every host tried. Last error: {e}", server.id),
             None => "No valid host was found. There are not enough hosts available.".into(),
         }))
     }
 
-    async fn step_ports(&self, server: &mut Server) -> anyhow::Result<Outcome> {
+    async fn step_ports(
+        &self,
+        _: &CreateSaga,
+        server: &mut Server,
+        _: &mut Saga,
+        _: &mut BuildTries,
+    ) -> StepResult<Outcome> {
         let host = server.host.clone().unwrap_or_default();
         let requested: Vec<Value> =
             server.doc.get("requested_networks").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -239,7 +268,7 @@ impl ComputeService {
         } else {
             match self.clients.ports_of(&server.id, &server.project_id).await {
                 Ok(p) => p,
-                Err(e) => return call_outcome(e),
+                Err(e) => return Err(e.into()),
             }
         };
         let az = server.doc.get("availability_zone").and_then(Value::as_str).unwrap_or("nova").to_string();
@@ -253,7 +282,7 @@ impl ComputeService {
                     json!({"device_id": server.id, "device_owner": format!("compute:{az}"), "binding:host_id": host});
                 match self.clients.port_update(pid, body).await {
                     Ok(p) => json!({"index": i, "id": pid, "created": false, "port": p}),
-                    Err(e) => return call_outcome(e),
+                    Err(e) => return Err(e.into()),
                 }
             } else {
                 let net = r["uuid"].as_str().unwrap_or_default();
@@ -277,7 +306,7 @@ impl ComputeService {
                         }
                         match self.clients.port_create(body).await {
                             Ok(p) => p,
-                            Err(e) => return call_outcome(e),
+                            Err(e) => return Err(e.into()),
                         }
                     }
                 };
@@ -293,7 +322,7 @@ impl ComputeService {
                 let id = p["id"].as_str().unwrap_or_default().to_string();
                 match self.clients.port_update(&id, json!({"binding:host_id": host})).await {
                     Ok(np) => p["port"] = np,
-                    Err(e) => return call_outcome(e),
+                    Err(e) => return Err(e.into()),
                 }
             }
         }
@@ -429,7 +458,13 @@ impl ComputeService {
         }
     }
 
-    async fn step_spawn(&self, server: &mut Server, saga: &mut Saga) -> anyhow::Result<Outcome> {
+    async fn step_spawn(
+        &self,
+        _: &CreateSaga,
+        server: &mut Server,
+        saga: &mut Saga,
+        tries: &mut BuildTries,
+    ) -> StepResult<Outcome> {
         let host = server.host.clone().unwrap_or_default();
         if let Some(result) = server.doc.get("spawn").cloned() {
             if result["host"].as_str() == Some(host.as_str()) {
@@ -438,12 +473,12 @@ impl ComputeService {
                 }
                 // The host failed the build: try another one, a bounded number of times.
                 let error = result["error"].as_str().unwrap_or("spawn failed").to_string();
-                return self.reschedule(server, saga, &host, error).await;
+                return self.reschedule(server, tries, &host, error).await;
             }
         }
         let row = self.host_row(&host).await?.filter(|h| self.scheduler.is_up(h));
         let Some(row) = row else {
-            return self.reschedule(server, saga, &host, format!("Host {host} went down during the build.")).await;
+            return self.reschedule(server, tries, &host, format!("Host {host} went down during the build.")).await;
         };
         if !self.command_due(server, Op::Spawn) {
             return Ok(Outcome::Pending);
@@ -462,13 +497,13 @@ impl ComputeService {
     async fn reschedule(
         &self,
         server: &mut Server,
-        saga: &mut Saga,
+        tries: &mut BuildTries,
         host: &str,
         error: String,
-    ) -> anyhow::Result<Outcome> {
-        let retries = saga.data["retries"].as_i64().unwrap_or(0);
+    ) -> StepResult<Outcome> {
+        let retries = tries.retries;
         if retries >= self.settings.build_retries {
-            return Ok(Outcome::Fail(format!(
+            return Err(StepError::Permanent(format!(
                 "Build of instance {} failed after {} attempts: {error}",
                 server.id,
                 retries + 1
@@ -477,19 +512,23 @@ impl ComputeService {
         tracing::info!(server = %server.id, host, error = %error, "build failed; rescheduling");
         self.send_untracked(host, &server.id, Op::Destroy, None).await?;
         self.release_claims(&[&server.id], Some(host)).await?;
-        saga.data["retries"] = json!(retries + 1);
-        saga.data["last_error"] = json!(error);
-        let mut avoid = saga.data["avoid"].as_array().cloned().unwrap_or_default();
-        avoid.push(json!(host));
-        saga.data["avoid"] = Value::Array(avoid);
+        tries.retries = retries + 1;
+        tries.last_error = Some(error);
+        tries.avoid.push(host.to_string());
         server.doc.remove("spawn");
         server.doc.remove("action");
         server.host = None;
         self.save(server).await?;
-        Ok(Outcome::Goto(SCHEDULE))
+        Ok(Outcome::Goto("schedule"))
     }
 
-    async fn step_finish(&self, server: &mut Server, saga: &mut Saga) -> anyhow::Result<Outcome> {
+    async fn step_finish(
+        &self,
+        _: &CreateSaga,
+        server: &mut Server,
+        saga: &mut Saga,
+        _: &mut BuildTries,
+    ) -> StepResult<Outcome> {
         if server.vm_state == VmState::Active && server.task_state.is_none() {
             return Ok(Outcome::Next);
         }
@@ -503,11 +542,11 @@ impl ComputeService {
         // The server, its instance action and the saga's end in one transaction.
         let mut tx = self.store.db.pool.begin().await?;
         if !Store::server_save_in(&mut tx, server, None).await? {
-            anyhow::bail!("server {} changed meanwhile", server.id);
+            return Err(changed(server));
         }
         Store::action_finish_in(&mut tx, &server.id, "create", "Success", None).await?;
         if !self.sagas.finish_in(&mut tx, saga).await? {
-            anyhow::bail!("saga {} moved on meanwhile", saga.id);
+            return Err(moved_on(saga));
         }
         tx.commit().await?;
         server.rev += 1;

@@ -3,57 +3,74 @@
 //! idempotent and retried until it succeeds. A host that is down is not waited for (its
 //! agent destroys the orphan guest when it comes back).
 
-use super::keep_for_next_step;
-use super::ComputeService;
+use super::{changed, moved_on, server_step, service, ComputeService, ServerSaga};
 use crate::store::VmState;
 use crate::store::{Server, Store};
-use futures::future::BoxFuture;
 use serde_json::json;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use stratus_common::db::now_text;
-use stratus_common::saga::{Outcome, Saga, SagaDef};
+use stratus_common::saga::{nothing_to_undo, NoData, Outcome, Saga, SagaDef, SagaState, Step, StepFuture, StepResult};
 use stratus_compute_protocol::{power, Op};
 
 pub const KIND: &str = "delete";
-pub const STEPS: &[&str] = &["destroy", "ports", "release"];
 
 pub struct DeleteSaga(pub Weak<ComputeService>);
 
+/// The steps. A delete only goes forward (every step is retried until it succeeds),
+/// so nothing is undone; a delete that fails for good leaves the server in ERROR,
+/// to be deleted again.
+const STEPS: &[Step<DeleteSaga>] = &[
+    Step { name: "destroy", run: server_step!(step_destroy), undo: nothing_to_undo },
+    Step { name: "ports", run: server_step!(step_delete_ports), undo: nothing_to_undo },
+    Step { name: "release", run: server_step!(step_release), undo: nothing_to_undo },
+];
+
+impl ServerSaga for DeleteSaga {
+    async fn load(&self, saga: &mut Saga) -> StepResult<Option<(Arc<ComputeService>, Server)>> {
+        let s = service(&self.0)?;
+        // A server gone or deleted already: the step ran before a crash.
+        Ok(s.server_for_step(saga).await?.filter(|server| !server.deleted).map(|server| (s, server)))
+    }
+}
+
 impl SagaDef for DeleteSaga {
+    type Data = NoData;
+
     fn kind(&self) -> &'static str {
         KIND
     }
 
-    fn steps(&self) -> &'static [&'static str] {
+    fn steps(&self) -> &'static [Step<Self>] {
         STEPS
     }
 
-    fn run<'a>(&'a self, step: usize, saga: &'a mut Saga) -> BoxFuture<'a, anyhow::Result<Outcome>> {
+    fn finished<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
         Box::pin(async move {
-            let s = self.0.upgrade().ok_or_else(|| anyhow::anyhow!("compute service stopped"))?;
-            let Some(mut server) = s.server_for_step(saga).await? else { return Ok(Outcome::Next) };
-            if server.deleted {
-                return Ok(Outcome::Next);
+            if saga.state != SagaState::Failed {
+                return Ok(());
             }
-            let outcome = match step {
-                0 => s.step_destroy(&mut server, saga).await?,
-                1 => {
-                    s.ports_remove(&mut server).await?;
-                    Outcome::Next
-                }
-                _ => s.step_release(&mut server, saga).await?,
-            };
-            keep_for_next_step(saga, server, &outcome);
-            Ok(outcome)
+            let s = service(&self.0)?;
+            let Some(mut server) = s.store.server_get(&saga.subject).await? else { return Ok(()) };
+            if server.deleted || server.task_state.as_deref() != Some("deleting") {
+                return Ok(());
+            }
+            server.vm_state = VmState::Error;
+            server.task_state = None;
+            server.set_fault(&saga.error);
+            server.doc.remove("saga_id");
+            server.doc.remove("action");
+            server.doc.remove("delete_requested");
+            if !s.store.server_save(&mut server, None).await? {
+                return Err(changed(&server));
+            }
+            s.finish_action(&server, "delete", Some(&saga.error)).await;
+            s.notify("delete.error", &server).await;
+            Ok(())
         })
     }
 
-    fn undo<'a>(&'a self, _step: usize, _saga: &'a mut Saga) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn finished<'a>(&'a self, _saga: &'a Saga) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async { Ok(()) })
+    fn stuck<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
+        Box::pin(async move { service(&self.0)?.saga_stuck(saga, "delete").await })
     }
 }
 
@@ -67,7 +84,7 @@ impl ComputeService {
         action: Option<&crate::store::Action>,
     ) -> anyhow::Result<bool> {
         let mut s = server.clone();
-        let saga = Saga::fresh(&uuid::Uuid::new_v4().to_string(), KIND, &s.id, json!({}));
+        let saga = Saga::fresh(&uuid::Uuid::new_v4().to_string(), KIND, &s.id, &NoData {});
         // Results of the saga's commands poke it through the server's saga id.
         s.doc.insert("saga_id".into(), json!(saga.id));
         s.task_state = Some("deleting".into());
@@ -104,7 +121,13 @@ impl ComputeService {
         anyhow::bail!("server {} changed meanwhile", server.id)
     }
 
-    async fn step_destroy(&self, server: &mut Server, saga: &mut Saga) -> anyhow::Result<Outcome> {
+    async fn step_destroy(
+        &self,
+        _: &DeleteSaga,
+        server: &mut Server,
+        saga: &mut Saga,
+        _: &mut NoData,
+    ) -> StepResult<Outcome> {
         let Some(host) = server.host.clone() else { return Ok(Outcome::Next) };
         if server.doc.get("destroyed_on").and_then(|v| v.as_str()) == Some(host.as_str()) {
             return Ok(Outcome::Next);
@@ -120,7 +143,24 @@ impl ComputeService {
         Ok(Outcome::Pending)
     }
 
-    async fn step_release(&self, server: &mut Server, saga: &mut Saga) -> anyhow::Result<Outcome> {
+    async fn step_delete_ports(
+        &self,
+        _: &DeleteSaga,
+        server: &mut Server,
+        _: &mut Saga,
+        _: &mut NoData,
+    ) -> StepResult<Outcome> {
+        self.ports_remove(server).await?;
+        Ok(Outcome::Next)
+    }
+
+    async fn step_release(
+        &self,
+        _: &DeleteSaga,
+        server: &mut Server,
+        saga: &mut Saga,
+        _: &mut NoData,
+    ) -> StepResult<Outcome> {
         self.leave_group(server).await?;
         server.vm_state = VmState::Deleted;
         server.task_state = None;
@@ -135,11 +175,11 @@ impl ComputeService {
         let resize = super::resize::resize_consumer(&server.id);
         let freed = Store::release_in(&mut tx, &[&server.id, &resize], None).await?;
         if !Store::server_save_uncharged_in(&mut tx, server).await? {
-            anyhow::bail!("server {} changed meanwhile", server.id);
+            return Err(changed(server));
         }
         Store::action_finish_in(&mut tx, &server.id, "delete", "Success", None).await?;
         if !self.sagas.finish_in(&mut tx, saga).await? {
-            anyhow::bail!("saga {} moved on meanwhile", saga.id);
+            return Err(moved_on(saga));
         }
         tx.commit().await?;
         for row in freed {

@@ -28,7 +28,7 @@ use stratus_common::bus::Bus;
 use stratus_common::db::now_text;
 use stratus_common::http::{ApiError, ApiResult};
 use stratus_common::limits::LimitsClient;
-use stratus_common::saga::{Outcome, Saga, SagaDef, SagaRunner};
+use stratus_common::saga::{Outcome, Saga, SagaRunner, StepError, StepResult};
 
 /// Settings of the compute service.
 #[derive(Debug, Clone)]
@@ -84,12 +84,12 @@ impl ComputeService {
     ) -> Arc<Self> {
         Arc::new_cyclic(|me: &Weak<ComputeService>| {
             use change::{Change, ChangeSaga};
-            let defs: Vec<Arc<dyn SagaDef>> = vec![
-                Arc::new(create::CreateSaga(me.clone())),
-                Arc::new(delete::DeleteSaga(me.clone())),
-                Arc::new(ChangeSaga(Change::Rebuild, me.clone())),
-                Arc::new(ChangeSaga(Change::Resize, me.clone())),
-                Arc::new(ChangeSaga(Change::Revert, me.clone())),
+            let defs = vec![
+                create::CreateSaga(me.clone()).into(),
+                delete::DeleteSaga(me.clone()).into(),
+                ChangeSaga(Change::Rebuild, me.clone()).into(),
+                ChangeSaga(Change::Resize, me.clone()).into(),
+                ChangeSaga(Change::Revert, me.clone()).into(),
             ];
             let sagas = SagaRunner::new(store.db.clone(), "compute_sagas", defs);
             Self { store, bus, limits, clients, scheduler, settings, sagas, orphans: Default::default() }
@@ -217,6 +217,85 @@ impl ComputeService {
             Some(e) => Err(not_found(e.to_string())),
             None => Ok(v["output"].as_str().unwrap_or_default().to_string()),
         }
+    }
+}
+
+/// The compute service a saga definition belongs to.
+pub(crate) fn service(w: &Weak<ComputeService>) -> anyhow::Result<Arc<ComputeService>> {
+    w.upgrade().ok_or_else(|| anyhow::anyhow!("compute service stopped"))
+}
+
+/// A saved copy was stale: someone saved the server meanwhile (the step runs again
+/// with a fresh copy).
+pub(crate) fn changed(server: &Server) -> StepError {
+    StepError::Transient(anyhow::anyhow!("server {} changed meanwhile", server.id))
+}
+
+/// The saga was moved on by someone else meanwhile (a cancel): the drive reads it again.
+pub(crate) fn moved_on(saga: &Saga) -> StepError {
+    StepError::Transient(anyhow::anyhow!("saga {} moved on meanwhile", saga.id))
+}
+
+/// A refusal from another service (4xx) fails the step for good; anything else is
+/// retried.
+impl From<crate::clients::CallError> for StepError {
+    fn from(e: crate::clients::CallError) -> Self {
+        match e {
+            crate::clients::CallError::Refused(_, m) => StepError::Permanent(m),
+            crate::clients::CallError::Unavailable(m) => StepError::Transient(anyhow::anyhow!(m)),
+        }
+    }
+}
+
+/// A saga acting on one server: what each of its steps starts from.
+pub(crate) trait ServerSaga {
+    /// The service and the saga's server (the copy the previous step handed on, else
+    /// read afresh), or `None` when the step has nothing to do (the saga's work on the
+    /// server ended already). A server that cannot be worked on is a permanent error.
+    async fn load(&self, saga: &mut Saga) -> StepResult<Option<(Arc<ComputeService>, Server)>>;
+}
+
+/// The `run` of a server saga's step, in its step table: loads the server
+/// ([`ServerSaga::load`]), runs `ComputeService::$method(definition, server, saga,
+/// data)`, and hands the server on to the next step.
+macro_rules! server_step {
+    ($method:ident) => {
+        |def, saga, data| {
+            Box::pin(async move {
+                let Some((svc, mut server)) = $crate::app::ServerSaga::load(def, saga).await? else {
+                    return Ok(stratus_common::saga::Outcome::Next);
+                };
+                let outcome = svc.$method(def, &mut server, saga, data).await?;
+                $crate::app::keep_for_next_step(saga, server, &outcome);
+                Ok(outcome)
+            })
+        }
+    };
+}
+pub(crate) use server_step;
+
+impl ComputeService {
+    /// A saga of a server got stuck (transient failures past the bound): the server goes
+    /// to ERROR with a fault saying where and why, its instance action ends in error, and
+    /// an event says so. Deleting the server unwinds the saga.
+    pub(crate) async fn saga_stuck(&self, saga: &Saga, action: &str) -> StepResult<()> {
+        let Some(mut server) = self.store.server_get(&saga.subject).await? else { return Ok(()) };
+        if server.deleted {
+            return Ok(());
+        }
+        let at = self.sagas.steps_of(&saga.kind).get(saga.step.max(0) as usize).copied().unwrap_or("?");
+        let message = format!(
+            "The {} task is stuck at its step {at} after {} failed attempts; an operator must look. Last error: {}",
+            saga.kind, saga.attempts, saga.last_error
+        );
+        server.vm_state = crate::store::VmState::Error;
+        server.set_fault(&message);
+        if !self.store.server_save(&mut server, None).await? {
+            return Err(changed(&server));
+        }
+        self.finish_action(&server, action, Some(&message)).await;
+        self.notify(&format!("{}.stuck", saga.kind), &server).await;
+        Ok(())
     }
 }
 

@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
 use stratus_common::db::now_text;
 use stratus_common::http::ApiResult;
-use stratus_common::saga::Saga;
+use stratus_common::saga::{NoData, Saga};
 
 /// The consumer holding a resize's new flavor on the host.
 pub fn resize_consumer(server_id: &str) -> String {
@@ -128,7 +128,7 @@ impl ComputeService {
 
     /// The saga of a change, recorded on the server (whose save writes it with the saga).
     fn change_saga(&self, server: &mut Server, change: Change) -> Saga {
-        let saga = Saga::fresh(&uuid::Uuid::new_v4().to_string(), change.kind(), &server.id, json!({}));
+        let saga = Saga::fresh(&uuid::Uuid::new_v4().to_string(), change.kind(), &server.id, &NoData {});
         server.doc.insert("saga_id".into(), json!(saga.id));
         saga
     }

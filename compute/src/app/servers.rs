@@ -252,7 +252,7 @@ impl ComputeService {
             for s in &servers {
                 self.store.server_insert(&mut tx, s).await?;
                 let saga =
-                    Saga::fresh(s.str("saga_id"), super::create::KIND, &s.id, json!({"retries": 0, "avoid": []}));
+                    Saga::fresh(s.str("saga_id"), super::create::KIND, &s.id, &super::create::BuildTries::default());
                 self.sagas.insert_saga(&mut tx, &saga).await?;
                 crate::store::Store::action_start_in(&mut tx, &Self::new_action(ctx, s, "create", request_id)).await?;
                 sagas.push(saga);

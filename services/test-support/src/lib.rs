@@ -9,6 +9,8 @@
 //! - [`eventually`]: polls until a condition holds;
 //! - [`each_engine!`]: runs a test body once per configured engine.
 
+pub mod saga;
+
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
