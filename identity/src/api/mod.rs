@@ -125,6 +125,26 @@ pub fn router(identity: Arc<Identity>, max_body_bytes: usize) -> Router {
 }
 
 /// Renders a list in Keystone's shape after the shared filters, sort and paging.
+/// [`list_response`] for typed items, written straight from them unless a filter or a
+/// sort needs them as JSON objects.
+pub(crate) fn typed_list_response<T: serde::Serialize>(
+    base: &str,
+    key: &str,
+    path: &str,
+    items: Vec<T>,
+    params: &HashMap<String, String>,
+    filterable: &[&str],
+    id_of: fn(&T) -> &str,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    use stratus_common::http::pagination::Listing;
+    let query = ListQuery::parse(params, filterable)?;
+    let page = query.apply_typed(items, id_of)?;
+    let self_url = format!("{base}/v3/{path}");
+    let next = page.next_marker().map(|m| next_link(&self_url, params, m));
+    Ok(Json(Listing { key, page: &page, self_url: &self_url, next_url: next.as_deref() }).into_response())
+}
+
 pub(crate) fn list_response(
     base: &str,
     key: &str,

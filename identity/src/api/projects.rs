@@ -1,7 +1,8 @@
-use super::{list_response, views, AppState};
+use super::{typed_list_response, views, AppState};
 use crate::app::projects::{ProjectCreate, ProjectUpdate};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -32,21 +33,22 @@ pub async fn list(
     State(id): State<AppState>,
     ctx: AuthContext,
     Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<Json<Value>> {
-    let projects =
+) -> ApiResult<Response> {
+    let mut projects =
         id.project_list(&ctx, q.get("name").map(String::as_str), q.get("domain_id").map(String::as_str)).await?;
-    let mut items: Vec<Value> = projects.iter().map(|p| views::project(&id.public_url, p)).collect();
     if let Some(tags) = q.get("tags") {
         let want: Vec<&str> = tags.split(',').collect();
-        items.retain(|p| want.iter().all(|t| p["tags"].as_array().is_some_and(|a| a.iter().any(|x| x == t))));
+        projects.retain(|p| want.iter().all(|t| p.tags.iter().any(|x| x == t)));
     }
-    list_response(
+    let items: Vec<views::ProjectView> = projects.iter().map(|p| views::ProjectView::new(&id.public_url, p)).collect();
+    typed_list_response(
         &id.public_url,
         "projects",
         "projects",
         items,
         &q,
         &["name", "enabled", "domain_id", "parent_id", "is_domain"],
+        views::ProjectView::id,
     )
 }
 

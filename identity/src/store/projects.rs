@@ -1,9 +1,9 @@
 use super::{json_object, Store, StoreResult};
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
-use stratus_common::db::RowExt;
+use stratus_common::db::{Col, JsonSelect, RowExt};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
 pub struct Project {
     pub id: String,
     pub name: String,
@@ -65,15 +65,24 @@ impl Store {
         Ok(row.as_ref().map(Project::from_row))
     }
 
+    /// Projects by name and domain, by name then id: one JSON row from the database,
+    /// straight into typed projects (the listing is read often, and large).
     pub async fn project_list(&self, name: Option<&str>, domain_id: Option<&str>) -> StoreResult<Vec<Project>> {
-        let rows = sqlx::query(
-            "SELECT * FROM identity_projects WHERE ($1 IS NULL OR name = $1) AND ($2 IS NULL OR domain_id = $2) ORDER BY name, id",
-        )
-        .bind(name)
-        .bind(domain_id)
-        .fetch_all(&self.db.pool)
-        .await?;
-        Ok(rows.iter().map(Project::from_row).collect())
+        const SELECT: JsonSelect = JsonSelect {
+            columns: &[
+                Col::Text("id"),
+                Col::Text("name"),
+                Col::Text("domain_id"),
+                Col::Text("parent_id"),
+                Col::Text("description"),
+                Col::Flag("enabled"),
+                Col::Json("tags"),
+                Col::Json("extra"),
+            ],
+            from: "identity_projects WHERE ($1 IS NULL OR name = $1) AND ($2 IS NULL OR domain_id = $2)",
+            order: "name, id",
+        };
+        self.db.json_rows(&SELECT, &[name, domain_id]).await
     }
 
     pub async fn project_list_by_ids(&self, ids: &[String]) -> StoreResult<Vec<Project>> {

@@ -11,8 +11,10 @@
 //! - JSON documents are `TEXT`;
 //! - upserts use `ON CONFLICT ... DO NOTHING/UPDATE`, which both engines accept.
 
+mod json_rows;
 mod pool;
 
+pub use json_rows::{Col, JsonSelect};
 pub use pool::{Conn, Pool, Tx};
 use sqlx::any::AnyRow;
 use sqlx::Row;

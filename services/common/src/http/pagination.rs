@@ -1,10 +1,13 @@
 //! Listing conventions shared by the APIs: exact-match filters, `sort_key`/`sort_dir`,
 //! and `limit`/`marker` pagination with a `next` link.
 //!
-//! Lists are built as JSON objects and then narrowed here, so every collection of every
-//! service filters, sorts and pages the same way.
+//! Lists are narrowed here, so every collection of every service filters, sorts and
+//! pages the same way: as JSON objects ([`ListQuery::apply`]), or, for a collection
+//! served as typed rows, [`ListQuery::apply_typed`], which pages the rows themselves and
+//! only turns them into JSON objects when a filter or a sort asks for a field by name.
 
 use super::error::ApiError;
+use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -82,6 +85,32 @@ impl ListQuery {
         Ok(Page { items, next_marker })
     }
 
+    /// [`Self::apply`] for typed items, which keep their order when the query has no
+    /// filter or sort; the page is written straight from them ([`Listing`]).
+    pub fn apply_typed<T: Serialize>(&self, items: Vec<T>, id_of: fn(&T) -> &str) -> Result<TypedPage<T>, ApiError> {
+        if !self.filters.is_empty() || self.sort_key.is_some() {
+            let values = items.iter().map(|i| serde_json::to_value(i).unwrap_or(Value::Null)).collect();
+            let page = self.apply(values)?;
+            return Ok(TypedPage::Values(page));
+        }
+        let mut items = items;
+        if let Some(marker) = &self.marker {
+            let pos = items
+                .iter()
+                .position(|i| id_of(i) == marker)
+                .ok_or_else(|| ApiError::bad_request(format!("Marker {marker} could not be found.")))?;
+            items.drain(..=pos);
+        }
+        let mut next_marker = None;
+        if let Some(limit) = self.limit {
+            if items.len() > limit {
+                items.truncate(limit);
+                next_marker = items.last().map(|i| id_of(i).to_string());
+            }
+        }
+        Ok(TypedPage::Typed { items, next_marker })
+    }
+
     fn matches(&self, item: &Value) -> bool {
         self.filters.iter().all(|(k, want)| match &item[k.as_str()] {
             Value::String(s) => s == want,
@@ -90,6 +119,51 @@ impl ListQuery {
             Value::Null => want.is_empty() || want == "None" || want == "null",
             _ => false,
         })
+    }
+}
+
+/// A page of typed items: still typed, or turned into JSON objects by a filter or sort.
+#[derive(Debug)]
+pub enum TypedPage<T> {
+    Typed { items: Vec<T>, next_marker: Option<String> },
+    Values(Page),
+}
+
+impl<T> TypedPage<T> {
+    pub fn next_marker(&self) -> Option<&str> {
+        match self {
+            TypedPage::Typed { next_marker, .. } => next_marker.as_deref(),
+            TypedPage::Values(p) => p.next_marker.as_deref(),
+        }
+    }
+}
+
+/// A list response, `{"<key>": [items], "links": {"self": …, "previous": null, "next": …}}`,
+/// serialised straight from its page.
+pub struct Listing<'a, T> {
+    pub key: &'a str,
+    pub page: &'a TypedPage<T>,
+    pub self_url: &'a str,
+    pub next_url: Option<&'a str>,
+}
+
+impl<T: Serialize> Serialize for Listing<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        #[derive(Serialize)]
+        struct Links<'a> {
+            #[serde(rename = "self")]
+            me: &'a str,
+            previous: Option<&'a str>,
+            next: Option<&'a str>,
+        }
+        let mut m = s.serialize_map(Some(2))?;
+        match self.page {
+            TypedPage::Typed { items, .. } => m.serialize_entry(self.key, items)?,
+            TypedPage::Values(p) => m.serialize_entry(self.key, &p.items)?,
+        }
+        m.serialize_entry("links", &Links { me: self.self_url, previous: None, next: self.next_url })?;
+        m.end()
     }
 }
 
@@ -155,6 +229,34 @@ mod tests {
         let page = q.apply(items()).unwrap();
         assert_eq!(page.items.len(), 1);
         assert!(page.next_marker.is_none());
+    }
+
+    #[test]
+    fn typed_items_page_alike() {
+        #[derive(Serialize, Debug, PartialEq, Clone)]
+        struct Item {
+            id: String,
+            name: String,
+            enabled: bool,
+        }
+        let typed: Vec<Item> =
+            (0..5).map(|i| Item { id: format!("id{i}"), name: format!("n{}", 4 - i), enabled: i % 2 == 0 }).collect();
+        let id_of: fn(&Item) -> &str = |i| &i.id;
+        for query in [
+            vec![("limit", "2")],
+            vec![("limit", "2"), ("marker", "id1")],
+            vec![("enabled", "true"), ("sort_key", "name")],
+            vec![],
+        ] {
+            let q = ListQuery::parse(&params(&query), &["enabled"]).unwrap();
+            let page = q.apply_typed(typed.clone(), id_of).unwrap();
+            let listing = Listing { key: "items", page: &page, self_url: "u", next_url: page.next_marker() };
+            let got = serde_json::to_value(&listing).unwrap();
+            let want = q.apply(typed.iter().map(|i| serde_json::to_value(i).unwrap()).collect()).unwrap();
+            assert_eq!(got["items"], Value::Array(want.items), "{query:?}");
+            assert_eq!(page.next_marker(), want.next_marker.as_deref(), "{query:?}");
+            assert_eq!(got["links"]["self"], "u");
+        }
     }
 
     #[test]
