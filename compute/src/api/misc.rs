@@ -1,10 +1,10 @@
 //! Flavors, keypairs, hypervisors, services, availability zones, limits, quotas, server
 //! groups and usage.
 
+use super::error::{bad, not_found};
 use super::views::{flavor_view, hypervisor_view, keypair_view};
 use super::{base, flag, paginate, wrapped, AppState, Params};
 use crate::app::hosts::HostView;
-use crate::app::{bad, not_found};
 use crate::microversion::Version;
 use crate::store::ServerGroup;
 use axum::extract::{Path, State};

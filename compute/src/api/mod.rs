@@ -1,11 +1,11 @@
 //! The compute API (Nova v2.1 with microversions). Handlers parse and render; the app
 //! layer decides.
 
+mod error;
 mod misc;
 mod servers;
 pub mod views;
 
-use crate::app::bad;
 use crate::microversion::{MAX, MIN};
 use crate::ComputeService;
 use axum::extract::{Query, State};
@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use error::bad;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;

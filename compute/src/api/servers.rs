@@ -1,9 +1,9 @@
 //! `/servers` and their sub-resources.
 
+use super::error::{bad, not_found};
 use super::views::{server_brief, server_view};
 use super::{base, flag, wrapped, AppState, Params};
 use crate::app::servers::ListQuery;
-use crate::app::{bad, not_found};
 use crate::microversion::Version;
 use crate::store::Server;
 use axum::extract::{Path, State};
@@ -254,7 +254,7 @@ pub async fn action(
             return Ok(Json(json!({ "output": out })).into_response());
         }
         other => {
-            return Err(crate::app::not_implemented(format!("The server action {other} is not supported yet.")));
+            return Err(crate::app::not_implemented(format!("The server action {other} is not supported yet.")).into());
         }
     }
     Ok(StatusCode::ACCEPTED.into_response())

@@ -1,13 +1,13 @@
 //! Commands to agents and their results, instance actions (`server event list`), and
 //! the power actions (stop, start, reboot).
 
+use super::AppResult;
 use super::{conflict, ComputeService};
 use crate::store::VmState;
 use crate::store::{Action, Server, Store};
 use serde_json::{json, Value};
 use stratus_common::auth::AuthContext;
 use stratus_common::db::{now_text, parse_time};
-use stratus_common::http::ApiResult;
 use stratus_common::saga::Saga;
 use stratus_compute_protocol::{power, Command, CommandResult, GuestSpec, Op};
 
@@ -205,7 +205,7 @@ impl ComputeService {
 
     /// Stop, start or reboot: one command to the agent; the server's task state says
     /// it is under way, and a second action meanwhile gets 409.
-    pub async fn server_power(&self, ctx: &AuthContext, id: &str, op: Op, request_id: &str) -> ApiResult<()> {
+    pub async fn server_power(&self, ctx: &AuthContext, id: &str, op: Op, request_id: &str) -> AppResult<()> {
         let mut server = self.server_for_action(ctx, id).await?;
         let (needs, task, action) = match op {
             Op::Stop => (Some(VmState::Active), "powering-off", "stop"),

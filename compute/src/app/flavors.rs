@@ -1,14 +1,14 @@
 //! Flavors: public ones for everyone, private ones for the projects given access.
 
+use super::AppResult;
 use super::{as_int, bad, conflict, not_found, require_admin, ComputeService};
 use crate::store::Flavor;
 use serde_json::{Map, Value};
 use stratus_common::auth::AuthContext;
-use stratus_common::http::ApiResult;
 
 impl ComputeService {
     /// Whether the caller may see (and boot from) a flavor.
-    pub(crate) async fn flavor_visible(&self, ctx: &AuthContext, f: &Flavor) -> ApiResult<bool> {
+    pub(crate) async fn flavor_visible(&self, ctx: &AuthContext, f: &Flavor) -> AppResult<bool> {
         if f.is_public || ctx.is_admin() {
             return Ok(true);
         }
@@ -16,7 +16,7 @@ impl ComputeService {
         Ok(self.store.flavor_access(&f.id).await?.iter().any(|x| x == p))
     }
 
-    pub async fn flavor_get(&self, ctx: &AuthContext, id: &str) -> ApiResult<Flavor> {
+    pub async fn flavor_get(&self, ctx: &AuthContext, id: &str) -> AppResult<Flavor> {
         match self.store.flavor_get(id).await? {
             Some(f) if self.flavor_visible(ctx, &f).await? => Ok(f),
             _ => Err(not_found(format!("Flavor {id} could not be found."))),
@@ -25,7 +25,7 @@ impl ComputeService {
 
     /// Flavors the caller sees; `is_public`: Some(true) public only, Some(false)
     /// private only (admins), None both.
-    pub async fn flavor_list(&self, ctx: &AuthContext, is_public: Option<bool>) -> ApiResult<Vec<Flavor>> {
+    pub async fn flavor_list(&self, ctx: &AuthContext, is_public: Option<bool>) -> AppResult<Vec<Flavor>> {
         let shared: Vec<String> = match ctx.project_id() {
             Some(p) => self.store.flavors_shared_with(p).await?,
             None => Vec::new(),
@@ -46,13 +46,13 @@ impl ComputeService {
         Ok(out)
     }
 
-    pub async fn flavor_create(&self, ctx: &AuthContext, body: &Map<String, Value>) -> ApiResult<Flavor> {
+    pub async fn flavor_create(&self, ctx: &AuthContext, body: &Map<String, Value>) -> AppResult<Flavor> {
         require_admin(ctx, "os_compute_api:os-flavor-manage:create")?;
         let name = body.get("name").and_then(Value::as_str).map(str::trim).unwrap_or("");
         if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
             return Err(bad("Invalid input for field/attribute name: a flavor needs a name of 1-255 characters."));
         }
-        let int = |k: &str, min: i64, required: bool| -> ApiResult<i64> {
+        let int = |k: &str, min: i64, required: bool| -> AppResult<i64> {
             match body.get(k) {
                 None | Some(Value::Null) if !required => Ok(0),
                 None | Some(Value::Null) => Err(bad(format!("Invalid input: '{k}' is a required property."))),
@@ -108,7 +108,7 @@ impl ComputeService {
         }
     }
 
-    pub async fn flavor_delete(&self, ctx: &AuthContext, id: &str) -> ApiResult<()> {
+    pub async fn flavor_delete(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
         require_admin(ctx, "os_compute_api:os-flavor-manage:delete")?;
         if self.store.flavor_delete(id).await? {
             Ok(())
@@ -117,7 +117,7 @@ impl ComputeService {
         }
     }
 
-    pub async fn flavor_description(&self, ctx: &AuthContext, id: &str, d: Option<String>) -> ApiResult<Flavor> {
+    pub async fn flavor_description(&self, ctx: &AuthContext, id: &str, d: Option<String>) -> AppResult<Flavor> {
         require_admin(ctx, "os_compute_api:os-flavor-manage:update")?;
         let mut f = self.flavor_get(ctx, id).await?;
         f.description = d;
@@ -132,7 +132,7 @@ impl ComputeService {
         id: &str,
         set: Map<String, Value>,
         remove: Option<&str>,
-    ) -> ApiResult<Flavor> {
+    ) -> AppResult<Flavor> {
         require_admin(ctx, "os_compute_api:os-flavor-extra-specs:update")?;
         let mut f = self.flavor_get(ctx, id).await?;
         for (k, v) in set {
@@ -156,7 +156,7 @@ impl ComputeService {
         Ok(f)
     }
 
-    pub async fn flavor_access_list(&self, ctx: &AuthContext, id: &str) -> ApiResult<Vec<String>> {
+    pub async fn flavor_access_list(&self, ctx: &AuthContext, id: &str) -> AppResult<Vec<String>> {
         let f = self.flavor_get(ctx, id).await?;
         if f.is_public {
             return Err(not_found("Access list not available for public flavors."));
@@ -170,7 +170,7 @@ impl ComputeService {
         id: &str,
         project: &str,
         grant: bool,
-    ) -> ApiResult<Vec<String>> {
+    ) -> AppResult<Vec<String>> {
         require_admin(ctx, "os_compute_api:os-flavor-access")?;
         let f = self.flavor_get(ctx, id).await?;
         if f.is_public {

@@ -1,12 +1,12 @@
 //! Server groups and their scheduling policies (affinity, anti-affinity and the soft
 //! variants, which the scheduler treats as preferences it may break).
 
+use super::AppResult;
 use super::{bad, forbidden, not_found, ComputeService};
 use crate::store::{Server, ServerGroup};
 use serde_json::Value;
 use stratus_common::auth::AuthContext;
 use stratus_common::db::now_text;
-use stratus_common::http::ApiResult;
 
 pub const POLICIES: &[&str] = &["affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity"];
 
@@ -54,7 +54,7 @@ impl ComputeService {
         Ok(())
     }
 
-    pub async fn group_create(&self, ctx: &AuthContext, name: &str, policy: &str) -> ApiResult<ServerGroup> {
+    pub async fn group_create(&self, ctx: &AuthContext, name: &str, policy: &str) -> AppResult<ServerGroup> {
         super::require_writer(ctx)?;
         let project = super::project_of(ctx)?;
         if name.trim().is_empty() || name.len() > 255 {
@@ -82,14 +82,14 @@ impl ComputeService {
         }
     }
 
-    pub async fn group_get(&self, ctx: &AuthContext, id: &str) -> ApiResult<ServerGroup> {
+    pub async fn group_get(&self, ctx: &AuthContext, id: &str) -> AppResult<ServerGroup> {
         match self.store.group_get(id).await? {
             Some(g) if ctx.is_admin() || ctx.project_id() == Some(g.project_id.as_str()) => Ok(g),
             _ => Err(not_found(format!("Instance group {id} could not be found."))),
         }
     }
 
-    pub async fn group_list(&self, ctx: &AuthContext, all_projects: bool) -> ApiResult<Vec<ServerGroup>> {
+    pub async fn group_list(&self, ctx: &AuthContext, all_projects: bool) -> AppResult<Vec<ServerGroup>> {
         let all = all_projects && ctx.is_admin();
         Ok(self
             .store
@@ -100,7 +100,7 @@ impl ComputeService {
             .collect())
     }
 
-    pub async fn group_delete(&self, ctx: &AuthContext, id: &str) -> ApiResult<()> {
+    pub async fn group_delete(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
         super::require_writer(ctx)?;
         let g = self.group_get(ctx, id).await?;
         self.store.group_delete(&g).await?;

@@ -206,7 +206,7 @@ impl ComputeService {
         &self,
         ctx: &stratus_common::auth::AuthContext,
         policy: Option<&str>,
-    ) -> stratus_common::http::ApiResult<Vec<HostView>> {
+    ) -> super::AppResult<Vec<HostView>> {
         if let Some(p) = policy {
             super::require_admin(ctx, p)?;
         }

@@ -5,12 +5,12 @@
 //! change, and the host's agent is told to plug or unplug the NIC.
 
 use super::servers::refused;
+use super::AppResult;
 use super::{bad, conflict, not_found, ComputeService};
 use crate::store::VmState;
 use crate::store::{strings, Server};
 use serde_json::{json, Value};
 use stratus_common::auth::AuthContext;
-use stratus_common::http::ApiResult;
 use stratus_compute_protocol::{GuestSpec, Op, PortSpec};
 
 /// The server's ports as recorded in its document.
@@ -32,7 +32,7 @@ pub fn attachment_view(port: &Value) -> Value {
 
 impl ComputeService {
     /// A server whose attachments may change now: ACTIVE or SHUTOFF, nothing under way.
-    async fn server_for_network_change(&self, ctx: &AuthContext, id: &str, what: &str) -> ApiResult<Server> {
+    async fn server_for_network_change(&self, ctx: &AuthContext, id: &str, what: &str) -> AppResult<Server> {
         let s = self.server_for_action(ctx, id).await?;
         if !matches!(s.vm_state, VmState::Active | VmState::Stopped) || s.task_state.is_some() || s.host.is_none() {
             return Err(conflict(format!(
@@ -46,7 +46,7 @@ impl ComputeService {
 
     /// Re-reads the server's ports from the network service into its document (and
     /// its addresses), then saves it.
-    async fn resync_ports(&self, server: &mut Server) -> ApiResult<()> {
+    async fn resync_ports(&self, server: &mut Server) -> AppResult<()> {
         let live = self.clients.ports_of(&server.id, &server.project_id).await.map_err(|e| refused("Ports", e))?;
         let old = recorded_ports(server);
         let ports: Vec<Value> = live
@@ -90,7 +90,7 @@ impl ComputeService {
         id: &str,
         body: &serde_json::Map<String, Value>,
         request_id: &str,
-    ) -> ApiResult<Value> {
+    ) -> AppResult<Value> {
         let mut server = self.server_for_network_change(ctx, id, "attach_interface").await?;
         let host = server.host.clone().unwrap_or_default();
         let az = server.doc.get("availability_zone").and_then(Value::as_str).unwrap_or("nova").to_string();
@@ -151,7 +151,7 @@ impl ComputeService {
             if net_id.is_some() {
                 let _ = self.clients.port_delete(port["id"].as_str().unwrap_or_default()).await;
             }
-            self.finish_action(&server, "attach_interface", Some(&e.message)).await;
+            self.finish_action(&server, "attach_interface", Some(&e.to_string())).await;
             return Err(e);
         }
         self.tell_agent(&server, Op::AttachInterface, &port).await;
@@ -168,7 +168,7 @@ impl ComputeService {
         id: &str,
         port_id: &str,
         request_id: &str,
-    ) -> ApiResult<()> {
+    ) -> AppResult<()> {
         let mut server = self.server_for_network_change(ctx, id, "detach_interface").await?;
         let ports = self.clients.ports_of(&server.id, &server.project_id).await.map_err(|e| refused("Ports", e))?;
         let Some(port) = ports.iter().find(|p| p["id"].as_str() == Some(port_id)).cloned() else {
@@ -198,14 +198,14 @@ impl ComputeService {
     }
 
     /// `GET /servers/{id}/os-interface[/{port_id}]`.
-    pub async fn interfaces(&self, ctx: &AuthContext, id: &str) -> ApiResult<Vec<Value>> {
+    pub async fn interfaces(&self, ctx: &AuthContext, id: &str) -> AppResult<Vec<Value>> {
         let server = self.server_get(ctx, id).await?;
         let ports = self.clients.ports_of(&server.id, &server.project_id).await.map_err(|e| refused("Ports", e))?;
         Ok(ports.iter().map(attachment_view).collect())
     }
 
     /// `addFixedIp`: one more address on the server's port on that network.
-    pub async fn fixed_ip_add(&self, ctx: &AuthContext, id: &str, network_id: &str) -> ApiResult<()> {
+    pub async fn fixed_ip_add(&self, ctx: &AuthContext, id: &str, network_id: &str) -> AppResult<()> {
         let mut server = self.server_for_network_change(ctx, id, "addFixedIp").await?;
         let ports = self.clients.ports_of(&server.id, &server.project_id).await.map_err(|e| refused("Ports", e))?;
         let Some(port) = ports.iter().find(|p| p["network_id"].as_str() == Some(network_id)) else {
@@ -222,7 +222,7 @@ impl ComputeService {
     }
 
     /// `removeFixedIp`: takes the address off whichever of the server's ports has it.
-    pub async fn fixed_ip_remove(&self, ctx: &AuthContext, id: &str, address: &str) -> ApiResult<()> {
+    pub async fn fixed_ip_remove(&self, ctx: &AuthContext, id: &str, address: &str) -> AppResult<()> {
         let mut server = self.server_for_network_change(ctx, id, "removeFixedIp").await?;
         let ports = self.clients.ports_of(&server.id, &server.project_id).await.map_err(|e| refused("Ports", e))?;
         let has = |p: &&Value| {
@@ -245,7 +245,7 @@ impl ComputeService {
 
     /// `addSecurityGroup` / `removeSecurityGroup` (by name or id): changes every port
     /// of the server and its recorded groups.
-    pub async fn security_group_change(&self, ctx: &AuthContext, id: &str, group: &str, add: bool) -> ApiResult<()> {
+    pub async fn security_group_change(&self, ctx: &AuthContext, id: &str, group: &str, add: bool) -> AppResult<()> {
         let what = if add { "addSecurityGroup" } else { "removeSecurityGroup" };
         let mut server = self.server_for_action(ctx, id).await?;
         if server.task_state.is_some() || server.vm_state == VmState::Building {

@@ -1,6 +1,7 @@
 //! Keypairs: a user's SSH public keys, imported or generated (Ed25519, the private key
 //! returned once in OpenSSH format and never stored). Counted against `key_pairs`.
 
+use super::AppResult;
 use super::{bad, conflict, forbidden, not_found, ComputeService};
 use crate::store::Keypair;
 use base64::Engine as _;
@@ -8,7 +9,6 @@ use md5::{Digest, Md5};
 use ring::signature::KeyPair as _;
 use stratus_common::auth::AuthContext;
 use stratus_common::db::now_text;
-use stratus_common::http::ApiResult;
 
 pub struct NewKeypair {
     pub keypair: Keypair,
@@ -107,7 +107,7 @@ fn valid_name(name: &str) -> bool {
 
 impl ComputeService {
     /// The user whose keypairs a request acts on: the caller, or `user_id` for admins.
-    fn keypair_owner(ctx: &AuthContext, user_id: Option<&str>) -> ApiResult<String> {
+    fn keypair_owner(ctx: &AuthContext, user_id: Option<&str>) -> AppResult<String> {
         match user_id {
             Some(u) if u != ctx.user_id() && !ctx.is_admin() => {
                 Err(forbidden("Policy doesn't allow acting on another user's keypairs."))
@@ -124,7 +124,7 @@ impl ComputeService {
         public_key: Option<&str>,
         kind: &str,
         user_id: Option<&str>,
-    ) -> ApiResult<NewKeypair> {
+    ) -> AppResult<NewKeypair> {
         super::require_writer(ctx)?;
         let user = Self::keypair_owner(ctx, user_id)?;
         if !valid_name(name) {
@@ -136,10 +136,8 @@ impl ComputeService {
         let (line, private_key) = match public_key {
             Some(k) => (k.trim().to_string(), None),
             None => {
-                let (line, pem) = generate(&format!("Generated-by-Stratus {name}")).map_err(|e| {
-                    tracing::error!(error = %e, "keypair generation failed");
-                    stratus_common::http::ApiError::internal()
-                })?;
+                let (line, pem) = generate(&format!("Generated-by-Stratus {name}"))
+                    .map_err(|e| super::Error::Internal(anyhow::anyhow!("keypair generation failed: {e}")))?;
                 (line, Some(pem))
             }
         };
@@ -164,7 +162,7 @@ impl ComputeService {
         }
     }
 
-    pub async fn keypair_get(&self, ctx: &AuthContext, name: &str, user_id: Option<&str>) -> ApiResult<Keypair> {
+    pub async fn keypair_get(&self, ctx: &AuthContext, name: &str, user_id: Option<&str>) -> AppResult<Keypair> {
         let user = Self::keypair_owner(ctx, user_id)?;
         self.store
             .keypair_get(&user, name)
@@ -172,12 +170,12 @@ impl ComputeService {
             .ok_or_else(|| not_found(format!("Keypair {name} not found for user {user}")))
     }
 
-    pub async fn keypair_list(&self, ctx: &AuthContext, user_id: Option<&str>) -> ApiResult<Vec<Keypair>> {
+    pub async fn keypair_list(&self, ctx: &AuthContext, user_id: Option<&str>) -> AppResult<Vec<Keypair>> {
         let user = Self::keypair_owner(ctx, user_id)?;
         Ok(self.store.keypair_list(&user).await?)
     }
 
-    pub async fn keypair_delete(&self, ctx: &AuthContext, name: &str, user_id: Option<&str>) -> ApiResult<()> {
+    pub async fn keypair_delete(&self, ctx: &AuthContext, name: &str, user_id: Option<&str>) -> AppResult<()> {
         super::require_writer(ctx)?;
         let user = Self::keypair_owner(ctx, user_id)?;
         if self.store.keypair_delete(&user, name).await? {

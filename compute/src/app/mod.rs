@@ -5,6 +5,7 @@ pub mod actions;
 pub mod change;
 pub mod create;
 pub mod delete;
+mod error;
 pub mod flavors;
 pub mod groups;
 pub mod guest_metadata;
@@ -19,14 +20,13 @@ pub mod usage;
 use crate::clients::Clients;
 use crate::scheduler::Scheduler;
 use crate::store::{Ratios, Server, Store};
-use axum::http::StatusCode;
+pub use error::{AppResult, Error};
 use serde_json::{json, Value};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use stratus_common::auth::AuthContext;
 use stratus_common::bus::Bus;
 use stratus_common::db::now_text;
-use stratus_common::http::{ApiError, ApiResult};
 use stratus_common::limits::LimitsClient;
 use stratus_common::saga::{Outcome, Saga, SagaRunner, StepError, StepResult};
 
@@ -109,29 +109,29 @@ impl ComputeService {
     }
 }
 
-pub fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, message)
+pub fn bad(message: impl Into<String>) -> Error {
+    Error::BadRequest(message.into())
 }
 
-pub fn forbidden(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, message)
+pub fn forbidden(message: impl Into<String>) -> Error {
+    Error::Forbidden(message.into())
 }
 
-pub fn conflict(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, message)
+pub fn conflict(message: impl Into<String>) -> Error {
+    Error::Conflict(message.into())
 }
 
-pub fn not_found(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, message)
+pub fn not_found(message: impl Into<String>) -> Error {
+    Error::NotFound(message.into())
 }
 
-pub fn unavailable(e: impl std::fmt::Display) -> ApiError {
+pub fn unavailable(e: impl std::fmt::Display) -> Error {
     tracing::warn!(error = %e, "a service compute depends on failed");
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("A service compute depends on is unavailable: {e}"))
+    Error::Unavailable(e.to_string())
 }
 
 /// Policy: admin, or a member of the project (readers may only read).
-pub(crate) fn require_writer(ctx: &AuthContext) -> ApiResult<()> {
+pub(crate) fn require_writer(ctx: &AuthContext) -> AppResult<()> {
     if ctx.is_admin() || ctx.has_role("member") {
         Ok(())
     } else {
@@ -139,7 +139,7 @@ pub(crate) fn require_writer(ctx: &AuthContext) -> ApiResult<()> {
     }
 }
 
-pub(crate) fn require_admin(ctx: &AuthContext, what: &str) -> ApiResult<()> {
+pub(crate) fn require_admin(ctx: &AuthContext, what: &str) -> AppResult<()> {
     if ctx.is_admin() {
         Ok(())
     } else {
@@ -147,7 +147,7 @@ pub(crate) fn require_admin(ctx: &AuthContext, what: &str) -> ApiResult<()> {
     }
 }
 
-pub(crate) fn project_of(ctx: &AuthContext) -> ApiResult<String> {
+pub(crate) fn project_of(ctx: &AuthContext) -> AppResult<String> {
     ctx.project_id().map(str::to_string).ok_or_else(|| forbidden("A project-scoped token is needed."))
 }
 
@@ -177,7 +177,7 @@ impl ComputeService {
     }
 
     /// [`Self::save`] for API requests: a concurrent change is a 409.
-    pub(crate) async fn save_api(&self, s: &mut Server) -> ApiResult<()> {
+    pub(crate) async fn save_api(&self, s: &mut Server) -> AppResult<()> {
         if self.store.server_save(s, None).await? {
             Ok(())
         } else {
@@ -186,19 +186,19 @@ impl ComputeService {
     }
 }
 
-pub fn not_implemented(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::NOT_IMPLEMENTED, message)
+pub fn not_implemented(message: impl Into<String>) -> Error {
+    Error::NotImplemented(message.into())
 }
 
 impl ComputeService {
     /// A server's instance actions (`server event list`), newest first.
-    pub async fn server_actions(&self, ctx: &AuthContext, id: &str) -> ApiResult<Vec<crate::store::Action>> {
+    pub async fn server_actions(&self, ctx: &AuthContext, id: &str) -> AppResult<Vec<crate::store::Action>> {
         self.server_get(ctx, id).await?;
         Ok(self.store.actions(id).await?)
     }
 
     /// The guest's console output, asked of its host's agent.
-    pub async fn console_log(&self, server: &Server) -> ApiResult<String> {
+    pub async fn console_log(&self, server: &Server) -> AppResult<String> {
         let host =
             server.host.clone().ok_or_else(|| conflict("The server has no console output: it is not on a host."))?;
         let row = self.store.host_get(&host).await?.ok_or_else(|| conflict(format!("Host {host} is unknown.")))?;

@@ -1,22 +1,22 @@
 //! Compute quotas: a view of identity's unified limits for the `compute` service, and
 //! the usage counted here.
 
+use super::AppResult;
 use super::{forbidden, unavailable, ComputeService};
 use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
-use stratus_common::http::ApiResult;
 
 /// Nova's quota resources this service enforces.
 pub const RESOURCES: &[&str] = &["instances", "cores", "ram", "key_pairs", "server_groups", "server_group_members"];
 
 impl ComputeService {
     /// A project's limit for a resource (-1: unlimited).
-    pub async fn limit(&self, project: &str, resource: &str) -> ApiResult<i64> {
+    pub async fn limit(&self, project: &str, resource: &str) -> AppResult<i64> {
         let l = self.limits.limit(project, "compute", resource).await.map_err(unavailable)?;
         Ok(l.filter(|n| *n >= 0 && *n < i64::from(i32::MAX)).unwrap_or(-1))
     }
 
-    pub async fn quota_show(&self, ctx: &AuthContext, project: &str, detail: bool) -> ApiResult<Map<String, Value>> {
+    pub async fn quota_show(&self, ctx: &AuthContext, project: &str, detail: bool) -> AppResult<Map<String, Value>> {
         if !(ctx.is_admin() || ctx.project_id() == Some(project)) {
             return Err(forbidden("Policy doesn't allow showing another project's quotas."));
         }
@@ -36,7 +36,7 @@ impl ComputeService {
     }
 
     /// `GET /limits`: absolute limits and what the caller's project uses.
-    pub async fn absolute_limits(&self, ctx: &AuthContext) -> ApiResult<Value> {
+    pub async fn absolute_limits(&self, ctx: &AuthContext) -> AppResult<Value> {
         let project = super::project_of(ctx)?;
         let used: std::collections::HashMap<String, i64> = self.store.usage(&project).await?.into_iter().collect();
         let u = |k: &str| used.get(k).copied().unwrap_or(0);
@@ -72,7 +72,7 @@ impl ComputeService {
         ctx: &AuthContext,
         project: &str,
         body: &Map<String, Value>,
-    ) -> ApiResult<Map<String, Value>> {
+    ) -> AppResult<Map<String, Value>> {
         super::require_admin(ctx, "os_compute_api:os-quota-sets:update")?;
         let mut wanted = Vec::new();
         for (k, v) in body {

@@ -10,13 +10,13 @@
 
 use super::change::Change;
 use super::servers::{ref_id, refused};
+use super::AppResult;
 use super::{bad, conflict, ComputeService};
 use crate::store::VmState;
 use crate::store::{Allocation, Charged, Flavor, Server, Store};
 use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
 use stratus_common::db::now_text;
-use stratus_common::http::ApiResult;
 use stratus_common::saga::{NoData, Saga};
 
 /// The consumer holding a resize's new flavor on the host.
@@ -48,7 +48,7 @@ impl ComputeService {
         id: &str,
         body: &Map<String, Value>,
         request_id: &str,
-    ) -> ApiResult<Server> {
+    ) -> AppResult<Server> {
         let mut server = self.server_for_action(ctx, id).await?;
         let image_ref = body
             .get("imageRef")
@@ -147,7 +147,7 @@ impl ComputeService {
         id: &str,
         flavor_ref: &str,
         request_id: &str,
-    ) -> ApiResult<()> {
+    ) -> AppResult<()> {
         let mut server = self.server_for_action(ctx, id).await?;
         if !matches!(server.vm_state, VmState::Active | VmState::Stopped) || server.task_state.is_some() {
             return Err(conflict(format!(
@@ -232,7 +232,7 @@ impl ComputeService {
 
     /// `confirmResize`: keeps the new flavor; the old one's claim goes. Nothing to do
     /// on the host: one transaction.
-    pub async fn server_confirm_resize(&self, ctx: &AuthContext, id: &str, request_id: &str) -> ApiResult<()> {
+    pub async fn server_confirm_resize(&self, ctx: &AuthContext, id: &str, request_id: &str) -> AppResult<()> {
         let mut server = self.server_for_action(ctx, id).await?;
         if server.vm_state != VmState::Resized || server.task_state.is_some() {
             return Err(conflict(format!("Instance {id} is not in VERIFY_RESIZE: it cannot be confirmed.")));
@@ -258,7 +258,7 @@ impl ComputeService {
     }
 
     /// `revertResize`: back to the old flavor (the agent resizes the guest back).
-    pub async fn server_revert_resize(&self, ctx: &AuthContext, id: &str, request_id: &str) -> ApiResult<()> {
+    pub async fn server_revert_resize(&self, ctx: &AuthContext, id: &str, request_id: &str) -> AppResult<()> {
         let mut server = self.server_for_action(ctx, id).await?;
         if server.vm_state != VmState::Resized || server.task_state.is_some() {
             return Err(conflict(format!("Instance {id} is not in VERIFY_RESIZE: it cannot be reverted.")));

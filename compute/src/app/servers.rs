@@ -2,6 +2,7 @@
 //! keypairs and security groups, quota claimed with the rows in one transaction), what
 //! callers may see, updates, and delete.
 
+use super::AppResult;
 use super::{as_int, bad, conflict, forbidden, not_found, project_of, unavailable, ComputeService};
 use crate::clients::CallError;
 use crate::store::VmState;
@@ -10,7 +11,6 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
 use stratus_common::db::now_text;
-use stratus_common::http::{ApiError, ApiResult};
 use stratus_common::saga::Saga;
 
 /// The last path segment of an id-or-link (`flavorRef`, `imageRef`).
@@ -18,7 +18,7 @@ pub(crate) fn ref_id(v: &str) -> &str {
     v.trim_end_matches('/').rsplit('/').next().unwrap_or(v)
 }
 
-pub(crate) fn refused(what: &str, e: CallError) -> ApiError {
+pub(crate) fn refused(what: &str, e: CallError) -> super::Error {
     match e {
         CallError::Refused(404, _) => bad(format!("{what} could not be found.")),
         CallError::Refused(_, m) => bad(format!("{what}: {m}")),
@@ -31,7 +31,7 @@ impl ComputeService {
     /// `ramdisk_id`), each checked as the requesting project sees it: an image may name
     /// any id, so naming one proves nothing. Only these ids, vouched for here, reach the
     /// compute agent, whose image cache fetches with the service's own rights.
-    pub(crate) async fn boot_files(&self, token: &str, image: &Value) -> ApiResult<Map<String, Value>> {
+    pub(crate) async fn boot_files(&self, token: &str, image: &Value) -> AppResult<Map<String, Value>> {
         let mut out = Map::new();
         for key in ["kernel_id", "ramdisk_id"] {
             let Some(id) = image.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()) else { continue };
@@ -54,7 +54,7 @@ impl ComputeService {
         hints: Map<String, Value>,
         request_id: &str,
         version: crate::microversion::Version,
-    ) -> ApiResult<Vec<Server>> {
+    ) -> AppResult<Vec<Server>> {
         super::require_writer(ctx)?;
         let project = project_of(ctx)?;
         let token = ctx.token.to_string();
@@ -147,7 +147,7 @@ impl ComputeService {
         if let Some(g) = hints.get("group").and_then(Value::as_str) {
             self.group_get(ctx, g).await.map_err(|_| bad(format!("Invalid server group {g}.")))?;
         }
-        let count = |k: &str| -> ApiResult<i64> {
+        let count = |k: &str| -> AppResult<i64> {
             match body.get(k) {
                 None | Some(Value::Null) => Ok(1),
                 Some(v) => as_int(v)
@@ -280,7 +280,7 @@ impl ComputeService {
         Err(bad("No servers could be created."))
     }
 
-    async fn over_quota(&self, project: &str, n: i64, vcpus: i64, ram: i64, limits: &[(&str, i64); 3]) -> ApiError {
+    async fn over_quota(&self, project: &str, n: i64, vcpus: i64, ram: i64, limits: &[(&str, i64); 3]) -> super::Error {
         let used: std::collections::HashMap<String, i64> =
             self.store.usage(project).await.unwrap_or_default().into_iter().collect();
         for (resource, limit) in limits {
@@ -306,7 +306,7 @@ impl ComputeService {
         project: &str,
         networks: Option<&Value>,
         version: crate::microversion::Version,
-    ) -> ApiResult<Vec<Value>> {
+    ) -> AppResult<Vec<Value>> {
         let list = match networks {
             Some(Value::String(s)) if s == "none" => return Ok(Vec::new()),
             Some(Value::String(s)) if s == "auto" => None,
@@ -372,7 +372,7 @@ impl ComputeService {
         &self,
         token: &str,
         asked: Option<&Value>,
-    ) -> ApiResult<(Vec<String>, Vec<String>)> {
+    ) -> AppResult<(Vec<String>, Vec<String>)> {
         let names: Vec<String> = match asked {
             None | Some(Value::Null) => return Ok((vec!["default".into()], Vec::new())),
             Some(Value::Array(a)) => a.iter().filter_map(|g| g["name"].as_str().map(str::to_string)).collect(),
@@ -397,7 +397,7 @@ impl ComputeService {
     }
 
     /// A server the caller may see (deleted ones only for admins asking for them).
-    pub async fn server_get(&self, ctx: &AuthContext, id: &str) -> ApiResult<Server> {
+    pub async fn server_get(&self, ctx: &AuthContext, id: &str) -> AppResult<Server> {
         match self.store.server_get(id).await? {
             Some(s) if !s.deleted && (ctx.is_admin() || ctx.project_id() == Some(s.project_id.as_str())) => Ok(s),
             _ => Err(not_found(format!("Instance {id} could not be found."))),
@@ -406,7 +406,7 @@ impl ComputeService {
 
     /// A server the caller may act on (not locked, unless admin: as in Nova, a lock
     /// holds for everyone else, the user who locked it included, until unlocked).
-    pub(crate) async fn server_for_action(&self, ctx: &AuthContext, id: &str) -> ApiResult<Server> {
+    pub(crate) async fn server_for_action(&self, ctx: &AuthContext, id: &str) -> AppResult<Server> {
         super::require_writer(ctx)?;
         let s = self.server_get(ctx, id).await?;
         if s.locked && !ctx.is_admin() {
@@ -423,7 +423,7 @@ impl ComputeService {
         ctx: &AuthContext,
         q: &ListQuery<'_>,
         keep: impl Fn(&Server) -> bool,
-    ) -> ApiResult<Vec<Server>> {
+    ) -> AppResult<Vec<Server>> {
         let own = project_of(ctx).ok();
         let project = if ctx.is_admin() && (q.all_tenants || q.project.is_some()) {
             q.project.map(str::to_string)
@@ -462,7 +462,7 @@ impl ComputeService {
     /// Shows the server with fresh addresses (floating IPs come and go in the network
     /// service). The fresh addresses are only shown, never written back: a write here
     /// would race with the server's saga.
-    pub async fn server_show(&self, ctx: &AuthContext, id: &str) -> ApiResult<Server> {
+    pub async fn server_show(&self, ctx: &AuthContext, id: &str) -> AppResult<Server> {
         let mut s = self.server_get(ctx, id).await?;
         if s.task_state.is_none() && s.doc.get("ports").and_then(Value::as_array).is_some_and(|p| !p.is_empty()) {
             self.refresh_addresses(&mut s, true).await;
@@ -470,7 +470,7 @@ impl ComputeService {
         Ok(s)
     }
 
-    pub async fn server_update(&self, ctx: &AuthContext, id: &str, body: &Map<String, Value>) -> ApiResult<Server> {
+    pub async fn server_update(&self, ctx: &AuthContext, id: &str, body: &Map<String, Value>) -> AppResult<Server> {
         let mut s = self.server_for_action(ctx, id).await?;
         for (k, v) in body {
             match (k.as_str(), v) {
@@ -506,7 +506,7 @@ impl ComputeService {
         id: &str,
         m: Map<String, Value>,
         replace: bool,
-    ) -> ApiResult<Map<String, Value>> {
+    ) -> AppResult<Map<String, Value>> {
         let mut s = self.server_for_action(ctx, id).await?;
         if m.iter().any(|(k, v)| k.is_empty() || k.len() > 255 || !v.is_string()) {
             return Err(bad("Invalid metadata: string values with keys of 1-255 characters."));
@@ -525,7 +525,7 @@ impl ComputeService {
         Ok(meta)
     }
 
-    pub async fn server_metadata_delete(&self, ctx: &AuthContext, id: &str, key: &str) -> ApiResult<()> {
+    pub async fn server_metadata_delete(&self, ctx: &AuthContext, id: &str, key: &str) -> AppResult<()> {
         let mut s = self.server_for_action(ctx, id).await?;
         let mut meta = s.doc.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
         if meta.remove(key).is_none() {
@@ -536,7 +536,7 @@ impl ComputeService {
         Ok(())
     }
 
-    pub async fn server_lock(&self, ctx: &AuthContext, id: &str, lock: bool, reason: Option<String>) -> ApiResult<()> {
+    pub async fn server_lock(&self, ctx: &AuthContext, id: &str, lock: bool, reason: Option<String>) -> AppResult<()> {
         super::require_writer(ctx)?;
         let mut s = self.server_get(ctx, id).await?;
         if !lock
@@ -559,11 +559,8 @@ impl ComputeService {
 
     /// Deletes a server: a build under way is cancelled first (its saga unwinds), then
     /// the delete saga runs.
-    pub async fn server_delete(&self, ctx: &AuthContext, id: &str, request_id: &str) -> ApiResult<()> {
-        let internal = |e: anyhow::Error| {
-            tracing::error!(error = %format!("{e:#}"), "cannot start deleting a server");
-            ApiError::internal()
-        };
+    pub async fn server_delete(&self, ctx: &AuthContext, id: &str, request_id: &str) -> AppResult<()> {
+        let internal = |e: anyhow::Error| super::Error::Internal(e.context("cannot start deleting a server"));
         for _ in 0..20 {
             let mut s = self.server_for_action(ctx, id).await?;
             if s.task_state.as_deref() == Some("deleting") {

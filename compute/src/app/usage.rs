@@ -1,13 +1,13 @@
 //! Usage (Nova's simple tenant usage): instance hours within a window per project, from
 //! each server's life (creation to deletion) times its flavor.
 
+use super::AppResult;
 use super::{forbidden, ComputeService};
 use crate::store::{Server, ServerFilter};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use stratus_common::auth::AuthContext;
 use stratus_common::db::parse_time;
-use stratus_common::http::ApiResult;
 
 /// One server's share of a window.
 pub struct ServerUsage {
@@ -36,7 +36,7 @@ impl ComputeService {
         only: Option<&str>,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
-    ) -> ApiResult<BTreeMap<String, ProjectUsage>> {
+    ) -> AppResult<BTreeMap<String, ProjectUsage>> {
         let now = Utc::now();
         let end = end.min(now);
         let project = match only {
