@@ -2,6 +2,7 @@
 //! per-version schemas are the contract).
 
 use crate::microversion::Version;
+use crate::store::TaskState;
 use crate::store::VmState;
 use crate::store::{Flavor, HostRow, Keypair, Server};
 use serde_json::{json, Map, Value};
@@ -9,13 +10,13 @@ use serde_json::{json, Map, Value};
 /// Nova's `status` from the VM and task states.
 pub fn status(s: &Server) -> &'static str {
     use VmState::*;
-    match (s.vm_state, s.task_state.as_deref()) {
+    match (s.vm_state, s.task_state) {
         (Building, _) => "BUILD",
-        (Active, Some("rebooting")) => "REBOOT",
-        (Active | Stopped, Some("rebooting_hard")) => "HARD_REBOOT",
-        (Active | Stopped | Error, Some("rebuilding")) => "REBUILD",
-        (Resized, Some("resize_reverting")) => "REVERT_RESIZE",
-        (Active | Stopped, Some(t)) if t.starts_with("resize") => "RESIZE",
+        (Active, Some(TaskState::Rebooting)) => "REBOOT",
+        (Active | Stopped, Some(TaskState::RebootingHard)) => "HARD_REBOOT",
+        (Active | Stopped | Error, Some(TaskState::Rebuilding)) => "REBUILD",
+        (Resized, Some(TaskState::ResizeReverting)) => "REVERT_RESIZE",
+        (Active | Stopped, Some(TaskState::ResizeMigrating | TaskState::ResizeReverting)) => "RESIZE",
         (Active, _) => "ACTIVE",
         (Stopped, _) => "SHUTOFF",
         (Paused, _) => "PAUSED",

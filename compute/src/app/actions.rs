@@ -3,6 +3,7 @@
 
 use super::AppResult;
 use super::{conflict, ComputeService};
+use crate::store::TaskState;
 use crate::store::VmState;
 use crate::store::{Action, Server, Store};
 use serde_json::{json, Value};
@@ -208,12 +209,12 @@ impl ComputeService {
     pub async fn server_power(&self, ctx: &AuthContext, id: &str, op: Op, request_id: &str) -> AppResult<()> {
         let mut server = self.server_for_action(ctx, id).await?;
         let (needs, task, action) = match op {
-            Op::Stop => (Some(VmState::Active), "powering-off", "stop"),
-            Op::Start => (Some(VmState::Stopped), "powering-on", "start"),
-            Op::SoftReboot => (Some(VmState::Active), "rebooting", "reboot"),
-            Op::HardReboot => (None, "rebooting_hard", "reboot"),
-            Op::Pause => (Some(VmState::Active), "pausing", "pause"),
-            Op::Unpause => (Some(VmState::Paused), "unpausing", "unpause"),
+            Op::Stop => (Some(VmState::Active), TaskState::PoweringOff, "stop"),
+            Op::Start => (Some(VmState::Stopped), TaskState::PoweringOn, "start"),
+            Op::SoftReboot => (Some(VmState::Active), TaskState::Rebooting, "reboot"),
+            Op::HardReboot => (None, TaskState::RebootingHard, "reboot"),
+            Op::Pause => (Some(VmState::Active), TaskState::Pausing, "pause"),
+            Op::Unpause => (Some(VmState::Paused), TaskState::Unpausing, "unpause"),
             _ => return Err(super::bad("Unsupported action.")),
         };
         let state_ok = match needs {
@@ -224,10 +225,10 @@ impl ComputeService {
             return Err(conflict(format!(
                 "Cannot '{action}' instance {id} while it is in vm_state {} and task_state {}",
                 server.vm_state,
-                server.task_state.as_deref().unwrap_or("None")
+                server.task_state.map_or("None", TaskState::as_str)
             )));
         }
-        server.task_state = Some(task.into());
+        server.task_state = Some(task);
         if !self.store.server_save(&mut server, Some(None)).await? {
             return Err(conflict(format!("Instance {id} is busy with another task.")));
         }
@@ -242,13 +243,13 @@ impl ComputeService {
     /// or, when the host is gone, ended so nothing stays in a task state.
     pub(crate) async fn retry_power_actions(&self, servers: &[Server]) -> anyhow::Result<()> {
         for s in servers {
-            let op = match s.task_state.as_deref() {
-                Some("powering-off") => Op::Stop,
-                Some("powering-on") => Op::Start,
-                Some("rebooting") => Op::SoftReboot,
-                Some("rebooting_hard") => Op::HardReboot,
-                Some("pausing") => Op::Pause,
-                Some("unpausing") => Op::Unpause,
+            let op = match s.task_state {
+                Some(TaskState::PoweringOff) => Op::Stop,
+                Some(TaskState::PoweringOn) => Op::Start,
+                Some(TaskState::Rebooting) => Op::SoftReboot,
+                Some(TaskState::RebootingHard) => Op::HardReboot,
+                Some(TaskState::Pausing) => Op::Pause,
+                Some(TaskState::Unpausing) => Op::Unpause,
                 _ => continue,
             };
             if !self.command_due(s, op) {

@@ -19,6 +19,7 @@
 
 use super::resize::{resize_consumer, shape};
 use super::{changed, moved_on, server_step, service, ComputeService, ServerSaga};
+use crate::store::TaskState;
 use crate::store::VmState;
 use crate::store::{Charged, Server, Store};
 use serde_json::{json, Value};
@@ -281,7 +282,7 @@ impl ComputeService {
         server.doc.remove("saga_id");
         server.doc.remove("action");
         let delete_requested = server.doc.get("delete_requested").and_then(Value::as_bool).unwrap_or(false);
-        server.task_state = delete_requested.then(|| "deleting".to_string());
+        server.task_state = delete_requested.then_some(TaskState::Deleting);
         let (action, event) = change.names();
         let mut tx = self.store.db.pool.begin().await?;
         let freed = match &freed_claim {

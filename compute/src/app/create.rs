@@ -7,6 +7,7 @@
 
 use super::{changed, moved_on, server_step, service, ComputeService, ServerSaga};
 use crate::scheduler::Request;
+use crate::store::TaskState;
 use crate::store::VmState;
 use crate::store::{Allocation, HostClaim, Server, Store};
 use serde::{Deserialize, Serialize};
@@ -121,7 +122,7 @@ impl SagaDef for CreateSaga {
             server.doc.remove("saga_id");
             let delete_requested = server.doc.get("delete_requested").and_then(Value::as_bool).unwrap_or(false);
             if delete_requested {
-                server.task_state = Some("deleting".into());
+                server.task_state = Some(TaskState::Deleting);
             }
             // The quota is given back with the save, in one transaction.
             if !s.store.server_save_uncharged(&mut server).await? {
@@ -207,7 +208,7 @@ impl ComputeService {
             if let Some(a) = kept {
                 if server.host.as_ref() != Some(&a.host) {
                     server.host = Some(a.host.clone());
-                    server.task_state = Some("scheduling".into());
+                    server.task_state = Some(TaskState::Scheduling);
                     self.save(server).await?;
                 }
                 return Ok(Outcome::Next);
@@ -229,7 +230,7 @@ impl ComputeService {
                 disk: server.disk,
             };
             let (was_host, was_task) =
-                (server.host.replace(host.clone()), server.task_state.replace("scheduling".into()));
+                (server.host.replace(host.clone()), server.task_state.replace(TaskState::Scheduling));
             match self.store.claim_apart(&a, apart.as_deref(), Some(server)).await? {
                 HostClaim::Claimed(row) => {
                     self.scheduler.update(*row);
@@ -330,7 +331,7 @@ impl ComputeService {
         self.refresh_addresses(server, false).await;
         // Run again on a built server (a repeated step), it must not look building.
         if server.vm_state == VmState::Building {
-            server.task_state = Some("spawning".into());
+            server.task_state = Some(TaskState::Spawning);
         }
         self.save(server).await?;
         Ok(Outcome::Next)
@@ -489,7 +490,7 @@ impl ComputeService {
             // Shown as Nova shows a server with a config drive.
             server.doc.insert("config_drive".into(), json!(true));
         }
-        server.task_state = Some("spawning".into());
+        server.task_state = Some(TaskState::Spawning);
         self.send_to(server, &row, Op::Spawn, Some(spec), Some(saga)).await?;
         Ok(Outcome::Pending)
     }

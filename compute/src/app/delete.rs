@@ -4,6 +4,7 @@
 //! agent destroys the orphan guest when it comes back).
 
 use super::{changed, moved_on, server_step, service, ComputeService, ServerSaga};
+use crate::store::TaskState;
 use crate::store::VmState;
 use crate::store::{Server, Store};
 use serde_json::json;
@@ -51,7 +52,7 @@ impl SagaDef for DeleteSaga {
             }
             let s = service(&self.0)?;
             let Some(mut server) = s.store.server_get(&saga.subject).await? else { return Ok(()) };
-            if server.deleted || server.task_state.as_deref() != Some("deleting") {
+            if server.deleted || server.task_state != Some(TaskState::Deleting) {
                 return Ok(());
             }
             server.vm_state = VmState::Error;
@@ -87,7 +88,7 @@ impl ComputeService {
         let saga = Saga::fresh(&uuid::Uuid::new_v4().to_string(), KIND, &s.id, &NoData {});
         // Results of the saga's commands poke it through the server's saga id.
         s.doc.insert("saga_id".into(), json!(saga.id));
-        s.task_state = Some("deleting".into());
+        s.task_state = Some(TaskState::Deleting);
         let mut tx = self.store.db.pool.begin().await?;
         if !Store::server_save_in(&mut tx, &s, None).await? {
             return Ok(false);

@@ -5,6 +5,7 @@
 
 use super::ComputeService;
 use crate::store::ServerFilter;
+use crate::store::TaskState;
 use crate::store::VmState;
 use std::sync::Arc;
 use std::time::Instant;
@@ -101,7 +102,7 @@ impl ComputeService {
         repairs.sagas_resumed = self.sagas.resume_all().await?;
         let servers = self.store.server_list(&ServerFilter::default()).await?;
         for s in &servers {
-            if s.task_state.as_deref() == Some("deleting") && self.sagas.unfinished(Some(&s.id)).await?.is_empty() {
+            if s.task_state == Some(TaskState::Deleting) && self.sagas.unfinished(Some(&s.id)).await?.is_empty() {
                 // One server changing under the pass does not stop the others.
                 match self.start_delete(s).await {
                     Ok(true) => repairs.deletes_restarted += 1,

@@ -7,6 +7,7 @@
 use super::servers::refused;
 use super::AppResult;
 use super::{bad, conflict, not_found, ComputeService};
+use crate::store::TaskState;
 use crate::store::VmState;
 use crate::store::{strings, Server};
 use serde_json::{json, Value};
@@ -38,7 +39,7 @@ impl ComputeService {
             return Err(conflict(format!(
                 "Cannot '{what}' instance {id} while it is in vm_state {} and task_state {}",
                 s.vm_state,
-                s.task_state.as_deref().unwrap_or("None")
+                s.task_state.map_or("None", TaskState::as_str)
             )));
         }
         Ok(s)

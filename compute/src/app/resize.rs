@@ -12,6 +12,7 @@ use super::change::Change;
 use super::servers::{ref_id, refused};
 use super::AppResult;
 use super::{bad, conflict, ComputeService};
+use crate::store::TaskState;
 use crate::store::VmState;
 use crate::store::{Allocation, Charged, Flavor, Server, Store};
 use serde_json::{json, Map, Value};
@@ -68,7 +69,7 @@ impl ComputeService {
             return Err(conflict(format!(
                 "Cannot 'rebuild' instance {id} while it is in vm_state {} and task_state {}",
                 server.vm_state,
-                server.task_state.as_deref().unwrap_or("None")
+                server.task_state.map_or("None", TaskState::as_str)
             )));
         }
         for (k, v) in body {
@@ -110,7 +111,7 @@ impl ComputeService {
         server.doc.remove("kernel_id");
         server.doc.remove("ramdisk_id");
         server.doc.extend(boot_files);
-        server.task_state = Some("rebuilding".into());
+        server.task_state = Some(TaskState::Rebuilding);
         server.doc.remove("fault");
         let saga = self.change_saga(&mut server, Change::Rebuild);
         let action = Self::new_action(ctx, &server, "rebuild", request_id);
@@ -153,7 +154,7 @@ impl ComputeService {
             return Err(conflict(format!(
                 "Cannot 'resize' instance {id} while it is in vm_state {} and task_state {}",
                 server.vm_state,
-                server.task_state.as_deref().unwrap_or("None")
+                server.task_state.map_or("None", TaskState::as_str)
             )));
         }
         let flavor = match self.flavor_get(ctx, ref_id(flavor_ref)).await {
@@ -183,7 +184,7 @@ impl ComputeService {
         server.vcpus = ov.max(nv);
         server.ram = or.max(nr);
         server.disk = od.max(nd);
-        server.task_state = Some("resize_migrating".into());
+        server.task_state = Some(TaskState::ResizeMigrating);
         server.doc.remove("fault");
         let saga = self.change_saga(&mut server, Change::Resize);
         let action = Self::new_action(ctx, &server, "resize", request_id);
@@ -269,7 +270,7 @@ impl ComputeService {
         // While reverting the server holds the larger of both again (no limit: it had it).
         let claims = [("cores", (ov - nv).max(0), -1), ("ram", (or - nr).max(0), -1)];
         (server.vcpus, server.ram, server.disk) = (ov.max(nv), or.max(nr), od.max(nd));
-        server.task_state = Some("resize_reverting".into());
+        server.task_state = Some(TaskState::ResizeReverting);
         let saga = self.change_saga(&mut server, Change::Revert);
         let action = Self::new_action(ctx, &server, "revertResize", request_id);
         let mut tx = self.store.db.pool.begin().await?;

@@ -5,6 +5,7 @@
 use super::AppResult;
 use super::{as_int, bad, conflict, forbidden, not_found, project_of, unavailable, ComputeService};
 use crate::clients::CallError;
+use crate::store::TaskState;
 use crate::store::VmState;
 use crate::store::{usage_claim, Server, ServerFilter};
 use base64::Engine as _;
@@ -217,7 +218,7 @@ impl ComputeService {
                         user_id: ctx.user_id().to_string(),
                         name: if n > 1 { format!("{name}-{}", i + 1) } else { name.clone() },
                         vm_state: VmState::Building,
-                        task_state: Some("scheduling".into()),
+                        task_state: Some(TaskState::Scheduling),
                         power_state: 0,
                         host: None,
                         vcpus: flavor.vcpus,
@@ -563,7 +564,7 @@ impl ComputeService {
         let internal = |e: anyhow::Error| super::Error::Internal(e.context("cannot start deleting a server"));
         for _ in 0..20 {
             let mut s = self.server_for_action(ctx, id).await?;
-            if s.task_state.as_deref() == Some("deleting") {
+            if s.task_state == Some(TaskState::Deleting) {
                 return Ok(());
             }
             let action = Self::new_action(ctx, &s, "delete", request_id);
@@ -581,7 +582,7 @@ impl ComputeService {
             };
             // A saga is still running (a build, or a rebuild or resize): ask it to
             // unwind; its end deletes.
-            s.task_state = Some("deleting".into());
+            s.task_state = Some(TaskState::Deleting);
             if !self.store.server_save(&mut s, None).await? {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
                 continue;

@@ -33,6 +33,83 @@ impl VmState {
     }
 }
 
+/// What a server is doing now, as Nova names it (`OS-EXT-STS:task_state`); `None` when
+/// idle. Stored as its name; a name not listed here is an error when read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TaskState {
+    #[serde(rename = "scheduling")]
+    Scheduling,
+    #[serde(rename = "spawning")]
+    Spawning,
+    #[serde(rename = "deleting")]
+    Deleting,
+    #[serde(rename = "rebuilding")]
+    Rebuilding,
+    #[serde(rename = "resize_migrating")]
+    ResizeMigrating,
+    #[serde(rename = "resize_reverting")]
+    ResizeReverting,
+    #[serde(rename = "powering-off")]
+    PoweringOff,
+    #[serde(rename = "powering-on")]
+    PoweringOn,
+    #[serde(rename = "rebooting")]
+    Rebooting,
+    #[serde(rename = "rebooting_hard")]
+    RebootingHard,
+    #[serde(rename = "pausing")]
+    Pausing,
+    #[serde(rename = "unpausing")]
+    Unpausing,
+}
+
+impl TaskState {
+    pub const ALL: [TaskState; 12] = [
+        TaskState::Scheduling,
+        TaskState::Spawning,
+        TaskState::Deleting,
+        TaskState::Rebuilding,
+        TaskState::ResizeMigrating,
+        TaskState::ResizeReverting,
+        TaskState::PoweringOff,
+        TaskState::PoweringOn,
+        TaskState::Rebooting,
+        TaskState::RebootingHard,
+        TaskState::Pausing,
+        TaskState::Unpausing,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Scheduling => "scheduling",
+            TaskState::Spawning => "spawning",
+            TaskState::Deleting => "deleting",
+            TaskState::Rebuilding => "rebuilding",
+            TaskState::ResizeMigrating => "resize_migrating",
+            TaskState::ResizeReverting => "resize_reverting",
+            TaskState::PoweringOff => "powering-off",
+            TaskState::PoweringOn => "powering-on",
+            TaskState::Rebooting => "rebooting",
+            TaskState::RebootingHard => "rebooting_hard",
+            TaskState::Pausing => "pausing",
+            TaskState::Unpausing => "unpausing",
+        }
+    }
+
+    /// The task state a row holds; anything else is an error, never a guess.
+    pub fn parse(s: &str) -> Result<Self, sqlx::Error> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown task_state {s:?}").into()))
+    }
+
+    /// As Nova shows an optional task state in messages: its name, or `None`.
+    pub fn name(t: Option<TaskState>) -> &'static str {
+        t.map_or("None", TaskState::as_str)
+    }
+}
+
 impl std::str::FromStr for VmState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -62,7 +139,7 @@ pub struct Server {
     pub user_id: String,
     pub name: String,
     pub vm_state: VmState,
-    pub task_state: Option<String>,
+    pub task_state: Option<TaskState>,
     pub power_state: i64,
     pub host: Option<String>,
     pub vcpus: i64,
@@ -89,7 +166,7 @@ impl Server {
             user_id: r.text("user_id"),
             name: r.text("name"),
             vm_state: r.text("vm_state").parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
-            task_state: r.opt_text("task_state"),
+            task_state: r.opt_text("task_state").map(|t| TaskState::parse(&t)).transpose()?,
             power_state: r.int("power_state"),
             host: r.opt_text("host"),
             vcpus: r.int("vcpus"),
@@ -164,7 +241,7 @@ impl Store {
         .bind(&s.user_id)
         .bind(&s.name)
         .bind(s.vm_state.as_str())
-        .bind(s.task_state.clone())
+        .bind(s.task_state.map(TaskState::as_str))
         .bind(s.power_state)
         .bind(s.host.clone())
         .bind(s.vcpus)
@@ -235,7 +312,7 @@ impl Store {
     /// revision), and with `expect_task` only if its task state is still that
     /// (`Some(None)`: no task), so two actions never both start. False otherwise (or
     /// when it was deleted): the caller reads it again.
-    pub async fn server_save(&self, s: &mut Server, expect_task: Option<Option<&str>>) -> StoreResult<bool> {
+    pub async fn server_save(&self, s: &mut Server, expect_task: Option<Option<TaskState>>) -> StoreResult<bool> {
         let mut conn = self.db.pool.acquire().await?;
         let saved = Self::server_save_in(&mut conn, s, expect_task).await?;
         conn.release();
@@ -252,7 +329,7 @@ impl Store {
     pub async fn server_save_charging(
         &self,
         s: &mut Server,
-        expect_task: Option<Option<&str>>,
+        expect_task: Option<Option<TaskState>>,
         claims: &[super::Claim<'_>],
         releases: &[(&str, i64)],
     ) -> StoreResult<Charged> {
@@ -270,7 +347,7 @@ impl Store {
     pub(crate) async fn server_save_charging_in(
         conn: &mut sqlx::AnyConnection,
         s: &Server,
-        expect_task: Option<Option<&str>>,
+        expect_task: Option<Option<TaskState>>,
         claims: &[super::Claim<'_>],
         releases: &[(&str, i64)],
     ) -> StoreResult<Charged> {
@@ -290,7 +367,7 @@ impl Store {
     pub(crate) async fn server_save_in(
         conn: &mut sqlx::AnyConnection,
         s: &Server,
-        expect_task: Option<Option<&str>>,
+        expect_task: Option<Option<TaskState>>,
     ) -> StoreResult<bool> {
         Self::server_write(conn, s, expect_task, false).await
     }
@@ -300,7 +377,7 @@ impl Store {
     async fn server_write(
         conn: &mut sqlx::AnyConnection,
         s: &Server,
-        expect_task: Option<Option<&str>>,
+        expect_task: Option<Option<TaskState>>,
         uncharge: bool,
     ) -> StoreResult<bool> {
         let mut sql = format!(
@@ -317,7 +394,7 @@ impl Store {
         let mut q = sqlx::query(&sql)
             .bind(&s.name)
             .bind(s.vm_state.as_str())
-            .bind(s.task_state.clone())
+            .bind(s.task_state.map(TaskState::as_str))
             .bind(s.power_state)
             .bind(s.host.clone())
             .bind(s.vcpus)
@@ -332,7 +409,7 @@ impl Store {
             .bind(s.id.clone())
             .bind(s.rev);
         if let Some(Some(t)) = expect_task {
-            q = q.bind(t.to_string());
+            q = q.bind(t.as_str());
         }
         Ok(q.execute(conn).await?.rows_affected() > 0)
     }
@@ -374,5 +451,20 @@ impl Store {
         .fetch_all(&self.db.reads)
         .await?;
         Ok(rows.iter().map(|r| (r.text("host"), r.int("n"))).collect())
+    }
+}
+
+#[cfg(test)]
+mod task_state_tests {
+    use super::TaskState;
+
+    #[test]
+    fn task_states_read_back_as_written_and_unknown_ones_are_errors() {
+        for t in TaskState::ALL {
+            assert_eq!(TaskState::parse(t.as_str()).unwrap(), t);
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str(), "shown as stored");
+        }
+        assert!(TaskState::parse("migrating").unwrap_err().to_string().contains("migrating"));
+        assert_eq!(TaskState::name(None), "None");
     }
 }
