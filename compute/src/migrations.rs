@@ -160,6 +160,14 @@ ALTER TABLE compute_sagas ADD COLUMN last_error TEXT NOT NULL DEFAULT '';
 ALTER TABLE compute_sagas ADD COLUMN stuck_at TEXT
 "#,
     },
+    Migration {
+        service: "compute",
+        version: 4,
+        name: "server control apart from the document",
+        sql: r#"
+ALTER TABLE compute_servers ADD COLUMN control TEXT NOT NULL DEFAULT '{}'
+"#,
+    },
 ];
 
 #[cfg(test)]

@@ -5,8 +5,7 @@ use super::AppResult;
 use super::{conflict, ComputeService};
 use crate::store::TaskState;
 use crate::store::VmState;
-use crate::store::{Action, Server, Store};
-use serde_json::{json, Value};
+use crate::store::{Action, CommandAnswer, PendingCommand, Server, Store};
 use stratus_common::auth::AuthContext;
 use stratus_common::db::{now_text, parse_time};
 use stratus_common::saga::Saga;
@@ -43,7 +42,7 @@ impl ComputeService {
     ) -> anyhow::Result<()> {
         let host = row.host.clone();
         let action_id = uuid::Uuid::new_v4().to_string();
-        server.doc.insert("action".into(), json!({"id": action_id, "op": op, "sent_at": now_text()}));
+        server.control.command = Some(PendingCommand { id: action_id.clone(), op, sent_at: now_text() });
         match saga {
             // The saga waits for the answer: its progress is recorded with the server.
             Some(saga) => {
@@ -88,11 +87,11 @@ impl ComputeService {
     /// Whether a command of kind `op` should be sent (again): none sent yet, or the one
     /// sent has waited longer than the command timeout.
     pub(crate) fn command_due(&self, server: &Server, op: Op) -> bool {
-        let Some(a) = server.doc.get("action") else { return true };
-        if a["op"] != json!(op) {
+        let Some(a) = &server.control.command else { return true };
+        if a.op != op {
             return true;
         }
-        let sent = a["sent_at"].as_str().and_then(parse_time);
+        let sent = parse_time(&a.sent_at);
         match sent {
             Some(t) => (chrono::Utc::now() - t).to_std().map(|d| d >= self.settings.command_timeout).unwrap_or(false),
             None => true,
@@ -141,27 +140,20 @@ impl ComputeService {
             return Ok(());
         }
         let Some(mut server) = self.store.server_get(&r.server_id).await? else { return Ok(()) };
-        let current = server.doc.get("action").and_then(|a| a["id"].as_str()).map(str::to_string);
-        if current.as_deref() != Some(r.action_id.as_str()) {
+        if server.control.command.as_ref().map(|c| c.id.as_str()) != Some(r.action_id.as_str()) {
             tracing::debug!(server = %r.server_id, action = %r.action_id, "result for a command no longer awaited");
             return Ok(());
         }
-        server.doc.remove("action");
+        server.control.command = None;
         match r.op {
             Op::Spawn => {
-                server
-                    .doc
-                    .insert("spawn".into(), json!({"host": r.host, "error": r.error, "power_state": r.power_state}));
+                server.control.spawn = Some(answer(r, None));
             }
             Op::Destroy => {
-                server.doc.insert("destroyed_on".into(), json!(r.host));
+                server.control.destroyed_on = Some(r.host.clone());
             }
             Op::Rebuild | Op::Resize => {
-                let saga = server.doc.get("saga_id").cloned().unwrap_or(Value::Null);
-                server.doc.insert(
-                    "change".into(),
-                    json!({"saga": saga, "host": r.host, "error": r.error, "power_state": r.power_state}),
-                );
+                server.control.change = Some(answer(r, server.control.saga_id.clone()));
             }
             Op::Stop | Op::Start | Op::SoftReboot | Op::HardReboot | Op::Pause | Op::Unpause => {
                 let name = match r.op {
@@ -190,7 +182,7 @@ impl ComputeService {
             }
             Op::AttachInterface | Op::DetachInterface => return Ok(()),
         }
-        let Some(saga) = server.doc.get("saga_id").and_then(Value::as_str).map(str::to_string) else {
+        let Some(saga) = server.control.saga_id.clone() else {
             return self.save(&mut server).await;
         };
         // The saga's step saves the server with the result: hand it over unsaved. When
@@ -264,7 +256,7 @@ impl ComputeService {
                 self.send(&mut s, op, None).await?;
             } else {
                 s.task_state = None;
-                s.doc.remove("action");
+                s.control.command = None;
                 self.save(&mut s).await?;
             }
         }
@@ -279,4 +271,9 @@ pub(crate) fn vm_state_of(power_state: i64) -> VmState {
         power::PAUSED => VmState::Paused,
         _ => VmState::Stopped,
     }
+}
+
+/// A host's answer as the server records it.
+fn answer(r: &CommandResult, saga: Option<String>) -> CommandAnswer {
+    CommandAnswer { host: r.host.clone(), error: r.error.clone(), power_state: r.power_state, saga }
 }

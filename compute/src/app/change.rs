@@ -22,7 +22,7 @@ use super::{changed, moved_on, server_step, service, ComputeService, ServerSaga}
 use crate::store::TaskState;
 use crate::store::VmState;
 use crate::store::{Charged, Server, Store};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::{Arc, Weak};
 use stratus_common::db::now_text;
 use stratus_common::saga::{
@@ -72,7 +72,7 @@ pub struct ChangeSaga(pub Change, pub Weak<ComputeService>);
 
 /// Whether the server still records saga `saga` as under way (its end removes it).
 fn under_way(server: &Server, saga: &Saga) -> bool {
-    server.doc.get("saga_id").and_then(Value::as_str) == Some(saga.id.as_str())
+    server.control.saga_id.as_deref() == Some(saga.id.as_str())
 }
 
 /// The steps. A command the host failed changed nothing; one it carried out is taken
@@ -139,8 +139,8 @@ impl ComputeService {
     ) -> StepResult<Outcome> {
         let change = def.0;
         let host = server.host.clone().unwrap_or_default();
-        if let Some(result) = server.doc.get("change").filter(|r| r["saga"].as_str() == Some(saga.id.as_str())) {
-            return match result["error"].as_str() {
+        if let Some(result) = server.control.change.as_ref().filter(|r| r.saga.as_deref() == Some(saga.id.as_str())) {
+            return match result.error.as_deref() {
                 None => Ok(Outcome::Next),
                 Some(e) => Err(StepError::permanent(e)),
             };
@@ -200,8 +200,7 @@ impl ComputeService {
         _: &mut NoData,
     ) -> StepResult<Outcome> {
         let change = def.0;
-        let result = server.doc.get("change").cloned().unwrap_or(json!({}));
-        let power = result["power_state"].as_i64().unwrap_or(server.power_state);
+        let power = server.control.change.as_ref().map_or(server.power_state, |r| r.power_state);
         let resize = server.doc.get("resize").cloned().unwrap_or(json!({}));
         let (ov, or, od) = shape(&resize["old_flavor"]);
         let (nv, nr, nd) = shape(&resize["new_flavor"]);
@@ -230,8 +229,8 @@ impl ComputeService {
                 freed_claim = Some(resize_consumer(&server.id));
             }
         }
-        server.doc.remove("saga_id");
-        server.doc.remove("action");
+        server.control.saga_id = None;
+        server.control.command = None;
         let (action, event) = change.names();
         let mut tx = self.store.db.pool.begin().await?;
         let freed = match &freed_claim {
@@ -279,9 +278,9 @@ impl ComputeService {
             Change::Rebuild | Change::Revert => server.vm_state = VmState::Error,
         }
         server.set_fault(&saga.error);
-        server.doc.remove("saga_id");
-        server.doc.remove("action");
-        let delete_requested = server.doc.get("delete_requested").and_then(Value::as_bool).unwrap_or(false);
+        server.control.saga_id = None;
+        server.control.command = None;
+        let delete_requested = server.control.delete_requested;
         server.task_state = delete_requested.then_some(TaskState::Deleting);
         let (action, event) = change.names();
         let mut tx = self.store.db.pool.begin().await?;

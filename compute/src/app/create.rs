@@ -73,8 +73,8 @@ const STEPS: &[Step<CreateSaga>] = &[
                     // Untracked: the spawn may still be running there; a guest it
                     // leaves behind is an orphan the reconciler destroys.
                     s.send_untracked(&host, &server.id, Op::Destroy, None).await?;
-                    server.doc.remove("spawn");
-                    server.doc.remove("action");
+                    server.control.spawn = None;
+                    server.control.command = None;
                     s.save(&mut server).await?;
                 }
                 Ok(())
@@ -119,8 +119,8 @@ impl SagaDef for CreateSaga {
             server.task_state = None;
             server.host = None;
             server.set_fault(&saga.error);
-            server.doc.remove("saga_id");
-            let delete_requested = server.doc.get("delete_requested").and_then(Value::as_bool).unwrap_or(false);
+            server.control.saga_id = None;
+            let delete_requested = server.control.delete_requested;
             if delete_requested {
                 server.task_state = Some(TaskState::Deleting);
             }
@@ -467,13 +467,10 @@ impl ComputeService {
         tries: &mut BuildTries,
     ) -> StepResult<Outcome> {
         let host = server.host.clone().unwrap_or_default();
-        if let Some(result) = server.doc.get("spawn").cloned() {
-            if result["host"].as_str() == Some(host.as_str()) {
-                if result["error"].is_null() {
-                    return Ok(Outcome::Next);
-                }
+        if let Some(result) = server.control.spawn.clone() {
+            if result.host == host {
+                let Some(error) = result.error else { return Ok(Outcome::Next) };
                 // The host failed the build: try another one, a bounded number of times.
-                let error = result["error"].as_str().unwrap_or("spawn failed").to_string();
                 return self.reschedule(server, tries, &host, error).await;
             }
         }
@@ -516,8 +513,8 @@ impl ComputeService {
         tries.retries = retries + 1;
         tries.last_error = Some(error);
         tries.avoid.push(host.to_string());
-        server.doc.remove("spawn");
-        server.doc.remove("action");
+        server.control.spawn = None;
+        server.control.command = None;
         server.host = None;
         self.save(server).await?;
         Ok(Outcome::Goto("schedule"))
@@ -533,13 +530,13 @@ impl ComputeService {
         if server.vm_state == VmState::Active && server.task_state.is_none() {
             return Ok(Outcome::Next);
         }
-        let power = server.doc.get("spawn").and_then(|r| r["power_state"].as_i64()).unwrap_or(1);
+        let power = server.control.spawn.as_ref().map_or(1, |r| r.power_state);
         server.vm_state = VmState::Active;
         server.task_state = None;
         server.power_state = power;
         server.launched_at = Some(now_text());
-        server.doc.remove("saga_id");
-        server.doc.remove("action");
+        server.control.saga_id = None;
+        server.control.command = None;
         // The server, its instance action and the saga's end in one transaction.
         let mut tx = self.store.db.pool.begin().await?;
         if !Store::server_save_in(&mut tx, server, None).await? {

@@ -7,7 +7,6 @@ use super::{changed, moved_on, server_step, service, ComputeService, ServerSaga}
 use crate::store::TaskState;
 use crate::store::VmState;
 use crate::store::{Server, Store};
-use serde_json::json;
 use std::sync::{Arc, Weak};
 use stratus_common::db::now_text;
 use stratus_common::saga::{nothing_to_undo, NoData, Outcome, Saga, SagaDef, SagaState, Step, StepFuture, StepResult};
@@ -58,9 +57,9 @@ impl SagaDef for DeleteSaga {
             server.vm_state = VmState::Error;
             server.task_state = None;
             server.set_fault(&saga.error);
-            server.doc.remove("saga_id");
-            server.doc.remove("action");
-            server.doc.remove("delete_requested");
+            server.control.saga_id = None;
+            server.control.command = None;
+            server.control.delete_requested = false;
             if !s.store.server_save(&mut server, None).await? {
                 return Err(changed(&server));
             }
@@ -87,7 +86,7 @@ impl ComputeService {
         let mut s = server.clone();
         let saga = Saga::fresh(&uuid::Uuid::new_v4().to_string(), KIND, &s.id, &NoData {});
         // Results of the saga's commands poke it through the server's saga id.
-        s.doc.insert("saga_id".into(), json!(saga.id));
+        s.control.saga_id = Some(saga.id.clone());
         s.task_state = Some(TaskState::Deleting);
         let mut tx = self.store.db.pool.begin().await?;
         if !Store::server_save_in(&mut tx, &s, None).await? {
@@ -130,7 +129,7 @@ impl ComputeService {
         _: &mut NoData,
     ) -> StepResult<Outcome> {
         let Some(host) = server.host.clone() else { return Ok(Outcome::Next) };
-        if server.doc.get("destroyed_on").and_then(|v| v.as_str()) == Some(host.as_str()) {
+        if server.control.destroyed_on.as_deref() == Some(host.as_str()) {
             return Ok(Outcome::Next);
         }
         let Some(row) = self.host_row(&host).await?.filter(|h| self.scheduler.is_up(h)) else {
@@ -167,8 +166,8 @@ impl ComputeService {
         server.task_state = None;
         server.power_state = power::NOSTATE;
         server.terminated_at = Some(now_text());
-        server.doc.remove("action");
-        server.doc.remove("saga_id");
+        server.control.command = None;
+        server.control.saga_id = None;
         server.deleted = true;
         // The host claims and quota given back with the server, its instance action and
         // the saga's end, in one transaction.

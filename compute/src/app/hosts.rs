@@ -111,7 +111,7 @@ impl ComputeService {
                 }
             }
         }
-        let idle: Vec<_> = servers.into_iter().filter(|s| !s.doc.contains_key("saga_id")).collect();
+        let idle: Vec<_> = servers.into_iter().filter(|s| s.control.saga_id.is_none()).collect();
         self.retry_power_actions(&idle).await?;
         let old = chrono::Utc::now() - chrono::Duration::days(7);
         self.sagas.purge_finished(&stratus_common::db::time_text(old)).await?;
@@ -124,7 +124,7 @@ impl ComputeService {
         let servers = self.store.server_list(&ServerFilter { host: Some(&r.host), ..Default::default() }).await?;
         for mut s in servers.iter().cloned() {
             if s.task_state.is_some()
-                || s.doc.contains_key("saga_id")
+                || s.control.saga_id.is_some()
                 || !matches!(s.vm_state, VmState::Active | VmState::Stopped | VmState::Paused)
             {
                 continue;

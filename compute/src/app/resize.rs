@@ -130,7 +130,7 @@ impl ComputeService {
     /// The saga of a change, recorded on the server (whose save writes it with the saga).
     fn change_saga(&self, server: &mut Server, change: Change) -> Saga {
         let saga = Saga::fresh(&uuid::Uuid::new_v4().to_string(), change.kind(), &server.id, &NoData {});
-        server.doc.insert("saga_id".into(), json!(saga.id));
+        server.control.saga_id = Some(saga.id.clone());
         saga
     }
 

@@ -7,7 +7,7 @@ use super::{as_int, bad, conflict, forbidden, not_found, project_of, unavailable
 use crate::clients::CallError;
 use crate::store::TaskState;
 use crate::store::VmState;
-use crate::store::{usage_claim, Server, ServerFilter};
+use crate::store::{usage_claim, Control, Server, ServerFilter};
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
@@ -211,7 +211,6 @@ impl ComputeService {
                     doc.insert("hostname".into(), json!(str_of("hostname").unwrap_or_else(|| hostname_of(&name))));
                     doc.insert("ports".into(), json!([]));
                     doc.insert("addresses".into(), json!({}));
-                    doc.insert("saga_id".into(), json!(uuid::Uuid::new_v4().to_string()));
                     Server {
                         id,
                         project_id: project.clone(),
@@ -228,6 +227,7 @@ impl ComputeService {
                         locked: false,
                         deleted: false,
                         doc,
+                        control: Control { saga_id: Some(uuid::Uuid::new_v4().to_string()), ..Default::default() },
                         rev: 0,
                         created_at: now.clone(),
                         updated_at: now.clone(),
@@ -252,8 +252,12 @@ impl ComputeService {
             let mut sagas = Vec::new();
             for s in &servers {
                 self.store.server_insert(&mut tx, s).await?;
-                let saga =
-                    Saga::fresh(s.str("saga_id"), super::create::KIND, &s.id, &super::create::BuildTries::default());
+                let saga = Saga::fresh(
+                    s.control.saga_id.as_deref().unwrap_or_default(),
+                    super::create::KIND,
+                    &s.id,
+                    &super::create::BuildTries::default(),
+                );
                 self.sagas.insert_saga(&mut tx, &saga).await?;
                 crate::store::Store::action_start_in(&mut tx, &Self::new_action(ctx, s, "create", request_id)).await?;
                 sagas.push(saga);
@@ -568,8 +572,8 @@ impl ComputeService {
                 return Ok(());
             }
             let action = Self::new_action(ctx, &s, "delete", request_id);
-            s.doc.insert("delete_requested".into(), json!(true));
-            let Some(saga) = s.doc.get("saga_id").and_then(Value::as_str).map(str::to_string) else {
+            s.control.delete_requested = true;
+            let Some(saga) = s.control.saga_id.clone() else {
                 // The usual case: the server, the delete saga and the action in one
                 // transaction.
                 if self.start_delete_with(&s, Some(&action)).await.map_err(internal)? {

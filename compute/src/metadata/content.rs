@@ -283,6 +283,7 @@ mod tests {
             locked: false,
             deleted: false,
             doc: doc.as_object().unwrap().clone(),
+            control: Default::default(),
             rev: 1,
             created_at: String::new(),
             updated_at: String::new(),

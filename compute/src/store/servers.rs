@@ -132,6 +132,68 @@ impl std::fmt::Display for VmState {
     }
 }
 
+/// What the service tracks about work under way on a server, apart from what the
+/// server shows: stored in its own column, never in the document the API renders.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Control {
+    /// The saga working on the server (results of its commands poke it).
+    pub saga_id: Option<String>,
+    /// The command sent to the server's host and not answered yet.
+    pub command: Option<PendingCommand>,
+    /// The host's answer to the spawn.
+    pub spawn: Option<CommandAnswer>,
+    /// The host's answer to a rebuild or resize, with the saga that asked.
+    pub change: Option<CommandAnswer>,
+    /// A delete asked for while a saga ran: its end starts the delete.
+    pub delete_requested: bool,
+    /// The host the guest was destroyed on (the delete saga's first step is done).
+    pub destroyed_on: Option<String>,
+}
+
+/// A command sent to a host, to know when to send it again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PendingCommand {
+    pub id: String,
+    pub op: stratus_compute_protocol::Op,
+    pub sent_at: String,
+}
+
+/// A host's answer to a command.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CommandAnswer {
+    pub host: String,
+    pub error: Option<String>,
+    pub power_state: i64,
+    /// The saga the command was sent for.
+    #[serde(default)]
+    pub saga: Option<String>,
+}
+
+/// Keys a server's document held for [`Control`] before it had its own column.
+const LEGACY_CONTROL_KEYS: &[&str] = &["saga_id", "action", "spawn", "change", "delete_requested", "destroyed_on"];
+
+impl Control {
+    /// The control column, plus what an older row kept in its document (taken out).
+    fn read(text: &str, doc: &mut Map<String, Value>) -> Result<Self, sqlx::Error> {
+        let mut c: Control = serde_json::from_str(text)
+            .map_err(|e| sqlx::Error::Decode(format!("server control {text:?}: {e}").into()))?;
+        if LEGACY_CONTROL_KEYS.iter().any(|k| doc.contains_key(*k)) {
+            let mut old = Map::new();
+            for k in LEGACY_CONTROL_KEYS {
+                if let Some(v) = doc.remove(*k) {
+                    old.insert(if *k == "action" { "command".into() } else { k.to_string() }, v);
+                }
+            }
+            if c == Control::default() {
+                c = serde_json::from_value(Value::Object(old))
+                    .map_err(|e| sqlx::Error::Decode(format!("server control in its document: {e}").into()))?;
+            }
+        }
+        Ok(c)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Server {
     pub id: String,
@@ -150,6 +212,8 @@ pub struct Server {
     pub locked: bool,
     pub deleted: bool,
     pub doc: Map<String, Value>,
+    /// Work under way (never shown).
+    pub control: Control,
     /// Bumped by every save: a save of a stale copy is refused.
     pub rev: i64,
     pub created_at: String,
@@ -158,8 +222,14 @@ pub struct Server {
     pub terminated_at: Option<String>,
 }
 
+fn control_text(c: &Control) -> String {
+    serde_json::to_string(c).unwrap_or_else(|_| "{}".into())
+}
+
 impl Server {
     pub(crate) fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+        let mut doc = json_map(&r.text("doc"));
+        let control = Control::read(&r.text("control"), &mut doc)?;
         Ok(Self {
             id: r.text("id"),
             project_id: r.text("project_id"),
@@ -175,7 +245,8 @@ impl Server {
             charged: r.int("charged") != 0,
             locked: r.int("locked") != 0,
             deleted: r.int("deleted") != 0,
-            doc: json_map(&r.text("doc")),
+            doc,
+            control,
             rev: r.int("rev"),
             created_at: r.text("created_at"),
             updated_at: r.text("updated_at"),
@@ -233,8 +304,8 @@ impl Store {
     /// Inserts a server (inside the caller's transaction).
     pub async fn server_insert(&self, conn: &mut sqlx::AnyConnection, s: &Server) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO compute_servers (id, project_id, user_id, name, vm_state, task_state, power_state, host, vcpus, ram, disk, charged, locked, deleted, doc, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $15, $15)",
+            "INSERT INTO compute_servers (id, project_id, user_id, name, vm_state, task_state, power_state, host, vcpus, ram, disk, charged, locked, deleted, doc, created_at, updated_at, control)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $15, $15, $16)",
         )
         .bind(&s.id)
         .bind(&s.project_id)
@@ -251,6 +322,7 @@ impl Store {
         .bind(s.locked as i64)
         .bind(Value::Object(s.doc.clone()).to_string())
         .bind(&s.created_at)
+        .bind(control_text(&s.control))
         .execute(conn)
         .await?;
         Ok(())
@@ -382,12 +454,12 @@ impl Store {
     ) -> StoreResult<bool> {
         let mut sql = format!(
             "UPDATE compute_servers SET name = $1, vm_state = $2, task_state = $3, power_state = $4, host = $5, vcpus = $6, ram = $7, disk = $8,
-             locked = $9, doc = $10, updated_at = $11, launched_at = $12, terminated_at = $13, deleted = $14, rev = rev + 1{}
+             locked = $9, doc = $10, updated_at = $11, launched_at = $12, terminated_at = $13, deleted = $14, control = $17, rev = rev + 1{}
              WHERE id = $15 AND deleted = 0 AND rev = $16",
             if uncharge { ", charged = 0" } else { "" }
         );
         match expect_task {
-            Some(Some(_)) => sql.push_str(" AND task_state = $17"),
+            Some(Some(_)) => sql.push_str(" AND task_state = $18"),
             Some(None) => sql.push_str(" AND task_state IS NULL"),
             None => {}
         }
@@ -407,7 +479,8 @@ impl Store {
             .bind(s.terminated_at.clone())
             .bind(s.deleted as i64)
             .bind(s.id.clone())
-            .bind(s.rev);
+            .bind(s.rev)
+            .bind(control_text(&s.control));
         if let Some(Some(t)) = expect_task {
             q = q.bind(t.as_str());
         }
@@ -466,5 +539,30 @@ mod task_state_tests {
         }
         assert!(TaskState::parse("migrating").unwrap_err().to_string().contains("migrating"));
         assert_eq!(TaskState::name(None), "None");
+    }
+}
+
+#[cfg(test)]
+mod control_tests {
+    use super::*;
+
+    #[test]
+    fn control_fields_leave_an_older_document() {
+        let mut doc = serde_json::json!({
+            "name_shown": "x", "saga_id": "s1", "delete_requested": true,
+            "action": {"id": "a1", "op": "spawn", "sent_at": "2026-01-01T00:00:00Z"},
+            "spawn": {"host": "h", "error": null, "power_state": 1},
+        })
+        .as_object()
+        .unwrap()
+        .clone();
+        let c = Control::read("{}", &mut doc).unwrap();
+        assert_eq!(doc.keys().collect::<Vec<_>>(), ["name_shown"], "the document keeps only what is shown");
+        assert_eq!(c.saga_id.as_deref(), Some("s1"));
+        assert!(c.delete_requested);
+        assert_eq!(c.command.unwrap().op, stratus_compute_protocol::Op::Spawn);
+        assert_eq!(c.spawn.unwrap().power_state, 1);
+        // An unreadable control column is an error, not an empty control.
+        assert!(Control::read("{\"saga_id\": 5}", &mut Map::new()).is_err());
     }
 }
