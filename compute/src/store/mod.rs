@@ -10,7 +10,7 @@ pub use servers::{strings, Charged, CommandAnswer, Control, PendingCommand, Serv
 
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
-use stratus_common::db::{now_text, placeholders, Db, RowExt};
+use stratus_common::db::{now_text, Db, RowExt};
 
 pub type StoreResult<T> = Result<T, sqlx::Error>;
 
@@ -109,7 +109,7 @@ pub(crate) fn json_map(s: &str) -> Map<String, Value> {
 }
 
 /// One resource of a quota claim: (resource, amount, limit or -1).
-pub type Claim<'a> = (&'a str, i64, i64);
+pub use stratus_common::db::usage::Claim;
 
 impl Store {
     pub fn new(db: Db) -> Self {
@@ -465,76 +465,12 @@ impl Store {
     }
 }
 
-/// Counts `amount` more of each resource for `owner` if every one stays within its
-/// limit (-1: unlimited); all or nothing, inside the caller's transaction (which the
-/// caller must drop on `false`). One statement when the owner's usage rows exist: an
-/// update that moves only rows within their limits, and none unless every row is
-/// there; when it moves none, the missing rows are made and the update runs again.
+/// [`stratus_common::db::usage::claim`] on compute's usage table.
 pub async fn usage_claim(conn: &mut sqlx::AnyConnection, owner: &str, claims: &[Claim<'_>]) -> StoreResult<bool> {
-    if claims.is_empty() {
-        return Ok(true);
-    }
-    let n = claims.len() as u64;
-    match usage_add(conn, owner, claims).await? {
-        moved if moved == n => return Ok(true),
-        0 => {}
-        // Some rows are over their limits: the caller drops what moved.
-        _ => return Ok(false),
-    }
-    // Rows missing (or all over their limits): make the missing ones and try again,
-    // in a new statement that also sees rows another transaction just made.
-    let rows: Vec<String> = (0..claims.len()).map(|i| format!("($1, ${}, 0)", i + 2)).collect();
-    let insert = format!(
-        "INSERT INTO compute_usage (project_id, resource, used) VALUES {} ON CONFLICT DO NOTHING",
-        rows.join(", ")
-    );
-    let mut q = sqlx::query(&insert).bind(owner);
-    for (resource, _, _) in claims {
-        q = q.bind(*resource);
-    }
-    q.execute(&mut *conn).await?;
-    Ok(usage_add(conn, owner, claims).await? == n)
+    stratus_common::db::usage::claim(conn, "compute_usage", owner, claims).await
 }
 
-/// The claim's update: the rows it moved, none when any of the owner's rows for these
-/// resources is missing.
-async fn usage_add(conn: &mut sqlx::AnyConnection, owner: &str, claims: &[Claim<'_>]) -> StoreResult<u64> {
-    // $1 the owner; claim i binds its resource, amount and limit at 3i+2 .. 3i+4.
-    let pick = |offset: usize| {
-        let arms: String =
-            (0..claims.len()).map(|i| format!(" WHEN ${} THEN ${}", 3 * i + 2, 3 * i + 2 + offset)).collect();
-        format!("(CASE resource{arms} END)")
-    };
-    let (amount, limit) = (pick(1), pick(2));
-    let names = placeholders(claims.len(), 2, 3);
-    let n = claims.len();
-    let sql = format!(
-        "UPDATE compute_usage SET used = used + {amount} WHERE project_id = $1 AND resource IN ({names}) AND ({limit} < 0 OR used + {amount} <= {limit})
-         AND (SELECT COUNT(*) FROM compute_usage WHERE project_id = $1 AND resource IN ({names})) = {n}"
-    );
-    let mut q = sqlx::query(&sql).bind(owner);
-    for (resource, amount, limit) in claims {
-        q = q.bind(*resource).bind(*amount).bind(*limit);
-    }
-    Ok(q.execute(&mut *conn).await?.rows_affected())
-}
-
-/// Counts `amount` less of each resource for `owner` (never below zero), in one statement.
+/// [`stratus_common::db::usage::release`] on compute's usage table.
 pub async fn usage_release(conn: &mut sqlx::AnyConnection, owner: &str, amounts: &[(&str, i64)]) -> StoreResult<()> {
-    if amounts.is_empty() {
-        return Ok(());
-    }
-    // $1 is the owner; resource i binds its name and amount at 2i+2 and 2i+3.
-    let arms: String = (0..amounts.len()).map(|i| format!(" WHEN ${} THEN ${}", 2 * i + 2, 2 * i + 3)).collect();
-    let names = placeholders(amounts.len(), 2, 2);
-    let less = format!("(CASE resource{arms} END)");
-    let sql = format!(
-        "UPDATE compute_usage SET used = CASE WHEN used > {less} THEN used - {less} ELSE 0 END WHERE project_id = $1 AND resource IN ({names})"
-    );
-    let mut q = sqlx::query(&sql).bind(owner);
-    for (resource, amount) in amounts {
-        q = q.bind(*resource).bind(*amount);
-    }
-    q.execute(&mut *conn).await?;
-    Ok(())
+    stratus_common::db::usage::release(conn, "compute_usage", owner, amounts).await
 }

@@ -49,6 +49,7 @@ pub const DEFAULT_LIMITS: &[(&str, &str, i64)] = &[
     ("network", "security_group_rule", 100),
     ("volume", "volumes", 10),
     ("volume", "gigabytes", 1000),
+    ("volume", "snapshots", 10),
     ("image", "image_count_total", 100),
     ("image", "image_size_total", 10240),
 ];

@@ -25,6 +25,7 @@ pub struct Config {
     pub network_agent: NetworkAgentConfig,
     pub compute: ComputeConfig,
     pub compute_agent: ComputeAgentConfig,
+    pub volume: VolumeConfig,
     pub service_auth: ServiceAuthConfig,
     pub log: LogConfig,
 }
@@ -43,6 +44,33 @@ impl Default for ImageConfig {
     fn default() -> Self {
         Self { port: 9292, max_image_bytes: 1 << 40, reconcile_secs: 30 }
     }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VolumeConfig {
+    pub port: u16,
+    /// Where volume bytes live: `file` (qcow2 files under `<data_dir>/volumes`) or
+    /// `fake` (in memory; tests at scale).
+    pub driver: VolumeDriverKind,
+    /// How often unfinished volume sagas are driven again, in seconds.
+    pub reconcile_secs: u64,
+}
+
+impl Default for VolumeConfig {
+    fn default() -> Self {
+        Self { port: 8776, driver: VolumeDriverKind::File, reconcile_secs: 30 }
+    }
+}
+
+/// A volume backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VolumeDriverKind {
+    /// qcow2 files under the data directory, made with `qemu-img`.
+    File,
+    /// In memory (tests at scale).
+    Fake,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -281,7 +309,7 @@ macro_rules! from_str_by_serde {
         }
     )*};
 }
-from_str_by_serde!(Weigher, ComputeDriver, VirtType, NetworkDriver);
+from_str_by_serde!(Weigher, ComputeDriver, VirtType, NetworkDriver, VolumeDriverKind);
 
 /// `true`, `false` or `"auto"` (decided at start from what the host offers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -47,6 +47,8 @@ enum Command {
     },
     /// Run the compute service (Nova v2.1 API) alone, using identity over HTTP.
     Compute,
+    /// Run the volume service (Cinder v3 API) alone, using identity over HTTP.
+    Volume,
     /// Run the compute agent of this host (guests through a hypervisor driver).
     ComputeAgent {
         /// Hypervisor driver: `fake` (guests in memory; tests and benchmarks).
@@ -105,8 +107,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let image = rt.image_served(identity.verifier.clone(), limits.clone()).await?;
             let network = rt.network_served(identity.verifier.clone(), limits.clone()).await?;
             let tokens = runtime::InternalTokens::new(identity.clone());
+            let volume = rt.volume_served(identity.verifier.clone(), limits.clone()).await?;
             let compute = rt.compute_served(identity.verifier.clone(), limits, tokens.clone()).await?;
-            let mut services = vec![rt.identity_served(identity)?, image, network];
+            let mut services = vec![rt.identity_served(identity)?, image, network, volume];
             services.extend(compute);
             if rt.config.compute_agent.enabled {
                 let agent = runtime::compute_agent(&rt.config, rt.bus.clone(), tokens.clone())?;
@@ -165,6 +168,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 _ = agent.run(Some(bus)) => Ok(()),
                 _ = stratus_common::http::shutdown_signal() => Ok(()),
             }
+        }
+        Command::Volume => {
+            let rt = Runtime::open(config).await?;
+            let (verifier, limits) = rt.remote_identity().await?;
+            serve_all(vec![rt.volume_served(verifier, limits).await?]).await
         }
         Command::Compute => {
             let rt = Runtime::open(config).await?;
@@ -232,9 +240,10 @@ fn announce(rt: &Runtime, report: &stratus_identity::app::BootstrapReport) -> an
         }
     }
     println!(
-        "Identity API at {auth_url}, image API at {}, network API at {}",
+        "Identity API at {auth_url}, image API at {}, network API at {}, volume API at {}",
         rt.image_public_url(),
-        rt.network_public_url()
+        rt.network_public_url(),
+        rt.volume_public_url()
     );
     println!("Use the cloud with:  export OS_CLIENT_CONFIG_FILE={}/clouds.yaml OS_CLOUD=stratus", dir.display());
     println!("                or:  source {}/openrc", dir.display());

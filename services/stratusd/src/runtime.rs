@@ -29,6 +29,7 @@ pub fn all_migrations() -> Vec<Migration> {
     m.extend_from_slice(stratus_image::migrations::MIGRATIONS);
     m.extend_from_slice(stratus_network::migrations::MIGRATIONS);
     m.extend_from_slice(stratus_compute::migrations::MIGRATIONS);
+    m.extend_from_slice(stratus_volume::migrations::MIGRATIONS);
     m
 }
 
@@ -81,7 +82,56 @@ impl Runtime {
                 name: "nova".into(),
                 url: format!("{}/v2.1", self.compute_public_url()),
             },
+            CatalogService {
+                service_type: "block-storage".into(),
+                name: "cinder".into(),
+                url: format!("{}/v3/$(project_id)s", self.volume_public_url()),
+            },
+            CatalogService {
+                service_type: "volumev3".into(),
+                name: "cinderv3".into(),
+                url: format!("{}/v3/$(project_id)s", self.volume_public_url()),
+            },
         ]
+    }
+
+    pub fn volume_public_url(&self) -> String {
+        format!("http://{}:{}", self.config.server.public_host, self.config.volume.port)
+    }
+
+    /// The volume service on the configured backend, with the verifier and quota source
+    /// it should use.
+    pub async fn volume_served(
+        &self,
+        verifier: Arc<TokenVerifier>,
+        limits_source: Arc<dyn LimitsSource>,
+    ) -> anyhow::Result<Served> {
+        let c = &self.config.volume;
+        let limits = LimitsClient::new(limits_source, std::time::Duration::from_secs(30));
+        limits.spawn_invalidation(self.bus.clone());
+        let driver: Arc<dyn stratus_volume::driver::VolumeDriver> = match c.driver {
+            stratus_common::config::VolumeDriverKind::File => {
+                Arc::new(stratus_volume::driver::FileDriver::new(self.config.server.data_dir.join("volumes"))?)
+            }
+            stratus_common::config::VolumeDriverKind::Fake => Arc::new(stratus_volume::driver::FakeDriver::new()),
+        };
+        let service = stratus_volume::VolumeService::new(
+            stratus_volume::store::Store::new(self.db.clone()),
+            self.bus.clone(),
+            limits,
+            vec![driver],
+            self.volume_public_url(),
+            stratus_volume::app::IdentityLink {
+                http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?,
+                url: self.config.identity_url(),
+            },
+        );
+        service.start(std::time::Duration::from_secs(c.reconcile_secs.max(1))).await?;
+        Ok(Served {
+            name: "volume",
+            addr: self.addr(c.port)?,
+            router: stratus_volume::api::router(service, verifier, self.config.server.max_body_bytes),
+        })
     }
 
     fn addr(&self, port: u16) -> anyhow::Result<SocketAddr> {

@@ -13,6 +13,7 @@
 
 mod json_rows;
 mod pool;
+pub mod usage;
 
 pub use json_rows::{Col, JsonSelect};
 pub use pool::{Conn, Pool, Tx};

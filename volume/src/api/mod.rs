@@ -1,0 +1,146 @@
+//! The block storage API (Cinder v3, microversion 3.0). Handlers parse and render; the
+//! app layer decides. Every resource lives under `/v3/{project_id}/`: the project in
+//! the path must be the token's (admins may name any).
+
+mod error;
+mod misc;
+mod snapshots;
+mod types;
+pub mod views;
+mod volumes;
+
+use crate::VolumeService;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use stratus_common::auth::{authenticate, AuthContext, TokenVerifier};
+use stratus_common::http::pagination::{next_link, ListQuery};
+use stratus_common::http::{service_router, ApiError, ApiResult, ErrorStyle};
+
+pub type AppState = Arc<VolumeService>;
+
+/// The highest microversion served (and the lowest).
+pub const VERSION: &str = "3.0";
+
+pub fn router(service: Arc<VolumeService>, verifier: Arc<TokenVerifier>, max_body_bytes: usize) -> Router {
+    let p = "/v3/{project_id}";
+    let routes = Router::new()
+        .route("/", get(versions))
+        .route("/v3", get(version))
+        .route("/v3/", get(version))
+        .route(&format!("{p}/volumes"), get(volumes::list).post(volumes::create))
+        .route(&format!("{p}/volumes/detail"), get(volumes::list_detail))
+        .route(&format!("{p}/volumes/{{id}}"), get(volumes::show).put(volumes::update).delete(volumes::delete))
+        .route(&format!("{p}/volumes/{{id}}/action"), post(volumes::action))
+        .route(
+            &format!("{p}/volumes/{{id}}/metadata"),
+            get(volumes::metadata).post(volumes::metadata_add).put(volumes::metadata_replace),
+        )
+        .route(&format!("{p}/volumes/{{id}}/metadata/{{key}}"), axum::routing::delete(volumes::metadata_unset))
+        .route(&format!("{p}/snapshots"), get(snapshots::list).post(snapshots::create))
+        .route(&format!("{p}/snapshots/detail"), get(snapshots::list_detail))
+        .route(&format!("{p}/snapshots/{{id}}"), get(snapshots::show).put(snapshots::update).delete(snapshots::delete))
+        .route(&format!("{p}/types"), get(types::list).post(types::create))
+        .route(&format!("{p}/types/{{id}}"), get(types::show).put(types::update).delete(types::delete))
+        .route(&format!("{p}/types/{{id}}/extra_specs"), get(types::specs).post(types::specs_set))
+        .route(&format!("{p}/types/{{id}}/extra_specs/{{key}}"), axum::routing::delete(types::spec_unset))
+        .route(&format!("{p}/limits"), get(misc::limits))
+        .route(&format!("{p}/os-quota-sets/{{target}}"), get(misc::quota_show).put(misc::quota_update))
+        .route(&format!("{p}/os-quota-sets/{{target}}/defaults"), get(misc::quota_defaults))
+        .route(&format!("{p}/os-availability-zone"), get(misc::zones))
+        .route(&format!("{p}/os-services"), get(misc::services))
+        .layer(axum::middleware::from_fn(version_header))
+        .layer(axum::middleware::from_fn_with_state(verifier, authenticate))
+        .with_state(service);
+    service_router("volume", ErrorStyle::Nova, max_body_bytes, routes)
+}
+
+/// Every answer says which microversion it speaks.
+async fn version_header(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert("openstack-api-version", HeaderValue::from_static("volume 3.0"));
+    resp.headers_mut().insert("vary", HeaderValue::from_static("OpenStack-API-Version"));
+    resp
+}
+
+fn version_doc(base: &str) -> Value {
+    json!({
+        "id": "v3.0",
+        "status": "CURRENT",
+        "version": VERSION,
+        "min_version": "3.0",
+        "updated": "2026-12-05T00:00:00Z",
+        "links": [{"rel": "self", "href": format!("{base}/v3/")}],
+        "media-types": [{"base": "application/json", "type": "application/vnd.openstack.volume+json;version=3"}],
+    })
+}
+
+async fn versions(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
+    (StatusCode::MULTIPLE_CHOICES, Json(json!({"versions": [version_doc(&s.public_url)]})))
+}
+
+async fn version(State(s): State<AppState>) -> Json<Value> {
+    Json(json!({"version": version_doc(&s.public_url), "versions": [version_doc(&s.public_url)]}))
+}
+
+/// The path's project must be the caller's own, unless the caller is an admin.
+pub(crate) fn scope(ctx: &AuthContext, params: &HashMap<String, String>) -> ApiResult<()> {
+    let project = params.get("project_id").map(String::as_str).unwrap_or_default();
+    if ctx.is_admin() || ctx.project_id() == Some(project) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "Policy doesn't allow this request: the URL names project {project}, not the token's."
+        )))
+    }
+}
+
+pub(crate) fn param<'a>(params: &'a HashMap<String, String>, key: &str) -> &'a str {
+    params.get(key).map(String::as_str).unwrap_or_default()
+}
+
+/// Whether an admin asks for every project's resources (`all_tenants`, `all_projects`).
+pub(crate) fn all_projects(q: &HashMap<String, String>) -> bool {
+    ["all_tenants", "all_projects"]
+        .iter()
+        .any(|k| q.get(*k).is_some_and(|v| stratus_common::http::pagination::parse_bool(v).unwrap_or(v.is_empty())))
+}
+
+/// A filtered, sorted page of `items` as `{"<key>": [...], "<key>_links": [next]}`.
+pub(crate) fn list_page(
+    base: &str,
+    project: &str,
+    key: &str,
+    items: Vec<Value>,
+    q: &HashMap<String, String>,
+    filterable: &[&str],
+) -> ApiResult<Json<Value>> {
+    let mut params = q.clone();
+    params.retain(|k, _| k != "all_tenants" && k != "all_projects");
+    let page = ListQuery::parse(&params, filterable)?.apply(items)?;
+    let mut out = Map::new();
+    out.insert(key.into(), Value::Array(page.items));
+    if let Some(m) = page.next_marker {
+        let next = next_link(&format!("{base}/v3/{project}/{key}"), q, &m);
+        out.insert(format!("{key}_links"), json!([{"rel": "next", "href": next}]));
+    }
+    Ok(Json(Value::Object(out)))
+}
+
+/// The object under `key` of a body.
+pub(crate) fn body_of(body: Value, key: &str) -> ApiResult<Map<String, Value>> {
+    stratus_common::http::wrapped(body, key)
+}
+
+/// Reads a typed request from the object under `key`, naming what is wrong.
+pub(crate) fn typed<T: serde::de::DeserializeOwned>(body: Value, key: &str) -> ApiResult<T> {
+    let inner = body_of(body, key)?;
+    serde_json::from_value(Value::Object(inner))
+        .map_err(|e| ApiError::bad_request(format!("Invalid input for {key}: {e}")))
+}

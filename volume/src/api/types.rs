@@ -1,0 +1,87 @@
+use super::{list_page, param, scope, typed, views, AppState};
+use crate::app::types::TypeRequest;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use stratus_common::auth::AuthContext;
+use stratus_common::http::{ApiError, ApiJson, ApiResult};
+
+type Params = Path<HashMap<String, String>>;
+
+pub async fn list(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Params,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    let items = s.type_list(&ctx).await?.iter().map(views::volume_type).collect();
+    let mut q = q;
+    q.remove("is_public");
+    list_page(&s.public_url, param(&p, "project_id"), "volume_types", items, &q, &["name"])
+}
+
+pub async fn create(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Params,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    let req: TypeRequest = typed(body, "volume_type")?;
+    let t = s.type_create(&ctx, req).await?;
+    Ok(Json(json!({"volume_type": views::volume_type(&t)})))
+}
+
+pub async fn show(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    let t = s.type_get(&ctx, param(&p, "id")).await?;
+    Ok(Json(json!({"volume_type": views::volume_type(&t)})))
+}
+
+pub async fn update(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Params,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    let req: TypeRequest = typed(body, "volume_type")?;
+    let t = s.type_update(&ctx, param(&p, "id"), req).await?;
+    Ok(Json(json!({"volume_type": views::volume_type(&t)})))
+}
+
+pub async fn delete(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<StatusCode> {
+    scope(&ctx, &p)?;
+    s.type_delete(&ctx, param(&p, "id")).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+pub async fn specs(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    let t = s.type_get(&ctx, param(&p, "id")).await?;
+    Ok(Json(json!({"extra_specs": t.extra_specs})))
+}
+
+pub async fn specs_set(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Params,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    let specs = match body.get("extra_specs") {
+        Some(Value::Object(m)) => m.clone(),
+        _ => return Err(ApiError::bad_request("Malformed request body: {\"extra_specs\": {...}} expected.")),
+    };
+    let all = s.type_specs_set(&ctx, param(&p, "id"), specs).await?;
+    Ok(Json(json!({"extra_specs": all})))
+}
+
+pub async fn spec_unset(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<StatusCode> {
+    scope(&ctx, &p)?;
+    s.type_spec_unset(&ctx, param(&p, "id"), param(&p, "key")).await?;
+    Ok(StatusCode::ACCEPTED)
+}

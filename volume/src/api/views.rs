@@ -1,0 +1,77 @@
+//! How volumes, snapshots and types look on the wire, in Cinder v3's shapes (3.0).
+
+use crate::app::ZONE;
+use crate::store::{Snapshot, Volume, VolumeType};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+fn links(base: &str, project: &str, kind: &str, id: &str) -> Value {
+    json!([{"rel": "self", "href": format!("{base}/v3/{project}/{kind}/{id}")},
+           {"rel": "bookmark", "href": format!("{base}/{project}/{kind}/{id}")}])
+}
+
+/// `GET /volumes`: the short form.
+pub fn volume_brief(base: &str, v: &Volume) -> Value {
+    json!({"id": v.id, "name": v.name, "links": links(base, &v.project_id, "volumes", &v.id)})
+}
+
+/// A volume in full; `types` names type ids; admins also see the host.
+pub fn volume(base: &str, v: &Volume, types: &HashMap<String, String>, admin: bool) -> Value {
+    let mut out = json!({
+        "id": v.id,
+        "name": v.name,
+        "description": v.description,
+        "status": v.status.as_str(),
+        "size": v.size,
+        "availability_zone": ZONE,
+        "created_at": v.created_at,
+        "updated_at": v.updated_at,
+        "attachments": [],
+        "links": links(base, &v.project_id, "volumes", &v.id),
+        "volume_type": types.get(&v.type_id).cloned().unwrap_or_else(|| v.type_id.clone()),
+        "snapshot_id": v.snapshot_id,
+        "source_volid": v.source_volid,
+        "metadata": v.metadata,
+        "user_id": v.user_id,
+        "bootable": if v.bootable { "true" } else { "false" },
+        "encrypted": false,
+        "replication_status": null,
+        "consistencygroup_id": null,
+        "multiattach": false,
+        "os-vol-tenant-attr:tenant_id": v.project_id,
+    });
+    if admin {
+        out["os-vol-host-attr:host"] = json!(format!("stratus@{}#{}", v.backend, v.backend));
+        out["os-vol-mig-status-attr:migstat"] = Value::Null;
+        out["os-vol-mig-status-attr:name_id"] = Value::Null;
+    }
+    out
+}
+
+pub fn snapshot(s: &Snapshot) -> Value {
+    json!({
+        "id": s.id,
+        "name": s.name,
+        "description": s.description,
+        "volume_id": s.volume_id,
+        "status": s.status.as_str(),
+        "size": s.size,
+        "metadata": s.metadata,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+        "os-extended-snapshot-attributes:project_id": s.project_id,
+        "os-extended-snapshot-attributes:progress": if s.status.as_str() == "available" { "100%" } else { "0%" },
+    })
+}
+
+pub fn volume_type(t: &VolumeType) -> Value {
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "description": t.description,
+        "is_public": t.is_public,
+        "os-volume-type-access:is_public": t.is_public,
+        "extra_specs": t.extra_specs,
+        "qos_specs_id": null,
+    })
+}

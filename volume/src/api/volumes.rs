@@ -1,0 +1,189 @@
+use super::{all_projects, list_page, param, scope, typed, views, AppState};
+use crate::app::volumes::{VolumeCreate, VolumeUpdate};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use stratus_common::auth::AuthContext;
+use stratus_common::http::{ApiError, ApiJson, ApiResult};
+
+type Params = Path<HashMap<String, String>>;
+
+async fn type_names(s: &AppState) -> ApiResult<HashMap<String, String>> {
+    Ok(s.store.type_list().await.map_err(ApiError::from)?.into_iter().map(|t| (t.id, t.name)).collect())
+}
+
+async fn listing(
+    s: AppState,
+    ctx: AuthContext,
+    p: HashMap<String, String>,
+    q: HashMap<String, String>,
+    detail: bool,
+) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    let vols = s.volume_list(&ctx, all_projects(&q)).await?;
+    let names = type_names(&s).await?;
+    let items = vols
+        .iter()
+        .map(|v| {
+            let mut full = views::volume(&s.public_url, v, &names, ctx.is_admin());
+            if !detail {
+                // Filters apply to the full volume; the brief form is cut after.
+                let brief = views::volume_brief(&s.public_url, v);
+                full["_brief"] = brief;
+            }
+            full
+        })
+        .collect();
+    let mut page = list_page(
+        &s.public_url,
+        param(&p, "project_id"),
+        "volumes",
+        items,
+        &q,
+        &["name", "status", "bootable", "availability_zone", "volume_type"],
+    )?;
+    if !detail {
+        if let Some(list) = page.0["volumes"].as_array_mut() {
+            for v in list.iter_mut() {
+                *v = v["_brief"].take();
+            }
+        }
+    }
+    Ok(page)
+}
+
+pub async fn list(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Params,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    listing(s, ctx, p, q, false).await
+}
+
+pub async fn list_detail(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Params,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    listing(s, ctx, p, q, true).await
+}
+
+async fn shown(s: &AppState, ctx: &AuthContext, v: &crate::store::Volume) -> ApiResult<Value> {
+    Ok(json!({"volume": views::volume(&s.public_url, v, &type_names(s).await?, ctx.is_admin())}))
+}
+
+pub async fn create(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Params,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    scope(&ctx, &p)?;
+    let req: VolumeCreate = typed(body, "volume")?;
+    let v = s.volume_create(&ctx, req).await?;
+    Ok((StatusCode::ACCEPTED, Json(shown(&s, &ctx, &v).await?)))
+}
+
+pub async fn show(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    let v = s.volume_get(&ctx, param(&p, "id")).await?;
+    Ok(Json(shown(&s, &ctx, &v).await?))
+}
+
+pub async fn update(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Params,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    let req: VolumeUpdate = typed(body, "volume")?;
+    let v = s.volume_update(&ctx, param(&p, "id"), req).await?;
+    Ok(Json(shown(&s, &ctx, &v).await?))
+}
+
+pub async fn delete(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<StatusCode> {
+    scope(&ctx, &p)?;
+    s.volume_delete(&ctx, param(&p, "id")).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `POST /volumes/{id}/action`: `os-extend`, `os-set_bootable`.
+pub async fn action(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Params,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<StatusCode> {
+    scope(&ctx, &p)?;
+    let id = param(&p, "id");
+    let Value::Object(m) = body else { return Err(ApiError::bad_request("An action body is an object.")) };
+    let Some((name, args)) = m.into_iter().next() else { return Err(ApiError::bad_request("No action given.")) };
+    match name.as_str() {
+        "os-extend" => {
+            let size =
+                args.get("new_size").cloned().ok_or_else(|| ApiError::bad_request("os-extend needs new_size."))?;
+            s.volume_extend(&ctx, id, &size).await?;
+            Ok(StatusCode::ACCEPTED)
+        }
+        "os-set_bootable" => {
+            let b = match &args["bootable"] {
+                Value::Bool(b) => *b,
+                Value::String(t) => stratus_common::http::pagination::parse_bool(t)
+                    .ok_or_else(|| ApiError::bad_request(format!("Invalid value for bootable: {t}")))?,
+                _ => return Err(ApiError::bad_request("os-set_bootable needs bootable: true or false.")),
+            };
+            s.volume_set_bootable(&ctx, id, b).await?;
+            Ok(StatusCode::OK)
+        }
+        other => Err(ApiError::bad_request(format!("The volume action {other} is not supported by this cloud."))),
+    }
+}
+
+pub async fn metadata(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    let v = s.volume_get(&ctx, param(&p, "id")).await?;
+    Ok(Json(json!({"metadata": v.metadata})))
+}
+
+fn metadata_of(body: Value) -> ApiResult<Map<String, Value>> {
+    match body {
+        Value::Object(mut m) => match m.remove("metadata") {
+            Some(Value::Object(items)) => Ok(items),
+            _ => Err(ApiError::bad_request("Malformed request body: {\"metadata\": {...}} expected.")),
+        },
+        _ => Err(ApiError::bad_request("Malformed request body: {\"metadata\": {...}} expected.")),
+    }
+}
+
+pub async fn metadata_add(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Params,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    let m = s.volume_metadata_set(&ctx, param(&p, "id"), metadata_of(body)?, false).await?;
+    Ok(Json(json!({"metadata": m})))
+}
+
+pub async fn metadata_replace(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Params,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    let m = s.volume_metadata_set(&ctx, param(&p, "id"), metadata_of(body)?, true).await?;
+    Ok(Json(json!({"metadata": m})))
+}
+
+pub async fn metadata_unset(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<StatusCode> {
+    scope(&ctx, &p)?;
+    s.volume_metadata_unset(&ctx, param(&p, "id"), param(&p, "key")).await?;
+    Ok(StatusCode::OK)
+}

@@ -1,0 +1,130 @@
+//! The volume service's rules: who may do what, quotas, and the sagas that do the
+//! work on a backend. One file per resource; `sagas.rs` holds the step tables.
+
+mod error;
+pub mod quotas;
+pub mod sagas;
+pub mod snapshots;
+pub mod types;
+pub mod volumes;
+
+pub use error::{bad, invalid, not_found, AppResult, Error};
+
+use crate::driver::VolumeDriver;
+use crate::store::Store;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use stratus_common::auth::AuthContext;
+use stratus_common::bus::Bus;
+use stratus_common::db::now_text;
+use stratus_common::limits::LimitsClient;
+use stratus_common::saga::{Saga, SagaRunner};
+
+/// The name of the type volumes get when none is asked for (as Cinder's).
+pub const DEFAULT_TYPE: &str = "__DEFAULT__";
+/// The availability zone every volume is in.
+pub const ZONE: &str = "nova";
+
+/// Where the service reaches identity to write quotas.
+#[derive(Clone, Default)]
+pub struct IdentityLink {
+    pub http: reqwest::Client,
+    pub url: String,
+}
+
+pub struct VolumeService {
+    pub store: Store,
+    pub bus: Bus,
+    pub limits: Arc<LimitsClient>,
+    /// Backends by name; volume types pick one with `volume_backend_name`.
+    pub drivers: HashMap<String, Arc<dyn VolumeDriver>>,
+    /// The backend of types that name none.
+    pub default_backend: String,
+    pub sagas: SagaRunner,
+    pub public_url: String,
+    pub identity: IdentityLink,
+}
+
+impl VolumeService {
+    pub fn new(
+        store: Store,
+        bus: Bus,
+        limits: Arc<LimitsClient>,
+        drivers: Vec<Arc<dyn VolumeDriver>>,
+        public_url: String,
+        identity: IdentityLink,
+    ) -> Arc<Self> {
+        let default_backend = drivers.first().map(|d| d.name().to_string()).unwrap_or_default();
+        let drivers = drivers.into_iter().map(|d| (d.name().to_string(), d)).collect();
+        Arc::new_cyclic(|me: &Weak<VolumeService>| {
+            let sagas = SagaRunner::new(store.db.clone(), "volume_sagas", sagas::definitions(me));
+            Self { store, bus, limits, drivers, default_backend, sagas, public_url, identity }
+        })
+    }
+
+    /// Makes the default type if there is none, and drives sagas left by an earlier run.
+    pub async fn start(self: &Arc<Self>, reconcile_every: Duration) -> anyhow::Result<()> {
+        self.ensure_default_type().await?;
+        let me = self.clone();
+        stratus_common::supervisor::SUPERVISOR.spawn_every("volume.reconciler", reconcile_every, move || {
+            let me = me.clone();
+            async move { me.sagas.resume_all().await }
+        });
+        Ok(())
+    }
+
+    pub(crate) fn driver(&self, backend: &str) -> Result<Arc<dyn VolumeDriver>, Error> {
+        self.drivers
+            .get(backend)
+            .cloned()
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("backend {backend} is not configured here")))
+    }
+
+    /// Writes a new saga with the transaction that makes its subject, then drives it in
+    /// the background once committed (the caller commits, then calls [`Self::run`]).
+    pub(crate) fn new_saga<T: serde::Serialize>(kind: &str, subject: &str, data: &T) -> Saga {
+        Saga::fresh(&uuid::Uuid::new_v4().to_string(), kind, subject, data)
+    }
+
+    pub(crate) fn run(&self, saga: Saga) {
+        self.sagas.spawn_saga(saga);
+    }
+
+    /// Announces a lifecycle event (`volume.<what>`).
+    pub(crate) async fn notify(&self, what: &str, id: &str, project: &str, status: &str) {
+        self.bus
+            .emit(
+                &format!("volume.{what}"),
+                &json!({"id": id, "project_id": project, "status": status, "timestamp": now_text()}),
+            )
+            .await;
+    }
+}
+
+/// Policy: admin, or a member of the project (readers may only read).
+pub(crate) fn require_writer(ctx: &AuthContext) -> AppResult<()> {
+    if ctx.is_admin() || ctx.has_role("member") {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("Policy doesn't allow this operation: readers cannot change volumes.".into()))
+    }
+}
+
+pub(crate) fn require_admin(ctx: &AuthContext, what: &str) -> AppResult<()> {
+    if ctx.is_admin() {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(format!("Policy doesn't allow {what} to be performed.")))
+    }
+}
+
+pub(crate) fn project_of(ctx: &AuthContext) -> AppResult<String> {
+    ctx.project_id().map(str::to_string).ok_or_else(|| Error::Forbidden("A project-scoped token is needed.".into()))
+}
+
+/// Whether the caller may see something of `project`.
+pub(crate) fn visible(ctx: &AuthContext, project: &str) -> bool {
+    ctx.is_admin() || ctx.project_id() == Some(project)
+}

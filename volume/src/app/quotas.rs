@@ -1,0 +1,135 @@
+//! Volume quotas: identity's unified limits for the `volume` service, and the usage
+//! counted here (claimed in the transaction that makes what it counts).
+
+use super::{bad, require_admin, AppResult, Error, VolumeService};
+use serde_json::{json, Map, Value};
+use stratus_common::auth::AuthContext;
+
+/// Cinder's quota resources this service enforces.
+pub const RESOURCES: &[&str] = &["volumes", "gigabytes", "snapshots"];
+
+impl VolumeService {
+    /// A project's limit for a resource (-1: unlimited).
+    pub async fn limit(&self, project: &str, resource: &str) -> AppResult<i64> {
+        let l = self
+            .limits
+            .limit(project, "volume", resource)
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot read quotas: {e}")))?;
+        Ok(l.filter(|n| *n >= 0 && *n < i64::from(i32::MAX)).unwrap_or(-1))
+    }
+
+    /// The limits of `resources` for a claim: `(resource, amount, limit)`.
+    pub(crate) async fn claims<'a>(
+        &self,
+        project: &str,
+        wants: &[(&'a str, i64)],
+    ) -> AppResult<Vec<(&'a str, i64, i64)>> {
+        let mut out = Vec::new();
+        for (r, n) in wants {
+            out.push((*r, *n, self.limit(project, r).await?));
+        }
+        Ok(out)
+    }
+
+    /// The refusal of a claim over quota, naming what is over and by how much.
+    pub(crate) async fn over_quota(&self, project: &str, wants: &[(&str, i64)]) -> Error {
+        let used = self.store.usage(project).await.unwrap_or_default();
+        let mut over = Vec::new();
+        for (r, n) in wants {
+            let limit = self.limit(project, r).await.unwrap_or(-1);
+            let in_use = used.get(*r).copied().unwrap_or(0);
+            if limit >= 0 && in_use + n > limit {
+                over.push(format!("{r} (requested {n}, in use {in_use}, limit {limit})"));
+            }
+        }
+        Error::OverQuota(format!(
+            "VolumeLimitExceeded: Maximum number of volume resources exceeded: {}.",
+            over.join(", ")
+        ))
+    }
+
+    pub async fn quota_show(&self, ctx: &AuthContext, project: &str, usage: bool) -> AppResult<Map<String, Value>> {
+        if !super::visible(ctx, project) {
+            return Err(Error::Forbidden("Policy doesn't allow showing another project's quotas.".into()));
+        }
+        let used = self.store.usage(project).await?;
+        let mut out = Map::new();
+        out.insert("id".into(), json!(project));
+        for r in RESOURCES {
+            let limit = self.limit(project, r).await?;
+            let v = if usage {
+                json!({"limit": limit, "in_use": used.get(*r).copied().unwrap_or(0), "reserved": 0, "allocated": 0})
+            } else {
+                json!(limit)
+            };
+            out.insert(r.to_string(), v);
+        }
+        // Known to clients, not enforced here.
+        for r in ["backups", "backup_gigabytes", "groups", "per_volume_gigabytes"] {
+            let v = if usage { json!({"limit": -1, "in_use": 0, "reserved": 0, "allocated": 0}) } else { json!(-1) };
+            out.insert(r.into(), v);
+        }
+        Ok(out)
+    }
+
+    /// `PUT /os-quota-sets/{project}`: admins set volume limits, written to identity as
+    /// unified limits with the caller's token.
+    pub async fn quota_update(
+        &self,
+        ctx: &AuthContext,
+        project: &str,
+        body: &Map<String, Value>,
+    ) -> AppResult<Map<String, Value>> {
+        require_admin(ctx, "volume_extension:quotas:update")?;
+        let mut wanted = Vec::new();
+        for (k, v) in body {
+            if k == "force" || k == "id" {
+                continue;
+            }
+            if !RESOURCES.contains(&k.as_str()) {
+                return Err(bad(format!(
+                    "Invalid input for field/attribute quota_set: '{k}' is not a quota this cloud enforces."
+                )));
+            }
+            let n = v
+                .as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .filter(|n| *n >= -1)
+                .ok_or_else(|| bad(format!("Quota limit {k} must be an integer of -1 (unlimited) or more.")))?;
+            wanted.push((k.clone(), n));
+        }
+        stratus_common::limits::write_limits(
+            &self.identity.http,
+            &self.identity.url,
+            ctx.token.as_ref(),
+            "volume",
+            project,
+            &wanted,
+        )
+        .await?;
+        self.limits.invalidate();
+        let mut shown = self.quota_show(ctx, project, false).await?;
+        shown.remove("id");
+        Ok(shown)
+    }
+
+    /// `GET /limits`: absolute limits and what the caller's project uses.
+    pub async fn absolute_limits(&self, ctx: &AuthContext) -> AppResult<Value> {
+        let project = super::project_of(ctx)?;
+        let used = self.store.usage(&project).await?;
+        let u = |k: &str| used.get(k).copied().unwrap_or(0);
+        Ok(json!({
+            "maxTotalVolumes": self.limit(&project, "volumes").await?,
+            "maxTotalSnapshots": self.limit(&project, "snapshots").await?,
+            "maxTotalVolumeGigabytes": self.limit(&project, "gigabytes").await?,
+            "maxTotalBackups": -1,
+            "maxTotalBackupGigabytes": -1,
+            "totalVolumesUsed": u("volumes"),
+            "totalSnapshotsUsed": u("snapshots"),
+            "totalGigabytesUsed": u("gigabytes"),
+            "totalBackupsUsed": 0,
+            "totalBackupGigabytesUsed": 0,
+        }))
+    }
+}

@@ -1,0 +1,496 @@
+//! The sagas that do a volume service's work on a backend, each a table of steps
+//! (`{name, run, undo}`) ending with a `finish` step that records the new state, the
+//! quota given back and the saga's end in one transaction. Every saga passes the
+//! generic saga tests (`tests/api.rs`).
+//!
+//! | saga | steps | a failure leaves |
+//! |---|---|---|
+//! | `volume_create` | `make` (undo: remove) → `finish` | the volume in `error` (its quota kept until deleted, as Cinder) |
+//! | `volume_delete` | `remove` → `finish` (row deleted, quota given back) | `error_deleting`, to delete again |
+//! | `volume_extend` | `grow` → `finish` (new size) | `error_extending`, the growth's quota given back |
+//! | `snapshot_create` | `copy` (undo: remove) → `finish` | the snapshot in `error` |
+//! | `snapshot_delete` | `remove` → `finish` (row deleted, quota given back) | `error_deleting` |
+//!
+//! Transient failures past the bound leave the saga stuck, and the volume or snapshot
+//! in its error state with an event (`volume.<kind>.stuck`).
+
+use super::VolumeService;
+use crate::driver::Source;
+use crate::store::{Snapshot, SnapshotStatus, Store, Volume, VolumeStatus, USAGE};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Weak};
+use stratus_common::saga::{
+    nothing_to_undo, NoData, Outcome, Registered, Saga, SagaDef, SagaState, Step, StepError, StepFuture, StepResult,
+};
+
+pub const CREATE: &str = "volume_create";
+pub const DELETE: &str = "volume_delete";
+pub const EXTEND: &str = "volume_extend";
+pub const SNAPSHOT_CREATE: &str = "snapshot_create";
+pub const SNAPSHOT_DELETE: &str = "snapshot_delete";
+
+/// What an extend grows the volume to.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtendData {
+    pub new_size: i64,
+}
+
+pub(crate) fn definitions(me: &Weak<VolumeService>) -> Vec<Registered> {
+    vec![
+        CreateVolume(me.clone()).into(),
+        DeleteVolume(me.clone()).into(),
+        ExtendVolume(me.clone()).into(),
+        CreateSnapshot(me.clone()).into(),
+        DeleteSnapshot(me.clone()).into(),
+    ]
+}
+
+fn service(w: &Weak<VolumeService>) -> StepResult<Arc<VolumeService>> {
+    w.upgrade().ok_or_else(|| StepError::Transient(anyhow::anyhow!("volume service stopped")))
+}
+
+fn changed(what: &str, id: &str) -> StepError {
+    StepError::Transient(anyhow::anyhow!("{what} {id} changed meanwhile"))
+}
+
+impl VolumeService {
+    /// The saga's volume, live.
+    async fn saga_volume(&self, saga: &Saga) -> StepResult<Volume> {
+        match self.store.volume_get(&saga.subject).await? {
+            Some(v) if !v.deleted => Ok(v),
+            _ => Err(StepError::permanent("The volume is gone.")),
+        }
+    }
+
+    async fn saga_snapshot(&self, saga: &Saga) -> StepResult<(Snapshot, Volume)> {
+        let Some(s) = self.store.snapshot_get(&saga.subject).await?.filter(|s| !s.deleted) else {
+            return Err(StepError::permanent("The snapshot is gone."));
+        };
+        let v = self
+            .store
+            .volume_get(&s.volume_id)
+            .await?
+            .ok_or_else(|| StepError::permanent(format!("The snapshot's volume {} is gone.", s.volume_id)))?;
+        Ok((s, v))
+    }
+
+    /// Saves `v`, gives `release` back and ends the saga, in one transaction.
+    async fn finish_volume(&self, v: &Volume, saga: &mut Saga, release: &[(&str, i64)]) -> StepResult<Outcome> {
+        let mut tx = self.store.db.pool.begin().await?;
+        if !Store::volume_save_in(&mut tx, v).await? {
+            return Err(changed("volume", &v.id));
+        }
+        stratus_common::db::usage::release(&mut tx, USAGE, &v.project_id, release).await?;
+        if !self.sagas.finish_in(&mut tx, saga).await? {
+            return Err(changed("saga", &saga.id));
+        }
+        tx.commit().await?;
+        Ok(Outcome::Finished)
+    }
+
+    async fn finish_snapshot(&self, s: &Snapshot, saga: &mut Saga, release: &[(&str, i64)]) -> StepResult<Outcome> {
+        let mut tx = self.store.db.pool.begin().await?;
+        if !Store::snapshot_save_in(&mut tx, s).await? {
+            return Err(changed("snapshot", &s.id));
+        }
+        stratus_common::db::usage::release(&mut tx, USAGE, &s.project_id, release).await?;
+        if !self.sagas.finish_in(&mut tx, saga).await? {
+            return Err(changed("saga", &saga.id));
+        }
+        tx.commit().await?;
+        Ok(Outcome::Finished)
+    }
+
+    /// Puts the saga's volume in `status` (a failure's or a stuck saga's end); nothing
+    /// when the saga no longer works on it.
+    async fn volume_ends_in(&self, saga: &Saga, status: VolumeStatus, release: &[(&str, i64)]) -> StepResult<()> {
+        for _ in 0..5 {
+            let Some(mut v) = self.store.volume_get(&saga.subject).await?.filter(|v| !v.deleted) else { return Ok(()) };
+            if v.control.saga_id.as_deref() != Some(saga.id.as_str()) {
+                return Ok(());
+            }
+            v.status = status;
+            v.control.saga_id = None;
+            let mut tx = self.store.db.pool.begin().await?;
+            if !Store::volume_save_in(&mut tx, &v).await? {
+                continue;
+            }
+            stratus_common::db::usage::release(&mut tx, USAGE, &v.project_id, release).await?;
+            tx.commit().await?;
+            self.notify(&format!("{}.error", saga.kind), &v.id, &v.project_id, status.as_str()).await;
+            return Ok(());
+        }
+        Err(changed("volume", &saga.subject))
+    }
+
+    async fn snapshot_ends_in(&self, saga: &Saga, from: SnapshotStatus, status: SnapshotStatus) -> StepResult<()> {
+        for _ in 0..5 {
+            let Some(mut s) = self.store.snapshot_get(&saga.subject).await?.filter(|s| !s.deleted) else {
+                return Ok(());
+            };
+            if s.status != from {
+                return Ok(());
+            }
+            s.status = status;
+            if self.store.snapshot_save(&mut s).await? {
+                self.notify(&format!("{}.error", saga.kind), &s.id, &s.project_id, status.as_str()).await;
+                return Ok(());
+            }
+        }
+        Err(changed("snapshot", &saga.subject))
+    }
+}
+
+// ---- volume_create ----
+
+pub struct CreateVolume(Weak<VolumeService>);
+
+const CREATE_STEPS: &[Step<CreateVolume>] = &[
+    Step {
+        name: "make",
+        run: |d, saga, _| {
+            Box::pin(async move {
+                let s = service(&d.0)?;
+                let v = s.saga_volume(saga).await?;
+                let source = match (&v.snapshot_id, &v.source_volid) {
+                    (Some(sn), _) => Source::Snapshot(sn),
+                    (None, Some(src)) => Source::Volume(src),
+                    (None, None) => Source::Empty,
+                };
+                s.driver(&v.backend)
+                    .map_err(|e| StepError::permanent(e.to_string()))?
+                    .create(&v.id, v.size, source)
+                    .await?;
+                Ok(Outcome::Next)
+            })
+        },
+        undo: |d, saga, _| {
+            Box::pin(async move {
+                let s = service(&d.0)?;
+                if let Some(v) = s.store.volume_get(&saga.subject).await? {
+                    if let Ok(driver) = s.driver(&v.backend) {
+                        driver.delete(&v.id).await?;
+                    }
+                }
+                Ok(())
+            })
+        },
+    },
+    Step {
+        name: "finish",
+        run: |d, saga, _| {
+            Box::pin(async move {
+                let s = service(&d.0)?;
+                let mut v = s.saga_volume(saga).await?;
+                v.status = VolumeStatus::Available;
+                v.control.saga_id = None;
+                let out = s.finish_volume(&v, saga, &[]).await?;
+                s.notify("create.end", &v.id, &v.project_id, "available").await;
+                Ok(out)
+            })
+        },
+        undo: nothing_to_undo,
+    },
+];
+
+impl SagaDef for CreateVolume {
+    type Data = NoData;
+
+    fn kind(&self) -> &'static str {
+        CREATE
+    }
+
+    fn steps(&self) -> &'static [Step<Self>] {
+        CREATE_STEPS
+    }
+
+    fn finished<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
+        Box::pin(async move {
+            if saga.state != SagaState::Failed {
+                return Ok(());
+            }
+            // The quota stays counted until the volume in error is deleted, as Cinder's.
+            service(&self.0)?.volume_ends_in(saga, VolumeStatus::Error, &[]).await
+        })
+    }
+
+    fn stuck<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
+        Box::pin(async move { service(&self.0)?.volume_ends_in(saga, VolumeStatus::Error, &[]).await })
+    }
+}
+
+// ---- volume_delete ----
+
+pub struct DeleteVolume(Weak<VolumeService>);
+
+const DELETE_STEPS: &[Step<DeleteVolume>] = &[
+    Step {
+        name: "remove",
+        run: |d, saga, _| {
+            Box::pin(async move {
+                let s = service(&d.0)?;
+                let Some(v) = s.store.volume_get(&saga.subject).await?.filter(|v| !v.deleted) else {
+                    return Ok(Outcome::Next);
+                };
+                s.driver(&v.backend).map_err(|e| StepError::permanent(e.to_string()))?.delete(&v.id).await?;
+                Ok(Outcome::Next)
+            })
+        },
+        undo: nothing_to_undo,
+    },
+    Step {
+        name: "finish",
+        run: |d, saga, _| {
+            Box::pin(async move {
+                let s = service(&d.0)?;
+                let Some(mut v) = s.store.volume_get(&saga.subject).await?.filter(|v| !v.deleted) else {
+                    return Ok(Outcome::Next);
+                };
+                v.deleted = true;
+                v.control.saga_id = None;
+                let out = s.finish_volume(&v, saga, &[("volumes", 1), ("gigabytes", v.size)]).await?;
+                s.notify("delete.end", &v.id, &v.project_id, "deleted").await;
+                Ok(out)
+            })
+        },
+        undo: nothing_to_undo,
+    },
+];
+
+impl SagaDef for DeleteVolume {
+    type Data = NoData;
+
+    fn kind(&self) -> &'static str {
+        DELETE
+    }
+
+    fn steps(&self) -> &'static [Step<Self>] {
+        DELETE_STEPS
+    }
+
+    fn finished<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
+        Box::pin(async move {
+            if saga.state != SagaState::Failed {
+                return Ok(());
+            }
+            service(&self.0)?.volume_ends_in(saga, VolumeStatus::ErrorDeleting, &[]).await
+        })
+    }
+
+    fn stuck<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
+        Box::pin(async move { service(&self.0)?.volume_ends_in(saga, VolumeStatus::ErrorDeleting, &[]).await })
+    }
+}
+
+// ---- volume_extend ----
+
+pub struct ExtendVolume(Weak<VolumeService>);
+
+const EXTEND_STEPS: &[Step<ExtendVolume>] = &[
+    Step {
+        name: "grow",
+        run: |d, saga, data| {
+            Box::pin(async move {
+                let s = service(&d.0)?;
+                let v = s.saga_volume(saga).await?;
+                s.driver(&v.backend)
+                    .map_err(|e| StepError::permanent(e.to_string()))?
+                    .extend(&v.id, data.new_size)
+                    .await?;
+                Ok(Outcome::Next)
+            })
+        },
+        // A grown volume cannot shrink back: its failure's end says error_extending.
+        undo: nothing_to_undo,
+    },
+    Step {
+        name: "finish",
+        run: |d, saga, data| {
+            Box::pin(async move {
+                let s = service(&d.0)?;
+                let mut v = s.saga_volume(saga).await?;
+                v.size = data.new_size;
+                v.status = VolumeStatus::Available;
+                v.control.saga_id = None;
+                let out = s.finish_volume(&v, saga, &[]).await?;
+                s.notify("resize.end", &v.id, &v.project_id, "available").await;
+                Ok(out)
+            })
+        },
+        undo: nothing_to_undo,
+    },
+];
+
+impl SagaDef for ExtendVolume {
+    type Data = ExtendData;
+
+    fn kind(&self) -> &'static str {
+        EXTEND
+    }
+
+    fn steps(&self) -> &'static [Step<Self>] {
+        EXTEND_STEPS
+    }
+
+    fn finished<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
+        Box::pin(async move {
+            if saga.state != SagaState::Failed {
+                return Ok(());
+            }
+            let s = service(&self.0)?;
+            let data: ExtendData = saga.data_as()?;
+            let Some(v) = s.store.volume_get(&saga.subject).await? else { return Ok(()) };
+            // The growth claimed by the request goes back with the failure's end.
+            let growth = (data.new_size - v.size).max(0);
+            s.volume_ends_in(saga, VolumeStatus::ErrorExtending, &[("gigabytes", growth)]).await
+        })
+    }
+
+    fn stuck<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
+        Box::pin(async move { service(&self.0)?.volume_ends_in(saga, VolumeStatus::ErrorExtending, &[]).await })
+    }
+}
+
+// ---- snapshot_create ----
+
+pub struct CreateSnapshot(Weak<VolumeService>);
+
+const SNAPSHOT_CREATE_STEPS: &[Step<CreateSnapshot>] = &[
+    Step {
+        name: "copy",
+        run: |d, saga, _| {
+            Box::pin(async move {
+                let s = service(&d.0)?;
+                let (snap, v) = s.saga_snapshot(saga).await?;
+                s.driver(&v.backend)
+                    .map_err(|e| StepError::permanent(e.to_string()))?
+                    .snapshot(&v.id, &snap.id)
+                    .await?;
+                Ok(Outcome::Next)
+            })
+        },
+        undo: |d, saga, _| {
+            Box::pin(async move {
+                let s = service(&d.0)?;
+                if let Some(snap) = s.store.snapshot_get(&saga.subject).await? {
+                    if let Some(v) = s.store.volume_get(&snap.volume_id).await? {
+                        if let Ok(driver) = s.driver(&v.backend) {
+                            driver.delete_snapshot(&snap.id).await?;
+                        }
+                    }
+                }
+                Ok(())
+            })
+        },
+    },
+    Step {
+        name: "finish",
+        run: |d, saga, _| {
+            Box::pin(async move {
+                let s = service(&d.0)?;
+                let (mut snap, _) = s.saga_snapshot(saga).await?;
+                snap.status = SnapshotStatus::Available;
+                let out = s.finish_snapshot(&snap, saga, &[]).await?;
+                s.notify("snapshot.create.end", &snap.id, &snap.project_id, "available").await;
+                Ok(out)
+            })
+        },
+        undo: nothing_to_undo,
+    },
+];
+
+impl SagaDef for CreateSnapshot {
+    type Data = NoData;
+
+    fn kind(&self) -> &'static str {
+        SNAPSHOT_CREATE
+    }
+
+    fn steps(&self) -> &'static [Step<Self>] {
+        SNAPSHOT_CREATE_STEPS
+    }
+
+    fn finished<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
+        Box::pin(async move {
+            if saga.state != SagaState::Failed {
+                return Ok(());
+            }
+            service(&self.0)?.snapshot_ends_in(saga, SnapshotStatus::Creating, SnapshotStatus::Error).await
+        })
+    }
+
+    fn stuck<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
+        Box::pin(async move {
+            service(&self.0)?.snapshot_ends_in(saga, SnapshotStatus::Creating, SnapshotStatus::Error).await
+        })
+    }
+}
+
+// ---- snapshot_delete ----
+
+pub struct DeleteSnapshot(Weak<VolumeService>);
+
+const SNAPSHOT_DELETE_STEPS: &[Step<DeleteSnapshot>] = &[
+    Step {
+        name: "remove",
+        run: |d, saga, _| {
+            Box::pin(async move {
+                let s = service(&d.0)?;
+                let Some(snap) = s.store.snapshot_get(&saga.subject).await?.filter(|x| !x.deleted) else {
+                    return Ok(Outcome::Next);
+                };
+                if let Some(v) = s.store.volume_get(&snap.volume_id).await? {
+                    s.driver(&v.backend)
+                        .map_err(|e| StepError::permanent(e.to_string()))?
+                        .delete_snapshot(&snap.id)
+                        .await?;
+                }
+                Ok(Outcome::Next)
+            })
+        },
+        undo: nothing_to_undo,
+    },
+    Step {
+        name: "finish",
+        run: |d, saga, _| {
+            Box::pin(async move {
+                let s = service(&d.0)?;
+                let Some(mut snap) = s.store.snapshot_get(&saga.subject).await?.filter(|x| !x.deleted) else {
+                    return Ok(Outcome::Next);
+                };
+                snap.deleted = true;
+                let out = s.finish_snapshot(&snap, saga, &[("snapshots", 1), ("gigabytes", snap.size)]).await?;
+                s.notify("snapshot.delete.end", &snap.id, &snap.project_id, "deleted").await;
+                Ok(out)
+            })
+        },
+        undo: nothing_to_undo,
+    },
+];
+
+impl SagaDef for DeleteSnapshot {
+    type Data = NoData;
+
+    fn kind(&self) -> &'static str {
+        SNAPSHOT_DELETE
+    }
+
+    fn steps(&self) -> &'static [Step<Self>] {
+        SNAPSHOT_DELETE_STEPS
+    }
+
+    fn finished<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
+        Box::pin(async move {
+            if saga.state != SagaState::Failed {
+                return Ok(());
+            }
+            service(&self.0)?.snapshot_ends_in(saga, SnapshotStatus::Deleting, SnapshotStatus::ErrorDeleting).await
+        })
+    }
+
+    fn stuck<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
+        Box::pin(async move {
+            service(&self.0)?.snapshot_ends_in(saga, SnapshotStatus::Deleting, SnapshotStatus::ErrorDeleting).await
+        })
+    }
+}

@@ -1,0 +1,154 @@
+//! Snapshots: a volume as it is now, kept apart from it (the file backend copies it),
+//! to make new volumes from. Quota: `snapshots` and the snapshot's `gigabytes`.
+
+use super::sagas;
+use super::volumes::{check_metadata, check_text};
+use super::{bad, invalid, not_found, project_of, require_writer, visible, AppResult, VolumeService};
+use crate::store::{Snapshot, SnapshotStatus, Store, VolumeStatus, USAGE};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use stratus_common::auth::AuthContext;
+use stratus_common::db::now_text;
+use stratus_common::saga::NoData;
+
+/// `POST /snapshots` (`snapshot`).
+#[derive(Debug, Default, Deserialize)]
+pub struct SnapshotCreate {
+    pub volume_id: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Accepted as Cinder does; a volume must be available either way here.
+    pub force: Option<Value>,
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// `PUT /snapshots/{id}` (`snapshot`).
+#[derive(Debug, Default, Deserialize)]
+pub struct SnapshotUpdate {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub display_name: Option<String>,
+    pub display_description: Option<String>,
+}
+
+impl VolumeService {
+    pub async fn snapshot_get(&self, ctx: &AuthContext, id: &str) -> AppResult<Snapshot> {
+        match self.store.snapshot_get(id).await? {
+            Some(s) if !s.deleted && visible(ctx, &s.project_id) => Ok(s),
+            _ => Err(not_found("Snapshot", id)),
+        }
+    }
+
+    pub async fn snapshot_list(&self, ctx: &AuthContext, all_projects: bool) -> AppResult<Vec<Snapshot>> {
+        if all_projects && ctx.is_admin() {
+            return Ok(self.store.snapshot_list(None, None).await?);
+        }
+        let project = project_of(ctx)?;
+        Ok(self.store.snapshot_list(Some(&project), None).await?)
+    }
+
+    pub async fn snapshot_create(&self, ctx: &AuthContext, req: SnapshotCreate) -> AppResult<Snapshot> {
+        require_writer(ctx)?;
+        let project = project_of(ctx)?;
+        let vid = req.volume_id.clone().ok_or_else(|| bad("Invalid input received: a snapshot needs a volume_id."))?;
+        let v = self.volume_get(ctx, &vid).await?;
+        if v.status != VolumeStatus::Available {
+            return Err(bad(format!(
+                "Invalid volume: Volume {vid} status must be available, but current status is: {}.",
+                v.status.as_str()
+            )));
+        }
+        let name = req.name.unwrap_or_default();
+        let description = req.description.unwrap_or_default();
+        check_text("name", &name)?;
+        check_text("description", &description)?;
+        let metadata = req.metadata.unwrap_or_default();
+        check_metadata(&metadata)?;
+        let now = now_text();
+        let snap = Snapshot {
+            id: uuid::Uuid::new_v4().to_string(),
+            // The snapshot belongs to the volume's project (an admin may snapshot any).
+            project_id: v.project_id.clone(),
+            user_id: ctx.user_id().to_string(),
+            volume_id: v.id.clone(),
+            name,
+            description,
+            size: v.size,
+            status: SnapshotStatus::Creating,
+            metadata,
+            deleted: false,
+            rev: 0,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        let _ = project;
+        let saga = Self::new_saga(sagas::SNAPSHOT_CREATE, &snap.id, &NoData {});
+        let wants = [("snapshots", 1), ("gigabytes", snap.size)];
+        let claims = self.claims(&snap.project_id, &wants).await?;
+        let mut tx = self.store.db.pool.begin().await?;
+        if !stratus_common::db::usage::claim(&mut tx, USAGE, &snap.project_id, &claims).await? {
+            drop(tx);
+            return Err(self.over_quota(&snap.project_id, &wants).await);
+        }
+        Store::snapshot_insert_in(&mut tx, &snap).await?;
+        self.sagas.insert_saga(&mut tx, &saga).await?;
+        tx.commit().await?;
+        self.notify("snapshot.create.start", &snap.id, &snap.project_id, "creating").await;
+        self.run(saga);
+        Ok(snap)
+    }
+
+    pub async fn snapshot_update(&self, ctx: &AuthContext, id: &str, req: SnapshotUpdate) -> AppResult<Snapshot> {
+        require_writer(ctx)?;
+        let name = req.name.or(req.display_name);
+        let description = req.description.or(req.display_description);
+        for (what, v) in [("name", &name), ("description", &description)] {
+            if let Some(v) = v {
+                check_text(what, v)?;
+            }
+        }
+        for _ in 0..10 {
+            let mut s = self.snapshot_get(ctx, id).await?;
+            if let Some(n) = &name {
+                s.name = n.clone();
+            }
+            if let Some(d) = &description {
+                s.description = d.clone();
+            }
+            if self.store.snapshot_save(&mut s).await? {
+                return Ok(s);
+            }
+        }
+        Err(invalid(format!("Snapshot {id} changed while the request ran; try again.")))
+    }
+
+    pub async fn snapshot_delete(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
+        require_writer(ctx)?;
+        for _ in 0..10 {
+            let mut s = self.snapshot_get(ctx, id).await?;
+            if !matches!(s.status, SnapshotStatus::Available | SnapshotStatus::Error | SnapshotStatus::ErrorDeleting) {
+                return Err(bad(format!(
+                    "Invalid snapshot: Snapshot status must be available or error, but current status is: {}.",
+                    s.status.as_str()
+                )));
+            }
+            if self.store.volumes_from(&s.id).await? > 0 {
+                return Err(bad(format!(
+                    "Invalid snapshot: a volume is being made from snapshot {id}; try again when it is done."
+                )));
+            }
+            let saga = Self::new_saga(sagas::SNAPSHOT_DELETE, &s.id, &NoData {});
+            s.status = SnapshotStatus::Deleting;
+            let mut tx = self.store.db.pool.begin().await?;
+            if !Store::snapshot_save_in(&mut tx, &s).await? {
+                continue;
+            }
+            self.sagas.insert_saga(&mut tx, &saga).await?;
+            tx.commit().await?;
+            self.notify("snapshot.delete.start", &s.id, &s.project_id, "deleting").await;
+            self.run(saga);
+            return Ok(());
+        }
+        Err(invalid(format!("Snapshot {id} changed while the request ran; try again.")))
+    }
+}

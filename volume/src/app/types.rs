@@ -1,0 +1,155 @@
+//! Volume types: named sets of extra specs; `volume_backend_name` picks the backend.
+//! Admins manage them; everyone sees the public ones.
+
+use super::{bad, not_found, require_admin, AppResult, Error, VolumeService, DEFAULT_TYPE};
+use crate::store::VolumeType;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use stratus_common::auth::AuthContext;
+use stratus_common::db::now_text;
+
+/// `POST /types` and `PUT /types/{id}` bodies (`volume_type`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypeRequest {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    #[serde(rename = "os-volume-type-access:is_public", alias = "is_public")]
+    pub is_public: Option<bool>,
+    pub extra_specs: Option<Map<String, Value>>,
+}
+
+fn check_specs(specs: &Map<String, Value>) -> AppResult<()> {
+    for (k, v) in specs {
+        if k.is_empty() || k.len() > 255 || !v.is_string() {
+            return Err(bad(format!("Invalid extra spec {k}: keys of 1-255 characters, string values.")));
+        }
+    }
+    Ok(())
+}
+
+impl VolumeService {
+    pub(crate) async fn ensure_default_type(&self) -> AppResult<()> {
+        if self.store.type_get(DEFAULT_TYPE).await?.is_none() {
+            self.store
+                .type_insert(&VolumeType {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    name: DEFAULT_TYPE.into(),
+                    description: "Default Volume Type".into(),
+                    is_public: true,
+                    extra_specs: Map::new(),
+                    created_at: now_text(),
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The backend a type's volumes go to; refused when this cloud has no such backend.
+    pub(crate) fn backend_of(&self, t: &VolumeType) -> AppResult<String> {
+        let name = t.extra_specs.get("volume_backend_name").and_then(Value::as_str).unwrap_or(&self.default_backend);
+        if self.drivers.contains_key(name) {
+            Ok(name.to_string())
+        } else {
+            Err(bad(format!(
+                "No valid backend was found: volume type {} asks for backend {name}, which this cloud does not have.",
+                t.name
+            )))
+        }
+    }
+
+    pub async fn type_create(&self, ctx: &AuthContext, req: TypeRequest) -> AppResult<VolumeType> {
+        require_admin(ctx, "volume_extension:types_manage")?;
+        let name = req.name.unwrap_or_default().trim().to_string();
+        if name.is_empty() || name.len() > 255 {
+            return Err(bad("A volume type needs a name of 1-255 characters."));
+        }
+        let extra_specs = req.extra_specs.unwrap_or_default();
+        check_specs(&extra_specs)?;
+        let t = VolumeType {
+            id: uuid::Uuid::new_v4().to_string(),
+            name,
+            description: req.description.unwrap_or_default(),
+            is_public: req.is_public.unwrap_or(true),
+            extra_specs,
+            created_at: now_text(),
+        };
+        if !self.store.type_insert(&t).await? {
+            return Err(Error::InvalidState(format!("Volume Type {} already exists.", t.name)));
+        }
+        Ok(t)
+    }
+
+    pub async fn type_list(&self, ctx: &AuthContext) -> AppResult<Vec<VolumeType>> {
+        let mut all = self.store.type_list().await?;
+        all.retain(|t| t.is_public || ctx.is_admin());
+        Ok(all)
+    }
+
+    /// A type by id or name, if the caller may see it.
+    pub async fn type_get(&self, ctx: &AuthContext, id: &str) -> AppResult<VolumeType> {
+        match self.store.type_get(id).await? {
+            Some(t) if t.is_public || ctx.is_admin() => Ok(t),
+            _ => Err(not_found("Volume type", id)),
+        }
+    }
+
+    pub async fn type_update(&self, ctx: &AuthContext, id: &str, req: TypeRequest) -> AppResult<VolumeType> {
+        require_admin(ctx, "volume_extension:types_manage")?;
+        let mut t = self.type_get(ctx, id).await?;
+        if let Some(n) = req.name {
+            let n = n.trim().to_string();
+            if n.is_empty() || n.len() > 255 {
+                return Err(bad("A volume type needs a name of 1-255 characters."));
+            }
+            t.name = n;
+        }
+        if let Some(d) = req.description {
+            t.description = d;
+        }
+        if let Some(p) = req.is_public {
+            t.is_public = p;
+        }
+        if !self.store.type_update(&t).await? {
+            return Err(Error::InvalidState(format!("Volume Type {} already exists.", t.name)));
+        }
+        Ok(t)
+    }
+
+    pub async fn type_delete(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
+        require_admin(ctx, "volume_extension:types_manage")?;
+        let t = self.type_get(ctx, id).await?;
+        if t.name == DEFAULT_TYPE {
+            return Err(bad("The default volume type cannot be deleted."));
+        }
+        if !self.store.type_delete(&t.id).await? {
+            return Err(bad(format!("Target volume type {} is still in use.", t.name)));
+        }
+        Ok(())
+    }
+
+    /// Adds or changes extra specs; answers the type's specs.
+    pub async fn type_specs_set(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        specs: Map<String, Value>,
+    ) -> AppResult<Map<String, Value>> {
+        require_admin(ctx, "volume_extension:types_extra_specs:create")?;
+        check_specs(&specs)?;
+        let mut t = self.type_get(ctx, id).await?;
+        t.extra_specs.extend(specs);
+        self.store.type_update(&t).await?;
+        Ok(t.extra_specs)
+    }
+
+    pub async fn type_spec_unset(&self, ctx: &AuthContext, id: &str, key: &str) -> AppResult<()> {
+        require_admin(ctx, "volume_extension:types_extra_specs:delete")?;
+        let mut t = self.type_get(ctx, id).await?;
+        if t.extra_specs.remove(key).is_none() {
+            return Err(not_found("Volume type extra spec", key));
+        }
+        self.store.type_update(&t).await?;
+        Ok(())
+    }
+}

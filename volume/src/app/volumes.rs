@@ -1,0 +1,346 @@
+//! Volumes: create (empty, or a copy of a snapshot or another volume), show, list,
+//! update, extend and delete. The work on the backend is done by sagas
+//! (`sagas.rs`); a request writes the volume, its quota claim and its saga in one
+//! transaction, so a request that cannot fit changes nothing.
+
+use super::sagas::{self, ExtendData};
+use super::{bad, invalid, not_found, project_of, require_writer, visible, AppResult, Error, VolumeService, ZONE};
+use crate::store::{SnapshotStatus, Store, Volume, VolumeControl, VolumeStatus, VolumeType, USAGE};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use stratus_common::auth::AuthContext;
+use stratus_common::db::now_text;
+use stratus_common::saga::NoData;
+
+/// `POST /volumes` (`volume`): clients send many keys as `null`; all are accepted.
+#[derive(Debug, Default, Deserialize)]
+pub struct VolumeCreate {
+    pub size: Option<Value>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub volume_type: Option<String>,
+    pub snapshot_id: Option<String>,
+    pub source_volid: Option<String>,
+    #[serde(rename = "imageRef")]
+    pub image_ref: Option<String>,
+    pub backup_id: Option<String>,
+    pub metadata: Option<Map<String, Value>>,
+    pub availability_zone: Option<String>,
+    pub multiattach: Option<bool>,
+}
+
+/// `PUT /volumes/{id}` (`volume`).
+#[derive(Debug, Default, Deserialize)]
+pub struct VolumeUpdate {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub metadata: Option<Map<String, Value>>,
+    #[serde(rename = "display_name")]
+    pub display_name: Option<String>,
+    #[serde(rename = "display_description")]
+    pub display_description: Option<String>,
+}
+
+pub(crate) fn check_text(what: &str, v: &str) -> AppResult<()> {
+    if v.chars().count() > 255 {
+        return Err(bad(format!("Invalid input: {what} has more than 255 characters.")));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_metadata(m: &Map<String, Value>) -> AppResult<()> {
+    for (k, v) in m {
+        if k.is_empty() || k.chars().count() > 255 {
+            return Err(bad("Metadata keys must be 1-255 characters."));
+        }
+        match v.as_str() {
+            Some(s) if s.chars().count() <= 255 => {}
+            _ => return Err(bad(format!("Metadata value of {k} must be a string of at most 255 characters."))),
+        }
+    }
+    Ok(())
+}
+
+fn size_of(v: &Value) -> AppResult<i64> {
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        .filter(|n| *n >= 1 && *n <= 16_384)
+        .ok_or_else(|| bad(format!("Invalid input received: size must be an integer from 1 to 16384 (GiB), not {v}.")))
+}
+
+impl VolumeService {
+    /// A volume the caller may see (deleted ones are gone).
+    pub async fn volume_get(&self, ctx: &AuthContext, id: &str) -> AppResult<Volume> {
+        match self.store.volume_get(id).await? {
+            Some(v) if !v.deleted && visible(ctx, &v.project_id) => Ok(v),
+            _ => Err(not_found("Volume", id)),
+        }
+    }
+
+    /// The caller's project's volumes, or every project's for an admin asking for all.
+    pub async fn volume_list(&self, ctx: &AuthContext, all_projects: bool) -> AppResult<Vec<Volume>> {
+        if all_projects && ctx.is_admin() {
+            return Ok(self.store.volume_list(None).await?);
+        }
+        let project = project_of(ctx)?;
+        Ok(self.store.volume_list(Some(&project)).await?)
+    }
+
+    pub async fn volume_create(&self, ctx: &AuthContext, req: VolumeCreate) -> AppResult<Volume> {
+        require_writer(ctx)?;
+        let project = project_of(ctx)?;
+        if req.image_ref.is_some() {
+            return Err(bad("Creating a volume from an image is not supported by this cloud yet."));
+        }
+        if req.backup_id.is_some() {
+            return Err(bad("Backups are not supported by this cloud."));
+        }
+        if req.multiattach == Some(true) {
+            return Err(bad("Multiattach volumes are not supported by this cloud."));
+        }
+        if let Some(z) = req.availability_zone.as_deref().filter(|z| *z != ZONE) {
+            return Err(bad(format!("Availability zone '{z}' is invalid.")));
+        }
+        let name = req.name.unwrap_or_default();
+        let description = req.description.unwrap_or_default();
+        check_text("name", &name)?;
+        check_text("description", &description)?;
+        let metadata = req.metadata.unwrap_or_default();
+        check_metadata(&metadata)?;
+        if req.snapshot_id.is_some() && req.source_volid.is_some() {
+            return Err(bad("A volume is made from a snapshot or from a volume, not both."));
+        }
+        // What it copies, which the caller must be able to see, settled.
+        let mut source_size = None;
+        let mut source_type = None;
+        let mut source_backend = None;
+        if let Some(sid) = &req.snapshot_id {
+            let s = self.snapshot_get(ctx, sid).await?;
+            if s.status != SnapshotStatus::Available {
+                return Err(bad(format!("Invalid snapshot: snapshot {sid} is {}, not available.", s.status.as_str())));
+            }
+            let v = self.store.volume_get(&s.volume_id).await?.ok_or_else(|| not_found("Volume", &s.volume_id))?;
+            (source_size, source_type, source_backend) = (Some(s.size), Some(v.type_id), Some(v.backend));
+        }
+        if let Some(vid) = &req.source_volid {
+            let v = self.volume_get(ctx, vid).await?;
+            if v.status != VolumeStatus::Available {
+                return Err(bad(format!("Invalid volume: volume {vid} is {}, not available.", v.status.as_str())));
+            }
+            (source_size, source_type, source_backend) = (Some(v.size), Some(v.type_id), Some(v.backend));
+        }
+        let size = match (&req.size, source_size) {
+            (Some(v), _) if !v.is_null() => size_of(v)?,
+            (_, Some(n)) => n,
+            _ => return Err(bad("Invalid input received: a volume needs a size (GiB).")),
+        };
+        if let Some(n) = source_size.filter(|n| size < *n) {
+            return Err(bad(format!("Invalid input received: size {size} is smaller than the source's {n} GiB.")));
+        }
+        let vtype: VolumeType = match (&req.volume_type, &source_type) {
+            (Some(t), _) => self.type_get(ctx, t).await.map_err(|_| not_found("Volume type", t))?,
+            (None, Some(id)) => self.store.type_get(id).await?.ok_or_else(|| not_found("Volume type", id))?,
+            (None, None) => self.type_get(ctx, super::DEFAULT_TYPE).await?,
+        };
+        let backend = match source_backend {
+            Some(b) => b,
+            None => self.backend_of(&vtype)?,
+        };
+        let saga = Self::new_saga(sagas::CREATE, "", &NoData {});
+        let now = now_text();
+        let volume = Volume {
+            id: uuid::Uuid::new_v4().to_string(),
+            project_id: project.clone(),
+            user_id: ctx.user_id().to_string(),
+            name,
+            description,
+            size,
+            status: VolumeStatus::Creating,
+            type_id: vtype.id.clone(),
+            backend,
+            bootable: false,
+            source_volid: req.source_volid.clone(),
+            snapshot_id: req.snapshot_id.clone(),
+            metadata,
+            control: VolumeControl { saga_id: Some(saga.id.clone()) },
+            deleted: false,
+            rev: 0,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        let mut saga = saga;
+        saga.subject = volume.id.clone();
+        let wants = [("volumes", 1), ("gigabytes", size)];
+        let claims = self.claims(&project, &wants).await?;
+        let mut tx = self.store.db.pool.begin().await?;
+        if !stratus_common::db::usage::claim(&mut tx, USAGE, &project, &claims).await? {
+            drop(tx);
+            return Err(self.over_quota(&project, &wants).await);
+        }
+        Store::volume_insert_in(&mut tx, &volume).await?;
+        self.sagas.insert_saga(&mut tx, &saga).await?;
+        tx.commit().await?;
+        self.notify("create.start", &volume.id, &project, "creating").await;
+        self.run(saga);
+        Ok(volume)
+    }
+
+    /// Applies `change` to a fresh copy of a volume of the caller's, saving it with a
+    /// revision check (retried when a saga step saved it meanwhile).
+    async fn volume_change<F>(&self, ctx: &AuthContext, id: &str, mut change: F) -> AppResult<Volume>
+    where
+        F: FnMut(&mut Volume) -> AppResult<()>,
+    {
+        require_writer(ctx)?;
+        for _ in 0..10 {
+            let mut v = self.volume_get(ctx, id).await?;
+            change(&mut v)?;
+            if self.store.volume_save(&mut v).await? {
+                return Ok(v);
+            }
+        }
+        Err(invalid(format!("Volume {id} changed while the request ran; try again.")))
+    }
+
+    pub async fn volume_update(&self, ctx: &AuthContext, id: &str, req: VolumeUpdate) -> AppResult<Volume> {
+        let name = req.name.or(req.display_name);
+        let description = req.description.or(req.display_description);
+        if let Some(n) = &name {
+            check_text("name", n)?;
+        }
+        if let Some(d) = &description {
+            check_text("description", d)?;
+        }
+        if let Some(m) = &req.metadata {
+            check_metadata(m)?;
+        }
+        self.volume_change(ctx, id, |v| {
+            if let Some(n) = &name {
+                v.name = n.clone();
+            }
+            if let Some(d) = &description {
+                v.description = d.clone();
+            }
+            if let Some(m) = &req.metadata {
+                v.metadata = m.clone();
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Sets (`replace`: replaces) metadata; answers all of it.
+    pub async fn volume_metadata_set(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        items: Map<String, Value>,
+        replace: bool,
+    ) -> AppResult<Map<String, Value>> {
+        check_metadata(&items)?;
+        let v = self
+            .volume_change(ctx, id, |v| {
+                if replace {
+                    v.metadata = items.clone();
+                } else {
+                    v.metadata.extend(items.clone());
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(v.metadata)
+    }
+
+    pub async fn volume_metadata_unset(&self, ctx: &AuthContext, id: &str, key: &str) -> AppResult<()> {
+        self.volume_change(ctx, id, |v| {
+            v.metadata.remove(key).map(|_| ()).ok_or_else(|| not_found("Volume metadata key", key))
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub async fn volume_set_bootable(&self, ctx: &AuthContext, id: &str, bootable: bool) -> AppResult<()> {
+        self.volume_change(ctx, id, |v| {
+            v.bootable = bootable;
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Starts deleting a settled volume with no snapshots.
+    pub async fn volume_delete(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
+        require_writer(ctx)?;
+        for _ in 0..10 {
+            let mut v = self.volume_get(ctx, id).await?;
+            if !(v.status.settled() || v.status == VolumeStatus::ErrorDeleting) {
+                return Err(bad(format!(
+                    "Invalid volume: Volume status must be available or error or error_extending, but current status is: {}.",
+                    v.status.as_str()
+                )));
+            }
+            let snaps = self.store.snapshot_list(None, Some(&v.id)).await?;
+            if !snaps.is_empty() {
+                return Err(bad(format!("Invalid volume: Volume {id} still has {} dependent snapshots.", snaps.len())));
+            }
+            if self.store.volumes_from(&v.id).await? > 0 {
+                return Err(bad(format!(
+                    "Invalid volume: Volume {id} is being copied; try again when the copy is done."
+                )));
+            }
+            let saga = Self::new_saga(sagas::DELETE, &v.id, &NoData {});
+            v.status = VolumeStatus::Deleting;
+            v.control.saga_id = Some(saga.id.clone());
+            let mut tx = self.store.db.pool.begin().await?;
+            if !Store::volume_save_in(&mut tx, &v).await? {
+                continue;
+            }
+            self.sagas.insert_saga(&mut tx, &saga).await?;
+            tx.commit().await?;
+            self.notify("delete.start", &v.id, &v.project_id, "deleting").await;
+            self.run(saga);
+            return Ok(());
+        }
+        Err(invalid(format!("Volume {id} changed while the request ran; try again.")))
+    }
+
+    /// Starts growing an available volume to `new_size` GiB (the growth claimed now).
+    pub async fn volume_extend(&self, ctx: &AuthContext, id: &str, new_size: &Value) -> AppResult<()> {
+        require_writer(ctx)?;
+        let new_size = size_of(new_size)?;
+        for _ in 0..10 {
+            let mut v = self.volume_get(ctx, id).await?;
+            if v.status != VolumeStatus::Available {
+                return Err(bad(format!(
+                    "Invalid volume: Volume status must be available to extend, but current status is: {}.",
+                    v.status.as_str()
+                )));
+            }
+            if new_size <= v.size {
+                return Err(bad(format!(
+                    "Invalid input received: New size for extend must be greater than current size. (current: {}, extended: {new_size}).",
+                    v.size
+                )));
+            }
+            let saga = Self::new_saga(sagas::EXTEND, &v.id, &ExtendData { new_size });
+            v.status = VolumeStatus::Extending;
+            v.control.saga_id = Some(saga.id.clone());
+            let wants = [("gigabytes", new_size - v.size)];
+            let claims = self.claims(&v.project_id, &wants).await?;
+            let mut tx = self.store.db.pool.begin().await?;
+            if !stratus_common::db::usage::claim(&mut tx, USAGE, &v.project_id, &claims).await? {
+                drop(tx);
+                return Err(self.over_quota(&v.project_id, &wants).await);
+            }
+            if !Store::volume_save_in(&mut tx, &v).await? {
+                continue;
+            }
+            self.sagas.insert_saga(&mut tx, &saga).await?;
+            tx.commit().await?;
+            self.notify("resize.start", &v.id, &v.project_id, "extending").await;
+            self.run(saga);
+            return Ok(());
+        }
+        Err(Error::InvalidState(format!("Volume {id} changed while the request ran; try again.")))
+    }
+}

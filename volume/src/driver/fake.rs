@@ -1,0 +1,95 @@
+//! Volumes in memory, for tests at scale and benchmarks. Never the default.
+
+use super::{Source, VolumeDriver};
+use futures::future::BoxFuture;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+#[derive(Default)]
+pub struct FakeDriver {
+    volumes: Mutex<HashMap<String, i64>>,
+    snapshots: Mutex<HashMap<String, i64>>,
+}
+
+impl FakeDriver {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Volumes and snapshots held.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.volumes.lock().unwrap().len(), self.snapshots.lock().unwrap().len())
+    }
+}
+
+impl VolumeDriver for FakeDriver {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+
+    fn create<'a>(&'a self, id: &'a str, size_gb: i64, source: Source<'a>) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let from = match source {
+                Source::Empty => 0,
+                Source::Volume(v) => *self
+                    .volumes
+                    .lock()
+                    .unwrap()
+                    .get(v)
+                    .ok_or_else(|| anyhow::anyhow!("source volume {v} is not on this backend"))?,
+                Source::Snapshot(s) => *self
+                    .snapshots
+                    .lock()
+                    .unwrap()
+                    .get(s)
+                    .ok_or_else(|| anyhow::anyhow!("snapshot {s} is not on this backend"))?,
+            };
+            self.volumes.lock().unwrap().entry(id.to_string()).or_insert(size_gb.max(from));
+            Ok(())
+        })
+    }
+
+    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            self.volumes.lock().unwrap().remove(id);
+            Ok(())
+        })
+    }
+
+    fn extend<'a>(&'a self, id: &'a str, size_gb: i64) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let mut v = self.volumes.lock().unwrap();
+            let size = v.get_mut(id).ok_or_else(|| anyhow::anyhow!("volume {id} is not on this backend"))?;
+            *size = (*size).max(size_gb);
+            Ok(())
+        })
+    }
+
+    fn snapshot<'a>(&'a self, volume_id: &'a str, snapshot_id: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let size = *self
+                .volumes
+                .lock()
+                .unwrap()
+                .get(volume_id)
+                .ok_or_else(|| anyhow::anyhow!("volume {volume_id} is not on this backend"))?;
+            self.snapshots.lock().unwrap().entry(snapshot_id.to_string()).or_insert(size);
+            Ok(())
+        })
+    }
+
+    fn delete_snapshot<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            self.snapshots.lock().unwrap().remove(id);
+            Ok(())
+        })
+    }
+
+    fn size_of<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<Option<i64>>> {
+        Box::pin(async move { Ok(self.volumes.lock().unwrap().get(id).copied()) })
+    }
+
+    fn has_snapshot<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(async move { Ok(self.snapshots.lock().unwrap().contains_key(id)) })
+    }
+}

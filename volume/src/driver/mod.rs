@@ -1,0 +1,41 @@
+//! Where volume bytes live, behind one trait. Every operation is idempotent (a saga
+//! step may run it twice): making what exists already, or removing what is gone, is
+//! success.
+
+mod fake;
+mod file;
+
+pub use fake::FakeDriver;
+pub use file::FileDriver;
+
+use futures::future::BoxFuture;
+
+/// What a new volume starts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source<'a> {
+    /// Zeroes.
+    Empty,
+    /// A copy of another volume.
+    Volume(&'a str),
+    /// A copy of a snapshot.
+    Snapshot(&'a str),
+}
+
+pub trait VolumeDriver: Send + Sync {
+    /// The backend's name, as volume types select it (`volume_backend_name`).
+    fn name(&self) -> &'static str;
+    /// Makes volume `id` of `size_gb` GiB from `source` (a copy grows to `size_gb`).
+    fn create<'a>(&'a self, id: &'a str, size_gb: i64, source: Source<'a>) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// Removes volume `id`.
+    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// Grows volume `id` to `size_gb` GiB.
+    fn extend<'a>(&'a self, id: &'a str, size_gb: i64) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// Makes snapshot `snapshot_id`: volume `volume_id` as it is now.
+    fn snapshot<'a>(&'a self, volume_id: &'a str, snapshot_id: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// Removes snapshot `id`.
+    fn delete_snapshot<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// The size in GiB volume `id` has on the backend, or `None` when it does not exist.
+    fn size_of<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<Option<i64>>>;
+    /// Whether snapshot `id` exists on the backend.
+    fn has_snapshot<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<bool>>;
+}

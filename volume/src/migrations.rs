@@ -1,0 +1,94 @@
+//! The volume service's tables. Volumes and snapshots keep typed columns (their states
+//! are enums read strictly); what a saga tracks lives in `control`, apart from what
+//! the API shows. Usage counts quota per project (`volumes`, `gigabytes`, `snapshots`).
+
+use stratus_common::db::Migration;
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    service: "volume",
+    version: 1,
+    name: "initial",
+    sql: r#"
+CREATE TABLE volume_types (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL DEFAULT '',
+    is_public BIGINT NOT NULL DEFAULT 1,
+    extra_specs TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL
+);
+CREATE TABLE volume_volumes (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    description TEXT NOT NULL DEFAULT '',
+    size BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    type_id TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    bootable BIGINT NOT NULL DEFAULT 0,
+    source_volid TEXT,
+    snapshot_id TEXT,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    control TEXT NOT NULL DEFAULT '{}',
+    deleted BIGINT NOT NULL DEFAULT 0,
+    rev BIGINT NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX volume_volumes_listing ON volume_volumes (project_id, deleted, created_at, id);
+CREATE TABLE volume_snapshots (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    volume_id TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    description TEXT NOT NULL DEFAULT '',
+    size BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    deleted BIGINT NOT NULL DEFAULT 0,
+    rev BIGINT NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX volume_snapshots_listing ON volume_snapshots (project_id, deleted, created_at, id);
+CREATE INDEX volume_snapshots_volume ON volume_snapshots (volume_id, deleted);
+CREATE TABLE volume_usage (
+    project_id TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    used BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (project_id, resource)
+);
+CREATE TABLE volume_sagas (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    step BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    data TEXT NOT NULL,
+    error TEXT NOT NULL DEFAULT '',
+    rev BIGINT NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    entered TEXT,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    stuck_at TEXT
+);
+CREATE INDEX volume_sagas_state ON volume_sagas (state);
+CREATE INDEX volume_sagas_subject ON volume_sagas (subject)
+"#,
+}];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shared_tables_have_the_shared_shapes() {
+        let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        let ours = norm(super::MIGRATIONS[0].sql);
+        assert!(ours.contains(&norm(&stratus_common::saga::saga_table_sql("volume_sagas"))));
+        assert!(ours.contains(&norm(&stratus_common::db::usage::usage_table_sql("volume_usage"))));
+    }
+}

@@ -1,0 +1,179 @@
+use super::{json_text, Store, StoreResult};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use stratus_common::db::{now_text, Col, JsonSelect};
+
+/// A volume's status, as Cinder names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VolumeStatus {
+    Creating,
+    Available,
+    Extending,
+    Deleting,
+    Error,
+    ErrorDeleting,
+    ErrorExtending,
+}
+
+impl VolumeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VolumeStatus::Creating => "creating",
+            VolumeStatus::Available => "available",
+            VolumeStatus::Extending => "extending",
+            VolumeStatus::Deleting => "deleting",
+            VolumeStatus::Error => "error",
+            VolumeStatus::ErrorDeleting => "error_deleting",
+            VolumeStatus::ErrorExtending => "error_extending",
+        }
+    }
+
+    /// A status a request may start new work from.
+    pub fn settled(self) -> bool {
+        matches!(self, VolumeStatus::Available | VolumeStatus::Error | VolumeStatus::ErrorExtending)
+    }
+}
+
+/// What the service tracks about work under way on a volume (never shown).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VolumeControl {
+    /// The saga working on the volume.
+    pub saga_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Volume {
+    pub id: String,
+    pub project_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub description: String,
+    /// GiB.
+    pub size: i64,
+    pub status: VolumeStatus,
+    pub type_id: String,
+    /// The backend holding it.
+    pub backend: String,
+    pub bootable: bool,
+    pub source_volid: Option<String>,
+    pub snapshot_id: Option<String>,
+    pub metadata: Map<String, Value>,
+    pub control: VolumeControl,
+    pub deleted: bool,
+    pub rev: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+const COLUMNS: &[Col] = &[
+    Col::Text("id"),
+    Col::Text("project_id"),
+    Col::Text("user_id"),
+    Col::Text("name"),
+    Col::Text("description"),
+    Col::Text("size"),
+    Col::Text("status"),
+    Col::Text("type_id"),
+    Col::Text("backend"),
+    Col::Flag("bootable"),
+    Col::Text("source_volid"),
+    Col::Text("snapshot_id"),
+    Col::Json("metadata"),
+    Col::Json("control"),
+    Col::Flag("deleted"),
+    Col::Text("rev"),
+    Col::Text("created_at"),
+    Col::Text("updated_at"),
+];
+
+impl Store {
+    /// Inserts a volume (inside the caller's transaction, with its quota and saga).
+    pub async fn volume_insert_in(conn: &mut sqlx::AnyConnection, v: &Volume) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO volume_volumes (id, project_id, user_id, name, description, size, status, type_id, backend, bootable,
+             source_volid, snapshot_id, metadata, control, deleted, rev, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, 0, $15, $15)",
+        )
+        .bind(&v.id)
+        .bind(&v.project_id)
+        .bind(&v.user_id)
+        .bind(&v.name)
+        .bind(&v.description)
+        .bind(v.size)
+        .bind(v.status.as_str())
+        .bind(&v.type_id)
+        .bind(&v.backend)
+        .bind(v.bootable as i64)
+        .bind(v.source_volid.clone())
+        .bind(v.snapshot_id.clone())
+        .bind(json_text(&v.metadata))
+        .bind(serde_json::to_string(&v.control).unwrap_or_else(|_| "{}".into()))
+        .bind(&v.created_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// A volume, deleted ones included (callers decide what a deleted one means).
+    pub async fn volume_get(&self, id: &str) -> StoreResult<Option<Volume>> {
+        const SELECT: JsonSelect = JsonSelect { columns: COLUMNS, from: "volume_volumes WHERE id = $1", order: "id" };
+        Ok(self.db.json_rows(&SELECT, &[Some(id)]).await?.pop())
+    }
+
+    /// Live volumes, of one project or all, oldest first.
+    pub async fn volume_list(&self, project: Option<&str>) -> StoreResult<Vec<Volume>> {
+        const SELECT: JsonSelect = JsonSelect {
+            columns: COLUMNS,
+            from: "volume_volumes WHERE deleted = 0 AND ($1 IS NULL OR project_id = $1)",
+            order: "created_at, id",
+        };
+        self.db.json_rows(&SELECT, &[project]).await
+    }
+
+    /// Saves a volume read earlier (on `conn`); false when someone saved it meanwhile.
+    pub async fn volume_save_in(conn: &mut sqlx::AnyConnection, v: &Volume) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "UPDATE volume_volumes SET name = $1, description = $2, size = $3, status = $4, bootable = $5, metadata = $6,
+             control = $7, deleted = $8, updated_at = $9, rev = rev + 1 WHERE id = $10 AND rev = $11",
+        )
+        .bind(&v.name)
+        .bind(&v.description)
+        .bind(v.size)
+        .bind(v.status.as_str())
+        .bind(v.bootable as i64)
+        .bind(json_text(&v.metadata))
+        .bind(serde_json::to_string(&v.control).unwrap_or_else(|_| "{}".into()))
+        .bind(v.deleted as i64)
+        .bind(now_text())
+        .bind(&v.id)
+        .bind(v.rev)
+        .execute(conn)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// [`Self::volume_save_in`] on a connection of its own; bumps `v.rev` when saved.
+    pub async fn volume_save(&self, v: &mut Volume) -> StoreResult<bool> {
+        let mut conn = self.db.pool.acquire().await?;
+        let saved = Self::volume_save_in(&mut conn, v).await?;
+        conn.release();
+        if saved {
+            v.rev += 1;
+        }
+        Ok(saved)
+    }
+
+    /// Live volumes made from a snapshot or a volume (which must stay while they copy).
+    pub async fn volumes_from(&self, source: &str) -> StoreResult<i64> {
+        use stratus_common::db::RowExt;
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n FROM volume_volumes WHERE deleted = 0 AND status = 'creating' AND (snapshot_id = $1 OR source_volid = $1)",
+        )
+        .bind(source)
+        .fetch_one(&self.db.pool)
+        .await?;
+        Ok(r.int("n"))
+    }
+}

@@ -1,0 +1,456 @@
+//! Volume API tests: in-process against a real database (SQLite, and PostgreSQL when
+//! STRATUS_TEST_POSTGRES is set), with identity in-process, on the fake backend (the
+//! file backend's own tests make real qcow2 files).
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use stratus_common::db::Engine;
+use stratus_test_support::{each_engine, eventually, send, Identity};
+use stratus_volume::driver::{FakeDriver, VolumeDriver};
+use stratus_volume::VolumeService;
+
+struct Cloud {
+    id: Identity,
+    volume: Arc<VolumeService>,
+    driver: Arc<FakeDriver>,
+    router: axum::Router,
+}
+
+impl Cloud {
+    async fn start(engine: Engine) -> Self {
+        let id = Identity::start(engine, &[stratus_volume::migrations::MIGRATIONS]).await;
+        let driver = Arc::new(FakeDriver::new());
+        let volume = VolumeService::new(
+            stratus_volume::store::Store::new(id.db.clone()),
+            id.bus.clone(),
+            id.limits(),
+            vec![driver.clone() as Arc<dyn VolumeDriver>],
+            "http://volume".into(),
+            Default::default(),
+        );
+        volume.start(std::time::Duration::from_secs(3600)).await.unwrap();
+        let router = stratus_volume::api::router(volume.clone(), id.identity.verifier.clone(), 1 << 20);
+        Self { id, volume, driver, router }
+    }
+
+    async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let r = send(&self.router, method, path, Some(token), body, &[]).await;
+        (r.status, r.json())
+    }
+
+    /// Waits until a volume (or, with `snapshots`, a snapshot) has `status` ("GONE": 404).
+    async fn wait(&self, token: &str, path: &str, key: &str, status: &str) -> Value {
+        for _ in 0..500 {
+            let (code, body) = self.call("GET", path, token, None).await;
+            if status == "GONE" && code == StatusCode::NOT_FOUND {
+                return Value::Null;
+            }
+            if body[key]["status"] == json!(status) {
+                return body[key].clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("{path} never reached {status}");
+    }
+
+    async fn usage(&self, project: &str) -> (i64, i64, i64) {
+        let u = self.volume.store.usage(project).await.unwrap();
+        let g = |k: &str| u.get(k).copied().unwrap_or(0);
+        (g("volumes"), g("gigabytes"), g("snapshots"))
+    }
+}
+
+async fn lifecycle(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (p, token) = c.id.member("p1").await;
+    let base = format!("/v3/{p}");
+    // Clients send many keys as null: all accepted.
+    let body = json!({"volume": {"size": 1, "name": "v1", "description": null, "availability_zone": null, "imageRef": null,
+        "snapshot_id": null, "source_volid": null, "volume_type": null, "metadata": null, "backup_id": null, "consistencygroup_id": null}});
+    let (code, v) = c.call("POST", &format!("{base}/volumes"), &token, Some(body)).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["volume"]["status"], "creating");
+    let id = v["volume"]["id"].as_str().unwrap().to_string();
+    let vpath = format!("{base}/volumes/{id}");
+    let shown = c.wait(&token, &vpath, "volume", "available").await;
+    for key in [
+        "id",
+        "name",
+        "status",
+        "size",
+        "attachments",
+        "links",
+        "encrypted",
+        "updated_at",
+        "user_id",
+        "availability_zone",
+        "metadata",
+        "description",
+        "multiattach",
+        "bootable",
+        "created_at",
+        "volume_type",
+        "snapshot_id",
+        "source_volid",
+        "os-vol-tenant-attr:tenant_id",
+    ] {
+        assert!(shown.get(key).is_some(), "a volume shows {key}: {shown}");
+    }
+    assert_eq!((shown["volume_type"].as_str(), shown["bootable"].as_str()), (Some("__DEFAULT__"), Some("false")));
+    assert!(shown.get("os-vol-host-attr:host").is_none(), "only admins see the host");
+    assert_eq!(c.usage(&p).await, (1, 1, 0));
+    // Lists: brief and detail, filtered by name.
+    let (_, l) = c.call("GET", &format!("{base}/volumes"), &token, None).await;
+    assert_eq!(l["volumes"][0].as_object().unwrap().len(), 3, "id, name, links: {l}");
+    let (_, l) = c.call("GET", &format!("{base}/volumes/detail?name=v1"), &token, None).await;
+    assert_eq!(l["volumes"].as_array().unwrap().len(), 1);
+    let (_, l) = c.call("GET", &format!("{base}/volumes/detail?name=other"), &token, None).await;
+    assert!(l["volumes"].as_array().unwrap().is_empty());
+    // Update, metadata, bootable.
+    let (code, u) =
+        c.call("PUT", &vpath, &token, Some(json!({"volume": {"name": "v1b", "metadata": {"a": "1"}}}))).await;
+    assert_eq!((code, &u["volume"]["name"]), (StatusCode::OK, &json!("v1b")));
+    let (code, m) = c.call("POST", &format!("{vpath}/metadata"), &token, Some(json!({"metadata": {"b": "2"}}))).await;
+    assert_eq!((code, m["metadata"].as_object().unwrap().len()), (StatusCode::OK, 2));
+    let (code, _) =
+        c.call("POST", &format!("{vpath}/action"), &token, Some(json!({"os-set_bootable": {"bootable": true}}))).await;
+    assert_eq!(code, StatusCode::OK);
+    // Extend: quota for the growth, the backend grows it.
+    let (code, e) =
+        c.call("POST", &format!("{vpath}/action"), &token, Some(json!({"os-extend": {"new_size": 3}}))).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{e}");
+    let shown = c.wait(&token, &vpath, "volume", "available").await;
+    assert_eq!((shown["size"].as_i64(), shown["bootable"].as_str()), (Some(3), Some("true")));
+    assert_eq!(c.driver.size_of(&id).await.unwrap(), Some(3));
+    assert_eq!(c.usage(&p).await, (1, 3, 0));
+    // A snapshot, then a volume from it and a clone of the first.
+    let (code, s) = c
+        .call(
+            "POST",
+            &format!("{base}/snapshots"),
+            &token,
+            Some(json!({"snapshot": {"volume_id": id, "name": "s1", "force": false}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{s}");
+    let sid = s["snapshot"]["id"].as_str().unwrap().to_string();
+    let spath = format!("{base}/snapshots/{sid}");
+    c.wait(&token, &spath, "snapshot", "available").await;
+    assert_eq!(c.usage(&p).await, (1, 6, 1), "a snapshot counts its gigabytes");
+    let (code, body) = c
+        .call(
+            "POST",
+            &format!("{base}/volumes"),
+            &token,
+            Some(json!({"volume": {"snapshot_id": sid, "name": "fromsnap"}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    let from_snap = body["volume"]["id"].as_str().unwrap().to_string();
+    assert_eq!(body["volume"]["size"], 3, "the snapshot's size when none is asked");
+    let (code, body) = c
+        .call("POST", &format!("{base}/volumes"), &token, Some(json!({"volume": {"source_volid": id, "size": 4}})))
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    let clone = body["volume"]["id"].as_str().unwrap().to_string();
+    c.wait(&token, &format!("{base}/volumes/{from_snap}"), "volume", "available").await;
+    c.wait(&token, &format!("{base}/volumes/{clone}"), "volume", "available").await;
+    assert_eq!(c.driver.size_of(&clone).await.unwrap(), Some(4));
+    // A volume with snapshots cannot go; its snapshot first.
+    let (code, err) = c.call("DELETE", &vpath, &token, None).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(err["badRequest"]["message"].as_str().unwrap().contains("dependent snapshots"), "{err}");
+    assert_eq!(c.call("DELETE", &spath, &token, None).await.0, StatusCode::ACCEPTED);
+    c.wait(&token, &spath, "snapshot", "GONE").await;
+    for v in [&id, &from_snap, &clone] {
+        assert_eq!(c.call("DELETE", &format!("{base}/volumes/{v}"), &token, None).await.0, StatusCode::ACCEPTED);
+    }
+    for v in [&id, &from_snap, &clone] {
+        c.wait(&token, &format!("{base}/volumes/{v}"), "volume", "GONE").await;
+    }
+    assert_eq!(c.usage(&p).await, (0, 0, 0), "everything given back");
+    assert_eq!(c.driver.counts(), (0, 0), "nothing left on the backend");
+    assert!(c.volume.sagas.unfinished(None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn volumes_snapshots_clones_and_extends() {
+    each_engine!(lifecycle);
+}
+
+async fn bad_input(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (p, token) = c.id.member("p1").await;
+    let base = format!("/v3/{p}");
+    for body in [
+        json!({"volume": {"size": 0}}),
+        json!({"volume": {"size": "lots"}}),
+        json!({"volume": {"name": "no size"}}),
+        json!({"volume": {"size": 1, "volume_type": "nope"}}),
+        json!({"volume": {"size": 1, "availability_zone": "elsewhere"}}),
+        json!({"volume": {"size": 1, "imageRef": "abc"}}),
+        json!({"volume": {"size": 1, "snapshot_id": "nope"}}),
+        json!({"volume": {"size": 1, "metadata": {"k": 5}}}),
+        json!({"volume": {"size": 1, "name": "x".repeat(256)}}),
+        json!({"volume": "flat"}),
+        json!({"nothing": {}}),
+    ] {
+        let (code, r) = c.call("POST", &format!("{base}/volumes"), &token, Some(body.clone())).await;
+        assert!(code == StatusCode::BAD_REQUEST || code == StatusCode::NOT_FOUND, "{body} → {code} {r}");
+    }
+    let (_, l) = c.call("GET", &format!("{base}/volumes"), &token, None).await;
+    assert!(l["volumes"].as_array().unwrap().is_empty(), "bad requests change nothing");
+    assert_eq!(c.usage(&p).await, (0, 0, 0));
+    // Quota: over it is 413 and changes nothing; exactly the limit fits under concurrency.
+    c.id.set_limit("volume", &p, "volumes", 3).await;
+    c.volume.limits.invalidate();
+    let (code, r) = c.call("POST", &format!("{base}/volumes"), &token, Some(json!({"volume": {"size": 2000}}))).await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE, "{r}");
+    assert!(r["overLimit"]["message"].as_str().unwrap().contains("gigabytes"), "{r}");
+    let tries = (0..8).map(|i| {
+        let (c, base, token) = (&c, &base, &token);
+        async move {
+            c.call(
+                "POST",
+                &format!("{base}/volumes"),
+                token,
+                Some(json!({"volume": {"size": 1, "name": format!("q{i}")}})),
+            )
+            .await
+            .0
+        }
+    });
+    let codes = futures::future::join_all(tries).await;
+    assert_eq!(codes.iter().filter(|c| **c == StatusCode::ACCEPTED).count(), 3, "{codes:?}");
+    assert_eq!(c.usage(&p).await.0, 3);
+    // Extending to less, or a volume that is not available, is refused.
+    let (_, l) = c.call("GET", &format!("{base}/volumes"), &token, None).await;
+    let id = l["volumes"][0]["id"].as_str().unwrap().to_string();
+    c.wait(&token, &format!("{base}/volumes/{id}"), "volume", "available").await;
+    let (code, _) = c
+        .call("POST", &format!("{base}/volumes/{id}/action"), &token, Some(json!({"os-extend": {"new_size": 1}})))
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    let (code, _) =
+        c.call("POST", &format!("{base}/volumes/{id}/action"), &token, Some(json!({"os-migrate_volume": {}}))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn bad_input_and_quota_change_nothing() {
+    each_engine!(bad_input);
+}
+
+async fn isolation(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (pa, a) = c.id.member("alice").await;
+    let (pb, b) = c.id.member("bob").await;
+    let admin = c.id.admin().await;
+    // Bob's reader on his own project.
+    let (_, reader) = {
+        let admin_t = admin.clone();
+        let _ = admin_t;
+        c.id.user_with("bob-reader-project", "reader").await
+    };
+    let (code, v) =
+        c.call("POST", &format!("/v3/{pa}/volumes"), &a, Some(json!({"volume": {"size": 1, "name": "secret"}}))).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    let vid = v["volume"]["id"].as_str().unwrap().to_string();
+    c.wait(&a, &format!("/v3/{pa}/volumes/{vid}"), "volume", "available").await;
+    let (_, s) =
+        c.call("POST", &format!("/v3/{pa}/snapshots"), &a, Some(json!({"snapshot": {"volume_id": vid}}))).await;
+    let sid = s["snapshot"]["id"].as_str().unwrap().to_string();
+    c.wait(&a, &format!("/v3/{pa}/snapshots/{sid}"), "snapshot", "available").await;
+    // Bob, in his own project's URLs: Alice's volume and snapshot do not exist.
+    for path in [format!("/v3/{pb}/volumes/{vid}"), format!("/v3/{pb}/snapshots/{sid}")] {
+        assert_eq!(c.call("GET", &path, &b, None).await.0, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(c.call("DELETE", &path, &b, None).await.0, StatusCode::NOT_FOUND, "{path}");
+    }
+    let (code, _) =
+        c.call("PUT", &format!("/v3/{pb}/volumes/{vid}"), &b, Some(json!({"volume": {"name": "mine"}}))).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, _) = c
+        .call("POST", &format!("/v3/{pb}/volumes/{vid}/action"), &b, Some(json!({"os-extend": {"new_size": 2}})))
+        .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    for (what, path) in [("volumes", "volumes/detail"), ("snapshots", "snapshots/detail")] {
+        let (_, l) = c.call("GET", &format!("/v3/{pb}/{path}?all_tenants=1"), &b, None).await;
+        assert!(l[what].as_array().unwrap().is_empty(), "{what}: {l}");
+        let (_, l) = c.call("GET", &format!("/v3/{pb}/{path}?name=secret"), &b, None).await;
+        assert!(l[what].as_array().unwrap().is_empty(), "{what} by filter: {l}");
+    }
+    // Cross references: copies and snapshots of what he cannot see are refused.
+    for body in [json!({"volume": {"snapshot_id": sid}}), json!({"volume": {"source_volid": vid, "size": 1}})] {
+        let (code, r) = c.call("POST", &format!("/v3/{pb}/volumes"), &b, Some(body)).await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{r}");
+    }
+    let (code, _) =
+        c.call("POST", &format!("/v3/{pb}/snapshots"), &b, Some(json!({"snapshot": {"volume_id": vid}}))).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    // Alice's project in the URL with Bob's token: refused.
+    assert_eq!(c.call("GET", &format!("/v3/{pa}/volumes/{vid}"), &b, None).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(c.call("GET", &format!("/v3/{pa}/volumes"), &b, None).await.0, StatusCode::FORBIDDEN);
+    // A reader reads and cannot write.
+    let reader_project = {
+        let (_, r) = c.call("GET", "/v3/x/volumes", &reader, None).await;
+        let _ = r;
+        c.id.identity.store.project_list(Some("bob-reader-project"), None).await.unwrap()[0].id.clone()
+    };
+    assert_eq!(c.call("GET", &format!("/v3/{reader_project}/volumes"), &reader, None).await.0, StatusCode::OK);
+    let (code, _) =
+        c.call("POST", &format!("/v3/{reader_project}/volumes"), &reader, Some(json!({"volume": {"size": 1}}))).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    // Types: only admins manage them.
+    let (code, _) = c.call("POST", &format!("/v3/{pb}/types"), &b, Some(json!({"volume_type": {"name": "t"}}))).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    // The admin sees all with all_tenants, and the host.
+    let (_, l) = c.call("GET", &format!("/v3/{pb}/volumes/detail?all_tenants=1"), &admin, None).await;
+    assert_eq!(l["volumes"].as_array().unwrap().len(), 1);
+    assert!(l["volumes"][0]["os-vol-host-attr:host"].is_string());
+    // Quotas: Bob sees only his own.
+    let (code, _) = c.call("GET", &format!("/v3/{pb}/os-quota-sets/{pa}"), &b, None).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    let (code, q) = c.call("GET", &format!("/v3/{pb}/os-quota-sets/{pb}?usage=True"), &b, None).await;
+    assert_eq!((code, &q["quota_set"]["volumes"]["limit"]), (StatusCode::OK, &json!(10)));
+}
+
+#[tokio::test]
+async fn another_projects_volumes_are_invisible() {
+    each_engine!(isolation);
+}
+
+/// What a volume saga's end must not depend on: the subject's state, its project's
+/// usage, what the backend holds.
+async fn end_of(c: &Cloud, id: &str) -> Value {
+    let s = &c.volume.store;
+    let (status, size, deleted, project, backend_size) = match s.volume_get(id).await.unwrap() {
+        Some(v) => {
+            (v.status.as_str().to_string(), v.size, v.deleted, v.project_id, c.driver.size_of(id).await.unwrap())
+        }
+        None => {
+            let snap = s.snapshot_get(id).await.unwrap().unwrap();
+            let has = c.driver.has_snapshot(id).await.unwrap().then_some(snap.size);
+            (snap.status.as_str().to_string(), snap.size, snap.deleted, snap.project_id, has)
+        }
+    };
+    let (volumes, gigabytes, snapshots) = c.usage(&project).await;
+    json!({"status": status, "size": size, "deleted": deleted, "on_backend": backend_size,
+           "volumes": volumes, "gigabytes": gigabytes, "snapshots": snapshots})
+}
+
+async fn generic_sagas(engine: Engine) {
+    use stratus_test_support::saga::check_saga;
+    let c = Cloud::start(engine).await;
+    let runner = &c.volume.sagas;
+    let observe = |id: String| {
+        let c = &c;
+        async move { end_of(c, &id).await }
+    };
+    // A volume of its own project for each scenario (usage is compared per project).
+    let volume = |label: String, ready: bool| {
+        let c = &c;
+        async move {
+            let (p, token) = c.id.member(&label).await;
+            let (code, v) =
+                c.call("POST", &format!("/v3/{p}/volumes"), &token, Some(json!({"volume": {"size": 1}}))).await;
+            assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+            let id = v["volume"]["id"].as_str().unwrap().to_string();
+            if ready {
+                c.wait(&token, &format!("/v3/{p}/volumes/{id}"), "volume", "available").await;
+            }
+            (p, token, id)
+        }
+    };
+    let r = check_saga(runner, "volume_create", |l| async { volume(l, false).await.2 }, observe).await;
+    assert_eq!(
+        r.ok,
+        json!({"status": "available", "size": 1, "deleted": false, "on_backend": 1, "volumes": 1, "gigabytes": 1, "snapshots": 0})
+    );
+    let failed = r.failures_alike();
+    assert_eq!(
+        (&failed["status"], &failed["on_backend"], &failed["volumes"]),
+        (&json!("error"), &Value::Null, &json!(1)),
+        "{failed}"
+    );
+    assert_eq!(r.stuck.1["status"], "error");
+
+    let start_delete = |l: String| async {
+        let (p, token, id) = volume(l, true).await;
+        assert_eq!(c.call("DELETE", &format!("/v3/{p}/volumes/{id}"), &token, None).await.0, StatusCode::ACCEPTED);
+        id
+    };
+    let r = check_saga(runner, "volume_delete", start_delete, observe).await;
+    assert_eq!(
+        r.ok,
+        json!({"status": "deleting", "size": 1, "deleted": true, "on_backend": null, "volumes": 0, "gigabytes": 0, "snapshots": 0})
+    );
+    for (_, _, end) in &r.failed {
+        assert_eq!((&end["status"], &end["deleted"]), (&json!("error_deleting"), &json!(false)), "{end}");
+    }
+
+    let start_extend = |l: String| async {
+        let (p, token, id) = volume(l, true).await;
+        let (code, _) = c
+            .call("POST", &format!("/v3/{p}/volumes/{id}/action"), &token, Some(json!({"os-extend": {"new_size": 2}})))
+            .await;
+        assert_eq!(code, StatusCode::ACCEPTED);
+        id
+    };
+    let r = check_saga(runner, "volume_extend", start_extend, observe).await;
+    assert_eq!(
+        r.ok,
+        json!({"status": "available", "size": 2, "deleted": false, "on_backend": 2, "volumes": 1, "gigabytes": 2, "snapshots": 0})
+    );
+    for (_, _, end) in &r.failed {
+        assert_eq!(
+            (&end["status"], &end["size"], &end["gigabytes"]),
+            (&json!("error_extending"), &json!(1), &json!(1)),
+            "{end}"
+        );
+    }
+
+    let start_snapshot = |l: String| async {
+        let (p, token, id) = volume(l, true).await;
+        let (code, s) =
+            c.call("POST", &format!("/v3/{p}/snapshots"), &token, Some(json!({"snapshot": {"volume_id": id}}))).await;
+        assert_eq!(code, StatusCode::ACCEPTED);
+        s["snapshot"]["id"].as_str().unwrap().to_string()
+    };
+    let r = check_saga(runner, "snapshot_create", start_snapshot, observe).await;
+    assert_eq!(
+        r.ok,
+        json!({"status": "available", "size": 1, "deleted": false, "on_backend": 1, "volumes": 1, "gigabytes": 2, "snapshots": 1})
+    );
+    let failed = r.failures_alike();
+    assert_eq!((&failed["status"], &failed["on_backend"]), (&json!("error"), &Value::Null), "{failed}");
+
+    let start_snapshot_delete = |l: String| async {
+        let (p, token, id) = volume(l, true).await;
+        let (_, s) =
+            c.call("POST", &format!("/v3/{p}/snapshots"), &token, Some(json!({"snapshot": {"volume_id": id}}))).await;
+        let sid = s["snapshot"]["id"].as_str().unwrap().to_string();
+        c.wait(&token, &format!("/v3/{p}/snapshots/{sid}"), "snapshot", "available").await;
+        assert_eq!(c.call("DELETE", &format!("/v3/{p}/snapshots/{sid}"), &token, None).await.0, StatusCode::ACCEPTED);
+        sid
+    };
+    let r = check_saga(runner, "snapshot_delete", start_snapshot_delete, observe).await;
+    assert_eq!(
+        r.ok,
+        json!({"status": "deleting", "size": 1, "deleted": true, "on_backend": null, "volumes": 1, "gigabytes": 1, "snapshots": 0})
+    );
+    for (_, _, end) in &r.failed {
+        assert_eq!(&end["status"], &json!("error_deleting"), "{end}");
+    }
+    // Only the stuck sagas (one per kind) are left unfinished.
+    eventually("every saga ended or stuck", || async {
+        c.volume.sagas.unfinished(None).await.unwrap() == c.volume.sagas.stuck().await.unwrap()
+    })
+    .await;
+    assert_eq!(c.volume.sagas.stuck().await.unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn volume_sagas_pass_the_generic_saga_tests() {
+    each_engine!(generic_sagas);
+}
