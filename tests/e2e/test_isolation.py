@@ -98,7 +98,24 @@ def a_things(world):
     r["server"] = active_server(c, t, s)
     r["app_cred"] = c.http("POST", f"/v3/users/{world['a_member_user']}/application_credentials", t,
                            {"application_credential": {"name": "a-cred"}})[2]["application_credential"]["id"]
+    V = f"{c.volume_url}/v3/{world['a']}"
+    r["volume"] = settled(c, t, f"{V}/volumes", c.http("POST", "/volumes", t, {"volume": {"size": 1, "name": "a-vol"}}, base=V),
+                          "volume")
+    r["snapshot"] = settled(c, t, f"{V}/snapshots",
+                            c.http("POST", "/snapshots", t, {"snapshot": {"volume_id": r["volume"], "name": "a-snap"}}, base=V),
+                            "snapshot")
     return r
+
+
+def settled(c, token, collection, created, key):
+    """The id of the volume or snapshot a create answered, once it is available."""
+    assert created[0] == 202, created
+    id_ = created[2][key]["id"]
+    deadline = time.monotonic() + 30
+    while c.http("GET", f"/{id_}", token, base=collection)[2][key]["status"] != "available":
+        assert time.monotonic() < deadline, f"{key} {id_} not available"
+        time.sleep(0.2)
+    return id_
 
 
 def active_server(c, token, created):
@@ -130,6 +147,9 @@ BY_ID = [
     ("image", "image", "/v2/images/{id}", [{"op": "replace", "path": "/name", "value": "x"}]),
     ("server", "compute", "/servers/{id}", {"server": {"name": "x"}}),
     ("server_group", "compute", "/os-server-groups/{id}", None),
+    # Volume URLs name the caller's own project ({proj}).
+    ("volume", "volume", "/v3/{proj}/volumes/{id}", {"volume": {"name": "x"}}),
+    ("snapshot", "volume", "/v3/{proj}/snapshots/{id}", {"snapshot": {"name": "x"}}),
 ]
 
 # Who tries, and what each verb must answer: (GET, update, DELETE).
@@ -152,7 +172,8 @@ NOWHERE = "00000000-0000-4000-8000-000000000000"
 
 
 def base_of(c, service):
-    return {"network": c.network_url, "image": c.image_url, "compute": c.compute_url + "/v2.1"}[service]
+    return {"network": c.network_url, "image": c.image_url, "compute": c.compute_url + "/v2.1",
+            "volume": c.volume_url}[service]
 
 
 @pytest.mark.parametrize("actor", sorted(ACTORS))
@@ -166,7 +187,7 @@ def test_by_id(world, a_things, actor):
         # Another project's answers must not tell A's ids from ids that exist nowhere.
         ids = [a_things[resource]] + ([NOWHERE] if actor.startswith("b_") else [])
         for id_ in ids:
-            url = path.format(id=id_)
+            url = path.format(id=id_, proj=world[actor[0]])
             label = resource if id_ != NOWHERE else f"{resource} (an id of nothing)"
             want = (want_get if id_ != NOWHERE else 404)
             got = c.http("GET", url, token, base=base)[0]
@@ -234,6 +255,8 @@ LISTS = [
     ("image", "/v2/images?{f}", "images", ["image", "kernel"]),
     ("compute", "/servers/detail?{f}", "servers", ["server"]),
     ("compute", "/os-server-groups?{f}", "server_groups", ["server_group"]),
+    ("volume", "/v3/{proj}/volumes/detail?{f}", "volumes", ["volume"]),
+    ("volume", "/v3/{proj}/snapshots/detail?{f}", "snapshots", ["snapshot"]),
 ]
 FILTERS = [
     "project_id={a}", "tenant_id={a}", "all_tenants=1", "all_tenants=True", "all_projects=1", "all_projects=true",
@@ -251,7 +274,7 @@ def test_list_filters_leak_nothing(world, a_things, actor):
     a_ids = {a_things[k] for k in a_things}
     for service, path, key, _ in LISTS:
         for f in FILTERS:
-            url = path.format(f=f.format(**values))
+            url = path.format(f=f.format(**values), proj=world["b"])
             status, _, body = c.http("GET", url, world[actor], base=base_of(c, service))
             if status >= 500:
                 leaks.append(f"{url}: {status}")
@@ -261,7 +284,8 @@ def test_list_filters_leak_nothing(world, a_things, actor):
                     leaks.append(f"{url}: {status}")
                 continue
             for item in body.get(key, []):
-                if item.get("id") in a_ids or item.get("project_id") == world["a"] or item.get("tenant_id") == world["a"]:
+                if (item.get("id") in a_ids or item.get("project_id") == world["a"] or item.get("tenant_id") == world["a"]
+                        or item.get("os-vol-tenant-attr:tenant_id") == world["a"]):
                     leaks.append(f"{url}: {item.get('id')}")
     # Identity lists.
     for path in ["/v3/projects", f"/v3/users?domain_id=default", f"/v3/role_assignments?scope.project.id={world['a']}",
@@ -322,6 +346,12 @@ def cross_references(w, r):
         ("interface onto A's network", "compute", "POST", f"/servers/{w['b_server']}/os-interface",
          {"interfaceAttachment": {"net_id": r["network"]}}, {400, 404}),
         ("A's image shared by B", "image", "POST", f"/v2/images/{r['image']}/members", {"member": w["b"]}, {404}),
+        ("volume from A's snapshot", "volume", "POST", f"/v3/{w['b']}/volumes",
+         {"volume": {"snapshot_id": r["snapshot"]}}, {404}),
+        ("volume copying A's volume", "volume", "POST", f"/v3/{w['b']}/volumes",
+         {"volume": {"source_volid": r["volume"], "size": 1}}, {404}),
+        ("snapshot of A's volume", "volume", "POST", f"/v3/{w['b']}/snapshots", {"snapshot": {"volume_id": r["volume"]}}, {404}),
+        ("A's project in B's volume URL", "volume", "GET", f"/v3/{w['a']}/volumes/{r['volume']}", None, {403}),
     ]
 
 

@@ -1,0 +1,103 @@
+"""The volume commands a user types, with the real python-openstackclient against the
+real `stratusd all-in-one` on its default file backend (qcow2 files made by qemu-img),
+on SQLite + in-process bus and on PostgreSQL + NATS."""
+
+import json
+import os
+import subprocess
+import time
+
+from conftest import unique
+
+
+def wait_status(cloud, env, kind, name, status, timeout=60):
+    """Polls `openstack volume [snapshot] show` until `status` ("GONE": not found)."""
+    args = ["volume", "show"] if kind == "volume" else ["volume", "snapshot", "show"]
+    deadline = time.monotonic() + timeout
+    while True:
+        p = cloud.osc(*args, name, "-f", "json", env=env, check=False, fmt_json=False)
+        if status == "GONE" and p.returncode != 0 and "No " in p.stderr + p.stdout:
+            return None
+        if p.returncode == 0:
+            shown = json.loads(p.stdout)
+            if shown["status"] == status:
+                return shown
+            assert not shown["status"].startswith("error"), shown
+        assert time.monotonic() < deadline, f"{kind} {name} never {status}: {p.stdout} {p.stderr}"
+        time.sleep(0.3)
+
+
+def virtual_gib(path):
+    info = json.loads(subprocess.run(["qemu-img", "info", "-f", "qcow2", "--output=json", path], check=True,
+                                     capture_output=True, text=True).stdout)
+    return info["virtual-size"] / (1 << 30)
+
+
+def test_volume_commands(cloud):
+    admin = cloud.admin_env()
+    project = unique("volp")
+    _, env = cloud.member_env(project)
+    files = os.path.join(cloud.data_dir, "volumes")
+    # Types are the admin's.
+    fast = unique("fast")
+    cloud.osc("volume", "type", "create", "--property", "volume_backend_name=file", fast)
+    assert fast in [t["Name"] for t in cloud.osc("volume", "type", "list", env=env)]
+    assert cloud.osc("volume", "type", "create", unique("nope"), env=env, check=False).returncode != 0
+
+    v1 = cloud.osc("volume", "create", "--size", "1", "--description", "first", "v1", env=env)
+    assert v1["status"] == "creating" and v1["size"] == 1
+    wait_status(cloud, env, "volume", "v1", "available")
+    assert virtual_gib(os.path.join(files, "volumes", f"{v1['id']}.qcow2")) == 1
+    cloud.osc("volume", "set", "--name", "v1b", "--property", "tier=gold", "--bootable", "v1", env=env)
+    shown = cloud.osc("volume", "show", "v1b", env=env)
+    assert shown["properties"] == {"tier": "gold"} and shown["bootable"] in (True, "true"), shown
+    # Extend: the file grows.
+    cloud.osc("volume", "set", "--size", "2", "v1b", env=env)
+    assert wait_status(cloud, env, "volume", "v1b", "available")["size"] == 2
+    assert virtual_gib(os.path.join(files, "volumes", f"{v1['id']}.qcow2")) == 2
+
+    # A snapshot, a volume from it, a copy of the volume, a volume of another type.
+    snap = cloud.osc("volume", "snapshot", "create", "--volume", "v1b", "s1", env=env)
+    wait_status(cloud, env, "snapshot", "s1", "available")
+    assert os.path.exists(os.path.join(files, "snapshots", f"{snap['id']}.qcow2"))
+    cloud.osc("volume", "snapshot", "set", "--name", "s1b", "s1", env=env)
+    assert [s["Name"] for s in cloud.osc("volume", "snapshot", "list", env=env)] == ["s1b"]
+    v2 = cloud.osc("volume", "create", "--snapshot", "s1b", "--size", "3", "v2", env=env)
+    v3 = cloud.osc("volume", "create", "--source", "v1b", "v3", env=env)
+    v4 = cloud.osc("volume", "create", "--type", fast, "--size", "1", "v4", env=env)
+    for name in ("v2", "v3", "v4"):
+        wait_status(cloud, env, "volume", name, "available")
+    assert virtual_gib(os.path.join(files, "volumes", f"{v2['id']}.qcow2")) == 3
+    assert virtual_gib(os.path.join(files, "volumes", f"{v3['id']}.qcow2")) == 2
+    listed = {v["Name"]: v for v in cloud.osc("volume", "list", "--long", env=env)}
+    assert set(listed) == {"v1b", "v2", "v3", "v4"} and listed["v4"]["Type"] == fast, listed
+
+    # Quotas: usage shown; over the limit is refused and says which quota.
+    usage = cloud.osc("quota", "show", "--usage", project)
+    assert any(row.get("Resource") == "volumes" and row.get("In Use") == 4 for row in usage), usage
+    cloud.osc("quota", "set", "--volumes", "4", project)
+    p = cloud.osc("volume", "create", "--size", "1", "v5", env=env, check=False)
+    assert p.returncode != 0 and "VolumeLimitExceeded" in p.stderr + p.stdout, p.stderr
+    # Bad input is a clear 400 and makes nothing.
+    p = cloud.osc("volume", "create", "--size", "1", "--availability-zone", "mars", "v6", env=env, check=False)
+    assert p.returncode != 0 and "400" in p.stderr + p.stdout, p.stderr
+
+    # A volume with a snapshot stays; then everything goes, files too.
+    p = cloud.osc("volume", "delete", "v1b", env=env, check=False)
+    assert p.returncode != 0 and "dependent snapshots" in p.stderr + p.stdout, p.stderr
+    cloud.osc("volume", "snapshot", "delete", "s1b", env=env)
+    wait_status(cloud, env, "snapshot", "s1b", "GONE")
+    cloud.osc("volume", "delete", "v1b", "v2", "v3", "v4", env=env)
+    for name in ("v1b", "v2", "v3", "v4"):
+        wait_status(cloud, env, "volume", name, "GONE")
+    assert os.listdir(os.path.join(files, "volumes")) == []
+    assert os.listdir(os.path.join(files, "snapshots")) == []
+    usage = cloud.osc("quota", "show", "--usage", project)
+    assert any(row.get("Resource") == "volumes" and row.get("In Use") == 0 for row in usage), usage
+    cloud.osc("volume", "type", "delete", fast)
+
+    # What the admin sees of the service.
+    services = cloud.osc("volume", "service", "list", env=admin)
+    assert {s["Binary"] for s in services} == {"cinder-scheduler", "cinder-volume"}, services
+    zones = cloud.osc("availability", "zone", "list", "--volume", env=admin)
+    assert [z["Zone Name"] for z in zones] == ["nova"], zones
