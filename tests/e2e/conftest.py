@@ -106,6 +106,7 @@ class Cloud:
             self.wait_ready(url=self.image_url + "/versions")
             self.wait_ready(url=self.network_url + "/")
             self.wait_ready(url=self.compute_url + "/v2.1")
+            self.wait_ready(url=self.volume_url + "/v3/")
 
     def kill9(self):
         """Kills the process as a crash would (no shutdown at all)."""
