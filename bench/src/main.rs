@@ -12,6 +12,7 @@
 
 mod compute;
 mod network;
+mod volume;
 
 use anyhow::{bail, Context};
 use clap::Parser;
@@ -59,6 +60,12 @@ struct Args {
     /// Servers in place for the listing benchmark (with --compute).
     #[arg(long, default_value_t = 10000)]
     servers: usize,
+    /// Benchmark the volume service: create+delete cycles.
+    #[arg(long)]
+    volume: bool,
+    /// The volume backend of the cloud under test (with --volume): file or fake.
+    #[arg(long, default_value = "file")]
+    volume_driver: String,
     /// Database URL for the cloud under test (default: SQLite in its data directory),
     /// e.g. a PostgreSQL URL.
     #[arg(long)]
@@ -76,6 +83,7 @@ struct Server {
     image_url: String,
     network_url: String,
     compute_url: String,
+    volume_url: String,
     dir: PathBuf,
 }
 
@@ -120,6 +128,7 @@ async fn start(binary: &PathBuf, args: &Args) -> anyhow::Result<(Server, Duratio
     let image_port = free_port();
     let network_port = free_port();
     let compute_port = free_port();
+    let volume_port = free_port();
     let mut env: Vec<(&str, String)> = vec![
         ("STRATUS_SERVER__DATA_DIR", dir.display().to_string()),
         ("STRATUS_IDENTITY__PORT", port.to_string()),
@@ -127,6 +136,8 @@ async fn start(binary: &PathBuf, args: &Args) -> anyhow::Result<(Server, Duratio
         ("STRATUS_NETWORK__PORT", network_port.to_string()),
         ("STRATUS_COMPUTE__PORT", compute_port.to_string()),
         ("STRATUS_COMPUTE__METADATA_PORT", free_port().to_string()),
+        ("STRATUS_VOLUME__PORT", volume_port.to_string()),
+        ("STRATUS_VOLUME__DRIVER", args.volume_driver.clone()),
         // The benchmark measures the control plane; it never touches the host's network.
         ("STRATUS_NETWORK_AGENT__ENABLED", "false".into()),
         ("STRATUS_COMPUTE_AGENT__DRIVER", "fake".into()),
@@ -164,6 +175,7 @@ async fn start(binary: &PathBuf, args: &Args) -> anyhow::Result<(Server, Duratio
         image_url: format!("http://127.0.0.1:{image_port}"),
         network_url: format!("http://127.0.0.1:{network_port}"),
         compute_url: format!("http://127.0.0.1:{compute_port}"),
+        volume_url: format!("http://127.0.0.1:{volume_port}"),
         dir,
     };
     loop {
@@ -330,6 +342,9 @@ async fn bench(server: &Server, args: &Args, binary: &std::path::Path, start: Du
     }
     if args.compute {
         return compute::bench(server, args).await;
+    }
+    if args.volume {
+        return volume::bench(server, args).await;
     }
     println!("stratusd: {}", binary.display());
     println!("start to first 200                 {:.1} ms", start.as_secs_f64() * 1000.0);
