@@ -352,6 +352,8 @@ def cross_references(w, r):
          {"volume": {"source_volid": r["volume"], "size": 1}}, {404}),
         ("snapshot of A's volume", "volume", "POST", f"/v3/{w['b']}/snapshots", {"snapshot": {"volume_id": r["volume"]}}, {404}),
         ("A's project in B's volume URL", "volume", "GET", f"/v3/{w['a']}/volumes/{r['volume']}", None, {403}),
+        ("volume from A's private image", "volume", "POST", f"/v3/{w['b']}/volumes",
+         {"volume": {"imageRef": r["image"], "size": 1}}, {404}),
     ]
 
 

@@ -4,11 +4,12 @@
 
 use stratus_common::db::Migration;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    service: "volume",
-    version: 1,
-    name: "initial",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        service: "volume",
+        version: 1,
+        name: "initial",
+        sql: r#"
 CREATE TABLE volume_types (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -80,7 +81,17 @@ CREATE TABLE volume_sagas (
 CREATE INDEX volume_sagas_state ON volume_sagas (state);
 CREATE INDEX volume_sagas_subject ON volume_sagas (subject)
 "#,
-}];
+    },
+    Migration {
+        service: "volume",
+        version: 2,
+        name: "volumes from images",
+        sql: r#"
+ALTER TABLE volume_volumes ADD COLUMN image_id TEXT;
+ALTER TABLE volume_volumes ADD COLUMN image_meta TEXT NOT NULL DEFAULT '{}'
+"#,
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -28,6 +28,7 @@ impl Cloud {
             vec![driver.clone() as Arc<dyn VolumeDriver>],
             "http://volume".into(),
             Default::default(),
+            Default::default(),
         );
         volume.start(std::time::Duration::from_secs(3600)).await.unwrap();
         let router = stratus_volume::api::router(volume.clone(), id.identity.verifier.clone(), 1 << 20);

@@ -55,11 +55,13 @@ pub struct VolumeConfig {
     pub driver: VolumeDriverKind,
     /// How often unfinished volume sagas are driven again, in seconds.
     pub reconcile_secs: u64,
+    /// The image API volumes are made from; empty = this deployment's own.
+    pub image_url: String,
 }
 
 impl Default for VolumeConfig {
     fn default() -> Self {
-        Self { port: 8776, driver: VolumeDriverKind::File, reconcile_secs: 30 }
+        Self { port: 8776, driver: VolumeDriverKind::File, reconcile_secs: 30, image_url: String::new() }
     }
 }
 

@@ -107,7 +107,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let image = rt.image_served(identity.verifier.clone(), limits.clone()).await?;
             let network = rt.network_served(identity.verifier.clone(), limits.clone()).await?;
             let tokens = runtime::InternalTokens::new(identity.clone());
-            let volume = rt.volume_served(identity.verifier.clone(), limits.clone()).await?;
+            let volume = rt.volume_served(identity.verifier.clone(), limits.clone(), tokens.clone()).await?;
             let compute = rt.compute_served(identity.verifier.clone(), limits, tokens.clone()).await?;
             let mut services = vec![rt.identity_served(identity)?, image, network, volume];
             services.extend(compute);
@@ -172,7 +172,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Volume => {
             let rt = Runtime::open(config).await?;
             let (verifier, limits) = rt.remote_identity().await?;
-            serve_all(vec![rt.volume_served(verifier, limits).await?]).await
+            let tokens = runtime::service_tokens(&rt.config);
+            serve_all(vec![rt.volume_served(verifier, limits, tokens).await?]).await
         }
         Command::Compute => {
             let rt = Runtime::open(config).await?;

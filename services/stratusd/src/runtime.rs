@@ -105,6 +105,7 @@ impl Runtime {
         &self,
         verifier: Arc<TokenVerifier>,
         limits_source: Arc<dyn LimitsSource>,
+        tokens: Arc<dyn TokenSource>,
     ) -> anyhow::Result<Served> {
         let c = &self.config.volume;
         let limits = LimitsClient::new(limits_source, std::time::Duration::from_secs(30));
@@ -115,16 +116,23 @@ impl Runtime {
             }
             stratus_common::config::VolumeDriverKind::Fake => Arc::new(stratus_volume::driver::FakeDriver::new()),
         };
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
+        let image_url = if c.image_url.is_empty() { self.image_public_url() } else { c.image_url.clone() };
+        let images = stratus_volume::app::ImageLink {
+            // Downloads may take long: only connecting is bounded.
+            http: reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(10)).build()?,
+            url: image_url.trim_end_matches('/').to_string(),
+            tokens: Some(tokens),
+            staging: self.config.server.data_dir.join("volumes").join("staging"),
+        };
         let service = stratus_volume::VolumeService::new(
             stratus_volume::store::Store::new(self.db.clone()),
             self.bus.clone(),
             limits,
             vec![driver],
             self.volume_public_url(),
-            stratus_volume::app::IdentityLink {
-                http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?,
-                url: self.config.identity_url(),
-            },
+            stratus_volume::app::IdentityLink { http, url: self.config.identity_url() },
+            images,
         );
         service.start(std::time::Duration::from_secs(c.reconcile_secs.max(1))).await?;
         Ok(Served {

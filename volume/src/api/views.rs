@@ -40,6 +40,9 @@ pub fn volume(base: &str, v: &Volume, types: &HashMap<String, String>, admin: bo
         "multiattach": false,
         "os-vol-tenant-attr:tenant_id": v.project_id,
     });
+    if !v.image_meta.is_empty() {
+        out["volume_image_metadata"] = json!(v.image_meta);
+    }
     if admin {
         out["os-vol-host-attr:host"] = json!(format!("stratus@{}#{}", v.backend, v.backend));
         out["os-vol-mig-status-attr:migstat"] = Value::Null;

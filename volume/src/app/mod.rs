@@ -2,6 +2,7 @@
 //! work on a backend. One file per resource; `sagas.rs` holds the step tables.
 
 mod error;
+pub mod images;
 pub mod quotas;
 pub mod sagas;
 pub mod snapshots;
@@ -9,6 +10,7 @@ pub mod types;
 pub mod volumes;
 
 pub use error::{bad, invalid, not_found, AppResult, Error};
+pub use images::ImageLink;
 
 use crate::driver::VolumeDriver;
 use crate::store::Store;
@@ -45,6 +47,7 @@ pub struct VolumeService {
     pub sagas: SagaRunner,
     pub public_url: String,
     pub identity: IdentityLink,
+    pub images: ImageLink,
 }
 
 impl VolumeService {
@@ -55,12 +58,13 @@ impl VolumeService {
         drivers: Vec<Arc<dyn VolumeDriver>>,
         public_url: String,
         identity: IdentityLink,
+        images: ImageLink,
     ) -> Arc<Self> {
         let default_backend = drivers.first().map(|d| d.name().to_string()).unwrap_or_default();
         let drivers = drivers.into_iter().map(|d| (d.name().to_string(), d)).collect();
         Arc::new_cyclic(|me: &Weak<VolumeService>| {
             let sagas = SagaRunner::new(store.db.clone(), "volume_sagas", sagas::definitions(me));
-            Self { store, bus, limits, drivers, default_backend, sagas, public_url, identity }
+            Self { store, bus, limits, drivers, default_backend, sagas, public_url, identity, images }
         })
     }
 

@@ -152,15 +152,23 @@ const CREATE_STEPS: &[Step<CreateVolume>] = &[
             Box::pin(async move {
                 let s = service(&d.0)?;
                 let v = s.saga_volume(saga).await?;
+                let driver = s.driver(&v.backend).map_err(|e| StepError::permanent(e.to_string()))?;
+                if let Some(image) = &v.image_id {
+                    // Made already (a step run again): nothing to download.
+                    if driver.size_of(&v.id).await?.is_none() {
+                        let staged = s.stage_image(image, &v.id).await?;
+                        let format = v.image_meta.get("disk_format").and_then(|f| f.as_str()).unwrap_or("raw");
+                        driver.create(&v.id, v.size, Source::Image { path: &staged, format }).await?;
+                    }
+                    s.unstage_image(&v.id).await;
+                    return Ok(Outcome::Next);
+                }
                 let source = match (&v.snapshot_id, &v.source_volid) {
                     (Some(sn), _) => Source::Snapshot(sn),
                     (None, Some(src)) => Source::Volume(src),
                     (None, None) => Source::Empty,
                 };
-                s.driver(&v.backend)
-                    .map_err(|e| StepError::permanent(e.to_string()))?
-                    .create(&v.id, v.size, source)
-                    .await?;
+                driver.create(&v.id, v.size, source).await?;
                 Ok(Outcome::Next)
             })
         },
@@ -171,6 +179,7 @@ const CREATE_STEPS: &[Step<CreateVolume>] = &[
                     if let Ok(driver) = s.driver(&v.backend) {
                         driver.delete(&v.id).await?;
                     }
+                    s.unstage_image(&v.id).await;
                 }
                 Ok(())
             })

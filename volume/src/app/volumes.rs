@@ -89,9 +89,6 @@ impl VolumeService {
     pub async fn volume_create(&self, ctx: &AuthContext, req: VolumeCreate) -> AppResult<Volume> {
         require_writer(ctx)?;
         let project = project_of(ctx)?;
-        if req.image_ref.is_some() {
-            return Err(bad("Creating a volume from an image is not supported by this cloud yet."));
-        }
         if req.backup_id.is_some() {
             return Err(bad("Backups are not supported by this cloud."));
         }
@@ -107,9 +104,14 @@ impl VolumeService {
         check_text("description", &description)?;
         let metadata = req.metadata.unwrap_or_default();
         check_metadata(&metadata)?;
-        if req.snapshot_id.is_some() && req.source_volid.is_some() {
-            return Err(bad("A volume is made from a snapshot or from a volume, not both."));
+        let sources = [req.snapshot_id.is_some(), req.source_volid.is_some(), req.image_ref.is_some()];
+        if sources.iter().filter(|s| **s).count() > 1 {
+            return Err(bad("A volume is made from one snapshot, volume or image, not several."));
         }
+        let image = match &req.image_ref {
+            Some(id) => Some(self.image_facts(ctx, id).await?),
+            None => None,
+        };
         // What it copies, which the caller must be able to see, settled.
         let mut source_size = None;
         let mut source_type = None;
@@ -128,6 +130,9 @@ impl VolumeService {
                 return Err(bad(format!("Invalid volume: volume {vid} is {}, not available.", v.status.as_str())));
             }
             (source_size, source_type, source_backend) = (Some(v.size), Some(v.type_id), Some(v.backend));
+        }
+        if let Some(img) = &image {
+            source_size = Some(img.min_gib);
         }
         let size = match (&req.size, source_size) {
             (Some(v), _) if !v.is_null() => size_of(v)?,
@@ -158,10 +163,12 @@ impl VolumeService {
             status: VolumeStatus::Creating,
             type_id: vtype.id.clone(),
             backend,
-            bootable: false,
+            bootable: image.is_some(),
             source_volid: req.source_volid.clone(),
             snapshot_id: req.snapshot_id.clone(),
             metadata,
+            image_id: req.image_ref.clone(),
+            image_meta: image.map(|i| i.meta).unwrap_or_default(),
             control: VolumeControl { saga_id: Some(saga.id.clone()) },
             deleted: false,
             rev: 0,

@@ -31,6 +31,7 @@ impl VolumeDriver for FakeDriver {
         Box::pin(async move {
             let from = match source {
                 Source::Empty => 0,
+                Source::Image { path, .. } => (std::fs::metadata(path)?.len().div_ceil(1 << 30)) as i64,
                 Source::Volume(v) => *self
                     .volumes
                     .lock()

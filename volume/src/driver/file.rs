@@ -88,10 +88,16 @@ impl VolumeDriver for FileDriver {
     fn create<'a>(&'a self, id: &'a str, size_gb: i64, source: Source<'a>) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             let size = format!("{}", size_gb.max(1) as u64 * GIB);
-            let from = match source {
-                Source::Empty => None,
-                Source::Volume(v) => Some(self.volume_path(v)),
-                Source::Snapshot(sn) => Some(self.snapshot_path(sn)),
+            let (from, format) = match source {
+                Source::Empty => (None, "qcow2"),
+                Source::Volume(v) => (Some(self.volume_path(v)), "qcow2"),
+                Source::Snapshot(sn) => (Some(self.snapshot_path(sn)), "qcow2"),
+                Source::Image { path, format } => {
+                    if !matches!(format, "raw" | "qcow2") {
+                        anyhow::bail!("images in {format} format cannot become volumes");
+                    }
+                    (Some(path.to_path_buf()), format)
+                }
             };
             let steps = match from {
                 None => vec![vec![s("create"), s("-q"), s("-f"), s("qcow2"), s(PART), size]],
@@ -104,7 +110,7 @@ impl VolumeDriver for FileDriver {
                             s("convert"),
                             s("-q"),
                             s("-f"),
-                            s("qcow2"),
+                            s(format),
                             s("-O"),
                             s("qcow2"),
                             src.display().to_string(),

@@ -19,6 +19,8 @@ pub enum Source<'a> {
     Volume(&'a str),
     /// A copy of a snapshot.
     Snapshot(&'a str),
+    /// An image's data in a local file, in the format named (`raw` or `qcow2`).
+    Image { path: &'a std::path::Path, format: &'a str },
 }
 
 pub trait VolumeDriver: Send + Sync {

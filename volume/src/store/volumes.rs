@@ -60,6 +60,12 @@ pub struct Volume {
     pub source_volid: Option<String>,
     pub snapshot_id: Option<String>,
     pub metadata: Map<String, Value>,
+    /// The image it was made from, and what the image service said of it (shown as
+    /// `volume_image_metadata`).
+    #[serde(default)]
+    pub image_id: Option<String>,
+    #[serde(default)]
+    pub image_meta: Map<String, Value>,
     pub control: VolumeControl,
     pub deleted: bool,
     pub rev: i64,
@@ -81,6 +87,8 @@ const COLUMNS: &[Col] = &[
     Col::Text("source_volid"),
     Col::Text("snapshot_id"),
     Col::Json("metadata"),
+    Col::Text("image_id"),
+    Col::Json("image_meta"),
     Col::Json("control"),
     Col::Flag("deleted"),
     Col::Text("rev"),
@@ -93,8 +101,8 @@ impl Store {
     pub async fn volume_insert_in(conn: &mut sqlx::AnyConnection, v: &Volume) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO volume_volumes (id, project_id, user_id, name, description, size, status, type_id, backend, bootable,
-             source_volid, snapshot_id, metadata, control, deleted, rev, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, 0, $15, $15)",
+             source_volid, snapshot_id, metadata, control, deleted, rev, created_at, updated_at, image_id, image_meta)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, 0, $15, $15, $16, $17)",
         )
         .bind(&v.id)
         .bind(&v.project_id)
@@ -111,6 +119,8 @@ impl Store {
         .bind(json_text(&v.metadata))
         .bind(serde_json::to_string(&v.control).unwrap_or_else(|_| "{}".into()))
         .bind(&v.created_at)
+        .bind(v.image_id.clone())
+        .bind(json_text(&v.image_meta))
         .execute(conn)
         .await?;
         Ok(())
