@@ -86,6 +86,19 @@ def test_volume_commands(cloud):
     v5_file = os.path.join(files, "volumes", f"{v5['id']}.qcow2")
     subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "qcow2", raw, v5_file], check=True)
     assert os.listdir(os.path.join(files, "staging")) == [], "the download is gone once converted"
+    # And back: the volume uploaded to a new image (qcow2) holds the same bytes.
+    up = unique("fromvol")
+    cloud.osc("image", "create", "--volume", "v5", "--disk-format", "qcow2", "--container-format", "bare", up,
+              env=env, fmt_json=False)
+    deadline = time.monotonic() + 60
+    while cloud.osc("image", "show", up, env=env)["status"] != "active":
+        assert time.monotonic() < deadline, "the uploaded image never became active"
+        time.sleep(0.5)
+    wait_status(cloud, env, "volume", "v5", "available")
+    saved = os.path.join(cloud.data_dir, "uploaded.qcow2")
+    cloud.osc("image", "save", "--file", saved, up, env=env)
+    subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "qcow2", raw, saved], check=True)
+    cloud.osc("image", "delete", up, env=env)
     private = cloud.osc("image", "create", "--private", "--disk-format", "raw", "--container-format", "bare",
                         "--file", raw, unique("private"))
     p = cloud.osc("volume", "create", "--image", private["id"], "--size", "1", "v6", env=env, check=False)

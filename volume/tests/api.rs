@@ -15,11 +15,48 @@ struct Cloud {
     volume: Arc<VolumeService>,
     driver: Arc<FakeDriver>,
     router: axum::Router,
+    image_url: String,
+    admin: String,
+}
+
+/// The service's own token: the admin's, fixed for the test.
+struct FixedToken(String);
+
+impl stratus_common::auth::service_token::TokenSource for FixedToken {
+    fn token(&self) -> futures::future::BoxFuture<'_, anyhow::Result<String>> {
+        Box::pin(async move { Ok(self.0.clone()) })
+    }
+}
+
+async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}")
 }
 
 impl Cloud {
     async fn start(engine: Engine) -> Self {
-        let id = Identity::start(engine, &[stratus_volume::migrations::MIGRATIONS]).await;
+        let id =
+            Identity::start(engine, &[stratus_image::migrations::MIGRATIONS, stratus_volume::migrations::MIGRATIONS])
+                .await;
+        let dir = std::env::temp_dir().join(format!("stratus-volume-test-{}", uuid::Uuid::new_v4()));
+        let image = Arc::new(stratus_image::ImageService {
+            store: stratus_image::store::Store::new(id.db.clone()),
+            bus: id.bus.clone(),
+            backend: Arc::new(stratus_image::backend::FilesystemBackend::new(dir.join("images")).unwrap()),
+            limits: id.limits(),
+            public_url: "http://image".into(),
+            max_image_bytes: 1 << 20,
+        });
+        let image_url = serve(stratus_image::api::router(image, id.identity.verifier.clone(), 1 << 20)).await;
+        let admin = id.admin().await;
+        let images = stratus_volume::app::ImageLink {
+            http: reqwest::Client::new(),
+            url: image_url.clone(),
+            tokens: Some(Arc::new(FixedToken(admin.clone()))),
+            staging: dir.join("staging"),
+        };
         let driver = Arc::new(FakeDriver::new());
         let volume = VolumeService::new(
             stratus_volume::store::Store::new(id.db.clone()),
@@ -28,11 +65,11 @@ impl Cloud {
             vec![driver.clone() as Arc<dyn VolumeDriver>],
             "http://volume".into(),
             Default::default(),
-            Default::default(),
+            images,
         );
         volume.start(std::time::Duration::from_secs(3600)).await.unwrap();
         let router = stratus_volume::api::router(volume.clone(), id.identity.verifier.clone(), 1 << 20);
-        Self { id, volume, driver, router }
+        Self { id, volume, driver, router, image_url, admin }
     }
 
     async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -336,8 +373,18 @@ async fn end_of(c: &Cloud, id: &str) -> Value {
         }
     };
     let (volumes, gigabytes, snapshots) = c.usage(&project).await;
+    let images: Value = reqwest::Client::new()
+        .get(format!("{}/v2/images?owner={project}&visibility=all", c.image_url))
+        .header("x-auth-token", &c.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let images: Vec<Value> = images["images"].as_array().unwrap().iter().map(|i| i["status"].clone()).collect();
     json!({"status": status, "size": size, "deleted": deleted, "on_backend": backend_size,
-           "volumes": volumes, "gigabytes": gigabytes, "snapshots": snapshots})
+           "volumes": volumes, "gigabytes": gigabytes, "snapshots": snapshots, "images": images})
 }
 
 async fn generic_sagas(engine: Engine) {
@@ -366,7 +413,7 @@ async fn generic_sagas(engine: Engine) {
     let r = check_saga(runner, "volume_create", |l| async { volume(l, false).await.2 }, observe).await;
     assert_eq!(
         r.ok,
-        json!({"status": "available", "size": 1, "deleted": false, "on_backend": 1, "volumes": 1, "gigabytes": 1, "snapshots": 0})
+        json!({"status": "available", "size": 1, "deleted": false, "on_backend": 1, "volumes": 1, "gigabytes": 1, "snapshots": 0, "images": []})
     );
     let failed = r.failures_alike();
     assert_eq!(
@@ -384,7 +431,7 @@ async fn generic_sagas(engine: Engine) {
     let r = check_saga(runner, "volume_delete", start_delete, observe).await;
     assert_eq!(
         r.ok,
-        json!({"status": "deleting", "size": 1, "deleted": true, "on_backend": null, "volumes": 0, "gigabytes": 0, "snapshots": 0})
+        json!({"status": "deleting", "size": 1, "deleted": true, "on_backend": null, "volumes": 0, "gigabytes": 0, "snapshots": 0, "images": []})
     );
     for (_, _, end) in &r.failed {
         assert_eq!((&end["status"], &end["deleted"]), (&json!("error_deleting"), &json!(false)), "{end}");
@@ -401,7 +448,7 @@ async fn generic_sagas(engine: Engine) {
     let r = check_saga(runner, "volume_extend", start_extend, observe).await;
     assert_eq!(
         r.ok,
-        json!({"status": "available", "size": 2, "deleted": false, "on_backend": 2, "volumes": 1, "gigabytes": 2, "snapshots": 0})
+        json!({"status": "available", "size": 2, "deleted": false, "on_backend": 2, "volumes": 1, "gigabytes": 2, "snapshots": 0, "images": []})
     );
     for (_, _, end) in &r.failed {
         assert_eq!(
@@ -421,7 +468,7 @@ async fn generic_sagas(engine: Engine) {
     let r = check_saga(runner, "snapshot_create", start_snapshot, observe).await;
     assert_eq!(
         r.ok,
-        json!({"status": "available", "size": 1, "deleted": false, "on_backend": 1, "volumes": 1, "gigabytes": 2, "snapshots": 1})
+        json!({"status": "available", "size": 1, "deleted": false, "on_backend": 1, "volumes": 1, "gigabytes": 2, "snapshots": 1, "images": []})
     );
     let failed = r.failures_alike();
     assert_eq!((&failed["status"], &failed["on_backend"]), (&json!("error"), &Value::Null), "{failed}");
@@ -438,17 +485,37 @@ async fn generic_sagas(engine: Engine) {
     let r = check_saga(runner, "snapshot_delete", start_snapshot_delete, observe).await;
     assert_eq!(
         r.ok,
-        json!({"status": "deleting", "size": 1, "deleted": true, "on_backend": null, "volumes": 1, "gigabytes": 1, "snapshots": 0})
+        json!({"status": "deleting", "size": 1, "deleted": true, "on_backend": null, "volumes": 1, "gigabytes": 1, "snapshots": 0, "images": []})
     );
     for (_, _, end) in &r.failed {
         assert_eq!(&end["status"], &json!("error_deleting"), "{end}");
     }
+    let start_upload = |l: String| async {
+        let (p, token, id) = volume(l, true).await;
+        let (code, r) = c
+            .call(
+                "POST",
+                &format!("/v3/{p}/volumes/{id}/action"),
+                &token,
+                Some(json!({"os-volume_upload_image": {"image_name": "up", "disk_format": "raw", "container_format": "bare"}})),
+            )
+            .await;
+        assert_eq!(code, StatusCode::ACCEPTED, "{r}");
+        assert!(r["os-volume_upload_image"]["image_id"].is_string(), "{r}");
+        id
+    };
+    let r = check_saga(runner, "volume_upload", start_upload, observe).await;
+    assert_eq!(r.ok["images"], json!(["active"]), "{}", r.ok);
+    assert_eq!(r.ok["status"], "available");
+    let failed = r.failures_alike();
+    assert_eq!((&failed["status"], &failed["images"]), (&json!("available"), &json!([])), "no image left: {failed}");
+
     // Only the stuck sagas (one per kind) are left unfinished.
     eventually("every saga ended or stuck", || async {
         c.volume.sagas.unfinished(None).await.unwrap() == c.volume.sagas.stuck().await.unwrap()
     })
     .await;
-    assert_eq!(c.volume.sagas.stuck().await.unwrap().len(), 5);
+    assert_eq!(c.volume.sagas.stuck().await.unwrap().len(), 6);
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@ use super::{all_projects, list_page, param, scope, typed, views, AppState};
 use crate::app::volumes::{VolumeCreate, VolumeUpdate};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -118,7 +119,7 @@ pub async fn action(
     ctx: AuthContext,
     Path(p): Params,
     ApiJson(body): ApiJson<Value>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     scope(&ctx, &p)?;
     let id = param(&p, "id");
     let Value::Object(m) = body else { return Err(ApiError::bad_request("An action body is an object.")) };
@@ -128,7 +129,7 @@ pub async fn action(
             let size =
                 args.get("new_size").cloned().ok_or_else(|| ApiError::bad_request("os-extend needs new_size."))?;
             s.volume_extend(&ctx, id, &size).await?;
-            Ok(StatusCode::ACCEPTED)
+            Ok(StatusCode::ACCEPTED.into_response())
         }
         "os-set_bootable" => {
             let b = match &args["bootable"] {
@@ -138,7 +139,13 @@ pub async fn action(
                 _ => return Err(ApiError::bad_request("os-set_bootable needs bootable: true or false.")),
             };
             s.volume_set_bootable(&ctx, id, b).await?;
-            Ok(StatusCode::OK)
+            Ok(StatusCode::OK.into_response())
+        }
+        "os-volume_upload_image" => {
+            let req: crate::app::images::UploadRequest = serde_json::from_value(args)
+                .map_err(|e| ApiError::bad_request(format!("Invalid input for os-volume_upload_image: {e}")))?;
+            let out = s.volume_upload(&ctx, id, req).await?;
+            Ok((StatusCode::ACCEPTED, Json(json!({"os-volume_upload_image": out}))).into_response())
         }
         other => Err(ApiError::bad_request(format!("The volume action {other} is not supported by this cloud."))),
     }

@@ -10,6 +10,7 @@
 //! | `volume_extend` | `grow` → `finish` (new size) | `error_extending`, the growth's quota given back |
 //! | `snapshot_create` | `copy` (undo: remove) → `finish` | the snapshot in `error` |
 //! | `snapshot_delete` | `remove` → `finish` (row deleted, quota given back) | `error_deleting` |
+//! | `volume_upload` | `export` (undo: remove the file) → `upload` (undo: delete the image) → `finish` | the volume `available` again, no image |
 //!
 //! Transient failures past the bound leave the saga stuck, and the volume or snapshot
 //! in its error state with an event (`volume.<kind>.stuck`).
@@ -28,6 +29,7 @@ pub const DELETE: &str = "volume_delete";
 pub const EXTEND: &str = "volume_extend";
 pub const SNAPSHOT_CREATE: &str = "snapshot_create";
 pub const SNAPSHOT_DELETE: &str = "snapshot_delete";
+pub const UPLOAD: &str = "volume_upload";
 
 /// What an extend grows the volume to.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +44,7 @@ pub(crate) fn definitions(me: &Weak<VolumeService>) -> Vec<Registered> {
         ExtendVolume(me.clone()).into(),
         CreateSnapshot(me.clone()).into(),
         DeleteSnapshot(me.clone()).into(),
+        UploadVolume(me.clone()).into(),
     ]
 }
 
@@ -501,5 +504,106 @@ impl SagaDef for DeleteSnapshot {
         Box::pin(async move {
             service(&self.0)?.snapshot_ends_in(saga, SnapshotStatus::Deleting, SnapshotStatus::ErrorDeleting).await
         })
+    }
+}
+
+// ---- volume_upload ----
+
+pub struct UploadVolume(Weak<VolumeService>);
+
+const UPLOAD_STEPS: &[Step<UploadVolume>] = &[
+    Step {
+        name: "export",
+        run: |d, saga, data| {
+            Box::pin(async move {
+                let s = service(&d.0)?;
+                let v = s.saga_volume(saga).await?;
+                s.stage_export(&v, &data.disk_format).await?;
+                Ok(Outcome::Next)
+            })
+        },
+        undo: |d, saga, _| {
+            Box::pin(async move {
+                service(&d.0)?.unstage_export(&saga.subject).await;
+                Ok(())
+            })
+        },
+    },
+    Step {
+        name: "upload",
+        run: |d, saga, data| {
+            Box::pin(async move {
+                let s = service(&d.0)?;
+                let v = s.saga_volume(saga).await?;
+                match s.image_status(&data.image_id).await?.as_deref() {
+                    // Sent before a crash.
+                    Some("active") => return Ok(Outcome::Next),
+                    None => {
+                        return Err(StepError::permanent(format!(
+                            "Image {} was deleted during the upload.",
+                            data.image_id
+                        )))
+                    }
+                    _ => {}
+                }
+                let file = s.stage_export(&v, &data.disk_format).await?;
+                s.upload_file(&data.image_id, &file).await?;
+                Ok(Outcome::Next)
+            })
+        },
+        // The image made for the upload goes with it (as Cinder's does).
+        undo: |d, _, data| {
+            Box::pin(async move {
+                service(&d.0)?.delete_image(&data.image_id).await?;
+                Ok(())
+            })
+        },
+    },
+    Step {
+        name: "finish",
+        run: |d, saga, _| {
+            Box::pin(async move {
+                let s = service(&d.0)?;
+                let mut v = s.saga_volume(saga).await?;
+                s.unstage_export(&v.id).await;
+                v.status = VolumeStatus::Available;
+                v.control.saga_id = None;
+                let out = s.finish_volume(&v, saga, &[]).await?;
+                s.notify("upload.end", &v.id, &v.project_id, "available").await;
+                Ok(out)
+            })
+        },
+        undo: nothing_to_undo,
+    },
+];
+
+impl SagaDef for UploadVolume {
+    type Data = super::images::UploadData;
+
+    fn kind(&self) -> &'static str {
+        UPLOAD
+    }
+
+    fn steps(&self) -> &'static [Step<Self>] {
+        UPLOAD_STEPS
+    }
+
+    fn finished<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
+        Box::pin(async move {
+            if saga.state != SagaState::Failed {
+                return Ok(());
+            }
+            // The image the request made goes (whichever step failed), and the volume
+            // itself is as it was: available again.
+            let s = service(&self.0)?;
+            let data: super::images::UploadData = saga.data_as()?;
+            s.delete_image(&data.image_id).await?;
+            s.unstage_export(&saga.subject).await;
+            s.volume_ends_in(saga, VolumeStatus::Available, &[]).await
+        })
+    }
+
+    fn stuck<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
+        Box::pin(async move { service(&self.0)?.volume_ends_in(saga, VolumeStatus::Error, &[]).await })
     }
 }

@@ -168,6 +168,32 @@ impl VolumeDriver for FileDriver {
         })
     }
 
+    fn export<'a>(&'a self, id: &'a str, format: &'a str, to: &'a Path) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            if !matches!(format, "raw" | "qcow2") {
+                anyhow::bail!("volumes are exported as raw or qcow2, not {format}");
+            }
+            let src = self.volume_path(id);
+            if !tokio::fs::try_exists(&src).await? {
+                anyhow::bail!("volume {id} is not on this backend");
+            }
+            let part = to.with_extension("part");
+            qemu_img(&[
+                s("convert"),
+                s("-q"),
+                s("-f"),
+                s("qcow2"),
+                s("-O"),
+                s(format),
+                src.display().to_string(),
+                part.display().to_string(),
+            ])
+            .await?;
+            tokio::fs::rename(&part, to).await?;
+            Ok(())
+        })
+    }
+
     fn delete_snapshot<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move { remove(&self.snapshot_path(id)).await })
     }

@@ -34,6 +34,9 @@ pub trait VolumeDriver: Send + Sync {
     fn extend<'a>(&'a self, id: &'a str, size_gb: i64) -> BoxFuture<'a, anyhow::Result<()>>;
     /// Makes snapshot `snapshot_id`: volume `volume_id` as it is now.
     fn snapshot<'a>(&'a self, volume_id: &'a str, snapshot_id: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// Writes volume `id` as it is now to the file `to`, in `format` (`raw` or `qcow2`).
+    fn export<'a>(&'a self, id: &'a str, format: &'a str, to: &'a std::path::Path)
+        -> BoxFuture<'a, anyhow::Result<()>>;
     /// Removes snapshot `id`.
     fn delete_snapshot<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
     /// The size in GiB volume `id` has on the backend, or `None` when it does not exist.
