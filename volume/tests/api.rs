@@ -273,6 +273,15 @@ async fn bad_input(engine: Engine) {
     let (code, _) =
         c.call("POST", &format!("{base}/volumes/{id}/action"), &token, Some(json!({"os-migrate_volume": {}}))).await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
+    // Resetting a status is the admin's: members are refused, bad statuses too.
+    let reset = |status: &str| json!({"os-reset_status": {"status": status}});
+    let action = format!("{base}/volumes/{id}/action");
+    assert_eq!(c.call("POST", &action, &token, Some(reset("error"))).await.0, StatusCode::FORBIDDEN);
+    let admin = c.id.admin().await;
+    assert_eq!(c.call("POST", &action, &admin, Some(reset("creating"))).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(c.call("POST", &action, &admin, Some(reset("bogus"))).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(c.call("POST", &action, &admin, Some(reset("error"))).await.0, StatusCode::ACCEPTED);
+    assert_eq!(c.call("GET", &format!("{base}/volumes/{id}"), &token, None).await.1["volume"]["status"], "error");
 }
 
 #[tokio::test]

@@ -141,6 +141,12 @@ pub async fn action(
             s.volume_set_bootable(&ctx, id, b).await?;
             Ok(StatusCode::OK.into_response())
         }
+        "os-reset_status" => {
+            let status =
+                args["status"].as_str().ok_or_else(|| ApiError::bad_request("os-reset_status needs status."))?;
+            s.volume_reset_status(&ctx, id, status).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
         "os-volume_upload_image" => {
             let req: crate::app::images::UploadRequest = serde_json::from_value(args)
                 .map_err(|e| ApiError::bad_request(format!("Invalid input for os-volume_upload_image: {e}")))?;

@@ -266,6 +266,27 @@ impl VolumeService {
         Ok(())
     }
 
+    /// `os-reset_status` (admins): sets a volume's status by hand, as Cinder's does, to
+    /// recover one whose saga is stuck; the saga itself is left as it is.
+    pub async fn volume_reset_status(&self, ctx: &AuthContext, id: &str, status: &str) -> AppResult<()> {
+        super::require_admin(ctx, "volume_extension:volume_admin_actions:reset_status")?;
+        let status: VolumeStatus = serde_json::from_value(serde_json::json!(status)).map_err(|_| {
+            bad(format!("Invalid status {status}: use available, error, error_deleting or error_extending."))
+        })?;
+        if !matches!(
+            status,
+            VolumeStatus::Available | VolumeStatus::Error | VolumeStatus::ErrorDeleting | VolumeStatus::ErrorExtending
+        ) {
+            return Err(bad(format!("Status {} cannot be set by hand.", status.as_str())));
+        }
+        self.volume_change(ctx, id, |v| {
+            v.status = status;
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
     pub async fn volume_set_bootable(&self, ctx: &AuthContext, id: &str, bootable: bool) -> AppResult<()> {
         self.volume_change(ctx, id, |v| {
             v.bootable = bootable;
