@@ -104,6 +104,11 @@ def a_things(world):
     r["snapshot"] = settled(c, t, f"{V}/snapshots",
                             c.http("POST", "/snapshots", t, {"snapshot": {"volume_id": r["volume"], "name": "a-snap"}}, base=V),
                             "snapshot")
+    offered = settled(c, t, f"{V}/volumes", c.http("POST", "/volumes", t, {"volume": {"size": 1, "name": "a-gift"}}, base=V),
+                      "volume")
+    status, _, body = c.http("POST", "/os-volume-transfer", t, {"transfer": {"volume_id": offered}}, base=V)
+    assert status == 202, body
+    r["transfer"] = body["transfer"]["id"]
     return r
 
 
@@ -150,6 +155,7 @@ BY_ID = [
     # Volume URLs name the caller's own project ({proj}).
     ("volume", "volume", "/v3/{proj}/volumes/{id}", {"volume": {"name": "x"}}),
     ("snapshot", "volume", "/v3/{proj}/snapshots/{id}", {"snapshot": {"name": "x"}}),
+    ("transfer", "volume", "/v3/{proj}/os-volume-transfer/{id}", None),
 ]
 
 # Who tries, and what each verb must answer: (GET, update, DELETE).
@@ -257,6 +263,7 @@ LISTS = [
     ("compute", "/os-server-groups?{f}", "server_groups", ["server_group"]),
     ("volume", "/v3/{proj}/volumes/detail?{f}", "volumes", ["volume"]),
     ("volume", "/v3/{proj}/snapshots/detail?{f}", "snapshots", ["snapshot"]),
+    ("volume", "/v3/{proj}/os-volume-transfer/detail?{f}", "transfers", ["transfer"]),
 ]
 FILTERS = [
     "project_id={a}", "tenant_id={a}", "all_tenants=1", "all_tenants=True", "all_projects=1", "all_projects=true",
@@ -354,6 +361,8 @@ def cross_references(w, r):
         ("A's project in B's volume URL", "volume", "GET", f"/v3/{w['a']}/volumes/{r['volume']}", None, {403}),
         ("volume from A's private image", "volume", "POST", f"/v3/{w['b']}/volumes",
          {"volume": {"imageRef": r["image"], "size": 1}}, {404}),
+        ("A's transfer accepted with a guessed key", "volume", "POST",
+         f"/v3/{w['b']}/os-volume-transfer/{r['transfer']}/accept", {"accept": {"auth_key": "0123456789abcdef"}}, {400}),
     ]
 
 

@@ -132,6 +132,21 @@ def test_volume_commands(cloud):
     assert any(row.get("Resource") == "volumes" and row.get("In Use") == 0 for row in usage), usage
     cloud.osc("volume", "type", "delete", fast)
 
+    # A transfer: offered by one project, taken by another with the id and the key.
+    taker_project, taker = cloud.member_env(unique("taker"))
+    gift = cloud.osc("volume", "create", "--size", "1", "gift", env=env)
+    wait_status(cloud, env, "volume", "gift", "available")
+    req = cloud.osc("volume", "transfer", "request", "create", "--name", "t1", "gift", env=env)
+    assert req["auth_key"] and wait_status(cloud, env, "volume", "gift", "awaiting-transfer")
+    assert [t["Name"] for t in cloud.osc("volume", "transfer", "request", "list", env=env)] == ["t1"]
+    p = cloud.osc("volume", "transfer", "request", "accept", "--auth-key", "wrong", req["id"], env=taker, check=False)
+    assert p.returncode != 0 and "auth key" in (p.stderr + p.stdout).lower(), p.stderr
+    cloud.osc("volume", "transfer", "request", "accept", "--auth-key", req["auth_key"], req["id"], env=taker)
+    moved = cloud.osc("volume", "show", gift["id"], env=taker)
+    assert moved["status"] == "available" and moved["os-vol-tenant-attr:tenant_id"] == taker_project, moved
+    assert cloud.osc("volume", "show", gift["id"], env=env, check=False).returncode != 0
+    cloud.osc("volume", "delete", gift["id"], env=taker)
+
     # What the admin sees of the service.
     services = cloud.osc("volume", "service", "list", env=admin)
     assert {s["Binary"] for s in services} == {"cinder-scheduler", "cinder-volume"}, services

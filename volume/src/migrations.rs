@@ -91,6 +91,23 @@ ALTER TABLE volume_volumes ADD COLUMN image_id TEXT;
 ALTER TABLE volume_volumes ADD COLUMN image_meta TEXT NOT NULL DEFAULT '{}'
 "#,
     },
+    Migration {
+        service: "volume",
+        version: 3,
+        name: "transfers",
+        sql: r#"
+CREATE TABLE volume_transfers (
+    id TEXT PRIMARY KEY,
+    volume_id TEXT NOT NULL UNIQUE,
+    project_id TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    salt TEXT NOT NULL,
+    key_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX volume_transfers_project ON volume_transfers (project_id)
+"#,
+    },
 ];
 
 #[cfg(test)]

@@ -531,3 +531,78 @@ async fn generic_sagas(engine: Engine) {
 async fn volume_sagas_pass_the_generic_saga_tests() {
     each_engine!(generic_sagas);
 }
+
+async fn transfers(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (pa, a) = c.id.member("giver").await;
+    let (pb, b) = c.id.member("taker").await;
+    let (pc, other) = c.id.member("bystander").await;
+    let (_, v) =
+        c.call("POST", &format!("/v3/{pa}/volumes"), &a, Some(json!({"volume": {"size": 2, "name": "gift"}}))).await;
+    let vid = v["volume"]["id"].as_str().unwrap().to_string();
+    c.wait(&a, &format!("/v3/{pa}/volumes/{vid}"), "volume", "available").await;
+    // Only the owner offers it.
+    let offer = json!({"transfer": {"volume_id": vid, "name": "t"}});
+    assert_eq!(
+        c.call("POST", &format!("/v3/{pb}/os-volume-transfer"), &b, Some(offer.clone())).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (code, t) = c.call("POST", &format!("/v3/{pa}/os-volume-transfer"), &a, Some(offer.clone())).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{t}");
+    let (tid, key) =
+        (t["transfer"]["id"].as_str().unwrap().to_string(), t["transfer"]["auth_key"].as_str().unwrap().to_string());
+    let (_, shown) = c.call("GET", &format!("/v3/{pa}/volumes/{vid}"), &a, None).await;
+    assert_eq!(shown["volume"]["status"], "awaiting-transfer");
+    // A second offer, a delete or an extend of a volume on offer is refused.
+    assert_eq!(
+        c.call("POST", &format!("/v3/{pa}/os-volume-transfer"), &a, Some(offer)).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(c.call("DELETE", &format!("/v3/{pa}/volumes/{vid}"), &a, None).await.0, StatusCode::BAD_REQUEST);
+    // The transfer is the giver's to see; the key is never shown again.
+    let (_, l) = c.call("GET", &format!("/v3/{pa}/os-volume-transfer/detail"), &a, None).await;
+    assert_eq!(l["transfers"].as_array().unwrap().len(), 1);
+    assert!(l["transfers"][0].get("auth_key").is_none());
+    assert_eq!(c.call("GET", &format!("/v3/{pb}/os-volume-transfer/{tid}"), &b, None).await.0, StatusCode::NOT_FOUND);
+    let (_, l) = c.call("GET", &format!("/v3/{pc}/os-volume-transfer?all_tenants=1"), &other, None).await;
+    assert!(l["transfers"].as_array().unwrap().is_empty());
+    // A wrong key changes nothing; over quota changes nothing.
+    let accept = |key: &str| json!({"accept": {"auth_key": key}});
+    let (code, _) =
+        c.call("POST", &format!("/v3/{pb}/os-volume-transfer/{tid}/accept"), &b, Some(accept("wrong"))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    c.id.set_limit("volume", &pb, "gigabytes", 1).await;
+    c.volume.limits.invalidate();
+    let (code, r) = c.call("POST", &format!("/v3/{pb}/os-volume-transfer/{tid}/accept"), &b, Some(accept(&key))).await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE, "{r}");
+    assert_eq!(c.usage(&pa).await, (1, 2, 0));
+    c.id.set_limit("volume", &pb, "gigabytes", 10).await;
+    c.volume.limits.invalidate();
+    // The right key moves the volume and its quota.
+    let (code, r) = c.call("POST", &format!("/v3/{pb}/os-volume-transfer/{tid}/accept"), &b, Some(accept(&key))).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{r}");
+    assert_eq!(c.call("GET", &format!("/v3/{pa}/volumes/{vid}"), &a, None).await.0, StatusCode::NOT_FOUND);
+    let (_, shown) = c.call("GET", &format!("/v3/{pb}/volumes/{vid}"), &b, None).await;
+    assert_eq!(shown["volume"]["status"], "available");
+    assert_eq!((c.usage(&pa).await, c.usage(&pb).await), ((0, 0, 0), (1, 2, 0)));
+    // Accepted once: the transfer is gone.
+    let (code, _) = c.call("POST", &format!("/v3/{pb}/os-volume-transfer/{tid}/accept"), &b, Some(accept(&key))).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    // Offered and withdrawn: available again to its owner.
+    let (_, t) = c
+        .call("POST", &format!("/v3/{pb}/os-volume-transfer"), &b, Some(json!({"transfer": {"volume_id": vid}})))
+        .await;
+    let tid = t["transfer"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        c.call("DELETE", &format!("/v3/{pa}/os-volume-transfer/{tid}"), &a, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(c.call("DELETE", &format!("/v3/{pb}/os-volume-transfer/{tid}"), &b, None).await.0, StatusCode::ACCEPTED);
+    let (_, shown) = c.call("GET", &format!("/v3/{pb}/volumes/{vid}"), &b, None).await;
+    assert_eq!(shown["volume"]["status"], "available");
+}
+
+#[tokio::test]
+async fn transfers_move_a_volume_and_its_quota() {
+    each_engine!(transfers);
+}

@@ -5,6 +5,7 @@
 mod error;
 mod misc;
 mod snapshots;
+mod transfers;
 mod types;
 pub mod views;
 mod volumes;
@@ -50,6 +51,10 @@ pub fn router(service: Arc<VolumeService>, verifier: Arc<TokenVerifier>, max_bod
         .route(&format!("{p}/types/{{id}}"), get(types::show).put(types::update).delete(types::delete))
         .route(&format!("{p}/types/{{id}}/extra_specs"), get(types::specs).post(types::specs_set))
         .route(&format!("{p}/types/{{id}}/extra_specs/{{key}}"), axum::routing::delete(types::spec_unset))
+        .route(&format!("{p}/os-volume-transfer"), get(transfers::list).post(transfers::create))
+        .route(&format!("{p}/os-volume-transfer/detail"), get(transfers::list_detail))
+        .route(&format!("{p}/os-volume-transfer/{{id}}"), get(transfers::show).delete(transfers::delete))
+        .route(&format!("{p}/os-volume-transfer/{{id}}/accept"), post(transfers::accept))
         .route(&format!("{p}/limits"), get(misc::limits))
         .route(&format!("{p}/os-quota-sets/{{target}}"), get(misc::quota_show).put(misc::quota_update))
         .route(&format!("{p}/os-quota-sets/{{target}}/defaults"), get(misc::quota_defaults))

@@ -67,6 +67,19 @@ pub fn snapshot(s: &Snapshot) -> Value {
     })
 }
 
+/// A transfer; `auth_key` only in the answer to its creation.
+pub fn transfer(base: &str, t: &crate::store::Transfer, auth_key: Option<&str>, detail: bool) -> Value {
+    let mut out = json!({"id": t.id, "name": t.name, "volume_id": t.volume_id,
+                         "links": links(base, &t.project_id, "os-volume-transfer", &t.id)});
+    if detail {
+        out["created_at"] = json!(t.created_at);
+    }
+    if let Some(k) = auth_key {
+        out["auth_key"] = json!(k);
+    }
+    out
+}
+
 pub fn volume_type(t: &VolumeType) -> Value {
     json!({
         "id": t.id,

@@ -6,6 +6,7 @@ pub mod images;
 pub mod quotas;
 pub mod sagas;
 pub mod snapshots;
+pub mod transfers;
 pub mod types;
 pub mod volumes;
 

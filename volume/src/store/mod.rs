@@ -3,10 +3,12 @@
 //! revision, so a saga step and a request never overwrite each other's changes.
 
 mod snapshots;
+mod transfers;
 mod types;
 mod volumes;
 
 pub use snapshots::{Snapshot, SnapshotStatus};
+pub use transfers::{Accepted, Transfer};
 pub use types::VolumeType;
 pub use volumes::{Volume, VolumeControl, VolumeStatus};
 

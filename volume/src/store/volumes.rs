@@ -12,6 +12,8 @@ pub enum VolumeStatus {
     Extending,
     Deleting,
     Uploading,
+    #[serde(rename = "awaiting-transfer")]
+    AwaitingTransfer,
     Error,
     ErrorDeleting,
     ErrorExtending,
@@ -25,6 +27,7 @@ impl VolumeStatus {
             VolumeStatus::Extending => "extending",
             VolumeStatus::Deleting => "deleting",
             VolumeStatus::Uploading => "uploading",
+            VolumeStatus::AwaitingTransfer => "awaiting-transfer",
             VolumeStatus::Error => "error",
             VolumeStatus::ErrorDeleting => "error_deleting",
             VolumeStatus::ErrorExtending => "error_extending",
