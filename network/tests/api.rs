@@ -103,6 +103,14 @@ async fn networks_subnets_ports(engine: Engine) {
         c.call("PUT", &url, &admin, Some(json!({"port": {"binding:host_id": "host-1", "status": "ACTIVE"}}))).await;
     assert_eq!(bound.body["port"]["binding:vif_type"], "bridge");
     assert_eq!(bound.body["port"]["status"], "ACTIVE");
+    // Only Neutron's statuses, on update and on create alike.
+    let odd = c.call("PUT", &url, &admin, Some(json!({"port": {"status": "BANANA"}}))).await;
+    assert_eq!(odd.status, StatusCode::BAD_REQUEST, "{}", odd.body);
+    let net_id = bound.body["port"]["network_id"].as_str().unwrap().to_string();
+    let odd =
+        c.call("POST", "/v2.0/ports", &admin, Some(json!({"port": {"network_id": net_id, "status": "active"}}))).await;
+    assert_eq!(odd.status, StatusCode::BAD_REQUEST, "{}", odd.body);
+    assert_eq!(c.call("GET", &url, &admin, None).await.body["port"]["status"], "ACTIVE", "unchanged");
 
     // Changing the fixed IPs moves the allocation.
     let url2 = format!("/v2.0/ports/{}", p2["id"].as_str().unwrap());

@@ -17,7 +17,6 @@ pub const DHCP: &str = "network:dhcp";
 pub const AGENT_DOWN_SECS: i64 = 75;
 pub const AGENT_TYPE: &str = "Linux bridge agent";
 pub const AGENT_BINARY: &str = "stratus-network-agent";
-const PORT_STATUSES: &[&str] = &["ACTIVE", "DOWN", "BUILD", "ERROR"];
 
 /// The `device_id` of the DHCP port an agent on `host` serves a network from.
 pub fn dhcp_device_id(host: &str) -> String {
@@ -57,11 +56,9 @@ impl NetworkService {
         if let Some(ports) = body.get("ports") {
             let ports = ports.as_object().ok_or_else(|| bad("Invalid input for ports: a map of port id to status."))?;
             for (id, st) in ports {
-                match st.as_str() {
-                    Some(s) if PORT_STATUSES.contains(&s) => statuses.push((id.clone(), s.to_string())),
-                    _ => {
-                        return Err(bad(format!("Invalid status for port {id}: one of {}.", PORT_STATUSES.join(", "))))
-                    }
+                match st.as_str().and_then(super::ports::PortStatus::parse) {
+                    Some(s) => statuses.push((id.clone(), s.as_str().to_string())),
+                    None => return Err(super::ports::PortStatus::invalid(&format!("port {id}"), &st.to_string())),
                 }
             }
         }

@@ -42,6 +42,43 @@ pub const ROUTER_INTERFACE: &str = "network:router_interface";
 pub const ROUTER_GATEWAY: &str = "network:router_gateway";
 pub const FLOATING_IP: &str = "network:floatingip";
 /// Port attributes only admins (and the service, which is one) may write.
+/// A port's status, as Neutron names it; anything else is refused where it comes in
+/// (an admin's create or update, an agent's report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum PortStatus {
+    Active,
+    Down,
+    Build,
+    Error,
+}
+
+impl PortStatus {
+    pub const ALL: [PortStatus; 4] = [PortStatus::Active, PortStatus::Down, PortStatus::Build, PortStatus::Error];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortStatus::Active => "ACTIVE",
+            PortStatus::Down => "DOWN",
+            PortStatus::Build => "BUILD",
+            PortStatus::Error => "ERROR",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// The refusal of a status that is none of these.
+    pub fn invalid(what: &str, s: &str) -> stratus_common::http::ApiError {
+        let all: Vec<&str> = Self::ALL.iter().map(|p| p.as_str()).collect();
+        stratus_common::http::ApiError::bad_request(format!(
+            "Invalid status {s:?} for {what}: one of {}.",
+            all.join(", ")
+        ))
+    }
+}
+
 const ADMIN_ONLY: &[&str] = &["status", "mac_address", "binding:host_id", "binding:profile"];
 
 fn admin_only(attr: &str) -> ApiError {
@@ -148,7 +185,7 @@ impl NetworkService {
         }
         if let Some(h) = host {
             body.insert("binding:host_id".into(), json!(h));
-            body.insert("status".into(), json!("ACTIVE"));
+            body.insert("status".into(), json!(PortStatus::Active.as_str()));
         }
         // A router's interface or gateway is recorded as the router's in the same
         // transaction as the port.
@@ -182,7 +219,11 @@ impl NetworkService {
         doc.insert("description".into(), json!(opt_str(&body, "description")?.unwrap_or_default()));
         doc.insert("network_id".into(), json!(network_id));
         doc.insert("admin_state_up".into(), json!(opt_bool(&body, "admin_state_up")?.unwrap_or(true)));
-        doc.insert("status".into(), json!(opt_str(&body, "status")?.unwrap_or_else(|| "DOWN".into())));
+        let status = match opt_str(&body, "status")? {
+            None => PortStatus::Down,
+            Some(s) => PortStatus::parse(&s).ok_or_else(|| PortStatus::invalid("a port", &s))?,
+        };
+        doc.insert("status".into(), json!(status.as_str()));
         doc.insert("device_id".into(), json!(opt_str(&body, "device_id")?.unwrap_or_default()));
         doc.insert("device_owner".into(), json!(device_owner));
         doc.insert("security_groups".into(), json!(security_groups));
@@ -552,10 +593,8 @@ impl NetworkService {
                 }
                 "status" => {
                     let s = opt_str(&body, k)?.unwrap_or_default();
-                    if !["ACTIVE", "DOWN", "BUILD", "ERROR"].contains(&s.as_str()) {
-                        return Err(bad(format!("Invalid port status {s}.")));
-                    }
-                    r.doc.insert(k.clone(), json!(s));
+                    let status = PortStatus::parse(&s).ok_or_else(|| PortStatus::invalid("a port", &s))?;
+                    r.doc.insert(k.clone(), json!(status.as_str()));
                 }
                 "mac_address" => {
                     let m = normalize_mac(&opt_str(&body, k)?.unwrap_or_default())?;
@@ -582,7 +621,7 @@ impl NetworkService {
         set_binding(&mut r.doc, &body)?;
         let host_now = r.str("binding:host_id").to_string();
         if host_now != host_before && !body.contains_key("status") {
-            r.doc.insert("status".into(), json!(self.driver.status_on_bind(&host_now)));
+            r.doc.insert("status".into(), json!(self.driver.status_on_bind(&host_now).as_str()));
         }
         let secure = r.doc.get("port_security_enabled").and_then(Value::as_bool).unwrap_or(true);
         let has_groups = r.doc.get("security_groups").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
@@ -846,5 +885,21 @@ mod tests {
         assert!(normalize_mac("00:00:00:00:00:00").is_err());
         assert!(normalize_mac("fa:16:3e:00:11").is_err());
         assert!(normalize_mac("fa:16:3e:0:11:22").is_err());
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::PortStatus;
+
+    #[test]
+    fn port_statuses_are_neutrons_and_nothing_else() {
+        for s in PortStatus::ALL {
+            assert_eq!(PortStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert_eq!(PortStatus::parse("active"), None, "case matters, as in Neutron");
+        assert_eq!(PortStatus::parse("BANANA"), None);
+        assert_eq!(PortStatus::invalid("a port", "BANANA").status.as_u16(), 400);
     }
 }

@@ -23,10 +23,11 @@ impl Driver {
     }
 
     /// The status a port gets when its binding changes to `host` ("" = unbound).
-    pub fn status_on_bind(self, host: &str) -> &'static str {
+    pub fn status_on_bind(self, host: &str) -> crate::app::ports::PortStatus {
+        use crate::app::ports::PortStatus;
         match self {
-            Driver::Fake if !host.is_empty() => "ACTIVE",
-            _ => "DOWN",
+            Driver::Fake if !host.is_empty() => PortStatus::Active,
+            _ => PortStatus::Down,
         }
     }
 }
@@ -37,9 +38,10 @@ mod tests {
 
     #[test]
     fn fake_activates_bound_ports_and_agent_waits() {
-        assert_eq!(Driver::Fake.status_on_bind("h1"), "ACTIVE");
-        assert_eq!(Driver::Fake.status_on_bind(""), "DOWN");
-        assert_eq!(Driver::Agent.status_on_bind("h1"), "DOWN");
+        use crate::app::ports::PortStatus;
+        assert_eq!(Driver::Fake.status_on_bind("h1"), PortStatus::Active);
+        assert_eq!(Driver::Fake.status_on_bind(""), PortStatus::Down);
+        assert_eq!(Driver::Agent.status_on_bind("h1"), PortStatus::Down);
         assert!(Driver::parse("ovs").is_err());
         assert_eq!(Driver::parse("fake").unwrap(), Driver::Fake);
     }
