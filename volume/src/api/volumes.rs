@@ -11,10 +11,6 @@ use stratus_common::http::{ApiError, ApiJson, ApiResult};
 
 type Params = Path<HashMap<String, String>>;
 
-async fn type_names(s: &AppState) -> ApiResult<HashMap<String, String>> {
-    Ok(s.store.type_list().await.map_err(ApiError::from)?.into_iter().map(|t| (t.id, t.name)).collect())
-}
-
 async fn listing(
     s: AppState,
     ctx: AuthContext,
@@ -24,7 +20,7 @@ async fn listing(
 ) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
     let vols = s.volume_list(&ctx, all_projects(&q)).await?;
-    let names = type_names(&s).await?;
+    let names = s.type_names().await?;
     let items = vols
         .iter()
         .map(|v| {
@@ -74,7 +70,7 @@ pub async fn list_detail(
 }
 
 async fn shown(s: &AppState, ctx: &AuthContext, v: &crate::store::Volume) -> ApiResult<Value> {
-    Ok(json!({"volume": views::volume(&s.public_url, v, &type_names(s).await?, ctx.is_admin())}))
+    Ok(json!({"volume": views::volume(&s.public_url, v, &s.type_names().await?, ctx.is_admin())}))
 }
 
 pub async fn create(

@@ -56,7 +56,18 @@ fn changed(what: &str, id: &str) -> StepError {
     StepError::Transient(anyhow::anyhow!("{what} {id} changed meanwhile"))
 }
 
+/// What a saga's last step saves.
+enum Finished<'a> {
+    Volume(&'a Volume),
+    Snapshot(&'a Snapshot),
+}
+
 impl VolumeService {
+    /// The backend a saga works on; one this process lacks is a permanent error.
+    fn saga_driver(&self, backend: &str) -> StepResult<Arc<dyn crate::driver::VolumeDriver>> {
+        self.driver(backend).map_err(|e| StepError::permanent(e.to_string()))
+    }
+
     /// The saga's volume, live.
     async fn saga_volume(&self, saga: &Saga) -> StepResult<Volume> {
         match self.store.volume_get(&saga.subject).await? {
@@ -77,26 +88,18 @@ impl VolumeService {
         Ok((s, v))
     }
 
-    /// Saves `v`, gives `release` back and ends the saga, in one transaction.
-    async fn finish_volume(&self, v: &Volume, saga: &mut Saga, release: &[(&str, i64)]) -> StepResult<Outcome> {
+    /// Saves the saga's volume or snapshot, gives `release` back from its project and
+    /// ends the saga, in one transaction.
+    async fn finish(&self, subject: Finished<'_>, saga: &mut Saga, release: &[(&str, i64)]) -> StepResult<Outcome> {
         let mut tx = self.store.db.pool.begin().await?;
-        if !Store::volume_save_in(&mut tx, v).await? {
-            return Err(changed("volume", &v.id));
+        let (saved, what, id, project) = match subject {
+            Finished::Volume(v) => (Store::volume_save_in(&mut tx, v).await?, "volume", &v.id, &v.project_id),
+            Finished::Snapshot(s) => (Store::snapshot_save_in(&mut tx, s).await?, "snapshot", &s.id, &s.project_id),
+        };
+        if !saved {
+            return Err(changed(what, id));
         }
-        stratus_common::db::usage::release(&mut tx, USAGE, &v.project_id, release).await?;
-        if !self.sagas.finish_in(&mut tx, saga).await? {
-            return Err(changed("saga", &saga.id));
-        }
-        tx.commit().await?;
-        Ok(Outcome::Finished)
-    }
-
-    async fn finish_snapshot(&self, s: &Snapshot, saga: &mut Saga, release: &[(&str, i64)]) -> StepResult<Outcome> {
-        let mut tx = self.store.db.pool.begin().await?;
-        if !Store::snapshot_save_in(&mut tx, s).await? {
-            return Err(changed("snapshot", &s.id));
-        }
-        stratus_common::db::usage::release(&mut tx, USAGE, &s.project_id, release).await?;
+        stratus_common::db::usage::release(&mut tx, USAGE, project, release).await?;
         if !self.sagas.finish_in(&mut tx, saga).await? {
             return Err(changed("saga", &saga.id));
         }
@@ -155,7 +158,7 @@ const CREATE_STEPS: &[Step<CreateVolume>] = &[
             Box::pin(async move {
                 let s = service(&d.0)?;
                 let v = s.saga_volume(saga).await?;
-                let driver = s.driver(&v.backend).map_err(|e| StepError::permanent(e.to_string()))?;
+                let driver = s.saga_driver(&v.backend)?;
                 if let Some(image) = &v.image_id {
                     // Made already (a step run again): nothing to download.
                     if driver.size_of(&v.id).await?.is_none() {
@@ -196,7 +199,7 @@ const CREATE_STEPS: &[Step<CreateVolume>] = &[
                 let mut v = s.saga_volume(saga).await?;
                 v.status = VolumeStatus::Available;
                 v.control.saga_id = None;
-                let out = s.finish_volume(&v, saga, &[]).await?;
+                let out = s.finish(Finished::Volume(&v), saga, &[]).await?;
                 s.notify("create.end", &v.id, &v.project_id, "available").await;
                 Ok(out)
             })
@@ -244,7 +247,7 @@ const DELETE_STEPS: &[Step<DeleteVolume>] = &[
                 let Some(v) = s.store.volume_get(&saga.subject).await?.filter(|v| !v.deleted) else {
                     return Ok(Outcome::Next);
                 };
-                s.driver(&v.backend).map_err(|e| StepError::permanent(e.to_string()))?.delete(&v.id).await?;
+                s.saga_driver(&v.backend)?.delete(&v.id).await?;
                 Ok(Outcome::Next)
             })
         },
@@ -260,7 +263,7 @@ const DELETE_STEPS: &[Step<DeleteVolume>] = &[
                 };
                 v.deleted = true;
                 v.control.saga_id = None;
-                let out = s.finish_volume(&v, saga, &[("volumes", 1), ("gigabytes", v.size)]).await?;
+                let out = s.finish(Finished::Volume(&v), saga, &[("volumes", 1), ("gigabytes", v.size)]).await?;
                 s.notify("delete.end", &v.id, &v.project_id, "deleted").await;
                 Ok(out)
             })
@@ -305,10 +308,7 @@ const EXTEND_STEPS: &[Step<ExtendVolume>] = &[
             Box::pin(async move {
                 let s = service(&d.0)?;
                 let v = s.saga_volume(saga).await?;
-                s.driver(&v.backend)
-                    .map_err(|e| StepError::permanent(e.to_string()))?
-                    .extend(&v.id, data.new_size)
-                    .await?;
+                s.saga_driver(&v.backend)?.extend(&v.id, data.new_size).await?;
                 Ok(Outcome::Next)
             })
         },
@@ -324,7 +324,7 @@ const EXTEND_STEPS: &[Step<ExtendVolume>] = &[
                 v.size = data.new_size;
                 v.status = VolumeStatus::Available;
                 v.control.saga_id = None;
-                let out = s.finish_volume(&v, saga, &[]).await?;
+                let out = s.finish(Finished::Volume(&v), saga, &[]).await?;
                 s.notify("resize.end", &v.id, &v.project_id, "available").await;
                 Ok(out)
             })
@@ -374,10 +374,7 @@ const SNAPSHOT_CREATE_STEPS: &[Step<CreateSnapshot>] = &[
             Box::pin(async move {
                 let s = service(&d.0)?;
                 let (snap, v) = s.saga_snapshot(saga).await?;
-                s.driver(&v.backend)
-                    .map_err(|e| StepError::permanent(e.to_string()))?
-                    .snapshot(&v.id, &snap.id)
-                    .await?;
+                s.saga_driver(&v.backend)?.snapshot(&v.id, &snap.id).await?;
                 Ok(Outcome::Next)
             })
         },
@@ -402,7 +399,7 @@ const SNAPSHOT_CREATE_STEPS: &[Step<CreateSnapshot>] = &[
                 let s = service(&d.0)?;
                 let (mut snap, _) = s.saga_snapshot(saga).await?;
                 snap.status = SnapshotStatus::Available;
-                let out = s.finish_snapshot(&snap, saga, &[]).await?;
+                let out = s.finish(Finished::Snapshot(&snap), saga, &[]).await?;
                 s.notify("snapshot.create.end", &snap.id, &snap.project_id, "available").await;
                 Ok(out)
             })
@@ -452,10 +449,7 @@ const SNAPSHOT_DELETE_STEPS: &[Step<DeleteSnapshot>] = &[
                     return Ok(Outcome::Next);
                 };
                 if let Some(v) = s.store.volume_get(&snap.volume_id).await? {
-                    s.driver(&v.backend)
-                        .map_err(|e| StepError::permanent(e.to_string()))?
-                        .delete_snapshot(&snap.id)
-                        .await?;
+                    s.saga_driver(&v.backend)?.delete_snapshot(&snap.id).await?;
                 }
                 Ok(Outcome::Next)
             })
@@ -471,7 +465,8 @@ const SNAPSHOT_DELETE_STEPS: &[Step<DeleteSnapshot>] = &[
                     return Ok(Outcome::Next);
                 };
                 snap.deleted = true;
-                let out = s.finish_snapshot(&snap, saga, &[("snapshots", 1), ("gigabytes", snap.size)]).await?;
+                let out =
+                    s.finish(Finished::Snapshot(&snap), saga, &[("snapshots", 1), ("gigabytes", snap.size)]).await?;
                 s.notify("snapshot.delete.end", &snap.id, &snap.project_id, "deleted").await;
                 Ok(out)
             })
@@ -568,7 +563,7 @@ const UPLOAD_STEPS: &[Step<UploadVolume>] = &[
                 s.unstage_export(&v.id).await;
                 v.status = VolumeStatus::Available;
                 v.control.saga_id = None;
-                let out = s.finish_volume(&v, saga, &[]).await?;
+                let out = s.finish(Finished::Volume(&v), saga, &[]).await?;
                 s.notify("upload.end", &v.id, &v.project_id, "available").await;
                 Ok(out)
             })

@@ -80,6 +80,11 @@ impl VolumeService {
         Ok(t)
     }
 
+    /// Every type's name by id (to show a volume's type by name, as Cinder does).
+    pub async fn type_names(&self) -> AppResult<std::collections::HashMap<String, String>> {
+        Ok(self.store.type_list().await?.into_iter().map(|t| (t.id, t.name)).collect())
+    }
+
     pub async fn type_list(&self, ctx: &AuthContext) -> AppResult<Vec<VolumeType>> {
         let mut all = self.store.type_list().await?;
         all.retain(|t| t.is_public || ctx.is_admin());
