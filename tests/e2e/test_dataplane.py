@@ -672,19 +672,21 @@ def test_deleting_everything_leaves_nothing_behind(dp):
             dp.osc("subnet", "delete", s)
         dp.osc("network", "delete", n["ID"])
 
-    def clean():
-        links = sh("ip", "-o", "link", "show").stdout
-        netns = sh("ip", "netns", "list").stdout
-        tables = sh("nft", "list", "tables").stdout
+    def leftovers():
+        links = [l.split(":")[1].strip() for l in sh("ip", "-o", "link", "show").stdout.splitlines()]
+        netns = sh("ip", "netns", "list").stdout.splitlines()
+        tables = [t for t in sh("nft", "list", "tables").stdout.splitlines() if "stratus" in t]
         return (
-            "stb-" not in links
-            and " std" not in links
-            and " stp" not in links
-            and f"stratus-{dp.host}-" not in netns
-            and "stratus" not in tables
+            [l for l in links if l.startswith(("stb-", "std", "stp"))]
+            + [n for n in netns if n.startswith(f"stratus-{dp.host}-")]
+            + tables
         )
 
-    wait_until("the host to be clean", clean, timeout=30, interval=0.2)
+    deadline = time.monotonic() + 60
+    while leftovers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = leftovers()
+    assert not left, f"left on the host: {left}\n{agent_logs([dp.agent])}"
     dnsmasq = [line for line in sh("ps", "-eo", "args").stdout.splitlines() if line.startswith("dnsmasq")]
     assert not [line for line in dnsmasq if dp.data_dir in line], dnsmasq
 
