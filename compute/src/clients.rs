@@ -56,6 +56,8 @@ pub struct Clients {
     pub http: reqwest::Client,
     pub network_url: String,
     pub image_url: String,
+    /// The block-storage API (Cinder v3), where volumes are attached from.
+    pub volume_url: String,
     /// Identity's API, where quota changes go (as unified limits).
     pub identity_url: String,
     pub tokens: Arc<dyn TokenSource>,
@@ -100,6 +102,8 @@ impl Clients {
             .as_str()
             .or_else(|| value["message"].as_str())
             .or_else(|| value["error"]["message"].as_str())
+            // Cinder's and Nova's: {"badRequest": {"message": ..., "code": 400}}
+            .or_else(|| value.as_object().and_then(|o| o.values().next()).and_then(|v| v["message"].as_str()))
             .map(str::to_string)
             .unwrap_or_else(|| text.chars().take(200).collect());
         if status.is_client_error() {
@@ -112,6 +116,36 @@ impl Clients {
     /// An image the caller can see.
     pub async fn image(&self, token: &str, id: &str) -> CallResult<Value> {
         self.call(Method::GET, &format!("{}/v2/images/{}", self.image_url, urlencode(id)), token, None).await
+    }
+
+    /// A volume the caller can see (in `project`'s URL, the caller's own or, for an
+    /// admin, any).
+    pub async fn volume_as(&self, token: &str, project: &str, id: &str) -> CallResult<Value> {
+        let url = format!("{}/v3/{}/volumes/{}", self.volume_url, urlencode(project), urlencode(id));
+        Ok(self.call(Method::GET, &url, token, None).await?["volume"].clone())
+    }
+
+    /// A volume, with the service's token.
+    pub async fn volume(&self, project: &str, id: &str) -> CallResult<Value> {
+        let url = format!("{}/v3/{}/volumes/{}", self.volume_url, urlencode(project), urlencode(id));
+        Ok(self.service_call(Method::GET, &url, None).await?["volume"].clone())
+    }
+
+    /// A volume action (`{"os-reserve": {...}}`), with the service's token; its answer
+    /// (`null` for the many that answer 202 with no body).
+    pub async fn volume_action(&self, project: &str, id: &str, action: Value) -> CallResult<Value> {
+        let url = format!("{}/v3/{}/volumes/{}/action", self.volume_url, urlencode(project), urlencode(id));
+        self.service_call(Method::POST, &url, Some(action)).await
+    }
+
+    /// Deletes a volume, with the service's token (a volume gone already is fine).
+    pub async fn volume_delete(&self, project: &str, id: &str) -> CallResult<()> {
+        let url = format!("{}/v3/{}/volumes/{}", self.volume_url, urlencode(project), urlencode(id));
+        match self.service_call(Method::DELETE, &url, None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// A network the caller can see.

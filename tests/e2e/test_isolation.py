@@ -231,6 +231,12 @@ def test_by_id(world, a_things, actor):
         want = 404 if actor == "b_member" else 403
         if got != want:
             wrong.append(f"action {list(action)[0]}: {got}, want {want}")
+    # Nor attach A's volume to A's server.
+    got = c.http("POST", f"/servers/{a_things['server']}/os-volume_attachments", token,
+                 {"volumeAttachment": {"volumeId": a_things["volume"]}}, base=c.compute_url + "/v2.1")[0]
+    want = 404 if actor == "b_member" else 403
+    if got != want:
+        wrong.append(f"attach a volume: {got}, want {want}")
     assert not wrong, "\n".join(wrong)
 
 
@@ -352,6 +358,15 @@ def cross_references(w, r):
          {"interfaceAttachment": {"port_id": r["port"]}}, {400, 404}),
         ("interface onto A's network", "compute", "POST", f"/servers/{w['b_server']}/os-interface",
          {"interfaceAttachment": {"net_id": r["network"]}}, {400, 404}),
+        ("A's volume onto B's server", "compute", "POST", f"/servers/{w['b_server']}/os-volume_attachments",
+         {"volumeAttachment": {"volumeId": r["volume"]}}, {404}),
+        ("B's volume onto A's server", "compute", "POST", f"/servers/{r['server']}/os-volume_attachments",
+         {"volumeAttachment": {"volumeId": w["b_volume"]}}, {404}),
+        ("A's server's volumes listed", "compute", "GET", f"/servers/{r['server']}/os-volume_attachments", None, {404}),
+        ("A's volume detached from A's server", "compute", "DELETE",
+         f"/servers/{r['server']}/os-volume_attachments/{r['volume']}", None, {404}),
+        ("A's volume reserved through B's URL", "volume", "POST", f"/v3/{w['b']}/volumes/{r['volume']}/action",
+         {"os-reserve": {"instance_uuid": w["b_server"]}}, {404}),
         ("A's image shared by B", "image", "POST", f"/v2/images/{r['image']}/members", {"member": w["b"]}, {404}),
         ("volume from A's snapshot", "volume", "POST", f"/v3/{w['b']}/volumes",
          {"volume": {"snapshot_id": r["snapshot"]}}, {404}),
@@ -379,6 +394,9 @@ def test_cross_references_are_refused_and_change_nothing(world, a_things):
     s = c.http("POST", "/servers", t, {"server": {"name": "b-vm", "imageRef": world["public_image"], "flavorRef": "iso1",
                                                   "networks": [{"uuid": world["b_net"]}]}}, base=C)
     world["b_server"] = active_server(c, t, s)
+    V = f"{c.volume_url}/v3/{world['b']}"
+    world["b_volume"] = settled(c, t, f"{V}/volumes",
+                                c.http("POST", "/volumes", t, {"volume": {"size": 1, "name": "b-vol"}}, base=V), "volume")
     servers_before = len(c.http("GET", "/servers", t, base=C)[2]["servers"])
     wrong = []
     for what, service, method, path, body, allowed in cross_references(world, a_things):
@@ -396,6 +414,8 @@ def test_cross_references_are_refused_and_change_nothing(world, a_things):
     fip = c.http("GET", f"/v2.0/floatingips/{a_things['floatingip']}", a, base=N)[2]["floatingip"]
     assert fip["port_id"] == a_things["port"], fip
     assert c.http("GET", f"/v2/images/{a_things['image']}/members", a, base=c.image_url)[2]["members"] == []
+    vol = c.http("GET", f"/volumes/{a_things['volume']}", a, base=f"{c.volume_url}/v3/{world['a']}")[2]["volume"]
+    assert (vol["status"], vol["attachments"]) == ("available", []), vol
     # A can still delete its router once its own interface is gone (nothing of B's holds it).
     c.http("PUT", f"/v2.0/floatingips/{a_things['floatingip']}", a, {"floatingip": {"port_id": None}}, base=N)
     status = c.http("PUT", f"/v2.0/routers/{a_things['router']}/remove_router_interface", a,

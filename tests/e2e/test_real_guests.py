@@ -244,6 +244,34 @@ def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud
         assert "virtual size: 2 GiB" in info, info
         wait_until("SSH after resize", lambda: ssh(outside, key, address, "true").returncode == 0, timeout=90, interval=1)
 
+        # A volume hot-plugged into the running guest: a new virtio disk whose serial is
+        # the volume's id, written from inside; unplugged, it leaves the guest, and its
+        # file keeps what the guest wrote.
+        vol = cloud.osc("volume", "create", "--size", "1", unique("vol"))
+        wait_until("the volume available", lambda: cloud.osc("volume", "show", vol["id"])["status"] == "available",
+                   timeout=60, interval=0.5)
+        cloud.osc("server", "add", "volume", server["id"], vol["id"], fmt_json=False)
+        wait_until("the volume in use", lambda: cloud.osc("volume", "show", vol["id"])["status"] == "in-use",
+                   timeout=60, interval=0.5)
+        vol_file = os.path.join(cloud.data_dir, "volumes", "volumes", f"{vol['id']}.qcow2")
+        assert vol_file in virsh("domblklist", domain).stdout
+        serial = vol["id"][:20]
+        find = f"for d in /sys/block/vd*; do [ \"$(cat $d/serial)\" = {serial} ] && echo ${{d##*/}}; done"
+        wait_until("the disk in the guest", lambda: ssh(outside, key, address, find).stdout.strip() != "",
+                   timeout=60, interval=1)
+        dev = ssh(outside, key, address, find).stdout.strip()
+        wrote = ssh(outside, key, address, f"printf stratus-volume-ok > /dev/{dev} && sync")
+        assert wrote.returncode == 0, wrote.stderr
+        cloud.osc("server", "remove", "volume", server["id"], vol["id"], fmt_json=False)
+        wait_until("the volume available again",
+                   lambda: cloud.osc("volume", "show", vol["id"])["status"] == "available", timeout=90, interval=0.5)
+        assert vol_file not in virsh("domblklist", domain).stdout
+        assert ssh(outside, key, address, find).stdout.strip() == "", "the disk left the guest"
+        head = os.path.join(work, "head.raw")
+        sh("qemu-img", "dd", "-f", "qcow2", "-O", "raw", "bs=512", "count=1", f"if={vol_file}", f"of={head}")
+        assert open(head, "rb").read().startswith(b"stratus-volume-ok")
+        cloud.osc("volume", "delete", vol["id"])
+
         # A domain of ours whose server does not exist is destroyed after the grace time.
         xml = os.path.join(work, "orphan.xml")
         with open(xml, "w") as f:

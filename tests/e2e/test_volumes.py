@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import time
 
-from conftest import Cloud, unique
+from conftest import Cloud, compute_basics, unique
 
 
 def wait_status(cloud, env, kind, name, status, timeout=60):
@@ -152,6 +152,50 @@ def test_volume_commands(cloud):
     assert {s["Binary"] for s in services} == {"cinder-scheduler", "cinder-volume"}, services
     zones = cloud.osc("availability", "zone", "list", "--volume", env=admin)
     assert [z["Zone Name"] for z in zones] == ["nova"], zones
+
+
+def test_server_volume_commands(cloud):
+    """Attach and detach with `openstack server add|remove volume`: the volume goes
+    attaching → in-use → detaching → available, the server lists it, and deleting the
+    server lets go of it (or deletes it, when marked delete-on-termination)."""
+    base = compute_basics(cloud, "10.77.0.0/24", shared=True)
+    _, env = cloud.member_env(unique("attachp"))
+    s = cloud.osc("server", "create", "--flavor", base["flavor"], "--image", base["image"], "--network",
+                  base["network"], "--wait", unique("vm"), env=env)
+    cloud.osc("volume", "create", "--size", "1", "data", env=env)
+    cloud.osc("volume", "create", "--size", "1", "scratch", env=env)
+    wait_status(cloud, env, "volume", "data", "available")
+    wait_status(cloud, env, "volume", "scratch", "available")
+
+    cloud.osc("server", "add", "volume", s["id"], "data", env=env, fmt_json=False)
+    shown = wait_status(cloud, env, "volume", "data", "in-use")
+    assert [(a["server_id"], a["device"]) for a in shown["attachments"]] == [(s["id"], "/dev/vdb")], shown
+    listed = cloud.osc("server", "volume", "list", s["id"], env=env)
+    assert [(v["Volume ID"], v["Device"]) for v in listed] == [(shown["id"], "/dev/vdb")], listed
+    server = cloud.osc("server", "show", s["id"], env=env)
+    assert shown["id"] in json.dumps(server["volumes_attached"]), server
+    # Refused, changing nothing: deleting an attached volume, attaching it twice.
+    p = cloud.osc("volume", "delete", "data", env=env, check=False)
+    assert p.returncode != 0 and "in-use" in p.stderr + p.stdout, p.stderr
+    p = cloud.osc("server", "add", "volume", s["id"], "data", env=env, check=False)
+    assert p.returncode != 0 and "already attached" in p.stderr + p.stdout, p.stderr
+    assert wait_status(cloud, env, "volume", "data", "in-use")
+
+    cloud.osc("server", "remove", "volume", s["id"], "data", env=env, fmt_json=False)
+    assert wait_status(cloud, env, "volume", "data", "available")["attachments"] == []
+    assert cloud.osc("server", "volume", "list", s["id"], env=env) == []
+
+    # Deleting the server: one volume let go, the other (delete on termination) gone.
+    cloud.osc("server", "add", "volume", s["id"], "data", env=env, fmt_json=False)
+    cloud.osc("--os-compute-api-version", "2.79", "server", "add", "volume", "--enable-delete-on-termination",
+              s["id"], "scratch", env=env, fmt_json=False)
+    wait_status(cloud, env, "volume", "data", "in-use")
+    wait_status(cloud, env, "volume", "scratch", "in-use")
+    cloud.osc("server", "delete", "--wait", s["id"], env=env, fmt_json=False)
+    assert wait_status(cloud, env, "volume", "data", "available")["attachments"] == []
+    wait_status(cloud, env, "volume", "scratch", "GONE")
+    cloud.osc("volume", "delete", "data", env=env)
+    wait_status(cloud, env, "volume", "data", "GONE")
 
 
 def unfinished(data_dir):

@@ -108,6 +108,14 @@ CREATE TABLE volume_transfers (
 CREATE INDEX volume_transfers_project ON volume_transfers (project_id)
 "#,
     },
+    Migration {
+        service: "volume",
+        version: 4,
+        name: "attachments",
+        sql: r#"
+ALTER TABLE volume_volumes ADD COLUMN attachments TEXT NOT NULL DEFAULT '[]'
+"#,
+    },
 ];
 
 #[cfg(test)]

@@ -606,3 +606,116 @@ async fn transfers(engine: Engine) {
 async fn transfers_move_a_volume_and_its_quota() {
     each_engine!(transfers);
 }
+
+async fn attach_steps(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (p, token) = c.id.member("attach").await;
+    let base = format!("/v3/{p}");
+    let (code, v) = c.call("POST", &format!("{base}/volumes"), &token, Some(json!({"volume": {"size": 1}}))).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    let id = v["volume"]["id"].as_str().unwrap().to_string();
+    let vpath = format!("{base}/volumes/{id}");
+    c.wait(&token, &vpath, "volume", "available").await;
+    let act = |body: Value| {
+        let (c, token, path) = (&c, &token, format!("{vpath}/action"));
+        async move { c.call("POST", &path, token, Some(body)).await }
+    };
+    let status = || async { c.call("GET", &vpath, &token, None).await.1["volume"].clone() };
+
+    // Reserve (again for the same server: still granted; for another: refused),
+    // connect, attach (again: nothing changes).
+    let server = "6f9619ff-8b86-d011-b42d-00c04fc964ff";
+    assert_eq!(act(json!({"os-reserve": {"instance_uuid": server}})).await.0, StatusCode::ACCEPTED);
+    assert_eq!(act(json!({"os-reserve": {"instance_uuid": server}})).await.0, StatusCode::ACCEPTED);
+    assert_eq!(act(json!({"os-reserve": {"instance_uuid": "other"}})).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(act(json!({"os-reserve": null})).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(status().await["status"], "attaching");
+    assert_eq!(act(json!({"os-initialize_connection": {}})).await.0, StatusCode::BAD_REQUEST, "a connector is needed");
+    let (code, info) = act(json!({"os-initialize_connection": {"connector": {"host": "h1"}}})).await;
+    assert_eq!(code, StatusCode::OK, "{info}");
+    assert_eq!(info["connection_info"]["driver_volume_type"], "fake");
+    assert_eq!(act(json!({"os-attach": {"mountpoint": "/dev/vdb"}})).await.0, StatusCode::BAD_REQUEST);
+    for _ in 0..2 {
+        let (code, body) =
+            act(json!({"os-attach": {"instance_uuid": server, "mountpoint": "/dev/vdb", "host_name": "h1"}})).await;
+        assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    }
+    let v = status().await;
+    assert_eq!(v["status"], "in-use");
+    let a = v["attachments"].as_array().unwrap();
+    assert_eq!(a.len(), 1, "{v}");
+    assert_eq!(
+        (&a[0]["server_id"], &a[0]["device"], &a[0]["host_name"], &a[0]["id"]),
+        (&json!(server), &json!("/dev/vdb"), &json!("h1"), &json!(id))
+    );
+    let attachment = a[0]["attachment_id"].as_str().unwrap().to_string();
+
+    // In use: no delete, no extend, no transfer; a snapshot only with force.
+    assert_eq!(c.call("DELETE", &vpath, &token, None).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(act(json!({"os-extend": {"new_size": 2}})).await.0, StatusCode::BAD_REQUEST);
+    let snap = |force: bool| json!({"snapshot": {"volume_id": id, "force": force}});
+    assert_eq!(
+        c.call("POST", &format!("{base}/snapshots"), &token, Some(snap(false))).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let (code, s) = c.call("POST", &format!("{base}/snapshots"), &token, Some(snap(true))).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{s}");
+    let spath = format!("{base}/snapshots/{}", s["snapshot"]["id"].as_str().unwrap());
+    c.wait(&token, &spath, "snapshot", "available").await;
+    assert_eq!(c.call("DELETE", &spath, &token, None).await.0, StatusCode::ACCEPTED);
+    c.wait(&token, &spath, "snapshot", "GONE").await;
+
+    // Detaching, rolled back, then for real (twice: the second finds nothing to do).
+    assert_eq!(act(json!({"os-begin_detaching": {}})).await.0, StatusCode::ACCEPTED);
+    assert_eq!(status().await["status"], "detaching");
+    assert_eq!(act(json!({"os-roll_detaching": {}})).await.0, StatusCode::ACCEPTED);
+    assert_eq!(status().await["status"], "in-use");
+    assert_eq!(act(json!({"os-begin_detaching": {}})).await.0, StatusCode::ACCEPTED);
+    assert_eq!(act(json!({"os-terminate_connection": {"connector": {"host": "h1"}}})).await.0, StatusCode::ACCEPTED);
+    for _ in 0..2 {
+        assert_eq!(act(json!({"os-detach": {"attachment_id": attachment}})).await.0, StatusCode::ACCEPTED);
+    }
+    let v = status().await;
+    assert_eq!((&v["status"], &v["attachments"]), (&json!("available"), &json!([])));
+    // Detaching what is not attached is refused; unreserving what is not reserved is not.
+    assert_eq!(act(json!({"os-begin_detaching": {}})).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(act(json!({"os-unreserve": {}})).await.0, StatusCode::ACCEPTED);
+
+    // A reservation given up; a stuck attachment forced off by an admin only.
+    assert_eq!(act(json!({"os-reserve": {}})).await.0, StatusCode::ACCEPTED);
+    assert_eq!(act(json!({"os-unreserve": {}})).await.0, StatusCode::ACCEPTED);
+    assert_eq!(status().await["status"], "available");
+    assert_eq!(act(json!({"os-reserve": {}})).await.0, StatusCode::ACCEPTED);
+    act(json!({"os-attach": {"instance_uuid": server, "mountpoint": "/dev/vdb"}})).await;
+    assert_eq!(act(json!({"os-force_detach": {}})).await.0, StatusCode::FORBIDDEN);
+    let admin = c.admin.clone();
+    let (code, _) = c.call("POST", &format!("{vpath}/action"), &admin, Some(json!({"os-force_detach": {}}))).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    assert_eq!(status().await["status"], "available");
+    // Or by resetting its attach status (`openstack volume set --detached`).
+    assert_eq!(act(json!({"os-reserve": {}})).await.0, StatusCode::ACCEPTED);
+    act(json!({"os-attach": {"instance_uuid": server, "mountpoint": "/dev/vdb"}})).await;
+    let reset = |body: Value| {
+        let (c, admin, path) = (&c, &admin, format!("{vpath}/action"));
+        async move { c.call("POST", &path, admin, Some(json!({"os-reset_status": body}))).await.0 }
+    };
+    assert_eq!(reset(json!({"status": "available"})).await, StatusCode::BAD_REQUEST, "still attached");
+    assert_eq!(reset(json!({"attach_status": "attached"})).await, StatusCode::BAD_REQUEST);
+    assert_eq!(status().await["status"], "in-use");
+    assert_eq!(reset(json!({"attach_status": "detached"})).await, StatusCode::ACCEPTED);
+    let v = status().await;
+    assert_eq!((&v["status"], &v["attachments"]), (&json!("available"), &json!([])));
+
+    // Another project can take none of these steps.
+    let (_, other) = c.id.member("attach-other").await;
+    let (code, _) = c
+        .call("POST", &format!("{vpath}/action"), &other, Some(json!({"os-reserve": {"instance_uuid": server}})))
+        .await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "the URL names another project");
+    assert_eq!(status().await["status"], "available");
+}
+
+#[tokio::test]
+async fn attach_steps_move_a_volume_through_its_states() {
+    each_engine!(attach_steps);
+}

@@ -196,6 +196,18 @@ impl Agent {
                     d.detach_interface(&cmd.server_id, &port.id).await
                 }
             }
+            Op::AttachVolume | Op::DetachVolume => {
+                let volume = cmd
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.volumes.first())
+                    .ok_or_else(|| anyhow::anyhow!("a volume command without a volume"))?;
+                if cmd.op == Op::AttachVolume {
+                    d.attach_volume(&cmd.server_id, volume).await
+                } else {
+                    d.detach_volume(&cmd.server_id, volume).await
+                }
+            }
         }
     }
 

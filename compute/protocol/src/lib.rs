@@ -52,6 +52,22 @@ pub struct GuestSpec {
     /// Files of the config drive (path → base64 content), for drivers that attach one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_drive: Option<std::collections::BTreeMap<String, String>>,
+    /// Block-storage volumes attached to the guest (for `AttachVolume` and
+    /// `DetachVolume`, the one to plug or unplug).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeSpec>,
+}
+
+/// A volume as the host reaches it: the volume service's `connection_info`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct VolumeSpec {
+    pub volume_id: String,
+    /// The guest's device name (`vdb`).
+    pub device: String,
+    /// `file` (a local image file, `data.device_path` in `data.format`) or `fake`.
+    pub driver_volume_type: String,
+    #[serde(default)]
+    pub data: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -77,6 +93,11 @@ pub enum Op {
     AttachInterface,
     /// Unplug the NIC of the port in the spec's `ports` (one).
     DetachInterface,
+    /// Plug the volume in the spec's `volumes` (one) into the guest, live and in its
+    /// persistent definition.
+    AttachVolume,
+    /// Unplug the volume in the spec's `volumes` (one).
+    DetachVolume,
     /// Re-create the guest's disk from the spec's image, keeping its identity.
     Rebuild,
     /// Give the guest the spec's vCPUs, RAM and disk (a resize, or its revert).

@@ -5,6 +5,7 @@ mod error;
 mod misc;
 mod servers;
 pub mod views;
+mod volumes;
 
 use crate::microversion::{MAX, MIN};
 use crate::ComputeService;
@@ -52,6 +53,11 @@ pub fn router(service: Arc<ComputeService>, verifier: Arc<TokenVerifier>, max_bo
         .route("/servers/{id}/ips", get(servers::ips))
         .route("/servers/{id}/os-interface", get(servers::interfaces).post(servers::interface_attach))
         .route("/servers/{id}/os-interface/{port}", get(servers::interface_show).delete(servers::interface_detach))
+        .route("/servers/{id}/os-volume_attachments", get(volumes::list).post(volumes::attach))
+        .route(
+            "/servers/{id}/os-volume_attachments/{volume}",
+            get(volumes::show).put(volumes::update).delete(volumes::detach),
+        )
         .route("/servers/{id}/os-instance-actions", get(servers::actions))
         .route("/servers/{id}/os-instance-actions/{req}", get(servers::action_show))
         .route("/servers/{id}/os-security-groups", get(servers::security_groups))

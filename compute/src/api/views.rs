@@ -108,7 +108,17 @@ pub fn server_view(s: &Server, v: Version, admin: bool, base: &str, show: bool) 
     put("OS-EXT-STS:vm_state", json!(s.vm_state));
     put("OS-SRV-USG:launched_at", json!(s.launched_at.as_ref().and_then(|t| t.get(..26)).map(|t| t.to_string())));
     put("OS-SRV-USG:terminated_at", json!(s.terminated_at.as_ref().and_then(|t| t.get(..26)).map(|t| t.to_string())));
-    let volumes: Vec<Value> = Vec::new();
+    let volumes: Vec<Value> = s
+        .volumes()
+        .iter()
+        .map(|a| {
+            let mut out = json!({"id": a.volume_id});
+            if v.at_least(3) {
+                out["delete_on_termination"] = json!(a.delete_on_termination);
+            }
+            out
+        })
+        .collect();
     put("os-extended-volumes:volumes_attached", json!(volumes));
     put("security_groups", json!(sgs));
     match status {

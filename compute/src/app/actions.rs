@@ -152,7 +152,7 @@ impl ComputeService {
             Op::Destroy => {
                 server.control.destroyed_on = Some(r.host.clone());
             }
-            Op::Rebuild | Op::Resize => {
+            Op::Rebuild | Op::Resize | Op::AttachVolume | Op::DetachVolume => {
                 server.control.change = Some(answer(r, server.control.saga_id.clone()));
             }
             Op::Stop | Op::Start | Op::SoftReboot | Op::HardReboot | Op::Pause | Op::Unpause => {
@@ -213,7 +213,7 @@ impl ComputeService {
             None => matches!(server.vm_state, VmState::Active | VmState::Stopped | VmState::Error),
             Some(needs) => server.vm_state == needs,
         };
-        if !state_ok || server.task_state.is_some() {
+        if !state_ok || server.busy() {
             return Err(conflict(format!(
                 "Cannot '{action}' instance {id} while it is in vm_state {} and task_state {}",
                 server.vm_state,

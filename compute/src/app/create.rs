@@ -456,6 +456,16 @@ impl ComputeService {
             user_data: server.doc.get("user_data").and_then(Value::as_str).map(str::to_string),
             key_data: server.doc.get("key_data").and_then(Value::as_str).map(str::to_string),
             config_drive: None,
+            volumes: server
+                .volumes()
+                .into_iter()
+                .map(|v| stratus_compute_protocol::VolumeSpec {
+                    volume_id: v.volume_id,
+                    device: v.device,
+                    driver_volume_type: v.connection["driver_volume_type"].as_str().unwrap_or_default().to_string(),
+                    data: v.connection["data"].clone(),
+                })
+                .collect(),
         }
     }
 

@@ -1,5 +1,6 @@
-//! The delete saga: destroy the guest on its host → remove ports → release the host
-//! claim and quota → mark the server deleted. It only goes forward: every step is
+//! The delete saga: destroy the guest on its host → let go of its volumes (deleting
+//! those marked `delete_on_termination`) → remove ports → release the host claim and
+//! quota → mark the server deleted. It only goes forward: every step is
 //! idempotent and retried until it succeeds. A host that is down is not waited for (its
 //! agent destroys the orphan guest when it comes back).
 
@@ -21,6 +22,7 @@ pub struct DeleteSaga(pub Weak<ComputeService>);
 /// to be deleted again.
 const STEPS: &[Step<DeleteSaga>] = &[
     Step { name: "destroy", run: server_step!(step_destroy), undo: nothing_to_undo },
+    Step { name: "volumes", run: server_step!(step_release_volumes), undo: nothing_to_undo },
     Step { name: "ports", run: server_step!(step_delete_ports), undo: nothing_to_undo },
     Step { name: "release", run: server_step!(step_release), undo: nothing_to_undo },
 ];
@@ -141,6 +143,17 @@ impl ComputeService {
         }
         self.send_to(server, &row, Op::Destroy, None, Some(saga)).await?;
         Ok(Outcome::Pending)
+    }
+
+    async fn step_release_volumes(
+        &self,
+        _: &DeleteSaga,
+        server: &mut Server,
+        _: &mut Saga,
+        _: &mut NoData,
+    ) -> StepResult<Outcome> {
+        self.volumes_release_all(server).await?;
+        Ok(Outcome::Next)
     }
 
     async fn step_delete_ports(

@@ -35,7 +35,7 @@ impl ComputeService {
     /// A server whose attachments may change now: ACTIVE or SHUTOFF, nothing under way.
     async fn server_for_network_change(&self, ctx: &AuthContext, id: &str, what: &str) -> AppResult<Server> {
         let s = self.server_for_action(ctx, id).await?;
-        if !matches!(s.vm_state, VmState::Active | VmState::Stopped) || s.task_state.is_some() || s.host.is_none() {
+        if !matches!(s.vm_state, VmState::Active | VmState::Stopped) || s.busy() || s.host.is_none() {
             return Err(conflict(format!(
                 "Cannot '{what}' instance {id} while it is in vm_state {} and task_state {}",
                 s.vm_state,
@@ -249,7 +249,7 @@ impl ComputeService {
     pub async fn security_group_change(&self, ctx: &AuthContext, id: &str, group: &str, add: bool) -> AppResult<()> {
         let what = if add { "addSecurityGroup" } else { "removeSecurityGroup" };
         let mut server = self.server_for_action(ctx, id).await?;
-        if server.task_state.is_some() || server.vm_state == VmState::Building {
+        if server.busy() || server.vm_state == VmState::Building {
             return Err(conflict(format!("Cannot '{what}' instance {id} while it is being changed")));
         }
         let (names, ids) = self.security_groups_for(&ctx.token, Some(&json!([{ "name": group }]))).await?;

@@ -16,6 +16,7 @@ pub mod quotas;
 pub mod resize;
 pub mod servers;
 pub mod usage;
+pub mod volumes;
 
 use crate::clients::Clients;
 use crate::scheduler::Scheduler;
@@ -90,6 +91,8 @@ impl ComputeService {
                 ChangeSaga(Change::Rebuild, me.clone()).into(),
                 ChangeSaga(Change::Resize, me.clone()).into(),
                 ChangeSaga(Change::Revert, me.clone()).into(),
+                volumes::VolumeSaga(volumes::ATTACH, me.clone()).into(),
+                volumes::VolumeSaga(volumes::DETACH, me.clone()).into(),
             ];
             let sagas = SagaRunner::new(store.db.clone(), "compute_sagas", defs);
             Self { store, bus, limits, clients, scheduler, settings, sagas, orphans: Default::default() }

@@ -63,9 +63,7 @@ impl ComputeService {
             return Err(bad(format!("Image {image_id} is not active.")));
         }
         let boot_files = self.boot_files(&ctx.token, &image).await?;
-        if !matches!(server.vm_state, VmState::Active | VmState::Stopped | VmState::Error)
-            || server.task_state.is_some()
-        {
+        if !matches!(server.vm_state, VmState::Active | VmState::Stopped | VmState::Error) || server.busy() {
             return Err(conflict(format!(
                 "Cannot 'rebuild' instance {id} while it is in vm_state {} and task_state {}",
                 server.vm_state,
@@ -150,7 +148,7 @@ impl ComputeService {
         request_id: &str,
     ) -> AppResult<()> {
         let mut server = self.server_for_action(ctx, id).await?;
-        if !matches!(server.vm_state, VmState::Active | VmState::Stopped) || server.task_state.is_some() {
+        if !matches!(server.vm_state, VmState::Active | VmState::Stopped) || server.busy() {
             return Err(conflict(format!(
                 "Cannot 'resize' instance {id} while it is in vm_state {} and task_state {}",
                 server.vm_state,
@@ -235,7 +233,7 @@ impl ComputeService {
     /// on the host: one transaction.
     pub async fn server_confirm_resize(&self, ctx: &AuthContext, id: &str, request_id: &str) -> AppResult<()> {
         let mut server = self.server_for_action(ctx, id).await?;
-        if server.vm_state != VmState::Resized || server.task_state.is_some() {
+        if server.vm_state != VmState::Resized || server.busy() {
             return Err(conflict(format!("Instance {id} is not in VERIFY_RESIZE: it cannot be confirmed.")));
         }
         let action = Self::new_action(ctx, &server, "confirmResize", request_id);
@@ -261,7 +259,7 @@ impl ComputeService {
     /// `revertResize`: back to the old flavor (the agent resizes the guest back).
     pub async fn server_revert_resize(&self, ctx: &AuthContext, id: &str, request_id: &str) -> AppResult<()> {
         let mut server = self.server_for_action(ctx, id).await?;
-        if server.vm_state != VmState::Resized || server.task_state.is_some() {
+        if server.vm_state != VmState::Resized || server.busy() {
             return Err(conflict(format!("Instance {id} is not in VERIFY_RESIZE: it cannot be reverted.")));
         }
         let resize = server.doc.get("resize").cloned().unwrap_or(json!({}));

@@ -27,6 +27,9 @@ pub(crate) fn refused(what: &str, e: CallError) -> super::Error {
     }
 }
 
+/// How long an action waits for a volume attach or detach under way on its server.
+const VOLUME_SAGA_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl ComputeService {
     /// The kernel and ramdisk an image names for direct boot (`kernel_id`,
     /// `ramdisk_id`), each checked as the requesting project sees it: an image may name
@@ -413,9 +416,21 @@ impl ComputeService {
     /// holds for everyone else, the user who locked it included, until unlocked).
     pub(crate) async fn server_for_action(&self, ctx: &AuthContext, id: &str) -> AppResult<Server> {
         super::require_writer(ctx)?;
-        let s = self.server_get(ctx, id).await?;
+        let mut s = self.server_get(ctx, id).await?;
         if s.locked && !ctx.is_admin() {
             return Err(conflict(format!("Instance {id} is locked")));
+        }
+        // A volume attach or detach shows no task state (as Nova's) but holds the
+        // server: its volume shows `in-use` a moment before its saga ends. A request
+        // right then waits for that end rather than failing with 409.
+        let deadline = std::time::Instant::now() + VOLUME_SAGA_WAIT;
+        while s.task_state.is_none()
+            && s.control.saga_id.is_some()
+            && s.vm_state != VmState::Error
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            s = self.server_get(ctx, id).await?;
         }
         Ok(s)
     }

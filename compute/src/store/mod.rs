@@ -6,7 +6,9 @@ mod hosts;
 mod servers;
 
 pub use hosts::{Allocation, HostClaim, HostRow, Ratios};
-pub use servers::{strings, Charged, CommandAnswer, Control, PendingCommand, Server, ServerFilter, TaskState, VmState};
+pub use servers::{
+    strings, AttachedVolume, Charged, CommandAnswer, Control, PendingCommand, Server, ServerFilter, TaskState, VmState,
+};
 
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;

@@ -151,6 +151,27 @@ pub struct Control {
     pub destroyed_on: Option<String>,
 }
 
+/// A volume attached to a server, as the server's document records it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AttachedVolume {
+    pub volume_id: String,
+    /// The volume's project (its URL in the volume API).
+    pub project_id: String,
+    /// The guest's device (`/dev/vdb`).
+    pub device: String,
+    /// The volume service's id of the attachment.
+    #[serde(default)]
+    pub attachment_id: Option<String>,
+    /// Deleted with the server (`delete_on_termination`).
+    #[serde(default)]
+    pub delete_on_termination: bool,
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// How the host reaches it (the volume service's `connection_info`).
+    #[serde(default)]
+    pub connection: serde_json::Value,
+}
+
 /// A command sent to a host, to know when to send it again.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PendingCommand {
@@ -265,6 +286,21 @@ impl Server {
     }
 
     /// Records why the server failed, as Nova's `fault` (code 500, now).
+    /// Work under way on the server: a task, or a saga (a volume attach or detach sets
+    /// no task state, as Nova's do not, but still holds the server).
+    pub fn busy(&self) -> bool {
+        self.task_state.is_some() || self.control.saga_id.is_some()
+    }
+
+    /// The volumes attached to the server (`volumes` in its document).
+    pub fn volumes(&self) -> Vec<AttachedVolume> {
+        self.doc.get("volumes").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default()
+    }
+
+    pub fn set_volumes(&mut self, volumes: &[AttachedVolume]) {
+        self.doc.insert("volumes".into(), serde_json::to_value(volumes).unwrap_or_default());
+    }
+
     pub fn set_fault(&mut self, message: &str) {
         self.doc.insert("fault".into(), serde_json::json!({"code": 500, "message": message, "created": now_text()}));
     }

@@ -37,6 +37,9 @@ pub struct Cloud {
     pub agent: Arc<stratus_compute_agent::Agent>,
     pub image_url: String,
     pub network_url: String,
+    /// The block-storage API (fake backend), which compute attaches volumes from.
+    pub volume_url: String,
+    pub volume: Arc<stratus_volume::VolumeService>,
     router: axum::Router,
     _dir: TempDir,
 }
@@ -101,6 +104,7 @@ impl Cloud {
             &[
                 stratus_image::migrations::MIGRATIONS,
                 stratus_network::migrations::MIGRATIONS,
+                stratus_volume::migrations::MIGRATIONS,
                 stratus_compute::migrations::MIGRATIONS,
             ],
         )
@@ -127,10 +131,28 @@ impl Cloud {
             driver: stratus_network::driver::Driver::Fake,
         });
         let network_url = serve(stratus_network::api::router(network, identity.verifier.clone(), 1 << 20)).await;
+        let volume_driver = Arc::new(stratus_volume::driver::FakeDriver::new());
+        let volume = stratus_volume::VolumeService::new(
+            stratus_volume::store::Store::new(db.clone()),
+            bus.clone(),
+            limits(),
+            vec![volume_driver.clone() as Arc<dyn stratus_volume::driver::VolumeDriver>],
+            "http://volume".into(),
+            Default::default(),
+            stratus_volume::app::ImageLink {
+                http: reqwest::Client::new(),
+                url: image_url.clone(),
+                tokens: None,
+                staging: dir.join("staging"),
+            },
+        );
+        volume.start(Duration::from_secs(3600)).await.unwrap();
+        let volume_url = serve(stratus_volume::api::router(volume.clone(), identity.verifier.clone(), 1 << 20)).await;
         let clients = stratus_compute::clients::Clients {
             http: reqwest::Client::new(),
             network_url: network_url.clone(),
             image_url: image_url.clone(),
+            volume_url: volume_url.clone(),
             identity_url: "http://127.0.0.1:1".into(),
             tokens: Arc::new(AdminTokens(identity.clone())),
             network_names: Default::default(),
@@ -171,7 +193,19 @@ impl Cloud {
         }
         tokio::spawn(agent.clone().run());
         let router = stratus_compute::api::router(compute.clone(), identity.verifier.clone(), 1 << 20);
-        Self { id, compute, bus, drivers, agent, image_url, network_url, router, _dir: TempDir(dir) }
+        Self {
+            id,
+            compute,
+            bus,
+            drivers,
+            agent,
+            image_url,
+            network_url,
+            volume_url,
+            volume,
+            router,
+            _dir: TempDir(dir),
+        }
     }
 
     async fn send(

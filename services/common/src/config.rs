@@ -94,9 +94,11 @@ impl Default for NetworkConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct ComputeConfig {
     pub port: u16,
-    /// The network and image APIs compute calls (default: this deployment's own).
+    /// The network, image and block-storage APIs compute calls (default: this
+    /// deployment's own).
     pub network_url: String,
     pub image_url: String,
+    pub volume_url: String,
     /// How the scheduler orders hosts: `spread` (emptiest first) or `pack`.
     pub weigher: Weigher,
     /// Placement hands out `(total - reserved) * ratio` of each host.
@@ -127,6 +129,7 @@ impl Default for ComputeConfig {
             port: 8774,
             network_url: String::new(),
             image_url: String::new(),
+            volume_url: String::new(),
             weigher: Weigher::Spread,
             cpu_allocation_ratio: 16.0,
             ram_allocation_ratio: 1.5,
@@ -548,6 +551,8 @@ impl Config {
             ("identity.url", &self.identity.url),
             ("compute.network_url", &self.compute.network_url),
             ("compute.image_url", &self.compute.image_url),
+            ("compute.volume_url", &self.compute.volume_url),
+            ("volume.image_url", &self.volume.image_url),
             ("compute_agent.image_url", &self.compute_agent.image_url),
             ("network_agent.network_url", &self.network_agent.network_url),
             ("network_agent.metadata_url", &self.network_agent.metadata_url),

@@ -241,6 +241,7 @@ impl Runtime {
             http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?,
             network_url: or(&c.network_url, self.network_public_url()),
             image_url: or(&c.image_url, self.image_public_url()),
+            volume_url: or(&c.volume_url, self.volume_public_url()),
             identity_url: self.config.identity_url(),
             tokens,
             network_names: Default::default(),

@@ -26,7 +26,10 @@ pub fn volume(base: &str, v: &Volume, types: &HashMap<String, String>, admin: bo
         "availability_zone": ZONE,
         "created_at": v.created_at,
         "updated_at": v.updated_at,
-        "attachments": [],
+        "attachments": v.attachments.iter().map(|a| json!({
+            "id": v.id, "attachment_id": a.id, "volume_id": v.id, "server_id": a.server_id,
+            "host_name": a.host_name, "device": a.device, "attached_at": a.attached_at,
+        })).collect::<Vec<_>>(),
         "links": links(base, &v.project_id, "volumes", &v.id),
         "volume_type": types.get(&v.type_id).cloned().unwrap_or_else(|| v.type_id.clone()),
         "snapshot_id": v.snapshot_id,

@@ -109,7 +109,8 @@ pub async fn delete(State(s): State<AppState>, ctx: AuthContext, Path(p): Params
     Ok(StatusCode::ACCEPTED)
 }
 
-/// `POST /volumes/{id}/action`: `os-extend`, `os-set_bootable`.
+/// `POST /volumes/{id}/action`: `os-extend`, `os-set_bootable`, `os-reset_status`,
+/// `os-volume_upload_image`, and the attach steps compute takes (`app::attachments`).
 pub async fn action(
     State(s): State<AppState>,
     ctx: AuthContext,
@@ -138,9 +139,12 @@ pub async fn action(
             Ok(StatusCode::OK.into_response())
         }
         "os-reset_status" => {
-            let status =
-                args["status"].as_str().ok_or_else(|| ApiError::bad_request("os-reset_status needs status."))?;
-            s.volume_reset_status(&ctx, id, status).await?;
+            let status = args["status"].as_str();
+            let attach_status = args["attach_status"].as_str();
+            if status.is_none() && attach_status.is_none() {
+                return Err(ApiError::bad_request("os-reset_status needs status or attach_status."));
+            }
+            s.volume_reset_status(&ctx, id, status, attach_status).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         "os-volume_upload_image" => {
@@ -148,6 +152,51 @@ pub async fn action(
                 .map_err(|e| ApiError::bad_request(format!("Invalid input for os-volume_upload_image: {e}")))?;
             let out = s.volume_upload(&ctx, id, req).await?;
             Ok((StatusCode::ACCEPTED, Json(json!({"os-volume_upload_image": out}))).into_response())
+        }
+        "os-reserve" => {
+            s.volume_reserve(&ctx, id, args["instance_uuid"].as_str()).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        "os-unreserve" => {
+            s.volume_unreserve(&ctx, id).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        "os-initialize_connection" => {
+            if !args["connector"].is_object() {
+                return Err(ApiError::bad_request("os-initialize_connection needs a connector."));
+            }
+            let info = s.volume_connection(&ctx, id).await?;
+            Ok(Json(json!({"connection_info": info})).into_response())
+        }
+        "os-terminate_connection" => {
+            if !args["connector"].is_object() {
+                return Err(ApiError::bad_request("os-terminate_connection needs a connector."));
+            }
+            // Nothing is exported per host, so there is nothing to take down.
+            s.volume_get(&ctx, id).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        "os-attach" => {
+            let req: crate::app::attachments::AttachRequest = serde_json::from_value(args)
+                .map_err(|e| ApiError::bad_request(format!("Invalid input for os-attach: {e}")))?;
+            s.volume_attach(&ctx, id, req).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        "os-begin_detaching" => {
+            s.volume_begin_detaching(&ctx, id).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        "os-roll_detaching" => {
+            s.volume_roll_detaching(&ctx, id).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        "os-detach" => {
+            s.volume_detach(&ctx, id, args["attachment_id"].as_str()).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        "os-force_detach" => {
+            s.volume_force_detach(&ctx, id).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
         }
         other => Err(ApiError::bad_request(format!("The volume action {other} is not supported by this cloud."))),
     }

@@ -17,7 +17,8 @@ pub struct SnapshotCreate {
     pub volume_id: Option<String>,
     pub name: Option<String>,
     pub description: Option<String>,
-    /// Accepted as Cinder does; a volume must be available either way here.
+    /// `true` lets an attached (in-use) volume be snapshotted, as Cinder's does; the
+    /// copy is crash-consistent.
     pub force: Option<Value>,
     pub metadata: Option<Map<String, Value>>,
 }
@@ -52,9 +53,17 @@ impl VolumeService {
         let project = project_of(ctx)?;
         let vid = req.volume_id.clone().ok_or_else(|| bad("Invalid input received: a snapshot needs a volume_id."))?;
         let v = self.volume_get(ctx, &vid).await?;
-        if v.status != VolumeStatus::Available {
+        let force = match &req.force {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(t)) => stratus_common::http::pagination::parse_bool(t)
+                .ok_or_else(|| bad(format!("Invalid value '{t}' for force.")))?,
+            Some(other) => return Err(bad(format!("Invalid value '{other}' for force."))),
+        };
+        let ok = v.status == VolumeStatus::Available || (force && v.status == VolumeStatus::InUse);
+        if !ok {
             return Err(bad(format!(
-                "Invalid volume: Volume {vid} status must be available, but current status is: {}.",
+                "Invalid volume: Volume {vid} status must be available (or in-use with force), but current status is: {}.",
                 v.status.as_str()
             )));
         }

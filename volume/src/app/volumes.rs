@@ -169,7 +169,8 @@ impl VolumeService {
             metadata,
             image_id: req.image_ref.clone(),
             image_meta: image.map(|i| i.meta).unwrap_or_default(),
-            control: VolumeControl { saga_id: Some(saga.id.clone()) },
+            control: VolumeControl { saga_id: Some(saga.id.clone()), ..Default::default() },
+            attachments: Vec::new(),
             deleted: false,
             rev: 0,
             created_at: now.clone(),
@@ -194,7 +195,7 @@ impl VolumeService {
 
     /// Applies `change` to a fresh copy of a volume of the caller's, saving it with a
     /// revision check (retried when a saga step saved it meanwhile).
-    async fn volume_change<F>(&self, ctx: &AuthContext, id: &str, mut change: F) -> AppResult<Volume>
+    pub(crate) async fn volume_change<F>(&self, ctx: &AuthContext, id: &str, mut change: F) -> AppResult<Volume>
     where
         F: FnMut(&mut Volume) -> AppResult<()>,
     {
@@ -268,19 +269,54 @@ impl VolumeService {
 
     /// `os-reset_status` (admins): sets a volume's status by hand, as Cinder's does, to
     /// recover one whose saga is stuck; the saga itself is left as it is.
-    pub async fn volume_reset_status(&self, ctx: &AuthContext, id: &str, status: &str) -> AppResult<()> {
+    /// `attach_status: detached` also drops its attachments (for a volume whose server
+    /// is gone beyond repair).
+    pub async fn volume_reset_status(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        status: Option<&str>,
+        attach_status: Option<&str>,
+    ) -> AppResult<()> {
         super::require_admin(ctx, "volume_extension:volume_admin_actions:reset_status")?;
-        let status: VolumeStatus = serde_json::from_value(serde_json::json!(status)).map_err(|_| {
-            bad(format!("Invalid status {status}: use available, error, error_deleting or error_extending."))
-        })?;
-        if !matches!(
-            status,
-            VolumeStatus::Available | VolumeStatus::Error | VolumeStatus::ErrorDeleting | VolumeStatus::ErrorExtending
-        ) {
-            return Err(bad(format!("Status {} cannot be set by hand.", status.as_str())));
-        }
+        let status = match status {
+            None => None,
+            Some(s) => {
+                let parsed: VolumeStatus = serde_json::from_value(serde_json::json!(s)).map_err(|_| {
+                    bad(format!("Invalid status {s}: use available, error, error_deleting or error_extending."))
+                })?;
+                if !matches!(
+                    parsed,
+                    VolumeStatus::Available
+                        | VolumeStatus::Error
+                        | VolumeStatus::ErrorDeleting
+                        | VolumeStatus::ErrorExtending
+                ) {
+                    return Err(bad(format!("Status {s} cannot be set by hand.")));
+                }
+                Some(parsed)
+            }
+        };
+        let detach = match attach_status {
+            None => false,
+            Some("detached") => true,
+            Some(other) => return Err(bad(format!("Invalid attach_status {other}: only detached can be set."))),
+        };
         self.volume_change(ctx, id, |v| {
-            v.status = status;
+            if detach {
+                v.attachments.clear();
+                v.control.reserved_for = None;
+            }
+            if let Some(st) = status {
+                if st == VolumeStatus::Available && !v.attachments.is_empty() {
+                    return Err(bad("The volume is still attached: reset attach_status to detached as well."));
+                }
+                v.status = st;
+            } else if detach
+                && matches!(v.status, VolumeStatus::InUse | VolumeStatus::Attaching | VolumeStatus::Detaching)
+            {
+                v.status = VolumeStatus::Available;
+            }
             Ok(())
         })
         .await?;

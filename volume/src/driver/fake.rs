@@ -104,6 +104,15 @@ impl VolumeDriver for FakeDriver {
         Box::pin(async move { Ok(self.volumes.lock().unwrap().get(id).copied()) })
     }
 
+    fn connection<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<serde_json::Value>> {
+        Box::pin(async move {
+            if !self.volumes.lock().unwrap().contains_key(id) {
+                anyhow::bail!("volume {id} is not on this backend");
+            }
+            Ok(serde_json::json!({"driver_volume_type": "fake", "data": {"volume_id": id, "access_mode": "rw"}}))
+        })
+    }
+
     fn has_snapshot<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
         Box::pin(async move { Ok(self.snapshots.lock().unwrap().contains_key(id)) })
     }

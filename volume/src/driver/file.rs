@@ -154,9 +154,12 @@ impl VolumeDriver for FileDriver {
             if !tokio::fs::try_exists(&src).await? {
                 anyhow::bail!("volume {volume_id} is not on this backend");
             }
+            // `-U`: the volume may be attached (a snapshot with `force`), and its
+            // guest's QEMU holds the image lock; the copy is crash-consistent.
             let convert = vec![
                 s("convert"),
                 s("-q"),
+                s("-U"),
                 s("-f"),
                 s("qcow2"),
                 s("-O"),
@@ -191,6 +194,20 @@ impl VolumeDriver for FileDriver {
             .await?;
             tokio::fs::rename(&part, to).await?;
             Ok(())
+        })
+    }
+
+    /// The file itself, for a host that sees this directory (the one host of an
+    /// all-in-one cloud, or hosts sharing it over a network file system).
+    fn connection<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<serde_json::Value>> {
+        Box::pin(async move {
+            let path = self.volume_path(id);
+            if !tokio::fs::try_exists(&path).await? {
+                anyhow::bail!("volume {id} is not on this backend");
+            }
+            Ok(serde_json::json!({"driver_volume_type": "file",
+                                  "data": {"device_path": path.display().to_string(), "format": "qcow2",
+                                           "volume_id": id, "access_mode": "rw"}}))
         })
     }
 

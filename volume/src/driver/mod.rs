@@ -41,6 +41,9 @@ pub trait VolumeDriver: Send + Sync {
     fn delete_snapshot<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
     /// The size in GiB volume `id` has on the backend, or `None` when it does not exist.
     fn size_of<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<Option<i64>>>;
+    /// How a compute host reaches volume `id` (Cinder's `connection_info`:
+    /// `driver_volume_type` and its `data`).
+    fn connection<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<serde_json::Value>>;
     /// Whether snapshot `id` exists on the backend.
     fn has_snapshot<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<bool>>;
 }

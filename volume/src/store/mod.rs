@@ -10,7 +10,7 @@ mod volumes;
 pub use snapshots::{Snapshot, SnapshotStatus};
 pub use transfers::{Accepted, Transfer};
 pub use types::VolumeType;
-pub use volumes::{Volume, VolumeControl, VolumeStatus};
+pub use volumes::{Attachment, Volume, VolumeControl, VolumeStatus};
 
 use stratus_common::db::Db;
 

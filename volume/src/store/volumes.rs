@@ -14,6 +14,12 @@ pub enum VolumeStatus {
     Uploading,
     #[serde(rename = "awaiting-transfer")]
     AwaitingTransfer,
+    /// Reserved for an attachment (`os-reserve`) while the host connects it.
+    Attaching,
+    #[serde(rename = "in-use")]
+    InUse,
+    /// Being taken off its server (`os-begin_detaching`).
+    Detaching,
     Error,
     ErrorDeleting,
     ErrorExtending,
@@ -28,6 +34,9 @@ impl VolumeStatus {
             VolumeStatus::Deleting => "deleting",
             VolumeStatus::Uploading => "uploading",
             VolumeStatus::AwaitingTransfer => "awaiting-transfer",
+            VolumeStatus::Attaching => "attaching",
+            VolumeStatus::InUse => "in-use",
+            VolumeStatus::Detaching => "detaching",
             VolumeStatus::Error => "error",
             VolumeStatus::ErrorDeleting => "error_deleting",
             VolumeStatus::ErrorExtending => "error_extending",
@@ -46,6 +55,29 @@ impl VolumeStatus {
 pub struct VolumeControl {
     /// The saga working on the volume.
     pub saga_id: Option<String>,
+    /// The server an `os-reserve` that named one holds the volume for (so the
+    /// reservation, asked again by a retrying caller, is granted again).
+    pub reserved_for: Option<String>,
+}
+
+/// A volume's attachment to a server (`attachments` in the API).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The attachment's id (`attachment_id`).
+    pub id: String,
+    pub server_id: String,
+    /// The compute host the server runs on.
+    pub host_name: Option<String>,
+    /// Where the guest sees it (`/dev/vdb`).
+    pub device: String,
+    pub attached_at: String,
+    /// `rw` or `ro`.
+    #[serde(default = "read_write")]
+    pub mode: String,
+}
+
+fn read_write() -> String {
+    "rw".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,6 +104,9 @@ pub struct Volume {
     #[serde(default)]
     pub image_meta: Map<String, Value>,
     pub control: VolumeControl,
+    /// The servers it is attached to (one: volumes are not multiattach).
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
     pub deleted: bool,
     pub rev: i64,
     pub created_at: String,
@@ -95,6 +130,7 @@ const COLUMNS: &[Col] = &[
     Col::Text("image_id"),
     Col::Json("image_meta"),
     Col::Json("control"),
+    Col::Json("attachments"),
     Col::Flag("deleted"),
     Col::Text("rev"),
     Col::Text("created_at"),
@@ -151,7 +187,7 @@ impl Store {
     pub async fn volume_save_in(conn: &mut sqlx::AnyConnection, v: &Volume) -> StoreResult<bool> {
         let r = sqlx::query(
             "UPDATE volume_volumes SET name = $1, description = $2, size = $3, status = $4, bootable = $5, metadata = $6,
-             control = $7, deleted = $8, updated_at = $9, rev = rev + 1 WHERE id = $10 AND rev = $11",
+             control = $7, deleted = $8, updated_at = $9, attachments = $12, rev = rev + 1 WHERE id = $10 AND rev = $11",
         )
         .bind(&v.name)
         .bind(&v.description)
@@ -164,6 +200,7 @@ impl Store {
         .bind(now_text())
         .bind(&v.id)
         .bind(v.rev)
+        .bind(serde_json::to_string(&v.attachments).unwrap_or_else(|_| "[]".into()))
         .execute(conn)
         .await?;
         Ok(r.rows_affected() == 1)

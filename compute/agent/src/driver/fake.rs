@@ -3,7 +3,7 @@
 //! can run a thousand fake hosts for benchmarks.
 
 use super::{Capacity, HypervisorDriver};
-use crate::protocol::{power, GuestSpec, GuestState, PortSpec};
+use crate::protocol::{power, GuestSpec, GuestState, PortSpec, VolumeSpec};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -33,6 +33,8 @@ struct Guest {
     log: String,
     /// Ports with a NIC in the guest.
     ports: Vec<String>,
+    /// Volumes plugged in: (volume id, device).
+    volumes: Vec<(String, String)>,
     /// What the guest runs: (vCPUs, MiB of RAM, image).
     shape: (i64, i64, String),
 }
@@ -63,6 +65,11 @@ impl FakeDriver {
     /// The ports plugged into a guest (`None`: no such guest).
     pub fn ports_of(&self, server_id: &str) -> Option<Vec<String>> {
         self.guests.lock().unwrap().get(server_id).map(|g| g.ports.clone())
+    }
+
+    /// The volumes plugged into a guest, with their devices (`None`: no such guest).
+    pub fn volumes_of(&self, server_id: &str) -> Option<Vec<(String, String)>> {
+        self.guests.lock().unwrap().get(server_id).map(|g| g.volumes.clone())
     }
 
     /// A guest's vCPUs, RAM and image (`None`: no such guest).
@@ -117,6 +124,7 @@ impl HypervisorDriver for FakeDriver {
                 power_state: power::RUNNING,
                 log,
                 ports: spec.ports.iter().map(|p| p.id.clone()).collect(),
+                volumes: spec.volumes.iter().map(|v| (v.volume_id.clone(), v.device.clone())).collect(),
                 shape: (spec.vcpus, spec.ram_mb, spec.image_id.clone()),
             });
             Ok(power::RUNNING)
@@ -208,6 +216,27 @@ impl HypervisorDriver for FakeDriver {
             let mut guests = self.guests.lock().unwrap();
             let g = guests.get_mut(server_id).ok_or_else(|| anyhow::anyhow!("no guest {server_id} on this host"))?;
             g.ports.retain(|p| p != port_id);
+            Ok(g.power_state)
+        })
+    }
+
+    fn attach_volume<'a>(&'a self, server_id: &'a str, volume: &'a VolumeSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(async move {
+            let mut guests = self.guests.lock().unwrap();
+            let g = guests.get_mut(server_id).ok_or_else(|| anyhow::anyhow!("no guest {server_id} on this host"))?;
+            if !g.volumes.iter().any(|(v, _)| *v == volume.volume_id) {
+                g.volumes.push((volume.volume_id.clone(), volume.device.clone()));
+                g.log.push_str(&format!("virtio_blk: new disk {} ({})\n", volume.device, volume.volume_id));
+            }
+            Ok(g.power_state)
+        })
+    }
+
+    fn detach_volume<'a>(&'a self, server_id: &'a str, volume: &'a VolumeSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(async move {
+            let mut guests = self.guests.lock().unwrap();
+            let Some(g) = guests.get_mut(server_id) else { return Ok(power::NOSTATE) };
+            g.volumes.retain(|(v, _)| *v != volume.volume_id);
             Ok(g.power_state)
         })
     }

@@ -4,7 +4,7 @@
 pub mod fake;
 pub mod libvirt;
 
-use crate::protocol::{GuestSpec, GuestState, PortSpec};
+use crate::protocol::{GuestSpec, GuestState, PortSpec, VolumeSpec};
 use futures::future::BoxFuture;
 
 /// A host's capacity as the driver sees it.
@@ -41,6 +41,11 @@ pub trait HypervisorDriver: Send + Sync {
     fn attach_interface<'a>(&'a self, server_id: &'a str, port: &'a PortSpec) -> BoxFuture<'a, anyhow::Result<i64>>;
     /// Unplugs the port's NIC (one not plugged is fine).
     fn detach_interface<'a>(&'a self, server_id: &'a str, port_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>>;
+    /// Plugs the volume into the guest, live and in its definition (one plugged
+    /// already is fine).
+    fn attach_volume<'a>(&'a self, server_id: &'a str, volume: &'a VolumeSpec) -> BoxFuture<'a, anyhow::Result<i64>>;
+    /// Unplugs the volume (one not plugged, or a guest that is gone, is fine).
+    fn detach_volume<'a>(&'a self, server_id: &'a str, volume: &'a VolumeSpec) -> BoxFuture<'a, anyhow::Result<i64>>;
     /// Every guest on the host with its power state.
     fn guests(&self) -> BoxFuture<'_, anyhow::Result<Vec<GuestState>>>;
     fn console_log<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<String>>;

@@ -2,7 +2,7 @@
 //! (a qcow2 overlay), an optional kernel and initramfs (direct kernel boot), the config
 //! drive, one NIC per port and a serial console written to a file.
 
-use crate::protocol::PortSpec;
+use crate::protocol::{PortSpec, VolumeSpec};
 use std::fmt::Write;
 use std::path::PathBuf;
 
@@ -56,6 +56,8 @@ pub struct DomainSpec {
     pub cmdline: String,
     pub config_drive: Option<PathBuf>,
     pub ports: Vec<PortSpec>,
+    /// Attached volumes (each checked by [`volume_xml`] when it was attached).
+    pub volumes: Vec<VolumeSpec>,
     pub console_log: PathBuf,
 }
 
@@ -75,6 +77,34 @@ pub fn interface_xml(port: &PortSpec) -> String {
         esc(&port.mac_address.to_lowercase()),
         esc(&tap_name(&port.id))
     )
+}
+
+/// A volume's disk: its file, in its format, on the virtio bus at the device compute
+/// chose, with the volume's id as the serial (so the guest finds it under
+/// `/dev/disk/by-id/virtio-<id>`, as Nova's guests do). Only `file` volumes can be
+/// attached to libvirt guests.
+pub fn volume_xml(v: &VolumeSpec) -> anyhow::Result<String> {
+    if v.driver_volume_type != "file" {
+        anyhow::bail!("volumes of type {} cannot be attached to libvirt guests", v.driver_volume_type);
+    }
+    let file = v.data["device_path"].as_str().filter(|p| p.starts_with('/')).ok_or_else(|| {
+        anyhow::anyhow!("the connection info of volume {} names no absolute device_path", v.volume_id)
+    })?;
+    let format = v.data["format"].as_str().unwrap_or("raw");
+    if !matches!(format, "raw" | "qcow2") {
+        anyhow::bail!("volume {} is in format {format}, not raw or qcow2", v.volume_id);
+    }
+    let dev = v.device.trim_start_matches("/dev/");
+    if !(dev.len() >= 3 && dev.starts_with("vd") && dev[2..].chars().all(|c| c.is_ascii_lowercase())) {
+        anyhow::bail!("{} is not a virtio disk name (vdb, vdc, ...)", v.device);
+    }
+    let readonly = if v.data["access_mode"].as_str() == Some("ro") { "<readonly/>" } else { "" };
+    Ok(format!(
+        "<disk type='file' device='disk'><driver name='qemu' type='{format}' cache='none'/><source file='{}'/><target dev='{}' bus='virtio'/><serial>{}</serial>{readonly}</disk>",
+        esc(file),
+        esc(dev),
+        esc(&v.volume_id.chars().take(20).collect::<String>())
+    ))
 }
 
 impl DomainSpec {
@@ -125,6 +155,11 @@ impl DomainSpec {
                 path(d)
             );
         }
+        for v in &self.volumes {
+            if let Ok(disk) = volume_xml(v) {
+                let _ = writeln!(x, "    {disk}");
+            }
+        }
         for p in &self.ports {
             let _ = writeln!(x, "    {}", interface_xml(p));
         }
@@ -159,8 +194,38 @@ mod tests {
                 mac_address: "FA:16:3E:00:00:01".into(),
                 network_id: "n".into(),
             }],
+            volumes: vec![volume("/var/lib/s/volumes/v.qcow2", "vdc")],
             console_log: "/var/lib/s/instances/x/console.log".into(),
         }
+    }
+
+    fn volume(path: &str, device: &str) -> VolumeSpec {
+        VolumeSpec {
+            volume_id: "9f8e7d6c-5b4a-3928-1706-f5e4d3c2b1a0".into(),
+            device: device.into(),
+            driver_volume_type: "file".into(),
+            data: serde_json::json!({"device_path": path, "format": "qcow2"}),
+        }
+    }
+
+    #[test]
+    fn volumes_are_virtio_disks_with_their_id_as_serial() {
+        let x = volume_xml(&volume("/v/a.qcow2", "/dev/vdc")).unwrap();
+        assert_eq!(
+            x,
+            "<disk type='file' device='disk'><driver name='qemu' type='qcow2' cache='none'/><source file='/v/a.qcow2'/><target dev='vdc' bus='virtio'/><serial>9f8e7d6c-5b4a-3928-1</serial></disk>"
+        );
+        assert!(spec().xml().contains("<source file='/var/lib/s/volumes/v.qcow2'/><target dev='vdc' bus='virtio'/>"));
+        // Only what a libvirt guest can open, at a virtio disk name.
+        assert!(volume_xml(&volume("relative.qcow2", "vdc")).is_err());
+        assert!(volume_xml(&volume("/v/a", "sda")).is_err());
+        assert!(volume_xml(&volume("/v/a", "vd")).is_err());
+        let mut fake = volume("/v/a", "vdc");
+        fake.driver_volume_type = "fake".into();
+        assert!(volume_xml(&fake).is_err());
+        let mut odd = volume("/v/a", "vdc");
+        odd.data["format"] = "vmdk".into();
+        assert!(volume_xml(&odd).is_err());
     }
 
     #[test]

@@ -11,9 +11,9 @@ pub mod domain;
 
 use super::{Capacity, HypervisorDriver};
 use crate::images::{CachedImage, ImageCache};
-use crate::protocol::{power, GuestSpec, GuestState, PortSpec};
+use crate::protocol::{power, GuestSpec, GuestState, PortSpec, VolumeSpec};
 use anyhow::Context;
-use domain::{domain_name, interface_xml, server_of, tap_name, DomainSpec};
+use domain::{domain_name, interface_xml, server_of, tap_name, volume_xml, DomainSpec};
 use futures::future::BoxFuture;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -313,6 +313,7 @@ impl LibvirtDriver {
             cmdline: disk.property("os_command_line").unwrap_or("console=ttyS0").to_string(),
             config_drive: drive.exists().then_some(drive),
             ports: spec.ports.clone(),
+            volumes: spec.volumes.clone(),
             console_log: dir.join("console.log"),
         }
     }
@@ -556,6 +557,55 @@ impl HypervisorDriver for LibvirtDriver {
             }
             Ok(power_of(&d))
         }))
+    }
+
+    fn attach_volume<'a>(&'a self, server_id: &'a str, volume: &'a VolumeSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(async move {
+            let xml = volume_xml(volume)?;
+            let source = volume.data["device_path"].as_str().unwrap_or_default().to_string();
+            self.on_domain(server_id, move |d| {
+                if !d.xml_desc(0).map_err(lv)?.contains(&format!("file='{source}'")) {
+                    d.attach_device_flags(&xml, affect(&d)?).map_err(lv)?;
+                }
+                Ok(power_of(&d))
+            })
+            .await
+        })
+    }
+
+    /// Asks the guest to let go of the disk (ACPI unplug) and waits until it has: a
+    /// guest that never does keeps it, and the command fails (and is tried again).
+    fn detach_volume<'a>(&'a self, server_id: &'a str, volume: &'a VolumeSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(async move {
+            let Some(d) = self.domain(server_id).await? else { return Ok(power::NOSTATE) };
+            let xml = volume_xml(volume)?;
+            let needle = format!("file='{}'", volume.data["device_path"].as_str().unwrap_or_default());
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let (d2, xml2, needle2) = (d.clone(), xml.clone(), needle.clone());
+                let plugged = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
+                    let live = d2.xml_desc(0).map_err(lv)?.contains(&needle2);
+                    let defined = d2.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE).map_err(lv)?.contains(&needle2);
+                    if defined {
+                        d2.detach_device_flags(&xml2, virt::sys::VIR_DOMAIN_AFFECT_CONFIG).map_err(lv)?;
+                    }
+                    if live && d2.is_active().map_err(lv)? {
+                        // Asking again while an unplug is pending is refused; that is fine.
+                        let _ = d2.detach_device_flags(&xml2, virt::sys::VIR_DOMAIN_AFFECT_LIVE);
+                        return Ok(true);
+                    }
+                    Ok(false)
+                })
+                .await??;
+                if !plugged {
+                    return Ok(tokio::task::spawn_blocking(move || power_of(&d)).await?);
+                }
+                if Instant::now() >= deadline {
+                    anyhow::bail!("the guest did not release volume {} within 30 s", volume.volume_id);
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
     }
 
     fn guests(&self) -> BoxFuture<'_, anyhow::Result<Vec<GuestState>>> {

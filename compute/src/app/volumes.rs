@@ -1,0 +1,646 @@
+//! Block-storage volumes on servers (`os-volume_attachments`: `server add|remove
+//! volume`), in Cinder 3.0's attach steps (`volume/src/app/attachments.rs`), as two
+//! sagas on the server:
+//!
+//! - attach: `reserve` (the volume is held: `attaching`) → `connect` (the volume
+//!   service says how the host reaches its bytes) → `plug` (the host's agent adds the
+//!   disk to the guest, live and in its definition, and answers) → `finish` (the
+//!   volume is `in-use`; the server records it; the instance action and the saga end
+//!   in one transaction). A failure unwinds: the disk is unplugged, the connection
+//!   ended, the reservation given up; the volume is `available` again and the server
+//!   as it was.
+//! - detach: `begin` (`detaching`) → `unplug` (the agent removes the disk, waiting for
+//!   the guest to let go) → `finish` (the connection ended, the attachment gone, the
+//!   volume `available`; the server forgets it). A failure rolls the volume back to
+//!   `in-use` (and plugs the disk back if it was unplugged).
+//!
+//! Like Nova's, neither sets a task state; the server's saga id holds it, so other
+//! actions wait (409). A delete meanwhile cancels the saga, which unwinds, then deletes.
+//! The delete saga detaches what is left (and deletes volumes marked
+//! `delete_on_termination`).
+
+use super::servers::refused;
+use super::{bad, changed, conflict, moved_on, not_found, server_step, service, AppResult, ComputeService, ServerSaga};
+use crate::store::{AttachedVolume, Server, Store, VmState};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::sync::{Arc, Weak};
+use stratus_common::auth::AuthContext;
+use stratus_common::saga::{
+    nothing_to_undo, Outcome, Saga, SagaDef, SagaState, Step, StepError, StepFuture, StepResult,
+};
+use stratus_compute_protocol::{GuestSpec, Op, VolumeSpec};
+
+pub const ATTACH: &str = "volume_attach";
+pub const DETACH: &str = "volume_detach";
+
+/// What an attach or detach saga works on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct VolumeData {
+    pub volume_id: String,
+    /// The volume's project (its URL in the volume API).
+    pub project_id: String,
+    /// The guest's device (attach: chosen by the request).
+    pub device: String,
+    pub delete_on_termination: bool,
+    pub tag: Option<String>,
+    /// The volume service's `connection_info` (attach: from the `connect` step).
+    pub connection: Option<Value>,
+}
+
+/// An `volumeAttachment` view, shaped by the request's microversion.
+pub fn attachment_view(server_id: &str, v: &AttachedVolume, version: crate::microversion::Version) -> Value {
+    let mut out = json!({"serverId": server_id, "volumeId": v.volume_id, "device": v.device});
+    if version.at_least(89) {
+        out["attachment_id"] = json!(v.attachment_id);
+        out["bdm_uuid"] = json!(v.attachment_id);
+    } else {
+        out["id"] = json!(v.volume_id);
+    }
+    if version.at_least(70) {
+        out["tag"] = json!(v.tag);
+    }
+    if version.at_least(79) {
+        out["delete_on_termination"] = json!(v.delete_on_termination);
+    }
+    out
+}
+
+/// The first virtio disk name free on the server: `vda` is its root disk and, on a
+/// host that gives guests a config drive (every real hypervisor), `vdb` is that drive.
+fn next_device(server: &Server, config_drive: bool) -> AppResult<String> {
+    let used: Vec<String> =
+        server.volumes().into_iter().map(|v| v.device.trim_start_matches("/dev/").to_string()).collect();
+    let first = if config_drive { b'c' } else { b'b' };
+    (first..=b'z')
+        .map(|c| format!("vd{}", c as char))
+        .find(|d| !used.contains(d))
+        .map(|d| format!("/dev/{d}"))
+        .ok_or_else(|| bad("The server has no free disk device left."))
+}
+
+/// The request's `device`: `/dev/` and a disk name, or nothing. Like Nova with libvirt,
+/// the name is a hint the service does not follow: the guest names disks itself.
+fn check_device(device: Option<&Value>) -> AppResult<()> {
+    match device {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(d))
+            if d.strip_prefix("/dev/").is_some_and(|n| {
+                !n.is_empty() && n.len() <= 16 && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            }) =>
+        {
+            Ok(())
+        }
+        Some(other) => Err(bad(format!("Invalid input for field/attribute device. Value: {other}."))),
+    }
+}
+
+pub struct VolumeSaga(pub &'static str, pub Weak<ComputeService>);
+
+fn under_way(server: &Server, saga: &Saga) -> bool {
+    server.control.saga_id.as_deref() == Some(saga.id.as_str())
+}
+
+const ATTACH_STEPS: &[Step<VolumeSaga>] = &[
+    Step {
+        name: "reserve",
+        run: server_step!(step_reserve),
+        undo: |def, saga, data| Box::pin(async move { service(&def.1)?.unreserve(saga, data).await }),
+    },
+    Step {
+        name: "connect",
+        run: server_step!(step_connect),
+        undo: |def, saga, data| {
+            Box::pin(async move {
+                let s = service(&def.1)?;
+                let host = s.store.server_get(&saga.subject).await?.and_then(|v| v.host).unwrap_or_default();
+                let end = json!({"os-terminate_connection": {"connector": connector(&host)}});
+                s.clients.volume_action(&data.project_id, &data.volume_id, end).await.or_else(gone)?;
+                Ok(())
+            })
+        },
+    },
+    Step {
+        name: "plug",
+        run: server_step!(step_plug),
+        undo: |def, saga, data| Box::pin(async move { service(&def.1)?.replug(saga, data, Op::DetachVolume).await }),
+    },
+    Step { name: "finish", run: server_step!(step_attach_end), undo: nothing_to_undo },
+];
+
+const DETACH_STEPS: &[Step<VolumeSaga>] = &[
+    Step {
+        name: "begin",
+        run: server_step!(step_begin_detaching),
+        undo: |def, _, data| {
+            Box::pin(async move {
+                let s = service(&def.1)?;
+                let roll = json!({"os-roll_detaching": {}});
+                s.clients.volume_action(&data.project_id, &data.volume_id, roll).await.or_else(gone)?;
+                Ok(())
+            })
+        },
+    },
+    Step {
+        name: "unplug",
+        run: server_step!(step_unplug),
+        undo: |def, saga, data| Box::pin(async move { service(&def.1)?.replug(saga, data, Op::AttachVolume).await }),
+    },
+    Step { name: "finish", run: server_step!(step_detach_end), undo: nothing_to_undo },
+];
+
+/// A volume the volume service no longer has needs no undoing.
+fn gone(e: crate::clients::CallError) -> Result<Value, crate::clients::CallError> {
+    if e.is_not_found() {
+        Ok(Value::Null)
+    } else {
+        Err(e)
+    }
+}
+
+/// What a host says of itself to the volume service (Cinder's connector).
+fn connector(host: &str) -> Value {
+    json!({"host": host, "platform": "x86_64", "os_type": "linux", "multipath": false})
+}
+
+impl ServerSaga for VolumeSaga {
+    async fn load(&self, saga: &mut Saga) -> StepResult<Option<(Arc<ComputeService>, Server)>> {
+        let s = service(&self.1)?;
+        let Some(server) = s.server_for_step(saga).await? else {
+            return Err(StepError::permanent("The server is gone."));
+        };
+        if server.deleted {
+            return Err(StepError::permanent("The server was deleted."));
+        }
+        if !under_way(&server, saga) {
+            return Ok(None);
+        }
+        Ok(Some((s, server)))
+    }
+}
+
+impl SagaDef for VolumeSaga {
+    type Data = VolumeData;
+
+    fn kind(&self) -> &'static str {
+        self.0
+    }
+
+    fn steps(&self) -> &'static [Step<Self>] {
+        if self.0 == ATTACH {
+            ATTACH_STEPS
+        } else {
+            DETACH_STEPS
+        }
+    }
+
+    fn finished<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
+        Box::pin(async move {
+            if saga.state != SagaState::Failed {
+                return Ok(());
+            }
+            Ok(service(&self.1)?.volume_saga_failed(self.0, saga).await?)
+        })
+    }
+
+    fn stuck<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
+        Box::pin(async move { service(&self.1)?.saga_stuck(saga, action_of(self.0)).await })
+    }
+}
+
+/// The instance action a volume saga records.
+fn action_of(kind: &str) -> &'static str {
+    if kind == ATTACH {
+        "attach_volume"
+    } else {
+        "detach_volume"
+    }
+}
+
+impl ComputeService {
+    /// A server whose volumes may change now: ACTIVE, SHUTOFF or PAUSED on a host,
+    /// nothing under way.
+    async fn server_for_volume_change(&self, ctx: &AuthContext, id: &str, what: &str) -> AppResult<Server> {
+        let s = self.server_for_action(ctx, id).await?;
+        if !matches!(s.vm_state, VmState::Active | VmState::Stopped | VmState::Paused) || s.busy() || s.host.is_none() {
+            return Err(conflict(format!(
+                "Cannot '{what}' instance {id} while it is in vm_state {} and task_state {}",
+                s.vm_state,
+                s.task_state.map_or("None", crate::store::TaskState::as_str)
+            )));
+        }
+        Ok(s)
+    }
+
+    /// `GET /servers/{id}/os-volume_attachments`.
+    pub async fn volume_attachments(&self, ctx: &AuthContext, id: &str) -> AppResult<Vec<AttachedVolume>> {
+        Ok(self.server_get(ctx, id).await?.volumes())
+    }
+
+    /// `GET /servers/{id}/os-volume_attachments/{volume_id}`.
+    pub async fn volume_attachment(&self, ctx: &AuthContext, id: &str, volume_id: &str) -> AppResult<AttachedVolume> {
+        self.server_get(ctx, id)
+            .await?
+            .volumes()
+            .into_iter()
+            .find(|v| v.volume_id == volume_id)
+            .ok_or_else(|| not_found(format!("Volume {volume_id} is not attached to server {id}.")))
+    }
+
+    /// `POST /servers/{id}/os-volume_attachments`: checks the volume (the caller must
+    /// see it, available), picks the device, and starts the attach saga. Answers the
+    /// attachment as it will be; the volume shows `in-use` when it is done.
+    pub async fn volume_attach(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        body: &serde_json::Map<String, Value>,
+        request_id: &str,
+    ) -> AppResult<AttachedVolume> {
+        let volume_id = body
+            .get("volumeId")
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                bad("Invalid input for field/attribute volumeAttachment: 'volumeId' is a required property.")
+            })?
+            .to_string();
+        for key in body.keys() {
+            if !matches!(key.as_str(), "volumeId" | "device" | "tag" | "delete_on_termination") {
+                return Err(bad(format!("Additional properties are not allowed ('{key}' was unexpected)")));
+            }
+        }
+        check_device(body.get("device"))?;
+        let tag = match body.get("tag") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(t)) if !t.is_empty() && t.len() <= 60 && !t.contains(['/', ',']) => Some(t.clone()),
+            Some(other) => return Err(bad(format!("Invalid input for field/attribute tag. Value: {other}."))),
+        };
+        let delete_on_termination = match body.get("delete_on_termination") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(bad(format!("Invalid input for field/attribute delete_on_termination. Value: {other}.")))
+            }
+        };
+        let mut server = self.server_for_volume_change(ctx, id, "attach_volume").await?;
+        let own = super::project_of(ctx).unwrap_or_else(|_| server.project_id.clone());
+        let volume = self.clients.volume_as(&ctx.token, &own, &volume_id).await.map_err(|e| match e {
+            e if e.is_not_found() => not_found(format!("Volume {volume_id} could not be found.")),
+            e => refused(&format!("Volume {volume_id}"), e),
+        })?;
+        if server.volumes().iter().any(|v| v.volume_id == volume_id) {
+            return Err(bad(format!("Invalid volume: volume {volume_id} is already attached to this server.")));
+        }
+        if volume["status"].as_str() != Some("available") {
+            return Err(bad(format!(
+                "Invalid volume: volume {volume_id} status must be 'available', not '{}'.",
+                volume["status"].as_str().unwrap_or("unknown")
+            )));
+        }
+        let project_id = volume["os-vol-tenant-attr:tenant_id"].as_str().unwrap_or(&own).to_string();
+        let host = server.host.clone().unwrap_or_default();
+        let fake_host = self.host_row(&host).await?.is_some_and(|h| h.driver == "fake");
+        let device = next_device(&server, !fake_host)?;
+        let data = VolumeData {
+            volume_id: volume_id.clone(),
+            project_id: project_id.clone(),
+            device: device.clone(),
+            delete_on_termination,
+            tag: tag.clone(),
+            connection: None,
+        };
+        self.start_volume_saga(ctx, &mut server, ATTACH, &data, request_id).await?;
+        Ok(AttachedVolume {
+            volume_id,
+            project_id,
+            device,
+            attachment_id: None,
+            delete_on_termination,
+            tag,
+            connection: Value::Null,
+        })
+    }
+
+    /// `DELETE /servers/{id}/os-volume_attachments/{volume_id}`: starts the detach saga.
+    pub async fn volume_detach(&self, ctx: &AuthContext, id: &str, volume_id: &str, request_id: &str) -> AppResult<()> {
+        let current = self.server_get(ctx, id).await?;
+        let Some(attached) = current.volumes().into_iter().find(|v| v.volume_id == volume_id) else {
+            return Err(not_found(format!("Volume {volume_id} is not attached to server {id}.")));
+        };
+        let mut server = self.server_for_volume_change(ctx, id, "detach_volume").await?;
+        let data = VolumeData {
+            volume_id: attached.volume_id.clone(),
+            project_id: attached.project_id.clone(),
+            device: attached.device.clone(),
+            delete_on_termination: attached.delete_on_termination,
+            tag: attached.tag.clone(),
+            connection: Some(attached.connection.clone()),
+        };
+        self.start_volume_saga(ctx, &mut server, DETACH, &data, request_id).await
+    }
+
+    /// Writes the saga with the server that records it and the instance action, in
+    /// one transaction, then drives it in the background.
+    async fn start_volume_saga(
+        &self,
+        ctx: &AuthContext,
+        server: &mut Server,
+        kind: &'static str,
+        data: &VolumeData,
+        request_id: &str,
+    ) -> AppResult<()> {
+        let mut saga = Saga::fresh(&uuid::Uuid::new_v4().to_string(), kind, &server.id, data);
+        server.control.saga_id = Some(saga.id.clone());
+        server.control.change = None;
+        let action = Self::new_action(ctx, server, action_of(kind), request_id);
+        let mut tx = self.store.db.pool.begin().await?;
+        if !Store::server_save_in(&mut tx, server, Some(None)).await? {
+            return Err(conflict(format!("Instance {} is busy with another task.", server.id)));
+        }
+        self.sagas.insert_saga(&mut tx, &saga).await?;
+        Store::action_start_in(&mut tx, &action).await?;
+        tx.commit().await?;
+        server.rev += 1;
+        saga.scratch = Some(Box::new(server.clone()));
+        self.sagas.spawn_saga(saga);
+        Ok(())
+    }
+
+    async fn step_reserve(
+        &self,
+        _: &VolumeSaga,
+        server: &mut Server,
+        _: &mut Saga,
+        data: &mut VolumeData,
+    ) -> StepResult<Outcome> {
+        let reserve = json!({"os-reserve": {"instance_uuid": server.id}});
+        self.clients.volume_action(&data.project_id, &data.volume_id, reserve).await?;
+        Ok(Outcome::Next)
+    }
+
+    /// Gives the volume back: the attachment `finish` made for the server, if it got
+    /// that far before the saga was cancelled or failed, and the reservation.
+    async fn unreserve(&self, saga: &Saga, data: &VolumeData) -> StepResult<()> {
+        let volume = match self.clients.volume(&data.project_id, &data.volume_id).await {
+            Ok(v) => v,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let ours = volume["attachments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["server_id"].as_str() == Some(saga.subject.as_str()))
+            .filter_map(|a| a["attachment_id"].as_str());
+        for attachment in ours {
+            let detach = json!({"os-detach": {"attachment_id": attachment}});
+            self.clients.volume_action(&data.project_id, &data.volume_id, detach).await.or_else(gone)?;
+        }
+        self.clients
+            .volume_action(&data.project_id, &data.volume_id, json!({"os-unreserve": {}}))
+            .await
+            .or_else(gone)?;
+        Ok(())
+    }
+
+    async fn step_connect(
+        &self,
+        _: &VolumeSaga,
+        server: &mut Server,
+        _: &mut Saga,
+        data: &mut VolumeData,
+    ) -> StepResult<Outcome> {
+        let host = server.host.clone().unwrap_or_default();
+        let ask = json!({"os-initialize_connection": {"connector": connector(&host)}});
+        let answer = self.clients.volume_action(&data.project_id, &data.volume_id, ask).await?;
+        let info = answer["connection_info"].clone();
+        if !info["driver_volume_type"].is_string() {
+            return Err(StepError::permanent(format!(
+                "The volume service gave no connection info for volume {}.",
+                data.volume_id
+            )));
+        }
+        data.connection = Some(info);
+        Ok(Outcome::Next)
+    }
+
+    /// The volume as the host's agent reaches it.
+    fn volume_spec(server: &Server, data: &VolumeData) -> GuestSpec {
+        let info = data.connection.clone().unwrap_or_default();
+        GuestSpec {
+            name: server.name.clone(),
+            volumes: vec![VolumeSpec {
+                volume_id: data.volume_id.clone(),
+                device: data.device.clone(),
+                driver_volume_type: info["driver_volume_type"].as_str().unwrap_or_default().to_string(),
+                data: info["data"].clone(),
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// Sends the volume command and waits for the agent's answer (tagged with the
+    /// saga's id); sent again after the command timeout.
+    async fn volume_command(
+        &self,
+        server: &mut Server,
+        saga: &mut Saga,
+        data: &VolumeData,
+        op: Op,
+    ) -> StepResult<Outcome> {
+        if let Some(result) = server.control.change.as_ref().filter(|r| r.saga.as_deref() == Some(saga.id.as_str())) {
+            return match result.error.as_deref() {
+                None => Ok(Outcome::Next),
+                Some(e) => Err(StepError::permanent(e)),
+            };
+        }
+        let host = server.host.clone().unwrap_or_default();
+        let Some(row) = self.host_row(&host).await?.filter(|h| self.scheduler.is_up(h)) else {
+            return Err(StepError::Permanent(format!("The server's host {host} is down.")));
+        };
+        if !self.command_due(server, op) {
+            return Ok(Outcome::Pending);
+        }
+        let spec = Self::volume_spec(server, data);
+        self.send_to(server, &row, op, Some(spec), Some(saga)).await?;
+        Ok(Outcome::Pending)
+    }
+
+    async fn step_plug(
+        &self,
+        _: &VolumeSaga,
+        server: &mut Server,
+        saga: &mut Saga,
+        data: &mut VolumeData,
+    ) -> StepResult<Outcome> {
+        self.volume_command(server, saga, data, Op::AttachVolume).await
+    }
+
+    async fn step_unplug(
+        &self,
+        _: &VolumeSaga,
+        server: &mut Server,
+        saga: &mut Saga,
+        data: &mut VolumeData,
+    ) -> StepResult<Outcome> {
+        self.volume_command(server, saga, data, Op::DetachVolume).await
+    }
+
+    /// Takes back a plug or an unplug on the host, untracked as other unwinds' commands
+    /// are (the agent's operations are idempotent).
+    async fn replug(&self, saga: &Saga, data: &VolumeData, op: Op) -> StepResult<()> {
+        let Some(server) = self.store.server_get(&saga.subject).await? else { return Ok(()) };
+        let (Some(host), false) = (server.host.clone(), server.deleted) else { return Ok(()) };
+        if data.connection.is_none() {
+            return Ok(());
+        }
+        self.send_untracked(&host, &server.id, op, Some(Self::volume_spec(&server, data))).await?;
+        Ok(())
+    }
+
+    async fn step_begin_detaching(
+        &self,
+        _: &VolumeSaga,
+        _: &mut Server,
+        _: &mut Saga,
+        data: &mut VolumeData,
+    ) -> StepResult<Outcome> {
+        self.clients.volume_action(&data.project_id, &data.volume_id, json!({"os-begin_detaching": {}})).await?;
+        Ok(Outcome::Next)
+    }
+
+    /// Ends a volume saga: the server's new list of volumes, the instance action's end
+    /// and the saga's end, in one transaction.
+    async fn end_volume_saga(
+        &self,
+        server: &mut Server,
+        saga: &mut Saga,
+        volumes: Vec<AttachedVolume>,
+        kind: &str,
+    ) -> StepResult<Outcome> {
+        server.set_volumes(&volumes);
+        server.control.saga_id = None;
+        server.control.command = None;
+        server.control.change = None;
+        let mut tx = self.store.db.pool.begin().await?;
+        if !Store::server_save_in(&mut tx, server, None).await? {
+            return Err(changed(server));
+        }
+        Store::action_finish_in(&mut tx, &server.id, action_of(kind), "Success", None).await?;
+        if !self.sagas.finish_in(&mut tx, saga).await? {
+            return Err(moved_on(saga));
+        }
+        tx.commit().await?;
+        server.rev += 1;
+        let event = if kind == ATTACH { "volume_attach.end" } else { "volume_detach.end" };
+        self.notify(event, server).await;
+        Ok(Outcome::Finished)
+    }
+
+    async fn step_attach_end(
+        &self,
+        _: &VolumeSaga,
+        server: &mut Server,
+        saga: &mut Saga,
+        data: &mut VolumeData,
+    ) -> StepResult<Outcome> {
+        let attach = json!({"os-attach": {"instance_uuid": server.id, "mountpoint": data.device,
+                                          "host_name": server.host, "mode": "rw"}});
+        self.clients.volume_action(&data.project_id, &data.volume_id, attach).await?;
+        let volume = self.clients.volume(&data.project_id, &data.volume_id).await?;
+        let attachment_id = volume["attachments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["server_id"].as_str() == Some(server.id.as_str()))
+            .and_then(|a| a["attachment_id"].as_str())
+            .map(str::to_string);
+        let mut volumes = server.volumes();
+        volumes.retain(|v| v.volume_id != data.volume_id);
+        volumes.push(AttachedVolume {
+            volume_id: data.volume_id.clone(),
+            project_id: data.project_id.clone(),
+            device: data.device.clone(),
+            attachment_id,
+            delete_on_termination: data.delete_on_termination,
+            tag: data.tag.clone(),
+            connection: data.connection.clone().unwrap_or_default(),
+        });
+        self.end_volume_saga(server, saga, volumes, ATTACH).await
+    }
+
+    async fn step_detach_end(
+        &self,
+        _: &VolumeSaga,
+        server: &mut Server,
+        saga: &mut Saga,
+        data: &mut VolumeData,
+    ) -> StepResult<Outcome> {
+        let attached = server.volumes().into_iter().find(|v| v.volume_id == data.volume_id);
+        self.volume_release(server.host.as_deref().unwrap_or_default(), data, attached.and_then(|a| a.attachment_id))
+            .await?;
+        let mut volumes = server.volumes();
+        volumes.retain(|v| v.volume_id != data.volume_id);
+        self.end_volume_saga(server, saga, volumes, DETACH).await
+    }
+
+    /// Tells the volume service the host let go of a volume and the attachment is
+    /// gone (the volume is `available` again). A volume gone already is fine.
+    async fn volume_release(&self, host: &str, data: &VolumeData, attachment: Option<String>) -> StepResult<()> {
+        let end = json!({"os-terminate_connection": {"connector": connector(host)}});
+        self.clients.volume_action(&data.project_id, &data.volume_id, end).await.or_else(gone)?;
+        let detach = json!({"os-detach": {"attachment_id": attachment}});
+        self.clients.volume_action(&data.project_id, &data.volume_id, detach).await.or_else(gone)?;
+        Ok(())
+    }
+
+    /// The delete saga's step: every volume still attached is let go (its guest is
+    /// destroyed already), and the ones marked `delete_on_termination` are deleted.
+    pub(crate) async fn volumes_release_all(&self, server: &mut Server) -> StepResult<()> {
+        let host = server.host.clone().unwrap_or_default();
+        for v in server.volumes() {
+            let data = VolumeData {
+                volume_id: v.volume_id.clone(),
+                project_id: v.project_id.clone(),
+                device: v.device.clone(),
+                ..Default::default()
+            };
+            self.volume_release(&host, &data, v.attachment_id.clone()).await?;
+            if v.delete_on_termination {
+                self.clients.volume_delete(&v.project_id, &v.volume_id).await?;
+            }
+            let mut left = server.volumes();
+            left.retain(|x| x.volume_id != v.volume_id);
+            server.set_volumes(&left);
+            if !self.store.server_save(server, None).await? {
+                return Err(changed(server));
+            }
+        }
+        Ok(())
+    }
+
+    /// A volume saga that failed (and unwound): the server is free again, its
+    /// instance action ends in error; a delete asked for meanwhile starts now.
+    async fn volume_saga_failed(&self, kind: &str, saga: &Saga) -> anyhow::Result<()> {
+        let Some(mut server) = self.store.server_get(&saga.subject).await? else { return Ok(()) };
+        if server.deleted || !under_way(&server, saga) {
+            return Ok(());
+        }
+        server.control.saga_id = None;
+        server.control.command = None;
+        server.control.change = None;
+        let delete_requested = server.control.delete_requested;
+        if delete_requested {
+            server.task_state = Some(crate::store::TaskState::Deleting);
+        }
+        self.save(&mut server).await?;
+        self.finish_action(&server, action_of(kind), Some(&saga.error)).await;
+        let event = if kind == ATTACH { "volume_attach.error" } else { "volume_detach.error" };
+        self.notify(event, &server).await;
+        if delete_requested {
+            self.start_delete(&server).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,297 @@
+//! Volumes on servers (`os-volume_attachments`), against the volume service on its
+//! fake backend: attach and detach end to end, bad input, isolation, the delete of a
+//! server letting go of (or deleting) its volumes, and the generic saga tests for the
+//! attach and detach sagas.
+
+mod support;
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use stratus_common::db::{Engine, RowExt};
+use stratus_test_support::each_engine;
+use support::{Cloud, Options};
+
+/// A project and a token scoped to it.
+type User = (String, String);
+
+async fn volume_call(c: &Cloud, method: reqwest::Method, path: &str, user: &User, body: Option<Value>) -> (u16, Value) {
+    let (project, token) = user;
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}/v3/{project}{path}", c.volume_url))
+        .header("x-auth-token", token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// An available 1 GiB volume of the token's project.
+async fn new_volume(c: &Cloud, token: &User, name: &str) -> String {
+    let (st, v) =
+        volume_call(c, reqwest::Method::POST, "/volumes", token, Some(json!({"volume": {"size": 1, "name": name}})))
+            .await;
+    assert_eq!(st, 202, "{v}");
+    let id = v["volume"]["id"].as_str().unwrap().to_string();
+    wait_volume(c, token, &id, "available").await;
+    id
+}
+
+async fn wait_volume(c: &Cloud, token: &User, id: &str, status: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..300 {
+        let (st, v) = volume_call(c, reqwest::Method::GET, &format!("/volumes/{id}"), token, None).await;
+        if status == "GONE" && st == 404 {
+            return Value::Null;
+        }
+        if v["volume"]["status"] == status {
+            return v["volume"].clone();
+        }
+        last = v;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("volume {id} never became {status}: {last}");
+}
+
+async fn server(c: &Cloud, token: &str, image: &str, net: &str, name: &str) -> String {
+    let body = json!({"server": {"name": name, "imageRef": image, "flavorRef": "m1", "networks": [{"uuid": net}]}});
+    let r = c.call("POST", "/servers", token, Some(body)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let id = r.body["server"]["id"].as_str().unwrap().to_string();
+    c.wait_status(token, &id, "ACTIVE").await;
+    id
+}
+
+fn attach_body(volume: &str) -> Value {
+    json!({"volumeAttachment": {"volumeId": volume}})
+}
+
+/// The guest's volumes on whichever fake host runs it.
+fn guest_volumes(c: &Cloud, server: &str) -> Vec<(String, String)> {
+    c.drivers.iter().find_map(|d| d.volumes_of(server)).unwrap_or_default()
+}
+
+async fn attach_and_detach(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (image, net, _) = c.basics().await;
+    let user = c.member("vol-user").await;
+    let token = user.1.clone();
+    let s = server(&c, &token, &image, &net, "vm").await;
+    let vol = new_volume(&c, &user, "data").await;
+
+    // Attach: the answer names the device; the volume ends in-use, attached to the
+    // server, and the guest has the disk.
+    let path = format!("/servers/{s}/os-volume_attachments");
+    let r = c.call("POST", &path, &token, Some(attach_body(&vol))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body["volumeAttachment"],
+        json!({"id": vol, "serverId": s, "volumeId": vol, "device": "/dev/vdb"}),
+        "exactly Nova's 2.1 keys"
+    );
+    let v = wait_volume(&c, &user, &vol, "in-use").await;
+    assert_eq!(v["attachments"][0]["server_id"], json!(s), "{v}");
+    assert_eq!(v["attachments"][0]["device"], json!("/dev/vdb"), "{v}");
+    assert_eq!(guest_volumes(&c, &s), vec![(vol.clone(), "/dev/vdb".to_string())]);
+    support::eventually("the attachment listed", || async {
+        let r = c.call("GET", &path, &token, None).await;
+        r.body["volumeAttachments"].as_array().is_some_and(|a| a.len() == 1)
+    })
+    .await;
+    let shown = c.call("GET", &format!("/servers/{s}"), &token, None).await;
+    assert_eq!(shown.body["server"]["os-extended-volumes:volumes_attached"], json!([{"id": vol}]));
+    let r = c.call_v("2.89", "GET", &format!("{path}/{vol}"), &token, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["volumeAttachment"]["attachment_id"], v["attachments"][0]["attachment_id"]);
+    assert_eq!(r.body["volumeAttachment"]["delete_on_termination"], json!(false));
+
+    // Refusals change nothing: attached already, not found, not available, bad
+    // input, a volume that is in use cannot be deleted.
+    let r = c.call("POST", &path, &token, Some(attach_body(&vol))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let r = c.call("POST", &path, &token, Some(attach_body("no-such-volume"))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    for bad in [
+        json!({"volumeAttachment": {}}),
+        json!({"volumeAttachment": {"volumeId": vol, "device": "sdb"}}),
+        json!({"volumeAttachment": {"volumeId": vol, "bogus": 1}}),
+        json!({"volumeAttachment": {"volumeId": vol, "tag": "t"}}),
+        json!({"volumeAttachment": "x"}),
+    ] {
+        let r = c.call("POST", &path, &token, Some(bad.clone())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
+    }
+    let (st, _) = volume_call(&c, reqwest::Method::DELETE, &format!("/volumes/{vol}"), &user, None).await;
+    assert_eq!(st, 400, "an attached volume cannot be deleted");
+    let r = c.call("PUT", &format!("{path}/{vol}"), &token, Some(attach_body(&vol))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+
+    // Another project sees neither the server's attachments nor the volume, and
+    // cannot attach the volume to its own server.
+    let (_, other) = c.member("vol-other").await;
+    let (st, _) =
+        volume_call(&c, reqwest::Method::GET, &format!("/volumes/{vol}"), &(user.0.clone(), other.clone()), None).await;
+    assert_eq!(st, 403, "another project's token cannot use this project's URL");
+    assert_eq!(c.call("GET", &path, &other, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call("DELETE", &format!("{path}/{vol}"), &other, None).await.status, StatusCode::NOT_FOUND);
+    let theirs = server(&c, &other, &image, &net, "theirs").await;
+    let spare = new_volume(&c, &user, "spare").await;
+    let r =
+        c.call("POST", &format!("/servers/{theirs}/os-volume_attachments"), &other, Some(attach_body(&spare))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    assert_eq!(wait_volume(&c, &user, &spare, "available").await["attachments"], json!([]));
+
+    // A second volume gets the next device.
+    let r = c.call("POST", &path, &token, Some(attach_body(&spare))).await;
+    assert_eq!(r.body["volumeAttachment"]["device"], json!("/dev/vdc"), "{}", r.body);
+    wait_volume(&c, &user, &spare, "in-use").await;
+
+    // Detach: the volume is available again, the guest has no disk.
+    let r = c.call("DELETE", &format!("{path}/{vol}"), &token, None).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let v = wait_volume(&c, &user, &vol, "available").await;
+    assert_eq!(v["attachments"], json!([]));
+    support::eventually("the disk unplugged", || async { guest_volumes(&c, &s).len() == 1 }).await;
+    assert_eq!(c.call("DELETE", &format!("{path}/{vol}"), &token, None).await.status, StatusCode::NOT_FOUND);
+
+    // Deleting the server lets go of its volume; one marked delete_on_termination
+    // (2.79) goes with it.
+    let r = c
+        .call_v(
+            "2.79",
+            "POST",
+            &path,
+            &token,
+            Some(json!({"volumeAttachment":
+        {"volumeId": vol, "delete_on_termination": true}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["volumeAttachment"]["delete_on_termination"], json!(true));
+    wait_volume(&c, &user, &vol, "in-use").await;
+    // (A delete before the attach's saga ends cancels the attach: wait for its end.)
+    support::eventually("the attach saga ended", || async {
+        !c.compute.store.server_get(&s).await.unwrap().unwrap().busy()
+    })
+    .await;
+    assert_eq!(c.call("DELETE", &format!("/servers/{s}"), &token, None).await.status, StatusCode::NO_CONTENT);
+    c.wait_status(&token, &s, "GONE").await;
+    wait_volume(&c, &user, &spare, "available").await;
+    wait_volume(&c, &user, &vol, "GONE").await;
+}
+
+#[tokio::test]
+async fn volumes_attach_detach_and_go_with_their_server() {
+    each_engine!(attach_and_detach);
+}
+
+async fn generic_volume_sagas(engine: Engine) {
+    use stratus_test_support::saga::check_saga;
+    let mut opts = Options::default();
+    opts.fake.capacity.vcpus = 256;
+    opts.fake.capacity.ram_mb = 256 * 1024;
+    let c = Cloud::start_with(engine, opts).await;
+    let (image, net, _) = c.basics().await;
+    let runner = &c.compute.sagas;
+    // Scenario server → (its volume, the token).
+    let volumes: Mutex<HashMap<String, (String, User)>> = Mutex::new(HashMap::new());
+    let observe = |id: String| {
+        let (c, volumes) = (&c, &volumes);
+        async move {
+            let (vol, user) = volumes.lock().unwrap().get(&id).cloned().unwrap();
+            let read = || async {
+                let s = c.compute.store.server_get(&id).await.unwrap().unwrap();
+                let (_, v) = volume_call(c, reqwest::Method::GET, &format!("/volumes/{vol}"), &user, None).await;
+                let open =
+                    sqlx::query("SELECT action FROM compute_actions WHERE server_id = $1 AND finish_time IS NULL")
+                        .bind(&id)
+                        .fetch_all(&c.compute.store.db.pool)
+                        .await
+                        .unwrap();
+                json!({"vm_state": s.vm_state, "busy": s.busy(), "fault": s.doc.get("fault").is_some(),
+                       "server_volumes": s.volumes().len(), "guest_volumes": guest_volumes(c, &id).len(),
+                       "status": v["volume"]["status"], "attachments": v["volume"]["attachments"].as_array().map(Vec::len),
+                       "open_actions": open.iter().map(|r| r.text("action")).collect::<Vec<_>>()})
+            };
+            let mut last = read().await;
+            for _ in 0..50 {
+                tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+                let now = read().await;
+                if now == last {
+                    return now;
+                }
+                last = now;
+            }
+            panic!("server {id} keeps changing: {last}");
+        }
+    };
+    let (image, net) = (&image, &net);
+    let prepared = |label: String, attached: bool| {
+        let (c, volumes) = (&c, &volumes);
+        async move {
+            let user = c.member(&label).await;
+            let token = user.1.clone();
+            let id = server(c, &token, image, net, &label).await;
+            let vol = new_volume(c, &user, &label).await;
+            volumes.lock().unwrap().insert(id.clone(), (vol.clone(), user.clone()));
+            if attached {
+                let path = format!("/servers/{id}/os-volume_attachments");
+                assert_eq!(c.call("POST", &path, &token, Some(attach_body(&vol))).await.status, StatusCode::OK);
+                wait_volume(c, &user, &vol, "in-use").await;
+                support::eventually("the attach saga ended", || async {
+                    !c.compute.store.server_get(&id).await.unwrap().unwrap().busy()
+                })
+                .await;
+            }
+            (id, vol, token)
+        }
+    };
+
+    let start_attach = |l: String| async {
+        let (id, vol, token) = prepared(l, false).await;
+        let r = c.call("POST", &format!("/servers/{id}/os-volume_attachments"), &token, Some(attach_body(&vol))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        id
+    };
+    let r = check_saga(runner, "volume_attach", start_attach, observe).await;
+    assert_eq!(
+        r.ok,
+        json!({"vm_state": "active", "busy": false, "fault": false, "server_volumes": 1, "guest_volumes": 1,
+               "status": "in-use", "attachments": 1, "open_actions": []})
+    );
+    assert_eq!(
+        r.failures_alike(),
+        &json!({"vm_state": "active", "busy": false, "fault": false, "server_volumes": 0, "guest_volumes": 0,
+                "status": "available", "attachments": 0, "open_actions": []})
+    );
+    let (_, stuck) = &r.stuck;
+    assert_eq!((&stuck["vm_state"], &stuck["fault"]), (&json!("error"), &json!(true)), "{stuck}");
+    eprintln!("volume_attach: {} scenarios", r.scenarios);
+
+    let start_detach = |l: String| async {
+        let (id, vol, token) = prepared(l, true).await;
+        let r = c.call("DELETE", &format!("/servers/{id}/os-volume_attachments/{vol}"), &token, None).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+        id
+    };
+    let r = check_saga(runner, "volume_detach", start_detach, observe).await;
+    assert_eq!(
+        r.ok,
+        json!({"vm_state": "active", "busy": false, "fault": false, "server_volumes": 0, "guest_volumes": 0,
+               "status": "available", "attachments": 0, "open_actions": []})
+    );
+    assert_eq!(
+        r.failures_alike(),
+        &json!({"vm_state": "active", "busy": false, "fault": false, "server_volumes": 1, "guest_volumes": 1,
+                "status": "in-use", "attachments": 1, "open_actions": []})
+    );
+    eprintln!("volume_detach: {} scenarios", r.scenarios);
+}
+
+#[tokio::test]
+async fn volume_sagas_pass_the_generic_saga_tests() {
+    each_engine!(generic_volume_sagas);
+}

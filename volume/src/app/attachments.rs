@@ -1,0 +1,177 @@
+//! Attaching volumes to servers, in the steps Cinder's 3.0 API gives the compute
+//! service (the "legacy" attach flow Nova used before the attachments API):
+//!
+//! ```text
+//! available --os-reserve--> attaching --os-attach--> in-use --os-begin_detaching--> detaching --os-detach--> available
+//!               ^---os-unreserve---'                    ^------os-roll_detaching-------'
+//! ```
+//!
+//! `os-initialize_connection` answers how the host reaches the volume's bytes (the
+//! backend's connection info); `os-terminate_connection` says the host let go. Each call
+//! is idempotent for a caller that retries (a saga step may run twice): reserving again
+//! for the same server, attaching the same server again, detaching an attachment that
+//! is gone, or rolling back what is not under way changes nothing and succeeds.
+//! `os-reserve` may name the server (`instance_uuid`, a Stratus extension Cinder
+//! ignores) so that a repeated reservation is recognised as the same one.
+
+use super::{bad, invalid, AppResult, VolumeService};
+use crate::store::{Attachment, Volume, VolumeStatus};
+use serde_json::Value;
+use stratus_common::auth::AuthContext;
+use stratus_common::db::now_text;
+
+/// What `os-attach` says of the attachment.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct AttachRequest {
+    pub instance_uuid: Option<String>,
+    pub mountpoint: Option<String>,
+    pub host_name: Option<String>,
+    pub mode: Option<String>,
+}
+
+fn refused(v: &Volume, what: &str, wants: &str) -> super::Error {
+    bad(format!(
+        "Invalid volume: Volume {} status must be {wants} to {what}, but current status is: {}.",
+        v.id,
+        v.status.as_str()
+    ))
+}
+
+impl VolumeService {
+    /// `os-reserve`: an available volume is held for an attachment.
+    pub async fn volume_reserve(&self, ctx: &AuthContext, id: &str, server: Option<&str>) -> AppResult<()> {
+        self.volume_change(ctx, id, |v| {
+            match v.status {
+                VolumeStatus::Available if v.attachments.is_empty() => {}
+                VolumeStatus::Attaching if server.is_some() && v.control.reserved_for.as_deref() == server => {}
+                _ => return Err(refused(v, "reserve", "available")),
+            }
+            if v.control.saga_id.is_some() {
+                return Err(invalid(format!("Volume {} is busy with another task.", v.id)));
+            }
+            v.status = VolumeStatus::Attaching;
+            v.control.reserved_for = server.map(str::to_string);
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// `os-unreserve`: a reservation that led to no attachment is given up.
+    pub async fn volume_unreserve(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
+        self.volume_change(ctx, id, |v| {
+            if v.status == VolumeStatus::Attaching {
+                v.status = if v.attachments.is_empty() { VolumeStatus::Available } else { VolumeStatus::InUse };
+                v.control.reserved_for = None;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// `os-initialize_connection`: how a host reaches the volume (`connection_info`).
+    pub async fn volume_connection(&self, ctx: &AuthContext, id: &str) -> AppResult<Value> {
+        super::require_writer(ctx)?;
+        let v = self.volume_get(ctx, id).await?;
+        if !matches!(v.status, VolumeStatus::Attaching | VolumeStatus::InUse | VolumeStatus::Detaching) {
+            return Err(refused(&v, "connect", "attaching or in-use"));
+        }
+        let info = self.driver(&v.backend)?.connection(&v.id).await?;
+        Ok(info)
+    }
+
+    /// `os-attach`: the server has the volume; it is in use.
+    pub async fn volume_attach(&self, ctx: &AuthContext, id: &str, req: AttachRequest) -> AppResult<Volume> {
+        let server =
+            req.instance_uuid.filter(|s| !s.is_empty()).ok_or_else(|| bad("os-attach needs instance_uuid."))?;
+        let mode = req.mode.unwrap_or_else(|| "rw".into());
+        if !matches!(mode.as_str(), "rw" | "ro") {
+            return Err(bad(format!("Invalid attach mode {mode}: use rw or ro.")));
+        }
+        let device = req.mountpoint.unwrap_or_default();
+        self.volume_change(ctx, id, |v| {
+            if v.attachments.iter().any(|a| a.server_id == server) {
+                return Ok(());
+            }
+            if v.status != VolumeStatus::Attaching || !v.attachments.is_empty() {
+                return Err(refused(v, "attach", "attaching (reserved)"));
+            }
+            v.attachments.push(Attachment {
+                id: uuid::Uuid::new_v4().to_string(),
+                server_id: server.clone(),
+                host_name: req.host_name.clone(),
+                device: device.clone(),
+                attached_at: now_text(),
+                mode: mode.clone(),
+            });
+            v.status = VolumeStatus::InUse;
+            v.control.reserved_for = None;
+            Ok(())
+        })
+        .await
+    }
+
+    /// `os-begin_detaching`: an in-use volume starts coming off its server.
+    pub async fn volume_begin_detaching(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
+        self.volume_change(ctx, id, |v| match v.status {
+            VolumeStatus::InUse => {
+                v.status = VolumeStatus::Detaching;
+                Ok(())
+            }
+            VolumeStatus::Detaching => Ok(()),
+            _ => Err(refused(v, "detach", "in-use")),
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// `os-roll_detaching`: a detach that failed leaves the volume in use.
+    pub async fn volume_roll_detaching(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
+        self.volume_change(ctx, id, |v| {
+            if v.status == VolumeStatus::Detaching {
+                v.status = if v.attachments.is_empty() { VolumeStatus::Available } else { VolumeStatus::InUse };
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// `os-detach`: the attachment (`attachment_id`, or the only one) is gone; a
+    /// volume with none left is available.
+    pub async fn volume_detach(&self, ctx: &AuthContext, id: &str, attachment: Option<&str>) -> AppResult<()> {
+        self.volume_change(ctx, id, |v| {
+            match attachment {
+                Some(a) => v.attachments.retain(|x| x.id != a),
+                None if v.attachments.len() <= 1 => v.attachments.clear(),
+                None => return Err(bad("os-detach needs attachment_id: the volume has several attachments.")),
+            }
+            if v.attachments.is_empty()
+                && matches!(v.status, VolumeStatus::InUse | VolumeStatus::Detaching | VolumeStatus::Attaching)
+            {
+                v.status = VolumeStatus::Available;
+                v.control.reserved_for = None;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// `os-force_detach` (admins): every attachment is dropped, whatever the hosts
+    /// think, to recover a volume whose server is gone.
+    pub async fn volume_force_detach(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
+        super::require_admin(ctx, "volume_extension:volume_admin_actions:force_detach")?;
+        self.volume_change(ctx, id, |v| {
+            v.attachments.clear();
+            if matches!(v.status, VolumeStatus::InUse | VolumeStatus::Detaching | VolumeStatus::Attaching) {
+                v.status = VolumeStatus::Available;
+            }
+            v.control.reserved_for = None;
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+}
