@@ -138,6 +138,30 @@ impl Clients {
         self.service_call(Method::POST, &url, Some(action)).await
     }
 
+    /// Makes a volume in `project`, with the service's token; the volume as answered.
+    pub async fn volume_create(&self, project: &str, body: Value) -> CallResult<Value> {
+        let url = format!("{}/v3/{}/volumes", self.volume_url, urlencode(project));
+        Ok(self.service_call(Method::POST, &url, Some(body)).await?["volume"].clone())
+    }
+
+    /// `project`'s volumes named `name`, with the service's token.
+    pub async fn volumes_named(&self, project: &str, name: &str) -> CallResult<Vec<Value>> {
+        let url = format!(
+            "{}/v3/{}/volumes/detail?all_tenants=1&name={}",
+            self.volume_url,
+            urlencode(project),
+            urlencode(name)
+        );
+        let v = self.service_call(Method::GET, &url, None).await?;
+        Ok(v["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| v["os-vol-tenant-attr:tenant_id"].as_str() == Some(project))
+            .cloned()
+            .collect())
+    }
+
     /// Deletes a volume, with the service's token (a volume gone already is fine).
     pub async fn volume_delete(&self, project: &str, id: &str) -> CallResult<()> {
         let url = format!("{}/v3/{}/volumes/{}", self.volume_url, urlencode(project), urlencode(id));

@@ -295,3 +295,175 @@ async fn generic_volume_sagas(engine: Engine) {
 async fn volume_sagas_pass_the_generic_saga_tests() {
     each_engine!(generic_volume_sagas);
 }
+
+/// A create request booting from a block device mapping.
+fn boot_body(net: &str, name: &str, bdm: Value) -> Value {
+    json!({"server": {"name": name, "imageRef": "", "flavorRef": "m1", "networks": [{"uuid": net}],
+                      "block_device_mapping_v2": [bdm]}})
+}
+
+async fn boot_from_volume(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (image, net, _) = c.basics().await;
+    let user = c.member("bfv-user").await;
+    let token = user.1.clone();
+    let (st, v) = volume_call(
+        &c,
+        reqwest::Method::POST,
+        "/volumes",
+        &user,
+        Some(json!({"volume": {"size": 1, "imageRef": image, "name": "root"}})),
+    )
+    .await;
+    assert_eq!(st, 202, "{v}");
+    let root = v["volume"]["id"].as_str().unwrap().to_string();
+    assert_eq!(wait_volume(&c, &user, &root, "available").await["bootable"], json!("true"));
+    let plain = new_volume(&c, &user, "plain").await;
+
+    // Refused at once, making nothing: a volume that is not bootable, one the caller
+    // cannot see, other mappings than the boot one.
+    let from =
+        |uuid: &str| json!({"boot_index": 0, "uuid": uuid, "source_type": "volume", "destination_type": "volume"});
+    for (bdm, what) in [
+        (from(&plain), "not bootable"),
+        (from("no-such-volume"), "failed to get"),
+        (
+            json!({"boot_index": 0, "source_type": "blank", "destination_type": "volume", "volume_size": 1}),
+            "not supported",
+        ),
+        (
+            json!({"boot_index": 0, "uuid": image, "source_type": "image", "destination_type": "volume", "volume_size": 0}),
+            "volume_size",
+        ),
+    ] {
+        let r = c.call("POST", "/servers", &token, Some(boot_body(&net, "x", bdm))).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert!(r.body.to_string().contains(what), "{what}: {}", r.body);
+    }
+    let (_, other) = c.member("bfv-other").await;
+    let r = c.call("POST", "/servers", &other, Some(boot_body(&net, "x", from(&root)))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "another project's volume: {}", r.body);
+
+    // From the user's volume: ACTIVE with the volume as its root disk, no image, no
+    // disk claimed on the host.
+    let r = c.call("POST", "/servers", &token, Some(boot_body(&net, "bfv", from(&root)))).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let s = r.body["server"]["id"].as_str().unwrap().to_string();
+    let shown = c.wait_status(&token, &s, "ACTIVE").await;
+    assert_eq!(shown["image"], json!(""), "{shown}");
+    assert_eq!(shown["os-extended-volumes:volumes_attached"], json!([{"id": root}]));
+    let v = wait_volume(&c, &user, &root, "in-use").await;
+    assert_eq!((&v["attachments"][0]["server_id"], &v["attachments"][0]["device"]), (&json!(s), &json!("/dev/vda")));
+    assert_eq!(guest_volumes(&c, &s), vec![(root.clone(), "/dev/vda".to_string())]);
+    assert_eq!(c.compute.store.server_get(&s).await.unwrap().unwrap().disk, 0, "no root disk on the host");
+    // Its root volume stays: no detach, no rebuild; another volume attaches after it.
+    let path = format!("/servers/{s}/os-volume_attachments");
+    let r = c.call("DELETE", &format!("{path}/{root}"), &token, None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let r =
+        c.call("POST", &format!("/servers/{s}/action"), &token, Some(json!({"rebuild": {"imageRef": image}}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let r = c.call("POST", &path, &token, Some(attach_body(&plain))).await;
+    assert_eq!(r.body["volumeAttachment"]["device"], json!("/dev/vdb"), "{}", r.body);
+    wait_volume(&c, &user, &plain, "in-use").await;
+    // Deleted: both volumes stay, available.
+    assert_eq!(c.call("DELETE", &format!("/servers/{s}"), &token, None).await.status, StatusCode::NO_CONTENT);
+    c.wait_status(&token, &s, "GONE").await;
+    assert_eq!(wait_volume(&c, &user, &root, "available").await["attachments"], json!([]));
+    wait_volume(&c, &user, &plain, "available").await;
+
+    // From an image onto a new volume that goes with the server.
+    let bdm = json!({"boot_index": 0, "uuid": image, "source_type": "image", "destination_type": "volume",
+                     "volume_size": 2, "delete_on_termination": true});
+    let r = c.call("POST", "/servers", &token, Some(boot_body(&net, "bfi", bdm))).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let s = r.body["server"]["id"].as_str().unwrap().to_string();
+    let shown = c.wait_status(&token, &s, "ACTIVE").await;
+    let made = shown["os-extended-volumes:volumes_attached"][0]["id"].as_str().unwrap().to_string();
+    let v = wait_volume(&c, &user, &made, "in-use").await;
+    assert_eq!(
+        (&v["size"], &v["name"], &v["bootable"]),
+        (&json!(2), &json!(format!("boot-{s}")), &json!("true")),
+        "{v}"
+    );
+    assert_eq!(v["os-vol-tenant-attr:tenant_id"], json!(user.0), "made in the server's project");
+    assert_eq!(c.call("DELETE", &format!("/servers/{s}"), &token, None).await.status, StatusCode::NO_CONTENT);
+    c.wait_status(&token, &s, "GONE").await;
+    wait_volume(&c, &user, &made, "GONE").await;
+}
+
+#[tokio::test]
+async fn servers_boot_from_volumes() {
+    each_engine!(boot_from_volume);
+}
+
+async fn generic_boot_from_volume(engine: Engine) {
+    use stratus_test_support::saga::check_saga;
+    let mut opts = Options::default();
+    opts.fake.capacity.vcpus = 256;
+    opts.fake.capacity.ram_mb = 256 * 1024;
+    let c = Cloud::start_with(engine, opts).await;
+    let (image, net, _) = c.basics().await;
+    let volumes: Mutex<HashMap<String, (String, User)>> = Mutex::new(HashMap::new());
+    let (image, net) = (&image, &net);
+    let start = |label: String| {
+        let (c, volumes) = (&c, &volumes);
+        async move {
+            let user = c.member(&label).await;
+            let (_, v) = volume_call(
+                c,
+                reqwest::Method::POST,
+                "/volumes",
+                &user,
+                Some(json!({"volume": {"size": 1, "imageRef": image}})),
+            )
+            .await;
+            let vol = v["volume"]["id"].as_str().unwrap().to_string();
+            wait_volume(c, &user, &vol, "available").await;
+            let bdm = json!({"boot_index": 0, "uuid": vol, "source_type": "volume", "destination_type": "volume"});
+            let r = c.call("POST", "/servers", &user.1, Some(boot_body(net, &label, bdm))).await;
+            assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+            let id = r.body["server"]["id"].as_str().unwrap().to_string();
+            volumes.lock().unwrap().insert(id.clone(), (vol, user));
+            id
+        }
+    };
+    let observe = |id: String| {
+        let (c, volumes) = (&c, &volumes);
+        async move {
+            let (vol, user) = volumes.lock().unwrap().get(&id).cloned().unwrap();
+            let read = || async {
+                let s = c.compute.store.server_get(&id).await.unwrap().unwrap();
+                let (_, v) = volume_call(c, reqwest::Method::GET, &format!("/volumes/{vol}"), &user, None).await;
+                json!({"vm_state": s.vm_state, "server_volumes": s.volumes().len(), "guest": guest_volumes(c, &id).len(),
+                       "status": v["volume"]["status"], "attachments": v["volume"]["attachments"].as_array().map(Vec::len)})
+            };
+            let mut last = read().await;
+            for _ in 0..50 {
+                tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+                let now = read().await;
+                if now == last {
+                    return now;
+                }
+                last = now;
+            }
+            panic!("server {id} keeps changing: {last}");
+        }
+    };
+    let r = check_saga(&c.compute.sagas, "create", start, observe).await;
+    assert_eq!(
+        r.ok,
+        json!({"vm_state": "active", "server_volumes": 1, "guest": 1, "status": "in-use", "attachments": 1})
+    );
+    // A build that fails at any step gives the volume back, available.
+    assert_eq!(
+        r.failures_alike(),
+        &json!({"vm_state": "error", "server_volumes": 0, "guest": 0, "status": "available", "attachments": 0})
+    );
+    eprintln!("create from a volume: {} scenarios", r.scenarios);
+}
+
+#[tokio::test]
+async fn boot_from_volume_passes_the_generic_saga_tests() {
+    each_engine!(generic_boot_from_volume);
+}

@@ -298,6 +298,24 @@ def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud
             "console", "log", "show", second["id"], fmt_json=False), timeout=90, interval=1)
         cloud.osc("server", "delete", "--wait", second["id"])
 
+        # A third boots from a volume made from the guest image: its root disk is the
+        # volume's file, and the kernel and initramfs come from what the volume keeps of
+        # its image.
+        rootvol = cloud.osc("volume", "create", "--image", image["id"], "--size", "1", unique("root"))
+        wait_until("the root volume available",
+                   lambda: cloud.osc("volume", "show", rootvol["id"])["status"] == "available", timeout=90, interval=0.5)
+        third = cloud.osc("server", "create", "--flavor", flavor["id"], "--volume", rootvol["id"], "--network",
+                          net["id"], "--wait", unique("vm3"))
+        assert third["status"] == "ACTIVE", third
+        root_file = os.path.join(cloud.data_dir, "volumes", "volumes", f"{rootvol['id']}.qcow2")
+        assert root_file in virsh("domblklist", f"stratus-{third['id']}").stdout
+        wait_until("the volume-backed guest up", lambda: "stratus-guest: ready" in cloud.osc(
+            "console", "log", "show", third["id"], fmt_json=False), timeout=90, interval=1)
+        cloud.osc("server", "delete", "--wait", third["id"])
+        wait_until("the root volume let go",
+                   lambda: cloud.osc("volume", "show", rootvol["id"])["status"] == "available", timeout=60, interval=0.5)
+        cloud.osc("volume", "delete", rootvol["id"])
+
         tap = "tap" + port["ID"][:11]
         cloud.osc("server", "delete", "--wait", server["id"])
         assert virsh("domstate", domain).returncode != 0, "the domain is gone"

@@ -197,6 +197,29 @@ def test_server_volume_commands(cloud):
     cloud.osc("volume", "delete", "data", env=env)
     wait_status(cloud, env, "volume", "data", "GONE")
 
+    # Boot from volume: the user's bootable volume, or a new one made from an image.
+    cloud.osc("volume", "create", "--image", base["image"], "--size", "1", "rootvol", env=env)
+    root = wait_status(cloud, env, "volume", "rootvol", "available")
+    assert root["bootable"] in (True, "true"), root
+    bfv = cloud.osc("server", "create", "--flavor", base["flavor"], "--volume", "rootvol", "--network",
+                    base["network"], "--wait", unique("bfv"), env=env)
+    assert bfv["status"] == "ACTIVE" and not bfv["image"].startswith(base["image"]), bfv
+    shown = wait_status(cloud, env, "volume", "rootvol", "in-use")
+    assert [(a["server_id"], a["device"]) for a in shown["attachments"]] == [(bfv["id"], "/dev/vda")], shown
+    p = cloud.osc("server", "remove", "volume", bfv["id"], "rootvol", env=env, check=False)
+    assert p.returncode != 0 and "root device" in p.stderr + p.stdout, p.stderr
+    bfi = cloud.osc("server", "create", "--flavor", base["flavor"], "--image", base["image"], "--boot-from-volume", "2",
+                    "--network", base["network"], "--wait", unique("bfi"), env=env)
+    assert bfi["status"] == "ACTIVE", bfi
+    made = wait_status(cloud, env, "volume", f"boot-{bfi['id']}", "in-use")
+    assert made["size"] == 2 and made["bootable"] in (True, "true"), made
+    cloud.osc("server", "delete", "--wait", bfv["id"], bfi["id"], env=env, fmt_json=False)
+    # Neither was to go with its server: both stay, available.
+    wait_status(cloud, env, "volume", "rootvol", "available")
+    wait_status(cloud, env, "volume", made["id"], "available")
+    cloud.osc("volume", "delete", "rootvol", made["id"], env=env)
+    wait_status(cloud, env, "volume", "rootvol", "GONE")
+
 
 def unfinished(data_dir):
     import sqlite3

@@ -53,9 +53,21 @@ pub struct GuestSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_drive: Option<std::collections::BTreeMap<String, String>>,
     /// Block-storage volumes attached to the guest (for `AttachVolume` and
-    /// `DetachVolume`, the one to plug or unplug).
+    /// `DetachVolume`, the one to plug or unplug). One marked `boot` is the guest's
+    /// root disk (boot from volume): no disk is made from `image_id` then.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeSpec>,
+    /// The kernel command line for direct boot, when the service knows it (a guest
+    /// booted from a volume); else the image's `os_command_line`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_line: Option<String>,
+}
+
+impl GuestSpec {
+    /// The volume the guest boots from, if any.
+    pub fn boot_volume(&self) -> Option<&VolumeSpec> {
+        self.volumes.iter().find(|v| v.boot)
+    }
 }
 
 /// A volume as the host reaches it: the volume service's `connection_info`.
@@ -68,6 +80,9 @@ pub struct VolumeSpec {
     pub driver_volume_type: String,
     #[serde(default)]
     pub data: serde_json::Value,
+    /// The guest's root disk (boot index 0).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub boot: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

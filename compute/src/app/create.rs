@@ -1,4 +1,6 @@
-//! The create saga: schedule and claim → ports → spawn on the host's agent → ACTIVE.
+//! The create saga: schedule and claim → ports → boot volume (for a server booting from
+//! a volume: made from its image if asked, attached as the root disk) → spawn on the
+//! host's agent → ACTIVE.
 //! Quota is claimed before the saga starts, in the transaction that makes the server
 //! row, so an over-quota request is refused at once and nothing exists. A failure at
 //! any step unwinds: the guest is destroyed, ports deleted (or given back when the user
@@ -61,6 +63,11 @@ const STEPS: &[Step<CreateSaga>] = &[
                 Ok(())
             })
         },
+    },
+    Step {
+        name: "boot_volume",
+        run: server_step!(step_boot_volume),
+        undo: |def, saga, _| Box::pin(async move { service(&def.0)?.boot_volume_release(&saga.subject).await }),
     },
     Step {
         name: "spawn",
@@ -464,9 +471,23 @@ impl ComputeService {
                     device: v.device,
                     driver_volume_type: v.connection["driver_volume_type"].as_str().unwrap_or_default().to_string(),
                     data: v.connection["data"].clone(),
+                    boot: v.boot,
                 })
                 .collect(),
+            command_line: super::volumes::boot_volume_of(server)
+                .and_then(|b| b.image_meta["os_command_line"].as_str().map(str::to_string)),
         }
+    }
+
+    async fn step_boot_volume(
+        &self,
+        _: &CreateSaga,
+        server: &mut Server,
+        _: &mut Saga,
+        _: &mut BuildTries,
+    ) -> StepResult<Outcome> {
+        self.boot_volume_prepare(server).await?;
+        Ok(Outcome::Next)
     }
 
     async fn step_spawn(

@@ -51,6 +51,9 @@ impl ComputeService {
         request_id: &str,
     ) -> AppResult<Server> {
         let mut server = self.server_for_action(ctx, id).await?;
+        if server.doc.contains_key("boot_volume") {
+            return Err(bad("Rebuilding a server that boots from a volume is not supported by this cloud."));
+        }
         let image_ref = body
             .get("imageRef")
             .and_then(Value::as_str)

@@ -2,6 +2,7 @@
 //! keypairs and security groups, quota claimed with the rows in one transaction), what
 //! callers may see, updates, and delete.
 
+use super::volumes::BootSource;
 use super::AppResult;
 use super::{as_int, bad, conflict, forbidden, not_found, project_of, unavailable, ComputeService};
 use crate::clients::CallError;
@@ -73,39 +74,28 @@ impl ComputeService {
             Ok(f) if !f.disabled => f,
             _ => return Err(bad(format!("Flavor {flavor_ref} could not be found."))),
         };
-        // The image: imageRef, or the boot_index 0 image mapping OSC sends.
-        let mut image_ref = str_of("imageRef").filter(|s| !s.is_empty());
-        if image_ref.is_none() {
-            if let Some(bdms) = body.get("block_device_mapping_v2").and_then(Value::as_array) {
-                let boot = bdms.iter().find(|b| as_int(&b["boot_index"]) == Some(0));
-                match boot {
-                    Some(b)
-                        if b["source_type"] == "image"
-                            && b["destination_type"].as_str().unwrap_or("local") == "local" =>
-                    {
-                        image_ref = b["uuid"].as_str().map(str::to_string)
-                    }
-                    Some(_) => return Err(bad("Booting from a volume is not supported yet; boot from an image.")),
-                    None => {}
-                }
-            }
-        }
-        let image_ref = image_ref.ok_or_else(|| bad("Invalid input: an imageRef is required to boot a server."))?;
-        let image_id = ref_id(&image_ref).to_string();
-        let image =
-            self.clients.image(&token, &image_id).await.map_err(|e| refused(&format!("Image {image_id}"), e))?;
-        if image["status"] != "active" {
-            return Err(bad(format!("Image {image_id} is not active.")));
-        }
+        // What it boots: imageRef, or the boot_index 0 mapping (an image to copy onto
+        // the host, a volume, or an image to make a volume from).
+        let boot = self.boot_source(&token, &project, str_of("imageRef"), body.get("block_device_mapping_v2")).await?;
+        let (image_id, image) = match &boot {
+            BootSource::Image(id, image) => (id.clone(), image.clone()),
+            BootSource::Volume(v) => (String::new(), v.image_meta.clone()),
+        };
         let boot_files = self.boot_files(&token, &image).await?;
         let min_disk = as_int(&image["min_disk"]).unwrap_or(0);
         let min_ram = as_int(&image["min_ram"]).unwrap_or(0);
-        if flavor.disk > 0 && flavor.disk < min_disk {
+        if matches!(boot, BootSource::Image(..)) && flavor.disk > 0 && flavor.disk < min_disk {
             return Err(bad("Flavor's disk is too small for requested image."));
         }
         if flavor.ram < min_ram {
             return Err(bad("Flavor's memory is too small for requested image."));
         }
+        let boot_volume = match &boot {
+            BootSource::Volume(v) => Some(serde_json::to_value(v).map_err(anyhow::Error::from)?),
+            BootSource::Image(..) => None,
+        };
+        // A server booting from a volume has no root disk on its host.
+        let root_gb = if boot_volume.is_some() { 0 } else { flavor.disk };
         let requested = self.requested_networks(&token, &project, body.get("networks"), version).await?;
         let key = match str_of("key_name") {
             Some(k) => Some(
@@ -183,6 +173,9 @@ impl ComputeService {
                     let mut doc = Map::new();
                     doc.insert("image_id".into(), json!(image_id));
                     doc.extend(boot_files.clone());
+                    if let Some(bv) = &boot_volume {
+                        doc.insert("boot_volume".into(), bv.clone());
+                    }
                     doc.insert("flavor".into(), flavor_doc.clone());
                     doc.insert("key_name".into(), json!(key.as_ref().map(|k| k.name.clone())));
                     doc.insert("key_data".into(), json!(key.as_ref().map(|k| k.public_key.clone())));
@@ -225,7 +218,7 @@ impl ComputeService {
                         host: None,
                         vcpus: flavor.vcpus,
                         ram: flavor.ram,
-                        disk: flavor.disk + flavor.ephemeral + (flavor.swap + 1023) / 1024,
+                        disk: root_gb + flavor.ephemeral + (flavor.swap + 1023) / 1024,
                         charged: true,
                         locked: false,
                         deleted: false,

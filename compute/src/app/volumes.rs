@@ -319,6 +319,7 @@ impl ComputeService {
             delete_on_termination,
             tag,
             connection: Value::Null,
+            boot: false,
         })
     }
 
@@ -328,6 +329,9 @@ impl ComputeService {
         let Some(attached) = current.volumes().into_iter().find(|v| v.volume_id == volume_id) else {
             return Err(not_found(format!("Volume {volume_id} is not attached to server {id}.")));
         };
+        if attached.boot {
+            return Err(bad(format!("Cannot detach volume {volume_id}: it is the root device of server {id}.")));
+        }
         let mut server = self.server_for_volume_change(ctx, id, "detach_volume").await?;
         let data = VolumeData {
             volume_id: attached.volume_id.clone(),
@@ -435,6 +439,7 @@ impl ComputeService {
                 device: data.device.clone(),
                 driver_volume_type: info["driver_volume_type"].as_str().unwrap_or_default().to_string(),
                 data: info["data"].clone(),
+                boot: false,
             }],
             ..Default::default()
         }
@@ -566,6 +571,7 @@ impl ComputeService {
             delete_on_termination: data.delete_on_termination,
             tag: data.tag.clone(),
             connection: data.connection.clone().unwrap_or_default(),
+            boot: false,
         });
         self.end_volume_saga(server, saga, volumes, ATTACH).await
     }
@@ -643,4 +649,274 @@ impl ComputeService {
         }
         Ok(())
     }
+}
+
+/// What a server boots from.
+pub enum BootSource {
+    /// An image copied onto the host (its id, and what the image service says of it).
+    Image(String, Value),
+    /// A volume: the user's, or one the create saga makes from an image.
+    Volume(BootVolume),
+}
+
+/// A server's boot volume as its create request asked for it (`boot_volume` in the
+/// server's document).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BootVolume {
+    /// `volume` (the user's volume `uuid`) or `image` (a volume made from image `uuid`).
+    pub source: String,
+    pub uuid: String,
+    /// GiB, for a volume made from an image.
+    pub size: i64,
+    pub delete_on_termination: bool,
+    /// What is known of the image it holds (`kernel_id`, `ramdisk_id`,
+    /// `os_command_line`, `min_ram`, ...).
+    #[serde(default)]
+    pub image_meta: Value,
+}
+
+/// The name of the volume the create saga makes for a server (found by it again
+/// when the step runs twice).
+fn boot_volume_name(server_id: &str) -> String {
+    format!("boot-{server_id}")
+}
+
+fn flag(v: &Value) -> AppResult<bool> {
+    match v {
+        Value::Null => Ok(false),
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        other => Err(bad(format!("Invalid input for field/attribute delete_on_termination. Value: {other}."))),
+    }
+}
+
+impl ComputeService {
+    /// What a create request boots from: `imageRef`, or the `block_device_mapping_v2`
+    /// entry with boot index 0 (`openstack server create --volume V`, or `--image I
+    /// --boot-from-volume SIZE`), checked as the caller sees it.
+    pub(crate) async fn boot_source(
+        &self,
+        token: &str,
+        project: &str,
+        image_ref: Option<String>,
+        bdms: Option<&Value>,
+    ) -> AppResult<BootSource> {
+        let image_ref = image_ref.filter(|s| !s.is_empty());
+        let bdms = match bdms {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a.clone(),
+            Some(_) => return Err(bad("Invalid input for field/attribute block_device_mapping_v2.")),
+        };
+        let boot = bdms.iter().find(|b| super::as_int(&b["boot_index"]) == Some(0));
+        for b in bdms.iter().filter(|b| super::as_int(&b["boot_index"]) != Some(0)) {
+            if b["destination_type"].as_str() == Some("volume") || b["source_type"].as_str() == Some("volume") {
+                return Err(bad(
+                    "Only the boot device can be a volume at create: attach other volumes once the server is ACTIVE.",
+                ));
+            }
+        }
+        let image = |id: String| async move {
+            let id = super::servers::ref_id(&id).to_string();
+            let image = self.clients.image(token, &id).await.map_err(|e| refused(&format!("Image {id}"), e))?;
+            if image["status"] != "active" {
+                return Err(bad(format!("Image {id} is not active.")));
+            }
+            Ok::<_, super::Error>((id, image))
+        };
+        let Some(b) = boot else {
+            let id = image_ref.ok_or_else(|| bad("Invalid input: an imageRef is required to boot a server."))?;
+            let (id, img) = image(id).await?;
+            return Ok(BootSource::Image(id, img));
+        };
+        let source = b["source_type"].as_str().unwrap_or("image");
+        let destination = b["destination_type"].as_str().unwrap_or(if source == "volume" { "volume" } else { "local" });
+        let uuid = b["uuid"].as_str().filter(|u| !u.is_empty()).map(str::to_string);
+        let delete_on_termination = flag(&b["delete_on_termination"])?;
+        match (source, destination) {
+            ("image", "local") => {
+                let id = uuid.or(image_ref).ok_or_else(|| bad("The boot image mapping names no image."))?;
+                let (id, img) = image(id).await?;
+                Ok(BootSource::Image(id, img))
+            }
+            ("volume", "volume") => {
+                let id = uuid.ok_or_else(|| bad("The boot volume mapping names no volume (uuid)."))?;
+                let v = self.clients.volume_as(token, project, &id).await.map_err(|e| match e {
+                    e if e.is_not_found() => {
+                        bad(format!("Block Device Mapping is Invalid: failed to get volume {id}."))
+                    }
+                    e => refused(&format!("Volume {id}"), e),
+                })?;
+                if v["status"] != "available" {
+                    return Err(bad(format!(
+                        "Block Device Mapping is Invalid: volume {id} is {}, not available.",
+                        v["status"].as_str().unwrap_or("unknown")
+                    )));
+                }
+                if v["bootable"] != "true" && v["bootable"] != true {
+                    return Err(bad(format!("Block Device Mapping is Invalid: volume {id} is not bootable.")));
+                }
+                Ok(BootSource::Volume(BootVolume {
+                    source: "volume".into(),
+                    uuid: id,
+                    size: super::as_int(&v["size"]).unwrap_or(1),
+                    delete_on_termination,
+                    image_meta: v.get("volume_image_metadata").cloned().unwrap_or(json!({})),
+                }))
+            }
+            ("image", "volume") => {
+                let id = uuid.or(image_ref).ok_or_else(|| bad("The boot image mapping names no image."))?;
+                let (id, img) = image(id).await?;
+                let format = img["disk_format"].as_str().unwrap_or_default();
+                if !matches!(format, "raw" | "qcow2") {
+                    return Err(bad(format!("Image {id} is {format}: volumes are made from raw or qcow2 images.")));
+                }
+                let bytes = img["virtual_size"].as_u64().or(img["size"].as_u64()).unwrap_or(0);
+                let least = (bytes.div_ceil(1 << 30) as i64).max(super::as_int(&img["min_disk"]).unwrap_or(0)).max(1);
+                let size = match &b["volume_size"] {
+                    Value::Null => least,
+                    v => super::as_int(v)
+                        .filter(|n| (1..=16_384).contains(n))
+                        .ok_or_else(|| bad(format!("Invalid input for field/attribute volume_size. Value: {v}.")))?,
+                };
+                if size < least {
+                    return Err(bad(format!("Volume size {size} GiB is smaller than image {id} needs ({least} GiB).")));
+                }
+                Ok(BootSource::Volume(BootVolume {
+                    source: "image".into(),
+                    uuid: id,
+                    size,
+                    delete_on_termination,
+                    image_meta: img,
+                }))
+            }
+            (s, d) => {
+                Err(bad(format!("Booting from {s} to {d} is not supported by this cloud: use an image or a volume.")))
+            }
+        }
+    }
+
+    /// The create saga's `boot_volume` step: the boot volume (made from its image the
+    /// first time, found again after that), once available, is reserved, connected and
+    /// attached to the server as `/dev/vda`, and recorded on it.
+    pub(crate) async fn boot_volume_prepare(&self, server: &mut Server) -> StepResult<()> {
+        let Some(bv) = boot_volume_of(server) else { return Ok(()) };
+        if server.volumes().iter().any(|v| v.boot) {
+            return Ok(());
+        }
+        let project = server.project_id.clone();
+        let volume_id = match bv.source.as_str() {
+            "volume" => bv.uuid.clone(),
+            _ => match self.made_boot_volume(server).await? {
+                Some(id) => id,
+                None => {
+                    let ask = json!({"volume": {"size": bv.size, "imageRef": bv.uuid, "name": boot_volume_name(&server.id),
+                                                "description": format!("The boot volume of server {}", server.id)}});
+                    let made = self.clients.volume_create(&project, ask).await?;
+                    made["id"].as_str().unwrap_or_default().to_string()
+                }
+            },
+        };
+        // Made from an image, it may take a while.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        loop {
+            let v = self.clients.volume(&project, &volume_id).await?;
+            match v["status"].as_str().unwrap_or_default() {
+                "available" => break,
+                "attaching" if v["attachments"].as_array().is_some_and(Vec::is_empty) => break,
+                "creating" | "downloading" if std::time::Instant::now() < deadline => {}
+                "creating" | "downloading" => {
+                    return Err(StepError::Transient(anyhow::anyhow!("boot volume {volume_id} is still being made")))
+                }
+                s => return Err(StepError::Permanent(format!("The boot volume {volume_id} is {s}, not available."))),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        let host = server.host.clone().unwrap_or_default();
+        let mut data = VolumeData {
+            volume_id: volume_id.clone(),
+            project_id: project.clone(),
+            device: "/dev/vda".into(),
+            delete_on_termination: bv.delete_on_termination,
+            tag: None,
+            connection: None,
+        };
+        self.clients.volume_action(&project, &volume_id, json!({"os-reserve": {"instance_uuid": server.id}})).await?;
+        let ask = json!({"os-initialize_connection": {"connector": connector(&host)}});
+        let info = self.clients.volume_action(&project, &volume_id, ask).await?["connection_info"].clone();
+        if !info["driver_volume_type"].is_string() {
+            return Err(StepError::permanent(format!(
+                "The volume service gave no connection info for volume {volume_id}."
+            )));
+        }
+        data.connection = Some(info);
+        let attach = json!({"os-attach": {"instance_uuid": server.id, "mountpoint": "/dev/vda", "host_name": host, "mode": "rw"}});
+        self.clients.volume_action(&project, &volume_id, attach).await?;
+        let v = self.clients.volume(&project, &volume_id).await?;
+        let attachment_id = v["attachments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["server_id"].as_str() == Some(server.id.as_str()))
+            .and_then(|a| a["attachment_id"].as_str())
+            .map(str::to_string);
+        let mut volumes = server.volumes();
+        volumes.insert(
+            0,
+            AttachedVolume {
+                volume_id,
+                project_id: project,
+                device: data.device.clone(),
+                attachment_id,
+                delete_on_termination: bv.delete_on_termination,
+                tag: None,
+                connection: data.connection.clone().unwrap_or_default(),
+                boot: true,
+            },
+        );
+        server.set_volumes(&volumes);
+        if !self.store.server_save(server, None).await? {
+            return Err(changed(server));
+        }
+        Ok(())
+    }
+
+    /// The volume the create saga made for `server` from an image, if any.
+    async fn made_boot_volume(&self, server: &Server) -> StepResult<Option<String>> {
+        let found = self.clients.volumes_named(&server.project_id, &boot_volume_name(&server.id)).await?;
+        Ok(found.first().and_then(|v| v["id"].as_str()).map(str::to_string))
+    }
+
+    /// The undo of `boot_volume`: the volume is let go, and one the saga made from an
+    /// image is deleted when it was to go with the server.
+    pub(crate) async fn boot_volume_release(&self, server_id: &str) -> StepResult<()> {
+        let Some(mut server) = self.store.server_get(server_id).await? else { return Ok(()) };
+        let Some(bv) = boot_volume_of(&server) else { return Ok(()) };
+        let recorded = server.volumes().into_iter().find(|v| v.boot).map(|v| v.volume_id);
+        let volume_id = match (recorded, bv.source.as_str()) {
+            (Some(id), _) => Some(id),
+            (None, "volume") => Some(bv.uuid.clone()),
+            (None, _) => self.made_boot_volume(&server).await?,
+        };
+        let Some(volume_id) = volume_id else { return Ok(()) };
+        let data =
+            VolumeData { volume_id: volume_id.clone(), project_id: server.project_id.clone(), ..Default::default() };
+        let saga = Saga::fresh("", ATTACH, &server.id, &data);
+        self.unreserve(&saga, &data).await?;
+        if bv.source == "image" && bv.delete_on_termination {
+            self.clients.volume_delete(&server.project_id, &volume_id).await?;
+        }
+        let mut volumes = server.volumes();
+        volumes.retain(|v| !v.boot);
+        server.set_volumes(&volumes);
+        if !self.store.server_save(&mut server, None).await? {
+            return Err(changed(&server));
+        }
+        Ok(())
+    }
+}
+
+/// The boot volume a server's create asked for.
+pub(crate) fn boot_volume_of(server: &Server) -> Option<BootVolume> {
+    server.doc.get("boot_volume").and_then(|v| serde_json::from_value(v.clone()).ok())
 }

@@ -170,6 +170,9 @@ pub struct AttachedVolume {
     /// How the host reaches it (the volume service's `connection_info`).
     #[serde(default)]
     pub connection: serde_json::Value,
+    /// The server's root disk (it boots from this volume).
+    #[serde(default)]
+    pub boot: bool,
 }
 
 /// A command sent to a host, to know when to send it again.

@@ -142,7 +142,7 @@ impl Cloud {
             stratus_volume::app::ImageLink {
                 http: reqwest::Client::new(),
                 url: image_url.clone(),
-                tokens: None,
+                tokens: Some(Arc::new(AdminTokens(identity.clone()))),
                 staging: dir.join("staging"),
             },
         );

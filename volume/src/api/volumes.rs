@@ -81,7 +81,9 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     scope(&ctx, &p)?;
     let req: VolumeCreate = typed(body, "volume")?;
-    let v = s.volume_create(&ctx, req).await?;
+    // In the URL's project: the caller's own, or any for an admin (compute makes a
+    // server's boot volume in the server's project this way).
+    let v = s.volume_create(&ctx, param(&p, "project_id"), req).await?;
     Ok((StatusCode::ACCEPTED, Json(shown(&s, &ctx, &v).await?)))
 }
 

@@ -86,9 +86,14 @@ impl VolumeService {
         Ok(self.store.volume_list(Some(&project)).await?)
     }
 
-    pub async fn volume_create(&self, ctx: &AuthContext, req: VolumeCreate) -> AppResult<Volume> {
+    /// Makes a volume in `project`: the caller's own, or (admins) any.
+    pub async fn volume_create(&self, ctx: &AuthContext, project: &str, req: VolumeCreate) -> AppResult<Volume> {
         require_writer(ctx)?;
-        let project = project_of(ctx)?;
+        let own = project_of(ctx)?;
+        if project != own && !ctx.is_admin() {
+            return Err(Error::Forbidden(format!("Policy doesn't allow volumes to be made in project {project}.")));
+        }
+        let project = project.to_string();
         if req.backup_id.is_some() {
             return Err(bad("Backups are not supported by this cloud."));
         }

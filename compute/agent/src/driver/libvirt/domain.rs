@@ -49,7 +49,9 @@ pub struct DomainSpec {
     pub virt_type: String,
     pub vcpus: i64,
     pub ram_mb: i64,
+    /// The root disk: the instance's overlay (qcow2), or the boot volume's file.
     pub disk: PathBuf,
+    pub disk_format: String,
     /// Direct kernel boot: kernel, initramfs and command line.
     pub kernel: Option<PathBuf>,
     pub initrd: Option<PathBuf>,
@@ -145,7 +147,8 @@ impl DomainSpec {
         x.push_str("  <devices>\n");
         let _ = writeln!(
             x,
-            "    <disk type='file' device='disk'><driver name='qemu' type='qcow2' cache='none'/><source file='{}'/><target dev='vda' bus='virtio'/></disk>",
+            "    <disk type='file' device='disk'><driver name='qemu' type='{}' cache='none'/><source file='{}'/><target dev='vda' bus='virtio'/></disk>",
+            esc(&self.disk_format),
             path(&self.disk)
         );
         if let Some(d) = &self.config_drive {
@@ -155,7 +158,7 @@ impl DomainSpec {
                 path(d)
             );
         }
-        for v in &self.volumes {
+        for v in self.volumes.iter().filter(|v| !v.boot) {
             if let Ok(disk) = volume_xml(v) {
                 let _ = writeln!(x, "    {disk}");
             }
@@ -185,6 +188,7 @@ mod tests {
             vcpus: 2,
             ram_mb: 256,
             disk: "/var/lib/s/instances/x/disk".into(),
+            disk_format: "qcow2".into(),
             kernel: Some("/var/lib/s/images/k".into()),
             initrd: Some("/var/lib/s/images/r".into()),
             cmdline: "console=ttyS0 quiet".into(),
@@ -205,6 +209,7 @@ mod tests {
             device: device.into(),
             driver_volume_type: "file".into(),
             data: serde_json::json!({"device_path": path, "format": "qcow2"}),
+            boot: false,
         }
     }
 

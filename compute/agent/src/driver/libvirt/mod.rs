@@ -236,17 +236,25 @@ impl LibvirtDriver {
     }
 
     /// The images a spec needs (disk, and kernel and ramdisk for direct boot), cached.
-    async fn images_for(
-        &self,
-        spec: &GuestSpec,
-    ) -> anyhow::Result<(CachedImage, Option<CachedImage>, Option<CachedImage>)> {
-        let disk = self.images.get(&spec.image_id).await?;
-        let fmt = disk.disk_format().to_string();
-        anyhow::ensure!(
-            matches!(fmt.as_str(), "raw" | "qcow2" | "ami"),
-            "image {} is {fmt}: this host boots raw and qcow2 images",
-            spec.image_id
-        );
+    async fn images_for(&self, spec: &GuestSpec) -> anyhow::Result<Images> {
+        // A guest booting from a volume has no disk image; its volume must be one this
+        // host can open.
+        let disk = match spec.boot_volume() {
+            Some(v) => {
+                volume_xml(v)?;
+                None
+            }
+            None => {
+                let disk = self.images.get(&spec.image_id).await?;
+                let fmt = disk.disk_format().to_string();
+                anyhow::ensure!(
+                    matches!(fmt.as_str(), "raw" | "qcow2" | "ami"),
+                    "image {} is {fmt}: this host boots raw and qcow2 images",
+                    spec.image_id
+                );
+                Some(disk)
+            }
+        };
         // Only what the service vouched for: an image's own kernel_id / ramdisk_id may
         // name any image, including another project's private one.
         let kernel = match spec.kernel_id.as_deref() {
@@ -260,10 +268,23 @@ impl LibvirtDriver {
         Ok((disk, kernel, ramdisk))
     }
 
-    /// Makes the disk overlay and config drive of a spec in the instance directory.
-    async fn make_disks(&self, server_id: &str, spec: &GuestSpec, image: &CachedImage) -> anyhow::Result<()> {
+    /// Makes the disk overlay (none for a guest booting from a volume) and config
+    /// drive of a spec in the instance directory.
+    async fn make_disks(&self, server_id: &str, spec: &GuestSpec, image: Option<&CachedImage>) -> anyhow::Result<()> {
         let dir = self.instance_dir(server_id);
         std::fs::create_dir_all(&dir)?;
+        if let Some(image) = image {
+            self.make_overlay(&dir, spec, image).await?;
+        }
+        // A spec without drive files (a rebuild resent after a restart) keeps the old drive.
+        if let Some(files) = &spec.config_drive {
+            crate::config_drive::build(files, &dir.join("disk.config")).await?;
+        }
+        Ok(())
+    }
+
+    /// The root disk: a qcow2 overlay on the cached image, sized to the flavor.
+    async fn make_overlay(&self, dir: &Path, spec: &GuestSpec, image: &CachedImage) -> anyhow::Result<()> {
         let disk = dir.join("disk");
         let _ = std::fs::remove_file(&disk);
         let base_fmt = if image.disk_format() == "qcow2" { "qcow2" } else { "raw" };
@@ -284,33 +305,37 @@ impl LibvirtDriver {
             ],
         )
         .await?;
-        // A spec without drive files (a rebuild resent after a restart) keeps the old drive.
-        if let Some(files) = &spec.config_drive {
-            crate::config_drive::build(files, &dir.join("disk.config")).await?;
-        }
         Ok(())
     }
 
     /// The domain a spec describes, with the instance directory's files.
-    fn domain_spec(
-        &self,
-        server_id: &str,
-        spec: &GuestSpec,
-        images: &(CachedImage, Option<CachedImage>, Option<CachedImage>),
-    ) -> DomainSpec {
+    fn domain_spec(&self, server_id: &str, spec: &GuestSpec, images: &Images) -> DomainSpec {
         let dir = self.instance_dir(server_id);
         let (disk, kernel, ramdisk) = images;
         let drive = dir.join("disk.config");
+        let (root, root_format) = match spec.boot_volume() {
+            Some(v) => (
+                PathBuf::from(v.data["device_path"].as_str().unwrap_or_default()),
+                v.data["format"].as_str().unwrap_or("raw").to_string(),
+            ),
+            None => (dir.join("disk"), "qcow2".to_string()),
+        };
+        let cmdline = spec
+            .command_line
+            .clone()
+            .or_else(|| disk.as_ref().and_then(|d| d.property("os_command_line")).map(str::to_string))
+            .unwrap_or_else(|| "console=ttyS0".to_string());
         DomainSpec {
             server_id: server_id.to_string(),
             host: self.opts.host.clone(),
             virt_type: self.opts.virt_type.clone(),
             vcpus: spec.vcpus,
             ram_mb: spec.ram_mb,
-            disk: dir.join("disk"),
+            disk: root,
+            disk_format: root_format,
             kernel: kernel.as_ref().map(|k| k.path.clone()),
             initrd: ramdisk.as_ref().map(|r| r.path.clone()),
-            cmdline: disk.property("os_command_line").unwrap_or("console=ttyS0").to_string(),
+            cmdline,
             config_drive: drive.exists().then_some(drive),
             ports: spec.ports.clone(),
             volumes: spec.volumes.clone(),
@@ -319,12 +344,8 @@ impl LibvirtDriver {
     }
 
     /// Records which cached images the server uses (the cache keeps them).
-    fn record_images(
-        &self,
-        server_id: &str,
-        images: &(CachedImage, Option<CachedImage>, Option<CachedImage>),
-    ) -> anyhow::Result<()> {
-        let ids: Vec<&str> = [Some(&images.0), images.1.as_ref(), images.2.as_ref()]
+    fn record_images(&self, server_id: &str, images: &Images) -> anyhow::Result<()> {
+        let ids: Vec<&str> = [images.0.as_ref(), images.1.as_ref(), images.2.as_ref()]
             .into_iter()
             .flatten()
             .map(|i| i.id.as_str())
@@ -399,7 +420,7 @@ impl LibvirtDriver {
         let t0 = Instant::now();
         let images = self.images_for(spec).await?;
         let t_images = t0.elapsed();
-        self.make_disks(server_id, spec, &images.0).await?;
+        self.make_disks(server_id, spec, images.0.as_ref()).await?;
         self.record_images(server_id, &images)?;
         let t_disks = t0.elapsed();
         let power = self.define(self.domain_spec(server_id, spec, &images), true).await?;
@@ -444,18 +465,29 @@ impl LibvirtDriver {
         let images = self.images_for(spec).await?;
         let disk = self.instance_dir(server_id).join("disk");
         let want = spec.disk_gb.max(0) as u64 * GIB;
-        if fresh_disk || !disk.exists() {
-            // The guest must be off before its disk is replaced.
-            self.on_domain(server_id, |d| cut_off(&d)).await?;
-            self.make_disks(server_id, spec, &images.0).await?;
-        } else if want > virtual_size(&disk, "qcow2").await? {
-            self.on_domain(server_id, |d| cut_off(&d)).await?;
-            run("qemu-img", &["resize", "-q", "-f", "qcow2", &disk.display().to_string(), &want.to_string()]).await?;
+        match &images.0 {
+            // Booting from a volume: the root disk is the volume's, never remade here.
+            None => anyhow::ensure!(!fresh_disk, "a guest booting from a volume cannot be rebuilt from an image"),
+            Some(image) if fresh_disk || !disk.exists() => {
+                // The guest must be off before its disk is replaced.
+                self.on_domain(server_id, |d| cut_off(&d)).await?;
+                self.make_disks(server_id, spec, Some(image)).await?;
+            }
+            Some(_) if want > virtual_size(&disk, "qcow2").await? => {
+                self.on_domain(server_id, |d| cut_off(&d)).await?;
+                run("qemu-img", &["resize", "-q", "-f", "qcow2", &disk.display().to_string(), &want.to_string()])
+                    .await?;
+            }
+            Some(_) => {}
         }
         self.record_images(server_id, &images)?;
         self.define(self.domain_spec(server_id, spec, &images), was_running).await
     }
 }
+
+/// The images a guest uses from the cache: its disk (none when it boots from a
+/// volume), kernel and ramdisk.
+type Images = (Option<CachedImage>, Option<CachedImage>, Option<CachedImage>);
 
 impl HypervisorDriver for LibvirtDriver {
     fn name(&self) -> &'static str {
