@@ -277,3 +277,91 @@ def test_kill9_during_creates_and_deletes_converges():
     finally:
         c.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_kill9_during_attaches_and_detaches_converges():
+    """`kill -9` right after six attaches, and again right after detaches: after each
+    restart every volume is either attached to its server (and listed by it) or
+    available (and listed by none), never left attaching, detaching or reserved."""
+    data_dir = tempfile.mkdtemp(prefix="stratus-attachcrash-")
+    c = Cloud("sqlite", data_dir, extra_env={"STRATUS_VOLUME__RECONCILE_SECS": "1",
+                                              "STRATUS_COMPUTE__RECONCILE_SECS": "1"})
+    try:
+        base = compute_basics(c, "10.78.0.0/24", shared=True)
+        project, env = c.member_env(unique("acrash"))
+        token = c.password_token(env["OS_USERNAME"], "pw", env["OS_PROJECT_NAME"])
+        V, C = f"{c.volume_url}/v3/{project}", c.compute_url + "/v2.1"
+        flavor = c.osc("flavor", "show", base["flavor"])["id"]
+        net = c.osc("network", "show", base["network"])["id"]
+        pairs = []
+        for i in range(6):
+            s = c.http("POST", "/servers", token, {"server": {"name": f"s{i}", "imageRef": base["image"],
+                                                              "flavorRef": flavor, "networks": [{"uuid": net}]}}, base=C)
+            assert s[0] == 202, s
+            v = c.http("POST", "/volumes", token, {"volume": {"size": 1, "name": f"v{i}"}}, base=V)
+            assert v[0] == 202, v
+            pairs.append((s[2]["server"]["id"], v[2]["volume"]["id"]))
+
+        def settled(want_server_status, timeout=60):
+            deadline = time.monotonic() + timeout
+            while True:
+                states = [(c.http("GET", f"/servers/{s}", token, base=C)[2]["server"]["status"],
+                           c.http("GET", f"/volumes/{v}", token, base=V)[2]["volume"]["status"]) for s, v in pairs]
+                if all(ss == want_server_status and vs in ("available", "in-use") for ss, vs in states):
+                    return
+                assert time.monotonic() < deadline, states
+                time.sleep(0.3)
+
+        def consistent():
+            """Each volume's state matches what its server lists; answers how many are attached."""
+            attached = 0
+            for s, v in pairs:
+                vol = c.http("GET", f"/volumes/{v}", token, base=V)[2]["volume"]
+                listed = [a["volumeId"] for a in
+                          c.http("GET", f"/servers/{s}/os-volume_attachments", token, base=C)[2]["volumeAttachments"]]
+                if vol["status"] == "in-use":
+                    assert [a["server_id"] for a in vol["attachments"]] == [s] and listed == [v], (vol, listed)
+                    attached += 1
+                else:
+                    assert vol["status"] == "available" and vol["attachments"] == [] and listed == [], (vol, listed)
+            return attached
+
+        settled("ACTIVE")
+        for s, v in pairs:
+            r = c.http("POST", f"/servers/{s}/os-volume_attachments", token, {"volumeAttachment": {"volumeId": v}}, base=C)
+            assert r[0] == 200, r
+        c.kill9()
+        c.restart()
+        # The attaches resume or unwind; either way the pair agrees and nothing is held.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                settled("ACTIVE", timeout=0)
+                attached = consistent()
+                break
+            except AssertionError:
+                assert time.monotonic() < deadline, "attaches never settled after the restart"
+                time.sleep(0.5)
+        print(f"{attached} of {len(pairs)} attaches completed across the crash")
+
+        for s, v in pairs:
+            if c.http("GET", f"/volumes/{v}", token, base=V)[2]["volume"]["status"] == "in-use":
+                assert c.http("DELETE", f"/servers/{s}/os-volume_attachments/{v}", token, base=C)[0] == 202
+        c.kill9()
+        c.restart()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                settled("ACTIVE", timeout=0)
+                assert consistent() == 0
+                break
+            except AssertionError:
+                assert time.monotonic() < deadline, "detaches never settled after the restart"
+                time.sleep(0.5)
+        # Every server and volume is free again: a new attach works at once.
+        s, v = pairs[0]
+        assert c.http("POST", f"/servers/{s}/os-volume_attachments", token, {"volumeAttachment": {"volumeId": v}},
+                      base=C)[0] == 200
+    finally:
+        c.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -55,8 +55,10 @@ for lib in $(LD_LIBRARY_PATH="$libdirs" ldd "$root/sbin/dropbear" | awk '/=>/ {p
 done
 cp -L "$(find "$WORK/pkgs" -name 'ld-linux-x86-64.so.2' | head -n1)" "$root/lib64/ld-linux-x86-64.so.2"
 
-# virtio (PCI, net, block) and ISO 9660 for the config drive, in load order.
-mods=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net virtio_blk cdrom isofs)
+# virtio (PCI, net, block), and the IDE CD-ROM with ISO 9660 the config drive is on (as
+# Nova gives it, so volumes start at vdb), in load order.
+mods=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net virtio_blk
+      scsi_common scsi_mod libata ata_piix cdrom sr_mod isofs)
 for m in "${mods[@]}"; do
     f="$(find "$WORK/pkgs/lib/modules/$kver" -name "$m.ko*" | head -n1)"
     if [ -n "$f" ]; then cp "$f" "$root/lib/modules/"; fi

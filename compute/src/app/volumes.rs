@@ -66,13 +66,12 @@ pub fn attachment_view(server_id: &str, v: &AttachedVolume, version: crate::micr
     out
 }
 
-/// The first virtio disk name free on the server: `vda` is its root disk and, on a
-/// host that gives guests a config drive (every real hypervisor), `vdb` is that drive.
-fn next_device(server: &Server, config_drive: bool) -> AppResult<String> {
+/// The first virtio disk name free on the server after its root disk (`vda`): as with
+/// Nova, the config drive is a CD-ROM, so the first volume is `vdb`.
+fn next_device(server: &Server) -> AppResult<String> {
     let used: Vec<String> =
         server.volumes().into_iter().map(|v| v.device.trim_start_matches("/dev/").to_string()).collect();
-    let first = if config_drive { b'c' } else { b'b' };
-    (first..=b'z')
+    (b'b'..=b'z')
         .map(|c| format!("vd{}", c as char))
         .find(|d| !used.contains(d))
         .map(|d| format!("/dev/{d}"))
@@ -299,9 +298,7 @@ impl ComputeService {
             )));
         }
         let project_id = volume["os-vol-tenant-attr:tenant_id"].as_str().unwrap_or(&own).to_string();
-        let host = server.host.clone().unwrap_or_default();
-        let fake_host = self.host_row(&host).await?.is_some_and(|h| h.driver == "fake");
-        let device = next_device(&server, !fake_host)?;
+        let device = next_device(&server)?;
         let data = VolumeData {
             volume_id: volume_id.clone(),
             project_id: project_id.clone(),

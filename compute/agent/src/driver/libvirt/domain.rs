@@ -154,7 +154,7 @@ impl DomainSpec {
         if let Some(d) = &self.config_drive {
             let _ = writeln!(
                 x,
-                "    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/><target dev='vdb' bus='virtio'/><readonly/></disk>",
+                "    <disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='{}'/><target dev='hdd' bus='ide'/><readonly/></disk>",
                 path(d)
             );
         }
@@ -244,9 +244,9 @@ mod tests {
             x.contains("<kernel>/var/lib/s/images/k</kernel>") && x.contains("<cmdline>console=ttyS0 quiet</cmdline>")
         );
         assert!(!x.contains("<boot dev='hd'/>"), "direct kernel boot has no boot device");
-        assert!(x.contains(
-            "<source file='/var/lib/s/instances/x/disk.config'/><target dev='vdb' bus='virtio'/><readonly/>"
-        ));
+        assert!(
+            x.contains("<source file='/var/lib/s/instances/x/disk.config'/><target dev='hdd' bus='ide'/><readonly/>")
+        );
         assert!(x.contains("<mac address='fa:16:3e:00:00:01'/><target dev='tap5e6f7a8b-9c'/>"));
         assert!(x.contains("<serial type='file'><source path='/var/lib/s/instances/x/console.log' append='on'/>"));
         assert!(!x.contains("host-passthrough"));
@@ -262,7 +262,7 @@ mod tests {
         s.disk = "/tmp/a'b&c".into();
         let x = s.xml();
         assert!(x.contains("<boot dev='hd'/>") && x.contains("host-passthrough"));
-        assert!(x.contains("/tmp/a&apos;b&amp;c") && !x.contains("vdb"));
+        assert!(x.contains("/tmp/a&apos;b&amp;c") && !x.contains("hdd"), "no config drive");
     }
 
     #[test]
