@@ -25,9 +25,7 @@ use crate::store::{Charged, Server, Store};
 use serde_json::json;
 use std::sync::{Arc, Weak};
 use stratus_common::db::now_text;
-use stratus_common::saga::{
-    nothing_to_undo, NoData, Outcome, Saga, SagaDef, SagaState, Step, StepError, StepFuture, StepResult,
-};
+use stratus_common::saga::{nothing_to_undo, NoData, Outcome, Saga, SagaDef, SagaState, Step, StepFuture, StepResult};
 use stratus_compute_protocol::Op;
 
 pub const REBUILD: &str = "rebuild";
@@ -89,18 +87,7 @@ const STEPS: &[Step<ChangeSaga>] = &[
 
 impl ServerSaga for ChangeSaga {
     async fn load(&self, saga: &mut Saga) -> StepResult<Option<(Arc<ComputeService>, Server)>> {
-        let s = service(&self.1)?;
-        let Some(server) = s.server_for_step(saga).await? else {
-            return Err(StepError::permanent("The server is gone."));
-        };
-        if server.deleted {
-            return Err(StepError::permanent("The server was deleted."));
-        }
-        if !under_way(&server, saga) {
-            // Ended already (a step run again after the end was written).
-            return Ok(None);
-        }
-        Ok(Some((s, server)))
+        super::load_held(&self.1, saga).await
     }
 }
 
@@ -138,33 +125,21 @@ impl ComputeService {
         _: &mut NoData,
     ) -> StepResult<Outcome> {
         let change = def.0;
-        let host = server.host.clone().unwrap_or_default();
-        if let Some(result) = server.control.change.as_ref().filter(|r| r.saga.as_deref() == Some(saga.id.as_str())) {
-            return match result.error.as_deref() {
-                None => Ok(Outcome::Next),
-                Some(e) => Err(StepError::permanent(e)),
-            };
-        }
-        let Some(row) = self.host_row(&host).await?.filter(|h| self.scheduler.is_up(h)) else {
-            return Err(StepError::Permanent(format!("The server's host {host} is down.")));
-        };
-        let op = change.op();
-        if !self.command_due(server, op) {
-            return Ok(Outcome::Pending);
-        }
-        let mut spec = Self::guest_spec(server);
         let resize = server.doc.get("resize").cloned().unwrap_or(json!({}));
-        match change {
-            Change::Rebuild => {
-                if let Err(e) = self.add_config_drive(server, &row.driver, &mut spec).await {
-                    tracing::warn!(error = %e, "cannot gather the rebuilt server's metadata; its config drive stays as it was");
+        self.host_step(server, saga, change.op(), async |server: &Server, row: &crate::store::HostRow| {
+            let mut spec = Self::guest_spec(server);
+            match change {
+                Change::Rebuild => {
+                    if let Err(e) = self.add_config_drive(server, &row.driver, &mut spec).await {
+                        tracing::warn!(error = %e, "cannot gather the rebuilt server's metadata; its config drive stays as it was");
+                    }
                 }
+                Change::Resize => (spec.vcpus, spec.ram_mb, spec.disk_gb) = shape(&resize["new_flavor"]),
+                Change::Revert => (spec.vcpus, spec.ram_mb, spec.disk_gb) = shape(&resize["old_flavor"]),
             }
-            Change::Resize => (spec.vcpus, spec.ram_mb, spec.disk_gb) = shape(&resize["new_flavor"]),
-            Change::Revert => (spec.vcpus, spec.ram_mb, spec.disk_gb) = shape(&resize["old_flavor"]),
-        }
-        self.send_to(server, &row, op, Some(spec), Some(saga)).await?;
-        Ok(Outcome::Pending)
+            spec
+        })
+        .await
     }
 
     /// Takes back what the command may have done on the host: a resized guest goes

@@ -30,6 +30,7 @@ use stratus_common::bus::Bus;
 use stratus_common::db::now_text;
 use stratus_common::limits::LimitsClient;
 use stratus_common::saga::{Outcome, Saga, SagaRunner, StepError, StepResult};
+use stratus_compute_protocol::Op;
 
 /// Settings of the compute service.
 #[derive(Debug, Clone)]
@@ -299,6 +300,60 @@ impl ComputeService {
         self.finish_action(&server, action, Some(&message)).await;
         self.notify(&format!("{}.stuck", saga.kind), &server).await;
         Ok(())
+    }
+}
+
+/// [`ServerSaga::load`] for a saga that holds a live server while it runs (a change,
+/// a volume attach or detach): a server gone or deleted fails the step for good; one
+/// the saga no longer holds (its end was written already) has nothing left to do.
+pub(crate) async fn load_held(
+    w: &Weak<ComputeService>,
+    saga: &mut Saga,
+) -> StepResult<Option<(Arc<ComputeService>, Server)>> {
+    let s = service(w)?;
+    let Some(server) = s.server_for_step(saga).await? else {
+        return Err(StepError::permanent("The server is gone."));
+    };
+    if server.deleted {
+        return Err(StepError::permanent("The server was deleted."));
+    }
+    if server.control.saga_id.as_deref() != Some(saga.id.as_str()) {
+        return Ok(None);
+    }
+    Ok(Some((s, server)))
+}
+
+impl ComputeService {
+    /// A saga step that has the server's host carry out `op`: the host's answer
+    /// (tagged with the saga's id) ends the step, for good when it failed; otherwise the
+    /// command is sent (again after the command timeout) with the spec `spec` makes,
+    /// and the step waits. A host that is down fails the step for good.
+    pub(crate) async fn host_step<F>(
+        &self,
+        server: &mut Server,
+        saga: &mut Saga,
+        op: Op,
+        spec: F,
+    ) -> StepResult<Outcome>
+    where
+        F: AsyncFnOnce(&Server, &crate::store::HostRow) -> stratus_compute_protocol::GuestSpec,
+    {
+        if let Some(result) = server.control.change.as_ref().filter(|r| r.saga.as_deref() == Some(saga.id.as_str())) {
+            return match result.error.as_deref() {
+                None => Ok(Outcome::Next),
+                Some(e) => Err(StepError::permanent(e)),
+            };
+        }
+        let host = server.host.clone().unwrap_or_default();
+        let Some(row) = self.host_row(&host).await?.filter(|h| self.scheduler.is_up(h)) else {
+            return Err(StepError::Permanent(format!("The server's host {host} is down.")));
+        };
+        if !self.command_due(server, op) {
+            return Ok(Outcome::Pending);
+        }
+        let spec = spec(server, &row).await;
+        self.send_to(server, &row, op, Some(spec), Some(saga)).await?;
+        Ok(Outcome::Pending)
     }
 }
 

@@ -113,9 +113,7 @@ const ATTACH_STEPS: &[Step<VolumeSaga>] = &[
             Box::pin(async move {
                 let s = service(&def.1)?;
                 let host = s.store.server_get(&saga.subject).await?.and_then(|v| v.host).unwrap_or_default();
-                let end = json!({"os-terminate_connection": {"connector": connector(&host)}});
-                s.clients.volume_action(&data.project_id, &data.volume_id, end).await.or_else(gone)?;
-                Ok(())
+                s.volume_undo(data, json!({"os-terminate_connection": {"connector": connector(&host)}})).await
             })
         },
     },
@@ -132,12 +130,7 @@ const DETACH_STEPS: &[Step<VolumeSaga>] = &[
         name: "begin",
         run: server_step!(step_begin_detaching),
         undo: |def, _, data| {
-            Box::pin(async move {
-                let s = service(&def.1)?;
-                let roll = json!({"os-roll_detaching": {}});
-                s.clients.volume_action(&data.project_id, &data.volume_id, roll).await.or_else(gone)?;
-                Ok(())
-            })
+            Box::pin(async move { service(&def.1)?.volume_undo(data, json!({"os-roll_detaching": {}})).await })
         },
     },
     Step {
@@ -164,17 +157,7 @@ fn connector(host: &str) -> Value {
 
 impl ServerSaga for VolumeSaga {
     async fn load(&self, saga: &mut Saga) -> StepResult<Option<(Arc<ComputeService>, Server)>> {
-        let s = service(&self.1)?;
-        let Some(server) = s.server_for_step(saga).await? else {
-            return Err(StepError::permanent("The server is gone."));
-        };
-        if server.deleted {
-            return Err(StepError::permanent("The server was deleted."));
-        }
-        if !under_way(&server, saga) {
-            return Ok(None);
-        }
-        Ok(Some((s, server)))
+        super::load_held(&self.1, saga).await
     }
 }
 
@@ -380,6 +363,12 @@ impl ComputeService {
         Ok(Outcome::Next)
     }
 
+    /// A volume action that takes something back; a volume gone already needs none.
+    async fn volume_undo(&self, data: &VolumeData, action: Value) -> StepResult<()> {
+        self.clients.volume_action(&data.project_id, &data.volume_id, action).await.or_else(gone)?;
+        Ok(())
+    }
+
     /// Gives the volume back: the attachment `finish` made for the server, if it got
     /// that far before the saga was cancelled or failed, and the reservation.
     async fn unreserve(&self, saga: &Saga, data: &VolumeData) -> StepResult<()> {
@@ -395,14 +384,9 @@ impl ComputeService {
             .filter(|a| a["server_id"].as_str() == Some(saga.subject.as_str()))
             .filter_map(|a| a["attachment_id"].as_str());
         for attachment in ours {
-            let detach = json!({"os-detach": {"attachment_id": attachment}});
-            self.clients.volume_action(&data.project_id, &data.volume_id, detach).await.or_else(gone)?;
+            self.volume_undo(data, json!({"os-detach": {"attachment_id": attachment}})).await?;
         }
-        self.clients
-            .volume_action(&data.project_id, &data.volume_id, json!({"os-unreserve": {}}))
-            .await
-            .or_else(gone)?;
-        Ok(())
+        self.volume_undo(data, json!({"os-unreserve": {}})).await
     }
 
     async fn step_connect(
@@ -412,6 +396,12 @@ impl ComputeService {
         _: &mut Saga,
         data: &mut VolumeData,
     ) -> StepResult<Outcome> {
+        data.connection = Some(self.connect(server, data).await?);
+        Ok(Outcome::Next)
+    }
+
+    /// `os-initialize_connection` for the server's host: how it reaches the volume.
+    async fn connect(&self, server: &Server, data: &VolumeData) -> StepResult<Value> {
         let host = server.host.clone().unwrap_or_default();
         let ask = json!({"os-initialize_connection": {"connector": connector(&host)}});
         let answer = self.clients.volume_action(&data.project_id, &data.volume_id, ask).await?;
@@ -422,8 +412,33 @@ impl ComputeService {
                 data.volume_id
             )));
         }
-        data.connection = Some(info);
-        Ok(Outcome::Next)
+        Ok(info)
+    }
+
+    /// `os-attach` of the volume to the server at `data.device`; the attachment as the
+    /// volume service recorded it.
+    async fn mark_attached(&self, server: &Server, data: &VolumeData) -> StepResult<AttachedVolume> {
+        let attach = json!({"os-attach": {"instance_uuid": server.id, "mountpoint": data.device,
+                                          "host_name": server.host, "mode": "rw"}});
+        self.clients.volume_action(&data.project_id, &data.volume_id, attach).await?;
+        let volume = self.clients.volume(&data.project_id, &data.volume_id).await?;
+        let attachment_id = volume["attachments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["server_id"].as_str() == Some(server.id.as_str()))
+            .and_then(|a| a["attachment_id"].as_str())
+            .map(str::to_string);
+        Ok(AttachedVolume {
+            volume_id: data.volume_id.clone(),
+            project_id: data.project_id.clone(),
+            device: data.device.clone(),
+            attachment_id,
+            delete_on_termination: data.delete_on_termination,
+            tag: data.tag.clone(),
+            connection: data.connection.clone().unwrap_or_default(),
+            boot: data.device == "/dev/vda",
+        })
     }
 
     /// The volume as the host's agent reaches it.
@@ -451,22 +466,10 @@ impl ComputeService {
         data: &VolumeData,
         op: Op,
     ) -> StepResult<Outcome> {
-        if let Some(result) = server.control.change.as_ref().filter(|r| r.saga.as_deref() == Some(saga.id.as_str())) {
-            return match result.error.as_deref() {
-                None => Ok(Outcome::Next),
-                Some(e) => Err(StepError::permanent(e)),
-            };
-        }
-        let host = server.host.clone().unwrap_or_default();
-        let Some(row) = self.host_row(&host).await?.filter(|h| self.scheduler.is_up(h)) else {
-            return Err(StepError::Permanent(format!("The server's host {host} is down.")));
-        };
-        if !self.command_due(server, op) {
-            return Ok(Outcome::Pending);
-        }
-        let spec = Self::volume_spec(server, data);
-        self.send_to(server, &row, op, Some(spec), Some(saga)).await?;
-        Ok(Outcome::Pending)
+        self.host_step(server, saga, op, async |server: &Server, _: &crate::store::HostRow| {
+            Self::volume_spec(server, data)
+        })
+        .await
     }
 
     async fn step_plug(
@@ -547,29 +550,10 @@ impl ComputeService {
         saga: &mut Saga,
         data: &mut VolumeData,
     ) -> StepResult<Outcome> {
-        let attach = json!({"os-attach": {"instance_uuid": server.id, "mountpoint": data.device,
-                                          "host_name": server.host, "mode": "rw"}});
-        self.clients.volume_action(&data.project_id, &data.volume_id, attach).await?;
-        let volume = self.clients.volume(&data.project_id, &data.volume_id).await?;
-        let attachment_id = volume["attachments"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|a| a["server_id"].as_str() == Some(server.id.as_str()))
-            .and_then(|a| a["attachment_id"].as_str())
-            .map(str::to_string);
+        let attached = self.mark_attached(server, data).await?;
         let mut volumes = server.volumes();
         volumes.retain(|v| v.volume_id != data.volume_id);
-        volumes.push(AttachedVolume {
-            volume_id: data.volume_id.clone(),
-            project_id: data.project_id.clone(),
-            device: data.device.clone(),
-            attachment_id,
-            delete_on_termination: data.delete_on_termination,
-            tag: data.tag.clone(),
-            connection: data.connection.clone().unwrap_or_default(),
-            boot: false,
-        });
+        volumes.push(attached);
         self.end_volume_saga(server, saga, volumes, ATTACH).await
     }
 
@@ -591,11 +575,8 @@ impl ComputeService {
     /// Tells the volume service the host let go of a volume and the attachment is
     /// gone (the volume is `available` again). A volume gone already is fine.
     async fn volume_release(&self, host: &str, data: &VolumeData, attachment: Option<String>) -> StepResult<()> {
-        let end = json!({"os-terminate_connection": {"connector": connector(host)}});
-        self.clients.volume_action(&data.project_id, &data.volume_id, end).await.or_else(gone)?;
-        let detach = json!({"os-detach": {"attachment_id": attachment}});
-        self.clients.volume_action(&data.project_id, &data.volume_id, detach).await.or_else(gone)?;
-        Ok(())
+        self.volume_undo(data, json!({"os-terminate_connection": {"connector": connector(host)}})).await?;
+        self.volume_undo(data, json!({"os-detach": {"attachment_id": attachment}})).await
     }
 
     /// The delete saga's step: every volume still attached is let go (its guest is
@@ -814,13 +795,16 @@ impl ComputeService {
                 }
             },
         };
-        // Made from an image, it may take a while.
+        // Made from an image, it may take a while. Reserved or attached for this server
+        // already: the step ran before (the calls below are repeated harmlessly).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        let ours = |v: &Value| {
+            v["attachments"].as_array().is_some_and(|a| a.iter().all(|x| x["server_id"].as_str() == Some(&server.id)))
+        };
         loop {
             let v = self.clients.volume(&project, &volume_id).await?;
             match v["status"].as_str().unwrap_or_default() {
-                "available" => break,
-                "attaching" if v["attachments"].as_array().is_some_and(Vec::is_empty) => break,
+                "available" | "attaching" | "in-use" if ours(&v) => break,
                 "creating" | "downloading" if std::time::Instant::now() < deadline => {}
                 "creating" | "downloading" => {
                     return Err(StepError::Transient(anyhow::anyhow!("boot volume {volume_id} is still being made")))
@@ -829,7 +813,6 @@ impl ComputeService {
             }
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
-        let host = server.host.clone().unwrap_or_default();
         let mut data = VolumeData {
             volume_id: volume_id.clone(),
             project_id: project.clone(),
@@ -838,39 +821,14 @@ impl ComputeService {
             tag: None,
             connection: None,
         };
-        self.clients.volume_action(&project, &volume_id, json!({"os-reserve": {"instance_uuid": server.id}})).await?;
-        let ask = json!({"os-initialize_connection": {"connector": connector(&host)}});
-        let info = self.clients.volume_action(&project, &volume_id, ask).await?["connection_info"].clone();
-        if !info["driver_volume_type"].is_string() {
-            return Err(StepError::permanent(format!(
-                "The volume service gave no connection info for volume {volume_id}."
-            )));
-        }
-        data.connection = Some(info);
-        let attach = json!({"os-attach": {"instance_uuid": server.id, "mountpoint": "/dev/vda", "host_name": host, "mode": "rw"}});
-        self.clients.volume_action(&project, &volume_id, attach).await?;
         let v = self.clients.volume(&project, &volume_id).await?;
-        let attachment_id = v["attachments"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|a| a["server_id"].as_str() == Some(server.id.as_str()))
-            .and_then(|a| a["attachment_id"].as_str())
-            .map(str::to_string);
+        if v["status"] != "in-use" {
+            let reserve = json!({"os-reserve": {"instance_uuid": server.id}});
+            self.clients.volume_action(&project, &volume_id, reserve).await?;
+        }
+        data.connection = Some(self.connect(server, &data).await?);
         let mut volumes = server.volumes();
-        volumes.insert(
-            0,
-            AttachedVolume {
-                volume_id,
-                project_id: project,
-                device: data.device.clone(),
-                attachment_id,
-                delete_on_termination: bv.delete_on_termination,
-                tag: None,
-                connection: data.connection.clone().unwrap_or_default(),
-                boot: true,
-            },
-        );
+        volumes.insert(0, self.mark_attached(server, &data).await?);
         server.set_volumes(&volumes);
         if !self.store.server_save(server, None).await? {
             return Err(changed(server));
