@@ -15,6 +15,11 @@ that many servers at once through the compute API, then measures per server:
   against the total to SSH (the rest is QEMU booting the guest);
 - the host memory of each guest (the QEMU process's resident set);
 - the image cache: downloads for the first server versus the later ones.
+
+With `--volume-io`, it also attaches a 1 GiB volume (file backend) to one guest and
+measures, inside the guest over SSH, sequential direct-I/O writes and reads of 256 MiB
+on the volume (`/dev/vdb`) against the guest's own root disk (`/dev/vda`, unused: the
+test guest runs from its initramfs).
 """
 
 import argparse
@@ -107,9 +112,45 @@ def run_batch(cloud, w, n, token):
         return list(pool.map(one, range(n)))
 
 
+def dd_rate(w, address, command):
+    """MiB/s of a busybox dd run in the guest (it prints bytes and seconds)."""
+    out = ssh(w["outside"], w["key"], address, command + " 2>&1")
+    m = re.search(r"(\d+) bytes .*? ([\d.]+) seconds", out.stdout)
+    assert m, out.stdout + out.stderr
+    return int(m.group(1)) / float(m.group(2)) / (1 << 20)
+
+
+def volume_io(cloud, w, token):
+    server = run_batch(cloud, w, 1, token)[0]
+    sid, fip = server["id"], server["fip"]
+    address = cloud.http("GET", f"/v2.0/floatingips/{fip}", token=token, base=cloud.network_url)[2]["floatingip"][
+        "floating_ip_address"]
+    vol = cloud.osc("volume", "create", "--size", "1", unique("io"))
+    while cloud.osc("volume", "show", vol["id"])["status"] != "available":
+        time.sleep(0.3)
+    cloud.osc("server", "add", "volume", sid, vol["id"], fmt_json=False)
+    while cloud.osc("volume", "show", vol["id"])["status"] != "in-use":
+        time.sleep(0.3)
+    while ssh(w["outside"], w["key"], address, "test -b /dev/vdb").returncode != 0:
+        time.sleep(0.5)
+    print("\n== sequential I/O inside the guest (256 MiB, 1 MiB blocks, direct I/O), MiB/s")
+    for dev in ("vda", "vdb"):
+        write = dd_rate(w, address, f"dd if=/dev/zero of=/dev/{dev} bs=1M count=256 oflag=direct")
+        read = dd_rate(w, address, f"dd if=/dev/{dev} of=/dev/null bs=1M count=256 iflag=direct")
+        what = "root disk (qcow2 overlay)" if dev == "vda" else "attached volume (qcow2 file)"
+        print(f"  /dev/{dev} {what}: write {write:.1f}, read {read:.1f}")
+    cloud.osc("server", "remove", "volume", sid, vol["id"], fmt_json=False)
+    while cloud.osc("volume", "show", vol["id"])["status"] != "available":
+        time.sleep(0.3)
+    cloud.osc("volume", "delete", vol["id"])
+    cloud.http("DELETE", f"/v2.0/floatingips/{fip}", token=token, base=cloud.network_url)
+    cloud.http("DELETE", f"/v2.1/servers/{sid}", token=token, base=cloud.compute_url)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", default="1,5")
+    ap.add_argument("--volume-io", action="store_true")
     args = ap.parse_args()
     cloud = start_cloud(build_guest())
     work = tempfile.mkdtemp(prefix="stratus-bench-guests-")
@@ -117,6 +158,8 @@ def main():
     try:
         make_world(cloud, work, w)
         token = cloud.password_token()
+        if args.volume_io:
+            volume_io(cloud, w, token)
         first = None
         for n in [int(x) for x in args.batches.split(",")]:
             results = run_batch(cloud, w, n, token)

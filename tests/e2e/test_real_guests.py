@@ -260,6 +260,7 @@ def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud
         wait_until("the disk in the guest", lambda: ssh(outside, key, address, find).stdout.strip() != "",
                    timeout=60, interval=1)
         dev = ssh(outside, key, address, find).stdout.strip()
+        assert dev == "vdb", f"the first volume is the guest's second disk, not {dev}"
         wrote = ssh(outside, key, address, f"printf stratus-volume-ok > /dev/{dev} && sync")
         assert wrote.returncode == 0, wrote.stderr
         cloud.osc("server", "remove", "volume", server["id"], vol["id"], fmt_json=False)
