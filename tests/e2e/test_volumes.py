@@ -85,7 +85,8 @@ def test_volume_commands(cloud):
     assert shown["bootable"] in (True, "true") and shown["volume_image_metadata"]["image_id"] == img["id"], shown
     v5_file = os.path.join(files, "volumes", f"{v5['id']}.qcow2")
     subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "qcow2", raw, v5_file], check=True)
-    assert os.listdir(os.path.join(files, "staging")) == [], "the download is gone once converted"
+    assert os.listdir(os.path.join(files, "staging")) == [], "the download is kept as the image's base"
+    assert os.listdir(os.path.join(files, "images")) == [f"{img['id']}.raw"]
     # And back: the volume uploaded to a new image (qcow2) holds the same bytes.
     up = unique("fromvol")
     cloud.osc("image", "create", "--volume", "v5", "--disk-format", "qcow2", "--container-format", "bare", up,
@@ -107,6 +108,7 @@ def test_volume_commands(cloud):
     assert p.returncode != 0 and ("No Image found" in p.stderr or "404" in p.stderr), p.stderr
     cloud.osc("volume", "delete", "v5", env=env)
     wait_status(cloud, env, "volume", "v5", "GONE")
+    assert os.listdir(os.path.join(files, "images")) == [], "the image's base goes with its last volume"
 
     # Quotas: usage shown; over the limit is refused and says which quota.
     usage = cloud.osc("quota", "show", "--usage", project)

@@ -139,6 +139,21 @@ impl VolumeService {
         Ok(done)
     }
 
+    /// After volume `v` is gone from its backend: the base of the image it was made
+    /// from goes too when no other live volume was made from it. (A volume being made
+    /// from it has its row already, so it keeps the base.)
+    pub(crate) async fn forget_image_if_unused(
+        &self,
+        v: &crate::store::Volume,
+        driver: &dyn crate::driver::VolumeDriver,
+    ) -> anyhow::Result<()> {
+        let Some(image) = &v.image_id else { return Ok(()) };
+        if self.store.volumes_of_image(image, &v.id).await? == 0 {
+            driver.drop_image(image).await?;
+        }
+        Ok(())
+    }
+
     /// Removes what [`Self::stage_image`] left for `volume`.
     pub(crate) async fn unstage_image(&self, volume: &str) {
         for name in [format!("{volume}.img"), format!("{volume}.img.part")] {

@@ -160,11 +160,16 @@ const CREATE_STEPS: &[Step<CreateVolume>] = &[
                 let v = s.saga_volume(saga).await?;
                 let driver = s.saga_driver(&v.backend)?;
                 if let Some(image) = &v.image_id {
-                    // Made already (a step run again): nothing to download.
+                    // Made already (a step run again): nothing to download. The image
+                    // is downloaded once and kept as the base of every volume made
+                    // from it.
                     if driver.size_of(&v.id).await?.is_none() {
-                        let staged = s.stage_image(image, &v.id).await?;
-                        let format = v.image_meta.get("disk_format").and_then(|f| f.as_str()).unwrap_or("raw");
-                        driver.create(&v.id, v.size, Source::Image { path: &staged, format }).await?;
+                        if !driver.has_image(image).await? {
+                            let staged = s.stage_image(image, &v.id).await?;
+                            let format = v.image_meta.get("disk_format").and_then(|f| f.as_str()).unwrap_or("raw");
+                            driver.keep_image(image, &staged, format).await?;
+                        }
+                        driver.create(&v.id, v.size, Source::Image { id: image }).await?;
                     }
                     s.unstage_image(&v.id).await;
                     return Ok(Outcome::Next);
@@ -184,6 +189,7 @@ const CREATE_STEPS: &[Step<CreateVolume>] = &[
                 if let Some(v) = s.store.volume_get(&saga.subject).await? {
                     if let Ok(driver) = s.driver(&v.backend) {
                         driver.delete(&v.id).await?;
+                        s.forget_image_if_unused(&v, driver.as_ref()).await?;
                     }
                     s.unstage_image(&v.id).await;
                 }
@@ -247,7 +253,9 @@ const DELETE_STEPS: &[Step<DeleteVolume>] = &[
                 let Some(v) = s.store.volume_get(&saga.subject).await?.filter(|v| !v.deleted) else {
                     return Ok(Outcome::Next);
                 };
-                s.saga_driver(&v.backend)?.delete(&v.id).await?;
+                let driver = s.saga_driver(&v.backend)?;
+                driver.delete(&v.id).await?;
+                s.forget_image_if_unused(&v, driver.as_ref()).await?;
                 Ok(Outcome::Next)
             })
         },

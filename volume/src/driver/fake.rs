@@ -9,6 +9,8 @@ use std::sync::Mutex;
 pub struct FakeDriver {
     volumes: Mutex<HashMap<String, i64>>,
     snapshots: Mutex<HashMap<String, i64>>,
+    /// Images kept as bases, with their size in GiB.
+    images: Mutex<HashMap<String, i64>>,
 }
 
 impl FakeDriver {
@@ -31,7 +33,12 @@ impl VolumeDriver for FakeDriver {
         Box::pin(async move {
             let from = match source {
                 Source::Empty => 0,
-                Source::Image { path, .. } => (std::fs::metadata(path)?.len().div_ceil(1 << 30)) as i64,
+                Source::Image { id: image } => *self
+                    .images
+                    .lock()
+                    .unwrap()
+                    .get(image)
+                    .ok_or_else(|| anyhow::anyhow!("image {image} is not kept here"))?,
                 Source::Volume(v) => *self
                     .volumes
                     .lock()
@@ -102,6 +109,31 @@ impl VolumeDriver for FakeDriver {
 
     fn size_of<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<Option<i64>>> {
         Box::pin(async move { Ok(self.volumes.lock().unwrap().get(id).copied()) })
+    }
+
+    fn keep_image<'a>(
+        &'a self,
+        image_id: &'a str,
+        from: &'a std::path::Path,
+        _format: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let size = (std::fs::metadata(from)?.len().div_ceil(1 << 30)) as i64;
+            self.images.lock().unwrap().insert(image_id.to_string(), size);
+            let _ = std::fs::remove_file(from);
+            Ok(())
+        })
+    }
+
+    fn has_image<'a>(&'a self, image_id: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(async move { Ok(self.images.lock().unwrap().contains_key(image_id)) })
+    }
+
+    fn drop_image<'a>(&'a self, image_id: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            self.images.lock().unwrap().remove(image_id);
+            Ok(())
+        })
     }
 
     fn connection<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<serde_json::Value>> {

@@ -3,7 +3,10 @@
 //! probe). A file is written under a `.part` name and renamed when complete, so a crash
 //! midway leaves no file that looks finished; the step runs again and starts over.
 //! Snapshots and copies are full copies (`qemu-img convert`), independent of their
-//! source, so either can be deleted first.
+//! source, so either can be deleted first. A volume made from an image is a
+//! copy-on-write overlay of the image kept once as a base (`images/<image id>.raw` or
+//! `.qcow2`, immutable as images are), made in milliseconds; the base goes when the
+//! last volume made from it does.
 
 use super::{Source, VolumeDriver};
 use anyhow::Context;
@@ -19,7 +22,7 @@ pub struct FileDriver {
 impl FileDriver {
     pub fn new(root: impl Into<PathBuf>) -> anyhow::Result<Self> {
         let root = root.into();
-        for dir in ["volumes", "snapshots"] {
+        for dir in ["volumes", "snapshots", "images"] {
             std::fs::create_dir_all(root.join(dir)).with_context(|| format!("cannot create {}", root.display()))?;
         }
         Ok(Self { root })
@@ -28,6 +31,14 @@ impl FileDriver {
     /// Where volume `id` lives (to attach it, or to inspect it in tests).
     pub fn volume_path(&self, id: &str) -> PathBuf {
         self.root.join("volumes").join(format!("{}.qcow2", safe(id)))
+    }
+
+    /// The kept base of image `id`, and its format, if any.
+    fn image_base(&self, id: &str) -> Option<(PathBuf, &'static str)> {
+        ["raw", "qcow2"]
+            .into_iter()
+            .map(|f| (self.root.join("images").join(format!("{}.{f}", safe(id))), f))
+            .find(|(p, _)| p.exists())
     }
 
     fn snapshot_path(&self, id: &str) -> PathBuf {
@@ -92,11 +103,22 @@ impl VolumeDriver for FileDriver {
                 Source::Empty => (None, "qcow2"),
                 Source::Volume(v) => (Some(self.volume_path(v)), "qcow2"),
                 Source::Snapshot(sn) => (Some(self.snapshot_path(sn)), "qcow2"),
-                Source::Image { path, format } => {
-                    if !matches!(format, "raw" | "qcow2") {
-                        anyhow::bail!("images in {format} format cannot become volumes");
-                    }
-                    (Some(path.to_path_buf()), format)
+                Source::Image { id: image } => {
+                    let (base, format) =
+                        self.image_base(image).ok_or_else(|| anyhow::anyhow!("image {image} is not kept here"))?;
+                    let overlay = vec![
+                        s("create"),
+                        s("-q"),
+                        s("-f"),
+                        s("qcow2"),
+                        s("-F"),
+                        s(format),
+                        s("-b"),
+                        base.display().to_string(),
+                        s(PART),
+                        size,
+                    ];
+                    return self.make(&self.volume_path(id), vec![overlay]).await;
                 }
             };
             let steps = match from {
@@ -197,6 +219,44 @@ impl VolumeDriver for FileDriver {
         })
     }
 
+    fn keep_image<'a>(
+        &'a self,
+        image_id: &'a str,
+        from: &'a Path,
+        format: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            if !matches!(format, "raw" | "qcow2") {
+                anyhow::bail!("images in {format} format cannot become volumes");
+            }
+            if self.image_base(image_id).is_some() {
+                return remove(from).await;
+            }
+            let base = self.root.join("images").join(format!("{}.{format}", safe(image_id)));
+            // Within one file system (the service stages downloads under this root): a
+            // rename, atomic; a base already there is the same image.
+            if tokio::fs::rename(from, &base).await.is_err() {
+                tokio::fs::copy(from, base.with_extension("part")).await?;
+                tokio::fs::rename(base.with_extension("part"), &base).await?;
+                remove(from).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn has_image<'a>(&'a self, image_id: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(async move { Ok(self.image_base(image_id).is_some()) })
+    }
+
+    fn drop_image<'a>(&'a self, image_id: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            while let Some((base, _)) = self.image_base(image_id) {
+                remove(&base).await?;
+            }
+            Ok(())
+        })
+    }
+
     /// The file itself, for a host that sees this directory (the one host of an
     /// all-in-one cloud, or hosts sharing it over a network file system).
     fn connection<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<serde_json::Value>> {
@@ -274,6 +334,25 @@ mod tests {
         assert!(d.create("c-4", 1, Source::Volume("nope")).await.is_err());
         assert!(!d.volume_path("c-4").exists(), "a failed copy leaves nothing");
         assert!(d.volume_path("../../etc").ends_with("invalid.qcow2"));
+
+        // From an image: kept once as a base, each volume an overlay of it that reads
+        // the image's bytes and grows to its size; the base goes when dropped.
+        let raw = dir.join("img.download");
+        std::fs::write(&raw, vec![7u8; 1 << 20]).unwrap();
+        assert!(d.create("e-5", 1, Source::Image { id: "img-1" }).await.is_err(), "not kept yet");
+        d.keep_image("img-1", &raw, "raw").await.unwrap();
+        assert!(d.has_image("img-1").await.unwrap() && !raw.exists(), "moved in");
+        std::fs::write(&raw, b"again").unwrap();
+        d.keep_image("img-1", &raw, "raw").await.unwrap();
+        assert!(!raw.exists(), "a second download of a kept image is dropped");
+        d.create("e-5", 2, Source::Image { id: "img-1" }).await.unwrap();
+        assert_eq!(d.size_of("e-5").await.unwrap(), Some(2));
+        let out = dir.join("e-5.raw");
+        d.export("e-5", "raw", &out).await.unwrap();
+        assert_eq!(std::fs::read(&out).unwrap()[..1 << 20], vec![7u8; 1 << 20][..], "the image's bytes");
+        d.delete("e-5").await.unwrap();
+        d.drop_image("img-1").await.unwrap();
+        assert!(!d.has_image("img-1").await.unwrap());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -19,8 +19,9 @@ pub enum Source<'a> {
     Volume(&'a str),
     /// A copy of a snapshot.
     Snapshot(&'a str),
-    /// An image's data in a local file, in the format named (`raw` or `qcow2`).
-    Image { path: &'a std::path::Path, format: &'a str },
+    /// Image `id`, kept on the backend as a base ([`VolumeDriver::keep_image`]): the
+    /// file backend makes a thin copy-on-write overlay of it, in milliseconds.
+    Image { id: &'a str },
 }
 
 pub trait VolumeDriver: Send + Sync {
@@ -41,6 +42,19 @@ pub trait VolumeDriver: Send + Sync {
     fn delete_snapshot<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
     /// The size in GiB volume `id` has on the backend, or `None` when it does not exist.
     fn size_of<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<Option<i64>>>;
+    /// Keeps image `image_id`, downloaded to the local file `from` in `format` (`raw`
+    /// or `qcow2`), as a base volumes are made from; `from` is moved in (or removed
+    /// when the image is kept already).
+    fn keep_image<'a>(
+        &'a self,
+        image_id: &'a str,
+        from: &'a std::path::Path,
+        format: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// Whether image `image_id` is kept as a base.
+    fn has_image<'a>(&'a self, image_id: &'a str) -> BoxFuture<'a, anyhow::Result<bool>>;
+    /// Forgets the base of image `image_id` (no volume uses it any more).
+    fn drop_image<'a>(&'a self, image_id: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
     /// How a compute host reaches volume `id` (Cinder's `connection_info`:
     /// `driver_volume_type` and its `data`).
     fn connection<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<serde_json::Value>>;

@@ -217,6 +217,18 @@ impl Store {
         Ok(saved)
     }
 
+    /// Live volumes made from image `image`, other than `except`.
+    pub async fn volumes_of_image(&self, image: &str, except: &str) -> StoreResult<i64> {
+        use stratus_common::db::RowExt;
+        let r =
+            sqlx::query("SELECT COUNT(*) AS n FROM volume_volumes WHERE deleted = 0 AND image_id = $1 AND id <> $2")
+                .bind(image)
+                .bind(except)
+                .fetch_one(&self.db.pool)
+                .await?;
+        Ok(r.int("n"))
+    }
+
     /// Live volumes made from a snapshot or a volume (which must stay while they copy).
     pub async fn volumes_from(&self, source: &str) -> StoreResult<i64> {
         use stratus_common::db::RowExt;
