@@ -65,6 +65,24 @@ async fn server(c: &Cloud, token: &str, image: &str, net: &str, name: &str) -> S
     id
 }
 
+/// What `read` answers once two reads 60 ms apart agree (the server's sagas have ended).
+async fn settled<F, Fut>(id: &str, read: F) -> Value
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Value>,
+{
+    let mut last = read().await;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        let now = read().await;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    panic!("server {id} keeps changing: {last}");
+}
+
 fn attach_body(volume: &str) -> Value {
     json!({"volumeAttachment": {"volumeId": volume}})
 }
@@ -216,16 +234,7 @@ async fn generic_volume_sagas(engine: Engine) {
                        "status": v["volume"]["status"], "attachments": v["volume"]["attachments"].as_array().map(Vec::len),
                        "open_actions": open.iter().map(|r| r.text("action")).collect::<Vec<_>>()})
             };
-            let mut last = read().await;
-            for _ in 0..50 {
-                tokio::time::sleep(std::time::Duration::from_millis(60)).await;
-                let now = read().await;
-                if now == last {
-                    return now;
-                }
-                last = now;
-            }
-            panic!("server {id} keeps changing: {last}");
+            settled(&id, read).await
         }
     };
     let (image, net) = (&image, &net);
@@ -438,16 +447,7 @@ async fn generic_boot_from_volume(engine: Engine) {
                 json!({"vm_state": s.vm_state, "server_volumes": s.volumes().len(), "guest": guest_volumes(c, &id).len(),
                        "status": v["volume"]["status"], "attachments": v["volume"]["attachments"].as_array().map(Vec::len)})
             };
-            let mut last = read().await;
-            for _ in 0..50 {
-                tokio::time::sleep(std::time::Duration::from_millis(60)).await;
-                let now = read().await;
-                if now == last {
-                    return now;
-                }
-                last = now;
-            }
-            panic!("server {id} keeps changing: {last}");
+            settled(&id, read).await
         }
     };
     let r = check_saga(&c.compute.sagas, "create", start, observe).await;

@@ -328,6 +328,16 @@ def test_kill9_during_attaches_and_detaches_converges():
                     assert vol["status"] == "available" and vol["attachments"] == [] and listed == [], (vol, listed)
             return attached
 
+        def converged(check, what):
+            """`check()`'s answer once it stops failing (within 60 s of a restart)."""
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    return check()
+                except AssertionError:
+                    assert time.monotonic() < deadline, f"{what} never settled after the restart"
+                    time.sleep(0.5)
+
         settled("ACTIVE")
         for s, v in pairs:
             r = c.http("POST", f"/servers/{s}/os-volume_attachments", token, {"volumeAttachment": {"volumeId": v}}, base=C)
@@ -335,15 +345,7 @@ def test_kill9_during_attaches_and_detaches_converges():
         c.kill9()
         c.restart()
         # The attaches resume or unwind; either way the pair agrees and nothing is held.
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                settled("ACTIVE", timeout=0)
-                attached = consistent()
-                break
-            except AssertionError:
-                assert time.monotonic() < deadline, "attaches never settled after the restart"
-                time.sleep(0.5)
+        attached = converged(lambda: (settled("ACTIVE", timeout=0), consistent())[1], "attaches")
         print(f"{attached} of {len(pairs)} attaches completed across the crash")
 
         for s, v in pairs:
@@ -351,15 +353,11 @@ def test_kill9_during_attaches_and_detaches_converges():
                 assert c.http("DELETE", f"/servers/{s}/os-volume_attachments/{v}", token, base=C)[0] == 202
         c.kill9()
         c.restart()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                settled("ACTIVE", timeout=0)
-                assert consistent() == 0
-                break
-            except AssertionError:
-                assert time.monotonic() < deadline, "detaches never settled after the restart"
-                time.sleep(0.5)
+        def all_detached():
+            settled("ACTIVE", timeout=0)
+            assert consistent() == 0
+
+        converged(all_detached, "detaches")
         # Every server and volume is free again: a new attach works at once.
         s, v = pairs[0]
         assert c.http("POST", f"/servers/{s}/os-volume_attachments", token, {"volumeAttachment": {"volumeId": v}},
