@@ -305,14 +305,15 @@ impl ComputeService {
 
     /// `DELETE /servers/{id}/os-volume_attachments/{volume_id}`: starts the detach saga.
     pub async fn volume_detach(&self, ctx: &AuthContext, id: &str, volume_id: &str, request_id: &str) -> AppResult<()> {
-        let current = self.server_get(ctx, id).await?;
-        let Some(attached) = current.volumes().into_iter().find(|v| v.volume_id == volume_id) else {
+        // The server as it is once any attach or detach under way has ended (a detach
+        // asked just as the last one ends must not find the volume it let go of).
+        let mut server = self.server_for_volume_change(ctx, id, "detach_volume").await?;
+        let Some(attached) = server.volumes().into_iter().find(|v| v.volume_id == volume_id) else {
             return Err(not_found(format!("Volume {volume_id} is not attached to server {id}.")));
         };
         if attached.boot {
             return Err(bad(format!("Cannot detach volume {volume_id}: it is the root device of server {id}.")));
         }
-        let mut server = self.server_for_volume_change(ctx, id, "detach_volume").await?;
         let data = VolumeData {
             volume_id: attached.volume_id.clone(),
             project_id: attached.project_id.clone(),
