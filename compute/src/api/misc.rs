@@ -330,6 +330,7 @@ pub async fn service_list(State(s): State<AppState>, ctx: AuthContext, v: Versio
         vec![json!({"id": if v.at_least(53) { json!("scheduler") } else { json!(0) }, "binary": "nova-scheduler",
                "host": "stratus", "zone": "internal", "status": "enabled", "state": "up",
                "updated_at": stratus_common::db::now_text(), "disabled_reason": null, "forced_down": false})];
+    // `forced_down` arrived in 2.11.
     for (i, h) in hosts.iter().enumerate() {
         let r = &h.row;
         out.push(json!({"id": if v.at_least(53) { json!(r.host) } else { json!(i + 1) }, "binary": "nova-compute",
@@ -337,6 +338,11 @@ pub async fn service_list(State(s): State<AppState>, ctx: AuthContext, v: Versio
                         "status": if r.enabled { "enabled" } else { "disabled" },
                         "state": if h.up { "up" } else { "down" },
                         "updated_at": r.last_seen, "disabled_reason": r.disabled_reason, "forced_down": false}));
+    }
+    if !v.at_least(11) {
+        out.iter_mut().filter_map(Value::as_object_mut).for_each(|m| {
+            m.remove("forced_down");
+        });
     }
     Ok(Json(json!({ "services": out })))
 }
@@ -431,33 +437,55 @@ pub async fn limits(State(s): State<AppState>, ctx: AuthContext) -> ApiResult<Js
     Ok(Json(json!({"limits": {"rate": [], "absolute": s.absolute_limits(&ctx).await?}})))
 }
 
-pub async fn quota_show(State(s): State<AppState>, ctx: AuthContext, Path(p): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"quota_set": s.quota_show(&ctx, &p, false).await?})))
+/// The quota keys of microversion `v` (Nova dropped the network ones in 2.36 and the
+/// file injection ones in 2.57).
+fn quota_at(mut q: Map<String, Value>, v: Version) -> Map<String, Value> {
+    q.retain(|k, _| crate::app::quotas::quota_key_shown(k, u32::from(v.1)));
+    q
+}
+
+pub async fn quota_show(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    Path(p): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"quota_set": quota_at(s.quota_show(&ctx, &p, false).await?, v)})))
 }
 
 pub async fn quota_detail(
     State(s): State<AppState>,
     ctx: AuthContext,
+    v: Version,
     Path(p): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"quota_set": s.quota_show(&ctx, &p, true).await?})))
+    Ok(Json(json!({"quota_set": quota_at(s.quota_show(&ctx, &p, true).await?, v)})))
 }
 
 pub async fn quota_defaults(
     State(s): State<AppState>,
     ctx: AuthContext,
+    v: Version,
     Path(p): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"quota_set": s.quota_show(&ctx, &p, false).await?})))
+    Ok(Json(json!({"quota_set": quota_at(s.quota_show(&ctx, &p, false).await?, v)})))
 }
 
 pub async fn quota_update(
     State(s): State<AppState>,
     ctx: AuthContext,
+    v: Version,
     Path(p): Path<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"quota_set": s.quota_update(&ctx, &p, &wrapped(body, "quota_set")?).await?})))
+    let body = wrapped(body, "quota_set")?;
+    if let Some(k) = body.keys().find(|k| !crate::app::quotas::quota_key_shown(k, u32::from(v.1))) {
+        return Err(crate::app::bad(format!(
+            "Invalid input for field/attribute quota_set. Additional properties are not allowed ('{k}' was unexpected)"
+        ))
+        .into());
+    }
+    Ok(Json(json!({"quota_set": quota_at(s.quota_update(&ctx, &p, &body).await?, v)})))
 }
 
 fn group_view(g: &ServerGroup, v: Version) -> Value {
@@ -539,7 +567,11 @@ async fn usage(
         }
     };
     let start = parse("start", now - chrono::Duration::days(1))?;
-    let end = parse("end", now)?.min(now);
+    let end = parse("end", now)?;
+    if start > end {
+        return Err(bad("Invalid start time. The start time cannot occur after the end time."));
+    }
+    let end = end.min(now);
     let stamp = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
     Ok(s.usage(ctx, only, start, end)
         .await?
@@ -569,6 +601,12 @@ async fn usage(
 
 pub async fn usage_list(State(s): State<AppState>, ctx: AuthContext, q: Params) -> ApiResult<Json<Value>> {
     let detailed = flag(&q, "detailed");
+    if q.contains_key("all_tenants") && !ctx.is_admin() {
+        return Err(crate::app::forbidden(
+            "Policy doesn't allow os_compute_api:os-simple-tenant-usage:list to be performed.",
+        )
+        .into());
+    }
     Ok(Json(json!({"tenant_usages": usage(&s, &ctx, &q, None, detailed).await?})))
 }
 

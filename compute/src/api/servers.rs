@@ -1,7 +1,7 @@
 //! `/servers` and their sub-resources.
 
 use super::error::{bad, not_found};
-use super::views::{server_brief, server_view};
+use super::views::{server_brief, server_changed_view, server_view};
 use super::{base, flag, wrapped, AppState, Params};
 use crate::app::servers::ListQuery;
 use crate::microversion::Version;
@@ -157,7 +157,7 @@ pub async fn update(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
     let server = s.server_update(&ctx, &id, &wrapped(body, "server")?).await?;
-    Ok(Json(json!({"server": server_view(&server, v, ctx.is_admin(), &base(&s), true)})))
+    Ok(Json(json!({"server": server_changed_view(&server, v, ctx.is_admin(), &base(&s), false)})))
 }
 
 pub async fn delete(
@@ -219,7 +219,7 @@ pub async fn action(
         "rebuild" => {
             let Value::Object(args) = arg else { return Err(bad("Invalid input for field/attribute rebuild.")) };
             let server = s.server_rebuild(&ctx, &id, &args, &request_id).await?;
-            let mut view = server_view(&server, v, ctx.is_admin(), &base(&s), true);
+            let mut view = server_changed_view(&server, v, ctx.is_admin(), &base(&s), true);
             view["adminPass"] = json!(uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
             return Ok((StatusCode::ACCEPTED, Json(json!({ "server": view }))).into_response());
         }

@@ -176,6 +176,24 @@ pub fn server_view(s: &Server, v: Version, admin: bool, base: &str, show: bool) 
     Value::Object(o)
 }
 
+/// The server in the answers to update and rebuild: below 2.75 Nova leaves out every
+/// extension attribute there (zone, states, usage, host attributes, key, groups,
+/// volumes); from 2.75 the full view. Rebuild also shows `user_data` from 2.57.
+pub fn server_changed_view(s: &Server, v: Version, admin: bool, base: &str, rebuild: bool) -> Value {
+    let mut o = server_view(s, v, admin, base, true);
+    let Some(m) = o.as_object_mut() else { return o };
+    if !v.at_least(75) {
+        const EXTENSIONS: [&str; 3] = ["OS-EXT-", "OS-SRV-USG:", "os-extended-volumes:"];
+        const OTHERS: [&str; 5] = ["config_drive", "key_name", "security_groups", "host_status", "server_groups"];
+        m.retain(|k, _| !EXTENSIONS.iter().any(|p| k.starts_with(p)) && !OTHERS.contains(&k.as_str()));
+    }
+    if rebuild && v.at_least(57) {
+        m.remove("OS-EXT-SRV-ATTR:user_data");
+        m.insert("user_data".into(), s.doc.get("user_data").cloned().unwrap_or(Value::Null));
+    }
+    o
+}
+
 pub fn instance_name(id: &str) -> String {
     format!("instance-{}", &id[..8.min(id.len())])
 }
@@ -247,7 +265,8 @@ pub fn hypervisor_view(h: &HostRow, index: usize, v: Version, up: bool, detail: 
             o["current_workload"] = json!(0);
             o["running_vms"] = json!(running);
             o["disk_available_least"] = json!(h.disk_gb - h.used_disk);
-            o["cpu_info"] = json!("{}");
+            // A JSON text below 2.28, an object from 2.28.
+            o["cpu_info"] = if v.at_least(28) { json!({}) } else { json!("{}") };
         } else {
             o["uptime"] = Value::Null;
         }

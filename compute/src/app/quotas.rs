@@ -9,6 +9,29 @@ use stratus_common::auth::AuthContext;
 /// Nova's quota resources this service enforces.
 pub const RESOURCES: &[&str] = &["instances", "cores", "ram", "key_pairs", "server_groups", "server_group_members"];
 
+/// Nova's other quota keys: stored (as compute limits in identity) and shown, with Nova's
+/// defaults, but not counted here — metadata and file injection are bounded by request
+/// validation, and networking quotas are the network service's. Each with its default
+/// and the microversion that removed it from the API (`None`: still there).
+pub const LEGACY: &[(&str, i64, Option<u32>)] = &[
+    ("metadata_items", 128, None),
+    ("injected_files", 5, Some(57)),
+    ("injected_file_content_bytes", 10240, Some(57)),
+    ("injected_file_path_bytes", 255, Some(57)),
+    ("floating_ips", 10, Some(36)),
+    ("fixed_ips", -1, Some(36)),
+    ("security_groups", 10, Some(36)),
+    ("security_group_rules", 20, Some(36)),
+];
+
+/// Whether a quota key exists at microversion `2.minor`.
+pub fn quota_key_shown(key: &str, minor: u32) -> bool {
+    match LEGACY.iter().find(|(k, _, _)| *k == key) {
+        Some((_, _, Some(removed))) => minor < *removed,
+        _ => true,
+    }
+}
+
 impl ComputeService {
     /// A project's limit for a resource (-1: unlimited).
     pub async fn limit(&self, project: &str, resource: &str) -> AppResult<i64> {
@@ -30,6 +53,16 @@ impl ComputeService {
             } else {
                 json!(limit)
             };
+            out.insert(r.to_string(), v);
+        }
+        for (r, default, _) in LEGACY {
+            let l = self.limits.limit(project, "compute", r).await.map_err(unavailable)?;
+            let limit = match l {
+                Some(n) if n >= i64::from(i32::MAX) => -1,
+                Some(n) => n,
+                None => *default,
+            };
+            let v = if detail { json!({"limit": limit, "in_use": 0, "reserved": 0}) } else { json!(limit) };
             out.insert(r.to_string(), v);
         }
         Ok(out)
@@ -79,7 +112,7 @@ impl ComputeService {
             if k == "force" {
                 continue;
             }
-            if !RESOURCES.contains(&k.as_str()) {
+            if !RESOURCES.contains(&k.as_str()) && !LEGACY.iter().any(|(l, _, _)| l == k) {
                 return Err(super::bad(format!(
                     "Invalid input for field/attribute quota_set: '{k}' is not a quota this cloud enforces."
                 )));

@@ -186,6 +186,8 @@ impl NetworkService {
         if let Some(h) = host {
             body.insert("binding:host_id".into(), json!(h));
             body.insert("status".into(), json!(PortStatus::Active.as_str()));
+        } else if let Some(s) = self.driver.status_of_router_port(device_owner) {
+            body.insert("status".into(), json!(s.as_str()));
         }
         // A router's interface or gateway is recorded as the router's in the same
         // transaction as the port.

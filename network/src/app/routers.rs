@@ -318,6 +318,9 @@ impl NetworkService {
                 p.doc.insert("device_owner".into(), json!(ROUTER_INTERFACE));
                 p.doc.insert("device_id".into(), json!(id));
                 p.doc.insert("security_groups".into(), json!([]));
+                if let Some(s) = self.driver.status_of_router_port(ROUTER_INTERFACE) {
+                    p.doc.insert("status".into(), json!(s.as_str()));
+                }
                 // The port becomes the router's and shows it in one transaction, and
                 // only if nobody changed the port since it was read.
                 let mut tx = self.store.db.pool.begin().await?;

@@ -22,6 +22,14 @@ impl Driver {
         }
     }
 
+    /// The status a router's interface or gateway port starts with, where the driver
+    /// decides it: the fake driver has no router to wait for, so such ports are `ACTIVE`
+    /// at once (as Neutron shows them once its L3 agent has wired them).
+    pub fn status_of_router_port(self, device_owner: &str) -> Option<crate::app::ports::PortStatus> {
+        let router = [crate::app::ports::ROUTER_INTERFACE, crate::app::ports::ROUTER_GATEWAY].contains(&device_owner);
+        (self == Driver::Fake && router).then_some(crate::app::ports::PortStatus::Active)
+    }
+
     /// The status a port gets when its binding changes to `host` ("" = unbound).
     pub fn status_on_bind(self, host: &str) -> crate::app::ports::PortStatus {
         use crate::app::ports::PortStatus;
@@ -42,6 +50,9 @@ mod tests {
         assert_eq!(Driver::Fake.status_on_bind("h1"), PortStatus::Active);
         assert_eq!(Driver::Fake.status_on_bind(""), PortStatus::Down);
         assert_eq!(Driver::Agent.status_on_bind("h1"), PortStatus::Down);
+        assert_eq!(Driver::Fake.status_of_router_port(crate::app::ports::ROUTER_INTERFACE), Some(PortStatus::Active));
+        assert_eq!(Driver::Fake.status_of_router_port("compute:nova"), None);
+        assert_eq!(Driver::Agent.status_of_router_port(crate::app::ports::ROUTER_INTERFACE), None);
         assert!(Driver::parse("ovs").is_err());
         assert_eq!(Driver::parse("fake").unwrap(), Driver::Fake);
     }

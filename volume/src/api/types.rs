@@ -1,3 +1,4 @@
+use super::views::TypeView;
 use super::{list_page, param, scope, typed, views, AppState};
 use crate::app::types::TypeRequest;
 use axum::extract::{Path, Query, State};
@@ -17,7 +18,7 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
-    let items = s.type_list(&ctx).await?.iter().map(views::volume_type).collect();
+    let items = s.type_list(&ctx).await?.iter().map(|t| views::volume_type(t, TypeView::Show)).collect();
     let mut q = q;
     q.remove("is_public");
     list_page(&s.public_url, param(&p, "project_id"), "volume_types", items, &q, &["name"])
@@ -32,13 +33,13 @@ pub async fn create(
     scope(&ctx, &p)?;
     let req: TypeRequest = typed(body, "volume_type")?;
     let t = s.type_create(&ctx, req).await?;
-    Ok(Json(json!({"volume_type": views::volume_type(&t)})))
+    Ok(Json(json!({"volume_type": views::volume_type(&t, TypeView::Created)})))
 }
 
 pub async fn show(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
     let t = s.type_get(&ctx, param(&p, "id")).await?;
-    Ok(Json(json!({"volume_type": views::volume_type(&t)})))
+    Ok(Json(json!({"volume_type": views::volume_type(&t, TypeView::Show)})))
 }
 
 pub async fn update(
@@ -50,7 +51,7 @@ pub async fn update(
     scope(&ctx, &p)?;
     let req: TypeRequest = typed(body, "volume_type")?;
     let t = s.type_update(&ctx, param(&p, "id"), req).await?;
-    Ok(Json(json!({"volume_type": views::volume_type(&t)})))
+    Ok(Json(json!({"volume_type": views::volume_type(&t, TypeView::Updated)})))
 }
 
 pub async fn delete(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<StatusCode> {

@@ -15,8 +15,17 @@ pub fn volume_brief(base: &str, v: &Volume) -> Value {
     json!({"id": v.id, "name": v.name, "links": links(base, &v.project_id, "volumes", &v.id)})
 }
 
-/// A volume in full; `types` names type ids; admins also see the host.
-pub fn volume(base: &str, v: &Volume, types: &HashMap<String, String>, admin: bool) -> Value {
+/// Which of Cinder's volume views: `Detail` (show, detailed list) carries the
+/// extension attributes (`os-vol-tenant-attr:tenant_id`, image metadata, for admins the
+/// host and migration status); `Summary` (the answers to create and update) does not.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum VolumeView {
+    Detail,
+    Summary,
+}
+
+/// A volume; `types` names type ids.
+pub fn volume(base: &str, v: &Volume, types: &HashMap<String, String>, admin: bool, view: VolumeView) -> Value {
     let mut out = json!({
         "id": v.id,
         "name": v.name,
@@ -41,8 +50,11 @@ pub fn volume(base: &str, v: &Volume, types: &HashMap<String, String>, admin: bo
         "replication_status": null,
         "consistencygroup_id": null,
         "multiattach": false,
-        "os-vol-tenant-attr:tenant_id": v.project_id,
     });
+    if view == VolumeView::Summary {
+        return out;
+    }
+    out["os-vol-tenant-attr:tenant_id"] = json!(v.project_id);
     if !v.image_meta.is_empty() {
         out["volume_image_metadata"] = json!(v.image_meta);
     }
@@ -83,14 +95,28 @@ pub fn transfer(base: &str, t: &crate::store::Transfer, auth_key: Option<&str>, 
     out
 }
 
-pub fn volume_type(t: &VolumeType) -> Value {
-    json!({
+/// Which answer a volume type is in: Cinder's create answer has no `qos_specs_id`, its
+/// update answer neither that nor `os-volume-type-access:is_public`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TypeView {
+    Show,
+    Created,
+    Updated,
+}
+
+pub fn volume_type(t: &VolumeType, view: TypeView) -> Value {
+    let mut out = json!({
         "id": t.id,
         "name": t.name,
         "description": t.description,
         "is_public": t.is_public,
-        "os-volume-type-access:is_public": t.is_public,
         "extra_specs": t.extra_specs,
-        "qos_specs_id": null,
-    })
+    });
+    if view != TypeView::Updated {
+        out["os-volume-type-access:is_public"] = json!(t.is_public);
+    }
+    if view == TypeView::Show {
+        out["qos_specs_id"] = Value::Null;
+    }
+    out
 }

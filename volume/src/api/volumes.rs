@@ -1,3 +1,4 @@
+use super::views::VolumeView;
 use super::{all_projects, list_page, param, scope, typed, views, AppState};
 use crate::app::volumes::{VolumeCreate, VolumeUpdate};
 use axum::extract::{Path, Query, State};
@@ -24,7 +25,7 @@ async fn listing(
     let items = vols
         .iter()
         .map(|v| {
-            let mut full = views::volume(&s.public_url, v, &names, ctx.is_admin());
+            let mut full = views::volume(&s.public_url, v, &names, ctx.is_admin(), VolumeView::Detail);
             if !detail {
                 // Filters apply to the full volume; the brief form is cut after.
                 let brief = views::volume_brief(&s.public_url, v);
@@ -69,8 +70,8 @@ pub async fn list_detail(
     listing(s, ctx, p, q, true).await
 }
 
-async fn shown(s: &AppState, ctx: &AuthContext, v: &crate::store::Volume) -> ApiResult<Value> {
-    Ok(json!({"volume": views::volume(&s.public_url, v, &s.type_names().await?, ctx.is_admin())}))
+async fn shown(s: &AppState, ctx: &AuthContext, v: &crate::store::Volume, view: VolumeView) -> ApiResult<Value> {
+    Ok(json!({"volume": views::volume(&s.public_url, v, &s.type_names().await?, ctx.is_admin(), view)}))
 }
 
 pub async fn create(
@@ -84,13 +85,13 @@ pub async fn create(
     // In the URL's project: the caller's own, or any for an admin (compute makes a
     // server's boot volume in the server's project this way).
     let v = s.volume_create(&ctx, param(&p, "project_id"), req).await?;
-    Ok((StatusCode::ACCEPTED, Json(shown(&s, &ctx, &v).await?)))
+    Ok((StatusCode::ACCEPTED, Json(shown(&s, &ctx, &v, VolumeView::Summary).await?)))
 }
 
 pub async fn show(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
     let v = s.volume_get(&ctx, param(&p, "id")).await?;
-    Ok(Json(shown(&s, &ctx, &v).await?))
+    Ok(Json(shown(&s, &ctx, &v, VolumeView::Detail).await?))
 }
 
 pub async fn update(
@@ -102,7 +103,7 @@ pub async fn update(
     scope(&ctx, &p)?;
     let req: VolumeUpdate = typed(body, "volume")?;
     let v = s.volume_update(&ctx, param(&p, "id"), req).await?;
-    Ok(Json(shown(&s, &ctx, &v).await?))
+    Ok(Json(shown(&s, &ctx, &v, VolumeView::Summary).await?))
 }
 
 pub async fn delete(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<StatusCode> {
