@@ -100,7 +100,8 @@ fn version_doc(base: &str) -> Value {
 async fn versions(State(s): State<AppState>) -> impl IntoResponse {
     let mut v2 = version_doc(&s.settings.public_url);
     v2["links"] = json!([{"rel": "self", "href": format!("{}/v2.1/", s.settings.public_url)}]);
-    (StatusCode::MULTIPLE_CHOICES, Json(json!({"versions": [v2]})))
+    // Nova answers its version list with 200 (Keystone with 300).
+    (StatusCode::OK, Json(json!({"versions": [v2]})))
 }
 
 async fn version(State(s): State<AppState>) -> Json<Value> {

@@ -53,6 +53,14 @@ async fn listed(
             && q.get("user_id").is_none_or(|u| &x.user_id == u)
             && q.get("reservation_id").is_none_or(|r| x.str("reservation_id") == r)
     };
+    if let Some(t) = q.get("changes-since") {
+        let zoned = if t.ends_with('Z') || t.contains('+') { t.clone() } else { format!("{t}Z") };
+        if stratus_common::db::parse_time(&zoned).is_none() {
+            return Err(bad(format!(
+                "Invalid input for query parameters changes-since. Value: {t}. It is not an ISO 8601 time."
+            )));
+        }
+    }
     let query = ListQuery {
         all_tenants: flag(q, "all_tenants") || flag(q, "all_projects"),
         project: q.get("project_id").or_else(|| q.get("tenant_id")).map(String::as_str),
@@ -144,7 +152,7 @@ pub async fn create(
     }
     view["OS-DCF:diskConfig"] = json!(first.str("disk_config"));
     view["security_groups"] = json!(sgs);
-    view["adminPass"] = json!(uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
+    view["adminPass"] = json!(admin_pass(&server));
     let location = format!("{b}/servers/{}", first.id);
     Ok((StatusCode::ACCEPTED, [("location", location)], Json(json!({ "server": view }))).into_response())
 }
@@ -220,7 +228,7 @@ pub async fn action(
             let Value::Object(args) = arg else { return Err(bad("Invalid input for field/attribute rebuild.")) };
             let server = s.server_rebuild(&ctx, &id, &args, &request_id).await?;
             let mut view = server_changed_view(&server, v, ctx.is_admin(), &base(&s), true);
-            view["adminPass"] = json!(uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
+            view["adminPass"] = json!(admin_pass(&args));
             return Ok((StatusCode::ACCEPTED, Json(json!({ "server": view }))).into_response());
         }
         "resize" => {
@@ -459,4 +467,13 @@ pub async fn interface_detach(
     let request_id = rid.map(|r| r.0 .0.clone()).unwrap_or_default();
     s.interface_detach(&ctx, &id, &port, &request_id).await?;
     Ok(StatusCode::ACCEPTED)
+}
+
+/// The password shown once in the answer to create and rebuild: the one asked for, or a
+/// new random one (as Nova when `enable_instance_password` is on).
+fn admin_pass(request: &Map<String, Value>) -> String {
+    match request.get("adminPass").and_then(Value::as_str) {
+        Some(p) if !p.is_empty() => p.to_string(),
+        _ => uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+    }
 }

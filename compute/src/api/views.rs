@@ -186,6 +186,15 @@ pub fn server_changed_view(s: &Server, v: Version, admin: bool, base: &str, rebu
         const EXTENSIONS: [&str; 3] = ["OS-EXT-", "OS-SRV-USG:", "os-extended-volumes:"];
         const OTHERS: [&str; 5] = ["config_drive", "key_name", "security_groups", "host_status", "server_groups"];
         m.retain(|k, _| !EXTENSIONS.iter().any(|p| k.starts_with(p)) && !OTHERS.contains(&k.as_str()));
+        m.remove("progress");
+        // Addresses without their extension attributes (type, MAC).
+        if let Some(nets) = m.get_mut("addresses").and_then(Value::as_object_mut) {
+            for addrs in nets.values_mut().filter_map(Value::as_array_mut) {
+                for a in addrs.iter_mut().filter_map(Value::as_object_mut) {
+                    a.retain(|k, _| k == "addr" || k == "version");
+                }
+            }
+        }
     }
     if rebuild && v.at_least(57) {
         m.remove("OS-EXT-SRV-ATTR:user_data");

@@ -75,10 +75,10 @@ impl ComputeService {
         }
         for (k, v) in body {
             match (k.as_str(), v) {
-                (
-                    "imageRef" | "adminPass" | "preserve_ephemeral" | "OS-DCF:diskConfig" | "accessIPv4" | "accessIPv6",
-                    _,
-                ) => {}
+                ("imageRef" | "adminPass" | "preserve_ephemeral" | "OS-DCF:diskConfig", _) => {}
+                ("accessIPv4" | "accessIPv6", _) => {
+                    server.doc.insert(k.clone(), json!(super::servers::access_ip(k, v)?));
+                }
                 ("name", Value::String(n)) if !n.trim().is_empty() && n.len() <= 255 => server.name = n.trim().into(),
                 ("description", Value::String(_) | Value::Null) => {
                     server.doc.insert("description".into(), v.clone());

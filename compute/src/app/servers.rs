@@ -114,11 +114,13 @@ impl ComputeService {
             }
             _ => return Err(bad("Invalid input for field/attribute user_data.")),
         };
+        let access_v4 = body.get("accessIPv4").map(|v| access_ip("accessIPv4", v)).transpose()?.unwrap_or_default();
+        let access_v6 = body.get("accessIPv6").map(|v| access_ip("accessIPv6", v)).transpose()?.unwrap_or_default();
         let metadata = match body.get("metadata") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) => {
-                if m.len() > 128 || m.iter().any(|(k, v)| k.is_empty() || k.len() > 255 || !v.is_string()) {
-                    return Err(bad("Invalid metadata: at most 128 string values with keys of 1-255 characters."));
+                if m.len() > 128 || !metadata_valid(m) {
+                    return Err(bad("Invalid metadata: at most 128 items, keys and values of at most 255 characters."));
                 }
                 m.clone()
             }
@@ -196,8 +198,8 @@ impl ComputeService {
                             .map(|v| v.as_bool().unwrap_or(false) || v == "true")
                             .unwrap_or(false)),
                     );
-                    doc.insert("accessIPv4".into(), json!(str_of("accessIPv4").unwrap_or_default()));
-                    doc.insert("accessIPv6".into(), json!(str_of("accessIPv6").unwrap_or_default()));
+                    doc.insert("accessIPv4".into(), json!(access_v4));
+                    doc.insert("accessIPv6".into(), json!(access_v6));
                     doc.insert(
                         "disk_config".into(),
                         json!(str_of("OS-DCF:diskConfig").unwrap_or_else(|| "MANUAL".into())),
@@ -495,8 +497,8 @@ impl ComputeService {
                 ("description", Value::String(_) | Value::Null) => {
                     s.doc.insert("description".into(), v.clone());
                 }
-                ("accessIPv4" | "accessIPv6", Value::String(_)) => {
-                    s.doc.insert(k.clone(), v.clone());
+                ("accessIPv4" | "accessIPv6", _) => {
+                    s.doc.insert(k.clone(), json!(access_ip(k, v)?));
                 }
                 ("hostname", Value::String(h)) => {
                     s.doc.insert("hostname".into(), json!(h));
@@ -521,8 +523,8 @@ impl ComputeService {
         replace: bool,
     ) -> AppResult<Map<String, Value>> {
         let mut s = self.server_for_action(ctx, id).await?;
-        if m.iter().any(|(k, v)| k.is_empty() || k.len() > 255 || !v.is_string()) {
-            return Err(bad("Invalid metadata: string values with keys of 1-255 characters."));
+        if !metadata_valid(&m) {
+            return Err(bad("Invalid metadata: keys of 1-255 characters, string values of at most 255."));
         }
         let mut meta = if replace {
             Map::new()
@@ -639,4 +641,32 @@ pub fn hostname_of(name: &str) -> String {
     } else {
         h
     }
+}
+
+/// Nova's rule for server metadata: keys of 1-255 characters, string values of at most
+/// 255.
+fn metadata_valid(m: &Map<String, Value>) -> bool {
+    m.iter()
+        .all(|(k, v)| !k.is_empty() && k.chars().count() <= 255 && v.as_str().is_some_and(|v| v.chars().count() <= 255))
+}
+
+/// An access address as Nova keeps it: empty, or a valid address of the key's family in
+/// its canonical form (RFC 5952 for IPv6).
+pub(crate) fn access_ip(key: &str, v: &Value) -> AppResult<String> {
+    let text = match v {
+        Value::Null => return Ok(String::new()),
+        Value::String(t) => t.trim(),
+        _ => return Err(bad(format!("Invalid input for field/attribute {key}."))),
+    };
+    if text.is_empty() {
+        return Ok(String::new());
+    }
+    let parsed = if key == "accessIPv4" {
+        text.parse::<std::net::Ipv4Addr>().map(|a| a.to_string())
+    } else {
+        text.parse::<std::net::Ipv6Addr>().map(|a| a.to_string())
+    };
+    parsed.map_err(|_| {
+        bad(format!("Invalid input for field/attribute {key}. Value: {text}. '{text}' is not a valid address."))
+    })
 }

@@ -222,9 +222,19 @@ impl ImageService {
     pub async fn image_patch(&self, ctx: &AuthContext, id: &str, ops: Vec<Value>) -> ApiResult<Image> {
         let mut img = self.image_owned(ctx, id).await?;
         for op in &ops {
-            let kind = op["op"].as_str().ok_or_else(|| ApiError::bad_request("Each patch operation needs an 'op'."))?;
-            let path =
-                op["path"].as_str().ok_or_else(|| ApiError::bad_request("Each patch operation needs a 'path'."))?;
+            // JSON patch (`{"op": "replace", "path": "/name"}`, media type
+            // openstack-images-v2.1-json-patch) or Glance's older draft form
+            // (`{"replace": "/name"}`, v2.0-json-patch).
+            let (kind, path) = match op["op"].as_str() {
+                Some(kind) => (
+                    kind,
+                    op["path"].as_str().ok_or_else(|| ApiError::bad_request("Each patch operation needs a 'path'."))?,
+                ),
+                None => ["add", "replace", "remove"]
+                    .into_iter()
+                    .find_map(|k| op[k].as_str().map(|p| (k, p)))
+                    .ok_or_else(|| ApiError::bad_request("Each patch operation needs an 'op'."))?,
+            };
             let key = path.strip_prefix('/').ok_or_else(|| ApiError::bad_request(format!("Invalid path '{path}'.")))?;
             if key.is_empty() || key.contains('/') {
                 return Err(ApiError::bad_request(format!("Invalid path '{path}'.")));

@@ -112,6 +112,11 @@ const EXTENSIONS: &[(&str, &str, &str)] = &[
     ("quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project"),
     ("provider", "Provider Network", "Expose mapping of virtual networks to physical networks"),
     ("external-net", "Neutron external network", "Adds external network attribute to network resource."),
+    (
+        "subnet-external-network",
+        "Subnet External Network",
+        "Subnets of external networks are visible to every project.",
+    ),
     ("net-mtu", "Network MTU", "Provides MTU attribute for a network resource."),
     ("net-mtu-writable", "Network MTU (writable)", "Provides a writable MTU attribute for a network resource."),
     ("binding", "Port Binding", "Expose port bindings of a virtual port to external application"),

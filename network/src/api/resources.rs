@@ -92,11 +92,50 @@ impl Kind {
 }
 
 /// The object inside `{"network": {...}}`.
-fn unwrap(kind: Kind, body: Value) -> ApiResult<Map<String, Value>> {
-    if body.get(kind.singular()).is_none() && body.get(kind.plural()).is_some() {
-        return Err(bad("Bulk creation is not supported; create one at a time."));
+/// The request's items: one under the singular key, or several (bulk) under the plural.
+fn unwrap(kind: Kind, body: Value) -> ApiResult<(Vec<Map<String, Value>>, bool)> {
+    if body.get(kind.singular()).is_none() {
+        if let Some(items) = body.get(kind.plural()) {
+            let items = items
+                .as_array()
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| bad(format!("Invalid input: '{}' must be a non-empty list.", kind.plural())))?;
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Value::Object(m) => out.push(m.clone()),
+                    _ => return Err(bad(format!("Invalid input: each of '{}' must be an object.", kind.plural()))),
+                }
+            }
+            return Ok((out, true));
+        }
     }
-    super::wrapped(body, kind.singular())
+    Ok((vec![super::wrapped(body, kind.singular())?], false))
+}
+
+async fn create_one(s: &AppState, ctx: &AuthContext, kind: Kind, body: Map<String, Value>) -> ApiResult<Record> {
+    Ok(match kind {
+        Kind::Network => s.network_create(ctx, body).await?,
+        Kind::Subnet => s.subnet_create(ctx, body).await?,
+        Kind::Port => s.port_create(ctx, body).await?,
+        Kind::SecurityGroup => s.group_create(ctx, body).await?,
+        Kind::SecurityGroupRule => s.rule_create(ctx, body).await?,
+        Kind::Router => s.router_create(ctx, body).await?,
+        Kind::FloatingIp => s.fip_create(ctx, body).await?,
+    })
+}
+
+async fn delete_one(s: &AppState, ctx: &AuthContext, kind: Kind, id: &str) -> ApiResult<()> {
+    match kind {
+        Kind::Network => s.network_delete(ctx, id).await?,
+        Kind::Subnet => s.subnet_delete(ctx, id).await?,
+        Kind::Port => s.port_delete(ctx, id).await?,
+        Kind::SecurityGroup => s.group_delete(ctx, id).await?,
+        Kind::SecurityGroupRule => s.rule_delete(ctx, id).await?,
+        Kind::Router => s.router_delete(ctx, id).await?,
+        Kind::FloatingIp => s.fip_delete(ctx, id).await?,
+    }
+    Ok(())
 }
 
 /// `If-Match: revision_number=N`, Neutron's compare-and-swap on updates.
@@ -138,6 +177,9 @@ async fn render_one(s: &AppState, kind: Kind, r: &Record) -> ApiResult<Json<Valu
     Ok(Json(json!({ kind.singular(): v })))
 }
 
+/// `POST /v2.0/{collection}`: one resource, or several at once (`{"ports": [...]}`), all
+/// or nothing: when one of a bulk request is refused, those already made are deleted
+/// and the refusal is the answer.
 pub async fn create(
     State(s): State<AppState>,
     ctx: AuthContext,
@@ -145,17 +187,26 @@ pub async fn create(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let kind = Kind::from_collection(&collection)?;
-    let body = unwrap(kind, body)?;
-    let r = match kind {
-        Kind::Network => s.network_create(&ctx, body).await?,
-        Kind::Subnet => s.subnet_create(&ctx, body).await?,
-        Kind::Port => s.port_create(&ctx, body).await?,
-        Kind::SecurityGroup => s.group_create(&ctx, body).await?,
-        Kind::SecurityGroupRule => s.rule_create(&ctx, body).await?,
-        Kind::Router => s.router_create(&ctx, body).await?,
-        Kind::FloatingIp => s.fip_create(&ctx, body).await?,
-    };
-    Ok((StatusCode::CREATED, render_one(&s, kind, &r).await?))
+    let (items, bulk) = unwrap(kind, body)?;
+    let mut made = Vec::with_capacity(items.len());
+    for item in items {
+        match create_one(&s, &ctx, kind, item).await {
+            Ok(r) => made.push(r),
+            Err(e) => {
+                for r in made.iter().rev() {
+                    if let Err(undo) = delete_one(&s, &ctx, kind, &r.id).await {
+                        tracing::warn!(id = %r.id, error = ?undo, "cannot undo part of a refused bulk create");
+                    }
+                }
+                return Err(e);
+            }
+        }
+    }
+    if !bulk {
+        return Ok((StatusCode::CREATED, render_one(&s, kind, &made[0]).await?));
+    }
+    let views = render(&s, kind, made).await?;
+    Ok((StatusCode::CREATED, Json(json!({ kind.plural(): views }))))
 }
 
 pub async fn list(
@@ -237,7 +288,7 @@ pub async fn update(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
     let kind = Kind::from_collection(&collection)?;
-    let body = unwrap(kind, body)?;
+    let body = super::wrapped(body, kind.singular())?;
     let rev = if_match(&headers)?;
     let r = match kind {
         Kind::Network => s.network_update(&ctx, &id, body, rev).await?,
@@ -258,16 +309,7 @@ pub async fn delete(
     ctx: AuthContext,
     Path((collection, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let kind = Kind::from_collection(&collection)?;
-    match kind {
-        Kind::Network => s.network_delete(&ctx, &id).await?,
-        Kind::Subnet => s.subnet_delete(&ctx, &id).await?,
-        Kind::Port => s.port_delete(&ctx, &id).await?,
-        Kind::SecurityGroup => s.group_delete(&ctx, &id).await?,
-        Kind::SecurityGroupRule => s.rule_delete(&ctx, &id).await?,
-        Kind::Router => s.router_delete(&ctx, &id).await?,
-        Kind::FloatingIp => s.fip_delete(&ctx, &id).await?,
-    }
+    delete_one(&s, &ctx, Kind::from_collection(&collection)?, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

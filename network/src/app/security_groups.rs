@@ -402,33 +402,45 @@ fn rule_doc(group_id: &str, body: Map<String, Value>, announce: bool) -> ApiResu
     let max = opt_int(&body, "port_range_max")?;
     match number {
         Some(6) | Some(17) | Some(132) | Some(33) | Some(136) => {
-            let (lo, hi) = match (min, max) {
-                (Some(a), Some(b)) => (a, b),
-                (Some(a), None) => (a, a),
-                (None, Some(_)) => return Err(bad("port_range_min is required with port_range_max.")),
-                (None, None) => (0, 0),
-            };
-            if (min.is_some() || max.is_some()) && (!(1..=65535).contains(&lo) || !(1..=65535).contains(&hi) || lo > hi)
-            {
-                return Err(neutron(
-                    StatusCode::BAD_REQUEST,
-                    "SecurityGroupInvalidPortRange",
-                    "For TCP/UDP protocols, port_range_min must be <= port_range_max and both 1 to 65535.",
-                ));
-            }
-        }
-        Some(1) | Some(58) => {
-            for (k, v) in [("type", min), ("code", max)] {
-                if v.is_some_and(|v| !(0..=255).contains(&v)) {
+            // Neutron's checks, in its order and with its messages.
+            for port in [min, max].into_iter().flatten() {
+                if !(1..=65535).contains(&port) {
                     return Err(neutron(
                         StatusCode::BAD_REQUEST,
-                        "SecurityGroupInvalidIcmpValue",
-                        format!("Invalid ICMP {k}: 0 to 255."),
+                        "SecurityGroupInvalidPortValue",
+                        format!("Invalid value for port {port}."),
                     ));
                 }
             }
-            if min.is_none() && max.is_some() {
-                return Err(bad("An ICMP code needs an ICMP type (port_range_min)."));
+            let range_error = || {
+                neutron(
+                    StatusCode::BAD_REQUEST,
+                    "SecurityGroupInvalidPortRange",
+                    "For TCP/UDP protocols, port_range_min must be <= port_range_max",
+                )
+            };
+            match (min, max) {
+                (None, Some(_)) => return Err(range_error()),
+                (Some(a), Some(b)) if a > b => return Err(range_error()),
+                _ => {}
+            }
+        }
+        Some(1) | Some(58) => {
+            for (k, field, v) in [("type", "port-range-min", min), ("code", "port-range-max", max)] {
+                if let Some(v) = v.filter(|v| !(0..=255).contains(v)) {
+                    return Err(neutron(
+                        StatusCode::BAD_REQUEST,
+                        "SecurityGroupInvalidIcmpValue",
+                        format!("Invalid value for ICMP {k} ({field}) {v}. It must be 0 to 255."),
+                    ));
+                }
+            }
+            if let (None, Some(code)) = (min, max) {
+                return Err(neutron(
+                    StatusCode::BAD_REQUEST,
+                    "SecurityGroupMissingIcmpType",
+                    format!("ICMP code (port-range-max) {code} is provided but ICMP type (port-range-min) is missing."),
+                ));
             }
         }
         _ if min.is_some() || max.is_some() => {

@@ -3,6 +3,7 @@
 //! the path must be the token's (admins may name any).
 
 mod error;
+mod metadata;
 mod misc;
 mod snapshots;
 mod transfers;
@@ -39,11 +40,6 @@ pub fn router(service: Arc<VolumeService>, verifier: Arc<TokenVerifier>, max_bod
         .route(&format!("{p}/volumes/detail"), get(volumes::list_detail))
         .route(&format!("{p}/volumes/{{id}}"), get(volumes::show).put(volumes::update).delete(volumes::delete))
         .route(&format!("{p}/volumes/{{id}}/action"), post(volumes::action))
-        .route(
-            &format!("{p}/volumes/{{id}}/metadata"),
-            get(volumes::metadata).post(volumes::metadata_add).put(volumes::metadata_replace),
-        )
-        .route(&format!("{p}/volumes/{{id}}/metadata/{{key}}"), axum::routing::delete(volumes::metadata_unset))
         .route(&format!("{p}/snapshots"), get(snapshots::list).post(snapshots::create))
         .route(&format!("{p}/snapshots/detail"), get(snapshots::list_detail))
         .route(&format!("{p}/snapshots/{{id}}"), get(snapshots::show).put(snapshots::update).delete(snapshots::delete))
@@ -60,6 +56,8 @@ pub fn router(service: Arc<VolumeService>, verifier: Arc<TokenVerifier>, max_bod
         .route(&format!("{p}/os-quota-sets/{{target}}/defaults"), get(misc::quota_defaults))
         .route(&format!("{p}/os-availability-zone"), get(misc::zones))
         .route(&format!("{p}/os-services"), get(misc::services))
+        .merge(metadata::routes(p, "volumes", metadata::Owner::Volume))
+        .merge(metadata::routes(p, "snapshots", metadata::Owner::Snapshot))
         .layer(axum::middleware::from_fn(version_header))
         .layer(axum::middleware::from_fn_with_state(verifier, authenticate))
         .with_state(service);
@@ -128,10 +126,16 @@ pub(crate) fn list_page(
 ) -> ApiResult<Json<Value>> {
     let mut params = q.clone();
     params.retain(|k, _| k != "all_tenants" && k != "all_projects");
-    let page = ListQuery::parse(&params, filterable)?.apply(items)?;
+    let query = ListQuery::parse(&params, filterable)?;
+    let page = query.apply(items)?;
+    // As Cinder: a full page links to the next even when that one is empty.
+    let full = query.limit.is_some_and(|l| l > 0 && page.items.len() == l);
+    let next_marker = page
+        .next_marker
+        .or_else(|| full.then(|| page.items.last().and_then(|i| i["id"].as_str()).map(str::to_string)).flatten());
     let mut out = Map::new();
     out.insert(key.into(), Value::Array(page.items));
-    if let Some(m) = page.next_marker {
+    if let Some(m) = next_marker {
         let next = next_link(&format!("{base}/v3/{project}/{key}"), q, &m);
         out.insert(format!("{key}_links"), json!([{"rel": "next", "href": next}]));
     }

@@ -15,9 +15,10 @@ async fn listing(
     ctx: AuthContext,
     p: HashMap<String, String>,
     q: HashMap<String, String>,
+    detail: bool,
 ) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
-    let items = s.snapshot_list(&ctx, all_projects(&q)).await?.iter().map(views::snapshot).collect();
+    let items = s.snapshot_list(&ctx, all_projects(&q)).await?.iter().map(|x| views::snapshot(x, detail)).collect();
     list_page(&s.public_url, param(&p, "project_id"), "snapshots", items, &q, &["name", "status", "volume_id"])
 }
 
@@ -27,7 +28,7 @@ pub async fn list(
     Path(p): Params,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
-    listing(s, ctx, p, q).await
+    listing(s, ctx, p, q, false).await
 }
 
 pub async fn list_detail(
@@ -36,7 +37,7 @@ pub async fn list_detail(
     Path(p): Params,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
-    listing(s, ctx, p, q).await
+    listing(s, ctx, p, q, true).await
 }
 
 pub async fn create(
@@ -48,13 +49,13 @@ pub async fn create(
     scope(&ctx, &p)?;
     let req: SnapshotCreate = typed(body, "snapshot")?;
     let snap = s.snapshot_create(&ctx, req).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"snapshot": views::snapshot(&snap)}))))
+    Ok((StatusCode::ACCEPTED, Json(json!({"snapshot": views::snapshot(&snap, false)}))))
 }
 
 pub async fn show(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
     let snap = s.snapshot_get(&ctx, param(&p, "id")).await?;
-    Ok(Json(json!({"snapshot": views::snapshot(&snap)})))
+    Ok(Json(json!({"snapshot": views::snapshot(&snap, true)})))
 }
 
 pub async fn update(
@@ -66,7 +67,7 @@ pub async fn update(
     scope(&ctx, &p)?;
     let req: SnapshotUpdate = typed(body, "snapshot")?;
     let snap = s.snapshot_update(&ctx, param(&p, "id"), req).await?;
-    Ok(Json(json!({"snapshot": views::snapshot(&snap)})))
+    Ok(Json(json!({"snapshot": views::snapshot(&snap, false)})))
 }
 
 pub async fn delete(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<StatusCode> {

@@ -66,8 +66,10 @@ pub fn volume(base: &str, v: &Volume, types: &HashMap<String, String>, admin: bo
     out
 }
 
-pub fn snapshot(s: &Snapshot) -> Value {
-    json!({
+/// A snapshot; `detail` (show, detailed list) adds Cinder's extended attributes, which
+/// the plain list and the answers to create and update leave out.
+pub fn snapshot(s: &Snapshot, detail: bool) -> Value {
+    let mut out = json!({
         "id": s.id,
         "name": s.name,
         "description": s.description,
@@ -77,9 +79,13 @@ pub fn snapshot(s: &Snapshot) -> Value {
         "metadata": s.metadata,
         "created_at": s.created_at,
         "updated_at": s.updated_at,
-        "os-extended-snapshot-attributes:project_id": s.project_id,
-        "os-extended-snapshot-attributes:progress": if s.status.as_str() == "available" { "100%" } else { "0%" },
-    })
+    });
+    if detail {
+        out["os-extended-snapshot-attributes:project_id"] = json!(s.project_id);
+        out["os-extended-snapshot-attributes:progress"] =
+            json!(if s.status.as_str() == "available" { "100%" } else { "0%" });
+    }
+    out
 }
 
 /// A transfer; `auth_key` only in the answer to its creation.

@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use stratus_common::auth::AuthContext;
 use stratus_common::http::{ApiError, ApiJson, ApiResult};
@@ -141,6 +141,16 @@ pub async fn action(
             s.volume_set_bootable(&ctx, id, b).await?;
             Ok(StatusCode::OK.into_response())
         }
+        "os-update_readonly_flag" => {
+            let ro = match &args["readonly"] {
+                Value::Bool(b) => *b,
+                Value::String(t) => stratus_common::http::pagination::parse_bool(t)
+                    .ok_or_else(|| ApiError::bad_request(format!("Invalid value for readonly: {t}")))?,
+                _ => return Err(ApiError::bad_request("os-update_readonly_flag needs readonly: true or false.")),
+            };
+            s.volume_set_readonly(&ctx, id, ro).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
         "os-reset_status" => {
             let status = args["status"].as_str();
             let attach_status = args["attach_status"].as_str();
@@ -203,48 +213,4 @@ pub async fn action(
         }
         other => Err(ApiError::bad_request(format!("The volume action {other} is not supported by this cloud."))),
     }
-}
-
-pub async fn metadata(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
-    scope(&ctx, &p)?;
-    let v = s.volume_get(&ctx, param(&p, "id")).await?;
-    Ok(Json(json!({"metadata": v.metadata})))
-}
-
-fn metadata_of(body: Value) -> ApiResult<Map<String, Value>> {
-    match body {
-        Value::Object(mut m) => match m.remove("metadata") {
-            Some(Value::Object(items)) => Ok(items),
-            _ => Err(ApiError::bad_request("Malformed request body: {\"metadata\": {...}} expected.")),
-        },
-        _ => Err(ApiError::bad_request("Malformed request body: {\"metadata\": {...}} expected.")),
-    }
-}
-
-pub async fn metadata_add(
-    State(s): State<AppState>,
-    ctx: AuthContext,
-    Path(p): Params,
-    ApiJson(body): ApiJson<Value>,
-) -> ApiResult<Json<Value>> {
-    scope(&ctx, &p)?;
-    let m = s.volume_metadata_set(&ctx, param(&p, "id"), metadata_of(body)?, false).await?;
-    Ok(Json(json!({"metadata": m})))
-}
-
-pub async fn metadata_replace(
-    State(s): State<AppState>,
-    ctx: AuthContext,
-    Path(p): Params,
-    ApiJson(body): ApiJson<Value>,
-) -> ApiResult<Json<Value>> {
-    scope(&ctx, &p)?;
-    let m = s.volume_metadata_set(&ctx, param(&p, "id"), metadata_of(body)?, true).await?;
-    Ok(Json(json!({"metadata": m})))
-}
-
-pub async fn metadata_unset(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<StatusCode> {
-    scope(&ctx, &p)?;
-    s.volume_metadata_unset(&ctx, param(&p, "id"), param(&p, "key")).await?;
-    Ok(StatusCode::OK)
 }

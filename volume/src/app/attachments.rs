@@ -77,7 +77,11 @@ impl VolumeService {
         if !matches!(v.status, VolumeStatus::Attaching | VolumeStatus::InUse | VolumeStatus::Detaching) {
             return Err(refused(&v, "connect", "attaching or in-use"));
         }
-        let info = self.driver(&v.backend)?.connection(&v.id).await?;
+        let mut info = self.driver(&v.backend)?.connection(&v.id).await?;
+        let readonly = v.metadata.get("readonly").and_then(Value::as_str) == Some("True");
+        if let Some(data) = info.get_mut("data").and_then(Value::as_object_mut) {
+            data.insert("access_mode".into(), Value::String(if readonly { "ro" } else { "rw" }.into()));
+        }
         Ok(info)
     }
 

@@ -51,7 +51,8 @@ impl VolumeService {
     pub async fn snapshot_create(&self, ctx: &AuthContext, req: SnapshotCreate) -> AppResult<Snapshot> {
         require_writer(ctx)?;
         let project = project_of(ctx)?;
-        let vid = req.volume_id.clone().ok_or_else(|| bad("Invalid input received: a snapshot needs a volume_id."))?;
+        // As Cinder: no volume named is a volume not found.
+        let vid = req.volume_id.clone().ok_or_else(|| not_found("Volume", "None"))?;
         let v = self.volume_get(ctx, &vid).await?;
         let force = match &req.force {
             None | Some(Value::Null) => false,
@@ -126,6 +127,34 @@ impl VolumeService {
             }
             if self.store.snapshot_save(&mut s).await? {
                 return Ok(s);
+            }
+        }
+        Err(invalid(format!("Snapshot {id} changed while the request ran; try again.")))
+    }
+
+    /// Sets (merging, or replacing all with `replace`) or, with `remove`, deletes a
+    /// snapshot's metadata; answers the metadata as it is after.
+    pub async fn snapshot_metadata_change(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        items: Map<String, Value>,
+        replace: bool,
+        remove: Option<&str>,
+    ) -> AppResult<Map<String, Value>> {
+        require_writer(ctx)?;
+        super::volumes::check_metadata(&items)?;
+        for _ in 0..10 {
+            let mut s = self.snapshot_get(ctx, id).await?;
+            if let Some(key) = remove {
+                s.metadata.remove(key).ok_or_else(|| not_found("Snapshot metadata key", key))?;
+            } else if replace {
+                s.metadata = items.clone();
+            } else {
+                s.metadata.extend(items.clone());
+            }
+            if self.store.snapshot_save(&mut s).await? {
+                return Ok(s.metadata);
             }
         }
         Err(invalid(format!("Snapshot {id} changed while the request ran; try again.")))

@@ -337,6 +337,18 @@ impl VolumeService {
         Ok(())
     }
 
+    /// `os-update_readonly_flag`: recorded, as Cinder does, as the `readonly` metadata
+    /// item ("True" / "False"); connections to the volume then say `access_mode: ro`.
+    pub async fn volume_set_readonly(&self, ctx: &AuthContext, id: &str, readonly: bool) -> AppResult<()> {
+        require_writer(ctx)?;
+        self.volume_change(ctx, id, |v| {
+            v.metadata.insert("readonly".into(), Value::String(if readonly { "True" } else { "False" }.into()));
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Starts deleting a settled volume with no snapshots.
     pub async fn volume_delete(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
         require_writer(ctx)?;

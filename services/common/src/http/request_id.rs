@@ -33,6 +33,10 @@ pub async fn request_context(State(service): State<&'static str>, mut req: Reque
     });
     METRICS.record_request(service, method.as_str(), &route, status, elapsed);
     if let Ok(v) = HeaderValue::from_str(&id) {
+        // Nova also answers with the id under its own name, which its clients read.
+        if service == "compute" {
+            resp.headers_mut().insert("x-compute-request-id", v.clone());
+        }
         resp.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     resp
