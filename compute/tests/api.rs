@@ -1115,3 +1115,53 @@ async fn foreign_images_and_ports(engine: Engine) {
 async fn foreign_images_and_ports_are_refused() {
     each_engine!(foreign_images_and_ports);
 }
+
+/// Answers shaped per microversion as Tempest's schemas have them: the update answer
+/// below 2.75 without extension attributes, quota keys of each version, `adminPass`
+/// echoed, access addresses canonical, the version list with v2.0 first.
+async fn microversion_shapes(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (image, net, _) = c.basics().await;
+    let (project, token) = c.member("p1").await;
+    let mut body = server_body(&image, &net, "vm");
+    body["server"]["adminPass"] = json!("s3cret-pass");
+    body["server"]["accessIPv6"] = json!("0000:0000:0000:0000:0000:babe:220.12.22.2");
+    let r = c.call("POST", "/servers", &token, Some(body)).await;
+    assert_eq!(r.body["server"]["adminPass"], "s3cret-pass", "{}", r.body);
+    let id = r.body["server"]["id"].as_str().unwrap().to_string();
+    let s = c.wait_status(&token, &id, "ACTIVE").await;
+    assert_eq!(s["accessIPv6"], "::babe:dc0c:1602");
+    let bad = server_body(&image, &net, "vm2");
+    let mut bad_v6 = bad.clone();
+    bad_v6["server"]["accessIPv6"] = json!("not-an-address");
+    assert_eq!(c.call("POST", "/servers", &token, Some(bad_v6)).await.status, StatusCode::BAD_REQUEST);
+
+    let renamed = c.call("PUT", &format!("/servers/{id}"), &token, Some(json!({"server": {"name": "vm-b"}}))).await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    let shown = renamed.body["server"].clone();
+    assert_eq!(shown["name"], "vm-b");
+    assert!(shown.get("OS-EXT-STS:vm_state").is_none() && shown.get("progress").is_none(), "{shown}");
+    let later =
+        c.call_v("2.75", "PUT", &format!("/servers/{id}"), &token, Some(json!({"server": {"name": "vm-c"}}))).await;
+    assert!(later.body["server"].get("OS-EXT-STS:vm_state").is_some(), "{}", later.body);
+
+    let admin = c.admin().await;
+    let old = c.call_v("2.35", "GET", &format!("/os-quota-sets/{project}"), &admin, None).await;
+    assert!(old.body["quota_set"].get("floating_ips").is_some(), "{}", old.body);
+    let new = c.call_v("2.57", "GET", &format!("/os-quota-sets/{project}"), &admin, None).await;
+    let q = new.body["quota_set"].clone();
+    assert!(q.get("floating_ips").is_none() && q.get("injected_files").is_none() && q["metadata_items"] == 128, "{q}");
+    let path = format!("/os-quota-sets/{project}");
+    let refused = c.call_v("2.57", "PUT", &path, &admin, Some(json!({"quota_set": {"floating_ips": 5}}))).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+
+    let versions = stratus_test_support::send(&c.router, "GET", "/", Some(&token), None, &[]).await;
+    assert_eq!(versions.status, StatusCode::OK);
+    assert_eq!(versions.json()["versions"][0]["id"], "v2.0");
+    assert!(versions.headers.get("x-compute-request-id").is_some());
+}
+
+#[tokio::test]
+async fn answers_follow_the_microversion() {
+    each_engine!(microversion_shapes);
+}

@@ -1042,3 +1042,39 @@ async fn paging() {
 async fn reconciler() {
     each_engine!(reconciler_repairs_crash_leftovers);
 }
+
+/// Bulk create (`{"ports": [...]}`) makes all or nothing.
+async fn bulk_create_all_or_nothing(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (_, t) = c.member("alice").await;
+    let n = c.create(&t, "networks", "network", json!({"name": "net1"})).await;
+    let nid = n["id"].as_str().unwrap().to_string();
+    c.create(&t, "subnets", "subnet", json!({"network_id": nid, "ip_version": 4, "cidr": "10.9.0.0/24"})).await;
+    let r = c
+        .call(
+            "POST",
+            "/v2.0/ports",
+            &t,
+            Some(json!({"ports": [{"network_id": nid, "name": "a"}, {"network_id": nid, "name": "b"}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let names: Vec<&str> = r.body["ports"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["a", "b"]);
+    // The second is refused (a fixed IP outside the subnet): the first is undone.
+    let bad = json!({"ports": [{"network_id": nid, "name": "c"},
+                               {"network_id": nid, "name": "d", "fixed_ips": [{"ip_address": "172.16.0.5"}]}]});
+    let r = c.call("POST", "/v2.0/ports", &t, Some(bad)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let listed = c.call("GET", &format!("/v2.0/ports?network_id={nid}"), &t, None).await;
+    let names: HashSet<&str> =
+        listed.body["ports"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    assert!(!names.contains("c") && names.contains("a"), "{}", listed.body);
+    let r = c.call("POST", "/v2.0/networks", &t, Some(json!({"networks": []}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn bulk_create() {
+    each_engine!(bulk_create_all_or_nothing);
+}

@@ -324,7 +324,12 @@ pub async fn hypervisor_statistics(State(s): State<AppState>, ctx: AuthContext) 
         "running_vms": sum(|h| h.servers)}})))
 }
 
-pub async fn service_list(State(s): State<AppState>, ctx: AuthContext, v: Version) -> ApiResult<Json<Value>> {
+pub async fn service_list(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    q: Params,
+) -> ApiResult<Json<Value>> {
     let hosts = s.host_views(&ctx, Some("os_compute_api:os-services:list")).await?;
     let mut out =
         vec![json!({"id": if v.at_least(53) { json!("scheduler") } else { json!(0) }, "binary": "nova-scheduler",
@@ -339,6 +344,11 @@ pub async fn service_list(State(s): State<AppState>, ctx: AuthContext, v: Versio
                         "state": if h.up { "up" } else { "down" },
                         "updated_at": r.last_seen, "disabled_reason": r.disabled_reason, "forced_down": false}));
     }
+    // Nova's filters: `binary` and `host`.
+    out.retain(|svc| {
+        q.get("binary").is_none_or(|b| svc["binary"] == json!(b))
+            && q.get("host").is_none_or(|h| svc["host"] == json!(h))
+    });
     if !v.at_least(11) {
         out.iter_mut().filter_map(Value::as_object_mut).for_each(|m| {
             m.remove("forced_down");

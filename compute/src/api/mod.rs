@@ -82,6 +82,10 @@ pub fn router(service: Arc<ComputeService>, verifier: Arc<TokenVerifier>, max_bo
         .route("/", get(versions))
         .route("/v2.1", get(version))
         .route("/v2.1/", get(version))
+        // Nova's v2.0-compatible mode: the same API under /v2, without microversions.
+        .route("/v2", get(version_v2_0))
+        .route("/v2/", get(version_v2_0))
+        .nest("/v2", api.clone())
         .nest("/v2.1", api)
         .layer(axum::middleware::from_fn(crate::microversion::version_headers))
         .layer(axum::middleware::from_fn_with_state(verifier, authenticate))
@@ -97,11 +101,26 @@ fn version_doc(base: &str) -> Value {
            "media-types": [{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}]})
 }
 
+/// The v2.0-compatible API's version document (no microversions).
+fn version_doc_v2_0(base: &str) -> Value {
+    json!({"id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "",
+           "updated": "2011-01-21T11:33:21Z",
+           "links": [{"rel": "self", "href": format!("{base}/v2/")}]})
+}
+
 async fn versions(State(s): State<AppState>) -> impl IntoResponse {
-    let mut v2 = version_doc(&s.settings.public_url);
-    v2["links"] = json!([{"rel": "self", "href": format!("{}/v2.1/", s.settings.public_url)}]);
-    // Nova answers its version list with 200 (Keystone with 300).
-    (StatusCode::OK, Json(json!({"versions": [v2]})))
+    let base = &s.settings.public_url;
+    let mut v2_1 = version_doc(base);
+    v2_1["links"] = json!([{"rel": "self", "href": format!("{base}/v2.1/")}]);
+    // Nova answers its version list with 200 (Keystone with 300), v2.0 first.
+    (StatusCode::OK, Json(json!({"versions": [version_doc_v2_0(base), v2_1]})))
+}
+
+async fn version_v2_0(State(s): State<AppState>) -> Json<Value> {
+    let mut doc = version_doc_v2_0(&s.settings.public_url);
+    doc["media-types"] =
+        json!([{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2"}]);
+    Json(json!({"version": doc}))
 }
 
 async fn version(State(s): State<AppState>) -> Json<Value> {

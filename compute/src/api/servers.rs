@@ -62,7 +62,10 @@ async fn listed(
         }
     }
     let query = ListQuery {
-        all_tenants: flag(q, "all_tenants") || flag(q, "all_projects"),
+        // As Nova: `all_tenants` present means true unless it says false.
+        all_tenants: ["all_tenants", "all_projects"].iter().any(|k| {
+            q.get(*k).is_some_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "false" | "0" | "off" | "no"))
+        }),
         project: q.get("project_id").or_else(|| q.get("tenant_id")).map(String::as_str),
         deleted: flag(q, "deleted"),
         changes_since: q.get("changes-since").map(String::as_str),

@@ -121,9 +121,10 @@ pub fn server_view(s: &Server, v: Version, admin: bool, base: &str, show: bool) 
         .collect();
     put("os-extended-volumes:volumes_attached", json!(volumes));
     put("security_groups", json!(sgs));
+    // Nova shows progress only while a server is in one of these states.
     match status {
-        "BUILD" => put("progress", json!(0)),
-        "ACTIVE" | "SHUTOFF" => put("progress", json!(100)),
+        "BUILD" | "REBUILD" | "RESIZE" | "MIGRATING" => put("progress", json!(0)),
+        "ACTIVE" | "VERIFY_RESIZE" => put("progress", json!(100)),
         _ => {}
     }
     if status == "ERROR" || status == "DELETED" {

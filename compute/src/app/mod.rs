@@ -181,6 +181,25 @@ impl ComputeService {
     }
 
     /// [`Self::save`] for API requests: a concurrent change is a 409.
+    /// Applies `change` to the server as it is now and saves it, reading it again and
+    /// re-applying when something else (a saga, the reconciler) saved it meanwhile: a
+    /// user's edit never fails because the server was busy with its own work.
+    pub(crate) async fn change_api(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        change: impl Fn(&mut Server) -> AppResult<()>,
+    ) -> AppResult<Server> {
+        for _ in 0..10 {
+            let mut s = self.server_for_action(ctx, id).await?;
+            change(&mut s)?;
+            if self.store.server_save(&mut s, None).await? {
+                return Ok(s);
+            }
+        }
+        Err(conflict(format!("Instance {id} changed while the request ran; try again.")))
+    }
+
     pub(crate) async fn save_api(&self, s: &mut Server) -> AppResult<()> {
         if self.store.server_save(s, None).await? {
             Ok(())

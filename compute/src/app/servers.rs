@@ -486,30 +486,33 @@ impl ComputeService {
     }
 
     pub async fn server_update(&self, ctx: &AuthContext, id: &str, body: &Map<String, Value>) -> AppResult<Server> {
-        let mut s = self.server_for_action(ctx, id).await?;
-        for (k, v) in body {
-            match (k.as_str(), v) {
-                ("name", Value::String(n))
-                    if !n.trim().is_empty() && n.chars().count() <= 255 && !n.chars().any(char::is_control) =>
-                {
-                    s.name = n.trim().to_string()
+        let s = self
+            .change_api(ctx, id, |s| {
+                for (k, v) in body {
+                    match (k.as_str(), v) {
+                        ("name", Value::String(n))
+                            if !n.trim().is_empty() && n.chars().count() <= 255 && !n.chars().any(char::is_control) =>
+                        {
+                            s.name = n.trim().to_string()
+                        }
+                        ("description", Value::String(_) | Value::Null) => {
+                            s.doc.insert("description".into(), v.clone());
+                        }
+                        ("accessIPv4" | "accessIPv6", _) => {
+                            s.doc.insert(k.clone(), json!(access_ip(k, v)?));
+                        }
+                        ("hostname", Value::String(h)) => {
+                            s.doc.insert("hostname".into(), json!(h));
+                        }
+                        ("OS-DCF:diskConfig", Value::String(d)) => {
+                            s.doc.insert("disk_config".into(), json!(d));
+                        }
+                        _ => return Err(bad(format!("Invalid input for field/attribute {k}."))),
+                    }
                 }
-                ("description", Value::String(_) | Value::Null) => {
-                    s.doc.insert("description".into(), v.clone());
-                }
-                ("accessIPv4" | "accessIPv6", _) => {
-                    s.doc.insert(k.clone(), json!(access_ip(k, v)?));
-                }
-                ("hostname", Value::String(h)) => {
-                    s.doc.insert("hostname".into(), json!(h));
-                }
-                ("OS-DCF:diskConfig", Value::String(d)) => {
-                    s.doc.insert("disk_config".into(), json!(d));
-                }
-                _ => return Err(bad(format!("Invalid input for field/attribute {k}."))),
-            }
-        }
-        self.save_api(&mut s).await?;
+                Ok(())
+            })
+            .await?;
         self.notify("update", &s).await;
         Ok(s)
     }
@@ -522,32 +525,37 @@ impl ComputeService {
         m: Map<String, Value>,
         replace: bool,
     ) -> AppResult<Map<String, Value>> {
-        let mut s = self.server_for_action(ctx, id).await?;
         if !metadata_valid(&m) {
             return Err(bad("Invalid metadata: keys of 1-255 characters, string values of at most 255."));
         }
-        let mut meta = if replace {
-            Map::new()
-        } else {
-            s.doc.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default()
-        };
-        meta.extend(m);
-        if meta.len() > 128 {
-            return Err(forbidden("Quota exceeded for metadata items."));
-        }
-        s.doc.insert("metadata".into(), Value::Object(meta.clone()));
-        self.save_api(&mut s).await?;
-        Ok(meta)
+        let s = self
+            .change_api(ctx, id, |s| {
+                let mut meta = if replace {
+                    Map::new()
+                } else {
+                    s.doc.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default()
+                };
+                meta.extend(m.clone());
+                if meta.len() > 128 {
+                    return Err(forbidden("Quota exceeded for metadata items."));
+                }
+                s.doc.insert("metadata".into(), Value::Object(meta));
+                Ok(())
+            })
+            .await?;
+        Ok(s.doc.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default())
     }
 
     pub async fn server_metadata_delete(&self, ctx: &AuthContext, id: &str, key: &str) -> AppResult<()> {
-        let mut s = self.server_for_action(ctx, id).await?;
-        let mut meta = s.doc.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
-        if meta.remove(key).is_none() {
-            return Err(not_found(format!("Metadata item was not found: {key}")));
-        }
-        s.doc.insert("metadata".into(), Value::Object(meta));
-        self.save_api(&mut s).await?;
+        self.change_api(ctx, id, |s| {
+            let mut meta = s.doc.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+            if meta.remove(key).is_none() {
+                return Err(not_found(format!("Metadata item was not found: {key}")));
+            }
+            s.doc.insert("metadata".into(), Value::Object(meta));
+            Ok(())
+        })
+        .await?;
         Ok(())
     }
 

@@ -40,7 +40,7 @@ pub struct Cloud {
     /// The block-storage API (fake backend), which compute attaches volumes from.
     pub volume_url: String,
     pub volume: Arc<stratus_volume::VolumeService>,
-    router: axum::Router,
+    pub router: axum::Router,
     _dir: TempDir,
 }
 

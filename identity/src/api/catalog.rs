@@ -47,6 +47,22 @@ pub async fn region_create(
     Ok((StatusCode::CREATED, Json(json!({"region": views::region(&id.public_url, &r)}))))
 }
 
+/// `PUT /v3/regions/{id}`: a region with the id the caller chose.
+pub async fn region_create_with_id(
+    State(id): State<AppState>,
+    ctx: AuthContext,
+    Path(region_id): Path<String>,
+    ApiJson(b): ApiJson<RegionCreateBody>,
+) -> Created {
+    let mut req = b.region;
+    if req.id.as_deref().is_some_and(|given| given != region_id) {
+        return Err(stratus_common::http::ApiError::bad_request("The region id in the body differs from the URL's."));
+    }
+    req.id = Some(region_id);
+    let r = id.region_create(&ctx, req).await?;
+    Ok((StatusCode::CREATED, Json(json!({"region": views::region(&id.public_url, &r)}))))
+}
+
 pub async fn region_list(
     State(id): State<AppState>,
     ctx: AuthContext,

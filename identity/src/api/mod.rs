@@ -67,7 +67,7 @@ pub fn router(identity: Arc<Identity>, max_body_bytes: usize) -> Router {
         .route("/v3/roles/{id}/implies", get(roles::implies_list))
         .route(
             "/v3/roles/{id}/implies/{implied}",
-            put(roles::implies_add).get(roles::implies_show).delete(roles::implies_remove),
+            put(roles::implies_add).get(roles::implies_show).head(roles::implies_check).delete(roles::implies_remove),
         )
         .route("/v3/role_inferences", get(roles::inferences))
         .route("/v3/role_assignments", get(assignments::list))
@@ -99,7 +99,10 @@ pub fn router(identity: Arc<Identity>, max_body_bytes: usize) -> Router {
         .route("/v3/regions", get(catalog::region_list).post(catalog::region_create))
         .route(
             "/v3/regions/{id}",
-            get(catalog::region_show).patch(catalog::region_update).delete(catalog::region_delete),
+            get(catalog::region_show)
+                .put(catalog::region_create_with_id)
+                .patch(catalog::region_update)
+                .delete(catalog::region_delete),
         )
         .route("/v3/services", get(catalog::service_list).post(catalog::service_create))
         .route(

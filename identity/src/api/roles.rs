@@ -95,6 +95,16 @@ pub async fn implies_show(
     ))
 }
 
+/// `HEAD /v3/roles/{prior}/implies/{implied}`: 204 when the inference exists.
+pub async fn implies_check(
+    State(id): State<AppState>,
+    ctx: AuthContext,
+    Path((p, i)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    id.implied_role_get(&ctx, &p, &i).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub async fn implies_remove(
     State(id): State<AppState>,
     ctx: AuthContext,

@@ -40,6 +40,16 @@ pub const DEFAULT_LIMITS: &[(&str, &str, i64)] = &[
     ("compute", "key_pairs", 100),
     ("compute", "server_groups", 10),
     ("compute", "server_group_members", 10),
+    // Nova's other quota keys, shown and settable through os-quota-sets (compute's
+    // `quotas::LEGACY`); 2147483647 is unlimited.
+    ("compute", "metadata_items", 128),
+    ("compute", "injected_files", 5),
+    ("compute", "injected_file_content_bytes", 10240),
+    ("compute", "injected_file_path_bytes", 255),
+    ("compute", "floating_ips", 10),
+    ("compute", "fixed_ips", 2147483647),
+    ("compute", "security_groups", 10),
+    ("compute", "security_group_rules", 20),
     ("network", "network", 100),
     ("network", "subnet", 100),
     ("network", "port", 500),

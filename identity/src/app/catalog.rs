@@ -256,6 +256,7 @@ impl Identity {
         require_admin(ctx, "create_endpoint")?;
         check_interface(&req.interface)?;
         check_url(&req.url)?;
+        self.legacy_region(req.region_id.as_deref(), req.region.as_deref()).await?;
         let region_id = req.region_id.or(req.region).filter(|r| !r.is_empty());
         self.check_endpoint_refs(&req.service_id, region_id.as_deref()).await?;
         let e = Endpoint {
@@ -282,8 +283,25 @@ impl Identity {
         Ok(self.store.endpoint_list().await?)
     }
 
+    /// As Keystone: a region named by an endpoint's legacy `region` field (not
+    /// `region_id`) is made when it does not exist yet.
+    async fn legacy_region(&self, region_id: Option<&str>, region: Option<&str>) -> ApiResult<()> {
+        let (None, Some(legacy)) = (region_id, region.filter(|r| !r.is_empty())) else { return Ok(()) };
+        if self.store.region_fetch(legacy).await?.is_some() {
+            return Ok(());
+        }
+        let r = Region { id: legacy.to_string(), description: String::new(), parent_region_id: None };
+        match self.store.region_create(&r).await {
+            Ok(()) => self.emit("region", "created", &r.id).await,
+            Err(e) if stratus_common::db::is_unique_violation(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
     pub async fn endpoint_update(&self, ctx: &AuthContext, id: &str, req: EndpointUpdate) -> ApiResult<Endpoint> {
         require_admin(ctx, "update_endpoint")?;
+        self.legacy_region(req.region_id.as_deref(), req.region.as_deref()).await?;
         let mut e = self.store.endpoint_fetch(id).await?.ok_or_else(|| ApiError::not_found("endpoint", id))?;
         if let Some(s) = req.service_id {
             e.service_id = s;

@@ -55,7 +55,12 @@ pub async fn zones(State(_s): State<AppState>, ctx: AuthContext, Path(p): Params
 }
 
 /// `GET /os-services` (admins): the scheduler and one volume service per backend.
-pub async fn services(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
+pub async fn services(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Params,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
     if !ctx.is_admin() {
         return Err(ApiError::forbidden("Policy doesn't allow volume_extension:services:index to be performed."));
@@ -71,5 +76,40 @@ pub async fn services(State(s): State<AppState>, ctx: AuthContext, Path(p): Para
     for b in backends {
         list.push(svc("cinder-volume", format!("stratus@{b}")));
     }
+    // Cinder's filters: `binary` and `host`.
+    list.retain(|svc| {
+        q.get("binary").is_none_or(|b| svc["binary"] == json!(b))
+            && q.get("host").is_none_or(|h| svc["host"] == json!(h))
+    });
     Ok(Json(json!({"services": list})))
+}
+
+/// Cinder's API extensions this service has, as `GET /extensions` lists them.
+const EXTENSIONS: &[(&str, &str, &str)] = &[
+    ("os-admin-actions", "AdminActions", "Enable admin actions."),
+    ("os-availability-zone", "AvailabilityZones", "Describe Availability Zones."),
+    ("os-extended-snapshot-attributes", "ExtendedSnapshotAttributes", "Extended SnapshotAttributes support."),
+    ("os-quota-sets", "Quotas", "Quota management support."),
+    ("os-services", "Services", "Services support."),
+    ("os-types-extra-specs", "TypesExtraSpecs", "Type extra specs support."),
+    ("os-types-manage", "TypesManage", "Types manage support."),
+    ("os-vol-host-attr", "VolumeHostAttribute", "Expose host as an attribute of a volume."),
+    ("os-vol-image-meta", "VolumeImageMetadata", "Show image metadata associated with the volume."),
+    ("os-vol-mig-status-attr", "VolumeMigStatusAttribute", "Expose migration_status as an attribute of a volume."),
+    ("os-vol-tenant-attr", "VolumeTenantAttribute", "Expose the internal project_id as an attribute of a volume."),
+    ("os-volume-actions", "VolumeActions", "Enable volume actions."),
+    ("os-volume-transfer", "VolumeTransfer", "Volume transfer management support."),
+];
+
+/// `GET /extensions`.
+pub async fn extensions(ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    let list: Vec<Value> = EXTENSIONS
+        .iter()
+        .map(|(alias, name, description)| {
+            json!({"alias": alias, "name": name, "description": description, "links": [],
+                   "updated": "2025-01-01T00:00:00+00:00"})
+        })
+        .collect();
+    Ok(Json(json!({ "extensions": list })))
 }

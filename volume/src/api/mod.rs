@@ -46,7 +46,10 @@ pub fn router(service: Arc<VolumeService>, verifier: Arc<TokenVerifier>, max_bod
         .route(&format!("{p}/types"), get(types::list).post(types::create))
         .route(&format!("{p}/types/{{id}}"), get(types::show).put(types::update).delete(types::delete))
         .route(&format!("{p}/types/{{id}}/extra_specs"), get(types::specs).post(types::specs_set))
-        .route(&format!("{p}/types/{{id}}/extra_specs/{{key}}"), axum::routing::delete(types::spec_unset))
+        .route(
+            &format!("{p}/types/{{id}}/extra_specs/{{key}}"),
+            get(types::spec_show).put(types::spec_put).delete(types::spec_unset),
+        )
         .route(&format!("{p}/os-volume-transfer"), get(transfers::list).post(transfers::create))
         .route(&format!("{p}/os-volume-transfer/detail"), get(transfers::list_detail))
         .route(&format!("{p}/os-volume-transfer/{{id}}"), get(transfers::show).delete(transfers::delete))
@@ -56,6 +59,7 @@ pub fn router(service: Arc<VolumeService>, verifier: Arc<TokenVerifier>, max_bod
         .route(&format!("{p}/os-quota-sets/{{target}}/defaults"), get(misc::quota_defaults))
         .route(&format!("{p}/os-availability-zone"), get(misc::zones))
         .route(&format!("{p}/os-services"), get(misc::services))
+        .route(&format!("{p}/extensions"), get(misc::extensions))
         .merge(metadata::routes(p, "volumes", metadata::Owner::Volume))
         .merge(metadata::routes(p, "snapshots", metadata::Owner::Snapshot))
         .layer(axum::middleware::from_fn(version_header))
@@ -116,16 +120,34 @@ pub(crate) fn all_projects(q: &HashMap<String, String>) -> bool {
 }
 
 /// A filtered, sorted page of `items` as `{"<key>": [...], "<key>_links": [next]}`.
+/// A page of `items` under `key`, with a next link to `path` (below the project) when
+/// the page is full.
 pub(crate) fn list_page(
     base: &str,
     project: &str,
     key: &str,
+    path: &str,
     items: Vec<Value>,
     q: &HashMap<String, String>,
     filterable: &[&str],
 ) -> ApiResult<Json<Value>> {
     let mut params = q.clone();
     params.retain(|k, _| k != "all_tenants" && k != "all_projects");
+    // Cinder's `sort=key[:dir][,...]`: the first key orders the list.
+    if let Some(sort) = params.remove("sort") {
+        let first = sort.split(',').next().unwrap_or_default();
+        let (key, dir) = first.split_once(':').unwrap_or((first, "asc"));
+        if !key.is_empty() {
+            params.insert("sort_key".into(), key.to_string());
+            params.insert("sort_dir".into(), dir.to_string());
+        }
+    }
+    // Cinder sorts by `display_name` / `display_description` under their shown names.
+    if let Some(k) = params.get_mut("sort_key") {
+        if let Some(shown) = k.strip_prefix("display_") {
+            *k = shown.to_string();
+        }
+    }
     let query = ListQuery::parse(&params, filterable)?;
     let page = query.apply(items)?;
     // As Cinder: a full page links to the next even when that one is empty.
@@ -136,7 +158,7 @@ pub(crate) fn list_page(
     let mut out = Map::new();
     out.insert(key.into(), Value::Array(page.items));
     if let Some(m) = next_marker {
-        let next = next_link(&format!("{base}/v3/{project}/{key}"), q, &m);
+        let next = next_link(&format!("{base}/v3/{project}/{path}"), q, &m);
         out.insert(format!("{key}_links"), json!([{"rel": "next", "href": next}]));
     }
     Ok(Json(Value::Object(out)))

@@ -19,7 +19,8 @@ async fn listing(
 ) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
     let items = s.snapshot_list(&ctx, all_projects(&q)).await?.iter().map(|x| views::snapshot(x, detail)).collect();
-    list_page(&s.public_url, param(&p, "project_id"), "snapshots", items, &q, &["name", "status", "volume_id"])
+    let path = if detail { "snapshots/detail" } else { "snapshots" };
+    list_page(&s.public_url, param(&p, "project_id"), "snapshots", path, items, &q, &["name", "status", "volume_id"])
 }
 
 pub async fn list(

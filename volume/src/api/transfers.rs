@@ -23,7 +23,8 @@ async fn listing(
         .iter()
         .map(|t| views::transfer(&s.public_url, t, None, detail))
         .collect();
-    list_page(&s.public_url, param(&p, "project_id"), "transfers", items, &q, &["name", "volume_id"])
+    let path = if detail { "os-volume-transfer/detail" } else { "os-volume-transfer" };
+    list_page(&s.public_url, param(&p, "project_id"), "transfers", path, items, &q, &["name", "volume_id"])
 }
 
 pub async fn list(

@@ -21,7 +21,7 @@ pub async fn list(
     let items = s.type_list(&ctx).await?.iter().map(|t| views::volume_type(t, TypeView::Show)).collect();
     let mut q = q;
     q.remove("is_public");
-    list_page(&s.public_url, param(&p, "project_id"), "volume_types", items, &q, &["name"])
+    list_page(&s.public_url, param(&p, "project_id"), "volume_types", "types", items, &q, &["name"])
 }
 
 pub async fn create(
@@ -77,8 +77,39 @@ pub async fn specs_set(
         Some(Value::Object(m)) => m.clone(),
         _ => return Err(ApiError::bad_request("Malformed request body: {\"extra_specs\": {...}} expected.")),
     };
-    let all = s.type_specs_set(&ctx, param(&p, "id"), specs).await?;
-    Ok(Json(json!({"extra_specs": all})))
+    s.type_specs_set(&ctx, param(&p, "id"), specs.clone()).await?;
+    // As Cinder: the answer holds the specs of the request.
+    Ok(Json(json!({ "extra_specs": specs })))
+}
+
+/// `GET /types/{id}/extra_specs/{key}`: `{key: value}`.
+pub async fn spec_show(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    let key = param(&p, "key");
+    let t = s.type_get(&ctx, param(&p, "id")).await?;
+    let v = t.extra_specs.get(key).ok_or_else(|| ApiError::not_found("Volume type extra spec", key))?;
+    Ok(Json(json!({ key: v })))
+}
+
+/// `PUT /types/{id}/extra_specs/{key}` with `{key: value}`: exactly that key.
+pub async fn spec_put(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Params,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    let key = param(&p, "key");
+    let specs = match body {
+        Value::Object(m) if m.len() == 1 && m.contains_key(key) => m,
+        _ => {
+            return Err(ApiError::bad_request(
+                "Request body and URI mismatch: the body must hold exactly the key of the URI.",
+            ))
+        }
+    };
+    s.type_specs_set(&ctx, param(&p, "id"), specs.clone()).await?;
+    Ok(Json(Value::Object(specs)))
 }
 
 pub async fn spec_unset(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<StatusCode> {

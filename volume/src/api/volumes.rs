@@ -38,6 +38,7 @@ async fn listing(
         &s.public_url,
         param(&p, "project_id"),
         "volumes",
+        if detail { "volumes/detail" } else { "volumes" },
         items,
         &q,
         &["name", "status", "bootable", "availability_zone", "volume_type"],
