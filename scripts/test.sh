@@ -2,7 +2,8 @@
 # The whole test suite: formatting, lints, the Rust tests (unit, in-process API tests on
 # SQLite and PostgreSQL, bus tests on the in-process bus and real NATS), and the
 # end-to-end tests that start the real `stratusd` and drive it with the real OpenStack
-# clients on SQLite + in-process bus and on PostgreSQL + NATS.
+# clients on SQLite + in-process bus and on PostgreSQL + NATS, and OpenStack's own test
+# suite (Tempest) judged against tests/conformance/expected-failures.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -30,14 +31,33 @@ else
     cargo test --workspace --no-fail-fast
 fi
 
-echo "== end-to-end tests"
+echo "== end-to-end tests, with the OpenStack conformance run (Tempest) beside them"
 cargo build -p stratusd
 VENV="$ROOT/.venv"
 if [ ! -x "$VENV/bin/openstack" ] || ! "$VENV/bin/pip" freeze 2>/dev/null | grep -q "python-openstackclient==10.5.0"; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/e2e/requirements.txt
 fi
+TEMPEST_VENV="$ROOT/.venv-tempest"
+if ! "$TEMPEST_VENV/bin/pip" freeze 2>/dev/null | grep -q "^tempest==47.0.0"; then
+    python3 -m venv "$TEMPEST_VENV"
+    "$TEMPEST_VENV/bin/pip" install -q --disable-pip-version-check -r tests/conformance/requirements.txt
+fi
 export STRATUSD="$ROOT/target/debug/stratusd"
 export OPENSTACK="$VENV/bin/openstack"
-"$VENV/bin/python" -m pytest -q tests/e2e "$@"
+# Tempest against its own all-in-one (fake drivers), while the end-to-end tests run:
+# its output is kept and shown once both are done.
+CONFORMANCE_LOG="$ROOT/target/conformance.log"
+"$TEMPEST_VENV/bin/python" tests/conformance/run.py --work-dir "$ROOT/target/conformance" >"$CONFORMANCE_LOG" 2>&1 &
+CONFORMANCE_PID=$!
+e2e=0
+"$VENV/bin/python" -m pytest -q tests/e2e "$@" || e2e=$?
+conformance=0
+wait "$CONFORMANCE_PID" || conformance=$?
 if pg_up; then drop_test_schemas; fi
+echo "== OpenStack conformance (tests/conformance; Tempest's own output: target/conformance/tempest-run.log)"
+cat "$CONFORMANCE_LOG"
+if [ "$e2e" != 0 ] || [ "$conformance" != 0 ]; then
+    echo "end-to-end tests: exit $e2e; conformance: exit $conformance" >&2
+    exit 1
+fi
