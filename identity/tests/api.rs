@@ -297,8 +297,11 @@ async fn limits_and_the_limits_client(engine: Engine) {
     let r = c.call("POST", "/v3/limits", Some(&admin), Some(json!({"limits": [{"project_id": pid, "service_id": compute, "resource_name": "instances", "resource_limit": 3}]}))).await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json);
     let lid = r.json["limits"][0]["id"].as_str().unwrap().to_string();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(client.limit(&pid, "compute", "instances").await.unwrap(), Some(3), "the change event drops the cache");
+    // The change event drops the cache (on NATS under load it may take a while).
+    stratus_test_support::eventually("the cached limit to become 3", || async {
+        client.limit(&pid, "compute", "instances").await.unwrap() == Some(3)
+    })
+    .await;
     // Duplicate and unregistered resources are refused, and nothing is written.
     let dup = c.call("POST", "/v3/limits", Some(&admin), Some(json!({"limits": [{"project_id": pid, "service_id": compute, "resource_name": "instances", "resource_limit": 4}]}))).await;
     assert_eq!(dup.status, StatusCode::CONFLICT);
@@ -327,8 +330,10 @@ async fn limits_and_the_limits_client(engine: Engine) {
         .call("PATCH", &format!("/v3/limits/{lid}"), Some(&admin), Some(json!({"limit": {"resource_limit": 7}})))
         .await;
     assert_eq!(up.json["limit"]["resource_limit"], 7);
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(client.limit(&pid, "compute", "instances").await.unwrap(), Some(7));
+    stratus_test_support::eventually("the cached limit to become 7", || async {
+        client.limit(&pid, "compute", "instances").await.unwrap() == Some(7)
+    })
+    .await;
     assert_eq!(c.call("GET", "/v3/limits/model", Some(&m), None).await.json["model"]["name"], "flat");
 }
 

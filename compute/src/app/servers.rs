@@ -119,8 +119,11 @@ impl ComputeService {
         let metadata = match body.get("metadata") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) => {
-                if m.len() > 128 || !metadata_valid(m) {
-                    return Err(bad("Invalid metadata: at most 128 items, keys and values of at most 255 characters."));
+                if !metadata_valid(m) {
+                    return Err(bad("Invalid metadata: keys of 1-255 characters, string values of at most 255."));
+                }
+                if m.len() > 128 {
+                    return Err(forbidden("Quota exceeded for metadata items: at most 128."));
                 }
                 m.clone()
             }
@@ -152,7 +155,13 @@ impl ComputeService {
             }
         };
         let min = count("min_count")?;
-        let max = count("max_count")?.max(min);
+        let max = match body.get("max_count") {
+            None | Some(Value::Null) => min,
+            _ => count("max_count")?,
+        };
+        if max < min {
+            return Err(bad("min_count must be <= max_count"));
+        }
         if max > 1 && requested.iter().any(|r| r.get("port").is_some()) {
             return Err(bad("Multiple instances cannot be created with one given port."));
         }

@@ -54,6 +54,10 @@ fn set_attribute(ctx: &AuthContext, img: &mut Image, key: &str, value: &Value) -
     if READ_ONLY.contains(&key) {
         return Err(read_only(key));
     }
+    // Glance keeps the os_glance_ namespace for itself.
+    if key.starts_with("os_glance") {
+        return Err(ApiError::forbidden(format!("Attribute '{key}' is reserved.")));
+    }
     match key {
         "id" => return Err(read_only(key)),
         "name" => {
