@@ -118,6 +118,7 @@ fn scheduler_rate(hosts: usize, threads: usize, secs: u64) -> f64 {
                 used_ram: (i % 89) as i64 * 512,
                 used_disk: (i % 13) as i64,
                 traits: vec!["COMPUTE_STATUS_ENABLED".into()],
+                reservation: None,
                 enabled: true,
                 disabled_reason: None,
                 last_seen: now.clone(),
@@ -277,19 +278,7 @@ pub async fn bench(server: &Server, args: &Args) -> anyhow::Result<()> {
     }
     post(format!("{}/v3/limits", server.url), json!({ "limits": limits })).await?;
 
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let hv = get(format!("{}/v2.1/os-hypervisors", server.compute_url)).await?;
-        let n = hv["hypervisors"].as_array().map_or(0, Vec::len);
-        if n >= args.fake_hosts {
-            println!("{n} fake hosts registered");
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("only {n} of {} fake hosts registered", args.fake_hosts);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    super::wait_fake_hosts(&client, server, &token, args.fake_hosts).await?;
     let flavor = post(
         format!("{}/v2.1/flavors", server.compute_url),
         json!({"flavor": {"name": "bench", "vcpus": 1, "ram": 64, "disk": 1}}),

@@ -12,6 +12,7 @@
 
 mod compute;
 mod network;
+mod reservation;
 mod volume;
 
 use anyhow::{bail, Context};
@@ -63,6 +64,10 @@ struct Args {
     /// Benchmark the volume service: create+delete cycles.
     #[arg(long)]
     volume: bool,
+    /// Benchmark the reservation service over --fake-hosts reservable hosts: lease
+    /// create+delete rate, lease start to hosts usable.
+    #[arg(long)]
+    reservation: bool,
     /// The volume backend of the cloud under test (with --volume): file or fake.
     #[arg(long, default_value = "file")]
     volume_driver: String,
@@ -84,6 +89,7 @@ struct Server {
     network_url: String,
     compute_url: String,
     volume_url: String,
+    reservation_url: String,
     dir: PathBuf,
 }
 
@@ -129,6 +135,7 @@ async fn start(binary: &PathBuf, args: &Args) -> anyhow::Result<(Server, Duratio
     let network_port = free_port();
     let compute_port = free_port();
     let volume_port = free_port();
+    let reservation_port = free_port();
     let mut env: Vec<(&str, String)> = vec![
         ("STRATUS_SERVER__DATA_DIR", dir.display().to_string()),
         ("STRATUS_IDENTITY__PORT", port.to_string()),
@@ -137,6 +144,7 @@ async fn start(binary: &PathBuf, args: &Args) -> anyhow::Result<(Server, Duratio
         ("STRATUS_COMPUTE__PORT", compute_port.to_string()),
         ("STRATUS_COMPUTE__METADATA_PORT", free_port().to_string()),
         ("STRATUS_VOLUME__PORT", volume_port.to_string()),
+        ("STRATUS_RESERVATION__PORT", reservation_port.to_string()),
         ("STRATUS_VOLUME__DRIVER", args.volume_driver.clone()),
         // The benchmark measures the control plane; it never touches the host's network.
         ("STRATUS_NETWORK_AGENT__ENABLED", "false".into()),
@@ -176,6 +184,7 @@ async fn start(binary: &PathBuf, args: &Args) -> anyhow::Result<(Server, Duratio
         network_url: format!("http://127.0.0.1:{network_port}"),
         compute_url: format!("http://127.0.0.1:{compute_port}"),
         volume_url: format!("http://127.0.0.1:{volume_port}"),
+        reservation_url: format!("http://127.0.0.1:{reservation_port}"),
         dir,
     };
     loop {
@@ -190,6 +199,30 @@ async fn start(binary: &PathBuf, args: &Args) -> anyhow::Result<(Server, Duratio
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     Ok((server, started.elapsed()))
+}
+
+/// Waits until compute lists `want` fake hosts (their agents report at start).
+async fn wait_fake_hosts(client: &reqwest::Client, server: &Server, token: &str, want: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let hv: Value = client
+            .get(format!("{}/v2.1/os-hypervisors", server.compute_url))
+            .header("x-auth-token", token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let n = hv["hypervisors"].as_array().map_or(0, Vec::len);
+        if n >= want {
+            println!("{n} fake hosts registered");
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("only {n} of {want} fake hosts registered");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 fn password_body() -> Value {
@@ -345,6 +378,9 @@ async fn bench(server: &Server, args: &Args, binary: &std::path::Path, start: Du
     }
     if args.volume {
         return volume::bench(server, args).await;
+    }
+    if args.reservation {
+        return reservation::bench(server, args).await;
     }
     println!("stratusd: {}", binary.display());
     println!("start to first 200                 {:.1} ms", start.as_secs_f64() * 1000.0);

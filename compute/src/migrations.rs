@@ -168,6 +168,15 @@ ALTER TABLE compute_sagas ADD COLUMN stuck_at TEXT
 ALTER TABLE compute_servers ADD COLUMN control TEXT NOT NULL DEFAULT '{}'
 "#,
     },
+    Migration {
+        service: "compute",
+        version: 5,
+        name: "hosts held by a lease's reservation",
+        sql: r#"
+ALTER TABLE compute_hosts ADD COLUMN reservation TEXT NOT NULL DEFAULT '';
+ALTER TABLE compute_hosts ADD COLUMN reservation_project TEXT NOT NULL DEFAULT ''
+"#,
+    },
 ];
 
 #[cfg(test)]

@@ -558,7 +558,7 @@ async fn stale_claims(engine: Engine) {
     stale.rev -= 1;
     // On the other host (the server holds a claim on its own already).
     let other = if stale.host.as_deref() == Some("host-0") { "host-1" } else { "host-0" };
-    let a = Allocation { consumer_id: id.clone(), host: other.into(), vcpus: 1, ram: 64, disk: 0 };
+    let a = Allocation { consumer_id: id.clone(), host: other.into(), vcpus: 1, ram: 64, disk: 0, reservation: None };
     let out = c.compute.store.claim_apart(&a, None, Some(&mut stale)).await.unwrap();
     assert!(matches!(out, HostClaim::ServerChanged), "{out:?}");
     assert_eq!(c.claimed().await, (1, 1));
@@ -1164,4 +1164,64 @@ async fn microversion_shapes(engine: Engine) {
 #[tokio::test]
 async fn answers_follow_the_microversion() {
     each_engine!(microversion_shapes);
+}
+
+async fn reserved_hosts(engine: Engine) {
+    // The reservation service's hand on compute: a held host takes only its
+    // reservation's servers, of its project; the other host stays shared.
+    let c = Cloud::start(engine).await;
+    let (image, net, _) = c.basics().await;
+    let (p1, alice) = c.member("p1").await;
+    let (_, bob) = c.member("p2").await;
+    let admin = c.admin().await;
+    let hold = json!({"reservation": {"id": "res-1", "project_id": p1}});
+    let r = c.call("PUT", "/os-hypervisors/host-0/reservation", &alice, Some(hold.clone())).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "only an admin (the reservation service) holds hosts");
+    let r = c.call("PUT", "/os-hypervisors/nowhere/reservation", &admin, Some(hold.clone())).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = c.call("PUT", "/os-hypervisors/host-0/reservation", &admin, Some(json!({"reservation": {"id": ""}}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    for _ in 0..2 {
+        let r = c.call("PUT", "/os-hypervisors/host-0/reservation", &admin, Some(hold.clone())).await;
+        assert_eq!(r.status, StatusCode::OK, "idempotent: {}", r.body);
+    }
+    let other = json!({"reservation": {"id": "res-2", "project_id": p1}});
+    let r = c.call("PUT", "/os-hypervisors/host-0/reservation", &admin, Some(other)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "one reservation holds a host at a time");
+    let with_hint = |name: &str, res: &str| {
+        let mut b = server_body(&image, &net, name);
+        b["OS-SCH-HNT:scheduler_hints"] = json!({"reservation": res});
+        b
+    };
+    let host_of = |id: String| {
+        let c = &c;
+        async move { c.compute.store.server_get(&id).await.unwrap().unwrap().host.unwrap() }
+    };
+    let mine = create(&c, &alice, with_hint("mine", "res-1")).await;
+    c.wait_status(&alice, &mine, "ACTIVE").await;
+    assert_eq!(host_of(mine.clone()).await, "host-0");
+    for _ in 0..3 {
+        let shared = create(&c, &alice, server_body(&image, &net, "shared")).await;
+        c.wait_status(&alice, &shared, "ACTIVE").await;
+        assert_eq!(host_of(shared).await, "host-1", "the held host left the shared pool");
+    }
+    // novaclient's spelling of the hints, from another project: no host for it.
+    let mut theirs = server_body(&image, &net, "theirs");
+    theirs["os:scheduler_hints"] = json!({"reservation": "res-1"});
+    let id = create(&c, &bob, theirs).await;
+    c.wait_status(&bob, &id, "ERROR").await;
+    let unknown = create(&c, &alice, with_hint("unknown", "res-9")).await;
+    c.wait_status(&alice, &unknown, "ERROR").await;
+    // Given back: the host is shared again (idempotently).
+    for _ in 0..2 {
+        let r = c.call("DELETE", "/os-hypervisors/host-0/reservation/res-1", &admin, None).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+    }
+    let row = c.compute.store.host_get("host-0").await.unwrap().unwrap();
+    assert_eq!(row.reservation, None);
+}
+
+#[tokio::test]
+async fn reserved_hosts_take_only_their_reservation() {
+    each_engine!(reserved_hosts);
 }

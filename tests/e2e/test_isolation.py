@@ -41,6 +41,10 @@ def world():
            {"subnet": {"network_id": w["public"], "cidr": "203.0.113.0/24", "enable_dhcp": False}}, base=c.network_url)
     c.osc("flavor", "create", "--id", "iso1", "--vcpus", "1", "--ram", "64", "--disk", "1", "iso1")
     w["public_image"] = image(c, admin, "public-img", visibility="public")
+    # The one compute host, made reservable (leases below are for later windows).
+    hv = c.osc("hypervisor", "list")[0]["Hypervisor Hostname"]
+    status, _, body = c.http("POST", "/v1/os-hosts", admin, {"name": hv}, base=c.reservation_url)
+    assert status == 201, body
     yield w
     c.stop()
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -109,7 +113,21 @@ def a_things(world):
     status, _, body = c.http("POST", "/os-volume-transfer", t, {"transfer": {"volume_id": offered}}, base=V)
     assert status == 202, body
     r["transfer"] = body["transfer"]["id"]
+    r["lease"], r["reservation"] = lease(c, t, "a-lease", days=10)
     return r
+
+
+def lease(c, token, name, days):
+    """A lease of the host for an hour `days` from now: (lease id, reservation id)."""
+    import datetime
+
+    start = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=days)
+    fmt = "%Y-%m-%d %H:%M"
+    body = {"name": name, "start_date": start.strftime(fmt), "end_date": (start + datetime.timedelta(hours=1)).strftime(fmt),
+            "reservations": [{"resource_type": "physical:host", "min": 1, "max": 1}], "events": []}
+    status, _, made = c.http("POST", "/v1/leases", token, body, base=c.reservation_url)
+    assert status == 201, made
+    return made["lease"]["id"], made["lease"]["reservations"][0]["id"]
 
 
 def settled(c, token, collection, created, key):
@@ -156,6 +174,7 @@ BY_ID = [
     ("volume", "volume", "/v3/{proj}/volumes/{id}", {"volume": {"name": "x"}}),
     ("snapshot", "volume", "/v3/{proj}/snapshots/{id}", {"snapshot": {"name": "x"}}),
     ("transfer", "volume", "/v3/{proj}/os-volume-transfer/{id}", None),
+    ("lease", "reservation", "/v1/leases/{id}", {"name": "x"}),
 ]
 
 # Who tries, and what each verb must answer: (GET, update, DELETE).
@@ -179,7 +198,7 @@ NOWHERE = "00000000-0000-4000-8000-000000000000"
 
 def base_of(c, service):
     return {"network": c.network_url, "image": c.image_url, "compute": c.compute_url + "/v2.1",
-            "volume": c.volume_url}[service]
+            "volume": c.volume_url, "reservation": c.reservation_url}[service]
 
 
 @pytest.mark.parametrize("actor", sorted(ACTORS))
@@ -237,6 +256,11 @@ def test_by_id(world, a_things, actor):
     want = 404 if actor == "b_member" else 403
     if got != want:
         wrong.append(f"attach a volume: {got}, want {want}")
+    # Reservable hosts and their allocations are the admin's alone.
+    for path in ["/v1/os-hosts", "/v1/os-hosts/1", "/v1/os-hosts/allocations", "/v1/os-hosts/1/allocation"]:
+        got = c.http("GET", path, token, base=c.reservation_url)[0]
+        if got != 403:
+            wrong.append(f"GET {path}: {got}, want 403")
     assert not wrong, "\n".join(wrong)
 
 
@@ -270,6 +294,7 @@ LISTS = [
     ("volume", "/v3/{proj}/volumes/detail?{f}", "volumes", ["volume"]),
     ("volume", "/v3/{proj}/snapshots/detail?{f}", "snapshots", ["snapshot"]),
     ("volume", "/v3/{proj}/os-volume-transfer/detail?{f}", "transfers", ["transfer"]),
+    ("reservation", "/v1/leases?{f}", "leases", ["lease"]),
 ]
 FILTERS = [
     "project_id={a}", "tenant_id={a}", "all_tenants=1", "all_tenants=True", "all_projects=1", "all_projects=true",
@@ -378,6 +403,8 @@ def cross_references(w, r):
          {"volume": {"imageRef": r["image"], "size": 1}}, {404}),
         ("A's transfer accepted with a guessed key", "volume", "POST",
          f"/v3/{w['b']}/os-volume-transfer/{r['transfer']}/accept", {"accept": {"auth_key": "0123456789abcdef"}}, {400}),
+        ("A's reservation resized through B's lease", "reservation", "PUT", f"/v1/leases/{w['b_lease']}",
+         {"reservations": [{"id": r["reservation"], "max": 2}]}, {404}),
     ]
 
 
@@ -397,6 +424,7 @@ def test_cross_references_are_refused_and_change_nothing(world, a_things):
     V = f"{c.volume_url}/v3/{world['b']}"
     world["b_volume"] = settled(c, t, f"{V}/volumes",
                                 c.http("POST", "/volumes", t, {"volume": {"size": 1, "name": "b-vol"}}, base=V), "volume")
+    world["b_lease"], _ = lease(c, t, "b-lease", days=20)
     servers_before = len(c.http("GET", "/servers", t, base=C)[2]["servers"])
     wrong = []
     for what, service, method, path, body, allowed in cross_references(world, a_things):
@@ -416,6 +444,8 @@ def test_cross_references_are_refused_and_change_nothing(world, a_things):
     assert c.http("GET", f"/v2/images/{a_things['image']}/members", a, base=c.image_url)[2]["members"] == []
     vol = c.http("GET", f"/volumes/{a_things['volume']}", a, base=f"{c.volume_url}/v3/{world['a']}")[2]["volume"]
     assert (vol["status"], vol["attachments"]) == ("available", []), vol
+    held = c.http("GET", f"/v1/leases/{a_things['lease']}", a, base=c.reservation_url)[2]["lease"]
+    assert held["reservations"][0]["max"] == 1, held
     # A can still delete its router once its own interface is gone (nothing of B's holds it).
     c.http("PUT", f"/v2.0/floatingips/{a_things['floatingip']}", a, {"floatingip": {"port_id": None}}, base=N)
     status = c.http("PUT", f"/v2.0/routers/{a_things['router']}/remove_router_interface", a,

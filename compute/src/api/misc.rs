@@ -276,6 +276,31 @@ async fn hypervisors(
         .collect())
 }
 
+/// `PUT /os-hypervisors/{host}/reservation` (a Stratus extension the reservation
+/// service uses): the host is held by `{"reservation": {"id", "project_id"}}`.
+pub async fn hypervisor_reserve(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(host): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let r = wrapped(body, "reservation")?;
+    let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let held = crate::store::HostReservation { id: text("id"), project_id: text("project_id") };
+    s.host_reserve(&ctx, &host, &held).await?;
+    Ok(Json(json!({"reservation": {"id": held.id, "project_id": held.project_id, "host": host}})))
+}
+
+/// `DELETE /os-hypervisors/{host}/reservation/{id}`: the host returns to the shared pool.
+pub async fn hypervisor_unreserve(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path((host, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    s.host_unreserve(&ctx, &host, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub async fn hypervisor_list(
     State(s): State<AppState>,
     ctx: AuthContext,

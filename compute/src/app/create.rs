@@ -150,6 +150,11 @@ impl SagaDef for CreateSaga {
     }
 }
 
+/// The lease reservation a server was booted into (its `reservation` scheduler hint).
+pub(crate) fn reservation_of(server: &Server) -> Option<String> {
+    server.doc.get("hints").and_then(|h| h.get("reservation")).and_then(Value::as_str).map(str::to_string)
+}
+
 impl ComputeService {
     /// What a server asks of a host.
     fn request_for(&self, server: &Server, avoid: Vec<String>) -> Request {
@@ -160,12 +165,8 @@ impl ComputeService {
             disk: server.disk,
             availability_zone: server.doc.get("availability_zone").and_then(Value::as_str).map(str::to_string),
             avoid_hosts: avoid,
-            reservation: server
-                .doc
-                .get("hints")
-                .and_then(|h| h.get("reservation"))
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            reservation: reservation_of(server),
+            project_id: server.project_id.clone(),
             ..Default::default()
         };
         for (k, v) in specs.into_iter().flatten() {
@@ -235,6 +236,7 @@ impl ComputeService {
                 vcpus: server.vcpus,
                 ram: server.ram,
                 disk: server.disk,
+                reservation: req.reservation.clone(),
             };
             let (was_host, was_task) =
                 (server.host.replace(host.clone()), server.task_state.replace(TaskState::Scheduling));

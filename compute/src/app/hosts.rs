@@ -225,3 +225,49 @@ impl ComputeService {
             .collect())
     }
 }
+
+impl ComputeService {
+    /// Hands a host to a lease's reservation (the reservation service calls this at
+    /// the lease's start; idempotent). Admin only.
+    pub async fn host_reserve(
+        &self,
+        ctx: &stratus_common::auth::AuthContext,
+        host: &str,
+        reservation: &crate::store::HostReservation,
+    ) -> super::AppResult<()> {
+        super::require_admin(ctx, "os_compute_api:os-hypervisors:reserve")?;
+        if reservation.id.is_empty() || reservation.project_id.is_empty() {
+            return Err(super::bad("A reservation needs an id and a project_id."));
+        }
+        match self.store.host_reserve(host, reservation).await? {
+            Some(row) => {
+                self.scheduler.update(row);
+                Ok(())
+            }
+            None => match self.store.host_get(host).await? {
+                None => Err(super::not_found(format!("Hypervisor {host} could not be found."))),
+                Some(row) => Err(super::conflict(format!(
+                    "Hypervisor {host} is held by reservation {}.",
+                    row.reservation.map(|r| r.id).unwrap_or_default()
+                ))),
+            },
+        }
+    }
+
+    /// Gives a host back from a reservation (idempotent). Admin only.
+    pub async fn host_unreserve(
+        &self,
+        ctx: &stratus_common::auth::AuthContext,
+        host: &str,
+        reservation: &str,
+    ) -> super::AppResult<()> {
+        super::require_admin(ctx, "os_compute_api:os-hypervisors:reserve")?;
+        match self.store.host_unreserve(host, reservation).await? {
+            Some(row) => {
+                self.scheduler.update(row);
+                Ok(())
+            }
+            None => Err(super::not_found(format!("Hypervisor {host} could not be found."))),
+        }
+    }
+}

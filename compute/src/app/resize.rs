@@ -9,6 +9,7 @@
 //! the old, a failure unwinds to the old.
 
 use super::change::Change;
+use super::create::reservation_of;
 use super::servers::{ref_id, refused};
 use super::AppResult;
 use super::{bad, conflict, ComputeService};
@@ -174,7 +175,14 @@ impl ComputeService {
         }
         let host = server.host.clone().ok_or_else(|| conflict(format!("Instance {id} has no host.")))?;
         let consumer = resize_consumer(&server.id);
-        let a = Allocation { consumer_id: consumer.clone(), host: host.clone(), vcpus: nv, ram: nr, disk: nd };
+        let a = Allocation {
+            consumer_id: consumer.clone(),
+            host: host.clone(),
+            vcpus: nv,
+            ram: nr,
+            disk: nd,
+            reservation: reservation_of(&server),
+        };
         let project = server.project_id.clone();
         let limits = [("cores", self.limit(&project, "cores").await?), ("ram", self.limit(&project, "ram").await?)];
         let claims = [("cores", (nv - ov).max(0), limits[0].1), ("ram", (nr - or).max(0), limits[1].1)];

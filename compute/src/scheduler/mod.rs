@@ -31,13 +31,12 @@ pub struct Request {
     pub avoid_hosts: Vec<String>,
     /// When set, only these hosts (affinity with the group's members).
     pub only_hosts: Option<Vec<String>>,
-    /// A lease's reservation: only hosts carrying its trait (see [`reservation_trait`]).
+    /// A lease's reservation (the `reservation` scheduler hint): only hosts that
+    /// reservation holds, and only for its project. Without one, hosts held by any
+    /// reservation are out of the shared pool.
     pub reservation: Option<String>,
-}
-
-/// The trait the lease service puts on hosts reserved for a reservation.
-pub fn reservation_trait(reservation_id: &str) -> String {
-    format!("CUSTOM_RESERVATION_{}", reservation_id.to_ascii_uppercase().replace('-', "_"))
+    /// The project the server belongs to.
+    pub project_id: String,
 }
 
 pub struct Scheduler {
@@ -85,7 +84,6 @@ impl Scheduler {
     /// Candidate hosts for `req`, best first (at most `limit`).
     pub fn select(&self, req: &Request, limit: usize) -> Vec<String> {
         let hosts = self.hosts.read().unwrap();
-        let reservation = req.reservation.as_deref().map(reservation_trait);
         // Hosts whose last report is older than this are down (times are RFC 3339 in
         // UTC with a fixed layout, so they compare as text; an unreadable one is down).
         let cutoff = stratus_common::db::time_text(
@@ -103,10 +101,11 @@ impl Scheduler {
             .filter(|h| !req.forbidden_traits.iter().any(|t| h.traits.contains(t)))
             .filter(|h| !req.avoid_hosts.contains(&h.host))
             .filter(|h| req.only_hosts.as_ref().is_none_or(|only| only.contains(&h.host)))
-            .filter(|h| match &reservation {
-                Some(t) => h.traits.contains(t),
+            .filter(|h| match (&req.reservation, &h.reservation) {
+                (Some(want), Some(held)) => *want == held.id && req.project_id == held.project_id,
                 // Reserved hosts only take servers of their reservation.
-                None => !h.traits.iter().any(|t| t.starts_with("CUSTOM_RESERVATION_")),
+                (None, None) => true,
+                _ => false,
             })
             .map(|h| {
                 // Free share of RAM and vCPUs, in parts per million of the host.
@@ -163,6 +162,7 @@ mod tests {
             used_ram,
             used_disk: 0,
             traits: traits.iter().map(|s| s.to_string()).collect(),
+            reservation: None,
             enabled: true,
             disabled_reason: None,
             last_seen: now_text(),
@@ -200,12 +200,16 @@ mod tests {
     #[test]
     fn reserved_hosts_only_take_their_reservation() {
         let s = Scheduler::new(Weigher::Spread, Duration::from_secs(60));
-        let t = reservation_trait("ab-12");
-        assert_eq!(t, "CUSTOM_RESERVATION_AB_12");
-        s.load(vec![host("free", 0, &[]), host("leased", 0, &[&t])]);
-        let req = Request { vcpus: 1, ram: 1, disk: 1, ..Default::default() };
-        assert_eq!(s.select(&req, 10), vec!["free"]);
-        let leased = Request { reservation: Some("ab-12".into()), ..req };
-        assert_eq!(s.select(&leased, 10), vec!["leased"]);
+        let mut leased = host("leased", 0, &[]);
+        leased.reservation = Some(crate::store::HostReservation { id: "ab-12".into(), project_id: "p1".into() });
+        s.load(vec![host("free", 0, &[]), leased]);
+        let req = Request { vcpus: 1, ram: 1, disk: 1, project_id: "p1".into(), ..Default::default() };
+        assert_eq!(s.select(&req, 10), vec!["free"], "held hosts leave the shared pool");
+        let mine = Request { reservation: Some("ab-12".into()), ..req.clone() };
+        assert_eq!(s.select(&mine, 10), vec!["leased"], "a reservation's servers land only on its hosts");
+        let other_project = Request { project_id: "p2".into(), ..mine.clone() };
+        assert!(s.select(&other_project, 10).is_empty(), "only the lease's project may use its hosts");
+        let unknown = Request { reservation: Some("zz".into()), ..req };
+        assert!(s.select(&unknown, 10).is_empty());
     }
 }

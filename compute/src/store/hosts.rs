@@ -24,6 +24,9 @@ pub struct HostRow {
     pub used_ram: i64,
     pub used_disk: i64,
     pub traits: Vec<String>,
+    /// The lease reservation holding the host, when one does: only that reservation's
+    /// servers, of its project, land here meanwhile.
+    pub reservation: Option<HostReservation>,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
     pub last_seen: String,
@@ -49,6 +52,9 @@ impl HostRow {
             used_ram: r.int("used_ram"),
             used_disk: r.int("used_disk"),
             traits: serde_json::from_str(&r.text("traits")).unwrap_or_default(),
+            reservation: Some(r.text("reservation"))
+                .filter(|id| !id.is_empty())
+                .map(|id| HostReservation { id, project_id: r.text("reservation_project") }),
             enabled: r.int("enabled") != 0,
             disabled_reason: r.opt_text("disabled_reason"),
             last_seen: r.text("last_seen"),
@@ -63,6 +69,14 @@ impl HostRow {
     }
 }
 
+/// A lease's reservation holding a host (set by the reservation service at the lease's
+/// start, cleared at its end).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostReservation {
+    pub id: String,
+    pub project_id: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Allocation {
     pub consumer_id: String,
@@ -70,6 +84,9 @@ pub struct Allocation {
     pub vcpus: i64,
     pub ram: i64,
     pub disk: i64,
+    /// The reservation the consumer runs in: a host held by a reservation takes only
+    /// claims of that reservation, and a host held by none only claims of none.
+    pub reservation: Option<String>,
 }
 
 /// What a claim on a host came to.
@@ -154,6 +171,34 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
+    /// Hands a host to a lease's reservation (idempotent): the host's row, None when
+    /// the host is unknown or held by another reservation.
+    pub async fn host_reserve(&self, host: &str, r: &HostReservation) -> StoreResult<Option<HostRow>> {
+        let row = sqlx::query(
+            "UPDATE compute_hosts SET reservation = $1, reservation_project = $2
+             WHERE host = $3 AND (reservation = '' OR reservation = $1) RETURNING *",
+        )
+        .bind(&r.id)
+        .bind(&r.project_id)
+        .bind(host)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        Ok(row.as_ref().map(HostRow::from_row))
+    }
+
+    /// Gives a host back from reservation `id` (idempotent: a host held by another
+    /// reservation, or by none, is left as it is). The host's row.
+    pub async fn host_unreserve(&self, host: &str, id: &str) -> StoreResult<Option<HostRow>> {
+        sqlx::query(
+            "UPDATE compute_hosts SET reservation = '', reservation_project = '' WHERE host = $1 AND reservation = $2",
+        )
+        .bind(host)
+        .bind(id)
+        .execute(&self.db.pool)
+        .await?;
+        self.host_get(host).await
+    }
+
     /// Deletes a host with no allocations; false otherwise.
     pub async fn host_delete(&self, host: &str) -> StoreResult<bool> {
         let r = sqlx::query(
@@ -230,12 +275,14 @@ impl Store {
         let row = sqlx::query(
             "UPDATE compute_hosts SET used_vcpus = used_vcpus + $1, used_ram = used_ram + $2, used_disk = used_disk + $3
              WHERE host = $4 AND enabled = 1 AND used_vcpus + $1 <= cap_vcpus AND used_ram + $2 <= cap_ram AND used_disk + $3 <= cap_disk
+             AND reservation = $5
              RETURNING *",
         )
         .bind(a.vcpus)
         .bind(a.ram)
         .bind(a.disk)
         .bind(&a.host)
+        .bind(a.reservation.as_deref().unwrap_or_default())
         .fetch_optional(&mut *conn)
         .await?;
         Ok(row)
@@ -267,6 +314,7 @@ impl Store {
                 vcpus: r.int("vcpus"),
                 ram: r.int("ram"),
                 disk: r.int("disk"),
+                reservation: None,
             })
             .collect())
     }

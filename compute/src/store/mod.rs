@@ -5,7 +5,7 @@
 mod hosts;
 mod servers;
 
-pub use hosts::{Allocation, HostClaim, HostRow, Ratios};
+pub use hosts::{Allocation, HostClaim, HostReservation, HostRow, Ratios};
 pub use servers::{
     strings, AttachedVolume, Charged, CommandAnswer, Control, PendingCommand, Server, ServerFilter, TaskState, VmState,
 };

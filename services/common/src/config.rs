@@ -26,6 +26,7 @@ pub struct Config {
     pub compute: ComputeConfig,
     pub compute_agent: ComputeAgentConfig,
     pub volume: VolumeConfig,
+    pub reservation: ReservationConfig,
     pub service_auth: ServiceAuthConfig,
     pub log: LogConfig,
 }
@@ -62,6 +63,27 @@ pub struct VolumeConfig {
 impl Default for VolumeConfig {
     fn default() -> Self {
         Self { port: 8776, driver: VolumeDriverKind::File, reconcile_secs: 30, image_url: String::new() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReservationConfig {
+    pub port: u16,
+    /// The compute API (ending in `/v2.1`) whose hosts are leased; empty = this
+    /// deployment's own.
+    pub compute_url: String,
+    /// When a lease's `before_end_lease` event fires if the lease names no time: this
+    /// many minutes before its end (never before its start).
+    pub before_end_minutes: i64,
+    /// How many times a lease event is tried (with growing pauses) before the lease
+    /// goes to ERROR.
+    pub event_attempts: i64,
+}
+
+impl Default for ReservationConfig {
+    fn default() -> Self {
+        Self { port: 1234, compute_url: String::new(), before_end_minutes: 60, event_attempts: 8 }
     }
 }
 
@@ -553,6 +575,7 @@ impl Config {
             ("compute.image_url", &self.compute.image_url),
             ("compute.volume_url", &self.compute.volume_url),
             ("volume.image_url", &self.volume.image_url),
+            ("reservation.compute_url", &self.reservation.compute_url),
             ("compute_agent.image_url", &self.compute_agent.image_url),
             ("network_agent.network_url", &self.network_agent.network_url),
             ("network_agent.metadata_url", &self.network_agent.metadata_url),

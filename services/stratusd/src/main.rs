@@ -49,6 +49,8 @@ enum Command {
     Compute,
     /// Run the volume service (Cinder v3 API) alone, using identity over HTTP.
     Volume,
+    /// Run the reservation service (Blazar v1 API) alone, using identity and compute over HTTP.
+    Reservation,
     /// Run the compute agent of this host (guests through a hypervisor driver).
     ComputeAgent {
         /// Hypervisor driver: `fake` (guests in memory; tests and benchmarks).
@@ -109,7 +111,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let tokens = runtime::InternalTokens::new(identity.clone());
             let volume = rt.volume_served(identity.verifier.clone(), limits.clone(), tokens.clone()).await?;
             let compute = rt.compute_served(identity.verifier.clone(), limits, tokens.clone()).await?;
-            let mut services = vec![rt.identity_served(identity)?, image, network, volume];
+            let reservation = rt.reservation_served(identity.verifier.clone(), tokens.clone())?;
+            let mut services = vec![rt.identity_served(identity)?, image, network, volume, reservation];
             services.extend(compute);
             if rt.config.compute_agent.enabled {
                 let agent = runtime::compute_agent(&rt.config, rt.bus.clone(), tokens.clone())?;
@@ -174,6 +177,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let (verifier, limits) = rt.remote_identity().await?;
             let tokens = runtime::service_tokens(&rt.config);
             serve_all(vec![rt.volume_served(verifier, limits, tokens).await?]).await
+        }
+        Command::Reservation => {
+            let rt = Runtime::open(config).await?;
+            let (verifier, _) = rt.remote_identity().await?;
+            let tokens = runtime::service_tokens(&rt.config);
+            serve_all(vec![rt.reservation_served(verifier, tokens)?]).await
         }
         Command::Compute => {
             let rt = Runtime::open(config).await?;
@@ -241,10 +250,11 @@ fn announce(rt: &Runtime, report: &stratus_identity::app::BootstrapReport) -> an
         }
     }
     println!(
-        "Identity API at {auth_url}, image API at {}, network API at {}, volume API at {}",
+        "Identity API at {auth_url}, image API at {}, network API at {}, volume API at {}, reservation API at {}/v1",
         rt.image_public_url(),
         rt.network_public_url(),
-        rt.volume_public_url()
+        rt.volume_public_url(),
+        rt.reservation_public_url()
     );
     println!("Use the cloud with:  export OS_CLIENT_CONFIG_FILE={}/clouds.yaml OS_CLOUD=stratus", dir.display());
     println!("                or:  source {}/openrc", dir.display());

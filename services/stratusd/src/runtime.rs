@@ -30,6 +30,7 @@ pub fn all_migrations() -> Vec<Migration> {
     m.extend_from_slice(stratus_network::migrations::MIGRATIONS);
     m.extend_from_slice(stratus_compute::migrations::MIGRATIONS);
     m.extend_from_slice(stratus_volume::migrations::MIGRATIONS);
+    m.extend_from_slice(stratus_reservation::migrations::MIGRATIONS);
     m
 }
 
@@ -92,7 +93,53 @@ impl Runtime {
                 name: "cinderv3".into(),
                 url: format!("{}/v3/$(project_id)s", self.volume_public_url()),
             },
+            CatalogService {
+                service_type: "reservation".into(),
+                name: "blazar".into(),
+                url: format!("{}/v1", self.reservation_public_url()),
+            },
         ]
+    }
+
+    pub fn reservation_public_url(&self) -> String {
+        format!("http://{}:{}", self.config.server.public_host, self.config.reservation.port)
+    }
+
+    /// The reservation service, leasing the hosts of the configured compute API (this
+    /// deployment's own by default), which it calls with `tokens`.
+    pub fn reservation_served(
+        &self,
+        verifier: Arc<TokenVerifier>,
+        tokens: Arc<dyn TokenSource>,
+    ) -> anyhow::Result<Served> {
+        let c = &self.config.reservation;
+        let compute_url = if c.compute_url.is_empty() {
+            format!("{}/v2.1", self.compute_public_url())
+        } else {
+            c.compute_url.trim_end_matches('/').to_string()
+        };
+        let compute = Arc::new(stratus_reservation::compute::HttpCompute {
+            http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?,
+            url: compute_url,
+            tokens,
+        });
+        let service = stratus_reservation::ReservationService::new(
+            stratus_reservation::store::Store::new(self.db.clone()),
+            self.bus.clone(),
+            compute,
+            stratus_reservation::app::Settings {
+                public_url: self.reservation_public_url(),
+                before_end_minutes: c.before_end_minutes.max(0),
+                event_attempts: c.event_attempts.max(1),
+                tick: std::time::Duration::from_secs(1),
+            },
+        );
+        service.start();
+        Ok(Served {
+            name: "reservation",
+            addr: self.addr(c.port)?,
+            router: stratus_reservation::api::router(service, verifier, self.config.server.max_body_bytes),
+        })
     }
 
     pub fn volume_public_url(&self) -> String {

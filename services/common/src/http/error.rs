@@ -109,6 +109,8 @@ pub enum ErrorStyle {
     Nova,
     /// `{"NeutronError": {"type", "message", "detail"}}`
     Neutron,
+    /// `{"error_code", "error_message", "error_name"}` (Blazar's, flat)
+    Blazar,
 }
 
 /// Renders an error body in `style`.
@@ -144,6 +146,19 @@ pub fn error_body(style: ErrorStyle, status: StatusCode, message: &str, kind: Op
                 _ => "BadRequest",
             };
             json!({"NeutronError": {"type": kind.unwrap_or(default_kind), "message": message, "detail": ""}})
+        }
+        ErrorStyle::Blazar => {
+            let default_name = match code {
+                400 => "InvalidInput",
+                401 => "NotAuthenticated",
+                403 => "PolicyNotAuthorized",
+                404 => "NotFound",
+                405 => "MethodNotAllowed",
+                409 => "Conflict",
+                c if c >= 500 => "BlazarException",
+                _ => "InvalidInput",
+            };
+            json!({"error_code": code, "error_message": message, "error_name": kind.unwrap_or(default_name)})
         }
     }
 }

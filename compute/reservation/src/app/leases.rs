@@ -1,0 +1,536 @@
+//! Leases: a window of time and reservations of hosts within it. Creating or moving a
+//! lease allocates hosts in one transaction under the allocation lock: the overlap
+//! check and the writes cannot interleave with another allocation, so two leases never
+//! hold one host at once.
+
+use super::{bad, project_of, require_writer, AppResult, Error, ReservationService};
+use crate::filter::Query;
+use crate::model::{
+    lease_date, parse_date, stored, EventStatus, EventType, LeaseStatus, ReservationStatus, PHYSICAL_HOST,
+};
+use crate::store::{Allocation, Event, Host, Lease, Reservation, Store};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
+use stratus_common::auth::AuthContext;
+use stratus_common::db::{is_unique_violation, now_text, time_text};
+
+/// A lease with what belongs to it.
+#[derive(Debug, Clone)]
+pub struct LeaseDetail {
+    pub lease: Lease,
+    pub reservations: Vec<Reservation>,
+    pub events: Vec<Event>,
+    pub allocations: Vec<Allocation>,
+}
+
+/// How far in the past a start may be and still count as now: clients send minutes.
+const START_SLACK: Duration = Duration::minutes(1);
+/// Lease names are at most this long (as Blazar's).
+const NAME_MAX: usize = 80;
+
+fn text_field<'a>(body: &'a Map<String, Value>, key: &str) -> AppResult<Option<&'a str>> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(other) => Err(bad(format!("{key} must be a string, not {other}."))),
+    }
+}
+
+fn date_field(body: &Map<String, Value>, key: &str, now: DateTime<Utc>) -> AppResult<Option<DateTime<Utc>>> {
+    match text_field(body, key)? {
+        None => Ok(None),
+        Some(t) => parse_date(t, now)
+            .map(Some)
+            .ok_or_else(|| bad(format!("Invalid {key} {t:?}: use \"now\" or \"YYYY-MM-DD HH:MM\" (UTC)."))),
+    }
+}
+
+/// A count given as a number or as digits (blazarclient sends either).
+fn count(r: &Map<String, Value>, key: &str) -> AppResult<Option<i64>> {
+    let n = match r.get(key) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) if s.is_empty() => return Ok(None),
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
+        Some(_) => None,
+    };
+    match n {
+        Some(n) if n >= 1 => Ok(Some(n)),
+        _ => Err(bad(format!("The reservation's {key} must be a whole number of at least 1, not {}.", r[key]))),
+    }
+}
+
+fn check_name(name: &str) -> AppResult<()> {
+    if name.trim().is_empty() || name.chars().count() > NAME_MAX {
+        return Err(bad(format!("A lease name must be 1 to {NAME_MAX} characters.")));
+    }
+    Ok(())
+}
+
+/// What a `physical:host` reservation asks for.
+struct HostAsk {
+    min: i64,
+    max: i64,
+    hypervisor: Query,
+    resource: Query,
+}
+
+impl HostAsk {
+    fn of(r: &Reservation) -> AppResult<Self> {
+        Ok(Self {
+            min: r.min,
+            max: r.max,
+            hypervisor: Query::parse(&Value::String(r.hypervisor_properties.clone())).map_err(bad)?,
+            resource: Query::parse(&Value::String(r.resource_properties.clone())).map_err(bad)?,
+        })
+    }
+
+    fn matches(&self, h: &Host) -> bool {
+        let props = h.properties();
+        h.reservable && self.hypervisor.matches(&props) && self.resource.matches(&props)
+    }
+}
+
+/// Up to `want` free hosts for `ask`, at least `need`, lowest ids first; they join `taken`.
+fn pick(
+    hosts: &[Host],
+    busy: &HashSet<i64>,
+    taken: &mut HashSet<i64>,
+    ask: &HostAsk,
+    need: i64,
+    want: i64,
+    window: (&str, &str),
+) -> AppResult<Vec<i64>> {
+    let free: Vec<i64> = hosts
+        .iter()
+        .filter(|h| !busy.contains(&h.id) && !taken.contains(&h.id) && ask.matches(h))
+        .map(|h| h.id)
+        .take(want.max(0) as usize)
+        .collect();
+    if (free.len() as i64) < need {
+        return Err(Error::NotEnoughHosts(format!(
+            "Not enough hosts available: the reservation needs {need} more host(s) matching its properties \
+             between {} and {}; {} are free then.",
+            lease_date(stored(window.0)?),
+            lease_date(stored(window.1)?),
+            free.len()
+        )));
+    }
+    taken.extend(&free);
+    Ok(free)
+}
+
+fn new_event(lease: &str, kind: EventType, time: &str) -> Event {
+    Event {
+        id: uuid::Uuid::new_v4().to_string(),
+        lease_id: lease.to_string(),
+        event_type: kind,
+        time: time.to_string(),
+        status: EventStatus::Undone,
+        attempts: 0,
+        next_try: time.to_string(),
+        last_error: String::new(),
+    }
+}
+
+impl ReservationService {
+    /// When `before_end_lease` fires unless the lease names a time.
+    fn default_before_end(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> DateTime<Utc> {
+        (end - Duration::minutes(self.settings.before_end_minutes)).max(start)
+    }
+
+    fn check_before_end(b: DateTime<Utc>, start: DateTime<Utc>, end: DateTime<Utc>) -> AppResult<()> {
+        if b < start || b > end {
+            return Err(bad("before_end_date must be between the lease's start and end dates."));
+        }
+        Ok(())
+    }
+
+    pub async fn lease_create(&self, ctx: &AuthContext, body: Map<String, Value>) -> AppResult<LeaseDetail> {
+        require_writer(ctx)?;
+        let project = project_of(ctx)?;
+        let now = Utc::now();
+        let name = text_field(&body, "name")?.ok_or_else(|| bad("A lease needs a name."))?.to_string();
+        check_name(&name)?;
+        let start = date_field(&body, "start_date", now)?.ok_or_else(|| bad("A lease needs a start_date."))?;
+        let end = date_field(&body, "end_date", now)?.ok_or_else(|| bad("A lease needs an end_date."))?;
+        if start < now - START_SLACK {
+            return Err(bad(format!(
+                "The start date {} is in the past: use \"now\" or a later date.",
+                lease_date(start)
+            )));
+        }
+        if end <= start {
+            return Err(bad("The end date must be later than the start date."));
+        }
+        let before_end = match date_field(&body, "before_end_date", now)? {
+            Some(b) => {
+                Self::check_before_end(b, start, end)?;
+                b
+            }
+            None => self.default_before_end(start, end),
+        };
+        let asks = match body.get("reservations") {
+            Some(Value::Array(list)) if !list.is_empty() => list,
+            _ => return Err(bad("A lease needs at least one reservation.")),
+        };
+        let lease_id = uuid::Uuid::new_v4().to_string();
+        let created = now_text();
+        let mut reservations = Vec::new();
+        for r in asks {
+            let r = r.as_object().ok_or_else(|| bad("Each reservation must be an object."))?;
+            let kind = r.get("resource_type").and_then(Value::as_str).unwrap_or_default();
+            if kind != PHYSICAL_HOST {
+                return Err(bad(format!(
+                    "Reservations of resource_type {kind:?} are not supported here; use physical:host."
+                )));
+            }
+            let min = count(r, "min")?.ok_or_else(|| bad("A physical:host reservation needs min and max."))?;
+            let max = count(r, "max")?.ok_or_else(|| bad("A physical:host reservation needs min and max."))?;
+            if min > max {
+                return Err(bad("A reservation's min must not be greater than its max."));
+            }
+            let query = |key: &str| -> AppResult<String> {
+                Ok(Query::parse(r.get(key).unwrap_or(&Value::Null))
+                    .map_err(|e| bad(format!("Invalid {key}: {e}")))?
+                    .text())
+            };
+            let before_end_action = match r.get("before_end").and_then(Value::as_str) {
+                None | Some("") | Some("default") => "default",
+                Some("snapshot") => "snapshot",
+                Some(other) => return Err(bad(format!("Invalid before_end {other:?}: use default or snapshot."))),
+            };
+            reservations.push(Reservation {
+                id: uuid::Uuid::new_v4().to_string(),
+                lease_id: lease_id.clone(),
+                resource_type: PHYSICAL_HOST.into(),
+                status: ReservationStatus::Pending,
+                min,
+                max,
+                hypervisor_properties: query("hypervisor_properties")?,
+                resource_properties: query("resource_properties")?,
+                before_end: before_end_action.into(),
+                on_start: "default".into(),
+                missing_resources: false,
+                resources_changed: false,
+                created_at: created.clone(),
+                updated_at: None,
+            });
+        }
+        let lease = Lease {
+            id: lease_id.clone(),
+            name,
+            project_id: project,
+            user_id: ctx.user_id().to_string(),
+            start_date: time_text(start),
+            end_date: time_text(end),
+            before_end_date: Some(time_text(before_end)),
+            status: LeaseStatus::Pending,
+            degraded: false,
+            created_at: created,
+            updated_at: None,
+        };
+        let events = vec![
+            new_event(&lease_id, EventType::StartLease, &lease.start_date),
+            new_event(&lease_id, EventType::BeforeEndLease, lease.before_end_date.as_deref().unwrap_or_default()),
+            new_event(&lease_id, EventType::EndLease, &lease.end_date),
+        ];
+        let mut tx = self.store.db.pool.begin().await?;
+        Store::lock_in(&mut tx).await?;
+        if let Err(e) = Store::lease_insert_in(&mut tx, &lease).await {
+            return Err(if is_unique_violation(&e) {
+                Error::Conflict(format!("A lease named {} already exists in this project.", lease.name))
+            } else {
+                e.into()
+            });
+        }
+        let hosts = Store::host_list_in(&mut tx).await?;
+        let busy = Store::busy_hosts_in(&mut tx, &lease.start_date, &lease.end_date, &lease.id).await?;
+        let mut taken = HashSet::new();
+        let mut allocations = Vec::new();
+        for r in &reservations {
+            let ask = HostAsk::of(r)?;
+            let window = (lease.start_date.as_str(), lease.end_date.as_str());
+            for host_id in pick(&hosts, &busy, &mut taken, &ask, ask.min, ask.max, window)? {
+                allocations.push(Allocation {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    reservation_id: r.id.clone(),
+                    lease_id: lease.id.clone(),
+                    host_id,
+                    start_date: lease.start_date.clone(),
+                    end_date: lease.end_date.clone(),
+                });
+            }
+            Store::reservation_insert_in(&mut tx, r).await?;
+        }
+        for a in &allocations {
+            Store::allocation_insert_in(&mut tx, a).await?;
+        }
+        for e in &events {
+            Store::event_insert_in(&mut tx, e).await?;
+        }
+        tx.commit().await?;
+        self.wake.notify_one();
+        self.notify("lease.create", &lease).await;
+        Ok(LeaseDetail { lease, reservations, events, allocations })
+    }
+
+    pub(crate) async fn detail(&self, leases: Vec<Lease>) -> AppResult<Vec<LeaseDetail>> {
+        let ids: Vec<&str> = leases.iter().map(|l| l.id.as_str()).collect();
+        let mut reservations: HashMap<String, Vec<Reservation>> = HashMap::new();
+        for r in self.store.reservations_of(&ids).await? {
+            reservations.entry(r.lease_id.clone()).or_default().push(r);
+        }
+        let mut events: HashMap<String, Vec<Event>> = HashMap::new();
+        for e in self.store.events_of(&ids).await? {
+            events.entry(e.lease_id.clone()).or_default().push(e);
+        }
+        let mut allocations: HashMap<String, Vec<Allocation>> = HashMap::new();
+        for a in self.store.allocations_of(&ids).await? {
+            allocations.entry(a.lease_id.clone()).or_default().push(a);
+        }
+        Ok(leases
+            .into_iter()
+            .map(|lease| LeaseDetail {
+                reservations: reservations.remove(&lease.id).unwrap_or_default(),
+                events: events.remove(&lease.id).unwrap_or_default(),
+                allocations: allocations.remove(&lease.id).unwrap_or_default(),
+                lease,
+            })
+            .collect())
+    }
+
+    /// A lease the caller may see (another project's answers 404, as if absent).
+    pub async fn lease_get(&self, ctx: &AuthContext, id: &str) -> AppResult<LeaseDetail> {
+        let lease = self
+            .store
+            .lease_get(id)
+            .await?
+            .filter(|l| ctx.is_admin() || ctx.project_id() == Some(l.project_id.as_str()))
+            .ok_or_else(|| Error::NotFound(format!("Lease {id} could not be found.")))?;
+        Ok(self.detail(vec![lease]).await?.remove(0))
+    }
+
+    /// The caller's project's leases; an admin sees every project's (or `project`'s).
+    pub async fn lease_list(&self, ctx: &AuthContext, project: Option<&str>) -> AppResult<Vec<LeaseDetail>> {
+        let scope = if ctx.is_admin() { project.map(str::to_string) } else { Some(project_of(ctx)?) };
+        let leases = self.store.lease_list(scope.as_deref()).await?;
+        self.detail(leases).await
+    }
+
+    /// Renames, moves (prolong, shorten, defer, advance) or resizes a lease. Moving
+    /// re-checks its hosts for the new window; growing a reservation allocates more.
+    pub async fn lease_update(&self, ctx: &AuthContext, id: &str, body: Map<String, Value>) -> AppResult<LeaseDetail> {
+        require_writer(ctx)?;
+        let _turn = self.turns.lock().await;
+        let LeaseDetail { mut lease, reservations, allocations, .. } = self.lease_get(ctx, id).await?;
+        let known = [
+            "name",
+            "start_date",
+            "end_date",
+            "before_end_date",
+            "reservations",
+            "events",
+            "prolong_for",
+            "reduce_by",
+            "defer_by",
+            "advance_by",
+        ];
+        if let Some(k) = body.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(bad(format!("Unknown lease field {k}.")));
+        }
+        let now = Utc::now();
+        if let Some(name) = text_field(&body, "name")? {
+            check_name(name)?;
+            lease.name = name.to_string();
+        }
+        let (old_start, old_end) = (stored(&lease.start_date)?, stored(&lease.end_date)?);
+        let mut start = date_field(&body, "start_date", now)?.unwrap_or(old_start);
+        let end = date_field(&body, "end_date", now)?.unwrap_or(old_end);
+        let moved = start != old_start || end != old_end;
+        let grows = body.get("reservations").is_some();
+        if (moved || grows)
+            && matches!(lease.status, LeaseStatus::Terminating | LeaseStatus::Terminated | LeaseStatus::Error)
+        {
+            return Err(Error::Conflict(format!("Lease {id} is {}: its dates and hosts cannot change.", lease.status)));
+        }
+        if start != old_start {
+            if lease.status != LeaseStatus::Pending {
+                return Err(bad("The start date of a lease that has started cannot change."));
+            }
+            if start < now - START_SLACK {
+                return Err(bad("The new start date is in the past."));
+            }
+            start = start.max(now - START_SLACK);
+        }
+        if end <= start || end <= now {
+            return Err(bad("The end date must be later than the start date and than now."));
+        }
+        let before_end = match date_field(&body, "before_end_date", now)? {
+            Some(b) => {
+                Self::check_before_end(b, start, end)?;
+                b
+            }
+            None if moved => self.default_before_end(start, end),
+            None => lease.before_end_date.as_deref().map(stored).transpose()?.unwrap_or(end),
+        };
+        // New counts per reservation id.
+        let mut counts: HashMap<String, (i64, i64)> = HashMap::new();
+        if let Some(list) = body.get("reservations") {
+            let list = list.as_array().ok_or_else(|| bad("reservations must be a list."))?;
+            for r in list {
+                let r = r.as_object().ok_or_else(|| bad("Each reservation must be an object."))?;
+                let rid = r
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad("Each reservation to change needs its id."))?;
+                let mine = reservations
+                    .iter()
+                    .find(|x| x.id == rid)
+                    .ok_or_else(|| Error::NotFound(format!("Reservation {rid} is not part of lease {id}.")))?;
+                let min = count(r, "min")?.unwrap_or(mine.min);
+                let max = count(r, "max")?.unwrap_or(mine.max);
+                if min > max {
+                    return Err(bad("A reservation's min must not be greater than its max."));
+                }
+                counts.insert(rid.to_string(), (min, max));
+            }
+        }
+        lease.start_date = time_text(start);
+        lease.end_date = time_text(end);
+        lease.before_end_date = Some(time_text(before_end));
+        let window = (lease.start_date.clone(), lease.end_date.clone());
+        let mut added: Vec<Allocation> = Vec::new();
+        let mut dropped: Vec<Allocation> = Vec::new();
+        let mut tx = self.store.db.pool.begin().await?;
+        Store::lock_in(&mut tx).await?;
+        let hosts = Store::host_list_in(&mut tx).await?;
+        let busy = Store::busy_hosts_in(&mut tx, &window.0, &window.1, &lease.id).await?;
+        if moved {
+            if let Some(a) = allocations.iter().find(|a| busy.contains(&a.host_id)) {
+                let name = hosts.iter().find(|h| h.id == a.host_id).map(|h| h.hypervisor_hostname.clone());
+                return Err(Error::NotEnoughHosts(format!(
+                    "Not enough hosts available: host {} is reserved by another lease in the new window.",
+                    name.unwrap_or_default()
+                )));
+            }
+            Store::allocations_window_in(&mut tx, &lease.id, &window.0, &window.1).await?;
+        }
+        let mut taken: HashSet<i64> = allocations.iter().map(|a| a.host_id).collect();
+        for r in &reservations {
+            let Some(&(min, max)) = counts.get(&r.id) else { continue };
+            let held: Vec<&Allocation> = allocations.iter().filter(|a| a.reservation_id == r.id).collect();
+            let have = held.len() as i64;
+            if have < max {
+                let mut ask = HostAsk::of(r)?;
+                ask.min = min;
+                let need = (min - have).max(0);
+                for host_id in pick(&hosts, &busy, &mut taken, &ask, need, max - have, (&window.0, &window.1))? {
+                    added.push(Allocation {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        reservation_id: r.id.clone(),
+                        lease_id: lease.id.clone(),
+                        host_id,
+                        start_date: window.0.clone(),
+                        end_date: window.1.clone(),
+                    });
+                }
+            } else if have > max {
+                let mut extra: Vec<&Allocation> = held.clone();
+                extra.sort_by_key(|a| std::cmp::Reverse(a.host_id));
+                dropped.extend(extra.into_iter().take((have - max) as usize).cloned());
+            }
+            Store::reservation_counts_in(&mut tx, &r.id, min, max).await?;
+        }
+        for a in &added {
+            Store::allocation_insert_in(&mut tx, a).await?;
+        }
+        for a in &dropped {
+            Store::allocation_delete_in(&mut tx, &a.id).await?;
+        }
+        if let Err(e) = Store::lease_save_in(&mut tx, &lease).await {
+            return Err(if is_unique_violation(&e) {
+                Error::Conflict(format!("A lease named {} already exists in this project.", lease.name))
+            } else {
+                e.into()
+            });
+        }
+        Store::event_reschedule_in(&mut tx, &lease.id, EventType::StartLease, &lease.start_date).await?;
+        Store::event_reschedule_in(&mut tx, &lease.id, EventType::EndLease, &lease.end_date).await?;
+        if let Some(b) = &lease.before_end_date {
+            Store::event_reschedule_in(&mut tx, &lease.id, EventType::BeforeEndLease, b).await?;
+        }
+        tx.commit().await?;
+        // Hosts of a lease already holding its hosts change hands now.
+        if matches!(lease.status, LeaseStatus::Starting | LeaseStatus::Active)
+            && (!added.is_empty() || !dropped.is_empty())
+        {
+            let names: HashMap<i64, String> = hosts.iter().map(|h| (h.id, h.hypervisor_hostname.clone())).collect();
+            let mut failed = false;
+            for a in &added {
+                let host = names.get(&a.host_id).cloned().unwrap_or_default();
+                failed |= self.compute.reserve(&host, &a.reservation_id, &lease.project_id).await.is_err();
+            }
+            for a in &dropped {
+                let host = names.get(&a.host_id).cloned().unwrap_or_default();
+                failed |= self.compute.release(&host, &a.reservation_id).await.is_err();
+            }
+            if failed {
+                tracing::warn!(lease = %lease.id, "compute refused a change of hosts; the lease is degraded");
+                lease.degraded = true;
+                let mut tx = self.store.db.pool.begin().await?;
+                Store::lease_save_in(&mut tx, &lease).await?;
+                tx.commit().await?;
+            }
+        }
+        self.wake.notify_one();
+        self.notify("lease.update", &lease).await;
+        self.lease_get(ctx, id).await
+    }
+
+    /// Deletes a lease: a lease holding hosts gives them back first (its servers are
+    /// deleted), so nothing is left held when the lease is gone.
+    pub async fn lease_delete(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
+        require_writer(ctx)?;
+        let _turn = self.turns.lock().await;
+        let detail = self.lease_get(ctx, id).await?;
+        if !matches!(detail.lease.status, LeaseStatus::Pending | LeaseStatus::Terminated) {
+            self.release_hosts(&detail).await.map_err(|e| {
+                Error::Unavailable(format!(
+                    "Compute could not take back the lease's hosts ({e:#}); the lease is unchanged, try again."
+                ))
+            })?;
+        }
+        let mut tx = self.store.db.pool.begin().await?;
+        Store::lease_delete_in(&mut tx, id).await?;
+        tx.commit().await?;
+        self.notify("lease.delete", &detail.lease).await;
+        Ok(())
+    }
+
+    /// Hands every allocated host to its reservation (idempotent).
+    pub(crate) async fn hold_hosts(&self, d: &LeaseDetail) -> anyhow::Result<()> {
+        let names = self.host_names().await?;
+        for a in &d.allocations {
+            let host = names.get(&a.host_id).ok_or_else(|| anyhow::anyhow!("host {} is gone", a.host_id))?;
+            self.compute.reserve(host, &a.reservation_id, &d.lease.project_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the servers on every allocated host and gives the hosts back (idempotent).
+    pub(crate) async fn release_hosts(&self, d: &LeaseDetail) -> anyhow::Result<()> {
+        let names = self.host_names().await?;
+        for a in &d.allocations {
+            if let Some(host) = names.get(&a.host_id) {
+                self.compute.release(host, &a.reservation_id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn host_names(&self) -> anyhow::Result<HashMap<i64, String>> {
+        Ok(self.store.host_list().await?.into_iter().map(|h| (h.id, h.hypervisor_hostname)).collect())
+    }
+}

@@ -1,0 +1,212 @@
+//! How the reservation service reaches compute: read a hypervisor (to make it
+//! reservable), hand a host to a reservation at a lease's start, and at its end remove
+//! the reservation's servers and take the host back. Every call is idempotent, so an
+//! event retried after a crash or a failure repeats it safely.
+//!
+//! [`HttpCompute`] calls compute's API with the service's own token (an admin);
+//! [`FakeCompute`] keeps hosts in memory for tests and benchmarks at scale.
+
+use futures::future::BoxFuture;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use stratus_common::auth::service_token::TokenSource;
+
+/// A hypervisor as compute reports it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Hypervisor {
+    pub hostname: String,
+    pub hypervisor_type: String,
+    pub hypervisor_version: i64,
+    pub vcpus: i64,
+    pub memory_mb: i64,
+    pub local_gb: i64,
+    pub cpu_info: String,
+    pub service_host: String,
+}
+
+pub trait Compute: Send + Sync {
+    /// The hypervisor named `name` (its hostname or its service host), if compute has it.
+    fn hypervisor(&self, name: &str) -> BoxFuture<'_, anyhow::Result<Option<Hypervisor>>>;
+    /// Holds `host` for `reservation` of `project`: only its servers land there.
+    fn reserve(&self, host: &str, reservation: &str, project: &str) -> BoxFuture<'_, anyhow::Result<()>>;
+    /// Deletes the servers on `host` and gives the host back from `reservation`.
+    fn release(&self, host: &str, reservation: &str) -> BoxFuture<'_, anyhow::Result<()>>;
+}
+
+/// Compute's API, called with the service's token.
+pub struct HttpCompute {
+    pub http: reqwest::Client,
+    /// Compute's endpoint, ending in `/v2.1`.
+    pub url: String,
+    pub tokens: Arc<dyn TokenSource>,
+}
+
+impl HttpCompute {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
+        for attempt in 0..2 {
+            let token = self.tokens.token().await?;
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.url))
+                .header("X-Auth-Token", &token)
+                .header("OpenStack-API-Version", "compute 2.53");
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            let resp = req.send().await.map_err(|e| anyhow::anyhow!("compute is unreachable: {e}"))?;
+            let status = resp.status().as_u16();
+            if status == 401 && attempt == 0 {
+                self.tokens.refused(&token);
+                continue;
+            }
+            let value = resp.json::<Value>().await.unwrap_or(Value::Null);
+            if status >= 500 {
+                anyhow::bail!("compute answered {status}: {value}");
+            }
+            return Ok((status, value));
+        }
+        anyhow::bail!("compute refused the service's token")
+    }
+}
+
+impl Compute for HttpCompute {
+    fn hypervisor(&self, name: &str) -> BoxFuture<'_, anyhow::Result<Option<Hypervisor>>> {
+        let name = name.to_string();
+        Box::pin(async move {
+            let (status, body) = self.call(reqwest::Method::GET, "/os-hypervisors/detail", None).await?;
+            anyhow::ensure!(status == 200, "compute refused to list hypervisors ({status}): {body}");
+            let found = body["hypervisors"].as_array().into_iter().flatten().find(|h| {
+                h["hypervisor_hostname"].as_str() == Some(name.as_str())
+                    || h["service"]["host"].as_str() == Some(name.as_str())
+            });
+            Ok(found.map(|h| Hypervisor {
+                hostname: h["hypervisor_hostname"].as_str().unwrap_or_default().to_string(),
+                hypervisor_type: h["hypervisor_type"].as_str().unwrap_or_default().to_string(),
+                hypervisor_version: h["hypervisor_version"].as_i64().unwrap_or_default(),
+                vcpus: h["vcpus"].as_i64().unwrap_or_default(),
+                memory_mb: h["memory_mb"].as_i64().unwrap_or_default(),
+                local_gb: h["local_gb"].as_i64().unwrap_or_default(),
+                cpu_info: match &h["cpu_info"] {
+                    Value::String(s) => s.clone(),
+                    Value::Null => String::new(),
+                    other => other.to_string(),
+                },
+                service_host: h["service"]["host"].as_str().unwrap_or_default().to_string(),
+            }))
+        })
+    }
+
+    fn reserve(&self, host: &str, reservation: &str, project: &str) -> BoxFuture<'_, anyhow::Result<()>> {
+        let path = format!("/os-hypervisors/{}/reservation", urlencoding::encode(host));
+        let body = json!({"reservation": {"id": reservation, "project_id": project}});
+        Box::pin(async move {
+            let (status, body) = self.call(reqwest::Method::PUT, &path, Some(body)).await?;
+            anyhow::ensure!(status == 200, "compute refused to hold the host ({status}): {body}");
+            Ok(())
+        })
+    }
+
+    fn release(&self, host: &str, reservation: &str) -> BoxFuture<'_, anyhow::Result<()>> {
+        let host = host.to_string();
+        let reservation = reservation.to_string();
+        Box::pin(async move {
+            let list = format!("/servers/detail?all_tenants=1&host={}", urlencoding::encode(&host));
+            let (status, body) = self.call(reqwest::Method::GET, &list, None).await?;
+            anyhow::ensure!(status == 200, "compute refused to list the host's servers ({status}): {body}");
+            for s in body["servers"].as_array().into_iter().flatten() {
+                let id = s["id"].as_str().unwrap_or_default();
+                let (status, body) = self.call(reqwest::Method::DELETE, &format!("/servers/{id}"), None).await?;
+                anyhow::ensure!(
+                    status == 204 || status == 404,
+                    "compute refused to delete server {id} ({status}): {body}"
+                );
+            }
+            let path = format!(
+                "/os-hypervisors/{}/reservation/{}",
+                urlencoding::encode(&host),
+                urlencoding::encode(&reservation)
+            );
+            let (status, body) = self.call(reqwest::Method::DELETE, &path, None).await?;
+            anyhow::ensure!(status == 204 || status == 404, "compute refused to give the host back ({status}): {body}");
+            Ok(())
+        })
+    }
+}
+
+/// Hosts in memory: which reservation holds each. For tests and benchmarks.
+#[derive(Default)]
+pub struct FakeCompute {
+    hosts: Mutex<HashMap<String, Option<(String, String)>>>,
+    /// When set, every call fails with this message (to test retries and errors).
+    pub fail: Mutex<Option<String>>,
+    /// Calls made, in order (`reserve host res`, `release host res`).
+    pub calls: Mutex<Vec<String>>,
+}
+
+impl FakeCompute {
+    pub fn with_hosts(names: impl IntoIterator<Item = String>) -> Arc<Self> {
+        let me = Self::default();
+        me.hosts.lock().unwrap().extend(names.into_iter().map(|n| (n, None)));
+        Arc::new(me)
+    }
+
+    /// The reservation and project holding `host`, if any.
+    pub fn holder(&self, host: &str) -> Option<(String, String)> {
+        self.hosts.lock().unwrap().get(host).cloned().flatten()
+    }
+
+    fn failing(&self) -> anyhow::Result<()> {
+        match self.fail.lock().unwrap().clone() {
+            Some(m) => anyhow::bail!(m),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Compute for FakeCompute {
+    fn hypervisor(&self, name: &str) -> BoxFuture<'_, anyhow::Result<Option<Hypervisor>>> {
+        let found = self.hosts.lock().unwrap().contains_key(name);
+        let name = name.to_string();
+        Box::pin(async move {
+            self.failing()?;
+            Ok(found.then(|| Hypervisor {
+                hostname: name.clone(),
+                hypervisor_type: "fake".into(),
+                hypervisor_version: 1,
+                vcpus: 8,
+                memory_mb: 16384,
+                local_gb: 100,
+                cpu_info: String::new(),
+                service_host: name,
+            }))
+        })
+    }
+
+    fn reserve(&self, host: &str, reservation: &str, project: &str) -> BoxFuture<'_, anyhow::Result<()>> {
+        let r = self.failing().and_then(|_| {
+            let mut hosts = self.hosts.lock().unwrap();
+            let slot = hosts.get_mut(host).ok_or_else(|| anyhow::anyhow!("no host {host}"))?;
+            match slot {
+                Some((held, _)) if held != reservation => anyhow::bail!("{host} is held by {held}"),
+                _ => *slot = Some((reservation.to_string(), project.to_string())),
+            }
+            self.calls.lock().unwrap().push(format!("reserve {host} {reservation}"));
+            Ok(())
+        });
+        Box::pin(async move { r })
+    }
+
+    fn release(&self, host: &str, reservation: &str) -> BoxFuture<'_, anyhow::Result<()>> {
+        let r = self.failing().map(|_| {
+            let mut hosts = self.hosts.lock().unwrap();
+            if let Some(slot) = hosts.get_mut(host) {
+                if slot.as_ref().is_some_and(|(held, _)| held == reservation) {
+                    *slot = None;
+                }
+            }
+            self.calls.lock().unwrap().push(format!("release {host} {reservation}"));
+        });
+        Box::pin(async move { r })
+    }
+}

@@ -1,0 +1,36 @@
+//! The reservation service's SQL. Writes that allocate run inside one transaction that
+//! first locks the allocation row ([`Store::lock_in`]): on PostgreSQL the row lock, on
+//! SQLite the single writer, so the overlap check and the insert that follows can never
+//! interleave with another allocation.
+
+mod hosts;
+mod leases;
+
+pub use hosts::Host;
+pub use leases::{Allocation, Event, Lease, Reservation};
+
+use stratus_common::db::Db;
+
+pub type StoreResult<T> = Result<T, sqlx::Error>;
+
+#[derive(Clone)]
+pub struct Store {
+    pub db: Db,
+}
+
+impl Store {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// Takes the allocation lock for the rest of the caller's transaction.
+    pub async fn lock_in(conn: &mut sqlx::AnyConnection) -> StoreResult<()> {
+        sqlx::query("UPDATE reservation_locks SET n = n + 1 WHERE name = 'allocation'").execute(conn).await?;
+        Ok(())
+    }
+}
+
+/// A stored enum read back: an unknown value is corrupt data, reported as a decode error.
+pub(crate) fn parse_enum<T: std::str::FromStr<Err = String>>(text: &str) -> StoreResult<T> {
+    text.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))
+}

@@ -1,0 +1,407 @@
+//! Reservation API tests: in-process against a real database (SQLite, and PostgreSQL
+//! when STRATUS_TEST_POSTGRES is set), with identity in-process and compute's hosts in
+//! memory (the end-to-end tests lease real compute hosts).
+
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use stratus_common::db::Engine;
+use stratus_reservation::app::Settings;
+use stratus_reservation::compute::{Compute, FakeCompute};
+use stratus_reservation::ReservationService;
+use stratus_test_support::{each_engine, eventually, send, Identity};
+
+struct Cloud {
+    id: Identity,
+    svc: Arc<ReservationService>,
+    compute: Arc<FakeCompute>,
+    router: axum::Router,
+    admin: String,
+}
+
+impl Cloud {
+    /// A service over `hosts` fake hosts; its schedule runs unless `schedule` is false
+    /// (then tests fire due events themselves).
+    async fn start(engine: Engine, hosts: usize, schedule: bool, attempts: i64) -> Self {
+        let id = Identity::start(engine, &[stratus_reservation::migrations::MIGRATIONS]).await;
+        let compute = FakeCompute::with_hosts((1..=hosts).map(|i| format!("h{i}")));
+        let svc = Self::service(&id, compute.clone(), attempts);
+        if schedule {
+            svc.start();
+        }
+        let router = stratus_reservation::api::router(svc.clone(), id.identity.verifier.clone(), 1 << 20);
+        let admin = id.admin().await;
+        Self { id, svc, compute, router, admin }
+    }
+
+    fn service(id: &Identity, compute: Arc<FakeCompute>, attempts: i64) -> Arc<ReservationService> {
+        ReservationService::new(
+            stratus_reservation::store::Store::new(id.db.clone()),
+            id.bus.clone(),
+            compute as Arc<dyn Compute>,
+            Settings { public_url: "http://reservation".into(), event_attempts: attempts, ..Default::default() },
+        )
+    }
+
+    async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let r = send(&self.router, method, path, Some(token), body, &[]).await;
+        (r.status, r.json())
+    }
+
+    /// Makes hosts h1..=hN reservable, with `node_type` a for odd and b for even ones.
+    async fn hosts(&self, n: usize) {
+        for i in 1..=n {
+            let t = if i % 2 == 1 { "a" } else { "b" };
+            let (code, h) = self
+                .call("POST", "/v1/os-hosts", &self.admin, Some(json!({"name": format!("h{i}"), "node_type": t})))
+                .await;
+            assert_eq!(code, StatusCode::CREATED, "{h}");
+        }
+    }
+
+    async fn lease(&self, token: &str, name: &str, min: i64, max: i64, start: &str, end: &str) -> (StatusCode, Value) {
+        let body = json!({"name": name, "start_date": start, "end_date": end, "events": [], "before_end_date": null,
+            "reservations": [{"resource_type": "physical:host", "min": min, "max": max, "hypervisor_properties": "",
+                              "resource_properties": ""}]});
+        self.call("POST", "/v1/leases", token, Some(body)).await
+    }
+
+    async fn status(&self, token: &str, id: &str) -> String {
+        let (_, l) = self.call("GET", &format!("/v1/leases/{id}"), token, None).await;
+        l["lease"]["status"].as_str().unwrap_or("GONE").to_string()
+    }
+}
+
+/// A date `secs` from now, with seconds and their fractions (the API takes both).
+fn at(secs: i64) -> String {
+    (Utc::now() + chrono::Duration::seconds(secs)).format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
+fn later(minutes: i64) -> String {
+    (Utc::now() + chrono::Duration::minutes(minutes)).format("%Y-%m-%d %H:%M").to_string()
+}
+
+async fn hosts_and_leases(engine: Engine) {
+    let c = Cloud::start(engine, 4, true, 8).await;
+    let (p1, alice) = c.id.member("p1").await;
+    // Hosts are the admin's: a member may neither add nor list them.
+    let (code, _) = c.call("POST", "/v1/os-hosts", &alice, Some(json!({"name": "h1"}))).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    let (code, _) = c.call("GET", "/v1/os-hosts", &alice, None).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    let (code, e) = c.call("POST", "/v1/os-hosts", &c.admin, Some(json!({"name": "nowhere"}))).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "a host compute lacks: {e}");
+    assert!(e["error_message"].as_str().unwrap().contains("nowhere"), "Blazar's error body: {e}");
+    c.hosts(4).await;
+    let (code, _) = c.call("POST", "/v1/os-hosts", &c.admin, Some(json!({"name": "h1"}))).await;
+    assert_eq!(code, StatusCode::CONFLICT, "a host is made reservable once");
+    let (_, list) = c.call("GET", "/v1/os-hosts", &c.admin, None).await;
+    assert_eq!(list["hosts"].as_array().unwrap().len(), 4);
+    let h1 = &list["hosts"][0];
+    assert_eq!(h1["id"], "1", "integer ids, as Blazar's clients expect");
+    assert_eq!(h1["hypervisor_hostname"], "h1");
+    assert_eq!(h1["node_type"], "a", "extra capabilities flattened into the host");
+    // Capabilities change as blazarclient sends them; null removes one.
+    let (code, h) = c.call("PUT", "/v1/os-hosts/2", &c.admin, Some(json!({"values": {"gpu": "yes"}}))).await;
+    assert_eq!((code, &h["host"]["gpu"]), (StatusCode::OK, &json!("yes")));
+    let (_, h) = c.call("PUT", "/v1/os-hosts/h2", &c.admin, Some(json!({"values": {"gpu": null}}))).await;
+    assert!(h["host"].get("gpu").is_none(), "by name too, and null unsets: {h}");
+    let (code, _) = c.call("PUT", "/v1/os-hosts/2", &c.admin, Some(json!({"values": {"vcpus": 3}}))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "host fields are not capabilities");
+    let (_, props) = c.call("GET", "/v1/os-hosts/properties?detail=True", &c.admin, None).await;
+    assert_eq!(
+        props["resource_properties"],
+        json!([{"property": "node_type", "private": false, "values": ["a", "b"]}])
+    );
+
+    // A lease for now on hosts of type b: both b hosts, held at once.
+    let body = json!({"name": "L1", "start_date": "now", "end_date": later(60), "events": [], "before_end_date": null,
+        "reservations": [{"resource_type": "physical:host", "min": "1", "max": "2", "hypervisor_properties": "",
+                          "resource_properties": "[\"==\", \"$node_type\", \"b\"]"}]});
+    let (code, l) = c.call("POST", "/v1/leases", &alice, Some(body)).await;
+    assert_eq!(code, StatusCode::CREATED, "{l}");
+    let lease = &l["lease"];
+    for key in [
+        "id",
+        "name",
+        "start_date",
+        "end_date",
+        "status",
+        "degraded",
+        "user_id",
+        "project_id",
+        "trust_id",
+        "created_at",
+        "updated_at",
+        "reservations",
+        "events",
+    ] {
+        assert!(lease.get(key).is_some(), "lease lacks {key}: {lease}");
+    }
+    assert_eq!(lease["project_id"], json!(p1));
+    // python-chi parses these exact formats.
+    let start = lease["start_date"].as_str().unwrap();
+    assert!(chrono::NaiveDateTime::parse_from_str(start, "%Y-%m-%dT%H:%M:%S%.6f").is_ok(), "{start}");
+    let created = lease["created_at"].as_str().unwrap();
+    assert!(chrono::NaiveDateTime::parse_from_str(created, "%Y-%m-%d %H:%M:%S").is_ok(), "{created}");
+    assert_eq!(lease["events"].as_array().unwrap().len(), 3);
+    let lid = lease["id"].as_str().unwrap().to_string();
+    let rid = lease["reservations"][0]["id"].as_str().unwrap().to_string();
+    eventually("the lease to start", || async { c.status(&alice, &lid).await == "ACTIVE" }).await;
+    assert_eq!(c.compute.holder("h2"), Some((rid.clone(), p1.clone())));
+    assert_eq!(c.compute.holder("h4"), Some((rid.clone(), p1.clone())));
+    assert_eq!(c.compute.holder("h1"), None);
+    let (_, shown) = c.call("GET", &format!("/v1/leases/{lid}"), &alice, None).await;
+    assert_eq!(shown["lease"]["reservations"][0]["status"], "active");
+    assert!(shown["lease"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["event_type"] == "start_lease" && e["status"] == "DONE"));
+    let (_, allocs) = c.call("GET", "/v1/os-hosts/allocations", &c.admin, None).await;
+    let held: Vec<&Value> = allocs["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| !a["reservations"].as_array().unwrap().is_empty())
+        .collect();
+    assert_eq!(held.len(), 2);
+    assert_eq!(held[0]["reservations"][0]["lease_id"], json!(lid));
+    let (_, one) = c.call("GET", "/v1/os-hosts/2/allocation", &c.admin, None).await;
+    assert_eq!(one["allocation"]["reservations"][0]["id"], json!(rid));
+    // A held host cannot stop being reservable.
+    let (code, _) = c.call("DELETE", "/v1/os-hosts/2", &c.admin, None).await;
+    assert_eq!(code, StatusCode::CONFLICT);
+
+    // Prolong; shrink to one host (the other goes back at once); then grow again.
+    let (code, u) = c.call("PUT", &format!("/v1/leases/{lid}"), &alice, Some(json!({"end_date": later(120)}))).await;
+    assert_eq!(code, StatusCode::OK, "{u}");
+    let (code, u) = c
+        .call(
+            "PUT",
+            &format!("/v1/leases/{lid}"),
+            &alice,
+            Some(json!({"reservations": [{"id": rid, "min": 1, "max": 1}]})),
+        )
+        .await;
+    assert_eq!((code, &u["lease"]["reservations"][0]["max"]), (StatusCode::OK, &json!(1)), "{u}");
+    assert_eq!(c.compute.holder("h4"), None, "the dropped host is given back");
+    let (code, _) = c.call("PUT", &format!("/v1/leases/{lid}"), &alice, Some(json!({"start_date": later(5)}))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "a started lease keeps its start");
+
+    // A lease's end gives its hosts back.
+    let (code, l2) = c.lease(&alice, "short", 1, 1, "now", &at(2)).await;
+    assert_eq!(code, StatusCode::CREATED, "{l2}");
+    let short = l2["lease"]["id"].as_str().unwrap().to_string();
+    eventually("the short lease to end", || async { c.status(&alice, &short).await == "TERMINATED" }).await;
+    let (_, shown) = c.call("GET", &format!("/v1/leases/{short}"), &alice, None).await;
+    assert_eq!(shown["lease"]["reservations"][0]["status"], "deleted");
+    assert!(c.compute.calls.lock().unwrap().iter().any(|call| call.starts_with("release h1")));
+    assert_eq!(c.compute.holder("h1"), None);
+
+    // Deleting a started lease gives its hosts back first.
+    let (code, _) = c.call("DELETE", &format!("/v1/leases/{lid}"), &alice, None).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    assert_eq!(c.compute.holder("h2"), None);
+    assert_eq!(c.status(&alice, &lid).await, "GONE");
+    let (code, _) = c.call("DELETE", "/v1/os-hosts/2", &c.admin, None).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "a host no lease holds can go");
+}
+
+#[tokio::test]
+async fn hosts_leases_events_and_updates() {
+    each_engine!(hosts_and_leases);
+}
+
+async fn bad_input(engine: Engine) {
+    let c = Cloud::start(engine, 2, false, 8).await;
+    c.hosts(2).await;
+    let (_, alice) = c.id.member("p1").await;
+    let ok = |r: Value| json!({"name": "x", "start_date": "now", "end_date": later(60), "reservations": [r]});
+    let host = json!({"resource_type": "physical:host", "min": 1, "max": 1});
+    let cases = [
+        json!({"start_date": "now", "end_date": later(60), "reservations": [host.clone()]}),
+        json!({"name": "x", "start_date": "yesterday", "end_date": later(60), "reservations": [host.clone()]}),
+        json!({"name": "x", "start_date": "2001-01-01 10:00", "end_date": later(60), "reservations": [host.clone()]}),
+        json!({"name": "x", "start_date": later(60), "end_date": later(30), "reservations": [host.clone()]}),
+        json!({"name": "x", "start_date": "now", "end_date": later(60), "reservations": []}),
+        json!({"name": "x", "start_date": "now", "end_date": later(60), "before_end_date": later(90), "reservations": [host.clone()]}),
+        ok(json!({"resource_type": "physical:host", "min": 2, "max": 1})),
+        ok(json!({"resource_type": "physical:host", "min": 0, "max": 1})),
+        ok(json!({"resource_type": "physical:host", "min": "one", "max": 1})),
+        ok(json!({"resource_type": "physical:host", "min": 1, "max": 1, "resource_properties": "[\"~\", \"$a\", 1]"})),
+        ok(json!({"resource_type": "physical:host", "min": 1, "max": 1, "resource_properties": "not json"})),
+        ok(json!({"resource_type": "physical:host", "min": 1, "max": 1, "before_end": "explode"})),
+        ok(json!({"resource_type": "virtual:teleporter", "amount": 1})),
+        json!({"name": "x".repeat(81), "start_date": "now", "end_date": later(60), "reservations": [host.clone()]}),
+    ];
+    for body in cases {
+        let (code, e) = c.call("POST", "/v1/leases", &alice, Some(body.clone())).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{body} → {e}");
+        assert_eq!(e["error_code"], 400, "Blazar's error body: {e}");
+        assert!(!e["error_message"].as_str().unwrap().is_empty());
+    }
+    // More hosts than there are: 409 with Blazar's error name, nothing written.
+    let (code, e) = c.lease(&alice, "big", 3, 3, "now", &later(60)).await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert_eq!(e["error_name"], "NotEnoughHostsAvailable");
+    let (_, list) = c.call("GET", "/v1/leases", &alice, None).await;
+    assert_eq!(list["leases"], json!([]), "refused leases leave nothing behind");
+    // Names are unique within a project.
+    let (code, _) = c.lease(&alice, "dup", 1, 1, &later(10), &later(20)).await;
+    assert_eq!(code, StatusCode::CREATED);
+    let (code, _) = c.lease(&alice, "dup", 1, 1, &later(30), &later(40)).await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    let (code, _) = c.call("POST", "/v1/leases", &alice, Some(json!([1, 2]))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    let (code, _) = c.call("GET", "/v1/leases/nope", &alice, None).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_and_changes_nothing() {
+    each_engine!(bad_input);
+}
+
+async fn no_double_booking(engine: Engine) {
+    let c = Arc::new(Cloud::start(engine, 5, false, 8).await);
+    c.hosts(5).await;
+    let (_, alice) = c.id.member("p1").await;
+    let (_, bob) = c.id.member("p2").await;
+    // 20 leases at once over overlapping windows, from two projects, on 5 hosts.
+    let tries = (0..20).map(|i| {
+        let c = c.clone();
+        let token = if i % 2 == 0 { alice.clone() } else { bob.clone() };
+        async move {
+            let (start, end) = (later(10 + (i % 3)), later(70 + (i % 4)));
+            c.lease(&token, &format!("l{i}"), 1, 1, &start, &end).await.0
+        }
+    });
+    let codes = futures::future::join_all(tries).await;
+    let made = codes.iter().filter(|c| **c == StatusCode::CREATED).count();
+    assert_eq!(made, 5, "{codes:?}");
+    assert!(codes.iter().all(|c| *c == StatusCode::CREATED || *c == StatusCode::CONFLICT), "{codes:?}");
+    let (_, allocs) = c.call("GET", "/v1/os-hosts/allocations", &c.admin, None).await;
+    for a in allocs["allocations"].as_array().unwrap() {
+        assert_eq!(a["reservations"].as_array().unwrap().len(), 1, "one lease per host: {a}");
+    }
+    // Another project's overlapping lease is refused; one after the window fits.
+    let (code, _) = c.lease(&bob, "overlap", 1, 1, &later(30), &later(40)).await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    let (code, _) = c.lease(&bob, "after", 5, 5, &later(100), &later(110)).await;
+    assert_eq!(code, StatusCode::CREATED, "every host is free after the window");
+    // Prolonging into another lease's window is refused and changes nothing.
+    let (_, list) = c.call("GET", "/v1/leases", &bob, None).await;
+    let l = list["leases"].as_array().unwrap().iter().find(|l| l["name"] != "after").unwrap().clone();
+    let (code, _) = c
+        .call("PUT", &format!("/v1/leases/{}", l["id"].as_str().unwrap()), &bob, Some(json!({"end_date": later(105)})))
+        .await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    let (_, again) = c.call("GET", &format!("/v1/leases/{}", l["id"].as_str().unwrap()), &bob, None).await;
+    assert_eq!(again["lease"]["end_date"], l["end_date"]);
+}
+
+#[tokio::test]
+async fn concurrent_leases_never_double_book() {
+    each_engine!(no_double_booking);
+}
+
+async fn schedule_survives_restarts_and_failures(engine: Engine) {
+    // No schedule running: the test is the clock's hand.
+    let c = Cloud::start(engine, 2, false, 2).await;
+    c.hosts(2).await;
+    let (_, alice) = c.id.member("p1").await;
+    let (_, l) = c.lease(&alice, "soon", 1, 1, &at(2), &later(60)).await;
+    let lid = l["lease"]["id"].as_str().unwrap().to_string();
+    assert_eq!(c.svc.fire_due().await.unwrap(), 0, "nothing is due yet");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // A new process over the same database catches up on what came due meanwhile.
+    let after_restart = Cloud::service(&c.id, c.compute.clone(), 2);
+    assert_eq!(after_restart.fire_due().await.unwrap(), 2, "start and before-end (a short lease's is at its start)");
+    assert_eq!(c.status(&alice, &lid).await, "ACTIVE");
+    assert_eq!(after_restart.fire_due().await.unwrap(), 0, "no event fires twice");
+    let reserves = c.compute.calls.lock().unwrap().iter().filter(|c| c.starts_with("reserve")).count();
+    assert_eq!(reserves, 1);
+
+    // A failing compute: retried, then the lease goes to ERROR with the reason kept.
+    let (_, l) = c.lease(&alice, "doomed", 1, 1, "now", &later(60)).await;
+    let doomed = l["lease"]["id"].as_str().unwrap().to_string();
+    *c.compute.fail.lock().unwrap() = Some("compute is down".into());
+    c.svc.fire_due().await.unwrap();
+    assert_eq!(c.status(&alice, &doomed).await, "STARTING", "the first failure is retried");
+    sqlx::query("UPDATE reservation_events SET next_try = '2000-01-01T00:00:00.000000Z' WHERE status = 'IN_PROGRESS'")
+        .execute(&c.id.db.pool)
+        .await
+        .unwrap();
+    c.svc.fire_due().await.unwrap();
+    assert_eq!(c.status(&alice, &doomed).await, "ERROR", "attempts exhausted");
+    let last: String =
+        sqlx::query_scalar("SELECT last_error FROM reservation_events WHERE lease_id = $1 AND status = 'ERROR'")
+            .bind(&doomed)
+            .fetch_one(&c.id.db.pool)
+            .await
+            .unwrap();
+    assert!(last.contains("compute is down"), "{last}");
+    // Deleting needs compute back; then it gives the hosts back and the lease goes.
+    let (code, _) = c.call("DELETE", &format!("/v1/leases/{doomed}"), &alice, None).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    *c.compute.fail.lock().unwrap() = None;
+    let (code, _) = c.call("DELETE", &format!("/v1/leases/{doomed}"), &alice, None).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn lease_events_catch_up_after_restart_fire_once_and_fail_visibly() {
+    each_engine!(schedule_survives_restarts_and_failures);
+}
+
+async fn isolation(engine: Engine) {
+    let c = Cloud::start(engine, 2, false, 8).await;
+    c.hosts(2).await;
+    let (_, alice) = c.id.member("p1").await;
+    let (_, mallory) = c.id.member("p2").await;
+    let (_, reader) = c.id.user_with("p1reader", "reader").await;
+    let (_, l) = c.lease(&alice, "mine", 1, 1, &later(10), &later(20)).await;
+    let lid = l["lease"]["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/leases/{lid}");
+    for (method, body) in [("GET", None), ("PUT", Some(json!({"name": "stolen"}))), ("DELETE", None)] {
+        let (code, _) = c.call(method, &path, &mallory, body).await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{method} of another project's lease");
+    }
+    let (_, list) = c.call("GET", "/v1/leases", &mallory, None).await;
+    assert_eq!(list["leases"], json!([]));
+    let (_, list) = c
+        .call("GET", &format!("/v1/leases?project_id={}", l["lease"]["project_id"].as_str().unwrap()), &mallory, None)
+        .await;
+    assert_eq!(list["leases"], json!([]), "a list filter naming another project shows nothing");
+    let (code, _) = c.call("GET", "/v1/os-hosts/allocations", &mallory, None).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    // A reader of another project sees nothing either; an admin sees everything.
+    let (code, _) = c.call("GET", &path, &reader, None).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "p1reader's project is its own, not p1");
+    let (_, all) = c.call("GET", "/v1/leases", &c.admin, None).await;
+    assert_eq!(all["leases"].as_array().unwrap().len(), 1);
+    let (_, shown) = c.call("GET", &path, &alice, None).await;
+    assert_eq!(shown["lease"]["name"], "mine");
+}
+
+#[tokio::test]
+async fn leases_are_isolated_between_projects() {
+    each_engine!(isolation);
+}
+
+async fn readers_read_only(engine: Engine) {
+    let c = Cloud::start(engine, 1, false, 8).await;
+    c.hosts(1).await;
+    let (pid, reader) = c.id.user_with("ro", "reader").await;
+    let (code, _) = c.lease(&reader, "x", 1, 1, &later(10), &later(20)).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    let (code, list) = c.call("GET", "/v1/leases", &reader, None).await;
+    assert_eq!((code, list["leases"].clone()), (StatusCode::OK, json!([])), "{pid}");
+}
+
+#[tokio::test]
+async fn readers_cannot_lease() {
+    each_engine!(readers_read_only);
+}

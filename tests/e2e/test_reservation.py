@@ -1,0 +1,213 @@
+"""Leases as the seeds' workflow uses them, with the real clients: the openstack
+client's Blazar plugin (python-blazarclient) and python-chi, against `stratusd
+all-in-one` with four fake compute hosts. Reserve hosts, wait for the lease to start,
+launch into the reservation, see the hosts leave the shared pool, end the lease and
+see its servers removed and the hosts back; a lease starting while the cloud is down
+starts once it is back."""
+
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from conftest import Cloud, compute_basics, unique
+
+SKYLAKE = '["==","$node_type","compute_skylake"]'
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    data_dir = tempfile.mkdtemp(prefix="stratus-e2e-lease-")
+    c = Cloud("sqlite", data_dir, extra_env={"STRATUS_COMPUTE_AGENT__FAKE_HOSTS": "4"})
+    yield c
+    c.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def osc(cloud, *args, env=None):
+    """`openstack ARGS -f json`, parsed (blazarclient's create commands print a line
+    such as "Created a new lease:" before the JSON)."""
+    out = cloud.osc(*args, "-f", "json", env=env, fmt_json=False)
+    starts = [i for i in (out.find("{"), out.find("[")) if i >= 0]
+    return json.loads(out[min(starts):]) if starts else None
+
+
+def hosts(cloud):
+    names = sorted(h["Hypervisor Hostname"] for h in osc(cloud, "hypervisor", "list"))
+    assert len(names) == 4, names
+    return names
+
+
+def lease_status(cloud, env, name):
+    return osc(cloud, "reservation", "lease", "show", name, env=env)["status"]
+
+
+def wait_lease(cloud, env, name, status, timeout=30):
+    deadline = time.monotonic() + timeout
+    while (now := lease_status(cloud, env, name)) != status:
+        assert now != "ERROR" and time.monotonic() < deadline, f"lease {name} is {now}, not {status}"
+        time.sleep(0.3)
+
+
+def wait_server(cloud, env, name, status, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        p = cloud.osc("server", "show", name, "-f", "json", env=env, check=False, fmt_json=False)
+        if status == "GONE" and p.returncode != 0:
+            return None
+        if p.returncode == 0 and json.loads(p.stdout)["status"] == status:
+            return json.loads(p.stdout)
+        assert time.monotonic() < deadline, f"server {name} never {status}: {p.stdout} {p.stderr}"
+        time.sleep(0.3)
+
+
+def minutes_from_now(m):
+    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=m)
+    return t.strftime("%Y-%m-%d %H:%M")
+
+
+def test_openstack_client_lease_workflow(cloud):
+    names = hosts(cloud)
+    skylake, haswell = names[:2], names[2]
+    for h in skylake:
+        made = osc(cloud, "reservation", "host", "create", "--extra", "node_type=compute_skylake", h)
+        assert made["hypervisor_hostname"] == h and made["node_type"] == "compute_skylake"
+    osc(cloud, "reservation", "host", "create", "--extra", "node_type=compute_haswell", haswell)
+    listed = osc(cloud, "reservation", "host", "list")
+    assert sorted(h["hypervisor_hostname"] for h in listed) == names[:3]
+    # By name, as blazarclient resolves it; capabilities set and shown.
+    cloud.osc("reservation", "host", "set", "--extra", "gpu=none", haswell)
+    assert osc(cloud, "reservation", "host", "show", haswell)["gpu"] == "none"
+
+    basics = compute_basics(cloud, "10.77.0.0/24", shared=True)
+    _, alice = cloud.member_env(unique("lessee"))
+    _, bob = cloud.member_env(unique("other"))
+    # A member cannot touch hosts.
+    assert cloud.osc("reservation", "host", "list", env=alice, check=False).returncode != 0
+
+    made = osc(
+        cloud, "reservation", "lease", "create",
+        "--reservation", f"resource_type=physical:host,min=1,max=2,resource_properties={SKYLAKE}",
+        "--start-date", "now", "--end-date", minutes_from_now(30), "skylakes", env=alice,
+    )
+    assert made["name"] == "skylakes"
+    wait_lease(cloud, alice, "skylakes", "ACTIVE")
+    lease = osc(cloud, "reservation", "lease", "show", "skylakes", env=alice)
+    reservations = lease["reservations"]
+    reservation = (json.loads(reservations) if isinstance(reservations, str) else reservations)
+    reservation = reservation[0] if isinstance(reservation, list) else reservation
+    res_id = reservation["id"]
+    assert reservation["status"] == "active"
+
+    # Another project's lease over the same window finds no skylake left.
+    refused = cloud.osc(
+        "reservation", "lease", "create",
+        "--reservation", f"resource_type=physical:host,min=1,max=1,resource_properties={SKYLAKE}",
+        "--start-date", "now", "--end-date", minutes_from_now(10), "late", env=bob, check=False,
+    )
+    assert refused.returncode != 0 and "Not enough hosts" in refused.stderr, refused.stderr
+    assert [l for l in osc(cloud, "reservation", "lease", "list", env=bob)] == []
+
+    # Launch into the reservation: it lands on a reserved host; a plain server does not.
+    common = ["--flavor", basics["flavor"], "--image", basics["image"], "--network", basics["network"]]
+    vm = osc(cloud, "server", "create", *common, "--hint", f"reservation={res_id}", "--wait", "leased-vm", env=alice)
+    on = osc(cloud, "server", "show", vm["id"])["OS-EXT-SRV-ATTR:host"]
+    assert on in skylake, on
+    for i in range(2):
+        plain = osc(cloud, "server", "create", *common, "--wait", f"plain-{i}", env=alice)
+        assert osc(cloud, "server", "show", plain["id"])["OS-EXT-SRV-ATTR:host"] not in skylake
+    # The reservation is its project's alone.
+    osc(cloud, "server", "create", *common, "--hint", f"reservation={res_id}", "intruder", env=bob)
+    assert wait_server(cloud, bob, "intruder", "ERROR")
+
+    allocations = osc(cloud, "reservation", "allocation", "list", "host")
+    held = [a for a in allocations if a["reservations"]]
+    assert len(held) == 2, allocations
+
+    # Prolong by the client's own arithmetic (it reads the lease's end_date format).
+    before = lease["end_date"]
+    cloud.osc("reservation", "lease", "set", "--prolong-for", "1h", "skylakes", env=alice)
+    after = osc(cloud, "reservation", "lease", "show", "skylakes", env=alice)["end_date"]
+    assert after > before, (before, after)
+
+    # The lease ends (moved to a few seconds from now, with the API's seconds): its
+    # servers are removed and its hosts return to the pool.
+    end = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=3)).strftime("%Y-%m-%d %H:%M:%S")
+    token = cloud.osc("token", "issue", env=alice)["id"]
+    status, _, body = cloud.http("PUT", f"/v1/leases/{lease['id']}", token=token, body={"end_date": end},
+                                 base=cloud.reservation_url)
+    assert status == 200, body
+    wait_lease(cloud, alice, "skylakes", "TERMINATED")
+    wait_server(cloud, alice, "leased-vm", "GONE")
+    assert wait_server(cloud, alice, "plain-0", "ACTIVE"), "servers outside the lease stay"
+    osc(
+        cloud, "reservation", "lease", "create",
+        "--reservation", f"resource_type=physical:host,min=2,max=2,resource_properties={SKYLAKE}",
+        "--start-date", "now", "--end-date", minutes_from_now(10), "next", env=bob,
+    )
+    wait_lease(cloud, bob, "next", "ACTIVE")
+    for name, env in [("next", bob), ("skylakes", alice)]:
+        cloud.osc("reservation", "lease", "delete", name, env=env)
+    assert osc(cloud, "reservation", "lease", "list", env=alice) == []
+
+
+CHI_SCRIPT = r"""
+import datetime, json, sys
+import chi.lease, chi.server
+name, image, flavor, network, key = sys.argv[1:6]
+lease = chi.lease.Lease(name, duration=datetime.timedelta(minutes=20))
+lease.add_node_reservation(amount=1, node_type="gpu_rtx")
+lease.submit(wait_for_active=True, wait_timeout=60)
+reservation = lease.node_reservations[0]["id"]
+server = chi.server.Server(name + "-vm", reservation_id=reservation, image_name=image, flavor_name=flavor,
+                           network_name=network, key_name=key)
+server.submit(wait_for_active=True, show=None, wait_timeout=120)
+again = chi.lease.get_lease(name)
+print(json.dumps({"lease": lease.id, "status": again.status, "reservation": reservation}))
+lease.delete()
+"""
+
+
+def test_python_chi_and_a_lease_starting_while_down(cloud):
+    names = hosts(cloud)
+    gpu = names[3]
+    osc(cloud, "reservation", "host", "create", "--extra", "node_type=gpu_rtx", gpu)
+    basics = compute_basics(cloud, "10.78.0.0/24", shared=True)
+    project = unique("chi")
+    _, env = cloud.member_env(project)
+    key = unique("key")
+    cloud.osc("keypair", "create", key, env=env, fmt_json=False)
+    image_name = osc(cloud, "image", "show", basics["image"])["name"]
+    chi_env = dict(env, OS_AUTH_TYPE="v3password", OS_INTERFACE="public")
+    p = subprocess.run(
+        [sys.executable, "-c", CHI_SCRIPT, "chi-lease", image_name, basics["flavor"], basics["network"], key],
+        env=chi_env, capture_output=True, text=True, timeout=300,
+    )
+    assert p.returncode == 0, p.stderr + p.stdout
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["status"] == "ACTIVE", out
+    # The lease's delete removed its server.
+    wait_server(cloud, env, "chi-lease-vm", "GONE")
+
+    # A lease starting in a few seconds, while the cloud is down: it starts on restart.
+    token = cloud.osc("token", "issue", env=env)["id"]
+    start = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=2)).strftime("%Y-%m-%d %H:%M:%S")
+    body = {"name": "while-down", "start_date": start, "end_date": minutes_from_now(30), "events": [],
+            "reservations": [{"resource_type": "physical:host", "min": 1, "max": 1,
+                              "resource_properties": '["==", "$node_type", "gpu_rtx"]'}]}
+    status, _, made = cloud.http("POST", "/v1/leases", token=token, body=body, base=cloud.reservation_url)
+    assert status == 201, made
+    assert made["lease"]["status"] == "PENDING"
+    cloud.kill9()
+    time.sleep(3)
+    cloud.restart()
+    wait_lease(cloud, env, "while-down", "ACTIVE")
+    events = osc(cloud, "reservation", "lease", "show", "while-down", env=env)["events"]
+    assert "start_lease" in str(events)
+    cloud.osc("reservation", "lease", "delete", "while-down", env=env)
