@@ -256,8 +256,9 @@ def test_by_id(world, a_things, actor):
     want = 404 if actor == "b_member" else 403
     if got != want:
         wrong.append(f"attach a volume: {got}, want {want}")
-    # Reservable hosts and their allocations are the admin's alone.
-    for path in ["/v1/os-hosts", "/v1/os-hosts/1", "/v1/os-hosts/allocations", "/v1/os-hosts/1/allocation"]:
+    # Reservable hosts, their allocations and reservable floating IPs are the admin's alone.
+    for path in ["/v1/os-hosts", "/v1/os-hosts/1", "/v1/os-hosts/allocations", "/v1/os-hosts/1/allocation",
+                 "/v1/floatingips"]:
         got = c.http("GET", path, token, base=c.reservation_url)[0]
         if got != 403:
             wrong.append(f"GET {path}: {got}, want 403")

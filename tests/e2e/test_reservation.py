@@ -163,13 +163,15 @@ import chi.lease, chi.server
 name, image, flavor, network, key = sys.argv[1:6]
 lease = chi.lease.Lease(name, duration=datetime.timedelta(minutes=20))
 lease.add_node_reservation(amount=1, node_type="gpu_rtx")
+lease.add_fip_reservation(1)
 lease.submit(wait_for_active=True, wait_timeout=60)
+fips = lease.get_reserved_floating_ips()
 reservation = lease.node_reservations[0]["id"]
 server = chi.server.Server(name + "-vm", reservation_id=reservation, image_name=image, flavor_name=flavor,
                            network_name=network, key_name=key)
 server.submit(wait_for_active=True, show=None, wait_timeout=120)
 again = chi.lease.get_lease(name)
-print(json.dumps({"lease": lease.id, "status": again.status, "reservation": reservation}))
+print(json.dumps({"lease": lease.id, "status": again.status, "reservation": reservation, "fips": fips}))
 lease.delete()
 """
 
@@ -179,6 +181,14 @@ def test_python_chi_and_a_lease_starting_while_down(cloud):
     gpu = names[3]
     osc(cloud, "reservation", "host", "create", "--extra", "node_type=gpu_rtx", gpu)
     basics = compute_basics(cloud, "10.78.0.0/24", shared=True)
+    # python-chi reserves floating IPs of the network named "public": one reservable
+    # address, outside the subnet's allocation pool.
+    public = osc(cloud, "network", "create", "--external", "public")
+    osc(cloud, "subnet", "create", "--network", "public", "--subnet-range", "198.51.100.0/24", "--no-dhcp",
+        "--allocation-pool", "start=198.51.100.10,end=198.51.100.99", unique("pub"))
+    inside = cloud.osc("reservation", "floatingip", "create", public["id"], "198.51.100.20", check=False)
+    assert inside.returncode != 0 and "allocation pool" in inside.stderr, inside.stderr
+    osc(cloud, "reservation", "floatingip", "create", public["id"], "198.51.100.200")
     project = unique("chi")
     _, env = cloud.member_env(project)
     key = unique("key")
@@ -192,8 +202,10 @@ def test_python_chi_and_a_lease_starting_while_down(cloud):
     assert p.returncode == 0, p.stderr + p.stdout
     out = json.loads(p.stdout.strip().splitlines()[-1])
     assert out["status"] == "ACTIVE", out
-    # The lease's delete removed its server.
+    assert out["fips"] == ["198.51.100.200"], out
+    # The lease's delete removed its server and took its floating IP back.
     wait_server(cloud, env, "chi-lease-vm", "GONE")
+    assert osc(cloud, "floating", "ip", "list", env=env) == []
 
     # A lease starting in a few seconds, while the cloud is down: it starts on restart.
     token = cloud.osc("token", "issue", env=env)["id"]

@@ -16,6 +16,7 @@ pub mod compute;
 pub mod filter;
 pub mod migrations;
 pub mod model;
+pub mod network;
 pub mod store;
 
 pub use app::ReservationService;

@@ -4,11 +4,12 @@
 
 use stratus_common::db::Migration;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    service: "reservation",
-    version: 1,
-    name: "initial",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        service: "reservation",
+        version: 1,
+        name: "initial",
+        sql: r#"
 CREATE TABLE reservation_hosts (
     id BIGINT PRIMARY KEY,
     hypervisor_hostname TEXT NOT NULL,
@@ -87,4 +88,25 @@ CREATE TABLE reservation_locks (
 );
 INSERT INTO reservation_locks (name, n) VALUES ('allocation', 0)
 "#,
-}];
+    },
+    Migration {
+        service: "reservation",
+        version: 2,
+        name: "reservable floating IPs",
+        sql: r#"
+CREATE TABLE reservation_floatingips (
+    id TEXT PRIMARY KEY,
+    floating_network_id TEXT NOT NULL,
+    floating_ip_address TEXT NOT NULL,
+    subnet_id TEXT NOT NULL DEFAULT '',
+    reservable BIGINT NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    updated_at TEXT
+);
+CREATE UNIQUE INDEX reservation_floatingips_address ON reservation_floatingips (floating_network_id, floating_ip_address);
+ALTER TABLE reservation_allocations ADD COLUMN floatingip_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE reservation_reservations ADD COLUMN network_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE reservation_reservations ADD COLUMN required_floatingips TEXT NOT NULL DEFAULT '[]'
+"#,
+    },
+];

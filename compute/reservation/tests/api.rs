@@ -9,6 +9,7 @@ use std::sync::Arc;
 use stratus_common::db::Engine;
 use stratus_reservation::app::Settings;
 use stratus_reservation::compute::{Compute, FakeCompute};
+use stratus_reservation::network::{FakeNetwork, Network};
 use stratus_reservation::ReservationService;
 use stratus_test_support::{each_engine, eventually, send, Identity};
 
@@ -16,6 +17,7 @@ struct Cloud {
     id: Identity,
     svc: Arc<ReservationService>,
     compute: Arc<FakeCompute>,
+    network: Arc<FakeNetwork>,
     router: axum::Router,
     admin: String,
 }
@@ -26,20 +28,28 @@ impl Cloud {
     async fn start(engine: Engine, hosts: usize, schedule: bool, attempts: i64) -> Self {
         let id = Identity::start(engine, &[stratus_reservation::migrations::MIGRATIONS]).await;
         let compute = FakeCompute::with_hosts((1..=hosts).map(|i| format!("h{i}")));
-        let svc = Self::service(&id, compute.clone(), attempts);
+        let network = Arc::new(FakeNetwork::default());
+        network.networks.lock().unwrap().insert("public".into(), "203.0.113.0/24".into());
+        let svc = Self::service(&id, compute.clone(), network.clone(), attempts);
         if schedule {
             svc.start();
         }
         let router = stratus_reservation::api::router(svc.clone(), id.identity.verifier.clone(), 1 << 20);
         let admin = id.admin().await;
-        Self { id, svc, compute, router, admin }
+        Self { id, svc, compute, network, router, admin }
     }
 
-    fn service(id: &Identity, compute: Arc<FakeCompute>, attempts: i64) -> Arc<ReservationService> {
+    fn service(
+        id: &Identity,
+        compute: Arc<FakeCompute>,
+        network: Arc<FakeNetwork>,
+        attempts: i64,
+    ) -> Arc<ReservationService> {
         ReservationService::new(
             stratus_reservation::store::Store::new(id.db.clone()),
             id.bus.clone(),
             compute as Arc<dyn Compute>,
+            network as Arc<dyn Network>,
             Settings { public_url: "http://reservation".into(), event_attempts: attempts, ..Default::default() },
         )
     }
@@ -234,6 +244,10 @@ async fn bad_input(engine: Engine) {
         ok(json!({"resource_type": "physical:host", "min": 1, "max": 1, "resource_properties": "not json"})),
         ok(json!({"resource_type": "physical:host", "min": 1, "max": 1, "before_end": "explode"})),
         ok(json!({"resource_type": "virtual:teleporter", "amount": 1})),
+        ok(json!({"resource_type": "virtual:floatingip", "amount": 1})),
+        ok(json!({"resource_type": "virtual:floatingip", "network_id": "public", "amount": 0})),
+        ok(json!({"resource_type": "virtual:floatingip", "network_id": "public", "amount": 1,
+                  "required_floatingips": ["203.0.113.5", "203.0.113.6"]})),
         json!({"name": "x".repeat(81), "start_date": "now", "end_date": later(60), "reservations": [host.clone()]}),
     ];
     for body in cases {
@@ -317,7 +331,7 @@ async fn schedule_survives_restarts_and_failures(engine: Engine) {
     assert_eq!(c.svc.fire_due().await.unwrap(), 0, "nothing is due yet");
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     // A new process over the same database catches up on what came due meanwhile.
-    let after_restart = Cloud::service(&c.id, c.compute.clone(), 2);
+    let after_restart = Cloud::service(&c.id, c.compute.clone(), c.network.clone(), 2);
     assert_eq!(after_restart.fire_due().await.unwrap(), 2, "start and before-end (a short lease's is at its start)");
     assert_eq!(c.status(&alice, &lid).await, "ACTIVE");
     assert_eq!(after_restart.fire_due().await.unwrap(), 0, "no event fires twice");
@@ -404,4 +418,70 @@ async fn readers_read_only(engine: Engine) {
 #[tokio::test]
 async fn readers_cannot_lease() {
     each_engine!(readers_read_only);
+}
+
+async fn floating_ips(engine: Engine) {
+    let c = Cloud::start(engine, 1, true, 8).await;
+    let (p1, alice) = c.id.member("p1").await;
+    let (_, bob) = c.id.member("p2").await;
+    // Reservable addresses are the admin's, and must be of an external network's subnet.
+    let fip = |a: &str| json!({"floating_network_id": "public", "floating_ip_address": a});
+    let (code, _) = c.call("POST", "/v1/floatingips", &alice, Some(fip("203.0.113.10"))).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    for bad in [
+        fip("198.51.100.1"),
+        fip("not-an-ip"),
+        json!({"floating_network_id": "nowhere", "floating_ip_address": "203.0.113.1"}),
+    ] {
+        let (code, e) = c.call("POST", "/v1/floatingips", &c.admin, Some(bad.clone())).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{bad} → {e}");
+    }
+    for a in ["203.0.113.10", "203.0.113.11"] {
+        let (code, f) = c.call("POST", "/v1/floatingips", &c.admin, Some(fip(a))).await;
+        assert_eq!(code, StatusCode::CREATED, "{f}");
+    }
+    let (code, _) = c.call("POST", "/v1/floatingips", &c.admin, Some(fip("203.0.113.10"))).await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    let (_, list) = c.call("GET", "/v1/floatingips", &c.admin, None).await;
+    assert_eq!(list["floatingips"].as_array().unwrap().len(), 2);
+
+    // A lease of one address, named; then another project takes the other; a third finds none.
+    let lease = |name: &str, amount: i64, required: Value| {
+        json!({"name": name, "start_date": "now", "end_date": later(60), "events": [],
+               "reservations": [{"resource_type": "virtual:floatingip", "network_id": "public", "amount": amount,
+                                 "required_floatingips": required}]})
+    };
+    let (code, l) = c.call("POST", "/v1/leases", &alice, Some(lease("fip", 1, json!(["203.0.113.11"])))).await;
+    assert_eq!(code, StatusCode::CREATED, "{l}");
+    let r = &l["lease"]["reservations"][0];
+    assert_eq!(
+        (&r["resource_type"], &r["amount"], &r["network_id"]),
+        (&json!("virtual:floatingip"), &json!(1), &json!("public"))
+    );
+    let lid = l["lease"]["id"].as_str().unwrap().to_string();
+    let rid = r["id"].as_str().unwrap().to_string();
+    eventually("the lease to start", || async { c.status(&alice, &lid).await == "ACTIVE" }).await;
+    assert_eq!(c.network.handed.lock().unwrap().get("203.0.113.11"), Some(&(p1.clone(), rid.clone())));
+    let (code, _) = c.call("POST", "/v1/leases", &bob, Some(lease("taken", 1, json!(["203.0.113.11"])))).await;
+    assert_eq!(code, StatusCode::CONFLICT, "a named address already reserved");
+    let (code, _) = c.call("POST", "/v1/leases", &bob, Some(lease("other", 1, Value::Null))).await;
+    assert_eq!(code, StatusCode::CREATED);
+    let (code, e) = c.call("POST", "/v1/leases", &bob, Some(lease("none", 1, Value::Null))).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{e}");
+    let (code, _) = c.call("DELETE", "/v1/floatingips/x", &c.admin, None).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let held =
+        list["floatingips"].as_array().unwrap().iter().find(|f| f["floating_ip_address"] == "203.0.113.11").unwrap();
+    let (code, _) =
+        c.call("DELETE", &format!("/v1/floatingips/{}", held["id"].as_str().unwrap()), &c.admin, None).await;
+    assert_eq!(code, StatusCode::CONFLICT, "a reserved address stays reservable");
+    // The end of the lease takes the address back.
+    let (code, _) = c.call("DELETE", &format!("/v1/leases/{lid}"), &alice, None).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    assert_eq!(c.network.handed.lock().unwrap().get("203.0.113.11"), None);
+}
+
+#[tokio::test]
+async fn floating_ip_reservations() {
+    each_engine!(floating_ips);
 }

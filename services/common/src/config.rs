@@ -73,6 +73,8 @@ pub struct ReservationConfig {
     /// The compute API (ending in `/v2.1`) whose hosts are leased; empty = this
     /// deployment's own.
     pub compute_url: String,
+    /// The network API whose floating IPs are leased; empty = this deployment's own.
+    pub network_url: String,
     /// When a lease's `before_end_lease` event fires if the lease names no time: this
     /// many minutes before its end (never before its start).
     pub before_end_minutes: i64,
@@ -83,7 +85,13 @@ pub struct ReservationConfig {
 
 impl Default for ReservationConfig {
     fn default() -> Self {
-        Self { port: 1234, compute_url: String::new(), before_end_minutes: 60, event_attempts: 8 }
+        Self {
+            port: 1234,
+            compute_url: String::new(),
+            network_url: String::new(),
+            before_end_minutes: 60,
+            event_attempts: 8,
+        }
     }
 }
 
@@ -576,6 +584,7 @@ impl Config {
             ("compute.volume_url", &self.compute.volume_url),
             ("volume.image_url", &self.volume.image_url),
             ("reservation.compute_url", &self.reservation.compute_url),
+            ("reservation.network_url", &self.reservation.network_url),
             ("compute_agent.image_url", &self.compute_agent.image_url),
             ("network_agent.network_url", &self.network_agent.network_url),
             ("network_agent.metadata_url", &self.network_agent.metadata_url),

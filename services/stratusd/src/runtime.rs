@@ -118,15 +118,23 @@ impl Runtime {
         } else {
             c.compute_url.trim_end_matches('/').to_string()
         };
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
         let compute = Arc::new(stratus_reservation::compute::HttpCompute {
-            http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?,
+            http: http.clone(),
             url: compute_url,
-            tokens,
+            tokens: tokens.clone(),
         });
+        let network_url = if c.network_url.is_empty() {
+            self.network_public_url()
+        } else {
+            c.network_url.trim_end_matches('/').to_string()
+        };
+        let network = Arc::new(stratus_reservation::network::HttpNetwork { http, url: network_url, tokens });
         let service = stratus_reservation::ReservationService::new(
             stratus_reservation::store::Store::new(self.db.clone()),
             self.bus.clone(),
             compute,
+            network,
             stratus_reservation::app::Settings {
                 public_url: self.reservation_public_url(),
                 before_end_minutes: c.before_end_minutes.max(0),

@@ -31,6 +31,8 @@ pub fn router(service: Arc<ReservationService>, verifier: Arc<TokenVerifier>, ma
         .route("/v1/os-hosts/properties", get(host_properties))
         .route("/v1/os-hosts/{id}", get(host_show).put(host_update).delete(host_delete))
         .route("/v1/os-hosts/{id}/allocation", get(allocation_show))
+        .route("/v1/floatingips", get(floatingip_list).post(floatingip_create))
+        .route("/v1/floatingips/{id}", get(floatingip_show).delete(floatingip_delete))
         .layer(axum::middleware::from_fn_with_state(verifier, authenticate))
         .with_state(service);
     service_router("reservation", ErrorStyle::Blazar, max_body_bytes, routes)
@@ -181,4 +183,35 @@ async fn allocation_show(
     let all = s.host_allocations(&ctx).await?;
     let mine = all.into_iter().find(|(h, _)| h.id == host.id).map(|(_, a)| a).unwrap_or_default();
     Ok(Json(json!({"allocation": views::allocation(&host, &mine)})))
+}
+
+async fn floatingip_list(State(s): State<AppState>, ctx: AuthContext) -> ApiResult<Json<Value>> {
+    let fips: Vec<Value> = s.floatingip_list(&ctx).await?.iter().map(views::floatingip).collect();
+    Ok(Json(json!({"floatingips": fips})))
+}
+
+async fn floatingip_create(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let f = s.floatingip_create(&ctx, object(body, "floatingip")?).await?;
+    Ok((StatusCode::CREATED, Json(json!({"floatingip": views::floatingip(&f)}))))
+}
+
+async fn floatingip_show(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"floatingip": views::floatingip(&s.floatingip_get(&ctx, &id).await?)})))
+}
+
+async fn floatingip_delete(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.floatingip_delete(&ctx, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

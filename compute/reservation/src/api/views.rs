@@ -4,7 +4,7 @@
 
 use crate::app::leases::LeaseDetail;
 use crate::model::{lease_date, record_time};
-use crate::store::{Allocation, Host};
+use crate::store::{Allocation, FloatingIp, Host};
 use serde_json::{json, Value};
 
 /// A stored time as a lease date (unreadable: shown as stored).
@@ -25,14 +25,22 @@ pub fn lease(d: &LeaseDetail) -> Value {
         .reservations
         .iter()
         .map(|r| {
-            json!({
+            let mut v = json!({
                 "id": r.id, "lease_id": r.lease_id, "resource_id": r.id, "resource_type": r.resource_type,
-                "status": r.status.as_str(), "min": r.min, "max": r.max,
-                "hypervisor_properties": r.hypervisor_properties, "resource_properties": r.resource_properties,
-                "before_end": r.before_end, "on_start": r.on_start,
-                "missing_resources": r.missing_resources, "resources_changed": r.resources_changed,
+                "status": r.status.as_str(), "missing_resources": r.missing_resources,
+                "resources_changed": r.resources_changed,
                 "created_at": record(Some(&r.created_at)), "updated_at": record(r.updated_at.as_deref()),
-            })
+            });
+            let extra = if r.resource_type == crate::model::VIRTUAL_FLOATINGIP {
+                json!({"network_id": r.network_id, "amount": r.max, "required_floatingips": r.required_floatingips})
+            } else {
+                json!({"min": r.min, "max": r.max, "hypervisor_properties": r.hypervisor_properties,
+                       "resource_properties": r.resource_properties, "before_end": r.before_end, "on_start": r.on_start})
+            };
+            if let (Value::Object(m), Value::Object(e)) = (&mut v, extra) {
+                m.extend(e);
+            }
+            v
         })
         .collect();
     let events: Vec<Value> = d
@@ -78,4 +86,13 @@ pub fn allocation(h: &Host, allocations: &[Allocation]) -> Value {
         })
         .collect();
     json!({"resource_id": h.id.to_string(), "reservations": reservations})
+}
+
+/// A reservable floating IP; `reservable` is false while a lease holds it now.
+pub fn floatingip(f: &FloatingIp) -> Value {
+    json!({
+        "id": f.id, "floating_network_id": f.floating_network_id, "floating_ip_address": f.floating_ip_address,
+        "subnet_id": f.subnet_id, "reservable": f.reservable,
+        "created_at": record(Some(&f.created_at)), "updated_at": record(f.updated_at.as_deref()),
+    })
 }

@@ -7,8 +7,9 @@ use super::{bad, project_of, require_writer, AppResult, Error, ReservationServic
 use crate::filter::Query;
 use crate::model::{
     lease_date, parse_date, stored, EventStatus, EventType, LeaseStatus, ReservationStatus, PHYSICAL_HOST,
+    VIRTUAL_FLOATINGIP,
 };
-use crate::store::{Allocation, Event, Host, Lease, Reservation, Store};
+use crate::store::{Allocation, Event, FloatingIp, Host, Lease, Reservation, Store};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -121,6 +122,124 @@ fn pick(
     Ok(free)
 }
 
+/// The floating IPs for a `virtual:floatingip` reservation: its required addresses,
+/// then any free reservable address of its network, `max` in all, at least `min`.
+fn pick_floatingips(
+    fips: &[FloatingIp],
+    busy: &HashSet<String>,
+    taken: &mut HashSet<String>,
+    r: &Reservation,
+) -> AppResult<Vec<String>> {
+    let free: Vec<&FloatingIp> = fips
+        .iter()
+        .filter(|f| {
+            f.reservable && f.floating_network_id == r.network_id && !busy.contains(&f.id) && !taken.contains(&f.id)
+        })
+        .collect();
+    let mut chosen: Vec<String> = Vec::new();
+    for address in &r.required_floatingips {
+        match free.iter().find(|f| &f.floating_ip_address == address) {
+            Some(f) => chosen.push(f.id.clone()),
+            None => {
+                return Err(Error::NotEnoughHosts(format!(
+                    "Floating IP {address} is not a free reservable address of network {} in that window.",
+                    r.network_id
+                )))
+            }
+        }
+    }
+    for f in free {
+        if chosen.len() as i64 >= r.max {
+            break;
+        }
+        if !chosen.contains(&f.id) {
+            chosen.push(f.id.clone());
+        }
+    }
+    if (chosen.len() as i64) < r.min {
+        return Err(Error::NotEnoughHosts(format!(
+            "Not enough floating IPs available: the reservation needs {} of network {} in that window; {} are free.",
+            r.min,
+            r.network_id,
+            chosen.len()
+        )));
+    }
+    taken.extend(chosen.iter().cloned());
+    Ok(chosen)
+}
+
+/// A reservation as asked for in a lease create (its id and lease filled in).
+fn reservation_of(r: &Map<String, Value>, lease_id: &str, created: &str) -> AppResult<Reservation> {
+    let kind = r.get("resource_type").and_then(Value::as_str).unwrap_or_default();
+    let mut out = Reservation {
+        id: uuid::Uuid::new_v4().to_string(),
+        lease_id: lease_id.to_string(),
+        resource_type: kind.to_string(),
+        status: ReservationStatus::Pending,
+        min: 1,
+        max: 1,
+        hypervisor_properties: String::new(),
+        resource_properties: String::new(),
+        before_end: "default".into(),
+        on_start: "default".into(),
+        missing_resources: false,
+        resources_changed: false,
+        network_id: String::new(),
+        required_floatingips: Vec::new(),
+        created_at: created.to_string(),
+        updated_at: None,
+    };
+    match kind {
+        PHYSICAL_HOST => {
+            let min = count(r, "min")?.ok_or_else(|| bad("A physical:host reservation needs min and max."))?;
+            let max = count(r, "max")?.ok_or_else(|| bad("A physical:host reservation needs min and max."))?;
+            if min > max {
+                return Err(bad("A reservation's min must not be greater than its max."));
+            }
+            let query = |key: &str| -> AppResult<String> {
+                Ok(Query::parse(r.get(key).unwrap_or(&Value::Null))
+                    .map_err(|e| bad(format!("Invalid {key}: {e}")))?
+                    .text())
+            };
+            out.before_end = match r.get("before_end").and_then(Value::as_str) {
+                None | Some("") | Some("default") => "default".into(),
+                Some("snapshot") => "snapshot".into(),
+                Some(other) => return Err(bad(format!("Invalid before_end {other:?}: use default or snapshot."))),
+            };
+            (out.min, out.max) = (min, max);
+            out.hypervisor_properties = query("hypervisor_properties")?;
+            out.resource_properties = query("resource_properties")?;
+        }
+        VIRTUAL_FLOATINGIP => {
+            out.network_id = r
+                .get("network_id")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| bad("A virtual:floatingip reservation needs network_id."))?
+                .to_string();
+            let amount = count(r, "amount")?.unwrap_or(1);
+            out.required_floatingips = match r.get("required_floatingips") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(list)) => list
+                    .iter()
+                    .map(|a| a.as_str().map(str::to_string).ok_or_else(|| bad("required_floatingips holds addresses.")))
+                    .collect::<AppResult<_>>()?,
+                Some(_) => return Err(bad("required_floatingips must be a list of addresses.")),
+            };
+            if out.required_floatingips.len() as i64 > amount {
+                return Err(bad("required_floatingips names more addresses than the amount."));
+            }
+            (out.min, out.max) = (amount, amount);
+        }
+        other => {
+            return Err(bad(format!(
+            "Reservations of resource_type {other:?} are not supported here; use physical:host or virtual:floatingip."
+        )))
+        }
+    }
+    Ok(out)
+}
+
 fn new_event(lease: &str, kind: EventType, time: &str) -> Event {
     Event {
         id: uuid::Uuid::new_v4().to_string(),
@@ -180,43 +299,7 @@ impl ReservationService {
         let mut reservations = Vec::new();
         for r in asks {
             let r = r.as_object().ok_or_else(|| bad("Each reservation must be an object."))?;
-            let kind = r.get("resource_type").and_then(Value::as_str).unwrap_or_default();
-            if kind != PHYSICAL_HOST {
-                return Err(bad(format!(
-                    "Reservations of resource_type {kind:?} are not supported here; use physical:host."
-                )));
-            }
-            let min = count(r, "min")?.ok_or_else(|| bad("A physical:host reservation needs min and max."))?;
-            let max = count(r, "max")?.ok_or_else(|| bad("A physical:host reservation needs min and max."))?;
-            if min > max {
-                return Err(bad("A reservation's min must not be greater than its max."));
-            }
-            let query = |key: &str| -> AppResult<String> {
-                Ok(Query::parse(r.get(key).unwrap_or(&Value::Null))
-                    .map_err(|e| bad(format!("Invalid {key}: {e}")))?
-                    .text())
-            };
-            let before_end_action = match r.get("before_end").and_then(Value::as_str) {
-                None | Some("") | Some("default") => "default",
-                Some("snapshot") => "snapshot",
-                Some(other) => return Err(bad(format!("Invalid before_end {other:?}: use default or snapshot."))),
-            };
-            reservations.push(Reservation {
-                id: uuid::Uuid::new_v4().to_string(),
-                lease_id: lease_id.clone(),
-                resource_type: PHYSICAL_HOST.into(),
-                status: ReservationStatus::Pending,
-                min,
-                max,
-                hypervisor_properties: query("hypervisor_properties")?,
-                resource_properties: query("resource_properties")?,
-                before_end: before_end_action.into(),
-                on_start: "default".into(),
-                missing_resources: false,
-                resources_changed: false,
-                created_at: created.clone(),
-                updated_at: None,
-            });
+            reservations.push(reservation_of(r, &lease_id, &created)?);
         }
         let lease = Lease {
             id: lease_id.clone(),
@@ -247,20 +330,30 @@ impl ReservationService {
         }
         let hosts = Store::host_list_in(&mut tx).await?;
         let busy = Store::busy_hosts_in(&mut tx, &lease.start_date, &lease.end_date, &lease.id).await?;
-        let mut taken = HashSet::new();
+        let fips = Store::floatingip_list_in(&mut tx).await?;
+        let busy_fips = Store::busy_floatingips_in(&mut tx, &lease.start_date, &lease.end_date, &lease.id).await?;
+        let (mut taken, mut taken_fips) = (HashSet::new(), HashSet::new());
         let mut allocations = Vec::new();
+        let window = (lease.start_date.as_str(), lease.end_date.as_str());
         for r in &reservations {
-            let ask = HostAsk::of(r)?;
-            let window = (lease.start_date.as_str(), lease.end_date.as_str());
-            for host_id in pick(&hosts, &busy, &mut taken, &ask, ask.min, ask.max, window)? {
-                allocations.push(Allocation {
-                    id: uuid::Uuid::new_v4().to_string(),
-                    reservation_id: r.id.clone(),
-                    lease_id: lease.id.clone(),
-                    host_id,
-                    start_date: lease.start_date.clone(),
-                    end_date: lease.end_date.clone(),
-                });
+            let allocation = |host_id: i64, floatingip_id: String| Allocation {
+                id: uuid::Uuid::new_v4().to_string(),
+                reservation_id: r.id.clone(),
+                lease_id: lease.id.clone(),
+                host_id,
+                floatingip_id,
+                start_date: lease.start_date.clone(),
+                end_date: lease.end_date.clone(),
+            };
+            if r.resource_type == VIRTUAL_FLOATINGIP {
+                for f in pick_floatingips(&fips, &busy_fips, &mut taken_fips, r)? {
+                    allocations.push(allocation(0, f));
+                }
+            } else {
+                let ask = HostAsk::of(r)?;
+                for host_id in pick(&hosts, &busy, &mut taken, &ask, ask.min, ask.max, window)? {
+                    allocations.push(allocation(host_id, String::new()));
+                }
             }
             Store::reservation_insert_in(&mut tx, r).await?;
         }
@@ -389,6 +482,12 @@ impl ReservationService {
                     .iter()
                     .find(|x| x.id == rid)
                     .ok_or_else(|| Error::NotFound(format!("Reservation {rid} is not part of lease {id}.")))?;
+                if mine.resource_type != PHYSICAL_HOST {
+                    return Err(bad(format!(
+                        "Reservation {rid} is a {}: only host reservations change size.",
+                        mine.resource_type
+                    )));
+                }
                 let min = count(r, "min")?.unwrap_or(mine.min);
                 let max = count(r, "max")?.unwrap_or(mine.max);
                 if min > max {
@@ -408,7 +507,16 @@ impl ReservationService {
         let hosts = Store::host_list_in(&mut tx).await?;
         let busy = Store::busy_hosts_in(&mut tx, &window.0, &window.1, &lease.id).await?;
         if moved {
-            if let Some(a) = allocations.iter().find(|a| busy.contains(&a.host_id)) {
+            let busy_fips = Store::busy_floatingips_in(&mut tx, &window.0, &window.1, &lease.id).await?;
+            if let Some(a) =
+                allocations.iter().find(|a| !a.floatingip_id.is_empty() && busy_fips.contains(&a.floatingip_id))
+            {
+                return Err(Error::NotEnoughHosts(format!(
+                    "Not enough floating IPs available: floating IP {} is reserved by another lease in the new window.",
+                    a.floatingip_id
+                )));
+            }
+            if let Some(a) = allocations.iter().find(|a| a.floatingip_id.is_empty() && busy.contains(&a.host_id)) {
                 let name = hosts.iter().find(|h| h.id == a.host_id).map(|h| h.hypervisor_hostname.clone());
                 return Err(Error::NotEnoughHosts(format!(
                     "Not enough hosts available: host {} is reserved by another lease in the new window.",
@@ -417,7 +525,8 @@ impl ReservationService {
             }
             Store::allocations_window_in(&mut tx, &lease.id, &window.0, &window.1).await?;
         }
-        let mut taken: HashSet<i64> = allocations.iter().map(|a| a.host_id).collect();
+        let mut taken: HashSet<i64> =
+            allocations.iter().filter(|a| a.floatingip_id.is_empty()).map(|a| a.host_id).collect();
         for r in &reservations {
             let Some(&(min, max)) = counts.get(&r.id) else { continue };
             let held: Vec<&Allocation> = allocations.iter().filter(|a| a.reservation_id == r.id).collect();
@@ -432,6 +541,7 @@ impl ReservationService {
                         reservation_id: r.id.clone(),
                         lease_id: lease.id.clone(),
                         host_id,
+                        floatingip_id: String::new(),
                         start_date: window.0.clone(),
                         end_date: window.1.clone(),
                     });
@@ -509,25 +619,45 @@ impl ReservationService {
         Ok(())
     }
 
-    /// Hands every allocated host to its reservation (idempotent).
+    /// Hands every allocated host and floating IP to its reservation (idempotent).
     pub(crate) async fn hold_hosts(&self, d: &LeaseDetail) -> anyhow::Result<()> {
         let names = self.host_names().await?;
+        let fips = self.floatingips().await?;
         for a in &d.allocations {
-            let host = names.get(&a.host_id).ok_or_else(|| anyhow::anyhow!("host {} is gone", a.host_id))?;
-            self.compute.reserve(host, &a.reservation_id, &d.lease.project_id).await?;
+            if a.floatingip_id.is_empty() {
+                let host = names.get(&a.host_id).ok_or_else(|| anyhow::anyhow!("host {} is gone", a.host_id))?;
+                self.compute.reserve(host, &a.reservation_id, &d.lease.project_id).await?;
+            } else {
+                let f = fips
+                    .get(&a.floatingip_id)
+                    .ok_or_else(|| anyhow::anyhow!("floating IP {} is gone", a.floatingip_id))?;
+                self.network
+                    .hand_out(&f.floating_network_id, &f.floating_ip_address, &d.lease.project_id, &a.reservation_id)
+                    .await?;
+            }
         }
         Ok(())
     }
 
-    /// Deletes the servers on every allocated host and gives the hosts back (idempotent).
+    /// Deletes the servers on every allocated host and gives the hosts back; deletes the
+    /// floating IPs handed out (idempotent).
     pub(crate) async fn release_hosts(&self, d: &LeaseDetail) -> anyhow::Result<()> {
         let names = self.host_names().await?;
+        let fips = self.floatingips().await?;
         for a in &d.allocations {
-            if let Some(host) = names.get(&a.host_id) {
-                self.compute.release(host, &a.reservation_id).await?;
+            if a.floatingip_id.is_empty() {
+                if let Some(host) = names.get(&a.host_id) {
+                    self.compute.release(host, &a.reservation_id).await?;
+                }
+            } else if let Some(f) = fips.get(&a.floatingip_id) {
+                self.network.take_back(&f.floating_network_id, &f.floating_ip_address, &a.reservation_id).await?;
             }
         }
         Ok(())
+    }
+
+    async fn floatingips(&self) -> anyhow::Result<HashMap<String, FloatingIp>> {
+        Ok(self.store.floatingip_list().await?.into_iter().map(|f| (f.id.clone(), f)).collect())
     }
 
     async fn host_names(&self) -> anyhow::Result<HashMap<i64, String>> {

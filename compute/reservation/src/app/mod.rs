@@ -4,12 +4,14 @@
 
 mod error;
 pub mod events;
+pub mod floatingips;
 pub mod hosts;
 pub mod leases;
 
 pub use error::{bad, AppResult, Error};
 
 use crate::compute::Compute;
+use crate::network::Network;
 use crate::store::Store;
 use serde_json::json;
 use std::sync::Arc;
@@ -43,6 +45,7 @@ pub struct ReservationService {
     pub store: Store,
     pub bus: Bus,
     pub compute: Arc<dyn Compute>,
+    pub network: Arc<dyn Network>,
     pub settings: Settings,
     /// Wakes the schedule when an event may have become due (a lease made or moved).
     pub(crate) wake: tokio::sync::Notify,
@@ -52,11 +55,18 @@ pub struct ReservationService {
 }
 
 impl ReservationService {
-    pub fn new(store: Store, bus: Bus, compute: Arc<dyn Compute>, settings: Settings) -> Arc<Self> {
+    pub fn new(
+        store: Store,
+        bus: Bus,
+        compute: Arc<dyn Compute>,
+        network: Arc<dyn Network>,
+        settings: Settings,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             bus,
             compute,
+            network,
             settings,
             wake: tokio::sync::Notify::new(),
             turns: tokio::sync::Mutex::new(()),

@@ -37,6 +37,10 @@ pub struct Reservation {
     pub on_start: String,
     pub missing_resources: bool,
     pub resources_changed: bool,
+    /// `virtual:floatingip`: the external network, and addresses asked for by name
+    /// (its amount is `min` = `max`).
+    pub network_id: String,
+    pub required_floatingips: Vec<String>,
     pub created_at: String,
     pub updated_at: Option<String>,
 }
@@ -46,7 +50,10 @@ pub struct Allocation {
     pub id: String,
     pub reservation_id: String,
     pub lease_id: String,
+    /// A host's id, or 0 for a floating IP's allocation.
     pub host_id: i64,
+    /// A reservable floating IP's id, or empty for a host's allocation.
+    pub floatingip_id: String,
     pub start_date: String,
     pub end_date: String,
 }
@@ -93,6 +100,9 @@ fn reservation(r: &AnyRow) -> StoreResult<Reservation> {
         on_start: r.text("on_start"),
         missing_resources: r.flag("missing_resources"),
         resources_changed: r.flag("resources_changed"),
+        network_id: r.text("network_id"),
+        required_floatingips: serde_json::from_str(&r.text("required_floatingips"))
+            .map_err(|e| sqlx::Error::Decode(e.into()))?,
         created_at: r.text("created_at"),
         updated_at: r.opt_text("updated_at"),
     })
@@ -104,6 +114,7 @@ fn allocation(r: &AnyRow) -> Allocation {
         reservation_id: r.text("reservation_id"),
         lease_id: r.text("lease_id"),
         host_id: r.int("host_id"),
+        floatingip_id: r.text("floatingip_id"),
         start_date: r.text("start_date"),
         end_date: r.text("end_date"),
     }
@@ -149,7 +160,8 @@ impl Store {
         except: &str,
     ) -> StoreResult<HashSet<i64>> {
         let rows = sqlx::query(
-            "SELECT DISTINCT host_id FROM reservation_allocations WHERE start_date < $1 AND end_date > $2 AND lease_id <> $3",
+            "SELECT DISTINCT host_id FROM reservation_allocations
+             WHERE floatingip_id = '' AND start_date < $1 AND end_date > $2 AND lease_id <> $3",
         )
         .bind(end)
         .bind(start)
@@ -157,6 +169,26 @@ impl Store {
         .fetch_all(conn)
         .await?;
         Ok(rows.iter().map(|r| r.int("host_id")).collect())
+    }
+
+    /// Reservable floating IPs some allocation holds during any part of `[start, end)`,
+    /// other than those of lease `except`.
+    pub async fn busy_floatingips_in(
+        conn: &mut sqlx::AnyConnection,
+        start: &str,
+        end: &str,
+        except: &str,
+    ) -> StoreResult<HashSet<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT floatingip_id FROM reservation_allocations
+             WHERE floatingip_id <> '' AND start_date < $1 AND end_date > $2 AND lease_id <> $3",
+        )
+        .bind(end)
+        .bind(start)
+        .bind(except)
+        .fetch_all(conn)
+        .await?;
+        Ok(rows.iter().map(|r| r.text("floatingip_id")).collect())
     }
 
     pub async fn lease_insert_in(conn: &mut sqlx::AnyConnection, l: &Lease) -> StoreResult<()> {
@@ -201,8 +233,9 @@ impl Store {
     pub async fn reservation_insert_in(conn: &mut sqlx::AnyConnection, r: &Reservation) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO reservation_reservations (id, lease_id, resource_type, status, min_count, max_count, hypervisor_properties,
-             resource_properties, before_end, on_start, missing_resources, resources_changed, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             resource_properties, before_end, on_start, missing_resources, resources_changed, created_at, network_id,
+             required_floatingips)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(&r.id)
         .bind(&r.lease_id)
@@ -217,6 +250,8 @@ impl Store {
         .bind(r.missing_resources as i64)
         .bind(r.resources_changed as i64)
         .bind(&r.created_at)
+        .bind(&r.network_id)
+        .bind(serde_json::Value::from(r.required_floatingips.clone()).to_string())
         .execute(conn)
         .await?;
         Ok(())
@@ -257,13 +292,14 @@ impl Store {
 
     pub async fn allocation_insert_in(conn: &mut sqlx::AnyConnection, a: &Allocation) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO reservation_allocations (id, reservation_id, lease_id, host_id, start_date, end_date, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO reservation_allocations (id, reservation_id, lease_id, host_id, floatingip_id, start_date, end_date, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&a.id)
         .bind(&a.reservation_id)
         .bind(&a.lease_id)
         .bind(a.host_id)
+        .bind(&a.floatingip_id)
         .bind(&a.start_date)
         .bind(&a.end_date)
         .bind(now_text())

@@ -3,9 +3,11 @@
 //! SQLite the single writer, so the overlap check and the insert that follows can never
 //! interleave with another allocation.
 
+mod floatingips;
 mod hosts;
 mod leases;
 
+pub use floatingips::FloatingIp;
 pub use hosts::Host;
 pub use leases::{Allocation, Event, Lease, Reservation};
 
