@@ -32,6 +32,8 @@ pub trait Compute: Send + Sync {
     fn reserve(&self, host: &str, reservation: &str, project: &str) -> BoxFuture<'_, anyhow::Result<()>>;
     /// Deletes the servers on `host` and gives the host back from `reservation`.
     fn release(&self, host: &str, reservation: &str) -> BoxFuture<'_, anyhow::Result<()>>;
+    /// Every hypervisor's health: true when it is up and enabled.
+    fn health(&self) -> BoxFuture<'_, anyhow::Result<HashMap<String, bool>>>;
 }
 
 /// Compute's API, called with the service's token.
@@ -107,6 +109,22 @@ impl Compute for HttpCompute {
         })
     }
 
+    fn health(&self) -> BoxFuture<'_, anyhow::Result<HashMap<String, bool>>> {
+        Box::pin(async move {
+            let (status, body) = self.call(reqwest::Method::GET, "/os-hypervisors/detail", None).await?;
+            anyhow::ensure!(status == 200, "compute refused to list hypervisors ({status}): {body}");
+            Ok(body["hypervisors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|h| {
+                    let name = h["hypervisor_hostname"].as_str()?.to_string();
+                    Some((name, h["state"] == "up" && h["status"] == "enabled"))
+                })
+                .collect())
+        })
+    }
+
     fn release(&self, host: &str, reservation: &str) -> BoxFuture<'_, anyhow::Result<()>> {
         let host = host.to_string();
         let reservation = reservation.to_string();
@@ -142,6 +160,8 @@ pub struct FakeCompute {
     pub fail: Mutex<Option<String>>,
     /// Calls made, in order (`reserve host res`, `release host res`).
     pub calls: Mutex<Vec<String>>,
+    /// Hosts reported down.
+    pub down: Mutex<std::collections::HashSet<String>>,
 }
 
 impl FakeCompute {
@@ -165,6 +185,15 @@ impl FakeCompute {
 }
 
 impl Compute for FakeCompute {
+    fn health(&self) -> BoxFuture<'_, anyhow::Result<HashMap<String, bool>>> {
+        let down = self.down.lock().unwrap().clone();
+        let states = self.hosts.lock().unwrap().keys().map(|h| (h.clone(), !down.contains(h))).collect();
+        Box::pin(async move {
+            self.failing()?;
+            Ok(states)
+        })
+    }
+
     fn hypervisor(&self, name: &str) -> BoxFuture<'_, anyhow::Result<Option<Hypervisor>>> {
         let found = self.hosts.lock().unwrap().contains_key(name);
         let name = name.to_string();

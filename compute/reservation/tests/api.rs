@@ -485,3 +485,35 @@ async fn floating_ips(engine: Engine) {
 async fn floating_ip_reservations() {
     each_engine!(floating_ips);
 }
+
+async fn failed_hosts(engine: Engine) {
+    let c = Cloud::start(engine, 4, true, 8).await;
+    c.hosts(4).await;
+    let (p1, alice) = c.id.member("p1").await;
+    // Two hosts of type a (h1, h3) exist; the lease takes one of them.
+    let body = json!({"name": "a-host", "start_date": "now", "end_date": later(60), "events": [],
+        "reservations": [{"resource_type": "physical:host", "min": 1, "max": 1,
+                          "resource_properties": "[\"==\", \"$node_type\", \"a\"]"}]});
+    let (_, l) = c.call("POST", "/v1/leases", &alice, Some(body)).await;
+    let lid = l["lease"]["id"].as_str().unwrap().to_string();
+    let rid = l["lease"]["reservations"][0]["id"].as_str().unwrap().to_string();
+    eventually("the lease to start", || async { c.status(&alice, &lid).await == "ACTIVE" }).await;
+    assert_eq!(c.svc.check_hosts().await.unwrap(), 0, "all hosts healthy");
+    c.compute.down.lock().unwrap().insert("h1".into());
+    assert_eq!(c.svc.check_hosts().await.unwrap(), 1, "h1 replaced");
+    assert_eq!(c.compute.holder("h3"), Some((rid.clone(), p1.clone())), "by the other host of type a");
+    let (_, shown) = c.call("GET", &format!("/v1/leases/{lid}"), &alice, None).await;
+    assert_eq!(shown["lease"]["degraded"], false);
+    assert_eq!(shown["lease"]["reservations"][0]["resources_changed"], true);
+    // Now h3 fails too and no host of type a is left: degraded, resources missing.
+    c.compute.down.lock().unwrap().insert("h3".into());
+    assert_eq!(c.svc.check_hosts().await.unwrap(), 0);
+    let (_, shown) = c.call("GET", &format!("/v1/leases/{lid}"), &alice, None).await;
+    assert_eq!(shown["lease"]["degraded"], true);
+    assert_eq!(shown["lease"]["reservations"][0]["missing_resources"], true);
+}
+
+#[tokio::test]
+async fn failed_hosts_are_replaced_or_the_lease_is_degraded() {
+    each_engine!(failed_hosts);
+}

@@ -81,6 +81,8 @@ pub struct ReservationConfig {
     /// How many times a lease event is tried (with growing pauses) before the lease
     /// goes to ERROR.
     pub event_attempts: i64,
+    /// How often the hosts of active leases are checked; a failed one is replaced.
+    pub health_secs: u64,
 }
 
 impl Default for ReservationConfig {
@@ -91,6 +93,7 @@ impl Default for ReservationConfig {
             network_url: String::new(),
             before_end_minutes: 60,
             event_attempts: 8,
+            health_secs: 30,
         }
     }
 }

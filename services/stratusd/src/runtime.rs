@@ -140,6 +140,7 @@ impl Runtime {
                 before_end_minutes: c.before_end_minutes.max(0),
                 event_attempts: c.event_attempts.max(1),
                 tick: std::time::Duration::from_secs(1),
+                health_every: std::time::Duration::from_secs(c.health_secs.max(1)),
             },
         );
         service.start();

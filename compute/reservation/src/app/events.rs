@@ -33,6 +33,7 @@ impl ReservationService {
     /// Starts the schedule: a pass now (catching up on whatever came due while the
     /// service was down), then whenever woken or at the next event, at least every tick.
     pub fn start(self: &Arc<Self>) {
+        self.start_health(self.settings.health_every);
         let me = self.clone();
         stratus_common::supervisor::SUPERVISOR.spawn("reservation.events", move |task| {
             let me = me.clone();
@@ -134,12 +135,14 @@ impl ReservationService {
                     Store::reservations_status_in(&mut tx, &lease.id, r).await?;
                 }
                 tx.commit().await?;
-                let what = match e.event_type {
-                    EventType::StartLease => "lease.start",
-                    EventType::BeforeEndLease => "lease.before_end",
-                    EventType::EndLease => "lease.end",
-                };
-                self.notify(what, &lease).await;
+                match e.event_type {
+                    EventType::StartLease => self.notify("lease.start", &lease).await,
+                    EventType::BeforeEndLease => self.notify("lease.before_end", &lease).await,
+                    EventType::EndLease => {
+                        let usage = serde_json::json!({"host_hours": detail.host_hours(Utc::now())});
+                        self.notify_with("lease.end", &lease, usage).await
+                    }
+                }
             }
             Err(err) => {
                 e.last_error = format!("{err:#}");

@@ -25,6 +25,18 @@ pub struct LeaseDetail {
     pub allocations: Vec<Allocation>,
 }
 
+impl LeaseDetail {
+    /// Host-hours the lease used until `until` (or its end, if earlier): for metering.
+    pub fn host_hours(&self, until: DateTime<Utc>) -> f64 {
+        self.allocations
+            .iter()
+            .filter(|a| a.floatingip_id.is_empty())
+            .filter_map(|a| Some((stored(&a.start_date).ok()?, stored(&a.end_date).ok()?)))
+            .map(|(s, e)| (e.min(until) - s).num_milliseconds().max(0) as f64 / 3_600_000.0)
+            .sum()
+    }
+}
+
 /// How far in the past a start may be and still count as now: clients send minutes.
 const START_SLACK: Duration = Duration::minutes(1);
 /// Lease names are at most this long (as Blazar's).
@@ -70,7 +82,7 @@ fn check_name(name: &str) -> AppResult<()> {
 }
 
 /// What a `physical:host` reservation asks for.
-struct HostAsk {
+pub(crate) struct HostAsk {
     min: i64,
     max: i64,
     hypervisor: Query,
@@ -78,7 +90,7 @@ struct HostAsk {
 }
 
 impl HostAsk {
-    fn of(r: &Reservation) -> AppResult<Self> {
+    pub(crate) fn of(r: &Reservation) -> AppResult<Self> {
         Ok(Self {
             min: r.min,
             max: r.max,
@@ -94,7 +106,7 @@ impl HostAsk {
 }
 
 /// Up to `want` free hosts for `ask`, at least `need`, lowest ids first; they join `taken`.
-fn pick(
+pub(crate) fn pick(
     hosts: &[Host],
     busy: &HashSet<i64>,
     taken: &mut HashSet<i64>,
@@ -615,7 +627,8 @@ impl ReservationService {
         let mut tx = self.store.db.pool.begin().await?;
         Store::lease_delete_in(&mut tx, id).await?;
         tx.commit().await?;
-        self.notify("lease.delete", &detail.lease).await;
+        let usage = serde_json::json!({"host_hours": detail.host_hours(Utc::now())});
+        self.notify_with("lease.delete", &detail.lease, usage).await;
         Ok(())
     }
 

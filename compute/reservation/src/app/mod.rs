@@ -5,6 +5,7 @@
 mod error;
 pub mod events;
 pub mod floatingips;
+mod health;
 pub mod hosts;
 pub mod leases;
 
@@ -28,6 +29,8 @@ pub struct Settings {
     pub event_attempts: i64,
     /// The longest the schedule sleeps between looks at the event table.
     pub tick: std::time::Duration,
+    /// How often the hosts of active leases are checked for failures.
+    pub health_every: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -37,6 +40,7 @@ impl Default for Settings {
             before_end_minutes: 60,
             event_attempts: 8,
             tick: std::time::Duration::from_secs(1),
+            health_every: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -75,13 +79,17 @@ impl ReservationService {
 
     /// Announces a lifecycle event (`reservation.<what>`).
     pub(crate) async fn notify(&self, what: &str, lease: &crate::store::Lease) {
-        self.bus
-            .emit(
-                &format!("reservation.{what}"),
-                &json!({"lease_id": lease.id, "project_id": lease.project_id, "status": lease.status.as_str(),
-                        "timestamp": now_text()}),
-            )
-            .await;
+        self.notify_with(what, lease, serde_json::Value::Null).await
+    }
+
+    /// Announces a lifecycle event with more fields (`usage` for metering).
+    pub(crate) async fn notify_with(&self, what: &str, lease: &crate::store::Lease, more: serde_json::Value) {
+        let mut body = json!({"lease_id": lease.id, "project_id": lease.project_id, "status": lease.status.as_str(),
+                              "degraded": lease.degraded, "timestamp": now_text()});
+        if let (serde_json::Value::Object(b), serde_json::Value::Object(m)) = (&mut body, more) {
+            b.extend(m);
+        }
+        self.bus.emit(&format!("reservation.{what}"), &body).await;
     }
 }
 

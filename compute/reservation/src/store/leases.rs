@@ -472,3 +472,44 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Moves an allocation to another host (a failed host replaced).
+    pub async fn allocation_move_in(conn: &mut sqlx::AnyConnection, id: &str, host: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE reservation_allocations SET host_id = $1 WHERE id = $2")
+            .bind(host)
+            .bind(id)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Records that a reservation lost hosts it could not replace (`missing`) or had
+    /// hosts replaced (`changed`).
+    pub async fn reservation_flags_in(
+        conn: &mut sqlx::AnyConnection,
+        id: &str,
+        missing: bool,
+        changed: bool,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE reservation_reservations SET missing_resources = $1, resources_changed = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(missing as i64)
+        .bind(changed as i64)
+        .bind(now_text())
+        .bind(id)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Leases in `status`.
+    pub async fn leases_in_status(&self, status: LeaseStatus) -> StoreResult<Vec<Lease>> {
+        let rows = sqlx::query("SELECT * FROM reservation_leases WHERE status = $1 ORDER BY start_date, id")
+            .bind(status.as_str())
+            .fetch_all(&self.db.reads)
+            .await?;
+        rows.iter().map(lease).collect()
+    }
+}
