@@ -6,7 +6,7 @@
 //! Targets from the compute issue: ≥ 200 cycles/s with zero failures, p99
 //! POST-to-ACTIVE < 100 ms, ≥ 5,000 scheduling decisions/s over 1,000 hosts.
 
-use super::{admin_token, print, proc_stats, run_with, Args, MakeRequest, Server};
+use super::{admin_token, pct, print, proc_stats, run_with, Args, MakeRequest, Server};
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -207,11 +207,6 @@ async fn cycles(api: &Arc<Api>, server_body: &Value, clients: usize, secs: u64) 
     out.errors = errors.load(Ordering::Relaxed);
     out.to_active.sort();
     out
-}
-
-fn pct(v: &[Duration], p: f64) -> f64 {
-    v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1))).copied().unwrap_or_default().as_secs_f64()
-        * 1000.0
 }
 
 pub async fn bench(server: &Server, args: &Args) -> anyhow::Result<()> {

@@ -201,6 +201,31 @@ async fn start(binary: &PathBuf, args: &Args) -> anyhow::Result<(Server, Duratio
     Ok((server, started.elapsed()))
 }
 
+/// One service's API with the admin's token.
+struct Api {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
+        let mut req = self.client.request(method, format!("{}{path}", self.base)).header("x-auth-token", &self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await?;
+        let status = r.status().as_u16();
+        Ok((status, r.json::<Value>().await.unwrap_or(Value::Null)))
+    }
+}
+
+/// The `p` quantile of sorted latencies, in milliseconds.
+fn pct(v: &[Duration], p: f64) -> f64 {
+    v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1))).copied().unwrap_or_default().as_secs_f64()
+        * 1000.0
+}
+
 /// Waits until compute lists `want` fake hosts (their agents report at start).
 async fn wait_fake_hosts(client: &reqwest::Client, server: &Server, token: &str, want: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);

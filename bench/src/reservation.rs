@@ -4,30 +4,14 @@
 //! and the time from a lease starting ("now") to its hosts being held for it in
 //! compute (POST → ACTIVE, the control plane's whole share), p50/p99.
 
-use super::{admin_token, proc_stats, Args, Server};
+use super::{admin_token, pct, proc_stats, Api, Args, Server};
 use anyhow::Context;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-struct Api {
-    client: reqwest::Client,
-    base: String,
-    token: String,
-}
-
 impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
-        let mut req = self.client.request(method, format!("{}{path}", self.base)).header("x-auth-token", &self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await?;
-        let status = r.status().as_u16();
-        Ok((status, r.json::<Value>().await.unwrap_or(Value::Null)))
-    }
-
     async fn lease(&self, name: &str, start: &str, end: &str) -> anyhow::Result<String> {
         let body = json!({"name": name, "start_date": start, "end_date": end, "events": [],
             "reservations": [{"resource_type": "physical:host", "min": 1, "max": 1}]});
@@ -35,11 +19,6 @@ impl Api {
         anyhow::ensure!(code == 201, "lease create answered {code}: {v}");
         Ok(v["lease"]["id"].as_str().context("no lease id")?.to_string())
     }
-}
-
-fn pct(v: &[Duration], p: f64) -> f64 {
-    v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1))).copied().unwrap_or_default().as_secs_f64()
-        * 1000.0
 }
 
 fn date(offset: chrono::Duration) -> String {

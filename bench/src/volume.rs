@@ -5,31 +5,14 @@
 //! available: the first, which downloads the image, and the next, a copy-on-write
 //! overlay) against `cp` of the same bytes on the same file system.
 
-use super::{admin_token, proc_stats, Args, Server};
+use super::{admin_token, pct, proc_stats, Api, Args, Server};
 use anyhow::Context;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-struct Api {
-    client: reqwest::Client,
-    base: String,
-    token: String,
-}
-
 impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
-        let mut req = self.client.request(method, format!("{}{path}", self.base)).header("x-auth-token", &self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await?;
-        let status = r.status().as_u16();
-        let v = r.json::<Value>().await.unwrap_or(Value::Null);
-        Ok((status, v))
-    }
-
     /// Polls with backoff until the volume has `status` (`None`: until it is gone).
     async fn wait(&self, id: &str, status: Option<&str>) -> anyhow::Result<()> {
         let mut pause = Duration::from_millis(2);
@@ -49,11 +32,6 @@ impl Api {
             pause = (pause * 2).min(Duration::from_millis(20));
         }
     }
-}
-
-fn pct(v: &[Duration], p: f64) -> f64 {
-    v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1))).copied().unwrap_or_default().as_secs_f64()
-        * 1000.0
 }
 
 pub async fn bench(server: &Server, args: &Args) -> anyhow::Result<()> {

@@ -37,38 +37,22 @@ pub trait Compute: Send + Sync {
 }
 
 /// Compute's API, called with the service's token.
-pub struct HttpCompute {
-    pub http: reqwest::Client,
-    /// Compute's endpoint, ending in `/v2.1`.
-    pub url: String,
-    pub tokens: Arc<dyn TokenSource>,
-}
+pub struct HttpCompute(pub crate::client::ServiceClient);
 
 impl HttpCompute {
+    /// `url`: compute's endpoint, ending in `/v2.1`.
+    pub fn new(http: reqwest::Client, url: String, tokens: Arc<dyn TokenSource>) -> Self {
+        Self(crate::client::ServiceClient {
+            http,
+            url,
+            tokens,
+            name: "compute",
+            headers: vec![("OpenStack-API-Version", "compute 2.53")],
+        })
+    }
+
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
-        for attempt in 0..2 {
-            let token = self.tokens.token().await?;
-            let mut req = self
-                .http
-                .request(method.clone(), format!("{}{path}", self.url))
-                .header("X-Auth-Token", &token)
-                .header("OpenStack-API-Version", "compute 2.53");
-            if let Some(b) = &body {
-                req = req.json(b);
-            }
-            let resp = req.send().await.map_err(|e| anyhow::anyhow!("compute is unreachable: {e}"))?;
-            let status = resp.status().as_u16();
-            if status == 401 && attempt == 0 {
-                self.tokens.refused(&token);
-                continue;
-            }
-            let value = resp.json::<Value>().await.unwrap_or(Value::Null);
-            if status >= 500 {
-                anyhow::bail!("compute answered {status}: {value}");
-            }
-            return Ok((status, value));
-        }
-        anyhow::bail!("compute refused the service's token")
+        self.0.call(method, path, body).await
     }
 }
 

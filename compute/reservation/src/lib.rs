@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod app;
+pub mod client;
 pub mod compute;
 pub mod filter;
 pub mod migrations;

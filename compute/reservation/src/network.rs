@@ -60,35 +60,16 @@ fn in_range(address: &IpAddr, start: &str, end: &str) -> bool {
 }
 
 /// The network API, called with the service's token.
-pub struct HttpNetwork {
-    pub http: reqwest::Client,
-    /// The network endpoint (without `/v2.0`).
-    pub url: String,
-    pub tokens: Arc<dyn TokenSource>,
-}
+pub struct HttpNetwork(pub crate::client::ServiceClient);
 
 impl HttpNetwork {
+    /// `url`: the network endpoint (without `/v2.0`).
+    pub fn new(http: reqwest::Client, url: String, tokens: Arc<dyn TokenSource>) -> Self {
+        Self(crate::client::ServiceClient { http, url, tokens, name: "the network service", headers: Vec::new() })
+    }
+
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
-        for attempt in 0..2 {
-            let token = self.tokens.token().await?;
-            let mut req =
-                self.http.request(method.clone(), format!("{}{path}", self.url)).header("X-Auth-Token", &token);
-            if let Some(b) = &body {
-                req = req.json(b);
-            }
-            let resp = req.send().await.map_err(|e| anyhow::anyhow!("the network service is unreachable: {e}"))?;
-            let status = resp.status().as_u16();
-            if status == 401 && attempt == 0 {
-                self.tokens.refused(&token);
-                continue;
-            }
-            let value = resp.json::<Value>().await.unwrap_or(Value::Null);
-            if status >= 500 {
-                anyhow::bail!("the network service answered {status}: {value}");
-            }
-            return Ok((status, value));
-        }
-        anyhow::bail!("the network service refused the service's token")
+        self.0.call(method, path, body).await
     }
 
     /// The floating IPs with `address` on `network`.

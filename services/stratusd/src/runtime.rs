@@ -119,17 +119,14 @@ impl Runtime {
             c.compute_url.trim_end_matches('/').to_string()
         };
         let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
-        let compute = Arc::new(stratus_reservation::compute::HttpCompute {
-            http: http.clone(),
-            url: compute_url,
-            tokens: tokens.clone(),
-        });
+        let compute =
+            Arc::new(stratus_reservation::compute::HttpCompute::new(http.clone(), compute_url, tokens.clone()));
         let network_url = if c.network_url.is_empty() {
             self.network_public_url()
         } else {
             c.network_url.trim_end_matches('/').to_string()
         };
-        let network = Arc::new(stratus_reservation::network::HttpNetwork { http, url: network_url, tokens });
+        let network = Arc::new(stratus_reservation::network::HttpNetwork::new(http, network_url, tokens));
         let service = stratus_reservation::ReservationService::new(
             stratus_reservation::store::Store::new(self.db.clone()),
             self.bus.clone(),

@@ -70,18 +70,6 @@ impl Store {
 
     /// Deletes an address no allocation ending after `now` names; false otherwise.
     pub async fn floatingip_delete(&self, id: &str, now: &str) -> StoreResult<bool> {
-        let mut tx = self.db.pool.begin().await?;
-        Self::lock_in(&mut tx).await?;
-        let busy = sqlx::query("SELECT 1 FROM reservation_allocations WHERE floatingip_id = $1 AND end_date > $2")
-            .bind(id)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if busy.is_some() {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM reservation_floatingips WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(true)
+        self.delete_unless_allocated("reservation_floatingips", "floatingip_id", id.to_string(), now).await
     }
 }

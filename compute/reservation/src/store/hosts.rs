@@ -126,21 +126,8 @@ impl Store {
         row.as_ref().map(Host::from_row).transpose()
     }
 
-    /// Deletes a host no allocation ending after `now` names (under the lock, so no
-    /// lease takes it meanwhile). False when such an allocation exists.
+    /// Deletes a host no allocation ending after `now` names; false otherwise.
     pub async fn host_delete(&self, id: i64, now: &str) -> StoreResult<bool> {
-        let mut tx = self.db.pool.begin().await?;
-        Self::lock_in(&mut tx).await?;
-        let busy = sqlx::query("SELECT 1 FROM reservation_allocations WHERE host_id = $1 AND end_date > $2")
-            .bind(id)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if busy.is_some() {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM reservation_hosts WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(true)
+        self.delete_unless_allocated("reservation_hosts", "host_id", id, now).await
     }
 }

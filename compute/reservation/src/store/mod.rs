@@ -25,6 +25,34 @@ impl Store {
         Self { db }
     }
 
+    /// Deletes row `id` of `table` (a host or a reservable floating IP) unless an
+    /// allocation ending after `now` names it in `column`; false then. Under the
+    /// allocation lock, so no lease takes it meanwhile.
+    pub(crate) async fn delete_unless_allocated<T>(
+        &self,
+        table: &str,
+        column: &str,
+        id: T,
+        now: &str,
+    ) -> StoreResult<bool>
+    where
+        T: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + Clone,
+    {
+        let mut tx = self.db.pool.begin().await?;
+        Self::lock_in(&mut tx).await?;
+        let busy = sqlx::query(&format!("SELECT 1 FROM reservation_allocations WHERE {column} = $1 AND end_date > $2"))
+            .bind(id.clone())
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if busy.is_some() {
+            return Ok(false);
+        }
+        sqlx::query(&format!("DELETE FROM {table} WHERE id = $1")).bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Takes the allocation lock for the rest of the caller's transaction.
     pub async fn lock_in(conn: &mut sqlx::AnyConnection) -> StoreResult<()> {
         sqlx::query("UPDATE reservation_locks SET n = n + 1 WHERE name = 'allocation'").execute(conn).await?;
