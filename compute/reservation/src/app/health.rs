@@ -46,13 +46,15 @@ impl ReservationService {
             let _turn = self.turns.lock().await;
             let mut lease = d.lease.clone();
             let now = time_text(Utc::now());
-            let mut tx = self.store.db.pool.begin().await?;
-            Store::lock_in(&mut tx).await?;
-            let healthy: Vec<_> = Store::host_list_in(&mut tx)
+            let healthy: Vec<_> = self
+                .store
+                .host_list()
                 .await?
                 .into_iter()
                 .filter(|h| health.get(&h.hypervisor_hostname) == Some(&true))
                 .collect();
+            let mut tx = self.store.db.pool.begin().await?;
+            Store::lock_in(&mut tx).await?;
             let busy = Store::busy_hosts_in(&mut tx, &now, &lease.end_date, &lease.id).await?;
             let mut taken: HashSet<i64> =
                 d.allocations.iter().filter(|a| a.floatingip_id.is_empty()).map(|a| a.host_id).collect();
@@ -71,6 +73,9 @@ impl ReservationService {
                     }
                 }
             }
+            let moved: Vec<Allocation> =
+                moves.iter().map(|(a, host)| Allocation { host_id: *host, ..a.clone() }).collect();
+            Self::hosts_still_there(&mut tx, &moved).await?;
             for r in &d.reservations {
                 if changed.contains(&r.id) || missing.contains(&r.id) {
                     let was_changed = r.resources_changed || changed.contains(&r.id);

@@ -331,6 +331,8 @@ impl ReservationService {
             new_event(&lease_id, EventType::BeforeEndLease, lease.before_end_date.as_deref().unwrap_or_default()),
             new_event(&lease_id, EventType::EndLease, &lease.end_date),
         ];
+        // Hosts change rarely: read them before the lock, check the chosen ones inside.
+        let hosts = self.store.host_list().await?;
         let mut tx = self.store.db.pool.begin().await?;
         Store::lock_in(&mut tx).await?;
         if let Err(e) = Store::lease_insert_in(&mut tx, &lease).await {
@@ -340,7 +342,6 @@ impl ReservationService {
                 e.into()
             });
         }
-        let hosts = Store::host_list_in(&mut tx).await?;
         let busy = Store::busy_hosts_in(&mut tx, &lease.start_date, &lease.end_date, &lease.id).await?;
         let fips = Store::floatingip_list_in(&mut tx).await?;
         let busy_fips = Store::busy_floatingips_in(&mut tx, &lease.start_date, &lease.end_date, &lease.id).await?;
@@ -369,6 +370,7 @@ impl ReservationService {
             }
             Store::reservation_insert_in(&mut tx, r).await?;
         }
+        Self::hosts_still_there(&mut tx, &allocations).await?;
         for a in &allocations {
             Store::allocation_insert_in(&mut tx, a).await?;
         }
@@ -514,9 +516,9 @@ impl ReservationService {
         let window = (lease.start_date.clone(), lease.end_date.clone());
         let mut added: Vec<Allocation> = Vec::new();
         let mut dropped: Vec<Allocation> = Vec::new();
+        let hosts = self.store.host_list().await?;
         let mut tx = self.store.db.pool.begin().await?;
         Store::lock_in(&mut tx).await?;
-        let hosts = Store::host_list_in(&mut tx).await?;
         let busy = Store::busy_hosts_in(&mut tx, &window.0, &window.1, &lease.id).await?;
         if moved {
             let busy_fips = Store::busy_floatingips_in(&mut tx, &window.0, &window.1, &lease.id).await?;
@@ -565,6 +567,7 @@ impl ReservationService {
             }
             Store::reservation_counts_in(&mut tx, &r.id, min, max).await?;
         }
+        Self::hosts_still_there(&mut tx, &added).await?;
         for a in &added {
             Store::allocation_insert_in(&mut tx, a).await?;
         }
@@ -667,6 +670,17 @@ impl ReservationService {
             }
         }
         Ok(())
+    }
+
+    /// Refuses allocations of hosts removed since they were read (the caller holds the
+    /// allocation lock, so none can go after this check).
+    pub(crate) async fn hosts_still_there(conn: &mut sqlx::AnyConnection, allocations: &[Allocation]) -> AppResult<()> {
+        let ids: Vec<i64> = allocations.iter().filter(|a| a.floatingip_id.is_empty()).map(|a| a.host_id).collect();
+        let present = Store::hosts_present_in(conn, &ids).await?;
+        match ids.iter().find(|id| !present.contains(id)) {
+            Some(id) => Err(Error::Conflict(format!("Host {id} stopped being reservable meanwhile; try again."))),
+            None => Ok(()),
+        }
     }
 
     async fn floatingips(&self) -> anyhow::Result<HashMap<String, FloatingIp>> {

@@ -4,9 +4,30 @@
 use super::{Store, StoreResult};
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
-use stratus_common::db::{now_text, RowExt};
+use stratus_common::db::{now_text, Col, JsonSelect, RowExt};
 
-#[derive(Debug, Clone, PartialEq)]
+/// Every host, read as one JSON document (a thousand hosts are one row to decode).
+const HOSTS: JsonSelect = JsonSelect {
+    columns: &[
+        Col::Text("id"),
+        Col::Text("hypervisor_hostname"),
+        Col::Text("hypervisor_type"),
+        Col::Text("hypervisor_version"),
+        Col::Text("vcpus"),
+        Col::Text("memory_mb"),
+        Col::Text("local_gb"),
+        Col::Text("cpu_info"),
+        Col::Text("service_name"),
+        Col::Json("extra"),
+        Col::Flag("reservable"),
+        Col::Text("created_at"),
+        Col::Text("updated_at"),
+    ],
+    from: "reservation_hosts",
+    order: "id",
+};
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct Host {
     pub id: i64,
     pub hypervisor_hostname: String,
@@ -98,14 +119,27 @@ impl Store {
     }
 
     pub async fn host_list(&self) -> StoreResult<Vec<Host>> {
-        let rows = sqlx::query("SELECT * FROM reservation_hosts ORDER BY id").fetch_all(&self.db.reads).await?;
-        rows.iter().map(Host::from_row).collect()
+        self.db.json_rows(&HOSTS, &[]).await
     }
 
-    /// The hosts, in the caller's (locked) transaction.
-    pub async fn host_list_in(conn: &mut sqlx::AnyConnection) -> StoreResult<Vec<Host>> {
-        let rows = sqlx::query("SELECT * FROM reservation_hosts ORDER BY id").fetch_all(conn).await?;
-        rows.iter().map(Host::from_row).collect()
+    /// Which of `ids` are still hosts, in the caller's (locked) transaction: hosts are
+    /// read before it, and one may have gone meanwhile.
+    pub async fn hosts_present_in(
+        conn: &mut sqlx::AnyConnection,
+        ids: &[i64],
+    ) -> StoreResult<std::collections::HashSet<i64>> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let sql = format!(
+            "SELECT id FROM reservation_hosts WHERE id IN ({})",
+            stratus_common::db::placeholders(ids.len(), 1, 1)
+        );
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        Ok(q.fetch_all(conn).await?.iter().map(|r| r.int("id")).collect())
     }
 
     pub async fn host_get(&self, id: i64) -> StoreResult<Option<Host>> {
