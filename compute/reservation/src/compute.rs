@@ -60,12 +60,25 @@ impl Compute for HttpCompute {
     fn hypervisor(&self, name: &str) -> BoxFuture<'_, anyhow::Result<Option<Hypervisor>>> {
         let name = name.to_string();
         Box::pin(async move {
-            let (status, body) = self.call(reqwest::Method::GET, "/os-hypervisors/detail", None).await?;
-            anyhow::ensure!(status == 200, "compute refused to list hypervisors ({status}): {body}");
-            let found = body["hypervisors"].as_array().into_iter().flatten().find(|h| {
-                h["hypervisor_hostname"].as_str() == Some(name.as_str())
-                    || h["service"]["host"].as_str() == Some(name.as_str())
-            });
+            // Those whose name holds `name` first (one host, not a thousand), then all.
+            let narrow = format!("/os-hypervisors/detail?hypervisor_hostname_pattern={}", urlencoding::encode(&name));
+            let mut found = None;
+            for path in [narrow.as_str(), "/os-hypervisors/detail"] {
+                let (status, body) = self.call(reqwest::Method::GET, path, None).await?;
+                anyhow::ensure!(status == 200, "compute refused to list hypervisors ({status}): {body}");
+                found = body["hypervisors"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|h| {
+                        h["hypervisor_hostname"].as_str() == Some(name.as_str())
+                            || h["service"]["host"].as_str() == Some(name.as_str())
+                    })
+                    .cloned();
+                if found.is_some() {
+                    break;
+                }
+            }
             Ok(found.map(|h| Hypervisor {
                 hostname: h["hypervisor_hostname"].as_str().unwrap_or_default().to_string(),
                 hypervisor_type: h["hypervisor_type"].as_str().unwrap_or_default().to_string(),
