@@ -3,11 +3,15 @@ driver (QEMU software emulation where KVM cannot run) and its own network agent.
 test guest (tests/guest/) is uploaded through the image service as a kernel, an
 initramfs and a small qcow2 disk that names them; a server made from it gets its
 address by DHCP, its host name and key from the config drive, and answers SSH on its
-floating IP from an "outside" namespace on the external network.
+floating IP from an "outside" namespace on the external network. It does so the way
+the seeds' workflow does: the host is leased first (a host reservation and a floating IP
+reservation, through the openstack client's Blazar plugin), the servers are launched
+into the reservation, and the lease's end gives the host and the address back.
 
 Traffic only ever goes to the namespaces and bridges this test (and the agent) made.
 """
 
+import json
 import os
 import re
 import shutil
@@ -141,6 +145,39 @@ def make_world(cloud, work, w):
     cloud.osc("keypair", "create", "--public-key", w["key"] + ".pub", w["kp"])
 
 
+def lease_host_and_address(cloud, w):
+    """Makes this host reservable and an address of the external network (outside its
+    pool) reservable, leases both from now, and waits for the lease to start. Returns
+    (lease name, the server hint for the host reservation, the reserved address)."""
+    host = cloud.osc("hypervisor", "list")[0]["Hypervisor Hostname"]
+    cloud.osc("reservation", "host", "create", "--extra", "node_type=libvirt", host, fmt_json=False)
+    reserved_ip = "172.24.60.200"
+    cloud.osc("reservation", "floatingip", "create", w["ext"]["id"], reserved_ip, fmt_json=False)
+    name = unique("lease")
+    end = time.strftime("%Y-%m-%d %H:%M", time.gmtime(time.time() + 3 * 3600))
+    cloud.osc(
+        "reservation", "lease", "create", "--start-date", "now", "--end-date", end,
+        "--reservation", 'resource_type=physical:host,min=1,max=1,resource_properties=["==","$node_type","libvirt"]',
+        "--reservation", f"resource_type=virtual:floatingip,network_id={w['ext']['id']},amount=1", name, fmt_json=False,
+    )
+
+    def shown():
+        out = cloud.osc("reservation", "lease", "show", name, "-f", "json", fmt_json=False)
+        return json.loads(out[out.index("{"):])
+
+    wait_until("the lease ACTIVE", lambda: shown()["status"] == "ACTIVE", timeout=30, interval=0.3)
+    reservations = shown()["reservations"]
+    if isinstance(reservations, str):
+        # blazarclient prints a list of objects as the objects one after the other.
+        decoder, text, reservations = json.JSONDecoder(), reservations.strip(), []
+        while text:
+            item, end = decoder.raw_decode(text)
+            reservations.append(item)
+            text = text[end:].strip()
+    host_res = next(r["id"] for r in reservations if r["resource_type"] == "physical:host")
+    return name, ["--hint", f"reservation={host_res}"], reserved_ip
+
+
 def remove_world(cloud, w):
     cloud.osc("router", "remove", "subnet", w["router"]["id"], w["sub"]["id"])
     cloud.osc("router", "delete", w["router"]["id"])
@@ -159,11 +196,12 @@ def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud
     try:
         make_world(cloud, work, w)
         outside, key, image, flavor, net = w["outside"], w["key"], w["image"], w["flavor"], w["net"]
+        lease, hint, reserved_ip = lease_host_and_address(cloud, w)
         t0 = time.monotonic()
         name = unique("vm")
         server = cloud.osc(
             "server", "create", "--flavor", flavor["id"], "--image", image["id"], "--network", net["id"],
-            "--key-name", w["kp"], "--security-group", w["sg"]["id"], "--wait", name,
+            "--key-name", w["kp"], "--security-group", w["sg"]["id"], *hint, "--wait", name,
         )
         active = time.monotonic() - t0
         assert server["status"] == "ACTIVE", server
@@ -175,8 +213,9 @@ def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud
         # port's status report follows that pass at once.
         wait_until("the port ACTIVE", lambda: cloud.osc("port", "show", port["ID"])["status"] == "ACTIVE", timeout=10)
 
-        fip = cloud.osc("floating", "ip", "create", w["ext"]["id"])
-        address = fip["floating_ip_address"]
+        # The lease's floating IP, made for the project at the lease's start.
+        fip = next(f for f in cloud.osc("floating", "ip", "list", "--long") if f["Floating IP Address"] == reserved_ip)
+        address = reserved_ip
         cloud.osc("server", "add", "floating", "ip", server["id"], address)
         wait_until("the floating IP answering ping", lambda: outside.ping(address), timeout=90, interval=0.5)
         wait_until("SSH", lambda: ssh(outside, key, address, "true").returncode == 0, timeout=90, interval=1)
@@ -290,8 +329,8 @@ def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud
         before = downloads()
         raw = upload_guest(cloud, work, "raw")
         second = cloud.osc(
-            "server", "create", "--flavor", flavor["id"], "--image", raw["id"], "--network", net["id"], "--wait",
-            unique("vm2"),
+            "server", "create", "--flavor", flavor["id"], "--image", raw["id"], "--network", net["id"], *hint,
+            "--wait", unique("vm2"),
         )
         assert second["status"] == "ACTIVE"
         assert downloads() == before + 1, cloud.read_log()
@@ -306,7 +345,7 @@ def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud
         wait_until("the root volume available",
                    lambda: cloud.osc("volume", "show", rootvol["id"])["status"] == "available", timeout=90, interval=0.5)
         third = cloud.osc("server", "create", "--flavor", flavor["id"], "--volume", rootvol["id"], "--network",
-                          net["id"], "--wait", unique("vm3"))
+                          net["id"], *hint, "--wait", unique("vm3"))
         assert third["status"] == "ACTIVE", third
         root_file = os.path.join(cloud.data_dir, "volumes", "volumes", f"{rootvol['id']}.qcow2")
         assert root_file in virsh("domblklist", f"stratus-{third['id']}").stdout
@@ -324,7 +363,9 @@ def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud
         assert os.listdir(instances) == [], "disks, config drive and console log are gone"
         wait_until("the tap gone", lambda: sh("ip", "link", "show", tap, check=False).returncode != 0, timeout=30)
         wait_until("no nftables rule for the tap", lambda: tap not in sh("nft", "list", "ruleset").stdout, timeout=30)
-        cloud.osc("floating", "ip", "delete", fip["id"])
+        # The lease's end takes the address back and frees the host for everyone.
+        cloud.osc("reservation", "lease", "delete", lease, fmt_json=False)
+        assert fip["ID"] not in [f["ID"] for f in cloud.osc("floating", "ip", "list")]
         remove_world(cloud, w)
     finally:
         virsh("undefine", orphan)
