@@ -5,7 +5,8 @@
 # disk images), the network agent's tools (iproute2, nftables, dnsmasq and its dhcp_release) with busybox
 # (DHCP clients in the data-plane tests' guest namespaces), libvirt with QEMU and
 # xorriso (real guests and their config drives; libvirt-dev to build against), an SSH
-# client (to reach the test guest), and the Rust toolchain. As root, it also starts
+# client (to reach the test guest), ipmitool (the bare-metal service's IPMI driver), and the
+# Rust toolchain. As root, it also starts
 # libvirtd where nothing else runs it (see scripts/services.sh).
 set -euo pipefail
 
@@ -28,6 +29,7 @@ command -v busybox >/dev/null || need+=(busybox-static)
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v xorriso >/dev/null || need+=(xorriso)
 command -v ssh >/dev/null || need+=(openssh-client)
+command -v ipmitool >/dev/null || need+=(ipmitool)
 command -v libvirtd >/dev/null || need+=(libvirt-daemon libvirt-daemon-driver-qemu)
 command -v virsh >/dev/null || need+=(libvirt-clients)
 pkg-config --exists libvirt 2>/dev/null || need+=(libvirt-dev)

@@ -34,7 +34,15 @@ fi
 echo "== end-to-end tests, with the OpenStack conformance run (Tempest) beside them"
 cargo build -p stratusd
 VENV="$ROOT/.venv"
-if [ ! -x "$VENV/bin/openstack" ] || ! "$VENV/bin/pip" freeze 2>/dev/null | grep -q "python-openstackclient==10.5.0"; then
+# (Re)install when any pinned requirement is missing from the venv.
+venv_current() {
+    local frozen
+    frozen="$("$1/bin/pip" freeze 2>/dev/null)" || return 1
+    grep -E '^[A-Za-z0-9_.-]+==' "$2" | while read -r req; do
+        grep -qix "$req" <<<"$frozen" || { echo "missing $req"; return 1; }
+    done
+}
+if [ ! -x "$VENV/bin/openstack" ] || ! venv_current "$VENV" tests/e2e/requirements.txt >/dev/null; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/e2e/requirements.txt
 fi

@@ -50,12 +50,14 @@ class Cloud:
         self.metadata_port = free_port()
         self.volume_port = free_port()
         self.reservation_port = free_port()
+        self.baremetal_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.image_url = f"http://127.0.0.1:{self.image_port}"
         self.network_url = f"http://127.0.0.1:{self.network_port}"
         self.compute_url = f"http://127.0.0.1:{self.compute_port}"
         self.volume_url = f"http://127.0.0.1:{self.volume_port}"
         self.reservation_url = f"http://127.0.0.1:{self.reservation_port}"
+        self.baremetal_url = f"http://127.0.0.1:{self.baremetal_port}"
         self.auth_url = f"{self.url}/v3"
         env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
         env.update(
@@ -68,6 +70,7 @@ class Cloud:
                 "STRATUS_COMPUTE__METADATA_PORT": str(self.metadata_port),
                 "STRATUS_VOLUME__PORT": str(self.volume_port),
                 "STRATUS_RESERVATION__PORT": str(self.reservation_port),
+                "STRATUS_BAREMETAL__PORT": str(self.baremetal_port),
                 "STRATUS_IDENTITY__REFRESH_SECS": "1",
                 "STRATUS_LOG__LEVEL": "warn",
                 # One agent per kernel at a time: the data-plane tests start their own.
@@ -103,6 +106,7 @@ class Cloud:
             self.wait_ready(url=self.compute_url + "/v2.1")
             self.wait_ready(url=self.volume_url + "/v3/")
             self.wait_ready(url=self.reservation_url + "/v1/")
+            self.wait_ready(url=self.baremetal_url + "/v1/")
 
     def kill9(self):
         """Kills the process as a crash would (no shutdown at all)."""

@@ -45,6 +45,15 @@ def world():
     hv = c.osc("hypervisor", "list")[0]["Hypervisor Hostname"]
     status, _, body = c.http("POST", "/v1/os-hosts", admin, {"name": hv}, base=c.reservation_url)
     assert status == 201, body
+    # A bare-metal node with a port: the operator's alone (Ironic's default policy).
+    bm = {"X-OpenStack-Ironic-API-Version": "1.31"}
+    status, _, node = c.http("POST", "/v1/nodes", admin, {"driver": "fake-hardware", "name": unique("iso-node")},
+                             headers=bm, base=c.baremetal_url)
+    assert status == 201, node
+    status, _, port = c.http("POST", "/v1/ports", admin, {"node_uuid": node["uuid"], "address": "52:54:00:15:0a:01"},
+                             headers=bm, base=c.baremetal_url)
+    assert status == 201, port
+    w["node"], w["bm_port"] = node["uuid"], port["uuid"]
     yield w
     c.stop()
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -262,6 +271,28 @@ def test_by_id(world, a_things, actor):
         got = c.http("GET", path, token, base=c.reservation_url)[0]
         if got != 403:
             wrong.append(f"GET {path}: {got}, want 403")
+    # Bare-metal nodes, ports and drivers likewise: no read, change, power or delete.
+    node, port = world["node"], world["bm_port"]
+    for method, path, body in [
+        ("GET", "/v1/nodes", None), ("GET", "/v1/nodes/detail", None), ("GET", f"/v1/nodes/{node}", None),
+        ("GET", f"/v1/nodes/{node}/states", None), ("GET", f"/v1/nodes/{node}/ports", None),
+        ("GET", "/v1/ports", None), ("GET", f"/v1/ports/{port}", None), ("GET", "/v1/drivers", None),
+        ("GET", f"/v1/ports?node={node}", None), ("GET", f"/v1/nodes?instance_uuid={node}", None),
+        ("PATCH", f"/v1/nodes/{node}", [{"op": "add", "path": "/extra/x", "value": "y"}]),
+        ("PUT", f"/v1/nodes/{node}/states/power", {"target": "power on"}),
+        ("PUT", f"/v1/nodes/{node}/states/provision", {"target": "manage"}),
+        ("PUT", f"/v1/nodes/{node}/maintenance", {"reason": "x"}),
+        ("POST", "/v1/ports", {"node_uuid": node, "address": "52:54:00:15:0a:02"}),
+        ("POST", "/v1/nodes", {"driver": "fake-hardware"}),
+        ("DELETE", f"/v1/ports/{port}", None), ("DELETE", f"/v1/nodes/{node}", None),
+    ]:
+        got = http_with(c, method, c.baremetal_url + path, token, body, None) if method in ("PATCH", "PUT") else \
+            c.http(method, path, token, body, base=c.baremetal_url)[0]
+        if got != 403:
+            wrong.append(f"{method} {path}: {got}, want 403")
+    status, _, n = c.http("GET", f"/v1/nodes/{node}", world["admin"], base=c.baremetal_url)
+    if status != 200 or n["extra"] or n["provision_state"] != "enroll" or n["maintenance"]:
+        wrong.append(f"the node changed: {status} {n}")
     assert not wrong, "\n".join(wrong)
 
 

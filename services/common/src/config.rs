@@ -27,6 +27,7 @@ pub struct Config {
     pub compute_agent: ComputeAgentConfig,
     pub volume: VolumeConfig,
     pub reservation: ReservationConfig,
+    pub baremetal: BaremetalConfig,
     pub service_auth: ServiceAuthConfig,
     pub log: LogConfig,
 }
@@ -94,6 +95,32 @@ impl Default for ReservationConfig {
             before_end_minutes: 60,
             event_attempts: 8,
             health_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BaremetalConfig {
+    pub port: u16,
+    /// How often the power state of idle nodes is read from their BMCs, in seconds.
+    pub power_sync_secs: u64,
+    /// Consecutive failed power reads after which a node goes into maintenance.
+    pub power_sync_failures: u32,
+    /// How long a power request may take to show on the BMC, in seconds.
+    pub power_timeout_secs: u64,
+    /// The `ipmitool` the IPMI driver runs (a path, or a name on PATH).
+    pub ipmitool: String,
+}
+
+impl Default for BaremetalConfig {
+    fn default() -> Self {
+        Self {
+            port: 6385,
+            power_sync_secs: 60,
+            power_sync_failures: 3,
+            power_timeout_secs: 60,
+            ipmitool: "ipmitool".into(),
         }
     }
 }

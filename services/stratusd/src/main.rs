@@ -51,6 +51,8 @@ enum Command {
     Volume,
     /// Run the reservation service (Blazar v1 API) alone, using identity and compute over HTTP.
     Reservation,
+    /// Run the bare-metal service (Ironic v1 API) and its conductor alone, using identity over HTTP.
+    Baremetal,
     /// Run the compute agent of this host (guests through a hypervisor driver).
     ComputeAgent {
         /// Hypervisor driver: `fake` (guests in memory; tests and benchmarks).
@@ -112,7 +114,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let volume = rt.volume_served(identity.verifier.clone(), limits.clone(), tokens.clone()).await?;
             let compute = rt.compute_served(identity.verifier.clone(), limits, tokens.clone()).await?;
             let reservation = rt.reservation_served(identity.verifier.clone(), tokens.clone())?;
-            let mut services = vec![rt.identity_served(identity)?, image, network, volume, reservation];
+            let baremetal = rt.baremetal_served(identity.verifier.clone())?;
+            let mut services = vec![rt.identity_served(identity)?, image, network, volume, reservation, baremetal];
             services.extend(compute);
             if rt.config.compute_agent.enabled {
                 let agent = runtime::compute_agent(&rt.config, rt.bus.clone(), tokens.clone())?;
@@ -184,6 +187,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let tokens = runtime::service_tokens(&rt.config);
             serve_all(vec![rt.reservation_served(verifier, tokens)?]).await
         }
+        Command::Baremetal => {
+            let rt = Runtime::open(config).await?;
+            let (verifier, _) = rt.remote_identity().await?;
+            serve_all(vec![rt.baremetal_served(verifier)?]).await
+        }
         Command::Compute => {
             let rt = Runtime::open(config).await?;
             let (verifier, limits) = rt.remote_identity().await?;
@@ -250,11 +258,13 @@ fn announce(rt: &Runtime, report: &stratus_identity::app::BootstrapReport) -> an
         }
     }
     println!(
-        "Identity API at {auth_url}, image API at {}, network API at {}, volume API at {}, reservation API at {}/v1",
+        "Identity API at {auth_url}, image API at {}, network API at {}, volume API at {}, reservation API at {}/v1, \
+         bare-metal API at {}",
         rt.image_public_url(),
         rt.network_public_url(),
         rt.volume_public_url(),
-        rt.reservation_public_url()
+        rt.reservation_public_url(),
+        rt.baremetal_public_url()
     );
     println!("Use the cloud with:  export OS_CLIENT_CONFIG_FILE={}/clouds.yaml OS_CLOUD=stratus", dir.display());
     println!("                or:  source {}/openrc", dir.display());

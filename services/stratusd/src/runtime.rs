@@ -31,6 +31,7 @@ pub fn all_migrations() -> Vec<Migration> {
     m.extend_from_slice(stratus_compute::migrations::MIGRATIONS);
     m.extend_from_slice(stratus_volume::migrations::MIGRATIONS);
     m.extend_from_slice(stratus_reservation::migrations::MIGRATIONS);
+    m.extend_from_slice(stratus_baremetal::migrations::MIGRATIONS);
     m
 }
 
@@ -98,7 +99,43 @@ impl Runtime {
                 name: "blazar".into(),
                 url: format!("{}/v1", self.reservation_public_url()),
             },
+            CatalogService {
+                service_type: "baremetal".into(),
+                name: "ironic".into(),
+                url: self.baremetal_public_url(),
+            },
         ]
+    }
+
+    pub fn baremetal_public_url(&self) -> String {
+        format!("http://{}:{}", self.config.server.public_host, self.config.baremetal.port)
+    }
+
+    /// The bare-metal service and its conductor.
+    pub fn baremetal_served(&self, verifier: Arc<TokenVerifier>) -> anyhow::Result<Served> {
+        let c = &self.config.baremetal;
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build()?;
+        let mut drivers = stratus_baremetal::driver::Drivers::new(http);
+        drivers.ipmitool = c.ipmitool.clone();
+        let service = stratus_baremetal::BaremetalService::new(
+            stratus_baremetal::store::Store::new(self.db.clone()),
+            self.bus.clone(),
+            drivers,
+            stratus_baremetal::app::Settings {
+                public_url: self.baremetal_public_url(),
+                conductor: self.config.server.public_host.clone(),
+                tick: std::time::Duration::from_secs(1),
+                power_sync_every: std::time::Duration::from_secs(c.power_sync_secs.max(1)),
+                power_sync_failures: c.power_sync_failures.max(1),
+                power_timeout: std::time::Duration::from_secs(c.power_timeout_secs.max(1)),
+            },
+        );
+        service.start();
+        Ok(Served {
+            name: "baremetal",
+            addr: self.addr(c.port)?,
+            router: stratus_baremetal::api::router(service, verifier, self.config.server.max_body_bytes),
+        })
     }
 
     pub fn reservation_public_url(&self) -> String {

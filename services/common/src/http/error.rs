@@ -111,6 +111,9 @@ pub enum ErrorStyle {
     Neutron,
     /// `{"error_code", "error_message", "error_name"}` (Blazar's, flat)
     Blazar,
+    /// `{"error_message": "<JSON text of {faultcode, faultstring, debuginfo}>"}`
+    /// (Ironic's: the fault is a JSON document inside a string, which its clients decode)
+    Ironic,
 }
 
 /// Renders an error body in `style`.
@@ -159,6 +162,11 @@ pub fn error_body(style: ErrorStyle, status: StatusCode, message: &str, kind: Op
                 _ => "InvalidInput",
             };
             json!({"error_code": code, "error_message": message, "error_name": kind.unwrap_or(default_name)})
+        }
+        ErrorStyle::Ironic => {
+            let fault = json!({"faultcode": if code >= 500 { "Server" } else { "Client" },
+                               "faultstring": message, "debuginfo": null});
+            json!({"error_message": fault.to_string()})
         }
     }
 }
