@@ -32,7 +32,8 @@ pytestmark = pytest.mark.skipif(
 def udhcpc_script(directory):
     """The DHCP client's event script (the test guest's own), copied into `directory`."""
     path = os.path.join(directory, "udhcpc.sh")
-    shutil.copy(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "guest", "udhcpc.sh"), path)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    shutil.copy(os.path.join(root, "deploy", "ramdisk", "udhcpc.sh"), path)
     os.chmod(path, 0o755)
     return path
 

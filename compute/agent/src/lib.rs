@@ -7,7 +7,8 @@
 
 pub mod config_drive;
 pub mod driver;
-pub mod images;
+/// The host's image cache (shared with the bare-metal conductor).
+pub use stratus_common::image_cache as images;
 /// The bus protocol, in a crate of its own so the compute service builds without libvirt.
 pub use stratus_compute_protocol as protocol;
 

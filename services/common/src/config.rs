@@ -111,6 +111,24 @@ pub struct BaremetalConfig {
     pub power_timeout_secs: u64,
     /// The `ipmitool` the IPMI driver runs (a path, or a name on PATH).
     pub ipmitool: String,
+    /// The deploy ramdisk's kernel and initramfs (files on this host; made by
+    /// `deploy/ramdisk/build.sh`); the direct deploy needs both.
+    pub deploy_kernel: String,
+    pub deploy_ramdisk: String,
+    /// Extra kernel arguments for the deploy ramdisk (a serial console, say).
+    pub deploy_kernel_args: String,
+    /// The bare-metal API as nodes reach it on the provisioning network; empty = the
+    /// public URL.
+    pub agent_url: String,
+    /// How long the deploy ramdisk may take to write or wipe, in seconds.
+    pub callback_timeout_secs: u64,
+    /// The interface on the provisioning network where this service runs DHCP for
+    /// network-booting nodes; empty = none (DHCP is someone else's).
+    pub provisioning_interface: String,
+    /// The addresses that DHCP hands out there (dnsmasq's `FIRST,LAST[,NETMASK]`).
+    pub dhcp_range: String,
+    /// The image API deploys fetch images from; empty = this deployment's own.
+    pub image_url: String,
 }
 
 impl Default for BaremetalConfig {
@@ -121,6 +139,14 @@ impl Default for BaremetalConfig {
             power_sync_failures: 3,
             power_timeout_secs: 60,
             ipmitool: "ipmitool".into(),
+            deploy_kernel: String::new(),
+            deploy_ramdisk: String::new(),
+            deploy_kernel_args: "console=tty0 console=ttyS0,115200".into(),
+            agent_url: String::new(),
+            callback_timeout_secs: 1800,
+            provisioning_interface: String::new(),
+            dhcp_range: String::new(),
+            image_url: String::new(),
         }
     }
 }
@@ -603,6 +629,9 @@ impl Config {
                 "use sqlite://PATH or postgres://USER@HOST/DB (empty: SQLite in the data directory)",
             );
         }
+        if !self.baremetal.provisioning_interface.is_empty() && self.baremetal.dhcp_range.is_empty() {
+            return bad("baremetal.dhcp_range", "needed with baremetal.provisioning_interface (FIRST,LAST)");
+        }
         let bus = &self.bus.url;
         if !(bus == "memory" || bus.starts_with("nats://") || bus.starts_with("tls://")) {
             return bad("bus.url", "use memory or nats://HOST:PORT");
@@ -615,6 +644,8 @@ impl Config {
             ("volume.image_url", &self.volume.image_url),
             ("reservation.compute_url", &self.reservation.compute_url),
             ("reservation.network_url", &self.reservation.network_url),
+            ("baremetal.agent_url", &self.baremetal.agent_url),
+            ("baremetal.image_url", &self.baremetal.image_url),
             ("compute_agent.image_url", &self.compute_agent.image_url),
             ("network_agent.network_url", &self.network_agent.network_url),
             ("network_agent.metadata_url", &self.network_agent.metadata_url),

@@ -6,6 +6,8 @@
 //! - `http`: error bodies, request ids, metrics, JSON parsing, listing, serving;
 //! - `auth`: token claims, local verification, the authenticated caller;
 //! - `limits`: the quota client services use before creating resources;
+//! - `image_cache`: images downloaded once from the image service and verified, for
+//!   hosts that make disks from them;
 //! - `saga`: persisted multi-step operations with undo, resumed after a crash;
 //! - `supervisor`: background tasks restarted when they end, with their last run,
 //!   success and error;
@@ -16,6 +18,7 @@ pub mod bus;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod image_cache;
 pub mod limits;
 pub mod saga;
 pub mod supervisor;

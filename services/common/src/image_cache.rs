@@ -1,8 +1,10 @@
 //! The image cache of a host: each image is downloaded once from the image service,
 //! its sha512 (`os_hash_value`, else the md5 `checksum`) verified on the way, and kept
-//! read-only under `<dir>/<image id>` for every guest made from it (their disks are
-//! qcow2 overlays on it). Entries no guest uses are removed after a grace time.
+//! read-only under `<dir>/<image id>` for everything made from it (a compute host's
+//! guest disks are qcow2 overlays on it; the bare-metal conductor serves it to the
+//! deploy ramdisk). Entries nobody uses are removed after a grace time.
 
+use crate::auth::service_token::TokenSource;
 use anyhow::Context;
 use serde_json::Value;
 use sha2::Digest;
@@ -11,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
-use stratus_common::auth::service_token::TokenSource;
 
 /// An image present on this host.
 #[derive(Debug, Clone)]
@@ -316,6 +317,6 @@ mod tests {
     }
 
     fn uuid_like() -> String {
-        format!("{}-{}", std::process::id(), rand::random::<u32>())
+        uuid::Uuid::new_v4().to_string()
     }
 }

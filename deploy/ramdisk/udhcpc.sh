@@ -1,5 +1,5 @@
 #!/bin/sh
-# udhcpc's event script for the test guest: address, MTU, default route and the
+# udhcpc's event script for the test guest and the deploy ramdisk: address, MTU, default route and the
 # classless static routes (the route to the metadata service among them).
 case "$1" in
   deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
