@@ -12,6 +12,7 @@
 
 mod compute;
 mod network;
+mod baremetal;
 mod reservation;
 mod volume;
 
@@ -68,6 +69,10 @@ struct Args {
     /// create+delete rate, lease start to hosts usable.
     #[arg(long)]
     reservation: bool,
+    /// Benchmark the bare-metal service over --fake-hosts fake-hardware nodes: enrolment,
+    /// enroll → available, deploy → active latency and deploy+undeploy rate.
+    #[arg(long)]
+    baremetal: bool,
     /// The volume backend of the cloud under test (with --volume): file or fake.
     #[arg(long, default_value = "file")]
     volume_driver: String,
@@ -90,6 +95,7 @@ struct Server {
     compute_url: String,
     volume_url: String,
     reservation_url: String,
+    baremetal_url: String,
     dir: PathBuf,
 }
 
@@ -136,6 +142,7 @@ async fn start(binary: &PathBuf, args: &Args) -> anyhow::Result<(Server, Duratio
     let compute_port = free_port();
     let volume_port = free_port();
     let reservation_port = free_port();
+    let baremetal_port = free_port();
     let mut env: Vec<(&str, String)> = vec![
         ("STRATUS_SERVER__DATA_DIR", dir.display().to_string()),
         ("STRATUS_IDENTITY__PORT", port.to_string()),
@@ -145,6 +152,7 @@ async fn start(binary: &PathBuf, args: &Args) -> anyhow::Result<(Server, Duratio
         ("STRATUS_COMPUTE__METADATA_PORT", free_port().to_string()),
         ("STRATUS_VOLUME__PORT", volume_port.to_string()),
         ("STRATUS_RESERVATION__PORT", reservation_port.to_string()),
+        ("STRATUS_BAREMETAL__PORT", baremetal_port.to_string()),
         ("STRATUS_VOLUME__DRIVER", args.volume_driver.clone()),
         // The benchmark measures the control plane; it never touches the host's network.
         ("STRATUS_NETWORK_AGENT__ENABLED", "false".into()),
@@ -185,6 +193,7 @@ async fn start(binary: &PathBuf, args: &Args) -> anyhow::Result<(Server, Duratio
         compute_url: format!("http://127.0.0.1:{compute_port}"),
         volume_url: format!("http://127.0.0.1:{volume_port}"),
         reservation_url: format!("http://127.0.0.1:{reservation_port}"),
+        baremetal_url: format!("http://127.0.0.1:{baremetal_port}"),
         dir,
     };
     loop {
@@ -406,6 +415,9 @@ async fn bench(server: &Server, args: &Args, binary: &std::path::Path, start: Du
     }
     if args.reservation {
         return reservation::bench(server, args).await;
+    }
+    if args.baremetal {
+        return baremetal::bench(server, args).await;
     }
     println!("stratusd: {}", binary.display());
     println!("start to first 200                 {:.1} ms", start.as_secs_f64() * 1000.0);

@@ -86,6 +86,10 @@ class Cloud:
         if bus_url:
             env["STRATUS_BUS__URL"] = bus_url
         env.update(extra_env or {})
+        # A test that must know the bare-metal port before the cloud starts picks it.
+        if "STRATUS_BAREMETAL__PORT" in env:
+            self.baremetal_port = int(env["STRATUS_BAREMETAL__PORT"])
+            self.baremetal_url = f"http://127.0.0.1:{self.baremetal_port}"
         self.env = env
         self.db_url = db_url
         self.command = command

@@ -377,3 +377,127 @@ def test_an_unreachable_bmc_leaves_the_node_enrolled_with_the_reason(bm_cloud):
     n = provision(c, name, "manage", "enroll")
     assert "cannot reach" in n["last_error"], n
     assert json.dumps(n).count("******") == 0
+
+
+# --- the direct deploy: a ramdisk writes the image ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def deploy_ramdisk():
+    """The deploy ramdisk (deploy/ramdisk/build.sh), built once into target/."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = os.path.join(root, "target", "deploy-ramdisk")
+    subprocess.run(["bash", os.path.join(root, "deploy", "ramdisk", "build.sh"), out], check=True, timeout=600,
+                   capture_output=True)
+    return os.path.join(out, "vmlinuz"), os.path.join(out, "initrd.img")
+
+
+def disk_bytes(disk, count):
+    """The first `count` bytes of a domain's qcow2 disk (read while it may run)."""
+    with tempfile.NamedTemporaryFile() as raw:
+        subprocess.run(["qemu-img", "convert", "-U", "-O", "raw", disk, raw.name], check=True)
+        with open(raw.name, "rb") as f:
+            return f.read(count)
+
+
+@needs_bmc
+def test_a_direct_deploy_writes_the_image_and_cleaning_wipes_it(bmcs, deploy_ramdisk):
+    """A node on a provisioning network of its own network-boots the deploy ramdisk
+    (DHCP and iPXE from the bare-metal service), which writes a qcow2 image from the
+    image service onto its disk, checked by sha256; undeploying wipes the disk."""
+    import hashlib
+
+    net = uuid.uuid4().int % 200 + 20
+    bridge = "bmp" + uuid.uuid4().hex[:8]
+    gateway = f"10.253.{net}.1"
+    work = tempfile.mkdtemp(prefix="stratus-bmdeploy-")
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+    subprocess.run(["ip", "addr", "add", f"{gateway}/24", "dev", bridge], check=True)
+    subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
+    name = f"stratus-bmd-{uuid.uuid4().hex[:8]}"
+    mac = "52:54:00:%02x:%02x:%02x" % tuple(uuid.uuid4().bytes[:3])
+    disk = os.path.join(work, "disk.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "64M"], check=True)
+    xml = f"""<domain type='qemu'><name>{name}</name><memory unit='MiB'>256</memory><vcpu>1</vcpu>
+<os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
+<devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{disk}'/>
+<target dev='vda' bus='virtio'/></disk><interface type='bridge'><source bridge='{bridge}'/><mac address='{mac}'/>
+<model type='virtio'/></interface><serial type='file'><source path='{work}/console.log'/></serial></devices></domain>"""
+    with open(os.path.join(work, "domain.xml"), "w") as f:
+        f.write(xml)
+    assert virsh("define", os.path.join(work, "domain.xml")).returncode == 0
+    dom_uuid = virsh("domuuid", name).stdout.strip()
+    port = free_port()
+    kernel, ramdisk = deploy_ramdisk
+    c = Cloud("sqlite", work, extra_env={
+        # The nodes reach the API on the provisioning network's address.
+        "STRATUS_SERVER__BIND_HOST": "0.0.0.0",
+        "STRATUS_BAREMETAL__PORT": str(port),
+        "STRATUS_BAREMETAL__AGENT_URL": f"http://{gateway}:{port}",
+        "STRATUS_BAREMETAL__PROVISIONING_INTERFACE": bridge,
+        "STRATUS_BAREMETAL__DHCP_RANGE": f"10.253.{net}.100,10.253.{net}.150",
+        "STRATUS_BAREMETAL__DEPLOY_KERNEL": kernel,
+        "STRATUS_BAREMETAL__DEPLOY_RAMDISK": ramdisk,
+        "STRATUS_BAREMETAL__CALLBACK_TIMEOUT_SECS": "240",
+        "STRATUS_LOG__LEVEL": "info",
+    })
+    try:
+        node = unique("direct")
+        n = osc(c, "baremetal", "node", "create", "--driver", "redfish", "--name", node,
+                "--driver-info", f"redfish_address={bmcs['redfish']}",
+                "--driver-info", f"redfish_system_id=/redfish/v1/Systems/{dom_uuid}")
+        assert n["deploy_interface"] == "direct" and n["boot_interface"] == "ipxe"
+        osc(c, "baremetal", "port", "create", mac, "--node", n["uuid"])
+        provision(c, node, "manage", "manageable")
+        # Cleaning boots the ramdisk, which wipes the disk.
+        subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0xa5 0 1M", disk], check=True, capture_output=True)
+        assert disk_bytes(disk, 1 << 20) == b"\xa5" * (1 << 20)
+        n = provision_slow(c, node, "provide", "available")
+        assert disk_bytes(disk, 1 << 20) == b"\0" * (1 << 20), "cleaning wiped the disk's start"
+
+        # A qcow2 whole-disk image in the image service.
+        payload = os.urandom(6 << 20) + b"stratus-direct-deploy"
+        with open(os.path.join(work, "image.raw"), "wb") as f:
+            f.write(payload)
+        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", f"{work}/image.raw", f"{work}/image.qcow2"],
+                       check=True)
+        image = osc(c, "image", "create", "--disk-format", "qcow2", "--container-format", "bare",
+                    "--file", f"{work}/image.qcow2", unique("wholedisk"))
+        # Deploying without an image is refused before anything moves.
+        status, why = refused(c, "PUT", f"/v1/nodes/{node}/states/provision", {"target": "active"})
+        assert status == 400 and "image_source" in why
+        assert osc_run(c, "baremetal", "node", "set", node, "--instance-info",
+                       f"image_source={image['id']}").returncode == 0
+        n = provision_slow(c, node, "deploy", "active")
+        assert n["power_state"] == "power on" and not boots_from_network(name)
+        assert hashlib.sha256(disk_bytes(disk, len(payload))).hexdigest() == hashlib.sha256(payload).hexdigest()
+        # The ramdisk's token is gone with it: the agent endpoints answer nothing now.
+        status, _, _ = c.http("GET", f"/v1/agent/{n['uuid']}/task?token=guess", base=c.baremetal_url)
+        assert status == 404
+        with open(os.path.join(work, "console.log"), errors="replace") as f:
+            assert "the disk holds the image" in f.read()
+
+        n = provision_slow(c, node, "undeploy", "available")
+        assert n["power_state"] == "power off" and n["instance_info"] == {}
+        assert disk_bytes(disk, 1 << 20) == b"\0" * (1 << 20), "undeploying wiped the disk"
+    finally:
+        c.stop()
+        virsh("destroy", name)
+        virsh("undefine", name)
+        subprocess.run(["ip", "link", "del", bridge])
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def provision_slow(cloud, node, verb, state):
+    """`provision` for steps that boot the deploy ramdisk under emulation (minutes)."""
+    p = osc_run(cloud, "baremetal", "node", verb, node)
+    assert p.returncode == 0, p.stderr
+    deadline = time.monotonic() + 300
+    while True:
+        n = node_show(cloud, node)
+        if n["target_provision_state"] is None:
+            break
+        assert time.monotonic() < deadline, f"{verb} never finished: {n['provision_state']}"
+        time.sleep(1)
+    assert n["provision_state"] == state, f"{verb}: {n['provision_state']}, {n['last_error']}"
+    return n

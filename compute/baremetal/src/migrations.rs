@@ -4,11 +4,12 @@
 
 use stratus_common::db::Migration;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    service: "baremetal",
-    version: 1,
-    name: "initial",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        service: "baremetal",
+        version: 1,
+        name: "initial",
+        sql: r#"
 CREATE TABLE baremetal_nodes (
     id TEXT PRIMARY KEY,
     name TEXT,
@@ -56,4 +57,13 @@ CREATE TABLE baremetal_ports (
 CREATE UNIQUE INDEX baremetal_ports_address ON baremetal_ports (address);
 CREATE INDEX baremetal_ports_node ON baremetal_ports (node_id);
 "#,
-}];
+    },
+    Migration {
+        service: "baremetal",
+        version: 2,
+        name: "deploy agent",
+        // What the conductor keeps about a deploy in progress (Ironic's
+        // driver_internal_info): the ramdisk's token, the image it writes, the phase.
+        sql: "ALTER TABLE baremetal_nodes ADD COLUMN internal_info TEXT NOT NULL DEFAULT '{}'",
+    },
+];

@@ -49,9 +49,11 @@ string_enum!(
         Inspecting => "inspecting",
         InspectFailed => "inspect failed",
         Cleaning => "cleaning",
+        CleanWait => "clean wait",
         CleanFailed => "clean failed",
         Available => "available",
         Deploying => "deploying",
+        WaitCallBack => "wait call-back",
         DeployFailed => "deploy failed",
         Active => "active",
         Deleting => "deleting",
@@ -63,6 +65,13 @@ impl ProvisionState {
     /// States the conductor is working in: the node is busy until it leaves them.
     pub fn is_transitional(self) -> bool {
         matches!(self, Self::Verifying | Self::Inspecting | Self::Cleaning | Self::Deploying | Self::Deleting)
+            || self.is_waiting()
+    }
+
+    /// States in which the node runs the deploy ramdisk and the conductor waits for it
+    /// to report (or for the wait to time out).
+    pub fn is_waiting(self) -> bool {
+        matches!(self, Self::WaitCallBack | Self::CleanWait)
     }
 
     /// Where a failure in this transitional state leaves the node (itself when at rest).
@@ -70,8 +79,8 @@ impl ProvisionState {
         match self {
             Self::Verifying => Self::Enroll,
             Self::Inspecting => Self::InspectFailed,
-            Self::Cleaning => Self::CleanFailed,
-            Self::Deploying => Self::DeployFailed,
+            Self::Cleaning | Self::CleanWait => Self::CleanFailed,
+            Self::Deploying | Self::WaitCallBack => Self::DeployFailed,
             Self::Deleting => Self::Error,
             other => other,
         }
@@ -238,7 +247,8 @@ impl HardwareType {
     /// Deploy interfaces a node of this type may use; the first is the default.
     pub fn deploy_interfaces(self) -> &'static [&'static str] {
         match self {
-            Self::Fake => &["fake"],
+            // Fake hardware can run the direct deploy's protocol (tests drive its ramdisk).
+            Self::Fake => &["fake", "direct"],
             _ => &["direct", "fake"],
         }
     }

@@ -5,6 +5,7 @@
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
+use sha2::Digest;
 use std::sync::Arc;
 use stratus_baremetal::app::Settings;
 use stratus_baremetal::driver::{Bmc, Drivers};
@@ -44,6 +45,7 @@ impl Cloud {
             id.bus.clone(),
             drivers,
             settings,
+            None,
         );
         let router = stratus_baremetal::api::router(svc.clone(), id.identity.verifier.clone(), 1 << 20);
         (svc, router)
@@ -318,4 +320,198 @@ async fn lists(engine: Engine) {
 #[tokio::test]
 async fn lists_filter_page_and_sort_and_ports_follow_their_nodes() {
     each_engine!(lists);
+}
+
+/// A stand-in for an image URL: `/img` serves `bytes`.
+async fn image_server(bytes: &'static [u8]) -> String {
+    let app = axum::Router::new().route("/img", axum::routing::get(move || async move { bytes.to_vec() }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/img", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// A cloud whose conductor has a deploy ramdisk (two files; the tests play the ramdisk).
+async fn direct_cloud(engine: Engine, timeout: std::time::Duration) -> Cloud {
+    let id = Identity::start(engine, &[stratus_baremetal::migrations::MIGRATIONS]).await;
+    let work = std::env::temp_dir().join(format!("stratus-bm-direct-{}", uuid_text()));
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("vmlinuz"), b"kernel").unwrap();
+    std::fs::write(work.join("initrd"), b"ramdisk").unwrap();
+    let drivers = Drivers::new(reqwest::Client::new());
+    let mut settings = Settings { public_url: "http://bm".into(), ..Default::default() };
+    settings.power_timeout = std::time::Duration::from_secs(2);
+    settings.deploy = stratus_baremetal::app::deploy::DeploySettings {
+        agent_url: "http://10.9.0.1:6385".into(),
+        kernel: Some(work.join("vmlinuz")),
+        ramdisk: Some(work.join("initrd")),
+        kernel_args: "console=ttyS0".into(),
+        callback_timeout: timeout,
+        work_dir: work,
+    };
+    let svc = BaremetalService::new(
+        stratus_baremetal::store::Store::new(id.db.clone()),
+        id.bus.clone(),
+        drivers.clone(),
+        settings,
+        None,
+    );
+    let router = stratus_baremetal::api::router(svc.clone(), id.identity.verifier.clone(), 1 << 20);
+    let admin = id.admin().await;
+    Cloud { id, svc, drivers, router, admin }
+}
+
+fn uuid_text() -> String {
+    format!("{}-{:?}", std::process::id(), std::time::SystemTime::now())
+        .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+}
+
+const MAC: &str = "52:54:00:12:34:56";
+
+impl Cloud {
+    /// A fake-hardware node with the direct deploy and a port, made manageable.
+    async fn direct_node(&self, name: &str) -> String {
+        let body = json!({"driver": "fake-hardware", "name": name, "deploy_interface": "direct"});
+        let (code, n) = self.call("POST", "/v1/nodes", &self.admin, Some(body)).await;
+        assert_eq!(code, StatusCode::CREATED, "{n}");
+        let (code, p) =
+            self.call("POST", "/v1/ports", &self.admin, Some(json!({"node_uuid": name, "address": MAC}))).await;
+        assert_eq!(code, StatusCode::CREATED, "{p}");
+        assert_eq!(self.step(name, "manage").await, "manageable");
+        n["uuid"].as_str().unwrap().to_string()
+    }
+
+    /// What a network-booting node with the port's MAC is told, and the token in it.
+    async fn ipxe(&self) -> (String, Option<String>) {
+        let r = send(&self.router, "GET", &format!("/v1/agent/ipxe?mac={MAC}"), None, None, &[]).await;
+        let script = String::from_utf8(r.body.clone()).unwrap();
+        let token = script.split_whitespace().find_map(|w| w.strip_prefix("stratus.token=")).map(str::to_string);
+        (script, token)
+    }
+
+    /// The ramdisk's calls: its task, and its report.
+    async fn agent(&self, id: &str, token: &str, what: &str, report: Option<&str>) -> (StatusCode, String) {
+        let path = format!("/v1/agent/{id}/{what}?token={token}");
+        let req = match report {
+            Some(text) => axum::http::Request::post(&path).body(axum::body::Body::from(text.to_string())),
+            None => axum::http::Request::get(&path).body(axum::body::Body::empty()),
+        };
+        tower_oneshot(&self.router, req.unwrap()).await
+    }
+}
+
+async fn tower_oneshot(router: &axum::Router, req: axum::http::Request<axum::body::Body>) -> (StatusCode, String) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).to_string())
+}
+
+async fn direct(engine: Engine) {
+    let c = direct_cloud(engine, std::time::Duration::from_secs(600)).await;
+    let id = c.direct_node("n1").await;
+    // Nothing to do yet: the node boots from its disk.
+    assert!(c.ipxe().await.0.contains("sanboot"));
+
+    // provide: cleaning boots the ramdisk, which wipes, reports, and the node rests.
+    let (code, _) = c.provision("n1", "provide").await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    c.svc.work_pass().await.unwrap();
+    assert_eq!(c.node("n1").await["provision_state"], "clean wait");
+    c.svc.work_pass().await.unwrap();
+    let hw = c.drivers.fake.state(&id).unwrap();
+    assert_eq!((hw.power, hw.boot_device), (PowerState::On, BootDevice::Pxe), "booted into the ramdisk");
+    let (script, token) = c.ipxe().await;
+    let token = token.expect("the script carries the run's token");
+    assert!(
+        script.contains("kernel http://10.9.0.1:6385/v1/agent/kernel stratus.api=http://10.9.0.1:6385"),
+        "{script}"
+    );
+    assert_eq!(c.agent(&id, "not-the-token", "task", None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(c.agent(&id, &token, "task", None).await.1.trim(), "wipe");
+    let r = send(&c.router, "GET", "/v1/agent/ramdisk", None, None, &[]).await;
+    assert_eq!(r.body, b"ramdisk");
+    assert_eq!(c.agent(&id, &token, "result", Some("ok")).await.0, StatusCode::NO_CONTENT);
+    c.svc.work_pass().await.unwrap();
+    let n = c.node("n1").await;
+    assert_eq!(n["provision_state"], "available");
+    assert_eq!(c.drivers.fake.state(&id).unwrap().power, PowerState::Off);
+    // The token died with the run.
+    assert_eq!(c.agent(&id, &token, "task", None).await.0, StatusCode::NOT_FOUND);
+
+    // deploy: the image comes from a URL (its md5 checked), is served to the ramdisk,
+    // which writes it and reports; the node then boots from its disk.
+    let bytes: &'static [u8] = b"a whole-disk image";
+    let url = image_server(bytes).await;
+    let md5 = "62a1ae8fa8a8c5bb9a1c2c8f0fe4c5d1";
+    let patch = json!([{"op": "add", "path": "/instance_info/image_source", "value": url},
+                       {"op": "add", "path": "/instance_info/image_checksum", "value": md5}]);
+    assert_eq!(c.call("PATCH", "/v1/nodes/n1", &c.admin, Some(patch)).await.0, StatusCode::OK);
+    assert_eq!(c.provision("n1", "active").await.0, StatusCode::ACCEPTED);
+    c.svc.work_pass().await.unwrap();
+    let n = c.node("n1").await;
+    assert_eq!(n["provision_state"], "deploy failed", "the checksum does not match: {n}");
+    assert!(n["last_error"].as_str().unwrap().contains("checksum"), "{n}");
+
+    let good = format!("{:x}", md5::Md5::digest(bytes));
+    let patch = json!([{"op": "replace", "path": "/instance_info/image_checksum", "value": good}]);
+    assert_eq!(c.call("PATCH", "/v1/nodes/n1", &c.admin, Some(patch)).await.0, StatusCode::OK);
+    assert_eq!(c.provision("n1", "active").await.0, StatusCode::ACCEPTED);
+    c.svc.work_pass().await.unwrap();
+    assert_eq!(c.node("n1").await["provision_state"], "wait call-back");
+    c.svc.work_pass().await.unwrap();
+    let (_, token) = c.ipxe().await;
+    let token = token.unwrap();
+    let task = c.agent(&id, &token, "task", None).await.1;
+    let words: Vec<&str> = task.split_whitespace().collect();
+    assert_eq!(words[0], "write", "{task}");
+    assert_eq!(words[2], format!("{:x}", sha2::Sha256::digest(bytes)));
+    assert_eq!(words[3], bytes.len().to_string());
+    let image_path = words[1].strip_prefix("http://10.9.0.1:6385").unwrap();
+    let r = send(&c.router, "GET", image_path, None, None, &[]).await;
+    assert_eq!(r.body, bytes);
+    assert_eq!(c.agent(&id, &token, "result", Some("ok")).await.0, StatusCode::NO_CONTENT);
+    // A second report of the same run changes nothing.
+    assert_eq!(c.agent(&id, &token, "result", Some("error late")).await.0, StatusCode::NOT_FOUND);
+    c.svc.work_pass().await.unwrap();
+    let n = c.node("n1").await;
+    assert_eq!(n["provision_state"], "active", "{n}");
+    let hw = c.drivers.fake.state(&id).unwrap();
+    assert_eq!((hw.power, hw.boot_device), (PowerState::On, BootDevice::Disk));
+    assert_eq!(n["driver_internal_info"], json!({}), "the token is never shown");
+
+    // A ramdisk that fails says why; the deploy fails with it.
+    assert_eq!(c.step("n1", "deleted").await, "clean wait");
+    c.svc.work_pass().await.unwrap();
+    let (_, token) = c.ipxe().await;
+    let token = token.unwrap();
+    assert_eq!(c.agent(&id, &token, "result", Some("error no disk found")).await.0, StatusCode::NO_CONTENT);
+    let n = c.node("n1").await;
+    assert_eq!(n["provision_state"], "clean failed");
+    assert!(n["last_error"].as_str().unwrap().contains("no disk found"), "{n}");
+}
+
+#[tokio::test]
+async fn the_direct_deploy_talks_to_its_ramdisk_through_the_api() {
+    each_engine!(direct);
+}
+
+async fn callback_timeout(engine: Engine) {
+    let c = direct_cloud(engine, std::time::Duration::from_millis(1)).await;
+    let id = c.direct_node("n1").await;
+    assert_eq!(c.provision("n1", "provide").await.0, StatusCode::ACCEPTED);
+    c.svc.work_pass().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    c.svc.work_pass().await.unwrap();
+    let n = c.node("n1").await;
+    assert_eq!(n["provision_state"], "clean failed");
+    assert!(n["last_error"].as_str().unwrap().contains("did not report"), "{n}");
+    assert_eq!(c.drivers.fake.state(&id).unwrap().power, PowerState::Off);
+}
+
+#[tokio::test]
+async fn a_ramdisk_that_never_reports_fails_the_step_in_time() {
+    each_engine!(callback_timeout);
 }

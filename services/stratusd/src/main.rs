@@ -114,7 +114,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let volume = rt.volume_served(identity.verifier.clone(), limits.clone(), tokens.clone()).await?;
             let compute = rt.compute_served(identity.verifier.clone(), limits, tokens.clone()).await?;
             let reservation = rt.reservation_served(identity.verifier.clone(), tokens.clone())?;
-            let baremetal = rt.baremetal_served(identity.verifier.clone())?;
+            let baremetal = rt.baremetal_served(identity.verifier.clone(), tokens.clone())?;
             let mut services = vec![rt.identity_served(identity)?, image, network, volume, reservation, baremetal];
             services.extend(compute);
             if rt.config.compute_agent.enabled {
@@ -190,7 +190,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Baremetal => {
             let rt = Runtime::open(config).await?;
             let (verifier, _) = rt.remote_identity().await?;
-            serve_all(vec![rt.baremetal_served(verifier)?]).await
+            let tokens = runtime::service_tokens(&rt.config);
+            serve_all(vec![rt.baremetal_served(verifier, tokens)?]).await
         }
         Command::Compute => {
             let rt = Runtime::open(config).await?;

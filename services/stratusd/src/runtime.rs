@@ -111,26 +111,59 @@ impl Runtime {
         format!("http://{}:{}", self.config.server.public_host, self.config.baremetal.port)
     }
 
-    /// The bare-metal service and its conductor.
-    pub fn baremetal_served(&self, verifier: Arc<TokenVerifier>) -> anyhow::Result<Served> {
+    /// The bare-metal service and its conductor (and DHCP on the provisioning network
+    /// when one is configured); images come from the image service with `tokens`.
+    pub fn baremetal_served(
+        &self,
+        verifier: Arc<TokenVerifier>,
+        tokens: Arc<dyn TokenSource>,
+    ) -> anyhow::Result<Served> {
         let c = &self.config.baremetal;
         let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build()?;
         let mut drivers = stratus_baremetal::driver::Drivers::new(http);
         drivers.ipmitool = c.ipmitool.clone();
+        let public_url = self.baremetal_public_url();
+        let agent_url =
+            if c.agent_url.is_empty() { public_url.clone() } else { c.agent_url.trim_end_matches('/').into() };
+        let work_dir = self.config.server.data_dir.join("baremetal");
+        let image_url = if c.image_url.is_empty() { self.image_public_url() } else { c.image_url.clone() };
+        let images = stratus_baremetal::app::deploy::image_cache(work_dir.join("images"), &image_url, tokens)?;
+        let path = |p: &str| (!p.is_empty()).then(|| std::path::PathBuf::from(p));
         let service = stratus_baremetal::BaremetalService::new(
             stratus_baremetal::store::Store::new(self.db.clone()),
             self.bus.clone(),
             drivers,
             stratus_baremetal::app::Settings {
-                public_url: self.baremetal_public_url(),
+                public_url,
                 conductor: self.config.server.public_host.clone(),
                 tick: std::time::Duration::from_secs(1),
                 power_sync_every: std::time::Duration::from_secs(c.power_sync_secs.max(1)),
                 power_sync_failures: c.power_sync_failures.max(1),
                 power_timeout: std::time::Duration::from_secs(c.power_timeout_secs.max(1)),
+                deploy: stratus_baremetal::app::deploy::DeploySettings {
+                    agent_url: agent_url.clone(),
+                    kernel: path(&c.deploy_kernel),
+                    ramdisk: path(&c.deploy_ramdisk),
+                    kernel_args: c.deploy_kernel_args.clone(),
+                    callback_timeout: std::time::Duration::from_secs(c.callback_timeout_secs.max(1)),
+                    work_dir: work_dir.clone(),
+                },
             },
+            Some(images),
         );
         service.start();
+        if !c.provisioning_interface.is_empty() {
+            let dhcp = stratus_baremetal::dhcp::Dhcp {
+                interface: c.provisioning_interface.clone(),
+                range: c.dhcp_range.clone(),
+                agent_url,
+                state_dir: work_dir,
+            };
+            stratus_common::supervisor::SUPERVISOR.spawn("baremetal.dhcp", move |_task| {
+                let dhcp = dhcp.clone();
+                async move { dhcp.run().await }
+            });
+        }
         Ok(Served {
             name: "baremetal",
             addr: self.addr(c.port)?,

@@ -4,6 +4,7 @@
 //! every answer says which it used and the range there is, which is how the clients
 //! negotiate.
 
+mod agent;
 mod error;
 pub mod views;
 
@@ -61,6 +62,7 @@ pub fn router(service: Arc<BaremetalService>, verifier: Arc<TokenVerifier>, max_
         .route("/v1/drivers/", get(driver_list))
         .route("/v1/drivers/{name}", get(driver_show))
         .route("/v1/drivers/{name}/properties", get(driver_properties))
+        .merge(agent::routes())
         .layer(axum::middleware::from_fn_with_state(verifier, authenticate))
         .with_state(service)
         .layer(axum::middleware::from_fn(microversion));

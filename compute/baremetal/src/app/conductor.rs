@@ -12,7 +12,7 @@ use super::nodes::hardware_of;
 use super::BaremetalService;
 use crate::driver::Bmc;
 use crate::model::{BootDevice, PowerState, PowerTarget, ProvisionState, Verb, Work};
-use crate::store::{Node, Port};
+use crate::store::{Internal, Node, Port};
 use futures::StreamExt;
 use serde_json::Value;
 use std::sync::Arc;
@@ -116,35 +116,86 @@ impl BaremetalService {
             }
             Work::Provision(verb) => {
                 let mut node = n;
-                // One phase per transitional state; undeploy passes through two.
-                while node.work.is_some() {
+                // One phase per transitional state; undeploy passes through two. A node
+                // waiting for its ramdisk is left until it reports (or times out).
+                loop {
+                    let before = (node.provision_state, node.revision);
                     node = self.phase(bmc.as_ref(), verb, node).await?;
+                    if node.work.is_none()
+                        || node.provision_state.is_waiting()
+                        || (node.provision_state, node.revision) == before
+                    {
+                        return Ok(());
+                    }
                 }
-                Ok(())
             }
         }
     }
 
-    /// Does the step of the node's current transitional state and saves where it leads.
+    /// Does the step of the node's current transitional state and saves where it leads;
+    /// the node after (still with work when the next step is another, or when the
+    /// conductor now waits for the deploy ramdisk).
     async fn phase(&self, bmc: &dyn Bmc, verb: Verb, n: Node) -> anyhow::Result<Node> {
         let t = verb.transition(n.provision_state);
         let target = n.target_provision_state.unwrap_or(t.target);
+        let direct = n.deploy_interface == "direct";
+        let wipe = direct && self.settings.deploy.ramdisk_configured();
         let result: anyhow::Result<NodeChange> = match n.provision_state {
             ProvisionState::Verifying => bmc.power_state().await.map(|p| NodeChange::power(p, target)),
-            ProvisionState::Inspecting => self.inspect(bmc, &n).await.map(|props| NodeChange {
-                next: target,
-                power: None,
-                properties: Some(props),
-                clear_instance: false,
-            }),
-            ProvisionState::Cleaning => self.clean(bmc).await.map(|p| NodeChange::power(p, target)),
-            ProvisionState::Deploying => self.deploy(bmc, &n).await.map(|p| NodeChange::power(p, target)),
-            ProvisionState::Deleting => self.clean(bmc).await.map(|p| NodeChange {
-                next: ProvisionState::Cleaning,
-                power: Some(p),
-                properties: None,
+            ProvisionState::Inspecting => self
+                .inspect(bmc, &n)
+                .await
+                .map(|props| NodeChange { properties: Some(props), ..NodeChange::to(target) }),
+            ProvisionState::Cleaning if wipe && n.internal.agent_done.is_none() => {
+                self.power(bmc, PowerTarget::Off).await.map(|p| NodeChange {
+                    internal: Some(Internal { agent_token: Some(super::deploy::new_token()), ..Default::default() }),
+                    ..NodeChange::power(p, ProvisionState::CleanWait)
+                })
+            }
+            ProvisionState::Cleaning => self
+                .power(bmc, PowerTarget::Off)
+                .await
+                .map(|p| NodeChange { internal: Some(Default::default()), ..NodeChange::power(p, target) }),
+            ProvisionState::Deploying if direct && n.internal.agent_done.is_none() => {
+                match self.prepare_image(&n).await {
+                    Ok(image) => self.power(bmc, PowerTarget::Off).await.map(|p| NodeChange {
+                        internal: Some(Internal {
+                            agent_token: Some(super::deploy::new_token()),
+                            agent_done: None,
+                            image: Some(image),
+                        }),
+                        ..NodeChange::power(p, ProvisionState::WaitCallBack)
+                    }),
+                    Err(e) => Err(e.context("cannot prepare the image")),
+                }
+            }
+            ProvisionState::Deploying => self
+                .boot_from_disk(bmc)
+                .await
+                .map(|p| NodeChange { internal: Some(Default::default()), ..NodeChange::power(p, target) }),
+            ProvisionState::Deleting => self.power(bmc, PowerTarget::Off).await.map(|p| NodeChange {
                 clear_instance: true,
+                internal: Some(Default::default()),
+                ..NodeChange::power(p, ProvisionState::Cleaning)
             }),
+            waiting if waiting.is_waiting() => {
+                // The ramdisk reports through the API; here only the wait is bounded.
+                let since = n.provision_updated_at.as_deref().and_then(stratus_common::db::parse_time);
+                let timeout = self.settings.deploy.callback_timeout;
+                let late = since.is_some_and(|t| {
+                    chrono::Utc::now().signed_duration_since(t).to_std().unwrap_or_default() > timeout
+                });
+                if !late {
+                    // The token is saved, so the ramdisk can be booted; a node found off
+                    // (just prepared, or its ramdisk gave up) is booted (again).
+                    if let Err(e) = self.boot_ramdisk(bmc).await {
+                        tracing::warn!(node = %n.id, error = %format!("{e:#}"), "cannot boot the deploy ramdisk yet");
+                    }
+                    return Ok(n);
+                }
+                let _ = self.power(bmc, PowerTarget::Off).await;
+                Err(anyhow::anyhow!("the deploy ramdisk did not report within {timeout:?}"))
+            }
             other => {
                 // Work on a node that is not in a working state (an older crash): drop it.
                 tracing::warn!(node = %n.id, state = %other, "work found on a node at rest; dropped");
@@ -173,6 +224,9 @@ impl BaremetalService {
                             node.instance_info.clear();
                             node.instance_uuid = None;
                         }
+                        if let Some(i) = &change.internal {
+                            node.internal = i.clone();
+                        }
                         node.last_error = None;
                         if change.next.is_transitional() {
                             node.enter(change.next, node.target_provision_state);
@@ -198,6 +252,7 @@ impl BaremetalService {
                         node.enter(on_failure, None);
                         node.work = None;
                         node.conductor = None;
+                        node.internal = Default::default();
                         node.last_error = Some(message.clone());
                     })
                     .await?;
@@ -205,6 +260,27 @@ impl BaremetalService {
                 Ok(node)
             }
         }
+    }
+
+    /// Network-boots a node that waits for its deploy ramdisk, if it is off.
+    async fn boot_ramdisk(&self, bmc: &dyn Bmc) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.settings.deploy.ramdisk_configured(),
+            "no deploy ramdisk is configured ([baremetal] deploy_kernel and deploy_ramdisk)"
+        );
+        if bmc.power_state().await? == PowerState::On {
+            return Ok(());
+        }
+        bmc.set_boot_device(BootDevice::Pxe, false).await?;
+        self.power(bmc, PowerTarget::On).await?;
+        Ok(())
+    }
+
+    /// The end of every deploy: off, boot from the disk from now on, on.
+    async fn boot_from_disk(&self, bmc: &dyn Bmc) -> anyhow::Result<PowerState> {
+        self.power(bmc, PowerTarget::Off).await?;
+        bmc.set_boot_device(BootDevice::Disk, true).await?;
+        self.power(bmc, PowerTarget::On).await
     }
 
     /// Ends work that cannot start (no BMC to reach) on the verb's failure state.
@@ -242,20 +318,6 @@ impl BaremetalService {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-    }
-
-    /// Cleaning: the node is powered off. (Wiping its disks needs the deploy ramdisk.)
-    async fn clean(&self, bmc: &dyn Bmc) -> anyhow::Result<PowerState> {
-        self.power(bmc, PowerTarget::Off).await
-    }
-
-    /// The fake deploy interface: no image is written; the node is set to boot from its
-    /// disk and powered on, as after a real deploy.
-    async fn deploy(&self, bmc: &dyn Bmc, n: &Node) -> anyhow::Result<PowerState> {
-        anyhow::ensure!(n.deploy_interface == "fake", "the {} deploy interface is not available", n.deploy_interface);
-        self.power(bmc, PowerTarget::Off).await?;
-        bmc.set_boot_device(BootDevice::Disk, true).await?;
-        self.power(bmc, PowerTarget::On).await
     }
 
     /// Out-of-band inspection: the properties learnt, and a port for each new MAC.
@@ -375,11 +437,17 @@ struct NodeChange {
     power: Option<PowerState>,
     properties: Option<serde_json::Map<String, Value>>,
     clear_instance: bool,
+    /// The conductor's notes to keep (replacing what was there).
+    internal: Option<Internal>,
 }
 
 impl NodeChange {
+    fn to(next: ProvisionState) -> Self {
+        Self { next, power: None, properties: None, clear_instance: false, internal: None }
+    }
+
     fn power(p: PowerState, next: ProvisionState) -> Self {
-        Self { next, power: Some(p), properties: None, clear_instance: false }
+        Self { power: Some(p), ..Self::to(next) }
     }
 }
 
@@ -387,8 +455,8 @@ fn step_name(state: ProvisionState) -> &'static str {
     match state {
         ProvisionState::Verifying => "Verification",
         ProvisionState::Inspecting => "Inspection",
-        ProvisionState::Cleaning => "Cleaning",
-        ProvisionState::Deploying => "Deploy",
+        ProvisionState::Cleaning | ProvisionState::CleanWait => "Cleaning",
+        ProvisionState::Deploying | ProvisionState::WaitCallBack => "Deploy",
         ProvisionState::Deleting => "Tear down",
         _ => "Work",
     }

@@ -3,6 +3,7 @@
 //! work on the hardware. One file per resource; `conductor.rs` holds the worker.
 
 pub mod conductor;
+pub mod deploy;
 mod error;
 pub mod nodes;
 pub mod ports;
@@ -31,6 +32,8 @@ pub struct Settings {
     pub power_sync_failures: u32,
     /// How long a power request may take to show on the BMC.
     pub power_timeout: Duration,
+    /// The direct deploy: the ramdisk, where nodes reach the API, the wait bound.
+    pub deploy: deploy::DeploySettings,
 }
 
 impl Default for Settings {
@@ -42,6 +45,11 @@ impl Default for Settings {
             power_sync_every: Duration::from_secs(60),
             power_sync_failures: 3,
             power_timeout: Duration::from_secs(60),
+            deploy: deploy::DeploySettings {
+                callback_timeout: Duration::from_secs(1800),
+                work_dir: std::env::temp_dir().join("stratus-baremetal"),
+                ..Default::default()
+            },
         }
     }
 }
@@ -51,6 +59,8 @@ pub struct BaremetalService {
     pub bus: Bus,
     pub drivers: Drivers,
     pub settings: Settings,
+    /// Where images named by id are fetched from (none: only http(s) URLs deploy).
+    pub images: Option<Arc<stratus_common::image_cache::ImageCache>>,
     /// Wakes the conductor when a node is given work.
     pub(crate) wake: tokio::sync::Notify,
     /// Nodes the conductor is working on now, so no node is worked on twice at once.
@@ -60,12 +70,19 @@ pub struct BaremetalService {
 }
 
 impl BaremetalService {
-    pub fn new(store: Store, bus: Bus, drivers: Drivers, settings: Settings) -> Arc<Self> {
+    pub fn new(
+        store: Store,
+        bus: Bus,
+        drivers: Drivers,
+        settings: Settings,
+        images: Option<Arc<stratus_common::image_cache::ImageCache>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             bus,
             drivers,
             settings,
+            images,
             wake: tokio::sync::Notify::new(),
             busy: Default::default(),
             sync_failures: Default::default(),

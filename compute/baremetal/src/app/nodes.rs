@@ -351,7 +351,7 @@ impl BaremetalService {
                 if let Some(cd) = body.get("configdrive").filter(|v| !v.is_null()) {
                     n.instance_info.insert("configdrive".into(), cd.clone());
                 }
-                self.check_deployable(&n)?;
+                self.check_deployable(&n).await?;
             }
             Verb::Clean if !body.get("clean_steps").is_some_and(Value::is_array) => {
                 return Err(bad("Manual cleaning needs clean_steps (a list)."));
@@ -461,7 +461,7 @@ impl BaremetalService {
         Ok(json!({
             "power": power,
             "management": power,
-            "deploy": verdict(self.check_deployable(&n)),
+            "deploy": verdict(self.check_deployable(&n).await),
             "boot": verdict(self.check_driver_info(&n, hw)),
             "inspect": if hw == HardwareType::Ipmi { unsupported("inspect") } else { power.clone() },
             "network": {"result": true, "reason": null},
@@ -495,14 +495,33 @@ impl BaremetalService {
     }
 
     /// Whether the node has what its deploy interface needs.
-    fn check_deployable(&self, n: &Node) -> AppResult<()> {
+    async fn check_deployable(&self, n: &Node) -> AppResult<()> {
         match n.deploy_interface.as_str() {
             "fake" => Ok(()),
-            "direct" => Err(bad(format!(
-                "Node {}: the direct deploy interface (a deploy ramdisk that writes the image) is not available yet; \
-                 set deploy_interface to fake to provision without writing a disk.",
-                n.id
-            ))),
+            "direct" => {
+                let source = n.instance_info.get("image_source").and_then(Value::as_str).unwrap_or("");
+                if source.is_empty() {
+                    return Err(bad(format!("Node {}: instance_info.image_source is required to deploy.", n.id)));
+                }
+                if !self.settings.deploy.ramdisk_configured() {
+                    return Err(bad(format!(
+                        "Node {}: the direct deploy needs the deploy ramdisk ([baremetal] deploy_kernel and \
+                         deploy_ramdisk), or deploy_interface fake to boot the node from its disk as it is.",
+                        n.id
+                    )));
+                }
+                if !(source.starts_with("http://") || source.starts_with("https://")) && self.images.is_none() {
+                    return Err(bad(format!("Node {}: no image service to fetch image {source} from.", n.id)));
+                }
+                // The node is known by a NIC's MAC when it network-boots.
+                if !self.store.port_list(Some(&n.id)).await?.iter().any(|p| p.pxe_enabled) {
+                    return Err(bad(format!(
+                        "Node {}: the direct deploy needs a port with pxe_enabled (openstack baremetal port create MAC --node {}).",
+                        n.id, n.id
+                    )));
+                }
+                Ok(())
+            }
             other => Err(bad(format!("Unknown deploy interface {other}."))),
         }
     }

@@ -5,7 +5,7 @@
 mod nodes;
 mod ports;
 
-pub use nodes::Node;
+pub use nodes::{DeployImage, Internal, Node};
 pub use ports::Port;
 
 use stratus_common::db::Db;

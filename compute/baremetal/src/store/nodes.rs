@@ -35,6 +35,8 @@ pub struct Node {
     pub work: Option<Work>,
     pub inspection_started_at: Option<String>,
     pub inspection_finished_at: Option<String>,
+    /// The conductor's own notes on a deploy or clean in progress ([`Internal`]).
+    pub internal: Internal,
     pub revision: i64,
     pub created_at: String,
     pub updated_at: Option<String>,
@@ -73,6 +75,7 @@ impl Node {
             work: None,
             inspection_started_at: None,
             inspection_finished_at: None,
+            internal: Internal::default(),
             revision: 0,
             created_at: now_text(),
             updated_at: None,
@@ -106,6 +109,7 @@ impl Node {
             work: opt_enum(r.opt_text("work"))?,
             inspection_started_at: r.opt_text("inspection_started_at"),
             inspection_finished_at: r.opt_text("inspection_finished_at"),
+            internal: serde_json::from_str(&r.text("internal_info")).map_err(|e| sqlx::Error::Decode(e.into()))?,
             revision: r.int("revision"),
             created_at: r.text("created_at"),
             updated_at: r.opt_text("updated_at"),
@@ -123,7 +127,30 @@ impl Node {
 const COLUMNS: &str = "id, name, driver, driver_info, properties, extra, instance_info, instance_uuid, power_state, \
     target_power_state, provision_state, target_provision_state, provision_updated_at, maintenance, \
     maintenance_reason, last_error, resource_class, deploy_interface, description, owner, lessee, conductor, work, \
-    inspection_started_at, inspection_finished_at, revision, created_at, updated_at";
+    inspection_started_at, inspection_finished_at, internal_info, revision, created_at, updated_at";
+
+/// What the conductor keeps on a node while the deploy ramdisk works on it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Internal {
+    /// The secret the ramdisk presents (Ironic's agent token); set while it runs.
+    pub agent_token: Option<String>,
+    /// How far the ramdisk got: `written` (the image) or `wiped` (the disk).
+    pub agent_done: Option<String>,
+    /// The raw image the ramdisk writes: its file on the conductor, size and sha256.
+    pub image: Option<DeployImage>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeployImage {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+fn internal_text(i: &Internal) -> String {
+    serde_json::to_string(i).expect("serialises")
+}
 
 fn json_text(m: &Map<String, Value>) -> String {
     Value::Object(m.clone()).to_string()
@@ -134,7 +161,7 @@ impl Store {
     pub async fn node_insert(&self, n: &Node) -> StoreResult<()> {
         sqlx::query(&format!(
             "INSERT INTO baremetal_nodes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-             $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
+             $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)"
         ))
         .bind(&n.id)
         .bind(&n.name)
@@ -161,6 +188,7 @@ impl Store {
         .bind(n.work.map(|w| w.encode()))
         .bind(&n.inspection_started_at)
         .bind(&n.inspection_finished_at)
+        .bind(internal_text(&n.internal))
         .bind(n.revision)
         .bind(&n.created_at)
         .bind(&n.updated_at)
@@ -204,7 +232,7 @@ impl Store {
              target_provision_state = $11, provision_updated_at = $12, maintenance = $13, maintenance_reason = $14, \
              last_error = $15, resource_class = $16, deploy_interface = $17, description = $18, owner = $19, \
              lessee = $20, conductor = $21, work = $22, inspection_started_at = $23, inspection_finished_at = $24, \
-             revision = revision + 1, updated_at = $25 WHERE id = $26 AND revision = $27",
+             internal_info = $25, revision = revision + 1, updated_at = $26 WHERE id = $27 AND revision = $28",
         )
         .bind(&n.name)
         .bind(&n.driver)
@@ -230,6 +258,7 @@ impl Store {
         .bind(n.work.map(|w| w.encode()))
         .bind(&n.inspection_started_at)
         .bind(&n.inspection_finished_at)
+        .bind(internal_text(&n.internal))
         .bind(&now)
         .bind(&n.id)
         .bind(n.revision)
