@@ -10,9 +10,9 @@
 //! req/s, p50 and p99 at 8 and 32 concurrent clients; CPU per request for password and
 //! token-method issue (the latter has no password hash, so it is the cost beyond it).
 
+mod baremetal;
 mod compute;
 mod network;
-mod baremetal;
 mod reservation;
 mod volume;
 

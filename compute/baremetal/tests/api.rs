@@ -412,8 +412,13 @@ async fn tower_oneshot(router: &axum::Router, req: axum::http::Request<axum::bod
 async fn direct(engine: Engine) {
     let c = direct_cloud(engine, std::time::Duration::from_secs(600)).await;
     let id = c.direct_node("n1").await;
-    // Nothing to do yet: the node boots from its disk.
+    // Nothing to do yet: the node boots from its disk; a MAC no port has is unknown.
     assert!(c.ipxe().await.0.contains("sanboot"));
+    let r = send(&c.router, "GET", "/v1/agent/ipxe?mac=52:54:00:00:00:09", None, None, &[]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = send(&c.router, "GET", "/v1/agent/boot.ipxe", None, None, &[]).await;
+    assert!(String::from_utf8_lossy(&r.body)
+        .contains("chain --autofree http://10.9.0.1:6385/v1/agent/ipxe?mac=${net${i}/mac}"));
 
     // provide: cleaning boots the ramdisk, which wipes, reports, and the node rests.
     let (code, _) = c.provision("n1", "provide").await;

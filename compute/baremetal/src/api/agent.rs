@@ -48,11 +48,20 @@ fn token(q: &HashMap<String, String>) -> &str {
 
 async fn boot_ipxe(State(s): State<AppState>) -> Response {
     let api = s.settings.deploy.agent_url.trim_end_matches('/').to_string();
-    text(format!("#!ipxe\nchain {api}/v1/agent/ipxe?mac=${{mac}}\n"))
+    // Each NIC in turn asks for its node's script (a MAC no port has gets a 404, so
+    // the next NIC is tried), as Ironic's boot.ipxe does.
+    text(format!(
+        "#!ipxe\nset i:int32 0\n:next\nisset ${{net${{i}}/mac}} || goto none\n\
+         chain --autofree {api}/v1/agent/ipxe?mac=${{net${{i}}/mac}} || inc i\ngoto next\n\
+         :none\necho Stratus: no NIC of this machine is a known node's port\nexit\n"
+    ))
 }
 
-async fn ipxe(State(s): State<AppState>, Query(q): Params) -> Response {
-    text(s.ipxe_script(q.get("mac").map(String::as_str).unwrap_or("")).await)
+async fn ipxe(State(s): State<AppState>, Query(q): Params) -> Result<Response, ApiError> {
+    match s.ipxe_script(q.get("mac").map(String::as_str).unwrap_or("")).await {
+        Some(script) => Ok(text(script)),
+        None => Err(ApiError::not_found("port with MAC", q.get("mac").map(String::as_str).unwrap_or(""))),
+    }
 }
 
 async fn file(path: Option<&std::path::PathBuf>) -> Result<Response, ApiError> {

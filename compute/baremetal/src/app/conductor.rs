@@ -305,8 +305,15 @@ impl BaremetalService {
 
     /// Asks for `target` and waits (bounded) until the BMC shows it.
     async fn power(&self, bmc: &dyn Bmc, target: PowerTarget) -> anyhow::Result<PowerState> {
-        bmc.set_power(target).await?;
         let want = target.end_state();
+        if let Err(e) = bmc.set_power(target).await {
+            // The node may have got there by itself meanwhile (a deploy ramdisk powers
+            // off after it reports): then the request has nothing left to do.
+            let off_or_on = matches!(target, PowerTarget::On | PowerTarget::Off | PowerTarget::SoftOff);
+            if !(off_or_on && bmc.power_state().await.ok() == Some(want)) {
+                return Err(e);
+            }
+        }
         let deadline = tokio::time::Instant::now() + self.settings.power_timeout;
         loop {
             let now = bmc.power_state().await?;

@@ -186,25 +186,26 @@ impl BaremetalService {
         Ok(())
     }
 
-    /// The iPXE script a node gets when it network-boots: the deploy ramdisk while the
-    /// conductor waits for it, else "boot from the local disk".
-    pub async fn ipxe_script(&self, mac: &str) -> String {
+    /// The iPXE script a node gets when it network-boots from the NIC with `mac`: the
+    /// deploy ramdisk while the conductor waits for it, else "boot from the local disk";
+    /// `None` when no port has that MAC.
+    pub async fn ipxe_script(&self, mac: &str) -> Option<String> {
         let local = "#!ipxe\necho Stratus: nothing to deploy; booting from the local disk\nsanboot --no-describe --drive 0x80 || exit\n";
-        let Ok(address) = super::ports::canonical_mac(mac) else { return local.into() };
-        let Ok(Some(port)) = self.store.port_get(&address).await else { return local.into() };
-        let Ok(Some(node)) = self.store.node_get(&port.node_id).await else { return local.into() };
+        let address = super::ports::canonical_mac(mac).ok()?;
+        let port = self.store.port_get(&address).await.ok()??;
+        let Ok(Some(node)) = self.store.node_get(&port.node_id).await else { return Some(local.into()) };
         let (true, Some(token)) = (node.provision_state.is_waiting(), node.internal.agent_token.as_deref()) else {
-            return local.into();
+            return Some(local.into());
         };
         let d = &self.settings.deploy;
         let api = d.agent_url.trim_end_matches('/');
-        format!(
+        Some(format!(
             "#!ipxe\necho Stratus: booting the deploy ramdisk for node {id}\n\
              kernel {api}/v1/agent/kernel stratus.api={api} stratus.node={id} stratus.token={token} {args}\n\
              initrd {api}/v1/agent/ramdisk\nboot\n",
             id = node.id,
             args = d.kernel_args,
-        )
+        ))
     }
 
     /// What the ramdisk of node `id` is to do: `write URL SHA256 SIZE`, `wipe`, or
