@@ -59,7 +59,7 @@ CONFORMANCE_LOG="$ROOT/target/conformance.log"
 "$TEMPEST_VENV/bin/python" tests/conformance/run.py --work-dir "$ROOT/target/conformance" >"$CONFORMANCE_LOG" 2>&1 &
 CONFORMANCE_PID=$!
 e2e=0
-"$VENV/bin/python" -m pytest -q tests/e2e "$@" || e2e=$?
+"$VENV/bin/python" -m pytest -q --durations=25 tests/e2e "$@" || e2e=$?
 conformance=0
 wait "$CONFORMANCE_PID" || conformance=$?
 if pg_up; then drop_test_schemas; fi

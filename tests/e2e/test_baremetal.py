@@ -422,7 +422,7 @@ def test_a_direct_deploy_writes_the_image_and_cleaning_wipes_it(bmcs, deploy_ram
 <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
 <devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{disk}'/>
 <target dev='vda' bus='virtio'/></disk><interface type='bridge'><source bridge='{bridge}'/><mac address='{mac}'/>
-<model type='virtio'/></interface><serial type='file'><source path='{work}/console.log'/></serial></devices></domain>"""
+<model type='virtio'/></interface><serial type='file'><source path='{work}/console.log' append='on'/></serial></devices></domain>"""
     with open(os.path.join(work, "domain.xml"), "w") as f:
         f.write(xml)
     assert virsh("define", os.path.join(work, "domain.xml")).returncode == 0
