@@ -152,19 +152,11 @@ fn internal_text(i: &Internal) -> String {
     serde_json::to_string(i).expect("serialises")
 }
 
-fn json_text(m: &Map<String, Value>) -> String {
-    Value::Object(m.clone()).to_string()
-}
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
-impl Store {
-    /// Adds a node; a duplicate id, name or instance is a unique violation.
-    pub async fn node_insert(&self, n: &Node) -> StoreResult<()> {
-        sqlx::query(&format!(
-            "INSERT INTO baremetal_nodes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-             $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)"
-        ))
-        .bind(&n.id)
-        .bind(&n.name)
+/// Binds what every write of a node sets, `name` to `internal_info` in [`COLUMNS`] order.
+fn bind_fields<'q>(q: AnyQuery<'q>, n: &'q Node) -> AnyQuery<'q> {
+    q.bind(&n.name)
         .bind(&n.driver)
         .bind(json_text(&n.driver_info))
         .bind(json_text(&n.properties))
@@ -189,11 +181,21 @@ impl Store {
         .bind(&n.inspection_started_at)
         .bind(&n.inspection_finished_at)
         .bind(internal_text(&n.internal))
-        .bind(n.revision)
-        .bind(&n.created_at)
-        .bind(&n.updated_at)
-        .execute(&self.db.pool)
-        .await?;
+}
+
+fn json_text(m: &Map<String, Value>) -> String {
+    Value::Object(m.clone()).to_string()
+}
+
+impl Store {
+    /// Adds a node; a duplicate id, name or instance is a unique violation.
+    pub async fn node_insert(&self, n: &Node) -> StoreResult<()> {
+        let sql = format!(
+            "INSERT INTO baremetal_nodes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+             $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)"
+        );
+        let q = sqlx::query(&sql).bind(&n.id);
+        bind_fields(q, n).bind(n.revision).bind(&n.created_at).bind(&n.updated_at).execute(&self.db.pool).await?;
         Ok(())
     }
 
@@ -226,46 +228,17 @@ impl Store {
     /// then one more. False when someone did (nothing is written).
     pub async fn node_save(&self, n: &mut Node) -> StoreResult<bool> {
         let now = now_text();
-        let done = sqlx::query(
+        let q = sqlx::query(
             "UPDATE baremetal_nodes SET name = $1, driver = $2, driver_info = $3, properties = $4, extra = $5, \
              instance_info = $6, instance_uuid = $7, power_state = $8, target_power_state = $9, provision_state = $10, \
              target_provision_state = $11, provision_updated_at = $12, maintenance = $13, maintenance_reason = $14, \
              last_error = $15, resource_class = $16, deploy_interface = $17, description = $18, owner = $19, \
              lessee = $20, conductor = $21, work = $22, inspection_started_at = $23, inspection_finished_at = $24, \
              internal_info = $25, revision = revision + 1, updated_at = $26 WHERE id = $27 AND revision = $28",
-        )
-        .bind(&n.name)
-        .bind(&n.driver)
-        .bind(json_text(&n.driver_info))
-        .bind(json_text(&n.properties))
-        .bind(json_text(&n.extra))
-        .bind(json_text(&n.instance_info))
-        .bind(&n.instance_uuid)
-        .bind(n.power_state.map(|p| p.as_str()))
-        .bind(n.target_power_state.map(|p| p.as_str()))
-        .bind(n.provision_state.as_str())
-        .bind(n.target_provision_state.map(|p| p.as_str()))
-        .bind(&n.provision_updated_at)
-        .bind(n.maintenance as i64)
-        .bind(&n.maintenance_reason)
-        .bind(&n.last_error)
-        .bind(&n.resource_class)
-        .bind(&n.deploy_interface)
-        .bind(&n.description)
-        .bind(&n.owner)
-        .bind(&n.lessee)
-        .bind(&n.conductor)
-        .bind(n.work.map(|w| w.encode()))
-        .bind(&n.inspection_started_at)
-        .bind(&n.inspection_finished_at)
-        .bind(internal_text(&n.internal))
-        .bind(&now)
-        .bind(&n.id)
-        .bind(n.revision)
-        .execute(&self.db.pool)
-        .await?
-        .rows_affected()
-            == 1;
+        );
+        let done =
+            bind_fields(q, n).bind(&now).bind(&n.id).bind(n.revision).execute(&self.db.pool).await?.rows_affected()
+                == 1;
         if done {
             n.revision += 1;
             n.updated_at = Some(now);
