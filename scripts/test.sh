@@ -13,6 +13,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 source ./scripts/services.sh
 ensure_services
 
+# A full run needs several GiB of disk (the Rust test binaries, guest images): say what
+# there is, so a run that fills the disk is recognised as such.
+echo "== disk: $(df -h --output=avail . | tail -1 | tr -d ' ') free"
 echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

@@ -1,8 +1,11 @@
 """End-to-end fixtures: start the real `stratusd` and drive it with the real clients.
 
-Each backend is a module-scoped cloud: `sqlite` (SQLite file + in-process bus, the
-all-in-one defaults) and `postgres` (PostgreSQL + NATS JetStream), skipped when those
-servers are not reachable.
+The `cloud` fixture is one module-scoped cloud on the backend the module names in
+`BACKEND`: `sqlite` (SQLite file + in-process bus, the all-in-one defaults; the default)
+or `postgres` (PostgreSQL + NATS JetStream; SQLite when those servers are not
+reachable). Each behaviour is driven end to end once: the Rust API tests run every
+service's rules on both engines, so the modules share the two backends between them
+rather than each running twice.
 """
 
 import os
@@ -37,22 +40,26 @@ def guest_image():
     return os.path.join(out, "vmlinuz"), os.path.join(out, "initrd.img")
 
 
-BACKENDS = ["sqlite", "postgres"]
+def pg_and_nats():
+    return port_open(5432) and port_open(4222) and shutil.which("psql")
 
 
 def backend_urls(backend):
     if backend == "sqlite":
         return None, None
-    if not (port_open(5432) and port_open(4222) and shutil.which("psql")):
+    if not pg_and_nats():
         pytest.skip("PostgreSQL or NATS not reachable")
     return new_pg_schema(), "nats://127.0.0.1:4222"
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module")
 def cloud(request):
-    db_url, bus_url = backend_urls(request.param)
+    backend = getattr(request.module, "BACKEND", "sqlite")
+    if backend == "postgres" and not pg_and_nats():
+        backend = "sqlite"
+    db_url, bus_url = backend_urls(backend)
     data_dir = tempfile.mkdtemp(prefix="stratus-e2e-")
-    c = Cloud(request.param, data_dir, db_url=db_url, bus_url=bus_url)
+    c = Cloud(backend, data_dir, db_url=db_url, bus_url=bus_url)
     c.db_url, c.bus_url = db_url, bus_url
     yield c
     c.stop()

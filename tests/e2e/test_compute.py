@@ -1,6 +1,6 @@
 """Compute with the real `openstack` client against `stratusd all-in-one` (fake
 hypervisor): flavors, keypairs, servers and their actions, server groups, hypervisors,
-quotas, limits, usage and instance actions, on SQLite and on PostgreSQL + NATS."""
+quotas, limits, usage and instance actions, on SQLite + in-process bus."""
 
 import base64
 import json
@@ -14,9 +14,6 @@ import pytest
 from conftest import compute_basics, unique
 
 
-# One backend is enough here: the Rust API tests run this service's rules on SQLite and
-# PostgreSQL, and this module's other tests drive PostgreSQL + NATS end to end.
-SQLITE_ONLY = pytest.mark.parametrize("cloud", ["sqlite"], indirect=True)
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +134,6 @@ def test_server_lifecycle(cloud, base):
     assert used["total_instances_used"] == 0 and used["total_cores_used"] == 0, used
 
 
-@SQLITE_ONLY
 def test_resize_and_rebuild(cloud, base):
     _, env = cloud.member_env(unique("rs"))
     bigger = unique("m2")
@@ -173,7 +169,6 @@ def test_resize_and_rebuild(cloud, base):
     cloud.osc("flavor", "delete", bigger)
 
 
-@SQLITE_ONLY
 def test_network_attachments(cloud, base):
     """server add|remove network, port, fixed ip and security group."""
     _, env = cloud.member_env(unique("nic"))
@@ -300,7 +295,6 @@ def test_server_groups_and_hosts(cloud, base):
     assert [z["Zone Name"] for z in cloud.osc("availability", "zone", "list", "--compute")] == ["nova"]
 
 
-@SQLITE_ONLY
 def test_create_with_port_and_security_group(cloud, base):
     _, env = cloud.member_env(unique("pp"))
     sg = cloud.osc("security", "group", "create", unique("sg"), env=env)

@@ -1,6 +1,5 @@
 """Every identity command of the issue, run with the real python-openstackclient
-against the real `stratusd all-in-one`, on SQLite + in-process bus and on
-PostgreSQL + NATS."""
+against the real `stratusd all-in-one`, on PostgreSQL + NATS."""
 
 import os
 import subprocess
@@ -9,6 +8,9 @@ import time
 import pytest
 
 from conftest import ADMIN_PASSWORD, STRATUSD, Cloud, unique
+
+# PostgreSQL + NATS (see conftest).
+BACKEND = "postgres"
 
 
 def test_token_issue_and_catalog(cloud):

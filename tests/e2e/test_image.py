@@ -1,5 +1,5 @@
 """Every image command of the issue, with the real python-openstackclient against the
-real `stratusd all-in-one`, on SQLite + in-process bus and on PostgreSQL + NATS."""
+real `stratusd all-in-one`, on PostgreSQL + NATS."""
 
 import filecmp
 import hashlib
@@ -11,6 +11,9 @@ import time
 import pytest
 
 from conftest import unique
+
+# PostgreSQL + NATS (see conftest).
+BACKEND = "postgres"
 
 
 @pytest.fixture(scope="module")

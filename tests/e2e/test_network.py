@@ -1,5 +1,5 @@
 """The network commands a user types, with the real python-openstackclient against the
-real `stratusd all-in-one`, on SQLite + in-process bus and on PostgreSQL + NATS."""
+real `stratusd all-in-one`, on SQLite + in-process bus."""
 
 import json
 
@@ -8,9 +8,6 @@ import pytest
 from conftest import unique
 
 
-# One backend is enough here: the Rust API tests run this service's rules on SQLite and
-# PostgreSQL, and this module's other tests drive PostgreSQL + NATS end to end.
-SQLITE_ONLY = pytest.mark.parametrize("cloud", ["sqlite"], indirect=True)
 
 
 def fail(cloud, *args, env=None):
@@ -211,7 +208,6 @@ def test_routers_and_floating_ips(cloud):
 
 
 
-@SQLITE_ONLY
 def test_tags_and_projects_on_every_resource(cloud):
     pid, env = cloud.member_env(unique("tags"))
     tag = unique("t")

@@ -7,6 +7,9 @@ import pytest
 
 from conftest import unique
 
+# PostgreSQL + NATS (see conftest).
+BACKEND = "postgres"
+
 
 @pytest.fixture(scope="module")
 def conn(cloud):

@@ -1,6 +1,6 @@
 """The volume commands a user types, with the real python-openstackclient against the
 real `stratusd all-in-one` on its default file backend (qcow2 files made by qemu-img),
-on SQLite + in-process bus and on PostgreSQL + NATS."""
+on PostgreSQL + NATS."""
 
 import json
 import os
@@ -14,9 +14,7 @@ import pytest
 from conftest import Cloud, compute_basics, unique
 
 
-# One backend is enough here: the Rust API tests run this service's rules on SQLite and
-# PostgreSQL, and this module's other tests drive PostgreSQL + NATS end to end.
-SQLITE_ONLY = pytest.mark.parametrize("cloud", ["sqlite"], indirect=True)
+BACKEND = "postgres"
 
 
 def wait_status(cloud, env, kind, name, status, timeout=60):
@@ -163,7 +161,6 @@ def test_volume_commands(cloud):
     assert [z["Zone Name"] for z in zones] == ["nova"], zones
 
 
-@SQLITE_ONLY
 def test_server_volume_commands(cloud):
     """Attach and detach with `openstack server add|remove volume`: the volume goes
     attaching → in-use → detaching → available, the server lists it, and deleting the
