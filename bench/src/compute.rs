@@ -118,6 +118,7 @@ fn scheduler_rate(hosts: usize, threads: usize, secs: u64) -> f64 {
                 used_ram: (i % 89) as i64 * 512,
                 used_disk: (i % 13) as i64,
                 traits: vec!["COMPUTE_STATUS_ENABLED".into()],
+                resource_class: None,
                 reservation: None,
                 enabled: true,
                 disabled_reason: None,

@@ -177,6 +177,14 @@ ALTER TABLE compute_hosts ADD COLUMN reservation TEXT NOT NULL DEFAULT '';
 ALTER TABLE compute_hosts ADD COLUMN reservation_project TEXT NOT NULL DEFAULT ''
 "#,
     },
+    Migration {
+        service: "compute",
+        version: 6,
+        name: "hosts a server takes whole (bare-metal nodes)",
+        sql: r#"
+ALTER TABLE compute_hosts ADD COLUMN resource_class TEXT NOT NULL DEFAULT ''
+"#,
+    },
 ];
 
 #[cfg(test)]

@@ -193,7 +193,7 @@ async fn lifecycle(engine: Engine) {
     assert!(c.drivers[idx].set_power_state(&id, 4));
     // A report listed before the server's last save is older than the server: it
     // changes nothing (a build that ended after its host listed its guests).
-    let old = c.agent.report(c.agent.host(&host).unwrap()).await.unwrap();
+    let old = c.agent.report(&c.agent.host(&host).unwrap()).await.unwrap();
     let r = c.call("PUT", &format!("/servers/{id}"), &token, Some(json!({"server": {"name": "vm"}}))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     c.compute.on_report(&old).await.unwrap();
@@ -202,7 +202,7 @@ async fn lifecycle(engine: Engine) {
         (s["server"]["status"].as_str(), s["server"]["OS-EXT-STS:power_state"].as_i64()),
         (Some("ACTIVE"), Some(1))
     );
-    let report = c.agent.report(c.agent.host(&host).unwrap()).await.unwrap();
+    let report = c.agent.report(&c.agent.host(&host).unwrap()).await.unwrap();
     c.compute.on_report(&report).await.unwrap();
     c.wait_status(&token, &id, "SHUTOFF").await;
 
@@ -572,6 +572,51 @@ async fn a_claim_on_a_stale_server_claims_nothing() {
     each_engine!(stale_claims);
 }
 
+async fn whole_node_claims(engine: Engine) {
+    // A bare-metal node is one host a server takes whole: handed out as it is (no
+    // ratios, nothing reserved), and to one claim of concurrent ones however small.
+    let c = Cloud::start(engine).await;
+    let report = stratus_compute_protocol::HostReport {
+        host: "node-1".into(),
+        queue: "compute.agent.bm".into(),
+        availability_zone: "nova".into(),
+        hypervisor_type: "ironic".into(),
+        driver: "ironic".into(),
+        vcpus: 4,
+        ram_mb: 8192,
+        disk_gb: 20,
+        traits: Vec::new(),
+        resource_class: Some("CUSTOM_BAREMETAL".into()),
+        guests: Vec::new(),
+        taken_at: None,
+    };
+    let row = c.compute.store.host_report(&report, &Default::default()).await.unwrap();
+    assert_eq!((row.cap_vcpus, row.cap_ram, row.cap_disk), (4, 8192, 20));
+    assert_eq!(row.resource_class.as_deref(), Some("CUSTOM_BAREMETAL"));
+    let claim = |i: usize| {
+        let a = Allocation {
+            consumer_id: format!("server-{i}"),
+            host: "node-1".into(),
+            vcpus: 1,
+            ram: 512,
+            disk: 1,
+            reservation: None,
+        };
+        let store = c.compute.store.clone();
+        async move { store.claim_apart(&a, None, None).await.unwrap() }
+    };
+    let outcomes = futures::future::join_all((0..4).map(claim)).await;
+    let won = outcomes.iter().filter(|o| matches!(o, HostClaim::Claimed(_))).count();
+    assert_eq!(won, 1, "{outcomes:?}");
+    c.compute.store.release(&["server-0", "server-1", "server-2", "server-3"], None).await.unwrap();
+    assert!(matches!(claim(9).await, HostClaim::Claimed(_)), "released, the node is free again");
+}
+
+#[tokio::test]
+async fn a_bare_metal_node_goes_to_one_server() {
+    each_engine!(whole_node_claims);
+}
+
 async fn delete_during_build(engine: Engine) {
     let mut opts = Options::default();
     opts.fake.boot_delay = std::time::Duration::from_millis(300);
@@ -586,7 +631,7 @@ async fn delete_during_build(engine: Engine) {
     // The guest the interrupted build made is destroyed too.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     for h in 0..2 {
-        let r = c.agent.report(c.agent.host(&format!("host-{h}")).unwrap()).await.unwrap();
+        let r = c.agent.report(&c.agent.host(&format!("host-{h}")).unwrap()).await.unwrap();
         c.compute.on_report(&r).await.unwrap();
     }
     eventually("the interrupted build's guest is destroyed", || async { c.guests().await == 0 }).await;

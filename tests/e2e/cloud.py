@@ -91,6 +91,7 @@ class Cloud:
             self.baremetal_port = int(env["STRATUS_BAREMETAL__PORT"])
             self.baremetal_url = f"http://127.0.0.1:{self.baremetal_port}"
         self.env = env
+        self.region = env.get("STRATUS_IDENTITY__REGION", "RegionOne")
         self.db_url = db_url
         self.command = command
         self.log = open(os.path.join(data_dir, f"stratusd-{self.port}.log"), "w")
@@ -169,7 +170,7 @@ class Cloud:
                 "OS_USER_DOMAIN_NAME": domain,
                 "OS_PROJECT_DOMAIN_NAME": domain,
                 "OS_IDENTITY_API_VERSION": "3",
-                "OS_REGION_NAME": "RegionOne",
+                "OS_REGION_NAME": self.region,
             }
         )
         return env

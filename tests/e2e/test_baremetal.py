@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from conftest import Cloud, free_port, unique
+from conftest import Cloud, compute_basics, free_port, unique
 
 VENV_BIN = os.path.dirname(sys.executable)
 
@@ -57,7 +57,11 @@ def wait_node(cloud, node, **want):
 @pytest.fixture(scope="module")
 def bm_cloud():
     data_dir = tempfile.mkdtemp(prefix="stratus-bmcloud-")
-    c = Cloud("sqlite", data_dir, extra_env={"STRATUS_BAREMETAL__POWER_SYNC_SECS": "2"})
+    c = Cloud("sqlite", data_dir, extra_env={
+        "STRATUS_BAREMETAL__POWER_SYNC_SECS": "2",
+        # Nodes become compute hosts at the bare-metal agent's next report.
+        "STRATUS_COMPUTE_AGENT__REPORT_SECS": "1",
+    })
     yield c
     c.stop()
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -129,6 +133,83 @@ def test_fake_nodes_walk_the_provisioning_states(bm_cloud):
 
     assert osc_run(cloud, "baremetal", "node", "delete", name).returncode == 0
     assert osc_run(cloud, "baremetal", "port", "show", port["uuid"]).returncode != 0
+
+
+def test_a_leased_node_runs_a_server(bm_cloud):
+    """The seeds' workflow on bare metal: a node with a resource class is a compute
+    host; a project leases it (Blazar host = node) and launches a server of a flavor of
+    that class into the lease; the server takes the whole node (deployed with the
+    server's image), its power actions reach the node, and deleting it undeploys the
+    node, which cleans itself and is available again."""
+    cloud = bm_cloud
+    name = unique("bmc")
+    n = osc(cloud, "baremetal", "node", "create", "--driver", "fake-hardware", "--name", name,
+            "--resource-class", "baremetal", "--property", "cpus=4", "--property", "memory_mb=8192",
+            "--property", "local_gb=20")
+    node = n["uuid"]
+    assert osc_run(cloud, "baremetal", "node", "manage", name, "--wait", "60").returncode == 0
+    provision(cloud, name, "provide", "available")
+    wait_for("the node as a hypervisor",
+             lambda: any(h["Hypervisor Hostname"] == node for h in osc(cloud, "hypervisor", "list")))
+    hv = osc(cloud, "--os-compute-api-version", "2.87", "hypervisor", "show", node)
+    assert (hv["hypervisor_type"], hv["vcpus"], hv["memory_mb"], hv["state"]) == ("ironic", 4, 8192, "up"), hv
+
+    basics = compute_basics(cloud, "10.79.0.0/24", shared=True)
+    flavor = unique("baremetal")
+    osc(cloud, "flavor", "create", "--vcpus", "4", "--ram", "8192", "--disk", "20",
+        "--property", "resources:CUSTOM_BAREMETAL=1", flavor)
+    # A hypervisor's flavor never lands on the node, and the node's flavor never lands
+    # on a hypervisor.
+    _, env = cloud.member_env(unique("bmlessee"))
+    common = ["--image", basics["image"], "--network", basics["network"]]
+    vm = osc(cloud, "server", "create", "--flavor", basics["flavor"], *common, "--wait", unique("vm"), env=env)
+    assert osc(cloud, "server", "show", vm["id"])["OS-EXT-SRV-ATTR:hypervisor_hostname"] != node
+
+    # The node is leased by the project; a server of its flavor launches into the lease.
+    blazar = lambda *a, env=None: json.loads(  # noqa: E731 (blazarclient prints a line before its JSON)
+        (out := cloud.osc(*a, "-f", "json", env=env, fmt_json=False))[min(i for i in (out.find("{"), out.find("[")) if i >= 0):])
+    blazar("reservation", "host", "create", "--extra", "node_type=gpu_baremetal", node)
+    end = time.strftime("%Y-%m-%d %H:%M", time.gmtime(time.time() + 3600))
+    blazar("reservation", "lease", "create", "--reservation",
+           'resource_type=physical:host,min=1,max=1,resource_properties=["==","$node_type","gpu_baremetal"]',
+           "--start-date", "now", "--end-date", end, "bm-lease", env=env)
+    wait_for("the lease to start",
+             lambda: blazar("reservation", "lease", "show", "bm-lease", env=env)["status"] == "ACTIVE")
+    res = blazar("reservation", "lease", "show", "bm-lease", env=env)["reservations"]
+    res = json.loads(res) if isinstance(res, str) else res
+    res_id = (res[0] if isinstance(res, list) else res)["id"]
+    server = osc(cloud, "server", "create", "--flavor", flavor, *common, "--hint", f"reservation={res_id}",
+                 "--wait", unique("metal"), env=env)
+    shown = osc(cloud, "server", "show", server["id"])
+    assert shown["status"] == "ACTIVE" and shown["OS-EXT-SRV-ATTR:hypervisor_hostname"] == node, shown
+    n = node_show(cloud, node)
+    assert (n["provision_state"], n["power_state"], n["instance_uuid"]) == ("active", "power on", server["id"])
+    assert n["instance_info"]["image_source"] == basics["image"]
+
+    # One server per node: a second one finds no host.
+    second = unique("metal2")
+    cloud.osc("server", "create", "--flavor", flavor, *common, "--hint", f"reservation={res_id}", second,
+              env=env, fmt_json=False)
+    wait_for("the second server to fail",
+             lambda: osc(cloud, "server", "show", second, env=env)["status"] == "ERROR")
+    assert node_show(cloud, node)["instance_uuid"] == server["id"]
+
+    # Power actions reach the node.
+    cloud.osc("server", "stop", server["id"], env=env, fmt_json=False)
+    wait_for("the server to stop", lambda: osc(cloud, "server", "show", server["id"], env=env)["status"] == "SHUTOFF")
+    assert node_show(cloud, node)["power_state"] == "power off"
+    cloud.osc("server", "start", server["id"], env=env, fmt_json=False)
+    wait_for("the server to start", lambda: osc(cloud, "server", "show", server["id"], env=env)["status"] == "ACTIVE")
+    assert node_show(cloud, node)["power_state"] == "power on"
+    # What a physical machine cannot do is refused.
+    p = cloud.osc("server", "pause", server["id"], env=env, check=False, fmt_json=False)
+    assert p.returncode != 0 and "bare-metal" in p.stderr, p.stderr
+
+    # Deleting the server gives the node back: undeployed, cleaned, available.
+    cloud.osc("server", "delete", "--wait", server["id"], second, env=env, fmt_json=False)
+    n = wait_node(cloud, node, provision_state="available")
+    assert n["instance_uuid"] is None and n["instance_info"] == {}
+    cloud.osc("reservation", "lease", "delete", "bm-lease", env=env, fmt_json=False)
 
 
 def test_bad_input_is_refused_and_nodes_are_the_operators(bm_cloud):

@@ -24,7 +24,14 @@ SKYLAKE = '["==","$node_type","compute_skylake"]'
 @pytest.fixture(scope="module")
 def cloud():
     data_dir = tempfile.mkdtemp(prefix="stratus-e2e-lease-")
-    c = Cloud("sqlite", data_dir, extra_env={"STRATUS_COMPUTE_AGENT__FAKE_HOSTS": "4"})
+    c = Cloud("sqlite", data_dir, extra_env={
+        "STRATUS_COMPUTE_AGENT__FAKE_HOSTS": "4",
+        # As Chameleon runs it, for python-chi's chi.hardware: users read the hosts and
+        # their allocations, the hardware catalog is served, the region names a site.
+        "STRATUS_RESERVATION__HOSTS_VISIBLE_TO_PROJECTS": "true",
+        "STRATUS_RESERVATION__HARDWARE_CATALOG": "true",
+        "STRATUS_IDENTITY__REGION": "CHI@Stratus",
+    })
     yield c
     c.stop()
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -88,8 +95,10 @@ def test_openstack_client_lease_workflow(cloud):
     basics = compute_basics(cloud, "10.77.0.0/24", shared=True)
     _, alice = cloud.member_env(unique("lessee"))
     _, bob = cloud.member_env(unique("other"))
-    # A member cannot touch hosts.
-    assert cloud.osc("reservation", "host", "list", env=alice, check=False).returncode != 0
+    # A member reads the hosts here (hosts_visible_to_projects) but cannot change them.
+    assert sorted(h["hypervisor_hostname"] for h in osc(cloud, "reservation", "host", "list", env=alice)) == names[:3]
+    p = cloud.osc("reservation", "host", "set", "--extra", "gpu=yes", haswell, env=alice, check=False)
+    assert p.returncode != 0 and ("403" in p.stderr or "olicy" in p.stderr), p.stderr
 
     made = osc(
         cloud, "reservation", "lease", "create",
@@ -159,8 +168,20 @@ def test_openstack_client_lease_workflow(cloud):
 
 CHI_SCRIPT = r"""
 import datetime, json, sys
-import chi.lease, chi.server
+import chi.context, chi.hardware, chi.lease, chi.server
+from blazarclient.v1 import hosts as blazar_hosts
 name, image, flavor, network, key = sys.argv[1:6]
+# chi.hardware calls two host methods of Chameleon's blazarclient fork that PyPI's
+# blazarclient lacks; they are plain GETs of Blazar's allocation API, added here as the
+# fork has them.
+if not hasattr(blazar_hosts.ComputeHostClientManager, "list_allocations"):
+    blazar_hosts.ComputeHostClientManager.list_allocations = (
+        lambda self: self.request_manager.get("/os-hosts/allocations")[1]["allocations"])
+    blazar_hosts.ComputeHostClientManager.get_allocation = (
+        lambda self, host: self.request_manager.get(f"/os-hosts/{host}/allocation")[1]["allocation"])
+# The hardware catalog: the site, and the free nodes of the type, by uid.
+site = list(chi.context.list_sites())[0]
+free = [n.uid for n in chi.hardware.get_nodes(node_type="gpu_rtx", filter_reserved=True)]
 lease = chi.lease.Lease(name, duration=datetime.timedelta(minutes=20))
 lease.add_node_reservation(amount=1, node_type="gpu_rtx")
 lease.add_fip_reservation(1)
@@ -171,7 +192,13 @@ server = chi.server.Server(name + "-vm", reservation_id=reservation, image_name=
                            network_name=network, key_name=key)
 server.submit(wait_for_active=True, show=None, wait_timeout=120)
 again = chi.lease.get_lease(name)
-print(json.dumps({"lease": lease.id, "status": again.status, "reservation": reservation, "fips": fips}))
+busy = [n.uid for n in chi.hardware.get_nodes(node_type="gpu_rtx", filter_reserved=True)]
+# The node's next free slot starts when the lease ends.
+node = chi.hardware.get_nodes(node_type="gpu_rtx")[0]
+slot_start = node.next_free_timeslot(minimum_hours=1)[0]
+ends = chi.lease.get_lease(name).end_date
+print(json.dumps({"lease": lease.id, "status": again.status, "reservation": reservation, "fips": fips,
+                  "site": site, "free": free, "free_while_leased": busy, "slot": str(slot_start), "ends": str(ends)}))
 lease.delete()
 """
 
@@ -194,7 +221,8 @@ def test_python_chi_and_a_lease_starting_while_down(cloud):
     key = unique("key")
     cloud.osc("keypair", "create", key, env=env, fmt_json=False)
     image_name = osc(cloud, "image", "show", basics["image"])["name"]
-    chi_env = dict(env, OS_AUTH_TYPE="v3password", OS_INTERFACE="public")
+    chi_env = dict(env, OS_AUTH_TYPE="v3password", OS_INTERFACE="public",
+                   CHI_RESOURCE_API_URL=cloud.reservation_url + "/reference")
     p = subprocess.run(
         [sys.executable, "-c", CHI_SCRIPT, "chi-lease", image_name, basics["flavor"], basics["network"], key],
         env=chi_env, capture_output=True, text=True, timeout=300,
@@ -203,6 +231,8 @@ def test_python_chi_and_a_lease_starting_while_down(cloud):
     out = json.loads(p.stdout.strip().splitlines()[-1])
     assert out["status"] == "ACTIVE", out
     assert out["fips"] == ["198.51.100.200"], out
+    assert out["site"] == "CHI@Stratus" and out["free"] == [gpu] and out["free_while_leased"] == [], out
+    assert out["slot"].replace("T", " ")[:16] == out["ends"].replace("T", " ")[:16], out
     # The lease's delete removed its server and took its floating IP back.
     wait_server(cloud, env, "chi-lease-vm", "GONE")
     assert osc(cloud, "floating", "ip", "list", env=env) == []

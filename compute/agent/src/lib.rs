@@ -3,7 +3,9 @@
 //! with results, and reports each host's capacity and guests as its heartbeat.
 //!
 //! One agent process usually runs one host; with the fake driver it can run many
-//! (`stratusd compute-agent --driver fake --fake-hosts 1000`), each with its own driver.
+//! (`stratusd compute-agent --driver fake --fake-hosts 1000`), each with its own driver;
+//! with the `ironic` driver its hosts are the bare-metal service's nodes, found again
+//! before every report (a [`HostSource`]).
 
 pub mod config_drive;
 pub mod driver;
@@ -13,9 +15,10 @@ pub use stratus_common::image_cache as images;
 pub use stratus_compute_protocol as protocol;
 
 use driver::HypervisorDriver;
+use futures::future::BoxFuture;
 use protocol::{agent_queue, Command, CommandResult, HostReport, Op, REPORT_SUBJECT, RESULTS_QUEUE};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use stratus_common::bus::Bus;
 
@@ -24,12 +27,22 @@ pub struct Host {
     pub name: String,
     pub availability_zone: String,
     pub traits: Vec<String>,
+    /// The one custom resource class the host is made of (`CUSTOM_BAREMETAL`), for
+    /// hosts a server takes whole (bare-metal nodes); `None` for hypervisors.
+    pub resource_class: Option<String>,
     pub driver: Arc<dyn HypervisorDriver>,
+}
+
+/// Where an agent whose hosts come and go finds them.
+pub trait HostSource: Send + Sync {
+    /// The hosts as of now.
+    fn hosts(&self) -> BoxFuture<'_, anyhow::Result<Vec<Host>>>;
 }
 
 pub struct Agent {
     name: String,
-    hosts: HashMap<String, Host>,
+    hosts: RwLock<HashMap<String, Arc<Host>>>,
+    source: Option<Arc<dyn HostSource>>,
     bus: Bus,
     report_every: Duration,
     /// Commands for one server run one at a time.
@@ -40,28 +53,64 @@ impl Agent {
     pub fn new(name: &str, hosts: Vec<Host>, bus: Bus, report_every: Duration) -> Arc<Self> {
         Arc::new(Self {
             name: name.to_string(),
-            hosts: hosts.into_iter().map(|h| (h.name.clone(), h)).collect(),
+            hosts: RwLock::new(hosts.into_iter().map(|h| (h.name.clone(), Arc::new(h))).collect()),
+            source: None,
             bus,
             report_every,
             locks: Mutex::new(HashMap::new()),
         })
     }
 
+    /// An agent whose hosts are what `source` lists, looked up again before every
+    /// report and when a command names a host not seen yet.
+    pub fn with_source(name: &str, source: Arc<dyn HostSource>, bus: Bus, report_every: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.to_string(),
+            hosts: RwLock::new(HashMap::new()),
+            source: Some(source),
+            bus,
+            report_every,
+            locks: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Lists the hosts again from the agent's source (none: nothing changes).
+    pub async fn discover(&self) -> anyhow::Result<()> {
+        let Some(source) = &self.source else { return Ok(()) };
+        let found = source.hosts().await?;
+        *self.hosts.write().unwrap() = found.into_iter().map(|h| (h.name.clone(), Arc::new(h))).collect();
+        Ok(())
+    }
+
     pub fn queue(&self) -> String {
         agent_queue(&self.name)
     }
 
-    pub fn host(&self, name: &str) -> Option<&Host> {
-        self.hosts.get(name)
+    pub fn host(&self, name: &str) -> Option<Arc<Host>> {
+        self.hosts.read().unwrap().get(name).cloned()
     }
 
     pub fn host_count(&self) -> usize {
-        self.hosts.len()
+        self.hosts.read().unwrap().len()
     }
 
-    /// The driver of the agent's hosts (`fake`, `libvirt`).
+    /// The driver of the agent's hosts (`fake`, `libvirt`, `ironic`).
     pub fn driver_name(&self) -> &'static str {
-        self.hosts.values().next().map_or("none", |h| h.driver.name())
+        if self.source.is_some() {
+            return "ironic";
+        }
+        self.hosts.read().unwrap().values().next().map_or("none", |h| h.driver.name())
+    }
+
+    /// The host a command names; a source is asked again for one not seen yet.
+    async fn host_for(&self, name: &str) -> anyhow::Result<Arc<Host>> {
+        if let Some(h) = self.host(name) {
+            return Ok(h);
+        }
+        if self.source.is_some() {
+            self.discover().await?;
+        }
+        self.host(name).ok_or_else(|| anyhow::anyhow!("this agent does not run host {name}"))
     }
 
     /// Takes commands and reports until the bus closes.
@@ -162,8 +211,7 @@ impl Agent {
     }
 
     async fn execute(&self, cmd: &Command) -> anyhow::Result<i64> {
-        let host =
-            self.hosts.get(&cmd.host).ok_or_else(|| anyhow::anyhow!("this agent does not run host {}", cmd.host))?;
+        let host = self.host_for(&cmd.host).await?;
         let d = &host.driver;
         match cmd.op {
             Op::Spawn => {
@@ -226,14 +274,20 @@ impl Agent {
             ram_mb: c.ram_mb,
             disk_gb: c.disk_gb,
             traits: host.traits.clone(),
+            resource_class: host.resource_class.clone(),
             guests: host.driver.guests().await?,
             taken_at,
         })
     }
 
-    /// Publishes every host's report.
+    /// Publishes every host's report (after finding the hosts again, for an agent
+    /// with a source).
     pub async fn report_all(&self) {
-        for host in self.hosts.values() {
+        if let Err(e) = self.discover().await {
+            tracing::warn!(error = %format!("{e:#}"), "cannot list the agent's hosts");
+        }
+        let hosts: Vec<Arc<Host>> = self.hosts.read().unwrap().values().cloned().collect();
+        for host in &hosts {
             match self.report(host).await {
                 Ok(r) => match serde_json::to_vec(&r) {
                     Ok(bytes) => {
@@ -249,7 +303,6 @@ impl Agent {
     }
 
     pub async fn console_log(&self, host: &str, server_id: &str) -> anyhow::Result<String> {
-        let h = self.hosts.get(host).ok_or_else(|| anyhow::anyhow!("this agent does not run host {host}"))?;
-        h.driver.console_log(server_id).await
+        self.host_for(host).await?.driver.console_log(server_id).await
     }
 }

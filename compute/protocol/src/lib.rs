@@ -161,6 +161,11 @@ pub struct HostReport {
     pub disk_gb: i64,
     #[serde(default)]
     pub traits: Vec<String>,
+    /// A host a server takes whole (a bare-metal node) names its custom resource
+    /// class (`CUSTOM_BAREMETAL`); only flavors asking for that class
+    /// (`resources:CUSTOM_BAREMETAL=1`) land there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_class: Option<String>,
     pub guests: Vec<GuestState>,
     /// When the agent listed the guests (its clock, as the database writes times): a
     /// server saved since is newer than this report.

@@ -26,11 +26,20 @@ impl Cloud {
     /// A service over `hosts` fake hosts; its schedule runs unless `schedule` is false
     /// (then tests fire due events themselves).
     async fn start(engine: Engine, hosts: usize, schedule: bool, attempts: i64) -> Self {
+        let settings = Settings { event_attempts: attempts, ..Self::settings() };
+        Self::start_with(engine, hosts, schedule, settings).await
+    }
+
+    fn settings() -> Settings {
+        Settings { public_url: "http://reservation".into(), ..Default::default() }
+    }
+
+    async fn start_with(engine: Engine, hosts: usize, schedule: bool, settings: Settings) -> Self {
         let id = Identity::start(engine, &[stratus_reservation::migrations::MIGRATIONS]).await;
         let compute = FakeCompute::with_hosts((1..=hosts).map(|i| format!("h{i}")));
         let network = Arc::new(FakeNetwork::default());
         network.networks.lock().unwrap().insert("public".into(), "203.0.113.0/24".into());
-        let svc = Self::service(&id, compute.clone(), network.clone(), attempts);
+        let svc = Self::service(&id, compute.clone(), network.clone(), settings);
         if schedule {
             svc.start();
         }
@@ -43,14 +52,14 @@ impl Cloud {
         id: &Identity,
         compute: Arc<FakeCompute>,
         network: Arc<FakeNetwork>,
-        attempts: i64,
+        settings: Settings,
     ) -> Arc<ReservationService> {
         ReservationService::new(
             stratus_reservation::store::Store::new(id.db.clone()),
             id.bus.clone(),
             compute as Arc<dyn Compute>,
             network as Arc<dyn Network>,
-            Settings { public_url: "http://reservation".into(), event_attempts: attempts, ..Default::default() },
+            settings,
         )
     }
 
@@ -90,6 +99,56 @@ fn at(secs: i64) -> String {
 
 fn later(minutes: i64) -> String {
     (Utc::now() + chrono::Duration::minutes(minutes)).format("%Y-%m-%d %H:%M").to_string()
+}
+
+async fn chameleon_style(engine: Engine) {
+    // Off (Blazar's default): no catalog, hosts the admin's.
+    let c = Cloud::start(engine, 2, false, 8).await;
+    let (_, alice) = c.id.member("p1").await;
+    c.hosts(2).await;
+    let r = send(&c.router, "GET", "/reference/sites.json", None, None, &[]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call("GET", "/v1/os-hosts/allocations", &alice, None).await.0, StatusCode::FORBIDDEN);
+    // On, as Chameleon runs it: users read hosts and allocations, the hardware is public.
+    let settings = Settings {
+        hosts_visible_to_projects: true,
+        hardware_catalog: true,
+        region: "CHI@UC".into(),
+        ..Cloud::settings()
+    };
+    let c = Cloud::start_with(engine, 2, false, settings).await;
+    let (_, alice) = c.id.member("p1").await;
+    c.hosts(2).await;
+    let (code, list) = c.call("GET", "/v1/os-hosts", &alice, None).await;
+    assert_eq!((code, list["hosts"].as_array().map(Vec::len)), (StatusCode::OK, Some(2)));
+    assert_eq!(c.call("GET", "/v1/os-hosts/allocations", &alice, None).await.0, StatusCode::OK);
+    assert_eq!(c.call("GET", "/v1/os-hosts/properties", &alice, None).await.0, StatusCode::OK);
+    for (method, path, body) in [
+        ("POST", "/v1/os-hosts", Some(json!({"name": "h1"}))),
+        ("PUT", "/v1/os-hosts/1", Some(json!({"values": {"gpu": "yes"}}))),
+        ("DELETE", "/v1/os-hosts/1", None),
+        ("GET", "/v1/floatingips", None),
+    ] {
+        assert_eq!(c.call(method, path, &alice, body).await.0, StatusCode::FORBIDDEN, "{method} {path}");
+    }
+    let sites = send(&c.router, "GET", "/reference/sites.json", None, None, &[]).await;
+    assert_eq!(sites.status, StatusCode::OK);
+    assert_eq!((&sites.json()["items"][0]["uid"], &sites.json()["items"][0]["name"]), (&json!("uc"), &json!("CHI@UC")));
+    let nodes = send(&c.router, "GET", "/reference/sites/uc/clusters/chameleon/nodes.json", None, None, &[]).await;
+    let items = nodes.json()["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        items.iter().map(|n| (n["uid"].clone(), n["node_type"].clone())).collect::<Vec<_>>(),
+        vec![(json!("h1"), json!("a")), (json!("h2"), json!("b"))]
+    );
+    let one = send(&c.router, "GET", "/reference/sites/uc/clusters/chameleon/nodes/h2.json", None, None, &[]).await;
+    assert_eq!(one.json()["uid"], "h2");
+    let other = send(&c.router, "GET", "/reference/sites/tacc/clusters/chameleon/nodes.json", None, None, &[]).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "one site: the region's");
+}
+
+#[tokio::test]
+async fn hosts_read_by_users_and_the_hardware_catalog_when_asked() {
+    each_engine!(chameleon_style);
 }
 
 async fn hosts_and_leases(engine: Engine) {
@@ -331,7 +390,12 @@ async fn schedule_survives_restarts_and_failures(engine: Engine) {
     assert_eq!(c.svc.fire_due().await.unwrap(), 0, "nothing is due yet");
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     // A new process over the same database catches up on what came due meanwhile.
-    let after_restart = Cloud::service(&c.id, c.compute.clone(), c.network.clone(), 2);
+    let after_restart = Cloud::service(
+        &c.id,
+        c.compute.clone(),
+        c.network.clone(),
+        Settings { event_attempts: 2, ..Cloud::settings() },
+    );
     assert_eq!(after_restart.fire_due().await.unwrap(), 2, "start and before-end (a short lease's is at its start)");
     assert_eq!(c.status(&alice, &lid).await, "ACTIVE");
     assert_eq!(after_restart.fire_due().await.unwrap(), 0, "no event fires twice");

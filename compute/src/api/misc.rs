@@ -337,6 +337,23 @@ pub async fn hypervisor_show(
         .ok_or_else(|| not_found(format!("Hypervisor with ID {id} could not be found.")))
 }
 
+/// `GET /os-hypervisors/{id}/uptime` (before 2.88): the agents do not report their
+/// hosts' uptime, so this answers 501 as Nova does for a driver without it (the
+/// openstack client then shows the hypervisor without uptime).
+pub async fn hypervisor_uptime(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    Path(id): Path<String>,
+    q: Params,
+) -> ApiResult<Json<Value>> {
+    if v.at_least(88) {
+        return Err(not_found("The resource could not be found.".to_string()));
+    }
+    let _found = hypervisor_show(State(s), ctx, v, Path(id), q).await?;
+    Err(crate::app::Error::NotImplemented("Virt driver does not implement uptime function.".into()).into())
+}
+
 pub async fn hypervisor_statistics(State(s): State<AppState>, ctx: AuthContext) -> ApiResult<Json<Value>> {
     let hosts = s.host_views(&ctx, Some("os_compute_api:os-hypervisors:statistics")).await?;
     let sum = |f: fn(&HostView) -> i64| hosts.iter().map(f).sum::<i64>();

@@ -65,6 +65,7 @@ pub fn router(service: Arc<ComputeService>, verifier: Arc<TokenVerifier>, max_bo
         .route("/os-hypervisors/detail", get(misc::hypervisor_detail))
         .route("/os-hypervisors/statistics", get(misc::hypervisor_statistics))
         .route("/os-hypervisors/{id}", get(misc::hypervisor_show))
+        .route("/os-hypervisors/{id}/uptime", get(misc::hypervisor_uptime))
         .route("/os-hypervisors/{id}/reservation", axum::routing::put(misc::hypervisor_reserve))
         .route("/os-hypervisors/{id}/reservation/{reservation}", axum::routing::delete(misc::hypervisor_unreserve))
         .route("/os-services", get(misc::service_list))

@@ -196,6 +196,20 @@ impl ComputeService {
         Ok(())
     }
 
+    /// Refuses `action` on a server that has a whole bare-metal node for a host: a
+    /// physical machine cannot be paused, resized, or have NICs or volumes plugged live.
+    pub(crate) fn refuse_on_bare_metal(&self, server: &Server, action: &str) -> AppResult<()> {
+        let host = server.host.as_deref().and_then(|h| self.scheduler.host(h));
+        if host.is_some_and(|h| h.resource_class.is_some()) {
+            return Err(conflict(format!(
+                "Cannot '{action}' instance {}: it is a bare-metal server (it has the whole node {}), which cannot do that.",
+                server.id,
+                server.host.as_deref().unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
+
     /// Stop, start or reboot: one command to the agent; the server's task state says
     /// it is under way, and a second action meanwhile gets 409.
     pub async fn server_power(&self, ctx: &AuthContext, id: &str, op: Op, request_id: &str) -> AppResult<()> {
@@ -209,6 +223,9 @@ impl ComputeService {
             Op::Unpause => (Some(VmState::Paused), TaskState::Unpausing, "unpause"),
             _ => return Err(super::bad("Unsupported action.")),
         };
+        if matches!(op, Op::Pause | Op::Unpause) {
+            self.refuse_on_bare_metal(&server, action)?;
+        }
         let state_ok = match needs {
             None => matches!(server.vm_state, VmState::Active | VmState::Stopped | VmState::Error),
             Some(needs) => server.vm_state == needs,

@@ -170,6 +170,12 @@ impl ComputeService {
             ..Default::default()
         };
         for (k, v) in specs.into_iter().flatten() {
+            if let Some(class) = k.strip_prefix("resources:").filter(|c| c.starts_with("CUSTOM_")) {
+                let amount = v.as_str().and_then(|a| a.trim().parse::<i64>().ok()).or_else(|| v.as_i64());
+                if amount.is_some_and(|a| a > 0) {
+                    req.resource_class = Some(class.to_string());
+                }
+            }
             if let Some(t) = k.strip_prefix("trait:") {
                 match v.as_str() {
                     Some("required") => req.required_traits.push(t.to_string()),

@@ -152,6 +152,7 @@ impl ComputeService {
         request_id: &str,
     ) -> AppResult<()> {
         let mut server = self.server_for_action(ctx, id).await?;
+        self.refuse_on_bare_metal(&server, "resize")?;
         if !matches!(server.vm_state, VmState::Active | VmState::Stopped) || server.busy() {
             return Err(conflict(format!(
                 "Cannot 'resize' instance {id} while it is in vm_state {} and task_state {}",

@@ -204,6 +204,7 @@ impl ComputeService {
     /// nothing under way.
     async fn server_for_volume_change(&self, ctx: &AuthContext, id: &str, what: &str) -> AppResult<Server> {
         let s = self.server_for_action(ctx, id).await?;
+        self.refuse_on_bare_metal(&s, what)?;
         if !matches!(s.vm_state, VmState::Active | VmState::Stopped | VmState::Paused) || s.busy() || s.host.is_none() {
             return Err(conflict(format!(
                 "Cannot '{what}' instance {id} while it is in vm_state {} and task_state {}",

@@ -37,6 +37,9 @@ pub struct Request {
     pub reservation: Option<String>,
     /// The project the server belongs to.
     pub project_id: String,
+    /// The custom resource class the flavor asks for (`resources:CUSTOM_BAREMETAL=1`):
+    /// only hosts made of it (bare-metal nodes), and only those without it otherwise.
+    pub resource_class: Option<String>,
 }
 
 pub struct Scheduler {
@@ -95,6 +98,7 @@ impl Scheduler {
         let mut fit: Vec<((std::cmp::Reverse<i64>, u64), &HostRow)> = hosts
             .values()
             .filter(|h| h.enabled && h.last_seen.as_str() >= cutoff.as_str())
+            .filter(|h| h.resource_class == req.resource_class)
             .filter(|h| h.fits(req.vcpus, req.ram, req.disk))
             .filter(|h| req.availability_zone.as_deref().is_none_or(|az| az == h.availability_zone))
             .filter(|h| req.required_traits.iter().all(|t| h.traits.contains(t)))
@@ -162,6 +166,7 @@ mod tests {
             used_ram,
             used_disk: 0,
             traits: traits.iter().map(|s| s.to_string()).collect(),
+            resource_class: None,
             reservation: None,
             enabled: true,
             disabled_reason: None,
@@ -211,5 +216,23 @@ mod tests {
         assert!(s.select(&other_project, 10).is_empty(), "only the lease's project may use its hosts");
         let unknown = Request { reservation: Some("zz".into()), ..req };
         assert!(s.select(&unknown, 10).is_empty());
+    }
+
+    #[test]
+    fn nodes_go_whole_to_flavors_of_their_resource_class() {
+        let s = Scheduler::new(Weigher::Spread, Duration::from_secs(60));
+        let node = |name: &str, used: i64| HostRow {
+            resource_class: Some("CUSTOM_BAREMETAL".into()),
+            cap_vcpus: 8,
+            used_vcpus: used,
+            ..host(name, 0, &[])
+        };
+        s.load(vec![host("vm-host", 0, &[]), node("free-node", 0), node("taken-node", 1)]);
+        let vm = Request { vcpus: 1, ram: 512, disk: 1, ..Default::default() };
+        assert_eq!(s.select(&vm, 10), vec!["vm-host"], "a flavor without the class never lands on a node");
+        let bm = Request { resource_class: Some("CUSTOM_BAREMETAL".into()), ..vm.clone() };
+        assert_eq!(s.select(&bm, 10), vec!["free-node"], "one server per node, whatever is left of it");
+        let other = Request { resource_class: Some("CUSTOM_GPU".into()), ..vm };
+        assert!(s.select(&other, 10).is_empty());
     }
 }

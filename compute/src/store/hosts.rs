@@ -24,6 +24,10 @@ pub struct HostRow {
     pub used_ram: i64,
     pub used_disk: i64,
     pub traits: Vec<String>,
+    /// A host a server takes whole (a bare-metal node): its custom resource class
+    /// (`CUSTOM_BAREMETAL`). Only flavors asking for the class land there, one
+    /// server at a time.
+    pub resource_class: Option<String>,
     /// The lease reservation holding the host, when one does: only that reservation's
     /// servers, of its project, land here meanwhile.
     pub reservation: Option<HostReservation>,
@@ -52,6 +56,7 @@ impl HostRow {
             used_ram: r.int("used_ram"),
             used_disk: r.int("used_disk"),
             traits: serde_json::from_str(&r.text("traits")).unwrap_or_default(),
+            resource_class: Some(r.text("resource_class")).filter(|c| !c.is_empty()),
             reservation: Some(r.text("reservation"))
                 .filter(|id| !id.is_empty())
                 .map(|id| HostReservation { id, project_id: r.text("reservation_project") }),
@@ -63,6 +68,9 @@ impl HostRow {
     }
 
     pub fn fits(&self, vcpus: i64, ram: i64, disk: i64) -> bool {
+        if self.resource_class.is_some() && (self.used_vcpus, self.used_ram, self.used_disk) != (0, 0, 0) {
+            return false;
+        }
         self.used_vcpus + vcpus <= self.cap_vcpus
             && self.used_ram + ram <= self.cap_ram
             && self.used_disk + disk <= self.cap_disk
@@ -120,14 +128,19 @@ impl Default for Ratios {
 
 impl Store {
     /// Records a host's report (its capacity and heartbeat); the host's row after it.
+    /// A host taken whole (a bare-metal node) is handed out as it is: no ratios, nothing
+    /// reserved.
     pub async fn host_report(&self, r: &HostReport, ratios: &Ratios) -> StoreResult<HostRow> {
+        let whole =
+            Ratios { cpu: 1.0, ram: 1.0, disk: 1.0, reserved_ram_mb: 0, reserved_disk_gb: 0, reserved_vcpus: 0 };
+        let ratios = if r.resource_class.is_some() { &whole } else { ratios };
         let cap = |total: i64, reserved: i64, ratio: f64| (((total - reserved).max(0)) as f64 * ratio).floor() as i64;
         let now = now_text();
         let row = sqlx::query(
-            "INSERT INTO compute_hosts (host, queue, availability_zone, hypervisor_type, driver, vcpus, ram_mb, disk_gb, cap_vcpus, cap_ram, cap_disk, traits, last_seen, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+            "INSERT INTO compute_hosts (host, queue, availability_zone, hypervisor_type, driver, vcpus, ram_mb, disk_gb, cap_vcpus, cap_ram, cap_disk, traits, last_seen, created_at, resource_class)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)
              ON CONFLICT (host) DO UPDATE SET queue = $2, availability_zone = $3, hypervisor_type = $4, driver = $5, vcpus = $6, ram_mb = $7,
-             disk_gb = $8, cap_vcpus = $9, cap_ram = $10, cap_disk = $11, traits = $12, last_seen = $13
+             disk_gb = $8, cap_vcpus = $9, cap_ram = $10, cap_disk = $11, traits = $12, last_seen = $13, resource_class = $14
              RETURNING *",
         )
         .bind(&r.host)
@@ -143,6 +156,7 @@ impl Store {
         .bind(cap(r.disk_gb, ratios.reserved_disk_gb, ratios.disk))
         .bind(serde_json::to_string(&r.traits).unwrap_or_default())
         .bind(now)
+        .bind(r.resource_class.as_deref().unwrap_or_default())
         .fetch_one(&self.db.pool)
         .await?;
         Ok(HostRow::from_row(&row))
@@ -270,12 +284,13 @@ impl Store {
         Ok(Some(HostRow::from_row(&row)))
     }
 
-    /// Adds a claim to its host's usage while it stays within capacity.
+    /// Adds a claim to its host's usage while it stays within capacity (a host taken
+    /// whole: while nothing else holds it).
     async fn claim_row_in(conn: &mut sqlx::AnyConnection, a: &Allocation) -> StoreResult<Option<AnyRow>> {
         let row = sqlx::query(
             "UPDATE compute_hosts SET used_vcpus = used_vcpus + $1, used_ram = used_ram + $2, used_disk = used_disk + $3
              WHERE host = $4 AND enabled = 1 AND used_vcpus + $1 <= cap_vcpus AND used_ram + $2 <= cap_ram AND used_disk + $3 <= cap_disk
-             AND reservation = $5
+             AND reservation = $5 AND (resource_class = '' OR (used_vcpus = 0 AND used_ram = 0 AND used_disk = 0))
              RETURNING *",
         )
         .bind(a.vcpus)

@@ -183,12 +183,13 @@ impl Cloud {
                 name: format!("host-{i}"),
                 availability_zone: "nova".into(),
                 traits: Vec::new(),
+                resource_class: None,
                 driver: d.clone() as Arc<dyn HypervisorDriver>,
             })
             .collect();
         let agent = stratus_compute_agent::Agent::new("test", hosts, bus.clone(), Duration::from_secs(3600));
         for h in 0..opts.hosts {
-            let r = agent.report(agent.host(&format!("host-{h}")).unwrap()).await.unwrap();
+            let r = agent.report(&agent.host(&format!("host-{h}")).unwrap()).await.unwrap();
             compute.on_report(&r).await.unwrap();
         }
         tokio::spawn(agent.clone().run());

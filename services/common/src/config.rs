@@ -84,6 +84,15 @@ pub struct ReservationConfig {
     pub event_attempts: i64,
     /// How often the hosts of active leases are checked; a failed one is replaced.
     pub health_secs: u64,
+    /// Lets every project's users read the reservable hosts, their extra capabilities
+    /// and allocations (never change them), as Chameleon runs Blazar so its users can
+    /// pick node types and see when hosts are free. Off: the admin's alone (Blazar's
+    /// default).
+    pub hosts_visible_to_projects: bool,
+    /// Serves the reservable hosts' hardware, without a token, as Chameleon's
+    /// reference API (`/reference/sites.json`, `…/clusters/chameleon/nodes.json`):
+    /// what python-chi's `chi.hardware` reads (`CHI_RESOURCE_API_URL`).
+    pub hardware_catalog: bool,
 }
 
 impl Default for ReservationConfig {
@@ -95,6 +104,8 @@ impl Default for ReservationConfig {
             before_end_minutes: 60,
             event_attempts: 8,
             health_secs: 30,
+            hosts_visible_to_projects: false,
+            hardware_catalog: false,
         }
     }
 }
@@ -268,6 +279,14 @@ pub struct ComputeAgentConfig {
     pub fake_failure_rate: f64,
     /// How often each host reports (seconds).
     pub report_secs: u64,
+    /// Whether all-in-one also runs an agent whose hosts are the bare-metal nodes (the
+    /// `ironic` driver), beside the hypervisor's.
+    pub baremetal_nodes: bool,
+    /// The bare-metal service the `ironic` driver drives; empty = this config's
+    /// bare-metal address.
+    pub baremetal_url: String,
+    /// How long the `ironic` driver waits for a node's deploy or undeploy (seconds).
+    pub baremetal_deploy_timeout_secs: u64,
 }
 
 impl Default for ComputeAgentConfig {
@@ -291,6 +310,9 @@ impl Default for ComputeAgentConfig {
             fake_boot_delay_ms: 0,
             fake_failure_rate: 0.0,
             report_secs: 10,
+            baremetal_nodes: true,
+            baremetal_url: String::new(),
+            baremetal_deploy_timeout_secs: 3600,
         }
     }
 }
@@ -368,6 +390,8 @@ pub enum ComputeDriver {
     Auto,
     Libvirt,
     Fake,
+    /// The bare-metal service's nodes are the hosts (Nova's ironic driver).
+    Ironic,
 }
 
 /// What binding a port does.
@@ -647,6 +671,7 @@ impl Config {
             ("baremetal.agent_url", &self.baremetal.agent_url),
             ("baremetal.image_url", &self.baremetal.image_url),
             ("compute_agent.image_url", &self.compute_agent.image_url),
+            ("compute_agent.baremetal_url", &self.compute_agent.baremetal_url),
             ("network_agent.network_url", &self.network_agent.network_url),
             ("network_agent.metadata_url", &self.network_agent.metadata_url),
         ] {

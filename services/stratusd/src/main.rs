@@ -122,6 +122,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 tracing::info!(driver = agent.driver_name(), "compute agent running");
                 agent.report_all().await;
                 stratus_common::supervisor::SUPERVISOR.spawn("compute-agent", move |_task| agent.clone().run());
+                if rt.config.compute_agent.baremetal_nodes && runtime::compute_driver(&rt.config) != "ironic" {
+                    // The bare-metal nodes are hosts too, through an agent of their own.
+                    let name = format!("{}-baremetal", runtime::compute_agent_name(&rt.config));
+                    let nodes = runtime::baremetal_compute_agent(&rt.config, &name, rt.bus.clone(), tokens.clone())?;
+                    tracing::info!(agent = %name, "bare-metal compute agent running");
+                    stratus_common::supervisor::SUPERVISOR.spawn("baremetal-compute-agent", move |_task| {
+                        let nodes = nodes.clone();
+                        async move {
+                            nodes.report_all().await;
+                            nodes.run().await
+                        }
+                    });
+                }
             }
             if agent_wanted(rt.config.network_agent.enabled) {
                 let agent = runtime::network_agent(&rt.config, tokens)?;

@@ -208,6 +208,9 @@ impl Runtime {
                 event_attempts: c.event_attempts.max(1),
                 tick: std::time::Duration::from_secs(1),
                 health_every: std::time::Duration::from_secs(c.health_secs.max(1)),
+                hosts_visible_to_projects: c.hosts_visible_to_projects,
+                hardware_catalog: c.hardware_catalog,
+                region: self.config.identity.region.clone(),
             },
         );
         service.start();
@@ -486,6 +489,16 @@ pub fn network_agent(config: &Config, tokens: Arc<dyn TokenSource>) -> anyhow::R
     Ok(Arc::new(Agent::new(cfg, stratus_network_agent::client::Client::new(&url, &host, tokens))))
 }
 
+/// The compute agent's name (`[compute_agent] host`, else the machine's).
+pub fn compute_agent_name(config: &Config) -> String {
+    let c = &config.compute_agent;
+    if c.host.is_empty() {
+        stratus_network_agent::default_host()
+    } else {
+        c.host.clone()
+    }
+}
+
 /// The driver `[compute_agent] driver` asks for (`auto`: libvirt when it answers).
 pub fn compute_driver(config: &Config) -> &'static str {
     use stratus_common::config::ComputeDriver;
@@ -494,6 +507,7 @@ pub fn compute_driver(config: &Config) -> &'static str {
         ComputeDriver::Auto if stratus_compute_agent::driver::libvirt::reachable(&c.libvirt_uri) => "libvirt",
         ComputeDriver::Auto | ComputeDriver::Fake => "fake",
         ComputeDriver::Libvirt => "libvirt",
+        ComputeDriver::Ironic => "ironic",
     }
 }
 
@@ -508,7 +522,7 @@ pub fn compute_agent(
     use stratus_compute_agent::driver::libvirt::{detect_virt_type, LibvirtDriver, LibvirtOptions};
     use stratus_compute_agent::driver::{Capacity, HypervisorDriver};
     let c = &config.compute_agent;
-    let base = if c.host.is_empty() { stratus_network_agent::default_host() } else { c.host.clone() };
+    let base = compute_agent_name(config);
     anyhow::ensure!(!base.is_empty(), "the compute agent needs a host name: set [compute_agent] host");
     let report = std::time::Duration::from_secs(c.report_secs.max(1));
     let secs = std::time::Duration::from_secs;
@@ -516,9 +530,11 @@ pub fn compute_agent(
         name,
         availability_zone: c.availability_zone.clone(),
         traits: Vec::new(),
+        resource_class: None,
         driver,
     };
     match compute_driver(config) {
+        "ironic" => Ok(baremetal_compute_agent(config, &base, bus, tokens)?),
         "libvirt" => {
             let state_dir: std::path::PathBuf = if c.state_dir.is_empty() {
                 config.server.data_dir.join("compute-agent")
@@ -570,8 +586,32 @@ pub fn compute_agent(
                 .collect();
             Ok(stratus_compute_agent::Agent::new(&base, hosts, bus, report))
         }
-        other => anyhow::bail!("compute driver {other:?} does not exist: use libvirt, fake or auto"),
+        other => anyhow::bail!("compute driver {other:?} does not exist: use libvirt, fake, ironic or auto"),
     }
+}
+
+/// A compute agent named `name` whose hosts are the bare-metal service's nodes (those
+/// with a resource class), calling that service with `tokens`.
+pub fn baremetal_compute_agent(
+    config: &Config,
+    name: &str,
+    bus: Bus,
+    tokens: Arc<dyn TokenSource>,
+) -> anyhow::Result<Arc<stratus_compute_agent::Agent>> {
+    use stratus_compute_agent::driver::ironic::{BaremetalClient, IronicNodes, IronicOptions};
+    let c = &config.compute_agent;
+    let url = if c.baremetal_url.is_empty() {
+        format!("http://{}:{}", config.server.public_host, config.baremetal.port)
+    } else {
+        c.baremetal_url.clone()
+    };
+    let opts = IronicOptions {
+        deploy_timeout: std::time::Duration::from_secs(c.baremetal_deploy_timeout_secs.max(1)),
+        ..Default::default()
+    };
+    let nodes = IronicNodes::new(BaremetalClient::new(&url, tokens)?, opts, &c.availability_zone);
+    let report = std::time::Duration::from_secs(c.report_secs.max(1));
+    Ok(stratus_compute_agent::Agent::with_source(name, nodes, bus, report))
 }
 
 /// The service user's password tokens, for processes without identity inside.

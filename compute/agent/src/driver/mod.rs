@@ -1,7 +1,9 @@
 //! Hypervisor drivers: what runs guests on a host. `fake` keeps guests in memory (tests
-//! and benchmarks at scale); `libvirt` runs real guests.
+//! and benchmarks at scale); `libvirt` runs real guests; `ironic` makes bare-metal nodes
+//! hosts.
 
 pub mod fake;
+pub mod ironic;
 pub mod libvirt;
 
 use crate::protocol::{GuestSpec, GuestState, PortSpec, VolumeSpec};

@@ -3,6 +3,7 @@
 //! `{"error_code", "error_message", "error_name"}`.
 
 mod error;
+pub mod reference;
 pub mod views;
 
 use crate::ReservationService;
@@ -33,6 +34,9 @@ pub fn router(service: Arc<ReservationService>, verifier: Arc<TokenVerifier>, ma
         .route("/v1/os-hosts/{id}/allocation", get(allocation_show))
         .route("/v1/floatingips", get(floatingip_list).post(floatingip_create))
         .route("/v1/floatingips/{id}", get(floatingip_show).delete(floatingip_delete))
+        .route("/reference/sites.json", get(reference::sites))
+        .route("/reference/sites/{site}/clusters/{cluster}/nodes.json", get(reference::nodes))
+        .route("/reference/sites/{site}/clusters/{cluster}/nodes/{uid}", get(reference::node_show))
         .layer(axum::middleware::from_fn_with_state(verifier, authenticate))
         .with_state(service);
     service_router("reservation", ErrorStyle::Blazar, max_body_bytes, routes)

@@ -82,7 +82,7 @@ impl ReservationService {
 
     /// A host by its id or its hypervisor hostname.
     pub async fn host_get(&self, ctx: &AuthContext, id: &str) -> AppResult<Host> {
-        require_admin(ctx, "oshosts:get")?;
+        self.may_read_hosts(ctx, "oshosts:get")?;
         let found = match id.parse::<i64>() {
             Ok(n) => self.store.host_get(n).await?,
             Err(_) => self.store.host_list().await?.into_iter().find(|h| h.hypervisor_hostname == id),
@@ -91,7 +91,7 @@ impl ReservationService {
     }
 
     pub async fn host_list(&self, ctx: &AuthContext) -> AppResult<Vec<Host>> {
-        require_admin(ctx, "oshosts:get")?;
+        self.may_read_hosts(ctx, "oshosts:get")?;
         Ok(self.store.host_list().await?)
     }
 
@@ -133,9 +133,27 @@ impl ReservationService {
         }
     }
 
+    /// Hosts are the admin's; with `hosts_visible_to_projects` any project's users
+    /// may read them too.
+    fn may_read_hosts(&self, ctx: &AuthContext, what: &str) -> AppResult<()> {
+        if self.settings.hosts_visible_to_projects && ctx.project_id().is_some() {
+            return Ok(());
+        }
+        require_admin(ctx, what)
+    }
+
+    /// Every host, for the hardware catalog (no caller: the catalog is public when
+    /// `hardware_catalog` is on; `None` otherwise).
+    pub async fn hardware(&self) -> AppResult<Option<Vec<Host>>> {
+        if !self.settings.hardware_catalog {
+            return Ok(None);
+        }
+        Ok(Some(self.store.host_list().await?))
+    }
+
     /// The extra capabilities hosts have: names, and with `detail` their values.
     pub async fn host_properties(&self, ctx: &AuthContext) -> AppResult<BTreeMap<String, BTreeSet<String>>> {
-        require_admin(ctx, "oshosts:get")?;
+        self.may_read_hosts(ctx, "oshosts:get")?;
         let mut props: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for h in self.store.host_list().await? {
             for (k, v) in h.extra {
@@ -151,7 +169,7 @@ impl ReservationService {
 
     /// Current and future allocations, per host (every host, allocated or not).
     pub async fn host_allocations(&self, ctx: &AuthContext) -> AppResult<Vec<(Host, Vec<Allocation>)>> {
-        require_admin(ctx, "oshosts:get_allocations")?;
+        self.may_read_hosts(ctx, "oshosts:get_allocations")?;
         let mut by_host: BTreeMap<i64, Vec<Allocation>> = BTreeMap::new();
         for a in self.store.allocations_current(&now_text()).await? {
             by_host.entry(a.host_id).or_default().push(a);

@@ -31,6 +31,13 @@ pub struct Settings {
     pub tick: std::time::Duration,
     /// How often the hosts of active leases are checked for failures.
     pub health_every: std::time::Duration,
+    /// Every project's users may read hosts and allocations (`[reservation]
+    /// hosts_visible_to_projects`).
+    pub hosts_visible_to_projects: bool,
+    /// The hosts' hardware is served without a token (`[reservation] hardware_catalog`).
+    pub hardware_catalog: bool,
+    /// The region, which names the catalog's one site (`CHI@UC` → site `uc`).
+    pub region: String,
 }
 
 impl Default for Settings {
@@ -41,6 +48,9 @@ impl Default for Settings {
             event_attempts: 8,
             tick: std::time::Duration::from_secs(1),
             health_every: std::time::Duration::from_secs(30),
+            hosts_visible_to_projects: false,
+            hardware_catalog: false,
+            region: "RegionOne".into(),
         }
     }
 }
