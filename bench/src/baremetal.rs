@@ -4,7 +4,9 @@
 //! at 1 and 8 concurrent clients with deploy+undeploy cycles per second: the control
 //! plane's share of a deploy. (The node's own share, booting the ramdisk and writing the
 //! image, is measured by the end-to-end direct-deploy test and noted in
-//! docs/benchmarks.md.)
+//! docs/benchmarks.md.) Then servers on nodes, as users ask for them: server create of a
+//! flavor of the nodes' resource class → ACTIVE (compute schedules, its ironic driver
+//! deploys the node) and delete → gone (undeploy), cycles per second at 1 and 8 clients.
 
 use super::{admin_token, pct, proc_stats, Api, Args, Server};
 use anyhow::Context;
@@ -35,13 +37,14 @@ pub async fn bench(server: &Server, args: &Args) -> anyhow::Result<()> {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert("x-openstack-ironic-api-version", reqwest::header::HeaderValue::from_static("1.31"));
     let client = reqwest::Client::builder().pool_max_idle_per_host(64).default_headers(headers).build()?;
-    let api = Arc::new(Api { client, base: server.baremetal_url.clone(), token });
+    let api = Arc::new(Api { client, base: server.baremetal_url.clone(), token: token.clone() });
     let n = args.fake_hosts;
 
     let t = Instant::now();
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
-        let body = json!({"driver": "fake-hardware", "name": format!("bm-{i}"), "resource_class": "baremetal"});
+        let body = json!({"driver": "fake-hardware", "name": format!("bm-{i}"), "resource_class": "baremetal",
+                          "properties": {"cpus": 8, "memory_mb": 16384, "local_gb": 100}});
         let (code, v) = api.call(reqwest::Method::POST, "/v1/nodes", Some(body)).await?;
         anyhow::ensure!(code == 201, "node create answered {code}: {v}");
         ids.push(v["uuid"].as_str().context("no uuid")?.to_string());
@@ -104,6 +107,8 @@ pub async fn bench(server: &Server, args: &Args) -> anyhow::Result<()> {
             pct(&lat, 0.99)
         );
     }
+    servers_on_nodes(server, args, &plain, &token, n).await?;
+
     let t = Instant::now();
     let (code, v) = api.call(reqwest::Method::GET, "/v1/nodes/detail", None).await?;
     anyhow::ensure!(code == 200, "list answered {code}");
@@ -114,5 +119,89 @@ pub async fn bench(server: &Server, args: &Args) -> anyhow::Result<()> {
     );
     let (rss, _) = proc_stats(server.child.id());
     println!("resident memory after load         {:.1} MiB", rss as f64 / 1024.0);
+    Ok(())
+}
+
+/// Server create → ACTIVE → delete → gone on nodes, through compute's ironic driver.
+async fn servers_on_nodes(
+    server: &Server,
+    args: &Args,
+    client: &reqwest::Client,
+    token: &str,
+    nodes: usize,
+) -> anyhow::Result<()> {
+    let call = |method: reqwest::Method, url: String, body: Option<serde_json::Value>| {
+        let (client, token) = (client.clone(), token.to_string());
+        async move {
+            let mut req = client.request(method, url).header("x-auth-token", token);
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            let resp = req.send().await?.error_for_status()?;
+            anyhow::Ok(resp.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+    // The nodes become compute hosts at the bare-metal agent's next report.
+    let t = Instant::now();
+    loop {
+        let v = call(reqwest::Method::GET, format!("{}/v2.1/os-hypervisors/detail", server.compute_url), None).await?;
+        let up = v["hypervisors"]
+            .as_array()
+            .map(|hs| hs.iter().filter(|h| h["hypervisor_type"] == "ironic" && h["state"] == "up").count())
+            .unwrap_or(0);
+        if up >= nodes {
+            break;
+        }
+        anyhow::ensure!(t.elapsed() < Duration::from_secs(60), "only {up} of {nodes} nodes became hypervisors");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!("{nodes} nodes are compute hosts (waited {:.1} s for a report)", t.elapsed().as_secs_f64());
+    let flavor = call(
+        reqwest::Method::POST,
+        format!("{}/v2.1/flavors", server.compute_url),
+        Some(json!({"flavor": {"name": "bench-metal", "vcpus": 1, "ram": 64, "disk": 1}})),
+    )
+    .await?;
+    let flavor = flavor["flavor"]["id"].as_str().context("no flavor")?.to_string();
+    call(
+        reqwest::Method::POST,
+        format!("{}/v2.1/flavors/{flavor}/os-extra_specs", server.compute_url),
+        Some(json!({"extra_specs": {"resources:CUSTOM_BAREMETAL": "1"}})),
+    )
+    .await?;
+    let image = call(
+        reqwest::Method::POST,
+        format!("{}/v2/images", server.image_url),
+        Some(json!({"name": "bench-metal", "disk_format": "raw", "container_format": "bare"})),
+    )
+    .await?;
+    let image = image["id"].as_str().context("no image")?.to_string();
+    client
+        .put(format!("{}/v2/images/{image}/file", server.image_url))
+        .header("x-auth-token", token)
+        .header("content-type", "application/octet-stream")
+        .body(vec![0u8; 4096])
+        .send()
+        .await?
+        .error_for_status()?;
+    let capi = Arc::new(crate::compute::Api {
+        client: client.clone(),
+        compute: server.compute_url.clone(),
+        token: token.to_string(),
+    });
+    let body = json!({"server": {"name": "metal", "flavorRef": flavor, "imageRef": image, "networks": "none"}});
+    for clients in [1usize, 8] {
+        let (_, cpu_before) = proc_stats(server.child.id());
+        let c = crate::compute::cycles(&capi, &body, clients, args.seconds).await;
+        let (_, cpu_after) = proc_stats(server.child.id());
+        println!(
+            "server on a node, create+delete, {clients:>2} clients: {:>6.1} cycles/s   POST→ACTIVE p50 {:.1} ms  p99 {:.1} ms  server cpu {:.2} ms/cycle  errors {}",
+            c.cycles as f64 / c.elapsed.as_secs_f64(),
+            pct(&c.to_active, 0.5),
+            pct(&c.to_active, 0.99),
+            (cpu_after - cpu_before) as f64 * 10.0 / c.cycles.max(1) as f64,
+            c.errors
+        );
+    }
     Ok(())
 }

@@ -39,10 +39,10 @@ fn api_time_micros(t: &str) -> Option<i64> {
     stratus_common::db::parse_time(&format!("{t}Z")).map(|t| t.timestamp_micros())
 }
 
-struct Api {
-    client: reqwest::Client,
-    compute: String,
-    token: String,
+pub(crate) struct Api {
+    pub(crate) client: reqwest::Client,
+    pub(crate) compute: String,
+    pub(crate) token: String,
 }
 
 impl Api {
@@ -151,15 +151,15 @@ fn scheduler_rate(hosts: usize, threads: usize, secs: u64) -> f64 {
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
-struct Cycles {
-    cycles: u64,
-    errors: u64,
-    elapsed: Duration,
-    to_active: Vec<Duration>,
+pub(crate) struct Cycles {
+    pub(crate) cycles: u64,
+    pub(crate) errors: u64,
+    pub(crate) elapsed: Duration,
+    pub(crate) to_active: Vec<Duration>,
 }
 
 /// `clients` loops of create → ACTIVE → delete → gone, for `secs` seconds.
-async fn cycles(api: &Arc<Api>, server_body: &Value, clients: usize, secs: u64) -> Cycles {
+pub(crate) async fn cycles(api: &Arc<Api>, server_body: &Value, clients: usize, secs: u64) -> Cycles {
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();

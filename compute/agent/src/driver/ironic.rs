@@ -214,7 +214,8 @@ pub struct IronicOptions {
     pub deploy_timeout: Duration,
     /// A power change.
     pub power_timeout: Duration,
-    /// Between two looks at a node that is busy.
+    /// The longest pause between two looks at a node that is busy (the first looks
+    /// come sooner: 20 ms, doubling).
     pub poll: Duration,
 }
 
@@ -271,6 +272,7 @@ impl Nodes {
         done: impl Fn(&NodeView) -> Option<anyhow::Result<T>>,
     ) -> anyhow::Result<T> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut pause = Duration::from_millis(20).min(self.opts.poll);
         loop {
             let n = self.client.node(id).await?;
             self.remember(&n);
@@ -280,7 +282,8 @@ impl Nodes {
             if tokio::time::Instant::now() >= deadline {
                 bail!("node {id} did not {what} within {} s (it is {})", timeout.as_secs(), n.provision_state);
             }
-            tokio::time::sleep(self.opts.poll).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(self.opts.poll);
         }
     }
 
