@@ -35,7 +35,7 @@ else
 fi
 
 echo "== end-to-end tests, with the OpenStack conformance run (Tempest) beside them"
-cargo build -p stratusd
+cargo build -p stratusd -p stratus-cli
 VENV="$ROOT/.venv"
 # (Re)install when any pinned requirement is missing from the venv.
 venv_current() {
@@ -55,6 +55,7 @@ if ! "$TEMPEST_VENV/bin/pip" freeze 2>/dev/null | grep -q "^tempest==47.0.0"; th
     "$TEMPEST_VENV/bin/pip" install -q --disable-pip-version-check -r tests/conformance/requirements.txt
 fi
 export STRATUSD="$ROOT/target/debug/stratusd"
+export STRATUS_CLI="$ROOT/target/debug/stratus"
 export OPENSTACK="$VENV/bin/openstack"
 # Tempest against its own all-in-one (fake drivers), while the end-to-end tests run:
 # its output is kept and shown once both are done.

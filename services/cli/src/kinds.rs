@@ -1,0 +1,176 @@
+//! The resources the command knows: where each lives in its service's API, and the
+//! columns a list shows. One table row per kind; a new kind is one more constant.
+
+use serde_json::Value;
+use stratus_client::{Error, Session};
+
+pub struct Kind {
+    /// What a person calls one (`server`).
+    pub noun: &'static str,
+    /// The catalog type of its service.
+    pub service: &'static str,
+    /// The list path and the key its answer holds the list under.
+    pub list: (&'static str, &'static str),
+    /// The show path (`{id}` replaced) and the key its answer holds the object under
+    /// (none: the answer is the object).
+    pub show: (&'static str, Option<&'static str>),
+    /// Headers every call sends (microversions).
+    pub headers: &'static [(&'static str, &'static str)],
+    /// (header, field path with dots) per list column.
+    pub columns: &'static [(&'static str, &'static str)],
+    pub id_field: &'static str,
+    pub name_field: &'static str,
+}
+
+const IRONIC: &[(&str, &str)] = &[("X-OpenStack-Ironic-API-Version", "1.31")];
+const NOVA: &[(&str, &str)] = &[("X-OpenStack-Nova-API-Version", "2.79")];
+
+pub const SERVER: Kind = Kind {
+    noun: "server",
+    service: "compute",
+    list: ("/servers/detail", "servers"),
+    show: ("/servers/{id}", Some("server")),
+    headers: NOVA,
+    columns: &[
+        ("ID", "id"),
+        ("Name", "name"),
+        ("Status", "status"),
+        ("Networks", "addresses"),
+        ("Flavor", "flavor.original_name"),
+        ("Host", "OS-EXT-SRV-ATTR:hypervisor_hostname"),
+    ],
+    id_field: "id",
+    name_field: "name",
+};
+
+pub const IMAGE: Kind = Kind {
+    noun: "image",
+    service: "image",
+    list: ("/v2/images", "images"),
+    show: ("/v2/images/{id}", None),
+    headers: &[],
+    columns: &[("ID", "id"), ("Name", "name"), ("Status", "status"), ("Visibility", "visibility"), ("Size", "size")],
+    id_field: "id",
+    name_field: "name",
+};
+
+pub const FLAVOR: Kind = Kind {
+    noun: "flavor",
+    service: "compute",
+    list: ("/flavors/detail", "flavors"),
+    show: ("/flavors/{id}", Some("flavor")),
+    headers: NOVA,
+    columns: &[
+        ("ID", "id"),
+        ("Name", "name"),
+        ("RAM", "ram"),
+        ("Disk", "disk"),
+        ("VCPUs", "vcpus"),
+        ("Is Public", "os-flavor-access:is_public"),
+    ],
+    id_field: "id",
+    name_field: "name",
+};
+
+pub const NETWORK: Kind = Kind {
+    noun: "network",
+    service: "network",
+    list: ("/v2.0/networks", "networks"),
+    show: ("/v2.0/networks/{id}", Some("network")),
+    headers: &[],
+    columns: &[("ID", "id"), ("Name", "name"), ("Status", "status"), ("Subnets", "subnets")],
+    id_field: "id",
+    name_field: "name",
+};
+
+pub const LEASE: Kind = Kind {
+    noun: "lease",
+    service: "reservation",
+    list: ("/leases", "leases"),
+    show: ("/leases/{id}", Some("lease")),
+    headers: &[],
+    columns: &[("ID", "id"), ("Name", "name"), ("Status", "status"), ("Start", "start_date"), ("End", "end_date")],
+    id_field: "id",
+    name_field: "name",
+};
+
+pub const HOST: Kind = Kind {
+    noun: "host",
+    service: "reservation",
+    list: ("/os-hosts", "hosts"),
+    show: ("/os-hosts/{id}", Some("host")),
+    headers: &[],
+    columns: &[
+        ("ID", "id"),
+        ("Hypervisor", "hypervisor_hostname"),
+        ("Node Type", "node_type"),
+        ("Reservable", "reservable"),
+        ("VCPUs", "vcpus"),
+        ("RAM", "memory_mb"),
+    ],
+    id_field: "id",
+    name_field: "hypervisor_hostname",
+};
+
+pub const NODE: Kind = Kind {
+    noun: "node",
+    service: "baremetal",
+    list: ("/v1/nodes/detail", "nodes"),
+    show: ("/v1/nodes/{id}", None),
+    headers: IRONIC,
+    columns: &[
+        ("UUID", "uuid"),
+        ("Name", "name"),
+        ("Instance UUID", "instance_uuid"),
+        ("Power State", "power_state"),
+        ("Provisioning State", "provision_state"),
+        ("Maintenance", "maintenance"),
+        ("Resource Class", "resource_class"),
+    ],
+    id_field: "uuid",
+    name_field: "name",
+};
+
+impl Kind {
+    /// Every one the caller may see, following the service's pages (`next` links).
+    pub async fn list(&self, s: &Session) -> Result<Vec<Value>, Error> {
+        let (path, key) = self.list;
+        let mut out = Vec::new();
+        let mut next = Some(path.to_string());
+        while let Some(p) = next.take() {
+            let page = s.call(reqwest_get(), self.service, &p, None, self.headers).await?;
+            let items = page[key].as_array().cloned().unwrap_or_default();
+            let got = items.len();
+            out.extend(items);
+            // Glance: `"next": "/v2/images?marker=..."` (relative to the endpoint).
+            if let Some(n) = page["next"].as_str().filter(|n| n.starts_with(path) && got > 0) {
+                next = Some(n.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    /// One by ID.
+    pub async fn show(&self, s: &Session, id: &str) -> Result<Value, Error> {
+        let (path, key) = self.show;
+        let path = path.replace("{id}", &urlencode(id));
+        let v = s.call(reqwest_get(), self.service, &path, None, self.headers).await?;
+        Ok(match key {
+            Some(k) => v[k].clone(),
+            None => v,
+        })
+    }
+}
+
+fn reqwest_get() -> stratus_client::session::Method {
+    stratus_client::session::Method::GET
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

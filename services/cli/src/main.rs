@@ -1,0 +1,197 @@
+//! `stratus`: the cloud from a terminal. Credentials as the openstack client takes them
+//! (`--os-cloud`/`OS_CLOUD` and clouds.yaml, or `OS_*`), the token cached between
+//! commands, tables by default and `-o json|value` for scripts.
+//!
+//! Exit codes: 0 done; 1 the cloud refused (its message is printed); 2 bad usage;
+//! 3 configuration or authentication; 4 not found; 5 a service could not be reached.
+
+mod kinds;
+mod output;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use kinds::Kind;
+use serde_json::Value;
+use stratus_client::{CloudConfig, Error, Session};
+
+#[derive(Parser)]
+#[command(
+    name = "stratus",
+    version,
+    about = "Stratus from a terminal: servers, images, flavors, networks, leases, reservable hosts and bare-metal nodes",
+    after_help = "Examples:\n  stratus --os-cloud mycloud server list\n  stratus server show web-1 -o json\n  \
+                  stratus lease list -c Name -c Status\n  OS_CLOUD=mycloud stratus node list -o value -c UUID\n\n\
+                  Exit codes: 0 done, 1 refused by the cloud, 2 bad usage, 3 configuration or authentication,\n\
+                  4 not found, 5 a service could not be reached."
+)]
+struct Cli {
+    /// The cloud of clouds.yaml to use (default: OS_CLOUD, else the OS_* variables).
+    #[arg(long, global = true, env = "OS_CLOUD")]
+    os_cloud: Option<String>,
+    /// How to print: an aligned table, JSON, or bare values (one line per row).
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Only these columns (by header, any case); repeat for more.
+    #[arg(short = 'c', long = "column", global = true)]
+    columns: Vec<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+    Value,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Servers (compute)
+    Server {
+        #[command(subcommand)]
+        verb: Verb,
+    },
+    /// Images (image service)
+    Image {
+        #[command(subcommand)]
+        verb: Verb,
+    },
+    /// Flavors (compute)
+    Flavor {
+        #[command(subcommand)]
+        verb: Verb,
+    },
+    /// Networks (network service)
+    Network {
+        #[command(subcommand)]
+        verb: Verb,
+    },
+    /// Leases (reservation service)
+    Lease {
+        #[command(subcommand)]
+        verb: Verb,
+    },
+    /// Reservable hosts (reservation service; the admin's unless the cloud lets users read them)
+    Host {
+        #[command(subcommand)]
+        verb: Verb,
+    },
+    /// Bare-metal nodes (the admin's)
+    Node {
+        #[command(subcommand)]
+        verb: Verb,
+    },
+    /// The session's token
+    Token {
+        #[command(subcommand)]
+        verb: TokenVerb,
+    },
+}
+
+#[derive(Subcommand)]
+enum Verb {
+    /// List them (the project's, or what the caller may see)
+    List,
+    /// Show one, by name or ID
+    Show {
+        /// Its name or ID
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenVerb {
+    /// Print the token (from the cache when it has more than five minutes left)
+    Issue,
+}
+
+/// A failure and the exit code it gets.
+struct Failure {
+    code: i32,
+    message: String,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let code = match &e {
+            Error::Config(_) | Error::Auth(_) | Error::NoEndpoint { .. } => 3,
+            Error::Api { status: 404, .. } => 4,
+            Error::Api { .. } => 1,
+            Error::Unreachable(_) => 5,
+        };
+        Self { code, message: e.to_string() }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("stratus: cannot start: {e}");
+            std::process::exit(1);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => {}
+        Err(f) => {
+            eprintln!("stratus: {}", f.message);
+            std::process::exit(f.code);
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let session = Session::connect(CloudConfig::load(cli.os_cloud.as_deref())?).await?;
+    let (kind, verb) = match cli.command {
+        Command::Server { verb } => (&kinds::SERVER, verb),
+        Command::Image { verb } => (&kinds::IMAGE, verb),
+        Command::Flavor { verb } => (&kinds::FLAVOR, verb),
+        Command::Network { verb } => (&kinds::NETWORK, verb),
+        Command::Lease { verb } => (&kinds::LEASE, verb),
+        Command::Host { verb } => (&kinds::HOST, verb),
+        Command::Node { verb } => (&kinds::NODE, verb),
+        Command::Token { verb: TokenVerb::Issue } => {
+            let record = serde_json::json!({
+                "id": session.token(), "expires": session.expires_at(),
+                "project_id": session.project_id(), "user_id": session.user_id(),
+            });
+            return output::record(&record, cli.format, &cli.columns).map_err(usage);
+        }
+    };
+    match verb {
+        Verb::List => {
+            let rows = kind.list(&session).await?;
+            output::table(kind, &rows, cli.format, &cli.columns).map_err(usage)
+        }
+        Verb::Show { name } => {
+            let one = find(kind, &session, &name).await?;
+            output::record(&one, cli.format, &cli.columns).map_err(usage)
+        }
+    }
+}
+
+fn usage(message: String) -> Failure {
+    Failure { code: 2, message }
+}
+
+/// One resource by ID, or else by exact name (more than one of that name: ask for the ID).
+async fn find(kind: &Kind, session: &Session, name: &str) -> Result<Value, Failure> {
+    match kind.show(session, name).await {
+        Ok(v) => return Ok(v),
+        Err(e) if e.is_not_found() || matches!(e, Error::Api { status: 400, .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let rows = kind.list(session).await?;
+    let named: Vec<&Value> = rows.iter().filter(|r| r[kind.name_field] == name).collect();
+    match named.as_slice() {
+        [one] => {
+            let id = one[kind.id_field].as_str().map(str::to_string).unwrap_or_else(|| one[kind.id_field].to_string());
+            Ok(kind.show(session, &id).await?)
+        }
+        [] => Err(Failure { code: 4, message: format!("no {} with the name or ID {name:?}", kind.noun) }),
+        many => {
+            Err(Failure { code: 1, message: format!("{} {}s are named {name:?}: use an ID", many.len(), kind.noun) })
+        }
+    }
+}

@@ -1,0 +1,146 @@
+"""The `stratus` command against the real `stratusd all-in-one`, as a user runs it: a
+cloud of clouds.yaml, tables for people, JSON and bare values for scripts, names or IDs,
+the token cached between commands, and exit codes a script can rely on."""
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import ADMIN_PASSWORD, ROOT, compute_basics, unique
+
+STRATUS = os.environ.get("STRATUS_CLI") or os.path.join(ROOT, "target", "debug", "stratus")
+
+pytestmark = pytest.mark.skipif(not os.path.exists(STRATUS), reason="build the CLI: cargo build -p stratus-cli")
+
+
+@pytest.fixture(scope="module")
+def home(cloud):
+    """A user's home with a clouds.yaml naming an admin and a member cloud."""
+    h = tempfile.mkdtemp(prefix="stratus-cli-")
+    project = unique("cli")
+    cloud.osc("project", "create", project)
+    cloud.osc("user", "create", "--password", "123456", project)
+    cloud.osc("role", "add", "--project", project, "--user", project, "member")
+    os.makedirs(os.path.join(h, ".config", "openstack"))
+
+    def entry(user, password, proj):
+        return (f"    auth:\n      auth_url: {cloud.auth_url}\n      username: {user}\n      password: '{password}'\n"
+                f"      project_name: {proj}\n      user_domain_name: Default\n      project_domain_name: Default\n"
+                f"    region_name: {cloud.region}\n    interface: public\n")
+
+    with open(os.path.join(h, ".config", "openstack", "clouds.yaml"), "w") as f:
+        # The member's password is digits: YAML would read it as a number unquoted;
+        # the CLI takes it as text either way.
+        f.write("clouds:\n  admin:\n" + entry("admin", ADMIN_PASSWORD, "admin")
+                + "  member:\n" + entry(project, "123456", project).replace("'123456'", "123456"))
+    yield {"home": h, "project": project}
+    shutil.rmtree(h, ignore_errors=True)
+
+
+def stratus(home, *args, cloud_name="member", cache=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_") and k != "XDG_CACHE_HOME"}
+    env.update({"HOME": home["home"], "OS_CLOUD": cloud_name})
+    env.pop("XDG_CONFIG_HOME", None)
+    if cache:
+        env["XDG_CACHE_HOME"] = cache
+    return subprocess.run([STRATUS, *args], env=env, capture_output=True, text=True, timeout=60, cwd=home["home"])
+
+
+def ok_json(home, *args, **kw):
+    p = stratus(home, *args, "-o", "json", **kw)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def tokens_issued(cloud):
+    """Identity's count of tokens issued (its /metrics)."""
+    import urllib.request
+
+    with urllib.request.urlopen(cloud.url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    m = re.search(r"^stratus_identity_tokens_issued_total\s+(\d+)", text, re.M)
+    return int(m.group(1)) if m else 0
+
+
+def test_lists_and_shows_by_name_or_id(cloud, home):
+    basics = compute_basics(cloud, "10.81.0.0/24", shared=True)
+    env = cloud.user_env(home["project"], "123456", home["project"])
+    name = unique("clivm")
+    server = cloud.osc("server", "create", "--flavor", basics["flavor"], "--image", basics["image"],
+                       "--network", basics["network"], "--wait", name, env=env)
+
+    listed = ok_json(home, "server", "list")
+    assert [(s["ID"], s["Name"], s["Status"]) for s in listed] == [(server["id"], name, "ACTIVE")]
+    # JSON keeps the structure; the table shows it as people read it.
+    assert listed[0]["Networks"][basics["network"]][0]["addr"].startswith("10.81.0.")
+    by_name = ok_json(home, "server", "show", name)
+    assert by_name["id"] == server["id"] and by_name["status"] == "ACTIVE"
+    assert ok_json(home, "server", "show", server["id"])["name"] == name
+    # A table for people: the headers, a rule, one aligned row.
+    table = stratus(home, "server", "list")
+    lines = table.stdout.splitlines()
+    assert table.returncode == 0 and lines[0].split()[:3] == ["ID", "Name", "Status"], table.stdout
+    assert set(lines[1]) <= {"-", " "} and name in lines[2] and f"{basics['network']}=10.81.0." in lines[2]
+    # Bare values of chosen columns, for scripts.
+    p = stratus(home, "server", "list", "-o", "value", "-c", "name", "-c", "Status")
+    assert p.stdout == f"{name} ACTIVE\n", p.stdout
+    p = stratus(home, "server", "show", name, "-o", "value", "-c", "status")
+    assert p.stdout == "ACTIVE\n"
+
+    images = ok_json(home, "image", "list")
+    assert basics["image"] in [i["ID"] for i in images]
+    assert basics["flavor"] in [f["Name"] for f in ok_json(home, "flavor", "list")]
+    assert basics["network"] in [n["Name"] for n in ok_json(home, "network", "list")]
+    assert ok_json(home, "lease", "list") == []
+
+    # Exit codes: 4 not found, 2 bad usage (naming the columns there are), 1 refused.
+    p = stratus(home, "server", "show", "no-such-server")
+    assert p.returncode == 4 and "no-such-server" in p.stderr, p.stderr
+    p = stratus(home, "server", "list", "-c", "Colour")
+    assert p.returncode == 2 and "ID, Name, Status" in p.stderr, p.stderr
+    p = stratus(home, "node", "list")
+    assert p.returncode == 1 and "403" in p.stderr, p.stderr
+    p = stratus(home, "server", "explode")
+    assert p.returncode == 2
+    # The admin sees the nodes (none here) and the member's server by ID.
+    assert ok_json(home, "node", "list", cloud_name="admin") == []
+    assert ok_json(home, "server", "show", server["id"], cloud_name="admin")["id"] == server["id"]
+    cloud.osc("server", "delete", "--wait", server["id"], env=env, fmt_json=False)
+
+
+def test_the_token_is_cached_between_commands(cloud, home):
+    cache = tempfile.mkdtemp(prefix="stratus-cli-cache-")
+    try:
+        before = tokens_issued(cloud)
+        first = ok_json(home, "token", "issue", cache=cache)
+        after_first = tokens_issued(cloud)
+        second = ok_json(home, "token", "issue", cache=cache)
+        ok_json(home, "server", "list", cache=cache)
+        assert after_first == before + 1, "the first command logs in"
+        assert tokens_issued(cloud) == after_first, "the next ones reuse the cached token"
+        assert first["id"] == second["id"] and first["project_id"] == second["project_id"]
+        files = [os.path.join(dp, f) for dp, _, fs in os.walk(cache) for f in fs]
+        assert len(files) == 1 and stat.S_IMODE(os.stat(files[0]).st_mode) == 0o600, files
+        # A revoked token: the command logs in again by itself and caches the new one.
+        cloud.http("DELETE", "/v3/auth/tokens", cloud.password_token(), headers={"X-Subject-Token": first["id"]})
+        assert ok_json(home, "server", "list", cache=cache) == []
+        third = ok_json(home, "token", "issue", cache=cache)
+        assert third["id"] != first["id"]
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    # Wrong credentials are a configuration/authentication failure (3), said plainly.
+    bad = dict(home)
+    with open(os.path.join(home["home"], "clouds.yaml"), "w") as f:
+        f.write(f"clouds:\n  wrong:\n    auth:\n      auth_url: {cloud.auth_url}\n      username: nobody\n"
+                f"      password: nope\n      project_name: nothing\n")
+    p = stratus(bad, "server", "list", cloud_name="wrong")
+    assert p.returncode == 3 and "authentication failed" in p.stderr, p.stderr
+    p = stratus(bad, "server", "list", cloud_name="absent")
+    assert p.returncode == 3 and "wrong" in p.stderr, p.stderr
+    os.remove(os.path.join(home["home"], "clouds.yaml"))
