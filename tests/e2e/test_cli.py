@@ -70,10 +70,14 @@ def tokens_issued(cloud):
 
 def test_lists_and_shows_by_name_or_id(cloud, home):
     basics = compute_basics(cloud, "10.81.0.0/24", shared=True)
-    env = cloud.user_env(home["project"], "123456", home["project"])
     name = unique("clivm")
-    server = cloud.osc("server", "create", "--flavor", basics["flavor"], "--image", basics["image"],
-                       "--network", basics["network"], "--wait", name, env=env)
+    image_name = cloud.osc("image", "show", basics["image"])["name"]
+    # Booted by names, waited for: the server as the API shows it once ACTIVE.
+    server = ok_json(home, "server", "create", name, "--image", image_name, "--flavor", basics["flavor"],
+                     "--network", basics["network"], "--wait")
+    assert server["status"] == "ACTIVE" and server["name"] == name, server
+    p = stratus(home, "server", "create", unique("x"), "--image", "no-such-image", "--flavor", basics["flavor"])
+    assert p.returncode == 4 and "no-such-image" in p.stderr, p.stderr
 
     listed = ok_json(home, "server", "list")
     assert [(s["ID"], s["Name"], s["Status"]) for s in listed] == [(server["id"], name, "ACTIVE")]
@@ -111,7 +115,9 @@ def test_lists_and_shows_by_name_or_id(cloud, home):
     # The admin sees the nodes (none here) and the member's server by ID.
     assert ok_json(home, "node", "list", cloud_name="admin") == []
     assert ok_json(home, "server", "show", server["id"], cloud_name="admin")["id"] == server["id"]
-    cloud.osc("server", "delete", "--wait", server["id"], env=env, fmt_json=False)
+    p = stratus(home, "server", "delete", name, "--wait")
+    assert p.returncode == 0, p.stderr
+    assert stratus(home, "server", "show", server["id"]).returncode == 4
 
 
 def test_the_token_is_cached_between_commands(cloud, home):

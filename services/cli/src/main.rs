@@ -3,10 +3,12 @@
 //! commands, tables by default and `-o json|value` for scripts.
 //!
 //! Exit codes: 0 done; 1 the cloud refused (its message is printed); 2 bad usage;
-//! 3 configuration or authentication; 4 not found; 5 a service could not be reached.
+//! 3 configuration or authentication; 4 not found; 5 a service could not be reached;
+//! 6 a `--wait` ran out of time or ended in ERROR.
 
 mod kinds;
 mod output;
+mod servers;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kinds::Kind;
@@ -20,8 +22,10 @@ use stratus_client::{CloudConfig, Error, Session};
     about = "Stratus from a terminal: servers, images, flavors, networks, leases, reservable hosts and bare-metal nodes",
     after_help = "Examples:\n  stratus --os-cloud mycloud server list\n  stratus server show web-1 -o json\n  \
                   stratus lease list -c Name -c Status\n  OS_CLOUD=mycloud stratus node list -o value -c UUID\n\n\
+                  stratus server create web-1 --image debian --flavor m1.small --network private --wait\n  \
+                  stratus server delete web-1 --wait\n\n\
                   Exit codes: 0 done, 1 refused by the cloud, 2 bad usage, 3 configuration or authentication,\n\
-                  4 not found, 5 a service could not be reached."
+                  4 not found, 5 a service could not be reached, 6 a --wait ran out of time or ended in ERROR."
 )]
 struct Cli {
     /// The cloud of clouds.yaml to use (default: OS_CLOUD, else the OS_* variables).
@@ -49,7 +53,7 @@ enum Command {
     /// Servers (compute)
     Server {
         #[command(subcommand)]
-        verb: Verb,
+        verb: servers::ServerVerb,
     },
     /// Images (image service)
     Image {
@@ -106,9 +110,9 @@ enum TokenVerb {
 }
 
 /// A failure and the exit code it gets.
-struct Failure {
-    code: i32,
-    message: String,
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
 }
 
 impl From<Error> for Failure {
@@ -144,7 +148,11 @@ fn main() {
 async fn run(cli: Cli) -> Result<(), Failure> {
     let session = Session::connect(CloudConfig::load(cli.os_cloud.as_deref())?).await?;
     let (kind, verb) = match cli.command {
-        Command::Server { verb } => (&kinds::SERVER, verb),
+        Command::Server { verb } => match verb {
+            servers::ServerVerb::List => (&kinds::SERVER, Verb::List),
+            servers::ServerVerb::Show { name } => (&kinds::SERVER, Verb::Show { name }),
+            other => return servers::run(&session, other, cli.format, &cli.columns).await,
+        },
         Command::Image { verb } => (&kinds::IMAGE, verb),
         Command::Flavor { verb } => (&kinds::FLAVOR, verb),
         Command::Network { verb } => (&kinds::NETWORK, verb),
@@ -171,12 +179,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-fn usage(message: String) -> Failure {
+pub fn usage(message: String) -> Failure {
     Failure { code: 2, message }
 }
 
 /// One resource by ID, or else by exact name (more than one of that name: ask for the ID).
-async fn find(kind: &Kind, session: &Session, name: &str) -> Result<Value, Failure> {
+pub async fn find(kind: &Kind, session: &Session, name: &str) -> Result<Value, Failure> {
     match kind.show(session, name).await {
         Ok(v) => return Ok(v),
         Err(e) if e.is_not_found() || matches!(e, Error::Api { status: 400, .. }) => {}
