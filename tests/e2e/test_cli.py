@@ -9,6 +9,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -118,6 +119,39 @@ def test_lists_and_shows_by_name_or_id(cloud, home):
     p = stratus(home, "server", "delete", name, "--wait")
     assert p.returncode == 0, p.stderr
     assert stratus(home, "server", "show", server["id"]).returncode == 4
+
+
+def test_a_lease_and_a_server_in_it(cloud, home):
+    """`stratus lease create --node-type --hours --wait`, a server launched into its
+    reservation, and `lease delete --wait`, which takes the server with it."""
+    hv = cloud.osc("hypervisor", "list")[0]["Hypervisor Hostname"]
+    cloud.osc("reservation", "host", "create", "--extra", "node_type=cli_node", hv, fmt_json=False)
+    p = stratus(home, "lease", "create", "bad", "--hours", "1", "--end", "2030-01-01 10:00")
+    assert p.returncode == 2, "--hours and --end together are refused"
+    lease = ok_json(home, "lease", "create", "cli-lease", "--node-type", "cli_node", "--hours", "2", "--wait")
+    assert lease["status"] == "ACTIVE", lease
+    res = lease["reservations"]
+    res_id = (json.loads(res) if isinstance(res, str) else res)[0]["id"]
+    listed = ok_json(home, "lease", "list")
+    assert [(l["Name"], l["Status"]) for l in listed] == [("cli-lease", "ACTIVE")]
+    # No second host of that type: Blazar's refusal, said by the cloud (exit 1).
+    p = stratus(home, "lease", "create", "too-many", "--node-type", "cli_node", "--nodes", "2")
+    assert p.returncode == 1 and "Not enough hosts" in p.stderr, p.stderr
+
+    basics = compute_basics(cloud, "10.82.0.0/24", shared=True)
+    image_name = cloud.osc("image", "show", basics["image"])["name"]
+    server = ok_json(home, "server", "create", unique("leased"), "--image", image_name, "--flavor", basics["flavor"],
+                     "--network", basics["network"], "--reservation", res_id, "--wait")
+    assert cloud.osc("server", "show", server["id"])["OS-EXT-SRV-ATTR:hypervisor_hostname"] == hv
+    p = stratus(home, "lease", "delete", "cli-lease", "--wait")
+    assert p.returncode == 0, p.stderr
+    assert ok_json(home, "lease", "list") == []
+    p = stratus(home, "server", "show", server["id"])
+    deadline = time.monotonic() + 30
+    while p.returncode != 4 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        p = stratus(home, "server", "show", server["id"])
+    assert p.returncode == 4, "the lease's server went with it"
 
 
 def test_the_token_is_cached_between_commands(cloud, home):

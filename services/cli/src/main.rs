@@ -7,8 +7,10 @@
 //! 6 a `--wait` ran out of time or ended in ERROR.
 
 mod kinds;
+mod leases;
 mod output;
 mod servers;
+mod wait;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kinds::Kind;
@@ -23,7 +25,8 @@ use stratus_client::{CloudConfig, Error, Session};
     after_help = "Examples:\n  stratus --os-cloud mycloud server list\n  stratus server show web-1 -o json\n  \
                   stratus lease list -c Name -c Status\n  OS_CLOUD=mycloud stratus node list -o value -c UUID\n\n\
                   stratus server create web-1 --image debian --flavor m1.small --network private --wait\n  \
-                  stratus server delete web-1 --wait\n\n\
+                  stratus server delete web-1 --wait\n  \
+                  stratus lease create gpu-4h --node-type gpu_rtx --hours 4 --wait\n\n\
                   Exit codes: 0 done, 1 refused by the cloud, 2 bad usage, 3 configuration or authentication,\n\
                   4 not found, 5 a service could not be reached, 6 a --wait ran out of time or ended in ERROR."
 )]
@@ -73,7 +76,7 @@ enum Command {
     /// Leases (reservation service)
     Lease {
         #[command(subcommand)]
-        verb: Verb,
+        verb: leases::LeaseVerb,
     },
     /// Reservable hosts (reservation service; the admin's unless the cloud lets users read them)
     Host {
@@ -156,7 +159,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Image { verb } => (&kinds::IMAGE, verb),
         Command::Flavor { verb } => (&kinds::FLAVOR, verb),
         Command::Network { verb } => (&kinds::NETWORK, verb),
-        Command::Lease { verb } => (&kinds::LEASE, verb),
+        Command::Lease { verb } => match verb {
+            leases::LeaseVerb::List => (&kinds::LEASE, Verb::List),
+            leases::LeaseVerb::Show { name } => (&kinds::LEASE, Verb::Show { name }),
+            other => return leases::run(&session, other, cli.format, &cli.columns).await,
+        },
         Command::Host { verb } => (&kinds::HOST, verb),
         Command::Node { verb } => (&kinds::NODE, verb),
         Command::Token { verb: TokenVerb::Issue } => {

@@ -1,12 +1,10 @@
 //! Server commands that change things: create (names resolved to IDs) and delete, each
-//! with `--wait`, which shows a live status line on a terminal and gives up after
-//! `--timeout` seconds (exit code 6, as for a server that ends in ERROR).
+//! with `--wait` ([`crate::wait`]).
 
+use crate::wait::wait_for;
 use crate::{find, kinds, output, usage, Failure, Format};
 use clap::Subcommand;
 use serde_json::{json, Value};
-use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
 use stratus_client::session::Method;
 use stratus_client::Session;
 
@@ -81,8 +79,11 @@ pub async fn run(s: &Session, verb: ServerVerb, format: Format, columns: &[Strin
             }
             let made = s.call(Method::POST, "compute", "/servers", Some(&body), kinds::SERVER.headers).await?;
             let id = made["server"]["id"].as_str().unwrap_or_default().to_string();
-            let shown =
-                if wait { wait_for(s, &id, "ACTIVE", timeout).await? } else { kinds::SERVER.show(s, &id).await? };
+            let shown = if wait {
+                wait_for(s, &kinds::SERVER, &id, "ACTIVE", timeout).await?
+            } else {
+                kinds::SERVER.show(s, &id).await?
+            };
             output::record(&shown, format, columns).map_err(usage)
         }
         ServerVerb::Delete { names, wait, timeout } => {
@@ -95,7 +96,7 @@ pub async fn run(s: &Session, verb: ServerVerb, format: Format, columns: &[Strin
             }
             if wait {
                 for id in &ids {
-                    wait_for(s, id, "GONE", timeout).await?;
+                    wait_for(s, &kinds::SERVER, id, "GONE", timeout).await?;
                 }
             }
             Ok(())
@@ -105,50 +106,4 @@ pub async fn run(s: &Session, verb: ServerVerb, format: Format, columns: &[Strin
 
 fn id_of(v: &Value) -> String {
     v["id"].as_str().map(str::to_string).unwrap_or_else(|| v["id"].to_string())
-}
-
-/// Polls the server until `want` (`GONE`: deleted), a line on the terminal saying where
-/// it is; ERROR or the timeout is exit code 6.
-async fn wait_for(s: &Session, id: &str, want: &str, timeout: u64) -> Result<Value, Failure> {
-    let start = Instant::now();
-    let tty = std::io::stderr().is_terminal();
-    let mut pause = Duration::from_millis(250);
-    let mut last = Value::Null;
-    loop {
-        let (status, shown) = match kinds::SERVER.show(s, id).await {
-            Ok(v) => (v["status"].as_str().unwrap_or("?").to_string(), v),
-            Err(e) if e.is_not_found() => ("GONE".to_string(), Value::Null),
-            Err(e) => return Err(e.into()),
-        };
-        if tty {
-            let task = shown["OS-EXT-STS:task_state"].as_str().map(|t| format!(" ({t})")).unwrap_or_default();
-            eprint!("\r\x1b[Kserver {id}: {status}{task}  {}s", start.elapsed().as_secs());
-            let _ = std::io::stderr().flush();
-        }
-        if status == want {
-            if tty {
-                eprintln!();
-            }
-            return Ok(if shown.is_null() { last } else { shown });
-        }
-        if status == "ERROR" {
-            if tty {
-                eprintln!();
-            }
-            let why = shown["fault"]["message"].as_str().unwrap_or("no fault recorded");
-            return Err(Failure { code: 6, message: format!("server {id} is in ERROR: {why}") });
-        }
-        if start.elapsed() >= Duration::from_secs(timeout) {
-            if tty {
-                eprintln!();
-            }
-            return Err(Failure {
-                code: 6,
-                message: format!("server {id} is {status}, not {want}, after {timeout} s; it goes on without us"),
-            });
-        }
-        last = shown;
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(2));
-    }
 }
