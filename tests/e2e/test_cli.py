@@ -154,6 +154,59 @@ def test_a_lease_and_a_server_in_it(cloud, home):
     assert p.returncode == 4, "the lease's server went with it"
 
 
+def test_launch_status_and_down(cloud, home):
+    """`launch` makes what a reachable server needs (network, subnet, router, SSH rule,
+    keypair, floating IP, a lease when asked) and records it; `down` removes exactly
+    what it made for that server; `status` shows the project."""
+    if not any(n["Name"] == "public" for n in cloud.osc("network", "list", "--external")):
+        cloud.osc("network", "create", "--external", "public")
+        cloud.osc("subnet", "create", "--network", "public", "--subnet-range", "198.51.100.0/24", "--no-dhcp",
+                  "public-sub")
+    basics = compute_basics(cloud, "10.83.0.0/24", shared=True)
+    image_name = cloud.osc("image", "show", basics["image"])["name"]
+    env = cloud.user_env(home["project"], "123456", home["project"])
+    common = ["--image", image_name, "--flavor", basics["flavor"]]
+
+    vm = ok_json(home, "launch", "vm1", *common, "--floating-ip", "--generate-key")
+    assert vm["status"] == "ACTIVE" and vm["key_name"] == "vm1-key", vm
+    nets = [n for n in cloud.osc("network", "list", env=env) if n["Name"] == "stratus-net"]
+    assert len(nets) == 1 and cloud.osc("router", "show", "stratus-router", env=env)["external_gateway_info"]
+    rules = cloud.osc("security", "group", "rule", "list", "default", "--protocol", "tcp", env=env)
+    assert any(r["Port Range"] == "22:22" for r in rules), rules
+    key_file = os.path.join(home["home"], ".local", "share", "stratus", "keys", "vm1-key")
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600 and "PRIVATE KEY" in open(key_file).read()
+    fips = cloud.osc("floating", "ip", "list", env=env)
+    assert len(fips) == 1 and fips[0]["Fixed IP Address"].startswith("10.42.0."), fips
+    # A second launch reuses the network; none of vm1's things are vm2's.
+    ok_json(home, "launch", "vm2", *common)
+    assert len([n for n in cloud.osc("network", "list", env=env) if n["Name"] == "stratus-net"]) == 1
+    status = ok_json(home, "status")
+    assert sorted(s["name"] for s in status["servers"]) == ["vm1", "vm2"]
+    assert status["limits"]["totalInstancesUsed"] == 2
+    table = stratus(home, "status")
+    assert table.returncode == 0 and "Servers" in table.stdout and "vm1" in table.stdout
+
+    p = stratus(home, "down", "vm1")
+    assert p.returncode == 0, p.stderr
+    assert cloud.osc("floating", "ip", "list", env=env) == []
+    assert not os.path.exists(key_file)
+    assert [k["Name"] for k in cloud.osc("keypair", "list", env=env)] == []
+    assert stratus(home, "server", "show", "vm1").returncode == 4
+    assert ok_json(home, "server", "show", "vm2")["status"] == "ACTIVE", "down removed only vm1's things"
+
+    # Through a lease of its own: --reserve makes it, down ends it.
+    vm3 = ok_json(home, "launch", "vm3", *common, "--reserve", "node_type=cli_node,hours=1")
+    assert vm3["status"] == "ACTIVE"
+    assert [(l["Name"], l["Status"]) for l in ok_json(home, "lease", "list")] == [("vm3-lease", "ACTIVE")]
+    for name in ("vm3", "vm2"):
+        p = stratus(home, "down", name)
+        assert p.returncode == 0, p.stderr
+    assert ok_json(home, "lease", "list") == []
+    assert ok_json(home, "server", "list") == []
+    p = stratus(home, "launch", "bad", *common, "--reserve", "cores=4")
+    assert p.returncode == 2 and "node_type" in p.stderr, p.stderr
+
+
 def test_the_token_is_cached_between_commands(cloud, home):
     cache = tempfile.mkdtemp(prefix="stratus-cli-cache-")
     try:

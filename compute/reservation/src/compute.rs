@@ -30,7 +30,7 @@ pub trait Compute: Send + Sync {
     fn hypervisor(&self, name: &str) -> BoxFuture<'_, anyhow::Result<Option<Hypervisor>>>;
     /// Holds `host` for `reservation` of `project`: only its servers land there.
     fn reserve(&self, host: &str, reservation: &str, project: &str) -> BoxFuture<'_, anyhow::Result<()>>;
-    /// Deletes the servers on `host` and gives the host back from `reservation`.
+    /// Deletes the servers launched into `reservation` on `host` and gives the host back.
     fn release(&self, host: &str, reservation: &str) -> BoxFuture<'_, anyhow::Result<()>>;
     /// Every hypervisor's health: true when it is up and enabled.
     fn health(&self) -> BoxFuture<'_, anyhow::Result<HashMap<String, bool>>>;
@@ -126,7 +126,13 @@ impl Compute for HttpCompute {
         let host = host.to_string();
         let reservation = reservation.to_string();
         Box::pin(async move {
-            let list = format!("/servers/detail?all_tenants=1&host={}", urlencoding::encode(&host));
+            // Only the servers launched into this reservation: a server that was on the
+            // host before the lease started is not the lease's to delete.
+            let list = format!(
+                "/servers/detail?all_tenants=1&host={}&reservation={}",
+                urlencoding::encode(&host),
+                urlencoding::encode(&reservation)
+            );
             let (status, body) = self.call(reqwest::Method::GET, &list, None).await?;
             anyhow::ensure!(status == 200, "compute refused to list the host's servers ({status}): {body}");
             for s in body["servers"].as_array().into_iter().flatten() {

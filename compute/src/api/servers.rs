@@ -41,12 +41,16 @@ async fn listed(
     };
     let status = q.get("status").map(|st| st.to_ascii_uppercase());
     let host = q.get("host").filter(|_| ctx.is_admin());
+    // Stratus: the servers launched into a lease's reservation (the `reservation`
+    // scheduler hint), for the reservation service at the lease's end. Admin only.
+    let launched_into = q.get("reservation").filter(|_| ctx.is_admin());
     let keep = |x: &Server| {
         name.as_ref().is_none_or(|re| re.is_match(&x.name))
             && status.as_ref().is_none_or(|st| super::views::status(x) == *st)
             && q.get("image").is_none_or(|want| x.str("image_id") == want)
             && q.get("flavor").is_none_or(|want| x.doc["flavor"]["id"] == json!(want))
             && host.is_none_or(|h| x.host.as_deref() == Some(h.as_str()))
+            && launched_into.is_none_or(|r| crate::app::create::reservation_of(x).as_deref() == Some(r.as_str()))
             && q.get("ip").is_none_or(|ip| {
                 x.doc.get("addresses").map(|a| a.to_string()).unwrap_or_default().contains(ip.as_str())
             })

@@ -7,6 +7,7 @@
 //! 6 a `--wait` ran out of time or ended in ERROR.
 
 mod kinds;
+mod launch;
 mod leases;
 mod output;
 mod servers;
@@ -26,7 +27,9 @@ use stratus_client::{CloudConfig, Error, Session};
                   stratus lease list -c Name -c Status\n  OS_CLOUD=mycloud stratus node list -o value -c UUID\n\n\
                   stratus server create web-1 --image debian --flavor m1.small --network private --wait\n  \
                   stratus server delete web-1 --wait\n  \
-                  stratus lease create gpu-4h --node-type gpu_rtx --hours 4 --wait\n\n\
+                  stratus lease create gpu-4h --node-type gpu_rtx --hours 4 --wait\n  \
+                  stratus launch web-1 --image debian --flavor m1.small --floating-ip --generate-key --wait-ssh\n  \
+                  stratus ssh web-1 -- uname -a\n  stratus down web-1\n  stratus status\n\n\
                   Exit codes: 0 done, 1 refused by the cloud, 2 bad usage, 3 configuration or authentication,\n\
                   4 not found, 5 a service could not be reached, 6 a --wait ran out of time or ended in ERROR."
 )]
@@ -93,6 +96,30 @@ enum Command {
         #[command(subcommand)]
         verb: TokenVerb,
     },
+    /// Boot a server reachable in one step: the project's network, subnet and router on
+    /// first use, SSH allowed, a keypair, a lease, a floating IP, as asked
+    Launch(launch::LaunchArgs),
+    /// SSH to a server (its floating IP, and the key launch made for it)
+    Ssh {
+        /// The server's name or ID
+        name: String,
+        /// The user (default: the image's os_admin_user, else root)
+        #[arg(long, short = 'l')]
+        user: Option<String>,
+        /// A command to run there
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Remove a launched server and exactly what launch made for it
+    Down {
+        /// The server's name or ID
+        name: String,
+        /// Give up waiting after this many seconds
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// The project at a glance: servers, leases and their time left, quotas
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -151,6 +178,10 @@ fn main() {
 async fn run(cli: Cli) -> Result<(), Failure> {
     let session = Session::connect(CloudConfig::load(cli.os_cloud.as_deref())?).await?;
     let (kind, verb) = match cli.command {
+        Command::Launch(args) => return launch::launch(&session, args, cli.format, &cli.columns).await,
+        Command::Ssh { name, user, command } => return launch::ssh(&session, &name, user.as_deref(), &command).await,
+        Command::Down { name, timeout } => return launch::down(&session, &name, timeout).await,
+        Command::Status => return launch::status(&session, cli.format).await,
         Command::Server { verb } => match verb {
             servers::ServerVerb::List => (&kinds::SERVER, Verb::List),
             servers::ServerVerb::Show { name } => (&kinds::SERVER, Verb::Show { name }),
