@@ -237,3 +237,22 @@ def test_the_token_is_cached_between_commands(cloud, home):
     p = stratus(bad, "server", "list", cloud_name="absent")
     assert p.returncode == 3 and "wrong" in p.stderr, p.stderr
     os.remove(os.path.join(home["home"], "clouds.yaml"))
+
+
+def test_help_completions_and_manual_pages(tmp_path):
+    """What needs no cloud: --help with examples, completion scripts, man pages."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    run = lambda *a: subprocess.run([STRATUS, *a], env=env, capture_output=True, text=True, timeout=30)  # noqa: E731
+    top = run("--help")
+    assert top.returncode == 0 and "Examples:" in top.stdout and "Exit codes:" in top.stdout
+    assert "launch" in top.stdout and "--os-cloud" in top.stdout
+    bash = run("completion", "bash")
+    assert bash.returncode == 0 and "_stratus()" in bash.stdout and "launch" in bash.stdout
+    assert run("completion", "zsh").stdout.startswith("#compdef stratus")
+    assert run("man", str(tmp_path)).returncode == 0
+    pages = sorted(os.listdir(tmp_path))
+    assert {"stratus.1", "stratus-launch.1", "stratus-server-create.1", "stratus-lease-create.1"} <= set(pages), pages
+    assert ".TH" in (tmp_path / "stratus-launch.1").read_text()
+    # No cloud configured: a configuration error (3) that says what to set.
+    p = run("server", "list")
+    assert p.returncode == 3 and "OS_CLOUD" in p.stderr, p.stderr

@@ -324,7 +324,7 @@ pub async fn launch(s: &Session, a: LaunchArgs, format: Format, columns: &[Strin
         wait_port(&ip, 22, left(a.timeout)).await?;
         let user = image["os_admin_user"].as_str().unwrap_or("root");
         let key = key_file.map(|k| format!(" -i {}", k.display())).unwrap_or_default();
-        println!("ssh{key} {user}@{ip}");
+        output::emit(&format!("ssh{key} {user}@{ip}\n"));
         return Ok(());
     }
     output::record(&shown, format, columns).map_err(usage)
@@ -474,7 +474,7 @@ pub async fn status(s: &Session, format: Format) -> Result<(), Failure> {
             "leases": leases.iter().map(|l| json!({"name": l["name"], "status": l["status"], "end_date": l["end_date"], "time_left": time_left(l)})).collect::<Vec<_>>(),
             "limits": abs,
         });
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        output::emit(&format!("{}\n", serde_json::to_string_pretty(&out).unwrap_or_default()));
         return Ok(());
     }
     let server_rows: Vec<Vec<String>> = servers
@@ -487,16 +487,16 @@ pub async fn status(s: &Session, format: Format) -> Result<(), Failure> {
             ]
         })
         .collect();
-    println!("Servers");
-    print!("{}", output::aligned(&["Name".into(), "Status".into(), "Address".into()], &server_rows));
+    output::emit("Servers\n");
+    output::emit(&output::aligned(&["Name".into(), "Status".into(), "Address".into()], &server_rows));
     let lease_rows: Vec<Vec<String>> = leases
         .iter()
         .map(|l| vec![output::cell(&l["name"], "name"), output::cell(&l["status"], "status"), time_left(l)])
         .collect();
-    println!("\nLeases");
-    print!("{}", output::aligned(&["Name".into(), "Status".into(), "Time left".into()], &lease_rows));
-    println!("\nQuotas (used/limit)");
-    print!("{}", output::aligned(&["Resource".into(), "Used/Limit".into()], &usage_rows));
+    output::emit("\nLeases\n");
+    output::emit(&output::aligned(&["Name".into(), "Status".into(), "Time left".into()], &lease_rows));
+    output::emit("\nQuotas (used/limit)\n");
+    output::emit(&output::aligned(&["Resource".into(), "Used/Limit".into()], &usage_rows));
     Ok(())
 }
 

@@ -120,6 +120,16 @@ enum Command {
     },
     /// The project at a glance: servers, leases and their time left, quotas
     Status,
+    /// Print a shell completion script (`source <(stratus completion bash)`)
+    Completion {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (stratus.1 and one per command) into a directory
+    Man {
+        /// Where to write them
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -176,12 +186,24 @@ fn main() {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
+    // What needs no cloud.
+    match &cli.command {
+        Command::Completion { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "stratus", &mut script);
+            output::emit(&String::from_utf8_lossy(&script));
+            return Ok(());
+        }
+        Command::Man { dir } => return man_pages(dir),
+        _ => {}
+    }
     let session = Session::connect(CloudConfig::load(cli.os_cloud.as_deref())?).await?;
     let (kind, verb) = match cli.command {
         Command::Launch(args) => return launch::launch(&session, args, cli.format, &cli.columns).await,
         Command::Ssh { name, user, command } => return launch::ssh(&session, &name, user.as_deref(), &command).await,
         Command::Down { name, timeout } => return launch::down(&session, &name, timeout).await,
         Command::Status => return launch::status(&session, cli.format).await,
+        Command::Completion { .. } | Command::Man { .. } => return Ok(()),
         Command::Server { verb } => match verb {
             servers::ServerVerb::List => (&kinds::SERVER, Verb::List),
             servers::ServerVerb::Show { name } => (&kinds::SERVER, Verb::Show { name }),
@@ -215,6 +237,24 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             output::record(&one, cli.format, &cli.columns).map_err(usage)
         }
     }
+}
+
+/// `stratus.1`, and `stratus-<command>.1` for every command and sub-command.
+fn man_pages(dir: &std::path::Path) -> Result<(), Failure> {
+    let fail = |e: std::io::Error| Failure { code: 1, message: format!("cannot write into {}: {e}", dir.display()) };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    fn write(cmd: clap::Command, name: &str, dir: &std::path::Path) -> std::io::Result<()> {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd.clone()).title(name).render(&mut out)?;
+        std::fs::write(dir.join(format!("{name}.1")), out)?;
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            write(sub.clone(), &format!("{name}-{}", sub.get_name()), dir)?;
+        }
+        Ok(())
+    }
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    write(cmd, "stratus", dir).map_err(fail)
 }
 
 pub fn usage(message: String) -> Failure {

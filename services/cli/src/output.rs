@@ -5,6 +5,20 @@ use crate::kinds::Kind;
 use crate::Format;
 use serde_json::{Map, Value};
 
+/// Writes `text` to stdout. A reader that went away (`stratus server list | head`)
+/// ends the command quietly, as other Unix tools do; another write error is exit 1.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("stratus: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// A field's value as a cell: text as is, lists joined, a server's addresses as
 /// `net=ip, ip; net2=ip`, other objects as compact JSON, null as nothing.
 pub fn cell(v: &Value, field: &str) -> String {
@@ -75,14 +89,14 @@ pub fn table(kind: &Kind, rows: &[Value], format: Format, wanted: &[String]) -> 
                     Value::Object(m)
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            emit(&format!("{}\n", serde_json::to_string_pretty(&out).unwrap_or_default()));
         }
         Format::Value => {
             for row in &cells {
-                println!("{}", row.join(" "));
+                emit(&format!("{}\n", row.join(" ")));
             }
         }
-        Format::Table => print!("{}", aligned(&heads, &cells)),
+        Format::Table => emit(&aligned(&heads, &cells)),
     }
     Ok(())
 }
@@ -97,17 +111,17 @@ pub fn record(obj: &Value, format: Format, wanted: &[String]) -> Result<(), Stri
     match format {
         Format::Json => {
             let m: Map<String, Value> = idx.iter().map(|&i| (keys[i].clone(), fields[&keys[i]].clone())).collect();
-            println!("{}", serde_json::to_string_pretty(&Value::Object(m)).unwrap_or_default());
+            emit(&format!("{}\n", serde_json::to_string_pretty(&Value::Object(m)).unwrap_or_default()));
         }
         Format::Value => {
             for &i in &idx {
-                println!("{}", cell(&fields[&keys[i]], &keys[i]));
+                emit(&format!("{}\n", cell(&fields[&keys[i]], &keys[i])));
             }
         }
         Format::Table => {
             let rows: Vec<Vec<String>> =
                 idx.iter().map(|&i| vec![keys[i].clone(), cell(&fields[&keys[i]], &keys[i])]).collect();
-            print!("{}", aligned(&["Field".into(), "Value".into()], &rows));
+            emit(&aligned(&["Field".into(), "Value".into()], &rows));
         }
     }
     Ok(())
