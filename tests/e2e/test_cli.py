@@ -239,6 +239,31 @@ def test_the_token_is_cached_between_commands(cloud, home):
     os.remove(os.path.join(home["home"], "clouds.yaml"))
 
 
+def test_images_up_and_down_with_progress_on_a_terminal(cloud, home, tmp_path):
+    data = os.urandom(3 << 20)
+    src = tmp_path / "disk.raw"
+    src.write_bytes(data)
+    img = ok_json(home, "image", "create", "cli-img", "--file", str(src))
+    assert (img["status"], img["size"], img["disk_format"]) == ("active", len(data), "raw"), img
+    dst = tmp_path / "back.raw"
+    p = stratus(home, "image", "download", "cli-img", "--file", str(dst))
+    assert p.returncode == 0 and dst.read_bytes() == data, p.stderr
+    # On a terminal (script(1) gives the command one): a progress line, then the table.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_") and k != "XDG_CACHE_HOME"}
+    env.update({"HOME": home["home"], "OS_CLOUD": "member"})
+    if shutil.which("script"):
+        p = subprocess.run(["script", "-qec", f"{STRATUS} image create cli-img2 --file {src}", "/dev/null"],
+                           env=env, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout
+        assert "uploading" in p.stdout and "3.0 MiB / 3.0 MiB  100%" in p.stdout, p.stdout
+        assert re.search(r"\n\s*Field\s+Value\s*\r?\n", p.stdout), p.stdout
+    p = stratus(home, "image", "delete", "cli-img", "cli-img2")
+    assert p.returncode == 0 and stratus(home, "image", "show", "cli-img").returncode == 4
+    p = stratus(home, "image", "create", "nothing", "--file", str(tmp_path / "absent.raw"))
+    assert p.returncode == 1 and "absent.raw" in p.stderr
+    assert "nothing" not in [i["Name"] for i in ok_json(home, "image", "list")], "a failed upload leaves no image"
+
+
 def test_help_completions_and_manual_pages(tmp_path):
     """What needs no cloud: --help with examples, completion scripts, man pages."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}

@@ -6,6 +6,7 @@
 //! 3 configuration or authentication; 4 not found; 5 a service could not be reached;
 //! 6 a `--wait` ran out of time or ended in ERROR.
 
+mod images;
 mod kinds;
 mod launch;
 mod leases;
@@ -64,7 +65,7 @@ enum Command {
     /// Images (image service)
     Image {
         #[command(subcommand)]
-        verb: Verb,
+        verb: images::ImageVerb,
     },
     /// Flavors (compute)
     Flavor {
@@ -209,7 +210,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             servers::ServerVerb::Show { name } => (&kinds::SERVER, Verb::Show { name }),
             other => return servers::run(&session, other, cli.format, &cli.columns).await,
         },
-        Command::Image { verb } => (&kinds::IMAGE, verb),
+        Command::Image { verb } => match verb {
+            images::ImageVerb::List => (&kinds::IMAGE, Verb::List),
+            images::ImageVerb::Show { name } => (&kinds::IMAGE, Verb::Show { name }),
+            other => return images::run(&session, other, cli.format, &cli.columns).await,
+        },
         Command::Flavor { verb } => (&kinds::FLAVOR, verb),
         Command::Network { verb } => (&kinds::NETWORK, verb),
         Command::Lease { verb } => match verb {

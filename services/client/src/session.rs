@@ -38,7 +38,9 @@ impl Session {
     pub async fn connect(cfg: CloudConfig) -> Result<Self, Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(300))
+            // No bound on a whole call (an image upload takes as long as it takes), but
+            // two minutes without a byte is a failure.
+            .read_timeout(Duration::from_secs(120))
             .user_agent(concat!("stratus-client/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Config(format!("cannot make an HTTP client: {e}")))?;
@@ -166,6 +168,48 @@ impl Session {
             }
         }
         Err(Error::Api { status: status.as_u16(), message: error_message(&v, &bytes) })
+    }
+
+    /// Sends `body` (a stream of bytes, `len` of them) with `PUT` to `path`, as image
+    /// data is uploaded; the answer's JSON, if any.
+    pub async fn upload(&self, service_type: &str, path: &str, body: reqwest::Body, len: u64) -> Result<Value, Error> {
+        let url = format!("{}{path}", self.endpoint(service_type)?);
+        let resp = self
+            .http
+            .put(&url)
+            .header("X-Auth-Token", self.token())
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Length", len)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| Error::Unreachable(format!("PUT {url}: {e}")))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| Error::Unreachable(format!("PUT {url}: {e}")))?;
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if !status.is_success() {
+            return Err(Error::Api { status: status.as_u16(), message: error_message(&v, &bytes) });
+        }
+        Ok(v)
+    }
+
+    /// `GET path` as a stream (image data): the response, once its status is a success.
+    pub async fn download(&self, service_type: &str, path: &str) -> Result<reqwest::Response, Error> {
+        let url = format!("{}{path}", self.endpoint(service_type)?);
+        let resp = self
+            .http
+            .get(&url)
+            .header("X-Auth-Token", self.token())
+            .send()
+            .await
+            .map_err(|e| Error::Unreachable(format!("GET {url}: {e}")))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.bytes().await.unwrap_or_default();
+            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            return Err(Error::Api { status: status.as_u16(), message: error_message(&v, &bytes) });
+        }
+        Ok(resp)
     }
 
     pub async fn get(&self, service_type: &str, path: &str) -> Result<Value, Error> {
