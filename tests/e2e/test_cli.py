@@ -121,6 +121,32 @@ def test_lists_and_shows_by_name_or_id(cloud, home):
     assert stratus(home, "server", "show", server["id"]).returncode == 4
 
 
+def test_every_kind_lists_and_deletes(cloud, home):
+    env = cloud.user_env(home["project"], "123456", home["project"])
+    sg = cloud.osc("security", "group", "create", unique("clisg"), env=env)
+    net = cloud.osc("network", "create", unique("clinet"), env=env)
+    cloud.osc("subnet", "create", "--network", net["id"], "--subnet-range", "10.84.0.0/24", unique("clisub"), env=env)
+    vol = cloud.osc("volume", "create", "--size", "1", unique("clivol"), env=env)
+    assert {"default", sg["name"]} <= {g["Name"] for g in ok_json(home, "sg", "list")}
+    assert "10.84.0.0/24" in [s["Subnet"] for s in ok_json(home, "subnet", "list")]
+    assert vol["id"] in [v["ID"] for v in ok_json(home, "volume", "list")]
+    assert ok_json(home, "volume", "show", vol["name"])["size"] == 1
+    for kind in ("router", "port", "fip"):
+        p = stratus(home, kind, "list", "-o", "json")
+        assert p.returncode == 0 and isinstance(json.loads(p.stdout), list), p.stderr
+    assert home["project"] in [pr["Name"] for pr in ok_json(home, "project", "list", cloud_name="admin")]
+    assert home["project"] in [u["Name"] for u in ok_json(home, "user", "list", cloud_name="admin")]
+    # Deleted by name, several at once; a second delete finds nothing (4).
+    p = stratus(home, "sg", "delete", sg["name"])
+    assert p.returncode == 0, p.stderr
+    assert sg["name"] not in {g["Name"] for g in ok_json(home, "sg", "list")}
+    assert stratus(home, "sg", "delete", sg["name"]).returncode == 4
+    p = stratus(home, "volume", "delete", vol["name"])
+    assert p.returncode == 0, p.stderr
+    p = stratus(home, "network", "delete", net["name"])
+    assert p.returncode == 0 and net["name"] not in [n["Name"] for n in ok_json(home, "network", "list")], p.stderr
+
+
 def test_a_lease_and_a_server_in_it(cloud, home):
     """`stratus lease create --node-type --hours --wait`, a server launched into its
     reservation, and `lease delete --wait`, which takes the server with it."""

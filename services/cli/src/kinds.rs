@@ -150,6 +150,12 @@ impl Kind {
         Ok(out)
     }
 
+    /// Deletes one by ID.
+    pub async fn delete(&self, s: &Session, id: &str) -> Result<(), Error> {
+        let path = self.show.0.replace("{id}", &urlencode(id));
+        s.call(stratus_client::session::Method::DELETE, self.service, &path, None, self.headers).await.map(drop)
+    }
+
     /// One by ID.
     pub async fn show(&self, s: &Session, id: &str) -> Result<Value, Error> {
         let (path, key) = self.show;
@@ -160,6 +166,11 @@ impl Kind {
             None => v,
         })
     }
+}
+
+/// An id as text (Blazar's hosts have integer ids).
+pub fn id_text(v: &Value) -> String {
+    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
 }
 
 fn reqwest_get() -> stratus_client::session::Method {
@@ -174,3 +185,108 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+pub const SUBNET: Kind = Kind {
+    noun: "subnet",
+    service: "network",
+    list: ("/v2.0/subnets", "subnets"),
+    show: ("/v2.0/subnets/{id}", Some("subnet")),
+    headers: &[],
+    columns: &[("ID", "id"), ("Name", "name"), ("Network", "network_id"), ("Subnet", "cidr")],
+    id_field: "id",
+    name_field: "name",
+};
+
+pub const ROUTER: Kind = Kind {
+    noun: "router",
+    service: "network",
+    list: ("/v2.0/routers", "routers"),
+    show: ("/v2.0/routers/{id}", Some("router")),
+    headers: &[],
+    columns: &[
+        ("ID", "id"),
+        ("Name", "name"),
+        ("Status", "status"),
+        ("External Network", "external_gateway_info.network_id"),
+    ],
+    id_field: "id",
+    name_field: "name",
+};
+
+pub const PORT: Kind = Kind {
+    noun: "port",
+    service: "network",
+    list: ("/v2.0/ports", "ports"),
+    show: ("/v2.0/ports/{id}", Some("port")),
+    headers: &[],
+    columns: &[
+        ("ID", "id"),
+        ("Name", "name"),
+        ("MAC Address", "mac_address"),
+        ("Status", "status"),
+        ("Device", "device_id"),
+    ],
+    id_field: "id",
+    name_field: "name",
+};
+
+pub const SECURITY_GROUP: Kind = Kind {
+    noun: "security group",
+    service: "network",
+    list: ("/v2.0/security-groups", "security_groups"),
+    show: ("/v2.0/security-groups/{id}", Some("security_group")),
+    headers: &[],
+    columns: &[("ID", "id"), ("Name", "name"), ("Description", "description")],
+    id_field: "id",
+    name_field: "name",
+};
+
+pub const FLOATING_IP: Kind = Kind {
+    noun: "floating IP",
+    service: "network",
+    list: ("/v2.0/floatingips", "floatingips"),
+    show: ("/v2.0/floatingips/{id}", Some("floatingip")),
+    headers: &[],
+    columns: &[
+        ("ID", "id"),
+        ("Floating IP", "floating_ip_address"),
+        ("Fixed IP", "fixed_ip_address"),
+        ("Port", "port_id"),
+        ("Status", "status"),
+    ],
+    id_field: "id",
+    name_field: "floating_ip_address",
+};
+
+pub const VOLUME: Kind = Kind {
+    noun: "volume",
+    service: "volumev3",
+    list: ("/volumes/detail", "volumes"),
+    show: ("/volumes/{id}", Some("volume")),
+    headers: &[],
+    columns: &[("ID", "id"), ("Name", "name"), ("Status", "status"), ("Size", "size"), ("Bootable", "bootable")],
+    id_field: "id",
+    name_field: "name",
+};
+
+pub const PROJECT: Kind = Kind {
+    noun: "project",
+    service: "identity",
+    list: ("/projects", "projects"),
+    show: ("/projects/{id}", Some("project")),
+    headers: &[],
+    columns: &[("ID", "id"), ("Name", "name"), ("Domain", "domain_id"), ("Enabled", "enabled")],
+    id_field: "id",
+    name_field: "name",
+};
+
+pub const USER: Kind = Kind {
+    noun: "user",
+    service: "identity",
+    list: ("/users", "users"),
+    show: ("/users/{id}", Some("user")),
+    headers: &[],
+    columns: &[("ID", "id"), ("Name", "name"), ("Domain", "domain_id"), ("Enabled", "enabled")],
+    id_field: "id",
+    name_field: "name",
+};

@@ -82,6 +82,46 @@ enum Command {
         #[command(subcommand)]
         verb: leases::LeaseVerb,
     },
+    /// Subnets (network service)
+    Subnet {
+        #[command(subcommand)]
+        verb: Verb,
+    },
+    /// Routers (network service)
+    Router {
+        #[command(subcommand)]
+        verb: Verb,
+    },
+    /// Ports (network service)
+    Port {
+        #[command(subcommand)]
+        verb: Verb,
+    },
+    /// Security groups (network service)
+    Sg {
+        #[command(subcommand)]
+        verb: Verb,
+    },
+    /// Floating IPs (network service; `show` takes the ID or the address)
+    Fip {
+        #[command(subcommand)]
+        verb: Verb,
+    },
+    /// Volumes (block storage)
+    Volume {
+        #[command(subcommand)]
+        verb: Verb,
+    },
+    /// Projects (identity; an admin sees every one)
+    Project {
+        #[command(subcommand)]
+        verb: Verb,
+    },
+    /// Users (identity; the admin's)
+    User {
+        #[command(subcommand)]
+        verb: Verb,
+    },
     /// Reservable hosts (reservation service; the admin's unless the cloud lets users read them)
     Host {
         #[command(subcommand)]
@@ -141,6 +181,12 @@ enum Verb {
     Show {
         /// Its name or ID
         name: String,
+    },
+    /// Delete them, by name or ID
+    Delete {
+        /// Their names or IDs
+        #[arg(required = true)]
+        names: Vec<String>,
     },
 }
 
@@ -222,6 +268,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             leases::LeaseVerb::Show { name } => (&kinds::LEASE, Verb::Show { name }),
             other => return leases::run(&session, other, cli.format, &cli.columns).await,
         },
+        Command::Subnet { verb } => (&kinds::SUBNET, verb),
+        Command::Router { verb } => (&kinds::ROUTER, verb),
+        Command::Port { verb } => (&kinds::PORT, verb),
+        Command::Sg { verb } => (&kinds::SECURITY_GROUP, verb),
+        Command::Fip { verb } => (&kinds::FLOATING_IP, verb),
+        Command::Volume { verb } => (&kinds::VOLUME, verb),
+        Command::Project { verb } => (&kinds::PROJECT, verb),
+        Command::User { verb } => (&kinds::USER, verb),
         Command::Host { verb } => (&kinds::HOST, verb),
         Command::Node { verb } => (&kinds::NODE, verb),
         Command::Token { verb: TokenVerb::Issue } => {
@@ -240,6 +294,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Verb::Show { name } => {
             let one = find(kind, &session, &name).await?;
             output::record(&one, cli.format, &cli.columns).map_err(usage)
+        }
+        Verb::Delete { names } => {
+            for name in &names {
+                let one = find(kind, &session, name).await?;
+                kind.delete(&session, &kinds::id_text(&one[kind.id_field])).await?;
+            }
+            Ok(())
         }
     }
 }
