@@ -119,6 +119,14 @@ def test_lists_and_shows_by_name_or_id(cloud, home):
     p = stratus(home, "server", "delete", name, "--wait")
     assert p.returncode == 0, p.stderr
     assert stratus(home, "server", "show", server["id"]).returncode == 4
+    # A refusal says what to do next: here, the quota.
+    cloud.osc("quota", "set", "--instances", "0", home["project"], fmt_json=False)
+    try:
+        p = stratus(home, "server", "create", unique("over"), "--image", image_name, "--flavor", basics["flavor"],
+                    "--network", basics["network"])
+        assert p.returncode == 1 and "quota" in p.stderr.lower() and "openstack quota set" in p.stderr, p.stderr
+    finally:
+        cloud.osc("quota", "set", "--instances", "10", home["project"], fmt_json=False)
 
 
 def test_every_kind_lists_and_deletes(cloud, home):

@@ -210,7 +210,26 @@ impl From<Error> for Failure {
             Error::Api { .. } => 1,
             Error::Unreachable(_) => 5,
         };
-        Self { code, message: e.to_string() }
+        let mut message = e.to_string();
+        if let Some(hint) = hint(&e) {
+            message = format!("{message}\n  {hint}");
+        }
+        Self { code, message }
+    }
+}
+
+/// What to do next, for the refusals people meet most.
+fn hint(e: &Error) -> Option<&'static str> {
+    let Error::Api { status, message } = e else { return None };
+    let m = message.to_ascii_lowercase();
+    if m.contains("quota exceeded") || m.contains("quota") && *status == 413 {
+        Some("the project's quota is used up: free something (stratus status shows the use), or ask an admin to raise it (openstack quota set)")
+    } else if *status == 403 {
+        Some("your role in this project may not do that: ask the project's admin, or use another cloud entry (--os-cloud)")
+    } else if *status == 409 && m.contains("not enough hosts") {
+        Some("no matching hosts are free for that window: try fewer nodes, another node type, or a later --start")
+    } else {
+        None
     }
 }
 
