@@ -610,6 +610,17 @@ async fn whole_node_claims(engine: Engine) {
     assert_eq!(won, 1, "{outcomes:?}");
     c.compute.store.release(&["server-0", "server-1", "server-2", "server-3"], None).await.unwrap();
     assert!(matches!(claim(9).await, HostClaim::Claimed(_)), "released, the node is free again");
+
+    // The agent says which nodes it runs now: a node that went is forgotten, unless a
+    // server is placed on it; another agent's hosts are not touched.
+    let node2 = stratus_compute_protocol::HostReport { host: "node-2".into(), ..report.clone() };
+    c.compute.store.host_report(&node2, &Default::default()).await.unwrap();
+    let gone = stratus_compute_protocol::AgentHosts { queue: "compute.agent.bm".into(), hosts: vec![] };
+    c.compute.on_agent_hosts(&gone).await.unwrap();
+    let left: Vec<String> = c.compute.store.host_list().await.unwrap().into_iter().map(|h| h.host).collect();
+    assert!(left.contains(&"node-1".to_string()), "node-1 holds server-9's claim: {left:?}");
+    assert!(!left.contains(&"node-2".to_string()), "{left:?}");
+    assert!(left.contains(&"host-0".to_string()), "the fake agent's hosts stay: {left:?}");
 }
 
 #[tokio::test]

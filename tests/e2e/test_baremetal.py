@@ -133,6 +133,9 @@ def test_fake_nodes_walk_the_provisioning_states(bm_cloud):
 
     assert osc_run(cloud, "baremetal", "node", "delete", name).returncode == 0
     assert osc_run(cloud, "baremetal", "port", "show", port["uuid"]).returncode != 0
+    # The node was a compute host (it has a resource class); gone, compute forgets it.
+    wait_for("the deleted node to leave the hypervisors",
+             lambda: n["uuid"] not in [h["Hypervisor Hostname"] for h in osc(cloud, "hypervisor", "list")])
 
 
 def test_a_leased_node_runs_a_server(bm_cloud):

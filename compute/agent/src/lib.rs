@@ -74,11 +74,17 @@ impl Agent {
         })
     }
 
-    /// Lists the hosts again from the agent's source (none: nothing changes).
+    /// Lists the hosts again from the agent's source (none: nothing changes), and says
+    /// on the bus which hosts it runs now, so compute forgets the ones that went.
     pub async fn discover(&self) -> anyhow::Result<()> {
         let Some(source) = &self.source else { return Ok(()) };
         let found = source.hosts().await?;
+        let names: Vec<String> = found.iter().map(|h| h.name.clone()).collect();
         *self.hosts.write().unwrap() = found.into_iter().map(|h| (h.name.clone(), Arc::new(h))).collect();
+        let now = protocol::AgentHosts { queue: self.queue(), hosts: names };
+        if let Err(e) = self.bus.publish(protocol::AGENT_HOSTS_SUBJECT, serde_json::to_vec(&now)?).await {
+            tracing::warn!(error = %e, "cannot say which hosts this agent runs");
+        }
         Ok(())
     }
 

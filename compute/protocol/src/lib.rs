@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 
 pub const RESULTS_QUEUE: &str = "compute.results";
 pub const REPORT_SUBJECT: &str = "compute.hosts.report";
+/// Where an agent whose hosts come and go (bare-metal nodes) says which it runs now
+/// ([`AgentHosts`]), after each listing: compute forgets that agent's other hosts
+/// when nothing is placed on them.
+pub const AGENT_HOSTS_SUBJECT: &str = "compute.hosts.agent";
 
 /// The work queue of an agent process.
 pub fn agent_queue(agent: &str) -> String {
@@ -171,6 +175,14 @@ pub struct HostReport {
     /// server saved since is newer than this report.
     #[serde(default)]
     pub taken_at: Option<String>,
+}
+
+/// Every host an agent runs now.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AgentHosts {
+    /// The agent's queue (as in its hosts' reports).
+    pub queue: String,
+    pub hosts: Vec<String>,
 }
 
 /// Where an agent answers console log requests (`{"host", "server_id"}` →

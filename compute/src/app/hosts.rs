@@ -10,7 +10,9 @@ use crate::store::VmState;
 use std::sync::Arc;
 use std::time::Instant;
 use stratus_common::supervisor::SUPERVISOR;
-use stratus_compute_protocol::{power, Command, CommandResult, HostReport, Op, REPORT_SUBJECT, RESULTS_QUEUE};
+use stratus_compute_protocol::{
+    power, AgentHosts, Command, CommandResult, HostReport, Op, AGENT_HOSTS_SUBJECT, REPORT_SUBJECT, RESULTS_QUEUE,
+};
 
 /// What a reconciler pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -43,6 +45,29 @@ impl ComputeService {
                             }
                         }
                         Err(e) => tracing::warn!(error = %e, "malformed host report"),
+                    }
+                }
+                Ok(())
+            }
+        });
+        let listings = Arc::new(std::sync::Mutex::new(Some(self.bus.subscribe(AGENT_HOSTS_SUBJECT).await?)));
+        let me = self.clone();
+        SUPERVISOR.spawn("compute.agent-hosts", move |_task| {
+            let (me, first) = (me.clone(), listings.clone());
+            async move {
+                let taken = first.lock().unwrap().take();
+                let mut listings = match taken {
+                    Some(s) => s,
+                    None => me.bus.subscribe(AGENT_HOSTS_SUBJECT).await?,
+                };
+                while let Some(m) = listings.next().await {
+                    match m.json::<AgentHosts>() {
+                        Ok(a) => {
+                            if let Err(e) = me.on_agent_hosts(&a).await {
+                                tracing::warn!(queue = %a.queue, error = %e, "cannot apply an agent's host list");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "malformed agent host list"),
                     }
                 }
                 Ok(())
@@ -116,6 +141,21 @@ impl ComputeService {
         let old = chrono::Utc::now() - chrono::Duration::days(7);
         self.sagas.purge_finished(&stratus_common::db::time_text(old)).await?;
         Ok(repairs)
+    }
+
+    /// Forgets the hosts of agent `a.queue` that it no longer runs (a deleted bare-metal
+    /// node), each only while nothing is placed on it.
+    pub async fn on_agent_hosts(&self, a: &AgentHosts) -> anyhow::Result<()> {
+        for row in self.store.host_list().await? {
+            if row.queue != a.queue || a.hosts.contains(&row.host) {
+                continue;
+            }
+            if self.store.host_delete(&row.host).await? {
+                self.scheduler.remove(&row.host);
+                tracing::info!(host = %row.host, "forgot a host its agent no longer runs");
+            }
+        }
+        Ok(())
     }
 
     /// Records a host's report, then compares its guests with the database.
