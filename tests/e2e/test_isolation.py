@@ -43,6 +43,7 @@ def world():
     w["public_image"] = image(c, admin, "public-img", visibility="public")
     # The one compute host, made reservable (leases below are for later windows).
     hv = c.osc("hypervisor", "list")[0]["Hypervisor Hostname"]
+    w["hv"] = hv
     status, _, body = c.http("POST", "/v1/os-hosts", admin, {"name": hv}, base=c.reservation_url)
     assert status == 201, body
     # A bare-metal node with a port: the operator's alone (Ironic's default policy).
@@ -271,6 +272,16 @@ def test_by_id(world, a_things, actor):
         got = c.http("GET", path, token, base=c.reservation_url)[0]
         if got != 403:
             wrong.append(f"GET {path}: {got}, want 403")
+    # Hypervisors and their uptime are the admin's; the hardware catalog is off by
+    # default (a 404 for everyone, with or without a token).
+    for path in ["/os-hypervisors", f"/os-hypervisors/{world['hv']}", f"/os-hypervisors/{world['hv']}/uptime"]:
+        got = c.http("GET", path, token, base=c.compute_url + "/v2.1")[0]
+        if got != 403:
+            wrong.append(f"GET {path}: {got}, want 403")
+    for path in ["/reference/sites.json", "/reference/sites/regionone/clusters/chameleon/nodes.json"]:
+        got = c.http("GET", path, None, base=c.reservation_url)[0]
+        if got != 404:
+            wrong.append(f"GET {path} without a token: {got}, want 404")
     # Bare-metal nodes, ports and drivers likewise: no read, change, power or delete.
     node, port = world["node"], world["bm_port"]
     for method, path, body in [
@@ -333,6 +344,9 @@ FILTERS = [
     "visibility=private", "visibility=all", "visibility=shared", "member_status=all", "owner={a}",
     "device_id={server}", "router_id={router}", "network_id={network}", "security_group_id={security_group}",
     "port_id={port}",
+    # Compute's filter of the servers launched into a reservation is the admin's: from
+    # anyone else it is ignored, and the list stays theirs.
+    "reservation={reservation}",
 ]
 
 
