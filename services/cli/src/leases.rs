@@ -1,7 +1,7 @@
 //! Lease commands that change things: create a lease of hosts (by node type) and
 //! floating IPs for a number of hours, and delete leases; both with `--wait`.
 
-use crate::wait::wait_for;
+use crate::wait::{wait_for, WaitArgs};
 use crate::{find, kinds, output, usage, Failure, Format};
 use clap::Subcommand;
 use serde_json::{json, Value};
@@ -42,24 +42,16 @@ pub enum LeaseVerb {
         /// When it ends: `YYYY-MM-DD HH:MM` (UTC)
         #[arg(long)]
         end: Option<String>,
-        /// Wait until it is ACTIVE
-        #[arg(long)]
-        wait: bool,
-        /// Give up waiting after this many seconds
-        #[arg(long, default_value_t = 600)]
-        timeout: u64,
+        #[command(flatten)]
+        waiting: WaitArgs,
     },
     /// Delete leases (their servers are deleted, their hosts and addresses given back)
     Delete {
         /// Their names or IDs
         #[arg(required = true)]
         names: Vec<String>,
-        /// Wait until they are gone
-        #[arg(long)]
-        wait: bool,
-        /// Give up waiting after this many seconds
-        #[arg(long, default_value_t = 600)]
-        timeout: u64,
+        #[command(flatten)]
+        waiting: WaitArgs,
     },
 }
 
@@ -86,7 +78,7 @@ fn end_of(start: &str, hours: u32, end: Option<&str>) -> Result<String, Failure>
 pub async fn run(s: &Session, verb: LeaseVerb, format: Format, columns: &[String]) -> Result<(), Failure> {
     match verb {
         LeaseVerb::List | LeaseVerb::Show { .. } => Err(usage("list and show are not handled here".into())),
-        LeaseVerb::Create { name, nodes, node_type, floating_ips, network, start, hours, end, wait, timeout } => {
+        LeaseVerb::Create { name, nodes, node_type, floating_ips, network, start, hours, end, waiting } => {
             let end = end_of(&start, hours, end.as_deref())?;
             let mut reservations = Vec::new();
             if nodes > 0 {
@@ -108,11 +100,14 @@ pub async fn run(s: &Session, verb: LeaseVerb, format: Format, columns: &[String
                               "reservations": reservations, "events": []});
             let made = s.call(Method::POST, "reservation", "/leases", Some(&body), &[]).await?;
             let id = made["lease"]["id"].as_str().unwrap_or_default().to_string();
-            let shown: Value =
-                if wait { wait_for(s, &kinds::LEASE, &id, "ACTIVE", timeout).await? } else { made["lease"].clone() };
+            let shown: Value = if waiting.wait {
+                wait_for(s, &kinds::LEASE, &id, "ACTIVE", waiting.timeout).await?
+            } else {
+                made["lease"].clone()
+            };
             output::record(&shown, format, columns).map_err(usage)
         }
-        LeaseVerb::Delete { names, wait, timeout } => {
+        LeaseVerb::Delete { names, waiting } => {
             let mut ids = Vec::new();
             for n in &names {
                 let l = find(&kinds::LEASE, s, n).await?;
@@ -121,9 +116,9 @@ pub async fn run(s: &Session, verb: LeaseVerb, format: Format, columns: &[String
             for id in &ids {
                 s.call(Method::DELETE, "reservation", &format!("/leases/{id}"), None, &[]).await?;
             }
-            if wait {
+            if waiting.wait {
                 for id in &ids {
-                    wait_for(s, &kinds::LEASE, id, "GONE", timeout).await?;
+                    wait_for(s, &kinds::LEASE, id, "GONE", waiting.timeout).await?;
                 }
             }
             Ok(())

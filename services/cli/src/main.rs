@@ -356,10 +356,7 @@ pub async fn find(kind: &Kind, session: &Session, name: &str) -> Result<Value, F
     let rows = kind.list(session).await?;
     let named: Vec<&Value> = rows.iter().filter(|r| r[kind.name_field] == name).collect();
     match named.as_slice() {
-        [one] => {
-            let id = one[kind.id_field].as_str().map(str::to_string).unwrap_or_else(|| one[kind.id_field].to_string());
-            Ok(kind.show(session, &id).await?)
-        }
+        [one] => Ok(kind.show(session, &kinds::id_text(&one[kind.id_field])).await?),
         [] => Err(Failure { code: 4, message: format!("no {} with the name or ID {name:?}", kind.noun) }),
         many => {
             Err(Failure { code: 1, message: format!("{} {}s are named {name:?}: use an ID", many.len(), kind.noun) })

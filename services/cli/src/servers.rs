@@ -1,10 +1,10 @@
 //! Server commands that change things: create (names resolved to IDs) and delete, each
 //! with `--wait` ([`crate::wait`]).
 
-use crate::wait::wait_for;
+use crate::wait::{wait_for, WaitArgs};
 use crate::{find, kinds, output, usage, Failure, Format};
 use clap::Subcommand;
-use serde_json::{json, Value};
+use serde_json::json;
 use stratus_client::session::Method;
 use stratus_client::Session;
 
@@ -37,36 +37,28 @@ pub enum ServerVerb {
         /// Land in a lease's reservation (its ID)
         #[arg(long)]
         reservation: Option<String>,
-        /// Wait until it is ACTIVE
-        #[arg(long)]
-        wait: bool,
-        /// Give up waiting after this many seconds
-        #[arg(long, default_value_t = 600)]
-        timeout: u64,
+        #[command(flatten)]
+        waiting: WaitArgs,
     },
     /// Delete servers, by name or ID
     Delete {
         /// Their names or IDs
         #[arg(required = true)]
         names: Vec<String>,
-        /// Wait until they are gone
-        #[arg(long)]
-        wait: bool,
-        /// Give up waiting after this many seconds
-        #[arg(long, default_value_t = 600)]
-        timeout: u64,
+        #[command(flatten)]
+        waiting: WaitArgs,
     },
 }
 
 pub async fn run(s: &Session, verb: ServerVerb, format: Format, columns: &[String]) -> Result<(), Failure> {
     match verb {
         ServerVerb::List | ServerVerb::Show { .. } => Err(usage("list and show are not handled here".into())),
-        ServerVerb::Create { name, image, flavor, networks, key, reservation, wait, timeout } => {
-            let image = id_of(&find(&kinds::IMAGE, s, &image).await?);
-            let flavor = id_of(&find(&kinds::FLAVOR, s, &flavor).await?);
+        ServerVerb::Create { name, image, flavor, networks, key, reservation, waiting } => {
+            let image = kinds::id_text(&find(&kinds::IMAGE, s, &image).await?["id"]);
+            let flavor = kinds::id_text(&find(&kinds::FLAVOR, s, &flavor).await?["id"]);
             let mut nets = Vec::new();
             for n in &networks {
-                nets.push(json!({"uuid": id_of(&find(&kinds::NETWORK, s, n).await?)}));
+                nets.push(json!({"uuid": kinds::id_text(&find(&kinds::NETWORK, s, n).await?["id"])}));
             }
             let mut server = json!({"name": name, "imageRef": image, "flavorRef": flavor,
                                     "networks": if nets.is_empty() { json!("auto") } else { json!(nets) }});
@@ -79,31 +71,27 @@ pub async fn run(s: &Session, verb: ServerVerb, format: Format, columns: &[Strin
             }
             let made = s.call(Method::POST, "compute", "/servers", Some(&body), kinds::SERVER.headers).await?;
             let id = made["server"]["id"].as_str().unwrap_or_default().to_string();
-            let shown = if wait {
-                wait_for(s, &kinds::SERVER, &id, "ACTIVE", timeout).await?
+            let shown = if waiting.wait {
+                wait_for(s, &kinds::SERVER, &id, "ACTIVE", waiting.timeout).await?
             } else {
                 kinds::SERVER.show(s, &id).await?
             };
             output::record(&shown, format, columns).map_err(usage)
         }
-        ServerVerb::Delete { names, wait, timeout } => {
+        ServerVerb::Delete { names, waiting } => {
             let mut ids = Vec::new();
             for n in &names {
-                ids.push(id_of(&find(&kinds::SERVER, s, n).await?));
+                ids.push(kinds::id_text(&find(&kinds::SERVER, s, n).await?["id"]));
             }
             for id in &ids {
                 s.call(Method::DELETE, "compute", &format!("/servers/{id}"), None, kinds::SERVER.headers).await?;
             }
-            if wait {
+            if waiting.wait {
                 for id in &ids {
-                    wait_for(s, &kinds::SERVER, id, "GONE", timeout).await?;
+                    wait_for(s, &kinds::SERVER, id, "GONE", waiting.timeout).await?;
                 }
             }
             Ok(())
         }
     }
-}
-
-fn id_of(v: &Value) -> String {
-    v["id"].as_str().map(str::to_string).unwrap_or_else(|| v["id"].to_string())
 }

@@ -8,6 +8,17 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 use stratus_client::Session;
 
+/// `--wait` and `--timeout`, as every command that can wait takes them.
+#[derive(clap::Args, Clone, Copy)]
+pub struct WaitArgs {
+    /// Wait until it is done (ACTIVE; gone, for a delete)
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this many seconds
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+}
+
 /// Polls `kind` `id` until its status is `want` (`GONE`: deleted); the resource as
 /// last seen.
 pub async fn wait_for(s: &Session, kind: &Kind, id: &str, want: &str, timeout: u64) -> Result<Value, Failure> {
