@@ -239,6 +239,15 @@ def test_launch_status_and_down(cloud, home):
     assert ok_json(home, "server", "list") == []
     p = stratus(home, "launch", "bad", *common, "--reserve", "cores=4")
     assert p.returncode == 2 and "node_type" in p.stderr, p.stderr
+    # A server the cloud refuses: the keypair made for it goes again.
+    cloud.osc("quota", "set", "--instances", "0", home["project"], fmt_json=False)
+    try:
+        p = stratus(home, "launch", "refused", *common, "--generate-key")
+        assert p.returncode == 1 and "quota" in p.stderr.lower(), p.stderr
+        assert cloud.osc("keypair", "list", env=env) == []
+        assert not os.path.exists(os.path.join(home["home"], ".local", "share", "stratus", "keys", "refused-key"))
+    finally:
+        cloud.osc("quota", "set", "--instances", "10", home["project"], fmt_json=False)
 
 
 def test_the_token_is_cached_between_commands(cloud, home):

@@ -146,13 +146,13 @@ impl ComputeService {
     /// Forgets the hosts of agent `a.queue` that it no longer runs (a deleted bare-metal
     /// node), each only while nothing is placed on it.
     pub async fn on_agent_hosts(&self, a: &AgentHosts) -> anyhow::Result<()> {
-        for row in self.store.host_list().await? {
-            if row.queue != a.queue || a.hosts.contains(&row.host) {
+        for host in self.store.hosts_of_queue(&a.queue).await? {
+            if a.hosts.contains(&host) {
                 continue;
             }
-            if self.store.host_delete(&row.host).await? {
-                self.scheduler.remove(&row.host);
-                tracing::info!(host = %row.host, "forgot a host its agent no longer runs");
+            if self.store.host_delete(&host).await? {
+                self.scheduler.remove(&host);
+                tracing::info!(host = %host, "forgot a host its agent no longer runs");
             }
         }
         Ok(())

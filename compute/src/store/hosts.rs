@@ -213,6 +213,15 @@ impl Store {
         self.host_get(host).await
     }
 
+    /// The hosts an agent runs (by its queue).
+    pub async fn hosts_of_queue(&self, queue: &str) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT host FROM compute_hosts WHERE queue = $1")
+            .bind(queue)
+            .fetch_all(&self.db.reads)
+            .await?;
+        Ok(rows.iter().map(|r| r.text("host")).collect())
+    }
+
     /// Deletes a host with no allocations; false otherwise.
     pub async fn host_delete(&self, host: &str) -> StoreResult<bool> {
         let r = sqlx::query(

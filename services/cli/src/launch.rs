@@ -294,7 +294,14 @@ pub async fn launch(s: &Session, a: LaunchArgs, format: Format, columns: &[Strin
     if let Some(r) = &reservation {
         body["os:scheduler_hints"] = json!({ "reservation": r });
     }
-    let made = s.call(Method::POST, "compute", "/servers", Some(&body), kinds::SERVER.headers).await?;
+    let made = match s.call(Method::POST, "compute", "/servers", Some(&body), kinds::SERVER.headers).await {
+        Ok(m) => m,
+        Err(e) => {
+            // No server to record them on: what was made for it goes again now.
+            undo(s, &record).await;
+            return Err(e.into());
+        }
+    };
     let server_id = id(&made["server"]);
     // Recorded at once, so `down` finds what was made even if what follows fails.
     set_record(s, &server_id, &record).await?;
@@ -328,6 +335,22 @@ pub async fn launch(s: &Session, a: LaunchArgs, format: Format, columns: &[Strin
         return Ok(());
     }
     output::record(&shown, format, columns).map_err(usage)
+}
+
+/// Removes a generated keypair (and its private key) and a lease made for a server
+/// that could not be created; best effort, each failure said.
+async fn undo(s: &Session, record: &serde_json::Map<String, Value>) {
+    if let Some(k) = record.get("keypair").and_then(Value::as_str) {
+        if let Err(e) = s.call(Method::DELETE, "compute", &format!("/os-keypairs/{k}"), None, &[]).await {
+            say(&format!("could not delete keypair {k}: {e}"));
+        }
+        let _ = std::fs::remove_file(key_dir().join(k));
+    }
+    if let Some(l) = record.get("lease").and_then(Value::as_str) {
+        if let Err(e) = s.call(Method::DELETE, "reservation", &format!("/leases/{l}"), None, &[]).await {
+            say(&format!("could not delete lease {l}: {e}"));
+        }
+    }
 }
 
 async fn set_record(s: &Session, server_id: &str, record: &serde_json::Map<String, Value>) -> Result<(), Failure> {
