@@ -2,7 +2,7 @@
 # Installs what building, running and testing Stratus needs on Debian 12, and nothing
 # that is already there: a C compiler (for ring), Python with venv (for the
 # end-to-end tests), psql (to make throw-away test schemas), qemu-img (to make test
-# disk images), the network agent's tools (iproute2, nftables, dnsmasq and its dhcp_release) with busybox
+# disk images; qemu-storage-daemon serves volumes to other hosts over NBD), the network agent's tools (iproute2, nftables, dnsmasq and its dhcp_release) with busybox
 # (DHCP clients in the data-plane tests' guest namespaces), libvirt with QEMU and
 # xorriso (real guests and their config drives; libvirt-dev to build against), an SSH
 # client (to reach the test guest), ipmitool (the bare-metal service's IPMI driver), and the
@@ -27,6 +27,7 @@ command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
 command -v dhcp_release >/dev/null || need+=(dnsmasq-utils)
 command -v busybox >/dev/null || need+=(busybox-static)
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v qemu-storage-daemon >/dev/null || need+=(qemu-system-common)
 command -v xorriso >/dev/null || need+=(xorriso)
 command -v ssh >/dev/null || need+=(openssh-client)
 command -v ipmitool >/dev/null || need+=(ipmitool)

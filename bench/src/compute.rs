@@ -119,6 +119,7 @@ fn scheduler_rate(hosts: usize, threads: usize, secs: u64) -> f64 {
                 used_disk: (i % 13) as i64,
                 traits: vec!["COMPUTE_STATUS_ENABLED".into()],
                 resource_class: None,
+                host_ip: None,
                 reservation: None,
                 enabled: true,
                 disabled_reason: None,

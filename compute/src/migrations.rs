@@ -185,6 +185,14 @@ ALTER TABLE compute_hosts ADD COLUMN reservation_project TEXT NOT NULL DEFAULT '
 ALTER TABLE compute_hosts ADD COLUMN resource_class TEXT NOT NULL DEFAULT ''
 "#,
     },
+    Migration {
+        service: "compute",
+        version: 7,
+        name: "the address a host is reached at (volume exports are limited to it)",
+        sql: r#"
+ALTER TABLE compute_hosts ADD COLUMN host_ip TEXT NOT NULL DEFAULT ''
+"#,
+    },
 ];
 
 #[cfg(test)]

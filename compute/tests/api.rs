@@ -587,6 +587,7 @@ async fn whole_node_claims(engine: Engine) {
         disk_gb: 20,
         traits: Vec::new(),
         resource_class: Some("CUSTOM_BAREMETAL".into()),
+        ip: None,
         guests: Vec::new(),
         taken_at: None,
     };

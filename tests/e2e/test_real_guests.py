@@ -372,3 +372,139 @@ def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud
         if "outside" in w:
             w["outside"].destroy()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def nbd_table(exports):
+    """The nftables table limiting the NBD exports kept in `exports` (FNV-1a of the path)."""
+    h = 0x811C9DC5
+    for b in exports.encode():
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return f"stratus_nbd_{h:08x}"
+
+
+def test_volumes_reach_a_guest_on_another_host_over_nbd(guest_image):
+    """The storage host (`[volume] host`) is not the compute host: the guest's root
+    volume and a volume plugged in later reach it over NBD, served by the storage host
+    to the compute host's address alone. The compute host's address is on a veth made
+    here; a namespace behind the veth's other end stands for any other machine."""
+    tag = uuid.uuid4().hex[:6]
+    ns, veth = f"snbd{tag}", f"vnbd{tag}"
+    octet = 100 + int(tag[:2], 16) % 100
+    mine, other = f"10.251.{octet}.1", f"10.251.{octet}.2"
+    sh("ip", "netns", "add", ns)
+    sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+    sh("ip", "addr", "add", f"{mine}/24", "dev", veth)
+    sh("ip", "link", "set", veth, "up")
+    sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{other}/24", "dev", "eth0")
+    sh("ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up")
+    first_port = 30000 + int(tag, 16) % 20000
+    cloud = start_cloud(guest_image, extra_env={
+        "STRATUS_NETWORK_AGENT__ENABLED": "false",
+        "STRATUS_VOLUME__HOST": f"storage-{tag}",
+        "STRATUS_VOLUME__NBD_ADDRESS": mine,
+        "STRATUS_VOLUME__NBD_FIRST_PORT": str(first_port),
+        "STRATUS_COMPUTE_AGENT__MY_IP": mine,
+    })
+    work = tempfile.mkdtemp(prefix="stratus-nbd-work-")
+    exports = os.path.join(cloud.data_dir, "volumes", "exports")
+    table = nbd_table(exports)
+
+    def export_of(volume):
+        path = os.path.join(exports, f"{volume}.json")
+        return json.load(open(path)) if os.path.exists(path) else None
+
+    def console(server):
+        return cloud.osc("console", "log", "show", server, fmt_json=False)
+
+    def available(volume):
+        wait_until(f"volume {volume} available",
+                   lambda: cloud.osc("volume", "show", volume)["status"] == "available", timeout=90, interval=0.5)
+
+    try:
+        assert cloud.osc("hypervisor", "show", cloud.host)["host_ip"] == mine, "the agent reports its address"
+        image = upload_guest(cloud, work)
+        flavor = cloud.osc("flavor", "create", "--vcpus", "1", "--ram", "128", "--disk", "1", unique("tiny"))
+        probe_file = os.path.join(work, "probe.raw")
+        with open(probe_file, "wb") as f:
+            f.write(b"stratus-probe over nbd".ljust(2 << 20, b"\0"))
+        probe_image = cloud.osc("image", "create", "--disk-format", "raw", "--container-format", "bare",
+                                "--file", probe_file, unique("probe"))
+        root = cloud.osc("volume", "create", "--image", image["id"], "--size", "1", unique("root"))
+        probe = cloud.osc("volume", "create", "--image", probe_image["id"], "--size", "1", unique("probe"))
+        available(root["id"])
+        available(probe["id"])
+
+        # Booted from a volume of the storage host: the root disk is an NBD export.
+        server = cloud.osc("server", "create", "--flavor", flavor["id"], "--volume", root["id"], "--nic", "none",
+                           "--wait", unique("nbd"))
+        assert server["status"] == "ACTIVE", server
+        domain = f"stratus-{server['id']}"
+        xml = virsh("dumpxml", domain).stdout
+        exp = export_of(root["id"])
+        assert exp and exp["hosts"] == {cloud.host: mine}, exp
+        assert f"<source protocol='nbd' name='{exp['name']}'" in xml and f"port='{exp['port']}'" in xml, xml
+        wait_until("the volume-backed guest up", lambda: "stratus-guest: ready" in console(server["id"]),
+                   timeout=120, interval=1)
+
+        # Only the compute host's address reaches the export: from the namespace the
+        # port is dropped; from the host's own address it answers.
+        url = f"nbd://{mine}:{exp['port']}/{exp['name']}"
+        rules = sh("nft", "list", "table", "inet", table).stdout
+        assert f"tcp dport {exp['port']} ip saddr {mine} accept" in rules and f"tcp dport {exp['port']} drop" in rules
+        outside = subprocess.run(["ip", "netns", "exec", ns, "timeout", "5", "qemu-img", "info", url],
+                                 capture_output=True, text=True)
+        assert outside.returncode != 0, "another machine read the export"
+        inside = subprocess.run(["qemu-img", "info", "-U", url], capture_output=True, text=True, timeout=20)
+        assert inside.returncode == 0 and "virtual size: 1 GiB" in inside.stdout, inside.stderr
+
+        # Plugged into the running guest over NBD: the guest reads the image's bytes
+        # through the storage host's copy-on-write chain, and writes back.
+        cloud.osc("server", "add", "volume", server["id"], probe["id"], fmt_json=False)
+        wait_until("the probe volume in use", lambda: cloud.osc("volume", "show", probe["id"])["status"] == "in-use",
+                   timeout=60, interval=0.5)
+        serial = probe["id"][:20]
+        wait_until("the guest writing to the probe volume",
+                   lambda: f"serial {serial} starts with [stratus-probe over nbd]" in console(server["id"])
+                   and "disk vdb written" in console(server["id"]), timeout=60, interval=1)
+        probe_port = export_of(probe["id"])["port"]
+
+        # A crash of stratusd leaves the exports serving the guest; after the restart
+        # the reconciler keeps them, and a detach ends the probe's.
+        cloud.kill9()
+        cloud.start()
+        assert virsh("domstate", domain).stdout.strip() == "running"
+        cloud.osc("server", "remove", "volume", server["id"], probe["id"], fmt_json=False)
+        available(probe["id"])
+        wait_until("the disk gone from the guest", lambda: "disk vdb gone" in console(server["id"]),
+                   timeout=30, interval=1)
+        assert export_of(probe["id"]) is None, "the detached volume is still exported"
+        assert f"tcp dport {probe_port} " not in sh("nft", "list", "table", "inet", table).stdout
+        probe_file = os.path.join(cloud.data_dir, "volumes", "volumes", f"{probe['id']}.qcow2")
+        flat = os.path.join(work, "probe.flat")
+        sh("qemu-img", "convert", "-f", "qcow2", "-O", "raw", probe_file, flat)
+        with open(flat, "rb") as f:
+            start = f.read(64)
+            f.seek(1 << 20)
+            at_1m = f.read(64)
+        name = cloud.osc("server", "show", server["id"])["name"]
+        assert start.startswith(b"stratus-probe over nbd"), start
+        assert at_1m.startswith(f"stratus-guest {name} wrote this".encode()), f"the write was lost: {at_1m}"
+
+        # The server's end releases its root volume and the last export.
+        cloud.osc("server", "delete", "--wait", server["id"])
+        available(root["id"])
+        assert export_of(root["id"]) is None
+        assert sh("nft", "list", "table", "inet", table, check=False).returncode != 0, "an empty table stayed"
+        assert "qemu-storage-daemon" not in sh("ps", "-eo", "comm").stdout or not [
+            p for p in sh("ps", "-eo", "args").stdout.splitlines() if exports in p], "an export daemon stayed"
+        for v in (root, probe):
+            cloud.osc("volume", "delete", v["id"])
+    finally:
+        stop_cloud(cloud)
+        for p in sh("ps", "-eo", "pid,args").stdout.splitlines():
+            if "qemu-storage-daemon" in p and exports in p:
+                sh("kill", p.split()[0], check=False)
+        sh("nft", "delete", "table", "inet", table, check=False)
+        sh("ip", "link", "del", veth, check=False)
+        sh("ip", "netns", "del", ns, check=False)
+        shutil.rmtree(work, ignore_errors=True)

@@ -30,6 +30,8 @@ pub struct Host {
     /// The one custom resource class the host is made of (`CUSTOM_BAREMETAL`), for
     /// hosts a server takes whole (bare-metal nodes); `None` for hypervisors.
     pub resource_class: Option<String>,
+    /// The address other hosts reach this one at (reported; see `HostReport::ip`).
+    pub ip: Option<String>,
     pub driver: Arc<dyn HypervisorDriver>,
 }
 
@@ -281,6 +283,7 @@ impl Agent {
             disk_gb: c.disk_gb,
             traits: host.traits.clone(),
             resource_class: host.resource_class.clone(),
+            ip: host.ip.clone(),
             guests: host.driver.guests().await?,
             taken_at,
         })

@@ -80,7 +80,9 @@ pub struct VolumeSpec {
     pub volume_id: String,
     /// The guest's device name (`vdb`).
     pub device: String,
-    /// `file` (a local image file, `data.device_path` in `data.format`) or `fake`.
+    /// `file` (a local image file, `data.device_path` in `data.format`), `nbd` (an
+    /// export of the storage host: `data.host`, `data.port`, `data.name`, read as
+    /// `data.format`) or `fake`.
     pub driver_volume_type: String,
     #[serde(default)]
     pub data: serde_json::Value,
@@ -170,6 +172,11 @@ pub struct HostReport {
     /// (`resources:CUSTOM_BAREMETAL=1`) land there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_class: Option<String>,
+    /// The address other hosts reach this one at (`[compute_agent] my_ip`): the volume
+    /// service limits a volume's network export to it. `None` for hosts that are no
+    /// machine of their own (fake hosts, bare-metal nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
     pub guests: Vec<GuestState>,
     /// When the agent listed the guests (its clock, as the database writes times): a
     /// server saved since is newer than this report.

@@ -259,7 +259,9 @@ pub fn hypervisor_view(h: &HostRow, index: usize, v: Version, up: bool, detail: 
     let mut o = json!({"id": id, "hypervisor_hostname": h.host, "state": if up { "up" } else { "down" },
                        "status": if h.enabled { "enabled" } else { "disabled" }});
     if detail {
-        o["host_ip"] = json!("127.0.0.1");
+        // Hosts that are no machine of their own (fake hosts, bare-metal nodes) report
+        // no address; Nova's schema wants one.
+        o["host_ip"] = json!(h.host_ip.as_deref().unwrap_or("127.0.0.1"));
         o["hypervisor_type"] = json!(h.hypervisor_type);
         o["hypervisor_version"] = json!(1);
         o["service"] = json!({"host": h.host, "id": if v.at_least(53) { json!(h.host) } else { json!(index + 1) }, "disabled_reason": h.disabled_reason});

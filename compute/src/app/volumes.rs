@@ -113,7 +113,8 @@ const ATTACH_STEPS: &[Step<VolumeSaga>] = &[
             Box::pin(async move {
                 let s = service(&def.1)?;
                 let host = s.store.server_get(&saga.subject).await?.and_then(|v| v.host).unwrap_or_default();
-                s.volume_undo(data, json!({"os-terminate_connection": {"connector": connector(&host)}})).await
+                let connector = s.connector(&host).await?;
+                s.volume_undo(data, json!({"os-terminate_connection": {"connector": connector}})).await
             })
         },
     },
@@ -148,11 +149,6 @@ fn gone(e: crate::clients::CallError) -> Result<Value, crate::clients::CallError
     } else {
         Err(e)
     }
-}
-
-/// What a host says of itself to the volume service (Cinder's connector).
-fn connector(host: &str) -> Value {
-    json!({"host": host, "platform": "x86_64", "os_type": "linux", "multipath": false})
 }
 
 impl ServerSaga for VolumeSaga {
@@ -402,10 +398,21 @@ impl ComputeService {
         Ok(Outcome::Next)
     }
 
+    /// What a host says of itself to the volume service (Cinder's connector): its name
+    /// and, when its agent reported one, the address the volume service limits a
+    /// network export to.
+    async fn connector(&self, host: &str) -> StepResult<Value> {
+        let mut c = json!({"host": host, "platform": "x86_64", "os_type": "linux", "multipath": false});
+        if let Some(ip) = self.store.host_get(host).await?.and_then(|h| h.host_ip) {
+            c["ip"] = json!(ip);
+        }
+        Ok(c)
+    }
+
     /// `os-initialize_connection` for the server's host: how it reaches the volume.
     async fn connect(&self, server: &Server, data: &VolumeData) -> StepResult<Value> {
         let host = server.host.clone().unwrap_or_default();
-        let ask = json!({"os-initialize_connection": {"connector": connector(&host)}});
+        let ask = json!({"os-initialize_connection": {"connector": self.connector(&host).await?}});
         let answer = self.clients.volume_action(&data.project_id, &data.volume_id, ask).await?;
         let info = answer["connection_info"].clone();
         if !info["driver_volume_type"].is_string() {
@@ -577,7 +584,8 @@ impl ComputeService {
     /// Tells the volume service the host let go of a volume and the attachment is
     /// gone (the volume is `available` again). A volume gone already is fine.
     async fn volume_release(&self, host: &str, data: &VolumeData, attachment: Option<String>) -> StepResult<()> {
-        self.volume_undo(data, json!({"os-terminate_connection": {"connector": connector(host)}})).await?;
+        let connector = self.connector(host).await?;
+        self.volume_undo(data, json!({"os-terminate_connection": {"connector": connector}})).await?;
         self.volume_undo(data, json!({"os-detach": {"attachment_id": attachment}})).await
     }
 

@@ -167,6 +167,7 @@ mod tests {
             used_disk: 0,
             traits: traits.iter().map(|s| s.to_string()).collect(),
             resource_class: None,
+            host_ip: None,
             reservation: None,
             enabled: true,
             disabled_reason: None,

@@ -184,6 +184,7 @@ impl Cloud {
                 availability_zone: "nova".into(),
                 traits: Vec::new(),
                 resource_class: None,
+                ip: None,
                 driver: d.clone() as Arc<dyn HypervisorDriver>,
             })
             .collect();

@@ -59,11 +59,31 @@ pub struct VolumeConfig {
     pub reconcile_secs: u64,
     /// The image API volumes are made from; empty = this deployment's own.
     pub image_url: String,
+    /// This storage host's name, as compute hosts name themselves: a compute host of
+    /// this name reaches `file` volumes as files, any other over the network (NBD).
+    /// Empty = `[compute_agent] host`, else the machine's host name.
+    pub host: String,
+    /// The address this storage host exports volumes at over NBD (compute hosts
+    /// connect to it); empty = `[server] public_host`.
+    pub nbd_address: String,
+    /// The TCP ports NBD exports take, one per exported volume: `nbd_ports` ports
+    /// from `nbd_first_port`.
+    pub nbd_first_port: u16,
+    pub nbd_ports: u16,
 }
 
 impl Default for VolumeConfig {
     fn default() -> Self {
-        Self { port: 8776, driver: VolumeDriverKind::File, reconcile_secs: 30, image_url: String::new() }
+        Self {
+            port: 8776,
+            driver: VolumeDriverKind::File,
+            reconcile_secs: 30,
+            image_url: String::new(),
+            host: String::new(),
+            nbd_address: String::new(),
+            nbd_first_port: 10809,
+            nbd_ports: 200,
+        }
     }
 }
 
@@ -269,6 +289,9 @@ pub struct ComputeAgentConfig {
     pub vif_plug_timeout_secs: u64,
     /// Host name (default: the machine's).
     pub host: String,
+    /// The address other hosts reach this one at (storage hosts serve it volumes over
+    /// the network); empty = `[server] public_host`.
+    pub my_ip: String,
     pub availability_zone: String,
     /// With the fake driver: how many hosts to emulate, and their size.
     pub fake_hosts: usize,
@@ -302,6 +325,7 @@ impl Default for ComputeAgentConfig {
             shutdown_timeout_secs: 60,
             vif_plug_timeout_secs: 300,
             host: String::new(),
+            my_ip: String::new(),
             availability_zone: "nova".into(),
             fake_hosts: 1,
             fake_vcpus: 8,
@@ -655,6 +679,18 @@ impl Config {
         }
         if !self.baremetal.provisioning_interface.is_empty() && self.baremetal.dhcp_range.is_empty() {
             return bad("baremetal.dhcp_range", "needed with baremetal.provisioning_interface (FIRST,LAST)");
+        }
+        for (key, ip) in
+            [("volume.nbd_address", &self.volume.nbd_address), ("compute_agent.my_ip", &self.compute_agent.my_ip)]
+        {
+            if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
+                return bad(key, "an IP address (or empty for [server] public_host)");
+            }
+        }
+        if self.volume.nbd_ports == 0
+            || u32::from(self.volume.nbd_first_port) + u32::from(self.volume.nbd_ports) > 65536
+        {
+            return bad("volume.nbd_ports", "at least one port, and nbd_first_port + nbd_ports at most 65536");
         }
         let bus = &self.bus.url;
         if !(bus == "memory" || bus.starts_with("nats://") || bus.starts_with("tls://")) {

@@ -238,7 +238,21 @@ impl Runtime {
         limits.spawn_invalidation(self.bus.clone());
         let driver: Arc<dyn stratus_volume::driver::VolumeDriver> = match c.driver {
             stratus_common::config::VolumeDriverKind::File => {
-                Arc::new(stratus_volume::driver::FileDriver::new(self.config.server.data_dir.join("volumes"))?)
+                let host = if c.host.is_empty() { compute_agent_name(&self.config) } else { c.host.clone() };
+                let address = if c.nbd_address.is_empty() {
+                    self.config.server.public_host.clone()
+                } else {
+                    c.nbd_address.clone()
+                };
+                let exports = stratus_volume::driver::nbd::NbdOptions {
+                    address,
+                    first_port: c.nbd_first_port,
+                    ports: c.nbd_ports,
+                };
+                Arc::new(
+                    stratus_volume::driver::FileDriver::new(self.config.server.data_dir.join("volumes"))?
+                        .with_exports(&host, exports)?,
+                )
             }
             stratus_common::config::VolumeDriverKind::Fake => Arc::new(stratus_volume::driver::FakeDriver::new()),
         };
@@ -499,6 +513,17 @@ pub fn compute_agent_name(config: &Config) -> String {
     }
 }
 
+/// The address other hosts reach this compute host at: `[compute_agent] my_ip`, else
+/// this deployment's public host.
+pub fn compute_agent_ip(config: &Config) -> String {
+    let c = &config.compute_agent;
+    if c.my_ip.is_empty() {
+        config.server.public_host.clone()
+    } else {
+        c.my_ip.clone()
+    }
+}
+
 /// The driver `[compute_agent] driver` asks for (`auto`: libvirt when it answers).
 pub fn compute_driver(config: &Config) -> &'static str {
     use stratus_common::config::ComputeDriver;
@@ -526,11 +551,12 @@ pub fn compute_agent(
     anyhow::ensure!(!base.is_empty(), "the compute agent needs a host name: set [compute_agent] host");
     let report = std::time::Duration::from_secs(c.report_secs.max(1));
     let secs = std::time::Duration::from_secs;
-    let host = |name: String, driver: Arc<dyn HypervisorDriver>| stratus_compute_agent::Host {
+    let host = |name: String, ip: Option<String>, driver: Arc<dyn HypervisorDriver>| stratus_compute_agent::Host {
         name,
         availability_zone: c.availability_zone.clone(),
         traits: Vec::new(),
         resource_class: None,
+        ip,
         driver,
     };
     match compute_driver(config) {
@@ -565,7 +591,12 @@ pub fn compute_agent(
                 },
                 images,
             )?;
-            Ok(stratus_compute_agent::Agent::new(&base, vec![host(base.clone(), Arc::new(driver))], bus, report))
+            Ok(stratus_compute_agent::Agent::new(
+                &base,
+                vec![host(base.clone(), Some(compute_agent_ip(config)), Arc::new(driver))],
+                bus,
+                report,
+            ))
         }
         "fake" => {
             let n = c.fake_hosts.max(1);
@@ -581,7 +612,7 @@ pub fn compute_agent(
                         boot_delay: std::time::Duration::from_millis(c.fake_boot_delay_ms),
                         failure_rate: c.fake_failure_rate,
                     }));
-                    host(if n == 1 { base.clone() } else { format!("{base}-fake-{i:04}") }, driver)
+                    host(if n == 1 { base.clone() } else { format!("{base}-fake-{i:04}") }, None, driver)
                 })
                 .collect();
             Ok(stratus_compute_agent::Agent::new(&base, hosts, bus, report))

@@ -179,15 +179,14 @@ pub async fn action(
             if !args["connector"].is_object() {
                 return Err(ApiError::bad_request("os-initialize_connection needs a connector."));
             }
-            let info = s.volume_connection(&ctx, id).await?;
+            let info = s.volume_connection(&ctx, id, &args["connector"]).await?;
             Ok(Json(json!({"connection_info": info})).into_response())
         }
         "os-terminate_connection" => {
             if !args["connector"].is_object() {
                 return Err(ApiError::bad_request("os-terminate_connection needs a connector."));
             }
-            // Nothing is exported per host, so there is nothing to take down.
-            s.volume_get(&ctx, id).await?;
+            s.volume_disconnect(&ctx, id, &args["connector"]).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         "os-attach" => {

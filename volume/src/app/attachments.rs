@@ -15,6 +15,7 @@
 //! ignores) so that a repeated reservation is recognised as the same one.
 
 use super::{bad, invalid, AppResult, VolumeService};
+use crate::driver::Connector;
 use crate::store::{Attachment, Volume, VolumeStatus};
 use serde_json::Value;
 use stratus_common::auth::AuthContext;
@@ -27,6 +28,12 @@ pub struct AttachRequest {
     pub mountpoint: Option<String>,
     pub host_name: Option<String>,
     pub mode: Option<String>,
+}
+
+/// The host a connector names, and its address if it gives one.
+fn connector_of(c: &Value) -> AppResult<Connector<'_>> {
+    let host = c["host"].as_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("The connector names no host."))?;
+    Ok(Connector { host, ip: c["ip"].as_str().filter(|ip| !ip.is_empty()) })
 }
 
 fn refused(v: &Volume, what: &str, wants: &str) -> super::Error {
@@ -70,19 +77,50 @@ impl VolumeService {
         Ok(())
     }
 
-    /// `os-initialize_connection`: how a host reaches the volume (`connection_info`).
-    pub async fn volume_connection(&self, ctx: &AuthContext, id: &str) -> AppResult<Value> {
+    /// `os-initialize_connection`: how the host the `connector` names reaches the
+    /// volume (`connection_info`): its file, or a network export to that host alone.
+    pub async fn volume_connection(&self, ctx: &AuthContext, id: &str, connector: &Value) -> AppResult<Value> {
         super::require_writer(ctx)?;
+        let to = connector_of(connector)?;
         let v = self.volume_get(ctx, id).await?;
         if !matches!(v.status, VolumeStatus::Attaching | VolumeStatus::InUse | VolumeStatus::Detaching) {
             return Err(refused(&v, "connect", "attaching or in-use"));
         }
-        let mut info = self.driver(&v.backend)?.connection(&v.id).await?;
+        let mut info = self.driver(&v.backend)?.connection(&v.id, to).await?;
         let readonly = v.metadata.get("readonly").and_then(Value::as_str) == Some("True");
         if let Some(data) = info.get_mut("data").and_then(Value::as_object_mut) {
             data.insert("access_mode".into(), Value::String(if readonly { "ro" } else { "rw" }.into()));
         }
         Ok(info)
+    }
+
+    /// `os-terminate_connection`: the host the `connector` names let go of the volume;
+    /// what was exported to it ends.
+    pub async fn volume_disconnect(&self, ctx: &AuthContext, id: &str, connector: &Value) -> AppResult<()> {
+        super::require_writer(ctx)?;
+        let to = connector_of(connector)?;
+        let v = self.volume_get(ctx, id).await?;
+        self.driver(&v.backend)?.disconnect(&v.id, to).await?;
+        Ok(())
+    }
+
+    /// Keeps every backend serving the volumes that are attached or being attached
+    /// or detached, and nothing else (the reconciler's pass).
+    pub async fn volumes_keep_serving(&self) -> anyhow::Result<()> {
+        let volumes = self.store.volume_list(None).await?;
+        for (name, driver) in &self.drivers {
+            let attached = volumes
+                .iter()
+                .filter(|v| &v.backend == name)
+                .filter(|v| {
+                    !v.attachments.is_empty()
+                        || matches!(v.status, VolumeStatus::Attaching | VolumeStatus::InUse | VolumeStatus::Detaching)
+                })
+                .map(|v| v.id.clone())
+                .collect();
+            driver.keep_serving(&attached).await?;
+        }
+        Ok(())
     }
 
     /// `os-attach`: the server has the volume; it is in use.

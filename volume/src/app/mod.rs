@@ -78,6 +78,11 @@ impl VolumeService {
             let me = me.clone();
             async move { me.sagas.resume_all().await }
         });
+        let me = self.clone();
+        stratus_common::supervisor::SUPERVISOR.spawn_every("volume.exports", reconcile_every, move || {
+            let me = me.clone();
+            async move { me.volumes_keep_serving().await }
+        });
         Ok(())
     }
 

@@ -136,7 +136,11 @@ impl VolumeDriver for FakeDriver {
         })
     }
 
-    fn connection<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<serde_json::Value>> {
+    fn connection<'a>(
+        &'a self,
+        id: &'a str,
+        _: super::Connector<'a>,
+    ) -> BoxFuture<'a, anyhow::Result<serde_json::Value>> {
         Box::pin(async move {
             if !self.volumes.lock().unwrap().contains_key(id) {
                 anyhow::bail!("volume {id} is not on this backend");

@@ -7,8 +7,14 @@
 //! copy-on-write overlay of the image kept once as a base (`images/<image id>.raw` or
 //! `.qcow2`, immutable as images are), made in milliseconds; the base goes when the
 //! last volume made from it does.
+//!
+//! The compute host of the storage host's own name (and one that names no address:
+//! hosts sharing the directory over a network file system) reaches a volume as its
+//! file; with exports on ([`FileDriver::with_exports`]) any other host reaches it over
+//! NBD, served by this host ([`super::nbd`]).
 
-use super::{Source, VolumeDriver};
+use super::nbd::{NbdExports, NbdOptions};
+use super::{Connector, Source, VolumeDriver};
 use anyhow::Context;
 use futures::future::BoxFuture;
 use std::path::{Path, PathBuf};
@@ -17,6 +23,8 @@ const GIB: u64 = 1 << 30;
 
 pub struct FileDriver {
     root: PathBuf,
+    /// This storage host's name and how it serves other hosts, when it does.
+    exports: Option<(String, NbdExports)>,
 }
 
 impl FileDriver {
@@ -25,7 +33,29 @@ impl FileDriver {
         for dir in ["volumes", "snapshots", "images"] {
             std::fs::create_dir_all(root.join(dir)).with_context(|| format!("cannot create {}", root.display()))?;
         }
-        Ok(Self { root })
+        Ok(Self { root, exports: None })
+    }
+
+    /// Serves volumes over NBD to compute hosts other than `host` (this storage host's
+    /// name) that name their address; the exports are recorded under `exports/`.
+    pub fn with_exports(mut self, host: &str, opts: NbdOptions) -> anyhow::Result<Self> {
+        self.exports = Some((host.to_string(), NbdExports::new(self.root.join("exports"), opts)?));
+        Ok(self)
+    }
+
+    /// The exports, for hosts other than this one that name an address.
+    fn exports_for<'a>(&'a self, to: Connector<'a>) -> Option<(&'a NbdExports, &'a str)> {
+        let (me, exports) = self.exports.as_ref()?;
+        let ip = to.ip.filter(|ip| !ip.is_empty())?;
+        (to.host != me.as_str()).then_some((exports, ip))
+    }
+
+    /// The port volume `id` is exported on over NBD, if it is.
+    pub async fn export_port(&self, id: &str) -> anyhow::Result<Option<u16>> {
+        match &self.exports {
+            Some((_, e)) => e.port_of(id).await,
+            None => Ok(None),
+        }
     }
 
     /// Where volume `id` lives (to attach it, or to inspect it in tests).
@@ -257,17 +287,42 @@ impl VolumeDriver for FileDriver {
         })
     }
 
-    /// The file itself, for a host that sees this directory (the one host of an
-    /// all-in-one cloud, or hosts sharing it over a network file system).
-    fn connection<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<serde_json::Value>> {
+    /// The file itself, for a host that sees this directory (this storage host, or
+    /// hosts sharing it over a network file system); an NBD export for other hosts.
+    fn connection<'a>(&'a self, id: &'a str, to: Connector<'a>) -> BoxFuture<'a, anyhow::Result<serde_json::Value>> {
         Box::pin(async move {
             let path = self.volume_path(id);
             if !tokio::fs::try_exists(&path).await? {
                 anyhow::bail!("volume {id} is not on this backend");
             }
+            if let Some((exports, ip)) = self.exports_for(to) {
+                let data = exports.open(id, &path, to.host, ip).await?;
+                return Ok(serde_json::json!({"driver_volume_type": "nbd", "data": data}));
+            }
             Ok(serde_json::json!({"driver_volume_type": "file",
                                   "data": {"device_path": path.display().to_string(), "format": "qcow2",
                                            "volume_id": id, "access_mode": "rw"}}))
+        })
+    }
+
+    fn disconnect<'a>(&'a self, id: &'a str, to: Connector<'a>) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            match &self.exports {
+                Some((_, exports)) => exports.close(id, to.host).await,
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn keep_serving<'a>(
+        &'a self,
+        attached: &'a std::collections::HashSet<String>,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            match &self.exports {
+                Some((_, exports)) => exports.keep(attached).await,
+                None => Ok(()),
+            }
         })
     }
 
@@ -305,6 +360,78 @@ async fn remove(path: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tools(names: &[&str]) -> bool {
+        names.iter().all(|t| std::process::Command::new(t).arg("--version").output().is_ok_and(|o| o.status.success()))
+    }
+
+    fn run(cmd: &str, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(cmd).args(args).output().unwrap()
+    }
+
+    #[tokio::test]
+    async fn other_hosts_reach_volumes_over_nbd_and_only_they_do() {
+        // Root for nftables; the tools QEMU's userspace NBD needs.
+        if !tools(&["qemu-img", "qemu-io", "qemu-storage-daemon", "nft"])
+            || !run("id", &["-u"]).stdout.starts_with(b"0")
+        {
+            eprintln!("needs root, qemu-utils, qemu-storage-daemon and nft: skipped");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("stratus-volume-{}", uuid::Uuid::new_v4()));
+        let first_port = 20000 + (uuid::Uuid::new_v4().as_u128() % 20000) as u16;
+        let opts = NbdOptions { address: "127.0.0.1".into(), first_port, ports: 8 };
+        let d = FileDriver::new(&dir).unwrap().with_exports("storage-1", opts).unwrap();
+        d.create("v-1", 1, Source::Empty).await.unwrap();
+        let local = d.connection("v-1", Connector { host: "storage-1", ip: Some("127.0.0.1") }).await.unwrap();
+        assert_eq!(local["driver_volume_type"], "file", "the storage host itself opens the file");
+        let shared = d.connection("v-1", Connector { host: "compute-2", ip: None }).await.unwrap();
+        assert_eq!(shared["driver_volume_type"], "file", "a host naming no address shares the directory");
+
+        let remote = Connector { host: "compute-3", ip: Some("127.0.0.1") };
+        let info = d.connection("v-1", remote).await.unwrap();
+        assert_eq!(info["driver_volume_type"], "nbd", "{info}");
+        let again = d.connection("v-1", remote).await.unwrap();
+        assert_eq!(again, info, "connecting twice is one export");
+        let port = info["data"]["port"].as_u64().unwrap() as u16;
+        assert_eq!(d.export_port("v-1").await.unwrap(), Some(port));
+        let url = format!("nbd://127.0.0.1:{port}/{}", info["data"]["name"].as_str().unwrap());
+        // Written through the export, read back from the file.
+        let w = run("qemu-io", &["-f", "raw", "-c", "write -P 0x5a 1M 4k", &url]);
+        assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+        let table = d.exports.as_ref().unwrap().1.table_name().to_string();
+        let rules = String::from_utf8(run("nft", &["list", "table", "inet", &table]).stdout).unwrap();
+        assert!(rules.contains(&format!("tcp dport {port} ip saddr 127.0.0.1 accept")), "{rules}");
+        assert!(rules.contains(&format!("tcp dport {port} drop")), "{rules}");
+
+        // A daemon that died is started again by the reconciler's pass; one of a volume
+        // no longer attached is stopped.
+        let pid = std::fs::read_to_string(dir.join("exports").join("v-1.pid")).unwrap();
+        run("kill", &["-KILL", pid.trim()]);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let attached: std::collections::HashSet<String> = ["v-1".to_string()].into();
+        d.keep_serving(&attached).await.unwrap();
+        let r = run("qemu-io", &["-f", "raw", "-r", "-c", "read -P 0x5a 1M 4k", &url]);
+        assert!(r.status.success() && !String::from_utf8_lossy(&r.stdout).contains("Pattern verification failed"));
+
+        d.disconnect("v-1", remote).await.unwrap();
+        d.disconnect("v-1", remote).await.unwrap();
+        assert_eq!(d.export_port("v-1").await.unwrap(), None);
+        assert!(!run("qemu-io", &["-f", "raw", "-r", "-c", "read 0 512", &url]).status.success(), "the export ended");
+        assert!(!run("nft", &["list", "table", "inet", &table]).status.success(), "nothing exported: no table");
+        let file = d.volume_path("v-1").display().to_string();
+        let r = run("qemu-io", &["-f", "qcow2", "-r", "-c", "read -P 0x5a 1M 4k", &file]);
+        assert!(
+            !String::from_utf8_lossy(&r.stdout).contains("Pattern verification failed"),
+            "the write reached the file"
+        );
+
+        d.connection("v-1", remote).await.unwrap();
+        d.keep_serving(&Default::default()).await.unwrap();
+        assert_eq!(d.export_port("v-1").await.unwrap(), None, "not attached: not exported");
+        assert!(!run("nft", &["list", "table", "inet", &table]).status.success());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[tokio::test]
     async fn volumes_snapshots_copies_and_extends_are_real_files() {

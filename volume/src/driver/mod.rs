@@ -4,6 +4,7 @@
 
 mod fake;
 mod file;
+pub mod nbd;
 
 pub use fake::FakeDriver;
 pub use file::FileDriver;
@@ -22,6 +23,14 @@ pub enum Source<'a> {
     /// Image `id`, kept on the backend as a base ([`VolumeDriver::keep_image`]): the
     /// file backend makes a thin copy-on-write overlay of it, in milliseconds.
     Image { id: &'a str },
+}
+
+/// The compute host asking to reach a volume (what Cinder's connector says of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connector<'a> {
+    pub host: &'a str,
+    /// The address it connects from, when it names one.
+    pub ip: Option<&'a str>,
 }
 
 pub trait VolumeDriver: Send + Sync {
@@ -55,9 +64,22 @@ pub trait VolumeDriver: Send + Sync {
     fn has_image<'a>(&'a self, image_id: &'a str) -> BoxFuture<'a, anyhow::Result<bool>>;
     /// Forgets the base of image `image_id` (no volume uses it any more).
     fn drop_image<'a>(&'a self, image_id: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
-    /// How a compute host reaches volume `id` (Cinder's `connection_info`:
-    /// `driver_volume_type` and its `data`).
-    fn connection<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<serde_json::Value>>;
+    /// How compute host `to` reaches volume `id` (Cinder's `connection_info`:
+    /// `driver_volume_type` and its `data`); a backend that serves volumes over the
+    /// network starts serving it to that host.
+    fn connection<'a>(&'a self, id: &'a str, to: Connector<'a>) -> BoxFuture<'a, anyhow::Result<serde_json::Value>>;
+    /// Compute host `to` let go of volume `id`: what was served to it alone ends.
+    fn disconnect<'a>(&'a self, _id: &'a str, _to: Connector<'a>) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Serves the `attached` volumes where they were served before (after a restart
+    /// or a crash of what serves them), and stops serving every other one.
+    fn keep_serving<'a>(
+        &'a self,
+        _attached: &'a std::collections::HashSet<String>,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
     /// Whether snapshot `id` exists on the backend.
     fn has_snapshot<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<bool>>;
 }

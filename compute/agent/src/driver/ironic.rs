@@ -410,6 +410,7 @@ impl crate::HostSource for IronicNodes {
                     availability_zone: self.availability_zone.clone(),
                     traits: Vec::new(),
                     resource_class: Some(custom_resource_class(&rc)),
+                    ip: None,
                     driver: Arc::new(IronicDriver { node: n.id.clone(), nodes: self.nodes.clone() }),
                 });
                 seen.insert(n.id.clone(), n);

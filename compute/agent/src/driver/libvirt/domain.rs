@@ -49,7 +49,8 @@ pub struct DomainSpec {
     pub virt_type: String,
     pub vcpus: i64,
     pub ram_mb: i64,
-    /// The root disk: the instance's overlay (qcow2), or the boot volume's file.
+    /// The root disk: the instance's overlay (qcow2), unless a volume in `volumes` is
+    /// marked `boot`.
     pub disk: PathBuf,
     pub disk_format: String,
     /// Direct kernel boot: kernel, initramfs and command line.
@@ -81,31 +82,64 @@ pub fn interface_xml(port: &PortSpec) -> String {
     )
 }
 
-/// A volume's disk: its file, in its format, on the virtio bus at the device compute
-/// chose, with the volume's id as the serial (so the guest finds it under
-/// `/dev/disk/by-id/virtio-<id>`, as Nova's guests do). Only `file` volumes can be
-/// attached to libvirt guests.
+/// A volume's disk on the virtio bus at the device compute chose, with the volume's id
+/// as the serial (so the guest finds it under `/dev/disk/by-id/virtio-<id>`, as Nova's
+/// guests do): a `file` volume's file in its format, or an `nbd` volume's export on its
+/// storage host (QEMU's own NBD client; the bytes are the guest's view, raw). Other
+/// kinds cannot be attached to libvirt guests.
 pub fn volume_xml(v: &VolumeSpec) -> anyhow::Result<String> {
-    if v.driver_volume_type != "file" {
-        anyhow::bail!("volumes of type {} cannot be attached to libvirt guests", v.driver_volume_type);
-    }
-    let file = v.data["device_path"].as_str().filter(|p| p.starts_with('/')).ok_or_else(|| {
-        anyhow::anyhow!("the connection info of volume {} names no absolute device_path", v.volume_id)
-    })?;
-    let format = v.data["format"].as_str().unwrap_or("raw");
-    if !matches!(format, "raw" | "qcow2") {
-        anyhow::bail!("volume {} is in format {format}, not raw or qcow2", v.volume_id);
-    }
     let dev = v.device.trim_start_matches("/dev/");
     if !(dev.len() >= 3 && dev.starts_with("vd") && dev[2..].chars().all(|c| c.is_ascii_lowercase())) {
         anyhow::bail!("{} is not a virtio disk name (vdb, vdc, ...)", v.device);
     }
+    volume_disk(v, dev)
+}
+
+/// What a domain's XML shows of a volume plugged into it, whatever its kind: its
+/// serial.
+pub fn volume_marker(v: &VolumeSpec) -> String {
+    format!("<serial>{}</serial>", esc(&serial(v)))
+}
+
+fn serial(v: &VolumeSpec) -> String {
+    v.volume_id.chars().take(20).collect()
+}
+
+fn volume_disk(v: &VolumeSpec, dev: &str) -> anyhow::Result<String> {
+    let (kind, source) = match v.driver_volume_type.as_str() {
+        "file" => {
+            let file = v.data["device_path"].as_str().filter(|p| p.starts_with('/')).ok_or_else(|| {
+                anyhow::anyhow!("the connection info of volume {} names no absolute device_path", v.volume_id)
+            })?;
+            ("file", format!("<source file='{}'/>", esc(file)))
+        }
+        "nbd" => {
+            let host = v.data["host"].as_str().filter(|h| !h.is_empty());
+            let port = v.data["port"].as_u64().filter(|p| (1..=65535).contains(p));
+            let name = v.data["name"].as_str().filter(|n| !n.is_empty());
+            let (Some(host), Some(port), Some(name)) = (host, port, name) else {
+                anyhow::bail!("the connection info of NBD volume {} needs host, port and name", v.volume_id);
+            };
+            (
+                "network",
+                format!(
+                    "<source protocol='nbd' name='{}'><host name='{}' port='{port}'/></source>",
+                    esc(name),
+                    esc(host)
+                ),
+            )
+        }
+        other => anyhow::bail!("volumes of type {other} cannot be attached to libvirt guests"),
+    };
+    let format = v.data["format"].as_str().unwrap_or("raw");
+    if !matches!(format, "raw" | "qcow2") {
+        anyhow::bail!("volume {} is in format {format}, not raw or qcow2", v.volume_id);
+    }
     let readonly = if v.data["access_mode"].as_str() == Some("ro") { "<readonly/>" } else { "" };
     Ok(format!(
-        "<disk type='file' device='disk'><driver name='qemu' type='{format}' cache='none'/><source file='{}'/><target dev='{}' bus='virtio'/><serial>{}</serial>{readonly}</disk>",
-        esc(file),
+        "<disk type='{kind}' device='disk'><driver name='qemu' type='{format}' cache='none'/>{source}<target dev='{}' bus='virtio'/><serial>{}</serial>{readonly}</disk>",
         esc(dev),
-        esc(&v.volume_id.chars().take(20).collect::<String>())
+        esc(&serial(v))
     ))
 }
 
@@ -145,12 +179,20 @@ impl DomainSpec {
             "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>\n",
         );
         x.push_str("  <devices>\n");
-        let _ = writeln!(
-            x,
-            "    <disk type='file' device='disk'><driver name='qemu' type='{}' cache='none'/><source file='{}'/><target dev='vda' bus='virtio'/></disk>",
-            esc(&self.disk_format),
-            path(&self.disk)
-        );
+        // The root disk: the boot volume (as any volume, at vda), else the image overlay.
+        match self.volumes.iter().find(|v| v.boot).map(|v| volume_disk(v, "vda")) {
+            Some(Ok(disk)) => {
+                let _ = writeln!(x, "    {disk}");
+            }
+            _ => {
+                let _ = writeln!(
+                    x,
+                    "    <disk type='file' device='disk'><driver name='qemu' type='{}' cache='none'/><source file='{}'/><target dev='vda' bus='virtio'/></disk>",
+                    esc(&self.disk_format),
+                    path(&self.disk)
+                );
+            }
+        }
         if let Some(d) = &self.config_drive {
             let _ = writeln!(
                 x,
@@ -231,6 +273,34 @@ mod tests {
         let mut odd = volume("/v/a", "vdc");
         odd.data["format"] = "vmdk".into();
         assert!(volume_xml(&odd).is_err());
+    }
+
+    #[test]
+    fn nbd_volumes_are_network_disks_even_as_the_root_disk() {
+        let mut v = volume("", "vdb");
+        v.driver_volume_type = "nbd".into();
+        v.data = serde_json::json!({"host": "192.0.2.7", "port": 10809, "name": "e1", "format": "raw"});
+        assert_eq!(
+            volume_xml(&v).unwrap(),
+            "<disk type='network' device='disk'><driver name='qemu' type='raw' cache='none'/><source protocol='nbd' name='e1'><host name='192.0.2.7' port='10809'/></source><target dev='vdb' bus='virtio'/><serial>9f8e7d6c-5b4a-3928-1</serial></disk>"
+        );
+        assert!(volume_xml(&v).unwrap().contains(&volume_marker(&v)));
+        let mut s = spec();
+        v.boot = true;
+        s.volumes = vec![v.clone()];
+        let x = s.xml();
+        assert!(
+            x.contains(
+                "<source protocol='nbd' name='e1'><host name='192.0.2.7' port='10809'/></source><target dev='vda'"
+            ),
+            "{x}"
+        );
+        assert!(!x.contains("instances/x/disk'"), "no image disk beside a boot volume");
+        for missing in ["host", "port", "name"] {
+            let mut bad = v.clone();
+            bad.data.as_object_mut().unwrap().remove(missing);
+            assert!(volume_xml(&bad).is_err(), "{missing}");
+        }
     }
 
     #[test]

@@ -313,13 +313,6 @@ impl LibvirtDriver {
         let dir = self.instance_dir(server_id);
         let (disk, kernel, ramdisk) = images;
         let drive = dir.join("disk.config");
-        let (root, root_format) = match spec.boot_volume() {
-            Some(v) => (
-                PathBuf::from(v.data["device_path"].as_str().unwrap_or_default()),
-                v.data["format"].as_str().unwrap_or("raw").to_string(),
-            ),
-            None => (dir.join("disk"), "qcow2".to_string()),
-        };
         let cmdline = spec
             .command_line
             .clone()
@@ -331,8 +324,8 @@ impl LibvirtDriver {
             virt_type: self.opts.virt_type.clone(),
             vcpus: spec.vcpus,
             ram_mb: spec.ram_mb,
-            disk: root,
-            disk_format: root_format,
+            disk: dir.join("disk"),
+            disk_format: "qcow2".to_string(),
             kernel: kernel.as_ref().map(|k| k.path.clone()),
             initrd: ramdisk.as_ref().map(|r| r.path.clone()),
             cmdline,
@@ -594,9 +587,9 @@ impl HypervisorDriver for LibvirtDriver {
     fn attach_volume<'a>(&'a self, server_id: &'a str, volume: &'a VolumeSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
         Box::pin(async move {
             let xml = volume_xml(volume)?;
-            let source = volume.data["device_path"].as_str().unwrap_or_default().to_string();
+            let marker = domain::volume_marker(volume);
             self.on_domain(server_id, move |d| {
-                if !d.xml_desc(0).map_err(lv)?.contains(&format!("file='{source}'")) {
+                if !d.xml_desc(0).map_err(lv)?.contains(&marker) {
                     d.attach_device_flags(&xml, affect(&d)?).map_err(lv)?;
                 }
                 Ok(power_of(&d))
@@ -611,7 +604,7 @@ impl HypervisorDriver for LibvirtDriver {
         Box::pin(async move {
             let Some(d) = self.domain(server_id).await? else { return Ok(power::NOSTATE) };
             let xml = volume_xml(volume)?;
-            let needle = format!("file='{}'", volume.data["device_path"].as_str().unwrap_or_default());
+            let needle = domain::volume_marker(volume);
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 let (d2, xml2, needle2) = (d.clone(), xml.clone(), needle.clone());
