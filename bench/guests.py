@@ -2,7 +2,7 @@
 root, with libvirt running (scripts/install-deps.sh starts it), after
 `cargo build --release -p stratusd`:
 
-    STRATUSD=target/release/stratusd .venv/bin/python bench/guests.py [--batches 1,5]
+    STRATUSD=target/release/stratusd OPENSTACK=.venv/bin/openstack .venv/bin/python bench/guests.py [--batches 1,5]
 
 It starts all-in-one with the libvirt driver and its network agent (as the end-to-end
 test of real guests does), uploads the test guest, and for each batch size creates
@@ -19,7 +19,9 @@ that many servers at once through the compute API, then measures per server:
 With `--volume-io`, it also attaches a 1 GiB volume (file backend) to one guest and
 measures, inside the guest over SSH, sequential direct-I/O writes and reads of 256 MiB
 on the volume (`/dev/vdb`) against the guest's own root disk (`/dev/vda`, unused: the
-test guest runs from its initramfs).
+test guest runs from its initramfs). With `--nbd` as well, the storage host is named
+apart from the compute host (`[volume] host`), so the volume reaches the guest over NBD
+(a qemu-storage-daemon export on the same machine, over TCP) instead of as a file.
 """
 
 import argparse
@@ -139,7 +141,8 @@ def volume_io(cloud, w, token):
     for dev in ("vda", "vdb"):
         write = dd_rate(w, address, f"dd if=/dev/zero of=/dev/{dev} bs=1M count=256 oflag=direct")
         read = dd_rate(w, address, f"dd if=/dev/{dev} of=/dev/null bs=1M count=256 iflag=direct")
-        what = "root disk (qcow2 overlay)" if dev == "vda" else "attached volume (qcow2 file)"
+        how = "over NBD" if cloud.nbd else "qcow2 file"
+        what = "root disk (qcow2 overlay)" if dev == "vda" else f"attached volume ({how})"
         print(f"  /dev/{dev} {what}: write {write:.1f}, read {read:.1f}")
     cloud.osc("server", "remove", "volume", sid, vol["id"], fmt_json=False)
     while cloud.osc("volume", "show", vol["id"])["status"] != "available":
@@ -153,8 +156,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", default="1,5")
     ap.add_argument("--volume-io", action="store_true")
+    ap.add_argument("--nbd", action="store_true", help="volumes reach the guest over NBD")
     args = ap.parse_args()
-    cloud = start_cloud(build_guest())
+    cloud = start_cloud(build_guest(), extra_env={"STRATUS_VOLUME__HOST": "bench-storage"} if args.nbd else None)
+    cloud.nbd = args.nbd
     work = tempfile.mkdtemp(prefix="stratus-bench-guests-")
     w = {}
     try:

@@ -195,6 +195,10 @@ async fn lifecycle(engine: Engine) {
     c.wait(&token, &format!("{base}/volumes/{from_snap}"), "volume", "available").await;
     c.wait(&token, &format!("{base}/volumes/{clone}"), "volume", "available").await;
     assert_eq!(c.driver.size_of(&clone).await.unwrap(), Some(4));
+    for copy in [&from_snap, &clone] {
+        let shown = c.call("GET", &format!("{base}/volumes/{copy}"), &token, None).await.1;
+        assert_eq!(shown["volume"]["bootable"], "true", "a copy of a bootable volume boots");
+    }
     // A volume with snapshots cannot go; its snapshot first.
     let (code, err) = c.call("DELETE", &vpath, &token, None).await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
@@ -273,12 +277,12 @@ async fn bad_input(engine: Engine) {
     let (code, _) =
         c.call("POST", &format!("{base}/volumes/{id}/action"), &token, Some(json!({"os-migrate_volume": {}}))).await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
-    // Resetting a status is the admin's: members are refused, bad statuses too.
+    // Resetting a status is the admin's: members are refused, unknown statuses too (any
+    // of Cinder's is taken, as Cinder does).
     let reset = |status: &str| json!({"os-reset_status": {"status": status}});
     let action = format!("{base}/volumes/{id}/action");
     assert_eq!(c.call("POST", &action, &token, Some(reset("error"))).await.0, StatusCode::FORBIDDEN);
     let admin = c.id.admin().await;
-    assert_eq!(c.call("POST", &action, &admin, Some(reset("creating"))).await.0, StatusCode::BAD_REQUEST);
     assert_eq!(c.call("POST", &action, &admin, Some(reset("bogus"))).await.0, StatusCode::BAD_REQUEST);
     assert_eq!(c.call("POST", &action, &admin, Some(reset("error"))).await.0, StatusCode::ACCEPTED);
     assert_eq!(c.call("GET", &format!("{base}/volumes/{id}"), &token, None).await.1["volume"]["status"], "error");
@@ -631,6 +635,8 @@ async fn attach_steps(engine: Engine) {
     assert_eq!(act(json!({"os-reserve": null})).await.0, StatusCode::BAD_REQUEST);
     assert_eq!(status().await["status"], "attaching");
     assert_eq!(act(json!({"os-initialize_connection": {}})).await.0, StatusCode::BAD_REQUEST, "a connector is needed");
+    let nameless = json!({"os-initialize_connection": {"connector": {"ip": "192.0.2.1"}}});
+    assert_eq!(act(nameless).await.0, StatusCode::BAD_REQUEST, "a connector names its host");
     let (code, info) = act(json!({"os-initialize_connection": {"connector": {"host": "h1"}}})).await;
     assert_eq!(code, StatusCode::OK, "{info}");
     assert_eq!(info["connection_info"]["driver_volume_type"], "fake");
@@ -705,6 +711,13 @@ async fn attach_steps(engine: Engine) {
     assert_eq!(reset(json!({"attach_status": "detached"})).await, StatusCode::ACCEPTED);
     let v = status().await;
     assert_eq!((&v["status"], &v["attachments"]), (&json!("available"), &json!([])));
+
+    // Straight from available, without a reservation, as Cinder takes it.
+    let direct = json!({"os-attach": {"instance_uuid": server, "mountpoint": "/dev/vdc"}});
+    assert_eq!(act(direct).await.0, StatusCode::ACCEPTED);
+    assert_eq!(status().await["status"], "in-use");
+    assert_eq!(act(json!({"os-detach": {}})).await.0, StatusCode::ACCEPTED);
+    assert_eq!(status().await["status"], "available");
 
     // Another project can take none of these steps.
     let (_, other) = c.id.member("attach-other").await;
@@ -784,6 +797,48 @@ async fn shapes_and_metadata(engine: Engine) {
     let (_, page) = c.call("GET", &format!("{base}/volumes/detail?limit=1"), &token, None).await;
     let next = page["volumes_links"][0]["href"].as_str().unwrap_or_default().to_string();
     assert!(next.contains("/volumes/detail?"), "{page}");
+    // Cinder's list parameters: offset, an unknown sort key (400), an unknown marker (404).
+    let (code, _) = c.call("POST", &format!("{base}/volumes"), &token, Some(json!({"volume": {"size": 1}}))).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    let (_, all) = c.call("GET", &format!("{base}/volumes?sort=created_at:asc"), &token, None).await;
+    let (_, skipped) = c.call("GET", &format!("{base}/volumes?sort=created_at:asc&offset=1"), &token, None).await;
+    assert_eq!(skipped["volumes"].as_array().unwrap()[..], all["volumes"].as_array().unwrap()[1..]);
+    let (code, _) = c.call("GET", &format!("{base}/snapshots?sort_key=nonsense"), &token, None).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    let (code, _) =
+        c.call("GET", &format!("{base}/snapshots?marker=7e5c9c36-4a3c-4a05-b8a1-4cd5b0a1a1a1"), &token, None).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+
+    // What the volume shows of its image: set, shown, one key removed.
+    let act = |who: String, body: Value| {
+        let (c, path) = (&c, format!("{vpath}/action"));
+        async move { c.call("POST", &path, &who, Some(body)).await }
+    };
+    let meta = json!({"os-set_image_metadata": {"metadata": {"image_name": "x", "ramdisk_id": "r"}}});
+    let (code, m) = act(token.clone(), meta).await;
+    assert_eq!((code, &m["metadata"]["image_name"]), (StatusCode::OK, &json!("x")), "{m}");
+    let (code, e) = act(token.clone(), json!({"os-unset_image_metadata": {"key": "ramdisk_id"}})).await;
+    assert_eq!(code, StatusCode::OK, "{e} {m}");
+    let (_, v) = c.call("GET", &vpath, &token, None).await;
+    assert_eq!(v["volume"]["volume_image_metadata"], json!({"image_name": "x"}));
+    let (code, _) = act(token.clone(), json!({"os-unset_image_metadata": {"key": "ramdisk_id"}})).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+
+    // Admins set any of Cinder's statuses by hand, and force a volume away whatever its
+    // status; members may do neither.
+    let admin = c.admin.clone();
+    assert_eq!(act(token.clone(), json!({"os-force_delete": {}})).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(act(admin.clone(), json!({"os-reset_status": {"status": "bogus"}})).await.0, StatusCode::BAD_REQUEST);
+    for status in ["maintenance", "attaching", "creating"] {
+        assert_eq!(act(admin.clone(), json!({"os-reset_status": {"status": status}})).await.0, StatusCode::ACCEPTED);
+        assert_eq!(c.call("GET", &vpath, &token, None).await.1["volume"]["status"], status);
+    }
+    assert_eq!(c.call("DELETE", &vpath, &token, None).await.0, StatusCode::BAD_REQUEST, "creating: not deletable");
+    assert_eq!(c.call("DELETE", &spath, &token, None).await.0, StatusCode::ACCEPTED);
+    c.wait(&token, &spath, "snapshot", "GONE").await;
+    assert_eq!(act(admin.clone(), json!({"os-force_delete": {}})).await.0, StatusCode::ACCEPTED);
+    c.wait(&token, &vpath, "volume", "GONE").await;
+    assert_eq!(c.driver.size_of(&id).await.unwrap(), None, "its bytes are gone");
 }
 
 #[tokio::test]

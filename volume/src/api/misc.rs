@@ -70,18 +70,26 @@ pub async fn services(
         json!({"binary": binary, "host": host, "zone": ZONE, "status": "enabled", "state": "up",
                "updated_at": now, "disabled_reason": null})
     };
-    let mut list = vec![svc("cinder-scheduler", "stratus".into())];
-    let mut backends: Vec<&String> = s.drivers.keys().collect();
+    let mut backends: Vec<(&String, &str)> = s.drivers.iter().map(|(name, d)| (name, d.host())).collect();
     backends.sort();
-    for b in backends {
-        list.push(svc("cinder-volume", format!("stratus@{b}")));
+    let scheduler = backends.first().map_or("stratus", |(_, host)| host).to_string();
+    let mut list = vec![svc("cinder-scheduler", scheduler)];
+    for (name, host) in backends {
+        list.push(svc("cinder-volume", format!("{host}@{name}")));
     }
-    // Cinder's filters: `binary` and `host`.
+    // Cinder's filters: `binary`, and `host` as Cinder matches it (`h` is host h and
+    // its backends `h@b`; `h@b#pool` is backend `h@b`).
     list.retain(|svc| {
         q.get("binary").is_none_or(|b| svc["binary"] == json!(b))
-            && q.get("host").is_none_or(|h| svc["host"] == json!(h))
+            && q.get("host").is_none_or(|h| host_matches(svc["host"].as_str().unwrap_or_default(), h))
     });
     Ok(Json(json!({"services": list})))
+}
+
+/// Whether a service on `host` (`h` or `h@backend`) answers Cinder's `host` filter.
+fn host_matches(host: &str, filter: &str) -> bool {
+    let filter = filter.split('#').next().unwrap_or_default();
+    host == filter || (!filter.contains('@') && host.split('@').next() == Some(filter))
 }
 
 /// Cinder's API extensions this service has, as `GET /extensions` lists them.

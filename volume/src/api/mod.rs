@@ -148,10 +148,37 @@ pub(crate) fn list_page(
             *k = shown.to_string();
         }
     }
-    let query = ListQuery::parse(&params, filterable)?;
-    let page = query.apply(items)?;
+    // Cinder's `offset`: items skipped after the marker, before the limit.
+    let offset = match params.remove("offset") {
+        None => 0,
+        Some(o) => o
+            .parse::<usize>()
+            .map_err(|_| ApiError::bad_request(format!("Invalid offset '{o}': must be a non-negative integer.")))?,
+    };
+    let mut query = ListQuery::parse(&params, filterable)?;
+    if let Some(k) = query.sort_key.as_deref() {
+        if items.first().is_some_and(|i| i.get(k).is_none()) {
+            return Err(ApiError::bad_request(format!("Invalid sort key {k}.")));
+        }
+    }
+    let limit = query.limit.take();
+    let mut page = query.apply(items).map_err(|e| {
+        // Cinder's MarkerNotFound is a 404.
+        if e.message.starts_with("Marker") {
+            ApiError::new(axum::http::StatusCode::NOT_FOUND, e.message)
+        } else {
+            e
+        }
+    })?;
+    page.items.drain(..offset.min(page.items.len()));
+    if let Some(l) = limit {
+        if page.items.len() > l {
+            page.items.truncate(l);
+            page.next_marker = page.items.last().and_then(|i| i["id"].as_str()).map(str::to_string);
+        }
+    }
     // As Cinder: a full page links to the next even when that one is empty.
-    let full = query.limit.is_some_and(|l| l > 0 && page.items.len() == l);
+    let full = limit.is_some_and(|l| l > 0 && page.items.len() == l);
     let next_marker = page
         .next_marker
         .or_else(|| full.then(|| page.items.last().and_then(|i| i["id"].as_str()).map(str::to_string)).flatten());

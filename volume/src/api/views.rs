@@ -24,8 +24,9 @@ pub enum VolumeView {
     Summary,
 }
 
-/// A volume; `types` names type ids.
-pub fn volume(base: &str, v: &Volume, types: &HashMap<String, String>, admin: bool, view: VolumeView) -> Value {
+/// A volume; `types` names type ids; `host` (the storage host of its backend) is shown
+/// to admins only, so it is given for them alone.
+pub fn volume(base: &str, v: &Volume, types: &HashMap<String, String>, host: Option<&str>, view: VolumeView) -> Value {
     let mut out = json!({
         "id": v.id,
         "name": v.name,
@@ -58,8 +59,8 @@ pub fn volume(base: &str, v: &Volume, types: &HashMap<String, String>, admin: bo
     if !v.image_meta.is_empty() {
         out["volume_image_metadata"] = json!(v.image_meta);
     }
-    if admin {
-        out["os-vol-host-attr:host"] = json!(format!("stratus@{}#{}", v.backend, v.backend));
+    if let Some(host) = host {
+        out["os-vol-host-attr:host"] = json!(format!("{}@{}#{}", host, v.backend, v.backend));
         out["os-vol-mig-status-attr:migstat"] = Value::Null;
         out["os-vol-mig-status-attr:name_id"] = Value::Null;
     }

@@ -20,12 +20,16 @@ async fn listing(
     detail: bool,
 ) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
-    let vols = s.volume_list(&ctx, all_projects(&q)).await?;
+    let mut vols = s.volume_list(&ctx, all_projects(&q)).await?;
+    // An admin listing every project's may name one (`project_id`, or `tenant_id`).
+    if let Some(project) = q.get("project_id").or(q.get("tenant_id")).filter(|_| ctx.is_admin()) {
+        vols.retain(|v| &v.project_id == project);
+    }
     let names = s.type_names().await?;
     let items = vols
         .iter()
         .map(|v| {
-            let mut full = views::volume(&s.public_url, v, &names, ctx.is_admin(), VolumeView::Detail);
+            let mut full = views::volume(&s.public_url, v, &names, s.admin_host(&ctx, v), VolumeView::Detail);
             if !detail {
                 // Filters apply to the full volume; the brief form is cut after.
                 let brief = views::volume_brief(&s.public_url, v);
@@ -72,7 +76,7 @@ pub async fn list_detail(
 }
 
 async fn shown(s: &AppState, ctx: &AuthContext, v: &crate::store::Volume, view: VolumeView) -> ApiResult<Value> {
-    Ok(json!({"volume": views::volume(&s.public_url, v, &s.type_names().await?, ctx.is_admin(), view)}))
+    Ok(json!({"volume": views::volume(&s.public_url, v, &s.type_names().await?, s.admin_host(ctx, v), view)}))
 }
 
 pub async fn create(
@@ -131,6 +135,23 @@ pub async fn action(
                 args.get("new_size").cloned().ok_or_else(|| ApiError::bad_request("os-extend needs new_size."))?;
             s.volume_extend(&ctx, id, &size).await?;
             Ok(StatusCode::ACCEPTED.into_response())
+        }
+        "os-set_image_metadata" => {
+            let items = args["metadata"]
+                .as_object()
+                .ok_or_else(|| ApiError::bad_request("os-set_image_metadata needs a metadata object."))?;
+            let meta = s.volume_image_metadata_set(&ctx, id, items).await?;
+            Ok(Json(json!({"metadata": meta})).into_response())
+        }
+        "os-unset_image_metadata" => {
+            let key =
+                args["key"].as_str().ok_or_else(|| ApiError::bad_request("os-unset_image_metadata needs a key."))?;
+            s.volume_image_metadata_unset(&ctx, id, key).await?;
+            Ok(StatusCode::OK.into_response())
+        }
+        "os-show_image_metadata" => {
+            let v = s.volume_get(&ctx, id).await?;
+            Ok(Json(json!({"metadata": v.image_meta})).into_response())
         }
         "os-set_bootable" => {
             let b = match &args["bootable"] {
@@ -205,6 +226,10 @@ pub async fn action(
         }
         "os-detach" => {
             s.volume_detach(&ctx, id, args["attachment_id"].as_str()).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        "os-force_delete" => {
+            s.volume_force_delete(&ctx, id).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         "os-force_detach" => {

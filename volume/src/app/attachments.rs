@@ -136,8 +136,13 @@ impl VolumeService {
             if v.attachments.iter().any(|a| a.server_id == server) {
                 return Ok(());
             }
-            if v.status != VolumeStatus::Attaching || !v.attachments.is_empty() {
-                return Err(refused(v, "attach", "attaching (reserved)"));
+            // Reserved first (compute's flow), or straight from available (Cinder takes
+            // that too).
+            if !matches!(v.status, VolumeStatus::Attaching | VolumeStatus::Available) || !v.attachments.is_empty() {
+                return Err(refused(v, "attach", "available or attaching"));
+            }
+            if v.status == VolumeStatus::Available && v.control.saga_id.is_some() {
+                return Err(invalid(format!("Volume {} is busy with another task.", v.id)));
             }
             v.attachments.push(Attachment {
                 id: uuid::Uuid::new_v4().to_string(),
@@ -207,7 +212,9 @@ impl VolumeService {
         super::require_admin(ctx, "volume_extension:volume_admin_actions:force_detach")?;
         self.volume_change(ctx, id, |v| {
             v.attachments.clear();
-            if matches!(v.status, VolumeStatus::InUse | VolumeStatus::Detaching | VolumeStatus::Attaching) {
+            // As Cinder's: a volume left with no attachment is available again, whatever
+            // an operator set meanwhile, unless work on its bytes is under way.
+            if v.control.saga_id.is_none() && v.status != VolumeStatus::Deleting {
                 v.status = VolumeStatus::Available;
             }
             v.control.reserved_for = None;

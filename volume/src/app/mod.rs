@@ -93,6 +93,16 @@ impl VolumeService {
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("backend {backend} is not configured here")))
     }
 
+    /// The storage host of the backend volume `v` is on.
+    pub fn backend_host(&self, v: &crate::store::Volume) -> &str {
+        self.drivers.get(&v.backend).map_or("stratus", |d| d.host())
+    }
+
+    /// The storage host of volume `v`'s backend, for an admin (only they see it).
+    pub fn admin_host(&self, ctx: &AuthContext, v: &crate::store::Volume) -> Option<&str> {
+        ctx.is_admin().then(|| self.backend_host(v))
+    }
+
     /// Writes a new saga with the transaction that makes its subject, then drives it in
     /// the background once committed (the caller commits, then calls [`Self::run`]).
     pub(crate) fn new_saga<T: serde::Serialize>(kind: &str, subject: &str, data: &T) -> Saga {

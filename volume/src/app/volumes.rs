@@ -121,12 +121,15 @@ impl VolumeService {
         let mut source_size = None;
         let mut source_type = None;
         let mut source_backend = None;
+        // A copy is bootable, and shows the image it came from, as its source does.
+        let mut source_boot = (false, serde_json::Map::new());
         if let Some(sid) = &req.snapshot_id {
             let s = self.snapshot_get(ctx, sid).await?;
             if s.status != SnapshotStatus::Available {
                 return Err(bad(format!("Invalid snapshot: snapshot {sid} is {}, not available.", s.status.as_str())));
             }
             let v = self.store.volume_get(&s.volume_id).await?.ok_or_else(|| not_found("Volume", &s.volume_id))?;
+            source_boot = (v.bootable, v.image_meta.clone());
             (source_size, source_type, source_backend) = (Some(s.size), Some(v.type_id), Some(v.backend));
         }
         if let Some(vid) = &req.source_volid {
@@ -134,6 +137,7 @@ impl VolumeService {
             if v.status != VolumeStatus::Available {
                 return Err(bad(format!("Invalid volume: volume {vid} is {}, not available.", v.status.as_str())));
             }
+            source_boot = (v.bootable, v.image_meta.clone());
             (source_size, source_type, source_backend) = (Some(v.size), Some(v.type_id), Some(v.backend));
         }
         if let Some(img) = &image {
@@ -168,12 +172,12 @@ impl VolumeService {
             status: VolumeStatus::Creating,
             type_id: vtype.id.clone(),
             backend,
-            bootable: image.is_some(),
+            bootable: image.is_some() || source_boot.0,
             source_volid: req.source_volid.clone(),
             snapshot_id: req.snapshot_id.clone(),
             metadata,
             image_id: req.image_ref.clone(),
-            image_meta: image.map(|i| i.meta).unwrap_or_default(),
+            image_meta: image.map(|i| i.meta).unwrap_or(source_boot.1),
             control: VolumeControl { saga_id: Some(saga.id.clone()), ..Default::default() },
             attachments: Vec::new(),
             deleted: false,
@@ -264,6 +268,36 @@ impl VolumeService {
         Ok(v.metadata)
     }
 
+    /// `os-set_image_metadata`: adds to or changes what the volume shows of its image
+    /// (`volume_image_metadata`). Compute checks a boot volume's `kernel_id` and
+    /// `ramdisk_id` with the booting project's rights, so naming one grants nothing.
+    pub async fn volume_image_metadata_set(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        items: &serde_json::Map<String, Value>,
+    ) -> AppResult<serde_json::Map<String, Value>> {
+        require_writer(ctx)?;
+        check_metadata(items)?;
+        let v = self
+            .volume_change(ctx, id, |v| {
+                v.image_meta.extend(items.clone());
+                Ok(())
+            })
+            .await?;
+        Ok(v.image_meta)
+    }
+
+    /// `os-unset_image_metadata`: removes one key of what the volume shows of its image.
+    pub async fn volume_image_metadata_unset(&self, ctx: &AuthContext, id: &str, key: &str) -> AppResult<()> {
+        require_writer(ctx)?;
+        self.volume_change(ctx, id, |v| {
+            v.image_meta.remove(key).map(|_| ()).ok_or_else(|| not_found("Volume image metadata key", key))
+        })
+        .await?;
+        Ok(())
+    }
+
     pub async fn volume_metadata_unset(&self, ctx: &AuthContext, id: &str, key: &str) -> AppResult<()> {
         self.volume_change(ctx, id, |v| {
             v.metadata.remove(key).map(|_| ()).ok_or_else(|| not_found("Volume metadata key", key))
@@ -272,8 +306,9 @@ impl VolumeService {
         Ok(())
     }
 
-    /// `os-reset_status` (admins): sets a volume's status by hand, as Cinder's does, to
-    /// recover one whose saga is stuck; the saga itself is left as it is.
+    /// `os-reset_status` (admins): sets a volume's status by hand, any of Cinder's, as
+    /// Cinder's does, to recover one whose saga is stuck; the saga itself is left as it
+    /// is (one that goes on finds the volume no longer its own).
     /// `attach_status: detached` also drops its attachments (for a volume whose server
     /// is gone beyond repair).
     pub async fn volume_reset_status(
@@ -286,21 +321,11 @@ impl VolumeService {
         super::require_admin(ctx, "volume_extension:volume_admin_actions:reset_status")?;
         let status = match status {
             None => None,
-            Some(s) => {
-                let parsed: VolumeStatus = serde_json::from_value(serde_json::json!(s)).map_err(|_| {
-                    bad(format!("Invalid status {s}: use available, error, error_deleting or error_extending."))
-                })?;
-                if !matches!(
-                    parsed,
-                    VolumeStatus::Available
-                        | VolumeStatus::Error
-                        | VolumeStatus::ErrorDeleting
-                        | VolumeStatus::ErrorExtending
-                ) {
-                    return Err(bad(format!("Status {s} cannot be set by hand.")));
-                }
-                Some(parsed)
-            }
+            Some(s) => Some(serde_json::from_value::<VolumeStatus>(serde_json::json!(s)).map_err(|_| {
+                bad(format!(
+                    "Invalid status {s}: use one of Cinder's volume statuses (available, error, maintenance, ...)."
+                ))
+            })?),
         };
         let detach = match attach_status {
             None => false,
@@ -351,10 +376,27 @@ impl VolumeService {
 
     /// Starts deleting a settled volume with no snapshots.
     pub async fn volume_delete(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
+        self.volume_delete_as(ctx, id, false).await
+    }
+
+    /// `os-force_delete` (admins): deletes a volume whatever its status, unless it is
+    /// attached (detach it first, or `os-force_detach`).
+    pub async fn volume_force_delete(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
+        super::require_admin(ctx, "volume_extension:volume_admin_actions:force_delete")?;
+        self.volume_delete_as(ctx, id, true).await
+    }
+
+    async fn volume_delete_as(&self, ctx: &AuthContext, id: &str, force: bool) -> AppResult<()> {
         require_writer(ctx)?;
         for _ in 0..10 {
             let mut v = self.volume_get(ctx, id).await?;
-            if !(v.status.settled() || v.status == VolumeStatus::ErrorDeleting) {
+            if force && !v.attachments.is_empty() {
+                return Err(bad(format!("Invalid volume: Volume {id} is attached: detach it first.")));
+            }
+            if force && v.status == VolumeStatus::Deleting && v.control.saga_id.is_some() {
+                return Ok(());
+            }
+            if !(force || v.status.settled() || v.status == VolumeStatus::ErrorDeleting) {
                 return Err(bad(format!(
                     "Invalid volume: Volume status must be available or error or error_extending, but current status is: {}.",
                     v.status.as_str()

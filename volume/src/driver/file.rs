@@ -126,6 +126,10 @@ impl VolumeDriver for FileDriver {
         "file"
     }
 
+    fn host(&self) -> &str {
+        self.exports.as_ref().map_or("stratus", |(host, _)| host.as_str())
+    }
+
     fn create<'a>(&'a self, id: &'a str, size_gb: i64, source: Source<'a>) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             let size = format!("{}", size_gb.max(1) as u64 * GIB);

@@ -36,6 +36,11 @@ pub struct Connector<'a> {
 pub trait VolumeDriver: Send + Sync {
     /// The backend's name, as volume types select it (`volume_backend_name`).
     fn name(&self) -> &'static str;
+    /// The storage host the backend runs on (Cinder shows volumes' host as
+    /// `<host>@<backend>#<pool>`, and the backend's service as `<host>@<backend>`).
+    fn host(&self) -> &str {
+        "stratus"
+    }
     /// Makes volume `id` of `size_gb` GiB from `source` (a copy grows to `size_gb`).
     fn create<'a>(&'a self, id: &'a str, size_gb: i64, source: Source<'a>) -> BoxFuture<'a, anyhow::Result<()>>;
     /// Removes volume `id`.

@@ -23,6 +23,8 @@ pub enum VolumeStatus {
     Error,
     ErrorDeleting,
     ErrorExtending,
+    /// Set by an operator (`os-reset_status`) while they work on it.
+    Maintenance,
 }
 
 impl VolumeStatus {
@@ -40,6 +42,7 @@ impl VolumeStatus {
             VolumeStatus::Error => "error",
             VolumeStatus::ErrorDeleting => "error_deleting",
             VolumeStatus::ErrorExtending => "error_extending",
+            VolumeStatus::Maintenance => "maintenance",
         }
     }
 
@@ -187,7 +190,7 @@ impl Store {
     pub async fn volume_save_in(conn: &mut sqlx::AnyConnection, v: &Volume) -> StoreResult<bool> {
         let r = sqlx::query(
             "UPDATE volume_volumes SET name = $1, description = $2, size = $3, status = $4, bootable = $5, metadata = $6,
-             control = $7, deleted = $8, updated_at = $9, attachments = $12, rev = rev + 1 WHERE id = $10 AND rev = $11",
+             control = $7, deleted = $8, updated_at = $9, attachments = $12, image_meta = $13, rev = rev + 1 WHERE id = $10 AND rev = $11",
         )
         .bind(&v.name)
         .bind(&v.description)
@@ -201,6 +204,7 @@ impl Store {
         .bind(&v.id)
         .bind(v.rev)
         .bind(serde_json::to_string(&v.attachments).unwrap_or_else(|_| "[]".into()))
+        .bind(json_text(&v.image_meta))
         .execute(conn)
         .await?;
         Ok(r.rows_affected() == 1)
