@@ -50,6 +50,28 @@ def test_volume_commands(cloud):
     cloud.osc("volume", "type", "create", "--property", "volume_backend_name=file", fast)
     assert fast in [t["Name"] for t in cloud.osc("volume", "type", "list", env=env)]
     assert cloud.osc("volume", "type", "create", unique("nope"), env=env, check=False).returncode != 0
+    # A private type given to this project alone, its volumes limited by front-end QoS
+    # specs (which the compute host would apply to the guest's disk).
+    gold = unique("gold")
+    cloud.osc("volume", "type", "create", "--private", "--project", project, gold)
+    _, stranger = cloud.member_env(unique("volq"))
+    assert gold in [t["Name"] for t in cloud.osc("volume", "type", "list", env=env)]
+    assert gold not in [t["Name"] for t in cloud.osc("volume", "type", "list", env=stranger)]
+    refused = cloud.osc("volume", "create", "--type", gold, "--size", "1", "x", env=stranger, check=False)
+    assert refused.returncode != 0
+    qos_name = unique("qos")
+    qos = cloud.osc("volume", "qos", "create", "--consumer", "front-end", "--property", "read_iops_sec=2000", qos_name)
+    cloud.osc("volume", "qos", "associate", qos_name, gold, fmt_json=False)
+    cloud.osc("volume", "qos", "set", "--property", "total_bytes_sec=1048576", qos_name, fmt_json=False)
+    cloud.osc("volume", "qos", "unset", "--property", "read_iops_sec", qos_name, fmt_json=False)
+    shown = cloud.osc("volume", "qos", "show", qos_name)
+    assert shown["id"] == qos["id"] and shown["consumer"] == "front-end", shown
+    assert "total_bytes_sec" in str(shown["properties"]) and "read_iops_sec" not in str(shown["properties"]), shown
+    assert gold in str(shown["associations"]), shown
+    assert cloud.osc("volume", "qos", "create", unique("q"), env=env, check=False).returncode != 0, "admins only"
+    cloud.osc("volume", "qos", "disassociate", "--all", qos_name, fmt_json=False)
+    cloud.osc("volume", "qos", "delete", qos_name, fmt_json=False)
+    cloud.osc("volume", "type", "delete", gold, fmt_json=False)
 
     v1 = cloud.osc("volume", "create", "--size", "1", "--description", "first", "v1", env=env)
     assert v1["status"] == "creating" and v1["size"] == 1

@@ -116,6 +116,27 @@ CREATE INDEX volume_transfers_project ON volume_transfers (project_id)
 ALTER TABLE volume_volumes ADD COLUMN attachments TEXT NOT NULL DEFAULT '[]'
 "#,
     },
+    Migration {
+        service: "volume",
+        version: 5,
+        name: "private volume types, QoS specs, snapshot progress",
+        sql: r#"
+CREATE TABLE volume_type_access (
+    type_id TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    PRIMARY KEY (type_id, project_id)
+);
+CREATE TABLE volume_qos_specs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    consumer TEXT NOT NULL,
+    specs TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+ALTER TABLE volume_types ADD COLUMN qos_specs_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE volume_snapshots ADD COLUMN progress TEXT NOT NULL DEFAULT ''
+"#,
+    },
 ];
 
 #[cfg(test)]

@@ -834,7 +834,24 @@ async fn shapes_and_metadata(engine: Engine) {
         assert_eq!(c.call("GET", &vpath, &token, None).await.1["volume"]["status"], status);
     }
     assert_eq!(c.call("DELETE", &vpath, &token, None).await.0, StatusCode::BAD_REQUEST, "creating: not deletable");
-    assert_eq!(c.call("DELETE", &spath, &token, None).await.0, StatusCode::ACCEPTED);
+    // Snapshots likewise; and their project reports on one being made, as a backend.
+    let sact = |who: String, body: Value| {
+        let (c, path) = (&c, format!("{spath}/action"));
+        async move { c.call("POST", &path, &who, Some(body)).await.0 }
+    };
+    let report = json!({"os-update_snapshot_status": {"status": "error", "progress": "80%"}});
+    assert_eq!(sact(token.clone(), report.clone()).await, StatusCode::BAD_REQUEST, "available: nothing to report");
+    assert_eq!(sact(token.clone(), json!({"os-reset_status": {"status": "creating"}})).await, StatusCode::FORBIDDEN);
+    assert_eq!(sact(admin.clone(), json!({"os-reset_status": {"status": "creating"}})).await, StatusCode::ACCEPTED);
+    assert_eq!(sact(token.clone(), report).await, StatusCode::ACCEPTED);
+    let shown = c.call("GET", &spath, &token, None).await.1["snapshot"].clone();
+    assert_eq!(
+        (&shown["status"], &shown["os-extended-snapshot-attributes:progress"]),
+        (&json!("error"), &json!("80%"))
+    );
+    assert_eq!(sact(admin.clone(), json!({"os-reset_status": {"status": "deleting"}})).await, StatusCode::ACCEPTED);
+    assert_eq!(sact(token.clone(), json!({"os-force_delete": {}})).await, StatusCode::FORBIDDEN);
+    assert_eq!(sact(admin.clone(), json!({"os-force_delete": {}})).await, StatusCode::ACCEPTED);
     c.wait(&token, &spath, "snapshot", "GONE").await;
     assert_eq!(act(admin.clone(), json!({"os-force_delete": {}})).await.0, StatusCode::ACCEPTED);
     c.wait(&token, &vpath, "volume", "GONE").await;
@@ -844,4 +861,140 @@ async fn shapes_and_metadata(engine: Engine) {
 #[tokio::test]
 async fn answers_have_cinders_shapes_and_metadata_calls_work() {
     each_engine!(shapes_and_metadata);
+}
+
+async fn types_and_qos(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (p1, t1) = c.id.member("types-1").await;
+    let (p2, t2) = c.id.member("types-2").await;
+    let admin = c.admin.clone();
+    let (code, ty) = c
+        .call(
+            "POST",
+            &format!("/v3/{p1}/types"),
+            &admin,
+            Some(json!({"volume_type": {"name": "gold", "os-volume-type-access:is_public": false}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{ty}");
+    let tid = ty["volume_type"]["id"].as_str().unwrap().to_string();
+    let names = |body: &Value| -> Vec<String> {
+        body["volume_types"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+    };
+    let create = |p: String, t: String| {
+        let c = &c;
+        async move {
+            c.call("POST", &format!("/v3/{p}/volumes"), &t, Some(json!({"volume": {"size": 1, "volume_type": "gold"}})))
+                .await
+                .0
+        }
+    };
+
+    // Private: unseen and unusable until given; then only the project given sees it.
+    assert!(!names(&c.call("GET", &format!("/v3/{p1}/types"), &t1, None).await.1).contains(&"gold".to_string()));
+    assert_eq!(create(p1.clone(), t1.clone()).await, StatusCode::NOT_FOUND);
+    let act = |body: Value, who: String| {
+        let (c, path) = (&c, format!("/v3/{p1}/types/{tid}/action"));
+        async move { c.call("POST", &path, &who, Some(body)).await.0 }
+    };
+    assert_eq!(act(json!({"addProjectAccess": {"project": p1}}), t1.clone()).await, StatusCode::FORBIDDEN);
+    assert_eq!(act(json!({"addProjectAccess": {"project": p1}}), admin.clone()).await, StatusCode::ACCEPTED);
+    assert_eq!(act(json!({"addProjectAccess": {"project": p1}}), admin.clone()).await, StatusCode::CONFLICT);
+    assert!(names(&c.call("GET", &format!("/v3/{p1}/types"), &t1, None).await.1).contains(&"gold".to_string()));
+    assert_eq!(create(p1.clone(), t1.clone()).await, StatusCode::ACCEPTED);
+    assert_eq!(create(p2.clone(), t2.clone()).await, StatusCode::NOT_FOUND, "another project was not given it");
+    assert_eq!(c.call("GET", &format!("/v3/{p2}/types/{tid}"), &t2, None).await.0, StatusCode::NOT_FOUND);
+    let (code, access) = c.call("GET", &format!("/v3/{p1}/types/{tid}/os-volume-type-access"), &admin, None).await;
+    assert_eq!(
+        (code, access),
+        (StatusCode::OK, json!({"volume_type_access": [{"volume_type_id": tid, "project_id": p1}]}))
+    );
+    let public =
+        c.call("GET", &format!("/v3/{p1}/types/__DEFAULT__"), &admin, None).await.1["volume_type"]["id"].clone();
+    let public_action = format!("/v3/{p1}/types/{}/action", public.as_str().unwrap());
+    let (code, _) = c.call("POST", &public_action, &admin, Some(json!({"addProjectAccess": {"project": p2}}))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "public types have no access list");
+    assert_eq!(act(json!({"removeProjectAccess": {"project": p2}}), admin.clone()).await, StatusCode::NOT_FOUND);
+
+    // QoS specs: admins only; keys set and unset; associated with the type, whose
+    // volumes' connections then carry the front-end specs.
+    let qos_body = json!({"qos_specs": {"name": "fast", "consumer": "front-end", "read_iops_sec": "2000"}});
+    assert_eq!(
+        c.call("POST", &format!("/v3/{p1}/qos-specs"), &t1, Some(qos_body.clone())).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (code, q) = c.call("POST", &format!("/v3/{p1}/qos-specs"), &admin, Some(qos_body.clone())).await;
+    assert_eq!(code, StatusCode::OK, "{q}");
+    assert_eq!(q["qos_specs"]["specs"], json!({"read_iops_sec": "2000"}));
+    assert_eq!(c.call("POST", &format!("/v3/{p1}/qos-specs"), &admin, Some(qos_body)).await.0, StatusCode::CONFLICT);
+    let bad = json!({"qos_specs": {"name": "x", "consumer": "sideways"}});
+    assert_eq!(c.call("POST", &format!("/v3/{p1}/qos-specs"), &admin, Some(bad)).await.0, StatusCode::BAD_REQUEST);
+    let qid = q["qos_specs"]["id"].as_str().unwrap().to_string();
+    let qpath = format!("/v3/{p1}/qos-specs/{qid}");
+    let (code, set) = c.call("PUT", &qpath, &admin, Some(json!({"qos_specs": {"total_bytes_sec": "1048576"}}))).await;
+    assert_eq!((code, set), (StatusCode::OK, json!({"qos_specs": {"total_bytes_sec": "1048576"}})));
+    let (code, _) =
+        c.call("PUT", &format!("{qpath}/delete_keys"), &admin, Some(json!({"keys": ["total_bytes_sec"]}))).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    assert_eq!(c.call("GET", &qpath, &admin, None).await.1["qos_specs"]["specs"], json!({"read_iops_sec": "2000"}));
+    let (code, _) = c.call("GET", &format!("{qpath}/associate?vol_type_id={tid}"), &admin, None).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    let (_, assoc) = c.call("GET", &format!("{qpath}/associations"), &admin, None).await;
+    assert_eq!(assoc, json!({"qos_associations": [{"association_type": "volume_type", "id": tid, "name": "gold"}]}));
+    assert_eq!(
+        c.call("GET", &format!("/v3/{p1}/types/{tid}"), &admin, None).await.1["volume_type"]["qos_specs_id"],
+        json!(qid)
+    );
+    let (_, vols) = c.call("GET", &format!("/v3/{p1}/volumes/detail"), &t1, None).await;
+    let vid = vols["volumes"][0]["id"].as_str().unwrap().to_string();
+    c.wait(&t1, &format!("/v3/{p1}/volumes/{vid}"), "volume", "available").await;
+    let vact = format!("/v3/{p1}/volumes/{vid}/action");
+    assert_eq!(c.call("POST", &vact, &t1, Some(json!({"os-reserve": {}}))).await.0, StatusCode::ACCEPTED);
+    let (_, info) =
+        c.call("POST", &vact, &t1, Some(json!({"os-initialize_connection": {"connector": {"host": "h"}}}))).await;
+    assert_eq!(info["connection_info"]["data"]["qos_specs"], json!({"read_iops_sec": "2000"}), "{info}");
+    assert_eq!(c.call("DELETE", &qpath, &admin, None).await.0, StatusCode::BAD_REQUEST, "still associated");
+    let (code, _) = c.call("GET", &format!("{qpath}/disassociate?vol_type_id={tid}"), &admin, None).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    assert_eq!(c.call("GET", &format!("{qpath}/associations"), &admin, None).await.1, json!({"qos_associations": []}));
+    assert_eq!(c.call("DELETE", &qpath, &admin, None).await.0, StatusCode::ACCEPTED);
+    assert_eq!(c.call("GET", &qpath, &admin, None).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn private_types_and_qos_specs() {
+    each_engine!(types_and_qos);
+}
+
+async fn cascade(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (p, token) = c.id.member("cascade").await;
+    let base = format!("/v3/{p}");
+    let (_, v) = c.call("POST", &format!("{base}/volumes"), &token, Some(json!({"volume": {"size": 1}}))).await;
+    let id = v["volume"]["id"].as_str().unwrap().to_string();
+    let vpath = format!("{base}/volumes/{id}");
+    c.wait(&token, &vpath, "volume", "available").await;
+    let mut snaps = Vec::new();
+    for _ in 0..2 {
+        let (code, s) =
+            c.call("POST", &format!("{base}/snapshots"), &token, Some(json!({"snapshot": {"volume_id": id}}))).await;
+        assert_eq!(code, StatusCode::ACCEPTED, "{s}");
+        let spath = format!("{base}/snapshots/{}", s["snapshot"]["id"].as_str().unwrap());
+        c.wait(&token, &spath, "snapshot", "available").await;
+        snaps.push(spath);
+    }
+    assert_eq!(c.usage(&p).await, (1, 3, 2));
+    assert_eq!(c.call("DELETE", &vpath, &token, None).await.0, StatusCode::BAD_REQUEST, "snapshots first");
+    assert_eq!(c.call("DELETE", &format!("{vpath}?cascade=true"), &token, None).await.0, StatusCode::ACCEPTED);
+    c.wait(&token, &vpath, "volume", "GONE").await;
+    for spath in &snaps {
+        c.wait(&token, spath, "snapshot", "GONE").await;
+    }
+    assert_eq!(c.usage(&p).await, (0, 0, 0), "the quota of all three is given back");
+    assert_eq!(c.driver.size_of(&id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_cascading_delete_takes_the_snapshots_with_the_volume() {
+    each_engine!(cascade);
 }

@@ -5,6 +5,7 @@
 mod error;
 mod metadata;
 mod misc;
+mod qos;
 mod snapshots;
 mod transfers;
 mod types;
@@ -16,7 +17,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -43,9 +44,19 @@ pub fn router(service: Arc<VolumeService>, verifier: Arc<TokenVerifier>, max_bod
         .route(&format!("{p}/snapshots"), get(snapshots::list).post(snapshots::create))
         .route(&format!("{p}/snapshots/detail"), get(snapshots::list_detail))
         .route(&format!("{p}/snapshots/{{id}}"), get(snapshots::show).put(snapshots::update).delete(snapshots::delete))
+        .route(&format!("{p}/snapshots/{{id}}/action"), post(snapshots::action))
         .route(&format!("{p}/types"), get(types::list).post(types::create))
         .route(&format!("{p}/types/{{id}}"), get(types::show).put(types::update).delete(types::delete))
         .route(&format!("{p}/types/{{id}}/extra_specs"), get(types::specs).post(types::specs_set))
+        .route(&format!("{p}/types/{{id}}/os-volume-type-access"), get(types::access_list))
+        .route(&format!("{p}/types/{{id}}/action"), post(types::action))
+        .route(&format!("{p}/qos-specs"), get(qos::list).post(qos::create))
+        .route(&format!("{p}/qos-specs/{{id}}"), get(qos::show).put(qos::set_keys).delete(qos::delete))
+        .route(&format!("{p}/qos-specs/{{id}}/delete_keys"), put(qos::delete_keys))
+        .route(&format!("{p}/qos-specs/{{id}}/associations"), get(qos::associations))
+        .route(&format!("{p}/qos-specs/{{id}}/associate"), get(qos::associate))
+        .route(&format!("{p}/qos-specs/{{id}}/disassociate"), get(qos::disassociate))
+        .route(&format!("{p}/qos-specs/{{id}}/disassociate_all"), get(qos::disassociate_all))
         .route(
             &format!("{p}/types/{{id}}/extra_specs/{{key}}"),
             get(types::spec_show).put(types::spec_put).delete(types::spec_unset),
@@ -130,6 +141,7 @@ pub(crate) fn list_page(
     items: Vec<Value>,
     q: &HashMap<String, String>,
     filterable: &[&str],
+    sortable: &[&str],
 ) -> ApiResult<Json<Value>> {
     let mut params = q.clone();
     params.retain(|k, _| k != "all_tenants" && k != "all_projects");
@@ -157,8 +169,11 @@ pub(crate) fn list_page(
     };
     let mut query = ListQuery::parse(&params, filterable)?;
     if let Some(k) = query.sort_key.as_deref() {
-        if items.first().is_some_and(|i| i.get(k).is_none()) {
-            return Err(ApiError::bad_request(format!("Invalid sort key {k}.")));
+        if k != "id" && !sortable.contains(&k) {
+            return Err(ApiError::bad_request(format!(
+                "Invalid sort key {k}: use one of id, {}.",
+                sortable.join(", ")
+            )));
         }
     }
     let limit = query.limit.take();

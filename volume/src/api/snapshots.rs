@@ -20,7 +20,16 @@ async fn listing(
     scope(&ctx, &p)?;
     let items = s.snapshot_list(&ctx, all_projects(&q)).await?.iter().map(|x| views::snapshot(x, detail)).collect();
     let path = if detail { "snapshots/detail" } else { "snapshots" };
-    list_page(&s.public_url, param(&p, "project_id"), "snapshots", path, items, &q, &["name", "status", "volume_id"])
+    list_page(
+        &s.public_url,
+        param(&p, "project_id"),
+        "snapshots",
+        path,
+        items,
+        &q,
+        &["name", "status", "volume_id"],
+        &["name", "description", "status", "size", "created_at", "updated_at", "volume_id"],
+    )
 }
 
 pub async fn list(
@@ -74,5 +83,39 @@ pub async fn update(
 pub async fn delete(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<StatusCode> {
     scope(&ctx, &p)?;
     s.snapshot_delete(&ctx, param(&p, "id")).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `POST /snapshots/{id}/action`: `os-reset_status` and `os-force_delete` (admins),
+/// `os-update_snapshot_status` (a backend's report, as Cinder takes it).
+pub async fn action(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Params,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<StatusCode> {
+    scope(&ctx, &p)?;
+    let id = param(&p, "id");
+    let (name, args) = match body.as_object().filter(|o| o.len() == 1).and_then(|o| o.iter().next()) {
+        Some((k, v)) => (k.as_str(), v.clone()),
+        None => return Err(stratus_common::http::ApiError::bad_request("A snapshot action is one key.")),
+    };
+    let status = || {
+        args["status"]
+            .as_str()
+            .ok_or_else(|| stratus_common::http::ApiError::bad_request(format!("{name} needs a status.")))
+    };
+    match name {
+        "os-reset_status" => s.snapshot_set_status(&ctx, id, status()?, None, true).await?,
+        "os-update_snapshot_status" => {
+            s.snapshot_set_status(&ctx, id, status()?, args["progress"].as_str(), false).await?
+        }
+        "os-force_delete" => s.snapshot_force_delete(&ctx, id).await?,
+        other => {
+            return Err(stratus_common::http::ApiError::bad_request(format!(
+                "The snapshot action {other} is not supported by this cloud."
+            )))
+        }
+    }
     Ok(StatusCode::ACCEPTED)
 }

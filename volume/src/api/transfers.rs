@@ -24,7 +24,16 @@ async fn listing(
         .map(|t| views::transfer(&s.public_url, t, None, detail))
         .collect();
     let path = if detail { "os-volume-transfer/detail" } else { "os-volume-transfer" };
-    list_page(&s.public_url, param(&p, "project_id"), "transfers", path, items, &q, &["name", "volume_id"])
+    list_page(
+        &s.public_url,
+        param(&p, "project_id"),
+        "transfers",
+        path,
+        items,
+        &q,
+        &["name", "volume_id"],
+        &["name", "volume_id", "created_at"],
+    )
 }
 
 pub async fn list(

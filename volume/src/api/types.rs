@@ -21,7 +21,16 @@ pub async fn list(
     let items = s.type_list(&ctx).await?.iter().map(|t| views::volume_type(t, TypeView::Show)).collect();
     let mut q = q;
     q.remove("is_public");
-    list_page(&s.public_url, param(&p, "project_id"), "volume_types", "types", items, &q, &["name"])
+    list_page(
+        &s.public_url,
+        param(&p, "project_id"),
+        "volume_types",
+        "types",
+        items,
+        &q,
+        &["name"],
+        &["name", "description", "is_public"],
+    )
 }
 
 pub async fn create(
@@ -115,5 +124,31 @@ pub async fn spec_put(
 pub async fn spec_unset(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<StatusCode> {
     scope(&ctx, &p)?;
     s.type_spec_unset(&ctx, param(&p, "id"), param(&p, "key")).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `GET /types/{id}/os-volume-type-access`: the projects a private type was given.
+pub async fn access_list(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    let (id, projects) = s.type_access_list(&ctx, param(&p, "id")).await?;
+    let list: Vec<Value> = projects.iter().map(|pr| json!({"volume_type_id": id, "project_id": pr})).collect();
+    Ok(Json(json!({"volume_type_access": list})))
+}
+
+/// `POST /types/{id}/action`: `addProjectAccess` / `removeProjectAccess`.
+pub async fn action(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Params,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<StatusCode> {
+    scope(&ctx, &p)?;
+    let (add, args) = match (body.get("addProjectAccess"), body.get("removeProjectAccess")) {
+        (Some(a), None) => (true, a),
+        (None, Some(r)) => (false, r),
+        _ => return Err(ApiError::bad_request("Give one action: addProjectAccess or removeProjectAccess.")),
+    };
+    let project = args["project"].as_str().ok_or_else(|| ApiError::bad_request("The action needs a project."))?;
+    s.type_access_change(&ctx, param(&p, "id"), project, add).await?;
     Ok(StatusCode::ACCEPTED)
 }

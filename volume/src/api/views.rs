@@ -83,8 +83,11 @@ pub fn snapshot(s: &Snapshot, detail: bool) -> Value {
     });
     if detail {
         out["os-extended-snapshot-attributes:project_id"] = json!(s.project_id);
-        out["os-extended-snapshot-attributes:progress"] =
-            json!(if s.status.as_str() == "available" { "100%" } else { "0%" });
+        out["os-extended-snapshot-attributes:progress"] = json!(match s.progress.as_str() {
+            "" if s.status.as_str() == "available" => "100%",
+            "" => "0%",
+            p => p,
+        });
     }
     out
 }
@@ -123,7 +126,7 @@ pub fn volume_type(t: &VolumeType, view: TypeView) -> Value {
         out["os-volume-type-access:is_public"] = json!(t.is_public);
     }
     if view == TypeView::Show {
-        out["qos_specs_id"] = Value::Null;
+        out["qos_specs_id"] = if t.qos_specs_id.is_empty() { Value::Null } else { json!(t.qos_specs_id) };
     }
     out
 }

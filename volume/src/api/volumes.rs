@@ -46,6 +46,17 @@ async fn listing(
         items,
         &q,
         &["name", "status", "bootable", "availability_zone", "volume_type"],
+        &[
+            "name",
+            "description",
+            "status",
+            "size",
+            "availability_zone",
+            "created_at",
+            "updated_at",
+            "bootable",
+            "volume_type",
+        ],
     )?;
     if !detail {
         if let Some(list) = page.0["volumes"].as_array_mut() {
@@ -111,9 +122,15 @@ pub async fn update(
     Ok(Json(shown(&s, &ctx, &v, VolumeView::Summary).await?))
 }
 
-pub async fn delete(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Params,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<StatusCode> {
     scope(&ctx, &p)?;
-    s.volume_delete(&ctx, param(&p, "id")).await?;
+    let cascade = q.get("cascade").and_then(|c| stratus_common::http::pagination::parse_bool(c)).unwrap_or(false);
+    s.volume_delete(&ctx, param(&p, "id"), cascade).await?;
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -88,8 +88,12 @@ impl VolumeService {
         }
         let mut info = self.driver(&v.backend)?.connection(&v.id, to).await?;
         let readonly = v.metadata.get("readonly").and_then(Value::as_str) == Some("True");
+        let qos = self.front_end_qos(&v).await?;
         if let Some(data) = info.get_mut("data").and_then(Value::as_object_mut) {
             data.insert("access_mode".into(), Value::String(if readonly { "ro" } else { "rw" }.into()));
+            if let Some(specs) = qos {
+                data.insert("qos_specs".into(), Value::Object(specs));
+            }
         }
         Ok(info)
     }

@@ -4,6 +4,7 @@
 pub mod attachments;
 mod error;
 pub mod images;
+pub mod qos;
 pub mod quotas;
 pub mod sagas;
 pub mod snapshots;

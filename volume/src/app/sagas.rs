@@ -246,6 +246,29 @@ pub struct DeleteVolume(Weak<VolumeService>);
 
 const DELETE_STEPS: &[Step<DeleteVolume>] = &[
     Step {
+        // A cascading delete: the snapshots go first, each by its own saga, which
+        // pokes this one when it ends.
+        name: "snapshots",
+        run: |d, saga, _| {
+            Box::pin(async move {
+                let s = service(&d.0)?;
+                let snaps = s.store.snapshot_list(None, Some(&saga.subject)).await?;
+                if snaps.is_empty() {
+                    return Ok(Outcome::Next);
+                }
+                if let Some(failed) = snaps.iter().find(|sn| sn.status != SnapshotStatus::Deleting) {
+                    return Err(StepError::permanent(format!(
+                        "Snapshot {} of the volume is {}, not being deleted.",
+                        failed.id,
+                        failed.status.as_str()
+                    )));
+                }
+                Ok(Outcome::Pending)
+            })
+        },
+        undo: nothing_to_undo,
+    },
+    Step {
         name: "remove",
         run: |d, saga, _| {
             Box::pin(async move {
@@ -476,6 +499,12 @@ const SNAPSHOT_DELETE_STEPS: &[Step<DeleteSnapshot>] = &[
                 let out =
                     s.finish(Finished::Snapshot(&snap), saga, &[("snapshots", 1), ("gigabytes", snap.size)]).await?;
                 s.notify("snapshot.delete.end", &snap.id, &snap.project_id, "deleted").await;
+                // A volume deleted with its snapshots waits for them.
+                if let Some(v) = s.store.volume_get(&snap.volume_id).await? {
+                    if let (VolumeStatus::Deleting, Some(id)) = (v.status, v.control.saga_id.as_deref()) {
+                        s.sagas.spawn(id);
+                    }
+                }
                 Ok(out)
             })
         },

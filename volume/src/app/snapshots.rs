@@ -86,6 +86,7 @@ impl VolumeService {
             size: v.size,
             status: SnapshotStatus::Creating,
             metadata,
+            progress: String::new(),
             deleted: false,
             rev: 0,
             created_at: now.clone(),
@@ -160,11 +161,78 @@ impl VolumeService {
         Err(invalid(format!("Snapshot {id} changed while the request ran; try again.")))
     }
 
+    /// Changes a snapshot's status by hand: an admin to any of Cinder's
+    /// (`os-reset_status`), or, for a snapshot being made or deleted, its project as
+    /// Cinder lets a backend report (`os-update_snapshot_status`: creating → available
+    /// or error, deleting → error_deleting, with a progress like `80%`).
+    pub async fn snapshot_set_status(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        status: &str,
+        progress: Option<&str>,
+        as_admin: bool,
+    ) -> AppResult<()> {
+        if as_admin {
+            super::require_admin(ctx, "volume_extension:snapshot_admin_actions:reset_status")?;
+        }
+        require_writer(ctx)?;
+        let new: SnapshotStatus = serde_json::from_value(serde_json::json!(status))
+            .map_err(|_| bad(format!("Invalid status {status}: use one of Cinder's snapshot statuses.")))?;
+        if let Some(p) = progress {
+            let n = p.strip_suffix('%').and_then(|n| n.parse::<u8>().ok());
+            if n.is_none_or(|n| n > 100) {
+                return Err(bad(format!("Invalid progress {p}: a percentage like 80%.")));
+            }
+        }
+        for _ in 0..10 {
+            let mut s = self.snapshot_get(ctx, id).await?;
+            if !as_admin {
+                let allowed = match s.status {
+                    SnapshotStatus::Creating => {
+                        matches!(new, SnapshotStatus::Creating | SnapshotStatus::Available | SnapshotStatus::Error)
+                    }
+                    SnapshotStatus::Deleting => matches!(new, SnapshotStatus::Deleting | SnapshotStatus::ErrorDeleting),
+                    _ => false,
+                };
+                if !allowed {
+                    return Err(bad(format!(
+                        "Snapshot status {} not allowed to go to {status}: only creating or deleting snapshots are reported on.",
+                        s.status.as_str()
+                    )));
+                }
+            }
+            s.status = new;
+            if let Some(p) = progress {
+                s.progress = p.to_string();
+            }
+            if self.store.snapshot_save(&mut s).await? {
+                return Ok(());
+            }
+        }
+        Err(invalid(format!("Snapshot {id} changed while the request ran; try again.")))
+    }
+
     pub async fn snapshot_delete(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
+        self.snapshot_delete_as(ctx, id, false).await
+    }
+
+    /// `os-force_delete` (admins): deletes a snapshot whatever its status.
+    pub async fn snapshot_force_delete(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
+        super::require_admin(ctx, "volume_extension:snapshot_admin_actions:force_delete")?;
+        self.snapshot_delete_as(ctx, id, true).await
+    }
+
+    async fn snapshot_delete_as(&self, ctx: &AuthContext, id: &str, force: bool) -> AppResult<()> {
         require_writer(ctx)?;
         for _ in 0..10 {
             let mut s = self.snapshot_get(ctx, id).await?;
-            if !matches!(s.status, SnapshotStatus::Available | SnapshotStatus::Error | SnapshotStatus::ErrorDeleting) {
+            if !force
+                && !matches!(
+                    s.status,
+                    SnapshotStatus::Available | SnapshotStatus::Error | SnapshotStatus::ErrorDeleting
+                )
+            {
                 return Err(bad(format!(
                     "Invalid snapshot: Snapshot status must be available or error, but current status is: {}.",
                     s.status.as_str()

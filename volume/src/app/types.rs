@@ -39,6 +39,7 @@ impl VolumeService {
                     is_public: true,
                     extra_specs: Map::new(),
                     created_at: now_text(),
+                    qos_specs_id: String::new(),
                 })
                 .await?;
         }
@@ -73,6 +74,7 @@ impl VolumeService {
             is_public: req.is_public.unwrap_or(true),
             extra_specs,
             created_at: now_text(),
+            qos_specs_id: String::new(),
         };
         if !self.store.type_insert(&t).await? {
             return Err(Error::InvalidState(format!("Volume Type {} already exists.", t.name)));
@@ -85,18 +87,66 @@ impl VolumeService {
         Ok(self.store.type_list().await?.into_iter().map(|t| (t.id, t.name)).collect())
     }
 
+    /// The types the caller may use: every one for an admin, else the public ones and
+    /// the private ones given to the caller's project.
     pub async fn type_list(&self, ctx: &AuthContext) -> AppResult<Vec<VolumeType>> {
-        let mut all = self.store.type_list().await?;
-        all.retain(|t| t.is_public || ctx.is_admin());
-        Ok(all)
+        if ctx.is_admin() {
+            return Ok(self.store.type_list().await?);
+        }
+        match ctx.project_id() {
+            Some(p) => Ok(self.store.type_list_for(p).await?),
+            None => Ok(self.store.type_list().await?.into_iter().filter(|t| t.is_public).collect()),
+        }
     }
 
-    /// A type by id or name, if the caller may see it.
+    /// A type by id or name, if the caller may see it (a private type another
+    /// project was given is not found, as Cinder answers).
     pub async fn type_get(&self, ctx: &AuthContext, id: &str) -> AppResult<VolumeType> {
         match self.store.type_get(id).await? {
             Some(t) if t.is_public || ctx.is_admin() => Ok(t),
+            Some(t) if ctx.project_id().is_some() => {
+                let given = self.store.type_access_list(&t.id).await?;
+                if given.iter().any(|p| Some(p.as_str()) == ctx.project_id()) {
+                    Ok(t)
+                } else {
+                    Err(not_found("Volume type", id))
+                }
+            }
             _ => Err(not_found("Volume type", id)),
         }
+    }
+
+    /// The projects a private type was given (admins; a public type has no such list).
+    pub async fn type_access_list(&self, ctx: &AuthContext, id: &str) -> AppResult<(String, Vec<String>)> {
+        require_admin(ctx, "volume_extension:volume_type_access")?;
+        let t = self.type_get(ctx, id).await?;
+        if t.is_public {
+            return Err(not_found("Volume type access list of the public type", id));
+        }
+        Ok((t.id.clone(), self.store.type_access_list(&t.id).await?))
+    }
+
+    /// Gives (`add`) or takes a private type from `project` (admins).
+    pub async fn type_access_change(&self, ctx: &AuthContext, id: &str, project: &str, add: bool) -> AppResult<()> {
+        require_admin(ctx, "volume_extension:volume_type_access:addProjectAccess")?;
+        let t = self.type_get(ctx, id).await?;
+        if t.is_public {
+            return Err(bad("Invalid volume type: Type access modification is not applicable to public volume type."));
+        }
+        if project.is_empty() || project.len() > 64 {
+            return Err(bad("A project ID of 1-64 characters is needed."));
+        }
+        if add {
+            if !self.store.type_access_add(&t.id, project).await? {
+                return Err(Error::InvalidState(format!(
+                    "Volume type access for {} / {project} combination already exists.",
+                    t.id
+                )));
+            }
+        } else if !self.store.type_access_remove(&t.id, project).await? {
+            return Err(not_found(&format!("Volume type access for project {project} of type"), &t.id));
+        }
+        Ok(())
     }
 
     pub async fn type_update(&self, ctx: &AuthContext, id: &str, req: TypeRequest) -> AppResult<VolumeType> {

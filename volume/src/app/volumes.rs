@@ -375,18 +375,20 @@ impl VolumeService {
     }
 
     /// Starts deleting a settled volume with no snapshots.
-    pub async fn volume_delete(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
-        self.volume_delete_as(ctx, id, false).await
+    /// Deletes a volume; with `cascade`, its snapshots with it (each by its own delete
+    /// saga; the volume's waits for them).
+    pub async fn volume_delete(&self, ctx: &AuthContext, id: &str, cascade: bool) -> AppResult<()> {
+        self.volume_delete_as(ctx, id, false, cascade).await
     }
 
     /// `os-force_delete` (admins): deletes a volume whatever its status, unless it is
     /// attached (detach it first, or `os-force_detach`).
     pub async fn volume_force_delete(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
         super::require_admin(ctx, "volume_extension:volume_admin_actions:force_delete")?;
-        self.volume_delete_as(ctx, id, true).await
+        self.volume_delete_as(ctx, id, true, false).await
     }
 
-    async fn volume_delete_as(&self, ctx: &AuthContext, id: &str, force: bool) -> AppResult<()> {
+    async fn volume_delete_as(&self, ctx: &AuthContext, id: &str, force: bool, cascade: bool) -> AppResult<()> {
         require_writer(ctx)?;
         for _ in 0..10 {
             let mut v = self.volume_get(ctx, id).await?;
@@ -402,9 +404,18 @@ impl VolumeService {
                     v.status.as_str()
                 )));
             }
-            let snaps = self.store.snapshot_list(None, Some(&v.id)).await?;
-            if !snaps.is_empty() {
+            let mut snaps = self.store.snapshot_list(None, Some(&v.id)).await?;
+            if !snaps.is_empty() && !cascade {
                 return Err(bad(format!("Invalid volume: Volume {id} still has {} dependent snapshots.", snaps.len())));
+            }
+            if let Some(busy) = snaps.iter().find(|sn| {
+                !matches!(sn.status, SnapshotStatus::Available | SnapshotStatus::Error | SnapshotStatus::ErrorDeleting)
+            }) {
+                return Err(bad(format!(
+                    "Invalid volume: its snapshot {} is {}: it cannot be deleted with the volume now.",
+                    busy.id,
+                    busy.status.as_str()
+                )));
             }
             if self.store.volumes_from(&v.id).await? > 0 {
                 return Err(bad(format!(
@@ -418,8 +429,25 @@ impl VolumeService {
             if !Store::volume_save_in(&mut tx, &v).await? {
                 continue;
             }
+            let mut snap_sagas = Vec::new();
+            for sn in &mut snaps {
+                sn.status = SnapshotStatus::Deleting;
+                if !Store::snapshot_save_in(&mut tx, sn).await? {
+                    break;
+                }
+                let ss = Self::new_saga(sagas::SNAPSHOT_DELETE, &sn.id, &NoData {});
+                self.sagas.insert_saga(&mut tx, &ss).await?;
+                snap_sagas.push(ss);
+            }
+            if snap_sagas.len() != snaps.len() {
+                continue;
+            }
             self.sagas.insert_saga(&mut tx, &saga).await?;
             tx.commit().await?;
+            for (sn, ss) in snaps.iter().zip(snap_sagas) {
+                self.notify("snapshot.delete.start", &sn.id, &sn.project_id, "deleting").await;
+                self.run(ss);
+            }
             self.notify("delete.start", &v.id, &v.project_id, "deleting").await;
             self.run(saga);
             return Ok(());

@@ -2,11 +2,13 @@
 //! alike, through [`Db::json_rows`]); every save of a volume or snapshot checks its
 //! revision, so a saga step and a request never overwrite each other's changes.
 
+mod qos;
 mod snapshots;
 mod transfers;
 mod types;
 mod volumes;
 
+pub use qos::QosSpecs;
 pub use snapshots::{Snapshot, SnapshotStatus};
 pub use transfers::{Accepted, Transfer};
 pub use types::VolumeType;

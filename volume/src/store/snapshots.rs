@@ -37,6 +37,10 @@ pub struct Snapshot {
     pub size: i64,
     pub status: SnapshotStatus,
     pub metadata: Map<String, Value>,
+    /// What the backend (or `os-update_snapshot_status`) said of its progress, as
+    /// `80%`; empty when nothing did.
+    #[serde(default)]
+    pub progress: String,
     pub deleted: bool,
     pub rev: i64,
     pub created_at: String,
@@ -53,6 +57,7 @@ const COLUMNS: &[Col] = &[
     Col::Text("size"),
     Col::Text("status"),
     Col::Json("metadata"),
+    Col::Text("progress"),
     Col::Flag("deleted"),
     Col::Text("rev"),
     Col::Text("created_at"),
@@ -97,8 +102,8 @@ impl Store {
 
     pub async fn snapshot_save_in(conn: &mut sqlx::AnyConnection, s: &Snapshot) -> StoreResult<bool> {
         let r = sqlx::query(
-            "UPDATE volume_snapshots SET name = $1, description = $2, status = $3, metadata = $4, deleted = $5, updated_at = $6, rev = rev + 1
-             WHERE id = $7 AND rev = $8",
+            "UPDATE volume_snapshots SET name = $1, description = $2, status = $3, metadata = $4, deleted = $5, updated_at = $6,
+             progress = $9, rev = rev + 1 WHERE id = $7 AND rev = $8",
         )
         .bind(&s.name)
         .bind(&s.description)
@@ -108,6 +113,7 @@ impl Store {
         .bind(now_text())
         .bind(&s.id)
         .bind(s.rev)
+        .bind(&s.progress)
         .execute(conn)
         .await?;
         Ok(r.rows_affected() == 1)

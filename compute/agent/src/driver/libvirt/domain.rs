@@ -137,10 +137,53 @@ fn volume_disk(v: &VolumeSpec, dev: &str) -> anyhow::Result<String> {
     }
     let readonly = if v.data["access_mode"].as_str() == Some("ro") { "<readonly/>" } else { "" };
     Ok(format!(
-        "<disk type='{kind}' device='disk'><driver name='qemu' type='{format}' cache='none'/>{source}<target dev='{}' bus='virtio'/><serial>{}</serial>{readonly}</disk>",
+        "<disk type='{kind}' device='disk'><driver name='qemu' type='{format}' cache='none'/>{source}<target dev='{}' bus='virtio'/>{}<serial>{}</serial>{readonly}</disk>",
         esc(dev),
+        iotune(&v.data["qos_specs"]),
         esc(&serial(v))
     ))
+}
+
+/// The volume type's front-end QoS specs that libvirt applies to the disk (Nova's
+/// keys); others, and values that are no whole number, are left out. A total limit
+/// wins over read/write ones of the same kind (libvirt takes one or the other).
+fn iotune(specs: &serde_json::Value) -> String {
+    const KEYS: &[&str] = &[
+        "total_bytes_sec",
+        "read_bytes_sec",
+        "write_bytes_sec",
+        "total_iops_sec",
+        "read_iops_sec",
+        "write_iops_sec",
+        "total_bytes_sec_max",
+        "read_bytes_sec_max",
+        "write_bytes_sec_max",
+        "total_iops_sec_max",
+        "read_iops_sec_max",
+        "write_iops_sec_max",
+        "size_iops_sec",
+    ];
+    let value = |k: &str| -> Option<u64> {
+        match &specs[k] {
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            serde_json::Value::Number(n) => n.as_u64(),
+            _ => None,
+        }
+    };
+    let mut out = String::new();
+    for k in KEYS {
+        let Some(n) = value(k) else { continue };
+        let total = k.replacen("read_", "total_", 1).replacen("write_", "total_", 1);
+        if total != *k && value(&total).is_some() {
+            continue;
+        }
+        let _ = write!(out, "<{k}>{n}</{k}>");
+    }
+    if out.is_empty() {
+        out
+    } else {
+        format!("<iotune>{out}</iotune>")
+    }
 }
 
 impl DomainSpec {
@@ -273,6 +316,20 @@ mod tests {
         let mut odd = volume("/v/a", "vdc");
         odd.data["format"] = "vmdk".into();
         assert!(volume_xml(&odd).is_err());
+    }
+
+    #[test]
+    fn front_end_qos_specs_become_iotune() {
+        let mut v = volume("/v/a.qcow2", "vdb");
+        v.data["qos_specs"] = serde_json::json!({"read_iops_sec": "2000", "total_bytes_sec": "1048576",
+            "read_bytes_sec": "5", "consumer_note": "x", "write_iops_sec": "lots"});
+        let x = volume_xml(&v).unwrap();
+        assert!(
+            x.contains("<target dev='vdb' bus='virtio'/><iotune><total_bytes_sec>1048576</total_bytes_sec><read_iops_sec>2000</read_iops_sec></iotune><serial>"),
+            "{x}"
+        );
+        v.data["qos_specs"] = serde_json::json!({"other": "1"});
+        assert!(!volume_xml(&v).unwrap().contains("iotune"));
     }
 
     #[test]
