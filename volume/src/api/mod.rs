@@ -133,6 +133,13 @@ pub(crate) fn all_projects(q: &HashMap<String, String>) -> bool {
 /// A filtered, sorted page of `items` as `{"<key>": [...], "<key>_links": [next]}`.
 /// A page of `items` under `key`, with a next link to `path` (below the project) when
 /// the page is full.
+/// The fields a list may be filtered and sorted on (`id` sorts everywhere).
+#[derive(Clone, Copy)]
+pub(crate) struct Fields {
+    pub filter: &'static [&'static str],
+    pub sort: &'static [&'static str],
+}
+
 pub(crate) fn list_page(
     base: &str,
     project: &str,
@@ -140,9 +147,9 @@ pub(crate) fn list_page(
     path: &str,
     items: Vec<Value>,
     q: &HashMap<String, String>,
-    filterable: &[&str],
-    sortable: &[&str],
+    fields: Fields,
 ) -> ApiResult<Json<Value>> {
+    let Fields { filter: filterable, sort: sortable } = fields;
     let mut params = q.clone();
     params.retain(|k, _| k != "all_tenants" && k != "all_projects");
     // Cinder's `sort=key[:dir][,...]`: the first key orders the list.

@@ -27,8 +27,10 @@ async fn listing(
         path,
         items,
         &q,
-        &["name", "status", "volume_id"],
-        &["name", "description", "status", "size", "created_at", "updated_at", "volume_id"],
+        super::Fields {
+            filter: &["name", "status", "volume_id"],
+            sort: &["name", "description", "status", "size", "created_at", "updated_at", "volume_id"],
+        },
     )
 }
 

@@ -31,8 +31,7 @@ async fn listing(
         path,
         items,
         &q,
-        &["name", "volume_id"],
-        &["name", "volume_id", "created_at"],
+        super::Fields { filter: &["name", "volume_id"], sort: &["name", "volume_id", "created_at"] },
     )
 }
 

@@ -28,8 +28,7 @@ pub async fn list(
         "types",
         items,
         &q,
-        &["name"],
-        &["name", "description", "is_public"],
+        super::Fields { filter: &["name"], sort: &["name", "description", "is_public"] },
     )
 }
 

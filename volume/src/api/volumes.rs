@@ -45,18 +45,20 @@ async fn listing(
         if detail { "volumes/detail" } else { "volumes" },
         items,
         &q,
-        &["name", "status", "bootable", "availability_zone", "volume_type"],
-        &[
-            "name",
-            "description",
-            "status",
-            "size",
-            "availability_zone",
-            "created_at",
-            "updated_at",
-            "bootable",
-            "volume_type",
-        ],
+        super::Fields {
+            filter: &["name", "status", "bootable", "availability_zone", "volume_type"],
+            sort: &[
+                "name",
+                "description",
+                "status",
+                "size",
+                "availability_zone",
+                "created_at",
+                "updated_at",
+                "bootable",
+                "volume_type",
+            ],
+        },
     )?;
     if !detail {
         if let Some(list) = page.0["volumes"].as_array_mut() {

@@ -13,7 +13,7 @@ const CONSUMERS: &[&str] = &["front-end", "back-end", "both"];
 
 fn check_specs(specs: &Map<String, Value>) -> AppResult<()> {
     for (k, v) in specs {
-        if k.is_empty() || k.len() > 255 || !v.as_str().is_some_and(|s| s.len() <= 255) {
+        if k.is_empty() || k.len() > 255 || v.as_str().is_none_or(|s| s.len() > 255) {
             return Err(bad(format!("Invalid QoS spec {k}: keys and string values of 1-255 characters.")));
         }
     }
