@@ -124,6 +124,17 @@ def a_things(world):
     assert status == 202, body
     r["transfer"] = body["transfer"]["id"]
     r["lease"], r["reservation"] = lease(c, t, "a-lease", days=10)
+    # What the admin gives A alone: a private volume type; and QoS specs (the admin's).
+    admin = world["admin"]
+    status, _, vt = c.http("POST", "/types", admin, {"volume_type": {"name": "a-gold", "is_public": False}}, base=V)
+    assert status == 200, vt
+    r["volume_type"] = vt["volume_type"]["id"]
+    status, _, _ = c.http("POST", f"/types/{r['volume_type']}/action", admin,
+                          {"addProjectAccess": {"project": world["a"]}}, base=V)
+    assert status == 202
+    status, _, qos = c.http("POST", "/qos-specs", admin, {"qos_specs": {"name": "a-qos", "read_iops_sec": "1"}}, base=V)
+    assert status == 200, qos
+    r["qos"] = qos["qos_specs"]["id"]
     return r
 
 
@@ -266,6 +277,21 @@ def test_by_id(world, a_things, actor):
     want = 404 if actor == "b_member" else 403
     if got != want:
         wrong.append(f"attach a volume: {got}, want {want}")
+    # A's private volume type is found by A's people alone, and given or taken by the
+    # admin alone; QoS specs are the admin's.
+    V = f"{c.volume_url}/v3/{world[actor[0]]}"
+    got = c.http("GET", f"/types/{a_things['volume_type']}", token, base=V)[0]
+    want = 200 if actor == "a_reader" else 404
+    if got != want:
+        wrong.append(f"GET private volume type: {got}, want {want}")
+    got = c.http("POST", f"/types/{a_things['volume_type']}/action", token,
+                 {"addProjectAccess": {"project": world[actor[0]]}}, base=V)[0]
+    if got != 403:
+        wrong.append(f"volume type access added: {got}, want 403")
+    for path in ["/qos-specs", f"/qos-specs/{a_things['qos']}", f"/types/{a_things['volume_type']}/os-volume-type-access"]:
+        got = c.http("GET", path, token, base=V)[0]
+        if got != 403:
+            wrong.append(f"GET {path}: {got}, want 403")
     # Reservable hosts, their allocations and reservable floating IPs are the admin's alone.
     for path in ["/v1/os-hosts", "/v1/os-hosts/1", "/v1/os-hosts/allocations", "/v1/os-hosts/1/allocation",
                  "/v1/floatingips"]:
@@ -337,6 +363,7 @@ LISTS = [
     ("volume", "/v3/{proj}/volumes/detail?{f}", "volumes", ["volume"]),
     ("volume", "/v3/{proj}/snapshots/detail?{f}", "snapshots", ["snapshot"]),
     ("volume", "/v3/{proj}/os-volume-transfer/detail?{f}", "transfers", ["transfer"]),
+    ("volume", "/v3/{proj}/types?{f}", "volume_types", ["volume_type"]),
     ("reservation", "/v1/leases?{f}", "leases", ["lease"]),
 ]
 FILTERS = [
