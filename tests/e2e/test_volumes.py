@@ -143,6 +143,14 @@ def test_volume_commands(cloud):
     cloud.osc("quota", "set", "--volumes", "4", project)
     p = cloud.osc("volume", "create", "--size", "1", "v5", env=env, check=False)
     assert p.returncode != 0 and "VolumeLimitExceeded" in p.stderr + p.stdout, p.stderr
+    # The largest single volume; then the project's own quotas go and the defaults apply.
+    cloud.osc("quota", "set", "--volumes", "6", "--per-volume-gigabytes", "2", "--backups", "3", project, fmt_json=False)
+    p = cloud.osc("volume", "create", "--size", "3", "v7", env=env, check=False)
+    assert p.returncode != 0 and "VolumeSizeExceedsLimit" in p.stderr + p.stdout, p.stderr
+    cloud.osc("quota", "delete", "--volume", project, fmt_json=False)
+    limits = {row.get("Resource"): row.get("Limit") for row in cloud.osc("quota", "show", project)}
+    assert limits.get("volumes") == 10 and limits.get("per-volume-gigabytes", limits.get("per_volume_gigabytes")) == -1, limits
+    cloud.osc("quota", "set", "--volumes", "4", project)
     # Bad input is a clear 400 and makes nothing.
     p = cloud.osc("volume", "create", "--size", "1", "--availability-zone", "mars", "v6", env=env, check=False)
     assert p.returncode != 0 and "400" in p.stderr + p.stdout, p.stderr

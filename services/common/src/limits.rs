@@ -147,6 +147,59 @@ impl LimitsSource for HttpLimitsSource {
     }
 }
 
+/// Deletes every project limit of one service type of `project` through identity's
+/// limits API with the caller's token: the registered defaults apply again.
+pub async fn delete_limits(
+    http: &reqwest::Client,
+    identity_url: &str,
+    token: &str,
+    service_type: &str,
+    project: &str,
+) -> Result<(), crate::http::ApiError> {
+    use crate::http::ApiError;
+    use axum::http::StatusCode;
+    let unavailable = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "cannot delete limits in identity");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Quotas cannot be written right now; try again.")
+    };
+    let base = identity_url.trim_end_matches('/');
+    let get = |url: String| http.get(url).header("x-auth-token", token).send();
+    let services: Value = get(format!("{base}/v3/services?type={service_type}"))
+        .await
+        .map_err(|e| unavailable(&e))?
+        .json()
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let Some(service_id) = services["services"][0]["id"].as_str() else { return Ok(()) };
+    let existing: Value = get(format!("{base}/v3/limits?project_id={project}&service_id={service_id}"))
+        .await
+        .map_err(|e| unavailable(&e))?
+        .json()
+        .await
+        .map_err(|e| unavailable(&e))?;
+    for id in existing["limits"].as_array().into_iter().flatten().filter_map(|l| l["id"].as_str()) {
+        let resp = http
+            .delete(format!("{base}/v3/limits/{id}"))
+            .header("x-auth-token", token)
+            .send()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let status = resp.status().as_u16();
+        if !(resp.status().is_success() || status == 404) {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(if (400..500).contains(&status) {
+                ApiError::new(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                    format!("Identity refused: {text}"),
+                )
+            } else {
+                unavailable(&text)
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Sets project limits of one service type through identity's limits API with the
 /// caller's token (so identity decides who may): updates existing limits, creates the
 /// others. A negative value means unlimited (stored as a very large limit, since

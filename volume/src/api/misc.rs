@@ -1,6 +1,7 @@
 use super::{param, scope, AppState};
 use crate::app::ZONE;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -47,6 +48,12 @@ pub async fn quota_update(
     };
     let shown = s.quota_update(&ctx, param(&p, "target"), &set).await?;
     Ok(Json(json!({"quota_set": shown})))
+}
+
+pub async fn quota_delete(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<StatusCode> {
+    scope(&ctx, &p)?;
+    s.quota_delete(&ctx, param(&p, "target")).await?;
+    Ok(StatusCode::OK)
 }
 
 pub async fn zones(State(_s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {

@@ -66,7 +66,10 @@ pub fn router(service: Arc<VolumeService>, verifier: Arc<TokenVerifier>, max_bod
         .route(&format!("{p}/os-volume-transfer/{{id}}"), get(transfers::show).delete(transfers::delete))
         .route(&format!("{p}/os-volume-transfer/{{id}}/accept"), post(transfers::accept))
         .route(&format!("{p}/limits"), get(misc::limits))
-        .route(&format!("{p}/os-quota-sets/{{target}}"), get(misc::quota_show).put(misc::quota_update))
+        .route(
+            &format!("{p}/os-quota-sets/{{target}}"),
+            get(misc::quota_show).put(misc::quota_update).delete(misc::quota_delete),
+        )
         .route(&format!("{p}/os-quota-sets/{{target}}/defaults"), get(misc::quota_defaults))
         .route(&format!("{p}/os-availability-zone"), get(misc::zones))
         .route(&format!("{p}/os-services"), get(misc::services))

@@ -5,8 +5,12 @@ use super::{bad, require_admin, AppResult, Error, VolumeService};
 use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
 
-/// Cinder's quota resources this service enforces.
+/// Cinder's quota resources this service counts and enforces.
 pub const RESOURCES: &[&str] = &["volumes", "gigabytes", "snapshots"];
+/// Cinder's other keys: `per_volume_gigabytes` (the largest single volume, enforced
+/// at create and extend), and limits of what this cloud does not make yet (backups,
+/// groups), which nothing can exceed. All are unified limits like the others.
+pub const OTHER: &[&str] = &["per_volume_gigabytes", "backups", "backup_gigabytes", "groups"];
 
 impl VolumeService {
     /// A project's limit for a resource (-1: unlimited).
@@ -65,12 +69,40 @@ impl VolumeService {
             };
             out.insert(r.to_string(), v);
         }
-        // Known to clients, not enforced here.
-        for r in ["backups", "backup_gigabytes", "groups", "per_volume_gigabytes"] {
-            let v = if usage { json!({"limit": -1, "in_use": 0, "reserved": 0, "allocated": 0}) } else { json!(-1) };
-            out.insert(r.into(), v);
+        for r in OTHER {
+            let limit = self.limit(project, r).await?;
+            let v =
+                if usage { json!({"limit": limit, "in_use": 0, "reserved": 0, "allocated": 0}) } else { json!(limit) };
+            out.insert(r.to_string(), v);
         }
         Ok(out)
+    }
+
+    /// Refuses a volume larger than the project's `per_volume_gigabytes`.
+    pub(crate) async fn check_volume_size(&self, project: &str, size: i64) -> AppResult<()> {
+        let limit = self.limit(project, "per_volume_gigabytes").await?;
+        if limit >= 0 && size > limit {
+            return Err(Error::OverQuota(format!(
+                "VolumeSizeExceedsLimit: Requested volume size {size}G is larger than maximum allowed limit {limit}G."
+            )));
+        }
+        Ok(())
+    }
+
+    /// `DELETE /os-quota-sets/{project}`: the project's own limits go, and the defaults
+    /// (registered limits) apply again.
+    pub async fn quota_delete(&self, ctx: &AuthContext, project: &str) -> AppResult<()> {
+        require_admin(ctx, "volume_extension:quotas:delete")?;
+        stratus_common::limits::delete_limits(
+            &self.identity.http,
+            &self.identity.url,
+            ctx.token.as_ref(),
+            "volume",
+            project,
+        )
+        .await?;
+        self.limits.invalidate();
+        Ok(())
     }
 
     /// `PUT /os-quota-sets/{project}`: admins set volume limits, written to identity as
@@ -87,7 +119,7 @@ impl VolumeService {
             if k == "force" || k == "id" {
                 continue;
             }
-            if !RESOURCES.contains(&k.as_str()) {
+            if !RESOURCES.contains(&k.as_str()) && !OTHER.contains(&k.as_str()) {
                 return Err(bad(format!(
                     "Invalid input for field/attribute quota_set: '{k}' is not a quota this cloud enforces."
                 )));

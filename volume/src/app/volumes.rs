@@ -160,6 +160,7 @@ impl VolumeService {
             Some(b) => b,
             None => self.backend_of(&vtype)?,
         };
+        self.check_volume_size(&project, size).await?;
         let saga = Self::new_saga(sagas::CREATE, "", &NoData {});
         let now = now_text();
         let volume = Volume {
@@ -473,6 +474,7 @@ impl VolumeService {
                     v.size
                 )));
             }
+            self.check_volume_size(&v.project_id, new_size).await?;
             let saga = Self::new_saga(sagas::EXTEND, &v.id, &ExtendData { new_size });
             v.status = VolumeStatus::Extending;
             v.control.saga_id = Some(saga.id.clone());
