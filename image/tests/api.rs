@@ -236,7 +236,7 @@ async fn visibility_and_sharing(engine: Engine) {
 
 async fn patch_tags_filters_paging_protection(engine: Engine) {
     let c = Cloud::start(engine).await;
-    let (_, t) = c.member("frank").await;
+    let (frank, t) = c.member("frank").await;
     for i in 0..5 {
         c.create(&t, json!({"name": format!("img{i}"), "tags": if i % 2 == 0 { json!(["even"]) } else { json!([]) }, "arch": format!("a{}", i % 2)})).await;
     }
@@ -294,6 +294,23 @@ async fn patch_tags_filters_paging_protection(engine: Engine) {
         StatusCode::NO_CONTENT
     );
     assert_eq!(c.call("GET", &format!("/v2/images/{iid}/file"), &t, None).await.status, StatusCode::OK);
+
+    // A new owner (the admin's change) takes the image's count and bytes with it.
+    let (gina, gt) = c.member("gina").await;
+    let to_gina = json!([{"op": "replace", "path": "/owner", "value": gina}]);
+    assert_eq!(
+        c.call("PATCH", &format!("/v2/images/{iid}"), &t, Some(to_gina.clone())).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let (mine, gina_before) =
+        (c.images.store.usage_fetch(&frank).await.unwrap(), c.images.store.usage_fetch(&gina).await.unwrap());
+    let admin = c.admin().await;
+    let r = c.call("PATCH", &format!("/v2/images/{iid}"), &admin, Some(to_gina)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["owner"], json!(gina));
+    assert_eq!(c.images.store.usage_fetch(&gina).await.unwrap(), (gina_before.0 + 1, gina_before.1 + 1000));
+    assert_eq!(c.images.store.usage_fetch(&frank).await.unwrap(), (mine.0 - 1, mine.1 - 1000));
+    assert_eq!(c.call("GET", &format!("/v2/images/{iid}"), &gt, None).await.status, StatusCode::OK, "gina's now");
 }
 
 async fn import_flow(engine: Engine) {

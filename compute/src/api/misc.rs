@@ -15,14 +15,18 @@ use stratus_common::auth::AuthContext;
 use stratus_common::db::parse_time;
 use stratus_common::http::{ApiJson, ApiResult};
 
-fn is_public_param(q: &std::collections::HashMap<String, String>, admin: bool) -> Option<bool> {
+/// Nova's `is_public` filter: `none` (OSC sends the literal "None") lists both; the
+/// boolean strings Nova's `bool_from_string` takes pick one; anything else is a 400.
+fn is_public_param(q: &std::collections::HashMap<String, String>, admin: bool) -> ApiResult<Option<bool>> {
     match q.get("is_public").map(|v| v.to_ascii_lowercase()) {
-        // OSC sends the literal "None": both.
-        Some(v) if v == "none" => None,
-        Some(v) if v == "false" || v == "0" => Some(false),
-        Some(_) => Some(true),
-        None if admin => None,
-        None => Some(true),
+        Some(v) if v == "none" => Ok(None),
+        Some(v) => match v.as_str() {
+            "t" | "true" | "on" | "y" | "yes" | "1" => Ok(Some(true)),
+            "f" | "false" | "off" | "n" | "no" | "0" => Ok(Some(false)),
+            _ => Err(stratus_common::http::ApiError::bad_request(format!("Invalid is_public filter [{v}]"))),
+        },
+        None if admin => Ok(None),
+        None => Ok(Some(true)),
     }
 }
 
@@ -33,7 +37,7 @@ async fn flavors(
     q: &std::collections::HashMap<String, String>,
     detail: bool,
 ) -> ApiResult<Json<Value>> {
-    let mut list = s.flavor_list(ctx, is_public_param(q, ctx.is_admin())).await?;
+    let mut list = s.flavor_list(ctx, is_public_param(q, ctx.is_admin())?).await?;
     if let Some(r) = q.get("minRam").and_then(|x| x.parse::<i64>().ok()) {
         list.retain(|f| f.ram >= r);
     }

@@ -51,6 +51,7 @@ pub fn router(service: Arc<ComputeService>, verifier: Arc<TokenVerifier>, max_bo
             get(servers::metadata_show).put(servers::metadata_put).delete(servers::metadata_delete),
         )
         .route("/servers/{id}/ips", get(servers::ips))
+        .route("/servers/{id}/ips/{label}", get(servers::ips_of_network))
         .route("/servers/{id}/os-interface", get(servers::interfaces).post(servers::interface_attach))
         .route("/servers/{id}/os-interface/{port}", get(servers::interface_show).delete(servers::interface_detach))
         .route("/servers/{id}/os-volume_attachments", get(volumes::list).post(volumes::attach))

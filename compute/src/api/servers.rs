@@ -361,6 +361,23 @@ pub async fn ips(State(s): State<AppState>, ctx: AuthContext, Path(id): Path<Str
     Ok(Json(json!({"addresses": server.doc.get("addresses").cloned().unwrap_or(json!({}))})))
 }
 
+/// `GET /servers/{id}/ips/{network label}`: the addresses on one network, 404 when
+/// the server has none there.
+pub async fn ips_of_network(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path((id, label)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let server = s.server_show(&ctx, &id).await?;
+    match server.doc.get("addresses").and_then(|a| a.get(&label)) {
+        Some(list) => Ok(Json(json!({ label: list }))),
+        None => Err(stratus_common::http::ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            format!("There are no addresses of network {label} on server {id}."),
+        )),
+    }
+}
+
 pub async fn security_groups(
     State(s): State<AppState>,
     ctx: AuthContext,

@@ -148,7 +148,9 @@ pub fn endpoint(base: &str, e: &Endpoint) -> Value {
 pub fn app_cred(base: &str, c: &AppCred, secret: Option<&str>) -> Value {
     let mut v = json!({
         "id": c.id, "name": c.name, "description": c.description, "user_id": c.user_id,
-        "project_id": c.project_id, "expires_at": c.expires_at, "unrestricted": c.unrestricted,
+        // As Keystone shows it: ISO 8601 with microseconds, no zone (it is UTC).
+        "project_id": c.project_id, "expires_at": c.expires_at.as_deref().map(|t| t.trim_end_matches('Z')),
+        "unrestricted": c.unrestricted,
         "system": null, "access_rules": [],
         "roles": c.roles.iter().map(|r| json!({"id": r.id, "name": r.name, "domain_id": null})).collect::<Vec<_>>(),
         "links": links(base, &format!("users/{}/application_credentials/{}", c.user_id, c.id)),

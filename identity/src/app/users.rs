@@ -66,10 +66,7 @@ impl Identity {
         require_admin(ctx, "create_user")?;
         super::validate_name("user", &req.name)?;
         let domain_id = req.domain_id.unwrap_or_else(|| DEFAULT_DOMAIN_ID.to_string());
-        self.store
-            .domain_fetch(&domain_id)
-            .await?
-            .ok_or_else(|| ApiError::bad_request(format!("Domain {domain_id} does not exist.")))?;
+        self.store.domain_fetch(&domain_id).await?.ok_or_else(|| ApiError::not_found("domain", &domain_id))?;
         if let Some(p) = &req.default_project_id {
             self.store
                 .project_fetch(p)

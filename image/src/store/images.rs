@@ -173,11 +173,37 @@ impl Store {
         rows.iter().map(|r| Ok((Image::from_row(r)?, r.opt_text("member_status")))).collect()
     }
 
-    /// Saves the mutable attributes of an image.
+    /// Saves the mutable attributes of an image. A new owner (an admin's change) takes
+    /// the image's count and bytes from the old owner's usage, in the same transaction.
     pub async fn image_update(&self, img: &Image) -> StoreResult<()> {
+        let mut tx = self.db.pool.begin().await?;
+        let before = sqlx::query("SELECT owner, status, size FROM image_images WHERE id = $1")
+            .bind(&img.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = before.filter(|r| r.text("owner") != img.owner) {
+            let bytes = match row.text("status").as_str() {
+                "active" | "deactivated" => row.opt_int("size").unwrap_or(0),
+                _ => 0,
+            };
+            sqlx::query("INSERT INTO image_usage (project_id) VALUES ($1) ON CONFLICT DO NOTHING")
+                .bind(&img.owner)
+                .execute(&mut *tx)
+                .await?;
+            for (project, sign) in [(row.text("owner"), -1i64), (img.owner.clone(), 1)] {
+                sqlx::query(
+                    "UPDATE image_usage SET image_count = image_count + $2, image_bytes = image_bytes + $3 WHERE project_id = $1",
+                )
+                .bind(project)
+                .bind(sign)
+                .bind(sign * bytes)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         sqlx::query(
             "UPDATE image_images SET name = $2, visibility = $3, protected = $4, os_hidden = $5, disk_format = $6,
-                container_format = $7, min_disk = $8, min_ram = $9, tags = $10, extra = $11, updated_at = $12
+                container_format = $7, min_disk = $8, min_ram = $9, tags = $10, extra = $11, updated_at = $12, owner = $13
              WHERE id = $1",
         )
         .bind(&img.id)
@@ -192,8 +218,10 @@ impl Store {
         .bind(serde_json::to_string(&img.tags).unwrap())
         .bind(Value::Object(img.extra.clone()).to_string())
         .bind(now_text())
-        .execute(&self.db.pool)
+        .bind(&img.owner)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -116,8 +116,12 @@ impl NetworkService {
         self.store.fetch(Table::Agents, id).await?.ok_or_else(|| super::missing(Table::Agents, id))
     }
 
+    /// The agents, for admins; as Neutron's policy filters each item, anyone else gets
+    /// an empty list rather than a refusal.
     pub async fn agent_list(&self, ctx: &AuthContext) -> ApiResult<Vec<Record>> {
-        Self::require_admin_read(ctx)?;
+        if Self::require_admin_read(ctx).is_err() {
+            return Ok(Vec::new());
+        }
         Ok(self.store.list(Table::Agents, None).await?)
     }
 

@@ -197,6 +197,13 @@ impl NetworkService {
                             "Updating default security group not allowed.",
                         ));
                     }
+                    if !g.flag("_default") && name == "default" {
+                        return Err(neutron(
+                            StatusCode::CONFLICT,
+                            "SecurityGroupDefaultAlreadyExists",
+                            "Default security group already exists.",
+                        ));
+                    }
                     g.doc.insert(k.clone(), json!(name));
                 }
                 "description" => {
