@@ -147,6 +147,55 @@ impl LimitsSource for HttpLimitsSource {
     }
 }
 
+/// The answer identity's limits API gives when it cannot be reached or read.
+fn unavailable(e: &dyn std::fmt::Display) -> crate::http::ApiError {
+    tracing::error!(error = %e, "cannot write limits to identity");
+    crate::http::ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "Quotas cannot be written right now; try again.",
+    )
+}
+
+/// Identity's refusal of a limits call, passed on with its status (4xx), or a 503.
+async fn refusal(resp: reqwest::Response) -> crate::http::ApiError {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    if (400..500).contains(&status) {
+        crate::http::ApiError::new(
+            axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::BAD_REQUEST),
+            format!("Identity refused the quota: {text}"),
+        )
+    } else {
+        unavailable(&text)
+    }
+}
+
+/// The id of the catalog's `service_type` service (`None` when there is none) and the
+/// project limits `project` has for it, as identity lists them.
+async fn project_limits_of(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    service_type: &str,
+    project: &str,
+) -> Result<Option<(String, Value)>, crate::http::ApiError> {
+    let get = |url: String| http.get(url).header("x-auth-token", token).send();
+    let services: Value = get(format!("{base}/v3/services?type={service_type}"))
+        .await
+        .map_err(|e| unavailable(&e))?
+        .json()
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let Some(service_id) = services["services"][0]["id"].as_str().map(str::to_string) else { return Ok(None) };
+    let existing: Value = get(format!("{base}/v3/limits?project_id={project}&service_id={service_id}"))
+        .await
+        .map_err(|e| unavailable(&e))?
+        .json()
+        .await
+        .map_err(|e| unavailable(&e))?;
+    Ok(Some((service_id, existing)))
+}
+
 /// Deletes every project limit of one service type of `project` through identity's
 /// limits API with the caller's token: the registered defaults apply again.
 pub async fn delete_limits(
@@ -156,27 +205,8 @@ pub async fn delete_limits(
     service_type: &str,
     project: &str,
 ) -> Result<(), crate::http::ApiError> {
-    use crate::http::ApiError;
-    use axum::http::StatusCode;
-    let unavailable = |e: &dyn std::fmt::Display| {
-        tracing::error!(error = %e, "cannot delete limits in identity");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Quotas cannot be written right now; try again.")
-    };
     let base = identity_url.trim_end_matches('/');
-    let get = |url: String| http.get(url).header("x-auth-token", token).send();
-    let services: Value = get(format!("{base}/v3/services?type={service_type}"))
-        .await
-        .map_err(|e| unavailable(&e))?
-        .json()
-        .await
-        .map_err(|e| unavailable(&e))?;
-    let Some(service_id) = services["services"][0]["id"].as_str() else { return Ok(()) };
-    let existing: Value = get(format!("{base}/v3/limits?project_id={project}&service_id={service_id}"))
-        .await
-        .map_err(|e| unavailable(&e))?
-        .json()
-        .await
-        .map_err(|e| unavailable(&e))?;
+    let Some((_, existing)) = project_limits_of(http, base, token, service_type, project).await? else { return Ok(()) };
     for id in existing["limits"].as_array().into_iter().flatten().filter_map(|l| l["id"].as_str()) {
         let resp = http
             .delete(format!("{base}/v3/limits/{id}"))
@@ -184,17 +214,8 @@ pub async fn delete_limits(
             .send()
             .await
             .map_err(|e| unavailable(&e))?;
-        let status = resp.status().as_u16();
-        if !(resp.status().is_success() || status == 404) {
-            let text = resp.text().await.unwrap_or_default();
-            return Err(if (400..500).contains(&status) {
-                ApiError::new(
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-                    format!("Identity refused: {text}"),
-                )
-            } else {
-                unavailable(&text)
-            });
+        if !(resp.status().is_success() || resp.status().as_u16() == 404) {
+            return Err(refusal(resp).await);
         }
     }
     Ok(())
@@ -213,30 +234,10 @@ pub async fn write_limits(
     project: &str,
     wanted: &[(String, i64)],
 ) -> Result<(), crate::http::ApiError> {
-    use crate::http::ApiError;
-    use axum::http::StatusCode;
-    let unavailable = |e: &dyn std::fmt::Display| {
-        tracing::error!(error = %e, "cannot write limits to identity");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Quotas cannot be written right now; try again.")
-    };
     let base = identity_url.trim_end_matches('/');
-    let get = |url: String| http.get(url).header("x-auth-token", token).send();
-    let services: Value = get(format!("{base}/v3/services?type={service_type}"))
-        .await
-        .map_err(|e| unavailable(&e))?
-        .json()
-        .await
-        .map_err(|e| unavailable(&e))?;
-    let service_id = services["services"][0]["id"]
-        .as_str()
-        .ok_or_else(|| unavailable(&format!("no {service_type} service in the catalog")))?
-        .to_string();
-    let existing: Value = get(format!("{base}/v3/limits?project_id={project}&service_id={service_id}"))
-        .await
-        .map_err(|e| unavailable(&e))?
-        .json()
-        .await
-        .map_err(|e| unavailable(&e))?;
+    let (service_id, existing) = project_limits_of(http, base, token, service_type, project)
+        .await?
+        .ok_or_else(|| unavailable(&format!("no {service_type} service in the catalog")))?;
     for (resource, n) in wanted {
         let n = if *n < 0 { i64::from(i32::MAX) } else { *n };
         let found = existing["limits"]
@@ -260,16 +261,7 @@ pub async fn write_limits(
         }
         .map_err(|e| unavailable(&e))?;
         if !resp.status().is_success() {
-            let status = resp.status().as_u16();
-            let text = resp.text().await.unwrap_or_default();
-            return Err(if (400..500).contains(&status) {
-                ApiError::new(
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-                    format!("Identity refused the quota: {text}"),
-                )
-            } else {
-                unavailable(&text)
-            });
+            return Err(refusal(resp).await);
         }
     }
     Ok(())
