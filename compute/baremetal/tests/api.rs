@@ -22,6 +22,16 @@ struct Cloud {
     drivers: Drivers,
     router: axum::Router,
     admin: String,
+    /// A directory of the test's own, removed with the cloud.
+    work: Option<std::path::PathBuf>,
+}
+
+impl Drop for Cloud {
+    fn drop(&mut self) {
+        if let Some(w) = &self.work {
+            let _ = std::fs::remove_dir_all(w);
+        }
+    }
 }
 
 impl Cloud {
@@ -30,7 +40,7 @@ impl Cloud {
         let drivers = Drivers::new(reqwest::Client::new());
         let (svc, router) = Self::service(&id, drivers.clone());
         let admin = id.admin().await;
-        Self { id, svc, drivers, router, admin }
+        Self { id, svc, drivers, router, admin, work: None }
     }
 
     /// A service over the test's database: a second one is the service after a restart.
@@ -347,7 +357,7 @@ async fn direct_cloud(engine: Engine, timeout: std::time::Duration) -> Cloud {
         ramdisk: Some(work.join("initrd")),
         kernel_args: "console=ttyS0".into(),
         callback_timeout: timeout,
-        work_dir: work,
+        work_dir: work.clone(),
     };
     let svc = BaremetalService::new(
         stratus_baremetal::store::Store::new(id.db.clone()),
@@ -358,7 +368,7 @@ async fn direct_cloud(engine: Engine, timeout: std::time::Duration) -> Cloud {
     );
     let router = stratus_baremetal::api::router(svc.clone(), id.identity.verifier.clone(), 1 << 20);
     let admin = id.admin().await;
-    Cloud { id, svc, drivers, router, admin }
+    Cloud { id, svc, drivers, router, admin, work: Some(work) }
 }
 
 fn uuid_text() -> String {
