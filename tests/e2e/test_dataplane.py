@@ -425,11 +425,22 @@ def test_router_routes_subnets_snat_and_floating_ips(dp):
         wait_active(dp, p["id"])
     ip1, ip2 = g1.dhcp(), g2.dhcp()
     wait_until("routing between the router's subnets", lambda: g1.ping(ip2), timeout=20)
-    # A router set down routes nothing until it is set up again.
+
+    def router_ports():
+        return {p["Status"] for p in dp.osc("port", "list", "--router", router["id"], "--long")}
+
+    # Its interface and gateway ports are up once its namespace is wired, as Neutron's
+    # L3 agent reports them, and bound to the host that runs it.
+    wait_until("the router's ports ACTIVE", lambda: router_ports() == {"ACTIVE"}, timeout=20)
+    assert all(p["binding_host_id"] == dp.host for p in
+               (dp.osc("port", "show", q["ID"]) for q in dp.osc("port", "list", "--router", router["id"])))
+    # A router set down routes nothing (its ports DOWN) until it is set up again.
     dp.osc("router", "set", "--disable", router["id"])
     wait_until("the disabled router cutting traffic", lambda: not g1.ping(ip2), timeout=20)
+    wait_until("the router's ports DOWN", lambda: router_ports() == {"DOWN"}, timeout=20)
     dp.osc("router", "set", "--enable", router["id"])
     wait_until("the router routing again", lambda: g1.ping(ip2), timeout=20)
+    wait_until("the router's ports ACTIVE again", lambda: router_ports() == {"ACTIVE"}, timeout=20)
 
     # "Outside": a namespace behind the uplink interface the agent maps the external
     # network's physical network to; the agent puts the interface on the network's bridge.

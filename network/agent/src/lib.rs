@@ -498,6 +498,20 @@ impl Agent {
                     }
                     converged.routers.insert(r.id.clone(), p.clone());
                 }
+                // Its ports are up once its namespace is wired (down while the router
+                // is set down), as Neutron's L3 agent reports them.
+                let status = if r.admin_state_up == Some(false) { "DOWN" } else { "ACTIVE" };
+                let ports = r
+                    .interfaces
+                    .iter()
+                    .map(|i| (&i.port_id, &i.status))
+                    .chain(r.gateway.iter().filter_map(|g| g.port_id.as_ref().map(|id| (id, &g.status))));
+                for (id, known) in ports {
+                    out.ports.insert(id.clone(), status);
+                    if known.as_deref() != Some(status) {
+                        out.changed.insert(id.clone(), status);
+                    }
+                }
                 // The proxy's socket lives in the namespace: a new namespace needs a new one.
                 if fresh_namespace {
                     if let Some(old) = router_proxies.remove(&r.id) {

@@ -48,6 +48,9 @@ pub struct Interface {
     pub ip_address: String,
     #[serde(default)]
     pub cidr: Option<String>,
+    /// The port's status as the service has it.
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -61,6 +64,9 @@ pub struct Gateway {
     pub port_id: Option<String>,
     #[serde(default)]
     pub mac_address: Option<String>,
+    /// The gateway port's status as the service has it.
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -263,6 +263,7 @@ mod tests {
                     subnet_id: "is".into(),
                     ip_address: "10.0.0.1".into(),
                     cidr: Some("10.0.0.0/24".into()),
+                    status: None,
                 }],
                 gateway: Some(Gateway {
                     network_id: "ext".into(),
@@ -270,6 +271,7 @@ mod tests {
                     external_fixed_ips: vec![FixedIp { subnet_id: "es".into(), ip_address: "172.24.0.10".into() }],
                     port_id: Some("gwport-0123456789".into()),
                     mac_address: Some("fa:16:3e:00:00:02".into()),
+                    status: None,
                 }),
                 floating_ips: vec![FloatingIp {
                     floating_ip_address: "172.24.0.20".into(),

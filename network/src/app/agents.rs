@@ -71,8 +71,16 @@ impl NetworkService {
         let mut changed = 0;
         for (id, status) in statuses {
             let Some(mut p) = self.store.fetch(Table::Ports, &id).await? else { continue };
-            if p.str("binding:host_id") != host || p.str("status") == status {
+            // A router's ports run where its namespace is: on the network node whose
+            // agent reports them, which they are then bound to (as Neutron binds them
+            // to the L3 agent's host).
+            let router_port = p.str("device_owner").starts_with("network:router_");
+            let bound_here = p.str("binding:host_id") == host;
+            if !(bound_here || router_port) || (bound_here && p.str("status") == status) {
                 continue;
+            }
+            if router_port && !bound_here {
+                p.doc.insert("binding:host_id".into(), json!(host));
             }
             p.doc.insert("status".into(), json!(status));
             if self.store.update(Table::Ports, &id, &[], &p.doc, Some(p.revision_number)).await? {

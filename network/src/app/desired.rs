@@ -43,8 +43,16 @@ impl NetworkService {
             self.store.list(Table::Networks, None).await?.into_iter().map(|n| (n.id.clone(), n)).collect();
         let subnets = self.store.list(Table::Subnets, None).await?;
         let dhcp_device = dhcp_device_id(host);
-        let bound: Vec<&Record> =
-            all_ports.iter().filter(|p| p.str("binding:host_id") == host && p.str("device_owner") != DHCP).collect();
+        // The ports this host plugs as taps: not its DHCP ports, nor the routers' (bound
+        // to the network node that runs them, and wired in the routers' namespaces).
+        let bound: Vec<&Record> = all_ports
+            .iter()
+            .filter(|p| {
+                p.str("binding:host_id") == host
+                    && p.str("device_owner") != DHCP
+                    && !p.str("device_owner").starts_with("network:router_")
+            })
+            .collect();
         let mut net_ids: BTreeSet<String> = bound.iter().map(|p| p.str("network_id").to_string()).collect();
         let mut group_ids: BTreeSet<String> = BTreeSet::new();
         for p in &bound {
@@ -75,7 +83,7 @@ impl NetworkService {
                             .find(|s| s.id == f["subnet_id"].as_str().unwrap_or(""))
                             .map(|s| s.str("cidr").to_string());
                         interfaces.push(json!({"port_id": p.id, "network_id": p.str("network_id"), "mac_address": p.str("mac_address"),
-                               "subnet_id": f["subnet_id"], "ip_address": f["ip_address"], "cidr": cidr}));
+                               "subnet_id": f["subnet_id"], "ip_address": f["ip_address"], "cidr": cidr, "status": p.str("status")}));
                     }
                 }
                 let gateway = match r.doc.get("external_gateway_info").filter(|g| g.is_object()) {
@@ -86,7 +94,8 @@ impl NetworkService {
                         let net = g["network_id"].as_str().unwrap_or_default().to_string();
                         net_ids.insert(net.clone());
                         json!({"network_id": net, "enable_snat": g["enable_snat"], "external_fixed_ips": g["external_fixed_ips"],
-                               "port_id": gw_port.map(|p| p.id.clone()), "mac_address": gw_port.map(|p| p.str("mac_address").to_string())})
+                               "port_id": gw_port.map(|p| p.id.clone()), "mac_address": gw_port.map(|p| p.str("mac_address").to_string()),
+                               "status": gw_port.map(|p| p.str("status").to_string())})
                     }
                     None => Value::Null,
                 };

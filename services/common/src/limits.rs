@@ -73,6 +73,9 @@ impl LimitsClient {
             let (me, bus) = (me.clone(), bus.clone());
             async move {
                 let mut sub = bus.subscribe(LIMITS_CHANGED_SUBJECT).await?;
+                // What was cached before the subscription (or while it was down) may
+                // have missed a change: start afresh.
+                me.invalidate();
                 while sub.next().await.is_some() {
                     me.invalidate();
                 }
