@@ -678,6 +678,8 @@ async fn attach_steps(engine: Engine) {
     assert_eq!(status().await["status"], "in-use");
     assert_eq!(act(json!({"os-begin_detaching": {}})).await.0, StatusCode::ACCEPTED);
     assert_eq!(act(json!({"os-terminate_connection": {"connector": {"host": "h1"}}})).await.0, StatusCode::ACCEPTED);
+    let hostless = json!({"os-terminate_connection": {"connector": {"host": ""}}});
+    assert_eq!(act(hostless).await.0, StatusCode::ACCEPTED, "nothing was exported to no host");
     for _ in 0..2 {
         assert_eq!(act(json!({"os-detach": {"attachment_id": attachment}})).await.0, StatusCode::ACCEPTED);
     }

@@ -102,9 +102,12 @@ impl VolumeService {
     /// what was exported to it ends.
     pub async fn volume_disconnect(&self, ctx: &AuthContext, id: &str, connector: &Value) -> AppResult<()> {
         super::require_writer(ctx)?;
-        let to = connector_of(connector)?;
         let v = self.volume_get(ctx, id).await?;
-        self.driver(&v.backend)?.disconnect(&v.id, to).await?;
+        // A connector naming no host (a server that never got one lets go of its
+        // volumes) had nothing exported to it.
+        if let Ok(to) = connector_of(connector) {
+            self.driver(&v.backend)?.disconnect(&v.id, to).await?;
+        }
         Ok(())
     }
 

@@ -432,6 +432,11 @@ mod tests {
 
         d.connection("v-1", remote).await.unwrap();
         d.keep_serving(&Default::default()).await.unwrap();
+        assert!(d.export_port("v-1").await.unwrap().is_some(), "just made: left alone (attached since the list)");
+        let record = dir.join("exports").join("v-1.json");
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+        std::fs::File::options().write(true).open(&record).unwrap().set_modified(old).unwrap();
+        d.keep_serving(&Default::default()).await.unwrap();
         assert_eq!(d.export_port("v-1").await.unwrap(), None, "not attached: not exported");
         assert!(!run("nft", &["list", "table", "inet", &table]).status.success());
         std::fs::remove_dir_all(dir).unwrap();

@@ -23,6 +23,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+/// How long an export's record is left alone by [`NbdExports::keep`] after it changed.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Where and how exports are served.
 #[derive(Debug, Clone)]
 pub struct NbdOptions {
@@ -129,11 +132,21 @@ impl NbdExports {
     }
 
     /// Keeps the exports of the `attached` volumes running (a daemon that died is
-    /// started again) and ends every other one.
+    /// started again) and ends every other one that has not changed for [`GRACE`]: the
+    /// caller read `attached` before this call, and a volume attached meanwhile is not
+    /// in it.
     pub async fn keep(&self, attached: &HashSet<String>) -> anyhow::Result<()> {
         let _guard = self.lock.lock().await;
         let mut records = self.records().await?;
-        let (keep, end): (Vec<_>, Vec<_>) = records.drain(..).partition(|r| attached.contains(&r.volume_id));
+        let mut fresh = HashSet::new();
+        for r in &records {
+            let changed = tokio::fs::metadata(self.record_path(&r.volume_id)).await.and_then(|m| m.modified());
+            if changed.is_ok_and(|t| t.elapsed().unwrap_or_default() < GRACE) {
+                fresh.insert(r.volume_id.clone());
+            }
+        }
+        let (keep, end): (Vec<_>, Vec<_>) =
+            records.drain(..).partition(|r| attached.contains(&r.volume_id) || fresh.contains(&r.volume_id));
         for rec in &end {
             tracing::info!(volume = %rec.volume_id, port = rec.port, "ending the NBD export of a volume no longer attached");
             self.stop(rec).await?;
