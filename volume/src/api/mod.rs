@@ -221,6 +221,15 @@ pub(crate) fn body_of(body: Value, key: &str) -> ApiResult<Map<String, Value>> {
     stratus_common::http::wrapped(body, key)
 }
 
+/// The one action a `POST .../action` body names, and its arguments.
+pub(crate) fn action_of(body: Value) -> ApiResult<(String, Value)> {
+    match body {
+        Value::Object(m) if m.len() == 1 => Ok(m.into_iter().next().expect("one key")),
+        Value::Object(m) if m.is_empty() => Err(ApiError::bad_request("No action given.")),
+        _ => Err(ApiError::bad_request("An action body is an object naming one action.")),
+    }
+}
+
 /// Reads a typed request from the object under `key`, naming what is wrong.
 pub(crate) fn typed<T: serde::de::DeserializeOwned>(body: Value, key: &str) -> ApiResult<T> {
     let inner = body_of(body, key)?;

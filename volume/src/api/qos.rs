@@ -17,9 +17,12 @@ fn view(q: &QosSpecs) -> Value {
     json!({"id": q.id, "name": q.name, "consumer": q.consumer, "specs": q.specs})
 }
 
-fn links(s: &AppState, project: &str, id: &str) -> Value {
-    json!([{"rel": "self", "href": format!("{}/v3/{project}/qos-specs/{id}", s.public_url)},
-           {"rel": "bookmark", "href": format!("{}/{project}/qos-specs/{id}", s.public_url)}])
+/// One QoS specs with its links (the answer to create and show).
+fn shown(s: &AppState, project: &str, q: &QosSpecs) -> Json<Value> {
+    let id = &q.id;
+    Json(json!({"qos_specs": view(q), "links": [
+        {"rel": "self", "href": format!("{}/v3/{project}/qos-specs/{id}", s.public_url)},
+        {"rel": "bookmark", "href": format!("{}/{project}/qos-specs/{id}", s.public_url)}]}))
 }
 
 pub async fn list(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
@@ -36,13 +39,13 @@ pub async fn create(
 ) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
     let q = s.qos_create(&ctx, body_of(body, "qos_specs")?).await?;
-    Ok(Json(json!({"qos_specs": view(&q), "links": links(&s, param(&p, "project_id"), &q.id)})))
+    Ok(shown(&s, param(&p, "project_id"), &q))
 }
 
 pub async fn show(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
     let q = s.qos_get(&ctx, param(&p, "id")).await?;
-    Ok(Json(json!({"qos_specs": view(&q), "links": links(&s, param(&p, "project_id"), &q.id)})))
+    Ok(shown(&s, param(&p, "project_id"), &q))
 }
 
 /// `PUT /qos-specs/{id}`: sets keys; answers them.

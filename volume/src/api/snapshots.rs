@@ -6,7 +6,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use stratus_common::auth::AuthContext;
-use stratus_common::http::{ApiJson, ApiResult};
+use stratus_common::http::{ApiError, ApiJson, ApiResult};
 
 type Params = Path<HashMap<String, String>>;
 
@@ -98,25 +98,16 @@ pub async fn action(
 ) -> ApiResult<StatusCode> {
     scope(&ctx, &p)?;
     let id = param(&p, "id");
-    let (name, args) = match body.as_object().filter(|o| o.len() == 1).and_then(|o| o.iter().next()) {
-        Some((k, v)) => (k.as_str(), v.clone()),
-        None => return Err(stratus_common::http::ApiError::bad_request("A snapshot action is one key.")),
-    };
-    let status = || {
-        args["status"]
-            .as_str()
-            .ok_or_else(|| stratus_common::http::ApiError::bad_request(format!("{name} needs a status.")))
-    };
-    match name {
+    let (name, args) = super::action_of(body)?;
+    let status = || args["status"].as_str().ok_or_else(|| ApiError::bad_request(format!("{name} needs a status.")));
+    match name.as_str() {
         "os-reset_status" => s.snapshot_set_status(&ctx, id, status()?, None, true).await?,
         "os-update_snapshot_status" => {
             s.snapshot_set_status(&ctx, id, status()?, args["progress"].as_str(), false).await?
         }
         "os-force_delete" => s.snapshot_force_delete(&ctx, id).await?,
         other => {
-            return Err(stratus_common::http::ApiError::bad_request(format!(
-                "The snapshot action {other} is not supported by this cloud."
-            )))
+            return Err(ApiError::bad_request(format!("The snapshot action {other} is not supported by this cloud.")))
         }
     }
     Ok(StatusCode::ACCEPTED)

@@ -142,10 +142,15 @@ pub async fn action(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<StatusCode> {
     scope(&ctx, &p)?;
-    let (add, args) = match (body.get("addProjectAccess"), body.get("removeProjectAccess")) {
-        (Some(a), None) => (true, a),
-        (None, Some(r)) => (false, r),
-        _ => return Err(ApiError::bad_request("Give one action: addProjectAccess or removeProjectAccess.")),
+    let (name, args) = super::action_of(body)?;
+    let add = match name.as_str() {
+        "addProjectAccess" => true,
+        "removeProjectAccess" => false,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "Unknown action {other}: use addProjectAccess or removeProjectAccess."
+            )))
+        }
     };
     let project = args["project"].as_str().ok_or_else(|| ApiError::bad_request("The action needs a project."))?;
     s.type_access_change(&ctx, param(&p, "id"), project, add).await?;

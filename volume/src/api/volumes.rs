@@ -146,8 +146,7 @@ pub async fn action(
 ) -> ApiResult<Response> {
     scope(&ctx, &p)?;
     let id = param(&p, "id");
-    let Value::Object(m) = body else { return Err(ApiError::bad_request("An action body is an object.")) };
-    let Some((name, args)) = m.into_iter().next() else { return Err(ApiError::bad_request("No action given.")) };
+    let (name, args) = super::action_of(body)?;
     match name.as_str() {
         "os-extend" => {
             let size =
