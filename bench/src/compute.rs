@@ -305,6 +305,14 @@ pub async fn bench(server: &Server, args: &Args) -> anyhow::Result<()> {
     .await?;
 
     for (label, networks) in [("no network", json!("none")), ("one port", json!([{"uuid": net}]))] {
+        let wanted = match args.boot_networks.as_str() {
+            "none" => label == "no network",
+            "port" => label == "one port",
+            _ => true,
+        };
+        if !wanted {
+            continue;
+        }
         let body = json!({"server": {"name": "bench", "flavorRef": flavor, "imageRef": image, "networks": networks}});
         for clients in [1, 8, 32] {
             let (_, cpu_before) = proc_stats(pid);

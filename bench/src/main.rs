@@ -62,6 +62,14 @@ struct Args {
     /// Servers in place for the listing benchmark (with --compute).
     #[arg(long, default_value_t = 10000)]
     servers: usize,
+    /// Which boot-and-delete cycles to measure (with --compute): `none` (no network),
+    /// `port` (one port), or both.
+    #[arg(long, default_value = "both")]
+    boot_networks: String,
+    /// Where the cloud under test writes its log (default: discarded); its level is
+    /// RUST_LOG's (e.g. `warn,sqlx::query=debug` to see every statement).
+    #[arg(long)]
+    server_log: Option<PathBuf>,
     /// Benchmark the volume service: create+delete cycles.
     #[arg(long)]
     volume: bool,
@@ -179,12 +187,12 @@ async fn start(binary: &PathBuf, args: &Args) -> anyhow::Result<(Server, Duratio
     let url = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let started = Instant::now();
-    let child = Command::new(binary)
-        .arg("all-in-one")
-        .envs(env)
-        .env("STRATUS_LOG__LEVEL", "warn")
-        .stdout(Stdio::null())
-        .spawn()?;
+    let log = match &args.server_log {
+        Some(path) => Stdio::from(std::fs::File::create(path)?),
+        None => Stdio::null(),
+    };
+    let child =
+        Command::new(binary).arg("all-in-one").envs(env).env("STRATUS_LOG__LEVEL", "warn").stdout(log).spawn()?;
     let server = Server {
         child,
         url: url.clone(),

@@ -977,7 +977,7 @@ async fn reconciler_repairs_crash_leftovers(engine: Engine) {
         .await
         .unwrap();
     // A port removed without letting go of its floating IP, and a leaked quota claim.
-    store.ip_release_port(p2["id"].as_str().unwrap()).await.unwrap();
+    // (its addresses go with it, by the foreign key's cascade)
     store.delete(Table::Ports, p2["id"].as_str().unwrap()).await.unwrap();
     assert!(store.usage_claim(&pid, "network", None).await.unwrap());
 

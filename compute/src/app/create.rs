@@ -58,7 +58,7 @@ const STEPS: &[Step<CreateSaga>] = &[
             Box::pin(async move {
                 let s = service(&def.0)?;
                 if let Some(mut server) = s.store.server_get(&saga.subject).await? {
-                    s.ports_remove(&mut server).await?;
+                    s.ports_remove(&mut server, true).await?;
                 }
                 Ok(())
             })
@@ -267,7 +267,7 @@ impl ComputeService {
         &self,
         _: &CreateSaga,
         server: &mut Server,
-        _: &mut Saga,
+        saga: &mut Saga,
         _: &mut BuildTries,
     ) -> StepResult<Outcome> {
         let host = server.host.clone().unwrap_or_default();
@@ -279,7 +279,10 @@ impl ComputeService {
             // step sets the task state).
             return Ok(Outcome::Next);
         }
-        let existing = if requested.is_empty() {
+        // Ports made by an earlier attempt of this step but not recorded (a crash, a
+        // failure before the save) are found by their device id; in the saga's first,
+        // unbroken drive there can be none.
+        let existing = if requested.is_empty() || saga.unbroken {
             Vec::new()
         } else {
             match self.clients.ports_of(&server.id, &server.project_id).await {
@@ -328,9 +331,9 @@ impl ComputeService {
                 };
                 json!({"index": i, "id": p["id"], "created": true, "port": p})
             };
+            // Recorded with the save below; one made and not recorded (a crash before
+            // the save) is adopted by the next attempt.
             ports.push(port);
-            server.doc.insert("ports".into(), Value::Array(ports.clone()));
-            self.save(server).await?;
         }
         // After a reschedule the ports move with the server.
         for p in ports.iter_mut() {
@@ -348,13 +351,20 @@ impl ComputeService {
         if server.vm_state == VmState::Building {
             server.task_state = Some(TaskState::Spawning);
         }
-        self.save(server).await?;
+        // In the saga's first, unbroken drive the spawn step comes next and saves (it
+        // sends the first spawn command); a crash or failure before that only repeats
+        // this step, which then adopts the ports it made. A later drive saves here.
+        if !saga.unbroken {
+            self.save(server).await?;
+        }
         Ok(Outcome::Next)
     }
 
     /// Removes the server's ports: deletes those made for it, gives back those the
     /// user brought. Tolerates ports already gone; finds unrecorded ones by device id.
-    pub(crate) async fn ports_remove(&self, server: &mut Server) -> anyhow::Result<()> {
+    /// With `save`, the server is saved with no ports and no addresses (the delete
+    /// saga does that in its last save instead).
+    pub(crate) async fn ports_remove(&self, server: &mut Server, save: bool) -> anyhow::Result<()> {
         let ports: Vec<Value> = server.doc.get("ports").and_then(Value::as_array).cloned().unwrap_or_default();
         let brought: Vec<String> = server
             .doc
@@ -365,9 +375,8 @@ impl ComputeService {
             .filter_map(|r| r["port"].as_str().map(str::to_string))
             .collect();
         let mut ids: Vec<String> = ports.iter().filter_map(|p| p["id"].as_str().map(str::to_string)).collect();
-        // Ports made but not yet recorded (a crash in between) are found by device id;
-        // a server that never asked for a network or an interface can have none.
-        if Self::may_have_ports(server) {
+        // Ports made but not yet recorded (a crash in between) are found by device id.
+        if Self::may_have_ports(server) && !Self::ports_all_recorded(server) {
             match self.clients.ports_of(&server.id, &server.project_id).await {
                 Ok(found) => ids.extend(found.iter().filter_map(|p| p["id"].as_str().map(str::to_string))),
                 Err(e) => anyhow::bail!(e),
@@ -387,7 +396,7 @@ impl ComputeService {
                 self.clients.port_delete(&id).await.map_err(|e| anyhow::anyhow!(e))?;
             }
         }
-        if server.doc.get("ports") != Some(&json!([])) || server.doc.get("addresses") != Some(&json!({})) {
+        if save && (server.doc.get("ports") != Some(&json!([])) || server.doc.get("addresses") != Some(&json!({}))) {
             server.doc.insert("ports".into(), json!([]));
             server.doc.insert("addresses".into(), json!({}));
             self.save(server).await?;
@@ -395,8 +404,6 @@ impl ComputeService {
         Ok(())
     }
 
-    /// Rebuilds `addresses` from the server's ports (and, with `floating`, the
-    /// floating IPs on them). Keeps the old value when the network service is away.
     /// Whether ports may exist for the server: it asked for networks, has ports, or
     /// had an interface attached.
     pub(crate) fn may_have_ports(server: &Server) -> bool {
@@ -404,6 +411,20 @@ impl ComputeService {
         non_empty("requested_networks") || non_empty("ports") || server.doc.contains_key("interfaces_attached")
     }
 
+    /// Whether the recorded ports are all the server can have: one is recorded for
+    /// every network it asked for, and no interface was ever attached. A port made and
+    /// not yet recorded (a crash between the two) leaves one of them short.
+    pub(crate) fn ports_all_recorded(server: &Server) -> bool {
+        if server.doc.contains_key("interfaces_attached") {
+            return false;
+        }
+        let requested = server.doc.get("requested_networks").and_then(Value::as_array).map_or(0, Vec::len);
+        let ports = server.doc.get("ports").and_then(Value::as_array);
+        (0..requested).all(|i| ports.is_some_and(|p| p.iter().any(|p| p["index"] == json!(i))))
+    }
+
+    /// Rebuilds `addresses` from the server's ports (and, with `floating`, the
+    /// floating IPs on them). Keeps the old value when the network service is away.
     pub(crate) async fn refresh_addresses(&self, server: &mut Server, floating: bool) {
         let ports: Vec<Value> = server.doc.get("ports").and_then(Value::as_array).cloned().unwrap_or_default();
         if ports.is_empty() {

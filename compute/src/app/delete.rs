@@ -8,6 +8,7 @@ use super::{changed, moved_on, server_step, service, ComputeService, ServerSaga}
 use crate::store::TaskState;
 use crate::store::VmState;
 use crate::store::{Server, Store};
+use serde_json::json;
 use std::sync::{Arc, Weak};
 use stratus_common::db::now_text;
 use stratus_common::saga::{nothing_to_undo, NoData, Outcome, Saga, SagaDef, SagaState, Step, StepFuture, StepResult};
@@ -163,7 +164,7 @@ impl ComputeService {
         _: &mut Saga,
         _: &mut NoData,
     ) -> StepResult<Outcome> {
-        self.ports_remove(server).await?;
+        self.ports_remove(server, false).await?;
         Ok(Outcome::Next)
     }
 
@@ -179,6 +180,9 @@ impl ComputeService {
         server.task_state = None;
         server.power_state = power::NOSTATE;
         server.terminated_at = Some(now_text());
+        // The ports step removed them without saving.
+        server.doc.insert("ports".into(), json!([]));
+        server.doc.insert("addresses".into(), json!({}));
         server.control.command = None;
         server.control.saga_id = None;
         server.deleted = true;

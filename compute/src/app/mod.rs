@@ -379,7 +379,8 @@ impl ComputeService {
 /// Leaves the server for the next step of this drive. Steps that answer `Next` or
 /// `Goto` have saved every change they made, so the copy matches the database (a save
 /// by someone else meanwhile makes the next step's save fail, and the step runs again
-/// with a fresh copy).
+/// with a fresh copy). One exception: in a create saga's first, unbroken drive the
+/// ports step leaves its record for the spawn step's save.
 pub(crate) fn keep_for_next_step(saga: &mut Saga, server: Server, outcome: &Outcome) {
     if matches!(outcome, Outcome::Next | Outcome::Goto(_)) {
         saga.scratch = Some(Box::new(server));

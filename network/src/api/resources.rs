@@ -234,7 +234,7 @@ pub async fn list(
         Kind::SecurityGroup => s.group_list(&ctx, asked_project).await?,
         Kind::SecurityGroupRule => s.rule_list(&ctx, asked_project).await?,
         Kind::Router => s.router_list(&ctx).await?,
-        Kind::FloatingIp => s.fip_list(&ctx).await?,
+        Kind::FloatingIp => s.fip_list(&ctx, q.one("port_id")).await?,
     };
     let (page, more) = q.apply(render(&s, kind, records).await?)?;
     Ok(list_body(&s, kind, &q, page, more))

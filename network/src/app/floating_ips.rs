@@ -202,8 +202,11 @@ impl NetworkService {
         self.owned(ctx, Table::FloatingIps, id).await
     }
 
-    pub async fn fip_list(&self, ctx: &AuthContext) -> ApiResult<Vec<Record>> {
-        self.list_owned(ctx, Table::FloatingIps).await
+    /// The floating IPs the caller owns; with `port`, only those on that port (read by
+    /// the indexed column, not the whole table).
+    pub async fn fip_list(&self, ctx: &AuthContext, port: Option<&str>) -> ApiResult<Vec<Record>> {
+        let narrow = port.map(|p| ("port_id", p));
+        Ok(self.store.list(Table::FloatingIps, narrow).await?.into_iter().filter(|r| Self::owns(ctx, r)).collect())
     }
 
     pub async fn fip_update(

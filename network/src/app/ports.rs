@@ -246,8 +246,9 @@ impl NetworkService {
         // The port with its MAC, its addresses and the quota claim in one transaction:
         // an error or a crash anywhere leaves none of them behind. The claim comes last,
         // so the project's usage row stays locked only until the commit.
+        let now = now_text();
         let mut tx = self.store.db.pool.begin().await?;
-        Self::port_insert(&mut tx, &id, &project, &network_id, asked_mac, &mut doc).await?;
+        Self::port_insert(&mut tx, &id, &project, &network_id, asked_mac, &mut doc, &now).await?;
         let fixed = Self::allocate_all(&mut tx, &id, &requests, may_take_gateway).await?;
         doc.insert("fixed_ips".into(), fixed);
         Store::set_doc_in(&mut tx, Table::Ports, &id, &doc).await?;
@@ -258,7 +259,8 @@ impl NetworkService {
             return Err(super::over_quota("port"));
         }
         tx.commit().await?;
-        let r = self.reread(Table::Ports, &id).await?;
+        // The row as written (no need to read it back).
+        let r = Record { id, project_id: project, doc, revision_number: 1, created_at: now.clone(), updated_at: now };
         self.emit("port", "create", &r).await;
         Ok(r)
     }
@@ -273,6 +275,7 @@ impl NetworkService {
         network_id: &str,
         asked: Option<String>,
         doc: &mut Map<String, Value>,
+        now: &str,
     ) -> ApiResult<()> {
         for _ in 0..16 {
             let mac = asked.clone().unwrap_or_else(|| {
@@ -286,7 +289,7 @@ impl NetworkService {
                 ("device_id", Col::Text(doc["device_id"].as_str().unwrap_or_default().into())),
             ];
             let row = NewRow { table: Table::Ports, id, project_id: project, cols: &cols, doc };
-            if Store::insert_in(conn, &row, &now_text(), true).await? {
+            if Store::insert_in(conn, &row, now, true).await? {
                 return Ok(());
             }
             if asked.is_some() {
@@ -701,13 +704,17 @@ impl NetworkService {
     pub async fn port_delete(&self, ctx: &AuthContext, id: &str) -> ApiResult<()> {
         Self::require_writer(ctx)?;
         let r = self.port_get(ctx, id).await?;
-        let router_port = self.store.router_of_port(id).await?;
-        if router_port.is_some_and(|rp| rp.port_type == ROUTER_INTERFACE) && !ctx.is_admin() {
-            return Err(neutron(
-                StatusCode::CONFLICT,
-                "L3PortInUse",
-                format!("Port {id} cannot be deleted directly via the port API: has device owner {ROUTER_INTERFACE}."),
-            ));
+        if !ctx.is_admin() {
+            let router_port = self.store.router_of_port(id).await?;
+            if router_port.is_some_and(|rp| rp.port_type == ROUTER_INTERFACE) {
+                return Err(neutron(
+                    StatusCode::CONFLICT,
+                    "L3PortInUse",
+                    format!(
+                        "Port {id} cannot be deleted directly via the port API: has device owner {ROUTER_INTERFACE}."
+                    ),
+                ));
+            }
         }
         self.port_remove(&r).await
     }
@@ -715,11 +722,8 @@ impl NetworkService {
     /// Removes a port and everything it holds, whoever asked.
     pub(crate) async fn port_remove(&self, r: &Record) -> ApiResult<()> {
         self.fip_release_port(&r.id).await?;
-        self.store.ip_release_port(&r.id).await?;
-        if self.store.delete(Table::Ports, &r.id).await? {
-            if r.doc.get("_counted") != Some(&json!(false)) {
-                self.store.usage_release(&r.project_id, "port").await?;
-            }
+        let counted = r.doc.get("_counted") != Some(&json!(false));
+        if self.store.port_delete(&r.id, &r.project_id, counted).await? {
             self.emit("port", "delete", r).await;
         }
         Ok(())

@@ -179,7 +179,7 @@ impl Store {
 
     pub async fn fetch(&self, table: Table, id: &str) -> StoreResult<Option<Record>> {
         let sql = format!("SELECT * FROM {} WHERE id = $1", table.name());
-        Ok(sqlx::query(&sql).bind(id).fetch_optional(&self.db.pool).await?.as_ref().map(Record::from_row))
+        Ok(sqlx::query(&sql).bind(id).fetch_optional(&self.db.reads).await?.as_ref().map(Record::from_row))
     }
 
     /// Every record, or those whose `column` equals `value`.
@@ -187,11 +187,11 @@ impl Store {
         let rows = match filter {
             Some((col, val)) => {
                 let sql = format!("SELECT * FROM {} WHERE {col} = $1 ORDER BY created_at, id", table.name());
-                sqlx::query(&sql).bind(val).fetch_all(&self.db.pool).await?
+                sqlx::query(&sql).bind(val).fetch_all(&self.db.reads).await?
             }
             None => {
                 let sql = format!("SELECT * FROM {} ORDER BY created_at, id", table.name());
-                sqlx::query(&sql).fetch_all(&self.db.pool).await?
+                sqlx::query(&sql).fetch_all(&self.db.reads).await?
             }
         };
         Ok(rows.iter().map(Record::from_row).collect())
@@ -204,7 +204,7 @@ impl Store {
             "SELECT * FROM {} WHERE created_at > $1 OR (created_at = $1 AND id > $2) ORDER BY created_at, id LIMIT $3",
             table.name()
         );
-        let rows = sqlx::query(&sql).bind(c).bind(i).bind(n).fetch_all(&self.db.pool).await?;
+        let rows = sqlx::query(&sql).bind(c).bind(i).bind(n).fetch_all(&self.db.reads).await?;
         Ok(rows.iter().map(Record::from_row).collect())
     }
 
@@ -274,10 +274,12 @@ impl Store {
             Some(r) => {
                 sqlx::query("SELECT * FROM network_router_ports WHERE router_id = $1 ORDER BY port_id")
                     .bind(r)
-                    .fetch_all(&self.db.pool)
+                    .fetch_all(&self.db.reads)
                     .await?
             }
-            None => sqlx::query("SELECT * FROM network_router_ports ORDER BY port_id").fetch_all(&self.db.pool).await?,
+            None => {
+                sqlx::query("SELECT * FROM network_router_ports ORDER BY port_id").fetch_all(&self.db.reads).await?
+            }
         };
         Ok(rows
             .iter()
@@ -293,7 +295,7 @@ impl Store {
     pub async fn router_of_port(&self, port_id: &str) -> StoreResult<Option<RouterPort>> {
         let row = sqlx::query("SELECT * FROM network_router_ports WHERE port_id = $1")
             .bind(port_id)
-            .fetch_optional(&self.db.pool)
+            .fetch_optional(&self.db.reads)
             .await?;
         Ok(row.map(|r| RouterPort {
             port_id: r.text("port_id"),
@@ -310,7 +312,7 @@ impl Store {
         )
         .bind(router_id)
         .bind(port_type)
-        .fetch_all(&self.db.pool)
+        .fetch_all(&self.db.reads)
         .await?;
         Ok(rows.iter().map(Record::from_row).collect())
     }
@@ -340,7 +342,7 @@ impl Store {
     /// used to find what refers to a resource.
     pub async fn referring(&self, table: Table, needle: &str) -> StoreResult<Vec<Record>> {
         let sql = format!("SELECT * FROM {} WHERE doc LIKE $1", table.name());
-        let rows = sqlx::query(&sql).bind(format!("%\"{needle}\"%")).fetch_all(&self.db.pool).await?;
+        let rows = sqlx::query(&sql).bind(format!("%\"{needle}\"%")).fetch_all(&self.db.reads).await?;
         Ok(rows.iter().map(Record::from_row).collect())
     }
 
@@ -361,7 +363,7 @@ impl Store {
 
     pub async fn count(&self, table: Table, column: &str, value: &str) -> StoreResult<i64> {
         let sql = format!("SELECT COUNT(*) AS n FROM {} WHERE {column} = $1", table.name());
-        Ok(sqlx::query(&sql).bind(value).fetch_one(&self.db.pool).await?.int("n"))
+        Ok(sqlx::query(&sql).bind(value).fetch_one(&self.db.reads).await?.int("n"))
     }
 
     /// Addresses in use on a subnet.
@@ -390,20 +392,12 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
-    pub async fn ip_release_port(&self, port_id: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM network_ip_allocations WHERE port_id = $1")
-            .bind(port_id)
-            .execute(&self.db.pool)
-            .await?;
-        Ok(())
-    }
-
     /// port id → [(subnet id, address)], for all ports or one.
     pub async fn ip_by_port(&self, port_id: Option<&str>) -> StoreResult<HashMap<String, Vec<(String, String)>>> {
         let rows =
             sqlx::query("SELECT * FROM network_ip_allocations WHERE ($1 IS NULL OR port_id = $1) ORDER BY subnet_id")
                 .bind(port_id)
-                .fetch_all(&self.db.pool)
+                .fetch_all(&self.db.reads)
                 .await?;
         let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
         for r in rows {
@@ -444,27 +438,36 @@ impl Store {
         resource: &str,
         limit: Option<i64>,
     ) -> StoreResult<bool> {
-        sqlx::query("INSERT INTO network_usage (project_id, resource) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(project_id)
-            .bind(resource)
-            .execute(&mut *conn)
-            .await?;
-        let r = sqlx::query(
-            "UPDATE network_usage SET used = used + 1 WHERE project_id = $1 AND resource = $2 AND ($3 < 0 OR used + 1 <= $3)",
-        )
-        .bind(project_id)
-        .bind(resource)
-        .bind(limit.unwrap_or(-1))
-        .execute(conn)
-        .await?;
-        Ok(r.rows_affected() > 0)
+        let claim = [(resource, 1, limit.unwrap_or(-1))];
+        stratus_common::db::usage::claim(conn, "network_usage", project_id, &claim).await
+    }
+
+    /// Deletes a port, its addresses (by the foreign key's cascade) and, when it was
+    /// `counted`, its place in the project's usage, in one transaction. False when it
+    /// was gone already.
+    pub async fn port_delete(&self, id: &str, project_id: &str, counted: bool) -> StoreResult<bool> {
+        let mut tx = self.db.pool.begin().await?;
+        let gone = sqlx::query("DELETE FROM network_ports WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        if gone.rows_affected() == 0 {
+            return Ok(false);
+        }
+        if counted {
+            Self::usage_release_in(&mut tx, project_id, "port").await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn usage_release(&self, project_id: &str, resource: &str) -> StoreResult<()> {
+        let mut conn = self.db.pool.acquire().await?;
+        Self::usage_release_in(&mut conn, project_id, resource).await
+    }
+
+    async fn usage_release_in(conn: &mut AnyConnection, project_id: &str, resource: &str) -> StoreResult<()> {
         sqlx::query("UPDATE network_usage SET used = used - 1 WHERE project_id = $1 AND resource = $2 AND used > 0")
             .bind(project_id)
             .bind(resource)
-            .execute(&self.db.pool)
+            .execute(conn)
             .await?;
         Ok(())
     }
@@ -472,14 +475,14 @@ impl Store {
     pub async fn usage(&self, project_id: &str) -> StoreResult<HashMap<String, i64>> {
         let rows = sqlx::query("SELECT resource, used FROM network_usage WHERE project_id = $1")
             .bind(project_id)
-            .fetch_all(&self.db.pool)
+            .fetch_all(&self.db.reads)
             .await?;
         Ok(rows.iter().map(|r| (r.text("resource"), r.int("used"))).collect())
     }
 
     /// Projects with usage rows.
     pub async fn usage_projects(&self) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query("SELECT DISTINCT project_id FROM network_usage").fetch_all(&self.db.pool).await?;
+        let rows = sqlx::query("SELECT DISTINCT project_id FROM network_usage").fetch_all(&self.db.reads).await?;
         Ok(rows.iter().map(|r| r.text("project_id")).collect())
     }
 

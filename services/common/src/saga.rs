@@ -242,6 +242,11 @@ pub struct Saga {
     /// No step of this saga ran before: the drive began from the saga its creator just
     /// inserted, and no step ran yet (so a step need not look for what it made before).
     pub fresh: bool,
+    /// Every step so far ran in this one drive, which began from the saga its creator
+    /// just inserted: nothing an earlier attempt of a step made can exist, so a step
+    /// need not look for it. False for a saga read back from the database (a later
+    /// drive, a retry after a failure, a resumption after a crash).
+    pub unbroken: bool,
 }
 
 impl std::fmt::Debug for Saga {
@@ -281,6 +286,7 @@ impl Saga {
             updated_at: now,
             scratch: None,
             fresh: true,
+            unbroken: true,
         }
     }
 
@@ -555,6 +561,7 @@ impl SagaRunner {
             updated_at: r.text("updated_at"),
             scratch: None,
             fresh: false,
+            unbroken: false,
         }))
     }
 
