@@ -10,6 +10,7 @@
 pub mod api;
 pub mod app;
 pub mod clients;
+pub mod config;
 pub mod metadata;
 pub mod microversion;
 pub mod migrations;

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod app;
+pub mod config;
 pub mod migrations;
 pub mod store;
 

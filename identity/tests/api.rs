@@ -211,7 +211,7 @@ async fn rotation_keeps_valid_tokens(engine: Engine) {
 }
 
 async fn expired_tokens_are_refused(engine: Engine) {
-    let config = stratus_common::config::IdentityConfig { token_ttl_secs: 1, ..test_config() };
+    let config = stratus_identity::config::IdentityConfig { token_ttl_secs: 1, ..test_config() };
     let c = TestCloud::start_with(engine, config, Bus::Memory(MemoryBus::new())).await;
     let t = c.admin_token().await;
     assert_eq!(c.call("GET", "/v3/domains", Some(&t), None).await.status, StatusCode::OK);
@@ -477,7 +477,7 @@ async fn crud_lists_filters_and_pages(engine: Engine) {
 }
 
 async fn lockout_after_failures(engine: Engine) {
-    let config = stratus_common::config::IdentityConfig {
+    let config = stratus_identity::config::IdentityConfig {
         lockout_failure_attempts: 3,
         lockout_duration_secs: 60,
         ..test_config()
@@ -501,7 +501,7 @@ async fn lockout_after_failures(engine: Engine) {
     let bad = json!({"user": {"name": "svc2", "options": {"ignore_lockout_failure_attempts": "yes"}}});
     assert_eq!(c.call("POST", "/v3/users", Some(&admin), Some(bad)).await.status, StatusCode::BAD_REQUEST);
     // Lockout is on by default, as the example configuration says.
-    assert_eq!(stratus_common::config::IdentityConfig::default().lockout_failure_attempts, 5);
+    assert_eq!(stratus_identity::config::IdentityConfig::default().lockout_failure_attempts, 5);
 }
 
 async fn manager_role_sits_between_admin_and_member(engine: Engine) {

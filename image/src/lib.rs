@@ -6,6 +6,7 @@
 pub mod api;
 pub mod app;
 pub mod backend;
+pub mod config;
 pub mod inspect;
 pub mod migrations;
 pub mod store;

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod app;
+pub mod config;
 pub mod driver;
 pub mod ipam;
 pub mod migrations;

@@ -7,6 +7,7 @@
 //! with the `ironic` driver its hosts are the bare-metal service's nodes, found again
 //! before every report (a [`HostSource`]).
 
+pub mod config;
 pub mod config_drive;
 pub mod driver;
 /// The host's image cache (shared with the bare-metal conductor).

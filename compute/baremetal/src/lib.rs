@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod app;
+pub mod config;
 pub mod dhcp;
 pub mod driver;
 pub mod migrations;

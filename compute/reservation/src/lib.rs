@@ -14,6 +14,7 @@ pub mod api;
 pub mod app;
 pub mod client;
 pub mod compute;
+pub mod config;
 pub mod filter;
 pub mod migrations;
 pub mod model;

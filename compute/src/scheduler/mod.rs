@@ -8,14 +8,17 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::Duration;
 
-/// How hosts are ordered after filtering.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How hosts are ordered after filtering (`[compute] weigher`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Weigher {
     /// The emptiest host first (Nova's default): spreads load.
     Spread,
     /// The fullest host that fits first: keeps hosts free.
     Pack,
 }
+
+stratus_common::from_str_by_serde!(Weigher);
 
 /// What a server needs from a host.
 #[derive(Debug, Clone, Default)]

@@ -24,13 +24,13 @@ pub use passwords::Passwords;
 pub use roles::{AssignmentQuery, RoleAssignmentView};
 pub use tokens::IssuedToken;
 
+use crate::config::IdentityConfig;
 use crate::store::Store;
 use serde_json::json;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use stratus_common::auth::{Revocation, TokenVerifier};
 use stratus_common::bus::Bus;
-use stratus_common::config::IdentityConfig;
 use stratus_common::db::{is_foreign_key_violation, is_unique_violation, now_text};
 use stratus_common::http::{ApiError, ApiResult};
 

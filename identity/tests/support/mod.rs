@@ -7,9 +7,9 @@ use axum::http::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use stratus_common::bus::{Bus, MemoryBus};
-use stratus_common::config::IdentityConfig;
 use stratus_common::db::{testing, Engine};
 use stratus_identity::app::{BootstrapOptions, CatalogService};
+use stratus_identity::config::IdentityConfig;
 use stratus_identity::store::Store;
 use stratus_identity::Identity;
 

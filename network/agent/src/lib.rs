@@ -12,6 +12,7 @@
 //! a heartbeat to the service.
 
 pub mod client;
+pub mod config;
 pub mod dhcp;
 pub mod firewall;
 pub mod kernel;

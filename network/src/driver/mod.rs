@@ -3,9 +3,10 @@
 //! `ACTIVE`. The `fake` driver has no data plane: binding makes the port `ACTIVE` at
 //! once, so compute can be tested at scale without agents. Never the default.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+/// What binding a port does (`[network] driver`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Driver {
     #[default]

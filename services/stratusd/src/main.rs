@@ -2,13 +2,15 @@
 //! `stratusd all-in-one` runs every service in one process with embedded defaults
 //! (SQLite in the data directory, the in-process bus).
 
+mod config;
 mod runtime;
 
 use clap::{Parser, Subcommand};
+use config::Config;
 use runtime::{serve_all, write_client_files, Runtime};
 use std::path::PathBuf;
 use std::sync::Arc;
-use stratus_common::config::{Config, Switch};
+use stratus_common::config::Switch;
 
 #[derive(Parser)]
 #[command(name = "stratusd", version, about = "The Stratus cloud daemon")]

@@ -2,13 +2,13 @@
 //! them. Each service crate exposes its router and background work; this file only
 //! wires them together.
 
+use crate::config::Config;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use stratus_common::auth::service_token::{PasswordTokens, TokenSource};
 use stratus_common::auth::{HttpKeySource, TokenVerifier};
 use stratus_common::bus::Bus;
-use stratus_common::config::Config;
 use stratus_common::db::{Db, Migration};
 use stratus_common::limits::{HttpLimitsSource, LimitsClient, LimitsSource, ServiceCredentials};
 use stratus_identity::app::{BootstrapOptions, BootstrapReport, CatalogService};
@@ -237,7 +237,7 @@ impl Runtime {
         let limits = LimitsClient::new(limits_source, std::time::Duration::from_secs(30));
         limits.spawn_invalidation(self.bus.clone());
         let driver: Arc<dyn stratus_volume::driver::VolumeDriver> = match c.driver {
-            stratus_common::config::VolumeDriverKind::File => {
+            stratus_volume::config::VolumeDriverKind::File => {
                 let host = if c.host.is_empty() { compute_agent_name(&self.config) } else { c.host.clone() };
                 let address = if c.nbd_address.is_empty() {
                     self.config.server.public_host.clone()
@@ -254,7 +254,7 @@ impl Runtime {
                         .with_exports(&host, exports)?,
                 )
             }
-            stratus_common::config::VolumeDriverKind::Fake => Arc::new(stratus_volume::driver::FakeDriver::new()),
+            stratus_volume::config::VolumeDriverKind::Fake => Arc::new(stratus_volume::driver::FakeDriver::new()),
         };
         let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
         let image_url = if c.image_url.is_empty() { self.image_public_url() } else { c.image_url.clone() };
@@ -343,10 +343,7 @@ impl Runtime {
             public_url: self.network_public_url(),
             identity_url: self.config.identity_url(),
             http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?,
-            driver: match self.config.network.driver {
-                stratus_common::config::NetworkDriver::Agent => stratus_network::driver::Driver::Agent,
-                stratus_common::config::NetworkDriver::Fake => stratus_network::driver::Driver::Fake,
-            },
+            driver: self.config.network.driver,
         });
         match service.reconcile().await {
             Ok(report) if report != Default::default() => tracing::info!(?report, "network state repaired"),
@@ -403,13 +400,7 @@ impl Runtime {
             build_retries: c.build_retries.max(0),
             orphan_grace: secs(c.host_down_secs),
         };
-        let scheduler = stratus_compute::scheduler::Scheduler::new(
-            match c.weigher {
-                stratus_common::config::Weigher::Spread => stratus_compute::scheduler::Weigher::Spread,
-                stratus_common::config::Weigher::Pack => stratus_compute::scheduler::Weigher::Pack,
-            },
-            settings.host_down_after,
-        );
+        let scheduler = stratus_compute::scheduler::Scheduler::new(c.weigher, settings.host_down_after);
         let service = stratus_compute::ComputeService::new(
             stratus_compute::store::Store::new(self.db.clone()),
             self.bus.clone(),
@@ -526,7 +517,7 @@ pub fn compute_agent_ip(config: &Config) -> String {
 
 /// The driver `[compute_agent] driver` asks for (`auto`: libvirt when it answers).
 pub fn compute_driver(config: &Config) -> &'static str {
-    use stratus_common::config::ComputeDriver;
+    use stratus_compute_agent::config::ComputeDriver;
     let c = &config.compute_agent;
     match c.driver {
         ComputeDriver::Auto if stratus_compute_agent::driver::libvirt::reachable(&c.libvirt_uri) => "libvirt",
@@ -573,9 +564,9 @@ pub fn compute_agent(
                 c.image_url.clone()
             };
             let virt_type = match c.virt_type {
-                stratus_common::config::VirtType::Auto => detect_virt_type().to_string(),
-                stratus_common::config::VirtType::Kvm => "kvm".to_string(),
-                stratus_common::config::VirtType::Qemu => "qemu".to_string(),
+                stratus_compute_agent::config::VirtType::Auto => detect_virt_type().to_string(),
+                stratus_compute_agent::config::VirtType::Kvm => "kvm".to_string(),
+                stratus_compute_agent::config::VirtType::Qemu => "qemu".to_string(),
             };
             let images =
                 Arc::new(stratus_compute_agent::images::ImageCache::new(state_dir.join("images"), &image_url, tokens)?);

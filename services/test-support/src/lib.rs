@@ -18,10 +18,10 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use stratus_common::bus::{Bus, MemoryBus};
-use stratus_common::config::IdentityConfig;
 use stratus_common::db::{testing, Db, Engine, Migration};
 use stratus_common::limits::LimitsClient;
 use stratus_identity::app::{BootstrapOptions, InProcessLimitsSource};
+use stratus_identity::config::IdentityConfig;
 use tower::ServiceExt;
 
 pub const ADMIN_PASSWORD: &str = "admin-secret";
