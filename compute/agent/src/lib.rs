@@ -49,7 +49,7 @@ pub struct Agent {
     bus: Bus,
     report_every: Duration,
     /// Commands for one server run one at a time.
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<protocol::ServerId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Agent {
@@ -82,7 +82,7 @@ impl Agent {
     pub async fn discover(&self) -> anyhow::Result<()> {
         let Some(source) = &self.source else { return Ok(()) };
         let found = source.hosts().await?;
-        let names: Vec<String> = found.iter().map(|h| h.name.clone()).collect();
+        let names: Vec<protocol::HostName> = found.iter().map(|h| h.name.as_str().into()).collect();
         *self.hosts.write().unwrap() = found.into_iter().map(|h| (h.name.clone(), Arc::new(h))).collect();
         let now = protocol::AgentHosts { queue: self.queue(), hosts: names };
         if let Err(e) = self.bus.publish(protocol::AGENT_HOSTS_SUBJECT, serde_json::to_vec(&now)?).await {
@@ -274,7 +274,7 @@ impl Agent {
         let c = host.driver.capacity();
         let taken_at = Some(stratus_common::db::now_text());
         Ok(HostReport {
-            host: host.name.clone(),
+            host: host.name.as_str().into(),
             queue: self.queue(),
             availability_zone: host.availability_zone.clone(),
             hypervisor_type: c.hypervisor_type,

@@ -19,6 +19,102 @@ pub const REPORT_SUBJECT: &str = "compute.hosts.report";
 /// when nothing is placed on them.
 pub const AGENT_HOSTS_SUBJECT: &str = "compute.hosts.agent";
 
+/// Ids of different things are different types, so a host name cannot be passed where
+/// a server id is wanted. On the wire each is the plain string (`serde(transparent)`);
+/// each reads as a `&str` (`Deref`) and compares with strings.
+macro_rules! id_type {
+    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_string())
+            }
+        }
+
+        impl From<&String> for $name {
+            fn from(s: &String) -> Self {
+                Self(s.clone())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                self == &other.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+    )*};
+}
+
+id_type! {
+    /// A server's id (Nova's instance uuid).
+    ServerId;
+    /// A compute host's name (a hypervisor, or a bare-metal node).
+    HostName;
+    /// A network port's id.
+    PortId;
+    /// A network's id.
+    NetworkId;
+}
+
 /// The work queue of an agent process.
 pub fn agent_queue(agent: &str) -> String {
     format!("compute.agent.{agent}")
@@ -93,9 +189,9 @@ pub struct VolumeSpec {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct PortSpec {
-    pub id: String,
+    pub id: PortId,
     pub mac_address: String,
-    pub network_id: String,
+    pub network_id: NetworkId,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -128,8 +224,8 @@ pub enum Op {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Command {
     pub action_id: String,
-    pub server_id: String,
-    pub host: String,
+    pub server_id: ServerId,
+    pub host: HostName,
     pub op: Op,
     #[serde(default)]
     pub spec: Option<GuestSpec>,
@@ -138,8 +234,8 @@ pub struct Command {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CommandResult {
     pub action_id: String,
-    pub server_id: String,
-    pub host: String,
+    pub server_id: ServerId,
+    pub host: HostName,
     pub op: Op,
     /// `None` on success; why otherwise.
     pub error: Option<String>,
@@ -149,14 +245,14 @@ pub struct CommandResult {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct GuestState {
-    pub server_id: String,
+    pub server_id: ServerId,
     pub power_state: i64,
 }
 
 /// A host's capacity and guests, sent periodically.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostReport {
-    pub host: String,
+    pub host: HostName,
     /// The queue that reaches the agent running this host.
     pub queue: String,
     pub availability_zone: String,
@@ -189,11 +285,32 @@ pub struct HostReport {
 pub struct AgentHosts {
     /// The agent's queue (as in its hosts' reports).
     pub queue: String,
-    pub hosts: Vec<String>,
+    pub hosts: Vec<HostName>,
 }
 
 /// Where an agent answers console log requests (`{"host", "server_id"}` →
 /// `{"output"}` or `{"error"}`).
 pub fn console_subject(queue: &str) -> String {
     format!("{queue}.console")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_plain_strings_on_the_wire() {
+        let cmd = Command {
+            action_id: "a".into(),
+            server_id: "s-1".into(),
+            host: "host-0".into(),
+            op: Op::Destroy,
+            spec: None,
+        };
+        let v = serde_json::to_value(&cmd).unwrap();
+        assert_eq!((v["server_id"].as_str(), v["host"].as_str()), (Some("s-1"), Some("host-0")));
+        let back: Command = serde_json::from_value(v).unwrap();
+        assert_eq!(back.server_id, "s-1");
+        assert_eq!(back.host.as_str(), "host-0");
+    }
 }

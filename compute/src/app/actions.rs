@@ -58,7 +58,7 @@ impl ComputeService {
             }
             None => self.save(server).await?,
         }
-        let cmd = Command { action_id, server_id: server.id.clone(), host, op, spec };
+        let cmd = Command { action_id, server_id: server.id.as_str().into(), host: host.into(), op, spec };
         self.bus.enqueue(&row.queue, serde_json::to_vec(&cmd)?).await?;
         Ok(())
     }
@@ -75,8 +75,8 @@ impl ComputeService {
         let Some(row) = self.host_row(host).await? else { return Ok(()) };
         let cmd = Command {
             action_id: uuid::Uuid::new_v4().to_string(),
-            server_id: server_id.to_string(),
-            host: host.to_string(),
+            server_id: server_id.into(),
+            host: host.into(),
             op,
             spec,
         };
@@ -150,7 +150,7 @@ impl ComputeService {
                 server.control.spawn = Some(answer(r, None));
             }
             Op::Destroy => {
-                server.control.destroyed_on = Some(r.host.clone());
+                server.control.destroyed_on = Some(r.host.to_string());
             }
             Op::Rebuild | Op::Resize | Op::AttachVolume | Op::DetachVolume => {
                 server.control.change = Some(answer(r, server.control.saga_id.clone()));
@@ -292,5 +292,5 @@ pub(crate) fn vm_state_of(power_state: i64) -> VmState {
 
 /// A host's answer as the server records it.
 fn answer(r: &CommandResult, saga: Option<String>) -> CommandAnswer {
-    CommandAnswer { host: r.host.clone(), error: r.error.clone(), power_state: r.power_state, saga }
+    CommandAnswer { host: r.host.to_string(), error: r.error.clone(), power_state: r.power_state, saga }
 }

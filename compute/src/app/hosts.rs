@@ -147,7 +147,7 @@ impl ComputeService {
     /// node), each only while nothing is placed on it.
     pub async fn on_agent_hosts(&self, a: &AgentHosts) -> anyhow::Result<()> {
         for host in self.store.hosts_of_queue(&a.queue).await? {
-            if a.hosts.contains(&host) {
+            if a.hosts.iter().any(|h| *h == host) {
                 continue;
             }
             if self.store.host_delete(&host).await? {

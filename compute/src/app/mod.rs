@@ -72,7 +72,8 @@ pub struct ComputeService {
     pub settings: Settings,
     pub sagas: SagaRunner,
     /// Guests seen without a server, and since when (orphan grace).
-    pub(crate) orphans: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    pub(crate) orphans:
+        std::sync::Mutex<std::collections::HashMap<stratus_compute_protocol::ServerId, std::time::Instant>>,
 }
 
 impl ComputeService {

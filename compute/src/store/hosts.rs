@@ -146,7 +146,7 @@ impl Store {
              disk_gb = $8, cap_vcpus = $9, cap_ram = $10, cap_disk = $11, traits = $12, last_seen = $13, resource_class = $14, host_ip = $15
              RETURNING *",
         )
-        .bind(&r.host)
+        .bind(r.host.as_str())
         .bind(&r.queue)
         .bind(if r.availability_zone.is_empty() { "nova" } else { r.availability_zone.as_str() })
         .bind(&r.hypervisor_type)

@@ -123,7 +123,7 @@ impl HypervisorDriver for FakeDriver {
             self.guests.lock().unwrap().entry(server_id.to_string()).or_insert(Guest {
                 power_state: power::RUNNING,
                 log,
-                ports: spec.ports.iter().map(|p| p.id.clone()).collect(),
+                ports: spec.ports.iter().map(|p| p.id.to_string()).collect(),
                 volumes: spec.volumes.iter().map(|v| (v.volume_id.clone(), v.device.clone())).collect(),
                 shape: (spec.vcpus, spec.ram_mb, spec.image_id.clone()),
             });
@@ -203,8 +203,8 @@ impl HypervisorDriver for FakeDriver {
         Box::pin(async move {
             let mut guests = self.guests.lock().unwrap();
             let g = guests.get_mut(server_id).ok_or_else(|| anyhow::anyhow!("no guest {server_id} on this host"))?;
-            if !g.ports.contains(&port.id) {
-                g.ports.push(port.id.clone());
+            if !g.ports.iter().any(|p| *p == port.id) {
+                g.ports.push(port.id.to_string());
                 g.log.push_str(&format!("virtio_net: new NIC {}\n", port.mac_address));
             }
             Ok(g.power_state)
@@ -248,7 +248,7 @@ impl HypervisorDriver for FakeDriver {
                 .lock()
                 .unwrap()
                 .iter()
-                .map(|(id, g)| GuestState { server_id: id.clone(), power_state: g.power_state })
+                .map(|(id, g)| GuestState { server_id: id.into(), power_state: g.power_state })
                 .collect())
         })
     }

@@ -496,7 +496,7 @@ impl HypervisorDriver for IronicDriver {
     fn guests(&self) -> BoxFuture<'_, anyhow::Result<Vec<GuestState>>> {
         let n = self.nodes.seen(&self.node);
         let guests = match (&n.instance_uuid, n.ours) {
-            (Some(id), true) => vec![GuestState { server_id: id.clone(), power_state: n.power() }],
+            (Some(id), true) => vec![GuestState { server_id: id.into(), power_state: n.power() }],
             _ => Vec::new(),
         };
         async move { Ok(guests) }.boxed()

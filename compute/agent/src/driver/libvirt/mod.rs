@@ -577,7 +577,7 @@ impl HypervisorDriver for LibvirtDriver {
         Box::pin(self.on_domain(server_id, move |d| {
             let current = d.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE).map_err(lv)?;
             if let Some(mac) = mac_of_tap(&current, &tap) {
-                let port = PortSpec { id: port_id_of(&tap), mac_address: mac, network_id: String::new() };
+                let port = PortSpec { id: port_id_of(&tap).into(), mac_address: mac, network_id: Default::default() };
                 d.detach_device_flags(&interface_xml(&port), affect(&d)?).map_err(lv)?;
             }
             Ok(power_of(&d))
@@ -650,7 +650,7 @@ impl HypervisorDriver for LibvirtDriver {
                         if domain::host_of(&xml).is_some_and(|h| h != host) {
                             return None;
                         }
-                        Some(GuestState { server_id: id, power_state: power_of(d) })
+                        Some(GuestState { server_id: id.into(), power_state: power_of(d) })
                     })
                     .collect())
             })
