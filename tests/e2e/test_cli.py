@@ -129,17 +129,44 @@ def test_lists_and_shows_by_name_or_id(cloud, home):
         cloud.osc("quota", "set", "--instances", "10", home["project"], fmt_json=False)
 
 
-def test_every_kind_lists_and_deletes(cloud, home):
+def test_every_kind_is_made_listed_and_deleted(cloud, home):
+    """`create` for networks, subnets, routers, security groups (and their rules),
+    floating IPs and volumes, by names; every kind listed; deletes by name."""
     env = cloud.user_env(home["project"], "123456", home["project"])
-    sg = cloud.osc("security", "group", "create", unique("clisg"), env=env)
-    net = cloud.osc("network", "create", unique("clinet"), env=env)
-    cloud.osc("subnet", "create", "--network", net["id"], "--subnet-range", "10.84.0.0/24", unique("clisub"), env=env)
-    vol = cloud.osc("volume", "create", "--size", "1", unique("clivol"), env=env)
+    if not any(n["Name"] == "public" for n in cloud.osc("network", "list", "--external")):
+        ext = ok_json(home, "network", "create", "public", "--external", "--shared", cloud_name="admin")
+        assert ext["router:external"] is True and ext["shared"] is True
+        ok_json(home, "subnet", "create", "public-v4", "--network", "public", "--range", "203.0.113.0/24",
+                "--no-dhcp", cloud_name="admin")
+    sg = ok_json(home, "sg", "create", unique("clisg"), "--description", "web")
+    rule = ok_json(home, "sg", "allow", sg["name"], "--protocol", "tcp", "--port", "8000:8099", "--from", "192.0.2.0/24")
+    assert (rule["port_range_min"], rule["port_range_max"], rule["remote_ip_prefix"]) == (8000, 8099, "192.0.2.0/24")
+    assert ok_json(home, "sg", "allow", sg["name"], "--protocol", "icmp", "--from-group", "default")["remote_group_id"]
+    net = ok_json(home, "network", "create", unique("clinet"))
+    sub = ok_json(home, "subnet", "create", unique("clisub"), "--network", net["name"], "--range", "10.84.0.0/24",
+                  "--dns", "192.0.2.53")
+    assert (sub["network_id"], sub["gateway_ip"], sub["dns_nameservers"]) == (net["id"], "10.84.0.1", ["192.0.2.53"])
+    router = ok_json(home, "router", "create", unique("clirouter"), "--external-gateway", "public")
+    assert router["external_gateway_info"]["network_id"] == cloud.osc("network", "show", "public")["id"]
+    p = stratus(home, "router", "add-subnet", router["name"], sub["name"])
+    assert p.returncode == 0, p.stderr
+    ports = cloud.osc("port", "list", "--router", router["id"], env=env)
+    assert any("10.84.0.1" in json.dumps(pt) for pt in ports), ports
+    fip = ok_json(home, "fip", "create", "--network", "public")
+    assert fip["floating_network_id"] == router["external_gateway_info"]["network_id"] and fip["port_id"] is None
+    vol = ok_json(home, "volume", "create", unique("clivol"), "--size", "1", "--wait")
+    assert (vol["status"], vol["size"]) == ("available", 1)
+    # Bad input: a usage error (2) that makes nothing; a network that is not there (4).
+    p = stratus(home, "subnet", "create", "x", "--network", net["name"], "--range", "10.85.0.0")
+    assert p.returncode == 2 and "CIDR" in p.stderr, p.stderr
+    assert stratus(home, "sg", "allow", sg["name"], "--port", "99:1").returncode == 2
+    assert stratus(home, "subnet", "create", "x", "--network", "no-such-net", "--range", "10.85.0.0/24").returncode == 4
     assert {"default", sg["name"]} <= {g["Name"] for g in ok_json(home, "sg", "list")}
-    assert "10.84.0.0/24" in [s["Subnet"] for s in ok_json(home, "subnet", "list")]
+    assert [s["Subnet"] for s in ok_json(home, "subnet", "list")].count("10.84.0.0/24") == 1
     assert vol["id"] in [v["ID"] for v in ok_json(home, "volume", "list")]
     assert ok_json(home, "volume", "show", vol["name"])["size"] == 1
-    for kind in ("router", "port", "fip"):
+    assert fip["id"] in [f["ID"] for f in ok_json(home, "fip", "list")]
+    for kind in ("router", "port"):
         p = stratus(home, kind, "list", "-o", "json")
         assert p.returncode == 0 and isinstance(json.loads(p.stdout), list), p.stderr
     assert home["project"] in [pr["Name"] for pr in ok_json(home, "project", "list", cloud_name="admin")]
@@ -149,10 +176,15 @@ def test_every_kind_lists_and_deletes(cloud, home):
     assert p.returncode == 0, p.stderr
     assert sg["name"] not in {g["Name"] for g in ok_json(home, "sg", "list")}
     assert stratus(home, "sg", "delete", sg["name"]).returncode == 4
-    p = stratus(home, "volume", "delete", vol["name"])
+    for kind, name in (("volume", vol["name"]), ("fip", fip["floating_ip_address"])):
+        p = stratus(home, kind, "delete", name)
+        assert p.returncode == 0, p.stderr
+    p = stratus(home, "router", "remove-subnet", router["name"], sub["name"])
     assert p.returncode == 0, p.stderr
-    p = stratus(home, "network", "delete", net["name"])
-    assert p.returncode == 0 and net["name"] not in [n["Name"] for n in ok_json(home, "network", "list")], p.stderr
+    for kind, name in (("router", router["name"]), ("network", net["name"])):
+        p = stratus(home, kind, "delete", name)
+        assert p.returncode == 0, p.stderr
+    assert net["name"] not in [n["Name"] for n in ok_json(home, "network", "list")]
 
 
 def test_a_lease_and_a_server_in_it(cloud, home):

@@ -79,7 +79,7 @@ async fn post(s: &Session, service: &str, path: &str, body: Value) -> Result<Val
 }
 
 /// The external network: the one named, else the only one there is.
-async fn external(s: &Session, named: Option<&str>) -> Result<Value, Failure> {
+pub(crate) async fn external(s: &Session, named: Option<&str>) -> Result<Value, Failure> {
     if let Some(n) = named {
         return find(&kinds::NETWORK, s, n).await;
     }

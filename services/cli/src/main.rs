@@ -6,6 +6,7 @@
 //! 3 configuration or authentication; 4 not found; 5 a service could not be reached;
 //! 6 a `--wait` ran out of time or ended in ERROR.
 
+mod create;
 mod images;
 mod kinds;
 mod launch;
@@ -75,7 +76,7 @@ enum Command {
     /// Networks (network service)
     Network {
         #[command(subcommand)]
-        verb: Verb,
+        verb: create::NetworkVerb,
     },
     /// Leases (reservation service)
     Lease {
@@ -85,12 +86,12 @@ enum Command {
     /// Subnets (network service)
     Subnet {
         #[command(subcommand)]
-        verb: Verb,
+        verb: create::SubnetVerb,
     },
     /// Routers (network service)
     Router {
         #[command(subcommand)]
-        verb: Verb,
+        verb: create::RouterVerb,
     },
     /// Ports (network service)
     Port {
@@ -100,17 +101,17 @@ enum Command {
     /// Security groups (network service)
     Sg {
         #[command(subcommand)]
-        verb: Verb,
+        verb: create::SgVerb,
     },
     /// Floating IPs (network service; `show` takes the ID or the address)
     Fip {
         #[command(subcommand)]
-        verb: Verb,
+        verb: create::FipVerb,
     },
     /// Volumes (block storage)
     Volume {
         #[command(subcommand)]
-        verb: Verb,
+        verb: create::VolumeVerb,
     },
     /// Projects (identity; an admin sees every one)
     Project {
@@ -174,7 +175,7 @@ enum Command {
 }
 
 #[derive(Subcommand)]
-enum Verb {
+pub enum Verb {
     /// List them (the project's, or what the caller may see)
     List,
     /// Show one, by name or ID
@@ -281,18 +282,36 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             other => return images::run(&session, other, cli.format, &cli.columns).await,
         },
         Command::Flavor { verb } => (&kinds::FLAVOR, verb),
-        Command::Network { verb } => (&kinds::NETWORK, verb),
+        Command::Network { verb } => match verb {
+            create::NetworkVerb::Common(v) => (&kinds::NETWORK, v),
+            other => return create::network(&session, other, cli.format, &cli.columns).await,
+        },
         Command::Lease { verb } => match verb {
             leases::LeaseVerb::List => (&kinds::LEASE, Verb::List),
             leases::LeaseVerb::Show { name } => (&kinds::LEASE, Verb::Show { name }),
             other => return leases::run(&session, other, cli.format, &cli.columns).await,
         },
-        Command::Subnet { verb } => (&kinds::SUBNET, verb),
-        Command::Router { verb } => (&kinds::ROUTER, verb),
+        Command::Subnet { verb } => match verb {
+            create::SubnetVerb::Common(v) => (&kinds::SUBNET, v),
+            other => return create::subnet(&session, other, cli.format, &cli.columns).await,
+        },
+        Command::Router { verb } => match verb {
+            create::RouterVerb::Common(v) => (&kinds::ROUTER, v),
+            other => return create::router(&session, other, cli.format, &cli.columns).await,
+        },
         Command::Port { verb } => (&kinds::PORT, verb),
-        Command::Sg { verb } => (&kinds::SECURITY_GROUP, verb),
-        Command::Fip { verb } => (&kinds::FLOATING_IP, verb),
-        Command::Volume { verb } => (&kinds::VOLUME, verb),
+        Command::Sg { verb } => match verb {
+            create::SgVerb::Common(v) => (&kinds::SECURITY_GROUP, v),
+            other => return create::security_group(&session, other, cli.format, &cli.columns).await,
+        },
+        Command::Fip { verb } => match verb {
+            create::FipVerb::Common(v) => (&kinds::FLOATING_IP, v),
+            other => return create::floating_ip(&session, other, cli.format, &cli.columns).await,
+        },
+        Command::Volume { verb } => match verb {
+            create::VolumeVerb::Common(v) => (&kinds::VOLUME, v),
+            other => return create::volume(&session, other, cli.format, &cli.columns).await,
+        },
         Command::Project { verb } => (&kinds::PROJECT, verb),
         Command::User { verb } => (&kinds::USER, verb),
         Command::Host { verb } => (&kinds::HOST, verb),

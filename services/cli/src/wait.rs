@@ -47,7 +47,7 @@ pub async fn wait_for(s: &Session, kind: &Kind, id: &str, want: &str, timeout: u
             done(tty);
             return Ok(if shown.is_null() { last } else { shown });
         }
-        if status == "ERROR" {
+        if status.eq_ignore_ascii_case("error") {
             done(tty);
             let why = shown["fault"]["message"].as_str().unwrap_or("no fault recorded");
             return Err(Failure { code: 6, message: format!("{noun} {id} is in ERROR: {why}") });
