@@ -409,6 +409,23 @@ async fn crud_lists_filters_and_pages(engine: Engine) {
     assert_eq!(by_name.json["projects"].as_array().unwrap().len(), 1);
     let pid = by_name.json["projects"][0]["id"].as_str().unwrap().to_string();
 
+    // The tags sub-resource: list, add one, check one, replace all, remove one, clear.
+    let tags = format!("/v3/projects/{pid}/tags");
+    assert_eq!(c.call("GET", &tags, Some(&admin), None).await.json["tags"], json!(["t"]));
+    assert_eq!(c.call("PUT", &format!("{tags}/blue"), Some(&admin), None).await.status, StatusCode::CREATED);
+    assert_eq!(c.call("GET", &format!("{tags}/blue"), Some(&admin), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.call("GET", &format!("{tags}/red"), Some(&admin), None).await.status, StatusCode::NOT_FOUND);
+    let all = c.call("PUT", &tags, Some(&admin), Some(json!({"tags": ["a", "b", "c"]}))).await;
+    assert_eq!((all.status, all.json["tags"].clone()), (StatusCode::OK, json!(["a", "b", "c"])));
+    let bad = c.call("PUT", &tags, Some(&admin), Some(json!({"tags": ["a/b"]}))).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "a tag with '/' is refused and nothing changes");
+    assert_eq!(c.call("DELETE", &format!("{tags}/b"), Some(&admin), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.call("DELETE", &format!("{tags}/b"), Some(&admin), None).await.status, StatusCode::NOT_FOUND);
+    let shown = c.call("GET", &format!("/v3/projects/{pid}"), Some(&admin), None).await;
+    assert_eq!(shown.json["project"]["tags"], json!(["a", "c"]));
+    assert_eq!(c.call("DELETE", &tags, Some(&admin), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.call("GET", &tags, Some(&admin), None).await.json["tags"], json!([]));
+
     // Domains must be disabled before deletion, and take their contents with them.
     let d = c.call("POST", "/v3/domains", Some(&admin), Some(json!({"domain": {"name": "d1"}}))).await;
     let did = d.json["domain"]["id"].as_str().unwrap().to_string();

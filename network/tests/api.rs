@@ -1088,3 +1088,30 @@ async fn bulk_create_all_or_nothing(engine: Engine) {
 async fn bulk_create() {
     each_engine!(bulk_create_all_or_nothing);
 }
+
+/// Deleting an external network takes its floating IPs (and their quota) with it, as
+/// Neutron does; a router's gateway on it still keeps it in use.
+async fn external_network_delete_takes_floating_ips(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let admin = c.admin().await;
+    let (pid, t) = c.member("ivy").await;
+    let public = c.public_network(&admin).await;
+    let pubid = public["id"].as_str().unwrap().to_string();
+    let fip = c.create(&t, "floatingips", "floatingip", json!({"floating_network_id": pubid})).await;
+    let router =
+        c.create(&t, "routers", "router", json!({"name": "r", "external_gateway_info": {"network_id": pubid}})).await;
+    let url = format!("/v2.0/networks/{pubid}");
+    assert_eq!(c.call("DELETE", &url, &admin, None).await.status, StatusCode::CONFLICT, "the gateway uses it");
+    let r = format!("/v2.0/routers/{}", router["id"].as_str().unwrap());
+    assert_eq!(c.call("DELETE", &r, &t, None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.call("DELETE", &url, &admin, None).await.status, StatusCode::NO_CONTENT);
+    let f = format!("/v2.0/floatingips/{}", fip["id"].as_str().unwrap());
+    assert_eq!(c.call("GET", &f, &t, None).await.status, StatusCode::NOT_FOUND);
+    let usage = c.network.store.usage(&pid).await.unwrap();
+    assert_eq!(usage.get("floatingip").copied().unwrap_or(0), 0, "{usage:?}");
+}
+
+#[tokio::test]
+async fn external_network_delete() {
+    each_engine!(external_network_delete_takes_floating_ips);
+}

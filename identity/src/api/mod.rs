@@ -45,6 +45,11 @@ pub fn router(identity: Arc<Identity>, max_body_bytes: usize) -> Router {
         .route("/v3/domains/{id}", get(domains::show).patch(domains::update).delete(domains::delete))
         .route("/v3/projects", get(projects::list).post(projects::create))
         .route("/v3/projects/{id}", get(projects::show).patch(projects::update).delete(projects::delete))
+        .route("/v3/projects/{id}/tags", get(projects::tags).put(projects::tags_set).delete(projects::tags_clear))
+        .route(
+            "/v3/projects/{id}/tags/{tag}",
+            get(projects::tag_check).put(projects::tag_add).delete(projects::tag_remove),
+        )
         .route("/v3/users", get(users::list).post(users::create))
         .route("/v3/users/{id}", get(users::show).patch(users::update).delete(users::delete))
         .route("/v3/users/{id}/password", post(users::change_password))

@@ -71,3 +71,69 @@ pub async fn delete(State(id): State<AppState>, ctx: AuthContext, Path(pid): Pat
     id.project_delete(&ctx, &pid).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(Deserialize)]
+pub struct TagsBody {
+    tags: Vec<String>,
+}
+
+/// `GET /v3/projects/{id}/tags`: whoever may see the project.
+pub async fn tags(State(id): State<AppState>, ctx: AuthContext, Path(pid): Path<String>) -> ApiResult<Json<Value>> {
+    let p = id.project_get(&ctx, &pid).await?;
+    Ok(Json(json!({"tags": p.tags})))
+}
+
+/// `PUT /v3/projects/{id}/tags`: replaces them all.
+pub async fn tags_set(
+    State(id): State<AppState>,
+    ctx: AuthContext,
+    Path(pid): Path<String>,
+    ApiJson(b): ApiJson<TagsBody>,
+) -> ApiResult<Json<Value>> {
+    let p = id.project_tags_set(&ctx, &pid, b.tags).await?;
+    Ok(Json(json!({"tags": p.tags})))
+}
+
+/// `DELETE /v3/projects/{id}/tags`: removes them all.
+pub async fn tags_clear(
+    State(id): State<AppState>,
+    ctx: AuthContext,
+    Path(pid): Path<String>,
+) -> ApiResult<StatusCode> {
+    id.project_tags_set(&ctx, &pid, Vec::new()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v3/projects/{id}/tags/{tag}`: 204 when the project has the tag, else 404.
+pub async fn tag_check(
+    State(id): State<AppState>,
+    ctx: AuthContext,
+    Path((pid, tag)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let p = id.project_get(&ctx, &pid).await?;
+    if p.tags.contains(&tag) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(stratus_common::http::ApiError::not_found("project tag", &tag))
+    }
+}
+
+/// `PUT /v3/projects/{id}/tags/{tag}`: adds one (201).
+pub async fn tag_add(
+    State(id): State<AppState>,
+    ctx: AuthContext,
+    Path((pid, tag)): Path<(String, String)>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let p = id.project_tag_add(&ctx, &pid, &tag).await?;
+    Ok((StatusCode::CREATED, Json(json!({"tags": p.tags}))))
+}
+
+/// `DELETE /v3/projects/{id}/tags/{tag}`.
+pub async fn tag_remove(
+    State(id): State<AppState>,
+    ctx: AuthContext,
+    Path((pid, tag)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    id.project_tag_remove(&ctx, &pid, &tag).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

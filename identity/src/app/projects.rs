@@ -153,6 +153,41 @@ impl Identity {
         Ok(p)
     }
 
+    /// Replaces a project's tags (`PUT /v3/projects/{id}/tags`; an empty list clears).
+    pub async fn project_tags_set(&self, ctx: &AuthContext, id: &str, tags: Vec<String>) -> ApiResult<Project> {
+        let req = ProjectUpdate {
+            name: None,
+            description: None,
+            enabled: None,
+            tags: Some(tags),
+            domain_id: None,
+            extra: Map::new(),
+        };
+        self.project_update(ctx, id, req).await
+    }
+
+    /// Adds one tag (`PUT /v3/projects/{id}/tags/{tag}`); one already there is kept.
+    pub async fn project_tag_add(&self, ctx: &AuthContext, id: &str, tag: &str) -> ApiResult<Project> {
+        require_admin(ctx, "update_project_tags")?;
+        let p = self.store.project_fetch(id).await?.ok_or_else(|| ApiError::not_found("project", id))?;
+        let mut tags = p.tags;
+        if !tags.iter().any(|t| t == tag) {
+            tags.push(tag.to_string());
+        }
+        self.project_tags_set(ctx, id, tags).await
+    }
+
+    /// Removes one tag (`DELETE /v3/projects/{id}/tags/{tag}`): 404 when it has none such.
+    pub async fn project_tag_remove(&self, ctx: &AuthContext, id: &str, tag: &str) -> ApiResult<()> {
+        require_admin(ctx, "delete_project_tag")?;
+        let p = self.store.project_fetch(id).await?.ok_or_else(|| ApiError::not_found("project", id))?;
+        if !p.tags.iter().any(|t| t == tag) {
+            return Err(ApiError::not_found("project tag", tag));
+        }
+        let tags = p.tags.into_iter().filter(|t| t != tag).collect();
+        self.project_tags_set(ctx, id, tags).await.map(drop)
+    }
+
     pub async fn project_delete(&self, ctx: &AuthContext, id: &str) -> ApiResult<()> {
         require_admin(ctx, "delete_project")?;
         self.store.project_fetch(id).await?.ok_or_else(|| ApiError::not_found("project", id))?;

@@ -253,7 +253,7 @@ impl NetworkService {
         self.fip_remove(&r).await
     }
 
-    async fn fip_remove(&self, r: &Record) -> ApiResult<()> {
+    pub(crate) async fn fip_remove(&self, r: &Record) -> ApiResult<()> {
         if let Some(p) = self.store.fetch(Table::Ports, r.str("_port")).await? {
             self.port_remove(&p).await?;
         }

@@ -231,6 +231,11 @@ impl NetworkService {
         for p in self.dhcp_ports(id, None).await? {
             self.port_remove(&p).await?;
         }
+        // An external network takes its floating IPs with it, as Neutron's does (router
+        // gateways on it still keep it in use).
+        for f in self.store.list(Table::FloatingIps, Some(("floating_network_id", id))).await? {
+            self.fip_remove(&f).await?;
+        }
         if self.store.count(Table::Ports, "network_id", id).await? > 0 {
             return Err(neutron(
                 StatusCode::CONFLICT,
