@@ -49,7 +49,7 @@ async fn assert_nothing_left(c: &Cloud, project: &str, server: &str) {
 async fn flavors_keypairs_and_versions(engine: Engine) {
     let c = Cloud::start(engine).await;
     let admin = c.admin().await;
-    let (_, member) = c.member("p1").await;
+    let (project, member) = c.member("p1").await;
     let f = c
         .call(
             "POST",
@@ -92,6 +92,19 @@ async fn flavors_keypairs_and_versions(engine: Engine) {
     let p = c.call("POST", "/flavors", &admin, Some(json!({"flavor": {"name": "priv", "vcpus": 1, "ram": 64, "disk": 1, "os-flavor-access:is_public": false}}))).await;
     let pid = p.body["flavor"]["id"].as_str().unwrap().to_string();
     assert_eq!(c.call("GET", &format!("/flavors/{pid}"), &member, None).await.status, StatusCode::NOT_FOUND);
+    let listed = |body: &Value| body["flavors"].as_array().unwrap().iter().any(|f| f["id"] == pid.as_str());
+    assert!(!listed(&c.call("GET", "/flavors/detail", &member, None).await.body));
+    let action = format!("/flavors/{pid}/action");
+    let grant = c.call("POST", &action, &admin, Some(json!({"addTenantAccess": {"tenant": project}}))).await;
+    assert_eq!(grant.status, StatusCode::OK, "{}", grant.body);
+    // Listed to the project's members from then on (as Nova lists them, whatever
+    // is_public a member asks for), until the access is taken back.
+    assert!(listed(&c.call("GET", "/flavors/detail", &member, None).await.body));
+    assert!(listed(&c.call("GET", "/flavors?is_public=false", &member, None).await.body));
+    assert_eq!(c.call("GET", &format!("/flavors/{pid}"), &member, None).await.status, StatusCode::OK);
+    let revoke = c.call("POST", &action, &admin, Some(json!({"removeTenantAccess": {"tenant": project}}))).await;
+    assert_eq!(revoke.status, StatusCode::OK, "{}", revoke.body);
+    assert!(!listed(&c.call("GET", "/flavors/detail", &member, None).await.body));
 
     // Keypairs: generated below 2.92, imported, unique per user, counted.
     let k = c.call_v("2.10", "POST", "/os-keypairs", &member, Some(json!({"keypair": {"name": "gen"}}))).await;

@@ -17,7 +17,12 @@ use stratus_common::http::{ApiJson, ApiResult};
 
 /// Nova's `is_public` filter: `none` (OSC sends the literal "None") lists both; the
 /// boolean strings Nova's `bool_from_string` takes pick one; anything else is a 400.
+/// Nova's `is_public` filter: an admin's choice (none given: every flavor); others
+/// always get the public ones plus the private ones their project was given.
 fn is_public_param(q: &std::collections::HashMap<String, String>, admin: bool) -> ApiResult<Option<bool>> {
+    if !admin {
+        return Ok(Some(true));
+    }
     match q.get("is_public").map(|v| v.to_ascii_lowercase()) {
         Some(v) if v == "none" => Ok(None),
         Some(v) => match v.as_str() {
@@ -25,8 +30,7 @@ fn is_public_param(q: &std::collections::HashMap<String, String>, admin: bool) -
             "f" | "false" | "off" | "n" | "no" | "0" => Ok(Some(false)),
             _ => Err(stratus_common::http::ApiError::bad_request(format!("Invalid is_public filter [{v}]"))),
         },
-        None if admin => Ok(None),
-        None => Ok(Some(true)),
+        None => Ok(None),
     }
 }
 

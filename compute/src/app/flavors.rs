@@ -23,8 +23,9 @@ impl ComputeService {
         }
     }
 
-    /// Flavors the caller sees; `is_public`: Some(true) public only, Some(false)
-    /// private only (admins), None both.
+    /// Flavors the caller sees; `is_public`: Some(true) public ones and the private
+    /// ones the caller's project was given (as Nova), Some(false) private only
+    /// (admins), None both.
     pub async fn flavor_list(&self, ctx: &AuthContext, is_public: Option<bool>) -> AppResult<Vec<Flavor>> {
         let shared: Vec<String> = match ctx.project_id() {
             Some(p) => self.store.flavors_shared_with(p).await?,
@@ -36,7 +37,7 @@ impl ComputeService {
             .await?
             .into_iter()
             .filter(|f| match is_public {
-                Some(true) => f.is_public,
+                Some(true) => f.is_public || shared.contains(&f.id),
                 Some(false) => !f.is_public && (ctx.is_admin() || shared.contains(&f.id)),
                 None => f.is_public || ctx.is_admin() || shared.contains(&f.id),
             })
