@@ -118,14 +118,14 @@ pub async fn tag_check(
     }
 }
 
-/// `PUT /v3/projects/{id}/tags/{tag}`: adds one (201).
+/// `PUT /v3/projects/{id}/tags/{tag}`: adds one (201, no body, as Keystone answers).
 pub async fn tag_add(
     State(id): State<AppState>,
     ctx: AuthContext,
     Path((pid, tag)): Path<(String, String)>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let p = id.project_tag_add(&ctx, &pid, &tag).await?;
-    Ok((StatusCode::CREATED, Json(json!({"tags": p.tags}))))
+) -> ApiResult<StatusCode> {
+    id.project_tag_add(&ctx, &pid, &tag).await?;
+    Ok(StatusCode::CREATED)
 }
 
 /// `DELETE /v3/projects/{id}/tags/{tag}`.
