@@ -64,7 +64,7 @@ struct Args {
     servers: usize,
     /// Which boot-and-delete cycles to measure (with --compute): `none` (no network),
     /// `port` (one port), or both.
-    #[arg(long, default_value = "both")]
+    #[arg(long, default_value = "both", value_parser = ["none", "port", "both"])]
     boot_networks: String,
     /// Where the cloud under test writes its log (default: discarded); its level is
     /// RUST_LOG's (e.g. `warn,sqlx::query=debug` to see every statement).

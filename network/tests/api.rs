@@ -1102,10 +1102,11 @@ async fn external_network_delete_takes_floating_ips(engine: Engine) {
         c.create(&t, "routers", "router", json!({"name": "r", "external_gateway_info": {"network_id": pubid}})).await;
     let url = format!("/v2.0/networks/{pubid}");
     assert_eq!(c.call("DELETE", &url, &admin, None).await.status, StatusCode::CONFLICT, "the gateway uses it");
+    let f = format!("/v2.0/floatingips/{}", fip["id"].as_str().unwrap());
+    assert_eq!(c.call("GET", &f, &t, None).await.status, StatusCode::OK, "a refused delete removes nothing");
     let r = format!("/v2.0/routers/{}", router["id"].as_str().unwrap());
     assert_eq!(c.call("DELETE", &r, &t, None).await.status, StatusCode::NO_CONTENT);
     assert_eq!(c.call("DELETE", &url, &admin, None).await.status, StatusCode::NO_CONTENT);
-    let f = format!("/v2.0/floatingips/{}", fip["id"].as_str().unwrap());
     assert_eq!(c.call("GET", &f, &t, None).await.status, StatusCode::NOT_FOUND);
     let usage = c.network.store.usage(&pid).await.unwrap();
     assert_eq!(usage.get("floatingip").copied().unwrap_or(0), 0, "{usage:?}");

@@ -40,6 +40,9 @@ def world():
     c.http("POST", "/v2.0/subnets", admin,
            {"subnet": {"network_id": w["public"], "cidr": "203.0.113.0/24", "enable_dhcp": False}}, base=c.network_url)
     c.osc("flavor", "create", "--id", "iso1", "--vcpus", "1", "--ram", "64", "--disk", "1", "iso1")
+    # A private flavor given to project A alone.
+    c.osc("flavor", "create", "--id", "iso-a", "--private", "--project", w["a"], "--vcpus", "1", "--ram", "64",
+          "--disk", "1", "iso-a")
     w["public_image"] = image(c, admin, "public-img", visibility="public")
     # The one compute host, made reservable (leases below are for later windows).
     hv = c.osc("hypervisor", "list")[0]["Hypervisor Hostname"]
@@ -251,16 +254,23 @@ def test_by_id(world, a_things, actor):
     # Identity: A's project, A's member, A's application credential.
     for what, path in [
         ("project", f"/v3/projects/{world['a']}"),
+        ("project tags", f"/v3/projects/{world['a']}/tags"),
         ("user", f"/v3/users/{world['a_member_user']}"),
         ("application credential", f"/v3/users/{world['a_member_user']}/application_credentials/{a_things['app_cred']}"),
     ]:
         got = c.http("GET", path, token)[0]
-        allowed = actor == "a_reader" and what == "project"
+        allowed = actor == "a_reader" and what in ("project", "project tags")
         if (got == 200) != allowed or got >= 500:
             wrong.append(f"GET {what}: {got}")
         got = c.http("DELETE", path, token)[0]
         if got not in (403, 404):
             wrong.append(f"DELETE {what}: {got}")
+    # A's private flavor: A's reader sees it (listed and by id), B's people do not.
+    compute = c.compute_url + "/v2.1"
+    got = c.http("GET", "/flavors/iso-a", token, base=compute)[0]
+    listed = any(f["id"] == "iso-a" for f in c.http("GET", "/flavors/detail", token, base=compute)[2]["flavors"])
+    if (got == 200, listed) != ((actor == "a_reader"),) * 2:
+        wrong.append(f"private flavor: GET {got}, listed {listed}")
     # Keypairs belong to their user: nobody else sees A's member's key.
     got = c.http("GET", f"/os-keypairs/{a_things['keypair']}", token, base=c.compute_url + "/v2.1")[0]
     if got != 404:

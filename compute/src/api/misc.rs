@@ -15,10 +15,10 @@ use stratus_common::auth::AuthContext;
 use stratus_common::db::parse_time;
 use stratus_common::http::{ApiJson, ApiResult};
 
-/// Nova's `is_public` filter: `none` (OSC sends the literal "None") lists both; the
-/// boolean strings Nova's `bool_from_string` takes pick one; anything else is a 400.
-/// Nova's `is_public` filter: an admin's choice (none given: every flavor); others
-/// always get the public ones plus the private ones their project was given.
+/// Nova's `is_public` filter. An admin's choice: `none` (OSC sends the literal "None")
+/// or nothing lists both, the boolean strings Nova's `bool_from_string` takes pick one,
+/// anything else is a 400. Others always get the public ones plus the private ones
+/// their project was given (`Some(true)`), whatever they ask.
 fn is_public_param(q: &std::collections::HashMap<String, String>, admin: bool) -> ApiResult<Option<bool>> {
     if !admin {
         return Ok(Some(true));

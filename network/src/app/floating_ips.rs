@@ -205,8 +205,7 @@ impl NetworkService {
     /// The floating IPs the caller owns; with `port`, only those on that port (read by
     /// the indexed column, not the whole table).
     pub async fn fip_list(&self, ctx: &AuthContext, port: Option<&str>) -> ApiResult<Vec<Record>> {
-        let narrow = port.map(|p| ("port_id", p));
-        Ok(self.store.list(Table::FloatingIps, narrow).await?.into_iter().filter(|r| Self::owns(ctx, r)).collect())
+        self.list_owned(ctx, Table::FloatingIps, port.map(|p| ("port_id", p))).await
     }
 
     pub async fn fip_update(

@@ -240,8 +240,13 @@ impl NetworkService {
         Ok(tags)
     }
 
-    pub(crate) async fn list_owned(&self, ctx: &AuthContext, table: Table) -> ApiResult<Vec<Record>> {
-        Ok(self.store.list(table, None).await?.into_iter().filter(|r| Self::owns(ctx, r)).collect())
+    pub(crate) async fn list_owned(
+        &self,
+        ctx: &AuthContext,
+        table: Table,
+        narrow: Option<(&str, &str)>,
+    ) -> ApiResult<Vec<Record>> {
+        Ok(self.store.list(table, narrow).await?.into_iter().filter(|r| Self::owns(ctx, r)).collect())
     }
 
     /// Counts one more `resource` against the project's unified limit (service type

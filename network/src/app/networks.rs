@@ -231,17 +231,26 @@ impl NetworkService {
         for p in self.dhcp_ports(id, None).await? {
             self.port_remove(&p).await?;
         }
-        // An external network takes its floating IPs with it, as Neutron's does (router
-        // gateways on it still keep it in use).
-        for f in self.store.list(Table::FloatingIps, Some(("floating_network_id", id))).await? {
-            self.fip_remove(&f).await?;
-        }
-        if self.store.count(Table::Ports, "network_id", id).await? > 0 {
-            return Err(neutron(
+        // An external network takes its floating IPs with it, as Neutron's does; any
+        // other port (a router's gateway, a user's) keeps it in use, and then nothing
+        // is removed.
+        let in_use = || {
+            neutron(
                 StatusCode::CONFLICT,
                 "NetworkInUse",
                 format!("Unable to complete operation on network {id}. There are one or more ports still in use on the network."),
-            ));
+            )
+        };
+        let ports = self.store.list(Table::Ports, Some(("network_id", id))).await?;
+        if ports.iter().any(|p| p.str("device_owner") != super::ports::FLOATING_IP) {
+            return Err(in_use());
+        }
+        for f in self.store.list(Table::FloatingIps, Some(("floating_network_id", id))).await? {
+            self.fip_remove(&f).await?;
+        }
+        // A port made meanwhile still stops the delete.
+        if self.store.count(Table::Ports, "network_id", id).await? > 0 {
+            return Err(in_use());
         }
         for s in self.store.list(Table::Subnets, Some(("network_id", id))).await? {
             self.store.delete(Table::Subnets, &s.id).await?;

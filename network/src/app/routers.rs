@@ -80,7 +80,7 @@ impl NetworkService {
     }
 
     pub async fn router_list(&self, ctx: &AuthContext) -> ApiResult<Vec<Record>> {
-        self.list_owned(ctx, Table::Routers).await
+        self.list_owned(ctx, Table::Routers, None).await
     }
 
     pub async fn router_update(

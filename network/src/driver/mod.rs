@@ -14,15 +14,9 @@ pub enum Driver {
     Fake,
 }
 
-impl Driver {
-    pub fn parse(s: &str) -> anyhow::Result<Self> {
-        match s {
-            "agent" => Ok(Driver::Agent),
-            "fake" => Ok(Driver::Fake),
-            other => anyhow::bail!("unknown network driver '{other}': use agent or fake"),
-        }
-    }
+stratus_common::from_str_by_serde!(Driver);
 
+impl Driver {
     /// The status a router's interface or gateway port starts with, where the driver
     /// decides it: the fake driver has no router to wait for, so such ports are `ACTIVE`
     /// at once (as Neutron shows them once its L3 agent has wired them).
@@ -54,7 +48,7 @@ mod tests {
         assert_eq!(Driver::Fake.status_of_router_port(crate::app::ports::ROUTER_INTERFACE), Some(PortStatus::Active));
         assert_eq!(Driver::Fake.status_of_router_port("compute:nova"), None);
         assert_eq!(Driver::Agent.status_of_router_port(crate::app::ports::ROUTER_INTERFACE), None);
-        assert!(Driver::parse("ovs").is_err());
-        assert_eq!(Driver::parse("fake").unwrap(), Driver::Fake);
+        assert!("ovs".parse::<Driver>().is_err());
+        assert_eq!("fake".parse::<Driver>().unwrap(), Driver::Fake);
     }
 }
