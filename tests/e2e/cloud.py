@@ -3,6 +3,7 @@
 
 import json
 import os
+import random
 import socket
 import subprocess
 import time
@@ -22,10 +23,30 @@ def port_open(port):
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port no one listens on, picked at random below the kernel's ephemeral range:
+    a port the kernel handed out (bind to 0) can be taken by any outgoing connection
+    (Tempest beside the end-to-end tests makes thousands) before stratusd binds it."""
+    low, _ = _ephemeral_range()
+    top = low - 1 if low > 11000 else 65535
+    for _ in range(200):
+        port = random.randint(10000, top)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port found")
 
 
 def new_pg_schema():
@@ -139,7 +160,12 @@ class Cloud:
     def read_log(self):
         self.log.flush()
         with open(self.log.name) as f:
-            return f.read()[-4000:]
+            text = f.read()
+        # An error from main is printed before its backtrace: keep the error.
+        head, sep, _ = text.partition("Stack backtrace:")
+        if sep:
+            return head[-4000:] + "(backtrace left out)"
+        return text[-4000:]
 
     def stop(self):
         if self.proc.poll() is None:
