@@ -203,7 +203,7 @@ async fn lifecycle(engine: Engine) {
         None => c.compute.store.server_get(&id).await.unwrap().unwrap().host.unwrap(),
     };
     let idx: usize = host.trim_start_matches("host-").parse().unwrap();
-    assert!(c.drivers[idx].set_power_state(&id, 4));
+    assert!(c.drivers[idx].set_power_state(&id, stratus_compute_protocol::PowerState::Shutdown));
     // A report listed before the server's last save is older than the server: it
     // changes nothing (a build that ended after its host listed its guests).
     let old = c.agent.report(&c.agent.host(&host).unwrap()).await.unwrap();

@@ -204,7 +204,7 @@ impl Agent {
         }
         let (error, power_state) = match outcome {
             Ok(p) => (None, p),
-            Err(e) => (Some(format!("{e:#}")), protocol::power::NOSTATE),
+            Err(e) => (Some(format!("{e:#}")), protocol::PowerState::NoState),
         };
         if let Some(e) = &error {
             tracing::warn!(server = %cmd.server_id, op = ?cmd.op, error = %e, "compute command failed");
@@ -219,7 +219,7 @@ impl Agent {
         }
     }
 
-    async fn execute(&self, cmd: &Command) -> anyhow::Result<i64> {
+    async fn execute(&self, cmd: &Command) -> anyhow::Result<protocol::PowerState> {
         let host = self.host_for(&cmd.host).await?;
         let d = &host.driver;
         match cmd.op {
@@ -227,7 +227,7 @@ impl Agent {
                 let spec = cmd.spec.as_ref().ok_or_else(|| anyhow::anyhow!("spawn without a guest spec"))?;
                 d.spawn(&cmd.server_id, spec).await
             }
-            Op::Destroy => d.destroy(&cmd.server_id).await.map(|_| protocol::power::NOSTATE),
+            Op::Destroy => d.destroy(&cmd.server_id).await.map(|_| protocol::PowerState::NoState),
             Op::Stop => d.stop(&cmd.server_id).await,
             Op::Start => d.start(&cmd.server_id).await,
             Op::SoftReboot => d.reboot(&cmd.server_id, false).await,

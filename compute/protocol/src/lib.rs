@@ -120,13 +120,72 @@ pub fn agent_queue(agent: &str) -> String {
     format!("compute.agent.{agent}")
 }
 
-/// Nova's power states.
-pub mod power {
-    pub const NOSTATE: i64 = 0;
-    pub const RUNNING: i64 = 1;
-    pub const PAUSED: i64 = 3;
-    pub const SHUTDOWN: i64 = 4;
-    pub const CRASHED: i64 = 6;
+/// A guest's power state, as Nova numbers it (`OS-EXT-STS:power_state`). On the wire and
+/// in the database it is Nova's integer; a number not listed here is an error when read,
+/// never a guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum PowerState {
+    #[default]
+    NoState,
+    Running,
+    Paused,
+    Shutdown,
+    Crashed,
+    Suspended,
+}
+
+impl PowerState {
+    pub const ALL: [PowerState; 6] = [
+        PowerState::NoState,
+        PowerState::Running,
+        PowerState::Paused,
+        PowerState::Shutdown,
+        PowerState::Crashed,
+        PowerState::Suspended,
+    ];
+
+    /// Nova's number for it.
+    pub fn code(self) -> i64 {
+        match self {
+            PowerState::NoState => 0,
+            PowerState::Running => 1,
+            PowerState::Paused => 3,
+            PowerState::Shutdown => 4,
+            PowerState::Crashed => 6,
+            PowerState::Suspended => 7,
+        }
+    }
+
+    pub fn from_code(code: i64) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.code() == code)
+    }
+}
+
+impl std::fmt::Display for PowerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            PowerState::NoState => "NOSTATE",
+            PowerState::Running => "RUNNING",
+            PowerState::Paused => "PAUSED",
+            PowerState::Shutdown => "SHUTDOWN",
+            PowerState::Crashed => "CRASHED",
+            PowerState::Suspended => "SUSPENDED",
+        };
+        f.write_str(name)
+    }
+}
+
+impl Serialize for PowerState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for PowerState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let code = i64::deserialize(d)?;
+        PowerState::from_code(code).ok_or_else(|| serde::de::Error::custom(format!("unknown power state {code}")))
+    }
 }
 
 /// What a guest is made of (flavor, image, NICs, and what its metadata shows).
@@ -240,13 +299,13 @@ pub struct CommandResult {
     /// `None` on success; why otherwise.
     pub error: Option<String>,
     /// The guest's power state after the command.
-    pub power_state: i64,
+    pub power_state: PowerState,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct GuestState {
     pub server_id: ServerId,
-    pub power_state: i64,
+    pub power_state: PowerState,
 }
 
 /// A host's capacity and guests, sent periodically.
@@ -312,5 +371,18 @@ mod tests {
         let back: Command = serde_json::from_value(v).unwrap();
         assert_eq!(back.server_id, "s-1");
         assert_eq!(back.host.as_str(), "host-0");
+    }
+
+    #[test]
+    fn power_states_are_novas_numbers_and_an_unknown_one_is_refused() {
+        for p in PowerState::ALL {
+            let v = serde_json::to_value(p).unwrap();
+            assert_eq!(v, serde_json::json!(p.code()));
+            assert_eq!(serde_json::from_value::<PowerState>(v).unwrap(), p);
+        }
+        assert_eq!(PowerState::Running.code(), 1);
+        assert_eq!(PowerState::Shutdown.code(), 4);
+        let err = serde_json::from_value::<GuestState>(serde_json::json!({"server_id": "s", "power_state": 2}));
+        assert!(err.unwrap_err().to_string().contains("unknown power state 2"));
     }
 }

@@ -103,7 +103,7 @@ pub fn server_view(s: &Server, v: Version, admin: bool, base: &str, show: bool) 
         .unwrap_or(if s.host.is_some() { "nova" } else { "" })
         .to_string();
     put("OS-EXT-AZ:availability_zone", json!(az));
-    put("OS-EXT-STS:power_state", json!(s.power_state));
+    put("OS-EXT-STS:power_state", json!(s.power_state.code()));
     put("OS-EXT-STS:task_state", json!(s.task_state));
     put("OS-EXT-STS:vm_state", json!(s.vm_state));
     put("OS-SRV-USG:launched_at", json!(s.launched_at.as_ref().and_then(|t| t.get(..26)).map(|t| t.to_string())));

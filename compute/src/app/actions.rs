@@ -9,7 +9,7 @@ use crate::store::{Action, CommandAnswer, PendingCommand, Server, Store};
 use stratus_common::auth::AuthContext;
 use stratus_common::db::{now_text, parse_time};
 use stratus_common::saga::Saga;
-use stratus_compute_protocol::{power, Command, CommandResult, GuestSpec, Op};
+use stratus_compute_protocol::{Command, CommandResult, GuestSpec, Op, PowerState};
 
 impl ComputeService {
     /// Sends a command for `server` to its host's agent. The command is recorded in the
@@ -282,10 +282,10 @@ impl ComputeService {
 }
 
 /// Nova's VM state for a guest's power state (after a power action or a drift).
-pub(crate) fn vm_state_of(power_state: i64) -> VmState {
+pub(crate) fn vm_state_of(power_state: PowerState) -> VmState {
     match power_state {
-        power::RUNNING => VmState::Active,
-        power::PAUSED => VmState::Paused,
+        PowerState::Running => VmState::Active,
+        PowerState::Paused => VmState::Paused,
         _ => VmState::Stopped,
     }
 }

@@ -19,7 +19,7 @@ use stratus_common::db::now_text;
 use stratus_common::saga::{
     nothing_to_undo, Outcome, Saga, SagaDef, SagaState, Step, StepError, StepFuture, StepResult,
 };
-use stratus_compute_protocol::{GuestSpec, Op, PortSpec};
+use stratus_compute_protocol::{GuestSpec, Op, PortSpec, PowerState};
 
 pub const KIND: &str = "create";
 
@@ -590,7 +590,7 @@ impl ComputeService {
         if server.vm_state == VmState::Active && server.task_state.is_none() {
             return Ok(Outcome::Next);
         }
-        let power = server.control.spawn.as_ref().map_or(1, |r| r.power_state);
+        let power = server.control.spawn.as_ref().map_or(PowerState::Running, |r| r.power_state);
         server.vm_state = VmState::Active;
         server.task_state = None;
         server.power_state = power;

@@ -12,7 +12,7 @@ use serde_json::json;
 use std::sync::{Arc, Weak};
 use stratus_common::db::now_text;
 use stratus_common::saga::{nothing_to_undo, NoData, Outcome, Saga, SagaDef, SagaState, Step, StepFuture, StepResult};
-use stratus_compute_protocol::{power, Op};
+use stratus_compute_protocol::{Op, PowerState};
 
 pub const KIND: &str = "delete";
 
@@ -178,7 +178,7 @@ impl ComputeService {
         self.leave_group(server).await?;
         server.vm_state = VmState::Deleted;
         server.task_state = None;
-        server.power_state = power::NOSTATE;
+        server.power_state = PowerState::NoState;
         server.terminated_at = Some(now_text());
         // The ports step removed them without saving.
         server.doc.insert("ports".into(), json!([]));

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use stratus_common::supervisor::SUPERVISOR;
 use stratus_compute_protocol::{
-    power, AgentHosts, Command, CommandResult, HostReport, Op, AGENT_HOSTS_SUBJECT, REPORT_SUBJECT, RESULTS_QUEUE,
+    AgentHosts, Command, CommandResult, HostReport, Op, PowerState, AGENT_HOSTS_SUBJECT, REPORT_SUBJECT, RESULTS_QUEUE,
 };
 
 /// What a reconciler pass did.
@@ -174,19 +174,20 @@ impl ComputeService {
             if r.taken_at.as_deref().is_some_and(|t| s.updated_at.as_str() >= t) {
                 continue;
             }
-            let seen = r.guests.iter().find(|g| g.server_id == s.id).map(|g| g.power_state).unwrap_or(power::NOSTATE);
+            let seen =
+                r.guests.iter().find(|g| g.server_id == s.id).map(|g| g.power_state).unwrap_or(PowerState::NoState);
             if seen == s.power_state {
                 continue;
             }
-            tracing::info!(server = %s.id, from = s.power_state, to = seen, "power state changed outside the API");
+            tracing::info!(server = %s.id, from = %s.power_state, to = %seen, "power state changed outside the API");
             s.power_state = seen;
             let event = match seen {
-                power::RUNNING => "power_on.end",
-                power::SHUTDOWN | power::CRASHED => "power_off.end",
-                power::PAUSED => "pause.end",
+                PowerState::Running => "power_on.end",
+                PowerState::Shutdown | PowerState::Crashed => "power_off.end",
+                PowerState::Paused => "pause.end",
                 _ => "power_state.change",
             };
-            if seen != power::NOSTATE {
+            if seen != PowerState::NoState {
                 s.vm_state = super::actions::vm_state_of(seen);
             }
             if self.store.server_save(&mut s, Some(None)).await? {

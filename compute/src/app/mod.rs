@@ -107,7 +107,7 @@ impl ComputeService {
             .emit(
                 &format!("compute.instance.{what}"),
                 &json!({"instance_id": s.id, "project_id": s.project_id, "user_id": s.user_id, "host": s.host,
-                        "state": s.vm_state, "power_state": s.power_state, "flavor": s.doc.get("flavor"),
+                        "state": s.vm_state, "power_state": s.power_state.code(), "flavor": s.doc.get("flavor"),
                         "timestamp": now_text()}),
             )
             .await;

@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
 use stratus_common::db::now_text;
 use stratus_common::saga::Saga;
+use stratus_compute_protocol::PowerState;
 
 /// The last path segment of an id-or-link (`flavorRef`, `imageRef`).
 pub(crate) fn ref_id(v: &str) -> &str {
@@ -225,7 +226,7 @@ impl ComputeService {
                         name: if n > 1 { format!("{name}-{}", i + 1) } else { name.clone() },
                         vm_state: VmState::Building,
                         task_state: Some(TaskState::Scheduling),
-                        power_state: 0,
+                        power_state: PowerState::NoState,
                         host: None,
                         vcpus: flavor.vcpus,
                         ram: flavor.ram,

@@ -274,7 +274,7 @@ mod tests {
             name: "web 1".into(),
             vm_state: crate::store::VmState::Active,
             task_state: None,
-            power_state: 1,
+            power_state: stratus_compute_protocol::PowerState::Running,
             host: Some("h".into()),
             vcpus: 1,
             ram: 256,

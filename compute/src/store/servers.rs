@@ -4,6 +4,7 @@ use super::{json_map, usage_release, Store, StoreResult};
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 use stratus_common::db::{now_text, RowExt};
+use stratus_compute_protocol::PowerState;
 
 /// Nova's `vm_state` of a server. Stored as its name; a name the code does not know is
 /// an error when the row is read, never a guess.
@@ -188,7 +189,7 @@ pub struct PendingCommand {
 pub struct CommandAnswer {
     pub host: String,
     pub error: Option<String>,
-    pub power_state: i64,
+    pub power_state: PowerState,
     /// The saga the command was sent for.
     #[serde(default)]
     pub saga: Option<String>,
@@ -226,7 +227,7 @@ pub struct Server {
     pub name: String,
     pub vm_state: VmState,
     pub task_state: Option<TaskState>,
-    pub power_state: i64,
+    pub power_state: PowerState,
     pub host: Option<String>,
     pub vcpus: i64,
     pub ram: i64,
@@ -261,7 +262,8 @@ impl Server {
             name: r.text("name"),
             vm_state: r.text("vm_state").parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
             task_state: r.opt_text("task_state").map(|t| TaskState::parse(&t)).transpose()?,
-            power_state: r.int("power_state"),
+            power_state: PowerState::from_code(r.int("power_state"))
+                .ok_or_else(|| sqlx::Error::Decode(format!("unknown power_state {}", r.int("power_state")).into()))?,
             host: r.opt_text("host"),
             vcpus: r.int("vcpus"),
             ram: r.int("ram"),
@@ -352,7 +354,7 @@ impl Store {
         .bind(&s.name)
         .bind(s.vm_state.as_str())
         .bind(s.task_state.map(TaskState::as_str))
-        .bind(s.power_state)
+        .bind(s.power_state.code())
         .bind(s.host.clone())
         .bind(s.vcpus)
         .bind(s.ram)
@@ -506,7 +508,7 @@ impl Store {
             .bind(&s.name)
             .bind(s.vm_state.as_str())
             .bind(s.task_state.map(TaskState::as_str))
-            .bind(s.power_state)
+            .bind(s.power_state.code())
             .bind(s.host.clone())
             .bind(s.vcpus)
             .bind(s.ram)
@@ -600,7 +602,7 @@ mod control_tests {
         assert_eq!(c.saga_id.as_deref(), Some("s1"));
         assert!(c.delete_requested);
         assert_eq!(c.command.unwrap().op, stratus_compute_protocol::Op::Spawn);
-        assert_eq!(c.spawn.unwrap().power_state, 1);
+        assert_eq!(c.spawn.unwrap().power_state, PowerState::Running);
         // An unreadable control column is an error, not an empty control.
         assert!(Control::read("{\"saga_id\": 5}", &mut Map::new()).is_err());
     }

@@ -3,7 +3,7 @@
 //! can run a thousand fake hosts for benchmarks.
 
 use super::{Capacity, HypervisorDriver};
-use crate::protocol::{power, GuestSpec, GuestState, PortSpec, VolumeSpec};
+use crate::protocol::{GuestSpec, GuestState, PortSpec, PowerState, VolumeSpec};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -29,7 +29,7 @@ impl Default for FakeOptions {
 }
 
 struct Guest {
-    power_state: i64,
+    power_state: PowerState,
     log: String,
     /// Ports with a NIC in the guest.
     ports: Vec<String>,
@@ -79,7 +79,7 @@ impl FakeDriver {
 
     /// Changes a guest's power state behind the service's back (a guest shutting down
     /// from inside), for reconciler tests.
-    pub fn set_power_state(&self, server_id: &str, state: i64) -> bool {
+    pub fn set_power_state(&self, server_id: &str, state: PowerState) -> bool {
         match self.guests.lock().unwrap().get_mut(server_id) {
             Some(g) => {
                 g.power_state = state;
@@ -89,7 +89,7 @@ impl FakeDriver {
         }
     }
 
-    fn set(&self, server_id: &str, state: i64, line: &str) -> anyhow::Result<i64> {
+    fn set(&self, server_id: &str, state: PowerState, line: &str) -> anyhow::Result<PowerState> {
         let mut guests = self.guests.lock().unwrap();
         let g = guests.get_mut(server_id).ok_or_else(|| anyhow::anyhow!("no guest {server_id} on this host"))?;
         g.power_state = state;
@@ -108,7 +108,7 @@ impl HypervisorDriver for FakeDriver {
         self.options.capacity.clone()
     }
 
-    fn spawn<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn spawn<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         Box::pin(async move {
             if let Some(g) = self.guests.lock().unwrap().get(server_id) {
                 return Ok(g.power_state);
@@ -121,13 +121,13 @@ impl HypervisorDriver for FakeDriver {
             }
             let log = format!("fake guest {} booting\n{} login:\n", server_id, spec.name);
             self.guests.lock().unwrap().entry(server_id.to_string()).or_insert(Guest {
-                power_state: power::RUNNING,
+                power_state: PowerState::Running,
                 log,
                 ports: spec.ports.iter().map(|p| p.id.to_string()).collect(),
                 volumes: spec.volumes.iter().map(|v| (v.volume_id.clone(), v.device.clone())).collect(),
                 shape: (spec.vcpus, spec.ram_mb, spec.image_id.clone()),
             });
-            Ok(power::RUNNING)
+            Ok(PowerState::Running)
         })
     }
 
@@ -138,29 +138,29 @@ impl HypervisorDriver for FakeDriver {
         })
     }
 
-    fn stop<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
-        Box::pin(async move { self.set(server_id, power::SHUTDOWN, "reboot: Power down") })
+    fn stop<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<PowerState>> {
+        Box::pin(async move { self.set(server_id, PowerState::Shutdown, "reboot: Power down") })
     }
 
-    fn start<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
-        Box::pin(async move { self.set(server_id, power::RUNNING, "fake guest booting") })
+    fn start<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<PowerState>> {
+        Box::pin(async move { self.set(server_id, PowerState::Running, "fake guest booting") })
     }
 
-    fn reboot<'a>(&'a self, server_id: &'a str, hard: bool) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn reboot<'a>(&'a self, server_id: &'a str, hard: bool) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         Box::pin(async move {
-            self.set(server_id, power::RUNNING, if hard { "fake guest reset" } else { "fake guest rebooting" })
+            self.set(server_id, PowerState::Running, if hard { "fake guest reset" } else { "fake guest rebooting" })
         })
     }
 
-    fn pause<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
-        Box::pin(async move { self.set(server_id, power::PAUSED, "fake guest paused") })
+    fn pause<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<PowerState>> {
+        Box::pin(async move { self.set(server_id, PowerState::Paused, "fake guest paused") })
     }
 
-    fn unpause<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
-        Box::pin(async move { self.set(server_id, power::RUNNING, "fake guest unpaused") })
+    fn unpause<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<PowerState>> {
+        Box::pin(async move { self.set(server_id, PowerState::Running, "fake guest unpaused") })
     }
 
-    fn rebuild<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn rebuild<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         Box::pin(async move {
             // The guest boots again.
             if !self.options.boot_delay.is_zero() {
@@ -179,7 +179,7 @@ impl HypervisorDriver for FakeDriver {
         })
     }
 
-    fn resize<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn resize<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         Box::pin(async move {
             // The guest boots again.
             if !self.options.boot_delay.is_zero() {
@@ -199,7 +199,11 @@ impl HypervisorDriver for FakeDriver {
         })
     }
 
-    fn attach_interface<'a>(&'a self, server_id: &'a str, port: &'a PortSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn attach_interface<'a>(
+        &'a self,
+        server_id: &'a str,
+        port: &'a PortSpec,
+    ) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         Box::pin(async move {
             let mut guests = self.guests.lock().unwrap();
             let g = guests.get_mut(server_id).ok_or_else(|| anyhow::anyhow!("no guest {server_id} on this host"))?;
@@ -211,7 +215,11 @@ impl HypervisorDriver for FakeDriver {
         })
     }
 
-    fn detach_interface<'a>(&'a self, server_id: &'a str, port_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn detach_interface<'a>(
+        &'a self,
+        server_id: &'a str,
+        port_id: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         Box::pin(async move {
             let mut guests = self.guests.lock().unwrap();
             let g = guests.get_mut(server_id).ok_or_else(|| anyhow::anyhow!("no guest {server_id} on this host"))?;
@@ -220,7 +228,11 @@ impl HypervisorDriver for FakeDriver {
         })
     }
 
-    fn attach_volume<'a>(&'a self, server_id: &'a str, volume: &'a VolumeSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn attach_volume<'a>(
+        &'a self,
+        server_id: &'a str,
+        volume: &'a VolumeSpec,
+    ) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         Box::pin(async move {
             let mut guests = self.guests.lock().unwrap();
             let g = guests.get_mut(server_id).ok_or_else(|| anyhow::anyhow!("no guest {server_id} on this host"))?;
@@ -232,10 +244,14 @@ impl HypervisorDriver for FakeDriver {
         })
     }
 
-    fn detach_volume<'a>(&'a self, server_id: &'a str, volume: &'a VolumeSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn detach_volume<'a>(
+        &'a self,
+        server_id: &'a str,
+        volume: &'a VolumeSpec,
+    ) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         Box::pin(async move {
             let mut guests = self.guests.lock().unwrap();
-            let Some(g) = guests.get_mut(server_id) else { return Ok(power::NOSTATE) };
+            let Some(g) = guests.get_mut(server_id) else { return Ok(PowerState::NoState) };
             g.volumes.retain(|(v, _)| *v != volume.volume_id);
             Ok(g.power_state)
         })
@@ -269,11 +285,15 @@ mod tests {
     async fn operations_are_idempotent_by_server_id() {
         let d = FakeDriver::new(FakeOptions::default());
         let spec = GuestSpec { name: "vm".into(), ..Default::default() };
-        assert_eq!(d.spawn("s1", &spec).await.unwrap(), power::RUNNING);
-        assert_eq!(d.spawn("s1", &spec).await.unwrap(), power::RUNNING);
+        assert_eq!(d.spawn("s1", &spec).await.unwrap(), PowerState::Running);
+        assert_eq!(d.spawn("s1", &spec).await.unwrap(), PowerState::Running);
         assert_eq!(d.guests().await.unwrap().len(), 1);
-        assert_eq!(d.stop("s1").await.unwrap(), power::SHUTDOWN);
-        assert_eq!(d.spawn("s1", &spec).await.unwrap(), power::SHUTDOWN, "spawn of an existing guest changes nothing");
+        assert_eq!(d.stop("s1").await.unwrap(), PowerState::Shutdown);
+        assert_eq!(
+            d.spawn("s1", &spec).await.unwrap(),
+            PowerState::Shutdown,
+            "spawn of an existing guest changes nothing"
+        );
         d.destroy("s1").await.unwrap();
         d.destroy("s1").await.unwrap();
         assert!(d.guests().await.unwrap().is_empty());

@@ -13,7 +13,7 @@
 //! guests: a node deployed through the bare-metal API directly is not compute's.
 
 use super::{Capacity, HypervisorDriver};
-use crate::protocol::{power, GuestSpec, GuestState, PortSpec, VolumeSpec};
+use crate::protocol::{GuestSpec, GuestState, PortSpec, PowerState, VolumeSpec};
 use crate::Host;
 use anyhow::{bail, Context};
 use futures::future::BoxFuture;
@@ -71,11 +71,11 @@ impl NodeView {
     }
 
     /// Nova's power state of the node.
-    fn power(&self) -> i64 {
+    fn power(&self) -> PowerState {
         match self.power_state.as_deref() {
-            Some("power on") => power::RUNNING,
-            Some("power off") => power::SHUTDOWN,
-            _ => power::NOSTATE,
+            Some("power on") => PowerState::Running,
+            Some("power off") => PowerState::Shutdown,
+            _ => PowerState::NoState,
         }
     }
 
@@ -295,7 +295,7 @@ impl Nodes {
         .await
     }
 
-    async fn deploy(&self, id: &str, server_id: &str, spec: &GuestSpec, verb: &str) -> anyhow::Result<i64> {
+    async fn deploy(&self, id: &str, server_id: &str, spec: &GuestSpec, verb: &str) -> anyhow::Result<PowerState> {
         let mut n = self.settled(id).await?;
         match n.instance_uuid.as_deref() {
             Some(other) if other != server_id => bail!("node {id} is in use by instance {other}"),
@@ -377,7 +377,7 @@ impl Nodes {
         .await
     }
 
-    async fn set_power(&self, id: &str, server_id: &str, target: &str, want: i64) -> anyhow::Result<i64> {
+    async fn set_power(&self, id: &str, server_id: &str, target: &str, want: PowerState) -> anyhow::Result<PowerState> {
         let n = self.client.node(id).await?;
         if n.instance_uuid.as_deref() != Some(server_id) {
             bail!("node {id} does not run instance {server_id}");
@@ -441,7 +441,7 @@ impl HypervisorDriver for IronicDriver {
         self.nodes.seen(&self.node).capacity()
     }
 
-    fn spawn<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn spawn<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         self.nodes.deploy(&self.node, server_id, spec, "active").boxed()
     }
 
@@ -449,47 +449,63 @@ impl HypervisorDriver for IronicDriver {
         self.nodes.undeploy(&self.node, server_id).boxed()
     }
 
-    fn stop<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
-        self.nodes.set_power(&self.node, server_id, "power off", power::SHUTDOWN).boxed()
+    fn stop<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<PowerState>> {
+        self.nodes.set_power(&self.node, server_id, "power off", PowerState::Shutdown).boxed()
     }
 
-    fn start<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
-        self.nodes.set_power(&self.node, server_id, "power on", power::RUNNING).boxed()
+    fn start<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<PowerState>> {
+        self.nodes.set_power(&self.node, server_id, "power on", PowerState::Running).boxed()
     }
 
-    fn reboot<'a>(&'a self, server_id: &'a str, _hard: bool) -> BoxFuture<'a, anyhow::Result<i64>> {
-        self.nodes.set_power(&self.node, server_id, "rebooting", power::RUNNING).boxed()
+    fn reboot<'a>(&'a self, server_id: &'a str, _hard: bool) -> BoxFuture<'a, anyhow::Result<PowerState>> {
+        self.nodes.set_power(&self.node, server_id, "rebooting", PowerState::Running).boxed()
     }
 
-    fn pause<'a>(&'a self, _server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn pause<'a>(&'a self, _server_id: &'a str) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         unsupported("be paused")
     }
 
-    fn unpause<'a>(&'a self, _server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn unpause<'a>(&'a self, _server_id: &'a str) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         unsupported("be paused")
     }
 
-    fn rebuild<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn rebuild<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         self.nodes.deploy(&self.node, server_id, spec, "rebuild").boxed()
     }
 
-    fn resize<'a>(&'a self, _server_id: &'a str, _spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn resize<'a>(&'a self, _server_id: &'a str, _spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         unsupported("be resized")
     }
 
-    fn attach_interface<'a>(&'a self, _server_id: &'a str, _port: &'a PortSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn attach_interface<'a>(
+        &'a self,
+        _server_id: &'a str,
+        _port: &'a PortSpec,
+    ) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         unsupported("have interfaces plugged while it runs")
     }
 
-    fn detach_interface<'a>(&'a self, _server_id: &'a str, _port_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn detach_interface<'a>(
+        &'a self,
+        _server_id: &'a str,
+        _port_id: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         unsupported("have interfaces unplugged while it runs")
     }
 
-    fn attach_volume<'a>(&'a self, _server_id: &'a str, _v: &'a VolumeSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn attach_volume<'a>(
+        &'a self,
+        _server_id: &'a str,
+        _v: &'a VolumeSpec,
+    ) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         unsupported("have volumes attached")
     }
 
-    fn detach_volume<'a>(&'a self, _server_id: &'a str, _v: &'a VolumeSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn detach_volume<'a>(
+        &'a self,
+        _server_id: &'a str,
+        _v: &'a VolumeSpec,
+    ) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         unsupported("have volumes attached")
     }
 

@@ -6,7 +6,7 @@ pub mod fake;
 pub mod ironic;
 pub mod libvirt;
 
-use crate::protocol::{GuestSpec, GuestState, PortSpec, VolumeSpec};
+use crate::protocol::{GuestSpec, GuestState, PortSpec, PowerState, VolumeSpec};
 use futures::future::BoxFuture;
 
 /// A host's capacity as the driver sees it.
@@ -24,30 +24,46 @@ pub trait HypervisorDriver: Send + Sync {
     fn name(&self) -> &'static str;
     fn capacity(&self) -> Capacity;
     /// Creates and boots the guest; answers its power state.
-    fn spawn<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>>;
+    fn spawn<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<PowerState>>;
     fn destroy<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
-    fn stop<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>>;
-    fn start<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>>;
-    fn reboot<'a>(&'a self, server_id: &'a str, hard: bool) -> BoxFuture<'a, anyhow::Result<i64>>;
+    fn stop<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<PowerState>>;
+    fn start<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<PowerState>>;
+    fn reboot<'a>(&'a self, server_id: &'a str, hard: bool) -> BoxFuture<'a, anyhow::Result<PowerState>>;
     /// Freezes a running guest in memory (a paused one stays paused).
-    fn pause<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>>;
+    fn pause<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<PowerState>>;
     /// Lets a paused guest run again (a running one keeps running).
-    fn unpause<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>>;
+    fn unpause<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<PowerState>>;
     /// Re-creates the guest's disk from `spec.image_id` (same identity, ports and
     /// power state); answers the power state.
-    fn rebuild<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>>;
+    fn rebuild<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<PowerState>>;
     /// Gives the guest `spec`'s vCPUs, RAM and disk (growing the disk only); a guest
     /// that ran runs again afterwards. Already that size: nothing changes.
-    fn resize<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>>;
+    fn resize<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<PowerState>>;
     /// Plugs a NIC for the port into the guest (a port already plugged is fine).
-    fn attach_interface<'a>(&'a self, server_id: &'a str, port: &'a PortSpec) -> BoxFuture<'a, anyhow::Result<i64>>;
+    fn attach_interface<'a>(
+        &'a self,
+        server_id: &'a str,
+        port: &'a PortSpec,
+    ) -> BoxFuture<'a, anyhow::Result<PowerState>>;
     /// Unplugs the port's NIC (one not plugged is fine).
-    fn detach_interface<'a>(&'a self, server_id: &'a str, port_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>>;
+    fn detach_interface<'a>(
+        &'a self,
+        server_id: &'a str,
+        port_id: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<PowerState>>;
     /// Plugs the volume into the guest, live and in its definition (one plugged
     /// already is fine).
-    fn attach_volume<'a>(&'a self, server_id: &'a str, volume: &'a VolumeSpec) -> BoxFuture<'a, anyhow::Result<i64>>;
+    fn attach_volume<'a>(
+        &'a self,
+        server_id: &'a str,
+        volume: &'a VolumeSpec,
+    ) -> BoxFuture<'a, anyhow::Result<PowerState>>;
     /// Unplugs the volume (one not plugged, or a guest that is gone, is fine).
-    fn detach_volume<'a>(&'a self, server_id: &'a str, volume: &'a VolumeSpec) -> BoxFuture<'a, anyhow::Result<i64>>;
+    fn detach_volume<'a>(
+        &'a self,
+        server_id: &'a str,
+        volume: &'a VolumeSpec,
+    ) -> BoxFuture<'a, anyhow::Result<PowerState>>;
     /// Every guest on the host with its power state.
     fn guests(&self) -> BoxFuture<'_, anyhow::Result<Vec<GuestState>>>;
     fn console_log<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<String>>;

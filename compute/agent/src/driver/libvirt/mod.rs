@@ -11,7 +11,7 @@ pub mod domain;
 
 use super::{Capacity, HypervisorDriver};
 use crate::images::{CachedImage, ImageCache};
-use crate::protocol::{power, GuestSpec, GuestState, PortSpec, VolumeSpec};
+use crate::protocol::{GuestSpec, GuestState, PortSpec, PowerState, VolumeSpec};
 use anyhow::Context;
 use domain::{domain_name, interface_xml, server_of, tap_name, volume_xml, DomainSpec};
 use futures::future::BoxFuture;
@@ -89,13 +89,13 @@ fn affect(d: &Domain) -> anyhow::Result<u32> {
     Ok(virt::sys::VIR_DOMAIN_AFFECT_CONFIG | live)
 }
 
-fn power_of(d: &Domain) -> i64 {
+fn power_of(d: &Domain) -> PowerState {
     match d.state() {
-        Ok((Enum::Known(DomainState::Running | DomainState::Blocked), _)) => power::RUNNING,
-        Ok((Enum::Known(DomainState::Paused | DomainState::PMSuspended), _)) => power::PAUSED,
-        Ok((Enum::Known(DomainState::Shutdown | DomainState::Shutoff), _)) => power::SHUTDOWN,
-        Ok((Enum::Known(DomainState::Crashed), _)) => power::CRASHED,
-        _ => power::NOSTATE,
+        Ok((Enum::Known(DomainState::Running | DomainState::Blocked), _)) => PowerState::Running,
+        Ok((Enum::Known(DomainState::Paused | DomainState::PMSuspended), _)) => PowerState::Paused,
+        Ok((Enum::Known(DomainState::Shutdown | DomainState::Shutoff), _)) => PowerState::Shutdown,
+        Ok((Enum::Known(DomainState::Crashed), _)) => PowerState::Crashed,
+        _ => PowerState::NoState,
     }
 }
 
@@ -206,7 +206,7 @@ impl LibvirtDriver {
     }
 
     /// Starts a domain that is not running; answers its power state.
-    async fn power_on(&self, d: Domain) -> anyhow::Result<i64> {
+    async fn power_on(&self, d: Domain) -> anyhow::Result<PowerState> {
         tokio::task::spawn_blocking(move || {
             if !d.is_active().map_err(lv)? {
                 d.create().map_err(lv)?;
@@ -217,7 +217,7 @@ impl LibvirtDriver {
     }
 
     /// ACPI power-off, then cut off after the shutdown timeout.
-    async fn power_off(&self, d: Domain) -> anyhow::Result<i64> {
+    async fn power_off(&self, d: Domain) -> anyhow::Result<PowerState> {
         let timeout = self.opts.shutdown_timeout;
         tokio::task::spawn_blocking(move || {
             if d.is_active().map_err(lv)? {
@@ -348,7 +348,7 @@ impl LibvirtDriver {
     }
 
     /// Defines (replacing any older definition) and optionally starts the domain.
-    async fn define(&self, ds: DomainSpec, start: bool) -> anyhow::Result<i64> {
+    async fn define(&self, ds: DomainSpec, start: bool) -> anyhow::Result<PowerState> {
         let console = ds.console_log.clone();
         if !console.exists() {
             std::fs::write(&console, b"")?;
@@ -405,7 +405,7 @@ impl LibvirtDriver {
         self.images.remove_unused(&in_use, self.opts.image_cache_grace);
     }
 
-    async fn spawn_guest(&self, server_id: &str, spec: &GuestSpec) -> anyhow::Result<i64> {
+    async fn spawn_guest(&self, server_id: &str, spec: &GuestSpec) -> anyhow::Result<PowerState> {
         if let Some(d) = self.domain(server_id).await? {
             // Spawned before (a repeated command): make sure it runs.
             return self.power_on(d).await;
@@ -453,7 +453,7 @@ impl LibvirtDriver {
     }
 
     /// Re-defines the domain from `spec` (new disk when `fresh_disk`), keeping whether it ran.
-    async fn redefine(&self, server_id: &str, spec: &GuestSpec, fresh_disk: bool) -> anyhow::Result<i64> {
+    async fn redefine(&self, server_id: &str, spec: &GuestSpec, fresh_disk: bool) -> anyhow::Result<PowerState> {
         let was_running = self.on_domain(server_id, |d| d.is_active().map_err(lv)).await?;
         let images = self.images_for(spec).await?;
         let disk = self.instance_dir(server_id).join("disk");
@@ -491,7 +491,7 @@ impl HypervisorDriver for LibvirtDriver {
         self.capacity.clone()
     }
 
-    fn spawn<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn spawn<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         Box::pin(self.spawn_guest(server_id, spec))
     }
 
@@ -499,21 +499,21 @@ impl HypervisorDriver for LibvirtDriver {
         Box::pin(self.destroy_guest(server_id))
     }
 
-    fn stop<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn stop<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         Box::pin(async move {
             let d = self.must_domain(server_id).await?;
             self.power_off(d).await
         })
     }
 
-    fn start<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn start<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         Box::pin(async move {
             let d = self.must_domain(server_id).await?;
             self.power_on(d).await
         })
     }
 
-    fn reboot<'a>(&'a self, server_id: &'a str, hard: bool) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn reboot<'a>(&'a self, server_id: &'a str, hard: bool) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         Box::pin(async move {
             let d = self.must_domain(server_id).await?;
             if hard {
@@ -527,33 +527,37 @@ impl HypervisorDriver for LibvirtDriver {
         })
     }
 
-    fn pause<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn pause<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         Box::pin(self.on_domain(server_id, |d| {
-            if power_of(&d) == power::RUNNING {
+            if power_of(&d) == PowerState::Running {
                 d.suspend().map_err(lv)?;
             }
             Ok(power_of(&d))
         }))
     }
 
-    fn unpause<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn unpause<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         Box::pin(self.on_domain(server_id, |d| {
-            if power_of(&d) == power::PAUSED {
+            if power_of(&d) == PowerState::Paused {
                 d.resume().map_err(lv)?;
             }
             Ok(power_of(&d))
         }))
     }
 
-    fn rebuild<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn rebuild<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         Box::pin(self.redefine(server_id, spec, true))
     }
 
-    fn resize<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn resize<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         Box::pin(self.redefine(server_id, spec, false))
     }
 
-    fn attach_interface<'a>(&'a self, server_id: &'a str, port: &'a PortSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn attach_interface<'a>(
+        &'a self,
+        server_id: &'a str,
+        port: &'a PortSpec,
+    ) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         Box::pin(async move {
             let xml = interface_xml(port);
             let tap = tap_name(&port.id);
@@ -565,14 +569,18 @@ impl HypervisorDriver for LibvirtDriver {
                     Ok(power_of(&d))
                 })
                 .await?;
-            if power == power::RUNNING {
+            if power == PowerState::Running {
                 self.wait_plugged(std::slice::from_ref(port)).await?;
             }
             Ok(power)
         })
     }
 
-    fn detach_interface<'a>(&'a self, server_id: &'a str, port_id: &'a str) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn detach_interface<'a>(
+        &'a self,
+        server_id: &'a str,
+        port_id: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         let tap = tap_name(port_id);
         Box::pin(self.on_domain(server_id, move |d| {
             let current = d.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE).map_err(lv)?;
@@ -584,7 +592,11 @@ impl HypervisorDriver for LibvirtDriver {
         }))
     }
 
-    fn attach_volume<'a>(&'a self, server_id: &'a str, volume: &'a VolumeSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn attach_volume<'a>(
+        &'a self,
+        server_id: &'a str,
+        volume: &'a VolumeSpec,
+    ) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         Box::pin(async move {
             let xml = volume_xml(volume)?;
             let marker = domain::volume_marker(volume);
@@ -600,9 +612,13 @@ impl HypervisorDriver for LibvirtDriver {
 
     /// Asks the guest to let go of the disk (ACPI unplug) and waits until it has: a
     /// guest that never does keeps it, and the command fails (and is tried again).
-    fn detach_volume<'a>(&'a self, server_id: &'a str, volume: &'a VolumeSpec) -> BoxFuture<'a, anyhow::Result<i64>> {
+    fn detach_volume<'a>(
+        &'a self,
+        server_id: &'a str,
+        volume: &'a VolumeSpec,
+    ) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         Box::pin(async move {
-            let Some(d) = self.domain(server_id).await? else { return Ok(power::NOSTATE) };
+            let Some(d) = self.domain(server_id).await? else { return Ok(PowerState::NoState) };
             let xml = volume_xml(volume)?;
             let needle = domain::volume_marker(volume);
             let deadline = Instant::now() + Duration::from_secs(30);
