@@ -145,4 +145,23 @@ SELECT p.id, r.id, 'network:router_gateway' FROM network_ports p JOIN network_ro
 WHERE p.project_id = '' AND p.doc LIKE '%"device_owner":"network:router_gateway"%';
 "#,
     },
+    Migration {
+        service: "network",
+        version: 5,
+        name: "control columns",
+        // What the service keeps about a resource and never shows (quota counting, the
+        // default group, a router's gateway port, a floating IP's port) leaves the
+        // document for a typed column; a row that still has `{}` there is read the
+        // old way, from its document's `_`-prefixed keys.
+        sql: r#"
+ALTER TABLE network_networks ADD COLUMN control TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE network_subnets ADD COLUMN control TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE network_ports ADD COLUMN control TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE network_security_groups ADD COLUMN control TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE network_security_group_rules ADD COLUMN control TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE network_routers ADD COLUMN control TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE network_floatingips ADD COLUMN control TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE network_agents ADD COLUMN control TEXT NOT NULL DEFAULT '{}';
+"#,
+    },
 ];

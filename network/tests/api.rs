@@ -960,7 +960,7 @@ async fn reconciler_repairs_crash_leftovers(engine: Engine) {
     // A crash between a port's row and its finished document.
     let mut rec = store.fetch(Table::Ports, p1["id"].as_str().unwrap()).await.unwrap().unwrap();
     rec.doc.insert("fixed_ips".into(), json!([]));
-    store.set_doc(Table::Ports, &rec.id, &rec.doc).await.unwrap();
+    store.set_doc(Table::Ports, &rec.id, &rec.doc, &rec.control).await.unwrap();
     // A floating IP's port whose floating IP row was never written, from long ago.
     let orphan = c
         .create(
@@ -971,7 +971,7 @@ async fn reconciler_repairs_crash_leftovers(engine: Engine) {
         )
         .await;
     // (made by the service for itself: a port a user made is the user's, whatever it names)
-    sqlx::query("UPDATE network_ports SET created_at = '2000-01-01T00:00:00.000000Z', doc = REPLACE(doc, '\"_counted\":true', '\"_counted\":false') WHERE id = $1")
+    sqlx::query("UPDATE network_ports SET created_at = '2000-01-01T00:00:00.000000Z', control = REPLACE(control, '\"counted\":true', '\"counted\":false') WHERE id = $1")
         .bind(orphan["id"].as_str().unwrap())
         .execute(&store.db.pool)
         .await

@@ -13,10 +13,9 @@ pub fn neutron_time(t: &str) -> String {
     }
 }
 
-/// The common part: the document without internal keys, plus ids, revision and times.
+/// The common part: the document, plus ids, revision and times.
 pub fn base(r: Record) -> Map<String, Value> {
     let mut m = r.doc;
-    m.retain(|k, _| !k.starts_with('_'));
     m.insert("id".into(), json!(r.id));
     m.insert("tenant_id".into(), json!(r.project_id));
     m.insert("project_id".into(), json!(r.project_id));

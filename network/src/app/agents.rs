@@ -5,7 +5,7 @@
 
 use super::ports::FLOATING_IP;
 use super::{bad, neutron, NetworkService};
-use crate::store::{Col, Record, Table};
+use crate::store::{Col, Control, Record, Table};
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
@@ -83,7 +83,7 @@ impl NetworkService {
                 p.doc.insert("binding:host_id".into(), json!(host));
             }
             p.doc.insert("status".into(), json!(status));
-            if self.store.update(Table::Ports, &id, &[], &p.doc, Some(p.revision_number)).await? {
+            if self.store.update(Table::Ports, &id, &[], &p.doc, &p.control, Some(p.revision_number)).await? {
                 changed += 1;
                 self.emit("port", "update", &p).await;
             }
@@ -98,7 +98,7 @@ impl NetworkService {
                 Some(mut a) => {
                     a.doc.insert("heartbeat_timestamp".into(), json!(now));
                     a.doc.insert("configurations".into(), configurations.clone());
-                    self.store.update(Table::Agents, &a.id, &[], &a.doc, None).await?;
+                    self.store.update(Table::Agents, &a.id, &[], &a.doc, &a.control, None).await?;
                     return self.reread(Table::Agents, &a.id).await;
                 }
                 None => {
@@ -108,7 +108,11 @@ impl NetworkService {
                     .as_object()
                     .cloned()
                     .unwrap_or_default();
-                    match self.store.insert(Table::Agents, &id, "", &[("host", Col::Text(host.into()))], &doc).await {
+                    match self
+                        .store
+                        .insert(Table::Agents, &id, "", &[("host", Col::Text(host.into()))], &doc, &Control::default())
+                        .await
+                    {
                         Ok(()) => return self.reread(Table::Agents, &id).await,
                         Err(e) if is_unique_violation(&e) => continue,
                         Err(e) => return Err(e.into()),
@@ -270,6 +274,7 @@ mod tests {
             id: "a".into(),
             project_id: String::new(),
             doc: doc.as_object().cloned().unwrap(),
+            control: Control::default(),
             revision_number: 1,
             created_at: "2026-01-01T00:00:00.000000Z".into(),
             updated_at: "2026-01-01T00:00:00.000000Z".into(),

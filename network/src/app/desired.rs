@@ -88,9 +88,7 @@ impl NetworkService {
                 }
                 let gateway = match r.doc.get("external_gateway_info").filter(|g| g.is_object()) {
                     Some(g) => {
-                        let gw_port = all_ports
-                            .iter()
-                            .find(|p| Some(p.id.as_str()) == r.doc.get("_gw_port").and_then(Value::as_str));
+                        let gw_port = all_ports.iter().find(|p| Some(&p.id) == r.control.gateway_port.as_ref());
                         let net = g["network_id"].as_str().unwrap_or_default().to_string();
                         net_ids.insert(net.clone());
                         json!({"network_id": net, "enable_snat": g["enable_snat"], "external_fixed_ips": g["external_fixed_ips"],

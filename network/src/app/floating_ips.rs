@@ -4,7 +4,7 @@
 use super::ports::FLOATING_IP;
 use super::{bad, neutron, not_found, only, opt_str, NetworkService};
 use crate::ipam::parse_ip;
-use crate::store::{Col, Record, Table};
+use crate::store::{Col, Control, Record, Table};
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
@@ -87,9 +87,9 @@ impl NetworkService {
         };
         let ip = port.doc["fixed_ips"][0]["ip_address"].clone();
         doc.insert("floating_ip_address".into(), ip);
-        doc.insert("_port".into(), json!(port.id));
+        let control = Control { port: Some(port.id.clone()), ..Control::default() };
         let cols = [("floating_network_id", Col::Text(net_id.clone()))];
-        if let Err(e) = self.store.insert(Table::FloatingIps, &id, &project, &cols, &doc).await {
+        if let Err(e) = self.store.insert(Table::FloatingIps, &id, &project, &cols, &doc, &control).await {
             self.port_remove(&port).await?;
             self.store.usage_release(&project, "floatingip").await?;
             return Err(e.into());
@@ -100,7 +100,9 @@ impl NetworkService {
                 self.fip_remove(&r).await?;
                 return Err(e);
             }
-            self.store.update(Table::FloatingIps, &id, &[("port_id", Col::Text(port_id))], &r.doc, None).await?;
+            self.store
+                .update(Table::FloatingIps, &id, &[("port_id", Col::Text(port_id))], &r.doc, &r.control, None)
+                .await?;
             r = self.reread(Table::FloatingIps, &id).await?;
         }
         self.emit("floatingip", "create", &r).await;
@@ -253,7 +255,7 @@ impl NetworkService {
     }
 
     pub(crate) async fn fip_remove(&self, r: &Record) -> ApiResult<()> {
-        if let Some(p) = self.store.fetch(Table::Ports, r.str("_port")).await? {
+        if let Some(p) = self.store.fetch(Table::Ports, r.control.port.as_deref().unwrap_or_default()).await? {
             self.port_remove(&p).await?;
         }
         if self.store.delete(Table::FloatingIps, &r.id).await? {
@@ -268,7 +270,7 @@ impl NetworkService {
         for mut f in self.store.list(Table::FloatingIps, Some(("port_id", port_id))).await? {
             Self::disassociate(&mut f);
             self.store
-                .update(Table::FloatingIps, &f.id, &[("port_id", Col::Text(String::new()))], &f.doc, None)
+                .update(Table::FloatingIps, &f.id, &[("port_id", Col::Text(String::new()))], &f.doc, &f.control, None)
                 .await?;
             self.emit("floatingip", "update", &f).await;
         }

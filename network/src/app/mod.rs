@@ -147,7 +147,7 @@ impl NetworkService {
         cols: &[(&str, Col)],
         if_revision: Option<i64>,
     ) -> ApiResult<()> {
-        let saved = match self.store.update(table, &r.id, cols, &r.doc, if_revision).await {
+        let saved = match self.store.update(table, &r.id, cols, &r.doc, &r.control, if_revision).await {
             Err(e) if stratus_common::db::is_unique_violation(&e) => {
                 return Err(neutron(StatusCode::CONFLICT, "Conflict", "The new value is in use by another resource."))
             }

@@ -3,7 +3,7 @@
 //! constraint; its MTU leaves room for the VXLAN header.
 
 use super::{bad, neutron, not_found, only, opt_bool, opt_int, opt_str, NetworkService};
-use crate::store::{Col, Record, Table};
+use crate::store::{Col, Control, Record, Table};
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
@@ -109,7 +109,7 @@ impl NetworkService {
             };
             doc.insert("provider:segmentation_id".into(), json!(vni));
             let cols = [("network_type", Col::Text(network_type.into())), ("segmentation_id", Col::Int(vni))];
-            match self.store.insert(Table::Networks, id, project, &cols, &doc).await {
+            match self.store.insert(Table::Networks, id, project, &cols, &doc, &Control::default()).await {
                 Ok(()) => return self.reread(Table::Networks, id).await,
                 Err(e) if stratus_common::db::is_unique_violation(&e) && asked.is_none() => continue,
                 Err(e) if stratus_common::db::is_unique_violation(&e) => {

@@ -5,7 +5,7 @@
 use super::subnets::read_pools;
 use super::{bad, neutron, not_found, only, opt_bool, opt_str, NetworkService};
 use crate::ipam::{parse_ip, to_ip, Cidr};
-use crate::store::{Col, NewRow, Record, Store, Table};
+use crate::store::{Col, Control, NewRow, Record, Store, Table};
 use axum::http::StatusCode;
 use rand::Rng;
 use serde_json::{json, Map, Value};
@@ -216,7 +216,6 @@ impl NetworkService {
         let device_owner = opt_str(&body, "device_owner")?.unwrap_or_default();
         let requests = self.ip_requests(&network_id, body.get("fixed_ips")).await?;
         let mut doc = Map::new();
-        doc.insert("_counted".into(), json!(counted));
         doc.insert("name".into(), json!(opt_str(&body, "name")?.unwrap_or_default()));
         doc.insert("description".into(), json!(opt_str(&body, "description")?.unwrap_or_default()));
         doc.insert("network_id".into(), json!(network_id));
@@ -248,10 +247,11 @@ impl NetworkService {
         // so the project's usage row stays locked only until the commit.
         let now = now_text();
         let mut tx = self.store.db.pool.begin().await?;
-        Self::port_insert(&mut tx, &id, &project, &network_id, asked_mac, &mut doc, &now).await?;
+        let control = Control { counted, ..Control::default() };
+        Self::port_insert(&mut tx, &id, &project, asked_mac, &mut doc, &control, &now).await?;
         let fixed = Self::allocate_all(&mut tx, &id, &requests, may_take_gateway).await?;
         doc.insert("fixed_ips".into(), fixed);
-        Store::set_doc_in(&mut tx, Table::Ports, &id, &doc).await?;
+        Store::set_doc_in(&mut tx, Table::Ports, &id, &doc, &control).await?;
         if let Some(Some(router)) = internal {
             Store::router_port_add_in(&mut tx, router, &id, &device_owner).await?;
         }
@@ -260,23 +260,32 @@ impl NetworkService {
         }
         tx.commit().await?;
         // The row as written (no need to read it back).
-        let r = Record { id, project_id: project, doc, revision_number: 1, created_at: now.clone(), updated_at: now };
+        let r = Record {
+            id,
+            project_id: project,
+            doc,
+            control,
+            revision_number: 1,
+            created_at: now.clone(),
+            updated_at: now,
+        };
         self.emit("port", "create", &r).await;
         Ok(r)
     }
 
     /// Inserts the port row (inside the caller's transaction) with a unique MAC, which it
     /// records in `doc`: the asked one (409 if taken) or a random one in OpenStack's
-    /// `fa:16:3e` prefix, retried on collision.
+    /// `fa:16:3e` prefix, retried on collision. The document names its network.
     async fn port_insert(
         conn: &mut AnyConnection,
         id: &str,
         project: &str,
-        network_id: &str,
         asked: Option<String>,
         doc: &mut Map<String, Value>,
+        control: &Control,
         now: &str,
     ) -> ApiResult<()> {
+        let network_id = doc["network_id"].as_str().unwrap_or_default().to_string();
         for _ in 0..16 {
             let mac = asked.clone().unwrap_or_else(|| {
                 let b: [u8; 3] = rand::thread_rng().gen();
@@ -284,11 +293,11 @@ impl NetworkService {
             });
             doc.insert("mac_address".into(), json!(mac));
             let cols = [
-                ("network_id", Col::Text(network_id.into())),
+                ("network_id", Col::Text(network_id.clone())),
                 ("mac_address", Col::Text(mac.clone())),
                 ("device_id", Col::Text(doc["device_id"].as_str().unwrap_or_default().into())),
             ];
-            let row = NewRow { table: Table::Ports, id, project_id: project, cols: &cols, doc };
+            let row = NewRow { table: Table::Ports, id, project_id: project, cols: &cols, doc, control };
             if Store::insert_in(conn, &row, now, true).await? {
                 return Ok(());
             }
@@ -722,8 +731,7 @@ impl NetworkService {
     /// Removes a port and everything it holds, whoever asked.
     pub(crate) async fn port_remove(&self, r: &Record) -> ApiResult<()> {
         self.fip_release_port(&r.id).await?;
-        let counted = r.doc.get("_counted") != Some(&json!(false));
-        if self.store.port_delete(&r.id, &r.project_id, counted).await? {
+        if self.store.port_delete(&r.id, &r.project_id, r.control.counted).await? {
             self.emit("port", "delete", r).await;
         }
         Ok(())

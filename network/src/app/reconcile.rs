@@ -39,7 +39,7 @@ impl NetworkService {
             .list(Table::Routers, None)
             .await?
             .into_iter()
-            .filter_map(|r| r.doc.get("_gw_port").and_then(Value::as_str).map(str::to_string))
+            .filter_map(|r| r.control.gateway_port.clone())
             .collect();
         let attached: HashMap<String, String> =
             self.store.router_ports(None).await?.into_iter().map(|rp| (rp.port_id, rp.port_type)).collect();
@@ -51,7 +51,7 @@ impl NetworkService {
             // A port the service made for an owner that is gone, or never took it (the
             // crash came between the port's write and its owner's). Ports users made are
             // theirs, whatever device they name.
-            let service_made = p.doc.get("_counted") == Some(&json!(false));
+            let service_made = !p.control.counted;
             let orphan = service_made
                 && match p.str("device_owner") {
                     ROUTER_INTERFACE => !attached.contains_key(&p.id),
@@ -73,7 +73,7 @@ impl NetworkService {
             let same = held.len() == shown.len() && held.iter().all(|h| shown.contains(h));
             if !same {
                 p.doc.insert("fixed_ips".into(), Value::Array(held));
-                self.store.set_doc(Table::Ports, &p.id, &p.doc).await?;
+                self.store.set_doc(Table::Ports, &p.id, &p.doc, &p.control).await?;
                 report.ports_fixed += 1;
             }
             ports.push(p);
@@ -88,7 +88,14 @@ impl NetworkService {
                 }
                 f.doc.insert("status".into(), json!("DOWN"));
                 self.store
-                    .update(Table::FloatingIps, &f.id, &[("port_id", Col::Text(String::new()))], &f.doc, None)
+                    .update(
+                        Table::FloatingIps,
+                        &f.id,
+                        &[("port_id", Col::Text(String::new()))],
+                        &f.doc,
+                        &f.control,
+                        None,
+                    )
                     .await?;
                 report.floating_ips_released += 1;
             }
@@ -108,7 +115,7 @@ impl NetworkService {
         for s in self.store.list(Table::Subnets, None).await? {
             add(&s.project_id, "subnet");
         }
-        for p in ports.iter().filter(|p| p.doc.get("_counted") != Some(&json!(false))) {
+        for p in ports.iter().filter(|p| p.control.counted) {
             add(&p.project_id, "port");
         }
         for r in self.store.list(Table::Routers, None).await? {
@@ -117,10 +124,10 @@ impl NetworkService {
         for f in fips {
             add(&f.project_id, "floatingip");
         }
-        for g in self.store.list(Table::SecurityGroups, None).await?.iter().filter(|g| !g.flag("_default")) {
+        for g in self.store.list(Table::SecurityGroups, None).await?.iter().filter(|g| !g.control.default_group) {
             add(&g.project_id, "security_group");
         }
-        for r in self.store.list(Table::SecurityGroupRules, None).await?.iter().filter(|r| r.flag("_counted")) {
+        for r in self.store.list(Table::SecurityGroupRules, None).await?.iter().filter(|r| r.control.counted) {
             add(&r.project_id, "security_group_rule");
         }
         let mut corrected = 0;

@@ -5,7 +5,7 @@
 use super::ports::{ROUTER_GATEWAY, ROUTER_INTERFACE};
 use super::{bad, neutron, not_found, only, opt_bool, opt_str, NetworkService};
 use crate::ipam::{parse_ip, Cidr};
-use crate::store::{Col, Record, Store, Table};
+use crate::store::{Col, Control, Record, Store, Table};
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
@@ -55,7 +55,7 @@ impl NetworkService {
         doc.insert("tags".into(), super::networks::tags(&body)?);
         self.claim(&project, "router").await?;
         let id = uuid::Uuid::new_v4().to_string();
-        if let Err(e) = self.store.insert(Table::Routers, &id, &project, &[], &doc).await {
+        if let Err(e) = self.store.insert(Table::Routers, &id, &project, &[], &doc, &Control::default()).await {
             self.store.usage_release(&project, "router").await?;
             return Err(e.into());
         }
@@ -68,7 +68,7 @@ impl NetworkService {
                 self.store.usage_release(&project, "router").await?;
                 return Err(e);
             }
-            self.store.set_doc(Table::Routers, &id, &r.doc).await?;
+            self.store.set_doc(Table::Routers, &id, &r.doc, &r.control).await?;
         }
         let r = self.reread(Table::Routers, &id).await?;
         self.emit("router", "create", &r).await;
@@ -158,13 +158,13 @@ impl NetworkService {
             "external_gateway_info".into(),
             json!({"network_id": net_id, "enable_snat": snat, "external_fixed_ips": port.doc.get("fixed_ips").cloned().unwrap_or(json!([]))}),
         );
-        r.doc.insert("_gw_port".into(), json!(port.id));
+        r.control.gateway_port = Some(port.id);
         Ok(())
     }
 
     /// Takes the gateway away, unless floating IPs reach their ports through it.
     async fn clear_gateway(&self, r: &mut Record) -> ApiResult<()> {
-        let Some(port_id) = r.doc.get("_gw_port").and_then(Value::as_str).map(str::to_string) else { return Ok(()) };
+        let Some(port_id) = r.control.gateway_port.clone() else { return Ok(()) };
         if self.store.list(Table::FloatingIps, None).await?.iter().any(|f| f.str("router_id") == r.id) {
             return Err(neutron(
                 StatusCode::CONFLICT,
@@ -176,7 +176,7 @@ impl NetworkService {
             self.port_remove(&p).await?;
         }
         r.doc.insert("external_gateway_info".into(), Value::Null);
-        r.doc.remove("_gw_port");
+        r.control.gateway_port = None;
         Ok(())
     }
 
@@ -327,7 +327,8 @@ impl NetworkService {
                 let attached = Store::router_port_add_in(&mut tx, id, &pid, ROUTER_INTERFACE).await?;
                 let cols = [("device_id", Col::Text(id.into()))];
                 let saved =
-                    Store::update_in(&mut tx, Table::Ports, &pid, &cols, &p.doc, Some(p.revision_number)).await?;
+                    Store::update_in(&mut tx, Table::Ports, &pid, &cols, &p.doc, &p.control, Some(p.revision_number))
+                        .await?;
                 if !attached || !saved {
                     return Err(neutron(
                         StatusCode::CONFLICT,

@@ -4,7 +4,7 @@
 
 use super::{bad, neutron, not_found, only, opt_int, opt_str, NetworkService};
 use crate::ipam::{parse_ip, Cidr};
-use crate::store::{Col, NewRow, Record, Table};
+use crate::store::{Col, Control, NewRow, Record, Table};
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
@@ -58,7 +58,7 @@ impl NetworkService {
             .list(Table::SecurityGroups, Some(("project_id", project)))
             .await?
             .into_iter()
-            .find(|g| g.flag("_default"))
+            .find(|g| g.control.default_group)
         {
             return Ok(g);
         }
@@ -69,13 +69,13 @@ impl NetworkService {
         doc.insert("stateful".into(), json!(true));
         doc.insert("shared".into(), json!(false));
         doc.insert("tags".into(), json!([]));
-        doc.insert("_default".into(), json!(true));
+        let control = Control { default_group: true, ..Control::default() };
         let mut rules = Vec::new();
         for ethertype in ["IPv4", "IPv6"] {
             rules.push(json!({"direction": "egress", "ethertype": ethertype}));
             rules.push(json!({"direction": "ingress", "ethertype": ethertype, "remote_group_id": id}));
         }
-        match self.insert_group(&id, project, &[("is_default", Col::Int(Some(1)))], &doc, rules).await {
+        match self.insert_group(&id, project, &[("is_default", Col::Int(Some(1)))], &doc, &control, rules).await {
             Ok(()) => {
                 let g = self.reread(Table::SecurityGroups, &id).await?;
                 self.emit("security_group", "create", &g).await;
@@ -87,7 +87,7 @@ impl NetworkService {
                 .list(Table::SecurityGroups, Some(("project_id", project)))
                 .await?
                 .into_iter()
-                .find(|g| g.flag("_default"))
+                .find(|g| g.control.default_group)
                 .ok_or_else(|| not_found("SecurityGroupNotFound", "Security group", "default")),
             Err(e) => Err(e.into()),
         }
@@ -112,14 +112,13 @@ impl NetworkService {
         doc.insert("stateful".into(), json!(super::opt_bool(&body, "stateful")?.unwrap_or(true)));
         doc.insert("shared".into(), json!(false));
         doc.insert("tags".into(), super::networks::tags(&body)?);
-        doc.insert("_default".into(), json!(false));
         self.claim(&project, "security_group").await?;
         let id = uuid::Uuid::new_v4().to_string();
         let rules = vec![
             json!({"direction": "egress", "ethertype": "IPv4"}),
             json!({"direction": "egress", "ethertype": "IPv6"}),
         ];
-        if let Err(e) = self.insert_group(&id, &project, &[], &doc, rules).await {
+        if let Err(e) = self.insert_group(&id, &project, &[], &doc, &Control::default(), rules).await {
             self.store.usage_release(&project, "security_group").await?;
             return Err(e.into());
         }
@@ -135,16 +134,18 @@ impl NetworkService {
         project: &str,
         cols: &[(&str, Col)],
         doc: &Map<String, Value>,
+        control: &Control,
         rules: Vec<Value>,
     ) -> Result<(), sqlx::Error> {
         let mut built = Vec::new();
         for r in rules {
-            let (rdoc, signature) = rule_doc(id, r.as_object().cloned().unwrap_or_default(), false)
+            let (rdoc, signature) = rule_doc(id, r.as_object().cloned().unwrap_or_default())
                 .map_err(|e| sqlx::Error::Protocol(e.message))?;
             let rcols = [("security_group_id", Col::Text(id.into())), ("signature", Col::Text(signature))];
             built.push((uuid::Uuid::new_v4().to_string(), rdoc, rcols));
         }
-        let mut rows = vec![NewRow { table: Table::SecurityGroups, id, project_id: project, cols, doc }];
+        let rule_control = Control::default();
+        let mut rows = vec![NewRow { table: Table::SecurityGroups, id, project_id: project, cols, doc, control }];
         for (rid, rdoc, rcols) in &built {
             rows.push(NewRow {
                 table: Table::SecurityGroupRules,
@@ -152,6 +153,7 @@ impl NetworkService {
                 project_id: project,
                 cols: rcols,
                 doc: rdoc,
+                control: &rule_control,
             });
         }
         self.store.insert_all(&rows).await
@@ -190,14 +192,14 @@ impl NetworkService {
             match k.as_str() {
                 "name" => {
                     let name = opt_str(&body, k)?.unwrap_or_default();
-                    if g.flag("_default") && name != "default" {
+                    if g.control.default_group && name != "default" {
                         return Err(neutron(
                             StatusCode::CONFLICT,
                             "SecurityGroupCannotUpdateDefault",
                             "Updating default security group not allowed.",
                         ));
                     }
-                    if !g.flag("_default") && name == "default" {
+                    if !g.control.default_group && name == "default" {
                         return Err(neutron(
                             StatusCode::CONFLICT,
                             "SecurityGroupDefaultAlreadyExists",
@@ -224,7 +226,7 @@ impl NetworkService {
     pub async fn group_delete(&self, ctx: &AuthContext, id: &str) -> ApiResult<()> {
         Self::require_writer(ctx)?;
         let g = self.group_get(ctx, id).await?;
-        if g.flag("_default") && !ctx.is_admin() {
+        if g.control.default_group && !ctx.is_admin() {
             return Err(neutron(
                 StatusCode::CONFLICT,
                 "SecurityGroupCannotRemoveDefault",
@@ -255,12 +257,12 @@ impl NetworkService {
         }
         for r in self.store.list(Table::SecurityGroupRules, Some(("security_group_id", id))).await? {
             self.store.delete(Table::SecurityGroupRules, &r.id).await?;
-            if r.flag("_counted") {
+            if r.control.counted {
                 self.store.usage_release(&r.project_id, "security_group_rule").await?;
             }
         }
         self.store.delete(Table::SecurityGroups, id).await?;
-        if !g.flag("_default") {
+        if !g.control.default_group {
             self.store.usage_release(&g.project_id, "security_group").await?;
         }
         self.emit("security_group", "delete", &g).await;
@@ -297,10 +299,11 @@ impl NetworkService {
         body: Map<String, Value>,
         announce: bool,
     ) -> ApiResult<Record> {
-        let (doc, signature) = rule_doc(group_id, body, announce)?;
+        let (doc, signature) = rule_doc(group_id, body)?;
+        let control = Control { counted: announce, ..Control::default() };
         let id = uuid::Uuid::new_v4().to_string();
         let cols = [("security_group_id", Col::Text(group_id.into())), ("signature", Col::Text(signature.clone()))];
-        match self.store.insert(Table::SecurityGroupRules, &id, project, &cols, &doc).await {
+        match self.store.insert(Table::SecurityGroupRules, &id, project, &cols, &doc, &control).await {
             Ok(()) => {}
             Err(e) if stratus_common::db::is_unique_violation(&e) => {
                 let existing = sqlx::query("SELECT id FROM network_security_group_rules WHERE signature = $1")
@@ -329,7 +332,7 @@ impl NetworkService {
     /// (and `If-Match`) see it.
     async fn touch_group(&self, group_id: &str) -> ApiResult<()> {
         if let Some(g) = self.store.fetch(Table::SecurityGroups, group_id).await? {
-            self.store.update(Table::SecurityGroups, group_id, &[], &g.doc, None).await?;
+            self.store.update(Table::SecurityGroups, group_id, &[], &g.doc, &g.control, None).await?;
         }
         Ok(())
     }
@@ -352,7 +355,7 @@ impl NetworkService {
         Self::require_writer(ctx)?;
         let r = self.rule_get(ctx, id).await?;
         if self.store.delete(Table::SecurityGroupRules, id).await? {
-            if r.flag("_counted") {
+            if r.control.counted {
                 self.store.usage_release(&r.project_id, "security_group_rule").await?;
             }
             self.touch_group(r.str("security_group_id")).await?;
@@ -369,7 +372,7 @@ impl NetworkService {
 
 /// A rule's document and its signature (what it matches, for the uniqueness check),
 /// after validation.
-fn rule_doc(group_id: &str, body: Map<String, Value>, announce: bool) -> ApiResult<(Map<String, Value>, String)> {
+fn rule_doc(group_id: &str, body: Map<String, Value>) -> ApiResult<(Map<String, Value>, String)> {
     let direction = opt_str(&body, "direction")?.unwrap_or_default();
     if direction != "ingress" && direction != "egress" {
         return Err(bad(format!("Invalid input for direction: '{direction}' is not ingress or egress.")));
@@ -517,6 +520,5 @@ fn rule_doc(group_id: &str, body: Map<String, Value>, announce: bool) -> ApiResu
     doc.insert("normalized_cidr".into(), json!(remote_ip));
     doc.insert("description".into(), json!(opt_str(&body, "description")?.unwrap_or_default()));
     doc.insert("belongs_to_default_sg".into(), json!(false));
-    doc.insert("_counted".into(), json!(announce));
     Ok((doc, signature))
 }

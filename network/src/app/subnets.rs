@@ -3,7 +3,7 @@
 
 use super::{bad, neutron, not_found, only, opt_bool, opt_int, opt_str, NetworkService};
 use crate::ipam::{parse_ip, to_ip, Cidr};
-use crate::store::{Col, Record, Table};
+use crate::store::{Col, Control, Record, Table};
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
@@ -135,7 +135,7 @@ impl NetworkService {
         self.claim(&project, "subnet").await?;
         let id = uuid::Uuid::new_v4().to_string();
         let cols = [("network_id", Col::Text(network_id.clone()))];
-        if let Err(e) = self.store.insert(Table::Subnets, &id, &project, &cols, &doc).await {
+        if let Err(e) = self.store.insert(Table::Subnets, &id, &project, &cols, &doc, &Control::default()).await {
             self.store.usage_release(&project, "subnet").await?;
             return Err(e.into());
         }

@@ -57,25 +57,95 @@ impl Table {
 pub struct Record {
     pub id: String,
     pub project_id: String,
+    /// The attributes the API shows.
     pub doc: Map<String, Value>,
+    /// What the service keeps about it and never shows.
+    pub control: Control,
     pub revision_number: i64,
     pub created_at: String,
     pub updated_at: String,
 }
 
+/// What the service keeps about a resource that the API never shows, in a column of
+/// its own. (Rows written before that column kept these in the document under
+/// `_`-prefixed keys; reading such a row moves them here.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Control {
+    /// A port or security-group rule counted in its project's quota. A port the service
+    /// made for itself (a router's gateway, a floating IP's address) is not, nor is a
+    /// rule of a project's default group.
+    pub counted: bool,
+    /// The project's `default` security group.
+    pub default_group: bool,
+    /// A router's gateway port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_port: Option<String>,
+    /// A floating IP's own port on its external network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+}
+
+impl Control {
+    /// A port or rule counted in its project's quota.
+    pub fn counted() -> Self {
+        Self { counted: true, ..Self::default() }
+    }
+
+    fn text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// The control column, or for a row written before it (`{}`) what its document
+    /// kept under `_`-prefixed keys, taken out of the document either way.
+    fn read(table: Table, text: &str, doc: &mut Map<String, Value>) -> Result<Self, sqlx::Error> {
+        let legacy: Vec<(String, Value)> = {
+            let keys: Vec<String> = doc.keys().filter(|k| k.starts_with('_')).cloned().collect();
+            keys.into_iter().filter_map(|k| doc.remove(&k).map(|v| (k, v))).collect()
+        };
+        if text.trim() != "{}" {
+            return serde_json::from_str(text)
+                .map_err(|e| sqlx::Error::Decode(format!("{} control {text:?}: {e}", table.resource()).into()));
+        }
+        let old = |key: &str| legacy.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+        Ok(Self {
+            // A port was counted unless marked otherwise; a rule only when marked.
+            counted: match table {
+                Table::Ports => old("_counted") != Some(&Value::Bool(false)),
+                _ => old("_counted") == Some(&Value::Bool(true)),
+            },
+            default_group: old("_default") == Some(&Value::Bool(true)),
+            gateway_port: old("_gw_port").and_then(Value::as_str).map(str::to_string),
+            port: old("_port").and_then(Value::as_str).map(str::to_string),
+        })
+    }
+}
+
 impl Record {
-    fn from_row(r: &AnyRow) -> Self {
-        Self {
+    fn from_row(table: Table, r: &AnyRow) -> StoreResult<Self> {
+        let text = r.text("doc");
+        let mut doc = match serde_json::from_str(&text) {
+            Ok(Value::Object(m)) => m,
+            _ => {
+                return Err(sqlx::Error::Decode(
+                    format!("{} {}: its document is not a JSON object", table.resource(), r.text("id")).into(),
+                ))
+            }
+        };
+        let control = Control::read(table, &r.text("control"), &mut doc)?;
+        Ok(Self {
             id: r.text("id"),
             project_id: r.text("project_id"),
-            doc: match serde_json::from_str(&r.text("doc")) {
-                Ok(Value::Object(m)) => m,
-                _ => Map::new(),
-            },
+            doc,
+            control,
             revision_number: r.int("revision_number"),
             created_at: r.text("created_at"),
             updated_at: r.text("updated_at"),
-        }
+        })
+    }
+
+    fn from_rows(table: Table, rows: &[AnyRow]) -> StoreResult<Vec<Self>> {
+        rows.iter().map(|r| Self::from_row(table, r)).collect()
     }
 
     pub fn str(&self, key: &str) -> &str {
@@ -103,6 +173,7 @@ pub struct NewRow<'a> {
     pub project_id: &'a str,
     pub cols: &'a [(&'a str, Col)],
     pub doc: &'a Map<String, Value>,
+    pub control: &'a Control,
 }
 
 /// A value for a resource-specific column.
@@ -129,8 +200,9 @@ impl Store {
         project_id: &str,
         cols: &[(&str, Col)],
         doc: &Map<String, Value>,
+        control: &Control,
     ) -> StoreResult<()> {
-        self.insert_all(&[NewRow { table, id, project_id, cols, doc }]).await
+        self.insert_all(&[NewRow { table, id, project_id, cols, doc, control }]).await
     }
 
     /// Inserts rows in one transaction: all or none (a group with its rules).
@@ -153,7 +225,7 @@ impl Store {
         now: &str,
         skip_taken: bool,
     ) -> StoreResult<bool> {
-        let mut names = vec!["id", "project_id", "doc", "created_at", "updated_at"];
+        let mut names = vec!["id", "project_id", "doc", "created_at", "updated_at", "control"];
         names.extend(row.cols.iter().map(|(n, _)| *n));
         let sql = format!(
             "INSERT INTO {} ({}) VALUES ({}){}",
@@ -167,7 +239,8 @@ impl Store {
             .bind(row.project_id)
             .bind(Value::Object(row.doc.clone()).to_string())
             .bind(now.to_string())
-            .bind(now.to_string());
+            .bind(now.to_string())
+            .bind(row.control.text());
         for (_, c) in row.cols {
             q = match c {
                 Col::Text(s) => q.bind(s.clone()),
@@ -179,7 +252,12 @@ impl Store {
 
     pub async fn fetch(&self, table: Table, id: &str) -> StoreResult<Option<Record>> {
         let sql = format!("SELECT * FROM {} WHERE id = $1", table.name());
-        Ok(sqlx::query(&sql).bind(id).fetch_optional(&self.db.reads).await?.as_ref().map(Record::from_row))
+        sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.db.reads)
+            .await?
+            .map(|r| Record::from_row(table, &r))
+            .transpose()
     }
 
     /// Every record, or those whose `column` equals `value`.
@@ -194,7 +272,7 @@ impl Store {
                 sqlx::query(&sql).fetch_all(&self.db.reads).await?
             }
         };
-        Ok(rows.iter().map(Record::from_row).collect())
+        Record::from_rows(table, &rows)
     }
 
     /// Up to `n` records in creation order, after the given (created_at, id).
@@ -205,7 +283,7 @@ impl Store {
             table.name()
         );
         let rows = sqlx::query(&sql).bind(c).bind(i).bind(n).fetch_all(&self.db.reads).await?;
-        Ok(rows.iter().map(Record::from_row).collect())
+        Record::from_rows(table, &rows)
     }
 
     /// Saves a new document (and resource columns); with `if_revision`, only if the
@@ -217,10 +295,11 @@ impl Store {
         id: &str,
         cols: &[(&str, Col)],
         doc: &Map<String, Value>,
+        control: &Control,
         if_revision: Option<i64>,
     ) -> StoreResult<bool> {
         let mut conn = self.db.pool.acquire().await?;
-        let saved = Self::update_in(&mut conn, table, id, cols, doc, if_revision).await?;
+        let saved = Self::update_in(&mut conn, table, id, cols, doc, control, if_revision).await?;
         conn.release();
         Ok(saved)
     }
@@ -232,21 +311,23 @@ impl Store {
         id: &str,
         cols: &[(&str, Col)],
         doc: &Map<String, Value>,
+        control: &Control,
         if_revision: Option<i64>,
     ) -> StoreResult<bool> {
         let mut sets = String::new();
         for (i, (name, _)) in cols.iter().enumerate() {
-            sets.push_str(&format!(", {name} = ${}", i + 5));
+            sets.push_str(&format!(", {name} = ${}", i + 6));
         }
         let sql = format!(
-            "UPDATE {} SET doc = $2, revision_number = revision_number + 1, updated_at = $3{sets} WHERE id = $1 AND ($4 < 0 OR revision_number = $4)",
+            "UPDATE {} SET doc = $2, control = $5, revision_number = revision_number + 1, updated_at = $3{sets} WHERE id = $1 AND ($4 < 0 OR revision_number = $4)",
             table.name()
         );
         let mut q = sqlx::query(&sql)
             .bind(id)
             .bind(Value::Object(doc.clone()).to_string())
             .bind(now_text())
-            .bind(if_revision.unwrap_or(-1));
+            .bind(if_revision.unwrap_or(-1))
+            .bind(control.text());
         for (_, c) in cols {
             q = match c {
                 Col::Text(s) => q.bind(s.clone()),
@@ -314,14 +395,20 @@ impl Store {
         .bind(port_type)
         .fetch_all(&self.db.reads)
         .await?;
-        Ok(rows.iter().map(Record::from_row).collect())
+        Record::from_rows(Table::Ports, &rows)
     }
 
     /// Completes a document written in steps (a port and its addresses) without counting
     /// a revision.
-    pub async fn set_doc(&self, table: Table, id: &str, doc: &Map<String, Value>) -> StoreResult<()> {
+    pub async fn set_doc(
+        &self,
+        table: Table,
+        id: &str,
+        doc: &Map<String, Value>,
+        control: &Control,
+    ) -> StoreResult<()> {
         let mut conn = self.db.pool.acquire().await?;
-        Self::set_doc_in(&mut conn, table, id, doc).await?;
+        Self::set_doc_in(&mut conn, table, id, doc, control).await?;
         conn.release();
         Ok(())
     }
@@ -332,9 +419,15 @@ impl Store {
         table: Table,
         id: &str,
         doc: &Map<String, Value>,
+        control: &Control,
     ) -> StoreResult<()> {
-        let sql = format!("UPDATE {} SET doc = $2 WHERE id = $1", table.name());
-        sqlx::query(&sql).bind(id).bind(Value::Object(doc.clone()).to_string()).execute(conn).await?;
+        let sql = format!("UPDATE {} SET doc = $2, control = $3 WHERE id = $1", table.name());
+        sqlx::query(&sql)
+            .bind(id)
+            .bind(Value::Object(doc.clone()).to_string())
+            .bind(control.text())
+            .execute(conn)
+            .await?;
         Ok(())
     }
 
@@ -343,7 +436,7 @@ impl Store {
     pub async fn referring(&self, table: Table, needle: &str) -> StoreResult<Vec<Record>> {
         let sql = format!("SELECT * FROM {} WHERE doc LIKE $1", table.name());
         let rows = sqlx::query(&sql).bind(format!("%\"{needle}\"%")).fetch_all(&self.db.reads).await?;
-        Ok(rows.iter().map(Record::from_row).collect())
+        Record::from_rows(table, &rows)
     }
 
     /// Releases one address of a port.
@@ -500,5 +593,59 @@ impl Store {
             .execute(&self.db.pool)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stratus_common::db::testing::fresh;
+    use stratus_common::db::Engine;
+
+    async fn store() -> Store {
+        let db = fresh(Engine::Sqlite).await;
+        db.migrate(crate::migrations::MIGRATIONS).await.unwrap();
+        Store::new(db)
+    }
+
+    async fn insert_raw(s: &Store, sql: &str) {
+        sqlx::query(sql).execute(&s.db.pool).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn control_is_its_own_column_and_older_rows_give_theirs_up_from_the_document() {
+        let s = store().await;
+        let t = "'2026-01-01T00:00:00.000000Z'";
+        insert_raw(&s, &format!("INSERT INTO network_networks (id, project_id, network_type, doc, created_at, updated_at) VALUES ('n', 'p', 'vxlan', '{{}}', {t}, {t})")).await;
+        // Rows written before the control column: their internal keys in the document.
+        insert_raw(&s, &format!("INSERT INTO network_ports (id, project_id, network_id, mac_address, doc, created_at, updated_at) VALUES ('p1', 'p', 'n', 'm1', '{{\"name\": \"a\"}}', {t}, {t}), ('p2', '', 'n', 'm2', '{{\"_counted\": false, \"name\": \"b\"}}', {t}, {t})")).await;
+        insert_raw(&s, &format!("INSERT INTO network_routers (id, project_id, doc, created_at, updated_at) VALUES ('r', 'p', '{{\"_gw_port\": \"p2\", \"name\": \"r\"}}', {t}, {t})")).await;
+        insert_raw(&s, &format!("INSERT INTO network_security_groups (id, project_id, is_default, doc, created_at, updated_at) VALUES ('g', 'p', 1, '{{\"_default\": true}}', {t}, {t})")).await;
+        insert_raw(&s, &format!("INSERT INTO network_security_group_rules (id, project_id, security_group_id, signature, doc, created_at, updated_at) VALUES ('r1', 'p', 'g', 's1', '{{}}', {t}, {t}), ('r2', 'p', 'g', 's2', '{{\"_counted\": true}}', {t}, {t})")).await;
+        let p1 = s.fetch(Table::Ports, "p1").await.unwrap().unwrap();
+        let p2 = s.fetch(Table::Ports, "p2").await.unwrap().unwrap();
+        assert!(p1.control.counted, "a port was counted unless marked otherwise");
+        assert!(!p2.control.counted);
+        assert_eq!(p2.doc.keys().collect::<Vec<_>>(), ["name"], "the document keeps only what is shown");
+        let r = s.fetch(Table::Routers, "r").await.unwrap().unwrap();
+        assert_eq!(r.control.gateway_port.as_deref(), Some("p2"));
+        assert!(s.fetch(Table::SecurityGroups, "g").await.unwrap().unwrap().control.default_group);
+        let rules = s.list(Table::SecurityGroupRules, None).await.unwrap();
+        assert_eq!(rules.iter().map(|r| r.control.counted).collect::<Vec<_>>(), [false, true]);
+        // A save writes the column; the document stays clean.
+        assert!(s.update(Table::Routers, "r", &[], &r.doc, &r.control, None).await.unwrap());
+        let (doc, control): (String, String) =
+            sqlx::query_as("SELECT doc, control FROM network_routers WHERE id = 'r'")
+                .fetch_one(&s.db.pool)
+                .await
+                .unwrap();
+        assert!(!doc.contains("_gw_port"), "{doc}");
+        assert_eq!(serde_json::from_str::<Control>(&control).unwrap(), r.control);
+        assert_eq!(s.fetch(Table::Routers, "r").await.unwrap().unwrap().control, r.control);
+        // An unreadable control column or document is an error, never an empty default.
+        insert_raw(&s, "UPDATE network_ports SET control = '{\"counted\": 1}' WHERE id = 'p1'").await;
+        assert!(s.fetch(Table::Ports, "p1").await.is_err());
+        insert_raw(&s, "UPDATE network_ports SET doc = 'not json' WHERE id = 'p2'").await;
+        assert!(s.list(Table::Ports, None).await.is_err());
     }
 }
