@@ -40,9 +40,7 @@ impl ComputeService {
         spec: Option<GuestSpec>,
         saga: Option<&mut Saga>,
     ) -> anyhow::Result<()> {
-        let host = row.host.clone();
-        let action_id = uuid::Uuid::new_v4().to_string();
-        server.control.command = Some(PendingCommand { id: action_id.clone(), op, sent_at: now_text() });
+        let cmd = Self::command_record(server, &row.host, op, spec);
         match saga {
             // The saga waits for the answer: its progress is recorded with the server.
             Some(saga) => {
@@ -58,8 +56,20 @@ impl ComputeService {
             }
             None => self.save(server).await?,
         }
-        let cmd = Command { action_id, server_id: server.id.as_str().into(), host: host.into(), op, spec };
-        self.bus.enqueue(&row.queue, serde_json::to_vec(&cmd)?).await?;
+        self.command_enqueue(row, &cmd).await
+    }
+
+    /// Records `op` as the server's pending command (to be saved by the caller, before
+    /// [`Self::command_enqueue`] sends what this returns).
+    pub(crate) fn command_record(server: &mut Server, host: &str, op: Op, spec: Option<GuestSpec>) -> Command {
+        let action_id = uuid::Uuid::new_v4().to_string();
+        server.control.command = Some(PendingCommand { id: action_id.clone(), op, sent_at: now_text() });
+        Command { action_id, server_id: server.id.as_str().into(), host: host.into(), op, spec }
+    }
+
+    /// Sends a recorded command to the agent of its host.
+    pub(crate) async fn command_enqueue(&self, row: &crate::store::HostRow, cmd: &Command) -> anyhow::Result<()> {
+        self.bus.enqueue(&row.queue, serde_json::to_vec(cmd)?).await?;
         Ok(())
     }
 

@@ -18,6 +18,17 @@ pub const KIND: &str = "delete";
 
 pub struct DeleteSaga(pub Weak<ComputeService>);
 
+/// What destroying a server's guest takes now.
+enum Destroy {
+    /// Nothing: there is no guest, it was destroyed, or its host is down (its agent
+    /// destroys the orphan when it comes back).
+    Needless,
+    /// Its command was sent and is not overdue: wait for the answer.
+    Waiting,
+    /// Send the command to this host.
+    Send(Box<crate::store::HostRow>),
+}
+
 /// The steps. A delete only goes forward (every step is retried until it succeeds),
 /// so nothing is undone; a delete that fails for good leaves the server in ERROR,
 /// to be deleted again.
@@ -87,10 +98,21 @@ impl ComputeService {
         action: Option<&crate::store::Action>,
     ) -> anyhow::Result<bool> {
         let mut s = server.clone();
-        let saga = Saga::fresh(&uuid::Uuid::new_v4().to_string(), KIND, &s.id, &NoData {});
+        let mut saga = Saga::fresh(&uuid::Uuid::new_v4().to_string(), KIND, &s.id, &NoData {});
         // Results of the saga's commands poke it through the server's saga id.
         s.control.saga_id = Some(saga.id.clone());
         s.task_state = Some(TaskState::Deleting);
+        // The first step's command is recorded with the delete itself (one transaction
+        // instead of two), the saga written as having entered that step; the step then
+        // finds it sent and waits for its answer, or sends it again when it is overdue
+        // (as after a crash between this commit and the send).
+        let destroy = match self.destroy_plan(&s).await? {
+            Destroy::Send(row) => {
+                saga.enter(STEPS[0].name);
+                Some((Self::command_record(&mut s, &row.host, Op::Destroy, None), row))
+            }
+            Destroy::Needless | Destroy::Waiting => None,
+        };
         let mut tx = self.store.db.pool.begin().await?;
         if !Store::server_save_in(&mut tx, &s, None).await? {
             return Ok(false);
@@ -101,7 +123,11 @@ impl ComputeService {
         }
         tx.commit().await?;
         s.rev += 1;
-        let mut saga = saga;
+        if let Some((cmd, row)) = destroy {
+            if let Err(e) = self.command_enqueue(&row, &cmd).await {
+                tracing::warn!(server = %s.id, error = %e, "cannot send the destroy command; it is sent again when overdue");
+            }
+        }
         saga.scratch = Some(Box::new(s));
         self.sagas.spawn_saga(saga);
         Ok(true)
@@ -131,19 +157,27 @@ impl ComputeService {
         saga: &mut Saga,
         _: &mut NoData,
     ) -> StepResult<Outcome> {
-        let Some(host) = server.host.clone() else { return Ok(Outcome::Next) };
+        match self.destroy_plan(server).await? {
+            Destroy::Needless => Ok(Outcome::Next),
+            Destroy::Waiting => Ok(Outcome::Pending),
+            Destroy::Send(row) => {
+                self.send_to(server, &row, Op::Destroy, None, Some(saga)).await?;
+                Ok(Outcome::Pending)
+            }
+        }
+    }
+
+    /// What destroying the server's guest takes now.
+    async fn destroy_plan(&self, server: &Server) -> anyhow::Result<Destroy> {
+        let Some(host) = server.host.clone() else { return Ok(Destroy::Needless) };
         if server.control.destroyed_on.as_deref() == Some(host.as_str()) {
-            return Ok(Outcome::Next);
+            return Ok(Destroy::Needless);
         }
         let Some(row) = self.host_row(&host).await?.filter(|h| self.scheduler.is_up(h)) else {
             tracing::info!(server = %server.id, host, "host is down; deleting without it");
-            return Ok(Outcome::Next);
+            return Ok(Destroy::Needless);
         };
-        if !self.command_due(server, Op::Destroy) {
-            return Ok(Outcome::Pending);
-        }
-        self.send_to(server, &row, Op::Destroy, None, Some(saga)).await?;
-        Ok(Outcome::Pending)
+        Ok(if self.command_due(server, Op::Destroy) { Destroy::Send(Box::new(row)) } else { Destroy::Waiting })
     }
 
     async fn step_release_volumes(

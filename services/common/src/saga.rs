@@ -301,7 +301,10 @@ impl Saga {
         T::deserialize(&self.data)
     }
 
-    fn enter(&mut self, name: &str) {
+    /// Marks a step entered. The runner does it as a step starts; a caller that does a
+    /// fresh saga's first step's work in the transaction that writes the saga marks it
+    /// too, so the saga is written as having entered it.
+    pub fn enter(&mut self, name: &str) {
         let entered = self.entered.get_or_insert_with(Vec::new);
         if entered.last().map(String::as_str) != Some(name) {
             entered.retain(|n| n != name);
@@ -521,7 +524,7 @@ impl SagaRunner {
     /// request and its saga exist together or not at all).
     pub async fn insert_saga(&self, conn: &mut sqlx::AnyConnection, s: &Saga) -> Result<(), sqlx::Error> {
         sqlx::query(&format!(
-            "INSERT INTO {} (id, kind, subject, step, state, data, created_at, updated_at, entered) VALUES ($1, $2, $3, 0, 'running', $4, $5, $5, '[]')",
+            "INSERT INTO {} (id, kind, subject, step, state, data, created_at, updated_at, entered) VALUES ($1, $2, $3, 0, 'running', $4, $5, $5, $6)",
             self.table
         ))
         .bind(&s.id)
@@ -529,6 +532,7 @@ impl SagaRunner {
         .bind(&s.subject)
         .bind(s.data.to_string())
         .bind(&s.updated_at)
+        .bind(serde_json::to_string(s.entered.as_deref().unwrap_or_default()).unwrap_or_else(|_| "[]".into()))
         .execute(conn)
         .await?;
         Ok(())
