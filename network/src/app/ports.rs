@@ -249,7 +249,7 @@ impl NetworkService {
         let mut tx = self.store.db.pool.begin().await?;
         let control = Control { counted, ..Control::default() };
         Self::port_insert(&mut tx, &id, &project, asked_mac, &mut doc, &control, &now).await?;
-        let fixed = Self::allocate_all(&mut tx, &id, &requests, may_take_gateway).await?;
+        let fixed = self.allocate_all(&mut tx, &id, &requests, may_take_gateway).await?;
         doc.insert("fixed_ips".into(), fixed);
         Store::set_doc_in(&mut tx, Table::Ports, &id, &doc, &control).await?;
         if let Some(Some(router)) = internal {
@@ -370,6 +370,7 @@ impl NetworkService {
 
     /// Allocates every request for a port, inside the caller's transaction.
     async fn allocate_all(
+        &self,
         conn: &mut AnyConnection,
         port_id: &str,
         requests: &[IpRequest],
@@ -377,7 +378,7 @@ impl NetworkService {
     ) -> ApiResult<Value> {
         let mut fixed = Vec::new();
         for req in requests {
-            let ip = Self::allocate(&mut *conn, port_id, req, may_take_gateway).await?;
+            let ip = self.allocate(&mut *conn, port_id, req, may_take_gateway).await?;
             fixed.push(json!({"subnet_id": req.subnet.id, "ip_address": ip}));
         }
         Ok(Value::Array(fixed))
@@ -387,6 +388,7 @@ impl NetworkService {
     /// sparse pools are tried at random; otherwise the lowest free addresses are read
     /// and one of them taken, retried when another port won the race.
     async fn allocate(
+        &self,
         conn: &mut AnyConnection,
         port_id: &str,
         req: &IpRequest,
@@ -409,7 +411,9 @@ impl NetworkService {
         let pools = read_pools(&cidr, &subnet.doc);
         let size: u128 = pools.iter().map(|(s, e)| e - s + 1).sum();
         if size > 1024 {
-            let used = Store::ip_count_subnet_in(&mut *conn, &subnet.id).await? as u128;
+            // Only a hint (random tries or a scan), so read outside the transaction:
+            // the writer connection is the scarce one.
+            let used = self.store.ip_count_subnet(&subnet.id).await? as u128;
             if used * 2 < size {
                 for _ in 0..8 {
                     let mut k = rand::thread_rng().gen_range(0..size);
@@ -687,7 +691,7 @@ impl NetworkService {
                 continue;
             }
             let mut conn = self.store.db.pool.acquire().await?;
-            let got = Self::allocate(&mut conn, &port.id, w, gateway_ok).await;
+            let got = self.allocate(&mut conn, &port.id, w, gateway_ok).await;
             conn.release();
             match got {
                 Ok(ip) => {
