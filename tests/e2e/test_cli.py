@@ -170,6 +170,23 @@ def test_every_kind_is_made_listed_and_deleted(cloud, home):
         p = stratus(home, kind, "list", "-o", "json")
         assert p.returncode == 0 and isinstance(json.loads(p.stdout), list), p.stderr
     assert home["project"] in [pr["Name"] for pr in ok_json(home, "project", "list", cloud_name="admin")]
+    # `set`: renamed, described, disabled, as the service shows it after; what a kind
+    # cannot change is a usage error (2) that sends nothing.
+    renamed = unique("clinet2")
+    changed = ok_json(home, "network", "set", net["name"], "--name", renamed, "--description", "moved", "--disable")
+    assert (changed["name"], changed["description"], changed["admin_state_up"]) == (renamed, "moved", False)
+    net["name"] = renamed
+    assert cloud.osc("network", "show", net["id"], env=env)["admin_state_up"] in (False, "DOWN")
+    assert ok_json(home, "volume", "set", vol["name"], "--description", "scratch")["description"] == "scratch"
+    assert stratus(home, "fip", "set", fip["id"], "--name", "x").returncode == 2
+    assert stratus(home, "flavor", "set", "m1.tiny", "--name", "x").returncode == 2
+    assert stratus(home, "network", "set", net["name"]).returncode == 2
+    spare = unique("cliproj")
+    cloud.osc("project", "create", spare)
+    assert ok_json(home, "project", "set", spare, "--disable", cloud_name="admin")["enabled"] is False
+    assert cloud.osc("project", "show", spare)["enabled"] is False
+    p = stratus(home, "project", "set", spare, "--enable")
+    assert p.returncode == 4 and "no project" in p.stderr, "another project is not even found by a member"
     assert home["project"] in [u["Name"] for u in ok_json(home, "user", "list", cloud_name="admin")]
     # Deleted by name, several at once; a second delete finds nothing (4).
     p = stratus(home, "sg", "delete", sg["name"])

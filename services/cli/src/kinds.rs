@@ -20,7 +20,32 @@ pub struct Kind {
     pub columns: &'static [(&'static str, &'static str)],
     pub id_field: &'static str,
     pub name_field: &'static str,
+    /// How `set` changes one, if it can.
+    pub update: Option<Update>,
 }
+
+/// How a kind is changed: the method on its show path, and the field that enables or
+/// disables it, if it has one.
+pub struct Update {
+    pub method: UpdateMethod,
+    pub enabled_field: Option<&'static str>,
+    /// Whether its name may change (a floating IP's "name" is its address).
+    pub name: bool,
+}
+
+#[derive(Clone, Copy)]
+pub enum UpdateMethod {
+    /// `PUT` with the changes under the show key (Nova, Neutron, Cinder).
+    Put,
+    /// `PATCH` with the changes under the show key (Keystone).
+    Patch,
+}
+
+const PUT: Option<Update> = Some(Update { method: UpdateMethod::Put, enabled_field: None, name: true });
+const PUT_ADMIN_STATE: Option<Update> =
+    Some(Update { method: UpdateMethod::Put, enabled_field: Some("admin_state_up"), name: true });
+const PATCH_ENABLED: Option<Update> =
+    Some(Update { method: UpdateMethod::Patch, enabled_field: Some("enabled"), name: true });
 
 const IRONIC: &[(&str, &str)] = &[("X-OpenStack-Ironic-API-Version", "1.31")];
 const NOVA: &[(&str, &str)] = &[("X-OpenStack-Nova-API-Version", "2.79")];
@@ -41,6 +66,7 @@ pub const SERVER: Kind = Kind {
     ],
     id_field: "id",
     name_field: "name",
+    update: PUT,
 };
 
 pub const IMAGE: Kind = Kind {
@@ -52,6 +78,7 @@ pub const IMAGE: Kind = Kind {
     columns: &[("ID", "id"), ("Name", "name"), ("Status", "status"), ("Visibility", "visibility"), ("Size", "size")],
     id_field: "id",
     name_field: "name",
+    update: None,
 };
 
 pub const FLAVOR: Kind = Kind {
@@ -70,6 +97,7 @@ pub const FLAVOR: Kind = Kind {
     ],
     id_field: "id",
     name_field: "name",
+    update: None,
 };
 
 pub const NETWORK: Kind = Kind {
@@ -81,6 +109,7 @@ pub const NETWORK: Kind = Kind {
     columns: &[("ID", "id"), ("Name", "name"), ("Status", "status"), ("Subnets", "subnets")],
     id_field: "id",
     name_field: "name",
+    update: PUT_ADMIN_STATE,
 };
 
 pub const LEASE: Kind = Kind {
@@ -92,6 +121,7 @@ pub const LEASE: Kind = Kind {
     columns: &[("ID", "id"), ("Name", "name"), ("Status", "status"), ("Start", "start_date"), ("End", "end_date")],
     id_field: "id",
     name_field: "name",
+    update: None,
 };
 
 pub const HOST: Kind = Kind {
@@ -110,6 +140,7 @@ pub const HOST: Kind = Kind {
     ],
     id_field: "id",
     name_field: "hypervisor_hostname",
+    update: None,
 };
 
 pub const NODE: Kind = Kind {
@@ -129,6 +160,7 @@ pub const NODE: Kind = Kind {
     ],
     id_field: "uuid",
     name_field: "name",
+    update: None,
 };
 
 impl Kind {
@@ -154,6 +186,28 @@ impl Kind {
     pub async fn delete(&self, s: &Session, id: &str) -> Result<(), Error> {
         let path = self.show.0.replace("{id}", &urlencode(id));
         s.call(stratus_client::session::Method::DELETE, self.service, &path, None, self.headers).await.map(drop)
+    }
+
+    /// Changes one by ID: the fields given, under the kind's show key.
+    pub async fn update(&self, s: &Session, id: &str, fields: Value) -> Result<Value, Error> {
+        let Some(u) = &self.update else {
+            return Err(Error::Config(format!("a {} cannot be changed here", self.noun)));
+        };
+        let (path, key) = self.show;
+        let path = path.replace("{id}", &urlencode(id));
+        let body = match key {
+            Some(k) => serde_json::json!({ k: fields }),
+            None => fields,
+        };
+        let method = match u.method {
+            UpdateMethod::Put => stratus_client::session::Method::PUT,
+            UpdateMethod::Patch => stratus_client::session::Method::PATCH,
+        };
+        let v = s.call(method, self.service, &path, Some(&body), self.headers).await?;
+        Ok(match key {
+            Some(k) if !v[k].is_null() => v[k].clone(),
+            _ => v,
+        })
     }
 
     /// One by ID.
@@ -195,6 +249,7 @@ pub const SUBNET: Kind = Kind {
     columns: &[("ID", "id"), ("Name", "name"), ("Network", "network_id"), ("Subnet", "cidr")],
     id_field: "id",
     name_field: "name",
+    update: PUT,
 };
 
 pub const ROUTER: Kind = Kind {
@@ -211,6 +266,7 @@ pub const ROUTER: Kind = Kind {
     ],
     id_field: "id",
     name_field: "name",
+    update: PUT_ADMIN_STATE,
 };
 
 pub const PORT: Kind = Kind {
@@ -228,6 +284,7 @@ pub const PORT: Kind = Kind {
     ],
     id_field: "id",
     name_field: "name",
+    update: PUT_ADMIN_STATE,
 };
 
 pub const SECURITY_GROUP: Kind = Kind {
@@ -239,6 +296,7 @@ pub const SECURITY_GROUP: Kind = Kind {
     columns: &[("ID", "id"), ("Name", "name"), ("Description", "description")],
     id_field: "id",
     name_field: "name",
+    update: PUT,
 };
 
 pub const FLOATING_IP: Kind = Kind {
@@ -256,6 +314,7 @@ pub const FLOATING_IP: Kind = Kind {
     ],
     id_field: "id",
     name_field: "floating_ip_address",
+    update: Some(Update { method: UpdateMethod::Put, enabled_field: None, name: false }),
 };
 
 pub const VOLUME: Kind = Kind {
@@ -267,6 +326,7 @@ pub const VOLUME: Kind = Kind {
     columns: &[("ID", "id"), ("Name", "name"), ("Status", "status"), ("Size", "size"), ("Bootable", "bootable")],
     id_field: "id",
     name_field: "name",
+    update: PUT,
 };
 
 pub const PROJECT: Kind = Kind {
@@ -278,6 +338,7 @@ pub const PROJECT: Kind = Kind {
     columns: &[("ID", "id"), ("Name", "name"), ("Domain", "domain_id"), ("Enabled", "enabled")],
     id_field: "id",
     name_field: "name",
+    update: PATCH_ENABLED,
 };
 
 pub const USER: Kind = Kind {
@@ -289,4 +350,5 @@ pub const USER: Kind = Kind {
     columns: &[("ID", "id"), ("Name", "name"), ("Domain", "domain_id"), ("Enabled", "enabled")],
     id_field: "id",
     name_field: "name",
+    update: PATCH_ENABLED,
 };

@@ -189,6 +189,31 @@ pub enum Verb {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Change one: rename it, describe it, enable or disable it
+    #[command(
+        after_help = "Examples:\n  stratus network set private --name private-old --description \"before the move\"\n  \
+                            stratus project set lab-3 --disable"
+    )]
+    Set(SetArgs),
+}
+
+/// What `set` changes.
+#[derive(clap::Args)]
+pub struct SetArgs {
+    /// Its name or ID
+    pub name: String,
+    /// Its new name
+    #[arg(long = "name", value_name = "NEW_NAME")]
+    pub new_name: Option<String>,
+    /// Its new description
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Enable it (a project or user; a network, router or port: administratively up)
+    #[arg(long, conflicts_with = "disable")]
+    pub enable: bool,
+    /// Disable it (a project or user; a network, router or port: administratively down)
+    #[arg(long)]
+    pub disable: bool,
 }
 
 #[derive(Subcommand)]
@@ -273,6 +298,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Completion { .. } | Command::Man { .. } => return Ok(()),
         Command::Server { verb } => match verb {
             servers::ServerVerb::List => (&kinds::SERVER, Verb::List),
+            servers::ServerVerb::Set(args) => (&kinds::SERVER, Verb::Set(args)),
             servers::ServerVerb::Show { name } => (&kinds::SERVER, Verb::Show { name }),
             other => return servers::run(&session, other, cli.format, &cli.columns).await,
         },
@@ -340,7 +366,41 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Verb::Set(args) => {
+            let fields = set_fields(kind, &args)?;
+            let one = find(kind, &session, &args.name).await?;
+            let changed = kind.update(&session, &kinds::id_text(&one[kind.id_field]), fields).await?;
+            output::record(&changed, cli.format, &cli.columns).map_err(usage)
+        }
     }
+}
+
+/// What `set` sends, checked against what the kind can change before anything is read.
+fn set_fields(kind: &Kind, args: &SetArgs) -> Result<Value, Failure> {
+    let Some(update) = &kind.update else { return Err(usage(format!("a {} cannot be changed with set", kind.noun))) };
+    let mut fields = serde_json::Map::new();
+    if let Some(n) = &args.new_name {
+        if !update.name {
+            return Err(usage(format!("a {} has no name to change", kind.noun)));
+        }
+        if n.trim().is_empty() {
+            return Err(usage("--name needs a name".into()));
+        }
+        fields.insert(kind.name_field.into(), Value::String(n.clone()));
+    }
+    if let Some(d) = &args.description {
+        fields.insert("description".into(), Value::String(d.clone()));
+    }
+    if args.enable || args.disable {
+        let Some(field) = update.enabled_field else {
+            return Err(usage(format!("a {} cannot be enabled or disabled", kind.noun)));
+        };
+        fields.insert(field.into(), Value::Bool(args.enable));
+    }
+    if fields.is_empty() {
+        return Err(usage("nothing to change: give --name, --description, --enable or --disable".into()));
+    }
+    Ok(Value::Object(fields))
 }
 
 /// `stratus.1`, and `stratus-<command>.1` for every command and sub-command.
@@ -380,5 +440,42 @@ pub async fn find(kind: &Kind, session: &Session, name: &str) -> Result<Value, F
         many => {
             Err(Failure { code: 1, message: format!("{} {}s are named {name:?}: use an ID", many.len(), kind.noun) })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(new_name: Option<&str>, description: Option<&str>, enable: bool, disable: bool) -> SetArgs {
+        SetArgs {
+            name: "x".into(),
+            new_name: new_name.map(str::to_string),
+            description: description.map(str::to_string),
+            enable,
+            disable,
+        }
+    }
+
+    #[test]
+    fn set_sends_what_the_kind_can_change_and_refuses_the_rest() {
+        let f = set_fields(&kinds::NETWORK, &args(Some("n2"), Some("d"), false, true)).ok().unwrap();
+        assert_eq!(f, serde_json::json!({"name": "n2", "description": "d", "admin_state_up": false}));
+        let f = set_fields(&kinds::PROJECT, &args(None, None, true, false)).ok().unwrap();
+        assert_eq!(f, serde_json::json!({"enabled": true}));
+        let code = |k: &Kind, a: SetArgs| set_fields(k, &a).err().map(|e| (e.code, e.message));
+        assert_eq!(code(&kinds::FLAVOR, args(Some("f"), None, false, false)).unwrap().0, 2, "flavors are not changed");
+        let (c, m) = code(&kinds::FLOATING_IP, args(Some("1.2.3.4"), None, false, false)).unwrap();
+        assert!(c == 2 && m.contains("no name"), "{m}");
+        assert!(code(&kinds::SERVER, args(None, None, false, true)).unwrap().1.contains("cannot be enabled"));
+        assert!(code(&kinds::VOLUME, args(None, None, false, false)).unwrap().1.contains("nothing to change"));
+        assert!(code(&kinds::VOLUME, args(Some(" "), None, false, false)).unwrap().1.contains("needs a name"));
+    }
+
+    #[test]
+    fn enable_and_disable_together_are_a_usage_error() {
+        let parsed = <Cli as clap::Parser>::try_parse_from(["stratus", "project", "set", "p", "--enable", "--disable"]);
+        assert!(parsed.is_err());
+        assert!(<Cli as clap::Parser>::try_parse_from(["stratus", "server", "set", "s", "--name", "t"]).is_ok());
     }
 }

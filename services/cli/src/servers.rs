@@ -40,6 +40,9 @@ pub enum ServerVerb {
         #[command(flatten)]
         waiting: WaitArgs,
     },
+    /// Change a server: rename it or describe it
+    #[command(after_help = "Example:\n  stratus server set web-1 --name web-old --description \"kept for a week\"")]
+    Set(crate::SetArgs),
     /// Delete servers, by name or ID
     Delete {
         /// Their names or IDs
@@ -52,7 +55,9 @@ pub enum ServerVerb {
 
 pub async fn run(s: &Session, verb: ServerVerb, format: Format, columns: &[String]) -> Result<(), Failure> {
     match verb {
-        ServerVerb::List | ServerVerb::Show { .. } => Err(usage("list and show are not handled here".into())),
+        ServerVerb::List | ServerVerb::Show { .. } | ServerVerb::Set(_) => {
+            Err(usage("list, show and set are not handled here".into()))
+        }
         ServerVerb::Create { name, image, flavor, networks, key, reservation, waiting } => {
             let image = kinds::id_text(&find(&kinds::IMAGE, s, &image).await?["id"]);
             let flavor = kinds::id_text(&find(&kinds::FLAVOR, s, &flavor).await?["id"]);
