@@ -103,7 +103,7 @@ fn scheduler_rate(hosts: usize, threads: usize, secs: u64) -> f64 {
     s.load(
         (0..hosts)
             .map(|i| HostRow {
-                host: format!("bench-{i:05}"),
+                host: format!("bench-{i:05}").into(),
                 queue: format!("compute.agent.bench-{i:05}"),
                 availability_zone: "nova".into(),
                 hypervisor_type: "fake".into(),

@@ -200,7 +200,7 @@ async fn lifecycle(engine: Engine) {
     let host = s["OS-EXT-SRV-ATTR:host"].as_str().map(str::to_string);
     let host = match host {
         Some(h) => h,
-        None => c.compute.store.server_get(&id).await.unwrap().unwrap().host.unwrap(),
+        None => c.compute.store.server_get(&id).await.unwrap().unwrap().host.unwrap().to_string(),
     };
     let idx: usize = host.trim_start_matches("host-").parse().unwrap();
     assert!(c.drivers[idx].set_power_state(&id, stratus_compute_protocol::PowerState::Shutdown));
@@ -631,7 +631,8 @@ async fn whole_node_claims(engine: Engine) {
     c.compute.store.host_report(&node2, &Default::default()).await.unwrap();
     let gone = stratus_compute_protocol::AgentHosts { queue: "compute.agent.bm".into(), hosts: vec![] };
     c.compute.on_agent_hosts(&gone).await.unwrap();
-    let left: Vec<String> = c.compute.store.host_list().await.unwrap().into_iter().map(|h| h.host).collect();
+    let left: Vec<String> =
+        c.compute.store.host_list().await.unwrap().into_iter().map(|h| h.host.to_string()).collect();
     assert!(left.contains(&"node-1".to_string()), "node-1 holds server-9's claim: {left:?}");
     assert!(!left.contains(&"node-2".to_string()), "{left:?}");
     assert!(left.contains(&"host-0".to_string()), "the fake agent's hosts stay: {left:?}");

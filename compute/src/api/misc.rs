@@ -425,7 +425,7 @@ async fn zones(s: &AppState, ctx: &AuthContext, detail: bool) -> ApiResult<Json<
                 .iter()
                 .map(|h| {
                     let state = json!({"available": h.up && h.row.enabled, "active": h.row.enabled, "updated_at": h.row.last_seen});
-                    (h.row.host.clone(), json!({ "nova-compute": state }))
+                    (h.row.host.to_string(), json!({ "nova-compute": state }))
                 })
                 .collect();
             json!({"zoneName": z, "zoneState": {"available": available},
@@ -452,7 +452,7 @@ async fn aggregates(s: &AppState, ctx: &AuthContext, v: Version) -> ApiResult<Ve
     let mut zones: std::collections::BTreeMap<String, (Vec<String>, String)> = Default::default();
     for h in &hosts {
         let z = zones.entry(h.row.availability_zone.clone()).or_insert_with(|| (Vec::new(), h.row.created_at.clone()));
-        z.0.push(h.row.host.clone());
+        z.0.push(h.row.host.to_string());
         // The zone exists since its first host reported.
         z.1 = z.1.clone().min(h.row.created_at.clone());
     }

@@ -302,5 +302,5 @@ pub(crate) fn vm_state_of(power_state: PowerState) -> VmState {
 
 /// A host's answer as the server records it.
 fn answer(r: &CommandResult, saga: Option<String>) -> CommandAnswer {
-    CommandAnswer { host: r.host.to_string(), error: r.error.clone(), power_state: r.power_state, saga }
+    CommandAnswer { host: r.host.clone(), error: r.error.clone(), power_state: r.power_state, saga }
 }

@@ -19,7 +19,7 @@ use stratus_common::db::now_text;
 use stratus_common::saga::{
     nothing_to_undo, Outcome, Saga, SagaDef, SagaState, Step, StepError, StepFuture, StepResult,
 };
-use stratus_compute_protocol::{GuestSpec, Op, PortSpec, PowerState};
+use stratus_compute_protocol::{GuestSpec, HostName, Op, PortSpec, PowerState};
 
 pub const KIND: &str = "create";
 
@@ -31,7 +31,7 @@ pub struct BuildTries {
     /// Builds that failed and were retried on another host.
     pub retries: i64,
     /// Hosts that failed this build.
-    pub avoid: Vec<String>,
+    pub avoid: Vec<HostName>,
     /// Why the last build failed.
     pub last_error: Option<String>,
 }
@@ -157,7 +157,7 @@ pub(crate) fn reservation_of(server: &Server) -> Option<String> {
 
 impl ComputeService {
     /// What a server asks of a host.
-    fn request_for(&self, server: &Server, avoid: Vec<String>) -> Request {
+    fn request_for(&self, server: &Server, avoid: Vec<HostName>) -> Request {
         let specs = server.doc.get("flavor").and_then(|f| f.get("extra_specs")).and_then(Value::as_object);
         let mut req = Request {
             vcpus: server.vcpus,
@@ -185,7 +185,7 @@ impl ComputeService {
             }
         }
         if let Some(h) = server.doc.get("forced_host").and_then(Value::as_str) {
-            req.only_hosts = Some(vec![h.to_string()]);
+            req.only_hosts = Some(vec![h.into()]);
         }
         req
     }
@@ -572,7 +572,7 @@ impl ComputeService {
         self.release_claims(&[&server.id], Some(host)).await?;
         tries.retries = retries + 1;
         tries.last_error = Some(error);
-        tries.avoid.push(host.to_string());
+        tries.avoid.push(host.into());
         server.control.spawn = None;
         server.control.command = None;
         server.host = None;

@@ -174,7 +174,7 @@ impl ComputeService {
             return Ok(Destroy::Needless);
         }
         let Some(row) = self.host_row(&host).await?.filter(|h| self.scheduler.is_up(h)) else {
-            tracing::info!(server = %server.id, host, "host is down; deleting without it");
+            tracing::info!(server = %server.id, %host, "host is down; deleting without it");
             return Ok(Destroy::Needless);
         };
         Ok(if self.command_due(server, Op::Destroy) { Destroy::Send(Box::new(row)) } else { Destroy::Waiting })

@@ -7,6 +7,7 @@ use crate::store::{Server, ServerGroup};
 use serde_json::Value;
 use stratus_common::auth::AuthContext;
 use stratus_common::db::now_text;
+use stratus_compute_protocol::HostName;
 
 pub const POLICIES: &[&str] = &["affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity"];
 
@@ -22,17 +23,17 @@ impl ComputeService {
     }
 
     /// Hosts of the other members, when the group's policy is anti-affinity.
-    pub(crate) async fn group_hosts_to_avoid(&self, server: &Server) -> anyhow::Result<Vec<String>> {
+    pub(crate) async fn group_hosts_to_avoid(&self, server: &Server) -> anyhow::Result<Vec<HostName>> {
         self.member_hosts(server, "anti-affinity").await
     }
 
     /// Hosts of the other members, when the policy is affinity and members are placed.
-    pub(crate) async fn group_hosts_required(&self, server: &Server) -> anyhow::Result<Option<Vec<String>>> {
+    pub(crate) async fn group_hosts_required(&self, server: &Server) -> anyhow::Result<Option<Vec<HostName>>> {
         let hosts = self.member_hosts(server, "affinity").await?;
         Ok(if hosts.is_empty() { None } else { Some(hosts) })
     }
 
-    async fn member_hosts(&self, server: &Server, policy: &str) -> anyhow::Result<Vec<String>> {
+    async fn member_hosts(&self, server: &Server, policy: &str) -> anyhow::Result<Vec<HostName>> {
         let Some(gid) = Self::group_of(server) else { return Ok(Vec::new()) };
         let Some(g) = self.store.group_get(&gid).await? else { return Ok(Vec::new()) };
         if g.policy != policy {

@@ -260,7 +260,7 @@ impl ComputeService {
             .into_iter()
             .map(|row| HostView {
                 up: self.scheduler.is_up(&row),
-                servers: counts.get(&row.host).copied().unwrap_or(0),
+                servers: counts.get(row.host.as_str()).copied().unwrap_or(0),
                 row,
             })
             .collect())

@@ -7,6 +7,7 @@ use crate::store::HostRow;
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::Duration;
+use stratus_compute_protocol::HostName;
 
 /// How hosts are ordered after filtering (`[compute] weigher`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -31,9 +32,9 @@ pub struct Request {
     pub required_traits: Vec<String>,
     pub forbidden_traits: Vec<String>,
     /// Hosts this server must not land on (anti-affinity, failed attempts).
-    pub avoid_hosts: Vec<String>,
+    pub avoid_hosts: Vec<HostName>,
     /// When set, only these hosts (affinity with the group's members).
-    pub only_hosts: Option<Vec<String>>,
+    pub only_hosts: Option<Vec<HostName>>,
     /// A lease's reservation (the `reservation` scheduler hint): only hosts that
     /// reservation holds, and only for its project. Without one, hosts held by any
     /// reservation are out of the shared pool.
@@ -46,7 +47,7 @@ pub struct Request {
 }
 
 pub struct Scheduler {
-    hosts: RwLock<HashMap<String, HostRow>>,
+    hosts: RwLock<HashMap<HostName, HostRow>>,
     weigher: Weigher,
     /// A host not heard from for this long is down and gets nothing.
     pub down_after: Duration,
@@ -88,7 +89,7 @@ impl Scheduler {
     }
 
     /// Candidate hosts for `req`, best first (at most `limit`).
-    pub fn select(&self, req: &Request, limit: usize) -> Vec<String> {
+    pub fn select(&self, req: &Request, limit: usize) -> Vec<HostName> {
         let hosts = self.hosts.read().unwrap();
         // Hosts whose last report is older than this are down (times are RFC 3339 in
         // UTC with a fixed layout, so they compare as text; an unreadable one is down).

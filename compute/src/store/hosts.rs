@@ -5,11 +5,11 @@
 use super::{Server, Store, StoreResult};
 use sqlx::any::AnyRow;
 use stratus_common::db::{now_text, placeholders, RowExt};
-use stratus_compute_protocol::HostReport;
+use stratus_compute_protocol::{HostName, HostReport};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostRow {
-    pub host: String,
+    pub host: HostName,
     pub queue: String,
     pub availability_zone: String,
     pub hypervisor_type: String,
@@ -43,7 +43,7 @@ pub struct HostRow {
 impl HostRow {
     fn from_row(r: &AnyRow) -> Self {
         Self {
-            host: r.text("host"),
+            host: r.text("host").into(),
             queue: r.text("queue"),
             availability_zone: r.text("availability_zone"),
             hypervisor_type: r.text("hypervisor_type"),
@@ -91,7 +91,7 @@ pub struct HostReservation {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Allocation {
     pub consumer_id: String,
-    pub host: String,
+    pub host: HostName,
     pub vcpus: i64,
     pub ram: i64,
     pub disk: i64,
@@ -264,7 +264,7 @@ impl Store {
                 None => Vec::new(),
             };
             let here = sqlx::query("SELECT consumer_id FROM compute_allocations WHERE host = $1")
-                .bind(&a.host)
+                .bind(a.host.as_str())
                 .fetch_all(&mut *tx)
                 .await?;
             if here.iter().map(|r| r.text("consumer_id")).any(|c| c != a.consumer_id && members.contains(&c)) {
@@ -309,7 +309,7 @@ impl Store {
         .bind(a.vcpus)
         .bind(a.ram)
         .bind(a.disk)
-        .bind(&a.host)
+        .bind(a.host.as_str())
         .bind(a.reservation.as_deref().unwrap_or_default())
         .fetch_optional(&mut *conn)
         .await?;
@@ -319,7 +319,7 @@ impl Store {
     async fn allocation_insert_in(conn: &mut sqlx::AnyConnection, a: &Allocation) -> StoreResult<()> {
         sqlx::query("INSERT INTO compute_allocations (consumer_id, host, vcpus, ram, disk, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&a.consumer_id)
-            .bind(&a.host)
+            .bind(a.host.as_str())
             .bind(a.vcpus)
             .bind(a.ram)
             .bind(a.disk)
@@ -338,7 +338,7 @@ impl Store {
             .iter()
             .map(|r| Allocation {
                 consumer_id: r.text("consumer_id"),
-                host: r.text("host"),
+                host: r.text("host").into(),
                 vcpus: r.int("vcpus"),
                 ram: r.int("ram"),
                 disk: r.int("disk"),

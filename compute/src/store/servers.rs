@@ -4,7 +4,7 @@ use super::{json_map, usage_release, Store, StoreResult};
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 use stratus_common::db::{now_text, RowExt};
-use stratus_compute_protocol::PowerState;
+use stratus_compute_protocol::{HostName, PowerState};
 
 /// Nova's `vm_state` of a server. Stored as its name; a name the code does not know is
 /// an error when the row is read, never a guess.
@@ -187,7 +187,7 @@ pub struct PendingCommand {
 /// A host's answer to a command.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CommandAnswer {
-    pub host: String,
+    pub host: HostName,
     pub error: Option<String>,
     pub power_state: PowerState,
     /// The saga the command was sent for.
@@ -228,7 +228,7 @@ pub struct Server {
     pub vm_state: VmState,
     pub task_state: Option<TaskState>,
     pub power_state: PowerState,
-    pub host: Option<String>,
+    pub host: Option<HostName>,
     pub vcpus: i64,
     pub ram: i64,
     pub disk: i64,
@@ -264,7 +264,7 @@ impl Server {
             task_state: r.opt_text("task_state").map(|t| TaskState::parse(&t)).transpose()?,
             power_state: PowerState::from_code(r.int("power_state"))
                 .ok_or_else(|| sqlx::Error::Decode(format!("unknown power_state {}", r.int("power_state")).into()))?,
-            host: r.opt_text("host"),
+            host: r.opt_text("host").map(HostName::from),
             vcpus: r.int("vcpus"),
             ram: r.int("ram"),
             disk: r.int("disk"),
@@ -355,7 +355,7 @@ impl Store {
         .bind(s.vm_state.as_str())
         .bind(s.task_state.map(TaskState::as_str))
         .bind(s.power_state.code())
-        .bind(s.host.clone())
+        .bind(s.host.as_deref().map(str::to_string))
         .bind(s.vcpus)
         .bind(s.ram)
         .bind(s.disk)
@@ -509,7 +509,7 @@ impl Store {
             .bind(s.vm_state.as_str())
             .bind(s.task_state.map(TaskState::as_str))
             .bind(s.power_state.code())
-            .bind(s.host.clone())
+            .bind(s.host.as_deref().map(str::to_string))
             .bind(s.vcpus)
             .bind(s.ram)
             .bind(s.disk)
