@@ -90,6 +90,9 @@ fn admin_only(attr: &str) -> ApiError {
 pub struct IpRequest {
     pub subnet: Record,
     pub address: Option<u128>,
+    /// How many of the subnet's addresses were taken, read before the transaction (a
+    /// hint that picks random tries or a scan); read in the transaction when absent.
+    pub used: Option<i64>,
 }
 
 impl NetworkService {
@@ -214,7 +217,11 @@ impl NetworkService {
         let project = project.to_string();
         let network_id = network.id.clone();
         let device_owner = opt_str(&body, "device_owner")?.unwrap_or_default();
-        let requests = self.ip_requests(&network_id, body.get("fixed_ips")).await?;
+        let mut requests = self.ip_requests(&network_id, body.get("fixed_ips")).await?;
+        // Read outside the transaction: the writer connection is the scarce one.
+        for r in requests.iter_mut().filter(|r| r.address.is_none()) {
+            r.used = Some(self.store.ip_count_subnet(&r.subnet.id).await?);
+        }
         let mut doc = Map::new();
         doc.insert("name".into(), json!(opt_str(&body, "name")?.unwrap_or_default()));
         doc.insert("description".into(), json!(opt_str(&body, "description")?.unwrap_or_default()));
@@ -249,7 +256,7 @@ impl NetworkService {
         let mut tx = self.store.db.pool.begin().await?;
         let control = Control { counted, ..Control::default() };
         Self::port_insert(&mut tx, &id, &project, asked_mac, &mut doc, &control, &now).await?;
-        let fixed = self.allocate_all(&mut tx, &id, &requests, may_take_gateway).await?;
+        let fixed = Self::allocate_all(&mut tx, &id, &requests, may_take_gateway).await?;
         doc.insert("fixed_ips".into(), fixed);
         Store::set_doc_in(&mut tx, Table::Ports, &id, &doc, &control).await?;
         if let Some(Some(router)) = internal {
@@ -319,10 +326,10 @@ impl NetworkService {
         let Some(fixed) = fixed.filter(|v| !v.is_null()) else {
             let mut out = Vec::new();
             if let Some(s) = subnets.iter().find(|s| s.doc.get("ip_version") == Some(&json!(4))) {
-                out.push(IpRequest { subnet: s.clone(), address: None });
+                out.push(IpRequest { subnet: s.clone(), address: None, used: None });
             }
             for s in subnets.iter().filter(|s| s.doc.get("ip_version") == Some(&json!(6))) {
-                out.push(IpRequest { subnet: s.clone(), address: None });
+                out.push(IpRequest { subnet: s.clone(), address: None, used: None });
             }
             return Ok(out);
         };
@@ -363,14 +370,13 @@ impl NetworkService {
                     ));
                 }
             }
-            out.push(IpRequest { subnet, address: address.map(|(_, n)| n) });
+            out.push(IpRequest { subnet, address: address.map(|(_, n)| n), used: None });
         }
         Ok(out)
     }
 
     /// Allocates every request for a port, inside the caller's transaction.
     async fn allocate_all(
-        &self,
         conn: &mut AnyConnection,
         port_id: &str,
         requests: &[IpRequest],
@@ -378,7 +384,7 @@ impl NetworkService {
     ) -> ApiResult<Value> {
         let mut fixed = Vec::new();
         for req in requests {
-            let ip = self.allocate(&mut *conn, port_id, req, may_take_gateway).await?;
+            let ip = Self::allocate(&mut *conn, port_id, req, may_take_gateway).await?;
             fixed.push(json!({"subnet_id": req.subnet.id, "ip_address": ip}));
         }
         Ok(Value::Array(fixed))
@@ -388,7 +394,6 @@ impl NetworkService {
     /// sparse pools are tried at random; otherwise the lowest free addresses are read
     /// and one of them taken, retried when another port won the race.
     async fn allocate(
-        &self,
         conn: &mut AnyConnection,
         port_id: &str,
         req: &IpRequest,
@@ -411,9 +416,10 @@ impl NetworkService {
         let pools = read_pools(&cidr, &subnet.doc);
         let size: u128 = pools.iter().map(|(s, e)| e - s + 1).sum();
         if size > 1024 {
-            // Only a hint (random tries or a scan), so read outside the transaction:
-            // the writer connection is the scarce one.
-            let used = self.store.ip_count_subnet(&subnet.id).await? as u128;
+            let used = match req.used {
+                Some(n) => n,
+                None => Store::ip_count_subnet_in(&mut *conn, &subnet.id).await?,
+            } as u128;
             if used * 2 < size {
                 for _ in 0..8 {
                     let mut k = rand::thread_rng().gen_range(0..size);
@@ -691,7 +697,7 @@ impl NetworkService {
                 continue;
             }
             let mut conn = self.store.db.pool.acquire().await?;
-            let got = self.allocate(&mut conn, &port.id, w, gateway_ok).await;
+            let got = Self::allocate(&mut conn, &port.id, w, gateway_ok).await;
             conn.release();
             match got {
                 Ok(ip) => {

@@ -499,11 +499,20 @@ impl Store {
         Ok(out)
     }
 
-    /// How many addresses of a subnet are taken (read outside any transaction).
+    /// How many addresses of a subnet are taken (on the read pool: never call it while
+    /// holding a transaction, which on PostgreSQL shares that pool).
     pub async fn ip_count_subnet(&self, subnet_id: &str) -> StoreResult<i64> {
+        let mut conn = self.db.reads.acquire().await?;
+        let n = Self::ip_count_subnet_in(&mut conn, subnet_id).await?;
+        conn.release();
+        Ok(n)
+    }
+
+    /// [`Self::ip_count_subnet`] inside the caller's transaction.
+    pub async fn ip_count_subnet_in(conn: &mut AnyConnection, subnet_id: &str) -> StoreResult<i64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM network_ip_allocations WHERE subnet_id = $1")
             .bind(subnet_id)
-            .fetch_one(&self.db.reads)
+            .fetch_one(conn)
             .await?;
         Ok(row.int("n"))
     }
