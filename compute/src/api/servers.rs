@@ -85,7 +85,7 @@ async fn listed(
             if !q.contains_key("limit") {
                 params.push(("limit".into(), limit.to_string()));
             }
-            params.push(("marker".into(), last.id.clone()));
+            params.push(("marker".into(), last.id.to_string()));
             let query: Vec<String> =
                 params.iter().map(|(k, v)| format!("{}={}", urlencoding::encode(k), urlencoding::encode(v))).collect();
             Some(json!([{"rel": "next", "href": format!("{}{path}?{}", base(s), query.join("&"))}]))

@@ -120,7 +120,7 @@ impl ComputeService {
     pub(crate) fn new_action(ctx: &AuthContext, server: &Server, action: &str, request_id: &str) -> Action {
         Action {
             id: uuid::Uuid::new_v4().to_string(),
-            server_id: server.id.clone(),
+            server_id: server.id.to_string(),
             action: action.to_string(),
             request_id: request_id.to_string(),
             project_id: server.project_id.clone(),

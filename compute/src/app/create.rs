@@ -237,7 +237,7 @@ impl ComputeService {
         let apart = self.anti_affinity_group(server).await?;
         for host in self.scheduler.select(&req, 20) {
             let a = Allocation {
-                consumer_id: server.id.clone(),
+                consumer_id: server.id.to_string(),
                 host: host.clone(),
                 vcpus: server.vcpus,
                 ram: server.ram,

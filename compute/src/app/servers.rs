@@ -220,7 +220,7 @@ impl ComputeService {
                     doc.insert("ports".into(), json!([]));
                     doc.insert("addresses".into(), json!({}));
                     Server {
-                        id,
+                        id: id.into(),
                         project_id: project.clone(),
                         user_id: ctx.user_id().to_string(),
                         name: if n > 1 { format!("{name}-{}", i + 1) } else { name.clone() },
@@ -273,7 +273,7 @@ impl ComputeService {
             // Group membership is written with the servers, so the scheduler's
             // anti-affinity check in the claim always sees every member.
             if let Some(g) = hints.get("group").and_then(Value::as_str) {
-                let ids: Vec<String> = servers.iter().map(|s| s.id.clone()).collect();
+                let ids: Vec<String> = servers.iter().map(|s| s.id.to_string()).collect();
                 if !crate::store::Store::group_join_in(&mut tx, g, &ids, member_limit).await? {
                     drop(tx);
                     return Err(forbidden(format!(
@@ -465,7 +465,7 @@ impl ComputeService {
                 let s =
                     self.store.server_get(m).await?.filter(|s| project.as_deref().is_none_or(|p| p == s.project_id));
                 let s = s.ok_or_else(|| bad(format!("marker [{m}] not found")))?;
-                Some((s.created_at, s.id))
+                Some((s.created_at, s.id.to_string()))
             }
         };
         let chunk = q.limit.clamp(100, 1000) as i64;
@@ -474,7 +474,7 @@ impl ComputeService {
             let after = cursor.as_ref().map(|(a, i): &(String, String)| (a.as_str(), i.as_str()));
             let page = self.store.server_page(&filter, after, Some(chunk)).await?;
             let Some(last) = page.last() else { break };
-            cursor = Some((last.created_at.clone(), last.id.clone()));
+            cursor = Some((last.created_at.clone(), last.id.to_string()));
             let full = page.len() as i64 == chunk;
             out.extend(page.into_iter().filter(|s| (!only_deleted || s.deleted) && keep(s)).take(q.limit - out.len()));
             if !full {

@@ -311,7 +311,7 @@ mod tests {
     fn meta_data_carries_identity_key_and_metadata() {
         let s = server();
         let m = Metadata::build(&facts(&s, true));
-        assert_eq!(m.meta_data["uuid"], s.id);
+        assert_eq!(m.meta_data["uuid"], s.id.as_str());
         assert_eq!(m.meta_data["hostname"], "web-1");
         assert_eq!(m.meta_data["public_keys"]["k1"], "ssh-ed25519 AAAA test");
         assert_eq!(m.meta_data["keys"][0]["type"], "ssh");

@@ -4,7 +4,7 @@ use super::{json_map, usage_release, Store, StoreResult};
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 use stratus_common::db::{now_text, RowExt};
-use stratus_compute_protocol::{HostName, PowerState};
+use stratus_compute_protocol::{HostName, PowerState, ServerId};
 
 /// Nova's `vm_state` of a server. Stored as its name; a name the code does not know is
 /// an error when the row is read, never a guess.
@@ -221,7 +221,7 @@ impl Control {
 
 #[derive(Debug, Clone)]
 pub struct Server {
-    pub id: String,
+    pub id: ServerId,
     pub project_id: String,
     pub user_id: String,
     pub name: String,
@@ -256,7 +256,7 @@ impl Server {
         let mut doc = json_map(&r.text("doc"));
         let control = Control::read(&r.text("control"), &mut doc)?;
         Ok(Self {
-            id: r.text("id"),
+            id: r.text("id").into(),
             project_id: r.text("project_id"),
             user_id: r.text("user_id"),
             name: r.text("name"),
@@ -348,7 +348,7 @@ impl Store {
             "INSERT INTO compute_servers (id, project_id, user_id, name, vm_state, task_state, power_state, host, vcpus, ram, disk, charged, locked, deleted, doc, created_at, updated_at, control)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $15, $15, $16)",
         )
-        .bind(&s.id)
+        .bind(s.id.as_str())
         .bind(&s.project_id)
         .bind(&s.user_id)
         .bind(&s.name)
@@ -519,7 +519,7 @@ impl Store {
             .bind(s.launched_at.clone())
             .bind(s.terminated_at.clone())
             .bind(s.deleted as i64)
-            .bind(s.id.clone())
+            .bind(s.id.to_string())
             .bind(s.rev)
             .bind(control_text(&s.control));
         if let Some(Some(t)) = expect_task {
