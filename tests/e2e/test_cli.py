@@ -187,6 +187,27 @@ def test_every_kind_is_made_listed_and_deleted(cloud, home):
     assert cloud.osc("project", "show", spare)["enabled"] is False
     p = stratus(home, "project", "set", spare, "--enable")
     assert p.returncode == 4 and "no project" in p.stderr, "another project is not even found by a member"
+    # Projects, users (with a role on a project) and ports made from the CLI.
+    lab = ok_json(home, "project", "create", unique("clilab"), "--description", "a lab", cloud_name="admin")
+    assert (lab["description"], lab["enabled"]) == ("a lab", True)
+    person = unique("cliuser")
+    made = ok_json(home, "user", "create", person, "--password", "pw-123456", "--project", lab["name"],
+                   "--role", "member", cloud_name="admin")
+    assert made["default_project_id"] == lab["id"] and "password" not in made
+    roles = cloud.osc("role", "assignment", "list", "--user", made["id"], "--project", lab["id"], "--names")
+    assert [r["Role"] for r in roles] == ["member"], roles
+    assert stratus(home, "user", "create", unique("x"), "--password", "p", "--project", lab["name"],
+                   "--role", "no-such-role", cloud_name="admin").returncode == 4
+    assert stratus(home, "project", "create", unique("x")).returncode == 1, "a member may not make projects"
+    port = ok_json(home, "port", "create", unique("cliport"), "--network", net["name"], "--ip", "10.84.0.77",
+                   "--sg", sg["name"])
+    assert ([f["ip_address"] for f in port["fixed_ips"]], port["security_groups"]) == (["10.84.0.77"], [sg["id"]])
+    bare = ok_json(home, "port", "create", unique("cliport"), "--network", net["name"], "--no-port-security")
+    assert (bare["port_security_enabled"], bare["security_groups"]) == (False, [])
+    assert stratus(home, "port", "create", "x", "--network", net["name"], "--ip", "10.84.0.999").returncode == 2
+    assert stratus(home, "port", "create", "x", "--network", net["name"], "--ip", "10.84.0.77").returncode == 1
+    for p_ in (port, bare):
+        assert stratus(home, "port", "delete", p_["name"]).returncode == 0
     assert home["project"] in [u["Name"] for u in ok_json(home, "user", "list", cloud_name="admin")]
     # Deleted by name, several at once; a second delete finds nothing (4).
     p = stratus(home, "sg", "delete", sg["name"])

@@ -30,6 +30,33 @@ pub enum NetworkVerb {
 }
 
 #[derive(Subcommand)]
+pub enum PortVerb {
+    #[command(flatten)]
+    Common(Verb),
+    /// Create a port on a network (a fixed address, security groups, as asked)
+    #[command(after_help = "Examples:\n  stratus port create vip --network private --ip 10.10.0.50\n  \
+                            stratus port create probe --network private --sg web --sg default")]
+    Create {
+        /// Its name
+        name: String,
+        /// The network, by name or ID
+        #[arg(long)]
+        network: String,
+        /// An address it takes on the network's subnets; repeat for more (default: one
+        /// the network hands out)
+        #[arg(long)]
+        ip: Vec<String>,
+        /// A security group, by name or ID; repeat for more (default: the project's
+        /// `default`)
+        #[arg(long = "sg", value_name = "SG")]
+        security_groups: Vec<String>,
+        /// No security groups and no anti-spoofing on it
+        #[arg(long, conflicts_with = "security_groups")]
+        no_port_security: bool,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum SubnetVerb {
     #[command(flatten)]
     Common(Verb),
@@ -195,6 +222,32 @@ pub async fn network(s: &Session, verb: NetworkVerb, format: Format, columns: &[
     }
     let made = post(s, "network", "/v2.0/networks", json!({ "network": body })).await?;
     output::record(&made["network"], format, columns).map_err(usage)
+}
+
+pub async fn port(s: &Session, verb: PortVerb, format: Format, columns: &[String]) -> Result<(), Failure> {
+    let PortVerb::Create { name, network, ip, security_groups, no_port_security } = verb else { return Ok(()) };
+    let net = find(&kinds::NETWORK, s, &network).await?;
+    let mut body = json!({"name": name, "network_id": id(&net)});
+    if !ip.is_empty() {
+        for a in &ip {
+            if a.parse::<std::net::IpAddr>().is_err() {
+                return Err(usage(format!("--ip {a}: an IPv4 or IPv6 address")));
+            }
+        }
+        body["fixed_ips"] = ip.iter().map(|a| json!({"ip_address": a})).collect();
+    }
+    if no_port_security {
+        body["port_security_enabled"] = json!(false);
+        body["security_groups"] = json!([]);
+    } else if !security_groups.is_empty() {
+        let mut ids = Vec::new();
+        for g in &security_groups {
+            ids.push(id(&find(&kinds::SECURITY_GROUP, s, g).await?));
+        }
+        body["security_groups"] = json!(ids);
+    }
+    let made = post(s, "network", "/v2.0/ports", json!({ "port": body })).await?;
+    output::record(&made["port"], format, columns).map_err(usage)
 }
 
 pub async fn subnet(s: &Session, verb: SubnetVerb, format: Format, columns: &[String]) -> Result<(), Failure> {

@@ -6,6 +6,7 @@
 //! 3 configuration or authentication; 4 not found; 5 a service could not be reached;
 //! 6 a `--wait` ran out of time or ended in ERROR.
 
+mod accounts;
 mod create;
 mod images;
 mod kinds;
@@ -96,7 +97,7 @@ enum Command {
     /// Ports (network service)
     Port {
         #[command(subcommand)]
-        verb: Verb,
+        verb: create::PortVerb,
     },
     /// Security groups (network service)
     Sg {
@@ -116,12 +117,12 @@ enum Command {
     /// Projects (identity; an admin sees every one)
     Project {
         #[command(subcommand)]
-        verb: Verb,
+        verb: accounts::ProjectVerb,
     },
     /// Users (identity; the admin's)
     User {
         #[command(subcommand)]
-        verb: Verb,
+        verb: accounts::UserVerb,
     },
     /// Reservable hosts (reservation service; the admin's unless the cloud lets users read them)
     Host {
@@ -325,7 +326,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             create::RouterVerb::Common(v) => (&kinds::ROUTER, v),
             other => return create::router(&session, other, cli.format, &cli.columns).await,
         },
-        Command::Port { verb } => (&kinds::PORT, verb),
+        Command::Port { verb } => match verb {
+            create::PortVerb::Common(v) => (&kinds::PORT, v),
+            other => return create::port(&session, other, cli.format, &cli.columns).await,
+        },
         Command::Sg { verb } => match verb {
             create::SgVerb::Common(v) => (&kinds::SECURITY_GROUP, v),
             other => return create::security_group(&session, other, cli.format, &cli.columns).await,
@@ -338,8 +342,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             create::VolumeVerb::Common(v) => (&kinds::VOLUME, v),
             other => return create::volume(&session, other, cli.format, &cli.columns).await,
         },
-        Command::Project { verb } => (&kinds::PROJECT, verb),
-        Command::User { verb } => (&kinds::USER, verb),
+        Command::Project { verb } => match verb {
+            accounts::ProjectVerb::Common(v) => (&kinds::PROJECT, v),
+            other => return accounts::project(&session, other, cli.format, &cli.columns).await,
+        },
+        Command::User { verb } => match verb {
+            accounts::UserVerb::Common(v) => (&kinds::USER, v),
+            other => return accounts::user(&session, other, cli.format, &cli.columns).await,
+        },
         Command::Host { verb } => (&kinds::HOST, verb),
         Command::Node { verb } => (&kinds::NODE, verb),
         Command::Token { verb: TokenVerb::Issue } => {
