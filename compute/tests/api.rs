@@ -1296,3 +1296,48 @@ async fn reserved_hosts(engine: Engine) {
 async fn reserved_hosts_take_only_their_reservation() {
     each_engine!(reserved_hosts);
 }
+
+async fn server_tags(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (image, net, _) = c.basics().await;
+    let (_, token) = c.member("tagger").await;
+    let (_, stranger) = c.member("not-the-owner").await;
+    let mut body = server_body(&image, &net, "tagged");
+    body["server"]["tags"] = json!(["web", "web", "prod"]);
+    let id = create(&c, &token, body).await;
+    let tags = |t: &'static str| format!("/servers/{id}/tags{t}");
+    let v = "2.26";
+    assert_eq!(c.call_v(v, "GET", &tags(""), &token, None).await.body["tags"], json!(["web", "prod"]));
+    // Before 2.26 the sub-resource does not exist; another project's member finds no server.
+    assert_eq!(c.call_v("2.25", "GET", &tags(""), &token, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call_v(v, "GET", &tags(""), &stranger, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call_v(v, "PUT", &tags("/x"), &stranger, None).await.status, StatusCode::NOT_FOUND);
+    // One tag: added (201), again (204), checked, removed, gone (404).
+    assert_eq!(c.call_v(v, "PUT", &tags("/db"), &token, None).await.status, StatusCode::CREATED);
+    assert_eq!(c.call_v(v, "PUT", &tags("/db"), &token, None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.call_v(v, "GET", &tags("/db"), &token, None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.call_v(v, "DELETE", &tags("/db"), &token, None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.call_v(v, "GET", &tags("/db"), &token, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call_v(v, "DELETE", &tags("/db"), &token, None).await.status, StatusCode::NOT_FOUND);
+    // All at once; bad tags are refused and change nothing; shown on the server.
+    let r = c.call_v(v, "PUT", &tags(""), &token, Some(json!({"tags": ["a", "b"]}))).await;
+    assert_eq!((r.status, &r.body["tags"]), (StatusCode::OK, &json!(["a", "b"])));
+    for bad in [json!({"tags": ["a,b"]}), json!({"tags": ["x".repeat(61)]}), json!({"tags": "a"}), json!({})] {
+        assert_eq!(c.call_v(v, "PUT", &tags(""), &token, Some(bad)).await.status, StatusCode::BAD_REQUEST);
+    }
+    let many: Vec<String> = (0..51).map(|i| format!("t{i}")).collect();
+    let r = c.call_v(v, "PUT", &tags(""), &token, Some(json!({ "tags": many }))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let shown = c.call_v(v, "GET", &format!("/servers/{id}"), &token, None).await;
+    assert_eq!(shown.body["server"]["tags"], json!(["a", "b"]));
+    assert_eq!(c.call_v(v, "DELETE", &tags(""), &token, None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.call_v(v, "GET", &tags(""), &token, None).await.body["tags"], json!([]));
+    let mut refused = server_body(&image, &net, "badly-tagged");
+    refused["server"]["tags"] = json!(["no/slash"]);
+    assert_eq!(c.call("POST", "/servers", &token, Some(refused)).await.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn server_tags_are_a_sub_resource_from_2_26() {
+    each_engine!(server_tags);
+}

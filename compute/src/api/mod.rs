@@ -50,6 +50,8 @@ pub fn router(service: Arc<ComputeService>, verifier: Arc<TokenVerifier>, max_bo
             "/servers/{id}/metadata/{key}",
             get(servers::metadata_show).put(servers::metadata_put).delete(servers::metadata_delete),
         )
+        .route("/servers/{id}/tags", get(servers::tags_list).put(servers::tags_replace).delete(servers::tags_clear))
+        .route("/servers/{id}/tags/{tag}", get(servers::tag_check).put(servers::tag_add).delete(servers::tag_delete))
         .route("/servers/{id}/ips", get(servers::ips))
         .route("/servers/{id}/ips/{label}", get(servers::ips_of_network))
         .route("/servers/{id}/os-interface", get(servers::interfaces).post(servers::interface_attach))

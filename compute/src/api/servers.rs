@@ -356,6 +356,94 @@ pub async fn metadata_delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The tags sub-resource exists from 2.26.
+fn tags_version(v: Version) -> ApiResult<()> {
+    if v.at_least(26) {
+        Ok(())
+    } else {
+        Err(not_found("The resource could not be found."))
+    }
+}
+
+pub async fn tags_list(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    tags_version(v)?;
+    Ok(Json(json!({"tags": s.server_tags(&ctx, &id).await?})))
+}
+
+pub async fn tags_replace(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    tags_version(v)?;
+    let list = b.get("tags").and_then(Value::as_array).ok_or_else(|| bad("Invalid input: 'tags' must be a list."))?;
+    let mut tags = Vec::new();
+    for t in list {
+        tags.push(t.as_str().ok_or_else(|| bad("Invalid input: each tag is a string."))?.to_string());
+    }
+    Ok(Json(json!({"tags": s.server_tags_set(&ctx, &id, tags).await?})))
+}
+
+pub async fn tags_clear(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    tags_version(v)?;
+    s.server_tags_set(&ctx, &id, Vec::new()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// 204 when the server has the tag, 404 when not.
+pub async fn tag_check(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    Path((id, tag)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    tags_version(v)?;
+    if s.server_tags(&ctx, &id).await?.contains(&tag) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(format!("Tag {tag} could not be found.")))
+    }
+}
+
+/// 201 with the tag's location when added, 204 when the server had it.
+pub async fn tag_add(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    Path((id, tag)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    tags_version(v)?;
+    if s.server_tag_add(&ctx, &id, &tag).await? {
+        let location = format!("{}/servers/{id}/tags/{tag}", base(&s));
+        Ok((StatusCode::CREATED, [(axum::http::header::LOCATION, location)]).into_response())
+    } else {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    }
+}
+
+pub async fn tag_delete(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    Path((id, tag)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    tags_version(v)?;
+    s.server_tag_delete(&ctx, &id, &tag).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub async fn ips(State(s): State<AppState>, ctx: AuthContext, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let server = s.server_show(&ctx, &id).await?;
     Ok(Json(json!({"addresses": server.doc.get("addresses").cloned().unwrap_or(json!({}))})))

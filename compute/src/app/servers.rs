@@ -69,6 +69,24 @@ impl ComputeService {
         if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
             return Err(bad("Invalid input for field/attribute name: a server needs a name of 1-255 characters."));
         }
+        let tags: Vec<String> = match body.get("tags") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(list)) => {
+                let mut tags = Vec::new();
+                for t in list {
+                    let t = t.as_str().ok_or_else(|| bad("Invalid input for field/attribute tags: strings."))?;
+                    tag_valid(t)?;
+                    if !tags.iter().any(|x| x == t) {
+                        tags.push(t.to_string());
+                    }
+                }
+                if tags.len() > MAX_TAGS {
+                    return Err(bad(format!("The number of tags exceeded the per-server limit {MAX_TAGS}")));
+                }
+                tags
+            }
+            Some(_) => return Err(bad("Invalid input for field/attribute tags: a list of strings.")),
+        };
         let flavor_ref =
             str_of("flavorRef").ok_or_else(|| bad("Invalid input: 'flavorRef' is a required property."))?;
         let flavor = match self.flavor_get(ctx, ref_id(&flavor_ref)).await {
@@ -200,7 +218,7 @@ impl ComputeService {
                     doc.insert("forced_host".into(), json!(forced_host));
                     doc.insert("hints".into(), Value::Object(hints.clone()));
                     doc.insert("description".into(), json!(str_of("description")));
-                    doc.insert("tags".into(), body.get("tags").cloned().unwrap_or(json!([])));
+                    doc.insert("tags".into(), json!(tags));
                     doc.insert(
                         "config_drive".into(),
                         json!(body
@@ -556,6 +574,68 @@ impl ComputeService {
         Ok(s.doc.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default())
     }
 
+    /// A server's tags (Nova 2.26).
+    pub async fn server_tags(&self, ctx: &AuthContext, id: &str) -> AppResult<Vec<String>> {
+        Ok(tags_of(&self.server_get(ctx, id).await?))
+    }
+
+    /// Replaces a server's tags (none: clears them); answers the result.
+    pub async fn server_tags_set(&self, ctx: &AuthContext, id: &str, tags: Vec<String>) -> AppResult<Vec<String>> {
+        let mut unique: Vec<String> = Vec::new();
+        for t in tags {
+            tag_valid(&t)?;
+            if !unique.contains(&t) {
+                unique.push(t);
+            }
+        }
+        if unique.len() > MAX_TAGS {
+            return Err(bad(format!("The number of tags exceeded the per-server limit {MAX_TAGS}")));
+        }
+        let s = self
+            .change_api(ctx, id, |s| {
+                s.doc.insert("tags".into(), json!(unique));
+                Ok(())
+            })
+            .await?;
+        Ok(tags_of(&s))
+    }
+
+    /// Adds one tag; false when the server had it already.
+    pub async fn server_tag_add(&self, ctx: &AuthContext, id: &str, tag: &str) -> AppResult<bool> {
+        tag_valid(tag)?;
+        let added = std::sync::atomic::AtomicBool::new(false);
+        self.change_api(ctx, id, |s| {
+            let mut tags = tags_of(s);
+            let new = !tags.iter().any(|t| t == tag);
+            if new {
+                if tags.len() >= MAX_TAGS {
+                    return Err(bad(format!("The number of tags exceeded the per-server limit {MAX_TAGS}")));
+                }
+                tags.push(tag.to_string());
+                s.doc.insert("tags".into(), json!(tags));
+            }
+            added.store(new, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        })
+        .await?;
+        Ok(added.into_inner())
+    }
+
+    pub async fn server_tag_delete(&self, ctx: &AuthContext, id: &str, tag: &str) -> AppResult<()> {
+        self.change_api(ctx, id, |s| {
+            let mut tags = tags_of(s);
+            let before = tags.len();
+            tags.retain(|t| t != tag);
+            if tags.len() == before {
+                return Err(not_found(format!("Tag {tag} could not be found.")));
+            }
+            s.doc.insert("tags".into(), json!(tags));
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
     pub async fn server_metadata_delete(&self, ctx: &AuthContext, id: &str, key: &str) -> AppResult<()> {
         self.change_api(ctx, id, |s| {
             let mut meta = s.doc.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -687,4 +767,27 @@ pub(crate) fn access_ip(key: &str, v: &Value) -> AppResult<String> {
     parsed.map_err(|_| {
         bad(format!("Invalid input for field/attribute {key}. Value: {text}. '{text}' is not a valid address."))
     })
+}
+
+/// At most this many tags on a server, as Nova allows.
+const MAX_TAGS: usize = 50;
+
+fn tags_of(s: &Server) -> Vec<String> {
+    s.doc
+        .get("tags")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
+/// A tag as Nova takes one: 1 to 60 characters, no `/` or `,`.
+pub(crate) fn tag_valid(t: &str) -> AppResult<()> {
+    let n = t.chars().count();
+    if n == 0 || n > 60 || t.contains('/') || t.contains(',') {
+        return Err(bad(format!("Invalid tag {t:?}: 1 to 60 characters, without '/' or ','.")));
+    }
+    Ok(())
 }
