@@ -1341,3 +1341,36 @@ async fn server_tags(engine: Engine) {
 async fn server_tags_are_a_sub_resource_from_2_26() {
     each_engine!(server_tags);
 }
+
+async fn deleted_server_actions(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (image, net, _) = c.basics().await;
+    let (_, token) = c.member("gone").await;
+    let (_, stranger) = c.member("gone-stranger").await;
+    let id = create(&c, &token, server_body(&image, &net, "short-lived")).await;
+    c.wait_status(&token, &id, "ACTIVE").await;
+    // No soft delete: restore and forceDelete find the server and refuse; an unknown one is 404.
+    for action in ["restore", "forceDelete"] {
+        let body = Some(json!({ action: null }));
+        let r = c.call("POST", &format!("/servers/{id}/action"), &token, body.clone()).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        let r = c.call("POST", "/servers/00000000-0000-0000-0000-000000000000/action", &token, body).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+    }
+    assert_eq!(c.call("DELETE", &format!("/servers/{id}"), &token, None).await.status, StatusCode::NO_CONTENT);
+    c.wait_status(&token, &id, "GONE").await;
+    let path = format!("/servers/{id}/os-instance-actions");
+    // From 2.21 a deleted server's actions are still listed, to its project only.
+    let r = c.call_v("2.21", "GET", &path, &token, None).await;
+    let mut actions: Vec<&str> =
+        r.body["instanceActions"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
+    actions.sort();
+    assert_eq!(actions, ["create", "delete"], "{}", r.body);
+    assert_eq!(c.call_v("2.20", "GET", &path, &token, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call_v("2.21", "GET", &path, &stranger, None).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn deleted_servers_keep_their_actions_and_none_is_soft_deleted() {
+    each_engine!(deleted_server_actions);
+}

@@ -199,6 +199,15 @@ pub async fn action(
     let Value::Object(m) = body else { return Err(bad("The request body must be a JSON object.")) };
     let Some((name, arg)) = m.into_iter().next() else { return Err(bad("No action given.")) };
     match name.as_str() {
+        // Deletes are immediate here (Nova's soft delete is off): no server is ever
+        // in SOFT_DELETED, so these find the server and refuse, as Nova does then.
+        "forceDelete" | "restore" => {
+            s.server_get(&ctx, &id).await?;
+            return Err(crate::app::conflict(format!(
+                "Cannot '{name}' instance {id}: it is not soft-deleted (deletes here are immediate)."
+            ))
+            .into());
+        }
         "os-stop" => s.server_power(&ctx, &id, Op::Stop, &request_id).await?,
         "os-start" => s.server_power(&ctx, &id, Op::Start, &request_id).await?,
         "pause" => s.server_power(&ctx, &id, Op::Pause, &request_id).await?,
@@ -505,7 +514,7 @@ pub async fn actions(
     v: Version,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let list = s.server_actions(&ctx, &id).await?;
+    let list = s.server_actions(&ctx, &id, v.at_least(21)).await?;
     Ok(Json(json!({"instanceActions": list.iter().map(|a| action_view(a, v, false)).collect::<Vec<_>>()})))
 }
 
@@ -515,7 +524,7 @@ pub async fn action_show(
     v: Version,
     Path((id, req)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let list = s.server_actions(&ctx, &id).await?;
+    let list = s.server_actions(&ctx, &id, v.at_least(21)).await?;
     let a = list
         .iter()
         .find(|a| a.request_id == req)

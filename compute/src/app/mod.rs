@@ -215,10 +215,23 @@ pub fn not_implemented(message: impl Into<String>) -> Error {
 }
 
 impl ComputeService {
-    /// A server's instance actions (`server event list`), newest first.
-    pub async fn server_actions(&self, ctx: &AuthContext, id: &str) -> AppResult<Vec<crate::store::Action>> {
-        self.server_get(ctx, id).await?;
-        Ok(self.store.actions(id).await?)
+    /// A server's instance actions (`server event list`), newest first; with
+    /// `deleted_too` (Nova from 2.21) a deleted server's as well.
+    pub async fn server_actions(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        deleted_too: bool,
+    ) -> AppResult<Vec<crate::store::Action>> {
+        match self.store.server_get(id).await? {
+            Some(s)
+                if (deleted_too || !s.deleted)
+                    && (ctx.is_admin() || ctx.project_id() == Some(s.project_id.as_str())) =>
+            {
+                Ok(self.store.actions(id).await?)
+            }
+            _ => Err(not_found(format!("Instance {id} could not be found."))),
+        }
     }
 
     /// The guest's console output, asked of its host's agent.
