@@ -207,6 +207,39 @@ impl ComputeService {
         }
     }
 
+    /// The host claim of a server's first schedule, made inside its create request's
+    /// transaction when nothing but capacity decides it (no server group, reservation or
+    /// forced host). None when no host took it: the saga's schedule step then
+    /// schedules, with its retries and its "no valid host".
+    pub(crate) async fn claim_with_request(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        server: &Server,
+    ) -> crate::store::StoreResult<Option<crate::store::HostRow>> {
+        let hints = server.doc.get("hints").and_then(Value::as_object);
+        if hints.is_some_and(|h| h.contains_key("group") || h.contains_key("reservation")) {
+            return Ok(None);
+        }
+        let req = self.request_for(server, Vec::new());
+        if req.only_hosts.is_some() {
+            return Ok(None);
+        }
+        for host in self.scheduler.select(&req, 3) {
+            let a = Allocation {
+                consumer_id: server.id.to_string(),
+                host,
+                vcpus: server.vcpus,
+                ram: server.ram,
+                disk: server.disk,
+                reservation: None,
+            };
+            if let Some(row) = Store::claim_in(conn, &a).await? {
+                return Ok(Some(row));
+            }
+        }
+        Ok(None)
+    }
+
     async fn step_schedule(
         &self,
         _: &CreateSaga,
@@ -214,6 +247,11 @@ impl ComputeService {
         saga: &mut Saga,
         tries: &mut BuildTries,
     ) -> StepResult<Outcome> {
+        // Claimed with the create request itself (a first drive starts from the row it
+        // wrote; a reschedule clears the host before coming back here).
+        if saga.unbroken && server.host.is_some() {
+            return Ok(Outcome::Next);
+        }
         // A claim made before a crash: keep it (recording its host if the crash came
         // before the server was saved). A saga's first drive cannot have one.
         if !saga.fresh {

@@ -197,7 +197,7 @@ impl ComputeService {
         ];
         for n in [max, min] {
             let now = now_text();
-            let servers: Vec<Server> = (0..n)
+            let mut servers: Vec<Server> = (0..n)
                 .map(|i| {
                     let id = uuid::Uuid::new_v4().to_string();
                     let mut doc = Map::new();
@@ -276,7 +276,14 @@ impl ComputeService {
                 continue;
             }
             let mut sagas = Vec::new();
-            for s in &servers {
+            let mut claimed = Vec::new();
+            for s in servers.iter_mut() {
+                // The host claim too, when nothing but capacity decides it: one
+                // transaction fewer for the saga (whose schedule step then has no work).
+                if let Some(row) = self.claim_with_request(&mut tx, s).await? {
+                    s.host = Some(row.host.clone());
+                    claimed.push(row);
+                }
                 self.store.server_insert(&mut tx, s).await?;
                 let saga = Saga::fresh(
                     s.control.saga_id.as_deref().unwrap_or_default(),
@@ -300,6 +307,9 @@ impl ComputeService {
                 }
             }
             tx.commit().await?;
+            for row in claimed {
+                self.scheduler.update(row);
+            }
             for (s, mut saga) in servers.iter().zip(sagas) {
                 self.notify("create.start", s).await;
                 // The first drive starts from what was just written: no reads.
