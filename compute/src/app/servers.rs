@@ -268,6 +268,20 @@ impl ComputeService {
                 ("ram", n * flavor.ram, limits[2].1),
             ];
             let mut tx = self.store.db.pool.begin().await?;
+            // One server's host claim is made here too when nothing but capacity
+            // decides it: one transaction fewer for its saga, whose schedule step then
+            // has no work. It comes before the quota: a transaction that locks both a
+            // host row and the project's usage rows locks the host first (a delete gives
+            // them back in that order), so two of them never wait on each other. Several
+            // servers at once are left to their sagas: their host rows, taken in the
+            // scheduler's order, could cross another request's.
+            let mut claimed = None;
+            if let [s] = servers.as_mut_slice() {
+                if let Some(row) = self.claim_with_request(&mut tx, s).await? {
+                    s.host = Some(row.host.clone());
+                    claimed = Some(row);
+                }
+            }
             if !usage_claim(&mut tx, &project, &claims).await? {
                 drop(tx);
                 if n == min {
@@ -276,14 +290,7 @@ impl ComputeService {
                 continue;
             }
             let mut sagas = Vec::new();
-            let mut claimed = Vec::new();
-            for s in servers.iter_mut() {
-                // The host claim too, when nothing but capacity decides it: one
-                // transaction fewer for the saga (whose schedule step then has no work).
-                if let Some(row) = self.claim_with_request(&mut tx, s).await? {
-                    s.host = Some(row.host.clone());
-                    claimed.push(row);
-                }
+            for s in &servers {
                 self.store.server_insert(&mut tx, s).await?;
                 let saga = Saga::fresh(
                     s.control.saga_id.as_deref().unwrap_or_default(),
@@ -307,7 +314,7 @@ impl ComputeService {
                 }
             }
             tx.commit().await?;
-            for row in claimed {
+            if let Some(row) = claimed {
                 self.scheduler.update(row);
             }
             for (s, mut saga) in servers.iter().zip(sagas) {
