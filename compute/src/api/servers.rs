@@ -392,12 +392,7 @@ pub async fn tags_replace(
     ApiJson(b): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
     tags_version(v)?;
-    let list = b.get("tags").and_then(Value::as_array).ok_or_else(|| bad("Invalid input: 'tags' must be a list."))?;
-    let mut tags = Vec::new();
-    for t in list {
-        tags.push(t.as_str().ok_or_else(|| bad("Invalid input: each tag is a string."))?.to_string());
-    }
-    Ok(Json(json!({"tags": s.server_tags_set(&ctx, &id, tags).await?})))
+    Ok(Json(json!({"tags": s.server_tags_set(&ctx, &id, &b["tags"]).await?})))
 }
 
 pub async fn tags_clear(
@@ -407,7 +402,7 @@ pub async fn tags_clear(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     tags_version(v)?;
-    s.server_tags_set(&ctx, &id, Vec::new()).await?;
+    s.server_tags_set(&ctx, &id, &json!([])).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -69,23 +69,9 @@ impl ComputeService {
         if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
             return Err(bad("Invalid input for field/attribute name: a server needs a name of 1-255 characters."));
         }
-        let tags: Vec<String> = match body.get("tags") {
+        let tags = match body.get("tags") {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(list)) => {
-                let mut tags = Vec::new();
-                for t in list {
-                    let t = t.as_str().ok_or_else(|| bad("Invalid input for field/attribute tags: strings."))?;
-                    tag_valid(t)?;
-                    if !tags.iter().any(|x| x == t) {
-                        tags.push(t.to_string());
-                    }
-                }
-                if tags.len() > MAX_TAGS {
-                    return Err(bad(format!("The number of tags exceeded the per-server limit {MAX_TAGS}")));
-                }
-                tags
-            }
-            Some(_) => return Err(bad("Invalid input for field/attribute tags: a list of strings.")),
+            Some(v) => tags_checked(v)?,
         };
         let flavor_ref =
             str_of("flavorRef").ok_or_else(|| bad("Invalid input: 'flavorRef' is a required property."))?;
@@ -597,20 +583,12 @@ impl ComputeService {
     }
 
     /// Replaces a server's tags (none: clears them); answers the result.
-    pub async fn server_tags_set(&self, ctx: &AuthContext, id: &str, tags: Vec<String>) -> AppResult<Vec<String>> {
-        let mut unique: Vec<String> = Vec::new();
-        for t in tags {
-            tag_valid(&t)?;
-            if !unique.contains(&t) {
-                unique.push(t);
-            }
-        }
-        if unique.len() > MAX_TAGS {
-            return Err(bad(format!("The number of tags exceeded the per-server limit {MAX_TAGS}")));
-        }
+    /// `tags` as the request gave them (a JSON list; checked by [`tags_checked`]).
+    pub async fn server_tags_set(&self, ctx: &AuthContext, id: &str, tags: &Value) -> AppResult<Vec<String>> {
+        let tags = tags_checked(tags)?;
         let s = self
             .change_api(ctx, id, |s| {
-                s.doc.insert("tags".into(), json!(unique));
+                s.doc.insert("tags".into(), json!(tags));
                 Ok(())
             })
             .await?;
@@ -798,6 +776,24 @@ fn tags_of(s: &Server) -> Vec<String> {
         .filter_map(Value::as_str)
         .map(str::to_string)
         .collect()
+}
+
+/// A list of tags as Nova takes one, on create and on replace: strings, each valid,
+/// duplicates dropped, at most [`MAX_TAGS`].
+fn tags_checked(v: &Value) -> AppResult<Vec<String>> {
+    let list = v.as_array().ok_or_else(|| bad("Invalid input for field/attribute tags: a list of strings."))?;
+    let mut tags: Vec<String> = Vec::new();
+    for t in list {
+        let t = t.as_str().ok_or_else(|| bad("Invalid input for field/attribute tags: strings."))?;
+        tag_valid(t)?;
+        if !tags.iter().any(|x| x == t) {
+            tags.push(t.to_string());
+        }
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(bad(format!("The number of tags exceeded the per-server limit {MAX_TAGS}")));
+    }
+    Ok(tags)
 }
 
 /// A tag as Nova takes one: 1 to 60 characters, no `/` or `,`.
