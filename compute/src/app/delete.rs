@@ -20,9 +20,10 @@ pub struct DeleteSaga(pub Weak<ComputeService>);
 
 /// What destroying a server's guest takes now.
 enum Destroy {
-    /// Nothing: there is no guest, it was destroyed, or its host is down (its agent
-    /// destroys the orphan when it comes back).
+    /// Nothing: there is no guest, or it was destroyed.
     Needless,
+    /// Nothing now: its host is down (its agent destroys the orphan when it comes back).
+    HostDown,
     /// Its command was sent and is not overdue: wait for the answer.
     Waiting,
     /// Send the command to this host.
@@ -111,7 +112,7 @@ impl ComputeService {
                 saga.enter(STEPS[0].name);
                 Some((Self::command_record(&mut s, &row.host, Op::Destroy, None), row))
             }
-            Destroy::Needless | Destroy::Waiting => None,
+            Destroy::Needless | Destroy::HostDown | Destroy::Waiting => None,
         };
         let mut tx = self.store.db.pool.begin().await?;
         if !Store::server_save_in(&mut tx, &s, None).await? {
@@ -159,6 +160,10 @@ impl ComputeService {
     ) -> StepResult<Outcome> {
         match self.destroy_plan(server).await? {
             Destroy::Needless => Ok(Outcome::Next),
+            Destroy::HostDown => {
+                tracing::info!(server = %server.id, host = ?server.host, "host is down; deleting without it");
+                Ok(Outcome::Next)
+            }
             Destroy::Waiting => Ok(Outcome::Pending),
             Destroy::Send(row) => {
                 self.send_to(server, &row, Op::Destroy, None, Some(saga)).await?;
@@ -174,8 +179,7 @@ impl ComputeService {
             return Ok(Destroy::Needless);
         }
         let Some(row) = self.host_row(&host).await?.filter(|h| self.scheduler.is_up(h)) else {
-            tracing::info!(server = %server.id, %host, "host is down; deleting without it");
-            return Ok(Destroy::Needless);
+            return Ok(Destroy::HostDown);
         };
         Ok(if self.command_due(server, Op::Destroy) { Destroy::Send(Box::new(row)) } else { Destroy::Waiting })
     }
