@@ -150,6 +150,18 @@ impl SagaDef for CreateSaga {
     }
 }
 
+/// What a server claims on a host: its flavor's share, in its reservation if any.
+fn allocation(server: &Server, host: HostName, reservation: Option<String>) -> Allocation {
+    Allocation {
+        consumer_id: server.id.to_string(),
+        host,
+        vcpus: server.vcpus,
+        ram: server.ram,
+        disk: server.disk,
+        reservation,
+    }
+}
+
 /// The lease reservation a server was booted into (its `reservation` scheduler hint).
 pub(crate) fn reservation_of(server: &Server) -> Option<String> {
     server.doc.get("hints").and_then(|h| h.get("reservation")).and_then(Value::as_str).map(str::to_string)
@@ -225,15 +237,7 @@ impl ComputeService {
             return Ok(None);
         }
         for host in self.scheduler.select(&req, 3) {
-            let a = Allocation {
-                consumer_id: server.id.to_string(),
-                host,
-                vcpus: server.vcpus,
-                ram: server.ram,
-                disk: server.disk,
-                reservation: None,
-            };
-            if let Some(row) = Store::claim_in(conn, &a).await? {
+            if let Some(row) = Store::claim_in(conn, &allocation(server, host, None)).await? {
                 return Ok(Some(row));
             }
         }
@@ -274,14 +278,7 @@ impl ComputeService {
         }
         let apart = self.anti_affinity_group(server).await?;
         for host in self.scheduler.select(&req, 20) {
-            let a = Allocation {
-                consumer_id: server.id.to_string(),
-                host: host.clone(),
-                vcpus: server.vcpus,
-                ram: server.ram,
-                disk: server.disk,
-                reservation: req.reservation.clone(),
-            };
+            let a = allocation(server, host.clone(), req.reservation.clone());
             let (was_host, was_task) =
                 (server.host.replace(host.clone()), server.task_state.replace(TaskState::Scheduling));
             match self.store.claim_apart(&a, apart.as_deref(), Some(server)).await? {
