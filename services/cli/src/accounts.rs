@@ -1,6 +1,7 @@
 //! Making projects and users (the admin's): a user can be given a role on a project in
 //! the same command, as `openstack user create` + `role add` would.
 
+use crate::create::{id, post};
 use crate::{find, kinds, output, usage, Failure, Format, Verb};
 use clap::Subcommand;
 use serde_json::json;
@@ -60,7 +61,7 @@ pub async fn project(s: &Session, verb: ProjectVerb, format: Format, columns: &[
         return Err(usage("a project needs a name".into()));
     }
     let body = json!({"project": {"name": name, "description": description.unwrap_or_default(), "domain_id": domain}});
-    let made = s.call(Method::POST, "identity", "/projects", Some(&body), &[]).await?;
+    let made = post(s, "identity", "/projects", body).await?;
     output::record(&made["project"], format, columns).map_err(usage)
 }
 
@@ -71,7 +72,7 @@ pub async fn user(s: &Session, verb: UserVerb, format: Format, columns: &[String
     }
     // Everything named is looked up before anything is made.
     let project = match &project {
-        Some(p) => Some(kinds::id_text(&find(&kinds::PROJECT, s, p).await?["id"])),
+        Some(p) => Some(id(&find(&kinds::PROJECT, s, p).await?)),
         None => None,
     };
     let role = match &role {
@@ -85,10 +86,10 @@ pub async fn user(s: &Session, verb: UserVerb, format: Format, columns: &[String
     if let Some(p) = &project {
         user["default_project_id"] = json!(p);
     }
-    let made = s.call(Method::POST, "identity", "/users", Some(&json!({ "user": user })), &[]).await?;
+    let made = post(s, "identity", "/users", json!({ "user": user })).await?;
     let made = made["user"].clone();
     if let (Some(p), Some(r)) = (project, role) {
-        let path = format!("/projects/{p}/users/{}/roles/{r}", kinds::id_text(&made["id"]));
+        let path = format!("/projects/{p}/users/{}/roles/{r}", id(&made));
         s.call(Method::PUT, "identity", &path, None, &[]).await?;
     }
     output::record(&made, format, columns).map_err(usage)
@@ -98,9 +99,7 @@ pub async fn user(s: &Session, verb: UserVerb, format: Format, columns: &[String
 async fn role_id(s: &Session, role: &str) -> Result<String, Failure> {
     let roles = s.call(Method::GET, "identity", "/roles", None, &[]).await?;
     let found = roles["roles"].as_array().into_iter().flatten().find(|r| r["id"] == role || r["name"] == role);
-    found
-        .map(|r| kinds::id_text(&r["id"]))
-        .ok_or_else(|| Failure { code: 4, message: format!("no role with the name or ID {role:?}") })
+    found.map(id).ok_or_else(|| Failure { code: 4, message: format!("no role with the name or ID {role:?}") })
 }
 
 #[cfg(test)]

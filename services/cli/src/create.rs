@@ -199,7 +199,7 @@ pub enum VolumeVerb {
     },
 }
 
-async fn post(s: &Session, service: &str, path: &str, body: Value) -> Result<Value, Failure> {
+pub(crate) async fn post(s: &Session, service: &str, path: &str, body: Value) -> Result<Value, Failure> {
     Ok(s.call(Method::POST, service, path, Some(&body), &[]).await?)
 }
 
@@ -207,7 +207,7 @@ async fn put(s: &Session, service: &str, path: &str, body: Value) -> Result<Valu
     Ok(s.call(Method::PUT, service, path, Some(&body), &[]).await?)
 }
 
-fn id(v: &Value) -> String {
+pub(crate) fn id(v: &Value) -> String {
     kinds::id_text(&v["id"])
 }
 
