@@ -982,7 +982,7 @@ async fn last_saga(c: &Cloud, server: &str, kind: &str) -> stratus_common::saga:
         .fetch_all(&c.compute.store.db.pool)
         .await
         .unwrap();
-    c.compute.sagas.get(&row[0].text("id")).await.unwrap().unwrap()
+    c.compute.sagas.get(&row[0].text("id").into()).await.unwrap().unwrap()
 }
 
 async fn host_failed_changes(engine: Engine) {

@@ -294,7 +294,7 @@ pub async fn hypervisor_reserve(
 ) -> ApiResult<Json<Value>> {
     let r = wrapped(body, "reservation")?;
     let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-    let held = crate::store::HostReservation { id: text("id"), project_id: text("project_id") };
+    let held = crate::store::HostReservation { id: text("id"), project_id: text("project_id").into() };
     s.host_reserve(&ctx, &host, &held).await?;
     Ok(Json(json!({"reservation": {"id": held.id, "project_id": held.project_id, "host": host}})))
 }

@@ -8,6 +8,7 @@ use crate::store::VmState;
 use crate::store::{Action, CommandAnswer, PendingCommand, Server, Store};
 use stratus_common::auth::AuthContext;
 use stratus_common::db::{now_text, parse_time};
+use stratus_common::ids::SagaId;
 use stratus_common::saga::Saga;
 use stratus_compute_protocol::{Command, CommandResult, GuestSpec, Op, PowerState};
 
@@ -123,7 +124,7 @@ impl ComputeService {
             server_id: server.id.to_string(),
             action: action.to_string(),
             request_id: request_id.to_string(),
-            project_id: server.project_id.clone(),
+            project_id: server.project_id.to_string(),
             user_id: ctx.user_id().to_string(),
             start_time: now_text(),
             finish_time: None,
@@ -199,7 +200,7 @@ impl ComputeService {
         // the saga is being driven already, or that step failed, save it here and poke
         // the saga (a save that finds the server changed gets the result sent again).
         if !self.sagas.drive_with(&saga, Box::new(server.clone())).await {
-            tracing::debug!(server = %server.id, saga, op = ?r.op, "saga busy or its step failed; saving the result here");
+            tracing::debug!(server = %server.id, %saga, op = ?r.op, "saga busy or its step failed; saving the result here");
             self.save(&mut server).await?;
             self.sagas.drive(&saga).await;
         }
@@ -301,6 +302,6 @@ pub(crate) fn vm_state_of(power_state: PowerState) -> VmState {
 }
 
 /// A host's answer as the server records it.
-fn answer(r: &CommandResult, saga: Option<String>) -> CommandAnswer {
+fn answer(r: &CommandResult, saga: Option<SagaId>) -> CommandAnswer {
     CommandAnswer { host: r.host.clone(), error: r.error.clone(), power_state: r.power_state, saga }
 }

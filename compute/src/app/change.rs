@@ -70,7 +70,7 @@ pub struct ChangeSaga(pub Change, pub Weak<ComputeService>);
 
 /// Whether the server still records saga `saga` as under way (its end removes it).
 fn under_way(server: &Server, saga: &Saga) -> bool {
-    server.control.saga_id.as_deref() == Some(saga.id.as_str())
+    server.control.saga_id.as_ref() == Some(&saga.id)
 }
 
 /// The steps. A command the host failed changed nothing; one it carried out is taken

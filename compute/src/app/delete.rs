@@ -99,7 +99,7 @@ impl ComputeService {
         action: Option<&crate::store::Action>,
     ) -> anyhow::Result<bool> {
         let mut s = server.clone();
-        let mut saga = Saga::fresh(&uuid::Uuid::new_v4().to_string(), KIND, &s.id, &NoData {});
+        let mut saga = Saga::fresh(Saga::new_id(), KIND, &s.id, &NoData {});
         // Results of the saga's commands poke it through the server's saga id.
         s.control.saga_id = Some(saga.id.clone());
         s.task_state = Some(TaskState::Deleting);

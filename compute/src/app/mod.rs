@@ -350,7 +350,7 @@ pub(crate) async fn load_held(
     if server.deleted {
         return Err(StepError::permanent("The server was deleted."));
     }
-    if server.control.saga_id.as_deref() != Some(saga.id.as_str()) {
+    if server.control.saga_id.as_ref() != Some(&saga.id) {
         return Ok(None);
     }
     Ok(Some((s, server)))
@@ -371,7 +371,7 @@ impl ComputeService {
     where
         F: AsyncFnOnce(&Server, &crate::store::HostRow) -> stratus_compute_protocol::GuestSpec,
     {
-        if let Some(result) = server.control.change.as_ref().filter(|r| r.saga.as_deref() == Some(saga.id.as_str())) {
+        if let Some(result) = server.control.change.as_ref().filter(|r| r.saga.as_ref() == Some(&saga.id)) {
             return match result.error.as_deref() {
                 None => Ok(Outcome::Next),
                 Some(e) => Err(StepError::permanent(e)),

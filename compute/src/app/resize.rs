@@ -131,7 +131,7 @@ impl ComputeService {
 
     /// The saga of a change, recorded on the server (whose save writes it with the saga).
     fn change_saga(&self, server: &mut Server, change: Change) -> Saga {
-        let saga = Saga::fresh(&uuid::Uuid::new_v4().to_string(), change.kind(), &server.id, &NoData {});
+        let saga = Saga::fresh(Saga::new_id(), change.kind(), &server.id, &NoData {});
         server.control.saga_id = Some(saga.id.clone());
         saga
     }

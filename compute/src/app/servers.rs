@@ -225,7 +225,7 @@ impl ComputeService {
                     doc.insert("addresses".into(), json!({}));
                     Server {
                         id: id.into(),
-                        project_id: project.clone(),
+                        project_id: project.clone().into(),
                         user_id: ctx.user_id().to_string(),
                         name: if n > 1 { format!("{name}-{}", i + 1) } else { name.clone() },
                         vm_state: VmState::Building,
@@ -239,7 +239,7 @@ impl ComputeService {
                         locked: false,
                         deleted: false,
                         doc,
-                        control: Control { saga_id: Some(uuid::Uuid::new_v4().to_string()), ..Default::default() },
+                        control: Control { saga_id: Some(Saga::new_id()), ..Default::default() },
                         rev: 0,
                         created_at: now.clone(),
                         updated_at: now.clone(),
@@ -279,7 +279,7 @@ impl ComputeService {
             for s in &servers {
                 self.store.server_insert(&mut tx, s).await?;
                 let saga = Saga::fresh(
-                    s.control.saga_id.as_deref().unwrap_or_default(),
+                    s.control.saga_id.clone().unwrap_or_default(),
                     super::create::KIND,
                     &s.id,
                     &super::create::BuildTries::default(),
@@ -484,7 +484,7 @@ impl ComputeService {
             None => None,
             Some(m) => {
                 let s =
-                    self.store.server_get(m).await?.filter(|s| project.as_deref().is_none_or(|p| p == s.project_id));
+                    self.store.server_get(m).await?.filter(|s| project.as_deref().is_none_or(|p| s.project_id == p));
                 let s = s.ok_or_else(|| bad(format!("marker [{m}] not found")))?;
                 Some((s.created_at, s.id.to_string()))
             }

@@ -55,7 +55,7 @@ impl ComputeService {
                 continue;
             }
             let hours = (to - from).num_milliseconds() as f64 / 3_600_000.0;
-            let u = out.entry(server.project_id.clone()).or_default();
+            let u = out.entry(server.project_id.to_string()).or_default();
             u.memory_mb_hours += hours * server.ram as f64;
             u.vcpu_hours += hours * server.vcpus as f64;
             u.disk_gb_hours += hours * server.disk as f64;

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::{Arc, Weak};
 use stratus_common::auth::AuthContext;
+use stratus_common::ids::ProjectId;
 use stratus_common::saga::{
     nothing_to_undo, Outcome, Saga, SagaDef, SagaState, Step, StepError, StepFuture, StepResult,
 };
@@ -39,7 +40,7 @@ pub const DETACH: &str = "volume_detach";
 pub struct VolumeData {
     pub volume_id: String,
     /// The volume's project (its URL in the volume API).
-    pub project_id: String,
+    pub project_id: ProjectId,
     /// The guest's device (attach: chosen by the request).
     pub device: String,
     pub delete_on_termination: bool,
@@ -97,7 +98,7 @@ fn check_device(device: Option<&Value>) -> AppResult<()> {
 pub struct VolumeSaga(pub &'static str, pub Weak<ComputeService>);
 
 fn under_way(server: &Server, saga: &Saga) -> bool {
-    server.control.saga_id.as_deref() == Some(saga.id.as_str())
+    server.control.saga_id.as_ref() == Some(&saga.id)
 }
 
 const ATTACH_STEPS: &[Step<VolumeSaga>] = &[
@@ -263,7 +264,7 @@ impl ComputeService {
             }
         };
         let mut server = self.server_for_volume_change(ctx, id, "attach_volume").await?;
-        let own = super::project_of(ctx).unwrap_or_else(|_| server.project_id.clone());
+        let own = super::project_of(ctx).map(ProjectId::from).unwrap_or_else(|_| server.project_id.clone());
         let volume = self.clients.volume_as(&ctx.token, &own, &volume_id).await.map_err(|e| match e {
             e if e.is_not_found() => not_found(format!("Volume {volume_id} could not be found.")),
             e => refused(&format!("Volume {volume_id}"), e),
@@ -277,7 +278,7 @@ impl ComputeService {
                 volume["status"].as_str().unwrap_or("unknown")
             )));
         }
-        let project_id = volume["os-vol-tenant-attr:tenant_id"].as_str().unwrap_or(&own).to_string();
+        let project_id = ProjectId::from(volume["os-vol-tenant-attr:tenant_id"].as_str().unwrap_or(&own));
         let device = next_device(&server)?;
         let data = VolumeData {
             volume_id: volume_id.clone(),
@@ -332,7 +333,7 @@ impl ComputeService {
         data: &VolumeData,
         request_id: &str,
     ) -> AppResult<()> {
-        let mut saga = Saga::fresh(&uuid::Uuid::new_v4().to_string(), kind, &server.id, data);
+        let mut saga = Saga::fresh(Saga::new_id(), kind, &server.id, data);
         server.control.saga_id = Some(saga.id.clone());
         server.control.change = None;
         let action = Self::new_action(ctx, server, action_of(kind), request_id);
@@ -866,7 +867,7 @@ impl ComputeService {
         let Some(volume_id) = volume_id else { return Ok(()) };
         let data =
             VolumeData { volume_id: volume_id.clone(), project_id: server.project_id.clone(), ..Default::default() };
-        let saga = Saga::fresh("", ATTACH, &server.id, &data);
+        let saga = Saga::fresh(Default::default(), ATTACH, &server.id, &data);
         self.unreserve(&saga, &data).await?;
         if bv.source == "image" && bv.delete_on_termination {
             self.clients.volume_delete(&server.project_id, &volume_id).await?;

@@ -7,6 +7,7 @@ use crate::store::HostRow;
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::Duration;
+use stratus_common::ids::ProjectId;
 use stratus_compute_protocol::HostName;
 
 /// How hosts are ordered after filtering (`[compute] weigher`).
@@ -40,7 +41,7 @@ pub struct Request {
     /// reservation are out of the shared pool.
     pub reservation: Option<String>,
     /// The project the server belongs to.
-    pub project_id: String,
+    pub project_id: ProjectId,
     /// The custom resource class the flavor asks for (`resources:CUSTOM_BAREMETAL=1`):
     /// only hosts made of it (bare-metal nodes), and only those without it otherwise.
     pub resource_class: Option<String>,

@@ -5,6 +5,7 @@
 use super::{Server, Store, StoreResult};
 use sqlx::any::AnyRow;
 use stratus_common::db::{now_text, placeholders, RowExt};
+use stratus_common::ids::ProjectId;
 use stratus_compute_protocol::{HostName, HostReport};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -62,7 +63,7 @@ impl HostRow {
             host_ip: Some(r.text("host_ip")).filter(|c| !c.is_empty()),
             reservation: Some(r.text("reservation"))
                 .filter(|id| !id.is_empty())
-                .map(|id| HostReservation { id, project_id: r.text("reservation_project") }),
+                .map(|id| HostReservation { id, project_id: r.text("reservation_project").into() }),
             enabled: r.int("enabled") != 0,
             disabled_reason: r.opt_text("disabled_reason"),
             last_seen: r.text("last_seen"),
@@ -85,7 +86,7 @@ impl HostRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostReservation {
     pub id: String,
-    pub project_id: String,
+    pub project_id: ProjectId,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -197,7 +198,7 @@ impl Store {
              WHERE host = $3 AND (reservation = '' OR reservation = $1) RETURNING *",
         )
         .bind(&r.id)
-        .bind(&r.project_id)
+        .bind(r.project_id.as_str())
         .bind(host)
         .fetch_optional(&self.db.pool)
         .await?;

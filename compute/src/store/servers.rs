@@ -4,6 +4,7 @@ use super::{json_map, usage_release, Store, StoreResult};
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 use stratus_common::db::{now_text, RowExt};
+use stratus_common::ids::ProjectId;
 use stratus_compute_protocol::{HostName, PowerState, ServerId};
 
 /// Nova's `vm_state` of a server. Stored as its name; a name the code does not know is
@@ -139,7 +140,7 @@ impl std::fmt::Display for VmState {
 #[serde(default)]
 pub struct Control {
     /// The saga working on the server (results of its commands poke it).
-    pub saga_id: Option<String>,
+    pub saga_id: Option<stratus_common::ids::SagaId>,
     /// The command sent to the server's host and not answered yet.
     pub command: Option<PendingCommand>,
     /// The host's answer to the spawn.
@@ -157,7 +158,7 @@ pub struct Control {
 pub struct AttachedVolume {
     pub volume_id: String,
     /// The volume's project (its URL in the volume API).
-    pub project_id: String,
+    pub project_id: ProjectId,
     /// The guest's device (`/dev/vdb`).
     pub device: String,
     /// The volume service's id of the attachment.
@@ -192,7 +193,7 @@ pub struct CommandAnswer {
     pub power_state: PowerState,
     /// The saga the command was sent for.
     #[serde(default)]
-    pub saga: Option<String>,
+    pub saga: Option<stratus_common::ids::SagaId>,
 }
 
 /// Keys a server's document held for [`Control`] before it had its own column.
@@ -222,7 +223,7 @@ impl Control {
 #[derive(Debug, Clone)]
 pub struct Server {
     pub id: ServerId,
-    pub project_id: String,
+    pub project_id: ProjectId,
     pub user_id: String,
     pub name: String,
     pub vm_state: VmState,
@@ -257,7 +258,7 @@ impl Server {
         let control = Control::read(&r.text("control"), &mut doc)?;
         Ok(Self {
             id: r.text("id").into(),
-            project_id: r.text("project_id"),
+            project_id: r.text("project_id").into(),
             user_id: r.text("user_id"),
             name: r.text("name"),
             vm_state: r.text("vm_state").parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
@@ -349,7 +350,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $15, $15, $16)",
         )
         .bind(s.id.as_str())
-        .bind(&s.project_id)
+        .bind(s.project_id.as_str())
         .bind(&s.user_id)
         .bind(&s.name)
         .bind(s.vm_state.as_str())

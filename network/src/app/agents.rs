@@ -272,7 +272,7 @@ mod tests {
         let doc = json!({"host": "h1", "heartbeat_timestamp": beat, "started_at": beat, "configurations": {}});
         Record {
             id: "a".into(),
-            project_id: String::new(),
+            project_id: Default::default(),
             doc: doc.as_object().cloned().unwrap(),
             control: Control::default(),
             revision_number: 1,

@@ -269,7 +269,7 @@ impl NetworkService {
         // The row as written (no need to read it back).
         let r = Record {
             id,
-            project_id: project,
+            project_id: project.into(),
             doc,
             control,
             revision_number: 1,

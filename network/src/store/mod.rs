@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use std::collections::HashMap;
 use stratus_common::db::{now_text, placeholders, Db, RowExt};
+use stratus_common::ids::ProjectId;
 
 pub type StoreResult<T> = Result<T, sqlx::Error>;
 
@@ -56,7 +57,7 @@ impl Table {
 #[derive(Debug, Clone)]
 pub struct Record {
     pub id: String,
-    pub project_id: String,
+    pub project_id: ProjectId,
     /// The attributes the API shows.
     pub doc: Map<String, Value>,
     /// What the service keeps about it and never shows.
@@ -135,7 +136,7 @@ impl Record {
         let control = Control::read(table, &r.text("control"), &mut doc)?;
         Ok(Self {
             id: r.text("id"),
-            project_id: r.text("project_id"),
+            project_id: r.text("project_id").into(),
             doc,
             control,
             revision_number: r.int("revision_number"),

@@ -11,7 +11,8 @@
 //! - `saga`: persisted multi-step operations with undo, resumed after a crash;
 //! - `supervisor`: background tasks restarted when they end, with their last run,
 //!   success and error;
-//! - `telemetry`: logging.
+//! - `telemetry`: logging;
+//! - `ids`: typed identifiers (a saga's, a project's), shared with every service.
 
 pub mod auth;
 pub mod bus;
@@ -23,3 +24,5 @@ pub mod limits;
 pub mod saga;
 pub mod supervisor;
 pub mod telemetry;
+
+pub use stratus_ids as ids;

@@ -33,6 +33,7 @@
 //! after a failover, or a poke racing the sweeper) never both move one saga on.
 
 use crate::db::{now_text, Db, RowExt};
+use crate::ids::SagaId;
 use futures::future::BoxFuture;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::Value;
@@ -212,7 +213,7 @@ pub trait SagaDef: Send + Sync + Sized + 'static {
 
 /// One saga as stored, plus what one drive's steps hand on to each other.
 pub struct Saga {
-    pub id: String,
+    pub id: SagaId,
     pub kind: String,
     /// The resource the saga acts on (a server id).
     pub subject: String,
@@ -268,10 +269,10 @@ impl std::fmt::Debug for Saga {
 impl Saga {
     /// A new saga at its first step, to [`SagaRunner::insert_saga`] and then
     /// [`SagaRunner::spawn_saga`] without reading it back.
-    pub fn fresh<T: Serialize>(id: &str, kind: &str, subject: &str, data: &T) -> Self {
+    pub fn fresh<T: Serialize>(id: SagaId, kind: &str, subject: &str, data: &T) -> Self {
         let now = now_text();
         Self {
-            id: id.to_string(),
+            id,
             kind: kind.to_string(),
             subject: subject.to_string(),
             step: 0,
@@ -288,6 +289,11 @@ impl Saga {
             fresh: true,
             unbroken: true,
         }
+    }
+
+    /// A new saga id.
+    pub fn new_id() -> SagaId {
+        SagaId(uuid::Uuid::new_v4().to_string())
     }
 
     /// Takes what the previous step left, if it is a `T` (for `subject`, checked by
@@ -461,7 +467,7 @@ pub struct SagaRunner {
     table: &'static str,
     defs: Arc<HashMap<&'static str, Arc<dyn Driver>>>,
     /// Sagas being driven by this process, and whether they were poked meanwhile.
-    active: Arc<Mutex<HashMap<String, bool>>>,
+    active: Arc<Mutex<HashMap<SagaId, bool>>>,
     faults: Arc<Faults>,
     max_attempts: Arc<AtomicI64>,
 }
@@ -527,7 +533,7 @@ impl SagaRunner {
             "INSERT INTO {} (id, kind, subject, step, state, data, created_at, updated_at, entered) VALUES ($1, $2, $3, 0, 'running', $4, $5, $5, $6)",
             self.table
         ))
-        .bind(&s.id)
+        .bind(s.id.as_str())
         .bind(&s.kind)
         .bind(&s.subject)
         .bind(s.data.to_string())
@@ -538,9 +544,9 @@ impl SagaRunner {
         Ok(())
     }
 
-    pub async fn get(&self, id: &str) -> Result<Option<Saga>, sqlx::Error> {
+    pub async fn get(&self, id: &SagaId) -> Result<Option<Saga>, sqlx::Error> {
         let row = sqlx::query(&format!("SELECT * FROM {} WHERE id = $1", self.table))
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(&self.db.reads)
             .await?;
         let Some(r) = row else { return Ok(None) };
@@ -550,7 +556,7 @@ impl SagaRunner {
             None => None,
         };
         Ok(Some(Saga {
-            id: r.text("id"),
+            id: SagaId(r.text("id")),
             kind: r.text("kind"),
             subject: r.text("subject"),
             step: r.int("step"),
@@ -570,16 +576,16 @@ impl SagaRunner {
     }
 
     /// Unfinished sagas (ids), stuck ones included, optionally only those of one subject.
-    pub async fn unfinished(&self, subject: Option<&str>) -> Result<Vec<String>, sqlx::Error> {
+    pub async fn unfinished(&self, subject: Option<&str>) -> Result<Vec<SagaId>, sqlx::Error> {
         self.ids_where(subject, "").await
     }
 
     /// Stuck sagas (ids): unfinished, no longer retried.
-    pub async fn stuck(&self) -> Result<Vec<String>, sqlx::Error> {
+    pub async fn stuck(&self) -> Result<Vec<SagaId>, sqlx::Error> {
         self.ids_where(None, " AND stuck_at IS NOT NULL").await
     }
 
-    async fn ids_where(&self, subject: Option<&str>, more: &str) -> Result<Vec<String>, sqlx::Error> {
+    async fn ids_where(&self, subject: Option<&str>, more: &str) -> Result<Vec<SagaId>, sqlx::Error> {
         let sql = format!(
             "SELECT id FROM {} WHERE state IN ('running', 'unwinding'){more}{} ORDER BY created_at",
             self.table,
@@ -589,7 +595,7 @@ impl SagaRunner {
         if let Some(s) = subject {
             q = q.bind(s);
         }
-        Ok(q.fetch_all(&self.db.reads).await?.iter().map(|r| r.text("id")).collect())
+        Ok(q.fetch_all(&self.db.reads).await?.iter().map(|r| SagaId(r.text("id"))).collect())
     }
 
     /// Removes finished sagas last changed before `before` (RFC 3339 text).
@@ -652,7 +658,7 @@ impl SagaRunner {
         .bind(s.error.clone())
         .bind(entered)
         .bind(now_text())
-        .bind(s.id.clone())
+        .bind(s.id.as_str())
         .bind(s.rev)
         .execute(conn)
         .await?;
@@ -662,7 +668,7 @@ impl SagaRunner {
     /// Asks a running saga (stuck or not) to unwind (a delete arriving during a
     /// create). The next drive undoes what was done. False when the saga is not
     /// running forward.
-    pub async fn cancel(&self, id: &str, why: &str) -> Result<bool, sqlx::Error> {
+    pub async fn cancel(&self, id: &SagaId, why: &str) -> Result<bool, sqlx::Error> {
         for _ in 0..5 {
             let Some(mut s) = self.get(id).await? else { return Ok(false) };
             if s.state != SagaState::Running {
@@ -679,12 +685,12 @@ impl SagaRunner {
 
     /// Makes a stuck saga be retried again (an operator fixed the cause). False when
     /// it is not stuck.
-    pub async fn retry(&self, id: &str) -> Result<bool, sqlx::Error> {
+    pub async fn retry(&self, id: &SagaId) -> Result<bool, sqlx::Error> {
         let r = sqlx::query(&format!(
             "UPDATE {} SET stuck_at = NULL, attempts = 0, rev = rev + 1 WHERE id = $1 AND stuck_at IS NOT NULL",
             self.table
         ))
-        .bind(id)
+        .bind(id.as_str())
         .execute(&self.db.pool)
         .await?;
         Ok(r.rows_affected() == 1)
@@ -701,9 +707,9 @@ impl SagaRunner {
     }
 
     /// Runs a saga in the background.
-    pub fn spawn(&self, id: &str) {
+    pub fn spawn(&self, id: &SagaId) {
         let me = self.clone();
-        let id = id.to_string();
+        let id = id.clone();
         tokio::spawn(async move { me.drive(&id).await });
     }
 
@@ -720,7 +726,7 @@ impl SagaRunner {
     /// Runs a saga as far as it goes now (to its end, or until a step is pending or
     /// fails transiently past the retries of one drive). A drive of a saga this
     /// process is already driving only makes that drive look again once it stops.
-    pub async fn drive(&self, id: &str) {
+    pub async fn drive(&self, id: &SagaId) {
         self.drive_from(id, None).await
     }
 
@@ -730,7 +736,7 @@ impl SagaRunner {
     /// what it needed of it. False, having done nothing, when this process is driving
     /// the saga already; false too when that first round failed. Then the caller must
     /// save what it holds itself and [`Self::drive`] again.
-    pub async fn drive_with(&self, id: &str, scratch: Box<dyn std::any::Any + Send + Sync>) -> bool {
+    pub async fn drive_with(&self, id: &SagaId, scratch: Box<dyn std::any::Any + Send + Sync>) -> bool {
         if !self.claim_drive(id, false) {
             return false;
         }
@@ -749,17 +755,17 @@ impl SagaRunner {
 
     /// Marks saga `id` as driven by the caller: true unless a drive runs already, in
     /// which case that drive is asked to look again when it stops (when `poke`).
-    fn claim_drive(&self, id: &str, poke: bool) -> bool {
+    fn claim_drive(&self, id: &SagaId, poke: bool) -> bool {
         let mut active = self.active.lock().unwrap();
         if let Some(poked) = active.get_mut(id) {
             *poked |= poke;
             return false;
         }
-        active.insert(id.to_string(), false);
+        active.insert(id.clone(), false);
         true
     }
 
-    async fn drive_from(&self, id: &str, mut start: Option<Saga>) {
+    async fn drive_from(&self, id: &SagaId, mut start: Option<Saga>) {
         if !self.claim_drive(id, true) {
             return;
         }
@@ -769,7 +775,7 @@ impl SagaRunner {
 
     /// Goes on with a drive claimed by [`Self::claim_drive`] whose first round ended
     /// with `failed`, until the saga stops with nobody having poked it meanwhile.
-    async fn drive_claimed(&self, id: &str, mut failed: Option<Stop>) {
+    async fn drive_claimed(&self, id: &SagaId, mut failed: Option<Stop>) {
         let mut failures = 0u32;
         loop {
             match failed.take() {
@@ -782,7 +788,7 @@ impl SagaRunner {
                     let stuck = match self.note_failure(id, &e).await {
                         Ok(stuck) => stuck,
                         Err(db) => {
-                            tracing::warn!(saga = id, error = %db, "cannot record a saga's failure");
+                            tracing::warn!(saga = %id, error = %db, "cannot record a saga's failure");
                             false
                         }
                     };
@@ -802,7 +808,7 @@ impl SagaRunner {
                     active.remove(id);
                     return;
                 }
-                active.insert(id.to_string(), false);
+                active.insert(id.clone(), false);
             }
             failed = self.drive_once(id, None).await.err();
         }
@@ -810,14 +816,14 @@ impl SagaRunner {
 
     /// Counts a transient failure; past the bound, the saga is stuck: its definition
     /// shows that on the resource, then the row says so. True when it is stuck.
-    async fn note_failure(&self, id: &str, e: &anyhow::Error) -> anyhow::Result<bool> {
+    async fn note_failure(&self, id: &SagaId, e: &anyhow::Error) -> anyhow::Result<bool> {
         let message = format!("{e:#}");
         sqlx::query(&format!(
             "UPDATE {} SET attempts = attempts + 1, last_error = $1 WHERE id = $2 AND state IN ('running', 'unwinding')",
             self.table
         ))
         .bind(&message)
-        .bind(id)
+        .bind(id.as_str())
         .execute(&self.db.pool)
         .await?;
         let Some(s) = self.get(id).await? else { return Ok(true) };
@@ -826,7 +832,7 @@ impl SagaRunner {
         }
         let max = self.max_attempts.load(Ordering::Relaxed);
         if s.attempts < max {
-            tracing::warn!(saga = id, kind = %s.kind, error = %message, attempts = s.attempts, "saga step failed; it will be retried");
+            tracing::warn!(saga = %id, kind = %s.kind, error = %message, attempts = s.attempts, "saga step failed; it will be retried");
             return Ok(false);
         }
         let def = self.defs.get(s.kind.as_str()).cloned().ok_or_else(|| anyhow::anyhow!("no saga kind {}", s.kind))?;
@@ -835,15 +841,15 @@ impl SagaRunner {
         }
         sqlx::query(&format!("UPDATE {} SET stuck_at = $1 WHERE id = $2 AND stuck_at IS NULL", self.table))
             .bind(now_text())
-            .bind(id)
+            .bind(id.as_str())
             .execute(&self.db.pool)
             .await?;
-        tracing::error!(saga = id, kind = %s.kind, subject = %s.subject, error = %message, attempts = s.attempts,
+        tracing::error!(saga = %id, kind = %s.kind, subject = %s.subject, error = %message, attempts = s.attempts,
             "saga stuck: no more retries until an operator retries it or the resource is deleted");
         Ok(true)
     }
 
-    async fn drive_once(&self, id: &str, start: Option<Saga>) -> Result<(), Stop> {
+    async fn drive_once(&self, id: &SagaId, start: Option<Saga>) -> Result<(), Stop> {
         let mut s = match start {
             Some(s) => s,
             None => match self.get(id).await? {
@@ -897,7 +903,7 @@ impl SagaRunner {
                         }
                         r
                     };
-                    tracing::debug!(saga = id, kind = %s.kind, step = name, ?result, "saga step");
+                    tracing::debug!(saga = %id, kind = %s.kind, step = name, ?result, "saga step");
                     let outcome = match result {
                         Ok(o) => o,
                         Err(StepError::Transient(e)) => return Err(Stop::Failed(e)),
@@ -1088,7 +1094,7 @@ mod tests {
         }
     }
 
-    async fn runner(engine: crate::db::Engine) -> (SagaRunner, Arc<Waiter>, String) {
+    async fn runner(engine: crate::db::Engine) -> (SagaRunner, Arc<Waiter>, SagaId) {
         let db = testing::fresh(engine).await;
         for sql in saga_table_sql("test_sagas").split(';') {
             sqlx::query(sql).execute(&db.pool).await.unwrap();
@@ -1099,8 +1105,8 @@ mod tests {
         (runner, waiter, id)
     }
 
-    async fn new_saga(runner: &SagaRunner) -> String {
-        let saga = Saga::fresh(&uuid::Uuid::new_v4().to_string(), "wait", "subject", &Count::default());
+    async fn new_saga(runner: &SagaRunner) -> SagaId {
+        let saga = Saga::fresh(Saga::new_id(), "wait", "subject", &Count::default());
         let mut tx = runner.db.pool.begin().await.unwrap();
         runner.insert_saga(&mut tx, &saga).await.unwrap();
         tx.commit().await.unwrap();
@@ -1111,7 +1117,7 @@ mod tests {
         w.seen.lock().unwrap().clone()
     }
 
-    async fn state(runner: &SagaRunner, id: &str) -> SagaState {
+    async fn state(runner: &SagaRunner, id: &SagaId) -> SagaState {
         runner.get(id).await.unwrap().unwrap().state
     }
 
@@ -1119,7 +1125,7 @@ mod tests {
     async fn a_row_in_an_unknown_state_is_an_error_not_a_guess() {
         let (runner, _, id) = runner(crate::db::Engine::Sqlite).await;
         sqlx::query("UPDATE test_sagas SET state = 'halfway' WHERE id = $1")
-            .bind(&id)
+            .bind(id.as_str())
             .execute(&runner.db.pool)
             .await
             .unwrap();
@@ -1233,7 +1239,7 @@ mod tests {
     async fn unreadable_data_is_a_permanent_error() {
         let (runner, _, id) = runner(crate::db::Engine::Sqlite).await;
         sqlx::query("UPDATE test_sagas SET data = '{\"runs\": \"many\"}' WHERE id = $1")
-            .bind(&id)
+            .bind(id.as_str())
             .execute(&runner.db.pool)
             .await
             .unwrap();
@@ -1261,7 +1267,7 @@ mod tests {
     async fn rows_from_before_entered_steps_were_recorded_unwind_every_step() {
         let (runner, waiter, id) = runner(crate::db::Engine::Sqlite).await;
         sqlx::query("UPDATE test_sagas SET entered = NULL, step = 1, state = 'unwinding' WHERE id = $1")
-            .bind(&id)
+            .bind(id.as_str())
             .execute(&runner.db.pool)
             .await
             .unwrap();

@@ -107,7 +107,7 @@ impl VolumeService {
     /// Writes a new saga with the transaction that makes its subject, then drives it in
     /// the background once committed (the caller commits, then calls [`Self::run`]).
     pub(crate) fn new_saga<T: serde::Serialize>(kind: &str, subject: &str, data: &T) -> Saga {
-        Saga::fresh(&uuid::Uuid::new_v4().to_string(), kind, subject, data)
+        Saga::fresh(Saga::new_id(), kind, subject, data)
     }
 
     pub(crate) fn run(&self, saga: Saga) {

@@ -112,7 +112,7 @@ impl VolumeService {
     async fn volume_ends_in(&self, saga: &Saga, status: VolumeStatus, release: &[(&str, i64)]) -> StepResult<()> {
         for _ in 0..5 {
             let Some(mut v) = self.store.volume_get(&saga.subject).await?.filter(|v| !v.deleted) else { return Ok(()) };
-            if v.control.saga_id.as_deref() != Some(saga.id.as_str()) {
+            if v.control.saga_id.as_ref() != Some(&saga.id) {
                 return Ok(());
             }
             v.status = status;
@@ -501,7 +501,7 @@ const SNAPSHOT_DELETE_STEPS: &[Step<DeleteSnapshot>] = &[
                 s.notify("snapshot.delete.end", &snap.id, &snap.project_id, "deleted").await;
                 // A volume deleted with its snapshots waits for them.
                 if let Some(v) = s.store.volume_get(&snap.volume_id).await? {
-                    if let (VolumeStatus::Deleting, Some(id)) = (v.status, v.control.saga_id.as_deref()) {
+                    if let (VolumeStatus::Deleting, Some(id)) = (v.status, v.control.saga_id.as_ref()) {
                         s.sagas.spawn(id);
                     }
                 }

@@ -57,7 +57,7 @@ impl VolumeStatus {
 #[serde(default)]
 pub struct VolumeControl {
     /// The saga working on the volume.
-    pub saga_id: Option<String>,
+    pub saga_id: Option<stratus_common::ids::SagaId>,
     /// The server an `os-reserve` that named one holds the volume for (so the
     /// reservation, asked again by a retrying caller, is granted again).
     pub reserved_for: Option<String>,
