@@ -320,6 +320,56 @@ def test_launch_status_and_down(cloud, home):
         cloud.osc("quota", "set", "--instances", "10", home["project"], fmt_json=False)
 
 
+def test_quotas_across_services_and_usage(cloud, home):
+    """`quota show` reads compute's, network's and block storage's limits and use in one
+    table; `quota set` (the admin's) sends each limit to the service that owns it;
+    `usage` reports the project's server-hours over a window."""
+    rows = ok_json(home, "quota", "show")
+    by = {(r["Service"], r["Resource"]): r for r in rows}
+    for key in [("compute", "instances"), ("compute", "cores"), ("network", "floatingip"), ("network", "port"),
+                ("volume", "gigabytes"), ("volume", "volumes")]:
+        assert key in by and isinstance(by[key]["Limit"], int), (key, rows)
+    assert ("compute", "floating_ips") not in by, "nova-network's limits are the network service's"
+    # A member may read but not change their limits; the refusal says what to do next.
+    p = stratus(home, "quota", "set", home["project"], "--instances", "3")
+    assert p.returncode == 1 and "403" in p.stderr and "role" in p.stderr, p.stderr
+    p = stratus(home, "quota", "set", home["project"], "--cores", "-2")
+    assert p.returncode == 2, "a limit below -1 is bad usage"
+    assert stratus(home, "quota", "set", home["project"], cloud_name="admin").returncode == 2
+
+    before = {k: by[k]["Limit"] for k in [("compute", "instances"), ("network", "floatingip"), ("volume", "gigabytes")]}
+    p = stratus(home, "quota", "set", home["project"], "--instances", "7", "--floating-ips", "-1", "--gigabytes", "123",
+                cloud_name="admin")
+    try:
+        assert p.returncode == 0 and "unlimited" in p.stdout, p.stderr
+        q = cloud.osc("quota", "show", home["project"])
+        seen = {r["Resource"]: r["Limit"] for r in q} if isinstance(q, list) else q
+        assert seen["instances"] == 7 and seen["floating_ips"] == -1 and seen["gigabytes"] == 123, seen
+        after = {(r["Service"], r["Resource"]): r["Limit"] for r in ok_json(home, "quota", "show")}
+        assert after[("compute", "instances")] == 7 and after[("network", "floatingip")] == -1
+    finally:
+        cloud.osc("quota", "set", "--instances", str(before[("compute", "instances")]),
+                  "--floating-ips", str(before[("network", "floatingip")]),
+                  "--gigabytes", str(before[("volume", "gigabytes")]), home["project"], fmt_json=False)
+
+    basics = compute_basics(cloud, "10.84.0.0/24", shared=True)
+    ok_json(home, "server", "create", "metered", "--image", basics["image"], "--flavor", basics["flavor"],
+            "--network", basics["network"], "--wait")
+    time.sleep(1)
+    try:
+        u = ok_json(home, "usage", "--start", "2026-01-01")
+    finally:
+        assert stratus(home, "server", "delete", "metered", "--wait").returncode == 0
+    assert u["project_id"] == ok_json(home, "token", "issue")["project_id"] and u["start"] == "2026-01-01T00:00:00"
+    metered = [s for s in u["servers"] if s["name"] == "metered"]
+    assert len(metered) == 1 and metered[0]["hours"] > 0 and metered[0]["vcpus"] == 1, u
+    assert u["server_hours"] >= metered[0]["hours"] and u["vcpu_hours"] > 0 and u["memory_mb_hours"] > 0, u
+    table = stratus(home, "usage")
+    assert table.returncode == 0 and "server-hours" in table.stdout, table.stderr
+    assert stratus(home, "usage", "--start", "yesterday").returncode == 2
+    assert stratus(home, "usage", "--start", "2026-02-01", "--end", "2026-01-01").returncode == 2
+
+
 def test_the_token_is_cached_between_commands(cloud, home):
     cache = tempfile.mkdtemp(prefix="stratus-cli-cache-")
     try:

@@ -13,6 +13,7 @@ mod kinds;
 mod launch;
 mod leases;
 mod output;
+mod quotas;
 mod servers;
 mod wait;
 
@@ -133,6 +134,24 @@ enum Command {
     Node {
         #[command(subcommand)]
         verb: Verb,
+    },
+    /// A project's quotas across compute, network and block storage: what it uses and may use
+    Quota {
+        #[command(subcommand)]
+        verb: quotas::QuotaVerb,
+    },
+    /// What a project's servers used over a window: hours, vCPU-, memory- and disk-hours
+    #[command(after_help = "Examples:\n  stratus usage\n  stratus usage --start 2026-11-01 --end 2026-12-01 -o json")]
+    Usage {
+        /// The project, by name or ID (default: the session's)
+        #[arg(long)]
+        project: Option<String>,
+        /// From (UTC; YYYY-MM-DD or \"YYYY-MM-DD HH:MM\"; default: 30 days ago)
+        #[arg(long)]
+        start: Option<String>,
+        /// To (UTC; default: now)
+        #[arg(long)]
+        end: Option<String>,
     },
     /// The session's token
     Token {
@@ -350,6 +369,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             accounts::UserVerb::Common(v) => (&kinds::USER, v),
             other => return accounts::user(&session, other, cli.format, &cli.columns).await,
         },
+        Command::Quota { verb } => return quotas::quota(&session, verb, cli.format, &cli.columns).await,
+        Command::Usage { project, start, end } => {
+            return quotas::usage_report(
+                &session,
+                project.as_deref(),
+                start.as_deref(),
+                end.as_deref(),
+                cli.format,
+                &cli.columns,
+            )
+            .await
+        }
         Command::Host { verb } => (&kinds::HOST, verb),
         Command::Node { verb } => (&kinds::NODE, verb),
         Command::Token { verb: TokenVerb::Issue } => {

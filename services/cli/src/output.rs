@@ -70,12 +70,20 @@ fn pick(headers: &[String], wanted: &[String]) -> Result<Vec<usize>, String> {
 
 /// A list of `kind`.
 pub fn table(kind: &Kind, rows: &[Value], format: Format, wanted: &[String]) -> Result<(), String> {
-    let headers: Vec<String> = kind.columns.iter().map(|(h, _)| h.to_string()).collect();
+    columns_table(kind.columns, rows, format, wanted)
+}
+
+/// A list of rows, shown as `columns` (header, field) say.
+pub fn columns_table(
+    columns: &[(&str, &str)],
+    rows: &[Value],
+    format: Format,
+    wanted: &[String],
+) -> Result<(), String> {
+    let headers: Vec<String> = columns.iter().map(|(h, _)| h.to_string()).collect();
     let idx = pick(&headers, wanted)?;
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| idx.iter().map(|&i| cell(get(r, kind.columns[i].1), kind.columns[i].1)).collect())
-        .collect();
+    let cells: Vec<Vec<String>> =
+        rows.iter().map(|r| idx.iter().map(|&i| cell(get(r, columns[i].1), columns[i].1)).collect()).collect();
     let heads: Vec<String> = idx.iter().map(|&i| headers[i].clone()).collect();
     match format {
         Format::Json => {
@@ -84,7 +92,7 @@ pub fn table(kind: &Kind, rows: &[Value], format: Format, wanted: &[String]) -> 
                 .map(|r| {
                     let mut m = Map::new();
                     for &i in &idx {
-                        m.insert(headers[i].clone(), get(r, kind.columns[i].1).clone());
+                        m.insert(headers[i].clone(), get(r, columns[i].1).clone());
                     }
                     Value::Object(m)
                 })
