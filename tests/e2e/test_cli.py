@@ -282,7 +282,11 @@ def test_launch_status_and_down(cloud, home):
     fips = cloud.osc("floating", "ip", "list", env=env)
     assert len(fips) == 1 and fips[0]["Fixed IP Address"].startswith("10.42.0."), fips
     # A second launch reuses the network; none of vm1's things are vm2's.
-    ok_json(home, "launch", "vm2", *common)
+    # With a data volume: made, attached, and gone with the server at `down`.
+    vm2 = ok_json(home, "launch", "vm2", *common, "--volume", "1")
+    data = ok_json(home, "volume", "show", "vm2-data")
+    assert data["status"] == "in-use" and [x["server_id"] for x in data["attachments"]] == [vm2["id"]], data
+    assert stratus(home, "launch", "vm2b", *common, "--volume", "0").returncode == 2
     assert len([n for n in cloud.osc("network", "list", env=env) if n["Name"] == "stratus-net"]) == 1
     status = ok_json(home, "status")
     assert sorted(s["name"] for s in status["servers"]) == ["vm1", "vm2"]
@@ -307,6 +311,7 @@ def test_launch_status_and_down(cloud, home):
         assert p.returncode == 0, p.stderr
     assert ok_json(home, "lease", "list") == []
     assert ok_json(home, "server", "list") == []
+    assert ok_json(home, "volume", "list") == [], "the data volume went with vm2"
     p = stratus(home, "launch", "bad", *common, "--reserve", "cores=4")
     assert p.returncode == 2 and "node_type" in p.stderr, p.stderr
     # A server the cloud refuses: the keypair made for it goes again.

@@ -3,7 +3,8 @@
 //! glance.
 //!
 //! `launch` records what it created for the server in the server's metadata
-//! (`stratus:launch`, JSON: the floating IP, a generated keypair, a lease), so `down`
+//! (`stratus:launch`, JSON: the floating IP, a generated keypair, a lease, a data
+//! volume), so `down`
 //! removes exactly that; a generated key's private half is kept as
 //! `~/.local/share/stratus/keys/<keypair>` (0600), where `ssh` and `down` find it. The project's network, subnet and router (`stratus-net`,
 //! `stratus-subnet`, `stratus-router`), made on first use, and the SSH rule of the
@@ -54,6 +55,10 @@ pub struct LaunchArgs {
     /// Reserve a host first: `node_type=X,hours=4` (either part optional)
     #[arg(long)]
     pub reserve: Option<String>,
+    /// Attach a new empty volume of this many GB (`NAME-data`, `/dev/vdb` in the guest),
+    /// deleted with the server
+    #[arg(long, value_name = "GB", value_parser = clap::value_parser!(u32).range(1..))]
+    pub volume: Option<u32>,
     /// Wait until SSH answers, then print the ssh command
     #[arg(long)]
     pub wait_ssh: bool,
@@ -285,6 +290,21 @@ pub async fn launch(s: &Session, a: LaunchArgs, format: Format, columns: &[Strin
         }
         (None, None) => None,
     };
+    if let Some(size) = a.volume {
+        let name = format!("{}-data", a.name);
+        let body = json!({"volume": {"name": name, "size": size,
+                                     "description": format!("data volume of server {}, made by stratus launch", a.name)}});
+        match post(s, "volumev3", "/volumes", body).await {
+            Ok(made) => {
+                record.insert("volume".into(), json!(id(&made["volume"])));
+                say(&format!("made volume {name} ({size} GB)"));
+            }
+            Err(e) => {
+                undo(s, &record).await;
+                return Err(e);
+            }
+        }
+    }
     let mut server = json!({"name": a.name, "imageRef": id(&image), "flavorRef": id(&flavor),
                             "networks": [{"uuid": net_id}]});
     if let Some(k) = &key_name {
@@ -306,6 +326,10 @@ pub async fn launch(s: &Session, a: LaunchArgs, format: Format, columns: &[Strin
     // Recorded at once, so `down` finds what was made even if what follows fails.
     set_record(s, &server_id, &record).await?;
     let mut shown = wait_for(s, &kinds::SERVER, &server_id, "ACTIVE", left(a.timeout)).await?;
+    if let Some(volume) = record.get("volume").and_then(Value::as_str) {
+        attach_data_volume(s, &server_id, volume, left(a.timeout)).await?;
+        shown = kinds::SERVER.show(s, &server_id).await?;
+    }
     let mut address = first_address(&shown);
     if a.floating_ip {
         let ext = ext.as_ref().map(id).unwrap_or_default();
@@ -337,9 +361,34 @@ pub async fn launch(s: &Session, a: LaunchArgs, format: Format, columns: &[Strin
     output::record(&shown, format, columns).map_err(usage)
 }
 
-/// Removes a generated keypair (and its private key) and a lease made for a server
-/// that could not be created; best effort, each failure said.
+/// Attaches the data volume `launch` made, once it is available, to go with the server
+/// when it is deleted (`delete_on_termination`, compute 2.79), and waits until it is
+/// in use.
+async fn attach_data_volume(s: &Session, server_id: &str, volume: &str, timeout: u64) -> Result<(), Failure> {
+    wait_for(s, &kinds::VOLUME, volume, "available", timeout).await?;
+    let made = s
+        .call(
+            Method::POST,
+            "compute",
+            &format!("/servers/{server_id}/os-volume_attachments"),
+            Some(&json!({"volumeAttachment": {"volumeId": volume, "delete_on_termination": true}})),
+            &[("OpenStack-API-Version", "compute 2.79")],
+        )
+        .await?;
+    wait_for(s, &kinds::VOLUME, volume, "in-use", timeout).await?;
+    let device = made["volumeAttachment"]["device"].as_str().unwrap_or("a new disk");
+    say(&format!("attached the data volume as {device}"));
+    Ok(())
+}
+
+/// Removes a generated keypair (and its private key), a lease and a data volume made
+/// for a server that could not be created; best effort, each failure said.
 async fn undo(s: &Session, record: &serde_json::Map<String, Value>) {
+    if let Some(v) = record.get("volume").and_then(Value::as_str) {
+        if let Err(e) = s.call(Method::DELETE, "volumev3", &format!("/volumes/{v}"), None, &[]).await {
+            say(&format!("could not delete volume {v}: {e}"));
+        }
+    }
     if let Some(k) = record.get("keypair").and_then(Value::as_str) {
         if let Err(e) = s.call(Method::DELETE, "compute", &format!("/os-keypairs/{k}"), None, &[]).await {
             say(&format!("could not delete keypair {k}: {e}"));
@@ -465,6 +514,41 @@ pub async fn down(s: &Session, name: &str, timeout: u64) -> Result<(), Failure> 
             Err(e) => return Err(e.into()),
         }
     }
+    if let Some(v) = rec.get("volume").and_then(Value::as_str) {
+        remove_data_volume(s, v, &server_id, timeout).await?;
+    }
+    Ok(())
+}
+
+/// The data volume goes with its server (attached with `delete_on_termination`); one
+/// detached meanwhile is deleted here. One attached to another server stays.
+async fn remove_data_volume(s: &Session, volume: &str, server_id: &str, timeout: u64) -> Result<(), Failure> {
+    let start = Instant::now();
+    loop {
+        let v = match kinds::VOLUME.show(s, volume).await {
+            Ok(v) => v,
+            Err(e) if e.is_not_found() => break,
+            Err(e) => return Err(e.into()),
+        };
+        match v["status"].as_str().unwrap_or_default() {
+            "available" | "error" => {
+                match s.call(Method::DELETE, "volumev3", &format!("/volumes/{volume}"), None, &[]).await {
+                    Ok(_) => break,
+                    Err(e) if e.is_not_found() => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            "in-use" if v["attachments"].as_array().into_iter().flatten().any(|a| a["server_id"] != server_id) => {
+                say(&format!("volume {volume} is attached to another server: it stays"));
+                return Ok(());
+            }
+            _ if start.elapsed() >= Duration::from_secs(timeout) => {
+                return Err(Failure { code: 6, message: format!("volume {volume} was not deleted within {timeout} s") })
+            }
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+    say(&format!("deleted volume {volume}"));
     Ok(())
 }
 
