@@ -328,7 +328,8 @@ def test_launch_status_and_down(cloud, home):
 def test_quotas_across_services_and_usage(cloud, home):
     """`quota show` reads compute's, network's and block storage's limits and use in one
     table; `quota set` (the admin's) sends each limit to the service that owns it;
-    `usage` reports the project's server-hours over a window."""
+    `usage` reports the project's server-hours over a window (of a server snapshotted
+    on the way)."""
     rows = ok_json(home, "quota", "show")
     by = {(r["Service"], r["Resource"]): r for r in rows}
     for key in [("compute", "instances"), ("compute", "cores"), ("network", "floatingip"), ("network", "port"),
@@ -362,6 +363,9 @@ def test_quotas_across_services_and_usage(cloud, home):
             "--network", basics["network"], "--wait")
     time.sleep(1)
     try:
+        snap = ok_json(home, "server", "snapshot", "metered", "--name", "metered-snap", "--wait")
+        assert snap["status"] == "active" and snap["image_type"] == "snapshot", snap
+        assert stratus(home, "image", "delete", "metered-snap").returncode == 0
         u = ok_json(home, "usage", "--start", "2026-01-01")
     finally:
         assert stratus(home, "server", "delete", "metered", "--wait").returncode == 0

@@ -1,5 +1,5 @@
-//! Server commands that change things: create (names resolved to IDs) and delete, each
-//! with `--wait` ([`crate::wait`]).
+//! Server commands that change things: create (names resolved to IDs), snapshot and
+//! delete, each with `--wait` ([`crate::wait`]).
 
 use crate::wait::{wait_for, WaitArgs};
 use crate::{find, kinds, output, usage, Failure, Format};
@@ -43,6 +43,17 @@ pub enum ServerVerb {
     /// Change a server: rename it or describe it
     #[command(after_help = "Example:\n  stratus server set web-1 --name web-old --description \"kept for a week\"")]
     Set(crate::SetArgs),
+    /// Snapshot a server's disk into a new image of the project
+    #[command(after_help = "Example:\n  stratus server snapshot web-1 --name web-1-before-upgrade --wait")]
+    Snapshot {
+        /// The server's name or ID
+        server: String,
+        /// The new image's name
+        #[arg(long = "name", value_name = "IMAGE_NAME")]
+        image_name: String,
+        #[command(flatten)]
+        waiting: WaitArgs,
+    },
     /// Delete servers, by name or ID
     Delete {
         /// Their names or IDs
@@ -80,6 +91,24 @@ pub async fn run(s: &Session, verb: ServerVerb, format: Format, columns: &[Strin
                 wait_for(s, &kinds::SERVER, &id, "ACTIVE", waiting.timeout).await?
             } else {
                 kinds::SERVER.show(s, &id).await?
+            };
+            output::record(&shown, format, columns).map_err(usage)
+        }
+        ServerVerb::Snapshot { server, image_name, waiting } => {
+            if image_name.trim().is_empty() {
+                return Err(usage("--name needs a name".into()));
+            }
+            let id = kinds::id_text(&find(&kinds::SERVER, s, &server).await?["id"]);
+            let body = json!({"createImage": {"name": image_name}});
+            let path = format!("/servers/{id}/action");
+            let made = s
+                .call(Method::POST, "compute", &path, Some(&body), &[("OpenStack-API-Version", "compute 2.45")])
+                .await?;
+            let image = made["image_id"].as_str().unwrap_or_default().to_string();
+            let shown = if waiting.wait {
+                wait_for(s, &kinds::IMAGE, &image, "active", waiting.timeout).await?
+            } else {
+                kinds::IMAGE.show(s, &image).await?
             };
             output::record(&shown, format, columns).map_err(usage)
         }

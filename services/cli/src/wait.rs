@@ -20,7 +20,7 @@ pub struct WaitArgs {
 }
 
 /// Polls `kind` `id` until its status is `want` (`GONE`: deleted); the resource as
-/// last seen.
+/// last seen. One that is gone, or in ERROR, while another status is awaited fails.
 pub async fn wait_for(s: &Session, kind: &Kind, id: &str, want: &str, timeout: u64) -> Result<Value, Failure> {
     let start = Instant::now();
     let tty = std::io::stderr().is_terminal();
@@ -46,6 +46,12 @@ pub async fn wait_for(s: &Session, kind: &Kind, id: &str, want: &str, timeout: u
         if status.eq_ignore_ascii_case(want) {
             done(tty);
             return Ok(if shown.is_null() { last } else { shown });
+        }
+        if status == "GONE" {
+            // Waiting for it to become something else: it failed and was removed
+            // (a snapshot whose copy failed), or someone deleted it.
+            done(tty);
+            return Err(Failure { code: 6, message: format!("{noun} {id} was deleted before it became {want}") });
         }
         if status.eq_ignore_ascii_case("error") {
             done(tty);
