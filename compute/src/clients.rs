@@ -118,6 +118,64 @@ impl Clients {
         self.call(Method::GET, &format!("{}/v2/images/{}", self.image_url, urlencode(id)), token, None).await
     }
 
+    /// Makes an image as the caller (its owner the caller's project, its quota the
+    /// caller's); the image as answered.
+    pub async fn image_create(&self, token: &str, body: Value) -> CallResult<Value> {
+        self.call(Method::POST, &format!("{}/v2/images", self.image_url), token, Some(body)).await
+    }
+
+    /// The active images made from server `server` as `image_type` (`backup`) of
+    /// `backup_type`, newest first, with the service's token (whoever owns them).
+    pub async fn images_of_server(&self, server: &str, image_type: &str, backup_type: &str) -> CallResult<Vec<Value>> {
+        let url = format!(
+            "{}/v2/images?limit=1000&status=active&visibility=all&sort_key=created_at&sort_dir=desc&instance_uuid={}&image_type={}&backup_type={}",
+            self.image_url,
+            urlencode(server),
+            urlencode(image_type),
+            urlencode(backup_type)
+        );
+        let v = self.service_call(Method::GET, &url, None).await?;
+        Ok(v["images"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// A call to the image service as the caller (`path` below its root).
+    pub async fn image_call(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> CallResult<Value> {
+        self.call(method, &format!("{}{path}", self.image_url), token, body).await
+    }
+
+    /// A JSON patch of an image, as the caller; the image as answered.
+    pub async fn image_patch(&self, token: &str, id: &str, ops: Value) -> CallResult<Value> {
+        let url = format!("{}/v2/images/{}", self.image_url, urlencode(id));
+        let resp = self
+            .http
+            .patch(&url)
+            .header("x-auth-token", token)
+            .header("content-type", "application/openstack-images-v2.1-json-patch")
+            .body(ops.to_string())
+            .send()
+            .await
+            .map_err(|e| CallError::Unavailable(format!("{url}: {e}")))?;
+        let status = resp.status();
+        let value: Value = resp.json().await.unwrap_or(Value::Null);
+        match status {
+            s if s.is_success() => Ok(value),
+            s if s.is_client_error() => {
+                Err(CallError::Refused(s.as_u16(), value["message"].as_str().unwrap_or("").into()))
+            }
+            s => Err(CallError::Unavailable(format!("{url}: {s}"))),
+        }
+    }
+
+    /// Deletes an image, with the service's token (an image gone already is fine).
+    pub async fn image_delete(&self, id: &str) -> CallResult<()> {
+        let url = format!("{}/v2/images/{}", self.image_url, urlencode(id));
+        match self.service_call(Method::DELETE, &url, None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// A volume the caller can see (in `project`'s URL, the caller's own or, for an
     /// admin, any).
     pub async fn volume_as(&self, token: &str, project: &str, id: &str) -> CallResult<Value> {

@@ -1374,3 +1374,199 @@ async fn deleted_server_actions(engine: Engine) {
 async fn deleted_servers_keep_their_actions_and_none_is_soft_deleted() {
     each_engine!(deleted_server_actions);
 }
+
+/// Image `id` as the admin sees it; `None` when it does not exist.
+async fn image_of(c: &Cloud, id: &str) -> Option<Value> {
+    let admin = c.admin().await;
+    let url = format!("{}/v2/images/{id}", c.image_url);
+    let r = reqwest::Client::new().get(url).header("x-auth-token", &admin).send().await.unwrap();
+    if r.status().as_u16() == 404 {
+        return None;
+    }
+    Some(r.json().await.unwrap())
+}
+
+async fn task_state_of(c: &Cloud, token: &str, id: &str) -> Value {
+    c.call("GET", &format!("/servers/{id}"), token, None).await.body["server"]["OS-EXT-STS:task_state"].clone()
+}
+
+async fn snapshots(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (image, net, _) = c.basics().await;
+    let (project, token) = c.member("snapper").await;
+    let (_, stranger) = c.member("snap-stranger").await;
+    let id = create(&c, &token, server_body(&image, &net, "to-snap")).await;
+    c.wait_status(&token, &id, "ACTIVE").await;
+    let action = format!("/servers/{id}/action");
+    let snap = |name: &str| Some(json!({"createImage": {"name": name, "metadata": {"purpose": "backup"}}}));
+
+    // From 2.45 the answer is the image's id; the image is the caller's, marked a snapshot.
+    let r = c.call_v("2.45", "POST", &action, &token, snap("snap-1")).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let image_id = r.body["image_id"].as_str().unwrap().to_string();
+    eventually("the snapshot is uploaded", || async {
+        image_of(&c, &image_id).await.is_some_and(|i| i["status"] == "active")
+    })
+    .await;
+    let img = image_of(&c, &image_id).await.unwrap();
+    assert_eq!((img["owner"].as_str(), img["visibility"].as_str()), (Some(project.as_str()), Some("private")));
+    assert_eq!((img["image_type"].as_str(), img["instance_uuid"].as_str()), (Some("snapshot"), Some(id.as_str())));
+    assert_eq!((img["base_image_ref"].as_str(), img["purpose"].as_str()), (Some(image.as_str()), Some("backup")));
+    assert_eq!((img["disk_format"].as_str(), img["size"].as_i64()), (Some("raw"), Some(64 << 10)), "{img}");
+    eventually("the snapshot's task and action end", || async {
+        let open = sqlx::query("SELECT 1 FROM compute_actions WHERE server_id = $1 AND finish_time IS NULL")
+            .bind(&id)
+            .fetch_all(&c.compute.store.db.pool)
+            .await
+            .unwrap();
+        task_state_of(&c, &token, &id).await.is_null() && open.is_empty()
+    })
+    .await;
+    let r = c.call_v("2.21", "GET", &format!("/servers/{id}/os-instance-actions"), &token, None).await;
+    assert!(r.body["instanceActions"].as_array().unwrap().iter().any(|a| a["action"] == "createImage"), "{}", r.body);
+    // Nova's image proxy (before 2.36) shows it, lists it by server and type, and sets,
+    // reads and removes its metadata as the caller.
+    let shown = c.call("GET", &format!("/images/{image_id}"), &token, None).await;
+    let view = &shown.body["image"];
+    assert_eq!((view["status"].as_str(), view["progress"].as_i64()), (Some("ACTIVE"), Some(100)), "{}", shown.body);
+    assert_eq!(
+        (view["server"]["id"].as_str(), view["metadata"]["purpose"].as_str()),
+        (Some(id.as_str()), Some("backup"))
+    );
+    assert_eq!(
+        c.call_v("2.36", "GET", &format!("/images/{image_id}"), &token, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let listed = c.call("GET", &format!("/images/detail?server={id}&type=snapshot"), &token, None).await;
+    let ids: Vec<&str> = listed.body["images"].as_array().unwrap().iter().filter_map(|i| i["id"].as_str()).collect();
+    assert_eq!(ids, [image_id.as_str()], "{}", listed.body);
+    let meta = format!("/images/{image_id}/metadata");
+    let r = c.call("POST", &meta, &token, Some(json!({"metadata": {"tier": "gold"}}))).await;
+    assert_eq!((r.status, r.body["metadata"]["tier"].as_str()), (StatusCode::OK, Some("gold")), "{}", r.body);
+    assert_eq!(c.call("GET", &format!("{meta}/tier"), &token, None).await.body["meta"]["tier"], "gold");
+    assert_eq!(c.call("DELETE", &format!("{meta}/tier"), &token, None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.call("GET", &format!("{meta}/tier"), &token, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call("GET", &format!("/images/{image_id}"), &stranger, None).await.status, StatusCode::NOT_FOUND);
+    // A server booted from the snapshot runs.
+    let from_snap = create(&c, &token, server_body(&image_id, &net, "from-snap")).await;
+    c.wait_status(&token, &from_snap, "ACTIVE").await;
+
+    // Before 2.45 the image's URL is the Location header.
+    let reply =
+        stratus_test_support::send(&c.router, "POST", &format!("/v2.1{action}"), Some(&token), snap("snap-2"), &[])
+            .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    let location = reply.headers["location"].to_str().unwrap().to_string();
+    let second = location.rsplit('/').next().unwrap().to_string();
+    assert!(location.contains("/v2/images/") && image_of(&c, &second).await.is_some(), "{location}");
+    eventually("the second snapshot ends", || async { task_state_of(&c, &token, &id).await.is_null() }).await;
+    assert_eq!(c.call("DELETE", &format!("/images/{second}"), &token, None).await.status, StatusCode::NO_CONTENT);
+    assert!(image_of(&c, &second).await.is_none(), "deleted through the proxy");
+    // A server busy with another task is refused; so are bad requests, and another project's.
+    let mut s = c.compute.store.server_get(&id).await.unwrap().unwrap();
+    s.task_state = Some(stratus_compute::store::TaskState::Pausing);
+    assert!(c.compute.store.server_save(&mut s, None).await.unwrap());
+    assert_eq!(c.call("POST", &action, &token, snap("too-soon")).await.status, StatusCode::CONFLICT);
+    s.task_state = None;
+    assert!(c.compute.store.server_save(&mut s, None).await.unwrap());
+    for bad in [
+        json!({"createImage": {}}),
+        json!({"createImage": {"name": " "}}),
+        json!({"createImage": {"name": "x", "metadata": [1]}}),
+        json!({"createImage": {"name": "x", "metadata": {"id": "mine"}}}),
+    ] {
+        assert_eq!(c.call("POST", &action, &token, Some(bad)).await.status, StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(c.call("POST", &action, &stranger, snap("x")).await.status, StatusCode::NOT_FOUND);
+
+    // Backups rotate: with rotation 2, the third daily backup takes the first one's place.
+    let mut backups = Vec::new();
+    for n in 1..=3 {
+        let body = json!({"createBackup": {"name": format!("daily-{n}"), "backup_type": "daily", "rotation": 2}});
+        let r = c.call_v("2.45", "POST", &action, &token, Some(body)).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+        backups.push(r.body["image_id"].as_str().unwrap().to_string());
+        eventually("the backup ends", || async { task_state_of(&c, &token, &id).await.is_null() }).await;
+    }
+    eventually("the oldest backup goes with the rotation", || async { image_of(&c, &backups[0]).await.is_none() })
+        .await;
+    for b in &backups[1..] {
+        let img = image_of(&c, b).await.unwrap();
+        assert_eq!((img["image_type"].as_str(), img["backup_type"].as_str()), (Some("backup"), Some("daily")), "{img}");
+    }
+    let bad_backup = json!({"createBackup": {"name": "x", "backup_type": "daily", "rotation": -1}});
+    assert_eq!(c.call("POST", &action, &token, Some(bad_backup)).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        c.call("POST", &action, &token, Some(json!({"createBackup": {"name": "x", "rotation": 1}}))).await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // A snapshot that fails on the host (its guest vanished) ends the task, and its image goes.
+    for d in &c.drivers {
+        use stratus_compute_agent::driver::HypervisorDriver;
+        d.destroy(&id).await.unwrap();
+    }
+    let r = c.call_v("2.45", "POST", &action, &token, snap("doomed")).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let doomed = r.body["image_id"].as_str().unwrap().to_string();
+    eventually("the failed snapshot's image is deleted", || async { image_of(&c, &doomed).await.is_none() }).await;
+    eventually("the failed snapshot's task ends", || async { task_state_of(&c, &token, &id).await.is_null() }).await;
+
+    // A crash after the task was recorded and before the image was made: the reconciler
+    // sends the command again, the agent finds no image, the task ends.
+    let mut s = c.compute.store.server_get(&from_snap).await.unwrap().unwrap();
+    s.task_state = Some(stratus_compute::store::TaskState::ImageSnapshot);
+    s.control.snapshot_image = Some(uuid::Uuid::new_v4().to_string());
+    assert!(c.compute.store.server_save(&mut s, None).await.unwrap());
+    c.compute.reconcile().await.unwrap();
+    eventually("the interrupted snapshot's task ends", || async {
+        let s = c.compute.store.server_get(&from_snap).await.unwrap().unwrap();
+        s.task_state.is_none() && s.control.snapshot_image.is_none()
+    })
+    .await;
+    for server in [&id, &from_snap] {
+        assert_eq!(c.call("DELETE", &format!("/servers/{server}"), &token, None).await.status, StatusCode::NO_CONTENT);
+        c.wait_status(&token, server, "GONE").await;
+    }
+}
+
+#[tokio::test]
+async fn snapshots_upload_the_disk_into_a_new_image_and_failures_leave_none() {
+    each_engine!(snapshots);
+}
+
+async fn reset_state(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (image, net, _) = c.basics().await;
+    let admin = c.admin().await;
+    let (_, token) = c.member("reset").await;
+    let id = create(&c, &token, server_body(&image, &net, "to-reset")).await;
+    c.wait_status(&token, &id, "ACTIVE").await;
+    let action = format!("/servers/{id}/action");
+    let reset = |state: &str| Some(json!({"os-resetState": {"state": state}}));
+    // The admin's tool: a member is refused, a bad state or an unknown server too.
+    assert_eq!(c.call("POST", &action, &token, reset("error")).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(c.call("POST", &action, &admin, reset("paused")).await.status, StatusCode::BAD_REQUEST);
+    let missing = "/servers/00000000-0000-0000-0000-000000000000/action";
+    assert_eq!(c.call("POST", missing, &admin, reset("error")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        c.call("POST", missing, &admin, Some(json!({"migrate": null}))).await.status,
+        StatusCode::NOT_FOUND,
+        "an action on a server that does not exist is 404 before it is 501"
+    );
+    assert_eq!(c.call("POST", &action, &admin, reset("error")).await.status, StatusCode::ACCEPTED);
+    c.wait_status(&token, &id, "ERROR").await;
+    let listed = c.call("GET", "/servers?status=ERROR", &token, None).await;
+    assert_eq!(listed.body["servers"].as_array().unwrap().len(), 1, "{}", listed.body);
+    assert_eq!(c.call("POST", &action, &admin, reset("active")).await.status, StatusCode::ACCEPTED);
+    c.wait_status(&token, &id, "ACTIVE").await;
+    // In ERROR the server can still be deleted, and nothing is left.
+    assert_eq!(c.call("POST", &action, &admin, reset("error")).await.status, StatusCode::ACCEPTED);
+    assert_eq!(c.call("DELETE", &format!("/servers/{id}"), &token, None).await.status, StatusCode::NO_CONTENT);
+    c.wait_status(&token, &id, "GONE").await;
+}
+
+#[tokio::test]
+async fn an_admin_resets_a_servers_state() {
+    each_engine!(reset_state);
+}

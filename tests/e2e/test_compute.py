@@ -158,14 +158,20 @@ def test_resize_and_rebuild(cloud, base):
     p = cloud.osc("server", "resize", "--flavor", bigger, sid, env=env, check=False)
     assert p.returncode != 0 and "400" in p.stderr, p.stderr
 
-    cloud.osc("server", "rebuild", "--image", base["image"], "--name", "rebuilt", "--wait", sid, env=env)
+    # A snapshot is an image of the project's, and the server rebuilds from it.
+    snap = cloud.osc("server", "image", "create", "--name", unique("snap"), "--wait", sid, env=env)
+    img = cloud.osc("image", "show", snap["id"], env=env)
+    assert img["status"] == "active" and img["visibility"] == "private", img
+    assert img["properties"]["image_type"] == "snapshot" and img["properties"]["instance_uuid"] == sid, img
+    cloud.osc("server", "rebuild", "--image", snap["id"], "--name", "rebuilt", "--wait", sid, env=env)
     shown = cloud.osc("server", "show", sid, env=env)
-    assert shown["status"] == "ACTIVE" and shown["name"] == "rebuilt"
+    assert shown["status"] == "ACTIVE" and shown["name"] == "rebuilt" and snap["id"] in shown["image"], shown
     events = {e["Action"] for e in cloud.osc("server", "event", "list", sid, env=env)}
-    assert {"resize", "revertResize", "confirmResize", "rebuild"} <= events, events
+    assert {"resize", "revertResize", "confirmResize", "createImage", "rebuild"} <= events, events
     cloud.osc("server", "delete", "--wait", sid, env=env)
     used = {u["Name"]: u["Value"] for u in cloud.osc("limits", "show", "--absolute", env=env)}
     assert used["total_cores_used"] == 0, used
+    cloud.osc("image", "delete", snap["id"], env=env)
     cloud.osc("flavor", "delete", bigger)
 
 

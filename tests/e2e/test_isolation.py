@@ -276,7 +276,8 @@ def test_by_id(world, a_things, actor):
     if got != 404:
         wrong.append(f"GET keypair: {got}")
     # Server actions a reader or another project must not take.
-    for action in ({"os-stop": None}, {"reboot": {"type": "SOFT"}}, {"os-getConsoleOutput": {}}, {"lock": None}):
+    for action in ({"os-stop": None}, {"reboot": {"type": "SOFT"}}, {"os-getConsoleOutput": {}}, {"lock": None},
+                   {"createImage": {"name": "iso-snapshot"}}):
         got = c.http("POST", f"/servers/{a_things['server']}/action", token, action, base=c.compute_url + "/v2.1")[0]
         want = 404 if actor == "b_member" else 403
         if got != want:

@@ -283,6 +283,28 @@ def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud
         assert "virtual size: 2 GiB" in info, info
         wait_until("SSH after resize", lambda: ssh(outside, key, address, "true").returncode == 0, timeout=90, interval=1)
 
+        # A snapshot: what the guest wrote on its root disk is in the image (the guest
+        # paused for the copy, running and answering after), which keeps the kernel and
+        # initramfs to boot with: a server boots from it.
+        wrote = ssh(outside, key, address, "printf stratus-snapshot-ok > /dev/vda && sync")
+        assert wrote.returncode == 0, wrote.stderr
+        snap = cloud.osc("server", "image", "create", "--name", unique("snap"), "--wait", server["id"])
+        assert cloud.osc("server", "show", server["id"])["status"] == "ACTIVE"
+        assert ssh(outside, key, address, "true").returncode == 0, "the guest runs on after its snapshot"
+        shown = cloud.osc("image", "show", snap["id"])
+        assert shown["disk_format"] == "qcow2" and shown["properties"]["kernel_id"] == cloud.boot_images[0], shown
+        saved, snap_head = os.path.join(work, "snap.qcow2"), os.path.join(work, "snap-head.raw")
+        cloud.osc("image", "save", "--file", saved, snap["id"], fmt_json=False)
+        sh("qemu-img", "dd", "-f", "qcow2", "-O", "raw", "bs=512", "count=1", f"if={saved}", f"of={snap_head}")
+        assert open(snap_head, "rb").read().startswith(b"stratus-snapshot-ok")
+        from_snap = cloud.osc("server", "create", "--flavor", big["id"], "--image", snap["id"], "--network", net["id"],
+                              *hint, "--wait", unique("from-snap"))
+        assert from_snap["status"] == "ACTIVE", from_snap
+        wait_until("the guest from the snapshot up", lambda: "stratus-guest: ready" in cloud.osc(
+            "console", "log", "show", from_snap["id"], fmt_json=False), timeout=90, interval=1)
+        cloud.osc("server", "delete", "--wait", from_snap["id"])
+        cloud.osc("image", "delete", snap["id"])
+
         # A volume hot-plugged into the running guest: a new virtio disk whose serial is
         # the volume's id, written from inside; unplugged, it leaves the guest, and its
         # file keeps what the guest wrote.

@@ -50,6 +50,8 @@ pub struct Agent {
     report_every: Duration,
     /// Commands for one server run one at a time.
     locks: Mutex<HashMap<protocol::ServerId, Arc<tokio::sync::Mutex<()>>>>,
+    /// The image service snapshots are uploaded to (set once, before commands run).
+    images: std::sync::OnceLock<Arc<images::ImageCache>>,
 }
 
 impl Agent {
@@ -61,6 +63,7 @@ impl Agent {
             bus,
             report_every,
             locks: Mutex::new(HashMap::new()),
+            images: std::sync::OnceLock::new(),
         })
     }
 
@@ -74,6 +77,7 @@ impl Agent {
             bus,
             report_every,
             locks: Mutex::new(HashMap::new()),
+            images: std::sync::OnceLock::new(),
         })
     }
 
@@ -89,6 +93,44 @@ impl Agent {
             tracing::warn!(error = %e, "cannot say which hosts this agent runs");
         }
         Ok(())
+    }
+
+    /// Where snapshots go: the image service, through this host's image cache.
+    pub fn set_image_service(&self, images: Arc<images::ImageCache>) {
+        let _ = self.images.set(images);
+    }
+
+    /// Copies a guest's disk into the snapshot image the service made. An image that
+    /// is `active` already was uploaded by an earlier try of this command; one that is
+    /// gone was given up by the service (or its owner): both end the command.
+    async fn snapshot(&self, host: &Host, cmd: &Command) -> anyhow::Result<protocol::PowerState> {
+        let image = cmd
+            .spec
+            .as_ref()
+            .and_then(|s| s.snapshot_image.clone())
+            .ok_or_else(|| anyhow::anyhow!("a snapshot command without an image"))?;
+        let images =
+            self.images.get().ok_or_else(|| anyhow::anyhow!("this agent has no image service to upload to"))?;
+        let power = || async {
+            let guests = host.driver.guests().await?;
+            Ok::<_, anyhow::Error>(
+                guests
+                    .iter()
+                    .find(|g| g.server_id == cmd.server_id)
+                    .map_or(protocol::PowerState::NoState, |g| g.power_state),
+            )
+        };
+        match images.image_doc(&image).await?.as_ref().and_then(|d| d["status"].as_str().map(str::to_string)) {
+            None => anyhow::bail!("the snapshot image {image} is gone"),
+            Some(s) if s == "active" => return power().await,
+            Some(s) if s == "queued" => {}
+            Some(s) => anyhow::bail!("the snapshot image {image} is {s}, not queued"),
+        }
+        let export = host.driver.export_disk(&cmd.server_id).await?;
+        let uploaded = images.upload(&image, &export.path, export.disk_format).await;
+        let _ = std::fs::remove_file(&export.path);
+        uploaded?;
+        power().await
     }
 
     pub fn queue(&self) -> String {
@@ -223,6 +265,7 @@ impl Agent {
         let host = self.host_for(&cmd.host).await?;
         let d = &host.driver;
         match cmd.op {
+            Op::Snapshot => self.snapshot(&host, cmd).await,
             Op::Spawn => {
                 let spec = cmd.spec.as_ref().ok_or_else(|| anyhow::anyhow!("spawn without a guest spec"))?;
                 d.spawn(&cmd.server_id, spec).await

@@ -135,6 +135,9 @@ pub struct GuestSpec {
     /// booted from a volume); else the image's `os_command_line`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_line: Option<String>,
+    /// For `Snapshot`: the image the guest's disk is uploaded into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_image: Option<String>,
 }
 
 impl GuestSpec {
@@ -193,6 +196,10 @@ pub enum Op {
     Rebuild,
     /// Give the guest the spec's vCPUs, RAM and disk (a resize, or its revert).
     Resize,
+    /// Copy the guest's root disk (whole, without its backing image) into the image
+    /// service's image `snapshot_image` of the spec, which the service made `queued`.
+    /// Idempotent: an image already `active` is answered done.
+    Snapshot,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! layer decides.
 
 mod error;
+mod images;
 mod misc;
 mod servers;
 pub mod views;
@@ -38,6 +39,17 @@ pub fn router(service: Arc<ComputeService>, verifier: Arc<TokenVerifier>, max_bo
         .route("/flavors/{id}/action", post(misc::flavor_action))
         .route("/os-keypairs", get(misc::keypair_list).post(misc::keypair_create))
         .route("/os-keypairs/{name}", get(misc::keypair_show).delete(misc::keypair_delete))
+        .route("/images", get(images::index))
+        .route("/images/detail", get(images::detail))
+        .route("/images/{id}", get(images::show).delete(images::delete))
+        .route(
+            "/images/{id}/metadata",
+            get(images::metadata_list).post(images::metadata_merge).put(images::metadata_replace),
+        )
+        .route(
+            "/images/{id}/metadata/{key}",
+            get(images::metadata_show).put(images::metadata_put).delete(images::metadata_delete),
+        )
         .route("/servers", get(servers::list).post(servers::create))
         .route("/servers/detail", get(servers::detail))
         .route("/servers/{id}", get(servers::show).put(servers::update).delete(servers::delete))

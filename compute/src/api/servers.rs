@@ -186,6 +186,29 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The `metadata` of a `createImage` or `createBackup` (none: empty).
+fn image_metadata(args: &serde_json::Map<String, Value>) -> ApiResult<serde_json::Map<String, Value>> {
+    match args.get("metadata") {
+        None | Some(Value::Null) => Ok(serde_json::Map::new()),
+        Some(Value::Object(m)) => Ok(m.clone()),
+        Some(_) => Err(bad("Invalid input for field/attribute metadata: it must be an object.")),
+    }
+}
+
+/// The answer to `createImage` and `createBackup`: from 2.45 the image's id is the
+/// body; before, its URL is the `Location`.
+fn image_answer(s: &AppState, v: Version, image_id: &str) -> Response {
+    if v.at_least(45) {
+        return (StatusCode::ACCEPTED, Json(json!({ "image_id": image_id }))).into_response();
+    }
+    let location = format!("{}/v2/images/{image_id}", s.clients.image_url.trim_end_matches('/'));
+    let mut resp = StatusCode::ACCEPTED.into_response();
+    if let Ok(h) = axum::http::HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(axum::http::header::LOCATION, h);
+    }
+    resp
+}
+
 /// `POST /servers/{id}/action`: `{"os-stop": null}`, `{"reboot": {"type": "HARD"}}`, ...
 pub async fn action(
     State(s): State<AppState>,
@@ -260,6 +283,45 @@ pub async fn action(
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
         "revertResize" => s.server_revert_resize(&ctx, &id, &request_id).await?,
+        "createImage" => {
+            let Value::Object(args) = arg else { return Err(bad("Invalid input for field/attribute createImage.")) };
+            let name = args
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("Invalid input for field/attribute createImage: 'name' is a required property."))?;
+            let metadata = image_metadata(&args)?;
+            let image_id = s.server_snapshot(&ctx, &id, name, &metadata, None, &request_id).await?;
+            return Ok(image_answer(&s, v, &image_id));
+        }
+        "createBackup" => {
+            let Value::Object(args) = arg else { return Err(bad("Invalid input for field/attribute createBackup.")) };
+            let field =
+                |k: &str| bad(format!("Invalid input for field/attribute createBackup: '{k}' is a required property."));
+            let name = args.get("name").and_then(Value::as_str).ok_or_else(|| field("name"))?;
+            let backup_type = args.get("backup_type").and_then(Value::as_str).ok_or_else(|| field("backup_type"))?;
+            let rotation = match args.get("rotation") {
+                Some(Value::Number(n)) => n.as_i64(),
+                Some(Value::String(t)) => t.parse().ok(),
+                _ => None,
+            }
+            .ok_or_else(|| field("rotation"))?;
+            let metadata = image_metadata(&args)?;
+            let backup = crate::store::Backup { backup_type: backup_type.to_string(), rotation };
+            let image_id = s.server_snapshot(&ctx, &id, name, &metadata, Some(backup), &request_id).await?;
+            return Ok(image_answer(&s, v, &image_id));
+        }
+        "os-resetState" => {
+            let state = arg["state"].as_str().ok_or_else(|| {
+                bad("Invalid input for field/attribute os-resetState: 'state' is a required property.")
+            })?;
+            s.server_reset_state(&ctx, &id, state).await?
+        }
+        // Nova's libvirt driver injects nothing (only the long-gone XenAPI driver did):
+        // the admin's call is accepted and changes nothing, as there.
+        "injectNetworkInfo" => {
+            crate::app::require_admin(&ctx, "injectNetworkInfo")?;
+            s.server_get(&ctx, &id).await?;
+        }
         "lock" => s.server_lock(&ctx, &id, true, arg["locked_reason"].as_str().map(str::to_string)).await?,
         "unlock" => s.server_lock(&ctx, &id, false, None).await?,
         "os-getConsoleOutput" => {
@@ -278,6 +340,8 @@ pub async fn action(
             return Ok(Json(json!({ "output": out })).into_response());
         }
         other => {
+            // A server that does not exist is 404 whatever the action, as in Nova.
+            s.server_get(&ctx, &id).await?;
             return Err(crate::app::not_implemented(format!("The server action {other} is not supported yet.")).into());
         }
     }

@@ -157,6 +157,7 @@ impl ComputeService {
         }
         server.control.command = None;
         match r.op {
+            Op::Snapshot => return self.snapshot_done(server, r).await,
             Op::Spawn => {
                 server.control.spawn = Some(answer(r, None));
             }
@@ -259,11 +260,12 @@ impl ComputeService {
         Ok(())
     }
 
-    /// Power actions left without an answer: sent again (idempotent at the agent),
-    /// or, when the host is gone, ended so nothing stays in a task state.
+    /// Power actions and snapshots left without an answer: sent again (idempotent at
+    /// the agent), or, when the host is gone, ended so nothing stays in a task state.
     pub(crate) async fn retry_power_actions(&self, servers: &[Server]) -> anyhow::Result<()> {
         for s in servers {
             let op = match s.task_state {
+                Some(TaskState::ImageSnapshot) => Op::Snapshot,
                 Some(TaskState::PoweringOff) => Op::Stop,
                 Some(TaskState::PoweringOn) => Op::Start,
                 Some(TaskState::Rebooting) => Op::SoftReboot,
@@ -280,7 +282,9 @@ impl ComputeService {
                 Some(h) => self.store.host_get(h).await?.is_some_and(|h| self.scheduler.is_up(&h)),
                 None => false,
             };
-            if up {
+            if op == Op::Snapshot {
+                self.retry_snapshot(&s, up).await?;
+            } else if up {
                 self.send(&mut s, op, None).await?;
             } else {
                 s.task_state = None;

@@ -540,6 +540,7 @@ impl ComputeService {
                 .collect(),
             command_line: super::volumes::boot_volume_of(server)
                 .and_then(|b| b.image_meta["os_command_line"].as_str().map(str::to_string)),
+            snapshot_image: None,
         }
     }
 

@@ -214,6 +214,12 @@ impl ComputeService {
         _: &mut NoData,
     ) -> StepResult<Outcome> {
         self.leave_group(server).await?;
+        // A snapshot under way when the delete came: its image goes with the server
+        // (as Nova's does), and a finished upload's answer finds no server to end.
+        if let Some(image) = server.control.snapshot_image.take() {
+            self.clients.image_delete(&image).await?;
+            self.finish_action(server, "createImage", Some("The server was deleted during the snapshot.")).await;
+        }
         server.vm_state = VmState::Deleted;
         server.task_state = None;
         server.power_state = PowerState::NoState;

@@ -15,6 +15,7 @@ pub mod keypairs;
 pub mod quotas;
 pub mod resize;
 pub mod servers;
+pub mod snapshots;
 pub mod usage;
 pub mod volumes;
 

@@ -665,6 +665,28 @@ impl ComputeService {
         Ok(())
     }
 
+    /// `os-resetState` (an admin's repair tool, as Nova's): the server's `vm_state` is set
+    /// to `active` or `error` and its task state cleared, whatever it was doing. Work
+    /// still under way (a saga, a command) goes on and settles the server again when it
+    /// ends.
+    pub async fn server_reset_state(&self, ctx: &AuthContext, id: &str, state: &str) -> AppResult<()> {
+        super::require_admin(ctx, "os-resetState")?;
+        let vm_state = match state {
+            "active" => VmState::Active,
+            "error" => VmState::Error,
+            other => {
+                return Err(bad(format!(
+                    "Invalid input for field/attribute state. Value: {other}. It must be active or error."
+                )))
+            }
+        };
+        let mut s = self.server_get(ctx, id).await?;
+        s.vm_state = vm_state;
+        s.task_state = None;
+        self.save_api(&mut s).await?;
+        Ok(())
+    }
+
     /// Deletes a server: a build under way is cancelled first (its saga unwinds), then
     /// the delete saga runs.
     pub async fn server_delete(&self, ctx: &AuthContext, id: &str, request_id: &str) -> AppResult<()> {

@@ -7,7 +7,8 @@ mod servers;
 
 pub use hosts::{Allocation, HostClaim, HostReservation, HostRow, Ratios};
 pub use servers::{
-    strings, AttachedVolume, Charged, CommandAnswer, Control, PendingCommand, Server, ServerFilter, TaskState, VmState,
+    strings, AttachedVolume, Backup, Charged, CommandAnswer, Control, PendingCommand, Server, ServerFilter, TaskState,
+    VmState,
 };
 
 use serde_json::{Map, Value};

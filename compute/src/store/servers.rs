@@ -63,10 +63,12 @@ pub enum TaskState {
     Pausing,
     #[serde(rename = "unpausing")]
     Unpausing,
+    #[serde(rename = "image_snapshot")]
+    ImageSnapshot,
 }
 
 impl TaskState {
-    pub const ALL: [TaskState; 12] = [
+    pub const ALL: [TaskState; 13] = [
         TaskState::Scheduling,
         TaskState::Spawning,
         TaskState::Deleting,
@@ -79,6 +81,7 @@ impl TaskState {
         TaskState::RebootingHard,
         TaskState::Pausing,
         TaskState::Unpausing,
+        TaskState::ImageSnapshot,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -95,6 +98,7 @@ impl TaskState {
             TaskState::RebootingHard => "rebooting_hard",
             TaskState::Pausing => "pausing",
             TaskState::Unpausing => "unpausing",
+            TaskState::ImageSnapshot => "image_snapshot",
         }
     }
 
@@ -134,6 +138,14 @@ impl std::fmt::Display for VmState {
     }
 }
 
+/// A backup under way: once uploaded, the server's backups of `backup_type` beyond the
+/// newest `rotation` are deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Backup {
+    pub backup_type: String,
+    pub rotation: i64,
+}
+
 /// What the service tracks about work under way on a server, apart from what the
 /// server shows: stored in its own column, never in the document the API renders.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -147,6 +159,10 @@ pub struct Control {
     pub spawn: Option<CommandAnswer>,
     /// The host's answer to a rebuild or resize, with the saga that asked.
     pub change: Option<CommandAnswer>,
+    /// The image a snapshot under way uploads into (task `image_snapshot`).
+    pub snapshot_image: Option<String>,
+    /// For a backup (`createBackup`): its type and how many of that type to keep.
+    pub backup: Option<Backup>,
     /// A delete asked for while a saga ran: its end starts the delete.
     pub delete_requested: bool,
     /// The host the guest was destroyed on (the delete saga's first step is done).

@@ -189,6 +189,14 @@ impl Cloud {
             })
             .collect();
         let agent = stratus_compute_agent::Agent::new("test", hosts, bus.clone(), Duration::from_secs(3600));
+        agent.set_image_service(Arc::new(
+            stratus_compute_agent::images::ImageCache::new(
+                dir.join("agent-images"),
+                &image_url,
+                Arc::new(AdminTokens(identity.clone())),
+            )
+            .unwrap(),
+        ));
         for h in 0..opts.hosts {
             let r = agent.report(&agent.host(&format!("host-{h}")).unwrap()).await.unwrap();
             compute.on_report(&r).await.unwrap();

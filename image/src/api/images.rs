@@ -59,6 +59,13 @@ pub async fn show(State(s): State<AppState>, ctx: AuthContext, Path(id): Path<St
     Ok(Json(views::image(&img)))
 }
 
+/// `GET /v2/images/{id}/tasks` (Glance 2.12): the asynchronous tasks that worked on the
+/// image. Uploads, stages and imports run within their requests here, so there are none.
+pub async fn tasks(State(s): State<AppState>, ctx: AuthContext, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    s.image_visible(&ctx, &id).await?;
+    Ok(Json(json!({ "tasks": [] })))
+}
+
 pub async fn update(
     State(s): State<AppState>,
     ctx: AuthContext,

@@ -29,6 +29,7 @@ pub fn router(service: Arc<ImageService>, verifier: Arc<TokenVerifier>, max_body
         .route("/v2/images/{id}/file", put(data::upload).get(data::download))
         .route("/v2/images/{id}/stage", put(data::stage))
         .route("/v2/images/{id}/import", post(data::import))
+        .route("/v2/images/{id}/tasks", get(images::tasks))
         .route("/v2/images/{id}/tags/{tag}", put(images::tag_add).delete(images::tag_remove))
         .route("/v2/images/{id}/actions/deactivate", post(images::deactivate))
         .route("/v2/images/{id}/actions/reactivate", post(images::reactivate))

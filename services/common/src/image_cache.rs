@@ -3,6 +3,9 @@
 //! read-only under `<dir>/<image id>` for everything made from it (a compute host's
 //! guest disks are qcow2 overlays on it; the bare-metal conductor serves it to the
 //! deploy ramdisk). Entries nobody uses are removed after a grace time.
+//!
+//! It is also how the host gives images back: a server's snapshot is uploaded from here
+//! into the image the compute service made for it ([`ImageCache::upload`]).
 
 use crate::auth::service_token::TokenSource;
 use anyhow::Context;
@@ -13,6 +16,41 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+
+/// The image service's own fields of an image document (Glance v2); every other key
+/// is one of the image's properties.
+pub const IMAGE_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "status",
+    "visibility",
+    "protected",
+    "os_hidden",
+    "owner",
+    "checksum",
+    "os_hash_algo",
+    "os_hash_value",
+    "size",
+    "virtual_size",
+    "created_at",
+    "updated_at",
+    "tags",
+    "file",
+    "schema",
+    "self",
+    "direct_url",
+    "locations",
+    "stores",
+    "container_format",
+    "disk_format",
+    "min_disk",
+    "min_ram",
+];
+
+/// An image document's properties: every key but the image service's own fields.
+pub fn image_properties(doc: &Value) -> impl Iterator<Item = (&String, &Value)> {
+    doc.as_object().into_iter().flatten().filter(|(k, _)| !IMAGE_FIELDS.contains(&k.as_str()))
+}
 
 /// An image present on this host.
 #[derive(Debug, Clone)]
@@ -106,28 +144,81 @@ impl ImageCache {
 
     /// `GET <image service><path>` with the service token; a success or an error.
     async fn call(&self, path: &str) -> anyhow::Result<reqwest::Response> {
-        let mut resp = self.get_with_token(path).await?;
-        if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
-            // Our token was revoked or expired early: a new one, one more try.
-            resp = self.get_with_token(path).await?;
-        }
+        let resp = self.authed(|http, base| Ok(http.get(format!("{base}{path}")))).await?;
         anyhow::ensure!(resp.status().is_success(), "{path}: the image service answered {}", resp.status());
         Ok(resp)
     }
 
-    async fn get_with_token(&self, path: &str) -> anyhow::Result<reqwest::Response> {
-        let token = self.tokens.token().await?;
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base_url))
-            .header("X-Auth-Token", &token)
-            .send()
-            .await
-            .context("cannot reach the image service")?;
-        if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+    /// A request built by `make` (again for a second try), with the service token; a
+    /// refused token is renewed and the request made once more.
+    async fn authed(
+        &self,
+        make: impl Fn(&reqwest::Client, &str) -> anyhow::Result<reqwest::RequestBuilder>,
+    ) -> anyhow::Result<reqwest::Response> {
+        for _ in 0..2 {
+            let token = self.tokens.token().await?;
+            let resp = make(&self.http, &self.base_url)?
+                .header("X-Auth-Token", &token)
+                .send()
+                .await
+                .context("cannot reach the image service")?;
+            if resp.status() != reqwest::StatusCode::UNAUTHORIZED {
+                return Ok(resp);
+            }
             self.tokens.refused(&token);
         }
-        Ok(resp)
+        anyhow::bail!("the image service refuses the service's token")
+    }
+
+    /// The image service's view of an image; `None` when it does not exist (any more).
+    pub async fn image_doc(&self, id: &str) -> anyhow::Result<Option<Value>> {
+        check_id(id)?;
+        let resp = self.authed(|http, base| Ok(http.get(format!("{base}/v2/images/{id}")))).await?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        anyhow::ensure!(resp.status().is_success(), "image {id}: the image service answered {}", resp.status());
+        Ok(Some(resp.json().await?))
+    }
+
+    /// Uploads the file at `path`, a disk in `disk_format`, as the data of image `id`
+    /// (which must be `queued`), streamed; the image's disk format is set to
+    /// `disk_format` first when it says another.
+    pub async fn upload(&self, id: &str, path: &Path, disk_format: &str) -> anyhow::Result<()> {
+        let doc = self.image_doc(id).await?.ok_or_else(|| anyhow::anyhow!("image {id} does not exist (any more)"))?;
+        if doc["disk_format"].as_str() != Some(disk_format) {
+            let patch = serde_json::json!([{"op": "replace", "path": "/disk_format", "value": disk_format}]);
+            let resp = self
+                .authed(|http, base| {
+                    Ok(http
+                        .patch(format!("{base}/v2/images/{id}"))
+                        .header("Content-Type", "application/openstack-images-v2.1-json-patch")
+                        .body(patch.to_string()))
+                })
+                .await?;
+            anyhow::ensure!(resp.status().is_success(), "image {id}: setting its disk format: {}", resp.status());
+        }
+        let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
+        let resp = self
+            .authed(|http, base| {
+                let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+                Ok(http
+                    .put(format!("{base}/v2/images/{id}/file"))
+                    .header("Content-Type", "application/octet-stream")
+                    .header("Content-Length", len)
+                    .body(reqwest::Body::from(tokio::fs::File::from_std(file))))
+            })
+            .await?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            anyhow::bail!(
+                "image {id}: the upload was refused ({status}): {}",
+                text.chars().take(300).collect::<String>()
+            );
+        }
+        tracing::info!(image = id, bytes = len, "snapshot uploaded");
+        Ok(())
     }
 
     async fn fetch_doc(&self, id: &str) -> anyhow::Result<Value> {

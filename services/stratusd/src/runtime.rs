@@ -550,19 +550,16 @@ pub fn compute_agent(
         ip,
         driver,
     };
+    let state_dir: std::path::PathBuf =
+        if c.state_dir.is_empty() { config.server.data_dir.join("compute-agent") } else { c.state_dir.clone().into() };
+    let image_url = if c.image_url.is_empty() {
+        format!("http://{}:{}", config.server.public_host, config.image.port)
+    } else {
+        c.image_url.clone()
+    };
     match compute_driver(config) {
         "ironic" => Ok(baremetal_compute_agent(config, &base, bus, tokens)?),
         "libvirt" => {
-            let state_dir: std::path::PathBuf = if c.state_dir.is_empty() {
-                config.server.data_dir.join("compute-agent")
-            } else {
-                c.state_dir.clone().into()
-            };
-            let image_url = if c.image_url.is_empty() {
-                format!("http://{}:{}", config.server.public_host, config.image.port)
-            } else {
-                c.image_url.clone()
-            };
             let virt_type = match c.virt_type {
                 stratus_compute_agent::config::VirtType::Auto => detect_virt_type().to_string(),
                 stratus_compute_agent::config::VirtType::Kvm => "kvm".to_string(),
@@ -570,6 +567,7 @@ pub fn compute_agent(
             };
             let images =
                 Arc::new(stratus_compute_agent::images::ImageCache::new(state_dir.join("images"), &image_url, tokens)?);
+            let cache = images.clone();
             let driver = LibvirtDriver::new(
                 LibvirtOptions {
                     host: base.clone(),
@@ -582,12 +580,14 @@ pub fn compute_agent(
                 },
                 images,
             )?;
-            Ok(stratus_compute_agent::Agent::new(
+            let agent = stratus_compute_agent::Agent::new(
                 &base,
                 vec![host(base.clone(), Some(compute_agent_ip(config)), Arc::new(driver))],
                 bus,
                 report,
-            ))
+            );
+            agent.set_image_service(cache);
+            Ok(agent)
         }
         "fake" => {
             let n = c.fake_hosts.max(1);
@@ -606,7 +606,11 @@ pub fn compute_agent(
                     host(if n == 1 { base.clone() } else { format!("{base}-fake-{i:04}") }, None, driver)
                 })
                 .collect();
-            Ok(stratus_compute_agent::Agent::new(&base, hosts, bus, report))
+            let agent = stratus_compute_agent::Agent::new(&base, hosts, bus, report);
+            // Fake guests have snapshots too, uploaded as the real ones are.
+            let images = stratus_compute_agent::images::ImageCache::new(state_dir.join("images"), &image_url, tokens)?;
+            agent.set_image_service(Arc::new(images));
+            Ok(agent)
         }
         other => anyhow::bail!("compute driver {other:?} does not exist: use libvirt, fake, ironic or auto"),
     }

@@ -70,35 +70,8 @@ impl VolumeService {
         meta.insert("image_id".into(), json!(id));
         // The image's own properties come along (as Cinder's do): what a guest booted
         // from the volume needs, such as `kernel_id`, `ramdisk_id` and `os_command_line`.
-        const CORE: &[&str] = &[
-            "id",
-            "name",
-            "status",
-            "visibility",
-            "protected",
-            "owner",
-            "checksum",
-            "os_hash_algo",
-            "os_hash_value",
-            "size",
-            "virtual_size",
-            "created_at",
-            "updated_at",
-            "tags",
-            "file",
-            "schema",
-            "self",
-            "direct_url",
-            "locations",
-            "container_format",
-            "disk_format",
-            "min_disk",
-            "min_ram",
-            "os_hidden",
-            "stores",
-        ];
-        for (k, v) in img.as_object().into_iter().flatten() {
-            if !CORE.contains(&k.as_str()) && v.is_string() && meta.len() < 128 {
+        for (k, v) in stratus_common::image_cache::image_properties(&img) {
+            if v.is_string() && meta.len() < 128 {
                 meta.insert(k.clone(), v.clone());
             }
         }

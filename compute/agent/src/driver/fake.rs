@@ -2,7 +2,7 @@
 //! configurable so tests can exercise slow hosts and failed builds, and one process
 //! can run a thousand fake hosts for benchmarks.
 
-use super::{Capacity, HypervisorDriver};
+use super::{Capacity, DiskExport, HypervisorDriver};
 use crate::protocol::{GuestSpec, GuestState, PortSpec, PowerState, VolumeSpec};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
@@ -275,6 +275,25 @@ impl HypervisorDriver for FakeDriver {
             Ok(guests.get(server_id).map(|g| g.log.clone()).unwrap_or_default())
         })
     }
+
+    /// A guest in memory has no disk: its snapshot is 64 KiB of raw data that name the
+    /// guest and the image it runs, so a test can tell one snapshot from another.
+    fn export_disk<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<DiskExport>> {
+        Box::pin(async move {
+            let image = match self.guests.lock().unwrap().get(server_id) {
+                Some(g) => g.shape.2.clone(),
+                None => anyhow::bail!("no guest {server_id} on this host"),
+            };
+            let mut data = format!("stratus fake disk of server {server_id}, image {image}\n").into_bytes();
+            data.resize(64 << 10, 0);
+            let dir = std::env::temp_dir().join("stratus-fake-snapshots");
+            std::fs::create_dir_all(&dir)?;
+            // Commands for one server run one at a time: one file per server will do.
+            let path = dir.join(format!("{server_id}.raw"));
+            std::fs::write(&path, data)?;
+            Ok(DiskExport { path, disk_format: "raw" })
+        })
+    }
 }
 
 #[cfg(test)]
@@ -298,6 +317,18 @@ mod tests {
         d.destroy("s1").await.unwrap();
         assert!(d.guests().await.unwrap().is_empty());
         assert!(d.start("s1").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_names_the_guest_and_its_image() {
+        let d = FakeDriver::new(FakeOptions::default());
+        assert!(d.export_disk("s1").await.is_err(), "no guest, no disk");
+        d.spawn("s1", &GuestSpec { image_id: "img-1".into(), ..Default::default() }).await.unwrap();
+        let export = d.export_disk("s1").await.unwrap();
+        let data = std::fs::read(&export.path).unwrap();
+        std::fs::remove_file(&export.path).unwrap();
+        assert_eq!((export.disk_format, data.len()), ("raw", 64 << 10));
+        assert!(data.starts_with(b"stratus fake disk of server s1, image img-1\n"));
     }
 
     #[tokio::test]

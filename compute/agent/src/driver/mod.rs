@@ -67,4 +67,18 @@ pub trait HypervisorDriver: Send + Sync {
     /// Every guest on the host with its power state.
     fn guests(&self) -> BoxFuture<'_, anyhow::Result<Vec<GuestState>>>;
     fn console_log<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<String>>;
+    /// Copies the guest's root disk, whole (its backing image folded in), into a file
+    /// for a snapshot, consistent as of one moment (a running guest is paused for the
+    /// copy and runs on afterwards). The caller uploads the file and removes it.
+    fn export_disk<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<DiskExport>> {
+        let name = self.name();
+        Box::pin(async move { anyhow::bail!("the {name} driver cannot snapshot server {server_id}'s disk") })
+    }
+}
+
+/// A guest's disk copied for a snapshot: the file and its disk format (Glance's name).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiskExport {
+    pub path: std::path::PathBuf,
+    pub disk_format: &'static str,
 }

@@ -9,7 +9,7 @@
 
 pub mod domain;
 
-use super::{Capacity, HypervisorDriver};
+use super::{Capacity, DiskExport, HypervisorDriver};
 use crate::images::{CachedImage, ImageCache};
 use crate::protocol::{GuestSpec, GuestState, PortSpec, PowerState, VolumeSpec};
 use anyhow::Context;
@@ -534,6 +534,59 @@ impl HypervisorDriver for LibvirtDriver {
             }
             Ok(power_of(&d))
         }))
+    }
+
+    /// `qemu-img convert` of the root disk's overlay with its base image folded in, into
+    /// a qcow2 file beside it; a running guest is paused for the copy (so the disk does
+    /// not change under it) and resumed afterwards, whatever the copy did.
+    fn export_disk<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<DiskExport>> {
+        Box::pin(async move {
+            let dir = self.instance_dir(server_id);
+            let disk = dir.join("disk");
+            anyhow::ensure!(
+                disk.exists(),
+                "server {server_id} has no root disk on this host (a server booted from a volume is snapshotted by its volume)"
+            );
+            let paused = self
+                .on_domain(server_id, |d| {
+                    if power_of(&d) == PowerState::Running {
+                        d.suspend().map_err(lv)?;
+                        return Ok(true);
+                    }
+                    Ok(false)
+                })
+                .await?;
+            let out = dir.join("snapshot.qcow2");
+            let _ = std::fs::remove_file(&out);
+            let copied = run(
+                "qemu-img",
+                &[
+                    "convert",
+                    "-U",
+                    "-f",
+                    "qcow2",
+                    "-O",
+                    "qcow2",
+                    &disk.display().to_string(),
+                    &out.display().to_string(),
+                ],
+            )
+            .await;
+            if paused {
+                self.on_domain(server_id, |d| {
+                    if power_of(&d) == PowerState::Paused {
+                        d.resume().map_err(lv)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+            }
+            if let Err(e) = copied {
+                let _ = std::fs::remove_file(&out);
+                return Err(e.context(format!("cannot copy server {server_id}'s disk")));
+            }
+            Ok(DiskExport { path: out, disk_format: "qcow2" })
+        })
     }
 
     fn unpause<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<PowerState>> {
