@@ -3,13 +3,12 @@
 //! policy decides). From 2.36 on it is gone, as in Nova: 404.
 
 use super::{AppState, Params};
-use crate::app::{bad, conflict, forbidden, not_found, unavailable};
-use crate::clients::CallError;
+use crate::app::images::image_metadata;
+use crate::app::{bad, not_found};
 use crate::microversion::Version;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use reqwest::Method;
 use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
 use stratus_common::http::{ApiJson, ApiResult};
@@ -19,24 +18,6 @@ fn gone_after_2_35(v: Version) -> ApiResult<()> {
         return Err(not_found("The image proxy API is gone from 2.36: use the image service.").into());
     }
     Ok(())
-}
-
-fn refused(id: &str, e: CallError) -> crate::app::Error {
-    match e {
-        CallError::Refused(404, _) => not_found(format!("Image {id} could not be found.")),
-        CallError::Refused(403, m) => forbidden(m),
-        CallError::Refused(409, m) => conflict(m),
-        CallError::Refused(413, m) => forbidden(m),
-        CallError::Refused(_, m) => bad(m),
-        CallError::Unavailable(m) => unavailable(m),
-    }
-}
-
-fn metadata_of(image: &Value) -> Map<String, Value> {
-    stratus_common::image_cache::image_properties(image)
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| json!(v.to_string()), |s| json!(s))))
-        .collect()
 }
 
 /// An image as Nova showed it.
@@ -64,7 +45,7 @@ fn view(s: &AppState, image: &Value, detail: bool) -> Value {
     let mut out = json!({
         "id": id, "name": image["name"], "status": status, "progress": progress,
         "minDisk": image["min_disk"].as_i64().unwrap_or(0), "minRam": image["min_ram"].as_i64().unwrap_or(0),
-        "metadata": metadata_of(image), "created": image["created_at"], "updated": image["updated_at"],
+        "metadata": image_metadata(image), "created": image["created_at"], "updated": image["updated_at"],
         "links": links, "OS-EXT-IMG-SIZE:size": image["size"].as_i64().unwrap_or(0),
     });
     if let Some(server) = image["instance_uuid"].as_str().filter(|s| !s.is_empty()) {
@@ -76,32 +57,11 @@ fn view(s: &AppState, image: &Value, detail: bool) -> Value {
     out
 }
 
-async fn get_image(s: &AppState, ctx: &AuthContext, id: &str) -> ApiResult<Value> {
-    Ok(s.clients
-        .image_call(&ctx.token, Method::GET, &format!("/v2/images/{id}"), None)
-        .await
-        .map_err(|e| refused(id, e))?)
-}
-
-/// Every image the caller sees, following the image service's pages.
-async fn all_images(s: &AppState, ctx: &AuthContext) -> ApiResult<Vec<Value>> {
-    let mut out = Vec::new();
-    let mut path = "/v2/images?limit=1000".to_string();
-    loop {
-        let page = s.clients.image_call(&ctx.token, Method::GET, &path, None).await.map_err(|e| refused("list", e))?;
-        out.extend(page["images"].as_array().cloned().unwrap_or_default());
-        match page["next"].as_str() {
-            Some(next) if !next.is_empty() => path = next.to_string(),
-            _ => return Ok(out),
-        }
-    }
-}
-
 /// `GET /images[/detail]`: Nova's filters (`name`, `status`, `server` (an id or a
 /// server's URL), `type` (`snapshot`, `backup`), `changes-since`, `minDisk`, `minRam`),
 /// then `marker` and `limit`.
 async fn list(s: &AppState, ctx: &AuthContext, q: &Params, detail: bool) -> ApiResult<Json<Value>> {
-    let mut images = all_images(s, ctx).await?;
+    let mut images = s.image_proxy_list(ctx).await?;
     images.sort_by(|a, b| {
         (b["created_at"].as_str(), b["id"].as_str()).cmp(&(a["created_at"].as_str(), a["id"].as_str()))
     });
@@ -161,7 +121,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     gone_after_2_35(v)?;
-    let image = get_image(&s, &ctx, &id).await?;
+    let image = s.image_proxy_get(&ctx, &id).await?;
     Ok(Json(json!({"image": view(&s, &image, true)})))
 }
 
@@ -172,10 +132,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     gone_after_2_35(v)?;
-    s.clients
-        .image_call(&ctx.token, Method::DELETE, &format!("/v2/images/{id}"), None)
-        .await
-        .map_err(|e| refused(&id, e))?;
+    s.image_proxy_delete(&ctx, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -186,7 +143,7 @@ pub async fn metadata_list(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     gone_after_2_35(v)?;
-    Ok(Json(json!({"metadata": metadata_of(&get_image(&s, &ctx, &id).await?)})))
+    Ok(Json(json!({"metadata": image_metadata(&s.image_proxy_get(&ctx, &id).await?)})))
 }
 
 /// The metadata a body carries under `key` (`metadata` or `meta`): an object of strings.
@@ -204,32 +161,6 @@ fn body_metadata(body: &Value, key: &str) -> ApiResult<Map<String, Value>> {
     Ok(m.clone())
 }
 
-/// Sets (`replace`: only) these metadata items on the image, as the caller.
-async fn write_metadata(
-    s: &AppState,
-    ctx: &AuthContext,
-    id: &str,
-    items: &Map<String, Value>,
-    replace: bool,
-) -> ApiResult<Value> {
-    let image = get_image(s, ctx, id).await?;
-    let now = metadata_of(&image);
-    let mut ops = Vec::new();
-    if replace {
-        for k in now.keys().filter(|k| !items.contains_key(*k)) {
-            ops.push(json!({"op": "remove", "path": format!("/{k}")}));
-        }
-    }
-    for (k, v) in items {
-        let op = if image.get(k).is_some_and(|x| !x.is_null()) { "replace" } else { "add" };
-        ops.push(json!({"op": op, "path": format!("/{k}"), "value": v}));
-    }
-    if ops.is_empty() {
-        return Ok(image);
-    }
-    Ok(s.clients.image_patch(&ctx.token, id, Value::Array(ops)).await.map_err(|e| refused(id, e))?)
-}
-
 /// `POST` (merge) or `PUT` (`replace`) of an image's metadata.
 async fn metadata_write(
     s: &AppState,
@@ -241,7 +172,7 @@ async fn metadata_write(
 ) -> ApiResult<Json<Value>> {
     gone_after_2_35(v)?;
     let items = body_metadata(body, "metadata")?;
-    Ok(Json(json!({"metadata": metadata_of(&write_metadata(s, ctx, id, &items, replace).await?)})))
+    Ok(Json(json!({"metadata": image_metadata(&s.image_proxy_set_metadata(ctx, id, &items, replace).await?)})))
 }
 
 pub async fn metadata_merge(
@@ -271,7 +202,7 @@ pub async fn metadata_show(
     Path((id, key)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     gone_after_2_35(v)?;
-    let meta = metadata_of(&get_image(&s, &ctx, &id).await?);
+    let meta = image_metadata(&s.image_proxy_get(&ctx, &id).await?);
     let value = meta.get(&key).ok_or_else(|| not_found(format!("Image {id} has no metadata item {key}.")))?;
     Ok(Json(json!({"meta": { key: value }})))
 }
@@ -288,7 +219,7 @@ pub async fn metadata_put(
     if items.len() != 1 || !items.contains_key(&key) {
         return Err(bad("Request body and URI mismatch: 'meta' must hold exactly the item the URL names.").into());
     }
-    write_metadata(&s, &ctx, &id, &items, false).await?;
+    s.image_proxy_set_metadata(&ctx, &id, &items, false).await?;
     Ok(Json(json!({ "meta": items })))
 }
 
@@ -299,11 +230,6 @@ pub async fn metadata_delete(
     Path((id, key)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     gone_after_2_35(v)?;
-    let image = get_image(&s, &ctx, &id).await?;
-    if !metadata_of(&image).contains_key(&key) {
-        return Err(not_found(format!("Image {id} has no metadata item {key}.")).into());
-    }
-    let ops = json!([{"op": "remove", "path": format!("/{key}")}]);
-    s.clients.image_patch(&ctx.token, &id, ops).await.map_err(|e| refused(&id, e))?;
+    s.image_proxy_remove_metadata(&ctx, &id, &key).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -316,12 +316,7 @@ pub async fn action(
             })?;
             s.server_reset_state(&ctx, &id, state).await?
         }
-        // Nova's libvirt driver injects nothing (only the long-gone XenAPI driver did):
-        // the admin's call is accepted and changes nothing, as there.
-        "injectNetworkInfo" => {
-            crate::app::require_admin(&ctx, "injectNetworkInfo")?;
-            s.server_get(&ctx, &id).await?;
-        }
+        "injectNetworkInfo" => s.server_inject_network_info(&ctx, &id).await?,
         "lock" => s.server_lock(&ctx, &id, true, arg["locked_reason"].as_str().map(str::to_string)).await?,
         "unlock" => s.server_lock(&ctx, &id, false, None).await?,
         "os-getConsoleOutput" => {

@@ -10,6 +10,7 @@ pub mod flavors;
 pub mod groups;
 pub mod guest_metadata;
 pub mod hosts;
+pub mod images;
 pub mod interfaces;
 pub mod keypairs;
 pub mod quotas;

@@ -687,6 +687,14 @@ impl ComputeService {
         Ok(())
     }
 
+    /// `injectNetworkInfo` (an admin's): Nova's libvirt driver injects nothing (only the
+    /// long-gone XenAPI driver did), so the call is checked and changes nothing, as there.
+    pub async fn server_inject_network_info(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
+        super::require_admin(ctx, "injectNetworkInfo")?;
+        self.server_get(ctx, id).await?;
+        Ok(())
+    }
+
     /// Deletes a server: a build under way is cancelled first (its saga unwinds), then
     /// the delete saga runs.
     pub async fn server_delete(&self, ctx: &AuthContext, id: &str, request_id: &str) -> AppResult<()> {
