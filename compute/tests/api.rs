@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use stratus_common::db::{Engine, RowExt};
 use stratus_compute::store::{Allocation, HostClaim};
 use stratus_test_support::each_engine;
-use support::{eventually, Cloud, Options};
+use support::{eventually, Cloud, Options, Resp};
 
 fn server_body(image: &str, net: &str, name: &str) -> Value {
     json!({"server": {"name": name, "imageRef": image, "flavorRef": "m1", "networks": [{"uuid": net}]}})
@@ -671,7 +671,7 @@ async fn delete_during_build_unwinds() {
 async fn listing_pages(engine: Engine) {
     let c = Cloud::start(engine).await;
     let (image, _, _) = c.basics().await;
-    let (_, token) = c.member("pager").await;
+    let (pager, token) = c.member("pager").await;
     let (_, other) = c.member("other").await;
     let mut made = Vec::new();
     for i in 0..5 {
@@ -717,11 +717,94 @@ async fn listing_pages(engine: Engine) {
     let r = c.call("GET", "/servers", &token, None).await;
     assert_eq!(r.body["servers"].as_array().unwrap().len(), 5);
     assert!(r.body.get("servers_links").is_none());
+    // An administrator names another project with `all_tenants`; without it, as in Nova,
+    // `tenant_id` is ignored and the list is the administrator's own project's.
+    let admin = c.admin().await;
+    let count = |r: Resp| r.body["servers"].as_array().map(Vec::len);
+    assert_eq!(count(c.call("GET", &format!("/servers?tenant_id={pager}"), &admin, None).await), Some(0));
+    let all = c.call("GET", &format!("/servers?all_tenants=1&tenant_id={pager}"), &admin, None).await;
+    assert_eq!(count(all), Some(5));
+    // Every project's usage is for administrators; a member reads their own project's.
+    let usage = "/os-simple-tenant-usage";
+    assert_eq!(c.call("GET", usage, &token, None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(c.call("GET", &format!("{usage}/{pager}"), &token, None).await.status, StatusCode::OK);
+    assert_eq!(c.call("GET", usage, &admin, None).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn listing_is_paged_newest_first() {
     each_engine!(listing_pages);
+}
+
+/// A request to the metadata API as the network agent's proxy sends it for `server`.
+async fn metadata(
+    c: &Cloud,
+    method: &str,
+    path: &str,
+    server: &str,
+    project: &str,
+    body: &str,
+) -> (StatusCode, String) {
+    use tower::ServiceExt;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"proxy-secret");
+    let signature: String =
+        ring::hmac::sign(&key, server.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let req = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("x-instance-id", server)
+        .header("x-tenant-id", project)
+        .header("x-instance-id-signature", signature)
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    let router = stratus_compute::metadata::router(c.compute.clone(), "proxy-secret");
+    let resp = router.oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+async fn server_password(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (image, _, _) = c.basics().await;
+    let (project, token) = c.member("pw").await;
+    let (_, other) = c.member("pw-other").await;
+    let mut body = server_body(&image, "", "pw");
+    body["server"]["networks"] = json!("none");
+    let id = create(&c, &token, body).await;
+    c.wait_status(&token, &id, "ACTIVE").await;
+    let path = format!("/servers/{id}/os-server-password");
+    let shown = |r: Resp| r.body["password"].as_str().map(str::to_string);
+    assert_eq!(shown(c.call("GET", &path, &token, None).await), Some(String::new()));
+
+    // The guest's agent posts it once; a second post is refused until the owner clears it.
+    let posted = "c2VjcmV0LWVuY3J5cHRlZC13aXRoLXRoZS1rZXk=";
+    let file = "/openstack/latest/password";
+    assert_eq!(metadata(&c, "POST", file, &id, &project, posted).await.0, StatusCode::OK);
+    assert_eq!(metadata(&c, "POST", file, &id, &project, "again").await.0, StatusCode::CONFLICT);
+    assert_eq!(metadata(&c, "GET", file, &id, &project, "").await, (StatusCode::OK, posted.to_string()));
+    assert_eq!(metadata(&c, "POST", file, &id, "pw-other", posted).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        metadata(&c, "POST", "/openstack/latest/meta_data.json", &id, &project, "x").await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(shown(c.call("GET", &path, &token, None).await), Some(posted.to_string()));
+    // The server's own view never carries it; another project cannot read or clear it.
+    let view = c.call("GET", &format!("/servers/{id}"), &token, None).await;
+    assert!(!view.body.to_string().contains(posted), "{}", view.body);
+    assert_eq!(c.call("GET", &path, &other, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call("DELETE", &path, &other, None).await.status, StatusCode::NOT_FOUND);
+
+    assert_eq!(c.call("DELETE", &path, &token, None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(shown(c.call("GET", &path, &token, None).await), Some(String::new()));
+    let long = "x".repeat(257);
+    assert_eq!(metadata(&c, "POST", file, &id, &project, &long).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(metadata(&c, "POST", file, &id, &project, "new").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn guests_post_their_password_and_owners_read_and_clear_it() {
+    each_engine!(server_password);
 }
 
 async fn interfaces(engine: Engine) {

@@ -162,29 +162,39 @@ async fn revocations_follow_identity_changes(engine: Engine) {
     assert_eq!(c.call("GET", &format!("/v3/users/{uid}"), Some(&t1), None).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(c.login("carol", "pw-1", Some("p")).await.status, StatusCode::UNAUTHORIZED);
 
+    // As in Keystone the proof is the original password, not the caller: an administrator
+    // who knows it may change it; without it, nobody can.
+    let change = |original: &str| json!({"user": {"password": "pw-3", "original_password": original}});
+    let path = format!("/v3/users/{uid}/password");
+    assert_eq!(c.call("POST", &path, Some(&admin), Some(change("pw-1"))).await.status, StatusCode::UNAUTHORIZED);
+    let missing = c.call("POST", "/v3/users/nobody/password", Some(&admin), Some(change("pw-2"))).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call("POST", &path, Some(&admin), Some(change("pw-2"))).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.login("carol", "pw-2", Some("p")).await.status, StatusCode::UNAUTHORIZED);
+
     // Role removed: tokens on that project die.
-    let t2 = c.login("carol", "pw-2", Some("p")).await.subject.unwrap();
+    let t2 = c.login("carol", "pw-3", Some("p")).await.subject.unwrap();
     let rid = c.role_id(&admin, "member").await;
     assert_eq!(
         c.call("DELETE", &format!("/v3/projects/{pid}/users/{uid}/roles/{rid}"), Some(&admin), None).await.status,
         StatusCode::NO_CONTENT
     );
     assert_eq!(c.call("GET", &format!("/v3/users/{uid}"), Some(&t2), None).await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(c.login("carol", "pw-2", Some("p")).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(c.login("carol", "pw-3", Some("p")).await.status, StatusCode::UNAUTHORIZED);
 
     // Disabled user: tokens die and login fails; project disabled likewise.
     c.call("PUT", &format!("/v3/projects/{pid}/users/{uid}/roles/{rid}"), Some(&admin), None).await;
-    let t3 = c.login("carol", "pw-2", Some("p")).await.subject.unwrap();
+    let t3 = c.login("carol", "pw-3", Some("p")).await.subject.unwrap();
     let r = c
         .call("PATCH", &format!("/v3/projects/{pid}"), Some(&admin), Some(json!({"project": {"enabled": false}})))
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(c.call("GET", &format!("/v3/users/{uid}"), Some(&t3), None).await.status, StatusCode::UNAUTHORIZED);
     c.call("PATCH", &format!("/v3/projects/{pid}"), Some(&admin), Some(json!({"project": {"enabled": true}}))).await;
-    let t4 = c.login("carol", "pw-2", Some("p")).await.subject.unwrap();
+    let t4 = c.login("carol", "pw-3", Some("p")).await.subject.unwrap();
     c.call("PATCH", &format!("/v3/users/{uid}"), Some(&admin), Some(json!({"user": {"enabled": false}}))).await;
     assert_eq!(c.call("GET", &format!("/v3/users/{uid}"), Some(&t4), None).await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(c.login("carol", "pw-2", Some("p")).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(c.login("carol", "pw-3", Some("p")).await.status, StatusCode::UNAUTHORIZED);
 
     // The revocation list is visible to admins.
     let ev = c.call("GET", "/v3/OS-REVOKE/events", Some(&admin), None).await;

@@ -961,6 +961,29 @@ async fn types_and_qos(engine: Engine) {
     assert_eq!(c.call("GET", &format!("{qpath}/associations"), &admin, None).await.1, json!({"qos_associations": []}));
     assert_eq!(c.call("DELETE", &qpath, &admin, None).await.0, StatusCode::ACCEPTED);
     assert_eq!(c.call("GET", &qpath, &admin, None).await.0, StatusCode::NOT_FOUND);
+
+    // Retype, without migration: to a type on the volume's backend, by one who may use
+    // both; refused while the volume is busy, to the same type, to another backend.
+    let retype = |to: &str, policy: &str| json!({"os-retype": {"new_type": to, "migration_policy": policy}});
+    assert_eq!(c.call("POST", &vact, &t1, Some(retype("__DEFAULT__", "never"))).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(c.call("POST", &vact, &t1, Some(json!({"os-unreserve": {}}))).await.0, StatusCode::ACCEPTED);
+    let elsewhere = json!({"volume_type": {"name": "elsewhere", "extra_specs": {"volume_backend_name": "nowhere"}}});
+    assert_eq!(c.call("POST", &format!("/v3/{p1}/types"), &admin, Some(elsewhere)).await.0, StatusCode::OK);
+    for (to, policy) in [("elsewhere", "on-demand"), ("gold", "never"), ("__DEFAULT__", "sometimes")] {
+        let (code, body) = c.call("POST", &vact, &t1, Some(retype(to, policy))).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{to} {policy}: {body}");
+    }
+    assert_eq!(c.call("POST", &vact, &t1, Some(retype("nope", "never"))).await.0, StatusCode::NOT_FOUND);
+    let other_path = format!("/v3/{p2}/volumes/{vid}/action");
+    assert_eq!(c.call("POST", &other_path, &t2, Some(retype("__DEFAULT__", "never"))).await.0, StatusCode::NOT_FOUND);
+    let shown = c.call("GET", &format!("/v3/{p1}/volumes/{vid}"), &t1, None).await.1;
+    assert_eq!(shown["volume"]["volume_type"], json!("gold"), "nothing changed");
+    assert_eq!(c.call("POST", &vact, &t1, Some(retype("__DEFAULT__", "never"))).await.0, StatusCode::ACCEPTED);
+    let shown = c.call("GET", &format!("/v3/{p1}/volumes/{vid}"), &t1, None).await.1;
+    assert_eq!(
+        (shown["volume"]["volume_type"].clone(), shown["volume"]["status"].clone()),
+        (json!("__DEFAULT__"), json!("available"))
+    );
 }
 
 #[tokio::test]

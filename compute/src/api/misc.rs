@@ -661,7 +661,9 @@ async fn usage(
 
 pub async fn usage_list(State(s): State<AppState>, ctx: AuthContext, q: Params) -> ApiResult<Json<Value>> {
     let detailed = flag(&q, "detailed");
-    if q.contains_key("all_tenants") && !ctx.is_admin() {
+    // As Nova: every project's usage is for administrators; a member asks for their
+    // own project's (`GET /os-simple-tenant-usage/{project}`, `openstack usage show`).
+    if !ctx.is_admin() {
         return Err(crate::app::forbidden(
             "Policy doesn't allow os_compute_api:os-simple-tenant-usage:list to be performed.",
         )

@@ -65,6 +65,7 @@ pub fn router(service: Arc<ComputeService>, verifier: Arc<TokenVerifier>, max_bo
         .route("/servers/{id}/tags", get(servers::tags_list).put(servers::tags_replace).delete(servers::tags_clear))
         .route("/servers/{id}/tags/{tag}", get(servers::tag_check).put(servers::tag_add).delete(servers::tag_delete))
         .route("/servers/{id}/ips", get(servers::ips))
+        .route("/servers/{id}/os-server-password", get(servers::password_show).delete(servers::password_clear))
         .route("/servers/{id}/ips/{label}", get(servers::ips_of_network))
         .route("/servers/{id}/os-interface", get(servers::interfaces).post(servers::interface_attach))
         .route("/servers/{id}/os-interface/{port}", get(servers::interface_show).delete(servers::interface_detach))

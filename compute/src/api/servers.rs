@@ -276,7 +276,7 @@ pub async fn action(
                 .map(str::to_string)
                 .or_else(|| arg["flavorRef"].as_i64().map(|n| n.to_string()))
                 .ok_or_else(|| bad("Invalid input for field/attribute resize: 'flavorRef' is a required property."))?;
-            s.server_resize(&ctx, &id, &flavor, &request_id).await?
+            s.server_resize(&ctx, &id, &flavor, arg.get("OS-DCF:diskConfig"), &request_id).await?
         }
         "confirmResize" => {
             s.server_confirm_resize(&ctx, &id, &request_id).await?;
@@ -510,6 +510,26 @@ pub async fn tag_delete(
 pub async fn ips(State(s): State<AppState>, ctx: AuthContext, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let server = s.server_show(&ctx, &id).await?;
     Ok(Json(json!({"addresses": server.doc.get("addresses").cloned().unwrap_or(json!({}))})))
+}
+
+/// `GET /servers/{id}/os-server-password`: what the guest posted to the metadata API
+/// (encrypted with the server's key by its agent), `""` when nothing was.
+pub async fn password_show(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"password": s.server_password(&ctx, &id).await?})))
+}
+
+/// `DELETE /servers/{id}/os-server-password`: clears it, so the guest may post again.
+pub async fn password_clear(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.server_password_clear(&ctx, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /servers/{id}/ips/{network label}`: the addresses on one network, 404 when

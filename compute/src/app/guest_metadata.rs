@@ -1,11 +1,23 @@
 //! What the metadata API tells a guest: the server the proxy names (if it is alive and
 //! of the named project) and the network service's view of its ports.
 
+use super::AppResult;
 use super::ComputeService;
-use crate::metadata::content::{Facts, Metadata};
+use crate::metadata::content::{Facts, Metadata, PASSWORD_KEY, PASSWORD_MAX};
 use crate::store::Server;
 use base64::Engine;
+use stratus_common::auth::AuthContext;
 use stratus_compute_protocol::GuestSpec;
+
+/// What became of a password a guest posted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordPost {
+    Stored,
+    /// One is kept already: the owner clears it first.
+    AlreadySet,
+    /// Longer than [`PASSWORD_MAX`] bytes.
+    TooLong,
+}
 
 impl ComputeService {
     /// The documents of `instance`, if it is a live server of `project`.
@@ -16,6 +28,50 @@ impl ComputeService {
         };
         let facts = self.gather(&server).await?;
         Ok(Some(Metadata::build(&facts)))
+    }
+
+    /// A guest posts its password (`POST /openstack/<version>/password`): kept until the
+    /// owner clears it (`DELETE /servers/{id}/os-server-password`); a second post is
+    /// refused, as Nova's. `None`: not a live server of `project`.
+    pub async fn guest_password_post(
+        &self,
+        instance: &str,
+        project: &str,
+        password: &str,
+    ) -> anyhow::Result<Option<PasswordPost>> {
+        if password.len() > PASSWORD_MAX {
+            return Ok(Some(PasswordPost::TooLong));
+        }
+        for _ in 0..10 {
+            let mut server = match self.store.server_get(instance).await? {
+                Some(s) if !s.deleted && s.project_id == project => s,
+                _ => return Ok(None),
+            };
+            if !server.str(PASSWORD_KEY).is_empty() {
+                return Ok(Some(PasswordPost::AlreadySet));
+            }
+            server.doc.insert(PASSWORD_KEY.into(), password.into());
+            if self.store.server_save(&mut server, None).await? {
+                return Ok(Some(PasswordPost::Stored));
+            }
+        }
+        anyhow::bail!("server {instance} kept changing")
+    }
+
+    /// The password the server's guest posted, `""` if none (the project's, or an
+    /// administrator's).
+    pub async fn server_password(&self, ctx: &AuthContext, id: &str) -> AppResult<String> {
+        Ok(self.server_get(ctx, id).await?.str(PASSWORD_KEY).to_string())
+    }
+
+    /// Forgets the password the server's guest posted.
+    pub async fn server_password_clear(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
+        self.change_api(ctx, id, |s| {
+            s.doc.remove(PASSWORD_KEY);
+            Ok(())
+        })
+        .await?;
+        Ok(())
     }
 
     /// Puts the server's metadata on a config drive in `spec`, for hosts whose driver

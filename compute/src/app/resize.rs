@@ -76,7 +76,10 @@ impl ComputeService {
         }
         for (k, v) in body {
             match (k.as_str(), v) {
-                ("imageRef" | "adminPass" | "preserve_ephemeral" | "OS-DCF:diskConfig", _) => {}
+                ("imageRef" | "adminPass" | "preserve_ephemeral", _) => {}
+                ("OS-DCF:diskConfig", d) => {
+                    server.doc.insert("disk_config".into(), json!(super::servers::disk_config(d)?));
+                }
                 ("accessIPv4" | "accessIPv6", _) => {
                     server.doc.insert(k.clone(), json!(super::servers::access_ip(k, v)?));
                 }
@@ -149,8 +152,10 @@ impl ComputeService {
         ctx: &AuthContext,
         id: &str,
         flavor_ref: &str,
+        disk_config: Option<&Value>,
         request_id: &str,
     ) -> AppResult<()> {
+        let disk_config = disk_config.map(super::servers::disk_config).transpose()?;
         let mut server = self.server_for_action(ctx, id).await?;
         self.refuse_on_bare_metal(&server, "resize")?;
         if !matches!(server.vm_state, VmState::Active | VmState::Stopped) || server.busy() {
@@ -194,6 +199,9 @@ impl ComputeService {
         server.vcpus = ov.max(nv);
         server.ram = or.max(nr);
         server.disk = od.max(nd);
+        if let Some(d) = disk_config {
+            server.doc.insert("disk_config".into(), json!(d));
+        }
         server.task_state = Some(TaskState::ResizeMigrating);
         server.doc.remove("fault");
         let saga = self.change_saga(&mut server, Change::Resize);
@@ -202,12 +210,7 @@ impl ComputeService {
         let mut tx = self.store.db.pool.begin().await?;
         // What an earlier resize may have left (none should) goes first.
         let stale = Store::release_in(&mut tx, &[&consumer], None).await?;
-        let Some(row) = Store::claim_in(&mut tx, &a).await? else {
-            return Err(bad(format!(
-                "No valid host was found. Host {host} has no room for flavor {} (servers resize on their own host).",
-                flavor.name
-            )));
-        };
+        // The quota first, as Nova: over quota is 403 whether or not the host has room.
         match Store::server_save_charging_in(&mut tx, &server, Some(None), &claims, &[]).await? {
             Charged::Saved => {}
             Charged::OverQuota => {
@@ -216,6 +219,12 @@ impl ComputeService {
             }
             Charged::Changed => return Err(conflict(format!("Instance {id} is busy with another task."))),
         }
+        let Some(row) = Store::claim_in(&mut tx, &a).await? else {
+            return Err(bad(format!(
+                "No valid host was found. Host {host} has no room for flavor {} (servers resize on their own host).",
+                flavor.name
+            )));
+        };
         self.sagas.insert_saga(&mut tx, &saga).await?;
         Store::action_start_in(&mut tx, &action).await?;
         tx.commit().await?;

@@ -102,6 +102,7 @@ impl ComputeService {
         // A server booting from a volume has no root disk on its host.
         let root_gb = if boot_volume.is_some() { 0 } else { flavor.disk };
         let requested = self.requested_networks(&token, &project, body.get("networks"), version).await?;
+        let disk_config = body.get("OS-DCF:diskConfig").map(disk_config).transpose()?;
         let key = match str_of("key_name") {
             Some(k) => Some(
                 self.store.keypair_get(ctx.user_id(), &k).await?.ok_or_else(|| bad("Invalid key_name provided."))?,
@@ -214,10 +215,7 @@ impl ComputeService {
                     );
                     doc.insert("accessIPv4".into(), json!(access_v4));
                     doc.insert("accessIPv6".into(), json!(access_v6));
-                    doc.insert(
-                        "disk_config".into(),
-                        json!(str_of("OS-DCF:diskConfig").unwrap_or_else(|| "MANUAL".into())),
-                    );
+                    doc.insert("disk_config".into(), json!(disk_config.as_deref().unwrap_or("MANUAL")));
                     doc.insert("reservation_id".into(), json!(reservation_id));
                     doc.insert("launch_index".into(), json!(i));
                     doc.insert("hostname".into(), json!(str_of("hostname").unwrap_or_else(|| hostname_of(&name))));
@@ -471,7 +469,7 @@ impl ComputeService {
         keep: impl Fn(&Server) -> bool,
     ) -> AppResult<Vec<Server>> {
         let own = project_of(ctx).ok();
-        let project = if ctx.is_admin() && (q.all_tenants || q.project.is_some()) {
+        let project = if ctx.is_admin() && q.all_tenants {
             q.project.map(str::to_string)
         } else {
             Some(own.ok_or_else(|| forbidden("A project-scoped token is needed."))?)
@@ -535,8 +533,8 @@ impl ComputeService {
                         ("hostname", Value::String(h)) => {
                             s.doc.insert("hostname".into(), json!(h));
                         }
-                        ("OS-DCF:diskConfig", Value::String(d)) => {
-                            s.doc.insert("disk_config".into(), json!(d));
+                        ("OS-DCF:diskConfig", d) => {
+                            s.doc.insert("disk_config".into(), json!(disk_config(d)?));
                         }
                         _ => return Err(bad(format!("Invalid input for field/attribute {k}."))),
                     }
@@ -792,6 +790,17 @@ pub(crate) fn access_ip(key: &str, v: &Value) -> AppResult<String> {
     parsed.map_err(|_| {
         bad(format!("Invalid input for field/attribute {key}. Value: {text}. '{text}' is not a valid address."))
     })
+}
+
+/// `OS-DCF:diskConfig` as Nova takes it: `AUTO` (grow the root partition to the disk)
+/// or `MANUAL`.
+pub(crate) fn disk_config(v: &Value) -> AppResult<String> {
+    match v.as_str() {
+        Some(d @ ("AUTO" | "MANUAL")) => Ok(d.to_string()),
+        _ => Err(bad(format!(
+            "Invalid input for field/attribute OS-DCF:diskConfig. Value: {v}. It is not one of 'AUTO', 'MANUAL'."
+        ))),
+    }
 }
 
 /// At most this many tags on a server, as Nova allows.

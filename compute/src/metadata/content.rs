@@ -37,6 +37,12 @@ pub const EC2_VERSIONS: &[&str] = &[
     "latest",
 ];
 
+/// Where a server keeps the password its guest posted (never shown with the server).
+pub const PASSWORD_KEY: &str = "server_password";
+
+/// The most a guest may post as its password, as Nova.
+pub const PASSWORD_MAX: usize = 256;
+
 /// What the documents are made from.
 pub struct Facts<'a> {
     pub server: &'a Server,
@@ -56,6 +62,9 @@ pub struct Metadata {
     pub meta_data: Value,
     pub network_data: Value,
     pub user_data: Option<Vec<u8>>,
+    /// What the guest posted to `password` (its agent encrypts it with the server's
+    /// public key), until the owner clears it.
+    pub password: String,
     ec2: Value,
 }
 
@@ -147,7 +156,8 @@ impl Metadata {
             "reservation-id": s.str("reservation_id"),
             "security-groups": groups.join("\n"),
         });
-        Self { meta_data, network_data, user_data, ec2 }
+        let password = s.str(PASSWORD_KEY).to_string();
+        Self { meta_data, network_data, user_data, password, ec2 }
     }
 
     /// `network_data.json` as Nova writes it: a link per port, a network per subnet
@@ -225,7 +235,7 @@ impl Metadata {
             // No vendor data providers are configured: both documents are empty, as in
             // a Nova without vendordata targets.
             "vendor_data.json" | "vendor_data2.json" => js(&json!({})),
-            "password" => Some(("text/plain", Vec::new())),
+            "password" => Some(("text/plain", self.password.clone().into_bytes())),
             "user_data" => self.user_data.clone().map(|u| ("application/octet-stream", u)),
             _ => None,
         }

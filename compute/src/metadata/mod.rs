@@ -7,12 +7,14 @@
 
 pub mod content;
 
+use crate::app::guest_metadata::PasswordPost;
 use crate::ComputeService;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use content::{Metadata, EC2_VERSIONS, OPENSTACK_VERSIONS};
+use content::{Metadata, EC2_VERSIONS, OPENSTACK_VERSIONS, PASSWORD_MAX};
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -48,9 +50,13 @@ fn signed(key: &ring::hmac::Key, instance: &str, signature: &str) -> bool {
     hex(signature).is_some_and(|sig| ring::hmac::verify(key, instance.as_bytes(), &sig).is_ok())
 }
 
-async fn handle(State(ctx): State<Ctx>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
-    if method != Method::GET && method != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "Only GET and HEAD are allowed.\n");
+async fn handle(State(ctx): State<Ctx>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let path = uri.path();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    // The one thing a guest writes: its password, which its agent posts once.
+    let posts_password = matches!(segments.as_slice(), ["openstack", v, "password"] if OPENSTACK_VERSIONS.contains(v));
+    if method != Method::GET && method != Method::HEAD && !(method == Method::POST && posts_password) {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "Only GET and HEAD are allowed, and POST of a password.\n");
     }
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let (instance, tenant, signature) =
@@ -62,13 +68,25 @@ async fn handle(State(ctx): State<Ctx>, method: Method, uri: Uri, headers: Heade
         tracing::warn!(%instance, from = %header("x-forwarded-for"), "metadata request with a bad signature");
         return text(StatusCode::FORBIDDEN, "Invalid proxy request signature.\n");
     }
+    if method == Method::POST {
+        let Ok(password) = std::str::from_utf8(&body) else {
+            return text(StatusCode::BAD_REQUEST, "The password is not UTF-8 text.\n");
+        };
+        return match ctx.service.guest_password_post(&instance, &tenant, password).await {
+            Ok(Some(PasswordPost::Stored)) => text(StatusCode::OK, ""),
+            Ok(Some(PasswordPost::AlreadySet)) => text(StatusCode::CONFLICT, "A password is set already.\n"),
+            Ok(Some(PasswordPost::TooLong)) => {
+                text(StatusCode::BAD_REQUEST, format!("A password is at most {PASSWORD_MAX} bytes.\n"))
+            }
+            Ok(None) => not_found(),
+            Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, format!("Metadata is unavailable: {e:#}\n")),
+        };
+    }
     let md = match ctx.service.guest_metadata(&instance, &tenant).await {
         Ok(Some(md)) => md,
         Ok(None) => return not_found(),
         Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, format!("Metadata is unavailable: {e:#}\n")),
     };
-    let path = uri.path();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     respond(&md, &segments).unwrap_or_else(not_found)
 }
 

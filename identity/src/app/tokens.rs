@@ -288,7 +288,7 @@ impl Identity {
         }
     }
 
-    async fn authenticate_password(&self, r: &UserRef) -> ApiResult<User> {
+    pub(crate) async fn authenticate_password(&self, r: &UserRef) -> ApiResult<User> {
         let password =
             r.password.as_deref().ok_or_else(|| ApiError::bad_request("Missing 'password' for the user."))?;
         let user = self.find_user(r).await?;

@@ -2,6 +2,7 @@
 
 use super::domains::{strip, DEFAULT_DOMAIN_ID};
 use super::policy::{self, require_admin};
+use super::tokens::UserRef;
 use super::{write_error, Identity};
 use crate::store::{new_id, User};
 use serde::Deserialize;
@@ -182,20 +183,24 @@ impl Identity {
         Ok(())
     }
 
-    /// `POST /v3/users/{id}/password`: a user changes their own password.
-    pub async fn user_change_password(&self, ctx: &AuthContext, id: &str, req: PasswordChange) -> ApiResult<()> {
-        if ctx.user_id() != id {
-            return Err(if ctx.is_admin() {
-                policy::forbidden("change_password")
-            } else {
-                ApiError::not_found("user", id)
-            });
-        }
-        let mut u = self.store.user_fetch(id).await?.ok_or_else(|| ApiError::not_found("user", id))?;
+    /// `POST /v3/users/{id}/password`: a user's password changes. As in Keystone, the
+    /// proof is the original password, not the caller: a user changes their own, and an
+    /// administrator who knows a user's password can change it too. A wrong original
+    /// password is 401 and counts as a failed sign-in.
+    pub async fn user_change_password(&self, _ctx: &AuthContext, id: &str, req: PasswordChange) -> ApiResult<()> {
+        self.store.user_fetch(id).await?.ok_or_else(|| ApiError::not_found("user", id))?;
         validate_password(&req.password)?;
-        if !self.passwords.verify(&req.original_password, u.password_hash.as_deref()).await {
-            return Err(ApiError::unauthorized("The original password is not correct."));
-        }
+        // The sign-in check, with its lockout: this path is no way round it.
+        let proof = UserRef {
+            id: Some(id.to_string()),
+            name: None,
+            domain: None,
+            password: Some(req.original_password.clone()),
+        };
+        let mut u = self.authenticate_password(&proof).await.map_err(|e| match e.status.as_u16() {
+            401 => ApiError::unauthorized("The original password is not correct."),
+            _ => e,
+        })?;
         u.password_hash =
             Some(self.passwords.hash(&req.password).await.map_err(|e| ApiError::internal_from(e.as_ref()))?);
         u.password_changed_at = Some(now_text());

@@ -246,6 +246,13 @@ pub async fn action(
             s.volume_detach(&ctx, id, args["attachment_id"].as_str()).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
+        "os-retype" => {
+            let new_type =
+                args["new_type"].as_str().ok_or_else(|| ApiError::bad_request("os-retype needs new_type."))?;
+            let policy = args["migration_policy"].as_str().unwrap_or("never");
+            s.volume_retype(&ctx, id, new_type, policy).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
         "os-force_delete" => {
             s.volume_force_delete(&ctx, id).await?;
             Ok(StatusCode::ACCEPTED.into_response())

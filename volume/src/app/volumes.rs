@@ -375,6 +375,46 @@ impl VolumeService {
         Ok(())
     }
 
+    /// `os-retype`: the volume takes another type it may use. Only a retype without
+    /// migration is offered: the new type must put its volumes on the backend the
+    /// volume is on (`migration_policy` `on-demand` is accepted and changes nothing
+    /// about that). An attached volume keeps its type's front-end QoS: a type with
+    /// other QoS specs is refused for it, as Cinder does.
+    pub async fn volume_retype(&self, ctx: &AuthContext, id: &str, new_type: &str, policy: &str) -> AppResult<()> {
+        if !matches!(policy, "never" | "on-demand") {
+            return Err(bad(format!("Invalid migration_policy {policy}: 'never' or 'on-demand'.")));
+        }
+        let t = self.type_get(ctx, new_type).await?;
+        let backend = self.backend_of(&t)?;
+        let current = self.volume_get(ctx, id).await?;
+        let old_type = self.store.type_get(&current.type_id).await?;
+        self.volume_change(ctx, id, |v| {
+            if !matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse) {
+                return Err(bad(format!(
+                    "Volume {id} status must be available or in-use to retype, but it is {}.",
+                    v.status.as_str()
+                )));
+            }
+            if v.type_id == t.id {
+                return Err(bad("New volume type must be different from the original volume type."));
+            }
+            if v.backend != backend {
+                return Err(bad(format!(
+                    "Retype to {} needs a migration from backend {} to {backend}, which this cloud does not offer.",
+                    t.name, v.backend
+                )));
+            }
+            let old_qos = old_type.as_ref().filter(|o| o.id == v.type_id).map(|o| o.qos_specs_id.as_str());
+            if v.status == VolumeStatus::InUse && old_qos != Some(t.qos_specs_id.as_str()) {
+                return Err(bad("Retype cannot change the QoS specs of an in-use volume."));
+            }
+            v.type_id = t.id.clone();
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Starts deleting a settled volume with no snapshots.
     /// Deletes a volume; with `cascade`, its snapshots with it (each by its own delete
     /// saga; the volume's waits for them).

@@ -165,6 +165,7 @@ impl Store {
         .bind(&v.created_at)
         .bind(v.image_id.clone())
         .bind(json_text(&v.image_meta))
+        .bind(&v.type_id)
         .execute(conn)
         .await?;
         Ok(())
@@ -190,7 +191,8 @@ impl Store {
     pub async fn volume_save_in(conn: &mut sqlx::AnyConnection, v: &Volume) -> StoreResult<bool> {
         let r = sqlx::query(
             "UPDATE volume_volumes SET name = $1, description = $2, size = $3, status = $4, bootable = $5, metadata = $6,
-             control = $7, deleted = $8, updated_at = $9, attachments = $12, image_meta = $13, rev = rev + 1 WHERE id = $10 AND rev = $11",
+             control = $7, deleted = $8, updated_at = $9, attachments = $12, image_meta = $13, type_id = $14,
+             rev = rev + 1 WHERE id = $10 AND rev = $11",
         )
         .bind(&v.name)
         .bind(&v.description)
@@ -205,6 +207,7 @@ impl Store {
         .bind(v.rev)
         .bind(serde_json::to_string(&v.attachments).unwrap_or_else(|_| "[]".into()))
         .bind(json_text(&v.image_meta))
+        .bind(&v.type_id)
         .execute(conn)
         .await?;
         Ok(r.rows_affected() == 1)
