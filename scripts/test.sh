@@ -63,26 +63,7 @@ CONFORMANCE_LOG="$ROOT/target/conformance.log"
 "$TEMPEST_VENV/bin/python" tests/conformance/run.py --work-dir "$ROOT/target/conformance" >"$CONFORMANCE_LOG" 2>&1 &
 CONFORMANCE_PID=$!
 e2e=0
-if [ $# -gt 0 ]; then
-    "$VENV/bin/python" -m pytest -q --durations=25 tests/e2e "$@" || e2e=$?
-else
-    # Two streams at once: the tests that wire the kernel (network agents, namespaces,
-    # libvirt guests, the shared guest image) one after another, and beside them the
-    # API tests, whose clouds use fake drivers and ports of their own.
-    KERNEL_TESTS=(tests/e2e/test_real_guests.py tests/e2e/test_dataplane.py tests/e2e/test_guest_image.py tests/e2e/test_baremetal.py)
-    API_LOG="$ROOT/target/e2e-api.log"
-    ignores=()
-    for t in "${KERNEL_TESTS[@]}"; do ignores+=(--ignore "$t"); done
-    "$VENV/bin/python" -m pytest -q --durations=15 tests/e2e "${ignores[@]}" >"$API_LOG" 2>&1 &
-    API_PID=$!
-    kernel=0
-    "$VENV/bin/python" -m pytest -q --durations=15 "${KERNEL_TESTS[@]}" || kernel=$?
-    api=0
-    wait "$API_PID" || api=$?
-    echo "== end-to-end API tests (beside the kernel tests above)"
-    cat "$API_LOG"
-    if [ "$kernel" != 0 ] || [ "$api" != 0 ]; then e2e=1; fi
-fi
+"$VENV/bin/python" -m pytest -q --durations=25 tests/e2e "$@" || e2e=$?
 conformance=0
 wait "$CONFORMANCE_PID" || conformance=$?
 if pg_up; then drop_test_schemas; fi

@@ -159,7 +159,7 @@ flavor_ref_alt = {found["flavors"][1]}
 min_microversion = 2.1
 max_microversion = {found["compute_max"]}
 build_interval = 1
-build_timeout = 60
+build_timeout = 120
 region = RegionOne
 endpoint_type = publicURL
 
@@ -193,7 +193,7 @@ hostname_fqdn_sanitization = true
 region = RegionOne
 endpoint_type = publicURL
 build_interval = 1
-build_timeout = 60
+build_timeout = 120
 
 [image-feature-enabled]
 api_v2 = true
@@ -210,7 +210,7 @@ project_network_cidr = 10.100.0.0/16
 project_network_mask_bits = 28
 project_networks_reachable = false
 build_interval = 1
-build_timeout = 60
+build_timeout = 120
 
 [network-feature-enabled]
 api_extensions = {",".join(found["network_extensions"])}
@@ -226,7 +226,7 @@ catalog_type = block-storage
 min_microversion = 3.0
 max_microversion = {found["volume_max"]}
 build_interval = 1
-build_timeout = 60
+build_timeout = 120
 storage_protocol = file
 vendor_name = Stratus
 
