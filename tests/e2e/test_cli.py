@@ -2,6 +2,7 @@
 cloud of clouds.yaml, tables for people, JSON and bare values for scripts, names or IDs,
 the token cached between commands, and exit codes a script can rely on."""
 
+import datetime
 import json
 import os
 import re
@@ -51,6 +52,11 @@ def stratus(home, *args, cloud_name="member", cache=None):
     if cache:
         env["XDG_CACHE_HOME"] = cache
     return subprocess.run([STRATUS, *args], env=env, capture_output=True, text=True, timeout=60, cwd=home["home"])
+
+
+def as_obj(v):
+    """An object field of a record, whether the JSON output kept it or wrote it as text."""
+    return json.loads(v) if isinstance(v, str) else v
 
 
 def ok_json(home, *args, **kw):
@@ -115,6 +121,14 @@ def test_lists_and_shows_by_name_or_id(cloud, home):
     assert p.returncode == 2
     # The admin sees the nodes (none here) and the member's server by ID.
     assert ok_json(home, "node", "list", cloud_name="admin") == []
+    # `set` with properties, through a JSON patch (Ironic's): set, then unset.
+    cloud.osc("baremetal", "node", "create", "--driver", "fake-hardware", "--name", "cli-node")
+    node = ok_json(home, "node", "set", "cli-node", "--description", "rack 4", "--property", "cpus=8",
+                   cloud_name="admin")
+    assert (node["description"], as_obj(node["properties"]).get("cpus")) == ("rack 4", "8"), node
+    node = ok_json(home, "node", "set", "cli-node", "--unset-property", "cpus", cloud_name="admin")
+    assert "cpus" not in as_obj(node["properties"]), node
+    assert stratus(home, "node", "delete", "cli-node", cloud_name="admin").returncode == 0
     assert ok_json(home, "server", "show", server["id"], cloud_name="admin")["id"] == server["id"]
     p = stratus(home, "server", "delete", name, "--wait")
     assert p.returncode == 0, p.stderr
@@ -178,8 +192,23 @@ def test_every_kind_is_made_listed_and_deleted(cloud, home):
     net["name"] = renamed
     assert cloud.osc("network", "show", net["id"], env=env)["admin_state_up"] in (False, "DOWN")
     assert ok_json(home, "volume", "set", vol["name"], "--description", "scratch")["description"] == "scratch"
+    # Properties: a volume's metadata, set and unset; a key without a value is a usage error.
+    v = ok_json(home, "volume", "set", vol["name"], "--property", "tier=scratch", "--property", "owner=cli")
+    assert as_obj(v["metadata"]) == {"tier": "scratch", "owner": "cli"}, v
+    v = ok_json(home, "volume", "set", vol["name"], "--unset-property", "owner")
+    assert as_obj(v["metadata"]) == {"tier": "scratch"}, v
+    assert stratus(home, "volume", "set", vol["name"], "--property", "tier").returncode == 2
+    assert stratus(home, "network", "set", net["name"], "--property", "a=b").returncode == 2
     assert stratus(home, "fip", "set", fip["id"], "--name", "x").returncode == 2
     assert stratus(home, "flavor", "set", "m1.tiny", "--name", "x").returncode == 2
+    # A flavor's description and extra specs (an admin's).
+    flavor = cloud.osc("flavor", "list")[0]["Name"]
+    f = ok_json(home, "flavor", "set", flavor, "--description", "from the cli", "--property", "hw:cpu_policy=shared",
+                cloud_name="admin")
+    assert f["description"] == "from the cli", f
+    assert "hw:cpu_policy" in str(cloud.osc("flavor", "show", flavor)["properties"])
+    ok_json(home, "flavor", "set", flavor, "--unset-property", "hw:cpu_policy", cloud_name="admin")
+    assert "hw:cpu_policy" not in str(cloud.osc("flavor", "show", flavor)["properties"])
     assert stratus(home, "network", "set", net["name"]).returncode == 2
     spare = unique("cliproj")
     cloud.osc("project", "create", spare)
@@ -238,6 +267,14 @@ def test_a_lease_and_a_server_in_it(cloud, home):
     res_id = (json.loads(res) if isinstance(res, str) else res)[0]["id"]
     listed = ok_json(home, "lease", "list")
     assert [(l["Name"], l["Status"]) for l in listed] == [("cli-lease", "ACTIVE")]
+    # Prolonged by an hour, then cut back by one; a host's capabilities set by the admin.
+    end = lambda l: datetime.datetime.fromisoformat(l["end_date"].replace("Z", ""))  # noqa: E731
+    longer = ok_json(home, "lease", "set", "cli-lease", "--prolong", "1")
+    assert end(longer) - end(lease) == datetime.timedelta(hours=1), (lease["end_date"], longer["end_date"])
+    assert end(ok_json(home, "lease", "set", "cli-lease", "--reduce", "1")) == end(lease)
+    assert stratus(home, "lease", "set", "cli-lease", "--prolong", "1", "--end", "2030-01-01 10:00").returncode == 2
+    host = ok_json(home, "host", "set", hv, "--property", "rack=r4", cloud_name="admin")
+    assert host["rack"] == "r4" and host["node_type"] == "cli_node", host
     # No second host of that type: Blazar's refusal, said by the cloud (exit 1).
     p = stratus(home, "lease", "create", "too-many", "--node-type", "cli_node", "--nodes", "2")
     assert p.returncode == 1 and "Not enough hosts" in p.stderr, p.stderr
@@ -417,6 +454,12 @@ def test_images_up_and_down_with_progress_on_a_terminal(cloud, home, tmp_path):
     src.write_bytes(data)
     img = ok_json(home, "image", "create", "cli-img", "--file", str(src))
     assert (img["status"], img["size"], img["disk_format"]) == ("active", len(data), "raw"), img
+    # Renamed and given properties (Glance's JSON patch), then one taken away.
+    img = ok_json(home, "image", "set", "cli-img", "--name", "cli-img-1", "--property", "os_distro=debian",
+                  "--property", "hw_disk_bus=virtio")
+    assert (img["name"], img["os_distro"], img["hw_disk_bus"]) == ("cli-img-1", "debian", "virtio"), img
+    img = ok_json(home, "image", "set", "cli-img-1", "--name", "cli-img", "--unset-property", "hw_disk_bus")
+    assert img["name"] == "cli-img" and "hw_disk_bus" not in img and img["os_distro"] == "debian", img
     dst = tmp_path / "back.raw"
     p = stratus(home, "image", "download", "cli-img", "--file", str(dst))
     assert p.returncode == 0 and dst.read_bytes() == data, p.stderr

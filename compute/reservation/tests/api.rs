@@ -246,6 +246,24 @@ async fn hosts_and_leases(engine: Engine) {
     // Prolong; shrink to one host (the other goes back at once); then grow again.
     let (code, u) = c.call("PUT", &format!("/v1/leases/{lid}"), &alice, Some(json!({"end_date": later(120)}))).await;
     assert_eq!(code, StatusCode::OK, "{u}");
+    // Shifts as Blazar takes them: by a number and a unit; one change of a date at a time.
+    let end_of = |u: &Value| stratus_common::db::parse_time(&format!("{}Z", u["lease"]["end_date"].as_str().unwrap()));
+    let before = end_of(&u).unwrap();
+    let (code, u) = c.call("PUT", &format!("/v1/leases/{lid}"), &alice, Some(json!({"prolong_for": "1h"}))).await;
+    assert_eq!(code, StatusCode::OK, "{u}");
+    assert_eq!(end_of(&u).unwrap() - before, chrono::Duration::hours(1));
+    let (code, u) = c.call("PUT", &format!("/v1/leases/{lid}"), &alice, Some(json!({"reduce_by": "30m"}))).await;
+    assert_eq!((code, end_of(&u).unwrap() - before), (StatusCode::OK, chrono::Duration::minutes(30)), "{u}");
+    for bad in [
+        json!({"prolong_for": "1 hour"}),
+        json!({"prolong_for": "0h"}),
+        json!({"prolong_for": "1h", "reduce_by": "1m"}),
+        json!({"prolong_for": "1h", "end_date": later(300)}),
+        json!({"reduce_by": "1w"}),
+    ] {
+        let (code, body) = c.call("PUT", &format!("/v1/leases/{lid}"), &alice, Some(bad.clone())).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
     let (code, u) = c
         .call(
             "PUT",

@@ -49,6 +49,9 @@ pub enum ImageVerb {
         #[arg(long)]
         file: PathBuf,
     },
+    /// Change one: rename it, set or unset its properties
+    #[command(after_help = "Example:\n  stratus image set debian-12 --name debian-12-old --property os_distro=debian")]
+    Set(crate::SetArgs),
     /// Delete images, by name or ID
     Delete {
         /// Their names or IDs
@@ -135,7 +138,9 @@ impl Progress {
 
 pub async fn run(s: &Session, verb: ImageVerb, format: Format, columns: &[String]) -> Result<(), Failure> {
     match verb {
-        ImageVerb::List | ImageVerb::Show { .. } => Err(usage("list and show are not handled here".into())),
+        ImageVerb::List | ImageVerb::Show { .. } | ImageVerb::Set(_) => {
+            Err(usage("list, show and set are not handled here".into()))
+        }
         ImageVerb::Create { name, file, disk_format, container_format, public } => {
             let fail = |e: std::io::Error| Failure { code: 1, message: format!("{}: {e}", file.display()) };
             let len = tokio::fs::metadata(&file).await.map_err(fail)?.len();

@@ -31,6 +31,11 @@ pub struct Update {
     pub enabled_field: Option<&'static str>,
     /// Whether its name may change (a floating IP's "name" is its address).
     pub name: bool,
+    /// Whether it has a description.
+    pub description: bool,
+    /// How its key-value properties change (`--property`, `--unset-property`), if it
+    /// has any.
+    pub properties: Option<Properties>,
 }
 
 #[derive(Clone, Copy)]
@@ -39,13 +44,48 @@ pub enum UpdateMethod {
     Put,
     /// `PATCH` with the changes under the show key (Keystone).
     Patch,
+    /// `PATCH` with a JSON patch (RFC 6902) of this content type (Glance, Ironic).
+    JsonPatch(&'static str),
 }
 
-const PUT: Option<Update> = Some(Update { method: UpdateMethod::Put, enabled_field: None, name: true });
-const PUT_ADMIN_STATE: Option<Update> =
-    Some(Update { method: UpdateMethod::Put, enabled_field: Some("admin_state_up"), name: true });
-const PATCH_ENABLED: Option<Update> =
-    Some(Update { method: UpdateMethod::Patch, enabled_field: Some("enabled"), name: true });
+/// Where a kind keeps its key-value properties.
+#[derive(Clone, Copy)]
+pub enum Properties {
+    /// A sub-resource of the object: `POST {show}/{path}` with `{key: {k: v}}` sets,
+    /// `DELETE {show}/{path}/{k}` unsets (Nova's server metadata and flavor extra specs,
+    /// Cinder's volume metadata).
+    SubResource { path: &'static str, key: &'static str },
+    /// Members of the object under this JSON pointer, in its JSON patch (Glance: the
+    /// image itself, `""`; Ironic: `/properties`).
+    Patch { under: &'static str },
+    /// Blazar's host: `PUT {"values": {k: v}}`, where a null unsets.
+    Values,
+}
+
+const PUT: Option<Update> =
+    Some(Update { method: UpdateMethod::Put, enabled_field: None, name: true, description: true, properties: None });
+const PUT_ADMIN_STATE: Option<Update> = Some(Update {
+    method: UpdateMethod::Put,
+    enabled_field: Some("admin_state_up"),
+    name: true,
+    description: true,
+    properties: None,
+});
+const PATCH_ENABLED: Option<Update> = Some(Update {
+    method: UpdateMethod::Patch,
+    enabled_field: Some("enabled"),
+    name: true,
+    description: true,
+    properties: None,
+});
+/// Server metadata and volume metadata: the same sub-resource.
+const PUT_WITH_METADATA: Option<Update> = Some(Update {
+    method: UpdateMethod::Put,
+    enabled_field: None,
+    name: true,
+    description: true,
+    properties: Some(Properties::SubResource { path: "metadata", key: "metadata" }),
+});
 
 const IRONIC: &[(&str, &str)] = &[("X-OpenStack-Ironic-API-Version", "1.31")];
 const NOVA: &[(&str, &str)] = &[("X-OpenStack-Nova-API-Version", "2.79")];
@@ -66,7 +106,7 @@ pub const SERVER: Kind = Kind {
     ],
     id_field: "id",
     name_field: "name",
-    update: PUT,
+    update: PUT_WITH_METADATA,
 };
 
 pub const IMAGE: Kind = Kind {
@@ -78,7 +118,14 @@ pub const IMAGE: Kind = Kind {
     columns: &[("ID", "id"), ("Name", "name"), ("Status", "status"), ("Visibility", "visibility"), ("Size", "size")],
     id_field: "id",
     name_field: "name",
-    update: None,
+    // Glance has no description of its own: it is a property like any other.
+    update: Some(Update {
+        method: UpdateMethod::JsonPatch("application/openstack-images-v2.1-json-patch"),
+        enabled_field: None,
+        name: true,
+        description: true,
+        properties: Some(Properties::Patch { under: "" }),
+    }),
 };
 
 pub const FLAVOR: Kind = Kind {
@@ -97,7 +144,14 @@ pub const FLAVOR: Kind = Kind {
     ],
     id_field: "id",
     name_field: "name",
-    update: None,
+    // A flavor keeps its name (Nova changes only its description, at 2.55).
+    update: Some(Update {
+        method: UpdateMethod::Put,
+        enabled_field: None,
+        name: false,
+        description: true,
+        properties: Some(Properties::SubResource { path: "os-extra_specs", key: "extra_specs" }),
+    }),
 };
 
 pub const NETWORK: Kind = Kind {
@@ -140,7 +194,14 @@ pub const HOST: Kind = Kind {
     ],
     id_field: "id",
     name_field: "hypervisor_hostname",
-    update: None,
+    // Its extra capabilities (`node_type`, ...) are its properties.
+    update: Some(Update {
+        method: UpdateMethod::Put,
+        enabled_field: None,
+        name: false,
+        description: false,
+        properties: Some(Properties::Values),
+    }),
 };
 
 pub const NODE: Kind = Kind {
@@ -160,7 +221,13 @@ pub const NODE: Kind = Kind {
     ],
     id_field: "uuid",
     name_field: "name",
-    update: None,
+    update: Some(Update {
+        method: UpdateMethod::JsonPatch("application/json"),
+        enabled_field: None,
+        name: true,
+        description: true,
+        properties: Some(Properties::Patch { under: "/properties" }),
+    }),
 };
 
 impl Kind {
@@ -188,26 +255,74 @@ impl Kind {
         s.call(stratus_client::session::Method::DELETE, self.service, &path, None, self.headers).await.map(drop)
     }
 
-    /// Changes one by ID: the fields given, under the kind's show key.
-    pub async fn update(&self, s: &Session, id: &str, fields: Value) -> Result<Value, Error> {
+    /// Changes one by ID: the fields given (under the kind's show key, or as a JSON
+    /// patch), then the properties set (`Some`) and unset (`None`); answers the object
+    /// as the service shows it afterwards.
+    pub async fn update(
+        &self,
+        s: &Session,
+        id: &str,
+        fields: serde_json::Map<String, Value>,
+        properties: &[(String, Option<String>)],
+    ) -> Result<Value, Error> {
+        use stratus_client::session::Method;
         let Some(u) = &self.update else {
             return Err(Error::Config(format!("a {} cannot be changed here", self.noun)));
         };
         let (path, key) = self.show;
         let path = path.replace("{id}", &urlencode(id));
-        let body = match key {
-            Some(k) => serde_json::json!({ k: fields }),
-            None => fields,
-        };
-        let method = match u.method {
-            UpdateMethod::Put => stratus_client::session::Method::PUT,
-            UpdateMethod::Patch => stratus_client::session::Method::PATCH,
-        };
-        let v = s.call(method, self.service, &path, Some(&body), self.headers).await?;
-        Ok(match key {
-            Some(k) if !v[k].is_null() => v[k].clone(),
-            _ => v,
-        })
+        let mut patch = Vec::new();
+        if let UpdateMethod::JsonPatch(_) = u.method {
+            for (k, v) in &fields {
+                patch.push(serde_json::json!({"op": "add", "path": format!("/{}", pointer(k)), "value": v}));
+            }
+        } else if !fields.is_empty() {
+            let body = match key {
+                Some(k) => serde_json::json!({ k: fields }),
+                None => Value::Object(fields),
+            };
+            let method = if matches!(u.method, UpdateMethod::Patch) { Method::PATCH } else { Method::PUT };
+            s.call(method, self.service, &path, Some(&body), self.headers).await?;
+        }
+        match (u.properties, properties.is_empty()) {
+            (_, true) => {}
+            (None, false) => return Err(Error::Config(format!("a {} has no properties", self.noun))),
+            (Some(Properties::Patch { under }), false) => {
+                for (k, v) in properties {
+                    let at = format!("{under}/{}", pointer(k));
+                    patch.push(match v {
+                        Some(v) => serde_json::json!({"op": "add", "path": at, "value": v}),
+                        None => serde_json::json!({"op": "remove", "path": at}),
+                    });
+                }
+            }
+            (Some(Properties::SubResource { path: sub, key: wrap }), false) => {
+                let set: serde_json::Map<String, Value> =
+                    properties.iter().filter_map(|(k, v)| Some((k.clone(), Value::String(v.clone()?)))).collect();
+                if !set.is_empty() {
+                    let body = serde_json::json!({ wrap: set });
+                    s.call(Method::POST, self.service, &format!("{path}/{sub}"), Some(&body), self.headers).await?;
+                }
+                for (k, _) in properties.iter().filter(|(_, v)| v.is_none()) {
+                    let at = format!("{path}/{sub}/{}", urlencode(k));
+                    s.call(Method::DELETE, self.service, &at, None, self.headers).await?;
+                }
+            }
+            (Some(Properties::Values), false) => {
+                let values: serde_json::Map<String, Value> =
+                    properties.iter().map(|(k, v)| (k.clone(), v.clone().map_or(Value::Null, Value::String))).collect();
+                let body = serde_json::json!({ "values": values });
+                s.call(Method::PUT, self.service, &path, Some(&body), self.headers).await?;
+            }
+        }
+        if let UpdateMethod::JsonPatch(content_type) = u.method {
+            if !patch.is_empty() {
+                let mut headers = self.headers.to_vec();
+                headers.push(("Content-Type", content_type));
+                s.call(Method::PATCH, self.service, &path, Some(&Value::Array(patch)), &headers).await?;
+            }
+        }
+        self.show(s, id).await
     }
 
     /// One by ID.
@@ -314,7 +429,13 @@ pub const FLOATING_IP: Kind = Kind {
     ],
     id_field: "id",
     name_field: "floating_ip_address",
-    update: Some(Update { method: UpdateMethod::Put, enabled_field: None, name: false }),
+    update: Some(Update {
+        method: UpdateMethod::Put,
+        enabled_field: None,
+        name: false,
+        description: true,
+        properties: None,
+    }),
 };
 
 pub const VOLUME: Kind = Kind {
@@ -326,7 +447,7 @@ pub const VOLUME: Kind = Kind {
     columns: &[("ID", "id"), ("Name", "name"), ("Status", "status"), ("Size", "size"), ("Bootable", "bootable")],
     id_field: "id",
     name_field: "name",
-    update: PUT,
+    update: PUT_WITH_METADATA,
 };
 
 pub const PROJECT: Kind = Kind {
@@ -352,3 +473,8 @@ pub const USER: Kind = Kind {
     name_field: "name",
     update: PATCH_ENABLED,
 };
+
+/// A key as one step of a JSON pointer (RFC 6901: `~` and `/` escaped).
+fn pointer(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}

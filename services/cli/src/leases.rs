@@ -45,6 +45,25 @@ pub enum LeaseVerb {
         #[command(flatten)]
         waiting: WaitArgs,
     },
+    /// Rename a lease, or move its end: longer, shorter, or to a date
+    #[command(after_help = "Examples:\n  stratus lease set my-lease --prolong 2\n  \
+                            stratus lease set my-lease --end \"2030-01-01 10:00\" --name final-run")]
+    Set {
+        /// Its name or ID
+        name: String,
+        /// Its new name
+        #[arg(long = "name", value_name = "NEW_NAME")]
+        new_name: Option<String>,
+        /// Hours more
+        #[arg(long, value_name = "HOURS", conflicts_with_all = ["reduce", "end"])]
+        prolong: Option<u32>,
+        /// Hours fewer
+        #[arg(long, value_name = "HOURS", conflicts_with = "end")]
+        reduce: Option<u32>,
+        /// Its new end: `YYYY-MM-DD HH:MM` (UTC)
+        #[arg(long)]
+        end: Option<String>,
+    },
     /// Delete leases (their servers are deleted, their hosts and addresses given back)
     Delete {
         /// Their names or IDs
@@ -106,6 +125,41 @@ pub async fn run(s: &Session, verb: LeaseVerb, format: Format, columns: &[String
                 made["lease"].clone()
             };
             output::record(&shown, format, columns).map_err(usage)
+        }
+        LeaseVerb::Set { name, new_name, prolong, reduce, end } => {
+            let mut body = serde_json::Map::new();
+            if let Some(n) = new_name {
+                if n.trim().is_empty() {
+                    return Err(usage("--name needs a name".into()));
+                }
+                body.insert("name".into(), json!(n));
+            }
+            // Blazar's shifts, which the service applies to the lease's end as it is then.
+            match (prolong, reduce, end) {
+                (Some(0), _, _) | (_, Some(0), _) => {
+                    return Err(usage("--prolong and --reduce take hours, 1 or more".into()))
+                }
+                (Some(h), _, _) => {
+                    body.insert("prolong_for".into(), json!(format!("{h}h")));
+                }
+                (_, Some(h), _) => {
+                    body.insert("reduce_by".into(), json!(format!("{h}h")));
+                }
+                (_, _, Some(e)) => {
+                    chrono::NaiveDateTime::parse_from_str(&e, FORMAT)
+                        .map_err(|_| usage(format!("--end {e:?}: give YYYY-MM-DD HH:MM (UTC)")))?;
+                    body.insert("end_date".into(), json!(e));
+                }
+                (None, None, None) => {}
+            }
+            if body.is_empty() {
+                return Err(usage("nothing to change: give --name, --prolong, --reduce or --end".into()));
+            }
+            let lease = find(&kinds::LEASE, s, &name).await?;
+            let id = lease["id"].as_str().unwrap_or_default();
+            let changed =
+                s.call(Method::PUT, "reservation", &format!("/leases/{id}"), Some(&Value::Object(body)), &[]).await?;
+            output::record(&changed["lease"], format, columns).map_err(usage)
         }
         LeaseVerb::Delete { names, waiting } => {
             let mut ids = Vec::new();

@@ -209,10 +209,12 @@ pub enum Verb {
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// Change one: rename it, describe it, enable or disable it
+    /// Change one: rename it, describe it, enable or disable it, set or unset properties
     #[command(
         after_help = "Examples:\n  stratus network set private --name private-old --description \"before the move\"\n  \
-                            stratus project set lab-3 --disable"
+                            stratus project set lab-3 --disable\n  \
+                            stratus host set compute-1 --property node_type=gpu_a100\n  \
+                            stratus flavor set m1.small --property hw:cpu_policy=dedicated --unset-property quota:vif"
     )]
     Set(SetArgs),
 }
@@ -234,6 +236,36 @@ pub struct SetArgs {
     /// Disable it (a project or user; a network, router or port: administratively down)
     #[arg(long)]
     pub disable: bool,
+    /// Set a property, KEY=VALUE (repeatable): a server's or volume's metadata, an
+    /// image's or node's properties, a flavor's extra specs, a host's capabilities
+    #[arg(long = "property", value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
+    /// Remove a property (repeatable)
+    #[arg(long = "unset-property", value_name = "KEY")]
+    pub unset_properties: Vec<String>,
+}
+
+/// Properties to set (`Some`) and to remove (`None`).
+pub type PropertyChanges = Vec<(String, Option<String>)>;
+
+impl SetArgs {
+    /// The properties to set and to remove, checked.
+    pub fn property_changes(&self) -> Result<PropertyChanges, Failure> {
+        let mut out = Vec::new();
+        for p in &self.properties {
+            match p.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() => out.push((k.trim().to_string(), Some(v.to_string()))),
+                _ => return Err(usage(format!("--property {p:?}: give KEY=VALUE"))),
+            }
+        }
+        for k in &self.unset_properties {
+            if k.trim().is_empty() {
+                return Err(usage("--unset-property needs a key".into()));
+            }
+            out.push((k.trim().to_string(), None));
+        }
+        Ok(out)
+    }
 }
 
 #[derive(Subcommand)]
@@ -325,6 +357,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Image { verb } => match verb {
             images::ImageVerb::List => (&kinds::IMAGE, Verb::List),
             images::ImageVerb::Show { name } => (&kinds::IMAGE, Verb::Show { name }),
+            images::ImageVerb::Set(args) => (&kinds::IMAGE, Verb::Set(args)),
             other => return images::run(&session, other, cli.format, &cli.columns).await,
         },
         Command::Flavor { verb } => (&kinds::FLAVOR, verb),
@@ -408,16 +441,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Verb::Set(args) => {
-            let fields = set_fields(kind, &args)?;
+            let (fields, properties) = set_fields(kind, &args)?;
             let one = find(kind, &session, &args.name).await?;
-            let changed = kind.update(&session, &kinds::id_text(&one[kind.id_field]), fields).await?;
+            let changed = kind.update(&session, &kinds::id_text(&one[kind.id_field]), fields, &properties).await?;
             output::record(&changed, cli.format, &cli.columns).map_err(usage)
         }
     }
 }
 
-/// What `set` sends, checked against what the kind can change before anything is read.
-fn set_fields(kind: &Kind, args: &SetArgs) -> Result<Value, Failure> {
+/// What `set` sends (fields, and property changes), checked against what the kind can
+/// change before anything is read.
+pub fn set_fields(kind: &Kind, args: &SetArgs) -> Result<(serde_json::Map<String, Value>, PropertyChanges), Failure> {
     let Some(update) = &kind.update else { return Err(usage(format!("a {} cannot be changed with set", kind.noun))) };
     let mut fields = serde_json::Map::new();
     if let Some(n) = &args.new_name {
@@ -430,6 +464,9 @@ fn set_fields(kind: &Kind, args: &SetArgs) -> Result<Value, Failure> {
         fields.insert(kind.name_field.into(), Value::String(n.clone()));
     }
     if let Some(d) = &args.description {
+        if !update.description {
+            return Err(usage(format!("a {} has no description", kind.noun)));
+        }
         fields.insert("description".into(), Value::String(d.clone()));
     }
     if args.enable || args.disable {
@@ -438,10 +475,16 @@ fn set_fields(kind: &Kind, args: &SetArgs) -> Result<Value, Failure> {
         };
         fields.insert(field.into(), Value::Bool(args.enable));
     }
-    if fields.is_empty() {
-        return Err(usage("nothing to change: give --name, --description, --enable or --disable".into()));
+    let properties = args.property_changes()?;
+    if !properties.is_empty() && update.properties.is_none() {
+        return Err(usage(format!("a {} has no properties", kind.noun)));
     }
-    Ok(Value::Object(fields))
+    if fields.is_empty() && properties.is_empty() {
+        return Err(usage(
+            "nothing to change: give --name, --description, --enable, --disable, --property or --unset-property".into(),
+        ));
+    }
+    Ok((fields, properties))
 }
 
 /// `stratus.1`, and `stratus-<command>.1` for every command and sub-command.
@@ -495,17 +538,37 @@ mod tests {
             description: description.map(str::to_string),
             enable,
             disable,
+            properties: Vec::new(),
+            unset_properties: Vec::new(),
         }
     }
 
     #[test]
     fn set_sends_what_the_kind_can_change_and_refuses_the_rest() {
-        let f = set_fields(&kinds::NETWORK, &args(Some("n2"), Some("d"), false, true)).ok().unwrap();
-        assert_eq!(f, serde_json::json!({"name": "n2", "description": "d", "admin_state_up": false}));
-        let f = set_fields(&kinds::PROJECT, &args(None, None, true, false)).ok().unwrap();
-        assert_eq!(f, serde_json::json!({"enabled": true}));
+        let fields = |k: &Kind, a: SetArgs| set_fields(k, &a).ok().map(|(f, p)| (Value::Object(f), p));
+        let f = fields(&kinds::NETWORK, args(Some("n2"), Some("d"), false, true)).unwrap();
+        assert_eq!(f, (serde_json::json!({"name": "n2", "description": "d", "admin_state_up": false}), vec![]));
+        let f = fields(&kinds::PROJECT, args(None, None, true, false)).unwrap();
+        assert_eq!(f.0, serde_json::json!({"enabled": true}));
+        let mut props = args(None, None, false, false);
+        props.properties = vec!["node_type=gpu".into(), "note=a=b".into()];
+        props.unset_properties = vec!["old".into()];
+        let want = vec![
+            ("node_type".to_string(), Some("gpu".to_string())),
+            ("note".to_string(), Some("a=b".to_string())),
+            ("old".to_string(), None),
+        ];
+        assert_eq!(fields(&kinds::HOST, props).unwrap(), (serde_json::json!({}), want));
         let code = |k: &Kind, a: SetArgs| set_fields(k, &a).err().map(|e| (e.code, e.message));
-        assert_eq!(code(&kinds::FLAVOR, args(Some("f"), None, false, false)).unwrap().0, 2, "flavors are not changed");
+        let (c, m) = code(&kinds::FLAVOR, args(Some("f"), None, false, false)).unwrap();
+        assert!(c == 2 && m.contains("no name"), "flavors keep their names: {m}");
+        assert!(code(&kinds::HOST, args(None, Some("d"), false, false)).unwrap().1.contains("no description"));
+        let mut bad = args(None, None, false, false);
+        bad.properties = vec!["novalue".into()];
+        assert!(code(&kinds::IMAGE, bad).unwrap().1.contains("KEY=VALUE"));
+        let mut none = args(None, None, false, false);
+        none.properties = vec!["k=v".into()];
+        assert!(code(&kinds::NETWORK, none).unwrap().1.contains("no properties"));
         let (c, m) = code(&kinds::FLOATING_IP, args(Some("1.2.3.4"), None, false, false)).unwrap();
         assert!(c == 2 && m.contains("no name"), "{m}");
         assert!(code(&kinds::SERVER, args(None, None, false, true)).unwrap().1.contains("cannot be enabled"));

@@ -59,6 +59,30 @@ fn date_field(body: &Map<String, Value>, key: &str, now: DateTime<Utc>) -> AppRe
     }
 }
 
+/// A shift of a lease date (`prolong_for`, `reduce_by`, `defer_by`, `advance_by`), as
+/// Blazar's clients write it: a whole number and a unit, `30m`, `1h`, `2d`, `1w` (or
+/// seconds, `90s`).
+fn shift_field(body: &Map<String, Value>, key: &str) -> AppResult<Option<chrono::Duration>> {
+    let Some(t) = text_field(body, key)? else { return Ok(None) };
+    let t = t.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: i64 =
+        digits.parse().map_err(|_| bad(format!("Invalid {key} {t:?}: use a number and a unit, as 1h or 30m.")))?;
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(bad(format!("Invalid {key} {t:?}: the unit is s, m, h, d or w."))),
+    };
+    n.checked_mul(unit_secs)
+        .filter(|s| *s > 0 && *s < 100 * 365 * 86_400)
+        .map(|s| Some(chrono::Duration::seconds(s)))
+        .ok_or_else(|| bad(format!("Invalid {key} {t:?}: more than nothing and less than a century.")))
+}
+
 /// A count given as a number or as digits (blazarclient sends either).
 fn count(r: &Map<String, Value>, key: &str) -> AppResult<Option<i64>> {
     let n = match r.get(key) {
@@ -454,7 +478,29 @@ impl ReservationService {
         }
         let (old_start, old_end) = (stored(&lease.start_date)?, stored(&lease.end_date)?);
         let mut start = date_field(&body, "start_date", now)?.unwrap_or(old_start);
-        let end = date_field(&body, "end_date", now)?.unwrap_or(old_end);
+        let mut end = date_field(&body, "end_date", now)?.unwrap_or(old_end);
+        // Shifts, as Blazar takes them: of the end (`prolong_for`, `reduce_by`) and of the
+        // start (`defer_by`, `advance_by`), each instead of naming the date.
+        let shifts = [
+            ("prolong_for", "end_date", 1),
+            ("reduce_by", "end_date", -1),
+            ("defer_by", "start_date", 1),
+            ("advance_by", "start_date", -1),
+        ];
+        let mut shifted: Vec<&str> = Vec::new();
+        for (key, date, sign) in shifts {
+            let Some(by) = shift_field(&body, key)? else { continue };
+            if body.contains_key(date) || shifted.contains(&date) {
+                return Err(bad(format!("Give one change of the lease's {date}: {key} is one too many.")));
+            }
+            shifted.push(date);
+            let by = if sign > 0 { by } else { -by };
+            if date == "end_date" {
+                end = old_end + by;
+            } else {
+                start = old_start + by;
+            }
+        }
         let moved = start != old_start || end != old_end;
         let grows = body.get("reservations").is_some();
         if (moved || grows)
