@@ -268,6 +268,25 @@ def test_many_servers_quota_and_usage(cloud, base):
     for x in servers:
         cloud.osc("server", "delete", "--wait", x["ID"], env=env)
     assert cloud.osc("server", "list", env=env) == []
+    # Every project's defaults: the quota class `default` (identity's registered limits),
+    # changed for compute and block storage at once (`quota set --default`, which is
+    # `--class default` in older clients); a project whose own limits are deleted has
+    # them again.
+    limits_of = lambda *args: {q["Resource"]: q["Limit"] for q in cloud.osc("quota", "show", *args)}  # noqa: E731
+    before = limits_of("--default")
+    cloud.osc("quota", "set", "--default", "--instances", "30", "--volumes", "25", fmt_json=False)
+    try:
+        after = limits_of("--default")
+        assert (after["instances"], after["volumes"]) == (30, 25), after
+        assert limits_of("--default", project)["instances"] == 30
+        assert limits_of("--compute", project)["instances"] == 3, "the project's own limit stands"
+        cloud.osc("quota", "delete", "--compute", project, fmt_json=False)
+        assert limits_of("--compute", project)["instances"] == 30
+        p = cloud.osc("quota", "set", "--default", "--instances", "-5", check=False, fmt_json=False)
+        assert p.returncode != 0 and "400" in p.stderr, p.stderr
+    finally:
+        cloud.osc("quota", "set", "--default", "--instances", str(before["instances"]), "--volumes",
+                  str(before["volumes"]), fmt_json=False)
 
 
 def test_server_groups_and_hosts(cloud, base):

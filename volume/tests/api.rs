@@ -1023,3 +1023,39 @@ async fn cascade(engine: Engine) {
 async fn a_cascading_delete_takes_the_snapshots_with_the_volume() {
     each_engine!(cascade);
 }
+
+async fn backends(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (p, t) = c.id.member("pools").await;
+    let admin = c.admin.clone();
+    assert_eq!(c.call("GET", &format!("/v3/{p}/scheduler-stats/get_pools"), &t, None).await.0, StatusCode::FORBIDDEN);
+    let (code, body) = c.call("GET", &format!("/v3/{p}/scheduler-stats/get_pools"), &admin, None).await;
+    assert_eq!((code, body.clone()), (StatusCode::OK, json!({"pools": [{"name": "stratus@fake#fake"}]})));
+    // With detail: the store's room, and what volumes were given.
+    let (code, v) = c.call("POST", &format!("/v3/{p}/volumes"), &t, Some(json!({"volume": {"size": 3}}))).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    c.wait(&t, &format!("/v3/{p}/volumes/{}", v["volume"]["id"].as_str().unwrap()), "volume", "available").await;
+    let (_, body) = c.call("GET", &format!("/v3/{p}/scheduler-stats/get_pools?detail=True"), &admin, None).await;
+    let caps = &body["pools"][0]["capabilities"];
+    assert_eq!((caps["volume_backend_name"].clone(), caps["allocated_capacity_gb"].clone()), (json!("fake"), json!(3)));
+    assert_eq!((caps["total_capacity_gb"].as_f64(), caps["free_capacity_gb"].as_f64()), (Some(1000.0), Some(997.0)));
+    // A backend's capabilities, by its host with or without the pool.
+    for host in ["stratus@fake", "stratus@fake#fake"] {
+        let (code, cap) = c.call("GET", &format!("/v3/{p}/capabilities/{host}"), &admin, None).await;
+        assert_eq!(code, StatusCode::OK, "{cap}");
+        assert_eq!(
+            (cap["volume_backend_name"].clone(), cap["vendor_name"].clone()),
+            (json!("fake"), caps["vendor_name"].clone())
+        );
+    }
+    assert_eq!(
+        c.call("GET", &format!("/v3/{p}/capabilities/elsewhere@fake"), &admin, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(c.call("GET", &format!("/v3/{p}/capabilities/stratus@fake"), &t, None).await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn backends_report_their_pools_and_capabilities() {
+    each_engine!(backends);
+}

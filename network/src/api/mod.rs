@@ -28,8 +28,9 @@ pub fn router(service: Arc<NetworkService>, verifier: Arc<TokenVerifier>, max_bo
         .route("/v2.0/extensions", get(extensions))
         .route("/v2.0/extensions/{alias}", get(extension))
         .route("/v2.0/quotas", get(quota_list))
-        .route("/v2.0/quotas/{project}", get(quota_show).put(quota_set))
+        .route("/v2.0/quotas/{project}", get(quota_show).put(quota_set).delete(quota_delete))
         .route("/v2.0/quotas/{project}/details", get(quota_details))
+        .route("/v2.0/quotas/{project}/default", get(quota_defaults))
         .route("/v2.0/os-stratus/hosts/{host}/desired-state", get(desired_state))
         .route("/v2.0/os-stratus/hosts/{host}/report", put(agents::report))
         .route(
@@ -167,6 +168,23 @@ async fn quota_show(
     Path(project): Path<String>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"quota": s.quota_show(&ctx, &project).await?})))
+}
+
+async fn quota_defaults(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(project): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"quota": s.quota_defaults(&ctx, &project).await?})))
+}
+
+async fn quota_delete(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(project): Path<String>,
+) -> ApiResult<axum::http::StatusCode> {
+    s.quota_delete(&ctx, &project).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 async fn quota_details(

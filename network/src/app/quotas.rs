@@ -37,6 +37,28 @@ impl NetworkService {
         Ok(RESOURCES.iter().map(|r| (r.to_string(), json!(shown(r)))).collect())
     }
 
+    /// Every project's default limits (identity's registered limits for `network`), as
+    /// `/v2.0/quotas/{project}/default` shows them.
+    pub async fn quota_defaults(&self, ctx: &AuthContext, project: &str) -> ApiResult<Map<String, Value>> {
+        Self::may_see_quota(ctx, project)?;
+        let defaults =
+            stratus_common::limits::read_defaults(&self.http, &self.identity_url, ctx.token.as_ref(), "network")
+                .await?;
+        Ok(RESOURCES.iter().map(|r| (r.to_string(), json!(defaults.get(*r).copied().unwrap_or(-1)))).collect())
+    }
+
+    /// `DELETE /v2.0/quotas/{project}` (admins): the project's own limits go, and the
+    /// defaults apply again.
+    pub async fn quota_delete(&self, ctx: &AuthContext, project: &str) -> ApiResult<()> {
+        if !ctx.is_admin() {
+            return Err(neutron(StatusCode::FORBIDDEN, "PolicyNotAuthorized", "Only admins may change quotas."));
+        }
+        stratus_common::limits::delete_limits(&self.http, &self.identity_url, ctx.token.as_ref(), "network", project)
+            .await?;
+        self.limits.invalidate();
+        Ok(())
+    }
+
     /// Limits with what is in use, as `/v2.0/quotas/{project}/details` shows them.
     pub async fn quota_details(&self, ctx: &AuthContext, project: &str) -> ApiResult<Map<String, Value>> {
         let limits = self.quota_show(ctx, project).await?;

@@ -173,6 +173,49 @@ async fn refusal(resp: reqwest::Response) -> crate::http::ApiError {
     }
 }
 
+/// The id of the catalog's `service_type` service, `None` when there is none.
+async fn service_id_of(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    service_type: &str,
+) -> Result<Option<String>, crate::http::ApiError> {
+    let services: Value = http
+        .get(format!("{base}/v3/services?type={service_type}"))
+        .header("x-auth-token", token)
+        .send()
+        .await
+        .map_err(|e| unavailable(&e))?
+        .json()
+        .await
+        .map_err(|e| unavailable(&e))?;
+    Ok(services["services"][0]["id"].as_str().map(str::to_string))
+}
+
+/// Writes one limit: `PATCH {collection}/{id}` with `{one: {field: n}}` when it exists
+/// (`id`), else `POST {collection}` with `{many: [new]}`. Identity's refusals come back
+/// with its status.
+async fn upsert(
+    http: &reqwest::Client,
+    token: &str,
+    collection: &str,
+    id: Option<&str>,
+    (one, many): (&str, &str),
+    (field, n): (&str, i64),
+    new: Value,
+) -> Result<(), crate::http::ApiError> {
+    let req = match id {
+        Some(id) => http.patch(format!("{collection}/{id}")).json(&serde_json::json!({ one: { field: n } })),
+        None => http.post(collection).json(&serde_json::json!({ many: [new] })),
+    };
+    let resp = req.header("x-auth-token", token).send().await.map_err(|e| unavailable(&e))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(refusal(resp).await)
+    }
+}
+
 /// The id of the catalog's `service_type` service (`None` when there is none) and the
 /// project limits `project` has for it, as identity lists them.
 async fn project_limits_of(
@@ -183,13 +226,7 @@ async fn project_limits_of(
     project: &str,
 ) -> Result<Option<(String, Value)>, crate::http::ApiError> {
     let get = |url: String| http.get(url).header("x-auth-token", token).send();
-    let services: Value = get(format!("{base}/v3/services?type={service_type}"))
-        .await
-        .map_err(|e| unavailable(&e))?
-        .json()
-        .await
-        .map_err(|e| unavailable(&e))?;
-    let Some(service_id) = services["services"][0]["id"].as_str().map(str::to_string) else { return Ok(None) };
+    let Some(service_id) = service_id_of(http, base, token, service_type).await? else { return Ok(None) };
     let existing: Value = get(format!("{base}/v3/limits?project_id={project}&service_id={service_id}"))
         .await
         .map_err(|e| unavailable(&e))?
@@ -246,28 +283,89 @@ pub async fn write_limits(
         let found = existing["limits"]
             .as_array()
             .and_then(|a| a.iter().find(|l| l["resource_name"].as_str() == Some(resource.as_str())));
-        let resp = match found.and_then(|l| l["id"].as_str()) {
-            Some(id) => {
-                http.patch(format!("{base}/v3/limits/{id}"))
-                    .header("x-auth-token", token)
-                    .json(&serde_json::json!({"limit": {"resource_limit": n}}))
-                    .send()
-                    .await
-            }
-            None => {
-                http.post(format!("{base}/v3/limits"))
-                    .header("x-auth-token", token)
-                    .json(&serde_json::json!({"limits": [{"service_id": service_id, "project_id": project, "resource_name": resource, "resource_limit": n}]}))
-                    .send()
-                    .await
-            }
-        }
-        .map_err(|e| unavailable(&e))?;
-        if !resp.status().is_success() {
-            return Err(refusal(resp).await);
-        }
+        let new = serde_json::json!({"service_id": service_id, "project_id": project, "resource_name": resource, "resource_limit": n});
+        let id = found.and_then(|l| l["id"].as_str());
+        upsert(http, token, &format!("{base}/v3/limits"), id, ("limit", "limits"), ("resource_limit", n), new).await?;
     }
     Ok(())
+}
+
+/// The id of the catalog's `service_type` service and its registered limits (every
+/// project's defaults) as identity lists them.
+async fn registered_limits_of(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    service_type: &str,
+) -> Result<(String, Vec<Value>), crate::http::ApiError> {
+    let service_id = service_id_of(http, base, token, service_type)
+        .await?
+        .ok_or_else(|| unavailable(&format!("no {service_type} service in the catalog")))?;
+    let resp = http
+        .get(format!("{base}/v3/registered_limits?service_id={service_id}"))
+        .header("x-auth-token", token)
+        .send()
+        .await
+        .map_err(|e| unavailable(&e))?;
+    if !resp.status().is_success() {
+        return Err(refusal(resp).await);
+    }
+    let listed: Value = resp.json().await.map_err(|e| unavailable(&e))?;
+    Ok((service_id, listed["registered_limits"].as_array().cloned().unwrap_or_default()))
+}
+
+/// Every project's default limits of one service type (identity's registered limits),
+/// by resource; an unlimited one (stored as a very large limit) reads -1.
+pub async fn read_defaults(
+    http: &reqwest::Client,
+    identity_url: &str,
+    token: &str,
+    service_type: &str,
+) -> Result<HashMap<String, i64>, crate::http::ApiError> {
+    let (_, listed) = registered_limits_of(http, identity_url.trim_end_matches('/'), token, service_type).await?;
+    Ok(listed
+        .iter()
+        .filter_map(|l| {
+            let n = l["default_limit"].as_i64()?;
+            Some((l["resource_name"].as_str()?.to_string(), if n >= i64::from(i32::MAX) { -1 } else { n }))
+        })
+        .collect())
+}
+
+/// Sets every project's default limits of one service type (identity's registered
+/// limits) with the caller's token: updates those registered, registers the others. A
+/// negative value means unlimited, as in [`write_limits`].
+pub async fn write_defaults(
+    http: &reqwest::Client,
+    identity_url: &str,
+    token: &str,
+    service_type: &str,
+    wanted: &[(String, i64)],
+) -> Result<(), crate::http::ApiError> {
+    let base = identity_url.trim_end_matches('/');
+    let (service_id, listed) = registered_limits_of(http, base, token, service_type).await?;
+    for (resource, n) in wanted {
+        let n = if *n < 0 { i64::from(i32::MAX) } else { *n };
+        let found = listed.iter().find(|l| l["resource_name"].as_str() == Some(resource.as_str()));
+        let new = serde_json::json!({"service_id": service_id, "resource_name": resource, "default_limit": n});
+        let id = found.and_then(|l| l["id"].as_str());
+        let collection = format!("{base}/v3/registered_limits");
+        upsert(http, token, &collection, id, ("registered_limit", "registered_limits"), ("default_limit", n), new)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Quota classes other than `default` are not kept (Nova's and Cinder's `default` class
+/// is every project's defaults; each project has its own limits over them).
+pub fn only_default_class(class: &str) -> Result<(), crate::http::ApiError> {
+    if class == "default" {
+        Ok(())
+    } else {
+        Err(crate::http::ApiError::bad_request(format!(
+            "Quota class {class} does not exist here: only 'default' (every project's defaults)."
+        )))
+    }
 }
 
 #[cfg(test)]

@@ -31,8 +31,29 @@ pub async fn quota_show(
 
 pub async fn quota_defaults(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
-    let set = s.quota_show(&ctx, param(&p, "target"), false).await?;
+    let set = s.quota_defaults(&ctx, param(&p, "target")).await?;
     Ok(Json(json!({"quota_set": set})))
+}
+
+/// `GET /os-quota-class-sets/default`: every project's defaults.
+pub async fn quota_class_show(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    Ok(Json(json!({"quota_class_set": s.quota_class_show(&ctx, param(&p, "class")).await?})))
+}
+
+/// `PUT /os-quota-class-sets/default` (admins): changes every project's defaults.
+pub async fn quota_class_update(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Params,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    let set = match body.get("quota_class_set") {
+        Some(Value::Object(m)) => m.clone(),
+        _ => return Err(ApiError::bad_request("Malformed request body: {\"quota_class_set\": {...}} expected.")),
+    };
+    Ok(Json(json!({"quota_class_set": s.quota_class_update(&ctx, param(&p, "class"), &set).await?})))
 }
 
 pub async fn quota_update(
@@ -59,6 +80,25 @@ pub async fn quota_delete(State(s): State<AppState>, ctx: AuthContext, Path(p): 
 pub async fn zones(State(_s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
     Ok(Json(json!({"availabilityZoneInfo": [{"zoneName": ZONE, "zoneState": {"available": true}}]})))
+}
+
+/// `GET /scheduler-stats/get_pools[?detail=true]` (admins): each backend as a pool.
+pub async fn pools(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Params,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    let detail = q.get("detail").and_then(|d| stratus_common::http::pagination::parse_bool(d)).unwrap_or(false);
+    Ok(Json(json!({"pools": s.pools(&ctx, detail).await?})))
+}
+
+/// `GET /capabilities/{host}` (admins): what a backend offers.
+pub async fn capabilities(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    let host = p.get("host").map(String::as_str).unwrap_or_default();
+    Ok(Json(s.backend_capabilities(&ctx, host).await?))
 }
 
 /// `GET /os-services` (admins): the scheduler and one volume service per backend.

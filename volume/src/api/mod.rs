@@ -71,8 +71,11 @@ pub fn router(service: Arc<VolumeService>, verifier: Arc<TokenVerifier>, max_bod
             get(misc::quota_show).put(misc::quota_update).delete(misc::quota_delete),
         )
         .route(&format!("{p}/os-quota-sets/{{target}}/defaults"), get(misc::quota_defaults))
+        .route(&format!("{p}/os-quota-class-sets/{{class}}"), get(misc::quota_class_show).put(misc::quota_class_update))
         .route(&format!("{p}/os-availability-zone"), get(misc::zones))
         .route(&format!("{p}/os-services"), get(misc::services))
+        .route(&format!("{p}/scheduler-stats/get_pools"), get(misc::pools))
+        .route(&format!("{p}/capabilities/{{host}}"), get(misc::capabilities))
         .route(&format!("{p}/extensions"), get(misc::extensions))
         .merge(metadata::routes(p, "volumes", metadata::Owner::Volume))
         .merge(metadata::routes(p, "snapshots", metadata::Owner::Snapshot))

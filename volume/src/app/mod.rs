@@ -2,6 +2,7 @@
 //! work on a backend. One file per resource; `sagas.rs` holds the step tables.
 
 pub mod attachments;
+pub mod backends;
 mod error;
 pub mod images;
 pub mod qos;

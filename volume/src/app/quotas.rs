@@ -105,6 +105,54 @@ impl VolumeService {
         Ok(())
     }
 
+    /// The limits every project starts with (identity's registered limits), under `id`:
+    /// `GET /os-quota-sets/{project}/defaults` and `GET /os-quota-class-sets/default`.
+    pub async fn quota_defaults(&self, ctx: &AuthContext, id: &str) -> AppResult<Map<String, Value>> {
+        let defaults = stratus_common::limits::read_defaults(
+            &self.identity.http,
+            &self.identity.url,
+            ctx.token.as_ref(),
+            "volume",
+        )
+        .await?;
+        let mut out = Map::new();
+        out.insert("id".into(), json!(id));
+        for r in RESOURCES.iter().chain(OTHER) {
+            out.insert(r.to_string(), json!(defaults.get(*r).copied().unwrap_or(-1)));
+        }
+        Ok(out)
+    }
+
+    /// `GET /os-quota-class-sets/{class}`: the defaults, the one class there is.
+    pub async fn quota_class_show(&self, ctx: &AuthContext, class: &str) -> AppResult<Map<String, Value>> {
+        stratus_common::limits::only_default_class(class)?;
+        self.quota_defaults(ctx, class).await
+    }
+
+    /// `PUT /os-quota-class-sets/default` (admins): changes every project's defaults.
+    pub async fn quota_class_update(
+        &self,
+        ctx: &AuthContext,
+        class: &str,
+        body: &Map<String, Value>,
+    ) -> AppResult<Map<String, Value>> {
+        require_admin(ctx, "volume_extension:quota_classes:update")?;
+        stratus_common::limits::only_default_class(class)?;
+        let wanted = quota_values(body, "quota_class_set")?;
+        stratus_common::limits::write_defaults(
+            &self.identity.http,
+            &self.identity.url,
+            ctx.token.as_ref(),
+            "volume",
+            &wanted,
+        )
+        .await?;
+        self.limits.invalidate();
+        let mut shown = self.quota_defaults(ctx, class).await?;
+        shown.remove("id");
+        Ok(shown)
+    }
+
     /// `PUT /os-quota-sets/{project}`: admins set volume limits, written to identity as
     /// unified limits with the caller's token.
     pub async fn quota_update(
@@ -114,23 +162,7 @@ impl VolumeService {
         body: &Map<String, Value>,
     ) -> AppResult<Map<String, Value>> {
         require_admin(ctx, "volume_extension:quotas:update")?;
-        let mut wanted = Vec::new();
-        for (k, v) in body {
-            if k == "force" || k == "id" {
-                continue;
-            }
-            if !RESOURCES.contains(&k.as_str()) && !OTHER.contains(&k.as_str()) {
-                return Err(bad(format!(
-                    "Invalid input for field/attribute quota_set: '{k}' is not a quota this cloud enforces."
-                )));
-            }
-            let n = v
-                .as_i64()
-                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                .filter(|n| *n >= -1)
-                .ok_or_else(|| bad(format!("Quota limit {k} must be an integer of -1 (unlimited) or more.")))?;
-            wanted.push((k.clone(), n));
-        }
+        let wanted = quota_values(body, "quota_set")?;
         stratus_common::limits::write_limits(
             &self.identity.http,
             &self.identity.url,
@@ -164,4 +196,27 @@ impl VolumeService {
             "totalBackupGigabytesUsed": 0,
         }))
     }
+}
+
+/// The limits a quota request sets: known keys, each an integer of -1 (unlimited) or
+/// more (`force` and `id` are taken and ignored).
+fn quota_values(body: &Map<String, Value>, field: &str) -> AppResult<Vec<(String, i64)>> {
+    let mut wanted = Vec::new();
+    for (k, v) in body {
+        if k == "force" || k == "id" {
+            continue;
+        }
+        if !RESOURCES.contains(&k.as_str()) && !OTHER.contains(&k.as_str()) {
+            return Err(bad(format!(
+                "Invalid input for field/attribute {field}: '{k}' is not a quota this cloud enforces."
+            )));
+        }
+        let n = v
+            .as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .filter(|n| *n >= -1)
+            .ok_or_else(|| bad(format!("Quota limit {k} must be an integer of -1 (unlimited) or more.")))?;
+        wanted.push((k.clone(), n));
+    }
+    Ok(wanted)
 }

@@ -1,6 +1,6 @@
 //! Volumes in memory, for tests at scale and benchmarks. Never the default.
 
-use super::{Source, VolumeDriver};
+use super::{Capacity, Source, VolumeDriver};
 use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,9 +24,21 @@ impl FakeDriver {
     }
 }
 
+/// What a fake backend says it holds, in GiB.
+const FAKE_TOTAL_GB: f64 = 1000.0;
+
 impl VolumeDriver for FakeDriver {
     fn name(&self) -> &'static str {
         "fake"
+    }
+
+    /// A store of [`FAKE_TOTAL_GB`], less what its volumes and snapshots take.
+    fn capacity(&self) -> BoxFuture<'_, anyhow::Result<Capacity>> {
+        let used: i64 =
+            self.volumes.lock().unwrap().values().sum::<i64>() + self.snapshots.lock().unwrap().values().sum::<i64>();
+        Box::pin(
+            async move { Ok(Capacity { total_gb: FAKE_TOTAL_GB, free_gb: (FAKE_TOTAL_GB - used as f64).max(0.0) }) },
+        )
     }
 
     fn create<'a>(&'a self, id: &'a str, size_gb: i64, source: Source<'a>) -> BoxFuture<'a, anyhow::Result<()>> {

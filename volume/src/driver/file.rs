@@ -14,7 +14,7 @@
 //! NBD, served by this host ([`super::nbd`]).
 
 use super::nbd::{NbdExports, NbdOptions};
-use super::{Connector, Source, VolumeDriver};
+use super::{Capacity, Connector, Source, VolumeDriver};
 use anyhow::Context;
 use futures::future::BoxFuture;
 use std::path::{Path, PathBuf};
@@ -128,6 +128,27 @@ impl VolumeDriver for FileDriver {
 
     fn host(&self) -> &str {
         self.exports.as_ref().map_or("stratus", |(host, _)| host.as_str())
+    }
+
+    /// The file system holding the volume directory (thin files: free space is what
+    /// volumes can still grow into).
+    fn capacity(&self) -> BoxFuture<'_, anyhow::Result<Capacity>> {
+        Box::pin(async move {
+            let root = self.root.clone();
+            let fs = tokio::task::spawn_blocking(move || nix::sys::statvfs::statvfs(&root)).await??;
+            let block = fs.fragment_size() as f64;
+            let gib = |blocks: u64| (blocks as f64 * block / GIB as f64 * 100.0).round() / 100.0;
+            Ok(Capacity { total_gb: gib(fs.blocks() as u64), free_gb: gib(fs.blocks_available() as u64) })
+        })
+    }
+
+    fn storage_protocol(&self) -> &'static str {
+        // Local files, and NBD for other hosts when exported.
+        if self.exports.is_some() {
+            "nbd"
+        } else {
+            "file"
+        }
     }
 
     fn create<'a>(&'a self, id: &'a str, size_gb: i64, source: Source<'a>) -> BoxFuture<'a, anyhow::Result<()>> {
@@ -450,6 +471,9 @@ mod tests {
         }
         let dir = std::env::temp_dir().join(format!("stratus-volume-{}", uuid::Uuid::new_v4()));
         let d = FileDriver::new(&dir).unwrap();
+        // The room is the file system's under the directory: real, and consistent.
+        let room = d.capacity().await.unwrap();
+        assert!(room.total_gb > 0.0 && room.free_gb >= 0.0 && room.free_gb <= room.total_gb, "{room:?}");
         let (a, b, snap) = ("a-1", "b-2", "s-3");
         d.create(a, 1, Source::Empty).await.unwrap();
         d.create(a, 1, Source::Empty).await.unwrap(); // twice: nothing new

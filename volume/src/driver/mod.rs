@@ -33,6 +33,13 @@ pub struct Connector<'a> {
     pub ip: Option<&'a str>,
 }
 
+/// The room a backend's store has, in GiB (Cinder's pool figures).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Capacity {
+    pub total_gb: f64,
+    pub free_gb: f64,
+}
+
 pub trait VolumeDriver: Send + Sync {
     /// The backend's name, as volume types select it (`volume_backend_name`).
     fn name(&self) -> &'static str;
@@ -40,6 +47,12 @@ pub trait VolumeDriver: Send + Sync {
     /// `<host>@<backend>#<pool>`, and the backend's service as `<host>@<backend>`).
     fn host(&self) -> &str {
         "stratus"
+    }
+    /// The room of the store its volumes live in: its size and what is free on it.
+    fn capacity(&self) -> BoxFuture<'_, anyhow::Result<Capacity>>;
+    /// How compute hosts reach its volumes (Cinder's `storage_protocol`).
+    fn storage_protocol(&self) -> &'static str {
+        "file"
     }
     /// Makes volume `id` of `size_gb` GiB from `source` (a copy grows to `size_gb`).
     fn create<'a>(&'a self, id: &'a str, size_gb: i64, source: Source<'a>) -> BoxFuture<'a, anyhow::Result<()>>;

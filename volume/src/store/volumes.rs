@@ -224,6 +224,17 @@ impl Store {
         Ok(saved)
     }
 
+    /// The GiB of live volumes on each backend.
+    pub async fn allocated_by_backend(&self) -> StoreResult<std::collections::HashMap<String, i64>> {
+        use stratus_common::db::RowExt;
+        let rows = sqlx::query(
+            "SELECT backend, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS gb FROM volume_volumes WHERE deleted = 0 GROUP BY backend",
+        )
+        .fetch_all(&self.db.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.text("backend"), r.int("gb"))).collect())
+    }
+
     /// Live volumes made from image `image`, other than `except`.
     pub async fn volumes_of_image(&self, image: &str, except: &str) -> StoreResult<i64> {
         use stratus_common::db::RowExt;

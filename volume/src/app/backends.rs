@@ -1,0 +1,84 @@
+//! What the backends hold, as Cinder's scheduler reports it to administrators: pools
+//! (`GET /scheduler-stats/get_pools`) and a backend's capabilities
+//! (`GET /capabilities/{host}`). Each backend is one pool, named as Cinder names
+//! volumes' hosts: `<host>@<backend>#<backend>`.
+
+use super::{require_admin, AppResult, Error, VolumeService};
+use serde_json::{json, Value};
+use stratus_common::auth::AuthContext;
+use stratus_common::db::now_text;
+
+/// Cinder's vendor name for the backends here.
+pub const VENDOR: &str = "Stratus";
+/// The version the backends report.
+pub const DRIVER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+impl VolumeService {
+    /// Every backend as a pool; with `detail`, its capacity (the store's size, what is
+    /// free on it, and what volumes were given) and what it offers.
+    pub async fn pools(&self, ctx: &AuthContext, detail: bool) -> AppResult<Vec<Value>> {
+        require_admin(ctx, "scheduler_extension:scheduler_stats:get_pools")?;
+        let allocated = if detail { self.store.allocated_by_backend().await? } else { Default::default() };
+        let mut names: Vec<&String> = self.drivers.keys().collect();
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            let driver = &self.drivers[name];
+            let pool = format!("{}@{name}#{name}", driver.host());
+            if !detail {
+                out.push(json!({ "name": pool }));
+                continue;
+            }
+            let room = driver.capacity().await.map_err(Error::Internal)?;
+            let given = allocated.get(name.as_str()).copied().unwrap_or(0);
+            out.push(json!({"name": pool, "capabilities": {
+                "pool_name": name,
+                "volume_backend_name": name,
+                "vendor_name": VENDOR,
+                "driver_version": DRIVER_VERSION,
+                "storage_protocol": driver.storage_protocol(),
+                "total_capacity_gb": room.total_gb,
+                "free_capacity_gb": room.free_gb,
+                "allocated_capacity_gb": given,
+                "provisioned_capacity_gb": given,
+                "reserved_percentage": 0,
+                "thin_provisioning_support": true,
+                "thick_provisioning_support": false,
+                "max_over_subscription_ratio": "1.0",
+                "multiattach": false,
+                "QoS_support": false,
+                "timestamp": now_text(),
+            }}));
+        }
+        Ok(out)
+    }
+
+    /// The capabilities of the backend `host` names (`<host>@<backend>`, with or without
+    /// `#<pool>`): what a volume type's extra specs may ask of it.
+    pub async fn backend_capabilities(&self, ctx: &AuthContext, host: &str) -> AppResult<Value> {
+        require_admin(ctx, "volume_extension:capabilities")?;
+        let backend = host.split('#').next().unwrap_or_default();
+        let found = self.drivers.iter().find(|(name, d)| format!("{}@{name}", d.host()) == backend);
+        let Some((name, driver)) = found else {
+            return Err(Error::NotFound(format!("Backend {host} could not be found.")));
+        };
+        let prop = |kind: &str, title: &str, description: &str| json!({"type": kind, "title": title, "description": description});
+        Ok(json!({
+            "namespace": format!("OS::Storage::Capabilities::{backend}"),
+            "vendor_name": VENDOR,
+            "volume_backend_name": name,
+            "pool_name": name,
+            "driver_version": DRIVER_VERSION,
+            "storage_protocol": driver.storage_protocol(),
+            "display_name": null,
+            "description": null,
+            "visibility": null,
+            "replication_targets": [],
+            "properties": {
+                "thin_provisioning": prop("boolean", "Thin Provisioning", "Volumes take only the space written to them."),
+                "compression": prop("boolean", "Compression", "Enables compression (not offered here)."),
+                "qos": prop("boolean", "QoS", "Back-end QoS (front-end QoS specs are applied by the compute host)."),
+            },
+        }))
+    }
+}
