@@ -802,6 +802,41 @@ async fn server_password(engine: Engine) {
     assert_eq!(metadata(&c, "POST", file, &id, &project, "new").await.0, StatusCode::OK);
 }
 
+async fn diagnostics(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (image, _, _) = c.basics().await;
+    let (_, token) = c.member("diag").await;
+    let mut body = server_body(&image, "", "diag");
+    body["server"]["networks"] = json!("none");
+    let id = create(&c, &token, body).await;
+    c.wait_status(&token, &id, "ACTIVE").await;
+    let admin = c.admin().await;
+    let path = format!("/servers/{id}/diagnostics");
+    assert_eq!(c.call("GET", &path, &token, None).await.status, StatusCode::FORBIDDEN, "an admin's, as Nova's");
+    // 2.48's standard form: what the fake host knows, and null for what it measures not.
+    let r = c.call_v("2.48", "GET", &path, &admin, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let d = &r.body;
+    assert_eq!(
+        (d["state"].as_str(), d["driver"].as_str(), d["num_disks"].as_i64()),
+        (Some("running"), Some("fake"), Some(1))
+    );
+    assert!(
+        d["memory_details"]["maximum"].as_i64().is_some_and(|m| m > 0) && d["memory_details"]["used"].is_null(),
+        "{d}"
+    );
+    assert_eq!(d["disk_details"][0]["read_bytes"], Value::Null);
+    // Before 2.48, flat keys.
+    let old = c.call("GET", &path, &admin, None).await;
+    assert!(old.body.get("vda_read").is_some() && old.body.get("state").is_none(), "{}", old.body);
+    assert_eq!(c.call("GET", "/servers/nope/diagnostics", &admin, None).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn admins_read_a_guests_diagnostics() {
+    each_engine!(diagnostics);
+}
+
 #[tokio::test]
 async fn guests_post_their_password_and_owners_read_and_clear_it() {
     each_engine!(server_password);
@@ -932,6 +967,13 @@ async fn interfaces(engine: Engine) {
     assert_eq!(act(json!({"removeSecurityGroup": {"name": "web"}})).await.status, StatusCode::BAD_REQUEST);
     assert!(!c.ports_of(&id).await[0]["security_groups"].as_array().unwrap().contains(&json!(sg_id)));
     assert_eq!(act(json!({"addSecurityGroup": {"name": "nope"}})).await.status, StatusCode::BAD_REQUEST);
+    // Out of every group, the server shows none (no key at all, as Nova).
+    assert_eq!(act(json!({"removeSecurityGroup": {"name": "default"}})).await.status, StatusCode::ACCEPTED);
+    let shown = c.call("GET", &format!("/servers/{id}"), &token, None).await;
+    assert!(shown.body["server"].get("security_groups").is_none(), "{}", shown.body);
+    assert_eq!(act(json!({"addSecurityGroup": {"name": "default"}})).await.status, StatusCode::ACCEPTED);
+    let shown = c.call("GET", &format!("/servers/{id}"), &token, None).await;
+    assert_eq!(shown.body["server"]["security_groups"], json!([{"name": "default"}]));
 
     // Another project can do none of this.
     let (_, other) = c.member("nosy").await;
@@ -1017,6 +1059,16 @@ async fn resize_and_rebuild(engine: Engine) {
     let s = c.wait_status(&token, &id, "ACTIVE").await;
     assert_eq!(s["name"], "rebuilt");
     assert_eq!(act(json!({"rebuild": {"imageRef": "nope"}})).await.status, StatusCode::BAD_REQUEST);
+    // At 2.57 the answer carries the key pair and user data; the disk config changes.
+    let bad_config = json!({"rebuild": {"imageRef": image, "OS-DCF:diskConfig": "SOMETIMES"}});
+    assert_eq!(act(bad_config).await.status, StatusCode::BAD_REQUEST);
+    let rebuild = json!({"rebuild": {"imageRef": image, "OS-DCF:diskConfig": "AUTO"}});
+    let r = c.call_v("2.57", "POST", &format!("/servers/{id}/action"), &token, Some(rebuild)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let answer = &r.body["server"];
+    assert!(answer["key_name"].is_null() && answer.get("key_name").is_some() && answer.get("user_data").is_some());
+    assert_eq!(answer["OS-DCF:diskConfig"], "AUTO", "{answer}");
+    c.wait_status(&token, &id, "ACTIVE").await;
     let events = c.call("GET", &format!("/servers/{id}/os-instance-actions"), &token, None).await;
     let names: Vec<&str> =
         events.body["instanceActions"].as_array().unwrap().iter().filter_map(|a| a["action"].as_str()).collect();

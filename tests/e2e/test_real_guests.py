@@ -228,6 +228,12 @@ def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud
 
         console = cloud.osc("console", "log", "show", server["id"], fmt_json=False)
         assert "stratus-guest: ready" in console and "config drive on" in console, console[-2000:]
+        # What libvirt measures of the running guest (an admin's view).
+        diag = cloud.osc("server", "show", "--diagnostics", server["id"])
+        as_obj = lambda v: json.loads(v) if isinstance(v, str) else v  # noqa: E731
+        disks, nics = as_obj(diag["disk_details"]), as_obj(diag["nic_details"])
+        assert (diag["driver"], diag["state"]) == ("libvirt", "running"), diag
+        assert disks and disks[0]["read_bytes"] > 0 and nics and nics[0]["rx_octets"] > 0, diag
 
         cloud.osc("server", "stop", server["id"])
         status_is(cloud, server["id"], "SHUTOFF")

@@ -185,9 +185,16 @@ impl Agent {
                     let ask: serde_json::Value = m.json().unwrap_or_default();
                     let host = ask["host"].as_str().unwrap_or_default();
                     let server = ask["server_id"].as_str().unwrap_or_default();
-                    let answer = match me.console_log(host, server).await {
-                        Ok(out) => serde_json::json!({ "output": out }),
-                        Err(e) => serde_json::json!({ "error": format!("{e:#}") }),
+                    let answer = if ask["ask"] == "diagnostics" {
+                        match me.diagnostics(host, server).await {
+                            Ok(d) => serde_json::json!({ "diagnostics": d }),
+                            Err(e) => serde_json::json!({ "error": format!("{e:#}") }),
+                        }
+                    } else {
+                        match me.console_log(host, server).await {
+                            Ok(out) => serde_json::json!({ "output": out }),
+                            Err(e) => serde_json::json!({ "error": format!("{e:#}") }),
+                        }
                     };
                     let _ = me.bus.respond(&m, answer.to_string().into_bytes()).await;
                 }
@@ -353,6 +360,10 @@ impl Agent {
                 Err(e) => tracing::warn!(host = %host.name, error = %e, "cannot read the host's guests"),
             }
         }
+    }
+
+    pub async fn diagnostics(&self, host: &str, server_id: &str) -> anyhow::Result<protocol::Diagnostics> {
+        self.host_for(host).await?.driver.diagnostics(server_id).await
     }
 
     pub async fn console_log(&self, host: &str, server_id: &str) -> anyhow::Result<String> {

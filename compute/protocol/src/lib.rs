@@ -269,10 +269,60 @@ pub struct AgentHosts {
     pub hosts: Vec<HostName>,
 }
 
-/// Where an agent answers console log requests (`{"host", "server_id"}` →
-/// `{"output"}` or `{"error"}`).
+/// Where an agent answers questions about one guest: `{"host", "server_id"}` →
+/// `{"output"}` (its console log), or with `"ask": "diagnostics"` → `{"diagnostics"}`
+/// ([`Diagnostics`]); `{"error"}` when it cannot.
 pub fn console_subject(queue: &str) -> String {
     format!("{queue}.console")
+}
+
+/// What a host measures of one guest (Nova's server diagnostics, as of 2.48). Figures
+/// the driver cannot read are `None`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Diagnostics {
+    /// `running`, `paused`, `shutdown`, `crashed`, `suspended` or `pending`.
+    pub state: String,
+    /// The driver's name (`libvirt`, `fake`).
+    pub driver: String,
+    pub hypervisor: Option<String>,
+    pub hypervisor_os: Option<String>,
+    /// Seconds since the guest started.
+    pub uptime: Option<i64>,
+    pub config_drive: bool,
+    /// KiB.
+    pub memory_max_kib: Option<i64>,
+    pub memory_used_kib: Option<i64>,
+    pub num_cpus: i64,
+    /// Nanoseconds of CPU time the guest used, all its virtual CPUs together.
+    pub cpu_time_ns: Option<i64>,
+    pub nics: Vec<NicStats>,
+    pub disks: Vec<DiskStats>,
+}
+
+/// One NIC's counters since the guest started.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct NicStats {
+    pub mac_address: Option<String>,
+    pub rx_octets: Option<i64>,
+    pub rx_errors: Option<i64>,
+    pub rx_drop: Option<i64>,
+    pub rx_packets: Option<i64>,
+    pub tx_octets: Option<i64>,
+    pub tx_errors: Option<i64>,
+    pub tx_drop: Option<i64>,
+    pub tx_packets: Option<i64>,
+}
+
+/// One disk's counters since the guest started.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DiskStats {
+    /// The guest's name for it (`vda`).
+    pub name: String,
+    pub read_bytes: Option<i64>,
+    pub read_requests: Option<i64>,
+    pub write_bytes: Option<i64>,
+    pub write_requests: Option<i64>,
+    pub errors_count: Option<i64>,
 }
 
 #[cfg(test)]

@@ -528,7 +528,41 @@ pub async fn quota_defaults(
     v: Version,
     Path(p): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"quota_set": quota_at(s.quota_show(&ctx, &p, false).await?, v)})))
+    Ok(Json(json!({"quota_set": quota_at(s.quota_defaults(&ctx, &p).await?, v)})))
+}
+
+/// `DELETE /os-quota-sets/{project}` (admins): back to the defaults.
+pub async fn quota_delete(State(s): State<AppState>, ctx: AuthContext, Path(p): Path<String>) -> ApiResult<StatusCode> {
+    s.quota_delete(&ctx, &p).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `GET /os-quota-class-sets/default`: every project's defaults.
+pub async fn quota_class_show(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    Path(class): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"quota_class_set": quota_at(s.quota_class_show(&ctx, &class).await?, v)})))
+}
+
+/// `PUT /os-quota-class-sets/default` (admins): changes every project's defaults.
+pub async fn quota_class_update(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    Path(class): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let body = wrapped(body, "quota_class_set")?;
+    if let Some(k) = body.keys().find(|k| !crate::app::quotas::quota_key_shown(k, u32::from(v.1))) {
+        return Err(crate::app::bad(format!(
+            "Invalid input for field/attribute quota_class_set. Additional properties are not allowed ('{k}' was unexpected)"
+        ))
+        .into());
+    }
+    Ok(Json(json!({"quota_class_set": quota_at(s.quota_class_update(&ctx, &class, &body).await?, v)})))
 }
 
 pub async fn quota_update(

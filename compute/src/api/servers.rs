@@ -512,6 +512,86 @@ pub async fn ips(State(s): State<AppState>, ctx: AuthContext, Path(id): Path<Str
     Ok(Json(json!({"addresses": server.doc.get("addresses").cloned().unwrap_or(json!({}))})))
 }
 
+/// `GET /servers/{id}/diagnostics` (admins): Nova's standard form from 2.48; before,
+/// the libvirt driver's flat keys (`cpu0_time`, `memory`, `vda_read`, `tap…_rx`, ...).
+pub async fn diagnostics(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (_, d) = s.server_diagnostics(&ctx, &id).await?;
+    if !v.at_least(48) {
+        let mut flat = Map::new();
+        if let Some(t) = d.cpu_time_ns {
+            flat.insert("cpu0_time".into(), json!(t));
+        }
+        if let Some(m) = d.memory_max_kib {
+            flat.insert("memory".into(), json!(m));
+        }
+        if let Some(m) = d.memory_used_kib {
+            flat.insert("memory-actual".into(), json!(m));
+        }
+        for disk in &d.disks {
+            let n = &disk.name;
+            for (k, v) in [
+                ("read", disk.read_bytes),
+                ("read_req", disk.read_requests),
+                ("write", disk.write_bytes),
+                ("write_req", disk.write_requests),
+                ("errors", disk.errors_count),
+            ] {
+                flat.insert(format!("{n}_{k}"), json!(v));
+            }
+        }
+        for (i, nic) in d.nics.iter().enumerate() {
+            let n = format!("vnet{i}");
+            for (k, v) in [
+                ("rx", nic.rx_octets),
+                ("rx_packets", nic.rx_packets),
+                ("rx_errors", nic.rx_errors),
+                ("rx_drop", nic.rx_drop),
+                ("tx", nic.tx_octets),
+                ("tx_packets", nic.tx_packets),
+                ("tx_errors", nic.tx_errors),
+                ("tx_drop", nic.tx_drop),
+            ] {
+                flat.insert(format!("{n}_{k}"), json!(v));
+            }
+        }
+        return Ok(Json(Value::Object(flat)));
+    }
+    let cpu_details: Vec<Value> = match d.cpu_time_ns {
+        // One figure for all virtual CPUs together: no one CPU's id.
+        Some(t) => vec![json!({"id": null, "time": t, "utilisation": null})],
+        None => Vec::new(),
+    };
+    let nics: Vec<Value> = d
+        .nics
+        .iter()
+        .map(|n| {
+            json!({"mac_address": n.mac_address, "rx_octets": n.rx_octets, "rx_errors": n.rx_errors,
+                   "rx_drop": n.rx_drop, "rx_packets": n.rx_packets, "rx_rate": null, "tx_octets": n.tx_octets,
+                   "tx_errors": n.tx_errors, "tx_drop": n.tx_drop, "tx_packets": n.tx_packets, "tx_rate": null})
+        })
+        .collect();
+    let disks: Vec<Value> = d
+        .disks
+        .iter()
+        .map(|k| {
+            json!({"read_bytes": k.read_bytes, "read_requests": k.read_requests, "write_bytes": k.write_bytes,
+                   "write_requests": k.write_requests, "errors_count": k.errors_count})
+        })
+        .collect();
+    Ok(Json(json!({
+        "state": d.state, "driver": d.driver, "hypervisor": d.hypervisor, "hypervisor_os": d.hypervisor_os,
+        "uptime": d.uptime, "config_drive": d.config_drive, "num_cpus": d.num_cpus, "num_nics": nics.len(),
+        "num_disks": disks.len(),
+        "memory_details": {"maximum": d.memory_max_kib.map(|k| k / 1024), "used": d.memory_used_kib.map(|k| k / 1024)},
+        "cpu_details": cpu_details, "nic_details": nics, "disk_details": disks,
+    })))
+}
+
 /// `GET /servers/{id}/os-server-password`: what the guest posted to the metadata API
 /// (encrypted with the server's key by its agent), `""` when nothing was.
 pub async fn password_show(

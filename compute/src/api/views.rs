@@ -120,7 +120,10 @@ pub fn server_view(s: &Server, v: Version, admin: bool, base: &str, show: bool) 
         })
         .collect();
     put("os-extended-volumes:volumes_attached", json!(volumes));
-    put("security_groups", json!(sgs));
+    // As Nova: a server in no security group shows none, not an empty list.
+    if !sgs.is_empty() {
+        put("security_groups", json!(sgs));
+    }
     // Nova shows progress only while a server is in one of these states.
     match status {
         "BUILD" | "REBUILD" | "RESIZE" | "MIGRATING" => put("progress", json!(0)),
@@ -196,6 +199,11 @@ pub fn server_changed_view(s: &Server, v: Version, admin: bool, base: &str, rebu
                 }
             }
         }
+    }
+    // Nova's rebuild answer carries the key pair from 2.54 (a rebuild may change it).
+    if rebuild && v.at_least(54) {
+        let key = s.doc.get("key_name").cloned().filter(|k| k.as_str().is_some_and(|k| !k.is_empty()));
+        m.insert("key_name".into(), key.unwrap_or(Value::Null));
     }
     if rebuild && v.at_least(57) {
         m.remove("OS-EXT-SRV-ATTR:user_data");

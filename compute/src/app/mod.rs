@@ -238,10 +238,34 @@ impl ComputeService {
 
     /// The guest's console output, asked of its host's agent.
     pub async fn console_log(&self, server: &Server) -> AppResult<String> {
-        let host =
-            server.host.clone().ok_or_else(|| conflict("The server has no console output: it is not on a host."))?;
+        let answer = self.ask_host(server, json!({})).await?;
+        Ok(answer["output"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// `GET /servers/{id}/diagnostics` (admins, as Nova's policy): what the server's
+    /// host measures of its guest.
+    pub async fn server_diagnostics(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+    ) -> AppResult<(Server, stratus_compute_protocol::Diagnostics)> {
+        require_admin(ctx, "os_compute_api:os-server-diagnostics")?;
+        let server = self.server_get(ctx, id).await?;
+        let answer = self.ask_host(&server, json!({"ask": "diagnostics"})).await?;
+        let d = serde_json::from_value(answer["diagnostics"].clone())
+            .map_err(|e| conflict(format!("The host's agent answered no diagnostics: {e}")))?;
+        Ok((server, d))
+    }
+
+    /// Asks the agent of the server's host about its guest (`extra`: what to ask,
+    /// besides host and server); its refusal is a 404, no agent a 409.
+    async fn ask_host(&self, server: &Server, extra: Value) -> AppResult<Value> {
+        let host = server.host.clone().ok_or_else(|| conflict("The server is not on a host."))?;
         let row = self.store.host_get(&host).await?.ok_or_else(|| conflict(format!("Host {host} is unknown.")))?;
-        let ask = json!({"host": host, "server_id": server.id});
+        let mut ask = json!({"host": host, "server_id": server.id});
+        if let (Some(a), Value::Object(more)) = (ask.as_object_mut(), extra) {
+            a.extend(more);
+        }
         let answer = self
             .bus
             .request(
@@ -254,7 +278,7 @@ impl ComputeService {
         let v: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
         match v["error"].as_str() {
             Some(e) => Err(not_found(e.to_string())),
-            None => Ok(v["output"].as_str().unwrap_or_default().to_string()),
+            None => Ok(v),
         }
     }
 }

@@ -107,21 +107,7 @@ impl ComputeService {
         body: &Map<String, Value>,
     ) -> AppResult<Map<String, Value>> {
         super::require_admin(ctx, "os_compute_api:os-quota-sets:update")?;
-        let mut wanted = Vec::new();
-        for (k, v) in body {
-            if k == "force" {
-                continue;
-            }
-            if !RESOURCES.contains(&k.as_str()) && !LEGACY.iter().any(|(l, _, _)| l == k) {
-                return Err(super::bad(format!(
-                    "Invalid input for field/attribute quota_set: '{k}' is not a quota this cloud enforces."
-                )));
-            }
-            let n = super::as_int(v).filter(|n| *n >= -1).ok_or_else(|| {
-                super::bad(format!("Invalid input for field/attribute {k}: an integer of -1 (unlimited) or more."))
-            })?;
-            wanted.push((k.clone(), n));
-        }
+        let wanted = quota_values(body, "quota_set")?;
         stratus_common::limits::write_limits(
             &self.clients.http,
             &self.clients.identity_url,
@@ -136,4 +122,93 @@ impl ComputeService {
         shown.remove("id");
         Ok(shown)
     }
+
+    /// `DELETE /os-quota-sets/{project}`: the project's own limits go; the defaults
+    /// (identity's registered limits) apply again.
+    pub async fn quota_delete(&self, ctx: &AuthContext, project: &str) -> AppResult<()> {
+        super::require_admin(ctx, "os_compute_api:os-quota-sets:delete")?;
+        stratus_common::limits::delete_limits(
+            &self.clients.http,
+            &self.clients.identity_url,
+            ctx.token.as_ref(),
+            "compute",
+            project,
+        )
+        .await?;
+        self.limits.invalidate();
+        Ok(())
+    }
+
+    /// The limits every project starts with (identity's registered limits): `GET
+    /// /os-quota-sets/{project}/defaults` and `GET /os-quota-class-sets/default`, under
+    /// `id`. Nova's defaults stand for the keys nothing registered.
+    pub async fn quota_defaults(&self, ctx: &AuthContext, id: &str) -> AppResult<Map<String, Value>> {
+        let defaults = stratus_common::limits::read_defaults(
+            &self.clients.http,
+            &self.clients.identity_url,
+            ctx.token.as_ref(),
+            "compute",
+        )
+        .await?;
+        let mut out = Map::new();
+        out.insert("id".into(), json!(id));
+        for r in RESOURCES {
+            out.insert(r.to_string(), json!(defaults.get(*r).copied().unwrap_or(-1)));
+        }
+        for (r, default, _) in LEGACY {
+            out.insert(r.to_string(), json!(defaults.get(*r).copied().unwrap_or(*default)));
+        }
+        Ok(out)
+    }
+
+    /// `GET /os-quota-class-sets/{class}`: the defaults, the one class there is.
+    pub async fn quota_class_show(&self, ctx: &AuthContext, class: &str) -> AppResult<Map<String, Value>> {
+        stratus_common::limits::only_default_class(class)?;
+        self.quota_defaults(ctx, class).await
+    }
+
+    /// `PUT /os-quota-class-sets/default` (admins): changes every project's defaults.
+    pub async fn quota_class_update(
+        &self,
+        ctx: &AuthContext,
+        class: &str,
+        body: &Map<String, Value>,
+    ) -> AppResult<Map<String, Value>> {
+        super::require_admin(ctx, "os_compute_api:os-quota-class-sets:update")?;
+        stratus_common::limits::only_default_class(class)?;
+        let wanted = quota_values(body, "quota_class_set")?;
+        stratus_common::limits::write_defaults(
+            &self.clients.http,
+            &self.clients.identity_url,
+            ctx.token.as_ref(),
+            "compute",
+            &wanted,
+        )
+        .await?;
+        self.limits.invalidate();
+        let mut shown = self.quota_defaults(ctx, class).await?;
+        shown.remove("id");
+        Ok(shown)
+    }
+}
+
+/// The limits a quota request sets: known keys, each an integer of -1 (unlimited) or
+/// more; `force` is taken and ignored, as Nova does with unified limits.
+fn quota_values(body: &Map<String, Value>, field: &str) -> AppResult<Vec<(String, i64)>> {
+    let mut wanted = Vec::new();
+    for (k, v) in body {
+        if k == "force" {
+            continue;
+        }
+        if !RESOURCES.contains(&k.as_str()) && !LEGACY.iter().any(|(l, _, _)| l == k) {
+            return Err(super::bad(format!(
+                "Invalid input for field/attribute {field}: '{k}' is not a quota this cloud enforces."
+            )));
+        }
+        let n = super::as_int(v).filter(|n| *n >= -1).ok_or_else(|| {
+            super::bad(format!("Invalid input for field/attribute {k}: an integer of -1 (unlimited) or more."))
+        })?;
+        wanted.push((k.clone(), n));
+    }
+    Ok(wanted)
 }

@@ -3,7 +3,7 @@
 //! can run a thousand fake hosts for benchmarks.
 
 use super::{Capacity, DiskExport, HypervisorDriver};
-use crate::protocol::{GuestSpec, GuestState, PortSpec, PowerState, VolumeSpec};
+use crate::protocol::{Diagnostics, DiskStats, GuestSpec, GuestState, NicStats, PortSpec, PowerState, VolumeSpec};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -273,6 +273,39 @@ impl HypervisorDriver for FakeDriver {
         Box::pin(async move {
             let guests = self.guests.lock().unwrap();
             Ok(guests.get(server_id).map(|g| g.log.clone()).unwrap_or_default())
+        })
+    }
+
+    /// A guest in memory has its shape and its devices, and nothing measured: the
+    /// counters are unknown (`None`), not zero.
+    fn diagnostics<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<Diagnostics>> {
+        Box::pin(async move {
+            let guests = self.guests.lock().unwrap();
+            let g = guests.get(server_id).ok_or_else(|| anyhow::anyhow!("no guest {server_id} on this host"))?;
+            let state = match g.power_state {
+                PowerState::Running => "running",
+                PowerState::Paused => "paused",
+                PowerState::Crashed => "crashed",
+                PowerState::Shutdown => "shutdown",
+                _ => "pending",
+            };
+            let disk = |name: String| DiskStats { name, ..Default::default() };
+            Ok(Diagnostics {
+                state: state.into(),
+                driver: "fake".into(),
+                hypervisor: Some("fake".into()),
+                hypervisor_os: None,
+                uptime: None,
+                config_drive: false,
+                memory_max_kib: Some(g.shape.1 * 1024),
+                memory_used_kib: None,
+                num_cpus: g.shape.0,
+                cpu_time_ns: None,
+                nics: g.ports.iter().map(|_| NicStats::default()).collect(),
+                disks: std::iter::once(disk("vda".into()))
+                    .chain(g.volumes.iter().map(|(_, dev)| disk(dev.trim_start_matches("/dev/").to_string())))
+                    .collect(),
+            })
         })
     }
 

@@ -6,7 +6,7 @@ pub mod fake;
 pub mod ironic;
 pub mod libvirt;
 
-use crate::protocol::{GuestSpec, GuestState, PortSpec, PowerState, VolumeSpec};
+use crate::protocol::{Diagnostics, GuestSpec, GuestState, PortSpec, PowerState, VolumeSpec};
 use futures::future::BoxFuture;
 
 /// A host's capacity as the driver sees it.
@@ -67,6 +67,12 @@ pub trait HypervisorDriver: Send + Sync {
     /// Every guest on the host with its power state.
     fn guests(&self) -> BoxFuture<'_, anyhow::Result<Vec<GuestState>>>;
     fn console_log<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<String>>;
+    /// What the host measures of the guest: state, memory, CPU time, NIC and disk
+    /// counters.
+    fn diagnostics<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<Diagnostics>> {
+        let name = self.name();
+        Box::pin(async move { anyhow::bail!("the {name} driver reports no diagnostics of server {server_id}") })
+    }
     /// Copies the guest's root disk, whole (its backing image folded in), into a file
     /// for a snapshot, consistent as of one moment (a running guest is paused for the
     /// copy and runs on afterwards). The caller uploads the file and removes it.

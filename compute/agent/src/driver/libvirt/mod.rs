@@ -11,7 +11,7 @@ pub mod domain;
 
 use super::{Capacity, DiskExport, HypervisorDriver};
 use crate::images::{CachedImage, ImageCache};
-use crate::protocol::{GuestSpec, GuestState, PortSpec, PowerState, VolumeSpec};
+use crate::protocol::{Diagnostics, DiskStats, GuestSpec, GuestState, NicStats, PortSpec, PowerState, VolumeSpec};
 use anyhow::Context;
 use domain::{domain_name, interface_xml, server_of, tap_name, volume_xml, DomainSpec};
 use futures::future::BoxFuture;
@@ -727,6 +727,73 @@ impl HypervisorDriver for LibvirtDriver {
         })
     }
 
+    /// libvirt's figures for the domain: its state and memory, its CPU time, and the
+    /// counters of each disk and NIC while it runs.
+    fn diagnostics<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<Diagnostics>> {
+        Box::pin(async move {
+            let config_drive = self.instance_dir(server_id).join("disk.config").exists();
+            let hypervisor = self.opts.virt_type.clone();
+            self.on_domain(server_id, move |d| {
+                let info = d.info().map_err(lv)?;
+                let xml = d.xml_desc(0).map_err(lv)?;
+                let state = match power_of(&d) {
+                    PowerState::Running => "running",
+                    PowerState::Paused => "paused",
+                    PowerState::Shutdown => "shutdown",
+                    PowerState::Crashed => "crashed",
+                    _ => "pending",
+                };
+                let active = d.is_active().map_err(lv)?;
+                let disks = disk_targets(&xml)
+                    .into_iter()
+                    .map(|name| {
+                        let stats = if active { d.block_stats(&name).ok() } else { None };
+                        DiskStats {
+                            read_bytes: stats.as_ref().map(|b| b.rd_bytes),
+                            read_requests: stats.as_ref().map(|b| b.rd_req),
+                            write_bytes: stats.as_ref().map(|b| b.wr_bytes),
+                            write_requests: stats.as_ref().map(|b| b.wr_req),
+                            errors_count: stats.as_ref().map(|b| b.errs).filter(|e| *e >= 0),
+                            name,
+                        }
+                    })
+                    .collect();
+                let nics = interface_taps(&xml)
+                    .into_iter()
+                    .map(|(tap, mac)| {
+                        let n = if active { d.interface_stats(&tap).ok() } else { None };
+                        NicStats {
+                            mac_address: mac,
+                            rx_octets: n.as_ref().map(|n| n.rx_bytes),
+                            rx_errors: n.as_ref().map(|n| n.rx_errs),
+                            rx_drop: n.as_ref().map(|n| n.rx_drop),
+                            rx_packets: n.as_ref().map(|n| n.rx_packets),
+                            tx_octets: n.as_ref().map(|n| n.tx_bytes),
+                            tx_errors: n.as_ref().map(|n| n.tx_errs),
+                            tx_drop: n.as_ref().map(|n| n.tx_drop),
+                            tx_packets: n.as_ref().map(|n| n.tx_packets),
+                        }
+                    })
+                    .collect();
+                Ok(Diagnostics {
+                    state: state.into(),
+                    driver: "libvirt".into(),
+                    hypervisor: Some(hypervisor),
+                    hypervisor_os: Some("linux".into()),
+                    uptime: None,
+                    config_drive,
+                    memory_max_kib: i64::try_from(info.max_mem).ok(),
+                    memory_used_kib: i64::try_from(info.memory).ok().filter(|_| active),
+                    num_cpus: i64::from(info.nr_virt_cpu),
+                    cpu_time_ns: i64::try_from(info.cpu_time).ok(),
+                    nics,
+                    disks,
+                })
+            })
+            .await
+        })
+    }
+
     fn console_log<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<String>> {
         Box::pin(async move {
             let path = self.instance_dir(server_id).join("console.log");
@@ -747,6 +814,34 @@ fn mac_of_tap(xml: &str, tap: &str) -> Option<String> {
     })
 }
 
+/// The guest's names of a domain's disks (`vda`, ...), config drive included.
+fn disk_targets(xml: &str) -> Vec<String> {
+    xml.split("<disk ")
+        .skip(1)
+        .filter_map(|disk| {
+            let disk = disk.split("</disk>").next()?;
+            let at = disk.find("<target dev='")? + "<target dev='".len();
+            Some(disk[at..].split('\'').next()?.to_string())
+        })
+        .collect()
+}
+
+/// A domain's NICs: each one's tap and MAC.
+fn interface_taps(xml: &str) -> Vec<(String, Option<String>)> {
+    xml.split("<interface ")
+        .skip(1)
+        .filter_map(|nic| {
+            let nic = nic.split("</interface>").next()?;
+            let at = nic.find("<target dev='")? + "<target dev='".len();
+            let tap = nic[at..].split('\'').next()?.to_string();
+            let mac = nic
+                .find("<mac address='")
+                .and_then(|m| nic[m + "<mac address='".len()..].split('\'').next().map(str::to_string));
+            Some((tap, mac))
+        })
+        .collect()
+}
+
 /// The port-id prefix a tap carries (enough for [`interface_xml`] to name the tap).
 fn port_id_of(tap: &str) -> String {
     tap.trim_start_matches("tap").to_string()
@@ -755,6 +850,17 @@ fn port_id_of(tap: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_disks_and_nics_for_diagnostics() {
+        let xml = "<domain><devices><disk type='file' device='disk'><driver name='qemu'/>\
+                   <source file='/x'/><target dev='vda' bus='virtio'/></disk>\
+                   <disk type='file' device='cdrom'><target dev='sda' bus='sata'/><readonly/></disk>\
+                   <interface type='bridge'><mac address='fa:16:3e:00:00:01'/><source bridge='b'/>\
+                   <target dev='tapabc'/></interface></devices></domain>";
+        assert_eq!(disk_targets(xml), ["vda", "sda"]);
+        assert_eq!(interface_taps(xml), [("tapabc".to_string(), Some("fa:16:3e:00:00:01".to_string()))]);
+    }
 
     #[test]
     fn finds_the_mac_of_a_tap() {
