@@ -984,6 +984,9 @@ async fn types_and_qos(engine: Engine) {
         (shown["volume"]["volume_type"].clone(), shown["volume"]["status"].clone()),
         (json!("__DEFAULT__"), json!("available"))
     );
+    // An administrator sees that it did not migrate (Cinder's migration status).
+    let shown = c.call("GET", &format!("/v3/{p1}/volumes/{vid}"), &admin, None).await.1;
+    assert!(shown["volume"].get("migration_status").is_some_and(Value::is_null), "{shown}");
 }
 
 #[tokio::test]

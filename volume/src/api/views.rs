@@ -63,6 +63,8 @@ pub fn volume(base: &str, v: &Volume, types: &HashMap<String, String>, host: Opt
         out["os-vol-host-attr:host"] = json!(format!("{}@{}#{}", host, v.backend, v.backend));
         out["os-vol-mig-status-attr:migstat"] = Value::Null;
         out["os-vol-mig-status-attr:name_id"] = Value::Null;
+        // Volumes never migrate here (a retype stays on its backend).
+        out["migration_status"] = Value::Null;
     }
     out
 }
