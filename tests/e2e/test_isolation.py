@@ -285,17 +285,22 @@ def test_by_id(world, a_things, actor):
     # A's server's tags (2.26) and instance actions: A's reader reads them, B's people
     # find no server; a tag is added or cleared by neither (readers are refused first).
     v226 = {"X-OpenStack-Nova-API-Version": "2.26"}
-    for path in (f"/servers/{a_things['server']}/tags", f"/servers/{a_things['server']}/os-instance-actions"):
+    server_paths = ("tags", "os-instance-actions", "os-server-password")
+    for path in (f"/servers/{a_things['server']}/{p}" for p in server_paths):
         got = c.http("GET", path, token, base=c.compute_url + "/v2.1", headers=v226)[0]
         want = 200 if actor == "a_reader" else 404
         if got != want:
             wrong.append(f"GET {path.rsplit('/', 1)[1]}: {got}, want {want}")
-    for method, path in (("PUT", "/tags/iso"), ("DELETE", "/tags")):
+    # Diagnostics are an administrator's: refused to everyone here, whoever's server.
+    got = c.http("GET", f"/servers/{a_things['server']}/diagnostics", token, base=c.compute_url + "/v2.1")[0]
+    if got != 403:
+        wrong.append(f"GET diagnostics: {got}, want 403")
+    for method, path in (("PUT", "/tags/iso"), ("DELETE", "/tags"), ("DELETE", "/os-server-password")):
         got = c.http(method, f"/servers/{a_things['server']}{path}", token, base=c.compute_url + "/v2.1",
                      headers=v226)[0]
         want = 404 if actor == "b_member" else 403
         if got != want:
-            wrong.append(f"{method} server tags: {got}, want {want}")
+            wrong.append(f"{method} server {path}: {got}, want {want}")
     # Nor attach A's volume to A's server.
     got = c.http("POST", f"/servers/{a_things['server']}/os-volume_attachments", token,
                  {"volumeAttachment": {"volumeId": a_things["volume"]}}, base=c.compute_url + "/v2.1")[0]

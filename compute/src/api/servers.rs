@@ -520,7 +520,7 @@ pub async fn diagnostics(
     v: Version,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let (_, d) = s.server_diagnostics(&ctx, &id).await?;
+    let d = s.server_diagnostics(&ctx, &id).await?;
     if !v.at_least(48) {
         let mut flat = Map::new();
         if let Some(t) = d.cpu_time_ns {

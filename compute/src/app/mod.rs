@@ -248,13 +248,12 @@ impl ComputeService {
         &self,
         ctx: &AuthContext,
         id: &str,
-    ) -> AppResult<(Server, stratus_compute_protocol::Diagnostics)> {
+    ) -> AppResult<stratus_compute_protocol::Diagnostics> {
         require_admin(ctx, "os_compute_api:os-server-diagnostics")?;
         let server = self.server_get(ctx, id).await?;
-        let answer = self.ask_host(&server, json!({"ask": "diagnostics"})).await?;
-        let d = serde_json::from_value(answer["diagnostics"].clone())
-            .map_err(|e| conflict(format!("The host's agent answered no diagnostics: {e}")))?;
-        Ok((server, d))
+        let mut answer = self.ask_host(&server, json!({"ask": "diagnostics"})).await?;
+        serde_json::from_value(answer["diagnostics"].take())
+            .map_err(|e| conflict(format!("The host's agent answered no diagnostics: {e}")))
     }
 
     /// Asks the agent of the server's host about its guest (`extra`: what to ask,

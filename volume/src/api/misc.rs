@@ -49,10 +49,7 @@ pub async fn quota_class_update(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
-    let set = match body.get("quota_class_set") {
-        Some(Value::Object(m)) => m.clone(),
-        _ => return Err(ApiError::bad_request("Malformed request body: {\"quota_class_set\": {...}} expected.")),
-    };
+    let set = stratus_common::http::wrapped(body, "quota_class_set")?;
     Ok(Json(json!({"quota_class_set": s.quota_class_update(&ctx, param(&p, "class"), &set).await?})))
 }
 
@@ -63,10 +60,7 @@ pub async fn quota_update(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
-    let set = match body.get("quota_set") {
-        Some(Value::Object(m)) => m.clone(),
-        _ => return Err(ApiError::bad_request("Malformed request body: {\"quota_set\": {...}} expected.")),
-    };
+    let set = stratus_common::http::wrapped(body, "quota_set")?;
     let shown = s.quota_update(&ctx, param(&p, "target"), &set).await?;
     Ok(Json(json!({"quota_set": shown})))
 }
