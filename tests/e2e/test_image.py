@@ -2,6 +2,7 @@
 real `stratusd all-in-one`, on PostgreSQL + NATS."""
 
 import filecmp
+import json
 import hashlib
 import os
 import socket
@@ -215,3 +216,40 @@ def test_image_service_alone(cloud, disks):
         assert cloud.osc("image", "show", img["id"])["name"] == img["name"]
     finally:
         alone.stop()
+
+
+def test_metadata_definitions(cloud):
+    """The metadefs catalog with the openstack client: an admin defines a namespace, its
+    properties, objects and resource types; a member reads it but changes nothing."""
+    ns = unique("OS::Test::Ns")
+    cloud.osc("image", "metadef", "namespace", "create", "--public", "--protected", "--description", "e2e", ns)
+    assert "OS::Glance::Image" in [t["Name"] for t in cloud.osc("image", "metadef", "resource", "type", "list")]
+    cloud.osc("image", "metadef", "resource", "type", "association", "create", ns, "OS::Glance::Image")
+    assert [a["Name"] for a in cloud.osc("image", "metadef", "resource", "type", "association", "list", ns)] == [
+        "OS::Glance::Image"
+    ]
+    prop = cloud.osc(
+        "image", "metadef", "property", "create", ns,
+        "--name", "hw_disk_bus", "--title", "Disk bus", "--type", "string",
+        "--schema", json.dumps({"enum": ["virtio", "scsi", "ide"], "description": "The disk bus"}),
+    )
+    assert prop["title"] == "Disk bus"
+    shown = cloud.osc("image", "metadef", "property", "show", ns, "hw_disk_bus")
+    assert shown["enum"] == ["virtio", "scsi", "ide"], shown
+    assert "hw_disk_bus" in str(cloud.osc("image", "metadef", "property", "list", ns))
+    cloud.osc("image", "metadef", "object", "create", "--namespace", ns, "Topology")
+    assert [o["name"] for o in cloud.osc("image", "metadef", "object", "list", ns)] == ["Topology"]
+    listed = cloud.osc("image", "metadef", "namespace", "list", "--resource-types", "OS::Glance::Image")
+    assert ns in [n["namespace"] for n in listed], listed
+
+    # A member reads the public catalog and changes none of it.
+    _, env = cloud.member_env(unique("md-reader"))
+    assert cloud.osc("image", "metadef", "namespace", "show", ns, env=env)["description"] == "e2e"
+    assert cloud.osc("image", "metadef", "namespace", "delete", ns, env=env, check=False).returncode != 0
+    assert cloud.osc("image", "metadef", "namespace", "create", unique("OS::Mine"), env=env, check=False).returncode != 0
+
+    # Protected until unprotected; then the namespace goes with what it holds.
+    assert cloud.osc("image", "metadef", "namespace", "delete", ns, check=False).returncode != 0
+    cloud.osc("image", "metadef", "namespace", "set", "--unprotected", "--public", ns)
+    cloud.osc("image", "metadef", "namespace", "delete", ns)
+    assert cloud.osc("image", "metadef", "namespace", "show", ns, check=False).returncode != 0

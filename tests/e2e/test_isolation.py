@@ -138,6 +138,11 @@ def a_things(world):
     status, _, qos = c.http("POST", "/qos-specs", admin, {"qos_specs": {"name": "a-qos", "read_iops_sec": "1"}}, base=V)
     assert status == 200, qos
     r["qos"] = qos["qos_specs"]["id"]
+    # A metadata definitions namespace the admin keeps private to A.
+    body = {"namespace": "a-private-ns", "visibility": "private", "owner": world["a"]}
+    status, _, ns = c.http("POST", "/v2/metadefs/namespaces", admin, body, base=I)
+    assert status == 201, ns
+    r["metadef_namespace"] = ns["namespace"]
     return r
 
 
@@ -192,6 +197,7 @@ BY_ID = [
     ("router", "network", "/v2.0/routers/{id}", {"router": {"name": "x"}}),
     ("floatingip", "network", "/v2.0/floatingips/{id}", {"floatingip": {"port_id": None}}),
     ("image", "image", "/v2/images/{id}", [{"op": "replace", "path": "/name", "value": "x"}]),
+    ("metadef_namespace", "image", "/v2/metadefs/namespaces/{id}", {"namespace": "x"}),
     ("server", "compute", "/servers/{id}", {"server": {"name": "x"}}),
     ("server_group", "compute", "/os-server-groups/{id}", None),
     # Volume URLs name the caller's own project ({proj}).
@@ -243,8 +249,9 @@ def test_by_id(world, a_things, actor):
             if got != want:
                 wrong.append(f"GET {label}: {got}, want {want}")
             if update is not None:
-                method = "PATCH" if service == "image" else "PUT"
-                headers = {"Content-Type": "application/openstack-images-v2.1-json-patch"} if service == "image" else None
+                patch = path.startswith("/v2/images")
+                method = "PATCH" if patch else "PUT"
+                headers = {"Content-Type": "application/openstack-images-v2.1-json-patch"} if patch else None
                 got = http_with(c, method, base + url, token, update, headers)
                 if got != want_update:
                     wrong.append(f"update {label}: {got}, want {want_update}")
@@ -388,6 +395,7 @@ LISTS = [
     ("network", "/v2.0/routers?{f}", "routers", ["router"]),
     ("network", "/v2.0/floatingips?{f}", "floatingips", ["floatingip"]),
     ("image", "/v2/images?{f}", "images", ["image", "kernel"]),
+    ("image", "/v2/metadefs/namespaces?{f}", "namespaces", ["metadef_namespace"]),
     ("compute", "/servers/detail?{f}", "servers", ["server"]),
     ("compute", "/os-server-groups?{f}", "server_groups", ["server_group"]),
     ("volume", "/v3/{proj}/volumes/detail?{f}", "volumes", ["volume"]),
@@ -425,7 +433,8 @@ def test_list_filters_leak_nothing(world, a_things, actor):
                     leaks.append(f"{url}: {status}")
                 continue
             for item in body.get(key, []):
-                if (item.get("id") in a_ids or item.get("project_id") == world["a"] or item.get("tenant_id") == world["a"]
+                if (item.get("id") in a_ids or item.get("namespace") in a_ids or item.get("owner") == world["a"]
+                        or item.get("project_id") == world["a"] or item.get("tenant_id") == world["a"]
                         or item.get("os-vol-tenant-attr:tenant_id") == world["a"]):
                     leaks.append(f"{url}: {item.get('id')}")
     # Identity lists.

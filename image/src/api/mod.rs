@@ -3,13 +3,14 @@
 mod data;
 mod images;
 mod members;
+mod metadefs;
 pub mod schemas;
 pub mod views;
 
 use crate::ImageService;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -35,6 +36,29 @@ pub fn router(service: Arc<ImageService>, verifier: Arc<TokenVerifier>, max_body
         .route("/v2/images/{id}/actions/reactivate", post(images::reactivate))
         .route("/v2/images/{id}/members", get(members::list).post(members::create))
         .route("/v2/images/{id}/members/{member}", get(members::show).put(members::update).delete(members::delete))
+        .route("/v2/metadefs/resource_types", get(metadefs::resource_types))
+        .route("/v2/metadefs/namespaces", get(metadefs::namespaces_list).post(metadefs::namespace_create))
+        .route(
+            "/v2/metadefs/namespaces/{ns}",
+            get(metadefs::namespace_show).put(metadefs::namespace_update).delete(metadefs::namespace_delete),
+        )
+        .route(
+            "/v2/metadefs/namespaces/{ns}/resource_types",
+            get(metadefs::associations_list).post(metadefs::association_create),
+        )
+        .route("/v2/metadefs/namespaces/{ns}/resource_types/{rt}", delete(metadefs::association_delete))
+        .route(
+            "/v2/metadefs/namespaces/{ns}/{coll}",
+            get(metadefs::items_list).post(metadefs::items_create).delete(metadefs::items_delete),
+        )
+        .route(
+            "/v2/metadefs/namespaces/{ns}/{coll}/{name}",
+            get(metadefs::item_show)
+                .post(metadefs::item_create)
+                .put(metadefs::item_update)
+                .delete(metadefs::item_delete),
+        )
+        .route("/v2/schemas/metadefs/{name}", get(schemas::metadef))
         .route("/v2/schemas/image", get(schemas::image))
         .route("/v2/schemas/images", get(schemas::images))
         .route("/v2/schemas/member", get(schemas::member))

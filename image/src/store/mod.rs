@@ -1,11 +1,14 @@
-//! The image service's datastore: images, members, and per-project usage counters.
+//! The image service's datastore: images, members, per-project usage counters, and the
+//! metadata definitions catalog.
 
 mod images;
 mod members;
+mod metadefs;
 mod usage;
 
 pub use images::{Image, ImageStatus};
 pub use members::Member;
+pub use metadefs::{Association, Item, ItemKind, Namespace, NewNamespace, ResourceType};
 
 use stratus_common::db::Db;
 
