@@ -4,11 +4,12 @@
 
 use stratus_common::db::Migration;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    service: "identity",
-    version: 1,
-    name: "initial",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        service: "identity",
+        version: 1,
+        name: "initial",
+        sql: r#"
 CREATE TABLE identity_domains (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -155,4 +156,44 @@ CREATE TABLE identity_revocations (
 );
 CREATE INDEX identity_revocations_revoked_at ON identity_revocations (revoked_at);
 "#,
-}];
+    },
+    Migration {
+        service: "identity",
+        version: 2,
+        name: "credentials",
+        sql: r#"
+CREATE TABLE identity_credentials (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES identity_users (id) ON DELETE CASCADE,
+    project_id TEXT REFERENCES identity_projects (id) ON DELETE CASCADE,
+    type TEXT NOT NULL,
+    blob TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX identity_credentials_user ON identity_credentials (user_id);
+"#,
+    },
+    Migration {
+        service: "identity",
+        version: 3,
+        name: "inherited assignments",
+        // OS-INHERIT: an assignment may be inherited by the projects under its target
+        // instead of applying to the target itself; the flag joins the key.
+        sql: r#"
+CREATE TABLE identity_assignments_next (
+    actor_type TEXT NOT NULL,
+    actor_id TEXT NOT NULL,
+    target_type TEXT NOT NULL,
+    target_id TEXT NOT NULL,
+    role_id TEXT NOT NULL REFERENCES identity_roles (id) ON DELETE CASCADE,
+    inherited BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (actor_type, actor_id, target_type, target_id, role_id, inherited)
+);
+INSERT INTO identity_assignments_next (actor_type, actor_id, target_type, target_id, role_id, inherited)
+    SELECT actor_type, actor_id, target_type, target_id, role_id, 0 FROM identity_assignments;
+DROP TABLE identity_assignments;
+ALTER TABLE identity_assignments_next RENAME TO identity_assignments;
+CREATE INDEX identity_assignments_target ON identity_assignments (target_type, target_id);
+"#,
+    },
+];

@@ -5,7 +5,7 @@
 mod support;
 
 use axum::http::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Duration;
 use stratus_common::bus::{Bus, MemoryBus};
 use stratus_common::db::Engine;
@@ -234,7 +234,7 @@ async fn expired_tokens_are_refused(engine: Engine) {
 async fn application_credentials(engine: Engine) {
     let c = TestCloud::start(engine).await;
     let admin = c.admin_token().await;
-    let (_pid, uid) = c.project_with_user(&admin, "p", "dave", "pw", "member").await;
+    let (pid, uid) = c.project_with_user(&admin, "p", "dave", "pw", "member").await;
     let t = c.login("dave", "pw", Some("p")).await.subject.unwrap();
     let path = format!("/v3/users/{uid}/application_credentials");
     let r = c
@@ -258,6 +258,20 @@ async fn application_credentials(engine: Engine) {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // A role granted after the token was issued is the user's to delegate.
+    let auditor = c.call("POST", "/v3/roles", Some(&admin), Some(json!({"role": {"name": "auditor"}}))).await;
+    let auditor = auditor.json["role"]["id"].as_str().unwrap().to_string();
+    let g = c.call("PUT", &format!("/v3/projects/{pid}/users/{uid}/roles/{auditor}"), Some(&admin), None).await;
+    assert_eq!(g.status, StatusCode::NO_CONTENT);
+    let r = c
+        .call(
+            "POST",
+            &path,
+            Some(&t),
+            Some(json!({"application_credential": {"name": "audit", "roles": [{"id": auditor}]}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json);
     // Secret never shown again.
     let shown = c.call("GET", &format!("{path}/{cid}"), Some(&t), None).await;
     assert!(shown.json["application_credential"]["secret"].is_null());
@@ -284,6 +298,219 @@ async fn application_credentials(engine: Engine) {
     assert_eq!(c.call("DELETE", &format!("{path}/{cid}"), Some(&t), None).await.status, StatusCode::NO_CONTENT);
     assert_eq!(c.call("GET", &format!("/v3/users/{uid}"), Some(&act), None).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(c.call("POST", "/v3/auth/tokens", None, Some(body)).await.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn credentials_and_ec2_credentials(engine: Engine) {
+    let c = TestCloud::start(engine).await;
+    let admin = c.admin_token().await;
+    let (pid, uid) = c.project_with_user(&admin, "cp", "fay", "pw", "member").await;
+    let (qid, gid) = c.project_with_user(&admin, "cq", "gus", "pw", "member").await;
+    let fay = c.login("fay", "pw", Some("cp")).await.subject.unwrap();
+    let gus = c.login("gus", "pw", Some("cq")).await.subject.unwrap();
+
+    // A user keeps their own credentials; the blob is kept as given.
+    let blob = r#"{"access": "AK1", "secret": "SK1"}"#;
+    let body = json!({"credential": {"type": "ec2", "user_id": uid, "project_id": pid, "blob": blob}});
+    let r = c.call("POST", "/v3/credentials", Some(&fay), Some(body.clone())).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json);
+    let cred = r.json["credential"].clone();
+    let cid = cred["id"].as_str().unwrap().to_string();
+    assert_eq!(cid.len(), 64, "an ec2 credential's id is its access key's SHA-256");
+    assert_eq!((cred["blob"].as_str(), cred["type"].as_str()), (Some(blob), Some("ec2")));
+    assert_eq!(c.call("POST", "/v3/credentials", Some(&fay), Some(body)).await.status, StatusCode::CONFLICT);
+    let totp = json!({"credential": {"type": "totp", "user_id": uid, "blob": "JBSWY3DPEHPK3PXP"}});
+    let r = c.call("POST", "/v3/credentials", Some(&fay), Some(totp)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json);
+    // Only the blob changes.
+    let path = format!("/v3/credentials/{cid}");
+    let new_blob = r#"{"access": "AK2", "secret": "SK2"}"#;
+    let r = c.call("PATCH", &path, Some(&fay), Some(json!({"credential": {"blob": new_blob}}))).await;
+    assert_eq!((r.status, r.json["credential"]["blob"].as_str()), (StatusCode::OK, Some(new_blob)));
+    assert_eq!(r.json["credential"]["id"], cid.as_str());
+    for change in [json!({"project_id": qid}), json!({"user_id": gid}), json!({"type": "cert"}), json!({"blob": "x"})] {
+        let r = c.call("PATCH", &path, Some(&fay), Some(json!({"credential": change}))).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{change}: {:?}", r.json);
+    }
+    // Another user sees none of it, and cannot make credentials in someone's name; an
+    // ec2 credential needs a project its user works in.
+    assert_eq!(c.call("GET", &path, Some(&gus), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call("DELETE", &path, Some(&gus), None).await.status, StatusCode::NOT_FOUND);
+    let r = c.call("GET", &format!("/v3/credentials?user_id={uid}"), Some(&gus), None).await;
+    assert_eq!(r.json["credentials"], json!([]));
+    let theirs = json!({"credential": {"type": "cert", "user_id": uid, "blob": "x"}});
+    assert_eq!(c.call("POST", "/v3/credentials", Some(&gus), Some(theirs)).await.status, StatusCode::FORBIDDEN);
+    let elsewhere =
+        json!({"credential": {"type": "ec2", "user_id": gid, "project_id": pid, "blob": r#"{"access": "A"}"#}});
+    assert_eq!(c.call("POST", "/v3/credentials", Some(&gus), Some(elsewhere)).await.status, StatusCode::FORBIDDEN);
+    for bad in [
+        json!({"credential": {"type": "ec2", "user_id": gid, "blob": r#"{"access": "A"}"#}}),
+        json!({"credential": {"type": "ec2", "user_id": gid, "project_id": qid, "blob": "not json"}}),
+        json!({"credential": {"type": "", "user_id": gid, "blob": "x"}}),
+        json!({"credential": {"type": "cert", "user_id": gid, "blob": "x", "colour": 1}}),
+    ] {
+        let r = c.call("POST", "/v3/credentials", Some(&gus), Some(bad.clone())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {:?}", r.json);
+    }
+    // Lists: a user's own; an admin's, everyone's, filtered.
+    let mine = c.call("GET", "/v3/credentials", Some(&fay), None).await;
+    assert_eq!(mine.json["credentials"].as_array().unwrap().len(), 2);
+    let ec2 = c.call("GET", &format!("/v3/credentials?type=ec2&user_id={uid}"), Some(&admin), None).await;
+    assert_eq!(ec2.json["credentials"].as_array().unwrap().len(), 1);
+    assert_eq!(c.call("DELETE", &path, Some(&fay), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.call("GET", &path, Some(&fay), None).await.status, StatusCode::NOT_FOUND);
+
+    // EC2 credentials: an access/secret pair for a project the user works in.
+    let ec2_path = format!("/v3/users/{uid}/credentials/OS-EC2");
+    let r = c.call("POST", &ec2_path, Some(&fay), Some(json!({"tenant_id": pid}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json);
+    let e = r.json["credential"].clone();
+    let access = e["access"].as_str().unwrap().to_string();
+    assert!(!e["secret"].as_str().unwrap().is_empty());
+    assert_eq!((e["user_id"].as_str(), e["tenant_id"].as_str()), (Some(uid.as_str()), Some(pid.as_str())));
+    let shown = c.call("GET", &format!("{ec2_path}/{access}"), Some(&fay), None).await;
+    assert_eq!(shown.json["credential"]["secret"], e["secret"]);
+    let listed = c.call("GET", &ec2_path, Some(&fay), None).await;
+    assert_eq!(listed.json["credentials"][0]["access"], access.as_str());
+    // It is a credential too.
+    let general = c.call("GET", "/v3/credentials?type=ec2", Some(&fay), None).await;
+    assert_eq!(general.json["credentials"].as_array().unwrap().len(), 1);
+    let admins_view = c.call("GET", &format!("/v3/credentials?type=ec2&user_id={uid}"), Some(&admin), None).await;
+    assert_eq!(admins_view.json["credentials"].as_array().unwrap().len(), 1);
+    let r = c.call("POST", &ec2_path, Some(&fay), Some(json!({"tenant_id": qid}))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "not fay's project");
+    let r = c.call("POST", &ec2_path, Some(&admin), Some(json!({"tenant_id": qid}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "an admin binds any project: {:?}", r.json);
+    assert_eq!(c.call("GET", &ec2_path, Some(&gus), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call("GET", &format!("{ec2_path}/{access}"), Some(&gus), None).await.status, StatusCode::NOT_FOUND);
+    let r = c.call("POST", &ec2_path, Some(&gus), Some(json!({"tenant_id": qid}))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        c.call("DELETE", &format!("{ec2_path}/{access}"), Some(&fay), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(c.call("GET", &format!("{ec2_path}/{access}"), Some(&fay), None).await.status, StatusCode::NOT_FOUND);
+
+    // A user's credentials go with the user.
+    c.call("POST", &ec2_path, Some(&fay), Some(json!({"tenant_id": pid}))).await;
+    assert_eq!(c.call("DELETE", &format!("/v3/users/{uid}"), Some(&admin), None).await.status, StatusCode::NO_CONTENT);
+    let left = c.call("GET", &format!("/v3/credentials?user_id={uid}"), Some(&admin), None).await;
+    assert_eq!(left.json["credentials"], json!([]));
+}
+
+async fn inherited_role_assignments(engine: Engine) {
+    let c = TestCloud::start(engine).await;
+    let admin = c.admin_token().await;
+    let mk = |name: &str, parent: Option<&str>| {
+        let mut p = json!({"project": {"name": name}});
+        if let Some(parent) = parent {
+            p["project"]["parent_id"] = json!(parent);
+        }
+        p
+    };
+    let top = c.call("POST", "/v3/projects", Some(&admin), Some(mk("top", None))).await.json["project"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let leaf = c.call("POST", "/v3/projects", Some(&admin), Some(mk("leaf", Some(&top)))).await.json["project"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let u = c.call("POST", "/v3/users", Some(&admin), Some(json!({"user": {"name": "ivy", "password": "pw"}}))).await;
+    let uid = u.json["user"]["id"].as_str().unwrap().to_string();
+    let member = c.role_id(&admin, "member").await;
+    let login = |project: &'static str| c.login("ivy", "pw", Some(project));
+    assert_eq!(login("leaf").await.status, StatusCode::UNAUTHORIZED, "no role yet");
+
+    // On the domain: every project in it inherits the role, the domain itself does not.
+    let grant = format!("/v3/OS-INHERIT/domains/default/users/{uid}/roles/{member}/inherited_to_projects");
+    assert_eq!(c.call("PUT", &grant, Some(&admin), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.call("HEAD", &grant, Some(&admin), None).await.status, StatusCode::NO_CONTENT);
+    let listed = c
+        .call(
+            "GET",
+            &format!("/v3/OS-INHERIT/domains/default/users/{uid}/roles/inherited_to_projects"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(listed.json["roles"][0]["id"], member.as_str());
+    let direct = c.call("GET", &format!("/v3/domains/default/users/{uid}/roles"), Some(&admin), None).await;
+    assert_eq!(direct.json["roles"], json!([]), "an inherited role is not held on the domain");
+    let t = login("leaf").await;
+    assert_eq!(t.status, StatusCode::CREATED, "{:?}", t.json);
+    let t = t.subject.unwrap();
+    assert_eq!(login("top").await.status, StatusCode::CREATED);
+    let r = c.call("GET", &format!("/v3/role_assignments?user.id={uid}"), Some(&admin), None).await;
+    let lines = r.json["role_assignments"].as_array().unwrap().clone();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["scope"], json!({"domain": {"id": "default"}, "OS-INHERIT:inherited_to": "projects"}));
+    let inherited_only =
+        c.call("GET", "/v3/role_assignments?scope.OS-INHERIT:inherited_to=projects", Some(&admin), None).await;
+    assert_eq!(inherited_only.json["role_assignments"].as_array().unwrap().len(), 1);
+    let eff = c
+        .call(
+            "GET",
+            &format!("/v3/role_assignments?effective&user.id={uid}&scope.project.id={leaf}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(eff.json["role_assignments"][0]["scope"], json!({"project": {"id": leaf}}), "{:?}", eff.json);
+    let projects = c.call("GET", &format!("/v3/users/{uid}/projects"), Some(&t), None).await;
+    assert!(projects.json["projects"].as_array().unwrap().len() >= 2, "{:?}", projects.json);
+    // Revoking takes the role away everywhere, and the tokens it gave.
+    assert_eq!(c.call("DELETE", &grant, Some(&admin), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.call("HEAD", &grant, Some(&admin), None).await.status, StatusCode::NOT_FOUND);
+    let validate = c.call_with("GET", "/v3/auth/tokens", Some(&admin), None, &[("x-subject-token", &t)]).await;
+    assert_eq!(validate.status, StatusCode::NOT_FOUND, "the token the inherited role gave is revoked");
+    assert_eq!(login("leaf").await.status, StatusCode::UNAUTHORIZED);
+    let eff = c
+        .call(
+            "GET",
+            &format!("/v3/role_assignments?effective&user.id={uid}&scope.project.id={leaf}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(eff.json["role_assignments"], json!([]));
+
+    // On a project: its subtree inherits, the project itself does not; through a group.
+    let g = c.call("POST", "/v3/groups", Some(&admin), Some(json!({"group": {"name": "heirs"}}))).await;
+    let gid = g.json["group"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        c.call("PUT", &format!("/v3/groups/{gid}/users/{uid}"), Some(&admin), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let grant = format!("/v3/OS-INHERIT/projects/{top}/groups/{gid}/roles/{member}/inherited_to_projects");
+    assert_eq!(c.call("PUT", &grant, Some(&admin), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(login("leaf").await.status, StatusCode::CREATED);
+    assert_eq!(login("top").await.status, StatusCode::UNAUTHORIZED);
+    let eff = c.call("GET", &format!("/v3/role_assignments?effective&user.id={uid}"), Some(&admin), None).await;
+    let scopes: Vec<&Value> = eff.json["role_assignments"].as_array().unwrap().iter().map(|l| &l["scope"]).collect();
+    assert!(!scopes.is_empty() && scopes.iter().all(|s| **s == json!({"project": {"id": leaf}})), "{scopes:?}");
+    // Unknown parts are 404; members may not grant.
+    let ghost = format!("/v3/OS-INHERIT/projects/{top}/groups/{gid}/roles/nope/inherited_to_projects");
+    assert_eq!(c.call("PUT", &ghost, Some(&admin), None).await.status, StatusCode::NOT_FOUND);
+    let t = login("leaf").await.subject.unwrap();
+    assert_eq!(c.call("PUT", &grant, Some(&t), None).await.status, StatusCode::FORBIDDEN);
+
+    // A domain-specific role reaches no token and no effective assignment by itself.
+    let r = c
+        .call("POST", "/v3/roles", Some(&admin), Some(json!({"role": {"name": "local", "domain_id": "default"}})))
+        .await;
+    let local = r.json["role"]["id"].as_str().unwrap().to_string();
+    let g = c.call("PUT", &format!("/v3/projects/{top}/users/{uid}/roles/{local}"), Some(&admin), None).await;
+    assert_eq!(g.status, StatusCode::NO_CONTENT);
+    assert_eq!(login("top").await.status, StatusCode::UNAUTHORIZED);
+    let eff = c
+        .call(
+            "GET",
+            &format!("/v3/role_assignments?effective&user.id={uid}&scope.project.id={top}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(eff.json["role_assignments"], json!([]));
 }
 
 async fn limits_and_the_limits_client(engine: Engine) {
@@ -578,6 +805,14 @@ async fn expiry() {
 #[tokio::test]
 async fn app_creds() {
     each_engine!(application_credentials);
+}
+#[tokio::test]
+async fn credentials() {
+    each_engine!(credentials_and_ec2_credentials);
+}
+#[tokio::test]
+async fn inherited_roles() {
+    each_engine!(inherited_role_assignments);
 }
 #[tokio::test]
 async fn limits() {

@@ -122,6 +122,14 @@ def test_roles_and_assignments(cloud):
     assert all(x["User"] == f"{user}@Default" for x in lines)
     cloud.osc("role", "remove", "--project", project, "--user", user, "member")
     assert cloud.osc("role", "assignment", "list", "--user", user) == []
+    # Inherited: a role on the domain that every project in it holds (OS-INHERIT).
+    cloud.osc("role", "add", "--domain", "default", "--user", user, "--inherited", renamed)
+    lines = cloud.osc("role", "assignment", "list", "--user", user, "--inherited")
+    assert [(x["Domain"], x["Inherited"]) for x in lines] == [("default", True)], lines
+    tok = cloud.osc("token", "issue", env=cloud.user_env(user, "pw", project))
+    assert tok["project_id"], tok
+    cloud.osc("role", "remove", "--domain", "default", "--user", user, "--inherited", renamed)
+    assert cloud.osc("token", "issue", env=cloud.user_env(user, "pw", project), check=False).returncode != 0
     cloud.osc("role", "delete", renamed)
     assert renamed not in [x["Name"] for x in cloud.osc("role", "list")]
 
@@ -154,6 +162,37 @@ def test_application_credentials(cloud):
     assert tok["project_id"] == cred["Project ID"]
     cloud.osc("application", "credential", "delete", name, env=env)
     assert cloud.osc("token", "issue", env=ac_env, check=False).returncode != 0
+
+
+def test_credentials_and_ec2_credentials(cloud):
+    """A user keeps credentials with identity: EC2 access/secret pairs for a project they
+    work in, and blobs of their own; nobody else sees them."""
+    project, user = unique("proj"), unique("user")
+    cloud.osc("project", "create", project)
+    cloud.osc("user", "create", "--password", "pw", user)
+    cloud.osc("role", "add", "--project", project, "--user", user, "member")
+    env = cloud.user_env(user, "pw", project)
+    ec2 = cloud.osc("ec2", "credentials", "create", env=env)
+    assert ec2["access"] and ec2["secret"], ec2
+    listed = cloud.osc("ec2", "credentials", "list", env=env)
+    assert [c["Access"] for c in listed] == [ec2["access"]], listed
+    shown = cloud.osc("ec2", "credentials", "show", ec2["access"], env=env)
+    assert shown["secret"] == ec2["secret"]
+    # A blob of the user's own, changed in place (by user id: as in Keystone, a member
+    # may not list users to find their own by name).
+    uid = cloud.osc("token", "issue", env=env)["user_id"]
+    cred = cloud.osc("credential", "create", "--type", "totp", uid, "JBSWY3DPEHPK3PXP", env=env)
+    cloud.osc("credential", "set", "--user", uid, "--type", "totp", "--data", "KRSXG5CTMVRXEZLU", cred["id"], env=env)
+    assert cloud.osc("credential", "show", cred["id"], env=env)["blob"] == "KRSXG5CTMVRXEZLU"
+    types = sorted(c["Type"] for c in cloud.osc("credential", "list", env=env))
+    assert types == ["ec2", "totp"], types
+    # Another project's member sees none of it.
+    _, other = cloud.member_env(unique("cred-other"))
+    assert cloud.osc("credential", "list", env=other) == []
+    assert cloud.osc("credential", "show", cred["id"], env=other, check=False).returncode != 0
+    cloud.osc("credential", "delete", cred["id"], env=env)
+    cloud.osc("ec2", "credentials", "delete", ec2["access"], env=env)
+    assert cloud.osc("ec2", "credentials", "list", env=env) == []
 
 
 def test_regions_services_endpoints(cloud):

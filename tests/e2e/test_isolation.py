@@ -143,6 +143,14 @@ def a_things(world):
     status, _, ns = c.http("POST", "/v2/metadefs/namespaces", admin, body, base=I)
     assert status == 201, ns
     r["metadef_namespace"] = ns["namespace"]
+    # A's member's credentials: an EC2 pair on A, and a blob of their own.
+    uid = world["a_member_user"]
+    status, _, ec2 = c.http("POST", f"/v3/users/{uid}/credentials/OS-EC2", t, {"tenant_id": world["a"]})
+    assert status == 201, ec2
+    r["ec2_access"] = ec2["credential"]["access"]
+    status, _, cred = c.http("POST", "/v3/credentials", t, {"credential": {"type": "totp", "user_id": uid, "blob": "A"}})
+    assert status == 201, cred
+    r["credential"] = cred["credential"]["id"]
     return r
 
 
@@ -227,7 +235,7 @@ NOWHERE = "00000000-0000-4000-8000-000000000000"
 
 
 def base_of(c, service):
-    return {"network": c.network_url, "image": c.image_url, "compute": c.compute_url + "/v2.1",
+    return {"identity": c.url, "network": c.network_url, "image": c.image_url, "compute": c.compute_url + "/v2.1",
             "volume": c.volume_url, "reservation": c.reservation_url}[service]
 
 
@@ -264,6 +272,8 @@ def test_by_id(world, a_things, actor):
         ("project tags", f"/v3/projects/{world['a']}/tags"),
         ("user", f"/v3/users/{world['a_member_user']}"),
         ("application credential", f"/v3/users/{world['a_member_user']}/application_credentials/{a_things['app_cred']}"),
+        ("credential", f"/v3/credentials/{a_things['credential']}"),
+        ("EC2 credential", f"/v3/users/{world['a_member_user']}/credentials/OS-EC2/{a_things['ec2_access']}"),
     ]:
         got = c.http("GET", path, token)[0]
         allowed = actor == "a_reader" and what in ("project", "project tags")
@@ -439,10 +449,12 @@ def test_list_filters_leak_nothing(world, a_things, actor):
                     leaks.append(f"{url}: {item.get('id')}")
     # Identity lists.
     for path in ["/v3/projects", f"/v3/users?domain_id=default", f"/v3/role_assignments?scope.project.id={world['a']}",
-                 f"/v3/users/{world['a_member_user']}/application_credentials"]:
+                 f"/v3/users/{world['a_member_user']}/application_credentials", "/v3/credentials",
+                 f"/v3/credentials?user_id={world['a_member_user']}", f"/v3/users/{world['a_member_user']}/credentials/OS-EC2"]:
         status, _, body = c.http("GET", path, world[actor])
         text = str(body)
-        if status == 200 and (world["a"] in text and "role_assignments" in path or a_things["app_cred"] in text):
+        mine = (a_things["app_cred"], a_things["credential"], a_things["ec2_access"])
+        if status == 200 and (world["a"] in text and "role_assignments" in path or any(x in text for x in mine)):
             leaks.append(f"{path}: shows A's")
         if status >= 500:
             leaks.append(f"{path}: {status}")
@@ -515,6 +527,12 @@ def cross_references(w, r):
          {"volume": {"imageRef": r["image"], "size": 1}}, {404}),
         ("A's transfer accepted with a guessed key", "volume", "POST",
          f"/v3/{w['b']}/os-volume-transfer/{r['transfer']}/accept", {"accept": {"auth_key": "0123456789abcdef"}}, {400}),
+        ("a credential in A's member's name", "identity", "POST", "/v3/credentials",
+         {"credential": {"type": "totp", "user_id": w["a_member_user"], "blob": "B"}}, {403}),
+        ("B's EC2 credential on A's project", "identity", "POST", f"/v3/users/{w['b_member_user']}/credentials/OS-EC2",
+         {"tenant_id": w["a"]}, {403}),
+        ("an EC2 credential for A's member", "identity", "POST", f"/v3/users/{w['a_member_user']}/credentials/OS-EC2",
+         {"tenant_id": w["b"]}, {404}),
         ("A's reservation resized through B's lease", "reservation", "PUT", f"/v1/leases/{w['b_lease']}",
          {"reservations": [{"id": r["reservation"], "max": 2}]}, {404}),
     ]

@@ -39,11 +39,67 @@ fn kinds(uri: &Uri) -> (String, String) {
 
 fn assignment(uri: &Uri, (tid, aid, role): GrantPath) -> ApiResult<Assignment> {
     let (tk, ak) = kinds(uri);
-    Ok(Assignment { actor: actor(&ak, aid)?, target: target(&tk, tid)?, role_id: role })
+    Ok(Assignment { actor: actor(&ak, aid)?, target: target(&tk, tid)?, role_id: role, inherited: false })
+}
+
+/// The kinds of target and actor of an OS-INHERIT path
+/// (`/v3/OS-INHERIT/domains/D/users/U/roles/...`).
+fn inherited_kinds(uri: &Uri) -> (String, String) {
+    let parts: Vec<&str> = uri.path().split('/').collect();
+    (parts.get(3).unwrap_or(&"").to_string(), parts.get(5).unwrap_or(&"").to_string())
+}
+
+fn inherited_assignment(uri: &Uri, (tid, aid, role): GrantPath) -> ApiResult<Assignment> {
+    let (tk, ak) = inherited_kinds(uri);
+    Ok(Assignment { actor: actor(&ak, aid)?, target: target(&tk, tid)?, role_id: role, inherited: true })
+}
+
+/// `PUT /v3/OS-INHERIT/{domains|projects}/T/{users|groups}/A/roles/R/inherited_to_projects`.
+pub async fn inherited_grant(
+    State(id): State<AppState>,
+    ctx: AuthContext,
+    uri: Uri,
+    Path(p): Path<GrantPath>,
+) -> ApiResult<StatusCode> {
+    id.grant(&ctx, inherited_assignment(&uri, p)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn inherited_check(
+    State(id): State<AppState>,
+    ctx: AuthContext,
+    uri: Uri,
+    Path(p): Path<GrantPath>,
+) -> ApiResult<StatusCode> {
+    id.grant_check(&ctx, &inherited_assignment(&uri, p)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn inherited_revoke(
+    State(id): State<AppState>,
+    ctx: AuthContext,
+    uri: Uri,
+    Path(p): Path<GrantPath>,
+) -> ApiResult<StatusCode> {
+    id.revoke_grant(&ctx, inherited_assignment(&uri, p)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v3/OS-INHERIT/domains/D/{users|groups}/A/roles/inherited_to_projects`.
+pub async fn inherited_list(
+    State(id): State<AppState>,
+    ctx: AuthContext,
+    uri: Uri,
+    Path((tid, aid)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (tk, ak) = inherited_kinds(&uri);
+    let path = format!("OS-INHERIT/{tk}/{tid}/{ak}/{aid}/roles/inherited_to_projects");
+    let roles = id.grant_list(&ctx, actor(&ak, aid)?, target(&tk, tid)?, true).await?;
+    Ok(roles_body(&id, path, roles))
 }
 
 fn system_assignment((ak, aid, role): (String, String, String)) -> ApiResult<Assignment> {
-    Ok(Assignment { actor: actor(&ak, aid)?, target: Target::System, role_id: role })
+    Ok(Assignment { actor: actor(&ak, aid)?, target: Target::System, role_id: role, inherited: false })
 }
 
 pub async fn grant(
@@ -118,7 +174,7 @@ pub async fn grant_list(
 ) -> ApiResult<Json<Value>> {
     let (tk, ak) = kinds(&uri);
     let path = format!("{tk}/{tid}/{ak}/{aid}/roles");
-    let roles = id.grant_list(&ctx, actor(&ak, aid)?, target(&tk, tid)?).await?;
+    let roles = id.grant_list(&ctx, actor(&ak, aid)?, target(&tk, tid)?, false).await?;
     Ok(roles_body(&id, path, roles))
 }
 
@@ -128,7 +184,7 @@ pub async fn system_grant_list(
     Path((ak, aid)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let path = format!("system/{ak}/{aid}/roles");
-    let roles = id.grant_list(&ctx, actor(&ak, aid)?, Target::System).await?;
+    let roles = id.grant_list(&ctx, actor(&ak, aid)?, Target::System, false).await?;
     Ok(roles_body(&id, path, roles))
 }
 
@@ -155,6 +211,15 @@ pub async fn list(
         system: q.contains_key("scope.system"),
         effective: flag(&q, "effective"),
         include_names: flag(&q, "include_names"),
+        inherited_only: match q.get("scope.OS-INHERIT:inherited_to").map(String::as_str) {
+            None => false,
+            Some("projects") => true,
+            Some(other) => {
+                return Err(stratus_common::http::ApiError::bad_request(format!(
+                    "Invalid scope.OS-INHERIT:inherited_to '{other}': the only value is 'projects'."
+                )))
+            }
+        },
     };
     let lines = id.role_assignment_list(&ctx, query).await?;
     let list: Vec<Value> = lines.iter().map(|l| views::role_assignment(&id.public_url, l)).collect();

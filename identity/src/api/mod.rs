@@ -4,6 +4,7 @@
 mod assignments;
 mod auth;
 mod catalog;
+mod credentials;
 mod domains;
 mod groups;
 mod limits;
@@ -60,6 +61,10 @@ pub fn router(identity: Arc<Identity>, max_body_bytes: usize) -> Router {
             "/v3/users/{id}/application_credentials/{cred}",
             get(users::app_cred_show).delete(users::app_cred_delete),
         )
+        .route("/v3/users/{id}/credentials/OS-EC2", get(credentials::ec2_list).post(credentials::ec2_create))
+        .route("/v3/users/{id}/credentials/OS-EC2/{access}", get(credentials::ec2_show).delete(credentials::ec2_delete))
+        .route("/v3/credentials", get(credentials::list).post(credentials::create))
+        .route("/v3/credentials/{id}", get(credentials::show).patch(credentials::update).delete(credentials::delete))
         .route("/v3/groups", get(groups::list).post(groups::create))
         .route("/v3/groups/{id}", get(groups::show).patch(groups::update).delete(groups::delete))
         .route("/v3/groups/{id}/users", get(groups::users))
@@ -95,6 +100,30 @@ pub fn router(identity: Arc<Identity>, max_body_bytes: usize) -> Router {
         .route(
             "/v3/domains/{target_id}/groups/{actor_id}/roles/{role}",
             put(assignments::grant).get(assignments::grant_check).delete(assignments::revoke),
+        )
+        .route(
+            "/v3/OS-INHERIT/domains/{target_id}/users/{actor_id}/roles/{role}/inherited_to_projects",
+            put(assignments::inherited_grant).get(assignments::inherited_check).delete(assignments::inherited_revoke),
+        )
+        .route(
+            "/v3/OS-INHERIT/domains/{target_id}/groups/{actor_id}/roles/{role}/inherited_to_projects",
+            put(assignments::inherited_grant).get(assignments::inherited_check).delete(assignments::inherited_revoke),
+        )
+        .route(
+            "/v3/OS-INHERIT/projects/{target_id}/users/{actor_id}/roles/{role}/inherited_to_projects",
+            put(assignments::inherited_grant).get(assignments::inherited_check).delete(assignments::inherited_revoke),
+        )
+        .route(
+            "/v3/OS-INHERIT/projects/{target_id}/groups/{actor_id}/roles/{role}/inherited_to_projects",
+            put(assignments::inherited_grant).get(assignments::inherited_check).delete(assignments::inherited_revoke),
+        )
+        .route(
+            "/v3/OS-INHERIT/domains/{target_id}/users/{actor_id}/roles/inherited_to_projects",
+            get(assignments::inherited_list),
+        )
+        .route(
+            "/v3/OS-INHERIT/domains/{target_id}/groups/{actor_id}/roles/inherited_to_projects",
+            get(assignments::inherited_list),
         )
         .route("/v3/system/{actor}/{actor_id}/roles", get(assignments::system_grant_list))
         .route(

@@ -1,8 +1,10 @@
 //! How identity's resources look on the wire, in Keystone's shapes.
 
+use crate::app::credentials::Ec2Credential;
 use crate::app::RoleAssignmentView;
 use crate::store::{
-    Actor, AppCred, Domain, Endpoint, Group, Limit, Project, Region, RegisteredLimit, Role, Service, Target, User,
+    Actor, AppCred, Credential, Domain, Endpoint, Group, Limit, Project, Region, RegisteredLimit, Role, Service,
+    Target, User,
 };
 use serde_json::{json, Map, Value};
 
@@ -161,6 +163,21 @@ pub fn app_cred(base: &str, c: &AppCred, secret: Option<&str>) -> Value {
     v
 }
 
+pub fn credential(base: &str, c: &Credential) -> Value {
+    json!({
+        "id": c.id, "user_id": c.user_id, "project_id": c.project_id, "type": c.kind, "blob": c.blob,
+        "links": links(base, &format!("credentials/{}", c.id)),
+    })
+}
+
+pub fn ec2_credential(base: &str, e: &Ec2Credential) -> Value {
+    json!({
+        "user_id": e.user_id, "tenant_id": e.project_id, "access": e.access, "secret": e.secret,
+        "trust_id": e.trust_id,
+        "links": links(base, &format!("users/{}/credentials/OS-EC2/{}", e.user_id, e.access)),
+    })
+}
+
 pub fn registered_limit(base: &str, l: &RegisteredLimit) -> Value {
     json!({"id": l.id, "service_id": l.service_id, "region_id": l.region_id, "resource_name": l.resource_name,
            "default_limit": l.default_limit, "description": l.description,
@@ -215,6 +232,11 @@ pub fn role_assignment(base: &str, v: &RoleAssignmentView) -> Value {
         Target::System => "system".to_string(),
     };
     let mut links = json!({"assignment": format!("{base}/v3/{target_path}/{actor_path}/roles/{}", a.role_id)});
+    if a.inherited {
+        scope["OS-INHERIT:inherited_to"] = json!("projects");
+        links["assignment"] =
+            json!(format!("{base}/v3/OS-INHERIT/{target_path}/{actor_path}/roles/{}/inherited_to_projects", a.role_id));
+    }
     if let Some(g) = &v.via_group {
         if let Actor::User(u) = &a.actor {
             links["membership"] = json!(format!("{base}/v3/groups/{g}/users/{u}"));

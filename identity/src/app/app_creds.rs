@@ -2,7 +2,7 @@
 
 use super::policy;
 use super::{write_error, Identity};
-use crate::store::{new_id, AppCred};
+use crate::store::{new_id, AppCred, Target};
 use serde::Deserialize;
 use stratus_common::auth::{AuthContext, NamedRef, Revocation};
 use stratus_common::db::{now_text, time_text};
@@ -79,13 +79,17 @@ impl Identity {
         let roles: Vec<NamedRef> = match req.roles.filter(|r| !r.is_empty()) {
             None => ctx.claims.roles.clone(),
             Some(wanted) => {
+                // What the user holds on the project now (a role granted after the
+                // token was issued counts), as Keystone checks.
+                let held: Vec<NamedRef> = self
+                    .effective_roles(user_id, &Target::Project(project_id.clone()))
+                    .await?
+                    .into_iter()
+                    .map(|r| NamedRef { id: r.id, name: r.name })
+                    .collect();
                 let mut out = Vec::new();
                 for w in wanted {
-                    let found = ctx
-                        .claims
-                        .roles
-                        .iter()
-                        .find(|r| Some(&r.id) == w.id.as_ref() || Some(&r.name) == w.name.as_ref());
+                    let found = held.iter().find(|r| Some(&r.id) == w.id.as_ref() || Some(&r.name) == w.name.as_ref());
                     match found {
                         Some(r) => out.push(r.clone()),
                         None => {

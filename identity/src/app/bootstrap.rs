@@ -160,6 +160,7 @@ impl Identity {
                 actor: Actor::User(admin.id.clone()),
                 target,
                 role_id: role_ids[0].clone(),
+                inherited: false,
             })
             .await?;
         }

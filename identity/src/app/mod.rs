@@ -5,6 +5,7 @@
 pub mod app_creds;
 mod bootstrap;
 pub mod catalog;
+pub mod credentials;
 pub mod domains;
 pub mod groups;
 mod keys;

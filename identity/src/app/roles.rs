@@ -18,6 +18,8 @@ pub struct AssignmentQuery {
     pub system: bool,
     pub effective: bool,
     pub include_names: bool,
+    /// `scope.OS-INHERIT:inherited_to=projects`: only inherited assignments.
+    pub inherited_only: bool,
 }
 
 /// One line of the role-assignment report.
@@ -40,6 +42,35 @@ pub struct AssignmentNames {
     pub target_name: Option<String>,
     /// Domain of the project the role is held on.
     pub target_domain: Option<NamedRef>,
+}
+
+/// The projects an inherited assignment on `target` reaches: a domain's projects, or the
+/// projects below a project (not the project itself).
+pub(crate) fn projects_under(target: &Target, projects: &[Project]) -> Vec<String> {
+    match target {
+        Target::Domain(d) => projects.iter().filter(|p| &p.domain_id == d).map(|p| p.id.clone()).collect(),
+        Target::Project(root) => {
+            let parent: HashMap<&str, &str> =
+                projects.iter().filter_map(|p| p.parent_id.as_deref().map(|q| (p.id.as_str(), q))).collect();
+            projects
+                .iter()
+                .filter(|p| {
+                    let mut at = p.id.as_str();
+                    // Bounded: a parent chain never loops, but a bad row must not hang us.
+                    for _ in 0..64 {
+                        match parent.get(at) {
+                            Some(&q) if q == root => return true,
+                            Some(&q) => at = q,
+                            None => return false,
+                        }
+                    }
+                    false
+                })
+                .map(|p| p.id.clone())
+                .collect()
+        }
+        Target::System => Vec::new(),
+    }
 }
 
 impl Identity {
@@ -192,15 +223,32 @@ impl Identity {
         Ok(actors)
     }
 
-    /// Roles a user holds on a target, directly or through groups, implied roles included.
+    /// The targets whose inherited assignments reach a project: its domain and every
+    /// project above it.
+    async fn inheriting_targets(&self, project_id: &str) -> ApiResult<Vec<Target>> {
+        let Some(p) = self.store.project_fetch(project_id).await? else { return Ok(Vec::new()) };
+        let mut out = vec![Target::Domain(p.domain_id)];
+        let mut parent = p.parent_id;
+        for _ in 0..64 {
+            let Some(id) = parent else { break };
+            parent = self.store.project_fetch(&id).await?.and_then(|p| p.parent_id);
+            out.push(Target::Project(id));
+        }
+        Ok(out)
+    }
+
+    /// Roles a user holds on a target, directly or through groups, inherited from the
+    /// project's domain or ancestors, implied roles included.
     pub(crate) async fn effective_roles(&self, user_id: &str, target: &Target) -> ApiResult<Vec<Role>> {
         let actors = self.actors_of(user_id).await?;
-        let direct: Vec<String> = self
-            .store
-            .assignment_list_for_actors(&actors)
-            .await?
+        let all = self.store.assignment_list_for_actors(&actors).await?;
+        let inheriting = match target {
+            Target::Project(p) if all.iter().any(|a| a.inherited) => self.inheriting_targets(p).await?,
+            _ => Vec::new(),
+        };
+        let direct: Vec<String> = all
             .into_iter()
-            .filter(|a| &a.target == target)
+            .filter(|a| if a.inherited { inheriting.contains(&a.target) } else { &a.target == target })
             .map(|a| a.role_id)
             .collect();
         if direct.is_empty() {
@@ -208,17 +256,26 @@ impl Identity {
         }
         let mut roles = Vec::new();
         for id in self.expand_roles(&direct).await? {
-            if let Some(r) = self.store.role_fetch(&id).await? {
+            // A domain-specific role only stands for the global roles it implies.
+            if let Some(r) = self.store.role_fetch(&id).await?.filter(|r| r.domain_id.is_none()) {
                 roles.push(r);
             }
         }
         Ok(roles)
     }
 
-    /// Every target the user holds some role on.
+    /// Every target the user holds some role on (inherited ones: the projects they reach).
     pub(crate) async fn user_targets(&self, user_id: &str) -> ApiResult<BTreeSet<Target>> {
         let actors = self.actors_of(user_id).await?;
-        Ok(self.store.assignment_list_for_actors(&actors).await?.into_iter().map(|a| a.target).collect())
+        let all = self.store.assignment_list_for_actors(&actors).await?;
+        let mut out: BTreeSet<Target> = all.iter().filter(|a| !a.inherited).map(|a| a.target.clone()).collect();
+        if all.iter().any(|a| a.inherited) {
+            let projects = self.store.project_list(None, None).await?;
+            for a in all.iter().filter(|a| a.inherited) {
+                out.extend(projects_under(&a.target, &projects).into_iter().map(Target::Project));
+            }
+        }
+        Ok(out)
     }
 
     /// Enabled projects the user holds a role on.
@@ -291,7 +348,8 @@ impl Identity {
         };
         for user in users {
             let mut r = Revocation { user_id: Some(user), ..Default::default() };
-            if let Target::Project(p) = &a.target {
+            // An inherited role was held on other projects: all the user's tokens go.
+            if let (Target::Project(p), false) = (&a.target, a.inherited) {
                 r.project_id = Some(p.clone());
             }
             self.revoke(r).await?;
@@ -300,15 +358,22 @@ impl Identity {
         Ok(())
     }
 
-    /// Roles granted directly to one actor on one target (`GET .../roles`).
-    pub async fn grant_list(&self, ctx: &AuthContext, actor: Actor, target: Target) -> ApiResult<Vec<Role>> {
+    /// Roles granted directly to one actor on one target (`GET .../roles`), or those
+    /// granted for its projects to inherit (`.../roles/inherited_to_projects`).
+    pub async fn grant_list(
+        &self,
+        ctx: &AuthContext,
+        actor: Actor,
+        target: Target,
+        inherited: bool,
+    ) -> ApiResult<Vec<Role>> {
         let own = matches!(&actor, Actor::User(u) if u == ctx.user_id());
         if !(ctx.is_admin() || own) {
             return Err(policy::forbidden("list_grants"));
         }
         let mut roles = Vec::new();
         for a in self.store.assignment_list_for_actors(&[actor]).await? {
-            if a.target == target {
+            if a.target == target && a.inherited == inherited {
                 if let Some(r) = self.store.role_fetch(&a.role_id).await? {
                     roles.push(r);
                 }
@@ -328,9 +393,28 @@ impl Identity {
         if !(ctx.is_admin() || own || own_project) {
             return Err(policy::forbidden("list_role_assignments"));
         }
-        let all = self.store.assignment_list_all().await?;
+        let mut all = self.store.assignment_list_all().await?;
+        if q.inherited_only {
+            all.retain(|a| a.inherited);
+        }
         let mut lines: Vec<RoleAssignmentView> = Vec::new();
         if q.effective {
+            // Inherited assignments become one per project they reach.
+            let projects =
+                if all.iter().any(|a| a.inherited) { self.store.project_list(None, None).await? } else { Vec::new() };
+            let all: Vec<Assignment> = all
+                .into_iter()
+                .flat_map(|a| {
+                    if a.inherited {
+                        projects_under(&a.target, &projects)
+                            .into_iter()
+                            .map(|p| Assignment { target: Target::Project(p), inherited: false, ..a.clone() })
+                            .collect()
+                    } else {
+                        vec![a]
+                    }
+                })
+                .collect();
             // Group assignments become one line per member; implied roles are added.
             let rules = self.store.implied_role_rules().await?;
             let mut seen = BTreeSet::new();
@@ -357,6 +441,7 @@ impl Identity {
                             actor: Actor::User(user.clone()),
                             target: a.target.clone(),
                             role_id: role.clone(),
+                            inherited: false,
                         };
                         if seen.insert(line.clone()) {
                             lines.push(RoleAssignmentView { assignment: line, via_group: via.clone(), names: None });
@@ -364,6 +449,11 @@ impl Identity {
                     }
                 }
             }
+            // Domain-specific roles never reach a token: they only stand for the global
+            // roles they imply.
+            let domain_roles: BTreeSet<String> =
+                self.store.role_list().await?.into_iter().filter(|r| r.domain_id.is_some()).map(|r| r.id).collect();
+            lines.retain(|l| !domain_roles.contains(&l.assignment.role_id));
         } else {
             lines =
                 all.into_iter().map(|a| RoleAssignmentView { assignment: a, via_group: None, names: None }).collect();

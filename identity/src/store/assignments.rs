@@ -22,6 +22,9 @@ pub struct Assignment {
     pub actor: Actor,
     pub target: Target,
     pub role_id: String,
+    /// OS-INHERIT: the role is not held on the target but on every project under it
+    /// (a domain's projects, a project's subtree).
+    pub inherited: bool,
 }
 
 impl Actor {
@@ -55,6 +58,7 @@ impl Assignment {
                 _ => Target::System,
             },
             role_id: r.text("role_id"),
+            inherited: r.flag("inherited"),
         }
     }
 }
@@ -64,14 +68,15 @@ impl Store {
         let (at, aid) = a.actor.parts();
         let (tt, tid) = a.target.parts();
         sqlx::query(
-            "INSERT INTO identity_assignments (actor_type, actor_id, target_type, target_id, role_id)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            "INSERT INTO identity_assignments (actor_type, actor_id, target_type, target_id, role_id, inherited)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
         .bind(at)
         .bind(aid)
         .bind(tt)
         .bind(tid)
         .bind(&a.role_id)
+        .bind(a.inherited as i64)
         .execute(&self.db.pool)
         .await?;
         Ok(())
@@ -83,13 +88,14 @@ impl Store {
         let (tt, tid) = a.target.parts();
         let r = sqlx::query(
             "DELETE FROM identity_assignments WHERE actor_type = $1 AND actor_id = $2 AND target_type = $3
-             AND target_id = $4 AND role_id = $5",
+             AND target_id = $4 AND role_id = $5 AND inherited = $6",
         )
         .bind(at)
         .bind(aid)
         .bind(tt)
         .bind(tid)
         .bind(&a.role_id)
+        .bind(a.inherited as i64)
         .execute(&self.db.pool)
         .await?;
         Ok(r.rows_affected() > 0)
@@ -100,13 +106,14 @@ impl Store {
         let (tt, tid) = a.target.parts();
         let row = sqlx::query(
             "SELECT 1 AS x FROM identity_assignments WHERE actor_type = $1 AND actor_id = $2 AND target_type = $3
-             AND target_id = $4 AND role_id = $5",
+             AND target_id = $4 AND role_id = $5 AND inherited = $6",
         )
         .bind(at)
         .bind(aid)
         .bind(tt)
         .bind(tid)
         .bind(&a.role_id)
+        .bind(a.inherited as i64)
         .fetch_optional(&self.db.pool)
         .await?;
         Ok(row.is_some())

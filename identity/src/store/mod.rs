@@ -5,6 +5,7 @@
 mod app_creds;
 mod assignments;
 mod catalog;
+mod credentials;
 mod domains;
 mod groups;
 mod keys;
@@ -17,6 +18,7 @@ mod users;
 pub use app_creds::AppCred;
 pub use assignments::{Actor, Assignment, Target};
 pub use catalog::{Endpoint, Region, Service};
+pub use credentials::Credential;
 pub use domains::Domain;
 pub use groups::Group;
 pub use keys::SigningKey;
