@@ -151,6 +151,10 @@ def test_volume_commands(cloud):
     limits = {row.get("Resource"): row.get("Limit") for row in cloud.osc("quota", "show", project)}
     assert limits.get("volumes") == 10 and limits.get("per-volume-gigabytes", limits.get("per_volume_gigabytes")) == -1, limits
     cloud.osc("quota", "set", "--volumes", "4", project)
+    # Per volume type: shown for every type, set like the others.
+    cloud.osc("quota", "set", "--volume-type", fast, "--gigabytes", "7", project, fmt_json=False)
+    limits = {row.get("Resource"): row.get("Limit") for row in cloud.osc("quota", "show", project)}
+    assert limits.get(f"gigabytes_{fast}") == 7 and limits.get(f"volumes_{fast}") == -1, limits
     # Bad input is a clear 400 and makes nothing.
     p = cloud.osc("volume", "create", "--size", "1", "--availability-zone", "mars", "v6", env=env, check=False)
     assert p.returncode != 0 and "400" in p.stderr + p.stdout, p.stderr

@@ -137,6 +137,29 @@ ALTER TABLE volume_types ADD COLUMN qos_specs_id TEXT NOT NULL DEFAULT '';
 ALTER TABLE volume_snapshots ADD COLUMN progress TEXT NOT NULL DEFAULT ''
 "#,
     },
+    Migration {
+        service: "volume",
+        version: 6,
+        name: "per-type quota usage",
+        // What volumes and snapshots made before per-type quotas use of their type
+        // (`<resource>@<type id>`), so that deleting them gives back what they hold.
+        sql: r#"
+INSERT INTO volume_usage (project_id, resource, used)
+    SELECT project_id, 'volumes@' || type_id, COUNT(*) FROM volume_volumes
+    WHERE deleted = 0 AND type_id <> '' GROUP BY project_id, type_id;
+INSERT INTO volume_usage (project_id, resource, used)
+    SELECT s.project_id, 'snapshots@' || v.type_id, COUNT(*) FROM volume_snapshots s
+    JOIN volume_volumes v ON v.id = s.volume_id
+    WHERE s.deleted = 0 AND v.type_id <> '' GROUP BY s.project_id, v.type_id;
+INSERT INTO volume_usage (project_id, resource, used)
+    SELECT project_id, 'gigabytes@' || type_id, SUM(size) FROM (
+        SELECT project_id, type_id, size FROM volume_volumes WHERE deleted = 0
+        UNION ALL
+        SELECT s.project_id, v.type_id, s.size FROM volume_snapshots s JOIN volume_volumes v ON v.id = s.volume_id
+        WHERE s.deleted = 0
+    ) AS held WHERE type_id <> '' GROUP BY project_id, type_id
+"#,
+    },
 ];
 
 #[cfg(test)]

@@ -366,6 +366,97 @@ async fn isolation(engine: Engine) {
     assert_eq!((code, &q["quota_set"]["volumes"]["limit"]), (StatusCode::OK, &json!(10)));
 }
 
+/// Per-type quotas (`volumes_<type>`, `gigabytes_<type>`, `snapshots_<type>`): shown for
+/// every type, claimed with the project-wide ones, given back by deletes, moved by a
+/// retype.
+async fn per_type(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (p, t) = c.id.member("typed").await;
+    let admin = c.admin.clone();
+    let base = format!("/v3/{p}");
+    let (code, gold) =
+        c.call("POST", &format!("{base}/types"), &admin, Some(json!({"volume_type": {"name": "gold"}}))).await;
+    assert_eq!(code, StatusCode::OK, "{gold}");
+    let gold_id = gold["volume_type"]["id"].as_str().unwrap().to_string();
+    // Unlimited until set; every type's three quotas are shown.
+    let (_, q) = c.call("GET", &format!("{base}/os-quota-sets/{p}?usage=True"), &t, None).await;
+    assert_eq!(q["quota_set"]["volumes_gold"], json!({"limit": -1, "in_use": 0, "reserved": 0, "allocated": 0}));
+    assert_eq!(q["quota_set"]["gigabytes___DEFAULT__"]["limit"], -1, "{q}");
+    // A registered default, then the project's limits: one gold volume, 3 gold GB.
+    let services = c.id.call("GET", "/v3/services?type=volume", Some(&admin), None).await.json();
+    let sid = services["services"][0]["id"].as_str().unwrap().to_string();
+    let regs: Vec<Value> = ["volumes_gold", "gigabytes_gold", "snapshots_gold"]
+        .iter()
+        .map(|r| json!({"service_id": sid, "resource_name": r, "default_limit": -1}))
+        .collect();
+    let r = c.id.call("POST", "/v3/registered_limits", Some(&admin), Some(json!({"registered_limits": regs}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    c.id.set_limit("volume", &p, "volumes_gold", 1).await;
+    c.id.set_limit("volume", &p, "gigabytes_gold", 3).await;
+    c.volume.limits.invalidate();
+    let gold_vol = |size: i64| json!({"volume": {"size": size, "volume_type": "gold"}});
+    let (code, v) = c.call("POST", &format!("{base}/volumes"), &t, Some(gold_vol(2))).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    let vid = v["volume"]["id"].as_str().unwrap().to_string();
+    c.wait(&t, &format!("{base}/volumes/{vid}"), "volume", "available").await;
+    let (code, r) = c.call("POST", &format!("{base}/volumes"), &t, Some(gold_vol(1))).await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE, "{r}");
+    assert!(r.to_string().contains("volumes_gold"), "the refusal names the type's quota: {r}");
+    // Another type is not held back by gold's quota.
+    let (code, plain) = c.call("POST", &format!("{base}/volumes"), &t, Some(json!({"volume": {"size": 1}}))).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{plain}");
+    let plain_id = plain["volume"]["id"].as_str().unwrap().to_string();
+    c.wait(&t, &format!("{base}/volumes/{plain_id}"), "volume", "available").await;
+    // Extending past gigabytes_gold is refused; a snapshot counts in gold too.
+    let act = format!("{base}/volumes/{vid}/action");
+    let (code, _) = c.call("POST", &act, &t, Some(json!({"os-extend": {"new_size": 4}}))).await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
+    let (code, s) =
+        c.call("POST", &format!("{base}/snapshots"), &t, Some(json!({"snapshot": {"volume_id": vid}}))).await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE, "2 GB of snapshot over the 1 left: {s}");
+    c.id.set_limit("volume", &p, "gigabytes_gold", 10).await;
+    c.volume.limits.invalidate();
+    let (code, s) =
+        c.call("POST", &format!("{base}/snapshots"), &t, Some(json!({"snapshot": {"volume_id": vid}}))).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{s}");
+    let sid = s["snapshot"]["id"].as_str().unwrap().to_string();
+    c.wait(&t, &format!("{base}/snapshots/{sid}"), "snapshot", "available").await;
+    let (_, q) = c.call("GET", &format!("{base}/os-quota-sets/{p}?usage=True"), &t, None).await;
+    let q = &q["quota_set"];
+    assert_eq!((&q["volumes_gold"]["in_use"], &q["gigabytes_gold"]["in_use"]), (&json!(1), &json!(4)), "{q}");
+    assert_eq!((&q["snapshots_gold"]["in_use"], &q["volumes"]["in_use"]), (&json!(1), &json!(2)));
+    // A volume with snapshots keeps its type.
+    let retype = json!({"os-retype": {"new_type": "__DEFAULT__", "migration_policy": "never"}});
+    assert_eq!(c.call("POST", &act, &t, Some(retype.clone())).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(c.call("DELETE", &format!("{base}/snapshots/{sid}"), &t, None).await.0, StatusCode::ACCEPTED);
+    c.wait(&t, &format!("{base}/snapshots/{sid}"), "snapshot", "GONE").await;
+    // Retyping the plain volume into gold: gold's one volume is taken.
+    let pact = format!("{base}/volumes/{plain_id}/action");
+    let to_gold = json!({"os-retype": {"new_type": "gold", "migration_policy": "never"}});
+    assert_eq!(c.call("POST", &pact, &t, Some(to_gold.clone())).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    // Out of gold: its use moves to the default type.
+    assert_eq!(c.call("POST", &act, &t, Some(retype)).await.0, StatusCode::ACCEPTED);
+    let u = c.volume.store.usage(&p).await.unwrap();
+    assert_eq!(u.get(&format!("volumes@{gold_id}")).copied().unwrap_or(0), 0, "{u:?}");
+    assert_eq!(u.get(&format!("gigabytes@{gold_id}")).copied().unwrap_or(0), 0, "{u:?}");
+    assert_eq!(c.call("POST", &pact, &t, Some(to_gold)).await.0, StatusCode::ACCEPTED, "gold has room now");
+    // Deletes give everything back.
+    for id in [&vid, &plain_id] {
+        assert_eq!(c.call("DELETE", &format!("{base}/volumes/{id}"), &t, None).await.0, StatusCode::ACCEPTED);
+        c.wait(&t, &format!("{base}/volumes/{id}"), "volume", "GONE").await;
+    }
+    let u = c.volume.store.usage(&p).await.unwrap();
+    assert!(u.values().all(|n| *n == 0), "{u:?}");
+    // A quota set names existing types only.
+    let bad = json!({"quota_set": {"volumes_tin": 3}});
+    assert_eq!(c.call("PUT", &format!("{base}/os-quota-sets/{p}"), &admin, Some(bad)).await.0, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn per_type_quotas() {
+    each_engine!(per_type);
+}
+
 #[tokio::test]
 async fn another_projects_volumes_are_invisible() {
     each_engine!(isolation);

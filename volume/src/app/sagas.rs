@@ -15,6 +15,7 @@
 //! Transient failures past the bound leave the saga stuck, and the volume or snapshot
 //! in its error state with an event (`volume.<kind>.stuck`).
 
+use super::quotas::{as_refs, releases};
 use super::VolumeService;
 use crate::driver::Source;
 use crate::store::{Snapshot, SnapshotStatus, Store, Volume, VolumeStatus, USAGE};
@@ -294,7 +295,8 @@ const DELETE_STEPS: &[Step<DeleteVolume>] = &[
                 };
                 v.deleted = true;
                 v.control.saga_id = None;
-                let out = s.finish(Finished::Volume(&v), saga, &[("volumes", 1), ("gigabytes", v.size)]).await?;
+                let given = releases(&[("volumes", 1), ("gigabytes", v.size)], &v.type_id);
+                let out = s.finish(Finished::Volume(&v), saga, &as_refs(&given)).await?;
                 s.notify("delete.end", &v.id, &v.project_id, "deleted").await;
                 Ok(out)
             })
@@ -385,7 +387,8 @@ impl SagaDef for ExtendVolume {
             let Some(v) = s.store.volume_get(&saga.subject).await? else { return Ok(()) };
             // The growth claimed by the request goes back with the failure's end.
             let growth = (data.new_size - v.size).max(0);
-            s.volume_ends_in(saga, VolumeStatus::ErrorExtending, &[("gigabytes", growth)]).await
+            let given = releases(&[("gigabytes", growth)], &v.type_id);
+            s.volume_ends_in(saga, VolumeStatus::ErrorExtending, &as_refs(&given)).await
         })
     }
 
@@ -496,8 +499,11 @@ const SNAPSHOT_DELETE_STEPS: &[Step<DeleteSnapshot>] = &[
                     return Ok(Outcome::Next);
                 };
                 snap.deleted = true;
-                let out =
-                    s.finish(Finished::Snapshot(&snap), saga, &[("snapshots", 1), ("gigabytes", snap.size)]).await?;
+                // The snapshot counted in its volume's type (a volume with snapshots
+                // keeps its type and outlives them).
+                let type_id = s.store.volume_get(&snap.volume_id).await?.map(|v| v.type_id).unwrap_or_default();
+                let given = releases(&[("snapshots", 1), ("gigabytes", snap.size)], &type_id);
+                let out = s.finish(Finished::Snapshot(&snap), saga, &as_refs(&given)).await?;
                 s.notify("snapshot.delete.end", &snap.id, &snap.project_id, "deleted").await;
                 // A volume deleted with its snapshots waits for them.
                 if let Some(v) = s.store.volume_get(&snap.volume_id).await? {

@@ -4,7 +4,7 @@
 use super::sagas;
 use super::volumes::{check_metadata, check_text};
 use super::{bad, invalid, not_found, project_of, require_writer, visible, AppResult, VolumeService};
-use crate::store::{Snapshot, SnapshotStatus, Store, VolumeStatus, USAGE};
+use crate::store::{Snapshot, SnapshotStatus, Store, VolumeStatus};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use stratus_common::auth::AuthContext;
@@ -94,12 +94,11 @@ impl VolumeService {
         };
         let _ = project;
         let saga = Self::new_saga(sagas::SNAPSHOT_CREATE, &snap.id, &NoData {});
-        let wants = [("snapshots", 1), ("gigabytes", snap.size)];
-        let claims = self.claims(&snap.project_id, &wants).await?;
+        let claims = self.claims(&snap.project_id, &[("snapshots", 1), ("gigabytes", snap.size)], &v.type_id).await?;
         let mut tx = self.store.db.pool.begin().await?;
-        if !stratus_common::db::usage::claim(&mut tx, USAGE, &snap.project_id, &claims).await? {
+        if !super::quotas::claim_in(&mut tx, &snap.project_id, &claims).await? {
             drop(tx);
-            return Err(self.over_quota(&snap.project_id, &wants).await);
+            return Err(self.over_quota(&snap.project_id, &claims).await);
         }
         Store::snapshot_insert_in(&mut tx, &snap).await?;
         self.sagas.insert_saga(&mut tx, &saga).await?;

@@ -107,13 +107,13 @@ impl VolumeService {
             }
             let v = self.store.volume_get(&t.volume_id).await?.ok_or_else(|| not_found("Volume", &t.volume_id))?;
             let wants = [("volumes", 1), ("gigabytes", v.size)];
-            let claims = self.claims(&project, &wants).await?;
+            let claims = self.claims(&project, &wants, &v.type_id).await?;
             match self.store.transfer_accept(&t, &v, &project, ctx.user_id(), &claims).await? {
                 Accepted::Done => {
                     self.notify("transfer.accept", &v.id, &project, "available").await;
                     return Ok(t);
                 }
-                Accepted::OverQuota => return Err(self.over_quota(&project, &wants).await),
+                Accepted::OverQuota => return Err(self.over_quota(&project, &claims).await),
                 Accepted::Changed => continue,
             }
         }

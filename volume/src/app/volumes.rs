@@ -3,6 +3,7 @@
 //! (`sagas.rs`); a request writes the volume, its quota claim and its saga in one
 //! transaction, so a request that cannot fit changes nothing.
 
+use super::quotas::{as_refs, type_releases};
 use super::sagas::{self, ExtendData};
 use super::{bad, invalid, not_found, project_of, require_writer, visible, AppResult, Error, VolumeService, ZONE};
 use crate::store::{SnapshotStatus, Store, Volume, VolumeControl, VolumeStatus, VolumeType, USAGE};
@@ -188,12 +189,11 @@ impl VolumeService {
         };
         let mut saga = saga;
         saga.subject = volume.id.clone();
-        let wants = [("volumes", 1), ("gigabytes", size)];
-        let claims = self.claims(&project, &wants).await?;
+        let claims = self.claims(&project, &[("volumes", 1), ("gigabytes", size)], &volume.type_id).await?;
         let mut tx = self.store.db.pool.begin().await?;
-        if !stratus_common::db::usage::claim(&mut tx, USAGE, &project, &claims).await? {
+        if !super::quotas::claim_in(&mut tx, &project, &claims).await? {
             drop(tx);
-            return Err(self.over_quota(&project, &wants).await);
+            return Err(self.over_quota(&project, &claims).await);
         }
         Store::volume_insert_in(&mut tx, &volume).await?;
         self.sagas.insert_saga(&mut tx, &saga).await?;
@@ -386,9 +386,10 @@ impl VolumeService {
         }
         let t = self.type_get(ctx, new_type).await?;
         let backend = self.backend_of(&t)?;
-        let current = self.volume_get(ctx, id).await?;
-        let old_type = self.store.type_get(&current.type_id).await?;
-        self.volume_change(ctx, id, |v| {
+        require_writer(ctx)?;
+        for _ in 0..10 {
+            let mut v = self.volume_get(ctx, id).await?;
+            let old_type = self.store.type_get(&v.type_id).await?;
             if !matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse) {
                 return Err(bad(format!(
                     "Volume {id} status must be available or in-use to retype, but it is {}.",
@@ -408,11 +409,30 @@ impl VolumeService {
             if v.status == VolumeStatus::InUse && old_qos != Some(t.qos_specs_id.as_str()) {
                 return Err(bad("Retype cannot change the QoS specs of an in-use volume."));
             }
-            v.type_id = t.id.clone();
-            Ok(())
-        })
-        .await?;
-        Ok(())
+            // As Cinder: its snapshots counted in the old type, and stay of it.
+            if !self.store.snapshot_list(None, Some(&v.id)).await?.is_empty() {
+                return Err(bad(format!("Invalid volume: Volume {id} has snapshots; it cannot be retyped.")));
+            }
+            // The volume's use moves from the old type's quotas to the new one's, in
+            // the transaction that changes its type.
+            let wants = [("volumes", 1), ("gigabytes", v.size)];
+            let claims = self.type_claims(&v.project_id, &wants, &t.id).await?;
+            let given = type_releases(&wants, &v.type_id);
+            let old_type_id = std::mem::replace(&mut v.type_id, t.id.clone());
+            let mut tx = self.store.db.pool.begin().await?;
+            if !super::quotas::claim_in(&mut tx, &v.project_id, &claims).await? {
+                drop(tx);
+                return Err(self.over_quota(&v.project_id, &claims).await);
+            }
+            stratus_common::db::usage::release(&mut tx, USAGE, &v.project_id, &as_refs(&given)).await?;
+            if !Store::volume_save_in(&mut tx, &v).await? {
+                continue;
+            }
+            tx.commit().await?;
+            tracing::info!(volume = %v.id, from = %old_type_id, to = %t.id, "volume retyped");
+            return Ok(());
+        }
+        Err(invalid(format!("Volume {id} changed while the request ran; try again.")))
     }
 
     /// Starts deleting a settled volume with no snapshots.
@@ -518,12 +538,11 @@ impl VolumeService {
             let saga = Self::new_saga(sagas::EXTEND, &v.id, &ExtendData { new_size });
             v.status = VolumeStatus::Extending;
             v.control.saga_id = Some(saga.id.clone());
-            let wants = [("gigabytes", new_size - v.size)];
-            let claims = self.claims(&v.project_id, &wants).await?;
+            let claims = self.claims(&v.project_id, &[("gigabytes", new_size - v.size)], &v.type_id).await?;
             let mut tx = self.store.db.pool.begin().await?;
-            if !stratus_common::db::usage::claim(&mut tx, USAGE, &v.project_id, &claims).await? {
+            if !super::quotas::claim_in(&mut tx, &v.project_id, &claims).await? {
                 drop(tx);
-                return Err(self.over_quota(&v.project_id, &wants).await);
+                return Err(self.over_quota(&v.project_id, &claims).await);
             }
             if !Store::volume_save_in(&mut tx, &v).await? {
                 continue;

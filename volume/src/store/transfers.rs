@@ -93,18 +93,18 @@ impl Store {
         v: &Volume,
         project: &str,
         user: &str,
-        claims: &[(&str, i64, i64)],
+        claims: &[crate::app::quotas::Claim],
     ) -> StoreResult<Accepted> {
         let mut tx = self.db.pool.begin().await?;
         let gone = sqlx::query("DELETE FROM volume_transfers WHERE id = $1").bind(&t.id).execute(&mut *tx).await?;
         if gone.rows_affected() != 1 {
             return Ok(Accepted::Changed);
         }
-        if !stratus_common::db::usage::claim(&mut tx, USAGE, project, claims).await? {
+        if !crate::app::quotas::claim_in(&mut tx, project, claims).await? {
             return Ok(Accepted::OverQuota);
         }
-        stratus_common::db::usage::release(&mut tx, USAGE, &v.project_id, &[("volumes", 1), ("gigabytes", v.size)])
-            .await?;
+        let given = crate::app::quotas::releases(&[("volumes", 1), ("gigabytes", v.size)], &v.type_id);
+        stratus_common::db::usage::release(&mut tx, USAGE, &v.project_id, &crate::app::quotas::as_refs(&given)).await?;
         let moved = sqlx::query(
             "UPDATE volume_volumes SET project_id = $1, user_id = $2, status = $3, updated_at = $4, rev = rev + 1
              WHERE id = $5 AND rev = $6 AND status = $7 AND deleted = 0",
