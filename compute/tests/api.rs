@@ -1432,6 +1432,118 @@ async fn reserved_hosts_take_only_their_reservation() {
     each_engine!(reserved_hosts);
 }
 
+async fn operators_manage_hosts(engine: Engine) {
+    // Taking hosts out of scheduling (os-services, and os-hosts before 2.43): servers
+    // go to the others; the old host view shows each project's share.
+    let c = Cloud::start(engine).await;
+    let (image, net, _) = c.basics().await;
+    let (p1, alice) = c.member("p1").await;
+    let admin = c.admin().await;
+    let host_of = |id: String| {
+        let c = &c;
+        async move { c.compute.store.server_get(&id).await.unwrap().unwrap().host.unwrap() }
+    };
+    // 2.53: by service id (the host), with a reason.
+    let disable = json!({"status": "disabled", "disabled_reason": "disk swap"});
+    let r = c.call_v("2.53", "PUT", "/os-services/host-0", &alice, Some(disable.clone())).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = c.call_v("2.53", "PUT", "/os-services/host-0", &admin, Some(disable)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let svc = &r.body["service"];
+    assert_eq!((svc["status"].as_str(), svc["disabled_reason"].as_str()), (Some("disabled"), Some("disk swap")));
+    for _ in 0..3 {
+        let id = create(&c, &alice, server_body(&image, &net, "elsewhere")).await;
+        c.wait_status(&alice, &id, "ACTIVE").await;
+        assert_eq!(host_of(id).await, "host-1", "a disabled host takes no new server");
+    }
+    for bad in
+        [json!({"status": "off"}), json!({"status": "enabled", "disabled_reason": "x"}), json!({"forced_down": true})]
+    {
+        let r = c.call_v("2.53", "PUT", "/os-services/host-0", &admin, Some(bad.clone())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
+    }
+    let r = c.call_v("2.53", "PUT", "/os-services/nowhere", &admin, Some(json!({"status": "enabled"}))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Before 2.53: actions naming host and binary. Disabling host-1 too leaves none.
+    let both = |host: &str| json!({"host": host, "binary": "nova-compute"});
+    let r = c.call_v("2.1", "PUT", "/os-services/disable", &admin, Some(both("host-1"))).await;
+    assert_eq!((r.status, r.body["service"]["status"].as_str()), (StatusCode::OK, Some("disabled")));
+    let id = create(&c, &alice, server_body(&image, &net, "nowhere")).await;
+    c.wait_status(&alice, &id, "ERROR").await;
+    let r = c.call_v("2.1", "PUT", "/os-services/enable", &admin, Some(both("host-0"))).await;
+    assert_eq!((r.status, r.body["service"]["status"].as_str()), (StatusCode::OK, Some("enabled")));
+    let mut reason = both("host-1");
+    reason["disabled_reason"] = json!("bios");
+    let r = c.call_v("2.1", "PUT", "/os-services/disable-log-reason", &admin, Some(reason)).await;
+    assert_eq!(r.body["service"]["disabled_reason"], "bios");
+    let listed = c.call_v("2.1", "GET", "/os-services?binary=nova-compute", &admin, None).await.body;
+    let states: Vec<(&str, &str)> = listed["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["host"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("host-0", "enabled"), ("host-1", "disabled")]);
+    let wrong = json!({"host": "host-0", "binary": "nova-scheduler"});
+    assert_eq!(
+        c.call_v("2.1", "PUT", "/os-services/disable", &admin, Some(wrong)).await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // os-hosts (before 2.43): list by zone, a host's use by project, enable/disable.
+    let hosts = c.call_v("2.42", "GET", "/os-hosts", &admin, None).await.body;
+    assert!(hosts["hosts"].as_array().unwrap().iter().any(|h| h["host_name"] == "host-0" && h["service"] == "compute"));
+    let zone = c.call_v("2.42", "GET", "/os-hosts?zone=internal", &admin, None).await.body;
+    assert_eq!(zone["hosts"].as_array().unwrap().len(), 1, "the scheduler alone: {zone}");
+    let blank = c.call_v("2.42", "GET", "/os-hosts?zone=", &admin, None).await.body;
+    assert_eq!(blank["hosts"].as_array().unwrap().len(), 3, "a blank zone is no filter: {blank}");
+    let shown = c.call_v("2.42", "GET", "/os-hosts/host-1", &admin, None).await.body;
+    let lines = shown["host"].as_array().unwrap();
+    assert_eq!(lines[0]["resource"]["project"], "(total)");
+    assert!(
+        lines.iter().any(|l| l["resource"]["project"] == json!(p1) && l["resource"]["cpu"].as_i64() > Some(0)),
+        "{shown}"
+    );
+    let r = c.call_v("2.42", "PUT", "/os-hosts/host-1", &admin, Some(json!({"status": "enable"}))).await;
+    assert_eq!(r.body, json!({"host": "host-1", "status": "enabled"}));
+    for (body, want) in [
+        (json!({}), StatusCode::BAD_REQUEST),
+        (json!({"status": "sideways"}), StatusCode::BAD_REQUEST),
+        (json!({"maintenance_mode": "on"}), StatusCode::BAD_REQUEST),
+        (json!({"maintenance_mode": "enable"}), StatusCode::NOT_IMPLEMENTED),
+    ] {
+        let r = c.call_v("2.42", "PUT", "/os-hosts/host-1", &admin, Some(body.clone())).await;
+        assert_eq!(r.status, want, "{body}: {}", r.body);
+    }
+    assert_eq!(
+        c.call_v("2.42", "GET", "/os-hosts/host-1/reboot", &admin, None).await.status,
+        StatusCode::NOT_IMPLEMENTED
+    );
+    assert_eq!(c.call_v("2.42", "GET", "/os-hosts/nowhere/reboot", &admin, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call_v("2.42", "GET", "/os-hosts/host-1/reboot", &alice, None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(c.call_v("2.42", "GET", "/os-hosts", &alice, None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(c.call_v("2.43", "GET", "/os-hosts", &admin, None).await.status, StatusCode::NOT_FOUND);
+
+    // Hypervisors by a piece of their name, with their servers (before 2.53).
+    let found = c.call_v("2.1", "GET", "/os-hypervisors/host-/search", &admin, None).await.body;
+    assert_eq!(found["hypervisors"].as_array().unwrap().len(), 2, "{found}");
+    let with = c.call_v("2.1", "GET", "/os-hypervisors/host-1/servers", &admin, None).await.body;
+    let on_1 = with["hypervisors"][0]["servers"].as_array().unwrap();
+    assert_eq!(on_1.len(), 3, "{with}");
+    assert!(on_1.iter().all(|s| s["name"] == "elsewhere" && s["uuid"].is_string()));
+    assert_eq!(c.call_v("2.1", "GET", "/os-hypervisors/zzz/search", &admin, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call_v("2.1", "GET", "/os-hypervisors/host/search", &alice, None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        c.call_v("2.53", "GET", "/os-hypervisors/host/search", &admin, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn operators_take_hosts_out_of_scheduling() {
+    each_engine!(operators_manage_hosts);
+}
+
 async fn server_tags(engine: Engine) {
     let c = Cloud::start(engine).await;
     let (image, net, _) = c.basics().await;

@@ -317,6 +317,19 @@ def test_server_groups_and_hosts(cloud, base):
     assert [a["Availability Zone"] for a in aggregates] == ["nova"], aggregates
     services = cloud.osc("compute", "service", "list")
     assert any(x["Binary"] == "nova-compute" and x["State"] == "up" for x in services)
+    # An operator takes the host out of scheduling, and back.
+    host = next(x["Host"] for x in services if x["Binary"] == "nova-compute")
+    cloud.osc("compute", "service", "set", "--disable", "--disable-reason", "maintenance", host, "nova-compute")
+    listed = cloud.osc("compute", "service", "list", "--long", "--service", "nova-compute")
+    assert [(x["Status"], x["Disabled Reason"]) for x in listed] == [("disabled", "maintenance")], listed
+    p = cloud.osc(
+        "server", "create", "--flavor", base["flavor"], "--image", base["image"], "--network", base["network"],
+        "--wait", name + "-3", check=False,
+    )
+    assert p.returncode != 0, "a disabled host takes no server"
+    cloud.osc("server", "delete", "--wait", name + "-3")
+    cloud.osc("compute", "service", "set", "--enable", host, "nova-compute")
+    assert cloud.osc("compute", "service", "list", "--service", "nova-compute")[0]["Status"] == "enabled"
     assert [z["Zone Name"] for z in cloud.osc("availability", "zone", "list", "--compute")] == ["nova"]
 
 

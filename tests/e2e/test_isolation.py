@@ -347,10 +347,20 @@ def test_by_id(world, a_things, actor):
             wrong.append(f"GET {path}: {got}, want 403")
     # Hypervisors and their uptime are the admin's; the hardware catalog is off by
     # default (a 404 for everyone, with or without a token).
-    for path in ["/os-hypervisors", f"/os-hypervisors/{world['hv']}", f"/os-hypervisors/{world['hv']}/uptime"]:
+    hv = world["hv"]
+    for path in ["/os-hypervisors", f"/os-hypervisors/{hv}", f"/os-hypervisors/{hv}/uptime",
+                 f"/os-hypervisors/{hv}/search", f"/os-hypervisors/{hv}/servers", "/os-services", "/os-hosts",
+                 f"/os-hosts/{hv}", f"/os-hosts/{hv}/reboot"]:
         got = c.http("GET", path, token, base=c.compute_url + "/v2.1")[0]
         if got != 403:
             wrong.append(f"GET {path}: {got}, want 403")
+    # Nor may they take a host out of scheduling.
+    for path, body, version in [(f"/os-services/{hv}", {"status": "disabled"}, "2.53"),
+                                ("/os-services/disable", {"host": hv, "binary": "nova-compute"}, "2.1"),
+                                (f"/os-hosts/{hv}", {"status": "disable"}, "2.1")]:
+        got = http_with(c, "PUT", c.compute_url + "/v2.1" + path, token, body, {"X-OpenStack-Nova-API-Version": version})
+        if got != 403:
+            wrong.append(f"PUT {path}: {got}, want 403")
     for path in ["/reference/sites.json", "/reference/sites/regionone/clusters/chameleon/nodes.json"]:
         got = c.http("GET", path, None, base=c.reservation_url)[0]
         if got != 404:
@@ -388,6 +398,9 @@ def http_with(c, method, url, token, body, headers):
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method=method)
     req.add_header("X-Auth-Token", token)
     req.add_header("Content-Type", (headers or {}).get("Content-Type", "application/json"))
+    for k, v in (headers or {}).items():
+        if k != "Content-Type":
+            req.add_header(k, v)
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status

@@ -1,4 +1,4 @@
-//! Flavors, keypairs, hypervisors, services, availability zones, limits, quotas, server
+//! Flavors, keypairs, hypervisors, availability zones, limits, quotas, server
 //! groups and usage.
 
 use super::error::{bad, not_found};
@@ -362,6 +362,57 @@ pub async fn hypervisor_uptime(
     Err(crate::app::Error::NotImplemented("Virt driver does not implement uptime function.".into()).into())
 }
 
+/// `GET /os-hypervisors/{pattern}/search` (before 2.53): the hypervisors whose host
+/// name contains the pattern (404 when none does).
+pub async fn hypervisor_search(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    Path(pattern): Path<String>,
+) -> ApiResult<Json<Value>> {
+    hypervisor_matches(&s, &ctx, v, &pattern, false).await
+}
+
+/// `GET /os-hypervisors/{pattern}/servers` (before 2.53): the same, each with the
+/// servers on it (`name`, `uuid`).
+pub async fn hypervisor_servers(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    v: Version,
+    Path(pattern): Path<String>,
+) -> ApiResult<Json<Value>> {
+    hypervisor_matches(&s, &ctx, v, &pattern, true).await
+}
+
+async fn hypervisor_matches(
+    s: &AppState,
+    ctx: &AuthContext,
+    v: Version,
+    pattern: &str,
+    servers: bool,
+) -> ApiResult<Json<Value>> {
+    if v.at_least(53) {
+        // Replaced by `?hypervisor_hostname_pattern=` and `?with_servers=true`.
+        return Err(not_found("The resource could not be found.".to_string()));
+    }
+    let hosts = s.host_views(ctx, Some("os_compute_api:os-hypervisors:search")).await?;
+    let mut out = Vec::new();
+    for (i, h) in hosts.iter().enumerate().filter(|(_, h)| h.row.host.contains(pattern)) {
+        let mut view = hypervisor_view(&h.row, i, v, h.up, false, h.servers);
+        if servers {
+            let list = s.host_servers(ctx, &h.row.host).await?;
+            if !list.is_empty() {
+                view["servers"] = list.iter().map(|(name, id)| json!({"name": name, "uuid": id})).collect();
+            }
+        }
+        out.push(view);
+    }
+    if out.is_empty() {
+        return Err(not_found(format!("No hypervisor matching '{pattern}' could be found.")));
+    }
+    Ok(Json(json!({ "hypervisors": out })))
+}
+
 pub async fn hypervisor_statistics(State(s): State<AppState>, ctx: AuthContext) -> ApiResult<Json<Value>> {
     let hosts = s.host_views(&ctx, Some("os_compute_api:os-hypervisors:statistics")).await?;
     let sum = |f: fn(&HostView) -> i64| hosts.iter().map(f).sum::<i64>();
@@ -372,39 +423,6 @@ pub async fn hypervisor_statistics(State(s): State<AppState>, ctx: AuthContext) 
         "local_gb_used": sum(|h| h.row.used_disk), "free_disk_gb": sum(|h| h.row.disk_gb - h.row.used_disk),
         "disk_available_least": sum(|h| h.row.disk_gb - h.row.used_disk), "current_workload": 0,
         "running_vms": sum(|h| h.servers)}})))
-}
-
-pub async fn service_list(
-    State(s): State<AppState>,
-    ctx: AuthContext,
-    v: Version,
-    q: Params,
-) -> ApiResult<Json<Value>> {
-    let hosts = s.host_views(&ctx, Some("os_compute_api:os-services:list")).await?;
-    let mut out =
-        vec![json!({"id": if v.at_least(53) { json!("scheduler") } else { json!(0) }, "binary": "nova-scheduler",
-               "host": "stratus", "zone": "internal", "status": "enabled", "state": "up",
-               "updated_at": stratus_common::db::now_text(), "disabled_reason": null, "forced_down": false})];
-    // `forced_down` arrived in 2.11.
-    for (i, h) in hosts.iter().enumerate() {
-        let r = &h.row;
-        out.push(json!({"id": if v.at_least(53) { json!(r.host) } else { json!(i + 1) }, "binary": "nova-compute",
-                        "host": r.host, "zone": r.availability_zone,
-                        "status": if r.enabled { "enabled" } else { "disabled" },
-                        "state": if h.up { "up" } else { "down" },
-                        "updated_at": r.last_seen, "disabled_reason": r.disabled_reason, "forced_down": false}));
-    }
-    // Nova's filters: `binary` and `host`.
-    out.retain(|svc| {
-        q.get("binary").is_none_or(|b| svc["binary"] == json!(b))
-            && q.get("host").is_none_or(|h| svc["host"] == json!(h))
-    });
-    if !v.at_least(11) {
-        out.iter_mut().filter_map(Value::as_object_mut).for_each(|m| {
-            m.remove("forced_down");
-        });
-    }
-    Ok(Json(json!({ "services": out })))
 }
 
 async fn zones(s: &AppState, ctx: &AuthContext, detail: bool) -> ApiResult<Json<Value>> {

@@ -5,6 +5,7 @@ mod error;
 mod images;
 mod misc;
 mod servers;
+mod services;
 pub mod views;
 mod volumes;
 
@@ -83,9 +84,15 @@ pub fn router(service: Arc<ComputeService>, verifier: Arc<TokenVerifier>, max_bo
         .route("/os-hypervisors/statistics", get(misc::hypervisor_statistics))
         .route("/os-hypervisors/{id}", get(misc::hypervisor_show))
         .route("/os-hypervisors/{id}/uptime", get(misc::hypervisor_uptime))
+        .route("/os-hypervisors/{id}/search", get(misc::hypervisor_search))
+        .route("/os-hypervisors/{id}/servers", get(misc::hypervisor_servers))
         .route("/os-hypervisors/{id}/reservation", axum::routing::put(misc::hypervisor_reserve))
         .route("/os-hypervisors/{id}/reservation/{reservation}", axum::routing::delete(misc::hypervisor_unreserve))
-        .route("/os-services", get(misc::service_list))
+        .route("/os-services", get(services::service_list))
+        .route("/os-services/{id}", axum::routing::put(services::service_update))
+        .route("/os-hosts", get(services::host_list))
+        .route("/os-hosts/{host}", get(services::host_show).put(services::host_update))
+        .route("/os-hosts/{host}/{action}", get(services::host_power))
         .route("/os-aggregates", get(misc::aggregate_list))
         .route("/os-aggregates/{id}", get(misc::aggregate_show))
         .route("/os-availability-zone", get(misc::az_list))

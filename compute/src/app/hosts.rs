@@ -312,3 +312,82 @@ impl ComputeService {
         }
     }
 }
+
+impl ComputeService {
+    /// The servers on a host, as (name, id), oldest first (`os-hypervisors` with their
+    /// servers). Admin only.
+    pub async fn host_servers(
+        &self,
+        ctx: &stratus_common::auth::AuthContext,
+        host: &str,
+    ) -> super::AppResult<Vec<(String, String)>> {
+        super::require_admin(ctx, "os_compute_api:os-hypervisors:servers")?;
+        let mut list = self.store.server_list(&ServerFilter { host: Some(host), ..Default::default() }).await?;
+        list.reverse();
+        Ok(list.into_iter().map(|s| (s.name, s.id.to_string())).collect())
+    }
+}
+
+/// What one project's servers hold on a host (`GET /os-hosts/{host}`).
+#[derive(Debug, Clone, Default)]
+pub struct HostUse {
+    pub project: String,
+    pub vcpus: i64,
+    pub ram_mb: i64,
+    pub disk_gb: i64,
+}
+
+impl ComputeService {
+    /// Enables or disables a compute host for new servers (`os-services`, `os-hosts`):
+    /// the servers on it stay. Admin only.
+    pub async fn host_set_enabled(
+        &self,
+        ctx: &stratus_common::auth::AuthContext,
+        host: &str,
+        enabled: bool,
+        reason: Option<&str>,
+    ) -> super::AppResult<crate::store::HostRow> {
+        super::require_admin(ctx, "os_compute_api:os-services:update")?;
+        if let Some(r) = reason {
+            if r.chars().count() > 255 || r.trim().is_empty() {
+                return Err(super::Error::BadRequest("disabled_reason is 1 to 255 characters.".into()));
+            }
+        }
+        let reason = if enabled { None } else { reason };
+        if !self.store.host_enable(host, enabled, reason).await? {
+            return Err(super::not_found(format!("Compute host {host} could not be found.")));
+        }
+        let row = self
+            .store
+            .host_get(host)
+            .await?
+            .ok_or_else(|| super::not_found(format!("Compute host {host} could not be found.")))?;
+        self.scheduler.update(row.clone());
+        tracing::info!(host, enabled, reason, "compute host {}", if enabled { "enabled" } else { "disabled" });
+        Ok(row)
+    }
+
+    /// A host's row and what each project's servers hold on it. Admin only.
+    pub async fn host_use(
+        &self,
+        ctx: &stratus_common::auth::AuthContext,
+        host: &str,
+    ) -> super::AppResult<(crate::store::HostRow, Vec<HostUse>)> {
+        super::require_admin(ctx, "os_compute_api:os-hosts:show")?;
+        let row = self
+            .store
+            .host_get(host)
+            .await?
+            .ok_or_else(|| super::not_found(format!("Compute host {host} could not be found.")))?;
+        let mut by_project: std::collections::BTreeMap<String, HostUse> = Default::default();
+        for s in self.store.server_list(&ServerFilter { host: Some(host), ..Default::default() }).await? {
+            let u = by_project
+                .entry(s.project_id.to_string())
+                .or_insert_with(|| HostUse { project: s.project_id.to_string(), ..Default::default() });
+            u.vcpus += s.vcpus;
+            u.ram_mb += s.ram;
+            u.disk_gb += s.disk;
+        }
+        Ok((row, by_project.into_values().collect()))
+    }
+}

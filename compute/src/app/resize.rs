@@ -221,7 +221,7 @@ impl ComputeService {
         }
         let Some(row) = Store::claim_in(&mut tx, &a).await? else {
             return Err(bad(format!(
-                "No valid host was found. Host {host} has no room for flavor {} (servers resize on their own host).",
+                "No valid host was found. Host {host} has no room for flavor {}, or is disabled (servers resize on their own host).",
                 flavor.name
             )));
         };
