@@ -86,6 +86,44 @@ impl Cidr {
         self.v6 == other.v6 && self.first() <= other.last() && other.first() <= self.last()
     }
 
+    /// Whether this CIDR lies wholly inside `outer`.
+    pub fn within(&self, outer: &Cidr) -> bool {
+        self.v6 == outer.v6
+            && outer.prefix <= self.prefix
+            && self.first() >= outer.first()
+            && self.last() <= outer.last()
+    }
+
+    /// The maximum prefix length of the family (32 or 128).
+    pub fn max_prefix(&self) -> u8 {
+        self.bits()
+    }
+
+    /// The lowest block of `prefix` inside one of `pools` (in their order) that
+    /// overlaps none of `taken`: a subnet pool's next allocation.
+    pub fn first_free(pools: &[Cidr], prefix: u8, taken: &[Cidr]) -> Option<Cidr> {
+        for pool in pools.iter().filter(|p| p.prefix <= prefix && prefix <= p.bits()) {
+            let size_bits = (pool.bits() - prefix) as u32;
+            let step: u128 = if size_bits >= 128 { return None } else { 1u128 << size_bits };
+            let mut start = pool.first();
+            while start <= pool.last() {
+                let candidate = Cidr { v6: pool.v6, base: start, prefix };
+                if candidate.last() > pool.last() {
+                    break;
+                }
+                match taken.iter().filter(|t| t.overlaps(&candidate)).map(|t| t.last()).max() {
+                    None => return Some(candidate),
+                    // Past the last block in the way, aligned to the block size.
+                    Some(end) => match end.checked_add(1) {
+                        Some(next) => start = next.div_ceil(step) * step,
+                        None => break,
+                    },
+                }
+            }
+        }
+        None
+    }
+
     /// Neutron's default gateway: the first host address.
     pub fn default_gateway(&self) -> Option<u128> {
         (self.last() > self.first() + 1).then_some(self.first() + 1)
@@ -146,5 +184,19 @@ mod tests {
         assert!(!v6.overlaps(&c));
         let g = parse_ip("192.168.1.100").unwrap().1;
         assert_eq!(c.default_pools(Some(g)).len(), 2);
+    }
+
+    #[test]
+    fn pools_hand_out_the_lowest_free_block() {
+        let c = |s: &str| Cidr::parse(s).unwrap();
+        let pools = [c("10.10.0.0/16"), c("10.20.0.0/16")];
+        assert_eq!(Cidr::first_free(&pools, 24, &[]), Some(c("10.10.0.0/24")));
+        let taken = [c("10.10.0.0/24"), c("10.10.1.0/25"), c("10.10.3.0/24")];
+        assert_eq!(Cidr::first_free(&pools, 24, &taken), Some(c("10.10.2.0/24")));
+        assert_eq!(Cidr::first_free(&pools, 16, &taken), Some(c("10.20.0.0/16")));
+        assert_eq!(Cidr::first_free(&pools, 8, &[]), None, "larger than any prefix");
+        assert_eq!(Cidr::first_free(&[c("10.0.0.0/30")], 30, &[c("10.0.0.0/30")]), None);
+        assert_eq!(Cidr::first_free(&[c("2001:db8::/48")], 64, &[c("2001:db8::/64")]), Some(c("2001:db8:0:1::/64")));
+        assert!(c("10.10.2.0/24").within(&c("10.10.0.0/16")) && !c("10.0.0.0/8").within(&c("10.10.0.0/16")));
     }
 }

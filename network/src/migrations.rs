@@ -164,4 +164,20 @@ ALTER TABLE network_floatingips ADD COLUMN control TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE network_agents ADD COLUMN control TEXT NOT NULL DEFAULT '{}';
 "#,
     },
+    Migration {
+        service: "network",
+        version: 6,
+        name: "subnet pools",
+        sql: r#"
+CREATE TABLE network_subnetpools (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    revision_number BIGINT NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    control TEXT NOT NULL DEFAULT '{}'
+);
+"#,
+    },
 ];

@@ -1000,6 +1000,100 @@ async fn reconciler_repairs_crash_leftovers(engine: Engine) {
     assert_eq!(c.network.reconcile().await.unwrap(), Default::default(), "a second pass has nothing to do");
 }
 
+async fn subnet_pools(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (_, t) = c.member("pooler").await;
+    let (_, other) = c.member("outsider").await;
+    let admin = c.admin().await;
+    let pool = c
+        .create(
+            &t,
+            "subnetpools",
+            "subnetpool",
+            json!({"name": "p", "prefixes": ["10.80.0.1/16"], "default_prefixlen": 24, "max_prefixlen": 28}),
+        )
+        .await;
+    assert_eq!(pool["prefixes"], json!(["10.80.0.0/16"]), "host bits cleared: {pool}");
+    assert_eq!((pool["ip_version"].as_i64(), pool["min_prefixlen"].as_i64()), (Some(4), Some(8)));
+    let pid = pool["id"].as_str().unwrap().to_string();
+    let net = c.create(&t, "networks", "network", json!({"name": "n"})).await;
+    let nid = net["id"].as_str().unwrap().to_string();
+    let subnet = |extra: Value| {
+        let mut b = json!({"network_id": nid, "subnetpool_id": pid, "ip_version": 4});
+        b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        json!({ "subnet": b })
+    };
+    // The lowest free block of the default size, then of a given size, then a CIDR asked for.
+    let r = c.call("POST", "/v2.0/subnets", &t, Some(subnet(json!({})))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(
+        (r.body["subnet"]["cidr"].as_str(), r.body["subnet"]["subnetpool_id"].as_str()),
+        (Some("10.80.0.0/24"), Some(pid.as_str()))
+    );
+    let net2 = c.create(&t, "networks", "network", json!({"name": "n2"})).await;
+    let mut b = subnet(json!({"prefixlen": 26}));
+    b["subnet"]["network_id"] = net2["id"].clone();
+    let r = c.call("POST", "/v2.0/subnets", &t, Some(b)).await;
+    assert_eq!(r.body["subnet"]["cidr"], "10.80.1.0/26", "{}", r.body);
+    let mut b = subnet(json!({"cidr": "10.80.0.128/25"}));
+    b["subnet"]["network_id"] = net2["id"].clone();
+    let r = c.call("POST", "/v2.0/subnets", &t, Some(b)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "taken from the pool already: {}", r.body);
+    for (extra, want) in [
+        (json!({"prefixlen": 30}), StatusCode::BAD_REQUEST),
+        (json!({"cidr": "10.99.0.0/24"}), StatusCode::BAD_REQUEST),
+        (json!({"ip_version": 6}), StatusCode::BAD_REQUEST),
+    ] {
+        let r = c.call("POST", "/v2.0/subnets", &t, Some(subnet(extra.clone()))).await;
+        assert_eq!(r.status, want, "{extra}: {}", r.body);
+    }
+    // Address space is only added.
+    let path = format!("/v2.0/subnetpools/{pid}");
+    let r = c.call("PUT", &path, &t, Some(json!({"subnetpool": {"prefixes": ["10.81.0.0/16"]}}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let r = c
+        .call(
+            "PUT",
+            &path,
+            &t,
+            Some(json!({"subnetpool": {"prefixes": ["10.80.0.0/16", "10.81.0.0/16"], "name": "q"}})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["subnetpool"]["prefixes"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(2)),
+        "{}",
+        r.body
+    );
+    // Another project sees nothing of a private pool and cannot take from it.
+    assert_eq!(c.call("GET", &path, &other, None).await.status, StatusCode::NOT_FOUND);
+    let theirs = c.create(&other, "networks", "network", json!({"name": "x"})).await;
+    let mut b = subnet(json!({}));
+    b["subnet"]["network_id"] = theirs["id"].clone();
+    assert_eq!(c.call("POST", "/v2.0/subnets", &other, Some(b)).await.status, StatusCode::NOT_FOUND);
+    // Only admins share pools or set defaults; a shared default pool serves everyone.
+    let shared = json!({"subnetpool": {"name": "s", "prefixes": ["10.90.0.0/16"], "shared": true, "is_default": true}});
+    assert_eq!(c.call("POST", "/v2.0/subnetpools", &t, Some(shared.clone())).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(c.call("POST", "/v2.0/subnetpools", &admin, Some(shared)).await.status, StatusCode::CREATED);
+    let b = json!({"subnet": {"network_id": theirs["id"], "use_default_subnetpool": true, "ip_version": 4, "prefixlen": 24}});
+    let r = c.call("POST", "/v2.0/subnets", &other, Some(b)).await;
+    assert_eq!(r.body["subnet"]["cidr"], "10.90.0.0/24", "{}", r.body);
+    // A pool with subnets stays; without, it goes.
+    assert_eq!(c.call("DELETE", &path, &t, None).await.status, StatusCode::CONFLICT);
+    let subnets = c.call("GET", &format!("/v2.0/subnets?subnetpool_id={pid}"), &t, None).await.body;
+    for s in subnets["subnets"].as_array().unwrap() {
+        let r = c.call("DELETE", &format!("/v2.0/subnets/{}", s["id"].as_str().unwrap()), &t, None).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+    }
+    assert_eq!(c.call("DELETE", &path, &t, None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.call("GET", &path, &t, None).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn subnet_pools_hand_out_subnets() {
+    each_engine!(subnet_pools);
+}
+
 #[tokio::test]
 async fn crud_and_ipam() {
     each_engine!(networks_subnets_ports);

@@ -104,6 +104,9 @@ def a_things(world):
     ok(*drop_headers(c.http("PUT", f"/v2.0/routers/{r['router']}/add_router_interface", t, {"subnet_id": r["subnet"]}, base=N)), "interface")
     r["floatingip"] = c.http("POST", "/v2.0/floatingips", t,
                              {"floatingip": {"floating_network_id": world["public"], "port_id": r["port"]}}, base=N)[2]["floatingip"]["id"]
+    pool = c.http("POST", "/v2.0/subnetpools", t, {"subnetpool": {"name": "a-pool", "prefixes": ["10.88.0.0/16"],
+                                                                  "default_prefixlen": 26}}, base=N)
+    r["subnetpool"] = ok(*drop_headers(pool), "subnet pool")["subnetpool"]["id"]
     r["image"] = image(c, t, "a-private")
     r["kernel"] = image(c, t, "a-kernel", disk_format="aki")
     r["keypair"] = "a-key"
@@ -204,6 +207,7 @@ BY_ID = [
     ("security_group_rule", "network", "/v2.0/security-group-rules/{id}", None),
     ("router", "network", "/v2.0/routers/{id}", {"router": {"name": "x"}}),
     ("floatingip", "network", "/v2.0/floatingips/{id}", {"floatingip": {"port_id": None}}),
+    ("subnetpool", "network", "/v2.0/subnetpools/{id}", {"subnetpool": {"name": "x"}}),
     ("image", "image", "/v2/images/{id}", [{"op": "replace", "path": "/name", "value": "x"}]),
     ("metadef_namespace", "image", "/v2/metadefs/namespaces/{id}", {"namespace": "x"}),
     ("server", "compute", "/servers/{id}", {"server": {"name": "x"}}),
@@ -417,6 +421,7 @@ LISTS = [
     ("network", "/v2.0/security-group-rules?{f}", "security_group_rules", ["security_group_rule"]),
     ("network", "/v2.0/routers?{f}", "routers", ["router"]),
     ("network", "/v2.0/floatingips?{f}", "floatingips", ["floatingip"]),
+    ("network", "/v2.0/subnetpools?{f}", "subnetpools", ["subnetpool"]),
     ("image", "/v2/images?{f}", "images", ["image", "kernel"]),
     ("image", "/v2/metadefs/namespaces?{f}", "namespaces", ["metadef_namespace"]),
     ("compute", "/servers/detail?{f}", "servers", ["server"]),
@@ -485,6 +490,8 @@ def cross_references(w, r):
          {"port": {"network_id": b_net, "device_owner": "network:router_interface", "device_id": r["router"]}}, {403}),
         ("port naming A's router as device id only", "network", "POST", "/v2.0/ports",
          {"port": {"network_id": b_net, "device_id": r["router"]}}, {403}),
+        ("subnet from A's subnet pool", "network", "POST", "/v2.0/subnets",
+         {"subnet": {"network_id": b_net, "subnetpool_id": r["subnetpool"], "ip_version": 4}}, {404}),
         ("subnet on A's network", "network", "POST", "/v2.0/subnets",
          {"subnet": {"network_id": r["network"], "cidr": "10.78.0.0/24"}}, {404}),
         ("B's subnet into A's router", "network", "PUT", f"/v2.0/routers/{r['router']}/add_router_interface",

@@ -89,6 +89,27 @@ def test_subnet_options(cloud):
     cloud.osc("network", "delete", net)
 
 
+def test_subnet_pools(cloud):
+    """Subnets by size from a subnet pool, with the openstack client."""
+    _, env = cloud.member_env(unique("pools"))
+    pool = unique("pool")
+    p = cloud.osc("subnet", "pool", "create", "--pool-prefix", "10.70.0.0/16", "--default-prefix-length", "26", pool, env=env)
+    assert p["prefixes"] == ["10.70.0.0/16"] and p["default_prefixlen"] == 26, p
+    net = unique("net")
+    cloud.osc("network", "create", net, env=env)
+    first = cloud.osc("subnet", "create", "--network", net, "--subnet-pool", pool, unique("s"), env=env)
+    second = cloud.osc("subnet", "create", "--network", net, "--subnet-pool", pool, "--prefix-length", "24", unique("s"),
+                       env=env)
+    assert (first["cidr"], second["cidr"]) == ("10.70.0.0/26", "10.70.1.0/24"), (first, second)
+    assert first["subnetpool_id"] == p["id"]
+    cloud.osc("subnet", "pool", "set", "--pool-prefix", "10.71.0.0/16", pool, env=env)
+    assert sorted(cloud.osc("subnet", "pool", "show", pool, env=env)["prefixes"]) == ["10.70.0.0/16", "10.71.0.0/16"]
+    assert cloud.osc("subnet", "pool", "delete", pool, env=env, check=False).returncode != 0, "it has subnets"
+    cloud.osc("network", "delete", net, env=env)
+    cloud.osc("subnet", "pool", "delete", pool, env=env)
+    assert pool not in [x["Name"] for x in cloud.osc("subnet", "pool", "list", env=env)]
+
+
 def test_ports(cloud):
     net = unique("net")
     cloud.osc("network", "create", net)

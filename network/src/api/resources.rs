@@ -22,6 +22,7 @@ pub enum Kind {
     SecurityGroupRule,
     Router,
     FloatingIp,
+    SubnetPool,
 }
 
 impl Kind {
@@ -34,6 +35,7 @@ impl Kind {
             "security-group-rules" => Kind::SecurityGroupRule,
             "routers" => Kind::Router,
             "floatingips" => Kind::FloatingIp,
+            "subnetpools" => Kind::SubnetPool,
             _ => {
                 return Err(neutron(
                     StatusCode::NOT_FOUND,
@@ -54,6 +56,7 @@ impl Kind {
             Kind::SecurityGroupRule => "security_group_rule",
             Kind::Router => "router",
             Kind::FloatingIp => "floatingip",
+            Kind::SubnetPool => "subnetpool",
         }
     }
 
@@ -67,6 +70,7 @@ impl Kind {
             Kind::SecurityGroupRule => "security_group_rules",
             Kind::Router => "routers",
             Kind::FloatingIp => "floatingips",
+            Kind::SubnetPool => "subnetpools",
         }
     }
 
@@ -87,6 +91,7 @@ impl Kind {
             Kind::SecurityGroupRule => Table::SecurityGroupRules,
             Kind::Router => Table::Routers,
             Kind::FloatingIp => Table::FloatingIps,
+            Kind::SubnetPool => Table::SubnetPools,
         }
     }
 }
@@ -122,6 +127,7 @@ async fn create_one(s: &AppState, ctx: &AuthContext, kind: Kind, body: Map<Strin
         Kind::SecurityGroupRule => s.rule_create(ctx, body).await?,
         Kind::Router => s.router_create(ctx, body).await?,
         Kind::FloatingIp => s.fip_create(ctx, body).await?,
+        Kind::SubnetPool => s.pool_create(ctx, body).await?,
     })
 }
 
@@ -134,6 +140,7 @@ async fn delete_one(s: &AppState, ctx: &AuthContext, kind: Kind, id: &str) -> Ap
         Kind::SecurityGroupRule => s.rule_delete(ctx, id).await?,
         Kind::Router => s.router_delete(ctx, id).await?,
         Kind::FloatingIp => s.fip_delete(ctx, id).await?,
+        Kind::SubnetPool => s.pool_delete(ctx, id).await?,
     }
     Ok(())
 }
@@ -161,6 +168,7 @@ pub async fn render(s: &AppState, kind: Kind, records: Vec<Record>) -> ApiResult
         Kind::SecurityGroupRule => records.into_iter().map(views::rule).collect(),
         Kind::Router => records.into_iter().map(views::router).collect(),
         Kind::FloatingIp => records.into_iter().map(views::floating_ip).collect(),
+        Kind::SubnetPool => records.into_iter().map(views::subnetpool).collect(),
         Kind::SecurityGroup => {
             let mut out = Vec::with_capacity(records.len());
             for g in records {
@@ -235,6 +243,7 @@ pub async fn list(
         Kind::SecurityGroupRule => s.rule_list(&ctx, asked_project).await?,
         Kind::Router => s.router_list(&ctx).await?,
         Kind::FloatingIp => s.fip_list(&ctx, q.one("port_id")).await?,
+        Kind::SubnetPool => s.pool_list(&ctx).await?,
     };
     let (page, more) = q.apply(render(&s, kind, records).await?)?;
     Ok(list_body(&s, kind, &q, page, more))
@@ -300,6 +309,7 @@ pub async fn update(
         }
         Kind::Router => s.router_update(&ctx, &id, body, rev).await?,
         Kind::FloatingIp => s.fip_update(&ctx, &id, body, rev).await?,
+        Kind::SubnetPool => s.pool_update(&ctx, &id, body, rev).await?,
     };
     render_one(&s, kind, &r).await
 }

@@ -70,6 +70,10 @@ pub fn router(r: Record) -> Value {
     Value::Object(base(r))
 }
 
+pub fn subnetpool(r: Record) -> Value {
+    Value::Object(base(r))
+}
+
 pub fn floating_ip(r: Record) -> Value {
     Value::Object(base(r))
 }

@@ -10,6 +10,7 @@ pub mod quotas;
 pub mod reconcile;
 pub mod routers;
 pub mod security_groups;
+pub mod subnetpools;
 pub mod subnets;
 
 use crate::store::{Col, Record, Store, Table};
@@ -53,6 +54,7 @@ pub fn missing(table: Table, id: &str) -> ApiError {
         Table::Routers => ("RouterNotFound", "Router"),
         Table::FloatingIps => ("FloatingIPNotFound", "Floating IP"),
         Table::Agents => ("AgentNotFound", "Agent"),
+        Table::SubnetPools => ("SubnetPoolNotFound", "Subnet pool"),
     };
     not_found(kind, what, id)
 }
@@ -202,6 +204,7 @@ impl NetworkService {
             Table::Routers => self.router_get(ctx, id).await,
             Table::FloatingIps => self.fip_get(ctx, id).await,
             Table::Agents => self.agent_get(ctx, id).await,
+            Table::SubnetPools => self.pool_get(ctx, id).await,
         }
     }
 

@@ -28,6 +28,7 @@ const SUBNET_ATTRS: &[&str] = &[
     "subnetpool_id",
     "service_types",
     "use_default_subnetpool",
+    "prefixlen",
     "segment_id",
     "dns_publish_fixed_ip",
 ];
@@ -49,11 +50,44 @@ impl NetworkService {
                 "Only the network's owner may add subnets to it.",
             ));
         }
-        if opt_str(&body, "subnetpool_id")?.is_some() || opt_bool(&body, "use_default_subnetpool")? == Some(true) {
-            return Err(bad("Subnet pools are not supported: give a cidr."));
+        let asked_cidr = opt_str(&body, "cidr")?;
+        if let Some(pool) = self.requested_pool(ctx, &body).await? {
+            if opt_int(&body, "ip_version")?
+                .is_some_and(|v| Some(v) != pool.doc.get("ip_version").and_then(Value::as_i64))
+            {
+                return Err(bad(format!("Invalid input: ip_version differs from subnet pool {}'s.", pool.id)));
+            }
+            let len = opt_int(&body, "prefixlen")?;
+            let (pool_id, project, network_id) = (pool.id.clone(), project.clone(), network_id.clone());
+            let body = &body;
+            return self
+                .allocate_from(&pool, asked_cidr.as_deref(), len, |cidr| async move {
+                    self.subnet_make(ctx, body, &project, &network_id, cidr, Some(&pool_id)).await
+                })
+                .await;
         }
-        let cidr_text = opt_str(&body, "cidr")?.ok_or_else(|| bad("Invalid input: cidr is required."))?;
+        if opt_int(&body, "prefixlen")?.is_some() {
+            return Err(bad("Invalid input: prefixlen goes with a subnet pool (subnetpool_id)."));
+        }
+        let cidr_text = asked_cidr.ok_or_else(|| bad("Invalid input: cidr is required."))?;
         let cidr = Cidr::parse(&cidr_text).map_err(|e| neutron(StatusCode::BAD_REQUEST, "InvalidInput", e))?;
+        self.subnet_make(ctx, &body, &project, &network_id, cidr, None).await
+    }
+
+    /// Makes a subnet of `cidr` (given, or taken from the pool `pool_id`).
+    async fn subnet_make(
+        &self,
+        ctx: &AuthContext,
+        body: &Map<String, Value>,
+        project: &str,
+        network_id: &str,
+        cidr: Cidr,
+        pool_id: Option<&str>,
+    ) -> ApiResult<Record> {
+        let body = body.clone();
+        let cidr_text = cidr.to_string();
+        let network_id = network_id.to_string();
+        let project = project.to_string();
         let version = opt_int(&body, "ip_version")?.unwrap_or(if cidr.v6 { 6 } else { 4 });
         if version != 4 && version != 6 {
             return Err(bad(format!("Invalid input for ip_version: {version} is not 4 or 6.")));
@@ -127,7 +161,7 @@ impl NetworkService {
         doc.insert("enable_dhcp".into(), json!(opt_bool(&body, "enable_dhcp")?.unwrap_or(true)));
         doc.insert("ipv6_ra_mode".into(), json!(ra));
         doc.insert("ipv6_address_mode".into(), json!(addr_mode));
-        doc.insert("subnetpool_id".into(), Value::Null);
+        doc.insert("subnetpool_id".into(), json!(pool_id));
         doc.insert("segment_id".into(), Value::Null);
         doc.insert("service_types".into(), json!([]));
         doc.insert("dns_publish_fixed_ip".into(), json!(false));

@@ -22,6 +22,7 @@ pub enum Table {
     Routers,
     FloatingIps,
     Agents,
+    SubnetPools,
 }
 
 impl Table {
@@ -36,6 +37,7 @@ impl Table {
             Table::Routers => "router",
             Table::FloatingIps => "floatingip",
             Table::Agents => "agent",
+            Table::SubnetPools => "subnetpool",
         }
     }
 
@@ -49,6 +51,7 @@ impl Table {
             Table::Routers => "network_routers",
             Table::FloatingIps => "network_floatingips",
             Table::Agents => "network_agents",
+            Table::SubnetPools => "network_subnetpools",
         }
     }
 }
