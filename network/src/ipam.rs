@@ -18,6 +18,17 @@ pub fn parse_ip(s: &str) -> Option<(bool, u128)> {
     }
 }
 
+/// The modified EUI-64 address of `mac` in the /64 starting at `prefix` (RFC 4291,
+/// appendix A): the MAC split by `ff:fe`, its universal/local bit flipped.
+pub fn eui64(prefix: u128, mac: &str) -> Option<u128> {
+    let b: Vec<u8> = mac.split(':').map(|x| u8::from_str_radix(x, 16)).collect::<Result<_, _>>().ok()?;
+    if b.len() != 6 {
+        return None;
+    }
+    let id = [b[0] ^ 0x02, b[1], b[2], 0xff, 0xfe, b[3], b[4], b[5]];
+    Some((prefix & !((1u128 << 64) - 1)) | u64::from_be_bytes(id) as u128)
+}
+
 pub fn to_ip(v6: bool, n: u128) -> IpAddr {
     if v6 {
         IpAddr::V6(n.into())
@@ -198,5 +209,13 @@ mod tests {
         assert_eq!(Cidr::first_free(&[c("10.0.0.0/30")], 30, &[c("10.0.0.0/30")]), None);
         assert_eq!(Cidr::first_free(&[c("2001:db8::/48")], 64, &[c("2001:db8::/64")]), Some(c("2001:db8:0:1::/64")));
         assert!(c("10.10.2.0/24").within(&c("10.10.0.0/16")) && !c("10.0.0.0/8").within(&c("10.10.0.0/16")));
+    }
+
+    #[test]
+    fn eui64_follows_rfc4291() {
+        let (_, prefix) = parse_ip("2001:db8:1:2::").unwrap();
+        let n = eui64(prefix, "fa:16:3e:12:34:56").unwrap();
+        assert_eq!(to_ip(true, n).to_string(), "2001:db8:1:2:f816:3eff:fe12:3456");
+        assert_eq!(eui64(prefix, "nonsense"), None);
     }
 }

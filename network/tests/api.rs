@@ -1089,6 +1089,53 @@ async fn subnet_pools(engine: Engine) {
     assert_eq!(c.call("GET", &path, &t, None).await.status, StatusCode::NOT_FOUND);
 }
 
+async fn slaac(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (_, t) = c.member("v6").await;
+    let net = c.create(&t, "networks", "network", json!({"name": "v6"})).await;
+    let nid = net["id"].as_str().unwrap().to_string();
+    let auto = c
+        .create(
+            &t,
+            "subnets",
+            "subnet",
+            json!({"network_id": nid, "cidr": "2001:db8:7::/64", "ip_version": 6,
+            "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"}),
+        )
+        .await;
+    let port = c.create(&t, "ports", "port", json!({"network_id": nid, "mac_address": "fa:16:3e:12:34:56"})).await;
+    assert_eq!(port["fixed_ips"][0]["ip_address"], "2001:db8:7:0:f816:3eff:fe12:3456", "{port}");
+    // An address on an automatic subnet is not the caller's to choose.
+    let body =
+        json!({"port": {"network_id": nid, "fixed_ips": [{"subnet_id": auto["id"], "ip_address": "2001:db8:7::99"}]}});
+    assert_eq!(c.call("POST", "/v2.0/ports", &t, Some(body)).await.status, StatusCode::BAD_REQUEST);
+    // A stateful DHCPv6 subnet still hands out addresses from its pool.
+    let net2 = c.create(&t, "networks", "network", json!({"name": "v6b"})).await;
+    c.create(
+        &t,
+        "subnets",
+        "subnet",
+        json!({"network_id": net2["id"], "cidr": "2001:db8:8::/64", "ip_version": 6,
+        "ipv6_address_mode": "dhcpv6-stateful"}),
+    )
+    .await;
+    let p2 = c.create(&t, "ports", "port", json!({"network_id": net2["id"], "mac_address": "fa:16:3e:12:34:57"})).await;
+    assert_ne!(p2["fixed_ips"][0]["ip_address"], "2001:db8:8:0:f816:3eff:fe12:3457");
+    // Deleting an automatic subnet takes its addresses from the ports, as Neutron does.
+    let sid = auto["id"].as_str().unwrap();
+    assert_eq!(c.call("DELETE", &format!("/v2.0/subnets/{sid}"), &t, None).await.status, StatusCode::NO_CONTENT);
+    let shown = c.call("GET", &format!("/v2.0/ports/{}", port["id"].as_str().unwrap()), &t, None).await.body;
+    assert_eq!(shown["port"]["fixed_ips"], json!([]), "{shown}");
+    // A stateful one is still held by its ports.
+    let p2_subnet = p2["fixed_ips"][0]["subnet_id"].as_str().unwrap();
+    assert_eq!(c.call("DELETE", &format!("/v2.0/subnets/{p2_subnet}"), &t, None).await.status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn slaac_ports_take_their_eui64_address() {
+    each_engine!(slaac);
+}
+
 #[tokio::test]
 async fn subnet_pools_hand_out_subnets() {
     each_engine!(subnet_pools);

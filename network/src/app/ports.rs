@@ -256,7 +256,8 @@ impl NetworkService {
         let mut tx = self.store.db.pool.begin().await?;
         let control = Control { counted, ..Control::default() };
         Self::port_insert(&mut tx, &id, &project, asked_mac, &mut doc, &control, &now).await?;
-        let fixed = Self::allocate_all(&mut tx, &id, &requests, may_take_gateway).await?;
+        let mac = doc["mac_address"].as_str().unwrap_or_default().to_string();
+        let fixed = Self::allocate_all(&mut tx, &id, &mac, &requests, may_take_gateway).await?;
         doc.insert("fixed_ips".into(), fixed);
         Store::set_doc_in(&mut tx, Table::Ports, &id, &doc, &control).await?;
         if let Some(Some(router)) = internal {
@@ -379,12 +380,13 @@ impl NetworkService {
     async fn allocate_all(
         conn: &mut AnyConnection,
         port_id: &str,
+        mac: &str,
         requests: &[IpRequest],
         may_take_gateway: bool,
     ) -> ApiResult<Value> {
         let mut fixed = Vec::new();
         for req in requests {
-            let ip = Self::allocate(&mut *conn, port_id, req, may_take_gateway).await?;
+            let ip = Self::allocate(&mut *conn, port_id, mac, req, may_take_gateway).await?;
             fixed.push(json!({"subnet_id": req.subnet.id, "ip_address": ip}));
         }
         Ok(Value::Array(fixed))
@@ -396,12 +398,38 @@ impl NetworkService {
     async fn allocate(
         conn: &mut AnyConnection,
         port_id: &str,
+        mac: &str,
         req: &IpRequest,
         may_take_gateway: bool,
     ) -> ApiResult<String> {
         let subnet = &req.subnet;
         let cidr = Cidr::parse(subnet.str("cidr")).map_err(bad)?;
         let gateway = subnet.doc.get("gateway_ip").and_then(Value::as_str).and_then(parse_ip).map(|(_, n)| n);
+        // SLAAC and DHCPv6-stateless subnets: a port's address is its MAC's modified
+        // EUI-64 in the /64 (what the guest configures from router advertisements).
+        let auto = cidr.v6
+            && cidr.prefix == 64
+            && matches!(
+                subnet.doc.get("ipv6_address_mode").and_then(Value::as_str),
+                Some("slaac" | "dhcpv6-stateless")
+            );
+        if auto && !may_take_gateway {
+            if let Some(n) = req.address {
+                return Err(bad(format!(
+                    "Invalid input: IPv6 address {} cannot be assigned to a port on subnet {}: the subnet gives automatic (EUI-64) addresses.",
+                    to_ip(true, n),
+                    subnet.id
+                )));
+            }
+            let n = crate::ipam::eui64(cidr.first(), mac)
+                .ok_or_else(|| bad(format!("Invalid input: {mac} makes no EUI-64 address.")))?;
+            let text = to_ip(true, n).to_string();
+            return if Store::ip_allocate(&mut *conn, &subnet.id, &text, port_id).await? {
+                Ok(text)
+            } else {
+                Err(in_use(&text, &subnet.id))
+            };
+        }
         if let Some(n) = req.address {
             let text = to_ip(cidr.v6, n).to_string();
             if Some(n) == gateway && !may_take_gateway {
@@ -697,7 +725,7 @@ impl NetworkService {
                 continue;
             }
             let mut conn = self.store.db.pool.acquire().await?;
-            let got = Self::allocate(&mut conn, &port.id, w, gateway_ok).await;
+            let got = Self::allocate(&mut conn, &port.id, port.str("mac_address"), w, gateway_ok).await;
             conn.release();
             match got {
                 Ok(ip) => {

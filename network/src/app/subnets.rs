@@ -266,6 +266,33 @@ impl NetworkService {
         if !Self::owns(ctx, &r) {
             return Err(neutron(StatusCode::FORBIDDEN, "PolicyNotAuthorized", "Only the owner may delete a subnet."));
         }
+        // Automatic (SLAAC, DHCPv6-stateless) addresses do not keep a subnet alive either:
+        // as Neutron, they go from their ports (a router's interface still holds it).
+        let auto = r.doc.get("ip_version") == Some(&json!(6))
+            && matches!(r.doc.get("ipv6_address_mode").and_then(Value::as_str), Some("slaac" | "dhcpv6-stateless"));
+        if auto {
+            for mut p in self.store.list(Table::Ports, Some(("network_id", r.str("network_id")))).await? {
+                let owner = p.str("device_owner").to_string();
+                if owner == super::ports::ROUTER_INTERFACE || owner == super::agents::DHCP {
+                    continue;
+                }
+                let fixed = p.doc.get("fixed_ips").and_then(Value::as_array).cloned().unwrap_or_default();
+                let (gone, kept): (Vec<Value>, Vec<Value>) = fixed.into_iter().partition(|f| f["subnet_id"] == id);
+                if gone.is_empty() {
+                    continue;
+                }
+                p.doc.insert("fixed_ips".into(), Value::Array(kept));
+                // The document and the addresses change together.
+                let mut tx = self.store.db.pool.begin().await?;
+                crate::store::Store::set_doc_in(&mut tx, Table::Ports, &p.id, &p.doc, &p.control).await?;
+                for f in &gone {
+                    crate::store::Store::ip_release_in(&mut tx, id, f["ip_address"].as_str().unwrap_or_default())
+                        .await?;
+                }
+                tx.commit().await?;
+                self.emit("port", "update", &p).await;
+            }
+        }
         // Addresses of DHCP ports do not keep a subnet alive: those ports go (agents make
         // new ones on the subnets that remain).
         let dhcp: Vec<_> = self

@@ -445,10 +445,18 @@ impl Store {
 
     /// Releases one address of a port.
     pub async fn ip_release(&self, subnet_id: &str, ip: &str) -> StoreResult<()> {
+        let mut conn = self.db.pool.acquire().await?;
+        Self::ip_release_in(&mut conn, subnet_id, ip).await?;
+        conn.release();
+        Ok(())
+    }
+
+    /// [`Self::ip_release`] inside the caller's transaction.
+    pub async fn ip_release_in(conn: &mut AnyConnection, subnet_id: &str, ip: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM network_ip_allocations WHERE subnet_id = $1 AND ip_address = $2")
             .bind(subnet_id)
             .bind(ip)
-            .execute(&self.db.pool)
+            .execute(conn)
             .await?;
         Ok(())
     }
