@@ -133,6 +133,17 @@ async fn catalog_round_trip(engine: Engine) {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
+    let again = c
+        .call_body(
+            "POST",
+            &tags,
+            &admin,
+            axum::body::Body::from(json!({"tags": [{"name": "a"}]}).to_string()),
+            &[("content-type", "application/json"), ("x-openstack-append", "true")],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(again.text().contains("'a'"), "the refusal names the tag: {}", again.text());
     assert_eq!(c.call("POST", &format!("{tags}/d"), &admin, None).await.status, StatusCode::CREATED);
     assert_eq!(c.call("POST", &format!("{tags}/d"), &admin, None).await.status, StatusCode::CONFLICT);
     let r = c.call("PUT", &format!("{tags}/d"), &admin, Some(json!({"name": "e"}))).await;

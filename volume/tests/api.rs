@@ -447,6 +447,18 @@ async fn per_type(engine: Engine) {
     }
     let u = c.volume.store.usage(&p).await.unwrap();
     assert!(u.values().all(|n| *n == 0), "{u:?}");
+    // Another project's private type is not named in a member's quotas.
+    let private = json!({"volume_type": {"name": "hidden", "os-volume-type-access:is_public": false}});
+    assert_eq!(c.call("POST", &format!("{base}/types"), &admin, Some(private)).await.0, StatusCode::OK);
+    let (_, mine) = c.call("GET", &format!("{base}/os-quota-sets/{p}"), &t, None).await;
+    assert!(
+        mine["quota_set"].get("volumes_hidden").is_none() && mine["quota_set"].get("volumes_gold").is_some(),
+        "{mine}"
+    );
+    let (_, defaults) = c.call("GET", &format!("{base}/os-quota-sets/{p}/defaults"), &t, None).await;
+    assert!(defaults["quota_set"].get("volumes_hidden").is_none(), "{defaults}");
+    let (_, theirs) = c.call("GET", &format!("{base}/os-quota-sets/{p}"), &admin, None).await;
+    assert!(theirs["quota_set"].get("volumes_hidden").is_some(), "an admin sees every type's: {theirs}");
     // A quota set names existing types only.
     let bad = json!({"quota_set": {"volumes_tin": 3}});
     assert_eq!(c.call("PUT", &format!("{base}/os-quota-sets/{p}"), &admin, Some(bad)).await.0, StatusCode::BAD_REQUEST);

@@ -610,10 +610,23 @@ impl ImageService {
             }
             names.push((name, Value::Object(Map::new())));
         }
-        self.store
-            .items_add(&ns.id, ItemKind::Tag, &names, !append)
-            .await
-            .map_err(|e| or_duplicate(e, "tag", "(one of the tags)", &ns.namespace))?;
+        if append {
+            let existing = self.store.items(&ns.id, ItemKind::Tag).await?;
+            if let Some((name, _)) = names.iter().find(|(n, _)| existing.iter().any(|t| &t.name == n)) {
+                return Err(duplicate("tag", name, &ns.namespace));
+            }
+        }
+        self.store.items_add(&ns.id, ItemKind::Tag, &names, !append).await.map_err(|e| {
+            // Only a tag added by another request meanwhile can still collide.
+            if is_unique_violation(&e) {
+                ApiError::conflict(format!(
+                    "A tag of this request was added to namespace '{}' meanwhile.",
+                    ns.namespace
+                ))
+            } else {
+                e.into()
+            }
+        })?;
         let all = self.store.items(&ns.id, ItemKind::Tag).await?;
         Ok(all.into_iter().filter(|t| names.iter().any(|(n, _)| n == &t.name)).collect())
     }

@@ -122,10 +122,16 @@ impl VolumeService {
         ))
     }
 
-    /// The per-type quotas of every volume type: (name as limits say it, usage row).
-    async fn type_quotas(&self) -> AppResult<Vec<(String, String)>> {
+    /// The per-type quotas of the volume types `project` may use (every type with
+    /// `None`, for admins): (name as limits say it, usage row). Another project's
+    /// private type is not named to a member.
+    async fn type_quotas(&self, project: Option<&str>) -> AppResult<Vec<(String, String)>> {
+        let types = match project {
+            None => self.store.type_list().await?,
+            Some(p) => self.store.type_list_for(p).await?,
+        };
         let mut out = Vec::new();
-        for t in self.store.type_list().await? {
+        for t in types {
             for r in PER_TYPE {
                 out.push((format!("{r}_{}", t.name), typed_key(r, &t.id)));
             }
@@ -135,7 +141,7 @@ impl VolumeService {
 
     /// Checks a quota body against the quotas there are (the per-type ones included).
     async fn quota_values(&self, body: &Map<String, Value>, field: &str) -> AppResult<Vec<(String, i64)>> {
-        let typed: Vec<String> = self.type_quotas().await?.into_iter().map(|(name, _)| name).collect();
+        let typed: Vec<String> = self.type_quotas(None).await?.into_iter().map(|(name, _)| name).collect();
         quota_values(body, field, &typed)
     }
 
@@ -161,7 +167,8 @@ impl VolumeService {
                 if usage { json!({"limit": limit, "in_use": 0, "reserved": 0, "allocated": 0}) } else { json!(limit) };
             out.insert(r.to_string(), v);
         }
-        for (name, key) in self.type_quotas().await? {
+        let scope = (!ctx.is_admin()).then_some(project);
+        for (name, key) in self.type_quotas(scope).await? {
             let limit = self.limit(project, &name).await?;
             let v = if usage {
                 json!({"limit": limit, "in_use": used.get(&key).copied().unwrap_or(0), "reserved": 0, "allocated": 0})
@@ -215,7 +222,8 @@ impl VolumeService {
         for r in RESOURCES.iter().chain(OTHER) {
             out.insert(r.to_string(), json!(defaults.get(*r).copied().unwrap_or(-1)));
         }
-        for (name, _) in self.type_quotas().await? {
+        let scope = if ctx.is_admin() { None } else { Some(super::project_of(ctx)?) };
+        for (name, _) in self.type_quotas(scope.as_deref()).await? {
             let n = defaults.get(&name).copied().unwrap_or(-1);
             out.insert(name, json!(n));
         }
