@@ -40,6 +40,21 @@ pub fn to_ip(v6: bool, n: u128) -> IpAddr {
 impl Cidr {
     /// Parses `a.b.c.d/n` or `x::/n`; host bits must be zero, as Neutron requires.
     pub fn parse(s: &str) -> Result<Self, String> {
+        let (c, n) = Self::parse_address(s)?;
+        if n != c.base {
+            return Err(format!("Invalid CIDR {s}: host bits are set; did you mean {c}?"));
+        }
+        Ok(c)
+    }
+
+    /// Parses a CIDR and clears its host bits (`10.0.0.1/24` is `10.0.0.0/24`), as
+    /// Neutron takes a subnet pool's prefixes.
+    pub fn parse_masked(s: &str) -> Result<Self, String> {
+        Self::parse_address(s).map(|(c, _)| c)
+    }
+
+    /// The network a CIDR names (host bits cleared) and the address it was written with.
+    fn parse_address(s: &str) -> Result<(Self, u128), String> {
         let (addr, prefix) = s.split_once('/').ok_or_else(|| format!("Invalid CIDR {s}: it needs a prefix length."))?;
         let (v6, n) = parse_ip(addr).ok_or_else(|| format!("Invalid CIDR {s}: {addr} is not an IP address."))?;
         let bits = if v6 { 128 } else { 32 };
@@ -49,13 +64,7 @@ impl Cidr {
             .filter(|p| *p <= bits)
             .ok_or_else(|| format!("Invalid CIDR {s}: bad prefix length."))?;
         let c = Cidr { v6, base: n, prefix };
-        if n & !c.mask() != 0 {
-            return Err(format!(
-                "Invalid CIDR {s}: host bits are set; did you mean {}?",
-                Cidr { base: n & c.mask(), ..c }
-            ));
-        }
-        Ok(c)
+        Ok((Cidr { base: n & c.mask(), ..c }, n))
     }
 
     fn bits(&self) -> u8 {
@@ -209,6 +218,8 @@ mod tests {
         assert_eq!(Cidr::first_free(&[c("10.0.0.0/30")], 30, &[c("10.0.0.0/30")]), None);
         assert_eq!(Cidr::first_free(&[c("2001:db8::/48")], 64, &[c("2001:db8::/64")]), Some(c("2001:db8:0:1::/64")));
         assert!(c("10.10.2.0/24").within(&c("10.10.0.0/16")) && !c("10.0.0.0/8").within(&c("10.10.0.0/16")));
+        assert_eq!(Cidr::parse_masked("10.10.7.9/16"), Ok(c("10.10.0.0/16")));
+        assert!(Cidr::parse("10.10.7.9/16").unwrap_err().contains("did you mean 10.10.0.0/16"));
     }
 
     #[test]

@@ -70,21 +70,7 @@ fn parse_prefixes(v: &Value) -> ApiResult<Vec<Cidr>> {
     let mut out: Vec<Cidr> = Vec::new();
     for p in list {
         let text = p.as_str().ok_or_else(|| bad("Invalid input: each prefix must be a CIDR string."))?;
-        let (addr, len) =
-            text.split_once('/').ok_or_else(|| bad(format!("Invalid input: prefix {text} is not a CIDR.")))?;
-        let (v6, n) =
-            crate::ipam::parse_ip(addr).ok_or_else(|| bad(format!("Invalid input: prefix {text} is not a CIDR.")))?;
-        let len: u8 = len
-            .parse()
-            .ok()
-            .filter(|l| *l <= if v6 { 128 } else { 32 })
-            .ok_or_else(|| bad(format!("Invalid input: prefix {text} has a bad length.")))?;
-        // Host bits set are cleared, as Neutron's pools take `10.0.0.1/24` as `10.0.0.0/24`.
-        let bits = if v6 { 128 } else { 32 };
-        let host = (bits - len) as u32;
-        let mask = if host >= 128 { 0 } else { !((1u128 << host) - 1) };
-        let c = Cidr::parse(&format!("{}/{len}", crate::ipam::to_ip(v6, n & mask)))
-            .map_err(|e| neutron(StatusCode::BAD_REQUEST, "InvalidInput", e))?;
+        let c = Cidr::parse_masked(text).map_err(|e| neutron(StatusCode::BAD_REQUEST, "InvalidInput", e))?;
         if out.first().is_some_and(|f| f.v6 != c.v6) {
             return Err(bad("Invalid input: a subnet pool's prefixes are all of one IP version."));
         }
