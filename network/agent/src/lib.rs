@@ -462,6 +462,8 @@ impl Agent {
         phases.push(("dhcp", t.elapsed().as_millis()));
         // Routers.
         let mut kept = BTreeSet::new();
+        // Host ends of the legs the routers here want; any other `stp…` link is a leftover.
+        let mut wanted_legs = BTreeSet::new();
         {
             let mut applied = self.applied_nat.lock().await;
             let names: BTreeMap<String, String> = bridges.iter().map(|(k, (b, _))| (k.clone(), b.clone())).collect();
@@ -486,6 +488,7 @@ impl Agent {
             for r in &d.routers {
                 let p = router::plan(&self.ns_prefix, &d, r, &names, self.metadata.is_some());
                 kept.insert(r.id.clone());
+                wanted_legs.extend(p.legs.iter().map(|l| l.outer.clone()));
                 let fresh_namespace = !namespaces.contains(&p.namespace);
                 if converged.routers.get(&r.id) != Some(&p) || fresh_namespace {
                     let key = format!("router {}", r.id);
@@ -558,7 +561,10 @@ impl Agent {
                 && !served.iter().any(|net| device_name(DHCP_VETH_PREFIX, net) == l.ifname);
             let stale_bridge = l.ifname.starts_with(BRIDGE_PREFIX) && !owned_bridges.contains(l.ifname.as_str());
             let stale_tunnel = l.ifname.starts_with(overlay::VXLAN_PREFIX) && !tunnels.contains(&l.ifname);
-            if stale_dhcp || stale_bridge || stale_tunnel {
+            // A half-made pair (its inner end never reached the namespace) or the host end
+            // of a router removed while its namespace lingered.
+            let stale_leg = l.ifname.starts_with(router::LEG_PREFIX) && !wanted_legs.contains(&l.ifname);
+            if stale_dhcp || stale_bridge || stale_tunnel || stale_leg {
                 let key = format!("stale link {}", l.ifname);
                 if converged.retries.due(&key) {
                     let result = links::delete(None, &l.ifname).await;
