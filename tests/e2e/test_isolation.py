@@ -129,6 +129,12 @@ def a_things(world):
     status, _, body = c.http("POST", "/os-volume-transfer", t, {"transfer": {"volume_id": offered}}, base=V)
     assert status == 202, body
     r["transfer"] = body["transfer"]["id"]
+    held = settled(c, t, f"{V}/volumes", c.http("POST", "/volumes", t, {"volume": {"size": 1, "name": "a-held"}}, base=V),
+                   "volume")
+    status, _, body = c.http("POST", "/attachments", t, {"attachment": {"volume_uuid": held, "instance_uuid": r["server"]}},
+                             headers=versioned("/attachments"), base=V)
+    assert status == 200, body
+    r["attachment"] = body["attachment"]["id"]
     r["lease"], r["reservation"] = lease(c, t, "a-lease", days=10)
     # What the admin gives A alone: a private volume type; and QoS specs (the admin's).
     admin = world["admin"]
@@ -216,6 +222,7 @@ BY_ID = [
     ("volume", "volume", "/v3/{proj}/volumes/{id}", {"volume": {"name": "x"}}),
     ("snapshot", "volume", "/v3/{proj}/snapshots/{id}", {"snapshot": {"name": "x"}}),
     ("transfer", "volume", "/v3/{proj}/os-volume-transfer/{id}", None),
+    ("attachment", "volume", "/v3/{proj}/attachments/{id}", {"attachment": {"connector": {"host": "b-host"}}}),
     ("lease", "reservation", "/v1/leases/{id}", {"name": "x"}),
 ]
 
@@ -238,6 +245,11 @@ EXCEPT = {
 NOWHERE = "00000000-0000-4000-8000-000000000000"
 
 
+def versioned(path):
+    """The microversion header a path needs (Cinder's attachments are 3.27+)."""
+    return {"OpenStack-API-Version": "volume 3.44"} if "/attachments" in path else None
+
+
 def base_of(c, service):
     return {"identity": c.url, "network": c.network_url, "image": c.image_url, "compute": c.compute_url + "/v2.1",
             "volume": c.volume_url, "reservation": c.reservation_url}[service]
@@ -257,17 +269,17 @@ def test_by_id(world, a_things, actor):
             url = path.format(id=id_, proj=world[actor[0]])
             label = resource if id_ != NOWHERE else f"{resource} (an id of nothing)"
             want = (want_get if id_ != NOWHERE else 404)
-            got = c.http("GET", url, token, base=base)[0]
+            got = c.http("GET", url, token, headers=versioned(url), base=base)[0]
             if got != want:
                 wrong.append(f"GET {label}: {got}, want {want}")
             if update is not None:
                 patch = path.startswith("/v2/images")
                 method = "PATCH" if patch else "PUT"
-                headers = {"Content-Type": "application/openstack-images-v2.1-json-patch"} if patch else None
+                headers = {"Content-Type": "application/openstack-images-v2.1-json-patch"} if patch else versioned(url)
                 got = http_with(c, method, base + url, token, update, headers)
                 if got != want_update:
                     wrong.append(f"update {label}: {got}, want {want_update}")
-            got = c.http("DELETE", url, token, base=base)[0]
+            got = c.http("DELETE", url, token, headers=versioned(url), base=base)[0]
             if got != want_delete:
                 wrong.append(f"DELETE {label}: {got}, want {want_delete}")
     # Identity: A's project, A's member, A's application credential.
@@ -430,6 +442,7 @@ LISTS = [
     ("volume", "/v3/{proj}/snapshots/detail?{f}", "snapshots", ["snapshot"]),
     ("volume", "/v3/{proj}/os-volume-transfer/detail?{f}", "transfers", ["transfer"]),
     ("volume", "/v3/{proj}/types?{f}", "volume_types", ["volume_type"]),
+    ("volume", "/v3/{proj}/attachments/detail?{f}", "attachments", ["attachment"]),
     ("reservation", "/v1/leases?{f}", "leases", ["lease"]),
 ]
 FILTERS = [
@@ -452,7 +465,7 @@ def test_list_filters_leak_nothing(world, a_things, actor):
     for service, path, key, _ in LISTS:
         for f in FILTERS:
             url = path.format(f=f.format(**values), proj=world["b"])
-            status, _, body = c.http("GET", url, world[actor], base=base_of(c, service))
+            status, _, body = c.http("GET", url, world[actor], headers=versioned(url), base=base_of(c, service))
             if status >= 500:
                 leaks.append(f"{url}: {status}")
                 continue
@@ -536,6 +549,8 @@ def cross_references(w, r):
          f"/servers/{r['server']}/os-volume_attachments/{r['volume']}", None, {404}),
         ("A's volume reserved through B's URL", "volume", "POST", f"/v3/{w['b']}/volumes/{r['volume']}/action",
          {"os-reserve": {"instance_uuid": w["b_server"]}}, {404}),
+        ("an attachment of A's volume through B's URL", "volume", "POST", f"/v3/{w['b']}/attachments",
+         {"attachment": {"volume_uuid": r["volume"], "instance_uuid": w["b_server"]}}, {404}),
         ("A's image shared by B", "image", "POST", f"/v2/images/{r['image']}/members", {"member": w["b"]}, {404}),
         ("volume from A's snapshot", "volume", "POST", f"/v3/{w['b']}/volumes",
          {"volume": {"snapshot_id": r["snapshot"]}}, {404}),
@@ -578,7 +593,7 @@ def test_cross_references_are_refused_and_change_nothing(world, a_things):
     servers_before = len(c.http("GET", "/servers", t, base=C)[2]["servers"])
     wrong = []
     for what, service, method, path, body, allowed in cross_references(world, a_things):
-        status, _, answer = c.http(method, path, t, body, base=base_of(c, service))
+        status, _, answer = c.http(method, path, t, body, headers=versioned(path), base=base_of(c, service))
         if status not in allowed:
             wrong.append(f"{what}: {status}, want {sorted(allowed)}: {answer}")
     assert not wrong, "\n".join(wrong)

@@ -226,6 +226,25 @@ def test_server_volume_commands(cloud):
     assert wait_status(cloud, env, "volume", "data", "available")["attachments"] == []
     assert cloud.osc("server", "volume", "list", s["id"], env=env) == []
 
+    # The attachments API (3.27+, `complete` 3.44) driven by hand: reserve, connect,
+    # complete, list, delete.
+    v = ("--os-volume-api-version", "3.44")
+    a = cloud.osc(*v, "volume", "attachment", "create", "--server", s["id"], "data", env=env)
+    assert (a["Status"], a["Instance ID"]) == ("reserved", s["id"]), a
+    assert wait_status(cloud, env, "volume", "data", "reserved")["attachments"] == []
+    a = cloud.osc(*v, "volume", "attachment", "set", "--host", "h1", "--mountpoint", "/dev/vdc", a["ID"], env=env,
+                  fmt_json=True)
+    assert a["Status"] == "attaching" and "file" in json.dumps(a["Properties"]), a
+    cloud.osc(*v, "volume", "attachment", "complete", a["ID"], env=env, fmt_json=False)
+    shown = wait_status(cloud, env, "volume", "data", "in-use")
+    assert [(x["attachment_id"], x["device"]) for x in shown["attachments"]] == [(a["ID"], "/dev/vdc")], shown
+    listed = cloud.osc(*v, "volume", "attachment", "list", "--volume-id", shown["id"], env=env)
+    assert [(x["ID"], x["Status"]) for x in listed] == [(a["ID"], "attached")], listed
+    # Without the option the client negotiates the newest version both know.
+    assert [x["ID"] for x in cloud.osc("volume", "attachment", "list", env=env)] == [a["ID"]]
+    cloud.osc(*v, "volume", "attachment", "delete", a["ID"], env=env, fmt_json=False)
+    assert wait_status(cloud, env, "volume", "data", "available")["attachments"] == []
+
     # Deleting the server: one volume let go, the other (delete on termination) gone.
     cloud.osc("server", "add", "volume", s["id"], "data", env=env, fmt_json=False)
     cloud.osc("--os-compute-api-version", "2.79", "server", "add", "volume", "--enable-delete-on-termination",

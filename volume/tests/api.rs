@@ -1165,3 +1165,187 @@ async fn backends(engine: Engine) {
 async fn backends_report_their_pools_and_capabilities() {
     each_engine!(backends);
 }
+
+impl Cloud {
+    /// A call at volume microversion `version`.
+    async fn call_v(
+        &self,
+        version: &str,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let asked = format!("volume {version}");
+        let r = send(&self.router, method, path, Some(token), body, &[("OpenStack-API-Version", &asked)]).await;
+        (r.status, r.json())
+    }
+}
+
+async fn attachments_api(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (p, token) = c.id.member("attrec").await;
+    let (other_p, other) = c.id.member("attrec-other").await;
+    let (reader_p, reader) = c.id.user_with("attrec-reader", "reader").await;
+    let base = format!("/v3/{p}");
+
+    // Negotiation: the newest served is 3.44; beyond it is 406; none means 3.0.
+    let r = send(&c.router, "GET", "/", None, None, &[]).await;
+    assert_eq!(r.json()["versions"][0]["version"], "3.44", "{}", r.json());
+    let r = send(
+        &c.router,
+        "GET",
+        &format!("{base}/volumes"),
+        Some(&token),
+        None,
+        &[("OpenStack-API-Version", "volume latest")],
+    )
+    .await;
+    assert_eq!(r.headers["openstack-api-version"], "volume 3.44");
+    assert_eq!(c.call_v("3.45", "GET", &format!("{base}/volumes"), &token, None).await.0, StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(c.call_v("3.x", "GET", &format!("{base}/volumes"), &token, None).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(c.call("GET", &format!("{base}/attachments"), &token, None).await.0, StatusCode::NOT_FOUND, "3.27+");
+
+    let (_, v) = c.call("POST", &format!("{base}/volumes"), &token, Some(json!({"volume": {"size": 1}}))).await;
+    let vid = v["volume"]["id"].as_str().unwrap().to_string();
+    let vpath = format!("{base}/volumes/{vid}");
+    c.wait(&token, &vpath, "volume", "available").await;
+    let server = "6f9619ff-8b86-d011-b42d-00c04fc964ff";
+    let at = |version: &'static str, method: &'static str, path: String, token: String, body: Option<Value>| {
+        let c = &c;
+        async move { c.call_v(version, method, &path, &token, body).await }
+    };
+    let apath = format!("{base}/attachments");
+
+    // Bad input changes nothing; readers make none.
+    for body in [
+        json!({"attachment": {"instance_uuid": server}}),
+        json!({"attachment": {"volume_uuid": vid}}),
+        json!({"attachment": {"volume_uuid": vid, "instance_uuid": server, "connector": {"ip": "192.0.2.1"}}}),
+        json!({"attachment": {"volume_uuid": vid, "instance_uuid": server, "mode": "rw"}}),
+    ] {
+        let (code, b) = at("3.44", "POST", apath.clone(), token.clone(), Some(body)).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{b}");
+    }
+    let body = json!({"attachment": {"volume_uuid": vid, "instance_uuid": server}});
+    let readers = format!("/v3/{reader_p}/attachments");
+    assert_eq!(at("3.44", "POST", readers.clone(), reader.clone(), Some(body.clone())).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(c.call("GET", &vpath, &token, None).await.1["volume"]["status"], "available");
+
+    // Reserve (no connector), then a second is refused; connect; complete (3.44).
+    let (code, a) = at("3.27", "POST", apath.clone(), token.clone(), Some(body.clone())).await;
+    assert_eq!(code, StatusCode::OK, "{a}");
+    assert_eq!((&a["attachment"]["status"], &a["attachment"]["instance"]), (&json!("reserved"), &json!(server)));
+    let aid = a["attachment"]["id"].as_str().unwrap().to_string();
+    let one = format!("{apath}/{aid}");
+    let v = c.call("GET", &vpath, &token, None).await.1;
+    assert_eq!((&v["volume"]["status"], &v["volume"]["attachments"]), (&json!("reserved"), &json!([])));
+    assert_eq!(at("3.27", "POST", apath.clone(), token.clone(), Some(body.clone())).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        at("3.27", "PUT", one.clone(), token.clone(), Some(json!({"attachment": {"connector": {}}}))).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let complete = json!({"os-complete": aid});
+    let (code, b) = at("3.44", "POST", format!("{one}/action"), token.clone(), Some(complete.clone())).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "no connector yet: {b}");
+    let connector = json!({"attachment": {"connector": {"host": "h1", "ip": "192.0.2.1", "mountpoint": "/dev/vdb"}}});
+    let (code, a) = at("3.27", "PUT", one.clone(), token.clone(), Some(connector)).await;
+    assert_eq!(code, StatusCode::OK, "{a}");
+    assert_eq!(a["attachment"]["status"], "attaching");
+    assert_eq!(a["attachment"]["connection_info"]["driver_volume_type"], "fake", "{a}");
+    assert_eq!(c.call("GET", &vpath, &token, None).await.1["volume"]["status"], "attaching");
+    assert_eq!(
+        at("3.43", "POST", format!("{one}/action"), token.clone(), Some(complete.clone())).await.0,
+        StatusCode::NOT_FOUND,
+        "os-complete is 3.44"
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            at("3.44", "POST", format!("{one}/action"), token.clone(), Some(complete.clone())).await.0,
+            StatusCode::NO_CONTENT
+        );
+    }
+    let (_, a) = at("3.27", "GET", one.clone(), token.clone(), None).await;
+    assert_eq!((&a["attachment"]["status"], &a["attachment"]["attach_mode"]), (&json!("attached"), &json!("rw")));
+    assert!(a["attachment"]["attached_at"].is_string(), "{a}");
+    let v = c.call("GET", &vpath, &token, None).await.1;
+    assert_eq!(v["volume"]["status"], "in-use");
+    assert_eq!(v["volume"]["attachments"][0]["attachment_id"], json!(aid));
+    assert_eq!(v["volume"]["attachments"][0]["device"], "/dev/vdb");
+
+    // Attached: extending is refused clearly at 3.42 (no backend extends online).
+    let (code, b) =
+        at("3.42", "POST", format!("{vpath}/action"), token.clone(), Some(json!({"os-extend": {"new_size": 2}}))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(b.to_string().contains("online_extend_support"), "{b}");
+
+    // Lists and filters; another project sees nothing of it.
+    let (_, l) = at("3.27", "GET", format!("{apath}?volume_id={vid}"), token.clone(), None).await;
+    assert_eq!(l["attachments"], json!([{"id": aid, "status": "attached", "instance": server, "volume_id": vid}]));
+    let (_, l) = at("3.27", "GET", format!("{apath}/detail?instance_id={server}"), token.clone(), None).await;
+    assert_eq!(l["attachments"][0]["attach_mode"], "rw");
+    let (_, l) = at("3.27", "GET", format!("{apath}?instance_id=nope"), token.clone(), None).await;
+    assert_eq!(l["attachments"], json!([]));
+    let (_, l) = at("3.27", "GET", format!("{apath}?status=reserved"), token.clone(), None).await;
+    assert_eq!(l["attachments"], json!([]));
+    let theirs = format!("/v3/{other_p}/attachments");
+    assert_eq!(at("3.27", "GET", format!("{theirs}/{aid}"), other.clone(), None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(at("3.27", "GET", theirs.clone(), other.clone(), None).await.1["attachments"], json!([]));
+    assert_eq!(at("3.27", "DELETE", format!("{theirs}/{aid}"), other.clone(), None).await.0, StatusCode::NOT_FOUND);
+    let (code, _) = at(
+        "3.27",
+        "PUT",
+        format!("{theirs}/{aid}"),
+        other.clone(),
+        Some(json!({"attachment": {"connector": {"host": "x"}}})),
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let steal = json!({"attachment": {"volume_uuid": vid, "instance_uuid": server}});
+    assert_eq!(at("3.27", "POST", theirs.clone(), other.clone(), Some(steal)).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(at("3.27", "GET", format!("{readers}/{aid}"), reader.clone(), None).await.0, StatusCode::NOT_FOUND);
+    let admin = c.admin.clone();
+    let (_, l) = at("3.27", "GET", format!("{apath}?all_tenants=1"), admin.clone(), None).await;
+    assert!(l["attachments"].as_array().unwrap().iter().any(|a| a["id"] == json!(aid)), "{l}");
+
+    // Deleted: the volume is available again.
+    let (code, d) = at("3.27", "DELETE", one.clone(), token.clone(), None).await;
+    assert_eq!((code, &d), (StatusCode::OK, &json!({"attachments": []})));
+    assert_eq!(at("3.27", "GET", one.clone(), token.clone(), None).await.0, StatusCode::NOT_FOUND);
+    let v = c.call("GET", &vpath, &token, None).await.1;
+    assert_eq!((&v["volume"]["status"], &v["volume"]["attachments"]), (&json!("available"), &json!([])));
+
+    // With a connector at once: attaching, with its connection; read-only volumes
+    // attach read-only.
+    let ro = json!({"os-update_readonly_flag": {"readonly": true}});
+    assert_eq!(c.call("POST", &format!("{vpath}/action"), &token, Some(ro)).await.0, StatusCode::ACCEPTED);
+    let body = json!({"attachment": {"volume_uuid": vid, "instance_uuid": server, "connector": {"host": "h2"}}});
+    let (code, a) = at("3.44", "POST", apath.clone(), token.clone(), Some(body)).await;
+    assert_eq!(code, StatusCode::OK, "{a}");
+    assert_eq!((&a["attachment"]["status"], &a["attachment"]["attach_mode"]), (&json!("attaching"), &json!("ro")));
+    assert_eq!(a["attachment"]["connection_info"]["data"]["access_mode"], "ro", "{a}");
+    let aid = a["attachment"]["id"].as_str().unwrap();
+    assert_eq!(at("3.44", "DELETE", format!("{apath}/{aid}"), token.clone(), None).await.0, StatusCode::OK);
+    assert_eq!(c.call("GET", &vpath, &token, None).await.1["volume"]["status"], "available");
+
+    // The summary (3.12; metadata 3.36) and the fields later versions add.
+    let meta = json!({"metadata": {"tier": "gold"}});
+    c.call("POST", &format!("{vpath}/metadata"), &token, Some(meta)).await;
+    assert_eq!(c.call("GET", &format!("{base}/volumes/summary"), &token, None).await.0, StatusCode::NOT_FOUND);
+    let (_, s) = at("3.12", "GET", format!("{base}/volumes/summary"), token.clone(), None).await;
+    assert_eq!(s, json!({"volume-summary": {"total_count": 1, "total_size": 1}}));
+    let (_, s) = at("3.36", "GET", format!("{base}/volumes/summary"), token.clone(), None).await;
+    assert_eq!(s["volume-summary"]["metadata"], json!({"readonly": ["True"], "tier": ["gold"]}));
+    assert!(c.call("GET", &vpath, &token, None).await.1["volume"].get("group_id").is_none());
+    assert!(at("3.13", "GET", vpath.clone(), token.clone(), None).await.1["volume"]["group_id"].is_null());
+    assert!(at("3.44", "GET", vpath.clone(), token.clone(), None).await.1["volume"].get("provider_id").is_none());
+    assert!(at("3.44", "GET", format!("/v3/{p}/volumes/{vid}"), admin, None).await.1["volume"]
+        .as_object()
+        .unwrap()
+        .contains_key("provider_id"));
+}
+
+#[tokio::test]
+async fn the_attachments_api_reserves_connects_completes_and_deletes() {
+    each_engine!(attachments_api);
+}

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use stratus_common::auth::{authenticate, TokenVerifier};
+use stratus_common::http::microversion::version_headers;
 use stratus_common::http::{service_router, ApiResult, ErrorStyle};
 
 pub type AppState = Arc<ComputeService>;
@@ -115,7 +116,7 @@ pub fn router(service: Arc<ComputeService>, verifier: Arc<TokenVerifier>, max_bo
         .route("/v2/", get(version_v2_0))
         .nest("/v2", api.clone())
         .nest("/v2.1", api)
-        .layer(axum::middleware::from_fn(crate::microversion::version_headers))
+        .layer(axum::middleware::from_fn_with_state(&crate::microversion::API, version_headers))
         .layer(axum::middleware::from_fn_with_state(verifier, authenticate))
         .with_state(service);
     service_router("compute", ErrorStyle::Nova, max_body_bytes, routes)

@@ -1,7 +1,9 @@
-//! The block storage API (Cinder v3, microversion 3.0). Handlers parse and render; the
-//! app layer decides. Every resource lives under `/v3/{project_id}/`: the project in
-//! the path must be the token's (admins may name any).
+//! The block storage API (Cinder v3, microversions 3.0 to [`API`]'s max; what each
+//! brings is in docs/api/volume.md). Handlers parse and render; the app layer decides.
+//! Every resource lives under `/v3/{project_id}/`: the project in the path must be the
+//! token's (admins may name any).
 
+mod attachments;
 mod error;
 mod metadata;
 mod misc;
@@ -13,23 +15,35 @@ pub mod views;
 mod volumes;
 
 use crate::VolumeService;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use stratus_common::auth::{authenticate, AuthContext, TokenVerifier};
+use stratus_common::http::microversion::{version_headers, Api, Version};
 use stratus_common::http::pagination::{next_link, ListQuery};
 use stratus_common::http::{service_router, ApiError, ApiResult, ErrorStyle};
 
 pub type AppState = Arc<VolumeService>;
 
-/// The highest microversion served (and the lowest).
-pub const VERSION: &str = "3.0";
+/// The microversions served.
+pub static API: Api = Api { service: "volume", min: Version(3, 0), max: Version(3, 44), legacy_header: None };
+
+/// A resource or action that came in 3.`minor`: older requests do not know it (404, as
+/// Cinder's `VersionNotFoundForAPIMethod`).
+pub(crate) fn since(v: Version, minor: u16) -> ApiResult<()> {
+    if v.at_least(minor) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("This request needs volume API microversion 3.{minor} or later; it asked for {v}."),
+        ))
+    }
+}
 
 pub fn router(service: Arc<VolumeService>, verifier: Arc<TokenVerifier>, max_body_bytes: usize) -> Router {
     let p = "/v3/{project_id}";
@@ -39,6 +53,7 @@ pub fn router(service: Arc<VolumeService>, verifier: Arc<TokenVerifier>, max_bod
         .route("/v3/", get(version))
         .route(&format!("{p}/volumes"), get(volumes::list).post(volumes::create))
         .route(&format!("{p}/volumes/detail"), get(volumes::list_detail))
+        .route(&format!("{p}/volumes/summary"), get(volumes::summary))
         .route(&format!("{p}/volumes/{{id}}"), get(volumes::show).put(volumes::update).delete(volumes::delete))
         .route(&format!("{p}/volumes/{{id}}/action"), post(volumes::action))
         .route(&format!("{p}/snapshots"), get(snapshots::list).post(snapshots::create))
@@ -65,6 +80,13 @@ pub fn router(service: Arc<VolumeService>, verifier: Arc<TokenVerifier>, max_bod
         .route(&format!("{p}/os-volume-transfer/detail"), get(transfers::list_detail))
         .route(&format!("{p}/os-volume-transfer/{{id}}"), get(transfers::show).delete(transfers::delete))
         .route(&format!("{p}/os-volume-transfer/{{id}}/accept"), post(transfers::accept))
+        .route(&format!("{p}/attachments"), get(attachments::list).post(attachments::create))
+        .route(&format!("{p}/attachments/detail"), get(attachments::list_detail))
+        .route(
+            &format!("{p}/attachments/{{id}}"),
+            get(attachments::show).put(attachments::update).delete(attachments::delete),
+        )
+        .route(&format!("{p}/attachments/{{id}}/action"), post(attachments::action))
         .route(&format!("{p}/limits"), get(misc::limits))
         .route(
             &format!("{p}/os-quota-sets/{{target}}"),
@@ -79,26 +101,18 @@ pub fn router(service: Arc<VolumeService>, verifier: Arc<TokenVerifier>, max_bod
         .route(&format!("{p}/extensions"), get(misc::extensions))
         .merge(metadata::routes(p, "volumes", metadata::Owner::Volume))
         .merge(metadata::routes(p, "snapshots", metadata::Owner::Snapshot))
-        .layer(axum::middleware::from_fn(version_header))
+        .layer(axum::middleware::from_fn_with_state(&API, version_headers))
         .layer(axum::middleware::from_fn_with_state(verifier, authenticate))
         .with_state(service);
     service_router("volume", ErrorStyle::Nova, max_body_bytes, routes)
-}
-
-/// Every answer says which microversion it speaks.
-async fn version_header(req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
-    resp.headers_mut().insert("openstack-api-version", HeaderValue::from_static("volume 3.0"));
-    resp.headers_mut().insert("vary", HeaderValue::from_static("OpenStack-API-Version"));
-    resp
 }
 
 fn version_doc(base: &str) -> Value {
     json!({
         "id": "v3.0",
         "status": "CURRENT",
-        "version": VERSION,
-        "min_version": "3.0",
+        "version": API.max.to_string(),
+        "min_version": API.min.to_string(),
         "updated": "2026-12-05T00:00:00Z",
         "links": [{"rel": "self", "href": format!("{base}/v3/")}],
         "media-types": [{"base": "application/json", "type": "application/vnd.openstack.volume+json;version=3"}],

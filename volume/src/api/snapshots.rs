@@ -6,6 +6,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use stratus_common::auth::AuthContext;
+use stratus_common::http::microversion::Version;
 use stratus_common::http::{ApiError, ApiJson, ApiResult};
 
 type Params = Path<HashMap<String, String>>;
@@ -13,12 +14,14 @@ type Params = Path<HashMap<String, String>>;
 async fn listing(
     s: AppState,
     ctx: AuthContext,
+    version: Version,
     p: HashMap<String, String>,
     q: HashMap<String, String>,
     detail: bool,
 ) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
-    let items = s.snapshot_list(&ctx, all_projects(&q)).await?.iter().map(|x| views::snapshot(x, detail)).collect();
+    let items =
+        s.snapshot_list(&ctx, all_projects(&q)).await?.iter().map(|x| views::snapshot(x, detail, version)).collect();
     let path = if detail { "snapshots/detail" } else { "snapshots" };
     list_page(
         &s.public_url,
@@ -37,49 +40,58 @@ async fn listing(
 pub async fn list(
     State(s): State<AppState>,
     ctx: AuthContext,
+    version: Version,
     Path(p): Params,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
-    listing(s, ctx, p, q, false).await
+    listing(s, ctx, version, p, q, false).await
 }
 
 pub async fn list_detail(
     State(s): State<AppState>,
     ctx: AuthContext,
+    version: Version,
     Path(p): Params,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
-    listing(s, ctx, p, q, true).await
+    listing(s, ctx, version, p, q, true).await
 }
 
 pub async fn create(
     State(s): State<AppState>,
     ctx: AuthContext,
+    version: Version,
     Path(p): Params,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     scope(&ctx, &p)?;
     let req: SnapshotCreate = typed(body, "snapshot")?;
     let snap = s.snapshot_create(&ctx, req).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"snapshot": views::snapshot(&snap, false)}))))
+    Ok((StatusCode::ACCEPTED, Json(json!({"snapshot": views::snapshot(&snap, false, version)}))))
 }
 
-pub async fn show(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
+pub async fn show(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    version: Version,
+    Path(p): Params,
+) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
     let snap = s.snapshot_get(&ctx, param(&p, "id")).await?;
-    Ok(Json(json!({"snapshot": views::snapshot(&snap, true)})))
+    Ok(Json(json!({"snapshot": views::snapshot(&snap, true, version)})))
 }
 
 pub async fn update(
     State(s): State<AppState>,
     ctx: AuthContext,
+    version: Version,
     Path(p): Params,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
     let req: SnapshotUpdate = typed(body, "snapshot")?;
     let snap = s.snapshot_update(&ctx, param(&p, "id"), req).await?;
-    Ok(Json(json!({"snapshot": views::snapshot(&snap, false)})))
+    Ok(Json(json!({"snapshot": views::snapshot(&snap, false, version)})))
 }
 
 pub async fn delete(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<StatusCode> {

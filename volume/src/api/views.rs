@@ -1,9 +1,11 @@
-//! How volumes, snapshots and types look on the wire, in Cinder v3's shapes (3.0).
+//! How volumes, snapshots and types look on the wire, in Cinder v3's shapes, by the
+//! negotiated microversion where it changes them.
 
 use crate::app::ZONE;
-use crate::store::{Snapshot, Volume, VolumeType};
+use crate::store::{AttachStatus, Snapshot, Volume, VolumeType};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use stratus_common::http::microversion::Version;
 
 fn links(base: &str, project: &str, kind: &str, id: &str) -> Value {
     json!([{"rel": "self", "href": format!("{base}/v3/{project}/{kind}/{id}")},
@@ -26,7 +28,14 @@ pub enum VolumeView {
 
 /// A volume; `types` names type ids; `host` (the storage host of its backend) is shown
 /// to admins only, so it is given for them alone.
-pub fn volume(base: &str, v: &Volume, types: &HashMap<String, String>, host: Option<&str>, view: VolumeView) -> Value {
+pub fn volume(
+    base: &str,
+    v: &Volume,
+    types: &HashMap<String, String>,
+    host: Option<&str>,
+    view: VolumeView,
+    version: Version,
+) -> Value {
     let mut out = json!({
         "id": v.id,
         "name": v.name,
@@ -36,7 +45,9 @@ pub fn volume(base: &str, v: &Volume, types: &HashMap<String, String>, host: Opt
         "availability_zone": ZONE,
         "created_at": v.created_at,
         "updated_at": v.updated_at,
-        "attachments": v.attachments.iter().map(|a| json!({
+        // Attachments still being made (the attachments API's reserved or attaching
+        // ones) are not shown, as Cinder's.
+        "attachments": v.attachments.iter().filter(|a| a.status == AttachStatus::Attached).map(|a| json!({
             "id": v.id, "attachment_id": a.id, "volume_id": v.id, "server_id": a.server_id,
             "host_name": a.host_name, "device": a.device, "attached_at": a.attached_at,
         })).collect::<Vec<_>>(),
@@ -52,8 +63,14 @@ pub fn volume(base: &str, v: &Volume, types: &HashMap<String, String>, host: Opt
         "consistencygroup_id": null,
         "multiattach": false,
     });
+    if version.at_least(13) {
+        out["group_id"] = Value::Null;
+    }
     if view == VolumeView::Summary {
         return out;
+    }
+    if version.at_least(21) && host.is_some() {
+        out["provider_id"] = Value::Null;
     }
     out["os-vol-tenant-attr:tenant_id"] = json!(v.project_id);
     if !v.image_meta.is_empty() {
@@ -71,7 +88,7 @@ pub fn volume(base: &str, v: &Volume, types: &HashMap<String, String>, host: Opt
 
 /// A snapshot; `detail` (show, detailed list) adds Cinder's extended attributes, which
 /// the plain list and the answers to create and update leave out.
-pub fn snapshot(s: &Snapshot, detail: bool) -> Value {
+pub fn snapshot(s: &Snapshot, detail: bool, version: Version) -> Value {
     let mut out = json!({
         "id": s.id,
         "name": s.name,
@@ -83,6 +100,9 @@ pub fn snapshot(s: &Snapshot, detail: bool) -> Value {
         "created_at": s.created_at,
         "updated_at": s.updated_at,
     });
+    if version.at_least(41) {
+        out["user_id"] = json!(s.user_id);
+    }
     if detail {
         out["os-extended-snapshot-attributes:project_id"] = json!(s.project_id);
         out["os-extended-snapshot-attributes:progress"] = json!(match s.progress.as_str() {

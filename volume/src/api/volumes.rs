@@ -8,6 +8,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use stratus_common::auth::AuthContext;
+use stratus_common::http::microversion::Version;
 use stratus_common::http::{ApiError, ApiJson, ApiResult};
 
 type Params = Path<HashMap<String, String>>;
@@ -15,6 +16,7 @@ type Params = Path<HashMap<String, String>>;
 async fn listing(
     s: AppState,
     ctx: AuthContext,
+    version: Version,
     p: HashMap<String, String>,
     q: HashMap<String, String>,
     detail: bool,
@@ -29,7 +31,7 @@ async fn listing(
     let items = vols
         .iter()
         .map(|v| {
-            let mut full = views::volume(&s.public_url, v, &names, s.admin_host(&ctx, v), VolumeView::Detail);
+            let mut full = views::volume(&s.public_url, v, &names, s.admin_host(&ctx, v), VolumeView::Detail, version);
             if !detail {
                 // Filters apply to the full volume; the brief form is cut after.
                 let brief = views::volume_brief(&s.public_url, v);
@@ -73,28 +75,38 @@ async fn listing(
 pub async fn list(
     State(s): State<AppState>,
     ctx: AuthContext,
+    version: Version,
     Path(p): Params,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
-    listing(s, ctx, p, q, false).await
+    listing(s, ctx, version, p, q, false).await
 }
 
 pub async fn list_detail(
     State(s): State<AppState>,
     ctx: AuthContext,
+    version: Version,
     Path(p): Params,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
-    listing(s, ctx, p, q, true).await
+    listing(s, ctx, version, p, q, true).await
 }
 
-async fn shown(s: &AppState, ctx: &AuthContext, v: &crate::store::Volume, view: VolumeView) -> ApiResult<Value> {
-    Ok(json!({"volume": views::volume(&s.public_url, v, &s.type_names().await?, s.admin_host(ctx, v), view)}))
+async fn shown(
+    s: &AppState,
+    ctx: &AuthContext,
+    v: &crate::store::Volume,
+    view: VolumeView,
+    version: Version,
+) -> ApiResult<Value> {
+    let names = s.type_names().await?;
+    Ok(json!({"volume": views::volume(&s.public_url, v, &names, s.admin_host(ctx, v), view, version)}))
 }
 
 pub async fn create(
     State(s): State<AppState>,
     ctx: AuthContext,
+    version: Version,
     Path(p): Params,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -103,25 +115,31 @@ pub async fn create(
     // In the URL's project: the caller's own, or any for an admin (compute makes a
     // server's boot volume in the server's project this way).
     let v = s.volume_create(&ctx, param(&p, "project_id"), req).await?;
-    Ok((StatusCode::ACCEPTED, Json(shown(&s, &ctx, &v, VolumeView::Summary).await?)))
+    Ok((StatusCode::ACCEPTED, Json(shown(&s, &ctx, &v, VolumeView::Summary, version).await?)))
 }
 
-pub async fn show(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
+pub async fn show(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    version: Version,
+    Path(p): Params,
+) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
     let v = s.volume_get(&ctx, param(&p, "id")).await?;
-    Ok(Json(shown(&s, &ctx, &v, VolumeView::Detail).await?))
+    Ok(Json(shown(&s, &ctx, &v, VolumeView::Detail, version).await?))
 }
 
 pub async fn update(
     State(s): State<AppState>,
     ctx: AuthContext,
+    version: Version,
     Path(p): Params,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
     let req: VolumeUpdate = typed(body, "volume")?;
     let v = s.volume_update(&ctx, param(&p, "id"), req).await?;
-    Ok(Json(shown(&s, &ctx, &v, VolumeView::Summary).await?))
+    Ok(Json(shown(&s, &ctx, &v, VolumeView::Summary, version).await?))
 }
 
 pub async fn delete(
@@ -141,12 +159,24 @@ pub async fn delete(
 pub async fn action(
     State(s): State<AppState>,
     ctx: AuthContext,
+    version: Version,
     Path(p): Params,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
     scope(&ctx, &p)?;
     let id = param(&p, "id");
     let (name, args) = super::action_of(body)?;
+    if name == "os-extend" && version.at_least(42) {
+        // 3.42 lets clients ask to extend attached volumes; no backend here can
+        // (`online_extend_support` is false in their capabilities).
+        let v = s.volume_get(&ctx, id).await?;
+        if v.status == crate::store::VolumeStatus::InUse {
+            return Err(ApiError::bad_request(format!(
+                "Invalid volume: volume {id} is attached and its backend cannot extend attached volumes \
+                 (online_extend_support is false): detach it, extend it, and attach it again."
+            )));
+        }
+    }
     match name.as_str() {
         "os-extend" => {
             let size =
@@ -263,4 +293,33 @@ pub async fn action(
         }
         other => Err(ApiError::bad_request(format!("The volume action {other} is not supported by this cloud."))),
     }
+}
+
+/// `GET /volumes/summary` (3.12; `metadata` 3.36): how many volumes the caller's
+/// project (or, for an admin asking, every project) has, their GiB, and the values each
+/// metadata key takes.
+pub async fn summary(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    version: Version,
+    Path(p): Params,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    super::since(version, 12)?;
+    scope(&ctx, &p)?;
+    let vols = s.volume_list(&ctx, all_projects(&q)).await?;
+    let mut out = json!({
+        "total_count": vols.len(),
+        "total_size": vols.iter().map(|v| v.size).sum::<i64>(),
+    });
+    if version.at_least(36) {
+        let mut meta: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> = Default::default();
+        for v in &vols {
+            for (k, val) in &v.metadata {
+                meta.entry(k).or_default().insert(val.as_str().unwrap_or_default());
+            }
+        }
+        out["metadata"] = json!(meta);
+    }
+    Ok(Json(json!({"volume-summary": out})))
 }

@@ -16,7 +16,7 @@
 
 use super::{bad, invalid, AppResult, VolumeService};
 use crate::driver::Connector;
-use crate::store::{Attachment, Volume, VolumeStatus};
+use crate::store::{AttachStatus, Attachment, Volume, VolumeStatus};
 use serde_json::Value;
 use stratus_common::auth::AuthContext;
 use stratus_common::db::now_text;
@@ -31,12 +31,12 @@ pub struct AttachRequest {
 }
 
 /// The host a connector names, and its address if it gives one.
-fn connector_of(c: &Value) -> AppResult<Connector<'_>> {
+pub(crate) fn connector_of(c: &Value) -> AppResult<Connector<'_>> {
     let host = c["host"].as_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("The connector names no host."))?;
     Ok(Connector { host, ip: c["ip"].as_str().filter(|ip| !ip.is_empty()) })
 }
 
-fn refused(v: &Volume, what: &str, wants: &str) -> super::Error {
+pub(crate) fn refused(v: &Volume, what: &str, wants: &str) -> super::Error {
     bad(format!(
         "Invalid volume: Volume {} status must be {wants} to {what}, but current status is: {}.",
         v.id,
@@ -81,14 +81,21 @@ impl VolumeService {
     /// volume (`connection_info`): its file, or a network export to that host alone.
     pub async fn volume_connection(&self, ctx: &AuthContext, id: &str, connector: &Value) -> AppResult<Value> {
         super::require_writer(ctx)?;
-        let to = connector_of(connector)?;
+        connector_of(connector)?;
         let v = self.volume_get(ctx, id).await?;
         if !matches!(v.status, VolumeStatus::Attaching | VolumeStatus::InUse | VolumeStatus::Detaching) {
             return Err(refused(&v, "connect", "attaching or in-use"));
         }
+        self.connection_info(&v, connector).await
+    }
+
+    /// The backend's `connection_info` for the host `connector` names, with the access
+    /// mode and the front-end QoS specs.
+    pub(crate) async fn connection_info(&self, v: &Volume, connector: &Value) -> AppResult<Value> {
+        let to = connector_of(connector)?;
         let mut info = self.driver(&v.backend)?.connection(&v.id, to).await?;
         let readonly = v.metadata.get("readonly").and_then(Value::as_str) == Some("True");
-        let qos = self.front_end_qos(&v).await?;
+        let qos = self.front_end_qos(v).await?;
         if let Some(data) = info.get_mut("data").and_then(Value::as_object_mut) {
             data.insert("access_mode".into(), Value::String(if readonly { "ro" } else { "rw" }.into()));
             if let Some(specs) = qos {
@@ -158,6 +165,9 @@ impl VolumeService {
                 device: device.clone(),
                 attached_at: now_text(),
                 mode: mode.clone(),
+                status: AttachStatus::Attached,
+                connector: None,
+                connection_info: None,
             });
             v.status = VolumeStatus::InUse;
             v.control.reserved_for = None;

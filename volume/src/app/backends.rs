@@ -46,6 +46,9 @@ impl VolumeService {
                 "thick_provisioning_support": false,
                 "max_over_subscription_ratio": "1.0",
                 "multiattach": false,
+                // Attached volumes are extended only when detached (3.42's online
+                // extend needs the compute host to resize the guest's disk).
+                "online_extend_support": false,
                 "QoS_support": false,
                 "timestamp": now_text(),
             }}));

@@ -1,6 +1,7 @@
 //! The volume service's rules: who may do what, quotas, and the sagas that do the
 //! work on a backend. One file per resource; `sagas.rs` holds the step tables.
 
+pub mod attachment_records;
 pub mod attachments;
 pub mod backends;
 mod error;

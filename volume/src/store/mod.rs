@@ -12,7 +12,7 @@ pub use qos::QosSpecs;
 pub use snapshots::{Snapshot, SnapshotStatus};
 pub use transfers::{Accepted, Transfer};
 pub use types::VolumeType;
-pub use volumes::{Attachment, Volume, VolumeControl, VolumeStatus};
+pub use volumes::{AttachStatus, Attachment, Volume, VolumeControl, VolumeStatus};
 
 use stratus_common::db::Db;
 

@@ -14,6 +14,9 @@ pub enum VolumeStatus {
     Uploading,
     #[serde(rename = "awaiting-transfer")]
     AwaitingTransfer,
+    /// Held for an attachment made without a connector (the attachments API's
+    /// reservation) until the host says how it connects.
+    Reserved,
     /// Reserved for an attachment (`os-reserve`) while the host connects it.
     Attaching,
     #[serde(rename = "in-use")]
@@ -36,6 +39,7 @@ impl VolumeStatus {
             VolumeStatus::Deleting => "deleting",
             VolumeStatus::Uploading => "uploading",
             VolumeStatus::AwaitingTransfer => "awaiting-transfer",
+            VolumeStatus::Reserved => "reserved",
             VolumeStatus::Attaching => "attaching",
             VolumeStatus::InUse => "in-use",
             VolumeStatus::Detaching => "detaching",
@@ -77,6 +81,40 @@ pub struct Attachment {
     /// `rw` or `ro`.
     #[serde(default = "read_write")]
     pub mode: String,
+    /// Where the attachment is (`attach_status`): those made by the legacy attach steps
+    /// are `attached` from the start.
+    #[serde(default)]
+    pub status: AttachStatus,
+    /// The host's connector (the attachments API), kept to end the connection when the
+    /// attachment is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<Value>,
+    /// How that host reaches the volume, as the backend answered (shown with the
+    /// attachment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_info: Option<Value>,
+}
+
+/// An attachment's `attach_status`, as Cinder names it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachStatus {
+    /// Made without a connector: the volume is held for the server.
+    Reserved,
+    /// The host has its connection and is plugging it in.
+    Attaching,
+    #[default]
+    Attached,
+}
+
+impl AttachStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttachStatus::Reserved => "reserved",
+            AttachStatus::Attaching => "attaching",
+            AttachStatus::Attached => "attached",
+        }
+    }
 }
 
 fn read_write() -> String {

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod json;
 pub mod metrics;
+pub mod microversion;
 pub mod pagination;
 pub mod request_id;
 
