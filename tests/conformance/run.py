@@ -103,7 +103,11 @@ def prepare(cloud, work):
     project = admin.call("GET", cloud.url, "/v3/auth/projects")["projects"]
     admin_project = next(p["id"] for p in project if p["name"] == "admin")
     volume_extensions = admin.call("GET", cloud.volume_url, f"/v3/{admin_project}/extensions")["extensions"]
+    # What the backend says of itself, which volume types' extra specs are matched to.
+    pool = admin.call("GET", cloud.volume_url, f"/v3/{admin_project}/scheduler-stats/get_pools?detail=True")["pools"][0]
     return {
+        "storage_protocol": pool["capabilities"]["storage_protocol"],
+        "vendor_name": pool["capabilities"]["vendor_name"],
         "images": images,
         "flavors": flavors,
         "public_network": net["id"],
@@ -227,8 +231,8 @@ min_microversion = 3.0
 max_microversion = {found["volume_max"]}
 build_interval = 1
 build_timeout = 120
-storage_protocol = file
-vendor_name = Stratus
+storage_protocol = {found["storage_protocol"]}
+vendor_name = {found["vendor_name"]}
 
 [volume-feature-enabled]
 api_extensions = {",".join(found["volume_extensions"])}

@@ -188,6 +188,20 @@ def test_volume_commands(cloud):
     assert cloud.osc("volume", "show", gift["id"], env=env, check=False).returncode != 0
     cloud.osc("volume", "delete", gift["id"], env=taker)
 
+    # A type no backend suits: the volume ends in error and the project is told why.
+    iscsi = unique("iscsi")
+    cloud.osc("volume", "type", "create", "--property", "storage_protocol=iSCSI", iscsi)
+    nowhere = cloud.osc("volume", "create", "--type", iscsi, "--size", "1", "nowhere", env=env)
+    wait_status(cloud, env, "volume", "nowhere", "error")
+    told = cloud.osc("--os-volume-api-version", "3.3", "volume", "message", "list", env=env)
+    assert [(m["Resource UUID"], m["Event ID"]) for m in told] == [(nowhere["id"], "VOLUME_VOLUME_001_003")], told
+    assert "the volume type asks for iSCSI" in told[0]["User Message"], told
+    cloud.osc("--os-volume-api-version", "3.3", "volume", "message", "delete", told[0]["ID"], env=env, fmt_json=False)
+    assert cloud.osc("--os-volume-api-version", "3.3", "volume", "message", "list", env=env) == []
+    cloud.osc("volume", "delete", "nowhere", env=env)
+    wait_status(cloud, env, "volume", "nowhere", "GONE")
+    cloud.osc("volume", "type", "delete", iscsi)
+
     # What the admin sees of the service.
     services = cloud.osc("volume", "service", "list", env=admin)
     assert {s["Binary"] for s in services} == {"cinder-scheduler", "cinder-volume"}, services

@@ -160,6 +160,26 @@ INSERT INTO volume_usage (project_id, resource, used)
     ) AS held WHERE type_id <> '' GROUP BY project_id, type_id
 "#,
     },
+    Migration {
+        service: "volume",
+        version: 7,
+        name: "user messages",
+        sql: r#"
+CREATE TABLE volume_messages (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    resource_type TEXT NOT NULL,
+    resource_uuid TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    message_level TEXT NOT NULL,
+    user_message TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE INDEX volume_messages_project ON volume_messages (project_id)
+"#,
+    },
 ];
 
 #[cfg(test)]

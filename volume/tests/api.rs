@@ -1349,3 +1349,94 @@ async fn attachments_api(engine: Engine) {
 async fn the_attachments_api_reserves_connects_completes_and_deletes() {
     each_engine!(attachments_api);
 }
+
+async fn scheduling_and_messages(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (p, token) = c.id.member("sched").await;
+    let (other_p, other) = c.id.member("sched-other").await;
+    let base = format!("/v3/{p}");
+    let admin = c.admin.clone();
+    // A type no backend suits: the volume is made, in error, with a message saying why.
+    let t = json!({"volume_type": {"name": "iscsi-only", "extra_specs": {"storage_protocol": "iSCSI"}}});
+    let (code, body) = c.call("POST", &format!("{base}/types"), &admin, Some(t)).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let before = c.usage(&p).await;
+    let r = send(
+        &c.router,
+        "POST",
+        &format!("{base}/volumes"),
+        Some(&token),
+        Some(json!({"volume": {"size": 1, "volume_type": "iscsi-only"}})),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.json());
+    let request_id = r.headers["x-openstack-request-id"].to_str().unwrap().to_string();
+    let vid = r.json()["volume"]["id"].as_str().unwrap().to_string();
+    let vpath = format!("{base}/volumes/{vid}");
+    let v = c.wait(&token, &vpath, "volume", "error").await;
+    assert_eq!(v["volume_type"], "iscsi-only");
+    assert_eq!(c.usage(&p).await.0, before.0 + 1, "an error volume counts, as Cinder's");
+    let (_, shown) = c.call("GET", &vpath, &admin, None).await;
+    assert!(shown["volume"]["os-vol-host-attr:host"].is_null(), "{shown}");
+
+    let mpath = format!("{base}/messages");
+    assert_eq!(c.call("GET", &mpath, &token, None).await.0, StatusCode::NOT_FOUND, "3.3+");
+    let (code, l) = c.call_v("3.3", "GET", &mpath, &token, None).await;
+    assert_eq!(code, StatusCode::OK, "{l}");
+    let m = l["messages"].as_array().unwrap();
+    assert_eq!(m.len(), 1, "{l}");
+    assert_eq!(
+        (
+            &m[0]["resource_uuid"],
+            &m[0]["resource_type"],
+            &m[0]["event_id"],
+            &m[0]["message_level"],
+            &m[0]["request_id"]
+        ),
+        (&json!(vid), &json!("VOLUME"), &json!("VOLUME_VOLUME_001_003"), &json!("ERROR"), &json!(request_id))
+    );
+    let text = m[0]["user_message"].as_str().unwrap();
+    assert!(text.starts_with("schedule allocate volume: Could not find any available weighted backend"), "{text}");
+    assert!(text.contains("storage_protocol is file, the volume type asks for iSCSI"), "{text}");
+    assert!(m[0]["guaranteed_until"].as_str().unwrap() > m[0]["created_at"].as_str().unwrap());
+    let mid = m[0]["id"].as_str().unwrap().to_string();
+    let (code, one) = c.call_v("3.3", "GET", &format!("{mpath}/{mid}"), &token, None).await;
+    assert_eq!((code, &one["message"]["id"]), (StatusCode::OK, &json!(mid)));
+    let (_, filtered) = c.call_v("3.3", "GET", &format!("{mpath}?resource_uuid={vid}"), &token, None).await;
+    assert_eq!(filtered["messages"].as_array().unwrap().len(), 1);
+    // Another project neither sees nor deletes it.
+    let theirs = format!("/v3/{other_p}/messages");
+    assert_eq!(c.call_v("3.3", "GET", &theirs, &other, None).await.1["messages"], json!([]));
+    assert_eq!(c.call_v("3.3", "GET", &format!("{theirs}/{mid}"), &other, None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(c.call_v("3.3", "DELETE", &format!("{theirs}/{mid}"), &other, None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(c.call_v("3.3", "DELETE", &format!("{mpath}/{mid}"), &token, None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(c.call_v("3.3", "GET", &format!("{mpath}/{mid}"), &token, None).await.0, StatusCode::NOT_FOUND);
+
+    // The error volume deletes, giving its quota back.
+    assert_eq!(c.call("DELETE", &vpath, &token, None).await.0, StatusCode::ACCEPTED);
+    c.wait(&token, &vpath, "volume", "GONE").await;
+    assert_eq!(c.usage(&p).await, before);
+
+    // A type the backend suits (by name and by capability) is scheduled to it; a
+    // retype to a type it does not suit is refused, changing nothing.
+    let t = json!({"volume_type": {"name": "thin", "extra_specs": {"thin_provisioning_support": "<is> True",
+                                                                   "capabilities:vendor_name": "Stratus"}}});
+    assert_eq!(c.call("POST", &format!("{base}/types"), &admin, Some(t)).await.0, StatusCode::OK);
+    let (_, v) = c
+        .call("POST", &format!("{base}/volumes"), &token, Some(json!({"volume": {"size": 1, "volume_type": "thin"}})))
+        .await;
+    let vpath = format!("{base}/volumes/{}", v["volume"]["id"].as_str().unwrap());
+    c.wait(&token, &vpath, "volume", "available").await;
+    let (code, b) = c
+        .call("POST", &format!("{vpath}/action"), &token, Some(json!({"os-retype": {"new_type": "iscsi-only"}})))
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(b.to_string().contains("storage_protocol"), "{b}");
+    assert_eq!(c.call("GET", &vpath, &token, None).await.1["volume"]["volume_type"], "thin");
+}
+
+#[tokio::test]
+async fn volumes_go_where_their_type_fits_and_those_that_fit_nowhere_leave_a_message() {
+    each_engine!(scheduling_and_messages);
+}

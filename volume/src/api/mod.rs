@@ -5,6 +5,7 @@
 
 mod attachments;
 mod error;
+mod messages;
 mod metadata;
 mod misc;
 mod qos;
@@ -87,6 +88,8 @@ pub fn router(service: Arc<VolumeService>, verifier: Arc<TokenVerifier>, max_bod
             get(attachments::show).put(attachments::update).delete(attachments::delete),
         )
         .route(&format!("{p}/attachments/{{id}}/action"), post(attachments::action))
+        .route(&format!("{p}/messages"), get(messages::list))
+        .route(&format!("{p}/messages/{{id}}"), get(messages::show).delete(messages::delete))
         .route(&format!("{p}/limits"), get(misc::limits))
         .route(
             &format!("{p}/os-quota-sets/{{target}}"),

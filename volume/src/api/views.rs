@@ -77,7 +77,9 @@ pub fn volume(
         out["volume_image_metadata"] = json!(v.image_meta);
     }
     if let Some(host) = host {
-        out["os-vol-host-attr:host"] = json!(format!("{}@{}#{}", host, v.backend, v.backend));
+        // A volume no backend took is on no host.
+        out["os-vol-host-attr:host"] =
+            if v.backend.is_empty() { Value::Null } else { json!(format!("{}@{}#{}", host, v.backend, v.backend)) };
         out["os-vol-mig-status-attr:migstat"] = Value::Null;
         out["os-vol-mig-status-attr:name_id"] = Value::Null;
         // Volumes never migrate here (a retype stays on its backend).

@@ -4,11 +4,13 @@ use crate::app::volumes::{VolumeCreate, VolumeUpdate};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use stratus_common::auth::AuthContext;
 use stratus_common::http::microversion::Version;
+use stratus_common::http::request_id::RequestId;
 use stratus_common::http::{ApiError, ApiJson, ApiResult};
 
 type Params = Path<HashMap<String, String>>;
@@ -107,11 +109,13 @@ pub async fn create(
     State(s): State<AppState>,
     ctx: AuthContext,
     version: Version,
+    Extension(request): Extension<RequestId>,
     Path(p): Params,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     scope(&ctx, &p)?;
-    let req: VolumeCreate = typed(body, "volume")?;
+    let mut req: VolumeCreate = typed(body, "volume")?;
+    req.request_id = request.0;
     // In the URL's project: the caller's own, or any for an admin (compute makes a
     // server's boot volume in the server's project this way).
     let v = s.volume_create(&ctx, param(&p, "project_id"), req).await?;

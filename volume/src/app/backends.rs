@@ -4,6 +4,7 @@
 //! volumes' hosts: `<host>@<backend>#<backend>`.
 
 use super::{require_admin, AppResult, Error, VolumeService};
+use crate::driver::{Capacity, VolumeDriver};
 use serde_json::{json, Value};
 use stratus_common::auth::AuthContext;
 use stratus_common::db::now_text;
@@ -12,6 +13,33 @@ use stratus_common::db::now_text;
 pub const VENDOR: &str = "Stratus";
 /// The version the backends report.
 pub const DRIVER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What a backend reports to the scheduler (and to admins as its pool's capabilities):
+/// `room` is its store's, `given` the GiB its volumes were given. Volume types' extra
+/// specs are matched against these (`app::scheduler`).
+pub fn capabilities(name: &str, driver: &dyn VolumeDriver, room: Capacity, given: i64) -> Value {
+    json!({
+        "pool_name": name,
+        "volume_backend_name": name,
+        "vendor_name": VENDOR,
+        "driver_version": DRIVER_VERSION,
+        "storage_protocol": driver.storage_protocol(),
+        "total_capacity_gb": room.total_gb,
+        "free_capacity_gb": room.free_gb,
+        "allocated_capacity_gb": given,
+        "provisioned_capacity_gb": given,
+        "reserved_percentage": 0,
+        "thin_provisioning_support": true,
+        "thick_provisioning_support": false,
+        "max_over_subscription_ratio": "1.0",
+        "multiattach": false,
+        // Attached volumes are extended only when detached (3.42's online extend
+        // needs the compute host to resize the guest's disk).
+        "online_extend_support": false,
+        "QoS_support": false,
+        "timestamp": now_text(),
+    })
+}
 
 impl VolumeService {
     /// Every backend as a pool; with `detail`, its capacity (the store's size, what is
@@ -31,27 +59,7 @@ impl VolumeService {
             }
             let room = driver.capacity().await.map_err(Error::Internal)?;
             let given = allocated.get(name.as_str()).copied().unwrap_or(0);
-            out.push(json!({"name": pool, "capabilities": {
-                "pool_name": name,
-                "volume_backend_name": name,
-                "vendor_name": VENDOR,
-                "driver_version": DRIVER_VERSION,
-                "storage_protocol": driver.storage_protocol(),
-                "total_capacity_gb": room.total_gb,
-                "free_capacity_gb": room.free_gb,
-                "allocated_capacity_gb": given,
-                "provisioned_capacity_gb": given,
-                "reserved_percentage": 0,
-                "thin_provisioning_support": true,
-                "thick_provisioning_support": false,
-                "max_over_subscription_ratio": "1.0",
-                "multiattach": false,
-                // Attached volumes are extended only when detached (3.42's online
-                // extend needs the compute host to resize the guest's disk).
-                "online_extend_support": false,
-                "QoS_support": false,
-                "timestamp": now_text(),
-            }}));
+            out.push(json!({"name": pool, "capabilities": capabilities(name, driver.as_ref(), room, given)}));
         }
         Ok(out)
     }

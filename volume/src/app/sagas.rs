@@ -274,7 +274,9 @@ const DELETE_STEPS: &[Step<DeleteVolume>] = &[
         run: |d, saga, _| {
             Box::pin(async move {
                 let s = service(&d.0)?;
-                let Some(v) = s.store.volume_get(&saga.subject).await?.filter(|v| !v.deleted) else {
+                // A volume no backend took has nothing on any.
+                let Some(v) = s.store.volume_get(&saga.subject).await?.filter(|v| !v.deleted && !v.backend.is_empty())
+                else {
                     return Ok(Outcome::Next);
                 };
                 let driver = s.saga_driver(&v.backend)?;

@@ -1,4 +1,5 @@
-//! Volume types: named sets of extra specs; `volume_backend_name` picks the backend.
+//! Volume types: named sets of extra specs, which pick the backends their volumes go to
+//! (`app::scheduler`).
 //! Admins manage them; everyone sees the public ones.
 
 use super::{bad, not_found, require_admin, AppResult, Error, VolumeService, DEFAULT_TYPE};
@@ -44,19 +45,6 @@ impl VolumeService {
                 .await?;
         }
         Ok(())
-    }
-
-    /// The backend a type's volumes go to; refused when this cloud has no such backend.
-    pub(crate) fn backend_of(&self, t: &VolumeType) -> AppResult<String> {
-        let name = t.extra_specs.get("volume_backend_name").and_then(Value::as_str).unwrap_or(&self.default_backend);
-        if self.drivers.contains_key(name) {
-            Ok(name.to_string())
-        } else {
-            Err(bad(format!(
-                "No valid backend was found: volume type {} asks for backend {name}, which this cloud does not have.",
-                t.name
-            )))
-        }
     }
 
     pub async fn type_create(&self, ctx: &AuthContext, req: TypeRequest) -> AppResult<VolumeType> {

@@ -28,6 +28,9 @@ pub struct VolumeCreate {
     pub metadata: Option<Map<String, Value>>,
     pub availability_zone: Option<String>,
     pub multiattach: Option<bool>,
+    /// The request's id, for a user message if no backend takes the volume.
+    #[serde(skip)]
+    pub request_id: String,
 }
 
 /// `PUT /volumes/{id}` (`volume`).
@@ -157,23 +160,25 @@ impl VolumeService {
             (None, Some(id)) => self.store.type_get(id).await?.ok_or_else(|| not_found("Volume type", id))?,
             (None, None) => self.type_get(ctx, super::DEFAULT_TYPE).await?,
         };
-        let backend = match source_backend {
-            Some(b) => b,
-            None => self.backend_of(&vtype)?,
-        };
         self.check_volume_size(&project, size).await?;
+        // A copy stays on its source's backend; anything else is scheduled, and a
+        // volume no backend can take is made in error, with a message saying why.
+        let placed = match source_backend {
+            Some(b) => Ok(b),
+            None => self.schedule(&vtype, size).await?,
+        };
         let saga = Self::new_saga(sagas::CREATE, "", &NoData {});
         let now = now_text();
-        let volume = Volume {
+        let mut volume = Volume {
             id: uuid::Uuid::new_v4().to_string(),
             project_id: project.clone(),
             user_id: ctx.user_id().to_string(),
             name,
             description,
             size,
-            status: VolumeStatus::Creating,
+            status: if placed.is_ok() { VolumeStatus::Creating } else { VolumeStatus::Error },
             type_id: vtype.id.clone(),
-            backend,
+            backend: placed.clone().unwrap_or_default(),
             bootable: image.is_some() || source_boot.0,
             source_volid: req.source_volid.clone(),
             snapshot_id: req.snapshot_id.clone(),
@@ -194,6 +199,16 @@ impl VolumeService {
         if !super::quotas::claim_in(&mut tx, &project, &claims).await? {
             drop(tx);
             return Err(self.over_quota(&project, &claims).await);
+        }
+        if let Err(why) = &placed {
+            volume.control.saga_id = None;
+            Store::volume_insert_in(&mut tx, &volume).await?;
+            let m = super::messages::message(&project, &req.request_id, &volume.id, &super::messages::NO_BACKEND, why);
+            Store::message_insert_in(&mut tx, &m).await?;
+            tx.commit().await?;
+            tracing::warn!(volume = %volume.id, reason = %why, "no backend can take the volume");
+            self.notify("create.end", &volume.id, &project, "error").await;
+            return Ok(volume);
         }
         Store::volume_insert_in(&mut tx, &volume).await?;
         self.sagas.insert_saga(&mut tx, &saga).await?;
@@ -385,7 +400,6 @@ impl VolumeService {
             return Err(bad(format!("Invalid migration_policy {policy}: 'never' or 'on-demand'.")));
         }
         let t = self.type_get(ctx, new_type).await?;
-        let backend = self.backend_of(&t)?;
         require_writer(ctx)?;
         for _ in 0..10 {
             let mut v = self.volume_get(ctx, id).await?;
@@ -399,9 +413,10 @@ impl VolumeService {
             if v.type_id == t.id {
                 return Err(bad("New volume type must be different from the original volume type."));
             }
-            if v.backend != backend {
+            if let Err(why) = self.backend_suits(&v.backend, &t).await? {
                 return Err(bad(format!(
-                    "Retype to {} needs a migration from backend {} to {backend}, which this cloud does not offer.",
+                    "Retype to {} needs a migration: backend {} does not suit the type ({why}), and this cloud \
+                     does not migrate volumes.",
                     t.name, v.backend
                 )));
             }

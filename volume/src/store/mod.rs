@@ -2,12 +2,14 @@
 //! alike, through [`Db::json_rows`]); every save of a volume or snapshot checks its
 //! revision, so a saga step and a request never overwrite each other's changes.
 
+mod messages;
 mod qos;
 mod snapshots;
 mod transfers;
 mod types;
 mod volumes;
 
+pub use messages::Message;
 pub use qos::QosSpecs;
 pub use snapshots::{Snapshot, SnapshotStatus};
 pub use transfers::{Accepted, Transfer};
