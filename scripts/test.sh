@@ -34,7 +34,7 @@ else
     cargo test --workspace --no-fail-fast
 fi
 
-echo "== end-to-end tests, with the OpenStack conformance run (Tempest) beside them"
+echo "== end-to-end tests and the OpenStack conformance run (Tempest)"
 cargo build -p stratusd -p stratus-cli
 VENV="$ROOT/.venv"
 # (Re)install when any pinned requirement is missing from the venv.
@@ -57,15 +57,47 @@ fi
 export STRATUSD="$ROOT/target/debug/stratusd"
 export STRATUS_CLI="$ROOT/target/debug/stratus"
 export OPENSTACK="$VENV/bin/openstack"
-# Tempest against its own all-in-one (fake drivers), while the end-to-end tests run:
-# its output is kept and shown once both are done.
 CONFORMANCE_LOG="$ROOT/target/conformance.log"
-"$TEMPEST_VENV/bin/python" tests/conformance/run.py --work-dir "$ROOT/target/conformance" >"$CONFORMANCE_LOG" 2>&1 &
-CONFORMANCE_PID=$!
+conformance_run() {
+    "$TEMPEST_VENV/bin/python" tests/conformance/run.py --work-dir "$ROOT/target/conformance" >"$CONFORMANCE_LOG" 2>&1
+}
 e2e=0
-"$VENV/bin/python" -m pytest -q --durations=25 tests/e2e "$@" || e2e=$?
 conformance=0
-wait "$CONFORMANCE_PID" || conformance=$?
+if [ $# -gt 0 ]; then
+    # A chosen selection, with Tempest (against its own all-in-one, fake drivers) beside it.
+    conformance_run &
+    CONFORMANCE_PID=$!
+    "$VENV/bin/python" -m pytest -q --durations=25 tests/e2e "$@" || e2e=$?
+    wait "$CONFORMANCE_PID" || conformance=$?
+else
+    # Two streams on the two cores. The tests that wire the kernel (network agents,
+    # namespaces, libvirt guests, the shared guest image) run one after another; beside
+    # them Tempest runs, then the API tests, whose clouds use fake drivers and ports of
+    # their own. So at most two suites share the machine at any time.
+    KERNEL_TESTS=(tests/e2e/test_real_guests.py tests/e2e/test_dataplane.py tests/e2e/test_guest_image.py tests/e2e/test_baremetal.py)
+    API_LOG="$ROOT/target/e2e-api.log"
+    ignores=()
+    for t in "${KERNEL_TESTS[@]}"; do ignores+=(--ignore "$t"); done
+    rm -f "$ROOT/target/conformance.rc" "$ROOT/target/e2e-api.rc"
+    (
+        rc=0
+        conformance_run || rc=$?
+        echo "$rc" >"$ROOT/target/conformance.rc"
+        rc=0
+        "$VENV/bin/python" -m pytest -q --durations=15 tests/e2e "${ignores[@]}" >"$API_LOG" 2>&1 || rc=$?
+        echo "$rc" >"$ROOT/target/e2e-api.rc"
+    ) &
+    SIDE_PID=$!
+    echo "== end-to-end kernel tests (Tempest, then the API tests, beside them)"
+    kernel=0
+    "$VENV/bin/python" -m pytest -q --durations=15 "${KERNEL_TESTS[@]}" || kernel=$?
+    wait "$SIDE_PID" || true
+    conformance="$(cat "$ROOT/target/conformance.rc" 2>/dev/null || echo 1)"
+    api="$(cat "$ROOT/target/e2e-api.rc" 2>/dev/null || echo 1)"
+    echo "== end-to-end API tests (beside the kernel tests above)"
+    cat "$API_LOG"
+    if [ "$kernel" != 0 ] || [ "$api" != 0 ]; then e2e=1; fi
+fi
 if pg_up; then drop_test_schemas; fi
 echo "== OpenStack conformance (tests/conformance; Tempest's own output: target/conformance/tempest-run.log)"
 cat "$CONFORMANCE_LOG"

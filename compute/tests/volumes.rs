@@ -467,3 +467,78 @@ async fn generic_boot_from_volume(engine: Engine) {
 async fn boot_from_volume_passes_the_generic_saga_tests() {
     each_engine!(generic_boot_from_volume);
 }
+
+async fn online_extend(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (image, net, _) = c.basics().await;
+    let user = c.member("grow-user").await;
+    let token = user.1.clone();
+    let admin = c.admin().await;
+    let s = server(&c, &token, &image, &net, "vm").await;
+    let vol = new_volume(&c, &user, "data").await;
+    let r = c.call("POST", &format!("/servers/{s}/os-volume_attachments"), &token, Some(attach_body(&vol))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    wait_volume(&c, &user, &vol, "in-use").await;
+    support::eventually("the attach saga ended", || async {
+        !c.compute.store.server_get(&s).await.unwrap().unwrap().busy()
+    })
+    .await;
+
+    // Extended in use (3.42): the volume service tells compute, whose host grows the
+    // guest's disk; the volume is in use again at its new size.
+    let (project, _) = &user;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v3/{project}/volumes/{vol}/action", c.volume_url))
+        .header("x-auth-token", &token)
+        .header("openstack-api-version", "volume 3.42")
+        .json(&json!({"os-extend": {"new_size": 2}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202, "{:?}", resp.text().await);
+    support::eventually("grown", || async {
+        let (_, v) = volume_call(&c, reqwest::Method::GET, &format!("/volumes/{vol}"), &user, None).await;
+        v["volume"]["status"] == "in-use" && v["volume"]["size"] == 2
+    })
+    .await;
+    let r = c.call("POST", &format!("/servers/{s}/action"), &token, Some(json!({"os-getConsoleOutput": {}}))).await;
+    assert!(r.body["output"].as_str().unwrap().contains("/dev/vdb capacity change to 2 GiB"), "{}", r.body);
+    // The server's actions show it, with Nova's event name.
+    let r = c.call("GET", &format!("/servers/{s}/os-instance-actions"), &token, None).await;
+    let action = r.body["instanceActions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "extend_volume")
+        .cloned()
+        .unwrap_or_else(|| panic!("no extend_volume action: {}", r.body));
+    let req = action["request_id"].as_str().unwrap();
+    let r = c.call("GET", &format!("/servers/{s}/os-instance-actions/{req}"), &admin, None).await;
+    let event = &r.body["instanceAction"]["events"][0];
+    assert_eq!((&event["event"], &event["result"]), (&json!("compute_extend_volume"), &json!("Success")), "{}", r.body);
+    assert!(event["finish_time"].is_string(), "{}", r.body);
+
+    // The events API: admins and services only, Nova's event names only; a volume the
+    // server does not have, or a server that does not exist, is that event's failure.
+    let events = |body: Value| async { c.call("POST", "/os-server-external-events", &admin, Some(body)).await };
+    let one =
+        |name: &str, server: &str, tag: &str| json!({"events": [{"name": name, "server_uuid": server, "tag": tag}]});
+    assert_eq!(
+        c.call("POST", "/os-server-external-events", &token, Some(one("volume-extended", &s, &vol))).await.status,
+        StatusCode::FORBIDDEN
+    );
+    for bad in [json!({"events": []}), one("volume-shrunk", &s, &vol), json!({"events": [{"name": "volume-extended"}]})]
+    {
+        assert_eq!(events(bad.clone()).await.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let r = events(one("volume-extended", &s, "no-such-volume")).await;
+    assert_eq!((r.status, &r.body["events"][0]["code"]), (StatusCode::MULTI_STATUS, &json!(422)), "{}", r.body);
+    let r = events(one("volume-extended", "00000000-0000-4000-8000-000000000000", &vol)).await;
+    assert_eq!((r.status, &r.body["events"][0]["code"]), (StatusCode::NOT_FOUND, &json!(404)), "{}", r.body);
+    assert_eq!(r.body["events"][0]["status"], "failed");
+}
+
+#[tokio::test]
+async fn attached_volumes_grow_with_their_guest_disk() {
+    each_engine!(online_extend);
+}

@@ -241,7 +241,7 @@ snapshot = true
 clone = true
 manage_snapshot = false
 manage_volume = false
-extend_attached_volume = false
+extend_attached_volume = true
 multi_backend = false
 
 [service_available]

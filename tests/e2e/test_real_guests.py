@@ -330,6 +330,12 @@ def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud
         assert dev == "vdb", f"the first volume is the guest's second disk, not {dev}"
         wrote = ssh(outside, key, address, f"printf stratus-volume-ok > /dev/{dev} && sync")
         assert wrote.returncode == 0, wrote.stderr
+        # Extended while attached (3.42): the guest sees the larger disk at once.
+        cloud.osc("--os-volume-api-version", "3.42", "volume", "set", "--size", "2", vol["id"], fmt_json=False)
+        wait_until("the volume grown", lambda: (lambda v: (v["status"], v["size"]))(
+            cloud.osc("volume", "show", vol["id"])) == ("in-use", 2), timeout=60, interval=0.5)
+        sectors = lambda: ssh(outside, key, address, f"cat /sys/block/{dev}/size").stdout.strip()  # noqa: E731
+        wait_until("the guest sees 2 GiB", lambda: sectors() == str(2 << 21), timeout=30, interval=1)
         cloud.osc("server", "remove", "volume", server["id"], vol["id"], fmt_json=False)
         wait_until("the volume available again",
                    lambda: cloud.osc("volume", "show", vol["id"])["status"] == "available", timeout=90, interval=0.5)

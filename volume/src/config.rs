@@ -24,6 +24,9 @@ pub struct VolumeConfig {
     pub reconcile_secs: u64,
     /// The image API volumes are made from; empty = this deployment's own.
     pub image_url: String,
+    /// The compute API (`…/v2.1`) told when an attached volume grows; empty = this
+    /// deployment's own.
+    pub compute_url: String,
     /// This storage host's name, as compute hosts name themselves: a compute host of
     /// this name reaches `file` volumes as files, any other over the network (NBD).
     /// Empty = `[compute_agent] host`, else the machine's host name.
@@ -44,6 +47,7 @@ impl Default for VolumeConfig {
             driver: VolumeDriverKind::File,
             reconcile_secs: 30,
             image_url: String::new(),
+            compute_url: String::new(),
             host: String::new(),
             nbd_address: String::new(),
             nbd_first_port: 10809,
@@ -63,6 +67,7 @@ impl VolumeConfig {
                 "volume.nbd_ports: at least one port, and nbd_first_port + nbd_ports at most 65536".into(),
             ));
         }
-        check_url("volume.image_url", &self.image_url)
+        check_url("volume.image_url", &self.image_url)?;
+        check_url("volume.compute_url", &self.compute_url)
     }
 }

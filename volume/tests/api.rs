@@ -1273,11 +1273,12 @@ async fn attachments_api(engine: Engine) {
     assert_eq!(v["volume"]["attachments"][0]["attachment_id"], json!(aid));
     assert_eq!(v["volume"]["attachments"][0]["device"], "/dev/vdb");
 
-    // Attached: extending is refused clearly at 3.42 (no backend extends online).
+    // Attached: extending needs a compute service to grow the guest's disk, and this
+    // cloud has none.
     let (code, b) =
         at("3.42", "POST", format!("{vpath}/action"), token.clone(), Some(json!({"os-extend": {"new_size": 2}}))).await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
-    assert!(b.to_string().contains("online_extend_support"), "{b}");
+    assert!(b.to_string().contains("knows no compute service"), "{b}");
 
     // Lists and filters; another project sees nothing of it.
     let (_, l) = at("3.27", "GET", format!("{apath}?volume_id={vid}"), token.clone(), None).await;
@@ -1439,4 +1440,111 @@ async fn scheduling_and_messages(engine: Engine) {
 #[tokio::test]
 async fn volumes_go_where_their_type_fits_and_those_that_fit_nowhere_leave_a_message() {
     each_engine!(scheduling_and_messages);
+}
+
+/// A compute API that records the external events it is sent and answers each with
+/// the code the test sets.
+#[derive(Clone, Default)]
+struct FakeCompute {
+    events: Arc<std::sync::Mutex<Vec<Value>>>,
+    code: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl FakeCompute {
+    async fn serve(&self) -> String {
+        let me = self.clone();
+        let router = axum::Router::new().route(
+            "/v2.1/os-server-external-events",
+            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                let me = me.clone();
+                async move {
+                    let code = me.code.load(std::sync::atomic::Ordering::SeqCst);
+                    let mut events = body["events"].as_array().cloned().unwrap_or_default();
+                    me.events.lock().unwrap().extend(events.clone());
+                    for e in &mut events {
+                        e["code"] = json!(code);
+                    }
+                    axum::Json(json!({ "events": events }))
+                }
+            }),
+        );
+        format!("{}/v2.1", serve(router).await)
+    }
+}
+
+async fn online_extend(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let compute = FakeCompute::default();
+    compute.code.store(200, std::sync::atomic::Ordering::SeqCst);
+    c.volume.set_compute_url(&compute.serve().await);
+    let (p, token) = c.id.member("grow").await;
+    let admin = c.admin.clone();
+    let base = format!("/v3/{p}");
+    let (_, v) = c.call("POST", &format!("{base}/volumes"), &token, Some(json!({"volume": {"size": 1}}))).await;
+    let vid = v["volume"]["id"].as_str().unwrap().to_string();
+    let vpath = format!("{base}/volumes/{vid}");
+    let apath = format!("{vpath}/action");
+    c.wait(&token, &vpath, "volume", "available").await;
+    let server = "6f9619ff-8b86-d011-b42d-00c04fc964ff";
+    c.call("POST", &apath, &token, Some(json!({"os-reserve": {"instance_uuid": server}}))).await;
+    let attach = json!({"os-attach": {"instance_uuid": server, "mountpoint": "/dev/vdb", "host_name": "h1"}});
+    c.call("POST", &apath, &token, Some(attach)).await;
+    c.wait(&token, &vpath, "volume", "in-use").await;
+    assert_eq!(c.usage(&p).await.1, 1);
+
+    // Below 3.42 an attached volume does not grow; at 3.42 compute is told, and the
+    // volume shows its new size while it waits for compute's answer.
+    let extend = |size: i64| Some(json!({"os-extend": {"new_size": size}}));
+    assert_eq!(c.call_v("3.41", "POST", &apath, &token, extend(2)).await.0, StatusCode::BAD_REQUEST);
+    let (code, b) = c.call_v("3.42", "POST", &apath, &token, extend(2)).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{b}");
+    eventually("compute told", || async { !compute.events.lock().unwrap().is_empty() }).await;
+    let told = compute.events.lock().unwrap()[0].clone();
+    assert_eq!(told, json!({"name": "volume-extended", "server_uuid": server, "tag": vid}));
+    let shown = c.call("GET", &vpath, &token, None).await.1;
+    assert_eq!((&shown["volume"]["status"], &shown["volume"]["size"]), (&json!("extending"), &json!(2)));
+    assert_eq!(c.usage(&p).await.1, 2, "the growth is claimed with the request");
+    // Compute's answer: only a service (admin) gives it.
+    let done = |error: bool| Some(json!({"os-extend_volume_completion": {"error": error}}));
+    assert_eq!(c.call("POST", &apath, &token, done(false)).await.0, StatusCode::FORBIDDEN);
+    let asked = || async { c.volume.store.volume_get(&vid).await.unwrap().unwrap().control.extend_asked_at.is_some() };
+    eventually("asked", asked).await;
+    let (code, b) = c.call("POST", &apath, &admin, done(false)).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{b}");
+    let v = c.wait(&token, &vpath, "volume", "in-use").await;
+    assert_eq!((v["size"].clone(), v["attachments"].as_array().unwrap().len()), (json!(2), 1));
+    assert_eq!(c.usage(&p).await.1, 2);
+    // Told again after the end: nothing changes.
+    assert_eq!(c.call("POST", &apath, &admin, done(true)).await.0, StatusCode::ACCEPTED);
+    assert_eq!(c.call("GET", &vpath, &token, None).await.1["volume"]["size"], 2);
+
+    // Compute could not grow the guest's disk: the volume keeps its size, in use, the
+    // growth's quota goes back, and the project is told.
+    assert_eq!(c.call_v("3.42", "POST", &apath, &token, extend(3)).await.0, StatusCode::ACCEPTED);
+    eventually("asked again", asked).await;
+    c.call("POST", &apath, &admin, done(true)).await;
+    eventually("rolled back", || async {
+        let v = c.call("GET", &vpath, &token, None).await.1;
+        v["volume"]["status"] == "in-use" && v["volume"]["size"] == 2
+    })
+    .await;
+    assert_eq!(c.usage(&p).await.1, 2);
+    let (_, m) = c.call_v("3.3", "GET", &format!("{base}/messages?resource_uuid={vid}"), &token, None).await;
+    assert_eq!(m["messages"][0]["event_id"], "VOLUME_VOLUME_007_011", "{m}");
+
+    // Compute refuses the event: the same end.
+    compute.code.store(422, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(c.call_v("3.42", "POST", &apath, &token, extend(3)).await.0, StatusCode::ACCEPTED);
+    eventually("refused and rolled back", || async {
+        let v = c.call("GET", &vpath, &token, None).await.1;
+        v["volume"]["status"] == "in-use" && v["volume"]["size"] == 2
+    })
+    .await;
+    assert_eq!(c.usage(&p).await.1, 2);
+    assert_eq!(compute.events.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn attached_volumes_grow_through_compute_or_keep_their_size() {
+    each_engine!(online_extend);
 }

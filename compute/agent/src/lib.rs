@@ -316,6 +316,14 @@ impl Agent {
                     d.detach_volume(&cmd.server_id, volume).await
                 }
             }
+            Op::ExtendVolume => {
+                let volume = cmd
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.volumes.first())
+                    .ok_or_else(|| anyhow::anyhow!("a volume command without a volume"))?;
+                d.extend_volume(&cmd.server_id, volume).await
+            }
         }
     }
 

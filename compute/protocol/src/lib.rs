@@ -162,6 +162,9 @@ pub struct VolumeSpec {
     /// The guest's root disk (boot index 0).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub boot: bool,
+    /// The size the volume is to have (`ExtendVolume`), in GiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_gb: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -192,6 +195,10 @@ pub enum Op {
     AttachVolume,
     /// Unplug the volume in the spec's `volumes` (one).
     DetachVolume,
+    /// Grow the volume in the spec's `volumes` (one) to its `size_gb` while it is
+    /// attached: the hypervisor resizes the image it has open, and a running guest sees
+    /// the larger disk at once. Growing to the size it has is done already.
+    ExtendVolume,
     /// Re-create the guest's disk from the spec's image, keeping its identity.
     Rebuild,
     /// Give the guest the spec's vCPUs, RAM and disk (a resize, or its revert).

@@ -2,6 +2,7 @@
 //! layer decides.
 
 mod error;
+mod events;
 mod images;
 mod misc;
 mod servers;
@@ -105,6 +106,7 @@ pub fn router(service: Arc<ComputeService>, verifier: Arc<TokenVerifier>, max_bo
         .route("/os-quota-sets/{project}/defaults", get(misc::quota_defaults))
         .route("/os-server-groups", get(misc::group_list).post(misc::group_create))
         .route("/os-server-groups/{id}", get(misc::group_show).delete(misc::group_delete))
+        .route("/os-server-external-events", post(events::create))
         .route("/os-simple-tenant-usage", get(misc::usage_list))
         .route("/os-simple-tenant-usage/{project}", get(misc::usage_show));
     let routes = Router::new()

@@ -655,7 +655,12 @@ fn action_view(a: &crate::store::Action, v: Version, events: bool) -> Value {
         o["updated_at"] = json!(a.finish_time.as_deref().map(t).unwrap_or_else(|| t(&a.start_time)));
     }
     if events {
-        let name = format!("compute_{}_instance", a.action);
+        // Nova's event names: `compute_<action>_instance`, and `compute_extend_volume`.
+        let name = if a.action == "extend_volume" {
+            "compute_extend_volume".to_string()
+        } else {
+            format!("compute_{}_instance", a.action)
+        };
         o["events"] = json!([{"event": name, "start_time": t(&a.start_time),
                               "finish_time": a.finish_time.as_deref().map(t), "result": a.result, "traceback": null}]);
     }

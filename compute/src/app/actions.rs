@@ -164,7 +164,7 @@ impl ComputeService {
             Op::Destroy => {
                 server.control.destroyed_on = Some(r.host.to_string());
             }
-            Op::Rebuild | Op::Resize | Op::AttachVolume | Op::DetachVolume => {
+            Op::Rebuild | Op::Resize | Op::AttachVolume | Op::DetachVolume | Op::ExtendVolume => {
                 server.control.change = Some(answer(r, server.control.saga_id.clone()));
             }
             Op::Stop | Op::Start | Op::SoftReboot | Op::HardReboot | Op::Pause | Op::Unpause => {

@@ -536,6 +536,7 @@ impl ComputeService {
                     driver_volume_type: v.connection["driver_volume_type"].as_str().unwrap_or_default().to_string(),
                     data: v.connection["data"].clone(),
                     boot: v.boot,
+                    size_gb: None,
                 })
                 .collect(),
             command_line: super::volumes::boot_volume_of(server)

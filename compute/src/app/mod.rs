@@ -97,6 +97,7 @@ impl ComputeService {
                 ChangeSaga(Change::Revert, me.clone()).into(),
                 volumes::VolumeSaga(volumes::ATTACH, me.clone()).into(),
                 volumes::VolumeSaga(volumes::DETACH, me.clone()).into(),
+                volumes::VolumeSaga(volumes::EXTEND, me.clone()).into(),
             ];
             let sagas = SagaRunner::new(store.db.clone(), "compute_sagas", defs);
             Self { store, bus, limits, clients, scheduler, settings, sagas, orphans: Default::default() }

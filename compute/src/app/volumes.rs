@@ -34,6 +34,7 @@ use stratus_compute_protocol::{GuestSpec, Op, VolumeSpec};
 
 pub const ATTACH: &str = "volume_attach";
 pub const DETACH: &str = "volume_detach";
+pub const EXTEND: &str = "volume_extend";
 
 /// What an attach or detach saga works on.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -47,6 +48,9 @@ pub struct VolumeData {
     pub tag: Option<String>,
     /// The volume service's `connection_info` (attach: from the `connect` step).
     pub connection: Option<Value>,
+    /// The size it grows to (extend), in GiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_size: Option<i64>,
 }
 
 /// An `volumeAttachment` view, shaped by the request's microversion.
@@ -143,6 +147,14 @@ const DETACH_STEPS: &[Step<VolumeSaga>] = &[
     Step { name: "finish", run: server_step!(step_detach_end), undo: nothing_to_undo },
 ];
 
+/// The volume service grew an attached volume (`volume-extended`): the guest's disk
+/// grows through its host (`grow`), then the volume service is told (`finish`). A
+/// failure tells it too, and the volume goes back to its size.
+const EXTEND_STEPS: &[Step<VolumeSaga>] = &[
+    Step { name: "grow", run: server_step!(step_grow), undo: nothing_to_undo },
+    Step { name: "finish", run: server_step!(step_extend_end), undo: nothing_to_undo },
+];
+
 /// A volume the volume service no longer has needs no undoing.
 fn gone(e: crate::clients::CallError) -> Result<Value, crate::clients::CallError> {
     if e.is_not_found() {
@@ -166,10 +178,10 @@ impl SagaDef for VolumeSaga {
     }
 
     fn steps(&self) -> &'static [Step<Self>] {
-        if self.0 == ATTACH {
-            ATTACH_STEPS
-        } else {
-            DETACH_STEPS
+        match self.0 {
+            ATTACH => ATTACH_STEPS,
+            DETACH => DETACH_STEPS,
+            _ => EXTEND_STEPS,
         }
     }
 
@@ -189,10 +201,22 @@ impl SagaDef for VolumeSaga {
 
 /// The instance action a volume saga records.
 fn action_of(kind: &str) -> &'static str {
-    if kind == ATTACH {
-        "attach_volume"
-    } else {
-        "detach_volume"
+    match kind {
+        ATTACH => "attach_volume",
+        DETACH => "detach_volume",
+        _ => "extend_volume",
+    }
+}
+
+/// The notification a volume saga's end sends.
+fn event_of(kind: &str, ok: bool) -> &'static str {
+    match (kind, ok) {
+        (ATTACH, true) => "volume_attach.end",
+        (ATTACH, false) => "volume_attach.error",
+        (DETACH, true) => "volume_detach.end",
+        (DETACH, false) => "volume_detach.error",
+        (_, true) => "volume_extend.end",
+        (_, false) => "volume_extend.error",
     }
 }
 
@@ -287,6 +311,7 @@ impl ComputeService {
             delete_on_termination,
             tag: tag.clone(),
             connection: None,
+            new_size: None,
         };
         self.start_volume_saga(ctx, &mut server, ATTACH, &data, request_id).await?;
         Ok(AttachedVolume {
@@ -319,8 +344,63 @@ impl ComputeService {
             delete_on_termination: attached.delete_on_termination,
             tag: attached.tag.clone(),
             connection: Some(attached.connection.clone()),
+            new_size: None,
         };
         self.start_volume_saga(ctx, &mut server, DETACH, &data, request_id).await
+    }
+
+    /// The volume service grew volume `volume_id`, attached to server `id`
+    /// (`volume-extended`): starts the saga that grows the guest's disk to the
+    /// volume's new size and tells the volume service when it has.
+    pub async fn volume_extended(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        volume_id: &str,
+        request_id: &str,
+    ) -> AppResult<()> {
+        let mut server = self.server_for_volume_change(ctx, id, "extend_volume").await?;
+        let Some(attached) = server.volumes().into_iter().find(|v| v.volume_id == volume_id) else {
+            return Err(not_found(format!("Volume {volume_id} is not attached to server {id}.")));
+        };
+        let volume = self.clients.volume(&attached.project_id, volume_id).await.map_err(|e| match e {
+            e if e.is_not_found() => not_found(format!("Volume {volume_id} could not be found.")),
+            e => refused(&format!("Volume {volume_id}"), e),
+        })?;
+        let size = volume["size"].as_i64().filter(|s| *s > 0).ok_or_else(|| bad("The volume shows no size."))?;
+        let data = VolumeData {
+            volume_id: attached.volume_id.clone(),
+            project_id: attached.project_id.clone(),
+            device: attached.device.clone(),
+            delete_on_termination: attached.delete_on_termination,
+            tag: attached.tag.clone(),
+            connection: Some(attached.connection.clone()),
+            new_size: Some(size),
+        };
+        self.start_volume_saga(ctx, &mut server, EXTEND, &data, request_id).await
+    }
+
+    async fn step_grow(
+        &self,
+        _: &VolumeSaga,
+        server: &mut Server,
+        saga: &mut Saga,
+        data: &mut VolumeData,
+    ) -> StepResult<Outcome> {
+        self.volume_command(server, saga, data, Op::ExtendVolume).await
+    }
+
+    async fn step_extend_end(
+        &self,
+        _: &VolumeSaga,
+        server: &mut Server,
+        saga: &mut Saga,
+        data: &mut VolumeData,
+    ) -> StepResult<Outcome> {
+        let done = json!({"os-extend_volume_completion": {"error": false}});
+        self.clients.volume_action(&data.project_id, &data.volume_id, done).await.or_else(gone)?;
+        let volumes = server.volumes();
+        self.end_volume_saga(server, saga, volumes, EXTEND).await
     }
 
     /// Writes the saga with the server that records it and the instance action, in
@@ -462,6 +542,7 @@ impl ComputeService {
                 driver_volume_type: info["driver_volume_type"].as_str().unwrap_or_default().to_string(),
                 data: info["data"].clone(),
                 boot: false,
+                size_gb: data.new_size,
             }],
             ..Default::default()
         }
@@ -548,8 +629,7 @@ impl ComputeService {
         }
         tx.commit().await?;
         server.rev += 1;
-        let event = if kind == ATTACH { "volume_attach.end" } else { "volume_detach.end" };
-        self.notify(event, server).await;
+        self.notify(event_of(kind, true), server).await;
         Ok(Outcome::Finished)
     }
 
@@ -618,6 +698,14 @@ impl ComputeService {
     /// A volume saga that failed (and unwound): the server is free again, its
     /// instance action ends in error; a delete asked for meanwhile starts now.
     async fn volume_saga_failed(&self, kind: &str, saga: &Saga) -> anyhow::Result<()> {
+        if kind == EXTEND {
+            // The volume service takes the volume back to its size.
+            let data: VolumeData = saga.data_as()?;
+            let failed = json!({"os-extend_volume_completion": {"error": true}});
+            if let Err(e) = self.clients.volume_action(&data.project_id, &data.volume_id, failed).await.or_else(gone) {
+                tracing::warn!(volume = %data.volume_id, error = %e, "cannot tell the volume service the extend failed");
+            }
+        }
         let Some(mut server) = self.store.server_get(&saga.subject).await? else { return Ok(()) };
         if server.deleted || !under_way(&server, saga) {
             return Ok(());
@@ -631,8 +719,7 @@ impl ComputeService {
         }
         self.save(&mut server).await?;
         self.finish_action(&server, action_of(kind), Some(&saga.error)).await;
-        let event = if kind == ATTACH { "volume_attach.error" } else { "volume_detach.error" };
-        self.notify(event, &server).await;
+        self.notify(event_of(kind, false), &server).await;
         if delete_requested {
             self.start_delete(&server).await?;
         }
@@ -831,6 +918,7 @@ impl ComputeService {
             delete_on_termination: bv.delete_on_termination,
             tag: None,
             connection: None,
+            new_size: None,
         };
         let v = self.clients.volume(&project, &volume_id).await?;
         if v["status"] != "in-use" {

@@ -203,6 +203,8 @@ impl Cloud {
         }
         tokio::spawn(agent.clone().run());
         let router = stratus_compute::api::router(compute.clone(), identity.verifier.clone(), 1 << 20);
+        // The volume service tells compute when an attached volume grows.
+        volume.set_compute_url(&format!("{}/v2.1", serve(router.clone()).await));
         Self {
             id,
             compute,

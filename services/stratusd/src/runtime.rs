@@ -274,6 +274,12 @@ impl Runtime {
             stratus_volume::app::IdentityLink { http, url: self.config.identity_url() },
             images,
         );
+        let compute_url = if c.compute_url.is_empty() {
+            format!("{}/v2.1", self.compute_public_url())
+        } else {
+            c.compute_url.clone()
+        };
+        service.set_compute_url(&compute_url);
         service.start(std::time::Duration::from_secs(c.reconcile_secs.max(1))).await?;
         Ok(Served {
             name: "volume",

@@ -170,22 +170,12 @@ pub async fn action(
     scope(&ctx, &p)?;
     let id = param(&p, "id");
     let (name, args) = super::action_of(body)?;
-    if name == "os-extend" && version.at_least(42) {
-        // 3.42 lets clients ask to extend attached volumes; no backend here can
-        // (`online_extend_support` is false in their capabilities).
-        let v = s.volume_get(&ctx, id).await?;
-        if v.status == crate::store::VolumeStatus::InUse {
-            return Err(ApiError::bad_request(format!(
-                "Invalid volume: volume {id} is attached and its backend cannot extend attached volumes \
-                 (online_extend_support is false): detach it, extend it, and attach it again."
-            )));
-        }
-    }
     match name.as_str() {
         "os-extend" => {
             let size =
                 args.get("new_size").cloned().ok_or_else(|| ApiError::bad_request("os-extend needs new_size."))?;
-            s.volume_extend(&ctx, id, &size).await?;
+            // 3.42: attached volumes too.
+            s.volume_extend(&ctx, id, &size, version.at_least(42)).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         "os-set_image_metadata" => {
@@ -289,6 +279,16 @@ pub async fn action(
         }
         "os-force_delete" => {
             s.volume_force_delete(&ctx, id).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        // Cinder 3.71's: the compute service says whether an attached volume's guest
+        // disk grew (taken at any version: it is a service's call).
+        "os-extend_volume_completion" => {
+            let error = match args.get("error") {
+                Some(Value::Bool(b)) => *b,
+                _ => return Err(ApiError::bad_request("os-extend_volume_completion needs error: true or false.")),
+            };
+            s.volume_extend_completion(&ctx, id, error).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         "os-force_detach" => {

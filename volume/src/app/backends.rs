@@ -33,9 +33,8 @@ pub fn capabilities(name: &str, driver: &dyn VolumeDriver, room: Capacity, given
         "thick_provisioning_support": false,
         "max_over_subscription_ratio": "1.0",
         "multiattach": false,
-        // Attached volumes are extended only when detached (3.42's online extend
-        // needs the compute host to resize the guest's disk).
-        "online_extend_support": false,
+        // Attached volumes grow through their compute host (`app::online_extend`).
+        "online_extend_support": true,
         "QoS_support": false,
         "timestamp": now_text(),
     })

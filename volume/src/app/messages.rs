@@ -26,6 +26,10 @@ pub const NO_BACKEND: Event = Event {
     detail: "Could not find any available weighted backend",
 };
 
+/// An attached volume whose guest's disk could not grow.
+pub const EXTEND_FAILED: Event =
+    Event { code: "007_011", action: "extend volume", detail: "Compute failed to extend volume" };
+
 /// A message about `resource_uuid` (a `VOLUME`) for `project`: the event's words, then
 /// the particulars.
 pub fn message(project: &str, request_id: &str, resource_uuid: &str, event: &Event, particulars: &str) -> Message {

@@ -7,6 +7,7 @@ pub mod backends;
 mod error;
 pub mod images;
 pub mod messages;
+pub mod online_extend;
 pub mod qos;
 pub mod quotas;
 pub mod sagas;
@@ -55,6 +56,10 @@ pub struct VolumeService {
     pub public_url: String,
     pub identity: IdentityLink,
     pub images: ImageLink,
+    /// The compute API (`…/v2.1`), told when an attached volume grows so that the
+    /// guest's disk grows too (`volume-extended`); unset, attached volumes are not
+    /// extended. Set once both services are up ([`VolumeService::set_compute_url`]).
+    pub compute_url: std::sync::OnceLock<String>,
 }
 
 impl VolumeService {
@@ -71,8 +76,24 @@ impl VolumeService {
         let drivers = drivers.into_iter().map(|d| (d.name().to_string(), d)).collect();
         Arc::new_cyclic(|me: &Weak<VolumeService>| {
             let sagas = SagaRunner::new(store.db.clone(), "volume_sagas", sagas::definitions(me));
-            Self { store, bus, limits, drivers, default_backend, sagas, public_url, identity, images }
+            Self {
+                store,
+                bus,
+                limits,
+                drivers,
+                default_backend,
+                sagas,
+                public_url,
+                identity,
+                images,
+                compute_url: Default::default(),
+            }
         })
+    }
+
+    /// Where the compute API is (see [`VolumeService::compute_url`]); set once.
+    pub fn set_compute_url(&self, url: &str) {
+        let _ = self.compute_url.set(url.trim_end_matches('/').to_string());
     }
 
     /// Makes the default type if there is none, and drives sagas left by an earlier run.

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `volume_create` | `make` (undo: remove) → `finish` | the volume in `error` (its quota kept until deleted, as Cinder) |
 //! | `volume_delete` | `remove` → `finish` (row deleted, quota given back) | `error_deleting`, to delete again |
-//! | `volume_extend` | `grow` → `finish` (new size) | `error_extending`, the growth's quota given back |
+//! | `volume_extend` | `grow` (detached: the backend grows it; attached: compute is told `volume-extended`) → `await` (attached: compute's `os-extend_volume_completion`) → `finish` (new size) | detached: `error_extending`; attached: `in-use` at its old size, with a user message; the growth's quota given back either way |
 //! | `snapshot_create` | `copy` (undo: remove) → `finish` | the snapshot in `error` |
 //! | `snapshot_delete` | `remove` → `finish` (row deleted, quota given back) | `error_deleting` |
 //! | `volume_upload` | `export` (undo: remove the file) → `upload` (undo: delete the image) → `finish` | the volume `available` again, no image |
@@ -21,6 +21,7 @@ use crate::driver::Source;
 use crate::store::{Snapshot, SnapshotStatus, Store, Volume, VolumeStatus, USAGE};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Weak};
+use stratus_common::db::now_text;
 use stratus_common::saga::{
     nothing_to_undo, NoData, Outcome, Registered, Saga, SagaDef, SagaState, Step, StepError, StepFuture, StepResult,
 };
@@ -32,11 +33,19 @@ pub const SNAPSHOT_CREATE: &str = "snapshot_create";
 pub const SNAPSHOT_DELETE: &str = "snapshot_delete";
 pub const UPLOAD: &str = "volume_upload";
 
-/// What an extend grows the volume to.
+/// What an extend grows the volume to; for an attached volume, the server whose
+/// guest's disk grows with it, and the size to go back to if that fails.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExtendData {
     pub new_size: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(default)]
+    pub from_size: i64,
 }
+
+/// How long an attached volume's growth waits for the compute service's answer.
+const EXTEND_ANSWER_WITHIN: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
 pub(crate) fn definitions(me: &Weak<VolumeService>) -> Vec<Registered> {
     vec![
@@ -125,6 +134,34 @@ impl VolumeService {
             stratus_common::db::usage::release(&mut tx, USAGE, &v.project_id, release).await?;
             tx.commit().await?;
             self.notify(&format!("{}.error", saga.kind), &v.id, &v.project_id, status.as_str()).await;
+            return Ok(());
+        }
+        Err(changed("volume", &saga.subject))
+    }
+
+    /// An attached volume that did not grow: back to its size, still `in-use` (its
+    /// guest kept the disk it had), the growth's quota given back, and the project
+    /// told why.
+    async fn extend_attached_failed(&self, saga: &Saga, data: &ExtendData, release: &[(&str, i64)]) -> StepResult<()> {
+        for _ in 0..5 {
+            let Some(mut v) = self.store.volume_get(&saga.subject).await?.filter(|v| !v.deleted) else { return Ok(()) };
+            if v.control.saga_id.as_ref() != Some(&saga.id) {
+                return Ok(());
+            }
+            v.size = data.from_size;
+            v.status = if v.attachments.is_empty() { VolumeStatus::Available } else { VolumeStatus::InUse };
+            v.control.saga_id = None;
+            v.control.extend_asked_at = None;
+            v.control.extend_result = None;
+            let m = super::messages::message(&v.project_id, "", &v.id, &super::messages::EXTEND_FAILED, &saga.error);
+            let mut tx = self.store.db.pool.begin().await?;
+            if !Store::volume_save_in(&mut tx, &v).await? {
+                continue;
+            }
+            stratus_common::db::usage::release(&mut tx, USAGE, &v.project_id, release).await?;
+            Store::message_insert_in(&mut tx, &m).await?;
+            tx.commit().await?;
+            self.notify("volume_extend.error", &v.id, &v.project_id, v.status.as_str()).await;
             return Ok(());
         }
         Err(changed("volume", &saga.subject))
@@ -342,12 +379,52 @@ const EXTEND_STEPS: &[Step<ExtendVolume>] = &[
         run: |d, saga, data| {
             Box::pin(async move {
                 let s = service(&d.0)?;
-                let v = s.saga_volume(saga).await?;
-                s.saga_driver(&v.backend)?.extend(&v.id, data.new_size).await?;
+                let mut v = s.saga_volume(saga).await?;
+                let Some(server) = &data.server else {
+                    s.saga_driver(&v.backend)?.extend(&v.id, data.new_size).await?;
+                    return Ok(Outcome::Next);
+                };
+                // Attached: the guest's hypervisor has the image open and grows it;
+                // compute answers with `os-extend_volume_completion`.
+                if v.control.extend_asked_at.is_none() {
+                    s.tell_compute_extended(server, &v.id).await?;
+                    v.control.extend_asked_at = Some(now_text());
+                    if !s.store.volume_save(&mut v).await? {
+                        return Err(changed("volume", &v.id));
+                    }
+                }
                 Ok(Outcome::Next)
             })
         },
         // A grown volume cannot shrink back: its failure's end says error_extending.
+        undo: nothing_to_undo,
+    },
+    Step {
+        name: "await",
+        run: |d, saga, data| {
+            Box::pin(async move {
+                if data.server.is_none() {
+                    return Ok(Outcome::Next);
+                }
+                let s = service(&d.0)?;
+                let v = s.saga_volume(saga).await?;
+                match v.control.extend_result {
+                    Some(true) => Ok(Outcome::Next),
+                    Some(false) => Err(StepError::permanent(
+                        "The compute service could not grow the guest's disk; the volume keeps its size.",
+                    )),
+                    None => {
+                        let asked = v.control.extend_asked_at.as_deref().and_then(stratus_common::db::parse_time);
+                        if asked.is_some_and(|t| chrono::Utc::now() - t > EXTEND_ANSWER_WITHIN) {
+                            return Err(StepError::permanent(
+                                "The compute service did not say within 10 minutes whether the guest's disk grew.",
+                            ));
+                        }
+                        Ok(Outcome::Pending)
+                    }
+                }
+            })
+        },
         undo: nothing_to_undo,
     },
     Step {
@@ -357,10 +434,12 @@ const EXTEND_STEPS: &[Step<ExtendVolume>] = &[
                 let s = service(&d.0)?;
                 let mut v = s.saga_volume(saga).await?;
                 v.size = data.new_size;
-                v.status = VolumeStatus::Available;
+                v.status = if data.server.is_some() { VolumeStatus::InUse } else { VolumeStatus::Available };
                 v.control.saga_id = None;
+                v.control.extend_asked_at = None;
+                v.control.extend_result = None;
                 let out = s.finish(Finished::Volume(&v), saga, &[]).await?;
-                s.notify("resize.end", &v.id, &v.project_id, "available").await;
+                s.notify("resize.end", &v.id, &v.project_id, v.status.as_str()).await;
                 Ok(out)
             })
         },
@@ -388,14 +467,24 @@ impl SagaDef for ExtendVolume {
             let data: ExtendData = saga.data_as()?;
             let Some(v) = s.store.volume_get(&saga.subject).await? else { return Ok(()) };
             // The growth claimed by the request goes back with the failure's end.
-            let growth = (data.new_size - v.size).max(0);
-            let given = releases(&[("gigabytes", growth)], &v.type_id);
+            let growth = if data.from_size > 0 { data.new_size - data.from_size } else { data.new_size - v.size };
+            let given = releases(&[("gigabytes", growth.max(0))], &v.type_id);
+            if data.server.is_some() {
+                return s.extend_attached_failed(saga, &data, &as_refs(&given)).await;
+            }
             s.volume_ends_in(saga, VolumeStatus::ErrorExtending, &as_refs(&given)).await
         })
     }
 
     fn stuck<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
-        Box::pin(async move { service(&self.0)?.volume_ends_in(saga, VolumeStatus::ErrorExtending, &[]).await })
+        Box::pin(async move {
+            let s = service(&self.0)?;
+            let data: ExtendData = saga.data_as()?;
+            if data.server.is_some() {
+                return s.extend_attached_failed(saga, &data, &[]).await;
+            }
+            s.volume_ends_in(saga, VolumeStatus::ErrorExtending, &[]).await
+        })
     }
 }
 

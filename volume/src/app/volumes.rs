@@ -531,18 +531,25 @@ impl VolumeService {
         Err(invalid(format!("Volume {id} changed while the request ran; try again.")))
     }
 
-    /// Starts growing an available volume to `new_size` GiB (the growth claimed now).
-    pub async fn volume_extend(&self, ctx: &AuthContext, id: &str, new_size: &Value) -> AppResult<()> {
+    /// Starts growing a volume to `new_size` GiB (the growth claimed now): an available
+    /// one, or with `attached` (3.42) an in-use one, whose guest's disk the compute
+    /// service grows (`app::online_extend`).
+    pub async fn volume_extend(&self, ctx: &AuthContext, id: &str, new_size: &Value, attached: bool) -> AppResult<()> {
         require_writer(ctx)?;
         let new_size = size_of(new_size)?;
         for _ in 0..10 {
             let mut v = self.volume_get(ctx, id).await?;
-            if v.status != VolumeStatus::Available {
-                return Err(bad(format!(
-                    "Invalid volume: Volume status must be available to extend, but current status is: {}.",
-                    v.status.as_str()
-                )));
-            }
+            let server = match v.status {
+                VolumeStatus::Available => None,
+                VolumeStatus::InUse if attached => Some(self.extendable_attachment(&v)?),
+                _ => {
+                    let allowed = if attached { "available or in-use" } else { "available" };
+                    return Err(bad(format!(
+                        "Invalid volume: Volume status must be {allowed} to extend, but current status is: {}.",
+                        v.status.as_str()
+                    )));
+                }
+            };
             if new_size <= v.size {
                 return Err(bad(format!(
                     "Invalid input received: New size for extend must be greater than current size. (current: {}, extended: {new_size}).",
@@ -550,10 +557,18 @@ impl VolumeService {
                 )));
             }
             self.check_volume_size(&v.project_id, new_size).await?;
-            let saga = Self::new_saga(sagas::EXTEND, &v.id, &ExtendData { new_size });
+            let data = ExtendData { new_size, server: server.clone(), from_size: v.size };
+            let saga = Self::new_saga(sagas::EXTEND, &v.id, &data);
+            let claims = self.claims(&v.project_id, &[("gigabytes", new_size - v.size)], &v.type_id).await?;
             v.status = VolumeStatus::Extending;
             v.control.saga_id = Some(saga.id.clone());
-            let claims = self.claims(&v.project_id, &[("gigabytes", new_size - v.size)], &v.type_id).await?;
+            if server.is_some() {
+                // Compute reads the size to grow the guest's disk to, as Nova does
+                // Cinder's; a failure takes it back.
+                v.size = new_size;
+                v.control.extend_asked_at = None;
+                v.control.extend_result = None;
+            }
             let mut tx = self.store.db.pool.begin().await?;
             if !super::quotas::claim_in(&mut tx, &v.project_id, &claims).await? {
                 drop(tx);

@@ -65,6 +65,12 @@ pub struct VolumeControl {
     /// The server an `os-reserve` that named one holds the volume for (so the
     /// reservation, asked again by a retrying caller, is granted again).
     pub reserved_for: Option<String>,
+    /// An attached volume growing: when the compute service was told to grow the
+    /// guest's disk, and what it answered (`os-extend_volume_completion`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extend_asked_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extend_result: Option<bool>,
 }
 
 /// A volume's attachment to a server (`attachments` in the API).

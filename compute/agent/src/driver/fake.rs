@@ -257,6 +257,23 @@ impl HypervisorDriver for FakeDriver {
         })
     }
 
+    fn extend_volume<'a>(
+        &'a self,
+        server_id: &'a str,
+        volume: &'a VolumeSpec,
+    ) -> BoxFuture<'a, anyhow::Result<PowerState>> {
+        Box::pin(async move {
+            let mut guests = self.guests.lock().unwrap();
+            let g = guests.get_mut(server_id).ok_or_else(|| anyhow::anyhow!("no guest {server_id} on this host"))?;
+            if !g.volumes.iter().any(|(v, _)| *v == volume.volume_id) {
+                anyhow::bail!("volume {} is not attached to server {server_id}", volume.volume_id);
+            }
+            let size = volume.size_gb.ok_or_else(|| anyhow::anyhow!("an extend without a size"))?;
+            g.log.push_str(&format!("virtio_blk: {} capacity change to {size} GiB\n", volume.device));
+            Ok(g.power_state)
+        })
+    }
+
     fn guests(&self) -> BoxFuture<'_, anyhow::Result<Vec<GuestState>>> {
         Box::pin(async move {
             Ok(self

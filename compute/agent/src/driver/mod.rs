@@ -64,6 +64,17 @@ pub trait HypervisorDriver: Send + Sync {
         server_id: &'a str,
         volume: &'a VolumeSpec,
     ) -> BoxFuture<'a, anyhow::Result<PowerState>>;
+    /// Grows an attached volume to `volume.size_gb` (see `Op::ExtendVolume`).
+    fn extend_volume<'a>(
+        &'a self,
+        server_id: &'a str,
+        volume: &'a VolumeSpec,
+    ) -> BoxFuture<'a, anyhow::Result<PowerState>> {
+        let name = self.name();
+        Box::pin(async move {
+            anyhow::bail!("the {name} driver cannot extend volume {} of server {server_id}", volume.volume_id)
+        })
+    }
     /// Every guest on the host with its power state.
     fn guests(&self) -> BoxFuture<'_, anyhow::Result<Vec<GuestState>>>;
     fn console_log<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<String>>;

@@ -295,6 +295,7 @@ mod tests {
             driver_volume_type: "file".into(),
             data: serde_json::json!({"device_path": path, "format": "qcow2"}),
             boot: false,
+            size_gb: None,
         }
     }
 

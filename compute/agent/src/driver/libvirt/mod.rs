@@ -663,6 +663,55 @@ impl HypervisorDriver for LibvirtDriver {
         })
     }
 
+    /// Grows an attached volume: a running guest's QEMU resizes the image it has open
+    /// (`virDomainBlockResize`, as Nova's `extend_volume`) and the guest sees the new
+    /// size at once; a stopped guest's file volume is resized with qemu-img. An NBD
+    /// volume's image is held by its storage host, which this host cannot grow.
+    fn extend_volume<'a>(
+        &'a self,
+        server_id: &'a str,
+        volume: &'a VolumeSpec,
+    ) -> BoxFuture<'a, anyhow::Result<PowerState>> {
+        Box::pin(async move {
+            let size_gb =
+                volume.size_gb.filter(|s| *s > 0).ok_or_else(|| anyhow::anyhow!("an extend without a size"))?;
+            let bytes = (size_gb as u64) << 30;
+            let d = self.must_domain(server_id).await?;
+            let marker = domain::volume_marker(volume);
+            let dev = volume.device.trim_start_matches("/dev/").to_string();
+            let d2 = d.clone();
+            let running = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
+                if !d2.xml_desc(0).map_err(lv)?.contains(&marker) {
+                    anyhow::bail!("the volume is not attached to this guest");
+                }
+                d2.is_active().map_err(lv)
+            })
+            .await??;
+            if volume.driver_volume_type == "nbd" {
+                anyhow::bail!(
+                    "volume {} reaches this host over NBD: its storage host holds the image, which cannot grow while attached",
+                    volume.volume_id
+                );
+            }
+            if running {
+                let d2 = d.clone();
+                tokio::task::spawn_blocking(move || {
+                    d2.block_resize(&dev, bytes, virt::sys::VIR_DOMAIN_BLOCK_RESIZE_BYTES).map_err(lv)
+                })
+                .await??;
+            } else {
+                let path = volume.data["device_path"].as_str().ok_or_else(|| {
+                    anyhow::anyhow!("the connection info of volume {} names no file", volume.volume_id)
+                })?;
+                let format = volume.data["format"].as_str().unwrap_or("raw");
+                if virtual_size(std::path::Path::new(path), format).await? < bytes {
+                    run("qemu-img", &["resize", "-q", "-f", format, path, &bytes.to_string()]).await?;
+                }
+            }
+            Ok(tokio::task::spawn_blocking(move || power_of(&d)).await?)
+        })
+    }
+
     /// Asks the guest to let go of the disk (ACPI unplug) and waits until it has: a
     /// guest that never does keeps it, and the command fails (and is tried again).
     fn detach_volume<'a>(
