@@ -53,6 +53,21 @@ pub struct VolumeData {
     pub new_size: Option<i64>,
 }
 
+impl VolumeData {
+    /// The saga data of a volume the server has (a detach's, an extend's).
+    fn of(attached: &AttachedVolume) -> Self {
+        VolumeData {
+            volume_id: attached.volume_id.clone(),
+            project_id: attached.project_id.clone(),
+            device: attached.device.clone(),
+            delete_on_termination: attached.delete_on_termination,
+            tag: attached.tag.clone(),
+            connection: Some(attached.connection.clone()),
+            new_size: None,
+        }
+    }
+}
+
 /// An `volumeAttachment` view, shaped by the request's microversion.
 pub fn attachment_view(server_id: &str, v: &AttachedVolume, version: crate::microversion::Version) -> Value {
     let mut out = json!({"serverId": server_id, "volumeId": v.volume_id, "device": v.device});
@@ -337,16 +352,7 @@ impl ComputeService {
         if attached.boot {
             return Err(bad(format!("Cannot detach volume {volume_id}: it is the root device of server {id}.")));
         }
-        let data = VolumeData {
-            volume_id: attached.volume_id.clone(),
-            project_id: attached.project_id.clone(),
-            device: attached.device.clone(),
-            delete_on_termination: attached.delete_on_termination,
-            tag: attached.tag.clone(),
-            connection: Some(attached.connection.clone()),
-            new_size: None,
-        };
-        self.start_volume_saga(ctx, &mut server, DETACH, &data, request_id).await
+        self.start_volume_saga(ctx, &mut server, DETACH, &VolumeData::of(&attached), request_id).await
     }
 
     /// The volume service grew volume `volume_id`, attached to server `id`
@@ -368,15 +374,7 @@ impl ComputeService {
             e => refused(&format!("Volume {volume_id}"), e),
         })?;
         let size = volume["size"].as_i64().filter(|s| *s > 0).ok_or_else(|| bad("The volume shows no size."))?;
-        let data = VolumeData {
-            volume_id: attached.volume_id.clone(),
-            project_id: attached.project_id.clone(),
-            device: attached.device.clone(),
-            delete_on_termination: attached.delete_on_termination,
-            tag: attached.tag.clone(),
-            connection: Some(attached.connection.clone()),
-            new_size: Some(size),
-        };
+        let data = VolumeData { new_size: Some(size), ..VolumeData::of(&attached) };
         self.start_volume_saga(ctx, &mut server, EXTEND, &data, request_id).await
     }
 
