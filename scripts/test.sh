@@ -80,6 +80,8 @@ else
     for t in "${KERNEL_TESTS[@]}"; do ignores+=(--ignore "$t"); done
     rm -f "$ROOT/target/conformance.rc" "$ROOT/target/e2e-api.rc"
     (
+        # Each stream's clouds take their ports from a range of its own.
+        export STRATUS_E2E_PORTS=20000-32767
         rc=0
         conformance_run || rc=$?
         echo "$rc" >"$ROOT/target/conformance.rc"
@@ -90,7 +92,7 @@ else
     SIDE_PID=$!
     echo "== end-to-end kernel tests (Tempest, then the API tests, beside them)"
     kernel=0
-    "$VENV/bin/python" -m pytest -q --durations=15 "${KERNEL_TESTS[@]}" || kernel=$?
+    STRATUS_E2E_PORTS=10000-19999 "$VENV/bin/python" -m pytest -q --durations=15 "${KERNEL_TESTS[@]}" || kernel=$?
     wait "$SIDE_PID" || true
     conformance="$(cat "$ROOT/target/conformance.rc" 2>/dev/null || echo 1)"
     api="$(cat "$ROOT/target/e2e-api.rc" 2>/dev/null || echo 1)"

@@ -32,19 +32,31 @@ def _ephemeral_range():
         return 32768, 60999
 
 
+_HANDED_OUT = set()
+
+
 def free_port():
     """A port no one listens on, picked at random below the kernel's ephemeral range:
     a port the kernel handed out (bind to 0) can be taken by any outgoing connection
-    (Tempest beside the end-to-end tests makes thousands) before stratusd binds it."""
+    (Tempest beside the end-to-end tests makes thousands) before stratusd binds it.
+    Never one handed out before by this process: a cloud picks all its ports before
+    its services bind them, so a port picked twice would be free both times."""
     low, _ = _ephemeral_range()
-    top = low - 1 if low > 11000 else 65535
+    bottom, top = 10000, (low - 1 if low > 11000 else 65535)
+    # Suites run side by side pick from ranges of their own (the test command sets it).
+    if os.environ.get("STRATUS_E2E_PORTS"):
+        a, b = (int(x) for x in os.environ["STRATUS_E2E_PORTS"].split("-"))
+        bottom, top = max(bottom, a), min(top, b)
     for _ in range(200):
-        port = random.randint(10000, top)
+        port = random.randint(bottom, top)
+        if port in _HANDED_OUT:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _HANDED_OUT.add(port)
             return port
     raise RuntimeError("no free port found")
 
