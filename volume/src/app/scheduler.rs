@@ -23,7 +23,13 @@ use serde_json::{Map, Value};
 impl VolumeService {
     /// The backend for a new volume of type `t` and `size` GiB, or why none can take it.
     pub(crate) async fn schedule(&self, t: &VolumeType, size: i64) -> AppResult<Result<String, String>> {
-        let allocated = self.store.allocated_by_backend().await?;
+        // What the volumes were given, per backend, only when a spec asks for it (a
+        // scan of every volume, which the common create does not need).
+        let asks_allocated = t
+            .extra_specs
+            .keys()
+            .any(|k| k.ends_with("allocated_capacity_gb") || k.ends_with("provisioned_capacity_gb"));
+        let allocated = if asks_allocated { self.store.allocated_by_backend().await? } else { Default::default() };
         let mut names: Vec<&String> = self.drivers.keys().collect();
         names.sort();
         let mut best: Option<(f64, &String)> = None;
