@@ -536,6 +536,16 @@ async fn online_extend(engine: Engine) {
     let r = events(one("volume-extended", "00000000-0000-4000-8000-000000000000", &vol)).await;
     assert_eq!((r.status, &r.body["events"][0]["code"]), (StatusCode::NOT_FOUND, &json!(404)), "{}", r.body);
     assert_eq!(r.body["events"][0]["status"], "failed");
+    // Neutron's network-changed reads the server's ports again; the events Nova only
+    // waits for are not taken here.
+    let r = events(json!({"events": [{"name": "network-changed", "server_uuid": s},
+                                     {"name": "network-vif-plugged", "server_uuid": s, "tag": "p"}]}))
+    .await;
+    assert_eq!(r.status, StatusCode::MULTI_STATUS, "{}", r.body);
+    assert_eq!((&r.body["events"][0]["code"], &r.body["events"][0]["status"]), (&json!(200), &json!("completed")));
+    assert_eq!(r.body["events"][1]["code"], 422);
+    let shown = c.call("GET", &format!("/servers/{s}"), &token, None).await;
+    assert!(shown.body["server"]["addresses"].as_object().is_some_and(|a| !a.is_empty()), "{}", shown.body);
 }
 
 #[tokio::test]

@@ -1,9 +1,12 @@
 //! `POST /os-server-external-events`: what another service tells compute about a
 //! server's resources (admins and services only). `volume-extended` (the volume
 //! service grew an attached volume; `tag` names it) starts the saga that grows the
-//! guest's disk and reports back to the volume service. Neutron's port events are not
-//! needed here (the network service's agents wire ports, compute does not wait for
-//! them): they answer `422` per event, as events for servers that cannot take them do.
+//! guest's disk and reports back to the volume service; `network-changed` and
+//! `network-vif-deleted` read the server's ports and addresses again (Nova's network
+//! info cache refresh). The others (`network-vif-plugged`, which Nova waits for at
+//! boot, and events of hardware this cloud has not) answer `422` per event, as events
+//! for servers that cannot take them do: agents wire ports here and compute does not
+//! wait for them.
 
 use super::error::bad;
 use super::AppState;
@@ -75,6 +78,13 @@ pub async fn create(
                         422
                     }
                 }
+            },
+            ("network-changed" | "network-vif-deleted", _) => match s.server_network_changed(&ctx, server).await {
+                Ok(()) => 200,
+                Err(err) => match ApiError::from(err).status {
+                    StatusCode::NOT_FOUND => 404,
+                    _ => 422,
+                },
             },
             _ => match s.server_show(&ctx, server).await {
                 Ok(_) => 422,

@@ -46,6 +46,18 @@ impl ComputeService {
         Ok(s)
     }
 
+    /// The network service says a port of server `id` changed (`network-changed`,
+    /// `network-vif-deleted`): its ports and addresses are read again, as Nova refreshes
+    /// its network info cache. A server busy with another task is refused (its task
+    /// records its ports when it ends).
+    pub async fn server_network_changed(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
+        let mut server = self.server_for_action(ctx, id).await?;
+        if server.busy() {
+            return Err(conflict(format!("Instance {id} is busy with another task.")));
+        }
+        self.resync_ports(&mut server).await
+    }
+
     /// Re-reads the server's ports from the network service into its document (and
     /// its addresses), then saves it.
     async fn resync_ports(&self, server: &mut Server) -> AppResult<()> {
