@@ -205,6 +205,14 @@ def test_volume_commands(cloud):
     # What the admin sees of the service.
     services = cloud.osc("volume", "service", "list", env=admin)
     assert {s["Binary"] for s in services} == {"cinder-scheduler", "cinder-volume"}, services
+    backend = next(s["Host"] for s in services if s["Binary"] == "cinder-volume")
+    cloud.osc("volume", "service", "set", "--disable", "--disable-reason", "disk swap", backend, "cinder-volume",
+              env=admin, fmt_json=False)
+    shown = cloud.osc("volume", "service", "list", "--long", "--service", "cinder-volume", env=admin)
+    assert [(s["Status"], s["Disabled Reason"]) for s in shown] == [("disabled", "disk swap")], shown
+    cloud.osc("volume", "service", "set", "--enable", backend, "cinder-volume", env=admin, fmt_json=False)
+    shown = cloud.osc("volume", "service", "list", "--service", "cinder-volume", env=admin)
+    assert [s["Status"] for s in shown] == ["enabled"], shown
     zones = cloud.osc("availability", "zone", "list", "--volume", env=admin)
     assert [z["Zone Name"] for z in zones] == ["nova"], zones
 

@@ -180,6 +180,18 @@ CREATE TABLE volume_messages (
 CREATE INDEX volume_messages_project ON volume_messages (project_id)
 "#,
     },
+    Migration {
+        service: "volume",
+        version: 8,
+        name: "backends disabled by operators",
+        sql: r#"
+CREATE TABLE volume_backend_states (
+    backend TEXT PRIMARY KEY,
+    disabled_reason TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+)
+"#,
+    },
 ];
 
 #[cfg(test)]

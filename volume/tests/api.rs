@@ -1548,3 +1548,63 @@ async fn online_extend(engine: Engine) {
 async fn attached_volumes_grow_through_compute_or_keep_their_size() {
     each_engine!(online_extend);
 }
+
+async fn disabled_backends(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (p, token) = c.id.member("svc").await;
+    let admin = c.admin.clone();
+    let base = format!("/v3/{p}");
+    let (_, l) = c.call("GET", &format!("{base}/os-services?binary=cinder-volume"), &admin, None).await;
+    let host = l["services"][0]["host"].as_str().unwrap().to_string();
+    let (_, l) = c.call("GET", &format!("{base}/os-services?binary=cinder-scheduler"), &admin, None).await;
+    let scheduler = l["services"][0]["host"].as_str().unwrap().to_string();
+    let put = |action: &str, body: Value, who: &str| {
+        let (c, path, who) = (&c, format!("{base}/os-services/{action}"), who.to_string());
+        async move { c.call("PUT", &path, &who, Some(body)).await }
+    };
+    // Refusals change nothing.
+    for (action, body, want) in [
+        ("disable-log-reason", json!({"host": host, "binary": "cinder-volume", "disabled_reason": null}), 400),
+        ("disable-log-reason", json!({"host": scheduler, "binary": "cinder-scheduler"}), 400),
+        ("disable", json!({"host": scheduler, "binary": "cinder-scheduler"}), 400),
+        ("enable", json!({"host": "invalid_host", "binary": "cinder-scheduler"}), 404),
+        ("disable", json!({"host": host, "binary": "invalid_binary"}), 404),
+        ("disable", json!({"host": "nowhere@file", "binary": "cinder-volume"}), 404),
+        ("freeze", json!({"host": "invalid_host"}), 400),
+        ("thaw", json!({"host": host}), 400),
+    ] {
+        let (code, b) = put(action, body.clone(), &admin).await;
+        assert_eq!(code.as_u16(), want, "{action} {body}: {b}");
+    }
+    let body = json!({"host": host, "binary": "cinder-volume", "disabled_reason": "disk swap"});
+    assert_eq!(put("disable-log-reason", body.clone(), &token).await.0, StatusCode::FORBIDDEN);
+    let (_, l) = c.call("GET", &format!("{base}/os-services?binary=cinder-volume"), &admin, None).await;
+    assert_eq!(l["services"][0]["status"], "enabled");
+
+    // Disabled: new volumes go nowhere (error, with a message saying why).
+    let (code, b) = put("disable-log-reason", body, &admin).await;
+    assert_eq!(code, StatusCode::OK, "{b}");
+    assert_eq!((&b["status"], &b["disabled_reason"]), (&json!("disabled"), &json!("disk swap")));
+    let (_, l) = c.call("GET", &format!("{base}/os-services?binary=cinder-volume"), &admin, None).await;
+    assert_eq!(
+        (&l["services"][0]["status"], &l["services"][0]["disabled_reason"]),
+        (&json!("disabled"), &json!("disk swap"))
+    );
+    let (_, v) = c.call("POST", &format!("{base}/volumes"), &token, Some(json!({"volume": {"size": 1}}))).await;
+    let vpath = format!("{base}/volumes/{}", v["volume"]["id"].as_str().unwrap());
+    c.wait(&token, &vpath, "volume", "error").await;
+    let (_, m) = c.call_v("3.3", "GET", &format!("{base}/messages"), &token, None).await;
+    assert!(m["messages"][0]["user_message"].as_str().unwrap().contains("disabled by an operator: disk swap"), "{m}");
+
+    // Enabled again: they are made.
+    let (code, b) = put("enable", json!({"host": host, "binary": "cinder-volume"}), &admin).await;
+    assert_eq!((code, &b["status"]), (StatusCode::OK, &json!("enabled")));
+    let (_, v) = c.call("POST", &format!("{base}/volumes"), &token, Some(json!({"volume": {"size": 1}}))).await;
+    let vpath = format!("{base}/volumes/{}", v["volume"]["id"].as_str().unwrap());
+    c.wait(&token, &vpath, "volume", "available").await;
+}
+
+#[tokio::test]
+async fn operators_disable_and_enable_backends() {
+    each_engine!(disabled_backends);
+}

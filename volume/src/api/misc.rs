@@ -107,16 +107,16 @@ pub async fn services(
         return Err(ApiError::forbidden("Policy doesn't allow volume_extension:services:index to be performed."));
     }
     let now = now_text();
-    let svc = |binary: &str, host: String| {
-        json!({"binary": binary, "host": host, "zone": ZONE, "status": "enabled", "state": "up",
-               "updated_at": now, "disabled_reason": null})
+    let disabled = s.store.disabled_backends().await.map_err(crate::app::Error::from)?;
+    let svc = |binary: &str, host: String, off: Option<&String>| {
+        json!({"binary": binary, "host": host, "zone": ZONE, "status": if off.is_some() { "disabled" } else { "enabled" },
+               "state": "up", "updated_at": now, "disabled_reason": off.filter(|r| !r.is_empty())})
     };
     let mut backends: Vec<(&String, &str)> = s.drivers.iter().map(|(name, d)| (name, d.host())).collect();
     backends.sort();
-    let scheduler = backends.first().map_or("stratus", |(_, host)| host).to_string();
-    let mut list = vec![svc("cinder-scheduler", scheduler)];
+    let mut list = vec![svc("cinder-scheduler", crate::app::backends::scheduler_host(&s), None)];
     for (name, host) in backends {
-        list.push(svc("cinder-volume", format!("{host}@{name}")));
+        list.push(svc("cinder-volume", format!("{host}@{name}"), disabled.get(name.as_str())));
     }
     // Cinder's filters: `binary`, and `host` as Cinder matches it (`h` is host h and
     // its backends `h@b`; `h@b#pool` is backend `h@b`).
@@ -125,6 +125,18 @@ pub async fn services(
             && q.get("host").is_none_or(|h| host_matches(svc["host"].as_str().unwrap_or_default(), h))
     });
     Ok(Json(json!({"services": list})))
+}
+
+/// `PUT /os-services/{action}`: enable, disable (with a reason) a backend.
+pub async fn service_update(
+    State(s): State<AppState>,
+    ctx: AuthContext,
+    Path(p): Params,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    let action = p.get("action").map(String::as_str).unwrap_or_default();
+    Ok(Json(s.service_update(&ctx, action, &body).await?))
 }
 
 /// Whether a service on `host` (`h` or `h@backend`) answers Cinder's `host` filter.

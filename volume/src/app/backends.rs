@@ -92,3 +92,63 @@ impl VolumeService {
         }))
     }
 }
+
+/// The scheduler's host as `os-services` lists it: the first backend's host.
+pub(crate) fn scheduler_host(s: &VolumeService) -> String {
+    let mut hosts: Vec<(&String, &str)> = s.drivers.iter().map(|(name, d)| (name, d.host())).collect();
+    hosts.sort();
+    hosts.first().map_or("stratus", |(_, host)| host).to_string()
+}
+
+impl VolumeService {
+    /// `PUT /os-services/{enable|disable|disable-log-reason}` (admins): a backend's
+    /// `cinder-volume` is taken out of scheduling (new volumes go to the others; its
+    /// volumes stay usable) or put back. `freeze` and `thaw` (Cinder's replication
+    /// failover) are not offered.
+    pub async fn service_update(&self, ctx: &AuthContext, action: &str, body: &Value) -> AppResult<Value> {
+        require_admin(ctx, "volume_extension:services:update")?;
+        let reason = match action {
+            "enable" => None,
+            "disable" => Some(String::new()),
+            "disable-log-reason" => match body.get("disabled_reason") {
+                Some(Value::String(r)) if !r.trim().is_empty() && r.trim().chars().count() <= 255 => {
+                    Some(r.trim().to_string())
+                }
+                _ => {
+                    return Err(Error::BadRequest(
+                        "disable-log-reason needs a disabled_reason of 1-255 characters.".into(),
+                    ))
+                }
+            },
+            "freeze" | "thaw" => return Err(Error::BadRequest(format!(
+                "{action} is not offered: backends here have no replication to fail over; disable a backend instead."
+            ))),
+            other => return Err(Error::NotFound(format!("Unknown action {other}."))),
+        };
+        let host = body.get("host").and_then(Value::as_str).unwrap_or_default();
+        let binary = body.get("binary").and_then(Value::as_str).unwrap_or_default();
+        let missing = || Error::NotFound(format!("Service {binary} on host {host} could not be found."));
+        let backend = match binary {
+            "cinder-scheduler" if host == scheduler_host(self) => {
+                return Err(Error::BadRequest(
+                    "The scheduler cannot be disabled here: disable backends (cinder-volume) instead.".into(),
+                ))
+            }
+            "cinder-volume" => self
+                .drivers
+                .iter()
+                .find(|(name, d)| format!("{}@{name}", d.host()) == host)
+                .map(|(name, _)| name.clone())
+                .ok_or_else(missing)?,
+            _ => return Err(missing()),
+        };
+        self.store.backend_disable(&backend, reason.as_deref()).await?;
+        Ok(json!({
+            "host": host,
+            "binary": binary,
+            "status": if reason.is_some() { "disabled" } else { "enabled" },
+            "disabled": reason.is_some(),
+            "disabled_reason": reason.filter(|r| !r.is_empty()),
+        }))
+    }
+}

@@ -1,4 +1,5 @@
-//! Where a new volume goes: Cinder's filter scheduler, small. Each backend reports its
+//! Where a new volume goes: Cinder's filter scheduler, small. Backends an operator
+//! disabled (`os-services/disable`) take none. Each backend reports its
 //! capabilities (`backends::capabilities`); a backend qualifies when it satisfies the
 //! volume type's extra specs (the capabilities filter) and has the room for the whole
 //! volume (the capacity filter: free space at least its size, since thin volumes grow
@@ -34,7 +35,13 @@ impl VolumeService {
         names.sort();
         let mut best: Option<(f64, &String)> = None;
         let mut refusals = Vec::new();
+        let disabled = self.store.disabled_backends().await?;
         for name in names {
+            if let Some(why) = disabled.get(name.as_str()) {
+                let why = if why.is_empty() { String::new() } else { format!(": {why}") };
+                refusals.push(format!("backend {name}: disabled by an operator{why}"));
+                continue;
+            }
             let driver = &self.drivers[name];
             let room = driver.capacity().await.map_err(Error::Internal)?;
             let caps = capabilities(name, driver.as_ref(), room, allocated.get(name.as_str()).copied().unwrap_or(0));

@@ -2,6 +2,7 @@
 //! alike, through [`Db::json_rows`]); every save of a volume or snapshot checks its
 //! revision, so a saga step and a request never overwrite each other's changes.
 
+mod backend_states;
 mod messages;
 mod qos;
 mod snapshots;
