@@ -120,9 +120,10 @@ impl VolumeService {
                     ))
                 }
             },
-            "freeze" | "thaw" => return Err(Error::BadRequest(format!(
-                "{action} is not offered: backends here have no replication to fail over; disable a backend instead."
-            ))),
+            "freeze" | "thaw" => {
+                let why = "backends here have no replication to fail over; disable a backend instead";
+                return Err(Error::BadRequest(format!("{action} is not offered: {why}.")));
+            }
             other => return Err(Error::NotFound(format!("Unknown action {other}."))),
         };
         let host = body.get("host").and_then(Value::as_str).unwrap_or_default();
