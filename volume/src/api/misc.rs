@@ -107,7 +107,7 @@ pub async fn services(
         return Err(ApiError::forbidden("Policy doesn't allow volume_extension:services:index to be performed."));
     }
     let now = now_text();
-    let disabled = s.store.disabled_backends().await.map_err(crate::app::Error::from)?;
+    let disabled = s.disabled_backends().await?;
     let svc = |binary: &str, host: String, off: Option<&String>| {
         json!({"binary": binary, "host": host, "zone": ZONE, "status": if off.is_some() { "disabled" } else { "enabled" },
                "state": "up", "updated_at": now, "disabled_reason": off.filter(|r| !r.is_empty())})

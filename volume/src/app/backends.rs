@@ -101,6 +101,11 @@ pub(crate) fn scheduler_host(s: &VolumeService) -> String {
 }
 
 impl VolumeService {
+    /// The backends an operator disabled, with the reason given (empty: none).
+    pub async fn disabled_backends(&self) -> AppResult<std::collections::HashMap<String, String>> {
+        Ok(self.store.disabled_backends().await?)
+    }
+
     /// `PUT /os-services/{enable|disable|disable-log-reason}` (admins): a backend's
     /// `cinder-volume` is taken out of scheduling (new volumes go to the others; its
     /// volumes stay usable) or put back. `freeze` and `thaw` (Cinder's replication
