@@ -366,7 +366,7 @@ def test_quotas_across_services_and_usage(cloud, home):
     """`quota show` reads compute's, network's and block storage's limits and use in one
     table; `quota set` (the admin's) sends each limit to the service that owns it;
     `usage` reports the project's server-hours over a window (of a server snapshotted
-    on the way)."""
+    on the way) and its volumes' GB-hours."""
     rows = ok_json(home, "quota", "show")
     by = {(r["Service"], r["Resource"]): r for r in rows}
     for key in [("compute", "instances"), ("compute", "cores"), ("network", "floatingip"), ("network", "port"),
@@ -403,6 +403,8 @@ def test_quotas_across_services_and_usage(cloud, home):
         snap = ok_json(home, "server", "snapshot", "metered", "--name", "metered-snap", "--wait")
         assert snap["status"] == "active" and snap["image_type"] == "snapshot", snap
         assert stratus(home, "image", "delete", "metered-snap").returncode == 0
+        vol = ok_json(home, "volume", "create", "metered-vol", "--size", "1", "--wait")
+        assert stratus(home, "volume", "delete", vol["id"], "--wait").returncode == 0
         u = ok_json(home, "usage", "--start", "2026-01-01")
     finally:
         assert stratus(home, "server", "delete", "metered", "--wait").returncode == 0
@@ -410,8 +412,13 @@ def test_quotas_across_services_and_usage(cloud, home):
     metered = [s for s in u["servers"] if s["name"] == "metered"]
     assert len(metered) == 1 and metered[0]["hours"] > 0 and metered[0]["vcpus"] == 1, u
     assert u["server_hours"] >= metered[0]["hours"] and u["vcpu_hours"] > 0 and u["memory_mb_hours"] > 0, u
+    # Block storage's GB-hours: the volume held 1 GB from create to delete, then no more.
+    vols = [v for v in u["volumes"] if v["id"] == vol["id"]]
+    assert len(vols) == 1 and vols[0]["name"] == "metered-vol" and vols[0]["state"] == "gone", u
+    assert vols[0]["size"] == 1 and 0 < vols[0]["gb_hours"] == vols[0]["hours"] and u["volume_gb_hours"] > 0, u
     table = stratus(home, "usage")
     assert table.returncode == 0 and "server-hours" in table.stdout, table.stderr
+    assert "metered-vol" in table.stdout and "GB-hours of volumes" in table.stdout, table.stdout
     assert stratus(home, "usage", "--start", "yesterday").returncode == 2
     assert stratus(home, "usage", "--start", "2026-02-01", "--end", "2026-01-01").returncode == 2
 

@@ -6,6 +6,7 @@ table below, not whatever the code answers: a change that lets one through fails
 Every new resource type adds its rows (see docs/api/policy.md).
 """
 
+import json
 import shutil
 import tempfile
 import time
@@ -355,6 +356,20 @@ def test_by_id(world, a_things, actor):
         got = c.http("GET", path, token, base=V)[0]
         if got != 403:
             wrong.append(f"GET {path}: {got}, want 403")
+    # A's volume usage (GB-hours) is A's: named by path or by project_id, it is refused
+    # to B; all_tenants from B gives B's own usage, none of A's volumes.
+    if actor.startswith("b_"):
+        for base, path in [(f"{c.volume_url}/v3/{world['a']}", "/usage"), (V, f"/usage?project_id={world['a']}")]:
+            got = c.http("GET", path, token, base=base)[0]
+            if got != 403:
+                wrong.append(f"GET {path}: {got}, want 403")
+        got, _, body = c.http("GET", "/usage?all_tenants=1", token, base=V)
+        if got != 200 or "usages" in body or a_things["volume"] in json.dumps(body):
+            wrong.append(f"GET /usage?all_tenants=1: {got} {body}")
+    else:
+        got, _, body = c.http("GET", "/usage", token, base=V)
+        if got != 200 or a_things["volume"] not in json.dumps(body):
+            wrong.append(f"GET own /usage: {got} {body}")
     # Reservable hosts, their allocations and reservable floating IPs are the admin's alone.
     for path in ["/v1/os-hosts", "/v1/os-hosts/1", "/v1/os-hosts/allocations", "/v1/os-hosts/1/allocation",
                  "/v1/floatingips"]:

@@ -192,6 +192,28 @@ CREATE TABLE volume_backend_states (
 )
 "#,
     },
+    Migration {
+        service: "volume",
+        version: 9,
+        name: "metering periods (GB-hours)",
+        sql: r#"
+CREATE TABLE volume_metering (
+    id TEXT PRIMARY KEY,
+    resource_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT
+);
+CREATE INDEX volume_metering_open ON volume_metering (resource_id, ended_at);
+CREATE INDEX volume_metering_window ON volume_metering (project_id, started_at);
+INSERT INTO volume_metering (id, resource_id, kind, project_id, size, started_at)
+    SELECT 'm-' || id, id, 'volume', project_id, size, created_at FROM volume_volumes WHERE deleted = 0;
+INSERT INTO volume_metering (id, resource_id, kind, project_id, size, started_at)
+    SELECT 'm-' || id, id, 'snapshot', project_id, size, created_at FROM volume_snapshots WHERE deleted = 0
+"#,
+    },
 ];
 
 #[cfg(test)]

@@ -1608,3 +1608,116 @@ async fn disabled_backends(engine: Engine) {
 async fn operators_disable_and_enable_backends() {
     each_engine!(disabled_backends);
 }
+
+/// Each project's GB-hours: exact over a window from periods written by hand, and
+/// recorded by the real changes (create, snapshot, extend, transfer, delete).
+async fn metering(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (pa, a) = c.id.member("metered").await;
+    let (pb, b) = c.id.member("receiver").await;
+    // Exact figures: 2 GiB for two hours, then 3 GiB still held; the window takes the
+    // second hour of the first period and the first hour of the second.
+    let now = chrono::Utc::now().timestamp();
+    let t0 = chrono::DateTime::from_timestamp(now - 10 * 3600, 0).unwrap();
+    let at = |h: i64| stratus_common::db::time_text(t0 + chrono::Duration::hours(h));
+    for (id, size, from, to) in [("m1", 2, at(0), Some(at(2))), ("m2", 3, at(2), None)] {
+        sqlx::query(
+            "INSERT INTO volume_metering (id, resource_id, kind, project_id, size, started_at, ended_at)
+             VALUES ($1, 'old-volume', 'volume', $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(&pa)
+        .bind(size as i64)
+        .bind(from)
+        .bind(to)
+        .execute(&c.id.db.pool)
+        .await
+        .unwrap();
+    }
+    let window = format!("start={}&end={}", &at(1)[..19], &at(3)[..19]);
+    let (code, u) = c.call("GET", &format!("/v3/{pa}/usage?{window}"), &a, None).await;
+    assert_eq!(code, StatusCode::OK, "{u}");
+    let u = &u["usage"];
+    assert!((u["total_volume_gb_hours"].as_f64().unwrap() - 5.0).abs() < 1e-6, "{u}");
+    assert_eq!(u["volumes"][0]["size"], 3);
+    assert!((u["volumes"][0]["hours"].as_f64().unwrap() - 2.0).abs() < 1e-6, "{u}");
+    assert_eq!(u["volumes"][0]["state"], "held");
+    // A window before anything existed is empty; a bad one is refused.
+    let (_, u) = c.call("GET", &format!("/v3/{pa}/usage?end={}", &at(-1)[..19]), &a, None).await;
+    assert_eq!(u["usage"]["volumes"], json!([]));
+    assert_eq!(c.call("GET", &format!("/v3/{pa}/usage?start=soon"), &a, None).await.0, StatusCode::BAD_REQUEST);
+    // Another project's member sees none of it; an admin sees any project, or all.
+    assert_eq!(c.call("GET", &format!("/v3/{pa}/usage"), &b, None).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(c.call("GET", &format!("/v3/{pb}/usage?project_id={pa}"), &b, None).await.0, StatusCode::FORBIDDEN);
+    let (_, u) = c.call("GET", &format!("/v3/{pa}/usage?project_id={pa}"), &c.admin, None).await;
+    assert_eq!(u["usage"]["volumes"][0]["id"], "old-volume");
+
+    // The real changes: a 1 GiB volume, its snapshot, an extend to 2, a transfer.
+    let (_, v) =
+        c.call("POST", &format!("/v3/{pa}/volumes"), &a, Some(json!({"volume": {"size": 1, "name": "metered"}}))).await;
+    let vid = v["volume"]["id"].as_str().unwrap().to_string();
+    c.wait(&a, &format!("/v3/{pa}/volumes/{vid}"), "volume", "available").await;
+    let (_, s) = c
+        .call("POST", &format!("/v3/{pa}/snapshots"), &a, Some(json!({"snapshot": {"volume_id": vid, "name": "snap"}})))
+        .await;
+    let sid = s["snapshot"]["id"].as_str().unwrap().to_string();
+    c.wait(&a, &format!("/v3/{pa}/snapshots/{sid}"), "snapshot", "available").await;
+    c.call("POST", &format!("/v3/{pa}/volumes/{vid}/action"), &a, Some(json!({"os-extend": {"new_size": 2}}))).await;
+    c.wait(&a, &format!("/v3/{pa}/volumes/{vid}"), "volume", "available").await;
+    c.call("DELETE", &format!("/v3/{pa}/snapshots/{sid}"), &a, None).await;
+    c.wait(&a, &format!("/v3/{pa}/snapshots/{sid}"), "snapshot", "GONE").await;
+    let periods = |id: String| {
+        let db = c.id.db.clone();
+        async move {
+            sqlx::query("SELECT size FROM volume_metering WHERE resource_id = $1 ORDER BY started_at")
+                .bind(id)
+                .fetch_all(&db.pool)
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(periods(vid.clone()).await, 2, "created at 1 GiB, extended to 2");
+    let (_, t) = c
+        .call("POST", &format!("/v3/{pa}/os-volume-transfer"), &a, Some(json!({"transfer": {"volume_id": vid}})))
+        .await;
+    let (tid, key) = (t["transfer"]["id"].as_str().unwrap(), t["transfer"]["auth_key"].as_str().unwrap());
+    let (code, _) = c
+        .call(
+            "POST",
+            &format!("/v3/{pb}/os-volume-transfer/{tid}/accept"),
+            &b,
+            Some(json!({"accept": {"auth_key": key}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    assert_eq!(periods(vid.clone()).await, 3, "one more for the new project");
+    let (_, u) = c.call("GET", &format!("/v3/{pa}/usage"), &a, None).await;
+    let u = &u["usage"];
+    let line = u["volumes"].as_array().unwrap().iter().find(|l| l["id"] == json!(vid)).unwrap().clone();
+    assert_eq!(
+        (line["name"].clone(), line["size"].clone(), line["state"].clone()),
+        (json!("metered"), json!(2), json!("gone"))
+    );
+    assert_eq!(u["snapshots"][0]["state"], "gone");
+    assert!(u["total_snapshot_gb_hours"].as_f64().unwrap() > 0.0);
+    let (_, u) = c.call("GET", &format!("/v3/{pb}/usage"), &b, None).await;
+    assert_eq!(u["usage"]["volumes"][0]["state"], "held");
+    // Deleted: its period ends, and its GB-hours stop growing.
+    c.call("DELETE", &format!("/v3/{pb}/volumes/{vid}"), &b, None).await;
+    c.wait(&b, &format!("/v3/{pb}/volumes/{vid}"), "volume", "GONE").await;
+    let (_, u1) = c.call("GET", &format!("/v3/{pb}/usage"), &b, None).await;
+    assert_eq!(u1["usage"]["volumes"][0]["state"], "gone");
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let (_, u2) = c.call("GET", &format!("/v3/{pb}/usage"), &b, None).await;
+    assert_eq!(u1["usage"]["total_volume_gb_hours"], u2["usage"]["total_volume_gb_hours"]);
+    let (_, all) = c.call("GET", &format!("/v3/{pa}/usage?all_tenants=1"), &c.admin, None).await;
+    let projects: Vec<&str> =
+        all["usages"].as_array().unwrap().iter().filter_map(|u| u["project_id"].as_str()).collect();
+    assert!(projects.contains(&pa.as_str()) && projects.contains(&pb.as_str()), "{all}");
+}
+
+#[tokio::test]
+async fn usage_counts_the_gb_hours_of_volumes_and_snapshots() {
+    each_engine!(metering);
+}

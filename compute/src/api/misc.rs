@@ -12,7 +12,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
-use stratus_common::db::parse_time;
 use stratus_common::http::{ApiJson, ApiResult};
 
 /// Nova's `is_public` filter. An admin's choice: `none` (OSC sends the literal "None")
@@ -669,20 +668,7 @@ async fn usage(
     detailed: bool,
 ) -> ApiResult<Vec<Value>> {
     let now = chrono::Utc::now();
-    let parse = |k: &str, d: chrono::DateTime<chrono::Utc>| -> ApiResult<chrono::DateTime<chrono::Utc>> {
-        match q.get(k) {
-            None => Ok(d),
-            Some(t) => {
-                let t2 = if t.ends_with('Z') || t.contains('+') { t.clone() } else { format!("{t}Z") };
-                parse_time(&t2).ok_or_else(|| bad(format!("Invalid {k}: {t}")))
-            }
-        }
-    };
-    let start = parse("start", now - chrono::Duration::days(1))?;
-    let end = parse("end", now)?;
-    if start > end {
-        return Err(bad("Invalid start time. The start time cannot occur after the end time."));
-    }
+    let (start, end) = stratus_common::http::window::window(q, chrono::Duration::days(1))?;
     let end = end.min(now);
     let stamp = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
     Ok(s.usage(ctx, only, start, end)

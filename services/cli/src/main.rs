@@ -208,6 +208,9 @@ pub enum Verb {
         /// Their names or IDs
         #[arg(required = true)]
         names: Vec<String>,
+        /// Wait until they are gone
+        #[command(flatten)]
+        wait: wait::WaitArgs,
     },
     /// Change one: rename it, describe it, enable or disable it, set or unset properties
     #[command(
@@ -433,10 +436,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let one = find(kind, &session, &name).await?;
             output::record(&one, cli.format, &cli.columns).map_err(usage)
         }
-        Verb::Delete { names } => {
+        Verb::Delete { names, wait } => {
+            let mut deleted = Vec::new();
             for name in &names {
                 let one = find(kind, &session, name).await?;
-                kind.delete(&session, &kinds::id_text(&one[kind.id_field])).await?;
+                let id = kinds::id_text(&one[kind.id_field]);
+                kind.delete(&session, &id).await?;
+                deleted.push(id);
+            }
+            if wait.wait {
+                for id in &deleted {
+                    wait::wait_for(&session, kind, id, "GONE", wait.timeout).await?;
+                }
             }
             Ok(())
         }

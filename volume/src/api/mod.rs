@@ -12,6 +12,7 @@ mod qos;
 mod snapshots;
 mod transfers;
 mod types;
+mod usage;
 pub mod views;
 mod volumes;
 
@@ -91,6 +92,7 @@ pub fn router(service: Arc<VolumeService>, verifier: Arc<TokenVerifier>, max_bod
         .route(&format!("{p}/messages"), get(messages::list))
         .route(&format!("{p}/messages/{{id}}"), get(messages::show).delete(messages::delete))
         .route(&format!("{p}/limits"), get(misc::limits))
+        .route(&format!("{p}/usage"), get(usage::show))
         .route(
             &format!("{p}/os-quota-sets/{{target}}"),
             get(misc::quota_show).put(misc::quota_update).delete(misc::quota_delete),

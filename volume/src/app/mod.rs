@@ -7,6 +7,7 @@ pub mod backends;
 mod error;
 pub mod images;
 pub mod messages;
+pub mod metering;
 pub mod online_extend;
 pub mod qos;
 pub mod quotas;

@@ -4,6 +4,7 @@
 
 mod backend_states;
 mod messages;
+mod metering;
 mod qos;
 mod snapshots;
 mod transfers;
@@ -11,6 +12,7 @@ mod types;
 mod volumes;
 
 pub use messages::Message;
+pub use metering::{Metered, Period};
 pub use qos::QosSpecs;
 pub use snapshots::{Snapshot, SnapshotStatus};
 pub use transfers::{Accepted, Transfer};

@@ -1,4 +1,4 @@
-use super::{json_text, Store, StoreResult};
+use super::{json_text, Metered, Store, StoreResult};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use stratus_common::db::{now_text, Col, JsonSelect};
@@ -80,9 +80,9 @@ impl Store {
         .bind(s.status.as_str())
         .bind(json_text(&s.metadata))
         .bind(&s.created_at)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
-        Ok(())
+        Store::meter_in(conn, Metered::Snapshot, &s.id, &s.project_id, s.size, true).await
     }
 
     pub async fn snapshot_get(&self, id: &str) -> StoreResult<Option<Snapshot>> {
@@ -114,9 +114,15 @@ impl Store {
         .bind(&s.id)
         .bind(s.rev)
         .bind(&s.progress)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
-        Ok(r.rows_affected() == 1)
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        if s.deleted {
+            Store::meter_in(conn, Metered::Snapshot, &s.id, &s.project_id, s.size, false).await?;
+        }
+        Ok(true)
     }
 
     pub async fn snapshot_save(&self, s: &mut Snapshot) -> StoreResult<bool> {

@@ -121,6 +121,7 @@ impl Store {
         if moved.rows_affected() != 1 {
             return Ok(Accepted::Changed);
         }
+        Store::meter_in(&mut tx, super::Metered::Volume, &v.id, project, v.size, true).await?;
         tx.commit().await?;
         Ok(Accepted::Done)
     }

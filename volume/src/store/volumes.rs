@@ -1,4 +1,4 @@
-use super::{json_text, Store, StoreResult};
+use super::{json_text, Metered, Store, StoreResult};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use stratus_common::db::{now_text, Col, JsonSelect};
@@ -210,9 +210,9 @@ impl Store {
         .bind(v.image_id.clone())
         .bind(json_text(&v.image_meta))
         .bind(&v.type_id)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
-        Ok(())
+        Store::meter_in(conn, Metered::Volume, &v.id, &v.project_id, v.size, true).await
     }
 
     /// A volume, deleted ones included (callers decide what a deleted one means).
@@ -252,9 +252,13 @@ impl Store {
         .bind(serde_json::to_string(&v.attachments).unwrap_or_else(|_| "[]".into()))
         .bind(json_text(&v.image_meta))
         .bind(&v.type_id)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
-        Ok(r.rows_affected() == 1)
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        Store::meter_in(conn, Metered::Volume, &v.id, &v.project_id, v.size, !v.deleted).await?;
+        Ok(true)
     }
 
     /// [`Self::volume_save_in`] on a connection of its own; bumps `v.rev` when saved.

@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod microversion;
 pub mod pagination;
 pub mod request_id;
+pub mod window;
 
 pub use error::{ApiError, ApiResult, ErrorStyle};
 pub use json::{wrapped, ApiJson};
