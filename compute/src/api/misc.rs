@@ -49,7 +49,12 @@ async fn flavors(
     }
     let list = paginate(list, q, |f| f.id.as_str())?;
     let b = base(s);
-    Ok(Json(json!({"flavors": list.iter().map(|f| flavor_view(f, v, &b, detail)).collect::<Vec<_>>()})))
+    let mut out = json!({"flavors": list.iter().map(|f| flavor_view(f, v, &b, detail)).collect::<Vec<_>>()});
+    let path = if detail { "/flavors/detail" } else { "/flavors" };
+    if let Some(links) = super::page_links(&list, q, &b, path, |f| f.id.as_str()) {
+        out["flavors_links"] = links;
+    }
+    Ok(Json(out))
 }
 
 pub async fn flavor_list(State(s): State<AppState>, ctx: AuthContext, v: Version, q: Params) -> ApiResult<Json<Value>> {
@@ -210,9 +215,14 @@ pub async fn keypair_list(
     let user = q.get("user_id").filter(|_| v.at_least(10)).map(String::as_str);
     let list = s.keypair_list(&ctx, user).await?;
     let list = if v.at_least(35) { paginate(list, &q, |k| k.name.as_str())? } else { list };
-    Ok(Json(
-        json!({"keypairs": list.iter().map(|k| json!({"keypair": keypair_view(k, v, false)})).collect::<Vec<_>>()}),
-    ))
+    let mut out =
+        json!({"keypairs": list.iter().map(|k| json!({"keypair": keypair_view(k, v, false)})).collect::<Vec<_>>()});
+    if v.at_least(35) {
+        if let Some(links) = super::page_links(&list, &q, &base(&s), "/os-keypairs", |k| k.name.as_str()) {
+            out["keypairs_links"] = links;
+        }
+    }
+    Ok(Json(out))
 }
 
 pub async fn keypair_show(

@@ -170,6 +170,37 @@ pub(crate) fn flag(params: &HashMap<String, String>, key: &str) -> bool {
         || params.get(key).is_some_and(|v| v == "1")
 }
 
+/// Nova's `<key>_links` for a full page: the same query at `path` (below the API's
+/// base), its marker the page's last item, with `limit` added when the caller gave none.
+pub(crate) fn next_links(base: &str, path: &str, q: &HashMap<String, String>, limit: usize, last: &str) -> Value {
+    let mut params: Vec<(String, String)> =
+        q.iter().filter(|(k, _)| *k != "marker").map(|(k, v)| (k.clone(), v.clone())).collect();
+    params.sort();
+    if !q.contains_key("limit") {
+        params.push(("limit".into(), limit.to_string()));
+    }
+    params.push(("marker".into(), last.to_string()));
+    let query: Vec<String> =
+        params.iter().map(|(k, v)| format!("{}={}", urlencoding::encode(k), urlencoding::encode(v))).collect();
+    serde_json::json!([{"rel": "next", "href": format!("{base}{path}?{}", query.join("&"))}])
+}
+
+/// The `<key>_links` of a page [`paginate`] cut at the caller's `limit`, when it is
+/// full (there may be more).
+pub(crate) fn page_links<T>(
+    page: &[T],
+    params: &HashMap<String, String>,
+    base: &str,
+    path: &str,
+    id: impl Fn(&T) -> &str,
+) -> Option<Value> {
+    let limit: usize = params.get("limit")?.parse().ok()?;
+    match page.last() {
+        Some(last) if limit > 0 && page.len() == limit => Some(next_links(base, path, params, limit, id(last))),
+        _ => None,
+    }
+}
+
 /// Applies Nova's `marker`/`limit` to a listing of ids.
 pub(crate) fn paginate<T>(
     items: Vec<T>,

@@ -79,16 +79,7 @@ async fn listed(
     let list = s.server_list(ctx, &query, keep).await?;
     let next = match list.last() {
         Some(last) if limit > 0 && list.len() == limit => {
-            let mut params: Vec<(String, String)> =
-                q.iter().filter(|(k, _)| *k != "marker").map(|(k, v)| (k.clone(), v.clone())).collect();
-            params.sort();
-            if !q.contains_key("limit") {
-                params.push(("limit".into(), limit.to_string()));
-            }
-            params.push(("marker".into(), last.id.to_string()));
-            let query: Vec<String> =
-                params.iter().map(|(k, v)| format!("{}={}", urlencoding::encode(k), urlencoding::encode(v))).collect();
-            Some(json!([{"rel": "next", "href": format!("{}{path}?{}", base(s), query.join("&"))}]))
+            Some(super::next_links(&base(s), path, q, limit, &last.id.to_string()))
         }
         _ => None,
     };

@@ -9,7 +9,6 @@
 mod accounts;
 mod create;
 mod images;
-mod kinds;
 mod launch;
 mod leases;
 mod output;
@@ -18,8 +17,8 @@ mod servers;
 mod wait;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use kinds::Kind;
 use serde_json::Value;
+use stratus_client::resources::{self as kinds, Kind};
 use stratus_client::{CloudConfig, Error, Session};
 
 #[derive(Parser)]
@@ -287,8 +286,8 @@ impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         let code = match &e {
             Error::Config(_) | Error::Auth(_) | Error::NoEndpoint { .. } => 3,
-            Error::Api { status: 404, .. } => 4,
-            Error::Api { .. } => 1,
+            Error::Api { status: 404, .. } | Error::NotFound { .. } => 4,
+            Error::Api { .. } | Error::Ambiguous { .. } => 1,
             Error::Unreachable(_) => 5,
         };
         let mut message = e.to_string();
@@ -521,21 +520,9 @@ pub fn usage(message: String) -> Failure {
 }
 
 /// One resource by ID, or else by exact name (more than one of that name: ask for the ID).
+/// One of `kind` by ID or exact name (the client library's [`Kind::find`]).
 pub async fn find(kind: &Kind, session: &Session, name: &str) -> Result<Value, Failure> {
-    match kind.show(session, name).await {
-        Ok(v) => return Ok(v),
-        Err(e) if e.is_not_found() || matches!(e, Error::Api { status: 400, .. }) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let rows = kind.list(session).await?;
-    let named: Vec<&Value> = rows.iter().filter(|r| r[kind.name_field] == name).collect();
-    match named.as_slice() {
-        [one] => Ok(kind.show(session, &kinds::id_text(&one[kind.id_field])).await?),
-        [] => Err(Failure { code: 4, message: format!("no {} with the name or ID {name:?}", kind.noun) }),
-        many => {
-            Err(Failure { code: 1, message: format!("{} {}s are named {name:?}: use an ID", many.len(), kind.noun) })
-        }
-    }
+    Ok(kind.find(session, name).await?)
 }
 
 #[cfg(test)]

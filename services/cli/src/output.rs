@@ -1,9 +1,9 @@
 //! Printing: an aligned table for people, JSON or bare values for scripts. `-c` picks
 //! columns by header (any case); an unknown one is a usage error naming the known ones.
 
-use crate::kinds::Kind;
 use crate::Format;
 use serde_json::{Map, Value};
+use stratus_client::resources::Kind;
 
 /// Writes `text` to stdout. A reader that went away (`stratus server list | head`)
 /// ends the command quietly, as other Unix tools do; another write error is exit 1.

@@ -12,7 +12,9 @@
 //! ```
 
 pub mod config;
+pub mod resources;
 pub mod session;
+pub mod wait;
 
 pub use config::CloudConfig;
 pub use session::Session;
@@ -35,10 +37,17 @@ pub enum Error {
     /// A service answered with an error.
     #[error("{message} (HTTP {status})")]
     Api { status: u16, message: String },
+    /// No resource of this kind has that name or ID.
+    #[error("no {kind} with the name or ID {name:?}")]
+    NotFound { kind: &'static str, name: String },
+    /// Several resources of this kind have that name.
+    #[error("{count} {kind}s are named {name:?}: use an ID")]
+    Ambiguous { kind: &'static str, name: String, count: usize },
 }
 
 impl Error {
+    /// A 404 from a service, or no resource by that name.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Error::Api { status: 404, .. })
+        matches!(self, Error::Api { status: 404, .. } | Error::NotFound { .. })
     }
 }

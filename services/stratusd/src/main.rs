@@ -2,15 +2,10 @@
 //! `stratusd all-in-one` runs every service in one process with embedded defaults
 //! (SQLite in the data directory, the in-process bus).
 
-mod config;
-mod runtime;
-
 use clap::{Parser, Subcommand};
-use config::Config;
-use runtime::{serve_all, write_client_files, Runtime};
 use std::path::PathBuf;
-use std::sync::Arc;
-use stratus_common::config::Switch;
+use stratusd::config::Config;
+use stratusd::runtime::{self, serve_all, write_client_files, Runtime};
 
 #[derive(Parser)]
 #[command(name = "stratusd", version, about = "The Stratus cloud daemon")]
@@ -105,57 +100,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::AllInOne { admin_password: flag } => {
             let started = std::time::Instant::now();
             let password = admin_password(flag, &config);
-            let rt = Runtime::open(config).await?;
-            let identity = rt.identity().await?;
-            let report = rt.bootstrap(&identity, password).await?;
-            announce(&rt, &report)?;
-            let limits = Arc::new(stratus_identity::app::InProcessLimitsSource::new(identity.store.clone()));
-            let image = rt.image_served(identity.verifier.clone(), limits.clone()).await?;
-            let network = rt.network_served(identity.verifier.clone(), limits.clone()).await?;
-            let tokens = runtime::InternalTokens::new(identity.clone());
-            let volume = rt.volume_served(identity.verifier.clone(), limits.clone(), tokens.clone()).await?;
-            let compute = rt.compute_served(identity.verifier.clone(), limits, tokens.clone()).await?;
-            let reservation = rt.reservation_served(identity.verifier.clone(), tokens.clone())?;
-            let baremetal = rt.baremetal_served(identity.verifier.clone(), tokens.clone())?;
-            let mut services = vec![rt.identity_served(identity)?, image, network, volume, reservation, baremetal];
-            services.extend(compute);
-            if rt.config.compute_agent.enabled {
-                let agent = runtime::compute_agent(&rt.config, rt.bus.clone(), tokens.clone())?;
-                tracing::info!(driver = agent.driver_name(), "compute agent running");
-                agent.report_all().await;
-                stratus_common::supervisor::SUPERVISOR.spawn("compute-agent", move |_task| agent.clone().run());
-                if rt.config.compute_agent.baremetal_nodes && runtime::compute_driver(&rt.config) != "ironic" {
-                    // The bare-metal nodes are hosts too, through an agent of their own.
-                    let name = format!("{}-baremetal", runtime::compute_agent_name(&rt.config));
-                    let nodes = runtime::baremetal_compute_agent(&rt.config, &name, rt.bus.clone(), tokens.clone())?;
-                    tracing::info!(agent = %name, "bare-metal compute agent running");
-                    stratus_common::supervisor::SUPERVISOR.spawn("baremetal-compute-agent", move |_task| {
-                        let nodes = nodes.clone();
-                        async move {
-                            nodes.report_all().await;
-                            nodes.run().await
-                        }
-                    });
-                }
-            }
-            if agent_wanted(rt.config.network_agent.enabled) {
-                let agent = runtime::network_agent(&rt.config, tokens)?;
-                tracing::info!(host = agent.host(), "network agent running");
-                let bus = rt.bus.clone();
-                stratus_common::supervisor::SUPERVISOR.spawn("network-agent", move |_task| {
-                    let (agent, bus) = (agent.clone(), bus.clone());
-                    async move {
-                        agent.run(Some(bus)).await;
-                        Ok(())
-                    }
-                });
-            } else {
-                tracing::info!(
-                    "network agent not running (needs root, iproute2 and nftables; see [network_agent] enabled)"
-                );
-            }
+            let cloud = stratusd::all_in_one(config, password).await?;
+            announce(&cloud.rt, &cloud.report)?;
             tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "all-in-one ready");
-            serve_all(services).await
+            serve_all(cloud.services).await
         }
         Command::Identity { action: None } => {
             let rt = Runtime::open(config).await?;
@@ -251,15 +199,6 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("Database at {} is up to date.", redact(&rt.config.database_url()));
             Ok(())
         }
-    }
-}
-
-/// Whether all-in-one runs the network agent (`[network_agent] enabled`).
-fn agent_wanted(setting: Switch) -> bool {
-    match setting {
-        Switch::Auto => stratus_network_agent::kernel::available(),
-        Switch::On => true,
-        Switch::Off => false,
     }
 }
 

@@ -662,13 +662,42 @@ pub fn service_tokens(config: &Config) -> Arc<dyn TokenSource> {
 
 /// Binds every service, then serves them all until SIGTERM or Ctrl-C.
 pub async fn serve_all(services: Vec<Served>) -> anyhow::Result<()> {
+    let serving = bind_all(services).await?;
+    stratus_common::http::shutdown_signal().await;
+    serving.stop().await
+}
+
+/// Services listening and being served in the background, until [`Serving::stop`].
+pub struct Serving {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Serving {
+    /// Stops accepting, lets the requests under way finish, and waits for them.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            t.await??;
+        }
+        Ok(())
+    }
+}
+
+/// Binds every service (all or none: the first address that cannot be had is the
+/// error) and serves them in the background.
+pub async fn bind_all(services: Vec<Served>) -> anyhow::Result<Serving> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut tasks = Vec::new();
+    let mut listeners = Vec::new();
     for s in services {
         let listener = tokio::net::TcpListener::bind(s.addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {} for {}: {e}", s.addr, s.name))?;
         tracing::info!(service = s.name, addr = %s.addr, "listening");
+        listeners.push((listener, s));
+    }
+    let mut tasks = Vec::new();
+    for (listener, s) in listeners {
         let mut rx = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             let stop = async move {
@@ -677,12 +706,7 @@ pub async fn serve_all(services: Vec<Served>) -> anyhow::Result<()> {
             stratus_common::http::serve(listener, s.router, stop).await
         }));
     }
-    stratus_common::http::shutdown_signal().await;
-    let _ = stop_tx.send(true);
-    for t in tasks {
-        t.await??;
-    }
-    Ok(())
+    Ok(Serving { stop: stop_tx, tasks })
 }
 
 /// Writes `clouds.yaml` and `openrc` for the admin user, readable by the owner only.

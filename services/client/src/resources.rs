@@ -1,8 +1,22 @@
-//! The resources the command knows: where each lives in its service's API, and the
-//! columns a list shows. One table row per kind; a new kind is one more constant.
+//! Every resource of every service, as one table: where each lives in its service's
+//! API (list, show, update, delete paths; the microversion it is read at), how it is
+//! named, and the columns a summary shows. One constant per kind; a new kind is one
+//! more constant. [`Kind`]'s methods list (every page), show, find by name or ID,
+//! change and delete any of them.
+//!
+//! ```no_run
+//! # async fn demo(s: &stratus_client::Session) -> Result<(), stratus_client::Error> {
+//! use stratus_client::resources::{NETWORK, SERVER};
+//! let net = NETWORK.find(s, "private").await?;          // by name or ID
+//! for server in SERVER.list(s).await? {                 // every page
+//!     println!("{} {}", server["name"], server["status"]);
+//! }
+//! # let _ = net; Ok(()) }
+//! ```
 
+use crate::session::Method;
+use crate::{Error, Session};
 use serde_json::Value;
-use stratus_client::{Error, Session};
 
 pub struct Kind {
     /// What a person calls one (`server`).
@@ -231,20 +245,31 @@ pub const NODE: Kind = Kind {
 };
 
 impl Kind {
-    /// Every one the caller may see, following the service's pages (`next` links).
+    /// Every one the caller may see, following the service's pages: Glance's `next`
+    /// (a path under the endpoint) and the `<key>_links` `next` link of Nova, Neutron,
+    /// Cinder and Keystone (a whole URL).
     pub async fn list(&self, s: &Session) -> Result<Vec<Value>, Error> {
-        let (path, key) = self.list;
+        self.list_from(s, self.list.0).await
+    }
+
+    /// [`Self::list`] from a path of the list's own (the list path with a query:
+    /// filters, `limit`, `sort_key`).
+    pub async fn list_from(&self, s: &Session, path: &str) -> Result<Vec<Value>, Error> {
+        let key = self.list.1;
+        let endpoint = s.endpoint(self.service)?;
         let mut out = Vec::new();
         let mut next = Some(path.to_string());
+        let mut pages = 0;
         while let Some(p) = next.take() {
-            let page = s.call(reqwest_get(), self.service, &p, None, self.headers).await?;
+            let page = s.call(Method::GET, self.service, &p, None, self.headers).await?;
             let items = page[key].as_array().cloned().unwrap_or_default();
             let got = items.len();
             out.extend(items);
-            // Glance: `"next": "/v2/images?marker=..."` (relative to the endpoint).
-            if let Some(n) = page["next"].as_str().filter(|n| n.starts_with(path) && got > 0) {
-                next = Some(n.to_string());
+            pages += 1;
+            if got == 0 || pages >= MAX_PAGES {
+                break;
             }
+            next = next_page(&page, key, &endpoint);
         }
         Ok(out)
     }
@@ -252,7 +277,7 @@ impl Kind {
     /// Deletes one by ID.
     pub async fn delete(&self, s: &Session, id: &str) -> Result<(), Error> {
         let path = self.show.0.replace("{id}", &urlencode(id));
-        s.call(stratus_client::session::Method::DELETE, self.service, &path, None, self.headers).await.map(drop)
+        s.call(Method::DELETE, self.service, &path, None, self.headers).await.map(drop)
     }
 
     /// Changes one by ID: the fields given (under the kind's show key, or as a JSON
@@ -265,7 +290,6 @@ impl Kind {
         fields: serde_json::Map<String, Value>,
         properties: &[(String, Option<String>)],
     ) -> Result<Value, Error> {
-        use stratus_client::session::Method;
         let Some(u) = &self.update else {
             return Err(Error::Config(format!("a {} cannot be changed here", self.noun)));
         };
@@ -325,11 +349,28 @@ impl Kind {
         self.show(s, id).await
     }
 
+    /// One by ID or, failing that, by its exact name: [`Error::NotFound`] when none
+    /// has it, [`Error::Ambiguous`] when several do.
+    pub async fn find(&self, s: &Session, name_or_id: &str) -> Result<Value, Error> {
+        match self.show(s, name_or_id).await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_not_found() || matches!(e, Error::Api { status: 400, .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let rows = self.list(s).await?;
+        let named: Vec<&Value> = rows.iter().filter(|r| r[self.name_field] == name_or_id).collect();
+        match named.as_slice() {
+            [one] => self.show(s, &id_text(&one[self.id_field])).await,
+            [] => Err(Error::NotFound { kind: self.noun, name: name_or_id.to_string() }),
+            many => Err(Error::Ambiguous { kind: self.noun, name: name_or_id.to_string(), count: many.len() }),
+        }
+    }
+
     /// One by ID.
     pub async fn show(&self, s: &Session, id: &str) -> Result<Value, Error> {
         let (path, key) = self.show;
         let path = path.replace("{id}", &urlencode(id));
-        let v = s.call(reqwest_get(), self.service, &path, None, self.headers).await?;
+        let v = s.call(Method::GET, self.service, &path, None, self.headers).await?;
         Ok(match key {
             Some(k) => v[k].clone(),
             None => v,
@@ -337,13 +378,39 @@ impl Kind {
     }
 }
 
+/// Enough pages for any real list; a service whose `next` links loop stops here.
+const MAX_PAGES: usize = 10_000;
+
+/// The path (under `endpoint`) of the page after `page`, if the service names one.
+fn next_page(page: &Value, key: &str, endpoint: &str) -> Option<String> {
+    if let Some(n) = page["next"].as_str() {
+        // Glance: relative to the endpoint's root, which carries no path of its own.
+        return Some(n.to_string());
+    }
+    // Keystone: `"links": {"next": URL}`.
+    if let Some(href) = page["links"]["next"].as_str() {
+        return under(href, endpoint);
+    }
+    let links = page[format!("{key}_links")].as_array()?;
+    let href = links.iter().find(|l| l["rel"] == "next")?["href"].as_str()?;
+    under(href, endpoint)
+}
+
+/// A link's path and query below `endpoint`: the part after the endpoint's own path,
+/// whatever host name the service wrote into it.
+fn under(href: &str, endpoint: &str) -> Option<String> {
+    let path_of = |url: &str| -> String {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        rest.find('/').map_or(String::new(), |i| rest[i..].to_string())
+    };
+    let (link, base) = (path_of(href), path_of(endpoint));
+    let base = base.trim_end_matches('/');
+    link.strip_prefix(base).map(str::to_string)
+}
+
 /// An id as text (Blazar's hosts have integer ids).
 pub fn id_text(v: &Value) -> String {
     v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
-}
-
-fn reqwest_get() -> stratus_client::session::Method {
-    stratus_client::session::Method::GET
 }
 
 fn urlencode(s: &str) -> String {
@@ -477,4 +544,33 @@ pub const USER: Kind = Kind {
 /// A key as one step of a JSON pointer (RFC 6901: `~` and `/` escaped).
 fn pointer(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn next_pages_are_found_in_every_services_shape() {
+        let nova = json!({"servers": [1], "servers_links": [{"rel": "next",
+            "href": "http://other-name:8774/v2.1/servers/detail?limit=1&marker=a"}]});
+        assert_eq!(
+            next_page(&nova, "servers", "http://127.0.0.1:8774/v2.1").as_deref(),
+            Some("/servers/detail?limit=1&marker=a")
+        );
+        let cinder = json!({"volumes": [1], "volumes_links": [{"rel": "next",
+            "href": "http://h:8776/v3/p1/volumes/detail?marker=b"}]});
+        assert_eq!(next_page(&cinder, "volumes", "http://h:8776/v3/p1/").as_deref(), Some("/volumes/detail?marker=b"));
+        let glance = json!({"images": [1], "next": "/v2/images?marker=c"});
+        assert_eq!(next_page(&glance, "images", "http://h:9292").as_deref(), Some("/v2/images?marker=c"));
+        assert_eq!(next_page(&json!({"networks": [1]}), "networks", "http://h:9696"), None);
+        let keystone = json!({"users": [1], "links": {"self": "x", "next": "http://h:5000/v3/users?marker=d"}});
+        assert_eq!(next_page(&keystone, "users", "http://h:5000/v3").as_deref(), Some("/users?marker=d"));
+        let last = json!({"users": [1], "links": {"self": "x", "next": null}});
+        assert_eq!(next_page(&last, "users", "http://h:5000/v3"), None);
+        // A link outside the endpoint is not followed.
+        let odd = json!({"ports": [1], "ports_links": [{"rel": "next", "href": "http://h:9696/elsewhere?x"}]});
+        assert_eq!(next_page(&odd, "ports", "http://h:9696/v2.0"), None);
+    }
 }
