@@ -122,7 +122,14 @@ def test_lists_and_shows_by_name_or_id(cloud, home):
     # The admin sees the nodes (none here) and the member's server by ID.
     assert ok_json(home, "node", "list", cloud_name="admin") == []
     # `set` with properties, through a JSON patch (Ironic's): set, then unset.
-    cloud.osc("baremetal", "node", "create", "--driver", "fake-hardware", "--name", "cli-node")
+    # Enrolled by the CLI, shown as YAML; the BMC's password never comes back.
+    p = stratus(home, "node", "create", "--driver", "fake-hardware", "--name", "cli-node", "--resource-class", "bm",
+                "--driver-info", "fake_password=hunter2", "--property", "memory_mb=4096", "-o", "yaml",
+                cloud_name="admin")
+    assert p.returncode == 0, p.stderr
+    assert "name: cli-node" in p.stdout and "resource_class: bm" in p.stdout and "hunter2" not in p.stdout, p.stdout
+    assert stratus(home, "node", "create", "--driver", "fake-hardware", "--driver-info", "nokey",
+                   cloud_name="admin").returncode == 2
     node = ok_json(home, "node", "set", "cli-node", "--description", "rack 4", "--property", "cpus=8",
                    cloud_name="admin")
     assert (node["description"], as_obj(node["properties"]).get("cpus")) == ("rack 4", "8"), node
@@ -139,8 +146,18 @@ def test_lists_and_shows_by_name_or_id(cloud, home):
         p = stratus(home, "server", "create", unique("over"), "--image", image_name, "--flavor", basics["flavor"],
                     "--network", basics["network"])
         assert p.returncode == 1 and "quota" in p.stderr.lower() and "openstack quota set" in p.stderr, p.stderr
+        assert "compute quota instances: 0 in use, a limit of 0" in p.stderr, p.stderr
     finally:
         cloud.osc("quota", "set", "--instances", "10", home["project"], fmt_json=False)
+    # The network service names the quota but not the figures: the command adds them.
+    q = cloud.osc("quota", "show", home["project"])
+    ports = ({r["Resource"]: r["Limit"] for r in q} if isinstance(q, list) else q)["ports"]
+    cloud.osc("quota", "set", "--ports", "0", home["project"], fmt_json=False)
+    try:
+        p = stratus(home, "port", "create", unique("over"), "--network", basics["network"])
+        assert p.returncode == 1 and "network quota port: 0 in use, a limit of 0" in p.stderr, p.stderr
+    finally:
+        cloud.osc("quota", "set", "--ports", str(ports), home["project"], fmt_json=False)
 
 
 def test_every_kind_is_made_listed_and_deleted(cloud, home):
@@ -258,7 +275,11 @@ def test_a_lease_and_a_server_in_it(cloud, home):
     """`stratus lease create --node-type --hours --wait`, a server launched into its
     reservation, and `lease delete --wait`, which takes the server with it."""
     hv = cloud.osc("hypervisor", "list")[0]["Hypervisor Hostname"]
-    cloud.osc("reservation", "host", "create", "--extra", "node_type=cli_node", hv, fmt_json=False)
+    p = stratus(home, "host", "create", hv, "--property", "node_type=cli_node")
+    assert p.returncode == 1 and "403" in p.stderr, "making hosts reservable is the admin's"
+    made = ok_json(home, "host", "create", hv, "--property", "node_type=cli_node", cloud_name="admin")
+    assert made["hypervisor_hostname"] == hv and made["node_type"] == "cli_node", made
+    assert stratus(home, "host", "create", hv, "--property", "novalue", cloud_name="admin").returncode == 2
     p = stratus(home, "lease", "create", "bad", "--hours", "1", "--end", "2030-01-01 10:00")
     assert p.returncode == 2, "--hours and --end together are refused"
     lease = ok_json(home, "lease", "create", "cli-lease", "--node-type", "cli_node", "--hours", "2", "--wait")
@@ -503,3 +524,43 @@ def test_help_completions_and_manual_pages(tmp_path):
     # No cloud configured: a configuration error (3) that says what to set.
     p = run("server", "list")
     assert p.returncode == 3 and "OS_CLOUD" in p.stderr, p.stderr
+
+
+def test_a_terminal_shows_the_progress_bar_and_the_table(cloud, home):
+    """In a real terminal (a tmux pane), an upload draws its progress bar with bytes and
+    rate, and a list is an aligned table; the same commands in a pipe print neither."""
+    data = os.path.join(home["home"], "tty-disk.raw")
+    with open(data, "wb") as f:
+        f.write(os.urandom(1 << 20) * 24)
+    name, sock = unique("tty-image"), unique("stratus-tty")
+    done = "END-OF-" + name
+    script = (f"{STRATUS} image create {name} --file {data} --disk-format raw -c name; "
+              f"{STRATUS} image list -c Name -c Status; echo {done}; sleep 60")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_") and k not in ("TMUX", "XDG_CACHE_HOME")}
+    env.update({"HOME": home["home"], "OS_CLOUD": "member", "TERM": "xterm-256color"})
+    env.pop("XDG_CONFIG_HOME", None)
+    tmux = ["tmux", "-L", sock, "-f", "/dev/null"]
+    subprocess.run([*tmux, "new-session", "-d", "-x", "200", "-y", "50", "bash", "--norc", "-c", script],
+                   env=env, check=True, cwd=home["home"])
+    try:
+        pane = ""
+        for _ in range(120):
+            pane = subprocess.run([*tmux, "capture-pane", "-p", "-J", "-S", "-100"], env=env, capture_output=True,
+                                  text=True).stdout
+            if done in pane:
+                break
+            time.sleep(0.5)
+        assert done in pane, pane
+        lines = pane.splitlines()
+        bar = [line for line in lines if f"[{'#' * 30}]" in line]
+        assert bar and "24.0 MiB / 24.0 MiB" in bar[0] and "100%" in bar[0] and "/s" in bar[0], pane
+        head = next(i for i, line in enumerate(lines) if line.split() == ["Name", "Status"])
+        assert set(lines[head + 1]) <= {"-", " "}, pane
+        assert any(line.split() == [name, "active"] for line in lines[head + 2:]), pane
+    finally:
+        subprocess.run([*tmux, "kill-server"], env=env, capture_output=True)
+    # Not a terminal: no bar, no escape codes on stderr.
+    p = stratus(home, "image", "create", name + "-piped", "--file", data, "--disk-format", "raw")
+    assert p.returncode == 0 and "#" not in p.stderr and "\x1b" not in p.stderr, p.stderr
+    for n in (name, name + "-piped"):
+        assert stratus(home, "image", "delete", n).returncode == 0

@@ -99,14 +99,24 @@ struct Progress {
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// One drawing of the line: what, how much of how much, the rate.
+/// How many cells the bar has.
+const BAR: u64 = 30;
+
+/// The bar for `n` of `total`: `[#########.....................]`.
+fn bar(n: u64, total: u64) -> String {
+    let full = (n.min(total) * BAR / total.max(1)) as usize;
+    format!("[{}{}]", "#".repeat(full), ".".repeat(BAR as usize - full))
+}
+
+/// One drawing of the line: what, a bar when the size is known, how much of how much,
+/// the rate.
 fn draw(what: &str, n: u64, total: Option<u64>, started: Instant) {
     let rate = n as f64 / started.elapsed().as_secs_f64().max(0.001);
-    let of = match total {
-        Some(t) if t > 0 => format!(" / {}  {:>3}%", human(t), n * 100 / t),
-        _ => String::new(),
+    let amount = match total {
+        Some(t) if t > 0 => format!("{}  {} / {}  {:>3}%", bar(n, t), human(n), human(t), n * 100 / t),
+        _ => human(n),
     };
-    eprint!("\r\x1b[K{what}  {}{of}  {}/s", human(n), human(rate as u64));
+    eprint!("\r\x1b[K{what}  {amount}  {}/s", human(rate as u64));
     let _ = std::io::stderr().flush();
 }
 
@@ -205,6 +215,13 @@ pub async fn run(s: &Session, verb: ImageVerb, format: Format, columns: &[String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bars_fill_with_the_bytes() {
+        assert_eq!(bar(0, 100), format!("[{}]", ".".repeat(30)));
+        assert_eq!(bar(50, 100), format!("[{}{}]", "#".repeat(15), ".".repeat(15)));
+        assert_eq!(bar(200, 100), format!("[{}]", "#".repeat(30)));
+    }
 
     #[test]
     fn sizes_and_formats_read_as_people_name_them() {

@@ -575,13 +575,13 @@ pub async fn status(s: &Session, format: Format) -> Result<(), Failure> {
         vec!["cores".to_string(), quota("totalCoresUsed", "maxTotalCores")],
         vec!["ram (MiB)".to_string(), quota("totalRAMUsed", "maxTotalRAMSize")],
     ];
-    if format == Format::Json {
+    if format.structured() {
         let out = json!({
             "servers": servers.iter().map(|v| json!({"name": v["name"], "status": v["status"], "id": v["id"]})).collect::<Vec<_>>(),
             "leases": leases.iter().map(|l| json!({"name": l["name"], "status": l["status"], "end_date": l["end_date"], "time_left": time_left(l)})).collect::<Vec<_>>(),
             "limits": abs,
         });
-        output::emit(&format!("{}\n", serde_json::to_string_pretty(&out).unwrap_or_default()));
+        output::document(format, &out);
         return Ok(());
     }
     let server_rows: Vec<Vec<String>> = servers

@@ -8,6 +8,7 @@
 
 mod accounts;
 mod create;
+mod hardware;
 mod images;
 mod launch;
 mod leases;
@@ -40,7 +41,7 @@ struct Cli {
     /// The cloud of clouds.yaml to use (default: OS_CLOUD, else the OS_* variables).
     #[arg(long, global = true, env = "OS_CLOUD")]
     os_cloud: Option<String>,
-    /// How to print: an aligned table, JSON, or bare values (one line per row).
+    /// How to print: an aligned table, JSON, YAML, or bare values (one line per row).
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Table)]
     format: Format,
     /// Only these columns (by header, any case); repeat for more.
@@ -54,7 +55,15 @@ struct Cli {
 pub enum Format {
     Table,
     Json,
+    Yaml,
     Value,
+}
+
+impl Format {
+    /// JSON or YAML: whole documents for scripts, not cells.
+    pub fn structured(self) -> bool {
+        matches!(self, Format::Json | Format::Yaml)
+    }
 }
 
 #[derive(Subcommand)]
@@ -127,19 +136,19 @@ enum Command {
     /// Reservable hosts (reservation service; the admin's unless the cloud lets users read them)
     Host {
         #[command(subcommand)]
-        verb: Verb,
+        verb: hardware::HostVerb,
     },
     /// Bare-metal nodes (the admin's)
     Node {
         #[command(subcommand)]
-        verb: Verb,
+        verb: hardware::NodeVerb,
     },
     /// A project's quotas across compute, network and block storage: what it uses and may use
     Quota {
         #[command(subcommand)]
         verb: quotas::QuotaVerb,
     },
-    /// What a project's servers used over a window: hours, vCPU-, memory- and disk-hours
+    /// What a project used over a window: its servers' hours, vCPU-, memory- and disk-hours, its volumes' GB-hours
     #[command(after_help = "Examples:\n  stratus usage\n  stratus usage --start 2026-11-01 --end 2026-12-01 -o json")]
     Usage {
         /// The project, by name or ID (default: the session's)
@@ -254,11 +263,8 @@ impl SetArgs {
     /// The properties to set and to remove, checked.
     pub fn property_changes(&self) -> Result<PropertyChanges, Failure> {
         let mut out = Vec::new();
-        for p in &self.properties {
-            match p.split_once('=') {
-                Some((k, v)) if !k.trim().is_empty() => out.push((k.trim().to_string(), Some(v.to_string()))),
-                _ => return Err(usage(format!("--property {p:?}: give KEY=VALUE"))),
-            }
+        for (k, v) in key_values("--property", &self.properties)? {
+            out.push((k, Some(v)));
         }
         for k in &self.unset_properties {
             if k.trim().is_empty() {
@@ -268,6 +274,17 @@ impl SetArgs {
         }
         Ok(out)
     }
+}
+
+/// `KEY=VALUE` arguments of `flag`, in order; one without `=` or a key is bad usage.
+pub fn key_values(flag: &str, items: &[String]) -> Result<Vec<(String, String)>, Failure> {
+    items
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(usage(format!("{flag} {p:?}: give KEY=VALUE"))),
+        })
+        .collect()
 }
 
 #[derive(Subcommand)]
@@ -344,70 +361,84 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         _ => {}
     }
     let session = Session::connect(CloudConfig::load(cli.os_cloud.as_deref())?).await?;
+    match commands(cli, &session).await {
+        // A refusal over a quota says which quota, what is in use and the limit.
+        Err(mut f) if f.code == 1 => {
+            if let Some(more) = quotas::explain(&session, &f.message).await {
+                f.message = format!("{}\n{more}", f.message);
+            }
+            Err(f)
+        }
+        other => other,
+    }
+}
+
+/// The commands that talk to the cloud.
+async fn commands(cli: Cli, session: &Session) -> Result<(), Failure> {
     let (kind, verb) = match cli.command {
-        Command::Launch(args) => return launch::launch(&session, args, cli.format, &cli.columns).await,
-        Command::Ssh { name, user, command } => return launch::ssh(&session, &name, user.as_deref(), &command).await,
-        Command::Down { name, timeout } => return launch::down(&session, &name, timeout).await,
-        Command::Status => return launch::status(&session, cli.format).await,
+        Command::Launch(args) => return launch::launch(session, args, cli.format, &cli.columns).await,
+        Command::Ssh { name, user, command } => return launch::ssh(session, &name, user.as_deref(), &command).await,
+        Command::Down { name, timeout } => return launch::down(session, &name, timeout).await,
+        Command::Status => return launch::status(session, cli.format).await,
         Command::Completion { .. } | Command::Man { .. } => return Ok(()),
         Command::Server { verb } => match verb {
             servers::ServerVerb::List => (&kinds::SERVER, Verb::List),
             servers::ServerVerb::Set(args) => (&kinds::SERVER, Verb::Set(args)),
             servers::ServerVerb::Show { name } => (&kinds::SERVER, Verb::Show { name }),
-            other => return servers::run(&session, other, cli.format, &cli.columns).await,
+            other => return servers::run(session, other, cli.format, &cli.columns).await,
         },
         Command::Image { verb } => match verb {
             images::ImageVerb::List => (&kinds::IMAGE, Verb::List),
             images::ImageVerb::Show { name } => (&kinds::IMAGE, Verb::Show { name }),
             images::ImageVerb::Set(args) => (&kinds::IMAGE, Verb::Set(args)),
-            other => return images::run(&session, other, cli.format, &cli.columns).await,
+            other => return images::run(session, other, cli.format, &cli.columns).await,
         },
         Command::Flavor { verb } => (&kinds::FLAVOR, verb),
         Command::Network { verb } => match verb {
             create::NetworkVerb::Common(v) => (&kinds::NETWORK, v),
-            other => return create::network(&session, other, cli.format, &cli.columns).await,
+            other => return create::network(session, other, cli.format, &cli.columns).await,
         },
         Command::Lease { verb } => match verb {
             leases::LeaseVerb::List => (&kinds::LEASE, Verb::List),
             leases::LeaseVerb::Show { name } => (&kinds::LEASE, Verb::Show { name }),
-            other => return leases::run(&session, other, cli.format, &cli.columns).await,
+            other => return leases::run(session, other, cli.format, &cli.columns).await,
         },
         Command::Subnet { verb } => match verb {
             create::SubnetVerb::Common(v) => (&kinds::SUBNET, v),
-            other => return create::subnet(&session, other, cli.format, &cli.columns).await,
+            other => return create::subnet(session, other, cli.format, &cli.columns).await,
         },
         Command::Router { verb } => match verb {
             create::RouterVerb::Common(v) => (&kinds::ROUTER, v),
-            other => return create::router(&session, other, cli.format, &cli.columns).await,
+            other => return create::router(session, other, cli.format, &cli.columns).await,
         },
         Command::Port { verb } => match verb {
             create::PortVerb::Common(v) => (&kinds::PORT, v),
-            other => return create::port(&session, other, cli.format, &cli.columns).await,
+            other => return create::port(session, other, cli.format, &cli.columns).await,
         },
         Command::Sg { verb } => match verb {
             create::SgVerb::Common(v) => (&kinds::SECURITY_GROUP, v),
-            other => return create::security_group(&session, other, cli.format, &cli.columns).await,
+            other => return create::security_group(session, other, cli.format, &cli.columns).await,
         },
         Command::Fip { verb } => match verb {
             create::FipVerb::Common(v) => (&kinds::FLOATING_IP, v),
-            other => return create::floating_ip(&session, other, cli.format, &cli.columns).await,
+            other => return create::floating_ip(session, other, cli.format, &cli.columns).await,
         },
         Command::Volume { verb } => match verb {
             create::VolumeVerb::Common(v) => (&kinds::VOLUME, v),
-            other => return create::volume(&session, other, cli.format, &cli.columns).await,
+            other => return create::volume(session, other, cli.format, &cli.columns).await,
         },
         Command::Project { verb } => match verb {
             accounts::ProjectVerb::Common(v) => (&kinds::PROJECT, v),
-            other => return accounts::project(&session, other, cli.format, &cli.columns).await,
+            other => return accounts::project(session, other, cli.format, &cli.columns).await,
         },
         Command::User { verb } => match verb {
             accounts::UserVerb::Common(v) => (&kinds::USER, v),
-            other => return accounts::user(&session, other, cli.format, &cli.columns).await,
+            other => return accounts::user(session, other, cli.format, &cli.columns).await,
         },
-        Command::Quota { verb } => return quotas::quota(&session, verb, cli.format, &cli.columns).await,
+        Command::Quota { verb } => return quotas::quota(session, verb, cli.format, &cli.columns).await,
         Command::Usage { project, start, end } => {
             return quotas::usage_report(
-                &session,
+                session,
                 project.as_deref(),
                 start.as_deref(),
                 end.as_deref(),
@@ -416,8 +447,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             )
             .await
         }
-        Command::Host { verb } => (&kinds::HOST, verb),
-        Command::Node { verb } => (&kinds::NODE, verb),
+        Command::Host { verb } => match verb {
+            hardware::HostVerb::Common(v) => (&kinds::HOST, v),
+            other => return hardware::host(session, other, cli.format, &cli.columns).await,
+        },
+        Command::Node { verb } => match verb {
+            hardware::NodeVerb::Common(v) => (&kinds::NODE, v),
+            other => return hardware::node(session, other, cli.format, &cli.columns).await,
+        },
         Command::Token { verb: TokenVerb::Issue } => {
             let record = serde_json::json!({
                 "id": session.token(), "expires": session.expires_at(),
@@ -428,32 +465,32 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     };
     match verb {
         Verb::List => {
-            let rows = kind.list(&session).await?;
+            let rows = kind.list(session).await?;
             output::table(kind, &rows, cli.format, &cli.columns).map_err(usage)
         }
         Verb::Show { name } => {
-            let one = find(kind, &session, &name).await?;
+            let one = find(kind, session, &name).await?;
             output::record(&one, cli.format, &cli.columns).map_err(usage)
         }
         Verb::Delete { names, wait } => {
             let mut deleted = Vec::new();
             for name in &names {
-                let one = find(kind, &session, name).await?;
+                let one = find(kind, session, name).await?;
                 let id = kinds::id_text(&one[kind.id_field]);
-                kind.delete(&session, &id).await?;
+                kind.delete(session, &id).await?;
                 deleted.push(id);
             }
             if wait.wait {
                 for id in &deleted {
-                    wait::wait_for(&session, kind, id, "GONE", wait.timeout).await?;
+                    wait::wait_for(session, kind, id, "GONE", wait.timeout).await?;
                 }
             }
             Ok(())
         }
         Verb::Set(args) => {
             let (fields, properties) = set_fields(kind, &args)?;
-            let one = find(kind, &session, &args.name).await?;
-            let changed = kind.update(&session, &kinds::id_text(&one[kind.id_field]), fields, &properties).await?;
+            let one = find(kind, session, &args.name).await?;
+            let changed = kind.update(session, &kinds::id_text(&one[kind.id_field]), fields, &properties).await?;
             output::record(&changed, cli.format, &cli.columns).map_err(usage)
         }
     }

@@ -86,7 +86,7 @@ pub fn columns_table(
         rows.iter().map(|r| idx.iter().map(|&i| cell(get(r, columns[i].1), columns[i].1)).collect()).collect();
     let heads: Vec<String> = idx.iter().map(|&i| headers[i].clone()).collect();
     match format {
-        Format::Json => {
+        Format::Json | Format::Yaml => {
             let out: Vec<Value> = rows
                 .iter()
                 .map(|r| {
@@ -97,7 +97,7 @@ pub fn columns_table(
                     Value::Object(m)
                 })
                 .collect();
-            emit(&format!("{}\n", serde_json::to_string_pretty(&out).unwrap_or_default()));
+            document(format, &Value::Array(out));
         }
         Format::Value => {
             for row in &cells {
@@ -117,9 +117,9 @@ pub fn record(obj: &Value, format: Format, wanted: &[String]) -> Result<(), Stri
     keys.sort();
     let idx = pick(&keys, wanted)?;
     match format {
-        Format::Json => {
+        Format::Json | Format::Yaml => {
             let m: Map<String, Value> = idx.iter().map(|&i| (keys[i].clone(), fields[&keys[i]].clone())).collect();
-            emit(&format!("{}\n", serde_json::to_string_pretty(&Value::Object(m)).unwrap_or_default()));
+            document(format, &Value::Object(m));
         }
         Format::Value => {
             for &i in &idx {
@@ -160,6 +160,15 @@ pub fn aligned(headers: &[String], rows: &[Vec<String>]) -> String {
         out += &line(r);
     }
     out
+}
+
+/// A whole document as JSON (pretty) or, with `-o yaml`, YAML.
+pub fn document(format: Format, v: &Value) {
+    if format == Format::Yaml {
+        emit(&serde_yaml::to_string(v).unwrap_or_default());
+    } else {
+        emit(&format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default()));
+    }
 }
 
 #[cfg(test)]

@@ -194,7 +194,7 @@ pub async fn quota(s: &Session, verb: QuotaVerb, format: Format, columns: &[Stri
             Err(e) => return Err(e.into()),
         }
     }
-    if format != Format::Json {
+    if !format.structured() {
         for r in &mut rows {
             if r["limit"] == json!(-1) {
                 r["limit"] = json!("unlimited");
@@ -208,6 +208,39 @@ pub async fn quota(s: &Session, verb: QuotaVerb, format: Format, columns: &[Stri
         columns,
     )
     .map_err(usage)
+}
+
+/// For a refusal that names quotas (compute's "Quota exceeded for cores", the network
+/// service's "Quota exceeded for resources: ['port']", block storage's
+/// "VolumeLimitExceeded: ... gigabytes"), a line per quota named: what the session's
+/// project uses and may use. None for any other refusal, or when nothing can be read.
+pub async fn explain(s: &Session, message: &str) -> Option<String> {
+    let m = message.to_ascii_lowercase();
+    if !m.contains("quota") && !m.contains("limitexceeded") {
+        return None;
+    }
+    let project = s.project_id()?;
+    let words: std::collections::HashSet<&str> =
+        m.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
+    let mut lines = Vec::new();
+    for service in Service::ALL {
+        let (path, wrapper) = service.detail_path(&project);
+        let Ok(v) = s.call(Method::GET, service.catalog_type(), &path, None, service.headers()).await else {
+            continue;
+        };
+        for r in quota_rows(service, &v[wrapper]) {
+            let resource = r["resource"].as_str().unwrap_or_default();
+            if words.contains(resource) {
+                let limit = match r["limit"].as_i64() {
+                    Some(-1) => "no limit".to_string(),
+                    Some(n) => format!("a limit of {n}"),
+                    None => r["limit"].to_string(),
+                };
+                lines.push(format!("  {} quota {resource}: {} in use, {limit}", service.name(), r["in_use"]));
+            }
+        }
+    }
+    (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
 /// One row per limit a service's detailed quota set shows (`{"key": {"in_use"|"used",
@@ -251,11 +284,13 @@ pub async fn usage_report(
         return Err(usage("--start must come before --end".into()));
     }
     let fmt = |t: chrono::NaiveDateTime| t.format("%Y-%m-%dT%H:%M:%S").to_string();
-    let path = format!("/os-simple-tenant-usage/{project}?start={}&end={}", fmt(start), fmt(end));
+    // Asked to the microsecond: what was made in the last second is inside the window.
+    let exact = |t: chrono::NaiveDateTime| t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
+    let path = format!("/os-simple-tenant-usage/{project}?start={}&end={}", exact(start), exact(end));
     let answer = s.get("compute", &path).await?;
     let u = &answer["tenant_usage"];
     let servers: Vec<Value> = u["server_usages"].as_array().cloned().unwrap_or_default();
-    let storage = volume_usage(s, &project, &fmt(start), &fmt(end)).await?;
+    let storage = volume_usage(s, &project, &exact(start), &exact(end)).await?;
     let volumes: Vec<Value> = ["volumes", "snapshots"]
         .iter()
         .flat_map(|k| {
@@ -266,7 +301,7 @@ pub async fn usage_report(
             })
         })
         .collect();
-    if format == Format::Json {
+    if format.structured() {
         let mut out = json!({
             "project_id": project, "start": fmt(start), "end": fmt(end),
             "server_hours": u["total_hours"].as_f64().unwrap_or(0.0),
@@ -280,7 +315,7 @@ pub async fn usage_report(
             out["snapshot_gb_hours"] = json!(storage["total_snapshot_gb_hours"].as_f64().unwrap_or(0.0));
             out["volumes"] = json!(volumes);
         }
-        output::emit(&format!("{}\n", serde_json::to_string_pretty(&out).unwrap_or_default()));
+        output::document(format, &out);
         return Ok(());
     }
     let two = |v: &Value| format!("{:.2}", v.as_f64().unwrap_or(0.0));
