@@ -100,6 +100,7 @@ pub enum RouterVerb {
         external_gateway: Option<String>,
     },
     /// Attach a subnet to a router (the router takes the subnet's gateway address)
+    #[command(after_help = "Examples:\n  stratus router add-subnet edge private-v4")]
     AddSubnet {
         /// The router, by name or ID
         router: String,
@@ -107,6 +108,7 @@ pub enum RouterVerb {
         subnet: String,
     },
     /// Detach a subnet from a router
+    #[command(after_help = "Examples:\n  stratus router remove-subnet edge private-v4")]
     RemoveSubnet {
         /// The router, by name or ID
         router: String,
@@ -120,6 +122,9 @@ pub enum SgVerb {
     #[command(flatten)]
     Common(Verb),
     /// Create a security group (it starts with the default egress rules)
+    #[command(
+        after_help = "Examples:\n  stratus sg create web --description \"web servers\"\n  stratus sg allow web --port 443"
+    )]
     Create {
         /// Its name
         name: String,

@@ -24,6 +24,9 @@ pub enum ImageVerb {
         name: String,
     },
     /// Upload a file as a new image
+    #[command(
+        after_help = "Examples:\n  stratus image create debian-12 --file debian-12-genericcloud-amd64.qcow2\n  stratus image create tiny --file tiny.raw --disk-format raw --public"
+    )]
     Create {
         /// Its name
         name: String,
@@ -42,6 +45,7 @@ pub enum ImageVerb {
         public: bool,
     },
     /// Download an image's data into a file
+    #[command(after_help = "Examples:\n  stratus image download debian-12 --file debian-12.qcow2")]
     Download {
         /// Its name or ID
         name: String,

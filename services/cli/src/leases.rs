@@ -18,6 +18,9 @@ pub enum LeaseVerb {
         name: String,
     },
     /// Reserve hosts (and floating IPs) for a time window
+    #[command(
+        after_help = "Examples:\n  stratus lease create gpu-4h --node-type gpu_rtx --hours 4 --wait\n  stratus lease create two-nodes --nodes 2 --node-type compute_skylake --start \"2026-12-24 09:00\" --end \"2026-12-24 17:00\"\n  stratus lease create with-ip --node-type compute_skylake --floating-ips 1 --network public --hours 8"
+    )]
     Create {
         /// Its name
         name: String,

@@ -8,6 +8,7 @@
 
 mod accounts;
 mod create;
+mod examples;
 mod hardware;
 mod images;
 mod launch;
@@ -168,8 +169,14 @@ enum Command {
     },
     /// Boot a server reachable in one step: the project's network, subnet and router on
     /// first use, SSH allowed, a keypair, a lease, a floating IP, as asked
+    #[command(
+        after_help = "Examples:\n  stratus launch web-1 --image debian-12 --flavor m1.small --floating-ip --generate-key --wait-ssh\n  stratus launch gpu-1 --image ubuntu-22.04 --flavor baremetal --reserve node_type=gpu_rtx,hours=4 --floating-ip --wait-ssh\n  stratus launch db-1 --image debian-12 --flavor m1.large --network private --key mykey --volume 20"
+    )]
     Launch(launch::LaunchArgs),
     /// SSH to a server (its floating IP, and the key launch made for it)
+    #[command(
+        after_help = "Examples:\n  stratus ssh web-1\n  stratus ssh web-1 -- uname -a\n  stratus ssh web-1 --user debian -- sudo journalctl -b"
+    )]
     Ssh {
         /// The server's name or ID
         name: String,
@@ -181,6 +188,7 @@ enum Command {
         command: Vec<String>,
     },
     /// Remove a launched server and exactly what launch made for it
+    #[command(after_help = "Examples:\n  stratus down web-1\n  stratus down gpu-1 --timeout 1800")]
     Down {
         /// The server's name or ID
         name: String,
@@ -189,13 +197,18 @@ enum Command {
         timeout: u64,
     },
     /// The project at a glance: servers, leases and their time left, quotas
+    #[command(after_help = "Examples:\n  stratus status\n  stratus status -o json")]
     Status,
     /// Print a shell completion script (`source <(stratus completion bash)`)
+    #[command(
+        after_help = "Examples:\n  source <(stratus completion bash)\n  stratus completion zsh > ~/.zfunc/_stratus\n  stratus completion fish > ~/.config/fish/completions/stratus.fish"
+    )]
     Completion {
         /// bash, zsh, fish, elvish or powershell
         shell: clap_complete::Shell,
     },
     /// Write the manual pages (stratus.1 and one per command) into a directory
+    #[command(after_help = "Examples:\n  stratus man ~/.local/share/man/man1 && man stratus-launch")]
     Man {
         /// Where to write them
         dir: std::path::PathBuf,
@@ -290,6 +303,7 @@ pub fn key_values(flag: &str, items: &[String]) -> Result<Vec<(String, String)>,
 #[derive(Subcommand)]
 enum TokenVerb {
     /// Print the token (from the cache when it has more than five minutes left)
+    #[command(after_help = "Examples:\n  stratus token issue\n  stratus token issue -o value -c id")]
     Issue,
 }
 
@@ -331,7 +345,11 @@ fn hint(e: &Error) -> Option<&'static str> {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let matches = examples::with_examples(<Cli as clap::CommandFactory>::command()).get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -547,7 +565,7 @@ fn man_pages(dir: &std::path::Path) -> Result<(), Failure> {
         }
         Ok(())
     }
-    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut cmd = examples::with_examples(<Cli as clap::CommandFactory>::command());
     cmd.build();
     write(cmd, "stratus", dir).map_err(fail)
 }

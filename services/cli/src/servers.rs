@@ -18,6 +18,9 @@ pub enum ServerVerb {
         name: String,
     },
     /// Boot a server
+    #[command(
+        after_help = "Examples:\n  stratus server create web-1 --image debian-12 --flavor m1.small --network private --wait\n  stratus server create db-1 --image debian-12 --flavor m1.large --key mykey --network private --network storage\n  stratus server create bm-1 --image debian-12 --flavor baremetal --reservation RESERVATION_ID --wait --timeout 1800"
+    )]
     Create {
         /// Its name
         name: String,
