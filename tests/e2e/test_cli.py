@@ -130,6 +130,14 @@ def test_lists_and_shows_by_name_or_id(cloud, home):
     assert "name: cli-node" in p.stdout and "resource_class: bm" in p.stdout and "hunter2" not in p.stdout, p.stdout
     assert stratus(home, "node", "create", "--driver", "fake-hardware", "--driver-info", "nokey",
                    cloud_name="admin").returncode == 2
+    # A flavor: its shape, private, with an extra spec; a member may not make one.
+    fname = unique("cli.flavor")
+    assert stratus(home, "flavor", "create", fname, "--vcpus", "2", "--ram", "1024").returncode == 1
+    fl = ok_json(home, "flavor", "create", fname, "--vcpus", "2", "--ram", "1024", "--disk", "5", "--private",
+                 "--property", "hw:cpu_policy=shared", "--description", "for the CLI test", cloud_name="admin")
+    assert (fl["vcpus"], fl["ram"], fl["disk"], fl["os-flavor-access:is_public"]) == (2, 1024, 5, False), fl
+    assert as_obj(fl["extra_specs"]) == {"hw:cpu_policy": "shared"} and fl["description"] == "for the CLI test", fl
+    assert stratus(home, "flavor", "delete", fname, cloud_name="admin").returncode == 0
     node = ok_json(home, "node", "set", "cli-node", "--description", "rack 4", "--property", "cpus=8",
                    cloud_name="admin")
     assert (node["description"], as_obj(node["properties"]).get("cpus")) == ("rack 4", "8"), node

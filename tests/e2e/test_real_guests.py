@@ -22,8 +22,11 @@ import uuid
 
 import pytest
 
-from conftest import GUEST_TOOLS, STRATUSD, Cloud, unique
+from conftest import GUEST_TOOLS, ROOT, STRATUSD, Cloud, unique
 from test_dataplane import Guest, sh, udhcpc_script, wait_until
+
+
+STRATUS = os.environ.get("STRATUS_CLI") or os.path.join(ROOT, "target", "debug", "stratus")
 
 
 def libvirt_up():
@@ -176,6 +179,21 @@ def lease_host_and_address(cloud, w):
             text = text[end:].strip()
     host_res = next(r["id"] for r in reservations if r["resource_type"] == "physical:host")
     return name, ["--hint", f"reservation={host_res}"], reserved_ip
+
+
+def route_to_external(w):
+    """Lets this host reach the external network (floating IPs) through the outside
+    namespace: a veth pair between them, forwarding in the namespace, and a route."""
+    root, inner = "vr" + uuid.uuid4().hex[:8], "vo" + uuid.uuid4().hex[:8]
+    sh("ip", "link", "add", root, "type", "veth", "peer", "name", inner)
+    w["route_link"] = root
+    sh("ip", "link", "set", inner, "netns", w["outside"].ns)
+    sh("ip", "addr", "add", "10.251.60.1/30", "dev", root)
+    sh("ip", "link", "set", root, "up")
+    w["outside"].run("ip", "addr", "add", "10.251.60.2/30", "dev", inner)
+    w["outside"].run("ip", "link", "set", inner, "up")
+    w["outside"].run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+    sh("ip", "route", "add", "172.24.60.0/24", "via", "10.251.60.2")
 
 
 def remove_world(cloud, w):
@@ -355,22 +373,40 @@ def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud
         virsh("define", xml, check=True)
         wait_until("the orphan domain destroyed", lambda: virsh("domstate", orphan).returncode != 0, timeout=60, interval=1)
 
-        # A second server from a raw disk image booting the same kernel: only the new
-        # disk image is downloaded, the kernel and initramfs come from the cache.
+        # A second server, launched in one step by the `stratus` CLI from a raw disk image
+        # booting the same kernel (only the new disk image is downloaded, the kernel and
+        # initramfs come from the cache): into the lease, with a floating IP and a
+        # generated key, waiting until SSH answers from this host (routed to the external
+        # network through the outside namespace); `stratus ssh` runs a command in it and
+        # `stratus down` removes exactly what launch made.
         def downloads():
             return len(re.findall("image downloaded into the cache", open(cloud.log.name).read()))
 
         before = downloads()
         raw = upload_guest(cloud, work, "raw")
-        second = cloud.osc(
-            "server", "create", "--flavor", flavor["id"], "--image", raw["id"], "--network", net["id"], *hint,
-            "--wait", unique("vm2"),
-        )
-        assert second["status"] == "ACTIVE"
+        route_to_external(w)
+        cli_env = cloud.admin_env() | {"HOME": os.path.join(work, "cli-home")}
+        os.makedirs(cli_env["HOME"])
+
+        def stratus(*args, timeout=120):
+            return subprocess.run([STRATUS, *args], env=cli_env, capture_output=True, text=True, timeout=timeout)
+
+        name2 = unique("vm2")
+        p = stratus("launch", name2, "--image", raw["id"], "--flavor", flavor["id"], "--network", net["id"],
+                    "--external-network", w["ext"]["id"], "--lease", lease, "--floating-ip", "--generate-key",
+                    "--wait-ssh", "--timeout", "300", timeout=330)
+        assert p.returncode == 0, p.stderr
+        m = re.fullmatch(r"ssh -i (\S+) root@(172\.24\.60\.\d+)\n", p.stdout)
+        assert m and os.path.exists(m.group(1)), p.stdout
         assert downloads() == before + 1, cloud.read_log()
-        wait_until("the raw-disk guest up", lambda: "stratus-guest: ready" in cloud.osc(
-            "console", "log", "show", second["id"], fmt_json=False), timeout=90, interval=1)
-        cloud.osc("server", "delete", "--wait", second["id"])
+        p = stratus("ssh", name2, "--", "hostname")
+        assert p.returncode == 0 and p.stdout.strip() == name2, (p.stdout, p.stderr)
+        second = cloud.osc("server", "show", name2)
+        p = stratus("down", name2, timeout=300)
+        assert p.returncode == 0, p.stderr
+        assert m.group(2) not in [f["Floating IP Address"] for f in cloud.osc("floating", "ip", "list")]
+        assert not os.path.exists(m.group(1)), "the generated private key went with the server"
+        assert virsh("domstate", f"stratus-{second['id']}").returncode != 0, "the domain is gone"
 
         # A third boots from a volume made from the guest image: its root disk is the
         # volume's file, and the kernel and initramfs come from what the volume keeps of
@@ -403,6 +439,8 @@ def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud
         remove_world(cloud, w)
     finally:
         virsh("undefine", orphan)
+        if "route_link" in w:
+            sh("ip", "link", "del", w["route_link"], check=False)
         if "outside" in w:
             w["outside"].destroy()
         shutil.rmtree(work, ignore_errors=True)

@@ -1,12 +1,46 @@
-//! Making the hardware a cloud offers: reservable hosts (Blazar's `os-hosts`: a
-//! hypervisor or a bare-metal node made reservable, with its capabilities) and
-//! bare-metal nodes (Ironic's nodes: a driver, how to reach the BMC, a resource class).
+//! Making the hardware a cloud offers: flavors (the shapes servers come in),
+//! reservable hosts (Blazar's `os-hosts`: a hypervisor or a bare-metal node made
+//! reservable, with its capabilities) and bare-metal nodes (Ironic's nodes: a driver,
+//! how to reach the BMC, a resource class).
 
 use crate::{key_values, kinds, output, usage, Failure, Format, Verb};
 use clap::Subcommand;
 use serde_json::{json, Map, Value};
 use stratus_client::session::Method;
 use stratus_client::Session;
+
+#[derive(Subcommand)]
+pub enum FlavorVerb {
+    #[command(flatten)]
+    Common(Verb),
+    /// Create a flavor (admin): vCPUs, memory and disk, public or given to projects
+    #[command(after_help = "Examples:\n  stratus flavor create m1.small --vcpus 1 --ram 2048 --disk 20\n  \
+                            stratus flavor create baremetal --vcpus 32 --ram 262144 --disk 400 \\\n    \
+                            --property resources:CUSTOM_BAREMETAL=1 --property resources:VCPU=0\n  \
+                            stratus flavor create gpu.private --vcpus 8 --ram 65536 --disk 100 --private")]
+    Create {
+        /// Its name
+        name: String,
+        /// Virtual CPUs
+        #[arg(long)]
+        vcpus: u32,
+        /// Memory in MiB
+        #[arg(long)]
+        ram: u64,
+        /// Root disk in GiB (0: the image's size)
+        #[arg(long, default_value_t = 0)]
+        disk: u64,
+        /// What it is for
+        #[arg(long)]
+        description: Option<String>,
+        /// Only for the projects it is given to (openstack flavor set --project)
+        #[arg(long)]
+        private: bool,
+        /// An extra spec, KEY=VALUE (repeatable): scheduling hints, resources
+        #[arg(long = "property", value_name = "KEY=VALUE")]
+        properties: Vec<String>,
+    },
+}
 
 #[derive(Subcommand)]
 pub enum HostVerb {
@@ -56,6 +90,24 @@ pub enum NodeVerb {
 
 fn object(flag: &str, items: &[String]) -> Result<Map<String, Value>, Failure> {
     Ok(key_values(flag, items)?.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+}
+
+pub async fn flavor(s: &Session, verb: FlavorVerb, format: Format, columns: &[String]) -> Result<(), Failure> {
+    let FlavorVerb::Create { name, vcpus, ram, disk, description, private, properties } = verb else { return Ok(()) };
+    let specs = object("--property", &properties)?;
+    let mut body = json!({"name": name, "vcpus": vcpus, "ram": ram, "disk": disk,
+                          "os-flavor-access:is_public": !private});
+    if let Some(d) = description {
+        body["description"] = json!(d);
+    }
+    let headers = kinds::FLAVOR.headers;
+    let made = s.call(Method::POST, "compute", "/flavors", Some(&json!({ "flavor": body })), headers).await?;
+    let id = kinds::id_text(&made["flavor"]["id"]);
+    if !specs.is_empty() {
+        let path = format!("/flavors/{id}/os-extra_specs");
+        s.call(Method::POST, "compute", &path, Some(&json!({ "extra_specs": specs })), headers).await?;
+    }
+    output::record(&kinds::FLAVOR.show(s, &id).await?, format, columns).map_err(usage)
 }
 
 pub async fn host(s: &Session, verb: HostVerb, format: Format, columns: &[String]) -> Result<(), Failure> {

@@ -82,7 +82,7 @@ enum Command {
     /// Flavors (compute)
     Flavor {
         #[command(subcommand)]
-        verb: Verb,
+        verb: hardware::FlavorVerb,
     },
     /// Networks (network service)
     Network {
@@ -411,7 +411,10 @@ async fn commands(cli: Cli, session: &Session) -> Result<(), Failure> {
             images::ImageVerb::Set(args) => (&kinds::IMAGE, Verb::Set(args)),
             other => return images::run(session, other, cli.format, &cli.columns).await,
         },
-        Command::Flavor { verb } => (&kinds::FLAVOR, verb),
+        Command::Flavor { verb } => match verb {
+            hardware::FlavorVerb::Common(v) => (&kinds::FLAVOR, v),
+            other => return hardware::flavor(session, other, cli.format, &cli.columns).await,
+        },
         Command::Network { verb } => match verb {
             create::NetworkVerb::Common(v) => (&kinds::NETWORK, v),
             other => return create::network(session, other, cli.format, &cli.columns).await,
