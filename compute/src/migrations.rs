@@ -193,6 +193,28 @@ ALTER TABLE compute_hosts ADD COLUMN resource_class TEXT NOT NULL DEFAULT ''
 ALTER TABLE compute_hosts ADD COLUMN host_ip TEXT NOT NULL DEFAULT ''
 "#,
     },
+    Migration {
+        service: "compute",
+        version: 8,
+        name: "host aggregates, whose availability zone their hosts take",
+        sql: r#"
+CREATE TABLE compute_aggregates (
+    id BIGINT PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL UNIQUE,
+    availability_zone TEXT,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    updated_at TEXT
+);
+CREATE TABLE compute_aggregate_hosts (
+    aggregate_id BIGINT NOT NULL,
+    host TEXT NOT NULL,
+    PRIMARY KEY (aggregate_id, host)
+);
+ALTER TABLE compute_hosts ADD COLUMN aggregate_zone TEXT NOT NULL DEFAULT ''
+"#,
+    },
 ];
 
 #[cfg(test)]

@@ -1817,3 +1817,129 @@ async fn reset_state(engine: Engine) {
 async fn an_admin_resets_a_servers_state() {
     each_engine!(reset_state);
 }
+
+async fn aggregates(engine: Engine) {
+    // Host aggregates: the admin's; one with a zone puts its hosts in that zone, for
+    // the scheduler and os-availability-zone; a host is in one zone only.
+    let c = Cloud::start(engine).await;
+    let (image, net, _) = c.basics().await;
+    let (_, alice) = c.member("p1").await;
+    let admin = c.admin().await;
+    for (method, path) in [("GET", "/os-aggregates"), ("POST", "/os-aggregates"), ("GET", "/os-aggregates/1")] {
+        let r = c.call(method, path, &alice, Some(json!({"aggregate": {"name": "x"}}))).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {path}");
+    }
+    for bad in [json!(""), json!("x".repeat(256)), json!(" padded"), json!(7)] {
+        let r = c.call("POST", "/os-aggregates", &admin, Some(json!({"aggregate": {"name": bad}}))).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    }
+    let made = c
+        .call_v(
+            "2.41",
+            "POST",
+            "/os-aggregates",
+            &admin,
+            Some(json!({"aggregate": {"name": "fast", "availability_zone": "az-fast"}})),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    let agg = &made.body["aggregate"];
+    assert!(agg.get("hosts").is_none() && agg["uuid"].is_string() && agg["availability_zone"] == "az-fast", "{agg}");
+    let id = agg["id"].as_i64().unwrap();
+    let r = c.call("POST", "/os-aggregates", &admin, Some(json!({"aggregate": {"name": "fast"}}))).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "names are unique");
+    let act = |body: Value| {
+        let (c, admin) = (&c, &admin);
+        async move { c.call("POST", &format!("/os-aggregates/{id}/action"), admin, Some(body)).await }
+    };
+    assert_eq!(act(json!({"add_host": {"host": "nowhere"}})).await.status, StatusCode::NOT_FOUND);
+    let r = act(json!({"add_host": {"host": "host-0"}})).await;
+    assert_eq!((r.status, r.body["aggregate"]["hosts"].clone()), (StatusCode::OK, json!(["host-0"])), "{}", r.body);
+    assert_eq!(act(json!({"add_host": {"host": "host-0"}})).await.status, StatusCode::CONFLICT);
+    // Another zone for the same host is refused; an aggregate without a zone takes it.
+    let slow = c
+        .call(
+            "POST",
+            "/os-aggregates",
+            &admin,
+            Some(json!({"aggregate": {"name": "slow", "availability_zone": "az-slow"}})),
+        )
+        .await;
+    let slow_id = slow.body["aggregate"]["id"].as_i64().unwrap();
+    let r = c
+        .call(
+            "POST",
+            &format!("/os-aggregates/{slow_id}/action"),
+            &admin,
+            Some(json!({"add_host": {"host": "host-0"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    let plain = c.call("POST", "/os-aggregates", &admin, Some(json!({"aggregate": {"name": "gpu"}}))).await;
+    let plain_id = plain.body["aggregate"]["id"].as_i64().unwrap();
+    let r = c
+        .call(
+            "POST",
+            &format!("/os-aggregates/{plain_id}/action"),
+            &admin,
+            Some(json!({"add_host": {"host": "host-0"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // The zone is the host's: listed, and where servers asking for it land.
+    let zones = c.call("GET", "/os-availability-zone", &alice, None).await;
+    let names: Vec<&str> =
+        zones.body["availabilityZoneInfo"].as_array().unwrap().iter().filter_map(|z| z["zoneName"].as_str()).collect();
+    assert!(names.contains(&"az-fast") && names.contains(&"nova"), "{}", zones.body);
+    let host_of = |id: String| {
+        let c = &c;
+        async move { c.compute.store.server_get(&id).await.unwrap().unwrap().host.unwrap() }
+    };
+    for (zone, host) in [("az-fast", "host-0"), ("nova", "host-1")] {
+        let mut b = server_body(&image, &net, zone);
+        b["server"]["availability_zone"] = json!(zone);
+        let s = create(&c, &alice, b).await;
+        let shown = c.wait_status(&alice, &s, "ACTIVE").await;
+        assert_eq!(host_of(s.clone()).await, host);
+        assert_eq!(shown["OS-EXT-AZ:availability_zone"], zone);
+    }
+    // Metadata: set and removed; a null zone takes the aggregate (and its host) out of it.
+    let r = act(json!({"set_metadata": {"metadata": {"ssd": "true", "availability_zone": null}}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (r.body["aggregate"]["metadata"].clone(), r.body["aggregate"]["availability_zone"].clone()),
+        (json!({"ssd": "true"}), Value::Null)
+    );
+    assert_eq!(c.compute.store.host_get("host-0").await.unwrap().unwrap().availability_zone, "nova");
+    let r = c
+        .call(
+            "PUT",
+            &format!("/os-aggregates/{id}"),
+            &admin,
+            Some(json!({"aggregate": {"name": "faster", "availability_zone": "az-2"}})),
+        )
+        .await;
+    assert_eq!((r.status, r.body["aggregate"]["name"].clone()), (StatusCode::OK, json!("faster")), "{}", r.body);
+    assert!(r.body["aggregate"]["updated_at"].is_string());
+    assert_eq!(c.compute.store.host_get("host-0").await.unwrap().unwrap().availability_zone, "az-2");
+    let r = c.call("PUT", &format!("/os-aggregates/{id}"), &admin, Some(json!({"aggregate": {"name": "gpu"}}))).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    // Deleted only when empty; a host it does not hold cannot leave it.
+    assert_eq!(c.call("DELETE", &format!("/os-aggregates/{id}"), &admin, None).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(act(json!({"remove_host": {"host": "host-1"}})).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(act(json!({"remove_host": {"host": "host-0"}})).await.status, StatusCode::OK);
+    assert_eq!(c.compute.store.host_get("host-0").await.unwrap().unwrap().availability_zone, "nova");
+    assert_eq!(c.call("DELETE", &format!("/os-aggregates/{id}"), &admin, None).await.status, StatusCode::OK);
+    assert_eq!(c.call("GET", &format!("/os-aggregates/{id}"), &admin, None).await.status, StatusCode::NOT_FOUND);
+    let uuid = plain.body["aggregate"]["uuid"].as_str().map(str::to_string);
+    let listed = c.call_v("2.41", "GET", "/os-aggregates", &admin, None).await;
+    let names: Vec<&str> =
+        listed.body["aggregates"].as_array().unwrap().iter().filter_map(|a| a["name"].as_str()).collect();
+    assert_eq!(names, ["slow", "gpu"]);
+    assert!(uuid.is_none(), "the uuid is shown from 2.41 only");
+}
+
+#[tokio::test]
+async fn aggregates_group_hosts_and_give_them_zones() {
+    each_engine!(aggregates);
+}

@@ -313,8 +313,7 @@ def test_server_groups_and_hosts(cloud, base):
     assert hyps and hyps[0]["State"] == "up"
     shown = cloud.osc("hypervisor", "show", hyps[0]["Hypervisor Hostname"])
     assert shown["hypervisor_type"] == "fake" and shown["state"] == "up", shown
-    aggregates = cloud.osc("aggregate", "list", "--long")
-    assert [a["Availability Zone"] for a in aggregates] == ["nova"], aggregates
+    assert cloud.osc("aggregate", "list", "--long") == [], "no aggregates until an operator makes one"
     services = cloud.osc("compute", "service", "list")
     assert any(x["Binary"] == "nova-compute" and x["State"] == "up" for x in services)
     # An operator takes the host out of scheduling, and back.
@@ -330,6 +329,18 @@ def test_server_groups_and_hosts(cloud, base):
     cloud.osc("server", "delete", "--wait", name + "-3")
     cloud.osc("compute", "service", "set", "--enable", host, "nova-compute")
     assert cloud.osc("compute", "service", "list", "--service", "nova-compute")[0]["Status"] == "enabled"
+    assert [z["Zone Name"] for z in cloud.osc("availability", "zone", "list", "--compute")] == ["nova"]
+    # An aggregate with a zone moves its host into that zone, and out again.
+    agg = cloud.osc("aggregate", "create", "--zone", "az-e2e", "--property", "ssd=true", unique("agg"))
+    cloud.osc("aggregate", "add", "host", str(agg["id"]), host)
+    zones = [z["Zone Name"] for z in cloud.osc("availability", "zone", "list", "--compute")]
+    assert "az-e2e" in zones and "nova" not in zones, zones
+    shown = cloud.osc("aggregate", "show", str(agg["id"]))
+    assert shown["hosts"] == [host] and shown["properties"] == {"ssd": "true"}, shown
+    p = cloud.osc("aggregate", "delete", str(agg["id"]), check=False)
+    assert p.returncode != 0, "an aggregate with hosts is not deleted"
+    cloud.osc("aggregate", "remove", "host", str(agg["id"]), host)
+    cloud.osc("aggregate", "delete", str(agg["id"]))
     assert [z["Zone Name"] for z in cloud.osc("availability", "zone", "list", "--compute")] == ["nova"]
 
 

@@ -381,17 +381,21 @@ def test_by_id(world, a_things, actor):
     hv = world["hv"]
     for path in ["/os-hypervisors", f"/os-hypervisors/{hv}", f"/os-hypervisors/{hv}/uptime",
                  f"/os-hypervisors/{hv}/search", f"/os-hypervisors/{hv}/servers", "/os-services", "/os-hosts",
-                 f"/os-hosts/{hv}", f"/os-hosts/{hv}/reboot"]:
+                 f"/os-hosts/{hv}", f"/os-hosts/{hv}/reboot", "/os-aggregates", "/os-aggregates/1"]:
         got = c.http("GET", path, token, base=c.compute_url + "/v2.1")[0]
         if got != 403:
             wrong.append(f"GET {path}: {got}, want 403")
-    # Nor may they take a host out of scheduling.
-    for path, body, version in [(f"/os-services/{hv}", {"status": "disabled"}, "2.53"),
-                                ("/os-services/disable", {"host": hv, "binary": "nova-compute"}, "2.1"),
-                                (f"/os-hosts/{hv}", {"status": "disable"}, "2.1")]:
-        got = http_with(c, "PUT", c.compute_url + "/v2.1" + path, token, body, {"X-OpenStack-Nova-API-Version": version})
+    # Nor may they take a host out of scheduling, or make aggregates.
+    for method, path, body, version in [
+        ("PUT", f"/os-services/{hv}", {"status": "disabled"}, "2.53"),
+        ("PUT", "/os-services/disable", {"host": hv, "binary": "nova-compute"}, "2.1"),
+        ("PUT", f"/os-hosts/{hv}", {"status": "disable"}, "2.1"),
+        ("POST", "/os-aggregates", {"aggregate": {"name": "mine"}}, "2.1"),
+        ("POST", "/os-aggregates/1/action", {"add_host": {"host": hv}}, "2.1"),
+    ]:
+        got = http_with(c, method, c.compute_url + "/v2.1" + path, token, body, {"X-OpenStack-Nova-API-Version": version})
         if got != 403:
-            wrong.append(f"PUT {path}: {got}, want 403")
+            wrong.append(f"{method} {path}: {got}, want 403")
     for path in ["/reference/sites.json", "/reference/sites/regionone/clusters/chameleon/nodes.json"]:
         got = c.http("GET", path, None, base=c.reservation_url)[0]
         if got != 404:

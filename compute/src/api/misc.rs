@@ -470,56 +470,6 @@ pub async fn az_detail(State(s): State<AppState>, ctx: AuthContext) -> ApiResult
     zones(&s, &ctx, true).await
 }
 
-/// Host aggregates as Nova shows them. Stratus has no aggregates of its own: each
-/// availability zone is shown as the aggregate that defines it (Nova models zones the
-/// same way), with the zone's hosts, so clients that look hosts up in aggregates
-/// (`openstack hypervisor show`, `aggregate list`) see the real grouping.
-async fn aggregates(s: &AppState, ctx: &AuthContext, v: Version) -> ApiResult<Vec<Value>> {
-    let hosts = s.host_views(ctx, Some("os_compute_api:os-aggregates:index")).await?;
-    let mut zones: std::collections::BTreeMap<String, (Vec<String>, String)> = Default::default();
-    for h in &hosts {
-        let z = zones.entry(h.row.availability_zone.clone()).or_insert_with(|| (Vec::new(), h.row.created_at.clone()));
-        z.0.push(h.row.host.to_string());
-        // The zone exists since its first host reported.
-        z.1 = z.1.clone().min(h.row.created_at.clone());
-    }
-    Ok(zones
-        .into_iter()
-        .enumerate()
-        .map(|(i, (zone, (mut members, since)))| {
-            members.sort();
-            use md5::Digest;
-            let digest: [u8; 16] = md5::Md5::digest(format!("aggregate:{zone}")).into();
-            let uuid = uuid::Builder::from_md5_bytes(digest).into_uuid().to_string();
-            let mut a = json!({"id": i + 1, "name": zone, "availability_zone": zone, "hosts": members,
-                               "metadata": {"availability_zone": zone}, "deleted": false,
-                               "created_at": since.trim_end_matches('Z'), "updated_at": null, "deleted_at": null});
-            if v.at_least(41) {
-                a["uuid"] = json!(uuid);
-            }
-            a
-        })
-        .collect())
-}
-
-pub async fn aggregate_list(State(s): State<AppState>, ctx: AuthContext, v: Version) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"aggregates": aggregates(&s, &ctx, v).await?})))
-}
-
-pub async fn aggregate_show(
-    State(s): State<AppState>,
-    ctx: AuthContext,
-    v: Version,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let found = aggregates(&s, &ctx, v)
-        .await?
-        .into_iter()
-        .find(|a| a["id"].as_u64().is_some_and(|n| n.to_string() == id) || a["uuid"] == json!(id))
-        .ok_or_else(|| crate::app::not_found(format!("Aggregate {id} could not be found.")))?;
-    Ok(Json(json!({ "aggregate": found })))
-}
-
 pub async fn limits(State(s): State<AppState>, ctx: AuthContext) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"limits": {"rate": [], "absolute": s.absolute_limits(&ctx).await?}})))
 }

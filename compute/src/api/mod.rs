@@ -1,6 +1,7 @@
 //! The compute API (Nova v2.1 with microversions). Handlers parse and render; the app
 //! layer decides.
 
+mod aggregates;
 mod error;
 mod events;
 mod images;
@@ -95,8 +96,9 @@ pub fn router(service: Arc<ComputeService>, verifier: Arc<TokenVerifier>, max_bo
         .route("/os-hosts", get(services::host_list))
         .route("/os-hosts/{host}", get(services::host_show).put(services::host_update))
         .route("/os-hosts/{host}/{action}", get(services::host_power))
-        .route("/os-aggregates", get(misc::aggregate_list))
-        .route("/os-aggregates/{id}", get(misc::aggregate_show))
+        .route("/os-aggregates", get(aggregates::list).post(aggregates::create))
+        .route("/os-aggregates/{id}", get(aggregates::show).put(aggregates::update).delete(aggregates::delete))
+        .route("/os-aggregates/{id}/action", post(aggregates::action))
         .route("/os-availability-zone", get(misc::az_list))
         .route("/os-availability-zone/detail", get(misc::az_detail))
         .route("/limits", get(misc::limits))

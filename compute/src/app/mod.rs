@@ -2,6 +2,7 @@
 //! build, change and delete servers, actions on servers, and the reconciler.
 
 pub mod actions;
+pub mod aggregates;
 pub mod change;
 pub mod create;
 pub mod delete;

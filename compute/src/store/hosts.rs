@@ -12,6 +12,7 @@ use stratus_compute_protocol::{HostName, HostReport};
 pub struct HostRow {
     pub host: HostName,
     pub queue: String,
+    /// Its availability zone: an aggregate's it is in, else its agent's.
     pub availability_zone: String,
     pub hypervisor_type: String,
     pub driver: String,
@@ -46,7 +47,10 @@ impl HostRow {
         Self {
             host: r.text("host").into(),
             queue: r.text("queue"),
-            availability_zone: r.text("availability_zone"),
+            // The zone of an aggregate the host is in, else the one its agent reports.
+            availability_zone: Some(r.text("aggregate_zone"))
+                .filter(|z| !z.is_empty())
+                .unwrap_or_else(|| r.text("availability_zone")),
             hypervisor_type: r.text("hypervisor_type"),
             driver: r.text("driver"),
             vcpus: r.int("vcpus"),
@@ -227,15 +231,22 @@ impl Store {
         Ok(rows.iter().map(|r| r.text("host")).collect())
     }
 
-    /// Deletes a host with no allocations; false otherwise.
+    /// Deletes a host with no allocations, and its aggregate memberships; false when it
+    /// holds allocations.
     pub async fn host_delete(&self, host: &str) -> StoreResult<bool> {
+        let mut tx = self.db.pool.begin().await?;
         let r = sqlx::query(
             "DELETE FROM compute_hosts WHERE host = $1 AND NOT EXISTS (SELECT 1 FROM compute_allocations WHERE host = $1)",
         )
         .bind(host)
-        .execute(&self.db.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(r.rows_affected() > 0)
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM compute_aggregate_hosts WHERE host = $1").bind(host).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Claims resources on a host where the consumer holds nothing (the caller knows),

@@ -2,9 +2,11 @@
 //! quota usage, instance actions and server groups. SQL is portable between SQLite and
 //! PostgreSQL (see `stratus_common::db`).
 
+mod aggregates;
 mod hosts;
 mod servers;
 
+pub use aggregates::{Aggregate, AggregateChange};
 pub use hosts::{Allocation, HostClaim, HostReservation, HostRow, Ratios};
 pub use servers::{
     strings, AttachedVolume, Backup, Charged, CommandAnswer, Control, PendingCommand, Server, ServerFilter, TaskState,
