@@ -39,12 +39,9 @@ impl ComputeService {
     ) -> AppResult<BTreeMap<String, ProjectUsage>> {
         let now = Utc::now();
         let end = end.min(now);
-        let project = match only {
-            Some(p) if ctx.is_admin() || ctx.project_id() == Some(p) => Some(p.to_string()),
-            Some(_) => return Err(forbidden("Policy doesn't allow showing another project's usage.")),
-            None if ctx.is_admin() => None,
-            None => ctx.project_id().map(str::to_string),
-        };
+        let project = ctx
+            .readable_project(only)
+            .map_err(|()| forbidden("Policy doesn't allow showing another project's usage."))?;
         let filter = ServerFilter { project: project.as_deref(), include_deleted: true, ..Default::default() };
         let mut out: BTreeMap<String, ProjectUsage> = BTreeMap::new();
         for server in self.store.server_list(&filter).await? {

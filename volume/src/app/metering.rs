@@ -3,7 +3,7 @@
 //! existence (`store::metering`). A Stratus extension: Cinder leaves this to
 //! notifications; here `GET /v3/{project_id}/usage` answers it.
 
-use super::{project_of, AppResult, Error, VolumeService};
+use super::{AppResult, Error, VolumeService};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use stratus_common::auth::AuthContext;
@@ -46,12 +46,9 @@ impl VolumeService {
     ) -> AppResult<BTreeMap<String, ProjectUsage>> {
         let now = Utc::now();
         let end = end.min(now);
-        let project = match only {
-            Some(p) if ctx.is_admin() || ctx.project_id() == Some(p) => Some(p.to_string()),
-            Some(_) => return Err(Error::Forbidden("Policy doesn't allow showing another project's usage.".into())),
-            None if ctx.is_admin() => None,
-            None => Some(project_of(ctx)?),
-        };
+        let project = ctx
+            .readable_project(only)
+            .map_err(|()| Error::Forbidden("Policy doesn't allow showing another project's usage.".into()))?;
         let mut out: BTreeMap<String, ProjectUsage> = BTreeMap::new();
         if end <= start {
             return Ok(out);

@@ -51,6 +51,21 @@ impl AuthContext {
     pub fn is_reader(&self) -> bool {
         self.has_role("reader") || self.has_role("member") || self.is_admin()
     }
+
+    /// Whose figures (usage, metering) the caller reads when asking for `only`:
+    /// `Some(project)` for one project — the one asked for, if it is the caller's own
+    /// or the caller is an admin, else the caller's own — or `None` for every project
+    /// (an admin asking for none). `Err(())` when the caller may not: another project's
+    /// without being an admin, or no project of their own (a domain-scoped token).
+    #[allow(clippy::result_unit_err)]
+    pub fn readable_project(&self, only: Option<&str>) -> Result<Option<String>, ()> {
+        match only {
+            Some(p) if self.is_admin() || self.project_id() == Some(p) => Ok(Some(p.to_string())),
+            Some(_) => Err(()),
+            None if self.is_admin() => Ok(None),
+            None => self.project_id().map(|p| Some(p.to_string())).ok_or(()),
+        }
+    }
 }
 
 /// Why the request's token was not accepted, kept for the extractor to report.
@@ -98,5 +113,50 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeAuth {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Ok(MaybeAuth(parts.extensions.get::<AuthContext>().cloned()))
+    }
+}
+
+#[cfg(test)]
+mod readable_tests {
+    use super::token::{NamedRef, Scope, TokenClaims, TokenUser};
+    use super::AuthContext;
+    use std::sync::Arc;
+
+    fn ctx(scope: Scope, role: &str) -> AuthContext {
+        let r = |n: &str| NamedRef { id: n.into(), name: n.into() };
+        let claims = TokenClaims {
+            sub: "u".into(),
+            exp: 0,
+            iat: 0,
+            issued_at: String::new(),
+            expires_at: String::new(),
+            audit_id: String::new(),
+            audit_chain: None,
+            user: TokenUser { id: "u".into(), name: "u".into(), domain: r("default") },
+            methods: vec!["password".into()],
+            scope,
+            roles: vec![r(role)],
+            app_cred: None,
+        };
+        AuthContext { claims: Arc::new(claims), token: "t".into() }
+    }
+
+    #[test]
+    fn figures_are_read_for_ones_own_project_or_by_an_admin() {
+        let project = |id: &str| Scope::Project {
+            id: id.into(),
+            name: id.into(),
+            domain: NamedRef { id: "d".into(), name: "d".into() },
+        };
+        let member = ctx(project("p1"), "member");
+        assert_eq!(member.readable_project(None), Ok(Some("p1".into())));
+        assert_eq!(member.readable_project(Some("p1")), Ok(Some("p1".into())));
+        assert_eq!(member.readable_project(Some("p2")), Err(()));
+        let admin = ctx(project("admin"), "admin");
+        assert_eq!(admin.readable_project(None), Ok(None), "every project");
+        assert_eq!(admin.readable_project(Some("p2")), Ok(Some("p2".into())));
+        // A domain-scoped member has no project of their own: nothing, never everything.
+        let domain = ctx(Scope::Domain { id: "d".into(), name: "d".into() }, "member");
+        assert_eq!(domain.readable_project(None), Err(()));
     }
 }
