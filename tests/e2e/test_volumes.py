@@ -91,6 +91,15 @@ def test_volume_commands(cloud):
     assert os.path.exists(os.path.join(files, "snapshots", f"{snap['id']}.qcow2"))
     cloud.osc("volume", "snapshot", "set", "--name", "s1b", "s1", env=env)
     assert [s["Name"] for s in cloud.osc("volume", "snapshot", "list", env=env)] == ["s1b"]
+    # Written after the snapshot, then reverted to it (3.40): the write is gone.
+    vfile = os.path.join(files, "volumes", f"{v1['id']}.qcow2")
+    io = lambda *a: subprocess.run(["qemu-io", "-f", "qcow2", *a, vfile], capture_output=True, text=True)  # noqa: E731
+    assert io("-c", "write -P 0x5a 0 4k").returncode == 0
+    assert "Pattern verification failed" in io("-r", "-c", "read -P 0 0 4k").stdout
+    cloud.osc("--os-volume-api-version", "3.40", "volume", "revert", "s1b", env=env, fmt_json=False)
+    wait_status(cloud, env, "volume", "v1b", "available")
+    out = io("-r", "-c", "read -P 0 0 4k")
+    assert out.returncode == 0 and "Pattern verification failed" not in out.stdout, out.stdout
     v2 = cloud.osc("volume", "create", "--snapshot", "s1b", "--size", "3", "v2", env=env)
     v3 = cloud.osc("volume", "create", "--source", "v1b", "v3", env=env)
     v4 = cloud.osc("volume", "create", "--type", fast, "--size", "1", "v4", env=env)

@@ -626,12 +626,31 @@ async fn generic_sagas(engine: Engine) {
     let failed = r.failures_alike();
     assert_eq!((&failed["status"], &failed["images"]), (&json!("available"), &json!([])), "no image left: {failed}");
 
+    let start_revert = |l: String| async {
+        let (p, token, id) = volume(l, true).await;
+        let (_, s) =
+            c.call("POST", &format!("/v3/{p}/snapshots"), &token, Some(json!({"snapshot": {"volume_id": id}}))).await;
+        let sid = s["snapshot"]["id"].as_str().unwrap().to_string();
+        c.wait(&token, &format!("/v3/{p}/snapshots/{sid}"), "snapshot", "available").await;
+        let body = json!({"revert": {"snapshot_id": sid}});
+        let (code, r) = c.call_v("3.40", "POST", &format!("/v3/{p}/volumes/{id}/action"), &token, Some(body)).await;
+        assert_eq!(code, StatusCode::ACCEPTED, "{r}");
+        id
+    };
+    let r = check_saga(runner, "volume_revert", start_revert, observe).await;
+    assert_eq!(
+        r.ok,
+        json!({"status": "available", "size": 1, "deleted": false, "on_backend": 1, "volumes": 1, "gigabytes": 2, "snapshots": 1, "images": []})
+    );
+    let failed = r.failures_alike();
+    assert_eq!(failed["status"], "error", "as Cinder: the volume may be half written: {failed}");
+
     // Only the stuck sagas (one per kind) are left unfinished.
     eventually("every saga ended or stuck", || async {
         c.volume.sagas.unfinished(None).await.unwrap() == c.volume.sagas.stuck().await.unwrap()
     })
     .await;
-    assert_eq!(c.volume.sagas.stuck().await.unwrap().len(), 6);
+    assert_eq!(c.volume.sagas.stuck().await.unwrap().len(), 7);
 }
 
 #[tokio::test]
@@ -1720,4 +1739,74 @@ async fn metering(engine: Engine) {
 #[tokio::test]
 async fn usage_counts_the_gb_hours_of_volumes_and_snapshots() {
     each_engine!(metering);
+}
+
+async fn revert(engine: Engine) {
+    // 3.40: a volume back to its latest snapshot, on Cinder's conditions.
+    let c = Cloud::start(engine).await;
+    let (p, token) = c.id.member("reverter").await;
+    let (other_p, other) = c.id.member("revert-bystander").await;
+    let base = format!("/v3/{p}");
+    let (_, v) = c.call("POST", &format!("{base}/volumes"), &token, Some(json!({"volume": {"size": 1}}))).await;
+    let id = v["volume"]["id"].as_str().unwrap().to_string();
+    let vpath = format!("{base}/volumes/{id}");
+    c.wait(&token, &vpath, "volume", "available").await;
+    let snap = |name: &'static str| {
+        let (c, token, base, id) = (&c, &token, &base, &id);
+        async move {
+            let body = json!({"snapshot": {"volume_id": id, "name": name}});
+            let (_, s) = c.call("POST", &format!("{base}/snapshots"), token, Some(body)).await;
+            let sid = s["snapshot"]["id"].as_str().unwrap().to_string();
+            c.wait(token, &format!("{base}/snapshots/{sid}"), "snapshot", "available").await;
+            sid
+        }
+    };
+    let (first, latest) = (snap("first").await, snap("latest").await);
+    let revert = |sid: &str, version: &str, token: &str| {
+        let (c, vpath) = (&c, &vpath);
+        let (sid, version, token) = (sid.to_string(), version.to_string(), token.to_string());
+        async move {
+            c.call_v(
+                &version,
+                "POST",
+                &format!("{vpath}/action"),
+                &token,
+                Some(json!({"revert": {"snapshot_id": sid}})),
+            )
+            .await
+        }
+    };
+    assert_eq!(revert(&latest, "3.39", &token).await.0, StatusCode::NOT_FOUND, "from 3.40 only");
+    let (code, r) = revert(&first, "3.40", &token).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "only the latest: {r}");
+    assert!(r.to_string().contains("latest"), "{r}");
+    let theirs = c
+        .call_v(
+            "3.40",
+            "POST",
+            &format!("/v3/{other_p}/volumes/{id}/action"),
+            &other,
+            Some(json!({"revert": {"snapshot_id": latest}})),
+        )
+        .await;
+    assert_eq!(theirs.0, StatusCode::NOT_FOUND, "another project's volume");
+    assert_eq!(revert("no-such-snapshot", "3.40", &token).await.0, StatusCode::NOT_FOUND);
+    let (code, r) = revert(&latest, "3.40", &token).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{r}");
+    c.wait(&token, &vpath, "volume", "available").await;
+    let (_, s) = c.call("GET", &format!("{base}/snapshots/{latest}"), &token, None).await;
+    assert_eq!(s["snapshot"]["status"], "available");
+    // Extended since the snapshot: refused, and nothing changes.
+    c.call("POST", &format!("{vpath}/action"), &token, Some(json!({"os-extend": {"new_size": 2}}))).await;
+    c.wait(&token, &vpath, "volume", "available").await;
+    let (code, r) = revert(&latest, "3.40", &token).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{r}");
+    let (_, shown) = c.call("GET", &vpath, &token, None).await;
+    assert_eq!((shown["volume"]["status"].clone(), shown["volume"]["size"].clone()), (json!("available"), json!(2)));
+    assert_eq!(c.driver.size_of(&id).await.unwrap(), Some(2));
+}
+
+#[tokio::test]
+async fn volumes_revert_to_their_latest_snapshot() {
+    each_engine!(revert);
 }

@@ -1,5 +1,5 @@
 use super::views::VolumeView;
-use super::{all_projects, list_page, param, scope, typed, views, AppState};
+use super::{all_projects, list_page, param, scope, since, typed, views, AppState};
 use crate::app::volumes::{VolumeCreate, VolumeUpdate};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -12,6 +12,9 @@ use stratus_common::auth::AuthContext;
 use stratus_common::http::microversion::Version;
 use stratus_common::http::request_id::RequestId;
 use stratus_common::http::{ApiError, ApiJson, ApiResult};
+
+/// The version reverting to a snapshot came in.
+const REVERT: u16 = 40;
 
 type Params = Path<HashMap<String, String>>;
 
@@ -178,6 +181,13 @@ pub async fn action(
             s.volume_extend(&ctx, id, &size, version.at_least(42)).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
+        "revert" => {
+            since(version, REVERT)?;
+            let snap =
+                args["snapshot_id"].as_str().ok_or_else(|| ApiError::bad_request("revert needs snapshot_id."))?;
+            s.volume_revert(&ctx, id, snap).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
         "os-set_image_metadata" => {
             let items = args["metadata"]
                 .as_object()
@@ -309,7 +319,7 @@ pub async fn summary(
     Path(p): Params,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
-    super::since(version, 12)?;
+    since(version, 12)?;
     scope(&ctx, &p)?;
     let vols = s.volume_list(&ctx, all_projects(&q)).await?;
     let mut out = json!({

@@ -11,6 +11,7 @@ pub mod metering;
 pub mod online_extend;
 pub mod qos;
 pub mod quotas;
+pub mod revert;
 pub mod sagas;
 pub mod scheduler;
 pub mod snapshots;

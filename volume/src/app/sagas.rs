@@ -10,6 +10,7 @@
 //! | `volume_extend` | `grow` (detached: the backend grows it; attached: compute is told `volume-extended`) → `await` (attached: compute's `os-extend_volume_completion`) → `finish` (new size) | detached: `error_extending`; attached: `in-use` at its old size, with a user message; the growth's quota given back either way |
 //! | `snapshot_create` | `copy` (undo: remove) → `finish` | the snapshot in `error` |
 //! | `snapshot_delete` | `remove` → `finish` (row deleted, quota given back) | `error_deleting` |
+//! | `volume_revert` | `revert` (the backend copies the snapshot over the volume) → `finish` (volume and snapshot `available`) | the volume in `error`, the snapshot `available` (as Cinder) |
 //! | `volume_upload` | `export` (undo: remove the file) → `upload` (undo: delete the image) → `finish` | the volume `available` again, no image |
 //!
 //! Transient failures past the bound leave the saga stuck, and the volume or snapshot
@@ -32,6 +33,7 @@ pub const EXTEND: &str = "volume_extend";
 pub const SNAPSHOT_CREATE: &str = "snapshot_create";
 pub const SNAPSHOT_DELETE: &str = "snapshot_delete";
 pub const UPLOAD: &str = "volume_upload";
+pub const REVERT: &str = "volume_revert";
 
 /// What an extend grows the volume to; for an attached volume, the server whose
 /// guest's disk grows with it, and the size to go back to if that fails.
@@ -55,6 +57,7 @@ pub(crate) fn definitions(me: &Weak<VolumeService>) -> Vec<Registered> {
         CreateSnapshot(me.clone()).into(),
         DeleteSnapshot(me.clone()).into(),
         UploadVolume(me.clone()).into(),
+        RevertVolume(me.clone()).into(),
     ]
 }
 
@@ -734,5 +737,101 @@ impl SagaDef for UploadVolume {
 
     fn stuck<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
         Box::pin(async move { service(&self.0)?.volume_ends_in(saga, VolumeStatus::Error, &[]).await })
+    }
+}
+
+// ---- volume_revert ----
+
+/// The snapshot a revert makes the volume again.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevertData {
+    pub snapshot_id: String,
+}
+
+pub struct RevertVolume(Weak<VolumeService>);
+
+impl VolumeService {
+    /// A failed or stuck revert's end, as Cinder's: the volume in `error` (it may be
+    /// half written), the snapshot `available` again.
+    async fn revert_failed(&self, saga: &Saga) -> StepResult<()> {
+        let data: RevertData = saga.data_as()?;
+        self.volume_ends_in(saga, VolumeStatus::Error, &[]).await?;
+        let Some(mut snap) = self.store.snapshot_get(&data.snapshot_id).await?.filter(|s| !s.deleted) else {
+            return Ok(());
+        };
+        if snap.status == SnapshotStatus::Restoring {
+            snap.status = SnapshotStatus::Available;
+            if !self.store.snapshot_save(&mut snap).await? {
+                return Err(changed("snapshot", &snap.id));
+            }
+        }
+        Ok(())
+    }
+}
+
+const REVERT_STEPS: &[Step<RevertVolume>] = &[
+    Step {
+        name: "revert",
+        run: |d, saga, data| {
+            Box::pin(async move {
+                let s = service(&d.0)?;
+                let v = s.saga_volume(saga).await?;
+                s.saga_driver(&v.backend)?.revert(&v.id, &data.snapshot_id).await?;
+                Ok(Outcome::Next)
+            })
+        },
+        // What the volume held before is gone: a failure's end says error.
+        undo: nothing_to_undo,
+    },
+    Step {
+        name: "finish",
+        run: |d, saga, data| {
+            Box::pin(async move {
+                let s = service(&d.0)?;
+                let mut v = s.saga_volume(saga).await?;
+                let Some(mut snap) = s.store.snapshot_get(&data.snapshot_id).await?.filter(|x| !x.deleted) else {
+                    return Err(StepError::permanent("The snapshot is gone."));
+                };
+                v.status = VolumeStatus::Available;
+                v.control.saga_id = None;
+                snap.status = SnapshotStatus::Available;
+                let mut tx = s.store.db.pool.begin().await?;
+                if !Store::volume_save_in(&mut tx, &v).await? || !Store::snapshot_save_in(&mut tx, &snap).await? {
+                    return Err(changed("volume", &v.id));
+                }
+                if !s.sagas.finish_in(&mut tx, saga).await? {
+                    return Err(changed("saga", &saga.id));
+                }
+                tx.commit().await?;
+                s.notify("revert.end", &v.id, &v.project_id, "available").await;
+                Ok(Outcome::Finished)
+            })
+        },
+        undo: nothing_to_undo,
+    },
+];
+
+impl SagaDef for RevertVolume {
+    type Data = RevertData;
+
+    fn kind(&self) -> &'static str {
+        REVERT
+    }
+
+    fn steps(&self) -> &'static [Step<Self>] {
+        REVERT_STEPS
+    }
+
+    fn finished<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
+        Box::pin(async move {
+            if saga.state != SagaState::Failed {
+                return Ok(());
+            }
+            service(&self.0)?.revert_failed(saga).await
+        })
+    }
+
+    fn stuck<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
+        Box::pin(async move { service(&self.0)?.revert_failed(saga).await })
     }
 }

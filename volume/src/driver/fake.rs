@@ -98,6 +98,20 @@ impl VolumeDriver for FakeDriver {
         })
     }
 
+    fn revert<'a>(&'a self, volume_id: &'a str, snapshot_id: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let size = *self
+                .snapshots
+                .lock()
+                .unwrap()
+                .get(snapshot_id)
+                .ok_or_else(|| anyhow::anyhow!("snapshot {snapshot_id} is not on this backend"))?;
+            let mut v = self.volumes.lock().unwrap();
+            *v.get_mut(volume_id).ok_or_else(|| anyhow::anyhow!("volume {volume_id} is not on this backend"))? = size;
+            Ok(())
+        })
+    }
+
     fn export<'a>(
         &'a self,
         id: &'a str,

@@ -62,6 +62,9 @@ pub trait VolumeDriver: Send + Sync {
     fn extend<'a>(&'a self, id: &'a str, size_gb: i64) -> BoxFuture<'a, anyhow::Result<()>>;
     /// Makes snapshot `snapshot_id`: volume `volume_id` as it is now.
     fn snapshot<'a>(&'a self, volume_id: &'a str, snapshot_id: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// Makes volume `volume_id` what snapshot `snapshot_id` holds (Cinder's revert to
+    /// snapshot); running it again gives the same volume.
+    fn revert<'a>(&'a self, volume_id: &'a str, snapshot_id: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
     /// Writes volume `id` as it is now to the file `to`, in `format` (`raw` or `qcow2`).
     fn export<'a>(&'a self, id: &'a str, format: &'a str, to: &'a std::path::Path)
         -> BoxFuture<'a, anyhow::Result<()>>;

@@ -10,6 +10,8 @@ pub enum SnapshotStatus {
     Creating,
     Available,
     Deleting,
+    /// Its volume is being reverted to it.
+    Restoring,
     Error,
     ErrorDeleting,
 }
@@ -20,6 +22,7 @@ impl SnapshotStatus {
             SnapshotStatus::Creating => "creating",
             SnapshotStatus::Available => "available",
             SnapshotStatus::Deleting => "deleting",
+            SnapshotStatus::Restoring => "restoring",
             SnapshotStatus::Error => "error",
             SnapshotStatus::ErrorDeleting => "error_deleting",
         }

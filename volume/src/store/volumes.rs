@@ -23,6 +23,8 @@ pub enum VolumeStatus {
     InUse,
     /// Being taken off its server (`os-begin_detaching`).
     Detaching,
+    /// Being made what one of its snapshots holds (3.40's revert).
+    Reverting,
     Error,
     ErrorDeleting,
     ErrorExtending,
@@ -43,6 +45,7 @@ impl VolumeStatus {
             VolumeStatus::Attaching => "attaching",
             VolumeStatus::InUse => "in-use",
             VolumeStatus::Detaching => "detaching",
+            VolumeStatus::Reverting => "reverting",
             VolumeStatus::Error => "error",
             VolumeStatus::ErrorDeleting => "error_deleting",
             VolumeStatus::ErrorExtending => "error_extending",
