@@ -520,6 +520,16 @@ async fn security_groups(engine: Engine) {
     assert_eq!(by_name.body["security_groups"].as_array().unwrap().len(), 1);
     let theirs = c.call("GET", &format!("/v2.0/security-groups?project_id={pid}"), &admin, None).await;
     assert_eq!(theirs.body["security_groups"][0]["id"], default["id"]);
+    // Asked for every project's (`all_tenants`, as Nova's proxy asks): all of them; a
+    // member asking so gets their own.
+    let every = c.call("GET", "/v2.0/security-groups?name=default&all_tenants=1", &admin, None).await;
+    assert!(every.body["security_groups"].as_array().unwrap().len() >= 2, "{}", every.body);
+    let own = c.call("GET", "/v2.0/security-groups?all_tenants=1", &t, None).await;
+    assert!(
+        own.body["security_groups"].as_array().unwrap().iter().all(|g| g["project_id"] == json!(pid)),
+        "{}",
+        own.body
+    );
 
     // A second group named `default`, by create or by rename, is refused.
     let web = c.call("POST", "/v2.0/security-groups", &t, Some(json!({"security_group": {"name": "web"}}))).await;
@@ -559,6 +569,20 @@ async fn security_groups(engine: Engine) {
     let wurl = format!("/v2.0/security-groups/{}", web["id"].as_str().unwrap());
     let busy = c.call("DELETE", &wurl, &t, None).await;
     assert_eq!((busy.status, busy.kind()), (StatusCode::CONFLICT, "SecurityGroupInUse"));
+    // A group another group's rule names as its remote group goes, and that rule with it.
+    let peer = c.create(&t, "security-groups", "security_group", json!({"name": "peer"})).await;
+    let pr = c
+        .create(
+            &t,
+            "security-group-rules",
+            "security_group_rule",
+            json!({"security_group_id": web["id"], "direction": "ingress", "remote_group_id": peer["id"]}),
+        )
+        .await;
+    let purl_sg = format!("/v2.0/security-groups/{}", peer["id"].as_str().unwrap());
+    assert_eq!(c.call("DELETE", &purl_sg, &t, None).await.status, StatusCode::NO_CONTENT);
+    let gone = c.call("GET", &format!("/v2.0/security-group-rules/{}", pr["id"].as_str().unwrap()), &t, None).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND, "the referring rule went with the peer group");
     let nodefault = c.call("DELETE", &format!("/v2.0/security-groups/{did}"), &t, None).await;
     assert_eq!(nodefault.status, StatusCode::CONFLICT);
     let purl = format!("/v2.0/ports/{}", port["id"].as_str().unwrap());

@@ -226,6 +226,13 @@ pub async fn list(
     let kind = Kind::from_collection(&collection)?;
     let q = ListQuery::parse(raw.as_deref())?;
     let asked_project = q.one("project_id").or(q.one("tenant_id"));
+    // An admin asking for every project's (Nova's and Cinder's `all_tenants`): the
+    // security groups of all projects, as Nova's proxy lists them.
+    let every = ctx.is_admin()
+        && q.pairs.iter().any(|(k, v)| {
+            matches!(k.as_str(), "all_tenants" | "all_projects")
+                && stratus_common::http::pagination::parse_bool(v).unwrap_or(v.is_empty() || v == "1")
+        });
     // Pages of ports in the default order are read from the database in chunks until
     // the page is full, not all at once.
     if kind == Kind::Port && q.limit.is_some() && q.sort.is_empty() && !q.page_reverse {
@@ -239,7 +246,7 @@ pub async fn list(
                 q.one("device_id").map(|d| ("device_id", d)).or(q.one("network_id").map(|n| ("network_id", n)));
             s.port_list(&ctx, narrow).await?
         }
-        Kind::SecurityGroup => s.group_list(&ctx, asked_project).await?,
+        Kind::SecurityGroup => s.group_list(&ctx, asked_project, every).await?,
         Kind::SecurityGroupRule => s.rule_list(&ctx, asked_project).await?,
         Kind::Router => s.router_list(&ctx).await?,
         Kind::FloatingIp => s.fip_list(&ctx, q.one("port_id")).await?,

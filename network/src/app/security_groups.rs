@@ -166,7 +166,17 @@ impl NetworkService {
     /// The caller's project's groups (creating its default group if needed); an admin
     /// asking for another project with `project_id` gets that project's. Limiting the
     /// list this way keeps the client's lookup of `default` unambiguous.
-    pub async fn group_list(&self, ctx: &AuthContext, asked_project: Option<&str>) -> ApiResult<Vec<Record>> {
+    /// The caller's groups, or project `asked_project`'s (an admin's), or every
+    /// project's (`every`: an admin's `all_tenants`).
+    pub async fn group_list(
+        &self,
+        ctx: &AuthContext,
+        asked_project: Option<&str>,
+        every: bool,
+    ) -> ApiResult<Vec<Record>> {
+        if every && ctx.is_admin() && asked_project.is_none() {
+            return Ok(self.store.list(Table::SecurityGroups, None).await?);
+        }
         let project = match (asked_project, ctx.project_id()) {
             (Some(p), _) if ctx.is_admin() => p.to_string(),
             (_, Some(own)) => own.to_string(),
@@ -242,21 +252,22 @@ impl NetworkService {
         if in_use {
             return Err(neutron(StatusCode::CONFLICT, "SecurityGroupInUse", format!("Security Group {id} in use.")));
         }
-        let referenced = self
+        // As Neutron: the rules of other groups that name it as their remote group go
+        // with it, and so do its own.
+        let mut rules: Vec<Record> = self
             .store
             .referring(Table::SecurityGroupRules, id)
             .await?
             .into_iter()
-            .any(|r| r.str("remote_group_id") == id && r.str("security_group_id") != id);
-        if referenced {
-            return Err(neutron(
-                StatusCode::CONFLICT,
-                "SecurityGroupInUse",
-                format!("Security Group {id} is a remote group of another group's rule."),
-            ));
-        }
-        for r in self.store.list(Table::SecurityGroupRules, Some(("security_group_id", id))).await? {
+            .filter(|r| r.str("remote_group_id") == id && r.str("security_group_id") != id)
+            .collect();
+        rules.extend(self.store.list(Table::SecurityGroupRules, Some(("security_group_id", id))).await?);
+        for r in rules {
             self.store.delete(Table::SecurityGroupRules, &r.id).await?;
+            if r.str("security_group_id") != id {
+                // Another group's rule: its agents redo that group's filters.
+                self.emit("security_group_rule", "delete", &r).await;
+            }
             if r.control.counted {
                 self.store.usage_release(&r.project_id, "security_group_rule").await?;
             }
@@ -343,7 +354,7 @@ impl NetworkService {
 
     /// Rules of the groups the caller would list.
     pub async fn rule_list(&self, ctx: &AuthContext, asked_project: Option<&str>) -> ApiResult<Vec<Record>> {
-        let groups = self.group_list(ctx, asked_project).await?;
+        let groups = self.group_list(ctx, asked_project, false).await?;
         let mut out = Vec::new();
         for g in groups {
             out.extend(self.store.list(Table::SecurityGroupRules, Some(("security_group_id", &g.id))).await?);
