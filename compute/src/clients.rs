@@ -183,6 +183,19 @@ impl Clients {
         Ok(self.call(Method::GET, &url, token, None).await?["volume"].clone())
     }
 
+    /// `method` on `path` of the block-storage API below project `project`'s URL
+    /// (`/volumes`, ...) as the caller (Nova's volume proxy acts with the user's rights).
+    pub async fn volume_call(
+        &self,
+        token: &str,
+        project: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> CallResult<Value> {
+        self.call(method, &format!("{}/v3/{}{path}", self.volume_url, urlencode(project)), token, body).await
+    }
+
     /// A volume, with the service's token.
     pub async fn volume(&self, project: &str, id: &str) -> CallResult<Value> {
         let url = format!("{}/v3/{}/volumes/{}", self.volume_url, urlencode(project), urlencode(id));
@@ -249,6 +262,18 @@ impl Clients {
         let v =
             self.call(Method::GET, &format!("{}/v2.0/ports/{}", self.network_url, urlencode(id)), token, None).await?;
         Ok(v["port"].clone())
+    }
+
+    /// `method` on `path` of the network API (`/v2.0/...`) as the caller (Nova's proxy
+    /// APIs act with the user's own rights).
+    pub async fn network_call(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> CallResult<Value> {
+        self.call(method, &format!("{}{path}", self.network_url), token, body).await
     }
 
     /// The caller's security groups (to turn names into ids).

@@ -1943,3 +1943,193 @@ async fn aggregates(engine: Engine) {
 async fn aggregates_group_hosts_and_give_them_zones() {
     each_engine!(aggregates);
 }
+
+async fn security_group_proxy(engine: Engine) {
+    // Nova's os-security-groups below 2.36: the network service's groups in Nova's
+    // shapes, with the caller's own rights.
+    let c = Cloud::start(engine).await;
+    let (image, net, _) = c.basics().await;
+    let (_, alice) = c.member("p1").await;
+    let (_, bob) = c.member("p2").await;
+    let r = c
+        .call(
+            "POST",
+            "/os-security-groups",
+            &alice,
+            Some(json!({"security_group": {"name": "web", "description": "w"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let sg = r.body["security_group"].clone();
+    let id = sg["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        (sg["name"].clone(), sg["rules"].clone()),
+        (json!("web"), json!([])),
+        "egress rules are not shown: {sg}"
+    );
+    let rule = |body: Value| {
+        let (c, alice) = (&c, &alice);
+        async move { c.call("POST", "/os-security-group-rules", alice, Some(json!({"security_group_rule": body}))).await }
+    };
+    let r = rule(
+        json!({"parent_group_id": id, "ip_protocol": "tcp", "from_port": 22, "to_port": 22, "cidr": "10.0.0.0/8"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let made = r.body["security_group_rule"].clone();
+    assert_eq!(
+        (made["from_port"].clone(), made["ip_range"]["cidr"].clone()),
+        (json!(22), json!("10.0.0.0/8")),
+        "{made}"
+    );
+    for (bad, why) in [
+        (
+            json!({"parent_group_id": id, "ip_protocol": "tcp", "from_port": 22, "to_port": 22, "cidr": "10.0.0.0/8"}),
+            "a duplicate",
+        ),
+        (
+            json!({"parent_group_id": id, "ip_protocol": "tcp", "from_port": 70000, "to_port": 22}),
+            "a port out of range",
+        ),
+        (json!({"parent_group_id": id, "ip_protocol": "tcp", "from_port": 23, "to_port": 22}), "a range backwards"),
+        (json!({"parent_group_id": id, "ip_protocol": "gre2", "from_port": 22, "to_port": 22}), "an unknown protocol"),
+        (
+            json!({"parent_group_id": "not-a-uuid", "ip_protocol": "tcp", "from_port": 22, "to_port": 22}),
+            "a group id not a UUID",
+        ),
+    ] {
+        assert_eq!(rule(bad).await.status, StatusCode::BAD_REQUEST, "{why}");
+    }
+    let nowhere = "0b8c5a2e-0000-4000-8000-000000000000";
+    let r = rule(json!({"parent_group_id": nowhere, "ip_protocol": "tcp", "from_port": 22, "to_port": 22})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // A rule from a peer group shows the group by name.
+    let r = rule(json!({"parent_group_id": id, "ip_protocol": "udp", "from_port": 53, "to_port": 53, "group_id": id}))
+        .await;
+    assert_eq!(r.body["security_group_rule"]["group"]["name"], "web", "{}", r.body);
+    let shown = c.call("GET", &format!("/os-security-groups/{id}"), &alice, None).await;
+    assert_eq!(shown.body["security_group"]["rules"].as_array().unwrap().len(), 2, "{}", shown.body);
+    // Another project's member sees none of it; 2.36 has no proxy.
+    assert_eq!(c.call("GET", &format!("/os-security-groups/{id}"), &bob, None).await.status, StatusCode::NOT_FOUND);
+    let listed = c.call("GET", "/os-security-groups", &bob, None).await;
+    assert!(!listed.body.to_string().contains(&id), "{}", listed.body);
+    assert_eq!(c.call_v("2.36", "GET", "/os-security-groups", &alice, None).await.status, StatusCode::NOT_FOUND);
+    let r = c
+        .call(
+            "PUT",
+            &format!("/os-security-groups/{id}"),
+            &alice,
+            Some(json!({"security_group": {"name": "web2", "description": "x"}})),
+        )
+        .await;
+    assert_eq!(r.body["security_group"]["name"], "web2", "{}", r.body);
+    let rid = made["id"].as_str().unwrap();
+    assert_eq!(
+        c.call("DELETE", &format!("/os-security-group-rules/{rid}"), &alice, None).await.status,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        c.call("DELETE", &format!("/os-security-group-rules/{rid}"), &alice, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    // The default group stays; a server's groups are its ports'.
+    let all = c.call("GET", "/os-security-groups", &alice, None).await;
+    let default =
+        all.body["security_groups"].as_array().unwrap().iter().find(|g| g["name"] == "default").unwrap()["id"].clone();
+    let r = c.call("DELETE", &format!("/os-security-groups/{}", default.as_str().unwrap()), &alice, None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let server = create(&c, &alice, server_body(&image, &net, "sg-server")).await;
+    c.wait_status(&alice, &server, "ACTIVE").await;
+    let of = c.call("GET", &format!("/servers/{server}/os-security-groups"), &alice, None).await;
+    assert_eq!(of.body["security_groups"][0]["id"], default, "{}", of.body);
+    assert_eq!(c.call("DELETE", &format!("/os-security-groups/{id}"), &alice, None).await.status, StatusCode::ACCEPTED);
+    assert_eq!(c.call("GET", &format!("/os-security-groups/{id}"), &alice, None).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_security_group_proxy_speaks_novas_shapes_with_the_callers_rights() {
+    each_engine!(security_group_proxy);
+}
+
+async fn floating_ip_proxy(engine: Engine) {
+    // Nova's os-floating-ips and add/removeFloatingIp below 2.36 and 2.44: the network
+    // service's addresses, with the caller's own rights.
+    let c = Cloud::start(engine).await;
+    let (image, _, _) = c.basics().await;
+    let admin = c.admin().await;
+    let (_, alice) = c.member("p1").await;
+    let (_, bob) = c.member("p2").await;
+    let net = |token: &str, path: &str, body: Value| {
+        let (c, token, path) = (&c, token.to_string(), path.to_string());
+        async move { c.http(reqwest::Method::POST, format!("{}/v2.0/{path}", c.network_url), &token, Some(body)).await }
+    };
+    let public = net(&admin, "networks", json!({"network": {"name": "public", "router:external": true}})).await;
+    let pid = public["network"]["id"].as_str().unwrap().to_string();
+    net(&admin, "subnets", json!({"subnet": {"network_id": pid, "cidr": "172.30.0.0/24", "ip_version": 4}})).await;
+    let own = net(&alice, "networks", json!({"network": {"name": "own"}})).await;
+    let own_id = own["network"]["id"].as_str().unwrap().to_string();
+    let sub =
+        net(&alice, "subnets", json!({"subnet": {"network_id": own_id, "cidr": "10.50.0.0/24", "ip_version": 4}}))
+            .await;
+    let router =
+        net(&alice, "routers", json!({"router": {"name": "r", "external_gateway_info": {"network_id": pid}}})).await;
+    let rid = router["router"]["id"].as_str().unwrap();
+    c.http(
+        reqwest::Method::PUT,
+        format!("{}/v2.0/routers/{rid}/add_router_interface", c.network_url),
+        &alice,
+        Some(json!({"subnet_id": sub["subnet"]["id"]})),
+    )
+    .await;
+    let server = create(&c, &alice, server_body(&image, &own_id, "fip-server")).await;
+    c.wait_status(&alice, &server, "ACTIVE").await;
+    // The read-only network proxies show the caller's networks by label and CIDR.
+    let nets = c.call("GET", "/os-tenant-networks", &alice, None).await;
+    let mine = nets.body["networks"].as_array().unwrap().iter().find(|n| n["id"] == json!(own_id)).cloned();
+    assert_eq!(mine, Some(json!({"id": own_id, "label": "own", "cidr": "10.50.0.0/24"})), "{}", nets.body);
+    assert_eq!(c.call("GET", &format!("/os-networks/{own_id}"), &alice, None).await.body["network"]["label"], "own");
+    assert_eq!(c.call("GET", &format!("/os-networks/{own_id}"), &bob, None).await.status, StatusCode::NOT_FOUND);
+
+    assert_eq!(
+        c.call("POST", "/os-floating-ips", &alice, Some(json!({"pool": "nowhere"}))).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let made = c.call("POST", "/os-floating-ips", &alice, Some(json!({"pool": "public"}))).await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    let fip = made.body["floating_ip"].clone();
+    assert_eq!((fip["pool"].clone(), fip["instance_id"].clone()), (json!("public"), Value::Null), "{fip}");
+    let (id, ip) = (fip["id"].as_str().unwrap().to_string(), fip["ip"].as_str().unwrap().to_string());
+    let act = |body: Value| {
+        let (c, alice, server) = (&c, &alice, &server);
+        async move { c.call("POST", &format!("/servers/{server}/action"), alice, Some(body)).await }
+    };
+    assert_eq!(act(json!({"addFloatingIp": {"address": "0.0.0.0"}})).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(act(json!({"addFloatingIp": {"address": ""}})).await.status, StatusCode::BAD_REQUEST);
+    let r = act(json!({"addFloatingIp": {"address": ip}})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let shown = c.call("GET", &format!("/os-floating-ips/{id}"), &alice, None).await;
+    assert_eq!(shown.body["floating_ip"]["instance_id"], json!(server), "{}", shown.body);
+    assert!(shown.body["floating_ip"]["fixed_ip"].as_str().unwrap().starts_with("10.50.0."), "{}", shown.body);
+    // A second address for the same port is refused; another project sees none of it.
+    let second = c.call("POST", "/os-floating-ips", &alice, None).await;
+    assert_eq!(second.status, StatusCode::OK, "the only pool is the default: {}", second.body);
+    let ip2 = second.body["floating_ip"]["ip"].as_str().unwrap().to_string();
+    assert_eq!(act(json!({"addFloatingIp": {"address": ip2}})).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(c.call("GET", &format!("/os-floating-ips/{id}"), &bob, None).await.status, StatusCode::NOT_FOUND);
+    let listed = c.call("GET", "/os-floating-ips", &alice, None).await;
+    assert_eq!(listed.body["floating_ips"].as_array().unwrap().len(), 2, "{}", listed.body);
+    assert_eq!(c.call_v("2.36", "GET", "/os-floating-ips", &alice, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(act(json!({"removeFloatingIp": {"address": ip2}})).await.status, StatusCode::BAD_REQUEST, "not on it");
+    assert_eq!(act(json!({"removeFloatingIp": {"address": ip}})).await.status, StatusCode::ACCEPTED);
+    let shown = c.call("GET", &format!("/os-floating-ips/{id}"), &alice, None).await;
+    assert_eq!(shown.body["floating_ip"]["instance_id"], Value::Null);
+    for f in [&id, second.body["floating_ip"]["id"].as_str().unwrap()] {
+        assert_eq!(c.call("DELETE", &format!("/os-floating-ips/{f}"), &alice, None).await.status, StatusCode::ACCEPTED);
+    }
+    assert_eq!(c.call("DELETE", &format!("/os-floating-ips/{id}"), &alice, None).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_floating_ip_proxy_allocates_associates_and_releases() {
+    each_engine!(floating_ip_proxy);
+}

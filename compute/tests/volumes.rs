@@ -552,3 +552,90 @@ async fn online_extend(engine: Engine) {
 async fn attached_volumes_grow_with_their_guest_disk() {
     each_engine!(online_extend);
 }
+
+async fn volume_proxy(engine: Engine) {
+    // Nova's os-volumes and os-snapshots below 2.36: the volume service's, in Nova's
+    // shapes, with the caller's own rights.
+    let c = Cloud::start(engine).await;
+    let user = c.member("proxy-user").await;
+    let other = c.member("proxy-other").await;
+    let token = user.1.clone();
+    for bad in [json!({"volume": {}}), json!({"volume": {"size": 0}}), json!({"volume": {"size": "#$%"}})] {
+        assert_eq!(c.call("POST", "/os-volumes", &token, Some(bad)).await.status, StatusCode::BAD_REQUEST);
+    }
+    let mut ids = Vec::new();
+    for n in ["pv-1", "pv-2"] {
+        let r = c
+            .call(
+                "POST",
+                "/os-volumes",
+                &token,
+                Some(json!({"volume": {"size": 1, "display_name": n, "metadata": {"k": "v"}}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let v = &r.body["volume"];
+        assert_eq!(
+            (v["displayName"].clone(), v["attachments"].clone(), v["metadata"].clone()),
+            (json!(n), json!([{}]), json!({"k": "v"})),
+            "{v}"
+        );
+        ids.push(v["id"].as_str().unwrap().to_string());
+        wait_volume(&c, &user, ids.last().unwrap(), "available").await;
+    }
+    let all = c.call("GET", "/os-volumes/detail", &token, None).await;
+    let names: Vec<&str> =
+        all.body["volumes"].as_array().unwrap().iter().filter_map(|v| v["displayName"].as_str()).collect();
+    assert_eq!(names.len(), 2, "{}", all.body);
+    let page = c.call("GET", "/os-volumes?offset=1&limit=1", &token, None).await;
+    assert_eq!(page.body["volumes"].as_array().unwrap().len(), 1);
+    assert_eq!(page.body["volumes"][0]["id"], all.body["volumes"][1]["id"]);
+    let shown = c.call("GET", &format!("/os-volumes/{}", ids[0]), &token, None).await;
+    assert_eq!(
+        (shown.body["volume"]["status"].clone(), shown.body["volume"]["size"].clone()),
+        (json!("available"), json!(1))
+    );
+    assert_eq!(c.call("GET", &format!("/os-volumes/{}", ids[0]), &other.1, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call_v("2.36", "GET", "/os-volumes", &token, None).await.status, StatusCode::NOT_FOUND);
+    // Snapshots.
+    let r = c
+        .call(
+            "POST",
+            "/os-snapshots",
+            &token,
+            Some(json!({"snapshot": {"volume_id": ids[0], "display_name": "ps", "force": false}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let sid = r.body["snapshot"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        (r.body["snapshot"]["volumeId"].clone(), r.body["snapshot"]["displayName"].clone()),
+        (json!(ids[0]), json!("ps"))
+    );
+    let listed = c.call("GET", "/os-snapshots/detail", &token, None).await;
+    assert_eq!(listed.body["snapshots"][0]["id"], json!(sid), "{}", listed.body);
+    for _ in 0..300 {
+        if c.call("GET", &format!("/os-snapshots/{sid}"), &token, None).await.body["snapshot"]["status"] == "available"
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(c.call("DELETE", &format!("/os-snapshots/{sid}"), &token, None).await.status, StatusCode::ACCEPTED);
+    for _ in 0..300 {
+        if c.call("GET", &format!("/os-snapshots/{sid}"), &token, None).await.status == StatusCode::NOT_FOUND {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for id in &ids {
+        assert_eq!(c.call("DELETE", &format!("/os-volumes/{id}"), &token, None).await.status, StatusCode::ACCEPTED);
+        wait_volume(&c, &user, id, "GONE").await;
+    }
+    assert_eq!(c.call("DELETE", &format!("/os-volumes/{}", ids[0]), &token, None).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_volume_proxy_speaks_novas_shapes() {
+    each_engine!(volume_proxy);
+}

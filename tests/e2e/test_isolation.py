@@ -219,6 +219,11 @@ BY_ID = [
     ("metadef_namespace", "image", "/v2/metadefs/namespaces/{id}", {"namespace": "x"}),
     ("server", "compute", "/servers/{id}", {"server": {"name": "x"}}),
     ("server_group", "compute", "/os-server-groups/{id}", None),
+    # Nova's proxies to the other services, with the caller's own token.
+    ("security_group", "compute", "/os-security-groups/{id}", {"security_group": {"name": "x", "description": "x"}}),
+    ("floatingip", "compute", "/os-floating-ips/{id}", None),
+    ("volume", "compute", "/os-volumes/{id}", None),
+    ("snapshot", "compute", "/os-snapshots/{id}", None),
     # Volume URLs name the caller's own project ({proj}).
     ("volume", "volume", "/v3/{proj}/volumes/{id}", {"volume": {"name": "x"}}),
     ("snapshot", "volume", "/v3/{proj}/snapshots/{id}", {"snapshot": {"name": "x"}}),

@@ -14,10 +14,7 @@ use stratus_common::auth::AuthContext;
 use stratus_common::http::{ApiJson, ApiResult};
 
 fn gone_after_2_35(v: Version) -> ApiResult<()> {
-    if v.at_least(36) {
-        return Err(not_found("The image proxy API is gone from 2.36: use the image service.").into());
-    }
-    Ok(())
+    super::proxy_gone_after_2_35(v, "image")
 }
 
 /// An image as Nova showed it.

@@ -4,11 +4,15 @@
 mod aggregates;
 mod error;
 mod events;
+mod floating_ips;
 mod images;
 mod misc;
+mod network_proxy;
+mod security_groups;
 mod servers;
 mod services;
 pub mod views;
+mod volume_proxy;
 mod volumes;
 
 use crate::microversion::{MAX, MIN};
@@ -81,7 +85,26 @@ pub fn router(service: Arc<ComputeService>, verifier: Arc<TokenVerifier>, max_bo
         )
         .route("/servers/{id}/os-instance-actions", get(servers::actions))
         .route("/servers/{id}/os-instance-actions/{req}", get(servers::action_show))
-        .route("/servers/{id}/os-security-groups", get(servers::security_groups))
+        .route("/servers/{id}/os-security-groups", get(security_groups::of_server))
+        .route("/os-security-groups", get(security_groups::list).post(security_groups::create))
+        .route(
+            "/os-security-groups/{id}",
+            get(security_groups::show).put(security_groups::update).delete(security_groups::delete),
+        )
+        .route("/os-volumes", get(volume_proxy::volumes).post(volume_proxy::volume_create))
+        .route("/os-volumes/detail", get(volume_proxy::volumes))
+        .route("/os-volumes/{id}", get(volume_proxy::volume_show).delete(volume_proxy::volume_delete))
+        .route("/os-snapshots", get(volume_proxy::snapshots).post(volume_proxy::snapshot_create))
+        .route("/os-snapshots/detail", get(volume_proxy::snapshots))
+        .route("/os-snapshots/{id}", get(volume_proxy::snapshot_show).delete(volume_proxy::snapshot_delete))
+        .route("/os-networks", get(network_proxy::list))
+        .route("/os-networks/{id}", get(network_proxy::show))
+        .route("/os-tenant-networks", get(network_proxy::list))
+        .route("/os-tenant-networks/{id}", get(network_proxy::show))
+        .route("/os-floating-ips", get(floating_ips::list).post(floating_ips::create))
+        .route("/os-floating-ips/{id}", get(floating_ips::show).delete(floating_ips::delete))
+        .route("/os-security-group-rules", post(security_groups::rule_create))
+        .route("/os-security-group-rules/{id}", axum::routing::delete(security_groups::rule_delete))
         .route("/os-hypervisors", get(misc::hypervisor_list))
         .route("/os-hypervisors/detail", get(misc::hypervisor_detail))
         .route("/os-hypervisors/statistics", get(misc::hypervisor_statistics))
@@ -170,6 +193,18 @@ pub(crate) use stratus_common::http::wrapped;
 pub(crate) fn flag(params: &HashMap<String, String>, key: &str) -> bool {
     params.get(key).and_then(|v| stratus_common::http::pagination::parse_bool(v)).unwrap_or(false)
         || params.get(key).is_some_and(|v| v == "1")
+}
+
+/// Nova's proxy APIs to the other services are gone from 2.36 (404): the `service`'s
+/// own API is the one to use.
+pub(crate) fn proxy_gone_after_2_35(v: crate::microversion::Version, service: &str) -> ApiResult<()> {
+    if v.at_least(36) {
+        return Err(crate::app::not_found(format!(
+            "The {service} proxy API is gone from 2.36: use the {service} service."
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// Nova's `<key>_links` for a full page: the same query at `path` (below the API's

@@ -240,6 +240,15 @@ pub async fn action(
                 .ok_or_else(|| bad(format!("{name}: a security group name is required.")))?;
             s.security_group_change(&ctx, &id, group, name == "addSecurityGroup").await?
         }
+        // Nova's floating-IP actions, gone from 2.44.
+        "addFloatingIp" | "removeFloatingIp" if !v.at_least(44) => {
+            let address = arg["address"].as_str().unwrap_or_default();
+            if name == "addFloatingIp" {
+                s.fip_associate(&ctx, &id, address, arg["fixed_address"].as_str()).await?
+            } else {
+                s.fip_disassociate(&ctx, &id, address).await?
+            }
+        }
         "addFixedIp" => {
             let net = arg["networkId"]
                 .as_str()
@@ -618,23 +627,6 @@ pub async fn ips_of_network(
             format!("There are no addresses of network {label} on server {id}."),
         )),
     }
-}
-
-pub async fn security_groups(
-    State(s): State<AppState>,
-    ctx: AuthContext,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let server = s.server_get(&ctx, &id).await?;
-    let groups: Vec<Value> = server
-        .doc
-        .get("security_groups")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|n| json!({"name": n, "tenant_id": server.project_id, "description": "", "rules": []}))
-        .collect();
-    Ok(Json(json!({ "security_groups": groups })))
 }
 
 fn action_view(a: &crate::store::Action, v: Version, events: bool) -> Value {
