@@ -196,4 +196,17 @@ ALTER TABLE identity_assignments_next RENAME TO identity_assignments;
 CREATE INDEX identity_assignments_target ON identity_assignments (target_type, target_id);
 "#,
     },
+    Migration {
+        service: "identity",
+        version: 4,
+        name: "policy documents (the deprecated policies API)",
+        sql: r#"
+CREATE TABLE identity_policies (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    blob TEXT NOT NULL,
+    created_at TEXT NOT NULL
+)
+"#,
+    },
 ];

@@ -830,3 +830,36 @@ async fn crud() {
 async fn lockout() {
     each_engine!(lockout_after_failures);
 }
+
+async fn policy_documents(engine: Engine) {
+    // The deprecated policies API: an admin's store of documents, nothing more.
+    let c = TestCloud::start(engine).await;
+    let admin = c.admin_token().await;
+    c.project_with_user(&admin, "pp", "hal", "pw", "member").await;
+    let hal = c.login("hal", "pw", Some("pp")).await.subject.unwrap();
+    let body = json!({"policy": {"type": "application/json", "blob": "{\"default\": \"\"}"}});
+    assert_eq!(c.call("POST", "/v3/policies", Some(&hal), Some(body.clone())).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(c.call("GET", "/v3/policies", Some(&hal), None).await.status, StatusCode::FORBIDDEN);
+    let bad = json!({"policy": {"type": "", "blob": "x"}});
+    assert_eq!(c.call("POST", "/v3/policies", Some(&admin), Some(bad)).await.status, StatusCode::BAD_REQUEST);
+    let r = c.call("POST", "/v3/policies", Some(&admin), Some(body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json);
+    let id = r.json["policy"]["id"].as_str().unwrap().to_string();
+    assert_eq!(r.json["policy"]["blob"], "{\"default\": \"\"}");
+    let path = format!("/v3/policies/{id}");
+    let r = c.call("PATCH", &path, Some(&admin), Some(json!({"policy": {"type": "text/plain"}}))).await;
+    assert_eq!((r.status, r.json["policy"]["type"].as_str()), (StatusCode::OK, Some("text/plain")));
+    assert_eq!(r.json["policy"]["blob"], "{\"default\": \"\"}", "the blob stays");
+    let listed = c.call("GET", "/v3/policies?type=text/plain", Some(&admin), None).await;
+    assert_eq!(listed.json["policies"].as_array().unwrap().len(), 1, "{:?}", listed.json);
+    let none = c.call("GET", "/v3/policies?type=application/json", Some(&admin), None).await;
+    assert_eq!(none.json["policies"], json!([]));
+    assert_eq!(c.call("DELETE", &path, Some(&admin), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.call("GET", &path, Some(&admin), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call("DELETE", &path, Some(&admin), None).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn policies_are_documents_an_admin_keeps() {
+    each_engine!(policy_documents);
+}

@@ -8,6 +8,7 @@ mod credentials;
 mod domains;
 mod groups;
 mod limits;
+mod policies;
 mod projects;
 mod roles;
 mod users;
@@ -63,6 +64,8 @@ pub fn router(identity: Arc<Identity>, max_body_bytes: usize) -> Router {
         )
         .route("/v3/users/{id}/credentials/OS-EC2", get(credentials::ec2_list).post(credentials::ec2_create))
         .route("/v3/users/{id}/credentials/OS-EC2/{access}", get(credentials::ec2_show).delete(credentials::ec2_delete))
+        .route("/v3/policies", get(policies::list).post(policies::create))
+        .route("/v3/policies/{id}", get(policies::show).patch(policies::update).delete(policies::delete))
         .route("/v3/credentials", get(credentials::list).post(credentials::create))
         .route("/v3/credentials/{id}", get(credentials::show).patch(credentials::update).delete(credentials::delete))
         .route("/v3/groups", get(groups::list).post(groups::create))

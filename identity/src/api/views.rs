@@ -170,6 +170,10 @@ pub fn credential(base: &str, c: &Credential) -> Value {
     })
 }
 
+pub fn policy(base: &str, p: &crate::store::PolicyDocument) -> Value {
+    json!({"id": p.id, "type": p.kind, "blob": p.blob, "links": links(base, &format!("policies/{}", p.id))})
+}
+
 pub fn ec2_credential(base: &str, e: &Ec2Credential) -> Value {
     json!({
         "user_id": e.user_id, "tenant_id": e.project_id, "access": e.access, "secret": e.secret,

@@ -12,6 +12,7 @@ mod keys;
 pub mod limits;
 mod passwords;
 pub mod policy;
+pub mod policy_documents;
 pub mod projects;
 pub mod roles;
 pub mod tokens;
