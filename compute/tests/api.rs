@@ -2119,7 +2119,11 @@ async fn floating_ip_proxy(engine: Engine) {
     let listed = c.call("GET", "/os-floating-ips", &alice, None).await;
     assert_eq!(listed.body["floating_ips"].as_array().unwrap().len(), 2, "{}", listed.body);
     assert_eq!(c.call_v("2.36", "GET", "/os-floating-ips", &alice, None).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(act(json!({"removeFloatingIp": {"address": ip2}})).await.status, StatusCode::BAD_REQUEST, "not on it");
+    assert_eq!(
+        act(json!({"removeFloatingIp": {"address": ip2}})).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not on it"
+    );
     assert_eq!(act(json!({"removeFloatingIp": {"address": ip}})).await.status, StatusCode::ACCEPTED);
     let shown = c.call("GET", &format!("/os-floating-ips/{id}"), &alice, None).await;
     assert_eq!(shown.body["floating_ip"]["instance_id"], Value::Null);

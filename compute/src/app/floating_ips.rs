@@ -133,14 +133,19 @@ impl ComputeService {
         self.net(ctx, Method::PUT, &path, Some(body), &what).await.map(drop)
     }
 
-    /// `removeFloatingIp`: the address off the server (400 when it is not on it).
+    /// `removeFloatingIp`: the address off the server (422 when it is not on it, as Nova).
     pub async fn fip_disassociate(&self, ctx: &AuthContext, server_id: &str, address: &str) -> AppResult<()> {
         let server = self.server_get(ctx, server_id).await?;
         let fip = self.fip_by_address(ctx, address).await?;
         let ports =
             self.clients.ports_of(&server.id, server.project_id.as_str()).await.map_err(|e| refused("Ports", e))?;
         if !ports.iter().any(|p| !fip["port_id"].is_null() && p["id"] == fip["port_id"]) {
-            return Err(bad(format!("Floating IP {address} is not associated with server {server_id}.")));
+            // Nova's answer for an address on another server, or on none.
+            return Err(stratus_common::http::ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                format!("Floating IP {address} is not associated with server {server_id}."),
+            )
+            .into());
         }
         let path = format!("/v2.0/floatingips/{}", fip["id"].as_str().unwrap_or_default());
         let body = json!({"floatingip": {"port_id": null}});
