@@ -42,6 +42,16 @@ pub fn rule_view(r: &Value, names: &Map<String, Value>) -> Value {
            "to_port": to, "group": group, "ip_range": range})
 }
 
+/// Group id → `{name, tenant_id}`, for the rules' peer groups.
+fn names_of(groups: &Value) -> Map<String, Value> {
+    groups
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| Some((g["id"].as_str()?.to_string(), json!({"name": g["name"], "tenant_id": g["tenant_id"]}))))
+        .collect()
+}
+
 /// A network-service refusal in Nova's terms (a missing group is 404; what the network
 /// service finds in conflict, Nova calls a bad request).
 pub(crate) fn refused(what: &str, e: CallError) -> Error {
@@ -91,14 +101,7 @@ impl ComputeService {
                 "Security groups",
             )
             .await?;
-        Ok(all["security_groups"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|g| {
-                Some((g["id"].as_str()?.to_string(), json!({"name": g["name"], "tenant_id": g["tenant_id"]})))
-            })
-            .collect())
+        Ok(names_of(&all["security_groups"]))
     }
 
     /// The caller's groups (an admin's `all_tenants`: every project's).
@@ -108,7 +111,9 @@ impl ComputeService {
             _ => "/v2.0/security-groups?all_tenants=1".to_string(),
         };
         let all = self.sg_call(ctx, Method::GET, &path, None, "Security groups").await?;
-        let names = self.sg_names(ctx).await?;
+        // The list holds every group the caller's rules can name (their project's, or
+        // more): the peers' names come from it, with no second call.
+        let names = names_of(&all["security_groups"]);
         Ok(all["security_groups"].as_array().into_iter().flatten().map(|g| group_view(g, &names)).collect())
     }
 
