@@ -171,6 +171,11 @@ async fn allow_ssh(s: &Session) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Where `stratus ssh` keeps each server's host key (a file per server id).
+fn known_hosts_dir() -> PathBuf {
+    key_dir().with_file_name("known_hosts")
+}
+
 fn key_dir() -> PathBuf {
     let base = std::env::var_os("XDG_DATA_HOME")
         .filter(|v| !v.is_empty())
@@ -470,6 +475,12 @@ pub async fn ssh(s: &Session, name: &str, user: Option<&str>, command: &[String]
     };
     let mut cmd = std::process::Command::new("ssh");
     cmd.args(["-o", "StrictHostKeyChecking=accept-new"]);
+    // The host key is remembered per server, not per address: a floating IP that
+    // another (deleted) server had before is not a changed host.
+    let hosts = known_hosts_dir();
+    if std::fs::create_dir_all(&hosts).is_ok() {
+        cmd.arg("-o").arg(format!("UserKnownHostsFile={}", hosts.join(id(&server)).display()));
+    }
     if let Some(k) = rec.get("keypair").and_then(Value::as_str).map(|k| key_dir().join(k)).filter(|p| p.exists()) {
         cmd.arg("-i").arg(k);
     }
@@ -498,6 +509,7 @@ pub async fn down(s: &Session, name: &str, timeout: u64) -> Result<(), Failure> 
     }
     s.call(Method::DELETE, "compute", &format!("/servers/{server_id}"), None, &[]).await?;
     wait_for(s, &kinds::SERVER, &server_id, "GONE", timeout).await?;
+    let _ = std::fs::remove_file(known_hosts_dir().join(&server_id));
     say(&format!("deleted server {name}"));
     if let Some(k) = rec.get("keypair").and_then(Value::as_str) {
         match s.call(Method::DELETE, "compute", &format!("/os-keypairs/{k}"), None, &[]).await {
