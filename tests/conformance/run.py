@@ -236,7 +236,7 @@ vendor_name = {found["vendor_name"]}
 
 [volume-feature-enabled]
 api_extensions = {",".join(found["volume_extensions"])}
-backup = false
+backup = true
 snapshot = true
 clone = true
 manage_snapshot = false

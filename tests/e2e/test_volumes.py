@@ -18,8 +18,8 @@ BACKEND = "postgres"
 
 
 def wait_status(cloud, env, kind, name, status, timeout=60):
-    """Polls `openstack volume [snapshot] show` until `status` ("GONE": not found)."""
-    args = ["volume", "show"] if kind == "volume" else ["volume", "snapshot", "show"]
+    """Polls `openstack volume [snapshot|backup] show` until `status` ("GONE": not found)."""
+    args = ["volume", "show"] if kind == "volume" else ["volume", kind, "show"]
     deadline = time.monotonic() + timeout
     while True:
         p = cloud.osc(*args, name, "-f", "json", env=env, check=False, fmt_json=False)
@@ -213,7 +213,7 @@ def test_volume_commands(cloud):
 
     # What the admin sees of the service.
     services = cloud.osc("volume", "service", "list", env=admin)
-    assert {s["Binary"] for s in services} == {"cinder-scheduler", "cinder-volume"}, services
+    assert {s["Binary"] for s in services} == {"cinder-scheduler", "cinder-volume", "cinder-backup"}, services
     backend = next(s["Host"] for s in services if s["Binary"] == "cinder-volume")
     cloud.osc("volume", "service", "set", "--disable", "--disable-reason", "disk swap", backend, "cinder-volume",
               env=admin, fmt_json=False)
@@ -224,6 +224,72 @@ def test_volume_commands(cloud):
     assert [s["Status"] for s in shown] == ["enabled"], shown
     zones = cloud.osc("availability", "zone", "list", "--volume", env=admin)
     assert [z["Zone Name"] for z in zones] == ["nova"], zones
+
+
+def test_volume_backup_commands(cloud):
+    """Backups with the real client on the file backend: the bytes written in a volume
+    come back in a new volume and in an existing one; an incremental backup stores
+    only what changed."""
+    project = unique("bakp")
+    _, env = cloud.member_env(project)
+    files = os.path.join(cloud.data_dir, "volumes", "volumes")
+    chunks = os.path.join(cloud.data_dir, "backups", "chunks")
+
+    def io(volume_id, *args):
+        p = subprocess.run(["qemu-io", "-f", "qcow2", *args, os.path.join(files, f"{volume_id}.qcow2")],
+                           capture_output=True, text=True)
+        return p.returncode == 0 and "Pattern verification failed" not in p.stdout
+
+    def stored():
+        return sum(len(os.listdir(os.path.join(chunks, d))) for d in os.listdir(chunks))
+
+    src = cloud.osc("volume", "create", "--size", "1", "--property", "app=db", "src", env=env)
+    wait_status(cloud, env, "volume", "src", "available")
+    assert io(src["id"], "-c", "write -P 0x41 0 1M") and io(src["id"], "-c", "write -P 0x42 300M 64k")
+    before = stored()
+    full = cloud.osc("volume", "backup", "create", "--name", "full", "--description", "nightly", "src", env=env)
+    shown = wait_status(cloud, env, "backup", "full", "available")
+    assert shown["volume_id"] == src["id"] and shown["size"] == 1 and shown["is_incremental"] is False, shown
+    assert stored() - before == 2, "two chunks hold data; zeros are not stored"
+    wait_status(cloud, env, "volume", "src", "available")
+    assert io(src["id"], "-c", "write -P 0x43 300M 64k")
+    before = stored()
+    cloud.osc("volume", "backup", "create", "--incremental", "--name", "incr", "src", env=env)
+    shown = wait_status(cloud, env, "backup", "incr", "available")
+    assert shown["is_incremental"] is True and stored() - before == 1, shown
+    assert cloud.osc("volume", "backup", "show", "full", env=env)["has_dependent_backups"] is True
+    listed = cloud.osc("volume", "backup", "list", "--long", env=env)
+    assert sorted(b["Name"] for b in listed) == ["full", "incr"], listed
+    usage = cloud.osc("quota", "show", "--usage", project)
+    assert any(row.get("Resource") == "backups" and row.get("In Use") == 2 for row in usage), usage
+
+    # Restored into a new volume: the bytes of the incremental backup, the metadata.
+    r = cloud.osc("volume", "backup", "restore", "incr", "fromincr", env=env, fmt_json=True)
+    assert r["volume_name"] == "fromincr", r
+    back = wait_status(cloud, env, "volume", "fromincr", "available")
+    assert back["properties"] == {"app": "db"}, back
+    assert io(back["id"], "-r", "-c", "read -P 0x41 0 1M") and io(back["id"], "-r", "-c", "read -P 0x43 300M 64k")
+    # Into an existing volume (`--force`): the full backup's bytes.
+    p = cloud.osc("volume", "backup", "restore", "full", "src", env=env, check=False)
+    assert p.returncode != 0 and "--force" in p.stderr, p.stderr
+    cloud.osc("volume", "backup", "restore", "--force", "full", "src", env=env, fmt_json=True)
+    wait_status(cloud, env, "backup", "full", "available")
+    wait_status(cloud, env, "volume", "src", "available")
+    assert io(src["id"], "-r", "-c", "read -P 0x42 300M 64k")
+
+    # Refusals change nothing; then everything goes, the chunks too.
+    p = cloud.osc("volume", "backup", "delete", "full", env=env, check=False)
+    assert p.returncode != 0 and "Incremental backups exist" in p.stderr + p.stdout, p.stderr
+    _, stranger = cloud.member_env(unique("bakq"))
+    assert cloud.osc("volume", "backup", "show", full["id"], env=stranger, check=False).returncode != 0
+    cloud.osc("volume", "backup", "delete", "incr", env=env, fmt_json=False)
+    wait_status(cloud, env, "backup", "incr", "GONE")
+    cloud.osc("volume", "backup", "delete", "full", env=env, fmt_json=False)
+    wait_status(cloud, env, "backup", "full", "GONE")
+    cloud.osc("volume", "delete", "src", "fromincr", env=env)
+    for name in ("src", "fromincr"):
+        wait_status(cloud, env, "volume", name, "GONE")
+    assert cloud.osc("volume", "backup", "list", env=env) == [] and stored() == 0
 
 
 def test_server_volume_commands(cloud):

@@ -38,6 +38,9 @@ pub struct VolumeConfig {
     /// from `nbd_first_port`.
     pub nbd_first_port: u16,
     pub nbd_ports: u16,
+    /// Where backups are kept (a directory; a network file system shared by storage
+    /// hosts works); empty = `<data_dir>/backups`.
+    pub backup_dir: String,
 }
 
 impl Default for VolumeConfig {
@@ -52,6 +55,7 @@ impl Default for VolumeConfig {
             nbd_address: String::new(),
             nbd_first_port: 10809,
             nbd_ports: 200,
+            backup_dir: String::new(),
         }
     }
 }

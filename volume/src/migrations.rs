@@ -214,6 +214,39 @@ INSERT INTO volume_metering (id, resource_id, kind, project_id, size, started_at
     SELECT 'm-' || id, id, 'snapshot', project_id, size, created_at FROM volume_snapshots WHERE deleted = 0
 "#,
     },
+    Migration {
+        service: "volume",
+        version: 10,
+        name: "backups",
+        sql: r#"
+CREATE TABLE volume_backups (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    volume_id TEXT NOT NULL,
+    snapshot_id TEXT,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    container TEXT,
+    status TEXT NOT NULL,
+    fail_reason TEXT,
+    size BIGINT NOT NULL,
+    object_count BIGINT NOT NULL,
+    is_incremental BIGINT NOT NULL,
+    parent_id TEXT,
+    data_timestamp TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    data_id TEXT NOT NULL,
+    volume_meta TEXT NOT NULL,
+    deleted BIGINT NOT NULL,
+    rev BIGINT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX volume_backups_project ON volume_backups (project_id, deleted);
+CREATE INDEX volume_backups_volume ON volume_backups (volume_id)
+"#,
+    },
 ];
 
 #[cfg(test)]

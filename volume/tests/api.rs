@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use stratus_common::db::Engine;
 use stratus_test_support::{each_engine, eventually, send, Identity};
+use stratus_volume::driver::backups::BackupRepository;
 use stratus_volume::driver::{FakeDriver, VolumeDriver};
 use stratus_volume::VolumeService;
 
@@ -67,6 +68,7 @@ impl Cloud {
             Default::default(),
             images,
         );
+        volume.set_backup_repository(BackupRepository::new(dir.join("backups")).unwrap());
         volume.start(std::time::Duration::from_secs(3600)).await.unwrap();
         let router = stratus_volume::api::router(volume.clone(), id.identity.verifier.clone(), 1 << 20);
         Self { id, volume, driver, router, image_url, admin }
@@ -478,6 +480,15 @@ async fn another_projects_volumes_are_invisible() {
 /// usage, what the backend holds.
 async fn end_of(c: &Cloud, id: &str) -> Value {
     let s = &c.volume.store;
+    if let Some(b) = s.backup_get(id).await.unwrap() {
+        let u = s.usage(&b.project_id).await.unwrap();
+        let held = c.volume.backups.get().unwrap().manifest(&b.data_id).await.unwrap().is_some();
+        let volume = s.volume_get(&b.volume_id).await.unwrap().unwrap();
+        return json!({"status": b.status.as_str(), "deleted": b.deleted, "held": held,
+                      "failed": b.fail_reason.is_some(), "volume": volume.status.as_str(),
+                      "backups": u.get("backups").copied().unwrap_or(0),
+                      "backup_gigabytes": u.get("backup_gigabytes").copied().unwrap_or(0)});
+    }
     let (status, size, deleted, project, backend_size) = match s.volume_get(id).await.unwrap() {
         Some(v) => {
             (v.status.as_str().to_string(), v.size, v.deleted, v.project_id, c.driver.size_of(id).await.unwrap())
@@ -645,12 +656,77 @@ async fn generic_sagas(engine: Engine) {
     let failed = r.failures_alike();
     assert_eq!(failed["status"], "error", "as Cinder: the volume may be half written: {failed}");
 
+    // Backups: made, deleted, restored into the volume they came from.
+    let backup_of = |id: String, p: String, token: String| {
+        let c = &c;
+        async move {
+            let (code, b) =
+                c.call("POST", &format!("/v3/{p}/backups"), &token, Some(json!({"backup": {"volume_id": id}}))).await;
+            assert_eq!(code, StatusCode::ACCEPTED, "{b}");
+            b["backup"]["id"].as_str().unwrap().to_string()
+        }
+    };
+    let (backup_of, volume) = (&backup_of, &volume);
+    let start_backup = |l: String| async {
+        let (p, token, id) = volume(l, true).await;
+        backup_of(id, p, token).await
+    };
+    let r = check_saga(runner, "backup_create", start_backup, observe).await;
+    assert_eq!(
+        r.ok,
+        json!({"status": "available", "deleted": false, "held": true, "failed": false, "volume": "available",
+               "backups": 1, "backup_gigabytes": 1})
+    );
+    let failed = r.failures_alike();
+    assert_eq!(
+        *failed,
+        json!({"status": "error", "deleted": false, "held": false, "failed": true, "volume": "available",
+               "backups": 1, "backup_gigabytes": 1}),
+        "the quota stays until the backup in error is deleted, as Cinder"
+    );
+    let ready_backup = |l: String| {
+        let c = &c;
+        async move {
+            let (p, token, id) = volume(l, true).await;
+            let bid = backup_of(id, p.clone(), token.clone()).await;
+            c.wait(&token, &format!("/v3/{p}/backups/{bid}"), "backup", "available").await;
+            (p, token, bid)
+        }
+    };
+    let ready_backup = &ready_backup;
+    let start_backup_delete = |l: String| async {
+        let (p, token, bid) = ready_backup(l).await;
+        assert_eq!(c.call("DELETE", &format!("/v3/{p}/backups/{bid}"), &token, None).await.0, StatusCode::ACCEPTED);
+        bid
+    };
+    let r = check_saga(runner, "backup_delete", start_backup_delete, observe).await;
+    assert_eq!(
+        r.ok,
+        json!({"status": "deleting", "deleted": true, "held": false, "failed": false, "volume": "available",
+               "backups": 0, "backup_gigabytes": 0})
+    );
+    for (_, _, end) in &r.failed {
+        assert_eq!((&end["status"], &end["backups"]), (&json!("error_deleting"), &json!(1)), "{end}");
+    }
+    let start_restore = |l: String| async {
+        let (p, token, bid) = ready_backup(l).await;
+        let vid = c.volume.store.backup_get(&bid).await.unwrap().unwrap().volume_id;
+        let body = json!({"restore": {"volume_id": vid}});
+        let (code, r) = c.call("POST", &format!("/v3/{p}/backups/{bid}/restore"), &token, Some(body)).await;
+        assert_eq!(code, StatusCode::ACCEPTED, "{r}");
+        vid
+    };
+    let r = check_saga(runner, "backup_restore", start_restore, observe).await;
+    assert_eq!(r.ok["status"], "available", "{}", r.ok);
+    let failed = r.failures_alike();
+    assert_eq!(failed["status"], "error_restoring", "{failed}");
+
     // Only the stuck sagas (one per kind) are left unfinished.
     eventually("every saga ended or stuck", || async {
         c.volume.sagas.unfinished(None).await.unwrap() == c.volume.sagas.stuck().await.unwrap()
     })
     .await;
-    assert_eq!(c.volume.sagas.stuck().await.unwrap().len(), 7);
+    assert_eq!(c.volume.sagas.stuck().await.unwrap().len(), 10);
 }
 
 #[tokio::test]
@@ -1809,4 +1885,266 @@ async fn revert(engine: Engine) {
 #[tokio::test]
 async fn volumes_revert_to_their_latest_snapshot() {
     each_engine!(revert);
+}
+
+async fn backups(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (p, token) = c.id.member("backer").await;
+    let (q, other) = c.id.member("stranger").await;
+    let (rp, reader) = c.id.user_with("backer-readers", "reader").await;
+    let _ = rp;
+    let admin = c.id.admin().await;
+    let base = format!("/v3/{p}");
+    let body = json!({"volume": {"size": 1, "name": "src", "metadata": {"tier": "gold"}}});
+    let (_, v) = c.call("POST", &format!("{base}/volumes"), &token, Some(body)).await;
+    let vid = v["volume"]["id"].as_str().unwrap().to_string();
+    c.wait(&token, &format!("{base}/volumes/{vid}"), "volume", "available").await;
+    let (code, _) = c
+        .call(
+            "POST",
+            &format!("{base}/volumes/{vid}/action"),
+            &token,
+            Some(json!({"os-set_bootable": {"bootable": true}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
+
+    // Bad input changes nothing: no volume, an incremental with nothing to follow, a
+    // zone that is not, another project's volume, a reader.
+    let bad = [
+        (json!({"backup": {"name": "x"}}), StatusCode::BAD_REQUEST),
+        (json!({"backup": {"volume_id": vid, "incremental": true}}), StatusCode::BAD_REQUEST),
+        (json!({"backup": {"volume_id": vid, "availability_zone": "mars"}}), StatusCode::BAD_REQUEST),
+        (json!({"backup": {"volume_id": vid, "force": "perhaps"}}), StatusCode::BAD_REQUEST),
+        (json!({"backup": {"volume_id": vid, "name": "n".repeat(256)}}), StatusCode::BAD_REQUEST),
+    ];
+    for (body, want) in bad {
+        let (code, r) = c.call("POST", &format!("{base}/backups"), &token, Some(body.clone())).await;
+        assert_eq!(code, want, "{body}: {r}");
+    }
+    let (code, _) =
+        c.call("POST", &format!("/v3/{q}/backups"), &other, Some(json!({"backup": {"volume_id": vid}}))).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "another project's volume does not exist");
+    let (code, l) = c.call("GET", &format!("{base}/backups"), &token, None).await;
+    assert_eq!((code, l["backups"].as_array().unwrap().len()), (StatusCode::OK, 0));
+    assert_eq!(c.usage(&p).await, (1, 1, 0));
+
+    // A full backup, then an incremental one that follows it.
+    let (code, b1) = c
+        .call(
+            "POST",
+            &format!("{base}/backups"),
+            &token,
+            Some(json!({"backup": {"volume_id": vid, "name": "b1", "description": "first"}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{b1}");
+    assert_eq!(b1["backup"].as_object().unwrap().keys().collect::<Vec<_>>(), ["id", "links", "name"], "{b1}");
+    let b1 = b1["backup"]["id"].as_str().unwrap().to_string();
+    let shown = c.wait(&token, &format!("{base}/backups/{b1}"), "backup", "available").await;
+    assert_eq!(
+        (
+            &shown["volume_id"],
+            &shown["size"],
+            &shown["is_incremental"],
+            &shown["has_dependent_backups"],
+            &shown["description"]
+        ),
+        (&json!(vid), &json!(1), &json!(false), &json!(false), &json!("first")),
+        "{shown}"
+    );
+    assert!(shown["fail_reason"].is_null() && shown["data_timestamp"].is_string(), "{shown}");
+    c.wait(&token, &format!("{base}/volumes/{vid}"), "volume", "available").await;
+    let body = json!({"backup": {"volume_id": vid, "incremental": true, "name": "b2"}});
+    let (code, b2) = c.call("POST", &format!("{base}/backups"), &token, Some(body)).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{b2}");
+    let b2 = b2["backup"]["id"].as_str().unwrap().to_string();
+    let shown = c.wait(&token, &format!("{base}/backups/{b2}"), "backup", "available").await;
+    assert_eq!(shown["is_incremental"], true);
+    let (_, first) = c.call("GET", &format!("{base}/backups/{b1}"), &token, None).await;
+    assert_eq!(first["backup"]["has_dependent_backups"], true);
+    let u = c.volume.store.usage(&p).await.unwrap();
+    assert_eq!((u["backups"], u["backup_gigabytes"]), (2, 2));
+    let (_, limits) = c.call("GET", &format!("{base}/limits"), &token, None).await;
+    assert_eq!(limits["limits"]["absolute"]["totalBackupsUsed"], 2, "{limits}");
+
+    // Lists, filters, a reader and another project.
+    let (_, l) = c.call("GET", &format!("{base}/backups/detail?name=b2"), &token, None).await;
+    assert_eq!(l["backups"].as_array().unwrap().iter().map(|b| &b["id"]).collect::<Vec<_>>(), [&json!(b2)]);
+    let (_, l) = c.call("GET", &format!("{base}/backups?limit=1"), &token, None).await;
+    assert_eq!(l["backups"].as_array().unwrap().len(), 1);
+    assert!(l["backups_links"][0]["href"].as_str().unwrap().contains("marker="), "{l}");
+    let (_, l) = c.call("GET", &format!("/v3/{q}/backups/detail?all_tenants=1"), &other, None).await;
+    assert!(l["backups"].as_array().unwrap().is_empty(), "{l}");
+    for (method, path) in [("GET", format!("/v3/{q}/backups/{b1}")), ("DELETE", format!("/v3/{q}/backups/{b1}"))] {
+        assert_eq!(c.call(method, &path, &other, None).await.0, StatusCode::NOT_FOUND, "{method} {path}");
+    }
+    let (code, _) =
+        c.call("POST", &format!("/v3/{q}/backups/{b1}/restore"), &other, Some(json!({"restore": {}}))).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert_eq!(c.call("GET", &format!("{base}/backups/{b1}"), &other, None).await.0, StatusCode::FORBIDDEN);
+    let (code, _) =
+        c.call("POST", &format!("/v3/{rp}/backups"), &reader, Some(json!({"backup": {"volume_id": vid}}))).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    let (_, admin_view) = c.call_v("3.18", "GET", &format!("{base}/backups/{b1}"), &admin, None).await;
+    assert_eq!(admin_view["backup"]["os-backup-project-attr:project_id"], json!(p));
+
+    // 3.9 renames; 3.43 gives metadata.
+    let (code, _) =
+        c.call("PUT", &format!("{base}/backups/{b1}"), &token, Some(json!({"backup": {"name": "renamed"}}))).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "before 3.9 there is no update");
+    let body = json!({"backup": {"name": "renamed", "metadata": {"k": "v"}}});
+    let (code, r) = c.call_v("3.43", "PUT", &format!("{base}/backups/{b1}"), &token, Some(body)).await;
+    assert_eq!(
+        (code, &r["backup"]["name"], &r["backup"]["metadata"]),
+        (StatusCode::OK, &json!("renamed"), &json!({"k": "v"}))
+    );
+
+    // The first cannot go while the incremental one follows it.
+    let (code, r) = c.call("DELETE", &format!("{base}/backups/{b1}"), &token, None).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{r}");
+    assert!(r.to_string().contains("Incremental backups exist"), "{r}");
+
+    // Restore into a new volume: the backed-up volume's metadata and bootable flag.
+    let (code, r) = c.call("POST", &format!("{base}/backups/{b2}/restore"), &token, Some(json!({"restore": {}}))).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{r}");
+    assert_eq!(r["restore"]["backup_id"], json!(b2));
+    let restored = r["restore"]["volume_id"].as_str().unwrap().to_string();
+    assert_eq!(r["restore"]["volume_name"], json!(format!("restore_backup_{b2}")));
+    let v2 = c.wait(&token, &format!("{base}/volumes/{restored}"), "volume", "available").await;
+    assert_eq!((&v2["metadata"]["tier"], &v2["bootable"]), (&json!("gold"), &json!("true")), "{v2}");
+    c.wait(&token, &format!("{base}/backups/{b2}"), "backup", "available").await;
+    assert_eq!(c.usage(&p).await, (2, 2, 0));
+    // Into an existing volume: it must be available and large enough.
+    let (_, small) = c.call("POST", &format!("{base}/volumes"), &token, Some(json!({"volume": {"size": 1}}))).await;
+    let small = small["volume"]["id"].as_str().unwrap().to_string();
+    c.wait(&token, &format!("{base}/volumes/{small}"), "volume", "available").await;
+    let (code, r) = c
+        .call("POST", &format!("{base}/backups/{b1}/restore"), &token, Some(json!({"restore": {"volume_id": small}})))
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{r}");
+    assert_eq!(r["restore"]["volume_id"], json!(small));
+    c.wait(&token, &format!("{base}/volumes/{small}"), "volume", "available").await;
+    c.wait(&token, &format!("{base}/backups/{b1}"), "backup", "available").await;
+    let (code, _) = c
+        .call("POST", &format!("{base}/volumes/{small}/action"), &token, Some(json!({"os-extend": {"new_size": 2}})))
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    c.wait(&token, &format!("{base}/volumes/{small}"), "volume", "available").await;
+
+    // Admins: reset a status, export a record and import it under another id (the
+    // data is shared; it goes with the last record naming it).
+    let (code, _) = c
+        .call(
+            "POST",
+            &format!("{base}/backups/{b2}/action"),
+            &token,
+            Some(json!({"os-reset_status": {"status": "error"}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    let (code, _) = c
+        .call(
+            "POST",
+            &format!("{base}/backups/{b2}/action"),
+            &admin,
+            Some(json!({"os-reset_status": {"status": "creating"}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    let (code, rec) = c.call("GET", &format!("{base}/backups/{b2}/export_record"), &admin, None).await;
+    assert_eq!(code, StatusCode::OK, "{rec}");
+    assert_eq!(
+        c.call("GET", &format!("{base}/backups/{b2}/export_record"), &token, None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let url = rec["backup-record"]["backup_url"].as_str().unwrap();
+    let mut record: Value =
+        serde_json::from_slice(&base64::Engine::decode(&base64::engine::general_purpose::STANDARD, url).unwrap())
+            .unwrap();
+    let (code, r) = c
+        .call(
+            "POST",
+            &format!("{base}/backups/import_record"),
+            &admin,
+            Some(json!({"backup-record": rec["backup-record"]})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "the same id exists: {r}");
+    let copy = uuid::Uuid::new_v4().to_string();
+    record["id"] = json!(copy);
+    let new_url = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, record.to_string());
+    let admin_project = c.id.identity.store.project_list(Some("admin"), None).await.unwrap()[0].id.clone();
+    let body =
+        json!({"backup-record": {"backup_service": rec["backup-record"]["backup_service"], "backup_url": new_url}});
+    let (code, r) = c.call("POST", &format!("/v3/{admin_project}/backups/import_record"), &admin, Some(body)).await;
+    assert_eq!((code, &r["backup"]["id"]), (StatusCode::CREATED, &json!(copy)), "{r}");
+    let (code, _) = c
+        .call(
+            "POST",
+            &format!("{base}/backups/import_record"),
+            &admin,
+            Some(json!({"backup-record": {"backup_service": "x", "backup_url": "!!"}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+
+    // Deleting: the incremental, then the first; the imported copy keeps the data.
+    let repo = c.volume.backups.get().unwrap();
+    let (code, r) = c.call("DELETE", &format!("{base}/backups/{b2}"), &token, None).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{r}");
+    c.wait(&token, &format!("{base}/backups/{b2}"), "backup", "GONE").await;
+    assert!(repo.manifest(&b2).await.unwrap().is_some(), "the imported record still names it");
+    // The copy follows b1 too (it names the same parent).
+    assert_eq!(c.call("DELETE", &format!("{base}/backups/{b1}"), &token, None).await.0, StatusCode::BAD_REQUEST);
+    let (code, _) = c
+        .call(
+            "POST",
+            &format!("/v3/{admin_project}/backups/{copy}/action"),
+            &admin,
+            Some(json!({"os-force_delete": {}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    c.wait(&admin, &format!("/v3/{admin_project}/backups/{copy}"), "backup", "GONE").await;
+    assert!(repo.manifest(&b2).await.unwrap().is_none());
+    assert_eq!(c.call("DELETE", &format!("{base}/backups/{b1}"), &token, None).await.0, StatusCode::ACCEPTED);
+    c.wait(&token, &format!("{base}/backups/{b1}"), "backup", "GONE").await;
+    let u = c.volume.store.usage(&p).await.unwrap();
+    assert_eq!((u["backups"], u["backup_gigabytes"]), (0, 0));
+
+    // An in-use volume needs force.
+    let (_, att) =
+        c.call("POST", &format!("{base}/volumes/{vid}/action"), &token, Some(json!({"os-reserve": {}}))).await;
+    let _ = att;
+    let (code, _) = c
+        .call(
+            "POST",
+            &format!("{base}/volumes/{vid}/action"),
+            &token,
+            Some(json!({"os-attach": {"instance_uuid": uuid::Uuid::new_v4().to_string(), "mountpoint": "/dev/vdb"}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    c.wait(&token, &format!("{base}/volumes/{vid}"), "volume", "in-use").await;
+    let (code, r) =
+        c.call("POST", &format!("{base}/backups"), &token, Some(json!({"backup": {"volume_id": vid}}))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{r}");
+    let (code, r) = c
+        .call("POST", &format!("{base}/backups"), &token, Some(json!({"backup": {"volume_id": vid, "force": true}})))
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{r}");
+    let b3 = r["backup"]["id"].as_str().unwrap().to_string();
+    c.wait(&token, &format!("{base}/backups/{b3}"), "backup", "available").await;
+    let (_, shown) = c.call("GET", &format!("{base}/volumes/{vid}"), &token, None).await;
+    assert_eq!(shown["volume"]["status"], "in-use", "an in-use volume stays in use");
+    let (code, r) = c
+        .call("POST", &format!("{base}/backups/{b3}/restore"), &token, Some(json!({"restore": {"volume_id": vid}})))
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "not into an attached volume: {r}");
+}
+
+#[tokio::test]
+async fn backups_copy_volumes_incrementally_and_restore_them() {
+    each_engine!(backups);
 }

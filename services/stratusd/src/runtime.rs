@@ -280,6 +280,11 @@ impl Runtime {
             c.compute_url.clone()
         };
         service.set_compute_url(&compute_url);
+        let backup_dir = match c.backup_dir.as_str() {
+            "" => self.config.server.data_dir.join("backups"),
+            dir => std::path::PathBuf::from(dir),
+        };
+        service.set_backup_repository(stratus_volume::driver::backups::BackupRepository::new(backup_dir)?);
         service.start(std::time::Duration::from_secs(c.reconcile_secs.max(1))).await?;
         Ok(Served {
             name: "volume",

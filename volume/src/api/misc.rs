@@ -118,6 +118,10 @@ pub async fn services(
     for (name, host) in backends {
         list.push(svc("cinder-volume", format!("{host}@{name}"), disabled.get(name.as_str())));
     }
+    // Backups are taken by this service itself, when it has a repository.
+    if s.backups.get().is_some() {
+        list.push(svc("cinder-backup", crate::app::backends::scheduler_host(&s), None));
+    }
     // Cinder's filters: `binary`, and `host` as Cinder matches it (`h` is host h and
     // its backends `h@b`; `h@b#pool` is backend `h@b`).
     list.retain(|svc| {

@@ -4,6 +4,7 @@
 //! token's (admins may name any).
 
 mod attachments;
+mod backups;
 mod error;
 mod messages;
 mod metadata;
@@ -89,6 +90,13 @@ pub fn router(service: Arc<VolumeService>, verifier: Arc<TokenVerifier>, max_bod
             get(attachments::show).put(attachments::update).delete(attachments::delete),
         )
         .route(&format!("{p}/attachments/{{id}}/action"), post(attachments::action))
+        .route(&format!("{p}/backups"), get(backups::list).post(backups::create))
+        .route(&format!("{p}/backups/detail"), get(backups::list_detail))
+        .route(&format!("{p}/backups/import_record"), post(backups::import_record))
+        .route(&format!("{p}/backups/{{id}}"), get(backups::show).put(backups::update).delete(backups::delete))
+        .route(&format!("{p}/backups/{{id}}/action"), post(backups::action))
+        .route(&format!("{p}/backups/{{id}}/restore"), post(backups::restore))
+        .route(&format!("{p}/backups/{{id}}/export_record"), get(backups::export_record))
         .route(&format!("{p}/messages"), get(messages::list))
         .route(&format!("{p}/messages/{{id}}"), get(messages::show).delete(messages::delete))
         .route(&format!("{p}/limits"), get(misc::limits))

@@ -154,3 +154,46 @@ pub fn volume_type(t: &VolumeType, view: TypeView) -> Value {
     }
     out
 }
+
+/// A backup: the short form (`id`, `name`, `links`, and from 3.43 `metadata`) or the
+/// whole; `dependents` says whether incremental backups follow it. An admin sees its
+/// project from 3.18.
+pub fn backup(
+    base: &str,
+    b: &crate::store::Backup,
+    detail: bool,
+    dependents: bool,
+    admin: bool,
+    version: Version,
+) -> Value {
+    let mut out = json!({"id": b.id, "name": b.name, "links": links(base, &b.project_id, "backups", &b.id)});
+    if version.at_least(43) {
+        out["metadata"] = json!(b.metadata);
+    }
+    if !detail {
+        return out;
+    }
+    let more = json!({
+        "status": b.status.as_str(),
+        "description": b.description,
+        "availability_zone": ZONE,
+        "container": b.container,
+        "volume_id": b.volume_id,
+        "snapshot_id": b.snapshot_id,
+        "size": b.size,
+        "object_count": b.object_count,
+        "fail_reason": b.fail_reason,
+        "is_incremental": b.is_incremental,
+        "has_dependent_backups": dependents,
+        "data_timestamp": b.data_timestamp,
+        "created_at": b.created_at,
+        "updated_at": b.updated_at,
+    });
+    if let (Some(o), Value::Object(m)) = (out.as_object_mut(), more) {
+        o.extend(m);
+    }
+    if admin && version.at_least(18) {
+        out["os-backup-project-attr:project_id"] = json!(b.project_id);
+    }
+    out
+}

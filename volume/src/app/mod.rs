@@ -4,6 +4,8 @@
 pub mod attachment_records;
 pub mod attachments;
 pub mod backends;
+pub mod backup_sagas;
+pub mod backups;
 mod error;
 pub mod images;
 pub mod messages;
@@ -62,6 +64,9 @@ pub struct VolumeService {
     /// guest's disk grows too (`volume-extended`); unset, attached volumes are not
     /// extended. Set once both services are up ([`VolumeService::set_compute_url`]).
     pub compute_url: std::sync::OnceLock<String>,
+    /// Where backups are kept ([`VolumeService::set_backup_repository`]); without
+    /// one, backups are refused.
+    pub backups: std::sync::OnceLock<crate::driver::backups::BackupRepository>,
 }
 
 impl VolumeService {
@@ -89,6 +94,7 @@ impl VolumeService {
                 identity,
                 images,
                 compute_url: Default::default(),
+                backups: Default::default(),
             }
         })
     }

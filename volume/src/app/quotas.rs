@@ -6,11 +6,11 @@ use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
 
 /// Cinder's quota resources this service counts and enforces.
-pub const RESOURCES: &[&str] = &["volumes", "gigabytes", "snapshots"];
+pub const RESOURCES: &[&str] = &["volumes", "gigabytes", "snapshots", "backups", "backup_gigabytes"];
 /// Cinder's other keys: `per_volume_gigabytes` (the largest single volume, enforced
-/// at create and extend), and limits of what this cloud does not make yet (backups,
-/// groups), which nothing can exceed. All are unified limits like the others.
-pub const OTHER: &[&str] = &["per_volume_gigabytes", "backups", "backup_gigabytes", "groups"];
+/// at create and extend), and the limit of what this cloud does not make yet
+/// (groups), which nothing can exceed. All are unified limits like the others.
+pub const OTHER: &[&str] = &["per_volume_gigabytes", "groups"];
 /// The resources also counted per volume type, as Cinder's `volumes_<type name>`,
 /// `gigabytes_<type name>` and `snapshots_<type name>`.
 pub const PER_TYPE: &[&str] = &["volumes", "gigabytes", "snapshots"];
@@ -315,13 +315,13 @@ impl VolumeService {
             "maxTotalVolumes": self.limit(&project, "volumes").await?,
             "maxTotalSnapshots": self.limit(&project, "snapshots").await?,
             "maxTotalVolumeGigabytes": self.limit(&project, "gigabytes").await?,
-            "maxTotalBackups": -1,
-            "maxTotalBackupGigabytes": -1,
+            "maxTotalBackups": self.limit(&project, "backups").await?,
+            "maxTotalBackupGigabytes": self.limit(&project, "backup_gigabytes").await?,
             "totalVolumesUsed": u("volumes"),
             "totalSnapshotsUsed": u("snapshots"),
             "totalGigabytesUsed": u("gigabytes"),
-            "totalBackupsUsed": 0,
-            "totalBackupGigabytesUsed": 0,
+            "totalBackupsUsed": u("backups"),
+            "totalBackupGigabytesUsed": u("backup_gigabytes"),
         }))
     }
 }

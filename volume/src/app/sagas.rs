@@ -50,7 +50,7 @@ pub struct ExtendData {
 const EXTEND_ANSWER_WITHIN: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
 pub(crate) fn definitions(me: &Weak<VolumeService>) -> Vec<Registered> {
-    vec![
+    let mut all = vec![
         CreateVolume(me.clone()).into(),
         DeleteVolume(me.clone()).into(),
         ExtendVolume(me.clone()).into(),
@@ -58,31 +58,34 @@ pub(crate) fn definitions(me: &Weak<VolumeService>) -> Vec<Registered> {
         DeleteSnapshot(me.clone()).into(),
         UploadVolume(me.clone()).into(),
         RevertVolume(me.clone()).into(),
-    ]
+    ];
+    all.extend(super::backup_sagas::definitions(me));
+    all
 }
 
-fn service(w: &Weak<VolumeService>) -> StepResult<Arc<VolumeService>> {
+pub(super) fn service(w: &Weak<VolumeService>) -> StepResult<Arc<VolumeService>> {
     w.upgrade().ok_or_else(|| StepError::Transient(anyhow::anyhow!("volume service stopped")))
 }
 
-fn changed(what: &str, id: &str) -> StepError {
+pub(super) fn changed(what: &str, id: &str) -> StepError {
     StepError::Transient(anyhow::anyhow!("{what} {id} changed meanwhile"))
 }
 
 /// What a saga's last step saves.
-enum Finished<'a> {
+pub(super) enum Finished<'a> {
     Volume(&'a Volume),
     Snapshot(&'a Snapshot),
+    Backup(&'a crate::store::Backup),
 }
 
 impl VolumeService {
     /// The backend a saga works on; one this process lacks is a permanent error.
-    fn saga_driver(&self, backend: &str) -> StepResult<Arc<dyn crate::driver::VolumeDriver>> {
+    pub(super) fn saga_driver(&self, backend: &str) -> StepResult<Arc<dyn crate::driver::VolumeDriver>> {
         self.driver(backend).map_err(|e| StepError::permanent(e.to_string()))
     }
 
     /// The saga's volume, live.
-    async fn saga_volume(&self, saga: &Saga) -> StepResult<Volume> {
+    pub(super) async fn saga_volume(&self, saga: &Saga) -> StepResult<Volume> {
         match self.store.volume_get(&saga.subject).await? {
             Some(v) if !v.deleted => Ok(v),
             _ => Err(StepError::permanent("The volume is gone.")),
@@ -103,11 +106,17 @@ impl VolumeService {
 
     /// Saves the saga's volume or snapshot, gives `release` back from its project and
     /// ends the saga, in one transaction.
-    async fn finish(&self, subject: Finished<'_>, saga: &mut Saga, release: &[(&str, i64)]) -> StepResult<Outcome> {
+    pub(super) async fn finish(
+        &self,
+        subject: Finished<'_>,
+        saga: &mut Saga,
+        release: &[(&str, i64)],
+    ) -> StepResult<Outcome> {
         let mut tx = self.store.db.pool.begin().await?;
         let (saved, what, id, project) = match subject {
             Finished::Volume(v) => (Store::volume_save_in(&mut tx, v).await?, "volume", &v.id, &v.project_id),
             Finished::Snapshot(s) => (Store::snapshot_save_in(&mut tx, s).await?, "snapshot", &s.id, &s.project_id),
+            Finished::Backup(b) => (Store::backup_save_in(&mut tx, b).await?, "backup", &b.id, &b.project_id),
         };
         if !saved {
             return Err(changed(what, id));
@@ -122,7 +131,12 @@ impl VolumeService {
 
     /// Puts the saga's volume in `status` (a failure's or a stuck saga's end); nothing
     /// when the saga no longer works on it.
-    async fn volume_ends_in(&self, saga: &Saga, status: VolumeStatus, release: &[(&str, i64)]) -> StepResult<()> {
+    pub(super) async fn volume_ends_in(
+        &self,
+        saga: &Saga,
+        status: VolumeStatus,
+        release: &[(&str, i64)],
+    ) -> StepResult<()> {
         for _ in 0..5 {
             let Some(mut v) = self.store.volume_get(&saga.subject).await?.filter(|v| !v.deleted) else { return Ok(()) };
             if v.control.saga_id.as_ref() != Some(&saga.id) {

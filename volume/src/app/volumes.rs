@@ -6,11 +6,10 @@
 use super::quotas::{as_refs, type_releases};
 use super::sagas::{self, ExtendData};
 use super::{bad, invalid, not_found, project_of, require_writer, visible, AppResult, Error, VolumeService, ZONE};
-use crate::store::{SnapshotStatus, Store, Volume, VolumeControl, VolumeStatus, VolumeType, USAGE};
+use crate::store::{SnapshotStatus, Store, Volume, VolumeStatus, VolumeType, USAGE};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use stratus_common::auth::AuthContext;
-use stratus_common::db::now_text;
 use stratus_common::saga::NoData;
 
 /// `POST /volumes` (`volume`): clients send many keys as `null`; all are accepted.
@@ -168,30 +167,19 @@ impl VolumeService {
             None => self.schedule(&vtype, size).await?,
         };
         let saga = Self::new_saga(sagas::CREATE, "", &NoData {});
-        let now = now_text();
-        let mut volume = Volume {
-            id: uuid::Uuid::new_v4().to_string(),
-            project_id: project.clone(),
-            user_id: ctx.user_id().to_string(),
-            name,
-            description,
-            size,
-            status: if placed.is_ok() { VolumeStatus::Creating } else { VolumeStatus::Error },
-            type_id: vtype.id.clone(),
-            backend: placed.clone().unwrap_or_default(),
-            bootable: image.is_some() || source_boot.0,
-            source_volid: req.source_volid.clone(),
-            snapshot_id: req.snapshot_id.clone(),
-            metadata,
-            image_id: req.image_ref.clone(),
-            image_meta: image.map(|i| i.meta).unwrap_or(source_boot.1),
-            control: VolumeControl { saga_id: Some(saga.id.clone()), ..Default::default() },
-            attachments: Vec::new(),
-            deleted: false,
-            rev: 0,
-            created_at: now.clone(),
-            updated_at: now,
-        };
+        let mut volume =
+            Volume::fresh(&project, ctx.user_id(), name, size, &vtype.id, &placed.clone().unwrap_or_default());
+        volume.description = description;
+        if placed.is_err() {
+            volume.status = VolumeStatus::Error;
+        }
+        volume.bootable = image.is_some() || source_boot.0;
+        volume.source_volid = req.source_volid.clone();
+        volume.snapshot_id = req.snapshot_id.clone();
+        volume.metadata = metadata;
+        volume.image_id = req.image_ref.clone();
+        volume.image_meta = image.map(|i| i.meta).unwrap_or(source_boot.1);
+        volume.control.saga_id = Some(saga.id.clone());
         let mut saga = saga;
         saga.subject = volume.id.clone();
         let claims = self.claims(&project, &[("volumes", 1), ("gigabytes", size)], &volume.type_id).await?;

@@ -126,6 +126,32 @@ impl VolumeDriver for FakeDriver {
         })
     }
 
+    fn export_snapshot<'a>(
+        &'a self,
+        id: &'a str,
+        _format: &'a str,
+        to: &'a std::path::Path,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            anyhow::ensure!(self.snapshots.lock().unwrap().contains_key(id), "snapshot {id} is not on this backend");
+            std::fs::write(to, vec![0u8; 4096])?;
+            Ok(())
+        })
+    }
+
+    fn import<'a>(
+        &'a self,
+        id: &'a str,
+        from: &'a std::path::Path,
+        _format: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            anyhow::ensure!(self.volumes.lock().unwrap().contains_key(id), "volume {id} is not on this backend");
+            anyhow::ensure!(from.exists(), "{} is missing", from.display());
+            Ok(())
+        })
+    }
+
     fn delete_snapshot<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             self.snapshots.lock().unwrap().remove(id);

@@ -2,6 +2,7 @@
 //! step may run it twice): making what exists already, or removing what is gone, is
 //! success.
 
+pub mod backups;
 mod fake;
 mod file;
 pub mod nbd;
@@ -68,6 +69,21 @@ pub trait VolumeDriver: Send + Sync {
     /// Writes volume `id` as it is now to the file `to`, in `format` (`raw` or `qcow2`).
     fn export<'a>(&'a self, id: &'a str, format: &'a str, to: &'a std::path::Path)
         -> BoxFuture<'a, anyhow::Result<()>>;
+    /// Writes snapshot `id` to the file `to`, in `format` (`raw` or `qcow2`).
+    fn export_snapshot<'a>(
+        &'a self,
+        id: &'a str,
+        format: &'a str,
+        to: &'a std::path::Path,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// Makes volume `id` hold what the file `from` (in `format`) holds, keeping the
+    /// volume's size (a restore of a backup); running it again gives the same volume.
+    fn import<'a>(
+        &'a self,
+        id: &'a str,
+        from: &'a std::path::Path,
+        format: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
     /// Removes snapshot `id`.
     fn delete_snapshot<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
     /// The size in GiB volume `id` has on the backend, or `None` when it does not exist.

@@ -3,6 +3,7 @@
 //! revision, so a saga step and a request never overwrite each other's changes.
 
 mod backend_states;
+mod backups;
 mod messages;
 mod metering;
 mod qos;
@@ -11,6 +12,7 @@ mod transfers;
 mod types;
 mod volumes;
 
+pub use backups::{Backup, BackupStatus};
 pub use messages::Message;
 pub use metering::{Metered, Period};
 pub use qos::QosSpecs;

@@ -25,6 +25,14 @@ pub enum VolumeStatus {
     Detaching,
     /// Being made what one of its snapshots holds (3.40's revert).
     Reverting,
+    /// Being copied to a backup.
+    #[serde(rename = "backing-up")]
+    BackingUp,
+    /// Being made what a backup holds.
+    #[serde(rename = "restoring-backup")]
+    RestoringBackup,
+    /// A restore from a backup failed: what it holds is unknown.
+    ErrorRestoring,
     Error,
     ErrorDeleting,
     ErrorExtending,
@@ -46,6 +54,9 @@ impl VolumeStatus {
             VolumeStatus::InUse => "in-use",
             VolumeStatus::Detaching => "detaching",
             VolumeStatus::Reverting => "reverting",
+            VolumeStatus::BackingUp => "backing-up",
+            VolumeStatus::RestoringBackup => "restoring-backup",
+            VolumeStatus::ErrorRestoring => "error_restoring",
             VolumeStatus::Error => "error",
             VolumeStatus::ErrorDeleting => "error_deleting",
             VolumeStatus::ErrorExtending => "error_extending",
@@ -55,7 +66,10 @@ impl VolumeStatus {
 
     /// A status a request may start new work from.
     pub fn settled(self) -> bool {
-        matches!(self, VolumeStatus::Available | VolumeStatus::Error | VolumeStatus::ErrorExtending)
+        matches!(
+            self,
+            VolumeStatus::Available | VolumeStatus::Error | VolumeStatus::ErrorExtending | VolumeStatus::ErrorRestoring
+        )
     }
 }
 
@@ -161,6 +175,36 @@ pub struct Volume {
     pub rev: i64,
     pub created_at: String,
     pub updated_at: String,
+}
+
+impl Volume {
+    /// A new empty volume of `project`, `creating` on `backend`, not yet written.
+    pub fn fresh(project: &str, user: &str, name: String, size: i64, type_id: &str, backend: &str) -> Self {
+        let now = now_text();
+        Volume {
+            id: uuid::Uuid::new_v4().to_string(),
+            project_id: project.to_string(),
+            user_id: user.to_string(),
+            name,
+            description: String::new(),
+            size,
+            status: VolumeStatus::Creating,
+            type_id: type_id.to_string(),
+            backend: backend.to_string(),
+            bootable: false,
+            source_volid: None,
+            snapshot_id: None,
+            metadata: Map::new(),
+            image_id: None,
+            image_meta: Map::new(),
+            control: VolumeControl::default(),
+            attachments: Vec::new(),
+            deleted: false,
+            rev: 0,
+            created_at: now.clone(),
+            updated_at: now,
+        }
+    }
 }
 
 const COLUMNS: &[Col] = &[
