@@ -125,6 +125,9 @@ def a_things(world):
     r["snapshot"] = settled(c, t, f"{V}/snapshots",
                             c.http("POST", "/snapshots", t, {"snapshot": {"volume_id": r["volume"], "name": "a-snap"}}, base=V),
                             "snapshot")
+    r["backup"] = settled(c, t, f"{V}/backups",
+                          c.http("POST", "/backups", t, {"backup": {"volume_id": r["volume"], "name": "a-backup"}}, base=V),
+                          "backup")
     offered = settled(c, t, f"{V}/volumes", c.http("POST", "/volumes", t, {"volume": {"size": 1, "name": "a-gift"}}, base=V),
                       "volume")
     status, _, body = c.http("POST", "/os-volume-transfer", t, {"transfer": {"volume_id": offered}}, base=V)
@@ -227,6 +230,7 @@ BY_ID = [
     # Volume URLs name the caller's own project ({proj}).
     ("volume", "volume", "/v3/{proj}/volumes/{id}", {"volume": {"name": "x"}}),
     ("snapshot", "volume", "/v3/{proj}/snapshots/{id}", {"snapshot": {"name": "x"}}),
+    ("backup", "volume", "/v3/{proj}/backups/{id}", {"backup": {"name": "x"}}),
     ("transfer", "volume", "/v3/{proj}/os-volume-transfer/{id}", None),
     ("attachment", "volume", "/v3/{proj}/attachments/{id}", {"attachment": {"connector": {"host": "b-host"}}}),
     ("lease", "reservation", "/v1/leases/{id}", {"name": "x"}),
@@ -252,8 +256,9 @@ NOWHERE = "00000000-0000-4000-8000-000000000000"
 
 
 def versioned(path):
-    """The microversion header a path needs (Cinder's attachments are 3.27+)."""
-    return {"OpenStack-API-Version": "volume 3.44"} if "/attachments" in path else None
+    """The microversion header a path needs (Cinder's attachments are 3.27+, backup
+    updates 3.9+)."""
+    return {"OpenStack-API-Version": "volume 3.44"} if "/attachments" in path or "/backups" in path else None
 
 
 def base_of(c, service):
@@ -464,6 +469,7 @@ LISTS = [
     ("compute", "/os-server-groups?{f}", "server_groups", ["server_group"]),
     ("volume", "/v3/{proj}/volumes/detail?{f}", "volumes", ["volume"]),
     ("volume", "/v3/{proj}/snapshots/detail?{f}", "snapshots", ["snapshot"]),
+    ("volume", "/v3/{proj}/backups/detail?{f}", "backups", ["backup"]),
     ("volume", "/v3/{proj}/os-volume-transfer/detail?{f}", "transfers", ["transfer"]),
     ("volume", "/v3/{proj}/types?{f}", "volume_types", ["volume_type"]),
     ("volume", "/v3/{proj}/attachments/detail?{f}", "attachments", ["attachment"]),
@@ -581,6 +587,11 @@ def cross_references(w, r):
         ("volume copying A's volume", "volume", "POST", f"/v3/{w['b']}/volumes",
          {"volume": {"source_volid": r["volume"], "size": 1}}, {404}),
         ("snapshot of A's volume", "volume", "POST", f"/v3/{w['b']}/snapshots", {"snapshot": {"volume_id": r["volume"]}}, {404}),
+        ("backup of A's volume", "volume", "POST", f"/v3/{w['b']}/backups", {"backup": {"volume_id": r["volume"]}}, {404}),
+        ("A's backup restored into B's volume", "volume", "POST", f"/v3/{w['b']}/backups/{r['backup']}/restore",
+         {"restore": {"volume_id": w["b_volume"]}}, {404}),
+        ("A's backup restored into a new volume of B's", "volume", "POST", f"/v3/{w['b']}/backups/{r['backup']}/restore",
+         {"restore": {"name": "stolen"}}, {404}),
         ("A's project in B's volume URL", "volume", "GET", f"/v3/{w['a']}/volumes/{r['volume']}", None, {403}),
         ("volume from A's private image", "volume", "POST", f"/v3/{w['b']}/volumes",
          {"volume": {"imageRef": r["image"], "size": 1}}, {404}),

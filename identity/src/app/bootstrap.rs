@@ -60,11 +60,11 @@ pub const DEFAULT_LIMITS: &[(&str, &str, i64)] = &[
     ("volume", "volumes", 10),
     ("volume", "gigabytes", 1000),
     ("volume", "snapshots", 10),
-    // Cinder's other keys: the largest single volume (unlimited), and things this cloud
-    // does not make yet (backups, groups), which nothing can exceed.
-    ("volume", "per_volume_gigabytes", 2147483647),
     ("volume", "backups", 10),
     ("volume", "backup_gigabytes", 1000),
+    // Cinder's other keys: the largest single volume (unlimited), and what this cloud
+    // does not make yet (groups), which nothing can exceed.
+    ("volume", "per_volume_gigabytes", 2147483647),
     ("volume", "groups", 10),
     ("image", "image_count_total", 100),
     ("image", "image_size_total", 10240),
