@@ -103,6 +103,13 @@ def prepare(cloud, work):
     project = admin.call("GET", cloud.url, "/v3/auth/projects")["projects"]
     admin_project = next(p["id"] for p in project if p["name"] == "admin")
     volume_extensions = admin.call("GET", cloud.volume_url, f"/v3/{admin_project}/extensions")["extensions"]
+    # The volume type of multiattach volumes (Tempest's `volume_type_multiattach`).
+    admin.call(
+        "POST",
+        cloud.volume_url,
+        f"/v3/{admin_project}/types",
+        {"volume_type": {"name": "multiattach", "extra_specs": {"multiattach": "<is> True"}}},
+    )
     # What the backend says of itself, which volume types' extra specs are matched to.
     pool = admin.call("GET", cloud.volume_url, f"/v3/{admin_project}/scheduler-stats/get_pools?detail=True")["pools"][0]
     return {
@@ -190,7 +197,7 @@ serial_console = false
 spice_console = false
 rdp_console = false
 swap_volume = false
-volume_multiattach = false
+volume_multiattach = true
 hostname_fqdn_sanitization = true
 
 [image]
@@ -232,6 +239,7 @@ max_microversion = {found["volume_max"]}
 build_interval = 1
 build_timeout = 120
 storage_protocol = {found["storage_protocol"]}
+volume_type_multiattach = multiattach
 vendor_name = {found["vendor_name"]}
 
 [volume-feature-enabled]

@@ -323,6 +323,41 @@ def test_server_volume_commands(cloud):
     assert wait_status(cloud, env, "volume", "data", "available")["attachments"] == []
     assert cloud.osc("server", "volume", "list", s["id"], env=env) == []
 
+    # A multiattach volume (its type says so) on two servers at once (2.60+): every host
+    # reaches it through its one NBD export, which ends with its last server.
+    shared_type = unique("shared")
+    cloud.osc("volume", "type", "create", "--property", "multiattach=<is> True", shared_type)
+    both = cloud.osc("volume", "create", "--size", "1", "--type", shared_type, "both", env=env)
+    assert both["multiattach"] is True, both
+    wait_status(cloud, env, "volume", "both", "available")
+    s2 = cloud.osc("server", "create", "--flavor", base["flavor"], "--image", base["image"], "--network",
+                   base["network"], "--wait", unique("vm2"), env=env)
+    p = cloud.osc("--os-compute-api-version", "2.59", "server", "add", "volume", s["id"], "both", env=env, check=False)
+    assert p.returncode != 0 and "2.60" in p.stderr + p.stdout, p.stderr
+    for server in (s["id"], s2["id"]):
+        cloud.osc("--os-compute-api-version", "2.60", "server", "add", "volume", server, "both", env=env, fmt_json=False)
+        deadline = time.monotonic() + 60
+        while server not in json.dumps(cloud.osc("volume", "show", "both", env=env)["attachments"]):
+            assert time.monotonic() < deadline, f"never attached to {server}"
+            time.sleep(0.3)
+    shown = wait_status(cloud, env, "volume", "both", "in-use")
+    assert sorted(a["server_id"] for a in shown["attachments"]) == sorted([s["id"], s2["id"]]), shown
+    export = os.path.join(cloud.data_dir, "volumes", "exports", f"{both['id']}.json")
+    assert os.path.exists(export), "served over NBD, on the storage host too"
+    cloud.osc("server", "remove", "volume", s["id"], "both", env=env, fmt_json=False)
+    deadline = time.monotonic() + 60
+    while len(cloud.osc("volume", "show", "both", env=env)["attachments"]) != 1:
+        assert time.monotonic() < deadline, "the first server never let go"
+        time.sleep(0.3)
+    assert wait_status(cloud, env, "volume", "both", "in-use") and os.path.exists(export), "the other server has it"
+    cloud.osc("server", "remove", "volume", s2["id"], "both", env=env, fmt_json=False)
+    assert wait_status(cloud, env, "volume", "both", "available")["attachments"] == []
+    assert not os.path.exists(export), "the export ends with its last server"
+    cloud.osc("server", "delete", "--wait", s2["id"], env=env, fmt_json=False)
+    cloud.osc("volume", "delete", "both", env=env)
+    wait_status(cloud, env, "volume", "both", "GONE")
+    cloud.osc("volume", "type", "delete", shared_type)
+
     # The attachments API (3.27+, `complete` 3.44) driven by hand: reserve, connect,
     # complete, list, delete.
     v = ("--os-volume-api-version", "3.44")

@@ -247,6 +247,14 @@ CREATE INDEX volume_backups_project ON volume_backups (project_id, deleted);
 CREATE INDEX volume_backups_volume ON volume_backups (volume_id)
 "#,
     },
+    Migration {
+        service: "volume",
+        version: 11,
+        name: "multiattach volumes",
+        sql: r#"
+ALTER TABLE volume_volumes ADD COLUMN multiattach BIGINT NOT NULL DEFAULT 0
+"#,
+    },
 ];
 
 #[cfg(test)]

@@ -2148,3 +2148,94 @@ async fn backups(engine: Engine) {
 async fn backups_copy_volumes_incrementally_and_restore_them() {
     each_engine!(backups);
 }
+
+async fn multiattach(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (p, token) = c.id.member("sharer").await;
+    let admin = c.id.admin().await;
+    let base = format!("/v3/{p}");
+    let body = json!({"volume_type": {"name": "shared", "extra_specs": {"multiattach": "<is> True"}}});
+    let (code, t) = c.call("POST", &format!("{base}/types"), &admin, Some(body)).await;
+    assert_eq!(code, StatusCode::OK, "{t}");
+    // Cinder's old request flag alone makes nothing.
+    let (code, r) = c
+        .call("POST", &format!("{base}/volumes"), &token, Some(json!({"volume": {"size": 1, "multiattach": true}})))
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{r}");
+    let (_, plain) = c.call("POST", &format!("{base}/volumes"), &token, Some(json!({"volume": {"size": 1}}))).await;
+    let plain = plain["volume"]["id"].as_str().unwrap().to_string();
+    let body = json!({"volume": {"size": 1, "volume_type": "shared", "multiattach": true}});
+    let (code, v) = c.call("POST", &format!("{base}/volumes"), &token, Some(body)).await;
+    assert_eq!((code, &v["volume"]["multiattach"]), (StatusCode::ACCEPTED, &json!(true)), "{v}");
+    let vid = v["volume"]["id"].as_str().unwrap().to_string();
+    for id in [&vid, &plain] {
+        c.wait(&token, &format!("{base}/volumes/{id}"), "volume", "available").await;
+    }
+    let act = |id: String, body: Value| {
+        let (c, token, base) = (&c, token.clone(), base.clone());
+        async move { c.call("POST", &format!("{base}/volumes/{id}/action"), &token, Some(body)).await }
+    };
+    let attach = |id: String, server: &'static str| {
+        let act = &act;
+        async move {
+            let (code, r) = act(id.clone(), json!({"os-reserve": {"instance_uuid": server}})).await;
+            if code != StatusCode::ACCEPTED {
+                return (code, r);
+            }
+            let connector = json!({"host": format!("host-{server}"), "instance": server});
+            let (code, info) = act(id.clone(), json!({"os-initialize_connection": {"connector": connector}})).await;
+            assert_eq!(code, StatusCode::OK, "{info}");
+            let body = json!({"os-attach": {"instance_uuid": server, "mountpoint": "/dev/vdb", "host_name": format!("host-{server}")}});
+            (act(id, body).await.0, info)
+        }
+    };
+    // The connection says the guest's disk is shareable.
+    let (code, info) = attach(vid.clone(), "s1").await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    assert_eq!(info["connection_info"]["data"]["multiattach"], true, "{info}");
+    assert_eq!(attach(vid.clone(), "s2").await.0, StatusCode::ACCEPTED);
+    let shown = c.wait(&token, &format!("{base}/volumes/{vid}"), "volume", "in-use").await;
+    assert_eq!(shown["attachments"].as_array().unwrap().len(), 2, "{shown}");
+    // A volume that is not multiattach takes one server.
+    assert_eq!(attach(plain.clone(), "s1").await.0, StatusCode::ACCEPTED);
+    assert_eq!(attach(plain.clone(), "s2").await.0, StatusCode::BAD_REQUEST);
+    // The attachments API too.
+    let new = |server: &str, volume: &str| json!({"attachment": {"volume_uuid": volume, "instance_uuid": server}});
+    let (code, a3) = c.call_v("3.27", "POST", &format!("{base}/attachments"), &token, Some(new("s3", &vid))).await;
+    assert_eq!(code, StatusCode::OK, "{a3}");
+    let (code, _) = c.call_v("3.27", "POST", &format!("{base}/attachments"), &token, Some(new("s3", &vid))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "one server, one attachment");
+    let (code, _) = c.call_v("3.27", "POST", &format!("{base}/attachments"), &token, Some(new("s4", &plain))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    let a3 = a3["attachment"]["id"].as_str().unwrap().to_string();
+    assert_eq!(c.call_v("3.27", "DELETE", &format!("{base}/attachments/{a3}"), &token, None).await.0, StatusCode::OK);
+    let (_, shown) = c.call("GET", &format!("{base}/volumes/{vid}"), &token, None).await;
+    assert_eq!(shown["volume"]["status"], "in-use", "{shown}");
+    // An in-use multiattach volume keeps its kind.
+    let (code, r) = act(vid.clone(), json!({"os-retype": {"new_type": "__DEFAULT__"}})).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{r}");
+    // Detached one server at a time: in use until the last goes.
+    let ids: Vec<(String, String)> = shown["volume"]["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["attachment_id"].as_str().unwrap().to_string(), a["server_id"].as_str().unwrap().to_string()))
+        .collect();
+    for (i, (attachment, server)) in ids.iter().enumerate() {
+        assert_eq!(act(vid.clone(), json!({"os-begin_detaching": {}})).await.0, StatusCode::ACCEPTED);
+        let connector = json!({"host": format!("host-{server}"), "instance": server});
+        assert_eq!(
+            act(vid.clone(), json!({"os-terminate_connection": {"connector": connector}})).await.0,
+            StatusCode::ACCEPTED
+        );
+        assert_eq!(act(vid.clone(), json!({"os-detach": {"attachment_id": attachment}})).await.0, StatusCode::ACCEPTED);
+        let (_, shown) = c.call("GET", &format!("{base}/volumes/{vid}"), &token, None).await;
+        let want = if i + 1 < ids.len() { "in-use" } else { "available" };
+        assert_eq!(shown["volume"]["status"], want, "{shown}");
+    }
+}
+
+#[tokio::test]
+async fn multiattach_volumes_are_attached_to_several_servers() {
+    each_engine!(multiattach);
+}

@@ -51,7 +51,8 @@ pub async fn attach(
         return Err(bad("Additional properties are not allowed ('delete_on_termination' was unexpected)"));
     }
     body.remove("serverId");
-    let a = s.volume_attach(&ctx, &id, &body, &request_id).await?;
+    // Multiattach volumes came with 2.60.
+    let a = s.volume_attach(&ctx, &id, &body, &request_id, v.at_least(60)).await?;
     Ok(Json(json!({ "volumeAttachment": attachment_view(&id, &a, v) })))
 }
 

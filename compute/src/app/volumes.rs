@@ -133,7 +133,7 @@ const ATTACH_STEPS: &[Step<VolumeSaga>] = &[
             Box::pin(async move {
                 let s = service(&def.1)?;
                 let host = s.store.server_get(&saga.subject).await?.and_then(|v| v.host).unwrap_or_default();
-                let connector = s.connector(&host).await?;
+                let connector = s.connector(&host, &saga.subject).await?;
                 s.volume_undo(data, json!({"os-terminate_connection": {"connector": connector}})).await
             })
         },
@@ -267,14 +267,17 @@ impl ComputeService {
     }
 
     /// `POST /servers/{id}/os-volume_attachments`: checks the volume (the caller must
-    /// see it, available), picks the device, and starts the attach saga. Answers the
-    /// attachment as it will be; the volume shows `in-use` when it is done.
+    /// see it, available, or in use by other servers when it is multiattach and the
+    /// request speaks 2.60 or later: `multiattach_ok`), picks the device, and starts
+    /// the attach saga. Answers the attachment as it will be; the volume shows
+    /// `in-use` when it is done.
     pub async fn volume_attach(
         &self,
         ctx: &AuthContext,
         id: &str,
         body: &serde_json::Map<String, Value>,
         request_id: &str,
+        multiattach_ok: bool,
     ) -> AppResult<AttachedVolume> {
         let volume_id = body
             .get("volumeId")
@@ -311,11 +314,13 @@ impl ComputeService {
         if server.volumes().iter().any(|v| v.volume_id == volume_id) {
             return Err(bad(format!("Invalid volume: volume {volume_id} is already attached to this server.")));
         }
-        if volume["status"].as_str() != Some("available") {
-            return Err(bad(format!(
-                "Invalid volume: volume {volume_id} status must be 'available', not '{}'.",
-                volume["status"].as_str().unwrap_or("unknown")
-            )));
+        let multiattach = volume["multiattach"] == true;
+        if multiattach && !multiattach_ok {
+            return Err(bad("Multiattach volumes are only supported starting with compute API version 2.60."));
+        }
+        let status = volume["status"].as_str().unwrap_or("unknown");
+        if !(status == "available" || (multiattach && status == "in-use")) {
+            return Err(bad(format!("Invalid volume: volume {volume_id} status must be 'available', not '{status}'.")));
         }
         let project_id = ProjectId::from(volume["os-vol-tenant-attr:tenant_id"].as_str().unwrap_or(&own));
         let device = next_device(&server)?;
@@ -480,8 +485,12 @@ impl ComputeService {
     /// What a host says of itself to the volume service (Cinder's connector): its name
     /// and, when its agent reported one, the address the volume service limits a
     /// network export to.
-    async fn connector(&self, host: &str) -> StepResult<Value> {
-        let mut c = json!({"host": host, "platform": "x86_64", "os_type": "linux", "multipath": false});
+    /// The connector of `server` on `host`: Nova's, and the server itself (`instance`,
+    /// a Stratus extension: a host keeps a multiattach volume while another of its
+    /// servers has it).
+    async fn connector(&self, host: &str, server: &str) -> StepResult<Value> {
+        let mut c = json!({"host": host, "platform": "x86_64", "os_type": "linux", "multipath": false,
+                           "instance": server});
         if let Some(ip) = self.store.host_get(host).await?.and_then(|h| h.host_ip) {
             c["ip"] = json!(ip);
         }
@@ -491,7 +500,7 @@ impl ComputeService {
     /// `os-initialize_connection` for the server's host: how it reaches the volume.
     async fn connect(&self, server: &Server, data: &VolumeData) -> StepResult<Value> {
         let host = server.host.clone().unwrap_or_default();
-        let ask = json!({"os-initialize_connection": {"connector": self.connector(&host).await?}});
+        let ask = json!({"os-initialize_connection": {"connector": self.connector(&host, &server.id).await?}});
         let answer = self.clients.volume_action(&data.project_id, &data.volume_id, ask).await?;
         let info = answer["connection_info"].clone();
         if !info["driver_volume_type"].is_string() {
@@ -653,8 +662,8 @@ impl ComputeService {
         data: &mut VolumeData,
     ) -> StepResult<Outcome> {
         let attached = server.volumes().into_iter().find(|v| v.volume_id == data.volume_id);
-        self.volume_release(server.host.as_deref().unwrap_or_default(), data, attached.and_then(|a| a.attachment_id))
-            .await?;
+        let host = server.host.clone().unwrap_or_default();
+        self.volume_release(&host, &server.id, data, attached.and_then(|a| a.attachment_id)).await?;
         let mut volumes = server.volumes();
         volumes.retain(|v| v.volume_id != data.volume_id);
         self.end_volume_saga(server, saga, volumes, DETACH).await
@@ -662,8 +671,14 @@ impl ComputeService {
 
     /// Tells the volume service the host let go of a volume and the attachment is
     /// gone (the volume is `available` again). A volume gone already is fine.
-    async fn volume_release(&self, host: &str, data: &VolumeData, attachment: Option<String>) -> StepResult<()> {
-        let connector = self.connector(host).await?;
+    async fn volume_release(
+        &self,
+        host: &str,
+        server: &str,
+        data: &VolumeData,
+        attachment: Option<String>,
+    ) -> StepResult<()> {
+        let connector = self.connector(host, server).await?;
         self.volume_undo(data, json!({"os-terminate_connection": {"connector": connector}})).await?;
         self.volume_undo(data, json!({"os-detach": {"attachment_id": attachment}})).await
     }
@@ -679,7 +694,7 @@ impl ComputeService {
                 device: v.device.clone(),
                 ..Default::default()
             };
-            self.volume_release(&host, &data, v.attachment_id.clone()).await?;
+            self.volume_release(&host, &server.id, &data, v.attachment_id.clone()).await?;
             if v.delete_on_termination {
                 self.clients.volume_delete(&v.project_id, &v.volume_id).await?;
             }

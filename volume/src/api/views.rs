@@ -61,7 +61,7 @@ pub fn volume(
         "encrypted": false,
         "replication_status": null,
         "consistencygroup_id": null,
-        "multiattach": false,
+        "multiattach": v.multiattach,
     });
     if version.at_least(13) {
         out["group_id"] = Value::Null;

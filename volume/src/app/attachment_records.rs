@@ -79,8 +79,17 @@ impl VolumeService {
         let id = uuid::Uuid::new_v4().to_string();
         let v = self
             .volume_change(ctx, req.volume_id, |v| {
-                if v.status != VolumeStatus::Available || !v.attachments.is_empty() {
+                // A multiattach volume takes one more server, whatever the others do.
+                let more = v.multiattach
+                    && matches!(v.status, VolumeStatus::InUse | VolumeStatus::Reserved | VolumeStatus::Attaching);
+                if !more && (v.status != VolumeStatus::Available || !v.attachments.is_empty()) {
                     return Err(refused(v, "reserve", "available"));
+                }
+                if v.attachments.iter().any(|a| a.server_id == req.server_id) {
+                    return Err(bad(format!(
+                        "Invalid volume: volume {} is attached to server {} already.",
+                        v.id, req.server_id
+                    )));
                 }
                 if v.control.saga_id.is_some() {
                     return Err(invalid(format!("Volume {} is busy with another task.", v.id)));
@@ -197,14 +206,20 @@ impl VolumeService {
                 if v.attachments.is_empty() && holding {
                     v.status = VolumeStatus::Available;
                     v.control.reserved_for = None;
+                } else if holding && v.attachments.iter().any(|a| a.status == AttachStatus::Attached) {
+                    // A multiattach volume another server still has.
+                    v.status = VolumeStatus::InUse;
                 }
                 Ok(())
             })
             .await?;
-        // What was exported to that host alone ends; the reconciler ends it too if
-        // this fails (it serves only volumes that are attached).
-        if let Some(c) = gone.and_then(|a| a.connector) {
-            if let Ok(to) = connector_of(&c) {
+        // What was exported to that host ends, unless another server there still has
+        // the (multiattach) volume; the reconciler ends it too if this fails (it
+        // serves only volumes that are attached).
+        let connector = gone.and_then(|a| a.connector);
+        if let Some(to) = connector.as_ref().and_then(|c| connector_of(c).ok()) {
+            let still_there = v.attachments.iter().any(|a| a.host_name.as_deref() == Some(to.host));
+            if !still_there {
                 if let Err(e) = self.driver(&v.backend)?.disconnect(&v.id, to).await {
                     tracing::warn!(volume = %v.id, error = %e, "cannot end the deleted attachment's connection");
                 }

@@ -33,7 +33,7 @@ pub struct AttachRequest {
 /// The host a connector names, and its address if it gives one.
 pub(crate) fn connector_of(c: &Value) -> AppResult<Connector<'_>> {
     let host = c["host"].as_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("The connector names no host."))?;
-    Ok(Connector { host, ip: c["ip"].as_str().filter(|ip| !ip.is_empty()) })
+    Ok(Connector { host, ip: c["ip"].as_str().filter(|ip| !ip.is_empty()), shared: false })
 }
 
 pub(crate) fn refused(v: &Volume, what: &str, wants: &str) -> super::Error {
@@ -51,6 +51,8 @@ impl VolumeService {
             match v.status {
                 VolumeStatus::Available if v.attachments.is_empty() => {}
                 VolumeStatus::Attaching if server.is_some() && v.control.reserved_for.as_deref() == server => {}
+                // A multiattach volume is reserved for one more server at a time.
+                VolumeStatus::InUse if v.multiattach => {}
                 _ => return Err(refused(v, "reserve", "available")),
             }
             if v.control.saga_id.is_some() {
@@ -92,7 +94,7 @@ impl VolumeService {
     /// The backend's `connection_info` for the host `connector` names, with the access
     /// mode and the front-end QoS specs.
     pub(crate) async fn connection_info(&self, v: &Volume, connector: &Value) -> AppResult<Value> {
-        let to = connector_of(connector)?;
+        let to = Connector { shared: v.multiattach, ..connector_of(connector)? };
         let mut info = self.driver(&v.backend)?.connection(&v.id, to).await?;
         let readonly = v.metadata.get("readonly").and_then(Value::as_str) == Some("True");
         let qos = self.front_end_qos(v).await?;
@@ -101,20 +103,34 @@ impl VolumeService {
             if let Some(specs) = qos {
                 data.insert("qos_specs".into(), Value::Object(specs));
             }
+            if v.multiattach {
+                // The guest's disk is shareable (libvirt's `<shareable/>`).
+                data.insert("multiattach".into(), Value::Bool(true));
+            }
         }
         Ok(info)
     }
 
     /// `os-terminate_connection`: the host the `connector` names let go of the volume;
-    /// what was exported to it ends.
+    /// what was exported to it ends, unless another server on that host still has the
+    /// (multiattach) volume. The connector may name the server letting go
+    /// (`instance`, a Stratus extension); one that does not is taken to be the last.
     pub async fn volume_disconnect(&self, ctx: &AuthContext, id: &str, connector: &Value) -> AppResult<()> {
         super::require_writer(ctx)?;
         let v = self.volume_get(ctx, id).await?;
         // A connector naming no host (a server that never got one lets go of its
         // volumes) had nothing exported to it.
-        if let Ok(to) = connector_of(connector) {
-            self.driver(&v.backend)?.disconnect(&v.id, to).await?;
+        let Ok(to) = connector_of(connector) else { return Ok(()) };
+        let leaving = connector["instance"].as_str();
+        let others = v
+            .attachments
+            .iter()
+            .filter(|a| a.host_name.as_deref() == Some(to.host) && Some(a.server_id.as_str()) != leaving)
+            .count();
+        if v.multiattach && leaving.is_some() && others > 0 {
+            return Ok(());
         }
+        self.driver(&v.backend)?.disconnect(&v.id, to).await?;
         Ok(())
     }
 
@@ -152,7 +168,10 @@ impl VolumeService {
             }
             // Reserved first (compute's flow), or straight from available (Cinder takes
             // that too).
-            if !matches!(v.status, VolumeStatus::Attaching | VolumeStatus::Available) || !v.attachments.is_empty() {
+            let more = v.multiattach && v.status == VolumeStatus::InUse;
+            if !(more || matches!(v.status, VolumeStatus::Attaching | VolumeStatus::Available))
+                || (!v.attachments.is_empty() && !v.multiattach)
+            {
                 return Err(refused(v, "attach", "available or attaching"));
             }
             if v.status == VolumeStatus::Available && v.control.saga_id.is_some() {
@@ -190,7 +209,8 @@ impl VolumeService {
         Ok(())
     }
 
-    /// `os-roll_detaching`: a detach that failed leaves the volume in use.
+    /// `os-roll_detaching`: a detach that failed leaves the volume in use (a
+    /// multiattach volume stays in use through its other attachments' detaches too).
     pub async fn volume_roll_detaching(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
         self.volume_change(ctx, id, |v| {
             if v.status == VolumeStatus::Detaching {
@@ -216,6 +236,9 @@ impl VolumeService {
             {
                 v.status = VolumeStatus::Available;
                 v.control.reserved_for = None;
+            } else if !v.attachments.is_empty() && v.status == VolumeStatus::Detaching {
+                // Another server still has it.
+                v.status = VolumeStatus::InUse;
             }
             Ok(())
         })

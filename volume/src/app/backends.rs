@@ -32,7 +32,8 @@ pub fn capabilities(name: &str, driver: &dyn VolumeDriver, room: Capacity, given
         "thin_provisioning_support": true,
         "thick_provisioning_support": false,
         "max_over_subscription_ratio": "1.0",
-        "multiattach": false,
+        // Several servers at once, through one writer (`driver::nbd`).
+        "multiattach": driver.multiattach(),
         // Attached volumes grow through their compute host (`app::online_extend`).
         "online_extend_support": true,
         "QoS_support": false,

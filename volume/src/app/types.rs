@@ -20,6 +20,16 @@ pub struct TypeRequest {
     pub extra_specs: Option<Map<String, Value>>,
 }
 
+/// Whether volumes of type `t` are multiattach: its `multiattach` extra spec says
+/// `<is> True` (as Cinder's), or plainly `True`.
+pub fn multiattach(t: &VolumeType) -> bool {
+    t.extra_specs.get("multiattach").and_then(Value::as_str).is_some_and(|s| {
+        let s = s.trim();
+        let s = s.strip_prefix("<is>").map(str::trim).unwrap_or(s);
+        s.eq_ignore_ascii_case("true")
+    })
+}
+
 fn check_specs(specs: &Map<String, Value>) -> AppResult<()> {
     for (k, v) in specs {
         if k.is_empty() || k.len() > 255 || !v.is_string() {

@@ -100,9 +100,6 @@ impl VolumeService {
         if req.backup_id.is_some() {
             return Err(bad("Backups are not supported by this cloud."));
         }
-        if req.multiattach == Some(true) {
-            return Err(bad("Multiattach volumes are not supported by this cloud."));
-        }
         if let Some(z) = req.availability_zone.as_deref().filter(|z| *z != ZONE) {
             return Err(bad(format!("Availability zone '{z}' is invalid.")));
         }
@@ -159,6 +156,14 @@ impl VolumeService {
             (None, Some(id)) => self.store.type_get(id).await?.ok_or_else(|| not_found("Volume type", id))?,
             (None, None) => self.type_get(ctx, super::DEFAULT_TYPE).await?,
         };
+        // Several servers may have it at once when its type says so (the request's own
+        // `multiattach` flag is Cinder's old way, refused there too).
+        if req.multiattach == Some(true) && !super::types::multiattach(&vtype) {
+            return Err(bad(format!(
+                "Invalid input: a multiattach volume is made with a volume type whose extra spec multiattach is \"<is> True\"; type {} is not one.",
+                vtype.name
+            )));
+        }
         self.check_volume_size(&project, size).await?;
         // A copy stays on its source's backend; anything else is scheduled, and a
         // volume no backend can take is made in error, with a message saying why.
@@ -180,6 +185,7 @@ impl VolumeService {
         volume.image_id = req.image_ref.clone();
         volume.image_meta = image.map(|i| i.meta).unwrap_or(source_boot.1);
         volume.control.saga_id = Some(saga.id.clone());
+        volume.multiattach = super::types::multiattach(&vtype);
         let mut saga = saga;
         saga.subject = volume.id.clone();
         let claims = self.claims(&project, &[("volumes", 1), ("gigabytes", size)], &volume.type_id).await?;
@@ -412,6 +418,11 @@ impl VolumeService {
             if v.status == VolumeStatus::InUse && old_qos != Some(t.qos_specs_id.as_str()) {
                 return Err(bad("Retype cannot change the QoS specs of an in-use volume."));
             }
+            let multiattach = super::types::multiattach(&t);
+            if v.status == VolumeStatus::InUse && multiattach != v.multiattach {
+                return Err(bad("Retype cannot change whether an in-use volume is multiattach."));
+            }
+            v.multiattach = multiattach;
             // As Cinder: its snapshots counted in the old type, and stay of it.
             if !self.store.snapshot_list(None, Some(&v.id)).await?.is_empty() {
                 return Err(bad(format!("Invalid volume: Volume {id} has snapshots; it cannot be retyped.")));

@@ -32,6 +32,10 @@ impl VolumeDriver for FakeDriver {
         "fake"
     }
 
+    fn multiattach(&self) -> bool {
+        true
+    }
+
     /// A store of [`FAKE_TOTAL_GB`], less what its volumes and snapshots take.
     fn capacity(&self) -> BoxFuture<'_, anyhow::Result<Capacity>> {
         let used: i64 =

@@ -43,11 +43,16 @@ impl FileDriver {
         Ok(self)
     }
 
-    /// The exports, for hosts other than this one that name an address.
+    /// The exports, for hosts other than this one that name an address, and for every
+    /// host of a shared (multiattach) volume (this one reaches it at the exports'
+    /// own address when it names none).
     fn exports_for<'a>(&'a self, to: Connector<'a>) -> Option<(&'a NbdExports, &'a str)> {
         let (me, exports) = self.exports.as_ref()?;
-        let ip = to.ip.filter(|ip| !ip.is_empty())?;
-        (to.host != me.as_str()).then_some((exports, ip))
+        match to.ip.filter(|ip| !ip.is_empty()) {
+            Some(ip) if to.shared || to.host != me.as_str() => Some((exports, ip)),
+            None if to.shared => Some((exports, exports.address())),
+            _ => None,
+        }
     }
 
     /// The port volume `id` is exported on over NBD, if it is.
@@ -140,6 +145,12 @@ impl VolumeDriver for FileDriver {
             let gib = |blocks: u64| (blocks as f64 * block / GIB as f64 * 100.0).round() / 100.0;
             Ok(Capacity { total_gb: gib(fs.blocks() as u64), free_gb: gib(fs.blocks_available() as u64) })
         })
+    }
+
+    /// With exports: a multiattach volume is served by its one NBD daemon to every
+    /// host, this one included (a qcow2 file takes one writer; the daemon is it).
+    fn multiattach(&self) -> bool {
+        self.exports.is_some()
     }
 
     fn storage_protocol(&self) -> &'static str {
@@ -345,6 +356,9 @@ impl VolumeDriver for FileDriver {
                 let data = exports.open(id, &path, to.host, ip).await?;
                 return Ok(serde_json::json!({"driver_volume_type": "nbd", "data": data}));
             }
+            if to.shared {
+                anyhow::bail!("multiattach volumes are served over NBD, and this backend exports none");
+            }
             Ok(serde_json::json!({"driver_volume_type": "file",
                                   "data": {"device_path": path.display().to_string(), "format": "qcow2",
                                            "volume_id": id, "access_mode": "rw"}}))
@@ -446,12 +460,13 @@ mod tests {
         let opts = NbdOptions { address: "127.0.0.1".into(), first_port, ports: 8 };
         let d = FileDriver::new(&dir).unwrap().with_exports("storage-1", opts).unwrap();
         d.create("v-1", 1, Source::Empty).await.unwrap();
-        let local = d.connection("v-1", Connector { host: "storage-1", ip: Some("127.0.0.1") }).await.unwrap();
+        let local =
+            d.connection("v-1", Connector { host: "storage-1", ip: Some("127.0.0.1"), shared: false }).await.unwrap();
         assert_eq!(local["driver_volume_type"], "file", "the storage host itself opens the file");
-        let shared = d.connection("v-1", Connector { host: "compute-2", ip: None }).await.unwrap();
+        let shared = d.connection("v-1", Connector { host: "compute-2", ip: None, shared: false }).await.unwrap();
         assert_eq!(shared["driver_volume_type"], "file", "a host naming no address shares the directory");
 
-        let remote = Connector { host: "compute-3", ip: Some("127.0.0.1") };
+        let remote = Connector { host: "compute-3", ip: Some("127.0.0.1"), shared: false };
         let info = d.connection("v-1", remote).await.unwrap();
         assert_eq!(info["driver_volume_type"], "nbd", "{info}");
         let again = d.connection("v-1", remote).await.unwrap();
@@ -476,6 +491,21 @@ mod tests {
         d.keep_serving(&attached).await.unwrap();
         let r = run("qemu-io", &["-f", "raw", "-r", "-c", "read -P 0x5a 1M 4k", &url]);
         assert!(r.status.success() && !String::from_utf8_lossy(&r.stdout).contains("Pattern verification failed"));
+
+        // A multiattach volume: the storage host itself reaches it through the same
+        // export (one writer: the daemon), at the exports' address when it names none.
+        let local_shared = Connector { host: "storage-1", ip: None, shared: true };
+        let info = d.connection("v-1", local_shared).await.unwrap();
+        assert_eq!(
+            (&info["driver_volume_type"], info["data"]["port"].as_u64()),
+            (&serde_json::json!("nbd"), Some(port as u64))
+        );
+        d.disconnect("v-1", local_shared).await.unwrap();
+        assert_eq!(d.export_port("v-1").await.unwrap(), Some(port), "another host still has it");
+        let plain = FileDriver::new(dir.join("plain")).unwrap();
+        plain.create("v-2", 1, Source::Empty).await.unwrap();
+        assert!(!plain.multiattach() && d.multiattach());
+        assert!(plain.connection("v-2", local_shared).await.is_err(), "without exports, no multiattach");
 
         d.disconnect("v-1", remote).await.unwrap();
         d.disconnect("v-1", remote).await.unwrap();

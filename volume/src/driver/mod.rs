@@ -32,6 +32,8 @@ pub struct Connector<'a> {
     pub host: &'a str,
     /// The address it connects from, when it names one.
     pub ip: Option<&'a str>,
+    /// The volume is multiattach: other servers may have it at the same time.
+    pub shared: bool,
 }
 
 /// The room a backend's store has, in GiB (Cinder's pool figures).
@@ -51,6 +53,11 @@ pub trait VolumeDriver: Send + Sync {
     }
     /// The room of the store its volumes live in: its size and what is free on it.
     fn capacity(&self) -> BoxFuture<'_, anyhow::Result<Capacity>>;
+    /// Whether its volumes can be attached to several servers at once (Cinder's
+    /// `multiattach` capability); such volumes connect with [`Connector::shared`].
+    fn multiattach(&self) -> bool {
+        false
+    }
     /// How compute hosts reach its volumes (Cinder's `storage_protocol`).
     fn storage_protocol(&self) -> &'static str {
         "file"

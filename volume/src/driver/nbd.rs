@@ -63,6 +63,11 @@ impl NbdExports {
         Ok(Self { dir, opts, table, lock: tokio::sync::Mutex::new(()) })
     }
 
+    /// The address the exports are served at.
+    pub fn address(&self) -> &str {
+        &self.opts.address
+    }
+
     /// Exports volume `id` (the qcow2 `file`) to `host`, reached from `ip`; what the
     /// host needs to connect (the `data` of an `nbd` connection).
     pub async fn open(&self, id: &str, file: &Path, host: &str, ip: &str) -> anyhow::Result<serde_json::Value> {

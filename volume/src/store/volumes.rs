@@ -168,9 +168,12 @@ pub struct Volume {
     #[serde(default)]
     pub image_meta: Map<String, Value>,
     pub control: VolumeControl,
-    /// The servers it is attached to (one: volumes are not multiattach).
+    /// The servers it is attached to: one, or several when `multiattach`.
     #[serde(default)]
     pub attachments: Vec<Attachment>,
+    /// Whether several servers may have it at once (its type's `multiattach` spec).
+    #[serde(default)]
+    pub multiattach: bool,
     pub deleted: bool,
     pub rev: i64,
     pub created_at: String,
@@ -199,6 +202,7 @@ impl Volume {
             image_meta: Map::new(),
             control: VolumeControl::default(),
             attachments: Vec::new(),
+            multiattach: false,
             deleted: false,
             rev: 0,
             created_at: now.clone(),
@@ -225,6 +229,7 @@ const COLUMNS: &[Col] = &[
     Col::Json("image_meta"),
     Col::Json("control"),
     Col::Json("attachments"),
+    Col::Flag("multiattach"),
     Col::Flag("deleted"),
     Col::Text("rev"),
     Col::Text("created_at"),
@@ -236,8 +241,9 @@ impl Store {
     pub async fn volume_insert_in(conn: &mut sqlx::AnyConnection, v: &Volume) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO volume_volumes (id, project_id, user_id, name, description, size, status, type_id, backend, bootable,
-             source_volid, snapshot_id, metadata, control, deleted, rev, created_at, updated_at, image_id, image_meta)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, 0, $15, $15, $16, $17)",
+             source_volid, snapshot_id, metadata, control, deleted, rev, created_at, updated_at, image_id, image_meta,
+             multiattach)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, 0, $15, $15, $16, $17, $18)",
         )
         .bind(&v.id)
         .bind(&v.project_id)
@@ -256,7 +262,7 @@ impl Store {
         .bind(&v.created_at)
         .bind(v.image_id.clone())
         .bind(json_text(&v.image_meta))
-        .bind(&v.type_id)
+        .bind(v.multiattach as i64)
         .execute(&mut *conn)
         .await?;
         Store::meter_in(conn, Metered::Volume, &v.id, &v.project_id, v.size, true).await
@@ -283,7 +289,7 @@ impl Store {
         let r = sqlx::query(
             "UPDATE volume_volumes SET name = $1, description = $2, size = $3, status = $4, bootable = $5, metadata = $6,
              control = $7, deleted = $8, updated_at = $9, attachments = $12, image_meta = $13, type_id = $14,
-             rev = rev + 1 WHERE id = $10 AND rev = $11",
+             multiattach = $15, rev = rev + 1 WHERE id = $10 AND rev = $11",
         )
         .bind(&v.name)
         .bind(&v.description)
@@ -299,6 +305,7 @@ impl Store {
         .bind(serde_json::to_string(&v.attachments).unwrap_or_else(|_| "[]".into()))
         .bind(json_text(&v.image_meta))
         .bind(&v.type_id)
+        .bind(v.multiattach as i64)
         .execute(&mut *conn)
         .await?;
         if r.rows_affected() != 1 {

@@ -136,8 +136,10 @@ fn volume_disk(v: &VolumeSpec, dev: &str) -> anyhow::Result<String> {
         anyhow::bail!("volume {} is in format {format}, not raw or qcow2", v.volume_id);
     }
     let readonly = if v.data["access_mode"].as_str() == Some("ro") { "<readonly/>" } else { "" };
+    // A multiattach volume: other guests write it too.
+    let shareable = if v.data["multiattach"] == true { "<shareable/>" } else { "" };
     Ok(format!(
-        "<disk type='{kind}' device='disk'><driver name='qemu' type='{format}' cache='none'/>{source}<target dev='{}' bus='virtio'/>{}<serial>{}</serial>{readonly}</disk>",
+        "<disk type='{kind}' device='disk'><driver name='qemu' type='{format}' cache='none'/>{source}<target dev='{}' bus='virtio'/>{}<serial>{}</serial>{readonly}{shareable}</disk>",
         esc(dev),
         iotune(&v.data["qos_specs"]),
         esc(&serial(v))
@@ -343,6 +345,9 @@ mod tests {
             "<disk type='network' device='disk'><driver name='qemu' type='raw' cache='none'/><source protocol='nbd' name='e1'><host name='192.0.2.7' port='10809'/></source><target dev='vdb' bus='virtio'/><serial>9f8e7d6c-5b4a-3928-1</serial></disk>"
         );
         assert!(volume_xml(&v).unwrap().contains(&volume_marker(&v)));
+        let mut shared = v.clone();
+        shared.data["multiattach"] = serde_json::json!(true);
+        assert!(volume_xml(&shared).unwrap().ends_with("</serial><shareable/></disk>"), "other guests write it too");
         let mut s = spec();
         v.boot = true;
         s.volumes = vec![v.clone()];
