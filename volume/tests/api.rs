@@ -1254,6 +1254,40 @@ async fn backends(engine: Engine) {
         StatusCode::NOT_FOUND
     );
     assert_eq!(c.call("GET", &format!("/v3/{p}/capabilities/stratus@fake"), &t, None).await.0, StatusCode::FORBIDDEN);
+    // Cinder's host listing: every service's host; a backend's usage in all and per
+    // project (as text, as Cinder answers).
+    let (_, hosts) = c.call("GET", &format!("/v3/{p}/os-hosts"), &admin, None).await;
+    let listed: Vec<(&str, &str)> = hosts["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["service"].as_str().unwrap(), h["host_name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        listed,
+        [("cinder-scheduler", "stratus"), ("cinder-volume", "stratus@fake"), ("cinder-backup", "stratus")],
+        "{hosts}"
+    );
+    let (code, shown) = c.call("GET", &format!("/v3/{p}/os-hosts/stratus@fake"), &admin, None).await;
+    assert_eq!(code, StatusCode::OK, "{shown}");
+    let rows: Vec<(&str, &str, &str)> = shown["host"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let r = &r["resource"];
+            (
+                r["project"].as_str().unwrap(),
+                r["volume_count"].as_str().unwrap(),
+                r["total_volume_gb"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, [("(total)", "1", "3"), (p.as_str(), "1", "3")]);
+    for (who, host, want) in [(&admin, "stratus", StatusCode::NOT_FOUND), (&t, "stratus@fake", StatusCode::FORBIDDEN)] {
+        assert_eq!(c.call("GET", &format!("/v3/{p}/os-hosts/{host}"), who, None).await.0, want, "{host}");
+    }
+    assert_eq!(c.call("GET", &format!("/v3/{p}/os-hosts"), &t, None).await.0, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

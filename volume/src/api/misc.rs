@@ -107,21 +107,16 @@ pub async fn services(
         return Err(ApiError::forbidden("Policy doesn't allow volume_extension:services:index to be performed."));
     }
     let now = now_text();
-    let disabled = s.disabled_backends().await?;
-    let svc = |binary: &str, host: String, off: Option<&String>| {
-        json!({"binary": binary, "host": host, "zone": ZONE, "status": if off.is_some() { "disabled" } else { "enabled" },
-               "state": "up", "updated_at": now, "disabled_reason": off.filter(|r| !r.is_empty())})
-    };
-    let mut backends: Vec<(&String, &str)> = s.drivers.iter().map(|(name, d)| (name, d.host())).collect();
-    backends.sort();
-    let mut list = vec![svc("cinder-scheduler", crate::app::backends::scheduler_host(&s), None)];
-    for (name, host) in backends {
-        list.push(svc("cinder-volume", format!("{host}@{name}"), disabled.get(name.as_str())));
-    }
-    // Backups are taken by this service itself, when it has a repository.
-    if s.backups.get().is_some() {
-        list.push(svc("cinder-backup", crate::app::backends::scheduler_host(&s), None));
-    }
+    let mut list: Vec<Value> = s
+        .service_rows()
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({"binary": r.binary, "host": r.host, "zone": ZONE,
+                   "status": if r.disabled.is_some() { "disabled" } else { "enabled" }, "state": "up",
+                   "updated_at": now, "disabled_reason": r.disabled.filter(|why| !why.is_empty())})
+        })
+        .collect();
     // Cinder's filters: `binary`, and `host` as Cinder matches it (`h` is host h and
     // its backends `h@b`; `h@b#pool` is backend `h@b`).
     list.retain(|svc| {
@@ -129,6 +124,42 @@ pub async fn services(
             && q.get("host").is_none_or(|h| host_matches(svc["host"].as_str().unwrap_or_default(), h))
     });
     Ok(Json(json!({"services": list})))
+}
+
+/// `GET /os-hosts` (admins; Cinder's deprecated host listing): every service's host.
+pub async fn hosts(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    if !ctx.is_admin() {
+        return Err(ApiError::forbidden("Policy doesn't allow volume_extension:hosts to be performed."));
+    }
+    let now = now_text();
+    let hosts: Vec<Value> = s
+        .service_rows()
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({"host_name": r.host, "service": r.binary, "zone": ZONE, "service-status": "available",
+                   "service-state": if r.disabled.is_some() { "disabled" } else { "enabled" }, "last-update": now})
+        })
+        .collect();
+    Ok(Json(json!({"hosts": hosts})))
+}
+
+/// `GET /os-hosts/{host}` (admins): what a backend's volumes and snapshots take.
+pub async fn host_show(State(s): State<AppState>, ctx: AuthContext, Path(p): Params) -> ApiResult<Json<Value>> {
+    scope(&ctx, &p)?;
+    let host = param(&p, "host");
+    let rows: Vec<Value> = s
+        .host_usage(&ctx, host)
+        .await?
+        .into_iter()
+        .map(|u| {
+            json!({"resource": {"host": host, "project": u.project, "volume_count": u.volume_count.to_string(),
+                                "total_volume_gb": u.volume_gb.to_string(), "snapshot_count": u.snapshot_count.to_string(),
+                                "total_snapshot_gb": u.snapshot_gb.to_string()}})
+        })
+        .collect();
+    Ok(Json(json!({"host": rows})))
 }
 
 /// `PUT /os-services/{action}`: enable, disable (with a reason) a backend.

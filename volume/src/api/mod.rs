@@ -109,6 +109,8 @@ pub fn router(service: Arc<VolumeService>, verifier: Arc<TokenVerifier>, max_bod
         .route(&format!("{p}/os-quota-class-sets/{{class}}"), get(misc::quota_class_show).put(misc::quota_class_update))
         .route(&format!("{p}/os-availability-zone"), get(misc::zones))
         .route(&format!("{p}/os-services"), get(misc::services))
+        .route(&format!("{p}/os-hosts"), get(misc::hosts))
+        .route(&format!("{p}/os-hosts/{{host}}"), get(misc::host_show))
         .route(&format!("{p}/os-services/{{action}}"), put(misc::service_update))
         .route(&format!("{p}/scheduler-stats/get_pools"), get(misc::pools))
         .route(&format!("{p}/capabilities/{{host}}"), get(misc::capabilities))

@@ -101,7 +101,87 @@ pub(crate) fn scheduler_host(s: &VolumeService) -> String {
     hosts.first().map_or("stratus", |(_, host)| host).to_string()
 }
 
+/// One of the services Cinder would run here (`os-services`, `os-hosts`).
+#[derive(Debug, Clone)]
+pub struct ServiceRow {
+    pub binary: &'static str,
+    pub host: String,
+    /// The reason an operator gave when they disabled it (maybe empty); `None`:
+    /// enabled.
+    pub disabled: Option<String>,
+}
+
+/// What volumes and snapshots of one project take on a backend (`os-hosts/{host}`).
+#[derive(Debug, Clone, Default)]
+pub struct HostUsage {
+    pub project: String,
+    pub volume_count: i64,
+    pub volume_gb: i64,
+    pub snapshot_count: i64,
+    pub snapshot_gb: i64,
+}
+
 impl VolumeService {
+    /// The scheduler, one `cinder-volume` per backend (`<host>@<backend>`), and
+    /// `cinder-backup` when there is a backup repository: all run in this service.
+    pub async fn service_rows(&self) -> AppResult<Vec<ServiceRow>> {
+        let disabled = self.disabled_backends().await?;
+        let mut backends: Vec<(&String, &str)> = self.drivers.iter().map(|(name, d)| (name, d.host())).collect();
+        backends.sort();
+        let mut rows = vec![ServiceRow { binary: "cinder-scheduler", host: scheduler_host(self), disabled: None }];
+        for (name, host) in backends {
+            rows.push(ServiceRow {
+                binary: "cinder-volume",
+                host: format!("{host}@{name}"),
+                disabled: disabled.get(name.as_str()).cloned(),
+            });
+        }
+        if self.backups.get().is_some() {
+            rows.push(ServiceRow { binary: "cinder-backup", host: scheduler_host(self), disabled: None });
+        }
+        Ok(rows)
+    }
+
+    /// `GET /os-hosts/{host}` (admins): what the volumes and snapshots on backend
+    /// `host` (`<host>@<backend>`, enabled) take, in all and per project (the first
+    /// row, project `(total)`, is the sum).
+    pub async fn host_usage(&self, ctx: &AuthContext, host: &str) -> AppResult<Vec<HostUsage>> {
+        require_admin(ctx, "volume_extension:hosts")?;
+        let rows = self.service_rows().await?;
+        let Some(name) = rows
+            .iter()
+            .find(|r| r.binary == "cinder-volume" && r.host == host && r.disabled.is_none())
+            .and_then(|r| r.host.split('@').nth(1))
+        else {
+            return Err(Error::NotFound(format!("Host {host} could not be found (an enabled cinder-volume host).")));
+        };
+        let volumes = self.store.volume_list(None).await?;
+        let snapshots = self.store.snapshot_list(None, None).await?;
+        let mut per: std::collections::BTreeMap<String, HostUsage> = Default::default();
+        let mut total = HostUsage { project: "(total)".into(), ..Default::default() };
+        for v in volumes.iter().filter(|v| v.backend == name) {
+            let u = per
+                .entry(v.project_id.clone())
+                .or_insert_with(|| HostUsage { project: v.project_id.clone(), ..Default::default() });
+            u.volume_count += 1;
+            u.volume_gb += v.size;
+            total.volume_count += 1;
+            total.volume_gb += v.size;
+        }
+        let here: std::collections::HashSet<&str> =
+            volumes.iter().filter(|v| v.backend == name).map(|v| v.id.as_str()).collect();
+        for s in snapshots.iter().filter(|s| here.contains(s.volume_id.as_str())) {
+            let u = per
+                .entry(s.project_id.clone())
+                .or_insert_with(|| HostUsage { project: s.project_id.clone(), ..Default::default() });
+            u.snapshot_count += 1;
+            u.snapshot_gb += s.size;
+            total.snapshot_count += 1;
+            total.snapshot_gb += s.size;
+        }
+        Ok(std::iter::once(total).chain(per.into_values()).collect())
+    }
+
     /// The backends an operator disabled, with the reason given (empty: none).
     pub async fn disabled_backends(&self) -> AppResult<std::collections::HashMap<String, String>> {
         Ok(self.store.disabled_backends().await?)
