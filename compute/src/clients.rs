@@ -124,6 +124,27 @@ impl Clients {
         self.call(Method::POST, &format!("{}/v2/images", self.image_url), token, Some(body)).await
     }
 
+    /// Uploads no data to an image, as the caller: an image that stands for volume
+    /// snapshots (a volume-backed server's snapshot) is active with size 0, as Nova
+    /// makes it.
+    pub async fn image_activate_empty(&self, token: &str, id: &str) -> CallResult<()> {
+        let url = format!("{}/v2/images/{}/file", self.image_url, urlencode(id));
+        let resp = self
+            .http
+            .put(&url)
+            .header("x-auth-token", token)
+            .header("content-type", "application/octet-stream")
+            .body(Vec::new())
+            .send()
+            .await
+            .map_err(|e| CallError::Unavailable(format!("{url}: {e}")))?;
+        match resp.status() {
+            s if s.is_success() => Ok(()),
+            s if s.is_client_error() => Err(CallError::Refused(s.as_u16(), resp.text().await.unwrap_or_default())),
+            s => Err(CallError::Unavailable(format!("{url}: {s}"))),
+        }
+    }
+
     /// The active images made from server `server` as `image_type` (`backup`) of
     /// `backup_type`, newest first, with the service's token (whoever owns them).
     pub async fn images_of_server(&self, server: &str, image_type: &str, backup_type: &str) -> CallResult<Vec<Value>> {

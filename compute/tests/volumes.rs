@@ -375,6 +375,54 @@ async fn boot_from_volume(engine: Engine) {
     let r = c.call("POST", &path, &token, Some(attach_body(&plain))).await;
     assert_eq!(r.body["volumeAttachment"]["device"], json!("/dev/vdb"), "{}", r.body);
     wait_volume(&c, &user, &plain, "in-use").await;
+    // A snapshot of it (createImage), as Nova's: each volume snapshotted, an image
+    // with no data naming the snapshots; a server booted from that image boots from a
+    // new volume made from the root's snapshot. Backups of it are refused.
+    let action = format!("/servers/{s}/action");
+    let backup = json!({"createBackup": {"name": "b", "backup_type": "daily", "rotation": 1}});
+    let r = c.call("POST", &action, &token, Some(backup)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let r = c
+        .call_v("2.45", "POST", &format!("/servers/{s}/action"), &token, Some(json!({"createImage": {"name": "snap"}})))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let snap_image = r.body["image_id"].as_str().unwrap().to_string();
+    let img: Value = reqwest::Client::new()
+        .get(format!("{}/v2/images/{snap_image}", c.image_url))
+        .header("x-auth-token", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((&img["status"], &img["size"], &img["bdm_v2"]), (&json!("active"), &json!(0), &json!("True")), "{img}");
+    let mappings: Value = serde_json::from_str(img["block_device_mapping"].as_str().unwrap()).unwrap();
+    assert_eq!(mappings.as_array().unwrap().len(), 2, "both volumes: {mappings}");
+    assert_eq!((&mappings[0]["boot_index"], &mappings[0]["source_type"]), (&json!(0), &json!("snapshot")));
+    let snapshot = mappings[0]["snapshot_id"].as_str().unwrap().to_string();
+    let (_, shown) = volume_call(&c, reqwest::Method::GET, &format!("/snapshots/{snapshot}"), &user, None).await;
+    assert_eq!(shown["snapshot"]["volume_id"], json!(root), "{shown}");
+    let body =
+        json!({"server": {"name": "again", "imageRef": snap_image, "flavorRef": "m1", "networks": [{"uuid": net}]}});
+    let r = c.call("POST", "/servers", &token, Some(body)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let again = r.body["server"]["id"].as_str().unwrap().to_string();
+    let shown = c.wait_status(&token, &again, "ACTIVE").await;
+    let made = shown["os-extended-volumes:volumes_attached"][0]["id"].as_str().unwrap().to_string();
+    let v = wait_volume(&c, &user, &made, "in-use").await;
+    assert_eq!((&v["snapshot_id"], &v["bootable"]), (&json!(snapshot), &json!("true")), "{v}");
+    assert_eq!(c.call("DELETE", &format!("/servers/{again}"), &token, None).await.status, StatusCode::NO_CONTENT);
+    c.wait_status(&token, &again, "GONE").await;
+    wait_volume(&c, &user, &made, "available").await;
+    for (path, id) in [
+        ("/volumes", &made),
+        ("/snapshots", &snapshot),
+        ("/snapshots", &mappings[1]["snapshot_id"].as_str().unwrap().to_string()),
+    ] {
+        let (st, _) = volume_call(&c, reqwest::Method::DELETE, &format!("{path}/{id}"), &user, None).await;
+        assert_eq!(st, 202, "{path}/{id}");
+    }
     // Deleted: both volumes stay, available.
     assert_eq!(c.call("DELETE", &format!("/servers/{s}"), &token, None).await.status, StatusCode::NO_CONTENT);
     c.wait_status(&token, &s, "GONE").await;

@@ -58,6 +58,13 @@ async fn round_trip(engine: Engine) {
     let qid = q["id"].as_str().unwrap();
     assert_eq!(c.upload(&t, qid, qcow2(false)).await.status, StatusCode::NO_CONTENT);
     assert_eq!(c.call("GET", &format!("/v2/images/{qid}"), &t, None).await.json()["virtual_size"], 1u64 << 30);
+    // No data holds no format: an empty image (a volume-backed server's snapshot) is
+    // active whatever it declares.
+    let e = c.create(&t, json!({"name": "e", "disk_format": "qcow2", "container_format": "bare"})).await;
+    let eid = e["id"].as_str().unwrap();
+    assert_eq!(c.upload(&t, eid, Vec::new()).await.status, StatusCode::NO_CONTENT);
+    let shown = c.call("GET", &format!("/v2/images/{eid}"), &t, None).await.json();
+    assert_eq!((&shown["status"], &shown["size"]), (&json!("active"), &json!(0)), "{shown}");
     // Delete removes the data.
     assert_eq!(c.call("DELETE", &format!("/v2/images/{id}"), &t, None).await.status, StatusCode::NO_CONTENT);
     assert!(!c.stored_files().contains(&format!("images/{id}")));

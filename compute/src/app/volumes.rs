@@ -752,7 +752,9 @@ pub enum BootSource {
 /// server's document).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BootVolume {
-    /// `volume` (the user's volume `uuid`) or `image` (a volume made from image `uuid`).
+    /// `volume` (the user's volume `uuid`), `image` (a volume made from image `uuid`)
+    /// or `snapshot` (a volume made from volume snapshot `uuid`: the root of a
+    /// volume-backed server's snapshot image).
     pub source: String,
     pub uuid: String,
     /// GiB, for a volume made from an image.
@@ -762,6 +764,25 @@ pub struct BootVolume {
     /// `os_command_line`, `min_ram`, ...).
     #[serde(default)]
     pub image_meta: Value,
+}
+
+/// The boot volume of an image that stands for a volume-backed server's snapshot (its
+/// `block_device_mapping` names the root volume's snapshot, as Nova writes it): a new
+/// volume made from that snapshot. `None` for an image with data.
+fn snapshot_boot(img: &Value) -> Option<BootVolume> {
+    let text = img["block_device_mapping"].as_str()?;
+    let mappings: Vec<Value> = serde_json::from_str(text).ok()?;
+    let root = mappings.iter().find(|m| super::as_int(&m["boot_index"]) == Some(0))?;
+    if root["source_type"] != "snapshot" {
+        return None;
+    }
+    Some(BootVolume {
+        source: "snapshot".into(),
+        uuid: root["snapshot_id"].as_str()?.to_string(),
+        size: super::as_int(&root["volume_size"]).unwrap_or(1),
+        delete_on_termination: root["delete_on_termination"] == true,
+        image_meta: img.clone(),
+    })
 }
 
 /// The name of the volume the create saga makes for a server (found by it again
@@ -816,7 +837,7 @@ impl ComputeService {
         let Some(b) = boot else {
             let id = image_ref.ok_or_else(|| bad("Invalid input: an imageRef is required to boot a server."))?;
             let (id, img) = image(id).await?;
-            return Ok(BootSource::Image(id, img));
+            return Ok(snapshot_boot(&img).map_or(BootSource::Image(id, img), BootSource::Volume));
         };
         let source = b["source_type"].as_str().unwrap_or("image");
         let destination = b["destination_type"].as_str().unwrap_or(if source == "volume" { "volume" } else { "local" });
@@ -826,7 +847,7 @@ impl ComputeService {
             ("image", "local") => {
                 let id = uuid.or(image_ref).ok_or_else(|| bad("The boot image mapping names no image."))?;
                 let (id, img) = image(id).await?;
-                Ok(BootSource::Image(id, img))
+                Ok(snapshot_boot(&img).map_or(BootSource::Image(id, img), BootSource::Volume))
             }
             ("volume", "volume") => {
                 let id = uuid.ok_or_else(|| bad("The boot volume mapping names no volume (uuid)."))?;
@@ -896,10 +917,11 @@ impl ComputeService {
         let project = server.project_id.clone();
         let volume_id = match bv.source.as_str() {
             "volume" => bv.uuid.clone(),
-            _ => match self.made_boot_volume(server).await? {
+            source => match self.made_boot_volume(server).await? {
                 Some(id) => id,
                 None => {
-                    let ask = json!({"volume": {"size": bv.size, "imageRef": bv.uuid, "name": boot_volume_name(&server.id),
+                    let from = if source == "snapshot" { "snapshot_id" } else { "imageRef" };
+                    let ask = json!({"volume": {"size": bv.size, from: bv.uuid, "name": boot_volume_name(&server.id),
                                                 "description": format!("The boot volume of server {}", server.id)}});
                     let made = self.clients.volume_create(&project, ask).await?;
                     made["id"].as_str().unwrap_or_default().to_string()
@@ -970,7 +992,7 @@ impl ComputeService {
             VolumeData { volume_id: volume_id.clone(), project_id: server.project_id.clone(), ..Default::default() };
         let saga = Saga::fresh(Default::default(), ATTACH, &server.id, &data);
         self.unreserve(&saga, &data).await?;
-        if bv.source == "image" && bv.delete_on_termination {
+        if bv.source != "volume" && bv.delete_on_termination {
             self.clients.volume_delete(&server.project_id, &volume_id).await?;
         }
         let mut volumes = server.volumes();
