@@ -400,6 +400,28 @@ def test_server_volume_commands(cloud):
     assert [(a["server_id"], a["device"]) for a in shown["attachments"]] == [(bfv["id"], "/dev/vda")], shown
     p = cloud.osc("server", "remove", "volume", bfv["id"], "rootvol", env=env, check=False)
     assert p.returncode != 0 and "root device" in p.stderr + p.stdout, p.stderr
+    # Its snapshot, as Nova makes it: a volume snapshot, and an image with no data that
+    # names it; a server from that image boots from a volume made from the snapshot.
+    snap_name = unique("bfvsnap")
+    snap = cloud.osc("server", "image", "create", "--name", snap_name, "--wait", bfv["id"], env=env)
+    shown = cloud.osc("image", "show", snap["id"], env=env)
+    assert shown["status"] == "active" and shown["size"] == 0, shown
+    assert "bdm_v2" in json.dumps(shown["properties"]), shown
+    volume_snaps = cloud.osc("volume", "snapshot", "list", env=env)
+    assert [s["Name"] for s in volume_snaps] == [f"snapshot for {snap_name}"], volume_snaps
+    wait_status(cloud, env, "snapshot", volume_snaps[0]["ID"], "available")
+    again = cloud.osc("server", "create", "--flavor", base["flavor"], "--image", snap["id"], "--network",
+                      base["network"], "--wait", unique("again"), env=env)
+    assert again["status"] == "ACTIVE", again
+    again_root = wait_status(cloud, env, "volume", f"boot-{again['id']}", "in-use")
+    assert again_root["snapshot_id"] == volume_snaps[0]["ID"], again_root
+    cloud.osc("server", "delete", "--wait", again["id"], env=env, fmt_json=False)
+    wait_status(cloud, env, "volume", again_root["id"], "available")
+    cloud.osc("volume", "delete", again_root["id"], env=env)
+    wait_status(cloud, env, "volume", again_root["id"], "GONE")
+    cloud.osc("image", "delete", snap["id"], env=env)
+    cloud.osc("volume", "snapshot", "delete", volume_snaps[0]["ID"], env=env)
+    wait_status(cloud, env, "snapshot", volume_snaps[0]["ID"], "GONE")
     bfi = cloud.osc("server", "create", "--flavor", base["flavor"], "--image", base["image"], "--boot-from-volume", "2",
                     "--network", base["network"], "--wait", unique("bfi"), env=env)
     assert bfi["status"] == "ACTIVE", bfi
