@@ -209,4 +209,28 @@ CREATE TABLE identity_policies (
 )
 "#,
     },
+    Migration {
+        service: "identity",
+        version: 5,
+        name: "endpoint filters (OS-EP-FILTER)",
+        sql: r#"
+CREATE TABLE identity_endpoint_groups (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    filters TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE identity_project_endpoints (
+    project_id TEXT NOT NULL,
+    endpoint_id TEXT NOT NULL,
+    PRIMARY KEY (project_id, endpoint_id)
+);
+CREATE TABLE identity_project_endpoint_groups (
+    project_id TEXT NOT NULL,
+    endpoint_group_id TEXT NOT NULL,
+    PRIMARY KEY (project_id, endpoint_group_id)
+)
+"#,
+    },
 ];

@@ -863,3 +863,94 @@ async fn policy_documents(engine: Engine) {
 async fn policies_are_documents_an_admin_keeps() {
     each_engine!(policy_documents);
 }
+
+async fn endpoint_filters(engine: Engine) {
+    // OS-EP-FILTER: an admin limits a project's catalog to endpoints named one by one
+    // or by endpoint groups.
+    let c = TestCloud::start(engine).await;
+    let admin = c.admin_token().await;
+    let (pid, _) = c.project_with_user(&admin, "ep", "eve", "pw", "member").await;
+    let mut made = Vec::new();
+    for (name, kind) in [("alpha", "alpha-type"), ("beta", "beta-type")] {
+        let s =
+            c.call("POST", "/v3/services", Some(&admin), Some(json!({"service": {"name": name, "type": kind}}))).await;
+        let sid = s.json["service"]["id"].as_str().unwrap().to_string();
+        let mut eps = Vec::new();
+        for interface in ["public", "internal"] {
+            let body = json!({"endpoint": {"service_id": sid, "interface": interface, "url": format!("http://{name}/{interface}")}});
+            let e = c.call("POST", "/v3/endpoints", Some(&admin), Some(body)).await;
+            assert_eq!(e.status, StatusCode::CREATED, "{:?}", e.json);
+            eps.push(e.json["endpoint"]["id"].as_str().unwrap().to_string());
+        }
+        made.push((sid, eps));
+    }
+    let catalog = |token: String| {
+        let c = &c;
+        async move {
+            let r = c.call("GET", "/v3/auth/catalog", Some(&token), None).await;
+            let mut urls: Vec<String> = r.json["catalog"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|s| s["endpoints"].as_array().unwrap().iter().map(|e| e["url"].as_str().unwrap().to_string()))
+                .filter(|u| u.starts_with("http://alpha") || u.starts_with("http://beta"))
+                .collect();
+            urls.sort();
+            urls
+        }
+    };
+    let eve = || async { c.login("eve", "pw", Some("ep")).await.subject.unwrap() };
+    assert_eq!(catalog(eve().await).await.len(), 4, "no link: the whole catalog");
+
+    // Only admins; bad filters are refused.
+    let group = json!({"endpoint_group": {"name": "alpha-public", "filters": {"service_id": made[0].0, "interface": "public"}}});
+    let eve_token = eve().await;
+    assert_eq!(
+        c.call("POST", "/v3/OS-EP-FILTER/endpoint_groups", Some(&eve_token), Some(group.clone())).await.status,
+        StatusCode::FORBIDDEN
+    );
+    for filters in [json!({}), json!({"colour": "red"}), json!({"interface": "sideways"})] {
+        let bad = json!({"endpoint_group": {"name": "x", "filters": filters}});
+        let r = c.call("POST", "/v3/OS-EP-FILTER/endpoint_groups", Some(&admin), Some(bad)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{filters}");
+    }
+    let r = c.call("POST", "/v3/OS-EP-FILTER/endpoint_groups", Some(&admin), Some(group)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json);
+    let gid = r.json["endpoint_group"]["id"].as_str().unwrap().to_string();
+    let g = format!("/v3/OS-EP-FILTER/endpoint_groups/{gid}");
+    let r = c.call("GET", &format!("{g}/endpoints"), Some(&admin), None).await;
+    assert_eq!(r.json["endpoints"].as_array().unwrap().len(), 1, "{:?}", r.json);
+
+    // Linked to the group: the project sees only the group's endpoints; a direct link
+    // adds one more.
+    assert_eq!(c.call("PUT", &format!("{g}/projects/{pid}"), Some(&admin), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.call("GET", &format!("{g}/projects/{pid}"), Some(&admin), None).await.status, StatusCode::OK);
+    assert_eq!(catalog(eve().await).await, ["http://alpha/public"]);
+    let direct = format!("/v3/OS-EP-FILTER/projects/{pid}/endpoints/{}", made[1].1[1]);
+    assert_eq!(c.call("PUT", &direct, Some(&admin), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.call("GET", &direct, Some(&admin), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(catalog(eve().await).await, ["http://alpha/public", "http://beta/internal"]);
+    let r = c.call("GET", &format!("/v3/OS-EP-FILTER/projects/{pid}/endpoints"), Some(&admin), None).await;
+    assert_eq!(r.json["endpoints"].as_array().unwrap().len(), 2, "{:?}", r.json);
+    let r = c.call("GET", &format!("/v3/OS-EP-FILTER/projects/{pid}/endpoint_groups"), Some(&admin), None).await;
+    assert_eq!(r.json["endpoint_groups"][0]["id"], json!(gid));
+    let r = c.call("GET", &format!("/v3/OS-EP-FILTER/endpoints/{}/projects", made[1].1[1]), Some(&admin), None).await;
+    assert_eq!(r.json["projects"][0]["id"], json!(pid));
+    // The group's filters changed: what the project sees follows.
+    let patch = json!({"endpoint_group": {"filters": {"service_id": made[0].0}}});
+    assert_eq!(c.call("PATCH", &g, Some(&admin), Some(patch)).await.status, StatusCode::OK);
+    assert_eq!(catalog(eve().await).await, ["http://alpha/internal", "http://alpha/public", "http://beta/internal"]);
+    // Links go: the whole catalog again.
+    assert_eq!(c.call("DELETE", &direct, Some(&admin), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(c.call("DELETE", &direct, Some(&admin), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.call("DELETE", &g, Some(&admin), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(catalog(eve().await).await.len(), 4);
+    assert_eq!(c.call("GET", &g, Some(&admin), None).await.status, StatusCode::NOT_FOUND);
+    let r = c.call("PUT", &format!("/v3/OS-EP-FILTER/projects/{pid}/endpoints/nowhere"), Some(&admin), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn endpoint_filters_limit_a_projects_catalog() {
+    each_engine!(endpoint_filters);
+}

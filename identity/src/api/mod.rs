@@ -6,6 +6,7 @@ mod auth;
 mod catalog;
 mod credentials;
 mod domains;
+mod endpoint_filters;
 mod groups;
 mod limits;
 mod policies;
@@ -64,6 +65,30 @@ pub fn router(identity: Arc<Identity>, max_body_bytes: usize) -> Router {
         )
         .route("/v3/users/{id}/credentials/OS-EC2", get(credentials::ec2_list).post(credentials::ec2_create))
         .route("/v3/users/{id}/credentials/OS-EC2/{access}", get(credentials::ec2_show).delete(credentials::ec2_delete))
+        .route("/v3/OS-EP-FILTER/endpoint_groups", get(endpoint_filters::groups).post(endpoint_filters::group_create))
+        .route(
+            "/v3/OS-EP-FILTER/endpoint_groups/{id}",
+            get(endpoint_filters::group_show)
+                .patch(endpoint_filters::group_update)
+                .delete(endpoint_filters::group_delete),
+        )
+        .route("/v3/OS-EP-FILTER/endpoint_groups/{id}/endpoints", get(endpoint_filters::group_endpoints))
+        .route("/v3/OS-EP-FILTER/endpoint_groups/{id}/projects", get(endpoint_filters::group_projects))
+        .route(
+            "/v3/OS-EP-FILTER/endpoint_groups/{id}/projects/{project}",
+            put(endpoint_filters::group_project_add)
+                .get(endpoint_filters::group_project_show)
+                .delete(endpoint_filters::group_project_remove),
+        )
+        .route("/v3/OS-EP-FILTER/projects/{id}/endpoint_groups", get(endpoint_filters::project_groups))
+        .route("/v3/OS-EP-FILTER/projects/{id}/endpoints", get(endpoint_filters::project_endpoints))
+        .route(
+            "/v3/OS-EP-FILTER/projects/{id}/endpoints/{endpoint}",
+            put(endpoint_filters::project_endpoint_add)
+                .get(endpoint_filters::project_endpoint_check)
+                .delete(endpoint_filters::project_endpoint_remove),
+        )
+        .route("/v3/OS-EP-FILTER/endpoints/{id}/projects", get(endpoint_filters::endpoint_projects))
         .route("/v3/policies", get(policies::list).post(policies::create))
         .route("/v3/policies/{id}", get(policies::show).patch(policies::update).delete(policies::delete))
         .route("/v3/credentials", get(credentials::list).post(credentials::create))

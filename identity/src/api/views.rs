@@ -170,6 +170,11 @@ pub fn credential(base: &str, c: &Credential) -> Value {
     })
 }
 
+pub fn endpoint_group(base: &str, g: &crate::store::EndpointGroup) -> Value {
+    json!({"id": g.id, "name": g.name, "description": g.description, "filters": g.filters,
+           "links": links(base, &format!("OS-EP-FILTER/endpoint_groups/{}", g.id))})
+}
+
 pub fn policy(base: &str, p: &crate::store::PolicyDocument) -> Value {
     json!({"id": p.id, "type": p.kind, "blob": p.blob, "links": links(base, &format!("policies/{}", p.id))})
 }

@@ -330,6 +330,7 @@ impl Identity {
         require_admin(ctx, "delete_endpoint")?;
         self.store.endpoint_fetch(id).await?.ok_or_else(|| ApiError::not_found("endpoint", id))?;
         self.store.endpoint_delete(id).await?;
+        self.store.project_filters_forget(None, Some(id)).await?;
         self.invalidate_catalog();
         self.emit("endpoint", "deleted", id).await;
         Ok(())
@@ -365,18 +366,42 @@ impl Identity {
         Ok(entries)
     }
 
-    /// The catalog as tokens carry it, with `$(project_id)s` filled in.
+    /// The catalog as tokens carry it, with `$(project_id)s` filled in; only the
+    /// endpoints the project's endpoint filters name, when some do
+    /// (`app::endpoint_filters`).
     pub async fn catalog_json(&self, project_id: Option<&str>) -> ApiResult<Value> {
         let catalog = self.catalog().await?;
         let pid = project_id.unwrap_or("");
+        let filters = self.endpoint_filters().await?;
+        let allowed = match project_id {
+            Some(p) if filters.limits(p) => {
+                let all: Vec<crate::store::Endpoint> = catalog
+                    .iter()
+                    .flat_map(|c| {
+                        c.endpoints.iter().map(|e| crate::store::Endpoint {
+                            id: e.id.clone(),
+                            service_id: c.service.id.clone(),
+                            interface: e.interface.clone(),
+                            url: e.url.clone(),
+                            region_id: e.region_id.clone(),
+                            enabled: true,
+                        })
+                    })
+                    .collect();
+                filters.allowed(p, &all)
+            }
+            _ => None,
+        };
+        let shown = |e: &CatalogEndpoint| allowed.as_ref().is_none_or(|a| a.contains(&e.id));
         let list: Vec<Value> = catalog
             .iter()
+            .filter(|c| c.endpoints.iter().any(shown))
             .map(|c| {
                 json!({
                     "id": c.service.id,
                     "type": c.service.service_type,
                     "name": c.service.name,
-                    "endpoints": c.endpoints.iter().map(|e| json!({
+                    "endpoints": c.endpoints.iter().filter(|e| shown(e)).map(|e| json!({
                         "id": e.id,
                         "interface": e.interface,
                         "region": e.region_id,

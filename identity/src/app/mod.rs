@@ -7,6 +7,7 @@ mod bootstrap;
 pub mod catalog;
 pub mod credentials;
 pub mod domains;
+pub mod endpoint_filters;
 pub mod groups;
 mod keys;
 pub mod limits;
@@ -47,6 +48,8 @@ pub struct Identity {
     pub keys: KeyRing,
     pub verifier: Arc<TokenVerifier>,
     catalog_cache: RwLock<Option<Arc<Vec<CatalogEntry>>>>,
+    /// The endpoint filters' links, read with the catalog.
+    filters_cache: RwLock<Option<Arc<endpoint_filters::EndpointFilters>>>,
 }
 
 impl Identity {
@@ -68,6 +71,7 @@ impl Identity {
             keys,
             verifier,
             catalog_cache: RwLock::new(None),
+            filters_cache: RwLock::new(None),
         });
         me.spawn_key_refresh();
         Ok(me)
@@ -128,6 +132,7 @@ impl Identity {
 
     pub(crate) fn invalidate_catalog(&self) {
         *self.catalog_cache.write().unwrap() = None;
+        *self.filters_cache.write().unwrap() = None;
     }
 }
 

@@ -195,6 +195,9 @@ impl Identity {
             return Err(ApiError::forbidden("Cannot delete a project that has child projects."));
         }
         self.store.project_delete(id).await?;
+        // Its endpoint filters go with it.
+        self.store.project_filters_forget(Some(id), None).await?;
+        self.invalidate_catalog();
         self.revoke(Revocation { project_id: Some(id.to_string()), ..Default::default() }).await?;
         self.emit("project", "deleted", id).await;
         self.bus.emit(stratus_common::limits::LIMITS_CHANGED_SUBJECT, &serde_json::json!({"project_id": id})).await;
