@@ -380,6 +380,21 @@ def test_by_id(world, a_things, actor):
         got, _, body = c.http("GET", "/usage", token, base=V)
         if got != 200 or a_things["volume"] not in json.dumps(body):
             wrong.append(f"GET own /usage: {got} {body}")
+    # Endpoint filters are the admin's: no project sees or changes what limits its
+    # own catalog or another's. Cinder's os-hosts likewise.
+    for method, path, body in [
+        ("GET", "/v3/OS-EP-FILTER/endpoint_groups", None),
+        ("POST", "/v3/OS-EP-FILTER/endpoint_groups", {"endpoint_group": {"name": "x", "filters": {"interface": "public"}}}),
+        ("GET", f"/v3/OS-EP-FILTER/projects/{world['a']}/endpoints", None),
+        ("GET", f"/v3/OS-EP-FILTER/projects/{world[actor[0]]}/endpoint_groups", None),
+    ]:
+        got = c.http(method, path, token, body)[0]
+        if got != 403:
+            wrong.append(f"{method} {path}: {got}, want 403")
+    for path in ["/os-hosts", "/os-hosts/x@file"]:
+        got = c.http("GET", path, token, base=V)[0]
+        if got != 403:
+            wrong.append(f"GET volume {path}: {got}, want 403")
     # Reservable hosts, their allocations and reservable floating IPs are the admin's alone.
     for path in ["/v1/os-hosts", "/v1/os-hosts/1", "/v1/os-hosts/allocations", "/v1/os-hosts/1/allocation",
                  "/v1/floatingips"]:
