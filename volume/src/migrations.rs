@@ -255,6 +255,21 @@ CREATE INDEX volume_backups_volume ON volume_backups (volume_id)
 ALTER TABLE volume_volumes ADD COLUMN multiattach BIGINT NOT NULL DEFAULT 0
 "#,
     },
+    Migration {
+        service: "volume",
+        version: 12,
+        name: "group types",
+        sql: r#"
+CREATE TABLE volume_group_types (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL,
+    is_public BIGINT NOT NULL,
+    group_specs TEXT NOT NULL,
+    created_at TEXT NOT NULL
+)
+"#,
+    },
 ];
 
 #[cfg(test)]

@@ -2273,3 +2273,69 @@ async fn multiattach(engine: Engine) {
 async fn multiattach_volumes_are_attached_to_several_servers() {
     each_engine!(multiattach);
 }
+
+async fn group_types(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (p, member) = c.id.member("grouper").await;
+    let admin = c.admin.clone();
+    let base = format!("/v3/{p}/group_types");
+    let v = "3.11";
+    assert_eq!(c.call("GET", &base, &admin, None).await.0, StatusCode::NOT_FOUND, "before 3.11 there are none");
+    let body = json!({"group_type": {"name": "gold", "description": "d", "group_specs": {"consistent_group_snapshot_enabled": "<is> False"}}});
+    assert_eq!(c.call_v(v, "POST", &base, &member, Some(body.clone())).await.0, StatusCode::FORBIDDEN);
+    let (code, t) = c.call_v(v, "POST", &base, &admin, Some(body.clone())).await;
+    assert_eq!((code, &t["group_type"]["is_public"]), (StatusCode::ACCEPTED, &json!(true)), "{t}");
+    let id = t["group_type"]["id"].as_str().unwrap().to_string();
+    assert_eq!(c.call_v(v, "POST", &base, &admin, Some(body)).await.0, StatusCode::CONFLICT, "names are unique");
+    let hidden = json!({"group_type": {"name": "private", "is_public": false}});
+    let (_, h) = c.call_v(v, "POST", &base, &admin, Some(hidden)).await;
+    let hidden = h["group_type"]["id"].as_str().unwrap().to_string();
+    let names = |l: &Value| {
+        l["group_types"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&c.call_v(v, "GET", &base, &member, None).await.1), ["gold"], "members see the public ones");
+    assert_eq!(
+        names(&c.call_v(v, "GET", &format!("{base}?is_public=None&sort=name:desc"), &admin, None).await.1),
+        ["private", "gold"]
+    );
+    assert_eq!(names(&c.call_v(v, "GET", &format!("{base}?is_public=false"), &admin, None).await.1), ["private"]);
+    assert_eq!(c.call_v(v, "GET", &format!("{base}/{hidden}"), &member, None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(c.call_v(v, "GET", &format!("{base}/default"), &member, None).await.0, StatusCode::NOT_FOUND);
+    // Updated, and its specs set, shown, changed and removed.
+    let (code, t) = c
+        .call_v(
+            v,
+            "PUT",
+            &format!("{base}/{id}"),
+            &admin,
+            Some(json!({"group_type": {"name": "gold2", "description": "e"}})),
+        )
+        .await;
+    assert_eq!(
+        (code, &t["group_type"]["name"], &t["group_type"]["description"]),
+        (StatusCode::OK, &json!("gold2"), &json!("e"))
+    );
+    let specs = format!("{base}/{id}/group_specs");
+    let (code, r) = c.call_v(v, "POST", &specs, &admin, Some(json!({"group_specs": {"k1": "v1", "k2": "v2"}}))).await;
+    assert_eq!((code, &r["group_specs"]), (StatusCode::ACCEPTED, &json!({"k1": "v1", "k2": "v2"})));
+    let (code, r) = c.call_v(v, "PUT", &format!("{specs}/k2"), &admin, Some(json!({"k2": "v2b"}))).await;
+    assert_eq!((code, r), (StatusCode::OK, json!({"k2": "v2b"})));
+    let (_, r) = c.call_v(v, "GET", &format!("{specs}/k2"), &member, None).await;
+    assert_eq!(r, json!({"k2": "v2b"}));
+    let (code, _) = c.call_v(v, "PUT", &format!("{specs}/k2"), &admin, Some(json!({"k3": "x"}))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "the body names the key in the URL");
+    assert_eq!(c.call_v(v, "DELETE", &format!("{specs}/k1"), &member, None).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(c.call_v(v, "DELETE", &format!("{specs}/k1"), &admin, None).await.0, StatusCode::ACCEPTED);
+    assert_eq!(c.call_v(v, "GET", &format!("{specs}/k1"), &admin, None).await.0, StatusCode::NOT_FOUND);
+    let (_, r) = c.call_v(v, "GET", &specs, &admin, None).await;
+    assert_eq!(r["group_specs"], json!({"consistent_group_snapshot_enabled": "<is> False", "k2": "v2b"}));
+    for t in [&id, &hidden] {
+        assert_eq!(c.call_v(v, "DELETE", &format!("{base}/{t}"), &admin, None).await.0, StatusCode::ACCEPTED);
+    }
+    assert!(names(&c.call_v(v, "GET", &base, &admin, None).await.1).is_empty());
+}
+
+#[tokio::test]
+async fn group_types_are_made_by_admins_with_their_specs() {
+    each_engine!(group_types);
+}

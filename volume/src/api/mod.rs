@@ -6,6 +6,7 @@
 mod attachments;
 mod backups;
 mod error;
+mod group_types;
 mod messages;
 mod metadata;
 mod misc;
@@ -68,6 +69,17 @@ pub fn router(service: Arc<VolumeService>, verifier: Arc<TokenVerifier>, max_bod
         .route(&format!("{p}/types/{{id}}/extra_specs"), get(types::specs).post(types::specs_set))
         .route(&format!("{p}/types/{{id}}/os-volume-type-access"), get(types::access_list))
         .route(&format!("{p}/types/{{id}}/action"), post(types::action))
+        .route(&format!("{p}/group_types"), get(group_types::list).post(group_types::create))
+        .route(&format!("{p}/group_types/default"), get(group_types::default))
+        .route(
+            &format!("{p}/group_types/{{id}}"),
+            get(group_types::show).put(group_types::update).delete(group_types::delete),
+        )
+        .route(&format!("{p}/group_types/{{id}}/group_specs"), get(group_types::specs).post(group_types::specs_set))
+        .route(
+            &format!("{p}/group_types/{{id}}/group_specs/{{key}}"),
+            get(group_types::spec_show).put(group_types::spec_put).delete(group_types::spec_unset),
+        )
         .route(&format!("{p}/qos-specs"), get(qos::list).post(qos::create))
         .route(&format!("{p}/qos-specs/{{id}}"), get(qos::show).put(qos::set_keys).delete(qos::delete))
         .route(&format!("{p}/qos-specs/{{id}}/delete_keys"), put(qos::delete_keys))

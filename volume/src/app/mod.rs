@@ -7,6 +7,7 @@ pub mod backends;
 pub mod backup_sagas;
 pub mod backups;
 mod error;
+pub mod group_types;
 pub mod images;
 pub mod messages;
 pub mod metering;

@@ -4,6 +4,7 @@
 
 mod backend_states;
 mod backups;
+mod group_types;
 mod messages;
 mod metering;
 mod qos;
@@ -13,6 +14,7 @@ mod types;
 mod volumes;
 
 pub use backups::{Backup, BackupStatus};
+pub use group_types::GroupType;
 pub use messages::Message;
 pub use metering::{Metered, Period};
 pub use qos::QosSpecs;
