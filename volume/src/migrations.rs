@@ -270,6 +270,48 @@ CREATE TABLE volume_group_types (
 )
 "#,
     },
+    Migration {
+        service: "volume",
+        version: 13,
+        name: "groups and group snapshots",
+        sql: r#"
+CREATE TABLE volume_groups (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    group_type_id TEXT NOT NULL,
+    volume_type_ids TEXT NOT NULL,
+    status TEXT NOT NULL,
+    group_snapshot_id TEXT,
+    source_group_id TEXT,
+    pending TEXT NOT NULL,
+    deleted BIGINT NOT NULL,
+    rev BIGINT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX volume_groups_project ON volume_groups (project_id, deleted);
+CREATE TABLE volume_group_snapshots (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    group_id TEXT NOT NULL,
+    group_type_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    status TEXT NOT NULL,
+    pending TEXT NOT NULL,
+    deleted BIGINT NOT NULL,
+    rev BIGINT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+ALTER TABLE volume_volumes ADD COLUMN group_id TEXT;
+ALTER TABLE volume_snapshots ADD COLUMN group_snapshot_id TEXT
+"#,
+    },
 ];
 
 #[cfg(test)]

@@ -2339,3 +2339,170 @@ async fn group_types(engine: Engine) {
 async fn group_types_are_made_by_admins_with_their_specs() {
     each_engine!(group_types);
 }
+
+async fn groups(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (p, t) = c.id.member("grouped").await;
+    let (_, other) = c.id.member("outsider").await;
+    let admin = c.admin.clone();
+    let base = format!("/v3/{p}");
+    let v = "3.25";
+    let (_, gt) =
+        c.call_v(v, "POST", &format!("{base}/group_types"), &admin, Some(json!({"group_type": {"name": "gt"}}))).await;
+    let gt = gt["group_type"]["id"].as_str().unwrap().to_string();
+    let (_, vt) = c.call("POST", &format!("{base}/types"), &admin, Some(json!({"volume_type": {"name": "vt"}}))).await;
+    let vt = vt["volume_type"]["id"].as_str().unwrap().to_string();
+    // Bad input makes nothing.
+    for body in [
+        json!({"group": {"group_type": gt}}),
+        json!({"group": {"volume_types": [vt]}}),
+        json!({"group": {"group_type": gt, "volume_types": ["nope"]}}),
+    ] {
+        let (code, r) = c.call_v(v, "POST", &format!("{base}/groups"), &t, Some(body.clone())).await;
+        assert!(code == StatusCode::BAD_REQUEST || code == StatusCode::NOT_FOUND, "{body}: {code} {r}");
+    }
+    let (code, g) = c
+        .call_v(
+            v,
+            "POST",
+            &format!("{base}/groups"),
+            &t,
+            Some(json!({"group": {"name": "g1", "group_type": gt, "volume_types": [vt]}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{g}");
+    let g1 = g["group"]["id"].as_str().unwrap().to_string();
+    let wait_group = |path: String, key: &'static str, status: &'static str| {
+        let (c, t) = (&c, t.clone());
+        async move {
+            for _ in 0..500 {
+                let (code, body) = c.call_v("3.25", "GET", &path, &t, None).await;
+                if (status == "GONE" && code == StatusCode::NOT_FOUND) || body[key]["status"] == json!(status) {
+                    return body[key].clone();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            panic!("{path} never {status}");
+        }
+    };
+    wait_group(format!("{base}/groups/{g1}"), "group", "available").await;
+    assert_eq!(c.call_v(v, "GET", &format!("/v3/{p}/groups/{g1}"), &other, None).await.0, StatusCode::FORBIDDEN);
+    // Volumes made in it: of its types only.
+    let mut vols = Vec::new();
+    for _ in 0..2 {
+        let body = json!({"volume": {"size": 1, "volume_type": "vt", "group_id": g1}});
+        let (code, vol) = c.call_v(v, "POST", &format!("{base}/volumes"), &t, Some(body)).await;
+        assert_eq!((code, &vol["volume"]["group_id"]), (StatusCode::ACCEPTED, &json!(g1)), "{vol}");
+        let id = vol["volume"]["id"].as_str().unwrap().to_string();
+        c.wait(&t, &format!("{base}/volumes/{id}"), "volume", "available").await;
+        vols.push(id);
+    }
+    let (code, _) =
+        c.call_v(v, "POST", &format!("{base}/volumes"), &t, Some(json!({"volume": {"size": 1, "group_id": g1}}))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "the default type is not the group's");
+    let (_, shown) = c.call_v(v, "GET", &format!("{base}/groups/{g1}?list_volume=True"), &t, None).await;
+    assert_eq!(shown["group"]["volumes"].as_array().unwrap().len(), 2, "{shown}");
+    // Removed and added again.
+    let group_path = format!("{base}/groups/{g1}");
+    let upd = |body: Value| c.call_v(v, "PUT", &group_path, &t, Some(json!({"group": body})));
+    assert_eq!(upd(json!({"remove_volumes": vols[1], "name": "g1b"})).await.0, StatusCode::ACCEPTED);
+    let (_, l) = c.call_v(v, "GET", &format!("{base}/volumes/detail?group_id={g1}"), &t, None).await;
+    assert_eq!(l["volumes"].as_array().unwrap().len(), 1, "{l}");
+    assert_eq!(upd(json!({"remove_volumes": vols[1]})).await.0, StatusCode::BAD_REQUEST, "not in the group");
+    assert_eq!(upd(json!({"add_volumes": vols[1]})).await.0, StatusCode::ACCEPTED);
+
+    // A group snapshot: one snapshot per volume, available when they are; its
+    // snapshots go only with it.
+    let (code, gs) = c
+        .call_v(
+            v,
+            "POST",
+            &format!("{base}/group_snapshots"),
+            &t,
+            Some(json!({"group_snapshot": {"group_id": g1, "name": "gs1"}})),
+        )
+        .await;
+    assert_eq!((code, &gs["group_snapshot"]["group_type_id"]), (StatusCode::ACCEPTED, &json!(gt)), "{gs}");
+    let gs1 = gs["group_snapshot"]["id"].as_str().unwrap().to_string();
+    wait_group(format!("{base}/group_snapshots/{gs1}"), "group_snapshot", "available").await;
+    let (_, snaps) = c.call("GET", &format!("{base}/snapshots/detail"), &t, None).await;
+    let snaps: Vec<String> =
+        snaps["snapshots"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(snaps.len(), 2);
+    let (code, r) = c.call("DELETE", &format!("{base}/snapshots/{}", snaps[0]), &t, None).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{r}");
+    // A new group from the group snapshot, and one from the group.
+    let (code, g2) = c
+        .call_v(
+            v,
+            "POST",
+            &format!("{base}/groups/action"),
+            &t,
+            Some(json!({"create-from-src": {"group_snapshot_id": gs1, "name": "g2"}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{g2}");
+    let g2 = g2["group"]["id"].as_str().unwrap().to_string();
+    let shown = wait_group(format!("{base}/groups/{g2}?list_volume=True"), "group", "available").await;
+    assert_eq!((shown["volumes"].as_array().unwrap().len(), &shown["group_snapshot_id"]), (2, &json!(gs1)), "{shown}");
+    let (code, g3) = c
+        .call_v(
+            v,
+            "POST",
+            &format!("{base}/groups/action"),
+            &t,
+            Some(json!({"create-from-src": {"source_group_id": g1}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{g3}");
+    let g3 = g3["group"]["id"].as_str().unwrap().to_string();
+    wait_group(format!("{base}/groups/{g3}"), "group", "available").await;
+    assert_eq!(c.usage(&p).await.0, 6, "two volumes, and two copies twice");
+    let u = c.volume.store.usage(&p).await.unwrap();
+    assert_eq!(u["groups"], 3);
+
+    // Deleting: a group with volumes needs delete-volumes; one with group snapshots stays.
+    let del = |id: String, volumes: bool| {
+        let (c, t, base) = (&c, t.clone(), base.clone());
+        async move {
+            c.call_v(
+                "3.25",
+                "POST",
+                &format!("{base}/groups/{id}/action"),
+                &t,
+                Some(json!({"delete": {"delete-volumes": volumes}})),
+            )
+            .await
+        }
+    };
+    assert_eq!(del(g2.clone(), false).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(del(g1.clone(), true).await.0, StatusCode::BAD_REQUEST, "it has a group snapshot");
+    for g in [&g2, &g3] {
+        assert_eq!(del(g.clone(), true).await.0, StatusCode::ACCEPTED);
+        wait_group(format!("{base}/groups/{g}"), "group", "GONE").await;
+    }
+    assert_eq!(c.call_v(v, "DELETE", &format!("{base}/group_snapshots/{gs1}"), &t, None).await.0, StatusCode::ACCEPTED);
+    wait_group(format!("{base}/group_snapshots/{gs1}"), "group_snapshot", "GONE").await;
+    let (_, snaps) = c.call("GET", &format!("{base}/snapshots"), &t, None).await;
+    assert!(snaps["snapshots"].as_array().unwrap().is_empty(), "{snaps}");
+    // Admins reset statuses (3.20).
+    let reset = json!({"reset_status": {"status": "error"}});
+    assert_eq!(
+        c.call_v(v, "POST", &format!("{base}/groups/{g1}/action"), &t, Some(reset.clone())).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        c.call_v(v, "POST", &format!("{base}/groups/{g1}/action"), &admin, Some(reset)).await.0,
+        StatusCode::ACCEPTED
+    );
+    wait_group(format!("{base}/groups/{g1}"), "group", "error").await;
+    assert_eq!(del(g1.clone(), true).await.0, StatusCode::ACCEPTED);
+    wait_group(format!("{base}/groups/{g1}"), "group", "GONE").await;
+    assert_eq!(c.usage(&p).await.0, 0, "every volume went with its group");
+    assert_eq!(c.volume.store.usage(&p).await.unwrap()["groups"], 0);
+}
+
+#[tokio::test]
+async fn groups_snapshot_copy_and_delete_their_volumes_together() {
+    each_engine!(groups);
+}

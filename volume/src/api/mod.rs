@@ -7,6 +7,7 @@ mod attachments;
 mod backups;
 mod error;
 mod group_types;
+mod groups;
 mod messages;
 mod metadata;
 mod misc;
@@ -80,6 +81,15 @@ pub fn router(service: Arc<VolumeService>, verifier: Arc<TokenVerifier>, max_bod
             &format!("{p}/group_types/{{id}}/group_specs/{{key}}"),
             get(group_types::spec_show).put(group_types::spec_put).delete(group_types::spec_unset),
         )
+        .route(&format!("{p}/groups"), get(groups::list).post(groups::create))
+        .route(&format!("{p}/groups/detail"), get(groups::list_detail))
+        .route(&format!("{p}/groups/action"), post(groups::create_from_src))
+        .route(&format!("{p}/groups/{{id}}"), get(groups::show).put(groups::update))
+        .route(&format!("{p}/groups/{{id}}/action"), post(groups::action))
+        .route(&format!("{p}/group_snapshots"), get(groups::snapshots).post(groups::snapshot_create))
+        .route(&format!("{p}/group_snapshots/detail"), get(groups::snapshots_detail))
+        .route(&format!("{p}/group_snapshots/{{id}}"), get(groups::snapshot_show).delete(groups::snapshot_delete))
+        .route(&format!("{p}/group_snapshots/{{id}}/action"), post(groups::snapshot_action))
         .route(&format!("{p}/qos-specs"), get(qos::list).post(qos::create))
         .route(&format!("{p}/qos-specs/{{id}}"), get(qos::show).put(qos::set_keys).delete(qos::delete))
         .route(&format!("{p}/qos-specs/{{id}}/delete_keys"), put(qos::delete_keys))

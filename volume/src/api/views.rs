@@ -64,7 +64,7 @@ pub fn volume(
         "multiattach": v.multiattach,
     });
     if version.at_least(13) {
-        out["group_id"] = Value::Null;
+        out["group_id"] = json!(v.group_id);
     }
     if view == VolumeView::Summary {
         return out;

@@ -53,7 +53,7 @@ async fn listing(
         items,
         &q,
         super::Fields {
-            filter: &["name", "status", "bootable", "availability_zone", "volume_type"],
+            filter: &["name", "status", "bootable", "availability_zone", "volume_type", "group_id"],
             sort: &[
                 "name",
                 "description",

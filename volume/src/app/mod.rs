@@ -8,6 +8,7 @@ pub mod backup_sagas;
 pub mod backups;
 mod error;
 pub mod group_types;
+pub mod groups;
 pub mod images;
 pub mod messages;
 pub mod metering;
@@ -68,6 +69,10 @@ pub struct VolumeService {
     /// Where backups are kept ([`VolumeService::set_backup_repository`]); without
     /// one, backups are refused.
     pub backups: std::sync::OnceLock<crate::driver::backups::BackupRepository>,
+    /// A member of a group or group snapshot changed since the last settling pass,
+    /// and the pass itself (`app::groups`).
+    pub(crate) groups_dirty: std::sync::atomic::AtomicBool,
+    pub(crate) groups_settling: tokio::sync::Mutex<()>,
 }
 
 impl VolumeService {
@@ -96,6 +101,8 @@ impl VolumeService {
                 images,
                 compute_url: Default::default(),
                 backups: Default::default(),
+                groups_dirty: Default::default(),
+                groups_settling: Default::default(),
             }
         })
     }
@@ -111,7 +118,10 @@ impl VolumeService {
         let me = self.clone();
         stratus_common::supervisor::SUPERVISOR.spawn_every("volume.reconciler", reconcile_every, move || {
             let me = me.clone();
-            async move { me.sagas.resume_all().await }
+            async move {
+                me.sagas.resume_all().await?;
+                me.settle_groups().await.map_err(|e| anyhow::anyhow!("{e}"))
+            }
         });
         let me = self.clone();
         stratus_common::supervisor::SUPERVISOR.spawn_every("volume.exports", reconcile_every, move || {

@@ -79,6 +79,14 @@ pub(super) enum Finished<'a> {
 }
 
 impl VolumeService {
+    /// Settles the groups and group snapshots that wait for their members (the
+    /// reconciler's pass does it again if this fails).
+    pub(super) async fn poke_groups(&self) {
+        if let Err(e) = self.settle_groups().await {
+            tracing::warn!(error = %e, "cannot settle the groups now; the reconciler will");
+        }
+    }
+
     /// The backend a saga works on; one this process lacks is a permanent error.
     pub(super) fn saga_driver(&self, backend: &str) -> StepResult<Arc<dyn crate::driver::VolumeDriver>> {
         self.driver(backend).map_err(|e| StepError::permanent(e.to_string()))
@@ -262,6 +270,7 @@ const CREATE_STEPS: &[Step<CreateVolume>] = &[
                 v.control.saga_id = None;
                 let out = s.finish(Finished::Volume(&v), saga, &[]).await?;
                 s.notify("create.end", &v.id, &v.project_id, "available").await;
+                s.poke_groups().await;
                 Ok(out)
             })
         },
@@ -282,6 +291,8 @@ impl SagaDef for CreateVolume {
 
     fn finished<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
         Box::pin(async move {
+            // A group or group snapshot may wait for this volume or snapshot.
+            service(&self.0)?.poke_groups().await;
             if saga.state != SagaState::Failed {
                 return Ok(());
             }
@@ -354,6 +365,7 @@ const DELETE_STEPS: &[Step<DeleteVolume>] = &[
                 let given = releases(&[("volumes", 1), ("gigabytes", v.size)], &v.type_id);
                 let out = s.finish(Finished::Volume(&v), saga, &as_refs(&given)).await?;
                 s.notify("delete.end", &v.id, &v.project_id, "deleted").await;
+                s.poke_groups().await;
                 Ok(out)
             })
         },
@@ -374,6 +386,8 @@ impl SagaDef for DeleteVolume {
 
     fn finished<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
         Box::pin(async move {
+            // A group or group snapshot may wait for this volume or snapshot.
+            service(&self.0)?.poke_groups().await;
             if saga.state != SagaState::Failed {
                 return Ok(());
             }
@@ -543,6 +557,7 @@ const SNAPSHOT_CREATE_STEPS: &[Step<CreateSnapshot>] = &[
                 snap.status = SnapshotStatus::Available;
                 let out = s.finish(Finished::Snapshot(&snap), saga, &[]).await?;
                 s.notify("snapshot.create.end", &snap.id, &snap.project_id, "available").await;
+                s.poke_groups().await;
                 Ok(out)
             })
         },
@@ -563,6 +578,8 @@ impl SagaDef for CreateSnapshot {
 
     fn finished<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
         Box::pin(async move {
+            // A group or group snapshot may wait for this volume or snapshot.
+            service(&self.0)?.poke_groups().await;
             if saga.state != SagaState::Failed {
                 return Ok(());
             }
@@ -613,6 +630,7 @@ const SNAPSHOT_DELETE_STEPS: &[Step<DeleteSnapshot>] = &[
                 let given = releases(&[("snapshots", 1), ("gigabytes", snap.size)], &type_id);
                 let out = s.finish(Finished::Snapshot(&snap), saga, &as_refs(&given)).await?;
                 s.notify("snapshot.delete.end", &snap.id, &snap.project_id, "deleted").await;
+                s.poke_groups().await;
                 // A volume deleted with its snapshots waits for them.
                 if let Some(v) = s.store.volume_get(&snap.volume_id).await? {
                     if let (VolumeStatus::Deleting, Some(id)) = (v.status, v.control.saga_id.as_ref()) {
@@ -639,6 +657,8 @@ impl SagaDef for DeleteSnapshot {
 
     fn finished<'a>(&'a self, saga: &'a Saga) -> StepFuture<'a, ()> {
         Box::pin(async move {
+            // A group or group snapshot may wait for this volume or snapshot.
+            service(&self.0)?.poke_groups().await;
             if saga.state != SagaState::Failed {
                 return Ok(());
             }

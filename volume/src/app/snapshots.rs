@@ -21,6 +21,9 @@ pub struct SnapshotCreate {
     /// copy is crash-consistent.
     pub force: Option<Value>,
     pub metadata: Option<Map<String, Value>>,
+    /// The group snapshot it is made for (never from a request).
+    #[serde(skip)]
+    pub group_snapshot_id: Option<String>,
 }
 
 /// `PUT /snapshots/{id}` (`snapshot`).
@@ -87,6 +90,7 @@ impl VolumeService {
             status: SnapshotStatus::Creating,
             metadata,
             progress: String::new(),
+            group_snapshot_id: req.group_snapshot_id.clone(),
             deleted: false,
             rev: 0,
             created_at: now.clone(),
@@ -213,19 +217,32 @@ impl VolumeService {
     }
 
     pub async fn snapshot_delete(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
-        self.snapshot_delete_as(ctx, id, false).await
+        self.snapshot_delete_as(ctx, id, false, false).await
     }
 
     /// `os-force_delete` (admins): deletes a snapshot whatever its status.
     pub async fn snapshot_force_delete(&self, ctx: &AuthContext, id: &str) -> AppResult<()> {
         super::require_admin(ctx, "volume_extension:snapshot_admin_actions:force_delete")?;
-        self.snapshot_delete_as(ctx, id, true).await
+        self.snapshot_delete_as(ctx, id, true, false).await
     }
 
-    async fn snapshot_delete_as(&self, ctx: &AuthContext, id: &str, force: bool) -> AppResult<()> {
+    /// Deletes a snapshot; one that is part of a group snapshot only as part of it
+    /// (`of_group`).
+    pub(crate) async fn snapshot_delete_as(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        force: bool,
+        of_group: bool,
+    ) -> AppResult<()> {
         require_writer(ctx)?;
         for _ in 0..10 {
             let mut s = self.snapshot_get(ctx, id).await?;
+            if let Some(gs) = s.group_snapshot_id.as_deref().filter(|_| !of_group) {
+                return Err(bad(format!(
+                    "Invalid snapshot: snapshot {id} is part of group snapshot {gs}; delete the group snapshot."
+                )));
+            }
             if !force
                 && !matches!(
                     s.status,

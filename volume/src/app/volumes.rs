@@ -27,6 +27,8 @@ pub struct VolumeCreate {
     pub metadata: Option<Map<String, Value>>,
     pub availability_zone: Option<String>,
     pub multiattach: Option<bool>,
+    /// The group it goes into (3.13).
+    pub group_id: Option<String>,
     /// The request's id, for a user message if no backend takes the volume.
     #[serde(skip)]
     pub request_id: String,
@@ -164,6 +166,10 @@ impl VolumeService {
                 vtype.name
             )));
         }
+        let group = match &req.group_id {
+            Some(g) => Some(self.group_for_volume(ctx, g, &vtype.id).await?.id),
+            None => None,
+        };
         self.check_volume_size(&project, size).await?;
         // A copy stays on its source's backend; anything else is scheduled, and a
         // volume no backend can take is made in error, with a message saying why.
@@ -186,6 +192,7 @@ impl VolumeService {
         volume.image_meta = image.map(|i| i.meta).unwrap_or(source_boot.1);
         volume.control.saga_id = Some(saga.id.clone());
         volume.multiattach = super::types::multiattach(&vtype);
+        volume.group_id = group;
         let mut saga = saga;
         saga.subject = volume.id.clone();
         let claims = self.claims(&project, &[("volumes", 1), ("gigabytes", size)], &volume.type_id).await?;

@@ -5,6 +5,7 @@
 mod backend_states;
 mod backups;
 mod group_types;
+mod groups;
 mod messages;
 mod metering;
 mod qos;
@@ -15,6 +16,7 @@ mod volumes;
 
 pub use backups::{Backup, BackupStatus};
 pub use group_types::GroupType;
+pub use groups::{Group, GroupSnapshot, GroupStatus};
 pub use messages::Message;
 pub use metering::{Metered, Period};
 pub use qos::QosSpecs;

@@ -44,6 +44,9 @@ pub struct Snapshot {
     /// `80%`; empty when nothing did.
     #[serde(default)]
     pub progress: String,
+    /// The group snapshot it is part of.
+    #[serde(default)]
+    pub group_snapshot_id: Option<String>,
     pub deleted: bool,
     pub rev: i64,
     pub created_at: String,
@@ -61,6 +64,7 @@ const COLUMNS: &[Col] = &[
     Col::Text("status"),
     Col::Json("metadata"),
     Col::Text("progress"),
+    Col::Text("group_snapshot_id"),
     Col::Flag("deleted"),
     Col::Text("rev"),
     Col::Text("created_at"),
@@ -70,8 +74,9 @@ const COLUMNS: &[Col] = &[
 impl Store {
     pub async fn snapshot_insert_in(conn: &mut sqlx::AnyConnection, s: &Snapshot) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO volume_snapshots (id, project_id, user_id, volume_id, name, description, size, status, metadata, deleted, rev, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 0, $10, $10)",
+            "INSERT INTO volume_snapshots (id, project_id, user_id, volume_id, name, description, size, status, metadata, deleted, rev,
+             created_at, updated_at, group_snapshot_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 0, $10, $10, $11)",
         )
         .bind(&s.id)
         .bind(&s.project_id)
@@ -83,6 +88,7 @@ impl Store {
         .bind(s.status.as_str())
         .bind(json_text(&s.metadata))
         .bind(&s.created_at)
+        .bind(&s.group_snapshot_id)
         .execute(&mut *conn)
         .await?;
         Store::meter_in(conn, Metered::Snapshot, &s.id, &s.project_id, s.size, true).await

@@ -174,6 +174,9 @@ pub struct Volume {
     /// Whether several servers may have it at once (its type's `multiattach` spec).
     #[serde(default)]
     pub multiattach: bool,
+    /// The generic volume group it is in.
+    #[serde(default)]
+    pub group_id: Option<String>,
     pub deleted: bool,
     pub rev: i64,
     pub created_at: String,
@@ -203,6 +206,7 @@ impl Volume {
             control: VolumeControl::default(),
             attachments: Vec::new(),
             multiattach: false,
+            group_id: None,
             deleted: false,
             rev: 0,
             created_at: now.clone(),
@@ -230,6 +234,7 @@ const COLUMNS: &[Col] = &[
     Col::Json("control"),
     Col::Json("attachments"),
     Col::Flag("multiattach"),
+    Col::Text("group_id"),
     Col::Flag("deleted"),
     Col::Text("rev"),
     Col::Text("created_at"),
@@ -242,8 +247,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO volume_volumes (id, project_id, user_id, name, description, size, status, type_id, backend, bootable,
              source_volid, snapshot_id, metadata, control, deleted, rev, created_at, updated_at, image_id, image_meta,
-             multiattach)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, 0, $15, $15, $16, $17, $18)",
+             multiattach, group_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, 0, $15, $15, $16, $17, $18, $19)",
         )
         .bind(&v.id)
         .bind(&v.project_id)
@@ -263,6 +268,7 @@ impl Store {
         .bind(v.image_id.clone())
         .bind(json_text(&v.image_meta))
         .bind(v.multiattach as i64)
+        .bind(&v.group_id)
         .execute(&mut *conn)
         .await?;
         Store::meter_in(conn, Metered::Volume, &v.id, &v.project_id, v.size, true).await
@@ -289,7 +295,7 @@ impl Store {
         let r = sqlx::query(
             "UPDATE volume_volumes SET name = $1, description = $2, size = $3, status = $4, bootable = $5, metadata = $6,
              control = $7, deleted = $8, updated_at = $9, attachments = $12, image_meta = $13, type_id = $14,
-             multiattach = $15, rev = rev + 1 WHERE id = $10 AND rev = $11",
+             multiattach = $15, group_id = $16, rev = rev + 1 WHERE id = $10 AND rev = $11",
         )
         .bind(&v.name)
         .bind(&v.description)
@@ -306,6 +312,7 @@ impl Store {
         .bind(json_text(&v.image_meta))
         .bind(&v.type_id)
         .bind(v.multiattach as i64)
+        .bind(&v.group_id)
         .execute(&mut *conn)
         .await?;
         if r.rows_affected() != 1 {
