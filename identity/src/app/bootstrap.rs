@@ -62,10 +62,9 @@ pub const DEFAULT_LIMITS: &[(&str, &str, i64)] = &[
     ("volume", "snapshots", 10),
     ("volume", "backups", 10),
     ("volume", "backup_gigabytes", 1000),
-    // Cinder's other keys: the largest single volume (unlimited), and what this cloud
-    // does not make yet (groups), which nothing can exceed.
-    ("volume", "per_volume_gigabytes", 2147483647),
     ("volume", "groups", 10),
+    // Cinder's other key: the largest single volume (unlimited).
+    ("volume", "per_volume_gigabytes", 2147483647),
     ("image", "image_count_total", 100),
     ("image", "image_size_total", 10240),
 ];

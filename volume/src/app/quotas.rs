@@ -6,11 +6,10 @@ use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
 
 /// Cinder's quota resources this service counts and enforces.
-pub const RESOURCES: &[&str] = &["volumes", "gigabytes", "snapshots", "backups", "backup_gigabytes"];
-/// Cinder's other keys: `per_volume_gigabytes` (the largest single volume, enforced
-/// at create and extend), and the limit of what this cloud does not make yet
-/// (groups), which nothing can exceed. All are unified limits like the others.
-pub const OTHER: &[&str] = &["per_volume_gigabytes", "groups"];
+pub const RESOURCES: &[&str] = &["volumes", "gigabytes", "snapshots", "backups", "backup_gigabytes", "groups"];
+/// Cinder's other key: `per_volume_gigabytes` (the largest single volume, enforced at
+/// create and extend), a unified limit like the others.
+pub const OTHER: &[&str] = &["per_volume_gigabytes"];
 /// The resources also counted per volume type, as Cinder's `volumes_<type name>`,
 /// `gigabytes_<type name>` and `snapshots_<type name>`.
 pub const PER_TYPE: &[&str] = &["volumes", "gigabytes", "snapshots"];
