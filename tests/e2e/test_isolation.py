@@ -140,6 +140,18 @@ def a_things(world):
     assert status == 200, body
     r["attachment"] = body["attachment"]["id"]
     r["lease"], r["reservation"] = lease(c, t, "a-lease", days=10)
+    # A group (of the admin's group type) and a snapshot of it.
+    gv = {"OpenStack-API-Version": "volume 3.25"}
+    status, _, gt = c.http("POST", "/group_types", world["admin"], {"group_type": {"name": "iso-gt"}}, headers=gv, base=V)
+    assert status == 202, gt
+    status, _, g = c.http("POST", "/groups", t, {"group": {"name": "a-group", "group_type": gt["group_type"]["id"],
+                                                           "volume_types": ["__DEFAULT__"]}}, headers=gv, base=V)
+    assert status == 202, g
+    r["group"] = g["group"]["id"]
+    status, _, gs = c.http("POST", "/group_snapshots", t, {"group_snapshot": {"group_id": r["group"], "name": "a-gsnap"}},
+                           headers=gv, base=V)
+    assert status == 202, gs
+    r["group_snapshot"] = gs["group_snapshot"]["id"]
     # What the admin gives A alone: a private volume type; and QoS specs (the admin's).
     admin = world["admin"]
     status, _, vt = c.http("POST", "/types", admin, {"volume_type": {"name": "a-gold", "is_public": False}}, base=V)
@@ -231,6 +243,7 @@ BY_ID = [
     ("volume", "volume", "/v3/{proj}/volumes/{id}", {"volume": {"name": "x"}}),
     ("snapshot", "volume", "/v3/{proj}/snapshots/{id}", {"snapshot": {"name": "x"}}),
     ("backup", "volume", "/v3/{proj}/backups/{id}", {"backup": {"name": "x"}}),
+    ("group_snapshot", "volume", "/v3/{proj}/group_snapshots/{id}", None),
     ("transfer", "volume", "/v3/{proj}/os-volume-transfer/{id}", None),
     ("attachment", "volume", "/v3/{proj}/attachments/{id}", {"attachment": {"connector": {"host": "b-host"}}}),
     ("lease", "reservation", "/v1/leases/{id}", {"name": "x"}),
@@ -258,7 +271,8 @@ NOWHERE = "00000000-0000-4000-8000-000000000000"
 def versioned(path):
     """The microversion header a path needs (Cinder's attachments are 3.27+, backup
     updates 3.9+)."""
-    return {"OpenStack-API-Version": "volume 3.44"} if "/attachments" in path or "/backups" in path else None
+    versioned = ("/attachments", "/backups", "/group")
+    return {"OpenStack-API-Version": "volume 3.44"} if any(p in path for p in versioned) else None
 
 
 def base_of(c, service):
@@ -485,6 +499,8 @@ LISTS = [
     ("volume", "/v3/{proj}/volumes/detail?{f}", "volumes", ["volume"]),
     ("volume", "/v3/{proj}/snapshots/detail?{f}", "snapshots", ["snapshot"]),
     ("volume", "/v3/{proj}/backups/detail?{f}", "backups", ["backup"]),
+    ("volume", "/v3/{proj}/groups/detail?{f}", "groups", ["group"]),
+    ("volume", "/v3/{proj}/group_snapshots/detail?{f}", "group_snapshots", ["group_snapshot"]),
     ("volume", "/v3/{proj}/os-volume-transfer/detail?{f}", "transfers", ["transfer"]),
     ("volume", "/v3/{proj}/types?{f}", "volume_types", ["volume_type"]),
     ("volume", "/v3/{proj}/attachments/detail?{f}", "attachments", ["attachment"]),
@@ -603,6 +619,16 @@ def cross_references(w, r):
          {"volume": {"source_volid": r["volume"], "size": 1}}, {404}),
         ("snapshot of A's volume", "volume", "POST", f"/v3/{w['b']}/snapshots", {"snapshot": {"volume_id": r["volume"]}}, {404}),
         ("backup of A's volume", "volume", "POST", f"/v3/{w['b']}/backups", {"backup": {"volume_id": r["volume"]}}, {404}),
+        ("a snapshot of A's group", "volume", "POST", f"/v3/{w['b']}/group_snapshots",
+         {"group_snapshot": {"group_id": r["group"]}}, {404}),
+        ("a group from A's group snapshot", "volume", "POST", f"/v3/{w['b']}/groups/action",
+         {"create-from-src": {"group_snapshot_id": r["group_snapshot"]}}, {404}),
+        ("a volume in A's group", "volume", "POST", f"/v3/{w['b']}/volumes", {"volume": {"size": 1, "group_id": r["group"]}},
+         {404}),
+        ("A's group changed through B's URL", "volume", "PUT", f"/v3/{w['b']}/groups/{r['group']}",
+         {"group": {"name": "mine"}}, {404}),
+        ("A's group deleted through B's URL", "volume", "POST", f"/v3/{w['b']}/groups/{r['group']}/action",
+         {"delete": {"delete-volumes": True}}, {404}),
         ("A's backup restored into B's volume", "volume", "POST", f"/v3/{w['b']}/backups/{r['backup']}/restore",
          {"restore": {"volume_id": w["b_volume"]}}, {404}),
         ("A's backup restored into a new volume of B's", "volume", "POST", f"/v3/{w['b']}/backups/{r['backup']}/restore",
@@ -661,6 +687,9 @@ def test_cross_references_are_refused_and_change_nothing(world, a_things):
     assert (vol["status"], vol["attachments"]) == ("available", []), vol
     held = c.http("GET", f"/v1/leases/{a_things['lease']}", a, base=c.reservation_url)[2]["lease"]
     assert held["reservations"][0]["max"] == 1, held
+    group = c.http("GET", f"/groups/{a_things['group']}", a, headers=versioned("/groups"),
+                   base=f"{c.volume_url}/v3/{world['a']}")[2]["group"]
+    assert (group["name"], group["status"]) == ("a-group", "available"), group
     # A can still delete its router once its own interface is gone (nothing of B's holds it).
     c.http("PUT", f"/v2.0/floatingips/{a_things['floatingip']}", a, {"floatingip": {"port_id": None}}, base=N)
     status = c.http("PUT", f"/v2.0/routers/{a_things['router']}/remove_router_interface", a,
