@@ -1318,9 +1318,9 @@ async fn attachments_api(engine: Engine) {
     let (reader_p, reader) = c.id.user_with("attrec-reader", "reader").await;
     let base = format!("/v3/{p}");
 
-    // Negotiation: the newest served is 3.44; beyond it is 406; none means 3.0.
+    // Negotiation: the newest served is 3.47; beyond it is 406; none means 3.0.
     let r = send(&c.router, "GET", "/", None, None, &[]).await;
-    assert_eq!(r.json()["versions"][0]["version"], "3.44", "{}", r.json());
+    assert_eq!(r.json()["versions"][0]["version"], "3.47", "{}", r.json());
     let r = send(
         &c.router,
         "GET",
@@ -1330,8 +1330,8 @@ async fn attachments_api(engine: Engine) {
         &[("OpenStack-API-Version", "volume latest")],
     )
     .await;
-    assert_eq!(r.headers["openstack-api-version"], "volume 3.44");
-    assert_eq!(c.call_v("3.45", "GET", &format!("{base}/volumes"), &token, None).await.0, StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(r.headers["openstack-api-version"], "volume 3.47");
+    assert_eq!(c.call_v("3.48", "GET", &format!("{base}/volumes"), &token, None).await.0, StatusCode::NOT_ACCEPTABLE);
     assert_eq!(c.call_v("3.x", "GET", &format!("{base}/volumes"), &token, None).await.0, StatusCode::BAD_REQUEST);
     assert_eq!(c.call("GET", &format!("{base}/attachments"), &token, None).await.0, StatusCode::NOT_FOUND, "3.27+");
 
@@ -2505,4 +2505,76 @@ async fn groups(engine: Engine) {
 #[tokio::test]
 async fn groups_snapshot_copy_and_delete_their_volumes_together() {
     each_engine!(groups);
+}
+
+/// 3.45's counts, 3.46's volumes from a volume-backed server's snapshot image, 3.47's
+/// volumes from backups.
+async fn newer_sources(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (p, t) = c.id.member("sourcer").await;
+    let base = format!("/v3/{p}");
+    let (_, v) = c
+        .call("POST", &format!("{base}/volumes"), &t, Some(json!({"volume": {"size": 1, "metadata": {"k": "v"}}})))
+        .await;
+    let vid = v["volume"]["id"].as_str().unwrap().to_string();
+    c.wait(&t, &format!("{base}/volumes/{vid}"), "volume", "available").await;
+    let (_, l) = c.call_v("3.45", "GET", &format!("{base}/volumes?limit=0&with_count=true"), &t, None).await;
+    assert_eq!(l["count"], 1, "{l}");
+
+    // From a backup: the backup's bytes and metadata, the size asked (at least the backup's).
+    let (_, b) = c.call("POST", &format!("{base}/backups"), &t, Some(json!({"backup": {"volume_id": vid}}))).await;
+    let bid = b["backup"]["id"].as_str().unwrap().to_string();
+    c.wait(&t, &format!("{base}/backups/{bid}"), "backup", "available").await;
+    let body = json!({"volume": {"backup_id": bid, "size": 2, "name": "from-backup"}});
+    let (code, made) = c.call_v("3.47", "POST", &format!("{base}/volumes"), &t, Some(body)).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{made}");
+    let made = made["volume"]["id"].as_str().unwrap().to_string();
+    let shown = c.wait(&t, &format!("{base}/volumes/{made}"), "volume", "available").await;
+    assert_eq!((&shown["size"], &shown["metadata"]["k"]), (&json!(2), &json!("v")), "{shown}");
+    c.wait(&t, &format!("{base}/backups/{bid}"), "backup", "available").await;
+    let (code, _) =
+        c.call_v("3.47", "POST", &format!("{base}/volumes"), &t, Some(json!({"volume": {"backup_id": "nope"}}))).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let body = json!({"volume": {"backup_id": bid, "snapshot_id": "x"}});
+    assert_eq!(c.call_v("3.47", "POST", &format!("{base}/volumes"), &t, Some(body)).await.0, StatusCode::BAD_REQUEST);
+
+    // From an image with no data that names a snapshot (a volume-backed server's).
+    let (_, s) = c.call("POST", &format!("{base}/snapshots"), &t, Some(json!({"snapshot": {"volume_id": vid}}))).await;
+    let sid = s["snapshot"]["id"].as_str().unwrap().to_string();
+    c.wait(&t, &format!("{base}/snapshots/{sid}"), "snapshot", "available").await;
+    let http = reqwest::Client::new();
+    let mapping = json!([{"source_type": "snapshot", "destination_type": "volume", "snapshot_id": sid, "boot_index": 0, "volume_size": 1}]);
+    let img: Value = http
+        .post(format!("{}/v2/images", c.image_url))
+        .header("x-auth-token", &t)
+        .json(&json!({"name": "bfv-snap", "disk_format": "qcow2", "container_format": "bare",
+                      "block_device_mapping": mapping.to_string(), "bdm_v2": "True"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let iid = img["id"].as_str().unwrap().to_string();
+    let r = http
+        .put(format!("{}/v2/images/{iid}/file", c.image_url))
+        .header("x-auth-token", &t)
+        .header("content-type", "application/octet-stream")
+        .body(Vec::new())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let (code, fromimg) = c
+        .call_v("3.46", "POST", &format!("{base}/volumes"), &t, Some(json!({"volume": {"imageRef": iid, "size": 1}})))
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{fromimg}");
+    let fid = fromimg["volume"]["id"].as_str().unwrap().to_string();
+    let shown = c.wait(&t, &format!("{base}/volumes/{fid}"), "volume", "available").await;
+    assert_eq!(shown["snapshot_id"], json!(sid), "{shown}");
+}
+
+#[tokio::test]
+async fn volumes_come_from_backups_and_snapshot_images() {
+    each_engine!(newer_sources);
 }

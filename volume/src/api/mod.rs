@@ -35,7 +35,7 @@ use stratus_common::http::{service_router, ApiError, ApiResult, ErrorStyle};
 pub type AppState = Arc<VolumeService>;
 
 /// The microversions served.
-pub static API: Api = Api { service: "volume", min: Version(3, 0), max: Version(3, 44), legacy_header: None };
+pub static API: Api = Api { service: "volume", min: Version(3, 0), max: Version(3, 47), legacy_header: None };
 
 /// A resource or action that came in 3.`minor`: older requests do not know it (404, as
 /// Cinder's `VersionNotFoundForAPIMethod`).
@@ -225,6 +225,9 @@ pub(crate) fn list_page(
             *k = shown.to_string();
         }
     }
+    // 3.45's `with_count`: how many items the filters take, whatever the page.
+    let with_count =
+        params.remove("with_count").is_some_and(|v| stratus_common::http::pagination::parse_bool(&v).unwrap_or(false));
     // Cinder's `offset`: items skipped after the marker, before the limit.
     let offset = match params.remove("offset") {
         None => 0,
@@ -242,6 +245,12 @@ pub(crate) fn list_page(
         }
     }
     let limit = query.limit.take();
+    let count = if with_count {
+        let all = ListQuery { marker: None, limit: None, ..query.clone() };
+        Some(all.apply(items.clone())?.items.len())
+    } else {
+        None
+    };
     let mut page = query.apply(items).map_err(|e| {
         // Cinder's MarkerNotFound is a 404.
         if e.message.starts_with("Marker") {
@@ -264,6 +273,9 @@ pub(crate) fn list_page(
         .or_else(|| full.then(|| page.items.last().and_then(|i| i["id"].as_str()).map(str::to_string)).flatten());
     let mut out = Map::new();
     out.insert(key.into(), Value::Array(page.items));
+    if let Some(n) = count {
+        out.insert("count".into(), json!(n));
+    }
     if let Some(m) = next_marker {
         let next = next_link(&format!("{base}/v3/{project}/{path}"), q, &m);
         out.insert(format!("{key}_links"), json!([{"rel": "next", "href": next}]));

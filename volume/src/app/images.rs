@@ -30,6 +30,20 @@ pub struct ImageLink {
 pub(crate) struct ImageFacts {
     pub meta: Map<String, Value>,
     pub min_gib: i64,
+    /// For an image with no data that stands for a volume-backed server's snapshot
+    /// (its `block_device_mapping` names the root volume's snapshot, 3.46): that
+    /// snapshot, which the volume is made from.
+    pub root_snapshot: Option<String>,
+}
+
+/// The root volume's snapshot a zero-size image names, as Nova writes it.
+fn root_snapshot(img: &Value) -> Option<String> {
+    if img["size"].as_u64() != Some(0) {
+        return None;
+    }
+    let mappings: Vec<Value> = serde_json::from_str(img["block_device_mapping"].as_str()?).ok()?;
+    let root = mappings.iter().find(|m| m["boot_index"].as_i64() == Some(0) || m["boot_index"] == "0")?;
+    (root["source_type"] == "snapshot").then(|| root["snapshot_id"].as_str().map(str::to_string)).flatten()
 }
 
 impl VolumeService {
@@ -75,7 +89,7 @@ impl VolumeService {
                 meta.insert(k.clone(), v.clone());
             }
         }
-        Ok(ImageFacts { meta, min_gib })
+        Ok(ImageFacts { meta, min_gib, root_snapshot: root_snapshot(&img) })
     }
 
     /// Downloads image `id` for volume `volume` into the staging directory (again

@@ -92,16 +92,13 @@ impl VolumeService {
     }
 
     /// Makes a volume in `project`: the caller's own, or (admins) any.
-    pub async fn volume_create(&self, ctx: &AuthContext, project: &str, req: VolumeCreate) -> AppResult<Volume> {
+    pub async fn volume_create(&self, ctx: &AuthContext, project: &str, mut req: VolumeCreate) -> AppResult<Volume> {
         require_writer(ctx)?;
         let own = project_of(ctx)?;
         if project != own && !ctx.is_admin() {
             return Err(Error::Forbidden(format!("Policy doesn't allow volumes to be made in project {project}.")));
         }
         let project = project.to_string();
-        if req.backup_id.is_some() {
-            return Err(bad("Backups are not supported by this cloud."));
-        }
         if let Some(z) = req.availability_zone.as_deref().filter(|z| *z != ZONE) {
             return Err(bad(format!("Availability zone '{z}' is invalid.")));
         }
@@ -111,12 +108,35 @@ impl VolumeService {
         check_text("description", &description)?;
         let metadata = req.metadata.unwrap_or_default();
         check_metadata(&metadata)?;
-        let sources = [req.snapshot_id.is_some(), req.source_volid.is_some(), req.image_ref.is_some()];
+        let sources =
+            [req.snapshot_id.is_some(), req.source_volid.is_some(), req.image_ref.is_some(), req.backup_id.is_some()];
         if sources.iter().filter(|s| **s).count() > 1 {
-            return Err(bad("A volume is made from one snapshot, volume or image, not several."));
+            return Err(bad("A volume is made from one snapshot, volume, image or backup, not several."));
         }
-        let image = match &req.image_ref {
+        let mut image = match &req.image_ref {
             Some(id) => Some(self.image_facts(ctx, id).await?),
+            None => None,
+        };
+        // An image that stands for a volume-backed server's snapshot (3.46): the
+        // volume is made from the root volume's snapshot it names.
+        if let Some(snapshot) = image.as_ref().and_then(|i| i.root_snapshot.clone()) {
+            image = None;
+            req.image_ref = None;
+            req.snapshot_id = Some(snapshot);
+        }
+        // From a backup (3.47): restored into the new volume, of the backup's size at least.
+        let backup = match &req.backup_id {
+            Some(b) => {
+                let b = self.backup_get(ctx, b).await?;
+                if b.status != crate::store::BackupStatus::Available {
+                    return Err(bad(format!(
+                        "Invalid backup: backup {} is {}, not available.",
+                        b.id,
+                        b.status.as_str()
+                    )));
+                }
+                Some(b)
+            }
             None => None,
         };
         // What it copies, which the caller must be able to see, settled.
@@ -144,6 +164,9 @@ impl VolumeService {
         }
         if let Some(img) = &image {
             source_size = Some(img.min_gib);
+        }
+        if let Some(b) = &backup {
+            source_size = Some(b.size);
         }
         let size = match (&req.size, source_size) {
             (Some(v), _) if !v.is_null() => size_of(v)?,
@@ -177,7 +200,14 @@ impl VolumeService {
             Some(b) => Ok(b),
             None => self.schedule(&vtype, size).await?,
         };
-        let saga = Self::new_saga(sagas::CREATE, "", &NoData {});
+        let saga = match &backup {
+            Some(b) => Self::new_saga(
+                super::backup_sagas::BACKUP_RESTORE,
+                "",
+                &super::backup_sagas::RestoreData { backup_id: b.id.clone(), data_id: b.data_id.clone(), made: true },
+            ),
+            None => Self::new_saga(sagas::CREATE, "", &NoData {}),
+        };
         let mut volume =
             Volume::fresh(&project, ctx.user_id(), name, size, &vtype.id, &placed.clone().unwrap_or_default());
         volume.description = description;
@@ -212,6 +242,13 @@ impl VolumeService {
             return Ok(volume);
         }
         Store::volume_insert_in(&mut tx, &volume).await?;
+        if let Some(mut b) = backup {
+            // The backup is being read until the volume holds it.
+            b.status = crate::store::BackupStatus::Restoring;
+            if !Store::backup_save_in(&mut tx, &b).await? {
+                return Err(invalid(format!("Backup {} changed while the request ran; try again.", b.id)));
+            }
+        }
         self.sagas.insert_saga(&mut tx, &saga).await?;
         tx.commit().await?;
         self.notify("create.start", &volume.id, &project, "creating").await;
