@@ -277,6 +277,15 @@ def test_volume_backup_commands(cloud):
     wait_status(cloud, env, "volume", "src", "available")
     assert io(src["id"], "-r", "-c", "read -P 0x42 300M 64k")
 
+    # A new volume made from a backup (3.47).
+    made = cloud.osc("--os-volume-api-version", "3.47", "volume", "create", "--backup", "full", "--size", "1", "fromfull",
+                     env=env)
+    wait_status(cloud, env, "volume", "fromfull", "available")
+    wait_status(cloud, env, "backup", "full", "available")
+    assert io(made["id"], "-r", "-c", "read -P 0x42 300M 64k")
+    cloud.osc("volume", "delete", "fromfull", env=env)
+    wait_status(cloud, env, "volume", "fromfull", "GONE")
+
     # Refusals change nothing; then everything goes, the chunks too.
     p = cloud.osc("volume", "backup", "delete", "full", env=env, check=False)
     assert p.returncode != 0 and "Incremental backups exist" in p.stderr + p.stdout, p.stderr
