@@ -2400,6 +2400,14 @@ async fn groups(engine: Engine) {
     let (code, _) =
         c.call_v(v, "POST", &format!("{base}/volumes"), &t, Some(json!({"volume": {"size": 1, "group_id": g1}}))).await;
     assert_eq!(code, StatusCode::BAD_REQUEST, "the default type is not the group's");
+    // A grouped volume stays in its project and of the group's types.
+    let (code, r) = c
+        .call("POST", &format!("{base}/os-volume-transfer"), &t, Some(json!({"transfer": {"volume_id": vols[0]}})))
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{r}");
+    let retype = json!({"os-retype": {"new_type": "__DEFAULT__"}});
+    let (code, r) = c.call("POST", &format!("{base}/volumes/{}/action", vols[0]), &t, Some(retype)).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{r}");
     let (_, shown) = c.call_v(v, "GET", &format!("{base}/groups/{g1}?list_volume=True"), &t, None).await;
     assert_eq!(shown["group"]["volumes"].as_array().unwrap().len(), 2, "{shown}");
     // Removed and added again.

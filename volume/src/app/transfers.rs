@@ -38,6 +38,11 @@ impl VolumeService {
                     v.status.as_str()
                 )));
             }
+            if let Some(g) = &v.group_id {
+                return Err(bad(format!(
+                    "Invalid volume: Volume {volume_id} is in group {g}; remove it from the group to transfer it."
+                )));
+            }
             if !self.store.snapshot_list(None, Some(&v.id)).await?.is_empty() {
                 return Err(bad(format!(
                     "Invalid volume: Volume {volume_id} has snapshots; they cannot be transferred."

@@ -462,6 +462,15 @@ impl VolumeService {
             if v.status == VolumeStatus::InUse && old_qos != Some(t.qos_specs_id.as_str()) {
                 return Err(bad("Retype cannot change the QoS specs of an in-use volume."));
             }
+            if let Some(g) = v.group_id.as_deref() {
+                let group = self.store.group_get(g).await?;
+                if group.is_some_and(|g| !g.deleted && !g.volume_type_ids.contains(&t.id)) {
+                    return Err(bad(format!(
+                        "Invalid volume type: volume {id} is in group {g}, which does not take type {}.",
+                        t.name
+                    )));
+                }
+            }
             let multiattach = super::types::multiattach(&t);
             if v.status == VolumeStatus::InUse && multiattach != v.multiattach {
                 return Err(bad("Retype cannot change whether an in-use volume is multiattach."));
