@@ -148,13 +148,7 @@ pub async fn action(
     let (name, args) = action_of(body)?;
     match name.as_str() {
         "delete" => {
-            let delete_volumes = match &args["delete-volumes"] {
-                Value::Null => false,
-                Value::Bool(b) => *b,
-                Value::String(t) => stratus_common::http::pagination::parse_bool(t)
-                    .ok_or_else(|| ApiError::bad_request(format!("Invalid value '{t}' for delete-volumes.")))?,
-                other => return Err(ApiError::bad_request(format!("Invalid value '{other}' for delete-volumes."))),
-            };
+            let delete_volumes = crate::app::flag("delete-volumes", args.get("delete-volumes"))?;
             s.group_delete(&ctx, id, delete_volumes).await?
         }
         "reset_status" => {

@@ -88,17 +88,6 @@ struct Record {
     volume_meta: Map<String, Value>,
 }
 
-/// A yes/no a client may send as a boolean or as text.
-fn flag(name: &str, v: &Option<Value>) -> AppResult<bool> {
-    match v {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::String(t)) => stratus_common::http::pagination::parse_bool(t)
-            .ok_or_else(|| bad(format!("Invalid value '{t}' for {name}."))),
-        Some(other) => Err(bad(format!("Invalid value '{other}' for {name}."))),
-    }
-}
-
 /// What a restore makes the volume again besides its bytes.
 fn volume_meta(v: &Volume) -> Map<String, Value> {
     let mut m = Map::new();
@@ -151,8 +140,8 @@ impl VolumeService {
         require_writer(ctx)?;
         self.repository()?;
         let vid = req.volume_id.clone().ok_or_else(|| bad("Invalid input: a backup needs a volume_id."))?;
-        let force = flag("force", &req.force)?;
-        let incremental = flag("incremental", &req.incremental)?;
+        let force = super::flag("force", req.force.as_ref())?;
+        let incremental = super::flag("incremental", req.incremental.as_ref())?;
         if let Some(z) = req.availability_zone.as_deref().filter(|z| *z != ZONE) {
             return Err(bad(format!("Availability zone '{z}' is invalid.")));
         }

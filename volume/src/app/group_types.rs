@@ -19,17 +19,6 @@ pub struct GroupTypeRequest {
     pub group_specs: Option<Map<String, Value>>,
 }
 
-fn is_public(v: &Option<Value>) -> AppResult<Option<bool>> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(Value::String(s)) => stratus_common::http::pagination::parse_bool(s)
-            .map(Some)
-            .ok_or_else(|| bad(format!("Invalid value '{s}' for is_public."))),
-        Some(other) => Err(bad(format!("Invalid value '{other}' for is_public."))),
-    }
-}
-
 fn check_name(name: &str) -> AppResult<()> {
     if name.trim().is_empty() || name.chars().count() > 255 {
         return Err(bad("A group type needs a name of 1-255 characters."));
@@ -52,7 +41,7 @@ impl VolumeService {
             id: uuid::Uuid::new_v4().to_string(),
             name,
             description,
-            is_public: is_public(&req.is_public)?.unwrap_or(true),
+            is_public: super::optional_flag("is_public", req.is_public.as_ref())?.unwrap_or(true),
             group_specs,
             created_at: now_text(),
         };
@@ -101,7 +90,7 @@ impl VolumeService {
         if let Some(d) = req.description {
             t.description = d;
         }
-        if let Some(p) = is_public(&req.is_public)? {
+        if let Some(p) = super::optional_flag("is_public", req.is_public.as_ref())? {
             t.is_public = p;
         }
         if let Some(specs) = req.group_specs {

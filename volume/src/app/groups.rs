@@ -285,6 +285,7 @@ impl VolumeService {
         if !self.store.group_save(&mut g).await? {
             return Err(invalid(format!("Group {id} changed while the request ran; try again.")));
         }
+        self.groups_changed();
         for v in &volumes {
             self.volume_delete(ctx, &v.id, true).await?;
         }
@@ -367,6 +368,7 @@ impl VolumeService {
             g.pending = members_made(sources.len());
         }
         let g = self.group_insert(g).await?;
+        self.groups_changed();
         for (snapshot_id, source_volid, type_id, size) in sources {
             let req = VolumeCreate {
                 size: Some(Value::from(size)),
@@ -454,6 +456,7 @@ impl VolumeService {
         let mut tx = self.store.db.pool.begin().await?;
         Store::group_snapshot_insert_in(&mut tx, &s).await?;
         tx.commit().await?;
+        self.groups_changed();
         for v in &volumes {
             let req = SnapshotCreate {
                 volume_id: Some(v.id.clone()),
@@ -498,6 +501,7 @@ impl VolumeService {
         if !self.store.group_snapshot_save(&mut s).await? {
             return Err(invalid(format!("Group snapshot {id} changed while the request ran; try again.")));
         }
+        self.groups_changed();
         for m in members.iter().filter(|m| m.status != SnapshotStatus::Deleting) {
             self.snapshot_delete_as(ctx, &m.id, false, true).await?;
         }
@@ -513,6 +517,18 @@ impl VolumeService {
         self.group_snapshot_reset_to(id, status).await
     }
 
+    /// Records that group work is pending (after its record is written, before the
+    /// members' work starts), so that the members' ends settle it.
+    pub(crate) fn groups_changed(&self) {
+        self.groups_gen.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Whether group work may be pending: some was recorded since the last pass that
+    /// found none (a member's end skips the reads otherwise).
+    pub(crate) fn groups_may_be_pending(&self) -> bool {
+        self.groups_gen.load(Ordering::SeqCst) != self.groups_settled_gen.load(Ordering::SeqCst)
+    }
+
     /// Ends the pending work of groups and group snapshots whose members have settled:
     /// made (available, or error when one failed) or gone (the record deleted, a
     /// group's quota given back). Passes never overlap; a call made during a pass
@@ -523,7 +539,11 @@ impl VolumeService {
             {
                 let Ok(_pass) = self.groups_settling.try_lock() else { return Ok(()) };
                 while self.groups_dirty.swap(false, Ordering::SeqCst) {
-                    self.settle_pass().await?;
+                    // Work recorded after this read is seen by a later pass.
+                    let generation = self.groups_gen.load(Ordering::SeqCst);
+                    if !self.settle_pass().await? {
+                        self.groups_settled_gen.fetch_max(generation, Ordering::SeqCst);
+                    }
                 }
             }
             if !self.groups_dirty.load(Ordering::SeqCst) {
@@ -532,7 +552,9 @@ impl VolumeService {
         }
     }
 
-    async fn settle_pass(&self) -> AppResult<()> {
+    /// One pass; answers whether work is still pending.
+    async fn settle_pass(&self) -> AppResult<bool> {
+        let mut left = false;
         for mut g in self.store.group_list(None, true).await? {
             let volumes = self.group_volumes(&g).await?;
             let done = match g.pending.as_str() {
@@ -543,6 +565,8 @@ impl VolumeService {
                         stratus_common::db::usage::release(&mut tx, USAGE, &g.project_id, &[("groups", 1)]).await?;
                         tx.commit().await?;
                         self.notify("group.delete.end", &g.id, &g.project_id, "deleted").await;
+                    } else {
+                        left = true;
                     }
                     continue;
                 }
@@ -556,10 +580,13 @@ impl VolumeService {
                 _ if volumes.iter().all(|v| v.status == VolumeStatus::Available) => Some(GroupStatus::Available),
                 _ => None,
             };
-            if let Some(status) = done {
-                g.status = status;
-                g.pending.clear();
-                self.store.group_save(&mut g).await?;
+            match done {
+                Some(status) => {
+                    g.status = status;
+                    g.pending.clear();
+                    left |= !self.store.group_save(&mut g).await?;
+                }
+                None => left = true,
             }
         }
         for mut s in self.store.group_snapshot_list(None, None, true).await? {
@@ -567,7 +594,7 @@ impl VolumeService {
             let done = match s.pending.as_str() {
                 DELETION if members.is_empty() => {
                     s.deleted = true;
-                    self.store.group_snapshot_save(&mut s).await?;
+                    left |= !self.store.group_snapshot_save(&mut s).await?;
                     continue;
                 }
                 DELETION => members
@@ -579,12 +606,15 @@ impl VolumeService {
                 _ if members.iter().all(|m| m.status == SnapshotStatus::Available) => Some(GroupStatus::Available),
                 _ => None,
             };
-            if let Some(status) = done {
-                s.status = status;
-                s.pending.clear();
-                self.store.group_snapshot_save(&mut s).await?;
+            match done {
+                Some(status) => {
+                    s.status = status;
+                    s.pending.clear();
+                    left |= !self.store.group_snapshot_save(&mut s).await?;
+                }
+                None => left = true,
             }
         }
-        Ok(())
+        Ok(left)
     }
 }

@@ -72,6 +72,10 @@ pub struct VolumeService {
     /// A member of a group or group snapshot changed since the last settling pass,
     /// and the pass itself (`app::groups`).
     pub(crate) groups_dirty: std::sync::atomic::AtomicBool,
+    /// Counts group work recorded, and the count the last pass that found none
+    /// pending had seen (`VolumeService::groups_may_be_pending`).
+    pub(crate) groups_gen: std::sync::atomic::AtomicU64,
+    pub(crate) groups_settled_gen: std::sync::atomic::AtomicU64,
     pub(crate) groups_settling: tokio::sync::Mutex<()>,
 }
 
@@ -102,6 +106,9 @@ impl VolumeService {
                 compute_url: Default::default(),
                 backups: Default::default(),
                 groups_dirty: Default::default(),
+                // Work left by an earlier run may be pending: the first pass looks.
+                groups_gen: std::sync::atomic::AtomicU64::new(1),
+                groups_settled_gen: Default::default(),
                 groups_settling: Default::default(),
             }
         })
@@ -120,6 +127,8 @@ impl VolumeService {
             let me = me.clone();
             async move {
                 me.sagas.resume_all().await?;
+                // The reconciler's pass always reads.
+                me.groups_changed();
                 me.settle_groups().await.map_err(|e| anyhow::anyhow!("{e}"))
             }
         });
@@ -167,6 +176,25 @@ impl VolumeService {
             )
             .await;
     }
+}
+
+/// A yes/no a client may send as a boolean or as text (`"True"`, `"false"`, ...);
+/// `None` when absent or null, 400 naming `name` otherwise.
+pub(crate) fn optional_flag(name: &str, v: Option<&serde_json::Value>) -> AppResult<Option<bool>> {
+    use serde_json::Value;
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(t)) => stratus_common::http::pagination::parse_bool(t)
+            .map(Some)
+            .ok_or_else(|| bad(format!("Invalid value '{t}' for {name}."))),
+        Some(other) => Err(bad(format!("Invalid value '{other}' for {name}."))),
+    }
+}
+
+/// [`optional_flag`], absent meaning false.
+pub(crate) fn flag(name: &str, v: Option<&serde_json::Value>) -> AppResult<bool> {
+    Ok(optional_flag(name, v)?.unwrap_or(false))
 }
 
 /// Policy: admin, or a member of the project (readers may only read).

@@ -82,6 +82,9 @@ impl VolumeService {
     /// Settles the groups and group snapshots that wait for their members (the
     /// reconciler's pass does it again if this fails).
     pub(super) async fn poke_groups(&self) {
+        if !self.groups_may_be_pending() {
+            return;
+        }
         if let Err(e) = self.settle_groups().await {
             tracing::warn!(error = %e, "cannot settle the groups now; the reconciler will");
         }

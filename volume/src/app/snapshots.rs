@@ -57,13 +57,7 @@ impl VolumeService {
         // As Cinder: no volume named is a volume not found.
         let vid = req.volume_id.clone().ok_or_else(|| not_found("Volume", "None"))?;
         let v = self.volume_get(ctx, &vid).await?;
-        let force = match &req.force {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(t)) => stratus_common::http::pagination::parse_bool(t)
-                .ok_or_else(|| bad(format!("Invalid value '{t}' for force.")))?,
-            Some(other) => return Err(bad(format!("Invalid value '{other}' for force."))),
-        };
+        let force = super::flag("force", req.force.as_ref())?;
         let ok = v.status == VolumeStatus::Available || (force && v.status == VolumeStatus::InUse);
         if !ok {
             return Err(bad(format!(
