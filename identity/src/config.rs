@@ -25,6 +25,12 @@ pub struct IdentityConfig {
     pub argon2_memory_kib: u32,
     /// Argon2id iterations.
     pub argon2_iterations: u32,
+    /// How long an OAuth1 request token may wait for its user's authorisation, in
+    /// seconds; 0 means no limit.
+    pub oauth1_request_token_secs: i64,
+    /// How long an OAuth1 access token lets its consumer get tokens, in seconds; 0
+    /// means until its user deletes it.
+    pub oauth1_access_token_secs: i64,
 }
 
 impl Default for IdentityConfig {
@@ -40,6 +46,8 @@ impl Default for IdentityConfig {
             url: String::new(),
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
+            oauth1_request_token_secs: 28_800,
+            oauth1_access_token_secs: 86_400,
         }
     }
 }

@@ -233,4 +233,41 @@ CREATE TABLE identity_project_endpoint_groups (
 )
 "#,
     },
+    Migration {
+        service: "identity",
+        version: 6,
+        name: "OS-OAUTH1 consumers, request and access tokens",
+        sql: r#"
+CREATE TABLE identity_oauth_consumers (
+    id TEXT PRIMARY KEY,
+    secret TEXT NOT NULL,
+    description TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE identity_oauth_request_tokens (
+    id TEXT PRIMARY KEY,
+    secret TEXT NOT NULL,
+    consumer_id TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    expires_at TEXT,
+    authorizing_user_id TEXT,
+    roles TEXT NOT NULL,
+    verifier TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE identity_oauth_access_tokens (
+    id TEXT PRIMARY KEY,
+    secret TEXT NOT NULL,
+    consumer_id TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    authorizing_user_id TEXT NOT NULL,
+    roles TEXT NOT NULL,
+    expires_at TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX identity_oauth_access_tokens_user ON identity_oauth_access_tokens (authorizing_user_id);
+ALTER TABLE identity_revocations ADD COLUMN consumer_id TEXT;
+ALTER TABLE identity_revocations ADD COLUMN access_token_id TEXT
+"#,
+    },
 ];

@@ -773,6 +773,180 @@ async fn manager_role_sits_between_admin_and_member(engine: Engine) {
     assert!(names.contains(&"manager"), "{names:?}");
 }
 
+/// Signs a request as an OAuth1 consumer does (HMAC-SHA1, RFC 5849): returns the
+/// `Authorization` header. The module's signing is checked against oauthlib's in its
+/// unit tests; the end-to-end test drives the real clients.
+fn oauth_header(path: &str, consumer: (&str, &str), token: Option<(&str, &str)>, extra: &[(&str, &str)]) -> String {
+    use stratus_identity::app::oauth1::{base_string, hmac_sha1_signature, percent_encode};
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let mut params: Vec<(String, String)> = vec![
+        ("oauth_consumer_key".into(), consumer.0.into()),
+        ("oauth_nonce".into(), nonce),
+        ("oauth_signature_method".into(), "HMAC-SHA1".into()),
+        ("oauth_timestamp".into(), chrono::Utc::now().timestamp().to_string()),
+        ("oauth_version".into(), "1.0".into()),
+    ];
+    if let Some((key, _)) = token {
+        params.push(("oauth_token".into(), key.into()));
+    }
+    params.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let base = base_string("POST", &format!("{BASE}{path}"), &params);
+    let sig = hmac_sha1_signature(&base, consumer.1, token.map(|t| t.1).unwrap_or(""));
+    params.push(("oauth_signature".into(), sig));
+    let fields: Vec<String> = params.iter().map(|(k, v)| format!("{k}=\"{}\"", percent_encode(v))).collect();
+    format!("OAuth {}", fields.join(", "))
+}
+
+fn form(text: &Value) -> std::collections::HashMap<String, String> {
+    text.as_str()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.replace("%3A", ":")))
+        .collect()
+}
+
+async fn oauth1_delegation(engine: Engine) {
+    let c = TestCloud::start(engine).await;
+    let admin = c.admin_token().await;
+    let (pid, uid) = c.project_with_user(&admin, "p", "dave", "pw", "member").await;
+    let dave = c.login("dave", "pw", Some("p")).await.subject.unwrap();
+    // Consumers are an admin's to manage; the secret is shown once.
+    let body = json!({"consumer": {"description": "ci robot"}});
+    assert_eq!(
+        c.call("POST", "/v3/OS-OAUTH1/consumers", Some(&dave), Some(body.clone())).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let r = c.call("POST", "/v3/OS-OAUTH1/consumers", Some(&admin), Some(body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json);
+    let (ckey, csecret) = (
+        r.json["consumer"]["id"].as_str().unwrap().to_string(),
+        r.json["consumer"]["secret"].as_str().unwrap().to_string(),
+    );
+    let shown = c.call("GET", &format!("/v3/OS-OAUTH1/consumers/{ckey}"), Some(&admin), None).await;
+    assert_eq!(shown.json["consumer"]["description"], "ci robot");
+    assert!(shown.json["consumer"]["secret"].is_null());
+    let bad = c
+        .call(
+            "PATCH",
+            &format!("/v3/OS-OAUTH1/consumers/{ckey}"),
+            Some(&admin),
+            Some(json!({"consumer": {"secret": "x"}})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    // 1. A request token for the project, signed with the consumer's secret.
+    let path = "/v3/OS-OAUTH1/request_token";
+    let h = oauth_header(path, (&ckey, &csecret), None, &[("oauth_callback", "oob")]);
+    let r = c.call_with("POST", path, None, None, &[("authorization", &h), ("requested-project-id", &pid)]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json);
+    let rt = form(&r.json);
+    let (rkey, rsecret) = (rt["oauth_token"].clone(), rt["oauth_token_secret"].clone());
+    assert!(rt.contains_key("oauth_expires_at"));
+    // A wrong secret is refused.
+    let h = oauth_header(path, (&ckey, "not-it"), None, &[]);
+    let r = c.call_with("POST", path, None, None, &[("authorization", &h), ("requested-project-id", &pid)]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // 2. Dave delegates a role he holds (not one he does not) and gets the verifier.
+    let auth_path = format!("/v3/OS-OAUTH1/authorize/{rkey}");
+    let r = c.call("PUT", &auth_path, Some(&dave), Some(json!({"roles": [{"name": "admin"}]}))).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{:?}", r.json);
+    let r = c.call("PUT", &auth_path, Some(&dave), Some(json!({"roles": [{"name": "reader"}]}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json);
+    let verifier = r.json["token"]["oauth_verifier"].as_str().unwrap().to_string();
+    assert_eq!(
+        c.call("PUT", &auth_path, Some(&dave), Some(json!({"roles": [{"name": "reader"}]}))).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // 3. The consumer exchanges it, once, for an access token.
+    let path = "/v3/OS-OAUTH1/access_token";
+    let h = oauth_header(path, (&ckey, &csecret), Some((&rkey, &rsecret)), &[("oauth_verifier", "wrong")]);
+    assert_eq!(c.call_with("POST", path, None, None, &[("authorization", &h)]).await.status, StatusCode::UNAUTHORIZED);
+    let h = oauth_header(path, (&ckey, &csecret), Some((&rkey, &rsecret)), &[("oauth_verifier", &verifier)]);
+    let r = c.call_with("POST", path, None, None, &[("authorization", &h)]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json);
+    let at = form(&r.json);
+    let (akey, asecret) = (at["oauth_token"].clone(), at["oauth_token_secret"].clone());
+    let h = oauth_header(path, (&ckey, &csecret), Some((&rkey, &rsecret)), &[("oauth_verifier", &verifier)]);
+    assert_eq!(c.call_with("POST", path, None, None, &[("authorization", &h)]).await.status, StatusCode::UNAUTHORIZED);
+
+    // 4. Tokens on Dave's behalf: the project, only the delegated role.
+    let tokens = "/v3/auth/tokens";
+    let body = json!({"auth": {"identity": {"methods": ["oauth1"], "oauth1": {}}}});
+    let h = oauth_header(tokens, (&ckey, &csecret), Some((&akey, &asecret)), &[]);
+    let r = c.call_with("POST", tokens, None, Some(body.clone()), &[("authorization", &h)]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json);
+    let t = &r.json["token"];
+    assert_eq!(t["project"]["id"], pid.as_str());
+    assert_eq!(t["user"]["id"], uid.as_str());
+    assert_eq!(t["methods"], json!(["oauth1"]));
+    assert_eq!(
+        t["roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect::<Vec<_>>(),
+        vec!["reader"]
+    );
+    assert_eq!(t["OS-OAUTH1"], json!({"access_token_id": akey, "consumer_id": ckey}));
+    let derived = r.subject.unwrap();
+    assert_eq!(c.call("GET", &format!("/v3/projects/{pid}"), Some(&derived), None).await.status, StatusCode::OK);
+    // The same signed request again is a replay.
+    assert_eq!(
+        c.call_with("POST", tokens, None, Some(body.clone()), &[("authorization", &h)]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // A derived token gets no new tokens and delegates nothing further.
+    let rescope = json!({"auth": {"identity": {"methods": ["token"], "token": {"id": derived}}}});
+    assert_eq!(c.call("POST", tokens, None, Some(rescope)).await.status, StatusCode::FORBIDDEN);
+    let ac = json!({"application_credential": {"name": "x"}});
+    assert_eq!(
+        c.call("POST", &format!("/v3/users/{uid}/application_credentials"), Some(&derived), Some(ac)).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // Dave sees his access tokens and what they delegate; another user does not.
+    let list = c.call("GET", &format!("/v3/users/{uid}/OS-OAUTH1/access_tokens"), Some(&dave), None).await;
+    assert_eq!(list.json["access_tokens"][0]["id"], akey.as_str());
+    assert_eq!(list.json["access_tokens"][0]["project_id"], pid.as_str());
+    let roles =
+        c.call("GET", &format!("/v3/users/{uid}/OS-OAUTH1/access_tokens/{akey}/roles"), Some(&dave), None).await;
+    assert_eq!(roles.json["roles"][0]["name"], "reader");
+    c.project_with_user(&admin, "q", "erin", "pw", "member").await;
+    let erin = c.login("erin", "pw", Some("q")).await.subject.unwrap();
+    let r = c.call("GET", &format!("/v3/users/{uid}/OS-OAUTH1/access_tokens/{akey}"), Some(&erin), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = c.call("DELETE", &format!("/v3/users/{uid}/OS-OAUTH1/access_tokens/{akey}"), Some(&erin), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Withdrawing the access token revokes what it bought and stops the consumer.
+    let r = c.call("DELETE", &format!("/v3/users/{uid}/OS-OAUTH1/access_tokens/{akey}"), Some(&dave), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        c.call("GET", &format!("/v3/projects/{pid}"), Some(&derived), None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let h = oauth_header(tokens, (&ckey, &csecret), Some((&akey, &asecret)), &[]);
+    assert_eq!(
+        c.call_with("POST", tokens, None, Some(body), &[("authorization", &h)]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Deleting the consumer takes its tokens with it.
+    assert_eq!(
+        c.call("DELETE", &format!("/v3/OS-OAUTH1/consumers/{ckey}"), Some(&admin), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        c.call("GET", &format!("/v3/OS-OAUTH1/consumers/{ckey}"), Some(&admin), None).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn oauth1() {
+    each_engine!(oauth1_delegation);
+}
+
 #[tokio::test]
 async fn manager_role() {
     each_engine!(manager_role_sits_between_admin_and_member);

@@ -10,6 +10,8 @@ import json
 import shutil
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -176,7 +178,33 @@ def a_things(world):
     status, _, cred = c.http("POST", "/v3/credentials", t, {"credential": {"type": "totp", "user_id": uid, "blob": "A"}})
     assert status == 201, cred
     r["credential"] = cred["credential"]["id"]
+    # An OAuth1 consumer (the admin's) holding an access token A's member authorised on
+    # A, and a request token for A's project nobody has authorised yet.
+    status, _, consumer = c.http("POST", "/v3/OS-OAUTH1/consumers", admin, {"consumer": {"description": "iso"}})
+    assert status == 201, consumer
+    consumer = (consumer["consumer"]["id"], consumer["consumer"]["secret"])
+    request = oauth_post(c, "/v3/OS-OAUTH1/request_token", consumer, project=world["a"])
+    status, _, v = c.http("PUT", f"/v3/OS-OAUTH1/authorize/{request[0]}", t, {"roles": [{"name": "member"}]})
+    assert status == 200, v
+    access = oauth_post(c, "/v3/OS-OAUTH1/access_token", consumer, token=request, verifier=v["token"]["oauth_verifier"])
+    r["oauth_access_token"] = access[0]
+    r["oauth_request_token"] = oauth_post(c, "/v3/OS-OAUTH1/request_token", consumer, project=world["a"])[0]
     return r
+
+
+def oauth_post(c, path, consumer, token=None, verifier=None, project=None):
+    """A POST signed as an OAuth1 consumer signs it; returns (oauth_token, oauth_token_secret)."""
+    from oauthlib import oauth1
+
+    client = oauth1.Client(consumer[0], client_secret=consumer[1], resource_owner_key=token and token[0],
+                           resource_owner_secret=token and token[1], verifier=verifier,
+                           signature_method=oauth1.SIGNATURE_HMAC, callback_uri=None if token else "oob")
+    headers = {"Requested-Project-Id": project} if project else {}
+    _, headers, _ = client.sign(c.url + path, http_method="POST", headers=headers)
+    req = urllib.request.Request(c.url + path, method="POST", headers=headers)
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        answer = urllib.parse.parse_qs(resp.read().decode())
+    return answer["oauth_token"][0], answer["oauth_token_secret"][0]
 
 
 def lease(c, token, name, days):
@@ -315,6 +343,8 @@ def test_by_id(world, a_things, actor):
         ("application credential", f"/v3/users/{world['a_member_user']}/application_credentials/{a_things['app_cred']}"),
         ("credential", f"/v3/credentials/{a_things['credential']}"),
         ("EC2 credential", f"/v3/users/{world['a_member_user']}/credentials/OS-EC2/{a_things['ec2_access']}"),
+        ("OAuth1 access token",
+         f"/v3/users/{world['a_member_user']}/OS-OAUTH1/access_tokens/{a_things['oauth_access_token']}"),
     ]:
         got = c.http("GET", path, token)[0]
         allowed = actor == "a_reader" and what in ("project", "project tags")
@@ -401,6 +431,8 @@ def test_by_id(world, a_things, actor):
         ("POST", "/v3/OS-EP-FILTER/endpoint_groups", {"endpoint_group": {"name": "x", "filters": {"interface": "public"}}}),
         ("GET", f"/v3/OS-EP-FILTER/projects/{world['a']}/endpoints", None),
         ("GET", f"/v3/OS-EP-FILTER/projects/{world[actor[0]]}/endpoint_groups", None),
+        ("GET", "/v3/OS-OAUTH1/consumers", None),
+        ("POST", "/v3/OS-OAUTH1/consumers", {"consumer": {"description": "x"}}),
     ]:
         got = c.http(method, path, token, body)[0]
         if got != 403:
@@ -542,10 +574,11 @@ def test_list_filters_leak_nothing(world, a_things, actor):
     # Identity lists.
     for path in ["/v3/projects", f"/v3/users?domain_id=default", f"/v3/role_assignments?scope.project.id={world['a']}",
                  f"/v3/users/{world['a_member_user']}/application_credentials", "/v3/credentials",
-                 f"/v3/credentials?user_id={world['a_member_user']}", f"/v3/users/{world['a_member_user']}/credentials/OS-EC2"]:
+                 f"/v3/credentials?user_id={world['a_member_user']}", f"/v3/users/{world['a_member_user']}/credentials/OS-EC2",
+                 f"/v3/users/{world['a_member_user']}/OS-OAUTH1/access_tokens"]:
         status, _, body = c.http("GET", path, world[actor])
         text = str(body)
-        mine = (a_things["app_cred"], a_things["credential"], a_things["ec2_access"])
+        mine = (a_things["app_cred"], a_things["credential"], a_things["ec2_access"], a_things["oauth_access_token"])
         if status == 200 and (world["a"] in text and "role_assignments" in path or any(x in text for x in mine)):
             leaks.append(f"{path}: shows A's")
         if status >= 500:
@@ -644,6 +677,8 @@ def cross_references(w, r):
          {"tenant_id": w["a"]}, {403}),
         ("an EC2 credential for A's member", "identity", "POST", f"/v3/users/{w['a_member_user']}/credentials/OS-EC2",
          {"tenant_id": w["b"]}, {404}),
+        ("a request token for A's project authorised by B", "identity", "PUT",
+         f"/v3/OS-OAUTH1/authorize/{r['oauth_request_token']}", {"roles": [{"name": "member"}]}, {401}),
         ("A's reservation resized through B's lease", "reservation", "PUT", f"/v1/leases/{w['b_lease']}",
          {"reservations": [{"id": r["reservation"], "max": 2}]}, {404}),
     ]

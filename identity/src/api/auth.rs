@@ -40,10 +40,14 @@ fn with_subject(status: StatusCode, token: &str, body: Value) -> Response {
 
 pub async fn issue(
     State(id): State<AppState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
     RawQuery(q): RawQuery,
     ApiJson(body): ApiJson<AuthBody>,
 ) -> ApiResult<Response> {
-    let issued = id.token_issue(body.auth).await?;
+    let signed = super::oauth1::signed_request(&id.public_url, &method, &uri, &headers);
+    let issued = id.token_issue(body.auth, &signed).await?;
     let body = id.token_body(&issued.claims, !nocatalog(&q)).await?;
     Ok(with_subject(StatusCode::CREATED, &issued.token, body))
 }
@@ -123,12 +127,14 @@ pub async fn revoke_events(
                 ("project_id", &r.project_id),
                 ("domain_id", &r.domain_id),
                 ("role_id", &r.role_id),
+                ("consumer_id", &r.consumer_id),
+                ("access_token_id", &r.access_token_id),
             ] {
                 if let Some(x) = val {
                     v[k] = json!(x);
                 }
             }
-            if let Some(x) = &r.app_cred_id {
+            if let Some(x) = r.app_cred_id.as_ref().filter(|_| r.access_token_id.is_none()) {
                 v["access_token_id"] = json!(x);
             }
             v

@@ -9,6 +9,7 @@ mod domains;
 mod endpoint_filters;
 mod groups;
 mod limits;
+mod oauth1;
 mod policies;
 mod projects;
 mod roles;
@@ -65,6 +66,21 @@ pub fn router(identity: Arc<Identity>, max_body_bytes: usize) -> Router {
         )
         .route("/v3/users/{id}/credentials/OS-EC2", get(credentials::ec2_list).post(credentials::ec2_create))
         .route("/v3/users/{id}/credentials/OS-EC2/{access}", get(credentials::ec2_show).delete(credentials::ec2_delete))
+        .route("/v3/OS-OAUTH1/consumers", get(oauth1::consumer_list).post(oauth1::consumer_create))
+        .route(
+            "/v3/OS-OAUTH1/consumers/{id}",
+            get(oauth1::consumer_show).patch(oauth1::consumer_update).delete(oauth1::consumer_delete),
+        )
+        .route("/v3/OS-OAUTH1/request_token", post(oauth1::request_token))
+        .route("/v3/OS-OAUTH1/authorize/{id}", put(oauth1::authorize))
+        .route("/v3/OS-OAUTH1/access_token", post(oauth1::access_token_create))
+        .route("/v3/users/{id}/OS-OAUTH1/access_tokens", get(oauth1::access_token_list))
+        .route(
+            "/v3/users/{id}/OS-OAUTH1/access_tokens/{token}",
+            get(oauth1::access_token_show).delete(oauth1::access_token_delete),
+        )
+        .route("/v3/users/{id}/OS-OAUTH1/access_tokens/{token}/roles", get(oauth1::access_token_roles))
+        .route("/v3/users/{id}/OS-OAUTH1/access_tokens/{token}/roles/{role}", get(oauth1::access_token_role))
         .route("/v3/OS-EP-FILTER/endpoint_groups", get(endpoint_filters::groups).post(endpoint_filters::group_create))
         .route(
             "/v3/OS-EP-FILTER/endpoint_groups/{id}",

@@ -257,6 +257,25 @@ pub fn role_assignment(base: &str, v: &RoleAssignmentView) -> Value {
     out
 }
 
+pub fn consumer(base: &str, c: &crate::store::Consumer, with_secret: bool) -> Value {
+    let mut v = json!({"id": c.id, "description": c.description,
+                       "links": links(base, &format!("OS-OAUTH1/consumers/{}", c.id))});
+    if with_secret {
+        v["secret"] = json!(c.secret);
+    }
+    v
+}
+
+pub fn access_token(base: &str, t: &crate::store::AccessToken) -> Value {
+    let path = format!("users/{}/OS-OAUTH1/access_tokens/{}", t.authorizing_user_id, t.id);
+    json!({
+        "id": t.id, "consumer_id": t.consumer_id, "project_id": t.project_id,
+        "authorizing_user_id": t.authorizing_user_id,
+        "expires_at": t.expires_at,
+        "links": {"self": format!("{base}/v3/{path}"), "roles": format!("{base}/v3/{path}/roles")},
+    })
+}
+
 #[cfg(test)]
 mod typed_view_tests {
     use super::*;

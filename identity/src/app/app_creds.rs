@@ -67,6 +67,11 @@ impl Identity {
                 "A restricted application credential cannot be used to create another application credential.",
             ));
         }
+        if ctx.claims.oauth1.is_some() {
+            return Err(ApiError::forbidden(
+                "A token obtained through OAuth cannot be used to create an application credential.",
+            ));
+        }
         let project_id = ctx
             .project_id()
             .ok_or_else(|| ApiError::bad_request("An application credential needs a project-scoped token."))?

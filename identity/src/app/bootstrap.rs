@@ -249,6 +249,12 @@ impl Identity {
 
 /// 24 random characters from an alphabet without look-alikes.
 fn generate_password() -> String {
+    random_text(24)
+}
+
+/// `len` random characters from an alphabet without look-alikes, for secrets a person
+/// may have to read or type.
+pub(crate) fn random_text(len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    (0..24).map(|_| ALPHABET[rand::random::<usize>() % ALPHABET.len()] as char).collect()
+    (0..len).map(|_| ALPHABET[rand::random::<usize>() % ALPHABET.len()] as char).collect()
 }

@@ -11,6 +11,7 @@ pub mod endpoint_filters;
 pub mod groups;
 mod keys;
 pub mod limits;
+pub mod oauth1;
 mod passwords;
 pub mod policy;
 pub mod policy_documents;
@@ -50,6 +51,8 @@ pub struct Identity {
     catalog_cache: RwLock<Option<Arc<Vec<CatalogEntry>>>>,
     /// The endpoint filters' links, read with the catalog.
     filters_cache: RwLock<Option<Arc<endpoint_filters::EndpointFilters>>>,
+    /// OAuth nonces seen lately, so a signed request is accepted once.
+    oauth_nonces: oauth1::NonceCache,
 }
 
 impl Identity {
@@ -72,6 +75,7 @@ impl Identity {
             verifier,
             catalog_cache: RwLock::new(None),
             filters_cache: RwLock::new(None),
+            oauth_nonces: oauth1::NonceCache::default(),
         });
         me.spawn_key_refresh();
         Ok(me)

@@ -1,17 +1,18 @@
 //! Issuing, validating and revoking tokens (`/v3/auth/tokens`).
 //!
-//! Authentication methods: `password`, `token` (re-scoping) and
-//! `application_credential`. Scopes: project, domain, system, or none. A user with a
+//! Authentication methods: `password`, `token` (re-scoping), `application_credential`
+//! and `oauth1` (a consumer's signed request, see [`super::oauth1`]). Scopes: project, domain, system, or none. A user with a
 //! default project on which they hold a role gets a token scoped to it when they ask for
 //! no scope, as with Keystone.
 
 use super::domains::DEFAULT_DOMAIN_ID;
+use super::oauth1::SignedRequest;
 use super::policy;
 use super::Identity;
-use crate::store::{AppCred, Domain, Project, Target, User};
+use crate::store::{AccessToken, AppCred, Domain, Project, Target, User};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use stratus_common::auth::token::{Scope, TokenAppCred, TokenClaims, TokenUser};
+use stratus_common::auth::token::{Scope, TokenAppCred, TokenClaims, TokenOAuth1, TokenUser};
 use stratus_common::auth::{AuthContext, NamedRef, Revocation, VerifyError};
 use stratus_common::db::{now_text, parse_time, time_text};
 use stratus_common::http::metrics::METRICS;
@@ -93,13 +94,14 @@ struct Authenticated {
     user: User,
     methods: Vec<String>,
     app_cred: Option<AppCred>,
+    oauth1: Option<AccessToken>,
     parent: Option<TokenClaims>,
 }
 
 impl Identity {
-    /// `POST /v3/auth/tokens`.
-    pub async fn token_issue(&self, req: AuthRequest) -> ApiResult<IssuedToken> {
-        let authn = self.authenticate(&req.identity).await?;
+    /// `POST /v3/auth/tokens`; `signed` is the request as an OAuth1 consumer signed it.
+    pub async fn token_issue(&self, req: AuthRequest, signed: &SignedRequest) -> ApiResult<IssuedToken> {
+        let authn = self.authenticate(&req.identity, signed).await?;
         self.issue(authn, req.scope.as_ref()).await
     }
 
@@ -110,7 +112,8 @@ impl Identity {
         let user = self.store.user_fetch_by_name(DEFAULT_DOMAIN_ID, user_name).await?.ok_or_else(unauthorized)?;
         let project =
             self.store.project_fetch_by_name(DEFAULT_DOMAIN_ID, project_name).await?.ok_or_else(unauthorized)?;
-        let authn = Authenticated { user, methods: vec!["internal".into()], app_cred: None, parent: None };
+        let authn =
+            Authenticated { user, methods: vec!["internal".into()], app_cred: None, oauth1: None, parent: None };
         let scope = serde_json::json!({"project": {"id": project.id}});
         self.issue(authn, Some(&scope)).await
     }
@@ -124,6 +127,17 @@ impl Identity {
 
         // Decide the scope.
         let scope_target = match (&authn.app_cred, scope_req) {
+            // An OAuth1 token is scoped by its access token; a scope asked for must be
+            // that one.
+            _ if authn.oauth1.is_some() => {
+                let at = authn.oauth1.as_ref().unwrap();
+                if let Some(scope) = scope_req {
+                    if !matches!(self.parse_scope(scope).await?, ScopeTarget::Project(ref p) if *p == at.project_id) {
+                        return Err(ApiError::unauthorized("An OAuth1 token is scoped to its access token's project."));
+                    }
+                }
+                ScopeTarget::Project(at.project_id.clone())
+            }
             (Some(cred), None) => ScopeTarget::Project(cred.project_id.clone()),
             (Some(_), Some(_)) => {
                 return Err(ApiError::bad_request("An application credential token cannot be re-scoped."))
@@ -180,6 +194,10 @@ impl Identity {
         if let Some(cred) = &authn.app_cred {
             roles.retain(|r| cred.roles.iter().any(|c| c.id == r.id));
         }
+        if let Some(at) = &authn.oauth1 {
+            // The delegated roles the user still holds.
+            roles.retain(|r| at.roles.iter().any(|c| c.id == r.id));
+        }
         if target.is_some() && roles.is_empty() {
             return Err(ApiError::unauthorized(match &scope {
                 Scope::Project { id, .. } => format!("User {} has no access to project {id}.", user.id),
@@ -196,7 +214,12 @@ impl Identity {
                 expires = expires.min(pe);
             }
         }
-        if let Some(exp) = authn.app_cred.as_ref().and_then(|c| c.expires_at.as_deref()).and_then(parse_time) {
+        let delegation_expiry = authn
+            .app_cred
+            .as_ref()
+            .and_then(|c| c.expires_at.as_deref())
+            .or_else(|| authn.oauth1.as_ref().and_then(|t| t.expires_at.as_deref()));
+        if let Some(exp) = delegation_expiry.and_then(parse_time) {
             expires = expires.min(exp);
         }
         let claims = TokenClaims {
@@ -220,13 +243,17 @@ impl Identity {
                 name: c.name.clone(),
                 restricted: !c.unrestricted,
             }),
+            oauth1: authn
+                .oauth1
+                .as_ref()
+                .map(|t| TokenOAuth1 { access_token_id: t.id.clone(), consumer_id: t.consumer_id.clone() }),
         };
         let token = self.keys.sign(&claims).map_err(|e| ApiError::internal_from(e.as_ref()))?;
         METRICS.incr("stratus_identity_tokens_issued_total");
         Ok(IssuedToken { token, claims })
     }
 
-    async fn authenticate(&self, req: &IdentityRequest) -> ApiResult<Authenticated> {
+    async fn authenticate(&self, req: &IdentityRequest, signed: &SignedRequest) -> ApiResult<Authenticated> {
         let methods = &req.methods;
         if methods.is_empty() {
             return Err(ApiError::bad_request(
@@ -234,11 +261,22 @@ impl Identity {
             ));
         }
         for m in methods {
-            if !["password", "token", "application_credential"].contains(&m.as_str()) {
+            if !["password", "token", "application_credential", "oauth1"].contains(&m.as_str()) {
                 return Err(ApiError::unauthorized(format!(
                     "Attempted to authenticate with an unsupported method {m}."
                 )));
             }
+        }
+        if methods.iter().any(|m| m == "oauth1") {
+            let at = self.authenticate_oauth1(signed).await?;
+            let user = self.store.user_fetch(&at.authorizing_user_id).await?.ok_or_else(unauthorized)?;
+            return Ok(Authenticated {
+                user,
+                methods: vec!["oauth1".into()],
+                app_cred: None,
+                oauth1: Some(at),
+                parent: None,
+            });
         }
         if methods.iter().any(|m| m == "application_credential") {
             let ac = req
@@ -250,7 +288,13 @@ impl Identity {
         if methods.iter().any(|m| m == "password") {
             let pm = req.password.as_ref().ok_or_else(|| ApiError::bad_request("Missing 'auth.identity.password'."))?;
             let user = self.authenticate_password(&pm.user).await?;
-            return Ok(Authenticated { user, methods: vec!["password".into()], app_cred: None, parent: None });
+            return Ok(Authenticated {
+                user,
+                methods: vec!["password".into()],
+                app_cred: None,
+                oauth1: None,
+                parent: None,
+            });
         }
         let tm = req.token.as_ref().ok_or_else(|| ApiError::bad_request("Missing 'auth.identity.token'."))?;
         let parent = self.verifier.verify(&tm.id).await.map_err(|_| unauthorized())?;
@@ -259,12 +303,15 @@ impl Identity {
                 "A token created with an application credential cannot be used to get a new token.",
             ));
         }
+        if parent.oauth1.is_some() {
+            return Err(ApiError::forbidden("A token obtained through OAuth cannot be used to get a new token."));
+        }
         let user = self.store.user_fetch(&parent.sub).await?.ok_or_else(unauthorized)?;
         let mut methods = parent.methods.clone();
         if !methods.iter().any(|m| m == "token") {
             methods.push("token".into());
         }
-        Ok(Authenticated { user, methods, app_cred: None, parent: Some(parent) })
+        Ok(Authenticated { user, methods, app_cred: None, oauth1: None, parent: Some(parent) })
     }
 
     async fn find_user(&self, r: &UserRef) -> ApiResult<Option<User>> {
@@ -339,7 +386,13 @@ impl Identity {
             return Err(unauthorized());
         }
         let user = self.store.user_fetch(&cred.user_id).await?.ok_or_else(unauthorized)?;
-        Ok(Authenticated { user, methods: vec!["application_credential".into()], app_cred: Some(cred), parent: None })
+        Ok(Authenticated {
+            user,
+            methods: vec!["application_credential".into()],
+            app_cred: Some(cred),
+            oauth1: None,
+            parent: None,
+        })
     }
 
     async fn parse_scope(&self, scope: &Value) -> ApiResult<ScopeTarget> {
@@ -447,6 +500,9 @@ impl Identity {
                 "application_credential".into(),
                 json!({"id": ac.id, "name": ac.name, "restricted": ac.restricted}),
             );
+        }
+        if let Some(o) = &claims.oauth1 {
+            obj.insert("OS-OAUTH1".into(), json!({"access_token_id": o.access_token_id, "consumer_id": o.consumer_id}));
         }
         Ok(json!({ "token": t }))
     }

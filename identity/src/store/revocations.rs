@@ -5,8 +5,9 @@ use stratus_common::db::RowExt;
 impl Store {
     pub async fn revocation_create(&self, r: &Revocation) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO identity_revocations (id, audit_id, user_id, project_id, domain_id, app_cred_id, role_id, issued_before, revoked_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO identity_revocations (id, audit_id, user_id, project_id, domain_id, app_cred_id, role_id,
+                consumer_id, access_token_id, issued_before, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(new_id())
         .bind(&r.audit_id)
@@ -15,6 +16,8 @@ impl Store {
         .bind(&r.domain_id)
         .bind(&r.app_cred_id)
         .bind(&r.role_id)
+        .bind(&r.consumer_id)
+        .bind(&r.access_token_id)
         .bind(&r.issued_before)
         .bind(&r.revoked_at)
         .execute(&self.db.pool)
@@ -37,6 +40,8 @@ impl Store {
                 domain_id: r.opt_text("domain_id"),
                 app_cred_id: r.opt_text("app_cred_id"),
                 role_id: r.opt_text("role_id"),
+                consumer_id: r.opt_text("consumer_id"),
+                access_token_id: r.opt_text("access_token_id"),
                 issued_before: r.text("issued_before"),
                 revoked_at: r.text("revoked_at"),
             })

@@ -137,6 +137,7 @@ mod readable_tests {
             scope,
             roles: vec![r(role)],
             app_cred: None,
+            oauth1: None,
         };
         AuthContext { claims: Arc::new(claims), token: "t".into() }
     }

@@ -39,6 +39,13 @@ pub struct TokenAppCred {
     pub restricted: bool,
 }
 
+/// The OAuth1 access token (and its consumer) a token was obtained with (OS-OAUTH1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenOAuth1 {
+    pub access_token_id: String,
+    pub consumer_id: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TokenClaims {
     /// The user's id (JWT subject).
@@ -62,6 +69,8 @@ pub struct TokenClaims {
     pub roles: Vec<NamedRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_cred: Option<TokenAppCred>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth1: Option<TokenOAuth1>,
 }
 
 impl TokenClaims {
@@ -101,6 +110,10 @@ pub struct Revocation {
     pub app_cred_id: Option<String>,
     #[serde(default)]
     pub role_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_id: Option<String>,
     pub issued_before: String,
     pub revoked_at: String,
 }
@@ -143,6 +156,16 @@ impl Revocation {
         }
         if let Some(c) = &self.app_cred_id {
             if t.app_cred.as_ref().map(|a| &a.id) != Some(c) {
+                return false;
+            }
+        }
+        if let Some(c) = &self.consumer_id {
+            if t.oauth1.as_ref().map(|o| &o.consumer_id) != Some(c) {
+                return false;
+            }
+        }
+        if let Some(a) = &self.access_token_id {
+            if t.oauth1.as_ref().map(|o| &o.access_token_id) != Some(a) {
                 return false;
             }
         }
