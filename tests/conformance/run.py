@@ -440,16 +440,21 @@ def main():
         with open(os.path.join(work, "etc", "tempest.conf"), "w") as f:
             f.write(tempest_conf(cloud, found, work))
         selected, results = run_tempest(work, suites, args.concurrency)
+        mismatches = []
+        if "compute" in suites or "volume" in suites:
+            from schemas import sweep
+
+            mismatches = sweep(cloud, found, ADMIN_PASSWORD)
     finally:
         cloud.stop()
         shutil.copy(cloud.log.name, os.path.join(work, "stratusd.log"))
         if not args.keep:
             shutil.rmtree(data_dir, ignore_errors=True)
 
-    return report(work, suites, selected, results)
+    return report(work, suites, selected, results, mismatches)
 
 
-def report(work, suites, selected, results):
+def report(work, suites, selected, results, mismatches=()):
     outcomes, table = judge(selected, results, suites)
     summary = summary_markdown(table)
     with open(os.path.join(work, "summary.md"), "w") as f:
@@ -468,7 +473,12 @@ def report(work, suites, selected, results):
         print(f"NEW FAILURE  {t}")
     for t in fixed:
         print(f"NOW PASSES   {t}  (remove it from expected-failures.txt)")
+    for m in mismatches:
+        print(f"SCHEMA MISMATCH  {m}")
     print(f"== work dir: {work}")
+    if mismatches:
+        print(f"== conformance: {len(mismatches)} responses do not match Tempest's schema for their microversion")
+        return 1
     if new or fixed:
         print(f"== conformance: {len(new)} new failures, {len(fixed)} listed tests now pass")
         return 1

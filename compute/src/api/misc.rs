@@ -470,8 +470,27 @@ pub async fn az_detail(State(s): State<AppState>, ctx: AuthContext) -> ApiResult
     zones(&s, &ctx, true).await
 }
 
-pub async fn limits(State(s): State<AppState>, ctx: AuthContext) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"limits": {"rate": [], "absolute": s.absolute_limits(&ctx).await?}})))
+pub async fn limits(State(s): State<AppState>, ctx: AuthContext, v: Version) -> ApiResult<Json<Value>> {
+    let mut absolute = s.absolute_limits(&ctx).await?;
+    if let Some(a) = absolute.as_object_mut() {
+        a.retain(|k, _| limit_shown(k, v));
+    }
+    Ok(Json(json!({"limits": {"rate": [], "absolute": absolute}})))
+}
+
+/// The absolute limits of microversion `v`: Nova dropped the network proxy ones in
+/// 2.36, the image metadata one in 2.39 and the file injection ones in 2.57.
+fn limit_shown(key: &str, v: Version) -> bool {
+    match key {
+        "maxSecurityGroups"
+        | "maxSecurityGroupRules"
+        | "maxTotalFloatingIps"
+        | "totalFloatingIpsUsed"
+        | "totalSecurityGroupsUsed" => !v.at_least(36),
+        "maxImageMeta" => !v.at_least(39),
+        "maxPersonality" | "maxPersonalitySize" => !v.at_least(57),
+        _ => true,
+    }
 }
 
 /// The quota keys of microversion `v` (Nova dropped the network ones in 2.36 and the
