@@ -947,6 +947,60 @@ async fn oauth1() {
     each_engine!(oauth1_delegation);
 }
 
+async fn projects_acting_as_domains(engine: Engine) {
+    let c = TestCloud::start(engine).await;
+    let admin = c.admin_token().await;
+    let body = json!({"project": {"name": "acme", "is_domain": true, "description": "a tenant company"}});
+    let r = c.call("POST", "/v3/projects", Some(&admin), Some(body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json);
+    let p = &r.json["project"];
+    assert_eq!(
+        (p["is_domain"].clone(), p["domain_id"].clone(), p["parent_id"].clone()),
+        (json!(true), json!(null), json!(null))
+    );
+    let id = p["id"].as_str().unwrap().to_string();
+    // It is a domain, and a project when asked for as one.
+    assert_eq!(c.call("GET", &format!("/v3/domains/{id}"), Some(&admin), None).await.json["domain"]["name"], "acme");
+    let shown = c.call("GET", &format!("/v3/projects/{id}"), Some(&admin), None).await;
+    assert_eq!(shown.json["project"]["is_domain"], true);
+    let ids = |r: &support::Resp| {
+        r.json["projects"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    let listed = c.call("GET", "/v3/projects?is_domain=true", Some(&admin), None).await;
+    assert!(listed.json["projects"].is_array(), "{:?}", listed);
+    assert!(ids(&listed).contains(&id));
+    assert!(!ids(&c.call("GET", "/v3/projects", Some(&admin), None).await).contains(&id));
+    // Projects go inside it as in any domain.
+    let inner =
+        c.call("POST", "/v3/projects", Some(&admin), Some(json!({"project": {"name": "web", "domain_id": id}}))).await;
+    assert_eq!(inner.status, StatusCode::CREATED, "{:?}", inner.json);
+    // Refusals change nothing: a parent, a member.
+    let bad = json!({"project": {"name": "x", "is_domain": true, "parent_id": id}});
+    assert_eq!(c.call("POST", "/v3/projects", Some(&admin), Some(bad)).await.status, StatusCode::BAD_REQUEST);
+    c.project_with_user(&admin, "p", "dave", "pw", "member").await;
+    let dave = c.login("dave", "pw", Some("p")).await.subject.unwrap();
+    let body = json!({"project": {"name": "mine", "is_domain": true}});
+    assert_eq!(c.call("POST", "/v3/projects", Some(&dave), Some(body)).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(c.call("GET", &format!("/v3/projects/{id}"), Some(&dave), None).await.status, StatusCode::NOT_FOUND);
+    assert!(ids(&c.call("GET", "/v3/projects?is_domain=true", Some(&dave), None).await).is_empty());
+    // Disabled and deleted through the projects API, as its domain.
+    let off = c
+        .call("PATCH", &format!("/v3/projects/{id}"), Some(&admin), Some(json!({"project": {"enabled": false}})))
+        .await;
+    assert_eq!(off.json["project"]["enabled"], false, "{:?}", off.json);
+    assert_eq!(c.call("GET", &format!("/v3/domains/{id}"), Some(&admin), None).await.json["domain"]["enabled"], false);
+    assert_eq!(
+        c.call("DELETE", &format!("/v3/projects/{id}"), Some(&admin), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(c.call("GET", &format!("/v3/domains/{id}"), Some(&admin), None).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn is_domain_projects() {
+    each_engine!(projects_acting_as_domains);
+}
+
 #[tokio::test]
 async fn manager_role() {
     each_engine!(manager_role_sits_between_admin_and_member);

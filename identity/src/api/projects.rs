@@ -34,8 +34,11 @@ pub async fn list(
     ctx: AuthContext,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
-    let mut projects =
-        id.project_list(&ctx, q.get("name").map(String::as_str), q.get("domain_id").map(String::as_str)).await?;
+    // Projects acting as domains are listed only when asked for, as Keystone lists them.
+    let is_domain = q.get("is_domain").is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    let mut projects = id
+        .project_list(&ctx, q.get("name").map(String::as_str), q.get("domain_id").map(String::as_str), is_domain)
+        .await?;
     if let Some(tags) = q.get("tags") {
         let want: Vec<&str> = tags.split(',').collect();
         projects.retain(|p| want.iter().all(|t| p.tags.iter().any(|x| x == t)));

@@ -35,10 +35,10 @@ pub fn domain(base: &str, d: &Domain) -> Value {
 pub struct ProjectView<'a> {
     id: &'a str,
     name: &'a str,
-    domain_id: &'a str,
+    domain_id: Option<&'a str>,
     description: &'a str,
     enabled: bool,
-    parent_id: &'a str,
+    parent_id: Option<&'a str>,
     is_domain: bool,
     tags: &'a [String],
     options: Map<String, Value>,
@@ -52,11 +52,11 @@ impl<'a> ProjectView<'a> {
         Self {
             id: &p.id,
             name: &p.name,
-            domain_id: &p.domain_id,
+            domain_id: (!p.is_domain).then_some(p.domain_id.as_str()),
             description: &p.description,
             enabled: p.enabled,
-            parent_id: p.parent_id.as_deref().unwrap_or(&p.domain_id),
-            is_domain: false,
+            parent_id: if p.is_domain { None } else { Some(p.parent_id.as_deref().unwrap_or(&p.domain_id)) },
+            is_domain: p.is_domain,
             tags: &p.tags,
             options: Map::new(),
             links: SelfLink { me: format!("{base}/v3/projects/{}", p.id) },
@@ -97,9 +97,10 @@ impl serde::Serialize for Extra<'_> {
 
 pub fn project(base: &str, p: &Project) -> Value {
     with_extra(
-        json!({"id": p.id, "name": p.name, "domain_id": p.domain_id, "description": p.description,
-               "enabled": p.enabled, "parent_id": p.parent_id.clone().unwrap_or_else(|| p.domain_id.clone()),
-               "is_domain": false, "tags": p.tags, "options": {},
+        json!({"id": p.id, "name": p.name, "domain_id": (!p.is_domain).then_some(&p.domain_id),
+               "description": p.description, "enabled": p.enabled,
+               "parent_id": if p.is_domain { None } else { Some(p.parent_id.clone().unwrap_or_else(|| p.domain_id.clone())) },
+               "is_domain": p.is_domain, "tags": p.tags, "options": {},
                "links": links(base, &format!("projects/{}", p.id))}),
         &p.extra,
     )
@@ -295,6 +296,7 @@ mod typed_view_tests {
                 enabled: true,
                 tags: vec!["t".into()],
                 extra: extra.as_object().unwrap().clone(),
+                is_domain: false,
             };
             assert_eq!(serde_json::to_value(ProjectView::new("http://h", &p)).unwrap(), project("http://h", &p));
         }

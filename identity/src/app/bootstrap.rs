@@ -115,6 +115,7 @@ impl Identity {
                     enabled: true,
                     tags: vec![],
                     extra: Default::default(),
+                    is_domain: false,
                 };
                 s.project_create(&p).await?;
                 p

@@ -1,6 +1,6 @@
 //! Projects: the unit of ownership and quota for every other service.
 
-use super::domains::{strip, DEFAULT_DOMAIN_ID};
+use super::domains::{strip, DomainCreate, DomainUpdate, DEFAULT_DOMAIN_ID};
 use super::policy::{self, require_admin};
 use super::{write_error, Identity};
 use crate::store::{new_id, Project};
@@ -61,7 +61,23 @@ impl Identity {
         require_admin(ctx, "create_project")?;
         super::validate_name("project", &req.name)?;
         if req.is_domain == Some(true) {
-            return Err(ApiError::bad_request("Projects acting as domains are not supported; create a domain."));
+            // Keystone's project acting as a domain: here, a domain, shown as a project.
+            if req.parent_id.is_some() || req.domain_id.is_some() {
+                return Err(ApiError::bad_request("A project acting as a domain has no parent and no domain."));
+            }
+            let d = self
+                .domain_create(
+                    ctx,
+                    DomainCreate {
+                        name: req.name,
+                        description: req.description,
+                        enabled: req.enabled,
+                        id: None,
+                        extra: Map::new(),
+                    },
+                )
+                .await?;
+            return Ok(Project::acting_domain(&d));
         }
         let tags = req.tags.unwrap_or_default();
         validate_tags(&tags)?;
@@ -87,15 +103,27 @@ impl Identity {
             enabled: req.enabled.unwrap_or(true),
             tags,
             extra: strip(req.extra, &["id", "options"]),
+            is_domain: false,
         };
         self.store.project_create(&p).await.map_err(write_error("project"))?;
         self.emit("project", "created", &p.id).await;
         Ok(p)
     }
 
+    /// A domain through the projects API, for those who may see it; otherwise the
+    /// project is not found.
+    async fn domain_as_project(&self, ctx: &AuthContext, id: &str) -> ApiResult<Project> {
+        match self.domain_get(ctx, id).await {
+            Ok(d) => Ok(Project::acting_domain(&d)),
+            Err(_) => Err(ApiError::not_found("project", id)),
+        }
+    }
+
     /// Admins see any project; others the project they are scoped to or hold a role on.
     pub async fn project_get(&self, ctx: &AuthContext, id: &str) -> ApiResult<Project> {
-        let p = self.store.project_fetch(id).await?.ok_or_else(|| ApiError::not_found("project", id))?;
+        let Some(p) = self.store.project_fetch(id).await? else {
+            return self.domain_as_project(ctx, id).await;
+        };
         if ctx.is_admin() || ctx.project_id() == Some(id) {
             return Ok(p);
         }
@@ -110,7 +138,17 @@ impl Identity {
         ctx: &AuthContext,
         name: Option<&str>,
         domain_id: Option<&str>,
+        is_domain: bool,
     ) -> ApiResult<Vec<Project>> {
+        if is_domain {
+            // The domains, as projects acting as domains: the admin's to list.
+            if !ctx.is_admin() {
+                return Ok(Vec::new());
+            }
+            let mut domains = self.store.domain_list().await?;
+            domains.retain(|d| name.is_none_or(|n| d.name == n) && domain_id.is_none());
+            return Ok(domains.iter().map(Project::acting_domain).collect());
+        }
         if ctx.is_admin() {
             return Ok(self.store.project_list(name, domain_id).await?);
         }
@@ -123,7 +161,16 @@ impl Identity {
 
     pub async fn project_update(&self, ctx: &AuthContext, id: &str, req: ProjectUpdate) -> ApiResult<Project> {
         require_admin(ctx, "update_project")?;
-        let mut p = self.store.project_fetch(id).await?.ok_or_else(|| ApiError::not_found("project", id))?;
+        let Some(mut p) = self.store.project_fetch(id).await? else {
+            // A project acting as a domain changes as its domain does.
+            self.domain_as_project(ctx, id).await?;
+            if req.tags.is_some() {
+                return Err(ApiError::bad_request("A project acting as a domain has no tags."));
+            }
+            let update =
+                DomainUpdate { name: req.name, description: req.description, enabled: req.enabled, extra: Map::new() };
+            return Ok(Project::acting_domain(&self.domain_update(ctx, id, update).await?));
+        };
         let was_enabled = p.enabled;
         if let Some(d) = &req.domain_id {
             if *d != p.domain_id {
@@ -190,7 +237,10 @@ impl Identity {
 
     pub async fn project_delete(&self, ctx: &AuthContext, id: &str) -> ApiResult<()> {
         require_admin(ctx, "delete_project")?;
-        self.store.project_fetch(id).await?.ok_or_else(|| ApiError::not_found("project", id))?;
+        if self.store.project_fetch(id).await?.is_none() {
+            self.domain_as_project(ctx, id).await?;
+            return self.domain_delete(ctx, id).await;
+        }
         if self.store.project_count_children(id).await? > 0 {
             return Err(ApiError::forbidden("Cannot delete a project that has child projects."));
         }

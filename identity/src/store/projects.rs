@@ -13,6 +13,10 @@ pub struct Project {
     pub enabled: bool,
     pub tags: Vec<String>,
     pub extra: Map<String, Value>,
+    /// A domain seen through the projects API (Keystone's projects acting as
+    /// domains): never stored as a project, made by [`Project::acting_domain`].
+    #[serde(default)]
+    pub is_domain: bool,
 }
 
 impl Project {
@@ -26,6 +30,22 @@ impl Project {
             enabled: r.flag("enabled"),
             tags: serde_json::from_str(&r.text("tags")).unwrap_or_default(),
             extra: json_object(&r.text("extra")),
+            is_domain: false,
+        }
+    }
+
+    /// A domain as the projects API shows it: no domain and no parent of its own.
+    pub fn acting_domain(d: &super::Domain) -> Self {
+        Self {
+            id: d.id.clone(),
+            name: d.name.clone(),
+            domain_id: String::new(),
+            parent_id: None,
+            description: d.description.clone(),
+            enabled: d.enabled,
+            tags: Vec::new(),
+            extra: Map::new(),
+            is_domain: true,
         }
     }
 }
