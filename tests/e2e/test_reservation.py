@@ -102,7 +102,8 @@ def test_openstack_client_lease_workflow(cloud):
 
     made = osc(
         cloud, "reservation", "lease", "create",
-        "--reservation", f"resource_type=physical:host,min=1,max=2,resource_properties={SKYLAKE}",
+        "--reservation",
+        f"resource_type=physical:host,min=1,max=2,resource_properties={SKYLAKE},before_end=snapshot",
         "--start-date", "now", "--end-date", minutes_from_now(30), "skylakes", env=alice,
     )
     assert made["name"] == "skylakes"
@@ -145,15 +146,24 @@ def test_openstack_client_lease_workflow(cloud):
     after = osc(cloud, "reservation", "lease", "show", "skylakes", env=alice)["end_date"]
     assert after > before, (before, after)
 
-    # The lease ends (moved to a few seconds from now, with the API's seconds): its
-    # servers are removed and its hosts return to the pool.
-    end = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=3)).strftime("%Y-%m-%d %H:%M:%S")
+    # The lease ends (moved to a few seconds from now, with the API's seconds; its
+    # before-end moment just before): its servers are snapshotted into images of the
+    # project (`before_end=snapshot`), then removed, and its hosts return to the pool.
+    def soon(seconds):
+        t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+        return t.strftime("%Y-%m-%d %H:%M:%S")
+
     token = cloud.osc("token", "issue", env=alice)["id"]
-    status, _, body = cloud.http("PUT", f"/v1/leases/{lease['id']}", token=token, body={"end_date": end},
-                                 base=cloud.reservation_url)
+    status, _, body = cloud.http("PUT", f"/v1/leases/{lease['id']}", token=token,
+                                 body={"end_date": soon(5), "before_end_date": soon(1)}, base=cloud.reservation_url)
     assert status == 200, body
-    wait_lease(cloud, alice, "skylakes", "TERMINATED")
+    wait_lease(cloud, alice, "skylakes", "TERMINATED", timeout=60)
     wait_server(cloud, alice, "leased-vm", "GONE")
+    kept = [i for i in osc(cloud, "image", "list", "--private", env=alice) if i["Name"] == "leased-vm-lease-snapshot"]
+    assert len(kept) == 1, osc(cloud, "image", "list", env=alice)
+    image = osc(cloud, "image", "show", kept[0]["ID"], env=alice)
+    assert image["owner"] == cloud.osc("token", "issue", env=alice)["project_id"], image
+    assert image["status"] == "active", image
     assert wait_server(cloud, alice, "plain-0", "ACTIVE"), "servers outside the lease stay"
     osc(
         cloud, "reservation", "lease", "create",

@@ -19,6 +19,21 @@ pub struct ServiceClient {
 
 impl ServiceClient {
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
+        self.send(method, path, body, "application/json").await
+    }
+
+    /// A JSON patch (RFC 6902), as the image service takes changes.
+    pub async fn call_patch(&self, path: &str, patch: Value) -> anyhow::Result<(u16, Value)> {
+        self.send(reqwest::Method::PATCH, path, Some(patch), "application/openstack-images-v2.1-json-patch").await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        content_type: &str,
+    ) -> anyhow::Result<(u16, Value)> {
         let name = self.name;
         for attempt in 0..2 {
             let token = self.tokens.token().await?;
@@ -28,7 +43,7 @@ impl ServiceClient {
                 req = req.header(*k, *v);
             }
             if let Some(b) = &body {
-                req = req.json(b);
+                req = req.header("Content-Type", content_type).body(b.to_string());
             }
             let resp = req.send().await.map_err(|e| anyhow::anyhow!("{name} is unreachable: {e}"))?;
             let status = resp.status().as_u16();

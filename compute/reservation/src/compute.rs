@@ -31,28 +31,68 @@ pub trait Compute: Send + Sync {
     /// Holds `host` for `reservation` of `project`: only its servers land there.
     fn reserve(&self, host: &str, reservation: &str, project: &str) -> BoxFuture<'_, anyhow::Result<()>>;
     /// Deletes the servers launched into `reservation` on `host` and gives the host back.
+    /// A server whose snapshot is still being taken is waited for (an error: the end
+    /// event is tried again later), so a snapshot asked for before the end completes.
     fn release(&self, host: &str, reservation: &str) -> BoxFuture<'_, anyhow::Result<()>>;
+    /// Snapshots each server launched into `reservation` on `host` into an image of
+    /// `project` (`before_end: snapshot`), once per server and lease: `label` (the
+    /// lease's id) marks the images, and a server that has one is left alone.
+    fn snapshot(&self, host: &str, reservation: &str, project: &str, label: &str) -> BoxFuture<'_, anyhow::Result<()>>;
     /// Every hypervisor's health: true when it is up and enabled.
     fn health(&self) -> BoxFuture<'_, anyhow::Result<HashMap<String, bool>>>;
 }
 
-/// Compute's API, called with the service's token.
-pub struct HttpCompute(pub crate::client::ServiceClient);
+/// Compute's API (and the image service's, for the snapshots it takes), called with
+/// the service's token.
+pub struct HttpCompute {
+    compute: crate::client::ServiceClient,
+    image: crate::client::ServiceClient,
+}
+
+/// The image property that marks a lease's snapshot of a server: `<lease>:<server>`.
+pub const SNAPSHOT_PROPERTY: &str = "stratus_lease_snapshot";
 
 impl HttpCompute {
-    /// `url`: compute's endpoint, ending in `/v2.1`.
-    pub fn new(http: reqwest::Client, url: String, tokens: Arc<dyn TokenSource>) -> Self {
-        Self(crate::client::ServiceClient {
-            http,
-            url,
-            tokens,
-            name: "compute",
-            headers: vec![("OpenStack-API-Version", "compute 2.53")],
-        })
+    /// `url`: compute's endpoint, ending in `/v2.1`; `image_url`: the image service's.
+    pub fn new(http: reqwest::Client, url: String, image_url: String, tokens: Arc<dyn TokenSource>) -> Self {
+        Self {
+            compute: crate::client::ServiceClient {
+                http: http.clone(),
+                url,
+                tokens: tokens.clone(),
+                name: "compute",
+                headers: vec![("OpenStack-API-Version", "compute 2.53")],
+            },
+            image: crate::client::ServiceClient { http, url: image_url, tokens, name: "image", headers: vec![] },
+        }
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
-        self.0.call(method, path, body).await
+        self.compute.call(method, path, body).await
+    }
+
+    /// The servers launched into `reservation` on `host`, every project's.
+    async fn servers_in(&self, host: &str, reservation: &str) -> anyhow::Result<Vec<Value>> {
+        let list = format!(
+            "/servers/detail?all_tenants=1&host={}&reservation={}",
+            urlencoding::encode(host),
+            urlencoding::encode(reservation)
+        );
+        let (status, body) = self.call(reqwest::Method::GET, &list, None).await?;
+        anyhow::ensure!(status == 200, "compute refused to list the host's servers ({status}): {body}");
+        Ok(body["servers"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Gives a lease's snapshot to the server's project (the service's token made it).
+    async fn give_image(&self, image: &Value, project: &str) -> anyhow::Result<()> {
+        if image["owner"].as_str() == Some(project) {
+            return Ok(());
+        }
+        let id = image["id"].as_str().unwrap_or_default();
+        let patch = json!([{"op": "replace", "path": "/owner", "value": project}]);
+        let (status, body) = self.image.call_patch(&format!("/v2/images/{id}"), patch).await?;
+        anyhow::ensure!(status == 200, "the image service refused to give image {id} to {project} ({status}): {body}");
+        Ok(())
     }
 }
 
@@ -122,20 +162,55 @@ impl Compute for HttpCompute {
         })
     }
 
+    fn snapshot(&self, host: &str, reservation: &str, project: &str, label: &str) -> BoxFuture<'_, anyhow::Result<()>> {
+        let (host, reservation, project, label) =
+            (host.to_string(), reservation.to_string(), project.to_string(), label.to_string());
+        Box::pin(async move {
+            for s in self.servers_in(&host, &reservation).await? {
+                let id = s["id"].as_str().unwrap_or_default();
+                let mark = format!("{label}:{id}");
+                // Taken already (an earlier try of this event): make sure it is the
+                // project's, and take no second one.
+                let path = format!("/v2/images?{SNAPSHOT_PROPERTY}={}", urlencoding::encode(&mark));
+                let (status, found) = self.image.call(reqwest::Method::GET, &path, None).await?;
+                anyhow::ensure!(status == 200, "the image service refused to list images ({status}): {found}");
+                if let Some(image) = found["images"].as_array().and_then(|l| l.first()) {
+                    self.give_image(image, &project).await?;
+                    continue;
+                }
+                let name = format!("{}-lease-snapshot", s["name"].as_str().unwrap_or(id));
+                let body = json!({"createImage": {"name": name, "metadata": {SNAPSHOT_PROPERTY: mark}}});
+                let (status, answer) =
+                    self.call(reqwest::Method::POST, &format!("/servers/{id}/action"), Some(body)).await?;
+                match status {
+                    202 => {}
+                    // Gone meanwhile: nothing to keep.
+                    404 => continue,
+                    _ => anyhow::bail!("compute refused to snapshot server {id} ({status}): {answer}"),
+                }
+                let image_id = answer["image_id"].as_str().unwrap_or_default();
+                let (status, image) =
+                    self.image.call(reqwest::Method::GET, &format!("/v2/images/{image_id}"), None).await?;
+                anyhow::ensure!(status == 200, "the image service cannot show snapshot {image_id} ({status}): {image}");
+                self.give_image(&image, &project).await?;
+            }
+            Ok(())
+        })
+    }
+
     fn release(&self, host: &str, reservation: &str) -> BoxFuture<'_, anyhow::Result<()>> {
         let host = host.to_string();
         let reservation = reservation.to_string();
         Box::pin(async move {
             // Only the servers launched into this reservation: a server that was on the
             // host before the lease started is not the lease's to delete.
-            let list = format!(
-                "/servers/detail?all_tenants=1&host={}&reservation={}",
-                urlencoding::encode(&host),
-                urlencoding::encode(&reservation)
-            );
-            let (status, body) = self.call(reqwest::Method::GET, &list, None).await?;
-            anyhow::ensure!(status == 200, "compute refused to list the host's servers ({status}): {body}");
-            for s in body["servers"].as_array().into_iter().flatten() {
+            let servers = self.servers_in(&host, &reservation).await?;
+            if let Some(s) =
+                servers.iter().find(|s| s["OS-EXT-STS:task_state"].as_str().is_some_and(|t| t.starts_with("image_")))
+            {
+                anyhow::bail!("server {} is still being snapshotted; its lease ends once that is done", s["id"]);
+            }
+            for s in &servers {
                 let id = s["id"].as_str().unwrap_or_default();
                 let (status, body) = self.call(reqwest::Method::DELETE, &format!("/servers/{id}"), None).await?;
                 anyhow::ensure!(
@@ -238,6 +313,19 @@ impl Compute for FakeCompute {
                 }
             }
             self.calls.lock().unwrap().push(format!("release {host} {reservation}"));
+        });
+        Box::pin(async move { r })
+    }
+
+    fn snapshot(
+        &self,
+        host: &str,
+        reservation: &str,
+        _project: &str,
+        _label: &str,
+    ) -> BoxFuture<'_, anyhow::Result<()>> {
+        let r = self.failing().map(|_| {
+            self.calls.lock().unwrap().push(format!("snapshot {host} {reservation}"));
         });
         Box::pin(async move { r })
     }

@@ -12,6 +12,9 @@ pub struct ReservationConfig {
     pub compute_url: String,
     /// The network API whose floating IPs are leased; empty = this deployment's own.
     pub network_url: String,
+    /// The image service that keeps the snapshots of `before_end: snapshot`; empty =
+    /// this deployment's own.
+    pub image_url: String,
     /// When a lease's `before_end_lease` event fires if the lease names no time: this
     /// many minutes before its end (never before its start).
     pub before_end_minutes: i64,
@@ -37,6 +40,7 @@ impl Default for ReservationConfig {
             port: 1234,
             compute_url: String::new(),
             network_url: String::new(),
+            image_url: String::new(),
             before_end_minutes: 60,
             event_attempts: 8,
             health_secs: 30,
@@ -50,6 +54,7 @@ impl ReservationConfig {
     /// Checks what types alone cannot; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_url("reservation.compute_url", &self.compute_url)?;
-        check_url("reservation.network_url", &self.network_url)
+        check_url("reservation.network_url", &self.network_url)?;
+        check_url("reservation.image_url", &self.image_url)
     }
 }

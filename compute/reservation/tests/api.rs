@@ -286,6 +286,24 @@ async fn hosts_and_leases(engine: Engine) {
     assert_eq!(shown["lease"]["reservations"][0]["status"], "deleted");
     assert!(c.compute.calls.lock().unwrap().iter().any(|call| call.starts_with("release h1")));
     assert_eq!(c.compute.holder("h1"), None);
+    assert!(!c.compute.calls.lock().unwrap().iter().any(|call| call.starts_with("snapshot")), "default: none");
+
+    // `before_end: snapshot`: the servers are snapshotted before the end gives the host back.
+    let body = json!({"name": "keep", "start_date": "now", "end_date": at(3), "before_end_date": at(1),
+        "reservations": [{"resource_type": "physical:host", "min": 1, "max": 1, "hypervisor_properties": "",
+                          "resource_properties": "", "before_end": "snapshot"}]});
+    let (code, kept) = c.call("POST", "/v1/leases", &alice, Some(body)).await;
+    assert_eq!(code, StatusCode::CREATED, "{kept}");
+    assert_eq!(kept["lease"]["reservations"][0]["before_end"], "snapshot");
+    let (keep, rid) = (
+        kept["lease"]["id"].as_str().unwrap().to_string(),
+        kept["lease"]["reservations"][0]["id"].as_str().unwrap().to_string(),
+    );
+    eventually("the kept lease to end", || async { c.status(&alice, &keep).await == "TERMINATED" }).await;
+    let calls = c.compute.calls.lock().unwrap().clone();
+    let snap = calls.iter().position(|call| call.starts_with("snapshot") && call.ends_with(&rid)).expect("a snapshot");
+    let release = calls.iter().position(|call| call.starts_with("release") && call.ends_with(&rid)).expect("a release");
+    assert!(snap < release, "{calls:?}");
 
     // Deleting a started lease gives its hosts back first.
     let (code, _) = c.call("DELETE", &format!("/v1/leases/{lid}"), &alice, None).await;

@@ -188,9 +188,18 @@ impl Runtime {
         } else {
             c.compute_url.trim_end_matches('/').to_string()
         };
+        let image_url = if c.image_url.is_empty() {
+            self.image_public_url()
+        } else {
+            c.image_url.trim_end_matches('/').to_string()
+        };
         let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
-        let compute =
-            Arc::new(stratus_reservation::compute::HttpCompute::new(http.clone(), compute_url, tokens.clone()));
+        let compute = Arc::new(stratus_reservation::compute::HttpCompute::new(
+            http.clone(),
+            compute_url,
+            image_url,
+            tokens.clone(),
+        ));
         let network_url = if c.network_url.is_empty() {
             self.network_public_url()
         } else {

@@ -112,7 +112,10 @@ impl ReservationService {
             // A start whose lease has ended meanwhile (downtime, retries) does nothing.
             EventType::StartLease if ended || lease.status != LeaseStatus::Starting => Ok(()),
             EventType::StartLease => self.hold_hosts(&detail).await,
-            EventType::BeforeEndLease => Ok(()),
+            // `before_end: snapshot` keeps an image of each of the lease's servers; a
+            // lease already ending (or ended) has no time for it.
+            EventType::BeforeEndLease if lease.status != LeaseStatus::Active => Ok(()),
+            EventType::BeforeEndLease => self.snapshot_servers(&detail).await,
             EventType::EndLease => self.release_hosts(&detail).await,
         };
         let mut tx = self.store.db.pool.begin().await?;

@@ -631,6 +631,9 @@ impl ReservationService {
         Store::event_reschedule_in(&mut tx, &lease.id, EventType::EndLease, &lease.end_date).await?;
         if let Some(b) = &lease.before_end_date {
             Store::event_reschedule_in(&mut tx, &lease.id, EventType::BeforeEndLease, b).await?;
+            if before_end > now {
+                Store::event_rearm_in(&mut tx, &lease.id, EventType::BeforeEndLease, b).await?;
+            }
         }
         tx.commit().await?;
         // Hosts of a lease already holding its hosts change hands now.
@@ -703,6 +706,21 @@ impl ReservationService {
 
     /// Deletes the servers on every allocated host and gives the hosts back; deletes the
     /// floating IPs handed out (idempotent).
+    /// `before_end: snapshot`: an image of every server in each such reservation's
+    /// hosts, given to the lease's project (once per server: a repeated event finds
+    /// the images it made).
+    pub(crate) async fn snapshot_servers(&self, d: &LeaseDetail) -> anyhow::Result<()> {
+        let names = self.host_names().await?;
+        for r in d.reservations.iter().filter(|r| r.before_end == "snapshot") {
+            for a in d.allocations.iter().filter(|a| a.floatingip_id.is_empty() && a.reservation_id == r.id) {
+                if let Some(host) = names.get(&a.host_id) {
+                    self.compute.snapshot(host, &r.id, &d.lease.project_id, &d.lease.id).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) async fn release_hosts(&self, d: &LeaseDetail) -> anyhow::Result<()> {
         let names = self.host_names().await?;
         let fips = self.floatingips().await?;
