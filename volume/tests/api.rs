@@ -2508,6 +2508,33 @@ async fn groups(engine: Engine) {
     wait_group(format!("{base}/groups/{g1}"), "group", "GONE").await;
     assert_eq!(c.usage(&p).await.0, 0, "every volume went with its group");
     assert_eq!(c.volume.store.usage(&p).await.unwrap()["groups"], 0);
+
+    // A crash between a group's delete being recorded and its members' deletes being
+    // started: the next settling pass (a reconciler's) starts them and ends the group.
+    let (_, g) = c
+        .call_v(
+            v,
+            "POST",
+            &format!("{base}/groups"),
+            &t,
+            Some(json!({"group": {"group_type": gt, "volume_types": [vt]}})),
+        )
+        .await;
+    let g4 = g["group"]["id"].as_str().unwrap().to_string();
+    wait_group(format!("{base}/groups/{g4}"), "group", "available").await;
+    let body = json!({"volume": {"size": 1, "volume_type": "vt", "group_id": g4}});
+    let (_, vol) = c.call_v(v, "POST", &format!("{base}/volumes"), &t, Some(body)).await;
+    let member = vol["volume"]["id"].as_str().unwrap().to_string();
+    c.wait(&t, &format!("{base}/volumes/{member}"), "volume", "available").await;
+    let mut cut = c.volume.store.group_get(&g4).await.unwrap().unwrap();
+    cut.status = stratus_volume::store::GroupStatus::Deleting;
+    cut.pending = "deletion".into();
+    assert!(c.volume.store.group_save(&mut cut).await.unwrap());
+    c.volume.settle_groups().await.unwrap();
+    c.wait(&t, &format!("{base}/volumes/{member}"), "volume", "GONE").await;
+    c.volume.settle_groups().await.unwrap();
+    wait_group(format!("{base}/groups/{g4}"), "group", "GONE").await;
+    assert_eq!(c.volume.store.usage(&p).await.unwrap()["groups"], 0);
 }
 
 #[tokio::test]

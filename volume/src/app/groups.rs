@@ -286,9 +286,8 @@ impl VolumeService {
             return Err(invalid(format!("Group {id} changed while the request ran; try again.")));
         }
         self.groups_changed();
-        for v in &volumes {
-            self.volume_delete(ctx, &v.id, true).await?;
-        }
+        // The settling pass starts the members' deletes: the same path that resumes
+        // them after a crash between this save and their start.
         self.settle_groups().await
     }
 
@@ -495,16 +494,13 @@ impl VolumeService {
                 s.status.as_str()
             )));
         }
-        let members = self.group_snapshot_members(&s).await?;
         s.status = GroupStatus::Deleting;
         s.pending = DELETION.into();
         if !self.store.group_snapshot_save(&mut s).await? {
             return Err(invalid(format!("Group snapshot {id} changed while the request ran; try again.")));
         }
         self.groups_changed();
-        for m in members.iter().filter(|m| m.status != SnapshotStatus::Deleting) {
-            self.snapshot_delete_as(ctx, &m.id, false, true).await?;
-        }
+        // The settling pass starts the members' deletes (and resumes them after a crash).
         self.settle_groups().await
     }
 
@@ -570,10 +566,21 @@ impl VolumeService {
                     }
                     continue;
                 }
-                DELETION => volumes
-                    .iter()
-                    .any(|v| v.status == VolumeStatus::ErrorDeleting)
-                    .then_some(GroupStatus::ErrorDeleting),
+                DELETION => {
+                    // Members whose delete has not started (the request's, or one a
+                    // crash cut short) are started now, with their snapshots.
+                    for v in
+                        volumes.iter().filter(|v| matches!(v.status, VolumeStatus::Available | VolumeStatus::Error))
+                    {
+                        if let Err(e) = self.volume_delete_start(v.clone(), false, true).await {
+                            tracing::warn!(group = %g.id, volume = %v.id, error = %e, "a group member's delete cannot start");
+                        }
+                    }
+                    volumes
+                        .iter()
+                        .any(|v| v.status == VolumeStatus::ErrorDeleting)
+                        .then_some(GroupStatus::ErrorDeleting)
+                }
                 // Its volumes are still being written.
                 p if volumes.len() < expected_members(p).unwrap_or(0) => None,
                 _ if volumes.iter().any(|v| v.status == VolumeStatus::Error) => Some(GroupStatus::Error),
@@ -597,10 +604,20 @@ impl VolumeService {
                     left |= !self.store.group_snapshot_save(&mut s).await?;
                     continue;
                 }
-                DELETION => members
-                    .iter()
-                    .any(|m| m.status == SnapshotStatus::ErrorDeleting)
-                    .then_some(GroupStatus::ErrorDeleting),
+                DELETION => {
+                    for m in
+                        members.iter().filter(|m| matches!(m.status, SnapshotStatus::Available | SnapshotStatus::Error))
+                    {
+                        if let Err(e) = self.snapshot_delete_start(m.clone(), false, true).await {
+                            tracing::warn!(group_snapshot = %s.id, snapshot = %m.id, error = %e,
+                                           "a group snapshot member's delete cannot start");
+                        }
+                    }
+                    members
+                        .iter()
+                        .any(|m| m.status == SnapshotStatus::ErrorDeleting)
+                        .then_some(GroupStatus::ErrorDeleting)
+                }
                 p if members.len() < expected_members(p).unwrap_or(0) => None,
                 _ if members.iter().any(|m| m.status == SnapshotStatus::Error) => Some(GroupStatus::Error),
                 _ if members.iter().all(|m| m.status == SnapshotStatus::Available) => Some(GroupStatus::Available),

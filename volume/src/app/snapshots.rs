@@ -231,40 +231,46 @@ impl VolumeService {
     ) -> AppResult<()> {
         require_writer(ctx)?;
         for _ in 0..10 {
-            let mut s = self.snapshot_get(ctx, id).await?;
-            if let Some(gs) = s.group_snapshot_id.as_deref().filter(|_| !of_group) {
-                return Err(bad(format!(
-                    "Invalid snapshot: snapshot {id} is part of group snapshot {gs}; delete the group snapshot."
-                )));
+            let s = self.snapshot_get(ctx, id).await?;
+            if self.snapshot_delete_start(s, force, of_group).await? {
+                return Ok(());
             }
-            if !force
-                && !matches!(
-                    s.status,
-                    SnapshotStatus::Available | SnapshotStatus::Error | SnapshotStatus::ErrorDeleting
-                )
-            {
-                return Err(bad(format!(
-                    "Invalid snapshot: Snapshot status must be available or error, but current status is: {}.",
-                    s.status.as_str()
-                )));
-            }
-            if self.store.volumes_from(&s.id).await? > 0 {
-                return Err(bad(format!(
-                    "Invalid snapshot: a volume is being made from snapshot {id}; try again when it is done."
-                )));
-            }
-            let saga = Self::new_saga(sagas::SNAPSHOT_DELETE, &s.id, &NoData {});
-            s.status = SnapshotStatus::Deleting;
-            let mut tx = self.store.db.pool.begin().await?;
-            if !Store::snapshot_save_in(&mut tx, &s).await? {
-                continue;
-            }
-            self.sagas.insert_saga(&mut tx, &saga).await?;
-            tx.commit().await?;
-            self.notify("snapshot.delete.start", &s.id, &s.project_id, "deleting").await;
-            self.run(saga);
-            return Ok(());
         }
         Err(invalid(format!("Snapshot {id} changed while the request ran; try again.")))
+    }
+
+    /// Starts deleting snapshot `s` (as read just before; the caller decided it may).
+    /// False when it changed since it was read (read it again and retry).
+    pub(crate) async fn snapshot_delete_start(&self, mut s: Snapshot, force: bool, of_group: bool) -> AppResult<bool> {
+        let id = s.id.clone();
+        if let Some(gs) = s.group_snapshot_id.as_deref().filter(|_| !of_group) {
+            return Err(bad(format!(
+                "Invalid snapshot: snapshot {id} is part of group snapshot {gs}; delete the group snapshot."
+            )));
+        }
+        if !force
+            && !matches!(s.status, SnapshotStatus::Available | SnapshotStatus::Error | SnapshotStatus::ErrorDeleting)
+        {
+            return Err(bad(format!(
+                "Invalid snapshot: Snapshot status must be available or error, but current status is: {}.",
+                s.status.as_str()
+            )));
+        }
+        if self.store.volumes_from(&s.id).await? > 0 {
+            return Err(bad(format!(
+                "Invalid snapshot: a volume is being made from snapshot {id}; try again when it is done."
+            )));
+        }
+        let saga = Self::new_saga(sagas::SNAPSHOT_DELETE, &s.id, &NoData {});
+        s.status = SnapshotStatus::Deleting;
+        let mut tx = self.store.db.pool.begin().await?;
+        if !Store::snapshot_save_in(&mut tx, &s).await? {
+            return Ok(false);
+        }
+        self.sagas.insert_saga(&mut tx, &saga).await?;
+        tx.commit().await?;
+        self.notify("snapshot.delete.start", &s.id, &s.project_id, "deleting").await;
+        self.run(saga);
+        Ok(true)
     }
 }

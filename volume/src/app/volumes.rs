@@ -519,68 +519,73 @@ impl VolumeService {
     async fn volume_delete_as(&self, ctx: &AuthContext, id: &str, force: bool, cascade: bool) -> AppResult<()> {
         require_writer(ctx)?;
         for _ in 0..10 {
-            let mut v = self.volume_get(ctx, id).await?;
-            if force && !v.attachments.is_empty() {
-                return Err(bad(format!("Invalid volume: Volume {id} is attached: detach it first.")));
-            }
-            if force && v.status == VolumeStatus::Deleting && v.control.saga_id.is_some() {
+            let v = self.volume_get(ctx, id).await?;
+            if self.volume_delete_start(v, force, cascade).await? {
                 return Ok(());
             }
-            if !(force || v.status.settled() || v.status == VolumeStatus::ErrorDeleting) {
-                return Err(bad(format!(
-                    "Invalid volume: Volume status must be available or error or error_extending, but current status is: {}.",
-                    v.status.as_str()
-                )));
-            }
-            let mut snaps = self.store.snapshot_list(None, Some(&v.id)).await?;
-            if !snaps.is_empty() && !cascade {
-                return Err(bad(format!("Invalid volume: Volume {id} still has {} dependent snapshots.", snaps.len())));
-            }
-            if let Some(busy) = snaps.iter().find(|sn| {
-                !matches!(sn.status, SnapshotStatus::Available | SnapshotStatus::Error | SnapshotStatus::ErrorDeleting)
-            }) {
-                return Err(bad(format!(
-                    "Invalid volume: its snapshot {} is {}: it cannot be deleted with the volume now.",
-                    busy.id,
-                    busy.status.as_str()
-                )));
-            }
-            if self.store.volumes_from(&v.id).await? > 0 {
-                return Err(bad(format!(
-                    "Invalid volume: Volume {id} is being copied; try again when the copy is done."
-                )));
-            }
-            let saga = Self::new_saga(sagas::DELETE, &v.id, &NoData {});
-            v.status = VolumeStatus::Deleting;
-            v.control.saga_id = Some(saga.id.clone());
-            let mut tx = self.store.db.pool.begin().await?;
-            if !Store::volume_save_in(&mut tx, &v).await? {
-                continue;
-            }
-            let mut snap_sagas = Vec::new();
-            for sn in &mut snaps {
-                sn.status = SnapshotStatus::Deleting;
-                if !Store::snapshot_save_in(&mut tx, sn).await? {
-                    break;
-                }
-                let ss = Self::new_saga(sagas::SNAPSHOT_DELETE, &sn.id, &NoData {});
-                self.sagas.insert_saga(&mut tx, &ss).await?;
-                snap_sagas.push(ss);
-            }
-            if snap_sagas.len() != snaps.len() {
-                continue;
-            }
-            self.sagas.insert_saga(&mut tx, &saga).await?;
-            tx.commit().await?;
-            for (sn, ss) in snaps.iter().zip(snap_sagas) {
-                self.notify("snapshot.delete.start", &sn.id, &sn.project_id, "deleting").await;
-                self.run(ss);
-            }
-            self.notify("delete.start", &v.id, &v.project_id, "deleting").await;
-            self.run(saga);
-            return Ok(());
         }
         Err(invalid(format!("Volume {id} changed while the request ran; try again.")))
+    }
+
+    /// Starts deleting volume `v` (as read just before; the caller decided it may):
+    /// its delete saga, and with `cascade` its snapshots', written in one transaction.
+    /// False when the volume changed since it was read (read it again and retry).
+    pub(crate) async fn volume_delete_start(&self, mut v: Volume, force: bool, cascade: bool) -> AppResult<bool> {
+        let id = v.id.clone();
+        if force && !v.attachments.is_empty() {
+            return Err(bad(format!("Invalid volume: Volume {id} is attached: detach it first.")));
+        }
+        if force && v.status == VolumeStatus::Deleting && v.control.saga_id.is_some() {
+            return Ok(true);
+        }
+        if !(force || v.status.settled() || v.status == VolumeStatus::ErrorDeleting) {
+            return Err(bad(format!(
+                "Invalid volume: Volume status must be available or error or error_extending, but current status is: {}.",
+                v.status.as_str()
+            )));
+        }
+        let mut snaps = self.store.snapshot_list(None, Some(&v.id)).await?;
+        if !snaps.is_empty() && !cascade {
+            return Err(bad(format!("Invalid volume: Volume {id} still has {} dependent snapshots.", snaps.len())));
+        }
+        if let Some(busy) = snaps.iter().find(|sn| {
+            !matches!(sn.status, SnapshotStatus::Available | SnapshotStatus::Error | SnapshotStatus::ErrorDeleting)
+        }) {
+            return Err(bad(format!(
+                "Invalid volume: its snapshot {} is {}: it cannot be deleted with the volume now.",
+                busy.id,
+                busy.status.as_str()
+            )));
+        }
+        if self.store.volumes_from(&v.id).await? > 0 {
+            return Err(bad(format!("Invalid volume: Volume {id} is being copied; try again when the copy is done.")));
+        }
+        let saga = Self::new_saga(sagas::DELETE, &v.id, &NoData {});
+        v.status = VolumeStatus::Deleting;
+        v.control.saga_id = Some(saga.id.clone());
+        let mut tx = self.store.db.pool.begin().await?;
+        if !Store::volume_save_in(&mut tx, &v).await? {
+            return Ok(false);
+        }
+        let mut snap_sagas = Vec::new();
+        for sn in &mut snaps {
+            sn.status = SnapshotStatus::Deleting;
+            if !Store::snapshot_save_in(&mut tx, sn).await? {
+                return Ok(false);
+            }
+            let ss = Self::new_saga(sagas::SNAPSHOT_DELETE, &sn.id, &NoData {});
+            self.sagas.insert_saga(&mut tx, &ss).await?;
+            snap_sagas.push(ss);
+        }
+        self.sagas.insert_saga(&mut tx, &saga).await?;
+        tx.commit().await?;
+        for (sn, ss) in snaps.iter().zip(snap_sagas) {
+            self.notify("snapshot.delete.start", &sn.id, &sn.project_id, "deleting").await;
+            self.run(ss);
+        }
+        self.notify("delete.start", &v.id, &v.project_id, "deleting").await;
+        self.run(saga);
+        Ok(true)
     }
 
     /// Starts growing a volume to `new_size` GiB (the growth claimed now): an available
