@@ -402,6 +402,41 @@ def test_a_server_answers_ssh_on_its_floating_ip_and_leaves_nothing_behind(cloud
         p = stratus("ssh", name2, "--", "hostname")
         assert p.returncode == 0 and p.stdout.strip() == name2, (p.stdout, p.stderr)
         second = cloud.osc("server", "show", name2)
+
+        # A multiattach volume in both guests at once (compute 2.60): written in the
+        # first, read in the second, which is given it while the first still has it.
+        mtype = cloud.osc("volume", "type", "create", "--property", "multiattach=<is> True", unique("multi"))
+        shared = cloud.osc("volume", "create", "--size", "1", "--type", mtype["name"], unique("shared"))
+        wait_until("the shared volume available",
+                   lambda: cloud.osc("volume", "show", shared["id"])["status"] == "available", timeout=60, interval=0.5)
+        assert cloud.osc("volume", "show", shared["id"])["multiattach"] in (True, "True")
+        attach = ["--os-compute-api-version", "2.60", "server", "add", "volume"]
+        cloud.osc(*attach, server["id"], shared["id"], fmt_json=False)
+        serial = shared["id"][:20]
+        find = f"for d in /sys/block/vd*; do [ \"$(cat $d/serial)\" = {serial} ] && echo ${{d##*/}}; done"
+        wait_until("the shared disk in the first guest", lambda: ssh(outside, key, address, find).stdout.strip() != "",
+                   timeout=60, interval=1)
+        dev = ssh(outside, key, address, find).stdout.strip()
+        wrote = ssh(outside, key, address, f"printf stratus-shared-ok > /dev/{dev} && sync")
+        assert wrote.returncode == 0, wrote.stderr
+        cloud.osc(*attach, second["id"], shared["id"], fmt_json=False)
+        wait_until("the shared volume in both", lambda: len(cloud.osc("volume", "show", shared["id"])["attachments"]) == 2,
+                   timeout=60, interval=0.5)
+        wait_until("the shared disk in the second guest",
+                   lambda: stratus("ssh", name2, "--", find).stdout.strip() != "", timeout=60, interval=1)
+        dev2 = stratus("ssh", name2, "--", find).stdout.strip()
+        p = stratus("ssh", name2, "--", f"head -c 17 /dev/{dev2}")
+        assert p.returncode == 0 and p.stdout == "stratus-shared-ok", (p.stdout, p.stderr)
+        detach = ["--os-compute-api-version", "2.60", "server", "remove", "volume"]
+        for holder in (server["id"], second["id"]):
+            cloud.osc(*detach, holder, shared["id"], fmt_json=False)
+        wait_until("the shared volume let go",
+                   lambda: cloud.osc("volume", "show", shared["id"])["status"] == "available", timeout=90, interval=0.5)
+        cloud.osc("volume", "delete", shared["id"])
+        wait_until("the shared volume gone", lambda: shared["id"] not in [
+            v["ID"] for v in cloud.osc("volume", "list")], timeout=60, interval=0.5)
+        cloud.osc("volume", "type", "delete", mtype["id"], fmt_json=False)
+
         p = stratus("down", name2, timeout=300)
         assert p.returncode == 0, p.stderr
         assert m.group(2) not in [f["Floating IP Address"] for f in cloud.osc("floating", "ip", "list")]
