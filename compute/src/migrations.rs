@@ -215,6 +215,27 @@ CREATE TABLE compute_aggregate_hosts (
 ALTER TABLE compute_hosts ADD COLUMN aggregate_zone TEXT NOT NULL DEFAULT ''
 "#,
     },
+    Migration {
+        service: "compute",
+        version: 9,
+        name: "migration records (os-migrations): every resize, with its status",
+        sql: r#"
+CREATE TABLE compute_migrations (
+    id BIGINT PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    instance_uuid TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    source_compute TEXT NOT NULL,
+    dest_compute TEXT NOT NULL,
+    status TEXT NOT NULL,
+    migration_type TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT
+);
+CREATE INDEX compute_migrations_instance ON compute_migrations (instance_uuid)
+"#,
+    },
 ];
 
 #[cfg(test)]

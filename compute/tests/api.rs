@@ -1052,6 +1052,25 @@ async fn resize_and_rebuild(engine: Engine) {
     let s = c.call("GET", &format!("/servers/{id}"), &token, None).await.body;
     assert_eq!((s["server"]["status"].as_str(), cores().await, c.claimed().await), (Some("ACTIVE"), 2, (2, 1)));
 
+    // Each resize is a migration record (os-migrations, admins): confirmed, reverted;
+    // the refused ones left none.
+    let listed = c.call_v("2.80", "GET", &format!("/os-migrations?instance_uuid={id}"), &admin, None).await;
+    let records = listed.body["migrations"].as_array().unwrap().clone();
+    let statuses: Vec<&str> = records.iter().map(|m| m["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, vec!["reverted", "confirmed"], "{}", listed.body);
+    let m = &records[0];
+    assert_eq!((m["migration_type"].as_str(), m["project_id"].as_str()), (Some("resize"), Some(project.as_str())));
+    assert_eq!(m["source_compute"], m["dest_compute"], "resizes stay on their host");
+    let old = c.call("GET", &format!("/os-migrations?status=confirmed&instance_uuid={id}"), &admin, None).await;
+    let old = &old.body["migrations"][0];
+    assert!(old.get("migration_type").is_none() && old.get("uuid").is_none(), "2.1 shows neither: {old}");
+    let page = c.call_v("2.59", "GET", "/os-migrations?limit=1", &admin, None).await;
+    assert_eq!(page.body["migrations"].as_array().unwrap().len(), 1);
+    assert!(page.body["migrations_links"][0]["href"].as_str().unwrap().contains("marker="));
+    assert_eq!(c.call("GET", "/os-migrations", &token, None).await.status, StatusCode::FORBIDDEN);
+    let live = c.call("GET", &format!("/servers/{id}/migrations"), &admin, None).await;
+    assert_eq!(live.body["migrations"], json!([]), "no live migration is under way");
+
     // Rebuild: same server, new name, REBUILD then ACTIVE, recorded as an action.
     let r = act(json!({"rebuild": {"imageRef": image, "name": "rebuilt"}})).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);

@@ -23,6 +23,7 @@ from tempest.lib.services.compute import (
     interfaces_client,
     keypairs_client,
     limits_client,
+    migrations_client,
     quotas_client,
     server_groups_client,
     servers_client,
@@ -88,6 +89,7 @@ def sweep(cloud, found, admin_password):
         "aggregates": client(aggregates_client, "AggregatesClient", "compute"),
         "services": client(services_client, "ServicesClient", "compute"),
         "interfaces": client(interfaces_client, "InterfacesClient", "compute"),
+        "migrations": client(migrations_client, "MigrationsClient", "compute"),
     }
     volumes = client(volumes_client, "VolumesClient", "volumev3")
     volume = {
@@ -97,8 +99,8 @@ def sweep(cloud, found, admin_password):
         "services": client(volume_services_client, "ServicesClient", "volumev3"),
     }
 
-    # What the reads find: a server with a port and a volume, a key pair, a server
-    # group, an aggregate; a volume with a snapshot and a backup. They stay: the
+    # What the reads find: a server with a port and a volume, resized once, a key
+    # pair, a server group, an aggregate; a volume with a snapshot and a backup. They stay: the
     # conformance cloud is thrown away after the run.
     base_compute_client.COMPUTE_MICROVERSION = None
     volume_base.VOLUME_MICROVERSION = None
@@ -106,6 +108,11 @@ def sweep(cloud, found, admin_password):
         name="schema-sweep", imageRef=found["images"][0], flavorRef=found["flavors"][0]
     )["server"]
     wait_for("server", lambda: servers.show_server(server["id"])["server"]["status"], "ACTIVE")
+    # A resize, confirmed: a migration record to read.
+    servers.resize_server(server["id"], found["flavors"][1])
+    wait_for("resize", lambda: servers.show_server(server["id"])["server"]["status"], "VERIFY_RESIZE")
+    servers.confirm_resize_server(server["id"])
+    wait_for("confirm", lambda: servers.show_server(server["id"])["server"]["status"], "ACTIVE")
     compute["keypairs"].create_keypair(name="schema-sweep")
     group = compute["groups"].create_server_group(name="schema-sweep", policies=["affinity"])["server_group"]
     aggregate = compute["aggregates"].create_aggregate(name="schema-sweep")["aggregate"]
@@ -143,6 +150,7 @@ def sweep(cloud, found, admin_password):
         "aggregates.show_aggregate": lambda: compute["aggregates"].show_aggregate(aggregate["id"]),
         "services.list_services": lambda: compute["services"].list_services(),
         "interfaces.list_interfaces": lambda: compute["interfaces"].list_interfaces(server["id"]),
+        "migrations.list_migrations": lambda: compute["migrations"].list_migrations(),
     }
     if port:
         compute_reads["interfaces.show_interface"] = lambda: compute["interfaces"].show_interface(

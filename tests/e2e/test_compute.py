@@ -157,6 +157,11 @@ def test_resize_and_rebuild(cloud, base):
     assert used["total_cores_used"] == 2, used
     p = cloud.osc("server", "resize", "--flavor", bigger, sid, env=env, check=False)
     assert p.returncode != 0 and "400" in p.stderr, p.stderr
+    # The admin sees both resizes as migrations, the reverted and the confirmed one.
+    moves = cloud.osc("server", "migration", "list", "--server", sid, "--os-compute-api-version", "2.80")
+    assert sorted(m["Status"] for m in moves) == ["confirmed", "reverted"], moves
+    assert {m["Type"] for m in moves} == {"resize"}, moves
+    assert cloud.osc("server", "migration", "list", env=env, check=False).returncode != 0, "admins only"
 
     # A snapshot is an image of the project's, and the server rebuilds from it.
     snap = cloud.osc("server", "image", "create", "--name", unique("snap"), "--wait", sid, env=env)

@@ -441,6 +441,12 @@ def test_by_id(world, a_things, actor):
         got = c.http("GET", path, token, base=V)[0]
         if got != 403:
             wrong.append(f"GET volume {path}: {got}, want 403")
+    # Migration records (every project's resizes) are the admin's.
+    for path in ["/os-migrations", f"/os-migrations?instance_uuid={a_things['server']}",
+                 f"/servers/{a_things['server']}/migrations"]:
+        got = c.http("GET", path, token, base=c.compute_url + "/v2.1")[0]
+        if got != 403:
+            wrong.append(f"GET compute {path}: {got}, want 403")
     # Reservable hosts, their allocations and reservable floating IPs are the admin's alone.
     for path in ["/v1/os-hosts", "/v1/os-hosts/1", "/v1/os-hosts/allocations", "/v1/os-hosts/1/allocation",
                  "/v1/floatingips"]:

@@ -6,6 +6,7 @@ mod error;
 mod events;
 mod floating_ips;
 mod images;
+mod migrations;
 mod misc;
 mod network_proxy;
 mod security_groups;
@@ -84,6 +85,8 @@ pub fn router(service: Arc<ComputeService>, verifier: Arc<TokenVerifier>, max_bo
             get(volumes::show).put(volumes::update).delete(volumes::detach),
         )
         .route("/servers/{id}/os-instance-actions", get(servers::actions))
+        .route("/servers/{id}/migrations", get(migrations::of_server))
+        .route("/os-migrations", get(migrations::list))
         .route("/servers/{id}/os-instance-actions/{req}", get(servers::action_show))
         .route("/servers/{id}/os-security-groups", get(security_groups::of_server))
         .route("/os-security-groups", get(security_groups::list).post(security_groups::create))

@@ -216,6 +216,11 @@ impl ComputeService {
             return Err(changed(server));
         }
         Store::action_finish_in(&mut tx, &server.id, action, "Success", None).await?;
+        match change {
+            Change::Resize => Store::migration_move_in(&mut tx, &server.id, &["migrating"], "finished").await?,
+            Change::Revert => Store::migration_move_in(&mut tx, &server.id, &["reverting"], "reverted").await?,
+            Change::Rebuild => {}
+        }
         if !self.sagas.finish_in(&mut tx, saga).await? {
             return Err(moved_on(saga));
         }
@@ -267,6 +272,9 @@ impl ComputeService {
             anyhow::bail!("server {} changed meanwhile", server.id);
         }
         Store::action_finish_in(&mut tx, &server.id, action, "Error", Some(&saga.error)).await?;
+        if matches!(change, Change::Resize | Change::Revert) {
+            Store::migration_move_in(&mut tx, &server.id, crate::store::OPEN_MIGRATIONS, "error").await?;
+        }
         tx.commit().await?;
         server.rev += 1;
         for row in freed {

@@ -15,6 +15,7 @@ pub mod hosts;
 pub mod images;
 pub mod interfaces;
 pub mod keypairs;
+pub mod migrations;
 pub mod quotas;
 pub mod resize;
 pub mod security_groups;

@@ -15,7 +15,7 @@ use super::AppResult;
 use super::{bad, conflict, ComputeService};
 use crate::store::TaskState;
 use crate::store::VmState;
-use crate::store::{Allocation, Charged, Flavor, Server, Store};
+use crate::store::{Allocation, Charged, Flavor, Server, Store, OPEN_MIGRATIONS};
 use serde_json::{json, Map, Value};
 use stratus_common::auth::AuthContext;
 use stratus_common::db::now_text;
@@ -227,6 +227,7 @@ impl ComputeService {
         };
         self.sagas.insert_saga(&mut tx, &saga).await?;
         Store::action_start_in(&mut tx, &action).await?;
+        Store::migration_insert_in(&mut tx, &server.id, &project, ctx.user_id(), host.as_str()).await?;
         tx.commit().await?;
         server.rev += 1;
         for r in stale.into_iter().chain([row]) {
@@ -268,6 +269,7 @@ impl ComputeService {
         Store::allocation_move_in(&mut tx, &resize_consumer(&server.id), &server.id).await?;
         Store::action_start_in(&mut tx, &action).await?;
         Store::action_finish_in(&mut tx, &server.id, "confirmResize", "Success", None).await?;
+        Store::migration_move_in(&mut tx, &server.id, OPEN_MIGRATIONS, "confirmed").await?;
         tx.commit().await?;
         server.rev += 1;
         for row in freed {
@@ -298,6 +300,7 @@ impl ComputeService {
         }
         self.sagas.insert_saga(&mut tx, &saga).await?;
         Store::action_start_in(&mut tx, &action).await?;
+        Store::migration_move_in(&mut tx, &server.id, OPEN_MIGRATIONS, "reverting").await?;
         tx.commit().await?;
         server.rev += 1;
         self.start_change(saga, &server);

@@ -4,10 +4,12 @@
 
 mod aggregates;
 mod hosts;
+mod migrations;
 mod servers;
 
 pub use aggregates::{Aggregate, AggregateChange};
 pub use hosts::{Allocation, HostClaim, HostReservation, HostRow, Ratios};
+pub use migrations::{MigrationRecord, OPEN as OPEN_MIGRATIONS};
 pub use servers::{
     strings, AttachedVolume, Backup, Charged, CommandAnswer, Control, PendingCommand, Server, ServerFilter, TaskState,
     VmState,
