@@ -36,10 +36,12 @@ pub(crate) fn signed_request(public_url: &str, method: &Method, uri: &Uri, heade
     }
 }
 
-fn form_response(status: StatusCode, pairs: &[(&str, Option<&str>)]) -> Response {
+/// A request or access token as OAuth answers it: 201, form-encoded.
+fn token_answer(key: &str, secret: &str, expires_at: Option<&str>) -> Response {
+    let pairs = [("oauth_token", Some(key)), ("oauth_token_secret", Some(secret)), ("oauth_expires_at", expires_at)];
     let body =
         pairs.iter().filter_map(|(k, v)| v.map(|v| format!("{k}={}", percent_encode(v)))).collect::<Vec<_>>().join("&");
-    (status, [(header::CONTENT_TYPE, "application/x-www-form-urlencoded")], body).into_response()
+    (StatusCode::CREATED, [(header::CONTENT_TYPE, "application/x-www-form-urlencoded")], body).into_response()
 }
 
 #[derive(Deserialize)]
@@ -102,14 +104,7 @@ pub async fn request_token(
     let signed = signed_request(&id.public_url, &method, &uri, &headers);
     let project = headers.get("requested-project-id").and_then(|v| v.to_str().ok());
     let t = id.request_token_create(&signed, project).await?;
-    Ok(form_response(
-        StatusCode::CREATED,
-        &[
-            ("oauth_token", Some(&t.id)),
-            ("oauth_token_secret", Some(&t.secret)),
-            ("oauth_expires_at", t.expires_at.as_deref()),
-        ],
-    ))
+    Ok(token_answer(&t.id, &t.secret, t.expires_at.as_deref()))
 }
 
 #[derive(Deserialize)]
@@ -135,14 +130,7 @@ pub async fn access_token_create(
 ) -> ApiResult<Response> {
     let signed = signed_request(&id.public_url, &method, &uri, &headers);
     let t = id.access_token_create(&signed).await?;
-    Ok(form_response(
-        StatusCode::CREATED,
-        &[
-            ("oauth_token", Some(&t.id)),
-            ("oauth_token_secret", Some(&t.secret)),
-            ("oauth_expires_at", t.expires_at.as_deref()),
-        ],
-    ))
+    Ok(token_answer(&t.id, &t.secret, t.expires_at.as_deref()))
 }
 
 pub async fn access_token_list(

@@ -630,10 +630,10 @@ impl ReservationService {
         Store::event_reschedule_in(&mut tx, &lease.id, EventType::StartLease, &lease.start_date).await?;
         Store::event_reschedule_in(&mut tx, &lease.id, EventType::EndLease, &lease.end_date).await?;
         if let Some(b) = &lease.before_end_date {
-            Store::event_reschedule_in(&mut tx, &lease.id, EventType::BeforeEndLease, b).await?;
             if before_end > now {
-                Store::event_rearm_in(&mut tx, &lease.id, EventType::BeforeEndLease, b).await?;
+                Store::event_rearm_in(&mut tx, &lease.id, EventType::BeforeEndLease).await?;
             }
+            Store::event_reschedule_in(&mut tx, &lease.id, EventType::BeforeEndLease, b).await?;
         }
         tx.commit().await?;
         // Hosts of a lease already holding its hosts change hands now.

@@ -344,20 +344,14 @@ impl Store {
     }
 
     /// Moves a lease's event of `kind` (not yet done) to `time`.
-    /// Arms a lease's fired event again for `time` (a `before_end_lease` moved into
-    /// the future by an update fires again, as Blazar's does).
-    pub async fn event_rearm_in(
-        conn: &mut sqlx::AnyConnection,
-        lease: &str,
-        kind: EventType,
-        time: &str,
-    ) -> StoreResult<()> {
+    /// Arms a lease's fired event again (a `before_end_lease` moved into the future by
+    /// an update fires again, as Blazar's does); [`Store::event_reschedule_in`] then
+    /// gives it its time.
+    pub async fn event_rearm_in(conn: &mut sqlx::AnyConnection, lease: &str, kind: EventType) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE reservation_events SET status = 'UNDONE', time = $1, next_try = $1, attempts = 0, last_error = '',
-                updated_at = $2 WHERE lease_id = $3 AND event_type = $4 AND status = 'DONE'",
+            "UPDATE reservation_events SET status = 'UNDONE', attempts = 0, last_error = ''
+             WHERE lease_id = $1 AND event_type = $2 AND status = 'DONE'",
         )
-        .bind(time)
-        .bind(now_text())
         .bind(lease)
         .bind(kind.as_str())
         .execute(conn)
