@@ -931,6 +931,47 @@ async fn oauth1_delegation(engine: Engine) {
         StatusCode::UNAUTHORIZED
     );
 
+    // Deleting a user takes the access tokens they authorised with them.
+    let r = c
+        .call(
+            "PUT",
+            &format!("/v3/OS-OAUTH1/authorize/{rkey}"),
+            Some(&dave),
+            Some(json!({"roles": [{"name": "reader"}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "a request token buys one access token: {:?}", r.json);
+    let path = "/v3/OS-OAUTH1/request_token";
+    let h = oauth_header(path, (&ckey, &csecret), None, &[("oauth_callback", "oob")]);
+    let rt = form(
+        &c.call_with("POST", path, None, None, &[("authorization", &h), ("requested-project-id", &pid)]).await.json,
+    );
+    let r = c
+        .call(
+            "PUT",
+            &format!("/v3/OS-OAUTH1/authorize/{}", rt["oauth_token"]),
+            Some(&dave),
+            Some(json!({"roles": [{"name": "reader"}]})),
+        )
+        .await;
+    let verifier = r.json["token"]["oauth_verifier"].as_str().unwrap().to_string();
+    let path = "/v3/OS-OAUTH1/access_token";
+    let h = oauth_header(
+        path,
+        (&ckey, &csecret),
+        Some((&rt["oauth_token"], &rt["oauth_token_secret"])),
+        &[("oauth_verifier", &verifier)],
+    );
+    let at2 = form(&c.call_with("POST", path, None, None, &[("authorization", &h)]).await.json);
+    assert_eq!(c.call("DELETE", &format!("/v3/users/{uid}"), Some(&admin), None).await.status, StatusCode::NO_CONTENT);
+    let h = oauth_header(tokens, (&ckey, &csecret), Some((&at2["oauth_token"], &at2["oauth_token_secret"])), &[]);
+    let body = json!({"auth": {"identity": {"methods": ["oauth1"], "oauth1": {}}}});
+    assert_eq!(
+        c.call_with("POST", tokens, None, Some(body), &[("authorization", &h)]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(c.identity.store.access_token_list(&uid).await.unwrap().len(), 0);
+
     // Deleting the consumer takes its tokens with it.
     assert_eq!(
         c.call("DELETE", &format!("/v3/OS-OAUTH1/consumers/{ckey}"), Some(&admin), None).await.status,

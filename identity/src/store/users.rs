@@ -140,6 +140,8 @@ impl Store {
         for sql in [
             "DELETE FROM identity_assignments WHERE actor_type = 'user' AND actor_id = $1",
             "DELETE FROM identity_app_creds WHERE user_id = $1",
+            "DELETE FROM identity_oauth_access_tokens WHERE authorizing_user_id = $1",
+            "DELETE FROM identity_oauth_request_tokens WHERE authorizing_user_id = $1",
             "DELETE FROM identity_group_members WHERE user_id = $1",
             "DELETE FROM identity_users WHERE id = $1",
         ] {
