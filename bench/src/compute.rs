@@ -120,6 +120,7 @@ fn scheduler_rate(hosts: usize, threads: usize, secs: u64) -> f64 {
                 traits: vec!["COMPUTE_STATUS_ENABLED".into()],
                 resource_class: None,
                 host_ip: None,
+                uptime: None,
                 reservation: None,
                 enabled: true,
                 disabled_reason: None,

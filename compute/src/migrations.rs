@@ -236,6 +236,12 @@ CREATE TABLE compute_migrations (
 CREATE INDEX compute_migrations_instance ON compute_migrations (instance_uuid)
 "#,
     },
+    Migration {
+        service: "compute",
+        version: 10,
+        name: "the uptime and load a host's agent reports",
+        sql: "ALTER TABLE compute_hosts ADD COLUMN uptime TEXT NOT NULL DEFAULT ''",
+    },
 ];
 
 #[cfg(test)]

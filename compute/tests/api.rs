@@ -601,12 +601,29 @@ async fn whole_node_claims(engine: Engine) {
         traits: Vec::new(),
         resource_class: Some("CUSTOM_BAREMETAL".into()),
         ip: None,
+        uptime: None,
         guests: Vec::new(),
         taken_at: None,
     };
     let row = c.compute.store.host_report(&report, &Default::default()).await.unwrap();
     assert_eq!((row.cap_vcpus, row.cap_ram, row.cap_disk), (4, 8192, 20));
     assert_eq!(row.resource_class.as_deref(), Some("CUSTOM_BAREMETAL"));
+    // A machine's agent reports its uptime, shown by os-hypervisors; a node has none.
+    let machine = stratus_compute_protocol::HostReport {
+        host: "machine-1".into(),
+        hypervisor_type: "QEMU".into(),
+        resource_class: None,
+        uptime: Some(" 10:02:03 up 3 days,  4:05,  load average: 0.10, 0.20, 0.30".into()),
+        ..report.clone()
+    };
+    c.compute.store.host_report(&machine, &Default::default()).await.unwrap();
+    let admin = c.admin().await;
+    let up = c.call_v("2.53", "GET", "/os-hypervisors/machine-1/uptime", &admin, None).await;
+    assert_eq!(up.body["hypervisor"]["uptime"], json!(machine.uptime), "{}", up.body);
+    let none = c.call_v("2.53", "GET", "/os-hypervisors/node-1/uptime", &admin, None).await;
+    assert_eq!(none.status, StatusCode::NOT_IMPLEMENTED, "{}", none.body);
+    let shown = c.call_v("2.88", "GET", "/os-hypervisors/machine-1", &admin, None).await;
+    assert_eq!(shown.body["hypervisor"]["uptime"], json!(machine.uptime), "{}", shown.body);
     let claim = |i: usize| {
         let a = Allocation {
             consumer_id: format!("server-{i}"),

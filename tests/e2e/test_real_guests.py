@@ -528,7 +528,10 @@ def test_volumes_reach_a_guest_on_another_host_over_nbd(guest_image):
                    lambda: cloud.osc("volume", "show", volume)["status"] == "available", timeout=90, interval=0.5)
 
     try:
-        assert cloud.osc("hypervisor", "show", cloud.host)["host_ip"] == mine, "the agent reports its address"
+        shown = cloud.osc("hypervisor", "show", cloud.host)
+        assert shown["host_ip"] == mine, "the agent reports its address"
+        # And the machine's uptime, which the client takes apart into its fields.
+        assert shown.get("load_average") and shown.get("host_time") and "users" in shown, shown
         image = upload_guest(cloud, work)
         flavor = cloud.osc("flavor", "create", "--vcpus", "1", "--ram", "128", "--disk", "1", unique("tiny"))
         probe_file = os.path.join(work, "probe.raw")

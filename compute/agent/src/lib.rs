@@ -343,6 +343,7 @@ impl Agent {
             traits: host.traits.clone(),
             resource_class: host.resource_class.clone(),
             ip: host.ip.clone(),
+            uptime: host.driver.uptime(),
             guests: host.driver.guests().await?,
             taken_at,
         })

@@ -261,6 +261,11 @@ pub struct HostReport {
     /// machine of their own (fake hosts, bare-metal nodes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    /// The machine's uptime and load, as `uptime` prints them (what Nova's
+    /// `os-hypervisors/{id}/uptime` shows); `None` for hosts that are no machine of
+    /// their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime: Option<String>,
     pub guests: Vec<GuestState>,
     /// When the agent listed the guests (its clock, as the database writes times): a
     /// server saved since is newer than this report.

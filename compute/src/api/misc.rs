@@ -354,9 +354,10 @@ pub async fn hypervisor_show(
         .ok_or_else(|| not_found(format!("Hypervisor with ID {id} could not be found.")))
 }
 
-/// `GET /os-hypervisors/{id}/uptime` (before 2.88): the agents do not report their
-/// hosts' uptime, so this answers 501 as Nova does for a driver without it (the
-/// openstack client then shows the hypervisor without uptime).
+/// `GET /os-hypervisors/{id}/uptime` (before 2.88; from 2.88 the hypervisor itself
+/// shows it): what the host's agent last reported. A host that is no machine of its
+/// own (a fake host, a bare-metal node) has none: 501, as Nova answers for a driver
+/// without it (the openstack client then shows the hypervisor without uptime).
 pub async fn hypervisor_uptime(
     State(s): State<AppState>,
     ctx: AuthContext,
@@ -367,8 +368,18 @@ pub async fn hypervisor_uptime(
     if v.at_least(88) {
         return Err(not_found("The resource could not be found.".to_string()));
     }
-    let _found = hypervisor_show(State(s), ctx, v, Path(id), q).await?;
-    Err(crate::app::Error::NotImplemented("Virt driver does not implement uptime function.".into()).into())
+    let Json(mut found) = hypervisor_show(State(s.clone()), ctx.clone(), v, Path(id), q).await?;
+    let name = found["hypervisor"]["hypervisor_hostname"].as_str().unwrap_or_default().to_string();
+    match s.host_uptime(&ctx, &name).await? {
+        Some(uptime) => {
+            let h = &mut found["hypervisor"];
+            let kept = json!({"id": h["id"], "hypervisor_hostname": h["hypervisor_hostname"], "state": h["state"],
+                              "status": h["status"], "uptime": uptime});
+            *h = kept;
+            Ok(Json(found))
+        }
+        None => Err(crate::app::Error::NotImplemented("Virt driver does not implement uptime function.".into()).into()),
+    }
 }
 
 /// `GET /os-hypervisors/{pattern}/search` (before 2.53): the hypervisors whose host

@@ -288,7 +288,7 @@ pub fn hypervisor_view(h: &HostRow, index: usize, v: Version, up: bool, detail: 
             // A JSON text below 2.28, an object from 2.28.
             o["cpu_info"] = if v.at_least(28) { json!({}) } else { json!("{}") };
         } else {
-            o["uptime"] = Value::Null;
+            o["uptime"] = json!(h.uptime);
         }
     }
     o

@@ -314,6 +314,17 @@ impl ComputeService {
 }
 
 impl ComputeService {
+    /// The uptime and load a host's agent last reported; `None` for a host that is no
+    /// machine of its own. Admin only.
+    pub async fn host_uptime(
+        &self,
+        ctx: &stratus_common::auth::AuthContext,
+        host: &str,
+    ) -> super::AppResult<Option<String>> {
+        super::require_admin(ctx, "os_compute_api:os-hypervisors:uptime")?;
+        Ok(self.store.host_get(host).await?.and_then(|h| h.uptime))
+    }
+
     /// The servers on a host, as (name, id), oldest first (`os-hypervisors` with their
     /// servers). Admin only.
     pub async fn host_servers(

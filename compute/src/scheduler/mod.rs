@@ -173,6 +173,7 @@ mod tests {
             traits: traits.iter().map(|s| s.to_string()).collect(),
             resource_class: None,
             host_ip: None,
+            uptime: None,
             reservation: None,
             enabled: true,
             disabled_reason: None,

@@ -32,6 +32,8 @@ pub struct HostRow {
     pub resource_class: Option<String>,
     /// The address the host's agent reported (`HostReport::ip`).
     pub host_ip: Option<String>,
+    /// The machine's uptime and load at its last report (`HostReport::uptime`).
+    pub uptime: Option<String>,
     /// The lease reservation holding the host, when one does: only that reservation's
     /// servers, of its project, land here meanwhile.
     pub reservation: Option<HostReservation>,
@@ -65,6 +67,7 @@ impl HostRow {
             traits: serde_json::from_str(&r.text("traits")).unwrap_or_default(),
             resource_class: Some(r.text("resource_class")).filter(|c| !c.is_empty()),
             host_ip: Some(r.text("host_ip")).filter(|c| !c.is_empty()),
+            uptime: Some(r.text("uptime")).filter(|c| !c.is_empty()),
             reservation: Some(r.text("reservation"))
                 .filter(|id| !id.is_empty())
                 .map(|id| HostReservation { id, project_id: r.text("reservation_project").into() }),
@@ -145,10 +148,10 @@ impl Store {
         let cap = |total: i64, reserved: i64, ratio: f64| (((total - reserved).max(0)) as f64 * ratio).floor() as i64;
         let now = now_text();
         let row = sqlx::query(
-            "INSERT INTO compute_hosts (host, queue, availability_zone, hypervisor_type, driver, vcpus, ram_mb, disk_gb, cap_vcpus, cap_ram, cap_disk, traits, last_seen, created_at, resource_class, host_ip)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15)
+            "INSERT INTO compute_hosts (host, queue, availability_zone, hypervisor_type, driver, vcpus, ram_mb, disk_gb, cap_vcpus, cap_ram, cap_disk, traits, last_seen, created_at, resource_class, host_ip, uptime)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16)
              ON CONFLICT (host) DO UPDATE SET queue = $2, availability_zone = $3, hypervisor_type = $4, driver = $5, vcpus = $6, ram_mb = $7,
-             disk_gb = $8, cap_vcpus = $9, cap_ram = $10, cap_disk = $11, traits = $12, last_seen = $13, resource_class = $14, host_ip = $15
+             disk_gb = $8, cap_vcpus = $9, cap_ram = $10, cap_disk = $11, traits = $12, last_seen = $13, resource_class = $14, host_ip = $15, uptime = $16
              RETURNING *",
         )
         .bind(r.host.as_str())
@@ -166,6 +169,7 @@ impl Store {
         .bind(now)
         .bind(r.resource_class.as_deref().unwrap_or_default())
         .bind(r.ip.as_deref().unwrap_or_default())
+        .bind(r.uptime.as_deref().unwrap_or_default())
         .fetch_one(&self.db.pool)
         .await?;
         Ok(HostRow::from_row(&row))

@@ -23,6 +23,10 @@ pub struct Capacity {
 pub trait HypervisorDriver: Send + Sync {
     fn name(&self) -> &'static str;
     fn capacity(&self) -> Capacity;
+    /// The machine's uptime and load, for drivers that run one (libvirt: this host).
+    fn uptime(&self) -> Option<String> {
+        None
+    }
     /// Creates and boots the guest; answers its power state.
     fn spawn<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<PowerState>>;
     fn destroy<'a>(&'a self, server_id: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;

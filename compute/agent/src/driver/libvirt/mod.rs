@@ -491,6 +491,10 @@ impl HypervisorDriver for LibvirtDriver {
         self.capacity.clone()
     }
 
+    fn uptime(&self) -> Option<String> {
+        machine_uptime()
+    }
+
     fn spawn<'a>(&'a self, server_id: &'a str, spec: &'a GuestSpec) -> BoxFuture<'a, anyhow::Result<PowerState>> {
         Box::pin(self.spawn_guest(server_id, spec))
     }
@@ -924,5 +928,57 @@ mod tests {
     #[test]
     fn virt_type_is_kvm_or_qemu() {
         assert!(matches!(detect_virt_type(), "kvm" | "qemu"));
+    }
+}
+
+/// This machine's uptime, users and load, in `uptime`'s words
+/// (` 10:02:03 up 3 days,  4:05,  2 users,  load average: 0.10, 0.20, 0.30`, which
+/// the openstack client takes apart), read from /proc and utmp.
+fn machine_uptime() -> Option<String> {
+    let up = std::fs::read_to_string("/proc/uptime").ok()?;
+    let load = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    let users = std::fs::read("/var/run/utmp").map(|u| logged_in(&u)).unwrap_or(0);
+    uptime_text(now, &up, users, &load)
+}
+
+/// Sessions in a glibc utmp file (x86-64 records of 384 bytes whose type, the first
+/// 32-bit word, is 7 for a user's).
+fn logged_in(utmp: &[u8]) -> usize {
+    utmp.chunks_exact(384).filter(|r| i32::from_ne_bytes([r[0], r[1], r[2], r[3]]) == 7).count()
+}
+
+/// `now`: seconds since the epoch (the time of day is printed in UTC).
+fn uptime_text(now: u64, proc_uptime: &str, users: usize, proc_loadavg: &str) -> Option<String> {
+    let secs = proc_uptime.split_whitespace().next()?.parse::<f64>().ok()? as i64;
+    let (days, hours, minutes) = (secs / 86_400, secs % 86_400 / 3_600, secs % 3_600 / 60);
+    let load: Vec<&str> = proc_loadavg.split_whitespace().take(3).collect();
+    if load.len() != 3 {
+        return None;
+    }
+    let span = match days {
+        0 => format!("{hours:2}:{minutes:02}"),
+        1 => format!("1 day, {hours:2}:{minutes:02}"),
+        d => format!("{d} days, {hours:2}:{minutes:02}"),
+    };
+    let day = now % 86_400;
+    let clock = format!("{:02}:{:02}:{:02}", day / 3_600, day % 3_600 / 60, day % 60);
+    let who = if users == 1 { "1 user".to_string() } else { format!("{users} users") };
+    Some(format!(" {clock} up {span},  {who},  load average: {}, {}, {}", load[0], load[1], load[2]))
+}
+
+#[cfg(test)]
+mod uptime_tests {
+    #[test]
+    fn uptime_reads_as_the_command_prints_it() {
+        let now = 1_796_637_723; // 2026-12-07T10:02:03Z
+        let text = super::uptime_text(now, "273900.52 1000.0\n", 2, "0.10 0.20 0.30 1/234 5678\n");
+        assert_eq!(text.as_deref(), Some(" 10:02:03 up 3 days,  4:05,  2 users,  load average: 0.10, 0.20, 0.30"));
+        let short = super::uptime_text(now, "59.0 1.0", 1, "0.00 0.01 0.05 1/1 1").unwrap();
+        assert_eq!(short, " 10:02:03 up  0:00,  1 user,  load average: 0.00, 0.01, 0.05");
+        assert!(super::uptime_text(now, "", 0, "").is_none());
+        let mut utmp = vec![0u8; 384 * 3];
+        utmp[384..388].copy_from_slice(&7i32.to_ne_bytes());
+        assert_eq!(super::logged_in(&utmp), 1);
     }
 }
