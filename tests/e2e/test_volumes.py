@@ -17,7 +17,7 @@ from conftest import Cloud, compute_basics, unique
 BACKEND = "postgres"
 
 
-def wait_status(cloud, env, kind, name, status, timeout=60):
+def wait_status(cloud, env, kind, name, status, timeout=120):
     """Polls `openstack volume [snapshot|backup] show` until `status` ("GONE": not found)."""
     args = ["volume", "show"] if kind == "volume" else ["volume", kind, "show"]
     deadline = time.monotonic() + timeout

@@ -357,7 +357,21 @@ impl ComputeService {
         if attached.boot {
             return Err(bad(format!("Cannot detach volume {volume_id}: it is the root device of server {id}.")));
         }
-        self.start_volume_saga(ctx, &mut server, DETACH, &VolumeData::of(&attached), request_id).await
+        let data = VolumeData::of(&attached);
+        // As Nova: the volume shows `detaching` before the answer, so a client that
+        // looks at once sees the detach under way (the saga's first step repeats it).
+        self.clients
+            .volume_action(&data.project_id, volume_id, json!({"os-begin_detaching": {}}))
+            .await
+            .map_err(|e| refused(&format!("Volume {volume_id}"), e))?;
+        let started = self.start_volume_saga(ctx, &mut server, DETACH, &data, request_id).await;
+        if started.is_err() {
+            let roll = json!({"os-roll_detaching": {}});
+            if let Err(e) = self.clients.volume_action(&data.project_id, volume_id, roll).await {
+                tracing::warn!(volume = volume_id, error = %e, "cannot roll back a detach that did not start");
+            }
+        }
+        started
     }
 
     /// The volume service grew volume `volume_id`, attached to server `id`
