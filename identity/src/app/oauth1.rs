@@ -27,7 +27,7 @@ use stratus_common::http::{ApiError, ApiResult};
 const TIMESTAMP_WINDOW_SECS: i64 = 600;
 
 /// A request as the consumer signed it: what a signature is checked against.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SignedRequest {
     pub method: String,
     /// The URLs the consumer may have signed, without query: the one the request's
