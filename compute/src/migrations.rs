@@ -242,6 +242,31 @@ CREATE INDEX compute_migrations_instance ON compute_migrations (instance_uuid)
         name: "the uptime and load a host's agent reports",
         sql: "ALTER TABLE compute_hosts ADD COLUMN uptime TEXT NOT NULL DEFAULT ''",
     },
+    Migration {
+        service: "compute",
+        version: 11,
+        name: "slices of a host's capacity held for a lease's flavor:instance reservation",
+        sql: r#"
+CREATE TABLE compute_host_slices (
+    host TEXT NOT NULL,
+    reservation TEXT NOT NULL,
+    project TEXT NOT NULL,
+    vcpus BIGINT NOT NULL,
+    ram BIGINT NOT NULL,
+    disk BIGINT NOT NULL,
+    used_vcpus BIGINT NOT NULL DEFAULT 0,
+    used_ram BIGINT NOT NULL DEFAULT 0,
+    used_disk BIGINT NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (host, reservation)
+);
+ALTER TABLE compute_hosts ADD COLUMN slice_free_vcpus BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE compute_hosts ADD COLUMN slice_free_ram BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE compute_hosts ADD COLUMN slice_free_disk BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE compute_hosts ADD COLUMN slices TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE compute_allocations ADD COLUMN slice TEXT NOT NULL DEFAULT ''
+"#,
+    },
 ];
 
 #[cfg(test)]

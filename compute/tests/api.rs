@@ -1468,6 +1468,99 @@ async fn reserved_hosts_take_only_their_reservation() {
     each_engine!(reserved_hosts);
 }
 
+async fn host_slices(engine: Engine) {
+    // A `flavor:instance` reservation holds a slice of a host: its flavor's servers go
+    // into the slice; nobody else's may use the room it holds. Hosts of 4 vCPUs hand
+    // out 64 (16 per core), 4096 MB of RAM 5376.
+    let mut opts = Options::default();
+    opts.fake.capacity.vcpus = 4;
+    opts.fake.capacity.ram_mb = 4096;
+    let c = Cloud::start_with(engine, opts).await;
+    let (image, net, _) = c.basics().await;
+    let (p1, alice) = c.member("p1").await;
+    let (_, bob) = c.member("p2").await;
+    let admin = c.admin().await;
+    let slice = json!({"reservation": {"id": "fl-1", "project_id": p1, "vcpus": 2, "memory_mb": 5000, "disk_gb": 2}});
+    let r = c.call("PUT", "/os-hypervisors/host-0/reservation", &alice, Some(slice.clone())).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let bad = json!({"reservation": {"id": "fl-1", "project_id": p1, "vcpus": -1}});
+    assert_eq!(
+        c.call("PUT", "/os-hypervisors/host-0/reservation", &admin, Some(bad)).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    for _ in 0..2 {
+        let r = c.call("PUT", "/os-hypervisors/host-0/reservation", &admin, Some(slice.clone())).await;
+        assert_eq!(r.status, StatusCode::OK, "idempotent: {}", r.body);
+        assert_eq!(r.body["reservation"]["memory_mb"], 5000);
+    }
+    let row = c.compute.store.host_get("host-0").await.unwrap().unwrap();
+    assert_eq!((row.slice_free_vcpus, row.slice_free_ram, row.slice_free_disk), (2, 5000, 2), "held once");
+    let whole = json!({"reservation": {"id": "res-9", "project_id": p1}});
+    let r = c.call("PUT", "/os-hypervisors/host-0/reservation", &admin, Some(whole)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "a sliced host is not held whole: {}", r.body);
+    // The reservation's flavor, as the reservation service makes it.
+    let flavor = json!({"flavor": {"name": "reservation:fl-1", "id": "fl-1", "vcpus": 1, "ram": 2500, "disk": 1,
+                                   "os-flavor-access:is_public": false}});
+    assert_eq!(c.call("POST", "/flavors", &admin, Some(flavor)).await.status, StatusCode::OK);
+    let specs = json!({"extra_specs": {"aggregate_instance_extra_specs:reservation": "fl-1"}});
+    assert_eq!(c.call("POST", "/flavors/fl-1/os-extra_specs", &admin, Some(specs)).await.status, StatusCode::OK);
+    let access = json!({"addTenantAccess": {"tenant": p1}});
+    assert_eq!(c.call("POST", "/flavors/fl-1/action", &admin, Some(access)).await.status, StatusCode::OK);
+    let host_of = |id: String| {
+        let c = &c;
+        async move { c.compute.store.server_get(&id).await.unwrap().unwrap().host.unwrap() }
+    };
+    // 5376 - 5000 = 376 MB of host-0 are left to others: a 512 MB server goes elsewhere.
+    let plain = create(&c, &bob, server_body(&image, &net, "plain")).await;
+    c.wait_status(&bob, &plain, "ACTIVE").await;
+    assert_eq!(host_of(plain).await, "host-1", "the slice's room is not free to others");
+    let in_slice = |name: &str| {
+        let mut b = server_body(&image, &net, name);
+        b["server"]["flavorRef"] = json!("fl-1");
+        b
+    };
+    let mut mine = Vec::new();
+    for name in ["r1", "r2"] {
+        let id = create(&c, &alice, in_slice(name)).await;
+        c.wait_status(&alice, &id, "ACTIVE").await;
+        assert_eq!(host_of(id.clone()).await, "host-0", "the reservation's servers go into its slice");
+        mine.push(id);
+    }
+    let row = c.compute.store.host_get("host-0").await.unwrap().unwrap();
+    assert_eq!((row.used_ram, row.slice_free_ram), (5000, 0));
+    let third = create(&c, &alice, in_slice("r3")).await;
+    c.wait_status(&alice, &third, "ERROR").await;
+    let mut hinted = in_slice("elsewhere");
+    hinted["OS-SCH-HNT:scheduler_hints"] = json!({"reservation": "res-9"});
+    let r = c.call("POST", "/servers", &alice, Some(hinted)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "the flavor's reservation, not another: {}", r.body);
+    // Listed as the reservation's (how the lease's end finds them).
+    let r = c.call("GET", "/servers/detail?all_tenants=1&host=host-0&reservation=fl-1", &admin, None).await;
+    assert_eq!(r.body["servers"].as_array().unwrap().len(), 2, "{}", r.body);
+    // A server gone gives its room back to the slice; the end gives the slice back.
+    c.call("DELETE", &format!("/servers/{}", mine[0]), &alice, None).await;
+    c.wait_status(&alice, &mine[0], "GONE").await;
+    let freed = || async {
+        let row = c.compute.store.host_get("host-0").await.unwrap().unwrap();
+        (row.used_ram, row.slice_free_ram)
+    };
+    eventually("the slice has its room back", || async { freed().await == (2500, 2500) }).await;
+    for _ in 0..2 {
+        let r = c.call("DELETE", "/os-hypervisors/host-0/reservation/fl-1", &admin, None).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+    }
+    let row = c.compute.store.host_get("host-0").await.unwrap().unwrap();
+    assert_eq!((row.used_ram, row.slice_free_ram, row.slices.len()), (2500, 0, 0), "the server left stays");
+    c.call("DELETE", &format!("/servers/{}", mine[1]), &alice, None).await;
+    c.wait_status(&alice, &mine[1], "GONE").await;
+    eventually("nothing is held after", || async { freed().await == (0, 0) }).await;
+}
+
+#[tokio::test]
+async fn host_slices_keep_room_for_flavor_reservations() {
+    each_engine!(host_slices);
+}
+
 async fn operators_manage_hosts(engine: Engine) {
     // Taking hosts out of scheduling (os-services, and os-hosts before 2.43): servers
     // go to the others; the old host view shows each project's share.

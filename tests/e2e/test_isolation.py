@@ -142,6 +142,20 @@ def a_things(world):
     assert status == 200, body
     r["attachment"] = body["attachment"]["id"]
     r["lease"], r["reservation"] = lease(c, t, "a-lease", days=10)
+    # Instances of a flavor reserved now: the lease's start gives A a private flavor.
+    import datetime
+
+    end = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).strftime("%Y-%m-%d %H:%M")
+    body = {"name": "a-instances", "start_date": "now", "end_date": end, "events": [],
+            "reservations": [{"resource_type": "flavor:instance", "flavor_id": "iso1", "amount": 1}]}
+    status, _, made = c.http("POST", "/v1/leases", t, body, base=c.reservation_url)
+    assert status == 201, made
+    deadline = time.monotonic() + 30
+    lease_path = f"/v1/leases/{made['lease']['id']}"
+    while c.http("GET", lease_path, t, base=c.reservation_url)[2]["lease"]["status"] != "ACTIVE":
+        assert time.monotonic() < deadline, "the flavor:instance lease never started"
+        time.sleep(0.2)
+    r["reservation_flavor"] = made["lease"]["reservations"][0]["id"]
     # A group (of the admin's group type) and a snapshot of it.
     gv = {"OpenStack-API-Version": "volume 3.25"}
     status, _, gt = c.http("POST", "/group_types", world["admin"], {"group_type": {"name": "iso-gt"}}, headers=gv, base=V)
@@ -353,12 +367,26 @@ def test_by_id(world, a_things, actor):
         got = c.http("DELETE", path, token)[0]
         if got not in (403, 404):
             wrong.append(f"DELETE {what}: {got}")
-    # A's private flavor: A's reader sees it (listed and by id), B's people do not.
+    # A's private flavor, and the flavor of A's flavor:instance reservation: A's reader
+    # sees them (listed and by id), B's people do not, and nobody here boots with them.
     compute = c.compute_url + "/v2.1"
-    got = c.http("GET", "/flavors/iso-a", token, base=compute)[0]
-    listed = any(f["id"] == "iso-a" for f in c.http("GET", "/flavors/detail", token, base=compute)[2]["flavors"])
-    if (got == 200, listed) != ((actor == "a_reader"),) * 2:
-        wrong.append(f"private flavor: GET {got}, listed {listed}")
+    flavors = c.http("GET", "/flavors/detail", token, base=compute)[2]["flavors"]
+    for flavor in ("iso-a", a_things["reservation_flavor"]):
+        got = c.http("GET", f"/flavors/{flavor}", token, base=compute)[0]
+        listed = any(f["id"] == flavor for f in flavors)
+        if (got == 200, listed) != ((actor == "a_reader"),) * 2:
+            wrong.append(f"private flavor {flavor}: GET {got}, listed {listed}")
+        boot = {"server": {"name": "x", "flavorRef": flavor, "imageRef": world["public_image"], "networks": "none"}}
+        got = c.http("POST", "/servers", token, boot, base=compute, headers={"X-OpenStack-Nova-API-Version": "2.37"})[0]
+        if got != (403 if actor.endswith("reader") else 400):
+            wrong.append(f"boot with private flavor {flavor}: {got}")
+    # B cannot reserve instances of A's private flavor (a cross-reference).
+    if actor.startswith("b_"):
+        body = {"name": "b-steal", "start_date": "now", "end_date": "2099-01-01 00:00", "events": [],
+                "reservations": [{"resource_type": "flavor:instance", "flavor_id": "iso-a", "amount": 1}]}
+        got = c.http("POST", "/v1/leases", token, body, base=c.reservation_url)[0]
+        if got != (400 if actor == "b_member" else 403):
+            wrong.append(f"flavor:instance lease of A's private flavor: {got}")
     # Keypairs belong to their user: nobody else sees A's member's key.
     got = c.http("GET", f"/os-keypairs/{a_things['keypair']}", token, base=c.compute_url + "/v2.1")[0]
     if got != 404:

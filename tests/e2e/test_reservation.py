@@ -176,6 +176,56 @@ def test_openstack_client_lease_workflow(cloud):
     assert osc(cloud, "reservation", "lease", "list", env=alice) == []
 
 
+def test_flavor_instance_reservation(cloud):
+    """Instances of a flavor reserved with the openstack client: the lease's start
+    gives the project a private flavor `reservation:<id>`, whose servers land in the
+    slices of hosts held for it; the end deletes them and the flavor."""
+    names = hosts(cloud)
+    listed = [h["hypervisor_hostname"] for h in osc(cloud, "reservation", "host", "list")]
+    # The first three hosts (the fourth is python-chi's below).
+    for h in names[:3]:
+        if h not in listed:
+            osc(cloud, "reservation", "host", "create", h)
+    basics = compute_basics(cloud, "10.78.0.0/24", shared=True)
+    flavor_id = osc(cloud, "flavor", "show", basics["flavor"])["id"]
+    _, alice = cloud.member_env(unique("slicer"))
+    _, bob = cloud.member_env(unique("onlooker"))
+    made = osc(
+        cloud, "reservation", "lease", "create",
+        "--reservation", f"resource_type=flavor:instance,flavor_id={flavor_id},amount=2",
+        "--start-date", "now", "--end-date", minutes_from_now(30), "instances", env=alice,
+    )
+    wait_lease(cloud, alice, "instances", "ACTIVE")
+    lease = osc(cloud, "reservation", "lease", "show", made["id"], env=alice)
+    reservations = lease["reservations"]
+    reservation = (json.loads(reservations) if isinstance(reservations, str) else reservations)
+    reservation = reservation[0] if isinstance(reservation, list) else reservation
+    rid = reservation["id"]
+    assert (reservation["resource_type"], reservation["amount"], reservation["vcpus"]) == ("flavor:instance", 2, 1)
+    assert json.loads(reservation["resource_properties"])["id"] == flavor_id
+    # The reservation's flavor: the lessee's project sees it, another does not.
+    mine = {f["ID"]: f for f in osc(cloud, "flavor", "list", "--all", env=alice)}
+    assert mine[rid]["Name"] == f"reservation:{rid}" and mine[rid]["Is Public"] is False, mine
+    assert rid not in {f["ID"] for f in osc(cloud, "flavor", "list", "--all", env=bob)}
+    # Bad input: an unknown flavor is a clear 400 and no lease.
+    p = cloud.osc("reservation", "lease", "create", "--reservation", "resource_type=flavor:instance,flavor_id=nope,amount=1",
+                  "--start-date", "now", "--end-date", minutes_from_now(30), "bad", env=bob, check=False)
+    assert p.returncode != 0 and "could not be found" in p.stderr, p.stderr
+    common = ["--image", basics["image"], "--network", basics["network"]]
+    vm = osc(cloud, "server", "create", "--flavor", rid, *common, "--wait", "sliced-vm", env=alice)
+    host = osc(cloud, "server", "show", vm["id"])["OS-EXT-SRV-ATTR:host"]
+    held = {a["resource_id"] for a in osc(cloud, "reservation", "allocation", "list", "host")
+            if any(r["id"] == rid for r in a["reservations"])}
+    by_name = {h["hypervisor_hostname"]: h["id"] for h in osc(cloud, "reservation", "host", "list")}
+    assert str(by_name[host]) in held, (host, held)
+    p = cloud.osc("server", "create", "--flavor", rid, *common, "gatecrasher", env=bob, check=False)
+    assert p.returncode != 0, "another project cannot use the reservation's flavor"
+    # The end: the server and the flavor go.
+    cloud.osc("reservation", "lease", "delete", "instances", env=alice)
+    wait_server(cloud, alice, "sliced-vm", "GONE")
+    assert rid not in {f["ID"] for f in osc(cloud, "flavor", "list", "--all")}
+
+
 CHI_SCRIPT = r"""
 import datetime, json, sys
 import chi.context, chi.hardware, chi.lease, chi.server

@@ -40,6 +40,35 @@ pub trait Compute: Send + Sync {
     fn snapshot(&self, host: &str, reservation: &str, project: &str, label: &str) -> BoxFuture<'_, anyhow::Result<()>>;
     /// Every hypervisor's health: true when it is up and enabled.
     fn health(&self) -> BoxFuture<'_, anyhow::Result<HashMap<String, bool>>>;
+    /// Flavor `id` as `project` sees it (public, or private with access given to the
+    /// project), with its `extra_specs`; None when the project has no such flavor.
+    fn flavor(&self, id: &str, project: &str) -> BoxFuture<'_, anyhow::Result<Option<Value>>>;
+    /// Holds a slice of `host` (`size`: vCPUs, MB of RAM, GB of disk) for a
+    /// `flavor:instance` reservation of `project`.
+    fn reserve_slice(
+        &self,
+        host: &str,
+        reservation: &str,
+        project: &str,
+        size: (i64, i64, i64),
+    ) -> BoxFuture<'_, anyhow::Result<()>>;
+    /// Makes the private flavor a `flavor:instance` reservation's servers boot with:
+    /// id = the reservation's, named `reservation:<id>`, shaped as `source`, usable by
+    /// `project` only, and marked so its servers run in the reservation.
+    fn make_flavor(&self, reservation: &str, project: &str, source: &Value) -> BoxFuture<'_, anyhow::Result<()>>;
+    /// Deletes that flavor (gone already is fine).
+    fn drop_flavor(&self, reservation: &str) -> BoxFuture<'_, anyhow::Result<()>>;
+}
+
+/// The flavor extra spec that puts a flavor's servers into a reservation (compute's
+/// `RESERVATION_SPEC`, the key Blazar uses).
+pub const RESERVATION_SPEC: &str = "aggregate_instance_extra_specs:reservation";
+
+/// A flavor's extra specs with the reservation's mark: what a reservation's flavor gets.
+fn reservation_specs(reservation: &str, source: &Value) -> serde_json::Map<String, Value> {
+    let mut specs = source["extra_specs"].as_object().cloned().unwrap_or_default();
+    specs.insert(RESERVATION_SPEC.into(), json!(reservation));
+    specs
 }
 
 /// Compute's API (and the image service's, for the snapshots it takes), called with
@@ -162,6 +191,88 @@ impl Compute for HttpCompute {
         })
     }
 
+    fn flavor(&self, id: &str, project: &str) -> BoxFuture<'_, anyhow::Result<Option<Value>>> {
+        let (id, project) = (urlencoding::encode(id).into_owned(), project.to_string());
+        Box::pin(async move {
+            let (status, body) = self.call(reqwest::Method::GET, &format!("/flavors/{id}"), None).await?;
+            match status {
+                200 => {}
+                404 => return Ok(None),
+                _ => anyhow::bail!("compute refused to show flavor {id} ({status}): {body}"),
+            }
+            let mut flavor = body["flavor"].clone();
+            if flavor["os-flavor-access:is_public"] == false {
+                let path = format!("/flavors/{id}/os-flavor-access");
+                let (status, access) = self.call(reqwest::Method::GET, &path, None).await?;
+                anyhow::ensure!(status == 200, "compute refused to show flavor {id}'s access ({status}): {access}");
+                let allowed =
+                    access["flavor_access"].as_array().into_iter().flatten().any(|a| a["tenant_id"] == project);
+                if !allowed {
+                    return Ok(None);
+                }
+            }
+            let (status, specs) =
+                self.call(reqwest::Method::GET, &format!("/flavors/{id}/os-extra_specs"), None).await?;
+            anyhow::ensure!(status == 200, "compute refused to show flavor {id}'s extra specs ({status}): {specs}");
+            flavor["extra_specs"] = specs["extra_specs"].clone();
+            if let Value::Object(m) = &mut flavor {
+                m.remove("links");
+            }
+            Ok(Some(flavor))
+        })
+    }
+
+    fn reserve_slice(
+        &self,
+        host: &str,
+        reservation: &str,
+        project: &str,
+        size: (i64, i64, i64),
+    ) -> BoxFuture<'_, anyhow::Result<()>> {
+        let path = format!("/os-hypervisors/{}/reservation", urlencoding::encode(host));
+        let body = json!({"reservation": {"id": reservation, "project_id": project,
+                                          "vcpus": size.0, "memory_mb": size.1, "disk_gb": size.2}});
+        Box::pin(async move {
+            let (status, body) = self.call(reqwest::Method::PUT, &path, Some(body)).await?;
+            anyhow::ensure!(status == 200, "compute refused to hold a slice of the host ({status}): {body}");
+            Ok(())
+        })
+    }
+
+    fn make_flavor(&self, reservation: &str, project: &str, source: &Value) -> BoxFuture<'_, anyhow::Result<()>> {
+        let id = reservation.to_string();
+        let flavor = json!({"flavor": {
+            "id": id, "name": format!("reservation:{id}"),
+            "vcpus": source["vcpus"], "ram": source["ram"], "disk": source["disk"],
+            "OS-FLV-EXT-DATA:ephemeral": source["OS-FLV-EXT-DATA:ephemeral"].as_i64().unwrap_or(0),
+            "swap": source["swap"].as_i64().unwrap_or(0),
+            "os-flavor-access:is_public": false,
+        }});
+        let specs = json!({"extra_specs": reservation_specs(&id, source)});
+        let access = json!({"addTenantAccess": {"tenant": project}});
+        Box::pin(async move {
+            let (status, body) = self.call(reqwest::Method::POST, "/flavors", Some(flavor)).await?;
+            // 409: made by an earlier try of this event.
+            anyhow::ensure!(status == 200 || status == 409, "compute refused to make flavor {id} ({status}): {body}");
+            let (status, body) =
+                self.call(reqwest::Method::POST, &format!("/flavors/{id}/os-extra_specs"), Some(specs)).await?;
+            anyhow::ensure!(status == 200, "compute refused the extra specs of flavor {id} ({status}): {body}");
+            let (status, body) =
+                self.call(reqwest::Method::POST, &format!("/flavors/{id}/action"), Some(access)).await?;
+            anyhow::ensure!(status == 200 || status == 409, "compute refused access to flavor {id} ({status}): {body}");
+            Ok(())
+        })
+    }
+
+    fn drop_flavor(&self, reservation: &str) -> BoxFuture<'_, anyhow::Result<()>> {
+        let path = format!("/flavors/{}", urlencoding::encode(reservation));
+        Box::pin(async move {
+            let (status, body) = self.call(reqwest::Method::DELETE, &path, None).await?;
+            anyhow::ensure!(status == 202 || status == 404, "compute refused to delete the flavor ({status}): {body}");
+            Ok(())
+        })
+    }
+
     fn snapshot(&self, host: &str, reservation: &str, project: &str, label: &str) -> BoxFuture<'_, anyhow::Result<()>> {
         let (host, reservation, project, label) =
             (host.to_string(), reservation.to_string(), project.to_string(), label.to_string());
@@ -230,10 +341,19 @@ impl Compute for HttpCompute {
     }
 }
 
+/// A fake host's slices: reservation → (project, (vCPUs, MB of RAM, GB of disk)).
+pub type FakeSlices = HashMap<String, (String, (i64, i64, i64))>;
+
 /// Hosts in memory: which reservation holds each. For tests and benchmarks.
 #[derive(Default)]
 pub struct FakeCompute {
     hosts: Mutex<HashMap<String, Option<(String, String)>>>,
+    /// Slices per host.
+    slices: Mutex<HashMap<String, FakeSlices>>,
+    /// Flavors by id (Nova's shape, with `extra_specs`; private ones list their
+    /// projects in `projects`). `with_hosts` adds a public `m1.small`: 2 vCPUs, 4096
+    /// MB, 20 GB.
+    pub flavors: Mutex<HashMap<String, Value>>,
     /// When set, every call fails with this message (to test retries and errors).
     pub fail: Mutex<Option<String>>,
     /// Calls made, in order (`reserve host res`, `release host res`).
@@ -246,7 +366,17 @@ impl FakeCompute {
     pub fn with_hosts(names: impl IntoIterator<Item = String>) -> Arc<Self> {
         let me = Self::default();
         me.hosts.lock().unwrap().extend(names.into_iter().map(|n| (n, None)));
+        me.flavors.lock().unwrap().insert(
+            "m1.small".into(),
+            json!({"id": "m1.small", "name": "m1.small", "vcpus": 2, "ram": 4096, "disk": 20,
+                   "OS-FLV-EXT-DATA:ephemeral": 0, "swap": "", "os-flavor-access:is_public": true, "extra_specs": {}}),
+        );
         Arc::new(me)
+    }
+
+    /// The slices of `host`: reservation → (project, size).
+    pub fn slices(&self, host: &str) -> FakeSlices {
+        self.slices.lock().unwrap().get(host).cloned().unwrap_or_default()
     }
 
     /// The reservation and project holding `host`, if any.
@@ -312,7 +442,64 @@ impl Compute for FakeCompute {
                     *slot = None;
                 }
             }
+            if let Some(slices) = self.slices.lock().unwrap().get_mut(host) {
+                slices.remove(reservation);
+            }
             self.calls.lock().unwrap().push(format!("release {host} {reservation}"));
+        });
+        Box::pin(async move { r })
+    }
+
+    fn flavor(&self, id: &str, project: &str) -> BoxFuture<'_, anyhow::Result<Option<Value>>> {
+        let found = self.flavors.lock().unwrap().get(id).cloned().filter(|f| {
+            f["os-flavor-access:is_public"] != false
+                || f["projects"].as_array().is_some_and(|p| p.iter().any(|p| p == project))
+        });
+        Box::pin(async move {
+            self.failing()?;
+            Ok(found)
+        })
+    }
+
+    fn reserve_slice(
+        &self,
+        host: &str,
+        reservation: &str,
+        project: &str,
+        size: (i64, i64, i64),
+    ) -> BoxFuture<'_, anyhow::Result<()>> {
+        let r = self.failing().and_then(|_| {
+            match self.hosts.lock().unwrap().get(host) {
+                None => anyhow::bail!("no host {host}"),
+                Some(Some((held, _))) => anyhow::bail!("{host} is held by {held}"),
+                Some(None) => {}
+            }
+            let mut slices = self.slices.lock().unwrap();
+            slices.entry(host.to_string()).or_default().insert(reservation.to_string(), (project.to_string(), size));
+            self.calls.lock().unwrap().push(format!("slice {host} {reservation}"));
+            Ok(())
+        });
+        Box::pin(async move { r })
+    }
+
+    fn make_flavor(&self, reservation: &str, project: &str, source: &Value) -> BoxFuture<'_, anyhow::Result<()>> {
+        let r = self.failing().map(|_| {
+            let mut flavor = source.clone();
+            flavor["id"] = json!(reservation);
+            flavor["name"] = json!(format!("reservation:{reservation}"));
+            flavor["os-flavor-access:is_public"] = json!(false);
+            flavor["projects"] = json!([project]);
+            flavor["extra_specs"] = Value::Object(reservation_specs(reservation, source));
+            self.flavors.lock().unwrap().insert(reservation.to_string(), flavor);
+            self.calls.lock().unwrap().push(format!("flavor {reservation}"));
+        });
+        Box::pin(async move { r })
+    }
+
+    fn drop_flavor(&self, reservation: &str) -> BoxFuture<'_, anyhow::Result<()>> {
+        let r = self.failing().map(|_| {
+            self.flavors.lock().unwrap().remove(reservation);
+            self.calls.lock().unwrap().push(format!("unflavor {reservation}"));
         });
         Box::pin(async move { r })
     }

@@ -109,4 +109,16 @@ ALTER TABLE reservation_reservations ADD COLUMN network_id TEXT NOT NULL DEFAULT
 ALTER TABLE reservation_reservations ADD COLUMN required_floatingips TEXT NOT NULL DEFAULT '[]'
 "#,
     },
+    Migration {
+        service: "reservation",
+        version: 3,
+        name: "flavor:instance reservations: instances of a flavor, as slices of hosts",
+        sql: r#"
+ALTER TABLE reservation_reservations ADD COLUMN vcpus BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE reservation_reservations ADD COLUMN memory_mb BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE reservation_reservations ADD COLUMN disk_gb BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE reservation_reservations ADD COLUMN affinity TEXT NOT NULL DEFAULT '';
+ALTER TABLE reservation_allocations ADD COLUMN slots BIGINT NOT NULL DEFAULT 0
+"#,
+    },
 ];

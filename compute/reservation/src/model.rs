@@ -81,6 +81,7 @@ string_enum!(
 /// The resource types a reservation may name.
 pub const PHYSICAL_HOST: &str = "physical:host";
 pub const VIRTUAL_FLOATINGIP: &str = "virtual:floatingip";
+pub const FLAVOR_INSTANCE: &str = "flavor:instance";
 
 /// A date a client sends: `now`, Blazar's `YYYY-MM-DD HH:MM`, or with seconds (and
 /// fractions, a `T`, a trailing `Z`) as ISO 8601. Always UTC.

@@ -624,3 +624,111 @@ async fn failed_hosts(engine: Engine) {
 async fn failed_hosts_are_replaced_or_the_lease_is_degraded() {
     each_engine!(failed_hosts);
 }
+
+async fn flavor_instances(engine: Engine) {
+    // Three fake hosts of 8 vCPUs, 16384 MB and 100 GB: four m1.small (2, 4096, 20) each.
+    let c = Cloud::start(engine, 3, true, 8).await;
+    c.hosts(3).await;
+    let (p1, alice) = c.id.member("p1").await;
+    let (_, bob) = c.id.member("p2").await;
+    c.compute.flavors.lock().unwrap().insert(
+        "secret".into(),
+        json!({"id": "secret", "name": "secret", "vcpus": 1, "ram": 512, "disk": 1, "OS-FLV-EXT-DATA:ephemeral": 0,
+               "swap": "", "os-flavor-access:is_public": false, "projects": [p1.clone()], "extra_specs": {}}),
+    );
+    let lease = |name: &str, reservation: Value| json!({"name": name, "start_date": "now", "end_date": later(60), "events": [], "reservations": [reservation]});
+    let flavor = |amount: Value, affinity: Value| json!({"resource_type": "flavor:instance", "flavor_id": "m1.small", "amount": amount, "affinity": affinity});
+    // Bad input changes nothing.
+    for bad in [
+        json!({"resource_type": "flavor:instance", "amount": 1}),
+        json!({"resource_type": "flavor:instance", "flavor_id": "nope", "amount": 1}),
+        json!({"resource_type": "flavor:instance", "flavor_id": "m1.small"}),
+        flavor(json!(0), Value::Null),
+        flavor(json!(1), json!("sometimes")),
+    ] {
+        let (code, e) = c.call("POST", "/v1/leases", &alice, Some(lease("bad", bad.clone()))).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{bad} → {e}");
+    }
+    let secret = json!({"resource_type": "flavor:instance", "flavor_id": "secret", "amount": 1});
+    let (code, _) = c.call("POST", "/v1/leases", &bob, Some(lease("theirs", secret.clone()))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "another project's private flavor is not there");
+    let (_, list) = c.call("GET", "/v1/leases", &c.admin, None).await;
+    assert_eq!(list["leases"].as_array().unwrap().len(), 0);
+
+    // Six instances fill h1 and half of h2 (blazarclient sends the amount as text).
+    let (code, l) = c.call("POST", "/v1/leases", &alice, Some(lease("six", flavor(json!("6"), Value::Null)))).await;
+    assert_eq!(code, StatusCode::CREATED, "{l}");
+    let r = &l["lease"]["reservations"][0];
+    let rid = r["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        (&r["amount"], &r["vcpus"], &r["memory_mb"], &r["disk_gb"], &r["affinity"], &r["flavor_id"]),
+        (&json!(6), &json!(2), &json!(4096), &json!(20), &Value::Null, &json!(rid))
+    );
+    let source: Value = serde_json::from_str(r["resource_properties"].as_str().unwrap()).unwrap();
+    assert_eq!(source["name"], "m1.small", "the flavor reserved, as Blazar shows it");
+    let lid = l["lease"]["id"].as_str().unwrap().to_string();
+    eventually("the lease to start", || async { c.status(&alice, &lid).await == "ACTIVE" }).await;
+    // At the start: the reservation's flavor, then its slices.
+    let made = c.compute.flavors.lock().unwrap().get(&rid).cloned().expect("the reservation's flavor");
+    assert_eq!(made["name"], format!("reservation:{rid}"));
+    assert_eq!(made["projects"], json!([p1]));
+    assert_eq!(made["extra_specs"]["aggregate_instance_extra_specs:reservation"], json!(rid));
+    assert_eq!(c.compute.slices("h1").get(&rid), Some(&(p1.clone(), (8, 16384, 80))));
+    assert_eq!(c.compute.slices("h2").get(&rid), Some(&(p1.clone(), (4, 8192, 40))));
+    assert!(c.compute.slices("h3").is_empty());
+
+    // Four on one host: only h3 has room for them together.
+    let (code, l) = c.call("POST", "/v1/leases", &bob, Some(lease("together", flavor(json!(4), json!("true"))))).await;
+    assert_eq!(code, StatusCode::CREATED, "{l}");
+    let (_, allocs) = c.call("GET", "/v1/os-hosts/allocations", &c.admin, None).await;
+    let hosts_of = |lease: &Value| -> Vec<String> {
+        let id = lease["lease"]["id"].as_str().unwrap();
+        allocs["allocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["reservations"].as_array().unwrap().iter().any(|r| r["lease_id"] == id))
+            .map(|a| a["resource_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(hosts_of(&l), vec!["3"]);
+    // No host is free to take whole, nor are two hosts with room for one each.
+    let (code, e) = c.lease(&bob, "whole", 1, 1, "now", &later(60)).await;
+    assert_eq!(code, StatusCode::CONFLICT, "sliced hosts are not free whole: {e}");
+    let (code, e) = c.call("POST", "/v1/leases", &bob, Some(lease("apart", flavor(json!(2), json!(false))))).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{e}");
+    // Two more fit on h2, beside the first lease's slice; then nothing does.
+    let (code, l) = c.call("POST", "/v1/leases", &bob, Some(lease("two", flavor(json!(2), Value::Null)))).await;
+    assert_eq!(code, StatusCode::CREATED, "{l}");
+    assert_eq!(hosts_of(&l), Vec::<String>::new(), "read before it was made");
+    let (code, _) = c.call("POST", "/v1/leases", &bob, Some(lease("more", flavor(json!(1), Value::Null)))).await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    // A later window is free again, and a lease after this one can take a host whole.
+    let after = json!({"name": "after", "start_date": later(70), "end_date": later(130), "events": [],
+                       "reservations": [flavor(json!(12), json!(null))]});
+    assert_eq!(c.call("POST", "/v1/leases", &bob, Some(after)).await.0, StatusCode::CREATED);
+    // Sizes do not change; moving the window re-checks the slices.
+    let body = json!({"reservations": [{"id": rid, "min": 7, "max": 7}]});
+    assert_eq!(c.call("PUT", &format!("/v1/leases/{lid}"), &alice, Some(body)).await.0, StatusCode::BAD_REQUEST);
+    let (code, e) = c.call("PUT", &format!("/v1/leases/{lid}"), &alice, Some(json!({"prolong_for": "30m"}))).await;
+    assert_eq!(code, StatusCode::CONFLICT, "the later lease fills every host then: {e}");
+    let (code, e) = c.call("PUT", &format!("/v1/leases/{lid}"), &alice, Some(json!({"reduce_by": "10m"}))).await;
+    assert_eq!(code, StatusCode::OK, "{e}");
+
+    // The end gives the slices back and deletes the flavor.
+    let (code, _) = c.call("DELETE", &format!("/v1/leases/{lid}"), &alice, None).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    assert!(!c.compute.slices("h1").contains_key(&rid) && !c.compute.slices("h2").contains_key(&rid));
+    assert!(!c.compute.flavors.lock().unwrap().contains_key(&rid));
+    // Its room is free: six fit again.
+    let (code, _) = c.call("POST", "/v1/leases", &alice, Some(lease("again", flavor(json!(6), Value::Null)))).await;
+    assert_eq!(code, StatusCode::CREATED);
+    // The private flavor its project may use.
+    let (code, e) = c.call("POST", "/v1/leases", &alice, Some(lease("mine", secret))).await;
+    assert_eq!(code, StatusCode::CONFLICT, "found, but no room left now: {e}");
+}
+
+#[tokio::test]
+async fn flavor_instance_reservations_slice_hosts() {
+    each_engine!(flavor_instances);
+}

@@ -294,7 +294,8 @@ async fn hypervisors(
 }
 
 /// `PUT /os-hypervisors/{host}/reservation` (a Stratus extension the reservation
-/// service uses): the host is held by `{"reservation": {"id", "project_id"}}`.
+/// service uses): the host is held by `{"reservation": {"id", "project_id"}}`, or a
+/// slice of it when the body also says how much (`vcpus`, `memory_mb`, `disk_gb`).
 pub async fn hypervisor_reserve(
     State(s): State<AppState>,
     ctx: AuthContext,
@@ -304,8 +305,24 @@ pub async fn hypervisor_reserve(
     let r = wrapped(body, "reservation")?;
     let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
     let held = crate::store::HostReservation { id: text("id"), project_id: text("project_id").into() };
-    s.host_reserve(&ctx, &host, &held).await?;
-    Ok(Json(json!({"reservation": {"id": held.id, "project_id": held.project_id, "host": host}})))
+    let size = |k: &str| -> ApiResult<Option<i64>> {
+        match r.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v.as_i64().map(Some).ok_or_else(|| bad(format!("{k} must be a whole number."))),
+        }
+    };
+    let slice = match (size("vcpus")?, size("memory_mb")?, size("disk_gb")?) {
+        (None, None, None) => None,
+        (c, m, d) => Some((c.unwrap_or(0), m.unwrap_or(0), d.unwrap_or(0))),
+    };
+    s.host_reserve(&ctx, &host, &held, slice).await?;
+    let mut out = json!({"id": held.id, "project_id": held.project_id, "host": host});
+    if let Some((c, m, d)) = slice {
+        out["vcpus"] = json!(c);
+        out["memory_mb"] = json!(m);
+        out["disk_gb"] = json!(d);
+    }
+    Ok(Json(json!({"reservation": out})))
 }
 
 /// `DELETE /os-hypervisors/{host}/reservation/{id}`: the host returns to the shared pool.

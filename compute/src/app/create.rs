@@ -162,6 +162,11 @@ fn allocation(server: &Server, host: HostName, reservation: Option<String>) -> A
     }
 }
 
+/// The flavor extra spec naming the `flavor:instance` reservation a flavor was made
+/// for (by the reservation service, at the lease's start): a server of that flavor
+/// runs in the reservation, as if it had the `reservation` scheduler hint.
+pub const RESERVATION_SPEC: &str = "aggregate_instance_extra_specs:reservation";
+
 /// The lease reservation a server was booted into (its `reservation` scheduler hint).
 pub(crate) fn reservation_of(server: &Server) -> Option<String> {
     server.doc.get("hints").and_then(|h| h.get("reservation")).and_then(Value::as_str).map(str::to_string)

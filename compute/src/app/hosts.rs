@@ -268,29 +268,38 @@ impl ComputeService {
 }
 
 impl ComputeService {
-    /// Hands a host to a lease's reservation (the reservation service calls this at
-    /// the lease's start; idempotent). Admin only.
+    /// Hands a host to a lease's reservation, whole or (`slice`: vCPUs, MB of RAM, GB
+    /// of disk) a slice of it (the reservation service calls this at the lease's start;
+    /// idempotent). Admin only.
     pub async fn host_reserve(
         &self,
         ctx: &stratus_common::auth::AuthContext,
         host: &str,
         reservation: &crate::store::HostReservation,
+        slice: Option<(i64, i64, i64)>,
     ) -> super::AppResult<()> {
         super::require_admin(ctx, "os_compute_api:os-hypervisors:reserve")?;
         if reservation.id.is_empty() || reservation.project_id.is_empty() {
             return Err(super::bad("A reservation needs an id and a project_id."));
         }
-        match self.store.host_reserve(host, reservation).await? {
+        if slice.is_some_and(|(c, r, d)| c < 0 || r < 0 || d < 0 || c + r + d == 0) {
+            return Err(super::bad("A slice holds vcpus, memory_mb and disk_gb of at least 0, not all 0."));
+        }
+        let held = match slice {
+            Some(size) => self.store.host_slice(host, reservation, size).await?,
+            None => self.store.host_reserve(host, reservation).await?,
+        };
+        match held {
             Some(row) => {
                 self.scheduler.update(row);
                 Ok(())
             }
             None => match self.store.host_get(host).await? {
                 None => Err(super::not_found(format!("Hypervisor {host} could not be found."))),
-                Some(row) => Err(super::conflict(format!(
-                    "Hypervisor {host} is held by reservation {}.",
-                    row.reservation.map(|r| r.id).unwrap_or_default()
-                ))),
+                Some(row) => Err(super::conflict(match row.reservation {
+                    Some(r) => format!("Hypervisor {host} is held by reservation {}.", r.id),
+                    None => format!("Hypervisor {host} holds slices for other reservations; it cannot be held whole."),
+                })),
             },
         }
     }

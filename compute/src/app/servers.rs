@@ -57,7 +57,7 @@ impl ComputeService {
         &self,
         ctx: &AuthContext,
         body: &Map<String, Value>,
-        hints: Map<String, Value>,
+        mut hints: Map<String, Value>,
         request_id: &str,
         version: crate::microversion::Version,
     ) -> AppResult<Vec<Server>> {
@@ -79,6 +79,18 @@ impl ComputeService {
             Ok(f) if !f.disabled => f,
             _ => return Err(bad(format!("Flavor {flavor_ref} could not be found."))),
         };
+        // A flavor made for a lease's `flavor:instance` reservation puts its servers
+        // into that reservation.
+        if let Some(r) = flavor.extra_specs.get(super::create::RESERVATION_SPEC).and_then(Value::as_str) {
+            match hints.get("reservation").and_then(Value::as_str) {
+                Some(asked) if asked != r => {
+                    return Err(bad(format!("Flavor {flavor_ref} is reservation {r}'s; the hint names {asked}.")))
+                }
+                _ => {
+                    hints.insert("reservation".into(), json!(r));
+                }
+            }
+        }
         // What it boots: imageRef, or the boot_index 0 mapping (an image to copy onto
         // the host, a volume, or an image to make a volume from).
         let boot = self.boot_source(&token, &project, str_of("imageRef"), body.get("block_device_mapping_v2")).await?;

@@ -104,7 +104,11 @@ impl Scheduler {
             .values()
             .filter(|h| h.enabled && h.last_seen.as_str() >= cutoff.as_str())
             .filter(|h| h.resource_class == req.resource_class)
-            .filter(|h| h.fits(req.vcpus, req.ram, req.disk))
+            .filter(|h| match &req.reservation {
+                // A reservation's slice: the database checks the slice's own room.
+                Some(r) if h.has_slice(r, req.project_id.as_str()) => h.fits_with(req.vcpus, req.ram, req.disk),
+                _ => h.fits(req.vcpus, req.ram, req.disk),
+            })
             .filter(|h| req.availability_zone.as_deref().is_none_or(|az| az == h.availability_zone))
             .filter(|h| req.required_traits.iter().all(|t| h.traits.contains(t)))
             .filter(|h| !req.forbidden_traits.iter().any(|t| h.traits.contains(t)))
@@ -112,6 +116,8 @@ impl Scheduler {
             .filter(|h| req.only_hosts.as_ref().is_none_or(|only| only.contains(&h.host)))
             .filter(|h| match (&req.reservation, &h.reservation) {
                 (Some(want), Some(held)) => *want == held.id && req.project_id == held.project_id,
+                // A host with a slice for the reservation (`flavor:instance`).
+                (Some(want), None) => h.has_slice(want, req.project_id.as_str()),
                 // Reserved hosts only take servers of their reservation.
                 (None, None) => true,
                 _ => false,
@@ -175,6 +181,10 @@ mod tests {
             host_ip: None,
             uptime: None,
             reservation: None,
+            slices: Vec::new(),
+            slice_free_vcpus: 0,
+            slice_free_ram: 0,
+            slice_free_disk: 0,
             enabled: true,
             disabled_reason: None,
             last_seen: now_text(),
@@ -223,6 +233,24 @@ mod tests {
         assert!(s.select(&other_project, 10).is_empty(), "only the lease's project may use its hosts");
         let unknown = Request { reservation: Some("zz".into()), ..req };
         assert!(s.select(&unknown, 10).is_empty());
+    }
+
+    #[test]
+    fn slices_keep_their_room_for_their_reservation() {
+        let s = Scheduler::new(Weigher::Spread, Duration::from_secs(60));
+        // 8192 MB to hand out; a slice holds 6144 of them unused.
+        let mut sliced = host("sliced", 1024, &[]);
+        sliced.slices = vec![crate::store::HostReservation { id: "fl-1".into(), project_id: "p1".into() }];
+        sliced.slice_free_ram = 6144;
+        s.load(vec![sliced]);
+        let req = Request { vcpus: 1, ram: 2048, disk: 1, project_id: "p2".into(), ..Default::default() };
+        assert!(s.select(&req, 10).is_empty(), "what a slice holds is not free to others");
+        let small = Request { ram: 1024, ..req.clone() };
+        assert_eq!(s.select(&small, 10), vec!["sliced"], "the rest of the host stays in the shared pool");
+        let mine = Request { reservation: Some("fl-1".into()), project_id: "p1".into(), ..req.clone() };
+        assert_eq!(s.select(&mine, 10), vec!["sliced"], "the reservation's servers go into its slice");
+        let stranger = Request { project_id: "p2".into(), ..mine };
+        assert!(s.select(&stranger, 10).is_empty(), "only the lease's project uses the slice");
     }
 
     #[test]

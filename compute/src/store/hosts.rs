@@ -37,6 +37,13 @@ pub struct HostRow {
     /// The lease reservation holding the host, when one does: only that reservation's
     /// servers, of its project, land here meanwhile.
     pub reservation: Option<HostReservation>,
+    /// Slices of the host held for `flavor:instance` reservations (their ids and
+    /// projects): each reservation's servers land in its slice, and what the slices
+    /// hold unused (`slice_free_*`) is out of reach of every other claim.
+    pub slices: Vec<HostReservation>,
+    pub slice_free_vcpus: i64,
+    pub slice_free_ram: i64,
+    pub slice_free_disk: i64,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
     pub last_seen: String,
@@ -71,6 +78,14 @@ impl HostRow {
             reservation: Some(r.text("reservation"))
                 .filter(|id| !id.is_empty())
                 .map(|id| HostReservation { id, project_id: r.text("reservation_project").into() }),
+            slices: serde_json::from_str::<Vec<(String, String)>>(&r.text("slices"))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(id, project)| HostReservation { id, project_id: project.into() })
+                .collect(),
+            slice_free_vcpus: r.int("slice_free_vcpus"),
+            slice_free_ram: r.int("slice_free_ram"),
+            slice_free_disk: r.int("slice_free_disk"),
             enabled: r.int("enabled") != 0,
             disabled_reason: r.opt_text("disabled_reason"),
             last_seen: r.text("last_seen"),
@@ -78,7 +93,14 @@ impl HostRow {
         }
     }
 
+    /// Whether a claim outside any slice fits: what slices hold unused is not free.
     pub fn fits(&self, vcpus: i64, ram: i64, disk: i64) -> bool {
+        self.fits_with(vcpus + self.slice_free_vcpus, ram + self.slice_free_ram, disk + self.slice_free_disk)
+    }
+
+    /// Whether a claim fits the host as a whole (a claim in one of its slices, which
+    /// the database checks against the slice).
+    pub fn fits_with(&self, vcpus: i64, ram: i64, disk: i64) -> bool {
         if self.resource_class.is_some() && (self.used_vcpus, self.used_ram, self.used_disk) != (0, 0, 0) {
             return false;
         }
@@ -86,10 +108,15 @@ impl HostRow {
             && self.used_ram + ram <= self.cap_ram
             && self.used_disk + disk <= self.cap_disk
     }
+
+    /// The slice reservation `id` holds here, for `project`.
+    pub fn has_slice(&self, id: &str, project: &str) -> bool {
+        self.slices.iter().any(|s| s.id == id && s.project_id.as_str() == project)
+    }
 }
 
-/// A lease's reservation holding a host (set by the reservation service at the lease's
-/// start, cleared at its end).
+/// A lease's reservation holding a host, or a slice of it (set by the reservation
+/// service at the lease's start, cleared at its end).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostReservation {
     pub id: String,
@@ -135,6 +162,12 @@ impl Default for Ratios {
     fn default() -> Self {
         Self { cpu: 16.0, ram: 1.5, disk: 1.0, reserved_ram_mb: 512, reserved_disk_gb: 0, reserved_vcpus: 0 }
     }
+}
+
+/// A host's slices as stored: `[[reservation, project], ...]`.
+fn slices_text(slices: &[HostReservation]) -> String {
+    let pairs: Vec<(&str, &str)> = slices.iter().map(|s| (s.id.as_str(), s.project_id.as_str())).collect();
+    serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".into())
 }
 
 impl Store {
@@ -199,11 +232,11 @@ impl Store {
     }
 
     /// Hands a host to a lease's reservation (idempotent): the host's row, None when
-    /// the host is unknown or held by another reservation.
+    /// the host is unknown, held by another reservation or sliced.
     pub async fn host_reserve(&self, host: &str, r: &HostReservation) -> StoreResult<Option<HostRow>> {
         let row = sqlx::query(
             "UPDATE compute_hosts SET reservation = $1, reservation_project = $2
-             WHERE host = $3 AND (reservation = '' OR reservation = $1) RETURNING *",
+             WHERE host = $3 AND (reservation = '' OR reservation = $1) AND slices = '[]' RETURNING *",
         )
         .bind(&r.id)
         .bind(r.project_id.as_str())
@@ -213,16 +246,102 @@ impl Store {
         Ok(row.as_ref().map(HostRow::from_row))
     }
 
-    /// Gives a host back from reservation `id` (idempotent: a host held by another
-    /// reservation, or by none, is left as it is). The host's row.
+    /// Holds a slice of a host (`vcpus`, `ram`, `disk`) for a `flavor:instance`
+    /// reservation (idempotent): the host's row, None when the host is unknown or held
+    /// whole by a reservation. The slice may hold more than is free now: servers
+    /// already there keep running, and the slice fills as they go.
+    pub async fn host_slice(
+        &self,
+        host: &str,
+        r: &HostReservation,
+        size: (i64, i64, i64),
+    ) -> StoreResult<Option<HostRow>> {
+        let mut tx = self.db.pool.begin().await?;
+        // The host's row first: it serialises slice changes on this host.
+        let Some(row) =
+            sqlx::query("UPDATE compute_hosts SET slices = slices WHERE host = $1 AND reservation = '' RETURNING *")
+                .bind(host)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let mut current = HostRow::from_row(&row);
+        if current.slices.iter().any(|s| s.id == r.id) {
+            return Ok(Some(current));
+        }
+        sqlx::query(
+            "INSERT INTO compute_host_slices (host, reservation, project, vcpus, ram, disk, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(host)
+        .bind(&r.id)
+        .bind(r.project_id.as_str())
+        .bind(size.0)
+        .bind(size.1)
+        .bind(size.2)
+        .bind(now_text())
+        .execute(&mut *tx)
+        .await?;
+        current.slices.push(r.clone());
+        let row = sqlx::query(
+            "UPDATE compute_hosts SET slice_free_vcpus = slice_free_vcpus + $1, slice_free_ram = slice_free_ram + $2,
+             slice_free_disk = slice_free_disk + $3, slices = $4 WHERE host = $5 RETURNING *",
+        )
+        .bind(size.0)
+        .bind(size.1)
+        .bind(size.2)
+        .bind(slices_text(&current.slices))
+        .bind(host)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(HostRow::from_row(&row)))
+    }
+
+    /// Gives a host back from reservation `id`, whether it held the host whole or a
+    /// slice of it (idempotent: a host held by another reservation, or by none, is left
+    /// as it is). Servers still in a slice stay, their claims now outside any. The
+    /// host's row.
     pub async fn host_unreserve(&self, host: &str, id: &str) -> StoreResult<Option<HostRow>> {
+        let mut tx = self.db.pool.begin().await?;
         sqlx::query(
             "UPDATE compute_hosts SET reservation = '', reservation_project = '' WHERE host = $1 AND reservation = $2",
         )
         .bind(host)
         .bind(id)
-        .execute(&self.db.pool)
+        .execute(&mut *tx)
         .await?;
+        let slice = sqlx::query(
+            "DELETE FROM compute_host_slices WHERE host = $1 AND reservation = $2
+             RETURNING vcpus - used_vcpus AS vcpus, ram - used_ram AS ram, disk - used_disk AS disk",
+        )
+        .bind(host)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(free) = slice {
+            let row = sqlx::query("SELECT * FROM compute_hosts WHERE host = $1").bind(host).fetch_one(&mut *tx).await?;
+            let mut slices = HostRow::from_row(&row).slices;
+            slices.retain(|s| s.id != id);
+            sqlx::query(
+                "UPDATE compute_hosts SET slice_free_vcpus = slice_free_vcpus - $1, slice_free_ram = slice_free_ram - $2,
+                 slice_free_disk = slice_free_disk - $3, slices = $4 WHERE host = $5",
+            )
+            .bind(free.int("vcpus").max(0))
+            .bind(free.int("ram").max(0))
+            .bind(free.int("disk").max(0))
+            .bind(slices_text(&slices))
+            .bind(host)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE compute_allocations SET slice = '' WHERE host = $1 AND slice = $2")
+                .bind(host)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         self.host_get(host).await
     }
 
@@ -235,8 +354,8 @@ impl Store {
         Ok(rows.iter().map(|r| r.text("host")).collect())
     }
 
-    /// Deletes a host with no allocations, and its aggregate memberships; false when it
-    /// holds allocations.
+    /// Deletes a host with no allocations, its aggregate memberships and slices; false
+    /// when it holds allocations.
     pub async fn host_delete(&self, host: &str) -> StoreResult<bool> {
         let mut tx = self.db.pool.begin().await?;
         let r = sqlx::query(
@@ -248,7 +367,9 @@ impl Store {
         if r.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM compute_aggregate_hosts WHERE host = $1").bind(host).execute(&mut *tx).await?;
+        for table in ["compute_aggregate_hosts", "compute_host_slices"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE host = $1")).bind(host).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -269,7 +390,7 @@ impl Store {
         // The transaction starts with its write, so SQLite takes the write lock at
         // once (waiting its busy timeout) instead of failing a read-to-write upgrade.
         let mut tx = self.db.pool.begin().await?;
-        let Some(row) = Self::claim_row_in(&mut tx, a).await? else { return Ok(HostClaim::Refused) };
+        let Some((row, slice)) = Self::claim_row_in(&mut tx, a).await? else { return Ok(HostClaim::Refused) };
         if let Some(group) = apart_from {
             let members: Vec<String> = match sqlx::query("SELECT members FROM compute_server_groups WHERE id = $1")
                 .bind(group)
@@ -287,7 +408,7 @@ impl Store {
                 return Ok(HostClaim::Refused);
             }
         }
-        Self::allocation_insert_in(&mut tx, a).await?;
+        Self::allocation_insert_in(&mut tx, a, slice).await?;
         let saved = match record {
             Some(server) => {
                 if !Self::server_save_in(&mut tx, server, None).await? {
@@ -308,17 +429,23 @@ impl Store {
     /// transaction: the host's row after the claim, None when it has no room or is
     /// disabled (the caller drops its transaction then).
     pub(crate) async fn claim_in(conn: &mut sqlx::AnyConnection, a: &Allocation) -> StoreResult<Option<HostRow>> {
-        let Some(row) = Self::claim_row_in(conn, a).await? else { return Ok(None) };
-        Self::allocation_insert_in(conn, a).await?;
+        let Some((row, slice)) = Self::claim_row_in(conn, a).await? else { return Ok(None) };
+        Self::allocation_insert_in(conn, a, slice).await?;
         Ok(Some(HostRow::from_row(&row)))
     }
 
     /// Adds a claim to its host's usage while it stays within capacity (a host taken
-    /// whole: while nothing else holds it).
-    async fn claim_row_in(conn: &mut sqlx::AnyConnection, a: &Allocation) -> StoreResult<Option<AnyRow>> {
+    /// whole: while nothing else holds it), keeping clear of what slices hold unused.
+    /// A claim of a reservation that holds a slice of the host (not the host) goes into
+    /// the slice while the slice has room. The host's row, and the slice claimed in.
+    async fn claim_row_in(
+        conn: &mut sqlx::AnyConnection,
+        a: &Allocation,
+    ) -> StoreResult<Option<(AnyRow, Option<String>)>> {
         let row = sqlx::query(
             "UPDATE compute_hosts SET used_vcpus = used_vcpus + $1, used_ram = used_ram + $2, used_disk = used_disk + $3
-             WHERE host = $4 AND enabled = 1 AND used_vcpus + $1 <= cap_vcpus AND used_ram + $2 <= cap_ram AND used_disk + $3 <= cap_disk
+             WHERE host = $4 AND enabled = 1 AND used_vcpus + slice_free_vcpus + $1 <= cap_vcpus
+             AND used_ram + slice_free_ram + $2 <= cap_ram AND used_disk + slice_free_disk + $3 <= cap_disk
              AND reservation = $5 AND (resource_class = '' OR (used_vcpus = 0 AND used_ram = 0 AND used_disk = 0))
              RETURNING *",
         )
@@ -329,19 +456,60 @@ impl Store {
         .bind(a.reservation.as_deref().unwrap_or_default())
         .fetch_optional(&mut *conn)
         .await?;
-        Ok(row)
+        if let Some(row) = row {
+            return Ok(Some((row, None)));
+        }
+        let Some(reservation) = a.reservation.as_deref() else { return Ok(None) };
+        let in_slice = sqlx::query(
+            "UPDATE compute_host_slices SET used_vcpus = used_vcpus + $1, used_ram = used_ram + $2, used_disk = used_disk + $3
+             WHERE host = $4 AND reservation = $5 AND used_vcpus + $1 <= vcpus AND used_ram + $2 <= ram AND used_disk + $3 <= disk
+             RETURNING host",
+        )
+        .bind(a.vcpus)
+        .bind(a.ram)
+        .bind(a.disk)
+        .bind(a.host.as_str())
+        .bind(reservation)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if in_slice.is_none() {
+            return Ok(None);
+        }
+        // The slice's room is the host's too; servers that were there before the slice
+        // may still fill it, so the host's own capacity is checked as well.
+        let row = sqlx::query(
+            "UPDATE compute_hosts SET used_vcpus = used_vcpus + $1, used_ram = used_ram + $2, used_disk = used_disk + $3,
+             slice_free_vcpus = slice_free_vcpus - $1, slice_free_ram = slice_free_ram - $2, slice_free_disk = slice_free_disk - $3
+             WHERE host = $4 AND enabled = 1 AND used_vcpus + $1 <= cap_vcpus AND used_ram + $2 <= cap_ram AND used_disk + $3 <= cap_disk
+             RETURNING *",
+        )
+        .bind(a.vcpus)
+        .bind(a.ram)
+        .bind(a.disk)
+        .bind(a.host.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+        // None: the caller drops its transaction, the slice's count with it.
+        Ok(row.map(|r| (r, Some(reservation.to_string()))))
     }
 
-    async fn allocation_insert_in(conn: &mut sqlx::AnyConnection, a: &Allocation) -> StoreResult<()> {
-        sqlx::query("INSERT INTO compute_allocations (consumer_id, host, vcpus, ram, disk, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&a.consumer_id)
-            .bind(a.host.as_str())
-            .bind(a.vcpus)
-            .bind(a.ram)
-            .bind(a.disk)
-            .bind(now_text())
-            .execute(conn)
-            .await?;
+    async fn allocation_insert_in(
+        conn: &mut sqlx::AnyConnection,
+        a: &Allocation,
+        slice: Option<String>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO compute_allocations (consumer_id, host, vcpus, ram, disk, created_at, slice) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&a.consumer_id)
+        .bind(a.host.as_str())
+        .bind(a.vcpus)
+        .bind(a.ram)
+        .bind(a.disk)
+        .bind(now_text())
+        .bind(slice.unwrap_or_default())
+        .execute(conn)
+        .await?;
         Ok(())
     }
 
@@ -407,7 +575,7 @@ impl Store {
         if host.is_some() {
             sql.push_str(&format!(" AND host = ${}", consumers.len() + 1));
         }
-        sql.push_str(" RETURNING host, vcpus, ram, disk");
+        sql.push_str(" RETURNING host, vcpus, ram, disk, slice");
         let mut q = sqlx::query(&sql);
         for c in consumers {
             q = q.bind(*c);
@@ -418,13 +586,32 @@ impl Store {
         let gone = q.fetch_all(&mut *conn).await?;
         let mut rows = Vec::new();
         for a in &gone {
+            // A claim in a slice gives its room back to the slice (while it lasts).
+            let slice = a.text("slice");
+            let to_slice = !slice.is_empty()
+                && sqlx::query(
+                    "UPDATE compute_host_slices SET used_vcpus = used_vcpus - $1, used_ram = used_ram - $2, used_disk = used_disk - $3
+                     WHERE host = $4 AND reservation = $5 RETURNING host",
+                )
+                .bind(a.int("vcpus"))
+                .bind(a.int("ram"))
+                .bind(a.int("disk"))
+                .bind(a.text("host"))
+                .bind(&slice)
+                .fetch_optional(&mut *conn)
+                .await?
+                .is_some();
+            let back = if to_slice { 1 } else { 0 };
             let row = sqlx::query(
-                "UPDATE compute_hosts SET used_vcpus = used_vcpus - $1, used_ram = used_ram - $2, used_disk = used_disk - $3 WHERE host = $4 RETURNING *",
+                "UPDATE compute_hosts SET used_vcpus = used_vcpus - $1, used_ram = used_ram - $2, used_disk = used_disk - $3,
+                 slice_free_vcpus = slice_free_vcpus + $1 * $5, slice_free_ram = slice_free_ram + $2 * $5,
+                 slice_free_disk = slice_free_disk + $3 * $5 WHERE host = $4 RETURNING *",
             )
             .bind(a.int("vcpus"))
             .bind(a.int("ram"))
             .bind(a.int("disk"))
             .bind(a.text("host"))
+            .bind(back)
             .fetch_optional(&mut *conn)
             .await?;
             rows.extend(row.as_ref().map(HostRow::from_row));

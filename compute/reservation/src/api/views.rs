@@ -33,6 +33,13 @@ pub fn lease(d: &LeaseDetail) -> Value {
             });
             let extra = if r.resource_type == crate::model::VIRTUAL_FLOATINGIP {
                 json!({"network_id": r.network_id, "amount": r.max, "required_floatingips": r.required_floatingips})
+            } else if r.resource_type == crate::model::FLAVOR_INSTANCE {
+                // `flavor_id` is the flavor to boot with (the reservation's own, made at
+                // the start); the flavor reserved is in `resource_properties`.
+                json!({"amount": r.max, "vcpus": r.vcpus, "memory_mb": r.memory_mb, "disk_gb": r.disk_gb,
+                       "affinity": r.affinity, "resource_properties": r.resource_properties, "flavor_id": r.id,
+                       "aggregate_id": Value::Null, "server_group_id": Value::Null, "before_end": r.before_end,
+                       "on_start": r.on_start})
             } else {
                 json!({"min": r.min, "max": r.max, "hypervisor_properties": r.hypervisor_properties,
                        "resource_properties": r.resource_properties, "before_end": r.before_end, "on_start": r.on_start})

@@ -61,6 +61,12 @@ impl ReservationService {
             let (mut moves, mut changed, mut missing) = (Vec::new(), HashSet::new(), HashSet::new());
             for a in d.allocations.iter().filter(|a| failed_host(a)) {
                 let Some(r) = d.reservations.iter().find(|r| r.id == a.reservation_id) else { continue };
+                // Slices of a failed host are not moved (their servers are there):
+                // the reservation misses them.
+                if a.slots > 0 {
+                    missing.insert(r.id.clone());
+                    continue;
+                }
                 let ask = HostAsk::of(r)?;
                 match pick(&healthy, &busy, &mut taken, &ask, 0, 1, (&now, &lease.end_date))?.first() {
                     Some(&host) => {

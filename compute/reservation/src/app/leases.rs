@@ -6,10 +6,10 @@
 use super::{bad, project_of, require_writer, AppResult, Error, ReservationService};
 use crate::filter::Query;
 use crate::model::{
-    lease_date, parse_date, stored, EventStatus, EventType, LeaseStatus, ReservationStatus, PHYSICAL_HOST,
-    VIRTUAL_FLOATINGIP,
+    lease_date, parse_date, stored, EventStatus, EventType, LeaseStatus, ReservationStatus, FLAVOR_INSTANCE,
+    PHYSICAL_HOST, VIRTUAL_FLOATINGIP,
 };
-use crate::store::{Allocation, Event, FloatingIp, Host, Lease, Reservation, Store};
+use crate::store::{Allocation, Event, FloatingIp, Host, HostUsage, Lease, Reservation, Store};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -30,7 +30,7 @@ impl LeaseDetail {
     pub fn host_hours(&self, until: DateTime<Utc>) -> f64 {
         self.allocations
             .iter()
-            .filter(|a| a.floatingip_id.is_empty())
+            .filter(|a| a.floatingip_id.is_empty() && a.slots == 0)
             .filter_map(|a| Some((stored(&a.start_date).ok()?, stored(&a.end_date).ok()?)))
             .map(|(s, e)| (e.min(until) - s).num_milliseconds().max(0) as f64 / 3_600_000.0)
             .sum()
@@ -158,6 +158,108 @@ pub(crate) fn pick(
     Ok(free)
 }
 
+/// The instances of a `flavor:instance` reservation `r` that fit on host `h` beside
+/// `used` (what other reservations hold of it in the window). None fit on a host held
+/// whole, a host not reservable, or a bare-metal node (taken whole by its one server).
+fn free_slots(h: &Host, used: HostUsage, r: &Reservation) -> i64 {
+    if used.whole || !h.reservable || h.hypervisor_type == "ironic" {
+        return 0;
+    }
+    [
+        (h.vcpus - used.vcpus, r.vcpus),
+        (h.memory_mb - used.memory_mb, r.memory_mb),
+        (h.local_gb - used.disk_gb, r.disk_gb),
+    ]
+    .into_iter()
+    .filter(|(_, need)| *need > 0)
+    .map(|(free, need)| (free / need).max(0))
+    .min()
+    .unwrap_or(0)
+}
+
+/// Where a `flavor:instance` reservation's instances go: `(host, instances)` pairs,
+/// lowest host ids first. Without affinity they fill hosts in turn (few hosts, whole
+/// ones left free); with `affinity: true` all go on one host, with `false` each on a
+/// host of its own. `usage` is what other leases hold in the window; `here` what this
+/// request took already (whole hosts, slices), which the picks join.
+fn pick_slots(
+    hosts: &[Host],
+    usage: &HashMap<i64, HostUsage>,
+    here: &mut HashMap<i64, HostUsage>,
+    r: &Reservation,
+    window: (&str, &str),
+) -> AppResult<Vec<(i64, i64)>> {
+    let amount = r.max;
+    let free: Vec<(i64, i64)> = hosts
+        .iter()
+        .map(|h| {
+            let (a, b) = (usage.get(&h.id).copied().unwrap_or_default(), here.get(&h.id).copied().unwrap_or_default());
+            let used = HostUsage {
+                whole: a.whole || b.whole,
+                vcpus: a.vcpus + b.vcpus,
+                memory_mb: a.memory_mb + b.memory_mb,
+                disk_gb: a.disk_gb + b.disk_gb,
+            };
+            (h.id, free_slots(h, used, r))
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let picks: Vec<(i64, i64)> = match r.affinity {
+        Some(true) => free.iter().find(|(_, n)| *n >= amount).map(|(h, _)| vec![(*h, amount)]).unwrap_or_default(),
+        Some(false) => free.iter().take(amount as usize).map(|(h, _)| (*h, 1)).collect(),
+        None => {
+            let mut left = amount;
+            let mut out = Vec::new();
+            for (h, n) in &free {
+                if left == 0 {
+                    break;
+                }
+                out.push((*h, (*n).min(left)));
+                left -= (*n).min(left);
+            }
+            out
+        }
+    };
+    if picks.iter().map(|(_, n)| n).sum::<i64>() < amount {
+        let how = match r.affinity {
+            Some(true) => " on one host",
+            Some(false) => " on hosts of their own",
+            None => "",
+        };
+        return Err(Error::NotEnoughHosts(format!(
+            "Not enough hosts available: no room for {amount} instance(s) of {} vCPU(s), {} MB of RAM and {} GB of \
+             disk{how} between {} and {}.",
+            r.vcpus,
+            r.memory_mb,
+            r.disk_gb,
+            lease_date(stored(window.0)?),
+            lease_date(stored(window.1)?),
+        )));
+    }
+    for (h, n) in &picks {
+        let u = here.entry(*h).or_default();
+        u.vcpus += n * r.vcpus;
+        u.memory_mb += n * r.memory_mb;
+        u.disk_gb += n * r.disk_gb;
+    }
+    Ok(picks)
+}
+
+/// Blazar's `affinity`: absent, null or `None` for none; a boolean or its text.
+fn affinity(r: &Map<String, Value>) -> AppResult<Option<bool>> {
+    match r.get("affinity") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+            "" | "none" | "null" => Ok(None),
+            "true" | "yes" | "1" => Ok(Some(true)),
+            "false" | "no" | "0" => Ok(Some(false)),
+            _ => Err(bad(format!("Invalid affinity {s:?}: use true, false or none."))),
+        },
+        Some(other) => Err(bad(format!("Invalid affinity {other}: use true, false or none."))),
+    }
+}
+
 /// The floating IPs for a `virtual:floatingip` reservation: its required addresses,
 /// then any free reservable address of its network, `max` in all, at least `min`.
 fn pick_floatingips(
@@ -204,8 +306,9 @@ fn pick_floatingips(
     Ok(chosen)
 }
 
-/// A reservation as asked for in a lease create (its id and lease filled in).
-fn reservation_of(r: &Map<String, Value>, lease_id: &str, created: &str) -> AppResult<Reservation> {
+/// A reservation as asked for in a lease create (its id and lease filled in), and the
+/// flavor a `flavor:instance` one names (its shape is filled in from compute's).
+fn reservation_of(r: &Map<String, Value>, lease_id: &str, created: &str) -> AppResult<(Reservation, Option<String>)> {
     let kind = r.get("resource_type").and_then(Value::as_str).unwrap_or_default();
     let mut out = Reservation {
         id: uuid::Uuid::new_v4().to_string(),
@@ -222,9 +325,14 @@ fn reservation_of(r: &Map<String, Value>, lease_id: &str, created: &str) -> AppR
         resources_changed: false,
         network_id: String::new(),
         required_floatingips: Vec::new(),
+        vcpus: 0,
+        memory_mb: 0,
+        disk_gb: 0,
+        affinity: None,
         created_at: created.to_string(),
         updated_at: None,
     };
+    let mut flavor = None;
     match kind {
         PHYSICAL_HOST => {
             let min = count(r, "min")?.ok_or_else(|| bad("A physical:host reservation needs min and max."))?;
@@ -267,13 +375,27 @@ fn reservation_of(r: &Map<String, Value>, lease_id: &str, created: &str) -> AppR
             }
             (out.min, out.max) = (amount, amount);
         }
+        FLAVOR_INSTANCE => {
+            flavor = Some(match r.get("flavor_id") {
+                Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => return Err(bad("A flavor:instance reservation needs flavor_id.")),
+            });
+            let amount = count(r, "amount")?.ok_or_else(|| bad("A flavor:instance reservation needs an amount."))?;
+            if amount > 1000 {
+                return Err(bad("A flavor:instance reservation holds at most 1000 instances."));
+            }
+            (out.min, out.max) = (amount, amount);
+            out.affinity = affinity(r)?;
+        }
         other => {
             return Err(bad(format!(
-            "Reservations of resource_type {other:?} are not supported here; use physical:host or virtual:floatingip."
-        )))
+                "Reservations of resource_type {other:?} are not supported here; use physical:host, \
+                 virtual:floatingip or flavor:instance."
+            )))
         }
     }
-    Ok(out)
+    Ok((out, flavor))
 }
 
 fn new_event(lease: &str, kind: EventType, time: &str) -> Event {
@@ -335,7 +457,11 @@ impl ReservationService {
         let mut reservations = Vec::new();
         for r in asks {
             let r = r.as_object().ok_or_else(|| bad("Each reservation must be an object."))?;
-            reservations.push(reservation_of(r, &lease_id, &created)?);
+            let (mut r, flavor) = reservation_of(r, &lease_id, &created)?;
+            if let Some(flavor) = flavor {
+                self.shape_of(&mut r, &flavor, &project).await?;
+            }
+            reservations.push(r);
         }
         let lease = Lease {
             id: lease_id.clone(),
@@ -367,29 +493,40 @@ impl ReservationService {
             });
         }
         let busy = Store::busy_hosts_in(&mut tx, &lease.start_date, &lease.end_date, &lease.id).await?;
+        let usage = Store::host_usage_in(&mut tx, &lease.start_date, &lease.end_date, &lease.id).await?;
         let fips = Store::floatingip_list_in(&mut tx).await?;
         let busy_fips = Store::busy_floatingips_in(&mut tx, &lease.start_date, &lease.end_date, &lease.id).await?;
         let (mut taken, mut taken_fips) = (HashSet::new(), HashSet::new());
+        // What this lease takes of each host, whole or in slices, as it goes.
+        let mut here: HashMap<i64, HostUsage> = HashMap::new();
         let mut allocations = Vec::new();
         let window = (lease.start_date.as_str(), lease.end_date.as_str());
         for r in &reservations {
-            let allocation = |host_id: i64, floatingip_id: String| Allocation {
+            let allocation = |host_id: i64, floatingip_id: String, slots: i64| Allocation {
                 id: uuid::Uuid::new_v4().to_string(),
                 reservation_id: r.id.clone(),
                 lease_id: lease.id.clone(),
                 host_id,
                 floatingip_id,
+                slots,
                 start_date: lease.start_date.clone(),
                 end_date: lease.end_date.clone(),
             };
             if r.resource_type == VIRTUAL_FLOATINGIP {
                 for f in pick_floatingips(&fips, &busy_fips, &mut taken_fips, r)? {
-                    allocations.push(allocation(0, f));
+                    allocations.push(allocation(0, f, 0));
+                }
+            } else if r.resource_type == FLAVOR_INSTANCE {
+                for (host_id, slots) in pick_slots(&hosts, &usage, &mut here, r, window)? {
+                    allocations.push(allocation(host_id, String::new(), slots));
                 }
             } else {
                 let ask = HostAsk::of(r)?;
+                // Hosts this lease slices are not free to take whole either.
+                let busy: HashSet<i64> = busy.iter().chain(here.keys()).copied().collect();
                 for host_id in pick(&hosts, &busy, &mut taken, &ask, ask.min, ask.max, window)? {
-                    allocations.push(allocation(host_id, String::new()));
+                    here.entry(host_id).or_default().whole = true;
+                    allocations.push(allocation(host_id, String::new(), 0));
                 }
             }
             Store::reservation_insert_in(&mut tx, r).await?;
@@ -576,7 +713,33 @@ impl ReservationService {
                     a.floatingip_id
                 )));
             }
-            if let Some(a) = allocations.iter().find(|a| a.floatingip_id.is_empty() && busy.contains(&a.host_id)) {
+            let usage = Store::host_usage_in(&mut tx, &window.0, &window.1, &lease.id).await?;
+            // A host held whole must be free of others; a slice must still fit beside
+            // what others hold then.
+            let mut mine: HashMap<i64, HostUsage> = HashMap::new();
+            let lost = allocations.iter().filter(|a| a.floatingip_id.is_empty()).find(|a| {
+                if a.slots == 0 {
+                    return busy.contains(&a.host_id);
+                }
+                let (Some(h), Some(r)) =
+                    (hosts.iter().find(|h| h.id == a.host_id), reservations.iter().find(|r| r.id == a.reservation_id))
+                else {
+                    return true;
+                };
+                let u = usage.get(&a.host_id).copied().unwrap_or_default();
+                let m = mine.entry(a.host_id).or_default();
+                let used = HostUsage {
+                    whole: u.whole,
+                    vcpus: u.vcpus + m.vcpus,
+                    memory_mb: u.memory_mb + m.memory_mb,
+                    disk_gb: u.disk_gb + m.disk_gb,
+                };
+                m.vcpus += a.slots * r.vcpus;
+                m.memory_mb += a.slots * r.memory_mb;
+                m.disk_gb += a.slots * r.disk_gb;
+                free_slots(h, used, r) < a.slots
+            });
+            if let Some(a) = lost {
                 let name = hosts.iter().find(|h| h.id == a.host_id).map(|h| h.hypervisor_hostname.clone());
                 return Err(Error::NotEnoughHosts(format!(
                     "Not enough hosts available: host {} is reserved by another lease in the new window.",
@@ -602,6 +765,7 @@ impl ReservationService {
                         lease_id: lease.id.clone(),
                         host_id,
                         floatingip_id: String::new(),
+                        slots: 0,
                         start_date: window.0.clone(),
                         end_date: window.1.clone(),
                     });
@@ -684,12 +848,52 @@ impl ReservationService {
         Ok(())
     }
 
-    /// Hands every allocated host and floating IP to its reservation (idempotent).
+    /// Fills in a `flavor:instance` reservation's shape from flavor `id` of compute
+    /// (one the project may use): one instance's vCPUs, RAM and disk (root and
+    /// ephemeral), and the flavor itself in `resource_properties`, as Blazar shows it.
+    async fn shape_of(&self, r: &mut Reservation, id: &str, project: &str) -> AppResult<()> {
+        let flavor = self
+            .compute
+            .flavor(id, project)
+            .await
+            .map_err(|e| Error::Unavailable(format!("Compute could not be asked for flavor {id}: {e:#}")))?
+            .ok_or_else(|| bad(format!("Flavor {id} could not be found.")))?;
+        if flavor["extra_specs"].get(crate::compute::RESERVATION_SPEC).is_some() {
+            return Err(bad(format!(
+                "Flavor {id} is a reservation's own flavor; reserve the flavor it was made from."
+            )));
+        }
+        let int = |k: &str| flavor[k].as_i64().unwrap_or(0).max(0);
+        // Disk as compute claims it: root, ephemeral and swap (in whole GB).
+        let disk = int("disk") + int("OS-FLV-EXT-DATA:ephemeral") + (int("swap") + 1023) / 1024;
+        (r.vcpus, r.memory_mb, r.disk_gb) = (int("vcpus"), int("ram"), disk);
+        if r.vcpus + r.memory_mb + r.disk_gb == 0 {
+            return Err(bad(format!("Flavor {id} asks for nothing to reserve.")));
+        }
+        r.resource_properties = flavor.to_string();
+        Ok(())
+    }
+
+    /// Hands every allocated host and floating IP to its reservation (idempotent); a
+    /// `flavor:instance` reservation gets its flavor, then its slices.
     pub(crate) async fn hold_hosts(&self, d: &LeaseDetail) -> anyhow::Result<()> {
         let names = self.host_names().await?;
         let fips = self.floatingips().await?;
+        for r in d.reservations.iter().filter(|r| r.resource_type == FLAVOR_INSTANCE) {
+            let source: Value = serde_json::from_str(&r.resource_properties)?;
+            self.compute.make_flavor(&r.id, &d.lease.project_id, &source).await?;
+        }
         for a in &d.allocations {
-            if a.floatingip_id.is_empty() {
+            if a.slots > 0 {
+                let host = names.get(&a.host_id).ok_or_else(|| anyhow::anyhow!("host {} is gone", a.host_id))?;
+                let r = d
+                    .reservations
+                    .iter()
+                    .find(|r| r.id == a.reservation_id)
+                    .ok_or_else(|| anyhow::anyhow!("reservation {} is gone", a.reservation_id))?;
+                let size = (a.slots * r.vcpus, a.slots * r.memory_mb, a.slots * r.disk_gb);
+                self.compute.reserve_slice(host, &r.id, &d.lease.project_id, size).await?;
+            } else if a.floatingip_id.is_empty() {
                 let host = names.get(&a.host_id).ok_or_else(|| anyhow::anyhow!("host {} is gone", a.host_id))?;
                 self.compute.reserve(host, &a.reservation_id, &d.lease.project_id).await?;
             } else {
@@ -732,6 +936,9 @@ impl ReservationService {
             } else if let Some(f) = fips.get(&a.floatingip_id) {
                 self.network.take_back(&f.floating_network_id, &f.floating_ip_address, &a.reservation_id).await?;
             }
+        }
+        for r in d.reservations.iter().filter(|r| r.resource_type == FLAVOR_INSTANCE) {
+            self.compute.drop_flavor(&r.id).await?;
         }
         Ok(())
     }

@@ -41,6 +41,14 @@ pub struct Reservation {
     /// (its amount is `min` = `max`).
     pub network_id: String,
     pub required_floatingips: Vec<String>,
+    /// `flavor:instance`: one instance's share of a host (the flavor's vCPUs, MB of
+    /// RAM, GB of root and ephemeral disk; the amount is `min` = `max`, the flavor
+    /// itself is in `resource_properties`), and whether the instances share one host
+    /// (`Some(true)`), each have their own (`Some(false)`), or go anywhere (`None`).
+    pub vcpus: i64,
+    pub memory_mb: i64,
+    pub disk_gb: i64,
+    pub affinity: Option<bool>,
     pub created_at: String,
     pub updated_at: Option<String>,
 }
@@ -54,8 +62,20 @@ pub struct Allocation {
     pub host_id: i64,
     /// A reservable floating IP's id, or empty for a host's allocation.
     pub floatingip_id: String,
+    /// Instances of a `flavor:instance` reservation on the host (a slice of it), or 0
+    /// when the host is held whole.
+    pub slots: i64,
     pub start_date: String,
     pub end_date: String,
+}
+
+/// What other leases hold of a host in a window ([`Store::host_usage_in`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct HostUsage {
+    pub whole: bool,
+    pub vcpus: i64,
+    pub memory_mb: i64,
+    pub disk_gb: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -103,6 +123,15 @@ fn reservation(r: &AnyRow) -> StoreResult<Reservation> {
         network_id: r.text("network_id"),
         required_floatingips: serde_json::from_str(&r.text("required_floatingips"))
             .map_err(|e| sqlx::Error::Decode(e.into()))?,
+        vcpus: r.int("vcpus"),
+        memory_mb: r.int("memory_mb"),
+        disk_gb: r.int("disk_gb"),
+        affinity: match r.text("affinity").as_str() {
+            "" => None,
+            "true" => Some(true),
+            "false" => Some(false),
+            other => return Err(sqlx::Error::Decode(format!("unknown affinity {other:?}").into())),
+        },
         created_at: r.text("created_at"),
         updated_at: r.opt_text("updated_at"),
     })
@@ -115,6 +144,7 @@ fn allocation(r: &AnyRow) -> Allocation {
         lease_id: r.text("lease_id"),
         host_id: r.int("host_id"),
         floatingip_id: r.text("floatingip_id"),
+        slots: r.int("slots"),
         start_date: r.text("start_date"),
         end_date: r.text("end_date"),
     }
@@ -169,6 +199,41 @@ impl Store {
         .fetch_all(conn)
         .await?;
         Ok(rows.iter().map(|r| r.int("host_id")).collect())
+    }
+
+    /// What other leases hold of each host during any part of `[start, end)`: whether
+    /// some lease holds it whole, and the vCPUs, MB of RAM and GB of disk the slices of
+    /// `flavor:instance` reservations hold (summed over the window, which never
+    /// undercounts).
+    pub async fn host_usage_in(
+        conn: &mut sqlx::AnyConnection,
+        start: &str,
+        end: &str,
+        except: &str,
+    ) -> StoreResult<std::collections::HashMap<i64, HostUsage>> {
+        let rows = sqlx::query(
+            "SELECT a.host_id, a.slots, r.vcpus, r.memory_mb, r.disk_gb FROM reservation_allocations a
+             JOIN reservation_reservations r ON r.id = a.reservation_id
+             WHERE a.floatingip_id = '' AND a.start_date < $1 AND a.end_date > $2 AND a.lease_id <> $3",
+        )
+        .bind(end)
+        .bind(start)
+        .bind(except)
+        .fetch_all(conn)
+        .await?;
+        let mut out: std::collections::HashMap<i64, HostUsage> = std::collections::HashMap::new();
+        for r in &rows {
+            let u = out.entry(r.int("host_id")).or_default();
+            match r.int("slots") {
+                0 => u.whole = true,
+                n => {
+                    u.vcpus += n * r.int("vcpus");
+                    u.memory_mb += n * r.int("memory_mb");
+                    u.disk_gb += n * r.int("disk_gb");
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Reservable floating IPs some allocation holds during any part of `[start, end)`,
@@ -234,8 +299,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO reservation_reservations (id, lease_id, resource_type, status, min_count, max_count, hypervisor_properties,
              resource_properties, before_end, on_start, missing_resources, resources_changed, created_at, network_id,
-             required_floatingips)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             required_floatingips, vcpus, memory_mb, disk_gb, affinity)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         )
         .bind(&r.id)
         .bind(&r.lease_id)
@@ -252,6 +317,10 @@ impl Store {
         .bind(&r.created_at)
         .bind(&r.network_id)
         .bind(serde_json::Value::from(r.required_floatingips.clone()).to_string())
+        .bind(r.vcpus)
+        .bind(r.memory_mb)
+        .bind(r.disk_gb)
+        .bind(r.affinity.map(|a| a.to_string()).unwrap_or_default())
         .execute(conn)
         .await?;
         Ok(())
@@ -292,8 +361,8 @@ impl Store {
 
     pub async fn allocation_insert_in(conn: &mut sqlx::AnyConnection, a: &Allocation) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO reservation_allocations (id, reservation_id, lease_id, host_id, floatingip_id, start_date, end_date, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO reservation_allocations (id, reservation_id, lease_id, host_id, floatingip_id, start_date, end_date, created_at, slots)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&a.id)
         .bind(&a.reservation_id)
@@ -303,6 +372,7 @@ impl Store {
         .bind(&a.start_date)
         .bind(&a.end_date)
         .bind(now_text())
+        .bind(a.slots)
         .execute(conn)
         .await?;
         Ok(())

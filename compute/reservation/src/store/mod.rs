@@ -9,7 +9,7 @@ mod leases;
 
 pub use floatingips::FloatingIp;
 pub use hosts::Host;
-pub use leases::{Allocation, Event, Lease, Reservation};
+pub use leases::{Allocation, Event, HostUsage, Lease, Reservation};
 
 use stratus_common::db::Db;
 
