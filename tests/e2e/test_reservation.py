@@ -186,7 +186,7 @@ def test_flavor_instance_reservation(cloud):
     for h in names[:3]:
         if h not in listed:
             osc(cloud, "reservation", "host", "create", h)
-    basics = compute_basics(cloud, "10.78.0.0/24", shared=True)
+    basics = compute_basics(cloud, "10.79.0.0/24", shared=True)
     flavor_id = osc(cloud, "flavor", "show", basics["flavor"])["id"]
     _, alice = cloud.member_env(unique("slicer"))
     _, bob = cloud.member_env(unique("onlooker"))
@@ -257,8 +257,19 @@ busy = [n.uid for n in chi.hardware.get_nodes(node_type="gpu_rtx", filter_reserv
 node = chi.hardware.get_nodes(node_type="gpu_rtx")[0]
 slot_start = node.next_free_timeslot(minimum_hours=1)[0]
 ends = chi.lease.get_lease(name).end_date
+# Instances of a flavor: the lease's own flavor, found by python-chi, boots a server.
+flavored = chi.lease.Lease(name + "-flavor", duration=datetime.timedelta(minutes=20))
+flavored.add_flavor_reservation(name=flavor, amount=1)
+flavored.submit(wait_for_active=True, wait_timeout=60)
+reserved = [f.name for f in flavored.get_reserved_flavors()]
+in_slice = chi.server.Server(name + "-fvm", image_name=image, flavor_name=reserved[0], network_name=network,
+                             key_name=key)
+in_slice.submit(wait_for_active=True, show=None, wait_timeout=120)
 print(json.dumps({"lease": lease.id, "status": again.status, "reservation": reservation, "fips": fips,
-                  "site": site, "free": free, "free_while_leased": busy, "slot": str(slot_start), "ends": str(ends)}))
+                  "site": site, "free": free, "free_while_leased": busy, "slot": str(slot_start), "ends": str(ends),
+                  "flavor_reservation": flavored.flavor_reservations[0]["id"], "reserved_flavors": reserved,
+                  "flavor_server": in_slice.status}))
+flavored.delete()
 lease.delete()
 """
 
@@ -293,6 +304,9 @@ def test_python_chi_and_a_lease_starting_while_down(cloud):
     assert out["fips"] == ["198.51.100.200"], out
     assert out["site"] == "CHI@Stratus" and out["free"] == [gpu] and out["free_while_leased"] == [], out
     assert out["slot"].replace("T", " ")[:16] == out["ends"].replace("T", " ")[:16], out
+    assert out["reserved_flavors"] == [f"reservation:{out['flavor_reservation']}"], out
+    assert out["flavor_server"] == "ACTIVE", out
+    wait_server(cloud, env, "chi-lease-fvm", "GONE")
     # The lease's delete removed its server and took its floating IP back.
     wait_server(cloud, env, "chi-lease-vm", "GONE")
     assert osc(cloud, "floating", "ip", "list", env=env) == []
