@@ -32,7 +32,7 @@ from tempest.lib.services.compute import (
 from tempest.lib.services.volume import base_client as volume_base
 from tempest.lib.services.volume.v3 import backups_client, volumes_client
 from tempest.lib.services.volume.v3 import services_client as volume_services_client
-from tempest.lib.services.volume.v3 import snapshots_client, types_client
+from tempest.lib.services.volume.v3 import snapshots_client, transfers_client, types_client
 
 
 # Reads whose Tempest schema stops being Nova's at some microversion: checked up to it.
@@ -97,6 +97,8 @@ def sweep(cloud, found, admin_password):
         "backups": client(backups_client, "BackupsClient", "volumev3"),
         "types": client(types_client, "TypesClient", "volumev3"),
         "services": client(volume_services_client, "ServicesClient", "volumev3"),
+        "transfers": client(transfers_client, "TransfersClient", "volumev3"),
+        "transfers_v355": client(transfers_client, "TransfersV355Client", "volumev3"),
     }
 
     # What the reads find: a server with a port and a volume, resized once, a key
@@ -122,6 +124,12 @@ def sweep(cloud, found, admin_password):
     wait_for("snapshot", lambda: volume["snapshots"].show_snapshot(snap["id"])["snapshot"]["status"], "available")
     backup = volume["backups"].create_backup(volume_id=vol["id"], name="schema-sweep")["backup"]
     wait_for("backup", lambda: volume["backups"].show_backup(backup["id"])["backup"]["status"], "available")
+    # A volume on offer to another project (with a snapshot that goes along).
+    gift = volumes.create_volume(size=1, name="schema-sweep-gift")["volume"]
+    wait_for("volume", lambda: volumes.show_volume(gift["id"])["volume"]["status"], "available")
+    gift_snap = volume["snapshots"].create_snapshot(volume_id=gift["id"], name="schema-sweep-gift")["snapshot"]
+    wait_for("snapshot", lambda: volume["snapshots"].show_snapshot(gift_snap["id"])["snapshot"]["status"], "available")
+    transfer = volume["transfers"].create_volume_transfer(volume_id=gift["id"])["transfer"]
     flavor = found["flavors"][0]
     port = compute["interfaces"].list_interfaces(server["id"])["interfaceAttachments"]
 
@@ -167,6 +175,17 @@ def sweep(cloud, found, admin_password):
         "backups.show_backup": lambda: volume["backups"].show_backup(backup["id"]),
         "types.list_volume_types": lambda: volume["types"].list_volume_types(),
         "services.list_services": lambda: volume["services"].list_services(),
+        "transfers.list_volume_transfers(detail)": lambda: volume["transfers"].list_volume_transfers(detail=True),
+        "transfers.show_volume_transfer": lambda: volume["transfers"].show_volume_transfer(transfer["id"]),
+        "transfers_v355.list_volume_transfers(detail)": lambda: volume["transfers_v355"].list_volume_transfers(
+            detail=True
+        ),
+        "transfers_v355.show_volume_transfer": lambda: volume["transfers_v355"].show_volume_transfer(transfer["id"]),
+    }
+    # Reads of paths that begin at a later version.
+    since = {
+        "transfers_v355.list_volume_transfers(detail)": "3.55",
+        "transfers_v355.show_volume_transfer": "3.55",
     }
 
     failures = []
@@ -185,6 +204,8 @@ def sweep(cloud, found, admin_password):
         for v in versions("3.0", found["volume_max"]):
             volume_base.VOLUME_MICROVERSION = v
             for name, read in volume_reads.items():
+                if name in since and int(v.split(".")[1]) < int(since[name].split(".")[1]):
+                    continue
                 checked += 1
                 try:
                     read()

@@ -182,11 +182,15 @@ def test_volume_commands(cloud):
     assert any(row.get("Resource") == "volumes" and row.get("In Use") == 0 for row in usage), usage
     cloud.osc("volume", "type", "delete", fast)
 
-    # A transfer: offered by one project, taken by another with the id and the key.
+    # A transfer: offered by one project, taken by another with the id and the key; the
+    # volume's snapshot goes with it (3.55).
     taker_project, taker = cloud.member_env(unique("taker"))
     gift = cloud.osc("volume", "create", "--size", "1", "gift", env=env)
     wait_status(cloud, env, "volume", "gift", "available")
-    req = cloud.osc("volume", "transfer", "request", "create", "--name", "t1", "gift", env=env)
+    cloud.osc("volume", "snapshot", "create", "--volume", "gift", "gift-snap", env=env)
+    wait_status(cloud, env, "snapshot", "gift-snap", "available")
+    req = cloud.osc("--os-volume-api-version", "3.55", "volume", "transfer", "request", "create", "--snapshots",
+                    "--name", "t1", "gift", env=env)
     assert req["auth_key"] and wait_status(cloud, env, "volume", "gift", "awaiting-transfer")
     assert [t["Name"] for t in cloud.osc("volume", "transfer", "request", "list", env=env)] == ["t1"]
     p = cloud.osc("volume", "transfer", "request", "accept", "--auth-key", "wrong", req["id"], env=taker, check=False)
@@ -195,6 +199,10 @@ def test_volume_commands(cloud):
     moved = cloud.osc("volume", "show", gift["id"], env=taker)
     assert moved["status"] == "available" and moved["os-vol-tenant-attr:tenant_id"] == taker_project, moved
     assert cloud.osc("volume", "show", gift["id"], env=env, check=False).returncode != 0
+    assert [s["Name"] for s in cloud.osc("volume", "snapshot", "list", env=taker)] == ["gift-snap"]
+    assert cloud.osc("volume", "snapshot", "list", env=env) == []
+    cloud.osc("volume", "snapshot", "delete", "gift-snap", env=taker)
+    wait_status(cloud, taker, "snapshot", "gift-snap", "GONE")
     cloud.osc("volume", "delete", gift["id"], env=taker)
 
     # A type no backend suits: the volume ends in error and the project is told why.

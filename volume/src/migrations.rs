@@ -312,6 +312,12 @@ ALTER TABLE volume_volumes ADD COLUMN group_id TEXT;
 ALTER TABLE volume_snapshots ADD COLUMN group_snapshot_id TEXT
 "#,
     },
+    Migration {
+        service: "volume",
+        version: 14,
+        name: "transfers that take the volume's snapshots along (3.55)",
+        sql: "ALTER TABLE volume_transfers ADD COLUMN no_snapshots BIGINT NOT NULL DEFAULT 0",
+    },
 ];
 
 #[cfg(test)]

@@ -809,6 +809,123 @@ async fn transfers_move_a_volume_and_its_quota() {
     each_engine!(transfers);
 }
 
+async fn transfers_with_snapshots(engine: Engine) {
+    // 3.55: a volume goes with its snapshots (unless `no_snapshots`), their quota too.
+    let c = Cloud::start(engine).await;
+    let (pa, a) = c.id.member("snap-giver").await;
+    let (pb, b) = c.id.member("snap-taker").await;
+    let (_, v) = c.call("POST", &format!("/v3/{pa}/volumes"), &a, Some(json!({"volume": {"size": 2}}))).await;
+    let vid = v["volume"]["id"].as_str().unwrap().to_string();
+    c.wait(&a, &format!("/v3/{pa}/volumes/{vid}"), "volume", "available").await;
+    let (_, s) =
+        c.call("POST", &format!("/v3/{pa}/snapshots"), &a, Some(json!({"snapshot": {"volume_id": vid}}))).await;
+    let sid = s["snapshot"]["id"].as_str().unwrap().to_string();
+    c.wait(&a, &format!("/v3/{pa}/snapshots/{sid}"), "snapshot", "available").await;
+    let new = format!("/v3/{pa}/volume-transfers");
+    // The new path needs 3.55; `no_snapshots` is refused for a volume that has some.
+    let offer = |no: bool| json!({"transfer": {"volume_id": vid, "name": "t", "no_snapshots": no}});
+    assert_eq!(c.call_v("3.54", "POST", &new, &a, Some(offer(false))).await.0, StatusCode::NOT_FOUND);
+    let (code, e) = c.call_v("3.55", "POST", &new, &a, Some(offer(true))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{e}");
+    let (code, e) = c.call("POST", &format!("/v3/{pa}/os-volume-transfer"), &a, Some(offer(true))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "no_snapshots belongs to the new path: {e}");
+    let (code, t) = c.call_v("3.57", "POST", &new, &a, Some(offer(false))).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{t}");
+    let t = &t["transfer"];
+    assert_eq!(
+        (&t["no_snapshots"], &t["source_project_id"], &t["accepted"]),
+        (&json!(false), &json!(pa), &json!(false))
+    );
+    assert_eq!(t["destination_project_id"], Value::Null);
+    let (tid, key) = (t["id"].as_str().unwrap().to_string(), t["auth_key"].as_str().unwrap().to_string());
+    // Listed with paging (3.59), shown without the 3.57 fields at 3.55.
+    let (_, l) = c.call_v("3.59", "GET", &format!("{new}/detail?limit=1"), &a, None).await;
+    assert_eq!(l["transfers"].as_array().unwrap().len(), 1);
+    let (_, one) = c.call_v("3.55", "GET", &format!("{new}/{tid}"), &a, None).await;
+    assert!(one["transfer"].get("accepted").is_none() && one["transfer"]["no_snapshots"] == false, "{one}");
+    // Accepting takes quota for both: 2 GB of volume and 2 of snapshot.
+    c.id.set_limit("volume", &pb, "gigabytes", 3).await;
+    c.volume.limits.invalidate();
+    let accept = json!({"accept": {"auth_key": key}});
+    let path = format!("/v3/{pb}/volume-transfers/{tid}/accept");
+    let (code, e) = c.call_v("3.55", "POST", &path, &b, Some(accept.clone())).await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE, "{e}");
+    c.id.set_limit("volume", &pb, "gigabytes", 10).await;
+    c.volume.limits.invalidate();
+    let (code, e) = c.call_v("3.55", "POST", &path, &b, Some(accept)).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{e}");
+    let (code, snap) = c.call("GET", &format!("/v3/{pb}/snapshots/{sid}"), &b, None).await;
+    assert_eq!(code, StatusCode::OK, "the snapshot went with its volume: {snap}");
+    assert_eq!(c.call("GET", &format!("/v3/{pa}/snapshots/{sid}"), &a, None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!((c.usage(&pa).await, c.usage(&pb).await), ((0, 0, 0), (1, 4, 1)));
+}
+
+#[tokio::test]
+async fn transfers_take_snapshots_along_from_3_55() {
+    each_engine!(transfers_with_snapshots);
+}
+
+async fn microversions_48_to_53(engine: Engine) {
+    let c = Cloud::start(engine).await;
+    let (p, t) = c.id.member("mv-user").await;
+    let base = format!("/v3/{p}");
+    let (_, v) = c.call("POST", &format!("{base}/volumes"), &t, Some(json!({"volume": {"size": 1}}))).await;
+    let vid = v["volume"]["id"].as_str().unwrap().to_string();
+    c.wait(&t, &format!("{base}/volumes/{vid}"), "volume", "available").await;
+    // 3.48: where a volume is served, and that its target is its own.
+    let (_, old) = c.call_v("3.47", "GET", &format!("{base}/volumes/{vid}"), &t, None).await;
+    assert!(old["volume"].get("service_uuid").is_none());
+    let (_, new) = c.call_v("3.48", "GET", &format!("{base}/volumes/{vid}"), &t, None).await;
+    assert_eq!(new["volume"]["shared_targets"], false);
+    let id = new["volume"]["service_uuid"].as_str().unwrap_or_default().to_string();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{new}");
+    let (_, again) = c.call_v("3.59", "GET", &format!("{base}/volumes/{vid}"), &t, None).await;
+    assert_eq!(again["volume"]["service_uuid"], json!(id), "stable");
+    // 3.49: whether each volume service's storage answers.
+    let admin_project = c.id.identity.store.project_list(Some("admin"), None).await.unwrap()[0].id.clone();
+    let (_, svcs) = c.call_v("3.49", "GET", &format!("/v3/{admin_project}/os-services"), &c.admin, None).await;
+    let volume_svcs: Vec<&Value> =
+        svcs["services"].as_array().unwrap().iter().filter(|s| s["binary"] == "cinder-volume").collect();
+    assert!(!volume_svcs.is_empty() && volume_svcs.iter().all(|s| s["backend_state"] == "up"), "{svcs}");
+    // 3.52: types filtered by extra specs; a type's zones bound where its volumes go.
+    let admin_base = format!("/v3/{admin_project}");
+    for (name, specs) in [("gold", json!({"tier": "gold"})), ("far", json!({"RESKEY:availability_zones": "az9"}))] {
+        let (code, made) = c
+            .call(
+                "POST",
+                &format!("{admin_base}/types"),
+                &c.admin,
+                Some(json!({"volume_type": {"name": name, "extra_specs": specs}})),
+            )
+            .await;
+        assert_eq!(code, StatusCode::OK, "{made}");
+    }
+    let filter = "%7B%22tier%22%3A%20%22gold%22%7D";
+    let (_, l) = c.call_v("3.52", "GET", &format!("{base}/types?extra_specs={filter}"), &t, None).await;
+    let names: Vec<&str> = l["volume_types"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["gold"]);
+    let (code, e) = c
+        .call("POST", &format!("{base}/volumes"), &t, Some(json!({"volume": {"size": 1, "volume_type": "far"}})))
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{e}");
+    // 3.53: unknown keys in a create, and an update that changes nothing, are refused.
+    let odd = json!({"volume": {"size": 1, "status": "available"}});
+    assert_eq!(
+        c.call_v("3.53", "POST", &format!("{base}/volumes"), &t, Some(odd.clone())).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let (code, made) = c.call_v("3.52", "POST", &format!("{base}/volumes"), &t, Some(odd)).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "ignored before 3.53: {made}");
+    let path = format!("{base}/volumes/{vid}");
+    assert_eq!(c.call_v("3.53", "PUT", &path, &t, Some(json!({"volume": {}}))).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(c.call_v("3.53", "PUT", &path, &t, Some(json!({"volume": {"name": "n"}}))).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn microversions_up_to_3_53_change_what_they_say() {
+    each_engine!(microversions_48_to_53);
+}
+
 async fn attach_steps(engine: Engine) {
     let c = Cloud::start(engine).await;
     let (p, token) = c.id.member("attach").await;
@@ -1318,9 +1435,9 @@ async fn attachments_api(engine: Engine) {
     let (reader_p, reader) = c.id.user_with("attrec-reader", "reader").await;
     let base = format!("/v3/{p}");
 
-    // Negotiation: the newest served is 3.47; beyond it is 406; none means 3.0.
+    // Negotiation: the newest served is 3.59; beyond it is 406; none means 3.0.
     let r = send(&c.router, "GET", "/", None, None, &[]).await;
-    assert_eq!(r.json()["versions"][0]["version"], "3.47", "{}", r.json());
+    assert_eq!(r.json()["versions"][0]["version"], "3.59", "{}", r.json());
     let r = send(
         &c.router,
         "GET",
@@ -1330,8 +1447,8 @@ async fn attachments_api(engine: Engine) {
         &[("OpenStack-API-Version", "volume latest")],
     )
     .await;
-    assert_eq!(r.headers["openstack-api-version"], "volume 3.47");
-    assert_eq!(c.call_v("3.48", "GET", &format!("{base}/volumes"), &token, None).await.0, StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(r.headers["openstack-api-version"], "volume 3.59");
+    assert_eq!(c.call_v("3.60", "GET", &format!("{base}/volumes"), &token, None).await.0, StatusCode::NOT_ACCEPTABLE);
     assert_eq!(c.call_v("3.x", "GET", &format!("{base}/volumes"), &token, None).await.0, StatusCode::BAD_REQUEST);
     assert_eq!(c.call("GET", &format!("{base}/attachments"), &token, None).await.0, StatusCode::NOT_FOUND, "3.27+");
 

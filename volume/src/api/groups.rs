@@ -37,15 +37,22 @@ async fn group_view(s: &AppState, g: &Group, detail: bool, volumes: bool, v: Ver
     if v.at_least(38) {
         out["replication_status"] = json!("disabled");
     }
+    if v.at_least(58) {
+        out["project_id"] = json!(g.project_id);
+    }
     Ok(out)
 }
 
-fn snapshot_view(s: &GroupSnapshot, detail: bool) -> Value {
+fn snapshot_view(s: &GroupSnapshot, detail: bool, v: Version) -> Value {
     if !detail {
         return json!({"id": s.id, "name": s.name});
     }
-    json!({"id": s.id, "name": s.name, "description": s.description, "status": s.status.as_str(),
-           "created_at": s.created_at, "group_id": s.group_id, "group_type_id": s.group_type_id})
+    let mut out = json!({"id": s.id, "name": s.name, "description": s.description, "status": s.status.as_str(),
+           "created_at": s.created_at, "group_id": s.group_id, "group_type_id": s.group_type_id});
+    if v.at_least(58) {
+        out["project_id"] = json!(s.project_id);
+    }
+    out
 }
 
 fn list_volume(q: &mut HashMap<String, String>) -> bool {
@@ -189,7 +196,8 @@ async fn snapshots_listing(
 ) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
     since(v, 14)?;
-    let items = s.group_snapshot_list(&ctx, all_projects(&q)).await?.iter().map(|x| snapshot_view(x, detail)).collect();
+    let items =
+        s.group_snapshot_list(&ctx, all_projects(&q)).await?.iter().map(|x| snapshot_view(x, detail, v)).collect();
     let path = if detail { "group_snapshots/detail" } else { "group_snapshots" };
     let fields = super::Fields { filter: &["name", "status", "group_id"], sort: &["name", "status", "created_at"] };
     list_page(&s.public_url, param(&p, "project_id"), "group_snapshots", path, items, &q, fields)
@@ -239,7 +247,7 @@ pub async fn snapshot_show(
     scope(&ctx, &p)?;
     since(v, 14)?;
     let gs = s.group_snapshot_get(&ctx, param(&p, "id")).await?;
-    Ok(Json(json!({"group_snapshot": snapshot_view(&gs, true)})))
+    Ok(Json(json!({"group_snapshot": snapshot_view(&gs, true, v)})))
 }
 
 pub async fn snapshot_delete(

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use stratus_common::auth::AuthContext;
 use stratus_common::db::now_text;
+use stratus_common::http::microversion::Version;
 use stratus_common::http::{ApiError, ApiJson, ApiResult};
 
 type Params = Path<HashMap<String, String>>;
@@ -101,6 +102,7 @@ pub async fn services(
     ctx: AuthContext,
     Path(p): Params,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    version: Version,
 ) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
     if !ctx.is_admin() {
@@ -112,9 +114,14 @@ pub async fn services(
         .await?
         .into_iter()
         .map(|r| {
-            json!({"binary": r.binary, "host": r.host, "zone": ZONE,
+            let mut svc = json!({"binary": r.binary, "host": r.host, "zone": ZONE,
                    "status": if r.disabled.is_some() { "disabled" } else { "enabled" }, "state": "up",
-                   "updated_at": now, "disabled_reason": r.disabled.filter(|why| !why.is_empty())})
+                   "updated_at": now, "disabled_reason": r.disabled.filter(|why| !why.is_empty())});
+            // 3.49: whether a volume service's storage answers.
+            if let Some(up) = r.backend_up.filter(|_| version.at_least(49)) {
+                svc["backend_state"] = json!(if up { "up" } else { "down" });
+            }
+            svc
         })
         .collect();
     // Cinder's filters: `binary`, and `host` as Cinder matches it (`h` is host h and

@@ -35,7 +35,7 @@ use stratus_common::http::{service_router, ApiError, ApiResult, ErrorStyle};
 pub type AppState = Arc<VolumeService>;
 
 /// The microversions served.
-pub static API: Api = Api { service: "volume", min: Version(3, 0), max: Version(3, 47), legacy_header: None };
+pub static API: Api = Api { service: "volume", min: Version(3, 0), max: Version(3, 59), legacy_header: None };
 
 /// A resource or action that came in 3.`minor`: older requests do not know it (404, as
 /// Cinder's `VersionNotFoundForAPIMethod`).
@@ -105,6 +105,10 @@ pub fn router(service: Arc<VolumeService>, verifier: Arc<TokenVerifier>, max_bod
         .route(&format!("{p}/os-volume-transfer/detail"), get(transfers::list_detail))
         .route(&format!("{p}/os-volume-transfer/{{id}}"), get(transfers::show).delete(transfers::delete))
         .route(&format!("{p}/os-volume-transfer/{{id}}/accept"), post(transfers::accept))
+        .route(&format!("{p}/volume-transfers"), get(transfers::list_v355).post(transfers::create_v355))
+        .route(&format!("{p}/volume-transfers/detail"), get(transfers::list_detail_v355))
+        .route(&format!("{p}/volume-transfers/{{id}}"), get(transfers::show_v355).delete(transfers::delete_v355))
+        .route(&format!("{p}/volume-transfers/{{id}}/accept"), post(transfers::accept_v355))
         .route(&format!("{p}/attachments"), get(attachments::list).post(attachments::create))
         .route(&format!("{p}/attachments/detail"), get(attachments::list_detail))
         .route(

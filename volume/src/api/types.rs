@@ -7,6 +7,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use stratus_common::auth::AuthContext;
+use stratus_common::http::microversion::Version;
 use stratus_common::http::{ApiError, ApiJson, ApiResult};
 
 type Params = Path<HashMap<String, String>>;
@@ -16,10 +17,30 @@ pub async fn list(
     ctx: AuthContext,
     Path(p): Params,
     Query(q): Query<HashMap<String, String>>,
+    version: Version,
 ) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
-    let items = s.type_list(&ctx).await?.iter().map(|t| views::volume_type(t, TypeView::Show)).collect();
     let mut q = q;
+    // 3.52: `extra_specs={"k": "v", ...}` keeps the types that have every pair.
+    let wanted: Option<HashMap<String, Value>> = match q.remove("extra_specs") {
+        Some(text) if version.at_least(52) => Some(
+            serde_json::from_str(&text)
+                .map_err(|_| ApiError::bad_request("Invalid input: extra_specs filter must be a JSON object."))?,
+        ),
+        _ => None,
+    };
+    let items = s
+        .type_list(&ctx)
+        .await?
+        .iter()
+        .filter(|t| {
+            wanted.as_ref().is_none_or(|w| {
+                let text = |x: &Value| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string());
+                w.iter().all(|(k, v)| t.extra_specs.get(k).is_some_and(|have| text(have) == text(v)))
+            })
+        })
+        .map(|t| views::volume_type(t, TypeView::Show))
+        .collect();
     q.remove("is_public");
     list_page(
         &s.public_url,

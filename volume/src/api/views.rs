@@ -66,6 +66,12 @@ pub fn volume(
     if version.at_least(13) {
         out["group_id"] = json!(v.group_id);
     }
+    if version.at_least(48) {
+        // No target here is shared between volumes (each attachment has its own file
+        // or NBD export), so hosts need no lock around it.
+        out["shared_targets"] = json!(false);
+        out["service_uuid"] = json!(service_uuid(&v.backend));
+    }
     if view == VolumeView::Summary {
         return out;
     }
@@ -86,6 +92,21 @@ pub fn volume(
         out["migration_status"] = Value::Null;
     }
     out
+}
+
+/// The id of the volume service (`cinder-volume`) of a backend, stable across restarts;
+/// null for a volume no backend took.
+pub fn service_uuid(backend: &str) -> Value {
+    if backend.is_empty() {
+        return Value::Null;
+    }
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("cinder-volume:{backend}").as_bytes());
+    let mut b: [u8; 16] = d[..16].try_into().unwrap_or_default();
+    // A UUID of version 5's shape (name-based) and RFC 4122's variant.
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    json!(uuid::Uuid::from_bytes(b).to_string())
 }
 
 /// A snapshot; `detail` (show, detailed list) adds Cinder's extended attributes, which
@@ -116,12 +137,29 @@ pub fn snapshot(s: &Snapshot, detail: bool, version: Version) -> Value {
     out
 }
 
-/// A transfer; `auth_key` only in the answer to its creation.
-pub fn transfer(base: &str, t: &crate::store::Transfer, auth_key: Option<&str>, detail: bool) -> Value {
+/// A transfer at path `kind`; `auth_key` only in the answer to its creation. From
+/// 3.55 the whole form says whether the snapshots go too; from 3.57 where it comes from
+/// and (a transfer shown is one not yet accepted) that nobody took it yet.
+pub fn transfer(
+    base: &str,
+    kind: &str,
+    t: &crate::store::Transfer,
+    auth_key: Option<&str>,
+    detail: bool,
+    version: Version,
+) -> Value {
     let mut out = json!({"id": t.id, "name": t.name, "volume_id": t.volume_id,
-                         "links": links(base, &t.project_id, "os-volume-transfer", &t.id)});
+                         "links": links(base, &t.project_id, kind, &t.id)});
     if detail {
         out["created_at"] = json!(t.created_at);
+        if version.at_least(55) {
+            out["no_snapshots"] = json!(t.no_snapshots);
+        }
+        if version.at_least(57) {
+            out["source_project_id"] = json!(t.project_id);
+            out["destination_project_id"] = Value::Null;
+            out["accepted"] = json!(false);
+        }
     }
     if let Some(k) = auth_key {
         out["auth_key"] = json!(k);
@@ -194,6 +232,9 @@ pub fn backup(
     }
     if admin && version.at_least(18) {
         out["os-backup-project-attr:project_id"] = json!(b.project_id);
+    }
+    if version.at_least(56) {
+        out["user_id"] = json!(b.user_id);
     }
     out
 }

@@ -108,6 +108,46 @@ async fn shown(
     Ok(json!({"volume": views::volume(&s.public_url, v, &names, s.admin_host(ctx, v), view, version)}))
 }
 
+/// What a volume create may hold from 3.53 (Cinder's request schema).
+const CREATE_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "display_name",
+    "display_description",
+    "volume_type",
+    "metadata",
+    "snapshot_id",
+    "source_volid",
+    "consistencygroup_id",
+    "size",
+    "availability_zone",
+    "multiattach",
+    "image_id",
+    "imageRef",
+    "group_id",
+    "backup_id",
+];
+/// What a volume update may hold from 3.53; it must hold one of them.
+const UPDATE_KEYS: &[&str] = &["name", "description", "display_name", "display_description", "metadata"];
+
+/// 3.53's schema check of a `{"volume": {...}}` body: no key but `allowed`, and with
+/// `one_needed` at least one of them.
+fn strict(body: &Value, allowed: &[&str], one_needed: bool) -> ApiResult<()> {
+    let Some(v) = body.get("volume").and_then(Value::as_object) else { return Ok(()) };
+    if let Some(k) = v.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "Invalid input for field/attribute volume. Additional properties are not allowed ('{k}' was unexpected)."
+        )));
+    }
+    if one_needed && v.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "Invalid input for field/attribute volume: give at least one of {}.",
+            allowed.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 pub async fn create(
     State(s): State<AppState>,
     ctx: AuthContext,
@@ -117,6 +157,9 @@ pub async fn create(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     scope(&ctx, &p)?;
+    if version.at_least(53) {
+        strict(&body, CREATE_KEYS, false)?;
+    }
     let mut req: VolumeCreate = typed(body, "volume")?;
     req.request_id = request.0;
     // In the URL's project: the caller's own, or any for an admin (compute makes a
@@ -144,6 +187,9 @@ pub async fn update(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
     scope(&ctx, &p)?;
+    if version.at_least(53) {
+        strict(&body, UPDATE_KEYS, true)?;
+    }
     let req: VolumeUpdate = typed(body, "volume")?;
     let v = s.volume_update(&ctx, param(&p, "id"), req).await?;
     Ok(Json(shown(&s, &ctx, &v, VolumeView::Summary, version).await?))

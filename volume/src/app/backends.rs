@@ -106,6 +106,8 @@ pub(crate) fn scheduler_host(s: &VolumeService) -> String {
 pub struct ServiceRow {
     pub binary: &'static str,
     pub host: String,
+    /// A `cinder-volume`'s backend: whether it answers (its capacity can be read).
+    pub backend_up: Option<bool>,
     /// The reason an operator gave when they disabled it (maybe empty); `None`:
     /// enabled.
     pub disabled: Option<String>,
@@ -128,16 +130,31 @@ impl VolumeService {
         let disabled = self.disabled_backends().await?;
         let mut backends: Vec<(&String, &str)> = self.drivers.iter().map(|(name, d)| (name, d.host())).collect();
         backends.sort();
-        let mut rows = vec![ServiceRow { binary: "cinder-scheduler", host: scheduler_host(self), disabled: None }];
+        let mut rows = vec![ServiceRow {
+            binary: "cinder-scheduler",
+            host: scheduler_host(self),
+            backend_up: None,
+            disabled: None,
+        }];
         for (name, host) in backends {
+            let up = match self.drivers.get(name.as_str()) {
+                Some(d) => d.capacity().await.is_ok(),
+                None => false,
+            };
             rows.push(ServiceRow {
                 binary: "cinder-volume",
                 host: format!("{host}@{name}"),
+                backend_up: Some(up),
                 disabled: disabled.get(name.as_str()).cloned(),
             });
         }
         if self.backups.get().is_some() {
-            rows.push(ServiceRow { binary: "cinder-backup", host: scheduler_host(self), disabled: None });
+            rows.push(ServiceRow {
+                binary: "cinder-backup",
+                host: scheduler_host(self),
+                backend_up: None,
+                disabled: None,
+            });
         }
         Ok(rows)
     }

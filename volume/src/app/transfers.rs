@@ -1,7 +1,10 @@
-//! Volume transfers: a project offers an available volume (with no snapshots); anyone
-//! given the transfer's id and its key (shown once, at creation) accepts it into their
-//! own project, the quota moving with it in one transaction. Keys are kept salted and
-//! hashed; a wrong key is refused (400) and changes nothing.
+//! Volume transfers: a project offers an available volume, with its snapshots (all
+//! available); anyone given the transfer's id and its key (shown once, at creation)
+//! accepts them into their own project, the quota moving with them in one transaction.
+//! Keys are kept salted and hashed; a wrong key is refused (400) and changes nothing.
+//! 3.55's `no_snapshots: true` offers a volume without snapshots alone (one with
+//! snapshots is refused: they would be left behind in a project that no longer has
+//! their volume).
 
 use super::{bad, invalid, not_found, project_of, require_writer, visible, AppResult, Error, VolumeService};
 use crate::store::{Accepted, Transfer, VolumeStatus};
@@ -26,6 +29,7 @@ impl VolumeService {
         ctx: &AuthContext,
         volume_id: &str,
         name: Option<String>,
+        no_snapshots: bool,
     ) -> AppResult<(Transfer, String)> {
         require_writer(ctx)?;
         let name = name.unwrap_or_default();
@@ -43,9 +47,19 @@ impl VolumeService {
                     "Invalid volume: Volume {volume_id} is in group {g}; remove it from the group to transfer it."
                 )));
             }
-            if !self.store.snapshot_list(None, Some(&v.id)).await?.is_empty() {
+            let snaps = self.store.snapshot_list(None, Some(&v.id)).await?;
+            if no_snapshots && !snaps.is_empty() {
                 return Err(bad(format!(
-                    "Invalid volume: Volume {volume_id} has snapshots; they cannot be transferred."
+                    "Invalid volume: Volume {volume_id} has snapshots; transfer them with it (no_snapshots false) \
+                     or delete them first."
+                )));
+            }
+            if let Some(s) = snaps.iter().find(|s| s.status.as_str() != "available") {
+                return Err(bad(format!(
+                    "Invalid snapshot: Snapshot {} of volume {volume_id} is {}; its snapshots must be available \
+                     to go with it.",
+                    s.id,
+                    s.status.as_str()
                 )));
             }
             let key = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
@@ -57,6 +71,7 @@ impl VolumeService {
                 name: name.clone(),
                 key_hash: hash(&salt, &key),
                 salt,
+                no_snapshots,
                 created_at: now_text(),
             };
             v.status = VolumeStatus::AwaitingTransfer;
@@ -111,9 +126,14 @@ impl VolumeService {
                 return Err(bad(format!("Invalid auth key: Attempt to transfer {id} with invalid auth key.")));
             }
             let v = self.store.volume_get(&t.volume_id).await?.ok_or_else(|| not_found("Volume", &t.volume_id))?;
-            let wants = [("volumes", 1), ("gigabytes", v.size)];
+            let snaps = if t.no_snapshots { Vec::new() } else { self.store.snapshot_list(None, Some(&v.id)).await? };
+            let snap_gb: i64 = snaps.iter().map(|s| s.size).sum();
+            let mut wants = vec![("volumes", 1), ("gigabytes", v.size + snap_gb)];
+            if !snaps.is_empty() {
+                wants.push(("snapshots", snaps.len() as i64));
+            }
             let claims = self.claims(&project, &wants, &v.type_id).await?;
-            match self.store.transfer_accept(&t, &v, &project, ctx.user_id(), &claims).await? {
+            match self.store.transfer_accept(&t, &v, &snaps, &project, ctx.user_id(), &claims).await? {
                 Accepted::Done => {
                     self.notify("transfer.accept", &v.id, &project, "available").await;
                     return Ok(t);

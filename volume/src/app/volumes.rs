@@ -189,6 +189,15 @@ impl VolumeService {
                 vtype.name
             )));
         }
+        // 3.52's reserved key: the zones a type's volumes may be made in.
+        if let Some(zones) = vtype.extra_specs.get("RESKEY:availability_zones").and_then(Value::as_str) {
+            if !zones.split(',').any(|z| z.trim() == ZONE) {
+                return Err(bad(format!(
+                    "Invalid input received: volume type {} allows availability zones {zones}; this cloud's is {ZONE}.",
+                    vtype.name
+                )));
+            }
+        }
         let group = match &req.group_id {
             Some(g) => Some(self.group_for_volume(ctx, g, &vtype.id).await?.id),
             None => None,

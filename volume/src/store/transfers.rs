@@ -12,6 +12,9 @@ pub struct Transfer {
     pub name: String,
     pub salt: String,
     pub key_hash: String,
+    /// Whether the volume goes without its snapshots (3.55); with them otherwise. A
+    /// volume with snapshots is only offered with them.
+    pub no_snapshots: bool,
     pub created_at: String,
 }
 
@@ -23,6 +26,7 @@ const COLUMNS: &[Col] = &[
     Col::Text("salt"),
     Col::Text("key_hash"),
     Col::Text("created_at"),
+    Col::Flag("no_snapshots"),
 ];
 
 /// What accepting a transfer came to.
@@ -44,7 +48,8 @@ impl Store {
             return Ok(false);
         }
         sqlx::query(
-            "INSERT INTO volume_transfers (id, volume_id, project_id, name, salt, key_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO volume_transfers (id, volume_id, project_id, name, salt, key_hash, created_at, no_snapshots)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&t.id)
         .bind(&t.volume_id)
@@ -53,6 +58,7 @@ impl Store {
         .bind(&t.salt)
         .bind(&t.key_hash)
         .bind(&t.created_at)
+        .bind(t.no_snapshots as i64)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -85,12 +91,14 @@ impl Store {
         Ok(true)
     }
 
-    /// Moves volume `v` to `project` (user `user`), its quota with it, and ends the
-    /// transfer: all in one transaction.
+    /// Moves volume `v` to `project` (user `user`) with its snapshots `snaps`, their
+    /// quota with them, and ends the transfer: all in one transaction. Changed when the
+    /// volume's snapshots are no longer `snaps`.
     pub async fn transfer_accept(
         &self,
         t: &Transfer,
         v: &Volume,
+        snaps: &[super::Snapshot],
         project: &str,
         user: &str,
         claims: &[crate::app::quotas::Claim],
@@ -103,7 +111,12 @@ impl Store {
         if !crate::app::quotas::claim_in(&mut tx, project, claims).await? {
             return Ok(Accepted::OverQuota);
         }
-        let given = crate::app::quotas::releases(&[("volumes", 1), ("gigabytes", v.size)], &v.type_id);
+        let snap_gb: i64 = snaps.iter().map(|s| s.size).sum();
+        let mut wants = vec![("volumes", 1), ("gigabytes", v.size + snap_gb)];
+        if !snaps.is_empty() {
+            wants.push(("snapshots", snaps.len() as i64));
+        }
+        let given = crate::app::quotas::releases(&wants, &v.type_id);
         stratus_common::db::usage::release(&mut tx, USAGE, &v.project_id, &crate::app::quotas::as_refs(&given)).await?;
         let moved = sqlx::query(
             "UPDATE volume_volumes SET project_id = $1, user_id = $2, status = $3, updated_at = $4, rev = rev + 1
@@ -122,6 +135,34 @@ impl Store {
             return Ok(Accepted::Changed);
         }
         Store::meter_in(&mut tx, super::Metered::Volume, &v.id, project, v.size, true).await?;
+        for s in snaps {
+            let moved = sqlx::query(
+                "UPDATE volume_snapshots SET project_id = $1, user_id = $2, updated_at = $3, rev = rev + 1
+                 WHERE id = $4 AND rev = $5 AND deleted = 0",
+            )
+            .bind(project)
+            .bind(user)
+            .bind(now_text())
+            .bind(&s.id)
+            .bind(s.rev)
+            .execute(&mut *tx)
+            .await?;
+            if moved.rows_affected() != 1 {
+                return Ok(Accepted::Changed);
+            }
+            Store::meter_in(&mut tx, super::Metered::Snapshot, &s.id, project, s.size, true).await?;
+        }
+        // Every live snapshot of the volume went along.
+        let left: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM volume_snapshots WHERE volume_id = $1 AND deleted = 0 AND project_id <> $2",
+        )
+        .bind(&v.id)
+        .bind(project)
+        .fetch_one(&mut *tx)
+        .await?;
+        if left > 0 && !t.no_snapshots {
+            return Ok(Accepted::Changed);
+        }
         tx.commit().await?;
         Ok(Accepted::Done)
     }
