@@ -267,6 +267,18 @@ ALTER TABLE compute_hosts ADD COLUMN slices TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE compute_allocations ADD COLUMN slice TEXT NOT NULL DEFAULT ''
 "#,
     },
+    Migration {
+        service: "compute",
+        version: 12,
+        name: "a counter for migration record ids, so that concurrent resizes never pick the same one",
+        sql: r#"
+CREATE TABLE compute_counters (
+    name TEXT PRIMARY KEY,
+    n BIGINT NOT NULL
+);
+INSERT INTO compute_counters (name, n) SELECT 'migrations', COALESCE(MAX(id), 0) FROM compute_migrations
+"#,
+    },
 ];
 
 #[cfg(test)]

@@ -1561,6 +1561,33 @@ async fn host_slices_keep_room_for_flavor_reservations() {
     each_engine!(host_slices);
 }
 
+async fn migration_ids(engine: Engine) {
+    // Resizes recorded at once (their transactions overlapping) get distinct ids.
+    let c = Cloud::start(engine).await;
+    let store = c.compute.store.clone();
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = store.db.pool.begin().await?;
+            stratus_compute::store::Store::migration_insert_in(&mut tx, &format!("server-{i}"), "p", "u", "h").await?;
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            tx.commit().await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().expect("every resize's record commits");
+    }
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM compute_migrations ORDER BY id").fetch_all(&store.db.pool).await.unwrap();
+    assert_eq!(ids, (1..=12).collect::<Vec<i64>>());
+}
+
+#[tokio::test]
+async fn concurrent_resizes_get_distinct_migration_ids() {
+    each_engine!(migration_ids);
+}
+
 async fn operators_manage_hosts(engine: Engine) {
     // Taking hosts out of scheduling (os-services, and os-hosts before 2.43): servers
     // go to the others; the old host view shows each project's share.

@@ -53,10 +53,16 @@ impl Store {
         user: &str,
         host: &str,
     ) -> StoreResult<()> {
+        // The next id from the counter's row: its lock is held until the caller's
+        // transaction ends, so two resizes committing at once get different ids (a
+        // `MAX(id) + 1` would give both the same on PostgreSQL, and fail the second).
+        let id: i64 = sqlx::query_scalar("UPDATE compute_counters SET n = n + 1 WHERE name = 'migrations' RETURNING n")
+            .fetch_one(&mut *conn)
+            .await?;
         sqlx::query(
             "INSERT INTO compute_migrations (id, uuid, instance_uuid, project_id, user_id, source_compute,
                 dest_compute, status, migration_type, created_at)
-             SELECT COALESCE(MAX(id), 0) + 1, $1, $2, $3, $4, $5, $5, 'migrating', 'resize', $6 FROM compute_migrations",
+             VALUES ($7, $1, $2, $3, $4, $5, $5, 'migrating', 'resize', $6)",
         )
         .bind(uuid::Uuid::new_v4().to_string())
         .bind(instance)
@@ -64,6 +70,7 @@ impl Store {
         .bind(user)
         .bind(host)
         .bind(now_text())
+        .bind(id)
         .execute(conn)
         .await?;
         Ok(())
