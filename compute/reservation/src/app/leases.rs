@@ -493,7 +493,12 @@ impl ReservationService {
             });
         }
         let busy = Store::busy_hosts_in(&mut tx, &lease.start_date, &lease.end_date, &lease.id).await?;
-        let usage = Store::host_usage_in(&mut tx, &lease.start_date, &lease.end_date, &lease.id).await?;
+        // What other leases' slices hold: only instance reservations need it.
+        let usage = if reservations.iter().any(|r| r.resource_type == FLAVOR_INSTANCE) {
+            Store::host_usage_in(&mut tx, &lease.start_date, &lease.end_date, &lease.id).await?
+        } else {
+            HashMap::new()
+        };
         let fips = Store::floatingip_list_in(&mut tx).await?;
         let busy_fips = Store::busy_floatingips_in(&mut tx, &lease.start_date, &lease.end_date, &lease.id).await?;
         let (mut taken, mut taken_fips) = (HashSet::new(), HashSet::new());
@@ -713,7 +718,11 @@ impl ReservationService {
                     a.floatingip_id
                 )));
             }
-            let usage = Store::host_usage_in(&mut tx, &window.0, &window.1, &lease.id).await?;
+            let usage = if allocations.iter().any(|a| a.slots > 0) {
+                Store::host_usage_in(&mut tx, &window.0, &window.1, &lease.id).await?
+            } else {
+                HashMap::new()
+            };
             // A host held whole must be free of others; a slice must still fit beside
             // what others hold then.
             let mut mine: HashMap<i64, HostUsage> = HashMap::new();
