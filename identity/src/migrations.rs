@@ -270,4 +270,18 @@ ALTER TABLE identity_revocations ADD COLUMN consumer_id TEXT;
 ALTER TABLE identity_revocations ADD COLUMN access_token_id TEXT
 "#,
     },
+    Migration {
+        service: "identity",
+        version: 7,
+        name: "OAuth nonces in the database, so that every identity process refuses a replay",
+        sql: r#"
+CREATE TABLE identity_oauth_nonces (
+    consumer_id TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    seen_at BIGINT NOT NULL,
+    PRIMARY KEY (consumer_id, nonce)
+);
+CREATE INDEX identity_oauth_nonces_seen ON identity_oauth_nonces (seen_at)
+"#,
+    },
 ];

@@ -971,6 +971,13 @@ async fn oauth1_delegation(engine: Engine) {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(c.identity.store.access_token_list(&uid).await.unwrap().len(), 0);
+    // Nonces live in the database (every identity process sees them), each accepted
+    // once within the window and forgotten after it.
+    let store = &c.identity.store;
+    assert!(store.oauth_nonce_fresh("c1", "n1", 1000, 400).await.unwrap());
+    assert!(!store.oauth_nonce_fresh("c1", "n1", 1001, 401).await.unwrap(), "a replay");
+    assert!(store.oauth_nonce_fresh("c2", "n1", 1001, 401).await.unwrap(), "another consumer's");
+    assert!(store.oauth_nonce_fresh("c1", "n1", 2000, 1400).await.unwrap(), "after the window");
 
     // Deleting the consumer takes its tokens with it.
     assert_eq!(

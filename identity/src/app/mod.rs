@@ -51,8 +51,6 @@ pub struct Identity {
     catalog_cache: RwLock<Option<Arc<Vec<CatalogEntry>>>>,
     /// The endpoint filters' links, read with the catalog.
     filters_cache: RwLock<Option<Arc<endpoint_filters::EndpointFilters>>>,
-    /// OAuth nonces seen lately, so a signed request is accepted once.
-    oauth_nonces: oauth1::NonceCache,
 }
 
 impl Identity {
@@ -75,7 +73,6 @@ impl Identity {
             verifier,
             catalog_cache: RwLock::new(None),
             filters_cache: RwLock::new(None),
-            oauth_nonces: oauth1::NonceCache::default(),
         });
         me.spawn_key_refresh();
         Ok(me)

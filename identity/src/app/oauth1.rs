@@ -17,7 +17,6 @@ use super::policy;
 use super::Identity;
 use crate::store::{new_id, AccessToken, Consumer, RequestToken, Role, Target};
 use std::collections::HashMap;
-use std::sync::Mutex;
 use stratus_common::auth::{AuthContext, NamedRef, Revocation};
 use stratus_common::db::{now_text, time_text};
 use stratus_common::http::{ApiError, ApiResult};
@@ -163,27 +162,6 @@ fn normalize_url(url: &str) -> String {
     format!("{scheme}://{authority}{path}")
 }
 
-/// Nonces seen within the timestamp window, per consumer.
-#[derive(Default)]
-pub struct NonceCache {
-    seen: Mutex<HashMap<(String, String), i64>>,
-}
-
-impl NonceCache {
-    /// False when this consumer already used this nonce within the window.
-    fn fresh(&self, consumer: &str, nonce: &str, now: i64) -> bool {
-        let mut seen = self.seen.lock().unwrap();
-        seen.retain(|_, at| now - *at <= TIMESTAMP_WINDOW_SECS);
-        match seen.entry((consumer.to_string(), nonce.to_string())) {
-            std::collections::hash_map::Entry::Occupied(_) => false,
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(now);
-                true
-            }
-        }
-    }
-}
-
 fn unauthorized(why: &str) -> ApiError {
     ApiError::unauthorized(format!("The OAuth request could not be verified: {why}."))
 }
@@ -216,7 +194,7 @@ impl Identity {
     /// Reads and checks the OAuth parameters of a signed request: the consumer's
     /// signature (with the token's secret, if the request names a token), the
     /// timestamp window and the nonce.
-    fn verify_signed(
+    async fn verify_signed(
         &self,
         req: &SignedRequest,
         consumer: &Consumer,
@@ -240,7 +218,7 @@ impl Identity {
         if !signature_matches(req, &pairs, signature, &consumer.secret, token_secret) {
             return Err(unauthorized("the signature does not match"));
         }
-        if !self.oauth_nonces.fresh(&consumer.id, nonce, now) {
+        if !self.store.oauth_nonce_fresh(&consumer.id, nonce, now, now - TIMESTAMP_WINDOW_SECS).await? {
             return Err(unauthorized("its nonce was used already"));
         }
         Ok(())
@@ -340,7 +318,7 @@ impl Identity {
         requested_project_id: Option<&str>,
     ) -> ApiResult<RequestToken> {
         let (pairs, consumer) = self.signed_params(req).await?;
-        self.verify_signed(req, &consumer, "", pairs)?;
+        self.verify_signed(req, &consumer, "", pairs).await?;
         let project_id = requested_project_id
             .filter(|p| !p.is_empty())
             .ok_or_else(|| ApiError::bad_request("The Requested-Project-Id header is required."))?;
@@ -421,7 +399,7 @@ impl Identity {
             .await?
             .filter(|t| t.consumer_id == consumer.id)
             .ok_or_else(|| unauthorized("unknown request token"))?;
-        self.verify_signed(req, &consumer, &rt.secret, pairs)?;
+        self.verify_signed(req, &consumer, &rt.secret, pairs).await?;
         if expired(rt.expires_at.as_deref()) {
             return Err(ApiError::unauthorized("The request token has expired."));
         }
@@ -459,7 +437,7 @@ impl Identity {
             .await?
             .filter(|t| t.consumer_id == consumer.id)
             .ok_or_else(|| unauthorized("unknown access token"))?;
-        self.verify_signed(req, &consumer, &at.secret, pairs)?;
+        self.verify_signed(req, &consumer, &at.secret, pairs).await?;
         if expired(at.expires_at.as_deref()) {
             return Err(ApiError::unauthorized("The access token has expired."));
         }
@@ -582,14 +560,5 @@ mod tests {
         assert_eq!(percent_encode("a b+c/~-._é"), "a%20b%2Bc%2F~-._%C3%A9");
         assert_eq!(percent_decode("a%20b+c", true), "a b c");
         assert_eq!(percent_decode("a%2", false), "a%2");
-    }
-
-    #[test]
-    fn a_nonce_is_accepted_once_within_the_window() {
-        let cache = NonceCache::default();
-        assert!(cache.fresh("c", "n", 1000));
-        assert!(!cache.fresh("c", "n", 1001));
-        assert!(cache.fresh("d", "n", 1001));
-        assert!(cache.fresh("c", "n", 1000 + TIMESTAMP_WINDOW_SECS + 1));
     }
 }

@@ -115,6 +115,25 @@ impl Store {
 
     /// Deletes a consumer with every request and access token it holds, in one
     /// transaction.
+    /// Records that `consumer` used `nonce` at `now` (seconds); false when it had,
+    /// since `since`. Nonces older than `since` are forgotten first. Every identity
+    /// process shares the table, so a request replayed to another one is refused too.
+    pub async fn oauth_nonce_fresh(&self, consumer: &str, nonce: &str, now: i64, since: i64) -> StoreResult<bool> {
+        let mut tx = self.db.pool.begin().await?;
+        sqlx::query("DELETE FROM identity_oauth_nonces WHERE seen_at < $1").bind(since).execute(&mut *tx).await?;
+        let r = sqlx::query(
+            "INSERT INTO identity_oauth_nonces (consumer_id, nonce, seen_at) VALUES ($1, $2, $3)
+             ON CONFLICT (consumer_id, nonce) DO NOTHING",
+        )
+        .bind(consumer)
+        .bind(nonce)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     pub async fn consumer_delete(&self, id: &str) -> StoreResult<bool> {
         let mut tx = self.db.pool.begin().await?;
         sqlx::query("DELETE FROM identity_oauth_request_tokens WHERE consumer_id = $1")
@@ -125,6 +144,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM identity_oauth_nonces WHERE consumer_id = $1").bind(id).execute(&mut *tx).await?;
         let r = sqlx::query("DELETE FROM identity_oauth_consumers WHERE id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(r.rows_affected() == 1)
