@@ -112,6 +112,14 @@ impl HttpCompute {
         Ok(body["servers"].as_array().cloned().unwrap_or_default())
     }
 
+    /// Holds `host` (whole, or the slice `body` sizes) for a reservation.
+    async fn hold(&self, host: String, body: Value) -> anyhow::Result<()> {
+        let path = format!("/os-hypervisors/{}/reservation", urlencoding::encode(&host));
+        let (status, answer) = self.call(reqwest::Method::PUT, &path, Some(body)).await?;
+        anyhow::ensure!(status == 200, "compute refused to hold host {host} ({status}): {answer}");
+        Ok(())
+    }
+
     /// Gives a lease's snapshot to the server's project (the service's token made it).
     async fn give_image(&self, image: &Value, project: &str) -> anyhow::Result<()> {
         if image["owner"].as_str() == Some(project) {
@@ -166,13 +174,8 @@ impl Compute for HttpCompute {
     }
 
     fn reserve(&self, host: &str, reservation: &str, project: &str) -> BoxFuture<'_, anyhow::Result<()>> {
-        let path = format!("/os-hypervisors/{}/reservation", urlencoding::encode(host));
         let body = json!({"reservation": {"id": reservation, "project_id": project}});
-        Box::pin(async move {
-            let (status, body) = self.call(reqwest::Method::PUT, &path, Some(body)).await?;
-            anyhow::ensure!(status == 200, "compute refused to hold the host ({status}): {body}");
-            Ok(())
-        })
+        Box::pin(self.hold(host.to_string(), body))
     }
 
     fn health(&self) -> BoxFuture<'_, anyhow::Result<HashMap<String, bool>>> {
@@ -229,14 +232,9 @@ impl Compute for HttpCompute {
         project: &str,
         size: (i64, i64, i64),
     ) -> BoxFuture<'_, anyhow::Result<()>> {
-        let path = format!("/os-hypervisors/{}/reservation", urlencoding::encode(host));
         let body = json!({"reservation": {"id": reservation, "project_id": project,
                                           "vcpus": size.0, "memory_mb": size.1, "disk_gb": size.2}});
-        Box::pin(async move {
-            let (status, body) = self.call(reqwest::Method::PUT, &path, Some(body)).await?;
-            anyhow::ensure!(status == 200, "compute refused to hold a slice of the host ({status}): {body}");
-            Ok(())
-        })
+        Box::pin(self.hold(host.to_string(), body))
     }
 
     fn make_flavor(&self, reservation: &str, project: &str, source: &Value) -> BoxFuture<'_, anyhow::Result<()>> {

@@ -109,21 +109,17 @@ pub async fn services(
         return Err(ApiError::forbidden("Policy doesn't allow volume_extension:services:index to be performed."));
     }
     let now = now_text();
-    let mut list: Vec<Value> = s
-        .service_rows()
-        .await?
-        .into_iter()
-        .map(|r| {
-            let mut svc = json!({"binary": r.binary, "host": r.host, "zone": ZONE,
-                   "status": if r.disabled.is_some() { "disabled" } else { "enabled" }, "state": "up",
-                   "updated_at": now, "disabled_reason": r.disabled.filter(|why| !why.is_empty())});
-            // 3.49: whether a volume service's storage answers.
-            if let Some(up) = r.backend_up.filter(|_| version.at_least(49)) {
-                svc["backend_state"] = json!(if up { "up" } else { "down" });
-            }
-            svc
-        })
-        .collect();
+    let mut list: Vec<Value> = Vec::new();
+    for r in s.service_rows().await? {
+        let mut svc = json!({"binary": r.binary, "host": r.host, "zone": ZONE,
+               "status": if r.disabled.is_some() { "disabled" } else { "enabled" }, "state": "up",
+               "updated_at": now, "disabled_reason": r.disabled.filter(|why| !why.is_empty())});
+        // 3.49: whether a volume service's storage answers (asked only then).
+        if let Some(backend) = r.backend.filter(|_| version.at_least(49)) {
+            svc["backend_state"] = json!(if s.backend_up(&backend).await { "up" } else { "down" });
+        }
+        list.push(svc);
+    }
     // Cinder's filters: `binary`, and `host` as Cinder matches it (`h` is host h and
     // its backends `h@b`; `h@b#pool` is backend `h@b`).
     list.retain(|svc| {

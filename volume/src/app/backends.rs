@@ -106,8 +106,8 @@ pub(crate) fn scheduler_host(s: &VolumeService) -> String {
 pub struct ServiceRow {
     pub binary: &'static str,
     pub host: String,
-    /// A `cinder-volume`'s backend: whether it answers (its capacity can be read).
-    pub backend_up: Option<bool>,
+    /// A `cinder-volume`'s backend (its driver's name).
+    pub backend: Option<String>,
     /// The reason an operator gave when they disabled it (maybe empty); `None`:
     /// enabled.
     pub disabled: Option<String>,
@@ -130,21 +130,13 @@ impl VolumeService {
         let disabled = self.disabled_backends().await?;
         let mut backends: Vec<(&String, &str)> = self.drivers.iter().map(|(name, d)| (name, d.host())).collect();
         backends.sort();
-        let mut rows = vec![ServiceRow {
-            binary: "cinder-scheduler",
-            host: scheduler_host(self),
-            backend_up: None,
-            disabled: None,
-        }];
+        let mut rows =
+            vec![ServiceRow { binary: "cinder-scheduler", host: scheduler_host(self), backend: None, disabled: None }];
         for (name, host) in backends {
-            let up = match self.drivers.get(name.as_str()) {
-                Some(d) => d.capacity().await.is_ok(),
-                None => false,
-            };
             rows.push(ServiceRow {
                 binary: "cinder-volume",
                 host: format!("{host}@{name}"),
-                backend_up: Some(up),
+                backend: Some(name.clone()),
                 disabled: disabled.get(name.as_str()).cloned(),
             });
         }
@@ -152,11 +144,20 @@ impl VolumeService {
             rows.push(ServiceRow {
                 binary: "cinder-backup",
                 host: scheduler_host(self),
-                backend_up: None,
+                backend: None,
                 disabled: None,
             });
         }
         Ok(rows)
+    }
+
+    /// Whether backend `name`'s storage answers (its capacity can be read): 3.49's
+    /// `backend_state`.
+    pub async fn backend_up(&self, name: &str) -> bool {
+        match self.drivers.get(name) {
+            Some(d) => d.capacity().await.is_ok(),
+            None => false,
+        }
     }
 
     /// `GET /os-hosts/{host}` (admins): what the volumes and snapshots on backend
