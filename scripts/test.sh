@@ -71,16 +71,18 @@ if [ $# -gt 0 ]; then
     wait "$CONFORMANCE_PID" || conformance=$?
 else
     # Two streams on the two cores. The tests that wire the kernel (network agents,
-    # namespaces, libvirt guests, the shared guest image) run one after another; beside
-    # them Tempest runs, then the API tests, whose clouds use fake drivers and ports of
-    # their own. So at most two suites share the machine at any time.
+    # namespaces, libvirt guests, the shared guest image) run one after another, then
+    # the longest API test files; beside them Tempest runs, then the other API tests,
+    # whose clouds use fake drivers. Each stream's clouds take their ports from a range
+    # of its own. So at most two suites share the machine at any time, and the two
+    # streams end at about the same time.
     KERNEL_TESTS=(tests/e2e/test_real_guests.py tests/e2e/test_dataplane.py tests/e2e/test_guest_image.py tests/e2e/test_baremetal.py)
+    LATE_API_TESTS=(tests/e2e/test_volumes.py tests/e2e/test_compute.py)
     API_LOG="$ROOT/target/e2e-api.log"
     ignores=()
-    for t in "${KERNEL_TESTS[@]}"; do ignores+=(--ignore "$t"); done
+    for t in "${KERNEL_TESTS[@]}" "${LATE_API_TESTS[@]}"; do ignores+=(--ignore "$t"); done
     rm -f "$ROOT/target/conformance.rc" "$ROOT/target/e2e-api.rc"
     (
-        # Each stream's clouds take their ports from a range of its own.
         export STRATUS_E2E_PORTS=20000-32767
         rc=0
         conformance_run || rc=$?
@@ -90,9 +92,10 @@ else
         echo "$rc" >"$ROOT/target/e2e-api.rc"
     ) &
     SIDE_PID=$!
-    echo "== end-to-end kernel tests (Tempest, then the API tests, beside them)"
+    echo "== end-to-end kernel tests, then the longest API tests (Tempest, then the other API tests, beside them)"
     kernel=0
     STRATUS_E2E_PORTS=10000-19999 "$VENV/bin/python" -m pytest -q --durations=15 "${KERNEL_TESTS[@]}" || kernel=$?
+    STRATUS_E2E_PORTS=10000-19999 "$VENV/bin/python" -m pytest -q --durations=15 "${LATE_API_TESTS[@]}" || kernel=$?
     wait "$SIDE_PID" || true
     conformance="$(cat "$ROOT/target/conformance.rc" 2>/dev/null || echo 1)"
     api="$(cat "$ROOT/target/e2e-api.rc" 2>/dev/null || echo 1)"

@@ -187,6 +187,21 @@ impl Clients {
         }
     }
 
+    /// An image, with the service's token (whoever owns it).
+    pub async fn image_as_service(&self, id: &str) -> CallResult<Value> {
+        self.service_call(Method::GET, &format!("{}/v2/images/{}", self.image_url, urlencode(id)), None).await
+    }
+
+    /// Ends an image that stands for volume snapshots (a volume-backed server's
+    /// snapshot), with the service's token: its `block_device_mapping` property set
+    /// to `mappings`, then no data uploaded, so it is active with size 0 as Nova makes it.
+    pub async fn image_finish_volume_snapshot(&self, id: &str, mappings: &Value) -> CallResult<()> {
+        let token = self.service_token().await?;
+        let ops = json!([{"op": "add", "path": "/block_device_mapping", "value": mappings.to_string()}]);
+        self.image_patch(&token, id, ops).await?;
+        self.image_activate_empty(&token, id).await
+    }
+
     /// Deletes an image, with the service's token (an image gone already is fine).
     pub async fn image_delete(&self, id: &str) -> CallResult<()> {
         let url = format!("{}/v2/images/{}", self.image_url, urlencode(id));
@@ -234,6 +249,34 @@ impl Clients {
     pub async fn volume_create(&self, project: &str, body: Value) -> CallResult<Value> {
         let url = format!("{}/v3/{}/volumes", self.volume_url, urlencode(project));
         Ok(self.service_call(Method::POST, &url, Some(body)).await?["volume"].clone())
+    }
+
+    /// Makes a snapshot in `project`, with the service's token; the snapshot as answered.
+    pub async fn snapshot_create(&self, project: &str, body: Value) -> CallResult<Value> {
+        let url = format!("{}/v3/{}/snapshots", self.volume_url, urlencode(project));
+        Ok(self.service_call(Method::POST, &url, Some(body)).await?["snapshot"].clone())
+    }
+
+    /// The snapshots of volume `volume` in `project`, with the service's token.
+    pub async fn snapshots_of(&self, project: &str, volume: &str) -> CallResult<Vec<Value>> {
+        let url = format!(
+            "{}/v3/{}/snapshots/detail?all_tenants=1&volume_id={}",
+            self.volume_url,
+            urlencode(project),
+            urlencode(volume)
+        );
+        let v = self.service_call(Method::GET, &url, None).await?;
+        Ok(v["snapshots"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Deletes a snapshot, with the service's token (a snapshot gone already is fine).
+    pub async fn snapshot_delete(&self, project: &str, id: &str) -> CallResult<()> {
+        let url = format!("{}/v3/{}/snapshots/{}", self.volume_url, urlencode(project), urlencode(id));
+        match self.service_call(Method::DELETE, &url, None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// `project`'s volumes named `name`, with the service's token.

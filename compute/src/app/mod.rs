@@ -24,6 +24,7 @@ pub mod snapshots;
 pub mod tenant_networks;
 pub mod usage;
 pub mod volume_proxy;
+pub mod volume_snapshots;
 pub mod volumes;
 
 use crate::clients::Clients;
@@ -104,6 +105,7 @@ impl ComputeService {
                 volumes::VolumeSaga(volumes::ATTACH, me.clone()).into(),
                 volumes::VolumeSaga(volumes::DETACH, me.clone()).into(),
                 volumes::VolumeSaga(volumes::EXTEND, me.clone()).into(),
+                volume_snapshots::SnapshotSaga(me.clone()).into(),
             ];
             let sagas = SagaRunner::new(store.db.clone(), "compute_sagas", defs);
             Self { store, bus, limits, clients, scheduler, settings, sagas, orphans: Default::default() }

@@ -1,6 +1,7 @@
 //! Server snapshots (`createImage`, `openstack server image create`) and backups
 //! (`createBackup`, `openstack server backup create`): the server's root disk copied
-//! into a new image of the caller's project. A backup is a snapshot with a type
+//! into a new image of the caller's project (a server booted from a volume:
+//! `volume_snapshots`). A backup is a snapshot with a type
 //! (`daily`, `weekly`, …) and a rotation: once it is uploaded, the server's backups of
 //! that type beyond the newest `rotation` are deleted.
 //!
@@ -22,7 +23,7 @@ use stratus_compute_protocol::{CommandResult, GuestSpec, Op};
 
 /// Properties of the server's image a snapshot does not take over (beside the image
 /// service's own fields): what marks a snapshot's origin, or one image's signature.
-const NOT_INHERITED: &[&str] = &[
+pub(crate) const NOT_INHERITED: &[&str] = &[
     "image_type",
     "instance_uuid",
     "base_image_ref",
@@ -73,9 +74,9 @@ impl ComputeService {
                     "Invalid input for field/attribute metadata: {k:?} is the image service's own field, not a property."
                 )));
             }
-            if k.is_empty() || k.chars().count() > 255 || !v.is_string() {
+            if k.is_empty() || k.chars().count() > 255 || v.as_str().is_none_or(|v| v.chars().count() > 255) {
                 return Err(bad(format!(
-                    "Invalid input for field/attribute metadata: {k:?} must be a key of 1 to 255 characters with a string value."
+                    "Invalid input for field/attribute metadata: {k:?} must be a key of 1 to 255 characters with a string value of at most 255."
                 )));
             }
         }
@@ -151,124 +152,6 @@ impl ComputeService {
         let spec = GuestSpec { snapshot_image: Some(image_id.clone()), ..Default::default() };
         if let Err(e) = self.send(&mut server, Op::Snapshot, Some(spec)).await {
             tracing::warn!(error = %e, "cannot send a snapshot command now; the reconciler will");
-        }
-        Ok(image_id)
-    }
-
-    /// `createImage` of a server booted from a volume, as Nova's: each of its volumes
-    /// is snapshotted (crash-consistent, `force`), and an image with no data stands for
-    /// them, its `block_device_mapping` naming the snapshots (Nova's `bdm_v2` form). A
-    /// server booted from that image boots from a new volume made from the root
-    /// volume's snapshot. A failure midway deletes the snapshots made so far.
-    async fn volume_backed_snapshot(
-        &self,
-        ctx: &AuthContext,
-        server: &Server,
-        name: &str,
-        metadata: &Map<String, Value>,
-        request_id: &str,
-    ) -> AppResult<String> {
-        let state_ok = matches!(server.vm_state, VmState::Active | VmState::Stopped | VmState::Paused);
-        if !state_ok || server.busy() {
-            return Err(conflict(format!(
-                "Cannot 'createImage' instance {} while it is in vm_state {} and task_state {}",
-                server.id,
-                server.vm_state,
-                server.task_state.map_or("None", TaskState::as_str)
-            )));
-        }
-        let mut volumes = server.volumes();
-        volumes.sort_by_key(|v| !v.boot);
-        let mut made: Vec<(String, String)> = Vec::new();
-        let outcome = self.snapshot_volumes(ctx, server, name, metadata, &volumes, &mut made).await;
-        if outcome.is_err() {
-            for (project, snapshot) in &made {
-                let path = format!("/snapshots/{snapshot}");
-                if let Err(e) =
-                    self.clients.volume_call(&ctx.token, project, reqwest::Method::DELETE, &path, None).await
-                {
-                    tracing::warn!(snapshot, error = %e, "cannot delete the snapshot of a failed server snapshot");
-                }
-            }
-        }
-        let image_id = outcome?;
-        self.start_action(ctx, server, "createImage", request_id).await;
-        self.finish_action(server, "createImage", None).await;
-        Ok(image_id)
-    }
-
-    /// The snapshots and the image of [`Self::volume_backed_snapshot`]; what it made
-    /// goes into `made` (project, snapshot id) as it goes.
-    async fn snapshot_volumes(
-        &self,
-        ctx: &AuthContext,
-        server: &Server,
-        name: &str,
-        metadata: &Map<String, Value>,
-        volumes: &[crate::store::AttachedVolume],
-        made: &mut Vec<(String, String)>,
-    ) -> AppResult<String> {
-        let refused = |e: CallError| match e {
-            CallError::Refused(413, m) | CallError::Refused(403, m) => forbidden(m),
-            e => super::servers::refused("The snapshot", e),
-        };
-        let mut mappings = Vec::new();
-        let mut root_meta = Map::new();
-        for v in volumes {
-            let project = v.project_id.as_str();
-            let volume = self.clients.volume_as(&ctx.token, project, &v.volume_id).await.map_err(refused)?;
-            if v.boot {
-                root_meta = volume["volume_image_metadata"].as_object().cloned().unwrap_or_default();
-            }
-            let body = json!({"snapshot": {"volume_id": v.volume_id, "force": true, "name": format!("snapshot for {name}"),
-                                           "description": format!("Made for the snapshot of server {}", server.id)}});
-            let snap = self
-                .clients
-                .volume_call(&ctx.token, project, reqwest::Method::POST, "/snapshots", Some(body))
-                .await
-                .map_err(refused)?;
-            let snapshot_id = snap["snapshot"]["id"].as_str().unwrap_or_default().to_string();
-            made.push((project.to_string(), snapshot_id.clone()));
-            mappings.push(json!({
-                "source_type": "snapshot", "destination_type": "volume", "snapshot_id": snapshot_id,
-                "volume_size": volume["size"], "boot_index": if v.boot { json!(0) } else { Value::Null },
-                "delete_on_termination": v.delete_on_termination, "device_name": v.device, "device_type": "disk",
-                "disk_bus": "virtio", "guest_format": null, "volume_type": null, "no_device": null, "image_id": null,
-                "volume_id": null, "tag": v.tag,
-            }));
-        }
-        let image_id = uuid::Uuid::new_v4().to_string();
-        let mut image = Map::new();
-        // What the root volume shows of its image (a kernel to boot with, ...), as Nova
-        // keeps the instance's image properties.
-        for (k, v) in root_meta
-            .iter()
-            .filter(|(k, _)| !IMAGE_FIELDS.contains(&k.as_str()) && !NOT_INHERITED.contains(&k.as_str()))
-        {
-            if k != "image_id" && k != "image_name" && k != "checksum" && k != "size" {
-                image.insert(k.clone(), v.clone());
-            }
-        }
-        let disk_format = root_meta.get("disk_format").and_then(Value::as_str).filter(|f| *f == "qcow2" || *f == "raw");
-        image.extend(
-            json!({
-                "id": image_id, "name": name, "container_format": "bare", "disk_format": disk_format.unwrap_or("raw"),
-                "visibility": "private", "image_type": "snapshot", "instance_uuid": server.id.as_str(),
-                "user_id": ctx.user_id(), "owner_id": server.project_id.as_str(),
-                "block_device_mapping": Value::Array(mappings).to_string(), "bdm_v2": "True",
-                "root_device_name": "/dev/vda",
-            })
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
-        );
-        image.extend(metadata.clone());
-        self.clients.image_create(&ctx.token, Value::Object(image)).await.map_err(refused)?;
-        if let Err(e) = self.clients.image_activate_empty(&ctx.token, &image_id).await {
-            if let Err(e) = self.clients.image_delete(&image_id).await {
-                tracing::warn!(image = %image_id, error = %e, "cannot delete a failed server snapshot's image");
-            }
-            return Err(refused(e));
         }
         Ok(image_id)
     }

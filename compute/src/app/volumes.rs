@@ -430,10 +430,27 @@ impl ComputeService {
         data: &VolumeData,
         request_id: &str,
     ) -> AppResult<()> {
+        let saga = self.hold_for_saga(ctx, server, kind, action_of(kind), data, request_id).await?;
+        self.sagas.spawn_saga(saga);
+        Ok(())
+    }
+
+    /// Writes a saga of `kind` on `server` (which holds its id, so other actions wait),
+    /// the server and the instance action `action` in one transaction; answers the
+    /// saga, not driven yet, carrying the server as saved.
+    pub(crate) async fn hold_for_saga<T: Serialize>(
+        &self,
+        ctx: &AuthContext,
+        server: &mut Server,
+        kind: &str,
+        action: &str,
+        data: &T,
+        request_id: &str,
+    ) -> AppResult<Saga> {
         let mut saga = Saga::fresh(Saga::new_id(), kind, &server.id, data);
         server.control.saga_id = Some(saga.id.clone());
         server.control.change = None;
-        let action = Self::new_action(ctx, server, action_of(kind), request_id);
+        let action = Self::new_action(ctx, server, action, request_id);
         let mut tx = self.store.db.pool.begin().await?;
         if !Store::server_save_in(&mut tx, server, Some(None)).await? {
             return Err(conflict(format!("Instance {} is busy with another task.", server.id)));
@@ -443,8 +460,7 @@ impl ComputeService {
         tx.commit().await?;
         server.rev += 1;
         saga.scratch = Some(Box::new(server.clone()));
-        self.sagas.spawn_saga(saga);
-        Ok(())
+        Ok(saga)
     }
 
     async fn step_reserve(
@@ -733,6 +749,12 @@ impl ComputeService {
                 tracing::warn!(volume = %data.volume_id, error = %e, "cannot tell the volume service the extend failed");
             }
         }
+        self.server_saga_failed(saga, action_of(kind), event_of(kind, false)).await
+    }
+
+    /// A failed saga held by its server lets go of it: the instance action `action`
+    /// ends in error, `event` is announced, and a delete asked meanwhile starts.
+    pub(crate) async fn server_saga_failed(&self, saga: &Saga, action: &str, event: &str) -> anyhow::Result<()> {
         let Some(mut server) = self.store.server_get(&saga.subject).await? else { return Ok(()) };
         if server.deleted || !under_way(&server, saga) {
             return Ok(());
@@ -745,8 +767,8 @@ impl ComputeService {
             server.task_state = Some(crate::store::TaskState::Deleting);
         }
         self.save(&mut server).await?;
-        self.finish_action(&server, action_of(kind), Some(&saga.error)).await;
-        self.notify(event_of(kind, false), &server).await;
+        self.finish_action(&server, action, Some(&saga.error)).await;
+        self.notify(event, &server).await;
         if delete_requested {
             self.start_delete(&server).await?;
         }

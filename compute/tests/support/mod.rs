@@ -36,6 +36,7 @@ pub struct Cloud {
     pub drivers: Vec<Arc<FakeDriver>>,
     pub agent: Arc<stratus_compute_agent::Agent>,
     pub image_url: String,
+    pub image: Arc<stratus_image::ImageService>,
     pub network_url: String,
     /// The block-storage API (fake backend), which compute attaches volumes from.
     pub volume_url: String,
@@ -120,7 +121,7 @@ impl Cloud {
             public_url: "http://image".into(),
             max_image_bytes: 1 << 20,
         });
-        let image_url = serve(stratus_image::api::router(image, identity.verifier.clone(), 1 << 20)).await;
+        let image_url = serve(stratus_image::api::router(image.clone(), identity.verifier.clone(), 1 << 20)).await;
         let network = Arc::new(stratus_network::NetworkService {
             store: stratus_network::store::Store::new(db.clone()),
             bus: bus.clone(),
@@ -212,6 +213,7 @@ impl Cloud {
             drivers,
             agent,
             image_url,
+            image,
             network_url,
             volume_url,
             volume,
