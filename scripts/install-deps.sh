@@ -5,8 +5,9 @@
 # disk images; qemu-storage-daemon serves volumes to other hosts over NBD), the network agent's tools (iproute2, nftables, dnsmasq and its dhcp_release) with busybox
 # (DHCP clients in the data-plane tests' guest namespaces), libvirt with QEMU and
 # xorriso (real guests and their config drives; libvirt-dev to build against), an SSH
-# client (to reach the test guest), ipmitool (the bare-metal service's IPMI driver), and the
-# Rust toolchain. As root, it also starts
+# client (to reach the test guest), ipmitool (the bare-metal service's IPMI driver),
+# Ceph's tools and daemons with QEMU's RBD driver (the `rbd` volume backend, tested
+# against a single-node cluster: scripts/ceph-dev.sh), and the Rust toolchain. As root, it also starts
 # libvirtd where nothing else runs it (see scripts/services.sh).
 set -euo pipefail
 
@@ -35,6 +36,11 @@ command -v ipmitool >/dev/null || need+=(ipmitool)
 command -v libvirtd >/dev/null || need+=(libvirt-daemon libvirt-daemon-driver-qemu)
 command -v virsh >/dev/null || need+=(libvirt-clients)
 pkg-config --exists libvirt 2>/dev/null || need+=(libvirt-dev)
+command -v rbd >/dev/null || need+=(ceph-common)
+command -v ceph-mon >/dev/null || need+=(ceph-mon)
+command -v ceph-osd >/dev/null || need+=(ceph-osd)
+command -v ceph-mgr >/dev/null || need+=(ceph-mgr)
+compgen -G "/usr/lib/*/qemu/block-rbd.so" >/dev/null || need+=(qemu-block-extra)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     $SUDO apt-get update -qq

@@ -28,11 +28,20 @@ else
     echo "PostgreSQL is not reachable: Rust tests run on SQLite only" >&2
 fi
 if nats_up; then export STRATUS_TEST_NATS="nats://127.0.0.1:4222"; else echo "NATS is not reachable: bus tests run in-process only" >&2; fi
+# The rbd volume backend's tests run against a single-node Ceph cluster made here.
+CEPH_DIR="$ROOT/target/ceph-test"
+./scripts/ceph-dev.sh stop "$CEPH_DIR"
+./scripts/ceph-dev.sh start "$CEPH_DIR" 16789
+export STRATUS_TEST_CEPH_CONF="$CEPH_DIR/ceph.conf"
+rust=0
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --no-fail-fast
+    cargo nextest run --workspace --no-fail-fast || rust=$?
 else
-    cargo test --workspace --no-fail-fast
+    cargo test --workspace --no-fail-fast || rust=$?
 fi
+./scripts/ceph-dev.sh stop "$CEPH_DIR"
+unset STRATUS_TEST_CEPH_CONF
+if [ "$rust" != 0 ]; then exit "$rust"; fi
 
 echo "== end-to-end tests and the OpenStack conformance run (Tempest)"
 cargo build -p stratusd -p stratus-cli

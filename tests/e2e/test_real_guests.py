@@ -618,3 +618,140 @@ def test_volumes_reach_a_guest_on_another_host_over_nbd(guest_image):
         sh("ip", "link", "del", veth, check=False)
         sh("ip", "netns", "del", ns, check=False)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_volumes_live_in_ceph_and_reach_a_guest_over_rbd(guest_image):
+    """Volumes of a type on the `rbd` backend, in a single-node Ceph cluster made here
+    (scripts/ceph-dev.sh): a guest boots from a copy-on-write clone of the guest image
+    in the pool, through QEMU's RBD driver with the cephx key in a libvirt secret; a
+    volume made from an image is plugged in and written from inside, grown while
+    attached, snapshotted, copied from the snapshot and uploaded to an image with the
+    guest's write in it; deleted, nothing is left in the pool."""
+    tag = uuid.uuid4().hex[:6]
+    ceph_dir = tempfile.mkdtemp(prefix="stratus-ceph-")
+    port = 17000 + int(tag, 16) % 2000
+    sh(os.path.join(ROOT, "scripts", "ceph-dev.sh"), "start", ceph_dir, str(port), timeout=120)
+    conf = os.path.join(ceph_dir, "ceph.conf")
+    secret = str(uuid.uuid4())
+    work = tempfile.mkdtemp(prefix="stratus-rbd-work-")
+    secret_xml = os.path.join(work, "secret.xml")
+    with open(secret_xml, "w") as f:
+        f.write(f"<secret ephemeral='no' private='yes'><uuid>{secret}</uuid>"
+                f"<usage type='ceph'><name>client.cinder stratus-{tag}</name></usage></secret>")
+    cloud = None
+
+    def rbd(*args):
+        return sh("rbd", "--conf", conf, "--id", "cinder", *args)
+
+    def pool():
+        return sorted(rbd("ls", "volumes").stdout.split())
+
+    def console(server):
+        return cloud.osc("console", "log", "show", server, fmt_json=False)
+
+    def status(kind, id, want):
+        wait_until(f"{kind} {id} {want}", lambda: cloud.osc(*kind.split(), "show", id)["status"] == want,
+                   timeout=90, interval=0.5)
+
+    try:
+        sh("virsh", "secret-define", secret_xml)
+        sh("virsh", "secret-set-value", "--secret", secret, "--file", os.path.join(ceph_dir, "cinder.key"))
+        cloud = start_cloud(guest_image, extra_env={
+            "STRATUS_NETWORK_AGENT__ENABLED": "false",
+            "STRATUS_VOLUME__RBD_POOL": "volumes",
+            "STRATUS_VOLUME__RBD_CONF": conf,
+            "STRATUS_VOLUME__RBD_USER": "cinder",
+            "STRATUS_VOLUME__RBD_SECRET_UUID": secret,
+        })
+        services = cloud.osc("volume", "service", "list")
+        assert any(s["Host"].endswith("@rbd") and s["State"] == "up" for s in services), services
+        ceph = cloud.osc("volume", "type", "create", "--property", "volume_backend_name=rbd", unique("ceph"))
+        image = upload_guest(cloud, work)
+        flavor = cloud.osc("flavor", "create", "--vcpus", "1", "--ram", "128", "--disk", "1", unique("tiny"))
+        probe_file = os.path.join(work, "probe.raw")
+        with open(probe_file, "wb") as f:
+            f.write(b"stratus-probe over rbd".ljust(2 << 20, b"\0"))
+        probe_image = cloud.osc("image", "create", "--disk-format", "raw", "--container-format", "bare",
+                                "--file", probe_file, unique("probe"))
+        root = cloud.osc("volume", "create", "--image", image["id"], "--type", ceph["name"], "--size", "1",
+                         unique("root"))
+        probe = cloud.osc("volume", "create", "--image", probe_image["id"], "--type", ceph["name"], "--size", "1",
+                          unique("probe"))
+        status("volume", root["id"], "available")
+        status("volume", probe["id"], "available")
+        assert cloud.osc("volume", "show", root["id"])["os-vol-host-attr:host"].split("#")[0].endswith("@rbd")
+        # Made from the image as clones of its base, kept once in the pool.
+        info = json.loads(rbd("info", "--format", "json", f"volumes/volume-{root['id']}").stdout)
+        assert info["parent"]["image"] == f"image-{image['id']}" and info["parent"]["snapshot"] == "base", info
+
+        # Booted from the RBD volume: the root disk is a network disk QEMU reaches
+        # through Ceph, as the user whose key the secret holds.
+        server = cloud.osc("server", "create", "--flavor", flavor["id"], "--volume", root["id"], "--nic", "none",
+                           "--wait", unique("rbd"))
+        assert server["status"] == "ACTIVE", server
+        domain = f"stratus-{server['id']}"
+        xml = virsh("dumpxml", domain).stdout
+        assert f"<source protocol='rbd' name='volumes/volume-{root['id']}'" in xml, xml
+        assert f"port='{port}'" in xml and "<auth username='cinder'>" in xml and secret in xml, xml
+        wait_until("the guest up from its RBD root", lambda: "stratus-guest: ready" in console(server["id"]),
+                   timeout=120, interval=1)
+
+        # Plugged in while it runs: the guest reads the image's bytes through the clone
+        # and writes at 1 MiB; grown while attached, QEMU sees the new size.
+        cloud.osc("server", "add", "volume", server["id"], probe["id"], fmt_json=False)
+        status("volume", probe["id"], "in-use")
+        serial = probe["id"][:20]
+        wait_until("the guest writing to the probe volume",
+                   lambda: f"serial {serial} starts with [stratus-probe over rbd]" in console(server["id"])
+                   and "disk vdb written" in console(server["id"]), timeout=60, interval=1)
+        cloud.osc("--os-volume-api-version", "3.42", "volume", "set", "--size", "2", probe["id"], fmt_json=False)
+        wait_until("the volume grown", lambda: (lambda v: (v["status"], v["size"]))(
+            cloud.osc("volume", "show", probe["id"])) == ("in-use", 2), timeout=60, interval=0.5)
+        assert "Capacity:       2147483648" in virsh("domblkinfo", domain, "vdb").stdout
+        assert json.loads(rbd("info", "--format", "json", f"volumes/volume-{probe['id']}").stdout)["size"] == 2 << 30
+        cloud.osc("server", "remove", "volume", server["id"], probe["id"], fmt_json=False)
+        status("volume", probe["id"], "available")
+        wait_until("the disk gone from the guest", lambda: "disk vdb gone" in console(server["id"]),
+                   timeout=30, interval=1)
+
+        # A snapshot (an RBD snapshot), a volume from it (a copy), an image of that.
+        name = cloud.osc("server", "show", server["id"])["name"]
+        written = f"stratus-guest {name} wrote this".encode()
+        snap = cloud.osc("volume", "snapshot", "create", "--volume", probe["id"], unique("snap"))
+        status("volume snapshot", snap["id"], "available")
+        assert f"volume-{probe['id']}@snapshot-{snap['id']}" in rbd("ls", "--long", "volumes").stdout
+        copy = cloud.osc("volume", "create", "--snapshot", snap["id"], "--size", "2", unique("copy"))
+        status("volume", copy["id"], "available")
+        assert cloud.osc("volume", "show", copy["id"])["os-vol-host-attr:host"].split("#")[0].endswith("@rbd")
+        uploaded = unique("up")
+        cloud.osc("image", "create", "--volume", copy["id"], "--disk-format", "raw", "--container-format", "bare",
+                  uploaded)
+        wait_until("the upload active", lambda: cloud.osc("image", "show", uploaded)["status"] == "active",
+                   timeout=120, interval=1)
+        status("volume", copy["id"], "available")
+        saved = os.path.join(work, "saved.raw")
+        cloud.osc("image", "save", "--file", saved, uploaded, fmt_json=False)
+        with open(saved, "rb") as f:
+            start = f.read(64)
+            f.seek(1 << 20)
+            at_1m = f.read(64)
+        assert start.startswith(b"stratus-probe over rbd"), start
+        assert at_1m.startswith(written), f"the guest's write did not reach the copy: {at_1m}"
+        assert os.path.getsize(saved) == 2 << 30
+
+        # Everything goes, from the pool too (the image's base once no clone is left).
+        cloud.osc("server", "delete", "--wait", server["id"])
+        status("volume", root["id"], "available")
+        cloud.osc("image", "delete", uploaded)
+        cloud.osc("volume", "snapshot", "delete", snap["id"])
+        wait_until("the snapshot gone", lambda: snap["id"] not in [
+            s["ID"] for s in cloud.osc("volume", "snapshot", "list")], timeout=60, interval=0.5)
+        for v in (root, probe, copy):
+            cloud.osc("volume", "delete", v["id"])
+        wait_until("the pool empty", lambda: pool() == [], timeout=120, interval=1)
+    finally:
+        if cloud is not None:
+            stop_cloud(cloud)
+        sh(os.path.join(ROOT, "scripts", "ceph-dev.sh"), "stop", ceph_dir, check=False)
+        virsh("secret-undefine", secret)
+        shutil.rmtree(work, ignore_errors=True)

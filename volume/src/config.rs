@@ -41,6 +41,16 @@ pub struct VolumeConfig {
     /// Where backups are kept (a directory; a network file system shared by storage
     /// hosts works); empty = `<data_dir>/backups`.
     pub backup_dir: String,
+    /// A Ceph pool that holds volumes too, as the backend `rbd` (volume types choose
+    /// it with `volume_backend_name=rbd`); empty = none.
+    pub rbd_pool: String,
+    /// The Ceph cluster's configuration file (its monitors, the user's keyring).
+    pub rbd_conf: String,
+    /// The Ceph user (`client.<rbd_user>`) the service and the compute hosts act as.
+    pub rbd_user: String,
+    /// The UUID of the libvirt secret, defined on every compute host, that holds the
+    /// user's key; empty when the cluster does not authenticate.
+    pub rbd_secret_uuid: String,
 }
 
 impl Default for VolumeConfig {
@@ -56,6 +66,10 @@ impl Default for VolumeConfig {
             nbd_first_port: 10809,
             nbd_ports: 200,
             backup_dir: String::new(),
+            rbd_pool: String::new(),
+            rbd_conf: "/etc/ceph/ceph.conf".into(),
+            rbd_user: "cinder".into(),
+            rbd_secret_uuid: String::new(),
         }
     }
 }
@@ -72,6 +86,14 @@ impl VolumeConfig {
             ));
         }
         check_url("volume.image_url", &self.image_url)?;
+        if !self.rbd_pool.is_empty() {
+            if self.rbd_conf.is_empty() || self.rbd_user.is_empty() {
+                return Err(ConfigError::Invalid("volume.rbd_conf and volume.rbd_user: needed with rbd_pool".into()));
+            }
+            if !self.rbd_secret_uuid.is_empty() && uuid::Uuid::parse_str(&self.rbd_secret_uuid).is_err() {
+                return Err(ConfigError::Invalid("volume.rbd_secret_uuid: not a UUID".into()));
+            }
+        }
         check_url("volume.compute_url", &self.compute_url)
     }
 }

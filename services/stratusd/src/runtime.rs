@@ -265,6 +265,16 @@ impl Runtime {
             }
             stratus_volume::config::VolumeDriverKind::Fake => Arc::new(stratus_volume::driver::FakeDriver::new()),
         };
+        let mut drivers = vec![driver];
+        if !c.rbd_pool.is_empty() {
+            use stratus_volume::driver::rbd::{RbdDriver, RbdOptions};
+            drivers.push(Arc::new(RbdDriver::new(RbdOptions {
+                pool: c.rbd_pool.clone(),
+                conf: c.rbd_conf.clone(),
+                user: c.rbd_user.clone(),
+                secret_uuid: c.rbd_secret_uuid.clone(),
+            })?));
+        }
         let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
         let image_url = if c.image_url.is_empty() { self.image_public_url() } else { c.image_url.clone() };
         let images = stratus_volume::app::ImageLink {
@@ -278,7 +288,7 @@ impl Runtime {
             stratus_volume::store::Store::new(self.db.clone()),
             self.bus.clone(),
             limits,
-            vec![driver],
+            drivers,
             self.volume_public_url(),
             stratus_volume::app::IdentityLink { http, url: self.config.identity_url() },
             images,

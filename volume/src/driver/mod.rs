@@ -6,6 +6,7 @@ pub mod backups;
 mod fake;
 mod file;
 pub mod nbd;
+pub mod rbd;
 
 pub use fake::FakeDriver;
 pub use file::FileDriver;

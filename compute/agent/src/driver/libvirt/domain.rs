@@ -129,6 +129,7 @@ fn volume_disk(v: &VolumeSpec, dev: &str) -> anyhow::Result<String> {
                 ),
             )
         }
+        "rbd" => ("network", rbd_source(v)?),
         other => anyhow::bail!("volumes of type {other} cannot be attached to libvirt guests"),
     };
     let format = v.data["format"].as_str().unwrap_or("raw");
@@ -144,6 +145,39 @@ fn volume_disk(v: &VolumeSpec, dev: &str) -> anyhow::Result<String> {
         iotune(&v.data["qos_specs"]),
         esc(&serial(v))
     ))
+}
+
+/// A Ceph RBD image as QEMU reaches it (Cinder's `rbd` connection info, as Nova's
+/// libvirt driver reads it): the image `pool/name`, the monitors, and the user with
+/// the libvirt secret holding its key (defined on this host by the operator).
+fn rbd_source(v: &VolumeSpec) -> anyhow::Result<String> {
+    let name = v.data["name"].as_str().filter(|n| n.contains('/') && !n.starts_with('/'));
+    let Some(name) = name else {
+        anyhow::bail!("the connection info of RBD volume {} names no pool/image", v.volume_id);
+    };
+    let list = |key: &str| -> Vec<String> {
+        v.data[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h.as_str().map(str::to_string).or_else(|| h.as_u64().map(|p| p.to_string())))
+            .collect()
+    };
+    let (hosts, ports) = (list("hosts"), list("ports"));
+    if hosts.is_empty() || hosts.len() != ports.len() || ports.iter().any(|p| p.parse::<u16>().is_err()) {
+        anyhow::bail!("the connection info of RBD volume {} needs as many monitor ports as hosts", v.volume_id);
+    }
+    let hosts: String =
+        hosts.iter().zip(&ports).map(|(h, p)| format!("<host name='{}' port='{}'/>", esc(h), esc(p))).collect();
+    let auth = if v.data["auth_enabled"] == true {
+        let (Some(user), Some(secret)) = (v.data["auth_username"].as_str(), v.data["secret_uuid"].as_str()) else {
+            anyhow::bail!("the connection info of RBD volume {} needs auth_username and secret_uuid", v.volume_id);
+        };
+        format!("<auth username='{}'><secret type='ceph' uuid='{}'/></auth>", esc(user), esc(secret))
+    } else {
+        String::new()
+    };
+    Ok(format!("<source protocol='rbd' name='{}'>{hosts}</source>{auth}", esc(name)))
 }
 
 /// The volume type's front-end QoS specs that libvirt applies to the disk (Nova's
@@ -333,6 +367,23 @@ mod tests {
         );
         v.data["qos_specs"] = serde_json::json!({"other": "1"});
         assert!(!volume_xml(&v).unwrap().contains("iotune"));
+    }
+
+    #[test]
+    fn rbd_volumes_are_network_disks_with_their_monitors_and_secret() {
+        let mut v = volume("/unused", "vdb");
+        v.driver_volume_type = "rbd".into();
+        v.data = serde_json::json!({"name": "volumes/volume-1", "hosts": ["192.0.2.1", "192.0.2.2"],
+                                    "ports": ["6789", "6789"], "auth_enabled": true, "auth_username": "cinder",
+                                    "secret_uuid": "5b6c0e7e-1111-4a4a-8b8b-0123456789ab", "format": "raw"});
+        let xml = volume_disk(&v, "vdb").unwrap();
+        assert!(xml.starts_with("<disk type='network' device='disk'><driver name='qemu' type='raw' cache='none'/><source protocol='rbd' name='volumes/volume-1'><host name='192.0.2.1' port='6789'/><host name='192.0.2.2' port='6789'/></source><auth username='cinder'><secret type='ceph' uuid='5b6c0e7e-1111-4a4a-8b8b-0123456789ab'/></auth><target dev='vdb'"), "{xml}");
+        v.data["auth_enabled"] = serde_json::json!(false);
+        assert!(!volume_disk(&v, "vdb").unwrap().contains("<auth"));
+        v.data["ports"] = serde_json::json!(["6789"]);
+        assert!(volume_disk(&v, "vdb").is_err(), "a port per monitor");
+        v.data["name"] = serde_json::json!("no-pool");
+        assert!(volume_disk(&v, "vdb").is_err());
     }
 
     #[test]

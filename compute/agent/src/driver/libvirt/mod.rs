@@ -703,7 +703,7 @@ impl HypervisorDriver for LibvirtDriver {
                     d2.block_resize(&dev, bytes, virt::sys::VIR_DOMAIN_BLOCK_RESIZE_BYTES).map_err(lv)
                 })
                 .await??;
-            } else {
+            } else if volume.driver_volume_type == "file" {
                 let path = volume.data["device_path"].as_str().ok_or_else(|| {
                     anyhow::anyhow!("the connection info of volume {} names no file", volume.volume_id)
                 })?;
