@@ -22,6 +22,10 @@ on the volume (`/dev/vdb`) against the guest's own root disk (`/dev/vda`, unused
 test guest runs from its initramfs). With `--nbd` as well, the storage host is named
 apart from the compute host (`[volume] host`), so the volume reaches the guest over NBD
 (a qemu-storage-daemon export on the same machine, over TCP) instead of as a file.
+With `--rbd` instead, the volume is of a type on the `rbd` backend, in a single-node
+Ceph cluster started here (scripts/ceph-dev.sh: one OSD on memstore, its objects in
+memory), and reaches the guest through QEMU's RBD driver over loopback; the time a
+volume from an image takes to be made (a clone of the image's base) is printed too.
 """
 
 import argparse
@@ -32,13 +36,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "e2e"))
 
 import conftest  # noqa: E402
 from conftest import unique  # noqa: E402
-from test_real_guests import make_world, remove_world, ssh, start_cloud, stop_cloud  # noqa: E402
+from test_real_guests import make_world, remove_world, ssh, start_cloud, stop_cloud, upload_guest  # noqa: E402
 
 
 def build_guest():
@@ -129,7 +134,23 @@ def volume_io(cloud, w, token):
     sid, fip = server["id"], server["fip"]
     address = cloud.http("GET", f"/v2.0/floatingips/{fip}", token=token, base=cloud.network_url)[2]["floatingip"][
         "floating_ip_address"]
-    vol = cloud.osc("volume", "create", "--size", "1", unique("io"))
+    typed = ["--type", cloud.rbd_type] if cloud.rbd_type else []
+    if cloud.rbd_type:
+        image = upload_guest(cloud, tempfile.mkdtemp(prefix="stratus-bench-rbd-"))
+        project = cloud.osc("project", "show", "admin")["id"]
+        made = []
+        for n in range(4):
+            body = {"volume": {"size": 1, "imageRef": image["id"], "volume_type": cloud.rbd_type}}
+            t0 = time.monotonic()
+            _, _, v = cloud.http("POST", f"/v3/{project}/volumes", token=token, body=body, base=cloud.volume_url)
+            made.append(f"/v3/{project}/volumes/{v['volume']['id']}")
+            while cloud.http("GET", made[-1], token=token, base=cloud.volume_url)[2]["volume"]["status"] != "available":
+                time.sleep(0.01)
+            print(f"  volume from an image on rbd ({'the first: the base imported' if n == 0 else 'a clone'}): "
+                  f"POST→available {1000 * (time.monotonic() - t0):.0f} ms")
+        for path in made:
+            cloud.http("DELETE", path, token=token, base=cloud.volume_url)
+    vol = cloud.osc("volume", "create", "--size", "1", *typed, unique("io"))
     while cloud.osc("volume", "show", vol["id"])["status"] != "available":
         time.sleep(0.3)
     cloud.osc("server", "add", "volume", sid, vol["id"], fmt_json=False)
@@ -141,7 +162,7 @@ def volume_io(cloud, w, token):
     for dev in ("vda", "vdb"):
         write = dd_rate(w, address, f"dd if=/dev/zero of=/dev/{dev} bs=1M count=256 oflag=direct")
         read = dd_rate(w, address, f"dd if=/dev/{dev} of=/dev/null bs=1M count=256 iflag=direct")
-        how = "over NBD" if cloud.nbd else "qcow2 file"
+        how = "over NBD" if cloud.nbd else "RBD in Ceph" if cloud.rbd_type else "qcow2 file"
         what = "root disk (qcow2 overlay)" if dev == "vda" else f"attached volume ({how})"
         print(f"  /dev/{dev} {what}: write {write:.1f}, read {read:.1f}")
     cloud.osc("server", "remove", "volume", sid, vol["id"], fmt_json=False)
@@ -157,14 +178,32 @@ def main():
     ap.add_argument("--batches", default="1,5")
     ap.add_argument("--volume-io", action="store_true")
     ap.add_argument("--nbd", action="store_true", help="volumes reach the guest over NBD")
+    ap.add_argument("--rbd", action="store_true", help="volumes live in a single-node Ceph cluster")
     args = ap.parse_args()
-    cloud = start_cloud(build_guest(), extra_env={"STRATUS_VOLUME__HOST": "bench-storage"} if args.nbd else None)
+    env = {"STRATUS_VOLUME__HOST": "bench-storage"} if args.nbd else {}
+    ceph_dir, secret = tempfile.mkdtemp(prefix="stratus-bench-ceph-"), str(uuid.uuid4())
+    if args.rbd:
+        subprocess.run([os.path.join(conftest.ROOT, "scripts", "ceph-dev.sh"), "start", ceph_dir, "16790"], check=True)
+        secret_xml = os.path.join(ceph_dir, "secret.xml")
+        with open(secret_xml, "w") as f:
+            f.write(f"<secret ephemeral='no' private='yes'><uuid>{secret}</uuid>"
+                    f"<usage type='ceph'><name>client.cinder bench</name></usage></secret>")
+        subprocess.run(["virsh", "secret-define", secret_xml], check=True, capture_output=True)
+        subprocess.run(["virsh", "secret-set-value", "--secret", secret, "--file", os.path.join(ceph_dir, "cinder.key")],
+                       check=True, capture_output=True)
+        env |= {"STRATUS_VOLUME__RBD_POOL": "volumes", "STRATUS_VOLUME__RBD_CONF": os.path.join(ceph_dir, "ceph.conf"),
+                "STRATUS_VOLUME__RBD_USER": "cinder", "STRATUS_VOLUME__RBD_SECRET_UUID": secret}
+    cloud = start_cloud(build_guest(), extra_env=env)
     cloud.nbd = args.nbd
+    cloud.rbd_type = None
     work = tempfile.mkdtemp(prefix="stratus-bench-guests-")
     w = {}
     try:
         make_world(cloud, work, w)
         token = cloud.password_token()
+        if args.rbd:
+            cloud.rbd_type = cloud.osc("volume", "type", "create", "--property", "volume_backend_name=rbd",
+                                       unique("ceph"))["name"]
         if args.volume_io:
             volume_io(cloud, w, token)
         first = None
@@ -209,6 +248,9 @@ def main():
         if "outside" in w:
             w["outside"].destroy()
         stop_cloud(cloud)
+        if args.rbd:
+            subprocess.run([os.path.join(conftest.ROOT, "scripts", "ceph-dev.sh"), "stop", ceph_dir])
+            subprocess.run(["virsh", "secret-undefine", secret], capture_output=True)
 
 
 if __name__ == "__main__":

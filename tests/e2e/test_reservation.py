@@ -220,6 +220,15 @@ def test_flavor_instance_reservation(cloud):
     assert str(by_name[host]) in held, (host, held)
     p = cloud.osc("server", "create", "--flavor", rid, *common, "gatecrasher", env=bob, check=False)
     assert p.returncode != 0, "another project cannot use the reservation's flavor"
+    # More instances while it runs: the amount grows (it may not shrink now).
+    cloud.osc("reservation", "lease", "set", "--reservation", f"id={rid},amount=3", "instances", env=alice,
+              fmt_json=False)
+    shown = osc(cloud, "reservation", "lease", "show", made["id"], env=alice)["reservations"]
+    shown = json.loads(shown) if isinstance(shown, str) else shown
+    assert (shown[0] if isinstance(shown, list) else shown)["amount"] == 3, shown
+    p = cloud.osc("reservation", "lease", "set", "--reservation", f"id={rid},amount=1", "instances", env=alice,
+                  check=False, fmt_json=False)
+    assert p.returncode != 0 and "not shrink" in p.stderr, p.stderr
     # The end: the server and the flavor go.
     cloud.osc("reservation", "lease", "delete", "instances", env=alice)
     wait_server(cloud, alice, "sliced-vm", "GONE")

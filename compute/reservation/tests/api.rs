@@ -707,9 +707,15 @@ async fn flavor_instances(engine: Engine) {
     let after = json!({"name": "after", "start_date": later(70), "end_date": later(130), "events": [],
                        "reservations": [flavor(json!(12), json!(null))]});
     assert_eq!(c.call("POST", "/v1/leases", &bob, Some(after)).await.0, StatusCode::CREATED);
-    // Sizes do not change; moving the window re-checks the slices.
+    // The amount changes, nothing else of it; with no room for more, nothing changes.
     let body = json!({"reservations": [{"id": rid, "min": 7, "max": 7}]});
     assert_eq!(c.call("PUT", &format!("/v1/leases/{lid}"), &alice, Some(body)).await.0, StatusCode::BAD_REQUEST);
+    for (amount, code) in [(json!(7), StatusCode::CONFLICT), (json!(0), StatusCode::BAD_REQUEST)] {
+        let body = json!({"reservations": [{"id": rid, "amount": amount}]});
+        let (got, e) = c.call("PUT", &format!("/v1/leases/{lid}"), &alice, Some(body)).await;
+        assert_eq!(got, code, "{amount}: {e}");
+    }
+    // Moving the window re-checks the slices.
     let (code, e) = c.call("PUT", &format!("/v1/leases/{lid}"), &alice, Some(json!({"prolong_for": "30m"}))).await;
     assert_eq!(code, StatusCode::CONFLICT, "the later lease fills every host then: {e}");
     let (code, e) = c.call("PUT", &format!("/v1/leases/{lid}"), &alice, Some(json!({"reduce_by": "10m"}))).await;
@@ -726,6 +732,61 @@ async fn flavor_instances(engine: Engine) {
     // The private flavor its project may use.
     let (code, e) = c.call("POST", "/v1/leases", &alice, Some(lease("mine", secret))).await;
     assert_eq!(code, StatusCode::CONFLICT, "found, but no room left now: {e}");
+
+    // A lease under way grows where there is room (its slice on h2 grows in place),
+    // and may not shrink.
+    let (_, list) = c.call("GET", "/v1/leases", &bob, None).await;
+    let two = list["leases"].as_array().unwrap().iter().find(|l| l["name"] == "two").unwrap()["id"].clone();
+    assert_eq!(
+        c.call("DELETE", &format!("/v1/leases/{}", two.as_str().unwrap()), &bob, None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, list) = c.call("GET", "/v1/leases", &alice, None).await;
+    let again = list["leases"].as_array().unwrap().iter().find(|l| l["name"] == "again").unwrap().clone();
+    let (aid, arid) =
+        (again["id"].as_str().unwrap().to_string(), again["reservations"][0]["id"].as_str().unwrap().to_string());
+    eventually("the lease to start", || async { c.status(&alice, &aid).await == "ACTIVE" }).await;
+    let body = json!({"reservations": [{"id": arid, "amount": "8"}]});
+    let (code, e) = c.call("PUT", &format!("/v1/leases/{aid}"), &alice, Some(body)).await;
+    assert_eq!(code, StatusCode::OK, "{e}");
+    assert_eq!(e["lease"]["reservations"][0]["amount"], json!(8), "{e}");
+    assert_eq!(c.compute.slices("h2").get(&arid), Some(&(p1.clone(), (8, 16384, 80))));
+    let body = json!({"reservations": [{"id": arid, "amount": 5}]});
+    assert_eq!(c.call("PUT", &format!("/v1/leases/{aid}"), &alice, Some(body)).await.0, StatusCode::BAD_REQUEST);
+    // A lease not started picks its slices again, larger or smaller.
+    let (code, l) = c
+        .call(
+            "POST",
+            "/v1/leases",
+            &alice,
+            Some(json!({"name": "later", "start_date": later(200), "end_date": later(260),
+              "events": [], "reservations": [flavor(json!(2), json!(true))]})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{l}");
+    let (llid, lrid) = (
+        l["lease"]["id"].as_str().unwrap().to_string(),
+        l["lease"]["reservations"][0]["id"].as_str().unwrap().to_string(),
+    );
+    for (amount, hosts) in [(4, 1), (1, 1)] {
+        let body = json!({"reservations": [{"id": lrid, "amount": amount}]});
+        let (code, e) = c.call("PUT", &format!("/v1/leases/{llid}"), &alice, Some(body)).await;
+        assert_eq!(code, StatusCode::OK, "{e}");
+        let (_, allocs) = c.call("GET", "/v1/os-hosts/allocations", &c.admin, None).await;
+        let mine = allocs["allocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["reservations"].as_array().unwrap().iter().any(|r| r["lease_id"] == llid))
+            .count();
+        assert_eq!(mine, hosts, "{amount} instance(s) with affinity: one host");
+    }
+    let body = json!({"reservations": [{"id": lrid, "amount": 5}]});
+    assert_eq!(
+        c.call("PUT", &format!("/v1/leases/{llid}"), &alice, Some(body)).await.0,
+        StatusCode::CONFLICT,
+        "no host takes five together"
+    );
 }
 
 #[tokio::test]

@@ -45,7 +45,14 @@ pub struct RbdOptions {
 
 pub struct RbdDriver {
     opts: RbdOptions,
+    /// The pool's room as last read, and when: `ceph df` asks the manager and costs a
+    /// process of Ceph's Python tool, so the scheduler's reads within [`ROOM_TTL`]
+    /// share one (Cinder's backends report theirs once a minute).
+    room: std::sync::Mutex<Option<(std::time::Instant, Capacity)>>,
 }
+
+/// How long a read of the pool's room is reused.
+const ROOM_TTL: Duration = Duration::from_secs(5);
 
 /// Ids are UUIDs; anything else is refused rather than turned into a name.
 fn safe(id: &str) -> &str {
@@ -114,7 +121,7 @@ impl RbdDriver {
                 anyhow::bail!("volume.{key}: {v:?} is no valid name");
             }
         }
-        Ok(Self { opts })
+        Ok(Self { opts, room: Default::default() })
     }
 
     /// The arguments every `rbd` and `ceph` call starts with.
@@ -273,6 +280,11 @@ impl VolumeDriver for RbdDriver {
     /// (`max_avail`, after replication).
     fn capacity(&self) -> BoxFuture<'_, anyhow::Result<Capacity>> {
         Box::pin(async move {
+            if let Some((at, room)) = *self.room.lock().unwrap() {
+                if at.elapsed() < ROOM_TTL {
+                    return Ok(room);
+                }
+            }
             let mut args = self.base();
             args.extend([s("df"), s("--format"), s("json")]);
             let df: Value = serde_json::from_str(&run("ceph", &args, QUICK).await?)?;
@@ -285,7 +297,9 @@ impl VolumeDriver for RbdDriver {
             let gib = |b: f64| (b / GIB as f64 * 100.0).floor() / 100.0;
             let free = pool["stats"]["max_avail"].as_f64().unwrap_or(0.0);
             let stored = pool["stats"]["stored"].as_f64().unwrap_or(0.0);
-            Ok(Capacity { total_gb: gib(free + stored), free_gb: gib(free) })
+            let room = Capacity { total_gb: gib(free + stored), free_gb: gib(free) };
+            *self.room.lock().unwrap() = Some((std::time::Instant::now(), room));
+            Ok(room)
         })
     }
 

@@ -670,8 +670,9 @@ impl ReservationService {
             None if moved => self.default_before_end(start, end),
             None => lease.before_end_date.as_deref().map(stored).transpose()?.unwrap_or(end),
         };
-        // New counts per reservation id.
+        // New counts per reservation id: hosts' min and max, instances' amount.
         let mut counts: HashMap<String, (i64, i64)> = HashMap::new();
+        let mut amounts: HashMap<String, i64> = HashMap::new();
         if let Some(list) = body.get("reservations") {
             let list = list.as_array().ok_or_else(|| bad("reservations must be a list."))?;
             for r in list {
@@ -684,9 +685,27 @@ impl ReservationService {
                     .iter()
                     .find(|x| x.id == rid)
                     .ok_or_else(|| Error::NotFound(format!("Reservation {rid} is not part of lease {id}.")))?;
+                if mine.resource_type == FLAVOR_INSTANCE {
+                    if let Some(k) = r.keys().find(|k| !matches!(k.as_str(), "id" | "amount" | "resource_type")) {
+                        return Err(bad(format!(
+                            "Reservation {rid} is a {FLAVOR_INSTANCE}: its amount changes, not its {k}."
+                        )));
+                    }
+                    let amount = count(r, "amount")?.unwrap_or(mine.max);
+                    if !(1..=1000).contains(&amount) {
+                        return Err(bad("A flavor:instance reservation's amount is 1 to 1000."));
+                    }
+                    if amount < mine.max && lease.status != LeaseStatus::Pending {
+                        return Err(bad(format!(
+                            "Reservation {rid} belongs to a lease that has started: its amount may grow, not shrink."
+                        )));
+                    }
+                    amounts.insert(rid.to_string(), amount);
+                    continue;
+                }
                 if mine.resource_type != PHYSICAL_HOST {
                     return Err(bad(format!(
-                        "Reservation {rid} is a {}: only host reservations change size.",
+                        "Reservation {rid} is a {}: only host and instance reservations change size.",
                         mine.resource_type
                     )));
                 }
@@ -786,6 +805,70 @@ impl ReservationService {
             }
             Store::reservation_counts_in(&mut tx, &r.id, min, max).await?;
         }
+        // Instance reservations of a new amount: a lease not started picks its slices
+        // again; one under way keeps them and takes more (grown in place where it has
+        // a slice on the host).
+        let mut grown: Vec<(i64, String)> = Vec::new();
+        for r in &reservations {
+            let Some(&amount) = amounts.get(&r.id).filter(|a| **a != r.max) else { continue };
+            let usage = Store::host_usage_in(&mut tx, &window.0, &window.1, &lease.id).await?;
+            let started = lease.status != LeaseStatus::Pending;
+            // What this lease holds besides: whole hosts, other reservations' slices,
+            // and this one's own when it keeps them.
+            let mut here: HashMap<i64, HostUsage> = HashMap::new();
+            for a in allocations.iter().filter(|a| a.floatingip_id.is_empty()) {
+                if a.reservation_id == r.id && !started {
+                    continue;
+                }
+                let u = here.entry(a.host_id).or_default();
+                match (a.slots, reservations.iter().find(|x| x.id == a.reservation_id)) {
+                    (0, _) => u.whole = true,
+                    (n, Some(x)) => {
+                        u.vcpus += n * x.vcpus;
+                        u.memory_mb += n * x.memory_mb;
+                        u.disk_gb += n * x.disk_gb;
+                    }
+                    (_, None) => {}
+                }
+            }
+            let mine: Vec<&Allocation> = allocations.iter().filter(|a| a.reservation_id == r.id).collect();
+            let mut ask = r.clone();
+            ask.max = if started { amount - r.max } else { amount };
+            // With affinity, more instances of a started lease go where the others are
+            // (true) or on hosts that have none yet (false).
+            let candidates: Vec<Host> = hosts
+                .iter()
+                .filter(|h| match (started, r.affinity) {
+                    (true, Some(true)) => mine.iter().any(|a| a.host_id == h.id),
+                    (true, Some(false)) => !mine.iter().any(|a| a.host_id == h.id),
+                    _ => true,
+                })
+                .cloned()
+                .collect();
+            let picks = pick_slots(&candidates, &usage, &mut here, &ask, (&window.0, &window.1))?;
+            if !started {
+                dropped.extend(mine.iter().map(|a| (*a).clone()));
+            }
+            for (host_id, slots) in picks {
+                match mine.iter().find(|a| a.host_id == host_id).filter(|_| started) {
+                    Some(a) => {
+                        Store::allocation_slots_in(&mut tx, &a.id, a.slots + slots).await?;
+                        grown.push((host_id, r.id.clone()));
+                    }
+                    None => added.push(Allocation {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        reservation_id: r.id.clone(),
+                        lease_id: lease.id.clone(),
+                        host_id,
+                        floatingip_id: String::new(),
+                        slots,
+                        start_date: window.0.clone(),
+                        end_date: window.1.clone(),
+                    }),
+                }
+            }
+            Store::reservation_counts_in(&mut tx, &r.id, amount, amount).await?;
+        }
         Self::hosts_still_there(&mut tx, &added).await?;
         for a in &added {
             Store::allocation_insert_in(&mut tx, a).await?;
@@ -809,15 +892,31 @@ impl ReservationService {
             Store::event_reschedule_in(&mut tx, &lease.id, EventType::BeforeEndLease, b).await?;
         }
         tx.commit().await?;
-        // Hosts of a lease already holding its hosts change hands now.
+        // Hosts of a lease already holding its hosts change hands now; slices grow.
         if matches!(lease.status, LeaseStatus::Starting | LeaseStatus::Active)
-            && (!added.is_empty() || !dropped.is_empty())
+            && (!added.is_empty() || !dropped.is_empty() || !grown.is_empty())
         {
             let names: HashMap<i64, String> = hosts.iter().map(|h| (h.id, h.hypervisor_hostname.clone())).collect();
             let mut failed = false;
+            let now_held = self.store.allocations_of(&[lease.id.as_str()]).await?;
             for a in &added {
                 let host = names.get(&a.host_id).cloned().unwrap_or_default();
+                if a.slots > 0 {
+                    grown.push((a.host_id, a.reservation_id.clone()));
+                    continue;
+                }
                 failed |= self.compute.reserve(&host, &a.reservation_id, &lease.project_id).await.is_err();
+            }
+            for (host_id, rid) in &grown {
+                let host = names.get(host_id).cloned().unwrap_or_default();
+                let (Some(a), Some(r)) = (
+                    now_held.iter().find(|a| a.host_id == *host_id && a.reservation_id == *rid),
+                    reservations.iter().find(|r| r.id == *rid),
+                ) else {
+                    continue;
+                };
+                let size = (a.slots * r.vcpus, a.slots * r.memory_mb, a.slots * r.disk_gb);
+                failed |= self.compute.reserve_slice(&host, rid, &lease.project_id, size).await.is_err();
             }
             for a in &dropped {
                 let host = names.get(&a.host_id).cloned().unwrap_or_default();

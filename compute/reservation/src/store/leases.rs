@@ -559,6 +559,16 @@ impl Store {
 }
 
 impl Store {
+    /// Sets how many instances an allocation of a `flavor:instance` reservation holds.
+    pub async fn allocation_slots_in(conn: &mut sqlx::AnyConnection, id: &str, slots: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE reservation_allocations SET slots = $1 WHERE id = $2")
+            .bind(slots)
+            .bind(id)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
     /// Moves an allocation to another host (a failed host replaced).
     pub async fn allocation_move_in(conn: &mut sqlx::AnyConnection, id: &str, host: i64) -> StoreResult<()> {
         sqlx::query("UPDATE reservation_allocations SET host_id = $1 WHERE id = $2")
