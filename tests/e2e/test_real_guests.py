@@ -489,6 +489,19 @@ def nbd_table(exports):
     return f"stratus_nbd_{h:08x}"
 
 
+def guest_and_probe(cloud, work, text):
+    """The test guest's image, a small flavor, and a probe image: 2 MiB starting with
+    `text` (the guest writes at 1 MiB of a disk whose first bytes say stratus-probe)."""
+    image = upload_guest(cloud, work)
+    flavor = cloud.osc("flavor", "create", "--vcpus", "1", "--ram", "128", "--disk", "1", unique("tiny"))
+    probe_file = os.path.join(work, "probe.raw")
+    with open(probe_file, "wb") as f:
+        f.write(text.ljust(2 << 20, b"\0"))
+    probe = cloud.osc("image", "create", "--disk-format", "raw", "--container-format", "bare", "--file", probe_file,
+                      unique("probe"))
+    return image, flavor, probe
+
+
 def test_volumes_reach_a_guest_on_another_host_over_nbd(guest_image):
     """The storage host (`[volume] host`) is not the compute host: the guest's root
     volume and a volume plugged in later reach it over NBD, served by the storage host
@@ -532,13 +545,7 @@ def test_volumes_reach_a_guest_on_another_host_over_nbd(guest_image):
         assert shown["host_ip"] == mine, "the agent reports its address"
         # And the machine's uptime, which the client takes apart into its fields.
         assert shown.get("load_average") and shown.get("host_time") and "users" in shown, shown
-        image = upload_guest(cloud, work)
-        flavor = cloud.osc("flavor", "create", "--vcpus", "1", "--ram", "128", "--disk", "1", unique("tiny"))
-        probe_file = os.path.join(work, "probe.raw")
-        with open(probe_file, "wb") as f:
-            f.write(b"stratus-probe over nbd".ljust(2 << 20, b"\0"))
-        probe_image = cloud.osc("image", "create", "--disk-format", "raw", "--container-format", "bare",
-                                "--file", probe_file, unique("probe"))
+        image, flavor, probe_image = guest_and_probe(cloud, work, b"stratus-probe over nbd")
         root = cloud.osc("volume", "create", "--image", image["id"], "--size", "1", unique("root"))
         probe = cloud.osc("volume", "create", "--image", probe_image["id"], "--size", "1", unique("probe"))
         available(root["id"])
@@ -666,13 +673,7 @@ def test_volumes_live_in_ceph_and_reach_a_guest_over_rbd(guest_image):
         services = cloud.osc("volume", "service", "list")
         assert any(s["Host"].endswith("@rbd") and s["State"] == "up" for s in services), services
         ceph = cloud.osc("volume", "type", "create", "--property", "volume_backend_name=rbd", unique("ceph"))
-        image = upload_guest(cloud, work)
-        flavor = cloud.osc("flavor", "create", "--vcpus", "1", "--ram", "128", "--disk", "1", unique("tiny"))
-        probe_file = os.path.join(work, "probe.raw")
-        with open(probe_file, "wb") as f:
-            f.write(b"stratus-probe over rbd".ljust(2 << 20, b"\0"))
-        probe_image = cloud.osc("image", "create", "--disk-format", "raw", "--container-format", "bare",
-                                "--file", probe_file, unique("probe"))
+        image, flavor, probe_image = guest_and_probe(cloud, work, b"stratus-probe over rbd")
         root = cloud.osc("volume", "create", "--image", image["id"], "--type", ceph["name"], "--size", "1",
                          unique("root"))
         probe = cloud.osc("volume", "create", "--image", probe_image["id"], "--type", ceph["name"], "--size", "1",
