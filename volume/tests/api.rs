@@ -1681,6 +1681,24 @@ async fn scheduling_and_messages(engine: Engine) {
     assert_eq!(code, StatusCode::BAD_REQUEST);
     assert!(b.to_string().contains("storage_protocol"), "{b}");
     assert_eq!(c.call("GET", &vpath, &token, None).await.1["volume"]["volume_type"], "thin");
+
+    // A backend whose storage does not answer takes no volume (made in error, with a
+    // message, not a 500); its pool shows its room as unknown; then it takes them again.
+    c.driver.set_down(true);
+    let (code, v) = c.call("POST", &format!("{base}/volumes"), &token, Some(json!({"volume": {"size": 1}}))).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    let down = format!("{base}/volumes/{}", v["volume"]["id"].as_str().unwrap());
+    c.wait(&token, &down, "volume", "error").await;
+    let (_, l) = c
+        .call_v("3.3", "GET", &format!("{mpath}?resource_uuid={}", v["volume"]["id"].as_str().unwrap()), &token, None)
+        .await;
+    assert!(l["messages"][0]["user_message"].as_str().unwrap().contains("its storage does not answer"), "{l}");
+    let (code, pools) = c.call("GET", &format!("{base}/scheduler-stats/get_pools?detail=True"), &admin, None).await;
+    assert_eq!(code, StatusCode::OK, "{pools}");
+    assert_eq!(pools["pools"][0]["capabilities"]["free_capacity_gb"], "unknown", "{pools}");
+    c.driver.set_down(false);
+    let (_, v) = c.call("POST", &format!("{base}/volumes"), &token, Some(json!({"volume": {"size": 1}}))).await;
+    c.wait(&token, &format!("{base}/volumes/{}", v["volume"]["id"].as_str().unwrap()), "volume", "available").await;
 }
 
 #[tokio::test]

@@ -57,9 +57,20 @@ impl VolumeService {
                 out.push(json!({ "name": pool }));
                 continue;
             }
-            let room = driver.capacity().await.map_err(Error::Internal)?;
             let given = allocated.get(name.as_str()).copied().unwrap_or(0);
-            out.push(json!({"name": pool, "capabilities": capabilities(name, driver.as_ref(), room, given)}));
+            // A backend whose storage does not answer shows its room as Cinder's do
+            // then: `unknown`.
+            let caps = match driver.capacity().await {
+                Ok(room) => capabilities(name, driver.as_ref(), room, given),
+                Err(e) => {
+                    tracing::warn!(backend = %name, error = %format!("{e:#}"), "a backend's storage does not answer");
+                    let mut caps = capabilities(name, driver.as_ref(), Capacity { total_gb: 0.0, free_gb: 0.0 }, given);
+                    caps["total_capacity_gb"] = json!("unknown");
+                    caps["free_capacity_gb"] = json!("unknown");
+                    caps
+                }
+            };
+            out.push(json!({"name": pool, "capabilities": caps}));
         }
         Ok(out)
     }

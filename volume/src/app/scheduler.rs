@@ -43,7 +43,15 @@ impl VolumeService {
                 continue;
             }
             let driver = &self.drivers[name];
-            let room = driver.capacity().await.map_err(Error::Internal)?;
+            // A backend whose storage does not answer takes nothing; the others may.
+            let room = match driver.capacity().await {
+                Ok(room) => room,
+                Err(e) => {
+                    tracing::warn!(backend = %name, error = %format!("{e:#}"), "a backend's storage does not answer");
+                    refusals.push(format!("backend {name}: its storage does not answer"));
+                    continue;
+                }
+            };
             let caps = capabilities(name, driver.as_ref(), room, allocated.get(name.as_str()).copied().unwrap_or(0));
             if let Err(why) = satisfies(&t.extra_specs, &caps) {
                 refusals.push(format!("backend {name}: {why}"));

@@ -11,11 +11,18 @@ pub struct FakeDriver {
     snapshots: Mutex<HashMap<String, i64>>,
     /// Images kept as bases, with their size in GiB.
     images: Mutex<HashMap<String, i64>>,
+    /// Its storage does not answer (tests of a backend that is down).
+    down: std::sync::atomic::AtomicBool,
 }
 
 impl FakeDriver {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Makes its storage stop answering (`true`) or answer again.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Volumes and snapshots held.
@@ -38,6 +45,9 @@ impl VolumeDriver for FakeDriver {
 
     /// A store of [`FAKE_TOTAL_GB`], less what its volumes and snapshots take.
     fn capacity(&self) -> BoxFuture<'_, anyhow::Result<Capacity>> {
+        if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+            return Box::pin(async { Err(anyhow::anyhow!("the fake storage is down")) });
+        }
         let used: i64 =
             self.volumes.lock().unwrap().values().sum::<i64>() + self.snapshots.lock().unwrap().values().sum::<i64>();
         Box::pin(
