@@ -495,7 +495,7 @@ async fn end_of(c: &Cloud, id: &str) -> Value {
         }
         None => {
             let snap = s.snapshot_get(id).await.unwrap().unwrap();
-            let has = c.driver.has_snapshot(id).await.unwrap().then_some(snap.size);
+            let has = c.driver.has_snapshot(&snap.volume_id, id).await.unwrap().then_some(snap.size);
             (snap.status.as_str().to_string(), snap.size, snap.deleted, snap.project_id, has)
         }
     };

@@ -73,17 +73,17 @@ async fn rbd_backend_keeps_bytes_through_every_operation() {
     for _ in 0..2 {
         d.snapshot(&v1, &s1).await.unwrap();
     }
-    assert!(d.has_snapshot(&s1).await.unwrap());
+    assert!(d.has_snapshot(&v1, &s1).await.unwrap());
     write_at(&conf, &format!("volume-{v1}"), 0, "b");
     for _ in 0..2 {
-        d.create(&v2, 2, Source::Snapshot(&s1)).await.unwrap();
+        d.create(&v2, 2, Source::Snapshot { volume: &v1, id: &s1 }).await.unwrap();
     }
     assert_eq!(d.size_of(&v2).await.unwrap(), Some(2), "a copy grows to the size asked");
     let out = work.join("v2.raw");
     d.export(&v2, "raw", &out).await.unwrap();
     assert_eq!(byte_at(&out, 0), b'a');
     assert_eq!(std::fs::metadata(&out).unwrap().len(), 2 << 30);
-    d.export_snapshot(&s1, "qcow2", &work.join("s1.qcow2")).await.unwrap();
+    d.export_snapshot(&v1, &s1, "qcow2", &work.join("s1.qcow2")).await.unwrap();
     assert!(qemu(&["qemu-img", "info", "-f", "qcow2", work.join("s1.qcow2").to_str().unwrap()]).contains("1 GiB"));
     for _ in 0..2 {
         d.revert(&v1, &s1).await.unwrap();
@@ -129,13 +129,13 @@ async fn rbd_backend_keeps_bytes_through_every_operation() {
 
     // Everything goes, twice; the base once its clone has gone.
     for _ in 0..2 {
-        d.delete_snapshot(&s1).await.unwrap();
+        d.delete_snapshot(&v1, &s1).await.unwrap();
         for v in [&v1, &v2, &v3, &v4] {
             d.delete(v).await.unwrap();
         }
         d.drop_image(&img).await.unwrap();
     }
-    assert!(!d.has_snapshot(&s1).await.unwrap());
+    assert!(!d.has_snapshot(&v1, &s1).await.unwrap());
     assert!(!d.has_image(&img).await.unwrap());
     assert_eq!(d.size_of(&v1).await.unwrap(), None);
 }

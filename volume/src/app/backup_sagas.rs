@@ -72,7 +72,7 @@ impl VolumeService {
         let driver = self.saga_driver(&v.backend)?;
         let staged = repo.staging(&b.id, "raw");
         let exported = match &b.snapshot_id {
-            Some(sn) => driver.export_snapshot(sn, "raw", &staged).await,
+            Some(sn) => driver.export_snapshot(&v.id, sn, "raw", &staged).await,
             None => driver.export(&v.id, "raw", &staged).await,
         };
         let stored = match exported {

@@ -240,10 +240,21 @@ const CREATE_STEPS: &[Step<CreateVolume>] = &[
                     s.unstage_image(&v.id).await;
                     return Ok(Outcome::Next);
                 }
-                let source = match (&v.snapshot_id, &v.source_volid) {
-                    (Some(sn), _) => Source::Snapshot(sn),
-                    (None, Some(src)) => Source::Volume(src),
-                    (None, None) => Source::Empty,
+                // A snapshot's bytes are kept with its volume's.
+                let snapshot_of = match &v.snapshot_id {
+                    Some(sn) => Some(
+                        s.store
+                            .snapshot_get(sn)
+                            .await?
+                            .ok_or_else(|| StepError::permanent(format!("Snapshot {sn} is gone.")))?
+                            .volume_id,
+                    ),
+                    None => None,
+                };
+                let source = match (&v.snapshot_id, &snapshot_of, &v.source_volid) {
+                    (Some(sn), Some(volume), _) => Source::Snapshot { volume, id: sn },
+                    (_, _, Some(src)) => Source::Volume(src),
+                    _ => Source::Empty,
                 };
                 driver.create(&v.id, v.size, source).await?;
                 Ok(Outcome::Next)
@@ -543,7 +554,7 @@ const SNAPSHOT_CREATE_STEPS: &[Step<CreateSnapshot>] = &[
                 if let Some(snap) = s.store.snapshot_get(&saga.subject).await? {
                     if let Some(v) = s.store.volume_get(&snap.volume_id).await? {
                         if let Ok(driver) = s.driver(&v.backend) {
-                            driver.delete_snapshot(&snap.id).await?;
+                            driver.delete_snapshot(&snap.volume_id, &snap.id).await?;
                         }
                     }
                 }
@@ -611,7 +622,7 @@ const SNAPSHOT_DELETE_STEPS: &[Step<DeleteSnapshot>] = &[
                     return Ok(Outcome::Next);
                 };
                 if let Some(v) = s.store.volume_get(&snap.volume_id).await? {
-                    s.saga_driver(&v.backend)?.delete_snapshot(&snap.id).await?;
+                    s.saga_driver(&v.backend)?.delete_snapshot(&snap.volume_id, &snap.id).await?;
                 }
                 Ok(Outcome::Next)
             })

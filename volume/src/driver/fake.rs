@@ -71,7 +71,7 @@ impl VolumeDriver for FakeDriver {
                     .unwrap()
                     .get(v)
                     .ok_or_else(|| anyhow::anyhow!("source volume {v} is not on this backend"))?,
-                Source::Snapshot(s) => *self
+                Source::Snapshot { id: s, .. } => *self
                     .snapshots
                     .lock()
                     .unwrap()
@@ -142,6 +142,7 @@ impl VolumeDriver for FakeDriver {
 
     fn export_snapshot<'a>(
         &'a self,
+        _volume_id: &'a str,
         id: &'a str,
         _format: &'a str,
         to: &'a std::path::Path,
@@ -166,7 +167,7 @@ impl VolumeDriver for FakeDriver {
         })
     }
 
-    fn delete_snapshot<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn delete_snapshot<'a>(&'a self, _volume_id: &'a str, id: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             self.snapshots.lock().unwrap().remove(id);
             Ok(())
@@ -215,7 +216,7 @@ impl VolumeDriver for FakeDriver {
         })
     }
 
-    fn has_snapshot<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
+    fn has_snapshot<'a>(&'a self, _volume_id: &'a str, id: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
         Box::pin(async move { Ok(self.snapshots.lock().unwrap().contains_key(id)) })
     }
 }

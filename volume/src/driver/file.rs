@@ -168,7 +168,7 @@ impl VolumeDriver for FileDriver {
             let (from, format) = match source {
                 Source::Empty => (None, "qcow2"),
                 Source::Volume(v) => (Some(self.volume_path(v)), "qcow2"),
-                Source::Snapshot(sn) => (Some(self.snapshot_path(sn)), "qcow2"),
+                Source::Snapshot { id: sn, .. } => (Some(self.snapshot_path(sn)), "qcow2"),
                 Source::Image { id: image } => {
                     let (base, format) =
                         self.image_base(image).ok_or_else(|| anyhow::anyhow!("image {image} is not kept here"))?;
@@ -284,7 +284,13 @@ impl VolumeDriver for FileDriver {
         Box::pin(async move { export_file(&self.volume_path(id), "volume", format, to).await })
     }
 
-    fn export_snapshot<'a>(&'a self, id: &'a str, format: &'a str, to: &'a Path) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn export_snapshot<'a>(
+        &'a self,
+        _volume_id: &'a str,
+        id: &'a str,
+        format: &'a str,
+        to: &'a Path,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move { export_file(&self.snapshot_path(id), "snapshot", format, to).await })
     }
 
@@ -386,7 +392,7 @@ impl VolumeDriver for FileDriver {
         })
     }
 
-    fn delete_snapshot<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn delete_snapshot<'a>(&'a self, _volume_id: &'a str, id: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move { remove(&self.snapshot_path(id)).await })
     }
 
@@ -404,7 +410,7 @@ impl VolumeDriver for FileDriver {
         })
     }
 
-    fn has_snapshot<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
+    fn has_snapshot<'a>(&'a self, _volume_id: &'a str, id: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
         Box::pin(async move { Ok(tokio::fs::try_exists(&self.snapshot_path(id)).await?) })
     }
 }
@@ -550,7 +556,7 @@ mod tests {
         d.extend(a, 2).await.unwrap();
         assert_eq!(d.size_of(a).await.unwrap(), Some(2));
         d.snapshot(a, snap).await.unwrap();
-        assert!(d.has_snapshot(snap).await.unwrap());
+        assert!(d.has_snapshot(a, snap).await.unwrap());
         // Written after the snapshot, then reverted: the write is gone.
         if tools(&["qemu-io"]) {
             let file = d.volume_path(a).display().to_string();
@@ -566,11 +572,11 @@ mod tests {
             assert_eq!(d.size_of(a).await.unwrap(), Some(2));
         }
         assert!(d.revert(a, "no-such-snapshot").await.is_err());
-        d.create(b, 3, Source::Snapshot(snap)).await.unwrap();
+        d.create(b, 3, Source::Snapshot { volume: a, id: snap }).await.unwrap();
         assert_eq!(d.size_of(b).await.unwrap(), Some(3), "a copy grows to the size asked");
         // The source goes first; the copy stays whole.
         d.delete(a).await.unwrap();
-        d.delete_snapshot(snap).await.unwrap();
+        d.delete_snapshot(a, snap).await.unwrap();
         d.delete(a).await.unwrap();
         assert_eq!(d.size_of(a).await.unwrap(), None);
         assert_eq!(d.size_of(b).await.unwrap(), Some(3));

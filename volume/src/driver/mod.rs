@@ -20,8 +20,8 @@ pub enum Source<'a> {
     Empty,
     /// A copy of another volume.
     Volume(&'a str),
-    /// A copy of a snapshot.
-    Snapshot(&'a str),
+    /// A copy of snapshot `id` of volume `volume`.
+    Snapshot { volume: &'a str, id: &'a str },
     /// Image `id`, kept on the backend as a base ([`VolumeDriver::keep_image`]): the
     /// file backend makes a thin copy-on-write overlay of it, in milliseconds.
     Image { id: &'a str },
@@ -77,9 +77,11 @@ pub trait VolumeDriver: Send + Sync {
     /// Writes volume `id` as it is now to the file `to`, in `format` (`raw` or `qcow2`).
     fn export<'a>(&'a self, id: &'a str, format: &'a str, to: &'a std::path::Path)
         -> BoxFuture<'a, anyhow::Result<()>>;
-    /// Writes snapshot `id` to the file `to`, in `format` (`raw` or `qcow2`).
+    /// Writes snapshot `id` of volume `volume_id` to the file `to`, in `format` (`raw`
+    /// or `qcow2`).
     fn export_snapshot<'a>(
         &'a self,
+        volume_id: &'a str,
         id: &'a str,
         format: &'a str,
         to: &'a std::path::Path,
@@ -92,8 +94,8 @@ pub trait VolumeDriver: Send + Sync {
         from: &'a std::path::Path,
         format: &'a str,
     ) -> BoxFuture<'a, anyhow::Result<()>>;
-    /// Removes snapshot `id`.
-    fn delete_snapshot<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// Removes snapshot `id` of volume `volume_id`.
+    fn delete_snapshot<'a>(&'a self, volume_id: &'a str, id: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
     /// The size in GiB volume `id` has on the backend, or `None` when it does not exist.
     fn size_of<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<Option<i64>>>;
     /// Keeps image `image_id`, downloaded to the local file `from` in `format` (`raw`
@@ -125,6 +127,6 @@ pub trait VolumeDriver: Send + Sync {
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async { Ok(()) })
     }
-    /// Whether snapshot `id` exists on the backend.
-    fn has_snapshot<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<bool>>;
+    /// Whether snapshot `id` of volume `volume_id` exists on the backend.
+    fn has_snapshot<'a>(&'a self, volume_id: &'a str, id: &'a str) -> BoxFuture<'a, anyhow::Result<bool>>;
 }

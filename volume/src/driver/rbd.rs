@@ -170,24 +170,14 @@ impl RbdDriver {
         }
     }
 
-    /// The image (`volume-V`) holding snapshot `id`, if any.
-    async fn snapshot_home(&self, id: &str) -> anyhow::Result<Option<String>> {
-        let want = snapshot_name(id);
-        let list = self.rbd_json(&["ls", "--long", &self.opts.pool]).await?;
-        Ok(list
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|e| e["snapshot"].as_str() == Some(want.as_str()))
-            .and_then(|e| e["image"].as_str())
-            .map(str::to_string))
+    /// `volume-V@snapshot-S`: snapshot `id` of volume `volume`.
+    fn snapshot_spec(volume: &str, id: &str) -> String {
+        format!("{}@{}", volume_name(volume), snapshot_name(id))
     }
 
-    /// `volume-V@snapshot-S` for snapshot `id`, or an error saying it is not here.
-    async fn snapshot_spec(&self, id: &str) -> anyhow::Result<String> {
-        let home =
-            self.snapshot_home(id).await?.ok_or_else(|| anyhow::anyhow!("snapshot {id} is not on this backend"))?;
-        Ok(format!("{home}@{}", snapshot_name(id)))
+    /// Whether image `name` has snapshot `snap`.
+    async fn has_snap(&self, name: &str, snap: &str) -> anyhow::Result<bool> {
+        Ok(self.snapshots(name).await?.iter().any(|(n, _)| n == snap))
     }
 
     /// Removes image `name` (gone already is fine).
@@ -324,7 +314,12 @@ impl VolumeDriver for RbdDriver {
                     }
                 }
                 Source::Volume(v) => self.copy(&volume_name(v), &name).await?,
-                Source::Snapshot(sn) => self.copy(&self.snapshot_spec(sn).await?, &name).await?,
+                Source::Snapshot { volume, id: sn } => {
+                    if !self.has_snap(&volume_name(volume), &snapshot_name(sn)).await? {
+                        anyhow::bail!("snapshot {sn} is not on this backend");
+                    }
+                    self.copy(&Self::snapshot_spec(volume, sn), &name).await?
+                }
                 Source::Image { id: image } => {
                     if self.size(&name).await?.is_none() {
                         let base = format!("{}@base", image_name(image));
@@ -355,7 +350,7 @@ impl VolumeDriver for RbdDriver {
             if self.size(&name).await?.is_none() {
                 anyhow::bail!("volume {volume_id} is not on this backend");
             }
-            if !self.snapshots(&name).await?.iter().any(|(n, _)| *n == snap) {
+            if !self.has_snap(&name, &snap).await? {
                 self.rbd(&["snap", "create", "--no-progress", &self.q(&format!("{name}@{snap}"))], QUICK).await?;
             }
             Ok(())
@@ -373,8 +368,14 @@ impl VolumeDriver for RbdDriver {
         Box::pin(async move { self.export_to(&volume_name(id), format, to).await })
     }
 
-    fn export_snapshot<'a>(&'a self, id: &'a str, format: &'a str, to: &'a Path) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async move { self.export_to(&self.snapshot_spec(id).await?, format, to).await })
+    fn export_snapshot<'a>(
+        &'a self,
+        volume_id: &'a str,
+        id: &'a str,
+        format: &'a str,
+        to: &'a Path,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move { self.export_to(&Self::snapshot_spec(volume_id, id), format, to).await })
     }
 
     /// Writes `from` over the volume in place (its snapshots stay as they were).
@@ -394,13 +395,10 @@ impl VolumeDriver for RbdDriver {
         })
     }
 
-    fn delete_snapshot<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn delete_snapshot<'a>(&'a self, volume_id: &'a str, id: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            let Some(home) = self.snapshot_home(id).await? else { return Ok(()) };
-            match self
-                .rbd(&["snap", "rm", "--no-progress", &self.q(&format!("{home}@{}", snapshot_name(id)))], QUICK)
-                .await
-            {
+            let spec = self.q(&Self::snapshot_spec(volume_id, id));
+            match self.rbd(&["snap", "rm", "--no-progress", &spec], QUICK).await {
                 Ok(_) => Ok(()),
                 Err(e) if is_missing(&e) => Ok(()),
                 Err(e) => Err(e),
@@ -508,8 +506,8 @@ impl VolumeDriver for RbdDriver {
         })
     }
 
-    fn has_snapshot<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
-        Box::pin(async move { Ok(self.snapshot_home(id).await?.is_some()) })
+    fn has_snapshot<'a>(&'a self, volume_id: &'a str, id: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(async move { self.has_snap(&volume_name(volume_id), &snapshot_name(id)).await })
     }
 }
 
