@@ -48,6 +48,7 @@ async fn rbd_backend_keeps_bytes_through_every_operation() {
         conf: conf.clone(),
         user: "cinder".into(),
         secret_uuid: "5b6c0e7e-1111-4a4a-8b8b-0123456789ab".into(),
+        host: "storage-1".into(),
     })
     .unwrap();
     let work = WorkDir(std::env::temp_dir().join(format!("stratus-rbd-test-{}", uuid::Uuid::new_v4())));

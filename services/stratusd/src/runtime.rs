@@ -245,9 +245,9 @@ impl Runtime {
         let c = &self.config.volume;
         let limits = LimitsClient::new(limits_source, std::time::Duration::from_secs(30));
         limits.spawn_invalidation(self.bus.clone());
+        let host = if c.host.is_empty() { compute_agent_name(&self.config) } else { c.host.clone() };
         let driver: Arc<dyn stratus_volume::driver::VolumeDriver> = match c.driver {
             stratus_volume::config::VolumeDriverKind::File => {
-                let host = if c.host.is_empty() { compute_agent_name(&self.config) } else { c.host.clone() };
                 let address = if c.nbd_address.is_empty() {
                     self.config.server.public_host.clone()
                 } else {
@@ -273,6 +273,7 @@ impl Runtime {
                 conf: c.rbd_conf.clone(),
                 user: c.rbd_user.clone(),
                 secret_uuid: c.rbd_secret_uuid.clone(),
+                host: host.clone(),
             })?));
         }
         let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;

@@ -41,6 +41,9 @@ pub struct RbdOptions {
     /// The libvirt secret on compute hosts that holds the user's key; empty when the
     /// cluster does not authenticate (cephx off).
     pub secret_uuid: String,
+    /// The volume service's host name, as its services and pools show it
+    /// (`<host>@rbd`).
+    pub host: String,
 }
 
 pub struct RbdDriver {
@@ -264,6 +267,14 @@ impl RbdDriver {
 impl VolumeDriver for RbdDriver {
     fn name(&self) -> &'static str {
         "rbd"
+    }
+
+    fn host(&self) -> &str {
+        if self.opts.host.is_empty() {
+            "stratus"
+        } else {
+            &self.opts.host
+        }
     }
 
     /// The pool's room: what is stored in it and what Ceph says it can still take
@@ -530,6 +541,7 @@ mod tests {
             conf: "/etc/ceph/ceph.conf".into(),
             user: "cinder".into(),
             secret_uuid: String::new(),
+            host: "storage-1".into(),
         };
         assert!(RbdDriver::new(ok.clone()).is_ok());
         assert!(RbdDriver::new(RbdOptions { pool: "a/b".into(), ..ok.clone() }).is_err());
