@@ -202,14 +202,18 @@ impl Clients {
         self.image_activate_empty(&token, id).await
     }
 
-    /// Deletes an image, with the service's token (an image gone already is fine).
-    pub async fn image_delete(&self, id: &str) -> CallResult<()> {
-        let url = format!("{}/v2/images/{}", self.image_url, urlencode(id));
-        match self.service_call(Method::DELETE, &url, None).await {
+    /// A delete with the service's token, of something that may be gone already.
+    async fn service_delete(&self, url: &str) -> CallResult<()> {
+        match self.service_call(Method::DELETE, url, None).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Deletes an image, with the service's token (an image gone already is fine).
+    pub async fn image_delete(&self, id: &str) -> CallResult<()> {
+        self.service_delete(&format!("{}/v2/images/{}", self.image_url, urlencode(id))).await
     }
 
     /// A volume the caller can see (in `project`'s URL, the caller's own or, for an
@@ -271,12 +275,7 @@ impl Clients {
 
     /// Deletes a snapshot, with the service's token (a snapshot gone already is fine).
     pub async fn snapshot_delete(&self, project: &str, id: &str) -> CallResult<()> {
-        let url = format!("{}/v3/{}/snapshots/{}", self.volume_url, urlencode(project), urlencode(id));
-        match self.service_call(Method::DELETE, &url, None).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.service_delete(&format!("{}/v3/{}/snapshots/{}", self.volume_url, urlencode(project), urlencode(id))).await
     }
 
     /// `project`'s volumes named `name`, with the service's token.
@@ -299,12 +298,7 @@ impl Clients {
 
     /// Deletes a volume, with the service's token (a volume gone already is fine).
     pub async fn volume_delete(&self, project: &str, id: &str) -> CallResult<()> {
-        let url = format!("{}/v3/{}/volumes/{}", self.volume_url, urlencode(project), urlencode(id));
-        match self.service_call(Method::DELETE, &url, None).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.service_delete(&format!("{}/v3/{}/volumes/{}", self.volume_url, urlencode(project), urlencode(id))).await
     }
 
     /// A network the caller can see.
@@ -415,12 +409,7 @@ impl Clients {
 
     /// Deletes a port; one already gone is fine.
     pub async fn port_delete(&self, id: &str) -> CallResult<()> {
-        let url = format!("{}/v2.0/ports/{}", self.network_url, urlencode(id));
-        match self.service_call(Method::DELETE, &url, None).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.service_delete(&format!("{}/v2.0/ports/{}", self.network_url, urlencode(id))).await
     }
 
     /// The ports whose device is `server_id`, of the server's project: any project's

@@ -29,6 +29,14 @@ pub(crate) fn refused(what: &str, e: CallError) -> super::Error {
     }
 }
 
+/// [`refused`], except that a refusal for want of quota or rights (403, 413) is 403.
+pub(crate) fn refused_or_forbidden(what: &str, e: CallError) -> super::Error {
+    match e {
+        CallError::Refused(413, m) | CallError::Refused(403, m) => super::forbidden(m),
+        e => refused(what, e),
+    }
+}
+
 /// How long an action waits for a volume attach or detach under way on its server.
 const VOLUME_SAGA_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 

@@ -142,10 +142,7 @@ impl ComputeService {
             server.control.snapshot_image = None;
             server.control.backup = None;
             self.save(&mut server).await?;
-            return Err(match e {
-                CallError::Refused(413, m) | CallError::Refused(403, m) => forbidden(m),
-                e => super::servers::refused("The snapshot image", e),
-            });
+            return Err(super::servers::refused_or_forbidden("The snapshot image", e));
         }
         self.start_action(ctx, &server, action, request_id).await;
         self.notify(if server.control.backup.is_some() { "backup.start" } else { "snapshot.start" }, &server).await;

@@ -18,9 +18,8 @@
 //! written before the image is made, so a crash in between leaves a saga whose
 //! `image` step finds no image and unwinds.
 
-use super::servers::refused;
-use super::{changed, conflict, forbidden, moved_on, server_step, service, AppResult, ComputeService, ServerSaga};
-use crate::clients::CallError;
+use super::servers::refused_or_forbidden;
+use super::{changed, conflict, moved_on, server_step, service, AppResult, ComputeService, ServerSaga};
 use crate::store::{AttachedVolume, Server, Store, TaskState, VmState};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -139,11 +138,11 @@ impl ComputeService {
         };
         // What the root volume shows of its image (a kernel to boot with, ...), as Nova
         // keeps the instance's image properties.
-        let root =
-            self.clients.volume_as(&ctx.token, &root.project_id, &root.volume_id).await.map_err(|e| match e {
-                CallError::Refused(413, m) | CallError::Refused(403, m) => forbidden(m),
-                e => refused("The root volume", e),
-            })?;
+        let root = self
+            .clients
+            .volume_as(&ctx.token, &root.project_id, &root.volume_id)
+            .await
+            .map_err(|e| refused_or_forbidden("The root volume", e))?;
         let root_meta = root["volume_image_metadata"].as_object().cloned().unwrap_or_default();
         let data = SnapshotData {
             image_id: uuid::Uuid::new_v4().to_string(),
@@ -158,10 +157,7 @@ impl ComputeService {
             // Unwound at once: nothing was made.
             self.sagas.cancel(&saga.id, &format!("the image could not be made: {e}")).await?;
             self.sagas.drive(&saga.id).await;
-            return Err(match e {
-                CallError::Refused(413, m) | CallError::Refused(403, m) => forbidden(m),
-                e => refused("The snapshot image", e),
-            });
+            return Err(refused_or_forbidden("The snapshot image", e));
         }
         self.notify("snapshot.start", &server).await;
         self.sagas.spawn_saga(saga);

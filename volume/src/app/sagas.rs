@@ -240,21 +240,20 @@ const CREATE_STEPS: &[Step<CreateVolume>] = &[
                     s.unstage_image(&v.id).await;
                     return Ok(Outcome::Next);
                 }
-                // A snapshot's bytes are kept with its volume's.
-                let snapshot_of = match &v.snapshot_id {
+                // A snapshot's bytes are kept with its volume's: the driver is told both.
+                let snapshot = match &v.snapshot_id {
                     Some(sn) => Some(
                         s.store
                             .snapshot_get(sn)
                             .await?
-                            .ok_or_else(|| StepError::permanent(format!("Snapshot {sn} is gone.")))?
-                            .volume_id,
+                            .ok_or_else(|| StepError::permanent(format!("Snapshot {sn} is gone.")))?,
                     ),
                     None => None,
                 };
-                let source = match (&v.snapshot_id, &snapshot_of, &v.source_volid) {
-                    (Some(sn), Some(volume), _) => Source::Snapshot { volume, id: sn },
-                    (_, _, Some(src)) => Source::Volume(src),
-                    _ => Source::Empty,
+                let source = match (&snapshot, &v.source_volid) {
+                    (Some(snap), _) => Source::Snapshot { volume: &snap.volume_id, id: &snap.id },
+                    (None, Some(src)) => Source::Volume(src),
+                    (None, None) => Source::Empty,
                 };
                 driver.create(&v.id, v.size, source).await?;
                 Ok(Outcome::Next)

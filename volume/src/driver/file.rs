@@ -319,9 +319,7 @@ impl VolumeDriver for FileDriver {
         format: &'a str,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            if !matches!(format, "raw" | "qcow2") {
-                anyhow::bail!("images in {format} format cannot become volumes");
-            }
+            super::check_format(format)?;
             if self.image_base(image_id).is_some() {
                 return remove(from).await;
             }
@@ -419,9 +417,7 @@ impl VolumeDriver for FileDriver {
 /// `-U`: an attached volume's guest's QEMU holds the image lock; the copy is
 /// crash-consistent.
 async fn export_file(src: &Path, what: &str, format: &str, to: &Path) -> anyhow::Result<()> {
-    if !matches!(format, "raw" | "qcow2") {
-        anyhow::bail!("{what}s are exported as raw or qcow2, not {format}");
-    }
+    super::check_format(format)?;
     if !tokio::fs::try_exists(src).await? {
         anyhow::bail!("{what} {} is not on this backend", src.display());
     }

@@ -27,6 +27,14 @@ pub enum Source<'a> {
     Image { id: &'a str },
 }
 
+/// Refuses a disk format other than the two volumes are read and written in.
+pub(crate) fn check_format(format: &str) -> anyhow::Result<()> {
+    match format {
+        "raw" | "qcow2" => Ok(()),
+        other => anyhow::bail!("volumes are read and written as raw or qcow2, not {other}"),
+    }
+}
+
 /// The compute host asking to reach a volume (what Cinder's connector says of it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Connector<'a> {

@@ -16,7 +16,7 @@
 //! of UUID `rbd_secret_uuid` that the operator defines on each compute host (as with
 //! Nova and Cinder): the connection info names the secret, never the key.
 
-use super::{Capacity, Connector, Source, VolumeDriver};
+use super::{check_format, Capacity, Connector, Source, VolumeDriver};
 use anyhow::Context;
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
@@ -93,8 +93,12 @@ impl std::fmt::Display for Failed {
 
 impl std::error::Error for Failed {}
 
-fn is_missing(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<Failed>().is_some_and(|f| f.missing)
+/// `r`, or `missing` when it failed because what it named does not exist.
+fn or_missing<T>(r: anyhow::Result<T>, missing: T) -> anyhow::Result<T> {
+    match r {
+        Err(e) if e.downcast_ref::<Failed>().is_some_and(|f| f.missing) => Ok(missing),
+        other => other,
+    }
 }
 
 /// Runs `tool args`, bounded by `limit`; its standard output.
@@ -152,25 +156,19 @@ impl RbdDriver {
 
     /// Image `name`'s size in bytes, or `None` when it does not exist.
     async fn size(&self, name: &str) -> anyhow::Result<Option<u64>> {
-        match self.rbd_json(&["info", &self.q(name)]).await {
-            Ok(info) => Ok(info["size"].as_u64()),
-            Err(e) if is_missing(&e) => Ok(None),
-            Err(e) => Err(e),
-        }
+        let info = or_missing(self.rbd_json(&["info", &self.q(name)]).await.map(Some), None)?;
+        Ok(info.and_then(|i| i["size"].as_u64()))
     }
 
     /// The snapshots of image `name` (name, protected), none when it does not exist.
     async fn snapshots(&self, name: &str) -> anyhow::Result<Vec<(String, bool)>> {
-        match self.rbd_json(&["snap", "ls", &self.q(name)]).await {
-            Ok(list) => Ok(list
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|s| (s["name"].as_str().unwrap_or_default().to_string(), s["protected"] == "true"))
-                .collect()),
-            Err(e) if is_missing(&e) => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
+        let list = or_missing(self.rbd_json(&["snap", "ls", &self.q(name)]).await, Value::Null)?;
+        Ok(list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| (s["name"].as_str().unwrap_or_default().to_string(), s["protected"] == "true"))
+            .collect())
     }
 
     /// `volume-V@snapshot-S`: snapshot `id` of volume `volume`.
@@ -185,11 +183,7 @@ impl RbdDriver {
 
     /// Removes image `name` (gone already is fine).
     async fn remove(&self, name: &str) -> anyhow::Result<()> {
-        match self.rbd(&["rm", "--no-progress", &self.q(name)], COPY).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_missing(&e) => Ok(()),
-            Err(e) => Err(e),
-        }
+        or_missing(self.rbd(&["rm", "--no-progress", &self.q(name)], COPY).await.map(drop), ())
     }
 
     /// Grows image `name` to `size_gb` GiB (never shrinks it).
@@ -221,26 +215,24 @@ impl RbdDriver {
         format!("rbd:{}/{name}:id={}:conf={}", self.opts.pool, self.opts.user, self.opts.conf)
     }
 
-    /// Writes `spec` (an image or `image@snapshot`) to the file `to` in `format`.
+    /// Converts between `from` and `to` (files, or RBD images named by
+    /// [`Self::qemu_target`]) with `qemu-img`; `existing`: `to` is there already and
+    /// is written over in place.
+    async fn convert(&self, from: (&str, &str), to: (&str, &str), existing: bool) -> anyhow::Result<()> {
+        let mut args = vec![s("convert"), s("-q")];
+        if existing {
+            args.push(s("-n"));
+        }
+        args.extend([s("-f"), s(from.1), s("-O"), s(to.1), s(from.0), s(to.0)]);
+        run("qemu-img", &args, COPY).await.map(drop)
+    }
+
+    /// Writes `spec` (an image or `image@snapshot`) to the file `to` in `format`,
+    /// read straight from the pool.
     async fn export_to(&self, spec: &str, format: &str, to: &Path) -> anyhow::Result<()> {
-        if !matches!(format, "raw" | "qcow2") {
-            anyhow::bail!("volumes cannot be written in {format} format");
-        }
+        check_format(format)?;
         let _ = tokio::fs::remove_file(to).await;
-        let to_text = to.display().to_string();
-        if format == "raw" {
-            self.rbd(&["export", "--no-progress", &self.q(spec), &to_text], COPY).await?;
-            return Ok(());
-        }
-        let raw = to.with_extension("rbd-export");
-        let _ = tokio::fs::remove_file(&raw).await;
-        let raw_text = raw.display().to_string();
-        self.rbd(&["export", "--no-progress", &self.q(spec), &raw_text], COPY).await?;
-        let converted =
-            run("qemu-img", &[s("convert"), s("-q"), s("-f"), s("raw"), s("-O"), s("qcow2"), raw_text, to_text], COPY)
-                .await;
-        let _ = tokio::fs::remove_file(&raw).await;
-        converted.map(drop)
+        self.convert((&self.qemu_target(spec), "raw"), (&to.display().to_string(), format), false).await
     }
 
     /// The monitors' addresses (host, port), as compute hosts reach them.
@@ -392,28 +384,19 @@ impl VolumeDriver for RbdDriver {
     /// Writes `from` over the volume in place (its snapshots stay as they were).
     fn import<'a>(&'a self, id: &'a str, from: &'a Path, format: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            if !matches!(format, "raw" | "qcow2") {
-                anyhow::bail!("{format} cannot be written to a volume");
-            }
+            check_format(format)?;
             let name = volume_name(id);
             if self.size(&name).await?.is_none() {
                 anyhow::bail!("volume {id} is not on this backend");
             }
-            let args = [s("convert"), s("-q"), s("-n"), s("-f"), s(format), s("-O"), s("raw")];
-            let mut args = args.to_vec();
-            args.extend([from.display().to_string(), self.qemu_target(&name)]);
-            run("qemu-img", &args, COPY).await.map(drop)
+            self.convert((&from.display().to_string(), format), (&self.qemu_target(&name), "raw"), true).await
         })
     }
 
     fn delete_snapshot<'a>(&'a self, volume_id: &'a str, id: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             let spec = self.q(&Self::snapshot_spec(volume_id, id));
-            match self.rbd(&["snap", "rm", "--no-progress", &spec], QUICK).await {
-                Ok(_) => Ok(()),
-                Err(e) if is_missing(&e) => Ok(()),
-                Err(e) => Err(e),
-            }
+            or_missing(self.rbd(&["snap", "rm", "--no-progress", &spec], QUICK).await.map(drop), ())
         })
     }
 
@@ -421,8 +404,8 @@ impl VolumeDriver for RbdDriver {
         Box::pin(async move { Ok(self.size(&volume_name(id)).await?.map(|b| b.div_ceil(GIB) as i64)) })
     }
 
-    /// Imported as raw into `image-I`, then its `base` snapshot made and protected
-    /// (clones need it); `from` is removed.
+    /// Written as raw into `image-I` (through `image-I.part`), then its `base`
+    /// snapshot made and protected (clones need it); `from` is removed.
     fn keep_image<'a>(
         &'a self,
         image_id: &'a str,
@@ -430,29 +413,12 @@ impl VolumeDriver for RbdDriver {
         format: &'a str,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            if !matches!(format, "raw" | "qcow2") {
-                anyhow::bail!("images in {format} format cannot become volumes");
-            }
+            check_format(format)?;
             let name = image_name(image_id);
             if self.size(&name).await?.is_none() {
-                let raw = from.with_extension("rbd-import");
-                let source = if format == "qcow2" {
-                    let raw_text = raw.display().to_string();
-                    let args =
-                        [s("convert"), s("-q"), s("-f"), s("qcow2"), s("-O"), s("raw"), from.display().to_string()];
-                    let mut args = args.to_vec();
-                    args.push(raw_text);
-                    run("qemu-img", &args, COPY).await?;
-                    raw.clone()
-                } else {
-                    from.to_path_buf()
-                };
                 let part = format!("{name}.part");
                 self.remove(&part).await?;
-                let imported =
-                    self.rbd(&["import", "--no-progress", &source.display().to_string(), &self.q(&part)], COPY).await;
-                let _ = tokio::fs::remove_file(&raw).await;
-                imported?;
+                self.convert((&from.display().to_string(), format), (&self.qemu_target(&part), "raw"), false).await?;
                 self.rbd(&["mv", &self.q(&part), &self.q(&name)], QUICK).await?;
             }
             let snaps = self.snapshots(&name).await?;

@@ -193,13 +193,7 @@ fn pick_slots(
     let free: Vec<(i64, i64)> = hosts
         .iter()
         .map(|h| {
-            let (a, b) = (usage.get(&h.id).copied().unwrap_or_default(), here.get(&h.id).copied().unwrap_or_default());
-            let used = HostUsage {
-                whole: a.whole || b.whole,
-                vcpus: a.vcpus + b.vcpus,
-                memory_mb: a.memory_mb + b.memory_mb,
-                disk_gb: a.disk_gb + b.disk_gb,
-            };
+            let used = usage.get(&h.id).copied().unwrap_or_default().plus(here.get(&h.id).copied().unwrap_or_default());
             (h.id, free_slots(h, used, r))
         })
         .filter(|(_, n)| *n > 0)
@@ -237,10 +231,7 @@ fn pick_slots(
         )));
     }
     for (h, n) in &picks {
-        let u = here.entry(*h).or_default();
-        u.vcpus += n * r.vcpus;
-        u.memory_mb += n * r.memory_mb;
-        u.disk_gb += n * r.disk_gb;
+        here.entry(*h).or_default().add_slots(*n, r);
     }
     Ok(picks)
 }
@@ -754,17 +745,9 @@ impl ReservationService {
                 else {
                     return true;
                 };
-                let u = usage.get(&a.host_id).copied().unwrap_or_default();
                 let m = mine.entry(a.host_id).or_default();
-                let used = HostUsage {
-                    whole: u.whole,
-                    vcpus: u.vcpus + m.vcpus,
-                    memory_mb: u.memory_mb + m.memory_mb,
-                    disk_gb: u.disk_gb + m.disk_gb,
-                };
-                m.vcpus += a.slots * r.vcpus;
-                m.memory_mb += a.slots * r.memory_mb;
-                m.disk_gb += a.slots * r.disk_gb;
+                let used = usage.get(&a.host_id).copied().unwrap_or_default().plus(*m);
+                m.add_slots(a.slots, r);
                 free_slots(h, used, r) < a.slots
             });
             if let Some(a) = lost {
@@ -823,11 +806,7 @@ impl ReservationService {
                 let u = here.entry(a.host_id).or_default();
                 match (a.slots, reservations.iter().find(|x| x.id == a.reservation_id)) {
                     (0, _) => u.whole = true,
-                    (n, Some(x)) => {
-                        u.vcpus += n * x.vcpus;
-                        u.memory_mb += n * x.memory_mb;
-                        u.disk_gb += n * x.disk_gb;
-                    }
+                    (n, Some(x)) => u.add_slots(n, x),
                     (_, None) => {}
                 }
             }

@@ -78,6 +78,25 @@ pub struct HostUsage {
     pub disk_gb: i64,
 }
 
+impl HostUsage {
+    /// Adds `n` instances of reservation `r`'s shape.
+    pub fn add_slots(&mut self, n: i64, r: &Reservation) {
+        self.vcpus += n * r.vcpus;
+        self.memory_mb += n * r.memory_mb;
+        self.disk_gb += n * r.disk_gb;
+    }
+
+    /// What this and `other` hold together.
+    pub fn plus(self, other: HostUsage) -> HostUsage {
+        HostUsage {
+            whole: self.whole || other.whole,
+            vcpus: self.vcpus + other.vcpus,
+            memory_mb: self.memory_mb + other.memory_mb,
+            disk_gb: self.disk_gb + other.disk_gb,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub id: String,
