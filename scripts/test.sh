@@ -81,12 +81,14 @@ if [ $# -gt 0 ]; then
 else
     # Two streams on the two cores. The tests that wire the kernel (network agents,
     # namespaces, libvirt guests, the shared guest image) run one after another, then
-    # the longest API test files; beside them Tempest runs, then the other API tests,
-    # whose clouds use fake drivers. Each stream's clouds take their ports from a range
-    # of its own. So at most two suites share the machine at any time, and the two
+    # the longest API test file on SQLite; beside them Tempest runs, then the other API
+    # tests, whose clouds use fake drivers. Each stream's clouds take their ports from a
+    # range of its own, and only one stream runs clouds on the shared NATS server (which
+    # does not keep deployments apart: a cloud would take another's compute hosts as
+    # its own). So at most two suites share the machine at any time, and the two
     # streams end at about the same time.
     KERNEL_TESTS=(tests/e2e/test_real_guests.py tests/e2e/test_dataplane.py tests/e2e/test_guest_image.py tests/e2e/test_baremetal.py)
-    LATE_API_TESTS=(tests/e2e/test_volumes.py tests/e2e/test_compute.py)
+    LATE_API_TESTS=(tests/e2e/test_compute.py)
     API_LOG="$ROOT/target/e2e-api.log"
     ignores=()
     for t in "${KERNEL_TESTS[@]}" "${LATE_API_TESTS[@]}"; do ignores+=(--ignore "$t"); done
